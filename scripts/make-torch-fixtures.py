@@ -1,0 +1,140 @@
+#!/usr/bin/python3
+"""Export small PyTorch models to ONNX as foreign test fixtures (test/fixtures/*.onnx).
+
+Run with Debian's python3-torch (1.13):  /usr/bin/python3 scripts/make-torch-fixtures.py [out_dir]
+Also usable for one big model, not committed:  ... --resnet18-cifar OUT.onnx  (random weights, BN folded,
+Gemm head, input `input`, output `logits`, opset 17 — the shape of the acceptance models).
+Weights are seeded so the files are reproducible; each file also gets a .json sidecar with a fixed input and
+PyTorch's output for it, so tests compare against PyTorch without needing torch installed.
+"""
+import json
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+
+
+class TinyResNet(nn.Module):
+    """conv-bn-relu, a residual block, maxpool, adaptive avg pool, flatten, linear."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+        self.conv3 = nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(16)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(x + self.bn2(self.conv2(y)))
+        x = F.relu(self.down(x) + self.bn3(self.conv3(x)))
+        x = self.pool(x)
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+class TinyMobileNet(nn.Module):
+    """Depthwise separable convs, hardswish, squeeze-excite (sigmoid * x), concat, view via Shape/Gather."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.Hardswish())
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.se_reduce = nn.Conv2d(8, 4, 1)
+        self.se_expand = nn.Conv2d(4, 8, 1)
+        self.pw = nn.Sequential(nn.Conv2d(8, 12, 1, bias=False), nn.BatchNorm2d(12), nn.LeakyReLU(0.1))
+        self.branch = nn.Conv2d(8, 4, 1)
+        self.head = nn.Linear(16 * 2 * 2, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = self.dw(x)
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = torch.sigmoid(self.se_expand(F.relu(self.se_reduce(s))))
+        x = x * s
+        x = torch.cat([self.pw(x), F.hardsigmoid(self.branch(x))], dim=1)
+        x = F.avg_pool2d(x, 4)
+        x = x.view(x.size(0), -1)
+        return F.softmax(self.head(x), dim=1)
+
+
+def basic_block(cin, cout, stride):
+    return nn.ModuleDict({
+        'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
+        'conv2': nn.Conv2d(cout, cout, 3, 1, 1, bias=False), 'bn2': nn.BatchNorm2d(cout),
+        'short': nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        if stride != 1 or cin != cout else nn.Sequential(),
+    })
+
+
+class ResNet18Cifar(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        blocks, cin = [], 64
+        for cout, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
+            blocks.append(basic_block(cin, cout, stride))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        for b in self.blocks:
+            y = F.relu(b['bn1'](b['conv1'](x)))
+            x = F.relu(b['bn2'](b['conv2'](y)) + b['short'](x))
+        x = F.adaptive_avg_pool2d(x, 1)
+        return self.fc(torch.flatten(x, 1))
+
+
+def randomize_bn(model):
+    """Non-trivial BN statistics, so BN folding is really exercised."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+
+
+def export(model, path, size, fold_bn, dynamic_batch=True):
+    model.eval()
+    randomize_bn(model)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
+    torch.onnx.export(
+        model, x, path, opset_version=17, input_names=['input'], output_names=['logits'],
+        dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else None,
+        do_constant_folding=fold_bn,
+        training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
+    )
+    with torch.no_grad():
+        y = model(x)
+    with open(path.replace('.onnx', '.json'), 'w') as f:
+        json.dump({'input_dims': list(x.shape), 'input': [round(v, 7) for v in x.flatten().tolist()],
+                   'output_dims': list(y.shape), 'output': y.flatten().tolist(),
+                   'torch': torch.__version__}, f)
+    print(path, os.path.getsize(path), 'bytes')
+
+
+if __name__ == '__main__':
+    if len(sys.argv) == 3 and sys.argv[1] == '--resnet18-cifar':
+        export(ResNet18Cifar(), sys.argv[2], 32, fold_bn=True)
+        sys.exit(0)
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..', 'test', 'fixtures')
+    os.makedirs(out, exist_ok=True)
+    export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet.onnx'), 16, fold_bn=False)
+    export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-folded.onnx'), 16, fold_bn=True)
+    export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet.onnx'), 16, fold_bn=False)

@@ -1,0 +1,53 @@
+/**
+ * Errors a user can act on. The CLI prints `message` on one line and exits with `exitCode`
+ * (1: bad input such as a file or data set, 2: bad usage such as a flag). Anything that is not a
+ * SlimError is a bug in slimkit and is reported with its stack.
+ */
+export type ErrorKind = 'input' | 'usage';
+
+export interface ErrorParts {
+  /** File the problem is in, when there is one. */
+  file?: string;
+  /** Where inside it: a node, tensor, flag or record. */
+  where?: string;
+  /** What is wrong. */
+  problem: string;
+  /** What to do next. */
+  fix?: string;
+}
+
+export class SlimError extends Error {
+  readonly kind: ErrorKind;
+  readonly parts: ErrorParts;
+
+  constructor(parts: ErrorParts, kind: ErrorKind = 'input', options?: { cause?: unknown }) {
+    super(formatParts(parts), options);
+    this.name = 'SlimError';
+    this.kind = kind;
+    this.parts = parts;
+  }
+
+  get exitCode(): 1 | 2 {
+    return this.kind === 'usage' ? 2 : 1;
+  }
+
+  /** The same error with a file name filled in (for errors raised below the file-reading layer). */
+  inFile(file: string): SlimError {
+    if (this.parts.file) return this;
+    return new SlimError({ ...this.parts, file }, this.kind, { cause: this.cause });
+  }
+}
+
+function formatParts({ file, where, problem, fix }: ErrorParts): string {
+  const location = [file, where].filter(Boolean).join(': ');
+  const head = location ? `${location}: ${problem}` : problem;
+  return fix ? `${head} — ${fix}` : head;
+}
+
+export function usageError(problem: string, fix?: string): SlimError {
+  return new SlimError({ problem, ...(fix ? { fix } : {}) }, 'usage');
+}
+
+export function inputError(parts: ErrorParts): SlimError {
+  return new SlimError(parts, 'input');
+}

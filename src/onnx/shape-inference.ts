@@ -1,0 +1,123 @@
+import { inputError, SlimError } from '../errors.js';
+import { OpError, type InputFacts, type KnownValue, type OpContext } from '../ops/op-def.js';
+import { OPS, opDefFor } from '../ops/registry.js';
+import { dataInputs, type Dim, type Graph, type Node, type ValueType } from './graph.js';
+import { toNumbers, type Tensor } from './tensor.js';
+import { topologicalOrder } from './topology.js';
+
+/** Integer constants up to this many elements are tracked as known values (shapes, axes, indices). */
+const KNOWN_VALUE_LIMIT = 4096;
+
+export interface NodeFacts {
+  node: Node;
+  inputs: (InputFacts | undefined)[];
+  outputs: ValueType[];
+  macs: number;
+}
+
+export interface InferenceResult {
+  /** Type of every value: graph inputs, initializers and node outputs. */
+  types: Map<string, ValueType>;
+  /** Statically known contents of small integer values. */
+  known: Map<string, KnownValue>;
+  /** Per node, in topological order. */
+  nodes: NodeFacts[];
+  /** Sum of node MACs for one forward pass (per sample when the batch dimension is symbolic). */
+  totalMacs: number;
+}
+
+export interface InferOptions {
+  /** Named in error messages. */
+  file?: string;
+  /** Override graph input shapes, e.g. to fix the batch size. */
+  inputShapes?: Record<string, Dim[]>;
+}
+
+export function knownValueOf(t: Tensor): KnownValue | undefined {
+  const isInt = t.dtype === 'int64' || t.dtype === 'int32';
+  if (!isInt || t.data.length > KNOWN_VALUE_LIMIT) return undefined;
+  return { dims: [...t.dims], values: toNumbers(t) };
+}
+
+/**
+ * Types and shapes of every value, computed from the op registry in topological order. Throws a
+ * SlimError naming the file and node on unsupported ops and on inputs an op cannot accept.
+ */
+export function inferShapes(graph: Graph, options: InferOptions = {}): InferenceResult {
+  const types = new Map<string, ValueType>();
+  const known = new Map<string, KnownValue>();
+  const fail = (problem: string, where?: string, fix?: string): SlimError =>
+    inputError({ ...(options.file ? { file: options.file } : {}), ...(where ? { where } : {}), problem, ...(fix ? { fix } : {}) });
+
+  for (const [name, t] of graph.initializers) {
+    types.set(name, { dtype: t.dtype, shape: [...t.dims] });
+    const value = knownValueOf(t);
+    if (value) known.set(name, value);
+  }
+  for (const v of dataInputs(graph)) {
+    const shape = options.inputShapes?.[v.name] ?? v.shape;
+    types.set(v.name, shape ? { dtype: v.dtype, shape: [...shape] } : { dtype: v.dtype });
+  }
+
+  let order: Node[];
+  try {
+    order = topologicalOrder(graph);
+  } catch (e) {
+    throw e instanceof SlimError && options.file ? e.inFile(options.file) : e;
+  }
+
+  const nodes: NodeFacts[] = [];
+  let totalMacs = 0;
+  for (const node of order) {
+    const where = `node '${node.name}' (${node.opType})`;
+    const def = opDefFor(node);
+    if (!def) {
+      const domain = node.domain && node.domain !== 'ai.onnx' ? ` in domain '${node.domain}'` : '';
+      throw fail(
+        `op ${node.opType}${domain} is not supported`,
+        where,
+        `supported ops: ${Object.keys(OPS).sort().join(', ')}`,
+      );
+    }
+    const [minIn, maxIn] = def.inputCount;
+    const [minOut, maxOut] = def.outputCount;
+    if (node.inputs.length < minIn || node.inputs.length > maxIn) {
+      throw fail(`has ${node.inputs.length} inputs; ${node.opType} takes ${minIn === maxIn ? minIn : `${minIn} to ${maxIn}`}`, where);
+    }
+    if (node.outputs.length < minOut || node.outputs.length > maxOut) {
+      throw fail(`has ${node.outputs.length} outputs; ${node.opType} gives ${minOut === maxOut ? minOut : `${minOut} to ${maxOut}`}`, where);
+    }
+    const inputs = node.inputs.map((name): InputFacts | undefined => {
+      if (!name) return undefined;
+      const type = types.get(name);
+      if (!type) throw fail(`input '${name}' has no known type`, where);
+      const constant = graph.initializers.get(name);
+      const value = known.get(name);
+      return { name, type, ...(constant ? { constant } : {}), ...(value ? { known: value } : {}) };
+    });
+    const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
+    let outputs: ValueType[];
+    let macs: number;
+    try {
+      const attrs = def.parseAttrs(node, opset);
+      const ctx: OpContext<unknown> = { node, attrs, opset, inputs };
+      outputs = def.inferTypes(ctx);
+      macs = def.macs(ctx, outputs);
+      const values = def.foldValues?.(ctx, outputs) ?? [];
+      values.forEach((v, i) => {
+        const out = node.outputs[i];
+        if (v && out) known.set(out, v);
+      });
+    } catch (e) {
+      if (e instanceof OpError) throw fail(e.message, where, 'check the exporter and opset that produced this model');
+      throw e;
+    }
+    node.outputs.forEach((out, i) => {
+      const t = outputs[i];
+      if (out && t) types.set(out, t);
+    });
+    nodes.push({ node, inputs, outputs, macs });
+    totalMacs += macs;
+  }
+  return { types, known, nodes, totalMacs };
+}

@@ -1,0 +1,67 @@
+import type { Dim, Node, ValueType } from '../onnx/graph.js';
+import type { Tensor } from '../onnx/tensor.js';
+
+/**
+ * Statically known contents of a small integer tensor (a shape, axes, indices), flattened in row-major
+ * order. An entry is a number, or a symbol when it equals a free dimension (e.g. the batch size read by
+ * a Shape node). This is what lets shape subgraphs that torch.onnx emits before Reshape be folded.
+ */
+export interface KnownValue {
+  dims: number[];
+  values: Dim[];
+}
+
+/** What inference knows about one input of a node. */
+export interface InputFacts {
+  name: string;
+  type: ValueType;
+  /** Set when the input is an initializer or a Constant output. */
+  constant?: Tensor;
+  /** Set when the contents are statically known (always for small integer constants). */
+  known?: KnownValue;
+}
+
+export interface OpContext<A> {
+  node: Node;
+  attrs: A;
+  /** Opset version of the node's domain in this graph. */
+  opset: number;
+  /** One entry per input slot; undefined where an optional input is omitted (''). */
+  inputs: (InputFacts | undefined)[];
+}
+
+/**
+ * Everything slimkit knows about one op type. One module per op exports one OpDef; the registry keys
+ * them by op type so attributes stay typed. Later features add their entries here (pruning channel
+ * rules, quantization patterns, engine lowering) instead of in lists elsewhere.
+ */
+export interface OpDef<A> {
+  opType: string;
+  /** '' for ai.onnx. */
+  domain: string;
+  /** One line for `slim info` and docs. */
+  summary: string;
+  /** Allowed input count, [min, max], counting omitted optional inputs. */
+  inputCount: readonly [number, number];
+  outputCount: readonly [number, number];
+  /** Attributes with the ONNX defaults filled in; throws OpError on values the spec forbids. */
+  parseAttrs(node: Node, opset: number): A;
+  /** Output types from input types. Throws OpError when the inputs cannot be valid. */
+  inferTypes(ctx: OpContext<A>): ValueType[];
+  /** Multiply-accumulates of one forward pass; 0 for ops that do no arithmetic worth counting. */
+  macs(ctx: OpContext<A>, outputs: ValueType[]): number;
+  /** Static contents of outputs, for ops that appear in shape subgraphs (Shape, Gather, Concat, ...). */
+  foldValues?(ctx: OpContext<A>, outputs: ValueType[]): (KnownValue | undefined)[];
+}
+
+/** A problem with one node; inference adds the node's name and the file. */
+export class OpError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OpError';
+  }
+}
+
+export function defineOp<A>(def: OpDef<A>): OpDef<A> {
+  return def;
+}
