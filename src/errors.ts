@@ -41,7 +41,13 @@ export class SlimError extends Error {
 function formatParts({ file, where, problem, fix }: ErrorParts): string {
   const location = [file, where].filter(Boolean).join(': ');
   const head = location ? `${location}: ${problem}` : problem;
-  return fix ? `${head} — ${fix}` : head;
+  return oneLine(fix ? `${head} — ${fix}` : head);
+}
+
+/** Names read from damaged files can hold newlines and control bytes; the CLI promises one line. */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function usageError(problem: string, fix?: string): SlimError {

@@ -1,5 +1,6 @@
 import type { Dim, Node, ValueType } from '../onnx/graph.js';
 import type { Tensor } from '../onnx/tensor.js';
+import type { LowerContext, Lowering } from '../engine/lowering.js';
 
 /**
  * Statically known contents of a small integer tensor (a shape, axes, indices), flattened in row-major
@@ -48,11 +49,28 @@ export interface OpDef<A> {
   parseAttrs(node: Node, opset: number): A;
   /** Output types from input types. Throws OpError when the inputs cannot be valid. */
   inferTypes(ctx: OpContext<A>): ValueType[];
-  /** Multiply-accumulates of one forward pass; 0 for ops that do no arithmetic worth counting. */
+  /**
+   * Multiply-accumulates of one forward pass. The convention is the number papers and torch profilers
+   * report: only conv and linear layers count (Conv = output elements × Cin/group × kernel size;
+   * Gemm/MatMul = M × N × K per batch entry); BatchNorm, activations, elementwise ops and pools are 0.
+   * A symbolic dim (the batch) counts as 1, so the figure is per sample.
+   */
   macs(ctx: OpContext<A>, outputs: ValueType[]): number;
   /** Static contents of outputs, for ops that appear in shape subgraphs (Shape, Gather, Concat, ...). */
   foldValues?(ctx: OpContext<A>, outputs: ValueType[]): (KnownValue | undefined)[];
+  /** How the training engine runs this op (src/engine/lowering.ts); ops without it cannot be trained. */
+  lower?(ctx: LowerContext<A>): Lowering;
 }
+
+/** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */
+type CoreField = 'opType' | 'domain' | 'summary' | 'inputCount' | 'outputCount' | 'parseAttrs' | 'inferTypes' | 'macs' | 'foldValues';
+
+/**
+ * OpDef fields beyond inference (engine lowering, channel rules, QDQ patterns). Generators for op
+ * families (unaryFloatOp, binaryArithmeticOp, reduceOp) accept them and pass them through, so an op
+ * module made by a generator gains such an entry the same way a hand-written one does.
+ */
+export type OpDefExtras<A> = Partial<Omit<OpDef<A>, CoreField>>;
 
 /** A problem with one node; inference adds the node's name and the file. */
 export class OpError extends Error {

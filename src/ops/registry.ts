@@ -1,16 +1,93 @@
 import type { Node } from '../onnx/graph.js';
+import { add } from './add.js';
+import { averagePool } from './average-pool.js';
+import { batchNormalization } from './batch-normalization.js';
+import { cast } from './cast.js';
+import { clip } from './clip.js';
+import { concat } from './concat.js';
+import { constant } from './constant.js';
+import { constantOfShape } from './constant-of-shape.js';
+import { conv } from './conv.js';
+import { dequantizeLinear } from './dequantize-linear.js';
+import { div } from './div.js';
+import { dropout } from './dropout.js';
+import { flatten } from './flatten.js';
+import { gather } from './gather.js';
+import { gemm } from './gemm.js';
+import { globalAveragePool } from './global-average-pool.js';
+import { globalMaxPool } from './global-max-pool.js';
+import { hardSigmoid } from './hard-sigmoid.js';
+import { hardSwish } from './hard-swish.js';
+import { identity } from './identity.js';
+import { leakyRelu } from './leaky-relu.js';
+import { matmul } from './matmul.js';
+import { maxPool } from './max-pool.js';
+import { mul } from './mul.js';
 import type { OpDef } from './op-def.js';
+import { pad } from './pad.js';
+import { quantizeLinear } from './quantize-linear.js';
+import { reduceMean } from './reduce-mean.js';
 import { relu } from './relu.js';
+import { reshape } from './reshape.js';
+import { shape } from './shape.js';
+import { sigmoid } from './sigmoid.js';
+import { slice } from './slice.js';
+import { softmax } from './softmax.js';
+import { split } from './split.js';
+import { squeeze } from './squeeze.js';
+import { sub } from './sub.js';
+import { transpose } from './transpose.js';
+import { unsqueeze } from './unsqueeze.js';
 
 /**
  * Every op slimkit understands, keyed by ONNX op type (domain ai.onnx). A test checks that each
  * module in src/ops is listed here. An op that is not here is unsupported: validation names it.
  */
 export const OPS = {
+  Add: add,
+  AveragePool: averagePool,
+  BatchNormalization: batchNormalization,
+  Cast: cast,
+  Clip: clip,
+  Concat: concat,
+  Constant: constant,
+  ConstantOfShape: constantOfShape,
+  Conv: conv,
+  DequantizeLinear: dequantizeLinear,
+  Div: div,
+  Dropout: dropout,
+  Flatten: flatten,
+  Gather: gather,
+  Gemm: gemm,
+  GlobalAveragePool: globalAveragePool,
+  GlobalMaxPool: globalMaxPool,
+  HardSigmoid: hardSigmoid,
+  HardSwish: hardSwish,
+  Identity: identity,
+  LeakyRelu: leakyRelu,
+  MatMul: matmul,
+  MaxPool: maxPool,
+  Mul: mul,
+  Pad: pad,
+  QuantizeLinear: quantizeLinear,
+  ReduceMean: reduceMean,
   Relu: relu,
+  Reshape: reshape,
+  Shape: shape,
+  Sigmoid: sigmoid,
+  Slice: slice,
+  Softmax: softmax,
+  Split: split,
+  Squeeze: squeeze,
+  Sub: sub,
+  Transpose: transpose,
+  Unsqueeze: unsqueeze,
 } as const;
 
 export type OpType = keyof typeof OPS;
+
+/** The typed attributes of an op type, e.g. `AttrsOf<'Conv'>`. */
+export type AttrsOf<T extends OpType> = (typeof OPS)[T] extends OpDef<infer A> ? A : never;
 
 export function isKnownOp(opType: string, domain = ''): opType is OpType {
   return (domain === '' || domain === 'ai.onnx') && Object.hasOwn(OPS, opType);

@@ -1,7 +1,10 @@
-import { unaryFloatOp } from './shared/elementwise.js';
+import { FLOAT_DTYPES } from '../onnx/dtype.js';
+import { NUMERIC_DTYPES, unaryFloatOp } from './shared/elementwise.js';
 
 export const relu = unaryFloatOp({
   opType: 'Relu',
   summary: 'max(x, 0), elementwise',
   parseAttrs: () => ({}),
+  // Opset 14 added signed integer inputs.
+  dtypes: (opset) => (opset >= 14 ? NUMERIC_DTYPES : FLOAT_DTYPES),
 });

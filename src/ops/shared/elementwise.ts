@@ -1,71 +1,133 @@
-import type { Node } from '../../onnx/graph.js';
-import { FLOAT_DTYPES } from '../../onnx/dtype.js';
-import { defineOp, type OpDef } from '../op-def.js';
-import { broadcastShapes, input, requireDtype, sameDtype, typeOf } from './shapes.js';
+import type { Dim, Node } from '../../onnx/graph.js';
+import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../../onnx/dtype.js';
+import { intAttr } from '../attrs.js';
+import { defineOp, OpError, type KnownValue, type OpDef, type OpDefExtras } from '../op-def.js';
+import { broadcastIndex } from './known.js';
+import { broadcastShapes, input, isStatic, mergeDims, requireDtype, sameDtype, typeOf } from './shapes.js';
+
+/** Float and integer element types: what arithmetic ops accept. */
+export const NUMERIC_DTYPES: ReadonlySet<DType> = new Set([...FLOAT_DTYPES, ...INT_DTYPES]);
 
 /**
- * Unary elementwise ops on float tensors (Relu, Sigmoid, ...): output type = input type.
- * `parseAttrs` reads the op's own attributes; ops without any pass `() => ({})`.
+ * Unary elementwise ops (Relu, Sigmoid, ...): output type = input type. Float inputs unless `dtypes`
+ * widens them for an opset. `parseAttrs` reads the op's own attributes; ops without any pass `() => ({})`.
  */
-export function unaryFloatOp<A>(options: {
-  opType: string;
-  summary: string;
-  parseAttrs: (node: Node, opset: number) => A;
-  inputCount?: readonly [number, number];
-}): OpDef<A> {
+export function unaryFloatOp<A>(
+  options: {
+    opType: string;
+    summary: string;
+    parseAttrs: (node: Node, opset: number) => A;
+    inputCount?: readonly [number, number];
+    dtypes?: (opset: number) => ReadonlySet<DType>;
+  } & OpDefExtras<A>,
+): OpDef<A> {
+  const { opType, summary, parseAttrs, inputCount, dtypes, ...extras } = options;
   return defineOp<A>({
-    opType: options.opType,
+    opType,
     domain: '',
-    summary: options.summary,
-    inputCount: options.inputCount ?? [1, 1],
+    summary,
+    inputCount: inputCount ?? [1, 1],
     outputCount: [1, 1],
-    parseAttrs: options.parseAttrs,
+    parseAttrs,
     inferTypes(ctx) {
-      requireDtype(ctx, 0, FLOAT_DTYPES);
+      requireDtype(ctx, 0, dtypes?.(ctx.opset) ?? FLOAT_DTYPES);
       const x = input(ctx, 0);
       return [typeOf(x.type.dtype, x.type.shape)];
     },
     macs: () => 0,
+    ...extras,
   });
 }
 
-/** Binary arithmetic with numpy broadcasting (Add, Sub, Mul, Div). */
-export function binaryArithmeticOp(options: {
-  opType: string;
-  summary: string;
-  apply: (a: number, b: number) => number;
-}): OpDef<Record<string, never>> {
-  return defineOp({
-    opType: options.opType,
+/**
+ * Opsets 1-6 broadcast only when asked (broadcast=1): B then matches a contiguous run of A's dims,
+ * starting at `axis` (default: A's trailing dims), and the output has A's shape.
+ */
+export interface BinaryAttrs {
+  legacy?: { broadcast: boolean; axis?: number };
+}
+
+/**
+ * Binary arithmetic with numpy broadcasting (Add, Sub, Mul, Div). `apply` folds known values (shape
+ * arithmetic such as H*W computed from a Shape node); it returns undefined where the result is not
+ * defined (integer division by zero).
+ */
+export function binaryArithmeticOp(
+  options: {
+    opType: string;
+    summary: string;
+    apply: (a: number, b: number, integer: boolean) => number | undefined;
+  } & OpDefExtras<BinaryAttrs>,
+): OpDef<BinaryAttrs> {
+  const { opType, summary, apply, ...extras } = options;
+  return defineOp<BinaryAttrs>({
+    opType,
     domain: '',
-    summary: options.summary,
+    summary,
     inputCount: [2, 2],
     outputCount: [1, 1],
-    parseAttrs: () => ({}),
+    parseAttrs(node, opset) {
+      if (opset >= 7) return {};
+      const axis = node.attributes['axis'] ? intAttr(node, 'axis', 0) : undefined;
+      return { legacy: { broadcast: intAttr(node, 'broadcast', 0) !== 0, ...(axis === undefined ? {} : { axis }) } };
+    },
     inferTypes(ctx) {
+      requireDtype(ctx, 0, NUMERIC_DTYPES);
       const dtype = sameDtype(ctx);
       const a = input(ctx, 0).type.shape;
       const b = input(ctx, 1).type.shape;
-      return [typeOf(dtype, a && b ? broadcastShapes(a, b) : undefined)];
+      if (!a || !b) return [typeOf(dtype)];
+      const legacy = ctx.attrs.legacy;
+      return [typeOf(dtype, legacy ? legacyBroadcast(a, b, legacy) : broadcastShapes(a, b))];
     },
     macs: () => 0,
     foldValues(ctx, outputs) {
-      // Shape arithmetic (e.g. H*W computed from a Shape node) folds when both sides are numbers.
       const a = ctx.inputs[0]?.known;
       const b = ctx.inputs[1]?.known;
       const shape = outputs[0]?.shape;
-      if (!a || !b || !shape || shape.some((d) => typeof d !== 'number')) return [undefined];
-      const n = (shape as number[]).reduce((p, d) => p * d, 1);
-      if (a.values.length !== n && a.values.length !== 1) return [undefined];
-      if (b.values.length !== n && b.values.length !== 1) return [undefined];
-      const values: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const x = a.values[a.values.length === 1 ? 0 : i];
-        const y = b.values[b.values.length === 1 ? 0 : i];
-        if (typeof x !== 'number' || typeof y !== 'number') return [undefined];
-        values.push(options.apply(x, y));
-      }
-      return [{ dims: shape as number[], values }];
+      if (!a || !b || !isStatic(shape)) return [undefined];
+      // Legacy broadcasting with an axis aligns B differently from numpy: leave it unfolded.
+      if (ctx.attrs.legacy?.axis !== undefined) return [undefined];
+      const integer = INT_DTYPES.has(outputs[0]!.dtype);
+      return [foldBroadcast(a, b, shape, (x, y) => apply(x, y, integer))];
     },
+    ...extras,
   });
+}
+
+/** Elementwise `f` over two known values broadcast to `shape`; undefined if any operand is a symbol. */
+function foldBroadcast(
+  a: KnownValue,
+  b: KnownValue,
+  shape: number[],
+  f: (x: number, y: number) => number | undefined,
+): KnownValue | undefined {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const values: Dim[] = [];
+  for (let i = 0; i < n; i++) {
+    const x = a.values[broadcastIndex(i, shape, a.dims)];
+    const y = b.values[broadcastIndex(i, shape, b.dims)];
+    if (typeof x !== 'number' || typeof y !== 'number') return undefined;
+    const r = f(x, y);
+    if (r === undefined || !Number.isFinite(r)) return undefined;
+    values.push(r);
+  }
+  return { dims: shape, values };
+}
+
+function legacyBroadcast(a: Dim[], b: Dim[], legacy: { broadcast: boolean; axis?: number }): Dim[] {
+  const fail = (): never => {
+    throw new OpError(`B [${b.join(', ')}] does not match A [${a.join(', ')}] under opset < 7 broadcasting (broadcast=${Number(legacy.broadcast)}${legacy.axis === undefined ? '' : `, axis=${legacy.axis}`})`);
+  };
+  if (!legacy.broadcast) {
+    if (a.length !== b.length) fail();
+    return a.map((d, i) => mergeDims(d, b[i]!, `axis ${i} of A and B without broadcast (opset < 7)`));
+  }
+  const start = legacy.axis === undefined ? a.length - b.length : legacy.axis < 0 ? legacy.axis + a.length : legacy.axis;
+  if (start < 0 || start + b.length > a.length) fail();
+  b.forEach((d, i) => {
+    const ad = a[start + i]!;
+    if (typeof d === 'number' && d !== 1 && typeof ad === 'number' && ad !== d) fail();
+  });
+  return [...a];
 }

@@ -1,0 +1,350 @@
+// Kernel implementations: each maps one lowered ONNX op onto ATen calls that autograd differentiates.
+// Parameter layouts (ints / floats) are written next to each kernel and mirrored by the op modules'
+// `lower` functions in src/ops/*.ts.
+#include "kernels.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+namespace slim {
+namespace {
+
+const at::Tensor& in(const Instr& i, RunState& s, size_t k) {
+  if (k >= i.in.size() || i.in[k] < 0) throw std::runtime_error("node '" + i.node + "': input " + std::to_string(k) + " is missing");
+  const at::Tensor& t = s.slots[i.in[k]];
+  if (!t.defined()) throw std::runtime_error("node '" + i.node + "': input " + std::to_string(k) + " has not been computed");
+  return t;
+}
+
+/** An optional input: undefined when omitted. */
+at::Tensor opt(const Instr& i, RunState& s, size_t k) {
+  if (k >= i.in.size() || i.in[k] < 0) return at::Tensor();
+  return s.slots[i.in[k]];
+}
+
+void out(const Instr& i, RunState& s, size_t k, at::Tensor t) {
+  if (k < i.out.size() && i.out[k] >= 0) s.slots[i.out[k]] = std::move(t);
+}
+
+std::vector<int64_t> take(const Instr& i, size_t& pos, size_t n) {
+  if (pos + n > i.ints.size()) throw std::runtime_error("node '" + i.node + "': the plan passes too few integer parameters");
+  std::vector<int64_t> v(i.ints.begin() + pos, i.ints.begin() + pos + n);
+  pos += n;
+  return v;
+}
+
+int64_t takeOne(const Instr& i, size_t& pos) { return take(i, pos, 1)[0]; }
+
+double f(const Instr& i, size_t k) {
+  if (k >= i.floats.size()) throw std::runtime_error("node '" + i.node + "': the plan passes too few float parameters");
+  return i.floats[k];
+}
+
+int64_t normAxis(int64_t axis, int64_t rank) { return axis < 0 ? axis + rank : axis; }
+
+/** Pads `x` explicitly with `value`; constant_pad_nd lists pads from the last dim backwards. */
+at::Tensor padExplicit(const at::Tensor& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& end, double value) {
+  std::vector<int64_t> pad;
+  for (size_t d = begin.size(); d-- > 0;) {
+    pad.push_back(begin[d]);
+    pad.push_back(end[d]);
+  }
+  return at::constant_pad_nd(x, pad, value);
+}
+
+/**
+ * ONNX pads are [begin..., end...]; ATen pools and convs take one symmetric pad per dim. Returns the
+ * symmetric pads, padding `x` explicitly (with `value`) first when begin != end.
+ */
+std::vector<int64_t> symmetricPads(at::Tensor& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& end, double value) {
+  if (begin == end) return begin;
+  x = padExplicit(x, begin, end, value);
+  return std::vector<int64_t>(begin.size(), 0);
+}
+
+// conv: in [x, w, b?]; ints [nsp, strides(nsp), padsBegin(nsp), padsEnd(nsp), dilations(nsp), groups]
+void conv(const Instr& i, RunState& s) {
+  size_t p = 0;
+  int64_t nsp = takeOne(i, p);
+  auto strides = take(i, p, nsp), pb = take(i, p, nsp), pe = take(i, p, nsp), dil = take(i, p, nsp);
+  int64_t groups = takeOne(i, p);
+  at::Tensor x = in(i, s, 0);
+  auto pads = symmetricPads(x, pb, pe, 0.0);
+  out(i, s, 0, at::convolution(x, in(i, s, 1), opt(i, s, 2), strides, pads, dil, false, std::vector<int64_t>(nsp, 0), groups));
+}
+
+// batch_norm: in [x, scale, bias, runningMean, runningVar]; floats [eps, momentum (PyTorch sense: 1 - ONNX momentum)]
+// In training the running statistics update in place (unbiased variance, as PyTorch does).
+void batchNorm(const Instr& i, RunState& s) {
+  out(i, s, 0,
+      at::batch_norm(in(i, s, 0), opt(i, s, 1), opt(i, s, 2), in(i, s, 3), in(i, s, 4), s.training, f(i, 1), f(i, 0),
+                     /*cudnn_enabled=*/true));
+}
+
+void relu(const Instr& i, RunState& s) { out(i, s, 0, at::relu(in(i, s, 0))); }
+void sigmoid(const Instr& i, RunState& s) { out(i, s, 0, at::sigmoid(in(i, s, 0))); }
+void tanhK(const Instr& i, RunState& s) { out(i, s, 0, at::tanh(in(i, s, 0))); }
+void hardSwish(const Instr& i, RunState& s) { out(i, s, 0, at::hardswish(in(i, s, 0))); }
+void identity(const Instr& i, RunState& s) { out(i, s, 0, in(i, s, 0)); }
+
+// clip: floats [min, max] (±inf where ONNX omits a bound)
+void clip(const Instr& i, RunState& s) {
+  double lo = f(i, 0), hi = f(i, 1);
+  c10::optional<at::Scalar> mn, mx;
+  if (lo > -std::numeric_limits<double>::infinity()) mn = lo;
+  if (hi < std::numeric_limits<double>::infinity()) mx = hi;
+  out(i, s, 0, at::clamp(in(i, s, 0), mn, mx));
+}
+
+// leaky_relu: floats [alpha]
+void leakyRelu(const Instr& i, RunState& s) { out(i, s, 0, at::leaky_relu(in(i, s, 0), f(i, 0))); }
+
+// hard_sigmoid: floats [alpha, beta]: max(0, min(1, alpha * x + beta)); PyTorch's own op when it matches
+void hardSigmoid(const Instr& i, RunState& s) {
+  double alpha = f(i, 0), beta = f(i, 1);
+  const at::Tensor& x = in(i, s, 0);
+  if (std::abs(alpha - 1.0 / 6.0) < 1e-7 && beta == 0.5) out(i, s, 0, at::hardsigmoid(x));
+  else out(i, s, 0, at::clamp(x * alpha + beta, 0.0, 1.0));
+}
+
+void add(const Instr& i, RunState& s) { out(i, s, 0, at::add(in(i, s, 0), in(i, s, 1))); }
+void sub(const Instr& i, RunState& s) { out(i, s, 0, at::sub(in(i, s, 0), in(i, s, 1))); }
+void mul(const Instr& i, RunState& s) { out(i, s, 0, at::mul(in(i, s, 0), in(i, s, 1))); }
+void div(const Instr& i, RunState& s) { out(i, s, 0, at::div(in(i, s, 0), in(i, s, 1))); }
+
+// max_pool: ints [nsp, kernel(nsp), strides(nsp), padsBegin(nsp), padsEnd(nsp), dilations(nsp), ceil]
+void maxPool(const Instr& i, RunState& s) {
+  size_t p = 0;
+  int64_t nsp = takeOne(i, p);
+  auto k = take(i, p, nsp), st = take(i, p, nsp), pb = take(i, p, nsp), pe = take(i, p, nsp), dil = take(i, p, nsp);
+  bool ceil = takeOne(i, p) != 0;
+  at::Tensor x = in(i, s, 0);
+  // ATen limits pads to half the kernel; larger (or asymmetric) pads are applied explicitly with -inf.
+  bool small = true;
+  for (int64_t d = 0; d < nsp; d++) small = small && pb[d] * 2 <= k[d];
+  std::vector<int64_t> pads(nsp, 0);
+  if (small) pads = symmetricPads(x, pb, pe, -std::numeric_limits<double>::infinity());
+  else x = padExplicit(x, pb, pe, -std::numeric_limits<double>::infinity());
+  if (nsp == 1) out(i, s, 0, at::max_pool1d(x, k, st, pads, dil, ceil));
+  else if (nsp == 2) out(i, s, 0, at::max_pool2d(x, k, st, pads, dil, ceil));
+  else out(i, s, 0, at::max_pool3d(x, k, st, pads, dil, ceil));
+}
+
+// avg_pool: ints [nsp, kernel(nsp), strides(nsp), padsBegin(nsp), padsEnd(nsp), ceil, countIncludePad]
+void avgPool(const Instr& i, RunState& s) {
+  size_t p = 0;
+  int64_t nsp = takeOne(i, p);
+  auto k = take(i, p, nsp), st = take(i, p, nsp), pb = take(i, p, nsp), pe = take(i, p, nsp);
+  bool ceil = takeOne(i, p) != 0, includePad = takeOne(i, p) != 0;
+  at::Tensor x = in(i, s, 0);
+  auto pool = [&](const at::Tensor& t, const std::vector<int64_t>& pads, bool include) {
+    if (nsp == 1) return at::avg_pool1d(t, k, st, pads, ceil, include);
+    if (nsp == 2) return at::avg_pool2d(t, k, st, pads, ceil, include);
+    return at::avg_pool3d(t, k, st, pads, ceil, include);
+  };
+  bool symmetric = pb == pe;
+  if (symmetric || includePad) {
+    auto pads = symmetricPads(x, pb, pe, 0.0);
+    out(i, s, 0, pool(x, pads, includePad));
+    return;
+  }
+  // Asymmetric pads that must not be counted: sum / count, both pooled over the explicitly padded input.
+  std::vector<int64_t> plane(x.sizes().begin(), x.sizes().end());
+  plane[0] = plane[1] = 1;
+  at::Tensor ones = at::ones(plane, x.options());
+  auto zero = std::vector<int64_t>(nsp, 0);
+  at::Tensor sum = pool(padExplicit(x, pb, pe, 0.0), zero, true);
+  at::Tensor count = pool(padExplicit(ones, pb, pe, 0.0), zero, true);
+  out(i, s, 0, sum / count);
+}
+
+void globalAvgPool(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < x.dim(); d++) dims.push_back(d);
+  out(i, s, 0, x.mean(dims, /*keepdim=*/true));
+}
+
+void globalMaxPool(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  std::vector<int64_t> dims;
+  for (int64_t d = 2; d < x.dim(); d++) dims.push_back(d);
+  out(i, s, 0, at::amax(x, dims, /*keepdim=*/true));
+}
+
+// flatten: ints [axis]
+void flatten(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  int64_t axis = normAxis(i.ints.at(0), x.dim());
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; d++) outer *= x.size(d);
+  out(i, s, 0, x.reshape({outer, -1}));
+}
+
+// reshape: ints [allowzero, shape...] with ONNX semantics (0 copies the input dim unless allowzero, -1 is inferred)
+void reshape(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  bool allowZero = i.ints.at(0) != 0;
+  std::vector<int64_t> shape(i.ints.begin() + 1, i.ints.end());
+  for (size_t d = 0; d < shape.size(); d++) {
+    if (shape[d] == 0 && !allowZero) {
+      if (static_cast<int64_t>(d) >= x.dim()) throw std::runtime_error("node '" + i.node + "': reshape copies dim " + std::to_string(d) + " the input lacks");
+      shape[d] = x.size(d);
+    }
+  }
+  out(i, s, 0, x.reshape(shape));
+}
+
+// transpose: ints perm
+void transpose(const Instr& i, RunState& s) { out(i, s, 0, in(i, s, 0).permute(i.ints)); }
+
+// squeeze: ints axes (empty: every size-1 dim)
+void squeeze(const Instr& i, RunState& s) {
+  at::Tensor x = in(i, s, 0);
+  if (i.ints.empty()) {
+    out(i, s, 0, x.squeeze());
+    return;
+  }
+  std::vector<int64_t> axes;
+  for (int64_t a : i.ints) axes.push_back(normAxis(a, x.dim()));
+  std::sort(axes.rbegin(), axes.rend());
+  for (int64_t a : axes) x = x.squeeze(a);
+  out(i, s, 0, x);
+}
+
+// unsqueeze: ints axes (in output coordinates)
+void unsqueeze(const Instr& i, RunState& s) {
+  at::Tensor x = in(i, s, 0);
+  int64_t rank = x.dim() + static_cast<int64_t>(i.ints.size());
+  std::vector<int64_t> axes;
+  for (int64_t a : i.ints) axes.push_back(normAxis(a, rank));
+  std::sort(axes.begin(), axes.end());
+  for (int64_t a : axes) x = x.unsqueeze(a);
+  out(i, s, 0, x);
+}
+
+// gemm: in [A, B, C?]; ints [transA, transB]; floats [alpha, beta]
+void gemm(const Instr& i, RunState& s) {
+  bool ta = i.ints.at(0) != 0, tb = i.ints.at(1) != 0;
+  double alpha = f(i, 0), beta = f(i, 1);
+  at::Tensor a = in(i, s, 0), b = in(i, s, 1), c = opt(i, s, 2);
+  if (!ta && tb && alpha == 1.0 && (beta == 1.0 || !c.defined())) {
+    out(i, s, 0, at::linear(a, b, c));  // PyTorch's nn.Linear path
+    return;
+  }
+  at::Tensor y = at::matmul(ta ? a.t() : a, tb ? b.t() : b);
+  if (alpha != 1.0) y = y * alpha;
+  if (c.defined()) y = beta == 1.0 ? y + c : y + c * beta;
+  out(i, s, 0, y);
+}
+
+void matmul(const Instr& i, RunState& s) { out(i, s, 0, at::matmul(in(i, s, 0), in(i, s, 1))); }
+
+// concat: ints [axis]
+void concat(const Instr& i, RunState& s) {
+  std::vector<at::Tensor> parts;
+  for (size_t k = 0; k < i.in.size(); k++) parts.push_back(in(i, s, k));
+  out(i, s, 0, at::cat(parts, normAxis(i.ints.at(0), parts.at(0).dim())));
+}
+
+// split: ints [axis, sizes...]
+void split(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  std::vector<int64_t> sizes(i.ints.begin() + 1, i.ints.end());
+  auto parts = at::split_with_sizes(x, sizes, normAxis(i.ints.at(0), x.dim()));
+  for (size_t k = 0; k < parts.size(); k++) out(i, s, k, parts[k]);
+}
+
+// softmax: ints [axis, legacy, log]; legacy (opset < 13) coerces to 2-D at axis first
+void softmax(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  int64_t axis = normAxis(i.ints.at(0), x.dim());
+  bool legacy = i.ints.at(1) != 0, log = i.ints.at(2) != 0;
+  auto fn = [&](const at::Tensor& t, int64_t dim) { return log ? at::log_softmax(t, dim) : at::softmax(t, dim); };
+  if (!legacy) {
+    out(i, s, 0, fn(x, axis));
+    return;
+  }
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; d++) outer *= x.size(d);
+  out(i, s, 0, fn(x.reshape({outer, -1}), 1).reshape(x.sizes()));
+}
+
+// dropout: floats [ratio]; identity outside training
+void dropout(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  out(i, s, 0, s.training && f(i, 0) > 0 ? at::dropout(x, f(i, 0), true) : x);
+}
+
+// fake_quant (QuantizeLinear → DequantizeLinear as one op, straight-through gradients):
+//   per tensor:  in [x];                 ints [0, axis, qmin, qmax, zeroPoint]; floats [scale]
+//   per channel: in [x, scale, zp(int)]; ints [1, axis, qmin, qmax, 0]
+void fakeQuant(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  bool perChannel = i.ints.at(0) != 0;
+  int64_t qmin = i.ints.at(2), qmax = i.ints.at(3);
+  if (!perChannel) {
+    out(i, s, 0, at::fake_quantize_per_tensor_affine(x, f(i, 0), i.ints.at(4), qmin, qmax));
+    return;
+  }
+  int64_t axis = normAxis(i.ints.at(1), x.dim());
+  out(i, s, 0, at::fake_quantize_per_channel_affine(x, in(i, s, 1), in(i, s, 2), axis, qmin, qmax));
+}
+
+// dequantize (a DequantizeLinear on stored integers): in [q, scale, zp?]; ints [axis]
+void dequantize(const Instr& i, RunState& s) {
+  const at::Tensor& q = in(i, s, 0);
+  at::Tensor scale = in(i, s, 1), zp = opt(i, s, 2);
+  at::Tensor x = q.to(at::kFloat);
+  if (scale.numel() > 1) {
+    // Per-axis: shape scale and zero point to broadcast along `axis`.
+    std::vector<int64_t> shape(q.dim(), 1);
+    shape[normAxis(i.ints.at(0), q.dim())] = scale.numel();
+    scale = scale.reshape(shape);
+    if (zp.defined()) zp = zp.reshape(shape);
+  }
+  if (zp.defined()) x = x - zp.to(at::kFloat);
+  out(i, s, 0, x * scale);
+}
+
+}  // namespace
+
+const std::vector<KernelDef>& kernelTable() {
+  static const std::vector<KernelDef> table = {
+      {"conv", conv, "ints [nsp, strides, padsBegin, padsEnd, dilations, groups]"},
+      {"batch_norm", batchNorm, "floats [eps, momentum]"},
+      {"relu", relu, ""},
+      {"sigmoid", sigmoid, ""},
+      {"tanh", tanhK, ""},
+      {"hard_swish", hardSwish, ""},
+      {"hard_sigmoid", hardSigmoid, "floats [alpha, beta]"},
+      {"leaky_relu", leakyRelu, "floats [alpha]"},
+      {"clip", clip, "floats [min, max]"},
+      {"identity", identity, ""},
+      {"add", add, ""},
+      {"sub", sub, ""},
+      {"mul", mul, ""},
+      {"div", div, ""},
+      {"max_pool", maxPool, "ints [nsp, kernel, strides, padsBegin, padsEnd, dilations, ceil]"},
+      {"avg_pool", avgPool, "ints [nsp, kernel, strides, padsBegin, padsEnd, ceil, countIncludePad]"},
+      {"global_avg_pool", globalAvgPool, ""},
+      {"global_max_pool", globalMaxPool, ""},
+      {"flatten", flatten, "ints [axis]"},
+      {"reshape", reshape, "ints [allowzero, shape...]"},
+      {"transpose", transpose, "ints perm"},
+      {"squeeze", squeeze, "ints axes"},
+      {"unsqueeze", unsqueeze, "ints axes"},
+      {"gemm", gemm, "ints [transA, transB]; floats [alpha, beta]"},
+      {"matmul", matmul, ""},
+      {"concat", concat, "ints [axis]"},
+      {"split", split, "ints [axis, sizes...]"},
+      {"softmax", softmax, "ints [axis, legacy, log]"},
+      {"dropout", dropout, "floats [ratio]"},
+      {"fake_quant", fakeQuant, "ints [perChannel, axis, qmin, qmax, zeroPoint]; floats [scale]"},
+      {"dequantize", dequantize, "ints [axis]"},
+  };
+  return table;
+}
+
+}  // namespace slim

@@ -1,0 +1,107 @@
+#include "train.h"
+
+#include <ATen/autocast_mode.h>
+
+namespace slim {
+namespace {
+
+/**
+ * Mixed precision for one forward pass. The autocast state is thread-local, so it is set around each
+ * forward on the thread that runs it; leaving clears the cast-weight cache, without which the next
+ * step would reuse last step's casts and the weights would look frozen.
+ */
+class AutocastScope {
+ public:
+  explicit AutocastScope(const PlanConfig& config) : enabled_(config.autocast != Autocast::None && config.device.is_cuda()) {
+    if (!enabled_) return;
+    at::ScalarType dtype = config.autocast == Autocast::BFloat16 ? at::kBFloat16 : at::kHalf;
+#if SLIM_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+#else
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(true);
+#endif
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+#if SLIM_TORCH_AT_LEAST(2, 4)
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+#else
+    at::autocast::set_enabled(false);
+#endif
+    at::autocast::clear_cache();
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_;
+};
+
+at::Tensor forwardLogits(Plan& plan, const at::Tensor& images, bool training) {
+  AutocastScope autocast(plan.config());
+  return plan.run(plan.prepareInput(images), training).logits;
+}
+
+}  // namespace
+
+StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher) {
+  if (o.seed >= 0) at::manual_seed(static_cast<uint64_t>(o.seed));
+  at::Tensor logits = forwardLogits(plan, images, true).to(at::kFloat);
+  at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, o.labelSmoothing);
+  if (teacher) {
+    at::Tensor target;
+    {
+      at::NoGradGuard noGrad;
+      target = forwardLogits(*teacher, images, false).to(at::kFloat);
+    }
+    double t = o.temperature;
+    // KL(teacher ‖ student) at temperature T, summed over classes and averaged over the batch
+    // ("batchmean"); T² keeps its gradient scale comparable to the hard-label loss.
+    at::Tensor kl = at::kl_div(at::log_softmax(logits / t, 1), at::log_softmax(target / t, 1), at::Reduction::Sum, /*log_target=*/true) /
+                    static_cast<double>(logits.size(0));
+    loss = loss * o.alpha + kl * ((1 - o.alpha) * t * t);
+  }
+  at::Tensor correct = logits.detach().argmax(1).eq(labels).sum();
+  loss.backward();
+  auto params = plan.params();
+  plan.optimizer().step(params, plan.decayFlags(), o.lr);
+  plan.applyMasks();
+  plan.clearGrads();
+  return {loss.item<double>(), correct.item<int64_t>(), logits.size(0)};
+}
+
+EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits) {
+  c10::InferenceMode inference;
+  int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  auto device = data.config().device;
+  at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
+  at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
+  std::vector<at::Tensor> kept;
+  for (int64_t start = 0; start < n; start += batch) {
+    at::Tensor idx = at::arange(start, std::min(n, start + batch), at::TensorOptions().dtype(at::kLong).device(device));
+    auto [images, labels] = data.batch(idx, at::Tensor());
+    at::Tensor logits = forwardLogits(plan, images, false).to(at::kFloat);
+    lossSum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
+    correct += logits.argmax(1).eq(labels).sum();
+    if (keepLogits) kept.push_back(logits.cpu());
+  }
+  EvalResult r;
+  r.lossSum = lossSum.item<double>();
+  r.correct = correct.item<int64_t>();
+  r.count = n;
+  if (keepLogits && !kept.empty()) r.logits = at::cat(kept, 0).contiguous();
+  return r;
+}
+
+ProbeResult probe(Plan& plan, const at::Tensor& x, const at::Tensor& outputGrad, bool training) {
+  plan.clearGrads();
+  at::Tensor input = plan.prepareInput(x).detach();
+  input.set_requires_grad(true);
+  at::Tensor output = plan.run(input, training).outputs.at(0);
+  output.backward(outputGrad.to(output.device()).reshape(output.sizes()));
+  return {output.detach(), input.grad()};
+}
+
+}  // namespace slim

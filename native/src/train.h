@@ -1,0 +1,51 @@
+// The hot path: one training step (forward, loss, backward, optimizer update, masks) and whole-set
+// evaluation, entirely in native code. Callers get scalars back.
+#pragma once
+
+#include "data.h"
+#include "plan.h"
+
+namespace slim {
+
+struct StepOptions {
+  double lr = 0.1;
+  double labelSmoothing = 0;
+  /** ≥ 0: reseed LibTorch's generators first (dropout), so a resumed run replays the same masks. */
+  int64_t seed = -1;
+  /** Distillation: loss = α·CE + (1 − α)·T²·KL(teacher_T ‖ student_T). */
+  double temperature = 1;
+  double alpha = 1;
+};
+
+struct StepResult {
+  double loss;
+  int64_t correct;
+  int64_t count;
+};
+
+/** One update on a batch already on the device. `teacher` (eval mode, no gradients) turns on distillation. */
+StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& options, Plan* teacher);
+
+struct EvalResult {
+  double lossSum = 0;
+  int64_t correct = 0;
+  int64_t count = 0;
+  /** N×classes float32 on the CPU, when asked for. */
+  at::Tensor logits;
+};
+
+/** Eval-mode pass over the first `limit` images (all when ≤ 0), in order, without augmentation. */
+EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits);
+
+struct ProbeResult {
+  at::Tensor output;
+  at::Tensor inputGrad;
+};
+
+/**
+ * For gradient checks: runs the plan on `x`, back-propagates `outputGrad` from the first graph output,
+ * and leaves each parameter's gradient in place for reading.
+ */
+ProbeResult probe(Plan& plan, const at::Tensor& x, const at::Tensor& outputGrad, bool training);
+
+}  // namespace slim

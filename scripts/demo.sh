@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job (README): set up, build zoo models, then evaluate and benchmark them on CIFAR-10.
+#   SLIM_DATA_DIR / --data-dir: where the CIFAR-10 binary files are (default: ../shared/data/cifar10 when
+#   present, else downloaded once into ~/.cache/slimkit). Output goes to runs/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+shared_data="$(cd .. && pwd)/shared/data/cifar10"
+if [ -z "${SLIM_DATA_DIR:-}" ] && [ -d "$shared_data" ]; then export SLIM_DATA_DIR="$shared_data"; fi
+exec node bin/slim.js demo "$@"

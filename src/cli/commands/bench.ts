@@ -1,0 +1,126 @@
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { loadModel } from '../../onnx/validate.js';
+import { benchmark } from '../../runtime/benchmark.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { modelStats } from '../../runtime/stats.js';
+import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
+import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { log, printResult, progress, type CommonOptions } from '../output.js';
+import { positiveInt, withData, withJson, withThreads } from '../options.js';
+import type { ImageSet } from '../../data/types.js';
+
+interface BenchOptions extends CommonOptions, DataOptions {
+  threads?: number;
+  batch: number;
+  runs: number;
+  warmup: number;
+}
+
+/** One row of the comparison: the seed article's size / latency / accuracy table, measured. */
+export interface BenchRow {
+  file: string;
+  size_bytes: number;
+  gzip_bytes: number;
+  params: number;
+  nonzero_params: number;
+  macs: number;
+  latency_ms: { p50: number; p90: number; p99: number; mean: number };
+  throughput_ips: number;
+  throughput_batch: number;
+  peak_rss_bytes: number;
+  threads: number;
+  top1?: number;
+  eval_images?: number;
+}
+
+export function registerBench(program: Command): void {
+  withThreads(
+    withJson(
+      withData(
+        program
+          .command('bench')
+          .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency, throughput and (with --data) top-1')
+          .argument('<models...>', 'one or more .onnx files')
+          .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
+          .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', positiveInt('--runs'), 100)
+          .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 10),
+        { required: false },
+      ),
+    ),
+  )
+    .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json')
+    .action(async (files: string[], options: BenchOptions) => {
+      const threads = options.threads ?? (await import('node:os')).availableParallelism();
+      const rows: BenchRow[] = [];
+      let set: ImageSet | undefined;
+      for (const file of files) {
+        const { graph, facts } = await loadModel(file);
+        const bytes = await readFile(file);
+        const stats = modelStats(graph, facts, bytes);
+        const bar = progress(`bench ${file}`, Math.max(options.runs, 50), 'runs');
+        const timing = await benchmark(bytes, {
+          threads,
+          batch: 1,
+          warmupRuns: options.warmup,
+          runs: Math.max(options.runs, 50),
+          throughputBatch: options.batch,
+          onProgress: (done: number) => bar.update(done),
+        });
+        bar.stop();
+        const row: BenchRow = {
+          file,
+          size_bytes: stats.sizeBytes,
+          gzip_bytes: stats.gzipBytes,
+          params: stats.params,
+          nonzero_params: stats.nonzeroParams,
+          macs: stats.macs,
+          latency_ms: { p50: timing.latencyMs.p50, p90: timing.latencyMs.p90, p99: timing.latencyMs.p99, mean: timing.latencyMs.mean },
+          throughput_ips: timing.throughputIps,
+          throughput_batch: options.batch,
+          peak_rss_bytes: timing.peakRssBytes,
+          threads,
+        };
+        if (options.data) {
+          set ??= await loadDataset(options, modelInputSize(graph));
+          const model = await openSession(bytes, { threads });
+          const total = Math.min(options.limit ?? Infinity, set.labels.length);
+          const evalBar = progress(`eval ${file}`, total, 'img');
+          try {
+            const result = await evaluate(model, set, {
+              normalization: normalizationFor(graph, options),
+              ...(options.limit !== undefined ? { limit: options.limit } : {}),
+              onProgress: (done) => evalBar.update(done),
+            });
+            row.top1 = result.top1;
+            row.eval_images = result.count;
+          } finally {
+            evalBar.stop();
+            await model.close();
+          }
+        }
+        log(`${file}: p50 ${row.latency_ms.p50.toFixed(2)} ms${row.top1 !== undefined ? `, top-1 ${formatPercent(row.top1)}` : ''}`);
+        rows.push(row);
+      }
+      printResult(options, { threads, models: rows }, () => renderBenchTable(rows));
+    });
+}
+
+export function renderBenchTable(rows: BenchRow[]): string {
+  const withTop1 = rows.some((r) => r.top1 !== undefined);
+  const headers = ['model', 'size', 'gzip', 'params', 'MACs', 'p50 ms', 'p90 ms', 'p99 ms', 'img/s', ...(withTop1 ? ['top-1'] : [])];
+  const body = rows.map((r) => [
+    r.file,
+    formatBytes(r.size_bytes),
+    formatBytes(r.gzip_bytes),
+    formatCount(r.params),
+    formatCount(r.macs),
+    r.latency_ms.p50.toFixed(2),
+    r.latency_ms.p90.toFixed(2),
+    r.latency_ms.p99.toFixed(2),
+    r.throughput_ips.toFixed(0),
+    ...(withTop1 ? [r.top1 !== undefined ? formatPercent(r.top1) : ''] : []),
+  ]);
+  return table(headers, body);
+}

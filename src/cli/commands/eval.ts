@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { loadModel } from '../../onnx/validate.js';
+import { openSession } from '../../runtime/ort.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { formatPercent, table } from '../../report/format.js';
+import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { printResult, progress, type CommonOptions } from '../output.js';
+import { positiveInt, withData, withJson, withThreads } from '../options.js';
+
+interface EvalOptions extends CommonOptions, DataOptions {
+  batch: number;
+  threads?: number;
+}
+
+export function registerEval(program: Command): void {
+  withThreads(
+    withJson(
+      withData(
+        program
+          .command('eval')
+          .description('measure top-1 / top-5 accuracy of an ONNX classifier with ONNX Runtime')
+          .argument('<model>', 'an .onnx file')
+          .option('--batch <n>', 'images per ONNX Runtime run', positiveInt('--batch'), 256),
+        { required: true },
+      ),
+    ),
+  )
+    .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
+    .action(async (file: string, options: EvalOptions) => {
+      const { graph } = await loadModel(file);
+      const set = await loadDataset(options, modelInputSize(graph));
+      const model = await openSession(file, options.threads ? { threads: options.threads } : {});
+      const total = Math.min(options.limit ?? Infinity, set.labels.length);
+      const bar = progress('eval', total, 'img');
+      try {
+        const result = await evaluate(model, set, {
+          batchSize: options.batch,
+          normalization: normalizationFor(graph, options),
+          ...(options.limit !== undefined ? { limit: options.limit } : {}),
+          onProgress: (done) => bar.update(done),
+        });
+        bar.stop();
+        printResult(options, { file, data: set.name, ...result }, () =>
+          [
+            `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}, top-5 ${formatPercent(result.top5)} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
+            '',
+            table(
+              ['class', 'correct', 'total', 'accuracy'],
+              result.perClass.map((c) => [c.name, c.correct, c.total, formatPercent(c.accuracy, 1)]),
+            ),
+          ].join('\n'),
+        );
+      } finally {
+        bar.stop();
+        await model.close();
+      }
+    });
+}

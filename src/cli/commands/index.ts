@@ -1,0 +1,15 @@
+import type { Command } from 'commander';
+import { registerBench } from './bench.js';
+import { registerEval } from './eval.js';
+import { registerInfo } from './info.js';
+import { registerOptimize } from './optimize.js';
+import { registerZoo } from './zoo.js';
+
+/** Every `slim` subcommand, in the order `slim --help` lists them. */
+export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
+  registerZoo,
+  registerInfo,
+  registerEval,
+  registerBench,
+  registerOptimize,
+];

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { loadModel } from '../../onnx/validate.js';
+import { modelStats } from '../../runtime/stats.js';
+import { formatBytes, formatCount, table } from '../../report/format.js';
+import { printResult, type CommonOptions } from '../output.js';
+import { withJson } from '../options.js';
+import type { Dim } from '../../onnx/graph.js';
+
+const shapeText = (shape: readonly Dim[] | undefined): string => (shape ? `[${shape.join(', ')}]` : '[?]');
+
+export function registerInfo(program: Command): void {
+  withJson(
+    program
+      .command('info')
+      .description('inspect an ONNX model: inputs, outputs, size, parameters, MACs, ops')
+      .argument('<model>', 'an .onnx file'),
+  )
+    .addHelpText('after', '\nExample:\n  slim info resnet18.onnx --json')
+    .action(async (file: string, options: CommonOptions) => {
+      const { graph, facts } = await loadModel(file);
+      const bytes = await readFile(file);
+      const stats = modelStats(graph, facts, bytes);
+      const result = {
+        file,
+        producer: [graph.producerName, graph.producerVersion].filter(Boolean).join(' '),
+        ir_version: graph.irVersion,
+        opsets: graph.opsets,
+        ...stats,
+        metadata: graph.metadata,
+      };
+      printResult(options, result, () => {
+        const io = [
+          ...stats.inputs.map((v) => ['input', v.name, v.dtype, shapeText(v.shape)]),
+          ...stats.outputs.map((v) => ['output', v.name, v.dtype, shapeText(v.shape)]),
+        ];
+        const ops = Object.entries(stats.opHistogram)
+          .sort((a, b) => b[1] - a[1])
+          .map(([op, n]) => `${op} ×${n}`)
+          .join(', ');
+        const dtypes = Object.entries(stats.weightDtypes)
+          .map(([d, b]) => `${d} ${formatBytes(b)}`)
+          .join(', ');
+        return [
+          `${file}`,
+          `  producer ${result.producer || 'unknown'}, IR ${graph.irVersion}, opset ${graph.opsets[''] ?? '?'}`,
+          `  size ${formatBytes(stats.sizeBytes)} (gzip ${formatBytes(stats.gzipBytes)})`,
+          `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), MACs ${formatCount(stats.macs)} per image`,
+          `  weights ${dtypes || 'none'}`,
+          `  ops ${ops}`,
+          '',
+          table(['', 'name', 'dtype', 'shape'], io),
+        ].join('\n');
+      });
+    });
+}

@@ -1,0 +1,46 @@
+import type { Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { writeModel } from '../../onnx/io.js';
+import { loadModel } from '../../onnx/validate.js';
+import { validateGraph } from '../../onnx/validate.js';
+import { formatTrace, INFERENCE_PIPELINE, PASSES, runPasses, type PassTrace } from '../../passes/index.js';
+import { log, printResult, type CommonOptions } from '../output.js';
+import { withJson } from '../options.js';
+
+interface OptimizeOptions extends CommonOptions {
+  output: string;
+  passes?: string;
+  trace?: boolean;
+}
+
+export function registerOptimize(program: Command): void {
+  withJson(
+    program
+      .command('optimize')
+      .description('clean a model for inference: fold constants, shape subgraphs and BatchNorm, drop dead nodes')
+      .argument('<model>', 'an .onnx file')
+      .requiredOption('-o, --output <file>', 'where to write the optimized model')
+      .option('--passes <list>', `comma-separated passes to run, in order (default: all). Passes: ${Object.keys(PASSES).join(', ')}`)
+      .option('--trace', 'print what each pass changed'),
+  )
+    .addHelpText('after', '\nExample:\n  slim optimize model.onnx -o model.opt.onnx --trace')
+    .action(async (file: string, options: OptimizeOptions) => {
+      const passes = options.passes
+        ? options.passes.split(',').map((name) => {
+            const pass = PASSES[name.trim()];
+            if (!pass) throw usageError(`unknown pass '${name.trim()}'`, `choose from ${Object.keys(PASSES).join(', ')}`);
+            return pass;
+          })
+        : INFERENCE_PIPELINE;
+      const { graph } = await loadModel(file);
+      const traces: PassTrace[] = [];
+      const optimized = runPasses(graph, passes, (t) => {
+        traces.push(t);
+        if (options.trace) log(formatTrace(t));
+      });
+      validateGraph(optimized, { file: options.output });
+      const { bytes } = await writeModel(optimized, options.output);
+      const result = { file, output: options.output, nodes_before: graph.nodes.length, nodes_after: optimized.nodes.length, size_bytes: bytes, passes: traces };
+      printResult(options, result, () => `wrote ${options.output}: ${graph.nodes.length} → ${optimized.nodes.length} nodes`);
+    });
+}

@@ -1,0 +1,52 @@
+import type { Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { writeModel } from '../../onnx/io.js';
+import { describeZoo, buildZooModel } from '../../zoo/index.js';
+import { formatBytes, formatCount, table } from '../../report/format.js';
+import { printResult, type CommonOptions } from '../output.js';
+import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+
+interface ZooOptions extends CommonOptions {
+  output?: string;
+  width: number;
+  classes?: number;
+  seed: number;
+  list?: boolean;
+}
+
+export function registerZoo(program: Command): void {
+  withJson(
+    program
+      .command('zoo')
+      .description('build a model from the zoo and write it as ONNX')
+      .argument('[name]', 'model name, e.g. resnet18-cifar (see --list)')
+      .option('-o, --output <file>', 'where to write the .onnx file')
+      .option('--width <w>', 'channel width multiplier (0.25 for fast CPU demos)', positiveNumber('--width'), 1)
+      .option('--classes <k>', 'number of classes (default 10 for -cifar, 1000 for -imagenet)', positiveInt('--classes'))
+      .option('--seed <n>', 'seed for the weight initialisation', nonNegativeInt('--seed'), 0)
+      .option('--list', 'list the zoo models'),
+  )
+    .addHelpText('after', '\nExamples:\n  slim zoo --list\n  slim zoo resnet18-cifar --width 0.25 -o r18w025.onnx')
+    .action(async (name: string | undefined, options: ZooOptions) => {
+      if (options.list || !name) {
+        const models = describeZoo();
+        printResult(options, { models }, () =>
+          table(
+            ['model', 'input', 'classes', 'params (width 1)'],
+            models.map((m) => [m.name, `${m.inputSize}x${m.inputSize}`, m.classes, formatCount(m.params)]),
+          ),
+        );
+        return;
+      }
+      if (!options.output) throw usageError('no output file given', `pass -o ${name}.onnx`);
+      const graph = buildZooModel(name, {
+        width: options.width,
+        seed: options.seed,
+        ...(options.classes !== undefined ? { classes: options.classes } : {}),
+      });
+      const { bytes } = await writeModel(graph, options.output);
+      printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width }, () =>
+        `wrote ${options.output} (${name}, width ${options.width}, ${formatBytes(bytes)})`,
+      );
+    });
+}

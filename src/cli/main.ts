@@ -1,0 +1,45 @@
+import { Command, CommanderError } from 'commander';
+import { SlimError } from '../errors.js';
+import { COMMANDS } from './commands/index.js';
+import { VERSION } from '../version.js';
+
+/**
+ * The `slim` entry point. Errors a user can act on print one line on stderr and exit 1 (bad input)
+ * or 2 (bad usage); anything else is a slimkit bug and prints its stack only with --debug.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('slim')
+    .description('Train, compress and deploy image classifiers — ONNX in, ONNX out.')
+    .version(VERSION)
+    .option('--debug', 'print stack traces on errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const register of COMMANDS) register(program);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    return reportError(e, argv.includes('--debug'));
+  }
+}
+
+function reportError(e: unknown, debug: boolean): number {
+  if (e instanceof CommanderError) {
+    // --help and --version also end here, with exit code 0; commander has printed its message.
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof SlimError) {
+    process.stderr.write(`slim: ${oneLine(e.message)}\n`);
+    if (debug && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`slim: internal error: ${oneLine(message)} (this is a slimkit bug; rerun with --debug for the stack)\n`);
+  if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+  return 1;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}

@@ -1,0 +1,64 @@
+import cliProgress from 'cli-progress';
+
+/** Options every command takes. */
+export interface CommonOptions {
+  json?: boolean;
+  debug?: boolean;
+}
+
+/**
+ * With --json, exactly one JSON document goes to stdout; otherwise the human rendering. Logs and
+ * progress always go to stderr so stdout stays parseable.
+ */
+export function printResult(options: CommonOptions, value: unknown, human: () => string): void {
+  if (options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  else process.stdout.write(`${human()}\n`);
+}
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export interface Progress {
+  update(done: number, fields?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+/**
+ * A progress bar on stderr. On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints a
+ * line at most every 5 seconds so long runs still show life without flooding the log.
+ */
+export function progress(label: string, total: number, unit = 'items'): Progress {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format: `${label} [{bar}] {percent}% | {value}/{total} ${unit} | {rate} | ETA {eta_formatted}`,
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const start = performance.now();
+    bar.start(total, 0, { rate: '' });
+    return {
+      update(done, fields) {
+        const seconds = (performance.now() - start) / 1000;
+        bar.update(done, { rate: seconds > 0 ? `${(done / seconds).toFixed(0)} ${unit}/s` : '', ...fields });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  let last = performance.now();
+  return {
+    update(done, fields) {
+      const now = performance.now();
+      if (now - last < 5000 && done < total) return;
+      last = now;
+      const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
+      log(`${label}: ${done}/${total} ${unit}${extra}`);
+    },
+    stop() {},
+  };
+}

@@ -1,0 +1,273 @@
+import type { Dirent } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { inputError, SlimError, usageError } from '../errors.js';
+import type { ImageSet } from './types.js';
+
+/**
+ * 'shorter-side': scale so the image covers the target, then take the centre (torchvision
+ * Resize + CenterCrop, the usual eval transform). 'stretch': scale each axis to the target.
+ */
+export type ResizeMode = 'shorter-side' | 'stretch';
+
+export interface ImageSizeOptions {
+  /** [height, width] of the output (default [32, 32]). */
+  size?: [number, number];
+  resize?: ResizeMode;
+}
+
+export interface LoadImageFolderOptions extends ImageSizeOptions {
+  /** Class names in label order; default: the subfolder names, sorted. Folders not listed are ignored. */
+  classes?: string[];
+  /** Load at most this many images, taken round-robin across classes so every class is represented. */
+  limit?: number;
+  /** Skip unreadable images (listed in `skipped`) instead of failing on the first. */
+  skipBad?: boolean;
+  /** Images decoded at once (sharp decodes on libuv's thread pool). */
+  concurrency?: number;
+}
+
+export interface SkippedImage {
+  file: string;
+  reason: string;
+}
+
+export interface ImageFolderSet extends ImageSet {
+  /** Images that could not be read (only with skipBad). */
+  skipped: SkippedImage[];
+}
+
+export interface LoadedImage {
+  /** 3×H×W bytes, RGB planes. */
+  pixels: Uint8Array;
+  imageShape: [number, number, number];
+  /** Size of the image as stored, after EXIF orientation. */
+  original: { width: number; height: number };
+}
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
+
+/**
+ * Loads `dir/<class>/…/<image>` (torchvision ImageFolder's layout) as raw RGB bytes of one size.
+ * Files are visited in sorted order, so labels and order are stable across machines.
+ */
+export async function loadImageFolder(dir: string, options: LoadImageFolderOptions = {}): Promise<ImageFolderSet> {
+  const root = path.resolve(dir);
+  const size = checkSize(options.size);
+  const classes = await listClasses(root, options.classes);
+  const perClass = await Promise.all(classes.map((name) => listImages(path.join(root, name))));
+  for (const [label, files] of perClass.entries()) {
+    if (files.length === 0) {
+      throw inputError({
+        file: path.join(root, classes[label]!),
+        problem: `class folder has no images (${[...IMAGE_EXTENSIONS].join(', ')})`,
+        fix: 'add images, or pass the class list without it',
+      });
+    }
+  }
+  const chosen = chooseFiles(perClass, options.limit);
+
+  const imageSize = 3 * size[0] * size[1];
+  const pixels = new Uint8Array(chosen.length * imageSize);
+  const ok = new Uint8Array(chosen.length);
+  const skipped: SkippedImage[] = [];
+  await forEachLimited(chosen.length, options.concurrency ?? 8, async (i) => {
+    const { file } = chosen[i]!;
+    try {
+      const image = await decode(file, size, options.resize ?? 'shorter-side');
+      pixels.set(image.pixels, i * imageSize);
+      ok[i] = 1;
+    } catch (e) {
+      if (!options.skipBad) throw e;
+      skipped.push({ file, reason: e instanceof SlimError ? e.parts.problem : String(e) });
+    }
+  });
+
+  // Compact away skipped images, keeping the sorted order.
+  const kept = chosen.flatMap((entry, i) => (ok[i] ? [{ ...entry, at: i }] : []));
+  const out = kept.length === chosen.length ? pixels : new Uint8Array(kept.length * imageSize);
+  if (out !== pixels) kept.forEach((k, j) => out.set(pixels.subarray(k.at * imageSize, (k.at + 1) * imageSize), j * imageSize));
+  skipped.sort((a, b) => (a.file < b.file ? -1 : 1));
+  return {
+    name: root,
+    classes,
+    imageShape: [3, size[0], size[1]],
+    pixels: out,
+    labels: Uint8Array.from(kept, (k) => k.label),
+    skipped,
+  };
+}
+
+/** One image (a path or encoded bytes) as 3×H×W RGB bytes — for predict / deploy. */
+export async function loadImageFile(input: string | Buffer, options: ImageSizeOptions = {}): Promise<LoadedImage> {
+  return decode(input, checkSize(options.size), options.resize ?? 'shorter-side');
+}
+
+async function decode(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode): Promise<LoadedImage> {
+  const name = typeof input === 'string' ? input : '(image bytes)';
+  try {
+    // autoOrient: photos from phones are stored sideways with an EXIF rotation.
+    const oriented = sharp(input, { failOn: 'warning' }).autoOrient();
+    const meta = await oriented.metadata();
+    const srcW = meta.autoOrient?.width ?? meta.width;
+    const srcH = meta.autoOrient?.height ?? meta.height;
+    if (!srcW || !srcH) throw new Error('image has no size');
+    let pipeline = oriented;
+    if (mode === 'stretch') {
+      pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false });
+    } else {
+      const box = coverBox({ srcW, srcH, width, height });
+      pipeline = pipeline
+        .resize(box.resizedW, box.resizedH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false })
+        .extract({ left: box.left, top: box.top, width, height });
+    }
+    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    return { pixels: toPlanarRgb(data, info.channels, width * height), imageShape: [3, height, width], original: { width: srcW, height: srcH } };
+  } catch (e) {
+    if (e instanceof SlimError) throw e;
+    throw inputError({
+      file: name,
+      problem: `cannot read image (${(e as Error).message.split('\n')[0]})`,
+      fix: 'replace or delete the file (loadImageFolder: skipBad / --skip-bad skips unreadable images)',
+    });
+  }
+}
+
+/**
+ * torchvision's Resize(shorter side) + CenterCrop arithmetic: the side that fixes the scale is set
+ * exactly, the other is truncated like `int(size * long / short)`, and the crop offset rounds half
+ * to even like Python's round().
+ */
+export function coverBox(a: { srcW: number; srcH: number; width: number; height: number }): {
+  resizedW: number;
+  resizedH: number;
+  left: number;
+  top: number;
+} {
+  const byHeight = a.height / a.srcH >= a.width / a.srcW;
+  const resizedH = byHeight ? a.height : Math.max(a.height, Math.floor((a.width * a.srcH) / a.srcW + 1e-9));
+  const resizedW = byHeight ? Math.max(a.width, Math.floor((a.height * a.srcW) / a.srcH + 1e-9)) : a.width;
+  return { resizedW, resizedH, left: roundHalfEven((resizedW - a.width) / 2), top: roundHalfEven((resizedH - a.height) / 2) };
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Interleaved HWC (1 or 3 channels) → planar RGB. */
+function toPlanarRgb(data: Buffer, channels: number, plane: number): Uint8Array {
+  if (channels !== 1 && channels !== 3) throw new Error(`decoded to ${channels} channels, expected 1 or 3`);
+  const out = new Uint8Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) out[c * plane + i] = data[i * channels + (channels === 1 ? 0 : c)]!;
+  }
+  return out;
+}
+
+function checkSize(size: [number, number] | undefined): [number, number] {
+  const [h, w] = size ?? [32, 32];
+  if (![h, w].every((v) => Number.isInteger(v) && v >= 1)) {
+    throw usageError(`image size must be two whole numbers ≥ 1 (height, width), got ${JSON.stringify(size)}`, 'e.g. --image-size 32');
+  }
+  return [h, w];
+}
+
+async function listClasses(root: string, given: string[] | undefined): Promise<string[]> {
+  let entries: Dirent[];
+  try {
+    entries = await fs.readdir(root, { withFileTypes: true });
+  } catch (e) {
+    throw inputError({
+      file: root,
+      problem: `cannot read folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      fix: 'pass a folder with one subfolder per class',
+    });
+  }
+  const folders: string[] = [];
+  for (const entry of entries) {
+    if (!entry.name.startsWith('.') && (await isDirectory(path.join(root, entry.name), entry))) folders.push(entry.name);
+  }
+  folders.sort(byCodePoint);
+  const classes = given ?? folders;
+  if (classes.length === 0) {
+    throw inputError({
+      file: root,
+      problem: 'has no class subfolders',
+      fix: 'put images in one subfolder per class, e.g. DIR/cat/1.png, DIR/dog/2.jpg',
+    });
+  }
+  if (classes.length > 256) throw inputError({ file: root, problem: `has ${classes.length} classes; at most 256 are supported (labels are bytes)` });
+  const seen = new Set<string>();
+  for (const name of classes) {
+    if (seen.has(name)) throw usageError(`class "${name}" is listed twice`, 'list each class once');
+    seen.add(name);
+    if (!folders.includes(name)) {
+      throw inputError({
+        file: root,
+        problem: `has no folder for class "${name}" (found: ${folders.join(', ') || 'none'})`,
+        fix: 'create it or fix the class list',
+      });
+    }
+  }
+  return classes;
+}
+
+/** Image files under a class folder, recursively, in sorted order. */
+async function listImages(folder: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = (await fs.readdir(folder, { withFileTypes: true })).sort((a, b) => byCodePoint(a.name, b.name));
+  for (const entry of entries) {
+    if (entry.name.startsWith('.')) continue;
+    const full = path.join(folder, entry.name);
+    if (await isDirectory(full, entry)) out.push(...(await listImages(full)));
+    else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(full);
+  }
+  return out;
+}
+
+async function isDirectory(full: string, entry: Dirent): Promise<boolean> {
+  if (entry.isDirectory()) return true;
+  if (!entry.isSymbolicLink()) return false;
+  return (await fs.stat(full).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+/** All files, or `limit` of them taken round-robin over classes; returned grouped by class, sorted. */
+function chooseFiles(perClass: string[][], limit: number | undefined): { file: string; label: number }[] {
+  const counts = perClass.map((files) => files.length);
+  if (limit !== undefined) {
+    if (!(Number.isInteger(limit) && limit >= 0)) throw usageError(`limit must be a whole number ≥ 0, got ${limit}`);
+    counts.fill(0);
+    let left = Math.min(limit, perClass.reduce((s, f) => s + f.length, 0));
+    for (let round = 0; left > 0; round++) {
+      for (let c = 0; c < perClass.length && left > 0; c++) {
+        if (perClass[c]!.length > round) {
+          counts[c]!++;
+          left--;
+        }
+      }
+    }
+  }
+  return perClass.flatMap((files, label) => files.slice(0, counts[label]).map((file) => ({ file, label })));
+}
+
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function forEachLimited(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (next < count && !failed) {
+      try {
+        await work(next++);
+      } catch (e) {
+        failed = true; // Stop the other workers: the first error is the answer.
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
+}

@@ -1,0 +1,144 @@
+import type { Random } from '../util/random.js';
+import type { Normalization } from './types.js';
+
+/**
+ * Per-pixel transforms on planar C×H×W uint8 images. They write into caller-owned buffers at an
+ * offset so a batch is filled without per-image allocation.
+ */
+
+/**
+ * out[offset + i] = (pixel * scale - mean[c]) / std[c] for one C×H×W image, computed as one
+ * multiply-add per pixel with a = scale/std and b = -mean/std precomputed per channel.
+ */
+export function normalizeInto(
+  out: Float32Array,
+  offset: number,
+  pixels: Uint8Array,
+  pixelOffset: number,
+  shape: readonly [number, number, number],
+  norm: Normalization,
+): void {
+  const [channels, height, width] = shape;
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    const std = norm.std[c] ?? norm.std[0]!;
+    const a = norm.scale / std;
+    const b = -(norm.mean[c] ?? norm.mean[0]!) / std;
+    const src = pixelOffset + c * plane;
+    const dst = offset + c * plane;
+    for (let i = 0; i < plane; i++) out[dst + i] = pixels[src + i]! * a + b;
+  }
+}
+
+/** Where a padded crop starts and whether it is mirrored. */
+export interface CropPlacement {
+  /** Row of the padded image that becomes output row 0 (0..2·pad). */
+  top: number;
+  /** Column of the padded image that becomes output column 0 (0..2·pad). */
+  left: number;
+  /** Mirror left↔right after cropping. */
+  flip: boolean;
+}
+
+export interface ImageCopy {
+  src: Uint8Array;
+  srcOffset?: number;
+  out: Uint8Array;
+  outOffset?: number;
+  /** [C, H, W] of source and output (the crop has the input's size). */
+  shape: readonly [number, number, number];
+}
+
+/**
+ * Pads the image with `pad` zeros on every side, takes the H×W window at (top, left), then mirrors it
+ * if `flip` — torchvision's RandomCrop(H, padding=pad) followed by RandomHorizontalFlip, in one pass.
+ * Zero padding happens on raw bytes, so a padded pixel normalizes to -mean/std as in torchvision.
+ * `out` must not overlap `src`.
+ */
+export function cropWithPadding(copy: ImageCopy & { pad: number; placement: CropPlacement }): void {
+  const { src, out, shape, pad, placement } = copy;
+  const srcOffset = copy.srcOffset ?? 0;
+  const outOffset = copy.outOffset ?? 0;
+  const [channels, height, width] = shape;
+  const dy = placement.top - pad;
+  const dx = placement.left - pad;
+  // Output column x reads source column sx(x) = (flip ? W-1-x : x) + dx; valid where 0 ≤ sx < W.
+  for (let c = 0; c < channels; c++) {
+    const srcPlane = srcOffset + c * height * width;
+    const outPlane = outOffset + c * height * width;
+    for (let y = 0; y < height; y++) {
+      const sy = y + dy;
+      const outRow = outPlane + y * width;
+      if (sy < 0 || sy >= height) {
+        out.fill(0, outRow, outRow + width);
+        continue;
+      }
+      const srcRow = srcPlane + sy * width;
+      if (!placement.flip) {
+        // Columns [x0, x1) come from the source; the rest are padding.
+        const x0 = Math.min(width, Math.max(0, -dx));
+        const x1 = Math.max(x0, Math.min(width, width - dx));
+        out.fill(0, outRow, outRow + x0);
+        out.set(src.subarray(srcRow + x0 + dx, srcRow + x1 + dx), outRow + x0);
+        out.fill(0, outRow + x1, outRow + width);
+      } else {
+        for (let x = 0; x < width; x++) {
+          const sx = width - 1 - x + dx;
+          out[outRow + x] = sx >= 0 && sx < width ? src[srcRow + sx]! : 0;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Draws a placement like torchvision: top and left uniform in 0..2·pad, then flip with probability ½
+ * (when `flip`). Always three draws per image, so the stream stays aligned whatever the options.
+ */
+export function randomPlacement(rng: Random, options: { pad: number; flip: boolean }): CropPlacement {
+  const top = rng.int(2 * options.pad + 1);
+  const left = rng.int(2 * options.pad + 1);
+  const flip = rng.next() < 0.5;
+  return { top, left, flip: options.flip && flip };
+}
+
+/** RandomCrop(H, padding=pad) (+ optional flip) driven by `rng`; returns the placement used. */
+export function randomCropWithPadding(
+  copy: ImageCopy & { rng: Random; pad?: number; flip?: boolean },
+): CropPlacement {
+  const pad = copy.pad ?? 4;
+  const placement = randomPlacement(copy.rng, { pad, flip: copy.flip ?? false });
+  cropWithPadding({ ...copy, pad, placement });
+  return placement;
+}
+
+/** Mirrors a C×H×W image left↔right. `out` may be `src` (same offset) for an in-place flip. */
+export function flipHorizontal(copy: ImageCopy): void {
+  const { src, out, shape } = copy;
+  const srcOffset = copy.srcOffset ?? 0;
+  const outOffset = copy.outOffset ?? 0;
+  const [channels, height, width] = shape;
+  for (let row = 0; row < channels * height; row++) {
+    const s = srcOffset + row * width;
+    const o = outOffset + row * width;
+    // Swap pairs so that src === out works.
+    for (let x = 0; x < (width + 1) >> 1; x++) {
+      const a = src[s + x]!;
+      const b = src[s + width - 1 - x]!;
+      out[o + x] = b;
+      out[o + width - 1 - x] = a;
+    }
+  }
+}
+
+/** Flips with probability ½; returns whether it did. Copies unchanged otherwise. */
+export function randomHorizontalFlip(copy: ImageCopy & { rng: Random }): boolean {
+  const flip = copy.rng.next() < 0.5;
+  if (flip) flipHorizontal(copy);
+  else if (copy.out !== copy.src || (copy.outOffset ?? 0) !== (copy.srcOffset ?? 0)) {
+    const size = copy.shape[0] * copy.shape[1] * copy.shape[2];
+    const from = copy.srcOffset ?? 0;
+    copy.out.set(copy.src.subarray(from, from + size), copy.outOffset ?? 0);
+  }
+  return flip;
+}

@@ -1,0 +1,180 @@
+import { inputError, SlimError } from '../errors.js';
+import { dataInputs, GraphIndex, type Graph, type Node } from '../onnx/graph.js';
+import { inferShapes } from '../onnx/shape-inference.js';
+import type { Tensor } from '../onnx/tensor.js';
+import { OpError, type OpContext } from '../ops/op-def.js';
+import { OPS, opDefFor } from '../ops/registry.js';
+import { constantsToInitializers, foldShapeSubgraphs } from '../passes/index.js';
+import type { KernelName, LowerContext } from './lowering.js';
+import type { NativeTensorSpec, TensorRole } from './native.js';
+
+/**
+ * The plan compiler: a Graph becomes, once, a flat list of kernel calls over numbered tensor slots
+ * plus a table of the tensors the plan owns (weights, BN statistics, constants). Pure TS: it needs
+ * no addon, so its errors (an op with no lowering, a non-constant shape) show up in any environment.
+ */
+
+export interface CompiledStep {
+  kernel: KernelName;
+  inputs: number[];
+  outputs: number[];
+  ints: number[];
+  floats: number[];
+  node: string;
+}
+
+export interface CompiledTensor {
+  name: string;
+  slot: number;
+  role: TensorRole;
+  value: Tensor;
+  decay: boolean;
+}
+
+export interface CompiledPlan {
+  /** The graph the plan was compiled from, after constant and shape folding; weights write back into it. */
+  graph: Graph;
+  steps: CompiledStep[];
+  tensors: CompiledTensor[];
+  numSlots: number;
+  input: { name: string; slot: number };
+  outputs: { name: string; slot: number }[];
+  /** The value the loss reads: the first output, or the input of a final Softmax / LogSoftmax. */
+  logits: { name: string; slot: number };
+}
+
+export interface CompileOptions {
+  /** Named in errors. */
+  file?: string;
+  /** Weight decay only on weights of rank ≥ 2 (none on BN scale/shift and biases). Default true. */
+  decayOnlyWeights?: boolean;
+  /** Parameters to keep fixed (treated as constants). */
+  frozen?: ReadonlySet<string>;
+}
+
+const ENGINE_DTYPES = new Set(['float32', 'int64', 'int32', 'uint8', 'int8']);
+
+/** Constant nodes become initializers and exporter shape subgraphs fold away: the engine only runs data ops. */
+export function prepareForTraining(graph: Graph): Graph {
+  const withConstants = constantsToInitializers(graph);
+  return withConstants.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(withConstants) : withConstants;
+}
+
+export function compilePlan(source: Graph, options: CompileOptions = {}): CompiledPlan {
+  const graph = prepareForTraining(source);
+  const file = options.file;
+  const fail = (parts: { where?: string; problem: string; fix?: string }): SlimError => inputError({ ...(file ? { file } : {}), ...parts });
+
+  const inputs = dataInputs(graph);
+  if (inputs.length !== 1) {
+    throw fail({ problem: `the engine trains models with one image input; this one has ${inputs.length} (${inputs.map((v) => v.name).join(', ')})` });
+  }
+  const facts = inferShapes(graph, file ? { file } : {});
+  const index = new GraphIndex(graph);
+  const slots = new Map<string, number>();
+  const slot = (name: string): number => {
+    let s = slots.get(name);
+    if (s === undefined) slots.set(name, (s = slots.size));
+    return s;
+  };
+  const input = { name: inputs[0]!.name, slot: slot(inputs[0]!.name) };
+  const params = new Set<string>();
+  const state = new Set<string>();
+  const steps: CompiledStep[] = [];
+
+  for (const { node, inputs: inputFacts, outputs } of facts.nodes) {
+    const where = `node '${node.name}' (${node.opType})`;
+    const def = opDefFor(node);
+    if (!def?.lower) {
+      const trainable = Object.entries(OPS).filter(([, d]) => (d as { lower?: unknown }).lower).map(([op]) => op).sort();
+      throw fail({ where, problem: `op ${node.opType} has no training lowering`, fix: `the engine trains graphs made of ${trainable.join(', ')}` });
+    }
+    const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
+    let lowering;
+    try {
+      const attrs = def.parseAttrs(node, opset);
+      const ctx: LowerContext<unknown> = {
+        ...({ node, attrs, opset, inputs: inputFacts } satisfies OpContext<unknown>),
+        outputs,
+        producer: (v) => index.producer.get(v),
+        consumers: (v) => index.consumersOf(v),
+      };
+      lowering = def.lower(ctx);
+    } catch (e) {
+      if (e instanceof OpError) throw fail({ where, problem: e.message });
+      throw e;
+    }
+    for (const p of lowering.params ?? []) if (p) params.add(p);
+    for (const s of lowering.state ?? []) if (s) state.add(s);
+    for (const step of lowering.steps) {
+      steps.push({
+        kernel: step.kernel,
+        inputs: (step.inputs ?? node.inputs).map((v) => (v ? slot(v) : -1)),
+        outputs: (step.outputs ?? node.outputs).map((v) => (v ? slot(v) : -1)),
+        ints: (step.ints ?? []).map((v) => checkInt(v, where)),
+        floats: step.floats ?? [],
+        node: node.name,
+      });
+    }
+  }
+
+  const tensors: CompiledTensor[] = [];
+  for (const [name, value] of graph.initializers) {
+    const s = slots.get(name);
+    if (s === undefined) continue;
+    if (!ENGINE_DTYPES.has(value.dtype)) {
+      throw fail({ where: `initializer '${name}'`, problem: `has type ${value.dtype}, which the engine does not hold`, fix: 'convert the model to float32 first' });
+    }
+    const role: TensorRole =
+      params.has(name) && value.dtype === 'float32' && !options.frozen?.has(name) ? 0 : state.has(name) ? 1 : 2;
+    const decay = role === 0 && (options.decayOnlyWeights === false || value.dims.length >= 2);
+    tensors.push({ name, slot: s, role, value, decay });
+  }
+  const outputs = graph.outputs.map((o) => {
+    const s = slots.get(o.name);
+    if (s === undefined) throw fail({ where: `output '${o.name}'`, problem: 'is not produced by any node' });
+    return { name: o.name, slot: s };
+  });
+  if (outputs.length === 0) throw fail({ problem: 'the graph has no outputs' });
+  const first = outputs[0]!;
+  const last = index.producer.get(first.name);
+  const logitsName = last && (last.opType === 'Softmax' || last.opType === 'LogSoftmax') ? last.inputs[0]! : first.name;
+  return { graph, steps, tensors, numSlots: slots.size, input, outputs, logits: { name: logitsName, slot: slot(logitsName) } };
+}
+
+function checkInt(v: number, where: string): number {
+  // The addon reads ints as int32; shapes and axes never come near the limit.
+  if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw new Error(`${where}: lowering produced a non-int32 parameter ${v}`);
+  return v;
+}
+
+/** The typed arrays the addon's Plan constructor takes; kernel codes come from the addon's own list. */
+export function encodePlan(
+  plan: CompiledPlan,
+  kernelNames: readonly string[],
+): { code: Int32Array; floats: Float64Array; nodes: string[]; tensors: NativeTensorSpec[] } {
+  const codes = new Map(kernelNames.map((n, i) => [n, i]));
+  const code: number[] = [];
+  const floats: number[] = [];
+  for (const s of plan.steps) {
+    const k = codes.get(s.kernel);
+    if (k === undefined) throw new Error(`the native addon has no kernel '${s.kernel}' (node '${s.node}'); rebuild it with npm run build:native`);
+    code.push(k, s.inputs.length, s.outputs.length, s.ints.length, s.floats.length, ...s.inputs, ...s.outputs, ...s.ints);
+    floats.push(...s.floats);
+  }
+  const tensors = plan.tensors.map((t) => ({
+    name: t.name,
+    slot: t.slot,
+    role: t.role,
+    dtype: t.value.dtype as NativeTensorSpec['dtype'],
+    dims: [...t.value.dims],
+    data: t.value.data as NativeTensorSpec['data'],
+    decay: t.decay,
+  }));
+  return { code: Int32Array.from(code), floats: Float64Array.from(floats), nodes: plan.steps.map((s) => s.node), tensors };
+}
+
+/** Nodes in `graph` whose op has no lowering (for `slim info` and early checks). */
+export function unlowerableNodes(graph: Graph): Node[] {
+  return graph.nodes.filter((n) => !opDefFor(n)?.lower);
+}

@@ -1,0 +1,111 @@
+import type { Node, ValueType } from '../onnx/graph.js';
+import type { Tensor } from '../onnx/tensor.js';
+import { OpError, type OpContext } from '../ops/op-def.js';
+import { knownInts } from '../ops/shared/shapes.js';
+import type { Window } from '../ops/shared/window.js';
+
+/**
+ * How an op runs in the training engine. Each op module's `lower` returns a Lowering: one or more
+ * kernel calls of the native plan interpreter (native/src/kernels.cc, which documents each kernel's
+ * ints/floats layout), and which of its inputs are weights or training state. The plan compiler
+ * (compile.ts) turns lowerings into the flat instruction arrays the addon runs.
+ */
+
+/** The native kernels; a test checks this list against the addon's kernelNames(). */
+export const KERNELS = [
+  'conv', 'batch_norm', 'relu', 'sigmoid', 'tanh', 'hard_swish', 'hard_sigmoid', 'leaky_relu', 'clip',
+  'identity', 'add', 'sub', 'mul', 'div', 'max_pool', 'avg_pool', 'global_avg_pool', 'global_max_pool',
+  'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
+  'dropout', 'fake_quant', 'dequantize',
+] as const;
+
+export type KernelName = (typeof KERNELS)[number];
+
+export interface LoweredStep {
+  kernel: KernelName;
+  /** Values read, in the kernel's order; '' for an omitted optional input. Default: the node's inputs. */
+  inputs?: string[];
+  /** Values written. Default: the node's outputs. */
+  outputs?: string[];
+  ints?: number[];
+  floats?: number[];
+}
+
+export interface Lowering {
+  steps: LoweredStep[];
+  /** Inputs that are trained when they are float initializers (weights, biases, BN scale and shift). */
+  params?: string[];
+  /** Inputs the kernel updates in place while training (BN running statistics); saved with the weights. */
+  state?: string[];
+}
+
+/** What a lowering sees: the op context of shape inference plus its neighbours in the graph. */
+export interface LowerContext<A> extends OpContext<A> {
+  outputs: ValueType[];
+  /** The node producing `value`; undefined for graph inputs and initializers. */
+  producer(value: string): Node | undefined;
+  consumers(value: string): readonly Node[];
+}
+
+/** A lowering of one kernel over the node's own inputs and outputs. */
+export function single(kernel: KernelName, extra: Omit<LoweredStep, 'kernel'> = {}, roles: Omit<Lowering, 'steps'> = {}): Lowering {
+  return { steps: [{ kernel, ...extra }], ...roles };
+}
+
+/** Conv/pool window → the kernels' [nsp, ...] layout (strides, padsBegin, padsEnd, dilations). */
+export function windowInts(window: Window, options: { kernel: boolean; dilations: boolean }): number[] {
+  const nsp = window.strides.length;
+  return [
+    nsp,
+    ...(options.kernel ? window.kernel : []),
+    ...window.strides,
+    ...window.padsBegin,
+    ...window.padsEnd,
+    ...(options.dilations ? window.dilations : []),
+  ];
+}
+
+/**
+ * Explicit pads for auto_pad SAME_UPPER / SAME_LOWER given static spatial input dims (the engine only
+ * takes explicit pads). VALID and NOTSET windows come back unchanged.
+ */
+export function explicitPads<A>(ctx: LowerContext<A>, window: Window): Window {
+  if (!window.autoPad.startsWith('SAME')) return window.autoPad === 'VALID' ? { ...window, padsBegin: window.padsBegin.map(() => 0), padsEnd: window.padsEnd.map(() => 0) } : window;
+  const shape = ctx.inputs[0]?.type.shape;
+  const spatial = shape?.slice(2);
+  if (!spatial || spatial.some((d) => typeof d !== 'number')) {
+    throw new OpError(`auto_pad ${window.autoPad} needs static spatial input dims for training`);
+  }
+  const begin: number[] = [];
+  const end: number[] = [];
+  spatial.forEach((dim, i) => {
+    const n = dim as number;
+    const stride = window.strides[i]!;
+    const span = window.dilations[i]! * (window.kernel[i]! - 1) + 1;
+    const total = Math.max(0, (Math.ceil(n / stride) - 1) * stride + span - n);
+    const small = Math.floor(total / 2);
+    begin.push(window.autoPad === 'SAME_UPPER' ? small : total - small);
+    end.push(window.autoPad === 'SAME_UPPER' ? total - small : small);
+  });
+  return { ...window, padsBegin: begin, padsEnd: end };
+}
+
+/** The static integer contents of a constant input (shape, axes, split sizes), or an OpError. */
+export function constantInts<A>(ctx: LowerContext<A>, index: number, what: string): number[] {
+  const values = knownInts(ctx, index);
+  if (!values) {
+    throw new OpError(`${what} (input ${index}) must be a constant for training; run \`slim optimize\` to fold shape computations first`);
+  }
+  return values;
+}
+
+/** The single number held by a constant scalar input (scales, zero points, clip bounds). */
+export function constantScalar<A>(ctx: LowerContext<A>, index: number, what: string): number | undefined {
+  const facts = ctx.inputs[index];
+  if (!facts) return undefined;
+  const t: Tensor | undefined = facts.constant;
+  if (!t) throw new OpError(`${what} ('${facts.name}') must be a constant for training`);
+  if (t.data.length !== 1) throw new OpError(`${what} ('${facts.name}') must hold one value, it holds ${t.data.length}`);
+  const v = t.data[0];
+  return typeof v === 'bigint' ? Number(v) : Number(v);
+}

@@ -1,0 +1,423 @@
+/**
+ * ONNX files ↔ Graph. Decoding never trusts the bytes: protobuf errors, impossible sizes and types
+ * slimkit cannot represent all become one-line SlimErrors that name the file and the tensor or node.
+ * Writing is atomic (temp file in the same folder, fsync, rename).
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { inputError, SlimError } from '../errors.js';
+import { dtypeFromOnnx, onnxDtype } from './dtype.js';
+import type { Attribute, Dim, Graph, Node, ValueInfo } from './graph.js';
+import {
+  AttributeProto,
+  ATTRIBUTE_TYPE as AT,
+  DATA_TYPE_NAMES,
+  has,
+  int64ToNumber,
+  ModelProto,
+  TensorProto,
+  toInt64,
+  type IAttributeProto,
+  type IGraphProto,
+  type IModelProto,
+  type INodeProto,
+  type ITensorProto,
+  type IValueInfoProto,
+} from './proto.js';
+import type { Tensor } from './tensor.js';
+import { ExternalDataWriter, quoted, tensorFromProto, tensorToProto, type TensorContext } from './tensor-proto.js';
+
+export interface DecodeOptions {
+  /** Named in error messages. */
+  file?: string;
+  /** Folder that external data paths are relative to; without it, external data is refused. */
+  baseDir?: string;
+}
+
+export interface EncodeOptions {
+  /** Move tensors of at least `thresholdBytes` (default 1024) into a separate blob named `file`. */
+  externalData?: { file: string; thresholdBytes?: number };
+}
+
+export interface WriteOptions {
+  /** true, or a threshold: write large initializers to `<model file name>.data` beside the model. */
+  externalData?: boolean | { thresholdBytes: number };
+}
+
+const DEFAULT_EXTERNAL_THRESHOLD = 1024;
+/** protobuf cannot address more than 2 GiB in one message. */
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+/** Unknown dimensions (neither dim_value nor dim_param) get symbols like "?1" and write back as unknown. */
+const UNKNOWN_DIM = /^\?\d+$/;
+
+const NOT_ONNX = 'the file is damaged or is not an ONNX model; re-export or re-download it';
+
+/** A protobufjs failure in words (it reports truncation as "index out of range: 10 + 5 > 12"). */
+function describeProtobufError(e: unknown): string {
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return 'messages are nested too deeply';
+  const message = e instanceof Error ? e.message : String(e);
+  const range = /index out of range: (\d+) \+ (\d+) > (\d+)/.exec(message);
+  if (range) return `a field at byte ${range[1]} needs ${range[2]} more byte(s) but the data ends at byte ${range[3]} (truncated?)`;
+  if (message === 'max depth exceeded') return 'messages are nested more than 100 deep';
+  if (message === 'index out of range') return 'a field runs past the end of the message that holds it (truncated?)';
+  return message.split('\n')[0]!.slice(0, 200);
+}
+
+function protobufDecode<T>(decode: (b: Uint8Array) => T, bytes: Uint8Array, file: string | undefined, what: string): T {
+  try {
+    return decode(bytes);
+  } catch (e) {
+    throw inputError({
+      ...(file ? { file } : {}),
+      problem: `is not a valid ${what}: ${describeProtobufError(e)}`,
+      fix: NOT_ONNX,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+class Decoder {
+  private unknownDims = 0;
+
+  constructor(private readonly options: DecodeOptions) {}
+
+  fail(where: string | undefined, problem: string, fix?: string): SlimError {
+    const { file } = this.options;
+    return inputError({ ...(file ? { file } : {}), ...(where ? { where } : {}), problem, ...(fix ? { fix } : {}) });
+  }
+
+  tensorContext(where: string): TensorContext {
+    return { ...this.options, where };
+  }
+
+  model(m: IModelProto): Graph {
+    const g = m.graph;
+    if (!g) throw this.fail(undefined, 'has no graph', NOT_ONNX);
+    const opsets: Record<string, number> = {};
+    for (const o of m.opset_import ?? []) opsets[o.domain === 'ai.onnx' ? '' : (o.domain ?? '')] = int64ToNumber(o.version);
+    if (Object.keys(opsets).length === 0) throw this.fail(undefined, 'imports no opset', NOT_ONNX);
+    if ((g.sparse_initializer ?? []).length > 0) {
+      const names = g.sparse_initializer!.map((s) => quoted(s.values?.name ?? '')).slice(0, 3).join(', ');
+      throw this.fail(`sparse initializer ${names}`, 'is a sparse tensor, which slimkit does not support',
+        'store the weights as dense initializers (onnx.numpy_helper) and re-save the model');
+    }
+    const initializers = new Map<string, Tensor>();
+    for (const t of g.initializer ?? []) {
+      const name = t.name ?? '';
+      const where = `initializer ${quoted(name)}`;
+      if (initializers.has(name)) throw this.fail(where, 'appears twice', 'the file is damaged; re-export it');
+      initializers.set(name, tensorFromProto(t, this.tensorContext(where)));
+    }
+    // Inputs and outputs first, so that their unknown dims get the first symbols (?1, ?2, ...).
+    const inputs = (g.input ?? []).map((v) => this.valueInfo(v, 'graph input'));
+    const outputs = (g.output ?? []).map((v) => this.valueInfo(v, 'graph output'));
+    const valueInfo = new Map<string, ValueInfo>();
+    for (const v of g.value_info ?? []) {
+      // Intermediate types are hints: entries slimkit cannot represent (sequences, no type) are dropped.
+      if (v.type?.value !== 'tensor_type' || !dtypeFromOnnx(v.type.tensor_type?.elem_type ?? 0)) continue;
+      const info = this.valueInfo(v, 'value');
+      valueInfo.set(info.name, info);
+    }
+    const metadata: Record<string, string> = {};
+    for (const e of m.metadata_props ?? []) metadata[e.key ?? ''] = e.value ?? '';
+    return {
+      name: g.name ?? '',
+      irVersion: int64ToNumber(m.ir_version),
+      opsets,
+      producerName: m.producer_name ?? '',
+      producerVersion: m.producer_version ?? '',
+      // Graph has one doc string: the model's, or the graph's when the model has none.
+      docString: m.doc_string || g.doc_string || '',
+      metadata,
+      inputs,
+      outputs,
+      nodes: (g.node ?? []).map((n, i) => this.node(n, i)),
+      initializers,
+      valueInfo,
+    };
+  }
+
+  valueInfo(v: IValueInfoProto, role: string): ValueInfo {
+    const name = v.name ?? '';
+    const where = `${role} ${quoted(name)}`;
+    const type = v.type;
+    if (!type || !type.value) throw this.fail(where, 'has no type', 'the file is damaged; re-export it');
+    if (type.value !== 'tensor_type') {
+      const kind = type.value.replace('_type', '').replace('_', ' ');
+      throw this.fail(where, `is ${/^[aeiou]/.test(kind) ? 'an' : 'a'} ${kind}, not a tensor; slimkit handles tensor inputs and outputs only`,
+        'use a model whose inputs and outputs are plain tensors');
+    }
+    const code = type.tensor_type?.elem_type ?? 0;
+    const dtype = dtypeFromOnnx(code);
+    if (!dtype) {
+      const typeName = DATA_TYPE_NAMES.get(code);
+      throw this.fail(where, `has element type ${typeName ? `${typeName} (${code})` : `code ${code}`}, which slimkit does not support`,
+        'slimkit handles float, integer, bool and string tensors');
+    }
+    const shape = type.tensor_type?.shape;
+    if (!shape) return { name, dtype };
+    return { name, dtype, shape: (shape.dim ?? []).map((d): Dim => {
+      if (d.value === 'dim_value') {
+        const n = int64ToNumber(d.dim_value);
+        if (Number.isSafeInteger(n) && n >= 0) return n;
+      } else if (d.value === 'dim_param' && d.dim_param && !UNKNOWN_DIM.test(d.dim_param)) {
+        return d.dim_param;
+      }
+      return `?${++this.unknownDims}`;
+    }) };
+  }
+
+  node(n: INodeProto, index: number): Node {
+    const name = n.name ?? '';
+    const where = `node ${name ? quoted(name) : `#${index}`} (${quoted(n.op_type ?? '')})`;
+    const attributes: Record<string, Attribute> = {};
+    for (const a of n.attribute ?? []) {
+      const key = a.name ?? '';
+      if (Object.hasOwn(attributes, key)) throw this.fail(where, `has attribute ${quoted(key)} twice`, 'the file is damaged; re-export it');
+      attributes[key] = this.attribute(a, `${where}, attribute ${quoted(key)}`);
+    }
+    const node: Node = {
+      name,
+      opType: n.op_type ?? '',
+      domain: n.domain === 'ai.onnx' ? '' : (n.domain ?? ''),
+      inputs: [...(n.input ?? [])],
+      outputs: [...(n.output ?? [])],
+      attributes,
+    };
+    if (n.doc_string) node.docString = n.doc_string;
+    return node;
+  }
+
+  attribute(a: IAttributeProto, where: string): Attribute {
+    const type = a.type || legacyAttributeType(a);
+    if (a.ref_attr_name) return opaque(a);
+    switch (type) {
+      case AT.FLOAT:
+        return { type: 'float', value: a.f ?? 0 };
+      case AT.INT:
+        return { type: 'int', value: int64ToNumber(a.i) };
+      case AT.STRING:
+        return { type: 'string', value: utf8.decode(has(a, 's') ? a.s! : new Uint8Array()) };
+      case AT.TENSOR:
+        if (!has(a, 't')) throw this.fail(where, 'is a TENSOR attribute without a tensor', 'the file is damaged; re-export it');
+        return { type: 'tensor', value: tensorFromProto(a.t!, this.tensorContext(where)) };
+      case AT.FLOATS:
+        return { type: 'floats', value: [...(a.floats ?? [])] };
+      case AT.INTS:
+        return { type: 'ints', value: (a.ints ?? []).map(int64ToNumber) };
+      case AT.STRINGS:
+        return { type: 'strings', value: (a.strings ?? []).map((s) => utf8.decode(s)) };
+      default:
+        // Subgraphs, sparse tensors, type protos, tensor lists: kept as protobuf so they write back unchanged.
+        return opaque(a);
+    }
+  }
+}
+
+const utf8 = new TextDecoder('utf-8');
+const utf8Encoder = new TextEncoder();
+
+/** Files from before IR version 3 may leave `type` unset; infer it from the field that is present. */
+function legacyAttributeType(a: IAttributeProto): number {
+  if (has(a, 'f')) return AT.FLOAT;
+  if (has(a, 'i')) return AT.INT;
+  if (has(a, 's')) return AT.STRING;
+  if (has(a, 't')) return AT.TENSOR;
+  if (a.floats?.length) return AT.FLOATS;
+  if (a.ints?.length) return AT.INTS;
+  if (a.strings?.length) return AT.STRINGS;
+  return AT.UNDEFINED;
+}
+
+/** An attribute kept as its protobuf message, re-encoded once so it no longer shares the file's buffer. */
+function opaque(a: IAttributeProto): Attribute {
+  return { type: 'opaque', value: AttributeProto.decode(AttributeProto.encode(a)) };
+}
+
+/**
+ * Decode an ONNX model. Throws a SlimError (naming `options.file`) on bytes that are not a model, on
+ * impossible sizes, and on content slimkit cannot represent (sparse tensors, sequence inputs, complex).
+ */
+export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Graph {
+  if (bytes.length === 0) throw inputError({ ...(options.file ? { file: options.file } : {}), problem: 'is empty', fix: NOT_ONNX });
+  const model = protobufDecode(ModelProto.decode, bytes, options.file, 'ONNX model');
+  return new Decoder(options).model(model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+function valueInfoToProto(v: ValueInfo): IValueInfoProto {
+  const tensor: NonNullable<NonNullable<IValueInfoProto['type']>['tensor_type']> = { elem_type: onnxDtype(v.dtype) };
+  if (v.shape) {
+    tensor.shape = {
+      dim: v.shape.map((d) => typeof d === 'number' ? { dim_value: toInt64(d) } : UNKNOWN_DIM.test(d) ? {} : { dim_param: d }),
+    };
+  }
+  return { name: v.name, type: { tensor_type: tensor } };
+}
+
+function attributeToProto(name: string, a: Attribute): IAttributeProto {
+  switch (a.type) {
+    case 'float':
+      return { name, type: AT.FLOAT, f: a.value };
+    case 'int':
+      return { name, type: AT.INT, i: toInt64(a.value) };
+    case 'string':
+      return { name, type: AT.STRING, s: utf8Encoder.encode(a.value) };
+    case 'tensor':
+      return { name, type: AT.TENSOR, t: tensorToProto(a.value, '') };
+    case 'floats':
+      return { name, type: AT.FLOATS, floats: [...a.value] };
+    case 'ints':
+      return { name, type: AT.INTS, ints: a.value.map((v) => toInt64(v)) };
+    case 'strings':
+      return { name, type: AT.STRINGS, strings: a.value.map((s) => utf8Encoder.encode(s)) };
+    case 'opaque':
+      return { ...(a.value as IAttributeProto), name };
+  }
+}
+
+function nodeToProto(n: Node): INodeProto {
+  const p: INodeProto = {
+    input: [...n.inputs],
+    output: [...n.outputs],
+    op_type: n.opType,
+    attribute: Object.entries(n.attributes).map(([name, a]) => attributeToProto(name, a)),
+  };
+  if (n.name) p.name = n.name;
+  if (n.domain) p.domain = n.domain;
+  if (n.docString) p.doc_string = n.docString;
+  return p;
+}
+
+function graphToProto(graph: Graph, external?: ExternalDataWriter): IModelProto {
+  const g: IGraphProto = {
+    node: graph.nodes.map(nodeToProto),
+    name: graph.name,
+    initializer: [...graph.initializers].map(([name, t]): ITensorProto => tensorToProto(t, name, external)),
+    input: graph.inputs.map(valueInfoToProto),
+    output: graph.outputs.map(valueInfoToProto),
+    value_info: [...graph.valueInfo.values()].map(valueInfoToProto),
+  };
+  const m: IModelProto = {
+    ir_version: toInt64(graph.irVersion),
+    opset_import: Object.entries(graph.opsets).map(([domain, version]) => ({ domain, version: toInt64(version) })),
+    graph: g,
+    metadata_props: Object.entries(graph.metadata).map(([key, value]) => ({ key, value })),
+  };
+  if (graph.producerName) m.producer_name = graph.producerName;
+  if (graph.producerVersion) m.producer_version = graph.producerVersion;
+  if (graph.docString) m.doc_string = graph.docString;
+  return m;
+}
+
+/** Encode a Graph as ONNX bytes; with `externalData`, large tensors go into a second blob. */
+export function encodeModel(graph: Graph, options: EncodeOptions = {}): { model: Uint8Array; external?: Uint8Array } {
+  const ext = options.externalData;
+  const writer = ext ? new ExternalDataWriter(ext.file, ext.thresholdBytes ?? DEFAULT_EXTERNAL_THRESHOLD) : undefined;
+  const model = ModelProto.encode(graphToProto(graph, writer));
+  if (model.length > PROTOBUF_LIMIT) {
+    throw inputError({
+      where: `graph ${quoted(graph.name)}`,
+      problem: `encodes to ${model.length} bytes, more than protobuf's 2 GiB limit`,
+      fix: 'write it with external data (writeModel(..., { externalData: true }))',
+    });
+  }
+  return writer && writer.byteLength > 0 ? { model, external: writer.finish() } : { model };
+}
+
+/** Decode a TensorProto (.pb files in ONNX's test suite). */
+export function decodeTensor(bytes: Uint8Array, options: DecodeOptions = {}): Tensor {
+  const p = protobufDecode(TensorProto.decode, bytes, options.file, 'ONNX tensor');
+  return tensorFromProto(p, { ...options, where: `tensor ${quoted(p.name ?? '')}` });
+}
+
+/** Encode a tensor as a TensorProto (raw_data for numbers, string_data for strings). */
+export function encodeTensor(t: Tensor, options: { name?: string } = {}): Uint8Array {
+  return TensorProto.encode(tensorToProto(t, options.name ?? ''));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+function fileError(path: string, e: unknown, action: 'read' | 'write'): SlimError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const problem = code === 'ENOENT' ? (action === 'read' ? 'does not exist' : 'cannot be written: its folder does not exist')
+    : code === 'EISDIR' ? 'is a folder, not a file'
+    : code === 'EACCES' || code === 'EPERM' ? `cannot be ${action === 'read' ? 'read' : 'written'}: permission denied`
+    : code === 'ERR_FS_FILE_TOO_LARGE' ? 'is larger than 2 GiB, which an ONNX file cannot be without external data'
+    : code === 'ENOSPC' ? 'cannot be written: the disk is full'
+    : `cannot be ${action === 'read' ? 'read' : 'written'}: ${(e as Error).message}`;
+  return inputError({ file: path, problem, fix: action === 'read' ? 'check the path' : 'check the output path and free space' });
+}
+
+/** The bytes of a file, with file errors as SlimErrors. */
+export async function readBytes(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw fileError(path, e, 'read');
+  }
+}
+
+/** Read an ONNX model; external data is read relative to the model's folder. */
+export async function readModel(path: string): Promise<Graph> {
+  return decodeModel(await readBytes(path), { file: path, baseDir: dirname(resolve(path)) });
+}
+
+/** Read a TensorProto file. */
+export async function readTensor(path: string): Promise<Tensor> {
+  return decodeTensor(await readBytes(path), { file: path, baseDir: dirname(resolve(path)) });
+}
+
+/**
+ * Write `bytes` to `path` so that readers see the old file or the new one, never a partial one:
+ * temp file in the same folder, fsync, rename. The temp file is removed on any error.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let created = false;
+  try {
+    const handle = await open(temp, 'wx');
+    created = true;
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, path);
+    created = false;
+  } catch (e) {
+    if (created) await unlink(temp).catch(() => undefined);
+    throw e instanceof SlimError ? e : fileError(path, e, 'write');
+  }
+  // Make the rename itself durable; not every file system lets a folder be opened for this.
+  try {
+    const dir = await open(dirname(path), 'r');
+    await dir.sync().finally(() => dir.close());
+  } catch {
+    /* best effort */
+  }
+}
+
+/**
+ * Write a Graph as an ONNX file (atomically). With `externalData`, initializers of at least the threshold
+ * (default 1 KiB) go to `<file name>.data` beside the model. Returns the bytes written, both files together.
+ */
+export async function writeModel(graph: Graph, path: string, options: WriteOptions = {}): Promise<{ bytes: number }> {
+  const ext = options.externalData;
+  const externalFile = `${basename(path)}.data`;
+  const encodeOptions: EncodeOptions = ext
+    ? { externalData: { file: externalFile, thresholdBytes: ext === true ? DEFAULT_EXTERNAL_THRESHOLD : ext.thresholdBytes } }
+    : {};
+  const { model, external } = encodeModel(graph, encodeOptions);
+  // Data first: a model file must never point at data that is not there yet.
+  if (external) await writeFileAtomic(join(dirname(path), externalFile), external);
+  await writeFileAtomic(path, model);
+  return { bytes: model.length + (external?.length ?? 0) };
+}

@@ -1,0 +1,101 @@
+/**
+ * Is this Graph something slimkit can work on? Structural checks with one clear error each, then
+ * shape inference over the op registry (which names unsupported ops and bad node inputs).
+ */
+import { dirname, resolve } from 'node:path';
+import { inputError, SlimError } from '../errors.js';
+import { isFloat } from './dtype.js';
+import type { Graph } from './graph.js';
+import { decodeModel, readBytes } from './io.js';
+import { inferShapes, type InferenceResult } from './shape-inference.js';
+import { float16BitsToNumber, bfloat16BitsToNumber, type Tensor } from './tensor.js';
+import { quoted } from './tensor-proto.js';
+
+/** ai.onnx opset versions slimkit's op definitions follow. */
+export const SUPPORTED_OPSETS = { min: 7, max: 21 } as const;
+
+export interface ValidateOptions {
+  /** Named in error messages. */
+  file?: string;
+}
+
+/** Index of the first NaN or ±Inf in a float tensor, and how many there are; undefined when all are finite. */
+export function nonFinite(t: Tensor): { first: number; count: number } | undefined {
+  if (!isFloat(t.dtype)) return undefined;
+  const data = t.data as Float32Array | Float64Array | Uint16Array;
+  const decode = t.dtype === 'float16' ? float16BitsToNumber : t.dtype === 'bfloat16' ? bfloat16BitsToNumber : undefined;
+  let first = -1;
+  let count = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = decode ? decode(data[i]!) : data[i]!;
+    if (!Number.isFinite(v)) {
+      if (first < 0) first = i;
+      count++;
+    }
+  }
+  return count > 0 ? { first, count } : undefined;
+}
+
+function checkOpset(graph: Graph, fail: (where: string | undefined, problem: string, fix: string) => SlimError): void {
+  const { min, max } = SUPPORTED_OPSETS;
+  const version = graph.opsets[''];
+  if (version === undefined) {
+    const others = Object.keys(graph.opsets).map((d) => quoted(d)).join(', ');
+    throw fail(undefined, `imports no opset for the default ONNX domain (ai.onnx)${others ? `, only ${others}` : ''}`,
+      `slimkit runs models built from standard ONNX ops, opsets ${min}–${max}`);
+  }
+  if (!Number.isInteger(version) || version < min || version > max) {
+    throw fail(undefined, `uses ONNX opset ${version}; slimkit supports opsets ${min}–${max}`,
+      `convert it (python -m onnx.version_converter, or re-export with opset_version=17)`);
+  }
+}
+
+/**
+ * Check a decoded Graph and infer every value's type. Throws a SlimError naming the file and the node,
+ * tensor or value for: no outputs, an output nothing produces, a missing or unsupported default opset,
+ * duplicate producers, dangling inputs, cycles, unsupported ops, and NaN/Inf in float initializers.
+ */
+export function validateGraph(graph: Graph, options: ValidateOptions = {}): InferenceResult {
+  const fail = (where: string | undefined, problem: string, fix: string): SlimError =>
+    inputError({ ...(options.file ? { file: options.file } : {}), ...(where ? { where } : {}), problem, fix });
+
+  if (graph.outputs.length === 0) throw fail(undefined, 'has no outputs', 're-export the model with its outputs named');
+  checkOpset(graph, fail);
+
+  const available = new Set<string>(graph.initializers.keys());
+  for (const v of graph.inputs) available.add(v.name);
+  for (const node of graph.nodes) for (const out of node.outputs) if (out) available.add(out);
+  for (const out of graph.outputs) {
+    if (!available.has(out.name)) {
+      throw fail(`graph output ${quoted(out.name)}`, 'is not produced by any node, graph input or initializer',
+        'the file is incomplete or was edited by hand; re-export it');
+    }
+  }
+
+  for (const [name, t] of graph.initializers) {
+    const bad = nonFinite(t);
+    if (bad) {
+      throw fail(`initializer ${quoted(name)}`,
+        `holds ${bad.count} non-finite value${bad.count > 1 ? 's' : ''} (NaN or Inf; first at element ${bad.first})`,
+        'the weights are damaged or training diverged; use a healthy checkpoint');
+    }
+  }
+
+  return inferShapes(graph, options.file ? { file: options.file } : {});
+}
+
+export interface LoadedModel {
+  graph: Graph;
+  facts: InferenceResult;
+  /** Size of the .onnx file itself (external data files not counted). */
+  fileBytes: number;
+}
+
+/** Read, decode and validate a model file: the one entry point the CLI uses. */
+export async function loadModel(path: string): Promise<LoadedModel> {
+  const bytes = await readBytes(path);
+  const graph = decodeModel(bytes, { file: path, baseDir: dirname(resolve(path)) });
+  const facts = validateGraph(graph, { file: path });
+  return { graph, facts, fileBytes: bytes.length };
+}
+

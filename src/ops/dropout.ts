@@ -1,0 +1,40 @@
+import { FLOAT_DTYPES } from '../onnx/dtype.js';
+import { floatAttr } from './attrs.js';
+import { defineOp, OpError } from './op-def.js';
+import { input, requireDtype, typeOf } from './shared/shapes.js';
+
+/**
+ * `ratio` is the attribute of opsets < 12; from 12 the ratio and training_mode are optional inputs.
+ * Inference (what slimkit exports) is the identity either way.
+ */
+export interface DropoutAttrs {
+  ratio?: number;
+}
+
+export const dropout = defineOp<DropoutAttrs>({
+  opType: 'Dropout',
+  domain: '',
+  summary: 'identity at inference; random zeroing with scaling when training_mode is true',
+  inputCount: [1, 3],
+  outputCount: [1, 2],
+  parseAttrs(node, opset) {
+    if (opset >= 12) return {};
+    const ratio = floatAttr(node, 'ratio', 0.5);
+    if (ratio < 0 || ratio >= 1) throw new OpError(`ratio must be in [0, 1), got ${ratio}`);
+    return { ratio };
+  },
+  inferTypes(ctx) {
+    const dtype = requireDtype(ctx, 0, FLOAT_DTYPES);
+    if (ctx.opset < 12 && ctx.node.inputs.length > 1) {
+      throw new OpError(`Dropout before opset 12 takes no ratio/training_mode inputs (opset ${ctx.opset})`);
+    }
+    const training = ctx.inputs[2];
+    if (training && training.type.dtype !== 'bool') throw new OpError(`training_mode '${training.name}' must be bool, got ${training.type.dtype}`);
+    const shape = input(ctx, 0).type.shape;
+    const out = [typeOf(dtype, shape)];
+    // The mask is bool from opset 10; before that it had the input's type.
+    if (ctx.node.outputs.length > 1) out.push(typeOf(ctx.opset >= 10 ? 'bool' : dtype, shape));
+    return out;
+  },
+  macs: () => 0,
+});

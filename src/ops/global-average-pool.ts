@@ -1,0 +1,13 @@
+import { defineOp } from './op-def.js';
+import { inferGlobalPoolType } from './shared/pool.js';
+
+export const globalAveragePool = defineOp<Record<string, never>>({
+  opType: 'GlobalAveragePool',
+  domain: '',
+  summary: 'mean over all spatial positions: [N, C, ...] → [N, C, 1, ...]',
+  inputCount: [1, 1],
+  outputCount: [1, 1],
+  parseAttrs: () => ({}),
+  inferTypes: (ctx) => [inferGlobalPoolType(ctx)],
+  macs: () => 0,
+});

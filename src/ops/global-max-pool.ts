@@ -1,0 +1,13 @@
+import { defineOp } from './op-def.js';
+import { inferGlobalPoolType } from './shared/pool.js';
+
+export const globalMaxPool = defineOp<Record<string, never>>({
+  opType: 'GlobalMaxPool',
+  domain: '',
+  summary: 'max over all spatial positions: [N, C, ...] → [N, C, 1, ...]',
+  inputCount: [1, 1],
+  outputCount: [1, 1],
+  parseAttrs: () => ({}),
+  inferTypes: (ctx) => [inferGlobalPoolType(ctx)],
+  macs: () => 0,
+});

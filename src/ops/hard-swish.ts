@@ -1,0 +1,7 @@
+import { unaryFloatOp } from './shared/elementwise.js';
+
+export const hardSwish = unaryFloatOp({
+  opType: 'HardSwish',
+  summary: 'x * max(0, min(1, x / 6 + 1/2)), elementwise (opset 14)',
+  parseAttrs: () => ({}),
+});

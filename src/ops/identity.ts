@@ -1,0 +1,17 @@
+import { defineOp } from './op-def.js';
+import { input, typeOf } from './shared/shapes.js';
+
+export const identity = defineOp<Record<string, never>>({
+  opType: 'Identity',
+  domain: '',
+  summary: 'a copy of the input',
+  inputCount: [1, 1],
+  outputCount: [1, 1],
+  parseAttrs: () => ({}),
+  inferTypes(ctx) {
+    const x = input(ctx, 0);
+    return [typeOf(x.type.dtype, x.type.shape)];
+  },
+  macs: () => 0,
+  foldValues: (ctx) => [ctx.inputs[0]?.known],
+});

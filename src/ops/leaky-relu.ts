@@ -1,0 +1,12 @@
+import { floatAttr } from './attrs.js';
+import { unaryFloatOp } from './shared/elementwise.js';
+
+export interface LeakyReluAttrs {
+  alpha: number;
+}
+
+export const leakyRelu = unaryFloatOp<LeakyReluAttrs>({
+  opType: 'LeakyRelu',
+  summary: 'x if x >= 0 else alpha * x, elementwise',
+  parseAttrs: (node) => ({ alpha: floatAttr(node, 'alpha', 0.01) }),
+});

@@ -1,0 +1,43 @@
+import type { Dim } from '../onnx/graph.js';
+import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
+import { defineOp, OpError } from './op-def.js';
+import { broadcastShapes, countElements, input, mergeDims, requireDtype, sameDtype, shapeOf, typeOf } from './shared/shapes.js';
+
+const MATMUL_DTYPES: ReadonlySet<DType> = new Set([...FLOAT_DTYPES, ...INT_DTYPES]);
+
+/**
+ * numpy.matmul: a 1-D left operand is a row (its axis is dropped from the result), a 1-D right
+ * operand a column; leading batch axes broadcast.
+ */
+export const matmul = defineOp<Record<string, never>>({
+  opType: 'MatMul',
+  domain: '',
+  summary: 'matrix product with numpy batch broadcasting and 1-D promotion',
+  inputCount: [2, 2],
+  outputCount: [1, 1],
+  parseAttrs: () => ({}),
+  inferTypes(ctx) {
+    const dtype = requireDtype(ctx, 0, MATMUL_DTYPES);
+    sameDtype(ctx);
+    if (!input(ctx, 0).type.shape || !input(ctx, 1).type.shape) return [typeOf(dtype)];
+    const a = shapeOf(ctx, 0);
+    const b = shapeOf(ctx, 1);
+    if (a.length === 0 || b.length === 0) {
+      throw new OpError(`MatMul operands must have rank 1 or more, got [${a.join(', ')}] and [${b.join(', ')}]`);
+    }
+    const a2 = a.length === 1 ? [1, a[0]!] : a;
+    const b2 = b.length === 1 ? [b[0]!, 1] : b;
+    mergeDims(a2[a2.length - 1]!, b2[b2.length - 2]!, `inner dims of '${input(ctx, 0).name}' [${a.join(', ')}] and '${input(ctx, 1).name}' [${b.join(', ')}] (K)`);
+    const batch = broadcastShapes(a2.slice(0, -2), b2.slice(0, -2));
+    const out: Dim[] = [...batch];
+    if (a.length > 1) out.push(a2[a2.length - 2]!);
+    if (b.length > 1) out.push(b2[b2.length - 1]!);
+    return [typeOf(dtype, out)];
+  },
+  // Every output element is a dot product of length K.
+  macs(ctx, outputs) {
+    const a = input(ctx, 0).type.shape;
+    if (!a || !outputs[0]?.shape) return 0;
+    return countElements(outputs[0].shape) * countElements([a[a.length - 1]!]);
+  },
+});

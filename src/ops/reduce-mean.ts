@@ -1,0 +1,9 @@
+import { NUMERIC_DTYPES } from './shared/elementwise.js';
+import { reduceOp } from './shared/reduce.js';
+
+export const reduceMean = reduceOp({
+  opType: 'ReduceMean',
+  summary: 'mean over axes (keepdims default on); torch exports adaptive_avg_pool2d(x, 1) as this or GlobalAveragePool',
+  dtypes: NUMERIC_DTYPES,
+  axesInputSince: 18,
+});

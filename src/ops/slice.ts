@@ -1,0 +1,102 @@
+import { intsAttr } from './attrs.js';
+import { defineOp, OpError, type KnownValue, type OpContext } from './op-def.js';
+import { takeKnown } from './shared/known.js';
+import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
+
+/** Opsets < 10 give starts/ends/axes as attributes; from 10 they (and steps) are inputs 1-4. */
+export interface SliceAttrs {
+  starts?: number[];
+  ends?: number[];
+  axes?: number[];
+}
+
+interface SliceParams {
+  starts: number[];
+  ends: number[];
+  axes: number[];
+  steps: number[];
+}
+
+export const slice = defineOp<SliceAttrs>({
+  opType: 'Slice',
+  domain: '',
+  summary: 'a strided sub-range along some axes (numpy x[start:end:step])',
+  inputCount: [1, 5],
+  outputCount: [1, 1],
+  parseAttrs(node, opset) {
+    if (opset >= 10) return {};
+    const starts = intsAttr(node, 'starts');
+    const ends = intsAttr(node, 'ends');
+    if (!starts || !ends) throw new OpError('Slice before opset 10 requires attributes starts and ends');
+    const axes = intsAttr(node, 'axes');
+    return axes ? { starts, ends, axes } : { starts, ends };
+  },
+  inferTypes(ctx) {
+    const x = input(ctx, 0);
+    const shape = x.type.shape;
+    if (!shape) return [typeOf(x.type.dtype)];
+    const params = sliceParams(ctx, shape.length);
+    if (!params) return [typeOf(x.type.dtype, shape.map((_, i) => unknownDim(ctx, 0, i)))];
+    const out = [...shape];
+    params.axes.forEach((axis, k) => {
+      const d = shape[axis]!;
+      const [start, end, step] = [params.starts[k]!, params.ends[k]!, params.steps[k]!];
+      if (typeof d === 'number') out[axis] = sliceLength(d, start, end, step);
+      // On a symbolic axis only the whole-axis slice keeps the symbol.
+      else out[axis] = start === 0 && end >= 2 ** 31 - 1 && step === 1 ? d : unknownDim(ctx, 0, axis);
+    });
+    return [typeOf(x.type.dtype, out)];
+  },
+  macs: () => 0,
+  foldValues(ctx) {
+    const known = ctx.inputs[0]?.known;
+    if (!known) return [undefined];
+    const params = sliceParams(ctx, known.dims.length);
+    if (!params) return [undefined];
+    let value: KnownValue = known;
+    params.axes.forEach((axis, k) => {
+      value = takeKnown(value, axis, sliceIndices(value.dims[axis]!, params.starts[k]!, params.ends[k]!, params.steps[k]!));
+    });
+    return [value];
+  },
+});
+
+/** Starts/ends/axes/steps with axes normalized; undefined when an input's contents are not known. */
+function sliceParams(ctx: OpContext<SliceAttrs>, rank: number): SliceParams | undefined {
+  const fromInputs = ctx.opset >= 10;
+  const starts = fromInputs ? knownInts(ctx, 1) : ctx.attrs.starts;
+  const ends = fromInputs ? knownInts(ctx, 2) : ctx.attrs.ends;
+  if (fromInputs) {
+    input(ctx, 1);
+    input(ctx, 2);
+  }
+  const axes = fromInputs ? (ctx.inputs[3] ? knownInts(ctx, 3) : undefined) : ctx.attrs.axes;
+  const steps = fromInputs && ctx.inputs[4] ? knownInts(ctx, 4) : undefined;
+  if (!starts || !ends || (fromInputs && ctx.inputs[3] && !axes) || (ctx.inputs[4] && !steps)) return undefined;
+  const n = starts.length;
+  const allAxes = axes ?? Array.from({ length: n }, (_, i) => i);
+  const allSteps = steps ?? new Array<number>(n).fill(1);
+  if (ends.length !== n || allAxes.length !== n || allSteps.length !== n) {
+    throw new OpError(`starts, ends, axes and steps must have the same length, got ${n}, ${ends.length}, ${allAxes.length}, ${allSteps.length}`);
+  }
+  if (allSteps.some((s) => s === 0)) throw new OpError('steps must not be 0');
+  return { starts, ends, axes: normalizeAxes(allAxes, rank), steps: allSteps };
+}
+
+/** Start and end of numpy's x[start:end:step] on an axis of length `dim`, clamped the way ONNX does. */
+function sliceBounds(dim: number, start: number, end: number, step: number): [number, number] {
+  const resolve = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v < 0 ? v + dim : v));
+  return step > 0 ? [resolve(start, 0, dim), resolve(end, 0, dim)] : [resolve(start, 0, dim - 1), resolve(end, -1, dim - 1)];
+}
+
+/** How many entries x[start:end:step] has (computed, so huge axes cost nothing). */
+export function sliceLength(dim: number, start: number, end: number, step: number): number {
+  const [s, e] = sliceBounds(dim, start, end, step);
+  return Math.max(0, Math.ceil((e - s) / step));
+}
+
+/** The indices x[start:end:step] picks; for folding small known values. */
+export function sliceIndices(dim: number, start: number, end: number, step: number): number[] {
+  const [s] = sliceBounds(dim, start, end, step);
+  return Array.from({ length: sliceLength(dim, start, end, step) }, (_, i) => s + i * step);
+}

@@ -1,0 +1,32 @@
+import { intsAttr } from './attrs.js';
+import { defineOp, OpError } from './op-def.js';
+import { input, shapeOf, typeOf } from './shared/shapes.js';
+
+export interface TransposeAttrs {
+  /** Undefined: reverse the axes. */
+  perm?: number[];
+}
+
+export const transpose = defineOp<TransposeAttrs>({
+  opType: 'Transpose',
+  domain: '',
+  summary: 'permute axes (default: reverse them)',
+  inputCount: [1, 1],
+  outputCount: [1, 1],
+  parseAttrs(node) {
+    const perm = intsAttr(node, 'perm');
+    return perm ? { perm } : {};
+  },
+  inferTypes(ctx) {
+    const x = input(ctx, 0);
+    if (!x.type.shape) return [typeOf(x.type.dtype)];
+    const shape = shapeOf(ctx, 0);
+    const perm = ctx.attrs.perm ?? shape.map((_, i) => shape.length - 1 - i);
+    const sorted = [...perm].sort((a, b) => a - b);
+    if (perm.length !== shape.length || sorted.some((p, i) => p !== i)) {
+      throw new OpError(`perm [${perm.join(', ')}] is not a permutation of the ${shape.length} axes of '${x.name}'`);
+    }
+    return [typeOf(x.type.dtype, perm.map((p) => shape[p]!))];
+  },
+  macs: () => 0,
+});

@@ -1,0 +1,80 @@
+import { cloneGraph, type Dim, type Graph, type Node } from '../onnx/graph.js';
+import { inferShapes } from '../onnx/shape-inference.js';
+import { int64, makeTensor } from '../onnx/tensor.js';
+import type { Pass } from './pass.js';
+import { eliminateDeadCode } from './dead-code.js';
+import { freshName, isGraphOutput, valueNames } from './rewrite.js';
+
+/**
+ * The static shape a Reshape can take instead of a computed one: entries equal to the data input's own
+ * dim at the same position become 0 ("copy", when allowzero is off), and one remaining unknown becomes
+ * -1. Returns undefined when the shape still depends on more than one free dimension.
+ */
+function staticReshapeTarget(target: readonly Dim[], dataShape: readonly Dim[] | undefined, allowZero: boolean): number[] | undefined {
+  const out: number[] = [];
+  let unknown = 0;
+  for (let i = 0; i < target.length; i++) {
+    const v = target[i]!;
+    if (typeof v === 'number') out.push(v);
+    else if (!allowZero && dataShape?.[i] === v) out.push(0);
+    else {
+      out.push(-1);
+      unknown++;
+    }
+  }
+  const inferred = out.filter((v) => v === -1).length;
+  return unknown <= 1 && inferred <= 1 ? out : undefined;
+}
+
+/**
+ * Constant-fold the shape subgraphs exporters emit (Shape → Gather → Unsqueeze → Concat → Reshape):
+ * values shape inference knows exactly become initializers, Reshape targets that depend only on the
+ * batch dimension become static (0 = copy that dim), and the now-dead subgraph is removed.
+ */
+export function foldShapeSubgraphs(graph: Graph): Graph {
+  const g = cloneGraph(graph);
+  const facts = inferShapes(g);
+  const taken = valueNames(g);
+  const doomed = new Set<Node>();
+
+  for (const { node } of facts.nodes) {
+    if (node.opType === 'Constant') continue;
+    const outs = node.outputs.filter(Boolean);
+    const values = outs.map((o) => facts.known.get(o));
+    const foldable = values.every((v) => v && v.values.every((x) => typeof x === 'number'));
+    if (!foldable || outs.some((o) => isGraphOutput(g, o))) continue;
+    outs.forEach((out, i) => {
+      const v = values[i]!;
+      const dtype = facts.types.get(out)?.dtype ?? 'int64';
+      const numbers = v.values as number[];
+      g.initializers.set(
+        out,
+        dtype === 'int32' ? makeTensor('int32', v.dims, Int32Array.from(numbers)) : int64(v.dims, numbers),
+      );
+      g.valueInfo.delete(out);
+    });
+    doomed.add(node);
+  }
+  g.nodes = g.nodes.filter((n) => !doomed.has(n));
+
+  for (const node of g.nodes) {
+    if (node.opType !== 'Reshape') continue;
+    const shapeName = node.inputs[1];
+    if (!shapeName || g.initializers.has(shapeName)) continue;
+    const known = facts.known.get(shapeName);
+    const dataShape = facts.types.get(node.inputs[0] ?? '')?.shape;
+    const allowZero = node.attributes['allowzero']?.value === 1;
+    const target = known && staticReshapeTarget(known.values, dataShape, allowZero);
+    if (!target) continue;
+    const name = freshName(taken, `${node.name || 'reshape'}.shape`);
+    g.initializers.set(name, int64([target.length], target));
+    node.inputs = [node.inputs[0]!, name];
+  }
+  return eliminateDeadCode(g);
+}
+
+export const foldShapesPass: Pass = {
+  name: 'fold-shape-subgraphs',
+  description: 'replace statically known shape computations with constants',
+  run: foldShapeSubgraphs,
+};

@@ -1,0 +1,30 @@
+import { constantsPass } from './constants.js';
+import { deadCodePass } from './dead-code.js';
+import { foldBatchNormPass } from './fold-batchnorm.js';
+import { foldShapesPass } from './fold-shapes.js';
+import type { Pass } from './pass.js';
+import { removeIdentityPass } from './remove-identity.js';
+
+export { constantsToInitializers } from './constants.js';
+export { eliminateDeadCode } from './dead-code.js';
+export { foldBatchNorm } from './fold-batchnorm.js';
+export { foldShapeSubgraphs } from './fold-shapes.js';
+export { removeIdentity } from './remove-identity.js';
+export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
+
+/** Every pass by name, for `slim optimize --passes`. */
+export const PASSES: Record<string, Pass> = Object.fromEntries(
+  [constantsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
+);
+
+/**
+ * The inference clean-up pipeline, in order: constants first (later passes read weights from
+ * initializers), shape folding before BN folding (it may expose Conv → BN pairs), dead code last.
+ */
+export const INFERENCE_PIPELINE: readonly Pass[] = [
+  constantsPass,
+  foldShapesPass,
+  removeIdentityPass,
+  foldBatchNormPass,
+  deadCodePass,
+];

@@ -1,0 +1,257 @@
+/**
+ * Classification accuracy of an ORT model over an ImageSet: top-1, top-5, per-class accuracy and the
+ * confusion matrix, in one streaming pass.
+ *
+ * Speed: pixels go through a per-channel lookup table (256 floats per channel) straight into one of two
+ * reused feed buffers; batch k+1 is filled after ORT has been handed batch k and before awaiting it, so
+ * the loop is correct whether ORT runs on the JS thread (onnxruntime-node 1.30) or off it. A buffer is
+ * refilled only after the run that read it has resolved.
+ */
+import { inputError, usageError } from '../errors.js';
+import type { Dim } from '../onnx/graph.js';
+import { toNumbers, type Tensor } from '../onnx/tensor.js';
+import { normalizeInto } from '../data/transforms.js';
+import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
+import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
+
+export interface EvaluateOptions {
+  /** Images per run; default 256. A model with a fixed batch dim uses that instead. */
+  batchSize?: number;
+  /** Evaluate only the first `limit` images. */
+  limit?: number;
+  /** Pixel → input mapping; ignored for models that take uint8 pixels. */
+  normalization: Normalization;
+  /** Which model input receives the images; needed only when the model has several. */
+  inputName?: string;
+  onProgress?(done: number, total: number): void;
+}
+
+export interface ClassAccuracy {
+  name: string;
+  correct: number;
+  total: number;
+  /** correct / total, or 0 for a class with no images. */
+  accuracy: number;
+}
+
+export interface EvaluateResult {
+  count: number;
+  /** Fractions in 0..1. */
+  top1: number;
+  top5: number;
+  perClass: ClassAccuracy[];
+  /** confusion[trueLabel][predictedLabel] = image count. */
+  confusion: number[][];
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export async function evaluate(model: OrtModel, set: ImageSet, options: EvaluateOptions): Promise<EvaluateResult> {
+  const input = pickInput(model, options.inputName);
+  const output = model.outputs[0];
+  if (!output) throw inputError({ file: model.source, problem: 'the model has no outputs' });
+  const [channels, height, width] = set.imageShape;
+  const classes = set.classes.length;
+  checkInputDims(model, input, set);
+  checkOutputDims(model, output, classes);
+
+  const total = Math.min(imageCount(set), options.limit ?? Infinity);
+  const fixedBatch = typeof input.dims?.[0] === 'number' ? input.dims[0] : undefined;
+  const batchSize = fixedBatch ?? options.batchSize ?? 256;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw usageError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
+  if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
+    throw usageError(`limit must be a whole number ≥ 0, got ${options.limit}`);
+  }
+
+  const imageSize = channels * height * width;
+  const feeder = input.dtype === 'uint8'
+    ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined)
+    : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name));
+  const dimsFor = (n: number): number[] => [fixedBatch ?? n, channels, height, width];
+
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let top5Hits = 0;
+  const start = process.hrtime.bigint();
+  const batchCount = Math.ceil(total / batchSize);
+  let next: Tensor | undefined = batchCount > 0 ? feeder(0, Math.min(batchSize, total), dimsFor) : undefined;
+  for (let b = 0; b < batchCount; b++) {
+    const first = b * batchSize;
+    const n = Math.min(batchSize, total - first);
+    const pending = model.run({ [input.name]: next! }, { outputs: [output.name] });
+    // Fill the other buffer while this run is queued (or running, for an asynchronous backend).
+    if (b + 1 < batchCount) {
+      const nextFirst = first + batchSize;
+      next = feeder(nextFirst, Math.min(batchSize, total - nextFirst), dimsFor);
+    }
+    const logits = (await pending)[output.name]!;
+    top5Hits += score(logits, set.labels.subarray(first, first + n), confusion, model.source);
+    options.onProgress?.(first + n, total);
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+
+  const perClass = set.classes.map((name, c): ClassAccuracy => {
+    const row = confusion[c]!;
+    const classTotal = row.reduce((a, v) => a + v, 0);
+    const correct = row[c]!;
+    return { name, correct, total: classTotal, accuracy: classTotal ? correct / classTotal : 0 };
+  });
+  const correct = perClass.reduce((a, p) => a + p.correct, 0);
+  return {
+    count: total,
+    top1: total ? correct / total : 0,
+    top5: total ? top5Hits / total : 0,
+    perClass,
+    confusion,
+    seconds,
+    imagesPerSecond: seconds > 0 ? total / seconds : 0,
+  };
+}
+
+function pickInput(model: OrtModel, inputName: string | undefined): OrtValueInfo {
+  if (inputName !== undefined) {
+    const found = model.inputs.find((i) => i.name === inputName);
+    if (!found) {
+      throw usageError(`the model ${model.source} has no input '${inputName}'`, `its inputs: ${describeInfos(model.inputs)}`);
+    }
+    return found;
+  }
+  if (model.inputs.length !== 1) {
+    throw usageError(`the model ${model.source} has ${model.inputs.length} inputs`, `name the image input; inputs: ${describeInfos(model.inputs)}`);
+  }
+  return model.inputs[0]!;
+}
+
+function checkInputDims(model: OrtModel, input: OrtValueInfo, set: ImageSet): void {
+  if (input.dtype !== 'float32' && input.dtype !== 'uint8') {
+    throw inputError({
+      file: model.source,
+      where: `input '${input.name}'`,
+      problem: `takes ${input.dtype ?? 'a non-tensor value'}; evaluation feeds float32 (normalized) or uint8 (raw pixel) images`,
+      fix: 'export the model with a float32 NCHW image input',
+    });
+  }
+  const dims = input.dims;
+  if (!dims) return;
+  const [c, h, w] = set.imageShape;
+  const sameSize = dims.length === 4 && [c, h, w].every((v, i) => sizeFits(dims[i + 1]!, v));
+  if (!sameSize) {
+    throw inputError({
+      file: model.source,
+      where: `input '${input.name}'`,
+      problem: `expects images [${dims.join(', ')}] (N×C×H×W) but data set ${set.name} has ${c}×${h}×${w} images`,
+      fix: `evaluate on data of the model's input size, or export the model for ${c}×${h}×${w} input`,
+    });
+  }
+}
+
+function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number): void {
+  const dims = output.dims;
+  if (!dims) return;
+  if (dims.length !== 2 || !sizeFits(dims[1]!, classes)) {
+    throw inputError({
+      file: model.source,
+      where: `output '${output.name}'`,
+      problem: `has dims [${dims.join(', ')}]; evaluation needs [N, ${classes}] scores for a ${classes}-class data set`,
+      fix: 'evaluate with the data set the model was trained for, or export a model whose first output is [N, classes]',
+    });
+  }
+}
+
+function sizeFits(dim: Dim, size: number): boolean {
+  return typeof dim !== 'number' || dim === size;
+}
+
+/**
+ * lut[c*256 + p] = the normalized value of pixel p in channel c, made by `normalizeInto` itself on a
+ * C×1×256 ramp so evaluation feeds bit-for-bit the values `batches` gives training and calibration.
+ */
+function lookupTable(norm: Normalization, channels: number, setName: string): Float32Array {
+  for (const [what, list] of [['means', norm.mean], ['stds', norm.std]] as const) {
+    if (list.length !== channels && list.length !== 1) {
+      throw usageError(`normalization has ${list.length} ${what} but ${setName} images have ${channels} channels`, 'give one mean and one std per channel');
+    }
+  }
+  const ramp = new Uint8Array(channels * 256);
+  for (let i = 0; i < ramp.length; i++) ramp[i] = i & 255;
+  const lut = new Float32Array(channels * 256);
+  normalizeInto(lut, 0, ramp, 0, [channels, 1, 256], norm);
+  return lut;
+}
+
+type Feeder = (first: number, n: number, dimsFor: (n: number) => number[]) => Tensor;
+
+/** Normalized float32 batches, alternating between two buffers (ORT never holds more than one). */
+function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean, lut: Float32Array): Feeder {
+  const buffers = [new Float32Array(batchSize * imageSize), new Float32Array(batchSize * imageSize)];
+  const channels = set.imageShape[0];
+  const plane = imageSize / channels;
+  let turn = 0;
+  return (first, n, dimsFor) => {
+    const buf = buffers[turn]!;
+    turn ^= 1;
+    const px = set.pixels;
+    let o = 0;
+    let i = first * imageSize;
+    for (let k = 0; k < n; k++) {
+      for (let c = 0; c < channels; c++) {
+        const base = c * 256;
+        for (let end = o + plane; o < end; ) buf[o++] = lut[base + px[i++]!]!;
+      }
+    }
+    if (padToBatch) buf.fill(0, o);
+    return { dtype: 'float32', dims: dimsFor(n), data: padToBatch ? buf : buf.subarray(0, n * imageSize) };
+  };
+}
+
+/** Raw pixels for models that normalize inside: views of the set, copied only to pad a fixed batch. */
+function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean): Feeder {
+  return (first, n, dimsFor) => {
+    const view = set.pixels.subarray(first * imageSize, (first + n) * imageSize);
+    if (!padToBatch || n === batchSize) return { dtype: 'uint8', dims: dimsFor(n), data: view };
+    const padded = new Uint8Array(batchSize * imageSize);
+    padded.set(view);
+    return { dtype: 'uint8', dims: dimsFor(n), data: padded };
+  };
+}
+
+/**
+ * Adds one batch to the confusion matrix and returns its top-5 hits. Ties go to the lower class index
+ * (numpy's argmax); a label is in the top 5 when fewer than 5 classes outrank it under that order.
+ */
+function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source: string): number {
+  const classes = confusion.length;
+  if (logits.dims.length !== 2 || logits.dims[1] !== classes || logits.dims[0]! < labels.length) {
+    throw inputError({
+      file: source,
+      problem: `the first output has dims [${logits.dims.join(', ')}]; evaluation needs [N, ${classes}] class scores`,
+      fix: 'evaluate with the data set the model was trained for',
+    });
+  }
+  // float16 data holds raw bits, which do not order like the values they encode.
+  const data = logits.dtype === 'float16' || logits.dtype === 'bfloat16' || logits.dtype === 'int64' || logits.dtype === 'uint64'
+    ? toNumbers(logits)
+    : (logits.data as ArrayLike<number>);
+  let hits = 0;
+  for (let r = 0; r < labels.length; r++) {
+    const row = r * classes;
+    const label = labels[r]!;
+    if (label >= classes) {
+      throw inputError({ problem: `image label ${label} is outside the ${classes} classes of the data set`, fix: 'check the data set labels' });
+    }
+    const target = data[row + label]!;
+    let best = 0;
+    let bestValue = data[row]!;
+    let outranks = 0;
+    for (let j = 0; j < classes; j++) {
+      const v = data[row + j]!;
+      if (v > bestValue) {
+        bestValue = v;
+        best = j;
+      }
+      if (v > target || (v === target && j < label)) outranks++;
+    }
+    confusion[label]![best]!++;
+    if (outranks < 5) hits++;
+  }
+  return hits;
+}

@@ -1,0 +1,171 @@
+/**
+ * Static facts about a model for `slim info` and `slim bench`: size, gzip size, learned parameters,
+ * MACs, op counts. No ORT needed.
+ */
+import { gzipSync } from 'node:zlib';
+import type { DType } from '../onnx/dtype.js';
+import { attr, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { encodeModel } from '../onnx/io.js';
+import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
+import type { InferenceResult } from '../onnx/shape-inference.js';
+
+export interface ModelStats {
+  /** Bytes of the .onnx file (the encoded graph when no file bytes are given). */
+  sizeBytes: number;
+  /** The same bytes after gzip at level 9: what a download of the model costs. */
+  gzipBytes: number;
+  /** Elements of learned tensors (see LEARNED_INPUTS); quantized weights count once, scales do not. */
+  params: number;
+  /** Those whose value is not zero (for quantized weights: whose quantized value ≠ its zero point). */
+  nonzeroParams: number;
+  /** Multiply-accumulates of one forward pass (per image when the batch is symbolic). */
+  macs: number;
+  /** Node count per op type; ops outside ai.onnx are prefixed with their domain. */
+  opHistogram: Record<string, number>;
+  /** Bytes of every initializer, by element type. */
+  weightDtypes: Partial<Record<DType, number>>;
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+}
+
+/**
+ * A learned input of an op: its slot; for quantized slots (integer tensors count too) the slot of the
+ * zero point and the axis a 1-D zero point runs along (a weight's output channels, a MatMul B's columns).
+ */
+interface LearnedInput {
+  slot: number;
+  quantized?: true;
+  zeroPoint?: number;
+  axis?: number;
+}
+
+/**
+ * Which inputs of an op hold learned values, when they are initializers. Chosen by role, not by name:
+ * Conv/Gemm weight and bias, BatchNormalization scale and bias (running mean/var are statistics),
+ * either MatMul operand that is constant, the stored tensor of a DequantizeLinear / QuantizeLinear and
+ * the weights of ORT's integer ops — never scales or zero points.
+ */
+const LEARNED_INPUTS: Readonly<Record<string, readonly LearnedInput[]>> = {
+  Conv: [{ slot: 1 }, { slot: 2 }],
+  ConvTranspose: [{ slot: 1 }, { slot: 2 }],
+  Gemm: [{ slot: 1 }, { slot: 2 }],
+  MatMul: [{ slot: 0 }, { slot: 1 }],
+  BatchNormalization: [{ slot: 1 }, { slot: 2 }],
+  InstanceNormalization: [{ slot: 1 }, { slot: 2 }],
+  LayerNormalization: [{ slot: 1 }, { slot: 2 }],
+  GroupNormalization: [{ slot: 1 }, { slot: 2 }],
+  PRelu: [{ slot: 1 }],
+  QuantizeLinear: [{ slot: 0 }],
+  DequantizeLinear: [{ slot: 0, quantized: true, zeroPoint: 2 }],
+  ConvInteger: [{ slot: 1, quantized: true, zeroPoint: 3, axis: 0 }],
+  MatMulInteger: [{ slot: 0, quantized: true, zeroPoint: 2, axis: 0 }, { slot: 1, quantized: true, zeroPoint: 3, axis: -1 }],
+  QLinearConv: [{ slot: 3, quantized: true, zeroPoint: 5, axis: 0 }, { slot: 8, quantized: true }],
+  QLinearMatMul: [{ slot: 0, quantized: true, zeroPoint: 2, axis: 0 }, { slot: 3, quantized: true, zeroPoint: 5, axis: -1 }],
+};
+
+export function modelStats(graph: Graph, facts: InferenceResult, fileBytes?: Uint8Array): ModelStats {
+  const bytes = fileBytes ?? encodeModel(graph).model;
+  const opHistogram: Record<string, number> = {};
+  for (const node of graph.nodes) {
+    const key = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType}` : node.opType;
+    opHistogram[key] = (opHistogram[key] ?? 0) + 1;
+  }
+  const weightDtypes: Partial<Record<DType, number>> = {};
+  for (const t of graph.initializers.values()) weightDtypes[t.dtype] = (weightDtypes[t.dtype] ?? 0) + byteLength(t);
+
+  const { params, nonzeroParams } = countParams(graph);
+  return {
+    sizeBytes: bytes.byteLength,
+    gzipBytes: gzipSync(bytes, { level: 9 }).byteLength,
+    params,
+    nonzeroParams,
+    macs: facts.totalMacs,
+    opHistogram,
+    weightDtypes,
+    inputs: dataInputs(graph).map(copyInfo),
+    outputs: graph.outputs.map((o) => copyInfo(o.shape ? o : { ...o, ...facts.types.get(o.name) })),
+  };
+}
+
+function copyInfo(v: ValueInfo): ValueInfo {
+  return { name: v.name, dtype: v.dtype, ...(v.shape ? { shape: [...v.shape] } : {}) };
+}
+
+function countParams(graph: Graph): { params: number; nonzeroParams: number } {
+  const producers = new Map<string, Node>();
+  for (const node of graph.nodes) for (const out of node.outputs) producers.set(out, node);
+  const counted = new Set<string>();
+  let params = 0;
+  let nonzeroParams = 0;
+  for (const node of graph.nodes) {
+    for (const role of learnedInputs(node, producers)) {
+      const name = node.inputs[role.slot];
+      const t = name ? graph.initializers.get(name) : undefined;
+      if (!name || !t || counted.has(name)) continue;
+      const float = isFloatTensor(t);
+      // Integer tensors are parameters only in quantized slots (int32 biases included).
+      if (!float && !role.quantized) continue;
+      counted.add(name);
+      params += numel(t.dims);
+      nonzeroParams += float ? nonzeroFloat(t) : nonzeroQuantized(node, role, t, graph);
+    }
+  }
+  return { params, nonzeroParams };
+}
+
+/** Learned inputs of `node`; an Add right after a MatMul holds that MatMul's bias. */
+function learnedInputs(node: Node, producers: Map<string, Node>): readonly LearnedInput[] {
+  const domain = node.domain === 'ai.onnx' ? '' : node.domain;
+  if (domain !== '' && domain !== 'com.microsoft') return [];
+  if (node.opType === 'Add') {
+    return [0, 1].filter((i) => producers.get(node.inputs[1 - i] ?? '')?.opType === 'MatMul').map((slot) => ({ slot }));
+  }
+  return LEARNED_INPUTS[node.opType] ?? [];
+}
+
+function isFloatTensor(t: Tensor): boolean {
+  return t.dtype === 'float32' || t.dtype === 'float16' || t.dtype === 'float64' || t.dtype === 'bfloat16';
+}
+
+function nonzeroFloat(t: Tensor): number {
+  let n = 0;
+  if (t.dtype === 'float16' || t.dtype === 'bfloat16') {
+    // Raw bits: ±0 are the only encodings with every bit but the sign clear.
+    for (const b of t.data as Uint16Array) if ((b & 0x7fff) !== 0) n++;
+  } else {
+    for (const v of t.data as Float32Array) if (v !== 0) n++;
+  }
+  return n;
+}
+
+/**
+ * Elements of an integer tensor that dequantize to a non-zero value (x ≠ its zero point), with the
+ * zero point per tensor, per axis or per block (DequantizeLinear's opset-21 block_size).
+ */
+function nonzeroQuantized(node: Node, role: LearnedInput, x: Tensor, graph: Graph): number {
+  const values = x.data as ArrayLike<number | bigint>;
+  const zpName = role.zeroPoint === undefined ? undefined : node.inputs[role.zeroPoint];
+  const zp = zpName ? graph.initializers.get(zpName) : undefined;
+  const zpValues = zp?.data as ArrayLike<number | bigint> | undefined;
+  let n = 0;
+  if (!zp || !zpValues || numel(zp.dims) === 1) {
+    const z = Number(zpValues?.[0] ?? 0);
+    for (let i = 0; i < values.length; i++) if (Number(values[i]) !== z) n++;
+    return n;
+  }
+  const rank = x.dims.length;
+  const declared = node.opType === 'DequantizeLinear' ? (attr(node, 'axis', 'int') ?? 1) : (role.axis ?? 0);
+  const axis = declared < 0 ? declared + rank : declared;
+  const axisLen = x.dims[axis] ?? 1;
+  const inner = numel(x.dims.slice(axis + 1));
+  const blocked = zp.dims.length === rank && rank > 1;
+  const block = blocked ? (attr(node, 'block_size', 'int') ?? 1) : 1;
+  const zpAxisLen = blocked ? zp.dims[axis]! : axisLen;
+  for (let i = 0; i < values.length; i++) {
+    const a = Math.floor(i / inner) % axisLen;
+    const outer = Math.floor(i / (inner * axisLen));
+    const zi = blocked ? (outer * zpAxisLen + Math.floor(a / block)) * inner + (i % inner) : a;
+    if (Number(values[i]) !== Number(zpValues[zi])) n++;
+  }
+  return n;
+}

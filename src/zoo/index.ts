@@ -1,0 +1,159 @@
+import { CIFAR10_NORMALIZATION, type Normalization } from '../data/types.js';
+import { SlimError } from '../errors.js';
+import type { Graph } from '../onnx/graph.js';
+import { IMAGENET_NORMALIZATION, METADATA_KEYS, preprocessingMetadata } from './metadata.js';
+import { buildResNet, resnetInputSize, resnetParameterCount, type ResNetDepth, type ResNetStem } from './resnet.js';
+
+export { countParameters } from './params.js';
+export { METADATA_KEYS, IMAGENET_NORMALIZATION, readPreprocessing, type Preprocessing } from './metadata.js';
+
+/** The models `slim zoo` can build, by name. */
+export interface ZooEntry {
+  summary: string;
+  depth: ResNetDepth;
+  stem: ResNetStem;
+  defaultClasses: number;
+  normalization: Normalization;
+}
+
+const cifar = (depth: ResNetDepth, block: string): ZooEntry => ({
+  summary: `ResNet-${depth} (${block}), CIFAR stem: 3×3/1 conv, no max pool, 32×32 input`,
+  depth,
+  stem: 'cifar',
+  defaultClasses: 10,
+  normalization: CIFAR10_NORMALIZATION,
+});
+
+const imagenet = (depth: ResNetDepth, block: string): ZooEntry => ({
+  summary: `ResNet-${depth} (${block}), ImageNet stem: 7×7/2 conv, 3×3/2 max pool, 224×224 input`,
+  depth,
+  stem: 'imagenet',
+  defaultClasses: 1000,
+  normalization: IMAGENET_NORMALIZATION,
+});
+
+export const ZOO = {
+  'resnet18-cifar': cifar(18, 'BasicBlock'),
+  'resnet34-cifar': cifar(34, 'BasicBlock'),
+  'resnet50-cifar': cifar(50, 'Bottleneck'),
+  'resnet18-imagenet': imagenet(18, 'BasicBlock'),
+  'resnet34-imagenet': imagenet(34, 'BasicBlock'),
+  'resnet50-imagenet': imagenet(50, 'Bottleneck'),
+} as const satisfies Record<string, ZooEntry>;
+
+export type ZooName = keyof typeof ZOO;
+
+export interface ZooOptions {
+  /** Default 10 for cifar names, 1000 for imagenet names; at least 2. */
+  classes?: number;
+  /** Channel multiplier, > 0; default 1. */
+  width?: number;
+  /** Weight-init seed, an integer in [0, 2^32); default 0. */
+  seed?: number;
+  /** γ = 0 for the last BN of each residual block (torchvision's zero_init_residual); default false. */
+  zeroInitResidual?: boolean;
+  /** Recorded in metadata as `slimkit.classes`; must have `classes` entries. */
+  classNames?: string[];
+}
+
+export function isZooName(name: string): name is ZooName {
+  return Object.hasOwn(ZOO, name);
+}
+
+/**
+ * Build a zoo model with fresh torchvision-style weights. Its metadata records the input size,
+ * normalization and the options used, for eval and deploy to read later.
+ * Throws a usage error for an unknown name or invalid options.
+ */
+export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
+  const entry = zooEntry(name);
+  const classes = options.classes ?? options.classNames?.length ?? entry.defaultClasses;
+  const width = options.width ?? 1;
+  const seed = options.seed ?? 0;
+  const zeroInitResidual = options.zeroInitResidual ?? false;
+  validate({ classes, width, seed, classNames: options.classNames });
+
+  const size = resnetInputSize(entry.stem);
+  const metadata = {
+    ...preprocessingMetadata({
+      inputShape: [3, size, size],
+      normalization: entry.normalization,
+      ...(options.classNames ? { classNames: options.classNames } : {}),
+    }),
+    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zeroInitResidual }),
+  };
+  const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, metadata });
+  graph.name = name;
+  return graph;
+}
+
+export interface ZooDescription {
+  name: ZooName;
+  summary: string;
+  /** [channels, height, width]. */
+  inputShape: [number, number, number];
+  /** Height = width of the (square) input. */
+  inputSize: number;
+  /** Default number of classes. */
+  classes: number;
+  /** Learnable parameters at width 1 with the default classes (BN running stats excluded). */
+  params: number;
+}
+
+/** One row per zoo model, for `slim zoo --list`. Cheap: no weights are allocated. */
+export function describeZoo(): ZooDescription[] {
+  return (Object.keys(ZOO) as ZooName[]).map((name) => {
+    const e: ZooEntry = ZOO[name];
+    const size = resnetInputSize(e.stem);
+    return {
+      name,
+      summary: e.summary,
+      inputShape: [3, size, size],
+      inputSize: size,
+      classes: e.defaultClasses,
+      params: resnetParameterCount({ depth: e.depth, stem: e.stem, classes: e.defaultClasses, width: 1, zeroInitResidual: false }),
+    };
+  });
+}
+
+function zooEntry(name: string): ZooEntry {
+  if (isZooName(name)) return ZOO[name];
+  const names = Object.keys(ZOO);
+  const closest = names
+    .map((n) => ({ n, d: editDistance(name.toLowerCase(), n) }))
+    .sort((a, b) => a.d - b.d)[0]!;
+  const hint = closest.d <= Math.max(2, Math.floor(name.length / 3)) ? `did you mean '${closest.n}'? ` : '';
+  return throwUsage('model name', `unknown zoo model '${name}'`, `${hint}known models: ${names.join(', ')}`);
+}
+
+function validate(o: { classes: number; width: number; seed: number; classNames: string[] | undefined }): void {
+  if (!Number.isInteger(o.classes) || o.classes < 2) {
+    throwUsage('--classes', `classes must be an integer ≥ 2, got ${o.classes}`, 'pass the number of classes in your data set, e.g. --classes 10');
+  }
+  if (!Number.isFinite(o.width) || o.width <= 0) {
+    throwUsage('--width', `width must be a number > 0, got ${o.width}`, 'use 1 for the standard network or e.g. 0.25 for a small one');
+  }
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) {
+    throwUsage('--seed', `seed must be an integer in [0, 2^32), got ${o.seed}`, 'pass e.g. --seed 0');
+  }
+  if (o.classNames && o.classNames.length !== o.classes) {
+    throwUsage('class names', `${o.classNames.length} class names given for ${o.classes} classes`, 'give one name per class');
+  }
+}
+
+function throwUsage(where: string, problem: string, fix: string): never {
+  throw new SlimError({ where, problem, fix }, 'usage');
+}
+
+/** Levenshtein distance, for did-you-mean hints. */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
+}

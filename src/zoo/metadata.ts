@@ -1,0 +1,90 @@
+import { inputError } from '../errors.js';
+import type { Graph } from '../onnx/graph.js';
+import type { Normalization } from '../data/types.js';
+
+/**
+ * The preprocessing a model expects, stored as JSON strings in ONNX metadata_props so that eval and
+ * deploy read it from the model file instead of asking the user again.
+ */
+export const METADATA_KEYS = {
+  /** [channels, height, width] of one input image, e.g. "[3,32,32]". */
+  inputSize: 'slimkit.input_size',
+  /** Per-channel mean of pixels scaled to [0, 1], e.g. "[0.4914,0.4822,0.4465]". */
+  mean: 'slimkit.mean',
+  /** Per-channel std of pixels scaled to [0, 1]. */
+  std: 'slimkit.std',
+  /** Class names, index = logit index. */
+  classes: 'slimkit.classes',
+  /** How a zoo model was made: {"name":…, "classes":…, "width":…, "seed":…, "zeroInitResidual":…}. */
+  zoo: 'slimkit.zoo',
+} as const;
+
+/** torchvision's ImageNet statistics, used by the imagenet-stem zoo models. */
+export const IMAGENET_NORMALIZATION: Normalization = {
+  scale: 1 / 255,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
+
+export interface Preprocessing {
+  inputShape: [number, number, number];
+  /** Mean and std apply to pixels × 1/255 (the scale slimkit always uses for 8-bit images). */
+  normalization: Normalization;
+  classNames?: string[];
+}
+
+export function preprocessingMetadata(p: Preprocessing): Record<string, string> {
+  return {
+    [METADATA_KEYS.inputSize]: JSON.stringify(p.inputShape),
+    [METADATA_KEYS.mean]: JSON.stringify(p.normalization.mean),
+    [METADATA_KEYS.std]: JSON.stringify(p.normalization.std),
+    ...(p.classNames ? { [METADATA_KEYS.classes]: JSON.stringify(p.classNames) } : {}),
+  };
+}
+
+/**
+ * What the metadata says, each part only when present. Throws an input error naming the key when a
+ * value is present but malformed.
+ */
+export function readPreprocessing(graph: Graph, file?: string): Partial<Preprocessing> {
+  const read = <T>(key: string, valid: (v: unknown) => v is T, expected: string): T | undefined => {
+    const raw = graph.metadata[key];
+    if (raw === undefined) return undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = undefined;
+    }
+    if (!valid(value)) {
+      throw inputError({
+        ...(file ? { file } : {}),
+        where: `metadata '${key}'`,
+        problem: `expected ${expected}, got ${JSON.stringify(raw)}`,
+        fix: `fix or remove the '${key}' entry`,
+      });
+    }
+    return value;
+  };
+  const inputShape = read(METADATA_KEYS.inputSize, isShape, 'a JSON array [channels, height, width] of positive integers');
+  const mean = read(METADATA_KEYS.mean, isNumbers, 'a JSON array of numbers');
+  const std = read(METADATA_KEYS.std, isNumbers, 'a JSON array of numbers');
+  const classNames = read(METADATA_KEYS.classes, isStrings, 'a JSON array of strings');
+  return {
+    ...(inputShape ? { inputShape } : {}),
+    ...(mean && std ? { normalization: { scale: 1 / 255, mean, std } } : {}),
+    ...(classNames ? { classNames } : {}),
+  };
+}
+
+function isShape(v: unknown): v is [number, number, number] {
+  return Array.isArray(v) && v.length === 3 && v.every((d) => Number.isInteger(d) && d > 0);
+}
+
+function isNumbers(v: unknown): v is number[] {
+  return Array.isArray(v) && v.every((d) => typeof d === 'number' && Number.isFinite(d));
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((d) => typeof d === 'string');
+}

@@ -1,0 +1,160 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coverBox, loadImageFile, loadImageFolder } from '../src/data/image-folder.js';
+import { SlimError } from '../src/errors.js';
+import { removeTempDirs, tempDir } from './data-fixtures.js';
+
+afterAll(removeTempDirs);
+
+type RGB = [number, number, number];
+
+/** A w×h RGB image made of vertical (or horizontal) bands: [colour, length] pairs. */
+function bands(w: number, h: number, parts: [RGB, number][], vertical = true): Buffer {
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let pos = vertical ? x : y;
+      let colour = parts[0]![0];
+      for (const [c, len] of parts) {
+        colour = c;
+        if (pos < len) break;
+        pos -= len;
+      }
+      data.set(colour, (y * w + x) * 3);
+    }
+  }
+  return data;
+}
+
+const RED: RGB = [255, 0, 0];
+const GREEN: RGB = [0, 200, 0];
+const BLUE: RGB = [0, 0, 255];
+const solid = (w: number, h: number, c: RGB) => bands(w, h, [[c, w]]);
+
+/** Pixel (c, y, x) of image i in a planar N×3×H×W buffer. */
+const px = (pixels: Uint8Array, [h, w]: [number, number], i: number, y: number, x: number): RGB =>
+  [0, 1, 2].map((c) => pixels[i * 3 * h * w + c * h * w + y * w + x]!) as RGB;
+
+describe('loadImageFolder', () => {
+  const root = tempDir('folder');
+
+  beforeAll(async () => {
+    const cat = path.join(root, 'cat');
+    const dog = path.join(root, 'dog');
+    fs.mkdirSync(path.join(dog, 'more'), { recursive: true });
+    fs.mkdirSync(cat);
+    fs.mkdirSync(path.join(root, '.hidden'));
+    const raw = (w: number, h: number, channels: 1 | 3 | 4 = 3) => ({ raw: { width: w, height: h, channels } });
+    await sharp(solid(40, 40, RED), raw(40, 40)).png().toFile(path.join(cat, 'a-red.png'));
+    await sharp(Buffer.alloc(32 * 32, 100), raw(32, 32, 1)).png().toFile(path.join(cat, 'b-gray.png'));
+    const rgba = Buffer.alloc(32 * 32 * 4);
+    for (let i = 0; i < 32 * 32; i++) rgba.set([0, 0, 255, 128], i * 4);
+    await sharp(rgba, raw(32, 32, 4)).png().toFile(path.join(cat, 'c-alpha.png'));
+    fs.writeFileSync(path.join(cat, 'notes.txt'), 'not an image, not listed');
+    // Wide 64×32: 16 red | 32 green | 16 blue → the centre crop is all green.
+    await sharp(bands(64, 32, [[RED, 16], [GREEN, 32], [BLUE, 16]]), raw(64, 32)).png().toFile(path.join(dog, 'a-wide.png'));
+    await sharp(solid(32, 32, GREEN), raw(32, 32)).jpeg({ quality: 95 }).toFile(path.join(dog, 'b-green.jpg'));
+    // Tall 32×96, lossless WebP: 32 red / 32 blue / 32 green rows → the centre crop is all blue.
+    await sharp(bands(32, 96, [[RED, 32], [BLUE, 32], [GREEN, 32]], false), raw(32, 96)).webp({ lossless: true }).toFile(path.join(dog, 'more', 'c-tall.webp'));
+  });
+
+  it('labels from sorted subfolders, RGB from PNG/JPEG/WebP, gray expanded, alpha dropped, centre crops', async () => {
+    const set = await loadImageFolder(root);
+    expect(set.classes).toEqual(['cat', 'dog']);
+    expect(set.imageShape).toEqual([3, 32, 32]);
+    expect([...set.labels]).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(set.pixels.length).toBe(6 * 3072);
+    expect(set.skipped).toEqual([]);
+    const at = (i: number, y: number, x: number) => px(set.pixels, [32, 32], i, y, x);
+    // 40×40 red resized to 32×32 stays red.
+    expect(at(0, 0, 0)).toEqual(RED);
+    expect(at(0, 31, 31)).toEqual(RED);
+    expect(at(1, 10, 10)).toEqual([100, 100, 100]);
+    expect(at(2, 5, 5)).toEqual(BLUE);
+    // Wide image: every pixel of the 32×32 centre is green (no red or blue band left).
+    for (let y = 0; y < 32; y++) for (const x of [0, 15, 31]) expect(at(3, y, x)).toEqual(GREEN);
+    for (const [y, x] of [[0, 0], [16, 16], [31, 31]] as const) at(4, y, x).forEach((v, c) => expect(Math.abs(v - GREEN[c]!)).toBeLessThanOrEqual(4));
+    for (const y of [0, 31]) for (const x of [0, 31]) expect(at(5, y, x)).toEqual(BLUE);
+  });
+
+  it('downscales the shorter side, then crops the centre, at a non-square size', async () => {
+    const dir = tempDir('folder-scale');
+    fs.mkdirSync(path.join(dir, 'only'));
+    // 128×64: 32 red | 64 green | 32 blue. Shorter side 64 → 16 (×¼): 32×16, centre 16×16 = the green band.
+    await sharp(bands(128, 64, [[RED, 32], [GREEN, 64], [BLUE, 32]]), { raw: { width: 128, height: 64, channels: 3 } })
+      .png()
+      .toFile(path.join(dir, 'only', 'x.png'));
+    const set = await loadImageFolder(dir, { size: [16, 16] });
+    for (let y = 0; y < 16; y++) for (let x = 1; x < 15; x++) expect(px(set.pixels, [16, 16], 0, y, x)).toEqual(GREEN);
+    // Edge columns touch the band borders: mostly green after the linear filter.
+    expect(px(set.pixels, [16, 16], 0, 8, 0)[1]).toBeGreaterThan(150);
+    // A 12×20 (h×w) output: the height fixes the scale, 128×64 → 24×12; columns 2..21 are kept, so the
+    // red band (resized columns 0..5) is still in view at the left.
+    const wide = await loadImageFolder(dir, { size: [12, 20] });
+    expect(wide.imageShape).toEqual([3, 12, 20]);
+    expect(px(wide.pixels, [12, 20], 0, 6, 10)).toEqual(GREEN);
+    expect(px(wide.pixels, [12, 20], 0, 6, 0)[0]).toBeGreaterThan(200); // The red band is still in view.
+  });
+
+  it('coverBox follows torchvision Resize(int) + CenterCrop arithmetic', () => {
+    expect(coverBox({ srcW: 64, srcH: 32, width: 32, height: 32 })).toEqual({ resizedW: 64, resizedH: 32, left: 16, top: 0 });
+    expect(coverBox({ srcW: 100, srcH: 30, width: 32, height: 32 })).toEqual({ resizedW: 106, resizedH: 32, left: 37, top: 0 });
+    // Offsets round half to even like Python: (33−32)/2 = 0.5 → 0, (35−32)/2 = 1.5 → 2.
+    expect(coverBox({ srcW: 33, srcH: 32, width: 32, height: 32 }).left).toBe(0);
+    expect(coverBox({ srcW: 35, srcH: 32, width: 32, height: 32 }).left).toBe(2);
+    expect(coverBox({ srcW: 30, srcH: 100, width: 32, height: 32 })).toEqual({ resizedW: 32, resizedH: 106, left: 0, top: 37 });
+  });
+
+  it('a fixed class order sets the labels; limit takes images round-robin over classes', async () => {
+    const set = await loadImageFolder(root, { classes: ['dog', 'cat'] });
+    expect([...set.labels]).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(px(set.pixels, [32, 32], 3, 0, 0)).toEqual(RED); // cat/a-red.png now comes after the dogs.
+    const limited = await loadImageFolder(root, { limit: 3 });
+    expect([...limited.labels]).toEqual([0, 0, 1]);
+    await expect(loadImageFolder(root, { classes: ['cat', 'cow'] })).rejects.toThrow(/has no folder for class "cow" \(found: cat, dog\)/);
+  });
+
+  it('a corrupt image is an error naming it; skipBad collects it instead', async () => {
+    const dir = tempDir('folder-bad');
+    fs.cpSync(root, dir, { recursive: true });
+    const bad = path.join(dir, 'cat', 'b-broken.png');
+    fs.writeFileSync(bad, 'this is not a png');
+    const truncated = path.join(dir, 'dog', 'b-green.jpg');
+    const jpeg = fs.readFileSync(truncated);
+    fs.writeFileSync(truncated, jpeg.subarray(0, jpeg.length >> 1));
+    const err = await loadImageFolder(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SlimError);
+    expect((err as SlimError).parts.file).toMatch(/b-broken\.png|b-green\.jpg/);
+    expect((err as Error).message).toMatch(/: cannot read image \(.+\) — replace or delete the file/);
+    const set = await loadImageFolder(dir, { skipBad: true });
+    expect(set.skipped.map((s) => s.file)).toEqual([bad, truncated]);
+    expect([...set.labels]).toEqual([0, 0, 0, 1, 1]);
+    expect(px(set.pixels, [32, 32], 3, 0, 0)).toEqual(GREEN); // dog/a-wide.png
+    expect(px(set.pixels, [32, 32], 4, 0, 0)).toEqual(BLUE); // dog/more/c-tall.webp, moved up past the skipped JPEG.
+  });
+
+  it('a folder with no class subfolders, or an empty class, says what layout is expected', async () => {
+    const empty = tempDir('folder-empty');
+    await expect(loadImageFolder(empty)).rejects.toThrow(/has no class subfolders — put images in one subfolder per class/);
+    fs.mkdirSync(path.join(empty, 'a'));
+    await expect(loadImageFolder(empty)).rejects.toThrow(/a: class folder has no images/);
+    await expect(loadImageFolder(path.join(empty, 'missing'))).rejects.toThrow(/cannot read folder \(ENOENT\)/);
+  });
+});
+
+describe('loadImageFile', () => {
+  it('decodes a path or a Buffer to 3×H×W with the original size', async () => {
+    const png = await sharp(bands(64, 32, [[RED, 16], [GREEN, 32], [BLUE, 16]]), { raw: { width: 64, height: 32, channels: 3 } }).png().toBuffer();
+    const image = await loadImageFile(png, { size: [8, 8] });
+    expect(image.imageShape).toEqual([3, 8, 8]);
+    expect(image.original).toEqual({ width: 64, height: 32 });
+    expect(px(image.pixels, [8, 8], 0, 4, 4)).toEqual(GREEN);
+    const stretched = await loadImageFile(png, { size: [8, 16], resize: 'stretch' });
+    expect(px(stretched.pixels, [8, 16], 0, 4, 0)).toEqual(RED);
+    expect(px(stretched.pixels, [8, 16], 0, 4, 15)).toEqual(BLUE);
+    await expect(loadImageFile(Buffer.from('nope'))).rejects.toThrow(/^\(image bytes\): cannot read image/);
+    await expect(loadImageFile(png, { size: [0, 4] })).rejects.toThrow(/image size must be two whole numbers/);
+  });
+});

@@ -1,0 +1,251 @@
+/**
+ * evaluate() on models whose predictions are known by construction: the "model" outputs each channel's
+ * mean pixel, so with identity normalization its argmax is the brightest channel and every expected
+ * count below is worked out by hand. Then 200 real CIFAR-10 test images against a plain ORT loop.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../src/data/types.js';
+import { SlimError } from '../src/errors.js';
+import { encodeModel } from '../src/onnx/io.js';
+import { emptyGraph, type Dim, type Graph, type Node } from '../src/onnx/graph.js';
+import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
+import { evaluate } from '../src/runtime/evaluate.js';
+import { openSession, type OrtModel } from '../src/runtime/ort.js';
+import { Random } from '../src/util/random.js';
+import { realCifar10Dir } from './data-fixtures.js';
+
+function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
+  return { name: `${opType}_${outputs[0]}`, opType, domain: '', inputs, outputs, attributes };
+}
+
+/** [N, C, H, W] → [N, C] channel means (uint8 input is cast to float first). */
+function channelMeans(inputDims: Dim[], dtype: 'float32' | 'uint8' = 'float32'): Graph {
+  const cast = dtype === 'uint8' ? [node('Cast', ['x'], ['xf'], { to: { type: 'int', value: 1 } })] : [];
+  return {
+    ...emptyGraph('channel-means'),
+    inputs: [{ name: 'x', dtype, shape: inputDims }],
+    outputs: [{ name: 'means', dtype: 'float32', shape: [inputDims[0]!, inputDims[1]!] }],
+    nodes: [...cast, node('GlobalAveragePool', [cast.length ? 'xf' : 'x'], ['pooled']), node('Flatten', ['pooled'], ['means'])],
+  };
+}
+
+async function session(graph: Graph): Promise<OrtModel> {
+  return openSession(encodeModel(graph).model, { threads: 1, label: `${graph.name}.onnx` });
+}
+
+const identity = (channels: number): Normalization => ({ scale: 1, mean: new Array(channels).fill(0), std: new Array(channels).fill(1) });
+
+/** Images whose channel c is filled with values[i][c]. */
+function setOf(values: number[][], labels: number[], classes: number, hw = 2): ImageSet {
+  const channels = values[0]!.length;
+  const plane = hw * hw;
+  const pixels = new Uint8Array(values.length * channels * plane);
+  values.forEach((v, i) => v.forEach((value, c) => pixels.fill(value, (i * channels + c) * plane, (i * channels + c + 1) * plane)));
+  return {
+    name: 'hand-made',
+    classes: Array.from({ length: classes }, (_, k) => `class${k}`),
+    imageShape: [channels, hw, hw],
+    pixels,
+    labels: Uint8Array.from(labels),
+  };
+}
+
+async function errorOf(p: Promise<unknown>): Promise<SlimError> {
+  const e = await p.then(() => undefined, (err: unknown) => err);
+  expect(e).toBeInstanceOf(SlimError);
+  return e as SlimError;
+}
+
+// Seven 3-channel images; the brightest channel is the prediction.
+const BRIGHT = [
+  [200, 10, 10], // pred 0
+  [10, 200, 10], // pred 1
+  [10, 10, 200], // pred 2
+  [90, 80, 70], // pred 0
+  [1, 2, 3], // pred 2
+  [50, 60, 55], // pred 1
+  [9, 9, 8], // tie between 0 and 1 → 0 (lower index, like numpy argmax)
+];
+const BRIGHT_LABELS = [0, 1, 1, 2, 2, 1, 0];
+// confusion[true][pred]: label 0 → preds 0, 0; label 1 → preds 1, 2, 1; label 2 → preds 0, 2.
+const BRIGHT_CONFUSION = [
+  [2, 0, 0],
+  [0, 2, 1],
+  [1, 0, 1],
+];
+
+describe('evaluate on hand-made sets', () => {
+  it('top-1, confusion and per-class accuracy equal the hand count, across batches', async () => {
+    const model = await session(channelMeans(['N', 3, 2, 2]));
+    const progress: [number, number][] = [];
+    const result = await evaluate(model, setOf(BRIGHT, BRIGHT_LABELS, 3), {
+      batchSize: 3,
+      normalization: identity(3),
+      onProgress: (done, total) => progress.push([done, total]),
+    });
+    await model.close();
+    expect(result.count).toBe(7);
+    expect(result.confusion).toEqual(BRIGHT_CONFUSION);
+    expect(result.top1).toBeCloseTo(5 / 7, 12);
+    expect(result.top5).toBe(1); // only 3 classes: every label is within the top 5
+    expect(result.perClass).toEqual([
+      { name: 'class0', correct: 2, total: 2, accuracy: 1 },
+      { name: 'class1', correct: 2, total: 3, accuracy: 2 / 3 },
+      { name: 'class2', correct: 1, total: 2, accuracy: 0.5 },
+    ]);
+    expect(progress).toEqual([[3, 7], [6, 7], [7, 7]]);
+    expect(result.seconds).toBeGreaterThan(0);
+    expect(result.imagesPerSecond).toBeCloseTo(7 / result.seconds, 6);
+  });
+
+  it('the same result for every batch size, for a fixed-batch model (padded) and for a uint8-input model', async () => {
+    const set = setOf(BRIGHT, BRIGHT_LABELS, 3);
+    for (const [graph, batchSize] of [
+      [channelMeans(['N', 3, 2, 2]), 1],
+      [channelMeans(['N', 3, 2, 2]), 256],
+      [channelMeans([4, 3, 2, 2]), undefined],
+      [channelMeans(['N', 3, 'H', 'W'], 'uint8'), 2],
+      [channelMeans([2, 3, 2, 2], 'uint8'), undefined],
+    ] as const) {
+      const model = await session(graph);
+      const result = await evaluate(model, set, { ...(batchSize ? { batchSize } : {}), normalization: identity(3) });
+      await model.close();
+      expect(result.confusion).toEqual(BRIGHT_CONFUSION);
+    }
+  });
+
+  it('limit evaluates the first images only', async () => {
+    const model = await session(channelMeans(['N', 3, 2, 2]));
+    const result = await evaluate(model, setOf(BRIGHT, BRIGHT_LABELS, 3), { batchSize: 2, limit: 3, normalization: identity(3) });
+    await model.close();
+    expect(result.count).toBe(3);
+    expect(result.confusion).toEqual([[1, 0, 0], [0, 1, 1], [0, 0, 0]]);
+    expect(result.top1).toBeCloseTo(2 / 3, 12);
+  });
+
+  it('top-5 counts a label when fewer than 5 classes outrank it (ties to the lower index)', async () => {
+    // 8 classes, 1×1 images: the scores are the pixels themselves.
+    const strict = [80, 70, 60, 50, 40, 30, 20, 10]; // class k has rank k
+    const tied = new Array(8).fill(5); // ranks follow the class index
+    const values = [strict, strict, strict, strict, tied, tied, tied];
+    const labels = [0, 4, 5, 7, 0, 4, 5];
+    const model = await session(channelMeans(['N', 8, 1, 1]));
+    const result = await evaluate(model, setOf(values, labels, 8, 1), { normalization: identity(8) });
+    await model.close();
+    // top-1 hits: label 0 twice. top-5 hits: labels 0 and 4 (ranks 0 and 4), twice each.
+    expect(result.top1).toBeCloseTo(2 / 7, 12);
+    expect(result.top5).toBeCloseTo(4 / 7, 12);
+    expect(result.confusion.map((row) => row[0])).toEqual([2, 0, 0, 0, 2, 2, 0, 1]);
+    expect(result.perClass[4]).toEqual({ name: 'class4', correct: 0, total: 2, accuracy: 0 });
+    expect(result.perClass[1]).toEqual({ name: 'class1', correct: 0, total: 0, accuracy: 0 });
+  });
+
+  it('normalization is applied: subtracting a per-channel mean changes the brightest channel', async () => {
+    // Pixels [100, 90, 80] with means [60, 0, 0] give scores [40, 90, 80] → class 1.
+    const model = await session(channelMeans(['N', 3, 2, 2]));
+    const result = await evaluate(model, setOf([[100, 90, 80]], [1], 3), {
+      normalization: { scale: 1, mean: [60, 0, 0], std: [1, 1, 1] },
+    });
+    await model.close();
+    expect(result.confusion[1]).toEqual([0, 1, 0]);
+  });
+
+  it('rejects a model whose input size differs from the data, naming both', async () => {
+    const model = await session(channelMeans(['N', 3, 224, 224]));
+    const set = setOf([[1, 2, 3]], [0], 3, 32);
+    set.name = 'cifar10/test';
+    const e = await errorOf(evaluate(model, set, { normalization: CIFAR10_NORMALIZATION }));
+    await model.close();
+    expect(e.kind).toBe('input');
+    expect(e.message).toContain('channel-means.onnx');
+    expect(e.message).toContain('expects images [N, 3, 224, 224]');
+    expect(e.message).toContain('cifar10/test has 3×32×32 images');
+  });
+
+  it('rejects a model with the wrong number of class scores, and a bad normalization', async () => {
+    const model = await session(channelMeans(['N', 3, 2, 2]));
+    const fourClasses = setOf(BRIGHT, BRIGHT_LABELS, 4);
+    const e = await errorOf(evaluate(model, fourClasses, { normalization: identity(3) }));
+    expect(e.message).toContain("output 'means': has dims [N, 3]; evaluation needs [N, 4] scores for a 4-class data set");
+    const norm = await errorOf(evaluate(model, setOf(BRIGHT, BRIGHT_LABELS, 3), { normalization: { scale: 1, mean: [0, 0], std: [1, 1] } }));
+    expect(norm.kind).toBe('usage');
+    expect(norm.message).toContain('normalization has 2 means');
+    await model.close();
+  });
+});
+
+const realDir = realCifar10Dir();
+
+describe.skipIf(!realDir)('evaluate on 200 real CIFAR-10 test images', () => {
+  /** conv 3→16 (3×3, stride 2) → relu → global average pool → gemm 16→10, seeded random weights. */
+  function smallCnn(): Graph {
+    const rng = new Random(7);
+    const randn = (dims: number[], scale: number): Tensor => {
+      const t = makeTensor('float32', dims);
+      for (let i = 0; i < t.data.length; i++) (t.data as Float32Array)[i] = rng.normal() * scale;
+      return t;
+    };
+    return {
+      ...emptyGraph('small-cnn'),
+      inputs: [{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }],
+      outputs: [{ name: 'logits', dtype: 'float32', shape: ['batch', 10] }],
+      nodes: [
+        node('Conv', ['input', 'w1', 'b1'], ['c1'], {
+          strides: { type: 'ints', value: [2, 2] },
+          pads: { type: 'ints', value: [1, 1, 1, 1] },
+        }),
+        node('Relu', ['c1'], ['r1']),
+        node('GlobalAveragePool', ['r1'], ['g']),
+        node('Flatten', ['g'], ['f']),
+        node('Gemm', ['f', 'w2', 'b2'], ['logits'], { transB: { type: 'int', value: 1 } }),
+      ],
+      initializers: new Map([
+        ['w1', randn([16, 3, 3, 3], 0.5)],
+        ['b1', randn([16], 0.1)],
+        ['w2', randn([10, 16], 1)],
+        ['b2', float32([10], new Array(10).fill(0))],
+      ]),
+    };
+  }
+
+  it('counts every image once and matches a plain onnxruntime-node loop exactly', async () => {
+    const dataDir = realDir!;
+    const bytes = encodeModel(smallCnn()).model;
+    const set = await loadCifar10('test', { dataDir, limit: 200 });
+    const model = await openSession(bytes, { threads: 2 });
+    const result = await evaluate(model, set, { batchSize: 64, normalization: CIFAR10_NORMALIZATION });
+    await model.close();
+
+    // The oracle: labels straight from the file, and predictions from ORT fed by a hand-written normalization.
+    const file = readFileSync(path.join(dataDir, 'test_batch.bin'));
+    const labels = Array.from({ length: 200 }, (_, i) => file[i * 3073]!);
+    const input = new Float32Array(200 * 3072);
+    const { mean, std } = CIFAR10_NORMALIZATION;
+    for (let i = 0; i < 200; i++) {
+      for (let j = 0; j < 3072; j++) input[i * 3072 + j] = (file[i * 3073 + 1 + j]! / 255 - mean[j >> 10]!) / std[j >> 10]!;
+    }
+    const plain = await ort.InferenceSession.create(bytes);
+    const logits = (await plain.run({ input: new ort.Tensor('float32', input, [200, 3, 32, 32]) })).logits!.data as Float32Array;
+    await plain.release();
+    const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    const predicted = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
+      const best = row.indexOf(Math.max(...row));
+      predicted.add(best);
+      confusion[labels[i]!]![best]!++;
+    }
+
+    expect(predicted.size).toBeGreaterThanOrEqual(3); // the model is not a constant, so the comparison means something
+    expect(result.count).toBe(200);
+    expect(result.perClass.map((c) => c.total)).toEqual(Array.from({ length: 10 }, (_, k) => labels.filter((l) => l === k).length));
+    expect(result.perClass.map((c) => c.name)).toEqual(set.classes);
+    expect(result.confusion).toEqual(confusion);
+    expect(result.top1).toBe(confusion.reduce((a, row, k) => a + row[k]!, 0) / 200);
+    expect(result.top5).toBeGreaterThanOrEqual(result.top1);
+  });
+});

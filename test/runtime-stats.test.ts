@@ -1,0 +1,154 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { cloneGraph, emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
+import { encodeModel } from '../src/onnx/io.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
+import { loadModel } from '../src/onnx/validate.js';
+import { modelStats } from '../src/runtime/stats.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const fixture = (name: string): string => path.join(REPO, 'test/fixtures', name);
+
+/**
+ * Parameter counts from PyTorch (/usr/bin/python3, torch 1.13, the modules of scripts/make-torch-fixtures.py):
+ *   TinyResNet / TinyMobileNet: sum(p.numel() for p in model.parameters())  → 2930 / 1202
+ *   TinyResNet with every conv+BN pair fused by torch.nn.utils.fusion.fuse_conv_bn_eval, summed the same
+ *   way (each BN's weight and bias, 2·C, become one conv bias of C)           → 2874
+ * The unfolded exports keep BatchNormalization, so its running mean/var must not count.
+ */
+const TORCH_PARAMS: Record<string, number> = {
+  'torch-tiny-resnet.onnx': 2930,
+  'torch-tiny-resnet-folded.onnx': 2874,
+  'torch-tiny-mobilenet.onnx': 1202,
+};
+
+function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
+  return { name: `${opType}_${outputs[0]}`, opType, domain: '', inputs, outputs, attributes };
+}
+
+describe('modelStats on PyTorch exports', () => {
+  for (const [name, params] of Object.entries(TORCH_PARAMS)) {
+    it(`${name}: params equal PyTorch's count`, async () => {
+      const file = fixture(name);
+      const { graph, facts } = await loadModel(file);
+      const bytes = readFileSync(file);
+      const stats = modelStats(graph, facts, bytes);
+      expect(stats.params).toBe(params);
+      expect(stats.nonzeroParams).toBe(params); // random init: no exact zeros
+      expect(stats.sizeBytes).toBe(bytes.byteLength);
+      expect(stats.gzipBytes).toBeGreaterThan(0);
+      expect(stats.gzipBytes).toBeLessThan(stats.sizeBytes);
+      expect(stats.macs).toBe(facts.totalMacs);
+      expect(stats.macs).toBeGreaterThan(0);
+      expect(stats.inputs).toEqual([{ name: 'input', dtype: 'float32', shape: ['batch', 3, 16, 16] }]);
+      expect(stats.outputs).toEqual([{ name: 'logits', dtype: 'float32', shape: ['batch', 10] }]);
+      expect(Object.values(stats.opHistogram).reduce((a, v) => a + v, 0)).toBe(graph.nodes.length);
+    });
+  }
+
+  it('folded TinyResNet: op counts and weight bytes follow from the module (every float is a parameter)', async () => {
+    const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    const stats = modelStats(graph, facts, readFileSync(fixture('torch-tiny-resnet-folded.onnx')));
+    expect(stats.opHistogram).toEqual({ Conv: 5, Relu: 4, Add: 2, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1 });
+    expect(stats.weightDtypes).toEqual({ float32: 2874 * 4 });
+  });
+
+  it('unfolded TinyResNet: weight bytes include the BN running statistics that params leave out', async () => {
+    const { graph, facts } = await loadModel(fixture('torch-tiny-resnet.onnx'));
+    const stats = modelStats(graph, facts, readFileSync(fixture('torch-tiny-resnet.onnx')));
+    // Running mean + var of BNs with 8, 8, 8, 16, 16 channels.
+    expect(stats.weightDtypes).toEqual({ float32: (2930 + 2 * (8 + 8 + 8 + 16 + 16)) * 4 });
+    expect(stats.opHistogram['BatchNormalization']).toBe(5);
+  });
+
+  it('zeroed weights lower nonzeroParams only; without file bytes the encoded graph is measured', async () => {
+    const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    const pruned = cloneGraph(graph);
+    const convWeight = graph.nodes.find((n) => n.opType === 'Conv')!.inputs[1]!;
+    const w = graph.initializers.get(convWeight)!;
+    const data = Float32Array.from(w.data as Float32Array);
+    data.fill(0, 0, 100);
+    pruned.initializers.set(convWeight, makeTensor('float32', w.dims, data));
+    const stats = modelStats(pruned, facts);
+    expect(stats.params).toBe(2874);
+    expect(stats.nonzeroParams).toBe(2874 - 100);
+    const encoded = encodeModel(pruned).model;
+    expect(stats.sizeBytes).toBe(encoded.byteLength);
+    expect(stats.gzipBytes).toBeLessThan(stats.sizeBytes);
+  });
+
+  it('gzip size is a real gzip of the bytes', () => {
+    const bytes = new Uint8Array(50_000).fill(7);
+    const graph = emptyGraph();
+    const stats = modelStats(graph, inferShapes(graph), bytes);
+    expect(stats.sizeBytes).toBe(50_000);
+    expect(stats.gzipBytes).toBeLessThan(200);
+  });
+});
+
+describe('param roles in hand-built graphs', () => {
+  it('int8 QDQ: quantized weight and int32 bias count, scales and zero points do not; zero point sets what "zero" is', () => {
+    // W_q [2 out-channels, 2, 1, 1] per-channel with zero points [0, 3]: channel 0 holds [0, 5] (1 non-zero),
+    // channel 1 holds [3, 3] (both equal its zero point → 0 non-zero). Bias [2] int32 = [0, 9] (1 non-zero).
+    const inits = new Map<string, Tensor>([
+      ['x_scale', float32([], [0.1])],
+      ['x_zp', makeTensor('int8', [], new Int8Array([0]))],
+      ['w_q', makeTensor('int8', [2, 2, 1, 1], new Int8Array([0, 5, 3, 3]))],
+      ['w_scale', float32([2], [0.5, 0.25])],
+      ['w_zp', makeTensor('int8', [2], new Int8Array([0, 3]))],
+      ['b_q', makeTensor('int32', [2], new Int32Array([0, 9]))],
+      ['b_scale', float32([2], [0.05, 0.025])],
+    ]);
+    const graph: Graph = {
+      ...emptyGraph('qdq', 13),
+      inputs: [{ name: 'x', dtype: 'float32', shape: [1, 2, 4, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32' }],
+      nodes: [
+        node('QuantizeLinear', ['x', 'x_scale', 'x_zp'], ['xq']),
+        node('DequantizeLinear', ['xq', 'x_scale', 'x_zp'], ['xd']),
+        node('DequantizeLinear', ['w_q', 'w_scale', 'w_zp'], ['w'], { axis: { type: 'int', value: 0 } }),
+        node('DequantizeLinear', ['b_q', 'b_scale'], ['b'], { axis: { type: 'int', value: 0 } }),
+        node('Conv', ['xd', 'w', 'b'], ['y']),
+      ],
+      initializers: inits,
+    };
+    const stats = modelStats(graph, inferShapes(graph));
+    expect(stats.params).toBe(4 + 2);
+    expect(stats.nonzeroParams).toBe(1 + 1);
+    expect(stats.weightDtypes).toEqual({ float32: 4 + 8 + 8, int8: 1 + 4 + 2, int32: 8 });
+    expect(stats.opHistogram).toEqual({ QuantizeLinear: 1, DequantizeLinear: 3, Conv: 1 });
+  });
+
+  it('MatMul constant operand and the Add bias after it count; a shared weight counts once; an activation Add does not', () => {
+    const graph: Graph = {
+      ...emptyGraph('linear'),
+      inputs: [{ name: 'x', dtype: 'float32', shape: [2, 3] }],
+      outputs: [{ name: 'y', dtype: 'float32' }],
+      nodes: [
+        node('MatMul', ['x', 'w'], ['m1']),
+        node('Add', ['m1', 'bias'], ['h']),
+        node('MatMul', ['w_t', 'h'], ['m2']), // constant left operand [3, 2] · h [2, 3]
+        node('MatMul', ['h', 'w2'], ['m3']), // w2 is read twice
+        node('Add', ['m3', 'offset'], ['h2']), // bias of m3
+        node('MatMul', ['h2', 'w2'], ['m4']),
+        node('Add', ['m4', 'm2_flat'], ['y']), // two activations: nothing to count
+        node('Reshape', ['m2', 'shape'], ['m2_flat']), // shape constant: not a parameter
+      ],
+      initializers: new Map<string, Tensor>([
+        ['w', float32([3, 3], [1, 0, 0, 0, 1, 0, 0, 0, 1])],
+        ['bias', float32([3], [0, 0, 0.5])],
+        ['w_t', float32([3, 2], [1, 2, 3, 4, 5, 6])],
+        ['w2', float32([3, 3], new Array(9).fill(1))],
+        ['offset', float32([3], [1, 1, 1])],
+        ['shape', makeTensor('int64', [2], new BigInt64Array([2n, 3n]))],
+      ]),
+    };
+    const stats = modelStats(graph, { types: new Map(), known: new Map(), nodes: [], totalMacs: 42 });
+    expect(stats.params).toBe(9 + 3 + 6 + 9 + 3);
+    expect(stats.nonzeroParams).toBe(3 + 1 + 6 + 9 + 3);
+    expect(stats.macs).toBe(42);
+  });
+});
