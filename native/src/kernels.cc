@@ -289,7 +289,8 @@ void fakeQuant(const Instr& i, RunState& s) {
     return;
   }
   int64_t axis = normAxis(i.ints.at(1), x.dim());
-  out(i, s, 0, at::fake_quantize_per_channel_affine(x, in(i, s, 1), in(i, s, 2), axis, qmin, qmax));
+  // ATen wants float scales and int32 zero points; ONNX stores the zero point as int8/uint8.
+  out(i, s, 0, at::fake_quantize_per_channel_affine(x, in(i, s, 1).to(at::kFloat), in(i, s, 2).to(at::kInt), axis, qmin, qmax));
 }
 
 // dequantize (a DequantizeLinear on stored integers): in [q, scale, zp?]; ints [axis]

@@ -32,7 +32,7 @@ export function progress(label: string, total: number, unit = 'items'): Progress
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {percent}% | {value}/{total} ${unit} | {rate} | ETA {eta_formatted}`,
+        format: `${label} [{bar}] {percent}% | {value}/{total} ${unit} | {rate} {phase}| ETA {eta_formatted}`,
         stream: process.stderr,
         hideCursor: true,
         clearOnComplete: true,
@@ -41,11 +41,11 @@ export function progress(label: string, total: number, unit = 'items'): Progress
       cliProgress.Presets.shades_classic,
     );
     const start = performance.now();
-    bar.start(total, 0, { rate: '' });
+    bar.start(total, 0, { rate: '', phase: '' });
     return {
       update(done, fields) {
         const seconds = (performance.now() - start) / 1000;
-        bar.update(done, { rate: seconds > 0 ? `${(done / seconds).toFixed(0)} ${unit}/s` : '', ...fields });
+        bar.update(done, { rate: seconds > 0 && unit !== '%' ? `${(done / seconds).toFixed(0)} ${unit}/s` : '', ...fields });
       },
       stop: () => bar.stop(),
     };

@@ -89,7 +89,7 @@ function imagesPerEpoch(set: ImageSet, options: Pick<BatchOptions, 'batchSize' |
 }
 
 /** One 32-bit seed from (seed, epoch, stream), so shuffle and augmentation streams never coincide. */
-function mixSeed(seed: number, epoch: number, stream: number): number {
+export function mixSeed(seed: number, epoch: number, stream: number): number {
   let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13) ^ (epoch >>> 0), 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ Math.imul(stream, 0x27d4eb2d), 0x165667b1);

@@ -2,6 +2,7 @@ import type { Node, ValueType } from '../onnx/graph.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { OpError, type OpContext } from '../ops/op-def.js';
 import { knownInts } from '../ops/shared/shapes.js';
+import type { BinaryAttrs } from '../ops/shared/elementwise.js';
 import type { Window } from '../ops/shared/window.js';
 
 /**
@@ -108,4 +109,18 @@ export function constantScalar<A>(ctx: LowerContext<A>, index: number, what: str
   if (t.data.length !== 1) throw new OpError(`${what} ('${facts.name}') must hold one value, it holds ${t.data.length}`);
   const v = t.data[0];
   return typeof v === 'bigint' ? Number(v) : Number(v);
+}
+
+/** Add / Sub / Mul / Div. A constant added to a MatMul or Conv result is that layer's bias, so it trains. */
+export function binaryLowering(kernel: 'add' | 'sub' | 'mul' | 'div', ctx: LowerContext<BinaryAttrs>): Lowering {
+  if (ctx.attrs.legacy?.axis !== undefined) throw new OpError('opset < 7 broadcasting along an axis is not supported for training');
+  const params: string[] = [];
+  if (kernel === 'add') {
+    ctx.node.inputs.forEach((name, i) => {
+      const other = ctx.node.inputs[1 - i];
+      const op = other ? ctx.producer(other)?.opType : undefined;
+      if (ctx.inputs[i]?.constant && (op === 'MatMul' || op === 'Conv')) params.push(name);
+    });
+  }
+  return single(kernel, {}, { params });
 }

@@ -1,7 +1,9 @@
 import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { inferPoolType } from './shared/pool.js';
-import { parseWindowAttrs, type WindowAttrs } from './shared/window.js';
+import { parseWindowAttrs, type WindowAttrs, resolveWindow } from './shared/window.js';
+import { explicitPads, single, windowInts } from '../engine/lowering.js';
+import { shapeOf } from './shared/shapes.js';
 
 export interface AveragePoolAttrs extends WindowAttrs {
   /** Whether padded cells count in the divisor (PyTorch's count_include_pad; ONNX default off). */
@@ -25,4 +27,11 @@ export const averagePool = defineOp<AveragePoolAttrs>({
   },
   inferTypes: (ctx) => [inferPoolType(ctx)],
   macs: () => 0,
+  lower(ctx) {
+    const window = explicitPads(ctx, resolveWindow(ctx.attrs, shapeOf(ctx, 0).length - 2));
+    if (window.dilations.some((d) => d !== 1)) throw new OpError('dilated average pooling is not supported for training');
+    return single('avg_pool', {
+      ints: [...windowInts(window, { kernel: true, dilations: false }), Number(window.ceilMode), Number(ctx.attrs.countIncludePad)],
+    });
+  },
 });

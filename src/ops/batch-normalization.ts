@@ -2,6 +2,7 @@ import { FLOAT_DTYPES } from '../onnx/dtype.js';
 import { floatAttr, intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface BatchNormalizationAttrs {
   epsilon: number;
@@ -50,4 +51,16 @@ export const batchNormalization = defineOp<BatchNormalizationAttrs>({
     return [typeOf(dtype, [...x]), ...new Array(outputs - 1).fill(stats)];
   },
   macs: () => 0,
+  lower(ctx) {
+    if (ctx.node.outputs.filter(Boolean).length > 1) {
+      throw new OpError('the form with statistics outputs is not supported for training; export the model in inference form');
+    }
+    const [, scale, bias, mean, variance] = ctx.node.inputs;
+    // ONNX keeps running·momentum + batch·(1 − momentum); PyTorch's momentum is the batch's weight.
+    return single(
+      'batch_norm',
+      { floats: [ctx.attrs.epsilon, 1 - ctx.attrs.momentum] },
+      { params: [scale!, bias!], state: [mean!, variance!] },
+    );
+  },
 });

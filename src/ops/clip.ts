@@ -3,6 +3,7 @@ import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { NUMERIC_DTYPES } from './shared/elementwise.js';
 import { countElements, input, requireDtype, typeOf } from './shared/shapes.js';
+import { constantScalar, single } from '../engine/lowering.js';
 
 /** Bounds given as attributes (opset < 11). From opset 11 they are optional inputs 1 (min) and 2 (max). */
 export interface ClipAttrs {
@@ -44,4 +45,9 @@ export const clip = defineOp<ClipAttrs>({
     return [typeOf(dtype, x.type.shape)];
   },
   macs: () => 0,
+  lower(ctx) {
+    const min = ctx.opset >= 11 ? constantScalar(ctx, 1, 'min') : ctx.attrs.min;
+    const max = ctx.opset >= 11 ? constantScalar(ctx, 2, 'max') : ctx.attrs.max;
+    return single('clip', { inputs: [ctx.node.inputs[0]!], floats: [min ?? -Infinity, max ?? Infinity] });
+  },
 });

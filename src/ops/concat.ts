@@ -2,6 +2,7 @@ import type { Dim } from '../onnx/graph.js';
 import { intAttr, normalizeAxis } from './attrs.js';
 import { defineOp, OpError, type KnownValue } from './op-def.js';
 import { input, mergeDims, sameDtype, shapeOf, typeOf, unknownDim } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface ConcatAttrs {
   /** As written; may be negative (opset 11+). */
@@ -62,4 +63,5 @@ export const concat = defineOp<ConcatAttrs>({
     dims[axis] = known.reduce((s, p) => s + p.dims[axis]!, 0);
     return [{ dims, values }];
   },
+  lower: (ctx) => single('concat', { ints: [ctx.attrs.axis] }),
 });

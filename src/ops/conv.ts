@@ -3,6 +3,7 @@ import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { countElements, input, mergeDims, requireDtype, requireMinRank, requireRank, sameDtype, typeOf } from './shared/shapes.js';
 import { parseWindowAttrs, resolveWindow, windowOutputShape, type WindowAttrs } from './shared/window.js';
+import { explicitPads, single, windowInts } from '../engine/lowering.js';
 
 export interface ConvAttrs extends WindowAttrs {
   group: number;
@@ -56,5 +57,15 @@ export const conv = defineOp<ConvAttrs>({
   macs(ctx, outputs) {
     const w = input(ctx, 1).type.shape ?? [];
     return countElements(outputs[0]?.shape) * countElements(w.slice(1));
+  },
+  lower(ctx) {
+    const x = requireMinRank(ctx, 0, 3);
+    const kernel = (input(ctx, 1).type.shape ?? []).slice(2) as number[];
+    const window = explicitPads(ctx, resolveWindow(ctx.attrs, x.length - 2, kernel));
+    return single(
+      'conv',
+      { ints: [...windowInts(window, { kernel: false, dilations: true }), ctx.attrs.group] },
+      { params: ctx.node.inputs.slice(1) },
+    );
   },
 });

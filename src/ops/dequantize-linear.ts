@@ -2,6 +2,7 @@ import type { DType } from '../onnx/dtype.js';
 import { defineOp, OpError } from './op-def.js';
 import { checkQuantParams, parseQuantAxisAttrs, type QuantAxisAttrs } from './shared/quant.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export type DequantizeLinearAttrs = QuantAxisAttrs;
 
@@ -28,4 +29,10 @@ export const dequantizeLinear = defineOp<DequantizeLinearAttrs>({
     return [typeOf(ctx.opset >= 19 ? scale.type.dtype : 'float32', input(ctx, 0).type.shape)];
   },
   macs: () => 0,
+  lower(ctx) {
+    const x = ctx.node.inputs[0]!;
+    // After a QuantizeLinear the pair already ran as fake quantization: pass its result on.
+    if (ctx.producer(x)?.opType === 'QuantizeLinear') return single('identity', { inputs: [x] });
+    return single('dequantize', { ints: [ctx.attrs.axis] });
+  },
 });

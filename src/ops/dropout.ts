@@ -2,6 +2,7 @@ import { FLOAT_DTYPES } from '../onnx/dtype.js';
 import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
+import { constantScalar, single } from '../engine/lowering.js';
 
 /**
  * `ratio` is the attribute of opsets < 12; from 12 the ratio and training_mode are optional inputs.
@@ -37,4 +38,12 @@ export const dropout = defineOp<DropoutAttrs>({
     return out;
   },
   macs: () => 0,
+  lower(ctx) {
+    if (ctx.node.outputs[1] && ctx.consumers(ctx.node.outputs[1]).length > 0) {
+      throw new OpError('the mask output is not supported for training');
+    }
+    // Dropout is active whenever the engine trains, whatever training_mode the file says (0 for exports).
+    const ratio = ctx.attrs.ratio ?? constantScalar(ctx, 1, 'ratio') ?? 0.5;
+    return single('dropout', { inputs: [ctx.node.inputs[0]!], outputs: [ctx.node.outputs[0]!], floats: [ratio] });
+  },
 });

@@ -1,6 +1,7 @@
 import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, productDim, shapeOf, symbolicProduct, typeOf, unknownDim } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface FlattenAttrs {
   /** As written; in [-rank, rank] (negative from opset 11). */
@@ -36,4 +37,5 @@ export const flatten = defineOp<FlattenAttrs>({
     if (!known || !shape || shape.some((d) => typeof d !== 'number')) return [undefined];
     return [{ dims: shape as number[], values: known.values }];
   },
+  lower: (ctx) => single('flatten', { ints: [ctx.attrs.axis] }),
 });

@@ -2,6 +2,7 @@ import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
 import { floatAttr, intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { countElements, input, mergeDims, requireDtype, requireRank, sameDtype, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface GemmAttrs {
   alpha: number;
@@ -54,4 +55,10 @@ export const gemm = defineOp<GemmAttrs>({
     const k = ctx.attrs.transA ? a[0]! : a[1]!;
     return countElements(outputs[0]?.shape) * countElements([k]);
   },
+  lower: (ctx) =>
+    single(
+      'gemm',
+      { ints: [Number(ctx.attrs.transA), Number(ctx.attrs.transB)], floats: [ctx.attrs.alpha, ctx.attrs.beta] },
+      { params: ctx.node.inputs.slice(1) },
+    ),
 });

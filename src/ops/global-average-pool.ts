@@ -1,5 +1,6 @@
 import { defineOp } from './op-def.js';
 import { inferGlobalPoolType } from './shared/pool.js';
+import { single } from '../engine/lowering.js';
 
 export const globalAveragePool = defineOp<Record<string, never>>({
   opType: 'GlobalAveragePool',
@@ -10,4 +11,5 @@ export const globalAveragePool = defineOp<Record<string, never>>({
   parseAttrs: () => ({}),
   inferTypes: (ctx) => [inferGlobalPoolType(ctx)],
   macs: () => 0,
+  lower: () => single('global_avg_pool'),
 });

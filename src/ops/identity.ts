@@ -1,5 +1,6 @@
 import { defineOp } from './op-def.js';
 import { input, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export const identity = defineOp<Record<string, never>>({
   opType: 'Identity',
@@ -14,4 +15,5 @@ export const identity = defineOp<Record<string, never>>({
   },
   macs: () => 0,
   foldValues: (ctx) => [ctx.inputs[0]?.known],
+  lower: () => single('identity'),
 });

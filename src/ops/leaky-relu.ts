@@ -1,5 +1,6 @@
 import { floatAttr } from './attrs.js';
 import { unaryFloatOp } from './shared/elementwise.js';
+import { single } from '../engine/lowering.js';
 
 export interface LeakyReluAttrs {
   alpha: number;
@@ -9,4 +10,5 @@ export const leakyRelu = unaryFloatOp<LeakyReluAttrs>({
   opType: 'LeakyRelu',
   summary: 'x if x >= 0 else alpha * x, elementwise',
   parseAttrs: (node) => ({ alpha: floatAttr(node, 'alpha', 0.01) }),
+  lower: (ctx) => single('leaky_relu', { floats: [ctx.attrs.alpha] }),
 });

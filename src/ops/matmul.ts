@@ -2,6 +2,7 @@ import type { Dim } from '../onnx/graph.js';
 import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
 import { defineOp, OpError } from './op-def.js';
 import { broadcastShapes, countElements, input, mergeDims, requireDtype, sameDtype, shapeOf, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 const MATMUL_DTYPES: ReadonlySet<DType> = new Set([...FLOAT_DTYPES, ...INT_DTYPES]);
 
@@ -40,4 +41,6 @@ export const matmul = defineOp<Record<string, never>>({
     if (!a || !outputs[0]?.shape) return 0;
     return countElements(outputs[0].shape) * countElements([a[a.length - 1]!]);
   },
+  // A constant right operand is a layer's weight (PyTorch exports some Linear layers as MatMul).
+  lower: (ctx) => single('matmul', {}, { params: [ctx.node.inputs[1]!] }),
 });

@@ -2,8 +2,9 @@ import { FLOAT_DTYPES, type DType } from '../onnx/dtype.js';
 import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { inferPoolType } from './shared/pool.js';
-import { typeOf } from './shared/shapes.js';
-import { parseWindowAttrs, type WindowAttrs } from './shared/window.js';
+import { typeOf, shapeOf } from './shared/shapes.js';
+import { parseWindowAttrs, type WindowAttrs, resolveWindow } from './shared/window.js';
+import { explicitPads, single, windowInts } from '../engine/lowering.js';
 
 export interface MaxPoolAttrs extends WindowAttrs {
   /** 0: Indices are row-major, 1: column-major. */
@@ -32,4 +33,12 @@ export const maxPool = defineOp<MaxPoolAttrs>({
     return ctx.node.outputs.length > 1 ? [y, typeOf('int64', y.shape)] : [y];
   },
   macs: () => 0,
+  lower(ctx) {
+    if (ctx.node.outputs[1]) throw new OpError('the Indices output is not supported for training');
+    const window = explicitPads(ctx, resolveWindow(ctx.attrs, shapeOf(ctx, 0).length - 2));
+    return single('max_pool', {
+      outputs: [ctx.node.outputs[0]!],
+      ints: [...windowInts(window, { kernel: true, dilations: true }), Number(window.ceilMode)],
+    });
+  },
 });

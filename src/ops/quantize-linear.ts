@@ -3,6 +3,7 @@ import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { checkQuantParams, parseQuantAxisAttrs, type QuantAxisAttrs } from './shared/quant.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
+import { constantScalar, single } from '../engine/lowering.js';
 
 export interface QuantizeLinearAttrs extends QuantAxisAttrs {
   /** Opset 19+: clamp float8 outputs instead of overflowing (no effect on int8/uint8). */
@@ -50,4 +51,22 @@ export const quantizeLinear = defineOp<QuantizeLinearAttrs>({
     return [typeOf(dtype, input(ctx, 0).type.shape)];
   },
   macs: () => 0,
+  lower(ctx) {
+    // Training runs a Q → DQ pair as one fake-quant op (straight-through gradients), QAT-style.
+    const [x, scale, zero] = ctx.node.inputs;
+    const readers = ctx.consumers(ctx.node.outputs[0]!);
+    const paired = readers.length > 0 && readers.every((n) => n.opType === 'DequantizeLinear' && n.inputs[1] === scale && (n.inputs[2] ?? '') === (zero ?? ''));
+    if (!paired) throw new OpError('training runs QuantizeLinear only when every reader is a DequantizeLinear with the same scale and zero point');
+    const dtype = ctx.inputs[2]?.type.dtype ?? ctx.attrs.outputDtype ?? 'uint8';
+    const [qmin, qmax] = dtype === 'int8' ? [-128, 127] : dtype === 'uint8' ? [0, 255] : [NaN, NaN];
+    if (Number.isNaN(qmin)) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+    const scaleValue = input(ctx, 1).constant;
+    if (!scaleValue) throw new OpError(`scale '${scale}' must be a constant for training`);
+    if (scaleValue.data.length === 1) {
+      const zp = constantScalar(ctx, 2, 'zero point') ?? 0;
+      return single('fake_quant', { inputs: [x!], ints: [0, 0, qmin, qmax, zp], floats: [Number(scaleValue.data[0])] });
+    }
+    if (!zero) throw new OpError('per-channel fake quantization needs a zero point input');
+    return single('fake_quant', { ints: [1, ctx.attrs.axis, qmin, qmax, 0] });
+  },
 });

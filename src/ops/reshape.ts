@@ -4,6 +4,7 @@ import { defineOp, OpError } from './op-def.js';
 import {
   divideProducts, input, isStatic, productDim, requireRank, symbolicProduct, typeOf, unknownDim,
 } from './shared/shapes.js';
+import { constantInts, single } from '../engine/lowering.js';
 
 export interface ReshapeAttrs {
   /** Opset 14+: a 0 in the shape means size 0, not "copy the input dim". */
@@ -47,6 +48,10 @@ export const reshape = defineOp<ReshapeAttrs>({
     const shape = outputs[0]?.shape;
     if (!known || !isStatic(shape)) return [undefined];
     return [{ dims: shape, values: known.values }];
+  },
+  lower(ctx) {
+    const shape = ctx.attrs.shape ?? constantInts(ctx, 1, 'shape');
+    return single('reshape', { inputs: [ctx.node.inputs[0]!], ints: [Number(ctx.attrs.allowZero), ...shape] });
   },
 });
 

@@ -2,6 +2,7 @@ import { FLOAT_DTYPES } from '../onnx/dtype.js';
 import { intAttr, normalizeAxis } from './attrs.js';
 import { defineOp } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface SoftmaxAttrs {
   /**
@@ -25,4 +26,5 @@ export const softmax = defineOp<SoftmaxAttrs>({
     return [typeOf(dtype, shape)];
   },
   macs: () => 0,
+  lower: (ctx) => single('softmax', { ints: [ctx.attrs.axis, ctx.opset < 13 ? 1 : 0, 0] }),
 });

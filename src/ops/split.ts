@@ -3,6 +3,7 @@ import { intAttr, intsAttr, normalizeAxis } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { takeKnown } from './shared/known.js';
 import { input, knownInts, shapeOf, typeOf, unknownDim } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface SplitAttrs {
   axis: number;
@@ -55,6 +56,15 @@ export const split = defineOp<SplitAttrs>({
       start += size;
       return takeKnown(known, axis, indices);
     });
+  },
+  lower(ctx) {
+    const axis = normalizeAxis(ctx.attrs.axis, shapeOf(ctx, 0).length);
+    const sizes = ctx.outputs.map((t, i) => {
+      const size = t.shape?.[axis];
+      if (typeof size !== 'number') throw new OpError(`the size of output ${i} along axis ${axis} must be static for training`);
+      return size;
+    });
+    return single('split', { inputs: [ctx.node.inputs[0]!], ints: [axis, ...sizes] });
   },
 });
 

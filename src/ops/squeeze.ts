@@ -1,6 +1,7 @@
 import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, knownInts, normalizeAxes, requireRank, shapeOf, typeOf } from './shared/shapes.js';
+import { constantInts, single } from '../engine/lowering.js';
 
 export interface SqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are optional input 1. */
@@ -45,5 +46,9 @@ export const squeeze = defineOp<SqueezeAttrs>({
     const shape = outputs[0]?.shape;
     if (!known || !shape || shape.some((d) => typeof d !== 'number')) return [undefined];
     return [{ dims: shape as number[], values: known.values }];
+  },
+  lower(ctx) {
+    const axes = ctx.opset >= 13 && ctx.inputs[1] ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes ?? [];
+    return single('squeeze', { inputs: [ctx.node.inputs[0]!], ints: axes });
   },
 });

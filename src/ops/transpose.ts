@@ -1,6 +1,7 @@
 import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, shapeOf, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
 
 export interface TransposeAttrs {
   /** Undefined: reverse the axes. */
@@ -29,4 +30,8 @@ export const transpose = defineOp<TransposeAttrs>({
     return [typeOf(x.type.dtype, perm.map((p) => shape[p]!))];
   },
   macs: () => 0,
+  lower(ctx) {
+    const rank = shapeOf(ctx, 0).length;
+    return single('transpose', { ints: ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i) });
+  },
 });

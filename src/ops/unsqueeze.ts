@@ -2,6 +2,7 @@ import type { Dim } from '../onnx/graph.js';
 import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, knownInts, normalizeAxes, requireRank, typeOf } from './shared/shapes.js';
+import { constantInts, single } from '../engine/lowering.js';
 
 export interface UnsqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are input 1. */
@@ -41,5 +42,9 @@ export const unsqueeze = defineOp<UnsqueezeAttrs>({
     const shape = outputs[0]?.shape;
     if (!known || !shape || shape.some((d) => typeof d !== 'number')) return [undefined];
     return [{ dims: shape as number[], values: known.values }];
+  },
+  lower(ctx) {
+    const axes = ctx.opset >= 13 ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes!;
+    return single('unsqueeze', { inputs: [ctx.node.inputs[0]!], ints: axes });
   },
 });

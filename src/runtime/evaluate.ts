@@ -24,6 +24,8 @@ export interface EvaluateOptions {
   /** Which model input receives the images; needed only when the model has several. */
   inputName?: string;
   onProgress?(done: number, total: number): void;
+  /** Also return each image's predicted class (off by default: it would bloat JSON output). */
+  keepPredictions?: boolean;
 }
 
 export interface ClassAccuracy {
@@ -44,6 +46,8 @@ export interface EvaluateResult {
   confusion: number[][];
   seconds: number;
   imagesPerSecond: number;
+  /** Predicted class of image i (argmax, ties to the lower index); only with `keepPredictions`. */
+  predictions?: Uint16Array;
 }
 
 export async function evaluate(model: OrtModel, set: ImageSet, options: EvaluateOptions): Promise<EvaluateResult> {
@@ -70,6 +74,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
   const dimsFor = (n: number): number[] => [fixedBatch ?? n, channels, height, width];
 
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
   let top5Hits = 0;
   const start = process.hrtime.bigint();
   const batchCount = Math.ceil(total / batchSize);
@@ -84,7 +89,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
       next = feeder(nextFirst, Math.min(batchSize, total - nextFirst), dimsFor);
     }
     const logits = (await pending)[output.name]!;
-    top5Hits += score(logits, set.labels.subarray(first, first + n), confusion, model.source);
+    top5Hits += score(logits, set.labels.subarray(first, first + n), confusion, model.source, predictions?.subarray(first, first + n));
     options.onProgress?.(first + n, total);
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -104,6 +109,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
     confusion,
     seconds,
     imagesPerSecond: seconds > 0 ? total / seconds : 0,
+    ...(predictions ? { predictions } : {}),
   };
 }
 
@@ -218,7 +224,7 @@ function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
  * Adds one batch to the confusion matrix and returns its top-5 hits. Ties go to the lower class index
  * (numpy's argmax); a label is in the top 5 when fewer than 5 classes outrank it under that order.
  */
-function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source: string): number {
+function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source: string, predictions?: Uint16Array): number {
   const classes = confusion.length;
   if (logits.dims.length !== 2 || logits.dims[1] !== classes || logits.dims[0]! < labels.length) {
     throw inputError({
@@ -251,6 +257,7 @@ function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source
       if (v > target || (v === target && j < label)) outranks++;
     }
     confusion[label]![best]!++;
+    if (predictions) predictions[r] = best;
     if (outranks < 5) hits++;
   }
   return hits;

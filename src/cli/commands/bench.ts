@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { loadModel } from '../../onnx/validate.js';
-import { benchmark } from '../../runtime/benchmark.js';
+import { benchmark, type BenchmarkPhase } from '../../runtime/benchmark.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { modelStats } from '../../runtime/stats.js';
@@ -59,14 +59,14 @@ export function registerBench(program: Command): void {
         const { graph, facts } = await loadModel(file);
         const bytes = await readFile(file);
         const stats = modelStats(graph, facts, bytes);
-        const bar = progress(`bench ${file}`, Math.max(options.runs, 50), 'runs');
+        const bar = progress(`bench ${file}`, 100, '%');
         const timing = await benchmark(bytes, {
           threads,
           batch: 1,
           warmupRuns: options.warmup,
           runs: Math.max(options.runs, 50),
           throughputBatch: options.batch,
-          onProgress: (done: number) => bar.update(done),
+          onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
         });
         bar.stop();
         const row: BenchRow = {
@@ -105,6 +105,14 @@ export function registerBench(program: Command): void {
       }
       printResult(options, { threads, models: rows }, () => renderBenchTable(rows));
     });
+}
+
+/** One bar over the three benchmark phases: warm-up 10 %, latency runs 60 %, throughput 30 %. */
+function benchPercent(done: number, total: number, phase: BenchmarkPhase): number {
+  const fraction = total > 0 ? Math.min(1, done / total) : 1;
+  if (phase === 'warmup') return 10 * fraction;
+  if (phase === 'latency') return 10 + 60 * fraction;
+  return 70 + 30 * fraction;
 }
 
 export function renderBenchTable(rows: BenchRow[]): string {

@@ -1,0 +1,333 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { SlimError, usageError } from '../errors.js';
+import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
+import type { Graph } from '../onnx/graph.js';
+import { readPreprocessing } from '../zoo/metadata.js';
+import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
+import type { AutocastName, DeviceName, NativeOptimizerConfig } from './native.js';
+import { DeviceImageSet, EnginePlan } from './plan.js';
+import { makeSchedule, type ScheduleName } from './schedule.js';
+
+/**
+ * `trainModel`: the training loop. JS decides what each step sees (batch indices, crop placements,
+ * learning rate) and awaits one native step at a time; everything per-pixel and per-op runs in the
+ * addon. Checkpoints at each epoch end make any run resumable to the same weights.
+ */
+
+export interface TrainOptions {
+  graph: Graph;
+  data: { train: ImageSet; test: ImageSet };
+  epochs: number;
+  batch: number;
+  device?: DeviceName;
+  /** Peak learning rate (default 0.1 for SGD, 0.001 for AdamW). */
+  lr?: number;
+  optimizer?: 'sgd' | 'adamw';
+  /** SGD momentum (default 0.9). */
+  momentum?: number;
+  nesterov?: boolean;
+  /** Default 5e-4 for SGD, 0.05 for AdamW. */
+  weightDecay?: number;
+  /** Apply weight decay to BN scale/shift and biases too (default false, the usual recipe). */
+  decayAll?: boolean;
+  schedule?: ScheduleName;
+  /** OneCycle rise / cosine warm-up fraction. */
+  warmup?: number;
+  labelSmoothing?: number;
+  seed?: number;
+  /** Train on the first N training images only. */
+  trainLimit?: number;
+  /** Evaluate on the first N test images only. */
+  testLimit?: number;
+  threads?: number;
+  /** Random crop padding and flip (default {crop: 4, flip: true}); false turns augmentation off. */
+  augment?: EpochAugment | false;
+  /** Default: the model's metadata, else CIFAR-10 statistics. */
+  normalization?: Normalization;
+  /** bf16 autocast is the default on CUDA. */
+  autocast?: AutocastName;
+  channelsLast?: boolean;
+  evalBatch?: number;
+  /** Folder for `last.ckpt`, written atomically after every epoch. */
+  checkpointDir?: string;
+  /** true: continue from `<checkpointDir>/last.ckpt` when it exists; a string: from that file. */
+  resume?: boolean | string;
+  /** For the cost estimate of CUDA runs (default 2.5 per GPU-hour). */
+  gpuPricePerHour?: number;
+  /** Knowledge distillation from a teacher run in eval mode on the same batches. */
+  teacher?: { graph: Graph; temperature?: number; alpha?: number };
+  /** Fixed 0/1 masks multiplied into weights after every update (pruning). */
+  masks?: ReadonlyMap<string, Float32Array>;
+  /** Parameters to keep fixed. */
+  frozen?: ReadonlySet<string>;
+  /** JSON-lines log file: one record per epoch plus start/end events. */
+  log?: string;
+  onProgress?: (p: TrainProgress) => void;
+  /** Named in errors. */
+  file?: string;
+}
+
+export interface TrainProgress {
+  phase: 'train' | 'eval';
+  epoch: number;
+  epochs: number;
+  step: number;
+  stepsPerEpoch: number;
+  globalStep: number;
+  totalSteps: number;
+  lr: number;
+  /** Running means over the epoch so far. */
+  loss: number;
+  accuracy: number;
+  imagesPerSecond: number;
+  etaSeconds: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  testLoss: number;
+  testAccuracy: number;
+  lr: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface TrainResult {
+  /** The trained graph: parameters and BN running statistics written into its initializers. */
+  graph: Graph;
+  history: EpochRecord[];
+  /** Test top-1 after the last epoch, in [0, 1]. */
+  testAccuracy: number;
+  /** Training wall time of this run (resumed runs add the earlier time). */
+  seconds: number;
+  gpuSeconds: number;
+  estimatedCost: number;
+  steps: number;
+  resumedFrom?: number;
+}
+
+interface CheckpointMeta {
+  version: 1;
+  /** Epochs completed. */
+  epoch: number;
+  step: number;
+  fingerprint: Record<string, unknown>;
+  history: EpochRecord[];
+  seconds: number;
+}
+
+/** A loss this far above chance (ln classes) means the run has blown up, even before it turns NaN. */
+const DIVERGENCE_FACTOR = 5;
+
+interface Resolved {
+  device: DeviceName;
+  optimizer: NativeOptimizerConfig;
+  lr: number;
+  schedule: ScheduleName;
+  seed: number;
+  augment: EpochAugment | undefined;
+  normalization: Normalization;
+}
+
+function resolve(o: TrainOptions): Resolved {
+  const positiveInt = (v: number, flag: string): void => {
+    if (!Number.isInteger(v) || v < 1) throw usageError(`${flag} must be a whole number ≥ 1, got ${v}`);
+  };
+  positiveInt(o.epochs, '--epochs');
+  positiveInt(o.batch, '--batch');
+  const kind = o.optimizer ?? 'sgd';
+  if (kind !== 'sgd' && kind !== 'adamw') throw usageError(`unknown optimizer '${String(kind)}'`, 'use sgd or adamw');
+  const lr = o.lr ?? (kind === 'sgd' ? 0.1 : 1e-3);
+  const ls = o.labelSmoothing ?? 0;
+  if (!(ls >= 0 && ls < 1)) throw usageError(`--label-smoothing must be in [0, 1), got ${ls}`);
+  const optimizer: NativeOptimizerConfig = {
+    kind,
+    weightDecay: o.weightDecay ?? (kind === 'sgd' ? 5e-4 : 0.05),
+    ...(kind === 'sgd' ? { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? true } : {}),
+  };
+  const preprocessing = readPreprocessing(o.graph, o.file);
+  return {
+    device: o.device ?? 'cpu',
+    optimizer,
+    lr,
+    schedule: o.schedule ?? 'onecycle',
+    seed: o.seed ?? 0,
+    augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
+    normalization: o.normalization ?? preprocessing.normalization ?? CIFAR10_NORMALIZATION,
+  };
+}
+
+export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  const r = resolve(o);
+  const plan = EnginePlan.create(o.graph, {
+    device: r.device,
+    ...(o.file ? { file: o.file } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.autocast ? { autocast: o.autocast } : r.device === 'cuda' ? { autocast: 'bf16' as const } : {}),
+    ...(o.channelsLast !== undefined ? { channelsLast: o.channelsLast } : {}),
+    decayOnlyWeights: !o.decayAll,
+    ...(o.frozen ? { frozen: o.frozen } : {}),
+  });
+  const teacher = o.teacher
+    ? EnginePlan.create(o.teacher.graph, { device: r.device, ...(r.device === 'cuda' ? { autocast: 'bf16' as const } : {}) })
+    : undefined;
+  plan.setOptimizer(r.optimizer);
+  for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);
+
+  const pad = r.augment?.crop ?? 0;
+  const train = DeviceImageSet.upload(o.data.train, { device: r.device, normalization: r.normalization, pad, ...(o.trainLimit ? { limit: o.trainLimit } : {}) });
+  const test = DeviceImageSet.upload(o.data.test, { device: r.device, normalization: r.normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
+  const batch = Math.min(o.batch, train.count);
+  if (batch < 1) throw usageError('the training set is empty', 'check --data and --train-limit');
+  const stepsPerEpoch = Math.floor(train.count / batch);
+  const totalSteps = stepsPerEpoch * o.epochs;
+  const lrAt = makeSchedule({ name: r.schedule, lr: r.lr, totalSteps, ...(o.warmup !== undefined ? { warmup: o.warmup } : {}) });
+  const classes = Math.max(2, ...Array.from(train.labels, (l) => l + 1));
+
+  // Everything that changes the trajectory: a checkpoint only resumes a run with the same values.
+  const fingerprint = {
+    graph: o.graph.name,
+    params: plan.paramNames.length,
+    epochs: o.epochs,
+    batch,
+    lr: r.lr,
+    schedule: r.schedule,
+    optimizer: r.optimizer,
+    labelSmoothing: o.labelSmoothing ?? 0,
+    seed: r.seed,
+    trainCount: train.count,
+    augment: r.augment ?? null,
+    teacher: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : null,
+  };
+  const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
+  const resumePath = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
+  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
+  let history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let step = 0;
+  let earlierSeconds = 0;
+  let resumedFrom: number | undefined;
+  if (resumePath && existsSync(resumePath)) {
+    const ckpt = await readCheckpoint<CheckpointMeta>(resumePath);
+    const saved = JSON.stringify(ckpt.meta.fingerprint);
+    if (saved !== JSON.stringify(fingerprint)) {
+      throw new SlimError(
+        { file: resumePath, problem: `the checkpoint was made by a run with other settings (${saved})`, fix: 'resume with the same options, or start without --resume' },
+        'usage',
+      );
+    }
+    plan.setWeights(ckpt.weights);
+    plan.setOptimizerState(ckpt.optimizer);
+    ({ history, step } = ckpt.meta);
+    startEpoch = ckpt.meta.epoch;
+    earlierSeconds = ckpt.meta.seconds;
+    resumedFrom = startEpoch;
+  } else if (typeof o.resume === 'string') {
+    throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
+  }
+  if (checkpointPath) await mkdir(path.dirname(checkpointPath), { recursive: true });
+  const log = async (record: Record<string, unknown>): Promise<void> => {
+    if (o.log) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+  };
+  await log({ event: resumedFrom !== undefined ? 'resume' : 'start', epoch: startEpoch, ...fingerprint, device: r.device, totalSteps });
+
+  // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
+  const kept = (): string =>
+    checkpointPath && existsSync(checkpointPath) ? `the last good checkpoint (epoch ${history.length}) is ${checkpointPath}` : 'no checkpoint was written';
+
+  const runStart = performance.now();
+  const distill = o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : {};
+  let lossEma: number | undefined;
+  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+    const epochStart = performance.now();
+    const order = planEpoch(train.count, { seed: r.seed, epoch, ...(r.augment ? { augment: r.augment } : {}) });
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let lr = lrAt(step);
+    for (let b = 0; b < stepsPerEpoch; b++, step++) {
+      lr = lrAt(step);
+      const result = await plan.trainStep(
+        train,
+        batchOf(order, b, batch),
+        { lr, labelSmoothing: o.labelSmoothing ?? 0, seed: (r.seed * 1_000_003 + step) % 2 ** 31, ...distill },
+        teacher,
+      );
+      lossEma = lossEma === undefined ? result.loss : 0.9 * lossEma + 0.1 * result.loss;
+      if (!Number.isFinite(result.loss) || lossEma > DIVERGENCE_FACTOR * Math.log(classes)) {
+        await log({ event: 'diverged', epoch, step, loss: result.loss });
+        throw new SlimError({
+          ...(o.file ? { file: o.file } : {}),
+          where: `epoch ${epoch + 1}, step ${b + 1}`,
+          problem: `training diverged (loss ${result.loss}${Number.isFinite(result.loss) ? `, running mean ${lossEma.toFixed(2)}` : ''}); ${kept()}`,
+          fix: 'lower --lr (or raise --warmup) and train again',
+        });
+      }
+      lossSum += result.loss * result.count;
+      correct += result.correct;
+      seen += result.count;
+      if (o.onProgress) {
+        const elapsed = (performance.now() - runStart) / 1000;
+        const doneHere = step + 1 - startEpoch * stepsPerEpoch;
+        o.onProgress({
+          phase: 'train', epoch, epochs: o.epochs, step: b + 1, stepsPerEpoch, globalStep: step + 1, totalSteps, lr,
+          loss: lossSum / seen, accuracy: correct / seen,
+          imagesPerSecond: (doneHere * batch) / Math.max(elapsed, 1e-9),
+          etaSeconds: (elapsed / doneHere) * (totalSteps - step - 1),
+        });
+      }
+    }
+    const trainSeconds = (performance.now() - epochStart) / 1000;
+    o.onProgress?.({
+      phase: 'eval', epoch, epochs: o.epochs, step: stepsPerEpoch, stepsPerEpoch, globalStep: step, totalSteps, lr,
+      loss: lossSum / Math.max(seen, 1), accuracy: correct / Math.max(seen, 1), imagesPerSecond: seen / trainSeconds, etaSeconds: 0,
+    });
+    const evaluation = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
+    if (!Number.isFinite(evaluation.loss)) {
+      throw new SlimError({
+        where: `epoch ${epoch + 1}`,
+        problem: `the test loss is ${evaluation.loss}: the weights have blown up; ${kept()}`,
+        fix: 'lower --lr and train again',
+      });
+    }
+    const record: EpochRecord = {
+      epoch: epoch + 1,
+      trainLoss: lossSum / Math.max(seen, 1),
+      trainAccuracy: correct / Math.max(seen, 1),
+      testLoss: evaluation.loss,
+      testAccuracy: evaluation.correct / Math.max(evaluation.count, 1),
+      lr,
+      seconds: (performance.now() - epochStart) / 1000,
+      imagesPerSecond: seen / trainSeconds,
+    };
+    history.push(record);
+    await log({ event: 'epoch', ...record });
+    if (checkpointPath) {
+      const meta: CheckpointMeta = {
+        version: 1, epoch: epoch + 1, step, fingerprint, history,
+        seconds: earlierSeconds + (performance.now() - runStart) / 1000,
+      };
+      await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() });
+    }
+  }
+
+  const seconds = earlierSeconds + (performance.now() - runStart) / 1000;
+  const gpuSeconds = r.device === 'cuda' ? seconds : 0;
+  const result: TrainResult = {
+    graph: plan.toGraph(),
+    history,
+    testAccuracy: history.at(-1)?.testAccuracy ?? 0,
+    seconds,
+    gpuSeconds,
+    estimatedCost: (gpuSeconds / 3600) * (o.gpuPricePerHour ?? 2.5),
+    steps: step,
+    ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+  };
+  await log({ event: 'end', testAccuracy: result.testAccuracy, seconds, gpuSeconds, estimatedCost: result.estimatedCost, steps: step });
+  return result;
+}

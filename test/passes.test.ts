@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import { readModel } from '../src/onnx/io.js';
+import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
+import {
+  constantsToInitializers,
+  eliminateDeadCode,
+  foldBatchNorm,
+  foldShapeSubgraphs,
+  INFERENCE_PIPELINE,
+  removeIdentity,
+  runPasses,
+  type PassTrace,
+} from '../src/passes/index.js';
+import { runGraph } from '../src/runtime/ort.js';
+import { buildZooModel } from '../src/zoo/index.js';
+import { Random } from '../src/util/random.js';
+import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
+
+const TOLERANCE = 1e-4;
+
+async function outputsOf(graph: Graph, input: Tensor): Promise<Tensor[]> {
+  const feeds = { [graph.inputs[0]!.name]: input };
+  const out = await runGraph(graph, feeds);
+  return graph.outputs.map((o) => out[o.name]!);
+}
+
+/** ORT on the graph before and after: every output equal within TOLERANCE. */
+async function expectSameOutputs(before: Graph, after: Graph, input: Tensor): Promise<number> {
+  const [a, b] = [await outputsOf(before, input), await outputsOf(after, input)];
+  let worst = 0;
+  a.forEach((t, i) => {
+    expect(b[i]!.dims).toEqual(t.dims);
+    worst = Math.max(worst, maxAbsDiff(t, b[i]!));
+  });
+  expect(worst).toBeLessThanOrEqual(TOLERANCE);
+  return worst;
+}
+
+const count = (g: Graph, op: string): number => g.nodes.filter((n) => n.opType === op).length;
+
+/** A zoo model with non-trivial BN statistics, so folding is really exercised. */
+function zooWithRandomBn(): Graph {
+  const g = buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 });
+  const rng = new Random(9);
+  for (const [name, t] of g.initializers) {
+    const n = t.data.length;
+    const fill = (f: () => number): Tensor => float32(t.dims, Array.from({ length: n }, f));
+    if (name.endsWith('running_mean')) g.initializers.set(name, fill(() => rng.normal() * 0.2));
+    else if (name.endsWith('running_var')) g.initializers.set(name, fill(() => 0.5 + rng.next()));
+    else if (/bn\d\.weight$|downsample\.1\.weight$/.test(name)) g.initializers.set(name, fill(() => 0.5 + rng.next()));
+    else if (/bn\d\.bias$|downsample\.1\.bias$/.test(name)) g.initializers.set(name, fill(() => rng.normal() * 0.1));
+  }
+  return g;
+}
+
+describe('fold-batchnorm', () => {
+  it('folds every BN of a PyTorch export into its Conv and matches ORT and PyTorch', async () => {
+    const before = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    expect(count(before, 'BatchNormalization')).toBeGreaterThan(0);
+    const after = foldBatchNorm(before);
+    expect(count(after, 'BatchNormalization')).toBe(0);
+    expect(count(after, 'Conv')).toBe(count(before, 'Conv'));
+    const { input, output } = torchSidecar('torch-tiny-resnet.onnx');
+    await expectSameOutputs(before, after, input);
+    const [folded] = await outputsOf(after, input);
+    expect(maxAbsDiff(folded!, output)).toBeLessThanOrEqual(TOLERANCE);
+    // The running statistics are gone with the BN nodes.
+    expect([...after.initializers.keys()].some((k) => k.includes('running'))).toBe(false);
+  });
+
+  it('folds a zoo ResNet with random BN statistics', async () => {
+    const before = zooWithRandomBn();
+    const after = foldBatchNorm(before);
+    expect(count(after, 'BatchNormalization')).toBe(0);
+    await expectSameOutputs(before, after, randomInput([2, 3, 32, 32]));
+  });
+
+  it('folds BN after a Gemm (transB 0 and 1, with and without C) and keeps shared weights intact', async () => {
+    for (const transB of [0, 1]) {
+      for (const withBias of [true, false]) {
+        const g = emptyGraph('gemm_bn');
+        const rng = new Random(transB * 2 + Number(withBias));
+        const rand = (dims: number[], f = () => rng.normal()): Tensor =>
+          float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, f));
+        g.inputs = [{ name: 'x', dtype: 'float32', shape: ['batch', 6] }];
+        g.outputs = [{ name: 'y', dtype: 'float32', shape: ['batch', 4] }, { name: 'z', dtype: 'float32', shape: ['batch', 4] }];
+        g.initializers.set('W', rand(transB ? [4, 6] : [6, 4]));
+        if (withBias) g.initializers.set('C', rand([4]));
+        for (const p of ['gamma', 'beta', 'mean']) g.initializers.set(p, rand([4]));
+        g.initializers.set('var', rand([4], () => 0.3 + rng.next()));
+        const gemm = (out: string): Node => ({
+          name: `gemm_${out}`, opType: 'Gemm', domain: '', inputs: ['x', 'W', ...(withBias ? ['C'] : [])], outputs: [out],
+          attributes: { transB: { type: 'int', value: transB }, alpha: { type: 'float', value: 0.5 }, beta: { type: 'float', value: 2 } },
+        });
+        // A second Gemm reads the same W: folding must not change what it computes.
+        g.nodes = [
+          gemm('h'),
+          { name: 'bn', opType: 'BatchNormalization', domain: '', inputs: ['h', 'gamma', 'beta', 'mean', 'var'], outputs: ['y'], attributes: {} },
+          gemm('z'),
+        ];
+        const after = foldBatchNorm(g);
+        expect(count(after, 'BatchNormalization')).toBe(0);
+        await expectSameOutputs(g, after, randomInput([3, 6], 5));
+      }
+    }
+  });
+
+  it('leaves BN alone when the conv output has another reader', async () => {
+    const g = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const bn = g.nodes.find((n) => n.opType === 'BatchNormalization')!;
+    g.outputs.push({ name: bn.inputs[0]!, dtype: 'float32' });
+    const after = foldBatchNorm(g);
+    expect(after.nodes.some((n) => n.name === bn.name)).toBe(true);
+    await expectSameOutputs(g, after, torchSidecar('torch-tiny-resnet.onnx').input);
+  });
+});
+
+describe('fold-shape-subgraphs', () => {
+  it('replaces the Shape→Gather→Concat→Reshape chain with a static [0, -1] and keeps the batch free', async () => {
+    const before = await readModel(fixturePath('torch-tiny-mobilenet.onnx'));
+    expect(count(before, 'Shape')).toBeGreaterThan(0);
+    const after = foldShapeSubgraphs(constantsToInitializers(before));
+    for (const op of ['Shape', 'Gather', 'Unsqueeze', 'Concat'].slice(0, 3)) expect(count(after, op)).toBe(0);
+    const reshape = after.nodes.find((n) => n.opType === 'Reshape')!;
+    const target = after.initializers.get(reshape.inputs[1]!)!;
+    expect(Array.from(target.data as BigInt64Array, Number)).toEqual([0, -1]);
+    for (const batch of [1, 2, 5]) await expectSameOutputs(before, after, randomInput([batch, 3, 16, 16], batch));
+    const { input, output } = torchSidecar('torch-tiny-mobilenet.onnx');
+    const [y] = await outputsOf(after, input);
+    expect(maxAbsDiff(y!, output)).toBeLessThanOrEqual(TOLERANCE);
+    expect(inferShapes(after).types.get(after.outputs[0]!.name)?.shape).toEqual(['batch', 10]);
+  });
+});
+
+describe('remove-identity', () => {
+  function chain(): Graph {
+    const g = emptyGraph('ids');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [2, 3] }];
+    g.outputs = [{ name: 'out', dtype: 'float32', shape: [2, 3] }, { name: 'passthrough', dtype: 'float32', shape: [2, 3] }];
+    const node = (opType: string, inputs: string[], outputs: string[]): Node => ({ name: outputs[0]!, opType, domain: '', inputs, outputs, attributes: {} });
+    g.nodes = [
+      node('Identity', ['x'], ['a']),
+      node('Relu', ['a'], ['b']),
+      node('Dropout', ['b'], ['c']),
+      node('Identity', ['c'], ['d']),
+      node('Sigmoid', ['d'], ['e']),
+      node('Identity', ['e'], ['out']),
+      node('Identity', ['x'], ['passthrough']),
+    ];
+    return g;
+  }
+
+  it('removes Identity and Dropout, keeps output names and the input→output Identity', async () => {
+    const before = chain();
+    const after = removeIdentity(before);
+    expect(after.nodes.map((n) => n.opType)).toEqual(['Relu', 'Sigmoid', 'Identity']);
+    expect(after.outputs.map((o) => o.name)).toEqual(['out', 'passthrough']);
+    await expectSameOutputs(before, after, randomInput([2, 3]));
+  });
+
+  it('keeps a Dropout whose mask is read', () => {
+    const g = chain();
+    g.nodes[2]!.outputs.push('mask');
+    g.outputs.push({ name: 'mask', dtype: 'bool', shape: [2, 3] });
+    expect(removeIdentity(g).nodes.some((n) => n.opType === 'Dropout')).toBe(true);
+  });
+});
+
+describe('constants and dead code', () => {
+  it('moves Constant values into initializers and drops nodes that reach no output', async () => {
+    const g = emptyGraph('consts');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [2, 2] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [2, 2] }];
+    g.initializers.set('unused', float32([2], [1, 2]));
+    g.nodes = [
+      { name: 'k', opType: 'Constant', domain: '', inputs: [], outputs: ['k'], attributes: { value: { type: 'tensor', value: float32([2], [3, -1]) } } },
+      { name: 's', opType: 'Constant', domain: '', inputs: [], outputs: ['s'], attributes: { value_ints: { type: 'ints', value: [4] } } },
+      { name: 'dead', opType: 'Reshape', domain: '', inputs: ['x', 's'], outputs: ['flat'], attributes: {} },
+      { name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'k'], outputs: ['y'], attributes: {} },
+    ];
+    const moved = constantsToInitializers(g);
+    expect(count(moved, 'Constant')).toBe(0);
+    expect(Array.from(moved.initializers.get('s')!.data as BigInt64Array)).toEqual([4n]);
+    const clean = eliminateDeadCode(moved);
+    expect(clean.nodes.map((n) => n.name)).toEqual(['mul']);
+    expect([...clean.initializers.keys()]).toEqual(['k']);
+    await expectSameOutputs(g, clean, randomInput([2, 2]));
+  });
+});
+
+describe('pipeline', () => {
+  it('runs every pass in order, traces them, and never mutates its input', async () => {
+    const before = await readModel(fixturePath('torch-tiny-mobilenet.onnx'));
+    const snapshot = structuredClone(before.nodes);
+    const traces: PassTrace[] = [];
+    const after = runPasses(before, INFERENCE_PIPELINE, (t) => traces.push(t));
+    expect(traces.map((t) => t.pass)).toEqual(INFERENCE_PIPELINE.map((p) => p.name));
+    expect(before.nodes).toEqual(snapshot);
+    expect(count(after, 'BatchNormalization')).toBe(0);
+    expect(after.nodes.length).toBeLessThan(before.nodes.length);
+    await expectSameOutputs(before, after, torchSidecar('torch-tiny-mobilenet.onnx').input);
+  });
+
+  it('keeps an int64 shape constant as int64', () => {
+    const g = foldShapeSubgraphs(emptyGraphWithShape());
+    expect(g.initializers.get('shape_out')?.dtype).toBe('int64');
+  });
+});
+
+function emptyGraphWithShape(): Graph {
+  const g = emptyGraph('shape');
+  g.inputs = [{ name: 'x', dtype: 'float32', shape: [2, 3] }];
+  g.outputs = [{ name: 'y', dtype: 'float32', shape: [3, 2] }];
+  g.initializers.set('two', int64([1], [2]));
+  g.nodes = [
+    { name: 'shape', opType: 'Shape', domain: '', inputs: ['x'], outputs: ['shape_out'], attributes: {} },
+    { name: 'rev', opType: 'Reshape', domain: '', inputs: ['x', 'shape_out'], outputs: ['y0'], attributes: {} },
+    { name: 't', opType: 'Transpose', domain: '', inputs: ['y0'], outputs: ['y'], attributes: {} },
+  ];
+  return g;
+}
