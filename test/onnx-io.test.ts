@@ -526,7 +526,10 @@ describe('validateGraph', () => {
       .toMatch(/initializer 'w': holds 2 non-finite values \(NaN or Inf; first at element 1\)/);
     expect(problem(withWeight(makeTensor('float16', [2], Uint16Array.from([0x3c00, 0xfc00])))))
       .toMatch(/holds 1 non-finite value .*first at element 1/);
-    expect(validateGraph(withWeight(makeTensor('float32', [1], Float32Array.from([3.4e38])))).types.get('w'))
+    // Finite but far beyond any trained weight: the trace a damaged exponent byte leaves.
+    expect(problem(withWeight(makeTensor('float32', [1], Float32Array.from([3.4e38])))))
+      .toMatch(/initializer 'w': holds 3\.40e\+38 at element 0, far beyond any trained weight/);
+    expect(validateGraph(withWeight(makeTensor('float32', [1], Float32Array.from([1e6])))).types.get('w'))
       .toEqual({ dtype: 'float32', shape: [1] });
   });
 
@@ -548,5 +551,33 @@ describe.skipIf(!existsSync('/usr/include/onnx/onnx.proto'))('generated schema',
     // The header names the output path; the rest must match byte for byte.
     const body = (path: string): string => readFileSync(path, 'utf8').split('\n').slice(3).join('\n');
     expect(body(out)).toBe(body(join(root, 'src', 'onnx', 'onnx-schema.ts')));
+  });
+});
+
+describe('encoder guards', () => {
+  it('refuses a tensor whose data does not fill its dims, before writing anything', async () => {
+    const { emptyGraph } = await import('../src/onnx/graph.js');
+    const { encodeModel } = await import('../src/onnx/io.js');
+    const g = emptyGraph('bad');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [5] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [5] }];
+    g.initializers.set('w', { dtype: 'float32', dims: [5], data: new Float32Array(4) });
+    g.nodes = [{ name: 'add', opType: 'Add', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }];
+    expect(() => encodeModel(g)).toThrow(/has 4 elements but dims \[5\] need 5/);
+  });
+});
+
+describe('weight plausibility', () => {
+  it('refuses a float initializer with a value no trained network has (a damaged exponent byte)', async () => {
+    const { emptyGraph } = await import('../src/onnx/graph.js');
+    const { validateGraph } = await import('../src/onnx/validate.js');
+    const g = emptyGraph('damaged');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [3] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [3] }];
+    g.initializers.set('w', { dtype: 'float32', dims: [3], data: Float32Array.from([0.5, -2.6e36, 0.1]) });
+    g.nodes = [{ name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }];
+    expect(() => validateGraph(g, { file: 'm.onnx' })).toThrow(/m\.onnx: initializer 'w': holds -2\.60e\+36 at element 1/);
+    g.initializers.set('w', { dtype: 'float32', dims: [3], data: Float32Array.from([0.5, -2.6e6, 0.1]) });
+    expect(() => validateGraph(g, { file: 'm.onnx' })).not.toThrow();
   });
 });

@@ -86,9 +86,11 @@ describe('evaluate on hand-made sets', () => {
       batchSize: 3,
       normalization: identity(3),
       onProgress: (done, total) => progress.push([done, total]),
+      keepPredictions: true,
     });
     await model.close();
     expect(result.count).toBe(7);
+    expect([...result.predictions!]).toEqual([0, 1, 2, 0, 2, 1, 0]);
     expect(result.confusion).toEqual(BRIGHT_CONFUSION);
     expect(result.top1).toBeCloseTo(5 / 7, 12);
     expect(result.top5).toBe(1); // only 3 classes: every label is within the top 5
@@ -217,7 +219,7 @@ describe.skipIf(!realDir)('evaluate on 200 real CIFAR-10 test images', () => {
     const bytes = encodeModel(smallCnn()).model;
     const set = await loadCifar10('test', { dataDir, limit: 200 });
     const model = await openSession(bytes, { threads: 2 });
-    const result = await evaluate(model, set, { batchSize: 64, normalization: CIFAR10_NORMALIZATION });
+    const result = await evaluate(model, set, { batchSize: 64, normalization: CIFAR10_NORMALIZATION, keepPredictions: true });
     await model.close();
 
     // The oracle: labels straight from the file, and predictions from ORT fed by a hand-written normalization.
@@ -232,15 +234,16 @@ describe.skipIf(!realDir)('evaluate on 200 real CIFAR-10 test images', () => {
     const logits = (await plain.run({ input: new ort.Tensor('float32', input, [200, 3, 32, 32]) })).logits!.data as Float32Array;
     await plain.release();
     const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
-    const predicted = new Set<number>();
+    const predictions: number[] = [];
     for (let i = 0; i < 200; i++) {
       const row = Array.from(logits.subarray(i * 10, i * 10 + 10));
       const best = row.indexOf(Math.max(...row));
-      predicted.add(best);
+      predictions.push(best);
       confusion[labels[i]!]![best]!++;
     }
 
-    expect(predicted.size).toBeGreaterThanOrEqual(3); // the model is not a constant, so the comparison means something
+    expect(new Set(predictions).size).toBeGreaterThanOrEqual(3); // the model is not a constant, so the comparison means something
+    expect([...result.predictions!]).toEqual(predictions);
     expect(result.count).toBe(200);
     expect(result.perClass.map((c) => c.total)).toEqual(Array.from({ length: 10 }, (_, k) => labels.filter((l) => l === k).length));
     expect(result.perClass.map((c) => c.name)).toEqual(set.classes);

@@ -122,7 +122,10 @@ at::Tensor longsFrom(const Napi::Value& v, std::vector<int64_t> dims) {
 class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "DataSet", {InstanceAccessor<&DataSetWrap::Size>("size")});
+    return DefineClass(env, "DataSet", {
+        InstanceAccessor<&DataSetWrap::Size>("size"),
+        InstanceMethod<&DataSetWrap::Batch>("batch"),
+    });
   }
 
   explicit DataSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataSetWrap>(info) {
@@ -147,6 +150,24 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
   }
 
   Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(data->size())); }
+
+  // batch(indices: Int32Array, aug: Int32Array | null) → {images: Float32Array, labels: Float32Array}: the batch a
+  // training step would see, for checking the on-device augmentation against the CPU pipeline.
+  Napi::Value Batch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      auto indexArray = info[0].As<Napi::TypedArray>();
+      int64_t b = static_cast<int64_t>(indexArray.ElementLength());
+      auto device = data->config().device;
+      at::Tensor indices = longsFrom(indexArray, {b}).to(device);
+      at::Tensor aug = info[1].IsNull() || info[1].IsUndefined() ? at::Tensor() : longsFrom(info[1], {b, 3}).to(device);
+      auto [images, labels] = data->batch(indices, aug);
+      auto o = Napi::Object::New(env);
+      o.Set("images", toFloat32Array(env, images));
+      o.Set("labels", toFloat32Array(env, labels));
+      return o;
+    });
+  }
 
   std::unique_ptr<DataSet> data;
 };

@@ -128,6 +128,8 @@ export interface NativeDataSetSpec {
 
 export interface NativeDataSet {
   readonly size: number;
+  /** The normalized (and augmented) batch a step would see; for tests. */
+  batch(indices: Int32Array, aug: Int32Array | null): { images: Float32Array; labels: Float32Array };
 }
 
 export interface NativeAddon {
@@ -156,13 +158,17 @@ let cached: NativeAddon | undefined;
 
 /** Loads the addon once. Throws a SlimError that says how to build it when it is missing or broken. */
 export function loadNative(): NativeAddon {
-  if (cached) return cached;
-  const file = nativeAddonPath();
+  cached ??= loadNativeFrom(nativeAddonPath());
+  return cached;
+}
+
+/** Loads the addon at `file` (uncached). */
+export function loadNativeFrom(file: string): NativeAddon {
   if (!existsSync(file)) {
     throw new SlimError({ file, problem: 'the LibTorch training addon is not built', fix: ENABLE_TRAINING });
   }
   try {
-    cached = createRequire(import.meta.url)(file) as NativeAddon;
+    return createRequire(import.meta.url)(file) as NativeAddon;
   } catch (e) {
     // Typically libtorch.so moved or was removed after the build, or an ABI mismatch.
     const reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
@@ -172,7 +178,6 @@ export function loadNative(): NativeAddon {
       { cause: e },
     );
   }
-  return cached;
 }
 
 /** True when the addon loads; never throws. For tests and `slim info`. */

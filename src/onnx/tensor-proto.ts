@@ -9,7 +9,7 @@ import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
 import { allocArray, dtypeFromOnnx, DTYPES, onnxDtype, type DType, type TypedArrayOf } from './dtype.js';
 import { DATA_LOCATION, DATA_TYPE_NAMES, has, int64ToBigInt, int64ToNumber, type ITensorProto } from './proto.js';
-import type { Tensor } from './tensor.js';
+import { numel, type Tensor } from './tensor.js';
 
 /** Largest element count slimkit accepts in one tensor (ONNX Runtime's own limit is similar). */
 export const MAX_ELEMENTS = 2 ** 31;
@@ -249,6 +249,12 @@ export function tensorBytes(t: Tensor): Uint8Array {
 
 /** Encode one tensor; numeric data goes to raw_data, or to `external` when it is at least its threshold. */
 export function tensorToProto(t: Tensor, name: string, external?: ExternalDataWriter): ITensorProto {
+  // A tensor whose data does not fill its dims would write a file slimkit itself refuses to read:
+  // fail here, before anything replaces a good model on disk. Such a tensor is a slimkit bug.
+  if (!Object.hasOwn(DTYPES, t.dtype)) throw new Error(`tensor '${name}' has unknown dtype '${String(t.dtype)}'`);
+  if (t.data.length !== numel(t.dims)) {
+    throw new Error(`tensor '${name}' has ${t.data.length} elements but dims [${t.dims.join(', ')}] need ${numel(t.dims)}`);
+  }
   const p: ITensorProto = { dims: [...t.dims], data_type: onnxDtype(t.dtype) };
   if (name) p.name = name;
   if (t.dtype === 'string') {

@@ -36,6 +36,24 @@ export function nonFinite(t: Tensor): { first: number; count: number } | undefin
   return count > 0 ? { first, count } : undefined;
 }
 
+/**
+ * Largest weight magnitude slimkit accepts. Trained networks stay many orders of magnitude below it;
+ * a flipped exponent bit or an overwritten range in a file lands far above it (ONNX has no checksum,
+ * so this is the only trace such damage leaves).
+ */
+export const MAX_PLAUSIBLE_WEIGHT = 1e15;
+
+/** Index and value of the first float element above MAX_PLAUSIBLE_WEIGHT in magnitude, if any. */
+export function implausibleValue(t: Tensor): { index: number; value: number } | undefined {
+  if (t.dtype !== 'float32' && t.dtype !== 'float64') return undefined;
+  const data = t.data as Float32Array | Float64Array;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v > MAX_PLAUSIBLE_WEIGHT || v < -MAX_PLAUSIBLE_WEIGHT) return { index: i, value: v };
+  }
+  return undefined;
+}
+
 function checkOpset(graph: Graph, fail: (where: string | undefined, problem: string, fix: string) => SlimError): void {
   const { min, max } = SUPPORTED_OPSETS;
   const version = graph.opsets[''];
@@ -53,7 +71,8 @@ function checkOpset(graph: Graph, fail: (where: string | undefined, problem: str
 /**
  * Check a decoded Graph and infer every value's type. Throws a SlimError naming the file and the node,
  * tensor or value for: no outputs, an output nothing produces, a missing or unsupported default opset,
- * duplicate producers, dangling inputs, cycles, unsupported ops, and NaN/Inf in float initializers.
+ * duplicate producers, dangling inputs, cycles, unsupported ops, and NaN/Inf or implausibly large values
+ * in float initializers.
  */
 export function validateGraph(graph: Graph, options: ValidateOptions = {}): InferenceResult {
   const fail = (where: string | undefined, problem: string, fix: string): SlimError =>
@@ -78,6 +97,12 @@ export function validateGraph(graph: Graph, options: ValidateOptions = {}): Infe
       throw fail(`initializer ${quoted(name)}`,
         `holds ${bad.count} non-finite value${bad.count > 1 ? 's' : ''} (NaN or Inf; first at element ${bad.first})`,
         'the weights are damaged or training diverged; use a healthy checkpoint');
+    }
+    const huge = implausibleValue(t);
+    if (huge) {
+      throw fail(`initializer ${quoted(name)}`,
+        `holds ${huge.value.toExponential(2)} at element ${huge.index}, far beyond any trained weight (|w| > ${MAX_PLAUSIBLE_WEIGHT.toExponential(0)})`,
+        'the file is probably damaged; re-download or re-export it');
     }
   }
 

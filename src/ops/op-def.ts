@@ -1,6 +1,8 @@
 import type { Dim, Node, ValueType } from '../onnx/graph.js';
 import type { Tensor } from '../onnx/tensor.js';
 import type { LowerContext, Lowering } from '../engine/lowering.js';
+import type { ChannelRule } from '../compress/prune/channel-rule.js';
+import type { QuantPattern } from '../compress/quantize/pattern.js';
 
 /**
  * Statically known contents of a small integer tensor (a shape, axes, indices), flattened in row-major
@@ -60,6 +62,10 @@ export interface OpDef<A> {
   foldValues?(ctx: OpContext<A>, outputs: ValueType[]): (KnownValue | undefined)[];
   /** How the training engine runs this op (src/engine/lowering.ts); ops without it cannot be trained. */
   lower?(ctx: LowerContext<A>): Lowering;
+  /** How channels flow through this op for structured pruning (src/compress/prune); without it the op is a hard boundary. */
+  channels?: ChannelRule<A>;
+  /** How this op is quantized: its QDQ pattern (src/compress/quantize/pattern.ts); without it the op stays float. */
+  quant?: QuantPattern<A>;
 }
 
 /** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */

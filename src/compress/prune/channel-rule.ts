@@ -1,0 +1,88 @@
+/**
+ * The per-op channel rule (STYLE.md §2): how channels — axis 1 of a value — flow through one op, which
+ * of its stored tensors are indexed by them, and what else changes when some are removed. Each op module
+ * declares its rule as `channels` on its OpDef; an op without one is a hard boundary that pruning never
+ * crosses. Rules describe, they do not act: the dependency graph, the importance criteria and the
+ * physical removal are generic code in src/compress/prune that reads these descriptions, so a new op is
+ * prunable (and scored by every criterion) as soon as its module has a rule.
+ */
+import type { Attribute, ValueType } from '../../onnx/graph.js';
+import type { Tensor } from '../../onnx/tensor.js';
+import type { OpContext } from '../../ops/op-def.js';
+
+/** What a rule sees: shape inference's context for the node plus its inferred output types. */
+export interface ChannelContext<A> extends OpContext<A> {
+  outputs: ValueType[];
+}
+
+/** An input or output slot of the node. */
+export interface SlotRef {
+  side: 'in' | 'out';
+  slot: number;
+}
+
+/**
+ * Channels tied across the node: channel `fromStart + i` of `from` is channels
+ * `toStart + i·span … toStart + i·span + span − 1` of `to`, for i < count. Concat and Split shift
+ * (start offsets); Flatten spreads one channel over H·W features (span).
+ */
+export interface ChannelLink {
+  from: SlotRef;
+  to: SlotRef;
+  fromStart: number;
+  toStart: number;
+  count: number;
+  span: number;
+}
+
+/**
+ * The node's channel ports: data inputs and outputs whose axis 1 carries channels that the op reads or
+ * writes. An input slot that is not listed does not depend on the channel count (a shape, pads, a
+ * scalar, a tensor broadcast along axis 1). Coupling says how input channels relate to output channels:
+ * - 'independent': outputs have channels of their own (Conv, Gemm) — pruning one side leaves the other;
+ * - 'same': channel i of every port is the same channel (BatchNormalization, Relu, Add, depthwise Conv);
+ * - links: explicit index maps (Concat, Split, Flatten).
+ */
+export interface ChannelPorts {
+  inputs: number[];
+  outputs: number[];
+  coupling: 'independent' | 'same' | ChannelLink[];
+}
+
+/**
+ * What a stored tensor is to importance criteria: 'weight' (conv / linear weights: L1, L2, Taylor),
+ * 'scale' (normalization γ: BN-γ), 'bias', 'statistic' (running mean / variance), 'other'.
+ */
+export type ParamRole = 'weight' | 'scale' | 'bias' | 'statistic' | 'other';
+
+/**
+ * A constant input indexed by the channels of one port: removing channel c there removes slice c of
+ * the tensor along `axis`. Only initializer inputs qualify.
+ */
+export interface ChannelParam {
+  slot: number;
+  port: SlotRef;
+  axis: number;
+  role: ParamRole;
+}
+
+/** Channels kept per port, ascending; undefined where a port keeps all of them. */
+export interface ChannelKeep {
+  inputs: (readonly number[] | undefined)[];
+  outputs: (readonly number[] | undefined)[];
+}
+
+/** Changes beyond sliced params: attributes (null removes one) and constant inputs (a new slot may be appended). */
+export interface NodeEdit {
+  attributes?: Record<string, Attribute | null>;
+  inputs?: Record<number, Tensor>;
+}
+
+export interface ChannelRule<A> {
+  /** The ports and their coupling, or why channels cannot be pruned through this node (it becomes a boundary). */
+  ports(ctx: ChannelContext<A>): ChannelPorts | string;
+  /** Stored tensors sliced with their port's channels; also what importance criteria score. */
+  params?(ctx: ChannelContext<A>): ChannelParam[];
+  /** Attribute or shape-constant changes when ports lose channels (Conv group, Split sizes, Reshape target). */
+  resize?(ctx: ChannelContext<A>, keep: ChannelKeep): NodeEdit;
+}
