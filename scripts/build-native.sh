@@ -50,6 +50,9 @@ if [ "$mode" = "--direct" ]; then
   # shellcheck disable=SC2046
   g++ -shared -o "$out/slimkit_torch.node" "$out"/obj/*.o -L"$libdir" -Wl,-rpath,"$libdir" $(field libs)
 else
-  (cd native && "$root/node_modules/.bin/node-gyp" rebuild --nodedir="$nodedir" -j "$jobs" --loglevel=warn)
+  # configure + build rather than rebuild: make recompiles only what changed (gyp's Makefiles also
+  # rebuild when a command line changes, e.g. another LibTorch was found).
+  gyp="$root/node_modules/.bin/node-gyp"
+  (cd native && "$gyp" configure --nodedir="$nodedir" --loglevel=warn && "$gyp" build -j "$jobs" --loglevel=warn)
 fi
 echo "build-native: native/build/Release/slimkit_torch.node in $(( $(date +%s) - start )) s" >&2

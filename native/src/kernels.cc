@@ -293,6 +293,18 @@ void fakeQuant(const Instr& i, RunState& s) {
   out(i, s, 0, at::fake_quantize_per_channel_affine(x, in(i, s, 1).to(at::kFloat), in(i, s, 2).to(at::kInt), axis, qmin, qmax));
 }
 
+// pad: ints [mode (0 constant, 1 reflect, 2 edge, 3 wrap), pads in ATen order: last dim's (begin, end) first];
+// floats [value]. Negative pads crop.
+void pad(const Instr& i, RunState& s) {
+  static const char* modes[] = {"constant", "reflect", "replicate", "circular"};
+  int64_t mode = i.ints.at(0);
+  if (mode < 0 || mode > 3) throw std::runtime_error("node '" + i.node + "': unknown pad mode " + std::to_string(mode));
+  std::vector<int64_t> pads(i.ints.begin() + 1, i.ints.end());
+  const at::Tensor& x = in(i, s, 0);
+  if (mode == 0) out(i, s, 0, at::constant_pad_nd(x, pads, f(i, 0)));
+  else out(i, s, 0, at::pad(x, pads, modes[mode], c10::nullopt));
+}
+
 // dequantize (a DequantizeLinear on stored integers): in [q, scale, zp?]; ints [axis]
 void dequantize(const Instr& i, RunState& s) {
   const at::Tensor& q = in(i, s, 0);
@@ -344,6 +356,7 @@ const std::vector<KernelDef>& kernelTable() {
       {"dropout", dropout, "floats [ratio]"},
       {"fake_quant", fakeQuant, "ints [perChannel, axis, qmin, qmax, zeroPoint]; floats [scale]"},
       {"dequantize", dequantize, "ints [axis]"},
+      {"pad", pad, "ints [mode, pads (ATen order)...]; floats [value]"},
   };
   return table;
 }

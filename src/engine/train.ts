@@ -238,7 +238,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
 
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
-    checkpointPath && existsSync(checkpointPath) ? `the last good checkpoint (epoch ${history.length}) is ${checkpointPath}` : 'no checkpoint was written';
+    checkpointPath && existsSync(checkpointPath)
+      ? `the last good checkpoint${history.length ? ` (epoch ${history.length})` : ''} is ${checkpointPath}, untouched`
+      : 'no checkpoint was written';
 
   const runStart = performance.now();
   const distill = o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : {};

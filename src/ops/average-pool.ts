@@ -4,6 +4,8 @@ import { inferPoolType } from './shared/pool.js';
 import { parseWindowAttrs, type WindowAttrs, resolveWindow } from './shared/window.js';
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
 import { shapeOf } from './shared/shapes.js';
+import { quantizedInputsAndOutput } from '../compress/quantize/pattern.js';
+import { poolChannels } from '../compress/prune/rules.js';
 
 export interface AveragePoolAttrs extends WindowAttrs {
   /** Whether padded cells count in the divisor (PyTorch's count_include_pad; ONNX default off). */
@@ -34,4 +36,6 @@ export const averagePool = defineOp<AveragePoolAttrs>({
       ints: [...windowInts(window, { kernel: true, dilations: false }), Number(window.ceilMode), Number(ctx.attrs.countIncludePad)],
     });
   },
+  quant: quantizedInputsAndOutput(), // QLinearAveragePool,
+  channels: poolChannels(),
 });

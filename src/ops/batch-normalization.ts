@@ -3,6 +3,7 @@ import { floatAttr, intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { samePorts, vectorParams } from '../compress/prune/rules.js';
 
 export interface BatchNormalizationAttrs {
   epsilon: number;
@@ -62,5 +63,10 @@ export const batchNormalization = defineOp<BatchNormalizationAttrs>({
       { floats: [ctx.attrs.epsilon, 1 - ctx.attrs.momentum] },
       { params: [scale!, bias!], state: [mean!, variance!] },
     );
+  },
+  // Pruning: channel i in is channel i out; γ, β, mean and var are sliced with it.
+  channels: {
+    ports: (ctx) => (ctx.node.outputs.filter(Boolean).length > 1 ? 'has statistics outputs (training form)' : samePorts([0], [0])),
+    params: () => vectorParams([{ slot: 1, role: 'scale' }, { slot: 2, role: 'bias' }, { slot: 3, role: 'statistic' }, { slot: 4, role: 'statistic' }]),
   },
 });

@@ -3,6 +3,7 @@ import { DTYPES, dtypeFromOnnx, FLOAT_DTYPES, INT_DTYPES, type DType } from '../
 import { intAttr, stringAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, typeOf } from './shared/shapes.js';
+import { sameChannels } from '../compress/prune/rules.js';
 
 export interface CastAttrs {
   to: DType;
@@ -52,4 +53,5 @@ export const cast = defineOp<CastAttrs>({
     else return [undefined];
     return [{ dims: known.dims, values }];
   },
+  channels: sameChannels(),
 });

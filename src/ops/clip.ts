@@ -4,6 +4,8 @@ import { defineOp, OpError } from './op-def.js';
 import { NUMERIC_DTYPES } from './shared/elementwise.js';
 import { countElements, input, requireDtype, typeOf } from './shared/shapes.js';
 import { constantScalar, single } from '../engine/lowering.js';
+import { foldableActivation } from '../compress/quantize/pattern.js';
+import { sameChannels } from '../compress/prune/rules.js';
 
 /** Bounds given as attributes (opset < 11). From opset 11 they are optional inputs 1 (min) and 2 (max). */
 export interface ClipAttrs {
@@ -50,4 +52,19 @@ export const clip = defineOp<ClipAttrs>({
     const max = ctx.opset >= 11 ? constantScalar(ctx, 2, 'max') : ctx.attrs.max;
     return single('clip', { inputs: [ctx.node.inputs[0]!], floats: [min ?? -Infinity, max ?? Infinity] });
   },
+  // Absorbed by a quantized producer when the bounds hold 0 (ReLU6): the calibrated range [0, ≤ max]
+  // then clamps like the Clip. Bounds that exclude 0 cannot be expressed by a range that must hold 0.
+  quant: foldableActivation((ctx) => {
+    const bound = (slot: number, fallback: number | undefined): number | undefined => {
+      if (ctx.opset < 11) return fallback;
+      const facts = ctx.inputs[slot];
+      if (!facts) return undefined;
+      const v = facts.constant?.data;
+      return v && v.length === 1 && typeof v[0] === 'number' ? v[0] : NaN;
+    };
+    const min = bound(1, ctx.attrs.min) ?? -Infinity;
+    const max = bound(2, ctx.attrs.max) ?? Infinity;
+    return min <= 0 && max >= 0;
+  }),
+  channels: sameChannels(),
 });

@@ -3,6 +3,8 @@ import { intAttr, normalizeAxis } from './attrs.js';
 import { defineOp, OpError, type KnownValue } from './op-def.js';
 import { input, mergeDims, sameDtype, shapeOf, typeOf, unknownDim } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { quantizedInputsAndOutput } from '../compress/quantize/pattern.js';
+import { offsetLinks, samePorts, staticChannels } from '../compress/prune/rules.js';
 
 export interface ConcatAttrs {
   /** As written; may be negative (opset 11+). */
@@ -64,4 +66,18 @@ export const concat = defineOp<ConcatAttrs>({
     return [{ dims, values }];
   },
   lower: (ctx) => single('concat', { ints: [ctx.attrs.axis] }),
+  quant: quantizedInputsAndOutput(Infinity), // QLinearConcat,
+  // Pruning: along axis 1 each input's channels sit at a running offset in the output; along any
+  // other axis channel i of every input is channel i of the output.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.outputs[0]?.shape?.length;
+      if (rank === undefined) return 'its output rank is unknown';
+      const slots = ctx.inputs.map((_, i) => i);
+      if (rank < 2 || normalizeAxis(ctx.attrs.axis, rank) !== 1) return samePorts(slots, [0]);
+      const counts = staticChannels(ctx, 'in', slots);
+      if (!counts) return 'an input has a symbolic channel count';
+      return { inputs: slots, outputs: [0], coupling: offsetLinks({ side: 'out', slot: 0 }, counts.map((count, slot) => ({ ref: { side: 'in', slot }, count }))) };
+    },
+  },
 });

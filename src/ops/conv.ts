@@ -4,6 +4,8 @@ import { defineOp, OpError } from './op-def.js';
 import { countElements, input, mergeDims, requireDtype, requireMinRank, requireRank, sameDtype, typeOf } from './shared/shapes.js';
 import { parseWindowAttrs, resolveWindow, windowOutputShape, type WindowAttrs } from './shared/window.js';
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
+import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
+import { samePorts } from '../compress/prune/rules.js';
 
 export interface ConvAttrs extends WindowAttrs {
   group: number;
@@ -67,5 +69,33 @@ export const conv = defineOp<ConvAttrs>({
       { ints: [...windowInts(window, { kernel: false, dilations: true }), ctx.attrs.group] },
       { params: ctx.node.inputs.slice(1) },
     );
+  },
+  // QLinearConv: uint8/int8 input, int8 weight per output channel, int32 bias with scale s_x·s_w.
+  quant: {
+    mark(ctx) {
+      const hasBias = ctx.inputs[2] !== undefined;
+      if (!isFloat32(ctx, 0) || !isConstantFloat(ctx, 1) || (hasBias && !isConstantFloat(ctx, 2))) return undefined;
+      return {
+        inputs: [ACTIVATION, { role: 'weight', axis: 0 }, ...(hasBias ? [{ role: 'bias', input: 0, weight: 1 } as const] : [])],
+        outputs: [ACTIVATION],
+      };
+    },
+  },
+  // Pruning: output channels are rows of W (and the bias), input channels its columns. A depthwise conv
+  // ties each output channel to its input channel, so it passes channels through and shrinks its group.
+  channels: {
+    ports(ctx) {
+      const w = ctx.inputs[1]?.constant;
+      if (!w) return 'its weight is computed, not stored (a quantized model?); prune before quantizing';
+      if (ctx.attrs.group === 1) return { inputs: [0], outputs: [0], coupling: 'independent' };
+      if (w.dims[1] === 1 && w.dims[0] === ctx.attrs.group) return samePorts([0], [0]);
+      return `grouped convolution (group ${ctx.attrs.group}, not depthwise) would need every group pruned alike`;
+    },
+    params: (ctx) => [
+      { slot: 1, port: { side: 'out', slot: 0 }, axis: 0, role: 'weight' },
+      ...(ctx.attrs.group === 1 ? [{ slot: 1, port: { side: 'in', slot: 0 }, axis: 1, role: 'weight' } as const] : []),
+      ...(ctx.inputs[2] ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: 0, role: 'bias' } as const] : []),
+    ],
+    resize: (ctx, keep) => (ctx.attrs.group > 1 && keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {}),
   },
 });

@@ -1,5 +1,6 @@
 import { binaryArithmeticOp } from './shared/elementwise.js';
 import { binaryLowering } from '../engine/lowering.js';
+import { broadcastChannels } from '../compress/prune/rules.js';
 
 export const div = binaryArithmeticOp({
   opType: 'Div',
@@ -7,4 +8,5 @@ export const div = binaryArithmeticOp({
   // ORT divides integers as C++ does: truncation toward zero, and no result for a zero divisor.
   apply: (a, b, integer) => (integer ? (b === 0 ? undefined : Math.trunc(a / b)) : a / b),
   lower: (ctx) => binaryLowering('div', ctx),
+  channels: broadcastChannels('other'),
 });

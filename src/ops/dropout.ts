@@ -3,6 +3,7 @@ import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
 import { constantScalar, single } from '../engine/lowering.js';
+import { sameChannels } from '../compress/prune/rules.js';
 
 /**
  * `ratio` is the attribute of opsets < 12; from 12 the ratio and training_mode are optional inputs.
@@ -46,4 +47,5 @@ export const dropout = defineOp<DropoutAttrs>({
     const ratio = ctx.attrs.ratio ?? constantScalar(ctx, 1, 'ratio') ?? 0.5;
     return single('dropout', { inputs: [ctx.node.inputs[0]!], outputs: [ctx.node.outputs[0]!], floats: [ratio] });
   },
+  channels: sameChannels(),
 });

@@ -2,6 +2,8 @@ import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, productDim, shapeOf, symbolicProduct, typeOf, unknownDim } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
+import { flattenLinks } from '../compress/prune/rules.js';
 
 export interface FlattenAttrs {
   /** As written; in [-rank, rank] (negative from opset 11). */
@@ -38,4 +40,15 @@ export const flatten = defineOp<FlattenAttrs>({
     return [{ dims: shape as number[], values: known.values }];
   },
   lower: (ctx) => single('flatten', { ints: [ctx.attrs.axis] }),
+  quant: passThrough(),
+  // Pruning: at axis 1, channel c becomes features c·S … c·S + S − 1 (S = the spatial size).
+  channels: {
+    ports(ctx) {
+      const x = ctx.inputs[0]?.type.shape;
+      if (!x || x.length < 2) return 'its input has no channel axis';
+      const axis = ctx.attrs.axis < 0 ? ctx.attrs.axis + x.length : ctx.attrs.axis;
+      if (axis !== 1) return `flattens at axis ${axis}, which moves the channels off axis 1`;
+      return flattenLinks(x) ?? 'its input has symbolic channel or spatial dims';
+    },
+  },
 });

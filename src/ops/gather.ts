@@ -3,6 +3,7 @@ import { intAttr, normalizeAxis } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { takeKnown } from './shared/known.js';
 import { input, typeOf } from './shared/shapes.js';
+import { passThrough } from '../compress/quantize/pattern.js';
 
 export interface GatherAttrs {
   axis: number;
@@ -44,6 +45,7 @@ export const gather = defineOp<GatherAttrs>({
     const taken = takeKnown(data, axis, indices);
     return [{ dims: [...data.dims.slice(0, axis), ...known.dims, ...data.dims.slice(axis + 1)], values: taken.values }];
   },
+  quant: passThrough(),
 });
 
 /** Indices made non-negative; null when one is out of range; undefined when they are not all known numbers. */

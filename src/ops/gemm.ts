@@ -3,6 +3,7 @@ import { floatAttr, intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { countElements, input, mergeDims, requireDtype, requireRank, sameDtype, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
 
 export interface GemmAttrs {
   alpha: number;
@@ -61,4 +62,35 @@ export const gemm = defineOp<GemmAttrs>({
       { ints: [Number(ctx.attrs.transA), Number(ctx.attrs.transB)], floats: [ctx.attrs.alpha, ctx.attrs.beta] },
       { params: ctx.node.inputs.slice(1) },
     ),
+  // QGemm: int8 weight per output feature, int32 bias with scale s_a·s_b (only for alpha = beta = 1 and a
+  // 1-D C: otherwise C is not a plain bias); a graph output stays float (QGemm can output float).
+  quant: {
+    mark(ctx) {
+      if (!isFloat32(ctx, 0) || !isConstantFloat(ctx, 1)) return undefined;
+      const c = ctx.inputs[2];
+      const plainBias = c !== undefined && isConstantFloat(ctx, 2) && c.type.shape?.length === 1 && ctx.attrs.alpha === 1 && ctx.attrs.beta === 1;
+      if (c && !plainBias) return undefined;
+      return {
+        inputs: [ACTIVATION, { role: 'weight', axis: ctx.attrs.transB ? 0 : 1 }, ...(plainBias ? [{ role: 'bias', input: 0, weight: 1 } as const] : [])],
+        outputs: [ACTIVATION],
+      };
+    },
+  },
+  // Pruning: input features index B's K axis, output features its N axis and C's last axis (unless C broadcasts).
+  channels: {
+    ports(ctx) {
+      if (ctx.attrs.transA) return 'transA=1 puts the features of A on axis 0';
+      if (!ctx.inputs[1]?.constant) return 'its B is computed, not stored (a quantized model?); prune before quantizing';
+      return { inputs: [0], outputs: [0], coupling: 'independent' };
+    },
+    params(ctx) {
+      const t = ctx.attrs.transB;
+      const c = ctx.inputs[2]?.type.shape;
+      return [
+        { slot: 1, port: { side: 'in', slot: 0 }, axis: t ? 1 : 0, role: 'weight' },
+        { slot: 1, port: { side: 'out', slot: 0 }, axis: t ? 0 : 1, role: 'weight' },
+        ...(c && c.length > 0 && c[c.length - 1] !== 1 ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: c.length - 1, role: 'bias' } as const] : []),
+      ];
+    },
+  },
 });

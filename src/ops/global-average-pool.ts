@@ -1,6 +1,8 @@
 import { defineOp } from './op-def.js';
 import { inferGlobalPoolType } from './shared/pool.js';
 import { single } from '../engine/lowering.js';
+import { quantizedInputsAndOutput } from '../compress/quantize/pattern.js';
+import { poolChannels } from '../compress/prune/rules.js';
 
 export const globalAveragePool = defineOp<Record<string, never>>({
   opType: 'GlobalAveragePool',
@@ -12,4 +14,6 @@ export const globalAveragePool = defineOp<Record<string, never>>({
   inferTypes: (ctx) => [inferGlobalPoolType(ctx)],
   macs: () => 0,
   lower: () => single('global_avg_pool'),
+  quant: quantizedInputsAndOutput(), // QLinearGlobalAveragePool,
+  channels: poolChannels(),
 });

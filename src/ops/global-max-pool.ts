@@ -1,6 +1,7 @@
 import { defineOp } from './op-def.js';
 import { inferGlobalPoolType } from './shared/pool.js';
 import { single } from '../engine/lowering.js';
+import { poolChannels } from '../compress/prune/rules.js';
 
 export const globalMaxPool = defineOp<Record<string, never>>({
   opType: 'GlobalMaxPool',
@@ -12,4 +13,5 @@ export const globalMaxPool = defineOp<Record<string, never>>({
   inferTypes: (ctx) => [inferGlobalPoolType(ctx)],
   macs: () => 0,
   lower: () => single('global_max_pool'),
+  channels: poolChannels(),
 });

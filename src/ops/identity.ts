@@ -1,6 +1,7 @@
 import { defineOp } from './op-def.js';
 import { input, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { sameChannels } from '../compress/prune/rules.js';
 
 export const identity = defineOp<Record<string, never>>({
   opType: 'Identity',
@@ -16,4 +17,5 @@ export const identity = defineOp<Record<string, never>>({
   macs: () => 0,
   foldValues: (ctx) => [ctx.inputs[0]?.known],
   lower: () => single('identity'),
+  channels: sameChannels(),
 });

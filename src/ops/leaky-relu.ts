@@ -1,6 +1,8 @@
 import { floatAttr } from './attrs.js';
 import { unaryFloatOp } from './shared/elementwise.js';
 import { single } from '../engine/lowering.js';
+import { quantizedInputsAndOutput } from '../compress/quantize/pattern.js';
+import { sameChannels } from '../compress/prune/rules.js';
 
 export interface LeakyReluAttrs {
   alpha: number;
@@ -11,4 +13,6 @@ export const leakyRelu = unaryFloatOp<LeakyReluAttrs>({
   summary: 'x if x >= 0 else alpha * x, elementwise',
   parseAttrs: (node) => ({ alpha: floatAttr(node, 'alpha', 0.01) }),
   lower: (ctx) => single('leaky_relu', { floats: [ctx.attrs.alpha] }),
+  quant: quantizedInputsAndOutput(), // QLinearLeakyRelu,
+  channels: sameChannels(),
 });

@@ -3,6 +3,7 @@ import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
 import { defineOp, OpError } from './op-def.js';
 import { broadcastShapes, countElements, input, mergeDims, requireDtype, sameDtype, shapeOf, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
 
 const MATMUL_DTYPES: ReadonlySet<DType> = new Set([...FLOAT_DTYPES, ...INT_DTYPES]);
 
@@ -43,4 +44,27 @@ export const matmul = defineOp<Record<string, never>>({
   },
   // A constant right operand is a layer's weight (PyTorch exports some Linear layers as MatMul).
   lower: (ctx) => single('matmul', {}, { params: [ctx.node.inputs[1]!] }),
+  // QLinearMatMul: a constant 2-D right operand is a weight quantized per column; otherwise both operands
+  // are activations.
+  quant: {
+    mark(ctx) {
+      if (!isFloat32(ctx, 0) || !isFloat32(ctx, 1)) return undefined;
+      const weight = isConstantFloat(ctx, 1);
+      const rank = ctx.inputs[1]?.type.shape?.length;
+      if (weight && rank !== 2) return undefined;
+      return { inputs: [ACTIVATION, weight ? { role: 'weight', axis: 1 } : ACTIVATION], outputs: [ACTIVATION] };
+    },
+  },
+  // Pruning: A [M, K] × a stored B [K, N] is a linear layer; other forms are boundaries.
+  channels: {
+    ports(ctx) {
+      if (ctx.inputs[0]?.type.shape?.length !== 2 || ctx.inputs[1]?.type.shape?.length !== 2) return 'only A [M, K] × B [K, N] is pruned';
+      if (!ctx.inputs[1]?.constant) return 'its B is computed, not stored';
+      return { inputs: [0], outputs: [0], coupling: 'independent' };
+    },
+    params: () => [
+      { slot: 1, port: { side: 'in', slot: 0 }, axis: 0, role: 'weight' },
+      { slot: 1, port: { side: 'out', slot: 0 }, axis: 1, role: 'weight' },
+    ],
+  },
 });

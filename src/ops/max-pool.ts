@@ -5,6 +5,8 @@ import { inferPoolType } from './shared/pool.js';
 import { typeOf, shapeOf } from './shared/shapes.js';
 import { parseWindowAttrs, type WindowAttrs, resolveWindow } from './shared/window.js';
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
+import { poolChannels } from '../compress/prune/rules.js';
 
 export interface MaxPoolAttrs extends WindowAttrs {
   /** 0: Indices are row-major, 1: column-major. */
@@ -41,4 +43,7 @@ export const maxPool = defineOp<MaxPoolAttrs>({
       ints: [...windowInts(window, { kernel: true, dilations: true }), Number(window.ceilMode)],
     });
   },
+  // int8 MaxPool (opset 12+) when input and output share a scale; not with the Indices output.
+  quant: { mark: (ctx) => (ctx.node.outputs[1] ? undefined : passThrough<MaxPoolAttrs>().mark(ctx)) },
+  channels: poolChannels(),
 });

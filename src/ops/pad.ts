@@ -1,7 +1,9 @@
 import type { Dim } from '../onnx/graph.js';
 import { floatAttr, intsAttr, stringAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
-import { input, knownInts, normalizeAxes, requireRank, typeOf, unknownDim } from './shared/shapes.js';
+import { input, knownInts, normalizeAxes, requireRank, typeOf, unknownDim, shapeOf } from './shared/shapes.js';
+import { samePorts } from '../compress/prune/rules.js';
+import { constantInts, constantScalar, single } from '../engine/lowering.js';
 
 export type PadMode = 'constant' | 'reflect' | 'edge' | 'wrap';
 const MODES: readonly PadMode[] = ['constant', 'reflect', 'edge', 'wrap'];
@@ -57,4 +59,37 @@ export const pad = defineOp<PadAttrs>({
     return [typeOf(x.type.dtype, out)];
   },
   macs: () => 0,
+  // Pruning: channels pass through unless the channel axis itself is padded.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      if (rank === undefined) return 'its input rank is unknown';
+      const pads = ctx.opset >= 11 ? knownInts(ctx, 1) : ctx.attrs.pads;
+      const given = ctx.opset >= 18 && ctx.inputs[3] ? knownInts(ctx, 3) : Array.from({ length: rank }, (_, i) => i);
+      if (!pads || !given) return 'its pads or axes are computed at run time';
+      const k = normalizeAxes(given, rank).indexOf(1);
+      if (k >= 0 && (pads[k] !== 0 || pads[k + given.length] !== 0)) return `pads the channel axis (pads [${pads.join(', ')}])`;
+      return samePorts([0], [0]);
+    },
+  },
+  lower(ctx) {
+    const rank = shapeOf(ctx, 0).length;
+    const pads = ctx.opset >= 11 ? constantInts(ctx, 1, 'pads') : ctx.attrs.pads!;
+    const axes = ctx.opset >= 18 && ctx.inputs[3] ? normalizeAxes(constantInts(ctx, 3, 'axes'), rank) : Array.from({ length: rank }, (_, i) => i);
+    const value = (ctx.opset >= 11 ? constantScalar(ctx, 2, 'constant_value') : ctx.attrs.value) ?? 0;
+    const begin = new Array<number>(rank).fill(0);
+    const end = new Array<number>(rank).fill(0);
+    axes.forEach((axis, k) => {
+      begin[axis] = pads[k]!;
+      end[axis] = pads[k + axes.length]!;
+    });
+    const first = begin.findIndex((b, axis) => b !== 0 || end[axis] !== 0);
+    if (first < 0) return single('identity', { inputs: [ctx.node.inputs[0]!] });
+    const mode = MODES.indexOf(ctx.attrs.mode);
+    if (mode > 0 && first < 2) throw new OpError(`${ctx.attrs.mode} padding of the batch or channel axis is not supported for training`);
+    // ATen lists (begin, end) pairs from the last axis backwards, down to the first padded one.
+    const list: number[] = [];
+    for (let axis = rank - 1; axis >= first; axis--) list.push(begin[axis]!, end[axis]!);
+    return single('pad', { inputs: [ctx.node.inputs[0]!], ints: [mode, ...list], floats: [value] });
+  },
 });

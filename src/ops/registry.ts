@@ -11,6 +11,7 @@ import { conv } from './conv.js';
 import { dequantizeLinear } from './dequantize-linear.js';
 import { div } from './div.js';
 import { dropout } from './dropout.js';
+import { dynamicQuantizeLinear } from './dynamic-quantize-linear.js';
 import { flatten } from './flatten.js';
 import { gather } from './gather.js';
 import { gemm } from './gemm.js';
@@ -21,6 +22,7 @@ import { hardSwish } from './hard-swish.js';
 import { identity } from './identity.js';
 import { leakyRelu } from './leaky-relu.js';
 import { matmul } from './matmul.js';
+import { matmulInteger } from './matmul-integer.js';
 import { maxPool } from './max-pool.js';
 import { mul } from './mul.js';
 import type { OpDef } from './op-def.js';
@@ -56,6 +58,7 @@ export const OPS = {
   DequantizeLinear: dequantizeLinear,
   Div: div,
   Dropout: dropout,
+  DynamicQuantizeLinear: dynamicQuantizeLinear,
   Flatten: flatten,
   Gather: gather,
   Gemm: gemm,
@@ -66,6 +69,7 @@ export const OPS = {
   Identity: identity,
   LeakyRelu: leakyRelu,
   MatMul: matmul,
+  MatMulInteger: matmulInteger,
   MaxPool: maxPool,
   Mul: mul,
   Pad: pad,

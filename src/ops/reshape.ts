@@ -5,6 +5,9 @@ import {
   divideProducts, input, isStatic, productDim, requireRank, symbolicProduct, typeOf, unknownDim,
 } from './shared/shapes.js';
 import { constantInts, single } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
+import { channelReshape } from '../compress/prune/rules.js';
+import { int64 } from '../onnx/tensor.js';
 
 export interface ReshapeAttrs {
   /** Opset 14+: a 0 in the shape means size 0, not "copy the input dim". */
@@ -52,6 +55,24 @@ export const reshape = defineOp<ReshapeAttrs>({
   lower(ctx) {
     const shape = ctx.attrs.shape ?? constantInts(ctx, 1, 'shape');
     return single('reshape', { inputs: [ctx.node.inputs[0]!], ints: [Number(ctx.attrs.allowZero), ...shape] });
+  },
+  quant: passThrough(),
+  // Pruning: a flatten ([N, C, …] → [N, C·S]) or a reshape that keeps axes 0 and 1; a stored target's
+  // channel entry is rewritten.
+  channels: {
+    ports(ctx) {
+      const r = channelReshape(ctx, ctx.attrs.shape ?? ctx.inputs[1]?.known?.values, ctx.attrs.allowZero);
+      if (typeof r === 'string') return r;
+      if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return 'its target shape is computed at run time; run `slim optimize` first to fold it';
+      return r.ports;
+    },
+    resize(ctx, keep) {
+      const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
+      const r = channelReshape(ctx, target, ctx.attrs.allowZero);
+      if (typeof r === 'string' || !r.rewrite || !keep.outputs[0] || !target) return {};
+      const shape = target.map((d, i) => (i === 1 ? keep.outputs[0]!.length : Number(d)));
+      return ctx.attrs.shape ? { attributes: { shape: { type: 'ints', value: shape } } } : { inputs: { 1: int64([shape.length], shape) } };
+    },
   },
 });
 

@@ -1,6 +1,7 @@
 import { intAttr } from './attrs.js';
 import { defineOp } from './op-def.js';
 import { input, typeOf, unknownDim } from './shared/shapes.js';
+import { shapeOnlyChannels } from '../compress/prune/rules.js';
 
 export interface ShapeAttrs {
   /** Opset 15+: a slice [start, end) of the dims (negative counts from the end, clamped). */
@@ -33,6 +34,7 @@ export const shape = defineOp<ShapeAttrs>({
     const [start, end] = sliceRange(ctx.attrs, dims.length);
     return [{ dims: [end - start], values: dims.slice(start, end) }];
   },
+  channels: shapeOnlyChannels(),
 });
 
 function sliceRange(attrs: ShapeAttrs, rank: number): [number, number] {

@@ -2,6 +2,7 @@ import { intsAttr } from './attrs.js';
 import { defineOp, OpError, type KnownValue, type OpContext } from './op-def.js';
 import { takeKnown } from './shared/known.js';
 import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
+import { passThrough } from '../compress/quantize/pattern.js';
 
 /** Opsets < 10 give starts/ends/axes as attributes; from 10 they (and steps) are inputs 1-4. */
 export interface SliceAttrs {
@@ -59,6 +60,7 @@ export const slice = defineOp<SliceAttrs>({
     });
     return [value];
   },
+  quant: passThrough(),
 });
 
 /** Starts/ends/axes/steps with axes normalized; undefined when an input's contents are not known. */

@@ -3,6 +3,7 @@ import { intAttr, normalizeAxis } from './attrs.js';
 import { defineOp } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { samePorts } from '../compress/prune/rules.js';
 
 export interface SoftmaxAttrs {
   /**
@@ -27,4 +28,14 @@ export const softmax = defineOp<SoftmaxAttrs>({
   },
   macs: () => 0,
   lower: (ctx) => single('softmax', { ints: [ctx.attrs.axis, ctx.opset < 13 ? 1 : 0, 0] }),
+  // Pruning: channels pass through a softmax over a spatial axis; one over the channels (or, before
+  // opset 13, over everything from axis 1 on) would change what the rest are normalized by.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      if (rank === undefined) return 'its input rank is unknown';
+      const axis = normalizeAxis(ctx.attrs.axis, rank);
+      return axis === 1 || (ctx.opset < 13 && axis <= 1) ? 'normalizes across the channels' : samePorts([0], [0]);
+    },
+  },
 });

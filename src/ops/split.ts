@@ -4,6 +4,10 @@ import { defineOp, OpError } from './op-def.js';
 import { takeKnown } from './shared/known.js';
 import { input, knownInts, shapeOf, typeOf, unknownDim } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { isFloat32 } from '../compress/quantize/pattern.js';
+import { channelDim, offsetLinks, samePorts, staticChannels } from '../compress/prune/rules.js';
+import type { NodeEdit } from '../compress/prune/channel-rule.js';
+import { int64 } from '../onnx/tensor.js';
 
 export interface SplitAttrs {
   axis: number;
@@ -65,6 +69,32 @@ export const split = defineOp<SplitAttrs>({
       return size;
     });
     return single('split', { inputs: [ctx.node.inputs[0]!], ints: [axis, ...sizes] });
+  },
+  // Every part keeps the input's scale, so ORT splits the int8 data directly.
+  quant: {
+    mark: (ctx) => (isFloat32(ctx, 0) ? { inputs: [], outputs: ctx.node.outputs.map(() => ({ role: 'same', input: 0 })) } : undefined),
+  },
+  // Pruning: along axis 1 each output takes a run of the input's channels; the sizes are rewritten.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      if (rank === undefined) return 'its input rank is unknown';
+      const outs = ctx.node.outputs.map((_, i) => i);
+      if (rank < 2 || normalizeAxis(ctx.attrs.axis, rank) !== 1) return samePorts([0], outs);
+      const counts = staticChannels(ctx, 'out', outs);
+      if (!counts) return 'an output has a symbolic channel count';
+      if (ctx.inputs[1] && !ctx.inputs[1].constant) return 'its split sizes are computed at run time';
+      return { inputs: [0], outputs: outs, coupling: offsetLinks({ side: 'in', slot: 0 }, counts.map((count, slot) => ({ ref: { side: 'out', slot }, count }))) };
+    },
+    resize(ctx, keep): NodeEdit {
+      const rank = ctx.inputs[0]?.type.shape?.length ?? 0;
+      if (rank < 2 || normalizeAxis(ctx.attrs.axis, rank) !== 1) return {};
+      const sizes = ctx.outputs.map((t, i) => keep.outputs[i]?.length ?? Number(channelDim(t.shape)));
+      if (ctx.opset < 13) return { attributes: { split: { type: 'ints', value: sizes } } };
+      const inputs = { 1: int64([sizes.length], sizes) };
+      // Explicit sizes replace num_outputs (opset 18), which ONNX forbids beside them.
+      return ctx.attrs.numOutputs === undefined ? { inputs } : { inputs, attributes: { num_outputs: null } };
+    },
   },
 });
 

@@ -2,6 +2,8 @@ import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, knownInts, normalizeAxes, requireRank, shapeOf, typeOf } from './shared/shapes.js';
 import { constantInts, single } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
+import { samePorts } from '../compress/prune/rules.js';
 
 export interface SqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are optional input 1. */
@@ -50,5 +52,15 @@ export const squeeze = defineOp<SqueezeAttrs>({
   lower(ctx) {
     const axes = ctx.opset >= 13 && ctx.inputs[1] ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes ?? [];
     return single('squeeze', { inputs: [ctx.node.inputs[0]!], ints: axes });
+  },
+  quant: passThrough(),
+  // Pruning: channels pass through when axes 0 and 1 stay.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      const axes = ctx.opset >= 13 ? (ctx.inputs[1] ? knownInts(ctx, 1) : undefined) : ctx.attrs.axes;
+      if (rank === undefined || !axes) return 'squeezes axes that are not listed statically (a pruned channel count of 1 would vanish)';
+      return normalizeAxes(axes, rank).some((a) => a < 2) ? 'squeezes axis 0 or 1, which moves the channels' : samePorts([0], [0]);
+    },
   },
 });

@@ -2,6 +2,7 @@ import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, shapeOf, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
 
 export interface TransposeAttrs {
   /** Undefined: reverse the axes. */
@@ -34,4 +35,5 @@ export const transpose = defineOp<TransposeAttrs>({
     const rank = shapeOf(ctx, 0).length;
     return single('transpose', { ints: ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i) });
   },
+  quant: passThrough(),
 });

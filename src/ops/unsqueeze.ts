@@ -3,6 +3,8 @@ import { intsAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, knownInts, normalizeAxes, requireRank, typeOf } from './shared/shapes.js';
 import { constantInts, single } from '../engine/lowering.js';
+import { passThrough } from '../compress/quantize/pattern.js';
+import { samePorts } from '../compress/prune/rules.js';
 
 export interface UnsqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are input 1. */
@@ -46,5 +48,15 @@ export const unsqueeze = defineOp<UnsqueezeAttrs>({
   lower(ctx) {
     const axes = ctx.opset >= 13 ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes!;
     return single('unsqueeze', { inputs: [ctx.node.inputs[0]!], ints: axes });
+  },
+  quant: passThrough(),
+  // Pruning: channels pass through when no axis is inserted before them.
+  channels: {
+    ports(ctx) {
+      const rank = ctx.outputs[0]?.shape?.length;
+      const axes = ctx.opset >= 13 ? knownInts(ctx, 1) : ctx.attrs.axes;
+      if (rank === undefined || !axes) return 'its axes are computed at run time';
+      return normalizeAxes(axes, rank).some((a) => a < 2) ? 'inserts an axis before the channels' : samePorts([0], [0]);
+    },
   },
 });

@@ -32,6 +32,11 @@ export interface SessionOptions {
    * caller as SlimErrors and its own log lines would repeat them in a second, rawer form.
    */
   logLevel?: LogLevel;
+  /**
+   * Write the graph ORT actually runs (after its fusions, e.g. QDQ → QLinearConv) to this path: how to
+   * check which float ops are left in a quantized model.
+   */
+  optimizedModelFilePath?: string;
 }
 
 export type LogLevel = 'verbose' | 'info' | 'warning' | 'error' | 'fatal';
@@ -98,6 +103,7 @@ export async function openSession(model: Uint8Array | string, options: SessionOp
     graphOptimizationLevel: options.optimization ?? 'all',
     executionProviders: ['cpu'],
     logSeverityLevel: LOG_SEVERITY[options.logLevel ?? 'fatal'],
+    ...(options.optimizedModelFilePath ? { optimizedModelFilePath: options.optimizedModelFilePath } : {}),
   };
   let session: ort.InferenceSession;
   try {

@@ -1,8 +1,11 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerDeploy } from './deploy.js';
+import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerOptimize } from './optimize.js';
+import { registerServe } from './serve.js';
 import { registerZoo } from './zoo.js';
 
 /** Every `slim` subcommand, in the order `slim --help` lists them. */
@@ -12,4 +15,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerEval,
   registerBench,
   registerOptimize,
+  registerDeploy,
+  registerServe,
+  registerDoctor,
 ];

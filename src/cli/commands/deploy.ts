@@ -1,0 +1,126 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { inputError } from '../../errors.js';
+import { deploy } from '../../deploy/bundle.js';
+import { TARGETS, type Target } from '../../deploy/config.js';
+import { formatBytes, table } from '../../report/format.js';
+import { log, printResult, type CommonOptions } from '../output.js';
+import { numberList, positiveInt, withJson } from '../options.js';
+
+export interface ModelFlags {
+  labels?: string;
+  imageSize?: [number, number];
+  mean?: number[];
+  std?: number[];
+  resize?: 'shorter-side' | 'stretch';
+  name?: string;
+}
+
+interface DeployFlags extends CommonOptions, ModelFlags {
+  target: Target;
+  out: string;
+  port: number;
+  install?: boolean;
+  force?: boolean;
+}
+
+/** "32", "32,32", "224x224" → [h, w]. */
+export function imageSizeArg(value: string): [number, number] {
+  const parts = value.split(/[,x×]/).map((s) => Number(s.trim()));
+  const [h, w] = parts.length === 1 ? [parts[0]!, parts[0]!] : parts;
+  if (parts.length > 2 || ![h, w].every((v) => Number.isInteger(v) && v! >= 1)) {
+    throw new InvalidArgumentError(`--image-size takes H or H,W (whole numbers ≥ 1), got '${value}'`);
+  }
+  return [h!, w!];
+}
+
+/** Flags shared by deploy and serve (for a bare .onnx model): labels and preprocessing overrides. */
+export function withModelFlags(cmd: Command): Command {
+  return cmd
+    .option('--labels <file>', 'class names, one per line in output order (default: the model metadata)')
+    .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
+    .option('--mean <r,g,b>', 'per-channel mean of pixels scaled to 0..1 (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
+    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3))
+    .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", (v: string) => {
+      if (v !== 'shorter-side' && v !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${v}'`);
+      return v;
+    })
+    .option('--name <name>', 'bundle / service name (default: the model file name)');
+}
+
+/** Reads --labels: one name per line; blank lines at the end are ignored, blank lines inside are an error. */
+export async function readLabels(file: string): Promise<string[]> {
+  let textValue: string;
+  try {
+    textValue = await readFile(file, 'utf8');
+  } catch (e) {
+    throw inputError({ file, problem: `cannot read labels (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, fix: 'pass a text file with one class name per line' });
+  }
+  const lines = textValue.replace(/^\uFEFF/, '').split(/\r?\n/).map((l) => l.trim());
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const blank = lines.indexOf('');
+  if (blank >= 0) throw inputError({ file, where: `line ${blank + 1}`, problem: 'is blank', fix: 'give every class a name, one per line' });
+  if (lines.length === 0) throw inputError({ file, problem: 'holds no class names', fix: 'one class name per line, in output order' });
+  return lines;
+}
+
+export async function modelOptions(flags: ModelFlags): Promise<Record<string, unknown>> {
+  return {
+    ...(flags.labels ? { labels: await readLabels(flags.labels) } : {}),
+    ...(flags.imageSize ? { imageSize: flags.imageSize } : {}),
+    ...(flags.mean ? { mean: flags.mean } : {}),
+    ...(flags.std ? { std: flags.std } : {}),
+    ...(flags.resize ? { resize: flags.resize } : {}),
+    ...(flags.name ? { name: flags.name } : {}),
+  };
+}
+
+export function registerDeploy(program: Command): void {
+  withJson(
+    withModelFlags(
+      program
+        .command('deploy')
+        .description('write a self-contained bundle (model, preprocessing, predict CLI, HTTP server, systemd unit, README) for a device or the web')
+        .argument('<model>', 'an .onnx classifier')
+        .requiredOption('--target <target>', `${TARGETS.join(' | ')}`, (v: string) => {
+          if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'`);
+          return v;
+        })
+        .requiredOption('--out <dir>', 'bundle folder to create')
+        .option('--port <n>', 'port for the systemd unit and README', positiveInt('--port'), 8080)
+        .option('--install', 'also put node_modules for the target into the bundle (npm; works offline on the device)')
+        .option('--force', 'replace an existing bundle at --out'),
+    ),
+  )
+    .addHelpText('after', [
+      '',
+      'Examples:',
+      '  slim deploy int8.onnx --target linux-arm64 --out pi-bundle          # then: scp -r pi-bundle pi@raspberrypi.local:',
+      '  slim deploy int8.onnx --target linux-arm64 --out pi-bundle --install  # node_modules for arm64 included',
+      '  slim deploy model.onnx --target web --out site --labels classes.txt',
+    ].join('\n'))
+    .action(async (model: string, flags: DeployFlags) => {
+      const result = await deploy({
+        model,
+        target: flags.target,
+        out: flags.out,
+        port: flags.port,
+        ...(flags.install ? { install: true } : {}),
+        ...(flags.force ? { force: true } : {}),
+        ...(await modelOptions(flags)),
+        log,
+      });
+      printResult(flags, result, () => {
+        const next = result.target === 'web'
+          ? `next: serve the folder over HTTP (slim serve ${flags.out}) and open it in a browser`
+          : `next: copy ${flags.out} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${flags.out}/README.md)`;
+        return [
+          `${result.out}: ${result.target} bundle of ${model} (${result.model.classes} classes, ${result.model.size.join('×')} input, ${formatBytes(result.totalBytes)}${result.installed ? ' with node_modules' : ''})`,
+          '',
+          table(['file', 'size'], result.files.map((f) => [f.path, formatBytes(f.bytes)])),
+          '',
+          next,
+        ].join('\n');
+      });
+    });
+}

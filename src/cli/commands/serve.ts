@@ -1,0 +1,84 @@
+import type { Command } from 'commander';
+import { stat } from 'node:fs/promises';
+import { arch } from 'node:os';
+import type { BundleConfig } from '../../deploy/config.js';
+import { readBundle } from '../../deploy/open-bundle.js';
+import { prepareModel } from '../../deploy/prepare-model.js';
+import { ortVersion } from '../../runtime/ort.js';
+import { openClassifier, type Classifier } from '../../serve/classifier.js';
+import { runServer } from '../../serve/run.js';
+import { VERSION } from '../../version.js';
+import { log, type CommonOptions } from '../output.js';
+import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
+import { modelOptions, withModelFlags, type ModelFlags } from './deploy.js';
+
+interface ServeFlags extends CommonOptions, ModelFlags {
+  port: number;
+  host: string;
+  threads?: number;
+  maxBodyMb: number;
+  queue: number;
+  maxBatch: number;
+}
+
+export function registerServe(program: Command): void {
+  withJson(
+    withThreads(
+      withModelFlags(
+        program
+          .command('serve')
+          .description('serve a model or bundle over HTTP: POST /v1/classify, GET /healthz, GET /metrics (the bundle server, locally)')
+          .argument('<model|bundle>', 'an .onnx classifier or a folder written by slim deploy (a web bundle is served as a site too)')
+          .option('--port <n>', 'port (0: any free port)', nonNegativeInt('--port'), 8080)
+          .option('--host <addr>', 'address to bind (0.0.0.0: every interface)', '127.0.0.1')
+          .option('--max-body-mb <n>', 'largest upload in MiB', positiveInt('--max-body-mb'), 10)
+          .option('--queue <n>', 'requests held at once; more get 503 with Retry-After', positiveInt('--queue'), 256)
+          .option('--max-batch <n>', 'images per ONNX Runtime run', positiveInt('--max-batch'), 8),
+      ),
+    ),
+  )
+    .addHelpText('after', [
+      '',
+      'Examples:',
+      '  slim serve int8.onnx --port 8080 &  curl --data-binary @cat.jpg localhost:8080/v1/classify',
+      '  slim serve pi-bundle --host 0.0.0.0',
+      '  slim serve site           # a web bundle: the page at /, the API beside it',
+      'With --json, one JSON document {"url",…} is printed on stdout once listening. SIGTERM/SIGINT: graceful stop.',
+    ].join('\n'))
+    .action(async (target: string, flags: ServeFlags) => {
+      const info = await stat(target).catch(() => undefined);
+      let classifier: Classifier;
+      let staticDir: string | undefined;
+      const common = { maxBatch: flags.maxBatch, ...(flags.threads ? { threads: flags.threads } : {}) };
+      if (info?.isDirectory()) {
+        const bundle = await readBundle(target);
+        if (bundle.config.target === 'web') staticDir = target;
+        classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, ...common });
+      } else {
+        const prepared = await prepareModel(target, await modelOptions(flags));
+        for (const w of prepared.warnings) log(`serve: warning: ${w}`);
+        const config: BundleConfig = {
+          ...prepared.config,
+          target: arch() === 'arm64' ? 'linux-arm64' : 'linux-x64',
+          createdBy: { slimkit: VERSION, onnxruntime: ortVersion().node, sharp: (await import('sharp')).default.versions.sharp },
+        };
+        classifier = await openClassifier({ config, model: prepared.bytes, ...common });
+      }
+      const name = classifier.config.name;
+      await runServer({
+        classifier,
+        port: flags.port,
+        host: flags.host,
+        maxBodyBytes: flags.maxBodyMb * 1024 * 1024,
+        queueCapacity: flags.queue,
+        ...(staticDir ? { staticDir } : {}),
+        log,
+        onListening: (url) => {
+          log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} threads) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /healthz, GET /metrics`);
+          if (flags.json) {
+            process.stdout.write(`${JSON.stringify({ url, model: name, sha256: classifier.config.model.sha256, classes: classifier.config.labels.length, threads: classifier.threads, pid: process.pid })}\n`);
+          }
+        },
+      });
+    });
+}

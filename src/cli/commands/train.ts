@@ -1,0 +1,216 @@
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { loadCifar10 } from '../../data/cifar10.js';
+import { loadImageFolder } from '../../data/image-folder.js';
+import type { ImageSet } from '../../data/types.js';
+import { trainModel, type TrainProgress } from '../../engine/train.js';
+import { writeModel } from '../../onnx/io.js';
+import type { Graph } from '../../onnx/graph.js';
+import { loadModel } from '../../onnx/validate.js';
+import { foldBatchNorm } from '../../passes/index.js';
+import { formatPercent } from '../../report/format.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { buildZooModel, isZooName } from '../../zoo/index.js';
+import { modelInputSize, normalizationFor } from '../dataset.js';
+import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
+import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+
+interface TrainCliOptions extends CommonOptions {
+  model: string;
+  data: string;
+  dataDir?: string;
+  out: string;
+  epochs: number;
+  batch: number;
+  device: string;
+  lr?: number;
+  optimizer: string;
+  momentum?: number;
+  weightDecay?: number;
+  schedule: string;
+  warmup?: number;
+  labelSmoothing: number;
+  seed: number;
+  width: number;
+  classes?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  threads?: number;
+  augment: boolean;
+  checkpointDir?: string;
+  resume?: string | boolean;
+  log?: string;
+  gpuPricePerHour: number;
+  fold: boolean;
+  verify: boolean;
+}
+
+function fraction(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1), got '${value}'`);
+    return n;
+  };
+}
+
+function choice(name: string, allowed: readonly string[]): (value: string) => string {
+  return (value) => {
+    if (!allowed.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+    return value;
+  };
+}
+
+export function registerTrain(program: Command): void {
+  withJson(
+    program
+      .command('train')
+      .description('train a zoo model or an ONNX CNN with the LibTorch engine and write an inference ONNX (BN folded)')
+      .requiredOption('--model <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file to fine-tune')
+      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ subfolders of class folders")
+      .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
+      .requiredOption('--out <file.onnx>', 'where to write the trained model')
+      .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
+      .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
+      .option('--device <cpu|cuda>', 'where to train', choice('--device', ['cpu', 'cuda']), 'cpu')
+      .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
+      .option('--optimizer <sgd|adamw>', 'update rule', choice('--optimizer', ['sgd', 'adamw']), 'sgd')
+      .option('--momentum <x>', 'SGD momentum (Nesterov), default 0.9', fraction('--momentum'))
+      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', Number)
+      .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', choice('--schedule', ['onecycle', 'cosine', 'constant']), 'onecycle')
+      .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', fraction('--warmup'))
+      .option('--label-smoothing <x>', 'cross-entropy label smoothing', fraction('--label-smoothing'), 0)
+      .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
+      .option('--width <w>', 'zoo models: channel width multiplier', positiveNumber('--width'), 1)
+      .option('--classes <k>', 'zoo models: number of classes (default: the data set\'s)', positiveInt('--classes'))
+      .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
+      .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
+      .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
+      .option('--no-augment', 'no random crop (padding 4) and flip')
+      .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
+      .option('--resume [file]', 'continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
+      .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')
+      .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
+      .option('--no-fold', 'keep BatchNormalization nodes in the written model')
+      .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
+  )
+    .addHelpText('after', [
+      '',
+      'Examples:',
+      '  slim train --model resnet18-cifar --width 0.25 --data cifar10 --epochs 10 --out r18.onnx',
+      '  slim train --model resnet18-cifar --data cifar10 --device cuda --batch 512 --epochs 24 --out r18.onnx',
+      '  slim train --model model.onnx --data cifar10 --epochs 2 --lr 0.01 --checkpoint-dir runs/a --resume --out tuned.onnx',
+    ].join('\n'))
+    .action(async (options: TrainCliOptions) => {
+      const data = await loadTrainingData(options);
+      const graph = await modelFor(options, data.train.classes.length);
+      // The bar starts with the first step: only then is the step count known.
+      let bar: Progress | undefined;
+      const onProgress = (p: TrainProgress): void => {
+        bar ??= progress('train', p.totalSteps, 'steps');
+        bar.update(p.globalStep, {
+          phase: `| epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
+        });
+      };
+      const result = await trainModel({
+        graph,
+        data,
+        epochs: options.epochs,
+        batch: options.batch,
+        device: options.device as 'cpu' | 'cuda',
+        optimizer: options.optimizer as 'sgd' | 'adamw',
+        schedule: options.schedule as 'onecycle' | 'cosine' | 'constant',
+        labelSmoothing: options.labelSmoothing,
+        seed: options.seed,
+        gpuPricePerHour: options.gpuPricePerHour,
+        onProgress,
+        file: options.model,
+        ...(options.lr !== undefined ? { lr: options.lr } : {}),
+        ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
+        ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
+        ...(options.warmup !== undefined ? { warmup: options.warmup } : {}),
+        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+        ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+        ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        ...(options.augment ? {} : { augment: false as const }),
+        ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+        ...(options.resume !== undefined ? { resume: options.resume } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      }).finally(() => bar?.stop());
+
+      const last = result.history.at(-1);
+      let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      out = {
+        ...out,
+        metadata: {
+          ...out.metadata,
+          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, testAccuracy: result.testAccuracy, data: data.test.name }),
+        },
+      };
+      const { bytes } = await writeModel(out, options.out);
+      let ortTop1: number | undefined;
+      if (options.verify) {
+        const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});
+        try {
+          const scored = await evaluate(session, data.test, {
+            normalization: normalizationFor(out, {}),
+            batchSize: 256,
+            ...(options.testLimit ? { limit: options.testLimit } : {}),
+          });
+          ortTop1 = scored.top1;
+        } finally {
+          await session.close();
+        }
+      }
+      const summary = {
+        model: options.model,
+        out: options.out,
+        size_bytes: bytes,
+        epochs: result.history.length,
+        steps: result.steps,
+        test_top1: result.testAccuracy,
+        ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
+        seconds: result.seconds,
+        gpu_seconds: result.gpuSeconds,
+        estimated_cost: result.estimatedCost,
+        ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
+        history: result.history,
+      };
+      printResult(options, summary, () =>
+        [
+          `trained ${options.model} for ${result.history.length} epochs (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
+            (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
+          `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
+            (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
+          `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
+        ].join('\n'),
+      );
+    });
+}
+
+async function loadTrainingData(options: TrainCliOptions): Promise<{ train: ImageSet; test: ImageSet }> {
+  const name = options.data;
+  if (name.toLowerCase() === 'cifar10' || name.toLowerCase() === 'cifar-10') {
+    const dir = options.dataDir ? { dataDir: options.dataDir } : {};
+    const [train, test] = await Promise.all([loadCifar10('train', dir), loadCifar10('test', dir)]);
+    return { train, test };
+  }
+  const info = await stat(name).catch(() => undefined);
+  if (!info?.isDirectory()) throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders');
+  const [train, test] = await Promise.all([loadImageFolder(path.join(name, 'train')), loadImageFolder(path.join(name, 'test'))]);
+  return { train, test };
+}
+
+async function modelFor(options: TrainCliOptions, dataClasses: number): Promise<Graph> {
+  if (isZooName(options.model)) {
+    return buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? dataClasses });
+  }
+  if (!options.model.endsWith('.onnx')) {
+    throw usageError(`--model '${options.model}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
+  }
+  const { graph } = await loadModel(options.model);
+  if (modelInputSize(graph) === undefined) log(`note: ${options.model} does not state its input size; using the data set's`);
+  return graph;
+}

@@ -1,0 +1,103 @@
+/**
+ * Physical removal: given the channels to drop (whole components of the dependency graph), slice every
+ * param along its channel axis, let each rule rewrite what params do not cover (Conv group, Split
+ * sizes, Reshape targets), and fix the recorded shapes. The result is a smaller dense Graph; nothing is
+ * masked or zeroed. Tensors that do not change are shared with the input graph.
+ */
+import { allocArray } from '../../onnx/dtype.js';
+import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
+import { makeTensor, type Tensor } from '../../onnx/tensor.js';
+import { freshName, valueNames } from '../../passes/rewrite.js';
+import type { ChannelKeep } from './channel-rule.js';
+import type { DependencyGraph } from './dependency-graph.js';
+import { portValue } from './node.js';
+
+/** Copy of `t` with only indices `keep` (ascending) along `axis`. */
+export function sliceAxis(t: Tensor, axis: number, keep: readonly number[]): Tensor {
+  const dims = t.dims;
+  const n = dims[axis]!;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const src = t.data as unknown as { subarray(a: number, b: number): ArrayLike<unknown> };
+  const out = allocArray(t.dtype, outer * keep.length * inner) as unknown as { set(a: ArrayLike<unknown>, offset: number): void };
+  let at = 0;
+  for (let o = 0; o < outer; o++) {
+    for (const k of keep) {
+      const start = (o * n + k) * inner;
+      out.set(src.subarray(start, start + inner), at);
+      at += inner;
+    }
+  }
+  const newDims = [...dims];
+  newDims[axis] = keep.length;
+  return makeTensor(t.dtype, newDims, out as unknown as Tensor['data']);
+}
+
+/** The kept channels of every value that loses some, given per-component removal flags. */
+export function keptChannels(dep: DependencyGraph, removed: Uint8Array): Map<string, number[]> {
+  const kept = new Map<string, number[]>();
+  for (const s of dep.spaces.values()) {
+    const keep: number[] = [];
+    for (let i = 0; i < s.size; i++) if (!removed[dep.component[s.base + i]!]) keep.push(i);
+    if (keep.length < s.size) kept.set(s.value, keep);
+  }
+  return kept;
+}
+
+/** A new Graph without the channels of removed components (removed[component] = 1). */
+export function removeChannels(dep: DependencyGraph, removed: Uint8Array): Graph {
+  const kept = keptChannels(dep, removed);
+  const g = cloneGraph(dep.graph);
+  if (kept.size === 0) return g;
+  const clones = new Map<Node, Node>(dep.graph.nodes.map((n, i) => [n, g.nodes[i]!]));
+  const uses = new Map<string, number>();
+  for (const n of dep.graph.nodes) for (const v of n.inputs) if (v) uses.set(v, (uses.get(v) ?? 0) + 1);
+  const taken = valueNames(g);
+  const replaced = new Set<string>();
+
+  for (const d of dep.nodes) {
+    if (!d.ports) continue;
+    const keep: ChannelKeep = { inputs: [], outputs: [] };
+    for (const slot of d.ports.inputs) keep.inputs[slot] = kept.get(portValue(d, 'in', slot) ?? '');
+    for (const slot of d.ports.outputs) keep.outputs[slot] = kept.get(portValue(d, 'out', slot) ?? '');
+    if (!keep.inputs.some(Boolean) && !keep.outputs.some(Boolean)) continue;
+
+    const tensors = new Map<number, Tensor>();
+    for (const p of d.params) {
+      const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
+      if (!k) continue;
+      const current = tensors.get(p.slot) ?? d.ctx.inputs[p.slot]!.constant!;
+      tensors.set(p.slot, sliceAxis(current, p.axis, k));
+    }
+    const edit = d.rule?.resize?.(d.ctx, keep) ?? {};
+    for (const [slot, t] of Object.entries(edit.inputs ?? {})) tensors.set(Number(slot), t);
+
+    const node = clones.get(d.node)!;
+    for (const [slot, t] of tensors) {
+      const old = node.inputs[slot];
+      // An initializer read by one node is replaced under its name; a shared one gets a sliced copy.
+      const name = old && (uses.get(old) ?? 0) <= 1 ? old : freshName(taken, `${old || node.name || node.opType}.pruned`);
+      if (old && name !== old) replaced.add(old);
+      g.initializers.set(name, t);
+      while (node.inputs.length < slot) node.inputs.push('');
+      node.inputs[slot] = name;
+    }
+    for (const [key, a] of Object.entries(edit.attributes ?? {})) {
+      if (a === null) delete node.attributes[key];
+      else node.attributes[key] = a;
+    }
+  }
+
+  for (const [value, keep] of kept) {
+    const info = g.valueInfo.get(value);
+    if (info?.shape && info.shape.length >= 2) {
+      const shape = [...info.shape];
+      shape[1] = keep.length;
+      g.valueInfo.set(value, { ...info, shape });
+    }
+  }
+  for (const name of replaced) {
+    if (!g.nodes.some((n) => n.inputs.includes(name))) g.initializers.delete(name);
+  }
+  return g;
+}

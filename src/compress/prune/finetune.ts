@@ -1,0 +1,120 @@
+/**
+ * What pruning needs from training, as one small interface: fine-tune a (pruned or masked) graph, and
+ * the loss gradients Taylor importance scores with. `engineFineTuner` implements it over slimkit's
+ * LibTorch engine (src/engine); the engine is imported lazily, so pruning without training never loads
+ * the native addon.
+ */
+import { batches } from '../../data/batches.js';
+import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../../data/types.js';
+import type { Graph } from '../../onnx/graph.js';
+import { makeTensor } from '../../onnx/tensor.js';
+import { readPreprocessing } from '../../zoo/metadata.js';
+
+export interface FineTuneOptions {
+  epochs: number;
+  /** 0/1 per element by initializer name: masked weights stay zero through training (unstructured pruning). */
+  masks?: ReadonlyMap<string, Float32Array>;
+  /** Distill from this model (the unpruned one) while training. */
+  teacher?: Graph;
+}
+
+export interface FineTuneResult {
+  graph: Graph;
+  /** Test top-1 after the last epoch, when the tuner evaluates. */
+  testAccuracy?: number;
+  seconds: number;
+}
+
+export interface FineTuner {
+  finetune(graph: Graph, options: FineTuneOptions): Promise<FineTuneResult>;
+  /** ∂(mean cross-entropy)/∂initializer, summed over `batches` training batches. */
+  gradients(graph: Graph, options: { batches: number }): Promise<Map<string, Float32Array>>;
+}
+
+export interface EngineTunerOptions {
+  data: { train: ImageSet; test: ImageSet };
+  device?: 'cpu' | 'cuda';
+  /** Default 128. */
+  batch?: number;
+  /** Peak learning rate; default 0.01 (fine-tuning, not training from scratch). */
+  lr?: number;
+  threads?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  seed?: number;
+  normalization?: Normalization;
+  onProgress?: (p: { epoch: number; epochs: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number }) => void;
+}
+
+export function engineFineTuner(o: EngineTunerOptions): FineTuner {
+  const normalizationOf = (graph: Graph): Normalization => o.normalization ?? readPreprocessing(graph).normalization ?? CIFAR10_NORMALIZATION;
+  return {
+    async finetune(graph, f) {
+      const { trainModel } = await import('../../engine/train.js');
+      const r = await trainModel({
+        graph,
+        data: o.data,
+        epochs: f.epochs,
+        batch: o.batch ?? 128,
+        lr: o.lr ?? 0.01,
+        schedule: 'cosine',
+        normalization: normalizationOf(graph),
+        ...(o.device ? { device: o.device } : {}),
+        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+        ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
+        ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
+        ...(o.seed !== undefined ? { seed: o.seed } : {}),
+        ...(f.masks ? { masks: f.masks } : {}),
+        ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
+        ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
+      });
+      return { graph: r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
+    },
+
+    async gradients(graph, { batches: count }) {
+      const { EnginePlan } = await import('../../engine/plan.js');
+      const plan = EnginePlan.create(graph, { ...(o.device ? { device: o.device } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      // The plan backpropagates from its first output: the logits, or the probabilities of a final Softmax.
+      const probabilities = plan.compiled.outputs[0]?.name !== plan.compiled.logits.name;
+      const sums = new Map<string, Float32Array>();
+      let done = 0;
+      for (const b of batches(o.data.train, { batchSize: o.batch ?? 128, normalization: normalizationOf(graph), shuffleSeed: o.seed ?? 0, dropLast: true })) {
+        if (done++ >= count) break;
+        const images = makeTensor('float32', b.dims, b.images);
+        const [out] = plan.forward(images);
+        plan.probe(images, crossEntropyGrad(out!.data, b.labels, probabilities), false);
+        for (const name of plan.paramNames) {
+          const g = plan.grad(name);
+          if (!g) continue;
+          const sum = sums.get(name);
+          if (sum) for (let i = 0; i < g.length; i++) sum[i]! += g[i]!;
+          else sums.set(name, Float32Array.from(g));
+        }
+      }
+      return sums;
+    },
+  };
+}
+
+/**
+ * d(mean cross-entropy)/d(output) for a batch: softmax(logits) − onehot(label), over the batch size; for
+ * probability outputs (a final Softmax), −1/(B·p_label) at the label and 0 elsewhere.
+ */
+export function crossEntropyGrad(output: Float32Array, labels: ArrayLike<number>, probabilities: boolean): Float32Array {
+  const batch = labels.length;
+  const classes = output.length / batch;
+  const grad = new Float32Array(output.length);
+  for (let b = 0; b < batch; b++) {
+    const row = output.subarray(b * classes, (b + 1) * classes);
+    const label = labels[b]!;
+    if (probabilities) {
+      grad[b * classes + label] = -1 / (batch * Math.max(row[label]!, 1e-12));
+      continue;
+    }
+    const max = row.reduce((m, v) => Math.max(m, v), -Infinity);
+    let sum = 0;
+    for (const v of row) sum += Math.exp(v - max);
+    for (let c = 0; c < classes; c++) grad[b * classes + c] = (Math.exp(row[c]! - max) / sum - (c === label ? 1 : 0)) / batch;
+  }
+  return grad;
+}

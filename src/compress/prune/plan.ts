@@ -1,0 +1,70 @@
+/**
+ * The pruner's one decision: how many channels each group keeps for a pruning fraction p, and which.
+ * Scope 'layer' removes the same fraction of every group; 'global' ranks all channels together (scores
+ * divided by their group's mean so that layers of different scale compare). Kept counts round up to a
+ * multiple of `roundTo` (SIMD-friendly widths such as 8 or 16 run faster than the odd counts in between).
+ */
+import type { DependencyGraph } from './dependency-graph.js';
+
+export type Scope = 'layer' | 'global';
+
+export interface PlanOptions {
+  scope: Scope;
+  /** Kept channel counts are multiples of this (or the group's full size); 1 disables rounding. */
+  roundTo: number;
+  /** No group loses more than this fraction of its channels. */
+  maxRatio: number;
+  /** Groups pruned by a ratio of their own (by group id), outside the search: 0 keeps a group whole. */
+  fixed: ReadonlyMap<number, number>;
+}
+
+export interface Plan {
+  p: number;
+  /** Per component: 1 when its channels are removed. */
+  removed: Uint8Array;
+  /** Per group: channels kept. */
+  kept: number[];
+}
+
+/** Kept count after rounding up to a multiple of `roundTo`, never above `size`, never below 1. */
+export function roundKept(size: number, kept: number, roundTo: number): number {
+  const k = Math.max(1, kept);
+  return roundTo <= 1 ? Math.min(size, k) : Math.min(size, Math.ceil(k / roundTo) * roundTo);
+}
+
+function removable(size: number, ratio: number): number {
+  return Math.min(size - 1, Math.floor(size * ratio + 1e-9));
+}
+
+export function planRemoval(dep: DependencyGraph, scores: readonly Float64Array[], p: number, o: PlanOptions): Plan {
+  const groups = dep.groups;
+  const count = groups.map((g) => removable(g.size, Math.min(o.fixed.get(g.id) ?? p, o.maxRatio)));
+  if (o.scope === 'global') {
+    const pool = groups.filter((g) => !o.fixed.has(g.id));
+    const candidates: { score: number; group: number }[] = [];
+    for (const g of pool) {
+      count[g.id] = 0;
+      const s = scores[g.id]!;
+      const mean = s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) || 1;
+      for (const v of s) candidates.push({ score: v / mean, group: g.id });
+    }
+    candidates.sort((a, b) => a.score - b.score);
+    let budget = Math.floor(p * pool.reduce((a, g) => a + g.size, 0) + 1e-9);
+    for (const c of candidates) {
+      if (budget <= 0) break;
+      const g = groups[c.group]!;
+      if (count[g.id]! >= removable(g.size, o.maxRatio)) continue;
+      count[g.id]!++;
+      budget--;
+    }
+  }
+  const removed = new Uint8Array(dep.groupOf.length);
+  const kept = groups.map((g) => {
+    const keep = roundKept(g.size, g.size - count[g.id]!, o.roundTo);
+    // Drop the lowest scores; ties go to the higher channel index so that results are reproducible.
+    const order = Array.from(scores[g.id]!, (s, i) => ({ s, i })).sort((a, b) => a.s - b.s || b.i - a.i);
+    for (const { i } of order.slice(0, g.size - keep)) removed[g.components[i]!] = 1;
+    return keep;
+  });
+  return { p, removed, kept };
+}

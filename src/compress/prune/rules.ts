@@ -1,0 +1,164 @@
+/**
+ * Building blocks for the channel rules in op modules (see channel-rule.ts): the common shapes of
+ * channel flow, so that an op's entry is one line when it is ordinary and a few when it is not.
+ */
+import type { Dim } from '../../onnx/graph.js';
+import type { ReduceAttrs } from '../../ops/shared/reduce.js';
+import { knownInts, normalizeAxes } from '../../ops/shared/shapes.js';
+import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, ParamRole, SlotRef } from './channel-rule.js';
+
+/** Axis 1 of a shape of rank ≥ 2; undefined when there is no channel axis. */
+export function channelDim(shape: readonly Dim[] | undefined): Dim | undefined {
+  return shape && shape.length >= 2 ? shape[1] : undefined;
+}
+
+/** The ports of an op that maps channel i of `inputs` to channel i of `outputs`. */
+export function samePorts(inputs: number[], outputs: number[]): ChannelPorts {
+  return { inputs, outputs, coupling: 'same' };
+}
+
+/**
+ * Channel i in is channel i out: unary elementwise ops, pools, casts. Every output slot the node has
+ * is a port, so an extra output (a mask, statistics) is pruned along with the first.
+ */
+export function sameChannels<A>(): ChannelRule<A> {
+  return {
+    ports: (ctx) => samePorts([0], ctx.node.outputs.map((_, i) => i).filter((i) => ctx.node.outputs[i])),
+  };
+}
+
+/** The op reads only its input's shape (Shape): no channel depends on it; downstream values are computed at run time. */
+export function shapeOnlyChannels<A>(): ChannelRule<A> {
+  return { ports: () => ({ inputs: [], outputs: [], coupling: 'independent' }) };
+}
+
+/**
+ * Numpy-broadcasting binary ops (Add, Sub, Mul, Div). A dynamic input whose axis 1 lines up with the
+ * output's channels is a port; a constant one is a param sliced along its aligned axis (a per-channel
+ * bias or scale of shape [C,1,1] or [1,C,1,1]); one that broadcasts (size 1, or no such axis) is
+ * neither. A dynamic input of lower rank whose channels sit on another axis is a boundary.
+ */
+export function broadcastChannels<A>(role: ParamRole): ChannelRule<A> {
+  return {
+    ports(ctx) {
+      if (ctx.opset < 7) return 'uses opset < 7 broadcasting (broadcast/axis attributes)';
+      const roles = broadcastRoles(ctx);
+      const blocked = roles.find((r) => r.kind === 'misaligned');
+      if (blocked) return `input '${ctx.node.inputs[blocked.slot]}' carries channels on axis ${blocked.axis}, not axis 1`;
+      return samePorts(roles.filter((r) => r.kind === 'port').map((r) => r.slot), [0]);
+    },
+    params: (ctx) =>
+      broadcastRoles(ctx)
+        .filter((r) => r.kind === 'param')
+        .map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role })),
+  };
+}
+
+interface BroadcastRole {
+  slot: number;
+  kind: 'port' | 'param' | 'misaligned' | 'broadcast';
+  axis: number;
+}
+
+function broadcastRoles<A>(ctx: ChannelContext<A>): BroadcastRole[] {
+  const out = ctx.outputs[0]?.shape;
+  const channels = channelDim(out);
+  return ctx.inputs.map((facts, slot): BroadcastRole => {
+    const shape = facts?.type.shape;
+    if (!facts || !shape || !out || channels === undefined) return { slot, kind: 'broadcast', axis: -1 };
+    const axis = 1 - (out.length - shape.length);
+    if (axis < 0) return { slot, kind: 'broadcast', axis };
+    if (shape[axis] === 1 && channels !== 1) return { slot, kind: 'broadcast', axis };
+    if (facts.constant) return { slot, kind: 'param', axis };
+    return { slot, kind: axis === 1 ? 'port' : 'misaligned', axis };
+  });
+}
+
+/** Pools: channel i in is channel i out; MaxPool's optional Indices output encodes the channel count. */
+export function poolChannels<A>(): ChannelRule<A> {
+  return {
+    ports(ctx) {
+      if (ctx.node.outputs[1]) return 'outputs Indices, whose values depend on the channel count';
+      return samePorts([0], [0]);
+    },
+  };
+}
+
+/**
+ * Links for ops that join or cut along axis 1: each part's channels sit at a running offset in the
+ * whole. `whole` is the joined (Concat output) or cut (Split input) side; `parts` the other.
+ */
+export function offsetLinks(whole: SlotRef, parts: { ref: SlotRef; count: number }[]): ChannelLink[] {
+  let offset = 0;
+  return parts.map(({ ref, count }) => {
+    const link: ChannelLink =
+      whole.side === 'out'
+        ? { from: ref, to: whole, fromStart: 0, toStart: offset, count, span: 1 }
+        : { from: whole, to: ref, fromStart: offset, toStart: 0, count, span: 1 };
+    offset += count;
+    return link;
+  });
+}
+
+/** The param list of a node whose stored per-channel vectors all follow output 0 (BatchNormalization). */
+export function vectorParams(slots: { slot: number; role: ParamRole }[]): ChannelParam[] {
+  return slots.map(({ slot, role }) => ({ slot, port: { side: 'out', slot: 0 }, axis: 0, role }));
+}
+
+/** The static channel counts of `slots` of one side, or undefined when one is not known. */
+export function staticChannels<A>(ctx: ChannelContext<A>, side: 'in' | 'out', slots: number[]): number[] | undefined {
+  const counts = slots.map((s) => channelDim(side === 'in' ? ctx.inputs[s]?.type.shape : ctx.outputs[s]?.shape));
+  return counts.every((c): c is number => typeof c === 'number') ? counts : undefined;
+}
+
+/** Flatten at axis 1: channel c of input 0 is features c·S … c·S + S − 1 of output 0. Undefined when C or S is symbolic. */
+export function flattenLinks(x: readonly Dim[]): ChannelPorts | undefined {
+  const count = x[1];
+  let span = 1;
+  for (const d of x.slice(2)) {
+    if (typeof d !== 'number') return undefined;
+    span *= d;
+  }
+  if (typeof count !== 'number') return undefined;
+  return { inputs: [0], outputs: [0], coupling: [{ from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart: 0, toStart: 0, count, span }] };
+}
+
+/**
+ * The two reshapes channels survive: a flatten [N, C, …] → [N, C·S], and one that keeps axes 0 and 1.
+ * `rewrite` is set when the target spells the channel entry out as a number (it must then be stored,
+ * so that pruning can write the new count). Anything else is a boundary, with the reason.
+ */
+export function channelReshape<A>(
+  ctx: ChannelContext<A>,
+  target: readonly Dim[] | undefined,
+  allowZero: boolean,
+): { ports: ChannelPorts; rewrite: boolean } | string {
+  const x = ctx.inputs[0]?.type.shape;
+  const y = ctx.outputs[0]?.shape;
+  if (!x || !y || !target || x.length < 2 || y.length < 2) return 'its shapes or target are not known statically';
+  const entry = target[1];
+  const rewrite = typeof entry === 'number' && (entry > 0 || (entry === 0 && allowZero));
+  if (x[0] === y[0] && y.length === 2 && x.length > 2) {
+    const ports = flattenLinks(x);
+    if (!ports) return 'its input has symbolic channel or spatial dims';
+    return { ports, rewrite };
+  }
+  if (x[0] === y[0] && x[1] === y[1]) return { ports: samePorts([0], [0]), rewrite };
+  return `reshapes [${x.join(', ')}] to [${y.join(', ')}] across the channel axis`;
+}
+
+/** Reductions (ReduceMean, …): channels pass through unless axis 1 is reduced or axis 0 dropped. */
+export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs> {
+  return {
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      const axes = ctx.opset >= axesInputSince ? (ctx.inputs[1] ? knownInts(ctx, 1) : []) : (ctx.attrs.axes ?? []);
+      if (rank === undefined || !axes) return 'its axes are computed at run time';
+      if (axes.length === 0) return ctx.attrs.noopWithEmptyAxes ? samePorts([0], [0]) : 'reduces every axis, the channels included';
+      const reduced = normalizeAxes(axes, rank);
+      if (reduced.includes(1)) return 'reduces over the channel axis';
+      if (reduced.includes(0) && !ctx.attrs.keepDims) return 'drops axis 0, which moves the channels off axis 1';
+      return samePorts([0], [0]);
+    },
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Structured pruning end to end: dependency graph → importance → the smallest pruning fraction that
+ * meets the target (a channel ratio, a MAC budget, or a measured latency) → physical removal → a
+ * validated, smaller dense Graph with the numbers to report.
+ */
+import { usageError } from '../../errors.js';
+import type { Graph } from '../../onnx/graph.js';
+import { inferShapes } from '../../onnx/shape-inference.js';
+import { validateGraph } from '../../onnx/validate.js';
+import { removeChannels } from './apply.js';
+import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
+import { scoreGroups, type ImportanceName } from './importance.js';
+import { planRemoval, type Plan, type PlanOptions, type Scope } from './plan.js';
+
+export type Target =
+  /** Remove this fraction of every group's channels (global scope: of all channels). */
+  | { kind: 'ratio'; value: number }
+  /** Keep at most this fraction of the model's MACs. */
+  | { kind: 'macs'; value: number }
+  /** Reach at most this fraction of the measured batch-1 latency. */
+  | { kind: 'latency'; value: number };
+
+export interface StructuredOptions {
+  target: Target;
+  importance?: ImportanceName;
+  scope?: Scope;
+  /** Kept channel counts are multiples of this; default 1. */
+  roundTo?: number;
+  /** Most any group may lose; default 0.9. */
+  maxRatio?: number;
+  /** Node names whose channels stay as they are (every group they read or write is left whole). */
+  keep?: readonly string[];
+  /** Ratios for single groups, by the name of a node in the group (e.g. its root conv). */
+  layerRatios?: Readonly<Record<string, number>>;
+  /** For the random criterion. */
+  seed?: number;
+  /** For Taylor: ∂loss/∂initializer by name. */
+  gradients?: ReadonlyMap<string, Float32Array>;
+  /** MACs to aim at for a 'macs' target, instead of value × this graph's (iterative pruning passes the original's). */
+  macsGoal?: number;
+  /** Batch-1 latency in ms of a graph (required for a 'latency' target). */
+  measureLatency?: (graph: Graph) => Promise<number>;
+  onStep?: (step: SearchStep) => void;
+}
+
+export interface SearchStep {
+  p: number;
+  macs: number;
+  latencyMs?: number;
+}
+
+export interface GroupSummary {
+  root: string;
+  opType: string;
+  channelsBefore: number;
+  channelsAfter: number;
+  /** Values (activations) whose channels the group spans. */
+  values: number;
+  /** Nodes that read or write the group's channels. */
+  nodes: number;
+}
+
+export interface StructuredResult {
+  graph: Graph;
+  /** The pruning fraction chosen. */
+  p: number;
+  macsBefore: number;
+  macsAfter: number;
+  groups: GroupSummary[];
+  boundaries: Boundary[];
+  /** Groups the chosen criterion could not score (scored by L2 instead). */
+  fallbacks: string[];
+  search: SearchStep[];
+  latency?: { beforeMs: number; afterMs: number };
+}
+
+export async function pruneStructured(graph: Graph, options: StructuredOptions): Promise<StructuredResult> {
+  const { target } = options;
+  const maxRatio = options.maxRatio ?? 0.9;
+  if (!(target.value >= 0) || (target.kind === 'ratio' ? target.value >= 1 : target.value > 1)) {
+    throw usageError(`${target.kind} target ${target.value} is out of range`, target.kind === 'ratio' ? 'give a fraction of channels to remove in [0, 1)' : `give the fraction to keep in (0, 1]`);
+  }
+  if (!(maxRatio > 0 && maxRatio < 1)) throw usageError(`max ratio ${maxRatio} is out of range`, 'give a fraction in (0, 1)');
+  const dep = buildDependencyGraph(graph);
+  const { scores, fallbacks } = scoreGroups(dep.groups, options.importance ?? 'l2', {
+    ...(options.gradients ? { gradients: options.gradients } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+  });
+  const planOptions: PlanOptions = {
+    scope: options.scope ?? 'layer',
+    roundTo: options.roundTo ?? 1,
+    maxRatio,
+    fixed: fixedRatios(dep, options),
+  };
+  const macsBefore = dep.facts.totalMacs;
+  const search: SearchStep[] = [];
+  const evaluate = (p: number): { plan: Plan; graph: Graph; macs: number } => {
+    const plan = planRemoval(dep, scores, p, planOptions);
+    const pruned = removeChannels(dep, plan.removed);
+    const macs = inferShapes(pruned).totalMacs;
+    return { plan, graph: pruned, macs };
+  };
+
+  let chosen: { plan: Plan; graph: Graph; macs: number };
+  let latency: StructuredResult['latency'];
+  if (target.kind === 'ratio') {
+    chosen = evaluate(target.value);
+    record(search, options, { p: target.value, macs: chosen.macs });
+  } else if (target.kind === 'macs') {
+    const goal = options.macsGoal ?? target.value * macsBefore;
+    chosen = bisect(evaluate, maxRatio, (r) => r.macs <= goal, (p, r) => record(search, options, { p, macs: r.macs }), () => {
+      const most = evaluate(maxRatio);
+      return outOfReach(`MAC target ${target.value}`, most.macs / macsBefore, maxRatio, dep);
+    });
+  } else {
+    const measure = options.measureLatency;
+    if (!measure) throw usageError('a latency target needs a way to measure latency', 'pass measureLatency');
+    const beforeMs = await measure(graph);
+    const goal = target.value * beforeMs;
+    const timed = async (p: number): Promise<{ plan: Plan; graph: Graph; macs: number; ms: number }> => {
+      const r = evaluate(p);
+      const ms = await measure(r.graph);
+      record(search, options, { p, macs: r.macs, latencyMs: ms });
+      return { ...r, ms };
+    };
+    const result = await bisectAsync(timed, maxRatio, (r) => r.ms <= goal);
+    if (!result) {
+      const most = search[search.length - 1]!;
+      throw usageError(
+        `latency target ${target.value} is out of reach: pruning every group by up to ${Math.round(maxRatio * 100)} % gives ${(most.latencyMs! / beforeMs).toFixed(2)}× the latency`,
+        `raise the target, or --max-ratio; boundaries left alone: ${dep.boundaries.length}`,
+      );
+    }
+    chosen = result;
+    latency = { beforeMs, afterMs: result.ms };
+  }
+
+  // The result must be a model every later step accepts; a failure here is a bug in a channel rule.
+  const facts = validateGraph(chosen.graph);
+  return {
+    graph: chosen.graph,
+    p: chosen.plan.p,
+    macsBefore,
+    macsAfter: facts.totalMacs,
+    groups: dep.groups.map((g, i) => ({
+      root: g.root.node.name,
+      opType: g.root.node.opType,
+      channelsBefore: g.size,
+      channelsAfter: chosen.plan.kept[i]!,
+      values: g.members.size,
+      nodes: g.nodes.length,
+    })),
+    boundaries: dep.boundaries,
+    fallbacks,
+    search,
+    ...(latency ? { latency } : {}),
+  };
+}
+
+function record(search: SearchStep[], options: StructuredOptions, step: SearchStep): void {
+  search.push(step);
+  options.onStep?.(step);
+}
+
+/** Group ids held at a fixed ratio: 0 for groups a kept node touches, the given ratio for named ones. */
+function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<number, number> {
+  const fixed = new Map<number, number>();
+  const known = new Set(dep.graph.nodes.map((n) => n.name));
+  for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
+    if (!known.has(name)) throw usageError(`no node named '${name}'`, 'use the node names `slim info --nodes` lists');
+  }
+  for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {
+    if (!(ratio >= 0 && ratio < 1)) throw usageError(`ratio ${ratio} for '${name}' is out of range`, 'give a fraction in [0, 1)');
+    for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, ratio);
+  }
+  for (const name of options.keep ?? []) {
+    for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, 0);
+  }
+  return fixed;
+}
+
+function outOfReach(what: string, reached: number, maxRatio: number, dep: DependencyGraph): never {
+  throw usageError(
+    `${what} is out of reach: pruning every group by up to ${Math.round(maxRatio * 100)} % keeps ${(reached * 100).toFixed(1)} % of the MACs`,
+    `raise the target or --max-ratio${dep.boundaries.length ? `; ${dep.boundaries.length} boundary node(s) limit what can be pruned (see the report)` : ''}`,
+  );
+}
+
+/** The smallest p in [0, maxRatio] whose result satisfies `ok` (results are monotone in p). */
+function bisect<R>(evaluate: (p: number) => R, maxRatio: number, ok: (r: R) => boolean, onStep: (p: number, r: R) => void, fail: () => never): R {
+  const at = (p: number): R => {
+    const r = evaluate(p);
+    onStep(p, r);
+    return r;
+  };
+  const zero = at(0);
+  if (ok(zero)) return zero;
+  let hi = maxRatio;
+  let best = at(hi);
+  if (!ok(best)) fail();
+  let lo = 0;
+  while (hi - lo > 1e-3) {
+    const mid = (lo + hi) / 2;
+    const r = at(mid);
+    if (ok(r)) {
+      hi = mid;
+      best = r;
+    } else lo = mid;
+  }
+  return best;
+}
+
+/** bisect for measured targets: fewer, costlier steps; undefined when even maxRatio misses. */
+async function bisectAsync<R>(evaluate: (p: number) => Promise<R>, maxRatio: number, ok: (r: R) => boolean): Promise<R | undefined> {
+  let hi = maxRatio;
+  let best = await evaluate(hi);
+  if (!ok(best)) return undefined;
+  let lo = 0;
+  for (let i = 0; i < 7; i++) {
+    const mid = (lo + hi) / 2;
+    const r = await evaluate(mid);
+    if (ok(r)) {
+      hi = mid;
+      best = r;
+    } else lo = mid;
+  }
+  return best;
+}

@@ -1,0 +1,101 @@
+import type { ActivationFormat, TensorRange } from '../types.js';
+import type { TensorHistogram } from './histogram.js';
+
+/** Candidate thresholds tried per tensor; the search costs O(candidates × bins). */
+const MAX_CANDIDATES = 512;
+/** The KL search works on at most this many bins (pairs merged), as in TensorRT's 2048. */
+const SEARCH_BINS = 2048;
+
+/**
+ * Entropy (KL divergence) calibration, after TensorRT: for each candidate threshold t, P is the
+ * histogram up to t with everything beyond folded into its last bin, Q the same values squeezed into
+ * the quantization levels that [0, t] gets and spread back; the threshold with the smallest KL(P‖Q)
+ * wins. A non-negative tensor gets every level of an asymmetric type on [0, t]; otherwise |x| is
+ * searched with half the levels per side.
+ */
+export function entropyRange(h: TensorHistogram, format: ActivationFormat): TensorRange {
+  if (h.count === 0) return { min: 0, max: 0 };
+  const oneSided = h.min >= 0 && !format.symmetric;
+  const levels = oneSided ? 256 : 128;
+  const counts = mergeBins(oneSided ? withZeros(h.positive, h.zeros) : h.magnitudes(true), SEARCH_BINS);
+  const width = h.limit / counts.length;
+  const t = klThreshold(counts, levels) * width;
+  return { min: Math.max(h.min, -t), max: Math.min(h.max, t) };
+}
+
+function withZeros(counts: Float64Array, zeros: number): Float64Array {
+  const out = Float64Array.from(counts);
+  out[0]! += zeros;
+  return out;
+}
+
+function mergeBins(counts: Float64Array, target: number): Float64Array {
+  if (counts.length <= target) return counts;
+  const factor = counts.length / target;
+  const out = new Float64Array(target);
+  for (let k = 0; k < counts.length; k++) out[Math.floor(k / factor)]! += counts[k]!;
+  return out;
+}
+
+/** The number of bins (from the start) whose upper edge is the best threshold. */
+export function klThreshold(counts: Float64Array, levels: number): number {
+  let used = counts.length;
+  while (used > 0 && counts[used - 1] === 0) used--;
+  if (used <= levels) return used;
+  const stride = Math.max(1, Math.floor((used - levels) / MAX_CANDIDATES));
+  let best = used;
+  let bestKl = Infinity;
+  const p = new Float64Array(used);
+  const q = new Float64Array(used);
+  for (let i = levels; i <= used; i += stride) {
+    const kl = klAt(counts, i, levels, used, p, q);
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = i;
+    }
+  }
+  if (best !== used && (used - levels) % stride !== 0) {
+    const kl = klAt(counts, used, levels, used, p, q);
+    if (kl < bestKl) best = used;
+  }
+  return best;
+}
+
+/** KL(P‖Q) for the threshold at bin edge i. p and q are scratch arrays of length ≥ i. */
+function klAt(counts: Float64Array, i: number, levels: number, used: number, p: Float64Array, q: Float64Array): number {
+  let outliers = 0;
+  for (let k = i; k < used; k++) outliers += counts[k]!;
+  let pTotal = 0;
+  for (let k = 0; k < i; k++) {
+    p[k] = counts[k]!;
+    pTotal += p[k]!;
+  }
+  p[i - 1]! += outliers;
+  pTotal += outliers;
+  // Q: bins [0, i) merged into `levels` groups, each group's mass spread over its non-empty bins.
+  const perLevel = i / levels;
+  let qTotal = 0;
+  for (let j = 0; j < levels; j++) {
+    const start = Math.floor(j * perLevel);
+    const end = j === levels - 1 ? i : Math.floor((j + 1) * perLevel);
+    let mass = 0;
+    let nonEmpty = 0;
+    for (let k = start; k < end; k++) {
+      mass += counts[k]!;
+      if (counts[k] !== 0) nonEmpty++;
+    }
+    const share = nonEmpty > 0 ? mass / nonEmpty : 0;
+    for (let k = start; k < end; k++) q[k] = counts[k] !== 0 ? share : 0;
+    qTotal += mass;
+  }
+  if (pTotal === 0 || qTotal === 0) return Infinity;
+  let kl = 0;
+  for (let k = 0; k < i; k++) {
+    const pk = p[k]! / pTotal;
+    if (pk === 0) continue;
+    // A bin that P has but Q lost (only the outlier bin can) gets a tiny mass instead of ∞.
+    const qk = q[k]! > 0 ? q[k]! / qTotal : 1e-12;
+    kl += pk * Math.log(pk / qk);
+  }
+  return kl;
+}

@@ -1,0 +1,100 @@
+/**
+ * float16 conversion, two ways:
+ *  - 'full': every float32 tensor becomes float16 and the model computes in float16; Casts at the
+ *    graph inputs and outputs keep its interface float32. Half the size and, on hardware with fp16
+ *    arithmetic (GPUs, WebGPU, recent ARM), faster. Needs float16 kernels for every op in the runtime.
+ *  - 'weights': initializers are stored as float16 and cast back to float32 in the graph; the model
+ *    computes in float32 exactly as before (ORT folds those Casts when it loads the model). Half the
+ *    file, runs everywhere.
+ * Values beyond ±65504 (the float16 range) are clamped and reported.
+ */
+import { cloneGraph, dataInputs, type Graph, type Node } from '../../onnx/graph.js';
+import { DTYPES } from '../../onnx/dtype.js';
+import { makeTensor, numberToFloat16Bits, type Tensor } from '../../onnx/tensor.js';
+import { freshName, valueNames } from '../../passes/rewrite.js';
+
+export type Float16Mode = 'full' | 'weights';
+
+export interface Float16Result {
+  graph: Graph;
+  /** Initializer values clamped to ±65504. */
+  clamped: number;
+  converted: number;
+}
+
+const FLOAT16_MAX = 65504;
+const FLOAT = DTYPES.float32.onnx;
+const FLOAT16 = DTYPES.float16.onnx;
+
+function toFloat16(t: Tensor, counter: { clamped: number }): Tensor<'float16'> {
+  const src = t.data as Float32Array;
+  const bits = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    let v = src[i]!;
+    if (v > FLOAT16_MAX || v < -FLOAT16_MAX) {
+      counter.clamped++;
+      v = Math.sign(v) * FLOAT16_MAX;
+    }
+    bits[i] = numberToFloat16Bits(v);
+  }
+  return makeTensor('float16', t.dims, bits);
+}
+
+function cast(name: string, input: string, output: string, to: number): Node {
+  return { name, opType: 'Cast', domain: '', inputs: [input], outputs: [output], attributes: { to: { type: 'int', value: to } } };
+}
+
+export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
+  const g = cloneGraph(graph);
+  const taken = valueNames(g);
+  const counter = { clamped: 0 };
+  let converted = 0;
+  if (mode === 'weights') {
+    const casts: Node[] = [];
+    for (const [name, t] of [...g.initializers]) {
+      if (t.dtype !== 'float32' || g.inputs.some((v) => v.name === name)) continue;
+      const stored = freshName(taken, `${name}_fp16`);
+      g.initializers.delete(name);
+      g.initializers.set(stored, toFloat16(t, counter));
+      casts.push(cast(freshName(taken, `${name}_Cast`), stored, name, FLOAT));
+      converted++;
+    }
+    g.nodes = [...casts, ...g.nodes];
+    return { graph: g, clamped: counter.clamped, converted };
+  }
+
+  for (const [name, t] of [...g.initializers]) {
+    if (t.dtype !== 'float32') continue;
+    g.initializers.set(name, toFloat16(t, counter));
+    converted++;
+  }
+  for (const node of g.nodes) {
+    const value = node.attributes['value'];
+    if (node.opType === 'Constant' && value?.type === 'tensor' && value.value.dtype === 'float32') {
+      node.attributes = { ...node.attributes, value: { type: 'tensor', value: toFloat16(value.value, counter) } };
+    }
+    const to = node.attributes['to'];
+    if (node.opType === 'Cast' && to?.type === 'int' && to.value === FLOAT) node.attributes = { ...node.attributes, to: { type: 'int', value: FLOAT16 } };
+  }
+  // float32 interface kept: Cast in after each float input, Cast out before each float output.
+  const head: Node[] = [];
+  for (const v of dataInputs(g)) {
+    if (v.dtype !== 'float32') continue;
+    const inner = freshName(taken, `${v.name}_fp16`);
+    for (const node of g.nodes) node.inputs = node.inputs.map((i) => (i === v.name ? inner : i));
+    head.push(cast(freshName(taken, `${v.name}_Cast`), v.name, inner, FLOAT16));
+  }
+  const tail: Node[] = [];
+  for (const v of g.outputs) {
+    if (v.dtype !== 'float32') continue;
+    const inner = freshName(taken, `${v.name}_fp16`);
+    for (const node of g.nodes) {
+      node.outputs = node.outputs.map((o) => (o === v.name ? inner : o));
+      node.inputs = node.inputs.map((i) => (i === v.name ? inner : i));
+    }
+    tail.push(cast(freshName(taken, `${v.name}_Cast`), inner, v.name, FLOAT));
+  }
+  g.nodes = [...head, ...g.nodes, ...tail];
+  for (const [name, info] of g.valueInfo) if (info.dtype === 'float32') g.valueInfo.set(name, { ...info, dtype: 'float16' });
+  return { graph: g, clamped: counter.clamped, converted };
+}

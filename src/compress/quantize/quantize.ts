@@ -1,0 +1,124 @@
+/**
+ * Static post-training quantization, step by step: prepare the float graph (BN folding and clean-up,
+ * optional cross-layer equalization), plan, calibrate, (bias correction), compute parameters, insert
+ * QDQ. The steps are exported so that sensitivity analysis and mixed precision can re-plan and
+ * re-insert many times from one calibration.
+ */
+import type { Graph } from '../../onnx/graph.js';
+import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
+import { INFERENCE_PIPELINE, runPasses } from '../../passes/index.js';
+import { ActivationCollector, runCalibration, type FeedSource } from './calibrate/index.js';
+import { correctBiases } from './bias-correction.js';
+import { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
+import { insertQdq } from './insert-qdq.js';
+import { calibrationTargets, planQuantization, type PlanOptions, type QuantPlan } from './mark.js';
+import { qRange } from './math.js';
+import { computeParams, type QuantParams } from './params.js';
+import { DEFAULT_CALIBRATION, DEFAULT_QUANTIZE, type CalibrationSettings, type QuantizeOptions, type TensorRange } from './types.js';
+
+export interface StaticOptions extends QuantizeOptions {
+  calibration: CalibrationSettings;
+  /** Remove the mean output shift that weight rounding causes (per channel, from calibration means). */
+  biasCorrection: boolean;
+  /** Cross-layer equalization of Conv → ReLU → Conv pairs before calibration. */
+  equalize: boolean;
+}
+
+export const DEFAULT_STATIC: StaticOptions = { ...DEFAULT_QUANTIZE, calibration: DEFAULT_CALIBRATION, biasCorrection: false, equalize: false };
+
+/** The float graph quantization starts from: inference clean-up (BN folded) and optional equalization. */
+export interface PreparedGraph {
+  graph: Graph;
+  facts: InferenceResult;
+  equalized?: EqualizeReport;
+}
+
+export function prepareFloatGraph(graph: Graph, options: Pick<StaticOptions, 'equalize'>): PreparedGraph {
+  let g = runPasses(graph, INFERENCE_PIPELINE);
+  let equalized: EqualizeReport | undefined;
+  if (options.equalize) {
+    const result = equalizeCrossLayer(g);
+    g = result.graph;
+    equalized = result.report;
+  }
+  return { graph: g, facts: inferShapes(g), ...(equalized ? { equalized } : {}) };
+}
+
+export interface CalibrateStepOptions {
+  threads?: number;
+  onProgress?(samples: number): void;
+}
+
+/** Calibrate every tensor the plan (or any smaller plan) may need, plus the means bias correction uses. */
+export async function calibratePlan(
+  prepared: PreparedGraph,
+  plan: QuantPlan,
+  feeds: FeedSource,
+  settings: CalibrationSettings,
+  options: CalibrateStepOptions & { channelMeans?: boolean } = {},
+): Promise<ActivationCollector> {
+  const targets = calibrationTargets(plan);
+  const means = options.channelMeans ? layerInputs(prepared.graph, plan) : new Map<string, number>();
+  return runCalibration(prepared.graph, prepared.facts, feeds, {
+    targets: [...new Set([...targets, ...means.keys()])],
+    bins: settings.bins,
+    channelMeans: means,
+    ...(options.threads ? { threads: options.threads } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+}
+
+/** Channel axis of the activation input of each weighted layer (1 for NCHW Conv and [N, K] Gemm). */
+function layerInputs(graph: Graph, plan: QuantPlan): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const node of graph.nodes) {
+    if ((node.opType === 'Conv' || node.opType === 'Gemm') && node.inputs[0] && !node.attributes['transA']?.value) out.set(node.inputs[0], 1);
+  }
+  void plan;
+  return out;
+}
+
+export interface QuantizedResult {
+  graph: Graph;
+  /** The float graph the quantized one was made from (after bias correction when on). */
+  float: Graph;
+  plan: QuantPlan;
+  params: QuantParams;
+  ranges: Map<string, TensorRange>;
+}
+
+/** Plan, (bias-correct,) compute parameters and insert QDQ, from one calibration. */
+export function buildQuantized(
+  prepared: PreparedGraph,
+  collector: ActivationCollector,
+  options: StaticOptions,
+  planOptions: Partial<Pick<PlanOptions, 'only' | 'exclude'>> = {},
+): QuantizedResult {
+  const fmt = options.activations;
+  const ranges = collector.ranges(options.calibration, fmt, qRange(fmt.type, { symmetric: fmt.symmetric }));
+  const planFor = (g: Graph, facts: InferenceResult): QuantPlan => planQuantization(g, facts, { ...options, ...planOptions });
+  let float = prepared.graph;
+  let plan = planFor(float, prepared.facts);
+  if (options.biasCorrection) {
+    float = correctBiases(float, plan, collector, options);
+    plan = planFor(float, inferShapes(float));
+  }
+  const params = computeParams(float, plan, ranges, options);
+  const description = {
+    method: options.calibration.method,
+    ...(options.calibration.method === 'percentile' ? { percentile: options.calibration.percentile } : {}),
+    activations: `${fmt.type}${fmt.symmetric ? ' symmetric' : ' asymmetric'}`,
+    weights: `${options.weightType} symmetric ${options.perChannel ? 'per channel' : 'per tensor'}${options.reduceRange ? ' (reduced range)' : ''}`,
+    bias_correction: options.biasCorrection,
+    equalize: options.equalize,
+  };
+  return { graph: insertQdq(float, plan, params, { description }), float, plan, params, ranges };
+}
+
+/** Everything in one call: prepare, plan, calibrate on `feeds`, build. */
+export async function quantizeStatic(graph: Graph, feeds: FeedSource, options: StaticOptions = DEFAULT_STATIC, step: CalibrateStepOptions = {}): Promise<QuantizedResult & { prepared: PreparedGraph; collector: ActivationCollector }> {
+  const prepared = prepareFloatGraph(graph, options);
+  const plan = planQuantization(prepared.graph, prepared.facts, options);
+  const collector = await calibratePlan(prepared, plan, feeds, options.calibration, { ...step, channelMeans: options.biasCorrection });
+  return { ...buildQuantized(prepared, collector, options), prepared, collector };
+}

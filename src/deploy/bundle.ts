@@ -1,0 +1,187 @@
+/**
+ * `slim deploy`: writes a self-contained bundle folder for linux-arm64, linux-x64 or the web.
+ *
+ * Nothing half-written is ever left at --out: the bundle is assembled in a sibling staging folder and
+ * renamed into place at the end; an existing --out is replaced only with --force and only when it is
+ * empty or a previous bundle (has slim.json). Every file name is fixed by slimkit; each write is
+ * checked to land inside the staging folder.
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import sharp from 'sharp';
+import { inputError, SlimError, usageError } from '../errors.js';
+import { ortVersion } from '../runtime/ort.js';
+import { VERSION } from '../version.js';
+import { CONFIG_FILE, TARGETS, type BundleConfig, type Target } from './config.js';
+import { buildNodeDeviceCode, buildWebDeviceCode, type DeviceFile } from './device-code.js';
+import { installDependencies } from './install.js';
+import { prepareModel, type PrepareOptions } from './prepare-model.js';
+import { installScript, nodeReadme, packageJson, systemdUnit, webIndexHtml, webReadme, type TemplateContext } from './templates.js';
+
+export interface DeployOptions extends PrepareOptions {
+  model: string;
+  target: Target;
+  out: string;
+  /** Port in the systemd unit and README; default 8080. */
+  port?: number;
+  /** Vendor node_modules for the target (npm, registry or cache). */
+  install?: boolean;
+  /** Replace an existing bundle (or empty folder) at `out`. */
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface DeployResult {
+  out: string;
+  target: Target;
+  name: string;
+  service: string;
+  files: { path: string; bytes: number }[];
+  totalBytes: number;
+  model: { sha256: string; bytes: number; input: string; size: [number, number]; classes: number };
+  installed: boolean;
+  warnings: string[];
+}
+
+/** ORT's web build files the page loads (the .bundle variant embeds the Emscripten glue). */
+const ORT_WEB_FILES = ['ort.wasm.bundle.min.mjs', 'ort-wasm-simd-threaded.wasm'];
+
+export async function deploy(options: DeployOptions): Promise<DeployResult> {
+  if (!(TARGETS as readonly string[]).includes(options.target)) {
+    throw usageError(`--target must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
+  }
+  if (options.install && options.target === 'web') throw usageError('--install applies to linux targets only', 'drop --install for --target web');
+  const log = options.log ?? (() => {});
+  const out = path.resolve(options.out);
+  await checkOut(out, options.force ?? false, options.model);
+
+  const prepared = await prepareModel(options.model, options);
+  for (const w of prepared.warnings) log(`deploy: warning: ${w}`);
+  const config: BundleConfig = {
+    ...prepared.config,
+    target: options.target,
+    createdBy: { slimkit: VERSION, onnxruntime: ortVersion().node, sharp: sharp.versions.sharp },
+  };
+  const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080 };
+
+  const staging = path.join(path.dirname(out), `.${path.basename(out)}.partial-${randomBytes(4).toString('hex')}`);
+  await mkdir(staging, { recursive: true });
+  try {
+    const files: DeviceFile[] = [
+      { path: config.model.file, contents: prepared.bytes },
+      { path: CONFIG_FILE, contents: text(`${JSON.stringify(config, null, 2)}\n`) },
+    ];
+    if (options.target === 'web') {
+      files.push(
+        { path: 'index.html', contents: text(webIndexHtml(ctx)) },
+        { path: 'README.md', contents: text(webReadme(ctx)) },
+        ...(await buildWebDeviceCode()),
+      );
+    } else {
+      files.push(
+        { path: 'package.json', contents: text(packageJson(ctx)) },
+        { path: 'README.md', contents: text(nodeReadme(ctx)) },
+        { path: 'install.sh', contents: text(installScript(ctx)), executable: true },
+        { path: `${ctx.serviceName}.service`, contents: text(systemdUnit(ctx)) },
+        ...(await buildNodeDeviceCode()),
+      );
+    }
+    for (const f of files) await writeInside(staging, f);
+    if (options.target === 'web') {
+      const dist = ortWebDist();
+      await mkdir(path.join(staging, 'ort'));
+      for (const name of ORT_WEB_FILES) await copyFile(path.join(dist, name), path.join(staging, 'ort', name));
+    }
+    if (options.install && options.target !== 'web') await installDependencies(staging, options.target, log);
+    await replace(out, staging);
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  }
+  const listed = await listFiles(out);
+  return {
+    out,
+    target: options.target,
+    name: config.name,
+    service: ctx.serviceName,
+    files: listed.filter((f) => !f.path.startsWith('node_modules/')),
+    totalBytes: listed.reduce((a, f) => a + f.bytes, 0),
+    model: { sha256: config.model.sha256, bytes: config.model.bytes, input: config.model.input, size: config.preprocess.size, classes: config.labels.length },
+    installed: (options.install ?? false) && options.target !== 'web',
+    warnings: prepared.warnings,
+  };
+}
+
+const text = (s: string): Uint8Array => Buffer.from(s, 'utf8');
+
+/** "CIFAR ResNet (int8)" → "slim-cifar-resnet-int8": safe as a file, package and unit name. */
+export function serviceName(name: string): string {
+  const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48);
+  return `slim-${slug || 'classifier'}`;
+}
+
+async function checkOut(out: string, force: boolean, model: string): Promise<void> {
+  const info = await stat(out).catch(() => undefined);
+  if (path.resolve(model).startsWith(out + path.sep)) {
+    throw usageError(`--out ${out} contains the model ${model}`, 'write the bundle to a new folder');
+  }
+  if (!info) return;
+  if (!info.isDirectory()) throw usageError(`--out ${out} exists and is not a folder`, 'choose a new folder name');
+  const entries = await readdir(out);
+  if (entries.length === 0) return;
+  const isBundle = entries.includes(CONFIG_FILE);
+  if (!force) {
+    throw usageError(`--out ${out} already exists${isBundle ? ' (a previous bundle)' : ' and is not empty'}`, isBundle ? 'pass --force to replace it' : 'choose a new folder');
+  }
+  if (!isBundle) {
+    throw usageError(`--out ${out} is not empty and is not a slimkit bundle; --force replaces only bundles`, 'choose a new folder');
+  }
+}
+
+/** Writes one file, refusing any path that would leave `root`. */
+async function writeInside(root: string, file: DeviceFile): Promise<void> {
+  const target = path.resolve(root, ...file.path.split('/'));
+  if (!target.startsWith(root + path.sep)) {
+    throw new SlimError({ where: file.path, problem: 'bundle file path leaves the bundle folder (slimkit bug)' });
+  }
+  await mkdir(path.dirname(target), { recursive: true });
+  await writeFile(target, file.contents, { mode: file.executable ? 0o755 : 0o644 });
+}
+
+/** Swap the finished staging folder into place; an old bundle is moved aside first, then removed. */
+async function replace(out: string, staging: string): Promise<void> {
+  const exists = await stat(out).catch(() => undefined);
+  if (!exists) {
+    await rename(staging, out);
+    return;
+  }
+  const old = `${staging}.old`;
+  await rename(out, old);
+  try {
+    await rename(staging, out);
+  } catch (e) {
+    await rename(old, out); // put the previous bundle back
+    throw e;
+  }
+  await rm(old, { recursive: true, force: true });
+}
+
+async function listFiles(dir: string, prefix = ''): Promise<{ path: string; bytes: number }[]> {
+  const out: { path: string; bytes: number }[] = [];
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(path.join(dir, entry.name), rel)));
+    else if (entry.isFile()) out.push({ path: rel, bytes: (await stat(path.join(dir, entry.name))).size });
+  }
+  return out;
+}
+
+function ortWebDist(): string {
+  try {
+    return path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
+  } catch {
+    throw inputError({ problem: 'onnxruntime-web is not installed', fix: 'run `npm ci` in the slimkit folder' });
+  }
+}

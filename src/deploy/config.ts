@@ -1,0 +1,106 @@
+/**
+ * slim.json: everything a bundle needs besides the model — preprocessing, labels, the model's I/O
+ * names — written by `slim deploy`, read by the device code, `slim serve` and the web page. Plain data
+ * with a hand-written check (no schema library on the device) that names the field that is wrong.
+ */
+import { inputError } from '../errors.js';
+
+export const CONFIG_FILE = 'slim.json';
+export const MODEL_FILE = 'model.onnx';
+
+export const TARGETS = ['linux-arm64', 'linux-x64', 'web'] as const;
+export type Target = (typeof TARGETS)[number];
+
+export interface Preprocess {
+  /** [height, width] the image is brought to. */
+  size: [number, number];
+  /** torchvision's Resize(shorter side) + CenterCrop, or a plain stretch. */
+  resize: 'shorter-side' | 'stretch';
+  layout: 'NCHW';
+  channels: 'RGB';
+  /** x = (pixel · scale − mean[c]) / std[c]; ignored when the model takes uint8 pixels. */
+  scale: number;
+  mean: number[];
+  std: number[];
+}
+
+export interface ModelConfig {
+  file: string;
+  sha256: string;
+  bytes: number;
+  input: string;
+  inputType: 'float32' | 'uint8';
+  /** The batch size the model fixes, when it fixes one (then at most that many images per run). */
+  fixedBatch?: number;
+  output: string;
+  /** 'logits' get a softmax; 'probabilities' (the graph ends in Softmax) are reported as they are. */
+  outputKind: 'logits' | 'probabilities';
+}
+
+export interface BundleConfig {
+  format: 'slimkit-bundle';
+  formatVersion: 1;
+  name: string;
+  target: Target;
+  model: ModelConfig;
+  preprocess: Preprocess;
+  /** Class names, index = output index. */
+  labels: string[];
+  createdBy: { slimkit: string; onnxruntime: string; sharp: string };
+}
+
+type Check = (ok: boolean, where: string, expected: string) => void;
+
+/** Parse and check slim.json text. Errors name the file and the field. */
+export function parseBundleConfig(text: string, file: string): BundleConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw inputError({ file, problem: `is not valid JSON (${(e as Error).message})`, fix: 'rewrite it with `slim deploy`' });
+  }
+  const check: Check = (ok, where, expected) => {
+    if (!ok) throw inputError({ file, where, problem: `expected ${expected}`, fix: 'rewrite the bundle with `slim deploy`' });
+  };
+  const c = raw as BundleConfig;
+  check(isObject(c) && c.format === 'slimkit-bundle', 'format', '"slimkit-bundle"');
+  check(c.formatVersion === 1, 'formatVersion', '1 (this bundle was made by a newer slimkit)');
+  check(typeof c.name === 'string', 'name', 'a string');
+  check((TARGETS as readonly unknown[]).includes(c.target), 'target', TARGETS.join(' | '));
+  const m = c.model;
+  check(isObject(m), 'model', 'an object');
+  check(typeof m.file === 'string' && isPlainFileName(m.file), 'model.file', 'a file name inside the bundle (no folders)');
+  check(typeof m.sha256 === 'string' && /^[0-9a-f]{64}$/.test(m.sha256), 'model.sha256', 'a hex SHA-256');
+  check(isCount(m.bytes), 'model.bytes', 'a byte count');
+  check(typeof m.input === 'string' && typeof m.output === 'string', 'model.input/output', 'tensor names');
+  check(m.inputType === 'float32' || m.inputType === 'uint8', 'model.inputType', '"float32" or "uint8"');
+  check(m.fixedBatch === undefined || (isCount(m.fixedBatch) && m.fixedBatch >= 1), 'model.fixedBatch', 'a whole number ≥ 1');
+  check(m.outputKind === 'logits' || m.outputKind === 'probabilities', 'model.outputKind', '"logits" or "probabilities"');
+  const p = c.preprocess;
+  check(isObject(p), 'preprocess', 'an object');
+  check(Array.isArray(p.size) && p.size.length === 2 && p.size.every((v) => isCount(v) && v >= 1), 'preprocess.size', '[height, width]');
+  check(p.resize === 'shorter-side' || p.resize === 'stretch', 'preprocess.resize', '"shorter-side" or "stretch"');
+  check(p.layout === 'NCHW' && p.channels === 'RGB', 'preprocess.layout/channels', '"NCHW" and "RGB"');
+  check(typeof p.scale === 'number' && p.scale > 0, 'preprocess.scale', 'a positive number');
+  for (const k of ['mean', 'std'] as const) {
+    check(Array.isArray(p[k]) && p[k].length === 3 && p[k].every((v) => typeof v === 'number' && Number.isFinite(v)), `preprocess.${k}`, 'three numbers');
+  }
+  check(p.std.every((v) => v !== 0), 'preprocess.std', 'non-zero values');
+  check(Array.isArray(c.labels) && c.labels.length >= 1 && c.labels.every((l) => typeof l === 'string'), 'labels', 'a list of class names');
+  check(isObject(c.createdBy), 'createdBy', 'an object');
+  return c;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+}
+
+/** A bare file name: no separators, no dot-dot, no control characters — it can only name a file in the bundle. */
+export function isPlainFileName(name: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return name.length > 0 && name.length <= 255 && !/[/\\\u0000-\u001f]/.test(name) && name !== '.' && name !== '..';
+}

@@ -1,0 +1,38 @@
+/**
+ * What the bundle's commands share: where the bundle is (the folder of the running script), numeric
+ * flags/env parsing, and error printing in slimkit's one-line form.
+ */
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { SlimError } from '../../errors.js';
+
+/** The bundle folder, from an entry script's import.meta.url (entry scripts sit at its top). */
+export function bundleDir(entryUrl: string): string {
+  return path.dirname(fileURLToPath(entryUrl));
+}
+
+/** A whole number ≥ min from a flag or environment variable, or the fallback. */
+export function intSetting(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new SlimError({ where: name, problem: `must be a whole number ≥ ${min}, got '${raw}'` }, 'usage');
+  return n;
+}
+
+/** Runs a command's main: SlimErrors print one line and exit 1 (input) or 2 (usage). */
+export function runMain(program: string, main: () => Promise<number | void>): void {
+  main().then(
+    (code) => {
+      process.exitCode = code ?? 0;
+    },
+    (e: unknown) => {
+      if (e instanceof SlimError) {
+        process.stderr.write(`${program}: ${e.message}\n`);
+        process.exitCode = e.exitCode;
+      } else {
+        process.stderr.write(`${program}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.exitCode = 1;
+      }
+    },
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * From an .onnx file to what a bundle records about it: the image input, preprocessing (flags, then
+ * the model's slimkit metadata, then CIFAR-10's statistics), labels, the output and whether it is
+ * logits — and proof that ONNX Runtime loads and runs it with that many labels.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { inputError, usageError } from '../errors.js';
+import { CIFAR10_NORMALIZATION } from '../data/types.js';
+import { dataInputs, type Graph } from '../onnx/graph.js';
+import { decodeModel, encodeModel } from '../onnx/io.js';
+import type { Tensor } from '../onnx/tensor.js';
+import { loadModel } from '../onnx/validate.js';
+import { openSession } from '../runtime/ort.js';
+import { readPreprocessing } from '../zoo/metadata.js';
+import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess } from './config.js';
+
+export interface PrepareOptions {
+  /** Class names in output order (e.g. read from --labels); default: the model's metadata. */
+  labels?: string[];
+  /** [height, width]; default: the model's metadata or its input shape. */
+  imageSize?: [number, number];
+  mean?: number[];
+  std?: number[];
+  resize?: Preprocess['resize'];
+  /** Bundle name; default: the model file name without extension. */
+  name?: string;
+}
+
+export interface PreparedModel {
+  /** The model as it goes into the bundle (external data inlined). */
+  bytes: Uint8Array;
+  config: Omit<BundleConfig, 'target' | 'createdBy'>;
+  /** Things the user should know (defaults taken); printed on stderr. */
+  warnings: string[];
+}
+
+export async function prepareModel(file: string, options: PrepareOptions = {}): Promise<PreparedModel> {
+  const warnings: string[] = [];
+  const { graph } = await loadModel(file);
+  let bytes: Uint8Array = await readFile(file);
+  if (usesExternalData(bytes, file)) {
+    bytes = encodeModel(graph).model;
+    warnings.push(`${file} keeps its weights in an external data file; the bundle's model.onnx holds them inline`);
+  }
+  const input = imageInput(graph, file);
+  const meta = readPreprocessing(graph, file);
+  const size = imageSize(graph, input.shape, meta.inputShape, options.imageSize, file);
+  let norm = meta.normalization;
+  if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? CIFAR10_NORMALIZATION.mean, std: options.std ?? norm?.std ?? CIFAR10_NORMALIZATION.std };
+  if (!norm) {
+    norm = CIFAR10_NORMALIZATION;
+    if (input.dtype === 'float32') warnings.push(`${file} records no mean/std (slimkit.mean, slimkit.std); using CIFAR-10's — pass --mean and --std if it was trained with others`);
+  }
+  for (const [flag, list] of [['--mean', norm.mean], ['--std', norm.std]] as const) {
+    if (list.length !== 3) throw usageError(`${flag} needs 3 values (R,G,B), the model has ${list.length}`);
+  }
+  const output = graph.outputs[0]!;
+  const producer = graph.nodes.find((n) => n.outputs.includes(output.name));
+  const outputKind: ModelConfig['outputKind'] = producer?.opType === 'Softmax' ? 'probabilities' : 'logits';
+
+  const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
+  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, [fixedBatch ?? 1, 3, size[0], size[1]]);
+  const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
+  if (labels.length !== classes) {
+    throw inputError({
+      file,
+      problem: `outputs ${classes} class scores but ${labels.length} labels were given${options.labels ? ' (--labels)' : ' (model metadata slimkit.classes)'}`,
+      fix: `pass --labels with a file of ${classes} class names, one per line`,
+    });
+  }
+  return {
+    bytes,
+    warnings,
+    config: {
+      format: 'slimkit-bundle',
+      formatVersion: 1,
+      name: options.name ?? path.basename(file).replace(/\.onnx$/i, ''),
+      model: {
+        file: MODEL_FILE,
+        sha256: createHash('sha256').update(bytes).digest('hex'),
+        bytes: bytes.length,
+        input: input.name,
+        inputType: input.dtype as 'float32' | 'uint8',
+        ...(fixedBatch !== undefined ? { fixedBatch } : {}),
+        output: output.name,
+        outputKind,
+      },
+      preprocess: { size, resize: options.resize ?? 'shorter-side', layout: 'NCHW', channels: 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      labels,
+    },
+  };
+}
+
+function usesExternalData(bytes: Uint8Array, file: string): boolean {
+  try {
+    decodeModel(bytes, { file }); // without baseDir, external data is refused
+    return false;
+  } catch {
+    return true; // loadModel (with baseDir) already decoded it, so external data is the only difference
+  }
+}
+
+function imageInput(graph: Graph, file: string): { name: string; dtype: string; shape?: (number | string)[] } {
+  const inputs = dataInputs(graph);
+  if (inputs.length !== 1) {
+    throw inputError({ file, problem: `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); a deployable classifier takes one image input`, fix: 'export the model with a single N×3×H×W input' });
+  }
+  const input = inputs[0]!;
+  if (input.dtype !== 'float32' && input.dtype !== 'uint8') {
+    throw inputError({ file, where: `input '${input.name}'`, problem: `is ${input.dtype}; bundles feed float32 (normalized) or uint8 (raw pixel) images`, fix: 'export the model with a float32 N×3×H×W input' });
+  }
+  const s = input.shape;
+  if (s && (s.length !== 4 || (typeof s[1] === 'number' && s[1] !== 3))) {
+    throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×3×H×W RGB images`, fix: 'export the model with an NCHW, 3-channel input' });
+  }
+  return input;
+}
+
+function imageSize(graph: Graph, shape: (number | string)[] | undefined, meta: [number, number, number] | undefined, flag: [number, number] | undefined, file: string): [number, number] {
+  const fromShape = typeof shape?.[2] === 'number' && typeof shape?.[3] === 'number' ? [shape[2], shape[3]] as [number, number] : undefined;
+  const fromMeta = meta ? [meta[1], meta[2]] as [number, number] : undefined;
+  const chosen = flag ?? fromMeta ?? fromShape;
+  if (!chosen) {
+    throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size`, 'pass --image-size H,W (the size it was trained at)');
+  }
+  if (fromShape && (fromShape[0] !== chosen[0] || fromShape[1] !== chosen[1])) {
+    throw inputError({ file, where: `input '${dataInputs(graph)[0]!.name}'`, problem: `is fixed at ${fromShape.join('×')} but ${flag ? '--image-size' : 'metadata slimkit.input_size'} says ${chosen.join('×')}`, fix: 'drop --image-size, or re-export the model for that size' });
+  }
+  return chosen;
+}
+
+function defaultLabels(classes: number, file: string, warnings: string[]): string[] {
+  warnings.push(`${file} records no class names (slimkit.classes); labels are "0".."${classes - 1}" — pass --labels FILE (one name per line) for real names`);
+  return Array.from({ length: classes }, (_, i) => String(i));
+}
+
+/** Runs one blank image through ORT: proves the model loads and runs, and counts its classes. */
+async function smokeRun(bytes: Uint8Array, file: string, input: string, dtype: 'float32' | 'uint8', output: string, dims: number[]): Promise<number> {
+  const session = await openSession(bytes, { label: file, threads: 1 });
+  try {
+    const n = dims.reduce((a, b) => a * b, 1);
+    const feed = { dtype, dims, data: dtype === 'uint8' ? new Uint8Array(n) : new Float32Array(n) } as Tensor;
+    const result = (await session.run({ [input]: feed }, { outputs: [output] }))[output]!;
+    if (result.dtype !== 'float32' || result.dims.length !== 2 || result.dims[0] !== dims[0]) {
+      throw inputError({ file, where: `output '${output}'`, problem: `is ${result.dtype}[${result.dims.join(', ')}] for a batch of ${dims[0]}; a classifier's first output is float32[N, classes]`, fix: 'export the model with class scores as its first output' });
+    }
+    return result.dims[1]!;
+  } finally {
+    await session.close();
+  }
+}

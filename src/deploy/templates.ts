@@ -1,0 +1,282 @@
+/**
+ * Text files of a bundle: package.json (exact onnxruntime-node and sharp versions), install.sh, the
+ * systemd unit, the device README and the web page's HTML. Pure functions of the bundle config.
+ */
+import type { BundleConfig } from './config.js';
+
+export interface TemplateContext {
+  config: BundleConfig;
+  /** Safe name for the package, the unit file and /opt/<name>. */
+  serviceName: string;
+  port: number;
+}
+
+const NPM_PLATFORM = { 'linux-arm64': { os: 'linux', cpu: 'arm64' }, 'linux-x64': { os: 'linux', cpu: 'x64' } } as const;
+
+export function packageJson({ config, serviceName }: TemplateContext): string {
+  if (config.target === 'web') {
+    return `${JSON.stringify({ name: serviceName, version: '1.0.0', private: true, description: `${config.name}: image classifier for the browser (onnxruntime-web), made by slimkit` }, null, 2)}\n`;
+  }
+  const platform = NPM_PLATFORM[config.target];
+  return `${JSON.stringify({
+    name: serviceName,
+    version: '1.0.0',
+    private: true,
+    description: `${config.name}: image classifier for ${config.target}, made by slimkit ${config.createdBy.slimkit}`,
+    type: 'module',
+    engines: { node: '>=20.9.0' },
+    os: [platform.os],
+    cpu: [platform.cpu],
+    scripts: { start: 'node server.js', predict: 'node predict.js', doctor: 'node doctor.js' },
+    dependencies: { 'onnxruntime-node': config.createdBy.onnxruntime, sharp: config.createdBy.sharp },
+  }, null, 2)}\n`;
+}
+
+export function installScript({ config }: TemplateContext): string {
+  const platform = config.target === 'web' ? undefined : NPM_PLATFORM[config.target];
+  return `#!/bin/sh
+# Installs this bundle's two dependencies (onnxruntime-node, sharp) at the exact versions in package.json.
+# Run it once on the device, in this folder. Needs Node.js >= 20.9 and npm; the npm registry must be reachable
+# (or copy a bundle made with \`slim deploy --install\`, which already holds node_modules).
+set -eu
+cd "$(dirname "$0")"
+if [ "$(uname -m)" != "${platform?.cpu === 'arm64' ? 'aarch64' : 'x86_64'}" ]; then
+  echo "install.sh: this bundle is for ${config.target} but this machine is $(uname -m)" >&2
+  echo "            (a 32-bit Raspberry Pi OS reports armv7l: install the 64-bit OS)" >&2
+  exit 1
+fi
+# ONNXRUNTIME_NODE_INSTALL=skip: the npm package already holds the CPU runtime; skip its optional GPU download.
+if [ -f package-lock.json ]; then
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund
+else
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --omit=dev --no-audit --no-fund
+fi
+node doctor.js
+`;
+}
+
+export function systemdUnit({ config, serviceName, port }: TemplateContext): string {
+  return `# systemd unit for the ${config.name} classifier. Install (see README.md):
+#   sudo cp -r . /opt/${serviceName} && sudo cp /opt/${serviceName}/${serviceName}.service /etc/systemd/system/
+#   sudo systemctl daemon-reload && sudo systemctl enable --now ${serviceName}
+[Unit]
+Description=slimkit image classifier ${config.name} (HTTP :${port})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+WorkingDirectory=/opt/${serviceName}
+ExecStart=/usr/bin/env node /opt/${serviceName}/server.js
+Environment=PORT=${port}
+Environment=HOST=0.0.0.0
+Environment=NODE_ENV=production
+# Environment=SLIM_THREADS=4
+# SIGTERM: the server answers admitted requests (up to 30 s), then exits.
+KillSignal=SIGTERM
+TimeoutStopSec=45
+Restart=on-failure
+RestartSec=2
+# Runs as a throw-away unprivileged user with a read-only view of the system.
+DynamicUser=yes
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+
+[Install]
+WantedBy=multi-user.target
+`;
+}
+
+function labelsPreview(labels: readonly string[]): string {
+  const shown = labels.slice(0, 20).map((l, i) => `${i}=${l}`).join(', ');
+  return labels.length > 20 ? `${shown}, … (${labels.length} in all; see slim.json)` : shown;
+}
+
+export function nodeReadme(ctx: TemplateContext): string {
+  const { config, serviceName, port } = ctx;
+  const p = config.preprocess;
+  const arm = config.target === 'linux-arm64';
+  const device = arm ? 'a 64-bit ARM Linux device (Raspberry Pi 4 / 5 with 64-bit Raspberry Pi OS, Jetson, Graviton, …)' : 'a 64-bit x86 Linux machine';
+  return `# ${config.name} — image classifier for ${config.target}
+
+Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — no Python, no build step.
+
+| file | what it is |
+| --- | --- |
+| \`model.onnx\` | the model (${(config.model.bytes / 1024 / 1024).toFixed(2)} MB, sha256 \`${config.model.sha256}\`) |
+| \`slim.json\` | preprocessing, labels and the model's input/output names |
+| \`predict.js\` | classify image files from the command line |
+| \`server.js\` | HTTP server: \`POST /v1/classify\`, \`GET /healthz\`, \`GET /metrics\` |
+| \`doctor.js\` | what this CPU offers (dot-product / VNNI), threads, versions, advice |
+| \`lib/\` | code shared by the three commands (generated, do not edit) |
+| \`install.sh\` | installs the two dependencies at pinned versions |
+| \`${serviceName}.service\` | systemd unit to run the server at boot |
+
+The model sees ${p.size[0]}×${p.size[1]} RGB images: each image is rotated by its EXIF orientation, scaled so its
+shorter side fits and centre-cropped (${p.resize === 'stretch' ? 'here: stretched to the size instead' : 'torchvision Resize + CenterCrop'}), then
+normalized with mean ${JSON.stringify(p.mean)} and std ${JSON.stringify(p.std)} (pixels scaled to 0..1) — exactly as
+\`slim eval\` does it, with the same code and the same sharp/libvips version. Classes: ${labelsPreview(config.labels)}.
+
+## 1. Requirements
+
+- ${arm ? 'A 64-bit OS: `uname -m` must print `aarch64` (32-bit Raspberry Pi OS prints `armv7l` and cannot run this).' : '`uname -m` must print `x86_64`.'}
+- Node.js 20.9 or newer (\`node --version\`). Debian 12 / Raspberry Pi OS 12 ship Node 18, which is too old:
+  install Node 20 or 22 LTS from nodejs.org (e.g. \`curl -fsSL https://deb.nodesource.com/setup_22.x | sudo bash - && sudo apt-get install -y nodejs\`).
+- About ${arm ? '100' : '150'} MB of disk for the dependencies.
+
+## 2. Copy and install
+
+\`\`\`sh
+# on your computer
+scp -r ${serviceName}/ pi@raspberrypi.local:~/${serviceName}
+# on the device
+cd ~/${serviceName}
+sh install.sh          # npm install of onnxruntime-node ${config.createdBy.onnxruntime} and sharp ${config.createdBy.sharp}, then doctor.js
+\`\`\`
+
+If the bundle already has a \`node_modules\` folder (made with \`slim deploy --install\`), skip \`install.sh\`: it
+works offline as copied.
+
+## 3. Classify images
+
+\`\`\`sh
+node predict.js cat.jpg dog.png         # top 5 classes and latency per image
+node predict.js photos/ --top 1 --json  # every image in a folder, one JSON document
+\`\`\`
+
+Exit status 0 when every image was classified, 1 when one could not be read (it is named on stderr), 2 for bad usage.
+
+## 4. Run the HTTP server
+
+\`\`\`sh
+node server.js                    # listens on 0.0.0.0:8080; --port, --host, --threads (node server.js --help)
+curl --data-binary @cat.jpg http://localhost:8080/v1/classify
+curl --data-binary @cat.jpg 'http://localhost:8080/v1/classify?top=1'
+\`\`\`
+
+Answer (\`latency_ms\` is the whole request inside the server; \`timings_ms\` splits it):
+
+\`\`\`json
+{"model":"${config.name}","top":[{"index":3,"label":"${config.labels[3] ?? config.labels[0]}","score":0.91}],"latency_ms":4.2,
+ "timings_ms":{"queue":0.01,"decode":0.8,"batch_wait":0.02,"inference":3.1},"batch_size":1,"image":{"format":"jpeg","width":640,"height":480}}
+\`\`\`
+
+| request | answer |
+| --- | --- |
+| \`POST /v1/classify\` with the raw image bytes (JPEG, PNG, WebP, GIF, TIFF, AVIF) | 200 top-k (\`?top=K\`, default 5) |
+| \`GET /v1/model\` | labels, input size, preprocessing, limits |
+| \`GET /healthz\` | 200 \`{"status":"ok"}\`; 503 while shutting down |
+| \`GET /metrics\` | Prometheus text: \`slim_http_requests_total{route,method,code}\`, \`slim_http_request_duration_seconds\`, \`slim_inference_duration_seconds\`, \`slim_batch_size\`, \`slim_queue_depth\`, \`slim_requests_in_flight\`, \`slim_model_info\`, \`process_resident_memory_bytes\` |
+
+Errors are JSON \`{"error":{"status":415,"code":"unsupported_media_type","message":"…"}}\`:
+400 empty body or bad \`top\` · 404 unknown path · 405 wrong method · 413 body over 10 MiB (\`--max-body-mb\`) or image
+over 40 megapixels · 415 not an image (decided by its first bytes, not by Content-Type; send raw bytes, not a
+multipart form) · 422 an image that does not decode · 503 with \`Retry-After\` when ${256} requests are already queued
+(\`--queue\`) or the server is stopping.
+
+Concurrent requests are decoded in parallel and run through the model together in batches of up to 8
+(\`--max-batch\`), so throughput grows with load while the queue bound keeps memory flat.
+
+## 5. Start at boot (systemd)
+
+\`\`\`sh
+sudo cp -r ~/${serviceName} /opt/${serviceName}
+sudo cp /opt/${serviceName}/${serviceName}.service /etc/systemd/system/
+sudo systemctl daemon-reload
+sudo systemctl enable --now ${serviceName}
+systemctl status ${serviceName}           # logs: journalctl -u ${serviceName} -f
+\`\`\`
+
+The unit runs \`server.js\` on port ${port} as an unprivileged throw-away user; set \`SLIM_THREADS\` and the other
+variables in the unit (\`sudo systemctl edit ${serviceName}\`). \`systemctl stop\` sends SIGTERM: the server answers the
+requests it has admitted, refuses new ones with 503, and exits.
+
+## 6. Speed and the CPU
+
+\`node doctor.js\` prints the CPU model and features and what follows from them. In short: int8 models need the
+Arm dot-product instructions (\`asimddp\`, Cortex-A76 / Raspberry Pi 5) or x86 VNNI to beat fp32; on a Cortex-A72
+(Raspberry Pi 4) int8 may be no faster than fp32, though the file is ~4× smaller. By default ONNX Runtime uses
+one thread per CPU.
+
+## Troubleshooting
+
+- \`Could not load the "sharp" module using the linux-${arm ? 'arm64' : 'x64'} runtime\`: the dependencies were installed
+  for another machine. Delete \`node_modules\` and run \`sh install.sh\` on this device.
+- \`model.onnx has N bytes but slim.json records M\`: the copy is incomplete; copy the folder again.
+- \`EADDRINUSE\`: another program uses the port; \`node server.js --port 8081\`.
+- Wrong answers on your own photos: the model only knows its ${config.labels.length} classes and was trained on
+  ${p.size[0]}×${p.size[1]} images; check \`slim eval\` on similar images first.
+`;
+}
+
+export function webReadme({ config }: TemplateContext): string {
+  return `# ${config.name} — image classifier in the browser
+
+Made by slimkit ${config.createdBy.slimkit}. A static page: the model runs in the browser with onnxruntime-web
+${config.createdBy.onnxruntime} (WebAssembly, CPU); no image leaves the machine.
+
+| file | what it is |
+| --- | --- |
+| \`index.html\`, \`app.js\` | the page and its code (generated by slimkit, do not edit) |
+| \`model.onnx\` | the model (${(config.model.bytes / 1024 / 1024).toFixed(2)} MB, sha256 \`${config.model.sha256}\`) |
+| \`slim.json\` | preprocessing, labels, input/output names |
+| \`ort/\` | onnxruntime-web's WebAssembly build |
+
+## Open it
+
+Browsers do not run WebAssembly modules from \`file://\` pages: serve the folder over HTTP, e.g.
+
+\`\`\`sh
+slim serve .                  # slimkit's server: this page plus the /v1/classify API
+python3 -m http.server 8000   # or any static file server; then open http://localhost:8000/
+\`\`\`
+
+Choose an image or drop one on the page; it shows the top 5 classes and the time the model took. Any static
+host (nginx, GitHub Pages, S3) works: upload the whole folder, and serve \`.wasm\` as \`application/wasm\`.
+
+## Preprocessing
+
+The page follows slimkit's geometry exactly (EXIF orientation, shorter side scaled to
+${config.preprocess.size.join('×')} and centre-cropped, mean ${JSON.stringify(config.preprocess.mean)}, std
+${JSON.stringify(config.preprocess.std)}). The browser decodes and resamples the image itself, so pixel values can
+differ from sharp's by a level or two when an image has to be resized; images already
+${config.preprocess.size.join('×')} are fed exactly as \`slim eval\` feeds them.
+`;
+}
+
+export function webIndexHtml({ config }: TemplateContext): string {
+  const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(config.name)} — image classifier</title>
+<style>
+  body { font: 16px/1.45 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  #drop { border: 2px dashed #888; border-radius: 8px; padding: 2rem; text-align: center; cursor: pointer; }
+  #drop.over { border-color: #0a6; background: #efe; }
+  #preview { max-width: 100%; max-height: 16rem; display: none; margin: 1rem auto; }
+  ol { padding-left: 1.5rem; } li { margin: .2rem 0; }
+  .bar { display: inline-block; height: .7rem; background: #0a6; vertical-align: middle; margin-left: .5rem; }
+  #status[data-state=error] { color: #b00; }
+  small { color: #666; }
+</style>
+</head>
+<body>
+<h1>${esc(config.name)}</h1>
+<p><small>${config.labels.length} classes · ${config.preprocess.size.join('×')} input · onnxruntime-web ${esc(config.createdBy.onnxruntime)} (WebAssembly) · runs in your browser</small></p>
+<label id="drop" for="file">Drop an image here, or click to choose one
+  <input id="file" type="file" accept="image/*" hidden>
+</label>
+<img id="preview" alt="the chosen image">
+<p id="status" data-state="loading" role="status">Loading the model…</p>
+<ol id="results"></ol>
+<script type="module" src="./app.js"></script>
+</body>
+</html>
+`;
+}

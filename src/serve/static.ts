@@ -1,0 +1,68 @@
+/**
+ * Read-only file serving for web bundles. A URL path can only reach regular files below the root:
+ * it is decoded once, refused if it holds NUL, backslashes or dot-dot segments, and the real path
+ * (symlinks resolved) must still lie inside the real root.
+ */
+import { createReadStream } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import path from 'node:path';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.onnx': 'application/octet-stream',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.svg': 'image/svg+xml',
+  '.md': 'text/markdown; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+export type StaticResult = { status: 200; file: string; size: number; type: string } | { status: 400 | 404; reason: string };
+
+/** Where a URL path points under `root`, or why it may not be served. */
+export async function resolveStatic(root: string, urlPath: string): Promise<StaticResult> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return { status: 400, reason: 'the path is not valid percent-encoding' };
+  }
+  if (decoded.includes('\0') || decoded.includes('\\')) return { status: 400, reason: 'the path holds NUL or a backslash' };
+  const segments = decoded.split('/').filter((s) => s.length > 0);
+  if (segments.some((s) => s === '..' || s === '.')) return { status: 400, reason: 'the path holds "." or ".." segments' };
+  if (segments.some((s) => s.startsWith('.'))) return { status: 404, reason: 'hidden files are not served' };
+  const realRoot = await realpath(root);
+  let file = path.join(realRoot, ...segments);
+  let info = await stat(file).catch(() => undefined);
+  if (info?.isDirectory()) {
+    file = path.join(file, 'index.html');
+    info = await stat(file).catch(() => undefined);
+  }
+  if (!info?.isFile()) return { status: 404, reason: 'no such file' };
+  const real = await realpath(file);
+  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) return { status: 404, reason: 'no such file' };
+  return { status: 200, file: real, size: info.size, type: TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream' };
+}
+
+/** Streams a resolved file (HEAD: headers only). */
+export function sendFile(res: ServerResponse, found: Extract<StaticResult, { status: 200 }>, head: boolean): void {
+  res.writeHead(200, {
+    'content-type': found.type,
+    'content-length': found.size,
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-cache',
+  });
+  if (head) {
+    res.end();
+    return;
+  }
+  const stream = createReadStream(found.file);
+  stream.on('error', () => res.destroy());
+  stream.pipe(res);
+}

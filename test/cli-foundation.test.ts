@@ -1,0 +1,111 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runSlim } from './helpers/cli.js';
+import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const hasCifar = existsSync(path.join(CIFAR_DIR, 'test_batch.bin'));
+
+/** One JSON document on stdout, nothing else. */
+function json(stdout: string): Record<string, unknown> {
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('slim zoo / info', () => {
+  const model = path.join(dir, 'r18.onnx');
+
+  it('builds a zoo model and reports it with --json', async () => {
+    const zoo = await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', model, '--json']);
+    expect(zoo.code).toBe(0);
+    expect(json(zoo.stdout)).toMatchObject({ model: 'resnet18-cifar', file: model });
+    const info = await runSlim(['info', model, '--json']);
+    expect(info.code).toBe(0);
+    const doc = json(info.stdout);
+    expect(doc).toMatchObject({ params: expect.any(Number), macs: expect.any(Number), opsets: { '': 17 } });
+    expect((doc['opHistogram'] as Record<string, number>)['Conv']).toBe(20);
+    expect(doc['inputs']).toEqual([{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }]);
+  });
+
+  it('reads a PyTorch export (foreign model) and prints a human summary', async () => {
+    const info = await runSlim(['info', fixturePath('torch-tiny-resnet-folded.onnx')]);
+    expect(info.code).toBe(0);
+    expect(info.stdout).toMatch(/producer pytorch/);
+    expect(info.stdout).toMatch(/params 2\.9 k/);
+  });
+});
+
+describe('errors are one clear line with the right exit code', () => {
+  const cases: [string, string[], number, RegExp][] = [
+    ['missing file', ['info', path.join(dir, 'nope.onnx')], 1, /nope\.onnx/],
+    ['garbage file', ['info', path.join(dir, 'garbage.onnx')], 1, /garbage\.onnx: .*not a valid ONNX model/],
+    ['truncated file', ['info', path.join(dir, 'truncated.onnx')], 1, /truncated\.onnx/],
+    ['unknown flag', ['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus'], 2, /unknown option/],
+    ['unknown zoo model', ['zoo', 'resnet19-cifar', '-o', path.join(dir, 'x.onnx')], 2, /resnet18-cifar/],
+    ['bad number', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '-3'], 2, /--limit must be a positive integer/],
+    ['bad data', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', path.join(dir, 'no-such-folder')], 2, /--data/],
+  ];
+  writeFileSync(path.join(dir, 'garbage.onnx'), 'this is not a model\n'.repeat(20));
+  const real = readFileSync(fixturePath('torch-tiny-resnet.onnx'));
+  writeFileSync(path.join(dir, 'truncated.onnx'), real.subarray(0, Math.floor(real.length / 2)));
+
+  for (const [what, args, code, message] of cases) {
+    it(what, async () => {
+      const run = await runSlim(args);
+      expect(run.code).toBe(code);
+      expect(run.stdout).toBe('');
+      const lines = run.stderr.split('\n').filter((l) => l.trim() !== '');
+      expect(lines.length).toBeGreaterThanOrEqual(1);
+      expect(run.stderr).toMatch(message);
+      if (code === 1) expect(lines).toHaveLength(1);
+      expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    });
+  }
+});
+
+describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
+  const model = path.join(dir, 'eval.onnx');
+
+  it('evaluates a zoo model on 200 test images', async () => {
+    await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', model]);
+    const run = await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '200', '--threads', '2', '--json']);
+    expect(run.code).toBe(0);
+    const doc = json(run.stdout);
+    expect(doc['count']).toBe(200);
+    expect(doc['top1']).toBeGreaterThanOrEqual(0);
+    expect(doc['top5']).toBeGreaterThanOrEqual(doc['top1'] as number);
+    const perClass = doc['perClass'] as { total: number }[];
+    expect(perClass).toHaveLength(10);
+    expect(perClass.reduce((s, c) => s + c.total, 0)).toBe(200);
+    const confusion = doc['confusion'] as number[][];
+    expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(200);
+  });
+
+  it('benchmarks two models side by side with the documented JSON fields', async () => {
+    const other = fixturePath('torch-tiny-resnet-folded.onnx');
+    const small = path.join(dir, 'small.onnx');
+    await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', small]);
+    const run = await runSlim(['bench', small, model, '--runs', '50', '--threads', '1', '--batch', '4', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '64', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = json(run.stdout) as { models: Record<string, unknown>[] };
+    expect(doc.models).toHaveLength(2);
+    for (const m of doc.models) {
+      expect(m).toMatchObject({
+        file: expect.any(String),
+        size_bytes: expect.any(Number),
+        gzip_bytes: expect.any(Number),
+        params: expect.any(Number),
+        macs: expect.any(Number),
+        latency_ms: { p50: expect.any(Number), p90: expect.any(Number), p99: expect.any(Number) },
+        throughput_ips: expect.any(Number),
+        top1: expect.any(Number),
+      });
+      const lat = m['latency_ms'] as { p50: number; p90: number; p99: number };
+      expect(lat.p50).toBeLessThanOrEqual(lat.p90);
+      expect(lat.p90).toBeLessThanOrEqual(lat.p99);
+    }
+    void other;
+  });
+});

@@ -1,0 +1,64 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { registerTrain } from '../src/cli/commands/train.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { readModel } from '../src/onnx/io.js';
+
+const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10');
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-train-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function slimTrain(args: string[]): Promise<string> {
+  const program = new Command('slim').exitOverride();
+  registerTrain(program);
+  let stdout = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    await program.parseAsync(['node', 'slim', 'train', ...args]);
+  } finally {
+    spy.mockRestore();
+  }
+  return stdout;
+}
+
+describe.skipIf(!nativeAvailable())('slim train', () => {
+  it('trains a zoo model, writes a BN-folded ONNX and ONNX Runtime agrees with the engine', async () => {
+    const out = path.join(dir, 'r18.onnx');
+    const stdout = await slimTrain([
+      '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', DATA_DIR,
+      '--train-limit', '1024', '--test-limit', '500', '--epochs', '2', '--batch', '64', '--lr', '0.05', '--threads', '2',
+      '--checkpoint-dir', path.join(dir, 'ckpt'), '--log', path.join(dir, 'log.jsonl'), '--out', out, '--json',
+    ]);
+    const result = JSON.parse(stdout) as { test_top1: number; onnxruntime_top1: number; epochs: number; steps: number; gpu_seconds: number };
+    expect(result.epochs).toBe(2);
+    expect(result.steps).toBe(32);
+    expect(result.gpu_seconds).toBe(0);
+    expect(result.test_top1).toBeGreaterThan(0.1);
+    // ±0.05 percentage points on 500 images: the same predictions.
+    expect(Math.abs(result.onnxruntime_top1 - result.test_top1)).toBeLessThanOrEqual(0.0005);
+    const written = await readModel(out);
+    expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    expect(JSON.parse(written.metadata['slimkit.training']!)).toMatchObject({ epochs: 2, device: 'cpu' });
+    expect(existsSync(path.join(dir, 'ckpt', 'last.ckpt'))).toBe(true);
+
+    // --resume of a finished run: nothing left to train, the same result.
+    const again = JSON.parse(await slimTrain([
+      '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', DATA_DIR,
+      '--train-limit', '1024', '--test-limit', '500', '--epochs', '2', '--batch', '64', '--lr', '0.05', '--threads', '2',
+      '--checkpoint-dir', path.join(dir, 'ckpt'), '--resume', '--out', path.join(dir, 'again.onnx'), '--json', '--no-verify',
+    ])) as { test_top1: number; resumed_from_epoch: number };
+    expect(again.resumed_from_epoch).toBe(2);
+    expect(again.test_top1).toBe(result.test_top1);
+  }, 180_000);
+
+  it('rejects bad flags as usage errors', async () => {
+    await expect(slimTrain(['--model', 'resnet18-cifar', '--data', 'cifar10', '--out', 'x.onnx', '--device', 'tpu'])).rejects.toThrow(/--device must be one of cpu, cuda/);
+    await expect(slimTrain(['--model', 'nope', '--data', 'cifar10', '--data-dir', DATA_DIR, '--out', 'x.onnx'])).rejects.toThrow(/neither a zoo model nor an \.onnx file/);
+  });
+});

@@ -1,0 +1,134 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { SlimError } from '../src/errors.js';
+import { compilePlan, encodePlan } from '../src/engine/compile.js';
+import { KERNELS } from '../src/engine/lowering.js';
+import { loadNative, loadNativeFrom, nativeAvailable } from '../src/engine/native.js';
+import { EnginePlan } from '../src/engine/plan.js';
+import { emptyGraph, type Graph } from '../src/onnx/graph.js';
+import { float32, int64 } from '../src/onnx/tensor.js';
+import { OPS } from '../src/ops/registry.js';
+import { smallCnn } from './helpers/engine-nets.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const FIND = path.join(ROOT, 'scripts', 'find-libtorch.mjs');
+
+function chain(ops: { op: string; inputs: string[]; attrs?: Graph['nodes'][number]['attributes'] }[], tensors: Graph['initializers'] = new Map()): Graph {
+  const g = emptyGraph('chain', 17);
+  g.inputs = [{ name: 'x', dtype: 'float32', shape: ['batch', 3, 8, 8] }];
+  g.nodes = ops.map((o, k) => ({ name: `n${k}`, opType: o.op, domain: '', inputs: o.inputs, outputs: [`v${k}`], attributes: o.attrs ?? {} }));
+  g.outputs = [{ name: `v${ops.length - 1}`, dtype: 'float32' }];
+  g.initializers = tensors;
+  return g;
+}
+
+describe('LibTorch discovery and the addon loader', () => {
+  it('the addon is built here (set SLIM_NO_NATIVE=1 on a machine without LibTorch to skip the engine tests)', () => {
+    if (process.env.SLIM_NO_NATIVE === '1') return;
+    expect(nativeAvailable(), 'npm run build:native has not been run, or the addon does not load').toBe(true);
+  });
+
+  it('a missing addon is a SlimError that says how to enable training', () => {
+    const error = (() => {
+      try {
+        loadNativeFrom(path.join(ROOT, 'native', 'build', 'nowhere', 'slimkit_torch.node'));
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(SlimError);
+    const message = (error as SlimError).message;
+    expect(message).toMatch(/training addon is not built/);
+    expect(message).toMatch(/apt install libtorch-dev/);
+    expect(message).toMatch(/LIBTORCH=/);
+    expect(message).toMatch(/npm run build:native/);
+  });
+
+  it('find-libtorch follows $LIBTORCH and rejects a folder that is not LibTorch', () => {
+    const bad = spawnSync(process.execPath, [FIND], { env: { ...process.env, LIBTORCH: ROOT }, encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/is not a libtorch folder/);
+    const found = JSON.parse(execFileSync(process.execPath, [FIND], { encoding: 'utf8' })) as { source: string; root: string };
+    if (!nativeAvailable()) return;
+    // Any torch folder found by the default search also works as $LIBTORCH.
+    const viaEnv = JSON.parse(execFileSync(process.execPath, [FIND], { env: { ...process.env, LIBTORCH: found.root }, encoding: 'utf8' })) as {
+      source: string; libs: string[]; includeDirs: string[]; defines: string[]; version: string;
+    };
+    expect(viaEnv.source).toBe('LIBTORCH');
+    expect(viaEnv.libs).toEqual(expect.arrayContaining(['-ltorch', '-ltorch_cpu', '-lc10']));
+    expect(viaEnv.defines).toContain('_GLIBCXX_USE_CXX11_ABI=1');
+    expect(viaEnv.version).toBe(loadNative().info().torchVersion);
+  });
+});
+
+describe('plan compiler', () => {
+  it('names the node and op that cannot be trained', () => {
+    const g = chain([{ op: 'Relu', inputs: ['x'] }, { op: 'Shape', inputs: ['v0'] }]);
+    g.outputs = [{ name: 'v1', dtype: 'int64' }];
+    expect(() => compilePlan(g)).toThrow(SlimError);
+    expect(() => compilePlan(g)).toThrow(/node 'n1' \(Shape\): op Shape has no training lowering — the engine trains graphs made of .*Conv/);
+  });
+
+  it('says when a shape must be a constant', () => {
+    const g = emptyGraph('dyn', 17);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [2, 3] }, { name: 's', dtype: 'int64', shape: [2] }];
+    g.nodes = [{ name: 'r', opType: 'Reshape', domain: '', inputs: ['x', 's'], outputs: ['y'], attributes: {} }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    expect(() => compilePlan(g)).toThrow(/one image input/);
+    g.inputs = [g.inputs[0]!];
+    g.initializers.set('s', int64([2], [3, 2]));
+    expect(compilePlan(g).steps[0]).toMatchObject({ kernel: 'reshape', ints: [0, 3, 2] });
+  });
+
+  it('trains the loss on the logits before a final Softmax, and sorts tensors into roles', () => {
+    const g = chain([
+      { op: 'Conv', inputs: ['x', 'w', 'b'], attrs: { kernel_shape: { type: 'ints', value: [3, 3] } } },
+      { op: 'Flatten', inputs: ['v0'] },
+      { op: 'Softmax', inputs: ['v1'], attrs: { axis: { type: 'int', value: 1 } } },
+    ], new Map([['w', float32([2, 3, 3, 3], new Array(54).fill(0.1))], ['b', float32([2], [0, 1])]]));
+    const plan = compilePlan(g);
+    expect(plan.logits.name).toBe('v1');
+    expect(plan.outputs.map((o) => o.name)).toEqual(['v2']);
+    expect(plan.tensors.map((t) => [t.name, t.role, t.decay])).toEqual([['w', 0, true], ['b', 0, false]]);
+    const frozen = compilePlan(g, { frozen: new Set(['w']), decayOnlyWeights: false });
+    expect(frozen.tensors.map((t) => [t.name, t.role, t.decay])).toEqual([['w', 2, false], ['b', 0, true]]);
+    const encoded = encodePlan(plan, KERNELS);
+    // [kernel, nIn, nOut, nInt, nFloat, ...in, ...out, ...ints] per step.
+    expect(Array.from(encoded.code.subarray(0, 5))).toEqual([KERNELS.indexOf('conv'), 3, 1, 10, 0]);
+  });
+
+  it('every op with a lowering is registered, and the ResNet/MobileNet ops all have one', () => {
+    const lowered = Object.entries(OPS).filter(([, d]) => 'lower' in d && d.lower).map(([op]) => op);
+    for (const op of ['Conv', 'BatchNormalization', 'Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Add', 'Mul', 'MaxPool',
+      'AveragePool', 'GlobalAveragePool', 'Flatten', 'Reshape', 'Gemm', 'MatMul', 'Concat', 'QuantizeLinear', 'DequantizeLinear']) {
+      expect(lowered).toContain(op);
+    }
+  });
+});
+
+describe.skipIf(!nativeAvailable())('native addon', () => {
+  it('implements exactly the kernels the lowerings use', () => {
+    expect([...loadNative().kernelNames()].sort()).toEqual([...KERNELS].sort());
+  });
+
+  it('reports LibTorch errors as SlimErrors that name the node', () => {
+    const plan = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1 });
+    const wrong = float32([1, 5, 32, 32], new Array(5 * 1024).fill(0));
+    expect(() => plan.forward(wrong)).toThrow(SlimError);
+    expect(() => plan.forward(wrong)).toThrow(/node 'conv0' \(conv\): .*channels/);
+    // The plan still works afterwards.
+    expect(plan.forward(float32([1, 3, 32, 32], new Array(3072).fill(0)))[0]!.dims).toEqual([1, 10]);
+  });
+
+  it('reads and writes weights by name', () => {
+    const plan = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1 });
+    const w = Float32Array.from({ length: 40 }, (_, k) => k / 40);
+    plan.write('fc.weight', w);
+    expect(Array.from(plan.read('fc.weight'))).toEqual(Array.from(w));
+    expect(Array.from(plan.toGraph().initializers.get('fc.weight')!.data as Float32Array)).toEqual(Array.from(w));
+    expect(() => plan.write('fc.weight', new Float32Array(3))).toThrow(/40 elements, got 3/);
+    expect(() => plan.read('nope')).toThrow(/no tensor named 'nope'/);
+  });
+});

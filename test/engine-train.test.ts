@@ -1,0 +1,254 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { batches } from '../src/data/batches.js';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
+import { SlimError } from '../src/errors.js';
+import { batchOf, planEpoch } from '../src/engine/epoch.js';
+import { nativeAvailable, type NativeOptimizerConfig } from '../src/engine/native.js';
+import { DeviceImageSet, EnginePlan } from '../src/engine/plan.js';
+import { makeSchedule } from '../src/engine/schedule.js';
+import { trainModel } from '../src/engine/train.js';
+import { encodeModel } from '../src/onnx/io.js';
+import { float32, type Tensor } from '../src/onnx/tensor.js';
+import { foldBatchNorm } from '../src/passes/index.js';
+import { evaluate } from '../src/runtime/evaluate.js';
+import { openSession } from '../src/runtime/ort.js';
+import { Random } from '../src/util/random.js';
+import { smallCnn } from './helpers/engine-nets.js';
+
+const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10');
+const HELPER = path.join(import.meta.dirname, 'helpers', 'torch-engine-grad.py');
+const available = nativeAvailable();
+const scratch = mkdtempSync(path.join(tmpdir(), 'slim-train-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function randomImages(n: number, seed: number): Tensor<'float32'> {
+  const rng = new Random(seed);
+  return float32([n, 3, 32, 32], Array.from({ length: n * 3 * 32 * 32 }, () => rng.normal()));
+}
+
+function maxRelError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k]! - b[k]!) / (1 + Math.abs(b[k]!)));
+  return m;
+}
+
+describe('schedules', () => {
+  it('OneCycle equals torch.optim.lr_scheduler.OneCycleLR step by step', () => {
+    const script = [
+      'import torch, json',
+      'p = torch.nn.Parameter(torch.zeros(1))',
+      'o = torch.optim.SGD([p], lr=0.1)',
+      's = torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.4, total_steps=37, cycle_momentum=False)',
+      'lrs = []',
+      'for _ in range(37):',
+      '    lrs.append(o.param_groups[0]["lr"]); o.step(); s.step()',
+      'print(json.dumps(lrs))',
+    ].join('\n');
+    const torchLrs = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { encoding: 'utf8' })) as number[];
+    const ours = makeSchedule({ name: 'onecycle', lr: 0.4, totalSteps: 37 });
+    torchLrs.forEach((lr, step) => expect(ours(step)).toBeCloseTo(lr, 12));
+  });
+
+  it('cosine warms up linearly, peaks at lr and decays to the floor', () => {
+    const s = makeSchedule({ name: 'cosine', lr: 1, totalSteps: 100, warmup: 0.1, minLr: 0.01 });
+    expect(s(0)).toBeCloseTo(0.1, 12);
+    expect(s(9)).toBeCloseTo(1, 12);
+    expect(s(10)).toBeCloseTo(1, 12);
+    expect(s(55)).toBeCloseTo(0.01 + 0.99 * 0.5, 12);
+    expect(s(100)).toBeCloseTo(0.01, 12);
+  });
+});
+
+describe.skipIf(!available)('optimizer steps vs torch.optim', () => {
+  const cases: [string, NativeOptimizerConfig, number][] = [
+    ['SGD, Nesterov momentum, weight decay on weights only, label smoothing', { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 5e-3 }, 0.1],
+    ['SGD, plain momentum', { kind: 'sgd', momentum: 0.8, nesterov: false, weightDecay: 0 }, 0],
+    ['AdamW', { kind: 'adamw', weightDecay: 0.05, beta1: 0.9, beta2: 0.99, eps: 1e-7 }, 0.05],
+  ];
+  for (const [name, config, smoothing] of cases) {
+    it(name, async () => {
+      const graph = smallCnn({ seed: 5, widths: [4, 8, 8] });
+      const plan = EnginePlan.create(graph, { threads: 1 });
+      plan.setOptimizer(config);
+      const x = randomImages(8, 6);
+      const labels = Int32Array.from({ length: 8 }, (_, k) => (k * 3) % 10);
+      const lr = config.kind === 'sgd' ? 0.05 : 0.01;
+      const steps = 4;
+      const losses: number[] = [];
+      for (let k = 0; k < steps; k++) losses.push((await plan.trainStepOn(x, labels, { lr, labelSmoothing: smoothing })).loss);
+
+      const folder = path.join(scratch, `optim-${name.length}-${config.kind}`);
+      mkdirSync(folder);
+      const tensors = [...graph.initializers];
+      tensors.forEach(([, t], j) => writeFileSync(path.join(folder, `${j}.bin`), Buffer.from((t.data as Float32Array).buffer)));
+      writeFileSync(path.join(folder, 'x.bin'), Buffer.from(x.data.buffer));
+      writeFileSync(path.join(folder, 'labels.bin'), Buffer.from(labels.buffer));
+      writeFileSync(path.join(folder, 'case.json'), JSON.stringify({
+        nodes: graph.nodes.map((n) => ({ op: n.opType, inputs: n.inputs, outputs: n.outputs, attrs: Object.fromEntries(Object.entries(n.attributes).map(([k, a]) => [k, a.value])) })),
+        opset: 17,
+        training: true,
+        input: { name: 'input', dims: [8, 3, 32, 32] },
+        output: graph.outputs[0]!.name,
+        params: plan.paramNames,
+        state: plan.stateNames,
+        tensors: Object.fromEntries(tensors.map(([n, t]) => [n, { dims: t.dims, dtype: t.dtype }])),
+        train: {
+          steps, kind: config.kind, lr, momentum: config.momentum ?? 0, nesterov: config.nesterov ?? false,
+          weight_decay: config.weightDecay ?? 0, decay: plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name),
+          beta1: config.beta1 ?? 0.9, beta2: config.beta2 ?? 0.999, eps: config.eps ?? 1e-8, label_smoothing: smoothing,
+        },
+      }));
+      execFileSync('/usr/bin/python3', [HELPER, folder], { stdio: ['ignore', 'inherit', 'inherit'] });
+      const ref = JSON.parse(readFileSync(path.join(folder, 'result.json'), 'utf8')) as { losses: number[]; params: Record<string, number[]>; state: Record<string, number[]> };
+      expect(maxRelError(losses, ref.losses)).toBeLessThan(1e-5);
+      for (const n of plan.paramNames) expect(maxRelError(plan.read(n), ref.params[n]!), n).toBeLessThan(1e-5);
+      for (const n of plan.stateNames) expect(maxRelError(plan.read(n), ref.state[n]!), n).toBeLessThan(1e-5);
+      // Weight decay only where the compiler put it: conv and linear weights, not BN or biases.
+      expect(plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name).sort()).toEqual(['conv0.weight', 'conv1.weight', 'conv2.weight', 'fc.weight']);
+    });
+  }
+});
+
+describe.skipIf(!available)('training hooks', () => {
+  it('on-device crop + flip + normalization equal the CPU batch pipeline image for image', () => {
+    const rng = new Random(2);
+    const set: ImageSet = {
+      name: 'random',
+      classes: ['a', 'b'],
+      imageShape: [3, 32, 32],
+      pixels: Uint8Array.from({ length: 40 * 3072 }, () => rng.int(256)),
+      labels: Uint8Array.from({ length: 40 }, () => rng.int(2)),
+    };
+    const device = DeviceImageSet.upload(set, { normalization: CIFAR10_NORMALIZATION, pad: 4 });
+    const epoch = 3;
+    const plan = planEpoch(40, { seed: 77, epoch, augment: { crop: 4, flip: true } });
+    const cpu = [...batches(set, { batchSize: 16, normalization: CIFAR10_NORMALIZATION, shuffleSeed: 77, epoch, augment: { crop: 4, flip: true, seed: 77 }, dropLast: true })];
+    expect(cpu.length).toBe(2);
+    cpu.forEach((expected, b) => {
+      const batch = batchOf(plan, b, 16);
+      expect(Array.from(batch.indices)).toEqual(Array.from(expected.indices));
+      const ours = device.native.batch(batch.indices, batch.aug ?? null);
+      expect(Array.from(ours.labels)).toEqual(Array.from(expected.labels));
+      expect(maxRelError(ours.images, expected.images)).toBeLessThan(1e-5);
+    });
+  });
+
+  it('masks keep pruned weights at zero through updates', async () => {
+    const plan = EnginePlan.create(smallCnn({ seed: 1, widths: [4, 8, 8] }), { threads: 1 });
+    plan.setOptimizer({ kind: 'sgd', momentum: 0.9, weightDecay: 1e-3 });
+    const before = plan.read('conv1.weight');
+    const mask = Float32Array.from(before, (_, k) => (k % 3 === 0 ? 0 : 1));
+    plan.setMask('conv1.weight', mask);
+    const x = randomImages(8, 3);
+    for (let k = 0; k < 3; k++) await plan.trainStepOn(x, Int32Array.from({ length: 8 }, (_, j) => j), { lr: 0.1 });
+    const after = plan.read('conv1.weight');
+    let changed = 0;
+    after.forEach((w, k) => {
+      if (mask[k] === 0) expect(Math.abs(w)).toBe(0);
+      else if (w !== before[k]) changed++;
+    });
+    expect(changed).toBe(mask.filter((m) => m === 1).length);
+  });
+
+  it('distillation: loss = α·CE + (1 − α)·T²·KL(teacher ‖ student), computed before the update', async () => {
+    // No BN: train and eval forwards agree, so the loss can be recomputed from eval forwards here.
+    const student = EnginePlan.create(smallCnn({ seed: 2, widths: [4, 8, 8] }), { threads: 1 });
+    const teacher = EnginePlan.create(smallCnn({ seed: 9, widths: [8, 8, 16] }), { threads: 1 });
+    student.setOptimizer({ kind: 'sgd', momentum: 0, weightDecay: 0 });
+    const x = randomImages(6, 4);
+    const labels = Int32Array.of(0, 1, 2, 3, 4, 5);
+    const s = student.probe(x, new Float32Array(60), true).output.data; // train-mode logits, no update
+    const t = teacher.forward(x)[0]!.data;
+    const logSoftmax = (v: Float32Array, row: number, temp: number): number[] => {
+      const z = Array.from(v.subarray(row * 10, row * 10 + 10), (e) => e / temp);
+      const m = Math.max(...z);
+      const lse = m + Math.log(z.reduce((acc, e) => acc + Math.exp(e - m), 0));
+      return z.map((e) => e - lse);
+    };
+    const T = 3;
+    const alpha = 0.3;
+    let kl = 0;
+    let ce = 0;
+    for (let row = 0; row < 6; row++) {
+      const ls = logSoftmax(s, row, T);
+      const lt = logSoftmax(t, row, T);
+      lt.forEach((l, c) => (kl += Math.exp(l) * (l - ls[c]!)));
+      ce -= logSoftmax(s, row, 1)[labels[row]!]!;
+    }
+    const expected = (alpha * ce) / 6 + ((1 - alpha) * T * T * kl) / 6;
+    const r = await student.trainStepOn(x, labels, { lr: 0.01, temperature: T, alpha }, teacher);
+    expect(r.loss).toBeCloseTo(expected, 4);
+  });
+
+  it('refuses a second step before the first resolves', async () => {
+    const plan = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1 });
+    plan.setOptimizer({ kind: 'sgd' });
+    const x = randomImages(4, 1);
+    const first = plan.trainStepOn(x, Int32Array.of(0, 1, 2, 3), { lr: 0.1 });
+    await expect(plan.trainStepOn(x, Int32Array.of(0, 1, 2, 3), { lr: 0.1 })).rejects.toThrow(/busy/);
+    expect(() => plan.read('fc.weight')).toThrow(/busy/);
+    await first;
+    expect(plan.read('fc.weight').length).toBe(40);
+  });
+});
+
+describe.skipIf(!available)('trainModel on CIFAR-10', () => {
+  it('learns a 10k-image subset and exports a BN-folded ONNX that ONNX Runtime scores the same', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 10_000 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 2_000 });
+    const log = path.join(scratch, 'train.jsonl');
+    const started = performance.now();
+    let lastProgress = 0;
+    const result = await trainModel({
+      graph: smallCnn({ seed: 1 }),
+      data: { train, test },
+      epochs: 4,
+      batch: 128,
+      lr: 0.2,
+      threads: 2,
+      seed: 1,
+      log,
+      onProgress: (p) => (lastProgress = p.globalStep),
+    });
+    const seconds = (performance.now() - started) / 1000;
+    expect(result.history).toHaveLength(4);
+    expect(result.testAccuracy).toBeGreaterThanOrEqual(0.45);
+    expect(result.history[3]!.trainLoss).toBeLessThan(result.history[0]!.trainLoss);
+    expect(lastProgress).toBe(result.steps);
+    expect(result.steps).toBe(4 * Math.floor(10_000 / 128));
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(records.map((r) => r.event)).toEqual(['start', 'epoch', 'epoch', 'epoch', 'epoch', 'end']);
+    console.log(`trainModel: 4 epochs of 10k CIFAR-10 images in ${seconds.toFixed(1)} s, test top-1 ${(100 * result.testAccuracy).toFixed(2)} %`);
+
+    // Export path: fold BN into the convs, then ONNX Runtime's top-1 must equal the engine's eval top-1.
+    const folded = foldBatchNorm(result.graph);
+    expect(folded.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    const session = await openSession(encodeModel(folded).model);
+    try {
+      const ort = await evaluate(session, test, { normalization: CIFAR10_NORMALIZATION, batchSize: 500 });
+      expect(Math.abs(ort.top1 - result.testAccuracy)).toBeLessThanOrEqual(0.0005);
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('stops a diverging run with a clear error and keeps the last good checkpoint', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 512 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 256 });
+    const dir = path.join(scratch, 'diverge');
+    const base = { graph: smallCnn({ seed: 3, widths: [4, 8, 8] as [number, number, number] }), data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, schedule: 'constant' as const };
+    await trainModel({ ...base, epochs: 1, lr: 0.05 });
+    const good = readFileSync(path.join(dir, 'last.ckpt'));
+    const error = await trainModel({ ...base, epochs: 3, lr: 1e5 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SlimError);
+    expect(String((error as Error).message)).toMatch(/diverged|blown up/);
+    expect(String((error as Error).message)).toMatch(/--lr/);
+    expect(readFileSync(path.join(dir, 'last.ckpt')).equals(good)).toBe(true);
+  });
+});
