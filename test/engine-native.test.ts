@@ -24,8 +24,8 @@ function chain(ops: { op: string; inputs: string[]; attrs?: Graph['nodes'][numbe
 }
 
 describe('LibTorch discovery and the addon loader', () => {
-  it('the addon is built here (set SLIM_NO_NATIVE=1 on a machine without LibTorch to skip the engine tests)', () => {
-    if (process.env.SLIM_NO_NATIVE === '1') return;
+  it('the addon is built here (scripts/setup.sh builds it unless SLIM_SKIP_NATIVE=1 or SLIM_SKIP_APT=1)', () => {
+    if (process.env.SLIM_SKIP_NATIVE === '1' || process.env.SLIM_SKIP_APT === '1') return;
     expect(nativeAvailable(), 'npm run build:native has not been run, or the addon does not load').toBe(true);
   });
 
@@ -120,6 +120,14 @@ describe.skipIf(!nativeAvailable())('native addon', () => {
     expect(() => plan.forward(wrong)).toThrow(/node 'conv0' \(conv\): .*channels/);
     // The plan still works afterwards.
     expect(plan.forward(float32([1, 3, 32, 32], new Array(3072).fill(0)))[0]!.dims).toEqual([1, 10]);
+  });
+
+  it('checks the element type of arrays handed to it', () => {
+    const addon = loadNative();
+    const spec = { labels: new Uint8Array(2), dims: [2, 3, 2, 2] as [number, number, number, number], device: 'cpu' as const, scale: 1, mean: [0, 0, 0], std: [1, 1, 1], pad: 0 };
+    expect(() => new addon.DataSet({ ...spec, pixels: new Float32Array(24) as unknown as Uint8Array })).toThrow(/elements are 4 bytes, but Byte needs 1/);
+    expect(() => new addon.DataSet({ ...spec, pixels: new Uint8Array(23) })).toThrow(/23 elements but its dims need 24/);
+    expect(new addon.DataSet({ ...spec, pixels: new Uint8Array(24) }).size).toBe(2);
   });
 
   it('reads and writes weights by name', () => {

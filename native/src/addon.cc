@@ -37,6 +37,9 @@ at::Tensor tensorFromTyped(const Napi::TypedArray& array, const std::vector<int6
   if (static_cast<int64_t>(array.ElementLength()) != n) {
     throw std::runtime_error("array has " + std::to_string(array.ElementLength()) + " elements but its dims need " + std::to_string(n));
   }
+  if (array.ElementSize() != at::elementSize(type)) {
+    throw std::runtime_error("array elements are " + std::to_string(array.ElementSize()) + " bytes, but " + std::string(c10::toString(type)) + " needs " + std::to_string(at::elementSize(type)));
+  }
   auto* data = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   return at::from_blob(data, dims, at::TensorOptions().dtype(type)).clone();
 }
@@ -59,8 +62,6 @@ std::vector<int64_t> intsFrom(const Napi::Value& value) {
   for (uint32_t i = 0; i < arr.Length(); i++) out.push_back(arr.Get(i).As<Napi::Number>().Int64Value());
   return out;
 }
-
-std::vector<int64_t> dimsOf(const Napi::Value& value) { return intsFrom(value); }
 
 double numberOr(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
@@ -131,7 +132,7 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
   explicit DataSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataSetWrap>(info) {
     guarded(info.Env(), [&] {
       auto o = info[0].As<Napi::Object>();
-      auto dims = dimsOf(o.Get("dims"));
+      auto dims = intsFrom(o.Get("dims"));
       if (dims.size() != 4) throw std::runtime_error("data set dims must be [N, C, H, W]");
       DataSetConfig config;
       config.device = parseDevice(o.Get("device").As<Napi::String>().Utf8Value());
@@ -176,7 +177,6 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
 
 class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
  public:
-
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Plan", {
         InstanceMethod<&PlanWrap::Forward>("forward"),
@@ -209,6 +209,8 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     PlanConfig config;
     config.device = parseDevice(spec.Get("device").As<Napi::String>().Utf8Value());
     config.channelsLast = boolOr(spec, "channelsLast", false) && config.device.is_cuda();
+    // Training shapes are fixed, so cuDNN's per-shape algorithm search pays off after the first step.
+    if (config.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
     std::string autocast = spec.Has("autocast") ? spec.Get("autocast").As<Napi::String>().Utf8Value() : "none";
     if (autocast == "bf16") config.autocast = Autocast::BFloat16;
     else if (autocast == "fp16") config.autocast = Autocast::Float16;
@@ -245,7 +247,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     for (uint32_t i = 0; i < tensors.Length(); i++) {
       auto t = tensors.Get(i).As<Napi::Object>();
       std::string name = t.Get("name").As<Napi::String>().Utf8Value();
-      auto dims = dimsOf(t.Get("dims"));
+      auto dims = intsFrom(t.Get("dims"));
       at::Tensor value = tensorFromTyped(t.Get("data").As<Napi::TypedArray>(), dims, scalarType(t.Get("dtype").As<Napi::String>().Utf8Value()));
       int32_t role = t.Get("role").As<Napi::Number>().Int32Value();
       if (role < 0 || role > 2) throw std::runtime_error("tensor '" + name + "' has an unknown role");
@@ -265,7 +267,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     return guarded(env, [&]() -> Napi::Value {
       applyThreads();
       c10::InferenceMode inference;
-      at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), dimsOf(info[1]), at::kFloat);
+      at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), intsFrom(info[1]), at::kFloat);
       auto result = plan->run(plan->prepareInput(x), false);
       auto arr = Napi::Array::New(env, result.outputs.size());
       for (size_t k = 0; k < result.outputs.size(); k++) arr.Set(static_cast<uint32_t>(k), described(env, result.outputs[k]));
@@ -288,7 +290,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     idle(env);
     return guarded(env, [&]() -> Napi::Value {
       applyThreads();
-      at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), dimsOf(info[1]), at::kFloat);
+      at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), intsFrom(info[1]), at::kFloat);
       auto g = info[2].As<Napi::Float32Array>();
       at::Tensor grad = tensorFromTyped(g, {static_cast<int64_t>(g.ElementLength())}, at::kFloat);
       auto r = probe(*plan, x, grad, info[3].As<Napi::Boolean>().Value());
@@ -478,7 +480,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
   Napi::Value TrainStepOn(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
-      auto dims = dimsOf(info[1]);
+      auto dims = intsFrom(info[1]);
       at::Tensor images = tensorFromTyped(info[0].As<Napi::TypedArray>(), dims, at::kFloat);
       at::Tensor labels = longsFrom(info[2], {dims.at(0)});
       StepOptions options = stepOptions(info[3].As<Napi::Object>());

@@ -67,7 +67,6 @@ void setThreads(int n);
 at::Tensor tensorFromTyped(const Napi::TypedArray& array, const std::vector<int64_t>& dims, at::ScalarType type);
 Napi::Float32Array toFloat32Array(Napi::Env env, const at::Tensor& t);
 std::vector<int64_t> intsFrom(const Napi::Value& value);
-std::vector<int64_t> dimsOf(const Napi::Value& value);
 
 double numberOr(const Napi::Object& o, const char* key, double fallback);
 bool boolOr(const Napi::Object& o, const char* key, bool fallback);

@@ -302,7 +302,7 @@ void pad(const Instr& i, RunState& s) {
   std::vector<int64_t> pads(i.ints.begin() + 1, i.ints.end());
   const at::Tensor& x = in(i, s, 0);
   if (mode == 0) out(i, s, 0, at::constant_pad_nd(x, pads, f(i, 0)));
-  else out(i, s, 0, at::pad(x, pads, modes[mode], c10::nullopt));
+  else out(i, s, 0, at::pad(x, pads, modes[mode]));
 }
 
 // dequantize (a DequantizeLinear on stored integers): in [q, scale, zp?]; ints [axis]

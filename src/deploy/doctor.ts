@@ -236,7 +236,7 @@ export function formatDoctorReport(r: DoctorReport): string {
 export async function nativeVersions(): Promise<Omit<DoctorReport['versions'], 'node' | 'os'>> {
   const out: Omit<DoctorReport['versions'], 'node' | 'os'> = {};
   try {
-    const { ortVersion } = await import('../runtime/ort.js');
+    const { ortVersion } = await import('./ort-version.js');
     out.onnxruntime = ortVersion().node;
   } catch {
     // reported as "not loadable"

@@ -17,7 +17,8 @@ export function packageJson({ config, serviceName }: TemplateContext): string {
   if (config.target === 'web') {
     return `${JSON.stringify({ name: serviceName, version: '1.0.0', private: true, description: `${config.name}: image classifier for the browser (onnxruntime-web), made by slimkit` }, null, 2)}\n`;
   }
-  const platform = NPM_PLATFORM[config.target];
+  // No "os"/"cpu" fields: npm refuses a root package whose cpu differs from the host even with
+  // --cpu, which would break `slim deploy --install` on an x86 host. install.sh checks uname instead.
   return `${JSON.stringify({
     name: serviceName,
     version: '1.0.0',
@@ -25,8 +26,6 @@ export function packageJson({ config, serviceName }: TemplateContext): string {
     description: `${config.name}: image classifier for ${config.target}, made by slimkit ${config.createdBy.slimkit}`,
     type: 'module',
     engines: { node: '>=20.9.0' },
-    os: [platform.os],
-    cpu: [platform.cpu],
     scripts: { start: 'node server.js', predict: 'node predict.js', doctor: 'node doctor.js' },
     dependencies: { 'onnxruntime-node': config.createdBy.onnxruntime, sharp: config.createdBy.sharp },
   }, null, 2)}\n`;
@@ -40,10 +39,15 @@ export function installScript({ config }: TemplateContext): string {
 # (or copy a bundle made with \`slim deploy --install\`, which already holds node_modules).
 set -eu
 cd "$(dirname "$0")"
+case "$(uname -m)" in
+  aarch64|x86_64) ;;
+  *) echo "install.sh: this machine is $(uname -m); bundles run on 64-bit Linux (aarch64 or x86_64)." >&2
+     echo "            A 32-bit Raspberry Pi OS reports armv7l: install the 64-bit OS." >&2
+     exit 1 ;;
+esac
 if [ "$(uname -m)" != "${platform?.cpu === 'arm64' ? 'aarch64' : 'x86_64'}" ]; then
-  echo "install.sh: this bundle is for ${config.target} but this machine is $(uname -m)" >&2
-  echo "            (a 32-bit Raspberry Pi OS reports armv7l: install the 64-bit OS)" >&2
-  exit 1
+  echo "install.sh: note: this bundle was made for ${config.target}; installing the dependencies for $(uname -m) instead" >&2
+  rm -rf node_modules package-lock.json
 fi
 # ONNXRUNTIME_NODE_INSTALL=skip: the npm package already holds the CPU runtime; skip its optional GPU download.
 if [ -f package-lock.json ]; then
@@ -255,9 +259,10 @@ export function webIndexHtml({ config }: TemplateContext): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(config.name)} — image classifier</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 16px/1.45 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-  #drop { border: 2px dashed #888; border-radius: 8px; padding: 2rem; text-align: center; cursor: pointer; }
+  #drop { display: block; border: 2px dashed #888; border-radius: 8px; padding: 2rem; text-align: center; cursor: pointer; }
   #drop.over { border-color: #0a6; background: #efe; }
   #preview { max-width: 100%; max-height: 16rem; display: none; margin: 1rem auto; }
   ol { padding-left: 1.5rem; } li { margin: .2rem 0; }

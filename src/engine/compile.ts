@@ -1,5 +1,5 @@
 import { inputError, SlimError } from '../errors.js';
-import { dataInputs, GraphIndex, type Graph, type Node } from '../onnx/graph.js';
+import { dataInputs, GraphIndex, type Graph } from '../onnx/graph.js';
 import { inferShapes } from '../onnx/shape-inference.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { OpError, type OpContext } from '../ops/op-def.js';
@@ -172,9 +172,4 @@ export function encodePlan(
     decay: t.decay,
   }));
   return { code: Int32Array.from(code), floats: Float64Array.from(floats), nodes: plan.steps.map((s) => s.node), tensors };
-}
-
-/** Nodes in `graph` whose op has no lowering (for `slim info` and early checks). */
-export function unlowerableNodes(graph: Graph): Node[] {
-  return graph.nodes.filter((n) => !opDefFor(n)?.lower);
 }

@@ -93,7 +93,10 @@ export interface EpochRecord {
   testLoss: number;
   testAccuracy: number;
   lr: number;
+  /** Wall time of the epoch, evaluation included. */
   seconds: number;
+  /** Wall time of its training steps alone. */
+  trainSeconds: number;
   imagesPerSecond: number;
 }
 
@@ -121,7 +124,7 @@ interface CheckpointMeta {
   seconds: number;
 }
 
-/** A loss this far above chance (ln classes) means the run has blown up, even before it turns NaN. */
+/** A running loss this many times chance level (ln classes) stops the run as diverged. */
 const DIVERGENCE_FACTOR = 5;
 
 interface Resolved {
@@ -130,8 +133,10 @@ interface Resolved {
   lr: number;
   schedule: ScheduleName;
   seed: number;
+  labelSmoothing: number;
   augment: EpochAugment | undefined;
   normalization: Normalization;
+  distill: { temperature: number; alpha: number } | undefined;
 }
 
 function resolve(o: TrainOptions): Resolved {
@@ -142,52 +147,82 @@ function resolve(o: TrainOptions): Resolved {
   positiveInt(o.batch, '--batch');
   const kind = o.optimizer ?? 'sgd';
   if (kind !== 'sgd' && kind !== 'adamw') throw usageError(`unknown optimizer '${String(kind)}'`, 'use sgd or adamw');
-  const lr = o.lr ?? (kind === 'sgd' ? 0.1 : 1e-3);
-  const ls = o.labelSmoothing ?? 0;
-  if (!(ls >= 0 && ls < 1)) throw usageError(`--label-smoothing must be in [0, 1), got ${ls}`);
-  const optimizer: NativeOptimizerConfig = {
-    kind,
-    weightDecay: o.weightDecay ?? (kind === 'sgd' ? 5e-4 : 0.05),
-    ...(kind === 'sgd' ? { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? true } : {}),
-  };
-  const preprocessing = readPreprocessing(o.graph, o.file);
+  const labelSmoothing = o.labelSmoothing ?? 0;
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw usageError(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
   return {
     device: o.device ?? 'cpu',
-    optimizer,
-    lr,
+    optimizer: {
+      kind,
+      weightDecay: o.weightDecay ?? (kind === 'sgd' ? 5e-4 : 0.05),
+      ...(kind === 'sgd' ? { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? true } : {}),
+    },
+    lr: o.lr ?? (kind === 'sgd' ? 0.1 : 1e-3),
     schedule: o.schedule ?? 'onecycle',
     seed: o.seed ?? 0,
+    labelSmoothing,
     augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
-    normalization: o.normalization ?? preprocessing.normalization ?? CIFAR10_NORMALIZATION,
+    normalization: o.normalization ?? readPreprocessing(o.graph, o.file).normalization ?? CIFAR10_NORMALIZATION,
+    distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : undefined,
   };
+}
+
+/** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
+interface Start {
+  history: EpochRecord[];
+  epoch: number;
+  step: number;
+  seconds: number;
+  resumedFrom?: number;
+}
+
+async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
+  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
+  const file = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
+  if (!file || !existsSync(file)) {
+    if (typeof o.resume === 'string') throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
+    return { history: [], epoch: 0, step: 0, seconds: 0 };
+  }
+  const ckpt = await readCheckpoint<CheckpointMeta>(file);
+  const saved = JSON.stringify(ckpt.meta.fingerprint);
+  if (saved !== JSON.stringify(fingerprint)) {
+    throw new SlimError(
+      { file, problem: `the checkpoint was made by a run with other settings (${saved})`, fix: 'resume with the same options, or start without --resume' },
+      'usage',
+    );
+  }
+  plan.setWeights(ckpt.weights);
+  plan.setOptimizerState(ckpt.optimizer);
+  const { history, epoch, step, seconds } = ckpt.meta;
+  return { history, epoch, step, seconds, resumedFrom: epoch };
 }
 
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const r = resolve(o);
+  const autocast = o.autocast ?? (r.device === 'cuda' ? 'bf16' : 'none');
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
+    autocast,
+    decayOnlyWeights: !o.decayAll,
     ...(o.file ? { file: o.file } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.autocast ? { autocast: o.autocast } : r.device === 'cuda' ? { autocast: 'bf16' as const } : {}),
     ...(o.channelsLast !== undefined ? { channelsLast: o.channelsLast } : {}),
-    decayOnlyWeights: !o.decayAll,
     ...(o.frozen ? { frozen: o.frozen } : {}),
   });
-  const teacher = o.teacher
-    ? EnginePlan.create(o.teacher.graph, { device: r.device, ...(r.device === 'cuda' ? { autocast: 'bf16' as const } : {}) })
-    : undefined;
+  const teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast }) : undefined;
   plan.setOptimizer(r.optimizer);
   for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);
 
-  const pad = r.augment?.crop ?? 0;
-  const train = DeviceImageSet.upload(o.data.train, { device: r.device, normalization: r.normalization, pad, ...(o.trainLimit ? { limit: o.trainLimit } : {}) });
-  const test = DeviceImageSet.upload(o.data.test, { device: r.device, normalization: r.normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
+  const upload = (set: ImageSet, pad: number, limit: number | undefined): DeviceImageSet =>
+    DeviceImageSet.upload(set, { device: r.device, normalization: r.normalization, pad, ...(limit ? { limit } : {}) });
+  const train = upload(o.data.train, r.augment?.crop ?? 0, o.trainLimit);
+  const test = upload(o.data.test, 0, o.testLimit);
   const batch = Math.min(o.batch, train.count);
   if (batch < 1) throw usageError('the training set is empty', 'check --data and --train-limit');
   const stepsPerEpoch = Math.floor(train.count / batch);
   const totalSteps = stepsPerEpoch * o.epochs;
   const lrAt = makeSchedule({ name: r.schedule, lr: r.lr, totalSteps, ...(o.warmup !== undefined ? { warmup: o.warmup } : {}) });
-  const classes = Math.max(2, ...Array.from(train.labels, (l) => l + 1));
+  // A running loss this far above chance means the run has blown up, even before it turns NaN.
+  const divergedAbove = DIVERGENCE_FACTOR * Math.log(Math.max(2, o.data.train.classes.length));
 
   // Everything that changes the trajectory: a checkpoint only resumes a run with the same values.
   const fingerprint = {
@@ -198,44 +233,20 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     lr: r.lr,
     schedule: r.schedule,
     optimizer: r.optimizer,
-    labelSmoothing: o.labelSmoothing ?? 0,
+    labelSmoothing: r.labelSmoothing,
     seed: r.seed,
     trainCount: train.count,
     augment: r.augment ?? null,
-    teacher: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : null,
+    teacher: r.distill ?? null,
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
-  const resumePath = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
-  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
-  let history: EpochRecord[] = [];
-  let startEpoch = 0;
-  let step = 0;
-  let earlierSeconds = 0;
-  let resumedFrom: number | undefined;
-  if (resumePath && existsSync(resumePath)) {
-    const ckpt = await readCheckpoint<CheckpointMeta>(resumePath);
-    const saved = JSON.stringify(ckpt.meta.fingerprint);
-    if (saved !== JSON.stringify(fingerprint)) {
-      throw new SlimError(
-        { file: resumePath, problem: `the checkpoint was made by a run with other settings (${saved})`, fix: 'resume with the same options, or start without --resume' },
-        'usage',
-      );
-    }
-    plan.setWeights(ckpt.weights);
-    plan.setOptimizerState(ckpt.optimizer);
-    ({ history, step } = ckpt.meta);
-    startEpoch = ckpt.meta.epoch;
-    earlierSeconds = ckpt.meta.seconds;
-    resumedFrom = startEpoch;
-  } else if (typeof o.resume === 'string') {
-    throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
-  }
+  const start = await restore(o, plan, fingerprint, checkpointPath);
+  const history = start.history;
   if (checkpointPath) await mkdir(path.dirname(checkpointPath), { recursive: true });
   const log = async (record: Record<string, unknown>): Promise<void> => {
     if (o.log) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };
-  await log({ event: resumedFrom !== undefined ? 'resume' : 'start', epoch: startEpoch, ...fingerprint, device: r.device, totalSteps });
-
+  await log({ event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...fingerprint, device: r.device, totalSteps });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
     checkpointPath && existsSync(checkpointPath)
@@ -243,9 +254,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       : 'no checkpoint was written';
 
   const runStart = performance.now();
-  const distill = o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : {};
+  let step = start.step;
   let lossEma: number | undefined;
-  for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+  for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
     const epochStart = performance.now();
     const order = planEpoch(train.count, { seed: r.seed, epoch, ...(r.augment ? { augment: r.augment } : {}) });
     let lossSum = 0;
@@ -254,14 +265,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     let lr = lrAt(step);
     for (let b = 0; b < stepsPerEpoch; b++, step++) {
       lr = lrAt(step);
-      const result = await plan.trainStep(
-        train,
-        batchOf(order, b, batch),
-        { lr, labelSmoothing: o.labelSmoothing ?? 0, seed: (r.seed * 1_000_003 + step) % 2 ** 31, ...distill },
-        teacher,
-      );
+      // The dropout seed is a function of the step, so a resumed run draws the same masks.
+      const options = { lr, labelSmoothing: r.labelSmoothing, seed: (r.seed * 1_000_003 + step) % 2 ** 31, ...r.distill };
+      const result = await plan.trainStep(train, batchOf(order, b, batch), options, teacher);
       lossEma = lossEma === undefined ? result.loss : 0.9 * lossEma + 0.1 * result.loss;
-      if (!Number.isFinite(result.loss) || lossEma > DIVERGENCE_FACTOR * Math.log(classes)) {
+      if (!Number.isFinite(result.loss) || lossEma > divergedAbove) {
         await log({ event: 'diverged', epoch, step, loss: result.loss });
         throw new SlimError({
           ...(o.file ? { file: o.file } : {}),
@@ -275,7 +283,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       seen += result.count;
       if (o.onProgress) {
         const elapsed = (performance.now() - runStart) / 1000;
-        const doneHere = step + 1 - startEpoch * stepsPerEpoch;
+        const doneHere = step + 1 - start.step;
         o.onProgress({
           phase: 'train', epoch, epochs: o.epochs, step: b + 1, stepsPerEpoch, globalStep: step + 1, totalSteps, lr,
           loss: lossSum / seen, accuracy: correct / seen,
@@ -285,9 +293,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       }
     }
     const trainSeconds = (performance.now() - epochStart) / 1000;
+    const trainLoss = lossSum / Math.max(seen, 1);
+    const trainAccuracy = correct / Math.max(seen, 1);
     o.onProgress?.({
       phase: 'eval', epoch, epochs: o.epochs, step: stepsPerEpoch, stepsPerEpoch, globalStep: step, totalSteps, lr,
-      loss: lossSum / Math.max(seen, 1), accuracy: correct / Math.max(seen, 1), imagesPerSecond: seen / trainSeconds, etaSeconds: 0,
+      loss: trainLoss, accuracy: trainAccuracy, imagesPerSecond: seen / trainSeconds, etaSeconds: 0,
     });
     const evaluation = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
     if (!Number.isFinite(evaluation.loss)) {
@@ -299,26 +309,25 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     }
     const record: EpochRecord = {
       epoch: epoch + 1,
-      trainLoss: lossSum / Math.max(seen, 1),
-      trainAccuracy: correct / Math.max(seen, 1),
+      trainLoss,
+      trainAccuracy,
       testLoss: evaluation.loss,
       testAccuracy: evaluation.correct / Math.max(evaluation.count, 1),
       lr,
       seconds: (performance.now() - epochStart) / 1000,
+      trainSeconds,
       imagesPerSecond: seen / trainSeconds,
     };
     history.push(record);
     await log({ event: 'epoch', ...record });
     if (checkpointPath) {
-      const meta: CheckpointMeta = {
-        version: 1, epoch: epoch + 1, step, fingerprint, history,
-        seconds: earlierSeconds + (performance.now() - runStart) / 1000,
-      };
+      const seconds = start.seconds + (performance.now() - runStart) / 1000;
+      const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds };
       await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() });
     }
   }
 
-  const seconds = earlierSeconds + (performance.now() - runStart) / 1000;
+  const seconds = start.seconds + (performance.now() - runStart) / 1000;
   const gpuSeconds = r.device === 'cuda' ? seconds : 0;
   const result: TrainResult = {
     graph: plan.toGraph(),
@@ -328,7 +337,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     gpuSeconds,
     estimatedCost: (gpuSeconds / 3600) * (o.gpuPricePerHour ?? 2.5),
     steps: step,
-    ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+    ...(start.resumedFrom !== undefined ? { resumedFrom: start.resumedFrom } : {}),
   };
   await log({ event: 'end', testAccuracy: result.testAccuracy, seconds, gpuSeconds, estimatedCost: result.estimatedCost, steps: step });
   return result;

@@ -118,7 +118,7 @@ class OrtClassifier implements Classifier {
     let width: number | undefined;
     let height: number | undefined;
     try {
-      ({ width, height } = await sharp(buffer).metadata());
+      ({ width, height } = await sharp(buffer, { limitInputPixels: false }).metadata());
     } catch (e) {
       throw new ImageError({ file: name, problem: `cannot read image (${(e as Error).message.split('\n')[0]})`, fix: 'send a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
     }

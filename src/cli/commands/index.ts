@@ -5,6 +5,8 @@ import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
 import { registerOptimize } from './optimize.js';
+import { registerPrune } from './prune.js';
+import { registerQuantize } from './quantize.js';
 import { registerServe } from './serve.js';
 import { registerZoo } from './zoo.js';
 
@@ -15,6 +17,8 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerEval,
   registerBench,
   registerOptimize,
+  registerPrune,
+  registerQuantize,
   registerDeploy,
   registerServe,
   registerDoctor,

@@ -111,7 +111,7 @@ export function registerTrain(program: Command): void {
       const onProgress = (p: TrainProgress): void => {
         bar ??= progress('train', p.totalSteps, 'steps');
         bar.update(p.globalStep, {
-          phase: `| epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
+          phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
         });
       };
       const result = await trainModel({

@@ -33,6 +33,12 @@ export function sliceAxis(t: Tensor, axis: number, keep: readonly number[]): Ten
   return makeTensor(t.dtype, newDims, out as unknown as Tensor['data']);
 }
 
+function placeholder(t: Tensor, axis: number, size: number): Tensor {
+  const dims = [...t.dims];
+  dims[axis] = size;
+  return { dtype: t.dtype, dims, data: allocArray(t.dtype, 0) };
+}
+
 /** The kept channels of every value that loses some, given per-component removal flags. */
 export function keptChannels(dep: DependencyGraph, removed: Uint8Array): Map<string, number[]> {
   const kept = new Map<string, number[]>();
@@ -44,8 +50,12 @@ export function keptChannels(dep: DependencyGraph, removed: Uint8Array): Map<str
   return kept;
 }
 
-/** A new Graph without the channels of removed components (removed[component] = 1). */
-export function removeChannels(dep: DependencyGraph, removed: Uint8Array): Graph {
+/**
+ * A new Graph without the channels of removed components (removed[component] = 1). With `shapesOnly`
+ * the params are placeholders of the right dims and no data — enough for shape inference and MAC
+ * counts during a search, never for running or writing.
+ */
+export function removeChannels(dep: DependencyGraph, removed: Uint8Array, options: { shapesOnly?: boolean } = {}): Graph {
   const kept = keptChannels(dep, removed);
   const g = cloneGraph(dep.graph);
   if (kept.size === 0) return g;
@@ -67,7 +77,7 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array): Graph
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
       if (!k) continue;
       const current = tensors.get(p.slot) ?? d.ctx.inputs[p.slot]!.constant!;
-      tensors.set(p.slot, sliceAxis(current, p.axis, k));
+      tensors.set(p.slot, options.shapesOnly ? placeholder(current, p.axis, k.length) : sliceAxis(current, p.axis, k));
     }
     const edit = d.rule?.resize?.(d.ctx, keep) ?? {};
     for (const [slot, t] of Object.entries(edit.inputs ?? {})) tensors.set(Number(slot), t);

@@ -123,16 +123,17 @@ export function buildDependencyGraph(graph: Graph, facts: InferenceResult = infe
   }
   freezeAll();
 
-  // A boundary is reported when it stops something: when none of the values it touches is fixed
-  // anyway (a Softmax on the logits, fixed by the graph output, is not news) and one could be pruned.
+  // A boundary is reported unless a value it touches is fixed anyway — by the graph's inputs or outputs,
+  // directly or through couplings (a Softmax on the logits is not news).
   const boundaries: Boundary[] = [];
+  const fixedBefore = new Set(frozen.keys());
   const isFrozen = (v: string, i: number): boolean => find(spaces.get(v)!.base + i) === find(FROZEN);
   for (const dep of nodes) {
     if (!dep.boundary) continue;
     const touched = [...dep.node.inputs, ...dep.node.outputs].filter((v) => v && channelsOf(v) !== undefined && !graph.initializers.has(v));
     const channels = (v: string): number[] => Array.from({ length: spaces.get(v)?.size ?? 0 }, (_, i) => i);
-    const fixed = touched.some((v) => frozen.has(v) || channels(v).some((i) => isFrozen(v, i)));
-    const stops = !fixed && touched.some((v) => channels(v).some((i) => !isFrozen(v, i)));
+    const fixed = touched.some((v) => fixedBefore.has(v) || channels(v).some((i) => isFrozen(v, i)));
+    const stops = !fixed && touched.some((v) => channels(v).length > 0);
     if (stops) boundaries.push({ node: dep.node.name, opType: dep.node.opType, reason: dep.boundary });
     for (const v of touched) freeze(v, `node '${dep.node.name}' (${dep.node.opType}) is a boundary: ${dep.boundary}`);
   }

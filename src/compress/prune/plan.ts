@@ -36,7 +36,8 @@ function removable(size: number, ratio: number): number {
   return Math.min(size - 1, Math.floor(size * ratio + 1e-9));
 }
 
-export function planRemoval(dep: DependencyGraph, scores: readonly Float64Array[], p: number, o: PlanOptions): Plan {
+/** Channels each group keeps at pruning fraction p (rounded; fixed groups at their own ratio). */
+export function keptCounts(dep: DependencyGraph, scores: readonly Float64Array[], p: number, o: PlanOptions): number[] {
   const groups = dep.groups;
   const count = groups.map((g) => removable(g.size, Math.min(o.fixed.get(g.id) ?? p, o.maxRatio)));
   if (o.scope === 'global') {
@@ -58,13 +59,41 @@ export function planRemoval(dep: DependencyGraph, scores: readonly Float64Array[
       budget--;
     }
   }
+  return groups.map((g) => roundKept(g.size, g.size - count[g.id]!, o.roundTo));
+}
+
+/** Remove the lowest-scored channels of each group down to `kept`. */
+export function planFromCounts(dep: DependencyGraph, scores: readonly Float64Array[], kept: readonly number[], p: number): Plan {
   const removed = new Uint8Array(dep.groupOf.length);
-  const kept = groups.map((g) => {
-    const keep = roundKept(g.size, g.size - count[g.id]!, o.roundTo);
-    // Drop the lowest scores; ties go to the higher channel index so that results are reproducible.
+  dep.groups.forEach((g) => {
+    // Ties go to the higher channel index so that results are reproducible.
     const order = Array.from(scores[g.id]!, (s, i) => ({ s, i })).sort((a, b) => a.s - b.s || b.i - a.i);
-    for (const { i } of order.slice(0, g.size - keep)) removed[g.components[i]!] = 1;
-    return keep;
+    for (const { i } of order.slice(0, g.size - kept[g.id]!)) removed[g.components[i]!] = 1;
   });
-  return { p, removed, kept };
+  return { p, removed, kept: [...kept] };
+}
+
+export function planRemoval(dep: DependencyGraph, scores: readonly Float64Array[], p: number, o: PlanOptions): Plan {
+  return planFromCounts(dep, scores, keptCounts(dep, scores, p, o), p);
+}
+
+/**
+ * Rounding makes kept counts jump (a group of 16 rounded to 8 keeps 8 or 16), so the fraction that
+ * meets a MAC budget usually undershoots it. Give channels back, one rounding step at a time, to the
+ * most-pruned group whose step still fits, until none fits.
+ */
+export function refill(dep: DependencyGraph, kept: readonly number[], o: PlanOptions, fits: (kept: number[]) => boolean): number[] {
+  const current = [...kept];
+  for (;;) {
+    const candidates = dep.groups
+      .filter((g) => !o.fixed.has(g.id) && current[g.id]! < g.size)
+      .sort((a, b) => current[a.id]! / a.size - current[b.id]! / b.size);
+    const next = candidates.find((g) => {
+      const trial = [...current];
+      trial[g.id] = roundKept(g.size, current[g.id]! + 1, o.roundTo);
+      return fits(trial);
+    });
+    if (!next) return current;
+    current[next.id] = roundKept(next.size, current[next.id]! + 1, o.roundTo);
+  }
 }

@@ -3,14 +3,15 @@
  * meets the target (a channel ratio, a MAC budget, or a measured latency) → physical removal → a
  * validated, smaller dense Graph with the numbers to report.
  */
-import { usageError } from '../../errors.js';
+import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { removeChannels } from './apply.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
+import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
-import { planRemoval, type Plan, type PlanOptions, type Scope } from './plan.js';
+import { planFromCounts, planRemoval, refill, type Plan, type PlanOptions, type Scope } from './plan.js';
 
 export type Target =
   /** Remove this fraction of every group's channels (global scope: of all channels). */
@@ -24,8 +25,8 @@ export interface StructuredOptions {
   target: Target;
   importance?: ImportanceName;
   scope?: Scope;
-  /** Kept channel counts are multiples of this; default 1. */
-  roundTo?: number;
+  /** Kept channel counts are multiples of this; 1 turns rounding off; default 'auto' (this CPU's fastest, hardware.ts). */
+  roundTo?: number | 'auto';
   /** Most any group may lose; default 0.9. */
   maxRatio?: number;
   /** Node names whose channels stay as they are (every group they read or write is left whole). */
@@ -64,6 +65,8 @@ export interface StructuredResult {
   graph: Graph;
   /** The pruning fraction chosen. */
   p: number;
+  /** The channel multiple kept counts were rounded to. */
+  roundTo: number;
   macsBefore: number;
   macsAfter: number;
   groups: GroupSummary[];
@@ -81,25 +84,36 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     throw usageError(`${target.kind} target ${target.value} is out of range`, target.kind === 'ratio' ? 'give a fraction of channels to remove in [0, 1)' : `give the fraction to keep in (0, 1]`);
   }
   if (!(maxRatio > 0 && maxRatio < 1)) throw usageError(`max ratio ${maxRatio} is out of range`, 'give a fraction in (0, 1)');
+  if (options.importance === 'taylor' && !options.gradients) {
+    throw usageError('Taylor importance needs gradients of the loss', 'pass gradients (slim prune --importance taylor --data cifar10 takes them from the training engine)');
+  }
   const dep = buildDependencyGraph(graph);
+  const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
+  if (dep.groups.length === 0 && !trivial) {
+    const b = dep.boundaries[0];
+    throw inputError({
+      problem: `has no channels that can be pruned${b ? ` (${dep.boundaries.length} boundary node(s), e.g. '${b.node}' (${b.opType}): ${b.reason})` : ''}`,
+      fix: 'prune the float model before quantizing; `slim prune MODEL --analyze` lists the boundaries',
+    });
+  }
   const { scores, fallbacks } = scoreGroups(dep.groups, options.importance ?? 'l2', {
     ...(options.gradients ? { gradients: options.gradients } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
   });
   const planOptions: PlanOptions = {
     scope: options.scope ?? 'layer',
-    roundTo: options.roundTo ?? 1,
+    roundTo: options.roundTo === undefined || options.roundTo === 'auto' ? preferredChannelMultiple() : options.roundTo,
     maxRatio,
     fixed: fixedRatios(dep, options),
   };
   const macsBefore = dep.facts.totalMacs;
   const search: SearchStep[] = [];
-  const evaluate = (p: number): { plan: Plan; graph: Graph; macs: number } => {
-    const plan = planRemoval(dep, scores, p, planOptions);
+  const macsOf = (plan: Plan): number => inferShapes(removeChannels(dep, plan.removed, { shapesOnly: true })).totalMacs;
+  const build = (plan: Plan): { plan: Plan; graph: Graph; macs: number } => {
     const pruned = removeChannels(dep, plan.removed);
-    const macs = inferShapes(pruned).totalMacs;
-    return { plan, graph: pruned, macs };
+    return { plan, graph: pruned, macs: inferShapes(pruned).totalMacs };
   };
+  const evaluate = (p: number): { plan: Plan; graph: Graph; macs: number } => build(planRemoval(dep, scores, p, planOptions));
 
   let chosen: { plan: Plan; graph: Graph; macs: number };
   let latency: StructuredResult['latency'];
@@ -108,10 +122,15 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     record(search, options, { p: target.value, macs: chosen.macs });
   } else if (target.kind === 'macs') {
     const goal = options.macsGoal ?? target.value * macsBefore;
-    chosen = bisect(evaluate, maxRatio, (r) => r.macs <= goal, (p, r) => record(search, options, { p, macs: r.macs }), () => {
-      const most = evaluate(maxRatio);
-      return outOfReach(`MAC target ${target.value}`, most.macs / macsBefore, maxRatio, dep);
-    });
+    const sized = (p: number): { plan: Plan; macs: number } => {
+      const plan = planRemoval(dep, scores, p, planOptions);
+      return { plan, macs: macsOf(plan) };
+    };
+    const found = bisect(sized, maxRatio, (r) => r.macs <= goal, (p, r) => record(search, options, { p, macs: r.macs }), () =>
+      outOfReach(`MAC target ${target.value}`, sized(maxRatio).macs / macsBefore, planOptions, dep),
+    );
+    const kept = refill(dep, found.plan.kept, planOptions, (k) => macsOf(planFromCounts(dep, scores, k, found.plan.p)) <= goal);
+    chosen = build(planFromCounts(dep, scores, kept, found.plan.p));
   } else {
     const measure = options.measureLatency;
     if (!measure) throw usageError('a latency target needs a way to measure latency', 'pass measureLatency');
@@ -128,7 +147,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
       const most = search[search.length - 1]!;
       throw usageError(
         `latency target ${target.value} is out of reach: pruning every group by up to ${Math.round(maxRatio * 100)} % gives ${(most.latencyMs! / beforeMs).toFixed(2)}× the latency`,
-        `raise the target, or --max-ratio; boundaries left alone: ${dep.boundaries.length}`,
+        `raise the target or --max-ratio${planOptions.roundTo > 1 ? `, or lower --round-to (now ${planOptions.roundTo})` : ''}`,
       );
     }
     chosen = result;
@@ -140,6 +159,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   return {
     graph: chosen.graph,
     p: chosen.plan.p,
+    roundTo: planOptions.roundTo,
     macsBefore,
     macsAfter: facts.totalMacs,
     groups: dep.groups.map((g, i) => ({
@@ -167,7 +187,7 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
   const fixed = new Map<number, number>();
   const known = new Set(dep.graph.nodes.map((n) => n.name));
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
-    if (!known.has(name)) throw usageError(`no node named '${name}'`, 'use the node names `slim info --nodes` lists');
+    if (!known.has(name)) throw usageError(`no node named '${name}'`, 'run `slim prune MODEL --analyze` to list the groups and their nodes');
   }
   for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {
     if (!(ratio >= 0 && ratio < 1)) throw usageError(`ratio ${ratio} for '${name}' is out of range`, 'give a fraction in [0, 1)');
@@ -179,10 +199,11 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
   return fixed;
 }
 
-function outOfReach(what: string, reached: number, maxRatio: number, dep: DependencyGraph): never {
+function outOfReach(what: string, reached: number, o: PlanOptions, dep: DependencyGraph): never {
+  const fixes = ['raise the target', '--max-ratio', ...(o.roundTo > 1 ? [`lower --round-to (now ${o.roundTo})`] : [])];
   throw usageError(
-    `${what} is out of reach: pruning every group by up to ${Math.round(maxRatio * 100)} % keeps ${(reached * 100).toFixed(1)} % of the MACs`,
-    `raise the target or --max-ratio${dep.boundaries.length ? `; ${dep.boundaries.length} boundary node(s) limit what can be pruned (see the report)` : ''}`,
+    `${what} is out of reach: pruning every group by up to ${Math.round(o.maxRatio * 100)} % keeps ${(reached * 100).toFixed(1)} % of the MACs`,
+    `${fixes.slice(0, -1).join(', ')} or ${fixes[fixes.length - 1]}${dep.boundaries.length ? `; ${dep.boundaries.length} boundary node(s) limit what can be pruned (slim prune --analyze lists them)` : ''}`,
   );
 }
 

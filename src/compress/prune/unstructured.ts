@@ -5,7 +5,7 @@
  * dense: zeros shrink the gzip size and a sparse format, not the .onnx, and ONNX Runtime runs the
  * same dense kernels (size.ts reports all three numbers; the bench measures the latency).
  */
-import { usageError } from '../../errors.js';
+import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { makeTensor, toNumbers, type Tensor } from '../../onnx/tensor.js';
@@ -160,9 +160,15 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
     throw usageError(`sparsity ${sparsity} is out of range`, 'give the fraction of weights to zero, in [0, 1)');
   }
   const keep = new Set(options.keep ?? []);
+  const names = new Set(graph.nodes.map((n) => n.name));
+  for (const k of keep) if (!names.has(k)) throw usageError(`no node named '${k}'`, '`slim info` and `slim prune --analyze` show the node names');
+  const weights = findWeights(graph);
+  if (weights.length === 0) {
+    throw inputError({ problem: 'has no stored float Conv / Gemm / MatMul weights to prune', fix: 'prune the float model before quantizing' });
+  }
   const skipped: UnstructuredResult['skipped'] = [];
   const chosen: WeightRef[] = [];
-  for (const w of findWeights(graph)) {
+  for (const w of weights) {
     if (keep.has(w.node)) skipped.push({ name: w.name, node: w.node, reason: 'kept dense (--keep)' });
     else if (nm && w.inputAxis === undefined) skipped.push({ name: w.name, node: w.node, reason: 'no input axis to group along (depthwise)' });
     else if (nm && w.tensor.dims[w.inputAxis!]! % nm.m !== 0) {

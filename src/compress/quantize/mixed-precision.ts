@@ -26,6 +26,8 @@ export interface MixedPrecisionOptions {
   /** Top-1 (fraction) of a graph on the evaluation data. */
   evaluate(graph: Graph): Promise<number>;
   onStep?(step: MixedPrecisionStep): void;
+  /** The all-int8 graph and its top-1, when already measured (saves one evaluation). */
+  initial?: { graph: Graph; top1: number };
 }
 
 export interface MixedPrecisionResult {
@@ -39,6 +41,10 @@ export interface MixedPrecisionResult {
 export async function searchMixedPrecision(options: MixedPrecisionOptions): Promise<MixedPrecisionResult> {
   const steps: MixedPrecisionStep[] = [];
   const tried = new Map<number, { graph: Graph; top1: number }>();
+  if (options.initial) {
+    tried.set(0, options.initial);
+    steps.push({ floatLayers: 0, top1: options.initial.top1, dropPt: (options.baseline - options.initial.top1) * 100 });
+  }
   const attempt = async (k: number): Promise<boolean> => {
     let entry = tried.get(k);
     if (!entry) {

@@ -92,7 +92,12 @@ export async function layerSensitivity(
   return results;
 }
 
-/** Most sensitive first (lowest SQNR / highest error). */
+/**
+ * Most sensitive first: lowest top-1 agreement, then lowest SQNR (highest error). Agreement comes first
+ * because mixed precision targets accuracy, and an output SQNR can look fine while the classes that
+ * matter flip (logits dominated by one large class score).
+ */
 export function rankBySensitivity(layers: readonly LayerSensitivity[], metric: ErrorMetric = SQNR): string[] {
-  return [...layers].sort((a, b) => (metric.higherIsBetter ? a.score - b.score : b.score - a.score)).map((l) => l.layer);
+  const byScore = (a: LayerSensitivity, b: LayerSensitivity): number => (metric.higherIsBetter ? a.score - b.score : b.score - a.score);
+  return [...layers].sort((a, b) => a.agreement - b.agreement || byScore(a, b)).map((l) => l.layer);
 }

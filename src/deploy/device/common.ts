@@ -2,6 +2,7 @@
  * What the bundle's commands share: where the bundle is (the folder of the running script), numeric
  * flags/env parsing, and error printing in slimkit's one-line form.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { SlimError } from '../../errors.js';
@@ -9,6 +10,26 @@ import { SlimError } from '../../errors.js';
 /** The bundle folder, from an entry script's import.meta.url (entry scripts sit at its top). */
 export function bundleDir(entryUrl: string): string {
   return path.dirname(fileURLToPath(entryUrl));
+}
+
+/**
+ * Native modules must match this machine: a bundle installed with --install for linux-arm64 and copied
+ * to an x86 box (or the reverse) would otherwise fail deep inside sharp. Checked before loading them.
+ */
+export function checkNativeModules(dir: string): void {
+  const img = path.join(dir, 'node_modules', '@img');
+  if (!existsSync(path.join(dir, 'node_modules'))) {
+    throw new SlimError({ file: dir, problem: 'has no node_modules (the dependencies are not installed)', fix: 'run `sh install.sh` in the bundle folder' });
+  }
+  const here = `sharp-linux-${process.arch}`;
+  const present = existsSync(img) ? readdirSync(img).filter((n) => /^sharp-linux-(arm64|x64)$/.test(n)) : [];
+  if (present.length > 0 && !present.includes(here)) {
+    throw new SlimError({
+      file: path.join(dir, 'node_modules'),
+      problem: `holds native modules for ${present.map((n) => n.replace('sharp-', '')).join(', ')}, but this machine is linux-${process.arch}`,
+      fix: 'delete node_modules and run `sh install.sh` on this machine',
+    });
+  }
 }
 
 /** A whole number ≥ min from a flag or environment variable, or the fallback. */

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { SlimError } from '../../errors.js';
 import { openClassifier, topK, type Prediction } from '../../serve/classifier.js';
 import { readBundle } from '../open-bundle.js';
-import { bundleDir, intSetting, runMain } from './common.js';
+import { bundleDir, checkNativeModules, intSetting, runMain } from './common.js';
 
 const HELP = `usage: node predict.js [--top K] [--json] [--threads N] IMAGE|FOLDER...
 
@@ -44,6 +44,7 @@ runMain('predict', async () => {
     return 0;
   }
   if (positionals.length === 0) throw new SlimError({ problem: 'no images given', fix: 'node predict.js photo.jpg [more.jpg | folder/]' }, 'usage');
+  checkNativeModules(bundleDir(import.meta.url));
   const bundle = await readBundle(bundleDir(import.meta.url));
   const labels = bundle.config.labels;
   const top = intSetting('--top', values.top, Math.min(5, labels.length));

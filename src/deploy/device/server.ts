@@ -8,7 +8,7 @@ import { SlimError } from '../../errors.js';
 import { openClassifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { readBundle } from '../open-bundle.js';
-import { bundleDir, intSetting, runMain } from './common.js';
+import { bundleDir, checkNativeModules, intSetting, runMain } from './common.js';
 
 const HELP = `usage: node server.js [--port P] [--host H] [--threads N] [--max-body-mb M] [--queue Q] [--max-batch B]
 
@@ -43,6 +43,7 @@ runMain('server', async () => {
   const port = setting('port', 'PORT', 8080, 0);
   const host = values.host ?? env.HOST ?? '0.0.0.0';
   const threads = setting('threads', 'SLIM_THREADS', 0, 0);
+  checkNativeModules(bundleDir(import.meta.url));
   const bundle = await readBundle(bundleDir(import.meta.url));
   const classifier = await openClassifier({
     config: bundle.config,

@@ -44,7 +44,8 @@ async function load(): Promise<{ config: BundleConfig; session: OrtWeb.Inference
   const config = parseBundleConfig(await response.text(), CONFIG_FILE);
   const ortDir = new URL('./ort/', location.href).href;
   const ort = (await import(/* @vite-ignore */ `${ortDir}ort.wasm.bundle.min.mjs`)) as typeof OrtWeb;
-  ort.env.wasm.wasmPaths = ortDir;
+  // Only the .wasm is fetched: the .bundle build embeds its JS glue (a string prefix would fetch that too).
+  ort.env.wasm.wasmPaths = { wasm: `${ortDir}ort-wasm-simd-threaded.wasm` };
   // Threads need SharedArrayBuffer, which browsers give only to cross-origin-isolated pages.
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   const model = await fetch(new URL(config.model.file, location.href));

@@ -17,16 +17,13 @@ export function entropyRange(h: TensorHistogram, format: ActivationFormat): Tens
   if (h.count === 0) return { min: 0, max: 0 };
   const oneSided = h.min >= 0 && !format.symmetric;
   const levels = oneSided ? 256 : 128;
-  const counts = mergeBins(oneSided ? withZeros(h.positive, h.zeros) : h.magnitudes(true), SEARCH_BINS);
+  // Exact zeros (often half of a ReLU output) are left out: they quantize exactly whatever the
+  // threshold, and as a spike in bin 0 they would make every wide threshold look bad (smeared over a
+  // wide first level), pulling the range down to a fraction of the data.
+  const counts = mergeBins(oneSided ? h.positive : h.magnitudes(false), SEARCH_BINS);
   const width = h.limit / counts.length;
   const t = klThreshold(counts, levels) * width;
   return { min: Math.max(h.min, -t), max: Math.min(h.max, t) };
-}
-
-function withZeros(counts: Float64Array, zeros: number): Float64Array {
-  const out = Float64Array.from(counts);
-  out[0]! += zeros;
-  return out;
 }
 
 function mergeBins(counts: Float64Array, target: number): Float64Array {

@@ -2,8 +2,8 @@
  * The one statistics collector behind every calibration method: exact min/max, and a histogram of
  * magnitudes per sign whose memory is fixed (2 × bins counts) whatever the number of values added.
  *
- * Bins cover [0, limit) with width limit / bins. The first non-zero batch sets the limit to its largest
- * magnitude; a later batch that goes beyond doubles the limit (repeatedly) and merges bin pairs, which
+ * Bins cover [0, limit) with width limit / bins. The first non-zero batch sets the limit just above its
+ * largest magnitude; a later batch that goes beyond doubles the limit (repeatedly) and merges bin pairs, which
  * is exact because the new bins are unions of old ones. The resolution is therefore at worst 2× coarser
  * than a histogram built with the final maximum known up front, without a second pass over the data.
  * Exact zeros (ReLU outputs, padding) are counted apart: they quantize without error whatever the range.
@@ -36,57 +36,99 @@ export class TensorHistogram {
     return this.positive.byteLength + this.negative.byteLength;
   }
 
+  /**
+   * One pass: values inside the current limit are binned directly; the (rare) values beyond it are set
+   * aside, the limit grows once for the largest of them, and they are binned after.
+   */
   add(data: ArrayLike<number>): void {
-    let lo = Infinity;
-    let hi = -Infinity;
-    let bad = 0;
-    for (let i = 0; i < data.length; i++) {
-      const x = data[i]!;
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
-      if (x - x !== 0) bad++; // NaN or ±Infinity
-    }
-    if (bad > 0) {
-      this.nonFinite += bad;
-      return;
-    }
-    if (data.length === 0) return;
-    this.min = Math.min(this.min, lo);
-    this.max = Math.max(this.max, hi);
-    this.count += data.length;
-    const absmax = Math.max(-lo, hi);
-    if (absmax > this.limit) this.grow(absmax);
+    const n = data.length;
+    if (n === 0) return;
     if (this.limit === 0) {
-      this.zeros += data.length;
-      return;
+      let absmax = 0;
+      for (let i = 0; i < n; i++) {
+        const a = Math.abs(data[i]!);
+        if (a > absmax) absmax = a;
+      }
+      if (absmax > 0 && Number.isFinite(absmax)) this.grow(absmax);
     }
     const { positive, negative, bins } = this;
-    const last = bins - 1;
-    const inverse = bins / this.limit;
+    let inverse = this.limit > 0 ? bins / this.limit : 0;
+    let lo = this.min;
+    let hi = this.max;
     let zeros = 0;
-    for (let i = 0; i < data.length; i++) {
+    let bad = 0;
+    const beyond: number[] = [];
+    for (let i = 0; i < n; i++) {
       const x = data[i]!;
       if (x > 0) {
-        const k = (x * inverse) | 0;
-        positive[k > last ? last : k]!++;
+        const f = x * inverse;
+        if (f < bins) positive[f | 0]!++;
+        else beyond.push(x);
+        if (x > hi) hi = x;
+        if (x < lo) lo = x;
       } else if (x < 0) {
-        const k = (-x * inverse) | 0;
-        negative[k > last ? last : k]!++;
-      } else {
+        const f = -x * inverse;
+        if (f < bins) negative[f | 0]!++;
+        else beyond.push(x);
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+      } else if (x === 0) {
         zeros++;
+      } else {
+        bad++; // NaN
       }
     }
+    let binned = n - bad;
+    if (beyond.length > 0) {
+      let absmax = 0;
+      for (const x of beyond) if (Number.isFinite(x)) absmax = Math.max(absmax, Math.abs(x));
+      if (absmax >= this.limit) this.grow(absmax);
+      inverse = bins / this.limit;
+      for (const x of beyond) {
+        if (!Number.isFinite(x)) {
+          bad++;
+          binned--;
+          continue;
+        }
+        const k = Math.min(bins - 1, (Math.abs(x) * inverse) | 0);
+        (x > 0 ? positive : negative)[k]!++;
+      }
+      if (lo === -Infinity || hi === Infinity) {
+        // ±Infinity took part in the running min/max: recompute them from the finite values.
+        lo = this.min;
+        hi = this.max;
+        for (let i = 0; i < n; i++) {
+          const x = data[i]!;
+          if (Number.isFinite(x)) {
+            if (x < lo) lo = x;
+            if (x > hi) hi = x;
+          }
+        }
+      }
+    }
+    if (zeros > 0) {
+      if (lo > 0) lo = 0;
+      if (hi < 0) hi = 0;
+    }
+    this.nonFinite += bad;
     this.zeros += zeros;
+    this.count += binned;
+    if (binned > 0) {
+      this.min = lo;
+      this.max = hi;
+    }
   }
 
   private grow(absmax: number): void {
     if (this.limit === 0) {
-      this.limit = absmax;
+      // Just above the largest magnitude, so that it falls inside the last bin rather than on its edge
+      // (which keeps every later merge an exact union of bins).
+      this.limit = absmax * (1 + 2 ** -20);
       return;
     }
     let limit = this.limit;
     let factor = 1;
-    while (limit < absmax) {
+    while (limit <= absmax) {
       limit *= 2;
       factor *= 2;
     }

@@ -1,0 +1,354 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { usageError } from '../../errors.js';
+import type { Graph } from '../../onnx/graph.js';
+import { encodeModel, writeModel } from '../../onnx/io.js';
+import { loadModel } from '../../onnx/validate.js';
+import { modelStats, type ModelStats } from '../../runtime/stats.js';
+import { formatBytes, formatCount, table } from '../../report/format.js';
+import {
+  buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  pruneUnstructuredGradually, sizeReport, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
+} from '../../compress/prune/index.js';
+import { loadCifar10 } from '../../data/cifar10.js';
+import { loadDataset, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { log, printResult, progress, type CommonOptions } from '../output.js';
+import { positiveInt, withJson, withThreads } from '../options.js';
+
+interface PruneOptions extends CommonOptions, DataOptions {
+  output?: string;
+  structured?: boolean;
+  unstructured?: boolean;
+  analyze?: boolean;
+  targetMacs?: number;
+  ratio?: number;
+  targetLatency?: number;
+  importance: ImportanceName;
+  scope: Scope;
+  roundTo: number | 'auto';
+  maxRatio: number;
+  keep?: string[];
+  layerRatio?: Record<string, number>;
+  sparsity?: number;
+  nm?: { n: number; m: number };
+  finetune?: number;
+  steps: number;
+  distill?: boolean;
+  batch: number;
+  lr?: number;
+  device: 'cpu' | 'cuda';
+  trainLimit?: number;
+  threads?: number;
+  bench?: boolean;
+  seed: number;
+}
+
+const fraction = (flag: string, { open }: { open: 'lower' | 'upper' | 'both' }) => (value: string): number => {
+  const n = Number(value);
+  const ok = open === 'lower' ? n > 0 && n <= 1 : open === 'upper' ? n >= 0 && n < 1 : n > 0 && n < 1;
+  const range = open === 'lower' ? '(0, 1]' : open === 'upper' ? '[0, 1)' : '(0, 1)';
+  if (!Number.isFinite(n) || !ok) throw new InvalidArgumentError(`${flag} must be a fraction in ${range}, got '${value}'`);
+  return n;
+};
+
+const nmPattern = (value: string): { n: number; m: number } => {
+  const m = /^(\d+):(\d+)$/.exec(value.trim());
+  const n = m ? Number(m[1]) : NaN;
+  const total = m ? Number(m[2]) : NaN;
+  if (!m || !(n >= 1 && n < total)) throw new InvalidArgumentError(`--nm takes N:M with 1 ≤ N < M, e.g. 2:4, got '${value}'`);
+  return { n, m: total };
+};
+
+const layerRatios = (value: string, previous: Record<string, number> = {}): Record<string, number> => {
+  const out = { ...previous };
+  for (const part of value.split(',')) {
+    const at = part.lastIndexOf('=');
+    const ratio = Number(part.slice(at + 1));
+    if (at <= 0 || !(ratio >= 0 && ratio < 1)) throw new InvalidArgumentError(`--layer-ratio takes NODE=RATIO with RATIO in [0, 1), got '${part}'`);
+    out[part.slice(0, at)] = ratio;
+  }
+  return out;
+};
+
+const roundTo = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : positiveInt('--round-to')(value));
+
+const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+export function registerPrune(program: Command): void {
+  withThreads(
+    withJson(
+      program
+        .command('prune')
+        .description('prune a model: remove channels (a smaller, faster dense model) or zero weights (sparse)')
+        .argument('<model>', 'an .onnx file')
+        .option('-o, --output <file>', 'where to write the pruned model')
+        .option('--structured', 'remove whole channels (Conv filters, Gemm features) along dependency groups')
+        .option('--unstructured', 'zero individual weights by magnitude (same file size; smaller gzip / sparse storage)')
+        .option('--analyze', 'list the channel groups and the boundaries pruning stops at; write nothing')
+        .option('--target-macs <r>', 'structured: keep at most this fraction of the MACs, e.g. 0.5', fraction('--target-macs', { open: 'lower' }))
+        .option('--ratio <r>', 'structured: remove this fraction of the channels of every group', fraction('--ratio', { open: 'upper' }))
+        .option('--target-latency <r>', 'structured: reach this fraction of the measured batch-1 latency', fraction('--target-latency', { open: 'lower' }))
+        .option('--importance <name>', `channel importance: ${IMPORTANCE_NAMES.join(', ')}`, 'l2')
+        .option('--scope <scope>', "'layer' (every group alike) or 'global' (rank channels / weights across the model)", 'layer')
+        .option('--round-to <n>', `structured: kept channel counts are multiples of N; 1 turns it off (default: auto, ${preferredChannelMultiple()} on this CPU — ORT's fast conv layout needs it)`, roundTo, 'auto' as const)
+        .option('--max-ratio <r>', 'structured: most of any group that may go', fraction('--max-ratio', { open: 'both' }), 0.9)
+        .option('--keep <nodes>', 'node names left as they are (comma-separated; repeatable)', list)
+        .option('--layer-ratio <node=r,...>', 'structured: fixed ratios for the groups these nodes belong to', layerRatios)
+        .option('--sparsity <s>', 'unstructured: fraction of weights to zero', fraction('--sparsity', { open: 'upper' }))
+        .option('--nm <N:M>', 'unstructured: keep N of every M consecutive weights along the input axis (2:4)', nmPattern)
+        .option('--finetune <epochs>', 'fine-tune for this many epochs in all (needs --data and the training engine)', positiveInt('--finetune'))
+        .option('--steps <k>', 'with --finetune: prune and fine-tune in K rounds', positiveInt('--steps'), 1)
+        .option('--distill', 'with --finetune: distill from the unpruned model')
+        .option('--data <name|folder>', "training data for --finetune and --importance taylor: 'cifar10' or an image folder")
+        .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
+        .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
+        .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
+        .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01)', (v) => {
+          const n = Number(v);
+          if (!(n > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got '${v}'`);
+          return n;
+        })
+        .option('--device <device>', "'cpu' or 'cuda' for fine-tuning", 'cpu')
+        .option('--bench', 'measure batch-1 latency of the model before and after (alternating rounds, same run)')
+        .option('--seed <n>', 'seed of the random criterion and of fine-tuning', (v) => Number(v), 0),
+    ),
+  )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  slim prune model.onnx -o small.onnx --structured --target-macs 0.5 --bench',
+        '  slim prune model.onnx -o small.onnx --structured --ratio 0.3 --importance l1 --keep /conv1/Conv',
+        '  slim prune model.onnx -o sparse.onnx --unstructured --sparsity 0.8 --scope global',
+        '  slim prune model.onnx -o sparse.onnx --unstructured --nm 2:4',
+        '  slim prune model.onnx -o small.onnx --structured --target-macs 0.5 --finetune 10 --steps 5 --data cifar10 --device cuda',
+        '  slim prune model.onnx --analyze',
+      ].join('\n'),
+    )
+    .action(async (file: string, options: PruneOptions) => {
+      check(options);
+      const loaded = await loadModel(file);
+      const { graph } = loaded;
+      if (options.analyze) return analyze(file, graph, options);
+      const inputBytes = await readFile(file);
+      const before = modelStats(graph, loaded.facts, inputBytes);
+      const tuner = await makeTuner(graph, options);
+      const seconds = performance.now();
+
+      let pruned: Graph;
+      let details: Record<string, unknown>;
+      let human: string[];
+      let testAccuracy: number | undefined;
+      let nm: { n: number; m: number; tensors: ReadonlySet<string> } | undefined;
+      if (options.structured) {
+        const r = await structured(graph, options, tuner);
+        pruned = r.graph;
+        testAccuracy = r.testAccuracy;
+        details = {
+          target: targetOf(options),
+          importance: options.importance,
+          scope: options.scope,
+          round_to: r.roundTo,
+          max_ratio: options.maxRatio,
+          ratio_chosen: r.p,
+          groups: r.groups.map((g) => ({ root: g.root, op: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
+          boundaries: r.boundaries,
+          importance_fallbacks: r.fallbacks,
+          search: r.search,
+          ...(r.steps.length ? { steps: r.steps } : {}),
+          ...(r.latency ? { latency_search_ms: { before: r.latency.beforeMs, after: r.latency.afterMs } } : {}),
+        };
+        human = [
+          `groups: ${r.groups.length}${r.boundaries.length ? `, boundaries: ${r.boundaries.map((b) => `${b.node} (${b.opType}: ${b.reason})`).join('; ')}` : ', no boundaries'}`,
+          table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.root, `${g.channelsBefore} → ${g.channelsAfter}`, g.nodes])),
+        ];
+        if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
+      } else {
+        const r = await pruneUnstructuredGradually(
+          graph,
+          { ...(options.sparsity !== undefined ? { sparsity: options.sparsity } : {}), scope: options.scope, ...(options.nm ? { nm: options.nm } : {}), ...(options.keep ? { keep: options.keep } : {}) },
+          loopOptions(options, tuner),
+        );
+        pruned = r.graph;
+        testAccuracy = r.testAccuracy;
+        if (options.nm) nm = { ...options.nm, tensors: new Set(r.tensors.map((t) => t.name)) };
+        details = {
+          sparsity: r.sparsity,
+          sparsity_before: r.sparsityBefore,
+          scope: options.scope,
+          ...(options.nm ? { nm: `${options.nm.n}:${options.nm.m}` } : {}),
+          tensors: r.tensors.map((t) => ({ name: t.name, node: t.node, elements: t.elements, zeros: t.zerosAfter })),
+          skipped: r.skipped,
+          ...(r.steps.length ? { steps: r.steps } : {}),
+        };
+        human = [
+          `${r.tensors.length} weight tensors at ${(r.sparsity * 100).toFixed(1)} % zeros${r.skipped.length ? `; left dense: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : ''}`,
+          'the file stays dense: zeros shrink the gzip size and sparse storage; ONNX Runtime runs the same dense kernels',
+        ];
+      }
+
+      await writeModel(pruned, options.output!);
+      // Every number about the result comes from the file as written, read back.
+      const out = await loadModel(options.output!);
+      const outBytes = await readFile(options.output!);
+      const after = modelStats(out.graph, out.facts, outBytes);
+      const sizeAfter = sizeReport(out.graph, { bytes: outBytes, ...(nm ? { nm } : {}) });
+      let latency: { before: number; after: number } | undefined;
+      if (options.bench) {
+        const bar = progress('latency (alternating rounds)', 1, 'runs');
+        const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+        bar.stop();
+        latency = { before: b!, after: a! };
+      }
+      const result = {
+        file,
+        output: options.output,
+        mode: options.structured ? 'structured' : 'unstructured',
+        macs_before: before.macs,
+        macs_after: after.macs,
+        params_before: before.params,
+        params_after: after.params,
+        nonzero_params_before: before.nonzeroParams,
+        nonzero_params_after: after.nonzeroParams,
+        size_bytes_before: before.sizeBytes,
+        size_bytes_after: after.sizeBytes,
+        gzip_bytes_before: before.gzipBytes,
+        gzip_bytes_after: after.gzipBytes,
+        sparse_bytes_estimate_after: sizeAfter.sparseBytesEstimate,
+        ...(latency ? { latency_ms_before: latency.before, latency_ms_after: latency.after, latency_ratio: latency.after / latency.before } : {}),
+        ...(testAccuracy !== undefined ? { test_accuracy: testAccuracy } : {}),
+        seconds: (performance.now() - seconds) / 1000,
+        [options.structured ? 'structured' : 'unstructured']: details,
+      };
+      printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, human));
+    });
+}
+
+function targetOf(o: PruneOptions): Target {
+  if (o.targetMacs !== undefined) return { kind: 'macs', value: o.targetMacs };
+  if (o.targetLatency !== undefined) return { kind: 'latency', value: o.targetLatency };
+  return { kind: 'ratio', value: o.ratio! };
+}
+
+function check(o: PruneOptions): void {
+  if (!IMPORTANCE_NAMES.includes(o.importance)) throw usageError(`unknown --importance '${o.importance}'`, `choose from ${IMPORTANCE_NAMES.join(', ')}`);
+  if (o.scope !== 'layer' && o.scope !== 'global') throw usageError(`unknown --scope '${String(o.scope)}'`, "choose 'layer' or 'global'");
+  if (o.device !== 'cpu' && o.device !== 'cuda') throw usageError(`unknown --device '${String(o.device)}'`, "choose 'cpu' or 'cuda'");
+  if (o.analyze) return;
+  if (!o.output) throw usageError('no output file', 'pass -o <file> (or --analyze to only list the groups)');
+  if (Boolean(o.structured) === Boolean(o.unstructured)) throw usageError('choose --structured or --unstructured');
+  const targets = [o.targetMacs, o.ratio, o.targetLatency].filter((t) => t !== undefined).length;
+  if (o.structured) {
+    if (targets !== 1) throw usageError('--structured takes exactly one target', 'pass --target-macs R, --ratio R or --target-latency R');
+    if (o.sparsity !== undefined || o.nm) throw usageError('--sparsity and --nm are for --unstructured', 'use --target-macs / --ratio with --structured');
+  } else {
+    if (targets > 0) throw usageError('--target-macs, --ratio and --target-latency are for --structured', 'use --sparsity S or --nm N:M');
+    if ((o.sparsity === undefined) === !o.nm) throw usageError('--unstructured takes --sparsity S or --nm N:M (one of them)');
+    if (o.importance !== 'l2' && o.importance !== 'l1') throw usageError('--unstructured ranks weights by magnitude', 'drop --importance');
+  }
+  if ((o.finetune || o.importance === 'taylor') && !o.data) {
+    throw usageError(`${o.finetune ? '--finetune' : '--importance taylor'} needs training data`, 'pass --data cifar10 (or an image folder)');
+  }
+  if (o.steps > 1 && !o.finetune && o.unstructured) throw usageError('--steps is for --structured, or needs --finetune', 'drop --steps');
+  if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
+}
+
+async function makeTuner(graph: Graph, o: PruneOptions): Promise<FineTuner | undefined> {
+  if (!o.finetune && o.importance !== 'taylor') return undefined;
+  const inputSize = modelInputSize(graph);
+  const data = { data: o.data!, ...(o.dataDir ? { dataDir: o.dataDir } : {}) };
+  const isCifar = o.data!.toLowerCase().replace('-', '') === 'cifar10';
+  const train = isCifar ? await loadCifar10('train', o.dataDir ? { dataDir: o.dataDir } : {}) : await loadDataset(data, inputSize);
+  const test = isCifar ? await loadCifar10('test', o.dataDir ? { dataDir: o.dataDir } : {}) : train;
+  let bar: ReturnType<typeof progress> | undefined;
+  let barEpoch = -1;
+  return engineFineTuner({
+    data: { train, test },
+    device: o.device,
+    batch: o.batch,
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
+    seed: o.seed,
+    normalization: normalizationFor(graph, o),
+    onProgress: (p) => {
+      if (p.epoch !== barEpoch) {
+        bar?.stop();
+        bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}`, p.stepsPerEpoch, 'steps');
+        barEpoch = p.epoch;
+      }
+      bar?.update(p.step, { loss: p.loss.toFixed(3) });
+      if (p.step === p.stepsPerEpoch) bar?.stop();
+    },
+  });
+}
+
+function loopOptions(o: PruneOptions, tuner: FineTuner | undefined): Parameters<typeof pruneStructuredIteratively>[2] {
+  const none: FineTuner = {
+    finetune: () => Promise.reject(usageError('fine-tuning needs --finetune EPOCHS --data cifar10')),
+    gradients: () => Promise.reject(usageError('--importance taylor needs --data cifar10')),
+  };
+  return {
+    tuner: tuner ?? none,
+    steps: o.steps,
+    epochs: o.finetune ?? 0,
+    ...(o.distill ? { distill: true } : {}),
+    onStep: (s) => (o.steps > 1 || o.finetune) && log(`step ${s.step}: MACs ${formatCount(s.macs)}${s.testAccuracy !== undefined ? `, test top-1 ${(s.testAccuracy * 100).toFixed(2)} %` : ''} (${s.seconds.toFixed(0)} s)`),
+  };
+}
+
+async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | undefined): ReturnType<typeof pruneStructuredIteratively> {
+  const target = targetOf(o);
+  const bar = target.kind === 'ratio' ? undefined : progress(target.kind === 'latency' ? 'latency search' : 'MAC search', target.kind === 'latency' ? 9 : 14, 'steps');
+  let done = 0;
+  const options: StructuredOptions = {
+    target,
+    importance: o.importance,
+    scope: o.scope,
+    roundTo: o.roundTo,
+    maxRatio: o.maxRatio,
+    seed: o.seed,
+    ...(o.keep ? { keep: o.keep } : {}),
+    ...(o.layerRatio ? { layerRatios: o.layerRatio } : {}),
+    ...(target.kind === 'latency' ? { measureLatency: latencyMeter({ ...(o.threads !== undefined ? { threads: o.threads } : {}) }) } : {}),
+    onStep: () => bar?.update(++done),
+  };
+  try {
+    return await pruneStructuredIteratively(graph, options, loopOptions(o, tuner));
+  } finally {
+    bar?.stop();
+  }
+}
+
+function analyze(file: string, graph: Graph, o: PruneOptions): void {
+  const dep = buildDependencyGraph(graph);
+  const result = {
+    file,
+    macs: dep.facts.totalMacs,
+    groups: dep.groups.map((g) => ({ root: g.root.node.name, op: g.root.node.opType, channels: g.size, values: [...g.members.keys()], nodes: g.nodes })),
+    boundaries: dep.boundaries,
+    frozen: Object.fromEntries(dep.frozen),
+  };
+  printResult(o, result, () =>
+    [
+      `${file}: ${dep.groups.length} prunable channel groups, ${dep.boundaries.length} boundaries`,
+      table(['group root', 'op', 'channels', 'nodes'], result.groups.map((g) => [g.root, g.op, g.channels, g.nodes.join(' ')])),
+      ...(dep.boundaries.length ? ['', 'boundaries (channels are not pruned through these):', ...dep.boundaries.map((b) => `  ${b.node} (${b.opType}): ${b.reason}`)] : []),
+    ].join('\n'),
+  );
+}
+
+function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, sparse: number, latency: { before: number; after: number } | undefined, human: string[]): string {
+  const pct = (a: number, b: number): string => (b ? `${((a / b) * 100).toFixed(1)} %` : '');
+  const rows: (string | number)[][] = [
+    ['MACs', formatCount(before.macs), formatCount(after.macs), pct(after.macs, before.macs)],
+    ['params', formatCount(before.params), formatCount(after.params), pct(after.params, before.params)],
+    ['non-zero params', formatCount(before.nonzeroParams), formatCount(after.nonzeroParams), pct(after.nonzeroParams, before.nonzeroParams)],
+    ['file', formatBytes(before.sizeBytes), formatBytes(after.sizeBytes), pct(after.sizeBytes, before.sizeBytes)],
+    ['gzip', formatBytes(before.gzipBytes), formatBytes(after.gzipBytes), pct(after.gzipBytes, before.gzipBytes)],
+    ['sparse storage (est.)', '', formatBytes(sparse), pct(sparse, before.sizeBytes)],
+    ...(latency ? [['batch-1 latency', `${latency.before.toFixed(2)} ms`, `${latency.after.toFixed(2)} ms`, pct(latency.after, latency.before)]] : []),
+  ];
+  return [`wrote ${o.output}`, ...human, '', table(['', 'before', 'after', 'after/before'], rows)].join('\n');
+}

@@ -1,0 +1,41 @@
+/** Post-training quantization: the public surface (STYLE.md §3). */
+export * from './types.js';
+export * from './math.js';
+export type { QuantContext, QuantPattern, QuantUnit, TensorMark } from './pattern.js';
+export { calibrationTargets, nodeLabel, planQuantization, rootOf, type FloatNode, type PlannedTensor, type PlanOptions, type QuantPlan } from './mark.js';
+export {
+  ActivationCollector,
+  addTaps,
+  entropyRange,
+  klThreshold,
+  minMaxRange,
+  mseRange,
+  percentileRange,
+  runCalibration,
+  tapBytesPerSample,
+  TensorHistogram,
+  type FeedSource,
+  type Feeds,
+  type RunCalibrationOptions,
+} from './calibrate/index.js';
+export { computeParams, quantizeWeight, type ActivationQuant, type BiasQuant, type QuantParams, type TensorQuant, type WeightQuant } from './params.js';
+export { insertQdq, type InsertOptions } from './insert-qdq.js';
+export {
+  buildQuantized,
+  calibratePlan,
+  DEFAULT_STATIC,
+  prepareFloatGraph,
+  quantizeStatic,
+  type PreparedGraph,
+  type QuantizedResult,
+  type StaticOptions,
+} from './quantize.js';
+export { correctBiases } from './bias-correction.js';
+export { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
+export { quantizeDynamic, type DynamicResult } from './dynamic.js';
+export { convertFloat16, type Float16Mode, type Float16Result } from './fp16.js';
+export { activationErrors, addDequantizedTaps, COSINE, METRICS, SQNR, weightErrors, type ErrorMetric, type MetricState, type TensorError } from './sqnr.js';
+export { layerSensitivity, quantizableLayers, rankBySensitivity, type LayerSensitivity, type SensitivityOptions } from './sensitivity.js';
+export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionResult, type MixedPrecisionStep } from './mixed-precision.js';
+export { batchSizeFor, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
+export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';

@@ -1,0 +1,169 @@
+/**
+ * `slim deploy` for linux targets, run as a user would: the bundle's predict.js (a separate Node
+ * process, its own generated code) must give the top-1 that slimkit's eval path (loadImageFolder +
+ * evaluate) gives on the same image files — PNG, JPEG and WebP, resized and cropped — and the bundle's
+ * files, errors and safety rules must hold.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CIFAR10_CLASSES, loadImageFolder } from '../src/data/index.js';
+import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
+import { deploy, type DeployResult } from '../src/deploy/bundle.js';
+import { parseBundleConfig } from '../src/deploy/config.js';
+import { evaluate } from '../src/runtime/evaluate.js';
+import { openSession } from '../src/runtime/ort.js';
+import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
+import { REPO_ROOT } from './helpers/fixtures.js';
+
+const run = promisify(execFile);
+let dir: string;
+let modelFile: string;
+let images: TestImage[];
+let bundle: DeployResult;
+
+/** Runs a bundle script with the repo's node_modules (same onnxruntime-node and sharp versions). */
+async function node(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [script, ...args], { maxBuffer: 64 * 2 ** 20 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'slim-deploy-bundle-'));
+  modelFile = await makeInt8CifarModel(path.join(dir, 'int8.onnx'));
+  images = await writeTestImages(path.join(dir, 'images'), { count: 40, resized: 10 });
+  bundle = await deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, 'bundle') });
+  await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(bundle.out, 'node_modules'));
+}, 120_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('linux bundle', () => {
+  it('holds the model, config, device code, unit and README — and nothing else', async () => {
+    const names = bundle.files.map((f) => f.path);
+    for (const f of ['model.onnx', 'slim.json', 'package.json', 'predict.js', 'server.js', 'doctor.js', 'install.sh', 'README.md', 'slim-int8.service']) expect(names).toContain(f);
+    expect(names.filter((n) => !n.startsWith('lib/')).sort()).toEqual(['README.md', 'doctor.js', 'install.sh', 'model.onnx', 'package.json', 'predict.js', 'server.js', 'slim-int8.service', 'slim.json']);
+    const pkg = JSON.parse(await readFile(path.join(bundle.out, 'package.json'), 'utf8'));
+    const ours = JSON.parse(await readFile(path.join(REPO_ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')).version;
+    const sharp = JSON.parse(await readFile(path.join(REPO_ROOT, 'node_modules/sharp/package.json'), 'utf8')).version;
+    expect(pkg.dependencies).toEqual({ 'onnxruntime-node': ours, sharp });
+    expect(pkg.type).toBe('module');
+    const config = parseBundleConfig(await readFile(path.join(bundle.out, 'slim.json'), 'utf8'), 'slim.json');
+    expect(config).toMatchObject({ target: 'linux-x64', labels: CIFAR10_CLASSES, model: { inputType: 'float32', outputKind: 'logits' } });
+    expect(config.preprocess).toEqual({ size: [32, 32], resize: 'shorter-side', layout: 'NCHW', channels: 'RGB', scale: 1 / 255, mean: CIFAR10_NORMALIZATION.mean, std: CIFAR10_NORMALIZATION.std });
+    expect(await readFile(path.join(bundle.out, 'model.onnx'))).toEqual(await readFile(modelFile));
+    // The device code is plain JS that imports only Node built-ins, the two pinned packages and itself.
+    for (const f of names.filter((n) => n.endsWith('.js'))) {
+      const code = await readFile(path.join(bundle.out, f), 'utf8');
+      const specifiers = [...code.matchAll(/(?:from|import)\s*\(?\s*"([^"]+)"/g)].map((m) => m[1]!);
+      for (const s of specifiers) expect(s, `${f} imports ${s}`).toMatch(/^(node:|onnxruntime-node$|sharp$|\.\/|\.\.\/)/);
+      expect(code).not.toMatch(/protobufjs/);
+    }
+    const unit = await readFile(path.join(bundle.out, 'slim-int8.service'), 'utf8');
+    expect(unit).toMatch(/^ExecStart=\/usr\/bin\/env node \/opt\/slim-int8\/server\.js$/m);
+    expect(unit).toMatch(/^KillSignal=SIGTERM$/m);
+    const readme = await readFile(path.join(bundle.out, 'README.md'), 'utf8');
+    for (const s of ['sh install.sh', 'node predict.js', 'node server.js', '/v1/classify', 'systemctl enable --now slim-int8', 'node doctor.js', config.model.sha256]) expect(readme).toContain(s);
+  });
+
+  it('predict.js gives the same top-1 as slimkit\'s eval path on PNG, JPEG and WebP files', async () => {
+    const set = await loadImageFolder(path.join(dir, 'images'), { size: [32, 32], classes: CIFAR10_CLASSES });
+    expect(set.labels.length).toBe(images.length);
+    const session = await openSession(modelFile, { threads: 1 });
+    const evaluated = await evaluate(session, set, { normalization: CIFAR10_NORMALIZATION, keepPredictions: true });
+    await session.close();
+
+    const out = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '3', ...images.map((i) => i.file)]);
+    expect(out.code, out.stderr).toBe(0);
+    const results = JSON.parse(out.stdout).results as { file: string; top: { index: number; score: number }[] }[];
+    expect(results.map((r) => r.file)).toEqual(images.map((i) => i.file));
+    const devicePredictions = results.map((r) => r.top[0]!.index);
+    expect(devicePredictions).toEqual(Array.from(evaluated.predictions!));
+    // The model is a real (weak) classifier: a preprocessing slip would not keep it above chance.
+    const correct = devicePredictions.filter((p, i) => p === images[i]!.label).length;
+    expect(correct / images.length).toBeGreaterThan(0.2);
+    expect(new Set(devicePredictions).size).toBeGreaterThanOrEqual(4);
+    for (const r of results) {
+      expect(r.top).toHaveLength(3);
+      expect(r.top[0]!.score).toBeGreaterThanOrEqual(r.top[1]!.score);
+    }
+  });
+
+  it('predict.js classifies a folder, prints text, names unreadable files and exits 1', async () => {
+    const folder = path.join(dir, 'images', 'cat');
+    const text = await node(path.join(bundle.out, 'predict.js'), ['--top', '1', folder]);
+    expect(text.code, text.stderr).toBe(0);
+    const files = (await readdir(folder)).sort();
+    expect(text.stdout.trim().split('\n')).toHaveLength(files.length);
+    expect(text.stdout).toMatch(/cat[/\\]\S+: \w+ \d+\.\d %  \(\d+\.\d ms\)/);
+    const bad = path.join(dir, 'not-an-image.png');
+    await writeFile(bad, 'hello');
+    const mixed = await node(path.join(bundle.out, 'predict.js'), ['--json', images[0]!.file, bad]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stderr).toContain(`${bad}: cannot read image`);
+    expect(JSON.parse(mixed.stdout).results).toHaveLength(2);
+    const usage = await node(path.join(bundle.out, 'predict.js'), ['--bogus']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toMatch(/predict: .*bogus/);
+  });
+
+  it('refuses a damaged model copy with a message that says what to do', async () => {
+    const copy = path.join(dir, 'damaged');
+    await deploy({ model: modelFile, target: 'linux-arm64', out: copy });
+    await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(copy, 'node_modules'));
+    const model = await readFile(path.join(copy, 'model.onnx'));
+    await writeFile(path.join(copy, 'model.onnx'), model.subarray(0, model.length - 10));
+    const out = await node(path.join(copy, 'predict.js'), [images[0]!.file]);
+    expect(out.code).toBe(1);
+    expect(out.stderr).toMatch(/model\.onnx: has \d+ bytes but slim\.json records \d+ .*copy the bundle again/);
+  });
+});
+
+describe('slim deploy safety and errors', () => {
+  it('never overwrites a folder that is not a bundle, and replaces a bundle only with --force', async () => {
+    const other = path.join(dir, 'precious');
+    await mkdir(other);
+    await writeFile(path.join(other, 'thesis.txt'), 'do not delete');
+    await expect(deploy({ model: modelFile, target: 'web', out: other, force: true })).rejects.toThrow(/not a slimkit bundle/);
+    expect(await readFile(path.join(other, 'thesis.txt'), 'utf8')).toBe('do not delete');
+    const out = path.join(dir, 'again');
+    await deploy({ model: modelFile, target: 'web', out });
+    await expect(deploy({ model: modelFile, target: 'web', out })).rejects.toThrow(/already exists \(a previous bundle\).*--force/);
+    const replaced = await deploy({ model: modelFile, target: 'linux-x64', out, force: true });
+    expect(replaced.files.map((f) => f.path)).toContain('server.js');
+    expect(replaced.files.map((f) => f.path)).not.toContain('index.html');
+    // No staging folders are left behind.
+    expect((await readdir(dir)).filter((n) => n.includes('.partial-'))).toEqual([]);
+  });
+
+  it('names the problem: label count, bad target, missing model, free image size', async () => {
+    await expect(deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, 'x1'), labels: ['a', 'b'] })).rejects.toThrow(/outputs 10 class scores but 2 labels were given.*--labels/);
+    await expect(deploy({ model: modelFile, target: 'linux-riscv' as never, out: path.join(dir, 'x2') })).rejects.toThrow(/--target must be one of linux-arm64, linux-x64, web/);
+    await expect(deploy({ model: path.join(dir, 'nope.onnx'), target: 'web', out: path.join(dir, 'x3') })).rejects.toThrow(/nope\.onnx/);
+    await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x4'), imageSize: [64, 64] })).rejects.toThrow(/metadata slimkit.input_size|--image-size/);
+    expect((await readdir(dir)).filter((n) => /^x\d$/.test(n) || n.includes('.partial-'))).toEqual([]);
+  });
+
+  it('slim deploy --json prints one JSON document and writes the bundle', async () => {
+    const out = path.join(dir, 'cli-bundle');
+    const r = await run(process.execPath, [path.join(REPO_ROOT, 'bin/slim.js'), 'deploy', modelFile, '--target', 'linux-arm64', '--out', out, '--json']);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ out, target: 'linux-arm64', service: 'slim-int8', installed: false, model: { classes: 10, size: [32, 32] } });
+    const bad = (await run(process.execPath, [path.join(REPO_ROOT, 'bin/slim.js'), 'deploy', modelFile, '--target', 'mars', '--out', out]).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    ));
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--target must be one of/);
+  });
+});

@@ -1,0 +1,85 @@
+/**
+ * `slim doctor`: CPU identification and int8 advice from recorded /proc/cpuinfo texts of the machines
+ * users deploy to (Raspberry Pi 4 and 5, x86 with and without VNNI, a big.LITTLE phone SoC, qemu), and
+ * the live command's JSON.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { cgroupCpus, doctorReport, parseCpuInfo, type DoctorInputs } from '../src/deploy/doctor.js';
+import { REPO_ROOT } from './helpers/fixtures.js';
+
+const arm = (part: string, features: string, n = 4): string =>
+  Array.from({ length: n }, (_, i) => `processor\t: ${i}\nBogoMIPS\t: 108.00\nFeatures\t: ${features}\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: ${part}\nCPU revision\t: 3\n`).join('\n');
+const PI4 = `${arm('0xd08', 'fp asimd evtstrm crc32 cpuid')}\nHardware\t: BCM2835\nRevision\t: c03114\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n`;
+const PI5 = arm('0xd0b', 'fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp');
+const X86 = (flags: string): string => `processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz\nflags\t\t: ${flags}\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: ${flags}\n`;
+const SKYLAKE = 'fpu vme sse sse2 ssse3 sse4_1 sse4_2 avx avx2 fma bmi2';
+const ICELAKE = `${SKYLAKE} avx512f avx512bw avx512_vnni`;
+
+const inputs = (cpuinfo: string, arch: string, extra: Partial<DoctorInputs> = {}): DoctorInputs => ({
+  cpuinfo,
+  arch,
+  available: 4,
+  memory: { totalBytes: 4 * 1024 ** 3, freeBytes: 3 * 1024 ** 3 },
+  versions: { node: 'v20.20.2', os: 'Linux' },
+  ...extra,
+});
+
+describe('parseCpuInfo', () => {
+  it('names Arm cores and their int8 features', () => {
+    expect(parseCpuInfo(PI4, 'arm64')).toMatchObject({ model: 'Cortex-A72', vendor: 'Arm', emulated: false, features: { dotprod: false, i8mm: false } });
+    expect(parseCpuInfo(PI5, 'arm64')).toMatchObject({ model: 'Cortex-A76', features: { dotprod: true, fp16: true, i8mm: false } });
+    const bigLittle = `${arm('0xd41', 'fp asimd asimddp i8mm', 2)}\n${arm('0xd05', 'fp asimd asimddp', 2)}`;
+    expect(parseCpuInfo(bigLittle, 'arm64')).toMatchObject({ model: 'Cortex-A78 + Cortex-A55', features: { dotprod: true, i8mm: true } });
+    expect(parseCpuInfo(arm('0xabc', 'fp asimd', 1), 'arm64').model).toBe('implementer 0x41 part 0xabc');
+  });
+
+  it('reads x86 VNNI / AMX flags and spots emulation', () => {
+    expect(parseCpuInfo(X86(SKYLAKE), 'x64')).toMatchObject({ model: 'Intel(R) Core(TM) i5-8250U CPU @ 1.60GHz', vendor: 'GenuineIntel', features: { avx2: true, avx512vnni: false, avxvnni: false, amx: false } });
+    expect(parseCpuInfo(X86(`${ICELAKE} avx_vnni amx_tile amx_int8`), 'x64').features).toMatchObject({ avx512f: true, avx512vnni: true, avxvnni: true, amx: true });
+    expect(parseCpuInfo(X86(SKYLAKE), 'arm64').emulated).toBe(true);
+  });
+});
+
+describe('doctor advice', () => {
+  const advice = (i: DoctorInputs): string => doctorReport(i).advice.map((a) => `${a.level}: ${a.text}`).join('\n');
+
+  it('warns that int8 may not pay off on a Pi 4 and says it should on a Pi 5', () => {
+    const pi4 = advice(inputs(PI4, 'arm64', { board: 'Raspberry Pi 4 Model B Rev 1.4' }));
+    expect(pi4).toMatch(/^warn: Cortex-A72 \(Raspberry Pi 4 Model B Rev 1\.4\) has no dot-product .*int8 may be no faster than fp32/m);
+    expect(advice(inputs(PI5, 'arm64'))).toMatch(/^good: Cortex-A76 has the Arm dot-product instructions \(asimddp\): int8 models should run faster than fp32/m);
+  });
+
+  it('recommends --reduce-range on x86 without VNNI, not with it', () => {
+    expect(advice(inputs(X86(SKYLAKE), 'x64'))).toMatch(/^warn: AVX2 without VNNI.*--reduce-range/m);
+    const vnni = advice(inputs(X86(ICELAKE), 'x64'));
+    expect(vnni).toMatch(/^good: VNNI present \(avx512_vnni\)/m);
+    expect(vnni).not.toMatch(/warn: .*reduce-range/);
+  });
+
+  it('derives the thread advice from the cgroup quota, and flags old Node and emulation', () => {
+    expect(cgroupCpus('max 100000')).toEqual({});
+    expect(cgroupCpus('150000 100000')).toEqual({ cgroupLimit: 1.5 });
+    const limited = doctorReport(inputs(PI5, 'arm64', { available: 4, cgroupLimit: 2 }));
+    expect(limited.threads).toEqual({ available: 4, cgroupLimit: 2, recommended: 2 });
+    expect(limited.advice.map((a) => a.text).join('\n')).toMatch(/quota allows 2 CPUs but 4 are visible: run with --threads 2/);
+    expect(advice(inputs(PI4, 'arm64', { versions: { node: 'v18.19.0', os: 'Linux' } }))).toMatch(/Node v18\.19\.0 is too old/);
+    expect(advice(inputs(X86(SKYLAKE), 'arm64'))).toMatch(/^warn: .*emulation \(qemu-user\?\)/m);
+    expect(advice(inputs(PI4, 'arm64', { memory: { totalBytes: 512 * 1024 ** 2, freeBytes: 1 } }))).toMatch(/only 512 MiB/);
+  });
+});
+
+describe('slim doctor', () => {
+  it('--json prints one report for this machine', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin/slim.js'), 'doctor', '--json']);
+    const report = JSON.parse(stdout);
+    expect(report.cpu.arch).toBe(process.arch);
+    expect(report.threads.available).toBeGreaterThanOrEqual(1);
+    expect(report.versions).toMatchObject({ node: process.version });
+    expect(report.versions.onnxruntime).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(report.versions.sharp).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(report.advice.length).toBeGreaterThanOrEqual(2);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * The web bundle in a real browser: Debian's Chromium, driven by playwright-core, opens the page served
+ * by `slim serve`'s static handler, a file is chosen (and one dropped), and onnxruntime-web (wasm)
+ * classifies it. Oracle: the Node classifier (sharp + onnxruntime-node) on the same file — identical
+ * pixels and top-1 for images at the model's size, top-1 and near-identical pixels for resized ones.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { deploy, type DeployResult } from '../src/deploy/bundle.js';
+import { readBundle } from '../src/deploy/open-bundle.js';
+import { loadImageFile } from '../src/data/index.js';
+import { openClassifier, topK, type Classifier } from '../src/serve/classifier.js';
+import { createClassifyServer, type ClassifyServer } from '../src/serve/server.js';
+import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
+import { request } from './helpers/deploy-http.js';
+import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
+
+const ready = gate('web bundle in Chromium', chromiumReady());
+
+let dir: string;
+let images: TestImage[];
+let web: DeployResult;
+let classifier: Classifier;
+let server: ClassifyServer;
+let url: string;
+let browser: BrowserContext;
+let page: Page;
+
+interface PageResult {
+  file: string;
+  top: { index: number; label: string; score: number }[];
+  latency_ms: number;
+  pixels: number[];
+}
+
+beforeAll(async () => {
+  if (!ready) return;
+  dir = await mkdtemp(path.join(tmpdir(), 'slim-deploy-web-'));
+  const model = await makeInt8CifarModel(path.join(dir, 'int8.onnx'));
+  images = await writeTestImages(path.join(dir, 'images'), { count: 10, resized: 4 });
+  web = await deploy({ model, target: 'web', out: path.join(dir, 'site') });
+  const bundle = await readBundle(web.out);
+  classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, threads: 1 });
+  server = createClassifyServer({ classifier, staticDir: web.out });
+  url = (await server.listen(0)).url;
+  browser = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  page = await browser.newPage();
+  await page.goto(`${url}/`);
+  await page.waitForSelector('#status[data-state=ready], #status[data-state=error]', { timeout: 60_000 });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.shutdown();
+  await classifier?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+async function classifyInPage(file: string): Promise<PageResult> {
+  await page.evaluate(() => {
+    delete window.slimLast;
+    delete window.slimError;
+  });
+  await page.setInputFiles('#file', file);
+  await page.waitForFunction(() => window.slimLast !== undefined || window.slimError !== undefined, undefined, { timeout: 60_000 });
+  const error = await page.evaluate(() => window.slimError);
+  expect(error).toBeUndefined();
+  return (await page.evaluate(() => window.slimLast)) as PageResult;
+}
+
+describe.runIf(ready)('web bundle in headless Chromium', () => {
+  it('is a static site: page, app, model, config and onnxruntime-web', () => {
+    expect(web.files.map((f) => f.path).sort()).toEqual(['README.md', 'app.js', 'index.html', 'model.onnx', 'ort/ort-wasm-simd-threaded.wasm', 'ort/ort.wasm.bundle.min.mjs', 'slim.json']);
+  });
+
+  it('loads the model and classifies chosen images like the Node classifier', async () => {
+    expect(await page.textContent('#status')).toMatch(/Ready/);
+    let resized = 0;
+    const means: number[] = [];
+    for (const img of images) {
+      const inPage = await classifyInPage(img.file);
+      const bytes = await readFile(img.file);
+      const { pixels } = await loadImageFile(bytes, { size: [32, 32] });
+      const [scores] = await classifier.run([await classifier.prepare(bytes)]);
+      const expected = topK(scores!, classifier.config.labels, 5);
+      const same32 = img.file.endsWith('.png');
+      if (same32) {
+        expect(inPage.pixels, img.file).toEqual(Array.from(pixels));
+      } else {
+        resized++;
+        const diffs = inPage.pixels.map((v, i) => Math.abs(v - pixels[i]!));
+        const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
+        means.push(mean);
+        expect(mean, `${img.file}: mean |Δpixel| vs sharp`).toBeLessThan(3);
+      }
+      expect(inPage.top[0]!.label, img.file).toBe(expected[0]!.label);
+      inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+      const shown = await page.$$eval('#results li', (items) => items.map((li) => li.textContent ?? ''));
+      expect(shown).toHaveLength(5);
+      expect(shown[0]).toContain(expected[0]!.label);
+      expect(await page.getAttribute('#status', 'data-state')).toBe('done');
+    }
+    expect(resized).toBe(4);
+    console.log(`web: resized images differ from sharp by ${means.map((m) => m.toFixed(2)).join(', ')} levels on average`);
+  }, 120_000);
+
+  it('classifies a dropped image and reports a non-image without breaking', async () => {
+    const file = images[1]!;
+    const bytes = await readFile(file.file);
+    await page.evaluate(() => {
+      delete window.slimLast;
+      delete window.slimError;
+    });
+    const drop = await page.evaluateHandle(({ data, name }) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([new Uint8Array(data)], name, { type: 'image/png' }));
+      return dt;
+    }, { data: Array.from(bytes), name: path.basename(file.file) });
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: drop });
+    await page.waitForFunction(() => window.slimLast !== undefined, undefined, { timeout: 60_000 });
+    const [scores] = await classifier.run([await classifier.prepare(bytes)]);
+    expect((await page.evaluate(() => window.slimLast!.top[0]!.label))).toBe(topK(scores!, classifier.config.labels, 1)[0]!.label);
+
+    const junk = path.join(dir, 'junk.png');
+    await import('node:fs/promises').then((fs) => fs.writeFile(junk, 'not really a png'));
+    await page.setInputFiles('#file', junk);
+    await page.waitForSelector('#status[data-state=error]');
+    expect(await page.textContent('#status')).toMatch(/junk\.png: cannot classify/);
+    await classifyInPage(images[2]!.file); // and it still works
+  }, 60_000);
+
+  it('the same server answers the API beside the page', async () => {
+    const reply = await request(`${url}/v1/classify`, { method: 'POST', body: await readFile(images[0]!.file) });
+    expect(reply.status).toBe(200);
+    const wasm = await request(`${url}/ort/ort-wasm-simd-threaded.wasm`, { method: 'HEAD' });
+    expect(wasm.headers['content-type']).toBe('application/wasm');
+  });
+});

@@ -1,0 +1,101 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readModel } from '../src/onnx/io.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { modelStats } from '../src/runtime/stats.js';
+import { runSlim } from './helpers/cli.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { ortOutput, randomImages } from './prune-fixtures.js';
+
+interface PruneJson {
+  mode: string;
+  macs_before: number;
+  macs_after: number;
+  params_before: number;
+  params_after: number;
+  size_bytes_before: number;
+  size_bytes_after: number;
+  gzip_bytes_after: number;
+  sparse_bytes_estimate_after: number;
+  structured: { groups: unknown[]; boundaries: unknown[] };
+  unstructured: { nm: string; skipped: { reason: string }[] };
+}
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-prune-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const resnet = fixturePath('torch-tiny-resnet.onnx');
+
+describe('slim prune', () => {
+  it('--structured --target-macs --json reports the numbers of the model it wrote', async () => {
+    const out = path.join(dir, 'small.onnx');
+    const run = await runSlim(['prune', resnet, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as PruneJson;
+    const written = await readModel(out);
+    const facts = inferShapes(written);
+    expect(doc.macs_after).toBe(facts.totalMacs);
+    expect(doc.macs_before).toBe(inferShapes(await readModel(resnet)).totalMacs);
+    expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
+    expect(doc.params_after).toBe(modelStats(written, facts).params);
+    expect(doc.params_after).toBeLessThan(doc.params_before);
+    expect(doc.size_bytes_after).toBeLessThan(doc.size_bytes_before);
+    expect(doc).toMatchObject({ mode: 'structured', size_bytes_before: expect.any(Number), gzip_bytes_after: expect.any(Number) });
+    expect(doc.structured.groups).toHaveLength(3);
+    expect(doc.structured.boundaries).toEqual([]);
+    const x = randomImages([2, 3, 16, 16]);
+    expect((await ortOutput(written, x)).dims).toEqual([2, 10]);
+  });
+
+  it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {
+    const out = path.join(dir, 'sparse.onnx');
+    const run = await runSlim(['prune', resnet, '-o', out, '--unstructured', '--sparsity', '0.5', '--scope', 'global']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/non-zero params\s+2\.9 k\s+1\.\d k/);
+    expect(run.stdout).toMatch(/sparse storage \(est\.\)/);
+    expect(run.stdout).toMatch(/the file stays dense/);
+    const json = await runSlim(['prune', resnet, '-o', out, '--unstructured', '--nm', '2:4', '--json']);
+    const doc = JSON.parse(json.stdout) as PruneJson;
+    expect(doc.unstructured.nm).toBe('2:4');
+    expect(doc.unstructured.skipped[0]!.reason).toMatch(/not a multiple of 4/);
+    expect(doc.macs_after).toBe(doc.macs_before);
+    expect(doc.sparse_bytes_estimate_after).toBeLessThan(doc.size_bytes_after);
+  });
+
+  it('--analyze lists groups and boundaries without writing anything', async () => {
+    const run = await runSlim(['prune', fixturePath('torch-tiny-mobilenet.onnx'), '--analyze', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as { groups: { root: string; channels: number; nodes: string[] }[]; boundaries: unknown[] };
+    expect(doc.groups.map((g) => [g.root, g.channels])).toEqual([
+      ['/stem/stem.0/Conv', 8],
+      ['/se_reduce/Conv', 4],
+      ['/pw/pw.0/Conv', 12],
+      ['/branch/Conv', 4],
+    ]);
+    expect(doc.groups[0]!.nodes).toEqual(expect.arrayContaining(['/dw/dw.0/Conv', '/Mul', '/se_expand/Conv']));
+    // The shape subgraph (Shape → Gather → Unsqueeze → Concat) and the Softmax on the logits stop nothing.
+    expect(doc.boundaries).toEqual([]);
+  });
+
+  it('bad usage and bad input are one line with exit 2 and 1', async () => {
+    const o = ['-o', path.join(dir, 'x.onnx')];
+    const cases: [string[], number, RegExp][] = [
+      [['prune', resnet, ...o, '--target-macs', '0.5'], 2, /choose --structured or --unstructured/],
+      [['prune', resnet, ...o, '--structured'], 2, /exactly one target/],
+      [['prune', resnet, ...o, '--structured', '--target-macs', '1.5'], 2, /--target-macs must be a fraction in \(0, 1\]/],
+      [['prune', resnet, ...o, '--unstructured', '--target-macs', '0.5'], 2, /are for --structured/],
+      [['prune', resnet, ...o, '--unstructured', '--nm', '4:2'], 2, /--nm takes N:M/],
+      [['prune', resnet, ...o, '--structured', '--ratio', '0.3', '--finetune', '2'], 2, /--finetune needs training data/],
+      [['prune', resnet, ...o, '--structured', '--target-macs', '0.01'], 2, /out of reach/],
+      [['prune', path.join(dir, 'missing.onnx'), ...o, '--structured', '--ratio', '0.3'], 1, /missing\.onnx/],
+    ];
+    for (const [args, code, message] of cases) {
+      const run = await runSlim(args);
+      expect(run.code, args.join(' ')).toBe(code);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr.trim().split('\n').filter((l) => l.startsWith('slim:')).length, run.stderr).toBeLessThanOrEqual(1);
+    }
+  });
+});

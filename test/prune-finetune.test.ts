@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { engineFineTuner, pruneStructuredIteratively, pruneUnstructured } from '../src/compress/prune/index.js';
+import { batches } from '../src/data/batches.js';
+import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { readModel } from '../src/onnx/io.js';
+import { float32, makeTensor } from '../src/onnx/tensor.js';
+import { Random } from '../src/util/random.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { ortOutput } from './prune-fixtures.js';
+import type { Graph } from '../src/onnx/graph.js';
+
+/** Random 16×16 images with random labels: enough to check gradients and the training loop's plumbing. */
+function syntheticSet(count: number, seed: number): ImageSet {
+  const rng = new Random(seed);
+  return {
+    name: 'synthetic',
+    classes: Array.from({ length: 10 }, (_, i) => `c${i}`),
+    imageShape: [3, 16, 16],
+    pixels: Uint8Array.from({ length: count * 3 * 16 * 16 }, () => rng.nextUint32() & 255),
+    labels: Uint8Array.from({ length: count }, () => rng.nextUint32() % 10),
+  };
+}
+
+/** Mean cross-entropy of the graph on one batch, in ONNX Runtime (float64 accumulation). */
+async function ortLoss(graph: Graph, images: Float32Array, dims: number[], labels: Uint8Array): Promise<number> {
+  const logits = (await ortOutput(graph, makeTensor('float32', dims, images))).data as Float32Array;
+  let loss = 0;
+  for (let b = 0; b < labels.length; b++) {
+    const row = Array.from(logits.subarray(b * 10, b * 10 + 10));
+    const max = Math.max(...row);
+    loss += Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max - row[labels[b]!]!;
+  }
+  return loss / labels.length;
+}
+
+describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
+  const set = syntheticSet(64, 11);
+  const tuner = engineFineTuner({ data: { train: set, test: set }, batch: 8, threads: 1, normalization: CIFAR10_NORMALIZATION, seed: 0 });
+
+  it('Taylor gradients equal a finite difference of the loss in ONNX Runtime', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const grads = await tuner.gradients(graph, { batches: 1 });
+    const [batch] = [...batches(set, { batchSize: 8, normalization: CIFAR10_NORMALIZATION, shuffleSeed: 0, dropLast: true })];
+    const name = 'conv1.weight';
+    const g = grads.get(name)!;
+    const w = graph.initializers.get(name)!;
+    expect(g.length).toBe(w.data.length);
+    // The three largest gradients (smallest relative error of a finite difference).
+    const top = Array.from(g.keys()).sort((a, b) => Math.abs(g[b]!) - Math.abs(g[a]!)).slice(0, 3);
+    for (const i of top) {
+      const at = async (delta: number): Promise<number> => {
+        const data = Float32Array.from(w.data as Float32Array);
+        data[i]! += delta;
+        const edited = { ...graph, initializers: new Map(graph.initializers).set(name, float32(w.dims, data)) };
+        return ortLoss(edited, batch!.images, batch!.dims, batch!.labels);
+      };
+      const eps = 1e-2;
+      const numeric = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+      expect(Math.abs(numeric - g[i]!), `element ${i}: engine ${g[i]}, finite difference ${numeric}`).toBeLessThan(0.05 * Math.abs(g[i]!) + 1e-4);
+    }
+  });
+
+  it('fine-tuning keeps masked weights at zero and pruned structure intact', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const sparse = pruneUnstructured(graph, { sparsity: 0.5 });
+    const tuned = await tuner.finetune(sparse.graph, { epochs: 1, masks: sparse.masks, teacher: graph });
+    for (const [name, mask] of sparse.masks) {
+      const w = tuned.graph.initializers.get(name)!.data as Float32Array;
+      const before = sparse.graph.initializers.get(name)!.data as Float32Array;
+      let moved = 0;
+      mask.forEach((m, i) => {
+        if (m === 0) expect(w[i] === 0, `${name}[${i}] = ${w[i]}`).toBe(true); // ±0
+        else if (w[i] !== before[i]) moved++;
+      });
+      expect(moved, name).toBeGreaterThan(0);
+    }
+    const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1, importance: 'taylor' }, { tuner, steps: 2, epochs: 2 });
+    expect(r.steps).toHaveLength(2);
+    expect(r.testAccuracy).toBeGreaterThanOrEqual(0);
+    const x = makeTensor('float32', [2, 3, 16, 16], new Float32Array(2 * 3 * 16 * 16).fill(0.1));
+    expect((await ortOutput(r.graph, x)).dims).toEqual([2, 10]);
+    expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
+  });
+});

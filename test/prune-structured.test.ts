@@ -1,0 +1,243 @@
+import { describe, expect, it } from 'vitest';
+import {
+  buildDependencyGraph, pruneStructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
+} from '../src/compress/prune/index.js';
+import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { validateGraph } from '../src/onnx/validate.js';
+import { buildZooModel } from '../src/zoo/index.js';
+import type { Graph } from '../src/onnx/graph.js';
+import { SlimError } from '../src/errors.js';
+import { fixturePath } from './helpers/fixtures.js';
+import { killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
+
+const FIXTURES = ['torch-tiny-resnet.onnx', 'torch-tiny-resnet-folded.onnx', 'torch-tiny-mobilenet.onnx'];
+const fixture = (name: string): Promise<Graph> => readModel(fixturePath(name));
+const image = (graph: Graph, batch = 2): ReturnType<typeof randomImages> => {
+  const shape = graph.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : batch));
+  return randomImages(shape);
+};
+
+/** Split → two convs → Concat (offsets), a stored Reshape flatten, Gemm: the couplings torch exports have. */
+function splitConcatNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const a = n.op('Relu', n.conv('input', 3, 16));
+  const [s0, s1] = n.split(a, [6, 10]);
+  const b0 = n.op('Relu', n.conv(s0!, 6, 8, { k: 1 }));
+  const b1 = n.op('Relu', n.bn(n.conv(s1!, 10, 12, { k: 3, bias: false }), 12));
+  const cat = n.concat([b0, b1]);
+  const dw = n.op('Relu', n.conv(cat, 20, 20, { group: 20 }));
+  const pooled = n.node('MaxPool', [dw], { kernel_shape: { type: 'ints', value: [4, 4] }, strides: { type: 'ints', value: [4, 4] } })[0]!;
+  const flat = n.reshape(pooled, [0, 80]);
+  return n.output(n.gemm(flat, 80, 10));
+}
+
+describe('dependency graph', () => {
+  it('finds the residual groups of a PyTorch ResNet and couples Flatten → Gemm', async () => {
+    const dep = buildDependencyGraph(await fixture('torch-tiny-resnet.onnx'));
+    expect(dep.boundaries).toEqual([]);
+    expect(dep.groups.map((g) => [g.root.node.name, g.size])).toEqual([
+      ['/stem/stem.0/Conv', 8],
+      ['/conv1/Conv', 8],
+      ['/down/down.0/Conv', 16],
+    ]);
+    // The stem's channels run through both residual adds of stage 1 into three convs.
+    expect(dep.groups[0]!.nodes).toEqual(expect.arrayContaining(['/Add', '/conv1/Conv', '/conv2/Conv', '/down/down.0/Conv', '/conv3/Conv']));
+    // The last stage reaches the classifier's input features through pooling and Flatten.
+    expect(dep.groups[2]!.nodes).toEqual(expect.arrayContaining(['/Add_1', '/conv3/Conv', '/GlobalAveragePool', '/Flatten', '/fc/Gemm']));
+    expect(dep.frozen.get('logits')).toMatch(/graph output/);
+  });
+
+  it('maps Split and Concat offsets and the spread of a flatten', () => {
+    const dep = buildDependencyGraph(splitConcatNet());
+    // The Split cuts the first conv's channels in two groups (channels 0–5 reach one branch, 6–15 the
+    // other); each branch conv reaches the Gemm through Concat, the depthwise conv and the flatten.
+    expect(dep.groups.map((g) => [g.root.node.name, g.size])).toEqual([['conv2', 6], ['conv2', 10], ['conv8', 8], ['conv11', 12]]);
+    const [s0, s1, b0, b1] = dep.groups;
+    expect(Array.from(s0!.members.get('conv2_out0')!)).toEqual([0, 1, 2, 3, 4, 5, ...Array(10).fill(-1)]);
+    expect(Array.from(s1!.members.get('conv2_out0')!)).toEqual([...Array(6).fill(-1), 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const gemmIn = [...b0!.members.keys()].find((v) => b0!.members.get(v)!.length === 80)!;
+    const m0 = b0!.members.get(gemmIn)!;
+    const m1 = b1!.members.get(gemmIn)!;
+    // Concat puts branch 0 at channels 0–7 and branch 1 at 8–19; the flatten spreads each over 4 features.
+    expect(Array.from(m0.slice(0, 8))).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+    expect(m0.slice(32).every((v) => v === -1)).toBe(true);
+    expect(Array.from(m1.slice(32, 40))).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
+  });
+
+  it('stops at ops without a channel rule and at grouped convs, and says so', () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 8));
+    const t = n.node('Transpose', [a], { perm: { type: 'ints', value: [0, 1, 3, 2] } })[0]!;
+    const g = n.op('Relu', n.conv(t, 8, 8, { group: 2 }));
+    const c = n.op('Relu', n.conv(g, 8, 16));
+    const gap = n.op('GlobalAveragePool', c);
+    const graph = n.output(n.gemm(n.op('Flatten', gap), 16, 10));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries.map((b) => [b.opType, b.reason])).toEqual([
+      ['Transpose', 'Transpose has no channel rule'],
+      ['Conv', expect.stringMatching(/grouped convolution \(group 2, not depthwise\)/)],
+    ]);
+    // Only the last conv's channels are free.
+    expect(dep.groups.map((x) => x.root.node.opType + x.size)).toEqual(['Conv16']);
+  });
+});
+
+describe('structured pruning against ONNX Runtime', () => {
+  it('ratio 0 gives a bit-identical output', async () => {
+    for (const name of FIXTURES) {
+      const graph = await fixture(name);
+      const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0 } });
+      const x = image(graph);
+      expect(Array.from((await ortOutput(r.graph, x)).data as Float32Array), name).toEqual(Array.from((await ortOutput(graph, x)).data as Float32Array));
+      expect(r.macsAfter).toBe(r.macsBefore);
+    }
+  });
+
+  it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()]];
+    for (const [name, original] of graphs) {
+      let dep = buildDependencyGraph(original);
+      // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
+      let graph = original;
+      for (const g of dep.groups) {
+        const k = Math.max(1, Math.floor(g.size / 4));
+        const dead = new Set(Array.from({ length: k }, (_, i) => (i * 3 + 1) % g.size));
+        dep = { ...dep, graph };
+        graph = killChannels(dep, g, dead);
+      }
+      dep = buildDependencyGraph(graph);
+      const scores = scoreGroups(dep.groups, 'l1').scores;
+      // Per-group ratios that remove exactly the dead channels (small groups lose their one).
+      const fixed = new Map(dep.groups.map((g) => [g.id, Math.max(1, Math.floor(g.size / 4)) / g.size]));
+      const exact = planRemoval(dep, scores, 0, { scope: 'layer', roundTo: 1, maxRatio: 0.9, fixed });
+      const pruned = removeChannels(dep, exact.removed);
+      validateGraph(pruned);
+      const x = image(graph);
+      const want = await ortOutput(graph, x);
+      const got = await ortOutput(pruned, x);
+      expect(got.dims, name).toEqual(want.dims);
+      expect(maxRelDiff(got, want), name).toBeLessThan(1e-5);
+      expect(inferShapes(pruned).totalMacs, name).toBeLessThan(inferShapes(graph).totalMacs);
+    }
+  });
+
+  it('prunes zoo ResNets to half the MACs; they run with the same output shape and report their own MACs', async () => {
+    for (const [name, width, roundTo] of [['resnet18-cifar', 0.5, 8], ['resnet50-cifar', 0.125, 1]] as const) {
+      const graph = buildZooModel(name, { width, seed: 1 });
+      const r = await pruneStructured(graph, { target: { kind: 'macs', value: 0.5 }, roundTo });
+      expect(r.boundaries, name).toEqual([]);
+      expect(r.macsAfter / r.macsBefore, name).toBeLessThanOrEqual(0.5);
+      expect(r.macsAfter / r.macsBefore, name).toBeGreaterThan(0.45);
+      // The number reported is the number the written model has.
+      const written = decodeModel(encodeModel(r.graph).model);
+      expect(inferShapes(written).totalMacs).toBe(r.macsAfter);
+      for (const g of r.groups) expect(g.channelsAfter % roundTo === 0 || g.channelsAfter === g.channelsBefore, `${name} ${g.root}`).toBe(true);
+      const x = image(graph);
+      const [a, b] = [await ortOutput(graph, x), await ortOutput(written, x)];
+      expect(b.dims).toEqual(a.dims);
+      expect(Array.from(b.data as Float32Array).every(Number.isFinite)).toBe(true);
+    }
+  });
+
+  it('PyTorch fixtures prune by MACs, params shrink, ORT runs them', async () => {
+    for (const name of FIXTURES) {
+      const graph = await fixture(name);
+      const r = await pruneStructured(graph, { target: { kind: 'macs', value: 0.6 }, roundTo: 1, scope: 'global' });
+      const x = image(graph, 3);
+      const out = await ortOutput(r.graph, x);
+      expect(out.dims, name).toEqual((await ortOutput(graph, x)).dims);
+      expect(r.macsAfter, name).toBeLessThanOrEqual(0.6 * r.macsBefore);
+      expect(r.graph.initializers.size).toBeLessThanOrEqual(graph.initializers.size);
+    }
+  });
+
+  it('reports MACs that match a hand count', async () => {
+    // conv 3→8 (3×3) → relu → conv 8→4 (1×1) → GAP → flatten → gemm 4→10, on 8×8 images.
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 8));
+    const b = n.op('Relu', n.conv(a, 8, 4, { k: 1 }));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', b)), 4, 10));
+    expect(inferShapes(graph).totalMacs).toBe(64 * 8 * 27 + 64 * 4 * 8 + 4 * 10);
+    const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1 });
+    expect(r.groups.map((g) => g.channelsAfter)).toEqual([4, 2]);
+    expect(r.macsAfter).toBe(64 * 4 * 27 + 64 * 2 * 4 + 2 * 10);
+  });
+
+  it('keeps what --keep names, and layer ratios override the search', async () => {
+    const graph = await fixture('torch-tiny-resnet.onnx');
+    const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1, keep: ['/conv1/Conv'], layerRatios: { '/down/down.0/Conv': 0.25 } });
+    // /conv1/Conv reads the stem's group and writes its own: both stay whole.
+    expect(r.groups.map((g) => [g.root, g.channelsAfter])).toEqual([
+      ['/stem/stem.0/Conv', 8],
+      ['/conv1/Conv', 8],
+      ['/down/down.0/Conv', 12],
+    ]);
+    await expect(pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, keep: ['/nope'] })).rejects.toThrow(/no node named '\/nope'/);
+  });
+
+  it('global scope ranks across groups; an unreachable MAC target is a clear error', async () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.125, seed: 2 });
+    const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.4 }, scope: 'global', roundTo: 1 });
+    const ratios = r.groups.map((g) => 1 - g.channelsAfter / g.channelsBefore);
+    expect(Math.max(...ratios) - Math.min(...ratios)).toBeGreaterThan(0.05);
+    const total = r.groups.reduce((a, g) => a + g.channelsBefore, 0);
+    const removed = r.groups.reduce((a, g) => a + g.channelsBefore - g.channelsAfter, 0);
+    expect(removed).toBe(Math.floor(0.4 * total));
+    const err = await pruneStructured(graph, { target: { kind: 'macs', value: 0.001 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SlimError);
+    expect((err as SlimError).message).toMatch(/MAC target 0.001 is out of reach: .* keeps [\d.]+ % of the MACs/);
+  });
+
+  it('a latency target searches on measured latency', async () => {
+    const graph = await fixture('torch-tiny-resnet.onnx');
+    // A stand-in meter: latency proportional to MACs (the real one runs ORT; see bench/prune-latency.ts).
+    const measureLatency = async (g: Graph): Promise<number> => inferShapes(g).totalMacs / 1e4;
+    const r: StructuredResult = await pruneStructured(graph, { target: { kind: 'latency', value: 0.6 }, roundTo: 1, measureLatency });
+    expect(r.latency!.afterMs).toBeLessThanOrEqual(0.6 * r.latency!.beforeMs);
+    expect(r.search.every((s) => s.latencyMs !== undefined)).toBe(true);
+  });
+});
+
+describe('importance criteria', () => {
+  it('L1 and L2 sum every weight a channel owns across the group; BN-γ reads γ; random is seeded', async () => {
+    const n = new Net(['batch', 2, 4, 4]);
+    const a = n.op('Relu', n.bn(n.conv('input', 2, 3, { k: 1, bias: false }), 3));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', a)), 3, 2));
+    const dep = buildDependencyGraph(graph);
+    const [group] = dep.groups;
+    const w = graph.initializers.get(graph.nodes[0]!.inputs[1]!)!.data as Float32Array; // [3, 2, 1, 1]
+    const gemm = graph.nodes.find((x) => x.opType === 'Gemm')!;
+    const b = graph.initializers.get(gemm.inputs[1]!)!.data as Float32Array; // [2, 3]
+    const bn = graph.nodes.find((x) => x.opType === 'BatchNormalization')!;
+    const gamma = graph.initializers.get(bn.inputs[1]!)!.data as Float32Array;
+    for (let c = 0; c < 3; c++) {
+      const owned = [w[2 * c]!, w[2 * c + 1]!, b[c]!, b[3 + c]!];
+      expect(IMPORTANCE.l1(group!, {})![c]).toBeCloseTo(owned.reduce((s, v) => s + Math.abs(v), 0), 5);
+      expect(IMPORTANCE.l2(group!, {})![c]).toBeCloseTo(Math.sqrt(owned.reduce((s, v) => s + v * v, 0)), 5);
+      expect(IMPORTANCE.bn(group!, {})![c]).toBeCloseTo(Math.abs(gamma[c]!), 6);
+    }
+    expect(IMPORTANCE.random(group!, { seed: 4 })).toEqual(IMPORTANCE.random(group!, { seed: 4 }));
+    expect(IMPORTANCE.random(group!, { seed: 4 })).not.toEqual(IMPORTANCE.random(group!, { seed: 5 }));
+  });
+
+  it('Taylor is |Σ w·∂L/∂w| per channel; BN-γ falls back to L2 where BN was folded', async () => {
+    const graph = await fixture('torch-tiny-resnet-folded.onnx');
+    const dep = buildDependencyGraph(graph);
+    const ones = new Map([...graph.initializers].map(([k, t]) => [k, new Float32Array(t.data.length).fill(1)]));
+    const group = dep.groups[1]!;
+    const taylor = IMPORTANCE.taylor(group, { gradients: ones })!;
+    // With ∂L/∂w = 1 the score is |Σ w| per owned slice, summed over the group's params.
+    const expected = new Float64Array(group.size);
+    for (const p of group.params) {
+      const dims = p.tensor.dims;
+      const inner = dims.slice(p.param.axis + 1).reduce((a, b) => a * b, 1);
+      const sums = new Float64Array(dims[p.param.axis]!);
+      (p.tensor.data as Float32Array).forEach((v, i) => (sums[Math.floor(i / inner) % dims[p.param.axis]!]! += v));
+      sums.forEach((s, c) => (expected[group.members.get(p.value)![c]!]! += Math.abs(s)));
+    }
+    taylor.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
+    const { fallbacks } = scoreGroups(dep.groups, 'bn');
+    expect(fallbacks).toEqual(dep.groups.map((g) => g.root.node.name));
+  });
+});

@@ -1,0 +1,165 @@
+/** `slim quantize` end to end in a child process: JSON fields, files written, modes, and usage errors. */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { imageFeeds } from '../src/compress/quantize/feeds.js';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
+import { encodeModel, writeModel } from '../src/onnx/io.js';
+import { float32 } from '../src/onnx/tensor.js';
+import { openSession } from '../src/runtime/ort.js';
+import { loadModel } from '../src/onnx/validate.js';
+import { buildZooModel } from '../src/zoo/index.js';
+import { runSlim } from './helpers/cli.js';
+import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
+const model = path.join(dir, 'r18.onnx');
+beforeAll(async () => {
+  await writeModel(buildZooModel('resnet18-cifar', { width: 0.125 }), model);
+});
+
+/** The planted model (see the --max-drop test) and a folder of CIFAR-10 test images labelled by its predictions. */
+async function plantedModelAndLabels(): Promise<{ file: string; folder: string }> {
+  const g = buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 });
+  const set = (name: string, edit: (d: Float32Array) => void): void => {
+    const t = g.initializers.get(name)!;
+    const d = Float32Array.from(t.data as Float32Array);
+    edit(d);
+    g.initializers.set(name, float32(t.dims, d));
+  };
+  // Channel 0 of the last two blocks' outputs is −1 before the ReLU (BN scale 0, shift −1 or 0), so
+  // pooled feature 0 is always 0, without widening any activation range.
+  for (const [bn, shift] of [['layer4.0.bn2', -1], ['layer4.0.downsample.1', 0], ['layer4.1.bn2', -1]] as const) {
+    const node = g.nodes.find((n) => n.name === bn)!;
+    set(node.inputs[1]!, (d) => (d[0] = 0));
+    set(node.inputs[2]!, (d) => (d[0] = shift));
+  }
+  const fc = g.nodes.find((n) => n.name === 'fc')!;
+  set(fc.inputs[1]!, (d) => (d[0] = 1e4)); // W[class 0, feature 0]
+  const images = await loadCifar10('test', { dataDir: CIFAR_DIR, limit: 500 });
+  const session = await openSession(encodeModel(g).model, { threads: 1 });
+  const logits: number[] = [];
+  for (const f of imageFeeds(images, { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 100 })) logits.push(...(await session.run(f))['logits']!.data as Float32Array);
+  await session.close();
+  // Centre each class's logits so that all ten classes get predicted.
+  const mean = Array.from({ length: 10 }, (_, k) => logits.filter((_, i) => i % 10 === k).reduce((a, v) => a + v, 0) / 500);
+  set(fc.inputs[2]!, (d) => d.forEach((v, k) => (d[k] = v - mean[k]!)));
+  const folder = path.join(dir, 'labelled');
+  const perClass = new Array<number>(10).fill(0);
+  for (let r = 0; r < 500; r++) {
+    let best = 0;
+    for (let k = 1; k < 10; k++) if (logits[r * 10 + k]! - mean[k]! > logits[r * 10 + best]! - mean[best]!) best = k;
+    if (perClass[best]! >= 6) continue;
+    const hwc = Buffer.alloc(3072);
+    for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) hwc[p * 3 + c] = images.pixels[r * 3072 + c * 1024 + p]!;
+    mkdirSync(path.join(folder, `c${best}`), { recursive: true });
+    await sharp(hwc, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(folder, `c${best}`, `${r}.png`));
+    perClass[best]!++;
+  }
+  expect(perClass.every((n) => n > 0)).toBe(true);
+  const file = path.join(dir, 'planted.onnx');
+  await writeModel(g, file);
+  return { file, folder };
+}
+
+function json(stdout: string): Record<string, unknown> {
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+describe('slim quantize', () => {
+  it.runIf(hasCifar)('static: writes the int8 model, the report files, and the promised JSON fields', async () => {
+    const out = path.join(dir, 'r18.int8.onnx');
+    const report = path.join(dir, 'r18-report');
+    const run = await runSlim(['quantize', model, '-o', out, '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '64', '--eval-limit', '200', '--report', report, '--json', '--threads', '1']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = json(run.stdout);
+    expect(doc).toMatchObject({
+      mode: 'static',
+      method: 'percentile',
+      samples: 64,
+      size_bytes_before: statSync(model).size,
+      size_bytes_after: statSync(out).size,
+      seconds: expect.any(Number),
+      top1_before: expect.any(Number),
+      top1_after: expect.any(Number),
+      eval_images: 200,
+      quantized_nodes: 31,
+      folded_activations: 17,
+    });
+    expect(doc['size_ratio'] as number).toBeLessThan(0.35);
+    const { graph } = await loadModel(out);
+    expect(graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(20);
+    expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: 'percentile', activations: 'uint8 asymmetric' });
+    const md = readFileSync(`${report}.md`, 'utf8');
+    expect(md).toMatch(/## Per-layer sensitivity/);
+    expect(md).toMatch(/\| layer3\.0\.conv1 \| Conv \|/);
+    const rep = JSON.parse(readFileSync(`${report}.json`, 'utf8')) as { activations: unknown[]; sensitivity: unknown[]; weights: unknown[] };
+    expect(rep.sensitivity).toHaveLength(30);
+    expect(rep.weights).toHaveLength(21);
+    expect(rep.activations.length).toBeGreaterThan(30);
+    expect(readFileSync(`${report}.svg`, 'utf8')).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(run.stderr).toMatch(/calibrate/);
+  });
+
+  it.runIf(hasCifar)('--max-drop finds the layer that breaks the model and keeps it float', async () => {
+    // A model whose int8 version fails by construction: a huge Gemm weight on a feature that is always
+    // 0 (no effect in float), so per-tensor weight scales round every other head weight to 0. Evaluation
+    // images are labelled with the float model's own predictions: float top-1 = 100 %.
+    const { file, folder } = await plantedModelAndLabels();
+    const out = path.join(dir, 'planted.mixed.onnx');
+    const run = await runSlim(['quantize', file, '-o', out, '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '64', '--per-tensor', '--eval', folder, '--max-drop', '20', '--json', '--threads', '1']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = json(run.stdout);
+    const mixed = doc['mixed_precision'] as { float_layers: string[]; met: boolean; steps: { floatLayers: number; dropPt: number }[] };
+    expect(doc['top1_before']).toBe(1);
+    expect(mixed.steps[0]).toMatchObject({ floatLayers: 0 });
+    expect(mixed.steps[0]!.dropPt).toBeGreaterThan(50);
+    expect(mixed.steps.filter((s) => s.floatLayers === 0)).toHaveLength(1);
+    expect(mixed.met).toBe(true);
+    expect(mixed.float_layers, JSON.stringify(mixed.steps)).toEqual(['fc']);
+    expect(doc['top1_drop_pt'] as number).toBeLessThanOrEqual(20);
+    const { graph } = await loadModel(out);
+    const fc = graph.nodes.find((n) => n.opType === 'Gemm')!;
+    expect(graph.initializers.get(fc.inputs[1]!)?.dtype).toBe('float32');
+    expect(graph.nodes.filter((n) => n.opType === 'Conv').every((n) => graph.initializers.get(n.inputs[1]!) === undefined)).toBe(true);
+  });
+
+  it('dynamic and fp16 modes need no calibration data', async () => {
+    const dynamic = path.join(dir, 'tiny.dyn.onnx');
+    const d = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', dynamic, '--mode', 'dynamic', '--json']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(json(d.stdout)).toMatchObject({ mode: 'dynamic', quantized_nodes: 1 });
+    expect((await loadModel(dynamic)).graph.nodes.map((n) => n.opType)).toContain('MatMulInteger');
+    const half = path.join(dir, 'r18.fp16.onnx');
+    const h = await runSlim(['quantize', model, '-o', half, '--mode', 'fp16', '--json']);
+    expect(h.code, h.stderr).toBe(0);
+    expect(json(h.stdout)['size_ratio'] as number).toBeLessThan(0.52);
+  });
+});
+
+describe('slim quantize errors: one line, the right exit code', () => {
+  const cases: [string, () => string[], number, RegExp][] = [
+    ['no calibration data', () => ['quantize', model, '-o', path.join(dir, 'x.onnx')], 2, /needs calibration images.*--calib cifar10/],
+    ['bad method', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--method', 'kl'], 2, /--method/],
+    ['--percentile with another method', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--method', 'mse', '--percentile', '99.9'], 2, /--percentile applies to --method percentile/],
+    ['--report outside static mode', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--report'], 2, /--report only applies to --mode static/],
+    ['unknown node in --exclude', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '8', '--exclude', 'conv9'], 2, /--exclude names 'conv9'/],
+    ['an already quantized model', () => ['quantize', path.join(dir, 'tiny.dyn.onnx'), '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic'], 1, /already quantized/],
+    ['--max-drop with an image-folder calibration set and no --eval', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', dir, '--max-drop', '1'], 2, /--eval/],
+  ];
+  for (const [what, args, code, message] of cases) {
+    it(what, async () => {
+      const run = await runSlim(args());
+      expect(run.code, run.stderr).toBe(code);
+      expect(run.stdout).toBe('');
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toMatch(/internal error|\n\s+at /);
+      expect(existsSync(path.join(dir, 'x.onnx'))).toBe(false);
+    });
+  }
+});
