@@ -11,12 +11,11 @@
  *   npx tsx bench/quantize-acceptance.ts [--fp32 M.onnx] [--peer P.onnx] [--threads 2] [--rounds 5] [--runs 100]
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { decodeModel } from '../src/onnx/io.js';
+import { ortKernels } from '../src/compress/quantize/index.js';
 import { benchmark } from '../src/runtime/benchmark.js';
-import { openSession } from '../src/runtime/ort.js';
 import { acceptanceExport, DATA_DIR, emit, log, REPO_ROOT, scratchDir, TRAINED_PEER } from './quantize-common.js';
 
 const { values } = parseArgs({
@@ -48,13 +47,9 @@ const int8 = path.join(dir, 'int8.onnx');
 const q = slimQuantize(fp32, int8, extra);
 const sizeRatio = statSync(int8).size / statSync(fp32).size;
 
-// Fusion: what ORT runs. Integer kernels and data movement on int8 are fine; anything else computes in float.
-const optimized = path.join(dir, 'int8.optimized.onnx');
-await (await openSession(int8, { threads, optimizedModelFilePath: optimized })).close();
-const ops: Record<string, number> = {};
-for (const n of decodeModel(readFileSync(optimized)).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
-const INTEGER_OR_LAYOUT = new Set(['QuantizeLinear', 'QLinearConv', 'QLinearAdd', 'QLinearMul', 'QLinearGlobalAveragePool', 'QLinearAveragePool', 'QLinearConcat', 'QGemm', 'QLinearMatMul', 'MatMulIntegerToFloat', 'Transpose', 'Flatten', 'Reshape', 'NhwcMaxPool', 'MaxPool', 'Squeeze', 'Unsqueeze']);
-const floatOps = Object.entries(ops).filter(([op]) => !INTEGER_OR_LAYOUT.has(op));
+// Fusion: what ORT runs, and any op that still computes in float.
+const kernels = await ortKernels(int8, { threads });
+const floatOps = Object.entries(kernels.floatOps);
 
 // Latency: alternate fp32 / int8 each round.
 const rounds = Number(values.rounds);
@@ -83,7 +78,7 @@ const result: Record<string, unknown> = {
   latency_p50_ms: { fp32: median(p50.fp32), int8: median(p50.int8) },
   latency_ratio_median: latencyRatio,
   latency_ratio_per_round: ratios,
-  ort_optimized_ops: ops,
+  ort_optimized_ops: kernels.ops,
   float_compute_ops_left: Object.fromEntries(floatOps),
   pass: { size: sizeRatio <= 0.26, latency: latencyRatio <= 0.35, time: q.wallSeconds <= 60, fused: floatOps.length === 0 },
 };

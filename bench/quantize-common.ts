@@ -1,6 +1,6 @@
 /** Shared by the bench/quantize-*.ts scripts: data, evaluation, the acceptance-shaped export, output. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +17,11 @@ export const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(REPO_ROOT, '..
 /** The PyTorch-trained ResNet18-CIFAR width 0.25 made by bench/make-trained-resnet.py. */
 export const TRAINED_PEER = '/work/models/r18w025-torch.onnx';
 
+/** A temp folder removed when the process exits (set SLIM_KEEP_BENCH=1 to keep the models for a look). */
 export function scratchDir(): string {
-  return mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-bench-'));
+  const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-bench-'));
+  if (!process.env['SLIM_KEEP_BENCH']) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** A random-weight ResNet18-CIFAR export of the acceptance shape (width 1, BN folded, Gemm head), made by PyTorch. */

@@ -40,7 +40,8 @@ const threads = Number(args.threads);
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
 const precision = args.precision === 'bf16' ? 'bf16' : 'fp32';
-const optimizer = { lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 5e-4 };
+// A small lr keeps both trajectories stable on random labels, so their losses stay comparable step by step.
+const optimizer = { lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 5e-4 };
 
 function findPython(): string {
   if (args.python) return args.python;

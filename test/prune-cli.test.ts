@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,8 @@ import { readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { runSlim } from './helpers/cli.js';
-import { fixturePath } from './helpers/fixtures.js';
+import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
+import { nativeAvailable } from '../src/engine/native.js';
 import { ortOutput, randomImages } from './prune-fixtures.js';
 
 interface PruneJson {
@@ -76,6 +77,21 @@ describe('slim prune', () => {
     expect(doc.groups[0]!.nodes).toEqual(expect.arrayContaining(['/dw/dw.0/Conv', '/Mul', '/se_expand/Conv']));
     // The shape subgraph (Shape → Gather → Unsqueeze → Concat) and the Softmax on the logits stop nothing.
     expect(doc.boundaries).toEqual([]);
+  });
+
+  it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--finetune prunes and trains in steps, keeping the latest step on disk until done', async () => {
+    const out = path.join(dir, 'tuned.onnx');
+    const run = await runSlim([
+      'prune', resnet, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
+      '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--batch', '64', '--distill', '--json',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[] } };
+    expect(doc.test_accuracy).toBeGreaterThanOrEqual(0);
+    expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
+    expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
+    expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);
+    expect(existsSync(out.replace(/\.onnx$/, '.partial.onnx'))).toBe(false);
   });
 
   it('bad usage and bad input are one line with exit 2 and 1', async () => {

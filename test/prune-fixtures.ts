@@ -103,7 +103,8 @@ export function killChannels(dep: DependencyGraph, group: Group, channels: Reado
   const g = cloneGraph(dep.graph);
   const edited = new Map<string, Float32Array>();
   for (const p of group.params) {
-    if (p.param.role === 'statistic') continue;
+    // Statistics and scales (a Div's divisor) stay: a dead channel is 0 through them anyway.
+    if (p.param.role === 'statistic' || p.param.role === 'other') continue;
     const map = group.members.get(p.value)!;
     const data = edited.get(p.name) ?? Float32Array.from(dep.graph.initializers.get(p.name)!.data as Float32Array);
     const dims = p.tensor.dims;

@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  buildDependencyGraph, pruneStructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
+  buildDependencyGraph, pruneStructured, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
 } from '../src/compress/prune/index.js';
+import { float32, int64, makeTensor } from '../src/onnx/tensor.js';
 import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { validateGraph } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
+import { OPS } from '../src/ops/registry.js';
 import type { Graph } from '../src/onnx/graph.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
@@ -30,6 +32,31 @@ function splitConcatNet(): Graph {
   const pooled = n.node('MaxPool', [dw], { kernel_shape: { type: 'ints', value: [4, 4] }, strides: { type: 'ints', value: [4, 4] } })[0]!;
   const flat = n.reshape(pooled, [0, 80]);
   return n.output(n.gemm(flat, 80, 10));
+}
+
+/** Squeeze-excite as an MLP (ReduceMean → Gemm → Gemm → Unsqueeze → Mul), a per-channel constant, Pad. */
+function excitationNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 16));
+  const m = n.node('ReduceMean', [x], { axes: { type: 'ints', value: [2, 3] }, keepdims: { type: 'int', value: 0 } })[0]!;
+  const s = n.op('Sigmoid', n.gemm(n.op('Relu', n.gemm(m, 16, 4)), 4, 16));
+  const y = n.op('Mul', x, n.op('Unsqueeze', s, n.constant(int64([2], [2, 3]))));
+  const shifted = n.op('Add', y, n.weight([16, 1, 1]));
+  const padded = n.op('Pad', shifted, n.constant(int64([8], [0, 0, 1, 1, 0, 0, 1, 1])));
+  const z = n.op('Relu', n.conv(padded, 16, 8, { k: 3 }));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', z)), 8, 10));
+}
+
+/** Ops with plain channel rules in a row: Sub/Div by constants, Identity, Dropout, Cast, two Reshapes, GlobalMaxPool, Squeeze, MatMul. */
+function passThroughNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 16));
+  const a = n.op('Div', n.op('Sub', x, n.weight([1, 16, 1, 1])), n.constant(float32([16, 1, 1], Array.from({ length: 16 }, (_, i) => 1 + i / 8))));
+  const c = n.node('Cast', [n.op('Dropout', n.op('Identity', a))], { to: { type: 'int', value: 1 } })[0]!;
+  // [N, 16, 8, 8] → [N, 16, 64] (the 16 is spelled out and must be rewritten) → back with 0 = copy.
+  const f = n.reshape(n.reshape(c, [0, 16, 64]), [0, 0, 8, 8]);
+  const sq = n.op('Squeeze', n.op('GlobalMaxPool', f), n.constant(int64([2], [2, 3])));
+  return n.output(n.op('MatMul', sq, n.weight([16, 10])));
 }
 
 describe('dependency graph', () => {
@@ -65,6 +92,38 @@ describe('dependency graph', () => {
     expect(Array.from(m1.slice(32, 40))).toEqual([0, 0, 0, 0, 1, 1, 1, 1]);
   });
 
+  it('couples an excitation MLP back into its channels through ReduceMean, Unsqueeze and Mul', () => {
+    const dep = buildDependencyGraph(excitationNet());
+    expect(dep.boundaries).toEqual([]);
+    expect(dep.groups.map((g) => [g.root.node.opType, g.size, g.members.size])).toEqual([
+      ['Conv', 16, 9],
+      ['Gemm', 4, 2],
+      ['Conv', 8, 4],
+    ]);
+  });
+
+  it('the ops channels flow through have channel rules (the rest are boundaries)', () => {
+    const ruled = Object.entries(OPS).filter(([, def]) => (def as { channels?: unknown }).channels).map(([op]) => op);
+    expect(ruled).toEqual(expect.arrayContaining([
+      'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Conv', 'Div', 'Dropout', 'Flatten', 'Gemm',
+      'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul',
+      'Pad', 'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Split', 'Squeeze', 'Sub', 'Unsqueeze',
+    ]));
+    // Shape-data ops, layout changes and quantized tensors stay boundaries: pruning never guesses through them.
+    for (const op of ['Gather', 'Slice', 'Transpose', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
+  });
+
+  it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {
+    for (const [axis, boundary] of [[3, false], [1, true]] as const) {
+      const n = new Net(['batch', 3, 8, 8]);
+      const x = n.node('Softmax', [n.op('Relu', n.conv('input', 3, 8))], { axis: { type: 'int', value: axis } })[0]!;
+      const graph = n.output(n.op('Relu', n.conv(x, 8, 4)));
+      const dep = buildDependencyGraph(graph);
+      expect(dep.boundaries.map((b) => b.reason)).toEqual(boundary ? ['normalizes across the channels'] : []);
+      expect(dep.groups.length).toBe(boundary ? 0 : 1);
+    }
+  });
+
   it('stops at ops without a channel rule and at grouped convs, and says so', () => {
     const n = new Net(['batch', 3, 8, 8]);
     const a = n.op('Relu', n.conv('input', 3, 8));
@@ -95,7 +154,7 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
@@ -173,6 +232,9 @@ describe('structured pruning against ONNX Runtime', () => {
       ['/conv1/Conv', 8],
       ['/down/down.0/Conv', 12],
     ]);
+    // A layer ratio cuts the channels the node writes, not the ones it reads.
+    const only = await pruneStructured(graph, { target: { kind: 'ratio', value: 0 }, roundTo: 1, layerRatios: { '/conv1/Conv': 0.5 } });
+    expect(only.groups.map((g) => g.channelsAfter)).toEqual([8, 4, 16]);
     await expect(pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, keep: ['/nope'] })).rejects.toThrow(/no node named '\/nope'/);
   });
 
@@ -187,6 +249,22 @@ describe('structured pruning against ONNX Runtime', () => {
     const err = await pruneStructured(graph, { target: { kind: 'macs', value: 0.001 } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlimError);
     expect((err as SlimError).message).toMatch(/MAC target 0.001 is out of reach: .* keeps [\d.]+ % of the MACs/);
+  });
+
+  it('refuses a quantized model with a message that says what to do', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const q = n.constant(makeTensor('int8', [8, 3, 3, 3], Int8Array.from({ length: 216 }, (_, i) => (i % 7) - 3)));
+    const w = n.op('DequantizeLinear', q, n.constant(float32([], [0.05])));
+    const a = n.op('Relu', n.node('Conv', ['input', w], { pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!);
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', a)), 8, 10));
+    await expect(pruneStructured(graph, { target: { kind: 'macs', value: 0.5 } })).rejects.toThrow(
+      /no channels that can be pruned \(1 boundary node\(s\), e.g. 'conv\d+' \(Conv\): its weight is computed, not stored .* prune the float model before quantizing/,
+    );
+    // Unstructured pruning takes the float weights there are (the Gemm) and leaves the int8 ones alone.
+    expect(pruneUnstructured(graph, { sparsity: 0.5 }).tensors.map((t) => t.node)).toEqual([graph.nodes.find((x) => x.opType === 'Gemm')!.name]);
+    graph.nodes = graph.nodes.filter((x) => x.opType !== 'Gemm');
+    graph.outputs = [{ name: a, dtype: 'float32' }];
+    expect(() => pruneUnstructured(graph, { sparsity: 0.5 })).toThrow(/no stored float Conv \/ Gemm \/ MatMul weights/);
   });
 
   it('a latency target searches on measured latency', async () => {

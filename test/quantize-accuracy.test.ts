@@ -3,7 +3,7 @@
  * fixture), for every calibration method, and the same int8 model on onnxruntime-node and
  * onnxruntime-web (wasm).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as ortWeb from 'onnxruntime-web';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -151,6 +151,24 @@ describe('the int8 model on onnxruntime-web (wasm) and onnxruntime-node', () => 
     const same = Array.from({ length: rows }, (_, r) => argmax(n, r) === argmax(w, r));
     expect(same.every(Boolean)).toBe(true);
     expect(sqnr(native, { dtype: 'float32', dims: web.dims, data: w })).toBeGreaterThan(30);
-    void readFileSync;
+  });
+
+  it('runs the quantized MobileNet-style export (QLinear Sigmoid / LeakyRelu / Concat / AveragePool, float HardSwish) alike', async () => {
+    const float = await readModel(fixturePath('torch-tiny-mobilenet.onnx'));
+    const side = torchSidecar('torch-tiny-mobilenet.onnx');
+    const rng = new Random(6);
+    const dims = [8, ...side.input.dims.slice(1)];
+    const feeds = [{ input: float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal())) }];
+    const { graph } = await quantizeStatic(float, feeds, DEFAULT_STATIC, { threads: 1 });
+    const native = await run(graph, { input: side.input });
+    ortWeb.env.wasm.wasmPaths = path.join(REPO_ROOT, 'node_modules/onnxruntime-web/dist/');
+    ortWeb.env.wasm.numThreads = 1;
+    const session = await ortWeb.InferenceSession.create(encodeModel(graph).model);
+    const out = await session.run({ input: new ortWeb.Tensor('float32', side.input.data as Float32Array, side.input.dims) });
+    await session.release();
+    const web = out[graph.outputs[0]!.name]!.data as Float32Array;
+    const n = native.data as Float32Array;
+    for (let i = 0; i < n.length; i++) expect(Math.abs(web[i]! - n[i]!)).toBeLessThan(1e-4);
+    expect(sqnr(side.output, native)).toBeGreaterThan(15);
   });
 });

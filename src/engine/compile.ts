@@ -2,7 +2,7 @@ import { inputError, SlimError } from '../errors.js';
 import { dataInputs, GraphIndex, type Graph } from '../onnx/graph.js';
 import { inferShapes } from '../onnx/shape-inference.js';
 import type { Tensor } from '../onnx/tensor.js';
-import { OpError, type OpContext } from '../ops/op-def.js';
+import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
 import { constantsToInitializers, foldShapeSubgraphs } from '../passes/index.js';
 import type { KernelName, LowerContext } from './lowering.js';
@@ -86,7 +86,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
     const where = `node '${node.name}' (${node.opType})`;
     const def = opDefFor(node);
     if (!def?.lower) {
-      const trainable = Object.entries(OPS).filter(([, d]) => (d as { lower?: unknown }).lower).map(([op]) => op).sort();
+      const trainable = Object.entries(OPS).filter(([, d]) => 'lower' in d).map(([op]) => op).sort();
       throw fail({ where, problem: `op ${node.opType} has no training lowering`, fix: `the engine trains graphs made of ${trainable.join(', ')}` });
     }
     const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
@@ -94,7 +94,10 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
     try {
       const attrs = def.parseAttrs(node, opset);
       const ctx: LowerContext<unknown> = {
-        ...({ node, attrs, opset, inputs: inputFacts } satisfies OpContext<unknown>),
+        node,
+        attrs,
+        opset,
+        inputs: inputFacts,
         outputs,
         producer: (v) => index.producer.get(v),
         consumers: (v) => index.consumersOf(v),

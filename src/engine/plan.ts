@@ -33,21 +33,24 @@ export interface PlanOptions extends CompileOptions {
 }
 
 /** Native failures are almost always a model/data mismatch (shapes, dtypes): report them as input errors. */
+function inputFailure(what: string, file: string | undefined, e: unknown): SlimError {
+  if (e instanceof SlimError) return e;
+  return new SlimError({ ...(file ? { file } : {}), problem: `${what}: ${e instanceof Error ? e.message : String(e)}` }, 'input', { cause: e });
+}
+
 function wrapNative<T>(what: string, file: string | undefined, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof SlimError) throw e;
-    throw new SlimError({ ...(file ? { file } : {}), problem: `${what}: ${e instanceof Error ? e.message : String(e)}` }, 'input', { cause: e });
+    throw inputFailure(what, file, e);
   }
 }
 
-async function wrapNativeAsync<T>(what: string, file: string | undefined, promise: () => Promise<T>): Promise<T> {
+async function wrapNativeAsync<T>(what: string, file: string | undefined, fn: () => Promise<T>): Promise<T> {
   try {
-    return await promise();
+    return await fn();
   } catch (e) {
-    if (e instanceof SlimError) throw e;
-    throw new SlimError({ ...(file ? { file } : {}), problem: `${what}: ${e instanceof Error ? e.message : String(e)}` }, 'input', { cause: e });
+    throw inputFailure(what, file, e);
   }
 }
 
@@ -176,6 +179,19 @@ export class EnginePlan {
     return wrapNativeAsync('training step failed', this.file, () =>
       this.native.trainStep(data.native, batch.indices, batch.aug ?? null, options, teacher?.native ?? null),
     );
+  }
+
+  /**
+   * Knowledge distillation: one update of this plan (the student) on loss α·CE + (1 − α)·T²·KL, with
+   * `teacher` run in eval mode without gradients on the same (augmented) batch.
+   */
+  distillStep(
+    teacher: EnginePlan,
+    data: DeviceImageSet,
+    batch: { indices: Int32Array; aug?: Int32Array },
+    options: NativeStepOptions & { temperature: number; alpha: number },
+  ): Promise<NativeStepResult> {
+    return this.trainStep(data, batch, options, teacher);
   }
 
   /** One update on given normalized images (benchmarks; comparisons with PyTorch). */

@@ -1,7 +1,9 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
-import type { Graph } from '../../onnx/graph.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { makeTensor } from '../../onnx/tensor.js';
+import { openSession } from '../../runtime/ort.js';
 import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { modelStats, type ModelStats } from '../../runtime/stats.js';
@@ -13,7 +15,7 @@ import {
 import { loadCifar10 } from '../../data/cifar10.js';
 import { loadDataset, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
-import { positiveInt, withJson, withThreads } from '../options.js';
+import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
   output?: string;
@@ -25,7 +27,7 @@ interface PruneOptions extends CommonOptions, DataOptions {
   targetLatency?: number;
   importance: ImportanceName;
   scope: Scope;
-  roundTo: number | 'auto';
+  roundTo?: number | 'auto';
   maxRatio: number;
   keep?: string[];
   layerRatio?: Record<string, number>;
@@ -90,10 +92,10 @@ export function registerPrune(program: Command): void {
         .option('--target-latency <r>', 'structured: reach this fraction of the measured batch-1 latency', fraction('--target-latency', { open: 'lower' }))
         .option('--importance <name>', `channel importance: ${IMPORTANCE_NAMES.join(', ')}`, 'l2')
         .option('--scope <scope>', "'layer' (every group alike) or 'global' (rank channels / weights across the model)", 'layer')
-        .option('--round-to <n>', `structured: kept channel counts are multiples of N; 1 turns it off (default: auto, ${preferredChannelMultiple()} on this CPU — ORT's fast conv layout needs it)`, roundTo, 'auto' as const)
+        .option('--round-to <n>', `structured: kept channel counts are multiples of N; 1 turns it off (default: auto, ${preferredChannelMultiple()} on this CPU — ORT's fast conv layout needs it)`, roundTo)
         .option('--max-ratio <r>', 'structured: most of any group that may go', fraction('--max-ratio', { open: 'both' }), 0.9)
         .option('--keep <nodes>', 'node names left as they are (comma-separated; repeatable)', list)
-        .option('--layer-ratio <node=r,...>', 'structured: fixed ratios for the groups these nodes belong to', layerRatios)
+        .option('--layer-ratio <node=r,...>', 'structured: fixed ratios for the channels these nodes write (outside the search)', layerRatios)
         .option('--sparsity <s>', 'unstructured: fraction of weights to zero', fraction('--sparsity', { open: 'upper' }))
         .option('--nm <N:M>', 'unstructured: keep N of every M consecutive weights along the input axis (2:4)', nmPattern)
         .option('--finetune <epochs>', 'fine-tune for this many epochs in all (needs --data and the training engine)', positiveInt('--finetune'))
@@ -110,7 +112,7 @@ export function registerPrune(program: Command): void {
         })
         .option('--device <device>', "'cpu' or 'cuda' for fine-tuning", 'cpu')
         .option('--bench', 'measure batch-1 latency of the model before and after (alternating rounds, same run)')
-        .option('--seed <n>', 'seed of the random criterion and of fine-tuning', (v) => Number(v), 0),
+        .option('--seed <n>', 'seed of the random criterion and of fine-tuning', nonNegativeInt('--seed'), 0),
     ),
   )
     .addHelpText(
@@ -189,11 +191,13 @@ export function registerPrune(program: Command): void {
       }
 
       await writeModel(pruned, options.output!);
+      if (options.finetune) await rm(stepFile(options.output!), { force: true });
       // Every number about the result comes from the file as written, read back.
       const out = await loadModel(options.output!);
       const outBytes = await readFile(options.output!);
       const after = modelStats(out.graph, out.facts, outBytes);
       const sizeAfter = sizeReport(out.graph, { bytes: outBytes, ...(nm ? { nm } : {}) });
+      await smokeTest(inputBytes, outBytes, graph, options);
       let latency: { before: number; after: number } | undefined;
       if (options.bench) {
         const bar = progress('latency (alternating rounds)', 1, 'runs');
@@ -223,6 +227,34 @@ export function registerPrune(program: Command): void {
       };
       printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, human));
     });
+}
+
+/**
+ * Both models run in ONNX Runtime on one random image and give outputs of the same shape. Shape
+ * inference already vouches for the pruned graph; this is the runtime's word. A failure is a slimkit
+ * bug (a channel rule), so it is reported as one, not as a problem with the user's model.
+ */
+async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o: PruneOptions): Promise<void> {
+  const input = dataInputs(graph)[0];
+  if (!input?.shape || input.dtype !== 'float32' || dataInputs(graph).length !== 1) return;
+  const dims = input.shape.map((d) => (typeof d === 'number' ? d : 1));
+  const x = makeTensor('float32', dims, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)));
+  const shapes: string[] = [];
+  for (const bytes of [before, after]) {
+    const session = await openSession(bytes, { label: 'pruned model check', ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+    try {
+      const out = await session.run({ [input.name]: x });
+      shapes.push(JSON.stringify(Object.values(out).map((t) => t.dims)));
+    } finally {
+      await session.close();
+    }
+  }
+  if (shapes[0] !== shapes[1]) throw new Error(`the pruned model's outputs have shapes ${shapes[1]}, the original's ${shapes[0]}`);
+}
+
+/** Where the model after each fine-tuning step is kept while a run is in progress. */
+function stepFile(output: string): string {
+  return output.replace(/(\.onnx)?$/i, '.partial.onnx');
 }
 
 function targetOf(o: PruneOptions): Target {
@@ -273,7 +305,8 @@ async function makeTuner(graph: Graph, o: PruneOptions): Promise<FineTuner | und
     seed: o.seed,
     normalization: normalizationFor(graph, o),
     onProgress: (p) => {
-      if (p.epoch !== barEpoch) {
+      if (p.phase !== 'train') return;
+      if (p.epoch !== barEpoch || p.step === 1) {
         bar?.stop();
         bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}`, p.stepsPerEpoch, 'steps');
         barEpoch = p.epoch;
@@ -294,19 +327,29 @@ function loopOptions(o: PruneOptions, tuner: FineTuner | undefined): Parameters<
     steps: o.steps,
     epochs: o.finetune ?? 0,
     ...(o.distill ? { distill: true } : {}),
-    onStep: (s) => (o.steps > 1 || o.finetune) && log(`step ${s.step}: MACs ${formatCount(s.macs)}${s.testAccuracy !== undefined ? `, test top-1 ${(s.testAccuracy * 100).toFixed(2)} %` : ''} (${s.seconds.toFixed(0)} s)`),
+    onStep: async (s, graph) => {
+      if (o.steps === 1 && !o.finetune) return;
+      const what = s.sparsity !== undefined ? `sparsity ${(s.sparsity * 100).toFixed(1)} %` : `MACs ${formatCount(s.macs)}`;
+      log(`step ${s.step}: ${what}${s.testAccuracy !== undefined ? `, test top-1 ${(s.testAccuracy * 100).toFixed(2)} %` : ''} (${s.seconds.toFixed(0)} s)`);
+      // Training is the long part: keep the latest step on disk so that a crash loses at most one.
+      if (o.finetune) {
+        await writeModel(graph, stepFile(o.output!));
+        log(`  saved to ${stepFile(o.output!)} (removed when the run finishes)`);
+      }
+    },
   };
 }
 
 async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | undefined): ReturnType<typeof pruneStructuredIteratively> {
   const target = targetOf(o);
-  const bar = target.kind === 'ratio' ? undefined : progress(target.kind === 'latency' ? 'latency search' : 'MAC search', target.kind === 'latency' ? 9 : 14, 'steps');
+  // The MAC search takes a second or two; the latency search times a model per step.
+  const bar = target.kind === 'latency' ? progress('latency search', 9, 'models') : undefined;
   let done = 0;
   const options: StructuredOptions = {
     target,
     importance: o.importance,
     scope: o.scope,
-    roundTo: o.roundTo,
+    roundTo: o.roundTo ?? 'auto',
     maxRatio: o.maxRatio,
     seed: o.seed,
     ...(o.keep ? { keep: o.keep } : {}),

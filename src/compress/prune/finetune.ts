@@ -43,7 +43,7 @@ export interface EngineTunerOptions {
   testLimit?: number;
   seed?: number;
   normalization?: Normalization;
-  onProgress?: (p: { epoch: number; epochs: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number }) => void;
+  onProgress?: (p: { phase: 'train' | 'eval'; epoch: number; epochs: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number }) => void;
 }
 
 export function engineFineTuner(o: EngineTunerOptions): FineTuner {

@@ -29,7 +29,8 @@ export interface IterativeOptions {
   distill?: boolean;
   /** Taylor importance: gradients are taken afresh before every step, over this many batches (default 16). */
   gradientBatches?: number;
-  onStep?: (record: StepRecord) => void;
+  /** After each step, with the model so far (the CLI saves it, so a crash loses at most one step). */
+  onStep?: (record: StepRecord, graph: Graph) => void | Promise<void>;
 }
 
 /** Epochs of step i (1-based) when `epochs` are spread over `steps`: the remainder goes to the last ones. */
@@ -74,7 +75,7 @@ export async function pruneStructuredIteratively(
     }
     const record: StepRecord = { step: i, macs: last.macsAfter, ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}), seconds: (performance.now() - start) / 1000 };
     records.push(record);
-    loop.onStep?.(record);
+    await loop.onStep?.(record, current);
   }
   return {
     ...last!,
@@ -105,7 +106,7 @@ export async function pruneUnstructuredGradually(
     if (loop.epochs < 1) return { ...pruned, steps: [] };
     const tuned = await loop.tuner.finetune(pruned.graph, { epochs: loop.epochs, masks: pruned.masks, ...(loop.distill ? { teacher: graph } : {}) });
     const record: StepRecord = { step: 1, macs: 0, sparsity: pruned.sparsity, ...(tuned.testAccuracy !== undefined ? { testAccuracy: tuned.testAccuracy } : {}), seconds: tuned.seconds };
-    loop.onStep?.(record);
+    await loop.onStep?.(record, tuned.graph);
     return { ...pruned, graph: tuned.graph, steps: [record], ...(tuned.testAccuracy !== undefined ? { testAccuracy: tuned.testAccuracy } : {}) };
   }
   const records: StepRecord[] = [];
@@ -121,7 +122,7 @@ export async function pruneUnstructuredGradually(
     accuracy = tuned.testAccuracy;
     const record: StepRecord = { step: e, macs: 0, sparsity, ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}), seconds: (performance.now() - start) / 1000 };
     records.push(record);
-    loop.onStep?.(record);
+    await loop.onStep?.(record, current);
   }
   // Masked weights stayed zero in training; the final masks describe the returned graph.
   return { ...result!, graph: current, steps: records, ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}) };

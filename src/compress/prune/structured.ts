@@ -29,9 +29,9 @@ export interface StructuredOptions {
   roundTo?: number | 'auto';
   /** Most any group may lose; default 0.9. */
   maxRatio?: number;
-  /** Node names whose channels stay as they are (every group they read or write is left whole). */
+  /** Node names left as they are: every group they read or write keeps all its channels. */
   keep?: readonly string[];
-  /** Ratios for single groups, by the name of a node in the group (e.g. its root conv). */
+  /** Ratios for single groups, by the name of a node writing the group's channels (e.g. its root conv). */
   layerRatios?: Readonly<Record<string, number>>;
   /** For the random criterion. */
   seed?: number;
@@ -189,9 +189,11 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
     if (!known.has(name)) throw usageError(`no node named '${name}'`, 'run `slim prune MODEL --analyze` to list the groups and their nodes');
   }
+  // A layer ratio applies to the channels the node writes (a conv's filters), not to those it reads.
   for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {
     if (!(ratio >= 0 && ratio < 1)) throw usageError(`ratio ${ratio} for '${name}' is out of range`, 'give a fraction in [0, 1)');
-    for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, ratio);
+    const outputs = dep.graph.nodes.find((n) => n.name === name)!.outputs;
+    for (const g of dep.groups) if (outputs.some((v) => g.members.has(v))) fixed.set(g.id, ratio);
   }
   for (const name of options.keep ?? []) {
     for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, 0);

@@ -33,11 +33,12 @@ export function sampleImages(set: ImageSet, samples: number, seed: number): Imag
 }
 
 /**
- * A batch size whose tapped activations stay under `budgetBytes` (default 256 MB), at most `max`: the
- * peak memory of calibration is one batch of taps plus the fixed-size histograms.
+ * A batch size whose tapped activations stay under `budgetBytes` (default 128 MB), at most `max`: the
+ * peak memory of calibration is one batch of taps (twice: ORT's copy and the JS one) plus the
+ * fixed-size histograms.
  */
 export function batchSizeFor(bytesPerSample: number, options: { budgetBytes?: number; max?: number } = {}): number {
-  const budget = options.budgetBytes ?? 256 * 2 ** 20;
+  const budget = options.budgetBytes ?? 128 * 2 ** 20;
   const max = options.max ?? 64;
   return Math.max(1, Math.min(max, Math.floor(budget / Math.max(1, bytesPerSample))));
 }

@@ -39,3 +39,4 @@ export { layerSensitivity, quantizableLayers, rankBySensitivity, type LayerSensi
 export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionResult, type MixedPrecisionStep } from './mixed-precision.js';
 export { batchSizeFor, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
+export { ortKernels, type OrtKernels } from './fusion.js';

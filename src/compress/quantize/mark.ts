@@ -42,6 +42,8 @@ export interface QuantPlan {
   float: FloatNode[];
 }
 
+const QDQ_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Constant', 'Identity']);
+
 /** A node's name, or `OpType:firstOutput` for unnamed nodes (outputs are unique, so labels are too). */
 export function nodeLabel(node: Node): string {
   return node.name || `${node.opType}:${node.outputs[0] ?? ''}`;
@@ -73,8 +75,14 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
   const contexts = new Map<string, QuantContext<unknown>>();
   for (const f of facts.nodes) {
     const def = opDefFor(f.node);
-    if (!def?.quant) continue;
     const label = nodeLabel(f.node);
+    if (!def?.quant) {
+      // Say which float compute stays (HardSwish, Softmax, ...); Q/DQ and shape arithmetic are not compute.
+      if (!QDQ_OPS.has(f.node.opType) && f.outputs.some((t) => t.dtype === 'float32')) {
+        float.push({ node: label, opType: f.node.opType, reason: 'no integer kernel for this op: it runs in float on dequantized inputs' });
+      }
+      continue;
+    }
     const opset = graph.opsets[f.node.domain === 'ai.onnx' ? '' : f.node.domain] ?? graph.opsets[''] ?? 0;
     const ctx: QuantContext<unknown> = { node: f.node, attrs: def.parseAttrs(f.node, opset), opset, inputs: f.inputs, outputs: f.outputs };
     contexts.set(label, ctx);
@@ -153,13 +161,22 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
       if (root) tensors.set(out, { kind: 'same', as: root });
     });
   });
+  const conflicting = new Set<string>();
   each((node, unit) => {
     unit.inputs.forEach((m, i) => {
       const name = node.inputs[i];
       if (m?.role !== 'bias' || !name) return;
       const input = node.inputs[m.input] ?? '';
       const weight = node.inputs[m.weight] ?? '';
-      if (tensors.get(weight)?.kind === 'weight' && rootOf(tensors, input)) tensors.set(name, { kind: 'bias', input, weight });
+      if (tensors.get(weight)?.kind !== 'weight' || !rootOf(tensors, input) || conflicting.has(name)) return;
+      // A bias shared by layers with different input scales has no single int32 form: it stays float.
+      const earlier = tensors.get(name);
+      if (earlier?.kind === 'bias' && (earlier.weight !== weight || rootOf(tensors, earlier.input) !== rootOf(tensors, input))) {
+        tensors.delete(name);
+        conflicting.add(name);
+        return;
+      }
+      tensors.set(name, { kind: 'bias', input, weight });
     });
   });
 

@@ -58,7 +58,7 @@ export async function calibratePlan(
   options: CalibrateStepOptions & { channelMeans?: boolean } = {},
 ): Promise<ActivationCollector> {
   const targets = calibrationTargets(plan);
-  const means = options.channelMeans ? layerInputs(prepared.graph, plan) : new Map<string, number>();
+  const means = options.channelMeans ? layerInputs(prepared.graph) : new Map<string, number>();
   return runCalibration(prepared.graph, prepared.facts, feeds, {
     targets: [...new Set([...targets, ...means.keys()])],
     bins: settings.bins,
@@ -69,12 +69,11 @@ export async function calibratePlan(
 }
 
 /** Channel axis of the activation input of each weighted layer (1 for NCHW Conv and [N, K] Gemm). */
-function layerInputs(graph: Graph, plan: QuantPlan): Map<string, number> {
+function layerInputs(graph: Graph): Map<string, number> {
   const out = new Map<string, number>();
   for (const node of graph.nodes) {
     if ((node.opType === 'Conv' || node.opType === 'Gemm') && node.inputs[0] && !node.attributes['transA']?.value) out.set(node.inputs[0], 1);
   }
-  void plan;
   return out;
 }
 

@@ -47,9 +47,9 @@ export class TensorHistogram {
       let absmax = 0;
       for (let i = 0; i < n; i++) {
         const a = Math.abs(data[i]!);
-        if (a > absmax) absmax = a;
+        if (a > absmax && a < Infinity) absmax = a;
       }
-      if (absmax > 0 && Number.isFinite(absmax)) this.grow(absmax);
+      if (absmax > 0) this.grow(absmax);
     }
     const { positive, negative, bins } = this;
     let inverse = this.limit > 0 ? bins / this.limit : 0;
@@ -82,7 +82,7 @@ export class TensorHistogram {
     if (beyond.length > 0) {
       let absmax = 0;
       for (const x of beyond) if (Number.isFinite(x)) absmax = Math.max(absmax, Math.abs(x));
-      if (absmax >= this.limit) this.grow(absmax);
+      if (absmax > 0 && absmax >= this.limit) this.grow(absmax);
       inverse = bins / this.limit;
       for (const x of beyond) {
         if (!Number.isFinite(x)) {
