@@ -7,7 +7,7 @@
  *   npm run build:native   # on the GPU host, against its CUDA LibTorch
  *   npx tsx bench/prune-finetune-gpu.ts --model /work/models/r18w025-torch.onnx --device cuda \
  *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr 0.02] [--batch 256] [--distill] \
- *        [--importance l2] [--round-to auto] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
+ *        [--importance l2] [--round-to auto] [--no-compensate] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
  *
  * Defaults follow what recovers pruned ResNets on CIFAR: a few equal cuts (on a log scale of MACs),
  * cosine-decayed SGD at a fine-tuning learning rate, most epochs after the last cut. It runs on the CPU
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     lr: { type: 'string', default: '0.02' },
     batch: { type: 'string', default: '256' },
     distill: { type: 'boolean', default: false },
+    'no-compensate': { type: 'boolean', default: false },
     importance: { type: 'string', default: 'l2' },
     'round-to': { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'pruned-finetuned.onnx' },
@@ -57,7 +58,7 @@ const tuner = engineFineTuner({
   ...(threads !== undefined ? { threads } : {}),
   ...(values['train-limit'] ? { trainLimit: Number(values['train-limit']) } : {}),
   onProgress: (p) => {
-    if (p.step === p.stepsPerEpoch) process.stderr.write(`  epoch ${p.epoch + 1}/${p.epochs}: loss ${p.loss.toFixed(3)}, train top-1 ${(p.accuracy * 100).toFixed(1)} %\n`);
+    if (p.phase === 'train' && p.step === p.stepsPerEpoch) process.stderr.write(`  epoch ${p.epoch + 1}/${p.epochs}: loss ${p.loss.toFixed(3)}, train top-1 ${(p.accuracy * 100).toFixed(1)} %\n`);
   },
 });
 const start = performance.now();
@@ -67,6 +68,8 @@ const r = await pruneStructuredIteratively(
     target: { kind: 'macs', value: Number(values['target-macs']) },
     importance: values.importance as ImportanceName,
     roundTo: values['round-to'] === 'auto' ? 'auto' : Number(values['round-to']),
+    // Removed channels start as their mean activation (folded into the next bias), not as zero.
+    ...(values['no-compensate'] ? {} : { calibration: { images: train, normalization: normalizationFor(graph, {}), samples: 512 } }),
   },
   {
     tuner,

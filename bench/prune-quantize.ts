@@ -4,7 +4,7 @@
  * child process, so the check runs against whatever the quantizer does today. With a trained model it
  * also reports top-1 of all three models. One JSON line; {"skipped": …} when `slim quantize` is missing.
  *
- *   npx tsx bench/prune-quantize.ts [--model M.onnx] [--target-macs 0.5] [--round-to auto] [--samples 256]
+ *   npx tsx bench/prune-quantize.ts [--model M.onnx] [--pruned P.onnx] [--target-macs 0.5] [--round-to auto] [--samples 256]
  *        [--eval-limit 10000] [--threads 2]
  *
  * Without --model, the random-weight ResNet18-CIFAR export of the acceptance shape is made with PyTorch
@@ -22,6 +22,8 @@ import { cifarTest, DATA_DIR, emit, modelOrAcceptanceExport, REPO_ROOT, scratchD
 const { values } = parseArgs({
   options: {
     model: { type: 'string' },
+    /** An already pruned (e.g. fine-tuned) version of --model to quantize instead of pruning here. */
+    pruned: { type: 'string' },
     'target-macs': { type: 'string', default: '0.5' },
     'round-to': { type: 'string', default: 'auto' },
     samples: { type: 'string', default: '256' },
@@ -36,12 +38,16 @@ if (!existsSync(path.join(REPO_ROOT, 'src/cli/commands/quantize.ts'))) {
 const dir = scratchDir();
 const file = modelOrAcceptanceExport(values.model, dir);
 const { graph, facts } = await loadModel(file);
-const pruned = await pruneStructured(graph, {
-  target: { kind: 'macs', value: Number(values['target-macs']) },
-  roundTo: values['round-to'] === 'auto' ? 'auto' : Number(values['round-to']),
-});
-const prunedFile = path.join(dir, 'pruned.onnx');
-writeFileSync(prunedFile, encodeModel(pruned.graph).model);
+let prunedFile = values.pruned;
+if (!prunedFile) {
+  const r = await pruneStructured(graph, {
+    target: { kind: 'macs', value: Number(values['target-macs']) },
+    roundTo: values['round-to'] === 'auto' ? 'auto' : Number(values['round-to']),
+  });
+  prunedFile = path.join(dir, 'pruned.onnx');
+  writeFileSync(prunedFile, encodeModel(r.graph).model);
+}
+const pruned = await loadModel(prunedFile);
 const int8File = path.join(dir, 'pruned.int8.onnx');
 const args = [
   '--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), 'quantize', prunedFile, '-o', int8File,
@@ -54,7 +60,7 @@ const result: Record<string, unknown> = {
   bench: 'prune-quantize',
   model: values.model ?? 'random-weight ResNet18-CIFAR export (scripts/make-torch-fixtures.py --resnet18-cifar)',
   macs_before: facts.totalMacs,
-  macs_after: pruned.macsAfter,
+  macs_after: pruned.facts.totalMacs,
   size_bytes_fp32: sizes.fp32,
   size_bytes_pruned: sizes.pruned,
   size_bytes_pruned_int8: sizes.pruned_int8,

@@ -79,7 +79,7 @@ async function runSeed(seed: number): Promise<Record<string, { top1: number; fli
     const plan = planQuantization(prepared.graph, prepared.facts, DEFAULT_STATIC);
     const feeds = imageFeeds(calibSet, { inputName: prepared.graph.inputs[0]!.name, normalization, batchSize: batchSizeFor(tapBytesPerSample(calibrationTargets(plan), prepared.facts)) });
     const t0 = performance.now();
-    const collector = await calibratePlan(prepared, plan, feeds, DEFAULT_STATIC.calibration, { threads, channelMeans: true });
+    const collector = await calibratePlan(prepared, plan, feeds, DEFAULT_STATIC.calibration, { threads, channelMeans: true, anyActivationFormat: true });
     log(`seed ${seed}${equalize ? ' (equalized)' : ''}: calibrated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     for (const v of variants.filter((x) => x.options.equalize === equalize)) {
       const { graph: q } = buildQuantized(prepared, collector, v.options);

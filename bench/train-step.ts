@@ -5,8 +5,8 @@
  *
  *   npx tsx bench/train-step.ts                                   # CPU: ResNet18-CIFAR, batch 64, 2 threads, fp32
  *   npx tsx bench/train-step.ts --device cuda --batch 512 --precision bf16
- * Options: --width W (zoo width), --steps N, --warmup N, --rounds R (alternate ours/peer R times, keep
- * each side's best median: the machine's other load hits both sides alike), --python PATH (a python3
+ * Options: --width W (zoo width), --steps N, --warmup N, --rounds R (run both sides R times, alternating
+ * which goes first, and keep each side's best median), --python PATH (a python3
  * with torch; default $PYTHON, else python3 if it imports torch, else /usr/bin/python3).
  */
 import { execFileSync } from 'node:child_process';
@@ -120,8 +120,16 @@ try {
   let peerLosses: number[] = [];
   let torchVersion = '';
   for (let round = 0; round < Number(args.rounds); round++) {
-    const p = runPeer();
-    const o = await runOurs();
+    // Alternate which side goes first, so a drift in the machine's load does not favour one.
+    let p: ReturnType<typeof runPeer>;
+    let o: Awaited<ReturnType<typeof runOurs>>;
+    if (round % 2 === 0) {
+      p = runPeer();
+      o = await runOurs();
+    } else {
+      o = await runOurs();
+      p = runPeer();
+    }
     peer = Math.min(peer, p.ms);
     ours = Math.min(ours, o.ms);
     ourLosses = o.losses;

@@ -136,14 +136,15 @@ const CASES: Case[] = [
     tensors: { w: randn([5, 4]), c: randn([4]), m: randn([4, 3]) },
   },
   {
-    name: 'Squeeze / Unsqueeze, Concat, Split',
+    name: 'Squeeze / Unsqueeze, Concat, Split, Identity',
     input: [2, 4, 1, 3],
     nodes: [
       { op: 'Squeeze', inputs: ['x', 'axes'], outputs: ['sq'] },
       { op: 'Split', inputs: ['sq', 'sizes'], outputs: ['a', 'b'], attrs: { axis: i(1) } },
       { op: 'Relu', inputs: ['a'], outputs: ['ra'] },
       { op: 'Concat', inputs: ['b', 'ra', 'sq'], outputs: ['c'], attrs: { axis: i(1) } },
-      { op: 'Unsqueeze', inputs: ['c', 'axes'], outputs: ['y'] },
+      { op: 'Identity', inputs: ['c'], outputs: ['ci'] },
+      { op: 'Unsqueeze', inputs: ['ci', 'axes'], outputs: ['y'] },
     ],
     tensors: { axes: int64([1], [2]), sizes: int64([2], [1, 3]) },
   },

@@ -86,8 +86,11 @@ describe('slim prune', () => {
       '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--batch', '64', '--distill', '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
-    const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[] } };
+    const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     expect(doc.test_accuracy).toBeGreaterThanOrEqual(0);
+    // CIFAR images are 32×32 and this fixture declares 16×16 inputs: no calibration, and it says so.
+    expect(doc.structured.mean_replacement).toBe(false);
+    expect(run.stderr).toMatch(/mean replacement skipped: the images are 32×32, the model takes 16×16/);
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
     expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  buildDependencyGraph, pruneStructured, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
+  buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
 } from '../src/compress/prune/index.js';
 import { float32, int64, makeTensor } from '../src/onnx/tensor.js';
 import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
@@ -8,6 +8,8 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { validateGraph } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { OPS } from '../src/ops/registry.js';
+import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
+import { Random } from '../src/util/random.js';
 import type { Graph } from '../src/onnx/graph.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
@@ -274,6 +276,41 @@ describe('structured pruning against ONNX Runtime', () => {
     const r: StructuredResult = await pruneStructured(graph, { target: { kind: 'latency', value: 0.6 }, roundTo: 1, measureLatency });
     expect(r.latency!.afterMs).toBeLessThanOrEqual(0.6 * r.latency!.beforeMs);
     expect(r.search.every((s) => s.latencyMs !== undefined)).toBe(true);
+  });
+});
+
+describe('mean replacement', () => {
+  it('a removed channel with a constant activation is folded into the next Conv and Gemm biases exactly', async () => {
+    // conv 3→8 → relu → conv 8→4 (1×1) → relu → GAP → flatten → gemm 4→10; channels 1 and 5 of the first
+    // conv and channel 2 of the second output a constant (zero filter, positive bias).
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 8));
+    const b = n.op('Relu', n.conv(a, 8, 4, { k: 1 }));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', b)), 4, 10));
+    const constant = (conv: number, channels: number[], perFilter: number): void => {
+      const node = graph.nodes.filter((x) => x.opType === 'Conv')[conv]!;
+      const w = Float32Array.from(graph.initializers.get(node.inputs[1]!)!.data as Float32Array);
+      const bias = Float32Array.from(graph.initializers.get(node.inputs[2]!)!.data as Float32Array);
+      for (const c of channels) {
+        w.fill(0, c * perFilter, (c + 1) * perFilter);
+        bias[c] = 0.7;
+      }
+      graph.initializers.set(node.inputs[1]!, float32(graph.initializers.get(node.inputs[1]!)!.dims, w));
+      graph.initializers.set(node.inputs[2]!, float32([bias.length], bias));
+    };
+    constant(0, [1, 5], 27);
+    constant(1, [2], 8);
+    const dep = buildDependencyGraph(graph);
+    const removed = new Uint8Array(dep.groupOf.length);
+    for (const c of [dep.groups[0]!.components[1]!, dep.groups[0]!.components[5]!, dep.groups[1]!.components[2]!]) removed[c] = 1;
+    const rng = new Random(9);
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint8Array(16) };
+    const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
+    expect(means.get(a)![1]).toBeCloseTo(0.7, 6);
+    const x = randomImages([2, 3, 8, 8]);
+    const want = await ortOutput(graph, x);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed, { means }), x), want)).toBeLessThan(1e-5);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
   });
 });
 

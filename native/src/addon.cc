@@ -19,8 +19,7 @@ thread_local int appliedThreads = 0;
 
 void setThreads(int n) {
   if (n < 1) throw std::runtime_error("threads must be at least 1, got " + std::to_string(n));
-  wantedThreads = n;
-  applyThreads();
+  wantedThreads = n;  // the torch thread applies it before its next task
 }
 
 void applyThreads() {
@@ -74,8 +73,12 @@ bool boolOr(const Napi::Object& o, const char* key, bool fallback) {
 }
 
 namespace {
-
 Executor* executor = nullptr;
+}  // namespace
+
+Executor& torchThread() { return *executor; }
+
+namespace {
 
 at::Device parseDevice(const std::string& name) {
   if (name == "cpu") return at::kCPU;
@@ -265,10 +268,12 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     Napi::Env env = info.Env();
     idle(env);
     return guarded(env, [&]() -> Napi::Value {
-      applyThreads();
-      c10::InferenceMode inference;
       at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), intsFrom(info[1]), at::kFloat);
-      auto result = plan->run(plan->prepareInput(x), false);
+      Plan::Result result;
+      torchThread().run([&] {
+        c10::InferenceMode inference;
+        result = plan->run(plan->prepareInput(x), false);
+      });
       auto arr = Napi::Array::New(env, result.outputs.size());
       for (size_t k = 0; k < result.outputs.size(); k++) arr.Set(static_cast<uint32_t>(k), described(env, result.outputs[k]));
       return arr;
@@ -289,11 +294,12 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     Napi::Env env = info.Env();
     idle(env);
     return guarded(env, [&]() -> Napi::Value {
-      applyThreads();
       at::Tensor x = tensorFromTyped(info[0].As<Napi::TypedArray>(), intsFrom(info[1]), at::kFloat);
       auto g = info[2].As<Napi::Float32Array>();
       at::Tensor grad = tensorFromTyped(g, {static_cast<int64_t>(g.ElementLength())}, at::kFloat);
-      auto r = probe(*plan, x, grad, info[3].As<Napi::Boolean>().Value());
+      bool training = info[3].As<Napi::Boolean>().Value();
+      ProbeResult r;
+      torchThread().run([&] { r = probe(*plan, x, grad, training); });
       auto o = described(env, r.output);
       o.Set("inputGrad", toFloat32Array(env, r.inputGrad));
       return o;
@@ -540,7 +546,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   auto o = Napi::Object::New(env);
   o.Set("torchVersion", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." + std::to_string(TORCH_VERSION_PATCH));
   o.Set("cuda", at::hasCUDA());
-  o.Set("threads", at::get_num_threads());
+  o.Set("threads", wantedThreads.load());
 #ifdef SLIM_WITH_CUDA
   o.Set("builtWithCuda", true);
 #else
@@ -585,7 +591,10 @@ Napi::Value AllocationStats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  // Threads default to the machine's cores (LibTorch's own default was 1 on Debian's build).
+  // The JS thread only copies and builds: at one LibTorch thread it never starts an OpenMP team, whose
+  // idle workers would compete with the torch thread's. Steps default to all cores (LibTorch's own
+  // default was 1 on Debian's build).
+  at::set_num_threads(1);
   setThreads(std::max(1u, std::thread::hardware_concurrency()));
   executor = new Executor(env);
   env.AddCleanupHook([] {

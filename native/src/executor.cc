@@ -1,5 +1,7 @@
 #include "executor.h"
 
+#include <future>
+
 namespace slim {
 
 Executor::Executor(Napi::Env env) {
@@ -19,36 +21,54 @@ Executor::~Executor() {
   tsfn_.Abort();
 }
 
+void Executor::push(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(task));
+  }
+  wake_.notify_one();
+}
+
 Napi::Promise Executor::submit(Job* job) {
   Napi::Env env = job->deferred.Env();
   Napi::Promise promise = job->deferred.Promise();
   if (pending_++ == 0) tsfn_.Ref(env);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(job);
-  }
-  wake_.notify_one();
+  push([this, job] {
+    catchInto(job->error, job->work);
+    // Fails only while Node shuts down; the job's JS references then die with the environment.
+    tsfn_.BlockingCall(job, [this](Napi::Env e, Napi::Function, Job* j) { deliver(e, this, j); });
+  });
   return promise;
 }
 
+void Executor::run(const std::function<void()>& work) {
+  std::promise<std::string> done;
+  push([&] {
+    std::string error;
+    catchInto(error, work);
+    done.set_value(error);
+  });
+  std::string error = done.get_future().get();
+  if (!error.empty()) throw std::runtime_error(error);
+}
+
 void Executor::loop() {
+  // The JS thread keeps LibTorch at one thread (see torchThread()); this one uses the asked-for count.
   for (;;) {
-    Job* job;
+    std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;  // Node is shutting down: nobody is left to receive results
-      job = queue_.front();
+      task = std::move(queue_.front());
       queue_.pop_front();
     }
     applyThreads();
-    catchInto(job->error, job->work);
-    auto status = tsfn_.BlockingCall(job, [this](Napi::Env env, Napi::Function fn, Job* j) { deliver(env, fn, this, j); });
-    if (status != napi_ok) return;  // shutting down; the job's JS references die with the environment
+    task();
   }
 }
 
-void Executor::deliver(Napi::Env env, Napi::Function, Executor* self, Job* job) {
+void Executor::deliver(Napi::Env env, Executor* self, Job* job) {
   Napi::HandleScope scope(env);
   if (job->finally) job->finally();
   if (job->error.empty()) {

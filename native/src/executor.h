@@ -1,6 +1,7 @@
-// One dedicated thread runs every queued LibTorch job (training steps, evaluation) in order. A single
-// thread keeps OpenMP's thread team warm between steps (libuv's pool would hop between threads, each
-// with its own team) and makes jobs on the same plan sequential by construction.
+// One dedicated thread runs all LibTorch work: queued jobs (training steps, evaluation) and the
+// synchronous calls (plan building, forward passes, weight copies) alike. One thread keeps OpenMP to a
+// single thread team: the JS thread itself never starts one, so no idle team spins on the two cores
+// while steps run, and jobs on the same plan are sequential by construction.
 #pragma once
 
 #include <condition_variable>
@@ -34,19 +35,28 @@ class Executor {
   ~Executor();
   /** Queues `job` (takes ownership) and returns its promise. Call on the JS thread. */
   Napi::Promise submit(Job* job);
+  /**
+   * Runs `work` on the torch thread after the jobs queued before it, blocking the JS thread until it
+   * is done; rethrows its error. For short synchronous calls.
+   */
+  void run(const std::function<void()>& work);
 
  private:
+  void push(std::function<void()> task);
   void loop();
-  static void deliver(Napi::Env env, Napi::Function, Executor* self, Job* job);
+  static void deliver(Napi::Env env, Executor* self, Job* job);
 
   Napi::ThreadSafeFunction tsfn_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Job*> queue_;
+  std::deque<std::function<void()>> queue_;
   bool stopping_ = false;
   /** Jobs submitted and not yet delivered; the event loop is kept alive while > 0. */
   int pending_ = 0;
   std::thread thread_;
 };
+
+/** The process's executor (created when the addon loads). */
+Executor& torchThread();
 
 }  // namespace slim

@@ -84,7 +84,6 @@ void batchNorm(const Instr& i, RunState& s) {
 
 void relu(const Instr& i, RunState& s) { out(i, s, 0, at::relu(in(i, s, 0))); }
 void sigmoid(const Instr& i, RunState& s) { out(i, s, 0, at::sigmoid(in(i, s, 0))); }
-void tanhK(const Instr& i, RunState& s) { out(i, s, 0, at::tanh(in(i, s, 0))); }
 void hardSwish(const Instr& i, RunState& s) { out(i, s, 0, at::hardswish(in(i, s, 0))); }
 void identity(const Instr& i, RunState& s) { out(i, s, 0, in(i, s, 0)); }
 
@@ -329,7 +328,6 @@ const std::vector<KernelDef>& kernelTable() {
       {"batch_norm", batchNorm, "floats [eps, momentum]"},
       {"relu", relu, ""},
       {"sigmoid", sigmoid, ""},
-      {"tanh", tanhK, ""},
       {"hard_swish", hardSwish, ""},
       {"hard_sigmoid", hardSigmoid, "floats [alpha, beta]"},
       {"leaky_relu", leakyRelu, "floats [alpha]"},

@@ -14,7 +14,7 @@ import type { Window } from '../ops/shared/window.js';
 
 /** The native kernels; a test checks this list against the addon's kernelNames(). */
 export const KERNELS = [
-  'conv', 'batch_norm', 'relu', 'sigmoid', 'tanh', 'hard_swish', 'hard_sigmoid', 'leaky_relu', 'clip',
+  'conv', 'batch_norm', 'relu', 'sigmoid', 'hard_swish', 'hard_sigmoid', 'leaky_relu', 'clip',
   'identity', 'add', 'sub', 'mul', 'div', 'max_pool', 'avg_pool', 'global_avg_pool', 'global_max_pool',
   'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
   'dropout', 'fake_quant', 'dequantize', 'pad',

@@ -5,7 +5,7 @@ import { countElements, input, mergeDims, requireDtype, requireMinRank, requireR
 import { parseWindowAttrs, resolveWindow, windowOutputShape, type WindowAttrs } from './shared/window.js';
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
 import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
-import { samePorts } from '../compress/prune/rules.js';
+import { foldShiftIntoBias, samePorts } from '../compress/prune/rules.js';
 
 export interface ConvAttrs extends WindowAttrs {
   group: number;
@@ -97,5 +97,10 @@ export const conv = defineOp<ConvAttrs>({
       ...(ctx.inputs[2] ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: 0, role: 'bias' } as const] : []),
     ],
     resize: (ctx, keep) => (ctx.attrs.group > 1 && keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {}),
+    // A removed input channel's mean contribution Σ W[o, c, …]·mean[c] moves into the bias.
+    compensate: (ctx, shift, keepOut) =>
+      ctx.attrs.group !== 1 || ctx.inputs[1]?.constant?.dtype !== 'float32'
+        ? {}
+        : foldShiftIntoBias({ weight: ctx.inputs[1].constant, outAxis: 0, inAxis: 1, bias: ctx.inputs[2]?.constant, slot: 2 }, shift, keepOut),
   },
 });

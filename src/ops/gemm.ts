@@ -4,6 +4,7 @@ import { defineOp, OpError } from './op-def.js';
 import { countElements, input, mergeDims, requireDtype, requireRank, sameDtype, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
 import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
+import { foldShiftIntoBias } from '../compress/prune/rules.js';
 
 export interface GemmAttrs {
   alpha: number;
@@ -91,6 +92,15 @@ export const gemm = defineOp<GemmAttrs>({
         { slot: 1, port: { side: 'out', slot: 0 }, axis: t ? 0 : 1, role: 'weight' },
         ...(c && c.length > 0 && c[c.length - 1] !== 1 ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: c.length - 1, role: 'bias' } as const] : []),
       ];
+    },
+    // y = α·A·B + β·C: a removed input feature's mean contribution moves into C (as [N]), scaled by α/β.
+    compensate(ctx, shift, keepOut) {
+      const b = ctx.inputs[1]?.constant;
+      const c = ctx.inputs[2];
+      const rows = c?.type.shape?.length === 2 ? c.type.shape[0] : 1;
+      if (b?.dtype !== 'float32' || ctx.attrs.beta === 0 || (c && (!c.constant || rows !== 1))) return {};
+      const t = ctx.attrs.transB;
+      return foldShiftIntoBias({ weight: b, outAxis: t ? 0 : 1, inAxis: t ? 1 : 0, bias: c?.constant, slot: 2, scale: ctx.attrs.alpha / ctx.attrs.beta }, shift, keepOut);
     },
   },
 });

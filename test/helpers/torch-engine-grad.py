@@ -171,7 +171,7 @@ def run_node(node, env, opset, training):
         while pairs and pairs[-1] == 0 and pairs[-2] == 0:
             pairs = pairs[:-2]
         return [F.pad(x, pairs, mode='constant', value=value) if mode == 'constant' else F.pad(x, pairs, mode=mode)]
-    if op == 'Dropout':
+    if op in ('Dropout', 'Identity'):
         return [x]
     if op == 'QuantizeLinear':
         # Evaluated together with its DequantizeLinear (see run()); pass the inputs along.

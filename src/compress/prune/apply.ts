@@ -10,7 +10,7 @@ import { makeTensor, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
 import type { ChannelKeep } from './channel-rule.js';
 import type { DependencyGraph } from './dependency-graph.js';
-import { portValue } from './node.js';
+import { portValue, type DepNode } from './node.js';
 
 /** Copy of `t` with only indices `keep` (ascending) along `axis`. */
 export function sliceAxis(t: Tensor, axis: number, keep: readonly number[]): Tensor {
@@ -39,6 +39,21 @@ function placeholder(t: Tensor, axis: number, size: number): Tensor {
   return { dtype: t.dtype, dims, data: allocArray(t.dtype, 0) };
 }
 
+/** The bias a Conv / Gemm gets when removed input channels are replaced by their means (see RemoveOptions.means). */
+function compensation(d: DepNode, keep: ChannelKeep, means: ReadonlyMap<string, Float64Array> | undefined): Map<number, Tensor> {
+  const out = new Map<number, Tensor>();
+  if (!means || !d.rule?.compensate || d.ports?.coupling !== 'independent') return out;
+  for (const slot of d.ports.inputs) {
+    const kept = keep.inputs[slot];
+    const mean = means.get(portValue(d, 'in', slot) ?? '');
+    if (!kept || !mean) continue;
+    const shift = Float64Array.from(mean);
+    for (const c of kept) shift[c] = 0;
+    for (const [s, t] of Object.entries(d.rule.compensate(d.ctx, shift, keep.outputs[0]).inputs ?? {})) out.set(Number(s), t);
+  }
+  return out;
+}
+
 /** The kept channels of every value that loses some, given per-component removal flags. */
 export function keptChannels(dep: DependencyGraph, removed: Uint8Array): Map<string, number[]> {
   const kept = new Map<string, number[]>();
@@ -50,12 +65,22 @@ export function keptChannels(dep: DependencyGraph, removed: Uint8Array): Map<str
   return kept;
 }
 
-/**
- * A new Graph without the channels of removed components (removed[component] = 1). With `shapesOnly`
- * the params are placeholders of the right dims and no data — enough for shape inference and MAC
- * counts during a search, never for running or writing.
- */
-export function removeChannels(dep: DependencyGraph, removed: Uint8Array, options: { shapesOnly?: boolean } = {}): Graph {
+export interface RemoveOptions {
+  /**
+   * Placeholder params of the right dims and no data — enough for shape inference and MAC counts during
+   * a search, never for running or writing.
+   */
+  shapesOnly?: boolean;
+  /**
+   * Mean activation per channel of the values Conv / Gemm read (calibrate.ts). A removed input channel
+   * is then replaced by its mean, folded into the reader's bias, instead of by zero: what the next layer
+   * saw on average stays, which matters most where BatchNorm was folded into large biases.
+   */
+  means?: ReadonlyMap<string, Float64Array>;
+}
+
+/** A new Graph without the channels of removed components (removed[component] = 1). */
+export function removeChannels(dep: DependencyGraph, removed: Uint8Array, options: RemoveOptions = {}): Graph {
   const kept = keptChannels(dep, removed);
   const g = cloneGraph(dep.graph);
   if (kept.size === 0) return g;
@@ -73,14 +98,15 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
     if (!keep.inputs.some(Boolean) && !keep.outputs.some(Boolean)) continue;
 
     const tensors = new Map<number, Tensor>();
+    const final = options.shapesOnly ? new Map<number, Tensor>() : compensation(d, keep, options.means);
     for (const p of d.params) {
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
-      if (!k) continue;
+      if (!k || final.has(p.slot)) continue;
       const current = tensors.get(p.slot) ?? d.ctx.inputs[p.slot]!.constant!;
       tensors.set(p.slot, options.shapesOnly ? placeholder(current, p.axis, k.length) : sliceAxis(current, p.axis, k));
     }
     const edit = d.rule?.resize?.(d.ctx, keep) ?? {};
-    for (const [slot, t] of Object.entries(edit.inputs ?? {})) tensors.set(Number(slot), t);
+    for (const [slot, t] of [...Object.entries(edit.inputs ?? {}), ...final]) tensors.set(Number(slot), t);
 
     const node = clones.get(d.node)!;
     for (const [slot, t] of tensors) {

@@ -85,4 +85,11 @@ export interface ChannelRule<A> {
   params?(ctx: ChannelContext<A>): ChannelParam[];
   /** Attribute or shape-constant changes when ports lose channels (Conv group, Split sizes, Reshape target). */
   resize?(ctx: ChannelContext<A>, keep: ChannelKeep): NodeEdit;
+  /**
+   * For ops with independent outputs (Conv, Gemm): fold a constant shift of input 0 — `shift[c]` added
+   * to every element of channel c — into the bias, so that removed input channels can be replaced by
+   * their mean activation instead of by zero. Returns the new bias (already cut to `keepOut` when the
+   * outputs lose channels too), or {} when the op has nowhere to put it.
+   */
+  compensate?(ctx: ChannelContext<A>, shift: Float64Array, keepOut: readonly number[] | undefined): NodeEdit;
 }

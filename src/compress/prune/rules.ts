@@ -5,7 +5,8 @@
 import type { Dim } from '../../onnx/graph.js';
 import type { ReduceAttrs } from '../../ops/shared/reduce.js';
 import { knownInts, normalizeAxes } from '../../ops/shared/shapes.js';
-import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, ParamRole, SlotRef } from './channel-rule.js';
+import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, NodeEdit, ParamRole, SlotRef } from './channel-rule.js';
+import { float32, toNumbers, type Tensor } from '../../onnx/tensor.js';
 
 /** Axis 1 of a shape of rank ≥ 2; undefined when there is no channel axis. */
 export function channelDim(shape: readonly Dim[] | undefined): Dim | undefined {
@@ -161,4 +162,33 @@ export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs>
       return samePorts([0], [0]);
     },
   };
+}
+
+/**
+ * Fold an input shift into a bias (see ChannelRule.compensate): out[o] += scale · Σ_c shift[c] · Σ W[o, c, …]
+ * for a weight laid out with output channels on `outAxis` and input channels on `inAxis`. The bias
+ * (length = outputs, or absent) goes to input `slot`, cut to `keepOut`.
+ */
+export function foldShiftIntoBias(
+  options: { weight: Tensor; outAxis: number; inAxis: number; bias: Tensor | undefined; slot: number; scale?: number },
+  shift: Float64Array,
+  keepOut: readonly number[] | undefined,
+): NodeEdit {
+  const { weight, outAxis, inAxis, bias, slot } = options;
+  const dims = weight.dims;
+  const w = weight.dtype === 'float32' ? (weight.data as Float32Array) : toNumbers(weight);
+  const outs = dims[outAxis]!;
+  const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const delta = new Float64Array(outs);
+  for (let i = 0; i < w.length; i++) {
+    const c = Math.floor(i / strides[inAxis]!) % dims[inAxis]!;
+    if (shift[c] === 0) continue;
+    delta[Math.floor(i / strides[outAxis]!) % outs]! += shift[c]! * w[i]!;
+  }
+  // A bias of one element (a scalar Gemm C) broadcasts: spell it out per output.
+  const given = bias ? toNumbers(bias) : [0];
+  const base = given.length === outs ? given : new Array<number>(outs).fill(given[0] ?? 0);
+  const keep = keepOut ?? Array.from({ length: outs }, (_, o) => o);
+  const scale = options.scale ?? 1;
+  return { inputs: { [slot]: float32([keep.length], keep.map((o) => base[o]! + scale * delta[o]!)) } };
 }

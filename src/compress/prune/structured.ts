@@ -8,6 +8,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { removeChannels } from './apply.js';
+import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
 import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
@@ -39,6 +40,11 @@ export interface StructuredOptions {
   gradients?: ReadonlyMap<string, Float32Array>;
   /** MACs to aim at for a 'macs' target, instead of value × this graph's (iterative pruning passes the original's). */
   macsGoal?: number;
+  /**
+   * Images to measure mean activations on: removed channels are then replaced by their means (folded
+   * into the next Conv / Gemm bias) instead of by zero. Recommended without fine-tuning.
+   */
+  calibration?: Calibration;
   /** Batch-1 latency in ms of a graph (required for a 'latency' target). */
   measureLatency?: (graph: Graph) => Promise<number>;
   onStep?: (step: SearchStep) => void;
@@ -73,6 +79,8 @@ export interface StructuredResult {
   boundaries: Boundary[];
   /** Groups the chosen criterion could not score (scored by L2 instead). */
   fallbacks: string[];
+  /** Whether removed channels were replaced by their calibrated means (folded into biases). */
+  compensated: boolean;
   search: SearchStep[];
   latency?: { beforeMs: number; afterMs: number };
 }
@@ -109,8 +117,9 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   const macsBefore = dep.facts.totalMacs;
   const search: SearchStep[] = [];
   const macsOf = (plan: Plan): number => inferShapes(removeChannels(dep, plan.removed, { shapesOnly: true })).totalMacs;
+  const means = options.calibration ? await channelMeans(graph, readValues(dep), options.calibration) : undefined;
   const build = (plan: Plan): { plan: Plan; graph: Graph; macs: number } => {
-    const pruned = removeChannels(dep, plan.removed);
+    const pruned = removeChannels(dep, plan.removed, means ? { means } : {});
     return { plan, graph: pruned, macs: inferShapes(pruned).totalMacs };
   };
   const evaluate = (p: number): { plan: Plan; graph: Graph; macs: number } => build(planRemoval(dep, scores, p, planOptions));
@@ -172,6 +181,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     })),
     boundaries: dep.boundaries,
     fallbacks,
+    compensated: means !== undefined,
     search,
     ...(latency ? { latency } : {}),
   };

@@ -170,7 +170,7 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
   const chosen: WeightRef[] = [];
   for (const w of weights) {
     if (keep.has(w.node)) skipped.push({ name: w.name, node: w.node, reason: 'kept dense (--keep)' });
-    else if (nm && w.inputAxis === undefined) skipped.push({ name: w.name, node: w.node, reason: 'no input axis to group along (depthwise)' });
+    else if (nm && w.inputAxis === undefined) skipped.push({ name: w.name, node: w.node, reason: 'grouped or depthwise conv: no input-channel axis to group along' });
     else if (nm && w.tensor.dims[w.inputAxis!]! % nm.m !== 0) {
       skipped.push({ name: w.name, node: w.node, reason: `input axis of ${w.tensor.dims[w.inputAxis!]} is not a multiple of ${nm.m}` });
     } else chosen.push(w);

@@ -201,12 +201,15 @@ export function rootOf(tensors: ReadonlyMap<string, PlannedTensor>, name: string
  * Names whose ranges calibration measures for this plan — and for any plan that quantizes fewer nodes
  * (sensitivity, mixed precision): a pass-through output needs its own range once its input stays float.
  */
-export function calibrationTargets(plan: QuantPlan): string[] {
+export function calibrationTargets(plan: QuantPlan, options: { unfolded?: boolean } = {}): string[] {
   const out = new Set<string>();
   for (const [name, t] of plan.tensors) {
     if (t.kind === 'activation') out.add(t.rangeOf);
     if (t.kind === 'same') out.add(name);
   }
+  // With `unfolded`, also the inputs of the folded activations: what a symmetric-activation plan (which
+  // folds nothing) quantizes, so one calibration serves both formats.
+  if (options.unfolded) for (const f of plan.folded.values()) out.add(f.input);
   return [...out];
 }
 

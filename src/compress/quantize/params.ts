@@ -73,7 +73,9 @@ export function computeParams(
   for (const [name, t] of plan.tensors) {
     if (t.kind === 'activation') {
       const range = ranges.get(t.rangeOf);
-      if (!range) throw new Error(`no calibrated range for tensor '${t.rangeOf}'`);
+      if (!range) {
+        throw new Error(`no calibrated range for tensor '${t.rangeOf}': calibrate with the activation format you build with (or calibratePlan(..., { anyActivationFormat: true }))`);
+      }
       tensors.set(name, activation(range));
     } else if (t.kind === 'constant') {
       const data = floatData(graph, name);

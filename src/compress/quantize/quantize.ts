@@ -24,7 +24,16 @@ export interface StaticOptions extends QuantizeOptions {
   equalize: boolean;
 }
 
-export const DEFAULT_STATIC: StaticOptions = { ...DEFAULT_QUANTIZE, calibration: DEFAULT_CALIBRATION, biasCorrection: false, equalize: false };
+/**
+ * The defaults: per-channel int8 weights, uint8 activations, percentile 99.999 % ranges, bias
+ * correction on. Measured on the PyTorch-trained ResNet18-CIFAR (width 0.25, fp32 85.17 %), 512
+ * calibration images, three calibration samples, 10,000 test images (bench/quantize-methods.ts):
+ * percentile + bias correction gave +0.01 / +0.09 / +0.01 pt and 63.7 images on average whose class
+ * differs from fp32; without bias correction −0.04 / −0.02 / −0.03 pt and 68.0; minmax 76.7; entropy
+ * 64.3; mse + bias correction 61.7 (+0.03 / +0.03 / −0.02 pt). Differences under ~0.1 pt are within
+ * the noise of 10,000 images; flips are the steadier measure.
+ */
+export const DEFAULT_STATIC: StaticOptions = { ...DEFAULT_QUANTIZE, calibration: DEFAULT_CALIBRATION, biasCorrection: true, equalize: false };
 
 /** The float graph quantization starts from: inference clean-up (BN folded) and optional equalization. */
 export interface PreparedGraph {
@@ -55,14 +64,15 @@ export async function calibratePlan(
   plan: QuantPlan,
   feeds: FeedSource,
   settings: CalibrationSettings,
-  options: CalibrateStepOptions & { channelMeans?: boolean } = {},
+  options: CalibrateStepOptions & { channelMeans?: boolean; anyActivationFormat?: boolean } = {},
 ): Promise<ActivationCollector> {
-  const targets = calibrationTargets(plan);
-  const means = options.channelMeans ? layerInputs(prepared.graph) : new Map<string, number>();
+  const targets = calibrationTargets(plan, { unfolded: options.anyActivationFormat ?? false });
+  // Per-channel means of the layer inputs, for bias correction (on by default, as in DEFAULT_STATIC).
+  const means = (options.channelMeans ?? true) ? layerInputs(prepared.graph) : undefined;
   return runCalibration(prepared.graph, prepared.facts, feeds, {
-    targets: [...new Set([...targets, ...means.keys()])],
+    targets: [...new Set([...targets, ...(means?.keys() ?? [])])],
     bins: settings.bins,
-    channelMeans: means,
+    ...(means ? { channelMeans: means } : {}),
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
@@ -99,6 +109,7 @@ export function buildQuantized(
   let float = prepared.graph;
   let plan = planFor(float, prepared.facts);
   if (options.biasCorrection) {
+    if (!collector.hasChannelMeans) throw new Error('bias correction needs per-channel means: calibrate with calibratePlan(..., { channelMeans: true })');
     float = correctBiases(float, plan, collector, options);
     plan = planFor(float, inferShapes(float));
   }

@@ -44,9 +44,13 @@ export class ActivationCollector {
   private readonly channelSums = new Map<string, { axis: number; sums?: Float64Array; count: number }>();
   samples = 0;
 
-  constructor(names: Iterable<string>, bins: number, channelMeans: ReadonlyMap<string, number> = new Map()) {
+  /** True when per-channel means were asked for (bias correction needs them). */
+  readonly hasChannelMeans: boolean;
+
+  constructor(names: Iterable<string>, bins: number, channelMeans?: ReadonlyMap<string, number>) {
     for (const name of names) this.histograms.set(name, new TensorHistogram(bins));
-    for (const [name, axis] of channelMeans) this.channelSums.set(name, { axis, count: 0 });
+    for (const [name, axis] of channelMeans ?? []) this.channelSums.set(name, { axis, count: 0 });
+    this.hasChannelMeans = channelMeans !== undefined;
   }
 
   /** Add one run's values; names the collector does not track are ignored. */
