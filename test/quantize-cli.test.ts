@@ -96,7 +96,7 @@ describe('slim quantize', () => {
     expect(doc['ort_ops']).toMatchObject({ QLinearConv: 20, QLinearAdd: 8, QGemm: 1 });
     const { graph } = await loadModel(out);
     expect(graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(20);
-    expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: 'percentile', activations: 'uint8 asymmetric' });
+    expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: 'percentile', activations: 'uint8 asymmetric', bias_correction: true });
     const md = readFileSync(`${report}.md`, 'utf8');
     expect(md).toMatch(/## Per-layer sensitivity/);
     expect(md).toMatch(/\| layer3\.0\.conv1 \| Conv \|/);

@@ -90,7 +90,7 @@ export function registerQuantize(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--samples <n>', 'calibration images, drawn at random', positiveInt('--samples'), 512)
         .option('--seed <n>', 'seed of the calibration sample', nonNegativeInt('--seed'), 0)
-        .addOption(new Option('--method <method>', 'how activation ranges are chosen from the calibration histograms').choices(CALIBRATION_METHODS).default(DEFAULT_STATIC.calibration.method))
+        .addOption(new Option('--method <method>', 'how activation ranges are chosen from the calibration histograms (percentile + bias correction: the most accurate in bench/quantize-methods.ts)').choices(CALIBRATION_METHODS).default(DEFAULT_STATIC.calibration.method))
         .option('--percentile <p>', 'percentile method: share of values kept inside the range, in percent', positiveNumber('--percentile'), DEFAULT_STATIC.calibration.percentile)
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))

@@ -97,7 +97,7 @@ const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, 
 /** Horizontal bars, one per layer in graph order: output SQNR with only that layer quantized. */
 export function sensitivitySvg(layers: readonly LayerSensitivity[]): string {
   const rowHeight = 18;
-  const labelWidth = 260;
+  const labelWidth = 300;
   const barWidth = 420;
   const top = 30;
   const finite = layers.map((l) => l.score).filter(Number.isFinite);
