@@ -1,3 +1,4 @@
+import './helpers/engine-env.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';

@@ -1,3 +1,4 @@
+import './helpers/engine-env.js';
 import { describe, expect, it } from 'vitest';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
 import { batchOf, planEpoch } from '../src/engine/epoch.js';

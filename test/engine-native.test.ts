@@ -1,3 +1,4 @@
+import './helpers/engine-env.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';

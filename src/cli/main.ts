@@ -8,6 +8,13 @@ import { VERSION } from '../version.js';
  * or 2 (bad usage); anything else is a slimkit bug and prints its stack only with --debug.
  */
 export async function main(argv: string[]): Promise<number> {
+  // `slim … | head` closes the pipe early; that is the reader's choice, not an error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const program = new Command('slim')
     .description('Train, compress and deploy image classifiers — ONNX in, ONNX out.')
     .version(VERSION)

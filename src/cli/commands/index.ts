@@ -8,6 +8,7 @@ import { registerOptimize } from './optimize.js';
 import { registerPrune } from './prune.js';
 import { registerQuantize } from './quantize.js';
 import { registerServe } from './serve.js';
+import { registerTrain } from './train.js';
 import { registerZoo } from './zoo.js';
 
 /** Every `slim` subcommand, in the order `slim --help` lists them. */
@@ -16,6 +17,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerInfo,
   registerEval,
   registerBench,
+  registerTrain,
   registerOptimize,
   registerPrune,
   registerQuantize,
