@@ -9,10 +9,16 @@
         "src/addon.cc",
         "src/alloc.cc",
         "src/data.cc",
+        "src/dist_addon.cc",
+        "src/dist_bn.cc",
+        "src/dist_group.cc",
+        "src/dist_reducer.cc",
+        "src/distill.cc",
         "src/executor.cc",
         "src/kernels.cc",
         "src/optim.cc",
         "src/plan.cc",
+        "src/qat.cc",
         "src/train.cc"
       ],
       "include_dirs": [

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "alloc.h"
+#include "dist_addon.h"
 #include "executor.h"
 #include "train.h"
 
@@ -113,6 +114,9 @@ StepOptions stepOptions(const Napi::Object& o) {
   s.seed = static_cast<int64_t>(numberOr(o, "seed", -1));
   s.temperature = numberOr(o, "temperature", 1);
   s.alpha = numberOr(o, "alpha", 1);
+  // Cached teacher logits for the batch (distillation without a teacher plan); copied now, on the JS thread.
+  Napi::Value targets = o.Get("targets");
+  if (targets.IsTypedArray()) s.targets = tensorFromTyped(targets.As<Napi::TypedArray>(), {static_cast<int64_t>(targets.As<Napi::TypedArray>().ElementLength())}, at::kFloat);
   return s;
 }
 
@@ -609,6 +613,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("startAllocationCounting", Napi::Function::New(env, StartAllocationCounting));
   exports.Set("allocationStats", Napi::Function::New(env, AllocationStats));
+  // Data-parallel training (dist_addon.cc), lent the wrapped plans and data sets.
+  exports.Set("dist", distExports(env, {[](const Napi::Object& o) { return PlanWrap::Unwrap(o)->plan.get(); },
+                                        [](const Napi::Object& o) { return DataSetWrap::Unwrap(o)->data.get(); },
+                                        stepOptions}));
   return exports;
 }
 

@@ -2,6 +2,8 @@
 // Parameter layouts (ints / floats) are written next to each kernel and mirrored by the op modules'
 // `lower` functions in src/ops/*.ts.
 #include "kernels.h"
+#include "dist.h"
+#include "qat.h"
 
 #include <algorithm>
 #include <limits>
@@ -355,6 +357,8 @@ const std::vector<KernelDef>& kernelTable() {
       {"fake_quant", fakeQuant, "ints [perChannel, axis, qmin, qmax, zeroPoint]; floats [scale]"},
       {"dequantize", dequantize, "ints [axis]"},
       {"pad", pad, "ints [mode, pads (ATen order)...]; floats [value]"},
+      {"sync_batch_norm", syncBatchNorm, "floats [eps, momentum] (batch_norm with statistics over all ranks; dist_bn.cc)"},
+      {"fake_quant_lsq", fakeQuantLearnable, "ints [perChannel, axis, qmin, qmax]; floats [gradFactor]"},
   };
   return table;
 }

@@ -1,5 +1,7 @@
 #include "train.h"
 
+#include "distill.h"
+
 #include <ATen/autocast_mode.h>
 
 namespace slim {
@@ -49,19 +51,19 @@ at::Tensor forwardLogits(Plan& plan, const at::Tensor& images, bool training) {
 StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher) {
   if (o.seed >= 0) at::manual_seed(static_cast<uint64_t>(o.seed));
   at::Tensor logits = forwardLogits(plan, images, true).to(at::kFloat);
-  at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, o.labelSmoothing);
-  if (teacher) {
+  at::Tensor loss;
+  if (teacher || o.targets.defined()) {
     at::Tensor target;
-    {
+    if (o.targets.defined()) {
+      target = cachedTargets(o.targets, logits);
+    } else {
       at::NoGradGuard noGrad;
       target = forwardLogits(*teacher, images, false).to(at::kFloat);
     }
-    double t = o.temperature;
-    // KL(teacher ‖ student) at temperature T, summed over classes and averaged over the batch
-    // ("batchmean"); T² keeps its gradient scale comparable to the hard-label loss.
-    at::Tensor kl = at::kl_div(at::log_softmax(logits / t, 1), at::log_softmax(target / t, 1), at::Reduction::Sum, /*log_target=*/true) /
-                    static_cast<double>(logits.size(0));
-    loss = loss * o.alpha + kl * ((1 - o.alpha) * t * t);
+    // α·CE + (1 − α)·T²·KL(teacher_T ‖ student_T): see distill.h for why T².
+    loss = distillationLoss(logits, labels, target, {o.temperature, o.alpha, o.labelSmoothing});
+  } else {
+    loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, o.labelSmoothing);
   }
   at::Tensor correct = logits.detach().argmax(1).eq(labels).sum();
   loss.backward();

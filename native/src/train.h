@@ -15,6 +15,8 @@ struct StepOptions {
   /** Distillation: loss = α·CE + (1 − α)·T²·KL(teacher_T ‖ student_T). */
   double temperature = 1;
   double alpha = 1;
+  /** Cached teacher logits for this batch (flat B×classes float32); distills without a teacher plan. */
+  at::Tensor targets;
 };
 
 struct StepResult {

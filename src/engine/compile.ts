@@ -5,7 +5,9 @@ import type { Tensor } from '../onnx/tensor.js';
 import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
 import { constantsToInitializers, foldShapeSubgraphs } from '../passes/index.js';
+import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
 import type { KernelName, LowerContext } from './lowering.js';
+import { lowerLearnableQuant } from './qat-lowering.js';
 import type { NativeTensorSpec, TensorRole } from './native.js';
 
 /**
@@ -50,6 +52,10 @@ export interface CompileOptions {
   decayOnlyWeights?: boolean;
   /** Parameters to keep fixed (treated as constants). */
   frozen?: ReadonlySet<string>;
+  /** Float initializers to train besides the ones lowerings name (QAT: weights behind a QuantizeLinear). */
+  trainable?: ReadonlySet<string>;
+  /** QuantizeLinear → DequantizeLinear pairs train their scales (LSQ; see qat-lowering.ts). */
+  learnableScales?: boolean;
 }
 
 const ENGINE_DTYPES = new Set(['float32', 'int64', 'int32', 'uint8', 'int8']);
@@ -102,7 +108,9 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
         producer: (v) => index.producer.get(v),
         consumers: (v) => index.consumersOf(v),
       };
-      lowering = def.lower(ctx);
+      lowering = options.learnableScales && node.opType === 'QuantizeLinear'
+        ? lowerLearnableQuant(ctx as LowerContext<QuantizeLinearAttrs>)
+        : def.lower(ctx);
     } catch (e) {
       if (e instanceof OpError) throw fail({ where, problem: e.message });
       throw e;
@@ -129,7 +137,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
       throw fail({ where: `initializer '${name}'`, problem: `has type ${value.dtype}, which the engine does not hold`, fix: 'convert the model to float32 first' });
     }
     const role: TensorRole =
-      params.has(name) && value.dtype === 'float32' && !options.frozen?.has(name) ? 0 : state.has(name) ? 1 : 2;
+      (params.has(name) || options.trainable?.has(name)) && value.dtype === 'float32' && !options.frozen?.has(name) ? 0 : state.has(name) ? 1 : 2;
     const decay = role === 0 && (options.decayOnlyWeights === false || value.dims.length >= 2);
     tensors.push({ name, slot: s, role, value, decay });
   }

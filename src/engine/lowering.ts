@@ -17,7 +17,8 @@ export const KERNELS = [
   'conv', 'batch_norm', 'relu', 'sigmoid', 'hard_swish', 'hard_sigmoid', 'leaky_relu', 'clip',
   'identity', 'add', 'sub', 'mul', 'div', 'max_pool', 'avg_pool', 'global_avg_pool', 'global_max_pool',
   'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
-  'dropout', 'fake_quant', 'dequantize', 'pad',
+  'dropout', 'fake_quant', 'dequantize', 'pad', 'fake_quant_lsq',
+  'sync_batch_norm',
 ] as const;
 
 export type KernelName = (typeof KERNELS)[number];

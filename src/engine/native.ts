@@ -50,6 +50,8 @@ export interface NativeStepOptions {
   seed?: number;
   temperature?: number;
   alpha?: number;
+  /** Cached teacher logits for this batch (B×classes, row-major): distillation without a teacher plan. */
+  targets?: Float32Array;
 }
 
 export interface NativeStepResult {

@@ -3,6 +3,7 @@ import { cloneGraph, type Graph } from '../onnx/graph.js';
 import { makeTensor, type Tensor } from '../onnx/tensor.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { compilePlan, encodePlan, type CompiledPlan, type CompileOptions } from './compile.js';
+import { withSyncBatchNorm } from './distributed-plan.js';
 import {
   loadNative,
   type AutocastName,
@@ -30,6 +31,8 @@ export interface PlanOptions extends CompileOptions {
   autocast?: AutocastName;
   /** LibTorch intra-op threads (process-wide); default: the addon's (all cores). */
   threads?: number;
+  /** Batch norm statistics over all data-parallel ranks in training (distributed-plan.ts). */
+  syncBatchNorm?: boolean;
 }
 
 /** Native failures are almost always a model/data mismatch (shapes, dtypes): report them as input errors. */
@@ -65,7 +68,7 @@ export class EnginePlan {
   static create(graph: Graph, options: PlanOptions = {}): EnginePlan {
     const addon = loadNative();
     if (options.threads !== undefined) addon.setThreads(options.threads);
-    const compiled = compilePlan(graph, options);
+    const compiled = options.syncBatchNorm ? withSyncBatchNorm(compilePlan(graph, options)) : compilePlan(graph, options);
     const device = options.device ?? 'cpu';
     const encoded = encodePlan(compiled, addon.kernelNames());
     const native = wrapNative('cannot build the training plan', options.file, () => new addon.Plan({

@@ -10,6 +10,8 @@ import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import type { AutocastName, DeviceName, NativeOptimizerConfig } from './native.js';
 import { DeviceImageSet, EnginePlan } from './plan.js';
 import { makeSchedule, type ScheduleName } from './schedule.js';
+import { TeacherLogits } from './teacher-cache.js';
+import type { DistributedHooks } from './distributed.js';
 
 /**
  * `trainModel`: the training loop. JS decides what each step sees (batch indices, crop placements,
@@ -57,17 +59,26 @@ export interface TrainOptions {
   resume?: boolean | string;
   /** For the cost estimate of CUDA runs (default 2.5 per GPU-hour). */
   gpuPricePerHour?: number;
-  /** Knowledge distillation from a teacher run in eval mode on the same batches. */
-  teacher?: { graph: Graph; temperature?: number; alpha?: number };
+  /**
+   * Knowledge distillation from a teacher run in eval mode on the same batches. `cache`: run the
+   * teacher once over the unaugmented training images and reuse its logits (needs augment: false).
+   */
+  teacher?: { graph: Graph; temperature?: number; alpha?: number; cache?: boolean };
   /** Fixed 0/1 masks multiplied into weights after every update (pruning). */
   masks?: ReadonlyMap<string, Float32Array>;
   /** Parameters to keep fixed. */
   frozen?: ReadonlySet<string>;
+  /** Float initializers to train besides the ones the lowerings name (QAT: weights behind a QuantizeLinear). */
+  trainable?: ReadonlySet<string>;
+  /** Train the scales of QuantizeLinear → DequantizeLinear pairs (LSQ). */
+  learnableScales?: boolean;
   /** JSON-lines log file: one record per epoch plus start/end events. */
   log?: string;
   onProgress?: (p: TrainProgress) => void;
   /** Named in errors. */
   file?: string;
+  /** Run as one rank of a data-parallel group (distributed.ts): sharded batches, reduced gradients, rank 0 writes. */
+  distributed?: DistributedHooks;
 }
 
 export interface TrainProgress {
@@ -136,7 +147,7 @@ interface Resolved {
   labelSmoothing: number;
   augment: EpochAugment | undefined;
   normalization: Normalization;
-  distill: { temperature: number; alpha: number } | undefined;
+  distill: { temperature: number; alpha: number; cache?: true } | undefined;
 }
 
 function resolve(o: TrainOptions): Resolved {
@@ -162,7 +173,7 @@ function resolve(o: TrainOptions): Resolved {
     labelSmoothing,
     augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
     normalization: o.normalization ?? readPreprocessing(o.graph, o.file).normalization ?? CIFAR10_NORMALIZATION,
-    distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5 } : undefined,
+    distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5, ...(o.teacher.cache ? { cache: true as const } : {}) } : undefined,
   };
 }
 
@@ -198,6 +209,9 @@ async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<st
 
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const r = resolve(o);
+  if (r.distill?.cache && r.augment) {
+    throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');
+  }
   const autocast = o.autocast ?? (r.device === 'cuda' ? 'bf16' : 'none');
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
@@ -207,15 +221,22 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.channelsLast !== undefined ? { channelsLast: o.channelsLast } : {}),
     ...(o.frozen ? { frozen: o.frozen } : {}),
+    ...(o.trainable ? { trainable: o.trainable } : {}),
+    ...(o.learnableScales ? { learnableScales: true } : {}),
+    ...(o.distributed?.syncBatchNorm ? { syncBatchNorm: true } : {}),
   });
-  const teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast }) : undefined;
+  let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast }) : undefined;
   plan.setOptimizer(r.optimizer);
   for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);
 
   const upload = (set: ImageSet, pad: number, limit: number | undefined): DeviceImageSet =>
     DeviceImageSet.upload(set, { device: r.device, normalization: r.normalization, pad, ...(limit ? { limit } : {}) });
   const train = upload(o.data.train, r.augment?.crop ?? 0, o.trainLimit);
-  const test = upload(o.data.test, 0, o.testLimit);
+  const dist = o.distributed;
+  const test = dist ? upload(dist.evalShard(o.data.test, o.testLimit), 0, undefined) : upload(o.data.test, 0, o.testLimit);
+  // One teacher pass over the training images; steps then read their rows instead of running it.
+  const cached = teacher && r.distill?.cache ? await TeacherLogits.compute(teacher, train, { batch: o.evalBatch ?? 512 }) : undefined;
+  if (cached) teacher = undefined;
   const batch = Math.min(o.batch, train.count);
   if (batch < 1) throw usageError('the training set is empty', 'check --data and --train-limit');
   const stepsPerEpoch = Math.floor(train.count / batch);
@@ -240,11 +261,13 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     teacher: r.distill ?? null,
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
-  const start = await restore(o, plan, fingerprint, checkpointPath);
+  if (dist) await dist.attach(plan, fingerprint);
+  const start = dist ? await dist.restore(plan, () => restore(o, plan, fingerprint, checkpointPath)) : await restore(o, plan, fingerprint, checkpointPath);
+  const writer = dist?.writer ?? true;
   const history = start.history;
   if (checkpointPath) await mkdir(path.dirname(checkpointPath), { recursive: true });
   const log = async (record: Record<string, unknown>): Promise<void> => {
-    if (o.log) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    if (o.log && writer) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };
   await log({ event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...fingerprint, device: r.device, totalSteps });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
@@ -267,7 +290,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       lr = lrAt(step);
       // The dropout seed is a function of the step, so a resumed run draws the same masks.
       const options = { lr, labelSmoothing: r.labelSmoothing, seed: (r.seed * 1_000_003 + step) % 2 ** 31, ...r.distill };
-      const result = await plan.trainStep(train, batchOf(order, b, batch), options, teacher);
+      const indices = dist ? dist.shard(batchOf(order, b, batch)) : batchOf(order, b, batch);
+      const stepOptions = cached ? { ...options, targets: cached.rows(indices.indices) } : options;
+      const result = dist
+        ? await dist.trainStep(plan, train, indices, stepOptions, teacher, { step, batch })
+        : await plan.trainStep(train, indices, stepOptions, teacher);
       lossEma = lossEma === undefined ? result.loss : 0.9 * lossEma + 0.1 * result.loss;
       if (!Number.isFinite(result.loss) || lossEma > divergedAbove) {
         await log({ event: 'diverged', epoch, step, loss: result.loss });
@@ -299,7 +326,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       phase: 'eval', epoch, epochs: o.epochs, step: stepsPerEpoch, stepsPerEpoch, globalStep: step, totalSteps, lr,
       loss: trainLoss, accuracy: trainAccuracy, imagesPerSecond: seen / trainSeconds, etaSeconds: 0,
     });
-    const evaluation = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
+    const evaluation = dist ? await dist.evaluate(plan, test, { batch: o.evalBatch ?? 512 }) : await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
     if (!Number.isFinite(evaluation.loss)) {
       throw new SlimError({
         where: `epoch ${epoch + 1}`,
@@ -320,7 +347,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     };
     history.push(record);
     await log({ event: 'epoch', ...record });
-    if (checkpointPath) {
+    if (checkpointPath && writer) {
       const seconds = start.seconds + (performance.now() - runStart) / 1000;
       const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds };
       await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() });

@@ -31,6 +31,8 @@ export interface BenchmarkOptions {
   /** Full shapes for inputs whose dims beyond the batch are symbolic or unknown. */
   inputShapes?: Record<string, number[]>;
   optimization?: Optimization;
+  /** Idle intra-op threads spin before sleeping (SessionOptions.spinning); default ORT's (true). */
+  spinning?: boolean;
   /** Names the model in errors when it is given as bytes. */
   label?: string;
   /** Seed of the random inputs; default 0. */
@@ -83,6 +85,7 @@ export async function benchmark(model: Uint8Array | string, options: BenchmarkOp
   const session = await openSession(model, {
     threads,
     ...(options.optimization ? { optimization: options.optimization } : {}),
+    ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
     ...(options.label ? { label: options.label } : {}),
   });
   try {

@@ -7,8 +7,9 @@
  * awaiting it therefore runs *before* ORT starts, not alongside it. Callers may still rely on
  * "a feed buffer is free once its run has resolved".
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { inputError, SlimError, usageError } from '../errors.js';
 import type { DType } from '../onnx/dtype.js';
@@ -37,6 +38,17 @@ export interface SessionOptions {
    * check which float ops are left in a quantized model.
    */
   optimizedModelFilePath?: string;
+  /**
+   * Whether idle intra-op threads spin before they sleep (ORT's 'session.intra_op.allow_spinning');
+   * default true, ORT's default. Spinning saves the wake-up at each parallel op when the cores are
+   * free, and costs badly when other processes share them.
+   */
+  spinning?: boolean;
+  /**
+   * Record ORT's per-node profile: a Chrome-trace JSON file named `<profile>_<date>.json`, written when
+   * the session is closed (its path is then in `OrtModel.profileFile`).
+   */
+  profile?: string;
 }
 
 export type LogLevel = 'verbose' | 'info' | 'warning' | 'error' | 'fatal';
@@ -65,6 +77,8 @@ export interface OrtModel {
   readonly inputs: readonly OrtValueInfo[];
   readonly outputs: readonly OrtValueInfo[];
   readonly threads: number;
+  /** With SessionOptions.profile: the profile file, once the session is closed. */
+  readonly profileFile?: string;
   /** Runs the model. Feed data is passed to ORT without copying; do not change it before this resolves. */
   run(feeds: Record<string, Tensor>, options?: RunOptions): Promise<Record<string, Tensor>>;
   close(): Promise<void>;
@@ -104,6 +118,8 @@ export async function openSession(model: Uint8Array | string, options: SessionOp
     executionProviders: ['cpu'],
     logSeverityLevel: LOG_SEVERITY[options.logLevel ?? 'fatal'],
     ...(options.optimizedModelFilePath ? { optimizedModelFilePath: options.optimizedModelFilePath } : {}),
+    ...(options.profile ? { enableProfiling: true, profileFilePrefix: options.profile } : {}),
+    ...(options.spinning === false ? { extra: { session: { 'intra_op.allow_spinning': '0' } } } : {}),
   };
   let session: ort.InferenceSession;
   try {
@@ -117,18 +133,20 @@ export async function openSession(model: Uint8Array | string, options: SessionOp
       fix: 'check that it is a valid ONNX model (slim info FILE names the first problem slimkit sees)',
     });
   }
-  return new Session(session, source, threads, sessionOptions.logSeverityLevel!);
+  return new Session(session, source, threads, sessionOptions.logSeverityLevel!, options.profile);
 }
 
 class Session implements OrtModel {
   readonly inputs: OrtValueInfo[];
   readonly outputs: OrtValueInfo[];
+  profileFile?: string;
 
   constructor(
     private readonly session: ort.InferenceSession,
     readonly source: string,
     readonly threads: number,
     private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4,
+    private readonly profilePrefix?: string,
   ) {
     this.inputs = session.inputMetadata.map(toValueInfo);
     this.outputs = session.outputMetadata.map(toValueInfo);
@@ -165,6 +183,7 @@ class Session implements OrtModel {
   }
 
   async close(): Promise<void> {
+    if (this.profilePrefix !== undefined) this.profileFile = endProfiling(this.session, this.profilePrefix);
     await this.session.release();
   }
 
@@ -200,6 +219,21 @@ class Session implements OrtModel {
   private feedError(feeds: Record<string, Tensor>, problem: string, fix: string): SlimError {
     return inputError({ file: this.source, where: `feeds ${describeFeeds(feeds)}`, problem, fix });
   }
+}
+
+/**
+ * Ends ORT's profiler and finds the file it wrote: onnxruntime-node's endProfiling returns no path, so
+ * the newest `<prefix>_*.json` is taken.
+ */
+function endProfiling(session: ort.InferenceSession, prefix: string): string | undefined {
+  session.endProfiling();
+  const dir = path.dirname(prefix);
+  const base = `${path.basename(prefix)}_`;
+  const files = readdirSync(dir)
+    .filter((f) => f.startsWith(base) && f.endsWith('.json'))
+    .map((f) => path.join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return files[0];
 }
 
 function toValueInfo(m: ort.InferenceSession.ValueMetadata): OrtValueInfo {

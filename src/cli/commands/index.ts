@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerDemo } from './demo.js';
 import { registerDeploy } from './deploy.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
@@ -7,6 +8,9 @@ import { registerInfo } from './info.js';
 import { registerOptimize } from './optimize.js';
 import { registerPrune } from './prune.js';
 import { registerQuantize } from './quantize.js';
+import { registerRecommend } from './recommend.js';
+import { registerReport } from './report.js';
+import { registerRun } from './run.js';
 import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
 import { registerZoo } from './zoo.js';
@@ -24,4 +28,8 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerDeploy,
   registerServe,
   registerDoctor,
+  registerRun,
+  registerReport,
+  registerRecommend,
+  registerDemo,
 ];

@@ -17,6 +17,7 @@ import {
   calibrationTargets,
   CALIBRATION_METHODS,
   convertFloat16,
+  CPU_CHOICES,
   DEFAULT_STATIC,
   imageFeeds,
   INT8_SYMMETRIC,
@@ -27,6 +28,7 @@ import {
   quantizeDynamic,
   rankBySensitivity,
   reportMarkdown,
+  resolveCpu,
   sampleImages,
   searchMixedPrecision,
   sensitivitySvg,
@@ -34,6 +36,7 @@ import {
   UINT8_ASYMMETRIC,
   weightErrors,
   type CalibrationMethod,
+  type CpuChoice,
   type LayerSensitivity,
   type MixedPrecisionResult,
   type QuantizedResult,
@@ -59,6 +62,7 @@ interface QuantizeCliOptions extends CommonOptions {
   perTensor?: boolean;
   activationType: 'uint8' | 'int8';
   reduceRange?: boolean;
+  cpu: CpuChoice;
   keepFirst?: boolean;
   keepLast?: boolean;
   exclude?: string;
@@ -95,6 +99,7 @@ export function registerQuantize(program: Command): void {
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernel the weights select (same weights, same outputs): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
@@ -166,6 +171,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
       activations: options.activationType === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
       perChannel: !options.perTensor,
       reduceRange: options.reduceRange ?? false,
+      cpu: options.cpu,
       exclude: splitList(options.exclude),
       keepFirst: options.keepFirst ?? false,
       keepLast: options.keepLast ?? false,
@@ -237,6 +243,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     }
     extra['quantized_nodes'] = result.plan.units.size;
     extra['folded_activations'] = result.plan.folded.size;
+    extra['cpu'] = resolveCpu(staticOptions.cpu);
     extra['float_nodes'] = result.plan.float;
     if (result.params.warnings.length > 0) {
       extra['warnings'] = result.params.warnings;

@@ -6,6 +6,9 @@ import { loadCifar10 } from '../../data/cifar10.js';
 import { loadImageFolder } from '../../data/image-folder.js';
 import type { ImageSet } from '../../data/types.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
+import { DistributedTraining } from '../../engine/distributed.js';
+import { readDistributedEnv } from '../../engine/distributed-env.js';
+import { launchTraining } from '../../engine/launch-train.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
@@ -46,6 +49,9 @@ interface TrainCliOptions extends CommonOptions {
   gpuPricePerHour: number;
   fold: boolean;
   verify: boolean;
+  nproc?: number;
+  syncBn?: boolean;
+  distTimeout: number;
 }
 
 function fraction(name: string): (value: string) => number {
@@ -94,7 +100,10 @@ export function registerTrain(program: Command): void {
       .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')
       .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
-      .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
+      .option('--no-verify', 'skip scoring the written model with ONNX Runtime')
+      .option('--nproc <n>', 'data-parallel: start N local workers (one per GPU with --device cuda, else N CPU processes); --batch and --lr stay global', positiveInt('--nproc'))
+      .option('--sync-bn', 'data-parallel: batch-norm statistics over all ranks (SyncBatchNorm)')
+      .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others (start-up, each all-reduce) before stopping with an error that names the rank', positiveNumber('--dist-timeout'), 300),
   )
     .addHelpText('after', [
       '',
@@ -102,13 +111,44 @@ export function registerTrain(program: Command): void {
       '  slim train --model resnet18-cifar --width 0.25 --data cifar10 --epochs 10 --out r18.onnx',
       '  slim train --model resnet18-cifar --data cifar10 --device cuda --batch 512 --epochs 24 --out r18.onnx',
       '  slim train --model model.onnx --data cifar10 --epochs 2 --lr 0.01 --checkpoint-dir runs/a --resume --out tuned.onnx',
+      '  slim train --model resnet18-cifar --data cifar10 --nproc 2 --batch 256 --checkpoint-dir runs/b --out r18.onnx',
+      '  torchrun --nproc-per-node 4 --no-python slim train --model resnet18-cifar --data cifar10 --device cuda --out r18.onnx',
     ].join('\n'))
     .action(async (options: TrainCliOptions) => {
+      if (options.nproc !== undefined && options.nproc > 1) {
+        await launchTraining({
+          nproc: options.nproc,
+          device: options.device as 'cpu' | 'cuda',
+          argv: process.argv.slice(2),
+          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+        });
+        return;
+      }
+      // Started by `--nproc`, torchrun, srun or a PyTorchJob: join the others before anything slow.
+      const distEnv = readDistributedEnv();
+      const distributed = distEnv
+        ? await DistributedTraining.start({
+            env: distEnv,
+            device: options.device as 'cpu' | 'cuda',
+            syncBatchNorm: options.syncBn ?? false,
+            timeoutSeconds: options.distTimeout,
+            ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+          })
+        : undefined;
+      const writer = distributed?.writer ?? true;
+      if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       const data = await loadTrainingData(options);
+      const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
+      const leftOver = trainCount % Math.min(options.batch, trainCount);
+      if (writer && leftOver > 0) {
+        log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
+      }
       const graph = await modelFor(options, data.train.classes.length);
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {
+        if (!writer) return;
         bar ??= progress('train', p.totalSteps, 'steps');
         bar.update(p.globalStep, {
           phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
@@ -138,7 +178,10 @@ export function registerTrain(program: Command): void {
         ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
         ...(options.resume !== undefined ? { resume: options.resume } : {}),
         ...(options.log ? { log: options.log } : {}),
+        ...(distributed ? { distributed } : {}),
       }).finally(() => bar?.stop());
+      // Rank 0 alone writes the model and reports; the others are done.
+      if (!writer) return distributed?.finish();
 
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
@@ -173,20 +216,23 @@ export function registerTrain(program: Command): void {
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         seconds: result.seconds,
-        gpu_seconds: result.gpuSeconds,
-        estimated_cost: result.estimatedCost,
+        // Every rank holds a GPU for the whole run.
+        gpu_seconds: result.gpuSeconds * (distributed?.worldSize ?? 1),
+        estimated_cost: result.estimatedCost * (distributed?.worldSize ?? 1),
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
+        ...(distributed ? { ranks: distributed.worldSize, backend: distributed.backend, sync_bn: distributed.syncBatchNorm } : {}),
         history: result.history,
       };
       printResult(options, summary, () =>
         [
           `trained ${options.model} for ${result.history.length} epochs (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
-            (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
+            (summary.gpu_seconds > 0 ? ` — ${summary.gpu_seconds.toFixed(1)} GPU-seconds, about $${summary.estimated_cost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
           `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
         ].join('\n'),
       );
+      distributed?.finish();
     });
 }
 

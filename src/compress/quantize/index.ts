@@ -40,3 +40,4 @@ export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionRe
 export { batchSizeFor, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
 export { ortKernels, type OrtKernels } from './fusion.js';
+export { CPU_CHOICES, hostInt8Cpu, resolveCpu, retargetConvWeights, type CpuChoice, type Int8Cpu, type RetargetResult } from './cpu.js';

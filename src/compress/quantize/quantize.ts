@@ -9,6 +9,7 @@ import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js
 import { INFERENCE_PIPELINE, runPasses } from '../../passes/index.js';
 import { ActivationCollector, runCalibration, type FeedSource } from './calibrate/index.js';
 import { correctBiases } from './bias-correction.js';
+import { resolveCpu, retargetConvWeights } from './cpu.js';
 import { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
 import { insertQdq } from './insert-qdq.js';
 import { calibrationTargets, planQuantization, type PlanOptions, type QuantPlan } from './mark.js';
@@ -114,6 +115,7 @@ export function buildQuantized(
     plan = planFor(float, inferShapes(float));
   }
   const params = computeParams(float, plan, ranges, options);
+  const cpu = resolveCpu(options.cpu);
   const description = {
     method: options.calibration.method,
     ...(options.calibration.method === 'percentile' ? { percentile: options.calibration.percentile } : {}),
@@ -121,8 +123,10 @@ export function buildQuantized(
     weights: `${options.weightType} symmetric ${options.perChannel ? 'per channel' : 'per tensor'}${options.reduceRange ? ' (reduced range)' : ''}`,
     bias_correction: options.biasCorrection,
     equalize: options.equalize,
+    cpu,
   };
-  return { graph: insertQdq(float, plan, params, { description }), float, plan, params, ranges };
+  const graph = retargetConvWeights(insertQdq(float, plan, params, { description }), cpu).graph;
+  return { graph, float, plan, params, ranges };
 }
 
 /** Everything in one call: prepare, plan, calibrate on `feeds`, build. */

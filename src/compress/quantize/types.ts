@@ -1,4 +1,5 @@
 /** The typed options and results shared by the quantization modules. */
+import type { CpuChoice } from './cpu.js';
 import type { QuantType } from './math.js';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
@@ -37,6 +38,12 @@ export interface QuantizeOptions {
   /** Keep the first / last weighted layer (Conv, Gemm, MatMul) in float. */
   keepFirst: boolean;
   keepLast: boolean;
+  /**
+   * The CPU the int8 Conv weights are laid out for (cpu.ts): 'amx' picks ONNX Runtime's AMX GEMM
+   * kernels, 'generic' its VNNI / dot-product direct convolution; 'auto' (default) this machine.
+   * The weights, and the model's outputs, are the same either way.
+   */
+  cpu: CpuChoice;
 }
 
 export const DEFAULT_QUANTIZE: QuantizeOptions = {
@@ -47,6 +54,7 @@ export const DEFAULT_QUANTIZE: QuantizeOptions = {
   exclude: [],
   keepFirst: false,
   keepLast: false,
+  cpu: 'auto',
 };
 
 /** A calibrated range of one tensor (before the widening to hold 0). */

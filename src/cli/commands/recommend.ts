@@ -1,0 +1,92 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { SlimError, usageError } from '../../errors.js';
+import { MANIFEST, readManifest } from '../../pipeline/manifest.js';
+import { formatBytes, formatPercent, table } from '../../report/format.js';
+import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
+import { buildRunReport } from '../../report/run-report.js';
+import { printResult, type CommonOptions } from '../output.js';
+import { withJson } from '../options.js';
+
+interface RecommendCliOptions extends CommonOptions {
+  maxSize?: number;
+  maxLatencyMs?: number;
+  minTop1?: number;
+  run?: string;
+}
+
+const sizeArg = (value: string): number => {
+  const bytes = parseSize(value);
+  if (bytes === undefined || bytes <= 0) throw new InvalidArgumentError(`--max-size takes a size such as 3MB, 500KB or 120000 (bytes), got '${value}'`);
+  return bytes;
+};
+
+const msArg = (value: string): number => {
+  const n = Number(value.replace(/\s*ms$/, ''));
+  if (!(n > 0)) throw new InvalidArgumentError(`--max-latency-ms takes milliseconds > 0, got '${value}'`);
+  return n;
+};
+
+const top1Arg = (value: string): number => {
+  const v = parseTop1(value);
+  if (v === undefined) throw new InvalidArgumentError(`--min-top1 takes a fraction in (0, 1] such as 0.93, or a percentage such as 93%, got '${value}'`);
+  return v;
+};
+
+export function registerRecommend(program: Command): void {
+  withJson(
+    program
+      .command('recommend')
+      .description('pick the best variant of a run under size / latency / top-1 limits (Pareto), and say why')
+      .option('--max-size <size>', 'largest .onnx file, e.g. 3MB or 500KB (1 MB = 1,048,576 bytes, as slim bench prints sizes)', sizeArg)
+      .option('--max-latency-ms <ms>', 'largest batch-1 p50 latency in milliseconds (as measured by the run\'s bench stage)', msArg)
+      .option('--min-top1 <x>', 'smallest top-1, a fraction (0.93) or a percentage (93%)', top1Arg)
+      .option('--run <dir>', 'a run folder (default: the most recently updated one under ./runs)'),
+  )
+    .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend --max-latency-ms 1 --run runs/demo --json')
+    .action(async (options: RecommendCliOptions) => {
+      const limits: Limits = {
+        ...(options.maxSize !== undefined ? { maxSizeBytes: options.maxSize } : {}),
+        ...(options.maxLatencyMs !== undefined ? { maxLatencyMs: options.maxLatencyMs } : {}),
+        ...(options.minTop1 !== undefined ? { minTop1: options.minTop1 } : {}),
+      };
+      if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
+      const runDir = path.resolve(options.run ?? (await latestRun()));
+      const manifest = await readManifest(runDir);
+      if (!manifest) throw new SlimError({ file: runDir, problem: 'has no manifest.json: it is not a run folder', fix: 'pass --run <folder made by slim run or slim demo>' }, 'usage');
+      const report = buildRunReport(manifest, runDir);
+      if (report.variants.length === 0) {
+        throw new SlimError({ file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
+      }
+      const r = recommend(report.variants, limits);
+      const json = { run_dir: runDir, limits, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed: r.assessed, explanation: r.lines };
+      printResult(options, json, () =>
+        [
+          `run: ${runDir}`,
+          table(
+            ['variant', 'size', 'p50 ms', 'top-1', 'within limits'],
+            report.variants.map((v) => {
+              const a = r.assessed.find((x) => x.id === v.id)!;
+              return [`${v.id}${v.id === r.choice ? ' <' : ''}`, formatBytes(v.size_bytes), v.latency_ms.p50.toFixed(3), formatPercent(v.top1), a.fits ? 'yes' : `no (${a.checks.filter((c) => !c.met).map((c) => c.limit).join(', ')})`];
+            }),
+          ),
+          '',
+          ...r.lines,
+        ].join('\n'),
+      );
+    });
+}
+
+/** The most recently updated run folder under ./runs. */
+async function latestRun(): Promise<string> {
+  const root = path.resolve('runs');
+  const entries = await readdir(root).catch(() => [] as string[]);
+  let best: { dir: string; time: number } | undefined;
+  for (const name of entries) {
+    const info = await stat(path.join(root, name, MANIFEST)).catch(() => undefined);
+    if (info && (!best || info.mtimeMs > best.time)) best = { dir: path.join(root, name), time: info.mtimeMs };
+  }
+  if (!best) throw usageError('no run folder under ./runs', 'run `slim demo` (or `slim run recipe.yaml`) first, or pass --run <dir>');
+  return best.dir;
+}

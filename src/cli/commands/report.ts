@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { writeRunReport } from '../../report/write.js';
+import { printResult, type CommonOptions } from '../output.js';
+import { withJson } from '../options.js';
+
+interface ReportCliOptions extends CommonOptions {
+  out?: string;
+}
+
+export function registerReport(program: Command): void {
+  withJson(
+    program
+      .command('report')
+      .description('write the report of a run folder: report.html (one self-contained file), report.md, report.json')
+      .argument('[run-dir]', 'a folder made by `slim run` or `slim demo`', 'runs/demo')
+      .option('--out <dir>', 'where to write it (default: <run-dir>/report)'),
+  )
+    .addHelpText('after', '\nExamples:\n  slim report runs/demo\n  slim report runs/demo --json > report.json')
+    .action(async (runDir: string, options: ReportCliOptions) => {
+      const { report, paths } = await writeRunReport(runDir, options.out ? { out: options.out } : {});
+      printResult(options, report, () =>
+        [
+          `report of ${report.name}: ${report.variants.length} variant(s), ${report.stages.length} stage(s)${report.complete ? '' : ' (the run did not finish)'}`,
+          `  html:     ${paths.html}`,
+          `  markdown: ${paths.markdown}`,
+          `  json:     ${paths.json}`,
+        ].join('\n'),
+      );
+    });
+}

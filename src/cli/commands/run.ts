@@ -1,0 +1,136 @@
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadRecipe } from '../../pipeline/parse.js';
+import type { Recipe } from '../../pipeline/recipe.js';
+import { runPipeline, type RunOutcome } from '../../pipeline/run.js';
+import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
+import { STAGE_COLUMNS, cell } from '../../report/columns.js';
+import type { RunReport } from '../../report/run-report.js';
+import { writeRunReport, type ReportPaths } from '../../report/write.js';
+import { log, printResult, type CommonOptions } from '../output.js';
+import { positiveInt, withJson } from '../options.js';
+
+export interface RunCliOptions extends CommonOptions {
+  runDir?: string;
+  dataDir?: string;
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+  rerun?: string[];
+  fresh?: boolean;
+  report: boolean;
+}
+
+export const deviceArg = (value: string): 'cpu' | 'cuda' => {
+  if (value !== 'cpu' && value !== 'cuda') throw new InvalidArgumentError(`--device must be 'cpu' or 'cuda', got '${value}'`);
+  return value;
+};
+
+const list = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** Options shared by `slim run` and `slim demo`. */
+export function withRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--run-dir <dir>', 'where the run lives (default: runs/<recipe name>)')
+    .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
+    .option('--device <cpu|cuda>', "train on this device (overrides the recipe's device)", deviceArg)
+    .option('--threads <n>', 'CPU threads for training and ONNX Runtime (default: all cores)', positiveInt('--threads'))
+    .option('--rerun <stages>', 'run these stages (comma-separated ids) even when the run folder has them', list)
+    .option('--fresh', 'delete the run folder first and start over')
+    .option('--no-report', 'do not write the report');
+}
+
+export interface RecipeRun {
+  outcome: RunOutcome;
+  report?: { report: RunReport; paths: ReportPaths };
+}
+
+/** Runs a recipe (skipping what the run folder already has), then writes the report. */
+export async function runRecipe(recipe: Recipe, o: RunCliOptions): Promise<RecipeRun> {
+  const outcome = await runPipeline({
+    recipe,
+    slimCommand: [process.execPath, ...process.execArgv, process.argv[1]!],
+    ...(o.runDir ? { runDir: o.runDir } : {}),
+    ...(o.dataDir ? { dataDir: o.dataDir } : {}),
+    ...(o.device ? { device: o.device } : {}),
+    ...(o.threads ? { threads: o.threads } : {}),
+    ...(o.rerun ? { rerun: o.rerun } : {}),
+    ...(o.fresh ? { fresh: true } : {}),
+  });
+  if (!o.report) return { outcome };
+  const report = await writeRunReport(outcome.runDir);
+  log(`report: ${report.paths.html}`);
+  return { outcome, report };
+}
+
+export function runSummaryJson(r: RecipeRun): Record<string, unknown> {
+  return {
+    run_dir: r.outcome.runDir,
+    ran: r.outcome.ran,
+    reused: r.outcome.reused,
+    wall_seconds: r.outcome.manifest.wall_seconds,
+    ...(r.report ? { report: r.report.paths, variants: r.report.report.variants, pareto: r.report.report.pareto, stages: r.report.report.stages, totals: r.report.report.totals } : {}),
+  };
+}
+
+export function renderRunSummary(r: RecipeRun): string {
+  const lines: string[] = [];
+  const rep = r.report?.report;
+  if (rep) {
+    const cols = STAGE_COLUMNS.filter((c) => c.key !== 'summary');
+    lines.push(table(cols.map((c) => c.header), rep.stages.map((s) => cols.map((c) => cell(c, s)))));
+    if (rep.variants.length) {
+      const front = new Set(rep.pareto.latency);
+      lines.push(
+        '',
+        table(
+          ['variant', 'size', 'gzip', 'params', 'MACs', 'p50 ms', 'img/s', 'top-1'],
+          rep.variants.map((v) => [
+            `${v.id}${front.has(v.id) ? ' *' : ''}`,
+            formatBytes(v.size_bytes),
+            formatBytes(v.gzip_bytes),
+            formatCount(v.params),
+            formatCount(v.macs),
+            v.latency_ms.p50.toFixed(3),
+            v.throughput_ips.toFixed(0),
+            formatPercent(v.top1),
+          ]),
+        ),
+        '* on the Pareto front of top-1 vs batch-1 latency',
+      );
+    }
+  }
+  const m = r.outcome.manifest;
+  lines.push('', `${r.outcome.ran.length} stage(s) ran, ${r.outcome.reused.length} reused, in ${m.wall_seconds.toFixed(1)} s (${(m.wall_seconds / 60).toFixed(1)} min)`);
+  lines.push(`models: ${path.join(r.outcome.runDir, 'models')}`);
+  if (r.report) lines.push(`report: ${r.report.paths.html}`);
+  return lines.join('\n');
+}
+
+export function registerRun(program: Command): void {
+  withJson(
+    withRunOptions(
+      program
+        .command('run')
+        .description('run a recipe (train → distill → prune → fine-tune → quantize → bench → deploy); finished stages are reused')
+        .argument('<recipe>', 'a recipe .yaml file (see recipes/demo.yaml)'),
+    ),
+  )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  slim run recipes/demo.yaml                      # runs/demo: models/, report/report.html',
+        '  slim run recipes/demo.yaml --rerun bench        # measure again, reuse everything else',
+        '  slim run recipes/full-gpu.yaml --device cuda',
+        '',
+        'A rerun skips every stage whose inputs and options have not changed; after a crash it resumes at',
+        'the stage that did not finish (training resumes from its last finished epoch).',
+      ].join('\n'),
+    )
+    .action(async (file: string, options: RunCliOptions) => {
+      const recipe = await loadRecipe(file);
+      const result = await runRecipe(recipe, options);
+      printResult(options, runSummaryJson(result), () => renderRunSummary(result));
+    });
+}

@@ -1,0 +1,128 @@
+/**
+ * From the trained QAT graph back to the integer QDQ graph ONNX Runtime runs: each latent weight is
+ * quantized with its (trained) scale by the QuantizeLinear in front of it — the same arithmetic the
+ * engine's fake quantization ran, float32 division and round half to even — and stored as integers;
+ * each float bias becomes int32 at scale(input) · scale(weight). Activation Q → DQ pairs and their
+ * scales are already in their shipping form. So the weights the engine trained on are, bit for bit,
+ * the weights that ship; the only new rounding is the int32 bias (half a unit of the accumulator).
+ */
+import { SlimError } from '../../errors.js';
+import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
+import { float32, makeTensor } from '../../onnx/tensor.js';
+import { freshName, valueNames } from '../../passes/rewrite.js';
+import { nodeLabel } from '../quantize/mark.js';
+import { roundHalfEven } from '../quantize/math.js';
+import type { QatLayout } from './graph.js';
+
+/** The floor the engine applies to learnable scales (native/src/qat.cc kMinScale). */
+export const MIN_SCALE = 1e-8;
+
+const INT_RANGE: Record<'int8' | 'uint8' | 'int32', [number, number]> = { int8: [-128, 127], uint8: [0, 255], int32: [-(2 ** 31), 2 ** 31 - 1] };
+
+export interface ExportResult {
+  graph: Graph;
+  /** Biases whose int32 value had to be clamped (never seen in practice; listed, never hidden). */
+  warnings: string[];
+}
+
+export function exportQat(trained: Graph, layout: QatLayout, options: { description?: Record<string, unknown> } = {}): ExportResult {
+  const g = cloneGraph(trained);
+  const taken = valueNames(g);
+  const warnings: string[] = [];
+  const nodes = new Map(g.nodes.map((n) => [n.name, n]));
+  const removed = new Set<Node>();
+  const scales = new Map<string, Float32Array>();
+
+  /** A scale as the engine used it: float32, floored at MIN_SCALE (written back floored). */
+  const scaleOf = (name: string): Float32Array => {
+    let s = scales.get(name);
+    if (s) return s;
+    const t = g.initializers.get(name);
+    if (t?.dtype !== 'float32') throw new SlimError({ where: `initializer '${name}'`, problem: 'a quantization scale is missing or not float32' });
+    s = Float32Array.from(t.data as Float32Array, (v) => Math.max(v, MIN_SCALE));
+    g.initializers.set(name, float32(t.dims, s));
+    scales.set(name, s);
+    return s;
+  };
+  // Activation scales first (LSQ may have trained some below the floor).
+  for (const n of g.nodes) if (n.opType === 'QuantizeLinear' && n.inputs[1]) scaleOf(n.inputs[1]);
+
+  for (const w of layout.weights) {
+    const q = nodes.get(w.quantize);
+    const dq = nodes.get(w.dequantize);
+    const weight = g.initializers.get(w.name);
+    if (!q || !dq || weight?.dtype !== 'float32') {
+      throw new SlimError({ where: `weight '${w.name}'`, problem: 'the trained graph does not have the layout it was trained with', fix: 'export the graph that quantization-aware training returned' });
+    }
+    const s = scaleOf(w.scale);
+    const zeroT = g.initializers.get(w.zeroPoint);
+    const zero = (c: number): number => (zeroT ? Number(zeroT.data[c]) : 0);
+    const [qmin, qmax] = INT_RANGE[w.dtype];
+    const data = weight.data as Float32Array;
+    const { inner, channels } = layoutOf(weight.dims, w.axis);
+    const values = w.dtype === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
+    for (let i = 0; i < data.length; i++) {
+      const c = w.axis === undefined ? 0 : Math.floor(i / inner) % channels;
+      // float32 division, as the engine and ONNX Runtime's QuantizeLinear compute it.
+      values[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(Math.fround(data[i]! / s[c]!)) + zero(c)));
+    }
+    const stored = freshName(taken, `${w.name}_quantized`);
+    g.initializers.set(stored, makeTensor(w.dtype, weight.dims, values));
+    g.initializers.delete(w.name);
+    dq.inputs[0] = stored;
+    removed.add(q);
+  }
+
+  const insertBefore = new Map<string, Node[]>();
+  for (const b of layout.biases) {
+    const bias = g.initializers.get(b.name);
+    if (bias?.dtype !== 'float32') throw new SlimError({ where: `bias '${b.name}'`, problem: 'the trained graph lacks this float bias' });
+    const sx = scaleOf(b.inputScale)[0]!;
+    const sw = scaleOf(b.weightScale);
+    const data = bias.data as Float32Array;
+    const channels = b.perChannel ? sw.length : 1;
+    // The same scale PTQ gives an int32 bias: fround(s_x · s_w[c]).
+    const sb = Float32Array.from({ length: channels }, (_, c) => Math.fround(sx * sw[c]!));
+    const [lo, hi] = INT_RANGE.int32;
+    let clamped = 0;
+    const values = Int32Array.from(data, (v, i) => {
+      const q = roundHalfEven(v / sb[b.perChannel ? i : 0]!);
+      if (q < lo || q > hi) clamped++;
+      return Math.min(hi, Math.max(lo, q));
+    });
+    if (clamped > 0) warnings.push(`bias '${b.name}': ${clamped} value(s) exceeded int32 at scale s_x·s_w and were clamped`);
+    const stored = freshName(taken, `${b.name}_quantized`);
+    const scale = freshName(taken, `${b.name}_scale`);
+    const zeroPoint = freshName(taken, `${b.name}_zero_point`);
+    const dims = b.perChannel ? [channels] : [];
+    g.initializers.set(stored, makeTensor('int32', bias.dims, values));
+    g.initializers.set(scale, float32(dims, sb));
+    g.initializers.set(zeroPoint, makeTensor('int32', dims, new Int32Array(channels)));
+    g.initializers.delete(b.name);
+    const output = freshName(taken, `${b.name}_dequantized`);
+    const layer = g.nodes.find((n) => nodeLabel(n) === b.layer);
+    if (!layer) throw new SlimError({ where: `layer '${b.layer}'`, problem: 'the trained graph lacks this layer' });
+    const dq: Node = {
+      name: freshName(taken, `${b.name}_DequantizeLinear`),
+      opType: 'DequantizeLinear',
+      domain: '',
+      inputs: [stored, scale, zeroPoint],
+      outputs: [output],
+      attributes: b.perChannel ? { axis: { type: 'int', value: 0 } } : {},
+    };
+    layer.inputs[2] = output;
+    insertBefore.set(b.layer, [...(insertBefore.get(b.layer) ?? []), dq]);
+  }
+
+  g.nodes = g.nodes.flatMap((n) => (removed.has(n) ? [] : [...(insertBefore.get(nodeLabel(n)) ?? []), n]));
+  if (options.description) g.metadata = { ...g.metadata, 'slimkit.qat': JSON.stringify(options.description) };
+  return { graph: g, warnings };
+}
+
+function layoutOf(dims: readonly number[], axis: number | undefined): { inner: number; channels: number } {
+  if (axis === undefined) return { inner: 1, channels: 1 };
+  const a = axis < 0 ? axis + dims.length : axis;
+  let inner = 1;
+  for (let d = a + 1; d < dims.length; d++) inner *= dims[d]!;
+  return { inner, channels: dims[a]! };
+}

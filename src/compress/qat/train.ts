@@ -1,0 +1,122 @@
+/**
+ * Quantization-aware training: fine-tune `slim quantize`'s QDQ graph with its quantization simulated
+ * in every forward pass, then export the integer QDQ graph. Placement and calibration are PTQ's
+ * (the graph comes from it); the engine fake-quantizes activations and per-channel weights with
+ * straight-through gradients, and optionally learns the scales (LSQ).
+ */
+import { usageError } from '../../errors.js';
+import type { ImageSet } from '../../data/types.js';
+import type { DeviceName } from '../../engine/native.js';
+import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress } from '../../engine/train.js';
+import type { EpochAugment } from '../../engine/epoch.js';
+import type { Graph } from '../../onnx/graph.js';
+import { exportQat } from './export.js';
+import { toQatGraph, type QatLayout } from './graph.js';
+
+export interface QatOptions {
+  /** The PTQ QDQ graph (`quantizeStatic(...).graph`). */
+  graph: Graph;
+  /** The float graph it was quantized from (`quantizeStatic(...).float`): latent weights start there. */
+  float?: Graph;
+  data: { train: ImageSet; test: ImageSet };
+  epochs: number;
+  /** Default 128. */
+  batch?: number;
+  /**
+   * Peak learning rate (default 0.01 for SGD): a fine-tuning rate, about 1/10 to 1/40 of a
+   * from-scratch recipe's, so the weights stay near the calibrated ranges.
+   */
+  lr?: number;
+  optimizer?: 'sgd' | 'adamw';
+  /** Default 5e-5: QAT starts from converged weights; the usual 5e-4 pulls them away. */
+  weightDecay?: number;
+  /** Default cosine decay after a 5 % warm-up. */
+  schedule?: TrainOptions['schedule'];
+  /** Train the quantization scales too (LSQ); default false: PTQ's calibrated scales stay fixed. */
+  learnableScales?: boolean;
+  device?: DeviceName;
+  threads?: number;
+  seed?: number;
+  trainLimit?: number;
+  testLimit?: number;
+  augment?: EpochAugment | false;
+  /** Distill from a float teacher (e.g. the model before quantization) while training. */
+  teacher?: TrainOptions['teacher'];
+  checkpointDir?: string;
+  resume?: boolean | string;
+  log?: string;
+  onProgress?: (p: TrainProgress) => void;
+  /** Named in errors. */
+  file?: string;
+}
+
+export interface QatResult {
+  /** The integer QDQ graph to ship. */
+  graph: Graph;
+  /** The trained graph as the engine ran it (latent float weights behind Q → DQ pairs). */
+  trained: Graph;
+  layout: QatLayout;
+  history: EpochRecord[];
+  /** Engine top-1 (fake-quantized) after the last epoch. */
+  testAccuracy: number;
+  seconds: number;
+  gpuSeconds: number;
+  estimatedCost: number;
+  steps: number;
+  warnings: string[];
+}
+
+export const QAT_DEFAULTS = { batch: 128, lr: 0.01, weightDecay: 5e-5, schedule: 'cosine' } as const;
+
+export async function quantizationAwareTraining(o: QatOptions): Promise<QatResult> {
+  if (!o.graph.nodes.some((n) => n.opType === 'QuantizeLinear')) {
+    throw usageError('quantization-aware training starts from a static-quantized QDQ graph', 'run slim quantize --mode static first, or pass --qat to it');
+  }
+  const qat = toQatGraph(o.graph, { ...(o.float ? { float: o.float } : {}), ...(o.file ? { file: o.file } : {}) });
+  const learnableScales = o.learnableScales ?? false;
+  const result = await trainModel({
+    graph: qat.graph,
+    data: o.data,
+    epochs: o.epochs,
+    batch: o.batch ?? QAT_DEFAULTS.batch,
+    lr: o.lr ?? (o.optimizer === 'adamw' ? 1e-4 : QAT_DEFAULTS.lr),
+    optimizer: o.optimizer ?? 'sgd',
+    weightDecay: o.weightDecay ?? QAT_DEFAULTS.weightDecay,
+    schedule: o.schedule ?? QAT_DEFAULTS.schedule,
+    trainable: qat.trainable,
+    learnableScales,
+    // Quantization arithmetic must be float32 to match ONNX Runtime's: no bf16 autocast.
+    autocast: 'none',
+    ...(o.device ? { device: o.device } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
+    ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
+    ...(o.augment !== undefined ? { augment: o.augment } : {}),
+    ...(o.teacher ? { teacher: o.teacher } : {}),
+    ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
+    ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    ...(o.file ? { file: o.file } : {}),
+  });
+  const description = {
+    epochs: o.epochs,
+    learnable_scales: learnableScales,
+    engine_top1: result.testAccuracy,
+    ...(o.teacher ? { distilled: true } : {}),
+  };
+  const exported = exportQat(result.graph, qat.layout, { description });
+  return {
+    graph: exported.graph,
+    trained: result.graph,
+    layout: qat.layout,
+    history: result.history,
+    testAccuracy: result.testAccuracy,
+    seconds: result.seconds,
+    gpuSeconds: result.gpuSeconds,
+    estimatedCost: result.estimatedCost,
+    steps: result.steps,
+    warnings: exported.warnings,
+  };
+}

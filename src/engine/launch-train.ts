@@ -1,0 +1,45 @@
+import { SlimError, usageError } from '../errors.js';
+import { readDistributedEnv } from './distributed-env.js';
+import { describeExit, launch, threadsPerWorker, withoutNproc, type LaunchResult } from './launch.js';
+
+/**
+ * `slim train --nproc N`: re-runs this very command as N workers through the launcher and turns a
+ * failed worker into one error line that names its rank.
+ */
+export interface TrainLaunch {
+  nproc: number;
+  device: 'cpu' | 'cuda';
+  /** The command line after `node slim` (process.argv.slice(2)). */
+  argv: readonly string[];
+  /** Set when the user chose --threads; otherwise CPU workers split the cores. */
+  threads?: number;
+  checkpointDir?: string;
+}
+
+export async function launchTraining(o: TrainLaunch): Promise<LaunchResult> {
+  const inside = readDistributedEnv();
+  if (inside || process.env.SLIM_LAUNCHED) {
+    throw usageError(
+      `--nproc starts its own workers, but this process already is ${inside ? `rank ${inside.rank} of ${inside.worldSize}` : 'a launched worker'}`,
+      'drop --nproc when a launcher (torchrun, srun, a PyTorchJob) starts slim',
+    );
+  }
+  const args = withoutNproc(o.argv);
+  // N CPU workers share the cores; without this each would start one thread per core.
+  if (o.device === 'cpu' && o.threads === undefined) args.push('--threads', String(threadsPerWorker(o.nproc)));
+  const result = await launch({ nproc: o.nproc, args, device: o.device });
+  const resume = o.checkpointDir
+    ? `rerun the same command with --resume to continue from the last good checkpoint in ${o.checkpointDir}`
+    : 'pass --checkpoint-dir to make runs resumable';
+  if (result.interrupted) {
+    throw new SlimError({ problem: `interrupted by ${result.interrupted}; all ${o.nproc} workers were stopped`, fix: resume });
+  }
+  if (result.failed) {
+    const f = result.failed;
+    throw new SlimError(
+      { where: `rank ${f.rank} of ${o.nproc}`, problem: `the worker (pid ${f.pid}) ${describeExit(f)}, so the other ranks were stopped; its own message, if any, is above`, fix: resume },
+      f.code === 2 ? 'usage' : 'input',
+    );
+  }
+  return result;
+}

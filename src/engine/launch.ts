@@ -1,0 +1,175 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
+
+/**
+ * `slim train --nproc N`: N local workers (one per GPU, or N CPU processes), each the same `slim`
+ * command with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, as
+ * torchrun would. The launcher forwards SIGINT/SIGTERM, and as soon as one worker fails it names that
+ * rank and stops the others (SIGTERM, then SIGKILL after a grace period), so a run never hangs on a
+ * dead worker. Rank 0 keeps the terminal (stdout, progress); other ranks' output is prefixed on stderr.
+ */
+
+export interface LaunchOptions {
+  nproc: number;
+  /** The worker's `slim` arguments (e.g. ['train', ...]), without --nproc. */
+  args: string[];
+  device: 'cpu' | 'cuda';
+  /** How to start `slim`: the node arguments before `args` (default: this process's own). */
+  entry?: string[];
+  /** Seconds between SIGTERM and SIGKILL when stopping workers (default 10). */
+  graceSeconds?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Where the launcher's own lines go (default stderr). */
+  log?: (line: string) => void;
+}
+
+export interface WorkerExit {
+  rank: number;
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LaunchResult {
+  /** 0 when every worker succeeded. */
+  code: number;
+  /** The first worker that failed, when one did. */
+  failed?: WorkerExit;
+  /** The signal the launcher itself received, when it was interrupted. */
+  interrupted?: NodeJS.Signals;
+  seconds: number;
+}
+
+/** A free TCP port on loopback for the rendezvous (the usual small race, as torchrun's). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `args` without `--nproc N` / `--nproc=N`. */
+export function withoutNproc(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--nproc') i++;
+    else if (!args[i]!.startsWith('--nproc=')) out.push(args[i]!);
+  }
+  return out;
+}
+
+/** CPU threads for each of `nproc` workers on this machine (they share its cores). */
+export function threadsPerWorker(nproc: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / nproc));
+}
+
+export function describeExit(e: WorkerExit): string {
+  return e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`;
+}
+
+export async function launch(o: LaunchOptions): Promise<LaunchResult> {
+  const started = performance.now();
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const base = o.env ?? process.env;
+  const masterPort = base.MASTER_PORT ? Number(base.MASTER_PORT) : await freePort();
+  const entry = o.entry ?? [...process.execArgv, process.argv[1]!];
+  const grace = (o.graceSeconds ?? 10) * 1000;
+  const workers: ChildProcess[] = [];
+  const live = new Set<number>();
+  let failed: WorkerExit | undefined;
+  let interrupted: NodeJS.Signals | undefined;
+  let killTimer: NodeJS.Timeout | undefined;
+
+  const stopAll = (signal: NodeJS.Signals): void => {
+    for (const rank of live) workers[rank]!.kill(signal);
+    // A frozen or stuck worker ignores SIGTERM: make sure it goes.
+    killTimer ??= setTimeout(() => {
+      for (const rank of live) {
+        log(`slim: rank ${rank} did not stop within ${grace / 1000} s; killing it`);
+        workers[rank]!.kill('SIGKILL');
+      }
+    }, grace);
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted ??= signal;
+    log(`slim: ${signal} — stopping ${live.size} worker${live.size === 1 ? '' : 's'}`);
+    stopAll(signal);
+  };
+  const onInt = (): void => onSignal('SIGINT');
+  const onTerm = (): void => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+
+  const exits = Array.from({ length: o.nproc }, (_, rank) => {
+    const env: NodeJS.ProcessEnv = {
+      ...base,
+      RANK: String(rank),
+      LOCAL_RANK: String(rank),
+      WORLD_SIZE: String(o.nproc),
+      LOCAL_WORLD_SIZE: String(o.nproc),
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(masterPort),
+      SLIM_LAUNCHED: '1',
+    };
+    const child = spawn(process.execPath, [...entry, ...o.args], {
+      env,
+      stdio: rank === 0 ? ['ignore', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+    });
+    workers.push(child);
+    if (child.pid !== undefined) live.add(rank);
+    if (rank > 0) {
+      for (const stream of [child.stdout, child.stderr]) prefixLines(stream, `[rank ${rank}] `, (line) => process.stderr.write(line));
+    }
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (settled) return;
+        settled = true;
+        live.delete(rank);
+        const exit: WorkerExit = { rank, pid: child.pid ?? -1, code, signal };
+        if ((code !== 0 || signal) && !failed && !interrupted) {
+          failed = exit;
+          log(`slim: rank ${rank} (pid ${exit.pid}) ${describeExit(exit)}; stopping the other ranks`);
+          stopAll('SIGTERM');
+        }
+        resolve();
+      };
+      child.once('exit', done);
+      child.once('error', (e) => {
+        log(`slim: rank ${rank} could not start: ${e.message}`);
+        done(127, null);
+      });
+    });
+  });
+  log(`slim: started ${o.nproc} workers (${o.device}) rendezvousing on 127.0.0.1:${masterPort}; pids ${workers.map((w, r) => `rank ${r}=${w.pid}`).join(', ')}`);
+  await Promise.all(exits);
+  if (killTimer) clearTimeout(killTimer);
+  process.off('SIGINT', onInt);
+  process.off('SIGTERM', onTerm);
+  const seconds = (performance.now() - started) / 1000;
+  if (interrupted) return { code: interrupted === 'SIGINT' ? 130 : 143, interrupted, seconds, ...(failed ? { failed } : {}) };
+  if (failed) return { code: failed.code && failed.code > 0 ? failed.code : 1, failed, seconds };
+  return { code: 0, seconds };
+}
+
+/** Copies a stream line by line with a prefix (partial last lines included). */
+function prefixLines(stream: NodeJS.ReadableStream | null, prefix: string, write: (s: string) => void): void {
+  if (!stream) return;
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop()!;
+    for (const line of lines) write(`${prefix}${line}\n`);
+  });
+  stream.on('end', () => {
+    if (pending) write(`${prefix}${pending}\n`);
+  });
+}

@@ -1,0 +1,68 @@
+/**
+ * The images a run uses, as the recipe's `data:` names them: CIFAR-10 (a seeded, class-balanced subset
+ * of the training split; the first N test images) or an image folder with train/ and test/. The test
+ * set is always a prefix, so `slim bench --data cifar10 --limit N` scores exactly the same images.
+ * The hash of the pixels and labels is part of every stage key that reads them.
+ */
+import { createHash } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { usageError } from '../errors.js';
+import { loadCifar10 } from '../data/cifar10.js';
+import { loadImageFolder } from '../data/image-folder.js';
+import { stratifiedSubset, take } from '../data/subsets.js';
+import type { ImageSet } from '../data/types.js';
+import type { DataSpec } from './recipe.js';
+
+export interface RunData {
+  train: ImageSet;
+  test: ImageSet;
+  /** 'cifar10' or the folder. */
+  name: string;
+  sha256: string;
+}
+
+export interface DataLoadOptions {
+  /** Folder the recipe's relative paths start from. */
+  baseDir: string;
+  /** --data-dir; the recipe's `data.dir` wins. */
+  dataDir?: string;
+  seed: number;
+}
+
+export function isCifar10(name: string): boolean {
+  return name.toLowerCase().replace('-', '') === 'cifar10';
+}
+
+export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {
+  let train: ImageSet;
+  let test: ImageSet;
+  let name: string;
+  if (isCifar10(spec.dataset)) {
+    const dir = spec.dir ? path.resolve(o.baseDir, spec.dir) : o.dataDir;
+    const options = dir ? { dataDir: dir } : {};
+    [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
+    name = 'cifar10';
+  } else {
+    const folder = path.resolve(o.baseDir, spec.dataset);
+    const isDir = async (p: string): Promise<boolean> => (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
+    if (!(await isDir(path.join(folder, 'train'))) || !(await isDir(path.join(folder, 'test')))) {
+      throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
+    }
+    [train, test] = await Promise.all([loadImageFolder(path.join(folder, 'train')), loadImageFolder(path.join(folder, 'test'))]);
+    if (spec.test_limit) test = take(test, spec.test_limit);
+    name = folder;
+  }
+  if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
+  return { train, test, name, sha256: hashSets(train, test) };
+}
+
+function hashSets(...sets: ImageSet[]): string {
+  const h = createHash('sha256');
+  for (const s of sets) {
+    h.update(JSON.stringify({ classes: s.classes, shape: s.imageShape, n: s.labels.length }));
+    h.update(s.pixels);
+    h.update(s.labels);
+  }
+  return h.digest('hex');
+}

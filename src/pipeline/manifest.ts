@@ -1,0 +1,238 @@
+/**
+ * What a run directory remembers. `manifest.json` (rewritten atomically after every stage) lists the
+ * current recipe's stages with their status; `stages/<key>.json` keeps every finished stage under the
+ * hash of its inputs and options, so a rerun — or a run of an edited recipe — reuses every stage whose
+ * key it already has, and a crashed run resumes at the stage that did not finish.
+ */
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, cpus, platform, arch, release } from 'node:os';
+import path from 'node:path';
+import { SlimError } from '../errors.js';
+import { writeFileAtomic } from '../onnx/io.js';
+import type { EpochRecord } from '../engine/train.js';
+import type { BenchRow } from '../cli/commands/bench.js';
+import type { ClassAccuracy } from '../runtime/evaluate.js';
+import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
+import { VERSION } from '../version.js';
+import type { StageKind } from './recipe.js';
+import type { ArtifactRef } from './store.js';
+
+export const MANIFEST = 'manifest.json';
+export const STAGE_CACHE = 'stages';
+
+export type StageStatus = 'pending' | 'running' | 'done' | 'failed';
+
+/** Training stages (train, finetune, distill) and the fine-tuning inside prune / QAT. */
+export interface TrainingResult {
+  history: EpochRecord[];
+  /** Engine top-1 after the last epoch on the `eval_images` first test images. */
+  test_top1: number;
+  steps: number;
+  train_images: number;
+  eval_images: number;
+  resumed_from_epoch?: number;
+  teacher?: string;
+}
+
+export interface PruneResult {
+  mode: 'structured' | 'unstructured';
+  macs_before: number;
+  macs_after: number;
+  params_before: number;
+  params_after: number;
+  ratio_chosen?: number;
+  sparsity?: number;
+  groups?: number;
+  boundaries?: number;
+  compensated?: boolean;
+  steps: { step: number; macs: number; sparsity?: number; testAccuracy?: number; seconds: number }[];
+  test_top1?: number;
+  finetune_epochs: number;
+}
+
+export interface QuantizeResult {
+  mode: string;
+  method?: string;
+  samples?: number;
+  calibration_seconds?: number;
+  quantized_nodes?: number;
+  float_nodes?: { node: string; opType: string; reason: string }[];
+  sensitivity?: LayerSensitivity[];
+  mixed_precision?: { float_layers: string[]; met: boolean; baseline_top1: number; top1: number };
+  qat?: TrainingResult;
+}
+
+/** One benchmarked variant: `slim bench`'s row (from `slim bench` itself) plus the full evaluation. */
+export interface VariantBench extends BenchRow {
+  id: string;
+  /** The stage kind that made it ('source' for the recipe's model file). */
+  kind: StageKind | 'source';
+  /** The variant it was made from. */
+  from?: string;
+  sha256: string;
+  top1: number;
+  top5: number;
+  eval_images: number;
+  per_class: ClassAccuracy[];
+}
+
+export interface BenchResult {
+  threads: number;
+  runs: number;
+  batch: number;
+  eval_data: string;
+  variants: VariantBench[];
+}
+
+export interface DeployResultRecord {
+  variant: string;
+  target: string;
+  /** Relative to the run directory. */
+  out: string;
+  files: number;
+  total_bytes: number;
+  model_bytes: number;
+}
+
+export interface StageResults {
+  source: { file: string };
+  train: TrainingResult;
+  finetune: TrainingResult;
+  distill: TrainingResult;
+  prune: PruneResult;
+  quantize: QuantizeResult;
+  bench: BenchResult;
+  deploy: DeployResultRecord;
+}
+
+export type RecordKind = keyof StageResults;
+
+interface RecordBase<K extends RecordKind> {
+  id: string;
+  kind: K;
+  /** Hash of everything the stage's output depends on. */
+  key: string;
+  status: StageStatus;
+  from?: string;
+  /** The model this stage made (the deployable one: BatchNormalization folded). */
+  model?: ArtifactRef;
+  /** The same model before folding, for stages that train it further. */
+  trainable?: ArtifactRef;
+  result?: StageResults[K];
+  /** Wall time of the stage when it ran (not of a reuse). */
+  seconds: number;
+  gpu_seconds: number;
+  cost: number;
+  device: 'cpu' | 'cuda';
+  started?: string;
+  finished?: string;
+  error?: string;
+  /** This invocation took the stage from the store instead of running it. */
+  reused?: boolean;
+}
+
+export type StageRecord = { [K in RecordKind]: RecordBase<K> }[RecordKind];
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  os: string;
+  node: string;
+  slimkit: string;
+}
+
+export interface RunManifest {
+  version: 1;
+  name: string;
+  description?: string;
+  recipe: { file: string; sha256: string; text: string };
+  data: { name: string; train_images: number; test_images: number; sha256: string };
+  created: string;
+  updated: string;
+  machine: MachineInfo;
+  /** Wall time of the latest invocation (reused stages cost ~0), and whether it finished. */
+  wall_seconds: number;
+  complete: boolean;
+  gpu_price_per_hour: number;
+  stages: StageRecord[];
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    os: `${platform()} ${release()} ${arch()}`,
+    node: process.versions.node,
+    slimkit: VERSION,
+  };
+}
+
+export async function readManifest(runDir: string): Promise<RunManifest | undefined> {
+  const file = path.join(runDir, MANIFEST);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const m = JSON.parse(text) as RunManifest;
+    if (m.version !== 1 || !Array.isArray(m.stages)) throw new Error('not a version-1 manifest');
+    return m;
+  } catch (e) {
+    throw new SlimError({ file, problem: `is not a slimkit run manifest (${(e as Error).message})`, fix: 'point at a run folder made by `slim run`, or rerun the recipe with --fresh' });
+  }
+}
+
+const json = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
+
+export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
+  await writeFileAtomic(path.join(runDir, MANIFEST), json({ ...manifest, updated: new Date().toISOString() }));
+}
+
+export async function readStageRecord(runDir: string, key: string): Promise<StageRecord | undefined> {
+  try {
+    const record = JSON.parse(await readFile(path.join(runDir, STAGE_CACHE, `${key}.json`), 'utf8')) as StageRecord;
+    return record.status === 'done' && record.key === key ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeStageRecord(runDir: string, record: StageRecord): Promise<void> {
+  await mkdir(path.join(runDir, STAGE_CACHE), { recursive: true });
+  await writeFileAtomic(path.join(runDir, STAGE_CACHE, `${record.key}.json`), json({ ...record, reused: undefined }));
+}
+
+/**
+ * One `slim run` per run directory at a time: `.lock` holds the owner's pid. A lock whose process is
+ * gone (a killed run) is taken over.
+ */
+export async function lockRun(runDir: string): Promise<() => Promise<void>> {
+  const file = path.join(runDir, '.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      return () => rm(file, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: 'wait for it to finish, or pass --run-dir to use another folder' }, 'usage');
+      }
+      await rm(file, { force: true });
+    }
+  }
+  throw new SlimError({ file, problem: 'cannot take the run lock', fix: 'remove the .lock file if no slim run is using the folder' });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,299 @@
+/**
+ * Recipe text → a validated Recipe, or one RecipeError listing every problem as
+ * `file:line:col: path: what is wrong — what to do`. zod checks the values; this module finds each
+ * issue's place in the YAML (the yaml package keeps source ranges) and adds the cross-stage checks
+ * zod cannot see (unique ids, `from` naming an earlier model).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { z } from 'zod';
+import { SlimError } from '../errors.js';
+import {
+  FIELD_HELP,
+  MODEL_STAGES,
+  RecipeHead,
+  sourceId,
+  STAGE_KINDS,
+  STAGE_SCHEMAS,
+  type Recipe,
+  type Stage,
+  type StageKind,
+} from './recipe.js';
+
+export interface RecipeIssue {
+  line: number;
+  col: number;
+  /** Where in the recipe, e.g. `stages[2].prune.structured.target_macs`. */
+  path: string;
+  problem: string;
+  fix?: string;
+}
+
+export class RecipeError extends SlimError {
+  readonly issues: RecipeIssue[];
+  constructor(file: string, issues: RecipeIssue[]) {
+    const one = (i: RecipeIssue): string => `${file}:${i.line}:${i.col}: ${i.path ? `${i.path}: ` : ''}${i.problem}${i.fix ? ` — ${i.fix}` : ''}`;
+    const problem = issues.length === 1 ? one(issues[0]!) : `${issues.length} problems in the recipe: ${issues.map(one).join('; ')}`;
+    super({ problem }, 'input');
+    this.issues = issues;
+  }
+}
+
+type PathKey = string | number;
+
+export async function loadRecipe(file: string): Promise<Recipe> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SlimError({ file, problem: code === 'ENOENT' ? 'the recipe does not exist' : `cannot read the recipe (${code ?? (e as Error).message})`, fix: 'check the path (recipes/demo.yaml is an example)' }, 'usage');
+  }
+  return parseRecipe(text, file);
+}
+
+export function parseRecipe(text: string, file: string): Recipe {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): { line: number; col: number } => lines.linePos(offset);
+  if (doc.errors.length > 0) {
+    throw new RecipeError(
+      file,
+      doc.errors.map((e) => ({ ...at(e.pos[0]), path: '', problem: `YAML syntax: ${e.message.split('\n')[0]}`, fix: 'fix the YAML (indentation, a missing colon or quote)' })),
+    );
+  }
+  const value: unknown = doc.toJS();
+  const issues: RecipeIssue[] = [];
+  const locate = (p: PathKey[], key?: string): { line: number; col: number } => at(offsetOf(doc, p, key));
+  const add = (p: PathKey[], problem: string, fix?: string, key?: string): void => {
+    issues.push({ ...locate(p, key), path: renderPath(key ? [...p, key] : p), problem, ...(fix ? { fix } : {}) });
+  };
+
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    add([], 'a recipe is a YAML map with name, model and stages', 'start from recipes/demo.yaml');
+    throw new RecipeError(file, issues);
+  }
+  const head = RecipeHead.safeParse(value);
+  if (!head.success) for (const issue of head.error.issues) reportZod(issue, [], RecipeHead, value, add);
+
+  const rawStages = (value as Record<string, unknown>)['stages'];
+  const stages: Stage[] = [];
+  if (Array.isArray(rawStages)) {
+    rawStages.forEach((item, i) => {
+      const stage = parseStage(item, i, add, (p) => locate(p).line);
+      if (stage) stages.push(stage);
+    });
+  }
+  if (head.success && issues.length === 0) checkGraph(stages, head.data.model, add);
+  if (issues.length > 0) throw new RecipeError(file, issues);
+  const h = head.data!;
+  return {
+    file,
+    baseDir: path.dirname(path.resolve(file)),
+    name: h.name,
+    ...(h.description !== undefined ? { description: h.description } : {}),
+    seed: h.seed,
+    device: h.device,
+    ...(h.threads !== undefined ? { threads: h.threads } : {}),
+    gpuPricePerHour: h.gpu_price_per_hour,
+    data: h.data,
+    model: h.model,
+    stages,
+    text,
+  };
+}
+
+type Add = (p: PathKey[], problem: string, fix?: string, key?: string) => void;
+
+function parseStage(item: unknown, i: number, add: Add, lineOf: (p: PathKey[]) => number): Stage | undefined {
+  const here: PathKey[] = ['stages', i];
+  const kinds = STAGE_KINDS.join(', ');
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+    add(here, 'a stage is a one-key map such as `- train: { epochs: 8 }`', `use one of ${kinds}`);
+    return undefined;
+  }
+  const keys = Object.keys(item);
+  if (keys.length !== 1) {
+    add(here, keys.length === 0 ? 'the stage is empty' : `a stage has one key (its kind), this one has ${keys.length}: ${keys.join(', ')}`, 'indent the options under the kind, e.g. `- prune:` then `    structured: { target_macs: 0.5 }`');
+    return undefined;
+  }
+  const kind = keys[0]!;
+  if (!(STAGE_KINDS as readonly string[]).includes(kind)) {
+    const guess = closest(kind, STAGE_KINDS);
+    add(here, `unknown stage '${kind}'`, guess ? `did you mean '${guess}'? (stages: ${kinds})` : `use one of ${kinds}`, kind);
+    return undefined;
+  }
+  const k = kind as StageKind;
+  const options = (item as Record<string, unknown>)[kind] ?? {};
+  const schema = STAGE_SCHEMAS[k];
+  const parsed = schema.safeParse(options);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) reportZod(issue, [...here, kind], schema, options, add);
+    return undefined;
+  }
+  const spec = parsed.data as { id?: string; from?: string };
+  return { kind: k, id: spec.id ?? k, ...(spec.from ? { from: spec.from } : {}), spec, line: lineOf(here) } as Stage;
+}
+
+/** Cross-stage rules: ids are unique; `from`, `teacher`, `variant(s)` name earlier models. */
+function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
+  const models: string[] = [];
+  const source = sourceId(model);
+  if (source) models.push(source);
+  const seen = new Set<string>(models);
+  const refer = (i: number, kind: string, key: PathKey[], id: string): void => {
+    if (models.includes(id)) return;
+    const problem = seen.has(id) ? `stage '${id}' does not make a model` : `no earlier stage has id '${id}'`;
+    add(['stages', i, kind, ...key], problem, models.length ? `use one of: ${models.join(', ')}` : 'put a stage that makes a model (train, distill, …) first');
+  };
+  stages.forEach((s, i) => {
+    if (seen.has(s.id)) {
+      add(['stages', i, s.kind], `two stages are called '${s.id}'`, `give this one its own id, e.g. \`id: ${s.id}-2\``, s.spec.id !== undefined ? 'id' : undefined);
+    }
+    if (s.from) refer(i, s.kind, ['from'], s.from);
+    if (s.kind === 'distill') refer(i, s.kind, ['teacher'], s.spec.teacher);
+    if (s.kind === 'finetune' && s.spec.distill_from) refer(i, s.kind, ['distill_from'], s.spec.distill_from);
+    if (s.kind === 'bench') s.spec.variants?.forEach((v, j) => refer(i, s.kind, ['variants', j], v));
+    if (s.kind === 'deploy' && s.spec.variant) refer(i, s.kind, ['variant'], s.spec.variant);
+    const needsModel = s.kind === 'bench' || s.kind === 'deploy' || s.kind === 'quantize' || s.kind === 'prune';
+    if (needsModel && !s.from && models.length === 0 && !(s.kind === 'deploy' && s.spec.variant)) {
+      add(['stages', i], `${s.kind} has no model to work on`, 'train one in an earlier stage, or start from `model: { file: MODEL.onnx }`', s.kind);
+    }
+    seen.add(s.id);
+    if (MODEL_STAGES.has(s.kind)) models.push(s.id);
+  });
+}
+
+/** One zod issue → one RecipeIssue (unknown keys: one per key, at the key, with a "did you mean"). */
+function reportZod(issue: z.core.$ZodIssue, base: PathKey[], schema: z.ZodType, value: unknown, add: Add): void {
+  const p = [...base, ...(issue.path as PathKey[])];
+  const field = [...issue.path].reverse().find((k): k is string => typeof k === 'string');
+  const help = field ? FIELD_HELP[field] : undefined;
+  const got = valueAt(value, issue.path as PathKey[]);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = keysAt(schema, issue.path as PathKey[]);
+      for (const key of issue.keys) {
+        const guess = closest(key, allowed);
+        add(p, `unknown key '${key}'`, guess ? `did you mean '${guess}'?` : `allowed here: ${allowed.join(', ')}`, key);
+      }
+      return;
+    }
+    case 'invalid_type':
+      if (got === undefined) add(p, 'is missing', help ? `add it: ${help}` : undefined);
+      else add(p, `expected ${article(issue.expected)}, got ${describe(got)}`, help);
+      return;
+    case 'too_small':
+      add(p, issue.origin === 'array' ? `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}` : `must be ${issue.inclusive ? '≥' : '>'} ${issue.minimum}, got ${describe(got)}`, help);
+      return;
+    case 'too_big':
+      add(p, `must be ${issue.inclusive ? '≤' : '<'} ${issue.maximum}, got ${describe(got)}`, help);
+      return;
+    case 'invalid_value':
+      add(p, `${describe(got)} is not allowed`, `use one of ${issue.values.map((v) => String(v)).join(', ')}`);
+      return;
+    case 'invalid_format':
+      add(p, `${describe(got)} is not a valid ${field ?? 'value'}`, help);
+      return;
+    case 'invalid_union':
+      add(p, `${describe(got)} is not allowed`, help);
+      return;
+    default:
+      add(p, issue.message, help);
+  }
+}
+
+function renderPath(p: PathKey[]): string {
+  return p.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${k}` : k), '');
+}
+
+function article(type: string): string {
+  if (type === 'int') return 'a whole number';
+  if (type === 'object') return 'a map';
+  if (type === 'array') return 'a list';
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null (an empty value)';
+  if (typeof v === 'string') return `'${v.length > 40 ? `${v.slice(0, 37)}…` : v}'`;
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return String(v);
+}
+
+function valueAt(value: unknown, p: readonly PathKey[]): unknown {
+  let v = value;
+  for (const k of p) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PathKey, unknown>)[k];
+  }
+  return v;
+}
+
+/** The keys a (strict) object schema allows at `p`, unwrapping optional / default / array. */
+function keysAt(schema: z.ZodType, p: readonly PathKey[]): string[] {
+  let s: unknown = schema;
+  const def = (x: unknown): { type: string; innerType?: unknown; element?: unknown; shape?: Record<string, unknown>; in?: unknown } =>
+    (x as { def: { type: string } }).def;
+  const unwrap = (): void => {
+    for (let d = def(s); ['optional', 'default', 'nullable', 'pipe', 'prefault'].includes(d.type); d = def(s)) s = d.innerType ?? d.in;
+  };
+  for (const k of p) {
+    unwrap();
+    const d = def(s);
+    if (typeof k === 'number' && d.type === 'array') s = d.element;
+    else if (typeof k === 'string' && d.type === 'object' && d.shape?.[k]) s = d.shape[k];
+    else return [];
+  }
+  unwrap();
+  const d = def(s);
+  return d.type === 'object' && d.shape ? Object.keys(d.shape) : [];
+}
+
+/** Source offset of the value at `p` (or of `key` inside the map at `p`); the nearest ancestor when absent. */
+function offsetOf(doc: Document, p: readonly PathKey[], key?: string): number {
+  let node: YamlNode | null | undefined = doc.contents;
+  let offset = node?.range?.[0] ?? 0;
+  const steps = key === undefined ? p : [...p, key];
+  for (const [i, k] of steps.entries()) {
+    const isKeyStep = key !== undefined && i === steps.length - 1;
+    if (isMap(node)) {
+      const pair = node.items.find((item) => (isScalar(item.key) ? String(item.key.value) : String(item.key)) === String(k));
+      if (!pair) break;
+      if (isKeyStep && isScalar(pair.key)) return pair.key.range?.[0] ?? offset;
+      node = pair.value as YamlNode | null;
+      offset = node?.range?.[0] ?? (isScalar(pair.key) ? (pair.key.range?.[0] ?? offset) : offset);
+    } else if (isSeq(node) && typeof k === 'number') {
+      node = node.items[k] as YamlNode | undefined;
+      if (!node) break;
+      offset = node.range?.[0] ?? offset;
+    } else {
+      break;
+    }
+  }
+  return offset;
+}
+
+/** The candidate within edit distance 2 (or a third of the word), if any. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,337 @@
+/**
+ * The recipe: one YAML file that names the data, the starting model and the stages (train → distill →
+ * prune → fine-tune → quantize → bench → deploy) of a run. These zod schemas are the single source of
+ * truth for what a recipe may say; `parse.ts` turns their issues into errors that point at the line.
+ *
+ * Every stage is a one-key map, `- <kind>: { id?, from?, ...options }`. A stage that makes a model is a
+ * *variant* of the run; `from` names the variant it starts from (default: the one made just before).
+ */
+import { z } from 'zod';
+import { ZOO } from '../zoo/index.js';
+import { TARGETS } from '../deploy/config.js';
+import { CALIBRATION_METHODS } from '../compress/quantize/types.js';
+import { IMPORTANCE_NAMES } from '../compress/prune/importance.js';
+
+export const STAGE_KINDS = ['train', 'distill', 'prune', 'finetune', 'quantize', 'bench', 'deploy'] as const;
+export type StageKind = (typeof STAGE_KINDS)[number];
+
+/** Stages whose output is a model (a variant of the run). */
+export const MODEL_STAGES: ReadonlySet<StageKind> = new Set(['train', 'distill', 'prune', 'finetune', 'quantize']);
+
+/** What each field means, shown as the "what to do" half of a validation error. */
+export const FIELD_HELP: Readonly<Record<string, string>> = {
+  name: "a folder-safe run name (letters, digits, '.', '_', '-'); the run goes to runs/<name>",
+  description: 'free text shown at the top of the report',
+  seed: 'a whole number ≥ 0',
+  device: "'cpu' or 'cuda'",
+  threads: 'CPU threads for training and ONNX Runtime, a whole number ≥ 1',
+  gpu_price_per_hour: 'price of one GPU-hour for the cost column, a number ≥ 0',
+  dataset: "'cifar10', or a folder with train/ and test/ subfolders of class folders",
+  dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, ../shared/data/cifar10, else a download)',
+  train_per_class: 'training images per class, drawn at random (seeded): a whole number ≥ 1; leave it out for the whole split',
+  test_limit: 'evaluate on the first N test images (the same images `slim bench --data cifar10 --limit N` uses)',
+  zoo: `one of ${Object.keys(ZOO).join(', ')}`,
+  file: 'an .onnx file, relative to the recipe',
+  width: 'channel width multiplier, a number > 0 (0.25 = a quarter of the channels)',
+  classes: 'number of output classes, a whole number ≥ 2 (default: the data set’s)',
+  id: "a name for the stage and its model: letters, digits, '.', '_', '-', starting with a letter or digit",
+  from: 'the id of an earlier stage that makes a model',
+  teacher: 'the id of an earlier stage whose model teaches this one',
+  student: 'the model to train: { zoo: NAME, width: W } (default: the model of `from`)',
+  epochs: 'passes over the training images, a whole number ≥ 1',
+  batch: 'images per step, a whole number ≥ 1',
+  lr: 'peak learning rate, a number > 0',
+  optimizer: "'sgd' or 'adamw'",
+  momentum: 'SGD momentum in [0, 1)',
+  weight_decay: 'a number ≥ 0',
+  schedule: "'onecycle', 'cosine' or 'constant'",
+  warmup: 'a fraction of all steps in [0, 1)',
+  label_smoothing: 'a number in [0, 1)',
+  augment: 'true (random crop + flip) or false',
+  eval_limit: 'test images scored after every epoch (or by the max_drop search), a whole number ≥ 1',
+  autocast: "'none', 'bf16' or 'fp16' (CUDA)",
+  channels_last: 'true or false (CUDA memory layout)',
+  temperature: 'distillation temperature, a number > 0',
+  alpha: 'weight of the distillation loss, in [0, 1]',
+  structured: 'remove whole channels: { target_macs: 0.5 } or { ratio: 0.3 }',
+  unstructured: "zero single weights: { sparsity: 0.8 } or { nm: '2:4' }",
+  target_macs: 'the fraction of MACs to keep, in (0, 1]',
+  ratio: 'the fraction of channels to remove, in [0, 1)',
+  sparsity: 'the fraction of weights to zero, in [0, 1)',
+  nm: "keep N of every M weights, written 'N:M' with 1 ≤ N < M (e.g. '2:4')",
+  importance: `one of ${IMPORTANCE_NAMES.join(', ')}`,
+  scope: "'layer' or 'global'",
+  round_to: "kept channel counts are multiples of this: a whole number ≥ 1, or 'auto'",
+  max_ratio: 'the most of any channel group that may go, in (0, 1)',
+  keep: 'a list of node names to leave as they are',
+  compensate: 'true: replace removed channels by their mean activation (needs no training); false: drop them',
+  calib_samples: 'images to measure mean activations on, a whole number ≥ 1',
+  finetune: 'train after pruning: { epochs: 2, lr: 0.01 }',
+  steps: 'prune-and-fine-tune rounds, a whole number ≥ 1',
+  distill: 'true: fine-tune against the unpruned model as a teacher',
+  distill_from: 'the id of an earlier stage whose model teaches this one while it trains',
+  mode: "'static' (int8, calibrated), 'dynamic', 'fp16' or 'fp16-weights'",
+  method: `one of ${CALIBRATION_METHODS.join(', ')}`,
+  percentile: 'share of values kept inside the range, in percent (0, 100]',
+  samples: 'calibration images, a whole number ≥ 1',
+  per_tensor: 'true: one weight scale per tensor instead of per channel',
+  activation_type: "'uint8' (asymmetric) or 'int8' (symmetric)",
+  reduce_range: 'true: 7-bit weights for CPUs without VNNI',
+  bias_correction: 'true or false',
+  equalize: 'true: cross-layer equalization before calibration',
+  keep_first: 'true: keep the first weighted layer in float',
+  keep_last: 'true: keep the last weighted layer in float',
+  exclude: 'a list of node names to keep in float',
+  max_drop: 'largest top-1 drop allowed, in points (> 0): the most sensitive layers stay float until it holds',
+  sensitivity: 'true: measure every layer’s quantization sensitivity for the report',
+  qat: 'quantization-aware training: { epochs: 2, lr: 0.001 }',
+  variants: 'a list of stage ids whose models are benchmarked (default: every model of the run)',
+  runs: 'timed batch-1 runs per model, a whole number ≥ 50',
+  warmup_runs: 'untimed runs first, a whole number ≥ 1',
+  variant: 'the id of the stage whose model is deployed (default: the last model)',
+  target: `one of ${TARGETS.join(', ')}`,
+};
+
+const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const posInt = z.number().int().min(1);
+const nonNegInt = z.number().int().min(0);
+const positive = z.number().gt(0);
+const unitOpen = z.number().min(0).lt(1);
+const stageId = z.string().regex(ID_PATTERN);
+
+const ZooModel = z.strictObject({
+  zoo: z.enum(Object.keys(ZOO) as [keyof typeof ZOO, ...(keyof typeof ZOO)[]]),
+  width: positive.default(1),
+  classes: z.number().int().min(2).optional(),
+  seed: nonNegInt.optional(),
+});
+
+/** The starting model: a zoo architecture (trained by a later stage) or an ONNX file (a variant itself). */
+const ModelSchema = z
+  .strictObject({
+    zoo: ZooModel.shape.zoo.optional(),
+    file: z.string().min(1).optional(),
+    width: positive.optional(),
+    classes: z.number().int().min(2).optional(),
+    seed: nonNegInt.optional(),
+    id: stageId.optional(),
+  })
+  .superRefine((m, ctx) => {
+    if (Boolean(m.zoo) === Boolean(m.file)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `zoo: NAME` or `file: MODEL.onnx`' });
+    if (m.file) {
+      for (const key of ['width', 'classes', 'seed'] as const) {
+        if (m[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to zoo models, not to a model file` });
+      }
+    } else if (m.id !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['id'], message: 'id names a model file; a zoo model becomes a variant only once a stage trains it' });
+    }
+  });
+
+const DataSchema = z.strictObject({
+  dataset: z.string().min(1).default('cifar10'),
+  dir: z.string().min(1).optional(),
+  train_per_class: posInt.optional(),
+  test_limit: posInt.optional(),
+});
+
+const common = {
+  id: stageId.optional(),
+  from: stageId.optional(),
+};
+
+const trainingFields = {
+  epochs: posInt,
+  batch: posInt.default(128),
+  lr: positive.optional(),
+  optimizer: z.enum(['sgd', 'adamw']).default('sgd'),
+  momentum: unitOpen.optional(),
+  weight_decay: z.number().min(0).optional(),
+  warmup: unitOpen.optional(),
+  label_smoothing: unitOpen.default(0),
+  augment: z.boolean().default(true),
+  eval_limit: posInt.optional(),
+  device: z.enum(['cpu', 'cuda']).optional(),
+  autocast: z.enum(['none', 'bf16', 'fp16']).optional(),
+  channels_last: z.boolean().optional(),
+};
+
+export const TrainStage = z.strictObject({ ...common, ...trainingFields, schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle') });
+
+/** Fine-tuning: training from a model that is already trained, with a gentler default schedule. */
+export const FinetuneStage = z.strictObject({
+  ...common,
+  ...trainingFields,
+  lr: positive.default(0.01),
+  schedule: z.enum(['onecycle', 'cosine', 'constant']).default('cosine'),
+  distill_from: stageId.optional(),
+  temperature: positive.default(4),
+  alpha: z.number().min(0).max(1).default(0.5),
+});
+
+export const DistillStage = z.strictObject({
+  ...common,
+  ...trainingFields,
+  schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle'),
+  teacher: stageId,
+  student: ZooModel.optional(),
+  temperature: positive.default(4),
+  alpha: z.number().min(0).max(1).default(0.5),
+});
+
+const NM_PATTERN = /^(\d+):(\d+)$/;
+
+export const PruneStage = z
+  .strictObject({
+    ...common,
+    structured: z
+      .strictObject({ target_macs: z.number().gt(0).max(1).optional(), ratio: unitOpen.optional() })
+      .superRefine((s, ctx) => {
+        if ((s.target_macs === undefined) === (s.ratio === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of target_macs or ratio' });
+      })
+      .optional(),
+    unstructured: z
+      .strictObject({ sparsity: unitOpen.optional(), nm: z.string().optional() })
+      .superRefine((s, ctx) => {
+        if ((s.sparsity === undefined) === (s.nm === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of sparsity or nm' });
+        const m = s.nm === undefined ? null : NM_PATTERN.exec(s.nm);
+        if (s.nm !== undefined && !(m && Number(m[1]) >= 1 && Number(m[1]) < Number(m[2]))) {
+          ctx.addIssue({ code: 'custom', path: ['nm'], message: `'${s.nm}' is not an N:M pattern with 1 ≤ N < M` });
+        }
+      })
+      .optional(),
+    importance: z.enum(IMPORTANCE_NAMES as unknown as [string, ...string[]]).default('l2'),
+    scope: z.enum(['layer', 'global']).default('layer'),
+    round_to: z.union([posInt, z.literal('auto')]).default('auto'),
+    max_ratio: z.number().gt(0).lt(1).default(0.9),
+    keep: z.array(z.string().min(1)).optional(),
+    compensate: z.boolean().default(true),
+    calib_samples: posInt.default(256),
+    finetune: z
+      .strictObject({
+        epochs: posInt,
+        steps: posInt.default(1),
+        lr: positive.default(0.01),
+        batch: posInt.default(128),
+        distill: z.boolean().default(false),
+        device: z.enum(['cpu', 'cuda']).optional(),
+      })
+      .optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (Boolean(p.structured) === Boolean(p.unstructured)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `structured: {...}` or `unstructured: {...}`' });
+    if (p.unstructured && p.importance !== 'l2' && p.importance !== 'l1') ctx.addIssue({ code: 'custom', path: ['importance'], message: 'unstructured pruning ranks weights by magnitude: l1 or l2' });
+    if (p.importance === 'taylor' && !p.finetune) ctx.addIssue({ code: 'custom', path: ['importance'], message: 'taylor importance needs gradients: add `finetune: { epochs: N }`, or use l2' });
+  });
+
+export const QuantizeStage = z
+  .strictObject({
+    ...common,
+    mode: z.enum(['static', 'dynamic', 'fp16', 'fp16-weights']).default('static'),
+    method: z.enum(CALIBRATION_METHODS as unknown as [string, ...string[]]).default('percentile'),
+    percentile: z.number().gt(0).max(100).default(99.999),
+    samples: posInt.default(512),
+    per_tensor: z.boolean().default(false),
+    activation_type: z.enum(['uint8', 'int8']).default('uint8'),
+    reduce_range: z.boolean().default(false),
+    bias_correction: z.boolean().default(true),
+    equalize: z.boolean().default(false),
+    keep_first: z.boolean().default(false),
+    keep_last: z.boolean().default(false),
+    exclude: z.array(z.string().min(1)).default([]),
+    max_drop: positive.optional(),
+    eval_limit: posInt.default(2000),
+    sensitivity: z.boolean().default(false),
+    qat: z.strictObject({ epochs: posInt, lr: positive.default(1e-3), batch: posInt.default(128), device: z.enum(['cpu', 'cuda']).optional() }).optional(),
+  })
+  .superRefine((q, ctx) => {
+    if (q.mode !== 'static') {
+      for (const key of ['max_drop', 'sensitivity', 'qat'] as const) {
+        if (q[key]) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to mode: static (calibrated int8), not ${q.mode}` });
+      }
+    }
+  });
+
+export const BenchStage = z.strictObject({
+  id: stageId.optional(),
+  variants: z.array(stageId).min(1).optional(),
+  runs: z.number().int().min(50).default(100),
+  warmup_runs: posInt.default(10),
+  batch: posInt.default(32),
+  threads: posInt.optional(),
+});
+
+export const DeployStage = z.strictObject({
+  id: stageId.optional(),
+  variant: stageId.optional(),
+  target: z.enum(TARGETS),
+  name: z.string().regex(ID_PATTERN).optional(),
+});
+
+export const STAGE_SCHEMAS = {
+  train: TrainStage,
+  distill: DistillStage,
+  prune: PruneStage,
+  finetune: FinetuneStage,
+  quantize: QuantizeStage,
+  bench: BenchStage,
+  deploy: DeployStage,
+} as const satisfies Record<StageKind, z.ZodType>;
+
+/** Everything but the stages, which parse.ts validates one by one (a one-key map each). */
+export const RecipeHead = z.strictObject({
+  name: z.string().regex(ID_PATTERN),
+  description: z.string().optional(),
+  seed: nonNegInt.default(0),
+  device: z.enum(['cpu', 'cuda']).default('cpu'),
+  threads: posInt.optional(),
+  gpu_price_per_hour: z.number().min(0).default(2.5),
+  data: DataSchema.default({ dataset: 'cifar10' }),
+  model: ModelSchema,
+  stages: z.array(z.unknown()).min(1),
+});
+
+export type TrainSpec = z.output<typeof TrainStage>;
+export type FinetuneSpec = z.output<typeof FinetuneStage>;
+export type DistillSpec = z.output<typeof DistillStage>;
+export type PruneSpec = z.output<typeof PruneStage>;
+export type QuantizeSpec = z.output<typeof QuantizeStage>;
+export type BenchSpec = z.output<typeof BenchStage>;
+export type DeploySpec = z.output<typeof DeployStage>;
+export type ZooModelSpec = z.output<typeof ZooModel>;
+export type DataSpec = z.output<typeof DataSchema>;
+export type ModelSpec = z.output<typeof ModelSchema>;
+
+export interface StageSpecs {
+  train: TrainSpec;
+  distill: DistillSpec;
+  prune: PruneSpec;
+  finetune: FinetuneSpec;
+  quantize: QuantizeSpec;
+  bench: BenchSpec;
+  deploy: DeploySpec;
+}
+
+/** One stage after validation: its kind, its resolved id and input, its options with defaults. */
+export type Stage = { [K in StageKind]: { kind: K; id: string; from?: string; spec: StageSpecs[K]; line: number } }[StageKind];
+
+export interface Recipe {
+  file: string;
+  /** Folder the recipe's relative paths start from. */
+  baseDir: string;
+  name: string;
+  description?: string;
+  seed: number;
+  device: 'cpu' | 'cuda';
+  threads?: number;
+  gpuPricePerHour: number;
+  data: DataSpec;
+  model: ModelSpec;
+  stages: Stage[];
+  /** The recipe text, as read (kept in the run manifest). */
+  text: string;
+}
+
+/** The id of the implicit variant a recipe's `model: { file }` makes. */
+export function sourceId(model: ModelSpec): string | undefined {
+  return model.file ? (model.id ?? 'input') : undefined;
+}

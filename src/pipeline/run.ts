@@ -1,0 +1,322 @@
+/**
+ * `runPipeline`: the recipe's stages in order, each skipped when the store already holds a finished
+ * stage with the same key — the hash of its kind, its options, the hashes of the models it reads, the
+ * data's hash and (where they change the result) the device, the seed and the machine. Editing one
+ * stage therefore reruns that stage and only those after it whose inputs actually change; a run that
+ * crashed reruns from the stage that did not finish (training itself resumes from its last epoch).
+ */
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { SlimError, usageError } from '../errors.js';
+import type { Graph } from '../onnx/graph.js';
+import { writeFileAtomic } from '../onnx/io.js';
+import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
+import { VERSION } from '../version.js';
+import { loadRunData, type RunData } from './data.js';
+import {
+  lockRun,
+  machineInfo,
+  readManifest,
+  readStageRecord,
+  writeManifest,
+  writeStageRecord,
+  MANIFEST,
+  type RunManifest,
+  type StageRecord,
+  type StageResults,
+} from './manifest.js';
+import { FIELD_HELP, MODEL_STAGES, sourceId, type Recipe, type Stage } from './recipe.js';
+import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
+import { runBench } from './stages/bench.js';
+import type { StageContext, StageOutput, Variant } from './stages/context.js';
+import { runDeploy } from './stages/deploy.js';
+import { runPrune } from './stages/prune.js';
+import { runQuantize } from './stages/quantize.js';
+import { runDistill, runFinetune, runTrain } from './stages/training.js';
+
+/** Bump when a stage's meaning changes, so old stored results are not reused for it. */
+export const PIPELINE_VERSION = 1;
+
+export interface RunPipelineOptions {
+  recipe: Recipe;
+  /** Default: runs/<recipe name> under the current folder. */
+  runDir?: string;
+  /** Overrides the recipe's device. */
+  device?: 'cpu' | 'cuda';
+  threads?: number;
+  /** CIFAR-10 folder when the recipe has no data.dir. */
+  dataDir?: string;
+  /** Stage ids to run even when the store has them. */
+  rerun?: readonly string[];
+  /** Delete the run folder first. */
+  fresh?: boolean;
+  /** `slim` as a command line, for the bench stage; default: this package's bin/slim.js. */
+  slimCommand?: readonly string[];
+  log?: (line: string) => void;
+  progress?: StageContext['progress'];
+}
+
+export interface RunOutcome {
+  runDir: string;
+  manifest: RunManifest;
+  ran: string[];
+  reused: string[];
+}
+
+const TRAINING_KINDS = new Set(['train', 'finetune', 'distill', 'prune']);
+
+export function defaultRunDir(recipe: Recipe): string {
+  return path.resolve('runs', recipe.name);
+}
+
+export function defaultSlimCommand(): string[] {
+  return [process.execPath, path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../bin/slim.js')];
+}
+
+export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
+  const { recipe } = o;
+  const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
+  const log = o.log ?? stderrLog;
+  const unknown = (o.rerun ?? []).filter((id) => !recipe.stages.some((s) => s.id === id));
+  if (unknown.length) throw usageError(`--rerun names no stage of the recipe: ${unknown.join(', ')}`, `stages: ${recipe.stages.map((s) => s.id).join(', ')}`);
+  // LibTorch's OpenMP threads spin while they wait; on a busy machine (CI, other jobs) spinning threads
+  // steal the cores the working ones need — measured here: 2× slower training under load. Passive
+  // waiting must be chosen before the addon loads; a value the user set wins.
+  process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
+  if (o.fresh) await clearRunDir(runDir);
+  await mkdir(runDir, { recursive: true });
+  const unlock = await lockRun(runDir);
+  const started = performance.now();
+  try {
+    const previous = await readManifest(runDir);
+    await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
+    log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
+    const dataStart = performance.now();
+    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
+    log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
+
+    const manifest: RunManifest = {
+      version: 1,
+      name: recipe.name,
+      ...(recipe.description ? { description: recipe.description } : {}),
+      recipe: { file: path.resolve(recipe.file), sha256: sha256(recipe.text), text: recipe.text },
+      data: { name: data.name, train_images: data.train.labels.length, test_images: data.test.labels.length, sha256: data.sha256 },
+      created: previous?.created ?? new Date().toISOString(),
+      updated: new Date().toISOString(),
+      machine: machineInfo(),
+      wall_seconds: 0,
+      complete: false,
+      gpu_price_per_hour: recipe.gpuPricePerHour,
+      stages: [],
+    };
+    const variants = new Map<string, Variant>();
+    const graphs = new Map<string, Graph>();
+    const graphOf = async (id: string, form: 'model' | 'trainable'): Promise<Graph> => {
+      const v = variants.get(id);
+      if (!v) throw new Error(`no variant '${id}'`);
+      const ref = form === 'trainable' ? (v.trainable ?? v.model) : v.model;
+      let g = graphs.get(ref.sha256);
+      if (!g) graphs.set(ref.sha256, (g = await readArtifactGraph(runDir, ref)));
+      return g;
+    };
+    const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });
+
+    const source = await addSource(recipe, runDir, manifest);
+    if (source) {
+      variants.set(source.id, source);
+      await publishModel(runDir, source.model, source.id);
+    }
+    const ran: string[] = [];
+    const reused: string[] = [];
+    let last = source?.id;
+    for (const [i, stage] of recipe.stages.entries()) {
+      const device = stageDevice(stage) ?? o.device ?? recipe.device;
+      const input = inputOf(stage, last, variants);
+      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed });
+      log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
+      const stored = o.rerun?.includes(stage.id) ? undefined : await readStageRecord(runDir, key);
+      let record: StageRecord;
+      if (stored && (await artifactsIntact(runDir, stored))) {
+        record = { ...stored, id: stage.id, ...(input.from ? { from: input.from } : {}), reused: true } as StageRecord;
+        reused.push(stage.id);
+        log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
+      } else {
+        const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}) };
+        manifest.stages[i] = { ...base, status: 'running' } as StageRecord;
+        await save();
+        const t0 = performance.now();
+        const ctx: StageContext = {
+          recipe,
+          runDir,
+          workDir: path.join(runDir, 'work', key.slice(0, 16)),
+          device,
+          ...(o.threads ?? recipe.threads ? { threads: o.threads ?? recipe.threads } : {}),
+          data: () => Promise.resolve(data),
+          graphOf,
+          variants,
+          slimCommand: o.slimCommand ?? defaultSlimCommand(),
+          log,
+          progress: o.progress ?? stderrProgress,
+        };
+        let out: StageOutput<keyof StageResults>;
+        try {
+          out = await execute(ctx, stage, input);
+        } catch (e) {
+          manifest.stages[i] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: e instanceof Error ? e.message : String(e) } as StageRecord;
+          await save();
+          throw inStage(e, recipe, stage);
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        record = {
+          ...base,
+          status: 'done',
+          seconds,
+          gpu_seconds: out.gpuSeconds,
+          cost: (out.gpuSeconds / 3600) * recipe.gpuPricePerHour,
+          finished: new Date().toISOString(),
+          result: out.result,
+          ...(out.model ? { model: await putModel(runDir, out.model) } : {}),
+          ...(out.trainable ? { trainable: await putModel(runDir, out.trainable) } : {}),
+        } as StageRecord;
+        await writeStageRecord(runDir, record);
+        ran.push(stage.id);
+        log(`  done in ${seconds.toFixed(1)} s`);
+      }
+      if (record.model) {
+        variants.set(stage.id, { id: stage.id, kind: stage.kind, model: record.model, ...(record.trainable ? { trainable: record.trainable } : {}), ...(input.from ? { from: input.from } : {}) });
+        await publishModel(runDir, record.model, stage.id);
+        last = stage.id;
+      }
+      manifest.stages[i] = record;
+      await save();
+    }
+    manifest.complete = true;
+    manifest.wall_seconds = (performance.now() - started) / 1000;
+    await writeManifest(runDir, manifest);
+    return { runDir, manifest, ran, reused };
+  } finally {
+    await unlock();
+  }
+}
+
+/** A stage's error, placed at its line of the recipe; CLI flags it names become the recipe's keys. */
+function inStage(e: unknown, recipe: Recipe, stage: Stage): unknown {
+  if (!(e instanceof SlimError)) return e;
+  const problem = e.message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (FIELD_HELP[name.replace(/-/g, '_')] ? name.replace(/-/g, '_') : flag));
+  return new SlimError({ file: `${recipe.file}:${stage.line}`, where: `stage '${stage.id}' (${stage.kind})`, problem }, e.kind, { cause: e });
+}
+
+interface StageInput {
+  from?: string;
+  /** For bench: every variant measured. */
+  ids?: string[];
+}
+
+function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<string, Variant>): StageInput {
+  switch (stage.kind) {
+    case 'bench':
+      return { ids: stage.spec.variants ?? [...variants.keys()] };
+    case 'deploy': {
+      const from = stage.spec.variant ?? last;
+      return from ? { from } : {};
+    }
+    default: {
+      const from = stage.from ?? last;
+      return from ? { from } : {};
+    }
+  }
+}
+
+function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
+  if (stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill') return stage.spec.device;
+  if (stage.kind === 'prune') return stage.spec.finetune?.device;
+  return undefined;
+}
+
+/** Everything the stage's output depends on; the stage id and `from` name are left out (their content is in). */
+export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number }): string {
+  const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
+  const model = (id: string | undefined): unknown => {
+    const v = id ? c.variants.get(id) : undefined;
+    return v ? { model: v.model.sha256, trainable: v.trainable?.sha256 } : undefined;
+  };
+  const teacher = stage.kind === 'distill' ? stage.spec.teacher : stage.kind === 'finetune' ? stage.spec.distill_from : undefined;
+  return hashOf({
+    pipeline: PIPELINE_VERSION,
+    slimkit: VERSION,
+    kind: stage.kind,
+    options,
+    input: model(c.input.from),
+    teacher: model(teacher),
+    seed: c.seed,
+    ...(stage.kind !== 'deploy' ? { data: c.data.sha256 } : {}),
+    ...(TRAINING_KINDS.has(stage.kind) ? { device: c.device } : {}),
+    // A benchmark belongs to the machine it ran on, and names its variants.
+    ...(stage.kind === 'bench' ? { machine: { ...machineInfo(), node: undefined }, variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]) } : {}),
+    ...(stage.kind === 'deploy' ? { variantId: c.input.from } : {}),
+  });
+}
+
+async function execute(ctx: StageContext, stage: Stage, input: StageInput): Promise<StageOutput<keyof StageResults>> {
+  const from = input.from;
+  const need = (): string => {
+    if (!from) throw usageError(`stage '${stage.id}' has no model to start from`, 'add `from: <stage id>` or an earlier stage that makes a model');
+    return from;
+  };
+  switch (stage.kind) {
+    case 'train':
+      return runTrain(ctx, stage.spec, from);
+    case 'distill':
+      return runDistill(ctx, stage.spec, from);
+    case 'finetune':
+      return runFinetune(ctx, stage.spec, need());
+    case 'prune':
+      return runPrune(ctx, stage.spec, need());
+    case 'quantize':
+      return runQuantize(ctx, stage.spec, need());
+    case 'bench':
+      if (!input.ids?.length) throw usageError(`stage '${stage.id}' has no models to benchmark`, 'put it after a stage that makes a model');
+      return runBench(ctx, stage.spec, input.ids);
+    case 'deploy':
+      return runDeploy(ctx, stage.spec, stage.id, need());
+  }
+}
+
+/** A recipe `model: { file }` is the first variant: stored like any stage output, keyed by its bytes. */
+async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest): Promise<Variant | undefined> {
+  const id = sourceId(recipe.model);
+  if (!id || !recipe.model.file) return undefined;
+  const file = path.resolve(recipe.baseDir, recipe.model.file);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new SlimError({ file: recipe.file, where: 'model.file', problem: `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, fix: 'give a path relative to the recipe' });
+  }
+  const ref: ArtifactRef = await putBytes(runDir, bytes, 'onnx');
+  manifest.stages.push({ id, kind: 'source', key: ref.sha256, status: 'done', model: ref, result: { file }, seconds: 0, gpu_seconds: 0, cost: 0, device: 'cpu' });
+  return { id, kind: 'source', model: ref };
+}
+
+async function artifactsIntact(runDir: string, record: StageRecord): Promise<boolean> {
+  for (const ref of [record.model, record.trainable]) if (ref && !(await verifyArtifact(runDir, ref))) return false;
+  if (record.kind === 'deploy' && record.result) {
+    if (!(await stat(path.join(runDir, record.result.out, 'slim.json')).catch(() => undefined))) return false;
+  }
+  return true;
+}
+
+/** --fresh deletes only what looks like a run folder (a manifest, or nothing at all). */
+async function clearRunDir(runDir: string): Promise<void> {
+  const entries = await readdir(runDir).catch(() => undefined);
+  if (!entries) return;
+  if (entries.length > 0 && !entries.includes(MANIFEST) && !entries.includes('stages')) {
+    throw new SlimError({ file: runDir, problem: 'is not a slimkit run folder (no manifest.json); --fresh will not delete it', fix: 'pass another --run-dir' }, 'usage');
+  }
+  await rm(runDir, { recursive: true, force: true });
+}
+
+/** The manifest stage list as plain ids with their models, for callers that publish or report. */
+export function modelStages(manifest: RunManifest): StageRecord[] {
+  return manifest.stages.filter((s) => s.model && (MODEL_STAGES.has(s.kind as never) || s.kind === 'source'));
+}

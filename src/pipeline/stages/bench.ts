@@ -1,0 +1,91 @@
+/**
+ * bench: every variant measured the way a user checks it. Size, gzip size, params, MACs, latency and
+ * throughput come from `slim bench` itself, run as a child process on the published files (a clean
+ * process: no training data in memory skewing peak RSS, no training threads competing with the
+ * timing); top-1, top-5 and per-class accuracy from `evaluate` on the run's test images — the same
+ * call, images and preprocessing as `slim bench --data cifar10 --limit N`.
+ */
+import { spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SlimError } from '../../errors.js';
+import { decodeModel } from '../../onnx/io.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { normalizationFor } from '../../cli/dataset.js';
+import type { BenchRow } from '../../cli/commands/bench.js';
+import { formatPercent } from '../../report/format.js';
+import type { VariantBench } from '../manifest.js';
+import type { BenchSpec } from '../recipe.js';
+import { MODELS } from '../store.js';
+import type { StageContext, StageOutput } from './context.js';
+
+export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly string[]): Promise<StageOutput<'bench'>> {
+  const threads = spec.threads ?? ctx.threads ?? availableParallelism();
+  const files = ids.map((id) => path.join(ctx.runDir, MODELS, `${id}.onnx`));
+  const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch), '--json'];
+  ctx.log(`  slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
+  const measured = await runJson<{ threads: number; models: BenchRow[] }>(ctx.slimCommand, args);
+  if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
+
+  const data = await ctx.data();
+  const variants: VariantBench[] = [];
+  for (const [i, id] of ids.entries()) {
+    const bytes = await readFile(files[i]!);
+    const graph = decodeModel(bytes, { file: files[i]! });
+    const session = await openSession(bytes, { threads, label: files[i]! });
+    const bar = ctx.progress(`  eval ${id}`, data.test.labels.length, 'img');
+    let scored;
+    try {
+      scored = await evaluate(session, data.test, { normalization: normalizationFor(graph, {}), onProgress: (d) => bar.update(d) });
+    } finally {
+      bar.stop();
+      await session.close();
+    }
+    const v = ctx.variants.get(id)!;
+    const row = measured.models[i]!;
+    variants.push({
+      ...row,
+      file: path.join(MODELS, `${id}.onnx`),
+      id,
+      kind: v.kind,
+      ...(v.from ? { from: v.from } : {}),
+      sha256: v.model.sha256,
+      top1: scored.top1,
+      top5: scored.top5,
+      eval_images: scored.count,
+      per_class: scored.perClass,
+    });
+    ctx.log(`  ${id}: ${(row.size_bytes / 1024).toFixed(1)} KB, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
+  }
+  return {
+    result: { threads: measured.threads, runs: spec.runs, batch: spec.batch, eval_data: `${data.name} test, first ${data.test.labels.length} images`, variants },
+    gpuSeconds: 0,
+  };
+}
+
+/** Runs `slim <args>` and parses its one JSON document; stderr (progress) goes to ours. */
+function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(slim[0]!, [...slim.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    // Its progress lines would repeat what our own log says; its errors are kept for the message.
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) {
+        const last = stderr.trim().split('\n').pop() ?? '';
+        reject(new SlimError({ problem: `slim bench failed (exit ${code}): ${last}`, fix: 'run the printed `slim bench` command to see the problem' }));
+        return;
+      }
+      try {
+        resolve(JSON.parse(stdout) as T);
+      } catch (e) {
+        reject(new Error(`slim bench printed no JSON document (${(e as Error).message})`));
+      }
+    });
+  });
+}

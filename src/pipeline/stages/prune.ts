@@ -1,0 +1,134 @@
+/**
+ * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
+ * fine-tuning in the loop — the same library calls `slim prune` makes.
+ */
+import { usageError } from '../../errors.js';
+import type { Graph } from '../../onnx/graph.js';
+import { inferShapes } from '../../onnx/shape-inference.js';
+import { foldBatchNorm } from '../../passes/index.js';
+import { formatCount, formatPercent } from '../../report/format.js';
+import { modelStats } from '../../runtime/stats.js';
+import { normalizationFor } from '../../cli/dataset.js';
+import {
+  engineFineTuner,
+  pruneStructuredIteratively,
+  pruneUnstructuredGradually,
+  type FineTuner,
+  type ImportanceName,
+  type IterativeOptions,
+  type StructuredOptions,
+} from '../../compress/prune/index.js';
+import type { Progress } from '../../cli/output.js';
+import type { PruneResult } from '../manifest.js';
+import type { PruneSpec } from '../recipe.js';
+import type { StageContext, StageOutput } from './context.js';
+
+export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string): Promise<StageOutput<'prune'>> {
+  const data = await ctx.data();
+  const graph = await ctx.graphOf(from, 'trainable');
+  const device = spec.finetune?.device ?? ctx.device;
+  const normalization = normalizationFor(graph, {});
+  let gpuSeconds = 0;
+  let bar: Progress | undefined;
+  const tuner: FineTuner = spec.finetune
+    ? timed(
+        engineFineTuner({
+          data: { train: data.train, test: data.test },
+          device,
+          batch: spec.finetune.batch,
+          lr: spec.finetune.lr,
+          seed: ctx.recipe.seed,
+          normalization,
+          ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+          onProgress: (p) => {
+            if (p.phase !== 'train') return;
+            if (p.step === 1) {
+              bar?.stop();
+              bar = ctx.progress(`  fine-tune epoch ${p.epoch + 1}/${p.epochs}`, p.stepsPerEpoch, 'steps');
+            }
+            bar?.update(p.step, { loss: p.loss.toFixed(3) });
+          },
+        }),
+        (s) => (gpuSeconds += device === 'cuda' ? s : 0),
+      )
+    : {
+        finetune: () => Promise.reject(usageError('this prune stage has no fine-tuning', 'add `finetune: { epochs: N }` to it')),
+        gradients: () => Promise.reject(usageError('taylor importance needs `finetune: { epochs: N }`')),
+      };
+  const loop: IterativeOptions = {
+    tuner,
+    steps: spec.finetune?.steps ?? 1,
+    epochs: spec.finetune?.epochs ?? 0,
+    ...(spec.finetune?.distill ? { distill: true } : {}),
+    onStep: (s) => {
+      bar?.stop();
+      bar = undefined;
+      if ((spec.finetune?.steps ?? 1) > 1 || s.testAccuracy !== undefined) {
+        ctx.log(`  step ${s.step}: ${s.sparsity !== undefined ? `sparsity ${(s.sparsity * 100).toFixed(1)} %` : `MACs ${formatCount(s.macs)}`}${s.testAccuracy !== undefined ? `, test top-1 ${formatPercent(s.testAccuracy)}` : ''}`);
+      }
+    },
+  };
+
+  const before = modelStats(graph, inferShapes(graph));
+  let pruned: Graph;
+  let result: Omit<PruneResult, 'params_before' | 'params_after' | 'macs_before' | 'macs_after'>;
+  try {
+    if (spec.structured) {
+      const options: StructuredOptions = {
+        target: spec.structured.target_macs !== undefined ? { kind: 'macs', value: spec.structured.target_macs } : { kind: 'ratio', value: spec.structured.ratio! },
+        importance: spec.importance as ImportanceName,
+        scope: spec.scope,
+        roundTo: spec.round_to,
+        maxRatio: spec.max_ratio,
+        seed: ctx.recipe.seed,
+        ...(spec.keep ? { keep: spec.keep } : {}),
+        ...(spec.compensate ? { calibration: { images: data.train, normalization, samples: spec.calib_samples, seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) } } : {}),
+      };
+      const r = await pruneStructuredIteratively(graph, options, loop);
+      pruned = r.graph;
+      result = {
+        mode: 'structured',
+        ratio_chosen: r.p,
+        groups: r.groups.length,
+        boundaries: r.boundaries.length,
+        compensated: r.compensated,
+        steps: r.steps,
+        ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}),
+        finetune_epochs: spec.finetune?.epochs ?? 0,
+      };
+    } else {
+      const u = spec.unstructured!;
+      const nm = u.nm ? /^(\d+):(\d+)$/.exec(u.nm) : null;
+      const r = await pruneUnstructuredGradually(
+        graph,
+        { scope: spec.scope, ...(u.sparsity !== undefined ? { sparsity: u.sparsity } : {}), ...(nm ? { nm: { n: Number(nm[1]), m: Number(nm[2]) } } : {}), ...(spec.keep ? { keep: spec.keep } : {}) },
+        loop,
+      );
+      pruned = r.graph;
+      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps, ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0 };
+    }
+  } finally {
+    bar?.stop();
+  }
+  const model = foldBatchNorm(pruned);
+  const after = modelStats(model, inferShapes(model));
+  ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
+  return {
+    model,
+    trainable: pruned,
+    result: { ...result, macs_before: before.macs, macs_after: after.macs, params_before: before.params, params_after: after.params },
+    gpuSeconds,
+  };
+}
+
+/** The tuner, reporting each fine-tuning's seconds (for the GPU-seconds column). */
+function timed(tuner: FineTuner, onSeconds: (s: number) => void): FineTuner {
+  return {
+    finetune: async (g, o) => {
+      const r = await tuner.finetune(g, o);
+      onSeconds(r.seconds);
+      return r;
+    },
+    gradients: (g, o) => tuner.gradients(g, o),
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * quantize: static int8 (calibrated on training images, optional mixed precision under a top-1 budget
+ * and a per-layer sensitivity scan for the report), dynamic int8, or float16 — the library calls
+ * `slim quantize` makes.
+ */
+import { usageError } from '../../errors.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { encodeModel } from '../../onnx/io.js';
+import { validateGraph } from '../../onnx/validate.js';
+import { take } from '../../data/subsets.js';
+import type { ImageSet, Normalization } from '../../data/types.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { formatPercent } from '../../report/format.js';
+import { normalizationFor } from '../../cli/dataset.js';
+import {
+  batchSizeFor,
+  buildQuantized,
+  calibratePlan,
+  calibrationTargets,
+  convertFloat16,
+  DEFAULT_STATIC,
+  imageFeeds,
+  INT8_SYMMETRIC,
+  layerSensitivity,
+  planQuantization,
+  prepareFloatGraph,
+  quantizeDynamic,
+  rankBySensitivity,
+  sampleImages,
+  searchMixedPrecision,
+  tapBytesPerSample,
+  UINT8_ASYMMETRIC,
+  type CalibrationMethod,
+  type StaticOptions,
+} from '../../compress/quantize/index.js';
+import type { QuantizeResult } from '../manifest.js';
+import type { QuantizeSpec } from '../recipe.js';
+import type { StageContext, StageOutput } from './context.js';
+
+/** Images the sensitivity scan runs (as `slim quantize --report`). */
+const SENSITIVITY_IMAGES = 128;
+
+export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
+  if (spec.qat) {
+    throw usageError('quantize.qat: quantization-aware training is not in this slimkit build yet', 'remove `qat:` (post-training quantization with max_drop keeps sensitive layers in float instead)');
+  }
+  const graph = await ctx.graphOf(from, 'model');
+  const threads = ctx.threads;
+  if (spec.mode === 'dynamic') {
+    const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, { perChannel: !spec.per_tensor, reduceRange: spec.reduce_range, exclude: spec.exclude });
+    if (dyn.layers.length === 0) ctx.log('  warning: no MatMul/Gemm layer with constant weights: nothing was quantized (for CNNs use mode: static)');
+    return done(dyn.graph, { mode: 'dynamic', quantized_nodes: dyn.layers.length });
+  }
+  if (spec.mode === 'fp16' || spec.mode === 'fp16-weights') {
+    const fp16 = convertFloat16(prepareFloatGraph(graph, { equalize: false }).graph, spec.mode === 'fp16' ? 'full' : 'weights');
+    return done(fp16.graph, { mode: spec.mode });
+  }
+
+  const data = await ctx.data();
+  const normalization = normalizationFor(graph, {});
+  const options: StaticOptions = {
+    ...DEFAULT_STATIC,
+    activations: spec.activation_type === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
+    perChannel: !spec.per_tensor,
+    reduceRange: spec.reduce_range,
+    exclude: spec.exclude,
+    keepFirst: spec.keep_first,
+    keepLast: spec.keep_last,
+    biasCorrection: spec.bias_correction,
+    equalize: spec.equalize,
+    calibration: { ...DEFAULT_STATIC.calibration, method: spec.method as CalibrationMethod, percentile: spec.percentile },
+  };
+  const calibSet = sampleImages(data.train, spec.samples, ctx.recipe.seed);
+  const prepared = prepareFloatGraph(graph, options);
+  const plan = planQuantization(prepared.graph, prepared.facts, options);
+  const inputName = dataInputs(prepared.graph)[0]!.name;
+  const feeds = imageFeeds(calibSet, { inputName, normalization, batchSize: batchSizeFor(tapBytesPerSample(calibrationTargets(plan), prepared.facts)) });
+  const calibStart = performance.now();
+  const bar = ctx.progress('  calibrate', calibSet.labels.length, 'img');
+  const collector = await calibratePlan(prepared, plan, feeds, options.calibration, {
+    ...(threads ? { threads } : {}),
+    channelMeans: options.biasCorrection,
+    onProgress: (n) => bar.update(n),
+  }).finally(() => bar.stop());
+  const calibrationSeconds = (performance.now() - calibStart) / 1000;
+  let built = buildQuantized(prepared, collector, options);
+  let output = built.graph;
+
+  const sensitivityFeeds = imageFeeds(sampleImages(calibSet, SENSITIVITY_IMAGES, ctx.recipe.seed), { inputName, normalization, batchSize: 32 });
+  const scan = async (): Promise<Awaited<ReturnType<typeof layerSensitivity>>> => {
+    const b = ctx.progress('  sensitivity', 100, '%');
+    try {
+      return await layerSensitivity(prepared, collector, options, sensitivityFeeds, { ...(threads ? { threads } : {}), onProgress: (d, t) => b.update(Math.round((100 * d) / t)) });
+    } finally {
+      b.stop();
+    }
+  };
+  let sensitivity = spec.sensitivity ? await scan() : undefined;
+
+  let mixed: QuantizeResult['mixed_precision'];
+  if (spec.max_drop !== undefined) {
+    const evalSet = take(data.test, spec.eval_limit);
+    const top1 = (g: Graph): Promise<number> => scoreTop1(g, evalSet, normalization, threads);
+    const baseline = await top1(prepared.graph);
+    const first = await top1(output);
+    if ((baseline - first) * 100 > spec.max_drop) {
+      ctx.log(`  top-1 drop ${((baseline - first) * 100).toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`);
+      sensitivity ??= await scan();
+      const search = await searchMixedPrecision({
+        ranking: rankBySensitivity(sensitivity),
+        baseline,
+        maxDropPt: spec.max_drop,
+        build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
+        evaluate: top1,
+        onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
+        initial: { graph: output, top1: first },
+      });
+      output = search.graph;
+      built = buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...search.floatLayers] });
+      mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: baseline, top1: search.top1 };
+      if (!search.met) ctx.log(`  warning: no split met max_drop ${spec.max_drop}; kept the most accurate one (${search.floatLayers.length} float layers)`);
+    } else {
+      mixed = { float_layers: [], met: true, baseline_top1: baseline, top1: first };
+    }
+  }
+  for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);
+  return done(output, {
+    mode: 'static',
+    method: spec.method,
+    samples: calibSet.labels.length,
+    calibration_seconds: calibrationSeconds,
+    quantized_nodes: built.plan.units.size,
+    float_nodes: built.plan.float,
+    ...(sensitivity ? { sensitivity } : {}),
+    ...(mixed ? { mixed_precision: mixed } : {}),
+  });
+}
+
+function done(graph: Graph, result: QuantizeResult): StageOutput<'quantize'> {
+  validateGraph(graph);
+  return { model: graph, result, gpuSeconds: 0 };
+}
+
+async function scoreTop1(graph: Graph, set: ImageSet, normalization: Normalization, threads: number | undefined): Promise<number> {
+  const session = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label: 'quantize stage' });
+  try {
+    return (await evaluate(session, set, { normalization })).top1;
+  } finally {
+    await session.close();
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * train, finetune and distill: one call of the training engine each. The engine checkpoints every
+ * epoch into the stage's work folder and resumes from it, so a run killed mid-training continues at
+ * the last finished epoch, not at epoch 1.
+ */
+import { rm } from 'node:fs/promises';
+import type { Graph } from '../../onnx/graph.js';
+import { foldBatchNorm } from '../../passes/index.js';
+import { formatPercent } from '../../report/format.js';
+import { buildZooModel } from '../../zoo/index.js';
+import type { TrainOptions, TrainProgress } from '../../engine/train.js';
+import type { Progress } from '../../cli/output.js';
+import type { TrainingResult } from '../manifest.js';
+import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
+import type { StageContext, StageOutput } from './context.js';
+
+type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
+
+/** A zoo model for the run's data: its class names (when the counts agree) go into the metadata, for deploy. */
+export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed: number): Graph {
+  const classes = spec.classes ?? classNames.length;
+  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}) });
+}
+
+export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
+  const data = await ctx.data();
+  const start = from ? await ctx.graphOf(from, 'trainable') : startingGraph(ctx, data.train.classes);
+  return train(ctx, spec, start);
+}
+
+export async function runFinetune(ctx: StageContext, spec: FinetuneSpec, from: string): Promise<StageOutput<'finetune'>> {
+  const start = await ctx.graphOf(from, 'trainable');
+  const teacher = spec.distill_from ? await ctx.graphOf(spec.distill_from, 'trainable') : undefined;
+  return train(ctx, spec, start, teacher ? { graph: teacher, id: spec.distill_from!, temperature: spec.temperature, alpha: spec.alpha } : undefined);
+}
+
+export async function runDistill(ctx: StageContext, spec: DistillSpec, from: string | undefined): Promise<StageOutput<'distill'>> {
+  const data = await ctx.data();
+  const student = spec.student ? zooGraph(spec.student, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable') : startingGraph(ctx, data.train.classes);
+  const teacher = await ctx.graphOf(spec.teacher, 'trainable');
+  return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
+}
+
+function startingGraph(ctx: StageContext, classes: readonly string[]): Graph {
+  const model = ctx.recipe.model;
+  if (!model.zoo) throw new Error('a recipe with a model file always has a variant to start from');
+  return zooGraph({ zoo: model.zoo, width: model.width ?? 1, ...(model.classes ? { classes: model.classes } : {}), ...(model.seed !== undefined ? { seed: model.seed } : {}) }, classes, ctx.recipe.seed);
+}
+
+interface Teacher {
+  graph: Graph;
+  id: string;
+  temperature: number;
+  alpha: number;
+}
+
+async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teacher?: Teacher): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
+  const { trainModel } = await import('../../engine/train.js');
+  const data = await ctx.data();
+  const device = spec.device ?? ctx.device;
+  let bar: Progress | undefined;
+  const onProgress = (p: TrainProgress): void => {
+    bar ??= ctx.progress('  train', p.totalSteps, 'steps');
+    bar.update(p.globalStep, {
+      phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}`} `,
+    });
+  };
+  const options: TrainOptions = {
+    graph,
+    data: { train: data.train, test: data.test },
+    epochs: spec.epochs,
+    batch: spec.batch,
+    device,
+    optimizer: spec.optimizer,
+    schedule: spec.schedule,
+    labelSmoothing: spec.label_smoothing,
+    seed: ctx.recipe.seed,
+    gpuPricePerHour: ctx.recipe.gpuPricePerHour,
+    checkpointDir: ctx.workDir,
+    resume: true,
+    onProgress,
+    file: graph.name || 'model',
+    ...(spec.lr !== undefined ? { lr: spec.lr } : {}),
+    ...(spec.momentum !== undefined ? { momentum: spec.momentum } : {}),
+    ...(spec.weight_decay !== undefined ? { weightDecay: spec.weight_decay } : {}),
+    ...(spec.warmup !== undefined ? { warmup: spec.warmup } : {}),
+    ...(spec.eval_limit !== undefined ? { testLimit: spec.eval_limit } : {}),
+    ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+    ...(spec.augment ? {} : { augment: false as const }),
+    ...(spec.autocast ? { autocast: spec.autocast } : {}),
+    ...(spec.channels_last !== undefined ? { channelsLast: spec.channels_last } : {}),
+    ...(teacher ? { teacher: { graph: teacher.graph, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
+  };
+  const r = await trainModel(options).finally(() => bar?.stop());
+  if (r.resumedFrom !== undefined) ctx.log(`  resumed from the checkpoint after epoch ${r.resumedFrom}`);
+  const last = r.history.at(-1);
+  ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${Math.min(spec.eval_limit ?? Infinity, data.test.labels.length)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
+  const result: TrainingResult = {
+    history: r.history,
+    test_top1: r.testAccuracy,
+    steps: r.steps,
+    train_images: data.train.labels.length,
+    eval_images: Math.min(spec.eval_limit ?? Infinity, data.test.labels.length),
+    ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
+    ...(teacher ? { teacher: teacher.id } : {}),
+  };
+  await rm(ctx.workDir, { recursive: true, force: true });
+  return { trainable: r.graph, model: foldBatchNorm(r.graph), result, gpuSeconds: r.gpuSeconds };
+}

@@ -1,0 +1,86 @@
+/**
+ * The run directory's content-addressed store: every model a stage makes is written once as
+ * `artifacts/<sha256>.onnx` (its own hash is its name, so a rerun that makes the same bytes writes
+ * nothing), and published under a readable name `models/<stage id>.onnx` (a hard link to the artifact).
+ * Stage keys are hashes of canonical JSON, so equal inputs give equal keys on any machine.
+ */
+import { createHash } from 'node:crypto';
+import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Graph } from '../onnx/graph.js';
+import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
+
+export interface ArtifactRef {
+  sha256: string;
+  /** Relative to the run directory. */
+  path: string;
+  bytes: number;
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** JSON with sorted keys and no `undefined`: the same value always gives the same text (and hash). */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+export function hashOf(value: unknown): string {
+  return sha256(canonicalJson(value));
+}
+
+export const ARTIFACTS = 'artifacts';
+export const MODELS = 'models';
+
+/** Encodes the graph and stores its bytes under their hash (once). */
+export async function putModel(runDir: string, graph: Graph): Promise<ArtifactRef> {
+  return putBytes(runDir, encodeModel(graph).model, 'onnx');
+}
+
+export async function putBytes(runDir: string, bytes: Uint8Array, ext: string): Promise<ArtifactRef> {
+  const hash = sha256(bytes);
+  const rel = path.join(ARTIFACTS, `${hash}.${ext}`);
+  const file = path.join(runDir, rel);
+  const existing = await stat(file).catch(() => undefined);
+  if (existing?.size !== bytes.byteLength) {
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFileAtomic(file, bytes);
+  }
+  return { sha256: hash, path: rel, bytes: bytes.byteLength };
+}
+
+/** The artifact is there and still has the bytes its name promises. */
+export async function verifyArtifact(runDir: string, ref: ArtifactRef): Promise<boolean> {
+  try {
+    const bytes = await readFile(path.join(runDir, ref.path));
+    return bytes.byteLength === ref.bytes && sha256(bytes) === ref.sha256;
+  } catch {
+    return false;
+  }
+}
+
+export async function readArtifactGraph(runDir: string, ref: ArtifactRef): Promise<Graph> {
+  const file = path.join(runDir, ref.path);
+  return decodeModel(await readFile(file), { file, baseDir: path.dirname(file) });
+}
+
+/** `models/<name>.onnx` → the artifact, replaced atomically (a hard link; a copy where links fail). */
+export async function publishModel(runDir: string, ref: ArtifactRef, name: string): Promise<string> {
+  const rel = path.join(MODELS, `${name}.onnx`);
+  const target = path.join(runDir, rel);
+  await mkdir(path.dirname(target), { recursive: true });
+  const temp = `${target}.${process.pid}.tmp`;
+  await rm(temp, { force: true });
+  const source = path.join(runDir, ref.path);
+  try {
+    await link(source, temp);
+  } catch {
+    await writeFileAtomic(temp, await readFile(source));
+  }
+  await rename(temp, target);
+  return rel;
+}

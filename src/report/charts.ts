@@ -1,0 +1,180 @@
+/**
+ * The report's charts: vega-lite specs (plain data in, a spec out) rendered to standalone SVG strings
+ * in Node — vega's headless View, no browser, no canvas, no network. Element ids inside each SVG are
+ * prefixed with the chart's name, so several charts can sit inline in one HTML page without their
+ * clip paths colliding.
+ */
+import { parse, View } from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import type { EpochRecord } from '../engine/train.js';
+import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
+
+export interface ChartPoint {
+  id: string;
+  x: number;
+  top1: number;
+  pareto: boolean;
+}
+
+const FONT = 'system-ui, -apple-system, Segoe UI, Roboto, sans-serif';
+const CONFIG = { font: FONT, view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11 }, title: { fontSize: 14 } };
+
+export async function renderSvg(spec: TopLevelSpec, name: string): Promise<string> {
+  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    const svg = await view.toSVG();
+    return namespaceIds(svg, name);
+  } finally {
+    view.finalize();
+  }
+}
+
+function namespaceIds(svg: string, name: string): string {
+  const prefix = `${name.replace(/[^A-Za-z0-9_-]/g, '-')}-`;
+  return svg
+    .replace(/\bid="([^"]+)"/g, (_m, id: string) => `id="${prefix}${id}"`)
+    .replace(/url\(#([^)]+)\)/g, (_m, id: string) => `url(#${prefix}${id})`)
+    .replace(/href="#([^"]+)"/g, (_m, id: string) => `href="#${prefix}${id}"`);
+}
+
+/**
+ * Top-1 against a cost (latency or size), every variant a labelled point, the Pareto front (no other
+ * variant is both cheaper and more accurate) drawn as a line through its points.
+ */
+export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xTitle: string }): TopLevelSpec {
+  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated' }));
+  const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding: 20 } };
+  const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding: 20 } };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    width: 400,
+    height: 260,
+    config: CONFIG,
+    data: { values },
+    layer: [
+      {
+        transform: [{ filter: 'datum.pareto' }],
+        mark: { type: 'line', color: '#2ca02c', strokeDash: [4, 3], interpolate: 'step-after' },
+        encoding: { x, y, order: { field: 'x', type: 'quantitative' } },
+      },
+      {
+        mark: { type: 'point', size: 90, filled: true },
+        encoding: {
+          x,
+          y,
+          color: { field: 'front', type: 'nominal', title: null, scale: { domain: ['Pareto front', 'dominated'], range: ['#2ca02c', '#9e9e9e'] }, legend: { orient: 'bottom' } },
+          tooltip: [{ field: 'id' }, { field: 'x', title: o.xTitle }, { field: 'top1pct', title: 'top-1 (%)', format: '.2f' }],
+        },
+      },
+      { mark: { type: 'text', align: 'left', dx: 7, dy: -7, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
+    ],
+  } as TopLevelSpec;
+}
+
+export interface ClassRow {
+  variant: string;
+  className: string;
+  accuracy: number;
+}
+
+/** Per-class top-1, one group of bars per class, one bar per variant. */
+export function perClassSpec(rows: readonly ClassRow[], classes: readonly string[]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Per-class top-1',
+    width: Math.max(480, Math.min(1000, classes.length * (new Set(rows.map((r) => r.variant)).size * 12 + 16))),
+    height: 240,
+    config: CONFIG,
+    data: { values: rows.map((r) => ({ ...r, pct: r.accuracy * 100 })) },
+    mark: 'bar',
+    encoding: {
+      x: { field: 'className', type: 'nominal', title: null, sort: [...classes], axis: { labelAngle: -30 } },
+      xOffset: { field: 'variant', type: 'nominal' },
+      y: { field: 'pct', type: 'quantitative', title: 'top-1 (%)', scale: { domain: [0, 100] } },
+      color: { field: 'variant', type: 'nominal', title: 'variant' },
+      tooltip: [{ field: 'variant' }, { field: 'className', title: 'class' }, { field: 'pct', title: 'top-1 (%)', format: '.1f' }],
+    },
+  } as TopLevelSpec;
+}
+
+/** Output SQNR per layer (only that layer quantized), in graph order; the worst fifth in red. */
+export function sensitivitySpec(layers: readonly LayerSensitivity[]): TopLevelSpec {
+  const finite = layers.map((l) => l.score).filter(Number.isFinite);
+  const cap = Math.max(10, ...finite);
+  const worst = new Set([...layers].sort((a, b) => a.score - b.score).slice(0, Math.max(1, Math.ceil(layers.length / 5))).map((l) => l.layer));
+  const values = layers.map((l, i) => ({
+    layer: l.layer,
+    order: i,
+    sqnr: Number.isFinite(l.score) ? Math.max(0, l.score) : cap,
+    agreement: l.agreement * 100,
+    group: worst.has(l.layer) ? 'most sensitive fifth' : 'other layers',
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Quantization sensitivity: output SQNR with one layer in int8 (shorter = more sensitive)',
+    width: 420,
+    height: { step: 14 } as never,
+    config: CONFIG,
+    data: { values },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'layer', type: 'nominal', title: null, sort: { field: 'order', order: 'ascending' } as never, axis: { labelLimit: 260 } },
+      x: { field: 'sqnr', type: 'quantitative', title: 'output SQNR (dB)' },
+      color: { field: 'group', type: 'nominal', title: null, scale: { domain: ['most sensitive fifth', 'other layers'], range: ['#d62728', '#1f77b4'] } },
+      tooltip: [{ field: 'layer' }, { field: 'sqnr', title: 'SQNR (dB)', format: '.1f' }, { field: 'agreement', title: 'top-1 agreement (%)', format: '.2f' }],
+    },
+  } as TopLevelSpec;
+}
+
+export interface CurveSeries {
+  stage: string;
+  history: readonly EpochRecord[];
+}
+
+/** One line per training stage over its epochs: test top-1 or train loss. */
+export function curvesSpec(series: readonly CurveSeries[], metric: 'testAccuracy' | 'trainLoss' | 'testLoss'): TopLevelSpec {
+  const accuracy = metric === 'testAccuracy';
+  const values = series.flatMap((s) => s.history.map((e) => ({ stage: s.stage, epoch: e.epoch, value: accuracy ? e[metric] * 100 : e[metric] })));
+  const title = { testAccuracy: 'Test top-1 per epoch', trainLoss: 'Training loss per epoch', testLoss: 'Test loss per epoch' }[metric];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    width: 340,
+    height: 220,
+    config: CONFIG,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
+      color: { field: 'stage', type: 'nominal', title: 'stage' },
+      tooltip: [{ field: 'stage' }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],
+    },
+  } as TopLevelSpec;
+}
+
+export interface StageTime {
+  stage: string;
+  seconds: number;
+  device: string;
+}
+
+/** Wall seconds per stage, coloured by where it ran. */
+export function stageTimeSpec(rows: readonly StageTime[]): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Time per stage',
+    width: 420,
+    height: { step: 18 } as never,
+    config: CONFIG,
+    data: { values: rows.map((r, i) => ({ ...r, order: i })) },
+    mark: 'bar',
+    encoding: {
+      y: { field: 'stage', type: 'nominal', title: null, sort: { field: 'order', order: 'ascending' } as never },
+      x: { field: 'seconds', type: 'quantitative', title: 'seconds' },
+      color: { field: 'device', type: 'nominal', title: 'device', scale: { domain: ['cpu', 'cuda'], range: ['#1f77b4', '#ff7f0e'] } },
+      tooltip: [{ field: 'stage' }, { field: 'seconds', format: '.1f' }, { field: 'device' }],
+    },
+  } as TopLevelSpec;
+}

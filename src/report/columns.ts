@@ -1,0 +1,65 @@
+/**
+ * The article-style comparison table, defined once for the HTML and Markdown pages: which field of
+ * a variant each column shows and how it is printed. A cell is always `format(value(v))`, and the HTML
+ * keeps `value(v)` exactly in a data attribute, so a reader (or a test) can check text against JSON.
+ */
+import type { VariantBench } from '../pipeline/manifest.js';
+import type { RunReport, StageRow } from './run-report.js';
+import { formatBytes, formatCount, formatPercent } from './format.js';
+
+export interface Column<T> {
+  key: string;
+  header: string;
+  value: (row: T) => number | string | undefined;
+  format: (value: never) => string;
+  numeric: boolean;
+}
+
+const fixed = (digits: number) => (v: number): string => v.toFixed(digits);
+const text = (v: string): string => v;
+
+export const VARIANT_COLUMNS: readonly Column<VariantBench>[] = [
+  { key: 'id', header: 'variant', value: (v) => v.id, format: text, numeric: false },
+  { key: 'kind', header: 'made by', value: (v) => (v.from ? `${v.kind} ← ${v.from}` : v.kind), format: text, numeric: false },
+  { key: 'size_bytes', header: 'file size', value: (v) => v.size_bytes, format: formatBytes, numeric: true },
+  { key: 'gzip_bytes', header: 'gzip size', value: (v) => v.gzip_bytes, format: formatBytes, numeric: true },
+  { key: 'params', header: 'params', value: (v) => v.params, format: formatCount, numeric: true },
+  { key: 'macs', header: 'MACs', value: (v) => v.macs, format: formatCount, numeric: true },
+  { key: 'latency_ms.p50', header: 'batch-1 latency p50 (ms)', value: (v) => v.latency_ms.p50, format: fixed(3), numeric: true },
+  { key: 'latency_ms.p90', header: 'p90 (ms)', value: (v) => v.latency_ms.p90, format: fixed(3), numeric: true },
+  { key: 'throughput_ips', header: 'throughput (img/s)', value: (v) => v.throughput_ips, format: fixed(0), numeric: true },
+  { key: 'top1', header: 'top-1', value: (v) => v.top1, format: (v: number) => formatPercent(v), numeric: true },
+];
+
+/** "×0.26 size, ×0.48 latency, −1.20 pt" against the first variant (the baseline). */
+export function versusBaseline(v: VariantBench, base: VariantBench | undefined): string {
+  if (!base || base === v) return 'baseline';
+  const ratio = (a: number, b: number): string => (b > 0 ? `×${(a / b).toFixed(2)}` : '');
+  const pt = (v.top1 - base.top1) * 100;
+  return `${ratio(v.size_bytes, base.size_bytes)} size, ${ratio(v.latency_ms.p50, base.latency_ms.p50)} latency, ${pt >= 0 ? '+' : '−'}${Math.abs(pt).toFixed(2)} pt`;
+}
+
+export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
+  { key: 'id', header: 'stage', value: (s) => s.id, format: text, numeric: false },
+  { key: 'kind', header: 'kind', value: (s) => s.kind, format: text, numeric: false },
+  { key: 'status', header: 'status', value: (s) => (s.reused ? `${s.status} (reused)` : s.status), format: text, numeric: false },
+  { key: 'device', header: 'device', value: (s) => s.device, format: text, numeric: false },
+  { key: 'seconds', header: 'seconds', value: (s) => s.seconds, format: fixed(1), numeric: true },
+  { key: 'gpu_seconds', header: 'GPU-seconds', value: (s) => s.gpu_seconds, format: fixed(1), numeric: true },
+  { key: 'cost', header: 'cost ($)', value: (s) => s.cost, format: fixed(4), numeric: true },
+  { key: 'summary', header: 'what it did', value: (s) => s.summary, format: text, numeric: false },
+];
+
+/** Shell command that re-measures the report's variants with `slim bench`. */
+export function benchCommand(r: RunReport): string {
+  const files = r.variants.map((v) => `${r.run_dir}/${v.file}`);
+  const data = r.data.name === 'cifar10' ? 'cifar10' : `${r.data.name}/test`;
+  const limit = r.data.name === 'cifar10' && r.data.test_images === 10000 ? '' : ` --limit ${r.data.test_images}`;
+  const b = r.bench;
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}` : ''} --data ${data}${limit}`;
+}
+
+export function cell<T>(c: Column<T>, row: T): string {
+  const v = c.value(row);
+  return v === undefined ? '' : (c.format as (x: unknown) => string)(v);
+}

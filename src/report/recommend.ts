@@ -1,0 +1,185 @@
+/**
+ * `slim recommend`: the best variant of a run under size / latency / accuracy limits, with the reasons,
+ * or — when nothing fits — which variant comes closest and which limit is nearest to being met.
+ * Pure: report variants and limits in, a decision and its explanation out.
+ */
+import type { VariantBench } from '../pipeline/manifest.js';
+import { formatBytes, formatPercent } from './format.js';
+
+export interface Limits {
+  maxSizeBytes?: number;
+  /** Batch-1 p50 latency. */
+  maxLatencyMs?: number;
+  /** Fraction in (0, 1]. */
+  minTop1?: number;
+}
+
+export type LimitName = 'size' | 'latency' | 'top1';
+
+export interface LimitCheck {
+  limit: LimitName;
+  bound: number;
+  value: number;
+  met: boolean;
+  /** How far off, relative to the bound: 0 when met, 0.24 = 24 % over (or short). */
+  miss: number;
+}
+
+export interface Assessment {
+  id: string;
+  checks: LimitCheck[];
+  fits: boolean;
+  /** The largest relative miss over the limits (0 when it fits). */
+  worstMiss: number;
+}
+
+export interface PerLimit {
+  limit: LimitName;
+  bound: number;
+  met: string[];
+  /** The variant with the best value for this limit. */
+  best: { id: string; value: number; miss: number };
+}
+
+export interface Recommendation {
+  limits: Limits;
+  assessed: Assessment[];
+  /** The chosen variant (when some fit). */
+  choice?: string;
+  /** Variants within the limits and on their Pareto front (top-1 ↑, latency ↓, size ↓). */
+  candidates: string[];
+  /** When nothing fits: the variant with the smallest worst miss, and the limit nearest to being met. */
+  closest?: { id: string; misses: LimitCheck[] };
+  nearestLimit?: PerLimit;
+  perLimit: PerLimit[];
+  /** The explanation, one sentence a line. */
+  lines: string[];
+}
+
+const LABEL: Record<LimitName, string> = { size: 'file size', latency: 'batch-1 p50 latency', top1: 'top-1' };
+
+export function formatLimitValue(limit: LimitName, v: number): string {
+  if (limit === 'size') return formatBytes(v);
+  if (limit === 'latency') return `${v.toFixed(2)} ms`;
+  return formatPercent(v);
+}
+
+function checksFor(v: VariantBench, limits: Limits): LimitCheck[] {
+  const checks: LimitCheck[] = [];
+  const over = (limit: LimitName, value: number, bound: number): void => {
+    checks.push({ limit, bound, value, met: value <= bound, miss: value <= bound ? 0 : value / bound - 1 });
+  };
+  if (limits.maxSizeBytes !== undefined) over('size', v.size_bytes, limits.maxSizeBytes);
+  if (limits.maxLatencyMs !== undefined) over('latency', v.latency_ms.p50, limits.maxLatencyMs);
+  if (limits.minTop1 !== undefined) {
+    const met = v.top1 >= limits.minTop1;
+    checks.push({ limit: 'top1', bound: limits.minTop1, value: v.top1, met, miss: met ? 0 : (limits.minTop1 - v.top1) / limits.minTop1 });
+  }
+  return checks;
+}
+
+const describeCheck = (c: LimitCheck): string =>
+  `${LABEL[c.limit]} ${formatLimitValue(c.limit, c.value)} ${c.limit === 'top1' ? (c.met ? '≥' : '<') : c.met ? '≤' : '>'} ${formatLimitValue(c.limit, c.bound)}` +
+  (c.met ? '' : ` (${(c.miss * 100).toFixed(1)} % ${c.limit === 'top1' ? 'short' : 'over'})`);
+
+/** Better first: higher top-1, then lower latency, then smaller file. */
+function rank(a: VariantBench, b: VariantBench): number {
+  return b.top1 - a.top1 || a.latency_ms.p50 - b.latency_ms.p50 || a.size_bytes - b.size_bytes;
+}
+
+export function recommend(variants: readonly VariantBench[], limits: Limits): Recommendation {
+  const assessed = variants.map((v): Assessment => {
+    const checks = checksFor(v, limits);
+    return { id: v.id, checks, fits: checks.every((c) => c.met), worstMiss: Math.max(0, ...checks.map((c) => c.miss)) };
+  });
+  const byId = new Map(variants.map((v) => [v.id, v]));
+  const perLimit = (['size', 'latency', 'top1'] as const)
+    .filter((l) => assessed[0]?.checks.some((c) => c.limit === l))
+    .map((limit): PerLimit => {
+      const rows = assessed.map((a) => ({ id: a.id, check: a.checks.find((c) => c.limit === limit)! }));
+      const best = [...rows].sort((a, b) => (limit === 'top1' ? b.check.value - a.check.value : a.check.value - b.check.value))[0]!;
+      return { limit, bound: best.check.bound, met: rows.filter((r) => r.check.met).map((r) => r.id), best: { id: best.id, value: best.check.value, miss: best.check.miss } };
+    });
+
+  const fitting = variants.filter((v) => assessed.find((a) => a.id === v.id)!.fits);
+  const lines: string[] = [];
+  if (fitting.length > 0) {
+    // Within the limits, drop anything another fitting variant beats on all three axes.
+    const beats = (a: VariantBench, b: VariantBench): boolean =>
+      a.top1 >= b.top1 && a.latency_ms.p50 <= b.latency_ms.p50 && a.size_bytes <= b.size_bytes && (a.top1 > b.top1 || a.latency_ms.p50 < b.latency_ms.p50 || a.size_bytes < b.size_bytes);
+    const candidates = fitting.filter((v) => !fitting.some((o) => o !== v && beats(o, v))).sort(rank);
+    const choice = candidates[0]!;
+    const checks = assessed.find((a) => a.id === choice.id)!.checks;
+    lines.push(`Recommended: ${choice.id} (${choice.file}) — ${checks.length ? checks.map(describeCheck).join(', ') : `top-1 ${formatPercent(choice.top1)}`}.`);
+    lines.push(
+      fitting.length === 1
+        ? `It is the only one of ${variants.length} variants within the limits.`
+        : `It has the highest top-1 of the ${fitting.length} variants within the limits${choice.top1 === candidates[1]?.top1 ? ' (ties broken by latency, then size)' : ''}.`,
+    );
+    for (const other of candidates.slice(1)) {
+      lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${other.latency_ms.p50.toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice)}).`);
+    }
+    for (const v of fitting.filter((f) => !candidates.includes(f))) {
+      const by = fitting.find((o) => o !== v && beats(o, v))!;
+      lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
+    }
+    for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
+    return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines };
+  }
+
+  const closestA = [...assessed].sort((a, b) => a.worstMiss - b.worstMiss || rank(byId.get(a.id)!, byId.get(b.id)!))[0];
+  lines.push(`No variant of ${variants.length} meets ${assessed[0]?.checks.length === 1 ? 'the limit' : 'all the limits'}.`);
+  if (!closestA) return { limits, assessed, candidates: [], perLimit, lines: ['The run has no benchmarked variants.'] };
+  const misses = closestA.checks.filter((c) => !c.met);
+  lines.push(`Closest: ${closestA.id} — misses ${misses.map(describeCheck).join(' and ')}${closestA.checks.some((c) => c.met) ? `; meets ${closestA.checks.filter((c) => c.met).map((c) => LABEL[c.limit]).join(' and ')}` : ''}.`);
+  for (const p of perLimit) {
+    lines.push(
+      p.met.length
+        ? `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by ${p.met.join(', ')}.`
+        : `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by none — the best is ${p.best.id} at ${formatLimitValue(p.limit, p.best.value)} (${(p.best.miss * 100).toFixed(1)} % away).`,
+    );
+  }
+  const unmet = perLimit.filter((p) => p.met.length === 0).sort((a, b) => a.best.miss - b.best.miss);
+  const nearest = unmet[0];
+  if (nearest) {
+    lines.push(`Nearest to being met: the ${LABEL[nearest.limit]} limit (${(nearest.best.miss * 100).toFixed(1)} % away, by ${nearest.best.id}).`);
+  } else {
+    lines.push('Each limit is met by some variant, but no variant meets them all at once.');
+  }
+  lines.push(advice(unmet.map((p) => p.limit)));
+  return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
+}
+
+function tradeoff(v: VariantBench, choice: VariantBench): string {
+  const pt = (choice.top1 - v.top1) * 100;
+  const faster = choice.latency_ms.p50 / v.latency_ms.p50;
+  const smaller = choice.size_bytes / v.size_bytes;
+  const parts = [faster > 1 ? `${faster.toFixed(2)}× faster` : '', smaller > 1 ? `${smaller.toFixed(2)}× smaller` : ''].filter(Boolean);
+  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate`;
+}
+
+function advice(unmet: LimitName[]): string {
+  const tips: Record<LimitName, string> = {
+    size: 'int8 quantization (about 4× smaller) or structured pruning shrink the file',
+    latency: 'structured pruning (a lower target_macs) and int8 cut latency; check `slim doctor` on the device',
+    top1: 'more training epochs, more training images, distillation from a larger model, or less aggressive pruning raise top-1',
+  };
+  return `To get there: ${(unmet.length ? unmet : (['size', 'latency', 'top1'] as LimitName[])).map((l) => tips[l]).join('; ')}.`;
+}
+
+/** "3MB", "500 KB", "2.5MiB", "123456" (bytes) → bytes; MB = 1,048,576 bytes, as `slim bench` prints sizes. */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'b').toLowerCase().replace('i', '').replace(/b$/, '');
+  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit];
+  return scale === undefined ? undefined : Math.round(Number(m[1]) * scale);
+}
+
+/** "0.93", "93%", "93 %" → 0.93. */
+export function parseTop1(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(%)?\s*$/.exec(text);
+  if (!m) return undefined;
+  const v = Number(m[1]) / (m[2] ? 100 : 1);
+  return v > 0 && v <= 1 ? v : undefined;
+}

@@ -1,0 +1,178 @@
+/**
+ * A run manifest → the report's one data document (report.json). The Markdown and HTML pages are
+ * renderings of this object and nothing else, so every number they show is a number in the JSON.
+ */
+import type { EpochRecord } from '../engine/train.js';
+import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
+import type {
+  BenchResult,
+  DeployResultRecord,
+  MachineInfo,
+  PruneResult,
+  QuantizeResult,
+  RunManifest,
+  StageRecord,
+  VariantBench,
+} from '../pipeline/manifest.js';
+import { paretoFront } from './pareto.js';
+
+export interface StageRow {
+  id: string;
+  kind: string;
+  status: string;
+  /** Taken from the store in the latest invocation (its seconds are those of the run that made it). */
+  reused: boolean;
+  from?: string;
+  device: string;
+  seconds: number;
+  gpu_seconds: number;
+  cost: number;
+  /** One line: what the stage did, in numbers. */
+  summary: string;
+  error?: string;
+}
+
+export interface RunReport {
+  version: 1;
+  name: string;
+  description?: string;
+  run_dir: string;
+  generated: string;
+  machine: MachineInfo;
+  data: RunManifest['data'];
+  complete: boolean;
+  /** Wall time of the latest `slim run` / `slim demo` invocation. */
+  wall_seconds: number;
+  gpu_price_per_hour: number;
+  bench?: Omit<BenchResult, 'variants'>;
+  /** Every benchmarked variant: `slim bench`'s numbers plus top-5 and per-class accuracy. */
+  variants: VariantBench[];
+  /** Ids on the Pareto front of top-1 vs batch-1 p50 latency, and of top-1 vs file size. */
+  pareto: { latency: string[]; size: string[] };
+  stages: StageRow[];
+  /** Sums over the stages (each counted with the seconds of the run that made it). */
+  totals: { seconds: number; gpu_seconds: number; cost: number };
+  training: { stage: string; kind: string; teacher?: string; eval_images: number; history: EpochRecord[] }[];
+  sensitivity?: { stage: string; from?: string; layers: LayerSensitivity[] };
+  prune: (PruneResult & { stage: string; from?: string })[];
+  quantize: (Omit<QuantizeResult, 'sensitivity'> & { stage: string; from?: string })[];
+  deploy: (DeployResultRecord & { stage: string })[];
+}
+
+export function buildRunReport(manifest: RunManifest, runDir: string): RunReport {
+  const stages = manifest.stages.filter((s): s is StageRecord => Boolean(s));
+  const benches = stages.filter((s) => s.kind === 'bench' && s.status === 'done' && s.result);
+  const bench = benches.at(-1)?.result as BenchResult | undefined;
+  const variants = bench?.variants ?? [];
+  const front = (cost: (v: VariantBench) => number): string[] => paretoFront(variants.map((v) => ({ id: v.id, gain: v.top1, cost: cost(v) })));
+  const training: RunReport['training'] = [];
+  const prune: RunReport['prune'] = [];
+  const quantize: RunReport['quantize'] = [];
+  const deploy: RunReport['deploy'] = [];
+  let sensitivity: RunReport['sensitivity'];
+  for (const s of stages) {
+    if (s.status !== 'done' || !s.result) continue;
+    const from = s.from ? { from: s.from } : {};
+    switch (s.kind) {
+      case 'train':
+      case 'finetune':
+      case 'distill':
+        training.push({ stage: s.id, kind: s.kind, eval_images: s.result.eval_images, history: s.result.history, ...(s.result.teacher ? { teacher: s.result.teacher } : {}) });
+        break;
+      case 'prune':
+        prune.push({ ...s.result, stage: s.id, ...from });
+        break;
+      case 'quantize': {
+        const { sensitivity: layers, ...rest } = s.result;
+        quantize.push({ ...rest, stage: s.id, ...from });
+        if (layers?.length && !sensitivity) sensitivity = { stage: s.id, ...from, layers };
+        break;
+      }
+      case 'deploy':
+        deploy.push({ ...s.result, stage: s.id });
+        break;
+      default:
+        break;
+    }
+  }
+  const rows = stages.map(stageRow);
+  return {
+    version: 1,
+    name: manifest.name,
+    ...(manifest.description ? { description: manifest.description } : {}),
+    run_dir: runDir,
+    generated: new Date().toISOString(),
+    machine: manifest.machine,
+    data: manifest.data,
+    complete: manifest.complete,
+    wall_seconds: manifest.wall_seconds,
+    gpu_price_per_hour: manifest.gpu_price_per_hour,
+    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, batch: bench.batch, eval_data: bench.eval_data } } : {}),
+    variants,
+    pareto: { latency: front((v) => v.latency_ms.p50), size: front((v) => v.size_bytes) },
+    stages: rows,
+    totals: {
+      seconds: rows.reduce((a, r) => a + r.seconds, 0),
+      gpu_seconds: rows.reduce((a, r) => a + r.gpu_seconds, 0),
+      cost: rows.reduce((a, r) => a + r.cost, 0),
+    },
+    training,
+    ...(sensitivity ? { sensitivity } : {}),
+    prune,
+    quantize,
+    deploy,
+  };
+}
+
+function stageRow(s: StageRecord): StageRow {
+  return {
+    id: s.id,
+    kind: s.kind,
+    status: s.status,
+    reused: Boolean(s.reused),
+    ...(s.from ? { from: s.from } : {}),
+    device: s.device,
+    seconds: s.seconds,
+    gpu_seconds: s.gpu_seconds,
+    cost: s.cost,
+    summary: summarize(s),
+    ...(s.error ? { error: s.error } : {}),
+  };
+}
+
+const pct = (v: number): string => `${(v * 100).toFixed(2)} %`;
+const count = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
+
+function summarize(s: StageRecord): string {
+  if (s.status === 'failed') return `failed: ${s.error ?? 'unknown error'}`;
+  if (s.status !== 'done' || !s.result) return s.status;
+  switch (s.kind) {
+    case 'source':
+      return `model file ${s.result.file}`;
+    case 'train':
+    case 'finetune':
+    case 'distill': {
+      const r = s.result;
+      return `${r.history.length} epochs on ${r.train_images.toLocaleString('en')} images${r.teacher ? ` (teacher ${r.teacher})` : ''}: test top-1 ${pct(r.test_top1)} on ${r.eval_images.toLocaleString('en')} images`;
+    }
+    case 'prune': {
+      const r = s.result;
+      const what = r.mode === 'structured' ? `MACs ${count(r.macs_before)} → ${count(r.macs_after)}, params ${count(r.params_before)} → ${count(r.params_after)}` : `sparsity ${pct(r.sparsity ?? 0)}`;
+      return `${r.mode}: ${what}${r.finetune_epochs ? `, ${r.finetune_epochs} fine-tuning epoch(s)` : ''}${r.test_top1 !== undefined ? `, test top-1 ${pct(r.test_top1)}` : ''}`;
+    }
+    case 'quantize': {
+      const r = s.result;
+      if (r.mode !== 'static') return r.mode;
+      const mixed = r.mixed_precision;
+      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float` : ''}`;
+    }
+    case 'bench': {
+      const r = s.result;
+      return `${r.variants.length} models, ${r.threads} thread(s), ${r.runs} batch-1 runs each; top-1 on ${r.eval_data}`;
+    }
+    case 'deploy': {
+      const r = s.result;
+      return `${r.target} bundle of ${r.variant}: ${r.files} files, ${r.total_bytes.toLocaleString('en')} bytes (${r.out})`;
+    }
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * `writeRunReport`: a run folder's manifest → `<run>/report/`: report.json (the data), report.html
+ * (one self-contained page), report.md and charts/*.svg (for the Markdown). Each file is written
+ * atomically.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { SlimError } from '../errors.js';
+import { writeFileAtomic } from '../onnx/io.js';
+import { readManifest } from '../pipeline/manifest.js';
+import { curvesSpec, paretoSpec, perClassSpec, renderSvg, sensitivitySpec, stageTimeSpec } from './charts.js';
+import { renderHtml, type ReportCharts } from './html.js';
+import { renderMarkdown } from './markdown.js';
+import { buildRunReport, type RunReport } from './run-report.js';
+
+export interface ReportPaths {
+  html: string;
+  markdown: string;
+  json: string;
+  charts: string[];
+}
+
+export async function renderCharts(r: RunReport): Promise<ReportCharts> {
+  const charts: ReportCharts = {};
+  if (r.variants.length) {
+    const points = (front: readonly string[], x: (v: RunReport['variants'][number]) => number) =>
+      r.variants.map((v) => ({ id: v.id, x: x(v), top1: v.top1, pareto: front.includes(v.id) }));
+    charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => v.latency_ms.p50), { title: 'Top-1 vs batch-1 latency', xTitle: 'p50 latency (ms)' }), 'latency');
+    charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KB)' }), 'size');
+    const classes = r.variants[0]!.per_class.map((c) => c.name);
+    charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');
+  }
+  if (r.sensitivity) charts.sensitivity = await renderSvg(sensitivitySpec(r.sensitivity.layers), 'sensitivity');
+  if (r.training.length) {
+    const series = r.training.map((t) => ({ stage: t.stage, history: t.history }));
+    charts.accuracyCurves = await renderSvg(curvesSpec(series, 'testAccuracy'), 'accuracy-curves');
+    charts.lossCurves = await renderSvg(curvesSpec(series, 'trainLoss'), 'loss-curves');
+  }
+  const timed = r.stages.filter((s) => s.kind !== 'source' && s.status === 'done');
+  if (timed.length) charts.stageTimes = await renderSvg(stageTimeSpec(timed.map((s) => ({ stage: s.id, seconds: s.seconds, device: s.device }))), 'stage-times');
+  return charts;
+}
+
+export async function writeRunReport(runDir: string, options: { out?: string } = {}): Promise<{ report: RunReport; paths: ReportPaths }> {
+  const dir = path.resolve(runDir);
+  const manifest = await readManifest(dir);
+  if (!manifest) throw new SlimError({ file: dir, problem: 'has no manifest.json: it is not a run folder', fix: 'run a recipe first: slim run recipes/demo.yaml (or slim demo)' });
+  const report = buildRunReport(manifest, dir);
+  const out = path.resolve(options.out ?? path.join(dir, 'report'));
+  await mkdir(path.join(out, 'charts'), { recursive: true });
+  const charts = await renderCharts(report);
+  const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+  const chartFiles: Record<string, string> = {};
+  for (const [name, svg] of Object.entries(charts) as [string, string | undefined][]) {
+    if (!svg) continue;
+    const rel = `charts/${name}.svg`;
+    await writeFileAtomic(path.join(out, rel), text(svg));
+    chartFiles[name] = rel;
+  }
+  const paths: ReportPaths = {
+    html: path.join(out, 'report.html'),
+    markdown: path.join(out, 'report.md'),
+    json: path.join(out, 'report.json'),
+    charts: Object.values(chartFiles).map((f) => path.join(out, f)),
+  };
+  await writeFileAtomic(paths.json, text(`${JSON.stringify(report, null, 2)}\n`));
+  await writeFileAtomic(paths.markdown, text(renderMarkdown(report, chartFiles)));
+  await writeFileAtomic(paths.html, text(renderHtml(report, charts)));
+  return { report, paths };
+}

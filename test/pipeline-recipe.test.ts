@@ -1,0 +1,163 @@
+/**
+ * Recipe validation: every problem is reported at its line and column (oracle: the position of the
+ * offending text in the recipe, found independently), says what is wrong and what to do. The shipped
+ * recipes parse. `slim run` prints the error on one line and exits 1.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
+import { runSlim } from './helpers/cli.js';
+import { REPO_ROOT } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-recipe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** 1-based line and column of the n-th occurrence of `needle` in `text`. */
+function positionOf(text: string, needle: string, nth = 1): { line: number; col: number } {
+  let at = -1;
+  for (let i = 0; i < nth; i++) {
+    at = text.indexOf(needle, at + 1);
+    if (at < 0) throw new Error(`'${needle}' not in the recipe`);
+  }
+  const before = text.slice(0, at).split('\n');
+  return { line: before.length, col: before.at(-1)!.length + 1 };
+}
+
+function issuesOf(text: string): RecipeIssue[] {
+  try {
+    parseRecipe(text, 'r.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(RecipeError);
+    return (e as RecipeError).issues;
+  }
+  throw new Error('the recipe was accepted');
+}
+
+const GOOD = `name: t
+model: { zoo: resnet18-cifar, width: 0.25 }
+stages:
+  - train: { id: fp32, epochs: 2 }
+  - quantize: { id: int8 }
+  - bench: {}
+`;
+
+describe('recipe validation', () => {
+  it('accepts the shipped recipes and fills defaults', async () => {
+    for (const name of ['demo.yaml', 'full-gpu.yaml']) {
+      const r = await loadRecipe(path.join(REPO_ROOT, 'recipes', name));
+      expect(r.stages.length).toBeGreaterThanOrEqual(5);
+      expect(r.stages.some((s) => s.kind === 'bench')).toBe(true);
+    }
+    const r = parseRecipe(GOOD, 'r.yaml');
+    expect(r.stages.map((s) => [s.kind, s.id])).toEqual([['train', 'fp32'], ['quantize', 'int8'], ['bench', 'bench']]);
+    const train = r.stages[0]!;
+    expect(train.kind === 'train' && train.spec.batch).toBe(128);
+    expect(r.data.dataset).toBe('cifar10');
+  });
+
+  it('points at a wrong value: line, column, what it expected and what it means', () => {
+    const text = GOOD.replace('epochs: 2', 'epochs: eight');
+    const [issue, ...rest] = issuesOf(text);
+    expect(rest).toEqual([]);
+    expect(issue).toMatchObject({ ...positionOf(text, 'eight'), path: 'stages[0].train.epochs' });
+    expect(issue!.problem).toBe("expected a number, got 'eight'");
+    expect(issue!.fix).toMatch(/whole number ≥ 1/);
+  });
+
+  it('names the allowed range of a number that is out of range', () => {
+    const text = GOOD.replace("  - quantize: { id: int8 }\n", '  - prune:\n      structured:\n        target_macs: 1.5\n');
+    const [issue] = issuesOf(text);
+    expect(issue).toMatchObject({ ...positionOf(text, '1.5'), path: 'stages[1].prune.structured.target_macs', problem: 'must be ≤ 1, got 1.5' });
+    expect(issue!.fix).toMatch(/fraction of MACs to keep/);
+  });
+
+  it('suggests the key that was meant, at the misspelt key', () => {
+    const text = GOOD.replace('epochs: 2', 'epocs: 2');
+    const issues = issuesOf(text);
+    const unknown = issues.find((i) => i.problem === "unknown key 'epocs'");
+    expect(unknown).toMatchObject({ ...positionOf(text, 'epocs'), fix: "did you mean 'epochs'?" });
+    // …and the required key it replaced is reported missing.
+    expect(issues.find((i) => i.path === 'stages[0].train.epochs')?.problem).toBe('is missing');
+  });
+
+  it('suggests the stage kind that was meant', () => {
+    const text = GOOD.replace('  - quantize: { id: int8 }', '  - quantise: { id: int8 }');
+    const [issue] = issuesOf(text);
+    expect(issue).toMatchObject({ ...positionOf(text, 'quantise'), problem: "unknown stage 'quantise'" });
+    expect(issue!.fix).toMatch(/^did you mean 'quantize'\?/);
+  });
+
+  it('checks that from / teacher / variants name an earlier model', () => {
+    const text = `name: t
+model: { zoo: resnet18-cifar }
+stages:
+  - quantize: { id: early, from: fp32 }
+  - train: { id: fp32, epochs: 1 }
+  - distill: { id: small, teacher: big, epochs: 1 }
+  - bench: { variants: [fp32, nope] }
+  - deploy: { variant: bench, target: web }
+`;
+    const issues = issuesOf(text);
+    expect(issues.map((i) => [i.path, i.problem, i.line, i.col])).toEqual([
+      ['stages[0].quantize.from', "no earlier stage has id 'fp32'", ...Object.values(positionOf(text, 'fp32 }'))],
+      ['stages[2].distill.teacher', "no earlier stage has id 'big'", ...Object.values(positionOf(text, 'big'))],
+      ['stages[3].bench.variants[1]', "no earlier stage has id 'nope'", ...Object.values(positionOf(text, 'nope'))],
+      ['stages[4].deploy.variant', "stage 'bench' does not make a model", ...Object.values(positionOf(text, 'bench, target'))],
+    ]);
+    expect(issues[1]!.fix).toBe('use one of: early, fp32');
+  });
+
+  it('refuses two stages with the same id and says how to name the second', () => {
+    const text = GOOD.replace('  - bench: {}', '  - quantize: {}\n  - quantize: { samples: 64 }\n  - bench: {}');
+    const issues = issuesOf(text);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatchObject({ line: positionOf(text, '{ samples').line, problem: "two stages are called 'quantize'" });
+    expect(issues[0]!.fix).toMatch(/id: quantize-2/);
+  });
+
+  it('enforces one-of rules with a clear sentence', () => {
+    const text = GOOD.replace("  - quantize: { id: int8 }\n", '  - prune: { structured: { target_macs: 0.5, ratio: 0.3 } }\n');
+    const [issue] = issuesOf(text);
+    expect(issue).toMatchObject({ path: 'stages[1].prune.structured', problem: 'give exactly one of target_macs or ratio' });
+    const noMode = issuesOf(GOOD.replace("  - quantize: { id: int8 }\n", '  - prune: { importance: l1 }\n'));
+    expect(noMode[0]!.problem).toMatch(/exactly one of `structured/);
+  });
+
+  it('reports YAML syntax errors at their line', () => {
+    const text = 'name: t\nmodel: { zoo: resnet18-cifar\nstages: []\n';
+    const [issue] = issuesOf(text);
+    expect(issue!.problem).toMatch(/^YAML syntax/);
+    expect(issue!.line).toBeGreaterThanOrEqual(2);
+  });
+
+  it('lists every problem at once, in one line per the CLI rules', () => {
+    const text = GOOD.replace('epochs: 2', 'epochs: 0').replace('name: t', 'name: t\nseeed: 1');
+    let error: RecipeError | undefined;
+    try {
+      parseRecipe(text, 'my.yaml');
+    } catch (e) {
+      error = e as RecipeError;
+    }
+    expect(error!.issues).toHaveLength(2);
+    expect(error!.message).not.toMatch(/\n/);
+    const { line, col } = positionOf(text, 'seeed');
+    expect(error!.message).toContain(`my.yaml:${line}:${col}: seeed: unknown key 'seeed' — did you mean 'seed'?`);
+    expect(error!.message).toContain('stages[0].train.epochs: must be ≥ 1, got 0');
+  });
+
+  it('`slim run` on a bad recipe: one line on stderr naming file:line:col, exit 1, nothing on stdout', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    const text = GOOD.replace('width: 0.25', 'width: -1');
+    writeFileSync(file, text);
+    const run = await runSlim(['run', file, '--run-dir', path.join(dir, 'run')]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toBe('');
+    const { line, col } = positionOf(text, '-1');
+    expect(run.stderr.trim()).toBe(`slim: ${file}:${line}:${col}: model.width: must be > 0, got -1 — channel width multiplier, a number > 0 (0.25 = a quarter of the channels)`);
+    const missing = await runSlim(['run', path.join(dir, 'nope.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope\.yaml: the recipe does not exist/);
+  });
+});

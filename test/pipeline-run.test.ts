@@ -1,0 +1,182 @@
+/**
+ * `slim run` on a tiny real pipeline (ResNet-18 at 1/8 width, 200 CIFAR-10 images): every stage runs
+ * once; a rerun reuses every stage and changes no byte; an edited stage reruns with exactly the
+ * stages whose inputs change; a stage that fails is recorded and the run stops there; a run killed
+ * in the middle of training resumes at that stage — from the engine's last epoch checkpoint — with
+ * the earlier stages reused; a second `slim run` on a busy run folder is refused.
+ * Oracles: the manifest and the files themselves (artifact names are the sha256 of their bytes).
+ */
+import './helpers/engine-env.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../src/engine/native.js';
+import type { RunManifest } from '../src/pipeline/manifest.js';
+import { runSlim } from './helpers/cli.js';
+import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-pipeline-run-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Knobs {
+  target?: number;
+  samples?: number;
+  ftEpochs?: number;
+  perClass?: number;
+}
+
+function recipe({ target = 0.5, samples = 32, ftEpochs = 1, perClass = 20 }: Knobs = {}): string {
+  return `name: tiny
+data:
+  train_per_class: ${perClass}
+  test_limit: 200
+model: { zoo: resnet18-cifar, width: 0.125 }
+stages:
+  - train: { id: fp32, epochs: 1, batch: 50, eval_limit: 100 }
+  - quantize: { id: int8, samples: 32 }
+  - prune: { id: pruned, from: fp32, structured: { target_macs: ${target} }, round_to: 4, calib_samples: 32 }
+  - finetune: { id: pruned-ft, epochs: ${ftEpochs}, batch: 50, eval_limit: 100 }
+  - quantize: { id: pruned-int8, samples: ${samples} }
+  - bench: { runs: 50, warmup_runs: 2, batch: 4 }
+  - deploy: { variant: pruned-int8, target: linux-x64 }
+`;
+}
+
+const ALL = ['fp32', 'int8', 'pruned', 'pruned-ft', 'pruned-int8', 'bench', 'deploy'];
+
+interface RunJson {
+  run_dir: string;
+  ran: string[];
+  reused: string[];
+}
+
+function writeRecipe(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+function args(file: string, runDir: string): string[] {
+  return ['run', file, '--run-dir', runDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'];
+}
+
+async function run(file: string, runDir: string): Promise<RunJson> {
+  const r = await runSlim(args(file, runDir), { timeoutMs: 240_000 });
+  if (r.code !== 0) throw new Error(`slim run failed (${r.code}): ${r.stderr.split('\n').slice(-5).join('\n')}`);
+  return JSON.parse(r.stdout) as RunJson;
+}
+
+const manifestOf = (runDir: string): RunManifest => JSON.parse(readFileSync(path.join(runDir, 'manifest.json'), 'utf8')) as RunManifest;
+const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
+  const runDir = path.join(dir, 'run');
+  let first: RunManifest;
+
+  it('runs every stage once; every model is stored under the hash of its bytes', async () => {
+    const out = await run(writeRecipe('a.yaml', recipe()), runDir);
+    expect(out.ran).toEqual(ALL);
+    expect(out.reused).toEqual([]);
+    first = manifestOf(runDir);
+    expect(first.complete).toBe(true);
+    expect(first.stages.map((s) => [s.id, s.status])).toEqual(ALL.map((id) => [id, 'done']));
+    for (const s of first.stages.filter((x) => x.model)) {
+      const artifact = path.join(runDir, s.model!.path);
+      expect(path.basename(artifact)).toBe(`${sha(artifact)}.onnx`);
+      expect(sha(path.join(runDir, 'models', `${s.id}.onnx`))).toBe(s.model!.sha256);
+    }
+    expect(existsSync(path.join(runDir, 'deploy', 'deploy', 'slim.json'))).toBe(true);
+    expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(true);
+  });
+
+  it('a rerun reuses every stage and changes no byte', async () => {
+    const out = await run(path.join(dir, 'a.yaml'), runDir);
+    expect(out.ran).toEqual([]);
+    expect(out.reused).toEqual(ALL);
+    const again = manifestOf(runDir);
+    expect(again.stages.map((s) => [s.key, s.model?.sha256])).toEqual(first.stages.map((s) => [s.key, s.model?.sha256]));
+    expect(again.stages.every((s) => s.reused)).toBe(true);
+  });
+
+  it('an edited stage reruns, with the stages whose inputs change — nothing else', async () => {
+    const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);
+    // New calibration → new int8 bytes → new bench and deploy inputs; train, prune, fine-tune untouched.
+    expect(out.ran).toEqual(['pruned-int8', 'bench', 'deploy']);
+    expect(out.reused).toEqual(['fp32', 'int8', 'pruned', 'pruned-ft']);
+    const m = manifestOf(runDir);
+    const byId = (x: RunManifest, id: string) => x.stages.find((s) => s.id === id)!;
+    expect(byId(m, 'pruned-int8').model!.sha256).not.toBe(byId(first, 'pruned-int8').model!.sha256);
+    expect(byId(m, 'pruned-ft').model!.sha256).toBe(byId(first, 'pruned-ft').model!.sha256);
+    // Going back to the first recipe needs no work: its stages are still in the store.
+    const back = await run(path.join(dir, 'a.yaml'), runDir);
+    expect(back.ran).toEqual([]);
+  });
+
+  it('a failing stage is recorded; the run stops there with a one-line error', async () => {
+    const r = await runSlim(args(writeRecipe('c.yaml', recipe({ target: 0.02 })), runDir), { timeoutMs: 120_000 });
+    expect(r.code).toBe(2);
+    // Placed at the stage's line of the recipe, in the recipe's words (max_ratio, not --max-ratio).
+    const line = recipe().split('\n').findIndex((l) => l.includes('prune:')) + 1;
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('slim:'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(new RegExp(`^slim: .*c\\.yaml:${line}: stage 'pruned' \\(prune\\): MAC target 0\\.02 is out of reach.*max_ratio`));
+    const m = manifestOf(runDir);
+    expect(m.complete).toBe(false);
+    expect(m.stages.map((s) => [s.id, s.status])).toEqual([['fp32', 'done'], ['int8', 'done'], ['pruned', 'failed']]);
+    expect(m.stages[2]!.error).toMatch(/out of reach/);
+  });
+
+  it('killed while training, a rerun resumes at that stage from its last epoch; a busy run folder is refused', async () => {
+    const crashDir = path.join(dir, 'crash');
+    const file = writeRecipe('d.yaml', recipe({ ftEpochs: 6, perClass: 40 }));
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, crashDir)], {
+      cwd: REPO_ROOT,
+      stdio: 'ignore',
+    });
+    try {
+      // Wait until the fine-tuning stage has checkpointed its first epoch (and has more to go).
+      await until(() => {
+        const m = existsSync(path.join(crashDir, 'manifest.json')) ? manifestOf(crashDir) : undefined;
+        const ft = m?.stages.find((s) => s.id === 'pruned-ft');
+        const work = path.join(crashDir, 'work');
+        return ft?.status === 'running' && existsSync(work) && readdirSync(work).some((d) => existsSync(path.join(work, d, 'last.ckpt')));
+      }, 150_000);
+      const busy = await runSlim(args(file, crashDir), { timeoutMs: 60_000 });
+      expect(busy.code).toBe(2);
+      expect(busy.stderr).toMatch(new RegExp(`another slim run \\(pid ${child.pid}\\) is using this run folder`));
+    } finally {
+      await kill(child);
+    }
+    const killed = manifestOf(crashDir);
+    expect(killed.stages.map((s) => s.status)).toEqual(['done', 'done', 'done', 'running']);
+
+    const out = await run(file, crashDir);
+    expect(out.reused).toEqual(['fp32', 'int8', 'pruned']);
+    expect(out.ran).toEqual(['pruned-ft', 'pruned-int8', 'bench', 'deploy']);
+    const m = manifestOf(crashDir);
+    const ft = m.stages.find((s) => s.id === 'pruned-ft')!;
+    expect(ft.kind === 'finetune' && ft.result!.resumed_from_epoch).toBeGreaterThanOrEqual(1);
+    expect(ft.kind === 'finetune' && ft.result!.history).toHaveLength(6);
+    expect(m.stages.slice(0, 3).map((s) => s.model!.sha256)).toEqual(killed.stages.slice(0, 3).map((s) => s.model!.sha256));
+    expect(m.complete).toBe(true);
+  });
+});
+
+async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  while (!done()) {
+    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting for the run to reach the fine-tuning stage');
+    await new Promise((r) => setTimeout(r, 15));
+  }
+}
+
+function kill(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}

@@ -1,0 +1,233 @@
+/**
+ * The report of a tiny real run (train → int8 with sensitivity → prune → bench): the HTML parses (a
+ * strict reader here, Chromium's parser below), makes no request, holds every chart as inline SVG,
+ * and every number in its tables is the JSON's number, printed as `slim bench` prints it. The JSON
+ * in turn equals a fresh `slim bench` of the same files: exactly for sizes, params, MACs and top-1,
+ * within noise for timing.
+ */
+import './helpers/engine-env.js';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../src/engine/native.js';
+import type { BenchRow } from '../src/cli/commands/bench.js';
+import type { VariantBench } from '../src/pipeline/manifest.js';
+import { formatBytes, formatCount } from '../src/report/format.js';
+import type { RunReport } from '../src/report/run-report.js';
+import { runSlim } from './helpers/cli.js';
+import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+import { externalRefs, findAll, parseHtml, textOf, type El } from './helpers/report-html.js';
+
+const native = nativeAvailable();
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-report-render-'));
+const runDir = path.join(dir, 'run');
+let report: RunReport;
+let html: string;
+let doc: El;
+
+const RECIPE = `name: tiny-report
+description: A tiny run for the report tests.
+data: { train_per_class: 20, test_limit: 200 }
+model: { zoo: resnet18-cifar, width: 0.125 }
+stages:
+  - train: { id: fp32, epochs: 2, batch: 50, eval_limit: 100 }
+  - quantize: { id: int8, samples: 32, sensitivity: true }
+  - prune: { id: pruned, from: fp32, structured: { target_macs: 0.5 }, round_to: 4, calib_samples: 32 }
+  - bench: { runs: 50, warmup_runs: 2, batch: 4 }
+`;
+
+beforeAll(async () => {
+  if (!native) return;
+  const file = path.join(dir, 'r.yaml');
+  writeFileSync(file, RECIPE);
+  const r = await runSlim(['run', file, '--run-dir', runDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000 });
+  if (r.code !== 0) throw new Error(`slim run failed: ${r.stderr.split('\n').slice(-5).join('\n')}`);
+  report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
+  html = readFileSync(path.join(runDir, 'report', 'report.html'), 'utf8');
+  doc = parseHtml(html);
+}, 300_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** How each table column prints its JSON value (the oracle: format.ts, as `slim bench` uses it). */
+const EXPECTED: Record<string, { value: (v: VariantBench) => number; text: (x: number) => string }> = {
+  size_bytes: { value: (v) => v.size_bytes, text: formatBytes },
+  gzip_bytes: { value: (v) => v.gzip_bytes, text: formatBytes },
+  params: { value: (v) => v.params, text: formatCount },
+  macs: { value: (v) => v.macs, text: formatCount },
+  'latency_ms.p50': { value: (v) => v.latency_ms.p50, text: (x) => x.toFixed(3) },
+  'latency_ms.p90': { value: (v) => v.latency_ms.p90, text: (x) => x.toFixed(3) },
+  throughput_ips: { value: (v) => v.throughput_ips, text: (x) => x.toFixed(0) },
+  top1: { value: (v) => v.top1, text: (x) => `${(x * 100).toFixed(2)} %` },
+};
+
+const byId = (root: El, id: string): El => {
+  const found = findAll(root, (e) => e.attrs['id'] === id)[0];
+  if (!found) throw new Error(`no element #${id}`);
+  return found;
+};
+
+describe.skipIf(!native)('the run report', () => {
+  it('lists every variant with its file, and marks the Pareto fronts correctly', () => {
+    expect(report.variants.map((v) => v.id)).toEqual(['fp32', 'int8', 'pruned']);
+    for (const v of report.variants) {
+      const bytes = readFileSync(path.join(runDir, v.file));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(v.sha256);
+      expect(bytes.byteLength).toBe(v.size_bytes);
+      expect(v.per_class).toHaveLength(10);
+      expect(v.per_class.reduce((a, c) => a + c.correct, 0) / v.eval_images).toBeCloseTo(v.top1, 12);
+    }
+    // Oracle: brute-force dominance.
+    const front = (cost: (v: VariantBench) => number): string[] =>
+      report.variants.filter((v) => !report.variants.some((o) => o !== v && o.top1 >= v.top1 && cost(o) <= cost(v) && (o.top1 > v.top1 || cost(o) < cost(v)))).map((v) => v.id);
+    expect([...report.pareto.latency].sort()).toEqual(front((v) => v.latency_ms.p50).sort());
+    expect([...report.pareto.size].sort()).toEqual(front((v) => v.size_bytes).sort());
+    expect(report.training.map((t) => [t.stage, t.history.length])).toEqual([['fp32', 2]]);
+    expect(report.sensitivity?.layers.length).toBeGreaterThan(10);
+  });
+
+  it('is one self-contained HTML file: it parses, requests nothing, and holds its charts as SVG', () => {
+    expect(externalRefs(html)).toEqual([]);
+    const scripts = findAll(doc, (e) => e.tag === 'script');
+    expect(scripts.map((s) => s.attrs['type'])).toEqual(['application/json']);
+    const figures = findAll(doc, (e) => e.tag === 'figure').map((f) => f.attrs['id']);
+    expect(figures).toEqual(['chart-latency', 'chart-size', 'chart-per-class', 'chart-sensitivity', 'chart-accuracy-curves', 'chart-loss-curves', 'chart-stage-times']);
+    for (const id of figures) {
+      const svg = findAll(byId(doc, id!), (e) => e.tag === 'svg');
+      expect(svg).toHaveLength(1);
+      expect(findAll(svg[0]!, (e) => e.tag === 'path' || e.tag === 'rect').length).toBeGreaterThan(5);
+    }
+    // Clip paths and other ids stay unique with seven charts inline.
+    const ids = findAll(doc, (e) => e.attrs['id'] !== undefined).map((e) => e.attrs['id']);
+    expect(new Set(ids).size).toBe(ids.length);
+    // The Pareto charts label every variant.
+    const latencyText = textOf(byId(doc, 'chart-latency'));
+    for (const v of report.variants) expect(latencyText).toContain(v.id);
+    // The embedded data is the report.json document.
+    expect(JSON.parse(textOf(scripts[0]!))).toEqual(report);
+  });
+
+  it('prints every table number as the JSON has it', () => {
+    const rows = findAll(byId(doc, 'variants-table'), (e) => e.tag === 'tr' && e.attrs['data-variant'] !== undefined);
+    expect(rows.map((r) => r.attrs['data-variant'])).toEqual(report.variants.map((v) => v.id));
+    for (const [i, row] of rows.entries()) {
+      const v = report.variants[i]!;
+      const cells = new Map(findAll(row, (e) => e.tag === 'td' && e.attrs['data-key'] !== undefined).map((c) => [c.attrs['data-key']!, c]));
+      expect(textOf(cells.get('id')!)).toBe(v.id);
+      for (const [key, want] of Object.entries(EXPECTED)) {
+        const c = cells.get(key)!;
+        expect(Number(c.attrs['data-value']), `${v.id} ${key}`).toBe(want.value(v));
+        expect(textOf(c), `${v.id} ${key}`).toBe(want.text(want.value(v)));
+      }
+      expect(row.attrs['class'] === 'front').toBe(report.pareto.latency.includes(v.id));
+    }
+    const perClass = findAll(byId(doc, 'per-class-table'), (e) => e.tag === 'td' && e.attrs['data-value'] !== undefined);
+    expect(perClass).toHaveLength(10 * report.variants.length);
+    for (const c of perClass) {
+      const v = report.variants.find((x) => x.id === c.attrs['data-variant'])!;
+      const row = findAll(byId(doc, 'per-class-table'), (e) => e.tag === 'tr').find((r) => r.children.includes(c))!;
+      const name = textOf(findAll(row, (e) => e.tag === 'td')[0]!);
+      const cls = v.per_class.find((p) => p.name === name)!;
+      expect(Number(c.attrs['data-value'])).toBe(cls.accuracy);
+      expect(textOf(c)).toBe(`${(cls.accuracy * 100).toFixed(1)} %`);
+    }
+    const stages = findAll(byId(doc, 'stages-table'), (e) => e.tag === 'tr' && e.attrs['data-stage'] !== undefined);
+    expect(stages.map((s) => s.attrs['data-stage'])).toEqual(report.stages.map((s) => s.id));
+    for (const [i, row] of stages.entries()) {
+      const s = report.stages[i]!;
+      const seconds = findAll(row, (e) => e.attrs['data-key'] === 'seconds')[0]!;
+      expect(Number(seconds.attrs['data-value'])).toBe(s.seconds);
+      expect(textOf(seconds)).toBe(s.seconds.toFixed(1));
+    }
+  });
+
+  it('equals a fresh `slim bench` of the same files (exact sizes, params, MACs, top-1; timing within noise)', async () => {
+    const files = report.variants.map((v) => path.join(runDir, v.file));
+    const r = await runSlim(['bench', ...files, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', String(report.data.test_images), '--threads', '1', '--batch', '4', '--runs', '50', '--json'], { timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const fresh = (JSON.parse(r.stdout) as { models: BenchRow[] }).models;
+    for (const [i, v] of report.variants.entries()) {
+      const b = fresh[i]!;
+      expect({ size: v.size_bytes, gzip: v.gzip_bytes, params: v.params, nonzero: v.nonzero_params, macs: v.macs, top1: v.top1, images: v.eval_images }).toEqual({
+        size: b.size_bytes, gzip: b.gzip_bytes, params: b.params, nonzero: b.nonzero_params, macs: b.macs, top1: b.top1, images: b.eval_images,
+      });
+      // Two runs on a shared 2-core machine: agreement within 3× is what load allows; the values
+      // themselves come from `slim bench` (a child process of the bench stage).
+      expect(b.latency_ms.p50 / v.latency_ms.p50).toBeGreaterThan(1 / 3);
+      expect(b.latency_ms.p50 / v.latency_ms.p50).toBeLessThan(3);
+      expect(b.throughput_ips / v.throughput_ips).toBeGreaterThan(1 / 3);
+      expect(b.threads).toBe(v.threads);
+    }
+  });
+
+  it('writes the same tables in Markdown, with the charts beside it', () => {
+    const md = readFileSync(path.join(runDir, 'report', 'report.md'), 'utf8');
+    for (const v of report.variants) {
+      const line = md.split('\n').find((l) => l.startsWith(`| ${v.id}`))!;
+      expect(line).toContain(`| ${formatBytes(v.size_bytes)} |`);
+      expect(line).toContain(`| ${(v.top1 * 100).toFixed(2)} % |`);
+    }
+    for (const m of md.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)) expect(existsSync(path.join(runDir, 'report', m[1]!))).toBe(true);
+    expect([...md.matchAll(/!\[/g)].length).toBe(7);
+  });
+
+  it('`slim report` rebuilds the same report from the run folder', async () => {
+    const r = await runSlim(['report', runDir, '--out', path.join(dir, 'again'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const again = JSON.parse(r.stdout) as RunReport;
+    expect(again.variants).toEqual(report.variants);
+    expect(again.stages).toEqual(report.stages);
+    expect(existsSync(path.join(dir, 'again', 'report.html'))).toBe(true);
+  });
+
+  it('`slim recommend` picks the most accurate variant within the limits, and says when none fits', async () => {
+    const smallest = [...report.variants].sort((a, b) => a.size_bytes - b.size_bytes)[0]!;
+    const underSize = report.variants.filter((v) => v.size_bytes <= smallest.size_bytes * 1.5);
+    const expected = [...underSize].sort((a, b) => b.top1 - a.top1 || a.latency_ms.p50 - b.latency_ms.p50 || a.size_bytes - b.size_bytes)[0]!;
+    const fits = await runSlim(['recommend', '--run', runDir, '--max-size', String(Math.floor(smallest.size_bytes * 1.5)), '--json']);
+    expect(fits.code, fits.stderr).toBe(0);
+    const j = JSON.parse(fits.stdout) as { choice: string; fits: boolean; explanation: string[] };
+    expect(j).toMatchObject({ choice: expected.id, fits: true });
+    const none = await runSlim(['recommend', '--run', runDir, '--max-size', '1KB', '--min-top1', '99%']);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toMatch(/No variant of 3 meets all the limits/);
+    expect(none.stdout).toMatch(new RegExp(`file size ≤ 1\\.0 KB: met by none — the best is ${smallest.id}`));
+    expect(none.stdout).toMatch(/Nearest to being met: the (file size|top-1) limit/);
+  });
+});
+
+const browserReady = native && gate('report in Chromium', chromiumReady());
+
+describe.runIf(browserReady)('the run report in Chromium', () => {
+  it('opens from disk without a single request, and draws every chart', async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'] });
+    try {
+      const page = await browser.newPage();
+      const url = pathToFileURL(path.join(runDir, 'report', 'report.html')).href;
+      const requests: string[] = [];
+      page.on('request', (r) => requests.push(r.url()));
+      const errors: string[] = [];
+      page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+      await page.goto(url, { waitUntil: 'load' });
+      expect(requests).toEqual([url]);
+      expect(errors).toEqual([]);
+      const drawn = await page.evaluate(() => [...document.querySelectorAll('figure svg')].map((s) => {
+        const box = s.getBoundingClientRect();
+        return { w: box.width, h: box.height, marks: s.querySelectorAll('path, rect').length };
+      }));
+      expect(drawn).toHaveLength(7);
+      for (const d of drawn) {
+        expect(d.w).toBeGreaterThan(200);
+        expect(d.h).toBeGreaterThan(100);
+      }
+      const cells = await page.evaluate(() => [...document.querySelectorAll('#variants-table td[data-key="top1"]')].map((td) => [td.getAttribute('data-value'), td.textContent]));
+      expect(cells).toEqual(report.variants.map((v) => [String(v.top1), `${(v.top1 * 100).toFixed(2)} %`]));
+    } finally {
+      await browser.close();
+    }
+  });
+});
