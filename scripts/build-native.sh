@@ -20,6 +20,25 @@ echo "build-native: LibTorch $(field version) from $(field source)$( [ "$(field 
 jobs=$(nproc 2>/dev/null || echo 2)
 start=$(date +%s)
 
+# Data-parallel CUDA training uses c10d's NCCL process group (native/src/dist_group.cc), whose header
+# needs nccl.h: pip's nvidia-nccl package, the system or $NCCL_INCLUDE. Without it CUDA ranks use Gloo.
+nccl_flags=()
+if [ "$(field cuda)" = true ]; then
+  src=$(field source)
+  py=python3
+  case "$src" in python:*) py=${src#python:} ;; esac
+  pip_nccl=$("$py" -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
+  for d in ${NCCL_INCLUDE:-} $pip_nccl /usr/include /usr/local/cuda/include; do
+    if [ -f "$d/nccl.h" ]; then nccl_flags=(-I"$d"); break; fi
+  done
+  if [ ${#nccl_flags[@]} -gt 0 ]; then
+    echo "build-native: nccl.h in ${nccl_flags[0]#-I} (NCCL for data-parallel training)" >&2
+    export CXXFLAGS="${CXXFLAGS:-} ${nccl_flags[0]}"
+  else
+    echo "build-native: no nccl.h (set NCCL_INCLUDE); data-parallel CUDA training will use Gloo" >&2
+  fi
+fi
+
 mode=${1:-gyp}
 nodedir=${NODEDIR:-/usr}
 if [ "$mode" != "--direct" ] && [ ! -f "$nodedir/include/node/common.gypi" ]; then
@@ -38,6 +57,7 @@ if [ "$mode" = "--direct" ]; then
          -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DBUILDING_NODE_EXTENSION -I"$napi" -I"$addon")
   for d in $(field defines); do flags+=("-D$d"); done
   for i in $(field includeDirs); do flags+=("-I$i"); done
+  flags+=("${nccl_flags[@]}")
   pids=()
   for src in native/src/*.cc; do
     obj="$out/obj/$(basename "${src%.cc}").o"

@@ -4,7 +4,9 @@
 #   present, else downloaded once into ~/.cache/slimkit). Output goes to runs/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+setup_start=$(date +%s)
 bash scripts/setup.sh
+echo "demo: setup took $(( $(date +%s) - setup_start )) s (not part of the demo's own time; apt and npm ci happen once)" >&2
 shared_data="$(cd .. && pwd)/shared/data/cifar10"
 if [ -z "${SLIM_DATA_DIR:-}" ] && [ -d "$shared_data" ]; then export SLIM_DATA_DIR="$shared_data"; fi
 exec node bin/slim.js demo "$@"

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 # onnx.proto and backend test suite for conformance tests. Deploy tests: qemu user emulation and the
 # arm64 C/C++ runtime to run linux-arm64 bundles (scripts/setup-arm64.sh adds an arm64 Node), and
 # Chromium for the web bundle (driven by playwright-core).
-APT_PACKAGES=(libtorch-dev python3-torch libonnx-dev libonnx-testdata
+APT_PACKAGES=(libtorch-dev libgloo-dev python3-torch libonnx-dev libonnx-testdata
   qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross chromium)
 missing=()
 if command -v dpkg-query >/dev/null; then

@@ -36,6 +36,7 @@ model: { zoo: resnet18-cifar, width: 0.125 }
 stages:
   - train: { id: fp32, epochs: 2, batch: 50, eval_limit: 100 }
   - quantize: { id: int8, samples: 32, sensitivity: true }
+  - quantize: { id: qat, from: fp32, samples: 32, qat: { epochs: 1, batch: 50, eval_limit: 100 } }
   - prune: { id: pruned, from: fp32, structured: { target_macs: 0.5 }, round_to: 4, calib_samples: 32 }
   - bench: { runs: 50, warmup_runs: 2, batch: 4 }
 `;
@@ -72,7 +73,7 @@ const byId = (root: El, id: string): El => {
 
 describe.skipIf(!native)('the run report', () => {
   it('lists every variant with its file, and marks the Pareto fronts correctly', () => {
-    expect(report.variants.map((v) => v.id)).toEqual(['fp32', 'int8', 'pruned']);
+    expect(report.variants.map((v) => v.id)).toEqual(['fp32', 'int8', 'qat', 'pruned']);
     for (const v of report.variants) {
       const bytes = readFileSync(path.join(runDir, v.file));
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(v.sha256);
@@ -85,7 +86,8 @@ describe.skipIf(!native)('the run report', () => {
       report.variants.filter((v) => !report.variants.some((o) => o !== v && o.top1 >= v.top1 && cost(o) <= cost(v) && (o.top1 > v.top1 || cost(o) < cost(v)))).map((v) => v.id);
     expect([...report.pareto.latency].sort()).toEqual(front((v) => v.latency_ms.p50).sort());
     expect([...report.pareto.size].sort()).toEqual(front((v) => v.size_bytes).sort());
-    expect(report.training.map((t) => [t.stage, t.history.length])).toEqual([['fp32', 2]]);
+    expect(report.training.map((t) => [t.stage, t.history.length])).toEqual([['fp32', 2], ['qat (QAT)', 1]]);
+    expect(report.quantize.find((q) => q.stage === 'qat')?.qat?.test_top1).toBeGreaterThan(0);
     expect(report.sensitivity?.layers.length).toBeGreaterThan(10);
   });
 
@@ -145,8 +147,11 @@ describe.skipIf(!native)('the run report', () => {
   });
 
   it('equals a fresh `slim bench` of the same files (exact sizes, params, MACs, top-1; timing within noise)', async () => {
+    // The command the report tells its reader to run, as printed in the HTML.
+    const command = textOf(findAll(doc, (e) => e.tag === 'pre')[0]!).trim();
     const files = report.variants.map((v) => path.join(runDir, v.file));
-    const r = await runSlim(['bench', ...files, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', String(report.data.test_images), '--threads', '1', '--batch', '4', '--runs', '50', '--json'], { timeoutMs: 180_000 });
+    expect(command).toBe(`slim bench ${files.join(' ')} --threads 1 --batch 4 --runs 50 --data cifar10 --data-dir ${path.resolve(CIFAR_DIR)} --limit 200`);
+    const r = await runSlim([...command.split(' ').slice(1), '--json'], { timeoutMs: 180_000 });
     expect(r.code, r.stderr).toBe(0);
     const fresh = (JSON.parse(r.stdout) as { models: BenchRow[] }).models;
     for (const [i, v] of report.variants.entries()) {
@@ -193,7 +198,7 @@ describe.skipIf(!native)('the run report', () => {
     expect(j).toMatchObject({ choice: expected.id, fits: true });
     const none = await runSlim(['recommend', '--run', runDir, '--max-size', '1KB', '--min-top1', '99%']);
     expect(none.code).toBe(0);
-    expect(none.stdout).toMatch(/No variant of 3 meets all the limits/);
+    expect(none.stdout).toMatch(/No variant of 4 meets all the limits/);
     expect(none.stdout).toMatch(new RegExp(`file size ≤ 1\\.0 KB: met by none — the best is ${smallest.id}`));
     expect(none.stdout).toMatch(/Nearest to being met: the (file size|top-1) limit/);
   });
@@ -215,7 +220,7 @@ describe.runIf(browserReady)('the run report in Chromium', () => {
       await page.goto(url, { waitUntil: 'load' });
       expect(requests).toEqual([url]);
       expect(errors).toEqual([]);
-      const drawn = await page.evaluate(() => [...document.querySelectorAll('figure svg')].map((s) => {
+      const drawn = await page.evaluate(() => Array.from(document.querySelectorAll('figure svg')).map((s) => {
         const box = s.getBoundingClientRect();
         return { w: box.width, h: box.height, marks: s.querySelectorAll('path, rect').length };
       }));
@@ -224,7 +229,7 @@ describe.runIf(browserReady)('the run report in Chromium', () => {
         expect(d.w).toBeGreaterThan(200);
         expect(d.h).toBeGreaterThan(100);
       }
-      const cells = await page.evaluate(() => [...document.querySelectorAll('#variants-table td[data-key="top1"]')].map((td) => [td.getAttribute('data-value'), td.textContent]));
+      const cells = await page.evaluate(() => Array.from(document.querySelectorAll('#variants-table td[data-key="top1"]')).map((td) => [td.getAttribute('data-value'), td.textContent]));
       expect(cells).toEqual(report.variants.map((v) => [String(v.top1), `${(v.top1 * 100).toFixed(2)} %`]));
     } finally {
       await browser.close();

@@ -10,7 +10,9 @@
 
 #if __has_include(<torch/csrc/distributed/c10d/TCPStore.hpp>)
 #define SLIM_HAS_C10D 1
+#include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 

@@ -38,6 +38,7 @@ void GradReducer::begin(double scale) {
   std::lock_guard<std::mutex> lock(mutex_);
   scale_ = scale;
   std::fill(seen_.begin(), seen_.end(), false);
+  seenCount_ = 0;
   for (auto& b : buckets_) {
     b.pending = b.params.size();
     b.work.reset();
@@ -73,6 +74,7 @@ void GradReducer::onGrad(size_t k, const at::Tensor& grad) {
     b.flat.narrow(0, offset, p.numel()).view(p.sizes()).copy_(grad);
   }
   seen_[k] = true;
+  seenCount_++;
   if (--b.pending == 0) launchInOrder();
 }
 
@@ -85,7 +87,7 @@ void GradReducer::launch(Bucket& b) {
 void GradReducer::launchInOrder() {
   while (nextLaunch_ < buckets_.size() && buckets_[nextLaunch_].pending == 0) {
     launch(buckets_[nextLaunch_++]);
-    launchedEarly_++;
+    if (seenCount_ < params_.size()) launchedEarly_++;
   }
 }
 

@@ -37,7 +37,7 @@ class GradReducer {
   }
 
   size_t bucketCount() const { return buckets_.size(); }
-  /** Buckets whose all-reduce started while backward was still running (the overlap), last step. */
+  /** Buckets whose all-reduce started while gradients were still being computed (the overlap), last step. */
   size_t launchedEarly() const { return launchedEarly_; }
 
  private:
@@ -59,6 +59,7 @@ class GradReducer {
   /** Per parameter: bucket index and element offset in it. */
   std::vector<std::pair<size_t, int64_t>> slot_;
   std::vector<bool> seen_;
+  size_t seenCount_ = 0;
   std::vector<Bucket> buckets_;
   size_t nextLaunch_ = 0;
   size_t launchedEarly_ = 0;

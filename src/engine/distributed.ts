@@ -67,6 +67,8 @@ export class DistributedTraining implements DistributedHooks {
   readonly syncBatchNorm: boolean;
   /** Step this rank is at, for messages. */
   private step = -1;
+  /** Gradient buckets, and how many of them started their all-reduce while backward still ran (last step). */
+  readonly overlap = { buckets: 0, overlapped: 0 };
 
   private constructor(
     private readonly native: NativeDist,
@@ -181,6 +183,8 @@ export class DistributedTraining implements DistributedHooks {
         step: at.step,
       }),
     );
+    this.overlap.buckets = r.buckets;
+    this.overlap.overlapped = r.overlapped;
     return { loss: r.loss, correct: r.correct, count: r.count };
   }
 
@@ -188,10 +192,32 @@ export class DistributedTraining implements DistributedHooks {
     // Each rank's BN running statistics saw only its shards: average them (SyncBatchNorm keeps them equal),
     // so every rank evaluates, and rank 0 saves, one model.
     if (!this.syncBatchNorm && plan.stateNames.length > 0) await this.collective('averaging BN statistics', () => this.native.averageState(plan.native));
+    await this.checkSameWeights(plan);
     const local = await plan.evaluate(data, { batch: options.batch });
     const sums = await this.collective('evaluation', () => this.native.allreduce(Float64Array.from([local.loss * local.count, local.correct, local.count])));
     const count = sums[2]!;
     return { loss: count > 0 ? sums[0]! / count : 0, correct: sums[1]!, count };
+  }
+
+  /**
+   * The ranks must hold bit-identical weights (same reduced gradients, same updates): compare a
+   * checksum of every trained tensor, so a silent divergence stops the run instead of exporting one
+   * rank's model as if it were everyone's.
+   */
+  private async checkSameWeights(plan: EnginePlan): Promise<void> {
+    const sums = new Float64Array(this.worldSize);
+    sums[this.rank] = weightChecksum(plan.weights());
+    const all = await this.collective('comparing weights', () => this.native.allreduce(sums));
+    // Non-finite weights are the trainer's to report ("the weights have blown up"), not a divergence of ranks.
+    if (!Number.isFinite(all[0]!)) return;
+    const differ = [...all.keys()].filter((r) => all[r] !== all[0]);
+    if (differ.length > 0) {
+      throw new SlimError({
+        where: `rank ${this.rank}, step ${this.step + 1}`,
+        problem: `the weights of ${plural(differ)} ${differ.join(', ')} differ from rank 0's (checksums ${differ.map((r) => all[r]).join(', ')} vs ${all[0]}): the ranks no longer train one model`,
+        fix: 'this is a slimkit bug; please report it with the command line (training on one rank is not affected)',
+      });
+    }
   }
 
   /** Leaves the group after a clean finish. */
@@ -209,8 +235,13 @@ export class DistributedTraining implements DistributedHooks {
       if (!PEER_FAILURE.test(message)) {
         throw new SlimError({ where: `rank ${this.rank}, ${what}`, problem: message }, 'input', { cause: e });
       }
+      const culprit = await this.culprit();
       throw new SlimError(
-        { where: `rank ${this.rank}, ${what}`, problem: `${await this.culprit()} (${message}); ${this.checkpointNote()}`, fix: 'see the failing rank\'s own message; fix it, then rerun with --resume' },
+        {
+          where: `rank ${this.rank}, ${what}`,
+          problem: `${culprit.text} (${message}); ${this.checkpointNote()}`,
+          fix: `find out why ${culprit.who} stopped (its own output, its host), then rerun with --resume`,
+        },
         'input',
         { cause: e },
       );
@@ -218,27 +249,40 @@ export class DistributedTraining implements DistributedHooks {
   }
 
   /** Which rank stopped: heartbeats that did not advance, or the rank that is behind. */
-  private async culprit(): Promise<string> {
+  private async culprit(): Promise<{ text: string; who: string }> {
     let d;
     try {
       d = await this.native.diagnose(PROBE_MS);
     } catch {
-      return 'another rank failed';
+      return { text: 'another rank failed', who: 'the other ranks' };
     }
-    if (!d.storeReachable) return `rank 0, which hosts the rendezvous store, stopped answering (${d.storeError})`;
+    if (!d.storeReachable) return { text: `rank 0, which hosts the rendezvous store, stopped answering (${d.storeError})`, who: 'rank 0' };
     const dead = d.ranks.filter((r) => !r.alive).map((r) => r.rank);
-    if (dead.length > 0) return `${plural(dead)} ${dead.join(', ')} stopped (no heartbeat for ${PROBE_MS / 1000} s: killed, crashed or frozen)`;
+    if (dead.length > 0) {
+      const who = `${plural(dead)} ${dead.join(', ')}`;
+      return { text: `${who} stopped (no heartbeat for ${PROBE_MS / 1000} s: killed, crashed or frozen)`, who };
+    }
     const furthest = Math.max(...d.ranks.map((r) => r.step));
     const behind = d.ranks.filter((r) => r.step < furthest);
     if (behind.length > 0) {
-      return behind.map((r) => `rank ${r.rank} is alive but stuck at step ${r.step + 1}`).join(', ') + ` while others reached step ${furthest + 1}`;
+      const text = behind.map((r) => `rank ${r.rank} is alive but stuck at step ${r.step + 1}`).join(', ') + ` while others reached step ${furthest + 1}`;
+      return { text, who: `${plural(behind.map((r) => r.rank))} ${behind.map((r) => r.rank).join(', ')}` };
     }
-    return `a collective with another rank failed at step ${this.step + 1} though every rank still beats`;
+    return { text: `a collective with another rank failed at step ${this.step + 1} though every rank still beats`, who: 'the other ranks' };
   }
 
   private checkpointNote(): string {
     return this.options.checkpointDir ? `the last good checkpoint (if any) is in ${this.options.checkpointDir}` : 'no --checkpoint-dir was given, so nothing was saved';
   }
+}
+
+/** Position-weighted float64 sum of every value: equal only for (practically) identical tensors. */
+export function weightChecksum(weights: ReadonlyMap<string, Float32Array>): number {
+  let sum = 0;
+  for (const data of weights.values()) {
+    for (let i = 0; i < data.length; i++) sum += data[i]! * ((i % 13) + 1);
+  }
+  return sum;
 }
 
 function firstLine(e: unknown): string {

@@ -87,7 +87,11 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let killTimer: NodeJS.Timeout | undefined;
 
   const stopAll = (signal: NodeJS.Signals): void => {
-    for (const rank of live) workers[rank]!.kill(signal);
+    for (const rank of live) {
+      workers[rank]!.kill(signal);
+      // A stopped (SIGSTOP, frozen) worker only acts on the signal once it runs again.
+      workers[rank]!.kill('SIGCONT');
+    }
     // A frozen or stuck worker ignores SIGTERM: make sure it goes.
     killTimer ??= setTimeout(() => {
       for (const rank of live) {

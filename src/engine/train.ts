@@ -265,7 +265,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const start = dist ? await dist.restore(plan, () => restore(o, plan, fingerprint, checkpointPath)) : await restore(o, plan, fingerprint, checkpointPath);
   const writer = dist?.writer ?? true;
   const history = start.history;
-  if (checkpointPath) await mkdir(path.dirname(checkpointPath), { recursive: true });
+  if (checkpointPath && writer) await mkdir(path.dirname(checkpointPath), { recursive: true });
   const log = async (record: Record<string, unknown>): Promise<void> => {
     if (o.log && writer) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };

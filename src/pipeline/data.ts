@@ -19,6 +19,8 @@ export interface RunData {
   test: ImageSet;
   /** 'cifar10' or the folder. */
   name: string;
+  /** The CIFAR-10 folder when one was named (recipe, --data-dir or $SLIM_DATA_DIR); else the cache. */
+  dir?: string;
   sha256: string;
 }
 
@@ -38,8 +40,10 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   let train: ImageSet;
   let test: ImageSet;
   let name: string;
+  let named: string | undefined;
   if (isCifar10(spec.dataset)) {
     const dir = spec.dir ? path.resolve(o.baseDir, spec.dir) : o.dataDir;
+    named = dir ?? process.env['SLIM_DATA_DIR'];
     const options = dir ? { dataDir: dir } : {};
     [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
     name = 'cifar10';
@@ -54,7 +58,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     name = folder;
   }
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
-  return { train, test, name, sha256: hashSets(train, test) };
+  return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), sha256: hashSets(train, test) };
 }
 
 function hashSets(...sets: ImageSet[]): string {

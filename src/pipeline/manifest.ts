@@ -146,7 +146,7 @@ export interface RunManifest {
   name: string;
   description?: string;
   recipe: { file: string; sha256: string; text: string };
-  data: { name: string; train_images: number; test_images: number; sha256: string };
+  data: { name: string; dir?: string; train_images: number; test_images: number; sha256: string };
   created: string;
   updated: string;
   machine: MachineInfo;

@@ -84,7 +84,9 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   exclude: 'a list of node names to keep in float',
   max_drop: 'largest top-1 drop allowed, in points (> 0): the most sensitive layers stay float until it holds',
   sensitivity: 'true: measure every layer’s quantization sensitivity for the report',
-  qat: 'quantization-aware training: { epochs: 2, lr: 0.001 }',
+  qat: 'quantization-aware training after calibration: { epochs: 2, lr: 0.01 }',
+  cpu: "the CPU the int8 Conv weights are laid out for: 'auto' (this machine), 'amx' (Intel AMX-INT8) or 'generic'",
+  learnable_scales: 'true: QAT learns the quantization scales too (LSQ)',
   variants: 'a list of stage ids whose models are benchmarked (default: every model of the run)',
   runs: 'timed batch-1 runs per model, a whole number ≥ 50',
   warmup_runs: 'untimed runs first, a whole number ≥ 1',
@@ -241,7 +243,18 @@ export const QuantizeStage = z
     max_drop: positive.optional(),
     eval_limit: posInt.default(2000),
     sensitivity: z.boolean().default(false),
-    qat: z.strictObject({ epochs: posInt, lr: positive.default(1e-3), batch: posInt.default(128), device: z.enum(['cpu', 'cuda']).optional() }).optional(),
+    cpu: z.enum(['auto', 'amx', 'generic']).default('auto'),
+    qat: z
+      .strictObject({
+        epochs: posInt,
+        lr: positive.default(0.01),
+        batch: posInt.default(128),
+        learnable_scales: z.boolean().default(false),
+        distill: z.boolean().default(false),
+        eval_limit: posInt.optional(),
+        device: z.enum(['cpu', 'cuda']).optional(),
+      })
+      .optional(),
   })
   .superRefine((q, ctx) => {
     if (q.mode !== 'static') {

@@ -5,13 +5,16 @@
  * stage therefore reruns that stage and only those after it whose inputs actually change; a run that
  * crashed reruns from the stage that did not finish (training itself resumes from its last epoch).
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
 import { VERSION } from '../version.js';
+import { resolveCpu } from '../compress/quantize/index.js';
 import { loadRunData, type RunData } from './data.js';
 import {
   lockRun,
@@ -70,7 +73,7 @@ export function defaultRunDir(recipe: Recipe): string {
 }
 
 export function defaultSlimCommand(): string[] {
-  return [process.execPath, path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../bin/slim.js')];
+  return [process.execPath, path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/slim.js')];
 }
 
 export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
@@ -100,7 +103,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       name: recipe.name,
       ...(recipe.description ? { description: recipe.description } : {}),
       recipe: { file: path.resolve(recipe.file), sha256: sha256(recipe.text), text: recipe.text },
-      data: { name: data.name, train_images: data.train.labels.length, test_images: data.test.labels.length, sha256: data.sha256 },
+      data: { name: data.name, ...(data.dir ? { dir: data.dir } : {}), train_images: data.train.labels.length, test_images: data.test.labels.length, sha256: data.sha256 },
       created: previous?.created ?? new Date().toISOString(),
       updated: new Date().toISOString(),
       machine: machineInfo(),
@@ -132,7 +135,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     for (const [i, stage] of recipe.stages.entries()) {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const input = inputOf(stage, last, variants);
-      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed });
+      const threads = o.threads ?? recipe.threads;
+      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, ...(threads ? { threads } : {}) });
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
       const stored = o.rerun?.includes(stage.id) ? undefined : await readStageRecord(runDir, key);
       let record: StageRecord;
@@ -150,7 +154,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
           runDir,
           workDir: path.join(runDir, 'work', key.slice(0, 16)),
           device,
-          ...(o.threads ?? recipe.threads ? { threads: o.threads ?? recipe.threads } : {}),
+          ...(threads ? { threads } : {}),
           data: () => Promise.resolve(data),
           graphOf,
           variants,
@@ -192,6 +196,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
     manifest.complete = true;
     manifest.wall_seconds = (performance.now() - started) / 1000;
+    await rmdir(path.join(runDir, 'work')).catch(() => undefined); // only when no stage left a checkpoint there
     await writeManifest(runDir, manifest);
     return { runDir, manifest, ran, reused };
   } finally {
@@ -230,11 +235,12 @@ function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<s
 function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
   if (stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill') return stage.spec.device;
   if (stage.kind === 'prune') return stage.spec.finetune?.device;
+  if (stage.kind === 'quantize') return stage.spec.qat?.device;
   return undefined;
 }
 
 /** Everything the stage's output depends on; the stage id and `from` name are left out (their content is in). */
-export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number }): string {
+export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; threads?: number }): string {
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
   const model = (id: string | undefined): unknown => {
     const v = id ? c.variants.get(id) : undefined;
@@ -250,10 +256,18 @@ export function stageKey(stage: Stage, c: { device: string; data: RunData; varia
     teacher: model(teacher),
     seed: c.seed,
     ...(stage.kind !== 'deploy' ? { data: c.data.sha256 } : {}),
-    ...(TRAINING_KINDS.has(stage.kind) ? { device: c.device } : {}),
+    ...(TRAINING_KINDS.has(stage.kind) || (stage.kind === 'quantize' && stage.spec.qat) ? { device: c.device } : {}),
     // A benchmark belongs to the machine it ran on, and names its variants.
-    ...(stage.kind === 'bench' ? { machine: { ...machineInfo(), node: undefined }, variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]) } : {}),
+    ...(stage.kind === 'bench'
+      ? {
+          machine: { ...machineInfo(), node: undefined },
+          threads: stage.spec.threads ?? c.threads ?? availableParallelism(),
+          variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),
+        }
+      : {}),
     ...(stage.kind === 'deploy' ? { variantId: c.input.from } : {}),
+    // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
+    ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu) } : {}),
   });
 }
 

@@ -17,7 +17,7 @@ export interface ChartPoint {
 }
 
 const FONT = 'system-ui, -apple-system, Segoe UI, Roboto, sans-serif';
-const CONFIG = { font: FONT, view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11 }, title: { fontSize: 14 } };
+const CONFIG = { font: FONT, view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, labelLimit: 220 }, title: { fontSize: 14 } };
 
 export async function renderSvg(spec: TopLevelSpec, name: string): Promise<string> {
   const view = new View(parse(compile(spec).spec), { renderer: 'none' });
@@ -146,7 +146,7 @@ export function curvesSpec(series: readonly CurveSeries[], metric: 'testAccuracy
     data: { values },
     mark: { type: 'line', point: true },
     encoding: {
-      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
       color: { field: 'stage', type: 'nominal', title: 'stage' },
       tooltip: [{ field: 'stage' }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],

@@ -56,7 +56,9 @@ export function benchCommand(r: RunReport): string {
   const data = r.data.name === 'cifar10' ? 'cifar10' : `${r.data.name}/test`;
   const limit = r.data.name === 'cifar10' && r.data.test_images === 10000 ? '' : ` --limit ${r.data.test_images}`;
   const b = r.bench;
-  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}` : ''} --data ${data}${limit}`;
+  const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${r.data.dir}` : '';
+  const runs = b && b.runs !== 100 ? ` --runs ${b.runs}` : '';
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}` : ''} --data ${data}${dataDir}${limit}`;
 }
 
 export function cell<T>(c: Column<T>, row: T): string {

@@ -85,6 +85,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string): RunReport
       case 'quantize': {
         const { sensitivity: layers, ...rest } = s.result;
         quantize.push({ ...rest, stage: s.id, ...from });
+        if (rest.qat) training.push({ stage: `${s.id} (QAT)`, kind: 'qat', eval_images: rest.qat.eval_images, history: rest.qat.history });
         if (layers?.length && !sensitivity) sensitivity = { stage: s.id, ...from, layers };
         break;
       }
@@ -164,7 +165,7 @@ function summarize(s: StageRecord): string {
       const r = s.result;
       if (r.mode !== 'static') return r.mode;
       const mixed = r.mixed_precision;
-      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float` : ''}`;
+      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float` : ''}${r.qat ? `; ${r.qat.history.length} epoch(s) of quantization-aware training: engine top-1 ${pct(r.qat.test_top1)}` : ''}`;
     }
     case 'bench': {
       const r = s.result;

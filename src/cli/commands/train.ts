@@ -52,6 +52,7 @@ interface TrainCliOptions extends CommonOptions {
   nproc?: number;
   syncBn?: boolean;
   distTimeout: number;
+  distBucketMb: number;
 }
 
 function fraction(name: string): (value: string) => number {
@@ -103,7 +104,8 @@ export function registerTrain(program: Command): void {
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime')
       .option('--nproc <n>', 'data-parallel: start N local workers (one per GPU with --device cuda, else N CPU processes); --batch and --lr stay global', positiveInt('--nproc'))
       .option('--sync-bn', 'data-parallel: batch-norm statistics over all ranks (SyncBatchNorm)')
-      .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others (start-up, each all-reduce) before stopping with an error that names the rank', positiveNumber('--dist-timeout'), 300),
+      .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others (start-up, each all-reduce) before stopping with an error that names the rank', positiveNumber('--dist-timeout'), 300)
+      .option('--dist-bucket-mb <mb>', 'data-parallel: gradient bucket size; each full bucket is all-reduced while backward goes on', positiveNumber('--dist-bucket-mb'), 25),
   )
     .addHelpText('after', [
       '',
@@ -133,6 +135,7 @@ export function registerTrain(program: Command): void {
             device: options.device as 'cpu' | 'cuda',
             syncBatchNorm: options.syncBn ?? false,
             timeoutSeconds: options.distTimeout,
+            bucketBytes: Math.round(options.distBucketMb * 2 ** 20),
             ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
           })
         : undefined;
@@ -220,7 +223,15 @@ export function registerTrain(program: Command): void {
         gpu_seconds: result.gpuSeconds * (distributed?.worldSize ?? 1),
         estimated_cost: result.estimatedCost * (distributed?.worldSize ?? 1),
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
-        ...(distributed ? { ranks: distributed.worldSize, backend: distributed.backend, sync_bn: distributed.syncBatchNorm } : {}),
+        ...(distributed
+          ? {
+              ranks: distributed.worldSize,
+              backend: distributed.backend,
+              sync_bn: distributed.syncBatchNorm,
+              gradient_buckets: distributed.overlap.buckets,
+              buckets_overlapped_with_backward: distributed.overlap.overlapped,
+            }
+          : {}),
         history: result.history,
       };
       printResult(options, summary, () =>

@@ -1,7 +1,7 @@
 /**
  * From the trained QAT graph back to the integer QDQ graph ONNX Runtime runs: each latent weight is
- * quantized with its (trained) scale by the QuantizeLinear in front of it — the same arithmetic the
- * engine's fake quantization ran, float32 division and round half to even — and stored as integers;
+ * quantized with its (trained) scale by the QuantizeLinear in front of it — with the arithmetic the
+ * engine's fake quantization ran (ATen: x · float32(1/s), round half to even) — and stored as integers;
  * each float bias becomes int32 at scale(input) · scale(weight). Activation Q → DQ pairs and their
  * scales are already in their shipping form. So the weights the engine trained on are, bit for bit,
  * the weights that ship; the only new rounding is the int32 bias (half a unit of the accumulator).
@@ -17,6 +17,33 @@ import type { QatLayout } from './graph.js';
 /** The floor the engine applies to learnable scales (native/src/qat.cc kMinScale). */
 export const MIN_SCALE = 1e-8;
 
+/** A trained scale as the engine's LSQ kernel uses it: max(|s|, MIN_SCALE), in float32. */
+export function settledScale(s: number): number {
+  return Math.fround(Math.max(Math.abs(s), MIN_SCALE));
+}
+
+/**
+ * The trained graph with every QuantizeLinear scale as the engine used it (max(|s|, MIN_SCALE)), so
+ * that any runtime — the engine's fixed-scale lowering, ONNX Runtime — computes what was trained.
+ * Returns the number of scales that changed (only LSQ's can).
+ */
+export function settleScales(graph: Graph): { graph: Graph; changed: number } {
+  const g = cloneGraph(graph);
+  let changed = 0;
+  const names = new Set(g.nodes.filter((n) => n.opType === 'QuantizeLinear' && n.inputs[1]).map((n) => n.inputs[1]!));
+  for (const name of names) {
+    const t = g.initializers.get(name);
+    if (t?.dtype !== 'float32') continue;
+    const data = t.data as Float32Array;
+    const settled = Float32Array.from(data, settledScale);
+    if (settled.some((v, i) => v !== data[i])) {
+      changed++;
+      g.initializers.set(name, float32(t.dims, settled));
+    }
+  }
+  return { graph: g, changed };
+}
+
 const INT_RANGE: Record<'int8' | 'uint8' | 'int32', [number, number]> = { int8: [-128, 127], uint8: [0, 255], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
 export interface ExportResult {
@@ -26,26 +53,17 @@ export interface ExportResult {
 }
 
 export function exportQat(trained: Graph, layout: QatLayout, options: { description?: Record<string, unknown> } = {}): ExportResult {
-  const g = cloneGraph(trained);
+  // Scales as the engine used them (LSQ may have left one negative or below the floor).
+  const g = settleScales(trained).graph;
   const taken = valueNames(g);
   const warnings: string[] = [];
   const nodes = new Map(g.nodes.map((n) => [n.name, n]));
   const removed = new Set<Node>();
-  const scales = new Map<string, Float32Array>();
-
-  /** A scale as the engine used it: float32, floored at MIN_SCALE (written back floored). */
   const scaleOf = (name: string): Float32Array => {
-    let s = scales.get(name);
-    if (s) return s;
     const t = g.initializers.get(name);
     if (t?.dtype !== 'float32') throw new SlimError({ where: `initializer '${name}'`, problem: 'a quantization scale is missing or not float32' });
-    s = Float32Array.from(t.data as Float32Array, (v) => Math.max(v, MIN_SCALE));
-    g.initializers.set(name, float32(t.dims, s));
-    scales.set(name, s);
-    return s;
+    return t.data as Float32Array;
   };
-  // Activation scales first (LSQ may have trained some below the floor).
-  for (const n of g.nodes) if (n.opType === 'QuantizeLinear' && n.inputs[1]) scaleOf(n.inputs[1]);
 
   for (const w of layout.weights) {
     const q = nodes.get(w.quantize);
@@ -63,8 +81,8 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
     const values = w.dtype === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
     for (let i = 0; i < data.length; i++) {
       const c = w.axis === undefined ? 0 : Math.floor(i / inner) % channels;
-      // float32 division, as the engine and ONNX Runtime's QuantizeLinear compute it.
-      values[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(Math.fround(data[i]! / s[c]!)) + zero(c)));
+      // ATen's arithmetic (float32 product with the float32 reciprocal), so the integers are the ones trained.
+      values[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(Math.fround(data[i]! * Math.fround(1 / s[c]!))) + zero(c)));
     }
     const stored = freshName(taken, `${w.name}_quantized`);
     g.initializers.set(stored, makeTensor(w.dtype, weight.dims, values));

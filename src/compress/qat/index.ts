@@ -1,4 +1,4 @@
 /** Quantization-aware training: the public surface. */
 export { toQatGraph, type QatBias, type QatGraph, type QatLayout, type QatWeight, type ToQatOptions } from './graph.js';
-export { exportQat, MIN_SCALE, type ExportResult } from './export.js';
+export { exportQat, MIN_SCALE, settledScale, settleScales, type ExportResult } from './export.js';
 export { quantizationAwareTraining, QAT_DEFAULTS, type QatOptions, type QatResult } from './train.js';

@@ -3,7 +3,6 @@
  * and a per-layer sensitivity scan for the report), dynamic int8, or float16 — the library calls
  * `slim quantize` makes.
  */
-import { usageError } from '../../errors.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { validateGraph } from '../../onnx/validate.js';
@@ -34,7 +33,9 @@ import {
   type CalibrationMethod,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
-import type { QuantizeResult } from '../manifest.js';
+import { rm } from 'node:fs/promises';
+import type { Progress } from '../../cli/output.js';
+import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
 import type { StageContext, StageOutput } from './context.js';
 
@@ -42,9 +43,6 @@ import type { StageContext, StageOutput } from './context.js';
 const SENSITIVITY_IMAGES = 128;
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
-  if (spec.qat) {
-    throw usageError('quantize.qat: quantization-aware training is not in this slimkit build yet', 'remove `qat:` (post-training quantization with max_drop keeps sensitive layers in float instead)');
-  }
   const graph = await ctx.graphOf(from, 'model');
   const threads = ctx.threads;
   if (spec.mode === 'dynamic') {
@@ -64,6 +62,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     activations: spec.activation_type === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
     perChannel: !spec.per_tensor,
     reduceRange: spec.reduce_range,
+    cpu: spec.cpu,
     exclude: spec.exclude,
     keepFirst: spec.keep_first,
     keepLast: spec.keep_last,
@@ -125,6 +124,14 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     }
   }
   for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);
+  let qat: TrainingResult | undefined;
+  let gpuSeconds = 0;
+  if (spec.qat) {
+    const q = await runQat(ctx, spec.qat, output, built.float);
+    output = q.graph;
+    qat = q.result;
+    gpuSeconds = q.gpuSeconds;
+  }
   return done(output, {
     mode: 'static',
     method: spec.method,
@@ -134,12 +141,51 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     float_nodes: built.plan.float,
     ...(sensitivity ? { sensitivity } : {}),
     ...(mixed ? { mixed_precision: mixed } : {}),
-  });
+    ...(qat ? { qat } : {}),
+  }, gpuSeconds);
 }
 
-function done(graph: Graph, result: QuantizeResult): StageOutput<'quantize'> {
+function done(graph: Graph, result: QuantizeResult, gpuSeconds = 0): StageOutput<'quantize'> {
   validateGraph(graph);
-  return { model: graph, result, gpuSeconds: 0 };
+  return { model: graph, result, gpuSeconds };
+}
+
+/** Quantization-aware training of the calibrated QDQ graph (src/compress/qat), resumable per epoch. */
+async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, float: Graph): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
+  const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
+  const data = await ctx.data();
+  let bar: Progress | undefined;
+  const r = await quantizationAwareTraining({
+    graph,
+    float,
+    data: { train: data.train, test: data.test },
+    epochs: spec.epochs,
+    batch: spec.batch,
+    lr: spec.lr,
+    learnableScales: spec.learnable_scales,
+    device: spec.device ?? ctx.device,
+    seed: ctx.recipe.seed,
+    checkpointDir: ctx.workDir,
+    resume: true,
+    ...(spec.distill ? { teacher: { graph: float } } : {}),
+    ...(spec.eval_limit !== undefined ? { testLimit: spec.eval_limit } : {}),
+    ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+    onProgress: (p) => {
+      bar ??= ctx.progress('  qat', p.totalSteps, 'steps');
+      bar.update(p.globalStep, { phase: `epoch ${p.epoch + 1}/${p.epochs} loss ${p.loss.toFixed(3)} ` });
+    },
+  }).finally(() => bar?.stop());
+  for (const w of r.warnings) ctx.log(`  warning: ${w}`);
+  ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)`);
+  await rm(ctx.workDir, { recursive: true, force: true });
+  const result: TrainingResult = {
+    history: r.history,
+    test_top1: r.testAccuracy,
+    steps: r.steps,
+    train_images: data.train.labels.length,
+    eval_images: Math.min(spec.eval_limit ?? Infinity, data.test.labels.length),
+  };
+  return { graph: r.graph, result, gpuSeconds: r.gpuSeconds };
 }
 
 async function scoreTop1(graph: Graph, set: ImageSet, normalization: Normalization, threads: number | undefined): Promise<number> {

@@ -1,0 +1,93 @@
+import './helpers/engine-env.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadDist } from '../src/engine/distributed-native.js';
+import { freePort } from '../src/engine/launch.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { runSlim } from './helpers/cli.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+import { startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
+
+/**
+ * `slim train --nproc` as a user runs it: ResNet18-CIFAR (width 0.25) on 2 CPU ranks finishes, and
+ * ONNX Runtime scores the written model exactly as the engine's own (sharded, summed) evaluation did;
+ * only rank 0 writes. Start-up mistakes fail fast with the rank named instead of hanging.
+ */
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-ddp-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const canRun = nativeAvailable() && (() => {
+  try {
+    return loadDist().available().gloo;
+  } catch {
+    return false;
+  }
+})();
+
+const DATA = ['--data', 'cifar10', '--data-dir', CIFAR_DIR];
+
+describe.skipIf(!canRun)('slim train --nproc', () => {
+  it('trains resnet18-cifar on 2 CPU ranks; ONNX Runtime top-1 equals the engine top-1; one writer', async () => {
+    const log = path.join(dir, 'train.jsonl');
+    const run = await runSlim([
+      'train', '--model', 'resnet18-cifar', '--width', '0.25', ...DATA, '--train-limit', '1280', '--test-limit', '500',
+      '--batch', '128', '--epochs', '1', '--lr', '0.05', '--nproc', '2', '--device', 'cpu', '--log', log,
+      '--out', path.join(dir, 'r18.onnx'), '--json',
+    ], { timeoutMs: 170_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const summary = JSON.parse(run.stdout) as { ranks: number; backend: string; steps: number; test_top1: number; onnxruntime_top1: number };
+    expect(summary).toMatchObject({ ranks: 2, backend: 'gloo', steps: 10 });
+    expect(summary.test_top1).toBeGreaterThan(0.1);
+    expect(summary.onnxruntime_top1).toBe(summary.test_top1);
+    // Both ranks trained, but the log has one start, one epoch and one end record: rank 0's.
+    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event);
+    expect(events).toEqual(['start', 'epoch', 'end']);
+  });
+
+  it('SIGTERM to the launcher stops every worker', async () => {
+    const run = startSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'z.onnx'), '--nproc', '2']);
+    await waitFor('worker pids', () => workerPids(run.stderr).size === 2, 30_000);
+    const pids = [...workerPids(run.stderr).values()];
+    run.child.kill('SIGTERM');
+    const exit = await run.done;
+    expect(exit.code).toBe(1);
+    expect(exit.stderr).toMatch(/interrupted by SIGTERM; all 2 workers were stopped/);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('refuses --nproc inside an already launched rank (exit 2)', async () => {
+    const run = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'x.onnx'), '--nproc', '2'], {
+      env: { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29999' },
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/--nproc starts its own workers, but this process already is rank 0 of 2/);
+  });
+
+  it('a rank whose peers never come stops after --dist-timeout, naming itself and the address', async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const run = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'y.onnx'), '--dist-timeout', '3'], {
+      env: { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port) },
+    });
+    expect(run.code).toBe(1);
+    expect((Date.now() - started) / 1000).toBeLessThan(30);
+    expect(run.stderr).toMatch(new RegExp(`rank 1 of 2: distributed start-up failed: rank 1 could not reach the rendezvous at 127\\.0\\.0\\.1:${port}`));
+  });
+
+  it('ranks started with different settings refuse together', async () => {
+    const port = String(await freePort());
+    const base = ['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '256', '--test-limit', '64', '--epochs', '1', '--threads', '1', '--dist-timeout', '60'];
+    const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port });
+    const ranks = [
+      startSlim([...base, '--batch', '64', '--out', path.join(dir, 'a.onnx')], { env: env(0) }),
+      startSlim([...base, '--batch', '32', '--out', path.join(dir, 'b.onnx')], { env: env(1) }),
+    ];
+    const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
+    for (const r of [r0!, r1!]) {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/rank 1 started with other training settings than rank 0/);
+    }
+  });
+});

@@ -1,0 +1,100 @@
+/**
+ * Pareto fronts and `recommend` on hand-made variants whose right answers are worked out by hand in
+ * the comments; the limit parsers; the command's usage errors.
+ */
+import { describe, expect, it } from 'vitest';
+import type { VariantBench } from '../src/pipeline/manifest.js';
+import { paretoFront } from '../src/report/pareto.js';
+import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
+import { runSlim } from './helpers/cli.js';
+
+function variant(id: string, sizeKB: number, ms: number, top1: number): VariantBench {
+  return {
+    id, kind: 'quantize', sha256: id, file: `models/${id}.onnx`, size_bytes: sizeKB * 1024, gzip_bytes: sizeKB * 900, params: 1000, nonzero_params: 1000, macs: 1e6,
+    latency_ms: { p50: ms, p90: ms, p99: ms, mean: ms }, throughput_ips: 1000 / ms, throughput_batch: 32, peak_rss_bytes: 1, threads: 2,
+    top1, top5: 0.99, eval_images: 10000, per_class: [],
+  };
+}
+
+// fp32: big, slow, best. int8: 4× smaller, faster, −0.1 pt. pruned: smaller, fastest, −1 pt. bad: dominated by int8.
+const fp32 = variant('fp32', 2800, 4.0, 0.85);
+const int8 = variant('int8', 720, 1.6, 0.849);
+const pruned = variant('pruned', 380, 1.1, 0.84);
+const bad = variant('bad', 900, 2.0, 0.80);
+const ALL = [fp32, int8, pruned, bad];
+
+describe('Pareto fronts', () => {
+  it('keep exactly the variants no other beats on both axes', () => {
+    expect(paretoFront(ALL.map((v) => ({ id: v.id, gain: v.top1, cost: v.latency_ms.p50 })))).toEqual(['pruned', 'int8', 'fp32']);
+    // Equal points do not dominate each other; a tie on cost with less gain is dominated.
+    expect(paretoFront([{ id: 'a', gain: 1, cost: 1 }, { id: 'b', gain: 1, cost: 1 }, { id: 'c', gain: 0.5, cost: 1 }])).toEqual(['a', 'b']);
+  });
+});
+
+describe('recommend', () => {
+  it('picks the most accurate variant within the limits and says what else fits', () => {
+    // Within 1 MB and 2 ms: int8 (84.9 %), pruned (84.0 %), bad (80.0 %, dominated by int8).
+    const r = recommend(ALL, { maxSizeBytes: 1024 ** 2, maxLatencyMs: 2, minTop1: 0.8 });
+    expect(r.choice).toBe('int8');
+    expect(r.candidates).toEqual(['int8', 'pruned']);
+    expect(r.lines[0]).toBe('Recommended: int8 (models/int8.onnx) — file size 720.0 KB ≤ 1.00 MB, batch-1 p50 latency 1.60 ms ≤ 2.00 ms, top-1 84.90 % ≥ 80.00 %.');
+    expect(r.lines[1]).toBe('It has the highest top-1 of the 3 variants within the limits.');
+    expect(r.lines).toContain('Also on the front: pruned — 84.00 % top-1, 1.10 ms, 380.0 KB (1.45× faster, 1.89× smaller, 0.90 pt less accurate).');
+    expect(r.lines).toContain('Not bad: int8 is at least as accurate, fast and small.');
+    expect(r.lines.at(-1)).toMatch(/^Over the limits: fp32 — file size 2.73 MB > 1.00 MB \(173\.4 % over\), batch-1 p50 latency 4\.00 ms > 2\.00 ms \(100\.0 % over\)\.$/);
+  });
+
+  it('breaks top-1 ties by latency, then size', () => {
+    const twin = variant('twin', 700, 1.5, 0.849);
+    expect(recommend([int8, twin], { minTop1: 0.5 }).choice).toBe('twin');
+  });
+
+  it('says clearly when nothing fits, which variant is closest and which limit is nearest', () => {
+    // top-1 ≥ 93 %: best 85 % (fp32), 8.6 % short. ≤ 1 ms: best 1.1 ms (pruned), 10 % over. ≤ 3 MB: all fit.
+    // Worst miss per variant: fp32 max(0.086 (top1), 3.0 (latency)) = 3.0; int8 max(0.6, 0.087) = 0.6;
+    // pruned max(0.1, 0.097) = 0.1; bad 1.0 → closest: pruned.
+    const r = recommend(ALL, { maxSizeBytes: 3 * 1024 ** 2, maxLatencyMs: 1, minTop1: 0.93 });
+    expect(r.choice).toBeUndefined();
+    expect(r.closest?.id).toBe('pruned');
+    expect(r.closest?.misses.map((m) => m.limit)).toEqual(['latency', 'top1']);
+    expect(r.nearestLimit).toMatchObject({ limit: 'top1', best: { id: 'fp32' } });
+    expect(r.nearestLimit!.best.miss).toBeCloseTo((0.93 - 0.85) / 0.93, 12);
+    expect(r.lines[0]).toBe('No variant of 4 meets all the limits.');
+    expect(r.lines).toContain('file size ≤ 3.00 MB: met by fp32, int8, pruned, bad.');
+    expect(r.lines).toContain('batch-1 p50 latency ≤ 1.00 ms: met by none — the best is pruned at 1.10 ms (10.0 % away).');
+    expect(r.lines).toContain('Nearest to being met: the top-1 limit (8.6 % away, by fp32).');
+  });
+
+  it('notices when each limit is met by someone but no one meets all', () => {
+    // ≤ 400 KB: pruned only; top-1 ≥ 0.85: fp32 only.
+    const r = recommend(ALL, { maxSizeBytes: 400 * 1024, minTop1: 0.85 });
+    expect(r.choice).toBeUndefined();
+    expect(r.nearestLimit).toBeUndefined();
+    expect(r.lines).toContain('Each limit is met by some variant, but no variant meets them all at once.');
+  });
+});
+
+describe('limit parsing', () => {
+  it('reads sizes in the units slim bench prints (1 MB = 1,048,576 bytes)', () => {
+    expect(parseSize('3MB')).toBe(3 * 1024 ** 2);
+    expect(parseSize('3 MiB')).toBe(3 * 1024 ** 2);
+    expect(parseSize('500kb')).toBe(500 * 1024);
+    expect(parseSize('1.5G')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize('12345')).toBe(12345);
+    expect(parseSize('3 parsecs')).toBeUndefined();
+  });
+  it('reads top-1 as a fraction or a percentage', () => {
+    expect(parseTop1('0.93')).toBe(0.93);
+    expect(parseTop1('93%')).toBeCloseTo(0.93, 12);
+    expect(parseTop1('93')).toBeUndefined();
+    expect(parseTop1('0')).toBeUndefined();
+  });
+  it('turns bad limits into usage errors (exit 2) that say what to write', async () => {
+    const r = await runSlim(['recommend', '--min-top1', '93']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--min-top1 takes a fraction in \(0, 1\] such as 0\.93, or a percentage such as 93%, got '93'/);
+    const none = await runSlim(['recommend', '--run', '/nonexistent-run']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no limits given/);
+  });
+});
