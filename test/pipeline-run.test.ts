@@ -165,6 +165,28 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
   });
 });
 
+describe('slim run from a PyTorch-exported model file', () => {
+  it('makes the file the first variant, quantizes and benchmarks it (no training engine needed)', async () => {
+    const file = writeRecipe('torch.yaml', `name: from-torch
+data: { train_per_class: 10, test_limit: 100 }
+model: { file: ${path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')}, id: torch }
+stages:
+  - quantize: { id: torch-int8, samples: 32 }
+  - bench: { runs: 50, warmup_runs: 2, batch: 4 }
+`);
+    const runDir = path.join(dir, 'torch');
+    const out = await run(file, runDir);
+    expect(out.ran).toEqual(['torch-int8', 'bench']);
+    const m = manifestOf(runDir);
+    expect(m.stages.map((s) => [s.id, s.kind, s.status])).toEqual([['torch', 'source', 'done'], ['torch-int8', 'quantize', 'done'], ['bench', 'bench', 'done']]);
+    // The source variant is the file's bytes, stored by hash.
+    expect(m.stages[0]!.model!.sha256).toBe(sha(path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')));
+    const bench = m.stages[2]!;
+    expect(bench.kind === 'bench' && bench.result!.variants.map((v) => [v.id, v.kind, v.from ?? null])).toEqual([['torch', 'source', null], ['torch-int8', 'quantize', 'torch']]);
+    expect((await run(file, runDir)).reused).toEqual(['torch-int8', 'bench']);
+  });
+});
+
 async function until(done: () => boolean, timeoutMs: number): Promise<void> {
   const start = Date.now();
   while (!done()) {

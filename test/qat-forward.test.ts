@@ -2,7 +2,7 @@ import './helpers/engine-env.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportQat, toQatGraph, type QatGraph } from '../src/compress/qat/index.js';
+import { exportQat, settleScales, toQatGraph, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, nodeLabel, ortKernels, quantizeStatic, sampleImages, type QuantizedResult } from '../src/compress/quantize/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
@@ -138,8 +138,8 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
     plan.setOptimizer({ kind: 'adamw', weightDecay: 0 });
     const x = images(train, 0, 64);
     const labels = Int32Array.from(train.labels.subarray(0, 64));
-    for (let k = 0; k < 8; k++) await plan.trainStepOn(x, labels, { lr: 2e-3 });
-    trained = plan.toGraph();
+    for (let k = 0; k < 8; k++) await plan.trainStepOn(x, labels, { lr: 2e-4 });
+    trained = settleScales(plan.toGraph()).graph;
   });
 
   it('the untrained QAT graph is PTQ\'s model: it exports to the same integers and scales', () => {
@@ -194,7 +194,8 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
     expect(kernels.floatOps).toEqual({});
     expect(kernels.ops['QLinearConv']).toBe(20);
     const checks = await compareLayers(trained, exported, images(test, 0, N));
-    expect(checks.length).toBe(21);
+    // Every Conv (the Gemm's output is the float logits, checked end to end below).
+    expect(checks.length).toBe(20);
     for (const c of checks) {
       expect(c.maxLevels, c.layer).toBeLessThanOrEqual(1);
       // Off by one level only where the float sum sits at a rounding boundary.
@@ -202,36 +203,54 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
     }
   });
 
-  it('what was trained is what ships: the exported model computes the trained graph\'s function', async () => {
+  it('what was trained is what ships: the same weights bit for bit, biases within half a step', async () => {
     const exported = exportQat(trained, qat.layout).graph;
-    // LSQ moved the scales away from PTQ's calibration.
+    // LSQ moved every weight's scales away from PTQ's.
     const moved = qat.layout.weights.filter((w) => {
       const before = ptq.graph.initializers.get(w.scale)!.data as Float32Array;
       const after = trained.initializers.get(w.scale)!.data as Float32Array;
       return before.some((v, i) => Math.abs(after[i]! - v) > 1e-6 * v);
     });
     expect(moved.length).toBe(qat.layout.weights.length);
+
+    // The fake-quantized weights the engine computes from the latent weights, against the integers
+    // exported (both read through their DequantizeLinear, in the engine).
     const input = images(test, 0, N);
-    const engineTrained = EnginePlan.create(trained, { threads: 1 }).forward(input)[0]!.data;
-    const engineExported = EnginePlan.create(exported, { threads: 1 }).forward(input)[0]!.data;
+    const weightValues = qat.layout.weights.map((w) => trained.nodes.find((n) => n.name === w.dequantize)!.outputs[0]!);
+    const probe = (g: Graph): Tensor<'float32'>[] => {
+      const c = cloneGraph(g);
+      c.outputs = [...c.outputs, ...weightValues.map((name) => ({ name, dtype: 'float32' as const }))];
+      return EnginePlan.create(c, { threads: 1 }).forward(input);
+    };
+    const [trainedLogits, ...trainedWeights] = probe(trained);
+    const [, ...exportedWeights] = probe(exported);
+    trainedWeights.forEach((t, k) => expect(Array.from(exportedWeights[k]!.data), weightValues[k]).toEqual(Array.from(t.data)));
+    for (const b of qat.layout.biases) {
+      const float = trained.initializers.get(b.name)!.data as Float32Array;
+      const layer = exported.nodes.find((n) => nodeLabel(n) === b.layer)!;
+      const dq = exported.nodes.find((n) => n.outputs[0] === layer.inputs[2])!;
+      const q = exported.initializers.get(dq.inputs[0]!)!.data as Int32Array;
+      const scale = exported.initializers.get(dq.inputs[1]!)!.data as Float32Array;
+      float.forEach((v, c) => expect(Math.abs(q[c]! * scale[b.perChannel ? c : 0]! - v)).toBeLessThanOrEqual(0.5 * scale[b.perChannel ? c : 0]! * (1 + 1e-6)));
+    }
+
+    // End to end through 20 layers, ONNX Runtime's integer requantization makes one-level differences
+    // that compound; the logits stay within a few percent of their range and predict the same classes.
+    const engine = trainedLogits!.data;
     const ort = (await runGraph(exported, { input }, { threads: 1 }))[exported.outputs[0]!.name]!.data as Float32Array;
-    const range = Math.max(...engineTrained) - Math.min(...engineTrained);
-    let exportDiff = 0;
-    let ortDiff = 0;
-    let agree = 0;
-    for (let i = 0; i < engineTrained.length; i++) {
-      exportDiff = Math.max(exportDiff, Math.abs(engineTrained[i]! - engineExported[i]!));
-      ortDiff = Math.max(ortDiff, Math.abs(engineTrained[i]! - ort[i]!));
-    }
+    const range = Math.max(...engine) - Math.min(...engine);
+    let worst = 0;
+    for (let i = 0; i < engine.length; i++) worst = Math.max(worst, Math.abs(engine[i]! - ort[i]!));
+    expect(worst / range).toBeLessThan(0.05);
+    // Every image whose top-1 margin exceeds twice the largest logit difference keeps its class.
+    const ranked = (a: Float32Array, n: number): number[] => [...a.subarray(n * 10, n * 10 + 10)].map((v, c) => [v, c] as const).sort((x, y) => y[0] - x[0]).map(([, c]) => c);
+    let clear = 0;
     for (let n = 0; n < N; n++) {
-      const row = (a: Float32Array): number => Array.from(a.subarray(n * 10, n * 10 + 10)).reduce((best, v, c, r) => (v > r[best]! ? c : best), 0);
-      if (row(engineTrained) === row(ort)) agree++;
+      const [first, second] = ranked(engine, n);
+      if (engine[n * 10 + first!]! - engine[n * 10 + second!]! <= 2 * worst) continue;
+      clear++;
+      expect(ranked(ort, n)[0], `image ${n}`).toBe(first);
     }
-    // Same integers, same scales: only the int32 bias rounding differs (far below a level).
-    expect(exportDiff / range).toBeLessThan(1e-4);
-    // End to end, ORT's integer requantization makes occasional one-level differences that compound
-    // through 20 layers; the logits still stay within a few percent of their range.
-    expect(ortDiff / range).toBeLessThan(0.05);
-    expect(agree).toBeGreaterThanOrEqual(N - 1);
+    expect(clear).toBeGreaterThan(N / 2);
   });
 });

@@ -1,7 +1,7 @@
 /**
- * The Conv weight layout per CPU (src/compress/quantize/cpu.ts): the same weights with zero point −1
- * (ORT's AMX GEMM path) or 0 (its direct symmetric convolution) — exact both ways, with ONNX Runtime as
- * the oracle, still fused into QLinearConv, and only on plain (group 1) Convs.
+ * The Conv layout per CPU (src/compress/quantize/cpu.ts, pad-channels.ts): the same weights with zero
+ * point −1 (ORT's AMX GEMM path) or 0 (its direct symmetric convolution), and the RGB first Conv padded to
+ * 4 input channels — exact, with ONNX Runtime as the oracle, and still fused into QLinearConv.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { arch, platform, release, tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import {
   hostInt8Cpu,
   insertQdq,
   ortKernels,
+  padConvInputChannels,
   planQuantization,
   prepareFloatGraph,
   quantizeStatic,
@@ -45,14 +46,28 @@ function convWeights(g: Graph): Map<string, { values: Int8Array; zeros: Int8Arra
   return out;
 }
 
-describe('retargetConvWeights', () => {
-  const generic = quantizeWithRanges(buildZooModel('resnet18-cifar', { width: 0.125 }));
-  const amx = retargetConvWeights(generic, 'amx');
+/** Input channels × kernel size of a Conv's (quantized) weight. */
+function convK(g: Graph, name: string): number {
+  const conv = g.nodes.find((n) => n.name === name)!;
+  const dq = new GraphIndex(g).producer.get(conv.inputs[1]!)!;
+  return g.initializers.get(dq.inputs[0]!)!.dims.slice(1).reduce((a, b) => a * b, 1);
+}
 
-  it('amx: every Conv weight gets zero point −1 and values shifted by −1, within int8', () => {
-    expect(amx.changed).toHaveLength(20);
+describe('retargetConvWeights', () => {
+  const generic = quantizeWithRanges(buildZooModel('resnet18-cifar', { width: 0.25 }));
+  const amx = retargetConvWeights(generic, 'amx');
+  /** Convs with input channels × kernel size ≥ 64 (the others stay on ConvSym). */
+  const longK = generic.nodes.filter((n) => n.opType === 'Conv' && convK(generic, n.name) >= 64).map((n) => n.name);
+
+  it('amx: every Conv with K ≥ 64 gets zero point −1 and values shifted by −1; the RGB first one (K = 27) and short 1×1s keep 0', () => {
+    expect(amx.changed).toEqual(longK);
+    expect(longK).toHaveLength(17); // all but conv1 (K = 27) and the 1×1 shortcuts from 16 and 32 channels
     const before = convWeights(generic);
     for (const [name, w] of convWeights(amx.graph)) {
+      if (!longK.includes(name)) {
+        expect(Array.from(w.zeros).every((z) => z === 0), name).toBe(true);
+        continue;
+      }
       expect(Array.from(w.zeros).every((z) => z === -1), name).toBe(true);
       const old = before.get(name)!;
       expect(Array.from(old.zeros).every((z) => z === 0), name).toBe(true);
@@ -67,18 +82,38 @@ describe('retargetConvWeights', () => {
   it('is exact: ONNX Runtime gives bit-identical outputs, and still runs QLinearConv ×20 with no float Conv', async () => {
     const rng = new Random(3);
     const feeds = { input: float32([4, 3, 32, 32], Array.from({ length: 4 * 3072 }, () => rng.normal())) };
-    const [a, b] = await Promise.all([runGraph(generic, feeds, { threads: 1 }), runGraph(amx.graph, feeds, { threads: 1 })]);
-    expect(Array.from(b['logits']!.data as Float32Array)).toEqual(Array.from(a['logits']!.data as Float32Array));
-    const { ops } = await ortKernels(encodeModel(amx.graph).model);
-    expect(ops).toMatchObject({ QLinearConv: 20 });
-    expect(ops['Conv']).toBeUndefined();
-    expect(ops['DequantizeLinear']).toBeUndefined();
+    const padded = padConvInputChannels(amx.graph);
+    const outs = await Promise.all([generic, amx.graph, padded.graph].map((g) => runGraph(g, feeds, { threads: 1 })));
+    for (const out of outs.slice(1)) expect(Array.from(out['logits']!.data as Float32Array)).toEqual(Array.from(outs[0]!['logits']!.data as Float32Array));
+    for (const g of [amx.graph, padded.graph]) {
+      const { ops, floatOps } = await ortKernels(encodeModel(g).model);
+      expect(ops).toMatchObject({ QLinearConv: 20 });
+      expect(floatOps).toEqual({});
+    }
+  });
+
+  it('pads the RGB first Conv to 4 input channels: a uint8 Pad at the zero point, weights with a zero channel', () => {
+    const { graph: g, padded } = padConvInputChannels(generic);
+    expect(padded).toEqual(['conv1']);
+    const pad = g.nodes.find((n) => n.opType === 'Pad')!;
+    const index = new GraphIndex(g);
+    expect(index.producer.get(pad.inputs[0]!)?.opType).toBe('QuantizeLinear');
+    expect(index.consumersOf(pad.outputs[0]!).map((n) => n.opType)).toEqual(['DequantizeLinear']);
+    expect(Array.from(g.initializers.get(pad.inputs[1]!)!.data as BigInt64Array, Number)).toEqual([0, 0, 0, 0, 0, 1, 0, 0]);
+    const dqx = index.producer.get(g.nodes.find((n) => n.name === 'conv1')!.inputs[0]!)!;
+    expect(pad.inputs[2]).toBe(dqx.inputs[2]);
+    const w = convWeights(g).get('conv1')!;
+    const dims = g.initializers.get(index.producer.get(g.nodes.find((n) => n.name === 'conv1')!.inputs[1]!)!.inputs[0]!)!.dims;
+    expect(dims).toEqual([16, 4, 3, 3]);
+    for (let o = 0; o < 16; o++) expect(Array.from(w.values.subarray(o * 36 + 27, o * 36 + 36)), `channel ${o}`).toEqual(new Array(9).fill(0));
+    // Nothing else has channels to pad, and a second pass finds nothing.
+    expect(padConvInputChannels(g).padded).toEqual([]);
   });
 
   it('round-trips, and is a no-op on weights already laid out for the CPU', () => {
     expect(retargetConvWeights(amx.graph, 'amx').changed).toEqual([]);
     const back = retargetConvWeights(amx.graph, 'generic');
-    expect(back.changed).toHaveLength(20);
+    expect(back.changed).toEqual(longK);
     const original = convWeights(generic);
     for (const [name, w] of convWeights(back.graph)) {
       expect(Array.from(w.values)).toEqual(Array.from(original.get(name)!.values));
@@ -89,13 +124,13 @@ describe('retargetConvWeights', () => {
 
   it('leaves depthwise and grouped Convs at zero point 0 (ORT never runs them as a GEMM)', () => {
     const g = emptyGraph('depthwise', 17);
-    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 8, 6, 6] }];
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 64, 6, 6] }];
     g.outputs = [{ name: 'y', dtype: 'float32', shape: [1, 16, 1, 1] }];
     const rng = new Random(4);
-    g.initializers.set('wd', float32([8, 1, 3, 3], Array.from({ length: 72 }, () => rng.normal())));
-    g.initializers.set('wp', float32([16, 8, 1, 1], Array.from({ length: 128 }, () => rng.normal())));
+    g.initializers.set('wd', float32([64, 1, 3, 3], Array.from({ length: 576 }, () => rng.normal())));
+    g.initializers.set('wp', float32([16, 64, 1, 1], Array.from({ length: 1024 }, () => rng.normal())));
     g.nodes = [
-      { name: 'dw', opType: 'Conv', domain: '', inputs: ['x', 'wd'], outputs: ['d'], attributes: { group: { type: 'int', value: 8 }, pads: { type: 'ints', value: [1, 1, 1, 1] } } },
+      { name: 'dw', opType: 'Conv', domain: '', inputs: ['x', 'wd'], outputs: ['d'], attributes: { group: { type: 'int', value: 64 }, pads: { type: 'ints', value: [1, 1, 1, 1] } } },
       { name: 'pw', opType: 'Conv', domain: '', inputs: ['d', 'wp'], outputs: ['p'], attributes: {} },
       { name: 'gap', opType: 'GlobalAveragePool', domain: '', inputs: ['p'], outputs: ['y'], attributes: {} },
     ];
@@ -108,14 +143,19 @@ describe('retargetConvWeights', () => {
 });
 
 describe('the cpu option of static quantization', () => {
-  it("'generic' keeps zero point 0, 'amx' gives −1, and the model metadata says which", async () => {
+  it("'generic' keeps zero point 0 and 3 channels; 'amx' pads the first Conv and gives the others −1; the metadata says which", async () => {
     const rng = new Random(5);
     const feeds = [{ input: float32([4, 3, 32, 32], Array.from({ length: 4 * 3072 }, () => rng.normal())) }];
-    const float = buildZooModel('resnet18-cifar', { width: 0.125 });
+    const float = buildZooModel('resnet18-cifar', { width: 0.25 });
     for (const cpu of ['generic', 'amx'] as const) {
       const { graph } = await quantizeStatic(float, feeds, { ...DEFAULT_STATIC, cpu }, { threads: 1 });
-      const zeros = [...convWeights(graph).values()].flatMap((w) => Array.from(w.zeros));
-      expect(new Set(zeros)).toEqual(new Set([cpu === 'amx' ? -1 : 0]));
+      const weights = convWeights(graph);
+      for (const [name, w] of weights) {
+        const expected = cpu === 'amx' && convK(graph, name) >= 64 ? -1 : 0;
+        expect(new Set(w.zeros), name).toEqual(new Set([expected]));
+      }
+      expect(convK(graph, 'conv1')).toBe(cpu === 'amx' ? 36 : 27);
+      expect(graph.nodes.filter((n) => n.opType === 'Pad')).toHaveLength(cpu === 'amx' ? 1 : 0);
       expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ cpu });
     }
   });

@@ -30,6 +30,8 @@ export interface DataLoadOptions {
   /** --data-dir; the recipe's `data.dir` wins. */
   dataDir?: string;
   seed: number;
+  /** [H, W] the run's model takes: folder images are resized to it; CIFAR-10 must match it. */
+  inputSize?: [number, number];
 }
 
 export function isCifar10(name: string): boolean {
@@ -47,13 +49,18 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     const options = dir ? { dataDir: dir } : {};
     [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
     name = 'cifar10';
+    const [h, w] = o.inputSize ?? [32, 32];
+    if (h !== 32 || w !== 32) {
+      throw usageError(`the model takes ${h}×${w} images but CIFAR-10's are 32×32`, 'use an image folder as data.dataset (its images are resized to the model), or a model for 32×32 input');
+    }
   } else {
     const folder = path.resolve(o.baseDir, spec.dataset);
     const isDir = async (p: string): Promise<boolean> => (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
     if (!(await isDir(path.join(folder, 'train'))) || !(await isDir(path.join(folder, 'test')))) {
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
     }
-    [train, test] = await Promise.all([loadImageFolder(path.join(folder, 'train')), loadImageFolder(path.join(folder, 'test'))]);
+    const size = o.inputSize ? { size: o.inputSize } : {};
+    [train, test] = await Promise.all([loadImageFolder(path.join(folder, 'train'), size), loadImageFolder(path.join(folder, 'test'), size)]);
     if (spec.test_limit) test = take(test, spec.test_limit);
     name = folder;
   }

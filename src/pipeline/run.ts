@@ -11,7 +11,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
-import { writeFileAtomic } from '../onnx/io.js';
+import { decodeModel, writeFileAtomic } from '../onnx/io.js';
+import { modelInputSize } from '../cli/dataset.js';
+import { ZOO } from '../zoo/index.js';
+import { resnetInputSize } from '../zoo/resnet.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
@@ -28,7 +31,7 @@ import {
   type StageRecord,
   type StageResults,
 } from './manifest.js';
-import { FIELD_HELP, MODEL_STAGES, sourceId, type Recipe, type Stage } from './recipe.js';
+import { FIELD_HELP, sourceId, type Recipe, type Stage } from './recipe.js';
 import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { runBench } from './stages/bench.js';
 import type { StageContext, StageOutput, Variant } from './stages/context.js';
@@ -95,7 +98,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
     log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
     const dataStart = performance.now();
-    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}) });
+    const sourceBytes = await readSource(recipe);
+    const inputSize = sourceBytes ? modelInputSize(decodeModel(sourceBytes, { file: recipe.model.file! })) : zooInputSize(recipe);
+    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
 
     const manifest: RunManifest = {
@@ -124,7 +129,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     };
     const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });
 
-    const source = await addSource(recipe, runDir, manifest);
+    const source = sourceBytes ? await addSource(recipe, runDir, manifest, sourceBytes) : undefined;
     if (source) {
       variants.set(source.id, source);
       await publishModel(runDir, source.model, source.id);
@@ -132,7 +137,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const ran: string[] = [];
     const reused: string[] = [];
     let last = source?.id;
+    const first = manifest.stages.length; // the source model's record, when there is one, comes first
     for (const [i, stage] of recipe.stages.entries()) {
+      const at = first + i;
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const input = inputOf(stage, last, variants);
       const threads = o.threads ?? recipe.threads;
@@ -146,7 +153,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
       } else {
         const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}) };
-        manifest.stages[i] = { ...base, status: 'running' } as StageRecord;
+        manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();
         const ctx: StageContext = {
@@ -166,7 +173,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         try {
           out = await execute(ctx, stage, input);
         } catch (e) {
-          manifest.stages[i] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: e instanceof Error ? e.message : String(e) } as StageRecord;
+          manifest.stages[at] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: e instanceof Error ? e.message : String(e) } as StageRecord;
           await save();
           throw inStage(e, recipe, stage);
         }
@@ -191,7 +198,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         await publishModel(runDir, record.model, stage.id);
         last = stage.id;
       }
-      manifest.stages[i] = record;
+      manifest.stages[at] = record;
       await save();
     }
     manifest.complete = true;
@@ -296,18 +303,28 @@ async function execute(ctx: StageContext, stage: Stage, input: StageInput): Prom
   }
 }
 
-/** A recipe `model: { file }` is the first variant: stored like any stage output, keyed by its bytes. */
-async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest): Promise<Variant | undefined> {
-  const id = sourceId(recipe.model);
-  if (!id || !recipe.model.file) return undefined;
+async function readSource(recipe: Recipe): Promise<Uint8Array | undefined> {
+  if (!recipe.model.file) return undefined;
   const file = path.resolve(recipe.baseDir, recipe.model.file);
-  let bytes: Uint8Array;
   try {
-    bytes = await readFile(file);
+    return await readFile(file);
   } catch (e) {
     throw new SlimError({ file: recipe.file, where: 'model.file', problem: `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, fix: 'give a path relative to the recipe' });
   }
+}
+
+function zooInputSize(recipe: Recipe): [number, number] | undefined {
+  const zoo = recipe.model.zoo;
+  if (!zoo) return undefined;
+  const size = resnetInputSize(ZOO[zoo].stem);
+  return [size, size];
+}
+
+/** A recipe `model: { file }` is the first variant: stored like any stage output, keyed by its bytes. */
+async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest, bytes: Uint8Array): Promise<Variant> {
+  const id = sourceId(recipe.model)!;
   const ref: ArtifactRef = await putBytes(runDir, bytes, 'onnx');
+  const file = path.resolve(recipe.baseDir, recipe.model.file!);
   manifest.stages.push({ id, kind: 'source', key: ref.sha256, status: 'done', model: ref, result: { file }, seconds: 0, gpu_seconds: 0, cost: 0, device: 'cpu' });
   return { id, kind: 'source', model: ref };
 }
@@ -328,9 +345,4 @@ async function clearRunDir(runDir: string): Promise<void> {
     throw new SlimError({ file: runDir, problem: 'is not a slimkit run folder (no manifest.json); --fresh will not delete it', fix: 'pass another --run-dir' }, 'usage');
   }
   await rm(runDir, { recursive: true, force: true });
-}
-
-/** The manifest stage list as plain ids with their models, for callers that publish or report. */
-export function modelStages(manifest: RunManifest): StageRecord[] {
-  return manifest.stages.filter((s) => s.model && (MODEL_STAGES.has(s.kind as never) || s.kind === 'source'));
 }

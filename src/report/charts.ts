@@ -42,7 +42,9 @@ function namespaceIds(svg: string, name: string): string {
  * variant is both cheaper and more accurate) drawn as a line through its points.
  */
 export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xTitle: string }): TopLevelSpec {
-  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated' }));
+  // Labels alternate above and below the points in x order, so neighbours do not print over each other.
+  const order = [...points].sort((a, b) => a.x - b.x).map((p) => p.id);
+  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', above: order.indexOf(p.id) % 2 === 0 }));
   const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding: 20 } };
   const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding: 20 } };
   return {
@@ -67,7 +69,8 @@ export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xT
           tooltip: [{ field: 'id' }, { field: 'x', title: o.xTitle }, { field: 'top1pct', title: 'top-1 (%)', format: '.2f' }],
         },
       },
-      { mark: { type: 'text', align: 'left', dx: 7, dy: -7, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
+      { transform: [{ filter: 'datum.above' }], mark: { type: 'text', align: 'left', dx: 6, dy: -9, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
+      { transform: [{ filter: '!datum.above' }], mark: { type: 'text', align: 'left', dx: 6, dy: 12, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
     ],
   } as TopLevelSpec;
 }

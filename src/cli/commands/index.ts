@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerDemo } from './demo.js';
 import { registerDeploy } from './deploy.js';
+import { registerDistill } from './distill.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerInfo } from './info.js';
@@ -24,6 +25,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerTrain,
   registerOptimize,
   registerPrune,
+  registerDistill,
   registerQuantize,
   registerDeploy,
   registerServe,

@@ -43,7 +43,9 @@ import {
   type QuantizeReport,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
+import { quantizationAwareTraining, QAT_DEFAULTS } from '../../compress/qat/index.js';
 import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { loadTrainTest, trainingProgress } from './distill.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, withJson, withThreads } from '../options.js';
 
@@ -75,6 +77,20 @@ interface QuantizeCliOptions extends CommonOptions {
   threads?: number;
   mean?: number[];
   std?: number[];
+  qat?: boolean;
+  data?: string;
+  epochs: number;
+  batch: number;
+  lr?: number;
+  optimizer: 'sgd' | 'adamw';
+  lsq?: boolean;
+  distill?: boolean;
+  device: 'cpu' | 'cuda';
+  trainLimit?: number;
+  testLimit?: number;
+  checkpointDir?: string;
+  resume?: string | boolean;
+  log?: string;
 }
 
 /** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
@@ -99,7 +115,7 @@ export function registerQuantize(program: Command): void {
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
-        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernel the weights select (same weights, same outputs): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
@@ -111,7 +127,21 @@ export function registerQuantize(program: Command): void {
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
         .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-        .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3)),
+        .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3))
+        .option('--qat', 'quantization-aware training: fine-tune the calibrated int8 model with its quantization simulated, then write it')
+        .option('--data <cifar10|folder>', "--qat training data: 'cifar10', or a folder with train/ and test/ subfolders (default calibration images: its training split)")
+        .option('--epochs <n>', '--qat: passes over the training data', positiveInt('--epochs'), 1)
+        .option('--batch <n>', '--qat: images per step', positiveInt('--batch'), QAT_DEFAULTS.batch)
+        .option('--lr <x>', `--qat: peak learning rate, cosine decay (default ${QAT_DEFAULTS.lr} for sgd, ${QAT_DEFAULTS.adamwLr} for adamw)`, positiveNumber('--lr'))
+        .addOption(new Option('--optimizer <name>', '--qat: update rule').choices(['sgd', 'adamw']).default('sgd'))
+        .option('--lsq', '--qat: learn the quantization scales too (LSQ) instead of keeping the calibrated ones')
+        .option('--distill', '--qat: also distill from the float model (alpha 0.5, T 4)')
+        .addOption(new Option('--device <device>', '--qat: where to train').choices(['cpu', 'cuda']).default('cpu'))
+        .option('--train-limit <n>', '--qat: train on the first N training images only', positiveInt('--train-limit'))
+        .option('--test-limit <n>', '--qat: evaluate each epoch on the first N test images only', positiveInt('--test-limit'))
+        .option('--checkpoint-dir <dir>', '--qat: write <dir>/last.ckpt atomically after every epoch')
+        .option('--resume [file]', '--qat: continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
+        .option('--log <file.jsonl>', '--qat: append one JSON line per epoch'),
     ),
   )
     .addHelpText(
@@ -123,6 +153,7 @@ export function registerQuantize(program: Command): void {
         '  slim quantize model.onnx -o model.int8.onnx --calib cifar10 --eval-limit 2000 --max-drop 0.5 --json',
         '  slim quantize model.onnx -o model.int8.onnx --calib ./images --eval ./val-images --report',
         '  slim quantize model.onnx -o model.fp16.onnx --mode fp16',
+        '  slim quantize model.onnx -o model.int8.onnx --qat --epochs 2 --data cifar10 --data-dir ../shared/data/cifar10',
       ].join('\n'),
     )
     .action(async (file: string, options: QuantizeCliOptions, command: Command) => {
@@ -139,6 +170,7 @@ interface EvalData {
 }
 
 async function runQuantize(file: string, options: QuantizeCliOptions): Promise<void> {
+  checkQatFlags(options);
   checkFlags(options);
   const start = performance.now();
   const { graph, fileBytes } = await loadModel(file);
@@ -264,6 +296,14 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     if (fp16.clamped > 0) log(`warning: ${fp16.clamped} weight value(s) beyond ±65504 were clamped to the float16 range`);
     extra['converted_tensors'] = fp16.converted;
     output = fp16.graph;
+  }
+
+  if (options.qat && result) {
+    const qat = await qatFineTune(file, graph, result, options, normalization, evalData);
+    output = qat.graph;
+    extra['qat'] = qat.summary;
+    // The reported "after" is the QAT model's; PTQ's top-1 stays in the qat section.
+    delete evalCache.after;
   }
 
   validateGraph(output, { file: options.output });
@@ -456,6 +496,11 @@ function humanSummary(s: Record<string, unknown>): string {
   if (typeof s['top1_before'] === 'number') {
     lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${(-(s['top1_drop_pt'] as number)).toFixed(2)} pt) on ${s['eval_images']} images of ${s['eval_data']}`);
   }
+  const qat = s['qat'] as { epochs: number; learnable_scales: boolean; top1_ptq?: number; seconds: number } | undefined;
+  if (qat) {
+    lines.push(`  QAT: ${qat.epochs} epoch(s), ${qat.learnable_scales ? 'learned' : 'calibrated'} scales, ${qat.seconds.toFixed(1)} s` +
+      (qat.top1_ptq !== undefined && typeof s['top1_after'] === 'number' ? `; int8 top-1 PTQ ${formatPercent(qat.top1_ptq)} → QAT ${formatPercent(s['top1_after'])}` : ''));
+  }
   const floatOps = Object.entries((s['ort_float_ops'] as Record<string, number> | undefined) ?? {});
   lines.push(`  ONNX Runtime runs ${Object.entries(s['ort_ops'] as Record<string, number>).map(([op, n]) => `${op} ×${n}`).join(', ')}`);
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') : 'none'}`);
@@ -464,4 +509,78 @@ function humanSummary(s: Record<string, unknown>): string {
   const report = s['report'] as { markdown: string } | undefined;
   if (report) lines.push(`  report: ${report.markdown}`);
   return lines.join('\n');
+}
+
+/** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
+function checkQatFlags(options: QuantizeCliOptions): void {
+  const qatOnly = ['data', 'lsq', 'distill', 'trainLimit', 'testLimit', 'checkpointDir', 'resume', 'log', 'lr'] as const;
+  if (!options.qat) {
+    const given = qatOnly.find((k) => options[k] !== undefined && options[k] !== false);
+    if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`);
+    return;
+  }
+  if (options.mode !== 'static') throw usageError('--qat fine-tunes a static int8 model', 'drop --mode, or use --mode static');
+  if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
+  if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
+  options.calib ??= isCifar(options.data) ? options.data : join(options.data, 'train');
+}
+
+interface QatStep {
+  graph: Graph;
+  summary: Record<string, unknown>;
+}
+
+/** Quantization-aware training from the PTQ result (same placement and calibration), then export. */
+async function qatFineTune(
+  file: string,
+  floatGraph: Graph,
+  ptq: QuantizedResult,
+  options: QuantizeCliOptions,
+  normalization: ReturnType<typeof normalizationFor>,
+  evalData: EvalData | undefined,
+): Promise<QatStep> {
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}) });
+  checkImageSize(floatGraph, data.train, file, '--data');
+  // PTQ's accuracy, for the comparison the user is paying the training for.
+  const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
+  const bar = trainingProgress('qat');
+  const r = await quantizationAwareTraining({
+    graph: ptq.graph,
+    float: ptq.float,
+    data,
+    epochs: options.epochs,
+    batch: options.batch,
+    optimizer: options.optimizer,
+    learnableScales: options.lsq ?? false,
+    device: options.device,
+    seed: options.seed,
+    onProgress: bar.onProgress,
+    file,
+    ...(options.distill ? { teacher: { graph: ptq.float } } : {}),
+    ...(options.lr !== undefined ? { lr: options.lr } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+    ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+    ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+    ...(options.resume !== undefined ? { resume: options.resume } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  }).finally(() => bar.stop());
+  for (const w of r.warnings) log(`warning: ${w}`);
+  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
+  return {
+    graph: r.graph,
+    summary: {
+      epochs: r.history.length,
+      steps: r.steps,
+      learnable_scales: options.lsq ?? false,
+      distilled: options.distill ?? false,
+      engine_top1: r.testAccuracy,
+      ...(ptqTop1 !== undefined ? { top1_ptq: ptqTop1 } : {}),
+      seconds: r.seconds,
+      gpu_seconds: r.gpuSeconds,
+      estimated_cost: r.estimatedCost,
+      ...(r.warnings.length ? { warnings: r.warnings } : {}),
+      history: r.history,
+    },
+  };
 }

@@ -9,6 +9,7 @@ import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { launchTraining } from '../../engine/launch-train.js';
+import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
@@ -140,6 +141,8 @@ export function registerTrain(program: Command): void {
           })
         : undefined;
       const writer = distributed?.writer ?? true;
+      // CPU ranks on one host share its cores (torchrun, srun): split them unless --threads says otherwise.
+      if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       const data = await loadTrainingData(options);
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);

@@ -10,7 +10,7 @@ import type { DeviceName } from '../../engine/native.js';
 import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress } from '../../engine/train.js';
 import type { EpochAugment } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
-import { exportQat } from './export.js';
+import { exportQat, settleScales } from './export.js';
 import { toQatGraph, type QatLayout } from './graph.js';
 
 export interface QatOptions {
@@ -23,8 +23,10 @@ export interface QatOptions {
   /** Default 128. */
   batch?: number;
   /**
-   * Peak learning rate (default 0.01 for SGD): a fine-tuning rate, about 1/10 to 1/40 of a
-   * from-scratch recipe's, so the weights stay near the calibrated ranges.
+   * Peak learning rate (default 1e-3 for SGD, 1e-5 for AdamW). The QDQ graph has its BatchNorms
+   * folded, and a ResNet without BN diverges at rates BN made safe: on the PyTorch-trained
+   * ResNet18-CIFAR (width 0.25) SGD at 0.01 blew the loss from 0.35 to 3 within four steps, float and
+   * QAT alike, while 1e-3 stays stable.
    */
   lr?: number;
   optimizer?: 'sgd' | 'adamw';
@@ -66,7 +68,7 @@ export interface QatResult {
   warnings: string[];
 }
 
-export const QAT_DEFAULTS = { batch: 128, lr: 0.01, weightDecay: 5e-5, schedule: 'cosine' } as const;
+export const QAT_DEFAULTS = { batch: 128, lr: 1e-3, adamwLr: 1e-5, weightDecay: 5e-5, schedule: 'cosine' } as const;
 
 export async function quantizationAwareTraining(o: QatOptions): Promise<QatResult> {
   if (!o.graph.nodes.some((n) => n.opType === 'QuantizeLinear')) {
@@ -79,7 +81,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     data: o.data,
     epochs: o.epochs,
     batch: o.batch ?? QAT_DEFAULTS.batch,
-    lr: o.lr ?? (o.optimizer === 'adamw' ? 1e-4 : QAT_DEFAULTS.lr),
+    lr: o.lr ?? (o.optimizer === 'adamw' ? QAT_DEFAULTS.adamwLr : QAT_DEFAULTS.lr),
     optimizer: o.optimizer ?? 'sgd',
     weightDecay: o.weightDecay ?? QAT_DEFAULTS.weightDecay,
     schedule: o.schedule ?? QAT_DEFAULTS.schedule,
@@ -106,10 +108,13 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     engine_top1: result.testAccuracy,
     ...(o.teacher ? { distilled: true } : {}),
   };
-  const exported = exportQat(result.graph, qat.layout, { description });
+  const settled = settleScales(result.graph);
+  const exported = exportQat(settled.graph, qat.layout, { description });
+  const warnings = [...exported.warnings];
+  if (settled.changed > 0) warnings.push(`${settled.changed} learned scale(s) crossed zero or the floor and were taken as |s|; a lower --lr keeps LSQ steadier`);
   return {
     graph: exported.graph,
-    trained: result.graph,
+    trained: settled.graph,
     layout: qat.layout,
     history: result.history,
     testAccuracy: result.testAccuracy,
@@ -117,6 +122,6 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     gpuSeconds: result.gpuSeconds,
     estimatedCost: result.estimatedCost,
     steps: result.steps,
-    warnings: exported.warnings,
+    warnings,
   };
 }

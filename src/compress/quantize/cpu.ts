@@ -14,7 +14,9 @@
  * 1 thread, this 2-core Sapphire Rapids VM): the 3×3 convs of the last stage take 100 µs instead of
  * 215 µs, the model 1.58 ms instead of 2.44 ms; with AMX withheld from ORT the GEMM path is slower than
  * ConvSym (3.03 ms), hence a choice per CPU. Depthwise and grouped convs never take the GEMM path, so
- * they keep zero point 0.
+ * they keep zero point 0, and so do Convs with a reduction shorter than AMX_MIN_K, where the im2col of
+ * the GEMM path costs more than AMX saves (the channel-padded RGB first conv, K = 36: 30 µs ConvSym
+ * against 63 µs GEMM; see pad-channels.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { arch, platform, release } from 'node:os';
@@ -29,6 +31,8 @@ export const CPU_CHOICES: readonly CpuChoice[] = ['auto', 'amx', 'generic'];
 
 /** The zero point of int8 Conv weights for each CPU (see the module comment). */
 const CONV_WEIGHT_ZERO_POINT: Record<Int8Cpu, number> = { amx: -1, generic: 0 };
+/** Input channels × kernel size below which a Conv stays on ConvSym for 'amx'. */
+const AMX_MIN_K = 64;
 
 /**
  * 'amx' when this machine can run ORT's AMX kernels: Linux on x64 with the amx_tile and amx_int8 flags,
@@ -57,8 +61,8 @@ export interface RetargetResult {
 }
 
 /**
- * Re-lay the int8 weights of every plain (group 1) Conv of a QDQ graph for `cpu`: the weight
- * DequantizeLinear's int8 values shift by the change of zero point. Exact in both directions, and a
+ * Re-lay the int8 weights of the plain (group 1) Convs of a QDQ graph for `cpu`: the weight
+ * DequantizeLinear's int8 values shift by the change of zero point ('amx': Convs with K ≥ AMX_MIN_K). Exact in both directions, and a
  * no-op on weights already laid out for `cpu` (or not in a form it can shift: uint8 weights, mixed zero
  * points, values that would leave int8).
  */
@@ -79,6 +83,7 @@ export function retargetConvWeights(graph: Graph, cpu: Int8Cpu): RetargetResult 
     const values = g.initializers.get(valuesName);
     const zeros = g.initializers.get(zeroName);
     if (values?.dtype !== 'int8' || zeros?.dtype !== 'int8') continue;
+    if (cpu === 'amx' && values.dims.slice(1).reduce((a, b) => a * b, 1) < AMX_MIN_K) continue;
     const shifted = shiftWeights(values as Tensor<'int8'>, zeros as Tensor<'int8'>, target);
     if (!shifted) continue;
     // A weight shared with a reader that is not a plain Conv keeps its layout.

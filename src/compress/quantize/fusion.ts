@@ -15,7 +15,7 @@ const INTEGER_OR_MOVEMENT: ReadonlySet<string> = new Set([
   'QuantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearAdd', 'QLinearMul', 'QLinearGlobalAveragePool',
   'QLinearAveragePool', 'QLinearConcat', 'QLinearSigmoid', 'QLinearLeakyRelu', 'QLinearSoftmax', 'QLinearMatMul',
   'QGemm', 'MatMulInteger', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'ConvInteger', 'NhwcMaxPool',
-  'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'Split', 'MaxPool', 'Identity',
+  'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'Split', 'MaxPool', 'Identity', 'Pad',
 ]);
 
 export interface OrtKernels {

@@ -40,4 +40,5 @@ export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionRe
 export { batchSizeFor, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
 export { ortKernels, type OrtKernels } from './fusion.js';
+export { padConvInputChannels, type PadChannelsResult } from './pad-channels.js';
 export { CPU_CHOICES, hostInt8Cpu, resolveCpu, retargetConvWeights, type CpuChoice, type Int8Cpu, type RetargetResult } from './cpu.js';

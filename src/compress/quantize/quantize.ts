@@ -10,6 +10,7 @@ import { INFERENCE_PIPELINE, runPasses } from '../../passes/index.js';
 import { ActivationCollector, runCalibration, type FeedSource } from './calibrate/index.js';
 import { correctBiases } from './bias-correction.js';
 import { resolveCpu, retargetConvWeights } from './cpu.js';
+import { padConvInputChannels } from './pad-channels.js';
 import { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
 import { insertQdq } from './insert-qdq.js';
 import { calibrationTargets, planQuantization, type PlanOptions, type QuantPlan } from './mark.js';
@@ -125,7 +126,8 @@ export function buildQuantized(
     equalize: options.equalize,
     cpu,
   };
-  const graph = retargetConvWeights(insertQdq(float, plan, params, { description }), cpu).graph;
+  const inserted = insertQdq(float, plan, params, { description });
+  const graph = retargetConvWeights(cpu === 'amx' ? padConvInputChannels(inserted).graph : inserted, cpu).graph;
   return { graph, float, plan, params, ranges };
 }
 

@@ -39,9 +39,9 @@ export interface QuantizeOptions {
   keepFirst: boolean;
   keepLast: boolean;
   /**
-   * The CPU the int8 Conv weights are laid out for (cpu.ts): 'amx' picks ONNX Runtime's AMX GEMM
-   * kernels, 'generic' its VNNI / dot-product direct convolution; 'auto' (default) this machine.
-   * The weights, and the model's outputs, are the same either way.
+   * The CPU the int8 Convs are laid out for (cpu.ts, pad-channels.ts): 'amx' picks ONNX Runtime's AMX
+   * GEMM kernels, 'generic' its VNNI / dot-product direct convolution; 'auto' (default) this machine.
+   * The model computes exactly the same outputs either way; only its speed differs.
    */
   cpu: CpuChoice;
 }

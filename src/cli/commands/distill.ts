@@ -1,0 +1,241 @@
+import path from 'node:path';
+import { stat } from 'node:fs/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
+import { loadCifar10 } from '../../data/cifar10.js';
+import { loadImageFolder } from '../../data/image-folder.js';
+import type { ImageSet } from '../../data/types.js';
+import type { TrainProgress } from '../../engine/train.js';
+import { writeModel } from '../../onnx/io.js';
+import type { Graph } from '../../onnx/graph.js';
+import { loadModel } from '../../onnx/validate.js';
+import { foldBatchNorm } from '../../passes/index.js';
+import { formatPercent } from '../../report/format.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { buildZooModel, isZooName } from '../../zoo/index.js';
+import { modelInputSize, normalizationFor } from '../dataset.js';
+import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
+import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+
+interface DistillCliOptions extends CommonOptions {
+  teacher: string;
+  student: string;
+  data: string;
+  dataDir?: string;
+  out: string;
+  epochs: number;
+  batch: number;
+  alpha: number;
+  temperature: number;
+  cacheTeacher?: boolean;
+  device: 'cpu' | 'cuda';
+  lr?: number;
+  optimizer: 'sgd' | 'adamw';
+  weightDecay?: number;
+  schedule: 'onecycle' | 'cosine' | 'constant';
+  warmup?: number;
+  labelSmoothing: number;
+  seed: number;
+  width: number;
+  trainLimit?: number;
+  testLimit?: number;
+  threads?: number;
+  augment: boolean;
+  checkpointDir?: string;
+  resume?: string | boolean;
+  log?: string;
+  gpuPricePerHour: number;
+  fold: boolean;
+  verify: boolean;
+}
+
+function inRange(name: string, lo: number, hi: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!(n >= lo && n <= hi)) throw new InvalidArgumentError(`${name} must be in [${lo}, ${hi}], got '${value}'`);
+    return n;
+  };
+}
+
+function oneOf<T extends string>(name: string, allowed: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+    return value as T;
+  };
+}
+
+/** A progress bar for engine training (epochs, loss, accuracy, speed); shared with `slim quantize --qat`. */
+export function trainingProgress(label: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
+  let bar: Progress | undefined;
+  return {
+    onProgress: (p) => {
+      // The bar starts with the first step: only then is the step count known.
+      bar ??= progress(label, p.totalSteps, 'steps');
+      bar.update(p.globalStep, {
+        phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
+      });
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+/** 'cifar10', or a folder with train/ and test/ subfolders of class folders (resized to the model's input). */
+export async function loadTrainTest(data: string, options: { dataDir?: string; size?: [number, number] }): Promise<{ train: ImageSet; test: ImageSet }> {
+  if (['cifar10', 'cifar-10'].includes(data.toLowerCase())) {
+    const dir = options.dataDir ? { dataDir: options.dataDir } : {};
+    const [train, test] = await Promise.all([loadCifar10('train', dir), loadCifar10('test', dir)]);
+    return { train, test };
+  }
+  const info = await stat(data).catch(() => undefined);
+  if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
+  const size = options.size ? { size: options.size } : {};
+  const [train, test] = await Promise.all([loadImageFolder(path.join(data, 'train'), size), loadImageFolder(path.join(data, 'test'), size)]);
+  return { train, test };
+}
+
+export function registerDistill(program: Command): void {
+  withJson(
+    program
+      .command('distill')
+      .description('knowledge distillation: train a student (zoo name or ONNX) to match a teacher ONNX model, with the LibTorch engine')
+      .requiredOption('--teacher <file.onnx>', 'the trained teacher (any ONNX classifier the engine can run)')
+      .requiredOption('--student <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file')
+      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ subfolders of class folders")
+      .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
+      .requiredOption('--out <file.onnx>', 'where to write the trained student')
+      .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
+      .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
+      .option('--alpha <a>', 'weight of the hard-label loss; 1 − alpha goes to the teacher\'s soft targets', inRange('--alpha', 0, 1), DISTILL_DEFAULTS.alpha)
+      .option('--temperature <T>', 'softmax temperature of the soft targets (the loss is scaled by T², so alpha keeps its meaning)', positiveNumber('--temperature'), DISTILL_DEFAULTS.temperature)
+      .option('--cache-teacher', 'run the teacher once over the unaugmented training images and reuse its logits (no augmentation)')
+      .option('--device <cpu|cuda>', 'where to train', oneOf('--device', ['cpu', 'cuda'] as const), 'cpu')
+      .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
+      .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw'] as const), 'sgd')
+      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', Number)
+      .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', oneOf('--schedule', ['onecycle', 'cosine', 'constant'] as const), 'onecycle')
+      .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', inRange('--warmup', 0, 0.999))
+      .option('--label-smoothing <x>', 'label smoothing of the hard-label loss', inRange('--label-smoothing', 0, 0.999), 0)
+      .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
+      .option('--width <w>', 'zoo students: channel width multiplier', positiveNumber('--width'), 1)
+      .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
+      .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
+      .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
+      .option('--no-augment', 'no random crop (padding 4) and flip')
+      .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
+      .option('--resume [file]', 'continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
+      .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')
+      .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
+      .option('--no-fold', 'keep BatchNormalization nodes in the written model')
+      .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
+  )
+    .addHelpText('after', [
+      '',
+      'The loss is alpha·CE(student, labels) + (1 − alpha)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)); the',
+      'teacher runs in eval mode on the same augmented batch. Compare with `slim train` on the same recipe.',
+      '',
+      'Examples:',
+      '  slim distill --teacher r34.onnx --student resnet18-cifar --data cifar10 --epochs 30 --out r18-kd.onnx',
+      '  slim distill --teacher r18.onnx --student resnet18-cifar --width 0.5 --data cifar10 --epochs 10 --alpha 0.3 --temperature 4 --out small.onnx',
+      '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
+    ].join('\n'))
+    .action(async (options: DistillCliOptions, command: Command) => {
+      if (options.cacheTeacher && command.getOptionValueSource('augment') === 'cli' && options.augment) {
+        throw usageError('--cache-teacher trains without augmentation');
+      }
+      const { graph: teacher } = await loadModel(options.teacher);
+      const studentIsZoo = isZooName(options.student);
+      if (!studentIsZoo && !options.student.endsWith('.onnx')) {
+        throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
+      }
+      const studentFile = studentIsZoo ? undefined : (await loadModel(options.student)).graph;
+      const size = modelInputSize(studentFile ?? teacher);
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
+      const student: Graph = studentFile ?? buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
+      if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
+
+      const bar = trainingProgress('distill');
+      const result = await distill({
+        teacher,
+        student,
+        teacherFile: options.teacher,
+        ...(studentIsZoo ? {} : { studentFile: options.student }),
+        data,
+        epochs: options.epochs,
+        batch: options.batch,
+        alpha: options.alpha,
+        temperature: options.temperature,
+        cacheTeacher: options.cacheTeacher ?? false,
+        device: options.device,
+        optimizer: options.optimizer,
+        schedule: options.schedule,
+        labelSmoothing: options.labelSmoothing,
+        seed: options.seed,
+        gpuPricePerHour: options.gpuPricePerHour,
+        onProgress: bar.onProgress,
+        ...(options.lr !== undefined ? { lr: options.lr } : {}),
+        ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
+        ...(options.warmup !== undefined ? { warmup: options.warmup } : {}),
+        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+        ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+        ...(options.threads !== undefined ? { threads: options.threads } : {}),
+        ...(options.augment ? {} : { augment: false as const }),
+        ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+        ...(options.resume !== undefined ? { resume: options.resume } : {}),
+        ...(options.log ? { log: options.log } : {}),
+      }).finally(() => bar.stop());
+      if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
+        log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
+      }
+
+      let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      out = {
+        ...out,
+        metadata: {
+          ...out.metadata,
+          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, testAccuracy: result.testAccuracy, data: data.test.name }),
+          'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacherAccuracy: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cachedTeacher: result.cachedTeacher }),
+        },
+      };
+      const { bytes } = await writeModel(out, options.out);
+      let ortTop1: number | undefined;
+      if (options.verify) {
+        const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});
+        try {
+          const scored = await evaluate(session, data.test, { normalization: normalizationFor(out, {}), batchSize: 256, ...(options.testLimit ? { limit: options.testLimit } : {}) });
+          ortTop1 = scored.top1;
+        } finally {
+          await session.close();
+        }
+      }
+      const summary = {
+        teacher: options.teacher,
+        student: options.student,
+        out: options.out,
+        size_bytes: bytes,
+        alpha: result.alpha,
+        temperature: result.temperature,
+        cached_teacher: result.cachedTeacher,
+        teacher_top1: result.teacherAccuracy,
+        test_top1: result.testAccuracy,
+        ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
+        epochs: result.history.length,
+        steps: result.steps,
+        seconds: result.seconds,
+        gpu_seconds: result.gpuSeconds,
+        estimated_cost: result.estimatedCost,
+        ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
+        history: result.history,
+      };
+      printResult(options, summary, () =>
+        [
+          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epochs (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
+            (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
+          `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
+          `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
+          `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
+        ].join('\n'),
+      );
+    });
+}

@@ -1,0 +1,127 @@
+/**
+ * Knowledge distillation (Hinton et al., 2015): train a student on
+ *
+ *   α · CE(student, labels) + (1 − α) · T² · KL(softmax(teacher / T) ‖ softmax(student / T))
+ *
+ * with the teacher (any ONNX classifier the engine can run) in eval mode on the same augmented batch.
+ * The T² factor: the soft targets' gradient with respect to a student logit is
+ * (softmax(s/T) − softmax(t/T)) / T, and for T above the logits' spread the difference itself shrinks
+ * like 1/T, so without T² the soft term's gradient falls like 1/T² and raising the temperature quietly
+ * turns distillation off (the article this project started from omits the factor). With it, α keeps
+ * one meaning at every T. The loss itself lives in native/src/distill.cc, the one definition every
+ * step uses; test/distill-loss.test.ts checks it against PyTorch's formula.
+ *
+ * Optional cached teacher logits: one teacher pass over the unaugmented training images, reused by
+ * every epoch; the student then trains on those same fixed images (no augmentation).
+ */
+import { inputError, SlimError, usageError } from '../../errors.js';
+import { CIFAR10_NORMALIZATION, type Normalization } from '../../data/types.js';
+import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
+import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { inferShapes } from '../../onnx/shape-inference.js';
+import { readPreprocessing } from '../../zoo/metadata.js';
+
+export interface DistillOptions extends Omit<TrainOptions, 'graph' | 'teacher' | 'file'> {
+  teacher: Graph;
+  student: Graph;
+  /** Softmax temperature of the soft targets (default 4). */
+  temperature?: number;
+  /** Weight of the hard-label cross-entropy; 1 − alpha goes to the soft targets (default 0.5). */
+  alpha?: number;
+  /** One teacher pass over the unaugmented training images, reused every epoch (turns augmentation off). */
+  cacheTeacher?: boolean;
+  /** Named in errors. */
+  teacherFile?: string;
+  studentFile?: string;
+}
+
+export interface DistillResult extends TrainResult {
+  /** The teacher's top-1 on the test images (engine, before training), in [0, 1]. */
+  teacherAccuracy: number;
+  temperature: number;
+  alpha: number;
+  cachedTeacher: boolean;
+}
+
+export const DISTILL_DEFAULTS = { temperature: 4, alpha: 0.5 } as const;
+
+export async function distill(o: DistillOptions): Promise<DistillResult> {
+  const temperature = o.temperature ?? DISTILL_DEFAULTS.temperature;
+  const alpha = o.alpha ?? DISTILL_DEFAULTS.alpha;
+  if (!(temperature > 0) || !Number.isFinite(temperature)) throw usageError(`--temperature must be a positive number, got ${temperature}`);
+  if (!(alpha >= 0 && alpha <= 1)) throw usageError(`--alpha must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
+  if (o.cacheTeacher && o.augment !== undefined && o.augment !== false) {
+    throw usageError('cached teacher logits belong to the unaugmented training images, so they cannot be combined with augmentation', 'drop --cache-teacher, or train without augmentation');
+  }
+  const classes = o.data.train.classes.length;
+  checkPair(o, classes);
+  const normalization = o.normalization ?? sharedNormalization(o);
+
+  const { student, teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, ...train } = o;
+  const teacherAccuracy = await teacherTop1(teacher, o, normalization, teacherFile);
+  const result = await trainModel({
+    ...train,
+    graph: student,
+    normalization,
+    teacher: { graph: teacher, temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) },
+    ...(cacheTeacher ? { augment: false as const } : {}),
+    ...(studentFile ? { file: studentFile } : {}),
+  });
+  return { ...result, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
+}
+
+/** Teacher and student must read the same images and predict the data set's classes. */
+function checkPair(o: DistillOptions, classes: number): void {
+  const describe = (g: Graph, file: string | undefined, role: string): { input: (number | string)[]; classes: number | string | undefined } => {
+    const inputs = dataInputs(g);
+    if (inputs.length !== 1) throw inputError({ ...(file ? { file } : {}), problem: `the ${role} has ${inputs.length} inputs; distillation needs one image input` });
+    const facts = inferShapes(g, file ? { file } : {});
+    const out = facts.types.get(g.outputs[0]?.name ?? '');
+    return { input: inputs[0]!.shape?.slice(1) ?? [], classes: out?.shape?.at(-1) };
+  };
+  const t = describe(o.teacher, o.teacherFile, 'teacher');
+  const s = describe(o.student, o.studentFile, 'student');
+  const fixed = (dims: (number | string)[]): string => dims.map(String).join('×');
+  if (t.input.length && s.input.length && t.input.some((d, i) => typeof d === 'number' && typeof s.input[i] === 'number' && d !== s.input[i])) {
+    throw inputError({
+      ...(o.teacherFile ? { file: o.teacherFile } : {}),
+      problem: `the teacher takes ${fixed(t.input)} images but the student takes ${fixed(s.input)}`,
+      fix: 'both see the same batch: use a teacher and a student for the same input size',
+    });
+  }
+  for (const [role, c, file] of [['teacher', t.classes, o.teacherFile], ['student', s.classes, o.studentFile]] as const) {
+    if (typeof c === 'number' && c !== classes) {
+      throw inputError({
+        ...(file ? { file } : {}),
+        problem: `the ${role} predicts ${c} classes but the data set has ${classes}`,
+        fix: role === 'student' ? 'build the student for the data set\'s classes (zoo models: --classes)' : 'use a teacher trained on this data set',
+      });
+    }
+  }
+}
+
+/** The preprocessing both models get (they see one batch): the student's, which the teacher's must match. */
+function sharedNormalization(o: DistillOptions): Normalization {
+  const s = readPreprocessing(o.student, o.studentFile).normalization;
+  const t = readPreprocessing(o.teacher, o.teacherFile).normalization;
+  if (s && t && (s.mean.some((v, i) => Math.abs(v - t.mean[i]!) > 1e-6) || s.std.some((v, i) => Math.abs(v - t.std[i]!) > 1e-6))) {
+    throw new SlimError(
+      {
+        ...(o.teacherFile ? { file: o.teacherFile } : {}),
+        problem: `the teacher expects mean ${JSON.stringify(t.mean)} / std ${JSON.stringify(t.std)} but the student ${JSON.stringify(s.mean)} / ${JSON.stringify(s.std)}; both see the same normalized batch`,
+        fix: 'use models trained with the same preprocessing, or pass the normalization explicitly',
+      },
+      'usage',
+    );
+  }
+  return s ?? t ?? CIFAR10_NORMALIZATION;
+}
+
+/** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
+async function teacherTop1(teacher: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
+  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
+  const r = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
+  return r.correct / Math.max(r.count, 1);
+}
