@@ -44,7 +44,7 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     // Both ranks trained, but the log has one start, one epoch and one end record: rank 0's.
     const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event);
     expect(events).toEqual(['start', 'epoch', 'end']);
-  });
+  }, 240_000);
 
   it('SIGTERM to the launcher stops every worker', async () => {
     const run = startSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'z.onnx'), '--nproc', '2']);
@@ -55,7 +55,7 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect(exit.code).toBe(1);
     expect(exit.stderr).toMatch(/interrupted by SIGTERM; all 2 workers were stopped/);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
-  });
+  }, 240_000);
 
   it('refuses --nproc inside an already launched rank (exit 2)', async () => {
     const run = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'x.onnx'), '--nproc', '2'], {
@@ -63,7 +63,7 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     });
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/--nproc starts its own workers, but this process already is rank 0 of 2/);
-  });
+  }, 240_000);
 
   it('a rank whose peers never come stops after --dist-timeout, naming itself and the address', async () => {
     const port = await freePort();
@@ -74,7 +74,7 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect(run.code).toBe(1);
     expect((Date.now() - started) / 1000).toBeLessThan(30);
     expect(run.stderr).toMatch(new RegExp(`rank 1 of 2: distributed start-up failed: rank 1 could not reach the rendezvous at 127\\.0\\.0\\.1:${port}`));
-  });
+  }, 240_000);
 
   it('ranks started with different settings refuse together', async () => {
     const port = String(await freePort());
@@ -89,5 +89,5 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/rank 1 started with other training settings than rank 0/);
     }
-  });
+  }, 240_000);
 });

@@ -58,7 +58,7 @@ describe.skipIf(!canRun)('slim train --nproc 2 equals one process on the same gl
   beforeAll(async () => {
     plain = await writeNet(plainCnn(), path.join(dir, 'plain.onnx'));
     bn = await writeNet(bnCnn(), path.join(dir, 'bn.onnx'));
-  });
+  }, 240_000);
 
   it('without BatchNorm: final weights within 1e-5', async () => {
     const one = await train(plain, path.join(dir, 'plain-1.onnx'), ['--threads', '1']);
@@ -75,7 +75,7 @@ describe.skipIf(!canRun)('slim train --nproc 2 equals one process on the same gl
     // Sharded evaluation sums to the whole test subset and scores the written model.
     expect(two.test_top1).toBeCloseTo(one.test_top1, 6);
     expect(two.onnxruntime_top1).toBe(two.test_top1);
-  });
+  }, 240_000);
 
   it('with BatchNorm: SyncBatchNorm within 2e-5; per-rank statistics are measurably not', async () => {
     await train(bn, path.join(dir, 'bn-1.onnx'), ['--threads', '1']);
@@ -87,5 +87,5 @@ describe.skipIf(!canRun)('slim train --nproc 2 equals one process on the same gl
     expect(synced.tensors).toBe(12);
     expect(synced.max).toBeLessThanOrEqual(2e-5);
     expect(local.max).toBeGreaterThan(1e-4);
-  });
+  }, 240_000);
 });

@@ -80,7 +80,7 @@ describe.skipIf(!canRun)('data-parallel faults', () => {
     expect(summary.steps).toBe(12);
     expect(summary.ranks).toBeUndefined();
     expect(summary.onnxruntime_top1).toBe(summary.test_top1);
-  });
+  }, 240_000);
 
   it('a frozen rank (SIGSTOP): the other times out, names it, and --resume on 2 ranks completes', async () => {
     const { exit, seconds, savedEpoch, checkpointDir } = await faultMidEpoch('frozen', 'SIGSTOP', ['--dist-timeout', '10']);
@@ -98,5 +98,5 @@ describe.skipIf(!canRun)('data-parallel faults', () => {
     expect(summary.ranks).toBe(2);
     expect(summary.steps).toBe(12);
     expect(summary.onnxruntime_top1).toBe(summary.test_top1);
-  });
+  }, 240_000);
 });

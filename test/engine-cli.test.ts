@@ -2,31 +2,17 @@ import './helpers/engine-env.js';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { registerTrain } from '../src/cli/commands/train.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { readModel } from '../src/onnx/io.js';
+import { runCommandInProcess } from './helpers/in-process.js';
 
 const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10');
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-train-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function slimTrain(args: string[]): Promise<string> {
-  const program = new Command('slim').exitOverride();
-  registerTrain(program);
-  let stdout = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  try {
-    await program.parseAsync(['node', 'slim', 'train', ...args]);
-  } finally {
-    spy.mockRestore();
-  }
-  return stdout;
-}
+const slimTrain = (args: string[]): Promise<string> => runCommandInProcess(registerTrain, 'train', args);
 
 describe.skipIf(!nativeAvailable())('slim train', () => {
   it('trains a zoo model, writes a BN-folded ONNX and ONNX Runtime agrees with the engine', async () => {

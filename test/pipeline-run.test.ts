@@ -9,10 +9,12 @@
 import './helpers/engine-env.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { loadCifar10 } from '../src/data/cifar10.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import type { RunManifest } from '../src/pipeline/manifest.js';
 import { runSlim } from './helpers/cli.js';
@@ -166,9 +168,22 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
 });
 
 describe('slim run from a PyTorch-exported model file', () => {
-  it('makes the file the first variant, quantizes and benchmarks it (no training engine needed)', async () => {
+  it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
+    // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.
+    const images = path.join(dir, 'images');
+    const [train, test] = await Promise.all([loadCifar10('train', { dataDir: CIFAR_DIR, limit: 100 }), loadCifar10('test', { dataDir: CIFAR_DIR, limit: 40 })]);
+    for (const [split, set] of [['train', train], ['test', test]] as const) {
+      for (let i = 0; i < set.labels.length; i++) {
+        const folder = path.join(images, split, set.classes[set.labels[i]!]!);
+        mkdirSync(folder, { recursive: true });
+        const planar = set.pixels.subarray(i * 3072, (i + 1) * 3072);
+        const rgb = Buffer.alloc(3072);
+        for (let p = 0; p < 1024; p++) for (let c = 0; c < 3; c++) rgb[p * 3 + c] = planar[c * 1024 + p]!;
+        await sharp(rgb, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(folder, `${i}.png`));
+      }
+    }
     const file = writeRecipe('torch.yaml', `name: from-torch
-data: { train_per_class: 10, test_limit: 100 }
+data: { dataset: ${images}, test_limit: 30 }
 model: { file: ${path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')}, id: torch }
 stages:
   - quantize: { id: torch-int8, samples: 32 }
@@ -182,7 +197,8 @@ stages:
     // The source variant is the file's bytes, stored by hash.
     expect(m.stages[0]!.model!.sha256).toBe(sha(path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')));
     const bench = m.stages[2]!;
-    expect(bench.kind === 'bench' && bench.result!.variants.map((v) => [v.id, v.kind, v.from ?? null])).toEqual([['torch', 'source', null], ['torch-int8', 'quantize', 'torch']]);
+    expect(bench.kind === 'bench' && bench.result!.variants.map((v) => [v.id, v.kind, v.from ?? null, v.eval_images])).toEqual([['torch', 'source', null, 30], ['torch-int8', 'quantize', 'torch', 30]]);
+    expect(m.data).toMatchObject({ name: images, train_images: 100, test_images: 30 });
     expect((await run(file, runDir)).reused).toEqual(['torch-int8', 'bench']);
   });
 });

@@ -2,7 +2,7 @@ import './helpers/engine-env.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { exportQat, settleScales, toQatGraph, type QatGraph } from '../src/compress/qat/index.js';
+import { exportQat, settleScales, toCanonicalLayout, toQatGraph, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, nodeLabel, ortKernels, quantizeStatic, sampleImages, type QuantizedResult } from '../src/compress/quantize/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
@@ -59,6 +59,12 @@ function layerSubgraph(g: Graph, label: string, dims: number[]): Graph {
   const qOut = index.consumersOf(layer.outputs[0]!)[0]!;
   const dqOut = index.consumersOf(qOut.outputs[0]!).find((n) => n.opType === 'DequantizeLinear')!;
   const keep = new Set<Node>([inDq, layer, qOut, dqOut]);
+  // Layout nodes between the input's Q and its DQ (PTQ's channel padding for the RGB conv) come along.
+  let source = inDq.inputs[0]!;
+  for (let p = index.producer.get(source); p && p.opType !== 'QuantizeLinear'; p = index.producer.get(source)) {
+    keep.add(p);
+    source = p.inputs[0]!;
+  }
   const pull = (value: string): void => {
     const p = index.producer.get(value);
     if (!p || keep.has(p)) return;
@@ -66,9 +72,10 @@ function layerSubgraph(g: Graph, label: string, dims: number[]): Graph {
     p.inputs.forEach((v) => v && pull(v));
   };
   layer.inputs.slice(1).forEach((v) => v && pull(v));
+  for (const n of keep) n.inputs.slice(1).forEach((v) => v && pull(v));
   const sub = emptyGraph(`${label}-alone`, g.opsets['']);
   sub.opsets = { ...g.opsets };
-  const qIn: Node = { name: 'input_QuantizeLinear', opType: 'QuantizeLinear', domain: '', inputs: ['x', inDq.inputs[1]!, inDq.inputs[2]!], outputs: [inDq.inputs[0]!], attributes: {} };
+  const qIn: Node = { name: 'input_QuantizeLinear', opType: 'QuantizeLinear', domain: '', inputs: ['x', inDq.inputs[1]!, inDq.inputs[2]!], outputs: [source], attributes: {} };
   sub.nodes = [qIn, ...g.nodes.filter((n) => keep.has(n))];
   sub.inputs = [{ name: 'x', dtype: 'float32', shape: dims }];
   sub.outputs = [{ name: dqOut.outputs[0]!, dtype: 'float32' }];
@@ -145,6 +152,9 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
   it('the untrained QAT graph is PTQ\'s model: it exports to the same integers and scales', () => {
     const exported = exportQat(qat.graph, qat.layout).graph;
     validateGraph(exported);
+    // Node for node PTQ's graph, CPU layout included (channel padding, weight zero points).
+    const ops = (g: Graph): string[] => g.nodes.map((n) => n.opType).sort();
+    expect(ops(exported)).toEqual(ops(ptq.graph));
     expect(qat.layout.weights.length).toBe(ptq.plan.layers.length);
     expect(qat.layout.biases.length).toBe(qat.layout.weights.length);
     const integersOf = (g: Graph): Map<string, Tensor[]> => {
@@ -223,7 +233,8 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
       return EnginePlan.create(c, { threads: 1 }).forward(input);
     };
     const [trainedLogits, ...trainedWeights] = probe(trained);
-    const [, ...exportedWeights] = probe(exported);
+    // Read in the canonical layout (PTQ's CPU layout re-encodes the same weights: zero point −1, padded channels).
+    const [, ...exportedWeights] = probe(toCanonicalLayout(exported).graph);
     trainedWeights.forEach((t, k) => expect(Array.from(exportedWeights[k]!.data), weightValues[k]).toEqual(Array.from(t.data)));
     for (const b of qat.layout.biases) {
       const float = trained.initializers.get(b.name)!.data as Float32Array;

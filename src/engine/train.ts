@@ -72,6 +72,11 @@ export interface TrainOptions {
   trainable?: ReadonlySet<string>;
   /** Train the scales of QuantizeLinear → DequantizeLinear pairs (LSQ). */
   learnableScales?: boolean;
+  /**
+   * This run is one phase of a longer one (QAT: BatchNorm live, then folded): the learning-rate schedule
+   * spans `before` + this run's steps + `after` steps, and this run takes its part from step `before`.
+   */
+  schedulePhase?: { before: number; after: number };
   /** JSON-lines log file: one record per epoch plus start/end events. */
   log?: string;
   onProgress?: (p: TrainProgress) => void;
@@ -241,7 +246,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   if (batch < 1) throw usageError('the training set is empty', 'check --data and --train-limit');
   const stepsPerEpoch = Math.floor(train.count / batch);
   const totalSteps = stepsPerEpoch * o.epochs;
-  const lrAt = makeSchedule({ name: r.schedule, lr: r.lr, totalSteps, ...(o.warmup !== undefined ? { warmup: o.warmup } : {}) });
+  const phase = o.schedulePhase ?? { before: 0, after: 0 };
+  const schedule = makeSchedule({ name: r.schedule, lr: r.lr, totalSteps: phase.before + totalSteps + phase.after, ...(o.warmup !== undefined ? { warmup: o.warmup } : {}) });
+  const lrAt = (s: number): number => schedule(phase.before + s);
   // A running loss this far above chance means the run has blown up, even before it turns NaN.
   const divergedAbove = DIVERGENCE_FACTOR * Math.log(Math.max(2, o.data.train.classes.length));
 
@@ -259,6 +266,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     trainCount: train.count,
     augment: r.augment ?? null,
     teacher: r.distill ?? null,
+    ...(o.schedulePhase ? { schedulePhase: o.schedulePhase } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
   if (dist) await dist.attach(plan, fingerprint);

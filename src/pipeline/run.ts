@@ -99,7 +99,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
     const dataStart = performance.now();
     const sourceBytes = await readSource(recipe);
-    const inputSize = sourceBytes ? modelInputSize(decodeModel(sourceBytes, { file: recipe.model.file! })) : zooInputSize(recipe);
+    const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
+    const inputSize = sourceBytes ? modelInputSize(decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) })) : zooInputSize(recipe);
     const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
 

@@ -140,10 +140,7 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher r18.onnx --student resnet18-cifar --width 0.5 --data cifar10 --epochs 10 --alpha 0.3 --temperature 4 --out small.onnx',
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
-    .action(async (options: DistillCliOptions, command: Command) => {
-      if (options.cacheTeacher && command.getOptionValueSource('augment') === 'cli' && options.augment) {
-        throw usageError('--cache-teacher trains without augmentation');
-      }
+    .action(async (options: DistillCliOptions) => {
       const { graph: teacher } = await loadModel(options.teacher);
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {

@@ -78,6 +78,7 @@ interface QuantizeCliOptions extends CommonOptions {
   mean?: number[];
   std?: number[];
   qat?: boolean;
+  bnEpochs?: number;
   data?: string;
   epochs: number;
   batch: number;
@@ -134,6 +135,7 @@ export function registerQuantize(program: Command): void {
         .option('--batch <n>', '--qat: images per step', positiveInt('--batch'), QAT_DEFAULTS.batch)
         .option('--lr <x>', `--qat: peak learning rate, cosine decay (default ${QAT_DEFAULTS.lr} for sgd, ${QAT_DEFAULTS.adamwLr} for adamw)`, positiveNumber('--lr'))
         .addOption(new Option('--optimizer <name>', '--qat: update rule').choices(['sgd', 'adamw']).default('sgd'))
+        .option('--bn-epochs <n>', '--qat: train the first N epochs with the model\'s BatchNormalization live (batch statistics), then fold and freeze it', nonNegativeInt('--bn-epochs'))
         .option('--lsq', '--qat: learn the quantization scales too (LSQ) instead of keeping the calibrated ones')
         .option('--distill', '--qat: also distill from the float model (alpha 0.5, T 4)')
         .addOption(new Option('--device <device>', '--qat: where to train').choices(['cpu', 'cuda']).default('cpu'))
@@ -513,7 +515,7 @@ function humanSummary(s: Record<string, unknown>): string {
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
 function checkQatFlags(options: QuantizeCliOptions): void {
-  const qatOnly = ['data', 'lsq', 'distill', 'trainLimit', 'testLimit', 'checkpointDir', 'resume', 'log', 'lr'] as const;
+  const qatOnly = ['data', 'bnEpochs', 'lsq', 'distill', 'trainLimit', 'testLimit', 'checkpointDir', 'resume', 'log', 'lr'] as const;
   if (!options.qat) {
     const given = qatOnly.find((k) => options[k] !== undefined && options[k] !== false);
     if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`);
@@ -521,6 +523,7 @@ function checkQatFlags(options: QuantizeCliOptions): void {
   }
   if (options.mode !== 'static') throw usageError('--qat fine-tunes a static int8 model', 'drop --mode, or use --mode static');
   if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
+  if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
   options.calib ??= isCifar(options.data) ? options.data : join(options.data, 'train');
 }
@@ -552,6 +555,7 @@ async function qatFineTune(
     batch: options.batch,
     optimizer: options.optimizer,
     learnableScales: options.lsq ?? false,
+    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: floatGraph } : {}),
     device: options.device,
     seed: options.seed,
     onProgress: bar.onProgress,

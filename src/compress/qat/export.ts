@@ -13,6 +13,7 @@ import { freshName, valueNames } from '../../passes/rewrite.js';
 import { nodeLabel } from '../quantize/mark.js';
 import { roundHalfEven } from '../quantize/math.js';
 import type { QatLayout } from './graph.js';
+import { toCpuLayout } from './layout.js';
 
 /** The floor the engine applies to learnable scales (native/src/qat.cc kMinScale). */
 export const MIN_SCALE = 1e-8;
@@ -134,7 +135,8 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
 
   g.nodes = g.nodes.flatMap((n) => (removed.has(n) ? [] : [...(insertBefore.get(nodeLabel(n)) ?? []), n]));
   if (options.description) g.metadata = { ...g.metadata, 'slimkit.qat': JSON.stringify(options.description) };
-  return { graph: g, warnings };
+  // The int8 Conv layout PTQ chose for the target CPU (exact re-encodings; layout.ts).
+  return { graph: toCpuLayout(g, layout.cpu), warnings };
 }
 
 function layoutOf(dims: readonly number[], axis: number | undefined): { inner: number; channels: number } {

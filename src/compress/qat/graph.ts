@@ -6,10 +6,12 @@
  * pass is the int8 model's; export.ts turns the trained graph back into the integer QDQ form.
  */
 import { SlimError } from '../../errors.js';
-import { cloneGraph, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
+import { GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
+import type { Int8Cpu } from '../quantize/index.js';
 import { nodeLabel } from '../quantize/mark.js';
+import { exportCpu, toCanonicalLayout } from './layout.js';
 
 /** A trained weight and the quantization it ships with. */
 export interface QatWeight {
@@ -40,6 +42,8 @@ export interface QatBias {
 export interface QatLayout {
   weights: QatWeight[];
   biases: QatBias[];
+  /** The CPU layout PTQ gave the int8 Convs (layout.ts); export re-applies it. */
+  cpu: Int8Cpu;
 }
 
 export interface QatGraph {
@@ -63,11 +67,13 @@ export interface ToQatOptions {
 }
 
 export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
-  const g = cloneGraph(qdq);
+  // Training runs the canonical form; export re-applies PTQ's CPU layout.
+  const canonical = toCanonicalLayout(qdq);
+  const g = canonical.graph;
   const index = new GraphIndex(g);
   const taken = valueNames(g);
   const floatNodes = new Map((options.float?.nodes ?? []).map((n) => [nodeLabel(n), n]));
-  const layout: QatLayout = { weights: [], biases: [] };
+  const layout: QatLayout = { weights: [], biases: [], cpu: exportCpu(canonical) };
   const trainable = new Set<string>();
   const addBefore = new Map<Node, Node>();
   const doomed = new Set<Node>();

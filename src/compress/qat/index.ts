@@ -1,4 +1,6 @@
 /** Quantization-aware training: the public surface. */
 export { toQatGraph, type QatBias, type QatGraph, type QatLayout, type QatWeight, type ToQatOptions } from './graph.js';
+export { foldLiveBatchNorm, withLiveBatchNorm, type LiveBatchNorm, type LiveBatchNormGraph } from './batchnorm.js';
+export { exportCpu, toCanonicalLayout, toCpuLayout, type CanonicalGraph } from './layout.js';
 export { exportQat, MIN_SCALE, settledScale, settleScales, type ExportResult } from './export.js';
 export { quantizationAwareTraining, QAT_DEFAULTS, type QatOptions, type QatResult } from './train.js';

@@ -4,12 +4,14 @@
  * (the graph comes from it); the engine fake-quantizes activations and per-channel weights with
  * straight-through gradients, and optionally learns the scales (LSQ).
  */
+import path from 'node:path';
 import { usageError } from '../../errors.js';
 import type { ImageSet } from '../../data/types.js';
 import type { DeviceName } from '../../engine/native.js';
-import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress } from '../../engine/train.js';
+import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from '../../engine/train.js';
 import type { EpochAugment } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
+import { foldLiveBatchNorm, withLiveBatchNorm } from './batchnorm.js';
 import { exportQat, settleScales } from './export.js';
 import { toQatGraph, type QatLayout } from './graph.js';
 
@@ -36,6 +38,13 @@ export interface QatOptions {
   schedule?: TrainOptions['schedule'];
   /** Train the quantization scales too (LSQ); default false: PTQ's calibrated scales stay fixed. */
   learnableScales?: boolean;
+  /**
+   * Epochs to train with the model's BatchNormalization live (batch statistics) before folding it
+   * (frozen from then on); needs `unfolded`. Default 0: BN folded throughout, as PTQ's graph has it.
+   */
+  bnEpochs?: number;
+  /** The float model with its BatchNormalization nodes (what was quantized, before BN folding). */
+  unfolded?: Graph;
   device?: DeviceName;
   threads?: number;
   seed?: number;
@@ -76,11 +85,14 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
   }
   const qat = toQatGraph(o.graph, { ...(o.float ? { float: o.float } : {}), ...(o.file ? { file: o.file } : {}) });
   const learnableScales = o.learnableScales ?? false;
-  const result = await trainModel({
-    graph: qat.graph,
+  const bnEpochs = o.bnEpochs ?? 0;
+  if (!Number.isInteger(bnEpochs) || bnEpochs < 0 || bnEpochs > o.epochs) {
+    throw usageError(`--bn-epochs must be a whole number from 0 to --epochs (${o.epochs}), got ${bnEpochs}`);
+  }
+  const batch = o.batch ?? QAT_DEFAULTS.batch;
+  const common: Omit<TrainOptions, 'graph' | 'epochs'> = {
     data: o.data,
-    epochs: o.epochs,
-    batch: o.batch ?? QAT_DEFAULTS.batch,
+    batch,
     lr: o.lr ?? (o.optimizer === 'adamw' ? QAT_DEFAULTS.adamwLr : QAT_DEFAULTS.lr),
     optimizer: o.optimizer ?? 'sgd',
     weightDecay: o.weightDecay ?? QAT_DEFAULTS.weightDecay,
@@ -91,37 +103,79 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     autocast: 'none',
     ...(o.device ? { device: o.device } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
     ...(o.augment !== undefined ? { augment: o.augment } : {}),
     ...(o.teacher ? { teacher: o.teacher } : {}),
-    ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.file ? { file: o.file } : {}),
-  });
+  };
+  const seed = o.seed ?? 0;
+  const phases: TrainResult[] = [];
+  let graph = qat.graph;
+  if (bnEpochs > 0) {
+    // Phase 1: BN live (batch statistics), the one learning-rate schedule spanning both phases.
+    if (!o.unfolded) throw usageError('live BatchNorm epochs need the float model with its BatchNormalization nodes (QatOptions.unfolded)');
+    const live = withLiveBatchNorm(qat, o.unfolded, o.file ? { file: o.file } : {});
+    const perEpoch = stepsPerEpoch(o.data.train, batch, o.trainLimit);
+    phases.push(await trainModel({
+      ...common,
+      graph: live.graph,
+      epochs: bnEpochs,
+      seed,
+      schedulePhase: { before: 0, after: perEpoch * (o.epochs - bnEpochs) },
+      ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'bn-live') } : {}),
+    }));
+    graph = foldLiveBatchNorm(settleScales(phases[0]!.graph).graph, live.batchNorms);
+    if (o.epochs > bnEpochs) {
+      phases.push(await trainModel({
+        ...common,
+        graph,
+        epochs: o.epochs - bnEpochs,
+        // Another shuffle than phase 1's first epochs.
+        seed: seed + 7919,
+        schedulePhase: { before: perEpoch * bnEpochs, after: 0 },
+        ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'folded') } : {}),
+      }));
+      graph = phases[1]!.graph;
+    }
+  } else {
+    phases.push(await trainModel({ ...common, graph, epochs: o.epochs, seed, ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }));
+    graph = phases[0]!.graph;
+  }
+  const last = phases.at(-1)!;
+  // Phase 2's epochs continue phase 1's numbering.
+  const history = phases.flatMap((p, k) => p.history.map((e) => ({ ...e, epoch: e.epoch + (k === 0 ? 0 : bnEpochs) })));
   const description = {
     epochs: o.epochs,
     learnable_scales: learnableScales,
-    engine_top1: result.testAccuracy,
+    ...(bnEpochs > 0 ? { bn_live_epochs: bnEpochs } : {}),
+    engine_top1: last.testAccuracy,
     ...(o.teacher ? { distilled: true } : {}),
   };
-  const settled = settleScales(result.graph);
+  const settled = settleScales(graph);
   const exported = exportQat(settled.graph, qat.layout, { description });
   const warnings = [...exported.warnings];
   if (settled.changed > 0) warnings.push(`${settled.changed} learned scale(s) crossed zero or the floor and were taken as |s|; a lower --lr keeps LSQ steadier`);
+  const sum = (f: (p: TrainResult) => number): number => phases.reduce((a, p) => a + f(p), 0);
   return {
     graph: exported.graph,
     trained: settled.graph,
     layout: qat.layout,
-    history: result.history,
-    testAccuracy: result.testAccuracy,
-    seconds: result.seconds,
-    gpuSeconds: result.gpuSeconds,
-    estimatedCost: result.estimatedCost,
-    steps: result.steps,
+    history,
+    testAccuracy: last.testAccuracy,
+    seconds: sum((p) => p.seconds),
+    gpuSeconds: sum((p) => p.gpuSeconds),
+    estimatedCost: sum((p) => p.estimatedCost),
+    steps: sum((p) => p.steps),
     warnings,
   };
+}
+
+/** The engine's steps per epoch (trainModel: whole batches of the first trainLimit images). */
+function stepsPerEpoch(train: ImageSet, batch: number, limit: number | undefined): number {
+  const count = Math.min(train.labels.length, limit ?? Infinity);
+  return Math.floor(count / Math.min(batch, count));
 }

@@ -1,0 +1,84 @@
+import './helpers/engine-env.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerDistill } from '../src/cli/commands/distill.js';
+import { distill } from '../src/compress/distill/index.js';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { runSlim } from './helpers/cli.js';
+import { smallCnn } from './helpers/engine-nets.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+import { runCommandInProcess } from './helpers/in-process.js';
+
+const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-distill-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const slimDistill = (args: string[]): Promise<string> => runCommandInProcess(registerDistill, 'distill', args);
+
+interface DistillJson {
+  teacher_top1: number;
+  test_top1: number;
+  onnxruntime_top1: number;
+  alpha: number;
+  temperature: number;
+  cached_teacher: boolean;
+  epochs: number;
+  steps: number;
+}
+
+describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
+  const teacher = path.join(dir, 'teacher.onnx');
+  const student = path.join(dir, 'student.onnx');
+  const common = ['--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '512', '--test-limit', '256', '--epochs', '1', '--batch', '64', '--lr', '0.05', '--threads', '2'];
+
+  beforeAll(async () => {
+    await writeModel(smallCnn({ seed: 1, widths: [8, 16, 16] }), teacher);
+    await writeModel(smallCnn({ seed: 2, widths: [4, 8, 8] }), student);
+  });
+
+  it('distills into an ONNX student, writes a BN-folded model that ONNX Runtime scores like the engine', async () => {
+    const out = path.join(dir, 'kd.onnx');
+    const r = JSON.parse(await slimDistill(['--teacher', teacher, '--student', student, ...common, '--alpha', '0.3', '--temperature', '2', '--out', out, '--json'])) as DistillJson;
+    expect(r).toMatchObject({ alpha: 0.3, temperature: 2, cached_teacher: false, epochs: 1, steps: 8 });
+    expect(r.teacher_top1).toBeGreaterThanOrEqual(0);
+    expect(Math.abs(r.onnxruntime_top1 - r.test_top1)).toBeLessThanOrEqual(1 / 256);
+    const written = await readModel(out);
+    expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    expect(JSON.parse(written.metadata['slimkit.distillation']!)).toMatchObject({ teacher: 'teacher.onnx', temperature: 2, alpha: 0.3, cachedTeacher: false });
+  }, 180_000);
+
+  it('--cache-teacher trains on the unaugmented images from one teacher pass, as the live teacher would', async () => {
+    const r = JSON.parse(await slimDistill(['--teacher', teacher, '--student', student, ...common, '--cache-teacher', '--out', path.join(dir, 'cached.onnx'), '--json', '--no-verify'])) as DistillJson;
+    expect(r.cached_teacher).toBe(true);
+    // Without augmentation the live teacher sees the same images the cache holds: the same run.
+    const [train, test] = await Promise.all([loadCifar10('train', { dataDir: CIFAR_DIR, limit: 512 }), loadCifar10('test', { dataDir: CIFAR_DIR, limit: 256 })]);
+    const options = { teacher: await readModel(teacher), data: { train, test }, epochs: 1, batch: 64, lr: 0.05, threads: 2, augment: false as const };
+    const live = await distill({ ...options, student: await readModel(student) });
+    const cached = await distill({ ...options, student: await readModel(student), cacheTeacher: true });
+    live.history.forEach((e, k) => expect(Math.abs(e.trainLoss - cached.history[k]!.trainLoss)).toBeLessThan(1e-4));
+    expect(cached.testAccuracy).toBeCloseTo(r.test_top1, 6);
+    // A cache holds the unaugmented images' logits: asking for augmentation too is refused.
+    await expect(distill({ ...options, student: await readModel(student), cacheTeacher: true, augment: { crop: 4, flip: true } })).rejects.toThrow(/cannot be combined with augmentation/);
+  }, 180_000);
+
+  it('refuses a teacher for other classes and bad flags, in one line each', async () => {
+    const seven = path.join(dir, 'seven.onnx');
+    await writeModel(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 }), seven);
+    const wrong = await runSlim(['distill', '--teacher', seven, '--student', student, ...common, '--out', path.join(dir, 'x.onnx')]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/teacher predicts 7 classes but the data set has 10/);
+    expect(wrong.stderr.trim().split('\n').filter((l) => !l.startsWith('distill')).length).toBe(1);
+
+    const alpha = await runSlim(['distill', '--teacher', teacher, '--student', student, '--data', 'cifar10', '--alpha', '1.5', '--out', path.join(dir, 'x.onnx')]);
+    expect(alpha.code).toBe(2);
+    expect(alpha.stderr).toMatch(/--alpha must be in \[0, 1\]/);
+
+    const notZoo = await runSlim(['distill', '--teacher', teacher, '--student', 'resnet9000', '--data', 'cifar10', '--out', path.join(dir, 'x.onnx')]);
+    expect(notZoo.code).toBe(2);
+    expect(notZoo.stderr).toMatch(/neither a zoo model nor an \.onnx file/);
+  }, 180_000);
+});

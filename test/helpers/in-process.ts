@@ -1,0 +1,22 @@
+import { Command } from 'commander';
+import { vi } from 'vitest';
+
+/**
+ * Run one `slim <name>` command in this process (so the engine's native state and the test share a
+ * process, which is faster than a child) and return what it printed on stdout.
+ */
+export async function runCommandInProcess(register: (program: Command) => void, name: string, args: string[]): Promise<string> {
+  const program = new Command('slim').exitOverride();
+  register(program);
+  let stdout = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  try {
+    await program.parseAsync(['node', 'slim', name, ...args]);
+  } finally {
+    spy.mockRestore();
+  }
+  return stdout;
+}

@@ -1,0 +1,95 @@
+import './helpers/engine-env.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { foldLiveBatchNorm, quantizationAwareTraining, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
+import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { EnginePlan } from '../src/engine/plan.js';
+import { trainModel } from '../src/engine/train.js';
+import type { Graph } from '../src/onnx/graph.js';
+import { float32, type Tensor } from '../src/onnx/tensor.js';
+import { runGraph } from '../src/runtime/ort.js';
+import { smallCnn } from './helpers/engine-nets.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+
+/**
+ * BatchNorm live for the first QAT epochs, then folded: putting BN back keeps the int8 model's weights
+ * (same integers), and folding the trained BN back is exact — the folded graph computes what the live
+ * graph computes in eval mode (running statistics), which is the model that ships.
+ */
+
+const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
+
+function images(set: ImageSet, n: number): Tensor<'float32'> {
+  const { scale, mean, std } = CIFAR10_NORMALIZATION;
+  return float32([n, 3, 32, 32], Array.from(set.pixels.subarray(0, n * 3072), (p, i) => (p * scale - mean[Math.floor((i % 3072) / 1024)]!) / std[Math.floor((i % 3072) / 1024)]!));
+}
+
+function maxRelative(a: Float32Array, b: Float32Array): number {
+  const range = Math.max(...a) - Math.min(...a);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m / range;
+}
+
+const forward = (g: Graph, x: Tensor<'float32'>): Float32Array => EnginePlan.create(g, { threads: 2 }).forward(x)[0]!.data;
+
+describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then folded', () => {
+  let train: ImageSet;
+  let test: ImageSet;
+  let unfolded: Graph;
+  let qat: QatGraph;
+  let ptqGraph: Graph;
+  let ptqFloat: Graph;
+
+  beforeAll(async () => {
+    [train, test] = await Promise.all([loadCifar10('train', { dataDir: CIFAR_DIR, limit: 1024 }), loadCifar10('test', { dataDir: CIFAR_DIR, limit: 256 })]);
+    // A float model with its BNs (slim train --no-fold), with running statistics that are not the identity.
+    unfolded = (await trainModel({ graph: smallCnn({ seed: 5, widths: [8, 16, 16] }), data: { train, test }, epochs: 1, batch: 64, lr: 0.05, threads: 2 })).graph;
+    // Without bias correction the folded PTQ biases are exactly the BN shifts, so live and folded forms compare exactly.
+    const ptq = await quantizeStatic(unfolded, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, biasCorrection: false });
+    [ptqGraph, ptqFloat] = [ptq.graph, ptq.float];
+    qat = toQatGraph(ptq.graph, { float: ptq.float });
+  });
+
+  it('putting BN back behind the quantized Convs keeps the int8 model: same forward, and folding it back is the identity', () => {
+    const live = withLiveBatchNorm(qat, unfolded);
+    expect(live.batchNorms.map((b) => b.layer)).toEqual(['conv0', 'conv1', 'conv2']);
+    expect(live.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toHaveLength(3);
+    const x = images(test, 64);
+    const folded = forward(qat.graph, x);
+    expect(maxRelative(folded, forward(live.graph, x))).toBeLessThan(1e-4);
+    expect(maxRelative(folded, forward(foldLiveBatchNorm(live.graph, live.batchNorms), x))).toBeLessThan(1e-4);
+  });
+
+  it('after training with batch statistics, the folded graph computes the live graph\'s eval-mode function', async () => {
+    const live = withLiveBatchNorm(qat, unfolded);
+    const plan = EnginePlan.create(live.graph, { threads: 2, trainable: qat.trainable, learnableScales: true });
+    plan.setOptimizer({ kind: 'sgd', momentum: 0.9, weightDecay: 0 });
+    const x = images(train, 128);
+    const labels = Int32Array.from(train.labels.subarray(0, 128));
+    for (let k = 0; k < 5; k++) await plan.trainStepOn(x, labels, { lr: 0.01 });
+    const trained = plan.toGraph();
+    // BN's running statistics and γ/β moved.
+    const bn = live.graph.nodes.find((n) => n.opType === 'BatchNormalization')!;
+    expect(Array.from(trained.initializers.get(bn.inputs[3]!)!.data as Float32Array)).not.toEqual(Array.from(live.graph.initializers.get(bn.inputs[3]!)!.data as Float32Array));
+    const y = images(test, 64);
+    expect(maxRelative(forward(trained, y), forward(foldLiveBatchNorm(trained, live.batchNorms), y))).toBeLessThan(1e-4);
+  });
+
+  it('trains one epoch live and one folded, and ships a BN-free int8 model ONNX Runtime runs', async () => {
+    const r = await quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2 });
+    expect(r.history.map((e) => e.epoch)).toEqual([1, 2]);
+    expect(r.steps).toBe(32);
+    expect(r.graph.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    expect(JSON.parse(r.graph.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, bn_live_epochs: 1 });
+    const x = images(test, 64);
+    const ort = (await runGraph(r.graph, { input: x }, { threads: 2 }))[r.graph.outputs[0]!.name]!.data as Float32Array;
+    expect(maxRelative(forward(r.trained, x), ort)).toBeLessThan(0.05);
+    // A model whose BNs were folded on export has none to put back: said plainly.
+    await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded: ptqFloat, data: { train, test }, epochs: 1, bnEpochs: 1, threads: 2 })).rejects.toThrow(/no BatchNormalization behind its quantized Convs/);
+  });
+});

@@ -1,0 +1,79 @@
+import './helpers/engine-env.js';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerQuantize } from '../src/cli/commands/quantize.js';
+import { nativeAvailable } from '../src/engine/native.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { foldBatchNorm } from '../src/passes/index.js';
+import { runSlim } from './helpers/cli.js';
+import { smallCnn } from './helpers/engine-nets.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+import { runCommandInProcess } from './helpers/in-process.js';
+
+const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-qat-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const slimQuantize = (args: string[]): Promise<string> => runCommandInProcess(registerQuantize, 'quantize', args);
+
+interface QuantizeJson {
+  top1_before: number;
+  top1_after: number;
+  ort_ops: Record<string, number>;
+  ort_float_ops: Record<string, number>;
+  qat: { epochs: number; steps: number; learnable_scales: boolean; top1_ptq: number; engine_top1: number; history: unknown[] };
+}
+
+describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
+  const model = path.join(dir, 'float.onnx');
+  const data = ['--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '512', '--test-limit', '256', '--eval-limit', '256', '--batch', '64', '--threads', '2'];
+
+  beforeAll(async () => {
+    await writeModel(foldBatchNorm(smallCnn({ seed: 4, widths: [8, 16, 16] })), model);
+  });
+
+  it('calibrates on --data, fine-tunes the int8 model and writes it; ONNX Runtime scores what the engine trained', async () => {
+    const out = path.join(dir, 'qat.int8.onnx');
+    const r = JSON.parse(await slimQuantize([model, '-o', out, '--qat', '--epochs', '2', '--lsq', ...data, '--json'])) as QuantizeJson;
+    expect(r.qat).toMatchObject({ epochs: 2, steps: 16, learnable_scales: true });
+    expect(r.qat.history).toHaveLength(2);
+    expect(r.qat.top1_ptq).toBeGreaterThanOrEqual(0);
+    // The QAT model's int8 top-1 on ORT is the engine's fake-quantized top-1 (256 images: within 2).
+    expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
+    expect(r.ort_ops['QLinearConv']).toBe(3);
+    expect(r.ort_float_ops).toEqual({});
+    const written = await readModel(out);
+    expect(JSON.parse(written.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, learnable_scales: true });
+    expect(written.nodes.some((n) => n.opType === 'QuantizeLinear' && written.initializers.has(n.inputs[0]!))).toBe(false);
+  }, 300_000);
+
+  it('--bn-epochs trains the model\'s own BatchNorm live first, then ships it folded into the int8 Convs', async () => {
+    const withBn = path.join(dir, 'float-bn.onnx');
+    await writeModel(smallCnn({ seed: 4, widths: [8, 16, 16] }), withBn);
+    const out = path.join(dir, 'qat-bn.int8.onnx');
+    const r = JSON.parse(await slimQuantize([withBn, '-o', out, '--qat', '--epochs', '2', '--bn-epochs', '1', ...data, '--json'])) as QuantizeJson;
+    expect(r.qat).toMatchObject({ epochs: 2, steps: 16 });
+    expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
+    expect(r.ort_ops['QLinearConv']).toBe(3);
+    const written = await readModel(out);
+    expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    expect(JSON.parse(written.metadata['slimkit.qat']!)).toMatchObject({ bn_live_epochs: 1 });
+    const tooMany = await runSlim(['quantize', withBn, '-o', path.join(dir, 'x.onnx'), '--qat', '--epochs', '1', '--bn-epochs', '2', ...data]);
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/--bn-epochs must be a whole number from 0 to --epochs/);
+  }, 300_000);
+
+  it('explains what --qat needs and which flags belong to it', async () => {
+    const noData = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat']);
+    expect(noData.code).toBe(2);
+    expect(noData.stderr).toMatch(/--qat needs training images/);
+    const lsqAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--lsq']);
+    expect(lsqAlone.code).toBe(2);
+    expect(lsqAlone.stderr).toMatch(/--lsq only applies with --qat/);
+    const dynamic = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--mode', 'dynamic', '--data', 'cifar10']);
+    expect(dynamic.code).toBe(2);
+    expect(dynamic.stderr).toMatch(/--qat fine-tunes a static int8 model/);
+  }, 120_000);
+});
