@@ -103,6 +103,18 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(again.stages.every((s) => s.reused)).toBe(true);
   });
 
+  it('slim recommend picks from the run folder, and says so when nothing fits', async () => {
+    const pick = await runSlim(['recommend', runDir, '--max-size', '10MB', '--json']);
+    expect(pick.code).toBe(0);
+    const chosen = JSON.parse(pick.stdout) as { choice: string | null };
+    // Without a top-1 floor, the smallest-latency/size trade-off is a benchmarked variant of this run.
+    expect(['fp32', 'int8', 'pruned', 'pruned-ft', 'pruned-int8']).toContain(chosen.choice);
+    const none = await runSlim(['recommend', runDir, '--max-size', '1KB']);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toMatch(/No variant of \d+ meets the limit/);
+    expect(none.stdout).toMatch(/Closest: /);
+  });
+
   it('an edited stage reruns, with the stages whose inputs change — nothing else', async () => {
     const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);
     // New calibration → new int8 bytes → new bench and deploy inputs; train, prune, fine-tune untouched.

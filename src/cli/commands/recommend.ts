@@ -38,21 +38,23 @@ export function registerRecommend(program: Command): void {
   withJson(
     program
       .command('recommend')
+      .argument('[run-dir]', 'a run folder (the same as --run)')
       .description('pick the best variant of a run under size / latency / top-1 limits (Pareto), and say why')
       .option('--max-size <size>', 'largest .onnx file, e.g. 3MB or 500KB (1 MB = 1,048,576 bytes, as slim bench prints sizes)', sizeArg)
       .option('--max-latency-ms <ms>', 'largest batch-1 p50 latency in milliseconds (as measured by the run\'s bench stage)', msArg)
       .option('--min-top1 <x>', 'smallest top-1, a fraction (0.93) or a percentage (93%)', top1Arg)
       .option('--run <dir>', 'a run folder (default: the most recently updated one under ./runs)'),
   )
-    .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend --max-latency-ms 1 --run runs/demo --json')
-    .action(async (options: RecommendCliOptions) => {
+    .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend runs/demo --max-latency-ms 1 --json')
+    .action(async (runArg: string | undefined, options: RecommendCliOptions) => {
+      if (runArg && options.run && path.resolve(runArg) !== path.resolve(options.run)) throw usageError(`two run folders given: '${runArg}' and --run '${options.run}'`, 'pass one');
       const limits: Limits = {
         ...(options.maxSize !== undefined ? { maxSizeBytes: options.maxSize } : {}),
         ...(options.maxLatencyMs !== undefined ? { maxLatencyMs: options.maxLatencyMs } : {}),
         ...(options.minTop1 !== undefined ? { minTop1: options.minTop1 } : {}),
       };
       if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
-      const runDir = path.resolve(options.run ?? (await latestRun()));
+      const runDir = path.resolve(runArg ?? options.run ?? (await latestRun()));
       const manifest = await readManifest(runDir);
       if (!manifest) throw new SlimError({ file: runDir, problem: 'has no manifest.json: it is not a run folder', fix: 'pass --run <folder made by slim run or slim demo>' }, 'usage');
       const report = buildRunReport(manifest, runDir);
