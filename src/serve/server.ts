@@ -135,8 +135,8 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         res.destroy();
         return;
       }
-      if (e instanceof HttpError) sendError(res, e);
-      else sendError(res, new HttpError(500, 'internal_error', 'the server failed on this request; see its log'));
+      if (e instanceof HttpError) sendError(req, res, e);
+      else sendError(req, res, new HttpError(500, 'internal_error', 'the server failed on this request; see its log'));
     });
   });
   // Malformed HTTP: answer 400 and close, instead of Node's bare socket close.
@@ -185,7 +185,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       });
     }
     try {
-      const body = await readBody(req, maxBody, res);
+      const body = await readBody(req, maxBody);
       if (body.length === 0) throw new HttpError(400, 'empty_body', 'the request has no body; send the image bytes (curl --data-binary @photo.jpg)');
       const format = sniffImage(body);
       if (!format) throw new HttpError(415, 'unsupported_media_type', `the body is ${describeContent(body)}, not a JPEG, PNG, WebP, GIF, TIFF or AVIF image`);
@@ -312,14 +312,12 @@ function parseTop(url: string, classes: number, fallback: number): number {
 
 /**
  * The request body, refusing more than `limit` bytes: a Content-Length above it is refused before
- * reading, a chunked body as soon as it passes it. The connection is closed after a 413 so that the
- * rest of a huge upload is never read.
+ * reading, a chunked body as soon as it passes it. After the 413 the connection is closed (lingeringClose).
  */
-function readBody(req: IncomingMessage, limit: number, res: ServerResponse): Promise<Buffer> {
-  const tooLarge = (): HttpError => {
-    res.setHeader('connection', 'close');
-    return new HttpError(413, 'body_too_large', `the body is larger than the ${limit}-byte limit; send a smaller image`);
-  };
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  // No `Connection: close` header: Node would then reset the socket as soon as the answer is written,
+  // under a client still sending; lingeringClose (below) closes it once the upload is drained or cut.
+  const tooLarge = (): HttpError => new HttpError(413, 'body_too_large', `the body is larger than the ${limit}-byte limit; send a smaller image`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
@@ -366,9 +364,42 @@ function sendText(res: ServerResponse, status: number, text: string, type: strin
   res.end(head ? undefined : text);
 }
 
-function sendError(res: ServerResponse, e: HttpError): void {
+/** How long, and how many bytes, a refused upload is still read and dropped before the connection closes. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
+
+function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): void {
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   sendJson(res, e.status, { error: { status: e.status, code: e.code, message: e.message } }, false);
-  // A 413 leaves the body unread: close instead of reading the rest.
-  if (e.status === 413) res.once('finish', () => res.socket?.destroySoon?.());
+  if (e.status === 413) res.once('finish', () => lingeringClose(req, res));
+}
+
+/**
+ * A 413 leaves the body unread. Closing at once would reset a client still writing it, which then sees
+ * EPIPE instead of the answer; so, as nginx does, the rest is read and dropped for a bounded time and
+ * amount (LINGER_MS, LINGER_BYTES) and the connection closed after that.
+ */
+function lingeringClose(req: IncomingMessage, res: ServerResponse): void {
+  const socket = res.socket;
+  if (!socket || socket.destroyed) return;
+  if (req.complete) {
+    socket.destroySoon();
+    return;
+  }
+  let dropped = 0;
+  const close = (): void => {
+    clearTimeout(timer);
+    socket.destroy();
+  };
+  const timer = setTimeout(close, LINGER_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > LINGER_BYTES) close();
+  });
+  req.once('end', () => {
+    clearTimeout(timer);
+    socket.destroySoon();
+  });
+  req.resume();
 }
