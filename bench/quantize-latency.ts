@@ -11,7 +11,8 @@
  * Without --model, a random-weight ResNet18-CIFAR of the acceptance shape is exported by PyTorch
  * (scripts/make-torch-fixtures.py). slimkit quantizes it twice from one calibration: with this machine's
  * Conv weight layout (`cpu: 'auto'`, the default) and with the other one, so the effect of the layout is
- * measured too. --python names an interpreter with the `onnxruntime` package; without one the ORT row is
+ * measured too; on a CPU with AMX also as `slim quantize` writes it there (int8_tuned: each Conv on the kernel
+ * ORT's profiler measured faster at that thread count, src/compress/quantize/tune-layout.ts). --python names an interpreter with the `onnxruntime` package; without one the ORT row is
  * left out. --profile adds, per model, ORT's per-node profile at 1 thread summed by op type (µs, median
  * over 200 runs).
  */
@@ -35,6 +36,7 @@ import {
   planQuantization,
   prepareFloatGraph,
   resolveCpu,
+  tuneConvLayout,
   sampleImages,
   tapBytesPerSample,
   type Int8Cpu,
@@ -79,6 +81,17 @@ for (const [name, cpu] of [['int8', host], [`int8_${other}`, other]] as const) {
   models[name] = path.join(dir, `slimkit-${cpu}.onnx`);
   await writeModel(buildQuantized(prepared, collector, { ...DEFAULT_STATIC, cpu }).graph, models[name]);
 }
+// What `slim quantize --threads N` writes on an AMX machine: each Conv on the kernel measured faster at N threads.
+const tunedFor: Record<string, string> = {};
+if (host === 'amx') {
+  const amx = buildQuantized(prepared, collector, { ...DEFAULT_STATIC, cpu: 'amx' }).graph;
+  for (const threads of threadCounts) {
+    const tuned = await tuneConvLayout(amx, { threads });
+    tunedFor[threads] = path.join(dir, `slimkit-tuned-${threads}.onnx`);
+    await writeModel(tuned.graph, tunedFor[threads]);
+    log(`tuned for ${threads} thread(s): ${tuned.amxConvs.length} of ${tuned.timings.length} Convs on AMX`);
+  }
+}
 let ortNote: string | undefined;
 try {
   const calibFile = path.join(dir, 'calib.f32');
@@ -97,13 +110,14 @@ try {
 }
 
 // 2. Alternating rounds.
-const names = Object.keys(models);
+const names = [...Object.keys(models), ...(host === 'amx' ? ['int8_tuned'] : [])];
+const fileOf = (name: string, threads: number): string => (name === 'int8_tuned' ? tunedFor[threads]! : models[name]!);
 const p50s: Record<string, Record<string, number[]>> = {};
 for (let round = 0; round < rounds; round++) {
   for (const threads of threadCounts) {
     for (let k = 0; k < names.length; k++) {
       const name = names[(k + round) % names.length]!;
-      const r = await benchmark(models[name]!, { threads, runs, warmupRuns: 10, throughputBatch: 0, spinning });
+      const r = await benchmark(fileOf(name, threads), { threads, runs, warmupRuns: 10, throughputBatch: 0, spinning });
       ((p50s[threads] ??= {})[name] ??= []).push(r.latencyMs.p50);
     }
   }
@@ -122,7 +136,7 @@ for (const threads of threadCounts) {
 
 // 3. Optional per-op profile at 1 thread.
 const profiles: Record<string, unknown> = {};
-if (values.profile) for (const name of names) profiles[name] = await profileByOp(models[name]!);
+if (values.profile) for (const name of names) profiles[name] = await profileByOp(fileOf(name, threadCounts[0]!));
 
 emit({
   bench: 'quantize-latency',

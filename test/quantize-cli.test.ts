@@ -5,6 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageFeeds } from '../src/compress/quantize/feeds.js';
+import { hostInt8Cpu } from '../src/compress/quantize/cpu.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { encodeModel, writeModel } from '../src/onnx/io.js';
@@ -97,6 +98,15 @@ describe('slim quantize', () => {
     const { graph } = await loadModel(out);
     expect(graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(20);
     expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: 'percentile', activations: 'uint8 asymmetric', bias_correction: true });
+    // On a CPU with AMX, --cpu auto times each Conv on both ORT kernels at --threads and keeps the faster.
+    if (hostInt8Cpu() === 'amx') {
+      const layout = doc['conv_layout'] as { threads: number; amx_convs: number; convsym_convs: number; timings_us: unknown[] };
+      expect(layout.threads).toBe(1);
+      expect(layout.amx_convs + layout.convsym_convs).toBe(layout.timings_us.length);
+      expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ cpu: 'amx', tuned_threads: 1 });
+    } else {
+      expect(doc['conv_layout']).toBeUndefined();
+    }
     const md = readFileSync(`${report}.md`, 'utf8');
     expect(md).toMatch(/## Per-layer sensitivity/);
     expect(md).toMatch(/\| layer3\.0\.conv1 \| Conv \|/);

@@ -136,7 +136,7 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
   g.nodes = g.nodes.flatMap((n) => (removed.has(n) ? [] : [...(insertBefore.get(nodeLabel(n)) ?? []), n]));
   if (options.description) g.metadata = { ...g.metadata, 'slimkit.qat': JSON.stringify(options.description) };
   // The int8 Conv layout PTQ chose for the target CPU (exact re-encodings; layout.ts).
-  return { graph: toCpuLayout(g, layout.cpu), warnings };
+  return { graph: toCpuLayout(g, layout.cpu, layout.amxConvs), warnings };
 }
 
 function layoutOf(dims: readonly number[], axis: number | undefined): { inner: number; channels: number } {

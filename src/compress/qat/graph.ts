@@ -44,6 +44,8 @@ export interface QatLayout {
   biases: QatBias[];
   /** The CPU layout PTQ gave the int8 Convs (layout.ts); export re-applies it. */
   cpu: Int8Cpu;
+  /** A measured layout's AMX Convs (quantize/tune-layout.ts). */
+  amxConvs?: string[];
 }
 
 export interface QatGraph {
@@ -73,7 +75,7 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
   const index = new GraphIndex(g);
   const taken = valueNames(g);
   const floatNodes = new Map((options.float?.nodes ?? []).map((n) => [nodeLabel(n), n]));
-  const layout: QatLayout = { weights: [], biases: [], cpu: exportCpu(canonical) };
+  const layout: QatLayout = { weights: [], biases: [], cpu: exportCpu(canonical), ...(canonical.amxConvs ? { amxConvs: canonical.amxConvs } : {}) };
   const trainable = new Set<string>();
   const addBefore = new Map<Node, Node>();
   const doomed = new Set<Node>();

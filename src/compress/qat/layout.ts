@@ -13,26 +13,34 @@ export interface CanonicalGraph {
   graph: Graph;
   /** The CPU layout PTQ wrote (from its metadata), to re-apply at export; undefined when none was recorded. */
   cpu: Int8Cpu | undefined;
+  /** With a measured layout (quantize/tune-layout.ts): the Convs PTQ put on the AMX path. */
+  amxConvs?: string[];
 }
 
 export function toCanonicalLayout(qdq: Graph): CanonicalGraph {
   const g = cloneGraph(qdq);
   unpadChannels(g);
   zeroPointsToZero(g);
-  return { graph: g, cpu: recordedCpu(qdq) };
+  const record = recordedLayout(qdq);
+  return { graph: g, cpu: record.cpu, ...(record.amxConvs ? { amxConvs: record.amxConvs } : {}) };
 }
 
-/** The layout `slim quantize` gives a QDQ graph for `cpu` (a no-op on a graph already in it). */
-export function toCpuLayout(graph: Graph, cpu: Int8Cpu): Graph {
-  return retargetConvWeights(cpu === 'amx' ? padConvInputChannels(graph).graph : graph, cpu).graph;
+/**
+ * The layout `slim quantize` gives a QDQ graph for `cpu` (a no-op on a graph already in it); with
+ * `amxConvs`, only those Convs take the AMX layout.
+ */
+export function toCpuLayout(graph: Graph, cpu: Int8Cpu, amxConvs?: readonly string[]): Graph {
+  return retargetConvWeights(cpu === 'amx' ? padConvInputChannels(graph).graph : graph, cpu, amxConvs ? { only: new Set(amxConvs) } : {}).graph;
 }
 
-function recordedCpu(g: Graph): Int8Cpu | undefined {
+function recordedLayout(g: Graph): { cpu: Int8Cpu | undefined; amxConvs?: string[] } {
   try {
-    const cpu = (JSON.parse(g.metadata['slimkit.quantization'] ?? '{}') as { cpu?: unknown }).cpu;
-    return cpu === 'amx' || cpu === 'generic' ? cpu : undefined;
+    const r = JSON.parse(g.metadata['slimkit.quantization'] ?? '{}') as { cpu?: unknown; amx_convs?: unknown };
+    const cpu = r.cpu === 'amx' || r.cpu === 'generic' ? r.cpu : undefined;
+    const amxConvs = Array.isArray(r.amx_convs) && r.amx_convs.every((c) => typeof c === 'string') ? (r.amx_convs as string[]) : undefined;
+    return { cpu, ...(amxConvs ? { amxConvs } : {}) };
   } catch {
-    return undefined;
+    return { cpu: undefined };
   }
 }
 

@@ -64,9 +64,9 @@ export interface RetargetResult {
  * Re-lay the int8 weights of the plain (group 1) Convs of a QDQ graph for `cpu`: the weight
  * DequantizeLinear's int8 values shift by the change of zero point ('amx': Convs with K ≥ AMX_MIN_K). Exact in both directions, and a
  * no-op on weights already laid out for `cpu` (or not in a form it can shift: uint8 weights, mixed zero
- * points, values that would leave int8).
+ * points, values that would leave int8). `only` limits the change to the Convs of those names.
  */
-export function retargetConvWeights(graph: Graph, cpu: Int8Cpu): RetargetResult {
+export function retargetConvWeights(graph: Graph, cpu: Int8Cpu, options: { only?: ReadonlySet<string> } = {}): RetargetResult {
   const target = CONV_WEIGHT_ZERO_POINT[cpu];
   const g = cloneGraph(graph);
   const index = new GraphIndex(g);
@@ -84,6 +84,8 @@ export function retargetConvWeights(graph: Graph, cpu: Int8Cpu): RetargetResult 
     const zeros = g.initializers.get(zeroName);
     if (values?.dtype !== 'int8' || zeros?.dtype !== 'int8') continue;
     if (cpu === 'amx' && values.dims.slice(1).reduce((a, b) => a * b, 1) < AMX_MIN_K) continue;
+    // A measured layout (tune-layout.ts) names the Convs that take the AMX path.
+    if (options.only && !options.only.has(conv.name)) continue;
     const shifted = shiftWeights(values as Tensor<'int8'>, zeros as Tensor<'int8'>, target);
     if (!shifted) continue;
     // A weight shared with a reader that is not a plain Conv keeps its layout.
