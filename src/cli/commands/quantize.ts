@@ -117,7 +117,7 @@ export function registerQuantize(program: Command): void {
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
-        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine's, and on an AMX machine each Conv timed on both kernels at --threads, keeping the faster").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
