@@ -16,6 +16,7 @@ import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
 import { VERSION } from '../version.js';
 import type { StageKind } from './recipe.js';
 import type { ArtifactRef } from './store.js';
+import type { ConvLayoutSummary } from '../compress/quantize/index.js';
 
 export const MANIFEST = 'manifest.json';
 export const STAGE_CACHE = 'stages';
@@ -59,6 +60,8 @@ export interface QuantizeResult {
   float_nodes?: { node: string; opType: string; reason: string }[];
   sensitivity?: LayerSensitivity[];
   mixed_precision?: { float_layers: string[]; met: boolean; baseline_top1: number; top1: number };
+  /** On a CPU with AMX and cpu: auto, the measured Conv layout (quantize/tune-layout.ts). */
+  conv_layout?: ConvLayoutSummary;
   qat?: TrainingResult;
 }
 

@@ -29,7 +29,7 @@ import {
   rankBySensitivity,
   reportMarkdown,
   resolveCpu,
-  tuneConvLayout,
+  autoConvLayout,
   sampleImages,
   searchMixedPrecision,
   sensitivitySvg,
@@ -276,19 +276,13 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
         evalCache.after = first;
       }
     }
-    if (staticOptions.cpu === 'auto' && resolveCpu('auto') === 'amx') {
-      // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
-      const tuned = await tuneConvLayout(output, { threads: threads ?? defaultThreads() });
+    // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
+    const tuned = await autoConvLayout(output, staticOptions.cpu, threads ?? defaultThreads());
+    if (tuned) {
       output = tuned.graph;
       result = { ...result, graph: tuned.graph };
-      const convsym = tuned.timings.filter((t) => t.amxUs >= t.genericUs).length;
-      extra['conv_layout'] = {
-        threads: tuned.threads,
-        amx_convs: tuned.amxConvs.length,
-        convsym_convs: convsym,
-        timings_us: tuned.timings.map((t) => ({ conv: t.conv, amx: t.amxUs, convsym: t.genericUs })),
-      };
-      log(`conv layout for ${tuned.threads} thread(s): ${tuned.amxConvs.length} Conv(s) on the AMX GEMM path, ${convsym} on ConvSym (measured; --cpu amx|generic fixes one)`);
+      extra['conv_layout'] = { ...tuned.summary, timings_us: tuned.timings.map((t) => ({ conv: t.conv, amx: t.amxUs, convsym: t.genericUs })) };
+      log(`conv layout for ${tuned.threads} thread(s): ${tuned.summary.amx_convs} Conv(s) on the AMX GEMM path, ${tuned.summary.convsym_convs} on ConvSym (measured; --cpu amx|generic fixes one)`);
     }
     extra['quantized_nodes'] = result.plan.units.size;
     extra['folded_activations'] = result.plan.folded.size;

@@ -9,7 +9,7 @@
  */
 import type { Graph } from '../../onnx/graph.js';
 import { profileNodes, type NodeProfile } from '../../runtime/profile.js';
-import { retargetConvWeights } from './cpu.js';
+import { resolveCpu, retargetConvWeights, type CpuChoice } from './cpu.js';
 
 export interface ConvTiming {
   conv: string;
@@ -78,4 +78,22 @@ function withLayoutRecord(graph: Graph, amxConvs: string[], threads: number): Gr
   }
   const layout = { ...record, cpu: 'amx', amx_convs: amxConvs, tuned_threads: threads };
   return { ...graph, metadata: { ...graph.metadata, 'slimkit.quantization': JSON.stringify(layout) } };
+}
+
+/** The summary `slim quantize --json` and the run manifest carry. */
+export interface ConvLayoutSummary {
+  threads: number;
+  amx_convs: number;
+  convsym_convs: number;
+}
+
+/**
+ * What `--cpu auto` writes: on a CPU with AMX, the layout measured at `threads` (the count the model will
+ * be benchmarked or served with); elsewhere, and for an explicit 'amx' or 'generic', nothing to change.
+ */
+export async function autoConvLayout(graph: Graph, choice: CpuChoice, threads: number): Promise<(TunedLayout & { summary: ConvLayoutSummary }) | undefined> {
+  if (choice !== 'auto' || resolveCpu('auto') !== 'amx') return undefined;
+  const tuned = await tuneConvLayout(graph, { threads });
+  const convsym = tuned.timings.filter((t) => t.amxUs >= t.genericUs).length;
+  return { ...tuned, summary: { threads, amx_convs: tuned.amxConvs.length, convsym_convs: convsym } };
 }
