@@ -59,6 +59,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 
   const prepared = await prepareModel(options.model, options);
   for (const w of prepared.warnings) log(`deploy: warning: ${w}`);
+  for (const n of prepared.notes) log(`deploy: ${n}`);
   const config: BundleConfig = {
     ...prepared.config,
     target: options.target,

@@ -14,7 +14,8 @@ import type { Tensor } from '../onnx/tensor.js';
 import { loadModel } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
 import { readPreprocessing } from '../zoo/metadata.js';
-import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess } from './config.js';
+import { toGenericLayout } from '../compress/quantize/generic-layout.js';
+import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
 
 export interface PrepareOptions {
   /** Class names in output order (e.g. read from --labels); default: the model's metadata. */
@@ -26,6 +27,11 @@ export interface PrepareOptions {
   resize?: Preprocess['resize'];
   /** Bundle name; default: the model file name without extension. */
   name?: string;
+  /**
+   * Where the bundle runs. For arm64 and the web an int8 model laid out for AMX CPUs (slim quantize on
+   * such a machine) is re-laid out for their kernels: the same integers, symmetric Conv weights.
+   */
+  target?: Target;
 }
 
 export interface PreparedModel {
@@ -34,15 +40,27 @@ export interface PreparedModel {
   config: Omit<BundleConfig, 'target' | 'createdBy'>;
   /** Things the user should know (defaults taken); printed on stderr. */
   warnings: string[];
+  /** What was changed on the way in (printed on stderr, not as warnings). */
+  notes: string[];
 }
 
 export async function prepareModel(file: string, options: PrepareOptions = {}): Promise<PreparedModel> {
   const warnings: string[] = [];
-  const { graph } = await loadModel(file);
+  const notes: string[] = [];
+  let { graph } = await loadModel(file);
   let bytes: Uint8Array = await readFile(file);
   if (usesExternalData(bytes, file)) {
     bytes = encodeModel(graph).model;
     warnings.push(`${file} keeps its weights in an external data file; the bundle's model.onnx holds them inline`);
+  }
+  if (options.target === 'linux-arm64' || options.target === 'web') {
+    // Zero point −1 weights and padded RGB channels only pay off on x64 AMX; elsewhere they cost time.
+    const generic = toGenericLayout(graph);
+    if (generic.changed) {
+      graph = generic.graph;
+      bytes = encodeModel(graph).model;
+      notes.push(`int8 Convs re-laid out for ${options.target} (symmetric weights, no channel padding): the same integers, the kernels that target runs fastest`);
+    }
   }
   const input = imageInput(graph, file);
   const meta = readPreprocessing(graph, file);
@@ -73,6 +91,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   return {
     bytes,
     warnings,
+    notes,
     config: {
       format: 'slimkit-bundle',
       formatVersion: 1,
