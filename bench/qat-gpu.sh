@@ -12,7 +12,7 @@
 #                              fp32 ResNet18 (engine recipe, BN folded) unless --model is given, PTQ it,
 #                              QAT it on the GPU, and print one JSON line (fp32_top1, ptq_top1, qat_top1,
 #                              accept.qat_ge_ptq, accept.qat_ge_fp32_minus_0_05_pt)
-# Extra arguments after `run` go to qat-gpu (e.g. --model r18.onnx --epochs 3 --lsq --distill).
+# Extra arguments after `run` go to qat-gpu (e.g. --model r18.onnx --epochs 3 --lsq --no-distill).
 # Time on one H100: fp32 30 epochs ≈ 1.5 min (bf16), QAT 2 epochs fp32 fake-quant ≈ 1 min, evaluations on
 # the host CPU ≈ 1 min.
 set -euo pipefail

@@ -10,7 +10,7 @@
  *
  * Options: --model <fp32.onnx> (default: train --fp32-model with the engine for --fp32-epochs, BN folded),
  * --fp32-model (resnet18-cifar), --fp32-width (1), --fp32-epochs (30), --epochs (QAT, 2), --batch (128),
- * --lr (default: QAT's), --optimizer (sgd), --lsq, --distill (the fp32 model as teacher), --calib (512),
+ * --lr (default: QAT's), --optimizer (sgd), --lsq, --no-distill (QAT on the labels alone; default: the fp32 model teaches, as slim quantize --qat), --calib (512),
  * --train-limit, --test-limit, --threads (ORT and CPU training), --seed (0), --data-dir, --save-dir.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
     lr: { type: 'string' },
     optimizer: { type: 'string', default: 'sgd' },
     lsq: { type: 'boolean', default: false },
-    distill: { type: 'boolean', default: false },
+    'no-distill': { type: 'boolean', default: false },
     calib: { type: 'string', default: '512' },
     'train-limit': { type: 'string' },
     'test-limit': { type: 'string' },
@@ -118,7 +118,7 @@ const qat = await quantizationAwareTraining({
   learnableScales: args.lsq,
   seed: Number(args.seed),
   ...(args.lr ? { lr: Number(args.lr) } : {}),
-  ...(args.distill ? { teacher: { graph: ptq.float } } : {}),
+  ...(!args['no-distill'] ? { teacher: { graph: ptq.float } } : {}),
   ...(args.threads ? { threads } : {}),
   ...(args['train-limit'] ? { trainLimit: Number(args['train-limit']) } : {}),
   ...(testLimit ? { testLimit } : {}),
@@ -143,7 +143,7 @@ console.log(JSON.stringify({
   qat_minus_ptq_pt: round(100 * (qatTop1 - ptqTop1), 3),
   qat_minus_fp32_pt: round(100 * (qatTop1 - fp32Top1), 3),
   accept: { qat_ge_ptq: qatTop1 >= ptqTop1, qat_ge_fp32_minus_0_05_pt: qatTop1 >= fp32Top1 - 0.0005 },
-  qat: { epochs: Number(args.epochs), batch: Number(args.batch), lr: args.lr ? Number(args.lr) : 'default', optimizer: args.optimizer, lsq: args.lsq, distill: args.distill, seed: Number(args.seed), train_images: args['train-limit'] ? Number(args['train-limit']) : train.labels.length },
+  qat: { epochs: Number(args.epochs), batch: Number(args.batch), lr: args.lr ? Number(args.lr) : 'default', optimizer: args.optimizer, lsq: args.lsq, distill: !args['no-distill'], seed: Number(args.seed), train_images: args['train-limit'] ? Number(args['train-limit']) : train.labels.length },
   eval_images: testLimit ?? test.labels.length,
   fp32_train_s: round(fp32Seconds, 1),
   ptq_s: round(ptqSeconds, 1),

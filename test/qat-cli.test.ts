@@ -23,7 +23,7 @@ interface QuantizeJson {
   top1_after: number;
   ort_ops: Record<string, number>;
   ort_float_ops: Record<string, number>;
-  qat: { epochs: number; steps: number; learnable_scales: boolean; top1_ptq: number; engine_top1: number; history: unknown[] };
+  qat: { epochs: number; steps: number; learnable_scales: boolean; distilled: boolean; top1_ptq: number; engine_top1: number; history: unknown[] };
 }
 
 describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
@@ -37,7 +37,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
   it('calibrates on --data, fine-tunes the int8 model and writes it; ONNX Runtime scores what the engine trained', async () => {
     const out = path.join(dir, 'qat.int8.onnx');
     const r = JSON.parse(await slimQuantize([model, '-o', out, '--qat', '--epochs', '2', '--lsq', ...data, '--json'])) as QuantizeJson;
-    expect(r.qat).toMatchObject({ epochs: 2, steps: 16, learnable_scales: true });
+    // Distilled from the float model unless --no-distill.
+    expect(r.qat).toMatchObject({ epochs: 2, steps: 16, learnable_scales: true, distilled: true });
     expect(r.qat.history).toHaveLength(2);
     expect(r.qat.top1_ptq).toBeGreaterThanOrEqual(0);
     // The QAT model's int8 top-1 on ORT is the engine's fake-quantized top-1 (256 images: within 2).
@@ -53,8 +54,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const withBn = path.join(dir, 'float-bn.onnx');
     await writeModel(smallCnn({ seed: 4, widths: [8, 16, 16] }), withBn);
     const out = path.join(dir, 'qat-bn.int8.onnx');
-    const r = JSON.parse(await slimQuantize([withBn, '-o', out, '--qat', '--epochs', '2', '--bn-epochs', '1', ...data, '--json'])) as QuantizeJson;
-    expect(r.qat).toMatchObject({ epochs: 2, steps: 16 });
+    const r = JSON.parse(await slimQuantize([withBn, '-o', out, '--qat', '--epochs', '2', '--bn-epochs', '1', '--no-distill', ...data, '--json'])) as QuantizeJson;
+    expect(r.qat).toMatchObject({ epochs: 2, steps: 16, distilled: false });
     expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
     expect(r.ort_ops['QLinearConv']).toBe(3);
     const written = await readModel(out);
@@ -72,6 +73,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const lsqAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--lsq']);
     expect(lsqAlone.code).toBe(2);
     expect(lsqAlone.stderr).toMatch(/--lsq only applies with --qat/);
+    const noDistillAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--no-distill']);
+    expect(noDistillAlone.code).toBe(2);
+    expect(noDistillAlone.stderr).toMatch(/--no-distill only applies with --qat/);
     const dynamic = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--mode', 'dynamic', '--data', 'cifar10']);
     expect(dynamic.code).toBe(2);
     expect(dynamic.stderr).toMatch(/--qat fine-tunes a static int8 model/);

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ZOO } from '../zoo/index.js';
 import { TARGETS } from '../deploy/config.js';
 import { CALIBRATION_METHODS } from '../compress/quantize/types.js';
+import { QAT_DEFAULTS } from '../compress/qat/defaults.js';
 import { IMPORTANCE_NAMES } from '../compress/prune/importance.js';
 
 export const STAGE_KINDS = ['train', 'distill', 'prune', 'finetune', 'quantize', 'bench', 'deploy'] as const;
@@ -247,10 +248,10 @@ export const QuantizeStage = z
     qat: z
       .strictObject({
         epochs: posInt,
-        lr: positive.default(0.01),
-        batch: posInt.default(128),
+        lr: positive.default(QAT_DEFAULTS.lr),
+        batch: posInt.default(QAT_DEFAULTS.batch),
         learnable_scales: z.boolean().default(false),
-        distill: z.boolean().default(false),
+        distill: z.boolean().default(QAT_DEFAULTS.distill),
         eval_limit: posInt.optional(),
         device: z.enum(['cpu', 'cuda']).optional(),
       })

@@ -12,6 +12,7 @@ import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, ty
 import type { EpochAugment } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { foldLiveBatchNorm, withLiveBatchNorm } from './batchnorm.js';
+import { QAT_DEFAULTS } from './defaults.js';
 import { exportQat, settleScales } from './export.js';
 import { toQatGraph, type QatLayout } from './graph.js';
 
@@ -77,7 +78,7 @@ export interface QatResult {
   warnings: string[];
 }
 
-export const QAT_DEFAULTS = { batch: 128, lr: 1e-3, adamwLr: 1e-5, weightDecay: 5e-5, schedule: 'cosine' } as const;
+export { QAT_DEFAULTS } from './defaults.js';
 
 export async function quantizationAwareTraining(o: QatOptions): Promise<QatResult> {
   if (!o.graph.nodes.some((n) => n.opType === 'QuantizeLinear')) {
