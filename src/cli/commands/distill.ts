@@ -18,6 +18,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+import { sharedTrainOptions } from '../train-options.js';
 
 interface DistillCliOptions extends CommonOptions {
   teacher: string;
@@ -171,16 +172,7 @@ export function registerDistill(program: Command): void {
         seed: options.seed,
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
-        ...(options.lr !== undefined ? { lr: options.lr } : {}),
-        ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
-        ...(options.warmup !== undefined ? { warmup: options.warmup } : {}),
-        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
-        ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
-        ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        ...(options.augment ? {} : { augment: false as const }),
-        ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
-        ...(options.resume !== undefined ? { resume: options.resume } : {}),
-        ...(options.log ? { log: options.log } : {}),
+        ...sharedTrainOptions(options),
       }).finally(() => bar.stop());
       if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
         log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);

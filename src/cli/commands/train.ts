@@ -21,6 +21,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+import { sharedTrainOptions } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
   model: string;
@@ -123,9 +124,7 @@ export function registerTrain(program: Command): void {
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
           argv: process.argv.slice(2),
-          ...(options.threads !== undefined ? { threads: options.threads } : {}),
-          ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
-        });
+            });
         return;
       }
       // Started by `--nproc`, torchrun, srun or a PyTorchJob: join the others before anything slow.
@@ -173,17 +172,10 @@ export function registerTrain(program: Command): void {
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress,
         file: options.model,
-        ...(options.lr !== undefined ? { lr: options.lr } : {}),
+        ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
-        ...(options.weightDecay !== undefined ? { weightDecay: options.weightDecay } : {}),
-        ...(options.warmup !== undefined ? { warmup: options.warmup } : {}),
-        ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
-        ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        ...(options.augment ? {} : { augment: false as const }),
         ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
-        ...(options.resume !== undefined ? { resume: options.resume } : {}),
-        ...(options.log ? { log: options.log } : {}),
         ...(distributed ? { distributed } : {}),
       }).finally(() => bar?.stop());
       // Rank 0 alone writes the model and reports; the others are done.
