@@ -3,12 +3,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadDist } from '../src/engine/distributed-native.js';
 import { freePort } from '../src/engine/launch.js';
-import { nativeAvailable } from '../src/engine/native.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
-import { startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
+import { glooAvailable, startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
 
 /**
  * `slim train --nproc` as a user runs it: ResNet18-CIFAR (width 0.25) on 2 CPU ranks finishes, and
@@ -18,13 +16,7 @@ import { startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-ddp-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const canRun = nativeAvailable() && (() => {
-  try {
-    return loadDist().available().gloo;
-  } catch {
-    return false;
-  }
-})();
+const canRun = glooAvailable();
 
 const DATA = ['--data', 'cifar10', '--data-dir', CIFAR_DIR];
 

@@ -3,12 +3,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeAvailable } from '../src/engine/native.js';
-import { loadDist } from '../src/engine/distributed-native.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runSlim } from './helpers/cli.js';
 import { bnCnn, plainCnn, writeNet } from './helpers/ddp-nets.js';
-import { weightDiff } from './helpers/ddp-run.js';
+import { glooAvailable, weightDiff } from './helpers/ddp-run.js';
 
 /**
  * Data parallelism must not change what is trained: 2 Gloo ranks on loopback and 1 process, same
@@ -21,13 +19,7 @@ import { weightDiff } from './helpers/ddp-run.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-ddp-eq-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const canRun = nativeAvailable() && (() => {
-  try {
-    return loadDist().available().gloo;
-  } catch {
-    return false;
-  }
-})();
+const canRun = glooAvailable();
 
 /** 512 images, global batch 64: 8 steps, with random crops and flips; constant LR so steps count fully. */
 function trainArgs(model: string, out: string, extra: string[]): string[] {

@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint } from '../src/engine/checkpoint.js';
-import { loadDist } from '../src/engine/distributed-native.js';
-import { nativeAvailable } from '../src/engine/native.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
-import { fileAppears, startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
+import { glooAvailable, fileAppears, startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
 
 /**
  * Faults in a 2-rank run: a worker killed with SIGKILL, or frozen with SIGSTOP, mid-epoch. The
@@ -18,13 +16,7 @@ import { fileAppears, startSlim, waitFor, workerPids } from './helpers/ddp-run.j
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-ddp-faults-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const canRun = nativeAvailable() && (() => {
-  try {
-    return loadDist().available().gloo;
-  } catch {
-    return false;
-  }
-})();
+const canRun = glooAvailable();
 
 /** ResNet18 at width 0.25 on 768 images: 6 steps of 128 per epoch, a few seconds each on two cores. */
 function args(checkpointDir: string, out: string, extra: string[]): string[] {

@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
+import { loadDist } from '../../src/engine/distributed-native.js';
+import { nativeAvailable } from '../../src/engine/native.js';
 import { loadModel } from '../../src/onnx/validate.js';
 import { REPO_ROOT } from './fixtures.js';
 
@@ -76,4 +78,14 @@ export async function weightDiff(a: string, b: string): Promise<{ max: number; n
     }
   }
   return { max, name, tensors: x.graph.initializers.size };
+}
+
+/** Whether this machine can run the data-parallel tests: the addon, built with c10d's Gloo backend. */
+export function glooAvailable(): boolean {
+  if (!nativeAvailable()) return false;
+  try {
+    return loadDist().available().gloo;
+  } catch {
+    return false;
+  }
 }

@@ -124,7 +124,9 @@ export function registerTrain(program: Command): void {
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
           argv: process.argv.slice(2),
-            });
+          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+        });
         return;
       }
       // Started by `--nproc`, torchrun, srun or a PyTorchJob: join the others before anything slow.
@@ -174,8 +176,6 @@ export function registerTrain(program: Command): void {
         file: options.model,
         ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
-        ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
         ...(distributed ? { distributed } : {}),
       }).finally(() => bar?.stop());
       // Rank 0 alone writes the model and reports; the others are done.
