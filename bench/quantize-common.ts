@@ -1,14 +1,15 @@
 /** Shared by the bench/quantize-*.ts scripts: data, evaluation, the acceptance-shaped export, output. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCifar10 } from '../src/data/cifar10.js';
-import type { ImageSet } from '../src/data/types.js';
+import type { ImageSet, Normalization } from '../src/data/types.js';
 import type { Graph } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { normalizationFor } from '../src/cli/dataset.js';
+import { imageFeeds } from '../src/compress/quantize/feeds.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 
@@ -53,4 +54,28 @@ export function emit(result: Record<string, unknown>): void {
 
 export function log(message: string): void {
   process.stderr.write(`${message}\n`);
+}
+
+/**
+ * ONNX Runtime's Python quantizer (bench/quantize-ort-python.py, run by `python`) on `model` with the
+ * very images slimkit calibrates on, written as one float32 file: its output file and time per method.
+ */
+export function ortPythonQuantize(
+  python: string,
+  model: string,
+  calib: ImageSet,
+  feed: { inputName: string; normalization: Normalization },
+  dir: string,
+  methods: string,
+): Record<string, { file: string; seconds: number }> {
+  const calibFile = path.join(dir, 'calib.f32');
+  const all = new Float32Array(calib.labels.length * calib.imageShape.reduce((a, b) => a * b, 1));
+  let offset = 0;
+  for (const f of imageFeeds(calib, { ...feed, batchSize: 256 })) {
+    all.set(f[feed.inputName]!.data as Float32Array, offset);
+    offset += f[feed.inputName]!.data.length;
+  }
+  writeFileSync(calibFile, all);
+  const out = execFileSync(python, [path.join(REPO_ROOT, 'bench/quantize-ort-python.py'), '--model', model, '--calib', calibFile, '--count', String(calib.labels.length), '--out', dir, '--methods', methods], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+  return JSON.parse(out.trim().split('\n').pop()!) as Record<string, { file: string; seconds: number }>;
 }

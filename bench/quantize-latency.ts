@@ -16,8 +16,6 @@
  * left out. --profile adds, per model, ORT's per-node profile at 1 thread summed by op type (µs, median
  * over 200 runs).
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -25,7 +23,7 @@ import { normalizationFor } from '../src/cli/dataset.js';
 import { writeModel } from '../src/onnx/io.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { benchmark } from '../src/runtime/benchmark.js';
-import { openSession, ortVersion } from '../src/runtime/ort.js';
+import { ortVersion } from '../src/runtime/ort.js';
 import {
   batchSizeFor,
   buildQuantized,
@@ -41,7 +39,8 @@ import {
   tapBytesPerSample,
   type Int8Cpu,
 } from '../src/compress/quantize/index.js';
-import { acceptanceExport, cifar, emit, log, REPO_ROOT, scratchDir } from './quantize-common.js';
+import { profileNodes } from '../src/runtime/profile.js';
+import { acceptanceExport, cifar, emit, log, ortPythonQuantize, scratchDir } from './quantize-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -94,16 +93,7 @@ if (host === 'amx') {
 }
 let ortNote: string | undefined;
 try {
-  const calibFile = path.join(dir, 'calib.f32');
-  const all = new Float32Array(calibSet.labels.length * calibSet.imageShape.reduce((a, b) => a * b, 1));
-  let offset = 0;
-  for (const f of imageFeeds(calibSet, { inputName, normalization, batchSize: 256 })) {
-    all.set(f[inputName]!.data as Float32Array, offset);
-    offset += f[inputName]!.data.length;
-  }
-  writeFileSync(calibFile, all);
-  const out = execFileSync(values.python!, [path.join(REPO_ROOT, 'bench/quantize-ort-python.py'), '--model', fp32File, '--calib', calibFile, '--count', String(calibSet.labels.length), '--out', dir, '--methods', 'minmax'], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
-  models['ort_int8'] = (JSON.parse(out.trim().split('\n').pop()!) as Record<string, { file: string }>)['minmax']!.file;
+  models['ort_int8'] = ortPythonQuantize(values.python!, fp32File, calibSet, { inputName, normalization }, dir, 'minmax')['minmax']!.file;
 } catch (e) {
   ortNote = `not run: ${(e as Error).message.split('\n')[0]}`;
   log(`ONNX Runtime quantizer ${ortNote}`);
@@ -156,25 +146,9 @@ emit({
 
 /** ORT's profiler over 200 runs at 1 thread: median µs per node, summed by op type, and the model run. */
 async function profileByOp(file: string): Promise<Record<string, number>> {
-  const prefix = path.join(dir, `profile-${path.basename(file, '.onnx')}`);
-  const session = await openSession(file, { threads: 1, profile: prefix });
-  const input = session.inputs[0]!;
-  const dims = input.dims!.map((d) => (typeof d === 'number' ? d : 1));
-  const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i));
-  for (let i = 0; i < 250; i++) await session.run({ [input.name]: { dtype: 'float32', dims, data } });
-  await session.close();
-  const events = JSON.parse(readFileSync(session.profileFile!, 'utf8')) as { name: string; cat: string; dur: number; ts: number; args?: { op_name?: string } }[];
-  rmSync(session.profileFile!);
-  const runStarts = events.filter((e) => e.name === 'model_run').map((e) => e.ts).sort((a, b) => a - b);
-  const after = runStarts[50] ?? 0; // the first 50 runs warm up
-  const perNode = new Map<string, { op: string; durs: number[] }>();
-  for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < after) continue;
-    const entry = perNode.get(e.name) ?? { op: e.args?.op_name ?? '?', durs: [] };
-    entry.durs.push(e.dur);
-    perNode.set(e.name, entry);
-  }
-  const byOp: Record<string, number> = { model_run: median(events.filter((e) => e.name === 'model_run' && e.ts >= after).map((e) => e.dur)) };
-  for (const { op, durs } of perNode.values()) byOp[op] = (byOp[op] ?? 0) + median(durs);
+  const { graph } = await loadModel(file);
+  const p = await profileNodes(graph, { threads: 1, runs: 200, warmup: 50 });
+  const byOp: Record<string, number> = { model_run: p.runUs };
+  for (const { op, us } of p.nodes.values()) byOp[op] = (byOp[op] ?? 0) + us;
   return byOp;
 }

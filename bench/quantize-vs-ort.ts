@@ -9,8 +9,7 @@
  * --python names an interpreter with the `onnxruntime` package (e.g. a venv: pip install onnxruntime); without
  * one only slimkit's rows are reported.
  */
-import { execFileSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { normalizationFor } from '../src/cli/dataset.js';
@@ -30,7 +29,7 @@ import {
   sampleImages,
   tapBytesPerSample,
 } from '../src/compress/quantize/index.js';
-import { cifar, emit, evaluateGraph, log, REPO_ROOT, scratchDir, TRAINED_PEER } from './quantize-common.js';
+import { cifar, emit, evaluateGraph, log, ortPythonQuantize, scratchDir, TRAINED_PEER } from './quantize-common.js';
 
 const { values } = parseArgs({
   options: {
@@ -76,18 +75,9 @@ for (const method of CALIBRATION_METHODS) {
 }
 
 // ONNX Runtime's Python quantizer on the very same images.
-const calibFile = path.join(dir, 'calib.f32');
-const all = new Float32Array(calibSet.labels.length * calibSet.imageShape.reduce((a, b) => a * b, 1));
-let offset = 0;
-for (const f of imageFeeds(calibSet, { inputName, normalization, batchSize: 256 })) {
-  all.set(f[inputName]!.data as Float32Array, offset);
-  offset += f[inputName]!.data.length;
-}
-writeFileSync(calibFile, all);
 let ort: Record<string, { file: string; seconds: number }> | string;
 try {
-  const out = execFileSync(values.python!, [path.join(REPO_ROOT, 'bench/quantize-ort-python.py'), '--model', values.model!, '--calib', calibFile, '--count', String(calibSet.labels.length), '--out', dir, '--methods', values['ort-methods']!], { stdio: ['ignore', 'pipe', 'inherit'] }).toString();
-  ort = JSON.parse(out.trim().split('\n').pop()!) as Record<string, { file: string; seconds: number }>;
+  ort = ortPythonQuantize(values.python!, values.model!, calibSet, { inputName, normalization }, dir, values['ort-methods']!);
   for (const [method, r] of Object.entries(ort)) await row(`onnxruntime ${method}`, r.file, r.seconds);
 } catch (e) {
   ort = `not run: ${(e as Error).message.split('\n')[0]}`;
