@@ -444,23 +444,6 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     });
   }
 
-  /** Marks plans busy, keeps the JS objects alive and queues `work`. */
-  Napi::Value queue(Napi::Env env, std::vector<Napi::Object> users, std::vector<Plan*> plans, std::function<void()> work,
-                    std::function<Napi::Value(Napi::Env)> result) {
-    for (Plan* p : plans) {
-      if (p->busy) throw Napi::Error::New(env, "the plan is busy with a queued step; await each step before starting the next");
-    }
-    auto* job = new Job(env);
-    for (auto& u : users) job->keep.push_back(Napi::Persistent(u));
-    for (Plan* p : plans) p->busy = true;
-    job->work = std::move(work);
-    job->result = std::move(result);
-    job->finally = [plans] {
-      for (Plan* p : plans) p->busy = false;
-    };
-    return executor->submit(job);
-  }
-
   // trainStep(dataset, indices: Int32Array, aug: Int32Array | null, options, teacher?) → Promise<{loss, correct, count}>
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -477,7 +460,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       Plan* teacher = teacherOf(info, 4, users, plans);
       auto result = std::make_shared<StepResult>();
       Plan* self = plan.get();
-      return queue(env, users, plans, [=] {
+      return queuePlanJob(env, users, plans, [=] {
         auto device = data->config().device;
         auto [images, labels] = data->batch(indices.to(device), aug.defined() ? aug.to(device) : aug);
         *result = trainStep(*self, images, labels, options, teacher);
@@ -499,7 +482,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       Plan* teacher = teacherOf(info, 4, users, plans);
       auto result = std::make_shared<StepResult>();
       Plan* self = plan.get();
-      return queue(env, users, plans, [=] {
+      return queuePlanJob(env, users, plans, [=] {
         auto device = self->config().device;
         *result = trainStep(*self, images.to(device), labels.to(device), options, teacher);
       }, [result](Napi::Env e) -> Napi::Value { return stepResult(e, *result); });
@@ -529,7 +512,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       if (batch < 1) throw std::runtime_error("evaluation batch must be at least 1");
       auto result = std::make_shared<EvalResult>();
       Plan* self = plan.get();
-      return queue(env, {Value(), dataObj}, {self}, [=] { *result = evaluate(*self, *data, batch, limit, keep); },
+      return queuePlanJob(env, {Value(), dataObj}, {self}, [=] { *result = evaluate(*self, *data, batch, limit, keep); },
                    [result](Napi::Env e) -> Napi::Value {
                      auto r = Napi::Object::New(e);
                      r.Set("correct", Napi::Number::New(e, static_cast<double>(result->correct)));

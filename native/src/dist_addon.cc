@@ -18,22 +18,6 @@ DistAccess lent_;
 /** Collectives run where the backend wants their tensors: CUDA for NCCL, the CPU for Gloo. */
 at::Device collectiveDevice() { return dist::backend() == "nccl" ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU); }
 
-Napi::Value queue(Napi::Env env, std::vector<Napi::Object> users, std::vector<Plan*> plans, std::function<void()> work,
-                  std::function<Napi::Value(Napi::Env)> result) {
-  for (Plan* p : plans) {
-    if (p->busy) throw Napi::Error::New(env, "the plan is busy with a queued step; await each step before starting the next");
-  }
-  auto* job = new Job(env);
-  for (auto& u : users) job->keep.push_back(Napi::Persistent(u));
-  for (Plan* p : plans) p->busy = true;
-  job->work = std::move(work);
-  job->result = std::move(result);
-  job->finally = [plans] {
-    for (Plan* p : plans) p->busy = false;
-  };
-  return torchThread().submit(job);
-}
-
 Napi::Value undefinedResult(Napi::Env env) { return env.Undefined(); }
 
 /** Runs `work` on a new thread and settles a promise with `result` on the JS thread. */
@@ -80,7 +64,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     opts.timeout = std::chrono::milliseconds(static_cast<int64_t>(numberOr(o, "timeoutMs", 300000)));
     opts.backend = stringOr(o, "backend", "gloo");
     opts.interface = stringOr(o, "interface", "");
-    return queue(env, {}, {}, [opts] { dist::init(opts); }, [](Napi::Env e) -> Napi::Value {
+    return queuePlanJob(env, {}, {}, [opts] { dist::init(opts); }, [](Napi::Env e) -> Napi::Value {
       auto r = Napi::Object::New(e);
       r.Set("rank", dist::rank());
       r.Set("worldSize", dist::worldSize());
@@ -165,7 +149,7 @@ Napi::Value SyncPlan(const Napi::CallbackInfo& info) {
     auto o = info[1].As<Napi::Object>();
     int root = intOr(o, "root", 0);
     bool optimizer = boolOr(o, "optimizer", true);
-    return queue(env, {planObj}, {plan}, [=] {
+    return queuePlanJob(env, {planObj}, {plan}, [=] {
       coalesced(planTensors(*plan, true, true, optimizer), [root](at::Tensor& b) {
         std::vector<at::Tensor> io{b};
         dist::broadcast(io, root);
@@ -186,7 +170,7 @@ Napi::Value AverageState(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     auto planObj = info[0].As<Napi::Object>();
     Plan* plan = lent_.plan(planObj);
-    return queue(env, {planObj}, {plan}, [=] {
+    return queuePlanJob(env, {planObj}, {plan}, [=] {
       auto state = planTensors(*plan, false, true, false);
       if (state.empty()) return;
       double world = dist::worldSize();
@@ -233,7 +217,7 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
       size_t overlapped = 0, buckets = 0;
     };
     auto out = std::make_shared<Out>();
-    return queue(env, users, plans, [=] {
+    return queuePlanJob(env, users, plans, [=] {
       dist::setStep(step);
       auto device = data->config().device;
       auto [images, labels] = data->batch(indices.to(device), aug.defined() ? aug.to(device) : aug);
@@ -275,7 +259,7 @@ Napi::Value AllReduce(const Napi::CallbackInfo& info) {
     auto arr = info[0].As<Napi::Float64Array>();
     at::Tensor t = tensorFromTyped(arr, {static_cast<int64_t>(arr.ElementLength())}, at::kDouble);
     auto out = std::make_shared<at::Tensor>();
-    return queue(env, {}, {}, [t, out] {
+    return queuePlanJob(env, {}, {}, [t, out] {
       std::vector<at::Tensor> io{t.to(collectiveDevice())};
       dist::allreduceSum(io);
       *out = io[0].cpu();
@@ -299,7 +283,7 @@ Napi::Value BroadcastBytes(const Napi::CallbackInfo& info) {
     }
     if (dist::rank() == root && !mine.defined()) throw std::runtime_error("the root rank must pass the bytes to broadcast");
     auto out = std::make_shared<at::Tensor>();
-    return queue(env, {}, {}, [mine, root, out] {
+    return queuePlanJob(env, {}, {}, [mine, root, out] {
       bool isRoot = dist::rank() == root;
       at::Tensor length = at::full({1}, isRoot ? mine.numel() : 0, at::TensorOptions().dtype(at::kLong).device(collectiveDevice()));
       std::vector<at::Tensor> io{length};
@@ -321,7 +305,7 @@ Napi::Value BroadcastBytes(const Napi::CallbackInfo& info) {
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return guarded(env, [&]() -> Napi::Value { return queue(env, {}, {}, [] { dist::barrier(); }, undefinedResult); });
+  return guarded(env, [&]() -> Napi::Value { return queuePlanJob(env, {}, {}, [] { dist::barrier(); }, undefinedResult); });
 }
 
 // diagnose(probeMs) → Promise<{storeReachable, storeError, ranks: [{rank, alive, step}]}>

@@ -1,5 +1,7 @@
 #include "executor.h"
 
+#include "plan.h"
+
 #include <future>
 
 namespace slim {
@@ -86,6 +88,22 @@ void Executor::deliver(Napi::Env env, Executor* self, Job* job) {
   }
   delete job;
   if (--self->pending_ == 0) self->tsfn_.Unref(env);
+}
+
+Napi::Value queuePlanJob(Napi::Env env, std::vector<Napi::Object> users, std::vector<Plan*> plans, std::function<void()> work,
+                         std::function<Napi::Value(Napi::Env)> result) {
+  for (Plan* p : plans) {
+    if (p->busy) throw Napi::Error::New(env, "the plan is busy with a queued step; await each step before starting the next");
+  }
+  auto* job = new Job(env);
+  for (auto& u : users) job->keep.push_back(Napi::Persistent(u));
+  for (Plan* p : plans) p->busy = true;
+  job->work = std::move(work);
+  job->result = std::move(result);
+  job->finally = [plans] {
+    for (Plan* p : plans) p->busy = false;
+  };
+  return torchThread().submit(job);
 }
 
 }  // namespace slim

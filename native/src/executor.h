@@ -9,6 +9,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "common.h"
 
@@ -58,5 +59,15 @@ class Executor {
 
 /** The process's executor (created when the addon loads). */
 Executor& torchThread();
+
+class Plan;
+
+/**
+ * Queues `work` on the torch thread for a promise: refuses a plan already busy with a queued step,
+ * marks `plans` busy until the job is delivered, keeps `users` (the JS objects the work reads) alive,
+ * and settles with `result`.
+ */
+Napi::Value queuePlanJob(Napi::Env env, std::vector<Napi::Object> users, std::vector<Plan*> plans, std::function<void()> work,
+                         std::function<Napi::Value(Napi::Env)> result);
 
 }  // namespace slim
