@@ -5,6 +5,10 @@ Gemm head, input `input` NCHW float32 (CIFAR-10 mean/std normalised), output `lo
 This is the *peer* model: what a PyTorch user would hand to slimkit. It is not committed (tens of MB).
   CPU demo-sized:  /usr/bin/python3 bench/make-trained-resnet.py --width 0.25 --epochs 10 --out /tmp/r18w025.onnx
   GPU host:        python3 bench/make-trained-resnet.py --width 1 --epochs 30 --device cuda --out r18.onnx
+  CPU with AMX:    /usr/bin/python3 bench/make-trained-resnet.py --width 1 --epochs 10 --precision bf16 \
+                       --checkpoint /tmp/r18.ckpt --out /tmp/r18.onnx   (~7 min/epoch on 2 Sapphire Rapids cores)
+--precision bf16 trains under autocast (AMX / tensor cores); the exported model is fp32 either way and the
+reported top-1 is the fp32 model's. --checkpoint saves after every epoch (atomically) and resumes from it.
 Prints one JSON line: {"out", "width", "epochs", "test_top1", "seconds"}.
 """
 import argparse
@@ -91,6 +95,8 @@ def main():
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
+    ap.add_argument('--checkpoint', help='save here after every epoch; resume from it when it exists')
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -104,20 +110,42 @@ def main():
     steps = args.epochs * (len(xtr) // args.batch)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.25)
-    start = time.time()
-    for epoch in range(args.epochs):
+    first_epoch, spent = 0, 0.0
+    if args.checkpoint and os.path.exists(args.checkpoint):
+        state = torch.load(args.checkpoint)
+        model.load_state_dict(state['model'])
+        opt.load_state_dict(state['opt'])
+        sched.load_state_dict(state['sched'])
+        torch.set_rng_state(state['rng'])
+        first_epoch, spent = state['epoch'], state['seconds']
+        print(f'resuming after epoch {first_epoch} from {args.checkpoint}', file=sys.stderr)
+    autocast = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=args.precision == 'bf16')
+    start = time.time() - spent
+    top1 = None
+    for epoch in range(first_epoch, args.epochs):
         model.train()
         perm = torch.randperm(len(xtr), device=dev)
         for k in range(len(xtr) // args.batch):
             idx = perm[k * args.batch:(k + 1) * args.batch]
             x = (augment(xtr[idx].float() / 255) - mean) / std
-            loss = F.cross_entropy(model(x.contiguous(memory_format=torch.channels_last)), ytr[idx], label_smoothing=0.1)
+            with torch.autocast(**autocast):
+                logits = model(x.contiguous(memory_format=torch.channels_last))
+            loss = F.cross_entropy(logits.float(), ytr[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        top1 = evaluate(model, xte, yte, mean, std)
+        last = epoch + 1 == args.epochs
+        # Progress epochs evaluate under autocast (fast); the last one in fp32, as the exported model runs.
+        top1 = evaluate(model, xte, yte, mean, std, None if last else autocast)
         print(f'epoch {epoch + 1}/{args.epochs} loss {loss.item():.3f} test top-1 {top1:.4f} ({time.time() - start:.0f} s)', file=sys.stderr)
+        if args.checkpoint:
+            tmp = args.checkpoint + '.tmp'
+            torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
+                        'rng': torch.get_rng_state(), 'epoch': epoch + 1, 'seconds': time.time() - start}, tmp)
+            os.replace(tmp, args.checkpoint)
+    if top1 is None:
+        top1 = evaluate(model, xte, yte, mean, std, None)
     model.eval().cpu().to(memory_format=torch.contiguous_format)
     torch.onnx.export(model, torch.zeros(1, 3, 32, 32), args.out, opset_version=17, input_names=['input'],
                       output_names=['logits'], dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}},
@@ -127,12 +155,17 @@ def main():
 
 
 @torch.no_grad()
-def evaluate(model, x, y, mean, std):
+def evaluate(model, x, y, mean, std, autocast):
     model.eval()
     correct = 0
     for k in range(0, len(x), 1000):
         xb = (x[k:k + 1000].float() / 255 - mean) / std
-        correct += (model(xb).argmax(1) == y[k:k + 1000]).sum().item()
+        if autocast:
+            with torch.autocast(**autocast):
+                logits = model(xb.contiguous(memory_format=torch.channels_last))
+        else:
+            logits = model(xb)
+        correct += (logits.argmax(1) == y[k:k + 1000]).sum().item()
     model.train()
     return correct / len(x)
 
