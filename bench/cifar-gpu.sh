@@ -6,9 +6,11 @@
 #                                node-addon-api's headers into .gpu/slim/ (git-ignored; send it along)
 #   bench/cifar-gpu.sh run       on the GPU host, from the project root: build the addon against the
 #                                host's LibTorch (scripts/build-native.sh --direct), then print the
-#                                train-step JSON (batch 512, bf16 + channels_last, vs PyTorch eager) and
-#                                the full-recipe JSON (time to 94 %, final top-1)
-# Extra arguments after `run` go to cifar-gpu (e.g. --epochs 24).
+#                                train-step JSON (batch 512, bf16 + channels_last, vs PyTorch eager; eager
+#                                and CUDA-graph replay, with a loss-parity check) and the full-recipe JSON
+#                                (time to 94 %, final top-1)
+# Extra arguments after `run` go to cifar-gpu (e.g. --epochs 24 --cuda-graphs: use graphs only once the
+# train-step line shows graphs_loss_match true and a lower ratio_graphs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,7 +32,7 @@ case "${1:-}" in
     shift
     [ -f .gpu/setup.sh ] && source .gpu/setup.sh
     NODE_ADDON_API_INCLUDE="$root/$out/napi" scripts/build-native.sh --direct
-    node "$out/train-step.mjs" --device cuda --batch 512 --precision bf16 --threads "$(nproc)" --steps 30 --warmup 10
+    node "$out/train-step.mjs" --device cuda --batch 512 --precision bf16 --threads "$(nproc)" --steps 30 --warmup 10 --cuda-graphs
     node "$out/cifar-gpu.mjs" "$@"
     ;;
   *)

@@ -7,7 +7,8 @@
  *   npx tsx bench/cifar-gpu.ts                       # on a CUDA host (see bench/cifar-gpu.sh for a bare one)
  *   npx tsx bench/cifar-gpu.ts --device cpu --train-limit 2048 --test-limit 1000 --epochs 1 --width 0.25   # smoke test
  * Options: --epochs (30) --batch (512) --lr (0.4) --label-smoothing (0.1) --weight-decay (5e-4) --width (1)
- * --target (0.94) --data-dir ($SLIM_DATA_DIR) --seed (0) --train-limit --test-limit --threads.
+ * --target (0.94) --data-dir ($SLIM_DATA_DIR) --seed (0) --train-limit --test-limit --threads,
+ * --cuda-graphs (replay a captured CUDA graph of the step; the JSON says which way it ran).
  */
 import { parseArgs } from 'node:util';
 import { loadCifar10 } from '../src/data/cifar10.js';
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     'train-limit': { type: 'string' },
     'test-limit': { type: 'string' },
     threads: { type: 'string' },
+    'cuda-graphs': { type: 'boolean', default: false },
   },
 });
 const device = args.device === 'cpu' ? 'cpu' : 'cuda';
@@ -57,6 +59,7 @@ const result = await trainModel({
   ...(args['train-limit'] ? { trainLimit: Number(args['train-limit']) } : {}),
   ...(args['test-limit'] ? { testLimit: Number(args['test-limit']) } : {}),
   ...(args.threads ? { threads: Number(args.threads) } : {}),
+  ...(args['cuda-graphs'] ? { cudaGraphs: true } : {}),
   onProgress: (p) => {
     if (p.phase === 'eval') process.stderr.write(`epoch ${p.epoch + 1}/${p.epochs}: train loss ${p.loss.toFixed(3)}, ${p.imagesPerSecond.toFixed(0)} img/s\n`);
   },
@@ -89,5 +92,6 @@ console.log(JSON.stringify({
   estimated_cost: Number(result.estimatedCost.toFixed(4)),
   device,
   batch: Number(args.batch),
+  cuda_graphs: args['cuda-graphs'],
   libtorch: loadNative().info().torchVersion,
 }));

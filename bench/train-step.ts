@@ -4,7 +4,9 @@
  *   {"ours_ms":…, "peer_ms":…, "ratio":…, "loss_match":…, …}
  *
  *   npx tsx bench/train-step.ts                                   # CPU: ResNet18-CIFAR, batch 64, 2 threads, fp32
- *   npx tsx bench/train-step.ts --device cuda --batch 512 --precision bf16
+ *   npx tsx bench/train-step.ts --device cuda --batch 512 --precision bf16 [--cuda-graphs]
+ * --cuda-graphs also times our step replayed from a captured CUDA graph (ours_graphs_ms, ratio_graphs)
+ * and checks that its losses follow the eager engine's step by step (graphs_loss_match).
  * Options: --width W (zoo width), --steps N, --warmup N, --rounds R (run both sides R times, alternating
  * which goes first, and keep each side's best median), --python PATH (a python3
  * with torch; default $PYTHON, else python3 if it imports torch, else /usr/bin/python3).
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '2' },
     python: { type: 'string' },
+    'cuda-graphs': { type: 'boolean', default: false },
   },
 });
 const device = args.device === 'cuda' ? 'cuda' : 'cpu';
@@ -83,8 +86,8 @@ try {
 
   const addon = loadNative();
   addon.setThreads(threads);
-  const runOurs = async (): Promise<{ ms: number; losses: number[] }> => {
-    const plan = EnginePlan.create(graph, { device, autocast: precision === 'bf16' ? 'bf16' : 'none', channelsLast: device === 'cuda' && precision === 'bf16' });
+  const runOurs = async (cudaGraphs = false): Promise<{ ms: number; losses: number[] }> => {
+    const plan = EnginePlan.create(graph, { device, autocast: precision === 'bf16' ? 'bf16' : 'none', channelsLast: device === 'cuda' && precision === 'bf16', cudaGraphs });
     plan.setOptimizer({ kind: 'sgd', momentum: optimizer.momentum, nesterov: optimizer.nesterov, weightDecay: optimizer.weight_decay });
     // CPU: the exact peer batch from host memory; CUDA: the batch lives on the device, as in training.
     const onDevice = device === 'cuda'
@@ -119,6 +122,8 @@ try {
   let ourLosses: number[] = [];
   let peerLosses: number[] = [];
   let torchVersion = '';
+  let graphed = Infinity;
+  let graphLosses: number[] = [];
   for (let round = 0; round < Number(args.rounds); round++) {
     // Alternate which side goes first, so a drift in the machine's load does not favour one.
     let p: ReturnType<typeof runPeer>;
@@ -129,6 +134,11 @@ try {
     } else {
       o = await runOurs();
       p = runPeer();
+    }
+    if (args['cuda-graphs']) {
+      const g = await runOurs(true);
+      graphed = Math.min(graphed, g.ms);
+      graphLosses = g.losses;
     }
     peer = Math.min(peer, p.ms);
     ours = Math.min(ours, o.ms);
@@ -151,6 +161,13 @@ try {
     first_loss: { ours: ourLosses[0], peer: peerLosses[0] },
     loss_match: Math.abs(ourLosses[0]! - peerLosses[0]!) < 1e-4 && Math.abs(ourLosses.at(-1)! - peerLosses.at(-1)!) < 1e-2,
     losses: { ours: ourLosses.map((l) => Number(l.toFixed(6))), peer: peerLosses.map((l) => Number(l.toFixed(6))) },
+    ...(args['cuda-graphs'] ? {
+      ours_graphs_ms: round2(graphed),
+      ratio_graphs: Number((graphed / peer).toFixed(3)),
+      // Same steps, captured: the replayed losses should follow the eager engine's within bf16 noise.
+      graphs_loss_match: graphLosses.length === ourLosses.length && graphLosses.every((l, i) => Math.abs(l - ourLosses[i]!) < 2e-2),
+      graphs_losses: graphLosses.map((l) => Number(l.toFixed(6))),
+    } : {}),
     libtorch: addon.info().torchVersion,
     peer_torch: torchVersion,
   }));

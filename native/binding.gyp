@@ -19,6 +19,7 @@
         "src/optim.cc",
         "src/plan.cc",
         "src/qat.cc",
+        "src/step_graph.cc",
         "src/train.cc"
       ],
       "include_dirs": [

@@ -8,8 +8,9 @@
 // command expansions. build-native.sh runs discovery once and passes the JSON in $SLIM_LIBTORCH_JSON,
 // so gyp's several expansions do not each start Python.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 const HOW_TO =
   'install Debian\'s libtorch-dev (apt install libtorch-dev), or set LIBTORCH to a libtorch folder, ' +
@@ -48,6 +49,49 @@ function abiOfLibrary(libDir) {
   }
 }
 
+/** Folders that may hold the CUDA runtime headers (cuda_runtime_api.h) a CUDA LibTorch's headers include. */
+function cudaIncludeCandidates(root) {
+  const env = [process.env.CUDA_HOME, process.env.CUDA_PATH].filter(Boolean).map((d) => join(d, 'include'));
+  // pip wheels: nvidia-cuda-runtime puts them in site-packages/nvidia/cu13/include (CUDA 13) or
+  // nvidia/cuda_runtime/include (CUDA 12), beside site-packages/torch.
+  const site = root ? dirname(root) : undefined;
+  const wheels = site ? ['cu13', 'cu12', 'cuda_runtime'].map((d) => join(site, 'nvidia', d, 'include')) : [];
+  return [...env, ...wheels, '/usr/local/cuda/include'];
+}
+
+/**
+ * Can step_graph.cc's CUDA headers be compiled here? Tried once, with g++ -fsyntax-only on the one
+ * header capture needs, so a host without the CUDA runtime headers still builds the addon (without
+ * CUDA graphs) instead of failing the whole build.
+ */
+export function probeCudaGraphs(includeDirs, defines, cxxStd, root) {
+  const cudaInclude = cudaIncludeCandidates(root).find((d) => existsSync(join(d, 'cuda_runtime_api.h')));
+  if (!cudaInclude) return { ok: false, why: 'no cuda_runtime_api.h found (set CUDA_HOME)' };
+  const dir = mkdtempSync(join(tmpdir(), 'slim-cuda-probe-'));
+  try {
+    const file = join(dir, 'probe.cc');
+    writeFileSync(file, '#include <ATen/cuda/CUDAGraph.h>\n#include <c10/cuda/CUDAGuard.h>\nint main() { return 0; }\n');
+    const args = [`-std=${cxxStd}`, '-fsyntax-only', ...defines.map((d) => `-D${d}`), ...[...includeDirs, cudaInclude].map((d) => `-I${d}`), file];
+    execFileSync(process.env.CXX || 'g++', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+    return { ok: true, cudaInclude };
+  } catch (e) {
+    const first = String(e.stderr ?? e.message).split('\n').find((l) => l.includes('error')) ?? 'the compiler failed';
+    return { ok: false, why: first.trim() };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** libcudart.so[.N] in the lib folder beside a CUDA include folder, if there is one. */
+function findCudart(cudaInclude) {
+  for (const dir of [join(cudaInclude, '..', 'lib64'), join(cudaInclude, '..', 'lib')]) {
+    if (!existsSync(dir)) continue;
+    const name = readdirSync(dir).filter((f) => /^libcudart\.so(\.\d+)*$/.test(f)).sort()[0];
+    if (name) return resolve(dir, name);
+  }
+  return undefined;
+}
+
 function describe({ source, root, includeDirs, libDir, abi, version }) {
   const cuda = existsSync(join(libDir, 'libtorch_cuda.so')) && existsSync(join(libDir, 'libc10_cuda.so'));
   const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
@@ -56,6 +100,19 @@ function describe({ source, root, includeDirs, libDir, abi, version }) {
   if (cuda) libs.push('-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed');
   const defines = [`_GLIBCXX_USE_CXX11_ABI=${abi}`];
   if (cuda) defines.push('SLIM_WITH_CUDA=1');
+  const cxxStd = cxxStandard(version);
+  let cudaGraphs = { ok: false, why: 'CPU-only LibTorch' };
+  if (cuda && process.env.SLIM_CUDA_GRAPHS !== '0') {
+    cudaGraphs = probeCudaGraphs(includeDirs, defines, cxxStd, root);
+    if (cudaGraphs.ok) {
+      defines.push('SLIM_CUDA_GRAPHS=1');
+      includeDirs = [...includeDirs, cudaGraphs.cudaInclude];
+      // The CUDA guard in those headers calls the runtime inline. libtorch_cuda already loads libcudart,
+      // which resolves those calls; linking it by path (when it sits beside the headers) makes it explicit.
+      const cudart = findCudart(cudaGraphs.cudaInclude);
+      if (cudart) libs.push(cudart, `-Wl,-rpath,${dirname(cudart)}`);
+    }
+  }
   return {
     source,
     root,
@@ -64,8 +121,9 @@ function describe({ source, root, includeDirs, libDir, abi, version }) {
     libDir,
     libs,
     defines,
-    cxxStd: cxxStandard(version),
+    cxxStd,
     cuda,
+    cudaGraphs: cudaGraphs.ok ? true : `no: ${cudaGraphs.why}`,
   };
 }
 

@@ -131,6 +131,20 @@ describe.skipIf(!nativeAvailable())('native addon', () => {
     expect(new addon.DataSet({ ...spec, pixels: new Uint8Array(24) }).size).toBe(2);
   });
 
+  it('a plan made for CUDA graphs refuses to step where it cannot capture, and says why', async () => {
+    const info = loadNative().info();
+    expect(typeof info.cudaGraphs).toBe('boolean');
+    const plan = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1, cudaGraphs: true });
+    plan.setOptimizer({ kind: 'sgd', momentum: 0.9 });
+    const x = float32([2, 3, 32, 32], new Array(2 * 3072).fill(0.5));
+    const step = plan.trainStepOn(x, Int32Array.from([1, 2]), { lr: 0.1 });
+    await expect(step).rejects.toThrow(info.cudaGraphs ? /CUDA graphs need --device cuda/ : /no CUDA graph support.*CUDA_HOME/);
+    // Nothing was half-done: the same plan trains eagerly once it is asked without graphs.
+    const eager = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1 });
+    eager.setOptimizer({ kind: 'sgd', momentum: 0.9 });
+    expect((await eager.trainStepOn(x, Int32Array.from([1, 2]), { lr: 0.1 })).count).toBe(2);
+  });
+
   it('reads and writes weights by name', () => {
     const plan = EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1 });
     const w = Float32Array.from({ length: 40 }, (_, k) => k / 40);

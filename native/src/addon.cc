@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "dist_addon.h"
 #include "executor.h"
+#include "step_graph.h"
 #include "train.h"
 
 namespace slim {
@@ -222,6 +223,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     if (autocast == "bf16") config.autocast = Autocast::BFloat16;
     else if (autocast == "fp16") config.autocast = Autocast::Float16;
     else if (autocast != "none") throw std::runtime_error("unknown autocast '" + autocast + "' (expected none, bf16 or fp16)");
+    config.cudaGraphs = boolOr(spec, "cudaGraphs", false);
 
     // code: per instruction [kernel, nIn, nOut, nInt, nFloat, ...in, ...out, ...ints]; floats in order.
     auto code = spec.Get("code").As<Napi::Int32Array>();
@@ -303,7 +305,10 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       at::Tensor grad = tensorFromTyped(g, {static_cast<int64_t>(g.ElementLength())}, at::kFloat);
       bool training = info[3].As<Napi::Boolean>().Value();
       ProbeResult r;
-      torchThread().run([&] { r = probe(*plan, x, grad, training); });
+      torchThread().run([&] {
+        plan->dropStepGraph();
+        r = probe(*plan, x, grad, training);
+      });
       auto o = described(env, r.output);
       o.Set("inputGrad", toFloat32Array(env, r.inputGrad));
       return o;
@@ -380,6 +385,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       c.beta1 = numberOr(o, "beta1", 0.9);
       c.beta2 = numberOr(o, "beta2", 0.999);
       c.eps = numberOr(o, "eps", 1e-8);
+      plan->dropStepGraph();
       plan->optimizer().configure(c, plan->params());
       return env.Undefined();
     });
@@ -433,6 +439,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       std::string name = info[0].As<Napi::String>().Utf8Value();
       PlanTensor& t = plan->tensor(name);
       if (t.role != Role::Param) throw std::runtime_error("only trainable weights take masks; '" + name + "' is not one");
+      plan->dropStepGraph();  // a captured step multiplies by the old mask tensor
       if (info[1].IsNull() || info[1].IsUndefined()) {
         t.mask = at::Tensor();
         return env.Undefined();
@@ -539,6 +546,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 #else
   o.Set("builtWithCuda", false);
 #endif
+  o.Set("cudaGraphs", cudaGraphsAvailable());
   return o;
 }
 

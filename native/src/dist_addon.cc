@@ -224,7 +224,8 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
       reducer->begin(share);
       StepResult r;
       try {
-        r = trainStep(*plan, images, labels, options, teacher);
+        // Eager always: the reducer's hooks and collectives are not captured into a CUDA graph.
+        r = eagerTrainStep(*plan, images, labels, options, teacher);
       } catch (...) {
         reducer->end(false);
         throw;

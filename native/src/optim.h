@@ -25,6 +25,12 @@ class Optimizer {
   void configure(const OptimConfig& config, const std::vector<at::Tensor>& params);
   /** One update of every parameter that has a gradient; `decay[i]` says whether weight decay applies to params[i]. */
   void step(std::vector<at::Tensor>& params, const std::vector<bool>& decay, double lr);
+  /**
+   * The same SGD update with the learning rate read from a 0-dim device tensor holding −lr, so a CUDA
+   * graph that captured it follows the schedule on replay (a Scalar would be baked into the graph).
+   * SGD only: AdamW's bias correction changes every step.
+   */
+  void stepCapturable(std::vector<at::Tensor>& params, const std::vector<bool>& decay, const at::Tensor& negLr);
 
   const OptimConfig& config() const { return config_; }
   bool configured() const { return configured_; }
@@ -36,6 +42,14 @@ class Optimizer {
   std::vector<at::Tensor> second;
 
  private:
+  /** The parameters that received a gradient, their gradients (decayed for SGD) and state; false when none did. */
+  struct Update {
+    std::vector<at::Tensor> p, g, m, v, pDecay;
+  };
+  bool collect(std::vector<at::Tensor>& params, const std::vector<bool>& decay, Update& u);
+  /** SGD's step direction d (weight decay and momentum applied): the update is p −= lr·d. */
+  std::vector<at::Tensor> sgdDirection(Update& u);
+
   OptimConfig config_;
   bool configured_ = false;
 };

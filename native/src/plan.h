@@ -2,6 +2,7 @@
 // buffers and constants it reads. Built once from the TS plan compiler's typed arrays; owns every tensor.
 #pragma once
 
+#include <memory>
 #include <unordered_map>
 
 #include "kernels.h"
@@ -27,7 +28,16 @@ struct PlanConfig {
   at::Device device = at::kCPU;
   bool channelsLast = false;
   Autocast autocast = Autocast::None;
+  /** Train through a captured CUDA graph (step_graph.h). */
+  bool cudaGraphs = false;
 };
+
+/** A plan's captured training step (step_graph.cc); dropped when anything it baked in changes. */
+class StepGraph;
+struct StepGraphDeleter {
+  void operator()(StepGraph* graph) const;
+};
+using StepGraphPtr = std::unique_ptr<StepGraph, StepGraphDeleter>;
 
 class Plan {
  public:
@@ -68,6 +78,18 @@ class Plan {
   /** Set while a queued job uses the plan; synchronous calls refuse to run meanwhile. */
   bool busy = false;
 
+  /**
+   * The captured training step, if any. Whoever replaces a tensor the graph read (optimizer state,
+   * masks) calls dropStepGraph(), so the next step recaptures instead of replaying on stale memory.
+   */
+  StepGraphPtr stepGraph;
+  /** Drops the captured step and the gradients it left on the parameters (eager steps start without). */
+  void dropStepGraph() {
+    if (!stepGraph) return;
+    stepGraph.reset();
+    clearGrads();
+  }
+
  private:
   std::vector<Instr> instrs_;
   std::vector<at::Tensor> slots_;
@@ -82,5 +104,6 @@ class Plan {
   std::unordered_map<std::string, size_t> byName_;
   Optimizer optimizer_;
 };
+
 
 }  // namespace slim

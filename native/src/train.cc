@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include "distill.h"
+#include "step_graph.h"
 
 #include <ATen/autocast_mode.h>
 
@@ -48,8 +49,7 @@ at::Tensor forwardLogits(Plan& plan, const at::Tensor& images, bool training) {
 
 }  // namespace
 
-StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher) {
-  if (o.seed >= 0) at::manual_seed(static_cast<uint64_t>(o.seed));
+at::Tensor stepLoss(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher, at::Tensor& correct) {
   at::Tensor logits = forwardLogits(plan, images, true).to(at::kFloat);
   at::Tensor loss;
   if (teacher || o.targets.defined()) {
@@ -65,13 +65,25 @@ StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& lab
   } else {
     loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Mean, -100, o.labelSmoothing);
   }
-  at::Tensor correct = logits.detach().argmax(1).eq(labels).sum();
+  correct = logits.detach().argmax(1).eq(labels).sum();
+  return loss;
+}
+
+StepResult eagerTrainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher) {
+  if (o.seed >= 0) at::manual_seed(static_cast<uint64_t>(o.seed));
+  at::Tensor correct;
+  at::Tensor loss = stepLoss(plan, images, labels, o, teacher, correct);
   loss.backward();
   auto params = plan.params();
   plan.optimizer().step(params, plan.decayFlags(), o.lr);
   plan.applyMasks();
   plan.clearGrads();
-  return {loss.item<double>(), correct.item<int64_t>(), logits.size(0)};
+  return {loss.item<double>(), correct.item<int64_t>(), images.size(0)};
+}
+
+StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, Plan* teacher) {
+  if (plan.config().cudaGraphs) return graphedTrainStep(plan, images, labels, o, teacher);
+  return eagerTrainStep(plan, images, labels, o, teacher);
 }
 
 EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits) {

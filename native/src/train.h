@@ -25,7 +25,19 @@ struct StepResult {
   int64_t count;
 };
 
-/** One update on a batch already on the device. `teacher` (eval mode, no gradients) turns on distillation. */
+/**
+ * The differentiable part of a step: forward (autocast as configured), the loss (cross-entropy, or
+ * distillation with a teacher or cached targets) and the count of correct top-1 predictions.
+ */
+at::Tensor stepLoss(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& options, Plan* teacher, at::Tensor& correct);
+
+/** One eager update (the plan's gradients must be cleared), leaving them cleared again. */
+StepResult eagerTrainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& options, Plan* teacher);
+
+/**
+ * One update on a batch already on the device. `teacher` (eval mode, no gradients) turns on distillation.
+ * Goes through a captured CUDA graph when the plan was created with `cudaGraphs` (step_graph.h).
+ */
 StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& labels, const StepOptions& options, Plan* teacher);
 
 struct EvalResult {

@@ -13,9 +13,10 @@ export interface SharedTrainFlags {
   checkpointDir?: string;
   resume?: boolean | string;
   log?: string;
+  cudaGraphs?: boolean;
 }
 
-type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log';
+type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log' | 'cudaGraphs';
 
 /** Only the flags the user gave: the engine's defaults stay in charge of the rest. */
 export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptions, SharedKey>> {
@@ -30,5 +31,6 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
   };
 }

@@ -20,6 +20,8 @@ export interface NativePlanSpec {
   device: DeviceName;
   channelsLast: boolean;
   autocast: AutocastName;
+  /** Train through a captured CUDA graph (native/src/step_graph.cc). */
+  cudaGraphs?: boolean;
   /** Per instruction: [kernel, nIn, nOut, nInt, nFloat, ...inSlots, ...outSlots, ...ints]. */
   code: Int32Array;
   /** Every instruction's floats, in order. */
@@ -137,7 +139,7 @@ export interface NativeDataSet {
 export interface NativeAddon {
   Plan: new (spec: NativePlanSpec) => NativePlan;
   DataSet: new (spec: NativeDataSetSpec) => NativeDataSet;
-  info(): { torchVersion: string; cuda: boolean; builtWithCuda: boolean; threads: number };
+  info(): { torchVersion: string; cuda: boolean; builtWithCuda: boolean; cudaGraphs: boolean; threads: number };
   setThreads(threads: number): void;
   kernelNames(): string[];
   manualSeed(seed: number): void;

@@ -33,6 +33,11 @@ export interface PlanOptions extends CompileOptions {
   threads?: number;
   /** Batch norm statistics over all data-parallel ranks in training (distributed-plan.ts). */
   syncBatchNorm?: boolean;
+  /**
+   * CUDA only: capture the training step once as a CUDA graph and replay it (SGD; after 3 eager
+   * warm-up steps). Cuts the per-kernel launch cost that bounds small-batch GPU steps.
+   */
+  cudaGraphs?: boolean;
 }
 
 /** Native failures are almost always a model/data mismatch (shapes, dtypes): report them as input errors. */
@@ -75,6 +80,7 @@ export class EnginePlan {
       device,
       channelsLast: options.channelsLast ?? device === 'cuda',
       autocast: options.autocast ?? 'none',
+      ...(options.cudaGraphs ? { cudaGraphs: true } : {}),
       ...encoded,
       numSlots: compiled.numSlots,
       inputSlot: compiled.input.slot,

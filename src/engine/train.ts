@@ -7,7 +7,7 @@ import type { Graph } from '../onnx/graph.js';
 import { readPreprocessing } from '../zoo/metadata.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
-import type { AutocastName, DeviceName, NativeOptimizerConfig } from './native.js';
+import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
 import { DeviceImageSet, EnginePlan } from './plan.js';
 import { makeSchedule, type ScheduleName } from './schedule.js';
 import { TeacherLogits } from './teacher-cache.js';
@@ -52,6 +52,8 @@ export interface TrainOptions {
   /** bf16 autocast is the default on CUDA. */
   autocast?: AutocastName;
   channelsLast?: boolean;
+  /** CUDA + SGD, one process: replay a captured CUDA graph of the step (PlanOptions.cudaGraphs). */
+  cudaGraphs?: boolean;
   evalBatch?: number;
   /** Folder for `last.ckpt`, written atomically after every epoch. */
   checkpointDir?: string;
@@ -155,6 +157,19 @@ interface Resolved {
   distill: { temperature: number; alpha: number; cache?: true } | undefined;
 }
 
+/** --cuda-graphs captures one fixed step: say up front which settings it cannot follow. */
+function checkCudaGraphs(o: TrainOptions, optimizer: 'sgd' | 'adamw'): void {
+  const without = 'or train without --cuda-graphs';
+  if ((o.device ?? 'cpu') !== 'cuda') throw usageError('--cuda-graphs needs --device cuda', without);
+  if (optimizer !== 'sgd') throw usageError('--cuda-graphs supports --optimizer sgd only (AdamW\'s bias correction changes every step)', `use sgd, ${without}`);
+  if (o.distributed) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', without);
+  if (o.teacher?.cache) throw usageError('--cuda-graphs cannot take cached teacher logits', `let the teacher run on every batch, ${without}`);
+  if (!loadNative().info().cudaGraphs) {
+    throw usageError('this build of the training addon has no CUDA graph support (it needs CUDA LibTorch and the CUDA runtime headers)',
+      `set CUDA_HOME to the CUDA toolkit and rebuild with \`npm run build:native\`, ${without}`);
+  }
+}
+
 function resolve(o: TrainOptions): Resolved {
   const positiveInt = (v: number, flag: string): void => {
     if (!Number.isInteger(v) || v < 1) throw usageError(`${flag} must be a whole number ≥ 1, got ${v}`);
@@ -165,6 +180,7 @@ function resolve(o: TrainOptions): Resolved {
   if (kind !== 'sgd' && kind !== 'adamw') throw usageError(`unknown optimizer '${String(kind)}'`, 'use sgd or adamw');
   const labelSmoothing = o.labelSmoothing ?? 0;
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw usageError(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
+  if (o.cudaGraphs) checkCudaGraphs(o, kind);
   return {
     device: o.device ?? 'cpu',
     optimizer: {
@@ -225,6 +241,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.file ? { file: o.file } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.channelsLast !== undefined ? { channelsLast: o.channelsLast } : {}),
+    ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
     ...(o.frozen ? { frozen: o.frozen } : {}),
     ...(o.trainable ? { trainable: o.trainable } : {}),
     ...(o.learnableScales ? { learnableScales: true } : {}),

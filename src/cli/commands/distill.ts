@@ -32,6 +32,7 @@ interface DistillCliOptions extends CommonOptions {
   temperature: number;
   cacheTeacher?: boolean;
   device: 'cpu' | 'cuda';
+  cudaGraphs?: boolean;
   lr?: number;
   optimizer: 'sgd' | 'adamw';
   weightDecay?: number;
@@ -112,6 +113,7 @@ export function registerDistill(program: Command): void {
       .option('--temperature <T>', 'softmax temperature of the soft targets (the loss is scaled by T², so alpha keeps its meaning)', positiveNumber('--temperature'), DISTILL_DEFAULTS.temperature)
       .option('--cache-teacher', 'run the teacher once over the unaugmented training images and reuse its logits (no augmentation)')
       .option('--device <cpu|cuda>', 'where to train', oneOf('--device', ['cpu', 'cuda'] as const), 'cpu')
+      .option('--cuda-graphs', 'CUDA + SGD: capture the training step (teacher included) once and replay it')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw'] as const), 'sgd')
       .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', Number)

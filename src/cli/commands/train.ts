@@ -49,6 +49,7 @@ interface TrainCliOptions extends CommonOptions {
   resume?: string | boolean;
   log?: string;
   gpuPricePerHour: number;
+  cudaGraphs?: boolean;
   fold: boolean;
   verify: boolean;
   nproc?: number;
@@ -101,6 +102,7 @@ export function registerTrain(program: Command): void {
       .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
       .option('--resume [file]', 'continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
       .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')
+      .option('--cuda-graphs', 'CUDA + SGD: capture the training step once and replay it (fewer kernel launches per step)')
       .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime')
@@ -120,6 +122,7 @@ export function registerTrain(program: Command): void {
     ].join('\n'))
     .action(async (options: TrainCliOptions) => {
       if (options.nproc !== undefined && options.nproc > 1) {
+        if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         await launchTraining({
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
