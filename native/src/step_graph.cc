@@ -6,6 +6,7 @@
 // defines SLIM_CUDA_GRAPHS after compiling those headers once; otherwise this file builds the refusals only.
 #if defined(SLIM_WITH_CUDA) && defined(SLIM_CUDA_GRAPHS)
 #define SLIM_HAS_CUDA_GRAPHS 1
+#include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -69,8 +70,21 @@ CaptureKey keyOf(const at::Tensor& images, const at::Tensor& labels, const StepO
   return {images.sizes().vec(), images.scalar_type(), labels.size(0), teacher, o.labelSmoothing, o.temperature, o.alpha};
 }
 
+/** Autocast's cast cache off while capturing, as PyTorch requires for graphed autocast regions. */
+class NoAutocastCache {
+ public:
+  NoAutocastCache() : was_(at::autocast::is_autocast_cache_enabled()) { at::autocast::set_autocast_cache_enabled(false); }
+  ~NoAutocastCache() { at::autocast::set_autocast_cache_enabled(was_); }
+  NoAutocastCache(const NoAutocastCache&) = delete;
+  NoAutocastCache& operator=(const NoAutocastCache&) = delete;
+
+ private:
+  bool was_;
+};
+
 /** The captured body: stepLoss, backward, the SGD update with a tensor learning rate, masks. */
 void captureStep(Plan& plan, StepGraph& g, Plan* teacher, const StepOptions& o) {
+  NoAutocastCache noCache;
   at::Tensor correct;
   at::Tensor loss = stepLoss(plan, g.images, g.labels, o, teacher, correct);
   loss.backward();
