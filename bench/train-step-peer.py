@@ -72,6 +72,7 @@ def main():
     ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
+    ap.add_argument('--channels-last', action='store_true')
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -88,7 +89,7 @@ def main():
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.endswith('num_batches_tracked') for k in missing):
         sys.exit(f'weights do not match the model: missing {missing}, unexpected {unexpected}')
-    channels_last = args.device == 'cuda' and args.precision == 'bf16'
+    channels_last = args.channels_last
     model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     model.train()
     b = m['batch']
@@ -101,7 +102,7 @@ def main():
 
     def autocast():
         if args.precision == 'bf16':
-            return torch.autocast('cuda', dtype=torch.bfloat16)
+            return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def step():

@@ -35,6 +35,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     python: { type: 'string' },
     'cuda-graphs': { type: 'boolean', default: false },
+    // Default: on for CUDA bf16 (the GPU recipe); on CPU bf16 oneDNN's AMX kernels want it too.
+    'channels-last': { type: 'boolean' },
   },
 });
 const device = args.device === 'cuda' ? 'cuda' : 'cpu';
@@ -43,6 +45,7 @@ const threads = Number(args.threads);
 const steps = Number(args.steps);
 const warmup = Number(args.warmup);
 const precision = args.precision === 'bf16' ? 'bf16' : 'fp32';
+const channelsLast = args['channels-last'] ?? precision === 'bf16';
 // A small lr keeps both trajectories stable on random labels, so their losses stay comparable step by step.
 const optimizer = { lr: 0.01, momentum: 0.9, nesterov: true, weight_decay: 5e-4 };
 
@@ -87,7 +90,7 @@ try {
   const addon = loadNative();
   addon.setThreads(threads);
   const runOurs = async (cudaGraphs = false): Promise<{ ms: number; losses: number[] }> => {
-    const plan = EnginePlan.create(graph, { device, autocast: precision === 'bf16' ? 'bf16' : 'none', channelsLast: device === 'cuda' && precision === 'bf16', cudaGraphs });
+    const plan = EnginePlan.create(graph, { device, autocast: precision === 'bf16' ? 'bf16' : 'none', channelsLast, cudaGraphs });
     plan.setOptimizer({ kind: 'sgd', momentum: optimizer.momentum, nesterov: optimizer.nesterov, weightDecay: optimizer.weight_decay });
     // CPU: the exact peer batch from host memory; CUDA: the batch lives on the device, as in training.
     const onDevice = device === 'cuda'
@@ -112,6 +115,7 @@ try {
     const out = execFileSync(python, [
       path.join(import.meta.dirname, 'train-step-peer.py'), folder, '--device', device, '--threads', String(threads),
       '--steps', String(steps), '--warmup', String(warmup), '--precision', precision,
+      ...(channelsLast ? ['--channels-last'] : []),
     ], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
     const r = JSON.parse(out.trim().split('\n').pop()!) as { ms_per_step: number; losses: number[]; torch: string };
     return { ms: r.ms_per_step, losses: r.losses, torch: r.torch };
@@ -155,6 +159,7 @@ try {
     batch,
     threads,
     precision,
+    channels_last: channelsLast,
     steps,
     rounds: Number(args.rounds),
     // Same weights, batch and update rule: the first losses should agree to float rounding.

@@ -239,6 +239,33 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     }
   });
 
+  it('bf16 autocast on CPU: the step runs in bf16, training learns, evaluation and the written model stay fp32', async () => {
+    // One step from the same weights: bf16 changes the loss a little, which shows autocast took effect
+    // (before, CPU plans ignored it).
+    const x = float32([16, 3, 32, 32], Array.from({ length: 16 * 3072 }, (_, k) => Math.sin(k)));
+    const y = Int32Array.from({ length: 16 }, (_, k) => k % 10);
+    const firstLoss = async (autocast: 'none' | 'bf16'): Promise<number> => {
+      const plan = EnginePlan.create(smallCnn({ seed: 2 }), { threads: 2, autocast });
+      plan.setOptimizer({ kind: 'sgd', momentum: 0.9 });
+      return (await plan.trainStepOn(x, y, { lr: 0.01 })).loss;
+    };
+    const [fp32, bf16] = [await firstLoss('none'), await firstLoss('bf16')];
+    expect(bf16).not.toBe(fp32);
+    expect(Math.abs(bf16 - fp32)).toBeLessThan(0.05);
+
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 10_000 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 2_000 });
+    const result = await trainModel({ graph: smallCnn({ seed: 1 }), data: { train, test }, epochs: 2, batch: 128, lr: 0.2, threads: 2, seed: 1, autocast: 'bf16' });
+    expect(result.testAccuracy).toBeGreaterThanOrEqual(0.35);
+    const session = await openSession(encodeModel(foldBatchNorm(result.graph)).model);
+    try {
+      const ort = await evaluate(session, test, { normalization: CIFAR10_NORMALIZATION, batchSize: 500 });
+      expect(Math.abs(ort.top1 - result.testAccuracy)).toBeLessThanOrEqual(0.0005);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('stops a diverging run with a clear error and keeps the last good checkpoint', async () => {
     const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 512 });
     const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 256 });

@@ -216,7 +216,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
   void build(const Napi::Object& spec) {
     PlanConfig config;
     config.device = parseDevice(spec.Get("device").As<Napi::String>().Utf8Value());
-    config.channelsLast = boolOr(spec, "channelsLast", false) && config.device.is_cuda();
+    config.channelsLast = boolOr(spec, "channelsLast", false);
     // Training shapes are fixed, so cuDNN's per-shape algorithm search pays off after the first step.
     if (config.device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
     std::string autocast = spec.Has("autocast") ? spec.Get("autocast").As<Napi::String>().Utf8Value() : "none";

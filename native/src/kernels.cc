@@ -73,7 +73,15 @@ void conv(const Instr& i, RunState& s) {
   int64_t groups = takeOne(i, p);
   at::Tensor x = in(i, s, 0);
   auto pads = symmetricPads(x, pb, pe, 0.0);
-  out(i, s, 0, at::convolution(x, in(i, s, 1), opt(i, s, 2), strides, pads, dil, false, std::vector<int64_t>(nsp, 0), groups));
+  // The convNd entry points, not at::convolution: CPU autocast (bf16 on AMX) only casts these.
+  at::Tensor w = in(i, s, 1);
+  auto b = opt(i, s, 2);
+  at::Tensor y;
+  if (nsp == 1) y = at::conv1d(x, w, b, strides, pads, dil, groups);
+  else if (nsp == 2) y = at::conv2d(x, w, b, strides, pads, dil, groups);
+  else if (nsp == 3) y = at::conv3d(x, w, b, strides, pads, dil, groups);
+  else y = at::convolution(x, w, b, strides, pads, dil, false, std::vector<int64_t>(nsp, 0), groups);
+  out(i, s, 0, y);
 }
 
 // batch_norm: in [x, scale, bias, runningMean, runningVar]; floats [eps, momentum (PyTorch sense: 1 - ONNX momentum)]

@@ -15,23 +15,30 @@ namespace {
  */
 class AutocastScope {
  public:
-  explicit AutocastScope(const PlanConfig& config) : enabled_(config.autocast != Autocast::None && config.device.is_cuda()) {
+  explicit AutocastScope(const PlanConfig& config) : enabled_(config.autocast != Autocast::None), cuda_(config.device.is_cuda()) {
     if (!enabled_) return;
     at::ScalarType dtype = config.autocast == Autocast::BFloat16 ? at::kBFloat16 : at::kHalf;
 #if SLIM_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_dtype(at::kCUDA, dtype);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    auto type = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, true);
 #else
-    at::autocast::set_autocast_gpu_dtype(dtype);
-    at::autocast::set_enabled(true);
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(true);
+    }
 #endif
   }
   ~AutocastScope() {
     if (!enabled_) return;
 #if SLIM_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, false);
 #else
-    at::autocast::set_enabled(false);
+    if (cuda_) at::autocast::set_enabled(false);
+    else at::autocast::set_cpu_enabled(false);
 #endif
     at::autocast::clear_cache();
   }
@@ -40,11 +47,17 @@ class AutocastScope {
 
  private:
   bool enabled_;
+  bool cuda_;
 };
 
 at::Tensor forwardLogits(Plan& plan, const at::Tensor& images, bool training) {
   AutocastScope autocast(plan.config());
   return plan.run(plan.prepareInput(images), training).logits;
+}
+
+/** Evaluation runs in fp32 whatever the training precision: it scores what the written fp32 model does. */
+at::Tensor evalLogits(Plan& plan, const at::Tensor& images) {
+  return plan.run(plan.prepareInput(images), false).logits;
 }
 
 }  // namespace
@@ -96,7 +109,7 @@ EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limi
   for (int64_t start = 0; start < n; start += batch) {
     at::Tensor idx = at::arange(start, std::min(n, start + batch), at::TensorOptions().dtype(at::kLong).device(device));
     auto [images, labels] = data.batch(idx, at::Tensor());
-    at::Tensor logits = forwardLogits(plan, images, false).to(at::kFloat);
+    at::Tensor logits = evalLogits(plan, images).to(at::kFloat);
     lossSum += at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
     correct += logits.argmax(1).eq(labels).sum();
     if (keepLogits) kept.push_back(logits.cpu());

@@ -48,7 +48,7 @@ struct EvalResult {
   at::Tensor logits;
 };
 
-/** Eval-mode pass over the first `limit` images (all when ≤ 0), in order, without augmentation. */
+/** Eval-mode pass over the first `limit` images (all when ≤ 0), in order, without augmentation, in fp32 (no autocast). */
 EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits);
 
 struct ProbeResult {

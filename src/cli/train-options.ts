@@ -1,4 +1,5 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
+import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import type { TrainOptions } from '../engine/train.js';
 
 export interface SharedTrainFlags {
@@ -14,9 +15,10 @@ export interface SharedTrainFlags {
   resume?: boolean | string;
   log?: string;
   cudaGraphs?: boolean;
+  precision?: PrecisionChoice;
 }
 
-type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log' | 'cudaGraphs';
+type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log' | 'cudaGraphs' | 'autocast';
 
 /** Only the flags the user gave: the engine's defaults stay in charge of the rest. */
 export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptions, SharedKey>> {
@@ -32,5 +34,6 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
+    ...(o.precision && autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
   };
 }

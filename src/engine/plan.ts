@@ -25,7 +25,7 @@ import {
 
 export interface PlanOptions extends CompileOptions {
   device?: DeviceName;
-  /** NHWC activations and conv weights; default on for CUDA (ignored on CPU). */
+  /** NHWC activations and conv weights; default on for CUDA (on CPU it pays with bf16 autocast on AMX). */
   channelsLast?: boolean;
   /** Mixed precision for forward passes on CUDA; default 'none'. */
   autocast?: AutocastName;

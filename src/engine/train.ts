@@ -49,8 +49,9 @@ export interface TrainOptions {
   augment?: EpochAugment | false;
   /** Default: the model's metadata, else CIFAR-10 statistics. */
   normalization?: Normalization;
-  /** bf16 autocast is the default on CUDA. */
+  /** bf16 autocast is the default on CUDA; on CPU bf16 pays where the CPU has AMX (see precision.ts). */
   autocast?: AutocastName;
+  /** Default: on with CUDA or autocast (NHWC is what cuDNN's and oneDNN's low-precision kernels want). */
   channelsLast?: boolean;
   /** CUDA + SGD, one process: replay a captured CUDA graph of the step (PlanOptions.cudaGraphs). */
   cudaGraphs?: boolean;
@@ -234,20 +235,22 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');
   }
   const autocast = o.autocast ?? (r.device === 'cuda' ? 'bf16' : 'none');
+  if (autocast === 'fp16' && r.device !== 'cuda') throw usageError('fp16 autocast needs --device cuda', 'use --precision bf16 on CPU');
+  const channelsLast = o.channelsLast ?? (r.device === 'cuda' || autocast !== 'none');
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
     autocast,
     decayOnlyWeights: !o.decayAll,
     ...(o.file ? { file: o.file } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.channelsLast !== undefined ? { channelsLast: o.channelsLast } : {}),
+    channelsLast,
     ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
     ...(o.frozen ? { frozen: o.frozen } : {}),
     ...(o.trainable ? { trainable: o.trainable } : {}),
     ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.distributed?.syncBatchNorm ? { syncBatchNorm: true } : {}),
   });
-  let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast }) : undefined;
+  let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast, channelsLast }) : undefined;
   plan.setOptimizer(r.optimizer);
   for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);
 

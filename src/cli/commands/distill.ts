@@ -19,6 +19,7 @@ import { modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
 import { sharedTrainOptions } from '../train-options.js';
+import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
 interface DistillCliOptions extends CommonOptions {
   teacher: string;
@@ -33,6 +34,7 @@ interface DistillCliOptions extends CommonOptions {
   cacheTeacher?: boolean;
   device: 'cpu' | 'cuda';
   cudaGraphs?: boolean;
+  precision: PrecisionChoice;
   lr?: number;
   optimizer: 'sgd' | 'adamw';
   weightDecay?: number;
@@ -113,6 +115,7 @@ export function registerDistill(program: Command): void {
       .option('--temperature <T>', 'softmax temperature of the soft targets (the loss is scaled by T², so alpha keeps its meaning)', positiveNumber('--temperature'), DISTILL_DEFAULTS.temperature)
       .option('--cache-teacher', 'run the teacher once over the unaugmented training images and reuse its logits (no augmentation)')
       .option('--device <cpu|cuda>', 'where to train', oneOf('--device', ['cpu', 'cuda'] as const), 'cpu')
+      .option('--precision <p>', 'auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 (also on CPUs with AMX: ~2× faster) or fp16 (CUDA)', oneOf('--precision', PRECISIONS), 'auto')
       .option('--cuda-graphs', 'CUDA + SGD: capture the training step (teacher included) once and replay it')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw'] as const), 'sgd')
@@ -153,6 +156,8 @@ export function registerDistill(program: Command): void {
       const size = modelInputSize(studentFile ?? teacher);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
       const student: Graph = studentFile ?? buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
+      const hint = precisionHint(options.device, options.precision);
+      if (hint) log(hint);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const bar = trainingProgress('distill');

@@ -8,6 +8,7 @@ import type { ImageSet } from '../../data/types.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
+import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { launchTraining } from '../../engine/launch-train.js';
 import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
@@ -50,6 +51,7 @@ interface TrainCliOptions extends CommonOptions {
   log?: string;
   gpuPricePerHour: number;
   cudaGraphs?: boolean;
+  precision: PrecisionChoice;
   fold: boolean;
   verify: boolean;
   nproc?: number;
@@ -85,6 +87,7 @@ export function registerTrain(program: Command): void {
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
       .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
       .option('--device <cpu|cuda>', 'where to train', choice('--device', ['cpu', 'cuda']), 'cpu')
+      .option('--precision <p>', 'auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 (also on CPUs with AMX: ~2× faster) or fp16 (CUDA)', choice('--precision', PRECISIONS), 'auto')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', choice('--optimizer', ['sgd', 'adamw']), 'sgd')
       .option('--momentum <x>', 'SGD momentum (Nesterov), default 0.9', fraction('--momentum'))
@@ -148,6 +151,8 @@ export function registerTrain(program: Command): void {
       // CPU ranks on one host share its cores (torchrun, srun): split them unless --threads says otherwise.
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
+      const hint = writer ? precisionHint(options.device as 'cpu' | 'cuda', options.precision) : undefined;
+      if (hint) log(hint);
       const data = await loadTrainingData(options);
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
