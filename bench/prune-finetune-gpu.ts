@@ -8,6 +8,7 @@
  *   npx tsx bench/prune-finetune-gpu.ts --model /work/models/r18w025-torch.onnx --device cuda \
  *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr 0.02] [--batch 256] [--distill] \
  *        [--importance l2] [--round-to auto] [--no-compensate] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
+ *        [--precision auto|fp32|bf16]   (bf16: also on CPUs with AMX, about twice as fast)
  *
  * Defaults follow what recovers pruned ResNets on CIFAR: a few equal cuts (on a log scale of MACs),
  * cosine-decayed SGD at a fine-tuning learning rate, most epochs after the last cut. It runs on the CPU
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'pruned-finetuned.onnx' },
     'train-limit': { type: 'string' },
     threads: { type: 'string' },
+    precision: { type: 'string', default: 'auto' },
   },
 });
 const device = values.device === 'cpu' ? 'cpu' : 'cuda';
@@ -52,6 +54,7 @@ process.stderr.write(`unpruned top-1 ${(before * 100).toFixed(2)} %\n`);
 const tuner = engineFineTuner({
   data: { train, test },
   device,
+  ...(values.precision === 'bf16' ? { autocast: 'bf16' as const } : values.precision === 'fp32' ? { autocast: 'none' as const } : {}),
   batch: Number(values.batch),
   lr: Number(values.lr),
   normalization: normalizationFor(graph, {}),

@@ -6,6 +6,7 @@
  */
 import { batches } from '../../data/batches.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../../data/types.js';
+import type { AutocastName } from '../../engine/native.js';
 import type { Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { readPreprocessing } from '../../zoo/metadata.js';
@@ -34,6 +35,8 @@ export interface FineTuner {
 export interface EngineTunerOptions {
   data: { train: ImageSet; test: ImageSet };
   device?: 'cpu' | 'cuda';
+  /** Forward-pass autocast (the engine's default: bf16 on CUDA, none on CPU). */
+  autocast?: AutocastName;
   /** Default 128. */
   batch?: number;
   /** Peak learning rate; default 0.01 (fine-tuning, not training from scratch). */
@@ -60,6 +63,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         schedule: 'cosine',
         normalization: normalizationOf(graph),
         ...(o.device ? { device: o.device } : {}),
+        ...(o.autocast ? { autocast: o.autocast } : {}),
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
         ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
         ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
