@@ -23,10 +23,12 @@ import {
   calibrationTargets,
   CALIBRATION_METHODS,
   DEFAULT_STATIC,
+  heldOutImages,
   imageFeeds,
   planQuantization,
   prepareFloatGraph,
   sampleImages,
+  selectCalibrationMethod,
   tapBytesPerSample,
 } from '../src/compress/quantize/index.js';
 import { cifar, emit, evaluateGraph, log, ortPythonQuantize, scratchDir, TRAINED_PEER } from './quantize-common.js';
@@ -40,6 +42,7 @@ const { values } = parseArgs({
     limit: { type: 'string', default: '10000' },
     threads: { type: 'string', default: '2' },
     'ort-methods': { type: 'string', default: 'minmax,percentile,entropy' },
+    'held-out': { type: 'string', default: '512' },
   },
 });
 const threads = Number(values.threads);
@@ -73,6 +76,10 @@ for (const method of CALIBRATION_METHODS) {
   await writeModel(q.graph, file);
   await row(`slimkit ${method}`, file, calibSeconds + (performance.now() - t1) / 1000);
 }
+// What `--method auto` would keep: output SQNR of each method on held-out training images.
+const heldOut = heldOutImages(await cifar('train'), Number(values.samples), Number(values['held-out']), Number(values.seed));
+const choice = await selectCalibrationMethod(prepared, collector, DEFAULT_STATIC, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), { threads });
+log(`auto: ${choice.method} (${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(2)} dB`).join(', ')})`);
 
 // ONNX Runtime's Python quantizer on the very same images.
 let ort: Record<string, { file: string; seconds: number }> | string;
@@ -83,4 +90,4 @@ try {
   ort = `not run: ${(e as Error).message.split('\n')[0]}`;
   log(ort);
 }
-emit({ bench: 'quantize-vs-ort', model: values.model, samples: calibSet.labels.length, seed: Number(values.seed), images: test.labels.length, top1_fp32: fp32.top1, size_bytes_fp32: statSync(values.model!).size, rows, ...(typeof ort === 'string' ? { ort } : {}) });
+emit({ bench: 'quantize-vs-ort', model: values.model, samples: calibSet.labels.length, seed: Number(values.seed), images: test.labels.length, top1_fp32: fp32.top1, auto: { method: choice.method, held_out: heldOut.labels.length, output_sqnr_db: Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))])) }, size_bytes_fp32: statSync(values.model!).size, rows, ...(typeof ort === 'string' ? { ort } : {}) });

@@ -81,7 +81,6 @@ describe('slim quantize', () => {
     const doc = json(run.stdout);
     expect(doc).toMatchObject({
       mode: 'static',
-      method: 'percentile',
       samples: 64,
       size_bytes_before: statSync(model).size,
       size_bytes_after: statSync(out).size,
@@ -97,7 +96,12 @@ describe('slim quantize', () => {
     expect(doc['ort_ops']).toMatchObject({ QLinearConv: 20, QLinearAdd: 8, QGemm: 1 });
     const { graph } = await loadModel(out);
     expect(graph.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(20);
-    expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: 'percentile', activations: 'uint8 asymmetric', bias_correction: true });
+    // --method auto (the default): every method built from one calibration, the best output SQNR kept.
+    const scores = doc['method_scores'] as { held_out_images: number; output_sqnr_db: Record<string, number> };
+    expect(scores.held_out_images).toBe(256);
+    expect(Object.keys(scores.output_sqnr_db).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
+    expect(scores.output_sqnr_db[doc['method'] as string]).toBe(Math.max(...Object.values(scores.output_sqnr_db)));
+    expect(JSON.parse(graph.metadata['slimkit.quantization']!)).toMatchObject({ method: doc['method'], activations: 'uint8 asymmetric', bias_correction: true });
     // On a CPU with AMX, --cpu auto times each Conv on both ORT kernels at --threads and keeps the faster.
     if (hostInt8Cpu() === 'amx') {
       const layout = doc['conv_layout'] as { threads: number; amx_convs: number; convsym_convs: number; timings_us: unknown[] };

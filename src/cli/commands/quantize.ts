@@ -19,6 +19,7 @@ import {
   convertFloat16,
   CPU_CHOICES,
   DEFAULT_STATIC,
+  heldOutImages,
   imageFeeds,
   INT8_SYMMETRIC,
   ortKernels,
@@ -31,6 +32,7 @@ import {
   resolveCpu,
   autoConvLayout,
   sampleImages,
+  selectCalibrationMethod,
   searchMixedPrecision,
   sensitivitySvg,
   tapBytesPerSample,
@@ -50,6 +52,9 @@ import { loadTrainTest, trainingProgress } from './distill.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, withJson, withThreads } from '../options.js';
 
+/** Held-out training images --method auto compares the methods' outputs on (after the calibration sample). */
+const AUTO_HELD_OUT = 256;
+
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
 
@@ -60,7 +65,7 @@ interface QuantizeCliOptions extends CommonOptions {
   dataDir?: string;
   samples: number;
   seed: number;
-  method: CalibrationMethod;
+  method: CalibrationMethod | 'auto';
   percentile: number;
   perTensor?: boolean;
   activationType: 'uint8' | 'int8';
@@ -112,7 +117,7 @@ export function registerQuantize(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--samples <n>', 'calibration images, drawn at random', positiveInt('--samples'), 512)
         .option('--seed <n>', 'seed of the calibration sample', nonNegativeInt('--seed'), 0)
-        .addOption(new Option('--method <method>', 'how activation ranges are chosen from the calibration histograms (percentile + bias correction: the most accurate in bench/quantize-methods.ts)').choices(CALIBRATION_METHODS).default(DEFAULT_STATIC.calibration.method))
+        .addOption(new Option('--method <method>', `how activation ranges are chosen from the calibration histograms; auto: build all four from one calibration and keep the one whose outputs match fp32 best on ${AUTO_HELD_OUT} held-out images`).choices([...CALIBRATION_METHODS, 'auto']).default('auto'))
         .option('--percentile <p>', 'percentile method: share of values kept inside the range, in percent', positiveNumber('--percentile'), DEFAULT_STATIC.calibration.percentile)
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
@@ -160,7 +165,7 @@ export function registerQuantize(program: Command): void {
       ].join('\n'),
     )
     .action(async (file: string, options: QuantizeCliOptions, command: Command) => {
-      if (command.getOptionValueSource('percentile') === 'cli' && options.method !== 'percentile') {
+      if (command.getOptionValueSource('percentile') === 'cli' && options.method !== 'percentile' && options.method !== 'auto') {
         throw usageError(`--percentile applies to --method percentile, not ${options.method}`);
       }
       await runQuantize(file, { ...options, biasCorrection: options.biasCorrection ?? DEFAULT_STATIC.biasCorrection });
@@ -212,12 +217,13 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
       keepLast: options.keepLast ?? false,
       biasCorrection: options.biasCorrection,
       equalize: options.equalize ?? false,
-      calibration: { ...DEFAULT_STATIC.calibration, method: options.method, percentile: options.percentile },
+      calibration: { ...DEFAULT_STATIC.calibration, method: options.method === 'auto' ? DEFAULT_STATIC.calibration.method : options.method, percentile: options.percentile },
     };
     // An image folder is read only up to --samples images (round-robin over classes), so memory does
     // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
     const folder = !isCifar(options.calib!);
-    const fullSet = await loadDataset({ ...data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples } : {}) }, modelInputSize(graph));
+    const auto = options.method === 'auto';
+    const fullSet = await loadDataset({ ...data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT : 0) } : {}) }, modelInputSize(graph));
     checkImageSize(graph, fullSet, file, '--calib');
     calibSet = sampleImages(fullSet, options.samples, options.seed);
     prepared = prepareFloatGraph(graph, staticOptions);
@@ -238,7 +244,17 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     }
     extra['calibration_seconds'] = (performance.now() - calibStart) / 1000;
     extra['calibration_images'] = calibSet.labels.length;
-    result = buildQuantized(prepared, collector, staticOptions);
+    if (auto && fullSet.labels.length > calibSet.labels.length) {
+      const heldOut = heldOutImages(fullSet, options.samples, AUTO_HELD_OUT, options.seed);
+      const choice = await selectCalibrationMethod(prepared, collector, staticOptions, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
+      staticOptions = { ...staticOptions, calibration: { ...staticOptions.calibration, method: choice.method } };
+      result = choice.result;
+      extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))])) };
+      log(`calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOut.labels.length} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`);
+    } else {
+      if (auto) log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
+      result = buildQuantized(prepared, collector, staticOptions);
+    }
     output = result.graph;
 
     if (options.maxDrop !== undefined) {
@@ -330,7 +346,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     file,
     output: options.output,
     mode: options.mode,
-    ...(options.mode === 'static' ? { method: options.method, samples: calibSet?.labels.length } : {}),
+    ...(options.mode === 'static' ? { method: staticOptions?.calibration.method ?? options.method, samples: calibSet?.labels.length } : {}),
     size_bytes_before: fileBytes,
     size_bytes_after: bytes,
     size_ratio: bytes / fileBytes,

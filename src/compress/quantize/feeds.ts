@@ -33,6 +33,18 @@ export function sampleImages(set: ImageSet, samples: number, seed: number): Imag
 }
 
 /**
+ * `count` images that sampleImages(set, samples, seed) did not choose (the next ones in the same random
+ * order): held-out images for judging a calibration without touching test data.
+ */
+export function heldOutImages(set: ImageSet, samples: number, count: number, seed: number): ImageSet {
+  const n = set.labels.length;
+  const start = Math.min(samples, n);
+  const chosen = Array.from(new Random(seed).permutation(n).subarray(start, Math.min(n, start + count))).sort((a, b) => a - b);
+  if (chosen.length === 0) throw usageError(`no images are left for held-out checks after ${samples} calibration images (the set has ${n})`, 'use fewer --samples or a larger calibration set');
+  return subset(set, chosen, `${set.name}[${chosen.length} held out, seed ${seed}]`);
+}
+
+/**
  * A batch size whose tapped activations stay under `budgetBytes` (default 128 MB), at most `max`: the
  * peak memory of calibration is one batch of taps (twice: ORT's copy and the JS one) plus the
  * fixed-size histograms.

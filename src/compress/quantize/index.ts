@@ -37,7 +37,8 @@ export { convertFloat16, type Float16Mode, type Float16Result } from './fp16.js'
 export { activationErrors, addDequantizedTaps, COSINE, METRICS, SQNR, weightErrors, type ErrorMetric, type MetricState, type TensorError } from './sqnr.js';
 export { layerSensitivity, quantizableLayers, rankBySensitivity, type LayerSensitivity, type SensitivityOptions } from './sensitivity.js';
 export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionResult, type MixedPrecisionStep } from './mixed-precision.js';
-export { batchSizeFor, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
+export { batchSizeFor, heldOutImages, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
+export { selectCalibrationMethod, type MethodChoice, type MethodScore } from './select-method.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
 export { ortKernels, type OrtKernels } from './fusion.js';
 export { padConvInputChannels, type PadChannelsResult } from './pad-channels.js';
