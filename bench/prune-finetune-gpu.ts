@@ -6,7 +6,7 @@
  *
  *   npm run build:native   # on the GPU host, against its CUDA LibTorch
  *   npx tsx bench/prune-finetune-gpu.ts --model /work/models/r18w025-torch.onnx --device cuda \
- *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr 0.02] [--batch 256] [--distill] \
+ *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr X (default 0.005 BN-folded, 0.01 with BN)] [--batch 256] [--distill] \
  *        [--importance l2] [--round-to auto] [--no-compensate] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
  *        [--precision auto|fp32|bf16]   (bf16: also on CPUs with AMX, about twice as fast)
  *
@@ -30,7 +30,7 @@ const { values } = parseArgs({
     'target-macs': { type: 'string', default: '0.5' },
     steps: { type: 'string', default: '4' },
     epochs: { type: 'string', default: '40' },
-    lr: { type: 'string', default: '0.02' },
+    lr: { type: 'string' },
     batch: { type: 'string', default: '256' },
     distill: { type: 'boolean', default: false },
     'no-compensate': { type: 'boolean', default: false },
@@ -56,7 +56,8 @@ const tuner = engineFineTuner({
   device,
   ...(values.precision === 'bf16' ? { autocast: 'bf16' as const } : values.precision === 'fp32' ? { autocast: 'none' as const } : {}),
   batch: Number(values.batch),
-  lr: Number(values.lr),
+  // Default: the fine-tuner's (finetuneLr: 0.005 for a BN-folded export such as the acceptance model).
+  ...(values.lr ? { lr: Number(values.lr) } : {}),
   normalization: normalizationFor(graph, {}),
   ...(threads !== undefined ? { threads } : {}),
   ...(values['train-limit'] ? { trainLimit: Number(values['train-limit']) } : {}),

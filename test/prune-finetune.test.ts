@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { engineFineTuner, pruneStructuredIteratively, pruneUnstructured } from '../src/compress/prune/index.js';
+import { engineFineTuner, finetuneLr, pruneStructuredIteratively, pruneUnstructured } from '../src/compress/prune/index.js';
+import { foldBatchNorm } from '../src/passes/index.js';
+import { buildZooModel } from '../src/zoo/index.js';
 import { batches } from '../src/data/batches.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -33,6 +35,14 @@ async function ortLoss(graph: Graph, images: Float32Array, dims: number[], label
   }
   return loss / labels.length;
 }
+
+describe('fine-tuning defaults', () => {
+  it('a BN-folded model fine-tunes at half the learning rate of one with BatchNormalization', () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.125, seed: 0 });
+    expect(finetuneLr(graph)).toBe(0.01);
+    expect(finetuneLr(foldBatchNorm(graph))).toBe(0.005);
+  });
+});
 
 describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
   const set = syntheticSet(64, 11);

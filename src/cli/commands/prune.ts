@@ -112,7 +112,7 @@ export function registerPrune(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
         .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
-        .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01)', (v) => {
+        .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01 with BatchNormalization, 0.005 for BN-folded models)', (v) => {
           const n = Number(v);
           if (!(n > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got '${v}'`);
           return n;

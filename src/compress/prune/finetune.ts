@@ -39,7 +39,7 @@ export interface EngineTunerOptions {
   autocast?: AutocastName;
   /** Default 128. */
   batch?: number;
-  /** Peak learning rate; default 0.01 (fine-tuning, not training from scratch). */
+  /** Peak learning rate; default finetuneLr(graph) (fine-tuning, not training from scratch). */
   lr?: number;
   threads?: number;
   trainLimit?: number;
@@ -47,6 +47,16 @@ export interface EngineTunerOptions {
   seed?: number;
   normalization?: Normalization;
   onProgress?: (p: { phase: 'train' | 'eval'; epoch: number; epochs: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number }) => void;
+}
+
+/**
+ * The default fine-tuning learning rate: 0.01 with BatchNormalization, 0.005 without. A BN-folded export
+ * (what torch.onnx writes) has nothing that rescales its updates: on the PyTorch-trained ResNet18-CIFAR
+ * (90.56 %) SGD at 0.02 took the loss from 0.17 to 4.8 in four steps, and after pruning to 50 % MACs
+ * with one epoch per cut on 10k images it ended at 24–61 % top-1 against 78.5 % at 0.005 (66 % at 0.002).
+ */
+export function finetuneLr(graph: Graph): number {
+  return graph.nodes.some((n) => n.opType === 'BatchNormalization') ? 0.01 : 0.005;
 }
 
 export function engineFineTuner(o: EngineTunerOptions): FineTuner {
@@ -59,7 +69,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         data: o.data,
         epochs: f.epochs,
         batch: o.batch ?? 128,
-        lr: o.lr ?? 0.01,
+        lr: o.lr ?? finetuneLr(graph),
         schedule: 'cosine',
         normalization: normalizationOf(graph),
         ...(o.device ? { device: o.device } : {}),

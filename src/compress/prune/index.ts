@@ -11,7 +11,7 @@ export { channelMeans, readValues, type Calibration } from './calibrate.js';
 export { pruneStructured, type GroupSummary, type SearchStep, type StructuredOptions, type StructuredResult, type Target } from './structured.js';
 export { computeMasks, findWeights, nmMask, pruneUnstructured, type TensorSparsity, type UnstructuredOptions, type UnstructuredResult, type WeightRef } from './unstructured.js';
 export { sizeReport, sparseTensorBytes, type SizeReport } from './size.js';
-export { engineFineTuner, crossEntropyGrad, type EngineTunerOptions, type FineTuner, type FineTuneOptions, type FineTuneResult } from './finetune.js';
+export { engineFineTuner, finetuneLr, crossEntropyGrad, type EngineTunerOptions, type FineTuner, type FineTuneOptions, type FineTuneResult } from './finetune.js';
 export { epochsForStep, gradualSparsity, pruneStructuredIteratively, pruneUnstructuredGradually, type IterativeOptions, type StepRecord } from './iterative.js';
 export { compareLatency, latencyMeter, type LatencyOptions } from './latency.js';
 export { preferredChannelMultiple } from './hardware.js';
