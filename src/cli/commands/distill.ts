@@ -71,11 +71,13 @@ function oneOf<T extends string>(name: string, allowed: readonly T[]): (value: s
 }
 
 /** A progress bar for engine training (epochs, loss, accuracy, speed); shared with `slim quantize --qat`. */
-export function trainingProgress(label: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
+/** A progress bar over training steps; `note` (a hint) is printed when the first step has run. */
+export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
   let bar: Progress | undefined;
   return {
     onProgress: (p) => {
       // The bar starts with the first step: only then is the step count known.
+      if (!bar && note) log(note);
       bar ??= progress(label, p.totalSteps, 'steps');
       bar.update(p.globalStep, {
         phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
@@ -156,11 +158,9 @@ export function registerDistill(program: Command): void {
       const size = modelInputSize(studentFile ?? teacher);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
       const student: Graph = studentFile ?? buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
-      const hint = precisionHint(options.device, options.precision);
-      if (hint) log(hint);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
-      const bar = trainingProgress('distill');
+      const bar = trainingProgress('distill', precisionHint(options.device, options.precision));
       const result = await distill({
         teacher,
         student,

@@ -151,8 +151,6 @@ export function registerTrain(program: Command): void {
       // CPU ranks on one host share its cores (torchrun, srun): split them unless --threads says otherwise.
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
-      const hint = writer ? precisionHint(options.device as 'cpu' | 'cuda', options.precision) : undefined;
-      if (hint) log(hint);
       const data = await loadTrainingData(options);
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
@@ -164,6 +162,11 @@ export function registerTrain(program: Command): void {
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {
         if (!writer) return;
+        if (!bar) {
+          // Said once training runs, so a usage error stays the only line.
+          const hint = precisionHint(options.device as 'cpu' | 'cuda', options.precision);
+          if (hint) log(hint);
+        }
         bar ??= progress('train', p.totalSteps, 'steps');
         bar.update(p.globalStep, {
           phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
