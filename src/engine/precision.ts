@@ -6,8 +6,7 @@
  * slower than fp32 where bf16 is emulated, so fp32 stays the CPU default and `slim train` says when
  * bf16 would pay.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { arch, platform } from 'node:os';
+import { linuxX64CpuFlags } from '../util/cpu-flags.js';
 import type { AutocastName, DeviceName } from './native.js';
 
 export const PRECISIONS = ['auto', 'fp32', 'bf16', 'fp16'] as const;
@@ -27,7 +26,5 @@ export function precisionHint(device: DeviceName, choice: PrecisionChoice): stri
 
 /** Whether this CPU multiplies bf16 in hardware (AMX-BF16 tiles), from /proc/cpuinfo's flags. */
 export function cpuHasAmxBf16(cpuinfo = '/proc/cpuinfo'): boolean {
-  if (platform() !== 'linux' || arch() !== 'x64' || !existsSync(cpuinfo)) return false;
-  const flags = /^flags\s*:(.*)$/m.exec(readFileSync(cpuinfo, 'utf8'))?.[1]?.split(/\s+/) ?? [];
-  return flags.includes('amx_bf16');
+  return linuxX64CpuFlags(cpuinfo).includes('amx_bf16');
 }

@@ -18,8 +18,8 @@
  * the GEMM path costs more than AMX saves (the channel-padded RGB first conv, K = 36: 30 µs ConvSym
  * against 63 µs GEMM; see pad-channels.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { arch, platform, release } from 'node:os';
+import { release } from 'node:os';
+import { linuxX64CpuFlags } from '../../util/cpu-flags.js';
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
 
@@ -39,10 +39,10 @@ const AMX_MIN_K = 64;
  * kernel 5.16 or later (the first to grant AMX state to processes); 'generic' otherwise.
  */
 export function hostInt8Cpu(cpuinfo = '/proc/cpuinfo'): Int8Cpu {
-  if (platform() !== 'linux' || arch() !== 'x64' || !existsSync(cpuinfo)) return 'generic';
+  const flags = linuxX64CpuFlags(cpuinfo);
+  if (flags.length === 0) return 'generic';
   const [major = 0, minor = 0] = release().split('.').map((v) => Number.parseInt(v, 10));
   if (major < 5 || (major === 5 && minor < 16)) return 'generic';
-  const flags = /^flags\s*:(.*)$/m.exec(readFileSync(cpuinfo, 'utf8'))?.[1]?.split(/\s+/) ?? [];
   return flags.includes('amx_tile') && flags.includes('amx_int8') ? 'amx' : 'generic';
 }
 
