@@ -13,16 +13,22 @@ export interface Reply {
 
 export function request(url: string, options: { method?: string; body?: Uint8Array | string; headers?: Record<string, string>; agent?: http.Agent } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
+    let settled = false;
     const req = http.request(url, { method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
+        settled = true;
         const body = Buffer.concat(chunks);
         resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
       });
       res.on('error', reject);
     });
-    req.on('error', reject);
+    // A server that answers early (a 413) may close while the body is still being written: like curl,
+    // read the answer that came before the write failed, and fail only when none arrives.
+    req.on('error', (e) => {
+      if (!settled) setTimeout(() => (settled ? undefined : reject(e)), 1000);
+    });
     req.end(options.body);
   });
 }
@@ -43,7 +49,7 @@ export function uploadChunked(url: string, total: number): Promise<{ status: num
       });
     });
     req.on('error', (e) => {
-      if (!settled) setTimeout(() => (settled ? undefined : reject(e)), 200);
+      if (!settled) setTimeout(() => (settled ? undefined : reject(e)), 1000);
     });
     const chunk = Buffer.alloc(64 * 1024, 0x41);
     let sent = 0;
