@@ -96,6 +96,11 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const layout = int8.kind === 'quantize' ? int8.result?.conv_layout : undefined;
     if (hostInt8Cpu() === 'amx') expect(layout).toMatchObject({ threads: 1 });
     else expect(layout).toBeUndefined();
+    // method: auto (the default) scores all four range methods on held-out images and keeps the best.
+    const scores = int8.kind === 'quantize' ? int8.result?.method_scores ?? {} : {};
+    expect(Object.keys(scores).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
+    const chosen = int8.kind === 'quantize' ? int8.result!.method! : '';
+    expect(scores[chosen]).toBe(Math.max(...Object.values(scores)));
     expect(existsSync(path.join(runDir, 'deploy', 'deploy', 'slim.json'))).toBe(true);
     expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(true);
   });

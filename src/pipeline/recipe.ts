@@ -72,7 +72,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   distill: 'true: fine-tune against the unpruned model as a teacher',
   distill_from: 'the id of an earlier stage whose model teaches this one while it trains',
   mode: "'static' (int8, calibrated), 'dynamic', 'fp16' or 'fp16-weights'",
-  method: `one of ${CALIBRATION_METHODS.join(', ')}`,
+  method: `one of ${CALIBRATION_METHODS.join(', ')}, or auto (build all four, keep the one whose outputs match fp32 best on held-out training images)`,
   percentile: 'share of values kept inside the range, in percent (0, 100]',
   samples: 'calibration images, a whole number ≥ 1',
   per_tensor: 'true: one weight scale per tensor instead of per channel',
@@ -230,7 +230,7 @@ export const QuantizeStage = z
   .strictObject({
     ...common,
     mode: z.enum(['static', 'dynamic', 'fp16', 'fp16-weights']).default('static'),
-    method: z.enum(CALIBRATION_METHODS as unknown as [string, ...string[]]).default('percentile'),
+    method: z.enum([...CALIBRATION_METHODS, 'auto'] as unknown as [string, ...string[]]).default('auto'),
     percentile: z.number().gt(0).max(100).default(99.999),
     samples: posInt.default(512),
     per_tensor: z.boolean().default(false),

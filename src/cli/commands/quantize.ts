@@ -32,6 +32,7 @@ import {
   resolveCpu,
   autoConvLayout,
   sampleImages,
+  AUTO_HELD_OUT_IMAGES,
   selectCalibrationMethod,
   searchMixedPrecision,
   sensitivitySvg,
@@ -51,9 +52,6 @@ import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from 
 import { loadTrainTest, trainingProgress } from './distill.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, withJson, withThreads } from '../options.js';
-
-/** Held-out training images --method auto compares the methods' outputs on (after the calibration sample). */
-const AUTO_HELD_OUT = 256;
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -117,7 +115,7 @@ export function registerQuantize(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--samples <n>', 'calibration images, drawn at random', positiveInt('--samples'), 512)
         .option('--seed <n>', 'seed of the calibration sample', nonNegativeInt('--seed'), 0)
-        .addOption(new Option('--method <method>', `how activation ranges are chosen from the calibration histograms; auto: build all four from one calibration and keep the one whose outputs match fp32 best on ${AUTO_HELD_OUT} held-out images`).choices([...CALIBRATION_METHODS, 'auto']).default('auto'))
+        .addOption(new Option('--method <method>', `how activation ranges are chosen from the calibration histograms; auto: build all four from one calibration and keep the one whose outputs match fp32 best on ${AUTO_HELD_OUT_IMAGES} held-out images`).choices([...CALIBRATION_METHODS, 'auto']).default('auto'))
         .option('--percentile <p>', 'percentile method: share of values kept inside the range, in percent', positiveNumber('--percentile'), DEFAULT_STATIC.calibration.percentile)
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
@@ -223,7 +221,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
     const folder = !isCifar(options.calib!);
     const auto = options.method === 'auto';
-    const fullSet = await loadDataset({ ...data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT : 0) } : {}) }, modelInputSize(graph));
+    const fullSet = await loadDataset({ ...data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph));
     checkImageSize(graph, fullSet, file, '--calib');
     calibSet = sampleImages(fullSet, options.samples, options.seed);
     prepared = prepareFloatGraph(graph, staticOptions);
@@ -245,7 +243,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     extra['calibration_seconds'] = (performance.now() - calibStart) / 1000;
     extra['calibration_images'] = calibSet.labels.length;
     if (auto && fullSet.labels.length > calibSet.labels.length) {
-      const heldOut = heldOutImages(fullSet, options.samples, AUTO_HELD_OUT, options.seed);
+      const heldOut = heldOutImages(fullSet, options.samples, AUTO_HELD_OUT_IMAGES, options.seed);
       const choice = await selectCalibrationMethod(prepared, collector, staticOptions, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
       staticOptions = { ...staticOptions, calibration: { ...staticOptions.calibration, method: choice.method } };
       result = choice.result;

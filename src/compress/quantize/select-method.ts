@@ -13,6 +13,9 @@ import { buildQuantized, type PreparedGraph, type QuantizedResult, type StaticOp
 import { SQNR } from './sqnr.js';
 import { CALIBRATION_METHODS, type CalibrationMethod } from './types.js';
 
+/** Held-out images `--method auto` compares the methods on. */
+export const AUTO_HELD_OUT_IMAGES = 256;
+
 export interface MethodScore {
   method: CalibrationMethod;
   /** SQNR of the int8 model's outputs against fp32 over the held-out images, in dB. */

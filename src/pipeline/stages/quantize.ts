@@ -15,12 +15,14 @@ import { normalizationFor } from '../../cli/dataset.js';
 import { availableParallelism } from 'node:os';
 import {
   autoConvLayout,
+  AUTO_HELD_OUT_IMAGES,
   batchSizeFor,
   buildQuantized,
   calibratePlan,
   calibrationTargets,
   convertFloat16,
   DEFAULT_STATIC,
+  heldOutImages,
   imageFeeds,
   INT8_SYMMETRIC,
   layerSensitivity,
@@ -30,6 +32,7 @@ import {
   rankBySensitivity,
   sampleImages,
   searchMixedPrecision,
+  selectCalibrationMethod,
   tapBytesPerSample,
   UINT8_ASYMMETRIC,
   type CalibrationMethod,
@@ -59,7 +62,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
 
   const data = await ctx.data();
   const normalization = normalizationFor(graph, {});
-  const options: StaticOptions = {
+  let options: StaticOptions = {
     ...DEFAULT_STATIC,
     activations: spec.activation_type === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
     perChannel: !spec.per_tensor,
@@ -70,7 +73,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     keepLast: spec.keep_last,
     biasCorrection: spec.bias_correction,
     equalize: spec.equalize,
-    calibration: { ...DEFAULT_STATIC.calibration, method: spec.method as CalibrationMethod, percentile: spec.percentile },
+    calibration: { ...DEFAULT_STATIC.calibration, ...(spec.method === 'auto' ? {} : { method: spec.method as CalibrationMethod }), percentile: spec.percentile },
   };
   const calibSet = sampleImages(data.train, spec.samples, ctx.recipe.seed);
   const prepared = prepareFloatGraph(graph, options);
@@ -85,7 +88,21 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     onProgress: (n) => bar.update(n),
   }).finally(() => bar.stop());
   const calibrationSeconds = (performance.now() - calibStart) / 1000;
-  let built = buildQuantized(prepared, collector, options);
+  let built: ReturnType<typeof buildQuantized>;
+  let methodScores: QuantizeResult['method_scores'];
+  if (spec.method === 'auto' && data.train.labels.length > calibSet.labels.length) {
+    // As `slim quantize --method auto`: every range method from the same histograms, judged on training
+    // images the calibration did not see.
+    const heldOut = heldOutImages(data.train, spec.samples, AUTO_HELD_OUT_IMAGES, ctx.recipe.seed);
+    const choice = await selectCalibrationMethod(prepared, collector, options, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
+    options = { ...options, calibration: { ...options.calibration, method: choice.method } };
+    built = choice.result;
+    methodScores = Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))]));
+    ctx.log(`  calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOut.labels.length} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`);
+  } else {
+    if (spec.method === 'auto') ctx.log(`  calibration method: ${options.calibration.method} (no training images left over for method: auto to compare methods on)`);
+    built = buildQuantized(prepared, collector, options);
+  }
   let output = built.graph;
 
   const sensitivityFeeds = imageFeeds(sampleImages(calibSet, SENSITIVITY_IMAGES, ctx.recipe.seed), { inputName, normalization, batchSize: 32 });
@@ -142,7 +159,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   }
   return done(output, {
     mode: 'static',
-    method: spec.method,
+    method: options.calibration.method,
+    ...(methodScores ? { method_scores: methodScores } : {}),
     samples: calibSet.labels.length,
     calibration_seconds: calibrationSeconds,
     quantized_nodes: built.plan.units.size,
