@@ -9,6 +9,7 @@ This is the *peer* model: what a PyTorch user would hand to slimkit. It is not c
                        --checkpoint /tmp/r18.ckpt --out /tmp/r18.onnx   (~7 min/epoch on 2 Sapphire Rapids cores)
 --precision bf16 trains under autocast (AMX / tensor cores); the exported model is fp32 either way and the
 reported top-1 is the fp32 model's. --checkpoint saves after every epoch (atomically) and resumes from it.
+--init-from C starts from the weights of checkpoint C with a fresh optimizer and schedule (a second cycle).
 Prints one JSON line: {"out", "width", "epochs", "test_top1", "seconds"}.
 """
 import argparse
@@ -97,6 +98,8 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--precision', choices=['fp32', 'bf16'], default='fp32')
     ap.add_argument('--checkpoint', help='save here after every epoch; resume from it when it exists')
+    ap.add_argument('--init-from', help='warm start: take the weights (only) of this --checkpoint file, then run a fresh '
+                    'schedule of --epochs (a second, lower --lr cycle trains a model further)')
     ap.add_argument('--out', required=True)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
@@ -111,7 +114,11 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.25)
     first_epoch, spent = 0, 0.0
-    if args.checkpoint and os.path.exists(args.checkpoint):
+    resuming = args.checkpoint and os.path.exists(args.checkpoint)
+    if args.init_from and not resuming:
+        model.load_state_dict(torch.load(args.init_from)['model'])
+        print(f'warm start from the weights in {args.init_from}', file=sys.stderr)
+    if resuming:
         state = torch.load(args.checkpoint)
         model.load_state_dict(state['model'])
         opt.load_state_dict(state['opt'])

@@ -9,6 +9,7 @@
  *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr X (default 0.005 BN-folded, 0.01 with BN)] [--batch 256] [--distill] \
  *        [--importance l2] [--round-to auto] [--no-compensate] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
  *        [--precision auto|fp32|bf16]   (bf16: also on CPUs with AMX, about twice as fast)
+ *        [--no-reinsert-bn]   (train a BN-folded model's folded weights directly instead of with BN re-inserted)
  *
  * Defaults follow what recovers pruned ResNets on CIFAR: a few equal cuts (on a log scale of MACs),
  * cosine-decayed SGD at a fine-tuning learning rate, most epochs after the last cut. It runs on the CPU
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     'train-limit': { type: 'string' },
     threads: { type: 'string' },
     precision: { type: 'string', default: 'auto' },
+    'no-reinsert-bn': { type: 'boolean', default: false },
   },
 });
 const device = values.device === 'cpu' ? 'cpu' : 'cuda';
@@ -61,6 +63,7 @@ const tuner = engineFineTuner({
   normalization: normalizationFor(graph, {}),
   ...(threads !== undefined ? { threads } : {}),
   ...(values['train-limit'] ? { trainLimit: Number(values['train-limit']) } : {}),
+  ...(values['no-reinsert-bn'] ? { reinsertBatchNorm: false } : {}),
   onProgress: (p) => {
     if (p.phase === 'train' && p.step === p.stepsPerEpoch) process.stderr.write(`  epoch ${p.epoch + 1}/${p.epochs}: loss ${p.loss.toFixed(3)}, train top-1 ${(p.accuracy * 100).toFixed(1)} %\n`);
   },
@@ -96,6 +99,7 @@ emit({
   epochs: Number(values.epochs),
   distill: values.distill,
   importance: values.importance,
+  reinsert_bn: !values['no-reinsert-bn'],
   macs_before: facts.totalMacs,
   macs_after: written.facts.totalMacs,
   macs_reduction: 1 - written.facts.totalMacs / facts.totalMacs,

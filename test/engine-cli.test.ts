@@ -5,7 +5,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { registerTrain } from '../src/cli/commands/train.js';
 import { nativeAvailable } from '../src/engine/native.js';
-import { readModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { foldBatchNorm } from '../src/passes/index.js';
+import { buildZooModel } from '../src/zoo/index.js';
 import { runCommandInProcess } from './helpers/in-process.js';
 
 const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10');
@@ -43,6 +45,23 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
     expect(again.resumed_from_epoch).toBe(2);
     expect(again.test_top1).toBe(result.test_top1);
   }, 180_000);
+
+  it('trains a BN-folded ONNX with BN re-inserted and writes it folded again, as ONNX Runtime scores it', async () => {
+    const folded = path.join(dir, 'folded.onnx');
+    await writeModel(foldBatchNorm(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 })), folded);
+    const before = await readModel(folded);
+    const out = path.join(dir, 'folded-trained.onnx');
+    const stderr: string[] = [];
+    const stdout = await runCommandInProcess(registerTrain, 'train', [
+      '--model', folded, '--data', 'cifar10', '--data-dir', DATA_DIR, '--train-limit', '512', '--test-limit', '500',
+      '--epochs', '1', '--batch', '64', '--lr', '0.05', '--threads', '2', '--out', out, '--json',
+    ], { onStderr: (line) => stderr.push(line) });
+    expect(stderr.join('')).toMatch(/training with BN re-inserted after 20 Conv\(s\)/);
+    const result = JSON.parse(stdout) as { test_top1: number; onnxruntime_top1: number };
+    expect(Math.abs(result.onnxruntime_top1 - result.test_top1)).toBeLessThanOrEqual(0.0005);
+    const written = await readModel(out);
+    expect(written.nodes.map((n) => n.opType)).toEqual(before.nodes.map((n) => n.opType));
+  }, 120_000);
 
   it('rejects bad flags as usage errors', async () => {
     await expect(slimTrain(['--model', 'resnet18-cifar', '--data', 'cifar10', '--out', 'x.onnx', '--device', 'tpu'])).rejects.toThrow(/--device must be one of cpu, cuda/);

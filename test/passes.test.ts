@@ -9,6 +9,8 @@ import {
   foldBatchNorm,
   foldShapeSubgraphs,
   INFERENCE_PIPELINE,
+  insertBatchNorm,
+  type ChannelMoments,
   removeIdentity,
   runPasses,
   type PassTrace,
@@ -114,6 +116,57 @@ describe('fold-batchnorm', () => {
     const after = foldBatchNorm(g);
     expect(after.nodes.some((n) => n.name === bn.name)).toBe(true);
     await expectSameOutputs(g, after, torchSidecar('torch-tiny-resnet.onnx').input);
+  });
+});
+
+describe('insert-batchnorm', () => {
+  /** Random positive variances and random means for every Conv output. */
+  function randomMoments(graph: Graph, seed: number): Map<string, ChannelMoments> {
+    const rng = new Random(seed);
+    const moments = new Map<string, ChannelMoments>();
+    for (const n of graph.nodes.filter((n) => n.opType === 'Conv')) {
+      const channels = graph.initializers.get(n.inputs[1]!)!.dims[0]!;
+      moments.set(n.outputs[0]!, {
+        mean: Float64Array.from({ length: channels }, () => rng.normal()),
+        variance: Float64Array.from({ length: channels }, () => 0.1 + 2 * rng.next()),
+      });
+    }
+    return moments;
+  }
+
+  it('puts an identity BN after every Conv of a folded model, moves the bias into it, and folds back to the same weights', async () => {
+    const folded = foldBatchNorm(await readModel(fixturePath('torch-tiny-resnet.onnx')));
+    const convs = count(folded, 'Conv');
+    const withBn = insertBatchNorm(folded, randomMoments(folded, 4));
+    expect(count(withBn, 'BatchNormalization')).toBe(convs);
+    for (const conv of withBn.nodes.filter((n) => n.opType === 'Conv')) expect(conv.inputs).toHaveLength(2);
+    // The input graph is untouched (passes are pure).
+    expect(count(folded, 'BatchNormalization')).toBe(0);
+    const { input } = torchSidecar('torch-tiny-resnet.onnx');
+    await expectSameOutputs(folded, withBn, input);
+
+    const back = foldBatchNorm(withBn);
+    expect(back.nodes.map((n) => n.opType)).toEqual(folded.nodes.map((n) => n.opType));
+    await expectSameOutputs(folded, back, input);
+    for (const [i, conv] of back.nodes.entries()) {
+      if (conv.opType !== 'Conv') continue;
+      for (const slot of [1, 2]) {
+        const was = folded.initializers.get(folded.nodes[i]!.inputs[slot]!)!;
+        const now = back.initializers.get(conv.inputs[slot]!)!;
+        expect(maxAbsDiff(was, now), `${conv.name} input ${slot}`).toBeLessThanOrEqual(1e-5 * Math.max(1, ...Array.from(was.data as Float32Array, Math.abs)));
+      }
+    }
+  });
+
+  it('leaves Convs already followed by BN, and Convs without moments, alone', async () => {
+    const model = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const unchanged = insertBatchNorm(model, randomMoments(model, 5));
+    expect(count(unchanged, 'BatchNormalization')).toBe(count(model, 'BatchNormalization'));
+    const folded = foldBatchNorm(model);
+    const moments = randomMoments(folded, 6);
+    const first = folded.nodes.find((n) => n.opType === 'Conv')!;
+    moments.delete(first.outputs[0]!);
+    expect(count(insertBatchNorm(folded, moments), 'BatchNormalization')).toBe(count(folded, 'Conv') - 1);
   });
 });
 

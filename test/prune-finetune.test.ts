@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { engineFineTuner, finetuneLr, pruneStructuredIteratively, pruneUnstructured } from '../src/compress/prune/index.js';
 import { foldBatchNorm } from '../src/passes/index.js';
+import { channelMoments } from '../src/runtime/channel-stats.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { batches } from '../src/data/batches.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
@@ -44,6 +45,31 @@ describe('fine-tuning defaults', () => {
   });
 });
 
+describe('channel moments', () => {
+  it('equal the mean and variance of each channel computed from the full ORT outputs', async () => {
+    const graph = foldBatchNorm(await readModel(fixturePath('torch-tiny-resnet.onnx')));
+    const values = graph.nodes.filter((n) => n.opType === 'Conv').slice(0, 3).map((n) => n.outputs[0]!);
+    const set = syntheticSet(40, 3);
+    const moments = await channelMoments(graph, values, { images: set, normalization: CIFAR10_NORMALIZATION, samples: 40 });
+    // The oracle: all 40 images in one run, statistics in a plain loop.
+    const [all] = [...batches(set, { batchSize: 40, normalization: CIFAR10_NORMALIZATION, shuffleSeed: 0 })];
+    for (const name of values) {
+      const exposed = { ...graph, outputs: [{ name, dtype: 'float32' as const }] };
+      const t = await ortOutput(exposed, makeTensor('float32', all!.dims, all!.images));
+      const [n, ch] = [t.dims[0]!, t.dims[1]!];
+      const inner = t.data.length / (n * ch);
+      for (let c = 0; c < ch; c++) {
+        const xs: number[] = [];
+        for (let b = 0; b < n; b++) for (let k = 0; k < inner; k++) xs.push(t.data[(b * ch + c) * inner + k] as number);
+        const mean = xs.reduce((a, v) => a + v, 0) / xs.length;
+        const variance = xs.reduce((a, v) => a + (v - mean) ** 2, 0) / xs.length;
+        expect(moments.get(name)!.mean[c]).toBeCloseTo(mean, 4);
+        expect(Math.abs(moments.get(name)!.variance[c]! - variance)).toBeLessThanOrEqual(1e-4 * Math.max(1, variance));
+      }
+    }
+  });
+});
+
 describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
   const set = syntheticSet(64, 11);
   const tuner = engineFineTuner({ data: { train: set, test: set }, batch: 8, threads: 1, normalization: CIFAR10_NORMALIZATION, seed: 0 });
@@ -84,6 +110,14 @@ describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
         else if (w[i] !== before[i]) moved++;
       });
       expect(moved, name).toBeGreaterThan(0);
+    }
+    // A BN-folded model trains with BN re-inserted and comes back folded: same ops, masks still zero.
+    const foldedSparse = pruneUnstructured(foldBatchNorm(graph), { sparsity: 0.5 });
+    const foldedTuned = await tuner.finetune(foldedSparse.graph, { epochs: 1, masks: foldedSparse.masks });
+    expect(foldedTuned.graph.nodes.map((n) => n.opType)).toEqual(foldedSparse.graph.nodes.map((n) => n.opType));
+    for (const [name, mask] of foldedSparse.masks) {
+      const w = foldedTuned.graph.initializers.get(name)!.data as Float32Array;
+      mask.forEach((m, i) => m === 0 && expect(w[i] === 0, `${name}[${i}] = ${w[i]}`).toBe(true));
     }
     const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1, importance: 'taylor' }, { tuner, steps: 2, epochs: 2 });
     expect(r.steps).toHaveLength(2);

@@ -1,6 +1,11 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
+import { CIFAR10_NORMALIZATION, type ImageSet } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
+import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
+import type { Graph } from '../onnx/graph.js';
+import { readPreprocessing } from '../zoo/metadata.js';
+import { log } from './output.js';
 
 export interface SharedTrainFlags {
   lr?: number;
@@ -36,4 +41,19 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
     ...(o.precision && autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
   };
+}
+
+/**
+ * The graph to train: a model without BatchNormalization (BN folded at export, as torch.onnx writes
+ * it) gets BN re-inserted after its Convs unless --no-reinsert-bn (engine/reinsert-batchnorm.ts).
+ */
+export async function trainingGraph(graph: Graph, images: ImageSet, o: { reinsertBn: boolean; fold: boolean; seed: number; threads?: number; file?: string; quiet?: boolean }): Promise<Graph> {
+  if (!o.reinsertBn) return graph;
+  const normalization = readPreprocessing(graph, o.file).normalization ?? CIFAR10_NORMALIZATION;
+  const r = await withTrainingBatchNorm(graph, images, { normalization, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  if (r.inserted > 0 && !o.quiet) {
+    log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
+      `set from 512 training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
+  }
+  return r.graph;
 }

@@ -8,6 +8,7 @@ import { removeIdentityPass } from './remove-identity.js';
 export { constantsToInitializers } from './constants.js';
 export { eliminateDeadCode } from './dead-code.js';
 export { foldBatchNorm } from './fold-batchnorm.js';
+export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
 export { removeIdentity } from './remove-identity.js';
 export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';

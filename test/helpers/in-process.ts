@@ -5,7 +5,12 @@ import { vi } from 'vitest';
  * Run one `slim <name>` command in this process (so the engine's native state and the test share a
  * process, which is faster than a child) and return what it printed on stdout.
  */
-export async function runCommandInProcess(register: (program: Command) => void, name: string, args: string[]): Promise<string> {
+export async function runCommandInProcess(
+  register: (program: Command) => void,
+  name: string,
+  args: string[],
+  o: { onStderr?: (text: string) => void } = {},
+): Promise<string> {
   const program = new Command('slim').exitOverride();
   register(program);
   let stdout = '';
@@ -13,10 +18,19 @@ export async function runCommandInProcess(register: (program: Command) => void, 
     stdout += String(chunk);
     return true;
   });
+  // Logs still reach the terminal; the test sees them too.
+  const write = process.stderr.write.bind(process.stderr);
+  const errSpy = o.onStderr
+    ? vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+        o.onStderr!(String(chunk));
+        return write(chunk);
+      })
+    : undefined;
   try {
     await program.parseAsync(['node', 'slim', name, ...args]);
   } finally {
     spy.mockRestore();
+    errSpy?.mockRestore();
   }
   return stdout;
 }

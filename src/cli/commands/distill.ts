@@ -18,7 +18,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
-import { sharedTrainOptions } from '../train-options.js';
+import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
 interface DistillCliOptions extends CommonOptions {
@@ -52,6 +52,7 @@ interface DistillCliOptions extends CommonOptions {
   log?: string;
   gpuPricePerHour: number;
   fold: boolean;
+  reinsertBn: boolean;
   verify: boolean;
 }
 
@@ -136,6 +137,7 @@ export function registerDistill(program: Command): void {
       .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')
       .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
+      .option('--no-reinsert-bn', 'a student without BatchNormalization (BN folded at export): train its weights as they are instead of with BN re-inserted')
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
   )
     .addHelpText('after', [
@@ -157,7 +159,9 @@ export function registerDistill(program: Command): void {
       const studentFile = studentIsZoo ? undefined : (await loadModel(options.student)).graph;
       const size = modelInputSize(studentFile ?? teacher);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
-      const student: Graph = studentFile ?? buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
+      const student: Graph = studentFile
+        ? await trainingGraph(studentFile, data.train, { ...options, file: options.student })
+        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const bar = trainingProgress('distill', precisionHint(options.device, options.precision));

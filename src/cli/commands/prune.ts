@@ -40,6 +40,7 @@ interface PruneOptions extends CommonOptions, DataOptions {
   distill?: boolean;
   batch: number;
   lr?: number;
+  reinsertBn: boolean;
   device: 'cpu' | 'cuda';
   precision: PrecisionChoice;
   trainLimit?: number;
@@ -112,11 +113,12 @@ export function registerPrune(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
         .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
-        .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01 with BatchNormalization, 0.005 for BN-folded models)', (v) => {
+        .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01; 0.005 with --no-reinsert-bn on a BN-folded model)', (v) => {
           const n = Number(v);
           if (!(n > 0)) throw new InvalidArgumentError(`--lr must be a positive number, got '${v}'`);
           return n;
         })
+        .option('--no-reinsert-bn', 'a BN-folded model (torch.onnx export): fine-tune its folded weights directly instead of with BatchNormalization re-inserted for training')
         .option('--device <device>', "'cpu' or 'cuda' for fine-tuning", 'cpu')
         .option('--precision <p>', 'fine-tuning: auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (~2× on CPUs with AMX)', (v: string) => {
           if (!(PRECISIONS as readonly string[]).includes(v) || v === 'fp16') throw new InvalidArgumentError(`--precision must be one of auto, fp32, bf16, got '${v}'`);
@@ -337,6 +339,7 @@ function makeTuner(graph: Graph, o: PruneOptions, data: { train: ImageSet; test:
     ...(autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
     batch: o.batch,
     ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.reinsertBn ? {} : { reinsertBatchNorm: false }),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,

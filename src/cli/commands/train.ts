@@ -22,7 +22,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
-import { sharedTrainOptions } from '../train-options.js';
+import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
   model: string;
@@ -53,6 +53,7 @@ interface TrainCliOptions extends CommonOptions {
   cudaGraphs?: boolean;
   precision: PrecisionChoice;
   fold: boolean;
+  reinsertBn: boolean;
   verify: boolean;
   nproc?: number;
   syncBn?: boolean;
@@ -108,6 +109,7 @@ export function registerTrain(program: Command): void {
       .option('--cuda-graphs', 'CUDA + SGD: capture the training step once and replay it (fewer kernel launches per step)')
       .option('--gpu-price-per-hour <x>', 'for the cost estimate of CUDA runs', positiveNumber('--gpu-price-per-hour'), 2.5)
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
+      .option('--no-reinsert-bn', 'a model without BatchNormalization (BN folded at export): train its weights as they are instead of with BN re-inserted')
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime')
       .option('--nproc <n>', 'data-parallel: start N local workers (one per GPU with --device cuda, else N CPU processes); --batch and --lr stay global', positiveInt('--nproc'))
       .option('--sync-bn', 'data-parallel: batch-norm statistics over all ranks (SyncBatchNorm)')
@@ -157,7 +159,7 @@ export function registerTrain(program: Command): void {
       if (writer && leftOver > 0) {
         log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
       }
-      const graph = await modelFor(options, data.train.classes.length);
+      const graph = await trainingGraph(await modelFor(options, data.train.classes.length), data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {

@@ -9,6 +9,9 @@ import { foldBatchNorm } from '../../passes/index.js';
 import { formatPercent } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
+import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
+import { CIFAR10_NORMALIZATION } from '../../data/types.js';
+import { readPreprocessing } from '../../zoo/metadata.js';
 import type { Progress } from '../../cli/output.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
@@ -65,8 +68,15 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
       phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}`} `,
     });
   };
+  // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
+  const start = await withTrainingBatchNorm(graph, data.train, {
+    normalization: readPreprocessing(graph).normalization ?? CIFAR10_NORMALIZATION,
+    seed: ctx.recipe.seed,
+    ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+  });
+  if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
   const options: TrainOptions = {
-    graph,
+    graph: start.graph,
     data: { train: data.train, test: data.test },
     epochs: spec.epochs,
     batch: spec.batch,

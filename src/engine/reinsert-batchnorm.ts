@@ -1,0 +1,39 @@
+/**
+ * Training a model whose BatchNormalization was folded away (what torch.onnx exports): nothing in it
+ * rescales the updates any more, so SGD at ordinary learning rates blows up (a PyTorch ResNet18-CIFAR
+ * went from loss 0.17 to 4.8 in four steps at 0.02). BN is put back after every Conv for training,
+ * initialised from the Conv outputs' statistics on training images so the model starts as the same
+ * function (insertBatchNorm), and the caller folds it again when writing the model.
+ */
+import type { ImageSet, Normalization } from '../data/types.js';
+import type { Graph } from '../onnx/graph.js';
+import { insertBatchNorm } from '../passes/index.js';
+import { channelMoments } from '../runtime/channel-stats.js';
+
+export interface ReinsertOptions {
+  normalization: Normalization;
+  /** Images the statistics are measured on; default 512. */
+  samples?: number;
+  seed?: number;
+  threads?: number;
+}
+
+export function hasBatchNorm(graph: Graph): boolean {
+  return graph.nodes.some((n) => n.opType === 'BatchNormalization');
+}
+
+/** `graph` with trainable BN after its Convs when it has no BN at all; otherwise `graph` itself. */
+export async function withTrainingBatchNorm(graph: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
+  if (hasBatchNorm(graph)) return { graph, inserted: 0 };
+  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]).map((n) => n.outputs[0]!);
+  if (convOutputs.length === 0) return { graph, inserted: 0 };
+  const moments = await channelMoments(graph, convOutputs, {
+    images,
+    normalization: o.normalization,
+    samples: o.samples ?? 512,
+    ...(o.seed !== undefined ? { seed: o.seed } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+  });
+  const out = insertBatchNorm(graph, moments);
+  return { graph: out, inserted: out.nodes.length - graph.nodes.length };
+}
