@@ -6,7 +6,7 @@
  *
  *   npm run build:native   # on the GPU host, against its CUDA LibTorch
  *   npx tsx bench/prune-finetune-gpu.ts --model /work/models/r18w025-torch.onnx --device cuda \
- *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr X (default 0.005 BN-folded, 0.01 with BN)] [--batch 256] [--distill] \
+ *        [--target-macs 0.5] [--steps 4] [--epochs 40] [--lr X (default 0.01; 0.005 with --no-reinsert-bn on a BN-folded model)] [--batch 256] [--distill] \
  *        [--importance l2] [--round-to auto] [--no-compensate] [--out pruned-finetuned.onnx] [--train-limit N] [--threads 16]
  *        [--precision auto|fp32|bf16]   (bf16: also on CPUs with AMX, about twice as fast)
  *        [--no-reinsert-bn]   (train a BN-folded model's folded weights directly instead of with BN re-inserted)
@@ -58,7 +58,7 @@ const tuner = engineFineTuner({
   device,
   ...(values.precision === 'bf16' ? { autocast: 'bf16' as const } : values.precision === 'fp32' ? { autocast: 'none' as const } : {}),
   batch: Number(values.batch),
-  // Default: the fine-tuner's (finetuneLr: 0.005 for a BN-folded export such as the acceptance model).
+  // Default: the fine-tuner's (finetuneLr of the graph it trains: 0.01 with BN, re-inserted into a BN-folded export).
   ...(values.lr ? { lr: Number(values.lr) } : {}),
   normalization: normalizationFor(graph, {}),
   ...(threads !== undefined ? { threads } : {}),
