@@ -1,7 +1,7 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
-import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
+import { REINSERT_SAMPLES, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { readPreprocessing } from '../zoo/metadata.js';
@@ -53,7 +53,7 @@ export async function trainingGraph(graph: Graph, images: ImageSet, o: { reinser
   const r = await withTrainingBatchNorm(graph, images, { normalization, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   if (r.inserted > 0 && !o.quiet) {
     log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
-      `set from 512 training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
+      `set from ${REINSERT_SAMPLES} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   return r.graph;
 }

@@ -10,9 +10,12 @@ import type { Graph } from '../onnx/graph.js';
 import { insertBatchNorm } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
 
+/** Training images the statistics are measured on, by default. */
+export const REINSERT_SAMPLES = 512;
+
 export interface ReinsertOptions {
   normalization: Normalization;
-  /** Images the statistics are measured on; default 512. */
+  /** Images the statistics are measured on; default REINSERT_SAMPLES. */
   samples?: number;
   seed?: number;
   threads?: number;
@@ -30,7 +33,7 @@ export async function withTrainingBatchNorm(graph: Graph, images: ImageSet, o: R
   const moments = await channelMoments(graph, convOutputs, {
     images,
     normalization: o.normalization,
-    samples: o.samples ?? 512,
+    samples: o.samples ?? REINSERT_SAMPLES,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
   });

@@ -73,10 +73,10 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
   return {
     async finetune(graph, f) {
       const { trainModel } = await import('../../engine/train.js');
-      const reinsert = o.reinsertBatchNorm !== false && !hasBatchNorm(graph);
-      const trained = reinsert
-        ? (await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationOf(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) })).graph
-        : graph;
+      const start = o.reinsertBatchNorm === false
+        ? { graph, inserted: 0 }
+        : await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationOf(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      const trained = start.graph;
       const r = await trainModel({
         graph: trained,
         data: o.data,
@@ -95,7 +95,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
       });
-      return { graph: reinsert ? foldBatchNorm(r.graph) : r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
+      return { graph: start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
 
     async gradients(graph, { batches: count }) {
