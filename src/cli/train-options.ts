@@ -1,10 +1,9 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
-import { CIFAR10_NORMALIZATION, type ImageSet } from '../data/types.js';
+import type { ImageSet } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { REINSERT_SAMPLES, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
-import { readPreprocessing } from '../zoo/metadata.js';
 import { log } from './output.js';
 
 export interface SharedTrainFlags {
@@ -49,8 +48,7 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
  */
 export async function trainingGraph(graph: Graph, images: ImageSet, o: { reinsertBn: boolean; fold: boolean; seed: number; threads?: number; file?: string; quiet?: boolean }): Promise<Graph> {
   if (!o.reinsertBn) return graph;
-  const normalization = readPreprocessing(graph, o.file).normalization ?? CIFAR10_NORMALIZATION;
-  const r = await withTrainingBatchNorm(graph, images, { normalization, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   if (r.inserted > 0 && !o.quiet) {
     log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
       `set from ${REINSERT_SAMPLES} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);

@@ -5,16 +5,20 @@
  * initialised from the Conv outputs' statistics on training images so the model starts as the same
  * function (insertBatchNorm), and the caller folds it again when writing the model.
  */
-import type { ImageSet, Normalization } from '../data/types.js';
+import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { insertBatchNorm } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
+import { readPreprocessing } from '../zoo/metadata.js';
 
 /** Training images the statistics are measured on, by default. */
 export const REINSERT_SAMPLES = 512;
 
 export interface ReinsertOptions {
-  normalization: Normalization;
+  /** Default: as trainModel resolves it — the model's own metadata, else CIFAR-10's. */
+  normalization?: Normalization;
+  /** Named in errors about the model's metadata. */
+  file?: string;
   /** Images the statistics are measured on; default REINSERT_SAMPLES. */
   samples?: number;
   seed?: number;
@@ -32,7 +36,7 @@ export async function withTrainingBatchNorm(graph: Graph, images: ImageSet, o: R
   if (convOutputs.length === 0) return { graph, inserted: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,
-    normalization: o.normalization,
+    normalization: o.normalization ?? readPreprocessing(graph, o.file).normalization ?? CIFAR10_NORMALIZATION,
     samples: o.samples ?? REINSERT_SAMPLES,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),

@@ -33,6 +33,8 @@ import {
   autoConvLayout,
   sampleImages,
   AUTO_HELD_OUT_IMAGES,
+  describeChoice,
+  scoresByMethod,
   selectCalibrationMethod,
   searchMixedPrecision,
   sensitivitySvg,
@@ -247,8 +249,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
       const choice = await selectCalibrationMethod(prepared, collector, staticOptions, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
       staticOptions = { ...staticOptions, calibration: { ...staticOptions.calibration, method: choice.method } };
       result = choice.result;
-      extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))])) };
-      log(`calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOut.labels.length} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`);
+      extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
+      log(describeChoice(choice, heldOut.labels.length));
     } else {
       if (auto) log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
       result = buildQuantized(prepared, collector, staticOptions);

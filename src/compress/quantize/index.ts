@@ -38,7 +38,7 @@ export { activationErrors, addDequantizedTaps, COSINE, METRICS, SQNR, weightErro
 export { layerSensitivity, quantizableLayers, rankBySensitivity, type LayerSensitivity, type SensitivityOptions } from './sensitivity.js';
 export { searchMixedPrecision, type MixedPrecisionOptions, type MixedPrecisionResult, type MixedPrecisionStep } from './mixed-precision.js';
 export { batchSizeFor, heldOutImages, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
-export { AUTO_HELD_OUT_IMAGES, selectCalibrationMethod, type MethodChoice, type MethodScore } from './select-method.js';
+export { AUTO_HELD_OUT_IMAGES, describeChoice, scoresByMethod, selectCalibrationMethod, type MethodChoice, type MethodScore } from './select-method.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
 export { ortKernels, type OrtKernels } from './fusion.js';
 export { padConvInputChannels, type PadChannelsResult } from './pad-channels.js';

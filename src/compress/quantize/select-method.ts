@@ -67,3 +67,13 @@ export async function selectCalibrationMethod(
   }
   return { method: best!.score.method, scores, result: best!.result };
 }
+
+/** Output SQNR per method, in dB to 3 decimals: what the CLI's JSON and the pipeline's manifest record. */
+export function scoresByMethod(choice: MethodChoice): Record<string, number> {
+  return Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))]));
+}
+
+/** One log line: the method kept and every score. */
+export function describeChoice(choice: MethodChoice, heldOutImages: number): string {
+  return `calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOutImages} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`;
+}

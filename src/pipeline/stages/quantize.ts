@@ -22,6 +22,7 @@ import {
   calibrationTargets,
   convertFloat16,
   DEFAULT_STATIC,
+  describeChoice,
   heldOutImages,
   imageFeeds,
   INT8_SYMMETRIC,
@@ -31,6 +32,7 @@ import {
   quantizeDynamic,
   rankBySensitivity,
   sampleImages,
+  scoresByMethod,
   searchMixedPrecision,
   selectCalibrationMethod,
   tapBytesPerSample,
@@ -97,8 +99,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     const choice = await selectCalibrationMethod(prepared, collector, options, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
     options = { ...options, calibration: { ...options.calibration, method: choice.method } };
     built = choice.result;
-    methodScores = Object.fromEntries(choice.scores.map((s) => [s.method, Number(s.outputSqnrDb.toFixed(3))]));
-    ctx.log(`  calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOut.labels.length} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`);
+    methodScores = scoresByMethod(choice);
+    ctx.log(`  ${describeChoice(choice, heldOut.labels.length)}`);
   } else {
     if (spec.method === 'auto') ctx.log(`  calibration method: ${options.calibration.method} (no training images left over for method: auto to compare methods on)`);
     built = buildQuantized(prepared, collector, options);

@@ -10,8 +10,6 @@ import { formatPercent } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
-import { CIFAR10_NORMALIZATION } from '../../data/types.js';
-import { readPreprocessing } from '../../zoo/metadata.js';
 import type { Progress } from '../../cli/output.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
@@ -69,11 +67,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     });
   };
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
-  const start = await withTrainingBatchNorm(graph, data.train, {
-    normalization: readPreprocessing(graph).normalization ?? CIFAR10_NORMALIZATION,
-    seed: ctx.recipe.seed,
-    ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
-  });
+  const start = await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) });
   if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
   const options: TrainOptions = {
     graph: start.graph,
