@@ -24,6 +24,7 @@ import {
   quantizeStatic,
   quantizeWeight,
   rankBySensitivity,
+  meetTopOneBudget,
   searchMixedPrecision,
   weightErrors,
   type Feeds,
@@ -222,5 +223,23 @@ describe('mixed-precision search', () => {
     const r = await searchMixedPrecision(impossible.options);
     expect(r.met).toBe(false);
     expect(r.floatLayers).toHaveLength(8); // 8 layers float already gives the best top-1 (drop 0)
+  });
+
+  it('meets a top-1 budget: ranks layers only when int8 alone misses it', async () => {
+    // The float model is named 'float' (top-1 0.9); int8 graphs by their float-layer count, as above.
+    const budget = (maxDropPt: number) => {
+      const { built, options } = fake(maxDropPt);
+      let rankings = 0;
+      const evaluate = (g: Graph): Promise<number> => (g.name === 'float' ? Promise.resolve(0.9) : options.evaluate(g));
+      return { built, rankings: () => rankings, options: { maxDropPt, build: options.build, evaluate, ranking: async () => (rankings++, ranking) } };
+    };
+    const floatGraph = emptyGraph('float');
+    const easy = budget(5);
+    const e = await meetTopOneBudget(floatGraph, emptyGraph('0'), easy.options);
+    expect([e.searched, e.met, e.floatLayers.length, e.baseline, easy.rankings(), easy.built.length]).toEqual([false, true, 0, 0.9, 0, 0]);
+    const hard = budget(0.6);
+    const h = await meetTopOneBudget(floatGraph, emptyGraph('0'), hard.options);
+    expect([h.searched, h.met, h.floatLayers, hard.rankings()]).toEqual([true, true, ranking.slice(0, 6), 1]);
+    expect(h.steps[0]).toEqual({ floatLayers: 0, top1: 0.88, dropPt: expect.closeTo(2, 9) as number });
   });
 });

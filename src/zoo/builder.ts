@@ -80,7 +80,7 @@ export class GraphBuilder {
   private readonly nodeNames = new Set<string>();
   private readonly valueNames = new Set<string>();
 
-  constructor(private readonly options: GraphBuilderOptions) {
+  constructor(options: GraphBuilderOptions) {
     const inputName = options.inputName ?? 'input';
     const [c, h, w] = options.inputShape;
     this.graph = emptyGraph(options.name, options.opset ?? 17);

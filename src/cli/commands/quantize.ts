@@ -1,64 +1,33 @@
-import { stat } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { inputError, usageError } from '../../errors.js';
-import type { ImageSet } from '../../data/types.js';
-import { dataInputs, type Graph } from '../../onnx/graph.js';
-import { encodeModel, writeFileAtomic, writeModel } from '../../onnx/io.js';
+import type { Graph } from '../../onnx/graph.js';
+import { writeModel } from '../../onnx/io.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
-import { evaluate } from '../../runtime/evaluate.js';
-import { defaultThreads, openSession } from '../../runtime/ort.js';
 import { formatBytes, formatPercent } from '../../report/format.js';
 import {
-  activationErrors,
-  batchSizeFor,
-  buildQuantized,
-  calibratePlan,
-  calibrationTargets,
+  AUTO_HELD_OUT_IMAGES,
   CALIBRATION_METHODS,
   convertFloat16,
   CPU_CHOICES,
   DEFAULT_STATIC,
-  heldOutImages,
-  imageFeeds,
-  INT8_SYMMETRIC,
   ortKernels,
-  layerSensitivity,
-  planQuantization,
   prepareFloatGraph,
   quantizeDynamic,
-  rankBySensitivity,
-  reportMarkdown,
-  resolveCpu,
-  autoConvLayout,
-  sampleImages,
-  AUTO_HELD_OUT_IMAGES,
-  describeChoice,
-  scoresByMethod,
-  selectCalibrationMethod,
-  searchMixedPrecision,
-  sensitivitySvg,
-  tapBytesPerSample,
-  UINT8_ASYMMETRIC,
-  weightErrors,
   type CalibrationMethod,
   type CpuChoice,
-  type LayerSensitivity,
-  type MixedPrecisionResult,
-  type QuantizedResult,
-  type QuantizeReport,
-  type StaticOptions,
 } from '../../compress/quantize/index.js';
-import { quantizationAwareTraining, QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
-import { loadTrainTest, trainingProgress } from './distill.js';
-import { log, printResult, progress, type CommonOptions } from '../output.js';
+import { QAT_DEFAULTS } from '../../compress/qat/index.js';
+import { normalizationFor, type DataOptions } from '../dataset.js';
+import { log, printResult, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, withJson, withThreads } from '../options.js';
+import { loadEvalData, top1 } from './quantize-eval.js';
+import { checkQatFlags, qatFineTune } from './quantize-qat.js';
+import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
 
-interface QuantizeCliOptions extends CommonOptions {
+export interface QuantizeCliOptions extends CommonOptions {
   output: string;
   mode: Mode;
   calib?: string;
@@ -99,10 +68,6 @@ interface QuantizeCliOptions extends CommonOptions {
   resume?: string | boolean;
   log?: string;
 }
-
-/** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
-const REPORT_IMAGES = 256;
-const SENSITIVITY_IMAGES = 128;
 
 export function registerQuantize(program: Command): void {
   withThreads(
@@ -172,11 +137,6 @@ export function registerQuantize(program: Command): void {
     });
 }
 
-interface EvalData {
-  set: ImageSet;
-  limit?: number;
-}
-
 async function runQuantize(file: string, options: QuantizeCliOptions): Promise<void> {
   checkQatFlags(options);
   checkFlags(options);
@@ -195,120 +155,12 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const evalLoadSeconds = (performance.now() - evalLoadStart) / 1000;
 
   let output: Graph;
-  const extra: Record<string, unknown> = {};
-  let result: QuantizedResult | undefined;
-  let mixed: MixedPrecisionResult | undefined;
-  let calibSet: ImageSet | undefined;
-  let staticOptions: StaticOptions | undefined;
-  const evalCache: { before?: number; after?: number } = {};
-  let sensitivity: LayerSensitivity[] | undefined;
-  let prepared: ReturnType<typeof prepareFloatGraph> | undefined;
-  let collector: Awaited<ReturnType<typeof calibratePlan>> | undefined;
-
+  let extra: Record<string, unknown> = {};
+  let run: StaticRun | undefined;
   if (options.mode === 'static') {
-    staticOptions = {
-      ...DEFAULT_STATIC,
-      activations: options.activationType === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
-      perChannel: !options.perTensor,
-      reduceRange: options.reduceRange ?? false,
-      cpu: options.cpu,
-      exclude: splitList(options.exclude),
-      keepFirst: options.keepFirst ?? false,
-      keepLast: options.keepLast ?? false,
-      biasCorrection: options.biasCorrection,
-      equalize: options.equalize ?? false,
-      calibration: { ...DEFAULT_STATIC.calibration, method: options.method === 'auto' ? DEFAULT_STATIC.calibration.method : options.method, percentile: options.percentile },
-    };
-    // An image folder is read only up to --samples images (round-robin over classes), so memory does
-    // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
-    const folder = !isCifar(options.calib!);
-    const auto = options.method === 'auto';
-    const fullSet = await loadDataset({ ...data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph));
-    checkImageSize(graph, fullSet, file, '--calib');
-    calibSet = sampleImages(fullSet, options.samples, options.seed);
-    prepared = prepareFloatGraph(graph, staticOptions);
-    const plan = planQuantization(prepared.graph, prepared.facts, staticOptions);
-    const inputName = dataInputs(prepared.graph)[0]!.name;
-    const batchSize = batchSizeFor(tapBytesPerSample(calibrationTargets(plan), prepared.facts));
-    const feeds = imageFeeds(calibSet, { inputName, normalization, batchSize });
-    const calibStart = performance.now();
-    const bar = progress('calibrate', calibSet.labels.length, 'img');
-    try {
-      collector = await calibratePlan(prepared, plan, feeds, staticOptions.calibration, {
-        ...(threads ? { threads } : {}),
-        channelMeans: staticOptions.biasCorrection,
-        onProgress: (n) => bar.update(n),
-      });
-    } finally {
-      bar.stop();
-    }
-    extra['calibration_seconds'] = (performance.now() - calibStart) / 1000;
-    extra['calibration_images'] = calibSet.labels.length;
-    if (auto && fullSet.labels.length > calibSet.labels.length) {
-      const heldOut = heldOutImages(fullSet, options.samples, AUTO_HELD_OUT_IMAGES, options.seed);
-      const choice = await selectCalibrationMethod(prepared, collector, staticOptions, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
-      staticOptions = { ...staticOptions, calibration: { ...staticOptions.calibration, method: choice.method } };
-      result = choice.result;
-      extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
-      log(describeChoice(choice, heldOut.labels.length));
-    } else {
-      if (auto) log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
-      result = buildQuantized(prepared, collector, staticOptions);
-    }
-    output = result.graph;
-
-    if (options.maxDrop !== undefined) {
-      if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
-      const baseline = await top1(graph, evalData, normalization, threads, 'eval float');
-      evalCache.before = baseline;
-      const opts = staticOptions;
-      const p = prepared;
-      const c = collector;
-      const set = calibSet;
-      const rank = async (): Promise<string[]> => {
-        sensitivity = await sensitivityFor(p, c, opts, set, normalization, options, threads);
-        return rankBySensitivity(sensitivity);
-      };
-      const first = await top1(output, evalData, normalization, threads, 'eval int8');
-      if ((baseline - first) * 100 > options.maxDrop) {
-        log(`top-1 drop ${((baseline - first) * 100).toFixed(2)} pt > --max-drop ${options.maxDrop}: ranking layers by sensitivity`);
-        const ranking = await rank();
-        mixed = await searchMixedPrecision({
-          ranking,
-          baseline,
-          maxDropPt: options.maxDrop,
-          build: (floatLayers) => buildQuantized(p, c, opts, { exclude: [...opts.exclude, ...floatLayers] }).graph,
-          evaluate: (g) => top1(g, evalData, normalization, threads, 'eval mixed'),
-          onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
-          initial: { graph: output, top1: first },
-        });
-        output = mixed.graph;
-        result = buildQuantized(p, c, opts, { exclude: [...opts.exclude, ...mixed.floatLayers] });
-        if (!mixed.met) log(`warning: no split met --max-drop ${options.maxDrop}; kept the most accurate one (${mixed.floatLayers.length} float layers)`);
-        extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, steps: mixed.steps };
-        evalCache.after = mixed.top1;
-      } else {
-        extra['mixed_precision'] = { float_layers: [], met: true, steps: [{ floatLayers: 0, top1: first, dropPt: (baseline - first) * 100 }] };
-        evalCache.after = first;
-      }
-    }
-    // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
-    const tuned = await autoConvLayout(output, staticOptions.cpu, threads ?? defaultThreads());
-    if (tuned) {
-      output = tuned.graph;
-      result = { ...result, graph: tuned.graph };
-      extra['conv_layout'] = { ...tuned.summary, timings_us: tuned.timings.map((t) => ({ conv: t.conv, amx: t.amxUs, convsym: t.genericUs })) };
-      log(`conv layout for ${tuned.threads} thread(s): ${tuned.summary.amx_convs} Conv(s) on the AMX GEMM path, ${tuned.summary.convsym_convs} on ConvSym (measured; --cpu amx|generic fixes one)`);
-    }
-    extra['quantized_nodes'] = result.plan.units.size;
-    extra['folded_activations'] = result.plan.folded.size;
-    extra['cpu'] = resolveCpu(staticOptions.cpu);
-    extra['float_nodes'] = result.plan.float;
-    if (result.params.warnings.length > 0) {
-      extra['warnings'] = result.params.warnings;
-      for (const w of result.params.warnings) log(`warning: ${w}`);
-    }
-    if (prepared.equalized) extra['equalized_pairs'] = prepared.equalized.pairs.length;
+    run = await quantizeStatic(graph, options, { file, data, normalization, evalData });
+    output = run.output;
+    extra = run.extra;
   } else if (options.mode === 'dynamic') {
     const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, {
       perChannel: !options.perTensor,
@@ -325,12 +177,13 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     output = fp16.graph;
   }
 
-  if (options.qat && result) {
-    const qat = await qatFineTune(file, graph, result, options, normalization, evalData);
+  // The reported "after" is the QAT model's; PTQ's top-1 stays in the qat section.
+  let top1After = run?.top1After;
+  if (options.qat && run) {
+    const qat = await qatFineTune(file, graph, run.result, options, normalization, evalData);
     output = qat.graph;
     extra['qat'] = qat.summary;
-    // The reported "after" is the QAT model's; PTQ's top-1 stays in the qat section.
-    delete evalCache.after;
+    top1After = undefined;
   }
 
   validateGraph(output, { file: options.output });
@@ -346,7 +199,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     file,
     output: options.output,
     mode: options.mode,
-    ...(options.mode === 'static' ? { method: staticOptions?.calibration.method ?? options.method, samples: calibSet?.labels.length } : {}),
+    ...(run ? { method: run.staticOptions.calibration.method, samples: run.calibSet.labels.length } : {}),
     size_bytes_before: fileBytes,
     size_bytes_after: bytes,
     size_ratio: bytes / fileBytes,
@@ -354,25 +207,13 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     ...extra,
   };
   if (evalData) {
-    const before = evalCache.before ?? (await top1(graph, evalData, normalization, threads, 'eval float'));
-    const after = evalCache.after ?? (await top1(output, evalData, normalization, threads, 'eval quantized'));
+    const before = run?.top1Before ?? (await top1(graph, evalData, normalization, threads, 'eval float'));
+    const after = top1After ?? (await top1(output, evalData, normalization, threads, 'eval quantized'));
     Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: (before - after) * 100, eval_images: Math.min(evalData.limit ?? Infinity, evalData.set.labels.length), eval_data: evalData.set.name });
   }
   if (options.report) {
-    if (!result || !staticOptions || !calibSet || !prepared || !collector) throw usageError('--report works with --mode static');
-    const base = typeof options.report === 'string' ? options.report.replace(/\.(md|json|svg)$/, '') : join(dirname(options.output), `${basename(options.output).replace(/\.onnx$/, '')}.report`);
-    summary['report'] = await writeReport(base, {
-      file,
-      options,
-      staticOptions,
-      result,
-      summary,
-      calibSet,
-      normalization,
-      inputName: dataInputs(result.float)[0]!.name,
-      sensitivity: sensitivity ?? (await sensitivityFor(prepared, collector, staticOptions, calibSet, normalization, options, threads)),
-      ...(mixed ? { mixed } : {}),
-    });
+    if (!run) throw usageError('--report works with --mode static');
+    summary['report'] = await writeReport(file, run, summary, normalization, options);
   }
   printResult(options, summary, () => humanSummary(summary));
 }
@@ -387,132 +228,6 @@ function checkFlags(options: QuantizeCliOptions): void {
     }
   }
   if (!(options.percentile > 0 && options.percentile <= 100)) throw usageError(`--percentile must be in (0, 100], got ${options.percentile}`);
-}
-
-/** CIFAR-10 is not resized: a model for another input size needs an image folder (which is). */
-function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
-  const size = modelInputSize(graph);
-  const [c, h, w] = set.imageShape;
-  const channels = dataInputs(graph)[0]?.shape?.[1];
-  if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
-    throw usageError(
-      `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,
-      `pass ${flag} <image folder> (images are resized to the model's input), or use a model for ${h}×${w} input`,
-    );
-  }
-}
-
-function isCifar(name: string): boolean {
-  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
-}
-
-function splitList(list: string | undefined): string[] {
-  return list ? list.split(',').map((s) => s.trim()).filter(Boolean) : [];
-}
-
-async function loadEvalData(options: QuantizeCliOptions, graph: Graph, file: string): Promise<EvalData | undefined> {
-  let name = options.eval;
-  const wanted = name !== undefined || options.evalLimit !== undefined || options.maxDrop !== undefined;
-  if (!wanted) return undefined;
-  if (name === undefined) {
-    if (!isCifar(options.calib ?? '')) {
-      throw usageError('--eval-limit / --max-drop need evaluation images', 'pass --eval cifar10 or --eval <folder of images by class>');
-    }
-    name = 'cifar10';
-  }
-  const folder = !isCifar(name);
-  if (folder && !(await stat(name).catch(() => undefined))?.isDirectory()) {
-    throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
-  }
-  const set = await loadDataset(
-    { data: name, split: 'test', ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
-    modelInputSize(graph),
-  );
-  checkImageSize(graph, set, file, '--eval');
-  return { set, ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) };
-}
-
-async function top1(graph: Graph, data: EvalData, normalization: ReturnType<typeof normalizationFor>, threads: number | undefined, label: string): Promise<number> {
-  const model = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label });
-  const total = Math.min(data.limit ?? Infinity, data.set.labels.length);
-  const bar = progress(label, total, 'img');
-  try {
-    const r = await evaluate(model, data.set, { normalization, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
-    return r.top1;
-  } finally {
-    bar.stop();
-    await model.close();
-  }
-}
-
-async function sensitivityFor(
-  prepared: ReturnType<typeof prepareFloatGraph>,
-  collector: Awaited<ReturnType<typeof calibratePlan>>,
-  staticOptions: StaticOptions,
-  calibSet: ImageSet,
-  normalization: ReturnType<typeof normalizationFor>,
-  options: QuantizeCliOptions,
-  threads: number | undefined,
-): Promise<LayerSensitivity[]> {
-  const inputName = dataInputs(prepared.graph)[0]!.name;
-  const feeds = imageFeeds(sampleImages(calibSet, SENSITIVITY_IMAGES, options.seed), { inputName, normalization, batchSize: 32 });
-  const bar = progress('sensitivity', 100, '%');
-  try {
-    return await layerSensitivity(prepared, collector, staticOptions, feeds, { ...(threads ? { threads } : {}), onProgress: (d, t) => bar.update(Math.round((100 * d) / t)) });
-  } finally {
-    bar.stop();
-  }
-}
-
-interface ReportInputs {
-  file: string;
-  options: QuantizeCliOptions;
-  staticOptions: StaticOptions;
-  result: QuantizedResult;
-  summary: Record<string, unknown>;
-  calibSet: ImageSet;
-  normalization: ReturnType<typeof normalizationFor>;
-  inputName: string;
-  sensitivity: LayerSensitivity[];
-  mixed?: MixedPrecisionResult;
-}
-
-async function writeReport(base: string, r: ReportInputs): Promise<{ markdown: string; json: string; svg: string }> {
-  const images = sampleImages(r.calibSet, REPORT_IMAGES, r.options.seed);
-  const bar = progress('report', images.labels.length, 'img');
-  let activations;
-  try {
-    activations = await activationErrors(r.result, imageFeeds(images, { inputName: r.inputName, normalization: r.normalization, batchSize: 32 }), {
-      ...(r.options.threads ? { threads: r.options.threads } : {}),
-      onProgress: (n) => bar.update(n),
-    });
-  } finally {
-    bar.stop();
-  }
-  const report: QuantizeReport = {
-    model: r.file,
-    output: r.options.output,
-    settings: { method: r.staticOptions.calibration.method, ...(r.staticOptions.calibration.method === 'percentile' ? { percentile: r.staticOptions.calibration.percentile } : {}), activations: r.staticOptions.activations, per_channel: r.staticOptions.perChannel, reduce_range: r.staticOptions.reduceRange, bias_correction: r.staticOptions.biasCorrection, equalize: r.staticOptions.equalize, samples: r.calibSet.labels.length },
-    size_bytes_before: r.summary['size_bytes_before'] as number,
-    size_bytes_after: r.summary['size_bytes_after'] as number,
-    ...(typeof r.summary['top1_before'] === 'number' ? { top1_before: r.summary['top1_before'] } : {}),
-    ...(typeof r.summary['top1_after'] === 'number' ? { top1_after: r.summary['top1_after'] } : {}),
-    activations: activations.map((a) => {
-      const p = r.result.params.tensors.get(a.tensor);
-      return p?.kind === 'activation' ? { ...a, min: p.range.min, max: p.range.max, scale: p.scale, zero_point: p.zeroPoint } : a;
-    }),
-    weights: weightErrors(r.result),
-    sensitivity: r.sensitivity,
-    float_nodes: r.result.plan.float,
-    ...(r.mixed ? { mixed_precision: { steps: r.mixed.steps, float_layers: r.mixed.floatLayers } } : {}),
-  };
-  const paths = { markdown: `${base}.md`, json: `${base}.json`, svg: `${base}.svg` };
-  const text = (s: string): Uint8Array => new TextEncoder().encode(s);
-  await writeFileAtomic(paths.json, text(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`));
-  await writeFileAtomic(paths.svg, text(sensitivitySvg(r.sensitivity)));
-  await writeFileAtomic(paths.markdown, text(reportMarkdown(report, basename(paths.svg))));
-  log(`report: ${paths.markdown}, ${paths.json}, ${paths.svg}`);
-  return paths;
 }
 
 function humanSummary(s: Record<string, unknown>): string {
@@ -536,81 +251,4 @@ function humanSummary(s: Record<string, unknown>): string {
   const report = s['report'] as { markdown: string } | undefined;
   if (report) lines.push(`  report: ${report.markdown}`);
   return lines.join('\n');
-}
-
-/** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
-function checkQatFlags(options: QuantizeCliOptions): void {
-  const qatOnly = ['data', 'bnEpochs', 'lsq', 'trainLimit', 'testLimit', 'checkpointDir', 'resume', 'log', 'lr'] as const;
-  if (!options.qat) {
-    const given = qatOnly.find((k) => options[k] !== undefined && options[k] !== false);
-    if (!given && options.distill === false) throw usageError('--no-distill only applies with --qat');
-    if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`);
-    return;
-  }
-  if (options.mode !== 'static') throw usageError('--qat fine-tunes a static int8 model', 'drop --mode, or use --mode static');
-  if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
-  if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
-  if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
-  options.calib ??= isCifar(options.data) ? options.data : join(options.data, 'train');
-}
-
-interface QatStep {
-  graph: Graph;
-  summary: Record<string, unknown>;
-}
-
-/** Quantization-aware training from the PTQ result (same placement and calibration), then export. */
-async function qatFineTune(
-  file: string,
-  floatGraph: Graph,
-  ptq: QuantizedResult,
-  options: QuantizeCliOptions,
-  normalization: ReturnType<typeof normalizationFor>,
-  evalData: EvalData | undefined,
-): Promise<QatStep> {
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}) });
-  checkImageSize(floatGraph, data.train, file, '--data');
-  // PTQ's accuracy, for the comparison the user is paying the training for.
-  const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
-  const bar = trainingProgress('qat');
-  const r = await quantizationAwareTraining({
-    graph: ptq.graph,
-    float: ptq.float,
-    data,
-    epochs: options.epochs,
-    batch: options.batch,
-    optimizer: options.optimizer,
-    learnableScales: options.lsq ?? false,
-    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: floatGraph } : {}),
-    device: options.device,
-    seed: options.seed,
-    onProgress: bar.onProgress,
-    file,
-    ...(options.distill ? { teacher: { graph: ptq.float } } : {}),
-    ...(options.lr !== undefined ? { lr: options.lr } : {}),
-    ...(options.threads !== undefined ? { threads: options.threads } : {}),
-    ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
-    ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
-    ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
-    ...(options.resume !== undefined ? { resume: options.resume } : {}),
-    ...(options.log ? { log: options.log } : {}),
-  }).finally(() => bar.stop());
-  for (const w of r.warnings) log(`warning: ${w}`);
-  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
-  return {
-    graph: r.graph,
-    summary: {
-      epochs: r.history.length,
-      steps: r.steps,
-      learnable_scales: options.lsq ?? false,
-      distilled: options.distill ?? false,
-      engine_top1: r.testAccuracy,
-      ...(ptqTop1 !== undefined ? { top1_ptq: ptqTop1 } : {}),
-      seconds: r.seconds,
-      gpu_seconds: r.gpuSeconds,
-      estimated_cost: r.estimatedCost,
-      ...(r.warnings.length ? { warnings: r.warnings } : {}),
-      history: r.history,
-    },
-  };
 }

@@ -81,3 +81,40 @@ export async function searchMixedPrecision(options: MixedPrecisionOptions): Prom
   }
   return finish(hi, true);
 }
+
+export interface TopOneBudget {
+  /** Largest acceptable drop, in percentage points. */
+  maxDropPt: number;
+  /** The quantized graph with these layers kept float. */
+  build(floatLayers: string[]): Graph;
+  evaluate(graph: Graph): Promise<number>;
+  /** Layers, most sensitive first (a sensitivity scan: run only when int8 misses the budget). */
+  ranking(): Promise<readonly string[]>;
+  onStep?(step: MixedPrecisionStep): void;
+  /** Says the all-int8 drop and that layers will be kept float. */
+  onOverBudget?(dropPt: number): void;
+}
+
+/**
+ * `--max-drop` / `max_drop`: measure float and all-int8 top-1; only when int8 drops more than the budget,
+ * rank the layers and search how many to keep float (searchMixedPrecision).
+ */
+export async function meetTopOneBudget(floatGraph: Graph, int8Graph: Graph, budget: TopOneBudget): Promise<MixedPrecisionResult & { baseline: number; searched: boolean }> {
+  const baseline = await budget.evaluate(floatGraph);
+  const first = await budget.evaluate(int8Graph);
+  const dropPt = (baseline - first) * 100;
+  if (dropPt <= budget.maxDropPt) {
+    return { graph: int8Graph, floatLayers: [], top1: first, met: true, steps: [{ floatLayers: 0, top1: first, dropPt }], baseline, searched: false };
+  }
+  budget.onOverBudget?.(dropPt);
+  const search = await searchMixedPrecision({
+    ranking: await budget.ranking(),
+    baseline,
+    maxDropPt: budget.maxDropPt,
+    build: budget.build,
+    evaluate: budget.evaluate,
+    ...(budget.onStep ? { onStep: budget.onStep } : {}),
+    initial: { graph: int8Graph, top1: first },
+  });
+  return { ...search, baseline, searched: true };
+}

@@ -15,27 +15,20 @@ import { normalizationFor } from '../../cli/dataset.js';
 import { availableParallelism } from 'node:os';
 import {
   autoConvLayout,
-  AUTO_HELD_OUT_IMAGES,
-  batchSizeFor,
   buildQuantized,
-  calibratePlan,
-  calibrationTargets,
+  calibrateImages,
   convertFloat16,
   DEFAULT_STATIC,
   describeChoice,
-  heldOutImages,
   imageFeeds,
   INT8_SYMMETRIC,
   layerSensitivity,
-  planQuantization,
+  meetTopOneBudget,
   prepareFloatGraph,
   quantizeDynamic,
   rankBySensitivity,
   sampleImages,
   scoresByMethod,
-  searchMixedPrecision,
-  selectCalibrationMethod,
-  tapBytesPerSample,
   UINT8_ASYMMETRIC,
   type CalibrationMethod,
   type StaticOptions,
@@ -77,36 +70,27 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     equalize: spec.equalize,
     calibration: { ...DEFAULT_STATIC.calibration, ...(spec.method === 'auto' ? {} : { method: spec.method as CalibrationMethod }), percentile: spec.percentile },
   };
-  const calibSet = sampleImages(data.train, spec.samples, ctx.recipe.seed);
-  const prepared = prepareFloatGraph(graph, options);
-  const plan = planQuantization(prepared.graph, prepared.facts, options);
-  const inputName = dataInputs(prepared.graph)[0]!.name;
-  const feeds = imageFeeds(calibSet, { inputName, normalization, batchSize: batchSizeFor(tapBytesPerSample(calibrationTargets(plan), prepared.facts)) });
-  const calibStart = performance.now();
-  const bar = ctx.progress('  calibrate', calibSet.labels.length, 'img');
-  const collector = await calibratePlan(prepared, plan, feeds, options.calibration, {
+  // As `slim quantize --method auto`: every range method from the same histograms, judged on training
+  // images the calibration did not see.
+  const auto = spec.method === 'auto';
+  const bar = ctx.progress('  calibrate', Math.min(spec.samples, data.train.labels.length), 'img');
+  const calibrated = await calibrateImages(graph, data.train, options, {
+    normalization,
+    samples: spec.samples,
+    seed: ctx.recipe.seed,
+    auto,
     ...(threads ? { threads } : {}),
-    channelMeans: options.biasCorrection,
     onProgress: (n) => bar.update(n),
   }).finally(() => bar.stop());
-  const calibrationSeconds = (performance.now() - calibStart) / 1000;
-  let built: ReturnType<typeof buildQuantized>;
-  let methodScores: QuantizeResult['method_scores'];
-  if (spec.method === 'auto' && data.train.labels.length > calibSet.labels.length) {
-    // As `slim quantize --method auto`: every range method from the same histograms, judged on training
-    // images the calibration did not see.
-    const heldOut = heldOutImages(data.train, spec.samples, AUTO_HELD_OUT_IMAGES, ctx.recipe.seed);
-    const choice = await selectCalibrationMethod(prepared, collector, options, imageFeeds(heldOut, { inputName, normalization, batchSize: 64 }), threads ? { threads } : {});
-    options = { ...options, calibration: { ...options.calibration, method: choice.method } };
-    built = choice.result;
-    methodScores = scoresByMethod(choice);
-    ctx.log(`  ${describeChoice(choice, heldOut.labels.length)}`);
-  } else {
-    if (spec.method === 'auto') ctx.log(`  calibration method: ${options.calibration.method} (no training images left over for method: auto to compare methods on)`);
-    built = buildQuantized(prepared, collector, options);
-  }
+  const { prepared, collector, choice, heldOut, calibSet, calibrationSeconds } = calibrated;
+  options = calibrated.options;
+  let built = calibrated.result;
+  const methodScores = choice ? scoresByMethod(choice) : undefined;
+  if (choice && heldOut) ctx.log(`  ${describeChoice(choice, heldOut.labels.length)}`);
+  else if (auto) ctx.log(`  calibration method: ${options.calibration.method} (no training images left over for method: auto to compare methods on)`);
   let output = built.graph;
 
+  const inputName = dataInputs(prepared.graph)[0]!.name;
   const sensitivityFeeds = imageFeeds(sampleImages(calibSet, SENSITIVITY_IMAGES, ctx.recipe.seed), { inputName, normalization, batchSize: 32 });
   const scan = async (): Promise<Awaited<ReturnType<typeof layerSensitivity>>> => {
     const b = ctx.progress('  sensitivity', 100, '%');
@@ -121,27 +105,19 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   let mixed: QuantizeResult['mixed_precision'];
   if (spec.max_drop !== undefined) {
     const evalSet = take(data.test, spec.eval_limit);
-    const top1 = (g: Graph): Promise<number> => scoreTop1(g, evalSet, normalization, threads);
-    const baseline = await top1(prepared.graph);
-    const first = await top1(output);
-    if ((baseline - first) * 100 > spec.max_drop) {
-      ctx.log(`  top-1 drop ${((baseline - first) * 100).toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`);
-      sensitivity ??= await scan();
-      const search = await searchMixedPrecision({
-        ranking: rankBySensitivity(sensitivity),
-        baseline,
-        maxDropPt: spec.max_drop,
-        build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
-        evaluate: top1,
-        onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
-        initial: { graph: output, top1: first },
-      });
+    const search = await meetTopOneBudget(prepared.graph, output, {
+      maxDropPt: spec.max_drop,
+      build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
+      evaluate: (g) => scoreTop1(g, evalSet, normalization, threads),
+      ranking: async () => rankBySensitivity((sensitivity ??= await scan())),
+      onOverBudget: (dropPt) => ctx.log(`  top-1 drop ${dropPt.toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`),
+      onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
+    });
+    mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: search.baseline, top1: search.top1 };
+    if (search.searched) {
       output = search.graph;
       built = buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...search.floatLayers] });
-      mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: baseline, top1: search.top1 };
       if (!search.met) ctx.log(`  warning: no split met max_drop ${spec.max_drop}; kept the most accurate one (${search.floatLayers.length} float layers)`);
-    } else {
-      mixed = { float_layers: [], met: true, baseline_top1: baseline, top1: first };
     }
   }
   for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);

@@ -1,0 +1,79 @@
+import { stat } from 'node:fs/promises';
+import { usageError } from '../../errors.js';
+import type { ImageSet } from '../../data/types.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { encodeModel } from '../../onnx/io.js';
+import { evaluate } from '../../runtime/evaluate.js';
+import { openSession } from '../../runtime/ort.js';
+import { loadDataset, modelInputSize, type normalizationFor } from '../dataset.js';
+import { progress } from '../output.js';
+
+/** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
+export interface EvalData {
+  set: ImageSet;
+  limit?: number;
+}
+
+export type Normalization = ReturnType<typeof normalizationFor>;
+
+export function isCifar(name: string): boolean {
+  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
+}
+
+/** CIFAR-10 is not resized: a model for another input size needs an image folder (which is). */
+export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
+  const size = modelInputSize(graph);
+  const [c, h, w] = set.imageShape;
+  const channels = dataInputs(graph)[0]?.shape?.[1];
+  if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
+    throw usageError(
+      `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,
+      `pass ${flag} <image folder> (images are resized to the model's input), or use a model for ${h}×${w} input`,
+    );
+  }
+}
+
+interface EvalFlags {
+  eval?: string;
+  evalLimit?: number;
+  maxDrop?: number;
+  calib?: string;
+  dataDir?: string;
+}
+
+/** The evaluation set the flags ask for (--eval, or CIFAR-10 test when calibrating on CIFAR-10), if any. */
+export async function loadEvalData(options: EvalFlags, graph: Graph, file: string): Promise<EvalData | undefined> {
+  let name = options.eval;
+  const wanted = name !== undefined || options.evalLimit !== undefined || options.maxDrop !== undefined;
+  if (!wanted) return undefined;
+  if (name === undefined) {
+    if (!isCifar(options.calib ?? '')) {
+      throw usageError('--eval-limit / --max-drop need evaluation images', 'pass --eval cifar10 or --eval <folder of images by class>');
+    }
+    name = 'cifar10';
+  }
+  const folder = !isCifar(name);
+  if (folder && !(await stat(name).catch(() => undefined))?.isDirectory()) {
+    throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
+  }
+  const set = await loadDataset(
+    { data: name, split: 'test', ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
+    modelInputSize(graph),
+  );
+  checkImageSize(graph, set, file, '--eval');
+  return { set, ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) };
+}
+
+/** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */
+export async function top1(graph: Graph, data: EvalData, normalization: Normalization, threads: number | undefined, label: string): Promise<number> {
+  const model = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label });
+  const total = Math.min(data.limit ?? Infinity, data.set.labels.length);
+  const bar = progress(label, total, 'img');
+  try {
+    const r = await evaluate(model, data.set, { normalization, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
+    return r.top1;
+  } finally {
+    bar.stop();
+    await model.close();
+  }
+}

@@ -1,0 +1,88 @@
+import { join } from 'node:path';
+import { usageError } from '../../errors.js';
+import type { Graph } from '../../onnx/graph.js';
+import { formatPercent } from '../../report/format.js';
+import type { QuantizedResult } from '../../compress/quantize/index.js';
+import { quantizationAwareTraining } from '../../compress/qat/index.js';
+import { modelInputSize } from '../dataset.js';
+import { loadTrainTest, trainingProgress } from './distill.js';
+import { log } from '../output.js';
+import { checkImageSize, isCifar, top1, type EvalData, type Normalization } from './quantize-eval.js';
+import type { QuantizeCliOptions } from './quantize.js';
+
+/** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
+export function checkQatFlags(options: QuantizeCliOptions): void {
+  const qatOnly = ['data', 'bnEpochs', 'lsq', 'trainLimit', 'testLimit', 'checkpointDir', 'resume', 'log', 'lr'] as const;
+  if (!options.qat) {
+    const given = qatOnly.find((k) => options[k] !== undefined && options[k] !== false);
+    if (!given && options.distill === false) throw usageError('--no-distill only applies with --qat');
+    if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`);
+    return;
+  }
+  if (options.mode !== 'static') throw usageError('--qat fine-tunes a static int8 model', 'drop --mode, or use --mode static');
+  if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
+  if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
+  if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
+  options.calib ??= isCifar(options.data) ? options.data : join(options.data, 'train');
+}
+
+export interface QatStep {
+  graph: Graph;
+  summary: Record<string, unknown>;
+}
+
+/** Quantization-aware training from the PTQ result (same placement and calibration), then export. */
+export async function qatFineTune(
+  file: string,
+  floatGraph: Graph,
+  ptq: QuantizedResult,
+  options: QuantizeCliOptions,
+  normalization: Normalization,
+  evalData: EvalData | undefined,
+): Promise<QatStep> {
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}) });
+  checkImageSize(floatGraph, data.train, file, '--data');
+  // PTQ's accuracy, for the comparison the user is paying the training for.
+  const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
+  const bar = trainingProgress('qat');
+  const r = await quantizationAwareTraining({
+    graph: ptq.graph,
+    float: ptq.float,
+    data,
+    epochs: options.epochs,
+    batch: options.batch,
+    optimizer: options.optimizer,
+    learnableScales: options.lsq ?? false,
+    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: floatGraph } : {}),
+    device: options.device,
+    seed: options.seed,
+    onProgress: bar.onProgress,
+    file,
+    ...(options.distill ? { teacher: { graph: ptq.float } } : {}),
+    ...(options.lr !== undefined ? { lr: options.lr } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+    ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+    ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+    ...(options.resume !== undefined ? { resume: options.resume } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  }).finally(() => bar.stop());
+  for (const w of r.warnings) log(`warning: ${w}`);
+  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
+  return {
+    graph: r.graph,
+    summary: {
+      epochs: r.history.length,
+      steps: r.steps,
+      learnable_scales: options.lsq ?? false,
+      distilled: options.distill ?? false,
+      engine_top1: r.testAccuracy,
+      ...(ptqTop1 !== undefined ? { top1_ptq: ptqTop1 } : {}),
+      seconds: r.seconds,
+      gpu_seconds: r.gpuSeconds,
+      estimated_cost: r.estimatedCost,
+      ...(r.warnings.length ? { warnings: r.warnings } : {}),
+      history: r.history,
+    },
+  };
+}

@@ -1,0 +1,223 @@
+import { basename, dirname, join } from 'node:path';
+import { usageError } from '../../errors.js';
+import type { ImageSet } from '../../data/types.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { writeFileAtomic } from '../../onnx/io.js';
+import { defaultThreads } from '../../runtime/ort.js';
+import { formatPercent } from '../../report/format.js';
+import {
+  activationErrors,
+  AUTO_HELD_OUT_IMAGES,
+  autoConvLayout,
+  buildQuantized,
+  calibrateImages,
+  DEFAULT_STATIC,
+  describeChoice,
+  imageFeeds,
+  INT8_SYMMETRIC,
+  layerSensitivity,
+  meetTopOneBudget,
+  rankBySensitivity,
+  reportMarkdown,
+  resolveCpu,
+  sampleImages,
+  scoresByMethod,
+  sensitivitySvg,
+  UINT8_ASYMMETRIC,
+  weightErrors,
+  type CalibratedModel,
+  type LayerSensitivity,
+  type MixedPrecisionResult,
+  type QuantizedResult,
+  type QuantizeReport,
+  type StaticOptions,
+} from '../../compress/quantize/index.js';
+import { loadDataset, modelInputSize, type DataOptions } from '../dataset.js';
+import { log, progress } from '../output.js';
+import { checkImageSize, isCifar, top1, type EvalData, type Normalization } from './quantize-eval.js';
+import type { QuantizeCliOptions } from './quantize.js';
+
+/** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
+const REPORT_IMAGES = 256;
+const SENSITIVITY_IMAGES = 128;
+
+
+/** Everything a static (calibrated int8) run produced: what is written, and what --report and --qat reuse. */
+export interface StaticRun {
+  /** The model to write: mixed precision and the Conv kernel layout applied. */
+  output: Graph;
+  result: QuantizedResult;
+  staticOptions: StaticOptions;
+  calibSet: ImageSet;
+  prepared: CalibratedModel['prepared'];
+  collector: CalibratedModel['collector'];
+  mixed?: MixedPrecisionResult;
+  sensitivity?: LayerSensitivity[];
+  /** Top-1 already measured by --max-drop (so it is not measured twice). */
+  top1Before?: number;
+  top1After?: number;
+  /** Fields for the --json summary. */
+  extra: Record<string, unknown>;
+}
+
+interface StaticContext {
+  file: string;
+  data: DataOptions;
+  normalization: Normalization;
+  evalData: EvalData | undefined;
+}
+
+export function staticOptionsFrom(options: QuantizeCliOptions): StaticOptions {
+  return {
+    ...DEFAULT_STATIC,
+    activations: options.activationType === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
+    perChannel: !options.perTensor,
+    reduceRange: options.reduceRange ?? false,
+    cpu: options.cpu,
+    exclude: splitList(options.exclude),
+    keepFirst: options.keepFirst ?? false,
+    keepLast: options.keepLast ?? false,
+    biasCorrection: options.biasCorrection,
+    equalize: options.equalize ?? false,
+    calibration: { ...DEFAULT_STATIC.calibration, method: options.method === 'auto' ? DEFAULT_STATIC.calibration.method : options.method, percentile: options.percentile },
+  };
+}
+
+export function splitList(list: string | undefined): string[] {
+  return list ? list.split(',').map((s) => s.trim()).filter(Boolean) : [];
+}
+
+/** Calibrate, choose the range method (--method auto), keep layers float for --max-drop, lay Convs out for the CPU. */
+export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, ctx: StaticContext): Promise<StaticRun> {
+  const { normalization, evalData } = ctx;
+  const threads = options.threads;
+  const extra: Record<string, unknown> = {};
+  let staticOptions = staticOptionsFrom(options);
+  // An image folder is read only up to --samples images (round-robin over classes), so memory does
+  // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
+  const folder = !isCifar(options.calib!);
+  const auto = options.method === 'auto';
+  const fullSet = await loadDataset({ ...ctx.data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph));
+  checkImageSize(graph, fullSet, ctx.file, '--calib');
+  const bar = progress('calibrate', Math.min(options.samples, fullSet.labels.length), 'img');
+  const calibrated = await calibrateImages(graph, fullSet, staticOptions, {
+    normalization,
+    samples: options.samples,
+    seed: options.seed,
+    auto,
+    ...(threads ? { threads } : {}),
+    onProgress: (n) => bar.update(n),
+  }).finally(() => bar.stop());
+  const { prepared, collector, result, choice, heldOut, calibSet } = calibrated;
+  staticOptions = calibrated.options;
+  extra['calibration_seconds'] = calibrated.calibrationSeconds;
+  extra['calibration_images'] = calibSet.labels.length;
+  if (choice && heldOut) {
+    extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
+    log(describeChoice(choice, heldOut.labels.length));
+  } else if (auto) {
+    log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
+  }
+  const run: StaticRun = { output: result.graph, result, staticOptions, calibSet, prepared, collector, extra };
+  if (options.maxDrop !== undefined) await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);
+
+  // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
+  const tuned = await autoConvLayout(run.output, staticOptions.cpu, threads ?? defaultThreads());
+  if (tuned) {
+    run.output = tuned.graph;
+    run.result = { ...run.result, graph: tuned.graph };
+    extra['conv_layout'] = { ...tuned.summary, timings_us: tuned.timings.map((t) => ({ conv: t.conv, amx: t.amxUs, convsym: t.genericUs })) };
+    log(`conv layout for ${tuned.threads} thread(s): ${tuned.summary.amx_convs} Conv(s) on the AMX GEMM path, ${tuned.summary.convsym_convs} on ConvSym (measured; --cpu amx|generic fixes one)`);
+  }
+  extra['quantized_nodes'] = run.result.plan.units.size;
+  extra['folded_activations'] = run.result.plan.folded.size;
+  extra['cpu'] = resolveCpu(staticOptions.cpu);
+  extra['float_nodes'] = run.result.plan.float;
+  if (run.result.params.warnings.length > 0) {
+    extra['warnings'] = run.result.params.warnings;
+    for (const w of run.result.params.warnings) log(`warning: ${w}`);
+  }
+  if (prepared.equalized) extra['equalized_pairs'] = prepared.equalized.pairs.length;
+  return run;
+}
+
+/** --max-drop: if int8 costs more top-1 than allowed, keep the most sensitive layers float until it does not. */
+async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: QuantizeCliOptions, normalization: Normalization, evalData: EvalData | undefined): Promise<void> {
+  const maxDrop = options.maxDrop!;
+  if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
+  const threads = options.threads;
+  const { prepared, collector, staticOptions: opts } = run;
+  const mixed = await meetTopOneBudget(graph, run.output, {
+    maxDropPt: maxDrop,
+    build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: [...opts.exclude, ...floatLayers] }).graph,
+    evaluate: (g) => top1(g, evalData, normalization, threads, g === graph ? 'eval float' : 'eval int8'),
+    ranking: async () => rankBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options))),
+    onOverBudget: (dropPt) => log(`top-1 drop ${dropPt.toFixed(2)} pt > --max-drop ${maxDrop}: ranking layers by sensitivity`),
+    onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
+  });
+  run.top1Before = mixed.baseline;
+  run.top1After = mixed.top1;
+  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, steps: mixed.steps };
+  if (!mixed.searched) return;
+  run.mixed = mixed;
+  run.output = mixed.graph;
+  run.result = buildQuantized(prepared, collector, opts, { exclude: [...opts.exclude, ...mixed.floatLayers] });
+  if (!mixed.met) log(`warning: no split met --max-drop ${maxDrop}; kept the most accurate one (${mixed.floatLayers.length} float layers)`);
+}
+
+async function sensitivityFor(run: StaticRun, normalization: Normalization, options: QuantizeCliOptions): Promise<LayerSensitivity[]> {
+  const inputName = dataInputs(run.prepared.graph)[0]!.name;
+  const feeds = imageFeeds(sampleImages(run.calibSet, SENSITIVITY_IMAGES, options.seed), { inputName, normalization, batchSize: 32 });
+  const bar = progress('sensitivity', 100, '%');
+  try {
+    return await layerSensitivity(run.prepared, run.collector, run.staticOptions, feeds, {
+      ...(options.threads ? { threads: options.threads } : {}),
+      onProgress: (d, t) => bar.update(Math.round((100 * d) / t)),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
+/** --report: PATH.md, PATH.json and PATH.svg (per-tensor SQNR, weight errors, layer sensitivity). */
+export async function writeReport(file: string, run: StaticRun, summary: Record<string, unknown>, normalization: Normalization, options: QuantizeCliOptions): Promise<{ markdown: string; json: string; svg: string }> {
+  const base = typeof options.report === 'string' ? options.report.replace(/\.(md|json|svg)$/, '') : join(dirname(options.output), `${basename(options.output).replace(/\.onnx$/, '')}.report`);
+  const sensitivity = run.sensitivity ?? (await sensitivityFor(run, normalization, options));
+  const images = sampleImages(run.calibSet, REPORT_IMAGES, options.seed);
+  const inputName = dataInputs(run.result.float)[0]!.name;
+  const bar = progress('report', images.labels.length, 'img');
+  let activations;
+  try {
+    activations = await activationErrors(run.result, imageFeeds(images, { inputName, normalization, batchSize: 32 }), {
+      ...(options.threads ? { threads: options.threads } : {}),
+      onProgress: (n) => bar.update(n),
+    });
+  } finally {
+    bar.stop();
+  }
+  const s = run.staticOptions;
+  const report: QuantizeReport = {
+    model: file,
+    output: options.output,
+    settings: { method: s.calibration.method, ...(s.calibration.method === 'percentile' ? { percentile: s.calibration.percentile } : {}), activations: s.activations, per_channel: s.perChannel, reduce_range: s.reduceRange, bias_correction: s.biasCorrection, equalize: s.equalize, samples: run.calibSet.labels.length },
+    size_bytes_before: summary['size_bytes_before'] as number,
+    size_bytes_after: summary['size_bytes_after'] as number,
+    ...(typeof summary['top1_before'] === 'number' ? { top1_before: summary['top1_before'] } : {}),
+    ...(typeof summary['top1_after'] === 'number' ? { top1_after: summary['top1_after'] } : {}),
+    activations: activations.map((a) => {
+      const p = run.result.params.tensors.get(a.tensor);
+      return p?.kind === 'activation' ? { ...a, min: p.range.min, max: p.range.max, scale: p.scale, zero_point: p.zeroPoint } : a;
+    }),
+    weights: weightErrors(run.result),
+    sensitivity,
+    float_nodes: run.result.plan.float,
+    ...(run.mixed ? { mixed_precision: { steps: run.mixed.steps, float_layers: run.mixed.floatLayers } } : {}),
+  };
+  const paths = { markdown: `${base}.md`, json: `${base}.json`, svg: `${base}.svg` };
+  const text = (t: string): Uint8Array => new TextEncoder().encode(t);
+  await writeFileAtomic(paths.json, text(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`));
+  await writeFileAtomic(paths.svg, text(sensitivitySvg(sensitivity)));
+  await writeFileAtomic(paths.markdown, text(reportMarkdown(report, basename(paths.svg))));
+  log(`report: ${paths.markdown}, ${paths.json}, ${paths.svg}`);
+  return paths;
+}
