@@ -1,6 +1,7 @@
 /**
- * QAT acceptance: fp32 → PTQ int8 (slim quantize's defaults: percentile 99.999 + bias correction,
- * per-channel int8 weights, uint8 activations, 512 calibration images) → QAT from that QDQ graph →
+ * QAT acceptance: fp32 → PTQ int8 (slim quantize's defaults: --method auto over the four range methods,
+ * bias correction, per-channel int8 weights, uint8 activations, 512 calibration images) → QAT from that
+ * QDQ graph (as `slim quantize --qat`) →
  * int8 top-1 of all three with ONNX Runtime on the CIFAR-10 test split. Prints one JSON line:
  *   {"fp32_top1":…, "ptq_top1":…, "qat_top1":…, "accept":{"qat_ge_ptq":…, "qat_ge_fp32_minus_0_05_pt":…}, …}
  *
@@ -10,7 +11,7 @@
  *
  * Options: --model <fp32.onnx> (default: train --fp32-model with the engine for --fp32-epochs, BN folded),
  * --fp32-model (resnet18-cifar), --fp32-width (1), --fp32-epochs (30), --epochs (QAT, 2), --batch (128),
- * --lr (default: QAT's), --optimizer (sgd), --lsq, --no-distill (QAT on the labels alone; default: the fp32 model teaches, as slim quantize --qat), --calib (512),
+ * --method (auto, or one of minmax|percentile|entropy|mse), --lr (default: QAT's), --optimizer (sgd), --lsq, --no-distill (QAT on the labels alone; default: the fp32 model teaches, as slim quantize --qat), --calib (512),
  * --train-limit, --test-limit, --threads (ORT and CPU training), --seed (0), --data-dir, --save-dir.
  */
 import { existsSync, mkdirSync } from 'node:fs';
@@ -19,12 +20,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { quantizationAwareTraining } from '../src/compress/qat/index.js';
-import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
+import { calibrateImages, CALIBRATION_METHODS, DEFAULT_STATIC, describeChoice, type CalibrationMethod } from '../src/compress/quantize/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
-import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
+import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { loadNative, type DeviceName } from '../src/engine/native.js';
 import { trainModel } from '../src/engine/train.js';
-import { dataInputs, type Graph } from '../src/onnx/graph.js';
+import type { Graph } from '../src/onnx/graph.js';
 import { encodeModel, readModel, writeModel } from '../src/onnx/io.js';
 import { foldBatchNorm } from '../src/passes/index.js';
 import { evaluate } from '../src/runtime/evaluate.js';
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     epochs: { type: 'string', default: '2' },
     batch: { type: 'string', default: '128' },
     lr: { type: 'string' },
+    method: { type: 'string', default: 'auto' },
     optimizer: { type: 'string', default: 'sgd' },
     lsq: { type: 'boolean', default: false },
     'no-distill': { type: 'boolean', default: false },
@@ -101,9 +103,18 @@ async function top1(g: Graph, label: string): Promise<number> {
 }
 
 // 2. PTQ with slim quantize's defaults.
+const method = args.method!;
+if (method !== 'auto' && !CALIBRATION_METHODS.includes(method as CalibrationMethod)) throw new Error(`--method takes auto or one of ${CALIBRATION_METHODS.join(', ')}`);
 const ptqStart = performance.now();
-const calibration: ImageSet = sampleImages(train, Number(args.calib), Number(args.seed));
-const ptq = await quantizeStatic(fp32, imageFeeds(calibration, { inputName: dataInputs(fp32)[0]!.name, normalization, batchSize: 64 }), DEFAULT_STATIC, { threads });
+const calibrated = await calibrateImages(fp32, train, method === 'auto' ? DEFAULT_STATIC : { ...DEFAULT_STATIC, calibration: { ...DEFAULT_STATIC.calibration, method: method as CalibrationMethod } }, {
+  normalization,
+  samples: Number(args.calib),
+  seed: Number(args.seed),
+  auto: method === 'auto',
+  threads,
+});
+if (calibrated.choice && calibrated.heldOut) log(describeChoice(calibrated.choice, calibrated.heldOut.labels.length));
+const ptq = calibrated.result;
 const ptqSeconds = (performance.now() - ptqStart) / 1000;
 
 // 3. QAT from PTQ's QDQ graph.
@@ -143,6 +154,7 @@ console.log(JSON.stringify({
   qat_minus_ptq_pt: round(100 * (qatTop1 - ptqTop1), 3),
   qat_minus_fp32_pt: round(100 * (qatTop1 - fp32Top1), 3),
   accept: { qat_ge_ptq: qatTop1 >= ptqTop1, qat_ge_fp32_minus_0_05_pt: qatTop1 >= fp32Top1 - 0.0005 },
+  ptq_method: calibrated.options.calibration.method,
   qat: { epochs: Number(args.epochs), batch: Number(args.batch), lr: args.lr ? Number(args.lr) : 'default', optimizer: args.optimizer, lsq: args.lsq, distill: !args['no-distill'], seed: Number(args.seed), train_images: args['train-limit'] ? Number(args['train-limit']) : train.labels.length },
   eval_images: testLimit ?? test.labels.length,
   fp32_train_s: round(fp32Seconds, 1),
