@@ -1,11 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
-import type { ImageSet } from '../../data/types.js';
+import type { ImageSet, Normalization } from '../../data/types.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { loadDataset, modelInputSize, type normalizationFor } from '../dataset.js';
+import { loadDataset, modelInputSize } from '../dataset.js';
 import { progress } from '../output.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
@@ -13,8 +13,6 @@ export interface EvalData {
   set: ImageSet;
   limit?: number;
 }
-
-export type Normalization = ReturnType<typeof normalizationFor>;
 
 export function isCifar(name: string): boolean {
   return ['cifar10', 'cifar-10'].includes(name.toLowerCase());

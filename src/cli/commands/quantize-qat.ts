@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { usageError } from '../../errors.js';
+import type { Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
@@ -7,7 +8,7 @@ import { quantizationAwareTraining } from '../../compress/qat/index.js';
 import { modelInputSize } from '../dataset.js';
 import { loadTrainTest, trainingProgress } from './distill.js';
 import { log } from '../output.js';
-import { checkImageSize, isCifar, top1, type EvalData, type Normalization } from './quantize-eval.js';
+import { checkImageSize, isCifar, top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */

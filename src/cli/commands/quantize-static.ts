@@ -1,6 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import { usageError } from '../../errors.js';
-import type { ImageSet } from '../../data/types.js';
+import type { Normalization } from '../../data/types.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { writeFileAtomic } from '../../onnx/io.js';
 import { defaultThreads } from '../../runtime/ort.js';
@@ -22,6 +22,7 @@ import {
   resolveCpu,
   sampleImages,
   scoresByMethod,
+  SENSITIVITY_IMAGES,
   sensitivitySvg,
   UINT8_ASYMMETRIC,
   weightErrors,
@@ -34,23 +35,20 @@ import {
 } from '../../compress/quantize/index.js';
 import { loadDataset, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, progress } from '../output.js';
-import { checkImageSize, isCifar, top1, type EvalData, type Normalization } from './quantize-eval.js';
+import { checkImageSize, isCifar, top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
 const REPORT_IMAGES = 256;
-const SENSITIVITY_IMAGES = 128;
-
 
 /** Everything a static (calibrated int8) run produced: what is written, and what --report and --qat reuse. */
 export interface StaticRun {
   /** The model to write: mixed precision and the Conv kernel layout applied. */
   output: Graph;
+  /** What `output` was built from (mixed precision and the Conv layout applied). */
   result: QuantizedResult;
-  staticOptions: StaticOptions;
-  calibSet: ImageSet;
-  prepared: CalibratedModel['prepared'];
-  collector: CalibratedModel['collector'];
+  /** The calibration: its options carry the range method --method auto chose. */
+  calibrated: CalibratedModel;
   mixed?: MixedPrecisionResult;
   sensitivity?: LayerSensitivity[];
   /** Top-1 already measured by --max-drop (so it is not measured twice). */
@@ -67,7 +65,7 @@ interface StaticContext {
   evalData: EvalData | undefined;
 }
 
-export function staticOptionsFrom(options: QuantizeCliOptions): StaticOptions {
+function staticOptionsFrom(options: QuantizeCliOptions): StaticOptions {
   return {
     ...DEFAULT_STATIC,
     activations: options.activationType === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
@@ -92,7 +90,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const { normalization, evalData } = ctx;
   const threads = options.threads;
   const extra: Record<string, unknown> = {};
-  let staticOptions = staticOptionsFrom(options);
+  const requested = staticOptionsFrom(options);
   // An image folder is read only up to --samples images (round-robin over classes), so memory does
   // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
   const folder = !isCifar(options.calib!);
@@ -100,7 +98,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const fullSet = await loadDataset({ ...ctx.data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph));
   checkImageSize(graph, fullSet, ctx.file, '--calib');
   const bar = progress('calibrate', Math.min(options.samples, fullSet.labels.length), 'img');
-  const calibrated = await calibrateImages(graph, fullSet, staticOptions, {
+  const calibrated = await calibrateImages(graph, fullSet, requested, {
     normalization,
     samples: options.samples,
     seed: options.seed,
@@ -108,8 +106,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
     ...(threads ? { threads } : {}),
     onProgress: (n) => bar.update(n),
   }).finally(() => bar.stop());
-  const { prepared, collector, result, choice, heldOut, calibSet } = calibrated;
-  staticOptions = calibrated.options;
+  const { prepared, result, choice, heldOut, calibSet, options: staticOptions } = calibrated;
   extra['calibration_seconds'] = calibrated.calibrationSeconds;
   extra['calibration_images'] = calibSet.labels.length;
   if (choice && heldOut) {
@@ -118,7 +115,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   } else if (auto) {
     log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
   }
-  const run: StaticRun = { output: result.graph, result, staticOptions, calibSet, prepared, collector, extra };
+  const run: StaticRun = { output: result.graph, result, calibrated, extra };
   if (options.maxDrop !== undefined) await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);
 
   // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
@@ -146,11 +143,12 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   const maxDrop = options.maxDrop!;
   if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
   const threads = options.threads;
-  const { prepared, collector, staticOptions: opts } = run;
-  const mixed = await meetTopOneBudget(graph, run.output, {
+  const { prepared, collector, options: opts } = run.calibrated;
+  const int8 = run.output;
+  const mixed = await meetTopOneBudget(graph, int8, {
     maxDropPt: maxDrop,
     build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: [...opts.exclude, ...floatLayers] }).graph,
-    evaluate: (g) => top1(g, evalData, normalization, threads, g === graph ? 'eval float' : 'eval int8'),
+    evaluate: (g) => top1(g, evalData, normalization, threads, g === graph ? 'eval float' : g === int8 ? 'eval int8' : 'eval mixed'),
     ranking: async () => rankBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options))),
     onOverBudget: (dropPt) => log(`top-1 drop ${dropPt.toFixed(2)} pt > --max-drop ${maxDrop}: ranking layers by sensitivity`),
     onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
@@ -166,11 +164,12 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
 }
 
 async function sensitivityFor(run: StaticRun, normalization: Normalization, options: QuantizeCliOptions): Promise<LayerSensitivity[]> {
-  const inputName = dataInputs(run.prepared.graph)[0]!.name;
-  const feeds = imageFeeds(sampleImages(run.calibSet, SENSITIVITY_IMAGES, options.seed), { inputName, normalization, batchSize: 32 });
+  const { prepared, collector, options: staticOptions, calibSet } = run.calibrated;
+  const inputName = dataInputs(prepared.graph)[0]!.name;
+  const feeds = imageFeeds(sampleImages(calibSet, SENSITIVITY_IMAGES, options.seed), { inputName, normalization, batchSize: 32 });
   const bar = progress('sensitivity', 100, '%');
   try {
-    return await layerSensitivity(run.prepared, run.collector, run.staticOptions, feeds, {
+    return await layerSensitivity(prepared, collector, staticOptions, feeds, {
       ...(options.threads ? { threads: options.threads } : {}),
       onProgress: (d, t) => bar.update(Math.round((100 * d) / t)),
     });
@@ -183,7 +182,7 @@ async function sensitivityFor(run: StaticRun, normalization: Normalization, opti
 export async function writeReport(file: string, run: StaticRun, summary: Record<string, unknown>, normalization: Normalization, options: QuantizeCliOptions): Promise<{ markdown: string; json: string; svg: string }> {
   const base = typeof options.report === 'string' ? options.report.replace(/\.(md|json|svg)$/, '') : join(dirname(options.output), `${basename(options.output).replace(/\.onnx$/, '')}.report`);
   const sensitivity = run.sensitivity ?? (await sensitivityFor(run, normalization, options));
-  const images = sampleImages(run.calibSet, REPORT_IMAGES, options.seed);
+  const images = sampleImages(run.calibrated.calibSet, REPORT_IMAGES, options.seed);
   const inputName = dataInputs(run.result.float)[0]!.name;
   const bar = progress('report', images.labels.length, 'img');
   let activations;
@@ -195,11 +194,11 @@ export async function writeReport(file: string, run: StaticRun, summary: Record<
   } finally {
     bar.stop();
   }
-  const s = run.staticOptions;
+  const s = run.calibrated.options;
   const report: QuantizeReport = {
     model: file,
     output: options.output,
-    settings: { method: s.calibration.method, ...(s.calibration.method === 'percentile' ? { percentile: s.calibration.percentile } : {}), activations: s.activations, per_channel: s.perChannel, reduce_range: s.reduceRange, bias_correction: s.biasCorrection, equalize: s.equalize, samples: run.calibSet.labels.length },
+    settings: { method: s.calibration.method, ...(s.calibration.method === 'percentile' ? { percentile: s.calibration.percentile } : {}), activations: s.activations, per_channel: s.perChannel, reduce_range: s.reduceRange, bias_correction: s.biasCorrection, equalize: s.equalize, samples: run.calibrated.calibSet.labels.length },
     size_bytes_before: summary['size_bytes_before'] as number,
     size_bytes_after: summary['size_bytes_after'] as number,
     ...(typeof summary['top1_before'] === 'number' ? { top1_before: summary['top1_before'] } : {}),

@@ -199,7 +199,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     file,
     output: options.output,
     mode: options.mode,
-    ...(run ? { method: run.staticOptions.calibration.method, samples: run.calibSet.labels.length } : {}),
+    ...(run ? { method: run.calibrated.options.calibration.method, samples: run.calibrated.calibSet.labels.length } : {}),
     size_bytes_before: fileBytes,
     size_bytes_after: bytes,
     size_ratio: bytes / fileBytes,

@@ -12,6 +12,9 @@ import { buildQuantized, type PreparedGraph, type StaticOptions } from './quanti
 import { planQuantization } from './mark.js';
 import { SQNR, type ErrorMetric, type MetricState } from './sqnr.js';
 
+/** Images a sensitivity scan runs (`slim quantize --report` / `--max-drop`, the pipeline's scan): a sample of the calibration set. */
+export const SENSITIVITY_IMAGES = 128;
+
 export interface LayerSensitivity {
   layer: string;
   opType: string;

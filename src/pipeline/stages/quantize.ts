@@ -29,6 +29,7 @@ import {
   rankBySensitivity,
   sampleImages,
   scoresByMethod,
+  SENSITIVITY_IMAGES,
   UINT8_ASYMMETRIC,
   type CalibrationMethod,
   type StaticOptions,
@@ -38,9 +39,6 @@ import type { Progress } from '../../cli/output.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
 import type { StageContext, StageOutput } from './context.js';
-
-/** Images the sensitivity scan runs (as `slim quantize --report`). */
-const SENSITIVITY_IMAGES = 128;
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
   const graph = await ctx.graphOf(from, 'model');
