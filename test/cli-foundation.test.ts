@@ -84,7 +84,6 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
   });
 
   it('benchmarks two models side by side with the documented JSON fields', async () => {
-    const other = fixturePath('torch-tiny-resnet-folded.onnx');
     const small = path.join(dir, 'small.onnx');
     await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', small]);
     const run = await runSlim(['bench', small, model, '--runs', '50', '--threads', '1', '--batch', '4', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '64', '--json']);
@@ -106,6 +105,10 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
       expect(lat.p50).toBeLessThanOrEqual(lat.p90);
       expect(lat.p90).toBeLessThanOrEqual(lat.p99);
     }
-    void other;
+    // Without a terminal the progress is a line every few seconds and one at the end, not one per update.
+    for (const file of [small, model]) {
+      const done = run.stderr.split('\n').filter((l) => l.startsWith(`bench ${file}: 100/100`));
+      expect(done, run.stderr).toHaveLength(1);
+    }
   });
 });

@@ -7,6 +7,7 @@ import { emptyGraph, type Dim, type Graph } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { makeTensor } from '../src/onnx/tensor.js';
 import { benchmark, latencyStats, percentile } from '../src/runtime/benchmark.js';
+import { benchmarkInChild } from '../src/runtime/benchmark-isolated.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -141,5 +142,30 @@ describe('benchmark', () => {
     const e = await errorOf(benchmark(TINY, { ...quick, runs: 20 }));
     expect(e.kind).toBe('usage');
     expect(e.message).toContain('runs must be a whole number ≥ 50');
+  });
+});
+
+describe('benchmarkInChild', () => {
+  it('measures in a process of its own: 200 MB held here are not in its peak RSS', async () => {
+    const ballast = new Uint8Array(200e6).fill(1); // resident in this process
+    const here = residentBytes();
+    const phases = new Set<string>();
+    const result = await benchmarkInChild(TINY, { ...quick, onProgress: (_d, _t, phase) => phases.add(phase) });
+    expect(ballast[ballast.length - 1]).toBe(1);
+    expect(here).toBeGreaterThan(200e6);
+    expect(result.peakRssBytes).toBeLessThan(here - 150e6);
+    expect(result.peakRssBytes).toBeGreaterThan(10e6);
+    expect(result.samplesMs).toHaveLength(50);
+    expect(result.latencyMs.p50).toBeGreaterThan(0);
+    expect([...phases].sort()).toEqual(['latency', 'throughput', 'warmup']);
+  });
+
+  it("keeps a SlimError's kind and message across the process boundary", async () => {
+    const usage = await errorOf(benchmarkInChild(TINY, { ...quick, runs: 20 }));
+    expect(usage.kind).toBe('usage');
+    expect(usage.message).toContain('runs must be a whole number ≥ 50');
+    const missing = await errorOf(benchmarkInChild(path.join(REPO, 'no-such-model.onnx'), quick));
+    expect(missing.kind).toBe('input');
+    expect(missing.message).toContain('no-such-model.onnx: file not found');
   });
 });

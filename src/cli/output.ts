@@ -50,12 +50,15 @@ export function progress(label: string, total: number, unit = 'items'): Progress
       stop: () => bar.stop(),
     };
   }
+  // Without a terminal: a line every 5 s, and one (not one per update) when the total is reached.
   let last = performance.now();
+  let finished = false;
   return {
     update(done, fields) {
       const now = performance.now();
-      if (now - last < 5000 && done < total) return;
+      if (finished || (now - last < 5000 && done < total)) return;
       last = now;
+      finished = done >= total;
       const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
       log(`${label}: ${done}/${total} ${unit}${extra}`);
     },

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { loadModel } from '../../onnx/validate.js';
-import { benchmark, type BenchmarkPhase } from '../../runtime/benchmark.js';
+import type { BenchmarkPhase } from '../../runtime/benchmark.js';
+import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { modelStats } from '../../runtime/stats.js';
@@ -60,7 +61,8 @@ export function registerBench(program: Command): void {
         const bytes = await readFile(file);
         const stats = modelStats(graph, facts, bytes);
         const bar = progress(`bench ${file}`, 100, '%');
-        const timing = await benchmark(bytes, {
+        // A process per model: its peak RSS and latency owe nothing to the models before it.
+        const timing = await benchmarkInChild(file, {
           threads,
           batch: 1,
           warmupRuns: options.warmup,
