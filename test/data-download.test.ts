@@ -148,6 +148,7 @@ describe('downloadCifar10 from a local server', () => {
   const sha = Object.fromEntries(Object.entries(files).map(([k, v]) => [k, sha256(v)]));
   let server: http.Server;
   let base = '';
+  let archiveRequests = 0;
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
@@ -155,6 +156,7 @@ describe('downloadCifar10 from a local server', () => {
         res.writeHead(200, { 'content-length': 100 });
         res.write('abc'); // …and nothing more.
       } else if (req.url === '/cifar.tar.gz') {
+        archiveRequests++;
         res.writeHead(200, { 'content-length': archive.length });
         // Two writes with a pause, so the client sees more than one chunk.
         res.write(archive.subarray(0, archive.length >> 1));
@@ -209,6 +211,33 @@ describe('downloadCifar10 from a local server', () => {
     } finally {
       if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
     }
+  });
+
+  it('loading both splits at once downloads once', async () => {
+    const cacheDir = tempDir('cache');
+    const saved = process.env['SLIM_DATA_DIR'];
+    delete process.env['SLIM_DATA_DIR'];
+    const before = archiveRequests;
+    try {
+      const both = await Promise.allSettled(['train', 'test'].map((split) => loadCifar10(split as 'train' | 'test', { cacheDir, downloadUrl: `${base}/cifar.tar.gz` })));
+      // The fake archive fails the official md5; what matters is that one request served both.
+      expect(both.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      expect(archiveRequests - before).toBe(1);
+    } finally {
+      if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
+    }
+  });
+
+  it('removes the temp files of downloads whose process died, keeps a live one\'s', async () => {
+    const cacheDir = tempDir('cache');
+    const dead = 'cifar-10-binary.tar.gz.999999999-1.partial'; // beyond any pid_max
+    const deadStaging = '.cifar10.999999999-1.partial';
+    const live = `cifar-10-binary.tar.gz.${process.pid}-1.partial`;
+    fs.writeFileSync(path.join(cacheDir, dead), 'x');
+    fs.mkdirSync(path.join(cacheDir, deadStaging));
+    fs.writeFileSync(path.join(cacheDir, live), 'x');
+    await downloadCifar10({ cacheDir, url: `${base}/cifar.tar.gz`, md5: md5(archive), sha256: sha });
+    expect(fs.readdirSync(cacheDir).sort()).toEqual([live, 'cifar10', 'verified.json']);
   });
 
   it('rejects a member whose sha256 differs', async () => {

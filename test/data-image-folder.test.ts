@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coverBox, loadImageFile, loadImageFolder } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
+import { loadTrainTest } from '../src/cli/dataset.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 
 afterAll(removeTempDirs);
@@ -156,5 +157,43 @@ describe('loadImageFile', () => {
     expect(px(stretched.pixels, [8, 16], 0, 4, 15)).toEqual(BLUE);
     await expect(loadImageFile(Buffer.from('nope'))).rejects.toThrow(/^\(image bytes\): cannot read image/);
     await expect(loadImageFile(png, { size: [0, 4] })).rejects.toThrow(/image size must be two whole numbers/);
+  });
+});
+
+describe('loadTrainTest (image folders)', () => {
+  async function writeSplit(root: string, classes: Record<string, RGB>): Promise<void> {
+    for (const [name, colour] of Object.entries(classes)) {
+      fs.mkdirSync(path.join(root, name), { recursive: true });
+      await sharp(solid(8, 8, colour), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, name, 'a.png'));
+    }
+  }
+
+  it("numbers test/ by train/'s classes when test/ lacks one", async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });
+    await writeSplit(path.join(root, 'test'), { cat: RED, frog: BLUE });
+    const { train, test } = await loadTrainTest(root, { size: [8, 8] });
+    expect(train.classes).toEqual(['cat', 'dog', 'frog']);
+    expect(test.classes).toEqual(['cat', 'dog', 'frog']);
+    expect([...test.labels]).toEqual([0, 2]); // frog stays 2, not 1
+    expect(px(test.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
+  });
+
+  it('a class only test/ has is an error that names it', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN });
+    await writeSplit(path.join(root, 'test'), { cat: RED, dgo: GREEN });
+    const e = await loadTrainTest(root, { size: [8, 8] }).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(SlimError);
+    expect((e as SlimError).message).toMatch(/test: has class folder dgo that train\/ does not \(train\/ has cat, dog\)/);
+  });
+
+  it('a link inside a class folder back to the root does not pull in the other classes', async () => {
+    const root = tempDir('loop');
+    await writeSplit(root, { cat: RED, dog: GREEN });
+    fs.symlinkSync(root, path.join(root, 'cat', 'up'));
+    fs.symlinkSync(path.join(root, 'cat'), path.join(root, 'cat', 'self'));
+    const set = await loadImageFolder(root, { size: [8, 8] });
+    expect([...set.labels]).toEqual([0, 1]);
   });
 });

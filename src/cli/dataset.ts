@@ -1,9 +1,12 @@
 import { stat } from 'node:fs/promises';
-import { usageError } from '../errors.js';
-import { loadCifar10 } from '../data/cifar10.js';
-import { loadImageFolder } from '../data/image-folder.js';
+import path from 'node:path';
+import { inputError, usageError } from '../errors.js';
+import { loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
+import type { DownloadProgress } from '../data/download.js';
+import { classFolders, loadImageFolder } from '../data/image-folder.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
+import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
   data?: string;
@@ -26,16 +29,68 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
   const name = options.data;
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
   const limit = options.limit !== undefined ? { limit: options.limit } : {};
-  if (name.toLowerCase() === 'cifar10' || name.toLowerCase() === 'cifar-10') {
+  if (isCifar10(name)) {
     const split = options.split ?? 'test';
     if (split !== 'test' && split !== 'train') throw usageError(`--split must be 'test' or 'train', got '${split}'`);
-    return loadCifar10(split, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit });
+    return withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit }));
   }
   const info = await stat(name).catch(() => undefined);
   if (!info?.isDirectory()) {
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
   return loadImageFolder(name, { ...(inputSize ? { size: inputSize } : {}), ...limit });
+}
+
+export function isCifar10(name: string): boolean {
+  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
+}
+
+/**
+ * Training and test images: CIFAR-10's two splits, or the train/ and test/ subfolders of a folder of
+ * class folders, resized to the model's input. Test labels use train/'s class numbering, so a class
+ * folder missing from test/ cannot shift the others; a class only test/ has is an error.
+ */
+export async function loadTrainTest(data: string, options: { dataDir?: string; size?: [number, number] | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
+  if (isCifar10(data)) {
+    const dir = options.dataDir ? { dataDir: options.dataDir } : {};
+    return withDownloadBar(async (cifar) => {
+      const train = await loadCifar10('train', { ...cifar, ...dir });
+      return { train, test: await loadCifar10('test', { ...cifar, ...dir }) };
+    });
+  }
+  const info = await stat(data).catch(() => undefined);
+  if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
+  const size = options.size ? { size: options.size } : {};
+  const train = await loadImageFolder(path.join(data, 'train'), size);
+  const testDir = path.join(data, 'test');
+  const unknown = (await classFolders(testDir)).filter((c) => !train.classes.includes(c));
+  if (unknown.length > 0) {
+    throw inputError({
+      file: testDir,
+      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${train.classes.join(', ')})`,
+      fix: 'give train/ and test/ the same class folders',
+    });
+  }
+  const present = new Set(await classFolders(testDir));
+  const test = await loadImageFolder(testDir, { ...size, classes: train.classes.filter((c) => present.has(c)) });
+  // Renumber to train/'s classes: test/ may lack a class, never reorder one.
+  const toTrain = test.classes.map((c) => train.classes.indexOf(c));
+  const labels = test.labels.map((l) => toTrain[l]!);
+  return { train, test: { ...test, classes: train.classes, labels } };
+}
+
+/** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */
+async function withDownloadBar<T>(load: (options: Pick<LoadCifar10Options, 'onDownloadProgress'>) => Promise<T>): Promise<T> {
+  let bar: Progress | undefined;
+  const onDownloadProgress = ({ received, total }: DownloadProgress): void => {
+    bar ??= progress('download cifar-10-binary.tar.gz', total !== undefined ? Math.ceil(total / 2 ** 20) : 0, 'MiB');
+    bar.update(Math.floor(received / 2 ** 20));
+  };
+  try {
+    return await load({ onDownloadProgress });
+  } finally {
+    bar?.stop();
+  }
 }
 
 function metadataNumbers(graph: Graph, key: string): number[] | undefined {

@@ -2,36 +2,100 @@ import { InvalidArgumentError, type Command } from 'commander';
 
 /** Parsers and shared option sets for commands; bad values are usage errors (exit 2). */
 
+/** A decimal number as written: not '' (which Number reads as 0), not hex, not with units. */
+function parseNumber(value: string): number {
+  const text = value.trim();
+  return /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(text) ? Number(text) : NaN;
+}
+
+/** A whole number written with digits only (Number would also take '1e2' and '0x10'). */
+function parseWhole(value: string): number {
+  const text = value.trim();
+  return /^\+?\d+$/.test(text) ? Number(text) : NaN;
+}
+
 export function positiveInt(name: string): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
+    const n = parseWhole(value);
+    if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
     return n;
   };
 }
 
 export function nonNegativeInt(name: string): (value: string) => number {
   return (value) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${value}'`);
+    const n = parseWhole(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer, got '${value}'`);
     return n;
   };
 }
 
 export function positiveNumber(name: string): (value: string) => number {
   return (value) => {
-    const n = Number(value);
+    const n = parseNumber(value);
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got '${value}'`);
+    return n;
+  };
+}
+
+export function nonNegativeNumber(name: string): (value: string) => number {
+  return (value) => {
+    const n = parseNumber(value);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number ≥ 0, got '${value}'`);
+    return n;
+  };
+}
+
+/** A number in [lo, hi]. */
+export function inRange(name: string, lo: number, hi: number): (value: string) => number {
+  return (value) => {
+    const n = parseNumber(value);
+    if (!(n >= lo && n <= hi)) throw new InvalidArgumentError(`${name} must be in [${lo}, ${hi}], got '${value}'`);
+    return n;
+  };
+}
+
+/** A number in [0, 1). */
+export function fraction(name: string): (value: string) => number {
+  return (value) => {
+    const n = parseNumber(value);
+    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1), got '${value}'`);
+    return n;
+  };
+}
+
+export function oneOf<T extends string>(name: string, allowed: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+    return value as T;
+  };
+}
+
+/** A TCP port; `lowest` 0 lets the system pick a free one. */
+export function port(name: string, lowest: 0 | 1): (value: string) => number {
+  return (value) => {
+    const n = parseWhole(value);
+    if (!(n >= lowest && n <= 65535)) throw new InvalidArgumentError(`${name} must be a port number in ${lowest}–65535, got '${value}'`);
     return n;
   };
 }
 
 export function numberList(name: string, length: number): (value: string) => number[] {
   return (value) => {
-    const parts = value.split(',').map((s) => Number(s.trim()));
+    const parts = value.split(',').map(parseNumber);
     if (parts.length !== length || parts.some((n) => !Number.isFinite(n))) {
       throw new InvalidArgumentError(`${name} takes ${length} comma-separated numbers, got '${value}'`);
     }
+    return parts;
+  };
+}
+
+/** Per-channel standard deviations: dividing by zero or a negative number would silently ruin every score. */
+export function stdList(name: string, length: number): (value: string) => number[] {
+  const list = numberList(name, length);
+  return (value) => {
+    const parts = list(value);
+    if (parts.some((n) => n <= 0)) throw new InvalidArgumentError(`${name} values must be > 0, got '${value}'`);
     return parts;
   };
 }
@@ -50,7 +114,7 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     .option('--split <split>', "CIFAR-10 split to use: 'test' or 'train'", 'test')
     .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
     .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3));
+    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3));
 }
 
 export function withThreads(cmd: Command): Command {

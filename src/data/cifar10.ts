@@ -118,12 +118,20 @@ export async function resolveCifar10Dir(
   }
   const cached = path.join(options.cacheDir, 'cifar10');
   if (missingFiles(cached).length === 0) return cached;
-  return downloadCifar10({
-    cacheDir: options.cacheDir,
-    ...(options.downloadUrl ? { url: options.downloadUrl } : {}),
-    ...(options.onDownloadProgress ? { onProgress: options.onDownloadProgress } : {}),
-  });
+  // Loading both splits at once must not start two downloads that replace each other's folder.
+  let download = downloadsInFlight.get(options.cacheDir);
+  if (!download) {
+    download = downloadCifar10({
+      cacheDir: options.cacheDir,
+      ...(options.downloadUrl ? { url: options.downloadUrl } : {}),
+      ...(options.onDownloadProgress ? { onProgress: options.onDownloadProgress } : {}),
+    }).finally(() => downloadsInFlight.delete(options.cacheDir));
+    downloadsInFlight.set(options.cacheDir, download);
+  }
+  return download;
 }
+
+const downloadsInFlight = new Map<string, Promise<string>>();
 
 function missingFiles(dir: string): string[] {
   return [...CIFAR10_TRAIN_FILES, ...CIFAR10_TEST_FILES].filter((f) => !existsSync(path.join(dir, f)));

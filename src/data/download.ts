@@ -48,6 +48,7 @@ export async function downloadCifar10(options: DownloadCifar10Options): Promise<
     });
   });
 
+  await removeAbandonedDownloads(options.cacheDir);
   const tag = `${process.pid}-${Date.now()}`;
   const archive = path.join(options.cacheDir, `cifar-10-binary.tar.gz.${tag}.partial`);
   const staging = path.join(options.cacheDir, `.cifar10.${tag}.partial`);
@@ -216,6 +217,28 @@ async function checkMembers(
     }
   }
   return actual;
+}
+
+/**
+ * Temp files of downloads whose process is gone (killed by Ctrl-C or a crash, so its `finally` never
+ * ran): up to 170 MB each, they would pile up in the cache. A live process's files are left alone.
+ */
+async function removeAbandonedDownloads(cacheDir: string): Promise<void> {
+  const TEMP = /^(?:cifar-10-binary\.tar\.gz\.|\.cifar10\.)(\d+)-\d+\.partial$|^cifar10\.(\d+)\.old$/;
+  for (const name of await fs.readdir(cacheDir).catch(() => [] as string[])) {
+    const match = TEMP.exec(name);
+    const pid = Number(match?.[1] ?? match?.[2]);
+    if (match && !processAlive(pid)) await fs.rm(path.join(cacheDir, name), { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
 }
 
 /** Renames the finished staging folder to `target`, replacing an incomplete one. */

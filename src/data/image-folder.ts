@@ -56,7 +56,10 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   const root = path.resolve(dir);
   const size = checkSize(options.size);
   const classes = await listClasses(root, options.classes);
-  const perClass = await Promise.all(classes.map((name) => listImages(path.join(root, name))));
+  // Folders reached through links are skipped when they are the root, a class folder or already seen:
+  // a link back up would otherwise count other classes' images as this class's (or loop).
+  const known = await Promise.all([root, ...classes.map((name) => path.join(root, name))].map((p) => fs.realpath(p).catch(() => p)));
+  const perClass = await Promise.all(classes.map((name) => listImages(path.join(root, name), new Set(known))));
   for (const [label, files] of perClass.entries()) {
     if (files.length === 0) {
       throw inputError({
@@ -174,7 +177,8 @@ function checkSize(size: [number, number] | undefined): [number, number] {
   return [h, w];
 }
 
-async function listClasses(root: string, given: string[] | undefined): Promise<string[]> {
+/** The class subfolders of `root` (not hidden; symlinks to folders count), in code-point order. */
+export async function classFolders(root: string): Promise<string[]> {
   let entries: Dirent[];
   try {
     entries = await fs.readdir(root, { withFileTypes: true });
@@ -189,7 +193,11 @@ async function listClasses(root: string, given: string[] | undefined): Promise<s
   for (const entry of entries) {
     if (!entry.name.startsWith('.') && (await isDirectory(path.join(root, entry.name), entry))) folders.push(entry.name);
   }
-  folders.sort(byCodePoint);
+  return folders.sort(byCodePoint);
+}
+
+async function listClasses(root: string, given: string[] | undefined): Promise<string[]> {
+  const folders = await classFolders(root);
   const classes = given ?? folders;
   if (classes.length === 0) {
     throw inputError({
@@ -214,15 +222,19 @@ async function listClasses(root: string, given: string[] | undefined): Promise<s
   return classes;
 }
 
-/** Image files under a class folder, recursively, in sorted order. */
-async function listImages(folder: string): Promise<string[]> {
+/** Image files under a class folder, recursively, in sorted order; folders whose real path is in `seen` are skipped. */
+async function listImages(folder: string, seen: Set<string>): Promise<string[]> {
   const out: string[] = [];
   const entries = (await fs.readdir(folder, { withFileTypes: true })).sort((a, b) => byCodePoint(a.name, b.name));
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
     const full = path.join(folder, entry.name);
-    if (await isDirectory(full, entry)) out.push(...(await listImages(full)));
-    else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(full);
+    if (await isDirectory(full, entry)) {
+      const real = await fs.realpath(full).catch(() => full);
+      if (seen.has(real)) continue;
+      seen.add(real);
+      out.push(...(await listImages(full, seen)));
+    } else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(full);
   }
   return out;
 }

@@ -56,6 +56,12 @@ export interface ZooOptions {
   classNames?: string[];
 }
 
+/** [H, W] of a zoo model's input, without building it. */
+export function zooInputSize(name: ZooName): [number, number] {
+  const size = resnetInputSize(ZOO[name].stem);
+  return [size, size];
+}
+
 export function isZooName(name: string): name is ZooName {
   return Object.hasOwn(ZOO, name);
 }

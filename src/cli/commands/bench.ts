@@ -55,7 +55,8 @@ export function registerBench(program: Command): void {
     .action(async (files: string[], options: BenchOptions) => {
       const threads = options.threads ?? (await import('node:os')).availableParallelism();
       const rows: BenchRow[] = [];
-      let set: ImageSet | undefined;
+      // One copy of the images per input size: models of different sizes get their own resize.
+      const sets = new Map<string, Promise<ImageSet>>();
       for (const file of files) {
         const { graph, facts } = await loadModel(file);
         const bytes = await readFile(file);
@@ -85,8 +86,11 @@ export function registerBench(program: Command): void {
           threads,
         };
         if (options.data) {
-          set ??= await loadDataset(options, modelInputSize(graph));
-          const model = await openSession(bytes, { threads });
+          const size = modelInputSize(graph);
+          const key = size?.join('x') ?? 'as stored';
+          if (!sets.has(key)) sets.set(key, loadDataset(options, size));
+          const set = await sets.get(key)!;
+          const model = await openSession(bytes, { threads, label: file });
           const total = Math.min(options.limit ?? Infinity, set.labels.length);
           const evalBar = progress(`eval ${file}`, total, 'img');
           try {

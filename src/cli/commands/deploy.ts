@@ -5,7 +5,7 @@ import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { numberList, positiveInt, withJson } from '../options.js';
+import { numberList, port, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
   labels?: string;
@@ -40,7 +40,7 @@ export function withModelFlags(cmd: Command): Command {
     .option('--labels <file>', 'class names, one per line in output order (default: the model metadata)')
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
     .option('--mean <r,g,b>', 'per-channel mean of pixels scaled to 0..1 (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3))
+    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3))
     .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", (v: string) => {
       if (v !== 'shorter-side' && v !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${v}'`);
       return v;
@@ -87,7 +87,7 @@ export function registerDeploy(program: Command): void {
           return v;
         })
         .requiredOption('--out <dir>', 'bundle folder to create')
-        .option('--port <n>', 'port for the systemd unit and README', positiveInt('--port'), 8080)
+        .option('--port <n>', 'port for the systemd unit and README', port('--port', 1), 8080)
         .option('--install', 'also put node_modules for the target into the bundle (npm; works offline on the device)')
         .option('--force', 'replace an existing bundle at --out'),
     ),

@@ -1,11 +1,7 @@
 import path from 'node:path';
-import { stat } from 'node:fs/promises';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
-import { loadCifar10 } from '../../data/cifar10.js';
-import { loadImageFolder } from '../../data/image-folder.js';
-import type { ImageSet } from '../../data/types.js';
 import type { TrainProgress } from '../../engine/train.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -15,9 +11,9 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { modelInputSize, normalizationFor } from '../dataset.js';
+import { loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
@@ -56,22 +52,6 @@ interface DistillCliOptions extends CommonOptions {
   verify: boolean;
 }
 
-function inRange(name: string, lo: number, hi: number): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!(n >= lo && n <= hi)) throw new InvalidArgumentError(`${name} must be in [${lo}, ${hi}], got '${value}'`);
-    return n;
-  };
-}
-
-function oneOf<T extends string>(name: string, allowed: readonly T[]): (value: string) => T {
-  return (value) => {
-    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
-    return value as T;
-  };
-}
-
-/** A progress bar for engine training (epochs, loss, accuracy, speed); shared with `slim quantize --qat`. */
 /** A progress bar over training steps; `note` (a hint) is printed when the first step has run. */
 export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
   let bar: Progress | undefined;
@@ -86,20 +66,6 @@ export function trainingProgress(label: string, note?: string): { onProgress: (p
     },
     stop: () => bar?.stop(),
   };
-}
-
-/** 'cifar10', or a folder with train/ and test/ subfolders of class folders (resized to the model's input). */
-export async function loadTrainTest(data: string, options: { dataDir?: string; size?: [number, number] }): Promise<{ train: ImageSet; test: ImageSet }> {
-  if (['cifar10', 'cifar-10'].includes(data.toLowerCase())) {
-    const dir = options.dataDir ? { dataDir: options.dataDir } : {};
-    const [train, test] = await Promise.all([loadCifar10('train', dir), loadCifar10('test', dir)]);
-    return { train, test };
-  }
-  const info = await stat(data).catch(() => undefined);
-  if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
-  const size = options.size ? { size: options.size } : {};
-  const [train, test] = await Promise.all([loadImageFolder(path.join(data, 'train'), size), loadImageFolder(path.join(data, 'test'), size)]);
-  return { train, test };
 }
 
 export function registerDistill(program: Command): void {
@@ -122,7 +88,7 @@ export function registerDistill(program: Command): void {
       .option('--cuda-graphs', 'CUDA + SGD: capture the training step (teacher included) once and replay it')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw'] as const), 'sgd')
-      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', Number)
+      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', nonNegativeNumber('--weight-decay'))
       .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', oneOf('--schedule', ['onecycle', 'cosine', 'constant'] as const), 'onecycle')
       .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', inRange('--warmup', 0, 0.999))
       .option('--label-smoothing <x>', 'label smoothing of the hard-label loss', inRange('--label-smoothing', 0, 0.999), 0)

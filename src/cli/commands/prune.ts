@@ -13,8 +13,7 @@ import {
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
-import { loadCifar10 } from '../../data/cifar10.js';
-import { loadDataset, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { isCifar10, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
@@ -309,9 +308,7 @@ function check(o: PruneOptions): void {
 async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
-  if (o.data.toLowerCase().replace('-', '') === 'cifar10') {
-    return { train: await loadCifar10('train', dataDir), test: await loadCifar10('test', dataDir) };
-  }
+  if (isCifar10(o.data)) return loadTrainTest(o.data, dataDir);
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph));
   return { train: set, test: set };
 }

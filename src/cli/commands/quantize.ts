@@ -19,7 +19,7 @@ import {
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
 import { normalizationFor, type DataOptions } from '../dataset.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { nonNegativeInt, numberList, positiveInt, positiveNumber, withJson, withThreads } from '../options.js';
+import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
@@ -99,7 +99,7 @@ export function registerQuantize(program: Command): void {
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
         .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-        .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', numberList('--std', 3))
+        .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3))
         .option('--qat', 'quantization-aware training: fine-tune the calibrated int8 model with its quantization simulated, then write it')
         .option('--data <cifar10|folder>', "--qat training data: 'cifar10', or a folder with train/ and test/ subfolders (default calibration images: its training split)")
         .option('--epochs <n>', '--qat: passes over the training data', positiveInt('--epochs'), 1)

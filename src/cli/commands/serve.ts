@@ -9,7 +9,7 @@ import { openClassifier, type Classifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { VERSION } from '../../version.js';
 import { log, type CommonOptions } from '../output.js';
-import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
+import { port, positiveInt, withJson, withThreads } from '../options.js';
 import { modelOptions, withModelFlags, type ModelFlags } from './deploy.js';
 
 interface ServeFlags extends CommonOptions, ModelFlags {
@@ -29,7 +29,7 @@ export function registerServe(program: Command): void {
           .command('serve')
           .description('serve a model or bundle over HTTP: POST /v1/classify, GET /healthz, GET /metrics (the bundle server, locally)')
           .argument('<model|bundle>', 'an .onnx classifier or a folder written by slim deploy (a web bundle is served as a site too)')
-          .option('--port <n>', 'port (0: any free port)', nonNegativeInt('--port'), 8080)
+          .option('--port <n>', 'port (0: any free port)', port('--port', 0), 8080)
           .option('--host <addr>', 'address to bind (0.0.0.0: every interface)', '127.0.0.1')
           .option('--max-body-mb <n>', 'largest upload in MiB', positiveInt('--max-body-mb'), 10)
           .option('--queue <n>', 'requests held at once; more get 503 with Retry-After', positiveInt('--queue'), 256)

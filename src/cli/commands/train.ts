@@ -1,10 +1,5 @@
-import path from 'node:path';
-import { stat } from 'node:fs/promises';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { loadCifar10 } from '../../data/cifar10.js';
-import { loadImageFolder } from '../../data/image-folder.js';
-import type { ImageSet } from '../../data/types.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
@@ -18,10 +13,10 @@ import { foldBatchNorm } from '../../passes/index.js';
 import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { modelInputSize, normalizationFor } from '../dataset.js';
+import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
+import { loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
@@ -61,21 +56,6 @@ interface TrainCliOptions extends CommonOptions {
   distBucketMb: number;
 }
 
-function fraction(name: string): (value: string) => number {
-  return (value) => {
-    const n = Number(value);
-    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1), got '${value}'`);
-    return n;
-  };
-}
-
-function choice(name: string, allowed: readonly string[]): (value: string) => string {
-  return (value) => {
-    if (!allowed.includes(value)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
-    return value;
-  };
-}
-
 export function registerTrain(program: Command): void {
   withJson(
     program
@@ -87,13 +67,13 @@ export function registerTrain(program: Command): void {
       .requiredOption('--out <file.onnx>', 'where to write the trained model')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
       .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
-      .option('--device <cpu|cuda>', 'where to train', choice('--device', ['cpu', 'cuda']), 'cpu')
-      .option('--precision <p>', 'auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 (also on CPUs with AMX: ~2× faster) or fp16 (CUDA)', choice('--precision', PRECISIONS), 'auto')
+      .option('--device <cpu|cuda>', 'where to train', oneOf('--device', ['cpu', 'cuda']), 'cpu')
+      .option('--precision <p>', 'auto (bf16 autocast on CUDA, fp32 on CPU), fp32, bf16 (also on CPUs with AMX: ~2× faster) or fp16 (CUDA)', oneOf('--precision', PRECISIONS), 'auto')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
-      .option('--optimizer <sgd|adamw>', 'update rule', choice('--optimizer', ['sgd', 'adamw']), 'sgd')
+      .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw']), 'sgd')
       .option('--momentum <x>', 'SGD momentum (Nesterov), default 0.9', fraction('--momentum'))
-      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', Number)
-      .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', choice('--schedule', ['onecycle', 'cosine', 'constant']), 'onecycle')
+      .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', nonNegativeNumber('--weight-decay'))
+      .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', oneOf('--schedule', ['onecycle', 'cosine', 'constant']), 'onecycle')
       .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', fraction('--warmup'))
       .option('--label-smoothing <x>', 'cross-entropy label smoothing', fraction('--label-smoothing'), 0)
       .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
@@ -153,13 +133,19 @@ export function registerTrain(program: Command): void {
       // CPU ranks on one host share its cores (torchrun, srun): split them unless --threads says otherwise.
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
-      const data = await loadTrainingData(options);
+      // An .onnx model is read first: its input size decides how image folders are resized.
+      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model);
+      const data = await loadTrainTest(options.data, {
+        ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+        size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
+      });
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
       if (writer && leftOver > 0) {
         log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
       }
-      const graph = await trainingGraph(await modelFor(options, data.train.classes.length), data.train, { ...options, quiet: !writer, file: options.model });
+      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? data.train.classes.length });
+      const graph = await trainingGraph(model, data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {
@@ -255,27 +241,11 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadTrainingData(options: TrainCliOptions): Promise<{ train: ImageSet; test: ImageSet }> {
-  const name = options.data;
-  if (name.toLowerCase() === 'cifar10' || name.toLowerCase() === 'cifar-10') {
-    const dir = options.dataDir ? { dataDir: options.dataDir } : {};
-    const [train, test] = await Promise.all([loadCifar10('train', dir), loadCifar10('test', dir)]);
-    return { train, test };
+async function loadOnnxModel(file: string): Promise<Graph> {
+  if (!file.endsWith('.onnx')) {
+    throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
-  const info = await stat(name).catch(() => undefined);
-  if (!info?.isDirectory()) throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders');
-  const [train, test] = await Promise.all([loadImageFolder(path.join(name, 'train')), loadImageFolder(path.join(name, 'test'))]);
-  return { train, test };
-}
-
-async function modelFor(options: TrainCliOptions, dataClasses: number): Promise<Graph> {
-  if (isZooName(options.model)) {
-    return buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? dataClasses });
-  }
-  if (!options.model.endsWith('.onnx')) {
-    throw usageError(`--model '${options.model}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
-  }
-  const { graph } = await loadModel(options.model);
-  if (modelInputSize(graph) === undefined) log(`note: ${options.model} does not state its input size; using the data set's`);
+  const { graph } = await loadModel(file);
+  if (modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
   return graph;
 }
