@@ -14,6 +14,10 @@ import { CIFAR10_CLASSES, loadImageFolder } from '../src/data/index.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { deploy, type DeployResult } from '../src/deploy/bundle.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
+import { prepareModel } from '../src/deploy/prepare-model.js';
+import { convertFloat16 } from '../src/compress/quantize/index.js';
+import { writeModel } from '../src/onnx/io.js';
+import { buildZooModel } from '../src/zoo/index.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
@@ -165,5 +169,36 @@ describe('slim deploy safety and errors', () => {
     ));
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--target must be one of/);
+  });
+});
+
+describe('output kind', () => {
+  it('a Softmax behind fp16 conversion casts still gives probabilities (scored once, not softmaxed twice)', async () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.125 });
+    const logits = graph.outputs[0]!.name;
+    graph.nodes.push({ name: 'softmax', opType: 'Softmax', domain: '', inputs: [`${logits}_raw`], outputs: [logits], attributes: { axis: { type: 'int', value: 1 } } });
+    for (const n of graph.nodes.slice(0, -1)) n.outputs = n.outputs.map((o) => (o === logits ? `${logits}_raw` : o));
+    const float = path.join(dir, 'softmax.onnx');
+    const half = path.join(dir, 'softmax.fp16.onnx');
+    await writeModel(graph, float);
+    await writeModel(convertFloat16(graph, 'full').graph, half);
+    expect((await prepareModel(float)).config.model.outputKind).toBe('probabilities');
+    expect((await prepareModel(half)).config.model.outputKind).toBe('probabilities');
+    expect((await prepareModel(modelFile)).config.model.outputKind).toBe('logits');
+  });
+});
+
+describe('install.sh', () => {
+  it('refuses a 32-bit Node (Raspberry Pi OS 32-bit on a 64-bit kernel) before installing anything', async () => {
+    const fakeBin = path.join(dir, 'fake-bin');
+    await mkdir(fakeBin, { recursive: true });
+    // `node -p process.arch` on 32-bit Raspberry Pi OS prints arm, whatever `uname -m` says.
+    await writeFile(path.join(fakeBin, 'node'), '#!/bin/sh\necho arm\n', { mode: 0o755 });
+    const result = await run('sh', [path.join(bundle.out, 'install.sh')], { env: { ...process.env, PATH: `${fakeBin}:${process.env['PATH']}` } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Node\.js here is built for arm; bundles run on 64-bit Node/);
   });
 });

@@ -199,6 +199,37 @@ describe('bounded queue and graceful shutdown', () => {
     await s.shutdown();
   });
 
+  it('holds at most maxBufferedBytes of uploads: stalled uploads cannot take all the memory', async () => {
+    const MiB = 1024 * 1024;
+    const s = createClassifyServer({ classifier, maxBodyBytes: MiB, maxBufferedBytes: 2 * MiB });
+    const u = (await s.listen(0)).url;
+    const { hostname, port } = new URL(u);
+    const net = await import('node:net');
+    const stalled = [0, 1].map(() => {
+      const socket = net.connect(Number(port), hostname, () => {
+        socket.write(`POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: ${MiB}\r\n\r\n`);
+        socket.write(Buffer.alloc(1024)); // …and the rest never comes
+      });
+      socket.on('error', () => {});
+      return socket;
+    });
+    const bufferedIs = (n: number) => async () => (await request(`${u}/metrics`)).body.toString().includes(`slim_buffered_body_bytes ${n}\n`);
+    try {
+      await until(bufferedIs(2 * MiB));
+      const png = await readFile(images[0]!.file);
+      const refused = await request(`${u}/v1/classify`, { method: 'POST', body: png });
+      expect(refused.status).toBe(503);
+      expect(refused.json().error.code).toBe('busy');
+      expect(refused.headers['retry-after']).toBe('1');
+      for (const socket of stalled) socket.destroy();
+      await until(bufferedIs(0));
+      expect((await request(`${u}/v1/classify`, { method: 'POST', body: png })).status).toBe(200);
+    } finally {
+      for (const socket of stalled) socket.destroy();
+      await s.shutdown();
+    }
+  });
+
   it('on shutdown finishes admitted requests, refuses new ones, then closes', async () => {
     const gated = gatedClassifier();
     const s = createClassifyServer({ classifier: gated.classifier });
@@ -223,6 +254,31 @@ describe('bounded queue and graceful shutdown', () => {
 });
 
 describe('static files (web bundles)', () => {
+  it('a bad request behind a streaming file closes the connection instead of writing a 400 into the file', async () => {
+    const root = path.join(dir, 'big-site');
+    await mkdir(root, { recursive: true });
+    await writeFile(path.join(root, 'big.bin'), Buffer.alloc(16 * 1024 * 1024, 0x61));
+    const s = createClassifyServer({ classifier, staticDir: root });
+    const u = (await s.listen(0)).url;
+    const { hostname, port } = new URL(u);
+    const net = await import('node:net');
+    try {
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const socket = net.connect(Number(port), hostname, () => socket.write('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n'));
+        const chunks: Buffer[] = [];
+        socket.once('data', () => setTimeout(() => socket.write('BOGUS LINE\r\n\r\n'), 5));
+        socket.on('data', (d: Buffer) => chunks.push(d));
+        socket.on('close', () => resolve(Buffer.concat(chunks)));
+        socket.on('error', reject);
+      });
+      const body = received.subarray(received.indexOf('\r\n\r\n') + 4);
+      expect(body.indexOf('HTTP/1.1 400')).toBe(-1);
+      expect(body.every((b) => b === 0x61)).toBe(true);
+    } finally {
+      await s.shutdown();
+    }
+  });
+
   it('serves files under the root only', async () => {
     const root = path.join(dir, 'site');
     await mkdir(path.join(root, 'ort'), { recursive: true });

@@ -75,8 +75,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     if (list.length !== 3) throw usageError(`${flag} needs 3 values (R,G,B), the model has ${list.length}`);
   }
   const output = graph.outputs[0]!;
-  const producer = graph.nodes.find((n) => n.outputs.includes(output.name));
-  const outputKind: ModelConfig['outputKind'] = producer?.opType === 'Softmax' ? 'probabilities' : 'logits';
+  const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';
 
   const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
   const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, [fixedBatch ?? 1, 3, size[0], size[1]]);
@@ -169,4 +168,19 @@ async function smokeRun(bytes: Uint8Array, file: string, input: string, dtype: '
   } finally {
     await session.close();
   }
+}
+
+/** Ops that change a tensor's type or layout but not its values' meaning (fp16's Cast after a Softmax). */
+const PASS_THROUGH = new Set(['Cast', 'Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'QuantizeLinear', 'DequantizeLinear']);
+
+/** Whether `name` is a Softmax's output, perhaps behind casts, reshapes or Q/DQ. */
+function endsInSoftmax(graph: Graph, name: string): boolean {
+  for (let hops = 0; hops <= graph.nodes.length; hops++) {
+    const producer = graph.nodes.find((n) => n.outputs.includes(name));
+    if (!producer) return false;
+    if (producer.opType === 'Softmax' || producer.opType === 'LogSoftmax') return producer.opType === 'Softmax';
+    if (!PASS_THROUGH.has(producer.opType) || !producer.inputs[0]) return false;
+    name = producer.inputs[0];
+  }
+  return false;
 }

@@ -39,14 +39,17 @@ export function installScript({ config }: TemplateContext): string {
 # (or copy a bundle made with \`slim deploy --install\`, which already holds node_modules).
 set -eu
 cd "$(dirname "$0")"
-case "$(uname -m)" in
-  aarch64|x86_64) ;;
-  *) echo "install.sh: this machine is $(uname -m); bundles run on 64-bit Linux (aarch64 or x86_64)." >&2
-     echo "            A 32-bit Raspberry Pi OS reports armv7l: install the 64-bit OS." >&2
+# Node's architecture, not the kernel's: 32-bit Raspberry Pi OS on a Pi 4/5 boots a 64-bit kernel
+# (uname -m: aarch64) under a 32-bit userland and Node (arm), for which onnxruntime-node has no binary.
+node_arch=$(node -p process.arch 2>/dev/null || echo "none (is Node.js installed?)")
+case "$node_arch" in
+  arm64|x64) ;;
+  *) echo "install.sh: Node.js here is built for $node_arch; bundles run on 64-bit Node (arm64 or x64)." >&2
+     echo "            32-bit Raspberry Pi OS has 32-bit Node even on a 64-bit kernel: install the 64-bit OS." >&2
      exit 1 ;;
 esac
-if [ "$(uname -m)" != "${platform?.cpu === 'arm64' ? 'aarch64' : 'x86_64'}" ]; then
-  echo "install.sh: note: this bundle was made for ${config.target}; installing the dependencies for $(uname -m) instead" >&2
+if [ "$node_arch" != "${platform?.cpu === 'arm64' ? 'arm64' : 'x64'}" ]; then
+  echo "install.sh: note: this bundle was made for ${config.target}; installing the dependencies for $node_arch instead" >&2
   rm -rf node_modules package-lock.json
 fi
 # ONNXRUNTIME_NODE_INSTALL=skip: the npm package already holds the CPU runtime; skip its optional GPU download.
@@ -126,7 +129,7 @@ normalized with mean ${JSON.stringify(p.mean)} and std ${JSON.stringify(p.std)} 
 
 ## 1. Requirements
 
-- ${arm ? 'A 64-bit OS: `uname -m` must print `aarch64` (32-bit Raspberry Pi OS prints `armv7l` and cannot run this).' : '`uname -m` must print `x86_64`.'}
+- ${arm ? 'A 64-bit OS and Node: `node -p process.arch` must print `arm64` (32-bit Raspberry Pi OS prints `arm`, even on a Pi whose kernel is 64-bit, and cannot run this).' : '`node -p process.arch` must print `x64`.'}
 - Node.js 20.9 or newer (\`node --version\`). Debian 12 / Raspberry Pi OS 12 ship Node 18, which is too old:
   install Node 20 or 22 LTS from nodejs.org (e.g. \`curl -fsSL https://deb.nodesource.com/setup_22.x | sudo bash - && sudo apt-get install -y nodejs\`).
 - About ${arm ? '100' : '150'} MB of disk for the dependencies.
@@ -179,10 +182,11 @@ Errors are JSON \`{"error":{"status":415,"code":"unsupported_media_type","messag
 400 empty body or bad \`top\` · 404 unknown path · 405 wrong method · 413 body over 10 MiB (\`--max-body-mb\`) or image
 over 40 megapixels · 415 not an image (decided by its first bytes, not by Content-Type; send raw bytes, not a
 multipart form) · 422 an image that does not decode · 503 with \`Retry-After\` when ${256} requests are already queued
-(\`--queue\`) or the server is stopping.
+(\`--queue\`), when uploads in progress already hold 256 MiB or an eighth of the RAM (whichever is less), or
+the server is stopping.
 
 Concurrent requests are decoded in parallel and run through the model together in batches of up to 8
-(\`--max-batch\`), so throughput grows with load while the queue bound keeps memory flat.
+(\`--max-batch\`), so throughput grows with load while the queue and upload bounds keep memory bounded.
 
 ## 5. Start at boot (systemd)
 

@@ -16,6 +16,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { totalmem } from 'node:os';
 import { SlimError } from '../errors.js';
 import { ImageError, topK, type Classifier } from './classifier.js';
 import { Registry } from './metrics.js';
@@ -29,6 +30,11 @@ export interface ServerOptions {
   maxBodyBytes?: number;
   /** Requests admitted at once (each may hold a body); default 256. Beyond it: 503. */
   queueCapacity?: number;
+  /**
+   * Upload bytes held at once over all admitted requests; default min(256 MiB, RAM / 8), at least
+   * maxBodyBytes. Beyond it: 503. Without it 256 slow 10 MiB uploads could hold 2.5 GiB on a 1 GB Pi.
+   */
+  maxBufferedBytes?: number;
   /** Images decoded at once; default 4 (libuv's thread pool size). */
   decodeConcurrency?: number;
   /** Classes returned when ?top= is not given; default 5 (capped by the label count). */
@@ -73,13 +79,15 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   const { classifier } = options;
   const config = classifier.config;
   const maxBody = options.maxBodyBytes ?? 10 * MiB;
+  const bufferBudget = options.maxBufferedBytes ?? Math.max(maxBody, Math.min(256 * MiB, Math.floor(totalmem() / 8)));
+  let buffered = 0;
   const defaultTop = Math.min(options.defaultTopK ?? 5, config.labels.length);
   const log = options.log ?? (() => {});
   const pipeline = new Pipeline(classifier, {
     capacity: options.queueCapacity ?? 256,
     decodeConcurrency: options.decodeConcurrency ?? 4,
   });
-  for (const [name, v] of [['maxBodyBytes', maxBody], ['queueCapacity', pipeline.capacity], ['decodeConcurrency', options.decodeConcurrency ?? 4]] as const) {
+  for (const [name, v] of [['maxBodyBytes', maxBody], ['maxBufferedBytes', bufferBudget], ['queueCapacity', pipeline.capacity], ['decodeConcurrency', options.decodeConcurrency ?? 4]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new SlimError({ where: name, problem: `must be a whole number ≥ 1, got ${v}` }, 'usage');
   }
 
@@ -91,6 +99,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   const images = metrics.counter('slim_images_classified_total', 'Images classified.');
   metrics.gauge('slim_queue_depth', 'Admitted requests waiting to be decoded or batched.', () => pipeline.waiting);
   metrics.gauge('slim_requests_in_flight', 'Admitted requests not yet answered.', () => pipeline.admitted);
+  metrics.gauge('slim_buffered_body_bytes', 'Upload bytes reserved by admitted requests.', () => buffered);
   metrics.gauge('slim_queue_capacity', 'Requests admitted at most; beyond it the server answers 503.', () => pipeline.capacity);
   metrics.gauge('slim_draining', '1 while shutting down.', () => (draining ? 1 : 0));
   metrics.gauge('slim_model_info', 'The model being served (value is always 1).', () => [{
@@ -141,7 +150,10 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   });
   // Malformed HTTP: answer 400 and close, instead of Node's bare socket close.
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-    if (!socket.writable || err.code === 'ECONNRESET') {
+    // A response already streaming on this connection (a keep-alive client's next request was bad):
+    // writing a 400 into it would corrupt that body, so just close, as Node's own handler does.
+    const inFlight = (socket as { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (!socket.writable || err.code === 'ECONNRESET' || inFlight?.headersSent) {
       socket.destroy();
       return;
     }
@@ -184,6 +196,14 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         'retry-after': String(Math.max(1, Math.ceil(averageBatchSeconds() * pipeline.capacity / classifier.maxBatch))),
       });
     }
+    // Reserve the upload's bytes before reading it (all of maxBody when the length is not declared).
+    const declared = Number(req.headers['content-length']);
+    const reserved = Math.min(maxBody, Number.isFinite(declared) && declared >= 0 ? declared : maxBody);
+    if (buffered + reserved > bufferBudget) {
+      ticket.release();
+      throw new HttpError(503, 'busy', `the server is holding its limit of ${Math.round(bufferBudget / MiB)} MiB of uploads; retry shortly`, { 'retry-after': '1' });
+    }
+    buffered += reserved;
     try {
       const body = await readBody(req, maxBody);
       if (body.length === 0) throw new HttpError(400, 'empty_body', 'the request has no body; send the image bytes (curl --data-binary @photo.jpg)');
@@ -211,6 +231,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         image: { format, width: scored.image.width, height: scored.image.height },
       }, false);
     } finally {
+      buffered -= reserved;
       ticket.release();
     }
   }

@@ -21,6 +21,13 @@ export function checkNativeModules(dir: string): void {
   if (!existsSync(path.join(dir, 'node_modules'))) {
     throw new SlimError({ file: dir, problem: 'has no node_modules (the dependencies are not installed)', fix: 'run `sh install.sh` in the bundle folder' });
   }
+  if (process.arch !== 'arm64' && process.arch !== 'x64') {
+    throw new SlimError({
+      file: dir,
+      problem: `this Node.js is built for ${process.arch}; bundles run on 64-bit Node (arm64 or x64), for which onnxruntime-node ships binaries`,
+      fix: 'install a 64-bit OS and Node (32-bit Raspberry Pi OS has 32-bit Node even on a 64-bit kernel)',
+    });
+  }
   const here = `sharp-linux-${process.arch}`;
   const present = existsSync(img) ? readdirSync(img).filter((n) => /^sharp-linux-(arm64|x64)$/.test(n)) : [];
   if (present.length > 0 && !present.includes(here)) {

@@ -1,6 +1,6 @@
 /**
  * Image resizing for the web page, where sharp is not available: an antialiased triangle ("linear")
- * filter, separable, pixel-centre aligned — the filter family sharp's `kernel: 'linear'` uses — computed
+ * filter, separable, aligned as libvips aligns it — the filter family sharp's `kernel: 'linear'` uses — computed
  * only for the rows and columns the centre crop keeps. Same geometry as slimkit (coverBox), so a
  * same-size image passes through unchanged and resized ones differ from sharp by rounding only.
  */
@@ -28,7 +28,9 @@ function taps(src: number, dst: number, from: number, n: number): Taps {
   const count = new Int32Array(n);
   const weights = new Float64Array(n * width);
   for (let k = 0; k < n; k++) {
-    const centre = (from + k + 0.5) * scale;
+    // Shrinking samples at pixel centres; enlarging maps output x to source x·scale (libvips' affine
+    // upsizing, which sharp uses), else the page's pixels sit half a source pixel off the server's.
+    const centre = scale < 1 ? (from + k) * scale : (from + k + 0.5) * scale;
     const lo = Math.max(0, Math.floor(centre - radius));
     const hi = Math.min(src, Math.ceil(centre + radius));
     let sum = 0;
