@@ -266,6 +266,25 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     }
   });
 
+  it('refuses to resume a checkpoint made with other masks or precision, naming what differs', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
+    const dir = path.join(scratch, 'fingerprint');
+    const graph = smallCnn({ seed: 3, widths: [4, 8, 8] as [number, number, number] });
+    const conv = graph.nodes.find((n) => n.opType === 'Conv')!.inputs[1]!;
+    const size = graph.initializers.get(conv)!.data.length;
+    const mask = (keep: number) => new Map([[conv, Float32Array.from({ length: size }, (_, i) => (i % keep === 0 ? 0 : 1))]]);
+    const base = { graph, data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, epochs: 2, testLimit: 64 };
+    await trainModel({ ...base, masks: mask(2) });
+    const otherMasks = await trainModel({ ...base, masks: mask(3), resume: true }).catch((e: unknown) => e);
+    expect(otherMasks).toBeInstanceOf(SlimError);
+    expect(String((otherMasks as Error).message)).toMatch(/other settings \(masks: "[0-9a-f]{16}" then, "[0-9a-f]{16}" now\)/);
+    const otherPrecision = await trainModel({ ...base, masks: mask(2), autocast: 'bf16', resume: true }).catch((e: unknown) => e);
+    expect(String((otherPrecision as Error).message)).toMatch(/autocast: unset then, "bf16" now/);
+    const same = await trainModel({ ...base, masks: mask(2), resume: true });
+    expect(same.resumedFrom).toBe(2);
+  });
+
   it('stops a diverging run with a clear error and keeps the last good checkpoint', async () => {
     const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 512 });
     const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 256 });

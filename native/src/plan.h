@@ -2,6 +2,7 @@
 // buffers and constants it reads. Built once from the TS plan compiler's typed arrays; owns every tensor.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <unordered_map>
 
@@ -78,6 +79,9 @@ class Plan {
   /** Set while a queued job uses the plan; synchronous calls refuse to run meanwhile. */
   bool busy = false;
 
+  /** Unique for the process's life (an address can be reused by a later plan; this cannot). */
+  const uint64_t id = nextId();
+
   /**
    * The captured training step, if any. Whoever replaces a tensor the graph read (optimizer state,
    * masks) calls dropStepGraph(), so the next step recaptures instead of replaying on stale memory.
@@ -103,6 +107,11 @@ class Plan {
   std::vector<PlanTensor> tensors_;
   std::unordered_map<std::string, size_t> byName_;
   Optimizer optimizer_;
+
+  static uint64_t nextId() {
+    static std::atomic<uint64_t> counter{0};
+    return ++counter;
+  }
 };
 
 

@@ -39,7 +39,8 @@ struct CaptureKey {
   std::vector<int64_t> imageSizes;
   at::ScalarType imageType = at::kFloat;
   int64_t batch = 0;
-  const Plan* teacher = nullptr;
+  // The teacher's id, not its address: a freed teacher's address can come back as another plan's.
+  uint64_t teacher = 0;
   double labelSmoothing = 0, temperature = 1, alpha = 1;
 
   bool operator==(const CaptureKey& o) const {
@@ -67,7 +68,7 @@ void StepGraphDeleter::operator()(StepGraph* g) const { delete g; }
 namespace {
 
 CaptureKey keyOf(const at::Tensor& images, const at::Tensor& labels, const StepOptions& o, const Plan* teacher) {
-  return {images.sizes().vec(), images.scalar_type(), labels.size(0), teacher, o.labelSmoothing, o.temperature, o.alpha};
+  return {images.sizes().vec(), images.scalar_type(), labels.size(0), teacher ? teacher->id : 0, o.labelSmoothing, o.temperature, o.alpha};
 }
 
 /** Autocast's cast cache off while capturing, as PyTorch requires for graphed autocast regions. */
@@ -114,9 +115,11 @@ StepResult graphedTrainStep(Plan& plan, const at::Tensor& images, const at::Tens
 
   CaptureKey key = keyOf(images, labels, o, teacher);
   if (plan.stepGraph && plan.stepGraph->captured && !(plan.stepGraph->key == key)) {
-    plan.dropStepGraph();  // LibTorch is initialised by now: recapture without warming up again
+    plan.dropStepGraph();
     plan.stepGraph.reset(new StepGraph());
-    plan.stepGraph->warmupDone = StepGraph::kWarmupSteps;
+    // LibTorch is initialised by now, but cuDNN's benchmark mode has not yet timed the new shape (or
+    // teacher): its algorithm search syncs with the host, which a capture forbids. One eager step first.
+    plan.stepGraph->warmupDone = StepGraph::kWarmupSteps - 1;
   }
   if (!plan.stepGraph) plan.stepGraph.reset(new StepGraph());
   StepGraph& g = *plan.stepGraph;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -199,6 +200,20 @@ function resolve(o: TrainOptions): Resolved {
   };
 }
 
+/** A short content hash for the fingerprint (long name lists and masks would bloat every log line). */
+function digest(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+}
+
+function digestMasks(masks: ReadonlyMap<string, Float32Array>): string {
+  const hash = createHash('sha256');
+  for (const name of [...masks.keys()].sort()) {
+    const m = masks.get(name)!;
+    hash.update(name).update(new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
 /** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
 interface Start {
   history: EpochRecord[];
@@ -216,10 +231,14 @@ async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<st
     return { history: [], epoch: 0, step: 0, seconds: 0 };
   }
   const ckpt = await readCheckpoint<CheckpointMeta>(file);
-  const saved = JSON.stringify(ckpt.meta.fingerprint);
-  if (saved !== JSON.stringify(fingerprint)) {
+  const saved = ckpt.meta.fingerprint;
+  if (JSON.stringify(saved) !== JSON.stringify(fingerprint)) {
+    const keys = [...new Set([...Object.keys(saved), ...Object.keys(fingerprint)])];
+    const differ = keys
+      .filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k]))
+      .map((k) => `${k}: ${JSON.stringify(saved[k]) ?? 'unset'} then, ${JSON.stringify(fingerprint[k]) ?? 'unset'} now`);
     throw new SlimError(
-      { file, problem: `the checkpoint was made by a run with other settings (${saved})`, fix: 'resume with the same options, or start without --resume' },
+      { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: 'resume with the same options, or start without --resume' },
       'usage',
     );
   }
@@ -235,7 +254,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');
   }
   const autocast = o.autocast ?? (r.device === 'cuda' ? 'bf16' : 'none');
-  if (autocast === 'fp16' && r.device !== 'cuda') throw usageError('fp16 autocast needs --device cuda', 'use --precision bf16 on CPU');
+  // fp16's 5-bit exponent needs loss scaling (PyTorch's GradScaler): small gradients underflow to zero
+  // and an overflowing step would be applied. bf16 has fp32's range and needs none.
+  if (autocast === 'fp16') {
+    throw usageError(
+      'fp16 training needs loss scaling, which the engine does not do: small gradients would vanish and overflowing steps would be applied',
+      'use --precision bf16 (every GPU since Ampere: A100, A10, L4, H100) or fp32',
+    );
+  }
   const channelsLast = o.channelsLast ?? (r.device === 'cuda' || autocast !== 'none');
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
@@ -287,6 +313,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     augment: r.augment ?? null,
     teacher: r.distill ?? null,
     ...(o.schedulePhase ? { schedulePhase: o.schedulePhase } : {}),
+    // Named only when set, so checkpoints of runs without them still resume.
+    ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
+    ...(o.decayAll ? { decayAll: true } : {}),
+    ...(autocast !== 'none' ? { autocast } : {}),
+    ...(o.learnableScales ? { learnableScales: true } : {}),
+    ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
+    ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
+    ...(o.masks?.size ? { masks: digestMasks(o.masks) } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
   if (dist) await dist.attach(plan, fingerprint);

@@ -50,7 +50,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   label_smoothing: 'a number in [0, 1)',
   augment: 'true (random crop + flip) or false',
   eval_limit: 'test images scored after every epoch (or by the max_drop search), a whole number ≥ 1',
-  autocast: "'none', 'bf16' or 'fp16' (CUDA)",
+  autocast: "'none' or 'bf16' ('fp16' is refused: the engine has no loss scaling)",
   channels_last: 'true or false (CUDA memory layout)',
   temperature: 'distillation temperature, a number > 0',
   alpha: 'weight of the distillation loss, in [0, 1]',
