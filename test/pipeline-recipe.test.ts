@@ -3,13 +3,17 @@
  * offending text in the recipe, found independently), says what is wrong and what to do. The shipped
  * recipes parse. `slim run` prints the error on one line and exits 1.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
+import { stageKey } from '../src/pipeline/run.js';
+import { putBytes, verifyArtifact } from '../src/pipeline/store.js';
+import type { RunData } from '../src/pipeline/data.js';
+import type { ImageSet } from '../src/data/types.js';
 import { runSlim } from './helpers/cli.js';
-import { REPO_ROOT } from './helpers/fixtures.js';
+import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-recipe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -159,5 +163,72 @@ stages:
     const missing = await runSlim(['run', path.join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/nope\.yaml: the recipe does not exist/);
+  });
+});
+
+describe('stage keys', () => {
+  const set: ImageSet = { name: 'x', classes: ['a', 'b'], imageShape: [3, 32, 32], pixels: new Uint8Array(3072 * 2), labels: Uint8Array.of(0, 1) };
+  const data: RunData = { train: set, test: set, name: 'x', sha256: 'd'.repeat(64) };
+  const keyOfFirstStage = (model: string): string => {
+    const recipe = parseRecipe(`name: t\nmodel: ${model}\nstages:\n  - train: { id: fp32, epochs: 1 }\n`, 'r.yaml');
+    return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model });
+  };
+
+  it("a train stage's key follows the recipe's model (architecture, width, classes, seed)", () => {
+    const keys = [
+      '{ zoo: resnet18-cifar, width: 0.25 }',
+      '{ zoo: resnet34-cifar, width: 0.25 }',
+      '{ zoo: resnet18-cifar, width: 0.5 }',
+      '{ zoo: resnet18-cifar, width: 0.25, classes: 2 }',
+      '{ zoo: resnet18-cifar, width: 0.25, seed: 7 }',
+    ].map(keyOfFirstStage);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keyOfFirstStage('{ zoo: resnet18-cifar, width: 0.25 }')).toBe(keys[0]);
+  });
+
+  it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {
+    const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
+    expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);
+  });
+});
+
+describe('artifact store', () => {
+  it('replaces a damaged artifact when the same bytes are stored again', async () => {
+    const runDir = mkdtempSync(path.join(dir, 'store-'));
+    const bytes = new Uint8Array(4096).map((_, i) => i % 251);
+    const ref = await putBytes(runDir, bytes, 'onnx');
+    const damaged = readFileSync(path.join(runDir, ref.path));
+    damaged[100]! ^= 1;
+    writeFileSync(path.join(runDir, ref.path), damaged);
+    expect(await verifyArtifact(runDir, ref)).toBe(false);
+    await putBytes(runDir, bytes, 'onnx');
+    expect(await verifyArtifact(runDir, ref)).toBe(true);
+  });
+});
+
+describe('slim run --fresh', () => {
+  it('does not delete a run folder another slim run holds', async () => {
+    const runDir = path.join(dir, 'busy-run');
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(path.join(runDir, 'manifest.json'), '{}');
+    writeFileSync(path.join(runDir, '.lock'), String(process.pid)); // this (live) test process holds it
+    const recipe = path.join(dir, 'fresh.yaml');
+    writeFileSync(recipe, GOOD);
+    const r = await runSlim(['run', recipe, '--run-dir', runDir, '--fresh']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`another slim run \\(pid ${process.pid}\\) is using this run folder`));
+    expect(existsSync(path.join(runDir, 'manifest.json'))).toBe(true);
+  });
+});
+
+describe('slim run checks the model against the data first', () => {
+  it('a class count that differs from the data is an error before any stage runs', async () => {
+    const recipe = path.join(dir, 'classes.yaml');
+    writeFileSync(recipe, 'name: t\ndata: { train_per_class: 2, test_limit: 10 }\nmodel: { zoo: resnet18-cifar, width: 0.125, classes: 3 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');
+    const runDir = path.join(dir, 'classes-run');
+    const r = await runSlim(['run', recipe, '--run-dir', runDir, '--data-dir', CIFAR_DIR]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/classes\.yaml: model\.classes: the model has 3 classes but the data has 10 \(airplane, automobile, .*\) — set model\.classes to 10/);
+    expect(existsSync(path.join(runDir, 'manifest.json'))).toBe(false); // no stage ran
   });
 });

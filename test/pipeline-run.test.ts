@@ -114,6 +114,26 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(again.stages.every((s) => s.reused)).toBe(true);
   });
 
+  it('a bundle or artifact changed on disk is redone, not trusted — and then reused again', async () => {
+    // Another bundle written over deploy/deploy (a recipe that deployed another variant there).
+    const config = path.join(runDir, 'deploy', 'deploy', 'slim.json');
+    const json = JSON.parse(readFileSync(config, 'utf8')) as { model: { sha256: string } };
+    json.model.sha256 = '0'.repeat(64);
+    writeFileSync(config, JSON.stringify(json));
+    // One flipped bit in a stored model (through its hard link in models/, as an in-place edit would).
+    const int8 = first.stages.find((s) => s.id === 'pruned-int8')!;
+    const bytes = readFileSync(path.join(runDir, 'models', 'pruned-int8.onnx'));
+    bytes[bytes.length >> 1]! ^= 1;
+    writeFileSync(path.join(runDir, 'models', 'pruned-int8.onnx'), bytes);
+    const redone = await run(path.join(dir, 'a.yaml'), runDir);
+    // bench reruns too when the requantized bytes differ (on AMX CPUs the Conv layout is chosen by timing).
+    const remade = manifestOf(runDir).stages.find((s) => s.id === 'pruned-int8')!.model!;
+    expect(redone.ran).toEqual(remade.sha256 === int8.model!.sha256 ? ['pruned-int8', 'deploy'] : ['pruned-int8', 'bench', 'deploy']);
+    expect(sha(path.join(runDir, remade.path))).toBe(remade.sha256);
+    expect(sha(path.join(runDir, 'models', 'pruned-int8.onnx'))).toBe(remade.sha256);
+    expect((await run(path.join(dir, 'a.yaml'), runDir)).ran).toEqual([]);
+  });
+
   it('slim recommend picks from the run folder, and says so when nothing fits', async () => {
     const pick = await runSlim(['recommend', runDir, '--max-size', '10MB', '--json']);
     expect(pick.code).toBe(0);
@@ -135,9 +155,10 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const byId = (x: RunManifest, id: string) => x.stages.find((s) => s.id === id)!;
     expect(byId(m, 'pruned-int8').model!.sha256).not.toBe(byId(first, 'pruned-int8').model!.sha256);
     expect(byId(m, 'pruned-ft').model!.sha256).toBe(byId(first, 'pruned-ft').model!.sha256);
-    // Going back to the first recipe needs no work: its stages are still in the store.
+    // Going back to the first recipe needs no training or quantizing: its stages are still in the store.
+    // The bundle is rewritten: b.yaml's run wrote its own model into deploy/deploy since.
     const back = await run(path.join(dir, 'a.yaml'), runDir);
-    expect(back.ran).toEqual([]);
+    expect(back.ran).toEqual(['deploy']);
   });
 
   it('a failing stage is recorded; the run stops there with a one-line error', async () => {

@@ -8,6 +8,7 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { modelStats } from '../src/runtime/stats.js';
+import { convertFloat16 } from '../src/compress/quantize/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = (name: string): string => path.join(REPO, 'test/fixtures', name);
@@ -48,6 +49,16 @@ describe('modelStats on PyTorch exports', () => {
       expect(Object.values(stats.opHistogram).reduce((a, v) => a + v, 0)).toBe(graph.nodes.length);
     });
   }
+
+  it('fp16-weights and full fp16 conversions keep the parameter count (weights behind a Cast count)', async () => {
+    const { graph } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    for (const mode of ['weights', 'full'] as const) {
+      const half = convertFloat16(graph, mode).graph;
+      const stats = modelStats(half, inferShapes(half));
+      expect(stats.params, mode).toBe(TORCH_PARAMS['torch-tiny-resnet-folded.onnx']);
+      expect(stats.nonzeroParams, mode).toBe(stats.params);
+    }
+  });
 
   it('folded TinyResNet: op counts and weight bytes follow from the module (every float is a parameter)', async () => {
     const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));

@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
-import path from 'node:path';
-import { inputError, usageError } from '../errors.js';
-import { loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
+import { usageError } from '../errors.js';
+import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { classFolders, loadImageFolder } from '../data/image-folder.js';
+import { loadImageFolder, loadTrainTestFolders } from '../data/image-folder.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { progress, type Progress } from './output.js';
@@ -41,10 +40,6 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
   return loadImageFolder(name, { ...(inputSize ? { size: inputSize } : {}), ...limit });
 }
 
-export function isCifar10(name: string): boolean {
-  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
-}
-
 /**
  * Training and test images: CIFAR-10's two splits, or the train/ and test/ subfolders of a folder of
  * class folders, resized to the model's input. Test labels use train/'s class numbering, so a class
@@ -60,23 +55,7 @@ export async function loadTrainTest(data: string, options: { dataDir?: string; s
   }
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
-  const size = options.size ? { size: options.size } : {};
-  const train = await loadImageFolder(path.join(data, 'train'), size);
-  const testDir = path.join(data, 'test');
-  const unknown = (await classFolders(testDir)).filter((c) => !train.classes.includes(c));
-  if (unknown.length > 0) {
-    throw inputError({
-      file: testDir,
-      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${train.classes.join(', ')})`,
-      fix: 'give train/ and test/ the same class folders',
-    });
-  }
-  const present = new Set(await classFolders(testDir));
-  const test = await loadImageFolder(testDir, { ...size, classes: train.classes.filter((c) => present.has(c)) });
-  // Renumber to train/'s classes: test/ may lack a class, never reorder one.
-  const toTrain = test.classes.map((c) => train.classes.indexOf(c));
-  const labels = test.labels.map((l) => toTrain[l]!);
-  return { train, test: { ...test, classes: train.classes, labels } };
+  return loadTrainTestFolders(data, options.size ? { size: options.size } : {});
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

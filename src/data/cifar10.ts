@@ -20,6 +20,11 @@ import type { ImageSet } from './types.js';
 
 export type Cifar10Split = 'train' | 'test';
 
+/** Whether a --data / data.dataset value names CIFAR-10 ('cifar10', 'cifar-10', any case). */
+export function isCifar10(name: string): boolean {
+  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
+}
+
 export interface LoadCifar10Options {
   /** Folder with the official binary files (or the folder holding `cifar-10-batches-bin/`). */
   dataDir?: string;

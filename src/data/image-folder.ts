@@ -177,6 +177,28 @@ function checkSize(size: [number, number] | undefined): [number, number] {
   return [h, w];
 }
 
+/**
+ * `root/train` and `root/test`, each a folder of class folders. Test labels use train/'s class
+ * numbering, so a class folder missing from test/ cannot shift the others; a class only test/ has is
+ * an error (the model could never predict it).
+ */
+export async function loadTrainTestFolders(root: string, options: ImageSizeOptions = {}): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
+  const train = await loadImageFolder(path.join(root, 'train'), options);
+  const testDir = path.join(root, 'test');
+  const present = await classFolders(testDir);
+  const unknown = present.filter((c) => !train.classes.includes(c));
+  if (unknown.length > 0) {
+    throw inputError({
+      file: testDir,
+      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${train.classes.join(', ')})`,
+      fix: 'give train/ and test/ the same class folders',
+    });
+  }
+  const test = await loadImageFolder(testDir, { ...options, classes: train.classes.filter((c) => present.includes(c)) });
+  const toTrain = test.classes.map((c) => train.classes.indexOf(c));
+  return { train, test: { ...test, classes: train.classes, labels: test.labels.map((l) => toTrain[l]!) } };
+}
+
 /** The class subfolders of `root` (not hidden; symlinks to folders count), in code-point order. */
 export async function classFolders(root: string): Promise<string[]> {
   let entries: Dirent[];

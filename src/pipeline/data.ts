@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../errors.js';
-import { loadCifar10 } from '../data/cifar10.js';
-import { loadImageFolder } from '../data/image-folder.js';
+import { isCifar10, loadCifar10 } from '../data/cifar10.js';
+import { loadTrainTestFolders } from '../data/image-folder.js';
 import { stratifiedSubset, take } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -34,10 +34,6 @@ export interface DataLoadOptions {
   inputSize?: [number, number];
 }
 
-export function isCifar10(name: string): boolean {
-  return name.toLowerCase().replace('-', '') === 'cifar10';
-}
-
 export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {
   let train: ImageSet;
   let test: ImageSet;
@@ -59,8 +55,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     if (!(await isDir(path.join(folder, 'train'))) || !(await isDir(path.join(folder, 'test')))) {
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
     }
-    const size = o.inputSize ? { size: o.inputSize } : {};
-    [train, test] = await Promise.all([loadImageFolder(path.join(folder, 'train'), size), loadImageFolder(path.join(folder, 'test'), size)]);
+    ({ train, test } = await loadTrainTestFolders(folder, o.inputSize ? { size: o.inputSize } : {}));
     if (spec.test_limit) test = take(test, spec.test_limit);
     name = folder;
   }

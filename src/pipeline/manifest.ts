@@ -98,6 +98,8 @@ export interface DeployResultRecord {
   files: number;
   total_bytes: number;
   model_bytes: number;
+  /** sha256 of the bundle's model.onnx (as its slim.json records it): a reuse checks the bundle still holds it. */
+  model_sha256?: string;
 }
 
 export interface StageResults {

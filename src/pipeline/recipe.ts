@@ -154,7 +154,7 @@ const trainingFields = {
   augment: z.boolean().default(true),
   eval_limit: posInt.optional(),
   device: z.enum(['cpu', 'cuda']).optional(),
-  autocast: z.enum(['none', 'bf16', 'fp16']).optional(),
+  autocast: z.enum(['none', 'bf16']).optional(),
   channels_last: z.boolean().optional(),
 };
 

@@ -5,7 +5,7 @@
  * stage therefore reruns that stage and only those after it whose inputs actually change; a run that
  * crashed reruns from the stage that did not finish (training itself resumes from its last epoch).
  */
-import { mkdir, readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,8 +13,7 @@ import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelInputSize } from '../cli/dataset.js';
-import { ZOO } from '../zoo/index.js';
-import { resnetInputSize } from '../zoo/resnet.js';
+import { zooInputSize } from '../zoo/index.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
@@ -31,7 +30,7 @@ import {
   type StageRecord,
   type StageResults,
 } from './manifest.js';
-import { FIELD_HELP, sourceId, type Recipe, type Stage } from './recipe.js';
+import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { runBench } from './stages/bench.js';
 import type { StageContext, StageOutput, Variant } from './stages/context.js';
@@ -89,9 +88,18 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
   // steal the cores the working ones need — measured here: 2× slower training under load. Passive
   // waiting must be chosen before the addon loads; a value the user set wins.
   process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
-  if (o.fresh) await clearRunDir(runDir);
+  if (o.fresh) await checkRunDir(runDir);
   await mkdir(runDir, { recursive: true });
+  // The lock first: --fresh must not delete a folder another run is writing.
   const unlock = await lockRun(runDir);
+  if (o.fresh) {
+    try {
+      await clearRunDir(runDir);
+    } catch (e) {
+      await unlock();
+      throw e;
+    }
+  }
   const started = performance.now();
   try {
     const previous = await readManifest(runDir);
@@ -100,9 +108,11 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const dataStart = performance.now();
     const sourceBytes = await readSource(recipe);
     const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
-    const inputSize = sourceBytes ? modelInputSize(decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) })) : zooInputSize(recipe);
+    const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
+    const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
     const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
+    checkClassCount(recipe, sourceGraph, data);
 
     const manifest: RunManifest = {
       version: 1,
@@ -144,12 +154,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const input = inputOf(stage, last, variants);
       const threads = o.threads ?? recipe.threads;
-      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, ...(threads ? { threads } : {}) });
+      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
       const stored = o.rerun?.includes(stage.id) ? undefined : await readStageRecord(runDir, key);
       let record: StageRecord;
       if (stored && (await artifactsIntact(runDir, stored))) {
-        record = { ...stored, id: stage.id, ...(input.from ? { from: input.from } : {}), reused: true } as StageRecord;
+        // Cost follows today's price (the recipe's gpu_price_per_hour may have changed since).
+        record = { ...stored, id: stage.id, ...(input.from ? { from: input.from } : {}), cost: (stored.gpu_seconds / 3600) * recipe.gpuPricePerHour, reused: true } as StageRecord;
         reused.push(stage.id);
         log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
       } else {
@@ -248,7 +259,7 @@ function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
 }
 
 /** Everything the stage's output depends on; the stage id and `from` name are left out (their content is in). */
-export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; threads?: number }): string {
+export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; model: ModelSpec; threads?: number }): string {
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
   const model = (id: string | undefined): unknown => {
     const v = id ? c.variants.get(id) : undefined;
@@ -273,7 +284,10 @@ export function stageKey(stage: Stage, c: { device: string; data: RunData; varia
           variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),
         }
       : {}),
-    ...(stage.kind === 'deploy' ? { variantId: c.input.from } : {}),
+    // Training from nothing starts from the recipe's model: its architecture, width, classes and seed.
+    ...((stage.kind === 'train' || (stage.kind === 'distill' && !stage.spec.student)) && !c.input.from ? { start: c.model } : {}),
+    // A bundle is written to deploy/<stage id>/ and carries the class names as its labels.
+    ...(stage.kind === 'deploy' ? { variantId: c.input.from, stageId: stage.id, labels: c.data.train.classes } : {}),
     // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
     ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu) } : {}),
   });
@@ -314,12 +328,7 @@ async function readSource(recipe: Recipe): Promise<Uint8Array | undefined> {
   }
 }
 
-function zooInputSize(recipe: Recipe): [number, number] | undefined {
-  const zoo = recipe.model.zoo;
-  if (!zoo) return undefined;
-  const size = resnetInputSize(ZOO[zoo].stem);
-  return [size, size];
-}
+
 
 /** A recipe `model: { file }` is the first variant: stored like any stage output, keyed by its bytes. */
 async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest, bytes: Uint8Array): Promise<Variant> {
@@ -333,17 +342,39 @@ async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest, 
 async function artifactsIntact(runDir: string, record: StageRecord): Promise<boolean> {
   for (const ref of [record.model, record.trainable]) if (ref && !(await verifyArtifact(runDir, ref))) return false;
   if (record.kind === 'deploy' && record.result) {
-    if (!(await stat(path.join(runDir, record.result.out, 'slim.json')).catch(() => undefined))) return false;
+    // Another stage or run may have rewritten the folder since: the bundle must still hold this model.
+    const config = await readFile(path.join(runDir, record.result.out, 'slim.json'), 'utf8').then((t) => JSON.parse(t) as { target?: string; model?: { sha256?: string } }, () => undefined);
+    if (!config || config.target !== record.result.target) return false;
+    if (!record.result.model_sha256 || config.model?.sha256 !== record.result.model_sha256) return false;
   }
   return true;
 }
 
+/** A model whose class count differs from the data's would fail mid-run (or score against wrong labels). */
+function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunData): void {
+  const dims = source?.outputs[0]?.shape;
+  const fromModel = source ? (typeof dims?.[1] === 'number' ? dims[1] : undefined) : recipe.model.classes;
+  const classes = data.train.classes.length;
+  if (fromModel === undefined || fromModel === classes) return;
+  throw new SlimError({
+    file: recipe.file,
+    where: source ? 'model.file' : 'model.classes',
+    problem: `the model has ${fromModel} classes but the data has ${classes} (${data.train.classes.slice(0, 12).join(', ')}${classes > 12 ? ', …' : ''})`,
+    fix: source ? 'use a model made for these classes, or data with its classes' : `set model.classes to ${classes}, or leave it out`,
+  }, 'usage');
+}
+
 /** --fresh deletes only what looks like a run folder (a manifest, or nothing at all). */
-async function clearRunDir(runDir: string): Promise<void> {
-  const entries = await readdir(runDir).catch(() => undefined);
-  if (!entries) return;
+async function checkRunDir(runDir: string): Promise<void> {
+  const entries = (await readdir(runDir).catch(() => [] as string[])).filter((e) => e !== '.lock');
   if (entries.length > 0 && !entries.includes(MANIFEST) && !entries.includes('stages')) {
     throw new SlimError({ file: runDir, problem: 'is not a slimkit run folder (no manifest.json); --fresh will not delete it', fix: 'pass another --run-dir' }, 'usage');
   }
-  await rm(runDir, { recursive: true, force: true });
+}
+
+/** Everything in the run folder but the lock this run holds. */
+async function clearRunDir(runDir: string): Promise<void> {
+  for (const entry of await readdir(runDir)) {
+    if (entry !== '.lock') await rm(path.join(runDir, entry), { recursive: true, force: true });
+  }
 }

@@ -45,8 +45,10 @@ export async function putBytes(runDir: string, bytes: Uint8Array, ext: string): 
   const hash = sha256(bytes);
   const rel = path.join(ARTIFACTS, `${hash}.${ext}`);
   const file = path.join(runDir, rel);
+  // Same name, same bytes? A damaged copy (a flipped bit, an in-place edit through models/'s hard
+  // link) must be replaced, or the stage that remade it would be rerun forever.
   const existing = await stat(file).catch(() => undefined);
-  if (existing?.size !== bytes.byteLength) {
+  if (existing?.size !== bytes.byteLength || !(await verifyArtifact(runDir, { sha256: hash, path: rel, bytes: bytes.byteLength }))) {
     await mkdir(path.dirname(file), { recursive: true });
     await writeFileAtomic(file, bytes);
   }

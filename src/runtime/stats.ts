@@ -99,7 +99,7 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   let nonzeroParams = 0;
   for (const node of graph.nodes) {
     for (const role of learnedInputs(node, producers)) {
-      const name = node.inputs[role.slot];
+      const name = storedWeight(node.inputs[role.slot], graph, producers);
       const t = name ? graph.initializers.get(name) : undefined;
       if (!name || !t || counted.has(name)) continue;
       const float = isFloatTensor(t);
@@ -111,6 +111,14 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
     }
   }
   return { params, nonzeroParams };
+}
+
+/** The initializer behind a weight input, looking through a Cast (fp16-weights models store them as float16). */
+function storedWeight(name: string | undefined, graph: Graph, producers: Map<string, Node>): string | undefined {
+  if (!name || graph.initializers.has(name)) return name;
+  const cast = producers.get(name);
+  const source = cast?.opType === 'Cast' ? cast.inputs[0] : undefined;
+  return source && graph.initializers.has(source) ? source : name;
 }
 
 /** Learned inputs of `node`; an Add right after a MatMul holds that MatMul's bias. */

@@ -13,7 +13,8 @@ import {
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
-import { isCifar10, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
+import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
@@ -12,10 +13,6 @@ import { progress } from '../output.js';
 export interface EvalData {
   set: ImageSet;
   limit?: number;
-}
-
-export function isCifar(name: string): boolean {
-  return ['cifar10', 'cifar-10'].includes(name.toLowerCase());
 }
 
 /** CIFAR-10 is not resized: a model for another input size needs an image folder (which is). */
@@ -45,12 +42,12 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
   const wanted = name !== undefined || options.evalLimit !== undefined || options.maxDrop !== undefined;
   if (!wanted) return undefined;
   if (name === undefined) {
-    if (!isCifar(options.calib ?? '')) {
+    if (!isCifar10(options.calib ?? '')) {
       throw usageError('--eval-limit / --max-drop need evaluation images', 'pass --eval cifar10 or --eval <folder of images by class>');
     }
     name = 'cifar10';
   }
-  const folder = !isCifar(name);
+  const folder = !isCifar10(name);
   if (folder && !(await stat(name).catch(() => undefined))?.isDirectory()) {
     throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
   }

@@ -8,7 +8,8 @@ import { quantizationAwareTraining } from '../../compress/qat/index.js';
 import { loadTrainTest, modelInputSize } from '../dataset.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../output.js';
-import { checkImageSize, isCifar, top1, type EvalData } from './quantize-eval.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { checkImageSize, top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
@@ -24,7 +25,7 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
   if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
-  options.calib ??= isCifar(options.data) ? options.data : join(options.data, 'train');
+  options.calib ??= isCifar10(options.data) ? options.data : join(options.data, 'train');
 }
 
 export interface QatStep {

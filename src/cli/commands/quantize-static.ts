@@ -35,7 +35,8 @@ import {
 } from '../../compress/quantize/index.js';
 import { loadDataset, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, progress } from '../output.js';
-import { checkImageSize, isCifar, top1, type EvalData } from './quantize-eval.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { checkImageSize, top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
@@ -93,7 +94,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const requested = staticOptionsFrom(options);
   // An image folder is read only up to --samples images (round-robin over classes), so memory does
   // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
-  const folder = !isCifar(options.calib!);
+  const folder = !isCifar10(options.calib!);
   const auto = options.method === 'auto';
   const fullSet = await loadDataset({ ...ctx.data, data: options.calib!, split: 'train', ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph));
   checkImageSize(graph, fullSet, ctx.file, '--calib');

@@ -19,7 +19,7 @@ export async function runDeploy(ctx: StageContext, spec: DeploySpec, id: string,
   });
   ctx.log(`  ${spec.target} bundle: ${path.relative(process.cwd(), out)} (${r.files.length} files, ${formatBytes(r.totalBytes)})`);
   return {
-    result: { variant, target: spec.target, out: path.relative(ctx.runDir, out), files: r.files.length, total_bytes: r.totalBytes, model_bytes: r.model.bytes },
+    result: { variant, target: spec.target, out: path.relative(ctx.runDir, out), files: r.files.length, total_bytes: r.totalBytes, model_bytes: r.model.bytes, model_sha256: r.model.sha256 },
     gpuSeconds: 0,
   };
 }
