@@ -121,6 +121,25 @@ describe('PyTorch fixtures', () => {
   }
 });
 
+describe('model fields', () => {
+  it('keep model_version, domain and both doc strings through decode → encode', () => {
+    const g = emptyGraph('fields');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [2] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [2] }];
+    g.nodes = [{ name: 'relu', opType: 'Relu', domain: '', inputs: ['x'], outputs: ['y'], attributes: {} }];
+    const proto = ModelProto.decode(encodeModel(g).model) as IModelProto;
+    proto.model_version = toInt64(7);
+    proto.domain = 'com.acme.vision';
+    proto.doc_string = 'the model';
+    proto.graph!.doc_string = 'the graph';
+    const again = ModelProto.decode(encodeModel(decodeModel(ModelProto.encode(proto))).model) as IModelProto;
+    expect(Number(again.model_version)).toBe(7);
+    expect(again.domain).toBe('com.acme.vision');
+    expect(again.doc_string).toBe('the model');
+    expect(again.graph!.doc_string).toBe('the graph');
+  });
+});
+
 describe('attributes', () => {
   // Every attribute kind, each read by a real op, so ONNX Runtime is the judge of the encoding.
   function attributeModel(): Graph {
@@ -527,10 +546,21 @@ describe('validateGraph', () => {
     expect(problem(withWeight(makeTensor('float16', [2], Uint16Array.from([0x3c00, 0xfc00])))))
       .toMatch(/holds 1 non-finite value .*first at element 1/);
     // Finite but far beyond any trained weight: the trace a damaged exponent byte leaves.
-    expect(problem(withWeight(makeTensor('float32', [1], Float32Array.from([3.4e38])))))
-      .toMatch(/initializer 'w': holds 3\.40e\+38 at element 0, far beyond any trained weight/);
-    expect(validateGraph(withWeight(makeTensor('float32', [1], Float32Array.from([1e6])))).types.get('w'))
-      .toEqual({ dtype: 'float32', shape: [1] });
+    expect(problem(withWeight(makeTensor('float32', [2], Float32Array.from([0.5, 3.4e38])))))
+      .toMatch(/initializer 'w': holds 3\.40e\+38 at element 1, far beyond any trained weight/);
+    expect(validateGraph(withWeight(makeTensor('float32', [2], Float32Array.from([0.5, 1e6])))).types.get('w'))
+      .toEqual({ dtype: 'float32', shape: [2] });
+  });
+
+  it('accept Inf and huge values in scalars (Clip bounds, sentinels)', () => {
+    const g = valid();
+    const clipped: Graph = {
+      ...g,
+      outputs: [{ name: 'c', dtype: 'float32' }],
+      nodes: [...g.nodes, node('Clip', ['z', 'lo', 'hi'], ['c'])],
+      initializers: new Map([['lo', makeTensor('float32', [], Float32Array.of(0))], ['hi', makeTensor('float32', [], Float32Array.of(Infinity))]]),
+    };
+    expect(validateGraph(clipped).types.get('c')).toEqual({ dtype: 'float32', shape: ['n', 4] });
   });
 
   it('reject a model file whose external data is missing when loaded', async () => {

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DType } from '../src/onnx/dtype.js';
-import type { Dim } from '../src/onnx/graph.js';
+import { emptyGraph, type Dim } from '../src/onnx/graph.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, int64, makeTensor } from '../src/onnx/tensor.js';
 import { OpError } from '../src/ops/op-def.js';
 import { OPS } from '../src/ops/registry.js';
@@ -263,6 +264,24 @@ describe('Gemm and MatMul', () => {
     expect(macsOf({ opType: 'MatMul', inputs: [x([2, 3, 4]), x([4, 5])] })).toBe(2 * 3 * 5 * 4);
     expect(macsOf({ opType: 'MatMul', inputs: [x([4]), x([4])] })).toBe(4);
     expect(macsOf({ opType: 'Relu', inputs: [x([100])] })).toBe(0);
+  });
+
+  it("takes an A of unknown shape as rank 2 (torch's .squeeze() before the classifier)", () => {
+    const g = emptyGraph('squeeze_gemm', 11);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 8, 1, 1] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.initializers.set('W', float32([10, 8], new Array(80).fill(0.1)));
+    g.nodes = [
+      { name: 'squeeze', opType: 'Squeeze', domain: '', inputs: ['x'], outputs: ['s'], attributes: {} },
+      { name: 'fc', opType: 'Gemm', domain: '', inputs: ['s', 'W'], outputs: ['y'], attributes: { transB: { type: 'int', value: 1 } } },
+    ];
+    const facts = inferShapes(g);
+    expect(facts.types.get('s')?.shape).toBeUndefined();
+    const y = facts.types.get('y')!.shape!;
+    expect(y).toHaveLength(2);
+    expect(isFresh(y[0])).toBe(true);
+    expect(y[1]).toBe(10);
+    expect(facts.totalMacs).toBe(80);
   });
 
   it('rejects mismatched inner dims and bad ranks', () => {

@@ -109,6 +109,23 @@ describe('fold-batchnorm', () => {
     }
   });
 
+  it('leaves BN after a Gemm whose C is a [M, 1] row bias alone (M = features, but it broadcasts over rows)', async () => {
+    const g = emptyGraph('gemm_row_bias');
+    const rng = new Random(9);
+    const rand = (dims: number[], f = () => rng.normal()): Tensor => float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, f));
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [3, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [3, 3] }];
+    g.initializers.set('W', rand([3, 4]));
+    g.initializers.set('C', rand([3, 1]));
+    for (const p of ['gamma', 'beta', 'mean']) g.initializers.set(p, rand([3]));
+    g.initializers.set('var', rand([3], () => 0.3 + rng.next()));
+    g.nodes = [
+      { name: 'gemm', opType: 'Gemm', domain: '', inputs: ['x', 'W', 'C'], outputs: ['h'], attributes: { transB: { type: 'int', value: 1 } } },
+      { name: 'bn', opType: 'BatchNormalization', domain: '', inputs: ['h', 'gamma', 'beta', 'mean', 'var'], outputs: ['y'], attributes: {} },
+    ];
+    await expectSameOutputs(g, foldBatchNorm(g), randomInput([3, 4], 2));
+  });
+
   it('leaves BN alone when the conv output has another reader', async () => {
     const g = await readModel(fixturePath('torch-tiny-resnet.onnx'));
     const bn = g.nodes.find((n) => n.opType === 'BatchNormalization')!;
@@ -184,6 +201,42 @@ describe('fold-shape-subgraphs', () => {
     const [y] = await outputsOf(after, input);
     expect(maxAbsDiff(y!, output)).toBeLessThanOrEqual(TOLERANCE);
     expect(inferShapes(after).types.get(after.outputs[0]!.name)?.shape).toEqual(['batch', 10]);
+  });
+});
+
+describe('fold-shape-subgraphs: values it must not fold', () => {
+  it('keeps INT64_MAX (slice to the end) exact instead of wrapping it to INT64_MIN', async () => {
+    const g = emptyGraph('slice_to_end', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 6] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.initializers.set('starts', int64([1], [2]));
+    g.initializers.set('axes', int64([1], [1]));
+    g.initializers.set('zero', int64([1], [0]));
+    g.initializers.set('end', { dtype: 'int64', dims: [], data: BigInt64Array.of(2n ** 63n - 1n) });
+    g.nodes = [
+      { name: 'unsq', opType: 'Unsqueeze', domain: '', inputs: ['end', 'zero'], outputs: ['ends'], attributes: {} },
+      { name: 'slice', opType: 'Slice', domain: '', inputs: ['x', 'starts', 'ends', 'axes'], outputs: ['y'], attributes: {} },
+    ];
+    const after = runPasses(g, INFERENCE_PIPELINE);
+    const [y] = await outputsOf(after, randomInput([1, 6], 1));
+    expect(y!.dims).toEqual([1, 4]);
+    await expectSameOutputs(g, after, randomInput([1, 6], 1));
+  });
+
+  it("leaves a shape value cast to float (torch's x.size(-1) ** -0.5) as computed, not as an int64 initializer", async () => {
+    const g = emptyGraph('cast_shape', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 3, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [1, 3, 4, 4] }];
+    g.initializers.set('idx', int64([], [2]));
+    g.nodes = [
+      { name: 'shape', opType: 'Shape', domain: '', inputs: ['x'], outputs: ['s'], attributes: {} },
+      { name: 'gather', opType: 'Gather', domain: '', inputs: ['s', 'idx'], outputs: ['h'], attributes: { axis: { type: 'int', value: 0 } } },
+      { name: 'cast', opType: 'Cast', domain: '', inputs: ['h'], outputs: ['hf'], attributes: { to: { type: 'int', value: 1 } } },
+      { name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'hf'], outputs: ['y'], attributes: {} },
+    ];
+    const after = runPasses(g, INFERENCE_PIPELINE);
+    expect(inferShapes(after).types.get('hf')?.dtype ?? after.initializers.get('hf')?.dtype).toBe('float32');
+    await expectSameOutputs(g, after, randomInput([1, 3, 4, 4], 3));
   });
 });
 

@@ -57,7 +57,13 @@ export interface Graph {
   opsets: Record<string, number>;
   producerName: string;
   producerVersion: string;
+  /** The model's doc string. */
   docString: string;
+  /** The graph's own doc string, when it has one. */
+  graphDocString?: string;
+  /** ModelProto.model_version and domain: kept so a round trip does not drop them. */
+  modelVersion?: number;
+  domain?: string;
   metadata: Record<string, string>;
   inputs: ValueInfo[];
   outputs: ValueInfo[];

@@ -129,8 +129,10 @@ class Decoder {
       opsets,
       producerName: m.producer_name ?? '',
       producerVersion: m.producer_version ?? '',
-      // Graph has one doc string: the model's, or the graph's when the model has none.
-      docString: m.doc_string || g.doc_string || '',
+      docString: m.doc_string ?? '',
+      ...(g.doc_string ? { graphDocString: g.doc_string } : {}),
+      ...(m.model_version && int64ToNumber(m.model_version) !== 0 ? { modelVersion: int64ToNumber(m.model_version) } : {}),
+      ...(m.domain ? { domain: m.domain } : {}),
       metadata,
       inputs,
       outputs,
@@ -312,6 +314,9 @@ function graphToProto(graph: Graph, external?: ExternalDataWriter): IModelProto 
   if (graph.producerName) m.producer_name = graph.producerName;
   if (graph.producerVersion) m.producer_version = graph.producerVersion;
   if (graph.docString) m.doc_string = graph.docString;
+  if (graph.graphDocString) g.doc_string = graph.graphDocString;
+  if (graph.modelVersion) m.model_version = toInt64(graph.modelVersion);
+  if (graph.domain) m.domain = graph.domain;
   return m;
 }
 

@@ -30,9 +30,20 @@ export function float32(dims: readonly number[], values: ArrayLike<number>): Ten
   return makeTensor('float32', dims, Float32Array.from(values));
 }
 
-/** An int64 tensor from plain numbers (the type ONNX uses for shapes, axes and indices). */
+/**
+ * An int64 tensor from plain numbers (the type ONNX uses for shapes, axes and indices). Values beyond
+ * the int64 range saturate: INT64_MAX read as a number is 2^63, which BigInt64Array would wrap to INT64_MIN.
+ */
 export function int64(dims: readonly number[], values: ArrayLike<number>): Tensor<'int64'> {
-  return makeTensor('int64', dims, BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v)))));
+  const max = 2n ** 63n - 1n;
+  const min = -(2n ** 63n);
+  const clamp = (v: number): bigint => {
+    if (Number.isNaN(v)) return 0n;
+    if (!Number.isFinite(v)) return v > 0 ? max : min;
+    const b = BigInt(Math.trunc(v));
+    return b > max ? max : b < min ? min : b;
+  };
+  return makeTensor('int64', dims, BigInt64Array.from(Array.from(values, clamp)));
 }
 
 /**

@@ -92,6 +92,8 @@ export function validateGraph(graph: Graph, options: ValidateOptions = {}): Infe
   }
 
   for (const [name, t] of graph.initializers) {
+    // Scalars are bounds and sentinels (Clip's max = Inf, a fill value of -3.4e38), not weights.
+    if (t.data.length <= 1) continue;
     const bad = nonFinite(t);
     if (bad) {
       throw fail(`initializer ${quoted(name)}`,

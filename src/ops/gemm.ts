@@ -1,7 +1,7 @@
 import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
 import { floatAttr, intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
-import { countElements, input, mergeDims, requireDtype, requireRank, sameDtype, typeOf } from './shared/shapes.js';
+import { countElements, input, mergeDims, requireDtype, requireRank, sameDtype, typeOf, unknownDim } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
 import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
 import { foldShiftIntoBias } from '../compress/prune/rules.js';
@@ -37,7 +37,9 @@ export const gemm = defineOp<GemmAttrs>({
     const dtype = requireDtype(ctx, 0, GEMM_DTYPES);
     sameDtype(ctx);
     if (ctx.opset < 11 && !ctx.inputs[2]) throw new OpError(`Gemm before opset 11 requires input C (opset ${ctx.opset})`);
-    const a = requireRank(ctx, 0, [2]);
+    // A is rank 2 by the spec; its shape can be unknown after a Squeeze without axes of [N, C, 1, 1]
+    // (torch's `.squeeze()` before the classifier), where a symbolic N might also be 1.
+    const a = input(ctx, 0).type.shape ? requireRank(ctx, 0, [2]) : [unknownDim(ctx, 0, 0), unknownDim(ctx, 0, 1)];
     const b = requireRank(ctx, 1, [2]);
     const [m, ka] = ctx.attrs.transA ? [a[1]!, a[0]!] : [a[0]!, a[1]!];
     const [kb, n] = ctx.attrs.transB ? [b[1]!, b[0]!] : [b[0]!, b[1]!];
@@ -53,8 +55,9 @@ export const gemm = defineOp<GemmAttrs>({
     return [typeOf(dtype, [m, n])];
   },
   macs(ctx, outputs) {
-    const a = input(ctx, 0).type.shape!;
-    const k = ctx.attrs.transA ? a[0]! : a[1]!;
+    // K from B (a weight, its shape known) rather than A, whose shape may be unknown.
+    const b = input(ctx, 1).type.shape!;
+    const k = ctx.attrs.transB ? b[1]! : b[0]!;
     return countElements(outputs[0]?.shape) * countElements([k]);
   },
   lower: (ctx) =>

@@ -77,7 +77,12 @@ function foldIntoGemm(graph: Graph, index: GraphIndex, gemm: Node, bn: BatchNorm
   const c = gemm.inputs[2] ? float32Initializer(graph, gemm.inputs[2]) : undefined;
   if (gemm.inputs[2] && !c) return false;
   const cValues = c ? toNumbers(c) : [0];
-  if (c && cValues.length !== 1 && cValues.length !== features) return false; // [N, F] biases stay
+  // Per-feature C only: [], [1], [F] or [1, F]. A [M, 1] row bias with M = F has F values too, but
+  // broadcasts over rows, not features; it and [M, F] biases stay with an unfolded BN.
+  const cDims = c?.dims ?? [];
+  const perFeature = cDims.length === 0 || (cDims.length === 1 && (cDims[0] === 1 || cDims[0] === features)) ||
+    (cDims.length === 2 && cDims[0] === 1 && (cDims[1] === features || cDims[1] === 1));
+  if (c && !perFeature) return false;
   const beta = gemm.attributes['beta']?.type === 'float' ? gemm.attributes['beta'].value : 1;
 
   const weight = new Float32Array(w.data.length);

@@ -41,11 +41,17 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
     if (node.opType === 'Constant') continue;
     const outs = node.outputs.filter(Boolean);
     const values = outs.map((o) => facts.known.get(o));
-    const foldable = values.every((v) => v && v.values.every((x) => typeof x === 'number'));
+    // Integer values only (a Cast to float keeps values known; they are not shape arithmetic), and only
+    // those a JS number holds exactly: near INT64_MAX ("slice to the end") leave the node to compute it.
+    const foldable = outs.every((o, i) => {
+      const dtype = facts.types.get(o)?.dtype;
+      const v = values[i];
+      return (dtype === 'int64' || dtype === 'int32') && v !== undefined && v.values.every((x) => typeof x === 'number' && Number.isSafeInteger(x));
+    });
     if (!foldable || outs.some((o) => isGraphOutput(g, o))) continue;
     outs.forEach((out, i) => {
       const v = values[i]!;
-      const dtype = facts.types.get(out)?.dtype ?? 'int64';
+      const dtype = facts.types.get(out)!.dtype;
       const numbers = v.values as number[];
       g.initializers.set(
         out,
