@@ -158,6 +158,18 @@ describe('pruning with training in the loop', () => {
     expect(r.testAccuracy).toBe(0.5);
   });
 
+  it('a per-layer ratio means the same in 3 steps as in 1 (each step takes its cube root)', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const keptBy = async (steps: number): Promise<number> => {
+      const r = await pruneStructuredIteratively(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1, layerRatios: { '/conv1/Conv': 0.5 } }, { tuner: recordingTuner(), steps, epochs: 0 });
+      return r.graph.initializers.get(r.graph.nodes.find((n) => n.name === '/conv1/Conv')!.inputs[1]!)!.dims[0]!;
+    };
+    expect(await keptBy(1)).toBe(4); // 8 filters, half removed
+    const three = await keptBy(3);
+    expect(three).toBeGreaterThanOrEqual(4); // compounding would leave 1 (8 → 4 → 2 → 1)
+    expect(three).toBeLessThanOrEqual(5); // rounding at each step may keep one more
+  });
+
   it('gradual unstructured pruning hands the engine masks that match the zeros', async () => {
     const graph: Graph = buildZooModel('resnet18-cifar', { width: 0.125, seed: 5 });
     const tuner = recordingTuner();

@@ -114,6 +114,15 @@ describe('range methods', () => {
     expect(r.max).toBeLessThan(20);
   });
 
+  it('entropy: a lone low value below a narrow mass (a sigmoid gate) does not collapse the range onto it', () => {
+    const rng = new Random(12);
+    const gate = Array.from({ length: 50000 }, () => 0.4 + 0.22 * rng.next());
+    gate.push(0.3);
+    const r = entropyRange(histogramOf(gate), UINT8_ASYMMETRIC);
+    expect(r.min).toBeCloseTo(0.3, 5);
+    expect(r.max).toBeGreaterThan(0.6);
+  });
+
   it('klThreshold: no search when the data fits the levels, and the full range for a flat histogram', () => {
     const few = new Float64Array(1000);
     few.fill(1, 0, 100);

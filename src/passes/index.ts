@@ -1,6 +1,7 @@
 import { constantsPass } from './constants.js';
 import { deadCodePass } from './dead-code.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
+import { fixWeightsPass } from './fix-weights.js';
 import { foldShapesPass } from './fold-shapes.js';
 import type { Pass } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
@@ -10,19 +11,22 @@ export { eliminateDeadCode } from './dead-code.js';
 export { foldBatchNorm } from './fold-batchnorm.js';
 export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
+export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
 export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
 
 /** Every pass by name, for `slim optimize --passes`. */
 export const PASSES: Record<string, Pass> = Object.fromEntries(
-  [constantsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
+  [fixWeightsPass, constantsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
 );
 
 /**
- * The inference clean-up pipeline, in order: constants first (later passes read weights from
- * initializers), shape folding before BN folding (it may expose Conv → BN pairs), dead code last.
+ * The inference clean-up pipeline, in order: weights as constants and Constant nodes as initializers
+ * first (later passes read weights from initializers), shape folding before BN folding (it may expose
+ * Conv → BN pairs), dead code last.
  */
 export const INFERENCE_PIPELINE: readonly Pass[] = [
+  fixWeightsPass,
   constantsPass,
   foldShapesPass,
   removeIdentityPass,

@@ -7,6 +7,7 @@ import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
+import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 import { removeChannels } from './apply.js';
 import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
@@ -95,7 +96,9 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   if (options.importance === 'taylor' && !options.gradients) {
     throw usageError('Taylor importance needs gradients of the loss', 'pass gradients (slim prune --importance taylor --data cifar10 takes them from the training engine)');
   }
-  const dep = buildDependencyGraph(graph);
+  // Weights listed as inputs too would keep their old shapes in the input list: constants first.
+  const fixed = fixWeightsAsConstants(graph);
+  const dep = buildDependencyGraph(fixed);
   const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
   if (dep.groups.length === 0 && !trivial) {
     const b = dep.boundaries[0];
@@ -117,7 +120,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   const macsBefore = dep.facts.totalMacs;
   const search: SearchStep[] = [];
   const macsOf = (plan: Plan): number => inferShapes(removeChannels(dep, plan.removed, { shapesOnly: true })).totalMacs;
-  const means = options.calibration ? await channelMeans(graph, readValues(dep), options.calibration) : undefined;
+  const means = options.calibration ? await channelMeans(fixed, readValues(dep), options.calibration) : undefined;
   const build = (plan: Plan): { plan: Plan; graph: Graph; macs: number } => {
     const pruned = removeChannels(dep, plan.removed, means ? { means } : {});
     return { plan, graph: pruned, macs: inferShapes(pruned).totalMacs };

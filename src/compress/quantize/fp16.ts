@@ -12,6 +12,7 @@ import { cloneGraph, dataInputs, type Graph, type Node } from '../../onnx/graph.
 import { DTYPES } from '../../onnx/dtype.js';
 import { makeTensor, numberToFloat16Bits, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
+import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 
 export type Float16Mode = 'full' | 'weights';
 
@@ -45,7 +46,7 @@ function cast(name: string, input: string, output: string, to: number): Node {
 }
 
 export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
-  const g = cloneGraph(graph);
+  const g = cloneGraph(fixWeightsAsConstants(graph));
   const taken = valueNames(g);
   const counter = { clamped: 0 };
   let converted = 0;
@@ -69,9 +70,18 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
     converted++;
   }
   for (const node of g.nodes) {
+    // Float values made by attributes: Constant (value, value_float, value_floats) and ConstantOfShape
+    // (torch.full(x.size(0), …) with a dynamic batch) would otherwise meet float16 tensors as float32.
     const value = node.attributes['value'];
-    if (node.opType === 'Constant' && value?.type === 'tensor' && value.value.dtype === 'float32') {
+    if ((node.opType === 'Constant' || node.opType === 'ConstantOfShape') && value?.type === 'tensor' && value.value.dtype === 'float32') {
       node.attributes = { ...node.attributes, value: { type: 'tensor', value: toFloat16(value.value, counter) } };
+    }
+    const scalar = node.attributes['value_float'];
+    const list = node.attributes['value_floats'];
+    if (node.opType === 'Constant' && (scalar?.type === 'float' || list?.type === 'floats')) {
+      const values = scalar?.type === 'float' ? [scalar.value] : list?.type === 'floats' ? list.value : [];
+      const dims = scalar?.type === 'float' ? [] : [values.length];
+      node.attributes = { value: { type: 'tensor', value: toFloat16(makeTensor('float32', dims, Float32Array.from(values)), counter) } };
     }
     const to = node.attributes['to'];
     if (node.opType === 'Cast' && to?.type === 'int' && to.value === FLOAT) node.attributes = { ...node.attributes, to: { type: 'int', value: FLOAT16 } };

@@ -38,20 +38,26 @@ function mergeBins(counts: Float64Array, target: number): Float64Array {
 export function klThreshold(counts: Float64Array, levels: number): number {
   let used = counts.length;
   while (used > 0 && counts[used - 1] === 0) used--;
-  if (used <= levels) return used;
-  const stride = Math.max(1, Math.floor((used - levels) / MAX_CANDIDATES));
+  // Candidates start `levels` bins past the first non-empty one: a threshold just above a lone low
+  // value (a sigmoid gate at 0.3 below a mass at [0.4, 0.62]) folds everything into one bin of P and
+  // one of Q, a KL of 0 that would win and clip 100 % of the values.
+  let first = 0;
+  while (first < used && counts[first] === 0) first++;
+  const start = first + levels;
+  if (used <= start) return used;
+  const stride = Math.max(1, Math.floor((used - start) / MAX_CANDIDATES));
   let best = used;
   let bestKl = Infinity;
   const p = new Float64Array(used);
   const q = new Float64Array(used);
-  for (let i = levels; i <= used; i += stride) {
+  for (let i = start; i <= used; i += stride) {
     const kl = klAt(counts, i, levels, used, p, q);
     if (kl < bestKl) {
       bestKl = kl;
       best = i;
     }
   }
-  if (best !== used && (used - levels) % stride !== 0) {
+  if (best !== used && (used - start) % stride !== 0) {
     const kl = klAt(counts, used, levels, used, p, q);
     if (kl < bestKl) best = used;
   }
