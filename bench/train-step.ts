@@ -128,6 +128,10 @@ try {
   let torchVersion = '';
   let graphed = Infinity;
   let graphLosses: number[] = [];
+  let graphsError: string | undefined;
+  // Same weights, batch and update rule: first losses agree to float rounding in fp32; bf16 autocast
+  // rounds logits to 8 bits of mantissa and the two sides may pick other kernels, so allow that.
+  const [firstTolerance, lastTolerance] = precision === 'bf16' ? [2e-2, 5e-2] : [1e-4, 1e-2];
   for (let round = 0; round < Number(args.rounds); round++) {
     // Alternate which side goes first, so a drift in the machine's load does not favour one.
     let p: ReturnType<typeof runPeer>;
@@ -139,10 +143,15 @@ try {
       o = await runOurs();
       p = runPeer();
     }
-    if (args['cuda-graphs']) {
-      const g = await runOurs(true);
-      graphed = Math.min(graphed, g.ms);
-      graphLosses = g.losses;
+    if (args['cuda-graphs'] && !graphsError) {
+      // Never run on a GPU before: a failed capture must not cost the eager numbers.
+      try {
+        const g = await runOurs(true);
+        graphed = Math.min(graphed, g.ms);
+        graphLosses = g.losses;
+      } catch (e) {
+        graphsError = e instanceof Error ? e.message : String(e);
+      }
     }
     peer = Math.min(peer, p.ms);
     ours = Math.min(ours, o.ms);
@@ -162,11 +171,11 @@ try {
     channels_last: channelsLast,
     steps,
     rounds: Number(args.rounds),
-    // Same weights, batch and update rule: the first losses should agree to float rounding.
     first_loss: { ours: ourLosses[0], peer: peerLosses[0] },
-    loss_match: Math.abs(ourLosses[0]! - peerLosses[0]!) < 1e-4 && Math.abs(ourLosses.at(-1)! - peerLosses.at(-1)!) < 1e-2,
+    loss_match: Math.abs(ourLosses[0]! - peerLosses[0]!) < firstTolerance && Math.abs(ourLosses.at(-1)! - peerLosses.at(-1)!) < lastTolerance,
     losses: { ours: ourLosses.map((l) => Number(l.toFixed(6))), peer: peerLosses.map((l) => Number(l.toFixed(6))) },
-    ...(args['cuda-graphs'] ? {
+    ...(graphsError ? { graphs_error: graphsError } : {}),
+    ...(args['cuda-graphs'] && !graphsError ? {
       ours_graphs_ms: round2(graphed),
       ratio_graphs: Number((graphed / peer).toFixed(3)),
       // Same steps, captured: the replayed losses should follow the eager engine's within bf16 noise.

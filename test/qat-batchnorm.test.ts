@@ -4,6 +4,8 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { foldLiveBatchNorm, quantizationAwareTraining, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
+import { masksFromZeros, pruneUnstructured } from '../src/compress/prune/index.js';
+import { foldBatchNorm } from '../src/passes/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -89,7 +91,24 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     const x = images(test, 64);
     const ort = (await runGraph(r.graph, { input: x }, { threads: 2 }))[r.graph.outputs[0]!.name]!.data as Float32Array;
     expect(maxRelative(forward(r.trained, x), ort)).toBeLessThan(0.05);
+    // A checkpoint file cannot name its phase.
+    await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, resume: '/tmp/x.ckpt', threads: 2 })).rejects.toThrow(/--resume FILE cannot say which phase/);
     // A model whose BNs were folded on export has none to put back: said plainly.
     await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded: ptqFloat, data: { train, test }, epochs: 1, bnEpochs: 1, threads: 2 })).rejects.toThrow(/no BatchNormalization behind its quantized Convs/);
+  });
+
+  it('a sparse model stays sparse: its zero weights are held at zero through QAT', async () => {
+    const sparse = pruneUnstructured(foldBatchNorm(unfolded), { sparsity: 0.5 }).graph;
+    const ptq = await quantizeStatic(sparse, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), DEFAULT_STATIC);
+    const start = toQatGraph(ptq.graph, { float: ptq.float });
+    const before = masksFromZeros(start.graph, start.trainable);
+    expect(before.size).toBeGreaterThan(0);
+    const r = await quantizationAwareTraining({ graph: ptq.graph, float: ptq.float, data: { train, test }, epochs: 1, batch: 64, threads: 2 });
+    for (const [name, mask] of before) {
+      const w = r.trained.initializers.get(name)!.data as Float32Array;
+      let regrown = 0;
+      mask.forEach((m, i) => { if (m === 0 && w[i] !== 0) regrown++; });
+      expect(regrown, name).toBe(0);
+    }
   });
 });

@@ -58,6 +58,8 @@ export async function qatFineTune(
     ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: floatGraph } : {}),
     device: options.device,
     seed: options.seed,
+    // The preprocessing calibration and the scores use (--mean/--std, else the model's, else CIFAR-10's).
+    normalization,
     onProgress: bar.onProgress,
     file,
     ...(options.distill ? { teacher: { graph: ptq.float } } : {}),

@@ -20,7 +20,7 @@ import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
 import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
-import { readPreprocessing } from '../../zoo/metadata.js';
+import { METADATA_KEYS, readPreprocessing } from '../../zoo/metadata.js';
 
 export interface DistillOptions extends Omit<TrainOptions, 'graph' | 'teacher' | 'file'> {
   teacher: Graph;
@@ -68,7 +68,10 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
     ...(cacheTeacher ? { augment: false as const } : {}),
     ...(studentFile ? { file: studentFile } : {}),
   });
-  return { ...result, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
+  // The student is written with the preprocessing it was trained with (it may have come from the
+  // teacher's metadata), so evaluation and deploy feed it the same images.
+  const graph = { ...result.graph, metadata: { ...result.graph.metadata, [METADATA_KEYS.mean]: JSON.stringify(normalization.mean), [METADATA_KEYS.std]: JSON.stringify(normalization.std) } };
+  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
 }
 
 /** Teacher and student must read the same images and predict the data set's classes. */

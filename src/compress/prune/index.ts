@@ -9,7 +9,7 @@ export { keptCounts, planFromCounts, planRemoval, refill, roundKept, type Plan, 
 export { keptChannels, removeChannels, sliceAxis, type RemoveOptions } from './apply.js';
 export { channelMeans, readValues, type Calibration } from './calibrate.js';
 export { pruneStructured, type GroupSummary, type SearchStep, type StructuredOptions, type StructuredResult, type Target } from './structured.js';
-export { computeMasks, findWeights, nmMask, pruneUnstructured, type TensorSparsity, type UnstructuredOptions, type UnstructuredResult, type WeightRef } from './unstructured.js';
+export { computeMasks, findWeights, masksFromZeros, nmMask, pruneUnstructured, type TensorSparsity, type UnstructuredOptions, type UnstructuredResult, type WeightRef } from './unstructured.js';
 export { sizeReport, sparseTensorBytes, type SizeReport } from './size.js';
 export { engineFineTuner, finetuneLr, crossEntropyGrad, type EngineTunerOptions, type FineTuner, type FineTuneOptions, type FineTuneResult } from './finetune.js';
 export { epochsForStep, gradualSparsity, pruneStructuredIteratively, pruneUnstructuredGradually, type IterativeOptions, type StepRecord } from './iterative.js';

@@ -78,6 +78,25 @@ export function findWeights(graph: Graph): WeightRef[] {
   return [...out.values()];
 }
 
+/**
+ * Masks that keep a sparse model sparse while it trains on: 1 where a weight is non-zero, 0 where it
+ * is exactly zero, for the float32 tensors (rank ≥ 2) among `names` — default: every Conv / Gemm /
+ * MatMul weight — at least `minZeroFraction` of whose values are exactly zero. Trained dense weights
+ * are essentially never exactly zero; pruned ones are, and without a mask their gradients and weight
+ * decay would grow them back.
+ */
+export function masksFromZeros(graph: Graph, names?: Iterable<string>, minZeroFraction = 0.01): Map<string, Float32Array> {
+  const masks = new Map<string, Float32Array>();
+  for (const name of names ?? findWeights(graph).map((w) => w.name)) {
+    const t = graph.initializers.get(name);
+    if (!t || t.dtype !== 'float32' || t.dims.length < 2) continue;
+    const values = t.data as Float32Array;
+    if (countZeros(values) < minZeroFraction * values.length) continue;
+    masks.set(name, values.map((v) => (v === 0 ? 0 : 1)));
+  }
+  return masks;
+}
+
 function absValues(t: Tensor): Float32Array {
   const v = t.dtype === 'float32' ? (t.data as Float32Array) : Float32Array.from(toNumbers(t));
   return v.map(Math.abs);

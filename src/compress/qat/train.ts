@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { usageError } from '../../errors.js';
-import type { ImageSet } from '../../data/types.js';
+import type { ImageSet, Normalization } from '../../data/types.js';
 import type { DeviceName } from '../../engine/native.js';
 import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from '../../engine/train.js';
 import type { EpochAugment } from '../../engine/epoch.js';
@@ -15,6 +15,7 @@ import { foldLiveBatchNorm, withLiveBatchNorm } from './batchnorm.js';
 import { QAT_DEFAULTS } from './defaults.js';
 import { exportQat, settleScales } from './export.js';
 import { toQatGraph, type QatLayout } from './graph.js';
+import { masksFromZeros } from '../prune/unstructured.js';
 
 export interface QatOptions {
   /** The PTQ QDQ graph (`quantizeStatic(...).graph`). */
@@ -58,6 +59,8 @@ export interface QatOptions {
   resume?: boolean | string;
   log?: string;
   onProgress?: (p: TrainProgress) => void;
+  /** Preprocessing of the images (default: the model's metadata, else CIFAR-10's): the one calibration used. */
+  normalization?: Normalization;
   /** Named in errors. */
   file?: string;
 }
@@ -90,6 +93,11 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
   if (!Number.isInteger(bnEpochs) || bnEpochs < 0 || bnEpochs > o.epochs) {
     throw usageError(`--bn-epochs must be a whole number from 0 to --epochs (${o.epochs}), got ${bnEpochs}`);
   }
+  if (bnEpochs > 0 && typeof o.resume === 'string') {
+    throw usageError('--resume FILE cannot say which phase of a --bn-epochs run it belongs to', 'resume with --checkpoint-dir DIR --resume: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)');
+  }
+  // A sparse model stays sparse: pruned (exactly zero) latent weights are held at zero while training.
+  const masks = masksFromZeros(qat.graph, qat.trainable);
   const batch = o.batch ?? QAT_DEFAULTS.batch;
   const common: Omit<TrainOptions, 'graph' | 'epochs'> = {
     data: o.data,
@@ -100,6 +108,8 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     schedule: o.schedule ?? QAT_DEFAULTS.schedule,
     trainable: qat.trainable,
     learnableScales,
+    ...(masks.size > 0 ? { masks } : {}),
+    ...(o.normalization ? { normalization: o.normalization } : {}),
     // Quantization arithmetic must be float32 to match ONNX Runtime's: no bf16 autocast.
     autocast: 'none',
     ...(o.device ? { device: o.device } : {}),

@@ -128,7 +128,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   let qat: TrainingResult | undefined;
   let gpuSeconds = 0;
   if (spec.qat) {
-    const q = await runQat(ctx, spec.qat, output, built.float);
+    const q = await runQat(ctx, spec.qat, output, built.float, normalization);
     output = q.graph;
     qat = q.result;
     gpuSeconds = q.gpuSeconds;
@@ -154,7 +154,7 @@ function done(graph: Graph, result: QuantizeResult, gpuSeconds = 0): StageOutput
 }
 
 /** Quantization-aware training of the calibrated QDQ graph (src/compress/qat), resumable per epoch. */
-async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, float: Graph): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
+async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, float: Graph, normalization: Normalization): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
   const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
   const data = await ctx.data();
   let bar: Progress | undefined;
@@ -170,6 +170,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     seed: ctx.recipe.seed,
     checkpointDir: ctx.workDir,
     resume: true,
+    normalization,
     ...(spec.distill ? { teacher: { graph: float } } : {}),
     ...(spec.eval_limit !== undefined ? { testLimit: spec.eval_limit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),

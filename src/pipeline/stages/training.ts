@@ -3,6 +3,7 @@
  * epoch into the stage's work folder and resumes from it, so a run killed mid-training continues at
  * the last finished epoch, not at epoch 1.
  */
+import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
 import { foldBatchNorm } from '../../passes/index.js';
@@ -69,6 +70,9 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
   const start = await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) });
   if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
+  // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
+  const masks = masksFromZeros(start.graph);
+  if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
   const options: TrainOptions = {
     graph: start.graph,
     data: { train: data.train, test: data.test },
@@ -94,6 +98,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(spec.autocast ? { autocast: spec.autocast } : {}),
     ...(spec.channels_last !== undefined ? { channelsLast: spec.channels_last } : {}),
     ...(teacher ? { teacher: { graph: teacher.graph, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
+    ...(masks.size > 0 ? { masks } : {}),
   };
   const r = await trainModel(options).finally(() => bar?.stop());
   if (r.resumedFrom !== undefined) ctx.log(`  resumed from the checkpoint after epoch ${r.resumedFrom}`);
