@@ -30,7 +30,8 @@ case "${1:-}" in
     ;;
   run)
     shift
-    [ -f .gpu/setup.sh ] && source .gpu/setup.sh
+    # setup.sh's `cp -n` may exit 1 for files already staged: never let that end the run.
+    set +e; [ -f .gpu/setup.sh ] && source .gpu/setup.sh; set -e
     NODE_ADDON_API_INCLUDE="$root/$out/napi" scripts/build-native.sh --direct
     node "$out/train-step.mjs" --device cuda --batch 512 --precision bf16 --threads "$(nproc)" --steps 30 --warmup 10 --cuda-graphs
     node "$out/cifar-gpu.mjs" "$@"

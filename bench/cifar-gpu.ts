@@ -8,12 +8,15 @@
  *   npx tsx bench/cifar-gpu.ts --device cpu --train-limit 2048 --test-limit 1000 --epochs 1 --width 0.25   # smoke test
  * Options: --epochs (30) --batch (512) --lr (0.4) --label-smoothing (0.1) --weight-decay (5e-4) --width (1)
  * --target (0.94) --data-dir ($SLIM_DATA_DIR) --seed (0) --train-limit --test-limit --threads,
- * --cuda-graphs (replay a captured CUDA graph of the step; the JSON says which way it ran).
+ * --cuda-graphs (replay a captured CUDA graph of the step; the JSON says which way it ran),
+ * --out <file.onnx> (write the trained model, BN folded: bench/qat-gpu.ts --model takes it).
  */
 import { parseArgs } from 'node:util';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { loadNative } from '../src/engine/native.js';
 import { trainModel } from '../src/engine/train.js';
+import { writeModel } from '../src/onnx/io.js';
+import { foldBatchNorm } from '../src/passes/index.js';
 import { buildZooModel } from '../src/zoo/index.js';
 
 const { values: args } = parseArgs({
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     'test-limit': { type: 'string' },
     threads: { type: 'string' },
     'cuda-graphs': { type: 'boolean', default: false },
+    out: { type: 'string' },
   },
 });
 const device = args.device === 'cpu' ? 'cpu' : 'cuda';
@@ -65,6 +69,7 @@ const result = await trainModel({
   },
 });
 const wall = (performance.now() - started) / 1000;
+if (args.out) await writeModel(foldBatchNorm(result.graph), args.out);
 
 // Time to target counts training steps only (evaluation excluded), as the usual speed-run tables do;
 // wall_to_target adds the per-epoch evaluations.

@@ -33,7 +33,8 @@ case "${1:-}" in
     ;;
   run)
     shift
-    [ -f .gpu/setup.sh ] && source .gpu/setup.sh
+    # setup.sh's `cp -n` may exit 1 for files already staged: never let that end the run.
+    set +e; [ -f .gpu/setup.sh ] && source .gpu/setup.sh; set -e
     if [ ! -d "$out/node_modules/onnxruntime-node" ]; then
       # The host has no xz binary: python's tarfile reads .tar.xz.
       python3 -c "import tarfile,sys; tarfile.open('.gpu-ort/onnxruntime.tar.xz').extractall(sys.argv[1])" "$out/node_modules"
