@@ -2,7 +2,7 @@ import './helpers/engine-env.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { foldLiveBatchNorm, quantizationAwareTraining, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
+import { foldLiveBatchNorm, quantizationAwareTraining, toCanonicalLayout, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
 import { masksFromZeros, pruneUnstructured } from '../src/compress/prune/index.js';
 import { foldBatchNorm } from '../src/passes/index.js';
@@ -110,5 +110,22 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
       mask.forEach((m, i) => { if (m === 0 && w[i] !== 0) regrown++; });
       expect(regrown, name).toBe(0);
     }
+  });
+
+  it("weights train and ship on PTQ's grid: [-64, 64] with reduce-range, not int8's [-128, 127]", async () => {
+    const ptq = await quantizeStatic(foldBatchNorm(unfolded), imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, reduceRange: true });
+    const start = toQatGraph(ptq.graph, { float: ptq.float });
+    expect(start.layout.weights.every((w) => w.qmin === -64 && w.qmax === 64)).toBe(true);
+    // A large learning rate pushes latent weights past the grid's edge; the fake-quant clamp must hold them.
+    const r = await quantizationAwareTraining({ graph: ptq.graph, float: ptq.float, data: { train, test }, epochs: 1, batch: 64, lr: 0.05, threads: 2 });
+    const canonical = toCanonicalLayout(r.graph).graph;
+    for (const n of canonical.nodes.filter((x) => x.opType === 'DequantizeLinear')) {
+      const q = canonical.initializers.get(n.inputs[0]!);
+      if (q?.dtype !== 'int8' || q.dims.length < 2) continue; // weights only
+      const zero = canonical.initializers.get(n.inputs[2]!)!.data as Int8Array;
+      const worst = Math.max(...Array.from(q.data as Int8Array, (v) => Math.abs(v - zero[0]!)));
+      expect(worst, n.name).toBeLessThanOrEqual(64);
+    }
+    expect(r.graph.metadata['slimkit.qat_grid']).toBeUndefined();
   });
 });

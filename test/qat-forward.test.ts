@@ -75,6 +75,7 @@ function layerSubgraph(g: Graph, label: string, dims: number[]): Graph {
   for (const n of keep) n.inputs.slice(1).forEach((v) => v && pull(v));
   const sub = emptyGraph(`${label}-alone`, g.opsets['']);
   sub.opsets = { ...g.opsets };
+  sub.metadata = { ...g.metadata }; // the QAT grid (slimkit.qat_grid) goes with the layer
   const qIn: Node = { name: 'input_QuantizeLinear', opType: 'QuantizeLinear', domain: '', inputs: ['x', inDq.inputs[1]!, inDq.inputs[2]!], outputs: [source], attributes: {} };
   sub.nodes = [qIn, ...g.nodes.filter((n) => keep.has(n))];
   sub.inputs = [{ name: 'x', dtype: 'float32', shape: dims }];
@@ -263,5 +264,34 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
       expect(ranked(ort, n)[0], `image ${n}`).toBe(first);
     }
     expect(clear).toBeGreaterThan(N / 2);
+  });
+});
+
+describe.skipIf(!available)('fake quantization on a narrower grid', () => {
+  it('a QuantizeLinear given [-64, 64] (reduce-range weights) clamps there, not at int8\'s [-128, 127]', () => {
+    // y = x · DQ(Q(w)) with w = -10, -9.9, …, 10 at scale 0.1: the integers -100 … 100.
+    const n = 201;
+    const g = emptyGraph('grid', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, n] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [1, n] }];
+    g.initializers.set('w', float32([n], Array.from({ length: n }, (_, i) => -10 + i / 10)));
+    g.initializers.set('s', float32([], [0.1]));
+    g.initializers.set('z', { dtype: 'int8', dims: [], data: Int8Array.of(0) });
+    g.nodes = [
+      { name: 'q', opType: 'QuantizeLinear', domain: '', inputs: ['w', 's', 'z'], outputs: ['wq'], attributes: {} },
+      { name: 'dq', opType: 'DequantizeLinear', domain: '', inputs: ['wq', 's', 'z'], outputs: ['wd'], attributes: {} },
+      { name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'wd'], outputs: ['y'], attributes: {} },
+    ];
+    const ones = float32([1, n], new Array(n).fill(1));
+    const extremes = (options: Parameters<typeof EnginePlan.create>[1]): [number, number] => {
+      const y = EnginePlan.create(g, { threads: 1, ...options }).forward(ones)[0]!.data;
+      return [Math.min(...y), Math.max(...y)];
+    };
+    const [lo, hi] = extremes({});
+    expect(lo).toBeCloseTo(-10, 5);
+    expect(hi).toBeCloseTo(10, 5);
+    const [rlo, rhi] = extremes({ quantRanges: new Map([['q', [-64, 64] as const]]) });
+    expect(rlo).toBeCloseTo(-6.4, 5);
+    expect(rhi).toBeCloseTo(6.4, 5);
   });
 });

@@ -56,9 +56,25 @@ export interface CompileOptions {
   trainable?: ReadonlySet<string>;
   /** QuantizeLinear → DequantizeLinear pairs train their scales (LSQ; see qat-lowering.ts). */
   learnableScales?: boolean;
+  /**
+   * Integer range [qmin, qmax] per QuantizeLinear node, where it is narrower than its type's: weights
+   * quantized symmetric ([-127, 127]) or with reduce-range ([-64, 64]) must train on that grid.
+   * Default: what the graph's QAT_GRID_KEY metadata records (toQatGraph writes it).
+   */
+  quantRanges?: ReadonlyMap<string, readonly [number, number]>;
 }
 
 const ENGINE_DTYPES = new Set(['float32', 'int64', 'int32', 'uint8', 'int8']);
+
+/** Metadata a QAT graph carries: {QuantizeLinear node name: [qmin, qmax]} for grids narrower than the type's. */
+export const QAT_GRID_KEY = 'slimkit.qat_grid';
+
+function gridOf(graph: Graph): Map<string, readonly [number, number]> {
+  const raw = graph.metadata[QAT_GRID_KEY];
+  if (!raw) return new Map();
+  const parsed = JSON.parse(raw) as Record<string, [number, number]>;
+  return new Map(Object.entries(parsed));
+}
 
 /** Constant nodes become initializers and exporter shape subgraphs fold away: the engine only runs data ops. */
 export function prepareForTraining(graph: Graph): Graph {
@@ -69,6 +85,7 @@ export function prepareForTraining(graph: Graph): Graph {
 export function compilePlan(source: Graph, options: CompileOptions = {}): CompiledPlan {
   const graph = prepareForTraining(source);
   const file = options.file;
+  const quantRanges = options.quantRanges ?? gridOf(graph);
   const fail = (parts: { where?: string; problem: string; fix?: string }): SlimError => inputError({ ...(file ? { file } : {}), ...parts });
 
   const inputs = dataInputs(graph);
@@ -107,6 +124,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
         outputs,
         producer: (v) => index.producer.get(v),
         consumers: (v) => index.consumersOf(v),
+        ...(quantRanges.has(node.name) ? { quantRange: quantRanges.get(node.name)! } : {}),
       };
       lowering = options.learnableScales && node.opType === 'QuantizeLinear'
         ? lowerLearnableQuant(ctx as LowerContext<QuantizeLinearAttrs>)

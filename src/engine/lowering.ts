@@ -47,6 +47,8 @@ export interface LowerContext<A> extends OpContext<A> {
   /** The node producing `value`; undefined for graph inputs and initializers. */
   producer(value: string): Node | undefined;
   consumers(value: string): readonly Node[];
+  /** A QuantizeLinear's integer range when narrower than its type's (CompileOptions.quantRanges). */
+  quantRange?: readonly [number, number];
 }
 
 /** A lowering of one kernel over the node's own inputs and outputs. */

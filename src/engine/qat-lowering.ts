@@ -20,8 +20,9 @@ export function lowerLearnableQuant(ctx: LowerContext<QuantizeLinearAttrs>): Low
   if (!scaleFacts?.constant) throw new OpError(`learnable scale '${scale}' must be an initializer`);
   if (!zero || !ctx.inputs[2]?.constant) throw new OpError('learnable scales need a constant zero point input (slim quantize writes one)');
   const dtype = ctx.inputs[2].type.dtype;
-  const range = INTEGER_RANGES[dtype];
-  if (!range) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+  const typeRange = INTEGER_RANGES[dtype];
+  if (!typeRange) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+  const range = ctx.quantRange ?? typeRange;
   const perChannel = scaleFacts.constant.dims.length === 1 && scaleFacts.constant.data.length > 1;
   return {
     steps: [{ kernel: 'fake_quant_lsq', inputs: [x!, scale!, zero], ints: [perChannel ? 1 : 0, ctx.attrs.axis, range[0], range[1]], floats: [gradFactor(ctx, perChannel, range[1])] }],

@@ -58,8 +58,9 @@ export const quantizeLinear = defineOp<QuantizeLinearAttrs>({
     const paired = readers.length > 0 && readers.every((n) => n.opType === 'DequantizeLinear' && n.inputs[1] === scale && (n.inputs[2] ?? '') === (zero ?? ''));
     if (!paired) throw new OpError('training runs QuantizeLinear only when every reader is a DequantizeLinear with the same scale and zero point');
     const dtype = ctx.inputs[2]?.type.dtype ?? ctx.attrs.outputDtype ?? 'uint8';
-    const [qmin, qmax] = dtype === 'int8' ? [-128, 127] : dtype === 'uint8' ? [0, 255] : [NaN, NaN];
-    if (Number.isNaN(qmin)) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+    const typeRange = dtype === 'int8' ? [-128, 127] : dtype === 'uint8' ? [0, 255] : [NaN, NaN];
+    if (Number.isNaN(typeRange[0])) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+    const [qmin, qmax] = ctx.quantRange ?? typeRange;
     const scaleValue = input(ctx, 1).constant;
     if (!scaleValue) throw new OpError(`scale '${scale}' must be a constant for training`);
     if (scaleValue.data.length === 1) {

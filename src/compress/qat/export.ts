@@ -6,6 +6,7 @@
  * scales are already in their shipping form. So the weights the engine trained on are, bit for bit,
  * the weights that ship; the only new rounding is the int32 bias (half a unit of the accumulator).
  */
+import { QAT_GRID_KEY } from '../../engine/compile.js';
 import { SlimError } from '../../errors.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, makeTensor } from '../../onnx/tensor.js';
@@ -76,7 +77,7 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
     const s = scaleOf(w.scale);
     const zeroT = g.initializers.get(w.zeroPoint);
     const zero = (c: number): number => (zeroT ? Number(zeroT.data[c]) : 0);
-    const [qmin, qmax] = INT_RANGE[w.dtype];
+    const [qmin, qmax] = [w.qmin, w.qmax];
     const data = weight.data as Float32Array;
     const { inner, channels } = layoutOf(weight.dims, w.axis);
     const values = w.dtype === 'int8' ? new Int8Array(data.length) : new Uint8Array(data.length);
@@ -134,7 +135,9 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
   }
 
   g.nodes = g.nodes.flatMap((n) => (removed.has(n) ? [] : [...(insertBefore.get(nodeLabel(n)) ?? []), n]));
-  if (options.description) g.metadata = { ...g.metadata, 'slimkit.qat': JSON.stringify(options.description) };
+  // The grid note is for training plans; the shipped graph holds the integers themselves.
+  const { [QAT_GRID_KEY]: _grid, ...metadata } = g.metadata;
+  g.metadata = options.description ? { ...metadata, 'slimkit.qat': JSON.stringify(options.description) } : metadata;
   // The int8 Conv layout PTQ chose for the target CPU (exact re-encodings; layout.ts).
   return { graph: toCpuLayout(g, layout.cpu, layout.amxConvs), warnings };
 }

@@ -5,6 +5,7 @@
  * engine runs every Q → DQ pair as fake quantization with straight-through gradients, so the forward
  * pass is the int8 model's; export.ts turns the trained graph back into the integer QDQ form.
  */
+import { QAT_GRID_KEY } from '../../engine/compile.js';
 import { SlimError } from '../../errors.js';
 import { GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, type Tensor } from '../../onnx/tensor.js';
@@ -25,6 +26,9 @@ export interface QatWeight {
   /** Per-channel axis, undefined for one scale per tensor. */
   axis: number | undefined;
   dtype: 'int8' | 'uint8';
+  /** The integer grid PTQ used: [-127, 127] symmetric int8, [-64, 64] with reduce-range, … */
+  qmin: number;
+  qmax: number;
   /** The layer (Conv/Gemm/MatMul) that reads it, by label. */
   layer: string;
 }
@@ -68,6 +72,28 @@ export interface ToQatOptions {
   file?: string;
 }
 
+/** Whether slim quantize recorded reduce-range weights (its 'slimkit.quantization' metadata). */
+function quantizedWithReducedRange(qdq: Graph): boolean {
+  try {
+    const description = JSON.parse(qdq.metadata['slimkit.quantization'] ?? '{}') as { weights?: unknown };
+    return typeof description.weights === 'string' && description.weights.includes('reduced range');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The integer grid a stored weight was quantized on, which QAT must keep: symmetric int8 is
+ * [-127, 127] (ONNX Runtime's quantizer and slim quantize), reduce-range [-64, 64]; a -128 in the
+ * tensor means another tool used the full range, which is then kept.
+ */
+function weightGrid(q: Tensor, reduced: boolean): [number, number] {
+  if (q.dtype === 'uint8') return reduced ? [0, 127] : [0, 255];
+  const values = q.data as Int8Array;
+  if (values.includes(-128)) return [-128, 127];
+  return reduced ? [-64, 64] : [-127, 127];
+}
+
 export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
   // Training runs the canonical form; export re-applies PTQ's CPU layout.
   const canonical = toCanonicalLayout(qdq);
@@ -77,6 +103,7 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
   const floatNodes = new Map((options.float?.nodes ?? []).map((n) => [nodeLabel(n), n]));
   const layout: QatLayout = { weights: [], biases: [], cpu: exportCpu(canonical), ...(canonical.amxConvs ? { amxConvs: canonical.amxConvs } : {}) };
   const trainable = new Set<string>();
+  const reducedRange = quantizedWithReducedRange(qdq);
   const addBefore = new Map<Node, Node>();
   const doomed = new Set<Node>();
 
@@ -118,7 +145,8 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     addBefore.set(dq, q);
     dq.inputs = [quantized, scale, zeroPoint];
     trainable.add(name);
-    layout.weights.push({ name, quantize: q.name, dequantize: dq.name, scale, zeroPoint, axis, dtype: weight.q.dtype as 'int8' | 'uint8', layer: label });
+    const [qmin, qmax] = weightGrid(weight.q, reducedRange);
+    layout.weights.push({ name, quantize: q.name, dequantize: dq.name, scale, zeroPoint, axis, dtype: weight.q.dtype as 'int8' | 'uint8', qmin, qmax, layer: label });
 
     // The int32 bias (Conv / Gemm input 2) becomes float: its scale follows the trained scales at export.
     const bias = layer.opType === 'MatMul' ? undefined : storedInteger(layer.inputs[2], layer, ['int32']);
@@ -142,6 +170,9 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
       fix: 'quantization-aware training starts from slim quantize --mode static output (or its float model with --qat)',
     });
   }
+  // Every plan compiled from this graph (or a clone) fake-quantizes weights on PTQ's grid.
+  const grid = Object.fromEntries(layout.weights.filter((w) => w.qmin !== (w.dtype === 'int8' ? -128 : 0) || w.qmax !== (w.dtype === 'int8' ? 127 : 255)).map((w) => [w.quantize, [w.qmin, w.qmax]]));
+  if (Object.keys(grid).length > 0) g.metadata = { ...g.metadata, [QAT_GRID_KEY]: JSON.stringify(grid) };
   return { graph: g, layout, trainable };
 }
 
