@@ -561,6 +561,9 @@ describe('validateGraph', () => {
       initializers: new Map([['lo', makeTensor('float32', [], Float32Array.of(0))], ['hi', makeTensor('float32', [], Float32Array.of(Infinity))]]),
     };
     expect(validateGraph(clipped).types.get('c')).toEqual({ dtype: 'float32', shape: ['n', 4] });
+    // NaN is never a bound: a NaN scale or bound is a damaged file.
+    clipped.initializers.set('hi', makeTensor('float32', [], Float32Array.of(NaN)));
+    expect(problem(clipped)).toMatch(/initializer 'hi': holds 1 non-finite value/);
   });
 
   it('reject a model file whose external data is missing when loaded', async () => {

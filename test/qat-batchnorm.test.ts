@@ -116,6 +116,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     const ptq = await quantizeStatic(foldBatchNorm(unfolded), imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, reduceRange: true });
     const start = toQatGraph(ptq.graph, { float: ptq.float });
     expect(start.layout.weights.every((w) => w.qmin === -64 && w.qmax === 64)).toBe(true);
+    const grid = JSON.parse(start.graph.metadata['slimkit.qat_grid']!) as Record<string, [number, number]>;
+    expect(Object.keys(grid).sort()).toEqual(start.layout.weights.map((w) => w.quantize).sort());
     // A large learning rate pushes latent weights past the grid's edge; the fake-quant clamp must hold them.
     const r = await quantizationAwareTraining({ graph: ptq.graph, float: ptq.float, data: { train, test }, epochs: 1, batch: 64, lr: 0.05, threads: 2 });
     const canonical = toCanonicalLayout(r.graph).graph;

@@ -293,5 +293,14 @@ describe.skipIf(!available)('fake quantization on a narrower grid', () => {
     const [rlo, rhi] = extremes({ quantRanges: new Map([['q', [-64, 64] as const]]) });
     expect(rlo).toBeCloseTo(-6.4, 5);
     expect(rhi).toBeCloseTo(6.4, 5);
+    // The way QAT graphs carry it: metadata every plan compiled from the graph (or a copy) reads.
+    g.metadata = { 'slimkit.qat_grid': JSON.stringify({ q: [-127, 127] }) };
+    const [mlo, mhi] = extremes({});
+    expect(mlo).toBeCloseTo(-10, 5);
+    g.metadata = { 'slimkit.qat_grid': JSON.stringify({ q: [-50, 30] }) };
+    const [nlo, nhi] = extremes({});
+    expect(nlo).toBeCloseTo(-5, 5);
+    expect(nhi).toBeCloseTo(3, 5);
+    expect(mhi).toBeCloseTo(10, 5);
   });
 });

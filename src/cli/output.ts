@@ -50,15 +50,16 @@ export function progress(label: string, total: number, unit = 'items'): Progress
       stop: () => bar.stop(),
     };
   }
-  // Without a terminal: a line every 5 s, and one (not one per update) when the total is reached.
+  // Without a terminal: a line every 5 s, and one (not one per update) when the total is first reached.
   let last = performance.now();
-  let finished = false;
+  let reachedTotal = false;
   return {
     update(done, fields) {
       const now = performance.now();
-      if (finished || (now - last < 5000 && done < total)) return;
+      const firstAtTotal = done >= total && !reachedTotal;
+      if (!firstAtTotal && now - last < 5000) return;
+      reachedTotal ||= done >= total;
       last = now;
-      finished = done >= total;
       const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
       log(`${label}: ${done}/${total} ${unit}${extra}`);
     },

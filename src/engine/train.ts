@@ -316,7 +316,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     // Named only when set, so checkpoints of runs without them still resume.
     ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
     ...(o.decayAll ? { decayAll: true } : {}),
-    ...(autocast !== 'none' ? { autocast } : {}),
+    // The device's default (bf16 on CUDA, none on CPU) stays unnamed, as in checkpoints made before.
+    ...(autocast !== (r.device === 'cuda' ? 'bf16' : 'none') ? { autocast } : {}),
     ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),

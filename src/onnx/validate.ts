@@ -20,7 +20,8 @@ export interface ValidateOptions {
 }
 
 /** Index of the first NaN or ±Inf in a float tensor, and how many there are; undefined when all are finite. */
-export function nonFinite(t: Tensor): { first: number; count: number } | undefined {
+/** Values of a float tensor that fail `isBad` (default: not finite), by first index and count. */
+export function nonFinite(t: Tensor, isBad: (v: number) => boolean = (v) => !Number.isFinite(v)): { first: number; count: number } | undefined {
   if (!isFloat(t.dtype)) return undefined;
   const data = t.data as Float32Array | Float64Array | Uint16Array;
   const decode = t.dtype === 'float16' ? float16BitsToNumber : t.dtype === 'bfloat16' ? bfloat16BitsToNumber : undefined;
@@ -28,7 +29,7 @@ export function nonFinite(t: Tensor): { first: number; count: number } | undefin
   let count = 0;
   for (let i = 0; i < data.length; i++) {
     const v = decode ? decode(data[i]!) : data[i]!;
-    if (!Number.isFinite(v)) {
+    if (isBad(v)) {
       if (first < 0) first = i;
       count++;
     }
@@ -92,15 +93,15 @@ export function validateGraph(graph: Graph, options: ValidateOptions = {}): Infe
   }
 
   for (const [name, t] of graph.initializers) {
-    // Scalars are bounds and sentinels (Clip's max = Inf, a fill value of -3.4e38), not weights.
-    if (t.data.length <= 1) continue;
     const bad = nonFinite(t);
-    if (bad) {
+    // Inf and huge scalars are bounds and sentinels (Clip's max, a fill value of -3.4e38); NaN never is.
+    const scalar = t.data.length <= 1;
+    if (bad && (!scalar || nonFinite(t, Number.isNaN))) {
       throw fail(`initializer ${quoted(name)}`,
         `holds ${bad.count} non-finite value${bad.count > 1 ? 's' : ''} (NaN or Inf; first at element ${bad.first})`,
         'the weights are damaged or training diverged; use a healthy checkpoint');
     }
-    const huge = implausibleValue(t);
+    const huge = scalar ? undefined : implausibleValue(t);
     if (huge) {
       throw fail(`initializer ${quoted(name)}`,
         `holds ${huge.value.toExponential(2)} at element ${huge.index}, far beyond any trained weight (|w| > ${MAX_PLAUSIBLE_WEIGHT.toExponential(0)})`,

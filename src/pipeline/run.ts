@@ -32,6 +32,7 @@ import {
 } from './manifest.js';
 import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
+import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
 import type { StageContext, StageOutput, Variant } from './stages/context.js';
 import { runDeploy } from './stages/deploy.js';
@@ -258,7 +259,10 @@ function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
   return undefined;
 }
 
-/** Everything the stage's output depends on; the stage id and `from` name are left out (their content is in). */
+/**
+ * Everything the stage's output depends on. The stage id and `from` name are left out (their content
+ * is in), except for deploy, whose bundle folder is named after the stage.
+ */
 export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; model: ModelSpec; threads?: number }): string {
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
   const model = (id: string | undefined): unknown => {
@@ -346,6 +350,8 @@ async function artifactsIntact(runDir: string, record: StageRecord): Promise<boo
     const config = await readFile(path.join(runDir, record.result.out, 'slim.json'), 'utf8').then((t) => JSON.parse(t) as { target?: string; model?: { sha256?: string } }, () => undefined);
     if (!config || config.target !== record.result.target) return false;
     if (!record.result.model_sha256 || config.model?.sha256 !== record.result.model_sha256) return false;
+    const model = await readFile(path.join(runDir, record.result.out, MODEL_FILE)).catch(() => undefined);
+    if (!model || sha256(model) !== record.result.model_sha256) return false;
   }
   return true;
 }

@@ -24,7 +24,9 @@ process.once('message', async ({ file, options }: ChildRequest) => {
     });
     reply = { type: 'result', result };
   } catch (e) {
-    reply = e instanceof SlimError ? { type: 'slim-error', parts: e.parts, kind: e.kind } : { type: 'crash', message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
+    reply = e instanceof SlimError
+      ? { type: 'slim-error', parts: e.parts, kind: e.kind }
+      : { type: 'crash', message: e instanceof Error ? e.message : String(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) };
   }
   await send(reply);
   process.disconnect();

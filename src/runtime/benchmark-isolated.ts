@@ -22,7 +22,7 @@ export type ChildMessage =
   | { type: 'progress'; done: number; total: number; phase: BenchmarkPhase }
   | { type: 'result'; result: BenchmarkResult }
   | { type: 'slim-error'; parts: ErrorParts; kind: ErrorKind }
-  | { type: 'crash'; message: string };
+  | { type: 'crash'; message: string; stack?: string };
 
 /** The child entry beside this module: .js in the build, .ts when run from source (tests, tsx). */
 function childEntry(): { file: string; execArgv: string[] } {
@@ -51,11 +51,23 @@ export function benchmarkInChild(file: string, options: BenchmarkOptions = {}): 
       if (message.type === 'progress') onProgress?.(message.done, message.total, message.phase);
       else if (message.type === 'result') settle(() => resolve(message.result));
       else if (message.type === 'slim-error') settle(() => reject(new SlimError(message.parts, message.kind)));
-      else settle(() => reject(new Error(`benchmark of ${file} failed in its process: ${message.message}`)));
+      else {
+        // A slimkit bug in the child: its message here, its stack where the CLI prints stacks (--debug).
+        const error = new Error(`benchmark of ${file} failed in its process: ${message.message}`);
+        if (message.stack) error.stack = `${error.message}\n${message.stack}`;
+        settle(() => reject(error));
+      }
     });
     child.on('error', (e) => settle(() => reject(e)));
     child.on('close', (code, signal) =>
-      settle(() => reject(new Error(`benchmark process for ${file} ended (${signal ?? `exit ${code}`}) without a result`))),
+      settle(() =>
+        reject(
+          signal === 'SIGKILL'
+            ? // The kernel's OOM killer, most often: the model did not fit beside the runtime.
+              new SlimError({ file, problem: 'the benchmark process was killed (SIGKILL; out of memory?) before it finished', fix: 'free memory, or benchmark with a smaller --batch' })
+            : new Error(`benchmark process for ${file} ended (${signal ?? `exit ${code}`}) without a result`),
+        ),
+      ),
     );
     child.send({ file, options: rest } satisfies ChildRequest);
   });

@@ -146,7 +146,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   } else {
     const measure = options.measureLatency;
     if (!measure) throw usageError('a latency target needs a way to measure latency', 'pass measureLatency');
-    const beforeMs = await measure(graph);
+    const beforeMs = await measure(fixed);
     const goal = target.value * beforeMs;
     const timed = async (p: number): Promise<{ plan: Plan; graph: Graph; macs: number; ms: number }> => {
       const r = evaluate(p);

@@ -57,6 +57,11 @@ export interface QatGraph {
   layout: QatLayout;
   /** Initializers the engine must train besides those its lowerings name: the latent weights. */
   trainable: Set<string>;
+  /**
+   * Latent weights that start from the float model's values. Only their exact zeros mean pruning: a
+   * latent dequantized from integers is exactly zero wherever a weight rounded to the zero point.
+   */
+  fromFloat: Set<string>;
 }
 
 const WEIGHT_SLOT: Record<string, number> = { Conv: 1, Gemm: 1, MatMul: 1 };
@@ -103,6 +108,7 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
   const floatNodes = new Map((options.float?.nodes ?? []).map((n) => [nodeLabel(n), n]));
   const layout: QatLayout = { weights: [], biases: [], cpu: exportCpu(canonical), ...(canonical.amxConvs ? { amxConvs: canonical.amxConvs } : {}) };
   const trainable = new Set<string>();
+  const fromFloat = new Set<string>();
   const reducedRange = quantizedWithReducedRange(qdq);
   const addBefore = new Map<Node, Node>();
   const doomed = new Set<Node>();
@@ -129,7 +135,8 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     const scaleTensor = g.initializers.get(scale);
     const axis = scaleTensor && scaleTensor.dims.length === 1 && scaleTensor.data.length > 1 ? axisOf(dq) : undefined;
     const floatNode = floatNodes.get(label);
-    const latent = floatInitializer(options.float, floatNode?.inputs[slot], weight.q.dims) ?? dequantize(weight.q, g, dq, axis);
+    const fromFloatModel = floatInitializer(options.float, floatNode?.inputs[slot], weight.q.dims);
+    const latent = fromFloatModel ?? dequantize(weight.q, g, dq, axis);
     const name = freshName(taken, baseName(floatNode?.inputs[slot], dq.inputs[0]!));
     g.initializers.set(name, latent);
     g.initializers.delete(dq.inputs[0]!);
@@ -145,6 +152,7 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     addBefore.set(dq, q);
     dq.inputs = [quantized, scale, zeroPoint];
     trainable.add(name);
+    if (fromFloatModel) fromFloat.add(name);
     const [qmin, qmax] = weightGrid(weight.q, reducedRange);
     layout.weights.push({ name, quantize: q.name, dequantize: dq.name, scale, zeroPoint, axis, dtype: weight.q.dtype as 'int8' | 'uint8', qmin, qmax, layer: label });
 
@@ -173,7 +181,7 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
   // Every plan compiled from this graph (or a clone) fake-quantizes weights on PTQ's grid.
   const grid = Object.fromEntries(layout.weights.filter((w) => w.qmin !== (w.dtype === 'int8' ? -128 : 0) || w.qmax !== (w.dtype === 'int8' ? 127 : 255)).map((w) => [w.quantize, [w.qmin, w.qmax]]));
   if (Object.keys(grid).length > 0) g.metadata = { ...g.metadata, [QAT_GRID_KEY]: JSON.stringify(grid) };
-  return { graph: g, layout, trainable };
+  return { graph: g, layout, trainable, fromFloat };
 }
 
 function axisOf(dq: Node): number {

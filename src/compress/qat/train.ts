@@ -97,7 +97,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     throw usageError('--resume FILE cannot say which phase of a --bn-epochs run it belongs to', 'resume with --checkpoint-dir DIR --resume: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)');
   }
   // A sparse model stays sparse: pruned (exactly zero) latent weights are held at zero while training.
-  const masks = masksFromZeros(qat.graph, qat.trainable);
+  const masks = masksFromZeros(qat.graph, qat.fromFloat);
   const batch = o.batch ?? QAT_DEFAULTS.batch;
   const common: Omit<TrainOptions, 'graph' | 'epochs'> = {
     data: o.data,
