@@ -61,7 +61,7 @@ describe('loadImageFolder', () => {
     await sharp(bands(32, 96, [[RED, 32], [BLUE, 32], [GREEN, 32]], false), raw(32, 96)).webp({ lossless: true }).toFile(path.join(dog, 'more', 'c-tall.webp'));
   });
 
-  it('labels from sorted subfolders, RGB from PNG/JPEG/WebP, gray expanded, alpha dropped, centre crops', async () => {
+  it('labels from sorted subfolders, RGB from PNG/JPEG/WebP, gray expanded, alpha composited onto black, centre crops', async () => {
     const set = await loadImageFolder(root);
     expect(set.classes).toEqual(['cat', 'dog']);
     expect(set.imageShape).toEqual([3, 32, 32]);
@@ -73,7 +73,10 @@ describe('loadImageFolder', () => {
     expect(at(0, 0, 0)).toEqual(RED);
     expect(at(0, 31, 31)).toEqual(RED);
     expect(at(1, 10, 10)).toEqual([100, 100, 100]);
-    expect(at(2, 5, 5)).toEqual(BLUE);
+    // Blue at half opacity over black.
+    const [r, g, b] = at(2, 5, 5);
+    expect([r, g]).toEqual([0, 0]);
+    expect(Math.abs(b - 128)).toBeLessThanOrEqual(1);
     // Wide image: every pixel of the 32×32 centre is green (no red or blue band left).
     for (let y = 0; y < 32; y++) for (const x of [0, 15, 31]) expect(at(3, y, x)).toEqual(GREEN);
     for (const [y, x] of [[0, 0], [16, 16], [31, 31]] as const) at(4, y, x).forEach((v, c) => expect(Math.abs(v - GREEN[c]!)).toBeLessThanOrEqual(4));
@@ -157,6 +160,20 @@ describe('loadImageFile', () => {
     expect(px(stretched.pixels, [8, 16], 0, 4, 15)).toEqual(BLUE);
     await expect(loadImageFile(Buffer.from('nope'))).rejects.toThrow(/^\(image bytes\): cannot read image/);
     await expect(loadImageFile(png, { size: [0, 4] })).rejects.toThrow(/image size must be two whole numbers/);
+  });
+});
+
+describe('transparency', () => {
+  it('is composited onto black (as the web page does), not dropped to reveal the colour under it', async () => {
+    // 4×1 RGBA: red fully transparent, red opaque, green half transparent, blue opaque.
+    const rgba = Buffer.from([255, 0, 0, 0, 255, 0, 0, 255, 0, 200, 0, 128, 0, 0, 255, 255]);
+    const png = await sharp(rgba, { raw: { width: 4, height: 1, channels: 4 } }).png().toBuffer();
+    const img = await loadImageFile(png, { size: [1, 4], resize: 'stretch' });
+    expect(px(img.pixels, [1, 4], 0, 0, 0)).toEqual([0, 0, 0]);
+    expect(px(img.pixels, [1, 4], 0, 0, 1)).toEqual(RED);
+    expect(px(img.pixels, [1, 4], 0, 0, 2)[1]).toBeGreaterThan(95);
+    expect(px(img.pixels, [1, 4], 0, 0, 2)[1]).toBeLessThan(105);
+    expect(px(img.pixels, [1, 4], 0, 0, 3)).toEqual(BLUE);
   });
 });
 

@@ -125,14 +125,16 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
         .resize(box.resizedW, box.resizedH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false })
         .extract({ left: box.left, top: box.top, width, height });
     }
-    const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    // Transparency composited onto black, as the web page's canvas does: the colour stored under a
+    // transparent pixel is not what anyone sees, and removeAlpha() would feed it to the model.
+    const { data, info } = await pipeline.flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
     return { pixels: toPlanarRgb(data, info.channels, width * height), imageShape: [3, height, width], original: { width: srcW, height: srcH } };
   } catch (e) {
     if (e instanceof SlimError) throw e;
     throw inputError({
       file: name,
       problem: `cannot read image (${(e as Error).message.split('\n')[0]})`,
-      fix: 'replace or delete the file (loadImageFolder: skipBad / --skip-bad skips unreadable images)',
+      fix: 'replace or delete the file',
     });
   }
 }

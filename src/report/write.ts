@@ -47,7 +47,9 @@ export async function writeRunReport(runDir: string, options: { out?: string } =
   if (!manifest) throw new SlimError({ file: dir, problem: 'has no manifest.json: it is not a run folder', fix: 'run a recipe first: slim run recipes/demo.yaml (or slim demo)' });
   const report = buildRunReport(manifest, dir);
   const out = path.resolve(options.out ?? path.join(dir, 'report'));
-  await mkdir(path.join(out, 'charts'), { recursive: true });
+  await mkdir(path.join(out, 'charts'), { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new SlimError({ file: out, problem: `is not a folder the report can be written to (${e.code ?? e.message})`, fix: 'pass --out a folder (it is created when missing)' }, 'input');
+  });
   const charts = await renderCharts(report);
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const chartFiles: Record<string, string> = {};

@@ -25,8 +25,9 @@ export function registerOptimize(program: Command): void {
   )
     .addHelpText('after', '\nExample:\n  slim optimize model.onnx -o model.opt.onnx --trace')
     .action(async (file: string, options: OptimizeOptions) => {
-      const passes = options.passes
-        ? options.passes.split(',').map((name) => {
+      // --passes '' is a list too (of nothing): only an absent flag means all of them.
+      const passes = options.passes !== undefined
+        ? options.passes.split(',').filter((name) => name.trim() !== '').map((name) => {
             const pass = PASSES[name.trim()];
             if (!pass) throw usageError(`unknown pass '${name.trim()}'`, `choose from ${Object.keys(PASSES).join(', ')}`);
             return pass;

@@ -65,6 +65,9 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   const { width, height } = bitmap;
   const canvas = new OffscreenCanvas(width, height);
   const g = canvas.getContext('2d', { willReadFrequently: true })!;
+  // Transparency onto black, as slimkit's sharp pipeline flattens it.
+  g.fillStyle = '#000';
+  g.fillRect(0, 0, width, height);
   g.drawImage(bitmap, 0, 0);
   bitmap.close();
   const rgba = g.getImageData(0, 0, width, height).data;
