@@ -9,6 +9,7 @@ import { inputError, SlimError } from '../errors.js';
 import { hashFile, VerifiedMarker } from './checksum.js';
 import { CIFAR10_ARCHIVE_FOLDER, CIFAR10_MD5, CIFAR10_SHA256, CIFAR10_URL } from './cifar10-files.js';
 import { readTar } from './tar.js';
+import { processAlive } from '../util/process.js';
 
 export interface DownloadProgress {
   received: number;
@@ -229,15 +230,6 @@ async function removeAbandonedDownloads(cacheDir: string): Promise<void> {
     const match = TEMP.exec(name);
     const pid = Number(match?.[1] ?? match?.[2]);
     if (match && !processAlive(pid)) await fs.rm(path.join(cacheDir, name), { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
 }
 

@@ -253,7 +253,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   if (r.distill?.cache && r.augment) {
     throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');
   }
-  const autocast = o.autocast ?? (r.device === 'cuda' ? 'bf16' : 'none');
+  const defaultAutocast: AutocastName = r.device === 'cuda' ? 'bf16' : 'none';
+  const autocast = o.autocast ?? defaultAutocast;
   // fp16's 5-bit exponent needs loss scaling (PyTorch's GradScaler): small gradients underflow to zero
   // and an overflowing step would be applied. bf16 has fp32's range and needs none.
   if (autocast === 'fp16') {
@@ -317,7 +318,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
     ...(o.decayAll ? { decayAll: true } : {}),
     // The device's default (bf16 on CUDA, none on CPU) stays unnamed, as in checkpoints made before.
-    ...(autocast !== (r.device === 'cuda' ? 'bf16' : 'none') ? { autocast } : {}),
+    ...(autocast !== defaultAutocast ? { autocast } : {}),
     ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),

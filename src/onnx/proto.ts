@@ -4,6 +4,7 @@
  * these messages and the Graph IR.
  */
 import protobuf from 'protobufjs/light.js';
+import { saturatingInt64 } from './tensor.js';
 import {
   ONNX_SCHEMA,
   type IAttributeProto,
@@ -71,22 +72,8 @@ export function int64ToBigInt(v: Int64 | undefined | null, unsigned = false): bi
   return unsigned ? BigInt.asUintN(64, bits) : BigInt.asIntN(64, bits);
 }
 
-const INT64_MAX = 2n ** 63n - 1n;
-const INT64_MIN = -(2n ** 63n);
-
-/**
- * A number or bigint as the Long-like object protobufjs writes. Numbers are truncated and clamped into
- * int64 range (INT64_MAX read as a double is 2^63, one past the end), NaN writes 0.
- */
+/** A number or bigint as the Long-like object protobufjs writes, saturating as `saturatingInt64`. */
 export function toInt64(v: number | bigint): Int64 {
-  let b: bigint;
-  if (typeof v === 'bigint') b = v;
-  else if (Number.isNaN(v)) b = 0n;
-  else if (v === Infinity) b = INT64_MAX;
-  else if (v === -Infinity) b = INT64_MIN;
-  else b = BigInt(Math.trunc(v));
-  if (b > INT64_MAX) b = INT64_MAX;
-  if (b < INT64_MIN) b = INT64_MIN;
-  const bits = BigInt.asUintN(64, b);
+  const bits = BigInt.asUintN(64, saturatingInt64(v));
   return { low: Number(bits & 0xffffffffn) | 0, high: Number(bits >> 32n) | 0, unsigned: false };
 }

@@ -30,20 +30,25 @@ export function float32(dims: readonly number[], values: ArrayLike<number>): Ten
   return makeTensor('float32', dims, Float32Array.from(values));
 }
 
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
+
 /**
- * An int64 tensor from plain numbers (the type ONNX uses for shapes, axes and indices). Values beyond
- * the int64 range saturate: INT64_MAX read as a number is 2^63, which BigInt64Array would wrap to INT64_MIN.
+ * A number or bigint as an int64: numbers truncated, NaN 0, and everything clamped into range
+ * (INT64_MAX read as a double is 2^63, one past the end, which BigInt64Array would wrap to INT64_MIN).
  */
+export function saturatingInt64(v: number | bigint): bigint {
+  let b: bigint;
+  if (typeof v === 'bigint') b = v;
+  else if (Number.isNaN(v)) b = 0n;
+  else if (!Number.isFinite(v)) b = v > 0 ? INT64_MAX : INT64_MIN;
+  else b = BigInt(Math.trunc(v));
+  return b > INT64_MAX ? INT64_MAX : b < INT64_MIN ? INT64_MIN : b;
+}
+
+/** An int64 tensor from plain numbers (the type ONNX uses for shapes, axes and indices), saturating. */
 export function int64(dims: readonly number[], values: ArrayLike<number>): Tensor<'int64'> {
-  const max = 2n ** 63n - 1n;
-  const min = -(2n ** 63n);
-  const clamp = (v: number): bigint => {
-    if (Number.isNaN(v)) return 0n;
-    if (!Number.isFinite(v)) return v > 0 ? max : min;
-    const b = BigInt(Math.trunc(v));
-    return b > max ? max : b < min ? min : b;
-  };
-  return makeTensor('int64', dims, BigInt64Array.from(Array.from(values, clamp)));
+  return makeTensor('int64', dims, BigInt64Array.from(Array.from(values, saturatingInt64)));
 }
 
 /**

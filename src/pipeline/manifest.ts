@@ -4,6 +4,7 @@
  * hash of its inputs and options, so a rerun — or a run of an edited recipe — reuses every stage whose
  * key it already has, and a crashed run resumes at the stage that did not finish.
  */
+import { processAlive } from '../util/process.js';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
 import path from 'node:path';
@@ -227,20 +228,11 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
         throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: 'wait for it to finish, or pass --run-dir to use another folder' }, 'usage');
       }
       await rm(file, { force: true });
     }
   }
   throw new SlimError({ file, problem: 'cannot take the run lock', fix: 'remove the .lock file if no slim run is using the folder' });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

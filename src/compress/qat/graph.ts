@@ -12,6 +12,7 @@ import { float32, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
 import type { Int8Cpu } from '../quantize/index.js';
 import { nodeLabel } from '../quantize/mark.js';
+import { qRange } from '../quantize/math.js';
 import { exportCpu, toCanonicalLayout } from './layout.js';
 
 /** A trained weight and the quantization it ships with. */
@@ -93,10 +94,9 @@ function quantizedWithReducedRange(qdq: Graph): boolean {
  * tensor means another tool used the full range, which is then kept.
  */
 function weightGrid(q: Tensor, reduced: boolean): [number, number] {
-  if (q.dtype === 'uint8') return reduced ? [0, 127] : [0, 255];
-  const values = q.data as Int8Array;
-  if (values.includes(-128)) return [-128, 127];
-  return reduced ? [-64, 64] : [-127, 127];
+  const type = q.dtype as 'int8' | 'uint8';
+  const { qmin, qmax } = type === 'int8' && (q.data as Int8Array).includes(-128) ? qRange(type) : qRange(type, { symmetric: true, reduceRange: reduced });
+  return [qmin, qmax];
 }
 
 export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
@@ -179,7 +179,8 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     });
   }
   // Every plan compiled from this graph (or a clone) fake-quantizes weights on PTQ's grid.
-  const grid = Object.fromEntries(layout.weights.filter((w) => w.qmin !== (w.dtype === 'int8' ? -128 : 0) || w.qmax !== (w.dtype === 'int8' ? 127 : 255)).map((w) => [w.quantize, [w.qmin, w.qmax]]));
+  const narrower = (w: QatWeight): boolean => w.qmin !== qRange(w.dtype).qmin || w.qmax !== qRange(w.dtype).qmax;
+  const grid = Object.fromEntries(layout.weights.filter(narrower).map((w) => [w.quantize, [w.qmin, w.qmax]]));
   if (Object.keys(grid).length > 0) g.metadata = { ...g.metadata, [QAT_GRID_KEY]: JSON.stringify(grid) };
   return { graph: g, layout, trainable, fromFloat };
 }
