@@ -1,3 +1,4 @@
+import { integerRange } from '../onnx/dtype.js';
 import { OpError } from '../ops/op-def.js';
 import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
 import type { LowerContext, Lowering } from './lowering.js';
@@ -9,8 +10,6 @@ import type { LowerContext, Lowering } from './lowering.js';
  * (`fake_quant`, fixed scales) when a plan is compiled with `learnableScales`.
  */
 
-const INTEGER_RANGES: Record<string, [number, number]> = { int8: [-128, 127], uint8: [0, 255] };
-
 export function lowerLearnableQuant(ctx: LowerContext<QuantizeLinearAttrs>): Lowering {
   const [x, scale, zero] = ctx.node.inputs;
   const readers = ctx.consumers(ctx.node.outputs[0]!);
@@ -20,7 +19,7 @@ export function lowerLearnableQuant(ctx: LowerContext<QuantizeLinearAttrs>): Low
   if (!scaleFacts?.constant) throw new OpError(`learnable scale '${scale}' must be an initializer`);
   if (!zero || !ctx.inputs[2]?.constant) throw new OpError('learnable scales need a constant zero point input (slim quantize writes one)');
   const dtype = ctx.inputs[2].type.dtype;
-  const typeRange = INTEGER_RANGES[dtype];
+  const typeRange = dtype === 'int8' || dtype === 'uint8' ? integerRange(dtype) : undefined;
   if (!typeRange) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
   const range = ctx.quantRange ?? typeRange;
   const perChannel = scaleFacts.constant.dims.length === 1 && scaleFacts.constant.data.length > 1;

@@ -62,6 +62,20 @@ export function isFloat(dtype: DType): boolean {
   return FLOAT_DTYPES.has(dtype);
 }
 
+const INTEGER_RANGES: Partial<Record<DType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  uint32: [0, 2 ** 32 - 1],
+};
+
+/** [min, max] of an integer type up to 32 bits (exact as JS numbers); undefined for the others. */
+export function integerRange(dtype: DType): readonly [number, number] | undefined {
+  return INTEGER_RANGES[dtype];
+}
+
 /** Allocate a zeroed array of `length` elements for `dtype`. */
 export function allocArray<D extends DType>(dtype: D, length: number): TypedArrayOf[D] {
   const make = ARRAY_CTORS[dtype] as (n: number) => TypedArrayOf[D];

@@ -1,4 +1,4 @@
-import { dtypeFromOnnx, type DType } from '../onnx/dtype.js';
+import { dtypeFromOnnx, integerRange, type DType } from '../onnx/dtype.js';
 import { intAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { checkQuantParams, parseQuantAxisAttrs, type QuantAxisAttrs } from './shared/quant.js';
@@ -58,8 +58,8 @@ export const quantizeLinear = defineOp<QuantizeLinearAttrs>({
     const paired = readers.length > 0 && readers.every((n) => n.opType === 'DequantizeLinear' && n.inputs[1] === scale && (n.inputs[2] ?? '') === (zero ?? ''));
     if (!paired) throw new OpError('training runs QuantizeLinear only when every reader is a DequantizeLinear with the same scale and zero point');
     const dtype = ctx.inputs[2]?.type.dtype ?? ctx.attrs.outputDtype ?? 'uint8';
-    const typeRange = dtype === 'int8' ? [-128, 127] : dtype === 'uint8' ? [0, 255] : [NaN, NaN];
-    if (Number.isNaN(typeRange[0])) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
+    const typeRange = dtype === 'int8' || dtype === 'uint8' ? integerRange(dtype) : undefined;
+    if (!typeRange) throw new OpError(`fake quantization supports int8 and uint8, not ${dtype}`);
     const [qmin, qmax] = ctx.quantRange ?? typeRange;
     const scaleValue = input(ctx, 1).constant;
     if (!scaleValue) throw new OpError(`scale '${scale}' must be a constant for training`);

@@ -9,6 +9,7 @@
 import { QAT_GRID_KEY } from '../../engine/compile.js';
 import { SlimError } from '../../errors.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
+import { integerRange } from '../../onnx/dtype.js';
 import { float32, makeTensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
 import { nodeLabel } from '../quantize/mark.js';
@@ -45,8 +46,6 @@ export function settleScales(graph: Graph): { graph: Graph; changed: number } {
   }
   return { graph: g, changed };
 }
-
-const INT_RANGE: Record<'int8' | 'uint8' | 'int32', [number, number]> = { int8: [-128, 127], uint8: [0, 255], int32: [-(2 ** 31), 2 ** 31 - 1] };
 
 export interface ExportResult {
   graph: Graph;
@@ -103,7 +102,7 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
     const channels = b.perChannel ? sw.length : 1;
     // The same scale PTQ gives an int32 bias: fround(s_x · s_w[c]).
     const sb = Float32Array.from({ length: channels }, (_, c) => Math.fround(sx * sw[c]!));
-    const [lo, hi] = INT_RANGE.int32;
+    const [lo, hi] = integerRange('int32')!;
     let clamped = 0;
     const values = Int32Array.from(data, (v, i) => {
       const q = roundHalfEven(v / sb[b.perChannel ? i : 0]!);
