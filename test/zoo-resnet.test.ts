@@ -12,6 +12,7 @@ import { makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel, countParameters, describeZoo, editDistance, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
+import { resnetParameterCount } from '../src/zoo/resnet.js';
 
 /**
  * Parameter convention (see src/zoo/params.ts): every float initializer element — conv and linear
@@ -213,6 +214,12 @@ describe('zoo names, options and metadata', () => {
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: 0 })).parts.where).toBe('--width');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: -1 })).parts.where).toBe('--width');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: Number.NaN })).parts.where).toBe('--width');
+    // Refused before any weight is allocated (width 100 would need 416 GiB), with the widest that fits.
+    const huge = usageFailure(() => buildZooModel('resnet18-cifar', { width: 100 }));
+    expect(huge.parts.where).toBe('--width');
+    expect(huge.message).toMatch(/111\.58 G parameters \(415\.66 GiB of float32\), more than an ONNX file can hold \(2 GiB\) — use a width ≤ 6\.9$/);
+    // 4 bytes per parameter as the model is stored, counted the way the bound is computed.
+    expect(4 * resnetParameterCount({ depth: 18, stem: 'cifar', classes: 10, width: 6.9, zeroInitResidual: false })).toBeLessThan(2 ** 31);
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 1 })).parts.where).toBe('--classes');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 2.5 })).parts.where).toBe('--classes');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { seed: -1 })).parts.where).toBe('--seed');

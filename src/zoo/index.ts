@@ -1,6 +1,7 @@
 import { CIFAR10_NORMALIZATION, type Normalization } from '../data/types.js';
 import { SlimError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
+import { formatCount } from '../report/format.js';
 import { IMAGENET_NORMALIZATION, METADATA_KEYS, preprocessingMetadata } from './metadata.js';
 import { buildResNet, resnetInputSize, resnetParameterCount, type ResNetDepth, type ResNetStem } from './resnet.js';
 
@@ -78,6 +79,7 @@ export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
   const seed = options.seed ?? 0;
   const zeroInitResidual = options.zeroInitResidual ?? false;
   validate({ classes, width, seed, classNames: options.classNames });
+  checkSize(name, entry, classes, width);
 
   const size = resnetInputSize(entry.stem);
   const metadata = {
@@ -145,6 +147,24 @@ function validate(o: { classes: number; width: number; seed: number; classNames:
   if (o.classNames && o.classNames.length !== o.classes) {
     throwUsage('class names', `${o.classNames.length} class names given for ${o.classes} classes`, 'give one name per class');
   }
+}
+
+/** float32 weights one ONNX file can hold: protobuf addresses at most 2 GiB. */
+const MAX_WEIGHT_BYTES = 2 ** 31 - 2 ** 24;
+
+/** Refuse a width whose weights no ONNX file can hold, before allocating them (width 100 would be 446 GB). */
+function checkSize(name: string, entry: ZooEntry, classes: number, width: number): void {
+  const bytesAt = (w: number): number => 4 * resnetParameterCount({ depth: entry.depth, stem: entry.stem, classes, width: w, zeroInitResidual: false });
+  if (bytesAt(width) <= MAX_WEIGHT_BYTES) return;
+  // Parameters grow with width²: bisect for the widest network that fits, to two decimals.
+  let [lo, hi] = [0, width];
+  while (hi - lo > 0.005) {
+    const mid = (lo + hi) / 2;
+    if (bytesAt(mid) <= MAX_WEIGHT_BYTES) lo = mid;
+    else hi = mid;
+  }
+  throwUsage('--width', `${name} at width ${width} would have ${formatCount(bytesAt(width) / 4)} parameters (${(bytesAt(width) / 2 ** 30).toFixed(2)} GiB of float32), more than an ONNX file can hold (2 GiB)`,
+    `use a width ≤ ${Math.floor(lo * 100) / 100}`);
 }
 
 function throwUsage(where: string, problem: string, fix: string): never {
