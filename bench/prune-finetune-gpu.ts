@@ -83,7 +83,7 @@ const r = await pruneStructuredIteratively(
     steps: Number(values.steps),
     epochs: Number(values.epochs),
     distill: values.distill,
-    onStep: (s) => void process.stderr.write(`step ${s.step}: MACs ${(s.macs / facts.totalMacs).toFixed(3)}, test top-1 ${((s.testAccuracy ?? 0) * 100).toFixed(2)} % (${s.seconds.toFixed(0)} s)\n`),
+    onStep: (s) => void process.stderr.write(`step ${s.step}: MACs ${(s.macs / facts.totalMacs).toFixed(3)}, ${s.testAccuracy === undefined ? 'not fine-tuned yet' : `test top-1 ${(s.testAccuracy * 100).toFixed(2)} %`} (${s.seconds.toFixed(0)} s)\n`),
   },
 );
 const seconds = (performance.now() - start) / 1000;

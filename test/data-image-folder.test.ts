@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coverBox, loadImageFile, loadImageFolder } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
-import { loadTrainTest } from '../src/cli/dataset.js';
+import { checkDataDir, loadDataset, loadTrainTest } from '../src/cli/dataset.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 
 afterAll(removeTempDirs);
@@ -194,6 +194,24 @@ describe('loadTrainTest (image folders)', () => {
     expect(test.classes).toEqual(['cat', 'dog', 'frog']);
     expect([...test.labels]).toEqual([0, 2]); // frog stays 2, not 1
     expect(px(test.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
+  });
+
+  it('slim eval / bench read a train/ + test/ folder by --split (default test), numbered by train/', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });
+    await writeSplit(path.join(root, 'test'), { cat: RED, frog: BLUE });
+    const test = await loadDataset({ data: root }, [8, 8]);
+    expect(test.classes).toEqual(['cat', 'dog', 'frog']); // not ['test', 'train'] as two classes
+    expect([...test.labels]).toEqual([0, 2]);
+    const train = await loadDataset({ data: root, split: 'train' }, [8, 8]);
+    expect([...train.labels]).toEqual([0, 1, 2]);
+    // --split on a plain folder of class folders is refused, not ignored; callers choosing a split
+    // for themselves (calibration prefers train/) get the whole folder.
+    const flat = path.join(root, 'train');
+    await expect(loadDataset({ data: flat, split: 'train' }, [8, 8])).rejects.toThrow(/--split train needs a folder with train\/ and test\/ subfolders/);
+    expect((await loadDataset({ data: flat, split: 'train', splitOptional: true }, [8, 8])).labels.length).toBe(3);
+    expect(() => checkDataDir({ data: root, dataDir: '/somewhere' })).toThrow(/--data-dir names the folder of CIFAR-10's files.*drop --data-dir/);
+    expect(() => checkDataDir({ data: 'cifar10', dataDir: '/somewhere' })).not.toThrow();
   });
 
   it('a class only test/ has is an error that names it', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { batchCount, batches, epochOrder } from '../src/data/batches.js';
-import { stratifiedSubset, subset, take } from '../src/data/subsets.js';
+import { stratifiedSubset, subset, take, takeAcrossClasses } from '../src/data/subsets.js';
 import { cropWithPadding, flipHorizontal, normalizeInto, randomCropWithPadding, randomHorizontalFlip } from '../src/data/transforms.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
@@ -195,6 +195,18 @@ describe('subsets', () => {
     expect(take(set, 3).labels).toEqual(set.labels.subarray(0, 3));
     expect(take(set, 100).labels.length).toBe(40);
     expect(() => subset(set, [40])).toThrow(/subset index 40 is outside random/);
+  });
+
+  it('takeAcrossClasses takes the first of each class in turn (as an image folder --limit does), in set order', () => {
+    const sorted = subset(set, Array.from(set.labels.keys()).sort((a, b) => set.labels[a]! - set.labels[b]! || a - b));
+    const firstOf = (c: number, k: number): number => sorted.labels.indexOf(c) + k;
+    const s = takeAcrossClasses(sorted, 6);
+    // 4 classes × 10: round 0 takes one of each, round 1 the second of classes 0 and 1.
+    expect([...s.labels]).toEqual([0, 0, 1, 1, 2, 3]);
+    expect([...s.pixels.subarray(12, 24)]).toEqual([...sorted.pixels.subarray(firstOf(0, 1) * 12, firstOf(0, 1) * 12 + 12)]);
+    expect(takeAcrossClasses(sorted, 100).labels.length).toBe(40);
+    expect(takeAcrossClasses(sorted, 0).labels.length).toBe(0);
+    expect([...take(sorted, 6).labels]).toEqual([0, 0, 0, 0, 0, 0]); // what the first n of a folder would be
   });
 
   it('stratifiedSubset takes perClass of each class, seeded, in original order', () => {

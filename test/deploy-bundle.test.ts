@@ -155,6 +155,8 @@ describe('slim deploy safety and errors', () => {
     await expect(deploy({ model: modelFile, target: 'linux-riscv' as never, out: path.join(dir, 'x2') })).rejects.toThrow(/--target must be one of linux-arm64, linux-x64, web/);
     await expect(deploy({ model: path.join(dir, 'nope.onnx'), target: 'web', out: path.join(dir, 'x3') })).rejects.toThrow(/nope\.onnx/);
     await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x4'), imageSize: [64, 64] })).rejects.toThrow(/metadata slimkit.input_size|--image-size/);
+    // A web bundle is static files: a port there would be silently meaningless.
+    await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x5'), port: 9000 })).rejects.toThrow(/--port applies to linux targets.*slim serve DIR --port 9000/);
     expect((await readdir(dir)).filter((n) => /^x\d$/.test(n) || n.includes('.partial-'))).toEqual([]);
   });
 

@@ -520,7 +520,9 @@ describe('validateGraph', () => {
   it('load the PyTorch fixtures (file → decode → validate)', async () => {
     for (const name of FIXTURE_NAMES) {
       const loaded = await loadModel(join(FIXTURES, `${name}.onnx`));
-      expect(loaded.fileBytes).toBe(readFileSync(join(FIXTURES, `${name}.onnx`)).length);
+      expect(Buffer.compare(loaded.bytes, readFileSync(join(FIXTURES, `${name}.onnx`)))).toBe(0);
+      expect(loaded.sizeBytes).toBe(loaded.bytes.length);
+      expect(loaded.externalFiles).toEqual([]);
       expect(loaded.facts.types.get(loaded.graph.outputs[0]!.name)).toEqual({ dtype: 'float32', shape: ['batch', 10] });
       expect(loaded.facts.totalMacs).toBeGreaterThan(0);
     }

@@ -18,6 +18,8 @@ import { hostInt8Cpu } from '../src/compress/quantize/cpu.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import type { RunManifest } from '../src/pipeline/manifest.js';
+import { benchCommand } from '../src/report/columns.js';
+import type { RunReport } from '../src/report/run-report.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
 
@@ -243,6 +245,18 @@ stages:
     const bench = m.stages[2]!;
     expect(bench.kind === 'bench' && bench.result!.variants.map((v) => [v.id, v.kind, v.from ?? null, v.eval_images])).toEqual([['torch', 'source', null, 30], ['torch-int8', 'quantize', 'torch', 30]]);
     expect(m.data).toMatchObject({ name: images, train_images: 100, test_images: 30 });
+    // test_limit takes images across the classes (test/ lists them class by class: its first 30 would
+    // leave the last classes out), as `slim bench --limit` does — so the report's command re-measures them.
+    const classesInTest = readdirSync(path.join(images, 'test')).length;
+    const variant = bench.kind === 'bench' ? bench.result!.variants[0]! : undefined;
+    expect(variant!.per_class.filter((c) => c.total > 0).length).toBe(classesInTest);
+    const report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    const command = benchCommand(report);
+    expect(command).toContain(`--warmup 2 --data ${images} --limit 30`);
+    const again = await runSlim([...command.split(' ').slice(1), '--json'], { timeoutMs: 120_000 });
+    expect(again.code, again.stderr).toBe(0);
+    const fresh = (JSON.parse(again.stdout) as { models: { top1: number; eval_images: number }[] }).models;
+    expect(fresh.map((f) => [f.top1, f.eval_images])).toEqual(bench.kind === 'bench' ? bench.result!.variants.map((v) => [v.top1, v.eval_images]) : []);
     expect((await run(file, runDir)).reused).toEqual(['torch-int8', 'bench']);
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { runSlim } from './helpers/cli.js';
@@ -47,6 +47,29 @@ describe('slim prune', () => {
     expect(doc.structured.boundaries).toEqual([]);
     const x = randomImages([2, 3, 16, 16]);
     expect((await ortOutput(written, x)).dims).toEqual([2, 10]);
+  });
+
+  it('a model with a free height and width is pruned to a MAC target at --image-size and keeps its free input', async () => {
+    const free = await readModel(resnet);
+    free.inputs = free.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'h', 'w'] }));
+    const freeFile = path.join(dir, 'free-hw.onnx');
+    await writeModel(free, freeFile);
+    const refused = await runSlim(['prune', freeFile, '-o', path.join(dir, 'x.onnx'), '--structured', '--target-macs', '0.5']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/height and width are free.*pass --image-size H,W/);
+    const out = path.join(dir, 'free-small.onnx');
+    const run = await runSlim(['prune', freeFile, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as PruneJson;
+    const written = await readModel(out);
+    expect(written.inputs[0]!.shape).toEqual(['batch', 3, 'h', 'w']);
+    // The MACs at 16×16, counted on the fixed-size original and the pruned model pinned to 16×16.
+    const at16 = (g: typeof free): number => inferShapes({ ...g, inputs: g.inputs.map((v) => ({ ...v, shape: [1, 3, 16, 16] })) }).totalMacs;
+    expect(doc.macs_before).toBe(at16(await readModel(resnet)));
+    expect(doc.macs_after).toBe(at16(written));
+    expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
+    expect(doc.macs_after).toBeGreaterThan(0.4 * doc.macs_before);
+    expect((await ortOutput(written, randomImages([2, 3, 24, 20]))).dims).toEqual([2, 10]);
   });
 
   it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {

@@ -58,7 +58,7 @@ const EXPECTED: Record<string, { value: (v: VariantBench) => number; text: (x: n
   size_bytes: { value: (v) => v.size_bytes, text: formatBytes },
   gzip_bytes: { value: (v) => v.gzip_bytes, text: formatBytes },
   params: { value: (v) => v.params, text: formatCount },
-  macs: { value: (v) => v.macs, text: formatCount },
+  macs: { value: (v) => v.macs!, text: formatCount },
   'latency_ms.p50': { value: (v) => v.latency_ms.p50, text: (x) => x.toFixed(3) },
   'latency_ms.p90': { value: (v) => v.latency_ms.p90, text: (x) => x.toFixed(3) },
   throughput_ips: { value: (v) => v.throughput_ips, text: (x) => x.toFixed(0) },
@@ -150,7 +150,7 @@ describe.skipIf(!native)('the run report', () => {
     // The command the report tells its reader to run, as printed in the HTML.
     const command = textOf(findAll(doc, (e) => e.tag === 'pre')[0]!).trim();
     const files = report.variants.map((v) => path.join(runDir, v.file));
-    expect(command).toBe(`slim bench ${files.join(' ')} --threads 1 --batch 4 --runs 50 --data cifar10 --data-dir ${path.resolve(CIFAR_DIR)} --limit 200`);
+    expect(command).toBe(`slim bench ${files.join(' ')} --threads 1 --batch 4 --runs 50 --warmup 2 --data cifar10 --data-dir ${path.resolve(CIFAR_DIR)} --limit 200`);
     const r = await runSlim([...command.split(' ').slice(1), '--json'], { timeoutMs: 180_000 });
     expect(r.code, r.stderr).toBe(0);
     const fresh = (JSON.parse(r.stdout) as { models: BenchRow[] }).models;

@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cloneGraph, emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
-import { encodeModel } from '../src/onnx/io.js';
+import { encodeModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
-import { modelStats } from '../src/runtime/stats.js';
+import { loadedModelStats, modelStats } from '../src/runtime/stats.js';
 import { convertFloat16 } from '../src/compress/quantize/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,7 +37,7 @@ describe('modelStats on PyTorch exports', () => {
       const file = fixture(name);
       const { graph, facts } = await loadModel(file);
       const bytes = readFileSync(file);
-      const stats = modelStats(graph, facts, bytes);
+      const stats = modelStats(graph, facts, { model: bytes });
       expect(stats.params).toBe(params);
       expect(stats.nonzeroParams).toBe(params); // random init: no exact zeros
       expect(stats.sizeBytes).toBe(bytes.byteLength);
@@ -62,14 +63,14 @@ describe('modelStats on PyTorch exports', () => {
 
   it('folded TinyResNet: op counts and weight bytes follow from the module (every float is a parameter)', async () => {
     const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
-    const stats = modelStats(graph, facts, readFileSync(fixture('torch-tiny-resnet-folded.onnx')));
+    const stats = modelStats(graph, facts, { model: readFileSync(fixture('torch-tiny-resnet-folded.onnx')) });
     expect(stats.opHistogram).toEqual({ Conv: 5, Relu: 4, Add: 2, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1 });
     expect(stats.weightDtypes).toEqual({ float32: 2874 * 4 });
   });
 
   it('unfolded TinyResNet: weight bytes include the BN running statistics that params leave out', async () => {
     const { graph, facts } = await loadModel(fixture('torch-tiny-resnet.onnx'));
-    const stats = modelStats(graph, facts, readFileSync(fixture('torch-tiny-resnet.onnx')));
+    const stats = modelStats(graph, facts, { model: readFileSync(fixture('torch-tiny-resnet.onnx')) });
     // Running mean + var of BNs with 8, 8, 8, 16, 16 channels.
     expect(stats.weightDtypes).toEqual({ float32: (2930 + 2 * (8 + 8 + 8 + 16 + 16)) * 4 });
     expect(stats.opHistogram['BatchNormalization']).toBe(5);
@@ -91,10 +92,48 @@ describe('modelStats on PyTorch exports', () => {
     expect(stats.gzipBytes).toBeLessThan(stats.sizeBytes);
   });
 
+  it('weights in an external data file count toward the size on disk and the download', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-stats-'));
+    const file = path.join(dir, 'ext.onnx');
+    const inline = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    await writeModel(inline.graph, file, { externalData: { thresholdBytes: 256 } });
+    const dataBytes = statSync(`${file}.data`).size;
+    expect(dataBytes).toBeGreaterThan(0);
+    const loaded = await loadModel(file);
+    expect(loaded.externalFiles).toEqual([realpathSync(`${file}.data`)]);
+    expect(loaded.sizeBytes).toBe(statSync(file).size + dataBytes);
+    const stats = await loadedModelStats(loaded);
+    expect(stats.sizeBytes).toBe(loaded.sizeBytes);
+    expect(stats.externalDataBytes).toBe(dataBytes);
+    // The weights dominate: a small .onnx alone would have gzipped to a fraction of this.
+    const inlineStats = await loadedModelStats(inline);
+    expect(stats.gzipBytes).toBeGreaterThan(0.8 * inlineStats.gzipBytes);
+    expect(stats.params).toBe(inlineStats.params);
+  });
+
+  it('MACs are per image: a fixed batch is divided out, a free H×W is pinned to the given size or unknown', async () => {
+    const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    const perImage = modelStats(graph, facts).macs!;
+    expect(perImage).toBeGreaterThan(0);
+    const withInput = (shape: (number | string)[]): Graph => ({ ...graph, inputs: graph.inputs.map((v) => (v.name === 'input' ? { ...v, shape } : v)) });
+    // The export's Flatten keeps the batch, so a fixed batch of 4 infers and counts 4 images.
+    const four = withInput([4, 3, 16, 16]);
+    const fourFacts = inferShapes(four);
+    expect(fourFacts.totalMacs).toBe(4 * perImage);
+    expect(modelStats(four, fourFacts).macs).toBe(perImage);
+    const free = withInput(['batch', 3, 'h', 'w']);
+    const freeFacts = inferShapes(free);
+    expect(modelStats(free, freeFacts).macs).toBeNull();
+    expect(modelStats(free, freeFacts, undefined, [16, 16]).macs).toBe(perImage);
+    // 32×32 has 4× the pixels: every conv does 4× the work, only the final Gemm does not.
+    const gemm = 16 * 10;
+    expect(modelStats(free, freeFacts, undefined, [32, 32]).macs).toBe(4 * (perImage - gemm) + gemm);
+  });
+
   it('gzip size is a real gzip of the bytes', () => {
     const bytes = new Uint8Array(50_000).fill(7);
     const graph = emptyGraph();
-    const stats = modelStats(graph, inferShapes(graph), bytes);
+    const stats = modelStats(graph, inferShapes(graph), { model: bytes });
     expect(stats.sizeBytes).toBe(50_000);
     expect(stats.gzipBytes).toBeLessThan(200);
   });

@@ -2,25 +2,41 @@ import { stat } from 'node:fs/promises';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { loadImageFolder, loadTrainTestFolders } from '../data/image-folder.js';
+import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders } from '../data/image-folder.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
+import { readPreprocessing } from '../zoo/metadata.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
   data?: string;
   dataDir?: string;
   split?: string;
+  /** A split wish the caller makes itself (calibration prefers train/): a folder without splits just uses all of it. */
+  splitOptional?: boolean;
   limit?: number;
   mean?: number[];
   std?: number[];
 }
 
-/** The [H, W] a model's first image input expects, when its shape says. */
+/** The [H, W] a model's first image input expects: its fixed shape, else its slimkit.input_size metadata. */
 export function modelInputSize(graph: Graph): [number, number] | undefined {
   const shape = dataInputs(graph)[0]?.shape;
   const [h, w] = [shape?.[2], shape?.[3]];
-  return typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
+  if (typeof h === 'number' && typeof w === 'number') return [h, w];
+  const meta = readPreprocessing(graph).inputShape;
+  return meta ? [meta[1], meta[2]] : undefined;
+}
+
+/** --image-size when given (refused if the model's input is fixed at another size), else modelInputSize. */
+export function imageSizeFor(graph: Graph, file: string, flag: [number, number] | undefined): [number, number] | undefined {
+  if (!flag) return modelInputSize(graph);
+  const input = dataInputs(graph)[0];
+  const [h, w] = [input?.shape?.[2], input?.shape?.[3]];
+  if (typeof h === 'number' && typeof w === 'number' && (h !== flag[0] || w !== flag[1])) {
+    throw usageError(`${file}: input '${input!.name}' is fixed at ${h}×${w} but --image-size says ${flag.join('×')}`, 'drop --image-size (it is for models whose height and width are free)');
+  }
+  return flag;
 }
 
 /** The evaluation set named by --data: CIFAR-10 (a split) or an image folder resized to the model's input. */
@@ -28,16 +44,30 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
   const name = options.data;
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
   const limit = options.limit !== undefined ? { limit: options.limit } : {};
+  const split = options.split ?? 'test';
+  if (split !== 'test' && split !== 'train') throw usageError(`--split must be 'test' or 'train', got '${split}'`);
   if (isCifar10(name)) {
-    const split = options.split ?? 'test';
-    if (split !== 'test' && split !== 'train') throw usageError(`--split must be 'test' or 'train', got '${split}'`);
     return withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit }));
   }
   const info = await stat(name).catch(() => undefined);
   if (!info?.isDirectory()) {
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
-  return loadImageFolder(name, { ...(inputSize ? { size: inputSize } : {}), ...limit });
+  const sizeOptions = { ...(inputSize ? { size: inputSize } : {}), ...limit };
+  if (await isSplitFolder(name)) return loadSplitFolder(name, split, sizeOptions);
+  if (options.split !== undefined && !options.splitOptional) {
+    throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders; '${name}' holds class folders`,
+      'drop --split, or point --data at the folder that holds train/ and test/');
+  }
+  return loadImageFolder(name, sizeOptions);
+}
+
+/** --data-dir only says where CIFAR-10's files are: refuse it beside an image folder instead of ignoring it. */
+export function checkDataDir(options: DataOptions): void {
+  if (options.dataDir !== undefined && options.data !== undefined && !isCifar10(options.data)) {
+    throw usageError(`--data-dir names the folder of CIFAR-10's files, but --data is the image folder '${options.data}'`,
+      'drop --data-dir (the images come from the --data folder)');
+  }
 }
 
 /**

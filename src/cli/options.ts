@@ -111,10 +111,25 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     : cmd.option('--data <name|folder>', "also measure top-1: 'cifar10' or an image folder (one subfolder per class)");
   return data
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
-    .option('--split <split>', "CIFAR-10 split to use: 'test' or 'train'", 'test')
+    .option('--split <split>', "'test' (default) or 'train': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/")
     .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
     .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
     .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3));
+}
+
+/** "32", "32,32", "224x224" → [h, w]. */
+export function imageSizeArg(value: string): [number, number] {
+  const parts = value.split(/[,x×]/).map((s) => Number(s.trim()));
+  const [h, w] = parts.length === 1 ? [parts[0]!, parts[0]!] : parts;
+  if (parts.length > 2 || ![h, w].every((v) => Number.isInteger(v) && v! >= 1)) {
+    throw new InvalidArgumentError(`--image-size takes H or H,W (whole numbers ≥ 1), got '${value}'`);
+  }
+  return [h!, w!];
+}
+
+/** --image-size for models whose input height and width are free (MACs, benchmark inputs). */
+export function withImageSize(cmd: Command): Command {
+  return cmd.option('--image-size <h,w>', "input height,width when the model's are free (default: the model metadata)", imageSizeArg);
 }
 
 export function withThreads(cmd: Command): Command {

@@ -180,25 +180,45 @@ function checkSize(size: [number, number] | undefined): [number, number] {
 }
 
 /**
- * `root/train` and `root/test`, each a folder of class folders. Test labels use train/'s class
- * numbering, so a class folder missing from test/ cannot shift the others; a class only test/ has is
- * an error (the model could never predict it).
+ * The train/ and test/ subfolders of `root`, each a folder of class folders. Test labels use train/'s
+ * class numbering, so a class folder missing from test/ cannot shift the others.
  */
-export async function loadTrainTestFolders(root: string, options: ImageSizeOptions = {}): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
-  const train = await loadImageFolder(path.join(root, 'train'), options);
+export async function loadTrainTestFolders(
+  root: string,
+  options: ImageSizeOptions & { testLimit?: number } = {},
+): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
+  const { testLimit, ...size } = options;
+  const train = await loadImageFolder(path.join(root, 'train'), size);
+  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}) }) };
+}
+
+/** Does `root` hold a split dataset: train/ and test/ subfolders (others, such as val/, are ignored)? */
+export async function isSplitFolder(root: string): Promise<boolean> {
+  const folders = await classFolders(root);
+  return folders.includes('train') && folders.includes('test');
+}
+
+/**
+ * One split of a train/ + test/ folder, labelled with train/'s class numbering (a class only test/
+ * has is an error: the model never saw it).
+ */
+export async function loadSplitFolder(root: string, split: 'train' | 'test', options: LoadImageFolderOptions = {}): Promise<ImageFolderSet> {
+  const trainDir = path.join(root, 'train');
+  if (split === 'train') return loadImageFolder(trainDir, options);
+  const trainClasses = options.classes ?? (await classFolders(trainDir));
   const testDir = path.join(root, 'test');
   const present = await classFolders(testDir);
-  const unknown = present.filter((c) => !train.classes.includes(c));
+  const unknown = present.filter((c) => !trainClasses.includes(c));
   if (unknown.length > 0) {
     throw inputError({
       file: testDir,
-      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${train.classes.join(', ')})`,
+      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${trainClasses.join(', ')})`,
       fix: 'give train/ and test/ the same class folders',
     });
   }
-  const test = await loadImageFolder(testDir, { ...options, classes: train.classes.filter((c) => present.includes(c)) });
-  const toTrain = test.classes.map((c) => train.classes.indexOf(c));
-  return { train, test: { ...test, classes: train.classes, labels: test.labels.map((l) => toTrain[l]!) } };
+  const test = await loadImageFolder(testDir, { ...options, classes: trainClasses.filter((c) => present.includes(c)) });
+  const toTrain = test.classes.map((c) => trainClasses.indexOf(c));
+  return { ...test, classes: trainClasses, labels: test.labels.map((l) => toTrain[l]!) };
 }
 
 /** The class subfolders of `root` (not hidden; symlinks to folders count), in code-point order. */

@@ -27,6 +27,22 @@ export function take(set: ImageSet, n: number): ImageSet {
 }
 
 /**
+ * n images taken round-robin over the classes — the first of each class, then the second, … — kept in
+ * the set's order: what an image folder's --limit loads. An image folder lists one class after another,
+ * so its first n images would cover only the first classes.
+ */
+export function takeAcrossClasses(set: ImageSet, n: number): ImageSet {
+  const byClass: number[][] = set.classes.map(() => []);
+  for (let i = 0; i < set.labels.length; i++) byClass[set.labels[i]!]?.push(i);
+  const chosen: number[] = [];
+  const want = Math.min(n, byClass.reduce((sum, indices) => sum + indices.length, 0));
+  for (let round = 0; chosen.length < want; round++) {
+    for (const indices of byClass) if (round < indices.length && chosen.length < want) chosen.push(indices[round]!);
+  }
+  return subset(set, Uint32Array.from(chosen.sort((a, b) => a - b)), `${set.name}[${chosen.length} across classes]`);
+}
+
+/**
  * `perClass` images of every class drawn at random (seeded), kept in the set's original order — a
  * balanced calibration or demo set. A class with fewer images contributes all it has.
  */

@@ -53,6 +53,10 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     throw usageError(`--target must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
   }
   if (options.install && options.target === 'web') throw usageError('--install applies to linux targets only', 'drop --install for --target web');
+  // A web bundle is static files: the port belongs to whatever serves them, not to the bundle.
+  if (options.port !== undefined && options.target === 'web') {
+    throw usageError('--port applies to linux targets only (their server and systemd unit)', `drop --port; serve a web bundle with slim serve DIR --port ${options.port}`);
+  }
   const log = options.log ?? (() => {});
   const out = path.resolve(options.out);
   await checkOut(out, options.force ?? false, options.model);

@@ -33,6 +33,8 @@ export interface DecodeOptions {
   file?: string;
   /** Folder that external data paths are relative to; without it, external data is refused. */
   baseDir?: string;
+  /** Filled with the resolved path of every external data file the model's tensors were read from. */
+  externalFiles?: Set<string>;
 }
 
 export interface EncodeOptions {

@@ -19,6 +19,8 @@ export interface TensorContext {
   file?: string;
   /** Folder that external data locations are relative to (the model's folder). */
   baseDir?: string;
+  /** Collects the resolved path of every external data file read (for sizes on disk). */
+  externalFiles?: Set<string>;
   /** What the tensor is, for error messages: "initializer 'w'", "attribute 'value' of node 'c'". */
   where: string;
 }
@@ -179,6 +181,7 @@ function readExternal(p: ITensorProto, ctx: TensorContext, want: number): Uint8A
   const location = entries.get('location');
   if (!location) throw fail(ctx, 'is marked as external data but names no location', DAMAGED);
   const path = resolveExternalPath(location, ctx);
+  ctx.externalFiles?.add(path);
   const offset = parseCount(entries.get('offset'), 'offset', ctx) ?? 0;
   let fd: number;
   try {

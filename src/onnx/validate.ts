@@ -2,6 +2,7 @@
  * Is this Graph something slimkit can work on? Structural checks with one clear error each, then
  * shape inference over the op registry (which names unsupported ops and bad node inputs).
  */
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
 import { isFloat } from './dtype.js';
@@ -115,15 +116,21 @@ export function validateGraph(graph: Graph, options: ValidateOptions = {}): Infe
 export interface LoadedModel {
   graph: Graph;
   facts: InferenceResult;
-  /** Size of the .onnx file itself (external data files not counted). */
-  fileBytes: number;
+  /** The .onnx file's bytes. */
+  bytes: Uint8Array;
+  /** External data files the weights were read from (resolved paths; empty for a self-contained model). */
+  externalFiles: string[];
+  /** Bytes on disk: the .onnx file plus its external data files. */
+  sizeBytes: number;
 }
 
 /** Read, decode and validate a model file: the one entry point the CLI uses. */
 export async function loadModel(path: string): Promise<LoadedModel> {
   const bytes = await readBytes(path);
-  const graph = decodeModel(bytes, { file: path, baseDir: dirname(resolve(path)) });
+  const externalFiles = new Set<string>();
+  const graph = decodeModel(bytes, { file: path, baseDir: dirname(resolve(path)), externalFiles });
   const facts = validateGraph(graph, { file: path });
-  return { graph, facts, fileBytes: bytes.length };
+  let sizeBytes = bytes.length;
+  for (const f of externalFiles) sizeBytes += (await stat(f)).size;
+  return { graph, facts, bytes, externalFiles: [...externalFiles], sizeBytes };
 }
-

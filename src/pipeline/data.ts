@@ -10,7 +10,7 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
 import { loadTrainTestFolders } from '../data/image-folder.js';
-import { stratifiedSubset, take } from '../data/subsets.js';
+import { stratifiedSubset } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
 
@@ -55,8 +55,8 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     if (!(await isDir(path.join(folder, 'train'))) || !(await isDir(path.join(folder, 'test')))) {
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
     }
-    ({ train, test } = await loadTrainTestFolders(folder, o.inputSize ? { size: o.inputSize } : {}));
-    if (spec.test_limit) test = take(test, spec.test_limit);
+    // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
+    ({ train, test } = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) }));
     name = folder;
   }
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);

@@ -38,8 +38,9 @@ export interface TrainingResult {
 
 export interface PruneResult {
   mode: 'structured' | 'unstructured';
-  macs_before: number;
-  macs_after: number;
+  /** Per image; null when the model's H×W is free and unknown (never in a pipeline: its data gives the size). */
+  macs_before: number | null;
+  macs_after: number | null;
   params_before: number;
   params_after: number;
   ratio_chosen?: number;
@@ -86,6 +87,8 @@ export interface VariantBench extends BenchRow {
 export interface BenchResult {
   threads: number;
   runs: number;
+  /** Untimed runs before timing (absent in manifests older than this field: the default, 10). */
+  warmup_runs?: number;
   batch: number;
   eval_data: string;
   variants: VariantBench[];

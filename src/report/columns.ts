@@ -24,7 +24,7 @@ export const VARIANT_COLUMNS: readonly Column<VariantBench>[] = [
   { key: 'size_bytes', header: 'file size', value: (v) => v.size_bytes, format: formatBytes, numeric: true },
   { key: 'gzip_bytes', header: 'gzip size', value: (v) => v.gzip_bytes, format: formatBytes, numeric: true },
   { key: 'params', header: 'params', value: (v) => v.params, format: formatCount, numeric: true },
-  { key: 'macs', header: 'MACs', value: (v) => v.macs, format: formatCount, numeric: true },
+  { key: 'macs', header: 'MACs', value: (v) => v.macs ?? undefined, format: formatCount, numeric: true },
   { key: 'latency_ms.p50', header: 'batch-1 latency p50 (ms)', value: (v) => v.latency_ms.p50, format: fixed(3), numeric: true },
   { key: 'latency_ms.p90', header: 'p90 (ms)', value: (v) => v.latency_ms.p90, format: fixed(3), numeric: true },
   { key: 'throughput_ips', header: 'throughput (img/s)', value: (v) => v.throughput_ips, format: fixed(0), numeric: true },
@@ -53,12 +53,14 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
 /** Shell command that re-measures the report's variants with `slim bench`. */
 export function benchCommand(r: RunReport): string {
   const files = r.variants.map((v) => `${r.run_dir}/${v.file}`);
-  const data = r.data.name === 'cifar10' ? 'cifar10' : `${r.data.name}/test`;
+  // A folder's train/ + test/ layout is read by --data itself (test/, numbered by train/'s classes).
+  const data = r.data.name;
   const limit = r.data.name === 'cifar10' && r.data.test_images === 10000 ? '' : ` --limit ${r.data.test_images}`;
   const b = r.bench;
   const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${r.data.dir}` : '';
   const runs = b && b.runs !== 100 ? ` --runs ${b.runs}` : '';
-  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}` : ''} --data ${data}${dataDir}${limit}`;
+  const warmup = b?.warmup_runs !== undefined && b.warmup_runs !== 10 ? ` --warmup ${b.warmup_runs}` : '';
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}` : ''} --data ${data}${dataDir}${limit}`;
 }
 
 export function cell<T>(c: Column<T>, row: T): string {

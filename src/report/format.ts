@@ -6,8 +6,9 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(2)} MB`;
 }
 
-/** 11173962 → "11.17 M". */
-export function formatCount(n: number): string {
+/** 11173962 → "11.17 M"; null (not known) → a dash. */
+export function formatCount(n: number | null): string {
+  if (n === null) return '—';
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} G`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;

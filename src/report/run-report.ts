@@ -15,6 +15,7 @@ import type {
   VariantBench,
 } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
+import { formatCount, formatPercent } from './format.js';
 
 export interface StageRow {
   id: string;
@@ -108,7 +109,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string): RunReport
     complete: manifest.complete,
     wall_seconds: manifest.wall_seconds,
     gpu_price_per_hour: manifest.gpu_price_per_hour,
-    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, batch: bench.batch, eval_data: bench.eval_data } } : {}),
+    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), batch: bench.batch, eval_data: bench.eval_data } } : {}),
     variants,
     pareto: { latency: front((v) => v.latency_ms.p50), size: front((v) => v.size_bytes) },
     stages: rows,
@@ -141,8 +142,8 @@ function stageRow(s: StageRecord): StageRow {
   };
 }
 
-const pct = (v: number): string => `${(v * 100).toFixed(2)} %`;
-const count = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
+const pct = (v: number): string => formatPercent(v);
+const count = formatCount;
 
 function summarize(s: StageRecord): string {
   if (s.status === 'failed') return `failed: ${s.error ?? 'unknown error'}`;

@@ -2,24 +2,32 @@
  * Static facts about a model for `slim info` and `slim bench`: size, gzip size, learned parameters,
  * MACs, op counts. No ORT needed.
  */
+import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import type { DType } from '../onnx/dtype.js';
 import { attr, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
-import type { InferenceResult } from '../onnx/shape-inference.js';
+import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
+import type { LoadedModel } from '../onnx/validate.js';
 
 export interface ModelStats {
-  /** Bytes of the .onnx file (the encoded graph when no file bytes are given). */
+  /** Bytes on disk: the .onnx file plus its external data files (the encoded graph when no files are given). */
   sizeBytes: number;
-  /** The same bytes after gzip at level 9: what a download of the model costs. */
+  /** Of those, the bytes in external data files (0 for a self-contained model). */
+  externalDataBytes: number;
+  /** Each file after gzip at level 9, summed: what a download of the model costs. */
   gzipBytes: number;
   /** Elements of learned tensors (see LEARNED_INPUTS); quantized weights count once, scales do not. */
   params: number;
   /** Those whose value is not zero (for quantized weights: whose quantized value ≠ its zero point). */
   nonzeroParams: number;
-  /** Multiply-accumulates of one forward pass (per image when the batch is symbolic). */
-  macs: number;
+  /**
+   * Multiply-accumulates of one image's forward pass (a fixed batch of N is divided by N); null when the
+   * input's height and width are free and no image size is known (see macsPerImage).
+   */
+  macs: number | null;
   /** Node count per op type; ops outside ai.onnx are prefixed with their domain. */
   opHistogram: Record<string, number>;
   /** Bytes of every initializer, by element type. */
@@ -63,8 +71,41 @@ const LEARNED_INPUTS: Readonly<Record<string, readonly LearnedInput[]>> = {
   QLinearMatMul: [{ slot: 0, quantized: true, zeroPoint: 2, axis: 0 }, { slot: 3, quantized: true, zeroPoint: 5, axis: -1 }],
 };
 
-export function modelStats(graph: Graph, facts: InferenceResult, fileBytes?: Uint8Array): ModelStats {
-  const bytes = fileBytes ?? encodeModel(graph).model;
+/** The model's files: the .onnx bytes and the contents of its external data files. */
+export interface ModelFiles {
+  model: Uint8Array;
+  external?: readonly Uint8Array[];
+}
+
+/** Stats of a model loaded from disk, its external data files counted. */
+export async function loadedModelStats(loaded: LoadedModel, imageSize?: readonly [number, number]): Promise<ModelStats> {
+  const external = await Promise.all(loaded.externalFiles.map((f) => readFile(f)));
+  return modelStats(loaded.graph, loaded.facts, { model: loaded.bytes, external }, imageSize);
+}
+
+/**
+ * MACs of one image of an N×C×H×W input. Shape inference counts a symbolic dim as 1, which is right
+ * for the batch and wrong for a free height or width: those are pinned to `imageSize` (the caller's
+ * flag or the model's metadata) and the shapes inferred again; without a size the count is unknown
+ * (null). A fixed batch of N images is divided by N. Inputs of another rank are counted as they are.
+ */
+export function macsPerImage(graph: Graph, facts: InferenceResult, imageSize?: readonly [number, number]): number | null {
+  const shape = dataInputs(graph)[0]?.shape;
+  if (!shape || shape.length !== 4) return facts.totalMacs;
+  let total = facts.totalMacs;
+  if (shape.slice(1).some((d) => typeof d !== 'number')) {
+    // Only H and W can be pinned from an image size; a free channel count leaves the count unknown.
+    if (!imageSize || !hasFreeImageSize(graph)) return null;
+    total = inferShapes(pinImageSize(graph, imageSize)).totalMacs;
+  }
+  const batch = shape[0];
+  return typeof batch === 'number' && batch > 1 ? total / batch : total;
+}
+
+export function modelStats(graph: Graph, facts: InferenceResult, files?: ModelFiles, imageSize?: readonly [number, number]): ModelStats {
+  const model = files?.model ?? encodeModel(graph).model;
+  const external = files?.external ?? [];
+  const externalDataBytes = external.reduce((sum, b) => sum + b.byteLength, 0);
   const opHistogram: Record<string, number> = {};
   for (const node of graph.nodes) {
     const key = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType}` : node.opType;
@@ -75,11 +116,12 @@ export function modelStats(graph: Graph, facts: InferenceResult, fileBytes?: Uin
 
   const { params, nonzeroParams } = countParams(graph);
   return {
-    sizeBytes: bytes.byteLength,
-    gzipBytes: gzipSync(bytes, { level: 9 }).byteLength,
+    sizeBytes: model.byteLength + externalDataBytes,
+    externalDataBytes,
+    gzipBytes: [model, ...external].reduce((sum, b) => sum + gzipSync(b, { level: 9 }).byteLength, 0),
     params,
     nonzeroParams,
-    macs: facts.totalMacs,
+    macs: macsPerImage(graph, facts, imageSize),
     opHistogram,
     weightDtypes,
     inputs: dataInputs(graph).map(copyInfo),

@@ -1,18 +1,20 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
 import { loadModel } from '../../onnx/validate.js';
 import type { BenchmarkPhase } from '../../runtime/benchmark.js';
 import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { modelStats } from '../../runtime/stats.js';
+import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
-import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
-import { positiveInt, withData, withJson, withThreads } from '../options.js';
+import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
+import { usageError } from '../../errors.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
+  imageSize?: [number, number];
   threads?: number;
   batch: number;
   runs: number;
@@ -26,7 +28,8 @@ export interface BenchRow {
   gzip_bytes: number;
   params: number;
   nonzero_params: number;
-  macs: number;
+  /** Per image; null when the input's H×W is free and no size is known. */
+  macs: number | null;
   latency_ms: { p50: number; p90: number; p99: number; mean: number };
   throughput_ips: number;
   throughput_batch: number;
@@ -36,9 +39,21 @@ export interface BenchRow {
   eval_images?: number;
 }
 
+/** The benchmark's input shape for a model whose image height and width are free: the given size, else an error. */
+function freeInputShape(graph: Graph, file: string, size: [number, number] | undefined): Record<string, number[]> | undefined {
+  const input = dataInputs(graph)[0];
+  const shape = input?.shape;
+  if (!input || !shape || shape.length !== 4 || shape.slice(1).every((d) => typeof d === 'number')) return undefined;
+  if (!size) {
+    throw usageError(`${file}: input '${input.name}' has shape [${shape.join(', ')}]; its height and width are free and the model records no slimkit.input_size`,
+      'pass --image-size H,W (the size it is used at)');
+  }
+  return { [input.name]: [1, typeof shape[1] === 'number' ? shape[1] : 3, size[0], size[1]] };
+}
+
 export function registerBench(program: Command): void {
   withThreads(
-    withJson(
+    withImageSize(withJson(
       withData(
         program
           .command('bench')
@@ -49,18 +64,21 @@ export function registerBench(program: Command): void {
           .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 10),
         { required: false },
       ),
-    ),
+    )),
   )
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json')
     .action(async (files: string[], options: BenchOptions) => {
+      checkDataDir(options);
       const threads = options.threads ?? (await import('node:os')).availableParallelism();
       const rows: BenchRow[] = [];
       // One copy of the images per input size: models of different sizes get their own resize.
       const sets = new Map<string, Promise<ImageSet>>();
       for (const file of files) {
-        const { graph, facts } = await loadModel(file);
-        const bytes = await readFile(file);
-        const stats = modelStats(graph, facts, bytes);
+        const loaded = await loadModel(file);
+        const { graph } = loaded;
+        const size = imageSizeFor(graph, file, options.imageSize);
+        const stats = await loadedModelStats(loaded, size);
+        const inputShapes = freeInputShape(graph, file, size);
         const bar = progress(`bench ${file}`, 100, '%');
         // A process per model: its peak RSS and latency owe nothing to the models before it.
         const timing = await benchmarkInChild(file, {
@@ -69,6 +87,7 @@ export function registerBench(program: Command): void {
           warmupRuns: options.warmup,
           runs: Math.max(options.runs, 50),
           throughputBatch: options.batch,
+          ...(inputShapes ? { inputShapes } : {}),
           onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
         });
         bar.stop();
@@ -86,11 +105,10 @@ export function registerBench(program: Command): void {
           threads,
         };
         if (options.data) {
-          const size = modelInputSize(graph);
           const key = size?.join('x') ?? 'as stored';
           if (!sets.has(key)) sets.set(key, loadDataset(options, size));
           const set = await sets.get(key)!;
-          const model = await openSession(bytes, { threads, label: file });
+          const model = await openSession(file, { threads });
           const total = Math.min(options.limit ?? Infinity, set.labels.length);
           const evalBar = progress(`eval ${file}`, total, 'img');
           try {

@@ -5,7 +5,7 @@ import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { numberList, port, stdList, withJson } from '../options.js';
+import { imageSizeArg, numberList, port, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
   labels?: string;
@@ -19,19 +19,9 @@ export interface ModelFlags {
 interface DeployFlags extends CommonOptions, ModelFlags {
   target: Target;
   out: string;
-  port: number;
+  port?: number;
   install?: boolean;
   force?: boolean;
-}
-
-/** "32", "32,32", "224x224" → [h, w]. */
-export function imageSizeArg(value: string): [number, number] {
-  const parts = value.split(/[,x×]/).map((s) => Number(s.trim()));
-  const [h, w] = parts.length === 1 ? [parts[0]!, parts[0]!] : parts;
-  if (parts.length > 2 || ![h, w].every((v) => Number.isInteger(v) && v! >= 1)) {
-    throw new InvalidArgumentError(`--image-size takes H or H,W (whole numbers ≥ 1), got '${value}'`);
-  }
-  return [h!, w!];
 }
 
 /** Flags shared by deploy and serve (for a bare .onnx model): labels and preprocessing overrides. */
@@ -87,7 +77,7 @@ export function registerDeploy(program: Command): void {
           return v;
         })
         .requiredOption('--out <dir>', 'bundle folder to create')
-        .option('--port <n>', 'port for the systemd unit and README', port('--port', 1), 8080)
+        .option('--port <n>', 'linux targets: port of the server, its systemd unit and README (default 8080)', port('--port', 1))
         .option('--install', 'also put node_modules for the target into the bundle (npm; works offline on the device)')
         .option('--force', 'replace an existing bundle at --out'),
     ),
@@ -104,7 +94,7 @@ export function registerDeploy(program: Command): void {
         model,
         target: flags.target,
         out: flags.out,
-        port: flags.port,
+        ...(flags.port !== undefined ? { port: flags.port } : {}),
         ...(flags.install ? { install: true } : {}),
         ...(flags.force ? { force: true } : {}),
         ...(await modelOptions(flags)),

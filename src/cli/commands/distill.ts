@@ -11,7 +11,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
@@ -124,6 +124,7 @@ export function registerDistill(program: Command): void {
       }
       const studentFile = studentIsZoo ? undefined : (await loadModel(options.student)).graph;
       const size = modelInputSize(studentFile ?? teacher);
+      checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student })

@@ -3,7 +3,7 @@ import { loadModel } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkDataDir, loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
 import { printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withJson, withThreads } from '../options.js';
 
@@ -27,6 +27,7 @@ export function registerEval(program: Command): void {
   )
     .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
     .action(async (file: string, options: EvalOptions) => {
+      checkDataDir(options);
       const { graph } = await loadModel(file);
       const set = await loadDataset(options, modelInputSize(graph));
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
@@ -46,7 +47,7 @@ export function registerEval(program: Command): void {
             '',
             table(
               ['class', 'correct', 'total', 'accuracy'],
-              result.perClass.map((c) => [c.name, c.correct, c.total, formatPercent(c.accuracy, 1)]),
+              result.perClass.map((c) => [c.name, c.correct, c.total, c.total ? formatPercent(c.accuracy, 1) : '—']),
             ),
           ].join('\n'),
         );

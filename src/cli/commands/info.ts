@@ -1,26 +1,30 @@
 import type { Command } from 'commander';
-import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { loadModel } from '../../onnx/validate.js';
-import { modelStats } from '../../runtime/stats.js';
+import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { withJson } from '../options.js';
+import { withImageSize, withJson } from '../options.js';
+import { imageSizeFor } from '../dataset.js';
 import type { Dim } from '../../onnx/graph.js';
+
+const externalNote = (files: readonly string[], bytes: number): string =>
+  files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
 
 const shapeText = (shape: readonly Dim[] | undefined): string => (shape ? `[${shape.join(', ')}]` : '[?]');
 
 export function registerInfo(program: Command): void {
-  withJson(
+  withImageSize(withJson(
     program
       .command('info')
       .description('inspect an ONNX model: inputs, outputs, size, parameters, MACs, ops')
       .argument('<model>', 'an .onnx file'),
-  )
+  ))
     .addHelpText('after', '\nExample:\n  slim info resnet18.onnx --json')
-    .action(async (file: string, options: CommonOptions) => {
-      const { graph, facts } = await loadModel(file);
-      const bytes = await readFile(file);
-      const stats = modelStats(graph, facts, bytes);
+    .action(async (file: string, options: CommonOptions & { imageSize?: [number, number] }) => {
+      const loaded = await loadModel(file);
+      const { graph } = loaded;
+      const stats = await loadedModelStats(loaded, imageSizeFor(graph, file, options.imageSize));
       const result = {
         file,
         producer: [graph.producerName, graph.producerVersion].filter(Boolean).join(' '),
@@ -44,8 +48,8 @@ export function registerInfo(program: Command): void {
         return [
           `${file}`,
           `  producer ${result.producer || 'unknown'}, IR ${graph.irVersion}, opset ${graph.opsets[''] ?? '?'}`,
-          `  size ${formatBytes(stats.sizeBytes)} (gzip ${formatBytes(stats.gzipBytes)})`,
-          `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), MACs ${formatCount(stats.macs)} per image`,
+          `  size ${formatBytes(stats.sizeBytes)} (gzip ${formatBytes(stats.gzipBytes)})${externalNote(loaded.externalFiles, stats.externalDataBytes)}`,
+          `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${stats.macs === null ? "MACs unknown: the input's height and width are free (pass --image-size H,W)" : `MACs ${formatCount(stats.macs)} per image`}`,
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
           '',

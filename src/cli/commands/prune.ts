@@ -1,12 +1,12 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { openSession } from '../../runtime/ort.js';
 import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
-import { modelStats, type ModelStats } from '../../runtime/stats.js';
+import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import {
   buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
@@ -14,12 +14,15 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { checkDataDir, imageSizeFor, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { isSplitFolder } from '../../data/image-folder.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
-import { nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
+import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
+import { hasFreeImageSize, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
+  imageSize?: [number, number];
   output?: string;
   structured?: boolean;
   unstructured?: boolean;
@@ -125,6 +128,7 @@ export function registerPrune(program: Command): void {
           return v as PrecisionChoice;
         }, 'auto')
         .option('--bench', 'measure batch-1 latency of the model before and after (alternating rounds, same run)')
+        .option('--image-size <h,w>', "the size MACs are counted at when the model's input height and width are free (default: the model metadata)", imageSizeArg)
         .option('--seed <n>', 'seed of the random criterion and of fine-tuning', nonNegativeInt('--seed'), 0),
     ),
   )
@@ -144,10 +148,19 @@ export function registerPrune(program: Command): void {
     .action(async (file: string, options: PruneOptions) => {
       check(options);
       const loaded = await loadModel(file);
-      const { graph } = loaded;
+      const size = imageSizeFor(loaded.graph, file, options.imageSize);
+      const free = hasFreeImageSize(loaded.graph);
+      if (free && !size && options.targetMacs !== undefined) {
+        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so its MACs depend on the image size`,
+          'pass --image-size H,W (the size the model is used at)');
+      }
+      // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
+      // model keeps its free height and width.
+      const graph = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
       if (options.analyze) return analyze(file, graph, options);
-      const inputBytes = await readFile(file);
-      const before = modelStats(graph, loaded.facts, inputBytes);
+      // ORT gets models as bytes here, so weights kept in external data files are inlined first.
+      const inputBytes = loaded.externalFiles.length ? encodeModel(graph).model : loaded.bytes;
+      const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, options);
       const tuner = makeTuner(graph, options, data);
       const calibration = calibrationFor(graph, options, data);
@@ -210,12 +223,13 @@ export function registerPrune(program: Command): void {
       }
 
       // ORT must run it before it is written; every number reported comes from the file read back.
+      if (graph !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
       await smokeTest(inputBytes, encodeModel(pruned).model, graph, options);
       await writeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);
-      const outBytes = await readFile(options.output!);
-      const after = modelStats(out.graph, out.facts, outBytes);
+      const outBytes = out.bytes;
+      const after = await loadedModelStats(out, size);
       const sizeAfter = sizeReport(out.graph, { bytes: outBytes, ...(nm ? { nm } : {}) });
       let latency: { before: number; after: number } | undefined;
       if (options.bench) {
@@ -305,11 +319,16 @@ function check(o: PruneOptions): void {
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
 }
 
-/** Training and test images named by --data: CIFAR-10's two splits, or one image folder used for both. */
+/**
+ * Training and test images named by --data: CIFAR-10's two splits, a folder's train/ and test/, or one
+ * folder of class folders used for both.
+ */
 async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
   if (isCifar10(o.data)) return loadTrainTest(o.data, dataDir);
+  checkDataDir(o);
+  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph) });
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph));
   return { train: set, test: set };
 }
@@ -422,7 +441,7 @@ function analyze(file: string, graph: Graph, o: PruneOptions): void {
 }
 
 function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, sparse: number, latency: { before: number; after: number } | undefined, human: string[]): string {
-  const pct = (a: number, b: number): string => (b ? `${((a / b) * 100).toFixed(1)} %` : '');
+  const pct = (a: number | null, b: number | null): string => (a !== null && b ? `${((a / b) * 100).toFixed(1)} %` : '');
   const rows: (string | number)[][] = [
     ['MACs', formatCount(before.macs), formatCount(after.macs), pct(after.macs, before.macs)],
     ['params', formatCount(before.params), formatCount(after.params), pct(after.params, before.params)],

@@ -52,7 +52,7 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
   }
   const set = await loadDataset(
-    { data: name, split: 'test', ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
+    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
     modelInputSize(graph),
   );
   checkImageSize(graph, set, file, '--eval');

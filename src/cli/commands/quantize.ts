@@ -141,7 +141,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkQatFlags(options);
   checkFlags(options);
   const start = performance.now();
-  const { graph, fileBytes } = await loadModel(file);
+  const { graph, sizeBytes: fileBytes } = await loadModel(file);
   const quantOps = graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });

@@ -14,7 +14,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
@@ -135,6 +135,7 @@ export function registerTrain(program: Command): void {
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       // An .onnx model is read first: its input size decides how image folders are resized.
       const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model);
+      checkDataDir(options);
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
         size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),

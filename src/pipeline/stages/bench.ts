@@ -24,12 +24,14 @@ import type { StageContext, StageOutput } from './context.js';
 export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly string[]): Promise<StageOutput<'bench'>> {
   const threads = spec.threads ?? ctx.threads ?? availableParallelism();
   const files = ids.map((id) => path.join(ctx.runDir, MODELS, `${id}.onnx`));
-  const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch), '--json'];
+  const data = await ctx.data();
+  // The run's images give the size a model with a free height and width is measured at.
+  const [, h, w] = data.test.imageShape;
+  const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch), '--image-size', `${h},${w}`, '--json'];
   ctx.log(`  slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
   const measured = await runJson<{ threads: number; models: BenchRow[] }>(ctx.slimCommand, args);
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
 
-  const data = await ctx.data();
   const variants: VariantBench[] = [];
   for (const [i, id] of ids.entries()) {
     const bytes = await readFile(files[i]!);
@@ -60,7 +62,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
     ctx.log(`  ${id}: ${(row.size_bytes / 1024).toFixed(1)} KB, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
   }
   return {
-    result: { threads: measured.threads, runs: spec.runs, batch: spec.batch, eval_data: `${data.name} test, first ${data.test.labels.length} images`, variants },
+    result: { threads: measured.threads, runs: spec.runs, warmup_runs: spec.warmup_runs, batch: spec.batch, eval_data: `${data.name} test, first ${data.test.labels.length} images`, variants },
     gpuSeconds: 0,
   };
 }

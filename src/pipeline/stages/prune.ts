@@ -4,6 +4,7 @@
  */
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
+import { hasFreeImageSize, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatCount, formatPercent } from '../../report/format.js';
@@ -25,7 +26,11 @@ import type { StageContext, StageOutput } from './context.js';
 
 export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string): Promise<StageOutput<'prune'>> {
   const data = await ctx.data();
-  const graph = await ctx.graphOf(from, 'trainable');
+  const source = await ctx.graphOf(from, 'trainable');
+  // A model with a free height and width is pruned at the run's image size (a MAC target counts real
+  // pixels) and keeps its free input.
+  const imageSize = [data.train.imageShape[1], data.train.imageShape[2]] as const;
+  const graph = hasFreeImageSize(source) ? pinImageSize(source, imageSize) : source;
   const device = spec.finetune?.device ?? ctx.device;
   const normalization = normalizationFor(graph, {});
   let gpuSeconds = 0;
@@ -69,7 +74,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
     },
   };
 
-  const before = modelStats(graph, inferShapes(graph));
+  const before = modelStats(graph, inferShapes(graph), undefined, imageSize);
   let pruned: Graph;
   let result: Omit<PruneResult, 'params_before' | 'params_after' | 'macs_before' | 'macs_after'>;
   try {
@@ -110,8 +115,9 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   } finally {
     bar?.stop();
   }
+  if (graph !== source) pruned = restoreInputShapes(pruned, source);
   const model = foldBatchNorm(pruned);
-  const after = modelStats(model, inferShapes(model));
+  const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
   return {
     model,

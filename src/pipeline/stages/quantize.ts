@@ -6,7 +6,8 @@
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { validateGraph } from '../../onnx/validate.js';
-import { take } from '../../data/subsets.js';
+import { take, takeAcrossClasses } from '../../data/subsets.js';
+import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -102,7 +103,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
 
   let mixed: QuantizeResult['mixed_precision'];
   if (spec.max_drop !== undefined) {
-    const evalSet = take(data.test, spec.eval_limit);
+    // CIFAR-10's test images come shuffled; a folder's come class by class.
+    const evalSet = isCifar10(data.name) ? take(data.test, spec.eval_limit) : takeAcrossClasses(data.test, spec.eval_limit);
     const search = await meetTopOneBudget(prepared.graph, output, {
       maxDropPt: spec.max_drop,
       build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
