@@ -1,7 +1,8 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readModel, writeModel } from '../src/onnx/io.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
@@ -51,7 +52,18 @@ describe('errors are one clear line with the right exit code', () => {
     ['hex count', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '0x10'], 2, /--limit must be a positive integer/],
     ['port out of range', ['serve', fixturePath('torch-tiny-resnet.onnx'), '--port', '70000'], 2, /--port must be a port number in 0–65535/],
     ['bad weight decay', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--out', path.join(dir, 'x.onnx'), '--weight-decay', 'abc'], 2, /--weight-decay must be a number ≥ 0/],
+    // Flags that would otherwise be silently ignored.
+    ['--data-dir beside an image folder', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', dir, '--data-dir', CIFAR_DIR], 2, /--data-dir names the folder of CIFAR-10's files/],
+    ['--port for a web bundle', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'web', '--out', path.join(dir, 'web'), '--port', '9000'], 2, /--port applies to linux targets only/],
+    ['--image-size against a fixed input', ['info', fixturePath('torch-tiny-resnet.onnx'), '--image-size', '32'], 2, /fixed at 16×16 but --image-size says 32×32/],
+    ['free H×W and no size for an image folder', ['eval', path.join(dir, 'free-hw.onnx'), '--data', dir], 2, /height and width are free.*pass --image-size H,W/],
+    ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];
+  beforeAll(async () => {
+    const free = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    free.inputs = free.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'h', 'w'] }));
+    await writeModel(free, path.join(dir, 'free-hw.onnx'));
+  });
   writeFileSync(path.join(dir, 'garbage.onnx'), 'this is not a model\n'.repeat(20));
   const real = readFileSync(fixturePath('torch-tiny-resnet.onnx'));
   writeFileSync(path.join(dir, 'truncated.onnx'), real.subarray(0, Math.floor(real.length / 2)));

@@ -3,18 +3,22 @@ import { loadModel } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkDataDir, loadDataset, modelInputSize, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
+import { usageError } from '../../errors.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { printResult, progress, type CommonOptions } from '../output.js';
-import { positiveInt, withData, withJson, withThreads } from '../options.js';
+import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
+  imageSize?: [number, number];
   batch: number;
   threads?: number;
 }
 
 export function registerEval(program: Command): void {
   withThreads(
-    withJson(
+    withImageSize(withJson(
       withData(
         program
           .command('eval')
@@ -23,13 +27,18 @@ export function registerEval(program: Command): void {
           .option('--batch <n>', 'images per ONNX Runtime run', positiveInt('--batch'), 256),
         { required: true },
       ),
-    ),
+    )),
   )
     .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
     .action(async (file: string, options: EvalOptions) => {
       checkDataDir(options);
       const { graph } = await loadModel(file);
-      const set = await loadDataset(options, modelInputSize(graph));
+      const size = imageSizeFor(graph, file, options.imageSize);
+      if (!size && hasFreeImageSize(graph) && !isCifar10(options.data ?? '')) {
+        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so the images' size is unknown`,
+          'pass --image-size H,W (the size the model was trained at)');
+      }
+      const set = await loadDataset(options, size);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);
       const bar = progress('eval', total, 'img');
