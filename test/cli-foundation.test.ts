@@ -57,6 +57,9 @@ describe('errors are one clear line with the right exit code', () => {
     ['--port for a web bundle', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'web', '--out', path.join(dir, 'web'), '--port', '9000'], 2, /--port applies to linux targets only/],
     ['--image-size against a fixed input', ['info', fixturePath('torch-tiny-resnet.onnx'), '--image-size', '32'], 2, /fixed at 16×16 but --image-size says 32×32/],
     ['free H×W and no size for an image folder', ['eval', path.join(dir, 'free-hw.onnx'), '--data', dir], 2, /height and width are free.*pass --image-size H,W/],
+    ['--data-dir with only image folders', ['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', path.join(dir, 'q.onnx'), '--calib', dir, '--data-dir', CIFAR_DIR], 2, /no --calib, --eval or --data here is cifar10/],
+    ['free H×W and no size for calibration images', ['quantize', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'q.onnx'), '--calib', dir], 2, /have no size to be resized to — pass --image-size H,W/],
+    ['free H×W pinned to a size CIFAR-10 is not', ['bench', path.join(dir, 'free-hw.onnx'), '--image-size', '64', '--data', 'cifar10'], 2, /used at 64×64 .* but CIFAR-10's images are 32×32/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];
   beforeAll(async () => {

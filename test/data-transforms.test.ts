@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { batchCount, batches, epochOrder } from '../src/data/batches.js';
 import { stratifiedSubset, subset, take, takeAcrossClasses } from '../src/data/subsets.js';
+import { evalSlice, type RunData } from '../src/pipeline/data.js';
 import { cropWithPadding, flipHorizontal, normalizeInto, randomCropWithPadding, randomHorizontalFlip } from '../src/data/transforms.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
@@ -207,6 +208,16 @@ describe('subsets', () => {
     expect(takeAcrossClasses(sorted, 100).labels.length).toBe(40);
     expect(takeAcrossClasses(sorted, 0).labels.length).toBe(0);
     expect([...take(sorted, 6).labels]).toEqual([0, 0, 0, 0, 0, 0]); // what the first n of a folder would be
+  });
+
+  it('a pipeline stage scores eval_limit images: CIFAR-10 the first N (testLimit), a folder N across its classes', () => {
+    const sorted = subset(set, Array.from(set.labels.keys()).sort((a, b) => set.labels[a]! - set.labels[b]! || a - b));
+    const run = (name: string): RunData => ({ train: sorted, test: sorted, name, sha256: '' });
+    expect(evalSlice(run('cifar10'), 6)).toEqual({ test: sorted, testLimit: 6 });
+    const folder = evalSlice(run('/data/photos'), 6);
+    expect(folder.testLimit).toBeUndefined();
+    expect([...folder.test.labels]).toEqual([0, 0, 1, 1, 2, 3]);
+    expect(evalSlice(run('/data/photos'), undefined)).toEqual({ test: sorted });
   });
 
   it('stratifiedSubset takes perClass of each class, seeded, in original order', () => {

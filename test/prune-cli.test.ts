@@ -58,7 +58,7 @@ describe('slim prune', () => {
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/height and width are free.*pass --image-size H,W/);
     const out = path.join(dir, 'free-small.onnx');
-    const run = await runSlim(['prune', freeFile, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
+    const run = await runSlim(['prune', freeFile, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--image-size', '16', '--bench', '--json']);
     expect(run.code, run.stderr).toBe(0);
     const doc = JSON.parse(run.stdout) as PruneJson;
     const written = await readModel(out);
@@ -70,6 +70,11 @@ describe('slim prune', () => {
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
     expect(doc.macs_after).toBeGreaterThan(0.4 * doc.macs_before);
     expect((await ortOutput(written, randomImages([2, 3, 24, 20]))).dims).toEqual([2, 10]);
+    // --bench timed both at 16×16; --analyze counts MACs per image at the size, or says it cannot.
+    expect((JSON.parse(run.stdout) as { latency_ms_after?: number }).latency_ms_after).toBeGreaterThan(0);
+    const analyzed = async (extra: string[]): Promise<unknown> => (JSON.parse((await runSlim(['prune', freeFile, '--analyze', '--json', ...extra])).stdout) as { macs: unknown }).macs;
+    expect(await analyzed([])).toBeNull();
+    expect(await analyzed(['--image-size', '16'])).toBe(doc.macs_before);
   });
 
   it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {

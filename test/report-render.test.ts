@@ -17,6 +17,7 @@ import type { BenchRow } from '../src/cli/commands/bench.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
+import { benchCommand } from '../src/report/columns.js';
 import { runSlim } from './helpers/cli.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -70,6 +71,18 @@ const byId = (root: El, id: string): El => {
   if (!found) throw new Error(`no element #${id}`);
   return found;
 };
+
+describe('the re-measure command', () => {
+  it('names a folder as --data (train/ + test/ are read by slim bench itself) and carries --warmup and --image-size', () => {
+    const report = {
+      run_dir: '/runs/r',
+      variants: [{ file: 'models/a.onnx' }],
+      data: { name: '/data/photos', test_images: 30 },
+      bench: { threads: 2, runs: 100, warmup_runs: 3, batch: 8, image_size: [64, 48], eval_data: '' },
+    } as unknown as RunReport;
+    expect(benchCommand(report)).toBe('slim bench /runs/r/models/a.onnx --threads 2 --batch 8 --warmup 3 --image-size 64,48 --data /data/photos --limit 30');
+  });
+});
 
 describe.skipIf(!native)('the run report', () => {
   it('lists every variant with its file, and marks the Pareto fronts correctly', () => {

@@ -218,6 +218,8 @@ describe('zoo names, options and metadata', () => {
     const huge = usageFailure(() => buildZooModel('resnet18-cifar', { width: 100 }));
     expect(huge.parts.where).toBe('--width');
     expect(huge.message).toMatch(/111\.58 G parameters \(415\.66 GiB of float32\), more than an ONNX file can hold \(2 GiB\) — use a width ≤ 6\.9$/);
+    const classes = usageFailure(() => buildZooModel('resnet18-cifar', { classes: 100_000_000 }));
+    expect([classes.parts.where, classes.parts.fix]).toEqual(['--classes', 'use fewer classes']);
     // 4 bytes per parameter as the model is stored, counted the way the bound is computed.
     expect(4 * resnetParameterCount({ depth: 18, stem: 'cifar', classes: 10, width: 6.9, zeroInitResidual: false })).toBeLessThan(2 ** 31);
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 1 })).parts.where).toBe('--classes');

@@ -5,7 +5,8 @@ import type { DownloadProgress } from '../data/download.js';
 import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders } from '../data/image-folder.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { readPreprocessing } from '../zoo/metadata.js';
+import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
+import { hasFreeImageSize } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
@@ -53,6 +54,7 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
   if (!info?.isDirectory()) {
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
+  requireImageSize(inputSize, name);
   const sizeOptions = { ...(inputSize ? { size: inputSize } : {}), ...limit };
   if (await isSplitFolder(name)) return loadSplitFolder(name, split, sizeOptions);
   if (options.split !== undefined && !options.splitOptional) {
@@ -60,6 +62,36 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
       'drop --split, or point --data at the folder that holds train/ and test/');
   }
   return loadImageFolder(name, sizeOptions);
+}
+
+/**
+ * CIFAR-10's images are 32×32 and are not resized. A fixed input of another size fails where the images
+ * meet the model; a free one would run at 32×32 while MACs and latency are counted at `size`: refused.
+ */
+export function checkCifarImageSize(graph: Graph, data: string | undefined, size: [number, number] | undefined): void {
+  if (data && isCifar10(data) && size && hasFreeImageSize(graph) && (size[0] !== 32 || size[1] !== 32)) {
+    throw usageError(`the model is used at ${size.join('×')} (--image-size or its slimkit.input_size) but CIFAR-10's images are 32×32`,
+      'evaluate on an image folder (its images are resized to the model), or pass --image-size 32');
+  }
+}
+
+/** Folder images are resized to the model's input: a model with a free H×W and no recorded size cannot say to what. */
+function requireImageSize(size: [number, number] | undefined, folder: string): void {
+  if (!size) {
+    throw usageError(`the model's input height and width are free and it records no slimkit.input_size, so the images of '${folder}' have no size to be resized to`,
+      'pass --image-size H,W (the size the model is used at)');
+  }
+}
+
+/**
+ * The model with --image-size applied: for a free height and width the size goes into its
+ * slimkit.input_size metadata, so every image the command loads — and the model it writes — uses it.
+ */
+export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined): Graph {
+  imageSizeFor(graph, file, flag);
+  if (!flag || !hasFreeImageSize(graph)) return graph;
+  const channels = dataInputs(graph)[0]!.shape![1] as number;
+  return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, flag[0], flag[1]]) } };
 }
 
 /** --data-dir only says where CIFAR-10's files are: refuse it beside an image folder instead of ignoring it. */
@@ -85,6 +117,7 @@ export async function loadTrainTest(data: string, options: { dataDir?: string; s
   }
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
+  requireImageSize(options.size, data);
   return loadTrainTestFolders(data, options.size ? { size: options.size } : {});
 }
 

@@ -20,6 +20,13 @@ export function pinImageSize(graph: Graph, size: readonly [number, number]): Gra
   return { ...graph, inputs: graph.inputs.map((v) => (v === input ? { ...v, shape: pinned } : v)) };
 }
 
+/** Benchmark input shapes (batch 1) for a model whose H×W are free, at `size`; undefined for a fixed input. */
+export function imageInputShapes(graph: Graph, size: readonly [number, number]): Record<string, number[]> | undefined {
+  if (!hasFreeImageSize(graph)) return undefined;
+  const input = dataInputs(graph)[0]!;
+  return { [input.name]: [1, input.shape![1] as number, size[0], size[1]] };
+}
+
 /** `graph` with the input shapes `original` declares (undoes pinImageSize after a pass). Pure. */
 export function restoreInputShapes(graph: Graph, original: Graph): Graph {
   const declared = new Map(original.inputs.map((v) => [v.name, v.shape]));

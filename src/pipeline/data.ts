@@ -10,7 +10,7 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
 import { loadTrainTestFolders } from '../data/image-folder.js';
-import { stratifiedSubset } from '../data/subsets.js';
+import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
 
@@ -61,6 +61,15 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   }
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
   return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), sha256: hashSets(train, test) };
+}
+
+/**
+ * The test images a stage scores with `eval_limit`: CIFAR-10's come shuffled, so the engine takes the
+ * first N (testLimit); an image folder's come class by class, so N are taken across the classes.
+ */
+export function evalSlice(data: RunData, limit: number | undefined): { test: ImageSet; testLimit?: number } {
+  if (limit === undefined) return { test: data.test };
+  return isCifar10(data.name) ? { test: data.test, testLimit: limit } : { test: takeAcrossClasses(data.test, limit) };
 }
 
 function hashSets(...sets: ImageSet[]): string {

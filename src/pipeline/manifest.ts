@@ -89,6 +89,8 @@ export interface BenchResult {
   runs: number;
   /** Untimed runs before timing (absent in manifests older than this field: the default, 10). */
   warmup_runs?: number;
+  /** The [H, W] models with a free height and width were measured at (`slim bench --image-size`). */
+  image_size?: [number, number];
   batch: number;
   eval_data: string;
   variants: VariantBench[];

@@ -60,7 +60,8 @@ export function benchCommand(r: RunReport): string {
   const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${r.data.dir}` : '';
   const runs = b && b.runs !== 100 ? ` --runs ${b.runs}` : '';
   const warmup = b?.warmup_runs !== undefined && b.warmup_runs !== 10 ? ` --warmup ${b.warmup_runs}` : '';
-  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}` : ''} --data ${data}${dataDir}${limit}`;
+  const size = b?.image_size ? ` --image-size ${b.image_size.join(',')}` : '';
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}${size}` : ''} --data ${data}${dataDir}${limit}`;
 }
 
 export function cell<T>(c: Column<T>, row: T): string {

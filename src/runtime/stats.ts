@@ -2,8 +2,11 @@
  * Static facts about a model for `slim info` and `slim bench`: size, gzip size, learned parameters,
  * MACs, op counts. No ORT needed.
  */
-import { readFile } from 'node:fs/promises';
-import { gzipSync } from 'node:zlib';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip, gzipSync } from 'node:zlib';
 import type { DType } from '../onnx/dtype.js';
 import { attr, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
@@ -71,16 +74,33 @@ const LEARNED_INPUTS: Readonly<Record<string, readonly LearnedInput[]>> = {
   QLinearMatMul: [{ slot: 0, quantized: true, zeroPoint: 2, axis: 0 }, { slot: 3, quantized: true, zeroPoint: 5, axis: -1 }],
 };
 
-/** The model's files: the .onnx bytes and the contents of its external data files. */
+/** The model's files: the .onnx bytes, and the plain and gzipped sizes of its external data files. */
 export interface ModelFiles {
   model: Uint8Array;
-  external?: readonly Uint8Array[];
+  external?: { bytes: number; gzipBytes: number };
 }
 
 /** Stats of a model loaded from disk, its external data files counted. */
 export async function loadedModelStats(loaded: LoadedModel, imageSize?: readonly [number, number]): Promise<ModelStats> {
-  const external = await Promise.all(loaded.externalFiles.map((f) => readFile(f)));
+  const external = { bytes: 0, gzipBytes: 0 };
+  for (const file of loaded.externalFiles) {
+    external.bytes += (await stat(file)).size;
+    external.gzipBytes += await gzipSizeOfFile(file);
+  }
   return modelStats(loaded.graph, loaded.facts, { model: loaded.bytes, external }, imageSize);
+}
+
+/** Bytes of a file after gzip at level 9, streamed: external data files may be larger than a Buffer can be. */
+async function gzipSizeOfFile(file: string): Promise<number> {
+  let n = 0;
+  const count = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      n += chunk.length;
+      done();
+    },
+  });
+  await pipeline(createReadStream(file), createGzip({ level: 9 }), count);
+  return n;
 }
 
 /**
@@ -104,8 +124,7 @@ export function macsPerImage(graph: Graph, facts: InferenceResult, imageSize?: r
 
 export function modelStats(graph: Graph, facts: InferenceResult, files?: ModelFiles, imageSize?: readonly [number, number]): ModelStats {
   const model = files?.model ?? encodeModel(graph).model;
-  const external = files?.external ?? [];
-  const externalDataBytes = external.reduce((sum, b) => sum + b.byteLength, 0);
+  const externalDataBytes = files?.external?.bytes ?? 0;
   const opHistogram: Record<string, number> = {};
   for (const node of graph.nodes) {
     const key = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType}` : node.opType;
@@ -118,7 +137,7 @@ export function modelStats(graph: Graph, facts: InferenceResult, files?: ModelFi
   return {
     sizeBytes: model.byteLength + externalDataBytes,
     externalDataBytes,
-    gzipBytes: [model, ...external].reduce((sum, b) => sum + gzipSync(b, { level: 9 }).byteLength, 0),
+    gzipBytes: gzipSync(model, { level: 9 }).byteLength + (files?.external?.gzipBytes ?? 0),
     params,
     nonzeroParams,
     macs: macsPerImage(graph, facts, imageSize),

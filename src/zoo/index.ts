@@ -163,8 +163,11 @@ function checkSize(name: string, entry: ZooEntry, classes: number, width: number
     if (bytesAt(mid) <= MAX_WEIGHT_BYTES) lo = mid;
     else hi = mid;
   }
-  throwUsage('--width', `${name} at width ${width} would have ${formatCount(bytesAt(width) / 4)} parameters (${(bytesAt(width) / 2 ** 30).toFixed(2)} GiB of float32), more than an ONNX file can hold (2 GiB)`,
-    `use a width ≤ ${Math.floor(lo * 100) / 100}`);
+  const widest = Math.floor(lo * 100) / 100;
+  const problem = `${name} at width ${width} with ${classes} classes would have ${formatCount(bytesAt(width) / 4)} parameters (${(bytesAt(width) / 2 ** 30).toFixed(2)} GiB of float32), more than an ONNX file can hold (2 GiB)`;
+  // At any usable width the classifier alone can be too big: then the class count is what to change.
+  if (widest < 0.01) throwUsage('--classes', problem, 'use fewer classes');
+  throwUsage('--width', problem, `use a width ≤ ${widest}`);
 }
 
 function throwUsage(where: string, problem: string, fix: string): never {

@@ -11,13 +11,14 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
+import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
 interface DistillCliOptions extends CommonOptions {
+  imageSize?: [number, number];
   teacher: string;
   student: string;
   data: string;
@@ -69,7 +70,7 @@ export function trainingProgress(label: string, note?: string): { onProgress: (p
 }
 
 export function registerDistill(program: Command): void {
-  withJson(
+  withImageSize(withJson(
     program
       .command('distill')
       .description('knowledge distillation: train a student (zoo name or ONNX) to match a teacher ONNX model, with the LibTorch engine')
@@ -105,7 +106,7 @@ export function registerDistill(program: Command): void {
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
       .option('--no-reinsert-bn', 'a student without BatchNormalization (BN folded at export): train its weights as they are instead of with BN re-inserted')
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
-  )
+  ))
     .addHelpText('after', [
       '',
       'The loss is alpha·CE(student, labels) + (1 − alpha)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)); the',
@@ -117,12 +118,12 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions) => {
-      const { graph: teacher } = await loadModel(options.teacher);
+      const teacher = withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize);
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
         throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
       }
-      const studentFile = studentIsZoo ? undefined : (await loadModel(options.student)).graph;
+      const studentFile = studentIsZoo ? undefined : withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize);
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });

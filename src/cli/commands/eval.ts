@@ -3,7 +3,7 @@ import { loadModel } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { hasFreeImageSize } from '../../onnx/image-input.js';
@@ -38,6 +38,7 @@ export function registerEval(program: Command): void {
         throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so the images' size is unknown`,
           'pass --image-size H,W (the size the model was trained at)');
       }
+      checkCifarImageSize(graph, options.data, size);
       const set = await loadDataset(options, size);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);

@@ -6,7 +6,7 @@ import { makeTensor } from '../../onnx/tensor.js';
 import { openSession } from '../../runtime/ort.js';
 import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
-import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
+import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import {
   buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
@@ -18,7 +18,7 @@ import { checkDataDir, imageSizeFor, loadDataset, loadTrainTest, normalizationFo
 import { isSplitFolder } from '../../data/image-folder.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
-import { hasFreeImageSize, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
+import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
@@ -150,8 +150,8 @@ export function registerPrune(program: Command): void {
       const loaded = await loadModel(file);
       const size = imageSizeFor(loaded.graph, file, options.imageSize);
       const free = hasFreeImageSize(loaded.graph);
-      if (free && !size && options.targetMacs !== undefined) {
-        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so its MACs depend on the image size`,
+      if (free && !size && (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench)) {
+        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so its MACs and latency depend on the image size`,
           'pass --image-size H,W (the size the model is used at)');
       }
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
@@ -234,7 +234,8 @@ export function registerPrune(program: Command): void {
       let latency: { before: number; after: number } | undefined;
       if (options.bench) {
         const bar = progress('latency (alternating rounds)', 1, 'runs');
-        const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}) });
+        const inputShapes = size ? imageInputShapes(loaded.graph, size) : undefined;
+        const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
         bar.stop();
         latency = { before: b!, after: a! };
       }
@@ -426,7 +427,7 @@ function analyze(file: string, graph: Graph, o: PruneOptions): void {
   const dep = buildDependencyGraph(graph);
   const result = {
     file,
-    macs: dep.facts.totalMacs,
+    macs: macsPerImage(graph, dep.facts),
     groups: dep.groups.map((g) => ({ root: g.root.node.name, op: g.root.node.opType, channels: g.size, values: [...g.members.keys()], nodes: g.nodes })),
     boundaries: dep.boundaries,
     frozen: Object.fromEntries(dep.frozen),

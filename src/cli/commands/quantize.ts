@@ -17,17 +17,19 @@ import {
   type CpuChoice,
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { normalizationFor, type DataOptions } from '../dataset.js';
+import { normalizationFor, withImageSizeFlag, type DataOptions } from '../dataset.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withJson, withThreads } from '../options.js';
+import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
+import { isCifar10 } from '../../data/cifar10.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
 
 export interface QuantizeCliOptions extends CommonOptions {
+  imageSize?: [number, number];
   output: string;
   mode: Mode;
   calib?: string;
@@ -70,7 +72,7 @@ export interface QuantizeCliOptions extends CommonOptions {
 }
 
 export function registerQuantize(program: Command): void {
-  withThreads(
+  withThreads(withImageSize(
     withJson(
       program
         .command('quantize')
@@ -115,7 +117,7 @@ export function registerQuantize(program: Command): void {
         .option('--checkpoint-dir <dir>', '--qat: write <dir>/last.ckpt atomically after every epoch (with --bn-epochs: <dir>/bn-live/ and <dir>/folded/)')
         .option('--resume [file]', '--qat: continue from the checkpoint in --checkpoint-dir (or the given file; not with --bn-epochs)')
         .option('--log <file.jsonl>', '--qat: append one JSON line per epoch'),
-    ),
+    )),
   )
     .addHelpText(
       'after',
@@ -141,7 +143,9 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkQatFlags(options);
   checkFlags(options);
   const start = performance.now();
-  const { graph, sizeBytes: fileBytes } = await loadModel(file);
+  const loaded = await loadModel(file);
+  const fileBytes = loaded.sizeBytes;
+  const graph = withImageSizeFlag(loaded.graph, file, options.imageSize);
   const quantOps = graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
@@ -219,6 +223,10 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
 }
 
 function checkFlags(options: QuantizeCliOptions): void {
+  const cifar = [options.calib, options.eval, options.data].some((d) => d !== undefined && isCifar10(d));
+  if (options.dataDir !== undefined && !cifar) {
+    throw usageError('--data-dir names the folder of CIFAR-10\'s files, but no --calib, --eval or --data here is cifar10', 'drop --data-dir (image folders are read from where they are)');
+  }
   if (options.mode === 'static' && !options.calib) {
     throw usageError('static quantization needs calibration images', 'pass --calib cifar10 (with --data-dir) or --calib <image folder>, or use --mode dynamic / fp16');
   }

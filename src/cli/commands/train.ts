@@ -14,12 +14,13 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, loadTrainTest, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withJson } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
+  imageSize?: [number, number];
   model: string;
   data: string;
   dataDir?: string;
@@ -57,7 +58,7 @@ interface TrainCliOptions extends CommonOptions {
 }
 
 export function registerTrain(program: Command): void {
-  withJson(
+  withImageSize(withJson(
     program
       .command('train')
       .description('train a zoo model or an ONNX CNN with the LibTorch engine and write an inference ONNX (BN folded)')
@@ -95,7 +96,7 @@ export function registerTrain(program: Command): void {
       .option('--sync-bn', 'data-parallel: batch-norm statistics over all ranks (SyncBatchNorm)')
       .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others (start-up, each all-reduce) before stopping with an error that names the rank', positiveNumber('--dist-timeout'), 300)
       .option('--dist-bucket-mb <mb>', 'data-parallel: gradient bucket size; each full bucket is all-reduced while backward goes on', positiveNumber('--dist-bucket-mb'), 25),
-  )
+  ))
     .addHelpText('after', [
       '',
       'Examples:',
@@ -134,7 +135,7 @@ export function registerTrain(program: Command): void {
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       // An .onnx model is read first: its input size decides how image folders are resized.
-      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model);
+      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
@@ -242,11 +243,11 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadOnnxModel(file: string): Promise<Graph> {
+async function loadOnnxModel(file: string, imageSize: [number, number] | undefined): Promise<Graph> {
   if (!file.endsWith('.onnx')) {
     throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
-  const { graph } = await loadModel(file);
+  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize);
   if (modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
   return graph;
 }

@@ -13,6 +13,8 @@ export interface LatencyOptions {
   runs?: number;
   /** Rounds per model; default 3. */
   rounds?: number;
+  /** Full input shapes where the model leaves dims free (a free image height and width). */
+  inputShapes?: Record<string, number[]>;
 }
 
 function median(values: number[]): number {
@@ -31,6 +33,7 @@ export async function compareLatency(models: readonly Uint8Array[], options: Lat
         runs: Math.max(50, options.runs ?? 60),
         warmupRuns: 5,
         throughputBatch: 0,
+        ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
       });
       samples[i]!.push(b.latencyMs.p50);
     }

@@ -11,6 +11,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../../errors.js';
 import { decodeModel } from '../../onnx/io.js';
+import { hasFreeImageSize } from '../../onnx/image-input.js';
+import { isCifar10 } from '../../data/cifar10.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { normalizationFor } from '../../cli/dataset.js';
@@ -25,18 +27,20 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const threads = spec.threads ?? ctx.threads ?? availableParallelism();
   const files = ids.map((id) => path.join(ctx.runDir, MODELS, `${id}.onnx`));
   const data = await ctx.data();
-  // The run's images give the size a model with a free height and width is measured at.
+  const graphs = await Promise.all(files.map(async (file) => decodeModel(await readFile(file), { file })));
+  // A model with a free height and width is measured at the run's image size (recorded for the report's command).
   const [, h, w] = data.test.imageShape;
-  const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch), '--image-size', `${h},${w}`, '--json'];
+  const imageSize = graphs.some(hasFreeImageSize) ? ([h, w] as [number, number]) : undefined;
+  const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
+    ...(imageSize ? ['--image-size', imageSize.join(',')] : []), '--json'];
   ctx.log(`  slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
   const measured = await runJson<{ threads: number; models: BenchRow[] }>(ctx.slimCommand, args);
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
 
   const variants: VariantBench[] = [];
   for (const [i, id] of ids.entries()) {
-    const bytes = await readFile(files[i]!);
-    const graph = decodeModel(bytes, { file: files[i]! });
-    const session = await openSession(bytes, { threads, label: files[i]! });
+    const graph = graphs[i]!;
+    const session = await openSession(files[i]!, { threads });
     const bar = ctx.progress(`  eval ${id}`, data.test.labels.length, 'img');
     let scored;
     try {
@@ -62,7 +66,15 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
     ctx.log(`  ${id}: ${(row.size_bytes / 1024).toFixed(1)} KB, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
   }
   return {
-    result: { threads: measured.threads, runs: spec.runs, warmup_runs: spec.warmup_runs, batch: spec.batch, eval_data: `${data.name} test, first ${data.test.labels.length} images`, variants },
+    result: {
+      threads: measured.threads,
+      runs: spec.runs,
+      warmup_runs: spec.warmup_runs,
+      batch: spec.batch,
+      ...(imageSize ? { image_size: imageSize } : {}),
+      eval_data: `${data.name} test, ${isCifar10(data.name) ? 'first ' : ''}${data.test.labels.length} images${isCifar10(data.name) ? '' : ' (taken across the classes)'}`,
+      variants,
+    },
     gpuSeconds: 0,
   };
 }

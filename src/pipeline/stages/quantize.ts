@@ -6,8 +6,7 @@
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { validateGraph } from '../../onnx/validate.js';
-import { take, takeAcrossClasses } from '../../data/subsets.js';
-import { isCifar10 } from '../../data/cifar10.js';
+import { take } from '../../data/subsets.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -39,6 +38,7 @@ import { rm } from 'node:fs/promises';
 import type { Progress } from '../../cli/output.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
+import { evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
@@ -103,8 +103,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
 
   let mixed: QuantizeResult['mixed_precision'];
   if (spec.max_drop !== undefined) {
-    // CIFAR-10's test images come shuffled; a folder's come class by class.
-    const evalSet = isCifar10(data.name) ? take(data.test, spec.eval_limit) : takeAcrossClasses(data.test, spec.eval_limit);
+    const slice = evalSlice(data, spec.eval_limit);
+    const evalSet = slice.testLimit !== undefined ? take(slice.test, slice.testLimit) : slice.test;
     const search = await meetTopOneBudget(prepared.graph, output, {
       maxDropPt: spec.max_drop,
       build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
@@ -160,10 +160,11 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
   const data = await ctx.data();
   let bar: Progress | undefined;
+  const evaluation = evalSlice(data, spec.eval_limit);
   const r = await quantizationAwareTraining({
     graph,
     float,
-    data: { train: data.train, test: data.test },
+    data: { train: data.train, test: evaluation.test },
     epochs: spec.epochs,
     batch: spec.batch,
     lr: spec.lr,
@@ -174,7 +175,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     resume: true,
     normalization,
     ...(spec.distill ? { teacher: { graph: float } } : {}),
-    ...(spec.eval_limit !== undefined ? { testLimit: spec.eval_limit } : {}),
+    ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     onProgress: (p) => {
       bar ??= ctx.progress('  qat', p.totalSteps, 'steps');

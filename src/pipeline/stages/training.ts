@@ -14,6 +14,7 @@ import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../cli/output.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
+import { evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
 type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
@@ -73,9 +74,10 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
+  const evaluation = evalSlice(data, spec.eval_limit);
   const options: TrainOptions = {
     graph: start.graph,
-    data: { train: data.train, test: data.test },
+    data: { train: data.train, test: evaluation.test },
     epochs: spec.epochs,
     batch: spec.batch,
     device,
@@ -92,7 +94,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(spec.momentum !== undefined ? { momentum: spec.momentum } : {}),
     ...(spec.weight_decay !== undefined ? { weightDecay: spec.weight_decay } : {}),
     ...(spec.warmup !== undefined ? { warmup: spec.warmup } : {}),
-    ...(spec.eval_limit !== undefined ? { testLimit: spec.eval_limit } : {}),
+    ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     ...(spec.augment ? {} : { augment: false as const }),
     ...(spec.autocast ? { autocast: spec.autocast } : {}),
