@@ -87,8 +87,9 @@ function requireImageSize(size: [number, number] | undefined, folder: string): v
  * The model with --image-size applied: for a free height and width the size goes into its
  * slimkit.input_size metadata, so every image the command loads — and the model it writes — uses it.
  */
-export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined): Graph {
-  imageSizeFor(graph, file, flag);
+export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[]): Graph {
+  const size = imageSizeFor(graph, file, flag);
+  for (const data of datasets) checkCifarImageSize(graph, data, size);
   if (!flag || !hasFreeImageSize(graph)) return graph;
   const channels = dataInputs(graph)[0]!.shape![1] as number;
   return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, flag[0], flag[1]]) } };

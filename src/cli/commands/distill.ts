@@ -118,12 +118,12 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions) => {
-      const teacher = withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize);
+      const teacher = withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]);
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
         throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
       }
-      const studentFile = studentIsZoo ? undefined : withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize);
+      const studentFile = studentIsZoo ? undefined : withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]);
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });

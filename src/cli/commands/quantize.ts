@@ -145,7 +145,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
-  const graph = withImageSizeFlag(loaded.graph, file, options.imageSize);
+  const graph = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]);
   const quantOps = graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });

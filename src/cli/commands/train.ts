@@ -135,7 +135,7 @@ export function registerTrain(program: Command): void {
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       // An .onnx model is read first: its input size decides how image folders are resized.
-      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize);
+      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
@@ -243,11 +243,11 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadOnnxModel(file: string, imageSize: [number, number] | undefined): Promise<Graph> {
+async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string): Promise<Graph> {
   if (!file.endsWith('.onnx')) {
     throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
-  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize);
+  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
   if (modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
   return graph;
 }
