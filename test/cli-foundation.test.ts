@@ -61,6 +61,7 @@ describe('errors are one clear line with the right exit code', () => {
     ['free H×W and no size for calibration images', ['quantize', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'q.onnx'), '--calib', dir], 2, /have no size to be resized to — pass --image-size H,W/],
     ['free H×W pinned to a size CIFAR-10 is not', ['bench', path.join(dir, 'free-hw.onnx'), '--image-size', '64', '--data', 'cifar10'], 2, /used at 64×64 .* but CIFAR-10's images are 32×32/],
     ['--image-size recorded for calibration on CIFAR-10 at another size', ['quantize', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'q.onnx'), '--calib', 'cifar10', '--image-size', '64'], 2, /CIFAR-10's images are 32×32/],
+    ['free H×W and no size to benchmark at', ['bench', path.join(dir, 'free-hw.onnx')], 2, /MACs and latency depend on the image size — pass --image-size H,W/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];
   beforeAll(async () => {

@@ -75,6 +75,14 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
   }
 }
 
+/** A free-H×W model's MACs and latency depend on the image size: measuring them needs one. */
+export function requireMeasurableSize(graph: Graph, file: string, size: [number, number] | undefined): void {
+  if (!size && hasFreeImageSize(graph)) {
+    throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so its MACs and latency depend on the image size`,
+      'pass --image-size H,W (the size the model is used at)');
+  }
+}
+
 /** Folder images are resized to the model's input: a model with a free H×W and no recorded size cannot say to what. */
 function requireImageSize(size: [number, number] | undefined, folder: string): void {
   if (!size) {

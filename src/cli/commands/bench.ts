@@ -6,12 +6,10 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
-import { usageError } from '../../errors.js';
-import { dataInputs, type Graph } from '../../onnx/graph.js';
-import { hasFreeImageSize, imageInputShapes } from '../../onnx/image-input.js';
+import { imageInputShapes } from '../../onnx/image-input.js';
 import type { ImageSet } from '../../data/types.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
@@ -38,16 +36,6 @@ export interface BenchRow {
   threads: number;
   top1?: number;
   eval_images?: number;
-}
-
-/** The benchmark's input shape for a model whose image height and width are free: the given size, else an error. */
-function freeInputShape(graph: Graph, file: string, size: [number, number] | undefined): Record<string, number[]> | undefined {
-  if (!size && hasFreeImageSize(graph)) {
-    const input = dataInputs(graph)[0]!;
-    throw usageError(`${file}: input '${input.name}' has shape [${input.shape!.join(', ')}]; its height and width are free and the model records no slimkit.input_size`,
-      'pass --image-size H,W (the size it is used at)');
-  }
-  return size ? imageInputShapes(graph, size) : undefined;
 }
 
 export function registerBench(program: Command): void {
@@ -77,7 +65,8 @@ export function registerBench(program: Command): void {
         const { graph } = loaded;
         const size = imageSizeFor(graph, file, options.imageSize);
         const stats = await loadedModelStats(loaded, size);
-        const inputShapes = freeInputShape(graph, file, size);
+        requireMeasurableSize(graph, file, size);
+        const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         checkCifarImageSize(graph, options.data, size);
         const bar = progress(`bench ${file}`, 100, '%');
         // A process per model: its peak RSS and latency owe nothing to the models before it.

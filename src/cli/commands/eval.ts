@@ -4,9 +4,6 @@ import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
-import { usageError } from '../../errors.js';
-import { isCifar10 } from '../../data/cifar10.js';
-import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 
@@ -34,10 +31,6 @@ export function registerEval(program: Command): void {
       checkDataDir(options);
       const { graph } = await loadModel(file);
       const size = imageSizeFor(graph, file, options.imageSize);
-      if (!size && hasFreeImageSize(graph) && !isCifar10(options.data ?? '')) {
-        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so the images' size is unknown`,
-          'pass --image-size H,W (the size the model was trained at)');
-      }
       checkCifarImageSize(graph, options.data, size);
       const set = await loadDataset(options, size);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});

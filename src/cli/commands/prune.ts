@@ -14,7 +14,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkDataDir, imageSizeFor, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
@@ -150,10 +150,7 @@ export function registerPrune(program: Command): void {
       const loaded = await loadModel(file);
       const size = imageSizeFor(loaded.graph, file, options.imageSize);
       const free = hasFreeImageSize(loaded.graph);
-      if (free && !size && (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench)) {
-        throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size, so its MACs and latency depend on the image size`,
-          'pass --image-size H,W (the size the model is used at)');
-      }
+      if (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench) requireMeasurableSize(loaded.graph, file, size);
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
       const graph = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
