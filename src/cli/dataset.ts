@@ -6,7 +6,7 @@ import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders }
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
-import { hasFreeImageSize } from '../onnx/image-input.js';
+import { fixedImageSize, hasFreeImageSize } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
@@ -22,9 +22,8 @@ export interface DataOptions {
 
 /** The [H, W] a model's first image input expects: its fixed shape, else its slimkit.input_size metadata. */
 export function modelInputSize(graph: Graph): [number, number] | undefined {
-  const shape = dataInputs(graph)[0]?.shape;
-  const [h, w] = [shape?.[2], shape?.[3]];
-  if (typeof h === 'number' && typeof w === 'number') return [h, w];
+  const fixed = fixedImageSize(graph);
+  if (fixed) return fixed;
   const meta = readPreprocessing(graph).inputShape;
   return meta ? [meta[1], meta[2]] : undefined;
 }
@@ -32,10 +31,9 @@ export function modelInputSize(graph: Graph): [number, number] | undefined {
 /** --image-size when given (refused if the model's input is fixed at another size), else modelInputSize. */
 export function imageSizeFor(graph: Graph, file: string, flag: [number, number] | undefined): [number, number] | undefined {
   if (!flag) return modelInputSize(graph);
-  const input = dataInputs(graph)[0];
-  const [h, w] = [input?.shape?.[2], input?.shape?.[3]];
-  if (typeof h === 'number' && typeof w === 'number' && (h !== flag[0] || w !== flag[1])) {
-    throw usageError(`${file}: input '${input!.name}' is fixed at ${h}×${w} but --image-size says ${flag.join('×')}`, 'drop --image-size (it is for models whose height and width are free)');
+  const fixed = fixedImageSize(graph);
+  if (fixed && (fixed[0] !== flag[0] || fixed[1] !== flag[1])) {
+    throw usageError(`${file}: input '${dataInputs(graph)[0]!.name}' is fixed at ${fixed.join('×')} but --image-size says ${flag.join('×')}`, 'drop --image-size (it is for models whose height and width are free)');
   }
   return flag;
 }
@@ -55,7 +53,7 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
   requireImageSize(inputSize, name);
-  const sizeOptions = { ...(inputSize ? { size: inputSize } : {}), ...limit };
+  const sizeOptions = { size: inputSize, ...limit };
   if (await isSplitFolder(name)) return loadSplitFolder(name, split, sizeOptions);
   if (options.split !== undefined && !options.splitOptional) {
     throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders; '${name}' holds class folders`,
@@ -84,7 +82,7 @@ export function requireMeasurableSize(graph: Graph, file: string, size: [number,
 }
 
 /** Folder images are resized to the model's input: a model with a free H×W and no recorded size cannot say to what. */
-function requireImageSize(size: [number, number] | undefined, folder: string): void {
+function requireImageSize(size: [number, number] | undefined, folder: string): asserts size is [number, number] {
   if (!size) {
     throw usageError(`the model's input height and width are free and it records no slimkit.input_size, so the images of '${folder}' have no size to be resized to`,
       'pass --image-size H,W (the size the model is used at)');
@@ -127,7 +125,7 @@ export async function loadTrainTest(data: string, options: { dataDir?: string; s
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
-  return loadTrainTestFolders(data, options.size ? { size: options.size } : {});
+  return loadTrainTestFolders(data, { size: options.size });
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

@@ -5,6 +5,13 @@
  */
 import { dataInputs, type Dim, type Graph } from './graph.js';
 
+/** [H, W] of the first data input when both are fixed numbers. */
+export function fixedImageSize(graph: Graph): [number, number] | undefined {
+  const shape = dataInputs(graph)[0]?.shape;
+  const [h, w] = [shape?.[2], shape?.[3]];
+  return typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
+}
+
 /** Is the first data input N×C×H×W with a fixed C and a free (symbolic or unknown) H or W? */
 export function hasFreeImageSize(graph: Graph): boolean {
   const shape = dataInputs(graph)[0]?.shape;

@@ -5,11 +5,10 @@
  * The hash of the pixels and labels is part of every stage key that reads them.
  */
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
-import { loadTrainTestFolders } from '../data/image-folder.js';
+import { isSplitFolder, loadTrainTestFolders } from '../data/image-folder.js';
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -51,8 +50,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     }
   } else {
     const folder = path.resolve(o.baseDir, spec.dataset);
-    const isDir = async (p: string): Promise<boolean> => (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
-    if (!(await isDir(path.join(folder, 'train'))) || !(await isDir(path.join(folder, 'test')))) {
+    if (!(await isSplitFolder(folder).catch(() => false))) {
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.

@@ -3,7 +3,6 @@
  * MACs, op counts. No ORT needed.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
@@ -82,11 +81,9 @@ export interface ModelFiles {
 
 /** Stats of a model loaded from disk, its external data files counted. */
 export async function loadedModelStats(loaded: LoadedModel, imageSize?: readonly [number, number]): Promise<ModelStats> {
-  const external = { bytes: 0, gzipBytes: 0 };
-  for (const file of loaded.externalFiles) {
-    external.bytes += (await stat(file)).size;
-    external.gzipBytes += await gzipSizeOfFile(file);
-  }
+  // loadModel measured the files on disk already; only their gzip sizes are new.
+  const external = { bytes: loaded.sizeBytes - loaded.bytes.length, gzipBytes: 0 };
+  for (const file of loaded.externalFiles) external.gzipBytes += await gzipSizeOfFile(file);
   return modelStats(loaded.graph, loaded.facts, { model: loaded.bytes, external }, imageSize);
 }
 

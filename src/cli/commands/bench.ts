@@ -64,10 +64,10 @@ export function registerBench(program: Command): void {
         const loaded = await loadModel(file);
         const { graph } = loaded;
         const size = imageSizeFor(graph, file, options.imageSize);
-        const stats = await loadedModelStats(loaded, size);
         requireMeasurableSize(graph, file, size);
-        const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         checkCifarImageSize(graph, options.data, size);
+        const stats = await loadedModelStats(loaded, size);
+        const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         const bar = progress(`bench ${file}`, 100, '%');
         // A process per model: its peak RSS and latency owe nothing to the models before it.
         const timing = await benchmarkInChild(file, {

@@ -72,7 +72,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       warmup_runs: spec.warmup_runs,
       batch: spec.batch,
       ...(imageSize ? { image_size: imageSize } : {}),
-      eval_data: `${data.name} test, ${isCifar10(data.name) ? 'first ' : ''}${data.test.labels.length} images${isCifar10(data.name) ? '' : ' (taken across the classes)'}`,
+      eval_data: isCifar10(data.name) ? `${data.name} test, first ${data.test.labels.length} images` : `${data.name} test, ${data.test.labels.length} images taken across the classes`,
       variants,
     },
     gpuSeconds: 0,
