@@ -16,20 +16,24 @@ const HOW_TO =
   'install Debian\'s libtorch-dev (apt install libtorch-dev), or set LIBTORCH to a libtorch folder, ' +
   'or install PyTorch for python3 (pip install torch)';
 
-/** Version macros from torch/csrc/api/include/torch/version.h. */
-function readVersion(includeDirs) {
-  for (const dir of includeDirs) {
-    const file = join(dir, 'torch', 'version.h');
+/**
+ * Version macros: in torch/csrc/api/include/torch/version.h up to 2.6 at least; by 2.14 that file only
+ * includes torch/headeronly/version.h (under the top include folder), which holds them.
+ */
+export function readVersion(includeDirs) {
+  const files = includeDirs.flatMap((dir) => [join(dir, 'torch', 'version.h'), join(dir, 'torch', 'headeronly', 'version.h')]);
+  for (const file of files) {
     if (!existsSync(file)) continue;
     const text = readFileSync(file, 'utf8');
-    const num = (name) => Number(new RegExp(`#define\\s+TORCH_VERSION_${name}\\s+(\\d+)`).exec(text)?.[1] ?? 0);
-    return { major: num('MAJOR'), minor: num('MINOR'), patch: num('PATCH') };
+    const num = (name) => new RegExp(`#define\\s+TORCH_VERSION_${name}\\s+(\\d+)`).exec(text)?.[1];
+    if (num('MAJOR') === undefined) continue;
+    return { major: Number(num('MAJOR')), minor: Number(num('MINOR') ?? 0), patch: Number(num('PATCH') ?? 0) };
   }
   return undefined;
 }
 
 /** C++ standard the torch headers need: 2.13 and later refuse anything below C++20. */
-function cxxStandard(version) {
+export function cxxStandard(version) {
   if (process.env.SLIM_CXX_STD) return process.env.SLIM_CXX_STD;
   if (!version) return 'c++17';
   return version.major > 2 || (version.major === 2 && version.minor >= 13) ? 'c++20' : 'c++17';
@@ -160,7 +164,7 @@ function fromDebian() {
   const libDir = candidates.find((d) => existsSync(join(d, 'libtorch.so')));
   if (!libDir) return undefined;
   // /usr/include itself is on the default search path; listing it again would reorder system headers.
-  return describe({ source: 'debian', root: '/usr', includeDirs: [api], libDir, abi: 1, version: readVersion([api]) });
+  return describe({ source: 'debian', root: '/usr', includeDirs: [api], libDir, abi: 1, version: readVersion([api, includeRoot]) });
 }
 
 export function findLibtorch() {

@@ -1,5 +1,7 @@
 import './helpers/engine-env.js';
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SlimError } from '../src/errors.js';
@@ -61,6 +63,38 @@ describe('LibTorch discovery and the addon loader', () => {
     expect(viaEnv.libs).toEqual(expect.arrayContaining(['-ltorch', '-ltorch_cpu', '-lc10']));
     expect(viaEnv.defines).toContain('_GLIBCXX_USE_CXX11_ABI=1');
     expect(viaEnv.version).toBe(loadNative().info().torchVersion);
+  });
+});
+
+describe('find-libtorch version', () => {
+  /** readVersion + cxxStandard on a made-up include folder, in a child Node (the script is plain ESM). */
+  function versionOf(files: Record<string, string>): { version: unknown; std: string } {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'slim-torch-headers-'));
+    try {
+      for (const [name, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+        fs.writeFileSync(path.join(dir, name), text);
+      }
+      const script = `import { readVersion, cxxStandard } from ${JSON.stringify(FIND)};
+        const v = readVersion([${JSON.stringify(path.join(dir, 'torch/csrc/api/include'))}, ${JSON.stringify(dir)}]);
+        console.log(JSON.stringify({ version: v ?? null, std: cxxStandard(v) }));`;
+      return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as { version: unknown; std: string };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const macros = (major: number, minor: number) =>
+    `#define TORCH_VERSION_MAJOR ${major}\n#define TORCH_VERSION_MINOR ${minor}\n#define TORCH_VERSION_PATCH 1\n`;
+
+  it('reads the version where 1.x/2.6 keep it and where later releases moved it, and picks C++20 from 2.13', () => {
+    expect(versionOf({ 'torch/csrc/api/include/torch/version.h': macros(1, 13) })).toEqual({ version: { major: 1, minor: 13, patch: 1 }, std: 'c++17' });
+    // 2.14's api version.h only includes the header-only one; reading it alone gave "unknown" and C++17,
+    // which LibTorch 2.13+ headers refuse with #error.
+    expect(versionOf({
+      'torch/csrc/api/include/torch/version.h': '#include <torch/headeronly/version.h>\n',
+      'torch/headeronly/version.h': macros(2, 14),
+    })).toEqual({ version: { major: 2, minor: 14, patch: 1 }, std: 'c++20' });
+    expect(versionOf({})).toEqual({ version: null, std: 'c++17' });
   });
 });
 

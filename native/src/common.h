@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>  // at::NoGradGuard: ATen.h stopped including it in LibTorch 2.14
 #include <c10/core/InferenceMode.h>
 #include <torch/version.h>
 
