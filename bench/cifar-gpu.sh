@@ -19,11 +19,7 @@ case "${1:-}" in
   prepare)
     mkdir -p "$out/napi"
     grep -qxF '/.gpu*/' .git/info/exclude 2>/dev/null || echo '/.gpu*/' >> .git/info/exclude
-    for entry in cifar-gpu train-step; do
-      npx esbuild "bench/$entry.ts" --bundle --platform=node --format=esm --target=node20 \
-        --outfile="$out/$entry.mjs" --log-level=warning \
-        --banner:js="import { createRequire as __slimRequire } from 'node:module'; const require = __slimRequire(import.meta.url);"
-    done
+    bench/bundle.sh cifar-gpu train-step
     cp bench/train-step-peer.py "$out/"
     cp node_modules/node-addon-api/napi.h node_modules/node-addon-api/napi-inl.h node_modules/node-addon-api/napi-inl.deprecated.h "$out/napi/"
     du -sh "$out"

@@ -20,9 +20,7 @@ case "${1:-}" in
   prepare)
     mkdir -p "$out/napi"
     grep -qxF '/.gpu*/' .git/info/exclude 2>/dev/null || echo '/.gpu*/' >> .git/info/exclude
-    npx esbuild bench/distill-gpu.ts --bundle --platform=node --format=esm --target=node20 \
-      --outfile="$out/distill-gpu.mjs" --log-level=warning \
-      --banner:js="import { createRequire as __slimRequire } from 'node:module'; const require = __slimRequire(import.meta.url);"
+    bench/bundle.sh distill-gpu
     cp node_modules/node-addon-api/napi.h node_modules/node-addon-api/napi-inl.h node_modules/node-addon-api/napi-inl.deprecated.h "$out/napi/"
     du -sh "$out"
     ;;

@@ -24,9 +24,7 @@ prepare() {
   bench/cifar-gpu.sh prepare
   bench/distill-gpu.sh prepare
   bench/qat-gpu.sh prepare
-  npx esbuild bench/prune-finetune-gpu.ts --bundle --platform=node --format=esm --target=node20 \
-    --outfile="$out/prune-finetune-gpu.mjs" --log-level=warning --external:onnxruntime-node \
-    --banner:js="import { createRequire as __slimRequire } from 'node:module'; const require = __slimRequire(import.meta.url);"
+  bench/bundle.sh prune-finetune-gpu
   # What the bundles were built from: `run` prints it, so a stale bundle is seen before it costs a window.
   { git rev-parse HEAD; git status --porcelain | sha1sum | cut -c1-12; date -u +%FT%TZ; } > "$out/STAMP"
   echo "gpu-all: bundles from $(head -1 "$out/STAMP") (dirty hash $(sed -n 2p "$out/STAMP"))"

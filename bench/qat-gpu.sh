@@ -23,9 +23,7 @@ case "${1:-}" in
   prepare)
     mkdir -p "$out/napi" .gpu-ort
     grep -qxF '/.gpu*/' .git/info/exclude 2>/dev/null || echo '/.gpu*/' >> .git/info/exclude
-    npx esbuild bench/qat-gpu.ts --bundle --platform=node --format=esm --target=node20 \
-      --outfile="$out/qat-gpu.mjs" --log-level=warning --external:onnxruntime-node \
-      --banner:js="import { createRequire as __slimRequire } from 'node:module'; const require = __slimRequire(import.meta.url);"
+    bench/bundle.sh qat-gpu
     cp node_modules/node-addon-api/napi.h node_modules/node-addon-api/napi-inl.h node_modules/node-addon-api/napi-inl.deprecated.h "$out/napi/"
     tar -C node_modules -cJf .gpu-ort/onnxruntime.tar.xz onnxruntime-node/package.json onnxruntime-node/dist \
       onnxruntime-node/bin/napi-v6/linux/x64 onnxruntime-common

@@ -12,7 +12,7 @@ import { batchOf, planEpoch } from '../src/engine/epoch.js';
 import { nativeAvailable, type NativeOptimizerConfig } from '../src/engine/native.js';
 import { DeviceImageSet, EnginePlan } from '../src/engine/plan.js';
 import { makeSchedule } from '../src/engine/schedule.js';
-import { trainModel } from '../src/engine/train.js';
+import { chanceLoss, trainModel } from '../src/engine/train.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm } from '../src/passes/index.js';
@@ -283,6 +283,25 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(String((otherPrecision as Error).message)).toMatch(/autocast: unset then, "bf16" now/);
     const same = await trainModel({ ...base, masks: mask(2), resume: true });
     expect(same.resumedFrom).toBe(2);
+  });
+
+  it('a distillation loss at its own chance level is not taken for divergence (T² scales it)', async () => {
+    expect(chanceLoss(10)).toBeCloseTo(Math.log(10), 12);
+    expect(chanceLoss(10, { temperature: 4, alpha: 0.5 })).toBeCloseTo(8.5 * Math.log(10), 12);
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
+    // A sure teacher (head weights ×1000: one-hot even at T = 4) and a student that knows nothing: the
+    // first loss is about 0.5·ln 10 + 0.5·16·ln 10 ≈ 20, above the plain-CE bound 5·ln 10 ≈ 11.5.
+    const teacherGraph = smallCnn({ seed: 9, widths: [4, 8, 8] });
+    for (const name of ['fc.weight', 'fc.bias']) {
+      const t = teacherGraph.initializers.get(name) as Tensor<'float32'>;
+      teacherGraph.initializers.set(name, float32(t.dims, Array.from(t.data, (v) => v * 1000)));
+    }
+    const result = await trainModel({
+      graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test }, batch: 64, threads: 2, epochs: 1, lr: 0.01, testLimit: 64,
+      teacher: { graph: teacherGraph, temperature: 4, alpha: 0.5 },
+    });
+    expect(result.history[0]!.trainLoss).toBeGreaterThan(5 * Math.log(10));
   });
 
   it('stops a diverging run with a clear error and keeps the last good checkpoint', async () => {

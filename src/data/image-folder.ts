@@ -1,7 +1,6 @@
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
 import { inputError, SlimError, usageError } from '../errors.js';
 import type { ImageSet } from './types.js';
 
@@ -107,8 +106,16 @@ export async function loadImageFile(input: string | Buffer, options: ImageSizeOp
   return decode(input, checkSize(options.size), options.resize ?? 'shorter-side');
 }
 
+/**
+ * sharp, loaded on the first decode: its native image library is then needed only by work that reads
+ * image files, not by CIFAR-10 training or the bundles run on a bare GPU host (bench/bundle.sh).
+ */
+let sharpModule: Promise<typeof import('sharp')> | undefined;
+
 async function decode(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode): Promise<LoadedImage> {
   const name = typeof input === 'string' ? input : '(image bytes)';
+  // Outside the try: a sharp that cannot load is not a bad image, and its own message says what to install.
+  const sharp = (await (sharpModule ??= import('sharp'))).default;
   try {
     // autoOrient: photos from phones are stored sideways with an EXIF rotation.
     const oriented = sharp(input, { failOn: 'warning' }).autoOrient();

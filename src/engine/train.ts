@@ -144,8 +144,19 @@ interface CheckpointMeta {
   seconds: number;
 }
 
-/** A running loss this many times chance level (ln classes) stops the run as diverged. */
+/** A running loss this many times chance level stops the run as diverged. */
 const DIVERGENCE_FACTOR = 5;
+
+/**
+ * Chance level of the training loss: ln(classes) for cross-entropy. Distillation's loss is
+ * α·CE + (1 − α)·T²·KL, and KL against a student that knows nothing reaches ln(classes) too, so its
+ * chance level is T² times larger in the soft part (T = 4, α = 0.5: 8.5·ln 10 = 19.6, a healthy first
+ * step that a plain 5·ln 10 = 11.5 bound took for a blow-up).
+ */
+export function chanceLoss(classes: number, distill?: { temperature: number; alpha: number }): number {
+  const ce = Math.log(Math.max(2, classes));
+  return distill ? ce * (distill.alpha + (1 - distill.alpha) * distill.temperature ** 2) : ce;
+}
 
 interface Resolved {
   device: DeviceName;
@@ -297,7 +308,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const schedule = makeSchedule({ name: r.schedule, lr: r.lr, totalSteps: phase.before + totalSteps + phase.after, ...(o.warmup !== undefined ? { warmup: o.warmup } : {}) });
   const lrAt = (s: number): number => schedule(phase.before + s);
   // A running loss this far above chance means the run has blown up, even before it turns NaN.
-  const divergedAbove = DIVERGENCE_FACTOR * Math.log(Math.max(2, o.data.train.classes.length));
+  const divergedAbove = DIVERGENCE_FACTOR * chanceLoss(o.data.train.classes.length, r.distill);
 
   // Everything that changes the trajectory: a checkpoint only resumes a run with the same values.
   const fingerprint = {
