@@ -39,6 +39,24 @@ function maxRelative(a: Float32Array, b: Float32Array): number {
 
 const forward = (g: Graph, x: Tensor<'float32'>): Float32Array => EnginePlan.create(g, { threads: 2 }).forward(x)[0]!.data;
 
+/**
+ * Two forms of one int8 model compute the same function up to float rounding, and rounding can carry
+ * one activation across a quantization boundary: then that image's logits move by about one level
+ * (seen with LibTorch 2.14's kernels: 1 image of 64, 1.4e-3 of the logit range). So at most one image
+ * may differ beyond 1e-4, and none beyond 1e-2; a real difference (a BN misplaced or folded wrong)
+ * moves every image.
+ */
+function expectSameFunction(a: Float32Array, b: Float32Array, classes = 10): void {
+  const range = Math.max(...a) - Math.min(...a);
+  const perImage = Array.from({ length: a.length / classes }, (_, image) => {
+    let worst = 0;
+    for (let k = image * classes; k < (image + 1) * classes; k++) worst = Math.max(worst, Math.abs(a[k]! - b[k]!) / range);
+    return worst;
+  });
+  expect(perImage.filter((d) => d > 1e-4).length).toBeLessThanOrEqual(1);
+  expect(Math.max(...perImage)).toBeLessThan(1e-2);
+}
+
 describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then folded', () => {
   let train: ImageSet;
   let test: ImageSet;
@@ -63,8 +81,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     expect(live.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toHaveLength(3);
     const x = images(test, 64);
     const folded = forward(qat.graph, x);
-    expect(maxRelative(folded, forward(live.graph, x))).toBeLessThan(1e-4);
-    expect(maxRelative(folded, forward(foldLiveBatchNorm(live.graph, live.batchNorms), x))).toBeLessThan(1e-4);
+    expectSameFunction(folded, forward(live.graph, x));
+    expectSameFunction(folded, forward(foldLiveBatchNorm(live.graph, live.batchNorms), x));
   });
 
   it('after training with batch statistics, the folded graph computes the live graph\'s eval-mode function', async () => {
@@ -79,7 +97,7 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     const bn = live.graph.nodes.find((n) => n.opType === 'BatchNormalization')!;
     expect(Array.from(trained.initializers.get(bn.inputs[3]!)!.data as Float32Array)).not.toEqual(Array.from(live.graph.initializers.get(bn.inputs[3]!)!.data as Float32Array));
     const y = images(test, 64);
-    expect(maxRelative(forward(trained, y), forward(foldLiveBatchNorm(trained, live.batchNorms), y))).toBeLessThan(1e-4);
+    expectSameFunction(forward(trained, y), forward(foldLiveBatchNorm(trained, live.batchNorms), y));
   });
 
   it('trains one epoch live and one folded, and ships a BN-free int8 model ONNX Runtime runs', async () => {

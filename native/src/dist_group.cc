@@ -4,6 +4,7 @@
 // Without them the addon still builds and init() says what to install.
 #include "dist.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -88,6 +89,17 @@ std::string heartbeatKey(int rank) { return "slim/heartbeat/" + std::to_string(r
  * The rendezvous connection (`rendezvous`: every rank counts itself in and waits for all, rank 0
  * serves), or an extra client for the heartbeat and diagnosis, which must not count itself in.
  */
+// TCPStoreOptions::useLibUV exists from PyTorch 2.2 on (and defaults to true from 2.4); these find it
+// by overload resolution, so 1.13 (without it) builds too.
+template <typename Options>
+auto useLibUv(const Options& so, int) -> decltype(bool(so.useLibUV)) { return so.useLibUV; }
+template <typename Options>
+bool useLibUv(const Options&, long) { return false; }
+template <typename Options>
+auto setUseLibUv(Options& so, bool on, int) -> decltype(so.useLibUV = on, void()) { so.useLibUV = on; }
+template <typename Options>
+void setUseLibUv(Options&, bool, long) {}
+
 c10::intrusive_ptr<c10d::TCPStore> connect(const InitOptions& o, bool rendezvous, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.masterPort);
@@ -95,7 +107,18 @@ c10::intrusive_ptr<c10d::TCPStore> connect(const InitOptions& o, bool rendezvous
   so.timeout = timeout;
   if (rendezvous) so.numWorkers = static_cast<std::size_t>(o.worldSize);
   so.waitWorkers = rendezvous;
-  return c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
+  // USE_LIBUV=0 turns the libuv store backend off, as it does for PyTorch's own rendezvous.
+  const char* env = std::getenv("USE_LIBUV");
+  if (env && std::string(env) == "0") setUseLibUv(so, false, 0);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
+  } catch (const std::exception& e) {
+    // A PyTorch built without libuv (Debian's 2.x) refuses the default it asks for; its classic
+    // backend serves the few keys a rendezvous and the heartbeats need just as well.
+    if (!useLibUv(so, 0) || std::string(e.what()).find("libuv") == std::string::npos) throw;
+    setUseLibUv(so, false, 0);
+    return c10::make_intrusive<c10d::TCPStore>(o.masterAddr, so);
+  }
 }
 
 std::string where(const InitOptions& o) { return o.masterAddr + ":" + std::to_string(o.masterPort); }
