@@ -5,6 +5,8 @@
 # gets, as on the host. Every stage runs with small CPU settings, so what it checks is that each one
 # builds, loads, trains and writes its JSON against a 2.x LibTorch, not its figures.
 #   bench/rehearse-gpu-host.sh [stage ...]     (default: train-step cifar qat prune distill)
+#   bench/rehearse-gpu-host.sh tests           the addon's and PyTorch oracles' tests (vitest) there, with
+#                                              this checkout's node_modules and dist/ mounted in
 # Needs root, debootstrap and Debian's mirror (the chroot is made once, ~1.5 GB, in
 # $SLIM_REHEARSAL_DIR, default ~/.cache/slimkit/gpu-host-forky). Run gpu-prep and `bench/gpu-all.sh
 # prepare` first; this script sends the tree as the device tool would (tracked files plus .gpu*).
@@ -28,7 +30,8 @@ if [ ! -x "$chroot_dir/usr/bin/python3" ] || ! chroot "$chroot_dir" python3 -c '
   echo "deb $mirror forky main" > "$chroot_dir/etc/apt/sources.list"
   # A snapshot mirror may serve a Release file past its Valid-Until.
   echo 'Acquire::Check-Valid-Until "false";' > "$chroot_dir/etc/apt/apt.conf.d/99no-valid-until"
-  chroot "$chroot_dir" bash -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch g++ make procps' >/dev/null
+  # libgloo-dev and python3-onnx only for `tests` (data-parallel tests, fixture scripts).
+  chroot "$chroot_dir" bash -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch python3-onnx libgloo-dev g++ make procps' >/dev/null
 fi
 
 mounts=()
@@ -46,9 +49,24 @@ done
 
 # The tree the device tool would carry: tracked and untracked-not-ignored files, plus the staged .gpu*.
 proj="$chroot_dir/root/proj"
+# A run killed before its cleanup leaves this checkout's node_modules and dist mounted there: deleting
+# the old tree through them would delete them here. Unmount first; refuse if anything stays mounted.
+while read -r _ mnt _; do case "$mnt" in "$proj"/*) umount -l "$mnt" || true ;; esac; done < /proc/mounts
+if grep -q " $proj/" /proc/mounts; then echo "rehearse-gpu-host: something is still mounted under $proj; unmount it first" >&2; exit 2; fi
 rm -rf "$proj" && mkdir -p "$proj"
 { git ls-files -co --exclude-standard; find .gpu .gpu-d* .gpu-ort -type f -not -path '.gpu/slim/node_modules/*' 2>/dev/null; } |
   tar -cf - -T - | tar -xf - -C "$proj"
+
+if [ "${stages[0]}" = tests ]; then
+  # The tests that load the addon or ask PyTorch for an oracle; the rest do not touch LibTorch.
+  npm run build --silent
+  for d in node_modules dist; do mkdir -p "$proj/$d"; mount --bind "$root/$d" "$proj/$d"; mounts+=("$proj/$d"); done
+  tests=$(grep -l -E "nativeAvailable|glooAvailable|python3" test/*.test.ts | grep -v -E "deploy-|gpu-bundles" | tr '\n' ' ')
+  chroot "$chroot_dir" bash -c "cd /root/proj && source .gpu/setup.sh >/dev/null 2>&1 &&
+    NODE_ADDON_API_INCLUDE=/root/proj/.gpu/slim/napi scripts/build-native.sh --direct &&
+    node node_modules/vitest/vitest.mjs run $tests"
+  exit $?
+fi
 
 # Small CPU versions of each stage (gpu-all.sh passes these after its own, so they win).
 declare -A small=(
