@@ -62,9 +62,14 @@ if [ "${stages[0]}" = tests ]; then
   npm run build --silent
   for d in node_modules dist; do mkdir -p "$proj/$d"; mount --bind "$root/$d" "$proj/$d"; mounts+=("$proj/$d"); done
   tests=$(grep -l -E "nativeAvailable|glooAvailable|python3" test/*.test.ts | grep -v -E "deploy-|gpu-bundles" | tr '\n' ' ')
-  chroot "$chroot_dir" bash -c "cd /root/proj && source .gpu/setup.sh >/dev/null 2>&1 &&
+  # Debian's own Node here, not gpu-prep's: Debian's LibTorch 2.14 links the system OpenSSL and libuv
+  # (cpp-httplib, gloo), which a node with those built in shadows (LD_DEBUG: 262 libssl symbols bound to
+  # node); with that node 3 of 3 runs of these tests lost a process to heap corruption, with Debian's
+  # (shared OpenSSL and libuv) none did. The pip PyTorch of a GPU host brings neither library.
+  chroot "$chroot_dir" bash -c 'command -v node >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs >/dev/null'
+  chroot "$chroot_dir" bash -c "cd /root/proj && source .gpu/setup.sh >/dev/null 2>&1 && export PATH=/usr/bin:\$PATH &&
     NODE_ADDON_API_INCLUDE=/root/proj/.gpu/slim/napi scripts/build-native.sh --direct &&
-    node node_modules/vitest/vitest.mjs run $tests"
+    node --version && node node_modules/vitest/vitest.mjs run $tests"
   exit $?
 fi
 
