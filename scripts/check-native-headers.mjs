@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cxxStandard, readVersion } from './find-libtorch.mjs';
+import { cxxStandard, includeDirsOf, readVersion } from './find-libtorch.mjs';
 
 const MIRROR = process.env.DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -52,8 +52,7 @@ function headersOf(suite) {
     renameSync(partial, dir);
     rmSync(deb);
   }
-  const include = join(dir, 'usr', 'include');
-  return { label: `libtorch ${version} (${suite})`, includeDirs: [include, join(include, 'torch', 'csrc', 'api', 'include')] };
+  return { label: `libtorch ${version} (${suite})`, includeDirs: includeDirsOf(join(dir, 'usr')) };
 }
 
 /** CUDA runtime headers, plus the one generated c10 header a CPU-only libtorch-dev leaves out. */

@@ -131,8 +131,13 @@ function describe({ source, root, includeDirs, libDir, abi, version }) {
   };
 }
 
+/** The include folders of a libtorch tree (`root/include` holds ATen/, c10/ and torch/). */
+export function includeDirsOf(root) {
+  return [join(root, 'include'), join(root, 'include', 'torch', 'csrc', 'api', 'include')];
+}
+
 function fromFolder(root, source) {
-  const includeDirs = [join(root, 'include'), join(root, 'include', 'torch', 'csrc', 'api', 'include')];
+  const includeDirs = includeDirsOf(root);
   const libDir = join(root, 'lib');
   if (!existsSync(join(includeDirs[0], 'ATen', 'ATen.h')) || !existsSync(join(libDir, 'libtorch.so'))) return undefined;
   return describe({ source, root, includeDirs, libDir, abi: abiOfLibrary(libDir), version: readVersion(includeDirs) });

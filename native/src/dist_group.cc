@@ -85,12 +85,8 @@ State& current() {
 
 std::string heartbeatKey(int rank) { return "slim/heartbeat/" + std::to_string(rank); }
 
-/**
- * The rendezvous connection (`rendezvous`: every rank counts itself in and waits for all, rank 0
- * serves), or an extra client for the heartbeat and diagnosis, which must not count itself in.
- */
-// TCPStoreOptions::useLibUV exists from PyTorch 2.2 on (and defaults to true from 2.4); these find it
-// by overload resolution, so 1.13 (without it) builds too.
+// TCPStoreOptions::useLibUV: absent in 1.13, true by default in 2.6 and 2.14 (Debian's headers). These
+// find it by overload resolution, so every version builds.
 template <typename Options>
 auto useLibUv(const Options& so, int) -> decltype(bool(so.useLibUV)) { return so.useLibUV; }
 template <typename Options>
@@ -100,6 +96,10 @@ auto setUseLibUv(Options& so, bool on, int) -> decltype(so.useLibUV = on, void()
 template <typename Options>
 void setUseLibUv(Options&, bool, long) {}
 
+/**
+ * The rendezvous connection (`rendezvous`: every rank counts itself in and waits for all, rank 0
+ * serves), or an extra client for the heartbeat and diagnosis, which must not count itself in.
+ */
 c10::intrusive_ptr<c10d::TCPStore> connect(const InitOptions& o, bool rendezvous, std::chrono::milliseconds timeout) {
   c10d::TCPStoreOptions so;
   so.port = static_cast<std::uint16_t>(o.masterPort);
