@@ -8,12 +8,14 @@
 #   bench/rehearse-gpu-host.sh tests           the addon's and PyTorch oracles' tests (vitest) there, with
 #                                              this checkout's node_modules and dist/ mounted in
 # Needs root, debootstrap and Debian's mirror (the chroot is made once, ~1.5 GB, in
-# $SLIM_REHEARSAL_DIR, default ~/.cache/slimkit/gpu-host-forky). Run gpu-prep and `bench/gpu-all.sh
+# $SLIM_REHEARSAL_DIR, default gpu-host-forky in slimkit's cache folder, ~/.cache/slimkit). Run gpu-prep and `bench/gpu-all.sh
 # prepare` first; this script sends the tree as the device tool would (tracked files plus .gpu*).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-chroot_dir=${SLIM_REHEARSAL_DIR:-$HOME/.cache/slimkit/gpu-host-forky}
+# slimkit's cache folder by src/data/cache.ts's rule: $SLIM_CACHE_DIR, else $XDG_CACHE_HOME/slimkit or ~/.cache/slimkit.
+slim_cache=${SLIM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/slimkit}
+chroot_dir=${SLIM_REHEARSAL_DIR:-$slim_cache/gpu-host-forky}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(train-step cifar qat prune distill)

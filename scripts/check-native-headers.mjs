@@ -15,7 +15,9 @@ import { cxxStandard, includeDirsOf, readVersion } from './find-libtorch.mjs';
 
 const MIRROR = process.env.DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const cacheDir = join(process.env.SLIM_CACHE_DIR ?? process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'slimkit', 'libtorch-headers');
+// slimkit's cache folder, by src/data/cache.ts's rule (this plain script cannot import the TypeScript).
+const slimCache = process.env.SLIM_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'slimkit');
+const cacheDir = join(resolve(slimCache), 'libtorch-headers');
 
 function fail(message) {
   process.stderr.write(`check-native-headers: ${message}\n`);
