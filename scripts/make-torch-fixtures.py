@@ -110,9 +110,12 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def export(model, path, size, fold_bn, dynamic_batch=True):
+def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False):
+    """fresh: keep PyTorch's initial BN (γ = 1, β = 0, mean 0, var 1), which the exporter deduplicates
+    into Identity nodes (every γ and running variance one shared tensor of ones)."""
     model.eval()
-    randomize_bn(model)
+    if not fresh:
+        randomize_bn(model)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(2))
     torch.onnx.export(
         model, x, path, opset_version=17, input_names=['input'], output_names=['logits'],
@@ -138,3 +141,4 @@ if __name__ == '__main__':
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet.onnx'), 16, fold_bn=False)
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-folded.onnx'), 16, fold_bn=True)
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet.onnx'), 16, fold_bn=False)
+    export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-fresh.onnx'), 16, fold_bn=False, fresh=True)

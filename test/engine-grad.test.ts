@@ -164,7 +164,47 @@ const CASES: Case[] = [
       p3: int64([8], [0, 0, 0, 2, 0, 0, 1, 0]),
     },
   },
-  unary('Softmax', { axis: i(1) }),
+  {
+    name: 'ReduceMean (spatial, keepdims 0; all axes) and Slice (channel halves, negative step, to INT64_MAX)',
+    input: [2, 6, 5, 4],
+    nodes: [
+      { op: 'Slice', inputs: ['x', 's1', 'e1', 'a1', 'st1'], outputs: ['lo'] },
+      { op: 'Slice', inputs: ['x', 's2', 'e2', 'a2', 'st2'], outputs: ['hi'] },
+      { op: 'Add', inputs: ['lo', 'hi'], outputs: ['sum'] },
+      { op: 'Slice', inputs: ['sum', 's3', 'e3', 'a3', 'st3'], outputs: ['rev'] },
+      { op: 'ReduceMean', inputs: ['rev'], outputs: ['m'], attrs: { axes: is([2, -1]), keepdims: i(0) } },
+      { op: 'ReduceMean', inputs: ['rev'], outputs: ['all'] },
+      { op: 'Add', inputs: ['m', 'all'], outputs: ['y'] },
+    ],
+    opset: 17,
+    tensors: {
+      s1: int64([1], [0]), e1: int64([1], [3]), a1: int64([1], [1]), st1: int64([1], [1]),
+      s2: int64([1], [3]), e2: int64([1], [2 ** 63 - 1]), a2: int64([1], [1]), st2: int64([1], [1]),
+      s3: int64([2], [-1, 0]), e3: int64([2], [-(2 ** 63), 4]), a3: int64([2], [2, 3]), st3: int64([2], [-2, 3]),
+    },
+  },
+  unary('Erf'),
+  {
+    name: 'LayerNormalization channels-last (Transpose → LN over C → Transpose, as ConvNeXt), then over H·W·C',
+    input: [2, 5, 3, 4],
+    nodes: [
+      { op: 'Transpose', inputs: ['x'], outputs: ['t'], attrs: { perm: is([0, 2, 3, 1]) } },
+      { op: 'LayerNormalization', inputs: ['t', 'g', 'b'], outputs: ['n'], attrs: { epsilon: f(1e-6) } },
+      { op: 'Transpose', inputs: ['n'], outputs: ['u'], attrs: { perm: is([0, 3, 1, 2]) } },
+      { op: 'LayerNormalization', inputs: ['u', 'g2'], outputs: ['y'], attrs: { axis: i(-3) } },
+    ],
+    tensors: { g: positive([5]), b: randn([5]), g2: positive([4]) },
+  },
+  {
+    name: 'LayerNormalization with Mean and InvStdDev outputs read downstream',
+    input: [3, 4, 6],
+    nodes: [
+      { op: 'LayerNormalization', inputs: ['x', 'g', 'b'], outputs: ['n', 'mean', 'inv'], attrs: { axis: i(1) } },
+      { op: 'Mul', inputs: ['n', 'inv'], outputs: ['ni'] },
+      { op: 'Add', inputs: ['ni', 'mean'], outputs: ['y'] },
+    ],
+    tensors: { g: positive([4, 6]), b: randn([6]) },
+  },
   { ...unary('Softmax', { axis: i(1) }), name: 'Softmax legacy (opset 11: flatten at axis)', opset: 11 },
   { ...unary('Dropout', { ratio: f(0.3) }), opset: 11 },
   {

@@ -3,18 +3,14 @@
  * whose ops are all registered, infer shapes from the real input shapes and compare each output's
  * dims and dtype with the reference output_*.pb.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { dataInputs, type Dim } from '../src/onnx/graph.js';
 import { decodeModel, decodeTensor } from '../src/onnx/io.js';
-import { ModelProto } from '../src/onnx/proto.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { isKnownOp } from '../src/ops/registry.js';
-
-const ROOT = '/usr/include/onnx/backend/test/data';
-/** `node` is the suite the task names; the other folders add older-opset PyTorch exports for free. */
-const SUITES = ['node', 'pytorch-converted', 'pytorch-operator', 'simple'];
+import { BACKEND_ROOT, backendCases, backendSuitePresent } from './helpers/backend-suite.js';
 
 /** Cases whose ops are all registered but that we knowingly do not check, and why. */
 const EXCLUDE: Record<string, string> = {
@@ -26,40 +22,13 @@ const EXCLUDE: Record<string, string> = {
   'node/test_identity_sequence': 'sequence-typed graph input',
 };
 
-interface BackendCase {
-  id: string;
-  dir: string;
-}
-
-/** Every case whose nodes all name registered ops (read from the raw proto, before decoding). */
-function collect(): { runnable: BackendCase[]; unsupported: number } {
-  const runnable: BackendCase[] = [];
-  let unsupported = 0;
-  for (const suite of SUITES) {
-    const base = join(ROOT, suite);
-    if (!existsSync(base)) continue;
-    for (const name of readdirSync(base).sort()) {
-      const dir = join(base, name);
-      if (!existsSync(join(dir, 'model.onnx'))) continue;
-      const model = ModelProto.decode(readFileSync(join(dir, 'model.onnx')));
-      const nodes = model.graph?.node ?? [];
-      if (!nodes.every((n) => isKnownOp(n.op_type ?? '', n.domain ?? ''))) {
-        unsupported++;
-        continue;
-      }
-      runnable.push({ id: `${suite}/${name}`, dir });
-    }
-  }
-  return { runnable, unsupported };
-}
-
-const present = existsSync(join(ROOT, 'node'));
-const { runnable, unsupported } = present ? collect() : { runnable: [], unsupported: 0 };
+const present = backendSuitePresent();
+const { accepted: runnable, rejected: unsupported } = present ? backendCases(isKnownOp) : { accepted: [], rejected: 0 };
 const checked = runnable.filter((c) => !EXCLUDE[c.id]);
 if (present) {
   console.log(`ONNX backend suite: ${checked.length} cases checked, ${runnable.length - checked.length} excluded, ${unsupported} use unregistered ops`);
 } else {
-  console.log(`ONNX backend suite not found at ${ROOT} (Debian package libonnx-testdata); skipping`);
+  console.log(`ONNX backend suite not found at ${BACKEND_ROOT} (Debian package libonnx-testdata); skipping`);
 }
 
 describe.skipIf(!present)('ONNX backend suite: inferred output shapes', () => {

@@ -96,6 +96,31 @@ void relu(const Instr& i, RunState& s) { out(i, s, 0, at::relu(in(i, s, 0))); }
 void sigmoid(const Instr& i, RunState& s) { out(i, s, 0, at::sigmoid(in(i, s, 0))); }
 void hardSwish(const Instr& i, RunState& s) { out(i, s, 0, at::hardswish(in(i, s, 0))); }
 void identity(const Instr& i, RunState& s) { out(i, s, 0, in(i, s, 0)); }
+void erf(const Instr& i, RunState& s) { out(i, s, 0, at::erf(in(i, s, 0))); }
+
+// layer_norm: in [x, scale, bias?]; out [y, mean?, invStdDev?]; ints [axis]; floats [eps]
+void layerNorm(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  at::Tensor scale = in(i, s, 1), bias = opt(i, s, 2);
+  int64_t axis = normAxis(i.ints.at(0), x.dim());
+  std::vector<int64_t> normalized(x.sizes().begin() + axis, x.sizes().end());
+  bool stats = (i.out.size() > 1 && i.out[1] >= 0) || (i.out.size() > 2 && i.out[2] >= 0);
+  bool affine = scale.sizes().vec() == normalized && (!bias.defined() || bias.sizes().vec() == normalized);
+  if (!stats && affine) {
+    out(i, s, 0, at::layer_norm(x, normalized, scale, bias, f(i, 0)));  // PyTorch's nn.LayerNorm path
+    return;
+  }
+  // Statistics requested, or Scale / B that broadcast: the spec's formula, step by step.
+  std::vector<int64_t> dims;
+  for (int64_t d = axis; d < x.dim(); d++) dims.push_back(d);
+  at::Tensor mean = x.mean(dims, true);
+  at::Tensor centered = x - mean;
+  at::Tensor invStd = at::rsqrt(centered.pow(2).mean(dims, true) + f(i, 0));
+  at::Tensor y = centered * invStd * scale;
+  out(i, s, 0, bias.defined() ? y + bias : y);
+  out(i, s, 1, mean);
+  out(i, s, 2, invStd);
+}
 
 // clip: floats [min, max] (±inf where ONNX omits a bound)
 void clip(const Instr& i, RunState& s) {
@@ -103,7 +128,8 @@ void clip(const Instr& i, RunState& s) {
   c10::optional<at::Scalar> mn, mx;
   if (lo > -std::numeric_limits<double>::infinity()) mn = lo;
   if (hi < std::numeric_limits<double>::infinity()) mx = hi;
-  out(i, s, 0, at::clamp(in(i, s, 0), mn, mx));
+  // A Clip with neither bound is the identity (at::clamp refuses it).
+  out(i, s, 0, mn || mx ? at::clamp(in(i, s, 0), mn, mx) : in(i, s, 0));
 }
 
 // leaky_relu: floats [alpha]
@@ -152,17 +178,23 @@ void avgPool(const Instr& i, RunState& s) {
     if (nsp == 2) return at::avg_pool2d(t, k, st, pads, ceil, include);
     return at::avg_pool3d(t, k, st, pads, ceil, include);
   };
-  bool symmetric = pb == pe;
-  if (symmetric || includePad) {
+  // ATen takes symmetric pads of at most half the kernel; others are applied explicitly.
+  bool small = true;
+  for (int64_t d = 0; d < nsp; d++) small = small && pb[d] * 2 <= k[d] && pe[d] * 2 <= k[d];
+  if (small && (pb == pe || includePad)) {
     auto pads = symmetricPads(x, pb, pe, 0.0);
     out(i, s, 0, pool(x, pads, includePad));
     return;
   }
-  // Asymmetric pads that must not be counted: sum / count, both pooled over the explicitly padded input.
+  auto zero = std::vector<int64_t>(nsp, 0);
+  if (includePad) {
+    out(i, s, 0, pool(padExplicit(x, pb, pe, 0.0), zero, true));
+    return;
+  }
+  // Pads that must not be counted: sum / count, both pooled over the explicitly padded input.
   std::vector<int64_t> plane(x.sizes().begin(), x.sizes().end());
   plane[0] = plane[1] = 1;
   at::Tensor ones = at::ones(plane, x.options());
-  auto zero = std::vector<int64_t>(nsp, 0);
   at::Tensor sum = pool(padExplicit(x, pb, pe, 0.0), zero, true);
   at::Tensor count = pool(padExplicit(ones, pb, pe, 0.0), zero, true);
   out(i, s, 0, sum / count);
@@ -263,6 +295,36 @@ void split(const Instr& i, RunState& s) {
   std::vector<int64_t> sizes(i.ints.begin() + 1, i.ints.end());
   auto parts = at::split_with_sizes(x, sizes, normAxis(i.ints.at(0), x.dim()));
   for (size_t k = 0; k < parts.size(); k++) out(i, s, k, parts[k]);
+}
+
+// reduce_mean: ints [keepdims, axes...] (axes non-empty; the lowering lists every axis for "all")
+void reduceMean(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  std::vector<int64_t> axes;
+  for (size_t k = 1; k < i.ints.size(); k++) axes.push_back(normAxis(i.ints[k], x.dim()));
+  out(i, s, 0, at::mean(x, axes, i.ints.at(0) != 0));
+}
+
+// slice: ints [(axis, start, end, step)...] as ONNX gives them (ends past the axis clamped by the lowering
+// to int32); ATen's slice takes positive steps only, so a negative step slices the flipped axis.
+void slice(const Instr& i, RunState& s) {
+  at::Tensor x = in(i, s, 0);
+  if (i.ints.size() % 4 != 0) throw std::runtime_error("node '" + i.node + "': slice takes (axis, start, end, step) quadruples");
+  for (size_t k = 0; k < i.ints.size(); k += 4) {
+    int64_t axis = normAxis(i.ints[k], x.dim()), start = i.ints[k + 1], end = i.ints[k + 2], step = i.ints[k + 3];
+    int64_t dim = x.size(axis);
+    if (step > 0 || dim == 0) {
+      x = step > 0 ? x.slice(axis, start, end, step) : x;
+      continue;
+    }
+    // ONNX clamps a negative step's start to [0, dim - 1] and its end to [-1, dim - 1].
+    int64_t first = std::clamp<int64_t>(start < 0 ? start + dim : start, 0, dim - 1);
+    int64_t stop = std::clamp<int64_t>(end < 0 ? end + dim : end, -1, dim - 1);
+    int64_t count = first > stop ? (first - stop - 1) / -step + 1 : 0;
+    int64_t from = dim - 1 - first;  // the first index, counted on the flipped axis
+    x = count > 0 ? x.flip(axis).slice(axis, from, from + (count - 1) * -step + 1, -step) : x.slice(axis, 0, 0);
+  }
+  out(i, s, 0, x);
 }
 
 // softmax: ints [axis, legacy, log]; legacy (opset < 13) coerces to 2-D at axis first
@@ -367,6 +429,10 @@ const std::vector<KernelDef>& kernelTable() {
       {"pad", pad, "ints [mode, pads (ATen order)...]; floats [value]"},
       {"sync_batch_norm", syncBatchNorm, "floats [eps, momentum] (batch_norm with statistics over all ranks; dist_bn.cc)"},
       {"fake_quant_lsq", fakeQuantLearnable, "ints [perChannel, axis, qmin, qmax]; floats [gradFactor]"},
+      {"reduce_mean", reduceMean, "ints [keepdims, axes...]"},
+      {"slice", slice, "ints [(axis, start, end, step)...]"},
+      {"layer_norm", layerNorm, "ints [axis]; floats [eps]"},
+      {"erf", erf, ""},
   };
   return table;
 }

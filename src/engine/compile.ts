@@ -4,7 +4,7 @@ import { inferShapes } from '../onnx/shape-inference.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
-import { constantsToInitializers, foldShapeSubgraphs } from '../passes/index.js';
+import { constantsToInitializers, foldShapeSubgraphs, untieIdentityWeights } from '../passes/index.js';
 import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
 import type { KernelName, LowerContext } from './lowering.js';
 import { lowerLearnableQuant } from './qat-lowering.js';
@@ -76,9 +76,13 @@ function gridOf(graph: Graph): Map<string, readonly [number, number]> {
   return new Map(Object.entries(parsed));
 }
 
-/** Constant nodes become initializers and exporter shape subgraphs fold away: the engine only runs data ops. */
+/**
+ * Constant nodes become initializers and exporter shape subgraphs fold away: the engine only runs data
+ * ops. Parameters torch.onnx merged through Identity nodes are untied: each trains (and each BatchNorm
+ * keeps its running statistics) on its own, as in the model that was exported.
+ */
 export function prepareForTraining(graph: Graph): Graph {
-  const withConstants = constantsToInitializers(graph);
+  const withConstants = untieIdentityWeights(constantsToInitializers(graph));
   return withConstants.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(withConstants) : withConstants;
 }
 
@@ -161,7 +165,12 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   }
   const outputs = graph.outputs.map((o) => {
     const s = slots.get(o.name);
-    if (s === undefined) throw fail({ where: `output '${o.name}'`, problem: 'is not produced by any node' });
+    if (s === undefined) {
+      const writer = index.producer.get(o.name);
+      throw fail(writer
+        ? { where: `output '${o.name}'`, problem: `is an optional output of node '${writer.name}' (${writer.opType}) that the engine does not compute`, fix: 'export the model without it (torch.onnx exports inference Dropout with no mask)' }
+        : { where: `output '${o.name}'`, problem: 'is not produced by any node' });
+    }
     return { name: o.name, slot: s };
   });
   if (outputs.length === 0) throw fail({ problem: 'the graph has no outputs' });

@@ -12,6 +12,7 @@ import { dequantizeLinear } from './dequantize-linear.js';
 import { div } from './div.js';
 import { dropout } from './dropout.js';
 import { dynamicQuantizeLinear } from './dynamic-quantize-linear.js';
+import { erf } from './erf.js';
 import { flatten } from './flatten.js';
 import { gather } from './gather.js';
 import { gemm } from './gemm.js';
@@ -20,6 +21,7 @@ import { globalMaxPool } from './global-max-pool.js';
 import { hardSigmoid } from './hard-sigmoid.js';
 import { hardSwish } from './hard-swish.js';
 import { identity } from './identity.js';
+import { layerNormalization } from './layer-normalization.js';
 import { leakyRelu } from './leaky-relu.js';
 import { matmul } from './matmul.js';
 import { matmulInteger } from './matmul-integer.js';
@@ -59,6 +61,7 @@ export const OPS = {
   Div: div,
   Dropout: dropout,
   DynamicQuantizeLinear: dynamicQuantizeLinear,
+  Erf: erf,
   Flatten: flatten,
   Gather: gather,
   Gemm: gemm,
@@ -67,6 +70,7 @@ export const OPS = {
   HardSigmoid: hardSigmoid,
   HardSwish: hardSwish,
   Identity: identity,
+  LayerNormalization: layerNormalization,
   LeakyRelu: leakyRelu,
   MatMul: matmul,
   MatMulInteger: matmulInteger,

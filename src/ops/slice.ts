@@ -3,6 +3,7 @@ import { defineOp, OpError, type KnownValue, type OpContext } from './op-def.js'
 import { takeKnown } from './shared/known.js';
 import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
 import { passThrough } from '../compress/quantize/pattern.js';
+import { single } from '../engine/lowering.js';
 
 /** Opsets < 10 give starts/ends/axes as attributes; from 10 they (and steps) are inputs 1-4. */
 export interface SliceAttrs {
@@ -59,6 +60,16 @@ export const slice = defineOp<SliceAttrs>({
       value = takeKnown(value, axis, sliceIndices(value.dims[axis]!, params.starts[k]!, params.ends[k]!, params.steps[k]!));
     });
     return [value];
+  },
+  lower(ctx) {
+    const rank = ctx.inputs[0]?.type.shape?.length;
+    if (rank === undefined) throw new OpError('Slice needs an input of known rank for training');
+    const params = sliceParams(ctx, rank);
+    if (!params) throw new OpError('starts, ends, axes and steps must be constants for training; run `slim optimize` to fold shape computations first');
+    // The plan holds int32: "to the end" (INT64_MAX) and "from the start" (INT64_MIN) mean the same clamped.
+    const int32 = (v: number): number => Math.max(-(2 ** 31 - 1), Math.min(2 ** 31 - 1, v));
+    const ints = params.axes.flatMap((axis, k) => [axis, int32(params.starts[k]!), int32(params.ends[k]!), int32(params.steps[k]!)]);
+    return single('slice', { inputs: [ctx.node.inputs[0]!], ints });
   },
   quant: passThrough(),
 });

@@ -5,6 +5,7 @@ import { fixWeightsPass } from './fix-weights.js';
 import { foldShapesPass } from './fold-shapes.js';
 import type { Pass } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
+import { untieWeightsPass } from './untie-weights.js';
 
 export { constantsToInitializers } from './constants.js';
 export { eliminateDeadCode } from './dead-code.js';
@@ -13,11 +14,12 @@ export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
+export { untieIdentityWeights } from './untie-weights.js';
 export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
 
 /** Every pass by name, for `slim optimize --passes`. */
 export const PASSES: Record<string, Pass> = Object.fromEntries(
-  [fixWeightsPass, constantsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
+  [fixWeightsPass, constantsPass, untieWeightsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
 );
 
 /**

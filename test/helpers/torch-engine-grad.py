@@ -171,6 +171,32 @@ def run_node(node, env, opset, training):
         while pairs and pairs[-1] == 0 and pairs[-2] == 0:
             pairs = pairs[:-2]
         return [F.pad(x, pairs, mode='constant', value=value) if mode == 'constant' else F.pad(x, pairs, mode=mode)]
+    if op == 'Erf':
+        return [torch.erf(x)]
+    if op == 'LayerNormalization':
+        # The spec's formula, written out (not F.layer_norm): statistics over axes [axis, rank).
+        axis = a.get('axis', -1) % x.dim()
+        dims = tuple(range(axis, x.dim()))
+        mean = x.mean(dim=dims, keepdim=True)
+        inv_std = 1 / torch.sqrt(((x - mean) ** 2).mean(dim=dims, keepdim=True) + a.get('epsilon', 1e-5))
+        y = (x - mean) * inv_std * ins[1]
+        if len(ins) > 2 and ins[2] is not None:
+            y = y + ins[2]
+        return [y, mean, inv_std]
+    if op == 'ReduceMean':
+        axes = [int(v) for v in ins[1].tolist()] if opset >= 18 and len(ins) > 1 else a.get('axes', list(range(x.dim())))
+        return [x.mean(dim=tuple(axes), keepdim=bool(a.get('keepdims', 1)))]
+    if op == 'Slice':
+        # numpy semantics, index by index (ONNX's definition), independent of ATen's slice.
+        starts, ends, axes, steps = (ins[k].tolist() for k in (1, 2, 3, 4))
+        index = [slice(None)] * x.dim()
+        for s, e, ax, st in zip(starts, ends, axes, steps):
+            dim = x.shape[ax]
+            index[ax] = torch.tensor(list(range(dim))[slice(s, e, st)], dtype=torch.long)
+        for ax, ix in enumerate(index):
+            if isinstance(ix, torch.Tensor):
+                x = x.index_select(ax, ix)
+        return [x]
     if op in ('Dropout', 'Identity'):
         return [x]
     if op == 'QuantizeLinear':

@@ -8,6 +8,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
+import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { removeChannels } from './apply.js';
 import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
@@ -96,8 +97,9 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   if (options.importance === 'taylor' && !options.gradients) {
     throw usageError('Taylor importance needs gradients of the loss', 'pass gradients (slim prune --importance taylor --data cifar10 takes them from the training engine)');
   }
-  // Weights listed as inputs too would keep their old shapes in the input list: constants first.
-  const fixed = fixWeightsAsConstants(graph);
+  // Weights listed as inputs too would keep their old shapes in the input list: constants first. Weights
+  // torch.onnx merged through Identity nodes become each layer's own again, so each can be sliced.
+  const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
   const dep = buildDependencyGraph(fixed);
   const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
   if (dep.groups.length === 0 && !trivial) {

@@ -11,6 +11,7 @@ import { inferShapes } from '../../onnx/shape-inference.js';
 import { makeTensor, toNumbers, type Tensor } from '../../onnx/tensor.js';
 import { cloneGraph } from '../../onnx/graph.js';
 import { opDefFor } from '../../ops/registry.js';
+import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import type { ChannelContext } from './channel-rule.js';
 import type { Scope } from './plan.js';
 
@@ -220,7 +221,9 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
 }
 
 /** Zero the masked weights: a new Graph of the same structure and file size, with `sparsity` zeros. */
-export function pruneUnstructured(graph: Graph, options: UnstructuredOptions): UnstructuredResult {
+export function pruneUnstructured(source: Graph, options: UnstructuredOptions): UnstructuredResult {
+  // Weights torch.onnx merged through Identity nodes are each layer's own again, so each is masked on its own.
+  const graph = untieIdentityWeights(source);
   const result = computeMasks(graph, options);
   const g = cloneGraph(graph);
   for (const [name, mask] of result.masks) g.initializers.set(name, applyMask(graph.initializers.get(name)!, mask));

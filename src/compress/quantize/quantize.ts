@@ -7,6 +7,7 @@
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { INFERENCE_PIPELINE, runPasses } from '../../passes/index.js';
+import { untieWeightsPass } from '../../passes/untie-weights.js';
 import { ActivationCollector, runCalibration, type FeedSource } from './calibrate/index.js';
 import { correctBiases } from './bias-correction.js';
 import { resolveCpu, retargetConvWeights } from './cpu.js';
@@ -45,7 +46,8 @@ export interface PreparedGraph {
 }
 
 export function prepareFloatGraph(graph: Graph, options: Pick<StaticOptions, 'equalize'>): PreparedGraph {
-  let g = runPasses(graph, INFERENCE_PIPELINE);
+  // Untied first: QAT trains this graph, and each layer's weights must be its own (untie-weights.ts).
+  let g = runPasses(graph, [untieWeightsPass, ...INFERENCE_PIPELINE]);
   let equalized: EqualizeReport | undefined;
   if (options.equalize) {
     const result = equalizeCrossLayer(g);
