@@ -184,6 +184,34 @@ const CASES: Case[] = [
     },
   },
   unary('Erf'),
+  ...['Tanh', 'Softplus', 'Exp', 'Neg', 'Abs', 'Softsign'].map((op) => unary(op)),
+  unary('Elu', { alpha: f(0.7) }),
+  unary('Selu'),
+  unary('Celu', { alpha: f(1.5) }),
+  {
+    name: 'Log, Sqrt and Reciprocal of a positive value; Pow with a scalar and an integer exponent',
+    input: [2, 3, 4, 4],
+    nodes: [
+      { op: 'Mul', inputs: ['x', 'x'], outputs: ['sq'] },
+      { op: 'Add', inputs: ['sq', 'one'], outputs: ['p'] },
+      { op: 'Log', inputs: ['p'], outputs: ['l'] },
+      { op: 'Sqrt', inputs: ['p'], outputs: ['r'] },
+      { op: 'Reciprocal', inputs: ['r'], outputs: ['rr'] },
+      { op: 'Pow', inputs: ['p', 'half'], outputs: ['h'] },
+      { op: 'Pow', inputs: ['x', 'three'], outputs: ['c'] },
+      { op: 'Add', inputs: ['l', 'rr'], outputs: ['t1'] },
+      { op: 'Add', inputs: ['h', 'c'], outputs: ['t2'] },
+      { op: 'Add', inputs: ['t1', 't2'], outputs: ['y'] },
+    ],
+    tensors: { one: float32([], [1]), half: float32([], [0.5]), three: int64([], [3]) },
+  },
+  {
+    name: 'PRelu with a per-channel slope [C, 1, 1] (nn.PReLU as torch exports it; the slope trains)',
+    input: [2, 3, 4, 4],
+    nodes: [{ op: 'PRelu', inputs: ['x', 'slope'], outputs: ['y'] }],
+    tensors: { slope: float32([3, 1, 1], [0.25, -0.1, 0.6]) },
+  },
+  { ...unary('LogSoftmax', { axis: i(1) }), name: 'LogSoftmax over the channels' },
   {
     name: 'LayerNormalization channels-last (Transpose → LN over C → Transpose, as ConvNeXt), then over H·W·C',
     input: [2, 5, 3, 4],
@@ -358,6 +386,9 @@ describe.skipIf(!available)('engine gradients vs PyTorch', () => {
     // Constants feeding elementwise ops, shapes and quantization parameters stay fixed.
     expect(ours.get(binary('Mul').name)!.params).toEqual([]);
     expect(ours.get(CASES.find((c) => c.name.startsWith('Flatten'))!.name)!.params).toEqual(['w', 'b']);
+    expect(ours.get(CASES.find((c) => c.name.startsWith('PRelu'))!.name)!.params).toEqual(['slope']);
+    expect(ours.get(CASES.find((c) => c.name.startsWith('LayerNormalization channels'))!.name)!.params).toEqual(['g', 'b', 'g2']);
+    expect(ours.get(CASES.find((c) => c.name.startsWith('Log, Sqrt'))!.name)!.params).toEqual([]);
   });
 });
 

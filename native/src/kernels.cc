@@ -96,7 +96,41 @@ void relu(const Instr& i, RunState& s) { out(i, s, 0, at::relu(in(i, s, 0))); }
 void sigmoid(const Instr& i, RunState& s) { out(i, s, 0, at::sigmoid(in(i, s, 0))); }
 void hardSwish(const Instr& i, RunState& s) { out(i, s, 0, at::hardswish(in(i, s, 0))); }
 void identity(const Instr& i, RunState& s) { out(i, s, 0, in(i, s, 0)); }
-void erf(const Instr& i, RunState& s) { out(i, s, 0, at::erf(in(i, s, 0))); }
+void erfKernel(const Instr& i, RunState& s) { out(i, s, 0, at::erf(in(i, s, 0))); }
+void tanhKernel(const Instr& i, RunState& s) { out(i, s, 0, at::tanh(in(i, s, 0))); }
+// ONNX's softplus has no threshold; PyTorch's switches to x above 20, where they differ by < 3e-9.
+void softplus(const Instr& i, RunState& s) { out(i, s, 0, at::softplus(in(i, s, 0), 1, 20)); }
+void expKernel(const Instr& i, RunState& s) { out(i, s, 0, at::exp(in(i, s, 0))); }
+void logKernel(const Instr& i, RunState& s) { out(i, s, 0, at::log(in(i, s, 0))); }
+void sqrtKernel(const Instr& i, RunState& s) { out(i, s, 0, at::sqrt(in(i, s, 0))); }
+void reciprocal(const Instr& i, RunState& s) { out(i, s, 0, at::reciprocal(in(i, s, 0))); }
+void negKernel(const Instr& i, RunState& s) { out(i, s, 0, at::neg(in(i, s, 0))); }
+void absKernel(const Instr& i, RunState& s) { out(i, s, 0, at::abs(in(i, s, 0))); }
+void softsign(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  out(i, s, 0, x / (1 + at::abs(x)));
+}
+// elu: floats [alpha]; selu: floats [alpha, gamma] (ATen's elu with scale gamma); celu: floats [alpha]
+void elu(const Instr& i, RunState& s) { out(i, s, 0, at::elu(in(i, s, 0), f(i, 0))); }
+void selu(const Instr& i, RunState& s) { out(i, s, 0, at::elu(in(i, s, 0), f(i, 0), f(i, 1), 1)); }
+void celu(const Instr& i, RunState& s) { out(i, s, 0, at::celu(in(i, s, 0), f(i, 0))); }
+// prelu: in [x, slope]; ints [perChannel]. The slope broadcasts to x (ONNX's [C, 1, 1] is not
+// at::prelu's [C]); perChannel (opsets < 7): a 1-D slope of C values along axis 1.
+void prelu(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  at::Tensor slope = in(i, s, 1);
+  if (i.ints.at(0) != 0) {
+    std::vector<int64_t> shape(x.dim() - 1, 1);
+    shape[0] = slope.numel();
+    slope = slope.reshape(shape);
+  }
+  out(i, s, 0, at::where(x >= 0, x, x * slope));
+}
+// pow: in [x, y]; an integer exponent is taken in x's type
+void powKernel(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  out(i, s, 0, at::pow(x, in(i, s, 1).to(x.scalar_type())));
+}
 
 // layer_norm: in [x, scale, bias?]; out [y, mean?, invStdDev?]; ints [axis]; floats [eps]
 void layerNorm(const Instr& i, RunState& s) {
@@ -432,7 +466,21 @@ const std::vector<KernelDef>& kernelTable() {
       {"reduce_mean", reduceMean, "ints [keepdims, axes...]"},
       {"slice", slice, "ints [(axis, start, end, step)...]"},
       {"layer_norm", layerNorm, "ints [axis]; floats [eps]"},
-      {"erf", erf, ""},
+      {"erf", erfKernel, ""},
+      {"tanh", tanhKernel, ""},
+      {"softplus", softplus, ""},
+      {"exp", expKernel, ""},
+      {"log", logKernel, ""},
+      {"sqrt", sqrtKernel, ""},
+      {"reciprocal", reciprocal, ""},
+      {"neg", negKernel, ""},
+      {"abs", absKernel, ""},
+      {"softsign", softsign, ""},
+      {"elu", elu, "floats [alpha]"},
+      {"selu", selu, "floats [alpha, gamma]"},
+      {"celu", celu, "floats [alpha]"},
+      {"prelu", prelu, ""},
+      {"pow", powKernel, ""},
   };
   return table;
 }

@@ -19,6 +19,7 @@ export const KERNELS = [
   'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
   'dropout', 'fake_quant', 'dequantize', 'pad', 'fake_quant_lsq',
   'sync_batch_norm', 'reduce_mean', 'slice', 'layer_norm', 'erf',
+  'tanh', 'softplus', 'exp', 'log', 'sqrt', 'reciprocal', 'neg', 'abs', 'softsign', 'elu', 'selu', 'celu', 'prelu', 'pow',
 ] as const;
 
 export type KernelName = (typeof KERNELS)[number];

@@ -27,6 +27,21 @@ import { matmul } from './matmul.js';
 import { matmulInteger } from './matmul-integer.js';
 import { maxPool } from './max-pool.js';
 import { mul } from './mul.js';
+import { abs } from './abs.js';
+import { celu } from './celu.js';
+import { elu } from './elu.js';
+import { exp } from './exp.js';
+import { log } from './log.js';
+import { logSoftmax } from './log-softmax.js';
+import { neg } from './neg.js';
+import { pow } from './pow.js';
+import { prelu } from './prelu.js';
+import { reciprocal } from './reciprocal.js';
+import { selu } from './selu.js';
+import { softplus } from './softplus.js';
+import { softsign } from './softsign.js';
+import { sqrt } from './sqrt.js';
+import { tanh } from './tanh.js';
 import type { OpDef } from './op-def.js';
 import { pad } from './pad.js';
 import { quantizeLinear } from './quantize-linear.js';
@@ -48,10 +63,12 @@ import { unsqueeze } from './unsqueeze.js';
  * module in src/ops is listed here. An op that is not here is unsupported: validation names it.
  */
 export const OPS = {
+  Abs: abs,
   Add: add,
   AveragePool: averagePool,
   BatchNormalization: batchNormalization,
   Cast: cast,
+  Celu: celu,
   Clip: clip,
   Concat: concat,
   Constant: constant,
@@ -61,7 +78,9 @@ export const OPS = {
   Div: div,
   Dropout: dropout,
   DynamicQuantizeLinear: dynamicQuantizeLinear,
+  Elu: elu,
   Erf: erf,
+  Exp: exp,
   Flatten: flatten,
   Gather: gather,
   Gemm: gemm,
@@ -72,22 +91,33 @@ export const OPS = {
   Identity: identity,
   LayerNormalization: layerNormalization,
   LeakyRelu: leakyRelu,
+  Log: log,
+  LogSoftmax: logSoftmax,
   MatMul: matmul,
   MatMulInteger: matmulInteger,
   MaxPool: maxPool,
   Mul: mul,
+  Neg: neg,
+  PRelu: prelu,
   Pad: pad,
+  Pow: pow,
   QuantizeLinear: quantizeLinear,
+  Reciprocal: reciprocal,
   ReduceMean: reduceMean,
   Relu: relu,
   Reshape: reshape,
+  Selu: selu,
   Shape: shape,
   Sigmoid: sigmoid,
   Slice: slice,
   Softmax: softmax,
+  Softplus: softplus,
+  Softsign: softsign,
   Split: split,
+  Sqrt: sqrt,
   Squeeze: squeeze,
   Sub: sub,
+  Tanh: tanh,
   Transpose: transpose,
   Unsqueeze: unsqueeze,
 } as const;

@@ -171,6 +171,25 @@ def run_node(node, env, opset, training):
         while pairs and pairs[-1] == 0 and pairs[-2] == 0:
             pairs = pairs[:-2]
         return [F.pad(x, pairs, mode='constant', value=value) if mode == 'constant' else F.pad(x, pairs, mode=mode)]
+    if op in ('Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs'):
+        return [{'Tanh': torch.tanh, 'Exp': torch.exp, 'Log': torch.log, 'Sqrt': torch.sqrt,
+                 'Reciprocal': lambda t: 1 / t, 'Neg': lambda t: -t, 'Abs': torch.abs}[op](x)]
+    if op == 'Softplus':
+        return [torch.log(torch.exp(x) + 1)]
+    if op == 'Softsign':
+        return [x / (1 + x.abs())]
+    if op in ('Elu', 'Selu', 'Celu'):
+        alpha = a.get('alpha', 1.67326319217681884765625 if op == 'Selu' else 1.0)
+        if op == 'Celu':
+            return [torch.clamp(x, min=0) + torch.clamp(alpha * (torch.exp(x / alpha) - 1), max=0)]
+        y = torch.where(x > 0, x, alpha * (torch.exp(x) - 1))
+        return [y * a.get('gamma', 1.05070102214813232421875) if op == 'Selu' else y]
+    if op == 'PRelu':
+        return [torch.where(x >= 0, x, ins[1] * x)]
+    if op == 'Pow':
+        return [x ** ins[1].to(x.dtype)]
+    if op == 'LogSoftmax':
+        return [torch.log_softmax(x, a.get('axis', -1))]
     if op == 'Erf':
         return [torch.erf(x)]
     if op == 'LayerNormalization':
