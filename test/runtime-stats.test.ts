@@ -51,6 +51,16 @@ describe('modelStats on PyTorch exports', () => {
     });
   }
 
+  it("a fresh export's parameters torch.onnx stored once (Identity nodes) count as PyTorch counts them", async () => {
+    // Default init: every γ and running variance is one tensor of ones, every β and mean one of zeros.
+    const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-fresh.onnx'));
+    expect(graph.nodes.filter((n) => n.opType === 'Identity').length).toBeGreaterThan(10);
+    const stats = modelStats(graph, facts);
+    expect(stats.params).toBe(2930);
+    // The five BNs' β are zero: 8 + 8 + 8 + 16 + 16 values.
+    expect(stats.nonzeroParams).toBe(2930 - 56);
+  });
+
   it('fp16-weights and full fp16 conversions keep the parameter count (weights behind a Cast count)', async () => {
     const { graph } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
     for (const mode of ['weights', 'full'] as const) {

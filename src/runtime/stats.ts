@@ -157,9 +157,9 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   let nonzeroParams = 0;
   for (const node of graph.nodes) {
     for (const role of learnedInputs(node, producers)) {
-      const name = storedWeight(node.inputs[role.slot], graph, producers);
-      const t = name ? graph.initializers.get(name) : undefined;
-      if (!name || !t || counted.has(name)) continue;
+      const stored = storedWeight(node.inputs[role.slot], graph, producers);
+      if (!stored || counted.has(stored.key)) continue;
+      const { key: name, tensor: t } = stored;
       const float = isFloatTensor(t);
       // Integer tensors are parameters only in quantized slots (int32 biases included).
       if (!float && !role.quantized) continue;
@@ -171,12 +171,20 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   return { params, nonzeroParams };
 }
 
-/** The initializer behind a weight input, looking through a Cast (fp16-weights models store them as float16). */
-function storedWeight(name: string | undefined, graph: Graph, producers: Map<string, Node>): string | undefined {
-  if (!name || graph.initializers.has(name)) return name;
-  const cast = producers.get(name);
-  const source = cast?.opType === 'Cast' ? cast.inputs[0] : undefined;
-  return source && graph.initializers.has(source) ? source : name;
+/**
+ * The initializer behind a weight input and the name it counts under. Through a Cast (fp16-weights
+ * models store weights as float16) it is the stored tensor, counted once; through an Identity (torch.onnx
+ * stores parameters equal at export once, untie-weights.ts) it is a parameter of its own, as PyTorch counts it.
+ */
+function storedWeight(name: string | undefined, graph: Graph, producers: Map<string, Node>): { key: string; tensor: Tensor } | undefined {
+  if (!name) return undefined;
+  const direct = graph.initializers.get(name);
+  if (direct) return { key: name, tensor: direct };
+  const producer = producers.get(name);
+  const source = producer?.opType === 'Cast' || producer?.opType === 'Identity' ? producer.inputs[0] : undefined;
+  const tensor = source ? graph.initializers.get(source) : undefined;
+  if (!tensor) return undefined;
+  return { key: producer!.opType === 'Cast' ? source! : name, tensor };
 }
 
 /** Learned inputs of `node`; an Add right after a MatMul holds that MatMul's bias. */
