@@ -69,6 +69,22 @@ class TinyMobileNet(nn.Module):
         return F.softmax(self.head(x), dim=1)
 
 
+class TinyResizeNet(nn.Module):
+    """A bilinear downsample (exported as Resize, an op slimkit has no definition for) between convs."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.conv = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False)
+        x = F.relu(self.conv(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -142,3 +158,4 @@ if __name__ == '__main__':
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-folded.onnx'), 16, fold_bn=True)
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet.onnx'), 16, fold_bn=False)
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-fresh.onnx'), 16, fold_bn=False, fresh=True)
+    export(TinyResizeNet(), os.path.join(out, 'torch-tiny-resize.onnx'), 32, fold_bn=True)

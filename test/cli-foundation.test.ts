@@ -134,3 +134,37 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     }
   });
 });
+
+describe('a model with an op slimkit has no definition for (F.interpolate, exported as Resize)', () => {
+  const model = fixturePath('torch-tiny-resize.onnx');
+
+  it('info, bench and deploy run it with ONNX Runtime; MACs are unknown and say why', async () => {
+    const info = await runSlim(['info', model, '--json']);
+    expect(info.code, info.stderr).toBe(0);
+    // PyTorch: conv+BN fused (216 + 8), conv (1152 + 16), linear (160 + 10).
+    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: null, unknownOps: ['Resize'] });
+    expect(info.stderr).toContain('no definition for op Resize; ONNX Runtime runs it');
+    const human = await runSlim(['info', model]);
+    expect(human.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
+
+    const bench = await runSlim(['bench', model, '--runs', '20', '--threads', '1', '--json']);
+    expect(bench.code, bench.stderr).toBe(0);
+    const row = (json(bench.stdout) as { models: Record<string, unknown>[] }).models[0]!;
+    expect(row).toMatchObject({ params: 1562, macs: null, latency_ms: { p50: expect.any(Number) } });
+
+    const bundle = path.join(dir, 'resize-bundle');
+    const deploy = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', bundle, '--json']);
+    expect(deploy.code, deploy.stderr).toBe(0);
+    expect(existsSync(path.join(bundle, 'model.onnx'))).toBe(true);
+  });
+
+  it.skipIf(!hasCifar)('eval scores it; quantize refuses it naming the op and what still works', async () => {
+    const run = await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '100', '--threads', '1', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(json(run.stdout)['count']).toBe(100);
+    const quant = await runSlim(['quantize', model, '-o', path.join(dir, 'resize.int8.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR]);
+    expect(quant.code).toBe(1);
+    expect(quant.stderr).toContain('op Resize is not supported');
+    expect(quant.stderr).toContain('slim eval, bench, info and deploy still run it with ONNX Runtime');
+  });
+});

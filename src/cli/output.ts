@@ -19,6 +19,12 @@ export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
+/** The stderr note for a model loaded with ops slimkit has no definition for (loadModelForRuntime). */
+export function logUnknownOps(file: string, ops: readonly string[]): void {
+  if (ops.length === 0) return;
+  log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${ops.length > 1 ? 'them' : 'it'}, so eval, bench and deploy work, but MACs are unknown and quantize, prune and train cannot take this model`);
+}
+
 export interface Progress {
   update(done: number, fields?: Record<string, string | number>): void;
   stop(): void;

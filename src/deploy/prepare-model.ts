@@ -11,7 +11,7 @@ import { CIFAR10_NORMALIZATION } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import type { Tensor } from '../onnx/tensor.js';
-import { loadModel } from '../onnx/validate.js';
+import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
 import { readPreprocessing } from '../zoo/metadata.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
@@ -47,7 +47,11 @@ export interface PreparedModel {
 export async function prepareModel(file: string, options: PrepareOptions = {}): Promise<PreparedModel> {
   const warnings: string[] = [];
   const notes: string[] = [];
-  let { graph } = await loadModel(file);
+  const loaded = await loadModelForRuntime(file);
+  let { graph } = loaded;
+  if (loaded.unknownOps.length > 0) {
+    notes.push(`slimkit has no definition for ${loaded.unknownOps.join(', ')}; the bundle's ONNX Runtime runs ${loaded.unknownOps.length > 1 ? 'them' : 'it'} (checked by a test run below)`);
+  }
   let bytes: Uint8Array = await readFile(file);
   if (usesExternalData(bytes, file)) {
     bytes = encodeModel(graph).model;

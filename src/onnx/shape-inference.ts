@@ -76,7 +76,7 @@ export function inferShapes(graph: Graph, options: InferOptions = {}): Inference
       throw fail(
         `op ${node.opType}${domain} is not supported`,
         where,
-        `supported ops: ${Object.keys(OPS).sort().join(', ')}`,
+        `slim eval, bench, info and deploy still run it with ONNX Runtime; quantize, prune and train need every op among: ${Object.keys(OPS).sort().join(', ')}`,
       );
     }
     const [minIn, maxIn] = def.inputCount;

@@ -9,6 +9,8 @@ import { isFloat } from './dtype.js';
 import type { Graph } from './graph.js';
 import { decodeModel, readBytes } from './io.js';
 import { inferShapes, type InferenceResult } from './shape-inference.js';
+import { topologicalOrder } from './topology.js';
+import { opDefFor } from '../ops/registry.js';
 import { float16BitsToNumber, bfloat16BitsToNumber, type Tensor } from './tensor.js';
 import { quoted } from './tensor-proto.js';
 
@@ -77,6 +79,12 @@ function checkOpset(graph: Graph, fail: (where: string | undefined, problem: str
  * in float initializers.
  */
 export function validateGraph(graph: Graph, options: ValidateOptions = {}): InferenceResult {
+  checkStructure(graph, options);
+  return inferShapes(graph, options.file ? { file: options.file } : {});
+}
+
+/** validateGraph's checks that need no op definitions: everything but shape inference. */
+function checkStructure(graph: Graph, options: ValidateOptions): void {
   const fail = (where: string | undefined, problem: string, fix: string): SlimError =>
     inputError({ ...(options.file ? { file: options.file } : {}), ...(where ? { where } : {}), problem, fix });
 
@@ -109,8 +117,6 @@ export function validateGraph(graph: Graph, options: ValidateOptions = {}): Infe
         'the file is probably damaged; re-download or re-export it');
     }
   }
-
-  return inferShapes(graph, options.file ? { file: options.file } : {});
 }
 
 export interface LoadedModel {
@@ -124,13 +130,50 @@ export interface LoadedModel {
   sizeBytes: number;
 }
 
-/** Read, decode and validate a model file: the one entry point the CLI uses. */
+/** Read, decode and validate a model file: the one entry point of the commands that transform models. */
 export async function loadModel(path: string): Promise<LoadedModel> {
+  const { facts, unknownOps, ...read } = await loadModelForRuntime(path);
+  // Quantizing, pruning and training need every op's definition: inference names the first one missing.
+  return { ...read, facts: facts ?? inferShapes(read.graph, { file: path }) };
+}
+
+export interface RuntimeModel extends Omit<LoadedModel, 'facts'> {
+  /** Types, shapes and MACs; undefined when the model has ops slimkit has no definition for. */
+  facts: InferenceResult | undefined;
+  /** Those ops ('Resize', 'com.microsoft.FusedConv'), sorted; empty when slimkit knows them all. */
+  unknownOps: string[];
+}
+
+/**
+ * loadModel for commands that only hand the model to ONNX Runtime (eval, bench, info, deploy): a model
+ * with ops slimkit has no definition for still loads, after every check that needs none; what needs
+ * them (shapes, MACs) is left out and `unknownOps` says why.
+ */
+export async function loadModelForRuntime(path: string): Promise<RuntimeModel> {
   const bytes = await readBytes(path);
   const externalFiles = new Set<string>();
   const graph = decodeModel(bytes, { file: path, baseDir: dirname(resolve(path)), externalFiles });
-  const facts = validateGraph(graph, { file: path });
+  checkStructure(graph, { file: path });
+  const unknown = unknownOps(graph);
+  if (unknown.length > 0) {
+    try {
+      topologicalOrder(graph); // cycles and dangling inputs are still refused
+    } catch (e) {
+      throw e instanceof SlimError ? e.inFile(path) : e;
+    }
+  }
+  const facts = unknown.length === 0 ? inferShapes(graph, { file: path }) : undefined;
   let sizeBytes = bytes.length;
   for (const f of externalFiles) sizeBytes += (await stat(f)).size;
-  return { graph, facts, bytes, externalFiles: [...externalFiles], sizeBytes };
+  return { graph, facts, unknownOps: unknown, bytes, externalFiles: [...externalFiles], sizeBytes };
+}
+
+/** Op types of the graph without a definition in slimkit's registry, domain-prefixed outside ai.onnx. */
+export function unknownOps(graph: Graph): string[] {
+  const unknown = new Set<string>();
+  for (const node of graph.nodes) {
+    if (opDefFor(node)) continue;
+    unknown.add(node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType}` : node.opType);
+  }
+  return [...unknown].sort();
 }

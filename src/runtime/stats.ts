@@ -12,7 +12,7 @@ import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
-import type { LoadedModel } from '../onnx/validate.js';
+import { unknownOps, type LoadedModel, type RuntimeModel } from '../onnx/validate.js';
 
 export interface ModelStats {
   /** Bytes on disk: the .onnx file plus its external data files (the encoded graph when no files are given). */
@@ -30,6 +30,8 @@ export interface ModelStats {
    * input's height and width are free and no image size is known (see macsPerImage).
    */
   macs: number | null;
+  /** Ops slimkit has no definition for (ONNX Runtime runs them): MACs are then unknown (null). */
+  unknownOps: string[];
   /** Node count per op type; ops outside ai.onnx are prefixed with their domain. */
   opHistogram: Record<string, number>;
   /** Bytes of every initializer, by element type. */
@@ -80,7 +82,7 @@ export interface ModelFiles {
 }
 
 /** Stats of a model loaded from disk, its external data files counted. */
-export async function loadedModelStats(loaded: LoadedModel, imageSize?: readonly [number, number]): Promise<ModelStats> {
+export async function loadedModelStats(loaded: LoadedModel | RuntimeModel, imageSize?: readonly [number, number]): Promise<ModelStats> {
   // loadModel measured the files on disk already; only their gzip sizes are new.
   const external = { bytes: loaded.sizeBytes - loaded.bytes.length, gzipBytes: 0 };
   for (const file of loaded.externalFiles) external.gzipBytes += await gzipSizeOfFile(file);
@@ -106,7 +108,8 @@ async function gzipSizeOfFile(file: string): Promise<number> {
  * flag or the model's metadata) and the shapes inferred again; without a size the count is unknown
  * (null). A fixed batch of N images is divided by N. Inputs of another rank are counted as they are.
  */
-export function macsPerImage(graph: Graph, facts: InferenceResult, imageSize?: readonly [number, number]): number | null {
+export function macsPerImage(graph: Graph, facts: InferenceResult | undefined, imageSize?: readonly [number, number]): number | null {
+  if (!facts) return null;
   const shape = dataInputs(graph)[0]?.shape;
   if (!shape || shape.length !== 4) return facts.totalMacs;
   let total = facts.totalMacs;
@@ -119,7 +122,8 @@ export function macsPerImage(graph: Graph, facts: InferenceResult, imageSize?: r
   return typeof batch === 'number' && batch > 1 ? total / batch : total;
 }
 
-export function modelStats(graph: Graph, facts: InferenceResult, files?: ModelFiles, imageSize?: readonly [number, number]): ModelStats {
+/** `facts` is undefined for a model with ops slimkit has no definition for (loadModelForRuntime). */
+export function modelStats(graph: Graph, facts: InferenceResult | undefined, files?: ModelFiles, imageSize?: readonly [number, number]): ModelStats {
   const model = files?.model ?? encodeModel(graph).model;
   const externalDataBytes = files?.external?.bytes ?? 0;
   const opHistogram: Record<string, number> = {};
@@ -138,10 +142,11 @@ export function modelStats(graph: Graph, facts: InferenceResult, files?: ModelFi
     params,
     nonzeroParams,
     macs: macsPerImage(graph, facts, imageSize),
+    unknownOps: facts ? [] : unknownOps(graph),
     opHistogram,
     weightDtypes,
     inputs: dataInputs(graph).map(copyInfo),
-    outputs: graph.outputs.map((o) => copyInfo(o.shape ? o : { ...o, ...facts.types.get(o.name) })),
+    outputs: graph.outputs.map((o) => copyInfo(o.shape || !facts ? o : { ...o, ...facts.types.get(o.name) })),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadModel } from '../../onnx/validate.js';
+import { loadModelForRuntime } from '../../onnx/validate.js';
 import type { BenchmarkPhase } from '../../runtime/benchmark.js';
 import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
 import { evaluate } from '../../runtime/evaluate.js';
@@ -7,7 +7,7 @@ import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
-import { log, printResult, progress, type CommonOptions } from '../output.js';
+import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 import { imageInputShapes } from '../../onnx/image-input.js';
 import type { ImageSet } from '../../data/types.js';
@@ -61,8 +61,9 @@ export function registerBench(program: Command): void {
       // One copy of the images per input size: models of different sizes get their own resize.
       const sets = new Map<string, Promise<ImageSet>>();
       for (const file of files) {
-        const loaded = await loadModel(file);
+        const loaded = await loadModelForRuntime(file);
         const { graph } = loaded;
+        logUnknownOps(file, loaded.unknownOps);
         const size = imageSizeFor(graph, file, options.imageSize);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { loadModel } from '../../onnx/validate.js';
+import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
-import { printResult, progress, type CommonOptions } from '../output.js';
+import { logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
@@ -29,7 +29,8 @@ export function registerEval(program: Command): void {
     .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
     .action(async (file: string, options: EvalOptions) => {
       checkDataDir(options);
-      const { graph } = await loadModel(file);
+      const { graph, unknownOps } = await loadModelForRuntime(file);
+      logUnknownOps(file, unknownOps);
       const size = imageSizeFor(graph, file, options.imageSize);
       checkCifarImageSize(graph, options.data, size);
       const set = await loadDataset(options, size);

@@ -1,15 +1,21 @@
 import type { Command } from 'commander';
 import { basename } from 'node:path';
-import { loadModel } from '../../onnx/validate.js';
-import { loadedModelStats } from '../../runtime/stats.js';
+import { loadModelForRuntime } from '../../onnx/validate.js';
+import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
-import { printResult, type CommonOptions } from '../output.js';
+import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor } from '../dataset.js';
 import type { Dim } from '../../onnx/graph.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
+
+const macsText = (stats: ModelStats): string => {
+  if (stats.macs !== null) return `MACs ${formatCount(stats.macs)} per image`;
+  if (stats.unknownOps.length > 0) return `MACs unknown: slimkit has no definition for ${stats.unknownOps.join(', ')}`;
+  return "MACs unknown: the input's height and width are free (pass --image-size H,W)";
+};
 
 const shapeText = (shape: readonly Dim[] | undefined): string => (shape ? `[${shape.join(', ')}]` : '[?]');
 
@@ -22,8 +28,9 @@ export function registerInfo(program: Command): void {
   ))
     .addHelpText('after', '\nExample:\n  slim info resnet18.onnx --json')
     .action(async (file: string, options: CommonOptions & { imageSize?: [number, number] }) => {
-      const loaded = await loadModel(file);
+      const loaded = await loadModelForRuntime(file);
       const { graph } = loaded;
+      logUnknownOps(file, loaded.unknownOps);
       const stats = await loadedModelStats(loaded, imageSizeFor(graph, file, options.imageSize));
       const result = {
         file,
@@ -49,7 +56,7 @@ export function registerInfo(program: Command): void {
           `${file}`,
           `  producer ${result.producer || 'unknown'}, IR ${graph.irVersion}, opset ${graph.opsets[''] ?? '?'}`,
           `  size ${formatBytes(stats.sizeBytes)} (gzip ${formatBytes(stats.gzipBytes)})${externalNote(loaded.externalFiles, stats.externalDataBytes)}`,
-          `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${stats.macs === null ? "MACs unknown: the input's height and width are free (pass --image-size H,W)" : `MACs ${formatCount(stats.macs)} per image`}`,
+          `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${macsText(stats)}`,
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
           '',
