@@ -331,12 +331,37 @@ void split(const Instr& i, RunState& s) {
   for (size_t k = 0; k < parts.size(); k++) out(i, s, k, parts[k]);
 }
 
-// reduce_mean: ints [keepdims, axes...] (axes non-empty; the lowering lists every axis for "all")
-void reduceMean(const Instr& i, RunState& s) {
+// reduce: ints [fn, keepdims, axes...] (axes non-empty: the lowering lists every axis for "all"); fn
+// indexes REDUCE_FUNCTIONS of src/ops/shared/reduce.ts: mean, sum, max, min, l1, l2, sum_square, prod,
+// log_sum_exp, log_sum.
+void reduce(const Instr& i, RunState& s) {
   const at::Tensor& x = in(i, s, 0);
+  int64_t fn = i.ints.at(0);
+  bool keep = i.ints.at(1) != 0;
   std::vector<int64_t> axes;
-  for (size_t k = 1; k < i.ints.size(); k++) axes.push_back(normAxis(i.ints[k], x.dim()));
-  out(i, s, 0, at::mean(x, axes, i.ints.at(0) != 0));
+  for (size_t k = 2; k < i.ints.size(); k++) axes.push_back(normAxis(i.ints[k], x.dim()));
+  at::Tensor y;
+  switch (fn) {
+    case 0: y = at::mean(x, axes, keep); break;
+    case 1: y = at::sum(x, axes, keep); break;
+    case 2: y = at::amax(x, axes, keep); break;
+    case 3: y = at::amin(x, axes, keep); break;
+    case 4: y = at::sum(at::abs(x), axes, keep); break;
+    case 5: y = at::norm(x, 2, axes, keep); break;  // its gradient at 0 is 0, not sqrt's NaN
+    case 6: y = at::sum(x * x, axes, keep); break;
+    case 7: {
+      // at::prod takes one axis at a time: the highest first, so the lower ones keep their index.
+      std::vector<int64_t> sorted = axes;
+      std::sort(sorted.rbegin(), sorted.rend());
+      y = x;
+      for (int64_t a : sorted) y = at::prod(y, a, keep);
+      break;
+    }
+    case 8: y = at::logsumexp(x, axes, keep); break;
+    case 9: y = at::log(at::sum(x, axes, keep)); break;
+    default: throw std::runtime_error("node '" + i.node + "': unknown reduction " + std::to_string(fn));
+  }
+  out(i, s, 0, y);
 }
 
 // slice: ints [(axis, start, end, step)...] as ONNX gives them (ends past the axis clamped by the lowering
@@ -463,7 +488,7 @@ const std::vector<KernelDef>& kernelTable() {
       {"pad", pad, "ints [mode, pads (ATen order)...]; floats [value]"},
       {"sync_batch_norm", syncBatchNorm, "floats [eps, momentum] (batch_norm with statistics over all ranks; dist_bn.cc)"},
       {"fake_quant_lsq", fakeQuantLearnable, "ints [perChannel, axis, qmin, qmax]; floats [gradFactor]"},
-      {"reduce_mean", reduceMean, "ints [keepdims, axes...]"},
+      {"reduce", reduce, "ints [fn, keepdims, axes...]"},
       {"slice", slice, "ints [(axis, start, end, step)...]"},
       {"layer_norm", layerNorm, "ints [axis]; floats [eps]"},
       {"erf", erfKernel, ""},

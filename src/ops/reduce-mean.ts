@@ -1,9 +1,6 @@
 import { NUMERIC_DTYPES } from './shared/elementwise.js';
-import { reduceOp } from './shared/reduce.js';
+import { reduceLowering, reduceOp } from './shared/reduce.js';
 import { reduceChannels } from '../compress/prune/rules.js';
-import { constantInts, single } from '../engine/lowering.js';
-import { normalizeAxes } from './shared/shapes.js';
-import { OpError } from './op-def.js';
 
 export const reduceMean = reduceOp({
   opType: 'ReduceMean',
@@ -11,13 +8,5 @@ export const reduceMean = reduceOp({
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
   channels: reduceChannels(18),
-  lower(ctx) {
-    const rank = ctx.inputs[0]?.type.shape?.length;
-    if (rank === undefined) throw new OpError('ReduceMean needs an input of known rank for training');
-    const axes = ctx.opset >= 18 && ctx.inputs[1] ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes ?? [];
-    const x = ctx.node.inputs[0]!;
-    if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return single('identity', { inputs: [x] });
-    const reduced = axes.length === 0 ? Array.from({ length: rank }, (_, k) => k) : normalizeAxes(axes, rank);
-    return single('reduce_mean', { inputs: [x], ints: [ctx.attrs.keepDims ? 1 : 0, ...reduced] });
-  },
+  lower: reduceLowering('mean', 18),
 });

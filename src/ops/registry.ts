@@ -42,6 +42,15 @@ import { softplus } from './softplus.js';
 import { softsign } from './softsign.js';
 import { sqrt } from './sqrt.js';
 import { tanh } from './tanh.js';
+import { reduceSum } from './reduce-sum.js';
+import { reduceMax } from './reduce-max.js';
+import { reduceMin } from './reduce-min.js';
+import { reduceL1 } from './reduce-l1.js';
+import { reduceL2 } from './reduce-l2.js';
+import { reduceSumSquare } from './reduce-sum-square.js';
+import { reduceProd } from './reduce-prod.js';
+import { reduceLogSumExp } from './reduce-log-sum-exp.js';
+import { reduceLogSum } from './reduce-log-sum.js';
 import type { OpDef } from './op-def.js';
 import { pad } from './pad.js';
 import { quantizeLinear } from './quantize-linear.js';
@@ -103,7 +112,16 @@ export const OPS = {
   Pow: pow,
   QuantizeLinear: quantizeLinear,
   Reciprocal: reciprocal,
+  ReduceL1: reduceL1,
+  ReduceL2: reduceL2,
+  ReduceLogSum: reduceLogSum,
+  ReduceLogSumExp: reduceLogSumExp,
+  ReduceMax: reduceMax,
   ReduceMean: reduceMean,
+  ReduceMin: reduceMin,
+  ReduceProd: reduceProd,
+  ReduceSum: reduceSum,
+  ReduceSumSquare: reduceSumSquare,
   Relu: relu,
   Reshape: reshape,
   Selu: selu,

@@ -202,9 +202,24 @@ def run_node(node, env, opset, training):
         if len(ins) > 2 and ins[2] is not None:
             y = y + ins[2]
         return [y, mean, inv_std]
-    if op == 'ReduceMean':
-        axes = [int(v) for v in ins[1].tolist()] if opset >= 18 and len(ins) > 1 else a.get('axes', list(range(x.dim())))
-        return [x.mean(dim=tuple(axes), keepdim=bool(a.get('keepdims', 1)))]
+    if op.startswith('Reduce'):
+        since = 13 if op == 'ReduceSum' else 18
+        axes = [int(v) for v in ins[1].tolist()] if opset >= since and len(ins) > 1 else a.get('axes', list(range(x.dim())))
+        dims, keep = tuple(axes), bool(a.get('keepdims', 1))
+        if op == 'ReduceMean':
+            return [x.mean(dim=dims, keepdim=keep)]
+        if op == 'ReduceSum':
+            return [x.sum(dim=dims, keepdim=keep)]
+        if op == 'ReduceMax':
+            return [x.amax(dim=dims, keepdim=keep)]
+        if op == 'ReduceL2':
+            return [torch.sqrt((x * x).sum(dim=dims, keepdim=keep))]
+        if op == 'ReduceLogSumExp':
+            return [torch.log(torch.exp(x).sum(dim=dims, keepdim=keep))]
+        if op == 'ReduceProd':
+            for d in sorted(dims, reverse=True):
+                x = x.prod(dim=d, keepdim=keep)
+            return [x]
     if op == 'Slice':
         # numpy semantics, index by index (ONNX's definition), independent of ATen's slice.
         starts, ends, axes, steps = (ins[k].tolist() for k in (1, 2, 3, 4))

@@ -1,7 +1,8 @@
 import type { Dim, Node } from '../../onnx/graph.js';
 import type { DType } from '../../onnx/dtype.js';
 import { intAttr, intsAttr } from '../attrs.js';
-import { defineOp, type OpDef, type OpDefExtras } from '../op-def.js';
+import { defineOp, OpError, type OpDef, type OpDefExtras } from '../op-def.js';
+import { constantInts, single, type LowerContext, type Lowering } from '../../engine/lowering.js';
 import { input, knownInts, normalizeAxes, requireDtype, requireRank, typeOf, unknownDim } from './shapes.js';
 
 export interface ReduceAttrs {
@@ -69,4 +70,21 @@ export function reduceOp(
     macs: () => 0,
     ...extras,
   });
+}
+
+/** The reductions the engine's `reduce` kernel computes, by its function code (native/src/kernels.cc). */
+export const REDUCE_FUNCTIONS = ['mean', 'sum', 'max', 'min', 'l1', 'l2', 'sum_square', 'prod', 'log_sum_exp', 'log_sum'] as const;
+export type ReduceFunction = (typeof REDUCE_FUNCTIONS)[number];
+
+/** The training lowering of a reduction: the kernel gets every reduced axis listed, normalized. */
+export function reduceLowering(fn: ReduceFunction, axesInputSince: number): (ctx: LowerContext<ReduceAttrs>) => Lowering {
+  return (ctx) => {
+    const rank = ctx.inputs[0]?.type.shape?.length;
+    if (rank === undefined) throw new OpError(`${ctx.node.opType} needs an input of known rank for training`);
+    const axes = ctx.opset >= axesInputSince && ctx.inputs[1] ? constantInts(ctx, 1, 'axes') : ctx.attrs.axes ?? [];
+    const x = ctx.node.inputs[0]!;
+    if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return single('identity', { inputs: [x] });
+    const reduced = axes.length === 0 ? Array.from({ length: rank }, (_, k) => k) : normalizeAxes(axes, rank);
+    return single('reduce', { inputs: [x], ints: [REDUCE_FUNCTIONS.indexOf(fn), ctx.attrs.keepDims ? 1 : 0, ...reduced] });
+  };
 }
