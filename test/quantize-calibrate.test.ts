@@ -166,6 +166,22 @@ describe('range methods', () => {
     const exact = minMaxRange(histogramOf(values));
     expect(actualMse(Float32Array.from(values), r.min, r.max)).toBeLessThan(actualMse(Float32Array.from(values), exact.min, exact.max));
   });
+
+  it('every method gives a usable range for a saturated gate: a narrow band far from 0 (seen in a pruned EfficientNet)', () => {
+    // Sigmoid outputs in [0.49949, 0.50043], most at the bottom: the whole band is one uint8 step of
+    // [0, 0.5], so MSE's cheapest choice clips it all just below its minimum.
+    const values = new Float32Array(4096);
+    for (let i = 0; i < values.length; i++) values[i] = 0.49949 + (i % 100 === 0 ? 0.00094 : (i / values.length) * 1e-5);
+    const c = new ActivationCollector(['gate'], 4096);
+    c.add({ gate: float32([values.length], values) });
+    for (const method of ['minmax', 'percentile', 'entropy', 'mse'] as const) {
+      const r = c.ranges({ method, percentile: 99.999, bins: 4096 }, UINT8_ASYMMETRIC, qRange('uint8')).get('gate')!;
+      expect(r.min, method).toBeLessThanOrEqual(r.max);
+      const { scale, zeroPoint } = computeScaleZeroPoint(r.min, r.max, qRange('uint8'), false);
+      // The band quantizes to within one step of itself.
+      for (const v of [values[0]!, values[100]!]) expect(Math.abs(fakeQuantize(v, scale, zeroPoint, qRange('uint8')) - v), method).toBeLessThan(scale);
+    }
+  });
 });
 
 /** x [N, 3, 8, 8] → Conv (4 channels) → Relu → y. */

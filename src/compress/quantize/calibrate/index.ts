@@ -89,10 +89,21 @@ export class ActivationCollector {
           fix: 'check the model in float first (slim eval): its weights or the input normalization are broken',
         });
       }
-      out.set(name, compute(h, settings, format, range));
+      out.set(name, reachZero(compute(h, settings, format, range)));
     }
     return out;
   }
+}
+
+/**
+ * A range need not reach 0 (computeScaleZeroPoint widens it to), but a clipping method may put its
+ * threshold past every value of a narrow band away from 0: MSE on a saturated sigmoid gate whose values
+ * all sit in [0.4995, 0.5004] clips the band to just below it, which costs least because the whole
+ * band fits in one quantization step. [min, max] then comes back inverted; it means [0, max].
+ */
+function reachZero(r: TensorRange): TensorRange {
+  if (r.min <= r.max) return r;
+  return r.max >= 0 ? { min: 0, max: r.max } : { min: r.min, max: 0 };
 }
 
 function addChannelSums(entry: { axis: number; sums?: Float64Array; count: number }, t: Tensor): void {
