@@ -242,6 +242,22 @@ const CASES: Case[] = [
     tensors: { g: positive([5]), b: randn([5]), g2: positive([4]) },
   },
   {
+    name: 'GroupNorm as torch exports it: Reshape → InstanceNormalization → Reshape → Mul → Add',
+    input: [2, 6, 3, 3],
+    nodes: [
+      { op: 'Reshape', inputs: ['x', 'grouped'], outputs: ['g'] },
+      { op: 'InstanceNormalization', inputs: ['g', 'ones', 'zeros'], outputs: ['n'], attrs: { epsilon: f(1e-5) } },
+      { op: 'Reshape', inputs: ['n', 'back'], outputs: ['r'] },
+      { op: 'Mul', inputs: ['r', 'gamma'], outputs: ['m'] },
+      { op: 'Add', inputs: ['m', 'beta'], outputs: ['y'] },
+    ],
+    tensors: {
+      grouped: int64([3], [2, 3, -1]), back: int64([4], [2, 6, 3, 3]),
+      ones: float32([3], [1, 1.5, 0.5]), zeros: float32([3], [0, 0.1, -0.2]),
+      gamma: randn([6, 1, 1]), beta: randn([6, 1, 1]),
+    },
+  },
+  {
     name: 'LayerNormalization with Mean and InvStdDev outputs read downstream',
     input: [3, 4, 6],
     nodes: [

@@ -132,6 +132,13 @@ void powKernel(const Instr& i, RunState& s) {
   out(i, s, 0, at::pow(x, in(i, s, 1).to(x.scalar_type())));
 }
 
+// instance_norm: in [x, scale, bias]; floats [eps]. Batch statistics always (no running statistics).
+void instanceNorm(const Instr& i, RunState& s) {
+  out(i, s, 0,
+      at::instance_norm(in(i, s, 0), in(i, s, 1), in(i, s, 2), at::Tensor(), at::Tensor(), /*use_input_stats=*/true, 0.0,
+                        f(i, 0), /*cudnn_enabled=*/true));
+}
+
 // layer_norm: in [x, scale, bias?]; out [y, mean?, invStdDev?]; ints [axis]; floats [eps]
 void layerNorm(const Instr& i, RunState& s) {
   const at::Tensor& x = in(i, s, 0);
@@ -491,6 +498,7 @@ const std::vector<KernelDef>& kernelTable() {
       {"reduce", reduce, "ints [fn, keepdims, axes...]"},
       {"slice", slice, "ints [(axis, start, end, step)...]"},
       {"layer_norm", layerNorm, "ints [axis]; floats [eps]"},
+      {"instance_norm", instanceNorm, "floats [eps]"},
       {"erf", erfKernel, ""},
       {"tanh", tanhKernel, ""},
       {"softplus", softplus, ""},

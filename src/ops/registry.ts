@@ -51,6 +51,7 @@ import { reduceSumSquare } from './reduce-sum-square.js';
 import { reduceProd } from './reduce-prod.js';
 import { reduceLogSumExp } from './reduce-log-sum-exp.js';
 import { reduceLogSum } from './reduce-log-sum.js';
+import { instanceNormalization } from './instance-normalization.js';
 import type { OpDef } from './op-def.js';
 import { pad } from './pad.js';
 import { quantizeLinear } from './quantize-linear.js';
@@ -98,6 +99,7 @@ export const OPS = {
   HardSigmoid: hardSigmoid,
   HardSwish: hardSwish,
   Identity: identity,
+  InstanceNormalization: instanceNormalization,
   LayerNormalization: layerNormalization,
   LeakyRelu: leakyRelu,
   Log: log,

@@ -192,6 +192,13 @@ def run_node(node, env, opset, training):
         return [torch.log_softmax(x, a.get('axis', -1))]
     if op == 'Erf':
         return [torch.erf(x)]
+    if op == 'InstanceNormalization':
+        # The spec's formula: statistics per sample and channel over the spatial axes.
+        dims = tuple(range(2, x.dim()))
+        mean = x.mean(dim=dims, keepdim=True)
+        var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        return [(x - mean) / torch.sqrt(var + a.get('epsilon', 1e-5)) * ins[1].reshape(shape) + ins[2].reshape(shape)]
     if op == 'LayerNormalization':
         # The spec's formula, written out (not F.layer_norm): statistics over axes [axis, rank).
         axis = a.get('axis', -1) % x.dim()

@@ -1,0 +1,49 @@
+import { FLOAT_DTYPES } from '../onnx/dtype.js';
+import { floatAttr } from './attrs.js';
+import { defineOp, OpError } from './op-def.js';
+import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
+import { single } from '../engine/lowering.js';
+import { samePorts, vectorParams } from '../compress/prune/rules.js';
+
+export interface InstanceNormalizationAttrs {
+  epsilon: number;
+}
+
+/**
+ * Y = scale · (X − mean) / sqrt(var + ε) + B, the statistics per sample and channel over the spatial
+ * axes. torch exports nn.InstanceNorm2d as this, and GroupNorm as Reshape → InstanceNormalization →
+ * Reshape → Mul → Add.
+ */
+export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
+  opType: 'InstanceNormalization',
+  domain: '',
+  summary: 'per-sample, per-channel normalization over the spatial axes, then scale and shift',
+  inputCount: [3, 3],
+  outputCount: [1, 1],
+  parseAttrs(node) {
+    const epsilon = floatAttr(node, 'epsilon', 1e-5);
+    if (!(epsilon >= 0)) throw new OpError(`epsilon must be non-negative, got ${epsilon}`);
+    return { epsilon };
+  },
+  inferTypes(ctx) {
+    const dtype = requireDtype(ctx, 0, FLOAT_DTYPES);
+    const x = requireMinRank(ctx, 0, 3);
+    for (const i of [1, 2]) {
+      requireDtype(ctx, i, new Set([dtype]));
+      const v = requireRank(ctx, i, [1]);
+      mergeDims(x[1]!, v[0]!, `'${input(ctx, i).name}' length vs the ${x[1]} channels of '${input(ctx, 0).name}'`);
+    }
+    return [typeOf(dtype, [...x])];
+  },
+  macs: () => 0,
+  lower(ctx) {
+    if (ctx.inputs[0]!.type.dtype !== 'float32') throw new OpError('the engine trains float32 InstanceNormalization only');
+    const [, scale, bias] = ctx.node.inputs;
+    return single('instance_norm', { floats: [ctx.attrs.epsilon] }, { params: [scale!, bias!] });
+  },
+  // Pruning: channel i in is channel i out; scale and B are sliced with it.
+  channels: {
+    ports: () => samePorts([0], [0]),
+    params: () => vectorParams([{ slot: 1, role: 'scale' }, { slot: 2, role: 'bias' }]),
+  },
+});
