@@ -114,6 +114,12 @@ const CASES: Case[] = [
   unary('AveragePool', { kernel_shape: is([3, 3]), pads: is([1, 1, 1, 1]), count_include_pad: i(0) }),
   unary('AveragePool', { kernel_shape: is([3, 3]), pads: is([1, 1, 1, 1]), count_include_pad: i(1) }),
   unary('AveragePool', { kernel_shape: is([2, 2]), pads: is([0, 0, 1, 1]), count_include_pad: i(0) }),
+  // Pads over half the kernel or asymmetric are applied explicitly; with ceil_mode a window may then not
+  // start in the end padding (ONNX's guard), which ATen would keep for explicit padding.
+  unary('MaxPool', { kernel_shape: is([3, 3]), strides: is([2, 2]), pads: is([2, 2, 2, 2]), ceil_mode: i(1) }),
+  unary('AveragePool', { kernel_shape: is([3, 3]), strides: is([2, 2]), pads: is([2, 2, 2, 2]), ceil_mode: i(1), count_include_pad: i(0) }),
+  unary('AveragePool', { kernel_shape: is([3, 3]), strides: is([2, 2]), pads: is([2, 2, 2, 2]), ceil_mode: i(1), count_include_pad: i(1) }),
+  unary('AveragePool', { kernel_shape: is([3, 3]), strides: is([2, 2]), pads: is([0, 0, 2, 2]), ceil_mode: i(1), count_include_pad: i(0) }),
   unary('GlobalAveragePool'),
   unary('GlobalMaxPool'),
   {
@@ -266,6 +272,12 @@ const CASES: Case[] = [
       { op: 'Add', inputs: ['ni', 'mean'], outputs: ['y'] },
     ],
     tensors: { g: positive([4, 6]), b: randn([6]) },
+  },
+  {
+    name: 'LayerNormalization with Scale and B of leading size-1 axes ([1, 1, C]: they broadcast to X)',
+    input: [3, 4, 6],
+    nodes: [{ op: 'LayerNormalization', inputs: ['x', 'g', 'b'], outputs: ['y'] }],
+    tensors: { g: positive([1, 1, 6]), b: randn([1, 1, 6]) },
   },
   { ...unary('Softmax', { axis: i(1) }), name: 'Softmax legacy (opset 11: flatten at axis)', opset: 11 },
   { ...unary('Dropout', { ratio: f(0.3) }), opset: 11 },

@@ -105,6 +105,12 @@ describe('slim prune', () => {
     expect(doc.groups[0]!.nodes).toEqual(expect.arrayContaining(['/dw/dw.0/Conv', '/Mul', '/se_expand/Conv']));
     // The shape subgraph (Shape → Gather → Unsqueeze → Concat) and the Softmax on the logits stop nothing.
     expect(doc.boundaries).toEqual([]);
+    // A fresh export (BN parameters merged behind Identity nodes) is analyzed as it is pruned: untied.
+    const fresh = await runSlim(['prune', fixturePath('torch-tiny-resnet-fresh.onnx'), '--analyze', '--json']);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    const freshDoc = JSON.parse(fresh.stdout) as { groups: unknown[]; boundaries: unknown[] };
+    expect(freshDoc.groups).toHaveLength(3);
+    expect(freshDoc.boundaries).toEqual([]);
   });
 
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--finetune prunes and trains in steps, keeping the latest step on disk until done', async () => {

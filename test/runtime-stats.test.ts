@@ -59,6 +59,11 @@ describe('modelStats on PyTorch exports', () => {
     expect(stats.params).toBe(2930);
     // The five BNs' β are zero: 8 + 8 + 8 + 16 + 16 values.
     expect(stats.nonzeroParams).toBe(2930 - 56);
+    // fp16 storage puts a Cast behind each Identity: still each parameter its own.
+    for (const mode of ['weights', 'full'] as const) {
+      const half = convertFloat16(graph, mode).graph;
+      expect(modelStats(half, inferShapes(half)).params, mode).toBe(2930);
+    }
   });
 
   it('fp16-weights and full fp16 conversions keep the parameter count (weights behind a Cast count)', async () => {

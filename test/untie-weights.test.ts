@@ -7,7 +7,14 @@ import { EnginePlan } from '../src/engine/plan.js';
 import { cloneGraph, type Graph } from '../src/onnx/graph.js';
 import { readModel } from '../src/onnx/io.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
-import { untieIdentityWeights } from '../src/passes/index.js';
+import { foldBatchNorm, untieIdentityWeights } from '../src/passes/index.js';
+import { withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
+import { compilePlan } from '../src/engine/compile.js';
+import { SlimError } from '../src/errors.js';
+import { quantizeStatic, DEFAULT_STATIC } from '../src/compress/quantize/index.js';
+import { toQatGraph, withLiveBatchNorm } from '../src/compress/qat/index.js';
+import { emptyGraph } from '../src/onnx/graph.js';
+import { int64 } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { smallCnn } from './helpers/engine-nets.js';
@@ -62,6 +69,26 @@ describe('untie-weights', () => {
     expect(untieIdentityWeights(plain)).toBe(plain);
   });
 
+  it('BN re-insertion for training reaches every Conv of a fresh folded export (its zero biases are merged)', async () => {
+    // torch.onnx's default export folds BN; a fresh model's folded biases are all zero, so they are merged.
+    const folded = dedupLikeTorch(foldBatchNorm(untieIdentityWeights(await readModel(fixturePath(FRESH)))));
+    const convs = folded.nodes.filter((n) => n.opType === 'Conv');
+    expect(convs.filter((c) => c.inputs[2] && !folded.initializers.has(c.inputs[2])).length).toBeGreaterThan(0);
+    const rng = new Random(4);
+    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint8Array(16) };
+    const { inserted } = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
+    expect(inserted).toBe(convs.length);
+  });
+
+  it('QAT with live BatchNorm (--bn-epochs) finds the γ and statistics of a fresh export', async () => {
+    const g = await readModel(fixturePath(FRESH));
+    const rng = new Random(1);
+    const feeds = [0, 1].map(() => ({ [g.inputs[0]!.name]: float32([8, 3, 16, 16], Array.from({ length: 8 * 3 * 16 * 16 }, () => rng.normal())) }));
+    const ptq = await quantizeStatic(g, feeds, { ...DEFAULT_STATIC, biasCorrection: false });
+    const live = withLiveBatchNorm(toQatGraph(ptq.graph, { float: ptq.float }), g);
+    expect(live.batchNorms.length).toBe(5);
+  });
+
   it('structured pruning slices every layer of a fresh export: no parameter is a boundary', async () => {
     const graph = await readModel(fixturePath(FRESH));
     const result = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1 });
@@ -88,6 +115,20 @@ function randomImages(n: number, seed: number): Tensor<'float32'> {
   const rng = new Random(seed);
   return float32([n, 3, 32, 32], Array.from({ length: n * 3 * 32 * 32 }, () => rng.normal()));
 }
+
+describe('Slice lowering', () => {
+  it('refuses a negative step with end INT64_MAX: ONNX Runtime and the spec read it differently', () => {
+    const g = emptyGraph('flip', 17);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 3, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.initializers = new Map([['s', int64([1], [-1])], ['e', int64([1], [2 ** 63 - 1])], ['a', int64([1], [3])], ['st', int64([1], [-1])]]);
+    g.nodes = [{ name: 'flip', opType: 'Slice', domain: '', inputs: ['x', 's', 'e', 'a', 'st'], outputs: ['y'], attributes: {} }];
+    expect(() => compilePlan(g)).toThrow(SlimError);
+    expect(() => compilePlan(g)).toThrow(/re-export with end INT64_MIN/);
+    g.initializers.set('e', int64([1], [-(2 ** 63)]));
+    expect(() => compilePlan(g)).not.toThrow();
+  });
+});
 
 describe.skipIf(!nativeAvailable())('training a model torch.onnx deduplicated', () => {
   it('trains exactly as the model before deduplication: every γ, β and running statistic its own', async () => {

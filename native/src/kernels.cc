@@ -65,6 +65,27 @@ std::vector<int64_t> symmetricPads(at::Tensor& x, const std::vector<int64_t>& be
   return std::vector<int64_t>(begin.size(), 0);
 }
 
+/**
+ * A pool over explicitly padded input treats the end padding as input, so with ceil_mode ATen keeps a
+ * last window that starts inside it; ONNX (and ATen for its own pads) drops that window. Cuts `y` back
+ * to ONNX's length (windowOutputDim in src/ops/shared/window.ts). `spatial` are the unpadded input sizes.
+ */
+at::Tensor onnxPoolLength(at::Tensor y, const std::vector<int64_t>& spatial, const std::vector<int64_t>& k, const std::vector<int64_t>& st,
+                          const std::vector<int64_t>& pb, const std::vector<int64_t>& pe, const std::vector<int64_t>& dil, bool ceil) {
+  if (!ceil) return y;
+  for (size_t d = 0; d < spatial.size(); d++) {
+    int64_t span = dil[d] * (k[d] - 1) + 1;
+    int64_t room = spatial[d] + pb[d] + pe[d] - span;
+    int64_t n = (room + st[d] - 1) / st[d] + 1;
+    if ((n - 1) * st[d] >= spatial[d] + pb[d]) n--;
+    int64_t axis = static_cast<int64_t>(d) + 2;
+    if (y.size(axis) > n) y = y.narrow(axis, 0, n);
+  }
+  return y;
+}
+
+std::vector<int64_t> spatialSizes(const at::Tensor& x) { return std::vector<int64_t>(x.sizes().begin() + 2, x.sizes().end()); }
+
 // conv: in [x, w, b?]; ints [nsp, strides(nsp), padsBegin(nsp), padsEnd(nsp), dilations(nsp), groups]
 void conv(const Instr& i, RunState& s) {
   size_t p = 0;
@@ -196,15 +217,18 @@ void maxPool(const Instr& i, RunState& s) {
   auto k = take(i, p, nsp), st = take(i, p, nsp), pb = take(i, p, nsp), pe = take(i, p, nsp), dil = take(i, p, nsp);
   bool ceil = takeOne(i, p) != 0;
   at::Tensor x = in(i, s, 0);
+  auto spatial = spatialSizes(x);
   // ATen limits pads to half the kernel; larger (or asymmetric) pads are applied explicitly with -inf.
   bool small = true;
   for (int64_t d = 0; d < nsp; d++) small = small && pb[d] * 2 <= k[d];
   std::vector<int64_t> pads(nsp, 0);
   if (small) pads = symmetricPads(x, pb, pe, -std::numeric_limits<double>::infinity());
   else x = padExplicit(x, pb, pe, -std::numeric_limits<double>::infinity());
-  if (nsp == 1) out(i, s, 0, at::max_pool1d(x, k, st, pads, dil, ceil));
-  else if (nsp == 2) out(i, s, 0, at::max_pool2d(x, k, st, pads, dil, ceil));
-  else out(i, s, 0, at::max_pool3d(x, k, st, pads, dil, ceil));
+  at::Tensor y;
+  if (nsp == 1) y = at::max_pool1d(x, k, st, pads, dil, ceil);
+  else if (nsp == 2) y = at::max_pool2d(x, k, st, pads, dil, ceil);
+  else y = at::max_pool3d(x, k, st, pads, dil, ceil);
+  out(i, s, 0, onnxPoolLength(y, spatial, k, st, pb, pe, dil, ceil));
 }
 
 // avg_pool: ints [nsp, kernel(nsp), strides(nsp), padsBegin(nsp), padsEnd(nsp), ceil, countIncludePad]
@@ -214,6 +238,8 @@ void avgPool(const Instr& i, RunState& s) {
   auto k = take(i, p, nsp), st = take(i, p, nsp), pb = take(i, p, nsp), pe = take(i, p, nsp);
   bool ceil = takeOne(i, p) != 0, includePad = takeOne(i, p) != 0;
   at::Tensor x = in(i, s, 0);
+  auto spatial = spatialSizes(x);
+  auto cut = [&](const at::Tensor& y) { return onnxPoolLength(y, spatial, k, st, pb, pe, std::vector<int64_t>(nsp, 1), ceil); };
   auto pool = [&](const at::Tensor& t, const std::vector<int64_t>& pads, bool include) {
     if (nsp == 1) return at::avg_pool1d(t, k, st, pads, ceil, include);
     if (nsp == 2) return at::avg_pool2d(t, k, st, pads, ceil, include);
@@ -224,12 +250,12 @@ void avgPool(const Instr& i, RunState& s) {
   for (int64_t d = 0; d < nsp; d++) small = small && pb[d] * 2 <= k[d] && pe[d] * 2 <= k[d];
   if (small && (pb == pe || includePad)) {
     auto pads = symmetricPads(x, pb, pe, 0.0);
-    out(i, s, 0, pool(x, pads, includePad));
+    out(i, s, 0, cut(pool(x, pads, includePad)));
     return;
   }
   auto zero = std::vector<int64_t>(nsp, 0);
   if (includePad) {
-    out(i, s, 0, pool(padExplicit(x, pb, pe, 0.0), zero, true));
+    out(i, s, 0, cut(pool(padExplicit(x, pb, pe, 0.0), zero, true)));
     return;
   }
   // Pads that must not be counted: sum / count, both pooled over the explicitly padded input.
@@ -238,7 +264,7 @@ void avgPool(const Instr& i, RunState& s) {
   at::Tensor ones = at::ones(plane, x.options());
   at::Tensor sum = pool(padExplicit(x, pb, pe, 0.0), zero, true);
   at::Tensor count = pool(padExplicit(ones, pb, pe, 0.0), zero, true);
-  out(i, s, 0, sum / count);
+  out(i, s, 0, cut(sum / count));
 }
 
 void globalAvgPool(const Instr& i, RunState& s) {

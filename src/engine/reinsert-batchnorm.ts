@@ -7,7 +7,7 @@
  */
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
-import { insertBatchNorm } from '../passes/index.js';
+import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
 import { readPreprocessing } from '../zoo/metadata.js';
 
@@ -30,7 +30,10 @@ export function hasBatchNorm(graph: Graph): boolean {
 }
 
 /** `graph` with trainable BN after its Convs when it has no BN at all; otherwise `graph` itself. */
-export async function withTrainingBatchNorm(graph: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
+export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
+  // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
+  // Conv whose bias is computed would get no BN.
+  const graph = untieIdentityWeights(source);
   if (hasBatchNorm(graph)) return { graph, inserted: 0 };
   const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]).map((n) => n.outputs[0]!);
   if (convOutputs.length === 0) return { graph, inserted: 0 };

@@ -39,20 +39,19 @@ export const layerNormalization = defineOp<LayerNormalizationAttrs>({
     if (!x) return [typeOf(dtype), ...ctx.node.outputs.slice(1).map(() => typeOf(statsDtype))];
     const rank = requireMinRank(ctx, 0, 1).length;
     const axis = normalizeAxis(ctx.attrs.axis, rank);
-    // Scale and B broadcast to the normalized shape (unidirectionally: they may not add axes to it).
-    const normalized = x.slice(axis);
+    // Scale and B broadcast to X unidirectionally (the spec's function body multiplies them with the
+    // normalized X): leading axes of size 1 are allowed, anything that would enlarge X is not.
     for (const k of [1, 2]) {
       const shape = ctx.inputs[k]?.type.shape;
       if (!shape) continue;
-      const what = `'${input(ctx, k).name}' [${shape.join(', ')}] vs the normalized shape [${normalized.join(', ')}]`;
-      if (shape.length > normalized.length) throw new OpError(`${what}: more axes than are normalized`);
+      const what = `'${input(ctx, k).name}' [${shape.join(', ')}] vs the input [${x.join(', ')}]`;
       let merged: Dim[];
       try {
-        merged = broadcastShapes(normalized, shape);
+        merged = broadcastShapes(x, shape);
       } catch {
         throw new OpError(`${what}: does not broadcast`);
       }
-      if (merged.some((d, i) => typeof d === 'number' && typeof normalized[i] === 'number' && d !== normalized[i])) {
+      if (merged.length !== x.length || merged.some((d, i) => typeof d === 'number' && typeof x[i] === 'number' && d !== x[i])) {
         throw new OpError(`${what}: would enlarge the output`);
       }
     }

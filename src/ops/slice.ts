@@ -66,6 +66,13 @@ export const slice = defineOp<SliceAttrs>({
     if (rank === undefined) throw new OpError('Slice needs an input of known rank for training');
     const params = sliceParams(ctx, rank);
     if (!params) throw new OpError('starts, ends, axes and steps must be constants for training; run `slim optimize` to fold shape computations first');
+    // ONNX Runtime reads INT_MAX as "to the start" for a negative step, the spec as an empty slice: the
+    // model would train one function and run another.
+    params.steps.forEach((step, k) => {
+      if (step < 0 && params.ends[k]! >= 2 ** 31 - 1) {
+        throw new OpError(`a negative step with end ${params.ends[k]} reads differently in ONNX Runtime and the spec; re-export with end INT64_MIN (what torch.flip exports)`);
+      }
+    });
     // The plan holds int32: "to the end" (INT64_MAX) and "from the start" (INT64_MIN) mean the same clamped.
     const int32 = (v: number): number => Math.max(-(2 ** 31 - 1), Math.min(2 ** 31 - 1, v));
     const ints = params.axes.flatMap((axis, k) => [axis, int32(params.starts[k]!), int32(params.ends[k]!), int32(params.steps[k]!)]);

@@ -182,14 +182,17 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
  * stores parameters equal at export once, untie-weights.ts) it is a parameter of its own, as PyTorch counts it.
  */
 function storedWeight(name: string | undefined, graph: Graph, producers: Map<string, Node>): { key: string; tensor: Tensor } | undefined {
-  if (!name) return undefined;
-  const direct = graph.initializers.get(name);
-  if (direct) return { key: name, tensor: direct };
-  const producer = producers.get(name);
-  const source = producer?.opType === 'Cast' || producer?.opType === 'Identity' ? producer.inputs[0] : undefined;
-  const tensor = source ? graph.initializers.get(source) : undefined;
-  if (!tensor) return undefined;
-  return { key: producer!.opType === 'Cast' ? source! : name, tensor };
+  let key: string | undefined;
+  // A short chain: fp16-weights conversion puts a Cast behind torch's Identity.
+  for (let value = name, hops = 0; value && hops < 4; hops++) {
+    const tensor = graph.initializers.get(value);
+    if (tensor) return { key: key ?? value, tensor };
+    const producer = producers.get(value);
+    if (producer?.opType === 'Identity') key ??= value;
+    else if (producer?.opType !== 'Cast') return undefined;
+    value = producer.inputs[0];
+  }
+  return undefined;
 }
 
 /** Learned inputs of `node`; an Add right after a MatMul holds that MatMul's bias. */

@@ -69,6 +69,42 @@ def fake_quant(x, scale, zp, axis, qmin, qmax):
     return y.detach() + (x - x.detach()) * inside
 
 
+def pool_by_windows(op, a, x):
+    """MaxPool / AveragePool written out window by window from the ONNX spec (not ATen's pooling): the
+    output length with ceil_mode's guard (a window may not start in the end padding), max over the
+    input cells a window covers, average over them or (count_include_pad) over the cells inside the padding."""
+    import itertools
+    k = a['kernel_shape']
+    begin, end, strides, dil = window(a, x, k)
+    if op == 'AveragePool':
+        dil = [1] * len(k)
+    include = bool(a.get('count_include_pad', 0))
+    ceil = bool(a.get('ceil_mode', 0))
+    sizes = list(x.shape[2:])
+    lengths = []
+    for d, n in enumerate(sizes):
+        room = n + begin[d] + end[d] - (dil[d] * (k[d] - 1) + 1)
+        out = (math.ceil(room / strides[d]) if ceil else room // strides[d]) + 1
+        if ceil and (out - 1) * strides[d] >= n + begin[d]:
+            out -= 1
+        lengths.append(out)
+    values = []
+    for o in itertools.product(*[range(n) for n in lengths]):
+        cells, counted = [], 0
+        for j in itertools.product(*[range(kk) for kk in k]):
+            p = [o[d] * strides[d] - begin[d] + j[d] * dil[d] for d in range(len(k))]
+            if all(0 <= p[d] < sizes[d] for d in range(len(k))):
+                cells.append(x[(slice(None), slice(None), *p)])
+            if all(-begin[d] <= p[d] < sizes[d] + end[d] for d in range(len(k))):
+                counted += 1
+        stacked = torch.stack(cells, dim=-1)
+        if op == 'MaxPool':
+            values.append(stacked.amax(dim=-1))
+        else:
+            values.append(stacked.sum(dim=-1) / (counted if include else len(cells)))
+    return torch.stack(values, dim=-1).reshape(*x.shape[:2], *lengths)
+
+
 def run_node(node, env, opset, training):
     op, a = node['op'], node['attrs']
     ins = [env[n] if n else None for n in node['inputs']]
@@ -99,24 +135,8 @@ def run_node(node, env, opset, training):
     if op in ('Add', 'Sub', 'Mul', 'Div'):
         f = {'Add': torch.add, 'Sub': torch.sub, 'Mul': torch.mul, 'Div': torch.div}[op]
         return [f(ins[0], ins[1])]
-    if op == 'MaxPool':
-        k = a['kernel_shape']
-        begin, end, strides, dil = window(a, x, k)
-        x = spatial_pad(x, begin, end, -math.inf)
-        pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[x.dim() - 2]
-        return [pool(x, k, strides, 0, dil, ceil_mode=bool(a.get('ceil_mode', 0)))]
-    if op == 'AveragePool':
-        k = a['kernel_shape']
-        begin, end, strides, _ = window(a, x, k)
-        include = bool(a.get('count_include_pad', 0))
-        pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[x.dim() - 2]
-        ceil = bool(a.get('ceil_mode', 0))
-        if begin == end:
-            return [pool(x, k, strides, begin, ceil_mode=ceil, count_include_pad=include)]
-        # Asymmetric pads: sum over the window divided by the count of cells that count.
-        s = pool(spatial_pad(x, begin, end, 0.0), k, strides, 0, ceil_mode=ceil, count_include_pad=True)
-        ones = spatial_pad(torch.ones_like(x[:1, :1]), begin, end, 1.0 if include else 0.0)
-        return [s / pool(ones, k, strides, 0, ceil_mode=ceil, count_include_pad=True)]
+    if op in ('MaxPool', 'AveragePool'):
+        return [pool_by_windows(op, a, x)]
     if op == 'GlobalAveragePool':
         return [x.mean(dim=tuple(range(2, x.dim())), keepdim=True)]
     if op == 'GlobalMaxPool':

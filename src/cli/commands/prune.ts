@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { fixWeightsAsConstants, untieIdentityWeights } from '../../passes/index.js';
 import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
@@ -420,7 +421,9 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
   }
 }
 
-function analyze(file: string, graph: Graph, o: PruneOptions): void {
+function analyze(file: string, loaded: Graph, o: PruneOptions): void {
+  // What pruneStructured itself sees: weights as constants, merged parameters untied.
+  const graph = untieIdentityWeights(fixWeightsAsConstants(loaded));
   const dep = buildDependencyGraph(graph);
   const result = {
     file,

@@ -7,6 +7,7 @@
  * every integer (round(k·w / (|k|·s)) = ±round(w / s)). From then on BN is frozen into the int8 form.
  */
 import { SlimError } from '../../errors.js';
+import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { cloneGraph, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { float32 } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
@@ -43,7 +44,9 @@ function bnFactors(g: Graph, bn: Node): { k: Float64Array; shift: Float64Array }
  * into (matched by Conv name: BN folding and PTQ keep node names). Convs without a BN, and BNs that are
  * not the sole reader of a quantized Conv, stay as they are.
  */
-export function withLiveBatchNorm(qat: QatGraph, unfolded: Graph, options: { file?: string } = {}): LiveBatchNormGraph {
+export function withLiveBatchNorm(qat: QatGraph, loaded: Graph, options: { file?: string } = {}): LiveBatchNormGraph {
+  // A fresh export's γ and running statistics sit behind Identity nodes (untie-weights.ts).
+  const unfolded = untieIdentityWeights(loaded);
   const g = cloneGraph(qat.graph);
   const taken = valueNames(g);
   const source = new GraphIndex(unfolded);

@@ -10,6 +10,7 @@
  * Convolutions stay float: for CNNs static quantization is the mode that pays.
  */
 import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
+import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { usageError } from '../../errors.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, makeTensor, type Tensor } from '../../onnx/tensor.js';
@@ -27,7 +28,7 @@ export interface DynamicResult {
 export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange' | 'exclude'>): DynamicResult {
   const opset = graph.opsets[''] ?? 0;
   if (opset < 11) throw usageError(`dynamic quantization needs ONNX opset 11 (DynamicQuantizeLinear); the model uses ${opset}`, 're-export the model with opset 13 or later');
-  const g = cloneGraph(fixWeightsAsConstants(graph));
+  const g = cloneGraph(untieIdentityWeights(fixWeightsAsConstants(graph)));
   const taken = valueNames(g);
   const layers: string[] = [];
   const nodes: Node[] = [];
