@@ -191,6 +191,21 @@ const CASES: Case[] = [
   },
   unary('Erf'),
   {
+    name: 'Max, Min, Sum, Mean with broadcasting; Expand both ways (F.normalize: ReduceL2 → Clip → Expand → Div)',
+    input: [2, 3, 4, 4],
+    nodes: [
+      { op: 'Max', inputs: ['x', 'c'], outputs: ['a'] },
+      { op: 'Min', inputs: ['x', 'a', 'r'], outputs: ['b'] },
+      { op: 'Sum', inputs: ['a', 'b', 'x'], outputs: ['s'] },
+      { op: 'Mean', inputs: ['s', 'c'], outputs: ['m'] },
+      { op: 'ReduceL2', inputs: ['m'], outputs: ['n'], attrs: { axes: is([1]) } },
+      { op: 'Clip', inputs: ['n', 'eps'], outputs: ['nc'] },
+      { op: 'Expand', inputs: ['nc', 'full'], outputs: ['ne'] },
+      { op: 'Div', inputs: ['m', 'ne'], outputs: ['y'] },
+    ],
+    tensors: { c: randn([3, 1, 1]), r: randn([4]), eps: float32([], [1e-3]), full: int64([4], [2, 3, 1, 4]) },
+  },
+  {
     name: 'ReduceSum (axes input), ReduceMax over channels (CBAM), ReduceL2, ReduceLogSumExp, ReduceProd',
     input: [2, 3, 4, 5],
     nodes: [

@@ -153,6 +153,33 @@ void powKernel(const Instr& i, RunState& s) {
   out(i, s, 0, at::pow(x, in(i, s, 1).to(x.scalar_type())));
 }
 
+// variadic: in [x...]; ints [fn]: 0 max, 1 min, 2 sum, 3 mean (VARIADIC_FUNCTIONS, src/ops/shared/variadic.ts)
+void variadic(const Instr& i, RunState& s) {
+  int64_t fn = i.ints.at(0);
+  at::Tensor y = in(i, s, 0);
+  for (size_t k = 1; k < i.in.size(); k++) {
+    const at::Tensor& x = in(i, s, k);
+    y = fn == 0 ? at::maximum(y, x) : fn == 1 ? at::minimum(y, x) : y + x;
+  }
+  out(i, s, 0, fn == 3 ? y / static_cast<double>(i.in.size()) : y);
+}
+
+// expand: ints target shape (1 keeps an input dim); numpy broadcasting in both directions, as ONNX's Expand
+void expand(const Instr& i, RunState& s) {
+  const at::Tensor& x = in(i, s, 0);
+  int64_t n = static_cast<int64_t>(i.ints.size());
+  int64_t rank = std::max<int64_t>(x.dim(), n);
+  std::vector<int64_t> shape(rank);
+  for (int64_t d = 0; d < rank; d++) {
+    int64_t ax = d - (rank - x.dim()), at = d - (rank - n);
+    int64_t a = ax >= 0 ? x.size(ax) : 1;
+    int64_t b = at >= 0 ? i.ints[at] : 1;
+    if (a != 1 && b != 1 && a != b) throw std::runtime_error("node '" + i.node + "': cannot expand a dim of " + std::to_string(a) + " to " + std::to_string(b));
+    shape[d] = a == 1 ? b : a;
+  }
+  out(i, s, 0, x.expand(shape));
+}
+
 // instance_norm: in [x, scale, bias]; floats [eps]. Batch statistics always (no running statistics).
 void instanceNorm(const Instr& i, RunState& s) {
   out(i, s, 0,
@@ -525,6 +552,8 @@ const std::vector<KernelDef>& kernelTable() {
       {"slice", slice, "ints [(axis, start, end, step)...]"},
       {"layer_norm", layerNorm, "ints [axis]; floats [eps]"},
       {"instance_norm", instanceNorm, "floats [eps]"},
+      {"variadic", variadic, "ints [fn]"},
+      {"expand", expand, "ints shape"},
       {"erf", erfKernel, ""},
       {"tanh", tanhKernel, ""},
       {"softplus", softplus, ""},

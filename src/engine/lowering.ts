@@ -18,7 +18,7 @@ export const KERNELS = [
   'identity', 'add', 'sub', 'mul', 'div', 'max_pool', 'avg_pool', 'global_avg_pool', 'global_max_pool',
   'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
   'dropout', 'fake_quant', 'dequantize', 'pad', 'fake_quant_lsq',
-  'sync_batch_norm', 'reduce', 'slice', 'layer_norm', 'instance_norm', 'erf',
+  'sync_batch_norm', 'reduce', 'slice', 'layer_norm', 'instance_norm', 'erf', 'variadic', 'expand',
   'tanh', 'softplus', 'exp', 'log', 'sqrt', 'reciprocal', 'neg', 'abs', 'softsign', 'elu', 'selu', 'celu', 'prelu', 'pow',
 ] as const;
 

@@ -52,6 +52,11 @@ import { reduceProd } from './reduce-prod.js';
 import { reduceLogSumExp } from './reduce-log-sum-exp.js';
 import { reduceLogSum } from './reduce-log-sum.js';
 import { instanceNormalization } from './instance-normalization.js';
+import { expand } from './expand.js';
+import { max } from './max.js';
+import { min } from './min.js';
+import { sum } from './sum.js';
+import { mean } from './mean.js';
 import type { OpDef } from './op-def.js';
 import { pad } from './pad.js';
 import { quantizeLinear } from './quantize-linear.js';
@@ -91,6 +96,7 @@ export const OPS = {
   Elu: elu,
   Erf: erf,
   Exp: exp,
+  Expand: expand,
   Flatten: flatten,
   Gather: gather,
   Gemm: gemm,
@@ -106,7 +112,10 @@ export const OPS = {
   LogSoftmax: logSoftmax,
   MatMul: matmul,
   MatMulInteger: matmulInteger,
+  Max: max,
   MaxPool: maxPool,
+  Mean: mean,
+  Min: min,
   Mul: mul,
   Neg: neg,
   PRelu: prelu,
@@ -137,6 +146,7 @@ export const OPS = {
   Sqrt: sqrt,
   Squeeze: squeeze,
   Sub: sub,
+  Sum: sum,
   Tanh: tanh,
   Transpose: transpose,
   Unsqueeze: unsqueeze,

@@ -210,6 +210,17 @@ def run_node(node, env, opset, training):
         return [x ** ins[1].to(x.dtype)]
     if op == 'LogSoftmax':
         return [torch.log_softmax(x, a.get('axis', -1))]
+    if op in ('Max', 'Min', 'Sum', 'Mean'):
+        y = ins[0]
+        for t in ins[1:]:
+            y = torch.maximum(y, t) if op == 'Max' else torch.minimum(y, t) if op == 'Min' else y + t
+        return [y / len(ins) if op == 'Mean' else y]
+    if op == 'Expand':
+        shape = [int(v) for v in ins[1].tolist()]
+        rank = max(x.dim(), len(shape))
+        dims = [1] * (rank - x.dim()) + list(x.shape)
+        shape = [1] * (rank - len(shape)) + shape
+        return [x.reshape(dims).expand([d if s == 1 else s for d, s in zip(dims, shape)])]
     if op == 'Erf':
         return [torch.erf(x)]
     if op == 'InstanceNormalization':
