@@ -85,6 +85,51 @@ class TinyResizeNet(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt norm: LayerNorm over the channels of an NCHW map, done channels-last."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """torchvision's CNBlock: depthwise 7×7, channels-last LayerNorm and MLP (Linear-GELU-Linear), layer scale."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.dwconv = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+        self.fc1 = nn.Linear(c, 4 * c)
+        self.fc2 = nn.Linear(4 * c, c)
+        self.layer_scale = nn.Parameter(torch.rand(c, 1, 1) + 0.5)
+
+    def forward(self, x):
+        y = self.norm(self.dwconv(x).permute(0, 2, 3, 1))
+        y = self.fc2(F.gelu(self.fc1(y))).permute(0, 3, 1, 2)
+        return x + self.layer_scale * y
+
+
+class TinyConvNeXt(nn.Module):
+    """ConvNeXt as torchvision builds it, small: its channels sit on the last axis between Transposes."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 2, 2), LayerNorm2d(16, eps=1e-6))
+        self.stage1 = nn.Sequential(ConvNeXtBlock(16), ConvNeXtBlock(16))
+        self.down = nn.Sequential(LayerNorm2d(16, eps=1e-6), nn.Conv2d(16, 32, 2, 2))
+        self.stage2 = ConvNeXtBlock(32)
+        self.head_norm = LayerNorm2d(32, eps=1e-6)
+        self.fc = nn.Linear(32, classes)
+        for m in self.modules():  # LayerNorm's γ = 1, β = 0 would hide a mis-sliced Scale
+            if isinstance(m, nn.LayerNorm):
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.normal_(0, 0.1)
+
+    def forward(self, x):
+        x = self.stage2(self.down(self.stage1(self.stem(x))))
+        return self.fc(torch.flatten(self.head_norm(F.adaptive_avg_pool2d(x, 1)), 1))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -159,3 +204,4 @@ if __name__ == '__main__':
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet.onnx'), 16, fold_bn=False)
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-fresh.onnx'), 16, fold_bn=False, fresh=True)
     export(TinyResizeNet(), os.path.join(out, 'torch-tiny-resize.onnx'), 32, fold_bn=True)
+    export(TinyConvNeXt(), os.path.join(out, 'torch-tiny-convnext.onnx'), 16, fold_bn=True)

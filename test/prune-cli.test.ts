@@ -111,6 +111,11 @@ describe('slim prune', () => {
     const freshDoc = JSON.parse(fresh.stdout) as { groups: unknown[]; boundaries: unknown[] };
     expect(freshDoc.groups).toHaveLength(3);
     expect(freshDoc.boundaries).toEqual([]);
+    // ConvNeXt's channels-last MLPs are groups of their own; the human view summarizes each group's nodes by op.
+    const convnext = await runSlim(['prune', fixturePath('torch-tiny-convnext.onnx'), '--analyze']);
+    expect(convnext.code, convnext.stderr).toBe(0);
+    expect(convnext.stdout).toContain('torch-tiny-convnext.onnx: 5 prunable channel groups, 0 boundaries');
+    expect(convnext.stdout).toMatch(/\/stage2\/fc1\/MatMul +MatMul +128 +8: 2 Add, 2 MatMul, 2 Mul, 1 Div, …/);
   });
 
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--finetune prunes and trains in steps, keeping the latest step on disk until done', async () => {

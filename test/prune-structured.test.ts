@@ -110,9 +110,10 @@ describe('dependency graph', () => {
       'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Conv', 'Div', 'Dropout', 'Flatten', 'Gemm',
       'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul',
       'Pad', 'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Split', 'Squeeze', 'Sub', 'Unsqueeze',
+      'Transpose', 'LayerNormalization',
     ]));
-    // Shape-data ops, layout changes and quantized tensors stay boundaries: pruning never guesses through them.
-    for (const op of ['Gather', 'Slice', 'Transpose', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
+    // Shape-data ops, cuts and quantized tensors stay boundaries: pruning never guesses through them.
+    for (const op of ['Gather', 'Slice', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
   });
 
   it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {
@@ -129,20 +130,71 @@ describe('dependency graph', () => {
   it('stops at ops without a channel rule and at grouped convs, and says so', () => {
     const n = new Net(['batch', 3, 8, 8]);
     const a = n.op('Relu', n.conv('input', 3, 8));
-    const t = n.node('Transpose', [a], { perm: { type: 'ints', value: [0, 1, 3, 2] } })[0]!;
-    const g = n.op('Relu', n.conv(t, 8, 8, { group: 2 }));
+    const s = n.op('Slice', a, n.constant(int64([1], [0])), n.constant(int64([1], [8])), n.constant(int64([1], [3])));
+    const g = n.op('Relu', n.conv(s, 8, 8, { group: 2 }));
     const c = n.op('Relu', n.conv(g, 8, 16));
     const gap = n.op('GlobalAveragePool', c);
     const graph = n.output(n.gemm(n.op('Flatten', gap), 16, 10));
     const dep = buildDependencyGraph(graph);
     expect(dep.boundaries.map((b) => [b.opType, b.reason])).toEqual([
-      ['Transpose', 'Transpose has no channel rule'],
+      ['Slice', 'Slice has no channel rule'],
       ['Conv', expect.stringMatching(/grouped convolution \(group 2, not depthwise\)/)],
     ]);
     // Only the last conv's channels are free.
     expect(dep.groups.map((x) => x.root.node.opType + x.size)).toEqual(['Conv16']);
   });
 });
+
+
+/**
+ * A ConvNeXt block as torch exports it: its LayerNorm (optional) and MLP work channels-last, between
+ * two Transposes. Weights come from `w`, so the test can build the same block at a smaller size from
+ * weights it slices by hand — the oracle for pruning channels that have moved off axis 1.
+ */
+function convNeXtNet(c: number, hidden: number, w: (name: string, dims: number[]) => Float32Array, norm = true): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const t = (name: string, dims: number[]): string => n.constant(float32(dims, w(name, dims)));
+  const pads = { type: 'ints' as const, value: [1, 1, 1, 1] };
+  const x = n.node('Conv', ['input', t('conv.w', [c, 3, 3, 3]), t('conv.b', [c])], { kernel_shape: { type: 'ints', value: [3, 3] }, pads })[0]!;
+  let y = n.node('Transpose', [x], { perm: { type: 'ints', value: [0, 2, 3, 1] } })[0]!;
+  if (norm) y = n.node('LayerNormalization', [y, t('ln.s', [c]), t('ln.b', [c])], { epsilon: { type: 'float', value: 1e-6 } })[0]!;
+  const h = n.op('Add', n.op('MatMul', y, t('fc1.w', [c, hidden])), t('fc1.b', [hidden]));
+  const gelu = n.op('Mul', n.op('Mul', h, n.op('Add', n.op('Erf', n.op('Div', h, n.constant(float32([], [Math.SQRT2])))), n.constant(float32([], [1])))), n.constant(float32([], [0.5])));
+  const z = n.op('Add', n.op('MatMul', gelu, t('fc2.w', [hidden, c])), t('fc2.b', [c]));
+  const back = n.node('Transpose', [z], { perm: { type: 'ints', value: [0, 3, 1, 2] } })[0]!;
+  const res = n.op('Add', x, n.op('Mul', t('gamma', [c, 1, 1]), back));
+  const flat = n.op('Flatten', n.op('GlobalAveragePool', res));
+  return n.output(n.node('Gemm', [flat, t('head.w', [10, c]), t('head.b', [10])], { transB: { type: 'int', value: 1 } })[0]!);
+}
+
+/** Random weights for convNeXtNet, and the same weights cut to channels `keep` and hidden units `keepHidden`. */
+function convNeXtWeights(): { full: (name: string, dims: number[]) => Float32Array; cut: (keep: number[], keepHidden: number[]) => (name: string) => Float32Array } {
+  const rng = new Random(7);
+  const made = new Map<string, { dims: number[]; data: Float32Array }>();
+  const full = (name: string, dims: number[]): Float32Array => {
+    const data = Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (name === 'ln.s' || name === 'gamma' ? 0.5 + rng.nextUint32() / 2 ** 32 : rng.normal() * 0.3));
+    made.set(name, { dims, data });
+    return data;
+  };
+  // Which axes of each weight index channels (C) or hidden units (H), spelled out by hand.
+  const axes: Record<string, ('C' | 'H' | '-')[]> = {
+    'conv.w': ['C', '-', '-', '-'], 'conv.b': ['C'], 'ln.s': ['C'], 'ln.b': ['C'], 'fc1.w': ['C', 'H'], 'fc1.b': ['H'],
+    'fc2.w': ['H', 'C'], 'fc2.b': ['C'], gamma: ['C', '-', '-'], 'head.w': ['-', 'C'], 'head.b': ['-'],
+  };
+  const cut = (keep: number[], keepHidden: number[]) => (name: string): Float32Array => {
+    const { dims, data } = made.get(name)!;
+    const kept = axes[name]!.map((a, i) => (a === 'C' ? keep : a === 'H' ? keepHidden : Array.from({ length: dims[i]! }, (_, k) => k)));
+    const out: number[] = [];
+    const walk = (axis: number, offset: number): void => {
+      if (axis === dims.length) return void out.push(data[offset]!);
+      const stride = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+      for (const k of kept[axis]!) walk(axis + 1, offset + k * stride);
+    };
+    walk(0, 0);
+    return Float32Array.from(out);
+  };
+  return { full, cut };
+}
 
 describe('structured pruning against ONNX Runtime', () => {
   it('ratio 0 gives a bit-identical output', async () => {
@@ -211,6 +263,53 @@ describe('structured pruning against ONNX Runtime', () => {
       expect(r.macsAfter, name).toBeLessThanOrEqual(0.6 * r.macsBefore);
       expect(r.graph.initializers.size).toBeLessThanOrEqual(graph.initializers.size);
     }
+  });
+
+  it('prunes channels a Transpose moved to the last axis (ConvNeXt): equal to the block built small from hand-cut weights', async () => {
+    const [c, hidden] = [8, 32];
+    for (const norm of [true, false]) {
+      const weights = convNeXtWeights();
+      const graph = convNeXtNet(c, hidden, weights.full, norm);
+      // Recorded shapes (value_info, as onnx.shape_inference writes them) must follow the channels' axis.
+      for (const [name, t] of inferShapes(graph).types) if (!graph.initializers.has(name)) graph.valueInfo.set(name, { name, ...t });
+      const dep = buildDependencyGraph(graph);
+      expect(dep.boundaries).toEqual([]);
+      // The residual channels (rooted at the Conv) and the MLP's hidden units (rooted at the first MatMul).
+      expect(dep.groups.map((g) => `${g.root.node.opType}${g.size}`)).toEqual(['Conv8', 'MatMul32']);
+      const [residual, mlp] = dep.groups as [typeof dep.groups[0], typeof dep.groups[0]];
+      const roles = residual.params.map((p) => `${p.node.opType}:${p.param.role}@${p.param.axis}`).sort();
+      expect(roles).toEqual(expect.arrayContaining(['MatMul:weight@0', 'MatMul:weight@1', 'Add:bias@0', 'Mul:other@0', 'Conv:weight@0']));
+      if (norm) expect(roles).toEqual(expect.arrayContaining(['LayerNormalization:scale@0', 'LayerNormalization:bias@0']));
+      const [drop, dropHidden] = [[1, 4, 6], [0, 3, 5, 9, 17, 30, 31]];
+      const removed = new Uint8Array(dep.groupOf.length);
+      for (const i of drop) removed[residual.components[i]!] = 1;
+      for (const i of dropHidden) removed[mlp.components[i]!] = 1;
+      const pruned = removeChannels(dep, removed);
+      validateGraph(pruned);
+      const keep = Array.from({ length: c }, (_, i) => i).filter((i) => !drop.includes(i));
+      const keepHidden = Array.from({ length: hidden }, (_, i) => i).filter((i) => !dropHidden.includes(i));
+      const small = convNeXtNet(keep.length, keepHidden.length, weights.cut(keep, keepHidden), norm);
+      const x = image(graph);
+      const [got, want] = [await ortOutput(pruned, x), await ortOutput(small, x)];
+      expect(maxRelDiff(got, want), `norm ${norm}`).toBeLessThan(1e-5);
+      expect(inferShapes(pruned).totalMacs).toBe(inferShapes(small).totalMacs);
+      const inferred = inferShapes(pruned).types;
+      for (const [name, info] of pruned.valueInfo) expect(info.shape, name).toEqual(inferred.get(name)?.shape);
+    }
+  });
+
+  it('a PyTorch ConvNeXt export prunes to a MAC target; ORT runs it; a channels-last value feeding an NCHW op is a named boundary', async () => {
+    const graph = await fixture('torch-tiny-convnext.onnx');
+    const r = await pruneStructured(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1, scope: 'global' });
+    expect(r.boundaries).toEqual([]);
+    expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
+    const x = image(graph, 3);
+    expect((await ortOutput(r.graph, x)).dims).toEqual([3, 10]);
+    // Channels left on the last axis cannot flow into a Conv, which reads axis 1.
+    const n = new Net(['batch', 3, 8, 8]);
+    const t = n.node('Transpose', [n.op('Relu', n.conv('input', 3, 8))], { perm: { type: 'ints', value: [0, 2, 1, 3] } })[0]!;
+    const dep = buildDependencyGraph(n.output(n.conv(t, 8, 4)));
+    expect(dep.boundaries.map((b) => b.reason)).toEqual([expect.stringMatching(/carries its channels on axis 2 \(moved by a Transpose\); Conv follows channels on axis 1 only/)]);
   });
 
   it('reports MACs that match a hand count', async () => {

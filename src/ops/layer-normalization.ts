@@ -4,6 +4,8 @@ import { floatAttr, intAttr, normalizeAxis } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { broadcastShapes, input, requireDtype, requireMinRank, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
+import { samePorts } from '../compress/prune/rules.js';
+import type { ChannelParam } from '../compress/prune/channel-rule.js';
 
 export interface LayerNormalizationAttrs {
   /** First normalized axis; every axis from it to the last is normalized together. May be negative. */
@@ -70,5 +72,33 @@ export const layerNormalization = defineOp<LayerNormalizationAttrs>({
       { inputs: [ctx.node.inputs[0]!, scale!, bias ?? ''], outputs, ints: [normalizeAxis(ctx.attrs.axis, rank)], floats: [ctx.attrs.epsilon] },
       { params: [scale!, ...(bias ? [bias] : [])] },
     );
+  },
+  // Pruning: channels pass through on whatever axis they are. On a normalized axis (ConvNeXt's
+  // channels-last LayerNorm) the statistics are then taken over the channels kept — as Torch-Pruning
+  // does — and Scale / B are sliced with them.
+  channels: {
+    anyAxis: true,
+    ports(ctx) {
+      const x = ctx.inputs[0]?.type.shape;
+      if (!x) return 'its input rank is not known';
+      const channelAxis = ctx.channelAxes[0]!;
+      const extra = ctx.node.outputs.slice(1).some(Boolean);
+      if (extra && channelAxis >= normalizeAxis(ctx.attrs.axis, x.length)) return 'writes Mean / InvStdDev reduced over the channel axis';
+      const outputs = ctx.node.outputs.map((_, i) => i).filter((i) => ctx.node.outputs[i]);
+      return samePorts([0], outputs, channelAxis);
+    },
+    params(ctx) {
+      const x = ctx.inputs[0]?.type.shape;
+      if (!x) return [];
+      const channelAxis = ctx.channelAxes[0]!;
+      if (channelAxis < normalizeAxis(ctx.attrs.axis, x.length)) return [];
+      const params: ChannelParam[] = [];
+      for (const [slot, role] of [[1, 'scale'], [2, 'bias']] as const) {
+        const shape = ctx.inputs[slot]?.type.shape;
+        const axis = shape ? channelAxis - (x.length - shape.length) : -1;
+        if (shape && axis >= 0 && shape[axis] === x[channelAxis] && x[channelAxis] !== 1) params.push({ slot, port: { side: 'out', slot: 0 }, axis, role });
+      }
+      return params;
+    },
   },
 });

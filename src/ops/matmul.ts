@@ -55,12 +55,16 @@ export const matmul = defineOp<Record<string, never>>({
       return { inputs: [ACTIVATION, weight ? { role: 'weight', axis: 1 } : ACTIVATION], outputs: [ACTIVATION] };
     },
   },
-  // Pruning: A [M, K] × a stored B [K, N] is a linear layer; other forms are boundaries.
+  // Pruning: A [..., K] × a stored B [K, N] is a linear layer (PyTorch's Linear on a 2-D input, or on
+  // a channels-last activation, where A carries its channels on the last axis); other forms are boundaries.
   channels: {
+    anyAxis: true,
     ports(ctx) {
-      if (ctx.inputs[0]?.type.shape?.length !== 2 || ctx.inputs[1]?.type.shape?.length !== 2) return 'only A [M, K] × B [K, N] is pruned';
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      if (rank === undefined || rank < 2 || ctx.inputs[1]?.type.shape?.length !== 2) return 'only A [..., K] × B [K, N] is pruned';
       if (!ctx.inputs[1]?.constant) return 'its B is computed, not stored';
-      return { inputs: [0], outputs: [0], coupling: 'independent' };
+      if (ctx.channelAxes[0] !== rank - 1) return `A carries its channels on axis ${ctx.channelAxes[0]}, not on the last axis, which MatMul contracts`;
+      return { inputs: [0], outputs: [0], coupling: 'independent', outputAxes: [rank - 1] };
     },
     params: () => [
       { slot: 1, port: { side: 'in', slot: 0 }, axis: 0, role: 'weight' },

@@ -3,6 +3,7 @@ import { defineOp, OpError } from './op-def.js';
 import { input, shapeOf, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
+import { samePorts } from '../compress/prune/rules.js';
 
 export interface TransposeAttrs {
   /** Undefined: reverse the axes. */
@@ -36,4 +37,15 @@ export const transpose = defineOp<TransposeAttrs>({
     return single('transpose', { ints: ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i) });
   },
   quant: passThrough(),
+  // Pruning: channels keep their identity and move to the axis the permutation puts them on
+  // (ConvNeXt: NCHW → NHWC around its LayerNorm and MLP, and back).
+  channels: {
+    anyAxis: true,
+    ports(ctx) {
+      const rank = ctx.inputs[0]?.type.shape?.length;
+      if (rank === undefined) return 'its input rank is not known';
+      const perm = ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+      return samePorts([0], [0], perm.indexOf(ctx.channelAxes[0]!));
+    },
+  },
 });

@@ -126,9 +126,10 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
 
   for (const [value, keep] of kept) {
     const info = g.valueInfo.get(value);
-    if (info?.shape && info.shape.length >= 2) {
+    const axis = dep.spaces.get(value)!.axis;
+    if (info?.shape && info.shape.length > axis) {
       const shape = [...info.shape];
-      shape[1] = keep.length;
+      shape[axis] = keep.length;
       g.valueInfo.set(value, { ...info, shape });
     }
   }

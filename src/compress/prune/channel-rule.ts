@@ -1,5 +1,6 @@
 /**
- * The per-op channel rule (STYLE.md §2): how channels — axis 1 of a value — flow through one op, which
+ * The per-op channel rule (STYLE.md §2): how channels — axis 1 of a value, or the axis a Transpose moved
+ * them to — flow through one op, which
  * of its stored tensors are indexed by them, and what else changes when some are removed. Each op module
  * declares its rule as `channels` on its OpDef; an op without one is a hard boundary that pruning never
  * crosses. Rules describe, they do not act: the dependency graph, the importance criteria and the
@@ -13,6 +14,12 @@ import type { OpContext } from '../../ops/op-def.js';
 /** What a rule sees: shape inference's context for the node plus its inferred output types. */
 export interface ChannelContext<A> extends OpContext<A> {
   outputs: ValueType[];
+  /**
+   * Per input slot, the axis its value carries channels on, as the value's producer left it: 1 (NCHW)
+   * unless a Transpose moved them (ConvNeXt's channels-last MLP). Rules without `anyAxis` never see
+   * another axis on a port: the node becomes a boundary first.
+   */
+  channelAxes: readonly number[];
 }
 
 /** An input or output slot of the node. */
@@ -47,6 +54,8 @@ export interface ChannelPorts {
   inputs: number[];
   outputs: number[];
   coupling: 'independent' | 'same' | ChannelLink[];
+  /** Per output slot, the axis the written value carries channels on; 1 where not given. */
+  outputAxes?: number[];
 }
 
 /**
@@ -79,6 +88,12 @@ export interface NodeEdit {
 }
 
 export interface ChannelRule<A> {
+  /**
+   * The rule follows channels on any axis (`ctx.channelAxes`, `ChannelPorts.outputAxes`): elementwise
+   * ops, Transpose, MatMul over the last axis, LayerNormalization. Without it, channels that reach the
+   * op's ports on an axis other than 1 make the node a boundary.
+   */
+  anyAxis?: boolean;
   /** The ports and their coupling, or why channels cannot be pruned through this node (it becomes a boundary). */
   ports(ctx: ChannelContext<A>): ChannelPorts | string;
   /** Stored tensors sliced with their port's channels; also what importance criteria score. */

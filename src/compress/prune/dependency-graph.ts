@@ -7,7 +7,6 @@
  */
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
-import { channelDim } from './rules.js';
 import { nodeDependencies, type Dependency } from './dependency.js';
 import type { Group } from './group.js';
 import { makeDepNode, portValue, type DepNode } from './node.js';
@@ -15,6 +14,8 @@ import { makeDepNode, portValue, type DepNode } from './node.js';
 /** The channels of one value: elements base … base + size − 1 of the graph's union-find. */
 export interface ChannelSpace {
   value: string;
+  /** The value's channel axis: 1, or where a Transpose moved the channels. */
+  axis: number;
   size: number;
   base: number;
 }
@@ -78,13 +79,18 @@ interface Builder {
 }
 
 export function buildDependencyGraph(graph: Graph, facts: InferenceResult = inferShapes(graph)): DependencyGraph {
-  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i));
+  const axisOf = new Map<string, number>();
+  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf));
   const frozen = new Map<string, string>();
-  const channelsOf = (value: string): number | string | undefined => channelDim(facts.types.get(value)?.shape);
+  const channelsOf = (value: string): number | string | undefined => {
+    const shape = facts.types.get(value)?.shape;
+    const axis = axisOf.get(value) ?? 1;
+    return shape && axis < shape.length ? shape[axis] : undefined;
+  };
   const freeze = (value: string | undefined, reason: string): void => {
     if (value && channelsOf(value) !== undefined && !frozen.has(value)) frozen.set(value, reason);
   };
-  const spaces = channelSpaces(nodes, channelsOf, freeze);
+  const spaces = channelSpaces(nodes, channelsOf, (v) => axisOf.get(v) ?? 1, freeze);
   const total = [...spaces.values()].reduce((a, s) => a + s.size, 0);
   const b: Builder = { graph, nodes, spaces, frozen, uf: new UnionFind(total + 1), sentinel: total, channelsOf, freeze };
 
@@ -112,6 +118,7 @@ export function buildDependencyGraph(graph: Graph, facts: InferenceResult = infe
 function channelSpaces(
   nodes: DepNode[],
   channelsOf: (value: string) => number | string | undefined,
+  axisOf: (value: string) => number,
   freeze: (value: string, reason: string) => void,
 ): Map<string, ChannelSpace> {
   const spaces = new Map<string, ChannelSpace>();
@@ -120,7 +127,7 @@ function channelSpaces(
     const c = value ? channelsOf(value) : undefined;
     if (!value || c === undefined || spaces.has(value)) return;
     if (typeof c !== 'number') return freeze(value, `its channel count is symbolic (${c})`);
-    spaces.set(value, { value, size: c, base: total });
+    spaces.set(value, { value, axis: axisOf(value), size: c, base: total });
     total += c;
   };
   for (const dep of nodes) {

@@ -1,6 +1,6 @@
-import type { Graph, Node } from '../../onnx/graph.js';
+import type { Dim, Graph, Node } from '../../onnx/graph.js';
 import type { NodeFacts } from '../../onnx/shape-inference.js';
-import { OpError } from '../../ops/op-def.js';
+import { OpError, type OpDef } from '../../ops/op-def.js';
 import { opDefFor } from '../../ops/registry.js';
 import type { ChannelContext, ChannelParam, ChannelPorts, ChannelRule } from './channel-rule.js';
 
@@ -20,20 +20,42 @@ export interface DepNode {
   boundary?: string;
 }
 
-export function makeDepNode(graph: Graph, facts: NodeFacts, index: number): DepNode {
+/** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
+export function channelContext(graph: Graph, facts: NodeFacts, def: OpDef<unknown> | undefined, axisOf: ReadonlyMap<string, number> = new Map()): ChannelContext<unknown> {
+  const { node } = facts;
+  const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
+  const channelAxes = node.inputs.map((v) => axisOf.get(v) ?? 1);
+  return { node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes };
+}
+
+/**
+ * The node's entry in the dependency graph. Nodes come in topological order: `axisOf` holds the channel
+ * axis of every value written so far and gets this node's outputs (1 unless its rule says otherwise).
+ */
+export function makeDepNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Map<string, number> = new Map()): DepNode {
+  const dep = ruleNode(graph, facts, index, axisOf);
+  dep.node.outputs.forEach((v, slot) => {
+    if (v) axisOf.set(v, dep.ports?.outputAxes?.[slot] ?? 1);
+  });
+  return dep;
+}
+
+function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: ReadonlyMap<string, number>): DepNode {
   const { node } = facts;
   const def = opDefFor(node);
-  const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
   const rule = def?.channels;
   const base = { index, node, params: [] as ChannelParam[] };
-  if (!def || !rule) {
-    const ctx: ChannelContext<unknown> = { node, attrs: {}, opset, inputs: facts.inputs, outputs: facts.outputs };
-    return { ...base, ctx, boundary: `${node.opType} has no channel rule` };
-  }
-  const ctx: ChannelContext<unknown> = { node, attrs: def.parseAttrs(node, opset), opset, inputs: facts.inputs, outputs: facts.outputs };
+  if (!def || !rule) return { ...base, ctx: channelContext(graph, facts, undefined), boundary: `${node.opType} has no channel rule` };
+  const ctx = channelContext(graph, facts, def, axisOf);
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };
+    if (!rule.anyAxis) {
+      const moved = ports.inputs.find((slot) => ctx.channelAxes[slot] !== 1 && channelCount(ctx, slot) !== undefined);
+      if (moved !== undefined) {
+        return { ...base, ctx, rule, boundary: `input '${node.inputs[moved]}' carries its channels on axis ${ctx.channelAxes[moved]} (moved by a Transpose); ${node.opType} follows channels on axis 1 only` };
+      }
+    }
     const params = rule.params?.(ctx) ?? [];
     // A param must be stored: a computed one (e.g. a dequantized weight) cannot be sliced.
     const computed = params.find((p) => !ctx.inputs[p.slot]?.constant);
@@ -43,6 +65,13 @@ export function makeDepNode(graph: Graph, facts: NodeFacts, index: number): DepN
     if (e instanceof OpError) return { ...base, ctx, rule, boundary: e.message };
     throw e;
   }
+}
+
+/** The size of an input's channel axis, or undefined when its rank has no such axis. */
+function channelCount(ctx: ChannelContext<unknown>, slot: number): Dim | undefined {
+  const shape = ctx.inputs[slot]?.type.shape;
+  const axis = ctx.channelAxes[slot]!;
+  return shape && axis < shape.length ? shape[axis] : undefined;
 }
 
 /** The value a port reads or writes. */

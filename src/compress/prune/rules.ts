@@ -13,18 +13,19 @@ export function channelDim(shape: readonly Dim[] | undefined): Dim | undefined {
   return shape && shape.length >= 2 ? shape[1] : undefined;
 }
 
-/** The ports of an op that maps channel i of `inputs` to channel i of `outputs`. */
-export function samePorts(inputs: number[], outputs: number[]): ChannelPorts {
-  return { inputs, outputs, coupling: 'same' };
+/** The ports of an op that maps channel i of `inputs` to channel i of `outputs`, on `axis` of every output. */
+export function samePorts(inputs: number[], outputs: number[], axis = 1): ChannelPorts {
+  return axis === 1 ? { inputs, outputs, coupling: 'same' } : { inputs, outputs, coupling: 'same', outputAxes: outputs.map(() => axis) };
 }
 
 /**
- * Channel i in is channel i out: unary elementwise ops, pools, casts. Every output slot the node has
- * is a port, so an extra output (a mask, statistics) is pruned along with the first.
+ * Channel i in is channel i out: unary elementwise ops, casts — on whatever axis the input carries
+ * them. Every output slot the node has is a port, so an extra output (a mask) is pruned along with the first.
  */
 export function sameChannels<A>(): ChannelRule<A> {
   return {
-    ports: (ctx) => samePorts([0], ctx.node.outputs.map((_, i) => i).filter((i) => ctx.node.outputs[i])),
+    anyAxis: true,
+    ports: (ctx) => samePorts([0], ctx.node.outputs.map((_, i) => i).filter((i) => ctx.node.outputs[i]), ctx.channelAxes[0]),
   };
 }
 
@@ -34,24 +35,28 @@ export function shapeOnlyChannels<A>(): ChannelRule<A> {
 }
 
 /**
- * Numpy-broadcasting binary ops (Add, Sub, Mul, Div). A dynamic input whose axis 1 lines up with the
- * output's channels is a port; a constant one is a param sliced along its aligned axis (a per-channel
- * bias or scale of shape [C,1,1] or [1,C,1,1]); one that broadcasts (size 1, or no such axis) is
- * neither. A dynamic input of lower rank whose channels sit on another axis is a boundary.
+ * Numpy-broadcasting binary ops (Add, Sub, Mul, Div). The output carries channels on the axis its
+ * full-rank dynamic inputs do (1, or last after a Transpose). A dynamic input whose channel axis lines
+ * up with the output's is a port; a constant one is a param sliced along its aligned axis (a per-channel
+ * bias or scale of shape [C,1,1], [1,C,1,1] or, channels-last, [C]); one that broadcasts (size 1, or no
+ * such axis) is neither. A dynamic input whose channels sit elsewhere is a boundary.
  */
 export function broadcastChannels<A>(role: ParamRole): ChannelRule<A> {
   return {
+    anyAxis: true,
     ports(ctx) {
       if (ctx.opset < 7) return 'uses opset < 7 broadcasting (broadcast/axis attributes)';
       const roles = broadcastRoles(ctx);
+      if (typeof roles === 'string') return roles;
       const blocked = roles.find((r) => r.kind === 'misaligned');
-      if (blocked) return `input '${ctx.node.inputs[blocked.slot]}' carries channels on axis ${blocked.axis}, not axis 1`;
-      return samePorts(roles.filter((r) => r.kind === 'port').map((r) => r.slot), [0]);
+      if (blocked) return `input '${ctx.node.inputs[blocked.slot]}' carries channels on axis ${ctx.channelAxes[blocked.slot]}, not on the output's channel axis`;
+      return samePorts(roles.filter((r) => r.kind === 'port').map((r) => r.slot), [0], outputChannelAxis(ctx) as number);
     },
-    params: (ctx) =>
-      broadcastRoles(ctx)
-        .filter((r) => r.kind === 'param')
-        .map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role })),
+    params(ctx) {
+      const roles = broadcastRoles(ctx);
+      if (typeof roles === 'string') return [];
+      return roles.filter((r) => r.kind === 'param').map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role }));
+    },
   };
 }
 
@@ -61,17 +66,30 @@ interface BroadcastRole {
   axis: number;
 }
 
-function broadcastRoles<A>(ctx: ChannelContext<A>): BroadcastRole[] {
+/** The output's channel axis: that of the dynamic inputs of the output's rank (1 when none is), or why they disagree. */
+function outputChannelAxis<A>(ctx: ChannelContext<A>): number | string {
+  const rank = ctx.outputs[0]?.shape?.length;
+  const axes = new Set<number>();
+  ctx.inputs.forEach((facts, slot) => {
+    if (facts && !facts.constant && facts.type.shape?.length === rank) axes.add(ctx.channelAxes[slot]!);
+  });
+  if (axes.size > 1) return `its inputs carry channels on different axes (${[...axes].join(', ')})`;
+  return axes.size === 1 ? [...axes][0]! : 1;
+}
+
+function broadcastRoles<A>(ctx: ChannelContext<A>): BroadcastRole[] | string {
   const out = ctx.outputs[0]?.shape;
-  const channels = channelDim(out);
+  const outAxis = outputChannelAxis(ctx);
+  if (typeof outAxis === 'string') return outAxis;
+  const channels = out && outAxis < out.length ? out[outAxis] : undefined;
   return ctx.inputs.map((facts, slot): BroadcastRole => {
     const shape = facts?.type.shape;
     if (!facts || !shape || !out || channels === undefined) return { slot, kind: 'broadcast', axis: -1 };
-    const axis = 1 - (out.length - shape.length);
+    const axis = outAxis - (out.length - shape.length);
     if (axis < 0) return { slot, kind: 'broadcast', axis };
     if (shape[axis] === 1 && channels !== 1) return { slot, kind: 'broadcast', axis };
     if (facts.constant) return { slot, kind: 'param', axis };
-    return { slot, kind: axis === 1 ? 'port' : 'misaligned', axis };
+    return { slot, kind: ctx.channelAxes[slot] === axis ? 'port' : 'misaligned', axis };
   });
 }
 

@@ -12,7 +12,7 @@ import { makeTensor, toNumbers, type Tensor } from '../../onnx/tensor.js';
 import { cloneGraph } from '../../onnx/graph.js';
 import { opDefFor } from '../../ops/registry.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
-import type { ChannelContext } from './channel-rule.js';
+import { channelContext } from './node.js';
 import type { Scope } from './plan.js';
 
 export interface UnstructuredOptions {
@@ -65,9 +65,8 @@ export function findWeights(graph: Graph): WeightRef[] {
     const def = opDefFor(f.node);
     const rule = def?.channels;
     if (!def || !rule?.params) continue;
-    const opset = graph.opsets[f.node.domain === 'ai.onnx' ? '' : f.node.domain] ?? graph.opsets[''] ?? 0;
-    const ctx: ChannelContext<unknown> = { node: f.node, attrs: def.parseAttrs(f.node, opset), opset, inputs: f.inputs, outputs: f.outputs };
-    for (const p of rule.params(ctx)) {
+    // Which slice a weight's role sits on does not depend on where the channels came from: axis 1 everywhere.
+    for (const p of rule.params(channelContext(graph, f, def))) {
       const name = f.node.inputs[p.slot];
       const t = name ? graph.initializers.get(name) : undefined;
       if (p.role !== 'weight' || !name || !t || (t.dtype !== 'float32' && t.dtype !== 'float16' && t.dtype !== 'float64')) continue;
