@@ -9,6 +9,7 @@ import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { ortOutput, randomImages } from './prune-fixtures.js';
+import { buildZooModel } from '../src/zoo/index.js';
 
 interface PruneJson {
   mode: string;
@@ -120,20 +121,35 @@ describe('slim prune', () => {
 
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--finetune prunes and trains in steps, keeping the latest step on disk until done', async () => {
     const out = path.join(dir, 'tuned.onnx');
+    const model = path.join(dir, 'resnet18-narrow.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 }), model);
     const run = await runSlim([
-      'prune', resnet, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
+      'prune', model, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
       '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--batch', '64', '--distill', '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
     const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     expect(doc.test_accuracy).toBeGreaterThanOrEqual(0);
-    // CIFAR images are 32×32 and this fixture declares 16×16 inputs: no calibration, and it says so.
-    expect(doc.structured.mean_replacement).toBe(false);
-    expect(run.stderr).toMatch(/mean replacement skipped: the images are 32×32, the model takes 16×16/);
+    expect(doc.structured.mean_replacement).toBe(true);
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
     expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);
     expect(existsSync(out.replace(/\.onnx$/, '.partial.onnx'))).toBe(false);
+
+    // This fixture declares 16×16 inputs and CIFAR's images are 32×32: mean replacement is skipped, and
+    // says so; fine-tuning is refused before any work (it would train at a size the model is not written for).
+    const cifar = ['--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '64'];
+    const skipped = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', ...cifar]);
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stderr).toMatch(/mean replacement skipped: the images are 32×32, the model takes 16×16/);
+    const refused = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', '--finetune', '1', ...cifar]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images/);
+    for (const train of [['train', '--model', resnet], ['distill', '--teacher', resnet, '--student', 'resnet18-cifar']]) {
+      const r = await runSlim([...train, ...cifar, '--epochs', '1', '--out', path.join(dir, 'x.onnx')]);
+      expect(r.code, train.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images/);
+    }
   });
 
   it('bad usage and bad input are one line with exit 2 and 1', async () => {

@@ -78,6 +78,11 @@ describe('untie-weights', () => {
     const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint8Array(16) };
     const { inserted } = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
     expect(inserted).toBe(convs.length);
+    // A model that normalizes otherwise (ConvNeXt's LayerNorms survive BN folding) trains as it is.
+    const convnext = await readModel(fixturePath('torch-tiny-convnext.onnx'));
+    const kept = await withTrainingBatchNorm(convnext, images, { samples: 16, threads: 1 });
+    expect(kept.inserted).toBe(0);
+    expect(kept.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toEqual([]);
   });
 
   it('QAT with live BatchNorm (--bn-epochs) finds the γ and statistics of a fresh export', async () => {

@@ -73,6 +73,22 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
   }
 }
 
+/**
+ * The images must be the model's input size: CIFAR-10 is not resized, and a model trained or measured
+ * on images of another size would be written with an input it never saw. Image folders are resized.
+ */
+export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
+  const size = modelInputSize(graph);
+  const [c, h, w] = set.imageShape;
+  const channels = dataInputs(graph)[0]?.shape?.[1];
+  if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
+    throw usageError(
+      `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,
+      `pass ${flag} <image folder> (images are resized to the model's input), or use a model for ${h}×${w} input`,
+    );
+  }
+}
+
 /** A free-H×W model's MACs and latency depend on the image size: measuring them needs one. */
 export function requireMeasurableSize(graph: Graph, file: string, size: [number, number] | undefined): void {
   if (!size && hasFreeImageSize(graph)) {

@@ -29,12 +29,23 @@ export function hasBatchNorm(graph: Graph): boolean {
   return graph.nodes.some((n) => n.opType === 'BatchNormalization');
 }
 
-/** `graph` with trainable BN after its Convs when it has no BN at all; otherwise `graph` itself. */
+/** Ops that normalize activations. Folding removes BatchNormalization only; the others stay in the file. */
+const NORMALIZATIONS = new Set(['BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization']);
+
+/**
+ * Whether the model still normalizes its activations. One that does (ConvNeXt's LayerNorms, GroupNorm
+ * exported as InstanceNormalization) trains as it is: BN after its Convs would change the architecture.
+ */
+export function hasNormalization(graph: Graph): boolean {
+  return graph.nodes.some((n) => NORMALIZATIONS.has(n.opType));
+}
+
+/** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
 export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
   // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
   // Conv whose bias is computed would get no BN.
   const graph = untieIdentityWeights(source);
-  if (hasBatchNorm(graph)) return { graph, inserted: 0 };
+  if (hasNormalization(graph)) return { graph, inserted: 0 };
   const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]).map((n) => n.outputs[0]!);
   if (convOutputs.length === 0) return { graph, inserted: 0 };
   const moments = await channelMoments(graph, convOutputs, {

@@ -11,7 +11,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
@@ -127,6 +127,8 @@ export function registerDistill(program: Command): void {
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
+      checkImageSize(teacher, data.train, options.teacher, '--data');
+      if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student })
         : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });

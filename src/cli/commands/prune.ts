@@ -15,7 +15,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
@@ -160,7 +160,7 @@ export function registerPrune(program: Command): void {
       const inputBytes = loaded.externalFiles.length ? encodeModel(graph).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, options);
-      const tuner = makeTuner(graph, options, data);
+      const tuner = makeTuner(graph, file, options, data);
       const calibration = calibrationFor(graph, options, data);
       if (options.structured && !data && !options.finetune) {
         log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
@@ -344,8 +344,10 @@ function calibrationFor(graph: Graph, o: PruneOptions, data: { train: ImageSet }
   return { images: data.train, normalization: normalizationFor(graph, o), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
 }
 
-function makeTuner(graph: Graph, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined): FineTuner | undefined {
+function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined): FineTuner | undefined {
   if (!data || (!o.finetune && o.importance !== 'taylor')) return undefined;
+  // Before pruning: fine-tuning (or Taylor's gradients) on images of another size would train the model at a size it is not written for.
+  checkImageSize(graph, data.train, file, '--data');
   const { train, test } = data;
   let bar: ReturnType<typeof progress> | undefined;
   let barEpoch = -1;

@@ -2,30 +2,17 @@ import { stat } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
-import { dataInputs, type Graph } from '../../onnx/graph.js';
+import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { loadDataset, modelInputSize } from '../dataset.js';
+import { checkImageSize, loadDataset, modelInputSize } from '../dataset.js';
 import { progress } from '../output.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
 export interface EvalData {
   set: ImageSet;
   limit?: number;
-}
-
-/** CIFAR-10 is not resized: a model for another input size needs an image folder (which is). */
-export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
-  const size = modelInputSize(graph);
-  const [c, h, w] = set.imageShape;
-  const channels = dataInputs(graph)[0]?.shape?.[1];
-  if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
-    throw usageError(
-      `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,
-      `pass ${flag} <image folder> (images are resized to the model's input), or use a model for ${h}×${w} input`,
-    );
-  }
 }
 
 interface EvalFlags {

@@ -5,11 +5,11 @@ import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
 import { quantizationAwareTraining } from '../../compress/qat/index.js';
-import { loadTrainTest, modelInputSize } from '../dataset.js';
+import { checkImageSize, loadTrainTest, modelInputSize } from '../dataset.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../output.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkImageSize, top1, type EvalData } from './quantize-eval.js';
+import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */

@@ -33,10 +33,10 @@ import {
   type QuantizeReport,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
-import { loadDataset, modelInputSize, type DataOptions } from '../dataset.js';
+import { checkImageSize, loadDataset, modelInputSize, type DataOptions } from '../dataset.js';
 import { log, progress } from '../output.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkImageSize, top1, type EvalData } from './quantize-eval.js';
+import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 
 /** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */

@@ -14,7 +14,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
@@ -141,6 +141,8 @@ export function registerTrain(program: Command): void {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
         size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
       });
+      // Before any training: a model that cannot take these images would fail only at the end.
+      if (onnxModel) checkImageSize(onnxModel, data.train, options.model, '--data');
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
       if (writer && leftOver > 0) {
