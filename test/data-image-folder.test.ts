@@ -6,6 +6,7 @@ import { coverBox, loadImageFile, loadImageFolder } from '../src/data/image-fold
 import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/cli/dataset.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
 
 afterAll(removeTempDirs);
 
@@ -178,12 +179,26 @@ describe('transparency', () => {
 });
 
 describe('loadTrainTest (image folders)', () => {
-  async function writeSplit(root: string, classes: Record<string, RGB>): Promise<void> {
+  async function writeSplit(root: string, classes: Record<string, RGB>, files = ['a.png']): Promise<void> {
     for (const [name, colour] of Object.entries(classes)) {
       fs.mkdirSync(path.join(root, name), { recursive: true });
-      await sharp(solid(8, 8, colour), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, name, 'a.png'));
+      for (const file of files) await sharp(solid(8, 8, colour), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, name, file));
     }
   }
+
+  it('a test limit takes test images across the classes (a folder lists them class by class); CIFAR-10 keeps its first N', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });
+    await writeSplit(path.join(root, 'test'), { cat: RED, dog: GREEN, frog: BLUE }, ['a.png', 'b.png', 'c.png']);
+    const { train, test } = await loadTrainTest(root, { size: [8, 8], testLimit: 3 });
+    expect(train.labels.length).toBe(3);
+    expect([...test.labels]).toEqual([0, 1, 2]); // the first three would be three cats
+    if (fs.existsSync(path.join(CIFAR_DIR, 'test_batch.bin'))) {
+      const [limited, full] = [await loadTrainTest('cifar10', { dataDir: CIFAR_DIR, testLimit: 7 }), await loadTrainTest('cifar10', { dataDir: CIFAR_DIR })];
+      expect([...limited.test.labels]).toEqual([...full.test.labels.subarray(0, 7)]);
+      expect(limited.train.labels.length).toBe(50_000);
+    }
+  });
 
   it("numbers test/ by train/'s classes when test/ lacks one", async () => {
     const root = tempDir('split');

@@ -125,11 +125,12 @@ describe('slim prune', () => {
     await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 }), model);
     const run = await runSlim([
       'prune', model, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
-      '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--batch', '64', '--distill', '--json',
+      '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--test-limit', '500', '--batch', '64', '--distill', '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
     const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
-    expect(doc.test_accuracy).toBeGreaterThanOrEqual(0);
+    // Scored on 500 test images: a whole number of them.
+    expect(Math.abs(doc.test_accuracy * 500 - Math.round(doc.test_accuracy * 500))).toBeLessThan(1e-6);
     expect(doc.structured.mean_replacement).toBe(true);
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);

@@ -130,18 +130,27 @@ export function checkDataDir(options: DataOptions): void {
  * class folders, resized to the model's input. Test labels use train/'s class numbering, so a class
  * folder missing from test/ cannot shift the others; a class only test/ has is an error.
  */
-export async function loadTrainTest(data: string, options: { dataDir?: string; size?: [number, number] | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
+/**
+ * Training and test images. `testLimit` keeps N test images: CIFAR-10's first N (its test set comes
+ * shuffled), an image folder's N taken across the classes (it lists them class by class, so its first
+ * N would score only the first classes).
+ */
+export async function loadTrainTest(
+  data: string,
+  options: { dataDir?: string; size?: [number, number] | undefined; testLimit?: number | undefined },
+): Promise<{ train: ImageSet; test: ImageSet }> {
+  const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};
     return withDownloadBar(async (cifar) => {
       const train = await loadCifar10('train', { ...cifar, ...dir });
-      return { train, test: await loadCifar10('test', { ...cifar, ...dir }) };
+      return { train, test: await loadCifar10('test', { ...cifar, ...dir, ...testLimit }) };
     });
   }
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
-  return loadTrainTestFolders(data, { size: options.size });
+  return loadTrainTestFolders(data, { size: options.size, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

@@ -126,7 +126,7 @@ export function registerDistill(program: Command): void {
       const studentFile = studentIsZoo ? undefined : withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]);
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}) });
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), testLimit: options.testLimit });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile

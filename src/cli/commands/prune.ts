@@ -17,6 +17,7 @@ import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
+import { takeAcrossClasses } from '../../data/subsets.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -48,6 +49,7 @@ interface PruneOptions extends CommonOptions, DataOptions {
   device: 'cpu' | 'cuda';
   precision: PrecisionChoice;
   trainLimit?: number;
+  testLimit?: number;
   threads?: number;
   bench?: boolean;
   seed: number;
@@ -116,6 +118,7 @@ export function registerPrune(program: Command): void {
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
+        .option('--test-limit <n>', 'score fine-tuning steps on N test images only (an image folder: N across its classes)', positiveInt('--test-limit'))
         .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
         .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01; 0.005 with --no-reinsert-bn on a BN-folded model)', (v) => {
           const n = Number(v);
@@ -325,11 +328,11 @@ function check(o: PruneOptions): void {
 async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
-  if (isCifar10(o.data)) return loadTrainTest(o.data, dataDir);
+  if (isCifar10(o.data)) return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit });
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph) });
+  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), testLimit: o.testLimit });
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph));
-  return { train: set, test: set };
+  return { train: set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
 }
 
 /** Mean-replacement calibration on the training images, when they fit the model's input. */

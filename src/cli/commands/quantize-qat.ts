@@ -42,7 +42,7 @@ export async function qatFineTune(
   normalization: Normalization,
   evalData: EvalData | undefined,
 ): Promise<QatStep> {
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}) });
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), testLimit: options.testLimit });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;

@@ -140,6 +140,7 @@ export function registerTrain(program: Command): void {
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
         size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
+        testLimit: options.testLimit,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
       if (onnxModel) checkImageSize(onnxModel, data.train, options.model, '--data');
