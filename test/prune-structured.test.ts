@@ -49,6 +49,22 @@ function excitationNet(): Graph {
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', z)), 8, 10));
 }
 
+/**
+ * Spatial attention (CBAM): a map from the sum and max over the channels gates every channel. The
+ * reductions read the channels and write none, so the channels stay prunable; over ReLU outputs a dead
+ * channel changes neither the sum nor the max, which keeps removal exact.
+ */
+function spatialAttentionNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 12));
+  // Opset 17: ReduceSum takes its axes as an input, ReduceMax as an attribute.
+  const sum = n.op('ReduceSum', x, n.constant(int64([1], [1])));
+  const max = n.node('ReduceMax', [x], { axes: { type: 'ints', value: [1] } })[0]!;
+  const gate = n.op('Sigmoid', n.conv(n.concat([sum, max]), 2, 1, { k: 3 }));
+  const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 12, 8));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
+}
+
 /** Ops with plain channel rules in a row: Sub/Div by constants, Identity, Dropout, Cast, two Reshapes, GlobalMaxPool, Squeeze, MatMul. */
 function passThroughNet(): Graph {
   const n = new Net(['batch', 3, 8, 8]);
@@ -116,6 +132,13 @@ describe('dependency graph', () => {
     for (const op of ['Gather', 'Slice', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
   });
 
+  it('a reduction over the channels reads them and writes none: they stay prunable (spatial attention)', () => {
+    const dep = buildDependencyGraph(spatialAttentionNet());
+    expect(dep.boundaries).toEqual([]);
+    expect(dep.groups.map((g) => `${g.root.node.opType}${g.size}`)).toEqual(['Conv12', 'Conv1', 'Conv8']);
+    expect([...dep.groups[0]!.members.keys()].some((v) => v.startsWith('mul'))).toBe(true);
+  });
+
   it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {
     for (const [axis, boundary] of [[3, false], [1, true]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
@@ -151,13 +174,20 @@ describe('dependency graph', () => {
  * two Transposes. Weights come from `w`, so the test can build the same block at a smaller size from
  * weights it slices by hand — the oracle for pruning channels that have moved off axis 1.
  */
-function convNeXtNet(c: number, hidden: number, w: (name: string, dims: number[]) => Float32Array, norm = true): Graph {
+function convNeXtNet(c: number, hidden: number, w: (name: string, dims: number[]) => Float32Array, norm: 'op' | 'decomposed' | 'none'): Graph {
   const n = new Net(['batch', 3, 8, 8]);
   const t = (name: string, dims: number[]): string => n.constant(float32(dims, w(name, dims)));
   const pads = { type: 'ints' as const, value: [1, 1, 1, 1] };
   const x = n.node('Conv', ['input', t('conv.w', [c, 3, 3, 3]), t('conv.b', [c])], { kernel_shape: { type: 'ints', value: [3, 3] }, pads })[0]!;
   let y = n.node('Transpose', [x], { perm: { type: 'ints', value: [0, 2, 3, 1] } })[0]!;
-  if (norm) y = n.node('LayerNormalization', [y, t('ln.s', [c]), t('ln.b', [c])], { epsilon: { type: 'float', value: 1e-6 } })[0]!;
+  if (norm === 'op') y = n.node('LayerNormalization', [y, t('ln.s', [c]), t('ln.b', [c])], { epsilon: { type: 'float', value: 1e-6 } })[0]!;
+  if (norm === 'decomposed') {
+    // What torch exports for nn.LayerNorm below opset 17: mean and variance by ReduceMean over the channels.
+    const mean = (v: string): string => n.node('ReduceMean', [v], { axes: { type: 'ints', value: [-1] } })[0]!;
+    const centred = n.op('Sub', y, mean(y));
+    const std = n.op('Sqrt', n.op('Add', mean(n.op('Pow', centred, n.constant(float32([], [2])))), n.constant(float32([], [1e-6]))));
+    y = n.op('Add', n.op('Mul', n.op('Div', centred, std), t('ln.s', [c])), t('ln.b', [c]));
+  }
   const h = n.op('Add', n.op('MatMul', y, t('fc1.w', [c, hidden])), t('fc1.b', [hidden]));
   const gelu = n.op('Mul', n.op('Mul', h, n.op('Add', n.op('Erf', n.op('Div', h, n.constant(float32([], [Math.SQRT2])))), n.constant(float32([], [1])))), n.constant(float32([], [0.5])));
   const z = n.op('Add', n.op('MatMul', gelu, t('fc2.w', [hidden, c])), t('fc2.b', [c]));
@@ -208,7 +238,7 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
@@ -267,7 +297,7 @@ describe('structured pruning against ONNX Runtime', () => {
 
   it('prunes channels a Transpose moved to the last axis (ConvNeXt): equal to the block built small from hand-cut weights', async () => {
     const [c, hidden] = [8, 32];
-    for (const norm of [true, false]) {
+    for (const norm of ['op', 'decomposed', 'none'] as const) {
       const weights = convNeXtWeights();
       const graph = convNeXtNet(c, hidden, weights.full, norm);
       // Recorded shapes (value_info, as onnx.shape_inference writes them) must follow the channels' axis.
@@ -279,7 +309,8 @@ describe('structured pruning against ONNX Runtime', () => {
       const [residual, mlp] = dep.groups as [typeof dep.groups[0], typeof dep.groups[0]];
       const roles = residual.params.map((p) => `${p.node.opType}:${p.param.role}@${p.param.axis}`).sort();
       expect(roles).toEqual(expect.arrayContaining(['MatMul:weight@0', 'MatMul:weight@1', 'Add:bias@0', 'Mul:other@0', 'Conv:weight@0']));
-      if (norm) expect(roles).toEqual(expect.arrayContaining(['LayerNormalization:scale@0', 'LayerNormalization:bias@0']));
+      if (norm === 'op') expect(roles).toEqual(expect.arrayContaining(['LayerNormalization:scale@0', 'LayerNormalization:bias@0']));
+      if (norm === 'decomposed') expect(roles).toEqual(expect.arrayContaining(['Mul:other@0', 'Add:bias@0']));
       const [drop, dropHidden] = [[1, 4, 6], [0, 3, 5, 9, 17, 30, 31]];
       const removed = new Uint8Array(dep.groupOf.length);
       for (const i of drop) removed[residual.components[i]!] = 1;

@@ -166,18 +166,26 @@ export function channelReshape<A>(
   return `reshapes [${x.join(', ')}] to [${y.join(', ')}] across the channel axis`;
 }
 
-/** Reductions (ReduceMean, …): channels pass through unless axis 1 is reduced or axis 0 dropped. */
+/**
+ * Reductions (ReduceMean, …), on whatever axis the input carries its channels. Channels not reduced pass
+ * through, to the axis they land on once dropped axes are gone. Reduced over, they are read and not
+ * written: the reduction then runs over the channels kept — a LayerNorm exported below opset 17
+ * (ReduceMean over the channels for its mean and variance) prunes as LayerNormalization does.
+ */
 export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs> {
   return {
+    anyAxis: true,
     ports(ctx) {
       const rank = ctx.inputs[0]?.type.shape?.length;
       const axes = ctx.opset >= axesInputSince ? (ctx.inputs[1] ? knownInts(ctx, 1) : []) : (ctx.attrs.axes ?? []);
       if (rank === undefined || !axes) return 'its axes are computed at run time';
-      if (axes.length === 0) return ctx.attrs.noopWithEmptyAxes ? samePorts([0], [0]) : 'reduces every axis, the channels included';
-      const reduced = normalizeAxes(axes, rank);
-      if (reduced.includes(1)) return 'reduces over the channel axis';
-      if (reduced.includes(0) && !ctx.attrs.keepDims) return 'drops axis 0, which moves the channels off axis 1';
-      return samePorts([0], [0]);
+      const channelAxis = ctx.channelAxes[0]!;
+      if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return samePorts([0], [0], channelAxis);
+      const reduced = axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : normalizeAxes(axes, rank);
+      // Written: the channel axis at size 1 (keepdims), or none (an axis past the output's last).
+      if (reduced.includes(channelAxis)) return { inputs: [0], outputs: [], coupling: 'independent', outputAxes: [ctx.attrs.keepDims ? channelAxis : rank] };
+      const shift = ctx.attrs.keepDims ? 0 : reduced.filter((a) => a < channelAxis).length;
+      return samePorts([0], [0], channelAxis - shift);
     },
   };
 }
