@@ -42,7 +42,10 @@ export async function qatFineTune(
   normalization: Normalization,
   evalData: EvalData | undefined,
 ): Promise<QatStep> {
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), testLimit: options.testLimit });
+  // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
+  // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
+  const testLimit = options.testLimit ?? options.evalLimit;
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), testLimit });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
@@ -66,7 +69,7 @@ export async function qatFineTune(
     ...(options.lr !== undefined ? { lr: options.lr } : {}),
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
-    ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}),
+    ...(testLimit !== undefined ? { testLimit } : {}),
     ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
     ...(options.log ? { log: options.log } : {}),
