@@ -22,7 +22,7 @@ export function readValues(dep: DependencyGraph): string[] {
   return [...values];
 }
 
-/** Per value, the mean over images and positions of each channel (axis 1). */
+/** Per value, the mean over images and positions of each channel (axis 1: Conv and Gemm read them there). */
 export async function channelMeans(graph: Graph, values: readonly string[], c: Calibration): Promise<Map<string, Float64Array>> {
   const moments = await channelMoments(graph, values, c);
   return new Map([...moments].map(([name, m]) => [name, m.mean]));

@@ -43,8 +43,8 @@ export interface ChannelLink {
 }
 
 /**
- * The node's channel ports: data inputs and outputs whose axis 1 carries channels that the op reads or
- * writes. An input slot that is not listed does not depend on the channel count (a shape, pads, a
+ * The node's channel ports: data inputs and outputs whose channel axis (1, or where `channelAxes` /
+ * `outputAxes` say) carries channels that the op reads or writes. An input slot that is not listed does not depend on the channel count (a shape, pads, a
  * scalar, a tensor broadcast along axis 1). Coupling says how input channels relate to output channels:
  * - 'independent': outputs have channels of their own (Conv, Gemm) — pruning one side leaves the other;
  * - 'same': channel i of every port is the same channel (BatchNormalization, Relu, Add, depthwise Conv);

@@ -53,7 +53,7 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
     if (!rule.anyAxis) {
       const moved = ports.inputs.find((slot) => ctx.channelAxes[slot] !== 1 && channelCount(ctx, slot) !== undefined);
       if (moved !== undefined) {
-        return { ...base, ctx, rule, boundary: `input '${node.inputs[moved]}' carries its channels on axis ${ctx.channelAxes[moved]} (moved by a Transpose); ${node.opType} follows channels on axis 1 only` };
+        return { ...base, ctx, rule, boundary: `input '${node.inputs[moved]}' carries its channels on axis ${ctx.channelAxes[moved]}; ${node.opType} follows channels on axis 1 only` };
       }
     }
     const params = rule.params?.(ctx) ?? [];
