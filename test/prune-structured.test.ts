@@ -11,6 +11,7 @@ import { OPS } from '../src/ops/registry.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
 import type { Graph } from '../src/onnx/graph.js';
+import type { Group } from '../src/compress/prune/group.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
@@ -63,6 +64,16 @@ function spatialAttentionNet(): Graph {
   const gate = n.op('Sigmoid', n.conv(n.concat([sum, max]), 2, 1, { k: 3 }));
   const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 12, 8));
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
+}
+
+/** A ResNeXt block: 1×1 → grouped 3×3 (4 groups of 3 → 4 of 2) → 1×1, added to the residual. */
+function groupedNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 16));
+  const a = n.op('Relu', n.conv(x, 16, 12, { k: 1 }));
+  const b = n.op('Relu', n.conv(a, 12, 8, { k: 3, group: 4 }));
+  const y = n.op('Relu', n.op('Add', x, n.conv(b, 8, 16, { k: 1 })));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 16, 10));
 }
 
 /** Ops with plain channel rules in a row: Sub/Div by constants, Identity, Dropout, Cast, two Reshapes, GlobalMaxPool, Squeeze, MatMul. */
@@ -132,6 +143,28 @@ describe('dependency graph', () => {
     for (const op of ['Gather', 'Slice', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
   });
 
+  it('a grouped conv ties position j of every group, on its input and its output, so the groups stay equal', () => {
+    const dep = buildDependencyGraph(groupedNet());
+    expect(dep.boundaries).toEqual([]);
+    // Group channels (positions) and the root channels they stand for.
+    expect(dep.groups.map((g) => [g.root.node.opType, g.size, g.rootChannels])).toEqual([['Conv', 16, 16], ['Conv', 3, 12], ['Conv', 2, 8]]);
+    const [, into, out] = dep.groups as [Group, Group, Group];
+    const conv1 = [...into.members.values()][0]!;
+    expect([...conv1]).toEqual([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2]);
+    expect([...out.members.values()][0]).toEqual(Int32Array.from([0, 1, 0, 1, 0, 1, 0, 1]));
+    // Removing position 1 of the input side keeps 4 groups of 2 input channels; the written model is valid.
+    const removed = new Uint8Array(dep.groupOf.length);
+    removed[into.components[1]!] = 1;
+    const pruned = removeChannels(dep, removed);
+    validateGraph(pruned);
+    const grouped = pruned.nodes.find((x) => x.opType === 'Conv' && x.attributes.group?.value === 4)!;
+    expect(pruned.initializers.get(grouped.inputs[1]!)!.dims).toEqual([8, 2, 3, 3]);
+    expect(grouped.attributes.group).toEqual({ type: 'int', value: 4 });
+    // Rounding counts root channels: to a multiple of 8 here is 2 positions of the 4 groups.
+    const r = planRemoval(dep, scoreGroups(dep.groups, 'l1').scores, 0.5, { scope: 'layer', roundTo: 8, maxRatio: 0.9, fixed: new Map() });
+    expect(r.kept).toEqual([8, 2, 2]);
+  });
+
   it('a reduction over the channels reads them and writes none: they stay prunable (spatial attention)', () => {
     const dep = buildDependencyGraph(spatialAttentionNet());
     expect(dep.boundaries).toEqual([]);
@@ -150,7 +183,7 @@ describe('dependency graph', () => {
     }
   });
 
-  it('stops at ops without a channel rule and at grouped convs, and says so', () => {
+  it('stops at ops without a channel rule, and says so; a grouped conv after it starts a group', () => {
     const n = new Net(['batch', 3, 8, 8]);
     const a = n.op('Relu', n.conv('input', 3, 8));
     const s = n.op('Slice', a, n.constant(int64([1], [0])), n.constant(int64([1], [8])), n.constant(int64([1], [3])));
@@ -161,10 +194,9 @@ describe('dependency graph', () => {
     const dep = buildDependencyGraph(graph);
     expect(dep.boundaries.map((b) => [b.opType, b.reason])).toEqual([
       ['Slice', 'Slice has no channel rule'],
-      ['Conv', expect.stringMatching(/grouped convolution \(group 2, not depthwise\)/)],
     ]);
-    // Only the last conv's channels are free.
-    expect(dep.groups.map((x) => x.root.node.opType + x.size)).toEqual(['Conv16']);
+    // The first conv's channels are frozen; the grouped conv's (2 groups of 4 positions) and the last conv's are free.
+    expect(dep.groups.map((x) => [x.root.node.opType, x.size, x.rootChannels])).toEqual([['Conv', 4, 8], ['Conv', 16, 16]]);
   });
 });
 
@@ -238,7 +270,7 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
@@ -437,6 +469,34 @@ describe('mean replacement', () => {
     const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint8Array(16) };
     const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
     expect(means.get(a)![1]).toBeCloseTo(0.7, 6);
+    const x = randomImages([2, 3, 8, 8]);
+    const want = await ortOutput(graph, x);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed, { means }), x), want)).toBeLessThan(1e-5);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
+  });
+
+  it('folds a removed constant channel into a grouped conv, where only its own group reads it', async () => {
+    // conv 3→8 → relu → grouped 1×1 conv 8→4 (2 groups of 4 → 2 of 2) → relu → GAP → gemm. Position 1 is
+    // constant in both groups (channels 1 and 5), each with its own value.
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 8));
+    const b = n.op('Relu', n.conv(a, 8, 4, { k: 1, group: 2 }));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', b)), 4, 10));
+    const first = graph.nodes.find((x) => x.opType === 'Conv')!;
+    const w = Float32Array.from(graph.initializers.get(first.inputs[1]!)!.data as Float32Array);
+    const bias = Float32Array.from(graph.initializers.get(first.inputs[2]!)!.data as Float32Array);
+    for (const [c, v] of [[1, 0.7], [5, 1.3]] as const) {
+      w.fill(0, c * 27, (c + 1) * 27);
+      bias[c] = v;
+    }
+    graph.initializers.set(first.inputs[1]!, float32([8, 3, 3, 3], w));
+    graph.initializers.set(first.inputs[2]!, float32([8], bias));
+    const dep = buildDependencyGraph(graph);
+    const removed = new Uint8Array(dep.groupOf.length);
+    removed[dep.groups[0]!.components[1]!] = 1;
+    const rng = new Random(9);
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint8Array(16) };
+    const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
     const x = randomImages([2, 3, 8, 8]);
     const want = await ortOutput(graph, x);
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed, { means }), x), want)).toBeLessThan(1e-5);

@@ -6,12 +6,18 @@ import { parseWindowAttrs, resolveWindow, windowOutputShape, type WindowAttrs } 
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
 import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
 import { foldShiftIntoBias, samePorts } from '../compress/prune/rules.js';
+import type { ChannelLink } from '../compress/prune/channel-rule.js';
 
 export interface ConvAttrs extends WindowAttrs {
   group: number;
 }
 
 /** X [N, C, D1..Dn] * W [M, C/group, k1..kn] (+ B [M]) → [N, M, O1..On], for n = 1, 2, 3. */
+/** One filter per input channel, one output per group: channels pass straight through. */
+function isDepthwise(weightDims: readonly number[], group: number): boolean {
+  return weightDims[1] === 1 && weightDims[0] === group;
+}
+
 export const conv = defineOp<ConvAttrs>({
   opType: 'Conv',
   domain: '',
@@ -83,24 +89,39 @@ export const conv = defineOp<ConvAttrs>({
   },
   // Pruning: output channels are rows of W (and the bias), input channels its columns. A depthwise conv
   // ties each output channel to its input channel, so it passes channels through and shrinks its group.
+  // A grouped conv (ResNeXt, RegNet) keeps its groups equal: position j of every group goes together, on
+  // the input (W's column j serves every group) and on the output.
   channels: {
     ports(ctx) {
       const w = ctx.inputs[1]?.constant;
       if (!w) return 'its weight is computed, not stored (a quantized model?); prune before quantizing';
-      if (ctx.attrs.group === 1) return { inputs: [0], outputs: [0], coupling: 'independent' };
-      if (w.dims[1] === 1 && w.dims[0] === ctx.attrs.group) return samePorts([0], [0]);
-      return `grouped convolution (group ${ctx.attrs.group}, not depthwise) would need every group pruned alike`;
+      const group = ctx.attrs.group;
+      if (group === 1) return { inputs: [0], outputs: [0], coupling: 'independent' };
+      if (isDepthwise(w.dims, group)) return samePorts([0], [0]);
+      const [perGroupIn, perGroupOut] = [w.dims[1]!, w.dims[0]! / group];
+      const tie = (side: 'in' | 'out', count: number): ChannelLink[] =>
+        Array.from({ length: group - 1 }, (_, k) => ({ from: { side, slot: 0 }, to: { side, slot: 0 }, fromStart: 0, toStart: (k + 1) * count, count, span: 1 }));
+      return { inputs: [0], outputs: [0], coupling: 'independent', ties: [...tie('in', perGroupIn), ...tie('out', perGroupOut)] };
     },
-    params: (ctx) => [
-      { slot: 1, port: { side: 'out', slot: 0 }, axis: 0, role: 'weight' },
-      ...(ctx.attrs.group === 1 ? [{ slot: 1, port: { side: 'in', slot: 0 }, axis: 1, role: 'weight' } as const] : []),
-      ...(ctx.inputs[2] ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: 0, role: 'bias' } as const] : []),
-    ],
-    resize: (ctx, keep) => (ctx.attrs.group > 1 && keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {}),
+    params(ctx) {
+      const w = ctx.inputs[1]?.constant;
+      const grouped = w !== undefined && ctx.attrs.group > 1 && !isDepthwise(w.dims, ctx.attrs.group);
+      return [
+        { slot: 1, port: { side: 'out', slot: 0 }, axis: 0, role: 'weight' },
+        ...(ctx.attrs.group === 1 ? [{ slot: 1, port: { side: 'in', slot: 0 }, axis: 1, role: 'weight' } as const] : []),
+        ...(grouped ? [{ slot: 1, port: { side: 'in', slot: 0 }, axis: 1, role: 'weight', period: w.dims[1]! } as const] : []),
+        ...(ctx.inputs[2] ? [{ slot: 2, port: { side: 'out', slot: 0 }, axis: 0, role: 'bias' } as const] : []),
+      ];
+    },
+    resize(ctx, keep) {
+      const w = ctx.inputs[1]?.constant;
+      const depthwise = w !== undefined && ctx.attrs.group > 1 && isDepthwise(w.dims, ctx.attrs.group);
+      return depthwise && keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {};
+    },
     // A removed input channel's mean contribution Σ W[o, c, …]·mean[c] moves into the bias.
     compensate: (ctx, shift, keepOut) =>
-      ctx.attrs.group !== 1 || ctx.inputs[1]?.constant?.dtype !== 'float32'
+      ctx.inputs[1]?.constant?.dtype !== 'float32'
         ? {}
-        : foldShiftIntoBias({ weight: ctx.inputs[1].constant, outAxis: 0, inAxis: 1, bias: ctx.inputs[2]?.constant, slot: 2 }, shift, keepOut),
+        : foldShiftIntoBias({ weight: ctx.inputs[1].constant, outAxis: 0, inAxis: 1, bias: ctx.inputs[2]?.constant, slot: 2, groups: ctx.attrs.group }, shift, keepOut),
   },
 });

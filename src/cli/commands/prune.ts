@@ -433,14 +433,14 @@ function analyze(file: string, loaded: Graph, o: PruneOptions): void {
   const result = {
     file,
     macs: macsPerImage(graph, dep.facts),
-    groups: dep.groups.map((g) => ({ root: g.root.node.name, op: g.root.node.opType, channels: g.size, values: [...g.members.keys()], nodes: g.nodes })),
+    groups: dep.groups.map((g) => ({ root: g.root.node.name, op: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
     boundaries: dep.boundaries,
     frozen: Object.fromEntries(dep.frozen),
   };
   printResult(o, result, () =>
     [
       `${file}: ${dep.groups.length} prunable channel groups, ${dep.boundaries.length} boundaries`,
-      table(['group root', 'op', 'channels', 'nodes (--json lists them)'], dep.groups.map((g) => [g.root.node.name, g.root.node.opType, g.size, nodeSummary(graph, g.nodes)])),
+      table(['group root', 'op', 'channels', 'nodes (--json lists them)'], dep.groups.map((g) => [g.root.node.name, g.root.node.opType, g.rootChannels, nodeSummary(graph, g.nodes)])),
       ...(dep.boundaries.length ? ['', 'boundaries (channels are not pruned through these):', ...dep.boundaries.map((b) => `  ${b.node} (${b.opType}): ${b.reason}`)] : []),
     ].join('\n'),
   );

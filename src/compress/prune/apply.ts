@@ -103,7 +103,9 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
       if (!k || final.has(p.slot)) continue;
       const current = tensors.get(p.slot) ?? d.ctx.inputs[p.slot]!.constant!;
-      tensors.set(p.slot, options.shapesOnly ? placeholder(current, p.axis, k.length) : sliceAxis(current, p.axis, k));
+      // Every group keeps the same positions (the rule ties them): the first group's say which.
+      const along = p.period === undefined ? k : k.filter((c) => c < p.period!);
+      tensors.set(p.slot, options.shapesOnly ? placeholder(current, p.axis, along.length) : sliceAxis(current, p.axis, along));
     }
     const edit = d.rule?.resize?.(d.ctx, keep) ?? {};
     for (const [slot, t] of [...Object.entries(edit.inputs ?? {}), ...final]) tensors.set(Number(slot), t);

@@ -56,6 +56,11 @@ export interface ChannelPorts {
   coupling: 'independent' | 'same' | ChannelLink[];
   /** Per output slot, the axis the written value carries channels on; 1 where not given. */
   outputAxes?: number[];
+  /**
+   * Channels that must go together whatever the coupling: a grouped convolution ties position j of
+   * every group (channels j, a + j, 2a + j, …) so that its groups stay equal.
+   */
+  ties?: ChannelLink[];
 }
 
 /**
@@ -73,6 +78,11 @@ export interface ChannelParam {
   port: SlotRef;
   axis: number;
   role: ParamRole;
+  /**
+   * The axis indexes channel c mod `period`: a grouped convolution's weight holds the position within
+   * the group on axis 1 (its ports tie the positions of every group, so all groups keep the same ones).
+   */
+  period?: number;
 }
 
 /** Channels kept per port, ascending; undefined where a port keeps all of them. */

@@ -280,7 +280,8 @@ function formGroups(b: Builder, component: Int32Array, free: Uint8Array, sources
       const s = b.spaces.get(v)!;
       members.set(v, Int32Array.from({ length: s.size }, (_, i) => channel.get(component[s.base + i]!) ?? -1));
     }
-    return { id, root: { node: producer.get(rootValue)!.node, value: rootValue }, size: comps.length, members, components: Int32Array.from(comps), params: [], nodes: [] };
+    const rootChannels = members.get(rootValue)!.filter((c) => c >= 0).length;
+    return { id, root: { node: producer.get(rootValue)!.node, value: rootValue }, size: comps.length, rootChannels, members, components: Int32Array.from(comps), params: [], nodes: [] };
   });
   attachParams(b, groups);
   return groups;

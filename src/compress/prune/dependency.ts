@@ -24,8 +24,9 @@ export interface Dependency {
  */
 export function nodeDependencies(dep: DepNode, channels: (value: string) => number | undefined): Dependency[] {
   const ports = dep.ports;
-  if (!ports || ports.coupling === 'independent') return [];
-  const links: ChannelLink[] = [];
+  if (!ports) return [];
+  // 'independent' adds nothing between inputs and outputs; ties hold whatever the coupling.
+  const links: ChannelLink[] = [...(ports.ties ?? [])];
   if (ports.coupling === 'same') {
     const all = [
       ...ports.inputs.map((slot) => ({ side: 'in' as const, slot })),
@@ -36,7 +37,7 @@ export function nodeDependencies(dep: DepNode, channels: (value: string) => numb
       const count = channels(portValue(dep, first!.side, first!.slot)!)!;
       links.push({ from: first!, to, fromStart: 0, toStart: 0, count, span: 1 });
     }
-  } else {
+  } else if (ports.coupling !== 'independent') {
     links.push(...ports.coupling);
   }
   const out: Dependency[] = [];

@@ -22,7 +22,13 @@ export interface GroupParam {
 export interface Group {
   id: number;
   root: { node: Node; value: string };
+  /** Group channels: what importance scores and plans count. */
   size: number;
+  /**
+   * The root's channels in the group: `size`, or a multiple of it where channels are tied (a grouped
+   * conv ties position j of every group into one group channel). What reports call the group's channels.
+   */
+  rootChannels: number;
   /** Per member value: for each of its channels, the group channel it belongs to (−1: another group's). */
   members: Map<string, Int32Array>;
   /** Per group channel, the dependency graph's component id. */
@@ -32,12 +38,17 @@ export interface Group {
   nodes: string[];
 }
 
-/** Per-channel sums of a member's statistic, into group coordinates: out[group channel] += stat[channel]. */
-export function accumulate(group: Group, value: string, stat: ArrayLike<number>, out: Float64Array): void {
+/**
+ * Per-channel sums of a member's statistic, into group coordinates: out[group channel] += stat[channel].
+ * With `period` (ChannelParam.period) the statistic is per position within a group, shared by the
+ * channels at that position in every group: each gets its share, so the group channel gets it once.
+ */
+export function accumulate(group: Group, value: string, stat: ArrayLike<number>, out: Float64Array, period?: number): void {
   const map = group.members.get(value);
   if (!map) return;
+  const share = period === undefined ? 1 : period / map.length;
   for (let c = 0; c < map.length; c++) {
     const g = map[c]!;
-    if (g >= 0) out[g]! += stat[c]!;
+    if (g >= 0) out[g]! += (period === undefined ? stat[c]! : stat[c % period]!) * share;
   }
 }

@@ -42,7 +42,7 @@ function magnitude(p: 1 | 2): Importance {
     for (const gp of group.params) {
       if (gp.param.role !== 'weight') continue;
       any = true;
-      accumulate(group, gp.value, sliceSums(gp.tensor, gp.param.axis, p === 1 ? Math.abs : (v) => v * v), scores);
+      accumulate(group, gp.value, sliceSums(gp.tensor, gp.param.axis, p === 1 ? Math.abs : (v) => v * v), scores, gp.param.period);
     }
     if (!any) return undefined;
     if (p === 2) for (let i = 0; i < scores.length; i++) scores[i] = Math.sqrt(scores[i]!);
@@ -57,7 +57,7 @@ const bnScale: Importance = (group) => {
   for (const gp of group.params) {
     if (gp.param.role !== 'scale') continue;
     any = true;
-    accumulate(group, gp.value, sliceSums(gp.tensor, gp.param.axis, Math.abs), scores);
+    accumulate(group, gp.value, sliceSums(gp.tensor, gp.param.axis, Math.abs), scores, gp.param.period);
   }
   return any ? scores : undefined;
 };
@@ -76,7 +76,7 @@ const taylor: Importance = (group, ctx) => {
     if (!g || gp.param.role === 'statistic' || gp.param.role === 'other') continue;
     any = true;
     const s = sliceSums(gp.tensor, gp.param.axis, (v, i) => v * g[i]!);
-    accumulate(group, gp.value, s.map(Math.abs), scores);
+    accumulate(group, gp.value, s.map(Math.abs), scores, gp.param.period);
   }
   return any ? scores : undefined;
 };

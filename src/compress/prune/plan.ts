@@ -5,6 +5,7 @@
  * multiple of `roundTo` (SIMD-friendly widths such as 8 or 16 run faster than the odd counts in between).
  */
 import type { DependencyGraph } from './dependency-graph.js';
+import type { Group } from './group.js';
 
 export type Scope = 'layer' | 'global';
 
@@ -30,6 +31,17 @@ export interface Plan {
 export function roundKept(size: number, kept: number, roundTo: number): number {
   const k = Math.max(1, kept);
   return roundTo <= 1 ? Math.min(size, k) : Math.min(size, Math.ceil(k / roundTo) * roundTo);
+}
+
+/**
+ * The rounding step in group channels: `roundTo` counts the root's channels, and where positions are
+ * tied (G groups of a grouped conv) each group channel is G of them — 16 channels over 4 groups are 4 positions.
+ */
+function roundStep(g: Group, roundTo: number): number {
+  const perChannel = g.rootChannels / g.size;
+  if (roundTo <= 1 || !Number.isInteger(perChannel)) return roundTo;
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  return roundTo / gcd(roundTo, perChannel);
 }
 
 function removable(size: number, ratio: number): number {
@@ -59,7 +71,7 @@ export function keptCounts(dep: DependencyGraph, scores: readonly Float64Array[]
       budget--;
     }
   }
-  return groups.map((g) => roundKept(g.size, g.size - count[g.id]!, o.roundTo));
+  return groups.map((g) => roundKept(g.size, g.size - count[g.id]!, roundStep(g, o.roundTo)));
 }
 
 /** Remove the lowest-scored channels of each group down to `kept`. */
@@ -90,10 +102,10 @@ export function refill(dep: DependencyGraph, kept: readonly number[], o: PlanOpt
       .sort((a, b) => current[a.id]! / a.size - current[b.id]! / b.size);
     const next = candidates.find((g) => {
       const trial = [...current];
-      trial[g.id] = roundKept(g.size, current[g.id]! + 1, o.roundTo);
+      trial[g.id] = roundKept(g.size, current[g.id]! + 1, roundStep(g, o.roundTo));
       return fits(trial);
     });
     if (!next) return current;
-    current[next.id] = roundKept(next.size, current[next.id]! + 1, o.roundTo);
+    current[next.id] = roundKept(next.size, current[next.id]! + 1, roundStep(next, o.roundTo));
   }
 }

@@ -193,10 +193,11 @@ export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs>
 /**
  * Fold an input shift into a bias (see ChannelRule.compensate): out[o] += scale · Σ_c shift[c] · Σ W[o, c, …]
  * for a weight laid out with output channels on `outAxis` and input channels on `inAxis`. The bias
- * (length = outputs, or absent) goes to input `slot`, cut to `keepOut`.
+ * (length = outputs, or absent) goes to input `slot`, cut to `keepOut`. With `groups` (a grouped Conv),
+ * `inAxis` holds the position within the group: output o of group g reads input channel g·a + position.
  */
 export function foldShiftIntoBias(
-  options: { weight: Tensor; outAxis: number; inAxis: number; bias: Tensor | undefined; slot: number; scale?: number },
+  options: { weight: Tensor; outAxis: number; inAxis: number; bias: Tensor | undefined; slot: number; scale?: number; groups?: number },
   shift: Float64Array,
   keepOut: readonly number[] | undefined,
 ): NodeEdit {
@@ -205,11 +206,13 @@ export function foldShiftIntoBias(
   const w = weight.dtype === 'float32' ? (weight.data as Float32Array) : toNumbers(weight);
   const outs = dims[outAxis]!;
   const strides = dims.map((_, i) => dims.slice(i + 1).reduce((a, b) => a * b, 1));
+  const outsPerGroup = outs / (options.groups ?? 1);
   const delta = new Float64Array(outs);
   for (let i = 0; i < w.length; i++) {
-    const c = Math.floor(i / strides[inAxis]!) % dims[inAxis]!;
+    const o = Math.floor(i / strides[outAxis]!) % outs;
+    const c = Math.floor(o / outsPerGroup) * dims[inAxis]! + (Math.floor(i / strides[inAxis]!) % dims[inAxis]!);
     if (shift[c] === 0) continue;
-    delta[Math.floor(i / strides[outAxis]!) % outs]! += shift[c]! * w[i]!;
+    delta[o]! += shift[c]! * w[i]!;
   }
   // A bias of one element (a scalar Gemm C) broadcasts: spell it out per output.
   const given = bias ? toNumbers(bias) : [0];

@@ -179,8 +179,8 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     groups: dep.groups.map((g, i) => ({
       root: g.root.node.name,
       opType: g.root.node.opType,
-      channelsBefore: g.size,
-      channelsAfter: chosen.plan.kept[i]!,
+      channelsBefore: g.rootChannels,
+      channelsAfter: (chosen.plan.kept[i]! * g.rootChannels) / g.size,
       values: g.members.size,
       nodes: g.nodes.length,
     })),

@@ -71,7 +71,7 @@ export function findWeights(graph: Graph): WeightRef[] {
       const t = name ? graph.initializers.get(name) : undefined;
       if (p.role !== 'weight' || !name || !t || (t.dtype !== 'float32' && t.dtype !== 'float16' && t.dtype !== 'float64')) continue;
       const ref = out.get(name) ?? { name, node: f.node.name, tensor: t };
-      if (p.port.side === 'in') ref.inputAxis = p.axis;
+      if (p.port.side === 'in' && p.period === undefined) ref.inputAxis = p.axis;
       out.set(name, ref);
     }
   }
