@@ -10,7 +10,7 @@ import { buildZooModel } from '../src/zoo/index.js';
 import { OPS } from '../src/ops/registry.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
-import type { Graph } from '../src/onnx/graph.js';
+import type { Attribute, Graph } from '../src/onnx/graph.js';
 import type { Group } from '../src/compress/prune/group.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
@@ -172,6 +172,57 @@ describe('dependency graph', () => {
     expect([...dep.groups[0]!.members.keys()].some((v) => v.startsWith('mul'))).toBe(true);
   });
 
+  it('a reduction where every channel counts (Min, Prod, LogSumExp) over the channels is a boundary', () => {
+    for (const [op, stops] of [['ReduceMin', true], ['ReduceProd', true], ['ReduceLogSumExp', true], ['ReduceMax', false], ['ReduceMean', false]] as const) {
+      const n = new Net(['batch', 3, 8, 8]);
+      const x = n.op('Relu', n.conv('input', 3, 8));
+      const gate = n.op('Sigmoid', n.node(op, [x], { axes: { type: 'ints', value: [1] } })[0]!);
+      const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 8, 4));
+      const dep = buildDependencyGraph(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 4, 10)));
+      expect(dep.boundaries.map((b) => b.opType), op).toEqual(stops ? [op] : []);
+      expect(dep.groups.map((g) => g.rootChannels), op).toEqual(stops ? [4] : [8, 4]);
+    }
+  });
+
+  it('channels a Transpose moves from where nobody knows them (an NHWC input, a boundary) stop at the next Conv input only', () => {
+    const perm = (p: number[]): Record<string, Attribute> => ({ perm: { type: 'ints', value: p } });
+    const tail = (n: Net, y: string, c: number): Graph => n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(y, c, 8, { k: 1 })))), 8, 10));
+    const nhwc = new Net(['batch', 8, 8, 3]);
+    const a = nhwc.op('Relu', nhwc.conv(nhwc.node('Transpose', ['input'], perm([0, 3, 1, 2]))[0]!, 3, 12));
+    const first = buildDependencyGraph(tail(nhwc, nhwc.op('Relu', nhwc.conv(a, 12, 12)), 12));
+    expect(first.boundaries).toEqual([]);
+    expect(first.groups.map((g) => g.rootChannels)).toEqual([12, 12, 8]);
+    const n = new Net(['batch', 3, 8, 8]);
+    const t = n.node('Transpose', [n.op('Relu', n.conv('input', 3, 12))], perm([0, 2, 3, 1]))[0]!;
+    const s = n.op('Slice', t, n.constant(int64([1], [0])), n.constant(int64([1], [6])), n.constant(int64([1], [1])));
+    const b = n.op('Relu', n.conv(n.node('Transpose', [s], perm([0, 3, 1, 2]))[0]!, 12, 16));
+    const second = buildDependencyGraph(tail(n, n.op('Relu', n.conv(b, 16, 16)), 16));
+    expect(second.boundaries.map((x) => x.opType)).toEqual(['Slice']);
+    expect(second.groups.map((g) => g.rootChannels)).toEqual([16, 16, 8]);
+    expect([...second.frozen.values()]).toContainEqual(expect.stringMatching(/carries its channels on axis 2, and Conv '.*' takes them on axis 1/));
+  });
+
+  it('a LayerNormalization output left out (Mean) does not shift where the others carry their channels', async () => {
+    const n = new Net(['batch', 3, 12, 12]);
+    const t = n.node('Transpose', [n.op('Relu', n.conv('input', 3, 12))], { perm: { type: 'ints', value: [0, 2, 1, 3] } })[0]!;
+    const ln = n.node('LayerNormalization', [t, n.weight([12]), n.weight([12])], { axis: { type: 'int', value: -1 } }, 3);
+    ln[1] = '';
+    n.graph.nodes[n.graph.nodes.length - 1]!.outputs[1] = '';
+    // InvStdDev [N, H, C, 1] scaled per row (H = C = 12: a mistaken axis would slice this as channels).
+    const perRow = n.op('Mul', ln[2]!, n.weight([1, 12, 1, 1]));
+    const summed = n.op('ReduceSum', perRow, n.constant(int64([3], [1, 2, 3])));
+    const back = n.node('Transpose', [ln[0]!], { perm: { type: 'ints', value: [0, 2, 1, 3] } })[0]!;
+    const logits = n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(back, 12, 8, { k: 1 })))), 8, 10);
+    const graph = n.output(n.op('Add', logits, n.op('Flatten', summed)));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.spaces.get(ln[2]!)?.axis).toBe(2);
+    const removed = new Uint8Array(dep.groupOf.length);
+    removed[dep.groups[0]!.components[1]!] = 1;
+    const pruned = removeChannels(dep, removed);
+    validateGraph(pruned);
+    expect((await ortOutput(pruned, image(graph))).dims).toEqual([2, 10]);
+  });
+
   it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {
     for (const [axis, boundary] of [[3, false], [1, true]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
@@ -276,6 +327,8 @@ describe('structured pruning against ONNX Runtime', () => {
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
       let graph = original;
       for (const g of dep.groups) {
+        // A group of one channel is never removed: killing it would only make what it feeds a constant.
+        if (g.size < 2) continue;
         const k = Math.max(1, Math.floor(g.size / 4));
         const dead = new Set(Array.from({ length: k }, (_, i) => (i * 3 + 1) % g.size));
         dep = { ...dep, graph };
@@ -284,7 +337,7 @@ describe('structured pruning against ONNX Runtime', () => {
       dep = buildDependencyGraph(graph);
       const scores = scoreGroups(dep.groups, 'l1').scores;
       // Per-group ratios that remove exactly the dead channels (small groups lose their one).
-      const fixed = new Map(dep.groups.map((g) => [g.id, Math.max(1, Math.floor(g.size / 4)) / g.size]));
+      const fixed = new Map(dep.groups.map((g) => [g.id, g.size < 2 ? 0 : Math.max(1, Math.floor(g.size / 4)) / g.size]));
       const exact = planRemoval(dep, scores, 0, { scope: 'layer', roundTo: 1, maxRatio: 0.9, fixed });
       const pruned = removeChannels(dep, exact.removed);
       validateGraph(pruned);
@@ -361,18 +414,20 @@ describe('structured pruning against ONNX Runtime', () => {
     }
   });
 
-  it('a PyTorch ConvNeXt export prunes to a MAC target; ORT runs it; a channels-last value feeding an NCHW op is a named boundary', async () => {
+  it('a PyTorch ConvNeXt export prunes to a MAC target; ORT runs it; a channels-last value a Conv reads stays whole', async () => {
     const graph = await fixture('torch-tiny-convnext.onnx');
     const r = await pruneStructured(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1, scope: 'global' });
     expect(r.boundaries).toEqual([]);
     expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
     const x = image(graph, 3);
     expect((await ortOutput(r.graph, x)).dims).toEqual([3, 10]);
-    // Channels left on the last axis cannot flow into a Conv, which reads axis 1.
+    // Channels moved off axis 1 do not flow into a Conv, which reads axis 1: they stay whole (the Conv's own outputs do not).
     const n = new Net(['batch', 3, 8, 8]);
     const t = n.node('Transpose', [n.op('Relu', n.conv('input', 3, 8))], { perm: { type: 'ints', value: [0, 2, 1, 3] } })[0]!;
-    const dep = buildDependencyGraph(n.output(n.conv(t, 8, 4)));
-    expect(dep.boundaries.map((b) => b.reason)).toEqual([expect.stringMatching(/carries its channels on axis 2; Conv follows channels on axis 1 only/)]);
+    const dep = buildDependencyGraph(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.conv(t, 8, 4))), 4, 10)));
+    expect(dep.boundaries).toEqual([]);
+    expect(dep.frozen.get(t)).toMatch(/carries its channels on axis 2, and Conv '.*' takes them on axis 1/);
+    expect(dep.groups.map((g) => g.rootChannels)).toEqual([4]);
   });
 
   it('reports MACs that match a hand count', async () => {

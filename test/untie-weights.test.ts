@@ -8,7 +8,8 @@ import { cloneGraph, type Graph } from '../src/onnx/graph.js';
 import { readModel } from '../src/onnx/io.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm, untieIdentityWeights } from '../src/passes/index.js';
-import { withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
+import { hasNormalization, withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
+import { Net } from './prune-fixtures.js';
 import { compilePlan } from '../src/engine/compile.js';
 import { SlimError } from '../src/errors.js';
 import { quantizeStatic, DEFAULT_STATIC } from '../src/compress/quantize/index.js';
@@ -83,6 +84,16 @@ describe('untie-weights', () => {
     const kept = await withTrainingBatchNorm(convnext, images, { samples: 16, threads: 1 });
     expect(kept.inserted).toBe(0);
     expect(kept.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toEqual([]);
+    // Below opset 17 the LayerNorm is written out: a value centred on its own mean marks it.
+    for (const centred of [true, false]) {
+      const n = new Net(['batch', 3, 16, 16]);
+      const x = n.conv('input', 3, 8);
+      const mean = n.node('ReduceMean', [x], { axes: { type: 'ints', value: [1] } })[0]!;
+      const y = centred ? n.op('Sub', x, mean) : n.op('Mul', x, mean);
+      const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 2));
+      expect(hasNormalization(graph), `centred ${centred}`).toBe(centred);
+      expect((await withTrainingBatchNorm(graph, images, { samples: 16, threads: 1 })).inserted).toBe(centred ? 0 : 1);
+    }
   });
 
   it('QAT with live BatchNorm (--bn-epochs) finds the γ and statistics of a fresh export', async () => {

@@ -35,9 +35,13 @@ const NORMALIZATIONS = new Set(['BatchNormalization', 'LayerNormalization', 'Ins
 /**
  * Whether the model still normalizes its activations. One that does (ConvNeXt's LayerNorms, GroupNorm
  * exported as InstanceNormalization) trains as it is: BN after its Convs would change the architecture.
+ * Below opset 17 torch writes LayerNorm out as ops; its mark is a value centred on its own mean,
+ * Sub(x, ReduceMean(x)).
  */
 export function hasNormalization(graph: Graph): boolean {
-  return graph.nodes.some((n) => NORMALIZATIONS.has(n.opType));
+  if (graph.nodes.some((n) => NORMALIZATIONS.has(n.opType))) return true;
+  const meanOf = new Map(graph.nodes.filter((n) => n.opType === 'ReduceMean').map((n) => [n.outputs[0], n.inputs[0]]));
+  return graph.nodes.some((n) => n.opType === 'Sub' && meanOf.get(n.inputs[1]) === n.inputs[0]);
 }
 
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */

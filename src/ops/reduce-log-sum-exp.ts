@@ -7,6 +7,6 @@ export const reduceLogSumExp = reduceOp({
   summary: 'log of the sum of exp(x) over axes, computed stably',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18),
+  channels: reduceChannels(18, 'stop'),
   lower: reduceLowering('log_sum_exp', 18),
 });

@@ -7,6 +7,6 @@ export const reduceMin = reduceOp({
   summary: 'minimum over axes',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18),
+  channels: reduceChannels(18, 'stop'),
   lower: reduceLowering('min', 18),
 });

@@ -7,6 +7,6 @@ export const reduceProd = reduceOp({
   summary: 'product over axes',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18),
+  channels: reduceChannels(18, 'stop'),
   lower: reduceLowering('prod', 18),
 });

@@ -142,6 +142,7 @@ function freezeFixedValues(b: Builder): void {
   for (const v of dataInputs(b.graph)) b.freeze(v.name, 'it is a graph input');
   for (const v of b.graph.outputs) b.freeze(v.name, 'it is a graph output');
   for (const dep of b.nodes) {
+    for (const f of dep.frozenInputs ?? []) b.freeze(f.value, f.reason);
     const ports = dep.ports;
     if (!ports) continue;
     for (const slot of ports.inputs) {

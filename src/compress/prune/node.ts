@@ -18,6 +18,8 @@ export interface DepNode {
   /** Stored tensors sliced with the ports' channels (empty for boundaries). */
   params: ChannelParam[];
   boundary?: string;
+  /** Inputs this node reads whose channels may not change, and why (channels where the op does not take them). */
+  frozenInputs?: { value: string; reason: string }[];
 }
 
 /** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
@@ -50,17 +52,18 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };
-    if (!rule.anyAxis) {
-      const moved = ports.inputs.find((slot) => ctx.channelAxes[slot] !== 1 && channelCount(ctx, slot) !== undefined);
-      if (moved !== undefined) {
-        return { ...base, ctx, rule, boundary: `input '${node.inputs[moved]}' carries its channels on axis ${ctx.channelAxes[moved]}; ${node.opType} follows channels on axis 1 only` };
-      }
-    }
-    const params = rule.params?.(ctx) ?? [];
+    const moved = rule.anyAxis ? [] : ports.inputs.filter((slot) => ctx.channelAxes[slot] !== 1 && channelCount(ctx, slot) !== undefined);
+    const why = (slot: number): string => `it carries its channels on axis ${ctx.channelAxes[slot]}, and ${node.opType} '${node.name}' takes them on axis 1`;
+    // Channels elsewhere than where the op reads them: an op with channels of its own (Conv, Gemm) keeps
+    // those and only leaves that input whole; one that passes channels through cannot pass these.
+    if (moved.length > 0 && ports.coupling !== 'independent') return { ...base, ctx, rule, boundary: why(moved[0]!) };
+    const params = (rule.params?.(ctx) ?? []).filter((p) => !(p.port.side === 'in' && moved.includes(p.port.slot)));
     // A param must be stored: a computed one (e.g. a dequantized weight) cannot be sliced.
     const computed = params.find((p) => !ctx.inputs[p.slot]?.constant);
     if (computed) return { ...base, ctx, rule, boundary: `input ${computed.slot} ('${node.inputs[computed.slot]}') is computed, not stored` };
-    return { ...base, ctx, rule, ports, params };
+    if (moved.length === 0) return { ...base, ctx, rule, ports, params };
+    const kept = { ...ports, inputs: ports.inputs.filter((slot) => !moved.includes(slot)) };
+    return { ...base, ctx, rule, ports: kept, params, frozenInputs: moved.map((slot) => ({ value: node.inputs[slot]!, reason: why(slot) })) };
   } catch (e) {
     if (e instanceof OpError) return { ...base, ctx, rule, boundary: e.message };
     throw e;

@@ -15,7 +15,10 @@ export function channelDim(shape: readonly Dim[] | undefined): Dim | undefined {
 
 /** The ports of an op that maps channel i of `inputs` to channel i of `outputs`, on `axis` of every output. */
 export function samePorts(inputs: number[], outputs: number[], axis = 1): ChannelPorts {
-  return axis === 1 ? { inputs, outputs, coupling: 'same' } : { inputs, outputs, coupling: 'same', outputAxes: outputs.map(() => axis) };
+  if (axis === 1) return { inputs, outputs, coupling: 'same' };
+  const outputAxes: number[] = [];
+  for (const slot of outputs) outputAxes[slot] = axis; // indexed by slot: a skipped optional output leaves a hole
+  return { inputs, outputs, coupling: 'same', outputAxes };
 }
 
 /**
@@ -168,11 +171,13 @@ export function channelReshape<A>(
 
 /**
  * Reductions (ReduceMean, …), on whatever axis the input carries its channels. Channels not reduced pass
- * through, to the axis they land on once dropped axes are gone. Reduced over, they are read and not
- * written: the reduction then runs over the channels kept — a LayerNorm exported below opset 17
- * (ReduceMean over the channels for its mean and variance) prunes as LayerNormalization does.
+ * through, to the axis they land on once dropped axes are gone. Reduced over (`overChannels: 'read'`),
+ * they are read and not written, and the reduction runs over the channels kept: exact for sums (a removed
+ * channel is a zero), and the statistic LayerNormalization takes for Mean (a LayerNorm exported below
+ * opset 17 is ReduceMean over the channels) and Max (spatial attention's channel max). Where every channel
+ * counts however small (Min, Prod, LogSumExp) the reduction is a boundary (`'stop'`).
  */
-export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs> {
+export function reduceChannels(axesInputSince: number, overChannels: 'read' | 'stop'): ChannelRule<ReduceAttrs> {
   return {
     anyAxis: true,
     ports(ctx) {
@@ -182,8 +187,11 @@ export function reduceChannels(axesInputSince: number): ChannelRule<ReduceAttrs>
       const channelAxis = ctx.channelAxes[0]!;
       if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return samePorts([0], [0], channelAxis);
       const reduced = axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : normalizeAxes(axes, rank);
-      // Written: the channel axis at size 1 (keepdims), or none (an axis past the output's last).
-      if (reduced.includes(channelAxis)) return { inputs: [0], outputs: [], coupling: 'independent', outputAxes: [ctx.attrs.keepDims ? channelAxis : rank] };
+      if (reduced.includes(channelAxis)) {
+        if (overChannels === 'stop') return `reduces over the channel axis, where a removed channel would change every result`;
+        // Written: the channel axis at size 1 (keepdims), or none (an axis past the output's last).
+        return { inputs: [0], outputs: [], coupling: 'independent', outputAxes: [ctx.attrs.keepDims ? channelAxis : rank] };
+      }
       const shift = ctx.attrs.keepDims ? 0 : reduced.filter((a) => a < channelAxis).length;
       return samePorts([0], [0], channelAxis - shift);
     },
