@@ -130,6 +130,51 @@ class TinyConvNeXt(nn.Module):
         return self.fc(torch.flatten(self.head_norm(F.adaptive_avg_pool2d(x, 1)), 1))
 
 
+def channel_shuffle(x, groups):
+    """torchvision's ShuffleNetV2 shuffle: torch.onnx computes both view targets from Shape at run time."""
+    n, c, h, w = x.size()
+    x = x.view(n, groups, c // groups, h, w)
+    return torch.transpose(x, 1, 2).contiguous().view(n, -1, h, w)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision's InvertedResidual: stride 1 splits the channels with chunk (Slices with computed
+    bounds), stride 2 runs two branches; both end in a channel shuffle."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.stride = stride
+        half = cout // 2
+        if stride > 1:
+            self.branch1 = nn.Sequential(
+                nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin),
+                nn.Conv2d(cin, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+        self.branch2 = nn.Sequential(
+            nn.Conv2d(cin if stride > 1 else half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
+            nn.Conv2d(half, half, 3, stride, 1, groups=half, bias=False), nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU())
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class TinyShuffleNet(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.units = nn.Sequential(ShuffleUnit(8, 16, 2), ShuffleUnit(16, 16, 1), ShuffleUnit(16, 32, 2), ShuffleUnit(32, 32, 1))
+        self.head = nn.Sequential(nn.Conv2d(32, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU())
+        self.fc = nn.Linear(48, classes)
+
+    def forward(self, x):
+        return self.fc(self.head(self.units(self.stem(x))).mean([2, 3]))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -205,3 +250,4 @@ if __name__ == '__main__':
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-fresh.onnx'), 16, fold_bn=False, fresh=True)
     export(TinyResizeNet(), os.path.join(out, 'torch-tiny-resize.onnx'), 32, fold_bn=True)
     export(TinyConvNeXt(), os.path.join(out, 'torch-tiny-convnext.onnx'), 16, fold_bn=True)
+    export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet.onnx'), 16, fold_bn=True)

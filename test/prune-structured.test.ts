@@ -16,7 +16,9 @@ import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
 
-const FIXTURES = ['torch-tiny-resnet.onnx', 'torch-tiny-resnet-folded.onnx', 'torch-tiny-mobilenet.onnx'];
+// torch-tiny-shufflenet: chunk (Slices) and the channel shuffle (Reshape → Transpose → Reshape), all
+// bounds and targets computed from Shape at run time.
+const FIXTURES = ['torch-tiny-resnet.onnx', 'torch-tiny-resnet-folded.onnx', 'torch-tiny-mobilenet.onnx', 'torch-tiny-shufflenet.onnx'];
 const fixture = (name: string): Promise<Graph> => readModel(fixturePath(name));
 const image = (graph: Graph, batch = 2): ReturnType<typeof randomImages> => {
   const shape = graph.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : batch));
@@ -137,10 +139,10 @@ describe('dependency graph', () => {
       'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Conv', 'Div', 'Dropout', 'Flatten', 'Gemm',
       'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul',
       'Pad', 'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Split', 'Squeeze', 'Sub', 'Unsqueeze',
-      'Transpose', 'LayerNormalization',
+      'Transpose', 'LayerNormalization', 'Slice',
     ]));
     // Shape-data ops, cuts and quantized tensors stay boundaries: pruning never guesses through them.
-    for (const op of ['Gather', 'Slice', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
+    for (const op of ['Gather', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
   });
 
   it('a grouped conv ties position j of every group, on its input and its output, so the groups stay equal', () => {
@@ -194,10 +196,10 @@ describe('dependency graph', () => {
     expect(first.groups.map((g) => g.rootChannels)).toEqual([12, 12, 8]);
     const n = new Net(['batch', 3, 8, 8]);
     const t = n.node('Transpose', [n.op('Relu', n.conv('input', 3, 12))], perm([0, 2, 3, 1]))[0]!;
-    const s = n.op('Slice', t, n.constant(int64([1], [0])), n.constant(int64([1], [6])), n.constant(int64([1], [1])));
+    const s = n.node('Gather', [t, n.constant(int64([6], [0, 1, 2, 3, 4, 5]))], { axis: { type: 'int', value: 1 } })[0]!;
     const b = n.op('Relu', n.conv(n.node('Transpose', [s], perm([0, 3, 1, 2]))[0]!, 12, 16));
     const second = buildDependencyGraph(tail(n, n.op('Relu', n.conv(b, 16, 16)), 16));
-    expect(second.boundaries.map((x) => x.opType)).toEqual(['Slice']);
+    expect(second.boundaries.map((x) => x.opType)).toEqual(['Gather']);
     expect(second.groups.map((g) => g.rootChannels)).toEqual([16, 16, 8]);
     expect([...second.frozen.values()]).toContainEqual(expect.stringMatching(/carries its channels on axis 2, and Conv '.*' takes them on axis 1/));
   });
@@ -223,6 +225,22 @@ describe('dependency graph', () => {
     expect((await ortOutput(pruned, image(graph))).dims).toEqual([2, 10]);
   });
 
+  it('follows chunk and the channel shuffle through bounds and targets computed from Shape; refuses what it cannot follow', async () => {
+    const graph = await fixture('torch-tiny-shufflenet.onnx');
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries).toEqual([]);
+    // The shuffle's first Reshape splits the channels into [2, C/2]: they land on axis 2, tied across the parts.
+    const split = graph.nodes.find((n) => n.opType === 'Reshape')!;
+    expect(dep.spaces.get(split.outputs[0]!)).toMatchObject({ axis: 2, size: 8 });
+    // A bound computed from Shape that is not an equal part (C − 1) is a boundary, with the reason.
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 8));
+    const c = n.op('Gather', n.op('Shape', x), n.constant(int64([1], [1])));
+    const cut = n.op('Slice', x, n.constant(int64([1], [0])), n.op('Sub', c, n.constant(int64([1], [1]))), n.constant(int64([1], [1])));
+    const odd = buildDependencyGraph(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.conv(cut, 7, 4))), 4, 10)));
+    expect(odd.boundaries.map((b) => [b.opType, b.reason])).toEqual([['Slice', 'its bounds on the channel axis are computed in a way pruning cannot follow']]);
+  });
+
   it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {
     for (const [axis, boundary] of [[3, false], [1, true]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
@@ -237,14 +255,14 @@ describe('dependency graph', () => {
   it('stops at ops without a channel rule, and says so; a grouped conv after it starts a group', () => {
     const n = new Net(['batch', 3, 8, 8]);
     const a = n.op('Relu', n.conv('input', 3, 8));
-    const s = n.op('Slice', a, n.constant(int64([1], [0])), n.constant(int64([1], [8])), n.constant(int64([1], [3])));
+    const s = n.node('Gather', [a, n.constant(int64([8], [0, 1, 2, 3, 4, 5, 6, 7]))], { axis: { type: 'int', value: 3 } })[0]!;
     const g = n.op('Relu', n.conv(s, 8, 8, { group: 2 }));
     const c = n.op('Relu', n.conv(g, 8, 16));
     const gap = n.op('GlobalAveragePool', c);
     const graph = n.output(n.gemm(n.op('Flatten', gap), 16, 10));
     const dep = buildDependencyGraph(graph);
     expect(dep.boundaries.map((b) => [b.opType, b.reason])).toEqual([
-      ['Slice', 'Slice has no channel rule'],
+      ['Gather', 'Gather has no channel rule'],
     ]);
     // The first conv's channels are frozen; the grouped conv's (2 groups of 4 positions) and the last conv's are free.
     expect(dep.groups.map((x) => [x.root.node.opType, x.size, x.rootChannels])).toEqual([['Conv', 4, 8], ['Conv', 16, 16]]);

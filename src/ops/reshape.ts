@@ -7,6 +7,8 @@ import {
 import { constantInts, single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { channelReshape } from '../compress/prune/rules.js';
+import { entryAt } from '../compress/prune/shape-expr.js';
+import type { ChannelContext, ChannelLink, ChannelPorts } from '../compress/prune/channel-rule.js';
 import { int64 } from '../onnx/tensor.js';
 
 export interface ReshapeAttrs {
@@ -58,23 +60,84 @@ export const reshape = defineOp<ReshapeAttrs>({
   },
   quant: passThrough(),
   // Pruning: a flatten ([N, C, …] → [N, C·S]) or a reshape that keeps axes 0 and 1; a stored target's
-  // channel entry is rewritten.
+  // channel entry is rewritten. Also a split of the channel axis into [G, C/G] and the merge of [A, B]
+  // back into A·B (ShuffleNet's channel shuffle, around a Transpose): the positions of the G parts are
+  // tied, and a target computed from Shape must follow the channel count (shape-expr.ts).
   channels: {
+    anyAxis: true,
     ports(ctx) {
-      const r = channelReshape(ctx, ctx.attrs.shape ?? ctx.inputs[1]?.known?.values, ctx.attrs.allowZero);
-      if (typeof r === 'string') return r;
-      if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return 'its target shape is computed at run time; run `slim optimize` first to fold it';
-      return r.ports;
+      const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
+      let reason = `its input carries channels on axis ${ctx.channelAxes[0]}`;
+      if (ctx.channelAxes[0] === 1) {
+        const r = channelReshape(ctx, target, ctx.attrs.allowZero);
+        if (typeof r !== 'string') {
+          if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return 'its target shape is computed at run time; run `slim optimize` first to fold it';
+          return r.ports;
+        }
+        reason = r;
+      }
+      const regroup = channelRegroup(ctx);
+      return typeof regroup === 'string' ? `${reason}; ${regroup}` : regroup.ports;
     },
     resize(ctx, keep) {
       const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
-      const r = channelReshape(ctx, target, ctx.attrs.allowZero);
-      if (typeof r === 'string' || !r.rewrite || !keep.outputs[0] || !target) return {};
-      const shape = target.map((d, i) => (i === 1 ? keep.outputs[0]!.length : Number(d)));
+      const kept = keep.outputs[0]?.length;
+      if (!target || kept === undefined) return {};
+      let entry: number | undefined;
+      let value = kept;
+      const r = ctx.channelAxes[0] === 1 ? channelReshape(ctx, target, ctx.attrs.allowZero) : 'not a plain reshape';
+      if (typeof r !== 'string') {
+        if (r.rewrite) entry = 1;
+      } else {
+        const regroup = channelRegroup(ctx);
+        if (typeof regroup !== 'string' && regroup.stored && target[regroup.entry] !== -1) [entry, value] = [regroup.entry, kept];
+      }
+      if (entry === undefined) return {};
+      const shape = target.map((d, i) => (i === entry ? value : Number(d)));
       return ctx.attrs.shape ? { attributes: { shape: { type: 'ints', value: shape } } } : { inputs: { 1: int64([shape.length], shape) } };
     },
   },
 });
+
+/**
+ * A split of the channel axis c into [G, C/G] (channels land on axis c + 1, the G parts' positions tied)
+ * or a merge of [A, B] at c (channels on the outer axis c, each spreading over B entries): the ports,
+ * the target entry that holds the channel count, and whether the target is stored (to be rewritten) —
+ * else it is computed and must follow the channel count by itself. Or why not.
+ */
+function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry: number; stored: boolean } | string {
+  const x = ctx.inputs[0]?.type.shape;
+  const y = ctx.outputs[0]?.shape;
+  const c = ctx.channelAxes[0]!;
+  const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
+  if (!x || !y || !target) return 'its shapes or target are not known statically';
+  const same = (a: readonly Dim[], b: readonly Dim[]): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
+  const split = y.length === x.length + 1 && same(x.slice(0, c), y.slice(0, c)) && same(x.slice(c + 1), y.slice(c + 2));
+  const merge = y.length === x.length - 1 && same(x.slice(0, c), y.slice(0, c)) && same(x.slice(c + 2), y.slice(c + 1));
+  if (!split && !merge) return 'not a split or merge of the channel axis';
+  const [outer, inner] = split ? [y[c], y[c + 1]] : [x[c], x[c + 1]];
+  if (typeof outer !== 'number' || typeof inner !== 'number') return 'its channel dims are symbolic';
+  // The entry that changes with the channels; the others must not (no -1 among them: it would).
+  const entry = split ? c + 1 : c;
+  const follows = (count: (m: number) => number): string | undefined => {
+    if (target.some((d, i) => d === -1 && i !== entry)) return 'a -1 elsewhere in its target would absorb the pruned channels';
+    if (split && target[c] !== outer) return 'its number of parts is not a stored constant';
+    if (ctx.attrs.shape || ctx.inputs[1]?.constant || target[entry] === -1) return undefined;
+    const entries = ctx.shapeExpr?.(ctx.node.inputs[1]!);
+    if (!entries || entries.length !== target.length) return 'its target is computed in a way pruning cannot follow';
+    const bad = entries.findIndex((e, i) => (i === entry ? !Array.from({ length: 12 }, (_, k) => k + 1).every((m) => entryAt(e, ctx.node.inputs[0]!, count(m)) === m * (split ? 1 : inner)) : e.kind === 'channels' || e.kind === 'mixed'));
+    return bad >= 0 ? 'its target is computed in a way pruning cannot follow' : undefined;
+  };
+  // Split: the input's channel count is G·m for m positions; merge: the input's channels are A positions.
+  const why = follows(split ? (m) => outer * m : (m) => m);
+  if (why) return why;
+  const axisOut = split ? c + 1 : c;
+  const outputAxes = axisOut === 1 ? {} : { outputAxes: [axisOut] };
+  const stored = Boolean(ctx.attrs.shape || ctx.inputs[1]?.constant);
+  const io = (fromStart: number, toStart: number, count: number, span: number): ChannelLink => ({ from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart, toStart, count, span });
+  const links = split ? Array.from({ length: outer }, (_, g) => io(g * inner, 0, inner, 1)) : [io(0, 0, outer, inner)];
+  return { ports: { inputs: [0], outputs: [0], coupling: links, ...outputAxes }, entry, stored };
+}
 
 /** Apply Reshape's 0 and -1 rules to `target` for an input of shape `from` (undefined: unknown). */
 function resolveShape(

@@ -4,6 +4,10 @@ import { takeKnown } from './shared/known.js';
 import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { single } from '../engine/lowering.js';
+import { samePorts } from '../compress/prune/rules.js';
+import { entryAt } from '../compress/prune/shape-expr.js';
+import type { ChannelContext, ChannelLink } from '../compress/prune/channel-rule.js';
+import { int64, makeTensor, toNumbers, type Tensor } from '../onnx/tensor.js';
 
 /** Opsets < 10 give starts/ends/axes as attributes; from 10 they (and steps) are inputs 1-4. */
 export interface SliceAttrs {
@@ -79,7 +83,87 @@ export const slice = defineOp<SliceAttrs>({
     return single('slice', { inputs: [ctx.node.inputs[0]!], ints });
   },
   quant: passThrough(),
+  // Pruning: a slice of other axes passes channels through. One of the channel axis takes a run of them:
+  // stored bounds are rewritten to the channels kept; bounds computed from Shape (torch's chunk) must
+  // take part k of G equal parts, whose positions are then tied so that the parts stay equal.
+  channels: {
+    anyAxis: true,
+    ports(ctx) {
+      const cut = channelCut(ctx);
+      if (typeof cut === 'string') return cut;
+      if (!cut) return samePorts([0], [0], ctx.channelAxes[0]);
+      const link = (fromStart: number, toStart: number, count: number): ChannelLink => ({ from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart, toStart, count, span: 1 });
+      const axis = ctx.channelAxes[0]!;
+      const outputAxes = axis === 1 ? {} : { outputAxes: [axis] };
+      if (cut.kind === 'stored') return { inputs: [0], outputs: [0], coupling: [link(cut.start, 0, cut.end - cut.start)], ...outputAxes };
+      const part = cut.channels / cut.parts;
+      const ties = Array.from({ length: cut.parts - 1 }, (_, p): ChannelLink => ({ from: { side: 'in', slot: 0 }, to: { side: 'in', slot: 0 }, fromStart: 0, toStart: (p + 1) * part, count: part, span: 1 }));
+      return { inputs: [0], outputs: [0], coupling: [link(cut.from * part, 0, (cut.to - cut.from) * part)], ties, ...outputAxes };
+    },
+    resize(ctx, keep) {
+      const cut = channelCut(ctx);
+      const kept = keep.inputs[0];
+      if (!cut || typeof cut === 'string' || cut.kind !== 'stored' || !kept) return {};
+      const start = kept.filter((c) => c < cut.start).length;
+      const end = start + kept.filter((c) => c >= cut.start && c < cut.end).length;
+      const rewrite = (slot: number, value: number): Tensor => {
+        const t = ctx.inputs[slot]!.constant!;
+        const values = toNumbers(t).map((v, i) => (i === cut.index ? value : v));
+        return t.dtype === 'int32' ? makeTensor('int32', t.dims, Int32Array.from(values)) : int64(t.dims, values);
+      };
+      return { inputs: { 1: rewrite(1, start), 2: rewrite(2, end) } };
+    },
+  },
 });
+
+/**
+ * How a Slice cuts the channel axis: not at all (undefined); [start, end) with both bounds stored; part
+ * `from` … `to` of `parts` equal parts with bounds computed from the channel count; or why not (a string).
+ */
+type ChannelCut =
+  | { kind: 'stored'; index: number; start: number; end: number }
+  | { kind: 'parts'; channels: number; parts: number; from: number; to: number }
+  | string
+  | undefined;
+
+function channelCut(ctx: ChannelContext<SliceAttrs>): ChannelCut {
+  const shape = ctx.inputs[0]?.type.shape;
+  if (!shape) return 'its input shape is not known';
+  const axis = ctx.channelAxes[0]!;
+  const params = sliceParams(ctx, shape.length);
+  if (!params) return 'its starts, ends, axes or steps are not known statically';
+  const index = params.axes.indexOf(axis);
+  if (index < 0) return undefined;
+  const channels = shape[axis];
+  if (typeof channels !== 'number') return 'its channel count is symbolic';
+  if (params.steps[index] !== 1) return 'slices the channels with a step';
+  if (ctx.opset < 10) return 'cuts the channels with attribute bounds (opset < 10)';
+  if (ctx.inputs[1]?.constant && ctx.inputs[2]?.constant) {
+    const [start, end] = sliceBounds(channels, params.starts[index]!, params.ends[index]!, 1);
+    return { kind: 'stored', index, start, end: Math.max(start, end) };
+  }
+  // Computed bounds: find G and k0 < k1 with [start, end) = [k0·C/G, k1·C/G) whatever C (a multiple of G) is.
+  const x = ctx.node.inputs[0]!;
+  const [startEntry, endEntry] = [ctx.shapeExpr?.(ctx.node.inputs[1]!)?.[index], ctx.shapeExpr?.(ctx.node.inputs[2]!)?.[index]];
+  if (!startEntry || !endEntry) return 'its bounds on the channel axis are computed in a way pruning cannot follow';
+  for (let parts = 2; parts <= Math.min(channels, 16); parts++) {
+    if (channels % parts !== 0) continue;
+    const at = (c: number): [number, number] | undefined => {
+      const [s, e] = [entryAt(startEntry, x, c), entryAt(endEntry, x, c)];
+      return s === undefined || e === undefined ? undefined : sliceBounds(c, s, e, 1);
+    };
+    const here = at(channels);
+    if (!here) break;
+    const [from, to] = [(here[0] * parts) / channels, (here[1] * parts) / channels];
+    if (!Number.isInteger(from) || !Number.isInteger(to) || to <= from) continue;
+    const follows = Array.from({ length: 12 }, (_, m) => m + 1).every((m) => {
+      const b = at(parts * m);
+      return b !== undefined && b[0] === from * m && b[1] === to * m;
+    });
+    if (follows) return { kind: 'parts', channels, parts, from, to };
+  }
+  return 'its bounds on the channel axis are computed in a way pruning cannot follow';
+}
 
 /** Starts/ends/axes/steps with axes normalized; undefined when an input's contents are not known. */
 function sliceParams(ctx: OpContext<SliceAttrs>, rank: number): SliceParams | undefined {

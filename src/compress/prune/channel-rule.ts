@@ -10,6 +10,7 @@
 import type { Attribute, ValueType } from '../../onnx/graph.js';
 import type { Tensor } from '../../onnx/tensor.js';
 import type { OpContext } from '../../ops/op-def.js';
+import type { ShapeExprOf } from './shape-expr.js';
 
 /** What a rule sees: shape inference's context for the node plus its inferred output types. */
 export interface ChannelContext<A> extends OpContext<A> {
@@ -20,6 +21,8 @@ export interface ChannelContext<A> extends OpContext<A> {
    * another axis on a port: the node becomes a boundary first.
    */
   channelAxes: readonly number[];
+  /** Traces small integer inputs computed from Shape (shape-expr.ts); absent outside the dependency graph. */
+  shapeExpr?: ShapeExprOf;
 }
 
 /** An input or output slot of the node. */

@@ -10,6 +10,7 @@ import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js
 import { nodeDependencies, type Dependency } from './dependency.js';
 import type { Group } from './group.js';
 import { makeDepNode, portValue, type DepNode } from './node.js';
+import { shapeExprs } from './shape-expr.js';
 
 /** The channels of one value: elements base … base + size − 1 of the graph's union-find. */
 export interface ChannelSpace {
@@ -80,7 +81,8 @@ interface Builder {
 
 export function buildDependencyGraph(graph: Graph, facts: InferenceResult = inferShapes(graph)): DependencyGraph {
   const axisOf = new Map<string, number>();
-  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf));
+  const shapeExpr = shapeExprs(graph, facts, (v) => axisOf.get(v));
+  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, shapeExpr));
   const frozen = new Map<string, string>();
   const channelsOf = (value: string): number | string | undefined => {
     const shape = facts.types.get(value)?.shape;

@@ -3,6 +3,7 @@ import type { NodeFacts } from '../../onnx/shape-inference.js';
 import { OpError, type OpDef } from '../../ops/op-def.js';
 import { opDefFor } from '../../ops/registry.js';
 import type { ChannelContext, ChannelParam, ChannelPorts, ChannelRule } from './channel-rule.js';
+import type { ShapeExprOf } from './shape-expr.js';
 
 /**
  * A node of the dependency graph: a graph node with its channel rule applied. Exactly one of `ports`
@@ -23,32 +24,38 @@ export interface DepNode {
 }
 
 /** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
-export function channelContext(graph: Graph, facts: NodeFacts, def: OpDef<unknown> | undefined, axisOf: ReadonlyMap<string, number> = new Map()): ChannelContext<unknown> {
+export function channelContext(
+  graph: Graph,
+  facts: NodeFacts,
+  def: OpDef<unknown> | undefined,
+  axisOf: ReadonlyMap<string, number> = new Map(),
+  shapeExpr?: ShapeExprOf,
+): ChannelContext<unknown> {
   const { node } = facts;
   const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
   const channelAxes = node.inputs.map((v) => axisOf.get(v) ?? 1);
-  return { node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes };
+  return { node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes, ...(shapeExpr ? { shapeExpr } : {}) };
 }
 
 /**
  * The node's entry in the dependency graph. Nodes come in topological order: `axisOf` holds the channel
  * axis of every value written so far and gets this node's outputs (1 unless its rule says otherwise).
  */
-export function makeDepNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Map<string, number> = new Map()): DepNode {
-  const dep = ruleNode(graph, facts, index, axisOf);
+export function makeDepNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Map<string, number> = new Map(), shapeExpr?: ShapeExprOf): DepNode {
+  const dep = ruleNode(graph, facts, index, axisOf, shapeExpr);
   dep.node.outputs.forEach((v, slot) => {
     if (v) axisOf.set(v, dep.ports?.outputAxes?.[slot] ?? 1);
   });
   return dep;
 }
 
-function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: ReadonlyMap<string, number>): DepNode {
+function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: ReadonlyMap<string, number>, shapeExpr: ShapeExprOf | undefined): DepNode {
   const { node } = facts;
   const def = opDefFor(node);
   const rule = def?.channels;
   const base = { index, node, params: [] as ChannelParam[] };
   if (!def || !rule) return { ...base, ctx: channelContext(graph, facts, undefined), boundary: `${node.opType} has no channel rule` };
-  const ctx = channelContext(graph, facts, def, axisOf);
+  const ctx = channelContext(graph, facts, def, axisOf, shapeExpr);
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };
