@@ -78,6 +78,18 @@ function groupedNet(): Graph {
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 16, 10));
 }
 
+/** Stored Slice bounds: channels 2 … 9 of 12 (rewritten when channels go), then a spatial crop that passes them. */
+function slicedNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 12));
+  const cut = n.op('Slice', x, n.constant(int64([1], [2])), n.constant(int64([1], [10])), n.constant(int64([1], [1])));
+  const crop = n.op('Slice', cut, n.constant(int64([1], [1])), n.constant(int64([1], [7])), n.constant(int64([1], [3])));
+  const y = n.op('Relu', n.conv(crop, 8, 6, { k: 1 }));
+  // Every channel of x is read by this other branch, cropped alike.
+  const other = n.op('Slice', n.conv(x, 12, 6, { k: 1 }), n.constant(int64([1], [1])), n.constant(int64([1], [7])), n.constant(int64([1], [3])));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Add', y, other))), 6, 10));
+}
+
 /** Ops with plain channel rules in a row: Sub/Div by constants, Identity, Dropout, Cast, two Reshapes, GlobalMaxPool, Squeeze, MatMul. */
 function passThroughNet(): Graph {
   const n = new Net(['batch', 3, 8, 8]);
@@ -339,7 +351,7 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
