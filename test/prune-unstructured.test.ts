@@ -10,7 +10,7 @@ import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { fixturePath } from './helpers/fixtures.js';
-import { ortOutput, randomImages } from './prune-fixtures.js';
+import { Net, ortOutput, randomImages } from './prune-fixtures.js';
 
 const abs = (t: { data: unknown }): number[] => Array.from(t.data as Float32Array, Math.abs);
 const zeros = (t: { data: unknown }): number => Array.from(t.data as Float32Array).filter((v) => v === 0).length;
@@ -23,6 +23,24 @@ describe('unstructured magnitude pruning', () => {
     const convs = graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
     expect(weights.map((w) => w.name).sort()).toEqual(convs.map((n) => n.inputs[1]!).sort());
     expect(weights.every((w) => w.inputAxis === 1)).toBe(true); // Conv W [O, I, k, k]; Gemm B (transB) [N, K]
+  });
+
+  it('2:4 on a grouped conv groups along its per-group input axis; a depthwise conv is skipped, with the reason', () => {
+    const n = new Net(['batch', 4, 8, 8]);
+    const grouped = n.conv('input', 4, 16, { k: 1 });
+    const g = n.conv(grouped, 16, 8, { group: 2 }); // W [8, 8, 3, 3]: 8 inputs per group
+    const dw = n.conv(g, 8, 8, { group: 8 });
+    const net = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', dw)), 8, 4));
+    const r = pruneUnstructured(net, { nm: { n: 2, m: 4 } });
+    const [groupedW, dwW] = [net.nodes[1]!.inputs[1]!, net.nodes[2]!.inputs[1]!];
+    expect(r.skipped).toEqual([{ name: dwW, node: net.nodes[2]!.name, reason: 'depthwise conv: one input channel per filter, nothing to group along' }]);
+    const after = r.graph.initializers.get(groupedW)!.data as Float32Array;
+    // Every run of 4 along axis 1 (within a group) at each output and kernel position keeps exactly 2.
+    for (let o = 0; o < 8; o++) {
+      for (let k = 0; k < 9; k++) {
+        for (let b = 0; b < 8; b += 4) expect([0, 1, 2, 3].filter((j) => after[(o * 8 + b + j) * 9 + k] !== 0).length).toBe(2);
+      }
+    }
   });
 
   it('layer scope: every tensor loses exactly round(s·n) weights, the smallest ones', () => {

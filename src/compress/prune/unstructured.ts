@@ -66,12 +66,13 @@ export function findWeights(graph: Graph): WeightRef[] {
     const rule = def?.channels;
     if (!def || !rule?.params) continue;
     // Which slice a weight's role sits on does not depend on where the channels came from: axis 1 everywhere.
+    // A grouped conv's input axis holds the position within the group (`period`): N:M groups along it as well.
     for (const p of rule.params(channelContext(graph, f, def))) {
       const name = f.node.inputs[p.slot];
       const t = name ? graph.initializers.get(name) : undefined;
       if (p.role !== 'weight' || !name || !t || (t.dtype !== 'float32' && t.dtype !== 'float16' && t.dtype !== 'float64')) continue;
       const ref = out.get(name) ?? { name, node: f.node.name, tensor: t };
-      if (p.port.side === 'in' && p.period === undefined) ref.inputAxis = p.axis;
+      if (p.port.side === 'in') ref.inputAxis = p.axis;
       out.set(name, ref);
     }
   }
@@ -189,7 +190,7 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
   const chosen: WeightRef[] = [];
   for (const w of weights) {
     if (keep.has(w.node)) skipped.push({ name: w.name, node: w.node, reason: 'kept dense (--keep)' });
-    else if (nm && w.inputAxis === undefined) skipped.push({ name: w.name, node: w.node, reason: 'grouped or depthwise conv: no input-channel axis to group along' });
+    else if (nm && w.inputAxis === undefined) skipped.push({ name: w.name, node: w.node, reason: 'depthwise conv: one input channel per filter, nothing to group along' });
     else if (nm && w.tensor.dims[w.inputAxis!]! % nm.m !== 0) {
       skipped.push({ name: w.name, node: w.node, reason: `input axis of ${w.tensor.dims[w.inputAxis!]} is not a multiple of ${nm.m}` });
     } else chosen.push(w);
