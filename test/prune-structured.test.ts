@@ -250,7 +250,28 @@ describe('dependency graph', () => {
     const c = n.op('Gather', n.op('Shape', x), n.constant(int64([1], [1])));
     const cut = n.op('Slice', x, n.constant(int64([1], [0])), n.op('Sub', c, n.constant(int64([1], [1]))), n.constant(int64([1], [1])));
     const odd = buildDependencyGraph(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.conv(cut, 7, 4))), 4, 10)));
-    expect(odd.boundaries.map((b) => [b.opType, b.reason])).toEqual([['Slice', 'its bounds on the channel axis are computed in a way pruning cannot follow']]);
+    expect(odd.boundaries.map((b) => [b.opType, b.reason])).toEqual([['Slice', expect.stringMatching(/^its bounds on the channel axis are computed in a way pruning cannot follow \(for a model of fixed input size, `slim optimize` folds/)]]);
+  });
+
+  it('a computed shape that a channel count drives elsewhere than in the channel entry is a boundary', () => {
+    // view(n, C // 4, -1, h, w): the number of parts shrinks with the channels and the -1 would absorb it.
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 8));
+    const shape = n.op('Shape', x);
+    const dim = (i: number): string => n.op('Unsqueeze', n.op('Gather', shape, n.constant(int64([], [i]))), n.constant(int64([1], [0])));
+    const parts = n.op('Unsqueeze', n.op('Div', n.op('Gather', shape, n.constant(int64([], [1]))), n.constant(int64([], [4]))), n.constant(int64([1], [0])));
+    const split = n.op('Reshape', x, n.node('Concat', [dim(0), parts, n.constant(int64([1], [-1])), dim(2), dim(3)], { axis: { type: 'int', value: 0 } })[0]!);
+    const merged = n.reshape(n.node('Transpose', [split], { perm: { type: 'ints', value: [0, 2, 1, 3, 4] } })[0]!, [0, -1, 8, 8]);
+    const first = buildDependencyGraph(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.conv(merged, 8, 4, { k: 1 }))), 4, 10)));
+    expect(first.boundaries[0]?.reason).toMatch(/its target is computed in a way pruning cannot follow/);
+    expect(first.groups.map((g) => g.rootChannels)).toEqual([4]);
+    // x[:, :, :C // 2]: rows cropped by the channel count would move with it.
+    const m = new Net(['batch', 3, 8, 8]);
+    const y = m.op('Relu', m.conv('input', 3, 8));
+    const half = m.op('Div', m.op('Gather', m.op('Shape', y), m.constant(int64([1], [1]))), m.constant(int64([1], [2])));
+    const crop = m.op('Slice', y, m.constant(int64([1], [0])), half, m.constant(int64([1], [2])));
+    const second = buildDependencyGraph(m.output(m.gemm(m.op('Flatten', m.op('GlobalAveragePool', m.conv(crop, 8, 6, { k: 1 }))), 6, 10)));
+    expect(second.boundaries.map((b) => b.reason)).toEqual(['its bounds on another axis are computed from a channel count']);
   });
 
   it('a softmax over a spatial axis passes channels, one over the channels stops them', () => {

@@ -7,7 +7,7 @@ import {
 import { constantInts, single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { channelReshape } from '../compress/prune/rules.js';
-import { entryAt } from '../compress/prune/shape-expr.js';
+import { entryAt, FOLD_HINT } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink, ChannelPorts } from '../compress/prune/channel-rule.js';
 import { int64 } from '../onnx/tensor.js';
 
@@ -122,11 +122,18 @@ function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPort
   const follows = (count: (m: number) => number): string | undefined => {
     if (target.some((d, i) => d === -1 && i !== entry)) return 'a -1 elsewhere in its target would absorb the pruned channels';
     if (split && target[c] !== outer) return 'its number of parts is not a stored constant';
-    if (ctx.attrs.shape || ctx.inputs[1]?.constant || target[entry] === -1) return undefined;
+    if (ctx.attrs.shape || ctx.inputs[1]?.constant) return undefined;
+    // Computed: the channel entry follows the count (or is a constant -1), every other entry is independent
+    // of any channel count — a number of parts computed from the channels would shrink with them.
     const entries = ctx.shapeExpr?.(ctx.node.inputs[1]!);
-    if (!entries || entries.length !== target.length) return 'its target is computed in a way pruning cannot follow';
-    const bad = entries.findIndex((e, i) => (i === entry ? !Array.from({ length: 12 }, (_, k) => k + 1).every((m) => entryAt(e, ctx.node.inputs[0]!, count(m)) === m * (split ? 1 : inner)) : e.kind === 'channels' || e.kind === 'mixed'));
-    return bad >= 0 ? 'its target is computed in a way pruning cannot follow' : undefined;
+    const cannot = `its target is computed in a way pruning cannot follow${FOLD_HINT}`;
+    if (!entries || entries.length !== target.length) return cannot;
+    const ok = entries.every((e, i) => {
+      if (i !== entry) return e.kind === 'const' || e.kind === 'other';
+      if (target[entry] === -1) return e.kind === 'const' && e.value === -1;
+      return Array.from({ length: 12 }, (_, k) => k + 1).every((m) => entryAt(e, ctx.node.inputs[0]!, count(m)) === m * (split ? 1 : inner));
+    });
+    return ok ? undefined : cannot;
   };
   // Split: the input's channel count is G·m for m positions; merge: the input's channels are A positions.
   const why = follows(split ? (m) => outer * m : (m) => m);

@@ -5,7 +5,7 @@ import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/sh
 import { passThrough } from '../compress/quantize/pattern.js';
 import { single } from '../engine/lowering.js';
 import { samePorts } from '../compress/prune/rules.js';
-import { entryAt } from '../compress/prune/shape-expr.js';
+import { entryAt, FOLD_HINT } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink } from '../compress/prune/channel-rule.js';
 import { int64, makeTensor, toNumbers, type Tensor } from '../onnx/tensor.js';
 
@@ -133,6 +133,15 @@ function channelCut(ctx: ChannelContext<SliceAttrs>): ChannelCut {
   const params = sliceParams(ctx, shape.length);
   if (!params) return 'its starts, ends, axes or steps are not known statically';
   const index = params.axes.indexOf(axis);
+  // Bounds computed from Shape on other axes must not follow a channel count: they would move with it.
+  if (!ctx.inputs[1]?.constant || !ctx.inputs[2]?.constant) {
+    for (const slot of [1, 2]) {
+      if (ctx.inputs[slot]?.constant) continue;
+      const entries = ctx.shapeExpr?.(ctx.node.inputs[slot]!);
+      if (!entries || entries.length !== params.axes.length) return `its bounds are computed in a way pruning cannot follow${FOLD_HINT}`;
+      if (entries.some((e, k) => k !== index && (e.kind === 'channels' || e.kind === 'mixed'))) return 'its bounds on another axis are computed from a channel count';
+    }
+  }
   if (index < 0) return undefined;
   const channels = shape[axis];
   if (typeof channels !== 'number') return 'its channel count is symbolic';
@@ -145,7 +154,7 @@ function channelCut(ctx: ChannelContext<SliceAttrs>): ChannelCut {
   // Computed bounds: find G and k0 < k1 with [start, end) = [k0·C/G, k1·C/G) whatever C (a multiple of G) is.
   const x = ctx.node.inputs[0]!;
   const [startEntry, endEntry] = [ctx.shapeExpr?.(ctx.node.inputs[1]!)?.[index], ctx.shapeExpr?.(ctx.node.inputs[2]!)?.[index]];
-  if (!startEntry || !endEntry) return 'its bounds on the channel axis are computed in a way pruning cannot follow';
+  if (!startEntry || !endEntry) return `its bounds on the channel axis are computed in a way pruning cannot follow${FOLD_HINT}`;
   for (let parts = 2; parts <= Math.min(channels, 16); parts++) {
     if (channels % parts !== 0) continue;
     const at = (c: number): [number, number] | undefined => {
@@ -162,7 +171,7 @@ function channelCut(ctx: ChannelContext<SliceAttrs>): ChannelCut {
     });
     if (follows) return { kind: 'parts', channels, parts, from, to };
   }
-  return 'its bounds on the channel axis are computed in a way pruning cannot follow';
+  return `its bounds on the channel axis are computed in a way pruning cannot follow${FOLD_HINT}`;
 }
 
 /** Starts/ends/axes/steps with axes normalized; undefined when an input's contents are not known. */

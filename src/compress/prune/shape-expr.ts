@@ -20,6 +20,9 @@ export type ShapeEntry =
   | { kind: 'other' }
   | { kind: 'mixed' };
 
+/** Appended where a computed shape cannot be followed: what helps a model of fixed input size. */
+export const FOLD_HINT = ' (for a model of fixed input size, `slim optimize` folds such shape computations first)';
+
 /** Entries of a 1-D (or scalar) integer value; undefined when it cannot be traced. */
 export type ShapeExprOf = (value: string) => ShapeEntry[] | undefined;
 
