@@ -90,6 +90,17 @@ function slicedNet(): Graph {
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Add', y, other))), 6, 10));
 }
 
+/** x[:, :C // 2] and x[:, -(C // 2):] with bounds computed from Shape (the second through a Neg): the halves stay equal. */
+function halvesNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 8));
+  const half = n.op('Div', n.op('Gather', n.op('Shape', x), n.constant(int64([1], [1]))), n.constant(int64([1], [2])));
+  const a = n.op('Slice', x, n.constant(int64([1], [0])), half, n.constant(int64([1], [1])));
+  const b = n.op('Slice', x, n.op('Neg', half), n.constant(int64([1], [2 ** 31 - 1])), n.constant(int64([1], [1])));
+  const y = n.op('Add', n.op('Relu', n.conv(a, 4, 6, { k: 1 })), n.op('Relu', n.conv(b, 4, 6, { k: 1 })));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 6, 10));
+}
+
 /** Ops with plain channel rules in a row: Sub/Div by constants, Identity, Dropout, Cast, two Reshapes, GlobalMaxPool, Squeeze, MatMul. */
 function passThroughNet(): Graph {
   const n = new Net(['batch', 3, 8, 8]);
@@ -241,6 +252,10 @@ describe('dependency graph', () => {
     const graph = await fixture('torch-tiny-shufflenet.onnx');
     const dep = buildDependencyGraph(graph);
     expect(dep.boundaries).toEqual([]);
+    // Halves cut by computed bounds (one through Neg) are one group, its positions tied across them.
+    const halves = buildDependencyGraph(halvesNet());
+    expect(halves.boundaries).toEqual([]);
+    expect(halves.groups.map((g) => [g.size, g.rootChannels])).toEqual([[4, 8], [6, 6]]);
     // The shuffle's first Reshape splits the channels into [2, C/2]: they land on axis 2, tied across the parts.
     const split = graph.nodes.find((n) => n.opType === 'Reshape')!;
     expect(dep.spaces.get(split.outputs[0]!)).toMatchObject({ axis: 2, size: 8 });
@@ -372,7 +387,7 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.

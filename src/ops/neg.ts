@@ -12,4 +12,6 @@ export const neg = unaryFloatOp({
   lower: () => single('neg'),
   dtypes: () => SIGNED_NUMERIC,
   channels: sameChannels(),
+  // Shape arithmetic: torch writes x[:, -(c // 2):] with a Neg.
+  fold: (x) => 0 - x,
 });

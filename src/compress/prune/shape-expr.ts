@@ -79,6 +79,8 @@ export function shapeExprs(graph: Graph, facts: InferenceResult, channelAxisOf: 
       case 'Cast':
       case 'Identity':
         return input(0);
+      case 'Neg':
+        return input(0)?.map((e) => combine(constEntry(0), e, ARITHMETIC.Sub!));
       case 'Concat':
         return (intAttribute(node, 'axis') ?? 0) === 0 ? concatEntries(node.inputs.map((_, k) => input(k))) : undefined;
       case 'Add':

@@ -19,9 +19,11 @@ export function unaryFloatOp<A>(
     parseAttrs: (node: Node, opset: number) => A;
     inputCount?: readonly [number, number];
     dtypes?: (opset: number) => ReadonlySet<DType>;
+    /** Applied to statically known (small integer) values, so shape arithmetic through the op stays known. */
+    fold?: (x: number) => number;
   } & OpDefExtras<A>,
 ): OpDef<A> {
-  const { opType, summary, parseAttrs, inputCount, dtypes, ...extras } = options;
+  const { opType, summary, parseAttrs, inputCount, dtypes, fold, ...extras } = options;
   return defineOp<A>({
     opType,
     domain: '',
@@ -35,6 +37,15 @@ export function unaryFloatOp<A>(
       return [typeOf(x.type.dtype, x.type.shape)];
     },
     macs: () => 0,
+    ...(fold
+      ? {
+          foldValues(ctx) {
+            const known = ctx.inputs[0]?.known;
+            if (!known || known.values.some((v) => typeof v !== 'number')) return [undefined];
+            return [{ dims: known.dims, values: known.values.map((v) => fold(v as number)) }];
+          },
+        }
+      : {}),
     ...extras,
   });
 }
