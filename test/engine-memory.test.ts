@@ -62,3 +62,23 @@ describe.skipIf(!nativeAvailable())('engine memory', () => {
     expect(rssAfter / rssBefore).toBeLessThanOrEqual(1.05);
   }, 300_000);
 });
+
+describe.skipIf(!nativeAvailable())('engine evaluation in chunks', () => {
+  it('scores the same images with the same result as one pass, reporting progress after each chunk', async () => {
+    const plan = EnginePlan.create(smallCnn({ widths: [8, 16, 16] }), { threads: 2 });
+    const data = DeviceImageSet.upload(randomSet(300, 4), { normalization: CIFAR10_NORMALIZATION });
+    const whole = await plan.evaluate(data, { batch: 32 });
+    const seen: number[] = [];
+    const chunked = await plan.evaluateInChunks(data, 32, (done, total) => seen.push(done / total), 2);
+    expect(chunked.count).toBe(300);
+    expect(chunked.correct).toBe(whole.correct);
+    expect(chunked.loss).toBeCloseTo(whole.loss, 6);
+    expect(seen).toEqual([64, 128, 192, 256, 300].map((d) => d / 300));
+    // start … limit: images 100 to 149, the same as the first 150 minus the first 100.
+    const first150 = await plan.evaluate(data, { batch: 32, limit: 150 });
+    const first100 = await plan.evaluate(data, { batch: 32, limit: 100 });
+    const middle = await plan.evaluate(data, { batch: 32, start: 100, limit: 150 });
+    expect(middle.count).toBe(50);
+    expect(middle.correct).toBe(first150.correct - first100.correct);
+  });
+});

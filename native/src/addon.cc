@@ -506,7 +506,8 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
     return teacher;
   }
 
-  // evaluate(dataset, {batch, limit, logits}) → Promise<{correct, loss, count, logits?}>
+  // evaluate(dataset, {batch, limit, start, logits}) → Promise<{correct, loss, count, logits?}>: images
+  // start … limit − 1 (start lets a caller go in chunks and report progress between them).
   Napi::Value Evaluate(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
@@ -516,10 +517,12 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       int64_t batch = static_cast<int64_t>(numberOr(o, "batch", 256));
       int64_t limit = static_cast<int64_t>(numberOr(o, "limit", 0));
       bool keep = boolOr(o, "logits", false);
+      int64_t first = static_cast<int64_t>(numberOr(o, "start", 0));
       if (batch < 1) throw std::runtime_error("evaluation batch must be at least 1");
+      if (first < 0) throw std::runtime_error("evaluation start must be at least 0");
       auto result = std::make_shared<EvalResult>();
       Plan* self = plan.get();
-      return queuePlanJob(env, {Value(), dataObj}, {self}, [=] { *result = evaluate(*self, *data, batch, limit, keep); },
+      return queuePlanJob(env, {Value(), dataObj}, {self}, [=] { *result = evaluate(*self, *data, batch, limit, keep, first); },
                    [result](Napi::Env e) -> Napi::Value {
                      auto r = Napi::Object::New(e);
                      r.Set("correct", Napi::Number::New(e, static_cast<double>(result->correct)));

@@ -99,14 +99,15 @@ StepResult trainStep(Plan& plan, const at::Tensor& images, const at::Tensor& lab
   return eagerTrainStep(plan, images, labels, o, teacher);
 }
 
-EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits) {
+EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits, int64_t first) {
   c10::InferenceMode inference;
   int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  first = std::min(std::max<int64_t>(first, 0), n);
   auto device = data.config().device;
   at::Tensor lossSum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
   at::Tensor correct = at::zeros({}, at::TensorOptions().dtype(at::kLong).device(device));
   std::vector<at::Tensor> kept;
-  for (int64_t start = 0; start < n; start += batch) {
+  for (int64_t start = first; start < n; start += batch) {
     at::Tensor idx = at::arange(start, std::min(n, start + batch), at::TensorOptions().dtype(at::kLong).device(device));
     auto [images, labels] = data.batch(idx, at::Tensor());
     at::Tensor logits = evalLogits(plan, images).to(at::kFloat);
@@ -117,7 +118,7 @@ EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limi
   EvalResult r;
   r.lossSum = lossSum.item<double>();
   r.correct = correct.item<int64_t>();
-  r.count = n;
+  r.count = n - first;
   if (keepLogits && !kept.empty()) r.logits = at::cat(kept, 0).contiguous();
   return r;
 }

@@ -48,8 +48,8 @@ struct EvalResult {
   at::Tensor logits;
 };
 
-/** Eval-mode pass over the first `limit` images (all when ≤ 0), in order, without augmentation, in fp32 (no autocast). */
-EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits);
+/** Eval-mode pass over images `first` … `limit` − 1 (limit ≤ 0: to the end), in order, without augmentation, in fp32 (no autocast). */
+EvalResult evaluate(Plan& plan, const DataSet& data, int64_t batch, int64_t limit, bool keepLogits, int64_t first = 0);
 
 struct ProbeResult {
   at::Tensor output;

@@ -116,7 +116,7 @@ export interface NativePlan {
     options: NativeStepOptions,
     teacher?: NativePlan | null,
   ): Promise<NativeStepResult>;
-  evaluate(data: NativeDataSet, options: { batch: number; limit?: number; logits?: boolean }): Promise<NativeEvalResult>;
+  evaluate(data: NativeDataSet, options: { batch: number; limit?: number; start?: number; logits?: boolean }): Promise<NativeEvalResult>;
 }
 
 export interface NativeDataSetSpec {

@@ -210,11 +210,32 @@ export class EnginePlan {
     );
   }
 
-  /** Eval-mode pass over the first `limit` images of `data` (all by default). */
-  evaluate(data: DeviceImageSet, options: { batch?: number; limit?: number; logits?: boolean } = {}): Promise<NativeEvalResult> {
+  /** Eval-mode pass over images `start` (default 0) … `limit` − 1 of `data` (to the end by default). */
+  evaluate(data: DeviceImageSet, options: { batch?: number; limit?: number; start?: number; logits?: boolean } = {}): Promise<NativeEvalResult> {
     return wrapNativeAsync('evaluation failed', this.file, () =>
-      this.native.evaluate(data.native, { batch: options.batch ?? 256, ...(options.limit ? { limit: options.limit } : {}), logits: options.logits ?? false }),
+      this.native.evaluate(data.native, {
+        batch: options.batch ?? 256,
+        ...(options.limit ? { limit: options.limit } : {}),
+        ...(options.start ? { start: options.start } : {}),
+        logits: options.logits ?? false,
+      }),
     );
+  }
+
+  /**
+   * `evaluate` over all of `data` in chunks of whole batches — the same result — calling `onChunk` with the
+   * images done after each, so a long evaluation can show progress.
+   */
+  async evaluateInChunks(data: DeviceImageSet, batch: number, onChunk: (done: number, total: number) => void, chunkBatches = 8): Promise<NativeEvalResult> {
+    const total = data.count;
+    const step = batch * chunkBatches;
+    let [correct, lossSum, count] = [0, 0, 0];
+    for (let start = 0; start < total; start += step) {
+      const r = await this.evaluate(data, { batch, start, limit: Math.min(total, start + step) });
+      [correct, lossSum, count] = [correct + r.correct, lossSum + r.loss * r.count, count + r.count];
+      onChunk(count, total);
+    }
+    return { correct, count, loss: count > 0 ? lossSum / count : 0 };
   }
 }
 

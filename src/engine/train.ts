@@ -104,6 +104,8 @@ export interface TrainProgress {
   accuracy: number;
   imagesPerSecond: number;
   etaSeconds: number;
+  /** In the 'eval' phase: test images scored so far, of how many (absent when a data-parallel group evaluates). */
+  evaluated?: { done: number; total: number };
 }
 
 export interface EpochRecord {
@@ -397,11 +399,15 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     const trainSeconds = (performance.now() - epochStart) / 1000;
     const trainLoss = lossSum / Math.max(seen, 1);
     const trainAccuracy = correct / Math.max(seen, 1);
-    o.onProgress?.({
-      phase: 'eval', epoch, epochs: o.epochs, step: stepsPerEpoch, stepsPerEpoch, globalStep: step, totalSteps, lr,
-      loss: trainLoss, accuracy: trainAccuracy, imagesPerSecond: seen / trainSeconds, etaSeconds: 0,
-    });
-    const evaluation = dist ? await dist.evaluate(plan, test, { batch: o.evalBatch ?? 512 }) : await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
+    const evalProgress = (evaluated?: { done: number; total: number }): void =>
+      o.onProgress?.({
+        phase: 'eval', epoch, epochs: o.epochs, step: stepsPerEpoch, stepsPerEpoch, globalStep: step, totalSteps, lr,
+        loss: trainLoss, accuracy: trainAccuracy, imagesPerSecond: seen / trainSeconds, etaSeconds: 0, ...(evaluated ? { evaluated } : {}),
+      });
+    evalProgress(dist ? undefined : { done: 0, total: test.count });
+    const evaluation = dist
+      ? await dist.evaluate(plan, test, { batch: o.evalBatch ?? 512 })
+      : await plan.evaluateInChunks(test, o.evalBatch ?? 512, (done, total) => evalProgress({ done, total }));
     if (!Number.isFinite(evaluation.loss)) {
       throw new SlimError({
         where: `epoch ${epoch + 1}`,

@@ -1,4 +1,5 @@
 /** Number formatting shared by the CLI tables and reports. */
+import type { TrainProgress } from '../engine/train.js';
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -27,4 +28,15 @@ export function table(headers: string[], rows: (string | number)[][]): string {
   const line = (r: string[]): string =>
     r.map((c, i) => (numeric[i] && i > 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+}
+
+/**
+ * A training progress bar's phase text: epoch, running loss, accuracy (and speed) while training; the
+ * test images scored so far while evaluating.
+ */
+export function trainingPhaseText(p: TrainProgress, speed = true): string {
+  const what = p.phase === 'eval'
+    ? (p.evaluated ? `evaluating ${p.evaluated.done}/${p.evaluated.total}` : 'evaluating')
+    : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}${speed ? ` ${p.imagesPerSecond.toFixed(0)} img/s` : ''}`;
+  return `epoch ${p.epoch + 1}/${p.epochs} ${what} `;
 }

@@ -10,7 +10,7 @@ import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { foldBatchNorm } from '../../passes/index.js';
-import { formatPercent } from '../../report/format.js';
+import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
@@ -162,7 +162,7 @@ export function registerTrain(program: Command): void {
         }
         bar ??= progress('train', p.totalSteps, 'steps');
         bar.update(p.globalStep, {
-          phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)} ${p.imagesPerSecond.toFixed(0)} img/s`} `,
+          phase: trainingPhaseText(p),
         });
       };
       const result = await trainModel({

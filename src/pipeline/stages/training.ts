@@ -7,7 +7,7 @@ import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
 import { foldBatchNorm } from '../../passes/index.js';
-import { formatPercent } from '../../report/format.js';
+import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
@@ -65,7 +65,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   const onProgress = (p: TrainProgress): void => {
     bar ??= ctx.progress('  train', p.totalSteps, 'steps');
     bar.update(p.globalStep, {
-      phase: `epoch ${p.epoch + 1}/${p.epochs} ${p.phase === 'eval' ? 'evaluating' : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}`} `,
+      phase: trainingPhaseText(p, false),
     });
   };
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
