@@ -135,6 +135,8 @@ describe('slim prune', () => {
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
     expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);
+    // Each epoch's evaluation has a bar of its own (without a terminal: a line when it completes).
+    expect(run.stderr).toMatch(/fine-tune epoch 1\/1: evaluating: 500\/500 images/);
     expect(existsSync(out.replace(/\.onnx$/, '.partial.onnx'))).toBe(false);
 
     // This fixture declares 16×16 inputs and CIFAR's images are 32×32: mean replacement is skipped, and

@@ -366,7 +366,17 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
     seed: o.seed,
     normalization: normalizationFor(graph, o),
     onProgress: (p) => {
-      if (p.phase !== 'train') return;
+      if (p.phase === 'eval') {
+        // The epoch's test images: a bar of their own (a minute or more for a large model on a CPU).
+        if (!p.evaluated) return;
+        if (p.evaluated.done === 0) {
+          bar?.stop();
+          bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}: evaluating`, p.evaluated.total, 'images');
+        }
+        bar?.update(p.evaluated.done);
+        if (p.evaluated.done === p.evaluated.total) bar?.stop();
+        return;
+      }
       if (p.epoch !== barEpoch || p.step === 1) {
         bar?.stop();
         bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}`, p.stepsPerEpoch, 'steps');

@@ -7,6 +7,7 @@
 import { batches } from '../../data/batches.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
+import type { TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { hasBatchNorm, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
@@ -54,7 +55,7 @@ export interface EngineTunerOptions {
    * afterwards (default true; false trains the folded weights directly).
    */
   reinsertBatchNorm?: boolean;
-  onProgress?: (p: { phase: 'train' | 'eval'; epoch: number; epochs: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number }) => void;
+  onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
 /**
