@@ -128,12 +128,9 @@ export function checkDataDir(options: DataOptions): void {
 /**
  * Training and test images: CIFAR-10's two splits, or the train/ and test/ subfolders of a folder of
  * class folders, resized to the model's input. Test labels use train/'s class numbering, so a class
- * folder missing from test/ cannot shift the others; a class only test/ has is an error.
- */
-/**
- * Training and test images. `testLimit` keeps N test images: CIFAR-10's first N (its test set comes
- * shuffled), an image folder's N taken across the classes (it lists them class by class, so its first
- * N would score only the first classes).
+ * folder missing from test/ cannot shift the others; a class only test/ has is an error. `testLimit`
+ * keeps N test images: CIFAR-10's first N (its test set comes shuffled), an image folder's N taken
+ * across the classes (it lists them class by class, so its first N would score only the first classes).
  */
 export async function loadTrainTest(
   data: string,

@@ -5,19 +5,18 @@ import { countElements, input, mergeDims, requireDtype, requireMinRank, requireR
 import { parseWindowAttrs, resolveWindow, windowOutputShape, type WindowAttrs } from './shared/window.js';
 import { explicitPads, single, windowInts } from '../engine/lowering.js';
 import { ACTIVATION, isConstantFloat, isFloat32 } from '../compress/quantize/pattern.js';
-import { foldShiftIntoBias, samePorts } from '../compress/prune/rules.js';
-import type { ChannelLink } from '../compress/prune/channel-rule.js';
+import { equalPartTies, foldShiftIntoBias, samePorts } from '../compress/prune/rules.js';
 
 export interface ConvAttrs extends WindowAttrs {
   group: number;
 }
 
-/** X [N, C, D1..Dn] * W [M, C/group, k1..kn] (+ B [M]) → [N, M, O1..On], for n = 1, 2, 3. */
 /** One filter per input channel, one output per group: channels pass straight through. */
 function isDepthwise(weightDims: readonly number[], group: number): boolean {
   return weightDims[1] === 1 && weightDims[0] === group;
 }
 
+/** X [N, C, D1..Dn] * W [M, C/group, k1..kn] (+ B [M]) → [N, M, O1..On], for n = 1, 2, 3. */
 export const conv = defineOp<ConvAttrs>({
   opType: 'Conv',
   domain: '',
@@ -98,10 +97,7 @@ export const conv = defineOp<ConvAttrs>({
       const group = ctx.attrs.group;
       if (group === 1) return { inputs: [0], outputs: [0], coupling: 'independent' };
       if (isDepthwise(w.dims, group)) return samePorts([0], [0]);
-      const [perGroupIn, perGroupOut] = [w.dims[1]!, w.dims[0]! / group];
-      const tie = (side: 'in' | 'out', count: number): ChannelLink[] =>
-        Array.from({ length: group - 1 }, (_, k) => ({ from: { side, slot: 0 }, to: { side, slot: 0 }, fromStart: 0, toStart: (k + 1) * count, count, span: 1 }));
-      return { inputs: [0], outputs: [0], coupling: 'independent', ties: [...tie('in', perGroupIn), ...tie('out', perGroupOut)] };
+      return { inputs: [0], outputs: [0], coupling: 'independent', ties: [...equalPartTies('in', group, w.dims[1]!), ...equalPartTies('out', group, w.dims[0]! / group)] };
     },
     params(ctx) {
       const w = ctx.inputs[1]?.constant;

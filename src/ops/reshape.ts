@@ -7,7 +7,7 @@ import {
 import { constantInts, single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { channelReshape } from '../compress/prune/rules.js';
-import { entryAt, FOLD_HINT } from '../compress/prune/shape-expr.js';
+import { entryAt, FOLD_HINT, forSampleCounts } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink, ChannelPorts } from '../compress/prune/channel-rule.js';
 import { int64 } from '../onnx/tensor.js';
 
@@ -83,17 +83,17 @@ export const reshape = defineOp<ReshapeAttrs>({
       const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
       const kept = keep.outputs[0]?.length;
       if (!target || kept === undefined) return {};
+      // The target entry that spells out the channel count, when it is stored and must be rewritten.
       let entry: number | undefined;
-      let value = kept;
       const r = ctx.channelAxes[0] === 1 ? channelReshape(ctx, target, ctx.attrs.allowZero) : 'not a plain reshape';
       if (typeof r !== 'string') {
         if (r.rewrite) entry = 1;
       } else {
         const regroup = channelRegroup(ctx);
-        if (typeof regroup !== 'string' && regroup.stored && target[regroup.entry] !== -1) [entry, value] = [regroup.entry, kept];
+        if (typeof regroup !== 'string' && regroup.stored && target[regroup.entry] !== -1) entry = regroup.entry;
       }
       if (entry === undefined) return {};
-      const shape = target.map((d, i) => (i === entry ? value : Number(d)));
+      const shape = target.map((d, i) => (i === entry ? kept : Number(d)));
       return ctx.attrs.shape ? { attributes: { shape: { type: 'ints', value: shape } } } : { inputs: { 1: int64([shape.length], shape) } };
     },
   },
@@ -131,7 +131,7 @@ function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPort
     const ok = entries.every((e, i) => {
       if (i !== entry) return e.kind === 'const' || e.kind === 'other';
       if (target[entry] === -1) return e.kind === 'const' && e.value === -1;
-      return Array.from({ length: 12 }, (_, k) => k + 1).every((m) => entryAt(e, ctx.node.inputs[0]!, count(m)) === m * (split ? 1 : inner));
+      return forSampleCounts((m) => entryAt(e, ctx.node.inputs[0]!, count(m)) === m * (split ? 1 : inner));
     });
     return ok ? undefined : cannot;
   };

@@ -4,8 +4,8 @@ import { takeKnown } from './shared/known.js';
 import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { single } from '../engine/lowering.js';
-import { samePorts } from '../compress/prune/rules.js';
-import { entryAt, FOLD_HINT } from '../compress/prune/shape-expr.js';
+import { equalPartTies, samePorts } from '../compress/prune/rules.js';
+import { entryAt, FOLD_HINT, forSampleCounts } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink } from '../compress/prune/channel-rule.js';
 import { int64, makeTensor, toNumbers, type Tensor } from '../onnx/tensor.js';
 
@@ -97,8 +97,7 @@ export const slice = defineOp<SliceAttrs>({
       const outputAxes = axis === 1 ? {} : { outputAxes: [axis] };
       if (cut.kind === 'stored') return { inputs: [0], outputs: [0], coupling: [link(cut.start, 0, cut.end - cut.start)], ...outputAxes };
       const part = cut.channels / cut.parts;
-      const ties = Array.from({ length: cut.parts - 1 }, (_, p): ChannelLink => ({ from: { side: 'in', slot: 0 }, to: { side: 'in', slot: 0 }, fromStart: 0, toStart: (p + 1) * part, count: part, span: 1 }));
-      return { inputs: [0], outputs: [0], coupling: [link(cut.from * part, 0, (cut.to - cut.from) * part)], ties, ...outputAxes };
+      return { inputs: [0], outputs: [0], coupling: [link(cut.from * part, 0, (cut.to - cut.from) * part)], ties: equalPartTies('in', cut.parts, part), ...outputAxes };
     },
     resize(ctx, keep) {
       const cut = channelCut(ctx);
@@ -165,7 +164,7 @@ function channelCut(ctx: ChannelContext<SliceAttrs>): ChannelCut {
     if (!here) break;
     const [from, to] = [(here[0] * parts) / channels, (here[1] * parts) / channels];
     if (!Number.isInteger(from) || !Number.isInteger(to) || to <= from) continue;
-    const follows = Array.from({ length: 12 }, (_, m) => m + 1).every((m) => {
+    const follows = forSampleCounts((m) => {
       const b = at(parts * m);
       return b !== undefined && b[0] === from * m && b[1] === to * m;
     });

@@ -47,7 +47,8 @@ export interface ChannelLink {
 
 /**
  * The node's channel ports: data inputs and outputs whose channel axis (1, or where `channelAxes` /
- * `outputAxes` say) carries channels that the op reads or writes. An input slot that is not listed does not depend on the channel count (a shape, pads, a
+ * `outputAxes` say) carries channels that the op reads or writes. An input slot that is not listed
+ * does not depend on the channel count (a shape, pads, a
  * scalar, a tensor broadcast along axis 1). Coupling says how input channels relate to output channels:
  * - 'independent': outputs have channels of their own (Conv, Gemm) — pruning one side leaves the other;
  * - 'same': channel i of every port is the same channel (BatchNormalization, Relu, Add, depthwise Conv);
@@ -103,8 +104,9 @@ export interface NodeEdit {
 export interface ChannelRule<A> {
   /**
    * The rule follows channels on any axis (`ctx.channelAxes`, `ChannelPorts.outputAxes`): elementwise
-   * ops, Transpose, MatMul over the last axis, LayerNormalization. Without it, channels that reach the
-   * op's ports on an axis other than 1 make the node a boundary.
+   * ops, Transpose, MatMul over the last axis, LayerNormalization, the reductions, Slice, Reshape.
+   * Without it, channels that reach an input port on an axis other than 1 leave that input whole (an op
+   * with channels of its own, Conv or Gemm) or make the node a boundary.
    */
   anyAxis?: boolean;
   /** The ports and their coupling, or why channels cannot be pruned through this node (it becomes a boundary). */

@@ -8,6 +8,7 @@
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { nodeDependencies, type Dependency } from './dependency.js';
+import { channelDim } from './rules.js';
 import type { Group } from './group.js';
 import { makeDepNode, portValue, type DepNode } from './node.js';
 import { shapeExprs } from './shape-expr.js';
@@ -84,11 +85,7 @@ export function buildDependencyGraph(graph: Graph, facts: InferenceResult = infe
   const shapeExpr = shapeExprs(graph, facts, (v) => axisOf.get(v));
   const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, shapeExpr));
   const frozen = new Map<string, string>();
-  const channelsOf = (value: string): number | string | undefined => {
-    const shape = facts.types.get(value)?.shape;
-    const axis = axisOf.get(value) ?? 1;
-    return shape && axis < shape.length ? shape[axis] : undefined;
-  };
+  const channelsOf = (value: string): number | string | undefined => channelDim(facts.types.get(value)?.shape, axisOf.get(value));
   const freeze = (value: string | undefined, reason: string): void => {
     if (value && channelsOf(value) !== undefined && !frozen.has(value)) frozen.set(value, reason);
   };

@@ -1,8 +1,9 @@
-import type { Dim, Graph, Node } from '../../onnx/graph.js';
+import type { Graph, Node } from '../../onnx/graph.js';
 import type { NodeFacts } from '../../onnx/shape-inference.js';
 import { OpError, type OpDef } from '../../ops/op-def.js';
 import { opDefFor } from '../../ops/registry.js';
 import type { ChannelContext, ChannelParam, ChannelPorts, ChannelRule } from './channel-rule.js';
+import { channelDim } from './rules.js';
 import type { ShapeExprOf } from './shape-expr.js';
 
 /**
@@ -59,7 +60,7 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };
-    const moved = rule.anyAxis ? [] : ports.inputs.filter((slot) => ctx.channelAxes[slot] !== 1 && channelCount(ctx, slot) !== undefined);
+    const moved = rule.anyAxis ? [] : ports.inputs.filter((slot) => ctx.channelAxes[slot] !== 1 && channelDim(ctx.inputs[slot]?.type.shape, ctx.channelAxes[slot]) !== undefined);
     const why = (slot: number): string => `it carries its channels on axis ${ctx.channelAxes[slot]}, and ${node.opType} '${node.name}' takes them on axis 1`;
     // Channels elsewhere than where the op reads them: an op with channels of its own (Conv, Gemm) keeps
     // those and only leaves that input whole; one that passes channels through cannot pass these.
@@ -75,13 +76,6 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
     if (e instanceof OpError) return { ...base, ctx, rule, boundary: e.message };
     throw e;
   }
-}
-
-/** The size of an input's channel axis, or undefined when its rank has no such axis. */
-function channelCount(ctx: ChannelContext<unknown>, slot: number): Dim | undefined {
-  const shape = ctx.inputs[slot]?.type.shape;
-  const axis = ctx.channelAxes[slot]!;
-  return shape && axis < shape.length ? shape[axis] : undefined;
 }
 
 /** The value a port reads or writes. */

@@ -8,9 +8,17 @@ import { knownInts, normalizeAxes } from '../../ops/shared/shapes.js';
 import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, NodeEdit, ParamRole, SlotRef } from './channel-rule.js';
 import { float32, toNumbers, type Tensor } from '../../onnx/tensor.js';
 
-/** Axis 1 of a shape of rank ≥ 2; undefined when there is no channel axis. */
-export function channelDim(shape: readonly Dim[] | undefined): Dim | undefined {
-  return shape && shape.length >= 2 ? shape[1] : undefined;
+/** The channel axis (1 unless channels were moved) of a shape; undefined when the rank has no such axis. */
+export function channelDim(shape: readonly Dim[] | undefined, axis = 1): Dim | undefined {
+  return shape && axis < shape.length ? shape[axis] : undefined;
+}
+
+/**
+ * Ties that keep `parts` equal parts of a port's channels equal: channel j of the first part goes with
+ * channel j of every other (a grouped conv's groups, torch's chunk).
+ */
+export function equalPartTies(side: 'in' | 'out', parts: number, partSize: number): ChannelLink[] {
+  return Array.from({ length: parts - 1 }, (_, p) => ({ from: { side, slot: 0 }, to: { side, slot: 0 }, fromStart: 0, toStart: (p + 1) * partSize, count: partSize, span: 1 }));
 }
 
 /** The ports of an op that maps channel i of `inputs` to channel i of `outputs`, on `axis` of every output. */
@@ -49,16 +57,16 @@ export function broadcastChannels<A>(role: ParamRole): ChannelRule<A> {
     anyAxis: true,
     ports(ctx) {
       if (ctx.opset < 7) return 'uses opset < 7 broadcasting (broadcast/axis attributes)';
-      const roles = broadcastRoles(ctx);
-      if (typeof roles === 'string') return roles;
-      const blocked = roles.find((r) => r.kind === 'misaligned');
+      const b = broadcastRoles(ctx);
+      if (typeof b === 'string') return b;
+      const blocked = b.roles.find((r) => r.kind === 'misaligned');
       if (blocked) return `input '${ctx.node.inputs[blocked.slot]}' carries channels on axis ${ctx.channelAxes[blocked.slot]}, not on the output's channel axis`;
-      return samePorts(roles.filter((r) => r.kind === 'port').map((r) => r.slot), [0], outputChannelAxis(ctx) as number);
+      return samePorts(b.roles.filter((r) => r.kind === 'port').map((r) => r.slot), [0], b.outAxis);
     },
     params(ctx) {
-      const roles = broadcastRoles(ctx);
-      if (typeof roles === 'string') return [];
-      return roles.filter((r) => r.kind === 'param').map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role }));
+      const b = broadcastRoles(ctx);
+      if (typeof b === 'string') return [];
+      return b.roles.filter((r) => r.kind === 'param').map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role }));
     },
   };
 }
@@ -80,12 +88,13 @@ function outputChannelAxis<A>(ctx: ChannelContext<A>): number | string {
   return axes.size === 1 ? [...axes][0]! : 1;
 }
 
-function broadcastRoles<A>(ctx: ChannelContext<A>): BroadcastRole[] | string {
+/** The output's channel axis and what each input is to it, or why the inputs' channel axes disagree. */
+function broadcastRoles<A>(ctx: ChannelContext<A>): { outAxis: number; roles: BroadcastRole[] } | string {
   const out = ctx.outputs[0]?.shape;
   const outAxis = outputChannelAxis(ctx);
   if (typeof outAxis === 'string') return outAxis;
-  const channels = out && outAxis < out.length ? out[outAxis] : undefined;
-  return ctx.inputs.map((facts, slot): BroadcastRole => {
+  const channels = channelDim(out, outAxis);
+  const roles = ctx.inputs.map((facts, slot): BroadcastRole => {
     const shape = facts?.type.shape;
     if (!facts || !shape || !out || channels === undefined) return { slot, kind: 'broadcast', axis: -1 };
     const axis = outAxis - (out.length - shape.length);
@@ -94,6 +103,7 @@ function broadcastRoles<A>(ctx: ChannelContext<A>): BroadcastRole[] | string {
     if (facts.constant) return { slot, kind: 'param', axis };
     return { slot, kind: ctx.channelAxes[slot] === axis ? 'port' : 'misaligned', axis };
   });
+  return { outAxis, roles };
 }
 
 /** Pools: channel i in is channel i out; MaxPool's optional Indices output encodes the channel count. */

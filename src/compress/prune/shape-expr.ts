@@ -132,6 +132,14 @@ function combine(a: ShapeEntry, b: ShapeEntry, op: (a: number, b: number) => num
   return a.kind === 'channels' || b.kind === 'channels' || a.kind === 'mixed' || b.kind === 'mixed' ? MIXED : OTHER;
 }
 
+/**
+ * Whether `holds(m)` for m = 1 … 12: how a computed shape is checked to follow a channel count (a
+ * division or a fraction of it shows within a few multiples).
+ */
+export function forSampleCounts(holds: (m: number) => boolean): boolean {
+  return Array.from({ length: 12 }, (_, k) => k + 1).every(holds);
+}
+
 /** The entry's value for channel count `c` of `of`: constants as they are; undefined when it follows something else. */
 export function entryAt(entry: ShapeEntry, of: string, c: number): number | undefined {
   if (entry.kind === 'const') return entry.value;
