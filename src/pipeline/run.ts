@@ -31,6 +31,7 @@ import {
   type StageResults,
 } from './manifest.js';
 import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
+import { anyBatch } from '../passes/any-batch.js';
 import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
@@ -136,7 +137,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       if (!v) throw new Error(`no variant '${id}'`);
       const ref = form === 'trainable' ? (v.trainable ?? v.model) : v.model;
       let g = graphs.get(ref.sha256);
-      if (!g) graphs.set(ref.sha256, (g = await readArtifactGraph(runDir, ref)));
+      if (!g) {
+        // Stages train and calibrate on batches: a source exported for one batch size is freed
+        // (passes/any-batch.ts), so the models the run writes take any batch.
+        const freed = anyBatch(await readArtifactGraph(runDir, ref), { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
+        if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: the stages work on batches of any size, and the models they write take any batch`);
+        graphs.set(ref.sha256, (g = freed.graph));
+      }
       return g;
     };
     const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });

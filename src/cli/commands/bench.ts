@@ -10,6 +10,7 @@ import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize,
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 import { imageInputShapes } from '../../onnx/image-input.js';
+import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
@@ -30,6 +31,8 @@ export interface BenchRow {
   /** Per image; null when the input's H×W is free and no size is known. */
   macs: number | null;
   latency_ms: { p50: number; p90: number; p99: number; mean: number };
+  /** Images per latency run: 1, or the batch a model exported for one batch size takes. */
+  latency_batch: number;
   throughput_ips: number;
   throughput_batch: number;
   peak_rss_bytes: number;
@@ -54,7 +57,7 @@ export function registerBench(program: Command): void {
     )),
   )
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json')
-    .action(async (files: string[], options: BenchOptions) => {
+    .action(async (files: string[], options: BenchOptions, command: Command) => {
       checkDataDir(options);
       const threads = options.threads ?? (await import('node:os')).availableParallelism();
       const rows: BenchRow[] = [];
@@ -69,14 +72,20 @@ export function registerBench(program: Command): void {
         checkCifarImageSize(graph, options.data, size);
         const stats = await loadedModelStats(loaded, size);
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
+        // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
+        const fixedBatch = dataInputs(graph).map((v) => v.shape?.[0]).find((d): d is number => typeof d === 'number');
+        if (fixedBatch !== undefined && fixedBatch !== 1) log(`note: ${file} takes batches of ${fixedBatch} only: its latency is that of a batch of ${fixedBatch}`);
+        if (fixedBatch !== undefined && fixedBatch !== options.batch && command.getOptionValueSource('batch') === 'cli') {
+          log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);
+        }
         const bar = progress(`bench ${file}`, 100, '%');
         // A process per model: its peak RSS and latency owe nothing to the models before it.
         const timing = await benchmarkInChild(file, {
           threads,
-          batch: 1,
+          batch: fixedBatch ?? 1,
           warmupRuns: options.warmup,
           runs: Math.max(options.runs, 50),
-          throughputBatch: options.batch,
+          throughputBatch: fixedBatch ?? options.batch,
           ...(inputShapes ? { inputShapes } : {}),
           onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
         });
@@ -89,8 +98,9 @@ export function registerBench(program: Command): void {
           nonzero_params: stats.nonzeroParams,
           macs: stats.macs,
           latency_ms: { p50: timing.latencyMs.p50, p90: timing.latencyMs.p90, p99: timing.latencyMs.p99, mean: timing.latencyMs.mean },
+          latency_batch: timing.batch,
           throughput_ips: timing.throughputIps,
-          throughput_batch: options.batch,
+          throughput_batch: timing.throughputBatch,
           peak_rss_bytes: timing.peakRssBytes,
           threads,
         };
@@ -138,7 +148,8 @@ export function renderBenchTable(rows: BenchRow[]): string {
     formatBytes(r.gzip_bytes),
     formatCount(r.params),
     formatCount(r.macs),
-    r.latency_ms.p50.toFixed(2),
+    // A latency measured on a batch of several images says so.
+    `${r.latency_ms.p50.toFixed(2)}${r.latency_batch > 1 ? ` (batch ${r.latency_batch})` : ''}`,
     r.latency_ms.p90.toFixed(2),
     r.latency_ms.p99.toFixed(2),
     r.throughput_ips.toFixed(0),

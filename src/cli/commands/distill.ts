@@ -14,6 +14,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
+import { atAnyBatch } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
@@ -118,12 +119,13 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions) => {
-      const teacher = withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]);
+      const teacher = atAnyBatch(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher).graph;
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
         throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
       }
-      const studentFile = studentIsZoo ? undefined : withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]);
+      const studentFreed = studentIsZoo ? undefined : atAnyBatch(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
+      const studentFile = studentFreed?.graph;
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), testLimit: options.testLimit });
@@ -160,6 +162,7 @@ export function registerDistill(program: Command): void {
       }
 
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      if (studentFreed) out = studentFreed.restore(out);
       out = {
         ...out,
         metadata: {

@@ -18,6 +18,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
+import { atAnyBatch } from '../model-batch.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -157,10 +158,13 @@ export function registerPrune(program: Command): void {
       if (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench) requireMeasurableSize(loaded.graph, file, size);
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
-      const graph = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
-      if (options.analyze) return analyze(file, graph, options);
+      const pinned = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
+      if (options.analyze) return analyze(file, pinned, options);
+      // Mean replacement and fine-tuning feed batches of many images.
+      const batch = options.data ? atAnyBatch(pinned, file) : { graph: pinned, restore: (g: Graph) => g };
+      const graph = batch.graph;
       // ORT gets models as bytes here, so weights kept in external data files are inlined first.
-      const inputBytes = loaded.externalFiles.length ? encodeModel(graph).model : loaded.bytes;
+      const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, options);
       const tuner = makeTuner(graph, file, options, data);
@@ -224,8 +228,9 @@ export function registerPrune(program: Command): void {
       }
 
       // ORT must run it before it is written; every number reported comes from the file read back.
-      if (graph !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
-      await smokeTest(inputBytes, encodeModel(pruned).model, graph, options);
+      pruned = batch.restore(pruned);
+      if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
+      await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options);
       await writeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);

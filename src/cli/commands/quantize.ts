@@ -18,6 +18,7 @@ import {
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
 import { normalizationFor, withImageSizeFlag, type DataOptions } from '../dataset.js';
+import { atAnyBatch } from '../model-batch.js';
 import { log, printResult, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
@@ -145,11 +146,14 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
-  const graph = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]);
-  const quantOps = graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
+  const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]);
+  const quantOps = sized.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
   }
+  // Calibration and QAT feed batches of many images.
+  const batch = options.mode === 'static' ? atAnyBatch(sized, file) : { graph: sized, restore: (g: Graph) => g };
+  const graph = batch.graph;
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
   const normalization = normalizationFor(graph, data);
   const threads = options.threads;
@@ -190,6 +194,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     top1After = undefined;
   }
 
+  output = batch.restore(output);
   validateGraph(output, { file: options.output });
   const { bytes } = await writeModel(output, options.output);
   const seconds = (performance.now() - start) / 1000 - evalLoadSeconds;

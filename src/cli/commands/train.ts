@@ -17,6 +17,7 @@ import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
+import { atAnyBatch, type BatchFreed } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
@@ -135,7 +136,8 @@ export function registerTrain(program: Command): void {
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       // An .onnx model is read first: its input size decides how image folders are resized.
-      const onnxModel = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data);
+      const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
+      const onnxModel = onnxFile?.graph;
       checkDataDir(options);
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
@@ -187,6 +189,7 @@ export function registerTrain(program: Command): void {
 
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      if (onnxFile) out = onnxFile.restore(out);
       out = {
         ...out,
         metadata: {
@@ -246,11 +249,11 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string): Promise<Graph> {
+async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<BatchFreed> {
   if (!file.endsWith('.onnx')) {
     throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
   const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
-  if (modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
-  return graph;
+  if (!quiet && modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
+  return atAnyBatch(graph, file, { quiet });
 }

@@ -1,0 +1,118 @@
+import { inputError } from '../errors.js';
+import { cloneGraph, dataInputs, type Dim, type Graph, type Node } from '../onnx/graph.js';
+import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
+import { int64, toNumbers, type Tensor } from '../onnx/tensor.js';
+import { constantValue } from './constants.js';
+import { freshName, valueNames } from './rewrite.js';
+
+/**
+ * torch.onnx.export without `dynamic_axes` writes a model for one batch size (usually 1): its input is
+ * [1, 3, H, W] and every `x.view(x.size(0), -1)` is stored as the Reshape target [1, -1]. Training,
+ * calibration and QAT feed batches of many images, which ONNX Runtime refuses on such a model.
+ *
+ * `anyBatch` frees the batch: the inputs' leading dim becomes a symbol, and a stored Reshape target
+ * whose first entry is the fixed batch, applied to a value whose first axis is the batch, copies the
+ * input's batch instead (0; -1 under allowzero). At the exported batch the rewritten Reshape is the
+ * same function, and it keeps each sample's elements in that sample, so every other batch size runs
+ * each sample as the batch-1 model would. Shape inference then has to show every output following the
+ * batch; a node that still fixes it (a Slice or Expand of the batch axis, say) is named in an error.
+ * Pure: the input graph is not changed.
+ */
+export interface AnyBatch {
+  graph: Graph;
+  /** The batch the model was exported for; undefined when its batch was already free. */
+  fixedBatch?: number;
+  /** Names of the Reshape nodes whose stored target was rewritten. */
+  reshapes: string[];
+}
+
+export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatch {
+  const fixed = dataInputs(graph).map((v) => v.shape?.[0]).find((d): d is number => typeof d === 'number');
+  if (fixed === undefined) return { graph, reshapes: [] };
+  const g = cloneGraph(graph);
+  const taken = valueNames(g);
+  for (const v of g.inputs) for (const d of v.shape ?? []) if (typeof d === 'string') taken.add(d);
+  const symbol = freshName(taken, 'batch');
+  const freeFirst = (shape: Dim[] | undefined): Dim[] | undefined => (shape?.[0] === fixed ? [symbol, ...shape.slice(1)] : shape);
+  const declared = new Set(dataInputs(g).map((v) => v.name));
+  g.inputs = g.inputs.map((v) => (declared.has(v.name) && v.shape ? { ...v, shape: freeFirst(v.shape)! } : v));
+  g.outputs = g.outputs.map((v) => (v.shape ? { ...v, shape: freeFirst(v.shape)! } : v));
+  // Stored intermediate types would pin the batch again when ONNX Runtime merges them with its own.
+  for (const [name, info] of [...g.valueInfo]) if (info.shape?.[0] === fixed) g.valueInfo.delete(name);
+
+  const reshapes: string[] = [];
+  let facts = inferShapes(g, options);
+  for (let node = batchPinningReshape(g, facts, fixed, symbol); node && copyBatchInTarget(g, node, taken); node = batchPinningReshape(g, facts, fixed, symbol)) {
+    reshapes.push(node.name);
+    facts = inferShapes(g, options);
+  }
+  checkOutputsFollowBatch(g, facts, fixed, symbol, options.file);
+  return { graph: g, fixedBatch: fixed, reshapes };
+}
+
+/** `graph` with its inputs' and outputs' leading dim set back to `batch` (after anyBatch). Pure. */
+export function fixBatch(graph: Graph, batch: number): Graph {
+  const fix = (shape: Dim[] | undefined): Dim[] | undefined => (shape && shape.length > 0 ? [batch, ...shape.slice(1)] : shape);
+  const declared = new Set(dataInputs(graph).map((v) => v.name));
+  const valueInfo = new Map([...graph.valueInfo].filter(([, info]) => info.shape?.length === 0 || typeof info.shape?.[0] === 'number'));
+  return {
+    ...graph,
+    inputs: graph.inputs.map((v) => (declared.has(v.name) && v.shape ? { ...v, shape: fix(v.shape)! } : v)),
+    outputs: graph.outputs.map((v) => (v.shape ? { ...v, shape: fix(v.shape)! } : v)),
+    valueInfo,
+  };
+}
+
+/** The first Reshape (in order) whose stored target turns a batch axis into the fixed number. */
+function batchPinningReshape(g: Graph, facts: InferenceResult, fixed: number, symbol: string): Node | undefined {
+  for (const { node, inputs, outputs } of facts.nodes) {
+    if (node.opType !== 'Reshape' || inputs[0]?.type.shape?.[0] !== symbol || outputs[0]?.shape?.[0] === symbol) continue;
+    const target = storedTarget(g, node);
+    if (target && target[0] === fixed) return node;
+  }
+  return undefined;
+}
+
+/** A Reshape target held in the file (initializer or Constant node), not computed at run time. */
+function storedTarget(g: Graph, node: Node): number[] | undefined {
+  const name = node.inputs[1];
+  if (!name) return undefined;
+  const init = g.initializers.get(name);
+  if (init) return toNumbers(init);
+  const constant = g.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === name);
+  return constant ? toNumbers(constantValue(constant) as Tensor) : undefined;
+}
+
+/** Point the Reshape at a copy of its target whose first entry copies the batch; false when none can. */
+function copyBatchInTarget(g: Graph, node: Node, taken: Set<string>): boolean {
+  const target = storedTarget(g, node)!;
+  const allowZero = node.attributes['allowzero']?.type === 'int' && node.attributes['allowzero'].value !== 0;
+  // Under allowzero a 0 is a size of zero: the batch is then the one inferred entry, if none is yet.
+  const first = allowZero ? (target.includes(-1) ? undefined : -1) : 0;
+  if (first === undefined) return false;
+  const old = node.inputs[1]!;
+  const name = freshName(taken, `${old}_any_batch`);
+  g.initializers.set(name, int64([target.length], [first, ...target.slice(1)]));
+  g.nodes[g.nodes.indexOf(node)] = { ...node, inputs: [node.inputs[0]!, name, ...node.inputs.slice(2)] };
+  // The old target, now read by nothing, goes (a Constant node or an initializer only it read).
+  if (!g.nodes.some((n) => n.inputs.includes(old)) && !g.outputs.some((o) => o.name === old) && !g.inputs.some((v) => v.name === old)) {
+    g.initializers.delete(old);
+    g.nodes = g.nodes.filter((n) => !(n.opType === 'Constant' && n.outputs[0] === old));
+  }
+  return true;
+}
+
+function checkOutputsFollowBatch(g: Graph, facts: InferenceResult, fixed: number, symbol: string, file: string | undefined): void {
+  const types = facts.types;
+  const stuck = g.outputs.find((o) => types.get(o.name)?.shape?.[0] !== symbol);
+  if (!stuck) return;
+  const culprit = facts.nodes.find(({ inputs, outputs }) =>
+    inputs.some((i) => i?.type.shape?.[0] === symbol) && outputs.some((t) => t.shape !== undefined && t.shape.length > 0 && t.shape[0] !== symbol));
+  const where = culprit ? `node '${culprit.node.name}' (${culprit.node.opType})` : `output '${stuck.name}'`;
+  throw inputError({
+    ...(file ? { file } : {}),
+    where,
+    problem: `the model was exported for a batch of ${fixed} only, and ${culprit ? 'this node fixes' : 'slimkit cannot tell that this output follows'} the batch, so it cannot be trained or calibrated on batches of other sizes`,
+    fix: "re-export it with a free batch axis: torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}})",
+  });
+}
