@@ -130,13 +130,14 @@ async function compareLayers(qatGraph: Graph, exported: Graph, input: Tensor<'fl
 }
 
 describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runtime int8', () => {
+  let train: ImageSet;
   let test: ImageSet;
   let ptq: QuantizedResult;
   let qat: QatGraph;
   let trained: Graph;
 
   beforeAll(async () => {
-    const train = await loadCifar10('train', { dataDir: CIFAR_DIR, limit: 512 });
+    train = await loadCifar10('train', { dataDir: CIFAR_DIR, limit: 512 });
     test = await loadCifar10('test', { dataDir: CIFAR_DIR, limit: N });
     const graph = buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 });
     ptq = await quantizeStatic(graph, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), DEFAULT_STATIC);
@@ -195,6 +196,16 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
       });
     }
     expect(offByOne / weights).toBeLessThan(1e-4);
+  });
+
+  it('leaves PTQ\'s graph as it was, for either CPU layout (on a CPU without AMX it edited it in place)', async () => {
+    for (const cpu of ['generic', 'amx'] as const) {
+      const graph = buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 });
+      const q = await quantizeStatic(graph, imageFeeds(sampleImages(train, 64, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, cpu });
+      const before = encodeModel(q.graph).model;
+      toQatGraph(q.graph, { float: q.float });
+      expect(Buffer.from(encodeModel(q.graph).model).equals(Buffer.from(before)), cpu).toBe(true);
+    }
   });
 
   it('after training, every quantized layer agrees with ONNX Runtime\'s integer kernels within one level', async () => {

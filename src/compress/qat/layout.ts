@@ -5,7 +5,7 @@
  * same model. QAT trains the canonical form — symmetric weights at zero point 0, no padding — and export
  * re-applies the layout, so the shipped model runs the same kernels PTQ's did.
  */
-import type { Graph } from '../../onnx/graph.js';
+import { cloneGraph, type Graph } from '../../onnx/graph.js';
 import { padConvInputChannels, resolveCpu, retargetConvWeights, toGenericLayout, type Int8Cpu } from '../quantize/index.js';
 
 export interface CanonicalGraph {
@@ -17,8 +17,9 @@ export interface CanonicalGraph {
 }
 
 export function toCanonicalLayout(qdq: Graph): CanonicalGraph {
-  // The record keeps saying which layout export re-applies.
-  const g = { ...toGenericLayout(qdq).graph, metadata: { ...qdq.metadata } };
+  // The record keeps saying which layout export re-applies. A copy always: toQatGraph edits the graph
+  // in place, and on a CPU without AMX the generic layout is PTQ's own graph, which must stay as it is.
+  const g = { ...cloneGraph(toGenericLayout(qdq).graph), metadata: { ...qdq.metadata } };
   const record = recordedLayout(qdq);
   return { graph: g, cpu: record.cpu, ...(record.amxConvs ? { amxConvs: record.amxConvs } : {}) };
 }
