@@ -216,17 +216,18 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2):
+def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17):
     """fresh: keep PyTorch's initial BN (γ = 1, β = 0, mean 0, var 1), which the exporter deduplicates
     into Identity nodes (every γ and running variance one shared tensor of ones).
     dynamic_batch=False: the model takes batches of `batch` only, as torch.onnx writes it without
-    dynamic_axes (`x.view(x.size(0), -1)` becomes the stored Reshape target [batch, -1])."""
+    dynamic_axes (`x.view(x.size(0), -1)` becomes the stored Reshape target [batch, -1]).
+    opset: older opsets are what torch.onnx before 1.12 wrote by default (9)."""
     model.eval()
     if not fresh:
         randomize_bn(model)
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
     torch.onnx.export(
-        model, x, path, opset_version=17, input_names=['input'], output_names=['logits'],
+        model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
         dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else None,
         do_constant_folding=fold_bn,
         training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
@@ -255,3 +256,4 @@ if __name__ == '__main__':
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet.onnx'), 16, fold_bn=True)
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-static.onnx'), 16, fold_bn=True, dynamic_batch=False)
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)
+    export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-op9.onnx'), 16, fold_bn=True, opset=9)

@@ -4,6 +4,7 @@ import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
 import { samePorts, vectorParams } from '../compress/prune/rules.js';
+import { attributesToInputs } from './shared/upgrade.js';
 
 export interface BatchNormalizationAttrs {
   epsilon: number;
@@ -69,4 +70,6 @@ export const batchNormalization = defineOp<BatchNormalizationAttrs>({
     ports: (ctx) => (ctx.node.outputs.filter(Boolean).length > 1 ? 'has statistics outputs (training form)' : samePorts([0], [0])),
     params: () => vectorParams([{ slot: 1, role: 'scale' }, { slot: 2, role: 'bias' }, { slot: 3, role: 'statistic' }, { slot: 4, role: 'statistic' }]),
   },
+  // Opset 9 dropped `spatial` (only spatial = 1, the per-channel form, is read).
+  upgrade: (ctx) => (ctx.opset >= 9 ? [ctx.node] : [attributesToInputs(ctx.node, ['spatial'], [])]),
 });

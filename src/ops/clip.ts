@@ -6,6 +6,7 @@ import { countElements, input, requireDtype, typeOf } from './shared/shapes.js';
 import { constantScalar, single } from '../engine/lowering.js';
 import { foldableActivation } from '../compress/quantize/pattern.js';
 import { sameChannels } from '../compress/prune/rules.js';
+import { attributesToInputs, floatScalar } from './shared/upgrade.js';
 
 /** Bounds given as attributes (opset < 11). From opset 11 they are optional inputs 1 (min) and 2 (max). */
 export interface ClipAttrs {
@@ -67,4 +68,10 @@ export const clip = defineOp<ClipAttrs>({
     return min <= 0 && max >= 0;
   }),
   channels: sameChannels(),
+  upgrade(ctx) {
+    if (ctx.opset >= 11) return [ctx.node];
+    const dtype = input(ctx, 0).type.dtype;
+    const bound = (name: 'min' | 'max'): string => (ctx.node.attributes[name] ? ctx.constant(`${ctx.node.name}_${name}`, floatScalar(dtype, ctx.attrs[name]!)) : '');
+    return [attributesToInputs(ctx.node, ['min', 'max'], [bound('min'), bound('max')])];
+  },
 });

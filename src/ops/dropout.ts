@@ -4,6 +4,7 @@ import { defineOp, OpError } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
 import { constantScalar, single } from '../engine/lowering.js';
 import { sameChannels } from '../compress/prune/rules.js';
+import { attributesToInputs, floatScalar } from './shared/upgrade.js';
 
 /**
  * `ratio` is the attribute of opsets < 12; from 12 the ratio and training_mode are optional inputs.
@@ -48,4 +49,10 @@ export const dropout = defineOp<DropoutAttrs>({
     return single('dropout', { inputs: [ctx.node.inputs[0]!], outputs: [ctx.node.outputs[0]!], floats: [ratio] });
   },
   channels: sameChannels(),
+  // The ratio still matters: the engine drops with it when the model is trained.
+  upgrade(ctx) {
+    if (ctx.opset >= 12) return [ctx.node];
+    const ratio = ctx.node.attributes['ratio'] ? ctx.constant(`${ctx.node.name}_ratio`, floatScalar('float32', ctx.attrs.ratio!)) : '';
+    return [attributesToInputs(ctx.node, ['ratio'], [ratio])];
+  },
 });

@@ -33,6 +33,17 @@ export interface OpContext<A> {
   inputs: (InputFacts | undefined)[];
 }
 
+/** The opset `OpDef.upgrade` rewrites older nodes for: the first in which QDQ takes per-channel weights. */
+export const UPGRADE_OPSET = 13;
+
+/** What an op's `upgrade` gets: the node as inference saw it at its own (older) opset. */
+export interface UpgradeContext<A> extends OpContext<A> {
+  /** Adds an initializer named after `base` (made unique) and returns its name. */
+  constant(base: string, value: Tensor): string;
+  /** A value or node name based on `base` that nothing uses yet. */
+  fresh(base: string): string;
+}
+
 /**
  * Everything slimkit knows about one op type. One module per op exports one OpDef; the registry keys
  * them by op type so attributes stay typed. Later features add their entries here (pruning channel
@@ -66,6 +77,12 @@ export interface OpDef<A> {
   channels?: ChannelRule<A>;
   /** How this op is quantized: its QDQ pattern (src/compress/quantize/pattern.ts); without it the op stays float. */
   quant?: QuantPattern<A>;
+  /**
+   * The node rewritten for opset UPGRADE_OPSET (passes/upgrade-opset.ts), for ops whose form changed
+   * between the node's opset and that one: attributes that became inputs, Softmax's axis. Absent: the
+   * node means the same there as written. Throws OpError when no exact rewrite exists.
+   */
+  upgrade?(ctx: UpgradeContext<A>): Node[];
 }
 
 /** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */

@@ -4,6 +4,7 @@ import { defineOp, OpError } from './op-def.js';
 import { input, knownInts, normalizeAxes, requireRank, typeOf, unknownDim, shapeOf } from './shared/shapes.js';
 import { samePorts } from '../compress/prune/rules.js';
 import { constantInts, constantScalar, single } from '../engine/lowering.js';
+import { attributesToInputs, floatScalar, intsInput } from './shared/upgrade.js';
 
 export type PadMode = 'constant' | 'reflect' | 'edge' | 'wrap';
 const MODES: readonly PadMode[] = ['constant', 'reflect', 'edge', 'wrap'];
@@ -91,5 +92,10 @@ export const pad = defineOp<PadAttrs>({
     const list: number[] = [];
     for (let axis = rank - 1; axis >= first; axis--) list.push(begin[axis]!, end[axis]!);
     return single('pad', { inputs: [ctx.node.inputs[0]!], ints: [mode, ...list], floats: [value] });
+  },
+  upgrade(ctx) {
+    if (ctx.opset >= 11) return [ctx.node];
+    const value = ctx.attrs.value ? ctx.constant(`${ctx.node.name}_value`, floatScalar(input(ctx, 0).type.dtype, ctx.attrs.value)) : '';
+    return [attributesToInputs(ctx.node, ['pads', 'value'], [intsInput(ctx, 'pads', ctx.attrs.pads), value])];
   },
 });

@@ -8,6 +8,7 @@ import { equalPartTies, samePorts } from '../compress/prune/rules.js';
 import { entryAt, FOLD_HINT, forSampleCounts } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink } from '../compress/prune/channel-rule.js';
 import { int64, makeTensor, toNumbers, type Tensor } from '../onnx/tensor.js';
+import { attributesToInputs, intsInput } from './shared/upgrade.js';
 
 /** Opsets < 10 give starts/ends/axes as attributes; from 10 they (and steps) are inputs 1-4. */
 export interface SliceAttrs {
@@ -112,6 +113,11 @@ export const slice = defineOp<SliceAttrs>({
       };
       return { inputs: { 1: rewrite(1, start), 2: rewrite(2, end) } };
     },
+  },
+  upgrade(ctx) {
+    if (ctx.opset >= 10) return [ctx.node];
+    const { starts, ends, axes } = ctx.attrs;
+    return [attributesToInputs(ctx.node, ['starts', 'ends', 'axes'], [intsInput(ctx, 'starts', starts), intsInput(ctx, 'ends', ends), intsInput(ctx, 'axes', axes)])];
   },
 });
 

@@ -8,6 +8,7 @@ import { isFloat32 } from '../compress/quantize/pattern.js';
 import { channelDim, offsetLinks, samePorts, staticChannels } from '../compress/prune/rules.js';
 import type { NodeEdit } from '../compress/prune/channel-rule.js';
 import { int64 } from '../onnx/tensor.js';
+import { attributesToInputs, intsInput } from './shared/upgrade.js';
 
 export interface SplitAttrs {
   axis: number;
@@ -96,6 +97,7 @@ export const split = defineOp<SplitAttrs>({
       return ctx.attrs.numOutputs === undefined ? { inputs } : { inputs, attributes: { num_outputs: null } };
     },
   },
+  upgrade: (ctx) => (ctx.opset >= 13 ? [ctx.node] : [attributesToInputs(ctx.node, ['split'], [intsInput(ctx, 'split', ctx.attrs.split)])]),
 });
 
 /**

@@ -4,6 +4,7 @@ import { input, knownInts, normalizeAxes, requireRank, shapeOf, typeOf } from '.
 import { constantInts, single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { samePorts } from '../compress/prune/rules.js';
+import { attributesToInputs, intsInput } from './shared/upgrade.js';
 
 export interface SqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are optional input 1. */
@@ -63,4 +64,5 @@ export const squeeze = defineOp<SqueezeAttrs>({
       return normalizeAxes(axes, rank).some((a) => a < 2) ? 'squeezes axis 0 or 1, which moves the channels' : samePorts([0], [0]);
     },
   },
+  upgrade: (ctx) => (ctx.opset >= 13 ? [ctx.node] : [attributesToInputs(ctx.node, ['axes'], [intsInput(ctx, 'axes', ctx.attrs.axes)])]),
 });

@@ -5,6 +5,7 @@ import { input, knownInts, normalizeAxes, requireRank, typeOf } from './shared/s
 import { constantInts, single } from '../engine/lowering.js';
 import { passThrough } from '../compress/quantize/pattern.js';
 import { samePorts } from '../compress/prune/rules.js';
+import { attributesToInputs, intsInput } from './shared/upgrade.js';
 
 export interface UnsqueezeAttrs {
   /** The `axes` attribute of opsets < 13; from 13 the axes are input 1. */
@@ -59,4 +60,5 @@ export const unsqueeze = defineOp<UnsqueezeAttrs>({
       return normalizeAxes(axes, rank).some((a) => a < 2) ? 'inserts an axis before the channels' : samePorts([0], [0]);
     },
   },
+  upgrade: (ctx) => (ctx.opset >= 13 ? [ctx.node] : [attributesToInputs(ctx.node, ['axes'], [intsInput(ctx, 'axes', ctx.attrs.axes)])]),
 });

@@ -6,6 +6,7 @@ import { foldShapesPass } from './fold-shapes.js';
 import type { Pass } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
 import { untieWeightsPass } from './untie-weights.js';
+import { upgradeOpsetPass } from './upgrade-opset.js';
 
 export { constantsToInitializers } from './constants.js';
 export { eliminateDeadCode } from './dead-code.js';
@@ -15,11 +16,12 @@ export { foldShapeSubgraphs } from './fold-shapes.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
 export { untieIdentityWeights } from './untie-weights.js';
+export { upgradeOpset } from './upgrade-opset.js';
 export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
 
 /** Every pass by name, for `slim optimize --passes`. */
 export const PASSES: Record<string, Pass> = Object.fromEntries(
-  [fixWeightsPass, constantsPass, untieWeightsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass].map((p) => [p.name, p]),
+  [fixWeightsPass, constantsPass, untieWeightsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass, upgradeOpsetPass].map((p) => [p.name, p]),
 );
 
 /**

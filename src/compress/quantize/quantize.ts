@@ -8,6 +8,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { INFERENCE_PIPELINE, runPasses } from '../../passes/index.js';
 import { untieWeightsPass } from '../../passes/untie-weights.js';
+import { upgradeOpsetPass } from '../../passes/upgrade-opset.js';
 import { ActivationCollector, runCalibration, type FeedSource } from './calibrate/index.js';
 import { correctBiases } from './bias-correction.js';
 import { resolveCpu, retargetConvWeights } from './cpu.js';
@@ -46,8 +47,9 @@ export interface PreparedGraph {
 }
 
 export function prepareFloatGraph(graph: Graph, options: Pick<StaticOptions, 'equalize'>): PreparedGraph {
-  // Untied first: QAT trains this graph, and each layer's weights must be its own (untie-weights.ts).
-  let g = runPasses(graph, [untieWeightsPass, ...INFERENCE_PIPELINE]);
+  // Opset 13 first: QDQ with per-channel weights needs it (upgrade-opset.ts; a no-op from 13 on).
+  // Untied next: QAT trains this graph, and each layer's weights must be its own (untie-weights.ts).
+  let g = runPasses(graph, [upgradeOpsetPass, untieWeightsPass, ...INFERENCE_PIPELINE]);
   let equalized: EqualizeReport | undefined;
   if (options.equalize) {
     const result = equalizeCrossLayer(g);

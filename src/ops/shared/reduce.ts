@@ -1,7 +1,8 @@
 import type { Dim, Node } from '../../onnx/graph.js';
 import type { DType } from '../../onnx/dtype.js';
 import { intAttr, intsAttr } from '../attrs.js';
-import { defineOp, OpError, type OpDef, type OpDefExtras } from '../op-def.js';
+import { defineOp, OpError, UPGRADE_OPSET, type OpDef, type OpDefExtras } from '../op-def.js';
+import { attributesToInputs, intsInput } from './upgrade.js';
 import { constantInts, single, type LowerContext, type Lowering } from '../../engine/lowering.js';
 import { input, knownInts, normalizeAxes, requireDtype, requireRank, typeOf, unknownDim } from './shapes.js';
 
@@ -68,6 +69,8 @@ export function reduceOp(
       return [typeOf(dtype, out)];
     },
     macs: () => 0,
+    upgrade: (ctx) =>
+      ctx.opset >= axesInputSince || axesInputSince > UPGRADE_OPSET ? [ctx.node] : [attributesToInputs(ctx.node, ['axes'], [intsInput(ctx, 'axes', ctx.attrs.axes)])],
     ...extras,
   });
 }
