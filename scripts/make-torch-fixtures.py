@@ -216,12 +216,13 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17):
+def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17, functions=None):
     """fresh: keep PyTorch's initial BN (γ = 1, β = 0, mean 0, var 1), which the exporter deduplicates
     into Identity nodes (every γ and running variance one shared tensor of ones).
     dynamic_batch=False: the model takes batches of `batch` only, as torch.onnx writes it without
     dynamic_axes (`x.view(x.size(0), -1)` becomes the stored Reshape target [batch, -1]).
-    opset: older opsets are what torch.onnx before 1.12 wrote by default (9)."""
+    opset: older opsets are what torch.onnx before 1.12 wrote by default (9).
+    functions: module classes written once as ONNX local functions (export_modules_as_functions)."""
     model.eval()
     if not fresh:
         randomize_bn(model)
@@ -231,6 +232,7 @@ def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2,
         dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else None,
         do_constant_folding=fold_bn,
         training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
+        **({'export_modules_as_functions': functions} if functions else {}),
     )
     with torch.no_grad():
         y = model(x)
@@ -257,3 +259,4 @@ if __name__ == '__main__':
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-static.onnx'), 16, fold_bn=True, dynamic_batch=False)
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-op9.onnx'), 16, fold_bn=True, opset=9)
+    export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-functions.onnx'), 16, fold_bn=False, functions={nn.Sequential, nn.ReLU})

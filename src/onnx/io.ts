@@ -8,6 +8,7 @@ import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
 import { dtypeFromOnnx, onnxDtype } from './dtype.js';
+import { inlineFunctions, type LocalFunction } from './functions.js';
 import type { Attribute, Dim, Graph, Node, ValueInfo } from './graph.js';
 import {
   AttributeProto,
@@ -125,6 +126,7 @@ class Decoder {
     }
     const metadata: Record<string, string> = {};
     for (const e of m.metadata_props ?? []) metadata[e.key ?? ''] = e.value ?? '';
+    const nodes = this.withFunctionsInlined((g.node ?? []).map((n, i) => this.node(n, i)), m, opsets);
     return {
       name: g.name ?? '',
       irVersion: int64ToNumber(m.ir_version),
@@ -138,10 +140,26 @@ class Decoder {
       metadata,
       inputs,
       outputs,
-      nodes: (g.node ?? []).map((n, i) => this.node(n, i)),
+      nodes,
       initializers,
       valueInfo,
     };
+  }
+
+  /** Calls of model-local functions replaced by their bodies (functions.ts); their domains' imports go. */
+  withFunctionsInlined(nodes: Node[], m: IModelProto, opsets: Record<string, number>): Node[] {
+    const protos = m.functions ?? [];
+    if (protos.length === 0) return nodes;
+    const functions: LocalFunction[] = protos.map((f) => {
+      const own: Record<string, number> = {};
+      for (const o of f.opset_import ?? []) own[o.domain === 'ai.onnx' ? '' : (o.domain ?? '')] = int64ToNumber(o.version);
+      const domain = f.domain === 'ai.onnx' ? '' : (f.domain ?? '');
+      return { domain, name: f.name ?? '', inputs: [...(f.input ?? [])], outputs: [...(f.output ?? [])], nodes: (f.node ?? []).map((n, i) => this.node(n, i)), opsets: own };
+    });
+    const inlined = inlineFunctions(nodes, functions, opsets, (problem) => this.fail(undefined, problem, 're-export the model without export_modules_as_functions'));
+    const used = new Set(inlined.map((n) => n.domain));
+    for (const f of functions) if (f.domain !== '' && !used.has(f.domain)) delete opsets[f.domain];
+    return inlined;
   }
 
   valueInfo(v: IValueInfoProto, role: string): ValueInfo {
