@@ -55,7 +55,7 @@ export const batchNormalization = defineOp<BatchNormalizationAttrs>({
   macs: () => 0,
   lower(ctx) {
     if (ctx.node.outputs.filter(Boolean).length > 1) {
-      throw new OpError('the form with statistics outputs is not supported for training; export the model in inference form');
+      throw new OpError('the form with statistics outputs is not supported for training (an export in training mode): re-export the model with torch.onnx.export(..., training=torch.onnx.TrainingMode.EVAL) or PRESERVE');
     }
     const [, scale, bias, mean, variance] = ctx.node.inputs;
     // ONNX keeps running·momentum + batch·(1 − momentum); PyTorch's momentum is the batch's weight.

@@ -104,9 +104,10 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
   if (dep.groups.length === 0 && !trivial) {
     const b = dep.boundaries[0];
+    const quantized = fixed.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     throw inputError({
       problem: `has no channels that can be pruned${b ? ` (${dep.boundaries.length} boundary node(s), e.g. '${b.node}' (${b.opType}): ${b.reason})` : ''}`,
-      fix: 'prune the float model before quantizing; `slim prune MODEL --analyze` lists the boundaries',
+      fix: `${quantized ? 'prune the float model before quantizing; ' : ''}\`slim prune MODEL --analyze\` lists the boundaries`,
     });
   }
   const { scores, fallbacks } = scoreGroups(dep.groups, options.importance ?? 'l2', {
