@@ -56,9 +56,40 @@ describe('anyBatch: a model exported for one batch size runs on any', () => {
 
   it('fixBatch gives the written model the inputs and outputs of the export back', async () => {
     const graph = await readModel(fixturePath('torch-tiny-mobilenet-static.onnx'));
-    const back = fixBatch(anyBatch(graph).graph, 2);
+    const freed = anyBatch(graph);
+    const back = fixBatch(freed.graph, 2, freed.freed);
     expect(back.inputs.map((v) => v.shape)).toEqual(graph.inputs.map((v) => v.shape));
     expect(back.outputs.map((v) => v.shape)).toEqual(graph.outputs.map((v) => v.shape));
+  });
+
+  /** x [N, 3] · scale [3] → y [N, 3]. */
+  function scaled(x: Graph['inputs'][number]['shape']): Graph {
+    const g = emptyGraph('two-inputs', 17);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: x! }, { name: 'scale', dtype: 'float32', shape: [3] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [x![0]!, 3] }];
+    g.nodes = [{ name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'scale'], outputs: ['y'], attributes: {} }];
+    return g;
+  }
+
+  it('frees and restores only the batch of the inputs and outputs that have it (a second input keeps its shape)', async () => {
+    const freed = anyBatch(scaled([1, 3]));
+    expect(freed.freed).toEqual({ inputs: ['x'], outputs: ['y'] });
+    expect(freed.graph.inputs.map((v) => v.shape)).toEqual([['batch', 3], [3]]);
+    const y = (await runGraph(freed.graph, { x: float32([2, 3], [1, 2, 3, 4, 5, 6]), scale: float32([3], [1, 10, 100]) }))['y']!;
+    expect(Array.from(y.data as Float32Array)).toEqual([1, 20, 300, 4, 50, 600]);
+    const back = fixBatch(freed.graph, 1, freed.freed);
+    expect(back.inputs.map((v) => v.shape)).toEqual([[1, 3], [3]]);
+    // A free batch on the image input: nothing to free, whatever the other inputs hold.
+    const free = scaled(['n', 3]);
+    expect(anyBatch(free).graph).toBe(free);
+  });
+
+  it('leaves inputs whose first axis need not be a batch (rank 3: C×H×W) alone', () => {
+    const g = emptyGraph('chw', 17);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [3, 8, 8] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: [3, 8, 8] }];
+    g.nodes = [{ name: 'act', opType: 'Relu', domain: '', inputs: ['x'], outputs: ['y'], attributes: {} }];
+    expect(anyBatch(g).graph).toBe(g);
   });
 
   it('leaves a model with a free batch as it is', async () => {
@@ -88,7 +119,7 @@ describe('anyBatch: a model exported for one batch size runs on any', () => {
     const y = (await runGraph(freed.graph, { x }))['y']!;
     expect(y.dims).toEqual([3, 4]);
     expect(Array.from(y.data as Float32Array)).toEqual([1, 0, 3, 0, 5, 0, 7, 0, 9, 0, 11, 0]);
-    expect(() => anyBatch(reshapeModel([1, -1], 1), { file: 'm.onnx' })).toThrow(/m\.onnx: node 'view' \(Reshape\): the model was exported for a batch of 1 only, and this node fixes the batch.*dynamic_axes/);
+    expect(() => anyBatch(reshapeModel([1, -1], 1), { file: 'm.onnx' })).toThrow(/m\.onnx: node 'view' \(Reshape\): the model takes 1 sample\(s\) at a time, and this node keeps its first axis at that size.*dynamic_axes/);
   });
 
   it('names the node that pins the batch when it is not a stored Reshape', () => {
@@ -97,7 +128,7 @@ describe('anyBatch: a model exported for one batch size runs on any', () => {
     g.outputs = [{ name: 'y', dtype: 'float32', shape: [1, 4] }];
     for (const [name, v] of [['starts', 0], ['ends', 1], ['axes', 0]] as const) g.initializers.set(name, int64([1], [v]));
     g.nodes = [{ name: 'first_row', opType: 'Slice', domain: '', inputs: ['x', 'starts', 'ends', 'axes'], outputs: ['y'], attributes: {} }];
-    expect(() => anyBatch(g)).toThrow(/node 'first_row' \(Slice\): the model was exported for a batch of 1 only/);
+    expect(() => anyBatch(g)).toThrow(/node 'first_row' \(Slice\): the model takes 1 sample\(s\) at a time/);
   });
 });
 

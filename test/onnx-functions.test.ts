@@ -93,6 +93,26 @@ describe('models with local functions (torch.onnx export_modules_as_functions) a
     expect(decodeModel(encodeModel(graph).model).nodes).toHaveLength(4);
   });
 
+  it('keeps inlined names apart from unread initializers, and the domains only a function imported', async () => {
+    const fns = [{ name: 'Blk', domain: 'local', input: ['a'], output: ['b'], opset_import: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+      node: [node('Relu', ['a'], ['t']), node('Gelu', ['t'], ['b'], { domain: 'com.microsoft' })] }];
+    const proto = modelWithFunctions([node('Blk', ['x'], ['y'], { domain: 'local', name: 'blk' })], fns);
+    proto.graph!.initializer = [{ name: 'blk/t', dims: [1], data_type: 1, float_data: [7] }];
+    const bytes = ModelProto.encode(proto);
+    const graph = decodeModel(bytes);
+    expect(graph.opsets).toEqual({ '': 17, 'com.microsoft': 1 });
+    expect(graph.nodes.map((n) => n.outputs[0])).toEqual(['blk/t_1', 'y']);
+    const x = float32([2, 3], [-1, -2, -4, 1, 2, 3]);
+    // The re-encoded model still loads (the com.microsoft import travelled) and computes the same.
+    expect(maxAbsDiff((await runBytes(encodeModel(graph).model, { x }))['y']!, (await runBytes(bytes, { x }))['y']!)).toBe(0);
+  });
+
+  it('refuses, from IR 9 on, a call that leaves an attribute to the function\'s own default (not in ONNX 1.12\'s onnx.proto)', () => {
+    const proto = modelWithFunctions([node('Twice', ['x'], ['y'], { domain: 'local' })]);
+    proto.ir_version = 9;
+    expect(() => decodeModel(ModelProto.encode(proto), { file: 'm.onnx' })).toThrow(/m\.onnx: a call of local function 'Twice' leaves attribute 'slope' to the function's default/);
+  });
+
   it('refuses a function that calls itself, naming it', () => {
     const loop = [{ name: 'Loop', domain: 'local', input: ['a'], output: ['b'], opset_import: [{ domain: '', version: 17 }], node: [node('Loop', ['a'], ['b'], { domain: 'local' })] }];
     const bytes = ModelProto.encode(modelWithFunctions([node('Loop', ['x'], ['y'], { domain: 'local' })], loop));

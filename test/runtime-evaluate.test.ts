@@ -252,3 +252,59 @@ describe.skipIf(!realDir)('evaluate on 200 real CIFAR-10 test images', () => {
     expect(result.top5).toBeGreaterThanOrEqual(result.top1);
   });
 });
+
+describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C, normalizing inside)', () => {
+  /** The fixture behind uint8 NHWC → Transpose → Cast → ·1/255 → −mean → /std: a deployment-style export. */
+  async function withPreprocessing(): Promise<{ plain: Graph; wrapped: Graph }> {
+    const { readModel } = await import('../src/onnx/io.js');
+    const plain = await readModel(path.resolve(import.meta.dirname, 'fixtures/torch-tiny-resnet-folded.onnx'));
+    const wrapped: Graph = { ...plain, nodes: [...plain.nodes], initializers: new Map(plain.initializers), inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', 16, 16, 3] }] };
+    const n = CIFAR10_NORMALIZATION;
+    wrapped.initializers.set('pre_scale', float32([], [n.scale]));
+    wrapped.initializers.set('pre_mean', float32([1, 3, 1, 1], n.mean));
+    wrapped.initializers.set('pre_std', float32([1, 3, 1, 1], n.std));
+    const x = plain.inputs[0]!.name;
+    const node = (name: string, opType: string, inputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs: [name === 'std' ? x : `pre_${name}_out`], attributes });
+    wrapped.nodes.unshift(
+      node('nchw', 'Transpose', ['pixels'], { perm: { type: 'ints', value: [0, 3, 1, 2] } }),
+      node('float', 'Cast', ['pre_nchw_out'], { to: { type: 'int', value: 1 } }),
+      node('scale', 'Mul', ['pre_float_out', 'pre_scale']),
+      node('mean', 'Sub', ['pre_scale_out', 'pre_mean']),
+      node('std', 'Div', ['pre_mean_out', 'pre_std']),
+    );
+    return { plain, wrapped };
+  }
+
+  it('feeds interleaved pixels and scores exactly as the float N×C×H×W model on normalized images', async () => {
+    const { plain, wrapped } = await withPreprocessing();
+    const rng = new Random(5);
+    const count = 300;
+    const set: ImageSet = {
+      name: 'random',
+      classes: Array.from({ length: 10 }, (_, i) => `c${i}`),
+      imageShape: [3, 16, 16],
+      // Per image and channel a ramp of its own slope and direction: varied enough to move the predictions,
+      // and a layout mix-up (rows read as channels) would change them.
+      pixels: Uint8Array.from({ length: count * 768 }, (_, i) => {
+        const [img, c, p] = [Math.floor(i / 768), Math.floor((i % 768) / 256), i % 256];
+        const slope = ((img * 7 + c * 13) % 11) - 5;
+        return Math.max(0, Math.min(255, 128 + slope * ((c % 2 ? p % 16 : Math.floor(p / 16)) - 8) * 3 + Math.floor(rng.next() * 40)));
+      }),
+      labels: Uint8Array.from({ length: count }, (_, i) => i % 10),
+    };
+    const scores = [];
+    for (const g of [plain, wrapped]) {
+      const session = await openSession(encodeModel(g).model);
+      try {
+        scores.push(await evaluate(session, set, { normalization: CIFAR10_NORMALIZATION, batchSize: 64, keepPredictions: true }));
+      } finally {
+        await session.close();
+      }
+    }
+    const [a, b] = scores as [Awaited<ReturnType<typeof evaluate>>, Awaited<ReturnType<typeof evaluate>>];
+    expect(new Set(a.predictions).size).toBeGreaterThan(1);
+    // Float rounding of the two normalizations may differ in the last bit: the predictions must not.
+    expect(Array.from(b.predictions!)).toEqual(Array.from(a.predictions!));
+    expect(b.confusion).toEqual(a.confusion);
+  });
+});

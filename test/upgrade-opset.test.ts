@@ -7,7 +7,7 @@ import { dataInputs, emptyGraph, type Graph, type Node } from '../src/onnx/graph
 import { readModel } from '../src/onnx/io.js';
 import type { Tensor } from '../src/onnx/tensor.js';
 import { validateGraph } from '../src/onnx/validate.js';
-import { upgradeOpset } from '../src/passes/upgrade-opset.js';
+import { upgradeOpset, upgradeOpsetPass } from '../src/passes/upgrade-opset.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { runSlim } from './helpers/cli.js';
 import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
@@ -81,9 +81,22 @@ describe('upgradeOpset: models of opsets 7–12 rewritten for opset 13, the same
     expect(maxAbsDiff((await runGraph(up, { input: torch.input }))['logits']!, torch.output)).toBeLessThan(1e-5);
   });
 
-  it('leaves opset 13 and later alone, and refuses opsets below 7 with what to do', () => {
+  it('opset 9: a Dropout mask in the input\'s type (bool from 10) is cast back for its readers', async () => {
+    const g = emptyGraph('mask', 9);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }, { name: 'mask', dtype: 'float32' }];
+    g.nodes = [node('drop', 'Dropout', ['x'], ['y', 'mask'], { ratio: float(0.2) })];
+    const up = upgradeOpset(g);
+    expect(up.nodes.map((n) => n.opType)).toEqual(['Dropout', 'Cast']);
+    const out = await runGraph(up, { x: randomInput([1, 4]) });
+    expect(out['mask']!.dtype).toBe('float32');
+  });
+
+  it('leaves opset 13 and later alone, and refuses opsets below 7 with what to do (the pipeline pass lets them through)', () => {
     const g = emptyGraph('new', 17);
     expect(upgradeOpset(g)).toBe(g);
+    const old = emptyGraph('old', 6);
+    expect(upgradeOpsetPass.run(old)).toBe(old);
     expect(() => upgradeOpset(emptyGraph('old', 6), { file: 'm.onnx' })).toThrow(/m\.onnx: the model uses ONNX opset 6.*re-export the model at opset 13 or later/);
   });
 

@@ -6,7 +6,7 @@ import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders }
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
-import { fixedImageSize, hasFreeImageSize } from '../onnx/image-input.js';
+import { fixedImageSize, hasFreeImageSize, isChannelsLast } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
@@ -78,9 +78,16 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
  * on images of another size would be written with an input it never saw. Image folders are resized.
  */
 export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
+  const input = dataInputs(graph)[0];
+  // Calibration and training feed normalized float32 N×C×H×W batches; a model that preprocesses raw
+  // pixels itself is measured as it is (eval, bench), but compressed as the network it wraps.
+  if (input && (input.dtype !== 'float32' || isChannelsLast(input.shape))) {
+    throw usageError(`${file} takes ${input.dtype} ${isChannelsLast(input.shape) ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
+      'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval, bench and deploy take this model as it is');
+  }
   const size = modelInputSize(graph);
   const [c, h, w] = set.imageShape;
-  const channels = dataInputs(graph)[0]?.shape?.[1];
+  const channels = input?.shape?.[1];
   if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
     throw usageError(
       `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,

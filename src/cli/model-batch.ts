@@ -23,5 +23,5 @@ export function atAnyBatch(graph: Graph, file: string, options: { quiet?: boolea
     const reshapes = freed.reshapes.length ? ` (${freed.reshapes.length} stored Reshape target(s) now copy the batch)` : '';
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);
   }
-  return { graph: freed.graph, restore: (g) => fixBatch(g, fixed) };
+  return { graph: freed.graph, restore: (g) => fixBatch(g, fixed, freed.freed) };
 }

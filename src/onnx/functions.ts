@@ -25,20 +25,36 @@ const MAX_NODES = 1_000_000;
 
 const keyOf = (domain: string, name: string): string => `${domain}\u0000${name}`;
 
+export interface InlineContext {
+  /** The model's opset imports ('' is ai.onnx) and IR version. */
+  opsets: Record<string, number>;
+  irVersion: number;
+  /** Every name the model already uses (values, initializers, inputs, outputs, value_info, nodes). */
+  names: Iterable<string>;
+  fail: (problem: string) => Error;
+}
+
 /**
  * `nodes` with every call of a local function replaced by the function's body (recursively). Throws
- * `fail(problem)` for a function whose ai.onnx opset differs from the model's or that calls itself.
+ * `fail(problem)` for a function whose ai.onnx opset differs from the model's, that calls itself, that
+ * is overloaded, or that leaves an attribute to a default slimkit's onnx.proto (ONNX 1.12) cannot read.
  */
-export function inlineFunctions(nodes: readonly Node[], functions: readonly LocalFunction[], modelOpsets: Record<string, number>, fail: (problem: string) => Error): Node[] {
-  const byKey = new Map(functions.map((f) => [keyOf(f.domain, f.name), f]));
+export function inlineFunctions(nodes: readonly Node[], functions: readonly LocalFunction[], context: InlineContext): Node[] {
+  const { opsets: modelOpsets, fail } = context;
+  const byKey = new Map<string, LocalFunction>();
+  for (const f of functions) {
+    // IR 10 lets functions share a name with different `overload`s, a field ONNX 1.12 does not have.
+    if (byKey.has(keyOf(f.domain, f.name))) throw fail(`local function '${f.name}' is defined twice (overloads are not supported)`);
+    byKey.set(keyOf(f.domain, f.name), f);
+  }
   for (const f of functions) {
     const theirs = f.opsets[''];
     if (theirs !== undefined && modelOpsets[''] !== undefined && theirs !== modelOpsets['']) {
       throw fail(`local function '${f.name}' imports ai.onnx opset ${theirs} and the model ${modelOpsets['']}; slimkit inlines functions of the model's opset only`);
     }
   }
-  const taken = new Set<string>();
-  for (const n of nodes) for (const v of [...n.inputs, ...n.outputs]) if (v) taken.add(v);
+  const taken = new Set<string>(context.names);
+  for (const n of nodes) for (const v of [...n.inputs, ...n.outputs, n.name]) if (v) taken.add(v);
   const unique = (base: string): string => {
     let name = base;
     for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
@@ -54,13 +70,13 @@ export function inlineFunctions(nodes: readonly Node[], functions: readonly Loca
       if (depth >= MAX_DEPTH) throw fail(`local function '${f.name}' calls itself (nested more than ${MAX_DEPTH} deep)`);
       made += f.nodes.length;
       if (made > MAX_NODES) throw fail(`its local functions expand to more than ${MAX_NODES.toLocaleString('en')} nodes`);
-      return expand(instantiate(f, node, unique), depth + 1);
+      return expand(instantiate(f, node, unique, context), depth + 1);
     });
   return expand(nodes, 0);
 }
 
 /** The body of `f` for one call: values and node names renamed, referenced attributes filled in. */
-function instantiate(f: LocalFunction, call: Node, unique: (base: string) => string): Node[] {
+function instantiate(f: LocalFunction, call: Node, unique: (base: string) => string, context: InlineContext): Node[] {
   const prefix = call.name || call.outputs.find(Boolean) || f.name;
   const names = new Map<string, string>();
   f.inputs.forEach((formal, i) => names.set(formal, call.inputs[i] ?? ''));
@@ -77,8 +93,10 @@ function instantiate(f: LocalFunction, call: Node, unique: (base: string) => str
     for (const [key, a] of Object.entries(n.attributes)) {
       const ref = referencedAttribute(a);
       if (ref === undefined) attributes[key] = a;
-      // An attribute the call does not set takes the op's default: it is left out.
       else if (call.attributes[ref]) attributes[key] = call.attributes[ref];
+      // Unset by the call: the op's default, unless the function declares one of its own (IR 9's
+      // attribute_proto, which ONNX 1.12's onnx.proto cannot read).
+      else if (context.irVersion >= 9) throw context.fail(`a call of local function '${f.name}' leaves attribute '${ref}' to the function's default, which slimkit cannot read`);
     }
     return {
       ...n,

@@ -5,10 +5,21 @@
  */
 import { dataInputs, type Dim, type Graph } from './graph.js';
 
-/** [H, W] of the first data input when both are fixed numbers. */
+/**
+ * Whether an image input of this shape is channels-last (N×H×W×C, as a deployment export that takes
+ * raw pixels often is): a last axis of 1, 3 or 4 channels after a spatial one that cannot be channels.
+ */
+export function isChannelsLast(shape: readonly Dim[] | undefined): boolean {
+  if (!shape || shape.length !== 4) return false;
+  const [, h, w, last] = shape;
+  const spatial = (d: Dim | undefined): boolean => typeof d !== 'number' || d > 4;
+  return typeof last === 'number' && [1, 3, 4].includes(last) && spatial(h) && spatial(w);
+}
+
+/** [H, W] of the first data input when both are fixed numbers (N×C×H×W, or N×H×W×C). */
 export function fixedImageSize(graph: Graph): [number, number] | undefined {
   const shape = dataInputs(graph)[0]?.shape;
-  const [h, w] = [shape?.[2], shape?.[3]];
+  const [h, w] = isChannelsLast(shape) ? [shape?.[1], shape?.[2]] : [shape?.[2], shape?.[3]];
   return typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
 }
 

@@ -156,9 +156,18 @@ class Decoder {
       const domain = f.domain === 'ai.onnx' ? '' : (f.domain ?? '');
       return { domain, name: f.name ?? '', inputs: [...(f.input ?? [])], outputs: [...(f.output ?? [])], nodes: (f.node ?? []).map((n, i) => this.node(n, i)), opsets: own };
     });
-    const inlined = inlineFunctions(nodes, functions, opsets, (problem) => this.fail(undefined, problem, 're-export the model without export_modules_as_functions'));
+    const g = m.graph!;
+    const names = [...(g.initializer ?? []), ...(g.input ?? []), ...(g.output ?? []), ...(g.value_info ?? [])].map((v) => v.name ?? '');
+    const inlined = inlineFunctions(nodes, functions, {
+      opsets,
+      irVersion: int64ToNumber(m.ir_version),
+      names,
+      fail: (problem) => this.fail(undefined, problem, 're-export the model without export_modules_as_functions'),
+    });
     const used = new Set(inlined.map((n) => n.domain));
     for (const f of functions) if (f.domain !== '' && !used.has(f.domain)) delete opsets[f.domain];
+    // Domains only a function body imported (com.microsoft, say) are the model's now.
+    for (const f of functions) for (const [domain, version] of Object.entries(f.opsets)) if (used.has(domain) && opsets[domain] === undefined) opsets[domain] = version;
     return inlined;
   }
 

@@ -1,4 +1,4 @@
-import { FLOAT_DTYPES } from '../onnx/dtype.js';
+import { FLOAT_DTYPES, onnxDtype } from '../onnx/dtype.js';
 import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, requireDtype, typeOf } from './shared/shapes.js';
@@ -53,6 +53,15 @@ export const dropout = defineOp<DropoutAttrs>({
   upgrade(ctx) {
     if (ctx.opset >= 12) return [ctx.node];
     const ratio = ctx.node.attributes['ratio'] ? ctx.constant(`${ctx.node.name}_ratio`, floatScalar('float32', ctx.attrs.ratio!)) : '';
-    return [attributesToInputs(ctx.node, ['ratio'], [ratio])];
+    const node = attributesToInputs(ctx.node, ['ratio'], [ratio]);
+    const mask = ctx.node.outputs[1];
+    if (ctx.opset >= 10 || !mask) return [node];
+    // Before opset 10 the mask had the input's type; from 10 it is bool: cast back for its readers.
+    const boolMask = ctx.fresh(`${mask}_bool`);
+    const to = onnxDtype(input(ctx, 0).type.dtype);
+    return [
+      { ...node, outputs: [ctx.node.outputs[0]!, boolMask] },
+      { name: ctx.fresh(`${ctx.node.name}_mask_cast`), opType: 'Cast', domain: '', inputs: [boolMask], outputs: [mask], attributes: { to: { type: 'int', value: to } } },
+    ];
   },
 });

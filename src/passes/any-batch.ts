@@ -1,5 +1,5 @@
 import { inputError } from '../errors.js';
-import { cloneGraph, dataInputs, type Dim, type Graph, type Node } from '../onnx/graph.js';
+import { cloneGraph, dataInputs, type Dim, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
 import { int64, toNumbers, type Tensor } from '../onnx/tensor.js';
 import { constantValue } from './constants.js';
@@ -22,21 +22,37 @@ export interface AnyBatch {
   graph: Graph;
   /** The batch the model was exported for; undefined when its batch was already free. */
   fixedBatch?: number;
+  /** The graph inputs and outputs whose leading dim was freed (what fixBatch sets back). */
+  freed: { inputs: string[]; outputs: string[] };
   /** Names of the Reshape nodes whose stored target was rewritten. */
   reshapes: string[];
 }
 
+/**
+ * The batch of an image input (N×C×H×W or N×H×W×C) or a feature input (N×F), when it is a fixed
+ * number; undefined for a free batch and for inputs of other ranks, whose first axis need not be one.
+ */
+export function fixedBatchOf(shape: readonly Dim[] | undefined): number | undefined {
+  const first = shape?.[0];
+  return typeof first === 'number' && (shape!.length === 4 || shape!.length === 2) ? first : undefined;
+}
+
 export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatch {
-  const fixed = dataInputs(graph).map((v) => v.shape?.[0]).find((d): d is number => typeof d === 'number');
-  if (fixed === undefined) return { graph, reshapes: [] };
+  const image = dataInputs(graph)[0];
+  const fixed = fixedBatchOf(image?.shape);
+  const unchanged: AnyBatch = { graph, freed: { inputs: [], outputs: [] }, reshapes: [] };
+  // A model whose batch is free on any input is not one exported for a single batch size.
+  if (fixed === undefined || dataInputs(graph).some((v) => typeof v.shape?.[0] === 'string')) return unchanged;
   const g = cloneGraph(graph);
   const taken = valueNames(g);
   for (const v of g.inputs) for (const d of v.shape ?? []) if (typeof d === 'string') taken.add(d);
   const symbol = freshName(taken, 'batch');
-  const freeFirst = (shape: Dim[] | undefined): Dim[] | undefined => (shape?.[0] === fixed ? [symbol, ...shape.slice(1)] : shape);
-  const declared = new Set(dataInputs(g).map((v) => v.name));
-  g.inputs = g.inputs.map((v) => (declared.has(v.name) && v.shape ? { ...v, shape: freeFirst(v.shape)! } : v));
-  g.outputs = g.outputs.map((v) => (v.shape ? { ...v, shape: freeFirst(v.shape)! } : v));
+  // The image input, and other inputs of the same rank and batch (a second image, a mask).
+  const inputs = dataInputs(g).filter((v) => v.shape?.[0] === fixed && v.shape.length === image!.shape!.length).map((v) => v.name);
+  const outputs = g.outputs.filter((v) => v.shape?.[0] === fixed).map((v) => v.name);
+  const freeFirst = (v: ValueInfo): ValueInfo => ({ ...v, shape: [symbol, ...v.shape!.slice(1)] });
+  g.inputs = g.inputs.map((v) => (inputs.includes(v.name) ? freeFirst(v) : v));
+  g.outputs = g.outputs.map((v) => (outputs.includes(v.name) ? freeFirst(v) : v));
   // Stored intermediate types would pin the batch again when ONNX Runtime merges them with its own.
   for (const [name, info] of [...g.valueInfo]) if (info.shape?.[0] === fixed) g.valueInfo.delete(name);
 
@@ -46,19 +62,23 @@ export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatc
     reshapes.push(node.name);
     facts = inferShapes(g, options);
   }
-  checkOutputsFollowBatch(g, facts, fixed, symbol, options.file);
-  return { graph: g, fixedBatch: fixed, reshapes };
+  // Outputs declared with the batch, or with no shape, must follow it; others (a [classes] vector) need not.
+  const follow = g.outputs.filter((v) => !v.shape || outputs.includes(v.name)).map((v) => v.name);
+  checkOutputsFollowBatch(g, facts, follow, fixed, symbol, options.file);
+  return { graph: g, fixedBatch: fixed, freed: { inputs, outputs }, reshapes };
 }
 
-/** `graph` with its inputs' and outputs' leading dim set back to `batch` (after anyBatch). Pure. */
-export function fixBatch(graph: Graph, batch: number): Graph {
-  const fix = (shape: Dim[] | undefined): Dim[] | undefined => (shape && shape.length > 0 ? [batch, ...shape.slice(1)] : shape);
-  const declared = new Set(dataInputs(graph).map((v) => v.name));
+/**
+ * A graph derived from anyBatch's with the freed inputs' and outputs' leading dim set back to `batch`,
+ * and intermediate types that carry the free batch dropped. Pure.
+ */
+export function fixBatch(graph: Graph, batch: number, freed: AnyBatch['freed']): Graph {
+  const fix = (v: ValueInfo, names: readonly string[]): ValueInfo => (names.includes(v.name) && v.shape?.length ? { ...v, shape: [batch, ...v.shape.slice(1)] } : v);
   const valueInfo = new Map([...graph.valueInfo].filter(([, info]) => info.shape?.length === 0 || typeof info.shape?.[0] === 'number'));
   return {
     ...graph,
-    inputs: graph.inputs.map((v) => (declared.has(v.name) && v.shape ? { ...v, shape: fix(v.shape)! } : v)),
-    outputs: graph.outputs.map((v) => (v.shape ? { ...v, shape: fix(v.shape)! } : v)),
+    inputs: graph.inputs.map((v) => fix(v, freed.inputs)),
+    outputs: graph.outputs.map((v) => fix(v, freed.outputs)),
     valueInfo,
   };
 }
@@ -102,9 +122,9 @@ function copyBatchInTarget(g: Graph, node: Node, taken: Set<string>): boolean {
   return true;
 }
 
-function checkOutputsFollowBatch(g: Graph, facts: InferenceResult, fixed: number, symbol: string, file: string | undefined): void {
+function checkOutputsFollowBatch(g: Graph, facts: InferenceResult, follow: readonly string[], fixed: number, symbol: string, file: string | undefined): void {
   const types = facts.types;
-  const stuck = g.outputs.find((o) => types.get(o.name)?.shape?.[0] !== symbol);
+  const stuck = g.outputs.find((o) => follow.includes(o.name) && types.get(o.name)?.shape?.[0] !== symbol);
   if (!stuck) return;
   const culprit = facts.nodes.find(({ inputs, outputs }) =>
     inputs.some((i) => i?.type.shape?.[0] === symbol) && outputs.some((t) => t.shape !== undefined && t.shape.length > 0 && t.shape[0] !== symbol));
@@ -112,7 +132,7 @@ function checkOutputsFollowBatch(g: Graph, facts: InferenceResult, fixed: number
   throw inputError({
     ...(file ? { file } : {}),
     where,
-    problem: `the model was exported for a batch of ${fixed} only, and ${culprit ? 'this node fixes' : 'slimkit cannot tell that this output follows'} the batch, so it cannot be trained or calibrated on batches of other sizes`,
+    problem: `the model takes ${fixed} sample(s) at a time, and ${culprit ? 'this node keeps its first axis at that size' : 'slimkit cannot tell that this output follows the first axis'}, so it cannot be trained or calibrated on batches of other sizes (or its first axis is not a batch)`,
     fix: "re-export it with a free batch axis: torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}})",
   });
 }

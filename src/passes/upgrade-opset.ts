@@ -60,8 +60,9 @@ export function upgradeOpset(graph: Graph, options: { file?: string } = {}): Gra
   return g;
 }
 
+/** In pipelines: models older than opset 7 pass unchanged (fp16 conversion takes them; QDQ refuses them itself). */
 export const upgradeOpsetPass: Pass = {
   name: 'upgrade-opset',
   description: `rewrite a model of opset ${OLDEST}–12 for opset ${UPGRADE_OPSET}: attributes that became inputs move, Softmax keeps its axes (per-channel QDQ needs 13)`,
-  run: (graph) => upgradeOpset(graph),
+  run: (graph) => ((graph.opsets[''] ?? 0) < OLDEST ? graph : upgradeOpset(graph)),
 };

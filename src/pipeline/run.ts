@@ -132,19 +132,23 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     };
     const variants = new Map<string, Variant>();
     const graphs = new Map<string, Graph>();
-    const graphOf = async (id: string, form: 'model' | 'trainable'): Promise<Graph> => {
+    const batched = new Map<string, Graph>();
+    const graphOf = async (id: string, form: 'model' | 'trainable', use: { batches?: boolean } = {}): Promise<Graph> => {
       const v = variants.get(id);
       if (!v) throw new Error(`no variant '${id}'`);
       const ref = form === 'trainable' ? (v.trainable ?? v.model) : v.model;
       let g = graphs.get(ref.sha256);
-      if (!g) {
-        // Stages train and calibrate on batches: a source exported for one batch size is freed
-        // (passes/any-batch.ts), so the models the run writes take any batch.
-        const freed = anyBatch(await readArtifactGraph(runDir, ref), { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
-        if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: the stages work on batches of any size, and the models they write take any batch`);
-        graphs.set(ref.sha256, (g = freed.graph));
+      if (!g) graphs.set(ref.sha256, (g = await readArtifactGraph(runDir, ref)));
+      if (!use.batches) return g;
+      // Stages that train or calibrate feed batches: a source exported for one batch size is freed
+      // (passes/any-batch.ts), and the models those stages write take any batch.
+      let b = batched.get(ref.sha256);
+      if (!b) {
+        const freed = anyBatch(g, { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
+        if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: stages that train or calibrate work on batches of any size, and the models they write take any batch`);
+        batched.set(ref.sha256, (b = freed.graph));
       }
-      return g;
+      return b;
     };
     const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });
 

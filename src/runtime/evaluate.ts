@@ -14,6 +14,7 @@ import type { Dim } from '../onnx/graph.js';
 import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import { normalizeInto } from '../data/transforms.js';
 import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
+import { isChannelsLast } from '../onnx/image-input.js';
 import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
 
 export interface EvaluateOptions {
@@ -70,10 +71,11 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
   }
 
   const imageSize = channels * height * width;
+  const channelsLast = takesChannelsLast(input, set);
   const feeder = input.dtype === 'uint8'
-    ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined)
-    : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name));
-  const dimsFor = (n: number): number[] => [fixedBatch ?? n, channels, height, width];
+    ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined, channelsLast)
+    : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name), channelsLast);
+  const dimsFor = (n: number): number[] => (channelsLast ? [fixedBatch ?? n, height, width, channels] : [fixedBatch ?? n, channels, height, width]);
 
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
@@ -141,12 +143,13 @@ function checkInputDims(model: OrtModel, input: OrtValueInfo, set: ImageSet): vo
   const dims = input.dims;
   if (!dims) return;
   const [c, h, w] = set.imageShape;
-  const sameSize = dims.length === 4 && [c, h, w].every((v, i) => sizeFits(dims[i + 1]!, v));
+  const channelsLast = takesChannelsLast(input, set);
+  const sameSize = dims.length === 4 && (channelsLast ? [h, w, c] : [c, h, w]).every((v, i) => sizeFits(dims[i + 1]!, v));
   if (!sameSize) {
     throw inputError({
       file: model.source,
       where: `input '${input.name}'`,
-      problem: `expects images [${dims.join(', ')}] (N×C×H×W) but data set ${set.name} has ${c}×${h}×${w} images`,
+      problem: `expects images [${dims.join(', ')}] (${channelsLast ? 'N×H×W×C' : 'N×C×H×W'}) but data set ${set.name} has ${c}×${h}×${w} images`,
       fix: `evaluate on data of the model's input size, or export the model for ${c}×${h}×${w} input`,
     });
   }
@@ -163,6 +166,14 @@ function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number)
       fix: 'evaluate with the data set the model was trained for, or export a model whose first output is [N, classes]',
     });
   }
+}
+
+/** N×H×W×C: an input shaped channels-last that does not take the set's images as N×C×H×W. */
+function takesChannelsLast(input: OrtValueInfo, set: ImageSet): boolean {
+  const dims = input.dims;
+  if (!dims || dims.length !== 4 || !isChannelsLast(dims)) return false;
+  const [c, h, w] = set.imageShape;
+  return ![c, h, w].every((v, i) => sizeFits(dims[i + 1]!, v));
 }
 
 function sizeFits(dim: Dim, size: number): boolean {
@@ -189,7 +200,7 @@ function lookupTable(norm: Normalization, channels: number, setName: string): Fl
 type Feeder = (first: number, n: number, dimsFor: (n: number) => number[]) => Tensor;
 
 /** Normalized float32 batches, alternating between two buffers (ORT never holds more than one). */
-function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean, lut: Float32Array): Feeder {
+function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean, lut: Float32Array, channelsLast: boolean): Feeder {
   const buffers = [new Float32Array(batchSize * imageSize), new Float32Array(batchSize * imageSize)];
   const channels = set.imageShape[0];
   const plane = imageSize / channels;
@@ -201,6 +212,15 @@ function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
     let o = 0;
     let i = first * imageSize;
     for (let k = 0; k < n; k++) {
+      if (channelsLast) {
+        // The set stores C×H×W: pixel p of channel c goes to p·C + c.
+        for (let c = 0; c < channels; c++) {
+          const base = c * 256;
+          for (let p = 0; p < plane; p++) buf[o + p * channels + c] = lut[base + px[i++]!]!;
+        }
+        o += imageSize;
+        continue;
+      }
       for (let c = 0; c < channels; c++) {
         const base = c * 256;
         for (let end = o + plane; o < end; ) buf[o++] = lut[base + px[i++]!]!;
@@ -211,10 +231,23 @@ function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
   };
 }
 
-/** Raw pixels for models that normalize inside: views of the set, copied only to pad a fixed batch. */
-function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean): Feeder {
+/**
+ * Raw pixels for models that normalize inside: views of the set, copied only to pad a fixed batch or
+ * to interleave the channels for a channels-last input.
+ */
+function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean, channelsLast: boolean): Feeder {
+  const channels = set.imageShape[0];
+  const plane = imageSize / channels;
   return (first, n, dimsFor) => {
     const view = set.pixels.subarray(first * imageSize, (first + n) * imageSize);
+    if (channelsLast) {
+      const out = new Uint8Array((padToBatch ? batchSize : n) * imageSize);
+      for (let k = 0; k < n; k++) {
+        const src = k * imageSize;
+        for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[src + p * channels + c] = view[src + c * plane + p]!;
+      }
+      return { dtype: 'uint8', dims: dimsFor(n), data: out };
+    }
     if (!padToBatch || n === batchSize) return { dtype: 'uint8', dims: dimsFor(n), data: view };
     const padded = new Uint8Array(batchSize * imageSize);
     padded.set(view);

@@ -11,6 +11,7 @@ import { log, logUnknownOps, printResult, progress, type CommonOptions } from '.
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 import { imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
+import { fixedBatchOf } from '../../passes/any-batch.js';
 import type { ImageSet } from '../../data/types.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
@@ -73,7 +74,7 @@ export function registerBench(program: Command): void {
         const stats = await loadedModelStats(loaded, size);
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
-        const fixedBatch = dataInputs(graph).map((v) => v.shape?.[0]).find((d): d is number => typeof d === 'number');
+        const fixedBatch = fixedBatchOf(dataInputs(graph)[0]?.shape);
         if (fixedBatch !== undefined && fixedBatch !== 1) log(`note: ${file} takes batches of ${fixedBatch} only: its latency is that of a batch of ${fixedBatch}`);
         if (fixedBatch !== undefined && fixedBatch !== options.batch && command.getOptionValueSource('batch') === 'cli') {
           log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);

@@ -23,8 +23,11 @@ export interface StageContext {
   device: 'cpu' | 'cuda';
   threads?: number;
   data: () => Promise<RunData>;
-  /** The graph of a variant: its trainable form when it has one and `trainable` is asked for. */
-  graphOf: (id: string, form: 'model' | 'trainable') => Promise<Graph>;
+  /**
+   * The graph of a variant: its trainable form when it has one and `trainable` is asked for; with
+   * `batches`, for stages that feed batches, a model exported for one batch size has its batch freed.
+   */
+  graphOf: (id: string, form: 'model' | 'trainable', use?: { batches?: boolean }) => Promise<Graph>;
   variants: ReadonlyMap<string, Variant>;
   /** `slim` as a command line (the bench stage runs `slim bench` itself). */
   slimCommand: readonly string[];

@@ -26,7 +26,7 @@ import type { StageContext, StageOutput } from './context.js';
 
 export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string): Promise<StageOutput<'prune'>> {
   const data = await ctx.data();
-  const source = await ctx.graphOf(from, 'trainable');
+  const source = await ctx.graphOf(from, 'trainable', { batches: true });
   // A model with a free height and width is pruned at the run's image size (a MAC target counts real
   // pixels) and keeps its free input.
   const imageSize = [data.train.imageShape[1], data.train.imageShape[2]] as const;

@@ -42,7 +42,7 @@ import { evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
-  const graph = await ctx.graphOf(from, 'model');
+  const graph = await ctx.graphOf(from, 'model', { batches: spec.mode === 'static' });
   const threads = ctx.threads;
   if (spec.mode === 'dynamic') {
     const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, { perChannel: !spec.per_tensor, reduceRange: spec.reduce_range, exclude: spec.exclude });
