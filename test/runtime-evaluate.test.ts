@@ -3,7 +3,9 @@
  * mean pixel, so with identity normalization its argmax is the brightest channel and every expected
  * count below is worked out by hand. Then 200 real CIFAR-10 test images against a plain ORT loop.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import sharp from 'sharp';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +19,7 @@ import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession, type OrtModel } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
+import { runSlim } from './helpers/cli.js';
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
   return { name: `${opType}_${outputs[0]}`, opType, domain: '', inputs, outputs, attributes };
@@ -307,4 +310,21 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     expect(Array.from(b.predictions!)).toEqual(Array.from(a.predictions!));
     expect(b.confusion).toEqual(a.confusion);
   });
+
+  it('slim quantize refuses it, saying why and what to do (it said "takes 16×16×3 images")', async () => {
+    const { wrapped } = await withPreprocessing();
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-'));
+    try {
+      const file = path.join(dir, 'pixels.onnx');
+      writeFileSync(file, encodeModel(wrapped).model);
+      const folder = path.join(dir, 'images', 'c0');
+      mkdirSync(folder, { recursive: true });
+      await sharp(Buffer.alloc(16 * 16 * 3, 90), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(folder, '0.png'));
+      const run = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--calib', path.dirname(folder)]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/takes uint8 N×H×W×C images \(it does its own preprocessing\), but --calib feeds it normalized float32 N×C×H×W images — quantize, prune or train the network without its preprocessing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

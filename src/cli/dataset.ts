@@ -83,7 +83,7 @@ export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: 
   // pixels itself is measured as it is (eval, bench), but compressed as the network it wraps.
   if (input && (input.dtype !== 'float32' || isChannelsLast(input.shape))) {
     throw usageError(`${file} takes ${input.dtype} ${isChannelsLast(input.shape) ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
-      'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval, bench and deploy take this model as it is');
+      'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
   }
   const size = modelInputSize(graph);
   const [c, h, w] = set.imageShape;
