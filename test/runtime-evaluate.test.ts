@@ -20,6 +20,8 @@ import { openSession, type OrtModel } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
+import { prepareModel } from '../src/deploy/prepare-model.js';
+import { openClassifier } from '../src/serve/classifier.js';
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
   return { name: `${opType}_${outputs[0]}`, opType, domain: '', inputs, outputs, attributes };
@@ -309,6 +311,30 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     // Float rounding of the two normalizations may differ in the last bit: the predictions must not.
     expect(Array.from(b.predictions!)).toEqual(Array.from(a.predictions!));
     expect(b.confusion).toEqual(a.confusion);
+  });
+
+  it('deploys: the bundle\'s classifier feeds it interleaved pixels and scores as the float model does', async () => {
+    const { plain, wrapped } = await withPreprocessing();
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-deploy-'));
+    try {
+      const image = await sharp(Buffer.from(Array.from({ length: 20 * 24 * 3 }, (_, i) => (i * 37) % 256)), { raw: { width: 24, height: 20, channels: 3 } }).png().toBuffer();
+      const scores: Float64Array[] = [];
+      for (const [name, g] of [['plain', plain], ['pixels', wrapped]] as const) {
+        const file = path.join(dir, `${name}.onnx`);
+        writeFileSync(file, encodeModel(g).model);
+        const prepared = await prepareModel(file, { target: 'linux-x64' });
+        expect(prepared.config.preprocess.layout).toBe(name === 'plain' ? 'NCHW' : 'NHWC');
+        const classifier = await openClassifier({ config: { ...prepared.config, target: 'linux-x64', createdBy: { slimkit: 'test', onnxruntime: 'test', sharp: 'test' } }, model: prepared.bytes });
+        try {
+          scores.push((await classifier.run([await classifier.prepare(image)]))[0]!);
+        } finally {
+          await classifier.close();
+        }
+      }
+      expect(Math.max(...scores[0]!.map((v, i) => Math.abs(v - scores[1]![i]!)))).toBeLessThan(1e-5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('slim quantize refuses it, saying why and what to do (it said "takes 16×16×3 images")', async () => {

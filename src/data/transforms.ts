@@ -30,6 +30,15 @@ export function normalizeInto(
   }
 }
 
+/** One C×H×W image as H×W×C (channels interleaved), for models that take channels-last input. */
+export function toChannelsLast<T extends Uint8Array | Float32Array>(planar: T, shape: readonly [number, number, number]): T {
+  const [channels, height, width] = shape;
+  const plane = height * width;
+  const out = new (planar.constructor as new (n: number) => T)(planar.length);
+  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[p * channels + c] = planar[c * plane + p]!;
+  return out;
+}
+
 /** Where a padded crop starts and whether it is mirrored. */
 export interface CropPlacement {
   /** Row of the padded image that becomes output row 0 (0..2·pad). */

@@ -16,7 +16,8 @@ export interface Preprocess {
   size: [number, number];
   /** torchvision's Resize(shorter side) + CenterCrop, or a plain stretch. */
   resize: 'shorter-side' | 'stretch';
-  layout: 'NCHW';
+  /** How the model takes the image: planar (PyTorch's) or channels-last (a model that preprocesses raw pixels). */
+  layout: 'NCHW' | 'NHWC';
   channels: 'RGB';
   /** x = (pixel · scale − mean[c]) / std[c]; ignored when the model takes uint8 pixels. */
   scale: number;
@@ -80,7 +81,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
   check(isObject(p), 'preprocess', 'an object');
   check(Array.isArray(p.size) && p.size.length === 2 && p.size.every((v) => isCount(v) && v >= 1), 'preprocess.size', '[height, width]');
   check(p.resize === 'shorter-side' || p.resize === 'stretch', 'preprocess.resize', '"shorter-side" or "stretch"');
-  check(p.layout === 'NCHW' && p.channels === 'RGB', 'preprocess.layout/channels', '"NCHW" and "RGB"');
+  check((p.layout === 'NCHW' || p.layout === 'NHWC') && p.channels === 'RGB', 'preprocess.layout/channels', '"NCHW" or "NHWC", and "RGB"');
   check(typeof p.scale === 'number' && p.scale > 0, 'preprocess.scale', 'a positive number');
   for (const k of ['mean', 'std'] as const) {
     check(Array.isArray(p[k]) && p[k].length === 3 && p[k].every((v) => typeof v === 'number' && Number.isFinite(v)), `preprocess.${k}`, 'three numbers');

@@ -10,6 +10,7 @@ import { inputError, usageError } from '../errors.js';
 import { CIFAR10_NORMALIZATION } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
+import { fixedImageSize, isChannelsLast } from '../onnx/image-input.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
@@ -68,7 +69,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   }
   const input = imageInput(graph, file);
   const meta = readPreprocessing(graph, file);
-  const size = imageSize(graph, input.shape, meta.inputShape, options.imageSize, file);
+  const size = imageSize(graph, meta.inputShape, options.imageSize, file);
   let norm = meta.normalization;
   if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? CIFAR10_NORMALIZATION.mean, std: options.std ?? norm?.std ?? CIFAR10_NORMALIZATION.std };
   if (!norm) {
@@ -82,7 +83,9 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';
 
   const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
-  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, [fixedBatch ?? 1, 3, size[0], size[1]]);
+  const layout = isChannelsLast(input.shape) ? 'NHWC' : 'NCHW';
+  const dims = layout === 'NHWC' ? [fixedBatch ?? 1, size[0], size[1], 3] : [fixedBatch ?? 1, 3, size[0], size[1]];
+  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, dims);
   const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
   if (labels.length !== classes) {
     throw inputError({
@@ -109,7 +112,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         output: output.name,
         outputKind,
       },
-      preprocess: { size, resize: options.resize ?? 'shorter-side', layout: 'NCHW', channels: 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      preprocess: { size, resize: options.resize ?? 'shorter-side', layout, channels: 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,
     },
   };
@@ -134,14 +137,15 @@ function imageInput(graph: Graph, file: string): { name: string; dtype: string; 
     throw inputError({ file, where: `input '${input.name}'`, problem: `is ${input.dtype}; bundles feed float32 (normalized) or uint8 (raw pixel) images`, fix: 'export the model with a float32 N×3×H×W input' });
   }
   const s = input.shape;
-  if (s && (s.length !== 4 || (typeof s[1] === 'number' && s[1] !== 3))) {
-    throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×3×H×W RGB images`, fix: 'export the model with an NCHW, 3-channel input' });
+  const channels = isChannelsLast(s) ? s![3] : s?.[1];
+  if (s && (s.length !== 4 || (typeof channels === 'number' && channels !== 3))) {
+    throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×3×H×W or N×H×W×3 RGB images`, fix: 'export the model with a 3-channel NCHW input' });
   }
   return input;
 }
 
-function imageSize(graph: Graph, shape: (number | string)[] | undefined, meta: [number, number, number] | undefined, flag: [number, number] | undefined, file: string): [number, number] {
-  const fromShape = typeof shape?.[2] === 'number' && typeof shape?.[3] === 'number' ? [shape[2], shape[3]] as [number, number] : undefined;
+function imageSize(graph: Graph, meta: [number, number, number] | undefined, flag: [number, number] | undefined, file: string): [number, number] {
+  const fromShape = fixedImageSize(graph);
   const fromMeta = meta ? [meta[1], meta[2]] as [number, number] : undefined;
   const chosen = flag ?? fromMeta ?? fromShape;
   if (!chosen) {

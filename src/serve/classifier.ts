@@ -8,7 +8,7 @@
 import sharp from 'sharp';
 import { inputError, SlimError } from '../errors.js';
 import { loadImageFile } from '../data/image-folder.js';
-import { normalizeInto } from '../data/transforms.js';
+import { normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { openSession, type OrtModel } from '../runtime/ort.js';
 import type { Tensor } from '../onnx/tensor.js';
 import type { BundleConfig } from '../deploy/config.js';
@@ -107,10 +107,12 @@ class OrtClassifier implements Classifier {
       throw e;
     }
     const { pixels, original } = loaded;
-    if (this.config.model.inputType === 'uint8') return { data: pixels, ...original };
+    const shape = [3, p.size[0], p.size[1]] as const;
+    const laidOut = <T extends Uint8Array | Float32Array>(planar: T): T => (p.layout === 'NHWC' ? toChannelsLast(planar, shape) : planar);
+    if (this.config.model.inputType === 'uint8') return { data: laidOut(pixels), ...original };
     const data = new Float32Array(this.imageSize);
-    normalizeInto(data, 0, pixels, 0, [3, p.size[0], p.size[1]], { scale: p.scale, mean: p.mean, std: p.std });
-    return { data, ...original };
+    normalizeInto(data, 0, pixels, 0, shape, { scale: p.scale, mean: p.mean, std: p.std });
+    return { data: laidOut(data), ...original };
   }
 
   /** Reads only the header: refuses pixel bombs before any pixel memory is allocated. */
@@ -146,7 +148,8 @@ class OrtClassifier implements Classifier {
     const rows = model.fixedBatch ?? n;
     const data = model.inputType === 'uint8' ? new Uint8Array(rows * this.imageSize) : new Float32Array(rows * this.imageSize);
     images.forEach((img, i) => data.set(img.data, i * this.imageSize));
-    const feed = { dtype: model.inputType, dims: [rows, 3, preprocess.size[0], preprocess.size[1]], data } as Tensor;
+    const [h, w] = preprocess.size;
+    const feed = { dtype: model.inputType, dims: preprocess.layout === 'NHWC' ? [rows, h, w, 3] : [rows, 3, h, w], data } as Tensor;
     const result = (await this.session.run({ [model.input]: feed }, { outputs: [model.output] }))[model.output]!;
     const classes = labels.length;
     if (result.dims.length !== 2 || result.dims[1] !== classes || result.dims[0]! < n || result.dtype !== 'float32') {

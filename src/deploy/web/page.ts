@@ -6,7 +6,7 @@
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { coverBox } from '../../data/image-folder.js';
-import { normalizeInto } from '../../data/transforms.js';
+import { normalizeInto, toChannelsLast } from '../../data/transforms.js';
 import { softmax, topK, type Prediction } from '../../serve/classifier.js';
 import { CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
 import { resizeCropToPlanar } from './resample.js';
@@ -80,15 +80,17 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   const rows = config.model.fixedBatch ?? 1;
   const size = 3 * outH * outW;
   let tensor: OrtWeb.Tensor;
+  const p = config.preprocess;
+  const channelsLast = p.layout === 'NHWC';
+  const dims = channelsLast ? [rows, outH, outW, 3] : [rows, 3, outH, outW];
   if (config.model.inputType === 'uint8') {
     const data = new Uint8Array(rows * size);
-    data.set(pixels);
-    tensor = new ort.Tensor('uint8', data, [rows, 3, outH, outW]);
+    data.set(channelsLast ? toChannelsLast(pixels, [3, outH, outW]) : pixels);
+    tensor = new ort.Tensor('uint8', data, dims);
   } else {
     const data = new Float32Array(rows * size);
-    const p = config.preprocess;
     normalizeInto(data, 0, pixels, 0, [3, outH, outW], { scale: p.scale, mean: p.mean, std: p.std });
-    tensor = new ort.Tensor('float32', data, [rows, 3, outH, outW]);
+    tensor = new ort.Tensor('float32', channelsLast ? toChannelsLast(data, [3, outH, outW]) : data, dims);
   }
   const out = await session.run({ [config.model.input]: tensor });
   const latency = performance.now() - start;
