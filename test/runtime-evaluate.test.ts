@@ -21,6 +21,8 @@ import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
+import { fixedImageSize, hasFreeImageSize, imageInputShapes, pinImageSize, takesChannelsLast } from '../src/onnx/image-input.js';
+import { toChannelsLast } from '../src/data/transforms.js';
 import { openClassifier } from '../src/serve/classifier.js';
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
@@ -336,6 +338,50 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('reads its layout from the graph: free H×W pinned and benchmarked channels-last; a 4-pixel-wide N×C×H×W input stays N×C×H×W', async () => {
+    const { wrapped } = await withPreprocessing();
+    const free: Graph = { ...wrapped, inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', 'h', 'w', 3] }] };
+    expect(takesChannelsLast(free)).toBe(true);
+    expect(hasFreeImageSize(free)).toBe(true);
+    expect(pinImageSize(free, [16, 16]).inputs[0]!.shape).toEqual(['n', 16, 16, 3]);
+    expect(imageInputShapes(free, [16, 16])).toEqual({ pixels: [1, 16, 16, 3] });
+    expect(fixedImageSize(wrapped)).toEqual([16, 16]);
+    // Shaped like channels-last, but a Conv reads it: 64 channels of 8×4.
+    const g = emptyGraph('wide', 17);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 64, 8, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.initializers.set('w', float32([2, 64, 1, 1], new Array(128).fill(1)));
+    g.nodes = [{ name: 'conv', opType: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }];
+    expect(takesChannelsLast(g)).toBe(false);
+    expect(fixedImageSize(g)).toEqual([8, 4]);
+    expect(Array.from(toChannelsLast(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), [2, 2, 1]))).toEqual([1, 3, 2, 4, 5, 7, 6, 8]);
+  });
+
+  it('slim quantize --eval scores it as it is (only calibration needs float N×C×H×W)', async () => {
+    const { wrapped } = await withPreprocessing();
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-eval-'));
+    try {
+      const file = path.join(dir, 'pixels.onnx');
+      writeFileSync(file, encodeModel(wrapped).model);
+      const folder = path.join(dir, 'images', 'c0');
+      for (let c = 0; c < 10; c++) {
+        mkdirSync(path.join(dir, 'images', `c${c}`), { recursive: true });
+        await sharp(Buffer.alloc(16 * 16 * 3, 25 * c), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, 'images', `c${c}`, '0.png'));
+      }
+      const run = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--mode', 'dynamic', '--eval', path.dirname(folder), '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(JSON.parse(run.stdout).eval_images).toBe(10);
+      // A recipe whose stages would feed it normalized batches is refused before anything runs.
+      const recipe = path.join(dir, 'r.yaml');
+      writeFileSync(recipe, `name: pixels\ndata: { dataset: ${path.dirname(folder)} }\nmodel: { file: ${file} }\nstages:\n  - quantize: { id: q }\n`);
+      const r = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/model\.file: takes uint8 N×H×W×C images \(it does its own preprocessing\), but stage 'q' \(quantize\) feeds it normalized float32/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('slim quantize refuses it, saying why and what to do (it said "takes 16×16×3 images")', async () => {
     const { wrapped } = await withPreprocessing();

@@ -6,7 +6,7 @@ import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders }
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
-import { fixedImageSize, hasFreeImageSize, isChannelsLast } from '../onnx/image-input.js';
+import { fixedImageSize, hasFreeImageSize, imageAxes, takesChannelsLast } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
@@ -76,18 +76,20 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
 /**
  * The images must be the model's input size: CIFAR-10 is not resized, and a model trained or measured
  * on images of another size would be written with an input it never saw. Image folders are resized.
+ * `use`: what the images are for — evaluation feeds a model raw or channels-last pixels as it takes
+ * them; calibration and training feed normalized float32 N×C×H×W batches only.
  */
-export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string): void {
+export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string, use: 'train' | 'eval' = 'train'): void {
   const input = dataInputs(graph)[0];
-  // Calibration and training feed normalized float32 N×C×H×W batches; a model that preprocesses raw
-  // pixels itself is measured as it is (eval, bench), but compressed as the network it wraps.
-  if (input && (input.dtype !== 'float32' || isChannelsLast(input.shape))) {
-    throw usageError(`${file} takes ${input.dtype} ${isChannelsLast(input.shape) ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
+  const channelsLast = takesChannelsLast(graph);
+  // A model that preprocesses raw pixels itself is measured as it is, but compressed as the network it wraps.
+  if (use === 'train' && input && (input.dtype !== 'float32' || channelsLast)) {
+    throw usageError(`${file} takes ${input.dtype} ${channelsLast ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
       'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
   }
   const size = modelInputSize(graph);
   const [c, h, w] = set.imageShape;
-  const channels = input?.shape?.[1];
+  const channels = input?.shape?.[imageAxes(graph).c];
   if ((size && (size[0] !== h || size[1] !== w)) || (typeof channels === 'number' && channels !== c)) {
     throw usageError(
       `${file} takes ${channels ?? '?'}×${size?.join('×') ?? '?'} images but ${flag} ${set.name} has ${c}×${h}×${w} images`,

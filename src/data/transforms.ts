@@ -30,12 +30,16 @@ export function normalizeInto(
   }
 }
 
-/** One C×H×W image as H×W×C (channels interleaved), for models that take channels-last input. */
+/** C×H×W images, one after another, as H×W×C (channels interleaved), for models that take channels-last input. */
 export function toChannelsLast<T extends Uint8Array | Float32Array>(planar: T, shape: readonly [number, number, number]): T {
   const [channels, height, width] = shape;
   const plane = height * width;
+  const size = channels * plane;
+  if (planar.length % size !== 0) throw new Error(`toChannelsLast: ${planar.length} values are not whole ${channels}×${height}×${width} images`);
   const out = new (planar.constructor as new (n: number) => T)(planar.length);
-  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[p * channels + c] = planar[c * plane + p]!;
+  for (let at = 0; at < planar.length; at += size) {
+    for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[at + p * channels + c] = planar[at + c * plane + p]!;
+  }
   return out;
 }
 

@@ -10,7 +10,7 @@ import { inputError, usageError } from '../errors.js';
 import { CIFAR10_NORMALIZATION } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
-import { fixedImageSize, isChannelsLast } from '../onnx/image-input.js';
+import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-input.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
@@ -83,7 +83,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';
 
   const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
-  const layout = isChannelsLast(input.shape) ? 'NHWC' : 'NCHW';
+  const layout = takesChannelsLast(graph) ? 'NHWC' : 'NCHW';
   const dims = layout === 'NHWC' ? [fixedBatch ?? 1, size[0], size[1], 3] : [fixedBatch ?? 1, 3, size[0], size[1]];
   const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, dims);
   const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
@@ -137,7 +137,7 @@ function imageInput(graph: Graph, file: string): { name: string; dtype: string; 
     throw inputError({ file, where: `input '${input.name}'`, problem: `is ${input.dtype}; bundles feed float32 (normalized) or uint8 (raw pixel) images`, fix: 'export the model with a float32 N×3×H×W input' });
   }
   const s = input.shape;
-  const channels = isChannelsLast(s) ? s![3] : s?.[1];
+  const channels = s?.[imageAxes(graph).c];
   if (s && (s.length !== 4 || (typeof channels === 'number' && channels !== 3))) {
     throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×3×H×W or N×H×W×3 RGB images`, fix: 'export the model with a 3-channel NCHW input' });
   }

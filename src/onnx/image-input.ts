@@ -1,9 +1,10 @@
 /**
- * The image input of an N×C×H×W classifier whose height and width are free (a PyTorch export with
- * dynamic H/W axes). Shape inference counts a symbolic dim as 1, so MACs — and a pruning target set in
- * MACs — are only right once H and W are pinned to the size the model is used at.
+ * The image input of a classifier: N×C×H×W, or N×H×W×C for a model that takes raw channels-last
+ * pixels and moves them itself. Its height and width may be free (a PyTorch export with dynamic H/W
+ * axes): shape inference counts a symbolic dim as 1, so MACs — and a pruning target set in MACs — are
+ * only right once H and W are pinned to the size the model is used at.
  */
-import { dataInputs, type Dim, type Graph } from './graph.js';
+import { dataInputs, type Dim, type Graph, type Node } from './graph.js';
 
 /**
  * Whether an image input of this shape is channels-last (N×H×W×C, as a deployment export that takes
@@ -16,17 +17,37 @@ export function isChannelsLast(shape: readonly Dim[] | undefined): boolean {
   return typeof last === 'number' && [1, 3, 4].includes(last) && spatial(h) && spatial(w);
 }
 
-/** [H, W] of the first data input when both are fixed numbers (N×C×H×W, or N×H×W×C). */
-export function fixedImageSize(graph: Graph): [number, number] | undefined {
-  const shape = dataInputs(graph)[0]?.shape;
-  const [h, w] = isChannelsLast(shape) ? [shape?.[1], shape?.[2]] : [shape?.[2], shape?.[3]];
-  return typeof h === 'number' && typeof w === 'number' ? [h, w] : undefined;
+/**
+ * Whether the graph's image input is channels-last: shaped like it (isChannelsLast) and moved to
+ * N×C×H×W by a Transpose [0, 3, 1, 2] right away or after a Cast — ONNX convolutions take N×C×H×W, so
+ * a channels-last model must. The shape alone would take an N×C×H×W input 4 pixels wide for one.
+ */
+export function takesChannelsLast(graph: Graph): boolean {
+  const input = dataInputs(graph)[0];
+  if (!input || !isChannelsLast(input.shape)) return false;
+  const readers = (value: string): Node[] => graph.nodes.filter((n) => n.inputs.includes(value));
+  const toNchw = (n: Node): boolean => n.opType === 'Transpose' && String(n.attributes['perm']?.value) === '0,3,1,2';
+  return readers(input.name).some((n) => toNchw(n) || (n.opType === 'Cast' && readers(n.outputs[0]!).some(toNchw)));
 }
 
-/** Is the first data input N×C×H×W with a fixed C and a free (symbolic or unknown) H or W? */
+/** Positions of C, H and W in the graph's image input. */
+export function imageAxes(graph: Graph): { c: number; h: number; w: number } {
+  return takesChannelsLast(graph) ? { c: 3, h: 1, w: 2 } : { c: 1, h: 2, w: 3 };
+}
+
+/** [H, W] of the first data input when both are fixed numbers. */
+export function fixedImageSize(graph: Graph): [number, number] | undefined {
+  const shape = dataInputs(graph)[0]?.shape;
+  const { h, w } = imageAxes(graph);
+  const [height, width] = [shape?.[h], shape?.[w]];
+  return typeof height === 'number' && typeof width === 'number' ? [height, width] : undefined;
+}
+
+/** Is the first data input an image (rank 4) with a fixed C and a free (symbolic or unknown) H or W? */
 export function hasFreeImageSize(graph: Graph): boolean {
   const shape = dataInputs(graph)[0]?.shape;
-  return !!shape && shape.length === 4 && typeof shape[1] === 'number' && (typeof shape[2] !== 'number' || typeof shape[3] !== 'number');
+  const { c, h, w } = imageAxes(graph);
+  return !!shape && shape.length === 4 && typeof shape[c] === 'number' && (typeof shape[h] !== 'number' || typeof shape[w] !== 'number');
 }
 
 /** The graph with its image input's H and W fixed at `size` (the batch stays as it is). Pure. */
@@ -34,7 +55,9 @@ export function pinImageSize(graph: Graph, size: readonly [number, number]): Gra
   const input = dataInputs(graph)[0];
   const shape = input?.shape;
   if (!input || !shape || shape.length !== 4) return graph;
-  const pinned: Dim[] = [shape[0]!, shape[1]!, size[0], size[1]];
+  const { h, w } = imageAxes(graph);
+  const pinned: Dim[] = [...shape];
+  [pinned[h], pinned[w]] = [size[0], size[1]];
   return { ...graph, inputs: graph.inputs.map((v) => (v === input ? { ...v, shape: pinned } : v)) };
 }
 
@@ -42,7 +65,10 @@ export function pinImageSize(graph: Graph, size: readonly [number, number]): Gra
 export function imageInputShapes(graph: Graph, size: readonly [number, number]): Record<string, number[]> | undefined {
   if (!hasFreeImageSize(graph)) return undefined;
   const input = dataInputs(graph)[0]!;
-  return { [input.name]: [1, input.shape![1] as number, size[0], size[1]] };
+  const { c, h, w } = imageAxes(graph);
+  const dims = [1, 0, 0, 0];
+  [dims[c], dims[h], dims[w]] = [input.shape![c] as number, size[0], size[1]];
+  return { [input.name]: dims };
 }
 
 /** `graph` with the input shapes `original` declares (undoes pinImageSize after a pass). Pure. */
@@ -55,4 +81,13 @@ export function restoreInputShapes(graph: Graph, original: Graph): Graph {
       return declared.has(v.name) ? { name: v.name, dtype: v.dtype, ...(shape ? { shape: [...shape] } : {}) } : v;
     }),
   };
+}
+
+/**
+ * The batch of an image input (N×C×H×W or N×H×W×C) or a feature input (N×F), when it is a fixed
+ * number; undefined for a free batch and for inputs of other ranks, whose first axis need not be one.
+ */
+export function fixedBatchOf(shape: readonly Dim[] | undefined): number | undefined {
+  const first = shape?.[0];
+  return typeof first === 'number' && (shape!.length === 4 || shape!.length === 2) ? first : undefined;
 }

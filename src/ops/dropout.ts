@@ -56,7 +56,9 @@ export const dropout = defineOp<DropoutAttrs>({
     const node = attributesToInputs(ctx.node, ['ratio'], [ratio]);
     const mask = ctx.node.outputs[1];
     if (ctx.opset >= 10 || !mask) return [node];
-    // Before opset 10 the mask had the input's type; from 10 it is bool: cast back for its readers.
+    // Before opset 10 the mask had the input's type; from 10 it is bool: cast back for its readers. (At
+    // inference ONNX Runtime's old kernels wrote 0s into it, Dropout-13 writes trues: exports never
+    // read the mask, and the spec means the latter.)
     const boolMask = ctx.fresh(`${mask}_bool`);
     const to = onnxDtype(input(ctx, 0).type.dtype);
     return [

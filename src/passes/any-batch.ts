@@ -1,5 +1,6 @@
 import { inputError } from '../errors.js';
-import { cloneGraph, dataInputs, type Dim, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { cloneGraph, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { fixedBatchOf } from '../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
 import { int64, toNumbers, type Tensor } from '../onnx/tensor.js';
 import { constantValue } from './constants.js';
@@ -26,15 +27,6 @@ export interface AnyBatch {
   freed: { inputs: string[]; outputs: string[] };
   /** Names of the Reshape nodes whose stored target was rewritten. */
   reshapes: string[];
-}
-
-/**
- * The batch of an image input (N×C×H×W or N×H×W×C) or a feature input (N×F), when it is a fixed
- * number; undefined for a free batch and for inputs of other ranks, whose first axis need not be one.
- */
-export function fixedBatchOf(shape: readonly Dim[] | undefined): number | undefined {
-  const first = shape?.[0];
-  return typeof first === 'number' && (shape!.length === 4 || shape!.length === 2) ? first : undefined;
 }
 
 export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatch {

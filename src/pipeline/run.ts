@@ -10,7 +10,8 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
-import type { Graph } from '../onnx/graph.js';
+import { dataInputs, type Graph } from '../onnx/graph.js';
+import { takesChannelsLast } from '../onnx/image-input.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
@@ -111,6 +112,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const sourceBytes = await readSource(recipe);
     const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
     const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
+    checkSourceInput(recipe, sourceGraph);
     const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
     const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
@@ -378,6 +380,22 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
     where: source ? 'model.file' : 'model.classes',
     problem: `the model has ${fromModel} classes but the data has ${classes} (${data.train.classes.slice(0, 12).join(', ')}${classes > 12 ? ', …' : ''})`,
     fix: source ? 'use a model made for these classes, or data with its classes' : `set model.classes to ${classes}, or leave it out`,
+  }, 'usage');
+}
+
+/** A source that preprocesses raw pixels itself cannot take the normalized batches training and calibration feed. */
+function checkSourceInput(recipe: Recipe, source: Graph | undefined): void {
+  const input = source ? dataInputs(source)[0] : undefined;
+  if (!source || !input) return;
+  const channelsLast = takesChannelsLast(source);
+  if (input.dtype === 'float32' && !channelsLast) return;
+  const feeding = recipe.stages.find((s) => s.kind === 'train' || s.kind === 'finetune' || s.kind === 'distill' || s.kind === 'prune' || (s.kind === 'quantize' && s.spec.mode === 'static'));
+  if (!feeding) return;
+  throw new SlimError({
+    file: recipe.file,
+    where: 'model.file',
+    problem: `takes ${input.dtype} ${channelsLast ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but stage '${feeding.id}' (${feeding.kind}) feeds it normalized float32 N×C×H×W images`,
+    fix: 'use the network without its preprocessing (exported with a float32 N×C×H×W input) as model.file; bench and deploy stages take this model as it is',
   }, 'usage');
 }
 

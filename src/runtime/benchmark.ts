@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { usageError, inputError } from '../errors.js';
 import type { DType } from '../onnx/dtype.js';
 import { makeTensor, numberToFloat16Bits, numel, type Tensor } from '../onnx/tensor.js';
+import { fixedBatchOf } from '../onnx/image-input.js';
 import { Random } from '../util/random.js';
 import { defaultThreads, openSession, type Optimization, type OrtModel, type OrtValueInfo } from './ort.js';
 
@@ -160,7 +161,8 @@ export function latencyStats(sorted: readonly number[]): LatencyStats {
 
 /** The asked batch, or the model's fixed batch (an explicit, different request is an error). */
 function batchFor(session: OrtModel, asked: number | undefined, fallback: number, flag: string): number {
-  const fixed = session.inputs.map((i) => i.dims?.[0]).find((d): d is number => typeof d === 'number');
+  // A numeric first axis is a batch on image (rank 4) and feature (rank 2) inputs only: C×H×W keeps its C.
+  const fixed = session.inputs.map((i) => fixedBatchOf(i.dims)).find((d): d is number => d !== undefined);
   if (fixed !== undefined) {
     if (asked !== undefined && asked !== fixed) {
       throw usageError(`${flag} ${asked} is not possible: ${session.source} has a fixed batch of ${fixed}`, `use ${flag} ${fixed} or export the model with a dynamic batch axis`);

@@ -9,9 +9,8 @@ import { formatBytes, formatCount, formatPercent, table } from '../../report/for
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
-import { imageInputShapes } from '../../onnx/image-input.js';
+import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
-import { fixedBatchOf } from '../../passes/any-batch.js';
 import type { ImageSet } from '../../data/types.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {

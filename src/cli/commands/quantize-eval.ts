@@ -42,7 +42,7 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
     modelInputSize(graph),
   );
-  checkImageSize(graph, set, file, '--eval');
+  checkImageSize(graph, set, file, '--eval', 'eval');
   return { set, ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) };
 }
 
