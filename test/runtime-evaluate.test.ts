@@ -358,45 +358,33 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     expect(Array.from(toChannelsLast(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), [2, 2, 1]))).toEqual([1, 3, 2, 4, 5, 7, 6, 8]);
   });
 
-  it('slim quantize --eval scores it as it is (only calibration needs float N×C×H×W)', async () => {
-    const { wrapped } = await withPreprocessing();
-    const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-eval-'));
-    try {
-      const file = path.join(dir, 'pixels.onnx');
-      writeFileSync(file, encodeModel(wrapped).model);
-      const folder = path.join(dir, 'images', 'c0');
-      for (let c = 0; c < 10; c++) {
-        mkdirSync(path.join(dir, 'images', `c${c}`), { recursive: true });
-        await sharp(Buffer.alloc(16 * 16 * 3, 25 * c), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, 'images', `c${c}`, '0.png'));
-      }
-      const run = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--mode', 'dynamic', '--eval', path.dirname(folder), '--json']);
-      expect(run.code, run.stderr).toBe(0);
-      expect(JSON.parse(run.stdout).eval_images).toBe(10);
-      // A recipe whose stages would feed it normalized batches is refused before anything runs.
-      const recipe = path.join(dir, 'r.yaml');
-      writeFileSync(recipe, `name: pixels\ndata: { dataset: ${path.dirname(folder)} }\nmodel: { file: ${file} }\nstages:\n  - quantize: { id: q }\n`);
-      const r = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run')]);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/model\.file: takes uint8 N×H×W×C images \(it does its own preprocessing\), but stage 'q' \(quantize\) feeds it normalized float32/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 120_000);
-
-  it('slim quantize refuses it, saying why and what to do (it said "takes 16×16×3 images")', async () => {
+  it('slim quantize --eval scores it as it is; calibration and recipes that feed batches refuse it, saying what to do', async () => {
     const { wrapped } = await withPreprocessing();
     const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-'));
     try {
       const file = path.join(dir, 'pixels.onnx');
       writeFileSync(file, encodeModel(wrapped).model);
-      const folder = path.join(dir, 'images', 'c0');
-      mkdirSync(folder, { recursive: true });
-      await sharp(Buffer.alloc(16 * 16 * 3, 90), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(folder, '0.png'));
-      const run = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--calib', path.dirname(folder)]);
+      const images = path.join(dir, 'images');
+      for (let c = 0; c < 10; c++) {
+        mkdirSync(path.join(images, `c${c}`), { recursive: true });
+        await sharp(Buffer.alloc(16 * 16 * 3, 25 * c), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(images, `c${c}`, '0.png'));
+      }
+      // Evaluation feeds the pixels as the model takes them (only calibration needs float N×C×H×W).
+      const evaluated = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--mode', 'dynamic', '--eval', images, '--json']);
+      expect(evaluated.code, evaluated.stderr).toBe(0);
+      expect(JSON.parse(evaluated.stdout).eval_images).toBe(10);
+      // Calibration: it said "takes 16×16×3 images".
+      const calibrated = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--calib', images]);
+      expect(calibrated.code).toBe(2);
+      expect(calibrated.stderr).toMatch(/takes uint8 N×H×W×C images \(it does its own preprocessing\), but --calib feeds it normalized float32 N×C×H×W images — quantize, prune or train the network without its preprocessing/);
+      // A recipe whose stages would feed it normalized batches is refused before anything runs.
+      const recipe = path.join(dir, 'r.yaml');
+      writeFileSync(recipe, `name: pixels\ndata: { dataset: ${images} }\nmodel: { file: ${file} }\nstages:\n  - quantize: { id: q }\n`);
+      const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run')]);
       expect(run.code).toBe(2);
-      expect(run.stderr).toMatch(/takes uint8 N×H×W×C images \(it does its own preprocessing\), but --calib feeds it normalized float32 N×C×H×W images — quantize, prune or train the network without its preprocessing/);
+      expect(run.stderr).toMatch(/model\.file: takes uint8 N×H×W×C images \(it does its own preprocessing\), but stage 'q' \(quantize\) feeds it normalized float32/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 120_000);
 });
