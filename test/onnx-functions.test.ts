@@ -107,10 +107,16 @@ describe('models with local functions (torch.onnx export_modules_as_functions) a
     expect(maxAbsDiff((await runBytes(encodeModel(graph).model, { x }))['y']!, (await runBytes(bytes, { x }))['y']!)).toBe(0);
   });
 
-  it('refuses, from IR 9 on, a call that leaves an attribute to the function\'s own default (not in ONNX 1.12\'s onnx.proto)', () => {
-    const proto = modelWithFunctions([node('Twice', ['x'], ['y'], { domain: 'local' })]);
+  it('refuses a call that leaves an attribute to a default the function declares (IR 9\'s attribute_proto, not in ONNX 1.12\'s onnx.proto)', () => {
+    const functions = defaultFunctions();
+    functions[1]!.attribute = []; // 'slope' is referenced but not declared without a default: it has one
+    const proto = modelWithFunctions([node('Twice', ['x'], ['y'], { domain: 'local' })], functions);
     proto.ir_version = 9;
     expect(() => decodeModel(ModelProto.encode(proto), { file: 'm.onnx' })).toThrow(/m\.onnx: a call of local function 'Twice' leaves attribute 'slope' to the function's default/);
+    // Declared without a default: the op's own default applies, at any IR version.
+    const declared = modelWithFunctions([node('Twice', ['x'], ['y'], { domain: 'local' })]);
+    declared.ir_version = 9;
+    expect(decodeModel(ModelProto.encode(declared)).nodes.map((n) => n.attributes['alpha']?.value)).toEqual([0.5, undefined]);
   });
 
   it('refuses a function that calls itself, naming it', () => {

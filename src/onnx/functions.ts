@@ -13,6 +13,8 @@ export interface LocalFunction {
   name: string;
   inputs: string[];
   outputs: string[];
+  /** FunctionProto.attribute: the attributes it declares without a default value. */
+  attributes: string[];
   nodes: Node[];
   /** The function's own opset imports; '' is ai.onnx. */
   opsets: Record<string, number>;
@@ -26,9 +28,8 @@ const MAX_NODES = 1_000_000;
 const keyOf = (domain: string, name: string): string => `${domain}\u0000${name}`;
 
 export interface InlineContext {
-  /** The model's opset imports ('' is ai.onnx) and IR version. */
+  /** The model's opset imports ('' is ai.onnx). */
   opsets: Record<string, number>;
-  irVersion: number;
   /** Every name the model already uses (values, initializers, inputs, outputs, value_info, nodes). */
   names: Iterable<string>;
   fail: (problem: string) => Error;
@@ -94,9 +95,9 @@ function instantiate(f: LocalFunction, call: Node, unique: (base: string) => str
       const ref = referencedAttribute(a);
       if (ref === undefined) attributes[key] = a;
       else if (call.attributes[ref]) attributes[key] = call.attributes[ref];
-      // Unset by the call: the op's default, unless the function declares one of its own (IR 9's
-      // attribute_proto, which ONNX 1.12's onnx.proto cannot read).
-      else if (context.irVersion >= 9) throw context.fail(`a call of local function '${f.name}' leaves attribute '${ref}' to the function's default, which slimkit cannot read`);
+      // Unset by the call: the op's default for an attribute declared without one; one declared with
+      // a default is in IR 9's attribute_proto, which ONNX 1.12's onnx.proto (slimkit's) cannot read.
+      else if (!f.attributes.includes(ref)) throw context.fail(`a call of local function '${f.name}' leaves attribute '${ref}' to the function's default, which slimkit cannot read`);
     }
     return {
       ...n,

@@ -154,13 +154,12 @@ class Decoder {
       const own: Record<string, number> = {};
       for (const o of f.opset_import ?? []) own[o.domain === 'ai.onnx' ? '' : (o.domain ?? '')] = int64ToNumber(o.version);
       const domain = f.domain === 'ai.onnx' ? '' : (f.domain ?? '');
-      return { domain, name: f.name ?? '', inputs: [...(f.input ?? [])], outputs: [...(f.output ?? [])], nodes: (f.node ?? []).map((n, i) => this.node(n, i)), opsets: own };
+      return { domain, name: f.name ?? '', inputs: [...(f.input ?? [])], outputs: [...(f.output ?? [])], attributes: [...(f.attribute ?? [])], nodes: (f.node ?? []).map((n, i) => this.node(n, i)), opsets: own };
     });
     const g = m.graph!;
     const names = [...(g.initializer ?? []), ...(g.input ?? []), ...(g.output ?? []), ...(g.value_info ?? [])].map((v) => v.name ?? '');
     const inlined = inlineFunctions(nodes, functions, {
       opsets,
-      irVersion: int64ToNumber(m.ir_version),
       names,
       fail: (problem) => this.fail(undefined, problem, 're-export the model without export_modules_as_functions'),
     });
