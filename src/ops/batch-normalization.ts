@@ -67,7 +67,7 @@ export const batchNormalization = defineOp<BatchNormalizationAttrs>({
   },
   // Pruning: channel i in is channel i out; γ, β, mean and var are sliced with it.
   channels: {
-    ports: (ctx) => (ctx.node.outputs.filter(Boolean).length > 1 ? 'has statistics outputs (training form)' : samePorts([0], [0])),
+    ports: (ctx) => (ctx.node.outputs.filter(Boolean).length > 1 ? 'has statistics outputs (an export in training mode: re-export with torch.onnx.TrainingMode.EVAL)' : samePorts([0], [0])),
     params: () => vectorParams([{ slot: 1, role: 'scale' }, { slot: 2, role: 'bias' }, { slot: 3, role: 'statistic' }, { slot: 4, role: 'statistic' }]),
   },
   // Opset 9 dropped `spatial` (only spatial = 1, the per-channel form, is read).
