@@ -35,6 +35,14 @@ describe('slim zoo / info', () => {
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/producer pytorch/);
     expect(info.stdout).toMatch(/params 2\.9 k/);
+    expect(info.stdout).not.toMatch(/note:/);
+  });
+
+  it('says what an export form means for the other commands (fixed batch, older opset)', async () => {
+    const noteOf = async (file: string): Promise<string[]> => json((await runSlim(['info', fixturePath(file), '--json'])).stdout)['notes'] as string[];
+    expect(await noteOf('torch-tiny-mobilenet-static.onnx')).toEqual([expect.stringMatching(/^takes batches of 2 only \(exported without dynamic_axes\): training, calibration and fine-tuning free the batch/)]);
+    expect(await noteOf('torch-tiny-mobilenet-op9.onnx')).toEqual(['ONNX opset 9: slim quantize converts it to opset 13 first (per-channel QDQ needs it)']);
+    expect(await noteOf('torch-tiny-resnet.onnx')).toEqual([]);
   });
 });
 

@@ -21,6 +21,7 @@ import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
+import { exportNotes } from '../src/cli/commands/info.js';
 import { fixedImageSize, hasFreeImageSize, imageInputShapes, pinImageSize, takesChannelsLast } from '../src/onnx/image-input.js';
 import { toChannelsLast } from '../src/data/transforms.js';
 import { openClassifier } from '../src/serve/classifier.js';
@@ -347,6 +348,7 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     expect(pinImageSize(free, [16, 16]).inputs[0]!.shape).toEqual(['n', 16, 16, 3]);
     expect(imageInputShapes(free, [16, 16])).toEqual({ pixels: [1, 16, 16, 3] });
     expect(fixedImageSize(wrapped)).toEqual([16, 16]);
+    expect(exportNotes(wrapped)).toEqual([expect.stringMatching(/^takes raw uint8 N×H×W×C pixels and preprocesses them itself: eval, bench and deploy take it as it is/)]);
     // Shaped like channels-last, but a Conv reads it: 64 channels of 8×4.
     const g = emptyGraph('wide', 17);
     g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 64, 8, 4] }];

@@ -6,7 +6,9 @@ import { formatBytes, formatCount, table } from '../../report/format.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor } from '../dataset.js';
-import type { Dim } from '../../onnx/graph.js';
+import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
+import { fixedBatchOf, takesChannelsLast } from '../../onnx/image-input.js';
+import { UPGRADE_OPSET } from '../../ops/op-def.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
@@ -18,6 +20,22 @@ const macsText = (stats: ModelStats): string => {
 };
 
 const shapeText = (shape: readonly Dim[] | undefined): string => (shape ? `[${shape.join(', ')}]` : '[?]');
+
+/** What the way the model was exported means for the other commands (each handled, not an error). */
+export function exportNotes(graph: Graph): string[] {
+  const notes: string[] = [];
+  const input = dataInputs(graph)[0];
+  const batch = fixedBatchOf(input?.shape);
+  if (batch !== undefined) {
+    notes.push(`takes batches of ${batch} only (exported without dynamic_axes): training, calibration and fine-tuning free the batch, and the models they write keep ${batch}`);
+  }
+  const opset = graph.opsets[''] ?? 0;
+  if (opset >= 7 && opset < UPGRADE_OPSET) notes.push(`ONNX opset ${opset}: slim quantize converts it to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it)`);
+  if (input && (input.dtype !== 'float32' || takesChannelsLast(graph))) {
+    notes.push(`takes raw ${input.dtype} ${takesChannelsLast(graph) ? 'N×H×W×C' : 'N×C×H×W'} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train want the network without its preprocessing`);
+  }
+  return notes;
+}
 
 export function registerInfo(program: Command): void {
   withImageSize(withJson(
@@ -38,6 +56,7 @@ export function registerInfo(program: Command): void {
         ir_version: graph.irVersion,
         opsets: graph.opsets,
         ...stats,
+        notes: exportNotes(graph),
         metadata: graph.metadata,
       };
       printResult(options, result, () => {
@@ -59,6 +78,7 @@ export function registerInfo(program: Command): void {
           `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${macsText(stats)}`,
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
+          ...result.notes.map((n) => `  note: ${n}`),
           '',
           table(['', 'name', 'dtype', 'shape'], io),
         ].join('\n');
