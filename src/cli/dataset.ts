@@ -6,7 +6,7 @@ import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders }
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
-import { fixedImageSize, hasFreeImageSize, imageAxes, takesChannelsLast } from '../onnx/image-input.js';
+import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
 export interface DataOptions {
@@ -81,10 +81,10 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
  */
 export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string, use: 'train' | 'eval' = 'train'): void {
   const input = dataInputs(graph)[0];
-  const channelsLast = takesChannelsLast(graph);
+  const raw = rawPixelInput(graph);
   // A model that preprocesses raw pixels itself is measured as it is, but compressed as the network it wraps.
-  if (use === 'train' && input && (input.dtype !== 'float32' || channelsLast)) {
-    throw usageError(`${file} takes ${input.dtype} ${channelsLast ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
+  if (use === 'train' && raw) {
+    throw usageError(`${file} takes ${raw.text} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
       'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
   }
   const size = modelInputSize(graph);

@@ -30,6 +30,20 @@ export function takesChannelsLast(graph: Graph): boolean {
   return readers(input.name).some((n) => toNchw(n) || (n.opType === 'Cast' && readers(n.outputs[0]!).some(toNchw)));
 }
 
+/**
+ * How the image input takes raw pixels when it does — a dtype other than float32, or channels-last: such
+ * a model preprocesses them itself, so slimkit's normalized float32 N×C×H×W batches do not fit it.
+ * Undefined for a plain N×C×H×W float32 input. `text` reads like "uint8 N×H×W×C".
+ */
+export function rawPixelInput(graph: Graph): { dtype: string; layout: 'N×H×W×C' | 'N×C×H×W'; text: string } | undefined {
+  const input = dataInputs(graph)[0];
+  if (!input) return undefined;
+  const channelsLast = takesChannelsLast(graph);
+  if (input.dtype === 'float32' && !channelsLast) return undefined;
+  const layout = channelsLast ? 'N×H×W×C' : 'N×C×H×W';
+  return { dtype: input.dtype, layout, text: `${input.dtype} ${layout}` };
+}
+
 /** Positions of C, H and W in the graph's image input. */
 export function imageAxes(graph: Graph): { c: number; h: number; w: number } {
   return takesChannelsLast(graph) ? { c: 3, h: 1, w: 2 } : { c: 1, h: 2, w: 3 };

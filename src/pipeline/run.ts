@@ -10,8 +10,8 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
-import { dataInputs, type Graph } from '../onnx/graph.js';
-import { takesChannelsLast } from '../onnx/image-input.js';
+import type { Graph } from '../onnx/graph.js';
+import { rawPixelInput } from '../onnx/image-input.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
@@ -385,16 +385,14 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
 
 /** A source that preprocesses raw pixels itself cannot take the normalized batches training and calibration feed. */
 function checkSourceInput(recipe: Recipe, source: Graph | undefined): void {
-  const input = source ? dataInputs(source)[0] : undefined;
-  if (!source || !input) return;
-  const channelsLast = takesChannelsLast(source);
-  if (input.dtype === 'float32' && !channelsLast) return;
+  const raw = source ? rawPixelInput(source) : undefined;
+  if (!raw) return;
   const feeding = recipe.stages.find((s) => s.kind === 'train' || s.kind === 'finetune' || s.kind === 'distill' || s.kind === 'prune' || (s.kind === 'quantize' && s.spec.mode === 'static'));
   if (!feeding) return;
   throw new SlimError({
     file: recipe.file,
     where: 'model.file',
-    problem: `takes ${input.dtype} ${channelsLast ? 'N×H×W×C' : 'N×C×H×W'} images (it does its own preprocessing), but stage '${feeding.id}' (${feeding.kind}) feeds it normalized float32 N×C×H×W images`,
+    problem: `takes ${raw.text} images (it does its own preprocessing), but stage '${feeding.id}' (${feeding.kind}) feeds it normalized float32 N×C×H×W images`,
     fix: 'use the network without its preprocessing (exported with a float32 N×C×H×W input) as model.file; bench and deploy stages take this model as it is',
   }, 'usage');
 }

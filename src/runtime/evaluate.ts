@@ -71,7 +71,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
   }
 
   const imageSize = channels * height * width;
-  const channelsLast = takesChannelsLast(input, set);
+  const channelsLast = feedsChannelsLast(input, set);
   const feeder = input.dtype === 'uint8'
     ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined, channelsLast)
     : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name), channelsLast);
@@ -143,7 +143,7 @@ function checkInputDims(model: OrtModel, input: OrtValueInfo, set: ImageSet): vo
   const dims = input.dims;
   if (!dims) return;
   const [c, h, w] = set.imageShape;
-  const channelsLast = takesChannelsLast(input, set);
+  const channelsLast = feedsChannelsLast(input, set);
   const sameSize = dims.length === 4 && (channelsLast ? [h, w, c] : [c, h, w]).every((v, i) => sizeFits(dims[i + 1]!, v));
   if (!sameSize) {
     throw inputError({
@@ -169,7 +169,7 @@ function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number)
 }
 
 /** N×H×W×C: an input shaped channels-last that does not take the set's images as N×C×H×W. */
-function takesChannelsLast(input: OrtValueInfo, set: ImageSet): boolean {
+function feedsChannelsLast(input: OrtValueInfo, set: ImageSet): boolean {
   const dims = input.dims;
   if (!dims || dims.length !== 4 || !isChannelsLast(dims)) return false;
   const [c, h, w] = set.imageShape;

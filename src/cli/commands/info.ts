@@ -7,7 +7,7 @@ import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor } from '../dataset.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
-import { fixedBatchOf, takesChannelsLast } from '../../onnx/image-input.js';
+import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
@@ -31,8 +31,9 @@ export function exportNotes(graph: Graph): string[] {
   }
   const opset = graph.opsets[''] ?? 0;
   if (opset >= 7 && opset < UPGRADE_OPSET) notes.push(`ONNX opset ${opset}: slim quantize converts it to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it)`);
-  if (input && (input.dtype !== 'float32' || takesChannelsLast(graph))) {
-    notes.push(`takes raw ${input.dtype} ${takesChannelsLast(graph) ? 'N×H×W×C' : 'N×C×H×W'} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train want the network without its preprocessing`);
+  const raw = rawPixelInput(graph);
+  if (raw) {
+    notes.push(`takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train want the network without its preprocessing`);
   }
   return notes;
 }
