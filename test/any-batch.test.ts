@@ -73,7 +73,7 @@ describe('anyBatch: a model exported for one batch size runs on any', () => {
 
   it('frees and restores only the batch of the inputs and outputs that have it (a second input keeps its shape)', async () => {
     const freed = anyBatch(scaled([1, 3]));
-    expect(freed.freed).toEqual({ inputs: ['x'], outputs: ['y'] });
+    expect(freed.freed).toEqual({ inputs: ['x'], outputs: ['y'], symbol: 'batch' });
     expect(freed.graph.inputs.map((v) => v.shape)).toEqual([['batch', 3], [3]]);
     const y = (await runGraph(freed.graph, { x: float32([2, 3], [1, 2, 3, 4, 5, 6]), scale: float32([3], [1, 10, 100]) }))['y']!;
     expect(Array.from(y.data as Float32Array)).toEqual([1, 20, 300, 4, 50, 600]);

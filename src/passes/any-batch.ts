@@ -23,8 +23,8 @@ export interface AnyBatch {
   graph: Graph;
   /** The batch the model was exported for; undefined when its batch was already free. */
   fixedBatch?: number;
-  /** The graph inputs and outputs whose leading dim was freed (what fixBatch sets back). */
-  freed: { inputs: string[]; outputs: string[] };
+  /** The graph inputs and outputs whose leading dim was freed, and the symbol it became (what fixBatch sets back). */
+  freed: { inputs: string[]; outputs: string[]; symbol?: string };
   /** Names of the Reshape nodes whose stored target was rewritten. */
   reshapes: string[];
 }
@@ -57,16 +57,16 @@ export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatc
   // Outputs declared with the batch, or with no shape, must follow it; others (a [classes] vector) need not.
   const follow = g.outputs.filter((v) => !v.shape || outputs.includes(v.name)).map((v) => v.name);
   checkOutputsFollowBatch(g, facts, follow, fixed, symbol, options.file);
-  return { graph: g, fixedBatch: fixed, freed: { inputs, outputs }, reshapes };
+  return { graph: g, fixedBatch: fixed, freed: { inputs, outputs, symbol }, reshapes };
 }
 
 /**
  * A graph derived from anyBatch's with the freed inputs' and outputs' leading dim set back to `batch`,
- * and intermediate types that carry the free batch dropped. Pure.
+ * and intermediate types that carry the freed batch's symbol dropped (they would disagree). Pure.
  */
 export function fixBatch(graph: Graph, batch: number, freed: AnyBatch['freed']): Graph {
   const fix = (v: ValueInfo, names: readonly string[]): ValueInfo => (names.includes(v.name) && v.shape?.length ? { ...v, shape: [batch, ...v.shape.slice(1)] } : v);
-  const valueInfo = new Map([...graph.valueInfo].filter(([, info]) => info.shape?.length === 0 || typeof info.shape?.[0] === 'number'));
+  const valueInfo = new Map([...graph.valueInfo].filter(([, info]) => info.shape?.[0] === undefined || info.shape[0] !== freed.symbol));
   return {
     ...graph,
     inputs: graph.inputs.map((v) => fix(v, freed.inputs)),
