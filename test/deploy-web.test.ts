@@ -14,7 +14,8 @@ import { readBundle } from '../src/deploy/open-bundle.js';
 import { loadImageFile } from '../src/data/index.js';
 import { openClassifier, topK, type Classifier } from '../src/serve/classifier.js';
 import { createClassifyServer, type ClassifyServer } from '../src/serve/server.js';
-import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
+import { makeInt8CifarModel, withPixelPreprocessing, writeTestImages, type TestImage } from './helpers/deploy-models.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
 import { request } from './helpers/deploy-http.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 
@@ -28,6 +29,7 @@ let server: ClassifyServer;
 let url: string;
 let browser: BrowserContext;
 let page: Page;
+let modelFile: string;
 
 interface PageResult {
   file: string;
@@ -39,7 +41,7 @@ interface PageResult {
 beforeAll(async () => {
   if (!ready) return;
   dir = await mkdtemp(path.join(tmpdir(), 'slim-deploy-web-'));
-  const model = await makeInt8CifarModel(path.join(dir, 'int8.onnx'));
+  const model = (modelFile = await makeInt8CifarModel(path.join(dir, 'int8.onnx')));
   images = await writeTestImages(path.join(dir, 'images'), { count: 10, resized: 4 });
   web = await deploy({ model, target: 'web', out: path.join(dir, 'site') });
   const bundle = await readBundle(web.out);
@@ -63,16 +65,16 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function classifyInPage(file: string): Promise<PageResult> {
-  await page.evaluate(() => {
+async function classifyInPage(file: string, on: Page = page): Promise<PageResult> {
+  await on.evaluate(() => {
     delete window.slimLast;
     delete window.slimError;
   });
-  await page.setInputFiles('#file', file);
-  await page.waitForFunction(() => window.slimLast !== undefined || window.slimError !== undefined, undefined, { timeout: 60_000 });
-  const error = await page.evaluate(() => window.slimError);
+  await on.setInputFiles('#file', file);
+  await on.waitForFunction(() => window.slimLast !== undefined || window.slimError !== undefined, undefined, { timeout: 60_000 });
+  const error = await on.evaluate(() => window.slimError);
   expect(error).toBeUndefined();
-  return (await page.evaluate(() => window.slimLast)) as PageResult;
+  return (await on.evaluate(() => window.slimLast)) as PageResult;
 }
 
 describe.runIf(ready)('web bundle in headless Chromium', () => {
@@ -135,6 +137,31 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     expect(await page.textContent('#status')).toMatch(/junk\.png: cannot classify/);
     await classifyInPage(images[2]!.file); // and it still works
   }, 60_000);
+
+  it('a model that takes raw channels-last pixels (uint8 N×H×W×C, normalizing inside) scores in the page as the float one', async () => {
+    const file = path.join(dir, 'pixels.onnx');
+    await writeModel(withPixelPreprocessing(await readModel(modelFile)), file);
+    const site = await deploy({ model: file, target: 'web', out: path.join(dir, 'site-pixels') });
+    const bundle = await readBundle(site.out);
+    expect(bundle.config.preprocess.layout).toBe('NHWC');
+    const pixelsClassifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, threads: 1 });
+    const pixelsServer = createClassifyServer({ classifier: pixelsClassifier, staticDir: site.out });
+    const pixelsPage = await browser.newPage();
+    try {
+      await pixelsPage.goto(`${(await pixelsServer.listen(0)).url}/`);
+      await pixelsPage.waitForSelector('#status[data-state=ready], #status[data-state=error]', { timeout: 60_000 });
+      for (const img of images.filter((i) => i.file.endsWith('.png')).slice(0, 3)) {
+        const inPage = await classifyInPage(img.file, pixelsPage);
+        const [scores] = await classifier.run([await classifier.prepare(await readFile(img.file))]);
+        expect(inPage.top[0]!.label, img.file).toBe(topK(scores!, classifier.config.labels, 1)[0]!.label);
+        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+      }
+    } finally {
+      await pixelsPage.close();
+      await pixelsServer.shutdown();
+      await pixelsClassifier.close();
+    }
+  }, 120_000);
 
   it('the same server answers the API beside the page', async () => {
     const reply = await request(`${url}/v1/classify`, { method: 'POST', body: await readFile(images[0]!.file) });

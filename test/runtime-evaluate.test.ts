@@ -21,6 +21,7 @@ import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
+import { withPixelPreprocessing } from './helpers/deploy-models.js';
 import { exportNotes } from '../src/cli/commands/info.js';
 import { fixedImageSize, hasFreeImageSize, imageInputShapes, pinImageSize, takesChannelsLast } from '../src/onnx/image-input.js';
 import { toChannelsLast } from '../src/data/transforms.js';
@@ -266,21 +267,7 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
   async function withPreprocessing(): Promise<{ plain: Graph; wrapped: Graph }> {
     const { readModel } = await import('../src/onnx/io.js');
     const plain = await readModel(path.resolve(import.meta.dirname, 'fixtures/torch-tiny-resnet-folded.onnx'));
-    const wrapped: Graph = { ...plain, nodes: [...plain.nodes], initializers: new Map(plain.initializers), inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', 16, 16, 3] }] };
-    const n = CIFAR10_NORMALIZATION;
-    wrapped.initializers.set('pre_scale', float32([], [n.scale]));
-    wrapped.initializers.set('pre_mean', float32([1, 3, 1, 1], n.mean));
-    wrapped.initializers.set('pre_std', float32([1, 3, 1, 1], n.std));
-    const x = plain.inputs[0]!.name;
-    const node = (name: string, opType: string, inputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs: [name === 'std' ? x : `pre_${name}_out`], attributes });
-    wrapped.nodes.unshift(
-      node('nchw', 'Transpose', ['pixels'], { perm: { type: 'ints', value: [0, 3, 1, 2] } }),
-      node('float', 'Cast', ['pre_nchw_out'], { to: { type: 'int', value: 1 } }),
-      node('scale', 'Mul', ['pre_float_out', 'pre_scale']),
-      node('mean', 'Sub', ['pre_scale_out', 'pre_mean']),
-      node('std', 'Div', ['pre_mean_out', 'pre_std']),
-    );
-    return { plain, wrapped };
+    return { plain, wrapped: withPixelPreprocessing(plain) };
   }
 
   it('feeds interleaved pixels and scores exactly as the float N×C×H×W model on normalized images', async () => {

@@ -242,3 +242,26 @@ export async function writeTestImages(dir: string, options: { count: number; res
   const byCodePoint = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
   return images.sort((a, b) => a.label - b.label || byCodePoint(path.basename(a.file), path.basename(b.file)));
 }
+
+/**
+ * `plain` (float32 N×C×H×W, CIFAR-10 normalization) behind uint8 N×H×W×C pixels → Transpose → Cast →
+ * ·1/255 → −mean → /std: the same function as a deployment-style export that preprocesses raw pixels.
+ */
+export function withPixelPreprocessing(plain: Graph): Graph {
+  const input = plain.inputs.find((v) => !plain.initializers.has(v.name))!;
+  const [, c, h, w] = input.shape!;
+  const wrapped: Graph = { ...plain, nodes: [...plain.nodes], initializers: new Map(plain.initializers), inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', h!, w!, c!] }] };
+  const n = CIFAR10_NORMALIZATION;
+  wrapped.initializers.set('pre_scale', makeTensor('float32', [], Float32Array.of(n.scale)));
+  wrapped.initializers.set('pre_mean', makeTensor('float32', [1, 3, 1, 1], Float32Array.from(n.mean)));
+  wrapped.initializers.set('pre_std', makeTensor('float32', [1, 3, 1, 1], Float32Array.from(n.std)));
+  const node = (name: string, opType: string, inputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs: [name === 'std' ? input.name : `pre_${name}_out`], attributes });
+  wrapped.nodes.unshift(
+    node('nchw', 'Transpose', ['pixels'], { perm: { type: 'ints', value: [0, 3, 1, 2] } }),
+    node('float', 'Cast', ['pre_nchw_out'], { to: { type: 'int', value: 1 } }),
+    node('scale', 'Mul', ['pre_float_out', 'pre_scale']),
+    node('mean', 'Sub', ['pre_scale_out', 'pre_mean']),
+    node('std', 'Div', ['pre_mean_out', 'pre_std']),
+  );
+  return wrapped;
+}
