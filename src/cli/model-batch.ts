@@ -10,6 +10,11 @@ export interface BatchFreed {
   restore(derived: Graph): Graph;
 }
 
+/** The model as exported: for commands (or modes) that feed no batches. */
+export function asExported(graph: Graph): BatchFreed {
+  return { graph, restore: (g) => g };
+}
+
 /**
  * Training, distillation, calibration and fine-tuning run batches of many images: a model exported
  * for one batch size is worked on with its batch freed (passes/any-batch.ts), and what the command
@@ -18,7 +23,7 @@ export interface BatchFreed {
 export function atAnyBatch(graph: Graph, file: string, options: { quiet?: boolean } = {}): BatchFreed {
   const freed = anyBatch(graph, { file });
   const fixed = freed.fixedBatch;
-  if (fixed === undefined) return { graph, restore: (g) => g };
+  if (fixed === undefined) return asExported(graph);
   if (!options.quiet) {
     const reshapes = freed.reshapes.length ? ` (${freed.reshapes.length} stored Reshape target(s) now copy the batch)` : '';
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);

@@ -30,6 +30,12 @@ export function normalizeInto(
   }
 }
 
+/** Dims of a batch of `rows` C×H×W images as a model takes them: N×C×H×W, or N×H×W×C when channels-last. */
+export function imageDims(rows: number, shape: readonly [number, number, number], channelsLast: boolean): number[] {
+  const [c, h, w] = shape;
+  return channelsLast ? [rows, h, w, c] : [rows, c, h, w];
+}
+
 /** C×H×W images, one after another, as H×W×C (channels interleaved), for models that take channels-last input. */
 export function toChannelsLast<T extends Uint8Array | Float32Array>(planar: T, shape: readonly [number, number, number]): T {
   const [channels, height, width] = shape;

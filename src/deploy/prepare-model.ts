@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { CIFAR10_NORMALIZATION } from '../data/types.js';
+import { imageDims } from '../data/transforms.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-input.js';
@@ -84,8 +85,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
 
   const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
   const layout = takesChannelsLast(graph) ? 'NHWC' : 'NCHW';
-  const dims = layout === 'NHWC' ? [fixedBatch ?? 1, size[0], size[1], 3] : [fixedBatch ?? 1, 3, size[0], size[1]];
-  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, dims);
+  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, imageDims(fixedBatch ?? 1, [3, ...size], layout === 'NHWC'));
   const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
   if (labels.length !== classes) {
     throw inputError({

@@ -2,7 +2,7 @@ import { inputError } from '../errors.js';
 import { cloneGraph, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { fixedBatchOf } from '../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
-import { int64, toNumbers, type Tensor } from '../onnx/tensor.js';
+import { int64, toNumbers } from '../onnx/tensor.js';
 import { constantValue } from './constants.js';
 import { freshName, valueNames } from './rewrite.js';
 
@@ -92,7 +92,7 @@ function storedTarget(g: Graph, node: Node): number[] | undefined {
   const init = g.initializers.get(name);
   if (init) return toNumbers(init);
   const constant = g.nodes.find((n) => n.opType === 'Constant' && n.outputs[0] === name);
-  return constant ? toNumbers(constantValue(constant) as Tensor) : undefined;
+  return constant ? toNumbers(constantValue(constant)) : undefined;
 }
 
 /** Point the Reshape at a copy of its target whose first entry copies the batch; false when none can. */

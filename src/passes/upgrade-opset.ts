@@ -9,6 +9,12 @@ import { freshName, valueNames } from './rewrite.js';
 /** The oldest opset the rewrites start from: below 7, Gemm, BatchNormalization and Dropout had other forms. */
 const OLDEST = 7;
 
+/** Whether upgradeOpset rewrites this graph (opsets 7–12); a graph at 13 or later needs nothing. */
+export function upgradesOpset(graph: Graph): boolean {
+  const opset = graph.opsets[''] ?? 0;
+  return opset >= OLDEST && opset < UPGRADE_OPSET;
+}
+
 /**
  * The graph at opset 13 (UPGRADE_OPSET), for models exported at 7–12 (torch.onnx before 1.12 wrote
  * opset 9 by default). QuantizeLinear needs opset 10 and per-channel weights 13. Simply raising the
@@ -64,5 +70,5 @@ export function upgradeOpset(graph: Graph, options: { file?: string } = {}): Gra
 export const upgradeOpsetPass: Pass = {
   name: 'upgrade-opset',
   description: `rewrite a model of opset ${OLDEST}–12 for opset ${UPGRADE_OPSET}: attributes that became inputs move, Softmax keeps its axes (per-channel QDQ needs 13)`,
-  run: (graph) => ((graph.opsets[''] ?? 0) < OLDEST ? graph : upgradeOpset(graph)),
+  run: (graph) => (upgradesOpset(graph) ? upgradeOpset(graph) : graph),
 };

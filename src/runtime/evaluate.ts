@@ -12,7 +12,7 @@
 import { inputError, usageError } from '../errors.js';
 import type { Dim } from '../onnx/graph.js';
 import { toNumbers, type Tensor } from '../onnx/tensor.js';
-import { normalizeInto } from '../data/transforms.js';
+import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
 import { isChannelsLast } from '../onnx/image-input.js';
 import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
@@ -75,7 +75,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
   const feeder = input.dtype === 'uint8'
     ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined, channelsLast)
     : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name), channelsLast);
-  const dimsFor = (n: number): number[] => (channelsLast ? [fixedBatch ?? n, height, width, channels] : [fixedBatch ?? n, channels, height, width]);
+  const dimsFor = (n: number): number[] => imageDims(fixedBatch ?? n, set.imageShape, channelsLast);
 
   const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
@@ -236,21 +236,12 @@ function floatFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
  * to interleave the channels for a channels-last input.
  */
 function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToBatch: boolean, channelsLast: boolean): Feeder {
-  const channels = set.imageShape[0];
-  const plane = imageSize / channels;
   return (first, n, dimsFor) => {
     const view = set.pixels.subarray(first * imageSize, (first + n) * imageSize);
-    if (channelsLast) {
-      const out = new Uint8Array((padToBatch ? batchSize : n) * imageSize);
-      for (let k = 0; k < n; k++) {
-        const src = k * imageSize;
-        for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) out[src + p * channels + c] = view[src + c * plane + p]!;
-      }
-      return { dtype: 'uint8', dims: dimsFor(n), data: out };
-    }
-    if (!padToBatch || n === batchSize) return { dtype: 'uint8', dims: dimsFor(n), data: view };
+    const laidOut = channelsLast ? toChannelsLast(view, set.imageShape) : view;
+    if (!padToBatch || n === batchSize) return { dtype: 'uint8', dims: dimsFor(n), data: laidOut };
     const padded = new Uint8Array(batchSize * imageSize);
-    padded.set(view);
+    padded.set(laidOut);
     return { dtype: 'uint8', dims: dimsFor(n), data: padded };
   };
 }

@@ -8,7 +8,7 @@
 import sharp from 'sharp';
 import { inputError, SlimError } from '../errors.js';
 import { loadImageFile } from '../data/image-folder.js';
-import { normalizeInto, toChannelsLast } from '../data/transforms.js';
+import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { openSession, type OrtModel } from '../runtime/ort.js';
 import type { Tensor } from '../onnx/tensor.js';
 import type { BundleConfig } from '../deploy/config.js';
@@ -148,8 +148,7 @@ class OrtClassifier implements Classifier {
     const rows = model.fixedBatch ?? n;
     const data = model.inputType === 'uint8' ? new Uint8Array(rows * this.imageSize) : new Float32Array(rows * this.imageSize);
     images.forEach((img, i) => data.set(img.data, i * this.imageSize));
-    const [h, w] = preprocess.size;
-    const feed = { dtype: model.inputType, dims: preprocess.layout === 'NHWC' ? [rows, h, w, 3] : [rows, 3, h, w], data } as Tensor;
+    const feed = { dtype: model.inputType, dims: imageDims(rows, [3, ...preprocess.size], preprocess.layout === 'NHWC'), data } as Tensor;
     const result = (await this.session.run({ [model.input]: feed }, { outputs: [model.output] }))[model.output]!;
     const classes = labels.length;
     if (result.dims.length !== 2 || result.dims[1] !== classes || result.dims[0]! < n || result.dtype !== 'float32') {

@@ -9,6 +9,7 @@ import { imageSizeFor } from '../dataset.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
+import { upgradesOpset } from '../../passes/upgrade-opset.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
@@ -29,8 +30,7 @@ export function exportNotes(graph: Graph): string[] {
   if (batch !== undefined) {
     notes.push(`takes batches of ${batch} only (exported without dynamic_axes): training, calibration and fine-tuning free the batch, and the models they write keep ${batch}`);
   }
-  const opset = graph.opsets[''] ?? 0;
-  if (opset >= 7 && opset < UPGRADE_OPSET) notes.push(`ONNX opset ${opset}: slim quantize converts it to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it)`);
+  if (upgradesOpset(graph)) notes.push(`ONNX opset ${graph.opsets['']}: slim quantize converts it to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it)`);
   const raw = rawPixelInput(graph);
   if (raw) {
     notes.push(`takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train want the network without its preprocessing`);

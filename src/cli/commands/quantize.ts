@@ -18,8 +18,9 @@ import {
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
 import { normalizationFor, withImageSizeFlag, type DataOptions } from '../dataset.js';
-import { atAnyBatch } from '../model-batch.js';
+import { asExported, atAnyBatch } from '../model-batch.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
+import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log, printResult, type CommonOptions } from '../output.js';
 import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
@@ -152,12 +153,11 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
   }
-  const opset = sized.opsets[''] ?? 0;
-  if (opset < UPGRADE_OPSET && opset >= 7) {
-    log(`note: ${file} is ONNX opset ${opset}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);
+  if (upgradesOpset(sized)) {
+    log(`note: ${file} is ONNX opset ${sized.opsets['']}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);
   }
   // Calibration and QAT feed batches of many images.
-  const batch = options.mode === 'static' ? atAnyBatch(sized, file) : { graph: sized, restore: (g: Graph) => g };
+  const batch = options.mode === 'static' ? atAnyBatch(sized, file) : asExported(sized);
   const graph = batch.graph;
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
   const normalization = normalizationFor(graph, data);

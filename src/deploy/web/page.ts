@@ -6,7 +6,7 @@
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { coverBox } from '../../data/image-folder.js';
-import { normalizeInto, toChannelsLast } from '../../data/transforms.js';
+import { imageDims, normalizeInto, toChannelsLast } from '../../data/transforms.js';
 import { softmax, topK, type Prediction } from '../../serve/classifier.js';
 import { CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
 import { resizeCropToPlanar } from './resample.js';
@@ -82,7 +82,7 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   let tensor: OrtWeb.Tensor;
   const p = config.preprocess;
   const channelsLast = p.layout === 'NHWC';
-  const dims = channelsLast ? [rows, outH, outW, 3] : [rows, 3, outH, outW];
+  const dims = imageDims(rows, [3, outH, outW], channelsLast);
   if (config.model.inputType === 'uint8') {
     const data = new Uint8Array(rows * size);
     data.set(channelsLast ? toChannelsLast(pixels, [3, outH, outW]) : pixels);
