@@ -243,6 +243,35 @@ def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2,
     print(path, os.path.getsize(path), 'bytes')
 
 
+class PixelInput(nn.Module):
+    """A deployment-style wrapper: uint8 N×H×W×C pixels in, normalized inside (ImageNet statistics)."""
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+        self.register_buffer('mean', torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, pixels):
+        x = pixels.permute(0, 3, 1, 2).float() / 255
+        return self.net((x - self.mean) / self.std)
+
+
+def export_pixels(model, path, size, batch=2):
+    """A model taking raw uint8 pixels (see PixelInput); the sidecar's input is the pixels."""
+    model.eval()
+    randomize_bn(model)
+    x = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    torch.onnx.export(model, x, path, opset_version=17, input_names=['pixels'], output_names=['logits'],
+                      dynamic_axes={'pixels': {0: 'batch'}, 'logits': {0: 'batch'}})
+    with torch.no_grad():
+        y = model(x)
+    with open(path.replace('.onnx', '.json'), 'w') as f:
+        json.dump({'input_dims': list(x.shape), 'input': x.flatten().tolist(),
+                   'output_dims': list(y.shape), 'output': y.flatten().tolist(),
+                   'torch': torch.__version__}, f)
+    print(path, os.path.getsize(path), 'bytes')
+
+
 if __name__ == '__main__':
     if len(sys.argv) == 3 and sys.argv[1] == '--resnet18-cifar':
         export(ResNet18Cifar(), sys.argv[2], 32, fold_bn=True)
@@ -260,3 +289,4 @@ if __name__ == '__main__':
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-op9.onnx'), 16, fold_bn=True, opset=9)
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-functions.onnx'), 16, fold_bn=False, functions={nn.Sequential, nn.ReLU})
+    export_pixels(PixelInput(TinyResNet()), os.path.join(out, 'torch-tiny-resnet-pixels.onnx'), 16)

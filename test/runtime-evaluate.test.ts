@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../src/data/types.js';
 import { SlimError } from '../src/errors.js';
-import { encodeModel } from '../src/onnx/io.js';
+import { decodeModel, encodeModel } from '../src/onnx/io.js';
 import { emptyGraph, type Dim, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { evaluate } from '../src/runtime/evaluate.js';
@@ -335,7 +335,7 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     expect(pinImageSize(free, [16, 16]).inputs[0]!.shape).toEqual(['n', 16, 16, 3]);
     expect(imageInputShapes(free, [16, 16])).toEqual({ pixels: [1, 16, 16, 3] });
     expect(fixedImageSize(wrapped)).toEqual([16, 16]);
-    expect(exportNotes(wrapped)).toEqual([expect.stringMatching(/^takes raw uint8 N×H×W×C pixels and preprocesses them itself: eval, bench and deploy take it as it is/)]);
+    expect(exportNotes(wrapped)).toEqual([expect.stringMatching(/^takes raw uint8 N×H×W×C pixels and preprocesses them itself \(Transpose → Cast → Mul → Sub → Div\): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that/)]);
     // Shaped like channels-last, but a Conv reads it: 64 channels of 8×4.
     const g = emptyGraph('wide', 17);
     g.inputs = [{ name: 'x', dtype: 'float32', shape: [1, 64, 8, 4] }];
@@ -347,31 +347,38 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
     expect(Array.from(toChannelsLast(Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8), [2, 2, 1]))).toEqual([1, 3, 2, 4, 5, 7, 6, 8]);
   });
 
-  it('slim quantize --eval scores it as it is; calibration and recipes that feed batches refuse it, saying what to do', async () => {
+  it('slim quantize --eval scores it as it is; calibration and recipe stages work on the network inside it', async () => {
     const { wrapped } = await withPreprocessing();
     const dir = mkdtempSync(path.join(tmpdir(), 'slim-nhwc-'));
     try {
       const file = path.join(dir, 'pixels.onnx');
       writeFileSync(file, encodeModel(wrapped).model);
       const images = path.join(dir, 'images');
-      for (let c = 0; c < 10; c++) {
-        mkdirSync(path.join(images, `c${c}`), { recursive: true });
-        await sharp(Buffer.alloc(16 * 16 * 3, 25 * c), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(images, `c${c}`, '0.png'));
+      for (const split of ['train', 'test']) {
+        for (let c = 0; c < 10; c++) {
+          mkdirSync(path.join(images, split, `c${c}`), { recursive: true });
+          await sharp(Buffer.alloc(16 * 16 * 3, 25 * c), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(images, split, `c${c}`, '0.png'));
+        }
       }
-      // Evaluation feeds the pixels as the model takes them (only calibration needs float N×C×H×W).
+      // Evaluation feeds the pixels as the model takes them.
       const evaluated = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--mode', 'dynamic', '--eval', images, '--json']);
       expect(evaluated.code, evaluated.stderr).toBe(0);
       expect(JSON.parse(evaluated.stdout).eval_images).toBe(10);
-      // Calibration: it said "takes 16×16×3 images".
-      const calibrated = await runSlim(['quantize', file, '-o', path.join(dir, 'q.onnx'), '--calib', images]);
-      expect(calibrated.code).toBe(2);
-      expect(calibrated.stderr).toMatch(/takes uint8 N×H×W×C images \(it does its own preprocessing\), but --calib feeds it normalized float32 N×C×H×W images — quantize, prune or train the network without its preprocessing/);
-      // A recipe whose stages would feed it normalized batches is refused before anything runs.
+      // Calibration feeds the network after the model's own preprocessing; the int8 model takes the pixels.
+      const calibrated = await runSlim(['quantize', file, '-o', path.join(dir, 'q8.onnx'), '--calib', images, '--json']);
+      expect(calibrated.code, calibrated.stderr).toBe(0);
+      expect(calibrated.stderr).toMatch(/takes uint8 N×H×W×C images and preprocesses them itself \(Transpose → Cast → Mul → Sub → Div\): working on the network after that/);
+      const int8 = decodeModel(readFileSync(path.join(dir, 'q8.onnx')));
+      expect(int8.inputs).toEqual(wrapped.inputs);
+      expect(int8.nodes.slice(0, 6).map((n) => n.opType)).toEqual(['Transpose', 'Cast', 'Mul', 'Sub', 'Div', 'QuantizeLinear']);
+      // A recipe's static quantize stage too (its variants are the network: float32 N×C×H×W with the mean and std).
       const recipe = path.join(dir, 'r.yaml');
-      writeFileSync(recipe, `name: pixels\ndata: { dataset: ${images} }\nmodel: { file: ${file} }\nstages:\n  - quantize: { id: q }\n`);
-      const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run')]);
-      expect(run.code).toBe(2);
-      expect(run.stderr).toMatch(/model\.file: takes uint8 N×H×W×C images \(it does its own preprocessing\), but stage 'q' \(quantize\) feeds it normalized float32/);
+      writeFileSync(recipe, `name: pixels\ndata: { dataset: ${images} }\nmodel: { file: ${file} }\nstages:\n  - quantize: { id: q, samples: 10 }\n`);
+      const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run'), '--no-report', '--threads', '1']);
+      expect(run.code, run.stderr).toBe(0);
+      const variant = decodeModel(readFileSync(path.join(dir, 'run', 'models', 'q.onnx')));
+      expect(variant.inputs[0]).toMatchObject({ dtype: 'float32', shape: ['n', 3, 16, 16] });
+      expect(JSON.parse(variant.metadata['slimkit.std']!)).toEqual(CIFAR10_NORMALIZATION.std.map((v) => expect.closeTo(v, 6)));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -82,7 +82,8 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
 export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string, use: 'train' | 'eval' = 'train'): void {
   const input = dataInputs(graph)[0];
   const raw = rawPixelInput(graph);
-  // A model that preprocesses raw pixels itself is measured as it is, but compressed as the network it wraps.
+  // A model that preprocesses raw pixels itself is measured as it is and compressed as the network it
+  // wraps (forBatches cuts that off first); one whose preprocessing cannot be cut off gets here.
   if (use === 'train' && raw) {
     throw usageError(`${file} takes ${raw.text} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
       'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
@@ -122,7 +123,7 @@ export function withImageSizeFlag(graph: Graph, file: string, flag: [number, num
   const size = imageSizeFor(graph, file, flag);
   for (const data of datasets) checkCifarImageSize(graph, data, size);
   if (!flag || !hasFreeImageSize(graph)) return graph;
-  const channels = dataInputs(graph)[0]!.shape![1] as number;
+  const channels = dataInputs(graph)[0]!.shape![imageAxes(graph).c] as number;
   return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, flag[0], flag[1]]) } };
 }
 

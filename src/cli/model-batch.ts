@@ -1,32 +1,108 @@
-/** The fixed batch of a torch.onnx export without dynamic_axes, for the commands that feed batches. */
+/**
+ * The model as the commands that feed batches work on it: training, distillation, calibration and
+ * fine-tuning feed normalized float32 N×C×H×W batches of many images.
+ */
+import { usageError } from '../errors.js';
+import type { Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
+import { rawPixelInput } from '../onnx/image-input.js';
 import { anyBatch, fixBatch } from '../passes/any-batch.js';
+import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
+import { METADATA_KEYS } from '../zoo/metadata.js';
+import { normalizationFor, type DataOptions } from './dataset.js';
 import { log } from './output.js';
 
-export interface BatchFreed {
-  /** The model with a free batch (the model itself when its batch was free already). */
+export interface WorkingModel {
+  /** The model the command works on (the model itself when it needs no change). */
   graph: Graph;
-  /** A model derived from `graph`, with the batch the file was exported for set back. */
+  /** A model derived from `graph`, in the form the file was exported in: its batch, its preprocessing. */
   restore(derived: Graph): Graph;
 }
 
 /** The model as exported: for commands (or modes) that feed no batches. */
-export function asExported(graph: Graph): BatchFreed {
+export function asExported(graph: Graph): WorkingModel {
   return { graph, restore: (g) => g };
 }
 
 /**
- * Training, distillation, calibration and fine-tuning run batches of many images: a model exported
- * for one batch size is worked on with its batch freed (passes/any-batch.ts), and what the command
- * writes keeps the batch the user exported.
+ * The model with what would keep batches out taken off, and put back on what the command writes:
+ * - a model exported for one batch size has its batch freed (passes/any-batch.ts);
+ * - a model that takes raw pixels (uint8, or channels-last) and normalizes them itself is worked on
+ *   as the network after its preprocessing (passes/pixel-preprocessing.ts), which records the mean
+ *   and std the preprocessing amounts to; the written model takes the pixels as the original did.
+ * `data`: the --mean/--std flags, which describe a float32 input's normalization.
  */
-export function atAnyBatch(graph: Graph, file: string, options: { quiet?: boolean } = {}): BatchFreed {
-  const freed = anyBatch(graph, { file });
+export function forBatches(graph: Graph, file: string, options: { data?: DataOptions; quiet?: boolean } = {}): WorkingModel {
+  const pixels = rawPixelInput(graph) ? networkOf(graph, file, options) : undefined;
+  const network = pixels?.graph ?? graph;
+  const freed = anyBatch(network, { file });
   const fixed = freed.fixedBatch;
-  if (fixed === undefined) return asExported(graph);
-  if (!options.quiet) {
+  if (fixed !== undefined && !options.quiet) {
     const reshapes = freed.reshapes.length ? ` (${freed.reshapes.length} stored Reshape target(s) now copy the batch)` : '';
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);
   }
-  return { graph: freed.graph, restore: (g) => fixBatch(g, fixed, freed.freed) };
+  const batch = fixed === undefined ? asExported(network) : { graph: freed.graph, restore: (g: Graph) => fixBatch(g, fixed, freed.freed) };
+  return pixels ? { graph: batch.graph, restore: (g) => pixels.restore(batch.restore(g)) } : batch;
+}
+
+/**
+ * The network inside a model that preprocesses raw pixels itself (rawPixelInput), with the mean and std
+ * it expects recorded; refused, saying where the preprocessing stops, when none can be cut off.
+ * `file`: how messages name the model.
+ */
+export function networkOf(graph: Graph, file: string, options: { data?: DataOptions; quiet?: boolean } = {}): WorkingModel {
+  const raw = rawPixelInput(graph);
+  if (!raw) throw new Error(`networkOf: ${file} takes float32 N×C×H×W images already`);
+  const split = splitPixelPreprocessing(graph);
+  if ('reason' in split) {
+    throw usageError(`${file} takes ${raw.text} images and preprocesses them itself, but ${split.reason}: slimkit feeds normalized float32 N×C×H×W batches`,
+      'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
+  }
+  const pre = split.preprocessing;
+  const normalization = networkNormalization(pre, graph, options.data ?? {}, file);
+  const steps = pre.nodes.map((n) => n.opType).join(' → ');
+  if (!options.quiet) {
+    const fmt = (v: number[]): string => `[${v.map((x) => Number(x.toPrecision(4))).join(', ')}]`;
+    log(`note: ${file} takes ${raw.text} images and preprocesses them itself (${steps}): working on the network after that ('${pre.cut}', float32 N×C×H×W, mean ${fmt(normalization.mean)} std ${fmt(normalization.std)}); the written model takes the images as before`);
+  }
+  const network: Graph = {
+    ...split.network,
+    metadata: { ...split.network.metadata, [METADATA_KEYS.mean]: JSON.stringify(normalization.mean), [METADATA_KEYS.std]: JSON.stringify(normalization.std) },
+  };
+  return { graph: network, restore: (g) => withOriginalNormalization(joinPixelPreprocessing(g, pre), graph) };
+}
+
+/**
+ * The mean and std under which slimkit's normalized images, fed to the network, equal what the
+ * preprocessing makes of the same pixels. A uint8 input is fed the pixels themselves; a float32 one
+ * (channels-last) is fed images normalized as the model's metadata or --mean/--std say.
+ */
+function networkNormalization(pre: PixelPreprocessing, graph: Graph, data: DataOptions, file: string): Normalization {
+  const fed = normalizationFor(graph, data);
+  const identity = pre.scale.every((s) => s === 1) && pre.shift.every((s) => s === 0);
+  if ((data.mean || data.std) && (pre.input.dtype === 'uint8' || !identity)) {
+    throw usageError(`${file} normalizes its ${pre.input.dtype} input itself, so --mean/--std cannot say how its network is fed`, 'drop --mean and --std');
+  }
+  // fed(p) = a·p + b for a pixel p in 0–255; the network sees scale·fed + shift = (p·fed.scale − mean′) / std′.
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (let c = 0; c < pre.scale.length; c++) {
+    const [a, b] = pre.input.dtype === 'uint8' ? [1, 0] : [fed.scale / fed.std[c]!, -fed.mean[c]! / fed.std[c]!];
+    const slope = pre.scale[c]! * a;
+    const offset = pre.scale[c]! * b + pre.shift[c]!;
+    std.push(fed.scale / slope);
+    mean.push(-offset * (fed.scale / slope));
+  }
+  return { scale: fed.scale, mean, std };
+}
+
+/** `joined` with the original model's mean/std entries (or none): they describe its input, not the network's. */
+function withOriginalNormalization(joined: Graph, original: Graph): Graph {
+  const metadata = { ...joined.metadata };
+  for (const key of [METADATA_KEYS.mean, METADATA_KEYS.std]) {
+    const value = original.metadata[key];
+    if (value === undefined) delete metadata[key];
+    else metadata[key] = value;
+  }
+  return { ...joined, metadata };
 }

@@ -17,17 +17,30 @@ export function isChannelsLast(shape: readonly Dim[] | undefined): boolean {
   return typeof last === 'number' && [1, 3, 4].includes(last) && spatial(h) && spatial(w);
 }
 
+/** Ops that keep each pixel's channels where they are: what a model's own preprocessing does before moving them. */
+const PER_PIXEL_OPS = new Set(['Cast', 'Identity', 'Add', 'Sub', 'Mul', 'Div']);
+
 /**
  * Whether the graph's image input is channels-last: shaped like it (isChannelsLast) and moved to
- * N×C×H×W by a Transpose [0, 3, 1, 2] right away or after a Cast — ONNX convolutions take N×C×H×W, so
- * a channels-last model must. The shape alone would take an N×C×H×W input 4 pixels wide for one.
+ * N×C×H×W by a Transpose [0, 3, 1, 2] right away or after per-pixel steps (a Cast, scaling) — ONNX
+ * convolutions take N×C×H×W, so a channels-last model must. The shape alone would take an N×C×H×W
+ * input 4 pixels wide for one.
  */
 export function takesChannelsLast(graph: Graph): boolean {
   const input = dataInputs(graph)[0];
   if (!input || !isChannelsLast(input.shape)) return false;
   const readers = (value: string): Node[] => graph.nodes.filter((n) => n.inputs.includes(value));
   const toNchw = (n: Node): boolean => n.opType === 'Transpose' && String(n.attributes['perm']?.value) === '0,3,1,2';
-  return readers(input.name).some((n) => toNchw(n) || (n.opType === 'Cast' && readers(n.outputs[0]!).some(toNchw)));
+  let value = input.name;
+  // A handful of steps at most: x.float() / 255, − mean, / std.
+  for (let step = 0; step < 16; step++) {
+    const next = readers(value);
+    if (next.some(toNchw)) return true;
+    const pixelwise = next.find((n) => PER_PIXEL_OPS.has(n.opType) && (n.domain === '' || n.domain === 'ai.onnx'));
+    if (!pixelwise?.outputs[0]) return false;
+    value = pixelwise.outputs[0];
+  }
+  return false;
 }
 
 /**

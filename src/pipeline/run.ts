@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
+import { networkOf } from '../cli/model-batch.js';
+import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
@@ -142,10 +144,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       let g = graphs.get(ref.sha256);
       if (!g) graphs.set(ref.sha256, (g = await readArtifactGraph(runDir, ref)));
       if (!use.batches) return g;
-      // Stages that train or calibrate feed batches: a source exported for one batch size is freed
-      // (passes/any-batch.ts), and the models those stages write take any batch.
+      // Stages that train or calibrate feed normalized float32 N×C×H×W batches: a source exported for
+      // one batch size is freed (passes/any-batch.ts), one that preprocesses raw pixels itself is worked
+      // on as the network it wraps (cli/model-batch.ts), and the models those stages write take any
+      // batch of normalized images (their metadata records the mean and std).
       let b = batched.get(ref.sha256);
       if (!b) {
+        if (rawPixelInput(g)) g = networkOf(g, `'${id}'`).graph;
         const freed = anyBatch(g, { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
         if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: stages that train or calibrate work on batches of any size, and the models they write take any batch`);
         batched.set(ref.sha256, (b = freed.graph));
@@ -383,16 +388,20 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
   }, 'usage');
 }
 
-/** A source that preprocesses raw pixels itself cannot take the normalized batches training and calibration feed. */
+/**
+ * A source that preprocesses raw pixels itself is trained and calibrated as the network it wraps:
+ * refused before anything runs when no network can be cut off for a stage that feeds batches.
+ */
 function checkSourceInput(recipe: Recipe, source: Graph | undefined): void {
   const raw = source ? rawPixelInput(source) : undefined;
   if (!raw) return;
   const feeding = recipe.stages.find((s) => s.kind === 'train' || s.kind === 'finetune' || s.kind === 'distill' || s.kind === 'prune' || (s.kind === 'quantize' && s.spec.mode === 'static'));
-  if (!feeding) return;
+  const split = feeding ? splitPixelPreprocessing(source!) : undefined;
+  if (!split || !('reason' in split)) return;
   throw new SlimError({
     file: recipe.file,
     where: 'model.file',
-    problem: `takes ${raw.text} images (it does its own preprocessing), but stage '${feeding.id}' (${feeding.kind}) feeds it normalized float32 N×C×H×W images`,
+    problem: `takes ${raw.text} images and preprocesses them itself, but ${split.reason}; stage '${feeding!.id}' (${feeding!.kind}) feeds the network inside normalized float32 N×C×H×W images`,
     fix: 'use the network without its preprocessing (exported with a float32 N×C×H×W input) as model.file; bench and deploy stages take this model as it is',
   }, 'usage');
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { CIFAR10_CLASSES, loadCifar10 } from '../../src/data/index.js';
 import { normalizeInto } from '../../src/data/transforms.js';
-import { CIFAR10_NORMALIZATION } from '../../src/data/types.js';
+import { CIFAR10_NORMALIZATION, type Normalization } from '../../src/data/types.js';
 import { emptyGraph, type Graph, type Node } from '../../src/onnx/graph.js';
 import { writeModel } from '../../src/onnx/io.js';
 import { makeTensor, type Tensor } from '../../src/onnx/tensor.js';
@@ -244,14 +244,14 @@ export async function writeTestImages(dir: string, options: { count: number; res
 }
 
 /**
- * `plain` (float32 N×C×H×W, CIFAR-10 normalization) behind uint8 N×H×W×C pixels → Transpose → Cast →
+ * `plain` (float32 N×C×H×W, normalized as `normalization` says) behind uint8 N×H×W×C pixels → Transpose → Cast →
  * ·1/255 → −mean → /std: the same function as a deployment-style export that preprocesses raw pixels.
  */
-export function withPixelPreprocessing(plain: Graph): Graph {
+export function withPixelPreprocessing(plain: Graph, normalization: Normalization = CIFAR10_NORMALIZATION): Graph {
   const input = plain.inputs.find((v) => !plain.initializers.has(v.name))!;
   const [, c, h, w] = input.shape!;
   const wrapped: Graph = { ...plain, nodes: [...plain.nodes], initializers: new Map(plain.initializers), inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', h!, w!, c!] }] };
-  const n = CIFAR10_NORMALIZATION;
+  const n = normalization;
   wrapped.initializers.set('pre_scale', makeTensor('float32', [], Float32Array.of(n.scale)));
   wrapped.initializers.set('pre_mean', makeTensor('float32', [1, 3, 1, 1], Float32Array.from(n.mean)));
   wrapped.initializers.set('pre_std', makeTensor('float32', [1, 3, 1, 1], Float32Array.from(n.std)));

@@ -14,7 +14,7 @@ import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
-import { atAnyBatch } from '../model-batch.js';
+import { forBatches } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
@@ -119,12 +119,12 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions) => {
-      const teacher = atAnyBatch(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher).graph;
+      const teacher = forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher).graph;
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
         throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
       }
-      const studentFreed = studentIsZoo ? undefined : atAnyBatch(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
+      const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
       const studentFile = studentFreed?.graph;
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);

@@ -8,6 +8,7 @@ import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor } from '../dataset.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
+import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 
@@ -33,7 +34,10 @@ export function exportNotes(graph: Graph): string[] {
   if (upgradesOpset(graph)) notes.push(`ONNX opset ${graph.opsets['']}: slim quantize converts it to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it)`);
   const raw = rawPixelInput(graph);
   if (raw) {
-    notes.push(`takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train want the network without its preprocessing`);
+    const split = splitPixelPreprocessing(graph);
+    notes.push('reason' in split
+      ? `takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train cannot (${split.reason}) and want the network without its preprocessing`
+      : `takes raw ${raw.text} pixels and preprocesses them itself (${split.preprocessing.nodes.map((n) => n.opType).join(' → ')}): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that and write models that take the pixels`);
   }
   return notes;
 }

@@ -18,7 +18,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
-import { asExported, atAnyBatch } from '../model-batch.js';
+import { asExported, forBatches } from '../model-batch.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -161,7 +161,7 @@ export function registerPrune(program: Command): void {
       const pinned = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
       if (options.analyze) return analyze(file, pinned, options);
       // Mean replacement and fine-tuning feed batches of many images.
-      const batch = options.data ? atAnyBatch(pinned, file) : asExported(pinned);
+      const batch = options.data ? forBatches(pinned, file, { data: options }) : asExported(pinned);
       const graph = batch.graph;
       // ORT gets models as bytes here, so weights kept in external data files are inlined first.
       const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;

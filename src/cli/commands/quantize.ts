@@ -18,7 +18,7 @@ import {
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
 import { normalizationFor, withImageSizeFlag, type DataOptions } from '../dataset.js';
-import { asExported, atAnyBatch } from '../model-batch.js';
+import { asExported, forBatches } from '../model-batch.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log, printResult, type CommonOptions } from '../output.js';
@@ -157,9 +157,9 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     log(`note: ${file} is ONNX opset ${sized.opsets['']}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);
   }
   // Calibration and QAT feed batches of many images.
-  const batch = options.mode === 'static' ? atAnyBatch(sized, file) : asExported(sized);
-  const graph = batch.graph;
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
+  const batch = options.mode === 'static' ? forBatches(sized, file, { data }) : asExported(sized);
+  const graph = batch.graph;
   const normalization = normalizationFor(graph, data);
   const threads = options.threads;
   // Loading the evaluation set is not part of quantizing: its time is left out of `seconds`.

@@ -17,7 +17,7 @@ import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
-import { atAnyBatch, type BatchFreed } from '../model-batch.js';
+import { forBatches, type WorkingModel } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
 interface TrainCliOptions extends CommonOptions {
@@ -249,11 +249,11 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<BatchFreed> {
+async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<WorkingModel> {
   if (!file.endsWith('.onnx')) {
     throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
   const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
   if (!quiet && modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
-  return atAnyBatch(graph, file, { quiet });
+  return forBatches(graph, file, { quiet });
 }
