@@ -21,9 +21,9 @@ torch.manual_seed(0)
 class TinyResNet(nn.Module):
     """conv-bn-relu, a residual block, maxpool, adaptive avg pool, flatten, linear."""
 
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, in_channels=3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(8)
         self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
@@ -72,9 +72,9 @@ class TinyMobileNet(nn.Module):
 class TinyResizeNet(nn.Module):
     """A bilinear downsample (exported as Resize, an op slimkit has no definition for) between convs."""
 
-    def __init__(self, classes=10):
+    def __init__(self, classes=10, in_channels=3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
         self.conv = nn.Conv2d(8, 16, 3, padding=1)
         self.fc = nn.Linear(16, classes)
 
@@ -216,17 +216,18 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17, functions=None):
+def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17, functions=None, channels=3):
     """fresh: keep PyTorch's initial BN (γ = 1, β = 0, mean 0, var 1), which the exporter deduplicates
     into Identity nodes (every γ and running variance one shared tensor of ones).
     dynamic_batch=False: the model takes batches of `batch` only, as torch.onnx writes it without
     dynamic_axes (`x.view(x.size(0), -1)` becomes the stored Reshape target [batch, -1]).
     opset: older opsets are what torch.onnx before 1.12 wrote by default (9).
-    functions: module classes written once as ONNX local functions (export_modules_as_functions)."""
+    functions: module classes written once as ONNX local functions (export_modules_as_functions).
+    channels: 1 for a grayscale model."""
     model.eval()
     if not fresh:
         randomize_bn(model)
-    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
+    x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(2))
     torch.onnx.export(
         model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
         dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else None,
@@ -290,3 +291,4 @@ if __name__ == '__main__':
     export(TinyMobileNet(), os.path.join(out, 'torch-tiny-mobilenet-op9.onnx'), 16, fold_bn=True, opset=9)
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-functions.onnx'), 16, fold_bn=False, functions={nn.Sequential, nn.ReLU})
     export_pixels(PixelInput(TinyResNet()), os.path.join(out, 'torch-tiny-resnet-pixels.onnx'), 16)
+    export(TinyResNet(in_channels=1), os.path.join(out, 'torch-tiny-resnet-gray.onnx'), 28, fold_bn=True, channels=1)

@@ -18,6 +18,7 @@ import { makeInt8CifarModel, withPixelPreprocessing, writeTestImages, type TestI
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { request } from './helpers/deploy-http.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
+import { fixturePath } from './helpers/fixtures.js';
 
 const ready = gate('web bundle in Chromium', chromiumReady());
 
@@ -64,6 +65,23 @@ afterAll(async () => {
   await classifier?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
+
+/** `use` gets a page showing the web bundle in `siteDir` (served with its own classifier, also passed), then all is closed. */
+async function onBundlePage(siteDir: string, use: (page: Page, classifier: Classifier) => Promise<void>): Promise<void> {
+  const bundle = await readBundle(siteDir);
+  const own = await openClassifier({ config: bundle.config, model: bundle.modelPath, threads: 1 });
+  const server = createClassifyServer({ classifier: own, staticDir: siteDir });
+  const other = await browser.newPage();
+  try {
+    await other.goto(`${(await server.listen(0)).url}/`);
+    await other.waitForSelector('#status[data-state=ready], #status[data-state=error]', { timeout: 60_000 });
+    await use(other, own);
+  } finally {
+    await other.close();
+    await server.shutdown();
+    await own.close();
+  }
+}
 
 async function classifyInPage(file: string, on: Page = page): Promise<PageResult> {
   await on.evaluate(() => {
@@ -144,23 +162,32 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     const site = await deploy({ model: file, target: 'web', out: path.join(dir, 'site-pixels') });
     const bundle = await readBundle(site.out);
     expect(bundle.config.preprocess.layout).toBe('NHWC');
-    const pixelsClassifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, threads: 1 });
-    const pixelsServer = createClassifyServer({ classifier: pixelsClassifier, staticDir: site.out });
-    const pixelsPage = await browser.newPage();
-    try {
-      await pixelsPage.goto(`${(await pixelsServer.listen(0)).url}/`);
-      await pixelsPage.waitForSelector('#status[data-state=ready], #status[data-state=error]', { timeout: 60_000 });
+    await onBundlePage(site.out, async (pixelsPage) => {
       for (const img of images.filter((i) => i.file.endsWith('.png')).slice(0, 3)) {
         const inPage = await classifyInPage(img.file, pixelsPage);
         const [scores] = await classifier.run([await classifier.prepare(await readFile(img.file))]);
         expect(inPage.top[0]!.label, img.file).toBe(topK(scores!, classifier.config.labels, 1)[0]!.label);
         inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
       }
-    } finally {
-      await pixelsPage.close();
-      await pixelsServer.shutdown();
-      await pixelsClassifier.close();
-    }
+    });
+  }, 120_000);
+
+  it('a grayscale model (1 channel): the page feeds one luma plane, as the Node classifier does', async () => {
+    const site = await deploy({ model: fixturePath('torch-tiny-resnet-gray.onnx'), target: 'web', out: path.join(dir, 'site-gray') });
+    const bundle = await readBundle(site.out);
+    expect(bundle.config.preprocess).toMatchObject({ channels: 'grayscale', size: [28, 28], mean: [0.5], std: [0.5] });
+    await onBundlePage(site.out, async (grayPage, grayClassifier) => {
+      for (const img of images.filter((i) => i.file.endsWith('.png')).slice(0, 3)) {
+        const inPage = await classifyInPage(img.file, grayPage);
+        const bytes = await readFile(img.file);
+        const { pixels } = await loadImageFile(bytes, { size: [28, 28], channels: 1 });
+        expect(inPage.pixels).toHaveLength(28 * 28);
+        const meanDiff = inPage.pixels.reduce((a, v, i) => a + Math.abs(v - pixels[i]!), 0) / pixels.length;
+        expect(meanDiff, img.file).toBeLessThan(3);
+        const [scores] = await grayClassifier.run([await grayClassifier.prepare(bytes)]);
+        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+      }
+    });
   }, 120_000);
 
   it('the same server answers the API beside the page', async () => {

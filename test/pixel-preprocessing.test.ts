@@ -14,6 +14,7 @@ import { foldBatchNorm } from '../src/passes/index.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing } from '../src/passes/pixel-preprocessing.js';
 import { renameValue } from '../src/passes/rewrite.js';
+import { renormalizeInput } from '../src/passes/renormalize-input.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { CIFAR_DIR, fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
@@ -105,6 +106,45 @@ describe('splitPixelPreprocessing: the network inside a model that normalizes ra
     expect(maxAbsDiff(await logits(joined, pixels), await logits(graph, pixels))).toBe(0);
   });
 
+  it('join never gives two constants one name: a fresh name avoids the kept ones too', async () => {
+    const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const inName = dataInputs(plain)[0]!.name;
+    const node = (name: string, opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs, attributes });
+    const graph: Graph = {
+      ...plain,
+      initializers: new Map([...plain.initializers, ['c_preprocess', float32([], [1 / 255])], ['c', float32([1, 3, 1, 1], [0.4, 0.5, 0.6])]]),
+      inputs: [{ name: 'px', dtype: 'uint8', shape: ['n', 16, 16, 3] }],
+      nodes: [
+        node('t', 'Transpose', ['px'], ['t_out'], { perm: { type: 'ints', value: [0, 3, 1, 2] } }),
+        node('cast', 'Cast', ['t_out'], ['cast_out'], { to: { type: 'int', value: 1 } }),
+        node('mul', 'Mul', ['cast_out', 'c_preprocess'], ['mul_out']),
+        node('sub', 'Sub', ['mul_out', 'c'], [inName]),
+        ...plain.nodes,
+      ],
+    };
+    const split = splitPixelPreprocessing(graph);
+    if ('reason' in split) throw new Error(split.reason);
+    // The network has since made a value named 'c': the preprocessing's 'c' must not become 'c_preprocess'.
+    const first = split.network.nodes[0]!;
+    const network: Graph = { ...split.network, nodes: split.network.nodes.map((n) => (n === first ? { ...n, outputs: ['c'] } : { ...n, inputs: n.inputs.map((v) => (v === first.outputs[0] ? 'c' : v)) })) };
+    const joined = joinPixelPreprocessing(network, split.preprocessing);
+    expect(new Set(joined.nodes.slice(0, 4).flatMap((n) => n.inputs.filter((v) => joined.initializers.has(v)))).size).toBe(2);
+    const pixels = makeTensor('uint8', [2, 16, 16, 3], Uint8Array.from({ length: 1536 }, (_, i) => (i * 53) % 256));
+    expect(maxAbsDiff(await logits(joined, pixels), await logits(graph, pixels))).toBe(0);
+  });
+
+  it('an IR 3 model (initializers listed as inputs) keeps the list right: the network drops the preprocessing\'s, the join declares them again', async () => {
+    const wrapped = withPixelPreprocessing(await readModel(fixturePath('torch-tiny-resnet-folded.onnx')));
+    const ir3: Graph = { ...wrapped, irVersion: 3, inputs: [...wrapped.inputs, ...[...wrapped.initializers].map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.dims] }))] };
+    const split = splitPixelPreprocessing(ir3);
+    if ('reason' in split) throw new Error(split.reason);
+    expect(split.network.inputs.some((v) => v.name.startsWith('pre_'))).toBe(false);
+    const joined = joinPixelPreprocessing(split.network, split.preprocessing);
+    for (const name of joined.initializers.keys()) expect(joined.inputs.filter((v) => v.name === name)).toHaveLength(1);
+    const pixels = makeTensor('uint8', [2, 16, 16, 3], Uint8Array.from({ length: 1536 }, (_, i) => (i * 29) % 256));
+    expect(maxAbsDiff(await logits(joined, pixels), await logits(wrapped, pixels))).toBe(0);
+  });
+
   it('slimkit\'s own test wrapper (·1/255 as Mul, CIFAR-10 statistics) gives CIFAR-10\'s mean and std back', async () => {
     const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
     const working = forBatches(withPixelPreprocessing(plain), 'wrapped.onnx', { quiet: true });
@@ -132,6 +172,19 @@ describe('splitPixelPreprocessing: the network inside a model that normalizes ra
     expect(maxAbsDiff(await logits(back, x), await logits(nhwc, x))).toBe(0);
   });
 
+  it('a float32 channels-last model that scales inside: --mean/--std (for its input) compose with its own steps', async () => {
+    // Takes 0–255 floats channels-last; ÷255, −mean, ÷std inside. Fed as --mean 0 --std 1/255 say: the raw values.
+    const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const floatPixels: Graph = { ...withPixelPreprocessing(plain, { scale: 1 / 255, ...IMAGENET }), inputs: [{ name: 'pixels', dtype: 'float32', shape: ['n', 16, 16, 3] }] };
+    floatPixels.nodes = floatPixels.nodes.filter((n) => n.opType !== 'Cast').map((n) => (n.inputs[0] === 'pre_float_out' ? { ...n, inputs: ['pre_nchw_out', ...n.inputs.slice(1)] } : n));
+    const working = forBatches(floatPixels, 'floats.onnx', { quiet: true, data: { mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] } });
+    expect(working.normalization!.mean.map((v) => Number(v.toFixed(6)))).toEqual(IMAGENET.mean);
+    expect(working.normalization!.std.map((v) => Number(v.toFixed(6)))).toEqual(IMAGENET.std);
+    const { pixels } = pixelSidecar();
+    const asFloats = float32(pixels.dims as number[], Array.from(pixels.data));
+    expect(maxAbsDiff(await logits(working.graph, normalized(pixels, working.normalization!)), await logits(floatPixels, asFloats))).toBeLessThan(1e-5);
+  });
+
   it('refuses, saying where the preprocessing stops, when no float32 N×C×H×W value can be cut off; and --mean/--std on uint8 input', async () => {
     const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
     const wrapped = withPixelPreprocessing(plain);
@@ -156,7 +209,18 @@ describe('splitPixelPreprocessing: the network inside a model that normalizes ra
       ],
     };
     expect(splitPixelPreprocessing(reciprocal)).toEqual({ reason: "its preprocessing (no per-pixel step) ends at 'nhwc', which is still channels-last" });
-    expect(() => forBatches(wrapped, 'w.onnx', { quiet: true, data: { mean: [0.5, 0.5, 0.5] } })).toThrow(/w\.onnx normalizes its uint8 input itself, so --mean\/--std cannot say how its network is fed — drop --mean and --std/);
+    expect(() => forBatches(wrapped, 'w.onnx', { quiet: true, data: { mean: [0.5, 0.5, 0.5] } })).toThrow(/w\.onnx takes raw uint8 pixels and normalizes them itself, so --mean\/--std have nothing to describe — drop --mean and --std/);
+  });
+
+  it('renormalizeInput: a model fed images normalized one way computes what it computes on its own normalization', async () => {
+    const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const { pixels } = pixelSidecar();
+    const own = { scale: 1 / 255, ...IMAGENET };
+    const fed = CIFAR10_NORMALIZATION;
+    const adapted = renormalizeInput(plain, fed, own);
+    expect(adapted.nodes.slice(0, 2).map((n) => n.opType)).toEqual(['Mul', 'Add']);
+    expect(maxAbsDiff(await logits(adapted, normalized(pixels, fed)), await logits(plain, normalized(pixels, own)))).toBeLessThan(1e-5);
+    expect(renormalizeInput(plain, fed, fed)).toBe(plain);
   });
 
   it('a free-size channels-last model given --image-size records C×H×W from its last axis, and its network takes that size', async () => {
@@ -246,6 +310,21 @@ describe.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_bat
     expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
     const written = await expectPixelsIn(out);
     expect(written.nodes[5]!.opType).toBe('QuantizeLinear');
+  }, 300_000);
+
+  it('slim distill: a raw-pixel teacher with ImageNet statistics teaches a CIFAR-normalized zoo student; it scores as slim eval scores it on the pixels', async () => {
+    const out = path.join(dir, 'student.onnx');
+    const run = await runSlim(['distill', '--teacher', trained, '--student', 'resnet18-cifar', '--width', '0.125', ...data, '--epochs', '1', '--out', out, '--json'], { timeoutMs: 300_000 });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toMatch(/the written model takes the images as before/);
+    const r = JSON.parse(run.stdout) as { teacher_top1: number };
+    const evaluated = await runSlim(['eval', trained, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '256', '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    // The engine fed the teacher's network CIFAR-normalized batches through the renormalizing Mul/Add.
+    expect(Math.abs(r.teacher_top1 - (JSON.parse(evaluated.stdout) as { top1: number }).top1)).toBeLessThanOrEqual(1 / 256);
+    const student = await readModel(out);
+    expect(dataInputs(student)[0]!.dtype).toBe('float32');
+    expect(JSON.parse(student.metadata['slimkit.mean']!)).toEqual(CIFAR10_NORMALIZATION.mean);
   }, 300_000);
 
   it('slim prune --data: mean replacement measured on the network; the pruned model takes the pixels', async () => {

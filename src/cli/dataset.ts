@@ -2,10 +2,12 @@ import { stat } from 'node:fs/promises';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders } from '../data/image-folder.js';
-import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
+import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data/image-folder.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { METADATA_KEYS, readPreprocessing } from '../zoo/metadata.js';
+import { defaultNormalization, METADATA_KEYS, modelChannels, readPreprocessing } from '../zoo/metadata.js';
+
+export { modelChannels };
 import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
 
@@ -39,7 +41,7 @@ export function imageSizeFor(graph: Graph, file: string, flag: [number, number] 
 }
 
 /** The evaluation set named by --data: CIFAR-10 (a split) or an image folder resized to the model's input. */
-export async function loadDataset(options: DataOptions, inputSize?: [number, number]): Promise<ImageSet> {
+export async function loadDataset(options: DataOptions, inputSize?: [number, number], channels: ImageChannels = 3): Promise<ImageSet> {
   const name = options.data;
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
   const limit = options.limit !== undefined ? { limit: options.limit } : {};
@@ -53,7 +55,7 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
   requireImageSize(inputSize, name);
-  const sizeOptions = { size: inputSize, ...limit };
+  const sizeOptions = { size: inputSize, channels, ...limit };
   if (await isSplitFolder(name)) return loadSplitFolder(name, split, sizeOptions);
   if (options.split !== undefined && !options.splitOptional) {
     throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders; '${name}' holds class folders`,
@@ -83,7 +85,8 @@ export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: 
   const input = dataInputs(graph)[0];
   const raw = rawPixelInput(graph);
   // A model that preprocesses raw pixels itself is measured as it is and compressed as the network it
-  // wraps (forBatches cuts that off first); one whose preprocessing cannot be cut off gets here.
+  // wraps: the commands that feed batches cut that off first (forBatches), so this refuses only a
+  // caller that forgot to.
   if (use === 'train' && raw) {
     throw usageError(`${file} takes ${raw.text} images (it does its own preprocessing), but ${flag} feeds it normalized float32 N×C×H×W images`,
       'quantize, prune or train the network without its preprocessing (export it with a float32 N×C×H×W input); slim eval and bench take this model as it is');
@@ -144,7 +147,7 @@ export function checkDataDir(options: DataOptions): void {
  */
 export async function loadTrainTest(
   data: string,
-  options: { dataDir?: string; size?: [number, number] | undefined; testLimit?: number | undefined },
+  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined },
 ): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
@@ -157,7 +160,7 @@ export async function loadTrainTest(
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
-  return loadTrainTestFolders(data, { size: options.size, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
+  return loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */
@@ -185,11 +188,22 @@ function metadataNumbers(graph: Graph, key: string): number[] | undefined {
   }
 }
 
-/** Preprocessing: flags first, then what the model's metadata records, then the CIFAR-10 statistics. */
+/**
+ * Preprocessing: flags first, then what the model's metadata records, then the CIFAR-10 statistics
+ * (GRAYSCALE_NORMALIZATION for a model that takes one channel).
+ */
 export function normalizationFor(graph: Graph, options: DataOptions): Normalization {
+  const channels = modelChannels(graph);
+  for (const [flag, values] of [['--mean', options.mean], ['--std', options.std]] as const) {
+    if (values && values.length !== channels && rawPixelInput(graph)?.dtype !== 'uint8') {
+      throw usageError(`${flag} has ${values.length} number${values.length === 1 ? '' : 's'} but the model takes ${channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)'} images`,
+        `pass ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
+    }
+  }
+  const fallback = defaultNormalization(graph);
   return {
-    scale: CIFAR10_NORMALIZATION.scale,
-    mean: options.mean ?? metadataNumbers(graph, 'slimkit.mean') ?? CIFAR10_NORMALIZATION.mean,
-    std: options.std ?? metadataNumbers(graph, 'slimkit.std') ?? CIFAR10_NORMALIZATION.std,
+    scale: fallback.scale,
+    mean: options.mean ?? metadataNumbers(graph, 'slimkit.mean') ?? fallback.mean,
+    std: options.std ?? metadataNumbers(graph, 'slimkit.std') ?? fallback.std,
   };
 }

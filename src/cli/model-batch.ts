@@ -8,7 +8,7 @@ import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { anyBatch, fixBatch } from '../passes/any-batch.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
-import { METADATA_KEYS } from '../zoo/metadata.js';
+import { METADATA_KEYS, normalizationMetadata } from '../zoo/metadata.js';
 import { normalizationFor, type DataOptions } from './dataset.js';
 import { log } from './output.js';
 
@@ -17,6 +17,12 @@ export interface WorkingModel {
   graph: Graph;
   /** A model derived from `graph`, in the form the file was exported in: its batch, its preprocessing. */
   restore(derived: Graph): Graph;
+  /**
+   * How to feed `graph` when it is the network inside a model that preprocesses its input: what the
+   * preprocessing and --mean/--std come to. Use it instead of normalizationFor(graph, flags), which
+   * would apply the flags (meant for the model's input) to the network.
+   */
+  normalization?: Normalization;
 }
 
 /** The model as exported: for commands (or modes) that feed no batches. */
@@ -30,9 +36,10 @@ export function asExported(graph: Graph): WorkingModel {
  * - a model that takes raw pixels (uint8, or channels-last) and normalizes them itself is worked on
  *   as the network after its preprocessing (passes/pixel-preprocessing.ts), which records the mean
  *   and std the preprocessing amounts to; the written model takes the pixels as the original did.
- * `data`: the --mean/--std flags, which describe a float32 input's normalization.
+ * `data`: the --mean/--std flags, which describe a float32 input's normalization. `written`: false when
+ * the command writes no model derived from this one (a distillation teacher).
  */
-export function forBatches(graph: Graph, file: string, options: { data?: DataOptions; quiet?: boolean } = {}): WorkingModel {
+export function forBatches(graph: Graph, file: string, options: NetworkOptions = {}): WorkingModel {
   const pixels = rawPixelInput(graph) ? networkOf(graph, file, options) : undefined;
   const network = pixels?.graph ?? graph;
   const freed = anyBatch(network, { file });
@@ -42,7 +49,13 @@ export function forBatches(graph: Graph, file: string, options: { data?: DataOpt
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);
   }
   const batch = fixed === undefined ? asExported(network) : { graph: freed.graph, restore: (g: Graph) => fixBatch(g, fixed, freed.freed) };
-  return pixels ? { graph: batch.graph, restore: (g) => pixels.restore(batch.restore(g)) } : batch;
+  return pixels ? { graph: batch.graph, restore: (g) => pixels.restore(batch.restore(g)), normalization: pixels.normalization! } : batch;
+}
+
+interface NetworkOptions {
+  data?: DataOptions;
+  quiet?: boolean;
+  written?: boolean;
 }
 
 /**
@@ -50,7 +63,7 @@ export function forBatches(graph: Graph, file: string, options: { data?: DataOpt
  * it expects recorded; refused, saying where the preprocessing stops, when none can be cut off.
  * `file`: how messages name the model.
  */
-export function networkOf(graph: Graph, file: string, options: { data?: DataOptions; quiet?: boolean } = {}): WorkingModel {
+export function networkOf(graph: Graph, file: string, options: NetworkOptions = {}): WorkingModel {
   const raw = rawPixelInput(graph);
   if (!raw) throw new Error(`networkOf: ${file} takes float32 N×C×H×W images already`);
   const split = splitPixelPreprocessing(graph);
@@ -63,13 +76,14 @@ export function networkOf(graph: Graph, file: string, options: { data?: DataOpti
   const steps = pre.nodes.map((n) => n.opType).join(' → ');
   if (!options.quiet) {
     const fmt = (v: number[]): string => `[${v.map((x) => Number(x.toPrecision(4))).join(', ')}]`;
-    log(`note: ${file} takes ${raw.text} images and preprocesses them itself (${steps}): working on the network after that ('${pre.cut}', float32 N×C×H×W, mean ${fmt(normalization.mean)} std ${fmt(normalization.std)}); the written model takes the images as before`);
+    const written = options.written === false ? '' : '; the written model takes the images as before';
+    log(`note: ${file} takes ${raw.text} images and preprocesses them itself (${steps}): working on the network after that ('${pre.cut}', float32 N×C×H×W, mean ${fmt(normalization.mean)} std ${fmt(normalization.std)})${written}`);
   }
   const network: Graph = {
     ...split.network,
-    metadata: { ...split.network.metadata, [METADATA_KEYS.mean]: JSON.stringify(normalization.mean), [METADATA_KEYS.std]: JSON.stringify(normalization.std) },
+    metadata: { ...split.network.metadata, ...normalizationMetadata(normalization) },
   };
-  return { graph: network, restore: (g) => withOriginalNormalization(joinPixelPreprocessing(g, pre), graph) };
+  return { graph: network, restore: (g) => withOriginalNormalization(joinPixelPreprocessing(g, pre), graph), normalization };
 }
 
 /**
@@ -78,11 +92,10 @@ export function networkOf(graph: Graph, file: string, options: { data?: DataOpti
  * (channels-last) is fed images normalized as the model's metadata or --mean/--std say.
  */
 function networkNormalization(pre: PixelPreprocessing, graph: Graph, data: DataOptions, file: string): Normalization {
-  const fed = normalizationFor(graph, data);
-  const identity = pre.scale.every((s) => s === 1) && pre.shift.every((s) => s === 0);
-  if ((data.mean || data.std) && (pre.input.dtype === 'uint8' || !identity)) {
-    throw usageError(`${file} normalizes its ${pre.input.dtype} input itself, so --mean/--std cannot say how its network is fed`, 'drop --mean and --std');
+  if ((data.mean || data.std) && pre.input.dtype === 'uint8') {
+    throw usageError(`${file} takes raw uint8 pixels and normalizes them itself, so --mean/--std have nothing to describe`, 'drop --mean and --std');
   }
+  const fed = normalizationFor(graph, data);
   // fed(p) = a·p + b for a pixel p in 0–255; the network sees scale·fed + shift = (p·fed.scale − mean′) / std′.
   const mean: number[] = [];
   const std: number[] = [];

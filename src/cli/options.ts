@@ -80,25 +80,31 @@ export function port(name: string, lowest: 0 | 1): (value: string) => number {
   };
 }
 
-export function numberList(name: string, length: number): (value: string) => number[] {
+export function numberList(name: string, lengths: number | readonly number[]): (value: string) => number[] {
+  const allowed = typeof lengths === 'number' ? [lengths] : lengths;
   return (value) => {
     const parts = value.split(',').map(parseNumber);
-    if (parts.length !== length || parts.some((n) => !Number.isFinite(n))) {
-      throw new InvalidArgumentError(`${name} takes ${length} comma-separated numbers, got '${value}'`);
+    if (!allowed.includes(parts.length) || parts.some((n) => !Number.isFinite(n))) {
+      throw new InvalidArgumentError(`${name} takes ${allowed.join(' or ')} comma-separated number${allowed.every((n) => n === 1) ? '' : 's'}, got '${value}'`);
     }
     return parts;
   };
 }
 
 /** Per-channel standard deviations: dividing by zero or a negative number would silently ruin every score. */
-export function stdList(name: string, length: number): (value: string) => number[] {
-  const list = numberList(name, length);
+export function stdList(name: string, lengths: number | readonly number[]): (value: string) => number[] {
+  const list = numberList(name, lengths);
   return (value) => {
     const parts = list(value);
     if (parts.some((n) => n <= 0)) throw new InvalidArgumentError(`${name} values must be > 0, got '${value}'`);
     return parts;
   };
 }
+
+/** --mean / --std: three numbers for RGB models, one for grayscale ones. */
+export const CHANNEL_COUNTS = [3, 1] as const;
+export const MEAN_HELP = 'per-channel mean of pixels scaled to 0..1: r,g,b, or one number for a grayscale model (default: the model metadata, else CIFAR-10\'s; grayscale 0.5)';
+export const STD_HELP = 'per-channel std: r,g,b, or one number (default: the model metadata, else CIFAR-10\'s; grayscale 0.5)';
 
 export function withJson(cmd: Command): Command {
   return cmd.option('--json', 'print one JSON document on stdout (logs and progress go to stderr)');
@@ -113,8 +119,8 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
     .option('--split <split>', "'test' (default) or 'train': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/")
     .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
-    .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3));
+    .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS));
 }
 
 /** "32", "32,32", "224x224" → [h, w]. */

@@ -2,6 +2,7 @@ import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, SlimError, usageError } from '../errors.js';
+import { toGrayscale } from './transforms.js';
 import type { ImageSet } from './types.js';
 
 /**
@@ -14,7 +15,12 @@ export interface ImageSizeOptions {
   /** [height, width] of the output (default [32, 32]). */
   size?: [number, number];
   resize?: ResizeMode;
+  /** 3: RGB planes (default); 1: grayscale, as PIL's convert('L') (torchvision's Grayscale) makes it. */
+  channels?: ImageChannels;
 }
+
+/** Colour images are read as RGB, or as one luma plane for models that take grayscale. */
+export type ImageChannels = 1 | 3;
 
 export interface LoadImageFolderOptions extends ImageSizeOptions {
   /** Class names in label order; default: the subfolder names, sorted. Folders not listed are ignored. */
@@ -38,7 +44,7 @@ export interface ImageFolderSet extends ImageSet {
 }
 
 export interface LoadedImage {
-  /** 3×H×W bytes, RGB planes. */
+  /** C×H×W bytes: RGB planes, or one grayscale plane. */
   pixels: Uint8Array;
   imageShape: [number, number, number];
   /** Size of the image as stored, after EXIF orientation. */
@@ -70,14 +76,15 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   }
   const chosen = chooseFiles(perClass, options.limit);
 
-  const imageSize = 3 * size[0] * size[1];
+  const channels = options.channels ?? 3;
+  const imageSize = channels * size[0] * size[1];
   const pixels = new Uint8Array(chosen.length * imageSize);
   const ok = new Uint8Array(chosen.length);
   const skipped: SkippedImage[] = [];
   await forEachLimited(chosen.length, options.concurrency ?? 8, async (i) => {
     const { file } = chosen[i]!;
     try {
-      const image = await decode(file, size, options.resize ?? 'shorter-side');
+      const image = await decode(file, size, options.resize ?? 'shorter-side', channels);
       pixels.set(image.pixels, i * imageSize);
       ok[i] = 1;
     } catch (e) {
@@ -94,16 +101,16 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   return {
     name: root,
     classes,
-    imageShape: [3, size[0], size[1]],
+    imageShape: [channels, size[0], size[1]],
     pixels: out,
     labels: Uint8Array.from(kept, (k) => k.label),
     skipped,
   };
 }
 
-/** One image (a path or encoded bytes) as 3×H×W RGB bytes — for predict / deploy. */
+/** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */
 export async function loadImageFile(input: string | Buffer, options: ImageSizeOptions = {}): Promise<LoadedImage> {
-  return decode(input, checkSize(options.size), options.resize ?? 'shorter-side');
+  return decode(input, checkSize(options.size), options.resize ?? 'shorter-side', options.channels ?? 3);
 }
 
 /**
@@ -112,7 +119,7 @@ export async function loadImageFile(input: string | Buffer, options: ImageSizeOp
  */
 let sharpModule: Promise<typeof import('sharp')> | undefined;
 
-async function decode(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode): Promise<LoadedImage> {
+async function decode(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode, channels: ImageChannels): Promise<LoadedImage> {
   const name = typeof input === 'string' ? input : '(image bytes)';
   // Outside the try: a sharp that cannot load is not a bad image, and its own message says what to install.
   const sharp = (await (sharpModule ??= import('sharp'))).default;
@@ -135,7 +142,8 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     // Transparency composited onto black, as the web page's canvas does: the colour stored under a
     // transparent pixel is not what anyone sees, and removeAlpha() would feed it to the model.
     const { data, info } = await pipeline.flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    return { pixels: toPlanarRgb(data, info.channels, width * height), imageShape: [3, height, width], original: { width: srcW, height: srcH } };
+    const rgb = toPlanarRgb(data, info.channels, width * height);
+    return { pixels: channels === 1 ? toGrayscale(rgb, width * height) : rgb, imageShape: [channels, height, width], original: { width: srcW, height: srcH } };
   } catch (e) {
     if (e instanceof SlimError) throw e;
     throw inputError({
@@ -334,3 +342,4 @@ async function forEachLimited(count: number, concurrency: number, work: (i: numb
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
 }
+

@@ -161,3 +161,14 @@ export function randomHorizontalFlip(copy: ImageCopy & { rng: Random }): boolean
   }
   return flip;
 }
+
+/**
+ * Planar RGB → one luma plane, as PIL's convert('L') computes it (ITU-R 601-2 weights in 16-bit fixed
+ * point, rounded): what torchvision's Grayscale gives a PyTorch model in training. A gray pixel stays
+ * the same value.
+ */
+export function toGrayscale(rgb: Uint8Array, plane: number): Uint8Array {
+  const out = new Uint8Array(plane);
+  for (let i = 0; i < plane; i++) out[i] = (rgb[i]! * 19595 + rgb[plane + i]! * 38470 + rgb[2 * plane + i]! * 7471 + 0x8000) >> 16;
+  return out;
+}

@@ -34,6 +34,16 @@ export const CIFAR10_NORMALIZATION: Normalization = {
   std: [0.247, 0.2435, 0.2616],
 };
 
+/**
+ * What a grayscale model that records no statistics is fed: there is no common standard (MNIST's
+ * 0.1307 / 0.3081 is one of many), so pixels are mapped to [−1, 1] — torchvision's Normalize((0.5,), (0.5,)).
+ */
+export const GRAYSCALE_NORMALIZATION: Normalization = {
+  scale: 1 / 255,
+  mean: [0.5],
+  std: [0.5],
+};
+
 /** A batch ready for a model: float32 NCHW images and their labels. */
 export interface Batch {
   images: Float32Array;

@@ -18,8 +18,9 @@ export interface Preprocess {
   resize: 'shorter-side' | 'stretch';
   /** How the model takes the image: planar (PyTorch's) or channels-last (a model that preprocesses raw pixels). */
   layout: 'NCHW' | 'NHWC';
-  channels: 'RGB';
-  /** x = (pixel · scale − mean[c]) / std[c]; ignored when the model takes uint8 pixels. */
+  /** RGB planes, or one luma plane (PIL's convert('L')) for a model that takes grayscale images. */
+  channels: 'RGB' | 'grayscale';
+  /** x = (pixel · scale − mean[c]) / std[c], one entry per channel; ignored when the model takes uint8 pixels. */
   scale: number;
   mean: number[];
   std: number[];
@@ -81,15 +82,21 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
   check(isObject(p), 'preprocess', 'an object');
   check(Array.isArray(p.size) && p.size.length === 2 && p.size.every((v) => isCount(v) && v >= 1), 'preprocess.size', '[height, width]');
   check(p.resize === 'shorter-side' || p.resize === 'stretch', 'preprocess.resize', '"shorter-side" or "stretch"');
-  check((p.layout === 'NCHW' || p.layout === 'NHWC') && p.channels === 'RGB', 'preprocess.layout/channels', '"NCHW" or "NHWC", and "RGB"');
+  check((p.layout === 'NCHW' || p.layout === 'NHWC') && (p.channels === 'RGB' || p.channels === 'grayscale'), 'preprocess.layout/channels', '"NCHW" or "NHWC", and "RGB" or "grayscale"');
   check(typeof p.scale === 'number' && p.scale > 0, 'preprocess.scale', 'a positive number');
+  const channels = channelCount(p);
   for (const k of ['mean', 'std'] as const) {
-    check(Array.isArray(p[k]) && p[k].length === 3 && p[k].every((v) => typeof v === 'number' && Number.isFinite(v)), `preprocess.${k}`, 'three numbers');
+    check(Array.isArray(p[k]) && p[k].length === channels && p[k].every((v) => typeof v === 'number' && Number.isFinite(v)), `preprocess.${k}`, channels === 1 ? 'one number (grayscale)' : 'three numbers (RGB)');
   }
   check(p.std.every((v) => v !== 0), 'preprocess.std', 'non-zero values');
   check(Array.isArray(c.labels) && c.labels.length >= 1 && c.labels.every((l) => typeof l === 'string'), 'labels', 'a list of class names');
   check(isObject(c.createdBy), 'createdBy', 'an object');
   return c;
+}
+
+/** Planes per image: 3 for RGB, 1 for grayscale. */
+export function channelCount(p: Pick<Preprocess, 'channels'>): 1 | 3 {
+  return p.channels === 'grayscale' ? 1 : 3;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

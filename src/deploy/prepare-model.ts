@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
-import { CIFAR10_NORMALIZATION } from '../data/types.js';
+import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION } from '../data/types.js';
 import { imageDims } from '../data/transforms.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
@@ -71,21 +71,25 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const input = imageInput(graph, file);
   const meta = readPreprocessing(graph, file);
   const size = imageSize(graph, meta.inputShape, options.imageSize, file);
+  const channels = input.shape?.[imageAxes(graph).c] === 1 ? 1 : 3;
+  const fallback = channels === 1 ? GRAYSCALE_NORMALIZATION : CIFAR10_NORMALIZATION;
   let norm = meta.normalization;
-  if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? CIFAR10_NORMALIZATION.mean, std: options.std ?? norm?.std ?? CIFAR10_NORMALIZATION.std };
+  if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? fallback.mean, std: options.std ?? norm?.std ?? fallback.std };
   if (!norm) {
-    norm = CIFAR10_NORMALIZATION;
-    if (input.dtype === 'float32') warnings.push(`${file} records no mean/std (slimkit.mean, slimkit.std); using CIFAR-10's — pass --mean and --std if it was trained with others`);
+    norm = fallback;
+    if (input.dtype === 'float32') {
+      warnings.push(`${file} records no mean/std (slimkit.mean, slimkit.std); using ${channels === 1 ? 'mean 0.5, std 0.5 (grayscale)' : 'CIFAR-10\'s'} — pass --mean and --std if it was trained with others`);
+    }
   }
   for (const [flag, list] of [['--mean', norm.mean], ['--std', norm.std]] as const) {
-    if (list.length !== 3) throw usageError(`${flag} needs 3 values (R,G,B), the model has ${list.length}`);
+    if (list.length !== channels) throw usageError(`${flag} needs ${channels === 1 ? '1 value (the model takes grayscale images)' : '3 values (R,G,B)'}, the model has ${list.length}`);
   }
   const output = graph.outputs[0]!;
   const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';
 
   const fixedBatch = typeof input.shape?.[0] === 'number' ? input.shape[0] : undefined;
   const layout = takesChannelsLast(graph) ? 'NHWC' : 'NCHW';
-  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, imageDims(fixedBatch ?? 1, [3, ...size], layout === 'NHWC'));
+  const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, imageDims(fixedBatch ?? 1, [channels, ...size], layout === 'NHWC'));
   const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
   if (labels.length !== classes) {
     throw inputError({
@@ -112,7 +116,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         output: output.name,
         outputKind,
       },
-      preprocess: { size, resize: options.resize ?? 'shorter-side', layout, channels: 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      preprocess: { size, resize: options.resize ?? 'shorter-side', layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,
     },
   };
@@ -130,7 +134,7 @@ function usesExternalData(bytes: Uint8Array, file: string): boolean {
 function imageInput(graph: Graph, file: string): { name: string; dtype: string; shape?: (number | string)[] } {
   const inputs = dataInputs(graph);
   if (inputs.length !== 1) {
-    throw inputError({ file, problem: `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); a deployable classifier takes one image input`, fix: 'export the model with a single N×3×H×W input' });
+    throw inputError({ file, problem: `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); a deployable classifier takes one image input`, fix: 'export the model with a single N×C×H×W image input' });
   }
   const input = inputs[0]!;
   if (input.dtype !== 'float32' && input.dtype !== 'uint8') {
@@ -138,8 +142,8 @@ function imageInput(graph: Graph, file: string): { name: string; dtype: string; 
   }
   const s = input.shape;
   const channels = s?.[imageAxes(graph).c];
-  if (s && (s.length !== 4 || (typeof channels === 'number' && channels !== 3))) {
-    throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×3×H×W or N×H×W×3 RGB images`, fix: 'export the model with a 3-channel NCHW input' });
+  if (s && (s.length !== 4 || (typeof channels === 'number' && channels !== 3 && channels !== 1))) {
+    throw inputError({ file, where: `input '${input.name}'`, problem: `has shape [${s.join(', ')}]; bundles feed N×C×H×W or N×H×W×C images of 3 (RGB) or 1 (grayscale) channels`, fix: 'export the model with a 3- or 1-channel NCHW input' });
   }
   return input;
 }

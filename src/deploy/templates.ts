@@ -122,7 +122,7 @@ Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — 
 | \`install.sh\` | installs the two dependencies at pinned versions |
 | \`${serviceName}.service\` | systemd unit to run the server at boot |
 
-The model sees ${p.size[0]}×${p.size[1]} RGB images: each image is rotated by its EXIF orientation, scaled so its
+The model sees ${p.size[0]}×${p.size[1]} ${p.channels === 'grayscale' ? 'grayscale (luma as PIL\'s convert("L") computes it)' : 'RGB'} images: each image is rotated by its EXIF orientation, scaled so its
 shorter side fits and centre-cropped (${p.resize === 'stretch' ? 'here: stretched to the size instead' : 'torchvision Resize + CenterCrop'}), then
 normalized with mean ${JSON.stringify(p.mean)} and std ${JSON.stringify(p.std)} (pixels scaled to 0..1) — exactly as
 \`slim eval\` does it, with the same code and the same sharp/libvips version. Classes: ${labelsPreview(config.labels)}.

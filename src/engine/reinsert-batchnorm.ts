@@ -5,11 +5,11 @@
  * initialised from the Conv outputs' statistics on training images so the model starts as the same
  * function (insertBatchNorm), and the caller folds it again when writing the model.
  */
-import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
-import { readPreprocessing } from '../zoo/metadata.js';
+import { normalizationOf } from '../zoo/metadata.js';
 
 /** Training images the statistics are measured on, by default. */
 export const REINSERT_SAMPLES = 512;
@@ -54,7 +54,7 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   if (convOutputs.length === 0) return { graph, inserted: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,
-    normalization: o.normalization ?? readPreprocessing(graph, o.file).normalization ?? CIFAR10_NORMALIZATION,
+    normalization: o.normalization ?? normalizationOf(graph, o.file),
     samples: o.samples ?? REINSERT_SAMPLES,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),

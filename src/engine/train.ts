@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
-import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../data/types.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
-import { readPreprocessing } from '../zoo/metadata.js';
+import { normalizationOf } from '../zoo/metadata.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
@@ -208,7 +208,7 @@ function resolve(o: TrainOptions): Resolved {
     seed: o.seed ?? 0,
     labelSmoothing,
     augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
-    normalization: o.normalization ?? readPreprocessing(o.graph, o.file).normalization ?? CIFAR10_NORMALIZATION,
+    normalization: o.normalization ?? normalizationOf(o.graph, o.file),
     distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5, ...(o.teacher.cache ? { cache: true as const } : {}) } : undefined,
   };
 }

@@ -115,26 +115,26 @@ export function joinPixelPreprocessing(network: Graph, pre: PixelPreprocessing):
   const taken = valueNames(network);
   for (const n of network.nodes) taken.add(n.name);
   taken.add(pre.input.name);
-  const renamed = new Map<string, string>();
+  // Names the network does not use stay; the others get fresh ones, which must avoid the kept ones too.
   const own = [...pre.initializers.keys(), ...pre.nodes.flatMap((n) => n.outputs.filter((o) => o !== pre.cut))];
-  for (const name of own) renamed.set(name, taken.has(name) ? freshName(taken, `${name}_preprocess`) : name);
+  const clashing = own.filter((name) => taken.has(name));
+  const clashingNodes = pre.nodes.filter((n) => taken.has(n.name));
+  for (const name of own) taken.add(name);
+  for (const n of pre.nodes) taken.add(n.name);
+  const renamed = new Map(clashing.map((name) => [name, freshName(taken, `${name}_preprocess`)]));
+  const nodeNames = new Map(clashingNodes.map((n) => [n, freshName(taken, `${n.name}_preprocess`)]));
   const nameOf = (v: string): string => renamed.get(v) ?? v;
-  const nodes = pre.nodes.map((n) => ({
-    ...n,
-    name: taken.has(n.name) ? freshName(taken, `${n.name}_preprocess`) : n.name,
-    inputs: n.inputs.map(nameOf),
-    outputs: n.outputs.map(nameOf),
-  }));
+  const nodes = pre.nodes.map((n) => ({ ...n, name: nodeNames.get(n) ?? n.name, inputs: n.inputs.map(nameOf), outputs: n.outputs.map(nameOf) }));
   const initializers = new Map(network.initializers);
   for (const [name, t] of pre.initializers) initializers.set(nameOf(name), t);
-  const valueInfo = new Map(network.valueInfo);
-  valueInfo.set(pre.cut, { ...cutInput });
+  // IR < 4 lists every initializer among the graph inputs.
+  const declared = network.irVersion < 4 ? [...pre.initializers].map(([name, t]): ValueInfo => ({ name: nameOf(name), dtype: t.dtype, shape: [...t.dims] })) : [];
+  // The cut's type is left to shape inference: the command may have freed or pinned its dims since.
   return {
     ...network,
-    inputs: network.inputs.map((v) => (v === cutInput ? pre.input : v)),
+    inputs: [...network.inputs.map((v) => (v === cutInput ? pre.input : v)), ...declared],
     nodes: [...nodes, ...network.nodes],
     initializers,
-    valueInfo,
   };
 }
 
@@ -147,14 +147,14 @@ function constantsOf(graph: Graph): Map<string, Tensor> {
   return constants;
 }
 
-/** Initializers and Constant nodes nothing reads any more (the preprocessing's own). */
+/** Initializers and Constant nodes nothing reads any more (the preprocessing's own), with their IR < 4 input entries. */
 function dropUnread(graph: Graph): void {
   const index = new GraphIndex(graph);
   graph.nodes = graph.nodes.filter((n) => n.opType !== 'Constant' || n.outputs.some((o) => index.isUsed(o)));
   const read = new GraphIndex(graph);
-  for (const name of [...graph.initializers.keys()]) {
-    if (!read.isUsed(name) && !graph.inputs.some((v) => v.name === name)) graph.initializers.delete(name);
-  }
+  const unread = new Set([...graph.initializers.keys()].filter((name) => !read.isUsed(name)));
+  for (const name of unread) graph.initializers.delete(name);
+  graph.inputs = graph.inputs.filter((v) => !unread.has(v.name));
 }
 
 /** The chain state after `node` (which reads `value`), or undefined when the node is not a per-pixel affine step. */

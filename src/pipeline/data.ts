@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
-import { isSplitFolder, loadTrainTestFolders } from '../data/image-folder.js';
+import { isSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data/image-folder.js';
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -31,6 +31,8 @@ export interface DataLoadOptions {
   seed: number;
   /** [H, W] the run's model takes: folder images are resized to it; CIFAR-10 must match it. */
   inputSize?: [number, number];
+  /** 1 when the run's model takes grayscale images: folder images are read as one luma plane. */
+  channels?: ImageChannels;
 }
 
 export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {
@@ -54,7 +56,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
-    ({ train, test } = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) }));
+    ({ train, test } = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) }));
     name = folder;
   }
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);

@@ -15,7 +15,7 @@ import { rawPixelInput } from '../onnx/image-input.js';
 import { networkOf } from '../cli/model-batch.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
-import { modelInputSize } from '../cli/dataset.js';
+import { modelChannels, modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
 import { VERSION } from '../version.js';
@@ -116,7 +116,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
     checkSourceInput(recipe, sourceGraph);
     const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
-    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}) });
+    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), ...(sourceGraph ? { channels: modelChannels(sourceGraph) } : {}) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
     checkClassCount(recipe, sourceGraph, data);
 
@@ -150,7 +150,11 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       // batch of normalized images (their metadata records the mean and std).
       let b = batched.get(ref.sha256);
       if (!b) {
-        if (rawPixelInput(g)) g = networkOf(g, `'${id}'`).graph;
+        if (rawPixelInput(g)) {
+          const network = networkOf(g, `'${id}'`, { quiet: true });
+          log(`note: '${id}' takes ${rawPixelInput(g)!.text} images and preprocesses them itself: stages that train or calibrate work on the network after that, and the models they write take float32 N×C×H×W images normalized as it recorded (mean ${fmtList(network.normalization!.mean)}, std ${fmtList(network.normalization!.std)})`);
+          g = network.graph;
+        }
         const freed = anyBatch(g, { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
         if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: stages that train or calibrate work on batches of any size, and the models they write take any batch`);
         batched.set(ref.sha256, (b = freed.graph));
@@ -419,4 +423,9 @@ async function clearRunDir(runDir: string): Promise<void> {
   for (const entry of await readdir(runDir)) {
     if (entry !== '.lock') await rm(path.join(runDir, entry), { recursive: true, force: true });
   }
+}
+
+/** [0.485, 0.456, 0.406]: numbers for a log line, without float noise. */
+function fmtList(values: readonly number[]): string {
+  return `[${values.map((v) => Number(v.toPrecision(4))).join(', ')}]`;
 }

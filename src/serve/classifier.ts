@@ -11,7 +11,7 @@ import { loadImageFile } from '../data/image-folder.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { openSession, type OrtModel } from '../runtime/ort.js';
 import type { Tensor } from '../onnx/tensor.js';
-import type { BundleConfig } from '../deploy/config.js';
+import { channelCount, type BundleConfig } from '../deploy/config.js';
 
 /** Decoded images above this many pixels are refused before decoding (a 1 KB PNG can claim 100k×100k). */
 export const DEFAULT_MAX_PIXELS = 40_000_000;
@@ -88,7 +88,7 @@ class OrtClassifier implements Classifier {
     private readonly maxPixels: number,
   ) {
     const [h, w] = config.preprocess.size;
-    this.imageSize = 3 * h * w;
+    this.imageSize = channelCount(config.preprocess) * h * w;
   }
 
   get threads(): number {
@@ -101,13 +101,13 @@ class OrtClassifier implements Classifier {
     const p = this.config.preprocess;
     let loaded;
     try {
-      loaded = await loadImageFile(buffer, { size: p.size, resize: p.resize });
+      loaded = await loadImageFile(buffer, { size: p.size, resize: p.resize, channels: channelCount(p) });
     } catch (e) {
       if (e instanceof SlimError) throw new ImageError({ file: name, problem: e.parts.problem, fix: 'send a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
       throw e;
     }
     const { pixels, original } = loaded;
-    const shape = [3, p.size[0], p.size[1]] as const;
+    const shape = [channelCount(p), p.size[0], p.size[1]] as const;
     const laidOut = <T extends Uint8Array | Float32Array>(planar: T): T => (p.layout === 'NHWC' ? toChannelsLast(planar, shape) : planar);
     if (this.config.model.inputType === 'uint8') return { data: laidOut(pixels), ...original };
     const data = new Float32Array(this.imageSize);
@@ -148,7 +148,7 @@ class OrtClassifier implements Classifier {
     const rows = model.fixedBatch ?? n;
     const data = model.inputType === 'uint8' ? new Uint8Array(rows * this.imageSize) : new Float32Array(rows * this.imageSize);
     images.forEach((img, i) => data.set(img.data, i * this.imageSize));
-    const feed = { dtype: model.inputType, dims: imageDims(rows, [3, ...preprocess.size], preprocess.layout === 'NHWC'), data } as Tensor;
+    const feed = { dtype: model.inputType, dims: imageDims(rows, [channelCount(preprocess), ...preprocess.size], preprocess.layout === 'NHWC'), data } as Tensor;
     const result = (await this.session.run({ [model.input]: feed }, { outputs: [model.output] }))[model.output]!;
     const classes = labels.length;
     if (result.dims.length !== 2 || result.dims[1] !== classes || result.dims[0]! < n || result.dtype !== 'float32') {

@@ -1,6 +1,7 @@
 import { inputError } from '../errors.js';
-import type { Graph } from '../onnx/graph.js';
-import type { Normalization } from '../data/types.js';
+import { dataInputs, type Graph } from '../onnx/graph.js';
+import { imageAxes } from '../onnx/image-input.js';
+import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION, type Normalization } from '../data/types.js';
 
 /**
  * The preprocessing a model expects, stored as JSON strings in ONNX metadata_props so that eval and
@@ -36,10 +37,14 @@ export interface Preprocessing {
 export function preprocessingMetadata(p: Preprocessing): Record<string, string> {
   return {
     [METADATA_KEYS.inputSize]: JSON.stringify(p.inputShape),
-    [METADATA_KEYS.mean]: JSON.stringify(p.normalization.mean),
-    [METADATA_KEYS.std]: JSON.stringify(p.normalization.std),
+    ...normalizationMetadata(p.normalization),
     ...(p.classNames ? { [METADATA_KEYS.classes]: JSON.stringify(p.classNames) } : {}),
   };
+}
+
+/** The metadata entries that record a normalization (slimkit.mean, slimkit.std). */
+export function normalizationMetadata(n: Normalization): Record<string, string> {
+  return { [METADATA_KEYS.mean]: JSON.stringify(n.mean), [METADATA_KEYS.std]: JSON.stringify(n.std) };
 }
 
 /**
@@ -75,6 +80,28 @@ export function readPreprocessing(graph: Graph, file?: string): Partial<Preproce
     ...(mean && std ? { normalization: { scale: 1 / 255, mean, std } } : {}),
     ...(classNames ? { classNames } : {}),
   };
+}
+
+/**
+ * Whether a model's images are grayscale (1 channel) or RGB: image folders are read as it takes them.
+ * Anything but a 1 (in the input shape, else the recorded input size) reads as 3 — a model of another
+ * channel count is refused where images meet it.
+ */
+export function modelChannels(graph: Graph): 1 | 3 {
+  const shape = dataInputs(graph)[0]?.shape;
+  const fromShape = shape?.length === 4 ? shape[imageAxes(graph).c] : undefined;
+  const channels = typeof fromShape === 'number' ? fromShape : readPreprocessing(graph).inputShape?.[0];
+  return channels === 1 ? 1 : 3;
+}
+
+/** The normalization a model records, else CIFAR-10's — GRAYSCALE_NORMALIZATION for a 1-channel model. */
+export function normalizationOf(graph: Graph, file?: string): Normalization {
+  return readPreprocessing(graph, file).normalization ?? defaultNormalization(graph);
+}
+
+/** What a model that records no mean and std is fed: CIFAR-10's statistics, or GRAYSCALE_NORMALIZATION. */
+export function defaultNormalization(graph: Graph): Normalization {
+  return modelChannels(graph) === 1 ? GRAYSCALE_NORMALIZATION : CIFAR10_NORMALIZATION;
 }
 
 function isShape(v: unknown): v is [number, number, number] {

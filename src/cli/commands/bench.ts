@@ -6,7 +6,7 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
@@ -105,8 +105,9 @@ export function registerBench(program: Command): void {
           threads,
         };
         if (options.data) {
-          const key = size?.join('x') ?? 'as stored';
-          if (!sets.has(key)) sets.set(key, loadDataset(options, size));
+          const channels = modelChannels(graph);
+          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
+          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
           const set = await sets.get(key)!;
           const model = await openSession(file, { threads });
           const total = Math.min(options.limit ?? Infinity, set.labels.length);

@@ -5,7 +5,7 @@ import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { imageSizeArg, numberList, port, stdList, withJson } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, STD_HELP, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
   labels?: string;
@@ -29,8 +29,8 @@ export function withModelFlags(cmd: Command): Command {
   return cmd
     .option('--labels <file>', 'class names, one per line in output order (default: the model metadata)')
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
-    .option('--mean <r,g,b>', 'per-channel mean of pixels scaled to 0..1 (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-    .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3))
+    .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
     .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", (v: string) => {
       if (v !== 'shorter-side' && v !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${v}'`);
       return v;

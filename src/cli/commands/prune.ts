@@ -15,7 +15,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions } from '../dataset.js';
+import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions, modelChannels } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../model-batch.js';
@@ -335,8 +335,8 @@ async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train:
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
   if (isCifar10(o.data)) return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit });
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), testLimit: o.testLimit });
-  const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph));
+  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), testLimit: o.testLimit });
+  const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph));
   return { train: set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
 }
 

@@ -5,7 +5,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
 import { quantizationAwareTraining } from '../../compress/qat/index.js';
-import { checkImageSize, loadTrainTest, modelInputSize } from '../dataset.js';
+import { checkImageSize, loadTrainTest, modelInputSize, modelChannels } from '../dataset.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../output.js';
 import { isCifar10 } from '../../data/cifar10.js';
@@ -45,7 +45,7 @@ export async function qatFineTune(
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
   const testLimit = options.testLimit ?? options.evalLimit;
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), testLimit });
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), testLimit });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;

@@ -22,7 +22,7 @@ import { asExported, forBatches } from '../model-batch.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { nonNegativeInt, numberList, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, numberList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
@@ -103,8 +103,8 @@ export function registerQuantize(program: Command): void {
         .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (default with --calib cifar10: CIFAR-10 test)")
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
-        .option('--mean <r,g,b>', 'per-channel mean after scaling (default: the model metadata, else CIFAR-10)', numberList('--mean', 3))
-        .option('--std <r,g,b>', 'per-channel std (default: the model metadata, else CIFAR-10)', stdList('--std', 3))
+        .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+        .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
         .option('--qat', 'quantization-aware training: fine-tune the calibrated int8 model with its quantization simulated, then write it')
         .option('--data <cifar10|folder>', "--qat training data: 'cifar10', or a folder with train/ and test/ subfolders (default calibration images: its training split)")
         .option('--epochs <n>', '--qat: passes over the training data', positiveInt('--epochs'), 1)
@@ -160,7 +160,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
   const batch = options.mode === 'static' ? forBatches(sized, file, { data }) : asExported(sized);
   const graph = batch.graph;
-  const normalization = normalizationFor(graph, data);
+  const normalization = batch.normalization ?? normalizationFor(graph, data);
   const threads = options.threads;
   // Loading the evaluation set is not part of quantizing: its time is left out of `seconds`.
   const evalLoadStart = performance.now();

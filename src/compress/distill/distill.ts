@@ -14,13 +14,14 @@
  * Optional cached teacher logits: one teacher pass over the unaugmented training images, reused by
  * every epoch; the student then trains on those same fixed images (no augmentation).
  */
-import { inputError, SlimError, usageError } from '../../errors.js';
-import { CIFAR10_NORMALIZATION, type Normalization } from '../../data/types.js';
+import { inputError, usageError } from '../../errors.js';
+import type { Normalization } from '../../data/types.js';
 import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
 import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
-import { METADATA_KEYS, readPreprocessing } from '../../zoo/metadata.js';
+import { normalizationMetadata } from '../../zoo/metadata.js';
+import { teacherForStudent } from './normalization.js';
 
 export interface DistillOptions extends Omit<TrainOptions, 'graph' | 'teacher' | 'file'> {
   teacher: Graph;
@@ -56,9 +57,11 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   }
   const classes = o.data.train.classes.length;
   checkPair(o, classes);
-  const normalization = o.normalization ?? sharedNormalization(o);
+  const shared = teacherForStudent(o.student, o.teacher, { student: o.studentFile, teacher: o.teacherFile });
+  const normalization = o.normalization ?? shared.normalization;
+  const teacher = o.normalization ? o.teacher : shared.teacher;
 
-  const { student, teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, ...train } = o;
+  const { student, teacher: _teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, ...train } = o;
   const teacherAccuracy = await teacherTop1(teacher, o, normalization, teacherFile);
   const result = await trainModel({
     ...train,
@@ -70,7 +73,7 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   });
   // The student is written with the preprocessing it was trained with (it may have come from the
   // teacher's metadata), so evaluation and deploy feed it the same images.
-  const graph = { ...result.graph, metadata: { ...result.graph.metadata, [METADATA_KEYS.mean]: JSON.stringify(normalization.mean), [METADATA_KEYS.std]: JSON.stringify(normalization.std) } };
+  const graph = { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } };
   return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
 }
 
@@ -102,23 +105,6 @@ function checkPair(o: DistillOptions, classes: number): void {
       });
     }
   }
-}
-
-/** The preprocessing both models get (they see one batch): the student's, which the teacher's must match. */
-function sharedNormalization(o: DistillOptions): Normalization {
-  const s = readPreprocessing(o.student, o.studentFile).normalization;
-  const t = readPreprocessing(o.teacher, o.teacherFile).normalization;
-  if (s && t && (s.mean.some((v, i) => Math.abs(v - t.mean[i]!) > 1e-6) || s.std.some((v, i) => Math.abs(v - t.std[i]!) > 1e-6))) {
-    throw new SlimError(
-      {
-        ...(o.teacherFile ? { file: o.teacherFile } : {}),
-        problem: `the teacher expects mean ${JSON.stringify(t.mean)} / std ${JSON.stringify(t.std)} but the student ${JSON.stringify(s.mean)} / ${JSON.stringify(s.std)}; both see the same normalized batch`,
-        fix: 'use models trained with the same preprocessing, or pass the normalization explicitly',
-      },
-      'usage',
-    );
-  }
-  return s ?? t ?? CIFAR10_NORMALIZATION;
 }
 
 /** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */

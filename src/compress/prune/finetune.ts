@@ -5,14 +5,14 @@
  * the native addon.
  */
 import { batches } from '../../data/batches.js';
-import { CIFAR10_NORMALIZATION, type ImageSet, type Normalization } from '../../data/types.js';
+import type { ImageSet, Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
 import type { TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { hasBatchNorm, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { foldBatchNorm } from '../../passes/index.js';
-import { readPreprocessing } from '../../zoo/metadata.js';
+import { normalizationOf } from '../../zoo/metadata.js';
 
 export interface FineTuneOptions {
   epochs: number;
@@ -70,13 +70,13 @@ export function finetuneLr(graph: Graph): number {
 }
 
 export function engineFineTuner(o: EngineTunerOptions): FineTuner {
-  const normalizationOf = (graph: Graph): Normalization => o.normalization ?? readPreprocessing(graph).normalization ?? CIFAR10_NORMALIZATION;
+  const normalizationFor = (graph: Graph): Normalization => o.normalization ?? normalizationOf(graph);
   return {
     async finetune(graph, f) {
       const { trainModel } = await import('../../engine/train.js');
       const start = o.reinsertBatchNorm === false
         ? { graph, inserted: 0 }
-        : await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationOf(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+        : await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationFor(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
       const trained = start.graph;
       const r = await trainModel({
         graph: trained,
@@ -85,7 +85,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         batch: o.batch ?? 128,
         lr: o.lr ?? finetuneLr(trained),
         schedule: 'cosine',
-        normalization: normalizationOf(graph),
+        normalization: normalizationFor(graph),
         ...(o.device ? { device: o.device } : {}),
         ...(o.autocast ? { autocast: o.autocast } : {}),
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
@@ -106,7 +106,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       const probabilities = plan.compiled.outputs[0]?.name !== plan.compiled.logits.name;
       const sums = new Map<string, Float32Array>();
       let done = 0;
-      for (const b of batches(o.data.train, { batchSize: o.batch ?? 128, normalization: normalizationOf(graph), shuffleSeed: o.seed ?? 0, dropLast: true })) {
+      for (const b of batches(o.data.train, { batchSize: o.batch ?? 128, normalization: normalizationFor(graph), shuffleSeed: o.seed ?? 0, dropLast: true })) {
         if (done++ >= count) break;
         const images = makeTensor('float32', b.dims, b.images);
         const [out] = plan.forward(images);

@@ -6,9 +6,9 @@
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { coverBox } from '../../data/image-folder.js';
-import { imageDims, normalizeInto, toChannelsLast } from '../../data/transforms.js';
+import { imageDims, normalizeInto, toChannelsLast, toGrayscale } from '../../data/transforms.js';
 import { softmax, topK, type Prediction } from '../../serve/classifier.js';
-import { CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
+import { channelCount, CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
 import { resizeCropToPlanar } from './resample.js';
 
 /** What the page last did, for people (the DOM) and for tests (window.slimLast). */
@@ -74,23 +74,25 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   const box = config.preprocess.resize === 'stretch'
     ? { resizedW: outW, resizedH: outH, left: 0, top: 0 }
     : coverBox({ srcW: width, srcH: height, width: outW, height: outH });
-  const pixels = resizeCropToPlanar(rgba, width, height, box, outW, outH);
+  const rgb = resizeCropToPlanar(rgba, width, height, box, outW, outH);
+  const channels = channelCount(config.preprocess);
+  const pixels = channels === 1 ? toGrayscale(rgb, outH * outW) : rgb;
 
   const start = performance.now();
   const rows = config.model.fixedBatch ?? 1;
-  const size = 3 * outH * outW;
+  const size = channels * outH * outW;
   let tensor: OrtWeb.Tensor;
   const p = config.preprocess;
   const channelsLast = p.layout === 'NHWC';
-  const dims = imageDims(rows, [3, outH, outW], channelsLast);
+  const dims = imageDims(rows, [channels, outH, outW], channelsLast);
   if (config.model.inputType === 'uint8') {
     const data = new Uint8Array(rows * size);
-    data.set(channelsLast ? toChannelsLast(pixels, [3, outH, outW]) : pixels);
+    data.set(channelsLast ? toChannelsLast(pixels, [channels, outH, outW]) : pixels);
     tensor = new ort.Tensor('uint8', data, dims);
   } else {
     const data = new Float32Array(rows * size);
-    normalizeInto(data, 0, pixels, 0, [3, outH, outW], { scale: p.scale, mean: p.mean, std: p.std });
-    tensor = new ort.Tensor('float32', channelsLast ? toChannelsLast(data, [3, outH, outW]) : data, dims);
+    normalizeInto(data, 0, pixels, 0, [channels, outH, outW], { scale: p.scale, mean: p.mean, std: p.std });
+    tensor = new ort.Tensor('float32', channelsLast ? toChannelsLast(data, [channels, outH, outW]) : data, dims);
   }
   const out = await session.run({ [config.model.input]: tensor });
   const latency = performance.now() - start;

@@ -9,6 +9,8 @@ import type { Graph } from '../../onnx/graph.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
+import { normalizationMetadata } from '../../zoo/metadata.js';
+import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../cli/output.js';
@@ -75,6 +77,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
   const evaluation = evalSlice(data, spec.eval_limit);
+  // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
+  const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
   const options: TrainOptions = {
     graph: start.graph,
     data: { train: data.train, test: evaluation.test },
@@ -99,7 +103,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(spec.augment ? {} : { augment: false as const }),
     ...(spec.autocast ? { autocast: spec.autocast } : {}),
     ...(spec.channels_last !== undefined ? { channelsLast: spec.channels_last } : {}),
-    ...(teacher ? { teacher: { graph: teacher.graph, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
+    ...(teacher && shared ? { normalization: shared.normalization, teacher: { graph: shared.teacher, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
     ...(masks.size > 0 ? { masks } : {}),
   };
   const r = await trainModel(options).finally(() => bar?.stop());
@@ -116,5 +120,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(teacher ? { teacher: teacher.id } : {}),
   };
   await rm(ctx.workDir, { recursive: true, force: true });
-  return { trainable: r.graph, model: foldBatchNorm(r.graph), result, gpuSeconds: r.gpuSeconds };
+  // The student is written with the preprocessing it was trained with (it may have been the teacher's).
+  const trained = shared ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph;
+  return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }

@@ -1,0 +1,16 @@
+import type { Normalization } from '../../data/types.js';
+import type { Graph } from '../../onnx/graph.js';
+import { renormalizeInput } from '../../passes/renormalize-input.js';
+import { defaultNormalization, readPreprocessing } from '../../zoo/metadata.js';
+
+/**
+ * Teacher and student see one batch, normalized for the student (its metadata, else the teacher's, else
+ * the default). A teacher that records other statistics — ImageNet's inside a model that normalizes
+ * raw pixels, say — gets its own back exactly through a per-channel Mul and Add in front of it.
+ */
+export function teacherForStudent(student: Graph, teacher: Graph, files: { student?: string | undefined; teacher?: string | undefined } = {}): { normalization: Normalization; teacher: Graph } {
+  const s = readPreprocessing(student, files.student).normalization;
+  const t = readPreprocessing(teacher, files.teacher).normalization;
+  const normalization = s ?? t ?? defaultNormalization(student);
+  return { normalization, teacher: t ? renormalizeInput(teacher, normalization, t) : teacher };
+}
