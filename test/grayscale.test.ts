@@ -104,6 +104,10 @@ describe('grayscale images', () => {
     const wrong = await runSlim(['eval', GRAY, '--data', folder, '--mean', '0.5,0.5,0.5']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/--mean has 3 numbers but the model takes grayscale \(1-channel\) images — pass one number/);
+    // CIFAR-10 is RGB: said up front, with what to use instead.
+    const cifar = await runSlim(['eval', GRAY, '--data', 'cifar10']);
+    expect(cifar.code).toBe(2);
+    expect(cifar.stderr).toMatch(/CIFAR-10's images are RGB but the model takes grayscale \(1-channel\) images — use an image folder/);
   }, 60_000);
 
   it.skipIf(!nativeAvailable())('slim train, quantize, prune and deploy take it; ORT scores the trained model as the engine did; the bundle classifies one plane', async () => {

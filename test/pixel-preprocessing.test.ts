@@ -15,6 +15,7 @@ import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing } from '../src/passes/pixel-preprocessing.js';
 import { renameValue } from '../src/passes/rewrite.js';
 import { renormalizeInput } from '../src/passes/renormalize-input.js';
+import { teacherForStudent } from '../src/compress/distill/normalization.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { CIFAR_DIR, fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
@@ -223,6 +224,24 @@ describe('splitPixelPreprocessing: the network inside a model that normalizes ra
     expect(renormalizeInput(plain, fed, fed)).toBe(plain);
   });
 
+  it('teacherForStudent: a teacher that records no statistics expects the default and gets it back; a symbolic channel dim is no obstacle', async () => {
+    const gray = await readModel(fixturePath('torch-tiny-resnet-gray.onnx'));
+    const mnist = { 'slimkit.mean': '[0.1307]', 'slimkit.std': '[0.3081]' };
+    const student: Graph = { ...gray, metadata: { ...gray.metadata, ...mnist } };
+    const shared = teacherForStudent(student, gray);
+    expect(shared.normalization.mean).toEqual([0.1307]);
+    expect(shared.teacher.nodes.slice(0, 2).map((n) => n.opType)).toEqual(['Mul', 'Add']);
+    // Fed MNIST-normalized images, the teacher computes what it computes on its default (0.5 / 0.5) ones.
+    const rng = new Random(9);
+    const px = Uint8Array.from({ length: 2 * 784 }, () => Math.floor(rng.next() * 256));
+    const norm = (mean: number, std: number): Tensor<'float32'> => float32([2, 1, 28, 28], Array.from(px, (p) => (p / 255 - mean) / std));
+    expect(maxAbsDiff(await logits(shared.teacher, norm(0.1307, 0.3081)), await logits(gray, norm(0.5, 0.5)))).toBeLessThan(1e-4);
+    // Same statistics: nothing to put in front, even when the channel dim is a symbol.
+    const symbolic: Graph = { ...student, inputs: [{ ...student.inputs[0]!, shape: ['batch', 'c', 28, 28] }] };
+    expect(teacherForStudent(student, symbolic).teacher).toBe(symbolic);
+    expect(() => teacherForStudent(student, { ...symbolic, metadata: gray.metadata }, { teacher: 't.onnx' })).toThrow(/t\.onnx: its input's channel count is not fixed/);
+  });
+
   it('a free-size channels-last model given --image-size records C×H×W from its last axis, and its network takes that size', async () => {
     const plain = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
     const free: Graph = { ...withPixelPreprocessing(plain), inputs: [{ name: 'pixels', dtype: 'uint8', shape: ['n', 'h', 'w', 3] }] };
@@ -325,6 +344,28 @@ describe.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_bat
     const student = await readModel(out);
     expect(dataInputs(student)[0]!.dtype).toBe('float32');
     expect(JSON.parse(student.metadata['slimkit.mean']!)).toEqual(CIFAR10_NORMALIZATION.mean);
+  }, 300_000);
+
+  it('slim quantize --qat of a float32 channels-last model that scales inside: its top-1 after is the written model\'s, fed as the model is', async () => {
+    // The trained model taking its 0–255 values as float32 (no Cast), fed them through --mean 0 --std 1/255.
+    const raw = await readModel(trained);
+    const cast = raw.nodes.find((n) => n.opType === 'Cast')!;
+    const floats: Graph = {
+      ...raw,
+      inputs: [{ ...raw.inputs[0]!, dtype: 'float32' }],
+      nodes: raw.nodes.filter((n) => n !== cast).map((n) => ({ ...n, inputs: n.inputs.map((v) => (v === cast.outputs[0] ? cast.inputs[0]! : v)) })),
+    };
+    const file = path.join(dir, 'floats.onnx');
+    await writeModel(floats, file);
+    const flags = ['--mean', '0,0,0', '--std', [1, 1, 1].map(() => 1 / 255).join(',')];
+    const out = path.join(dir, 'floats-qat.onnx');
+    const run = await runSlim(['quantize', file, '-o', out, '--qat', '--epochs', '1', ...data, '--eval-limit', '256', ...flags, '--json'], { timeoutMs: 300_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as { top1_after: number; qat: { engine_top1: number } };
+    const evaluated = await runSlim(['eval', out, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '256', ...flags, '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(r.top1_after).toBe((JSON.parse(evaluated.stdout) as { top1: number }).top1);
+    expect(r.top1_after).toBeGreaterThan(0.15);
   }, 300_000);
 
   it('slim prune --data: mean replacement measured on the network; the pruned model takes the pixels', async () => {

@@ -65,10 +65,14 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
 }
 
 /**
- * CIFAR-10's images are 32×32 and are not resized. A fixed input of another size fails where the images
- * meet the model; a free one would run at 32×32 while MACs and latency are counted at `size`: refused.
+ * CIFAR-10's images are 32×32 RGB and are not resized. A fixed input of another size fails where the
+ * images meet the model; a free one would run at 32×32 while MACs and latency are counted at `size`: refused.
+ * A grayscale model is refused up front too (image folders are read as grayscale for it).
  */
 export function checkCifarImageSize(graph: Graph, data: string | undefined, size: [number, number] | undefined): void {
+  if (data && isCifar10(data) && modelChannels(graph) === 1) {
+    throw usageError("CIFAR-10's images are RGB but the model takes grayscale (1-channel) images", 'use an image folder: its images are read as grayscale for this model');
+  }
   if (data && isCifar10(data) && size && hasFreeImageSize(graph) && (size[0] !== 32 || size[1] !== 32)) {
     throw usageError(`the model is used at ${size.join('×')} (--image-size or its slimkit.input_size) but CIFAR-10's images are 32×32`,
       'evaluate on an image folder (its images are resized to the model), or pass --image-size 32');
@@ -194,10 +198,15 @@ function metadataNumbers(graph: Graph, key: string): number[] | undefined {
  */
 export function normalizationFor(graph: Graph, options: DataOptions): Normalization {
   const channels = modelChannels(graph);
-  for (const [flag, values] of [['--mean', options.mean], ['--std', options.std]] as const) {
-    if (values && values.length !== channels && rawPixelInput(graph)?.dtype !== 'uint8') {
-      throw usageError(`${flag} has ${values.length} number${values.length === 1 ? '' : 's'} but the model takes ${channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)'} images`,
-        `pass ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
+  const kind = channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)';
+  const count = (n: number): string => `${n} number${n === 1 ? '' : 's'}`;
+  for (const [flag, key, given] of [['--mean', 'slimkit.mean', options.mean], ['--std', 'slimkit.std', options.std]] as const) {
+    // A model fed raw uint8 pixels uses neither.
+    if (rawPixelInput(graph)?.dtype === 'uint8') break;
+    const recorded = metadataNumbers(graph, key);
+    if (given && given.length !== channels) throw usageError(`${flag} has ${count(given.length)} but the model takes ${kind} images`, `pass ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
+    if (!given && recorded && recorded.length !== channels) {
+      throw usageError(`the model's ${key} metadata has ${count(recorded.length)} but the model takes ${kind} images`, `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers'}, or fix the metadata`);
     }
   }
   const fallback = defaultNormalization(graph);

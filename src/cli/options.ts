@@ -119,8 +119,8 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
     .option('--split <split>', "'test' (default) or 'train': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/")
     .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
-    .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
-    .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS));
+    .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS));
 }
 
 /** "32", "32,32", "224x224" → [h, w]. */

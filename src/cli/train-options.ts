@@ -1,5 +1,5 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
-import type { ImageSet } from '../data/types.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { REINSERT_SAMPLES, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
@@ -46,9 +46,14 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
  * The graph to train: a model without BatchNormalization (BN folded at export, as torch.onnx writes
  * it) gets BN re-inserted after its Convs unless --no-reinsert-bn (engine/reinsert-batchnorm.ts).
  */
-export async function trainingGraph(graph: Graph, images: ImageSet, o: { reinsertBn: boolean; fold: boolean; seed: number; threads?: number; file?: string; quiet?: boolean }): Promise<Graph> {
+export async function trainingGraph(
+  graph: Graph,
+  images: ImageSet,
+  o: { reinsertBn: boolean; fold: boolean; seed: number; threads?: number; file?: string; quiet?: boolean; normalization?: Normalization },
+): Promise<Graph> {
   if (!o.reinsertBn) return graph;
-  const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  // The statistics are measured on the images as training will feed them (distillation may feed the teacher's normalization).
+  const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.normalization ? { normalization: o.normalization } : {}) });
   if (r.inserted > 0 && !o.quiet) {
     log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
       `set from ${REINSERT_SAMPLES} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);

@@ -15,7 +15,7 @@ import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-inpu
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
-import { readPreprocessing } from '../zoo/metadata.js';
+import { modelChannels, readPreprocessing } from '../zoo/metadata.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
 
@@ -71,7 +71,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const input = imageInput(graph, file);
   const meta = readPreprocessing(graph, file);
   const size = imageSize(graph, meta.inputShape, options.imageSize, file);
-  const channels = input.shape?.[imageAxes(graph).c] === 1 ? 1 : 3;
+  const channels = modelChannels(graph);
   const fallback = channels === 1 ? GRAYSCALE_NORMALIZATION : CIFAR10_NORMALIZATION;
   let norm = meta.normalization;
   if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? fallback.mean, std: options.std ?? norm?.std ?? fallback.std };
@@ -81,8 +81,12 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
       warnings.push(`${file} records no mean/std (slimkit.mean, slimkit.std); using ${channels === 1 ? 'mean 0.5, std 0.5 (grayscale)' : 'CIFAR-10\'s'} — pass --mean and --std if it was trained with others`);
     }
   }
-  for (const [flag, list] of [['--mean', norm.mean], ['--std', norm.std]] as const) {
-    if (list.length !== channels) throw usageError(`${flag} needs ${channels === 1 ? '1 value (the model takes grayscale images)' : '3 values (R,G,B)'}, the model has ${list.length}`);
+  for (const [flag, key, list] of [['--mean', 'slimkit.mean', norm.mean], ['--std', 'slimkit.std', norm.std]] as const) {
+    if (list.length !== channels) {
+      const source = options[flag === '--mean' ? 'mean' : 'std'] ? flag : `the model's ${key} metadata`;
+      throw usageError(`${source} has ${list.length} value${list.length === 1 ? '' : 's'} but the model takes ${channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)'} images`,
+        `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
+    }
   }
   const output = graph.outputs[0]!;
   const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';

@@ -1,5 +1,6 @@
 import { cloneGraph, dataInputs, type Graph } from '../onnx/graph.js';
 import { float32 } from '../onnx/tensor.js';
+import { usageError } from '../errors.js';
 import { freshName, replaceUses, valueNames } from './rewrite.js';
 
 /** x = (pixel · scale − mean[c]) / std[c], as slimkit's loaders normalize images. */
@@ -16,11 +17,18 @@ export interface InputNormalization {
  * and student one batch; a teacher trained with other statistics (ImageNet's, say, inside a model that
  * normalizes raw pixels) gets its own back. Pure; the graph itself when the two agree.
  */
-export function renormalizeInput(graph: Graph, fed: InputNormalization, expected: InputNormalization): Graph {
-  const input = dataInputs(graph)[0];
-  const channels = input?.shape?.[1];
-  if (!input || typeof channels !== 'number') throw new Error(`renormalizeInput: ${graph.name} has no N×C×H×W input with a fixed channel count`);
+export function renormalizeInput(graph: Graph, fed: InputNormalization, expected: InputNormalization, file = graph.name): Graph {
   const at = (v: readonly number[], c: number): number => v[c] ?? v[0]!;
+  const listed = Math.max(fed.mean.length, fed.std.length, expected.mean.length, expected.std.length);
+  const same = (c: number): boolean => at(fed.mean, c) === at(expected.mean, c) && at(fed.std, c) === at(expected.std, c);
+  if (fed.scale === expected.scale && Array.from({ length: listed }, (_, c) => c).every(same)) return graph;
+  const input = dataInputs(graph)[0];
+  const dim = input?.shape?.[1];
+  // A symbolic channel dim leaves the constants' shape unknown (a default's three values may not fit).
+  const channels = typeof dim === 'number' ? dim : undefined;
+  if (!input || channels === undefined) {
+    throw usageError(`${file}: its input's channel count is not fixed, so its own mean/std cannot be put in front of it`, 'export the model with a fixed channel count');
+  }
   const scale = Array.from({ length: channels }, (_, c) => (at(fed.std, c) * expected.scale) / (fed.scale * at(expected.std, c)));
   const shift = Array.from({ length: channels }, (_, c) => ((at(fed.mean, c) * expected.scale) / fed.scale - at(expected.mean, c)) / at(expected.std, c));
   if (scale.every((a) => Math.abs(a - 1) < 1e-7) && shift.every((b) => Math.abs(b) < 1e-7)) return graph;

@@ -70,6 +70,8 @@ export function registerBench(program: Command): void {
         const size = imageSizeFor(graph, file, options.imageSize);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
+        // Checked before the timing runs: a wrong --mean for this model should not cost them.
+        const normalization = options.data ? normalizationFor(graph, options) : undefined;
         const stats = await loadedModelStats(loaded, size);
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
@@ -114,7 +116,7 @@ export function registerBench(program: Command): void {
           const evalBar = progress(`eval ${file}`, total, 'img');
           try {
             const result = await evaluate(model, set, {
-              normalization: normalizationFor(graph, options),
+              normalization: normalization!,
               ...(options.limit !== undefined ? { limit: options.limit } : {}),
               onProgress: (done) => evalBar.update(done),
             });

@@ -29,8 +29,8 @@ export function withModelFlags(cmd: Command): Command {
   return cmd
     .option('--labels <file>', 'class names, one per line in output order (default: the model metadata)')
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
-    .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
-    .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
+    .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
     .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", (v: string) => {
       if (v !== 'shorter-side' && v !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${v}'`);
       return v;

@@ -16,6 +16,7 @@ import { log, printResult, progress, type CommonOptions, type Progress } from '.
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
 import { forBatches } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 
 interface DistillCliOptions extends CommonOptions {
@@ -132,7 +133,7 @@ export function registerDistill(program: Command): void {
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
-        ? await trainingGraph(studentFile, data.train, { ...options, file: options.student })
+        ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
         : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 

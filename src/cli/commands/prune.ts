@@ -15,7 +15,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions, modelChannels } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions, modelChannels } from '../dataset.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../model-batch.js';
@@ -333,7 +333,10 @@ function check(o: PruneOptions): void {
 async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
-  if (isCifar10(o.data)) return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit });
+  if (isCifar10(o.data)) {
+    checkCifarImageSize(graph, o.data, modelInputSize(graph));
+    return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit });
+  }
   checkDataDir(o);
   if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), testLimit: o.testLimit });
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph));

@@ -103,8 +103,8 @@ export function registerQuantize(program: Command): void {
         .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (default with --calib cifar10: CIFAR-10 test)")
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
-        .option('--mean <r,g,b>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
-        .option('--std <r,g,b>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
+        .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+        .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
         .option('--qat', 'quantization-aware training: fine-tune the calibrated int8 model with its quantization simulated, then write it')
         .option('--data <cifar10|folder>', "--qat training data: 'cifar10', or a folder with train/ and test/ subfolders (default calibration images: its training split)")
         .option('--epochs <n>', '--qat: passes over the training data', positiveInt('--epochs'), 1)
@@ -222,7 +222,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   };
   if (evalData) {
     const before = run?.top1Before ?? (await top1(graph, evalData, normalization, threads, 'eval float'));
-    const after = top1After ?? (await top1(output, evalData, normalization, threads, 'eval quantized'));
+    // `output` is the written model: restored to take what the file took, so fed as that is.
+    const after = top1After ?? (await top1(output, evalData, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized'));
     Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: (before - after) * 100, eval_images: Math.min(evalData.limit ?? Infinity, evalData.set.labels.length), eval_data: evalData.set.name });
   }
   if (options.report) {

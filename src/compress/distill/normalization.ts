@@ -5,12 +5,13 @@ import { defaultNormalization, readPreprocessing } from '../../zoo/metadata.js';
 
 /**
  * Teacher and student see one batch, normalized for the student (its metadata, else the teacher's, else
- * the default). A teacher that records other statistics — ImageNet's inside a model that normalizes
+ * the default). A teacher that expects other statistics (recorded, or the default when it records none) — ImageNet's inside a model that normalizes
  * raw pixels, say — gets its own back exactly through a per-channel Mul and Add in front of it.
  */
 export function teacherForStudent(student: Graph, teacher: Graph, files: { student?: string | undefined; teacher?: string | undefined } = {}): { normalization: Normalization; teacher: Graph } {
   const s = readPreprocessing(student, files.student).normalization;
   const t = readPreprocessing(teacher, files.teacher).normalization;
   const normalization = s ?? t ?? defaultNormalization(student);
-  return { normalization, teacher: t ? renormalizeInput(teacher, normalization, t) : teacher };
+  // A teacher that records nothing expects what every other command feeds it: the default.
+  return { normalization, teacher: renormalizeInput(teacher, normalization, t ?? defaultNormalization(teacher), files.teacher) };
 }

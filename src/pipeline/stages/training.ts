@@ -70,15 +70,15 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
       phase: trainingPhaseText(p, false),
     });
   };
+  // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
+  const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
-  const start = await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) });
+  const start = await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}) });
   if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
   const evaluation = evalSlice(data, spec.eval_limit);
-  // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
-  const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
   const options: TrainOptions = {
     graph: start.graph,
     data: { train: data.train, test: evaluation.test },
