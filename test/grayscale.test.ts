@@ -5,7 +5,7 @@
  */
 import './helpers/engine-env.js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -154,6 +154,34 @@ describe('grayscale images', () => {
     } finally {
       await classifier.close();
     }
+  }, 300_000);
+});
+
+describe.skipIf(!nativeAvailable())('zoo models for grayscale images (--channels 1)', () => {
+  it('slim zoo, slim train and a recipe build a 1-channel ResNet and train it on a grayscale folder; CIFAR-10 is refused', async () => {
+    const zoo = path.join(dir, 'zoo-gray.onnx');
+    const built = await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '--channels', '1', '-o', zoo]);
+    expect(built.code, built.stderr).toBe(0);
+    const graph = await readModel(zoo);
+    expect(dataInputs(graph)[0]!.shape).toEqual(['batch', 1, 32, 32]);
+    expect(JSON.parse(graph.metadata['slimkit.mean']!)).toEqual([0.5]);
+
+    const trained = path.join(dir, 'zoo-trained.onnx');
+    const train = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--channels', '1', '--data', folder, '--epochs', '2', '--batch', '20', '--threads', '2', '--out', trained, '--json'], { timeoutMs: 180_000 });
+    expect(train.code, train.stderr).toBe(0);
+    const t = JSON.parse(train.stdout) as { test_top1: number; onnxruntime_top1: number };
+    expect(t.onnxruntime_top1).toBe(t.test_top1);
+    expect(dataInputs(await readModel(trained))[0]!.shape).toEqual(['batch', 1, 32, 32]);
+
+    const cifar = await runSlim(['train', '--model', 'resnet18-cifar', '--channels', '1', '--data', 'cifar10', '--out', path.join(dir, 'x.onnx')]);
+    expect(cifar.code).toBe(2);
+    expect(cifar.stderr).toMatch(/--channels 1 builds a grayscale model but CIFAR-10's images are RGB/);
+
+    const recipe = path.join(dir, 'gray.yaml');
+    writeFileSync(recipe, [`name: gray`, `data: { dataset: ${folder} }`, 'model: { zoo: resnet18-cifar, width: 0.125, channels: 1 }', 'stages:', '  - train: { id: fp32, epochs: 1, batch: 20 }', '  - quantize: { id: int8, samples: 20 }', ''].join('\n'));
+    const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run'), '--threads', '2', '--no-report', '--json'], { timeoutMs: 240_000 });
+    expect(run.code, run.stderr).toBe(0);
+    for (const id of ['fp32', 'int8']) expect(dataInputs(await readModel(path.join(dir, 'run', 'models', `${id}.onnx`)))[0]!.shape!.slice(1)).toEqual([1, 32, 32]);
   }, 300_000);
 });
 

@@ -101,6 +101,12 @@ export function stdList(name: string, lengths: number | readonly number[]): (val
   };
 }
 
+/** --channels for zoo models: 3 (RGB) or 1 (grayscale). */
+export function channelsArg(value: string): 1 | 3 {
+  if (value !== '1' && value !== '3') throw new InvalidArgumentError(`--channels takes 3 (RGB) or 1 (grayscale), got '${value}'`);
+  return value === '1' ? 1 : 3;
+}
+
 /** --mean / --std: three numbers for RGB models, one for grayscale ones. */
 export const CHANNEL_COUNTS = [3, 1] as const;
 export const MEAN_HELP = 'per-channel mean of pixels scaled to 0..1: r,g,b, or one number for a grayscale model (default: the model metadata, else CIFAR-10\'s; grayscale 0.5)';

@@ -35,6 +35,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   file: 'an .onnx file, relative to the recipe',
   width: 'channel width multiplier, a number > 0 (0.25 = a quarter of the channels)',
   classes: 'number of output classes, a whole number ≥ 2 (default: the data set’s)',
+  channels: 'image channels of a zoo model: 3 (RGB, default) or 1 (grayscale: image folders are read as luma)',
   id: "a name for the stage and its model: letters, digits, '.', '_', '-', starting with a letter or digit",
   from: 'the id of an earlier stage that makes a model',
   teacher: 'the id of an earlier stage whose model teaches this one',
@@ -102,11 +103,14 @@ const positive = z.number().gt(0);
 const unitOpen = z.number().min(0).lt(1);
 const stageId = z.string().regex(ID_PATTERN);
 
+const channels = z.union([z.literal(1), z.literal(3)]);
+
 const ZooModel = z.strictObject({
   zoo: z.enum(Object.keys(ZOO) as [keyof typeof ZOO, ...(keyof typeof ZOO)[]]),
   width: positive.default(1),
   classes: z.number().int().min(2).optional(),
   seed: nonNegInt.optional(),
+  channels: channels.optional(),
 });
 
 /** The starting model: a zoo architecture (trained by a later stage) or an ONNX file (a variant itself). */
@@ -117,12 +121,13 @@ const ModelSchema = z
     width: positive.optional(),
     classes: z.number().int().min(2).optional(),
     seed: nonNegInt.optional(),
+    channels: channels.optional(),
     id: stageId.optional(),
   })
   .superRefine((m, ctx) => {
     if (Boolean(m.zoo) === Boolean(m.file)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `zoo: NAME` or `file: MODEL.onnx`' });
     if (m.file) {
-      for (const key of ['width', 'classes', 'seed'] as const) {
+      for (const key of ['width', 'classes', 'seed', 'channels'] as const) {
         if (m[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to zoo models, not to a model file` });
       }
     } else if (m.id !== undefined) {

@@ -116,7 +116,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
     checkSourceInput(recipe, sourceGraph);
     const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
-    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), ...(sourceGraph ? { channels: modelChannels(sourceGraph) } : {}) });
+    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3) });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
     checkClassCount(recipe, sourceGraph, data);
 

@@ -1,4 +1,4 @@
-import { CIFAR10_NORMALIZATION, type Normalization } from '../data/types.js';
+import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION, type Normalization } from '../data/types.js';
 import { SlimError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { formatCount } from '../report/format.js';
@@ -55,6 +55,8 @@ export interface ZooOptions {
   zeroInitResidual?: boolean;
   /** Recorded in metadata as `slimkit.classes`; must have `classes` entries. */
   classNames?: string[];
+  /** Image channels: 3 (RGB, default) or 1 — a grayscale model, normalized with GRAYSCALE_NORMALIZATION. */
+  channels?: number;
 }
 
 /** [H, W] of a zoo model's input, without building it. */
@@ -78,19 +80,20 @@ export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
   const width = options.width ?? 1;
   const seed = options.seed ?? 0;
   const zeroInitResidual = options.zeroInitResidual ?? false;
-  validate({ classes, width, seed, classNames: options.classNames });
+  const channels = options.channels ?? 3;
+  validate({ classes, width, seed, classNames: options.classNames, channels });
   checkSize(name, entry, classes, width);
 
   const size = resnetInputSize(entry.stem);
   const metadata = {
     ...preprocessingMetadata({
-      inputShape: [3, size, size],
-      normalization: entry.normalization,
+      inputShape: [channels, size, size],
+      normalization: channels === 1 ? GRAYSCALE_NORMALIZATION : entry.normalization,
       ...(options.classNames ? { classNames: options.classNames } : {}),
     }),
-    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zeroInitResidual }),
+    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zeroInitResidual, ...(channels !== 3 ? { channels } : {}) }),
   };
-  const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, metadata });
+  const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, inChannels: channels, metadata });
   graph.name = name;
   return graph;
 }
@@ -134,7 +137,10 @@ function zooEntry(name: string): ZooEntry {
   return throwUsage('model name', `unknown zoo model '${name}'`, `${hint}known models: ${names.join(', ')}`);
 }
 
-function validate(o: { classes: number; width: number; seed: number; classNames: string[] | undefined }): void {
+function validate(o: { classes: number; width: number; seed: number; classNames: string[] | undefined; channels: number }): void {
+  if (o.channels !== 1 && o.channels !== 3) {
+    throwUsage('--channels', `channels must be 3 (RGB) or 1 (grayscale), got ${o.channels}`, 'pass --channels 1 for grayscale images');
+  }
   if (!Number.isInteger(o.classes) || o.classes < 2) {
     throwUsage('--classes', `classes must be an integer ≥ 2, got ${o.classes}`, 'pass the number of classes in your data set, e.g. --classes 10');
   }

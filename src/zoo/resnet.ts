@@ -22,11 +22,13 @@ export interface ResNetOptions {
   seed: number;
   /** torchvision's zero_init_residual: γ = 0 for the last BN of every block, so each block starts as identity. */
   zeroInitResidual: boolean;
+  /** Image channels: 3 (RGB, default) or 1 (grayscale). */
+  inChannels?: number;
   /** Copied into graph.metadata. */
   metadata?: Record<string, string>;
 }
 
-type Architecture = Pick<ResNetOptions, 'depth' | 'stem' | 'classes' | 'width' | 'zeroInitResidual'>;
+type Architecture = Pick<ResNetOptions, 'depth' | 'stem' | 'classes' | 'width' | 'zeroInitResidual' | 'inChannels'>;
 
 const LAYOUT: Record<ResNetDepth, { blocks: [number, number, number, number]; bottleneck: boolean }> = {
   18: { blocks: [2, 2, 2, 2], bottleneck: false },
@@ -59,7 +61,7 @@ function declareResNet(o: Architecture): { builder: GraphBuilder; logits: Value 
   if (!(o.width > 0)) throw new RangeError(`ResNet width must be > 0, got ${o.width}`);
   if (!(Number.isInteger(o.classes) && o.classes >= 1)) throw new RangeError(`ResNet classes must be a positive integer, got ${o.classes}`);
   const size = resnetInputSize(o.stem);
-  const b = new GraphBuilder({ name: `resnet${o.depth}-${o.stem}`, inputShape: [3, size, size] });
+  const b = new GraphBuilder({ name: `resnet${o.depth}-${o.stem}`, inputShape: [o.inChannels ?? 3, size, size] });
   const planes = stagePlanes(o.width);
   const layout = LAYOUT[o.depth];
 

@@ -13,7 +13,7 @@ import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
+import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
@@ -42,6 +42,7 @@ interface DistillCliOptions extends CommonOptions {
   labelSmoothing: number;
   seed: number;
   width: number;
+  channels?: 1 | 3;
   trainLimit?: number;
   testLimit?: number;
   threads?: number;
@@ -97,6 +98,7 @@ export function registerDistill(program: Command): void {
       .option('--label-smoothing <x>', 'label smoothing of the hard-label loss', inRange('--label-smoothing', 0, 0.999), 0)
       .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
       .option('--width <w>', 'zoo students: channel width multiplier', positiveNumber('--width'), 1)
+      .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); default: the teacher's", channelsArg)
       .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
@@ -129,12 +131,12 @@ export function registerDistill(program: Command): void {
       const studentFile = studentFreed?.graph;
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: modelChannels(studentFile ?? teacher), testLimit: options.testLimit });
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), testLimit: options.testLimit });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
-        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length });
+        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length, channels: options.channels ?? modelChannels(teacher) });
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const bar = trainingProgress('distill', precisionHint(options.device, options.precision));

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
+import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
@@ -16,7 +17,7 @@ import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels } from '../dataset.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches, type WorkingModel } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 
@@ -38,6 +39,7 @@ interface TrainCliOptions extends CommonOptions {
   labelSmoothing: number;
   seed: number;
   width: number;
+  channels?: 1 | 3;
   classes?: number;
   trainLimit?: number;
   testLimit?: number;
@@ -81,6 +83,7 @@ export function registerTrain(program: Command): void {
       .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
       .option('--width <w>', 'zoo models: channel width multiplier', positiveNumber('--width'), 1)
       .option('--classes <k>', 'zoo models: number of classes (default: the data set\'s)', positiveInt('--classes'))
+      .option('--channels <n>', 'zoo models: image channels, 3 (RGB, default) or 1 (grayscale: image folders are read as luma)', channelsArg)
       .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
@@ -139,10 +142,13 @@ export function registerTrain(program: Command): void {
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
       checkDataDir(options);
+      if (!onnxModel && options.channels === 1 && isCifar10(options.data)) {
+        throw usageError("--channels 1 builds a grayscale model but CIFAR-10's images are RGB", 'drop --channels, or train on an image folder (read as grayscale for this model)');
+      }
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
         size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
-        channels: onnxModel ? modelChannels(onnxModel) : 3,
+        channels: onnxModel ? modelChannels(onnxModel) : (options.channels ?? 3),
         testLimit: options.testLimit,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
@@ -152,7 +158,7 @@ export function registerTrain(program: Command): void {
       if (writer && leftOver > 0) {
         log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
       }
-      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? data.train.classes.length });
+      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? data.train.classes.length, ...(options.channels ? { channels: options.channels } : {}) });
       const graph = await trainingGraph(model, data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;

@@ -4,11 +4,12 @@ import { writeModel } from '../../onnx/io.js';
 import { describeZoo, buildZooModel } from '../../zoo/index.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { nonNegativeInt, positiveInt, positiveNumber, withJson } from '../options.js';
+import { nonNegativeInt, positiveInt, positiveNumber, withJson, channelsArg } from '../options.js';
 
 interface ZooOptions extends CommonOptions {
   output?: string;
   width: number;
+  channels?: 1 | 3;
   classes?: number;
   seed: number;
   list?: boolean;
@@ -24,6 +25,7 @@ export function registerZoo(program: Command): void {
       .option('--width <w>', 'channel width multiplier (0.25 for fast CPU demos)', positiveNumber('--width'), 1)
       .option('--classes <k>', 'number of classes (default 10 for -cifar, 1000 for -imagenet)', positiveInt('--classes'))
       .option('--seed <n>', 'seed for the weight initialisation', nonNegativeInt('--seed'), 0)
+      .option('--channels <n>', 'image channels: 3 (RGB, default) or 1 (grayscale)', channelsArg)
       .option('--list', 'list the zoo models'),
   )
     .addHelpText('after', '\nExamples:\n  slim zoo --list\n  slim zoo resnet18-cifar --width 0.25 -o r18w025.onnx')
@@ -43,6 +45,7 @@ export function registerZoo(program: Command): void {
         width: options.width,
         seed: options.seed,
         ...(options.classes !== undefined ? { classes: options.classes } : {}),
+        ...(options.channels !== undefined ? { channels: options.channels } : {}),
       });
       const { bytes } = await writeModel(graph, options.output);
       printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width }, () =>

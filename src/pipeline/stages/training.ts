@@ -24,7 +24,7 @@ type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
 /** A zoo model for the run's data: its class names (when the counts agree) go into the metadata, for deploy. */
 export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed: number): Graph {
   const classes = spec.classes ?? classNames.length;
-  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}) });
+  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}), ...(spec.channels ? { channels: spec.channels } : {}) });
 }
 
 export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
@@ -49,7 +49,7 @@ export async function runDistill(ctx: StageContext, spec: DistillSpec, from: str
 function startingGraph(ctx: StageContext, classes: readonly string[]): Graph {
   const model = ctx.recipe.model;
   if (!model.zoo) throw new Error('a recipe with a model file always has a variant to start from');
-  return zooGraph({ zoo: model.zoo, width: model.width ?? 1, ...(model.classes ? { classes: model.classes } : {}), ...(model.seed !== undefined ? { seed: model.seed } : {}) }, classes, ctx.recipe.seed);
+  return zooGraph({ zoo: model.zoo, width: model.width ?? 1, ...(model.classes ? { classes: model.classes } : {}), ...(model.seed !== undefined ? { seed: model.seed } : {}), ...(model.channels ? { channels: model.channels } : {}) }, classes, ctx.recipe.seed);
 }
 
 interface Teacher {
