@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportNotes } from '../src/cli/commands/info.js';
 import { loadImageFolder } from '../src/data/image-folder.js';
 import { normalizeInto, toGrayscale } from '../src/data/transforms.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
@@ -81,6 +82,7 @@ describe('grayscale images', () => {
   it('slim eval feeds one normalized plane: its top-1 equals ONNX Runtime on the same images normalized by hand (and PyTorch on its own input)', async () => {
     const torch = torchSidecar('torch-tiny-resnet-gray.onnx');
     const graph = await readModel(GRAY);
+    expect(exportNotes(graph)).toEqual([expect.stringMatching(/^takes grayscale \(1-channel\) images: image folders are read as luma .* mean 0\.5 \/ std 0\.5 unless --mean\/--std say otherwise/)]);
     expect(maxAbsDiff((await runGraph(graph, { input: torch.input }))['logits']!, torch.output)).toBeLessThan(1e-5);
     const run = await runSlim(['eval', GRAY, '--data', folder, '--mean', '0.3', '--std', '0.2', '--json']);
     expect(run.code, run.stderr).toBe(0);

@@ -9,6 +9,7 @@ import { imageSizeFor } from '../dataset.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
+import { modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 
@@ -38,6 +39,10 @@ export function exportNotes(graph: Graph): string[] {
     notes.push('reason' in split
       ? `takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train cannot (${split.reason}) and want the network without its preprocessing`
       : `takes raw ${raw.text} pixels and preprocesses them itself (${split.preprocessing.nodes.map((n) => n.opType).join(' → ')}): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that and write models that take the pixels`);
+  }
+  if (input?.shape?.length === 4 && modelChannels(graph) === 1) {
+    const recorded = readPreprocessing(graph).normalization;
+    notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L')), normalized with ${recorded ? `its recorded mean ${recorded.mean.join(', ')} / std ${recorded.std.join(', ')}` : 'mean 0.5 / std 0.5 unless --mean/--std say otherwise (it records none)'}; CIFAR-10 (RGB) does not fit it`);
   }
   return notes;
 }
