@@ -5,12 +5,13 @@
  */
 import './helpers/engine-env.js';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportNotes } from '../src/cli/commands/info.js';
+import { normalizationFor } from '../src/cli/dataset.js';
 import { loadImageFolder } from '../src/data/image-folder.js';
 import { normalizeInto, toGrayscale } from '../src/data/transforms.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
@@ -83,6 +84,11 @@ describe('grayscale images', () => {
     const torch = torchSidecar('torch-tiny-resnet-gray.onnx');
     const graph = await readModel(GRAY);
     expect(exportNotes(graph)).toEqual([expect.stringMatching(/^takes grayscale \(1-channel\) images: image folders are read as luma .* mean 0\.5 \/ std 0\.5 unless --mean\/--std say otherwise/)]);
+    // Never failing over metadata: a malformed entry leaves the normalization out of the note.
+    expect(exportNotes({ ...graph, metadata: { 'slimkit.mean': 'oops' } })).toEqual([expect.stringMatching(/read as luma \(PIL's convert\('L'\)\); CIFAR-10/)]);
+    // One recorded mean serves every channel of an RGB model (torchvision's Normalize broadcasts it).
+    const rgb = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    expect(normalizationFor({ ...rgb, metadata: { 'slimkit.mean': '[0.5]', 'slimkit.std': '[0.25]' } }, {})).toEqual({ scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
     expect(maxAbsDiff((await runGraph(graph, { input: torch.input }))['logits']!, torch.output)).toBeLessThan(1e-5);
     const run = await runSlim(['eval', GRAY, '--data', folder, '--mean', '0.3', '--std', '0.2', '--json']);
     expect(run.code, run.stderr).toBe(0);
@@ -178,12 +184,25 @@ describe.skipIf(!nativeAvailable())('zoo models for grayscale images (--channels
     const cifar = await runSlim(['train', '--model', 'resnet18-cifar', '--channels', '1', '--data', 'cifar10', '--out', path.join(dir, 'x.onnx')]);
     expect(cifar.code).toBe(2);
     expect(cifar.stderr).toMatch(/--channels 1 builds a grayscale model but CIFAR-10's images are RGB/);
+    // --channels builds zoo models only, and a zoo student must take what its teacher takes.
+    const onnx = await runSlim(['train', '--model', GRAY, '--channels', '3', '--data', folder, '--out', path.join(dir, 'x.onnx')]);
+    expect(onnx.stderr).toMatch(/--channels builds zoo models; .*torch-tiny-resnet-gray\.onnx takes 1-channel images as it was exported — drop --channels/);
+    const mismatch = await runSlim(['distill', '--teacher', GRAY, '--student', 'resnet18-cifar', '--channels', '3', '--data', folder, '--out', path.join(dir, 'x.onnx')]);
+    expect(mismatch.stderr).toMatch(/--channels 3 asks for a student of 3-channel images, but the teacher takes 1-channel ones/);
+    // A model file scoring 10 classes is not trained on 2.
+    const two = path.join(dir, 'two');
+    for (const split of ['train', 'test']) for (const c of ['c0', 'c1']) cpSync(path.join(folder, split, c), path.join(two, split, c), { recursive: true });
+    const classes = await runSlim(['train', '--model', GRAY, '--data', two, '--out', path.join(dir, 'x.onnx')]);
+    expect(classes.code).toBe(2);
+    expect(classes.stderr).toMatch(/torch-tiny-resnet-gray\.onnx scores 10 classes but --data has 2/);
 
     const recipe = path.join(dir, 'gray.yaml');
-    writeFileSync(recipe, [`name: gray`, `data: { dataset: ${folder} }`, 'model: { zoo: resnet18-cifar, width: 0.125, channels: 1 }', 'stages:', '  - train: { id: fp32, epochs: 1, batch: 20 }', '  - quantize: { id: int8, samples: 20 }', ''].join('\n'));
+    writeFileSync(recipe, [`name: gray`, `data: { dataset: ${folder} }`, 'model: { zoo: resnet18-cifar, width: 0.125, channels: 1 }', 'stages:', '  - train: { id: fp32, epochs: 1, batch: 20 }', '  - quantize: { id: int8, samples: 20 }',
+      // A zoo student takes the teacher's channels.
+      '  - distill: { id: kd, teacher: fp32, student: { zoo: resnet18-cifar, width: 0.125 }, epochs: 1, batch: 20 }', ''].join('\n'));
     const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run'), '--threads', '2', '--no-report', '--json'], { timeoutMs: 240_000 });
     expect(run.code, run.stderr).toBe(0);
-    for (const id of ['fp32', 'int8']) expect(dataInputs(await readModel(path.join(dir, 'run', 'models', `${id}.onnx`)))[0]!.shape!.slice(1)).toEqual([1, 32, 32]);
+    for (const id of ['fp32', 'int8', 'kd']) expect(dataInputs(await readModel(path.join(dir, 'run', 'models', `${id}.onnx`)))[0]!.shape!.slice(1)).toEqual([1, 32, 32]);
   }, 300_000);
 });
 

@@ -5,7 +5,7 @@ import type { DownloadProgress } from '../data/download.js';
 import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data/image-folder.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { defaultNormalization, METADATA_KEYS, modelChannels, readPreprocessing } from '../zoo/metadata.js';
+import { defaultNormalization, METADATA_KEYS, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
 
 export { modelChannels };
 import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
@@ -204,15 +204,17 @@ export function normalizationFor(graph: Graph, options: DataOptions): Normalizat
     // A model fed raw uint8 pixels uses neither.
     if (rawPixelInput(graph)?.dtype === 'uint8') break;
     const recorded = metadataNumbers(graph, key);
-    if (given && given.length !== channels) throw usageError(`${flag} has ${count(given.length)} but the model takes ${kind} images`, `pass ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
-    if (!given && recorded && recorded.length !== channels) {
+    // One number serves every channel (torchvision's Normalize broadcasts it); three cannot serve one.
+    const fits = (n: number): boolean => n === channels || n === 1;
+    if (given && !fits(given.length)) throw usageError(`${flag} has ${count(given.length)} but the model takes ${kind} images`, `pass ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
+    if (!given && recorded && !fits(recorded.length)) {
       throw usageError(`the model's ${key} metadata has ${count(recorded.length)} but the model takes ${kind} images`, `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers'}, or fix the metadata`);
     }
   }
   const fallback = defaultNormalization(graph);
-  return {
+  return perChannel({
     scale: fallback.scale,
     mean: options.mean ?? metadataNumbers(graph, 'slimkit.mean') ?? fallback.mean,
     std: options.std ?? metadataNumbers(graph, 'slimkit.std') ?? fallback.std,
-  };
+  }, channels);
 }

@@ -15,7 +15,7 @@ import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-inpu
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
-import { modelChannels, readPreprocessing } from '../zoo/metadata.js';
+import { modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
 
@@ -82,12 +82,14 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     }
   }
   for (const [flag, key, list] of [['--mean', 'slimkit.mean', norm.mean], ['--std', 'slimkit.std', norm.std]] as const) {
-    if (list.length !== channels) {
+    // One value serves every channel; slim.json holds one per channel.
+    if (list.length !== channels && list.length !== 1) {
       const source = options[flag === '--mean' ? 'mean' : 'std'] ? flag : `the model's ${key} metadata`;
       throw usageError(`${source} has ${list.length} value${list.length === 1 ? '' : 's'} but the model takes ${channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)'} images`,
         `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers, r,g,b'}`);
     }
   }
+  norm = perChannel(norm, channels);
   const output = graph.outputs[0]!;
   const outputKind: ModelConfig['outputKind'] = endsInSoftmax(graph, output.name) ? 'probabilities' : 'logits';
 

@@ -41,14 +41,14 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   let name: string;
   let named: string | undefined;
   if (isCifar10(spec.dataset)) {
+    if (o.channels === 1) {
+      throw usageError("the model takes grayscale (1-channel) images but CIFAR-10's are RGB", 'use an image folder as data.dataset (its images are read as grayscale for this model)');
+    }
     const dir = spec.dir ? path.resolve(o.baseDir, spec.dir) : o.dataDir;
     named = dir ?? process.env['SLIM_DATA_DIR'];
     const options = dir ? { dataDir: dir } : {};
     [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
     name = 'cifar10';
-    if (o.channels === 1) {
-      throw usageError("the model takes grayscale (1-channel) images but CIFAR-10's are RGB", 'use an image folder as data.dataset (its images are read as grayscale for this model)');
-    }
     const [h, w] = o.inputSize ?? [32, 32];
     if (h !== 32 || w !== 32) {
       throw usageError(`the model takes ${h}×${w} images but CIFAR-10's are 32×32`, 'use an image folder as data.dataset (its images are resized to the model), or a model for 32×32 input');

@@ -96,7 +96,14 @@ export function modelChannels(graph: Graph): 1 | 3 {
 
 /** The normalization a model records, else CIFAR-10's — GRAYSCALE_NORMALIZATION for a 1-channel model. */
 export function normalizationOf(graph: Graph, file?: string): Normalization {
-  return readPreprocessing(graph, file).normalization ?? defaultNormalization(graph);
+  const recorded = readPreprocessing(graph, file).normalization;
+  return recorded ? perChannel(recorded, modelChannels(graph)) : defaultNormalization(graph);
+}
+
+/** One value for every channel, as torchvision's Normalize broadcasts a one-element mean or std; other lengths as given. */
+export function perChannel(n: Normalization, channels: number): Normalization {
+  const fit = (v: number[]): number[] => (v.length === 1 && channels > 1 ? new Array<number>(channels).fill(v[0]!) : v);
+  return { scale: n.scale, mean: fit(n.mean), std: fit(n.std) };
 }
 
 /** What a model that records no mean and std is fed: CIFAR-10's statistics, or GRAYSCALE_NORMALIZATION. */

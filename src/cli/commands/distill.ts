@@ -98,7 +98,7 @@ export function registerDistill(program: Command): void {
       .option('--label-smoothing <x>', 'label smoothing of the hard-label loss', inRange('--label-smoothing', 0, 0.999), 0)
       .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
       .option('--width <w>', 'zoo students: channel width multiplier', positiveNumber('--width'), 1)
-      .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); default: the teacher's", channelsArg)
+      .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); it must be the teacher's, the default", channelsArg)
       .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
@@ -129,6 +129,12 @@ export function registerDistill(program: Command): void {
       }
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
       const studentFile = studentFreed?.graph;
+      if (options.channels !== undefined && studentFile) {
+        throw usageError(`--channels builds zoo students; ${options.student} takes ${modelChannels(studentFile)}-channel images as it was exported`, 'drop --channels');
+      }
+      if (options.channels !== undefined && options.channels !== modelChannels(teacher)) {
+        throw usageError(`--channels ${options.channels} asks for a student of ${options.channels}-channel images, but the teacher takes ${modelChannels(teacher)}-channel ones and both see one batch`, 'drop --channels: a zoo student takes the teacher\'s channels');
+      }
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), testLimit: options.testLimit });

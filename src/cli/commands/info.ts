@@ -41,10 +41,21 @@ export function exportNotes(graph: Graph): string[] {
       : `takes raw ${raw.text} pixels and preprocesses them itself (${split.preprocessing.nodes.map((n) => n.opType).join(' → ')}): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that and write models that take the pixels`);
   }
   if (input?.shape?.length === 4 && modelChannels(graph) === 1) {
-    const recorded = readPreprocessing(graph).normalization;
-    notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L')), normalized with ${recorded ? `its recorded mean ${recorded.mean.join(', ')} / std ${recorded.std.join(', ')}` : 'mean 0.5 / std 0.5 unless --mean/--std say otherwise (it records none)'}; CIFAR-10 (RGB) does not fit it`);
+    notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L'))${grayscaleNormalizationNote(graph, raw?.dtype === 'uint8')}; CIFAR-10 (RGB) does not fit it`);
   }
   return notes;
+}
+
+/** How a grayscale model's images are normalized, as far as its metadata says (info never fails over it). */
+function grayscaleNormalizationNote(graph: Graph, rawPixels: boolean): string {
+  if (rawPixels) return ' and fed as raw pixels, which it normalizes itself';
+  try {
+    const recorded = readPreprocessing(graph).normalization;
+    if (!recorded) return ', normalized with mean 0.5 / std 0.5 unless --mean/--std say otherwise (it records none)';
+    return recorded.mean.length === 1 ? `, normalized with its recorded mean ${recorded.mean[0]} / std ${recorded.std[0]}` : '';
+  } catch {
+    return '';
+  }
 }
 
 export function registerInfo(program: Command): void {

@@ -142,6 +142,9 @@ export function registerTrain(program: Command): void {
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
       checkDataDir(options);
+      if (onnxModel && options.channels !== undefined) {
+        throw usageError(`--channels builds zoo models; ${options.model} takes ${modelChannels(onnxModel)}-channel images as it was exported`, 'drop --channels');
+      }
       if (!onnxModel && options.channels === 1 && isCifar10(options.data)) {
         throw usageError("--channels 1 builds a grayscale model but CIFAR-10's images are RGB", 'drop --channels, or train on an image folder (read as grayscale for this model)');
       }
@@ -152,7 +155,10 @@ export function registerTrain(program: Command): void {
         testLimit: options.testLimit,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
-      if (onnxModel) checkImageSize(onnxModel, data.train, options.model, '--data');
+      if (onnxModel) {
+        checkImageSize(onnxModel, data.train, options.model, '--data');
+        checkClassCount(onnxModel, data.train.classes.length, options.model);
+      }
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
       if (writer && leftOver > 0) {
@@ -263,4 +269,12 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
   const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
   if (!quiet && modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
   return forBatches(graph, file, { quiet });
+}
+
+/** A model file scores a fixed number of classes: training it on data with another count would fail only when it is written. */
+function checkClassCount(graph: Graph, classes: number, file: string): void {
+  const scores = graph.outputs[0]?.shape?.[1];
+  if (typeof scores === 'number' && scores !== classes) {
+    throw usageError(`${file} scores ${scores} classes but --data has ${classes}`, 'train it on data with its classes, or start from a zoo model (--classes sets its count)');
+  }
 }

@@ -48,8 +48,9 @@ export function registerZoo(program: Command): void {
         ...(options.channels !== undefined ? { channels: options.channels } : {}),
       });
       const { bytes } = await writeModel(graph, options.output);
-      printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width }, () =>
-        `wrote ${options.output} (${name}, width ${options.width}, ${formatBytes(bytes)})`,
+      const channels = options.channels ?? 3;
+      printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width, channels }, () =>
+        `wrote ${options.output} (${name}, width ${options.width}${channels === 1 ? ', grayscale' : ''}, ${formatBytes(bytes)})`,
       );
     });
 }

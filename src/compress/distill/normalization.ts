@@ -1,7 +1,7 @@
 import type { Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { renormalizeInput } from '../../passes/renormalize-input.js';
-import { defaultNormalization, readPreprocessing } from '../../zoo/metadata.js';
+import { defaultNormalization, modelChannels, perChannel, readPreprocessing } from '../../zoo/metadata.js';
 
 /**
  * Teacher and student see one batch, normalized for the student (its metadata, else the teacher's, else
@@ -11,7 +11,7 @@ import { defaultNormalization, readPreprocessing } from '../../zoo/metadata.js';
 export function teacherForStudent(student: Graph, teacher: Graph, files: { student?: string | undefined; teacher?: string | undefined } = {}): { normalization: Normalization; teacher: Graph } {
   const s = readPreprocessing(student, files.student).normalization;
   const t = readPreprocessing(teacher, files.teacher).normalization;
-  const normalization = s ?? t ?? defaultNormalization(student);
+  const normalization = perChannel(s ?? t ?? defaultNormalization(student), modelChannels(student));
   // A teacher that records nothing expects what every other command feeds it: the default.
   return { normalization, teacher: renormalizeInput(teacher, normalization, t ?? defaultNormalization(teacher), files.teacher) };
 }

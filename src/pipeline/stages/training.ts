@@ -9,7 +9,8 @@ import type { Graph } from '../../onnx/graph.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
-import { normalizationMetadata } from '../../zoo/metadata.js';
+import { modelChannels, normalizationMetadata } from '../../zoo/metadata.js';
+import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
@@ -41,8 +42,13 @@ export async function runFinetune(ctx: StageContext, spec: FinetuneSpec, from: s
 
 export async function runDistill(ctx: StageContext, spec: DistillSpec, from: string | undefined): Promise<StageOutput<'distill'>> {
   const data = await ctx.data();
-  const student = spec.student ? zooGraph(spec.student, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable', { batches: true }) : startingGraph(ctx, data.train.classes);
   const teacher = await ctx.graphOf(spec.teacher, 'trainable', { batches: true });
+  // Teacher and student see one batch: a zoo student takes the teacher's channels.
+  const channels = modelChannels(teacher);
+  if (spec.student?.channels !== undefined && spec.student.channels !== channels) {
+    throw new SlimError({ where: 'student.channels', problem: `is ${spec.student.channels} but the teacher '${spec.teacher}' takes ${channels}-channel images, and both see one batch`, fix: 'leave student.channels out: a zoo student takes the teacher\'s channels' }, 'usage');
+  }
+  const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable', { batches: true }) : startingGraph(ctx, data.train.classes);
   return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
 }
 
