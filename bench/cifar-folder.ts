@@ -13,6 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadCifar10 } from '../src/data/cifar10.js';
+import { toChannelsLast } from '../src/data/transforms.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,13 +31,11 @@ for (const split of ['train', 'test'] as const) {
   const set = await loadCifar10(split, { dataDir: values['data-dir'] });
   for (const name of set.classes) mkdirSync(path.join(out, split, name), { recursive: true });
   const [channels, height, width] = set.imageShape;
-  const plane = height * width;
+  const size = channels * height * width;
   const pending: Promise<unknown>[] = [];
   for (let i = 0; i < set.labels.length; i++) {
-    // Planar C×H×W → interleaved H×W×C, as PNG stores it.
-    const planar = set.pixels.subarray(i * channels * plane, (i + 1) * channels * plane);
-    const interleaved = Buffer.alloc(channels * plane);
-    for (let p = 0; p < plane; p++) for (let c = 0; c < channels; c++) interleaved[p * channels + c] = planar[c * plane + p]!;
+    // PNG stores pixels interleaved (H×W×C).
+    const interleaved = toChannelsLast(set.pixels.subarray(i * size, (i + 1) * size), set.imageShape);
     pending.push(sharp(interleaved, { raw: { width, height, channels: channels as 3 } }).png().toFile(path.join(out, split, set.classes[set.labels[i]!]!, `${i}.png`)));
     if (pending.length >= 64) await Promise.all(pending.splice(0));
   }
