@@ -7,6 +7,7 @@ import type { Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { anyBatch, fixBatch } from '../passes/any-batch.js';
+import { flattenScores, unflattenScores } from '../passes/flat-scores.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { METADATA_KEYS, normalizationMetadata } from '../zoo/metadata.js';
 import { normalizationFor, type DataOptions } from './dataset.js';
@@ -33,6 +34,7 @@ export function asExported(graph: Graph): WorkingModel {
 /**
  * The model with what would keep batches out taken off, and put back on what the command writes:
  * - a model exported for one batch size has its batch freed (passes/any-batch.ts);
+ * - class scores shaped [N, classes, 1, 1] get a Flatten behind them (passes/flat-scores.ts);
  * - a model that takes raw pixels (uint8, or channels-last) and normalizes them itself is worked on
  *   as the network after its preprocessing (passes/pixel-preprocessing.ts), which records the mean
  *   and std the preprocessing amounts to; the written model takes the pixels as the original did.
@@ -49,7 +51,15 @@ export function forBatches(graph: Graph, file: string, options: NetworkOptions =
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);
   }
   const batch = fixed === undefined ? asExported(network) : { graph: freed.graph, restore: (g: Graph) => fixBatch(g, fixed, freed.freed) };
-  return pixels ? { graph: batch.graph, restore: (g) => pixels.restore(batch.restore(g)), normalization: pixels.normalization! } : batch;
+  // Scores shaped [N, classes, 1, 1] (no flatten at export) are worked on as [N, classes].
+  const flat = flattenScores(batch.graph);
+  const original = flat.original;
+  if (original && !options.quiet) log(`note: ${file} scores [${original.shape!.join(', ')}]: working on [N, classes] (a Flatten behind it); the written model keeps its output`);
+  const restore = (g: Graph): Graph => {
+    const exported = batch.restore(original ? unflattenScores(g, original) : g);
+    return pixels ? pixels.restore(exported) : exported;
+  };
+  return { graph: flat.graph, restore, ...(pixels ? { normalization: pixels.normalization! } : {}) };
 }
 
 interface NetworkOptions {

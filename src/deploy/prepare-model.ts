@@ -16,6 +16,7 @@ import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
 import { modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
 
@@ -179,10 +180,11 @@ async function smokeRun(bytes: Uint8Array, file: string, input: string, dtype: '
     const n = dims.reduce((a, b) => a * b, 1);
     const feed = { dtype, dims, data: dtype === 'uint8' ? new Uint8Array(n) : new Float32Array(n) } as Tensor;
     const result = (await session.run({ [input]: feed }, { outputs: [output] }))[output]!;
-    if (result.dtype !== 'float32' || result.dims.length !== 2 || result.dims[0] !== dims[0]) {
-      throw inputError({ file, where: `output '${output}'`, problem: `is ${result.dtype}[${result.dims.join(', ')}] for a batch of ${dims[0]}; a classifier's first output is float32[N, classes]`, fix: 'export the model with class scores as its first output' });
+    const scores = classScoreDims(result.dims);
+    if (result.dtype !== 'float32' || !scores || scores[0] !== dims[0]) {
+      throw inputError({ file, where: `output '${output}'`, problem: `is ${result.dtype}[${result.dims.join(', ')}] for a batch of ${dims[0]}; a classifier's first output is float32[N, classes] (or [N, classes, 1, 1])`, fix: 'export the model with class scores as its first output' });
     }
-    return result.dims[1]!;
+    return scores[1];
   } finally {
     await session.close();
   }

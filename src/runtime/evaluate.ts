@@ -15,6 +15,7 @@ import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
 import { isChannelsLast } from '../onnx/image-input.js';
+import { classScoreDims } from './class-scores.js';
 import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
 
 export interface EvaluateOptions {
@@ -158,7 +159,8 @@ function checkInputDims(model: OrtModel, input: OrtValueInfo, set: ImageSet): vo
 function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number): void {
   const dims = output.dims;
   if (!dims) return;
-  if (dims.length !== 2 || !sizeFits(dims[1]!, classes)) {
+  const scores = classScoreDims(dims);
+  if (!scores || !sizeFits(scores[1], classes)) {
     throw inputError({
       file: model.source,
       where: `output '${output.name}'`,
@@ -252,7 +254,8 @@ function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
  */
 function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source: string, predictions?: Uint16Array): number {
   const classes = confusion.length;
-  if (logits.dims.length !== 2 || logits.dims[1] !== classes || logits.dims[0]! < labels.length) {
+  const scores = classScoreDims(logits.dims);
+  if (!scores || scores[1] !== classes || scores[0] < labels.length) {
     throw inputError({
       file: source,
       problem: `the first output has dims [${logits.dims.join(', ')}]; evaluation needs [N, ${classes}] class scores`,

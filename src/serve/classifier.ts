@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { inputError, SlimError } from '../errors.js';
 import { loadImageFile } from '../data/image-folder.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
+import { classScoreDims } from '../runtime/class-scores.js';
 import { openSession, type OrtModel } from '../runtime/ort.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { channelCount, type BundleConfig } from '../deploy/config.js';
@@ -151,7 +152,8 @@ class OrtClassifier implements Classifier {
     const feed = { dtype: model.inputType, dims: imageDims(rows, [channelCount(preprocess), ...preprocess.size], preprocess.layout === 'NHWC'), data } as Tensor;
     const result = (await this.session.run({ [model.input]: feed }, { outputs: [model.output] }))[model.output]!;
     const classes = labels.length;
-    if (result.dims.length !== 2 || result.dims[1] !== classes || result.dims[0]! < n || result.dtype !== 'float32') {
+    const scoreDims = classScoreDims(result.dims);
+    if (!scoreDims || scoreDims[1] !== classes || scoreDims[0] < n || result.dtype !== 'float32') {
       throw inputError({
         file: this.session.source,
         where: `output '${model.output}'`,

@@ -1,0 +1,88 @@
+import './helpers/engine-env.js';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../src/engine/native.js';
+import { dataInputs, type Graph } from '../src/onnx/graph.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { int64, type Tensor } from '../src/onnx/tensor.js';
+import { flattenScores, unflattenScores } from '../src/passes/flat-scores.js';
+import { classScoreDims } from '../src/runtime/class-scores.js';
+import { runGraph } from '../src/runtime/ort.js';
+import { runSlim } from './helpers/cli.js';
+import { fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-flat-scores-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The torch fixture with its scores as a fully convolutional head leaves them: [N, 10, 1, 1]. */
+async function spatialScores(): Promise<Graph> {
+  const g = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+  const out = g.outputs[0]!;
+  return {
+    ...g,
+    initializers: new Map([...g.initializers, ['axes_2_3', int64([2], [2, 3])]]),
+    nodes: [...g.nodes, { name: 'to_map', opType: 'Unsqueeze', domain: '', inputs: [out.name, 'axes_2_3'], outputs: ['scores'], attributes: {} }],
+    outputs: [{ name: 'scores', dtype: 'float32', shape: ['batch', 10, 1, 1] }],
+  };
+}
+
+describe('class scores shaped [N, classes, 1, 1]', () => {
+  it('are class scores ([N, C] and [N, C, 1, …, 1]); a spatial map or a vector is not', () => {
+    expect(classScoreDims([4, 10])).toEqual([4, 10]);
+    expect(classScoreDims([4, 10, 1, 1])).toEqual([4, 10]);
+    expect(classScoreDims([4, 10, 2, 1])).toBeUndefined();
+    expect(classScoreDims([10])).toBeUndefined();
+  });
+
+  it('flattenScores / unflattenScores: [N, C] for the work, the same values, and the declared output back', async () => {
+    const graph = await spatialScores();
+    const flat = flattenScores(graph);
+    expect(flat.graph.outputs[0]).toEqual({ name: 'scores', dtype: 'float32', shape: ['batch', 10] });
+    const torch = torchSidecar('torch-tiny-resnet-folded.onnx');
+    const before = (await runGraph(graph, { input: torch.input }))['scores'] as Tensor<'float32'>;
+    const flatOut = (await runGraph(flat.graph, { input: torch.input }))['scores'] as Tensor<'float32'>;
+    expect(flatOut.dims).toEqual([2, 10]);
+    expect(maxAbsDiff(flatOut, torch.output)).toBeLessThan(1e-5);
+    const back = unflattenScores(flat.graph, flat.original!);
+    expect(back.outputs).toEqual(graph.outputs);
+    expect(back.nodes.some((n) => n.opType === 'Flatten' && n.outputs[0] === 'scores')).toBe(false);
+    expect(maxAbsDiff((await runGraph(back, { input: torch.input }))['scores']!, before)).toBe(0);
+    expect(flattenScores(await readModel(fixturePath('torch-tiny-resnet-folded.onnx'))).original).toBeUndefined();
+  });
+
+  it.skipIf(!nativeAvailable())('slim train, quantize and eval take such a model; what they write keeps [N, 10, 1, 1]', async () => {
+    const file = path.join(dir, 'map.onnx');
+    await writeModel(await spatialScores(), file);
+    const folder = path.join(dir, 'images');
+    let seed = 3;
+    for (const split of ['train', 'test']) {
+      for (let c = 0; c < 10; c++) {
+        mkdirSync(path.join(folder, split, `c${c}`), { recursive: true });
+        for (let i = 0; i < 3; i++) {
+          const pixels = Buffer.from(Array.from({ length: 16 * 16 * 3 }, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256));
+          await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(folder, split, `c${c}`, `${i}.png`));
+        }
+      }
+    }
+    const trained = path.join(dir, 'trained.onnx');
+    const train = await runSlim(['train', '--model', file, '--data', folder, '--epochs', '1', '--batch', '10', '--threads', '1', '--out', trained, '--json']);
+    expect(train.code, train.stderr).toBe(0);
+    expect(train.stderr).toMatch(/scores \[batch, 10, 1, 1\]: working on \[N, classes\]/);
+    const t = JSON.parse(train.stdout) as { test_top1: number; onnxruntime_top1: number };
+    expect(t.onnxruntime_top1).toBe(t.test_top1);
+    const written = await readModel(trained);
+    expect(written.outputs[0]).toMatchObject({ name: 'scores', shape: ['batch', 10, 1, 1] });
+    expect(dataInputs(written)[0]!.shape).toEqual(['batch', 3, 16, 16]);
+
+    const int8 = path.join(dir, 'int8.onnx');
+    const quantized = await runSlim(['quantize', trained, '-o', int8, '--calib', folder, '--eval', folder, '--samples', '30', '--json']);
+    expect(quantized.code, quantized.stderr).toBe(0);
+    expect((await readModel(int8)).outputs[0]).toMatchObject({ name: 'scores', shape: ['batch', 10, 1, 1] });
+    const evaluated = await runSlim(['eval', int8, '--data', folder, '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect((JSON.parse(evaluated.stdout) as { top1: number }).top1).toBe((JSON.parse(quantized.stdout) as { top1_after: number }).top1_after);
+  }, 180_000);
+});
