@@ -1,13 +1,13 @@
 import './helpers/engine-env.js';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
-import { dataInputs, type Graph } from '../src/onnx/graph.js';
+import { dataInputs, type Graph, type Node } from '../src/onnx/graph.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
-import { int64, type Tensor } from '../src/onnx/tensor.js';
+import { float32, toNumbers, type Tensor } from '../src/onnx/tensor.js';
 import { flattenScores, unflattenScores } from '../src/passes/flat-scores.js';
 import { classScoreDims } from '../src/runtime/class-scores.js';
 import { runGraph } from '../src/runtime/ort.js';
@@ -17,14 +17,24 @@ import { fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-flat-scores-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The torch fixture with its scores as a fully convolutional head leaves them: [N, 10, 1, 1]. */
+/**
+ * The torch fixture with a fully convolutional head: global average pool, then its classifier as a
+ * 1×1 Conv, scoring [N, 10, 1, 1] (the same function as the Flatten → Gemm it replaces).
+ */
 async function spatialScores(): Promise<Graph> {
   const g = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
-  const out = g.outputs[0]!;
+  const flatten = g.nodes.findIndex((n) => n.opType === 'Flatten');
+  const gemm = g.nodes.find((n) => n.opType === 'Gemm')!;
+  const [w, bias] = [g.initializers.get(gemm.inputs[1]!)!, g.initializers.get(gemm.inputs[2]!)!];
+  const pooled = g.nodes[flatten - 1]!.outputs[0]!;
+  const initializers = new Map([...g.initializers].filter(([k]) => k !== gemm.inputs[1] && k !== gemm.inputs[2]));
+  initializers.set('head.w', float32([w.dims[0]!, w.dims[1]!, 1, 1], toNumbers(w)));
+  initializers.set('head.b', float32([bias.dims[0]!], toNumbers(bias)));
   return {
     ...g,
-    initializers: new Map([...g.initializers, ['axes_2_3', int64([2], [2, 3])]]),
-    nodes: [...g.nodes, { name: 'to_map', opType: 'Unsqueeze', domain: '', inputs: [out.name, 'axes_2_3'], outputs: ['scores'], attributes: {} }],
+    initializers,
+    valueInfo: new Map(),
+    nodes: [...g.nodes.slice(0, flatten), { name: 'head', opType: 'Conv', domain: '', inputs: [pooled, 'head.w', 'head.b'], outputs: ['scores'], attributes: { kernel_shape: { type: 'ints', value: [1, 1] } } } as Node],
     outputs: [{ name: 'scores', dtype: 'float32', shape: ['batch', 10, 1, 1] }],
   };
 }
@@ -70,7 +80,7 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
     const trained = path.join(dir, 'trained.onnx');
     const train = await runSlim(['train', '--model', file, '--data', folder, '--epochs', '1', '--batch', '10', '--threads', '1', '--out', trained, '--json']);
     expect(train.code, train.stderr).toBe(0);
-    expect(train.stderr).toMatch(/scores \[batch, 10, 1, 1\]: working on \[N, classes\]/);
+    expect(train.stderr).toMatch(/scores \[N, 10, 1, 1\]: training on \[N, classes\]/);
     const t = JSON.parse(train.stdout) as { test_top1: number; onnxruntime_top1: number };
     expect(t.onnxruntime_top1).toBe(t.test_top1);
     const written = await readModel(trained);
@@ -80,9 +90,26 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
     const int8 = path.join(dir, 'int8.onnx');
     const quantized = await runSlim(['quantize', trained, '-o', int8, '--calib', folder, '--eval', folder, '--samples', '30', '--json']);
     expect(quantized.code, quantized.stderr).toBe(0);
-    expect((await readModel(int8)).outputs[0]).toMatchObject({ name: 'scores', shape: ['batch', 10, 1, 1] });
+    const q = await readModel(int8);
+    expect(q.outputs[0]).toMatchObject({ name: 'scores', shape: ['batch', 10, 1, 1] });
+    // The scores stay float: the head Conv writes them (no 8-bit Q/DQ pair on the output).
+    expect(q.nodes.find((n) => n.outputs.includes('scores'))!.opType).toBe('Conv');
     const evaluated = await runSlim(['eval', int8, '--data', folder, '--json']);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     expect((JSON.parse(evaluated.stdout) as { top1: number }).top1).toBe((JSON.parse(quantized.stdout) as { top1_after: number }).top1_after);
-  }, 180_000);
+
+    // QAT trains behind a Flatten put after quantization; the written int8 model scores as the engine did.
+    const qat = path.join(dir, 'qat.onnx');
+    const trainedQat = await runSlim(['quantize', trained, '-o', qat, '--qat', '--epochs', '1', '--batch', '10', '--data', folder, '--eval', folder, '--samples', '30', '--json']);
+    expect(trainedQat.code, trainedQat.stderr).toBe(0);
+    const r = JSON.parse(trainedQat.stdout) as { top1_after: number; qat: { engine_top1: number } };
+    expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 30);
+    expect((await readModel(qat)).outputs[0]).toMatchObject({ name: 'scores', shape: ['batch', 10, 1, 1] });
+
+    // A recipe's training stage and its QAT too.
+    const recipe = path.join(dir, 'r.yaml');
+    writeFileSync(recipe, [`name: map`, `data: { dataset: ${folder} }`, `model: { file: ${file}, id: src }`, 'stages:', '  - finetune: { id: ft, from: src, epochs: 1, batch: 10 }', '  - quantize: { id: q, samples: 20, qat: { epochs: 1, batch: 10 } }', ''].join('\n'));
+    const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run'), '--threads', '1', '--no-report'], { timeoutMs: 240_000 });
+    expect(run.code, run.stderr).toBe(0);
+  }, 300_000);
 });

@@ -51,10 +51,11 @@ export function forBatches(graph: Graph, file: string, options: NetworkOptions =
     log(`note: ${file} was exported for a batch of ${fixed} only: working on batches of any size${reshapes}; the written model keeps the batch of ${fixed}`);
   }
   const batch = fixed === undefined ? asExported(network) : { graph: freed.graph, restore: (g: Graph) => fixBatch(g, fixed, freed.freed) };
-  // Scores shaped [N, classes, 1, 1] (no flatten at export) are worked on as [N, classes].
-  const flat = flattenScores(batch.graph);
-  const original = flat.original;
-  if (original && !options.quiet) log(`note: ${file} scores [${original.shape!.join(', ')}]: working on [N, classes] (a Flatten behind it); the written model keeps its output`);
+  // Scores shaped [N, classes, 1, 1] (no flatten at export) are trained as [N, classes]; calibration
+  // leaves them be (the Flatten would make the head's output an inner value, quantized to 8 bits).
+  const flat = options.flattenScores === false ? { graph: batch.graph } : flattenScores(batch.graph);
+  const original = 'original' in flat ? flat.original : undefined;
+  if (original && !options.quiet) log(`note: ${file} scores [N, ${original.shape!.slice(1).join(', ')}]: training on [N, classes] (a Flatten behind it); the written model keeps its output`);
   const restore = (g: Graph): Graph => {
     const exported = batch.restore(original ? unflattenScores(g, original) : g);
     return pixels ? pixels.restore(exported) : exported;
@@ -66,6 +67,8 @@ interface NetworkOptions {
   data?: DataOptions;
   quiet?: boolean;
   written?: boolean;
+  /** false: keep [N, classes, 1, 1] scores as they are (calibration needs no [N, classes]). */
+  flattenScores?: boolean;
 }
 
 /**

@@ -14,6 +14,7 @@ import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { networkOf } from '../cli/model-batch.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
+import { flattenScores } from '../passes/flat-scores.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelChannels, modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
@@ -137,7 +138,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const variants = new Map<string, Variant>();
     const graphs = new Map<string, Graph>();
     const batched = new Map<string, Graph>();
-    const graphOf = async (id: string, form: 'model' | 'trainable', use: { batches?: boolean } = {}): Promise<Graph> => {
+    const graphOf = async (id: string, form: 'model' | 'trainable', use: { batches?: boolean; trains?: boolean } = {}): Promise<Graph> => {
       const v = variants.get(id);
       if (!v) throw new Error(`no variant '${id}'`);
       const ref = form === 'trainable' ? (v.trainable ?? v.model) : v.model;
@@ -159,7 +160,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: stages that train or calibrate work on batches of any size, and the models they write take any batch`);
         batched.set(ref.sha256, (b = freed.graph));
       }
-      return b;
+      // Stages that train take scores shaped [N, classes, 1, 1] as [N, classes]: their models keep that form.
+      return use.trains ? flattenScores(b).graph : b;
     };
     const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });
 

@@ -5,6 +5,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
 import { quantizationAwareTraining } from '../../compress/qat/index.js';
+import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import { checkImageSize, loadTrainTest, modelInputSize, modelChannels } from '../dataset.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../output.js';
@@ -50,22 +51,25 @@ export async function qatFineTune(
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
   const bar = trainingProgress('qat');
+  // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
+  const scores = flattenScores(ptq.graph);
+  const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
   const r = await quantizationAwareTraining({
-    graph: ptq.graph,
-    float: ptq.float,
+    graph: scores.graph,
+    float: flat(ptq.float),
     data,
     epochs: options.epochs,
     batch: options.batch,
     optimizer: options.optimizer,
     learnableScales: options.lsq ?? false,
-    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: floatGraph } : {}),
+    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: flat(floatGraph) } : {}),
     device: options.device,
     seed: options.seed,
     // The preprocessing calibration and the scores use (--mean/--std, else the model's, else CIFAR-10's).
     normalization,
     onProgress: bar.onProgress,
     file,
-    ...(options.distill ? { teacher: { graph: ptq.float } } : {}),
+    ...(options.distill ? { teacher: { graph: flat(ptq.float) } } : {}),
     ...(options.lr !== undefined ? { lr: options.lr } : {}),
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
@@ -77,7 +81,7 @@ export async function qatFineTune(
   for (const w of r.warnings) log(`warning: ${w}`);
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
   return {
-    graph: r.graph,
+    graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph,
     summary: {
       epochs: r.history.length,
       steps: r.steps,

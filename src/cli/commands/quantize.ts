@@ -158,7 +158,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   }
   // Calibration and QAT feed batches of many images.
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
-  const batch = options.mode === 'static' ? forBatches(sized, file, { data }) : asExported(sized);
+  const batch = options.mode === 'static' ? forBatches(sized, file, { data, flattenScores: false }) : asExported(sized);
   const graph = batch.graph;
   const normalization = batch.normalization ?? normalizationFor(graph, data);
   const threads = options.threads;

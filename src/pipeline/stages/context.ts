@@ -27,7 +27,7 @@ export interface StageContext {
    * The graph of a variant: its trainable form when it has one and `trainable` is asked for; with
    * `batches`, for stages that feed batches, a model exported for one batch size has its batch freed.
    */
-  graphOf: (id: string, form: 'model' | 'trainable', use?: { batches?: boolean }) => Promise<Graph>;
+  graphOf: (id: string, form: 'model' | 'trainable', use?: { batches?: boolean; trains?: boolean }) => Promise<Graph>;
   variants: ReadonlyMap<string, Variant>;
   /** `slim` as a command line (the bench stage runs `slim bench` itself). */
   slimCommand: readonly string[];

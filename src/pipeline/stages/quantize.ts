@@ -36,6 +36,7 @@ import {
 } from '../../compress/quantize/index.js';
 import { rm } from 'node:fs/promises';
 import type { Progress } from '../../cli/output.js';
+import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
 import { evalSlice } from '../data.js';
@@ -157,13 +158,16 @@ function done(graph: Graph, result: QuantizeResult, gpuSeconds = 0): StageOutput
 
 /** Quantization-aware training of the calibrated QDQ graph (src/compress/qat), resumable per epoch. */
 async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, float: Graph, normalization: Normalization): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
+  // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
+  const scores = flattenScores(graph);
+  const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
   const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
   const data = await ctx.data();
   let bar: Progress | undefined;
   const evaluation = evalSlice(data, spec.eval_limit);
   const r = await quantizationAwareTraining({
-    graph,
-    float,
+    graph: scores.graph,
+    float: flat(float),
     data: { train: data.train, test: evaluation.test },
     epochs: spec.epochs,
     batch: spec.batch,
@@ -174,7 +178,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     checkpointDir: ctx.workDir,
     resume: true,
     normalization,
-    ...(spec.distill ? { teacher: { graph: float } } : {}),
+    ...(spec.distill ? { teacher: { graph: flat(float) } } : {}),
     ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     onProgress: (p) => {
@@ -192,7 +196,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     train_images: data.train.labels.length,
     eval_images: Math.min(spec.eval_limit ?? Infinity, data.test.labels.length),
   };
-  return { graph: r.graph, result, gpuSeconds: r.gpuSeconds };
+  return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }
 
 async function scoreTop1(graph: Graph, set: ImageSet, normalization: Normalization, threads: number | undefined): Promise<number> {

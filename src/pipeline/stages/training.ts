@@ -30,25 +30,25 @@ export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed
 
 export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
   const data = await ctx.data();
-  const start = from ? await ctx.graphOf(from, 'trainable', { batches: true }) : startingGraph(ctx, data.train.classes);
+  const start = from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
   return train(ctx, spec, start);
 }
 
 export async function runFinetune(ctx: StageContext, spec: FinetuneSpec, from: string): Promise<StageOutput<'finetune'>> {
-  const start = await ctx.graphOf(from, 'trainable', { batches: true });
-  const teacher = spec.distill_from ? await ctx.graphOf(spec.distill_from, 'trainable', { batches: true }) : undefined;
+  const start = await ctx.graphOf(from, 'trainable', { batches: true, trains: true });
+  const teacher = spec.distill_from ? await ctx.graphOf(spec.distill_from, 'trainable', { batches: true, trains: true }) : undefined;
   return train(ctx, spec, start, teacher ? { graph: teacher, id: spec.distill_from!, temperature: spec.temperature, alpha: spec.alpha } : undefined);
 }
 
 export async function runDistill(ctx: StageContext, spec: DistillSpec, from: string | undefined): Promise<StageOutput<'distill'>> {
   const data = await ctx.data();
-  const teacher = await ctx.graphOf(spec.teacher, 'trainable', { batches: true });
+  const teacher = await ctx.graphOf(spec.teacher, 'trainable', { batches: true, trains: true });
   // Teacher and student see one batch: a zoo student takes the teacher's channels.
   const channels = modelChannels(teacher);
   if (spec.student?.channels !== undefined && spec.student.channels !== channels) {
     throw new SlimError({ where: 'student.channels', problem: `is ${spec.student.channels} but the teacher '${spec.teacher}' takes ${channels}-channel images, and both see one batch`, fix: 'leave student.channels out: a zoo student takes the teacher\'s channels' }, 'usage');
   }
-  const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable', { batches: true }) : startingGraph(ctx, data.train.classes);
+  const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
   return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
 }
 
