@@ -11,6 +11,7 @@ import { flattenScores, unflattenScores } from '../passes/flat-scores.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { METADATA_KEYS, normalizationMetadata } from '../zoo/metadata.js';
 import { normalizationFor, type DataOptions } from './dataset.js';
+import { formatNumbers } from '../report/format.js';
 import { log } from './output.js';
 
 export interface WorkingModel {
@@ -88,9 +89,8 @@ export function networkOf(graph: Graph, file: string, options: NetworkOptions = 
   const normalization = networkNormalization(pre, graph, options.data ?? {}, file);
   const steps = pre.nodes.map((n) => n.opType).join(' → ');
   if (!options.quiet) {
-    const fmt = (v: number[]): string => `[${v.map((x) => Number(x.toPrecision(4))).join(', ')}]`;
     const written = options.written === false ? '' : '; the written model takes the images as before';
-    log(`note: ${file} takes ${raw.text} images and preprocesses them itself (${steps}): working on the network after that ('${pre.cut}', float32 N×C×H×W, mean ${fmt(normalization.mean)} std ${fmt(normalization.std)})${written}`);
+    log(`note: ${file} takes ${raw.text} images and preprocesses them itself (${steps}): working on the network after that ('${pre.cut}', float32 N×C×H×W, mean ${formatNumbers(normalization.mean)} std ${formatNumbers(normalization.std)})${written}`);
   }
   const network: Graph = {
     ...split.network,

@@ -15,6 +15,7 @@ import { rawPixelInput } from '../onnx/image-input.js';
 import { networkOf } from '../cli/model-batch.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
+import { formatNumbers } from '../report/format.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
 import { modelChannels, modelInputSize } from '../cli/dataset.js';
 import { zooInputSize } from '../zoo/index.js';
@@ -153,7 +154,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       if (!b) {
         if (rawPixelInput(g)) {
           const network = networkOf(g, `'${id}'`, { quiet: true });
-          log(`note: '${id}' takes ${rawPixelInput(g)!.text} images and preprocesses them itself: stages that train or calibrate work on the network after that, and the models they write take float32 N×C×H×W images normalized as it recorded (mean ${fmtList(network.normalization!.mean)}, std ${fmtList(network.normalization!.std)})`);
+          log(`note: '${id}' takes ${rawPixelInput(g)!.text} images and preprocesses them itself: stages that train or calibrate work on the network after that, and the models they write take float32 N×C×H×W images normalized as it recorded (mean ${formatNumbers(network.normalization!.mean)}, std ${formatNumbers(network.normalization!.std)})`);
           g = network.graph;
         }
         const freed = anyBatch(g, { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
@@ -425,9 +426,4 @@ async function clearRunDir(runDir: string): Promise<void> {
   for (const entry of await readdir(runDir)) {
     if (entry !== '.lock') await rm(path.join(runDir, entry), { recursive: true, force: true });
   }
-}
-
-/** [0.485, 0.456, 0.406]: numbers for a log line, without float noise. */
-function fmtList(values: readonly number[]): string {
-  return `[${values.map((v) => Number(v.toPrecision(4))).join(', ')}]`;
 }

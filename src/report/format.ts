@@ -16,6 +16,11 @@ export function formatCount(n: number | null): string {
   return String(n);
 }
 
+/** [0.485, 0.456, 0.406]: per-channel statistics for a log line, without float noise. */
+export function formatNumbers(values: readonly number[]): string {
+  return `[${values.map((v) => Number(v.toPrecision(4))).join(', ')}]`;
+}
+
 export function formatPercent(fraction: number, digits = 2): string {
   return `${(fraction * 100).toFixed(digits)} %`;
 }
