@@ -6,10 +6,11 @@ import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders, 
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { defaultNormalization, METADATA_KEYS, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
-
-export { modelChannels };
 import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { progress, type Progress } from './output.js';
+
+/** How many channels a model's images have: the commands load data by it (defined beside the metadata it reads). */
+export { modelChannels };
 
 export interface DataOptions {
   data?: string;
@@ -200,9 +201,9 @@ export function normalizationFor(graph: Graph, options: DataOptions): Normalizat
   const channels = modelChannels(graph);
   const kind = channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)';
   const count = (n: number): string => `${n} number${n === 1 ? '' : 's'}`;
-  for (const [flag, key, given] of [['--mean', 'slimkit.mean', options.mean], ['--std', 'slimkit.std', options.std]] as const) {
-    // A model fed raw uint8 pixels uses neither.
-    if (rawPixelInput(graph)?.dtype === 'uint8') break;
+  // A model fed raw uint8 pixels uses neither flags nor metadata statistics.
+  const checked = rawPixelInput(graph)?.dtype === 'uint8' ? [] : ([['--mean', 'slimkit.mean', options.mean], ['--std', 'slimkit.std', options.std]] as const);
+  for (const [flag, key, given] of checked) {
     const recorded = metadataNumbers(graph, key);
     // One number serves every channel (torchvision's Normalize broadcasts it); three cannot serve one.
     const fits = (n: number): boolean => n === channels || n === 1;

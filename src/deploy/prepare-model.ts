@@ -7,7 +7,6 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
-import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION } from '../data/types.js';
 import { imageDims } from '../data/transforms.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
@@ -15,7 +14,7 @@ import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-inpu
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
-import { modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { defaultNormalization, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
@@ -73,7 +72,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const meta = readPreprocessing(graph, file);
   const size = imageSize(graph, meta.inputShape, options.imageSize, file);
   const channels = modelChannels(graph);
-  const fallback = channels === 1 ? GRAYSCALE_NORMALIZATION : CIFAR10_NORMALIZATION;
+  const fallback = defaultNormalization(graph);
   let norm = meta.normalization;
   if (options.mean || options.std) norm = { scale: 1 / 255, mean: options.mean ?? norm?.mean ?? fallback.mean, std: options.std ?? norm?.std ?? fallback.std };
   if (!norm) {
