@@ -5,10 +5,11 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
+import { scoringConvs, withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
 import { dataInputs, type Graph, type Node } from '../src/onnx/graph.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { float32, toNumbers, type Tensor } from '../src/onnx/tensor.js';
-import { flattenScores, unflattenScores } from '../src/passes/flat-scores.js';
+import { flattenScores, spatialScoreShape, unflattenScores } from '../src/passes/flat-scores.js';
 import { classScoreDims } from '../src/runtime/class-scores.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { runSlim } from './helpers/cli.js';
@@ -61,6 +62,42 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
     expect(back.nodes.some((n) => n.opType === 'Flatten' && n.outputs[0] === 'scores')).toBe(false);
     expect(maxAbsDiff((await runGraph(back, { input: torch.input }))['scores']!, before)).toBe(0);
     expect(flattenScores(await readModel(fixturePath('torch-tiny-resnet-folded.onnx'))).original).toBeUndefined();
+  });
+
+  it('an output declared without a shape is flattened as inferred; slim info notes the form', async () => {
+    const graph = await spatialScores();
+    const undeclared = { ...graph, outputs: [{ name: 'scores', dtype: 'float32' as const }] };
+    expect(spatialScoreShape(undeclared)).toEqual(['batch', 10, 1, 1]);
+    const flat = flattenScores(undeclared);
+    expect(flat.graph.outputs[0]).toEqual({ name: 'scores', dtype: 'float32', shape: ['batch', 10] });
+    expect(unflattenScores(flat.graph, flat.original!).outputs).toEqual(undeclared.outputs);
+    // [N, 10, 2, 2] is a map, not scores.
+    expect(spatialScoreShape({ ...graph, outputs: [{ name: 'scores', dtype: 'float32', shape: ['batch', 10, 2, 2] }] })).toBeUndefined();
+
+    const file = path.join(dir, 'undeclared.onnx');
+    await writeModel(undeclared, file);
+    const info = await runSlim(['info', file, '--json']);
+    expect(info.code, info.stderr).toBe(0);
+    expect((JSON.parse(info.stdout) as { notes: string[] }).notes.join('\n')).toMatch(/scores \[batch, 10, 1, 1\] \(a fully convolutional head/);
+    const plain = await runSlim(['info', fixturePath('torch-tiny-resnet-folded.onnx'), '--json']);
+    expect((JSON.parse(plain.stdout) as { notes: string[] }).notes.join('\n')).not.toMatch(/fully convolutional/);
+  });
+
+  it('training a BN-folded model puts BN back after every Conv but the one writing the scores', async () => {
+    const graph = await spatialScores();
+    const convs = graph.nodes.filter((n) => n.opType === 'Conv').length;
+    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint8Array(16) };
+    // As trained (behind a Flatten) and as written: the head Conv keeps writing the logits themselves.
+    for (const model of [graph, flattenScores(graph).graph]) {
+      expect([...scoringConvs(model)].map((n) => n.name)).toEqual(['head']);
+      const { graph: withBn, inserted } = await withTrainingBatchNorm(model, images, { samples: 16, threads: 1 });
+      expect(inserted).toBe(convs - 1);
+      const headOut = model.nodes.find((n) => n.name === 'head')!.outputs[0];
+      expect(withBn.nodes.find((n) => n.name === 'head')!.outputs[0]).toBe(headOut);
+      expect(withBn.nodes.some((n) => n.opType === 'BatchNormalization' && n.inputs[0] === headOut)).toBe(false);
+    }
+    // A Gemm head: no Conv writes the scores.
+    expect(scoringConvs(await readModel(fixturePath('torch-tiny-resnet-folded.onnx'))).size).toBe(0);
   });
 
   it.skipIf(!nativeAvailable())('slim train, quantize and eval take such a model; what they write keeps [N, 10, 1, 1]', async () => {

@@ -7,7 +7,7 @@ import type { Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { anyBatch, fixBatch } from '../passes/any-batch.js';
-import { flattenScores, unflattenScores } from '../passes/flat-scores.js';
+import { flattenScores, unflattenScores, type FlatScores } from '../passes/flat-scores.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { METADATA_KEYS, normalizationMetadata } from '../zoo/metadata.js';
 import { normalizationFor, type DataOptions } from './dataset.js';
@@ -54,9 +54,9 @@ export function forBatches(graph: Graph, file: string, options: NetworkOptions =
   const batch = fixed === undefined ? asExported(network) : { graph: freed.graph, restore: (g: Graph) => fixBatch(g, fixed, freed.freed) };
   // Scores shaped [N, classes, 1, 1] (no flatten at export) are trained as [N, classes]; calibration
   // leaves them be (the Flatten would make the head's output an inner value, quantized to 8 bits).
-  const flat = options.flattenScores === false ? { graph: batch.graph } : flattenScores(batch.graph);
-  const original = 'original' in flat ? flat.original : undefined;
-  if (original && !options.quiet) log(`note: ${file} scores [N, ${original.shape!.slice(1).join(', ')}]: training on [N, classes] (a Flatten behind it); the written model keeps its output`);
+  const flat: FlatScores = options.flattenScores === false ? { graph: batch.graph } : flattenScores(batch.graph);
+  const original = flat.original;
+  if (original && !options.quiet) log(`note: ${file} scores [N, ${flat.spatialShape!.slice(1).join(', ')}]: training on [N, classes] (a Flatten behind it); the written model keeps its output`);
   const restore = (g: Graph): Graph => {
     const exported = batch.restore(original ? unflattenScores(g, original) : g);
     return pixels ? pixels.restore(exported) : exported;

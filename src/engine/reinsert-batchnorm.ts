@@ -6,7 +6,7 @@
  * function (insertBatchNorm), and the caller folds it again when writing the model.
  */
 import type { ImageSet, Normalization } from '../data/types.js';
-import type { Graph } from '../onnx/graph.js';
+import type { Graph, Node } from '../onnx/graph.js';
 import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
 import { normalizationOf } from '../zoo/metadata.js';
@@ -44,13 +44,34 @@ export function hasNormalization(graph: Graph): boolean {
   return graph.nodes.some((n) => n.opType === 'Sub' && meanOf.get(n.inputs[1]) === n.inputs[0]);
 }
 
+/** Ops between a classifier head and the scores that only reshape or average them. */
+const SCORE_RESHAPES = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'GlobalAveragePool', 'AveragePool']);
+
+/**
+ * Convs that write a graph output, directly or through SCORE_RESHAPES: a fully convolutional classifier
+ * head (pool → 1×1 Conv scoring [N, classes, 1, 1], or 1×1 Conv → pool). Such a Conv had no BN before
+ * folding — a BN there would normalize the logits themselves — so none is put back.
+ */
+export function scoringConvs(graph: Graph): Set<Node> {
+  const producer = new Map<string, Node>();
+  for (const node of graph.nodes) for (const out of node.outputs) if (out) producer.set(out, node);
+  const heads = new Set<Node>();
+  for (const output of graph.outputs) {
+    let node = producer.get(output.name);
+    while (node && SCORE_RESHAPES.has(node.opType)) node = producer.get(node.inputs[0] ?? '');
+    if (node?.opType === 'Conv') heads.add(node);
+  }
+  return heads;
+}
+
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
 export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
   // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
   // Conv whose bias is computed would get no BN.
   const graph = untieIdentityWeights(source);
   if (hasNormalization(graph)) return { graph, inserted: 0 };
-  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]).map((n) => n.outputs[0]!);
+  const heads = scoringConvs(graph);
+  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n)).map((n) => n.outputs[0]!);
   if (convOutputs.length === 0) return { graph, inserted: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,

@@ -12,6 +12,7 @@ import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
+import { spatialScoreShape } from '../../passes/flat-scores.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
@@ -42,6 +43,10 @@ export function exportNotes(graph: Graph): string[] {
   }
   if (input?.shape?.length === 4 && modelChannels(graph) === 1) {
     notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L'))${grayscaleNormalizationNote(graph, raw?.dtype === 'uint8')}; CIFAR-10 (RGB) does not fit it`);
+  }
+  const scores = spatialScoreShape(graph);
+  if (scores) {
+    notes.push(`scores ${shapeText(scores)} (a fully convolutional head, no flatten at export): eval, bench, calibration and deploy read them as they are; train, distill, QAT and fine-tuning train on [N, classes] and write the model with this output`);
   }
   return notes;
 }
