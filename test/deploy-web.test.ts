@@ -102,6 +102,8 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
 
   it('loads the model and classifies chosen images like the Node classifier', async () => {
     expect(await page.textContent('#status')).toMatch(/Ready/);
+    // slim serve sends the cross-origin isolation headers: onnxruntime-web may run threads.
+    expect(await page.evaluate('self.crossOriginIsolated')).toBe(true);
     let resized = 0;
     const means: number[] = [];
     for (const img of images) {

@@ -8,11 +8,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import sharp from 'sharp';
-import { inputError, SlimError, usageError } from '../errors.js';
+import { SlimError, usageError } from '../errors.js';
 import { ortVersion } from '../runtime/ort.js';
+import { ORT_WEB_FILES, ortWebDist } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
 import { CONFIG_FILE, TARGETS, type BundleConfig, type Target } from './config.js';
 import { buildNodeDeviceCode, buildWebDeviceCode, type DeviceFile } from './device-code.js';
@@ -45,8 +45,6 @@ export interface DeployResult {
   warnings: string[];
 }
 
-/** ORT's web build files the page loads (the .bundle variant embeds the Emscripten glue). */
-const ORT_WEB_FILES = ['ort.wasm.bundle.min.mjs', 'ort-wasm-simd-threaded.wasm'];
 
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   if (!(TARGETS as readonly string[]).includes(options.target)) {
@@ -183,10 +181,3 @@ async function listFiles(dir: string, prefix = ''): Promise<{ path: string; byte
   return out;
 }
 
-function ortWebDist(): string {
-  try {
-    return path.dirname(createRequire(import.meta.url).resolve('onnxruntime-web'));
-  } catch {
-    throw inputError({ problem: 'onnxruntime-web is not installed', fix: 'run `npm ci` in the slimkit folder' });
-  }
-}

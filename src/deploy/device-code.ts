@@ -22,7 +22,7 @@ async function loadEsbuild(): Promise<Esbuild> {
     return await import('esbuild');
   } catch (e) {
     throw new SlimError({
-      problem: `slim deploy needs esbuild to assemble the device code, and it cannot be loaded (${(e as Error).message.split('\n')[0]})`,
+      problem: `slimkit needs esbuild to assemble the code a device or a browser runs, and it cannot be loaded (${(e as Error).message.split('\n')[0]})`,
       fix: 'run `npm ci` in the slimkit folder (scripts/setup.sh does)',
     });
   }
@@ -75,7 +75,15 @@ export async function buildNodeDeviceCode(): Promise<DeviceFile[]> {
 }
 
 /** app.js for the web target; onnxruntime-web is loaded at run time from ./ort/. */
-export async function buildWebDeviceCode(): Promise<DeviceFile[]> {
+export function buildWebDeviceCode(): Promise<DeviceFile[]> {
+  return bundleForBrowser({ app: 'web/page' });
+}
+
+/**
+ * Browser ES modules bundled from slimkit sources (paths relative to src/deploy, without extension):
+ * the web bundle's page, and the page `slim bench --target web` runs.
+ */
+export async function bundleForBrowser(entries: Record<string, string>): Promise<DeviceFile[]> {
   const esbuild = await loadEsbuild();
   // The page shares pure helpers (coverBox, normalizeInto, parseBundleConfig) with Node modules whose
   // other imports (sharp, node:*) it never calls: stub them so the browser build resolves.
@@ -88,7 +96,7 @@ export async function buildWebDeviceCode(): Promise<DeviceFile[]> {
     },
   };
   const result = await esbuild.build({
-    entryPoints: { app: source('web/page') },
+    entryPoints: Object.fromEntries(Object.entries(entries).map(([name, rel]) => [name, source(rel)])),
     bundle: true,
     platform: 'browser',
     format: 'esm',

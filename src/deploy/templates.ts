@@ -244,6 +244,10 @@ python3 -m http.server 8000   # or any static file server; then open http://loca
 
 Choose an image or drop one on the page; it shows the top 5 classes and the time the model took. Any static
 host (nginx, GitHub Pages, S3) works: upload the whole folder, and serve \`.wasm\` as \`application/wasm\`.
+The model runs on up to 4 threads when the page is served with the headers
+\`Cross-Origin-Opener-Policy: same-origin\` and \`Cross-Origin-Embedder-Policy: require-corp\` (\`slim serve\`
+sends them; browsers allow WebAssembly threads only then), otherwise on one. \`slim bench model.onnx
+--target web\` measures the model in a headless browser, as this page runs it.
 
 ## Preprocessing
 

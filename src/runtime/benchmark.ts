@@ -7,12 +7,12 @@
  * p90 ≤ p99 ≤ max hold by construction; with 100 runs p99 is the second-slowest run.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { usageError, inputError } from '../errors.js';
-import type { DType } from '../onnx/dtype.js';
-import { makeTensor, numberToFloat16Bits, numel, type Tensor } from '../onnx/tensor.js';
+import { usageError } from '../errors.js';
+import type { Tensor } from '../onnx/tensor.js';
 import { fixedBatchOf } from '../onnx/image-input.js';
 import { Random } from '../util/random.js';
-import { defaultThreads, openSession, type Optimization, type OrtModel, type OrtValueInfo } from './ort.js';
+import { defaultThreads, openSession, type Optimization, type OrtModel } from './ort.js';
+import { benchmarkInputs, randomTensor } from './random-input.js';
 
 export type BenchmarkPhase = 'warmup' | 'latency' | 'throughput';
 
@@ -176,52 +176,8 @@ function batchFor(session: OrtModel, asked: number | undefined, fallback: number
 
 function randomFeeds(session: OrtModel, batch: number, shapes: Record<string, number[]> | undefined, random: Random): Record<string, Tensor> {
   const feeds: Record<string, Tensor> = {};
-  for (const input of session.inputs) {
-    const dims = concreteDims(session, input, batch, shapes?.[input.name]);
-    if (!input.dtype || input.dtype === 'string') {
-      throw inputError({ file: session.source, where: `input '${input.name}'`, problem: `takes ${input.dtype ?? 'a non-tensor value'}, which the benchmark cannot generate` });
-    }
-    feeds[input.name] = randomTensor(input.dtype, dims, random);
-  }
+  for (const input of benchmarkInputs(session.source, session.inputs, batch, shapes)) feeds[input.name] = randomTensor(input.dtype, input.dims, random);
   return feeds;
-}
-
-/**
- * Dim 0 symbolic → the batch; any other symbolic or unknown dim needs an explicit shape. A given shape
- * is used as it is, except that a symbolic batch dim still takes the batch.
- */
-function concreteDims(session: OrtModel, input: OrtValueInfo, batch: number, given: number[] | undefined): number[] {
-  const dims = input.dims;
-  const fromModel = dims?.every((d, i) => i === 0 || typeof d === 'number') ? dims : undefined;
-  const base = given ?? fromModel;
-  if (!base) {
-    const shape = dims ? `[${dims.join(', ')}]` : 'unknown';
-    throw usageError(
-      `${session.source}: input '${input.name}' has shape ${shape}; the benchmark cannot choose its free dims`,
-      `give its full shape (inputShapes / --shape ${input.name}=1x3x224x224)`,
-    );
-  }
-  return base.map((d, i) => (i === 0 && typeof dims?.[0] === 'string' ? batch : (d as number)));
-}
-
-function randomTensor(dtype: Exclude<DType, 'string'>, dims: number[], random: Random): Tensor {
-  const t = makeTensor(dtype, dims);
-  const n = numel(dims);
-  const data = t.data;
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
-    for (let i = 0; i < n; i++) data[i] = BigInt(random.int(10));
-  } else if (dtype === 'float32' || dtype === 'float64') {
-    for (let i = 0; i < n; i++) data[i] = random.normal();
-  } else if (dtype === 'float16') {
-    for (let i = 0; i < n; i++) data[i] = numberToFloat16Bits(random.normal());
-  } else if (dtype === 'bool') {
-    for (let i = 0; i < n; i++) data[i] = random.int(2);
-  } else if (dtype === 'uint8') {
-    for (let i = 0; i < n; i++) data[i] = random.int(256);
-  } else {
-    for (let i = 0; i < n; i++) (data as Int32Array)[i] = random.int(10);
-  }
-  return t;
 }
 
 interface MemoryMark {

@@ -50,6 +50,12 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Stat
   return { status: 200, file: real, size: info.size, type: TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream' };
 }
 
+/**
+ * Cross-origin isolation: browsers give SharedArrayBuffer — which onnxruntime-web's WebAssembly threads
+ * need — only to pages served with these two. A bundle's page loads nothing from other origins.
+ */
+export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } as const;
+
 /** Streams a resolved file (HEAD: headers only). */
 export function sendFile(res: ServerResponse, found: Extract<StaticResult, { status: 200 }>, head: boolean): void {
   res.writeHead(200, {
@@ -57,6 +63,7 @@ export function sendFile(res: ServerResponse, found: Extract<StaticResult, { sta
     'content-length': found.size,
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-cache',
+    ...ISOLATION_HEADERS,
   });
   if (head) {
     res.end();

@@ -1,4 +1,7 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { benchmarkInBrowser, computesReduced, findBrowser } from '../../runtime/benchmark-web.js';
+import { ortVersion } from '../../runtime/ort.js';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import type { BenchmarkPhase } from '../../runtime/benchmark.js';
 import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
@@ -13,9 +16,15 @@ import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
 
+/** Where the model is timed: this machine's onnxruntime-node, or onnxruntime-web in a headless browser. */
+export const BENCH_TARGETS = ['host', 'web'] as const;
+type BenchTarget = (typeof BENCH_TARGETS)[number];
+
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
   threads?: number;
+  target: BenchTarget;
+  browser?: string;
   batch: number;
   runs: number;
   warmup: number;
@@ -35,8 +44,15 @@ export interface BenchRow {
   latency_batch: number;
   throughput_ips: number;
   throughput_batch: number;
-  peak_rss_bytes: number;
+  /** Peak resident memory of the process that ran the model; null in the browser (not measured). */
+  peak_rss_bytes: number | null;
   threads: number;
+  /** Absent in run manifests older than these two fields (they were measured on the host). */
+  target?: BenchTarget;
+  /** What ran the model, e.g. "onnxruntime-node 1.30.0" or "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156…". */
+  runtime?: string;
+  /** --target web: the largest difference between the browser's first output and onnxruntime-node's. */
+  max_abs_diff_vs_node?: number;
   top1?: number;
   eval_images?: number;
 }
@@ -51,15 +67,23 @@ export function registerBench(program: Command): void {
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
           .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', positiveInt('--runs'), 100)
-          .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 10),
+          .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 10)
+          .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
+          .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)'),
         { required: false },
       ),
     )),
   )
-    .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json')
+    .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json\n  slim bench fp32.onnx int8.onnx --target web     # in the browser: WebAssembly, up to 4 threads')
     .action(async (files: string[], options: BenchOptions, command: Command) => {
       checkDataDir(options);
-      const threads = options.threads ?? (await import('node:os')).availableParallelism();
+      const web = options.target === 'web';
+      if (options.browser !== undefined && !web) throw usageError('--browser applies to --target web only', 'add --target web, or drop --browser');
+      if (web) findBrowser(options.browser); // before any model is read: no browser, no web benchmark
+      const cores = (await import('node:os')).availableParallelism();
+      // The web bundle's page runs min(4, cores) threads; onnxruntime-web gains little beyond that.
+      const threads = options.threads ?? (web ? Math.min(4, cores) : cores);
+      const hostRuntime = `onnxruntime-node ${ortVersion().node}`;
       const rows: BenchRow[] = [];
       // One copy of the images per input size: models of different sizes get their own resize.
       const sets = new Map<string, Promise<ImageSet>>();
@@ -80,18 +104,31 @@ export function registerBench(program: Command): void {
         if (fixedBatch !== undefined && fixedBatch !== options.batch && command.getOptionValueSource('batch') === 'cli') {
           log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);
         }
-        const bar = progress(`bench ${file}`, 100, '%');
-        // A process per model: its peak RSS and latency owe nothing to the models before it.
-        const timing = await benchmarkInChild(file, {
+        const bar = progress(`bench ${file}${web ? ' (browser)' : ''}`, 100, '%');
+        const common = {
           threads,
           batch: fixedBatch ?? 1,
           warmupRuns: options.warmup,
           runs: Math.max(options.runs, 50),
           throughputBatch: fixedBatch ?? options.batch,
           ...(inputShapes ? { inputShapes } : {}),
-          onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
-        });
-        bar.stop();
+          onProgress: (done: number, total: number, phase: BenchmarkPhase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
+        };
+        let timing;
+        try {
+          timing = web
+            ? await benchmarkInBrowser(file, {
+                ...common,
+                inputs: dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) })),
+                externalFiles: loaded.externalFiles,
+                reducedPrecision: computesReduced(graph),
+                ...(options.browser ? { browser: options.browser } : {}),
+              })
+            : // A process per model: its peak RSS and latency owe nothing to the models before it.
+              { ...(await benchmarkInChild(file, common)), runtime: hostRuntime };
+        } finally {
+          bar.stop();
+        }
         const row: BenchRow = {
           file,
           size_bytes: stats.sizeBytes,
@@ -103,9 +140,13 @@ export function registerBench(program: Command): void {
           latency_batch: timing.batch,
           throughput_ips: timing.throughputIps,
           throughput_batch: timing.throughputBatch,
-          peak_rss_bytes: timing.peakRssBytes,
-          threads,
+          peak_rss_bytes: 'peakRssBytes' in timing ? timing.peakRssBytes : null,
+          threads: timing.threads,
+          target: options.target,
+          runtime: timing.runtime,
+          ...('maxAbsDiffVsNode' in timing ? { max_abs_diff_vs_node: timing.maxAbsDiffVsNode } : {}),
         };
+        if ('crossOriginIsolated' in timing && !timing.crossOriginIsolated) log(`note: the benchmark page was not cross-origin isolated: onnxruntime-web ran 1 thread`);
         if (options.data) {
           const channels = modelChannels(graph);
           const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
@@ -130,7 +171,8 @@ export function registerBench(program: Command): void {
         log(`${file}: p50 ${row.latency_ms.p50.toFixed(2)} ms${row.top1 !== undefined ? `, top-1 ${formatPercent(row.top1)}` : ''}`);
         rows.push(row);
       }
-      printResult(options, { threads, models: rows }, () => renderBenchTable(rows));
+      if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
+      printResult(options, { threads, target: options.target, models: rows }, () => renderBenchTable(rows));
     });
 }
 
@@ -158,5 +200,6 @@ export function renderBenchTable(rows: BenchRow[]): string {
     r.throughput_ips.toFixed(0),
     ...(withTop1 ? [r.top1 !== undefined ? formatPercent(r.top1) : ''] : []),
   ]);
-  return table(headers, body);
+  const web = rows.find((r) => r.target === 'web');
+  return table(headers, body) + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '');
 }

@@ -1,0 +1,234 @@
+/**
+ * `slim bench --target web`: a model's latency and throughput where the web bundle runs it —
+ * onnxruntime-web's WebAssembly build (SIMD; threads on a cross-origin-isolated page) in a headless
+ * Chromium or Chrome driven by playwright-core. WebAssembly kernels are not the native ones (an int8
+ * model can gain less, or lose, there), so the browser's own timing is the number to trust for the web.
+ *
+ * A loopback server gives the page the model, onnxruntime-web and the benchmark code (web-bench/page.ts,
+ * bundled by esbuild), with the two headers that make it cross-origin isolated. The page's first output
+ * on the seeded inputs is checked against onnxruntime-node on the same inputs: a timing is only
+ * reported for a model the browser computed correctly.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { inputError, usageError } from '../errors.js';
+import { bundleForBrowser } from '../deploy/device-code.js';
+import { ISOLATION_HEADERS } from '../serve/static.js';
+import { Random } from '../util/random.js';
+import { latencyStats, type BenchmarkPhase, type BenchmarkResult } from './benchmark.js';
+import { openSession } from './ort.js';
+import { ORT_WEB_MODULE, ORT_WEB_WASM, ortWebDist, ortWebVersion } from './ort-web.js';
+import { benchmarkInputs, randomTensor, type InputDescription } from './random-input.js';
+import type { WebBenchReply, WebBenchRequest } from './web-bench/page.js';
+import type { Graph } from '../onnx/graph.js';
+import { toNumbers } from '../onnx/tensor.js';
+
+export interface WebBenchmarkOptions {
+  /** Chromium or Chrome; default: $SLIM_BROWSER, then the usual install paths. */
+  browser?: string;
+  /** onnxruntime-web's WebAssembly threads. */
+  threads: number;
+  /** The model's inputs as declared (name, dtype, dims). */
+  inputs: InputDescription[];
+  /** Batch of the latency runs. */
+  batch: number;
+  /** Batch of the throughput phase; 0 skips it. */
+  throughputBatch: number;
+  warmupRuns: number;
+  runs: number;
+  throughputSeconds?: number;
+  inputShapes?: Record<string, number[]>;
+  /** The model computes in int8 or fp16 somewhere (computesReduced): a looser output check. */
+  reducedPrecision?: boolean;
+  /** External data files the model reads (resolved paths). */
+  externalFiles?: string[];
+  seed?: number;
+  onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
+}
+
+export interface WebBenchmarkResult extends Omit<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'> {
+  /** e.g. "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156.0.8078.73". */
+  runtime: string;
+  browser: string;
+  crossOriginIsolated: boolean;
+  /** Largest difference between the page's first output and onnxruntime-node's on the same inputs. */
+  maxAbsDiffVsNode: number;
+}
+
+/** Where Chromium or Chrome usually are (Debian/Ubuntu, snap, macOS). */
+const BROWSER_PATHS = [
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome-stable',
+  '/usr/bin/google-chrome',
+  '/snap/bin/chromium',
+  '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome',
+  '/Applications/Chromium.app/Contents/MacOS/Chromium',
+];
+
+export function findBrowser(given?: string): string {
+  const explicit = given ?? process.env['SLIM_BROWSER'];
+  if (explicit) {
+    if (!existsSync(explicit)) {
+      throw usageError(`the browser ${explicit} does not exist${given ? '' : ' ($SLIM_BROWSER)'}`, 'give the path of a Chromium or Chrome executable');
+    }
+    return explicit;
+  }
+  const found = BROWSER_PATHS.find((p) => existsSync(p));
+  if (!found) {
+    throw inputError({
+      problem: 'slim bench --target web needs Chromium or Google Chrome, and none was found',
+      fix: 'install it (Debian/Ubuntu: apt install chromium; scripts/setup.sh does) or pass --browser /path/to/chrome',
+    });
+  }
+  return found;
+}
+
+/** Ops of a quantized model: its integer kernels round differently in WebAssembly and natively. */
+const INTEGER_OPS = new Set(['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger']);
+
+/** Whether the model computes in int8 or fp16 anywhere: then the two runtimes may differ by a rounding step. */
+export function computesReduced(graph: Graph): boolean {
+  return graph.nodes.some((n) => INTEGER_OPS.has(n.opType)) || [...graph.initializers.values()].some((t) => t.dtype === 'float16');
+}
+
+/**
+ * Tolerance of the browser-vs-Node check, relative to the output's scale: float32 kernels agree to
+ * rounding; int8/fp16 ones can differ by a quantization step that later layers carry along (a
+ * ResNet18-CIFAR int8 model's logits differed by 0.004). A wrong kernel differs by the output's scale.
+ */
+function outputTolerance(reference: number[], reduced: boolean): number {
+  const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  return (reduced ? 0.05 : 1e-3) * Math.max(1, scale);
+}
+
+const HEADERS = { ...ISOLATION_HEADERS, 'cache-control': 'no-store' };
+
+type Route = { type: string; body: () => Uint8Array };
+
+export async function benchmarkInBrowser(file: string, options: WebBenchmarkOptions): Promise<WebBenchmarkResult> {
+  const browserPath = findBrowser(options.browser);
+  const seed = options.seed ?? 0;
+  const latencyInputs = benchmarkInputs(file, options.inputs, options.batch, options.inputShapes);
+  const throughputInputs = options.throughputBatch > 0 ? benchmarkInputs(file, options.inputs, options.throughputBatch, options.inputShapes) : [];
+  const [page] = await bundleForBrowser({ bench: '../runtime/web-bench/page' });
+  const dist = ortWebDist();
+  const externalFiles = options.externalFiles ?? [];
+  const routes = new Map<string, Route>([
+    ['/', { type: 'text/html; charset=utf-8', body: () => Buffer.from('<!doctype html><meta charset="utf-8"><title>slim bench</title><script type="module" src="/bench.js"></script>') }],
+    ['/bench.js', { type: 'text/javascript; charset=utf-8', body: () => page!.contents }],
+    [`/ort/${ORT_WEB_MODULE}`, { type: 'text/javascript; charset=utf-8', body: () => readFileSync(path.join(dist, ORT_WEB_MODULE)) }],
+    [`/ort/${ORT_WEB_WASM}`, { type: 'application/wasm', body: () => readFileSync(path.join(dist, ORT_WEB_WASM)) }],
+    ['/model.onnx', { type: 'application/octet-stream', body: () => readFileSync(file) }],
+    ...externalFiles.map((f, i): [string, Route] => [`/external/${i}`, { type: 'application/octet-stream', body: () => readFileSync(f) }]),
+  ]);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const route = routes.get(new URL(req.url ?? '/', 'http://localhost').pathname);
+    if (!route || req.method !== 'GET') {
+      res.writeHead(404, HEADERS).end();
+      return;
+    }
+    const body = route.body();
+    res.writeHead(200, { ...HEADERS, 'content-type': route.type, 'content-length': body.byteLength }).end(body);
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const { chromium } = await import('playwright-core');
+  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  try {
+    try {
+      browser = await chromium.launch({
+        executablePath: browserPath,
+        headless: true,
+        // --no-sandbox: Chromium refuses to start as root with its sandbox (containers, CI).
+        args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+    } catch (e) {
+      throw inputError({ problem: `the browser ${browserPath} did not start: ${(e as Error).message.split('\n')[0]}`, fix: 'check that it runs (`' + browserPath + ' --headless --version`) or pass another with --browser' });
+    }
+    const tab = await browser.newPage();
+    const pageErrors: string[] = [];
+    tab.on('pageerror', (e) => pageErrors.push(e.message));
+    await tab.exposeFunction('slimProgress', (done: number, total: number, phase: BenchmarkPhase) => options.onProgress?.(done, total, phase));
+    await tab.goto(`${origin}/`);
+    await tab.waitForFunction('typeof window.slimBench === "function"', undefined, { timeout: 60_000 });
+    const request: WebBenchRequest = {
+      modelUrl: `${origin}/model.onnx`,
+      ortModuleUrl: `${origin}/ort/${ORT_WEB_MODULE}`,
+      ortWasmUrl: `${origin}/ort/${ORT_WEB_WASM}`,
+      externalData: externalFiles.map((f, i) => ({ path: path.relative(path.dirname(file), f).split(path.sep).join('/'), url: `${origin}/external/${i}` })),
+      latencyInputs,
+      throughputInputs,
+      threads: options.threads,
+      warmupRuns: options.warmupRuns,
+      runs: options.runs,
+      throughputSeconds: options.throughputSeconds ?? 2,
+      seed,
+    };
+    let reply: WebBenchReply;
+    try {
+      // A string, not a function: the function's source would carry whatever helpers a TS loader added.
+      reply = (await tab.evaluate(`window.slimBench(${JSON.stringify(request)})`)) as WebBenchReply;
+    } catch (e) {
+      const message = (e as Error).message.replace(/^page\.evaluate: /, '').split('\n')[0];
+      throw inputError({
+        file,
+        problem: `onnxruntime-web ${ortWebVersion()} could not run the model in the browser: ${message}${pageErrors.length ? ` (${pageErrors[0]})` : ''}`,
+        fix: 'the web bundle (slim deploy --target web) would fail the same way; onnxruntime-web\'s WebAssembly build lacks some ops and types that onnxruntime-node has',
+      });
+    }
+    const maxAbsDiffVsNode = await checkAgainstNode(file, latencyInputs, seed, reply, options.reducedPrecision ?? false);
+    const samples = [...reply.samplesMs].sort((a, b) => a - b);
+    return {
+      latencyMs: latencyStats(samples),
+      samplesMs: samples,
+      runs: options.runs,
+      batch: options.batch,
+      threads: reply.threads,
+      throughputBatch: options.throughputBatch,
+      throughputRuns: reply.throughputRuns,
+      throughputIps: reply.throughputRuns > 0 ? (options.throughputBatch * reply.throughputRuns) / (reply.throughputMs / 1000) : 0,
+      runtime: `onnxruntime-web ${ortWebVersion()} (WebAssembly) in ${browserName(browserPath, reply.userAgent)} ${browser.version()}`,
+      browser: browserPath,
+      crossOriginIsolated: reply.crossOriginIsolated,
+      maxAbsDiffVsNode,
+    };
+  } finally {
+    await browser?.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** Headless Chromium calls itself HeadlessChrome: the executable's name tells the two apart. */
+function browserName(browserPath: string, userAgent: string): string {
+  if (/Edg\//.test(userAgent)) return 'Edge';
+  return /chromium/i.test(path.basename(browserPath)) ? 'Chromium' : 'Chrome';
+}
+
+/** The page's first output against onnxruntime-node's on the same seeded inputs; throws when they differ. */
+async function checkAgainstNode(file: string, inputs: WebBenchRequest['latencyInputs'], seed: number, reply: WebBenchReply, reduced: boolean): Promise<number> {
+  const random = new Random(seed);
+  const feeds = Object.fromEntries(inputs.map((i) => [i.name, randomTensor(i.dtype, i.dims, random)]));
+  const session = await openSession(file, { threads: 1 });
+  let reference: number[];
+  try {
+    const out = (await session.run(feeds))[reply.firstOutput.name];
+    if (!out) throw new Error(`onnxruntime-node gave no output '${reply.firstOutput.name}'`);
+    reference = toNumbers(out).slice(0, reply.firstOutput.values.length);
+  } finally {
+    await session.close();
+  }
+  let diff = 0;
+  for (let i = 0; i < reference.length; i++) diff = Math.max(diff, Math.abs(reference[i]! - reply.firstOutput.values[i]!));
+  if (reference.length !== reply.firstOutput.values.length || !(diff <= outputTolerance(reference, reduced))) {
+    throw inputError({
+      file,
+      problem: `onnxruntime-web's output '${reply.firstOutput.name}' differs from onnxruntime-node's on the same input (max difference ${diff.toPrecision(3)}), so its timing is not reported`,
+      fix: 'report this with the model: one of the two runtimes computes it wrongly',
+    });
+  }
+  return diff;
+}
