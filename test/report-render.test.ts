@@ -7,7 +7,7 @@
  */
 import './helpers/engine-env.js';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -248,4 +248,28 @@ describe.runIf(browserReady)('the run report in Chromium', () => {
       await browser.close();
     }
   });
+});
+
+describe.runIf(browserReady)('a bench stage timed in the browser (target: web)', () => {
+  it('reuses every other stage, times the variants with onnxruntime-web, and says so in the report and its command', async () => {
+    const webDir = path.join(dir, 'run-web');
+    cpSync(runDir, webDir, { recursive: true });
+    const file = path.join(dir, 'r-web.yaml');
+    writeFileSync(file, RECIPE.replace('- bench: { runs: 50, warmup_runs: 2, batch: 4 }', '- bench: { runs: 50, warmup_runs: 2, batch: 4, target: web }'));
+    const r = await runSlim(['run', file, '--run-dir', webDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000, env: { SLIM_BROWSER: CHROMIUM } });
+    expect(r.code, r.stderr).toBe(0);
+    const web = JSON.parse(readFileSync(path.join(webDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    // Training, quantization and pruning came from the copied run; only the bench ran again.
+    expect(web.stages.map((s) => [s.id, s.reused])).toEqual(report.stages.map((s) => [s.id, s.kind !== 'bench']));
+    expect(web.bench).toMatchObject({ target: 'web', runtime: expect.stringMatching(/^onnxruntime-web .* \(WebAssembly\) in Chromium/) as unknown as string });
+    for (const [i, v] of web.variants.entries()) {
+      expect(v.target).toBe('web');
+      expect(v.peak_rss_bytes).toBeNull();
+      // The same files and images: top-1 is onnxruntime-node's either way.
+      expect(v.top1).toBe(report.variants[i]!.top1);
+    }
+    expect(benchCommand(web)).toMatch(/ --target web --data cifar10 /);
+    const text = textOf(parseHtml(readFileSync(path.join(webDir, 'report', 'report.html'), 'utf8')));
+    expect(text).toMatch(/1 thread\(s\), onnxruntime-web .* in Chromium .* — the browser, as the web bundle runs/);
+  }, 300_000);
 });

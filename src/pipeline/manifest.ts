@@ -12,6 +12,7 @@ import { SlimError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import type { EpochRecord } from '../engine/train.js';
 import type { BenchRow } from '../cli/commands/bench.js';
+import type { BenchTarget } from '../runtime/benchmark-web.js';
 import type { ClassAccuracy } from '../runtime/evaluate.js';
 import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
 import { VERSION } from '../version.js';
@@ -92,6 +93,10 @@ export interface BenchResult {
   /** The [H, W] models with a free height and width were measured at (`slim bench --image-size`). */
   image_size?: [number, number];
   batch: number;
+  /** Where latency was timed (absent in older manifests and by default: 'host'). */
+  target?: BenchTarget;
+  /** What timed it, as `slim bench` names it (absent in older manifests: onnxruntime-node). */
+  runtime?: string;
   eval_data: string;
   variants: VariantBench[];
 }

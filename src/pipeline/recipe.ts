@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { ZOO } from '../zoo/index.js';
 import { TARGETS } from '../deploy/config.js';
+import { BENCH_TARGETS } from '../runtime/benchmark-web.js';
 import { CALIBRATION_METHODS } from '../compress/quantize/types.js';
 import { QAT_DEFAULTS } from '../compress/qat/defaults.js';
 import { IMPORTANCE_NAMES } from '../compress/prune/importance.js';
@@ -93,7 +94,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   runs: 'timed batch-1 runs per model, a whole number ≥ 50',
   warmup_runs: 'untimed runs first, a whole number ≥ 1',
   variant: 'the id of the stage whose model is deployed (default: the last model)',
-  target: `one of ${TARGETS.join(', ')}`,
+  target: `deploy: one of ${TARGETS.join(', ')}; bench: 'host' (onnxruntime-node on this machine, the default) or 'web' (onnxruntime-web's WebAssembly in headless Chromium, as the web bundle runs)`,
 };
 
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -277,6 +278,8 @@ export const BenchStage = z.strictObject({
   warmup_runs: posInt.default(10),
   batch: posInt.default(32),
   threads: posInt.optional(),
+  // No default: a recipe without it keeps the stage key it had.
+  target: z.enum(BENCH_TARGETS).optional(),
 });
 
 export const DeployStage = z.strictObject({

@@ -50,6 +50,11 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
   { key: 'summary', header: 'what it did', value: (s) => s.summary, format: text, numeric: false },
 ];
 
+/** What timed the variants, for the sentence above the table. */
+export function timedWith(b: { target?: string; runtime?: string }): string {
+  return b.target === 'web' ? `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs` : 'ONNX Runtime CPU';
+}
+
 /** Shell command that re-measures the report's variants with `slim bench`. */
 export function benchCommand(r: RunReport): string {
   const files = r.variants.map((v) => `${r.run_dir}/${v.file}`);
@@ -61,7 +66,8 @@ export function benchCommand(r: RunReport): string {
   const runs = b && b.runs !== 100 ? ` --runs ${b.runs}` : '';
   const warmup = b?.warmup_runs !== undefined && b.warmup_runs !== 10 ? ` --warmup ${b.warmup_runs}` : '';
   const size = b?.image_size ? ` --image-size ${b.image_size.join(',')}` : '';
-  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}${size}` : ''} --data ${data}${dataDir}${limit}`;
+  const web = b?.target === 'web' ? ' --target web' : '';
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}${size}${web}` : ''} --data ${data}${dataDir}${limit}`;
 }
 
 export function cell<T>(c: Column<T>, row: T): string {

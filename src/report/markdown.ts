@@ -1,5 +1,5 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
-import { benchCommand, cell, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline } from './columns.js';
+import { benchCommand, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
 import type { RunReport } from './run-report.js';
 
@@ -29,7 +29,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
     lines.push(
       '## Every variant, measured',
       '',
-      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ONNX Runtime CPU; throughput at batch ${b.batch}; top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency.`,
+      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ${timedWith(b)}; throughput at batch ${b.batch}; top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency.`,
       '',
       table(
         [...VARIANT_COLUMNS.map((c) => c.header), `vs ${base?.id ?? 'baseline'}`],

@@ -109,7 +109,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string): RunReport
     complete: manifest.complete,
     wall_seconds: manifest.wall_seconds,
     gpu_price_per_hour: manifest.gpu_price_per_hour,
-    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, eval_data: bench.eval_data } } : {}),
+    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), eval_data: bench.eval_data } } : {}),
     variants,
     pareto: { latency: front((v) => v.latency_ms.p50), size: front((v) => v.size_bytes) },
     stages: rows,

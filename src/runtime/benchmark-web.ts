@@ -25,6 +25,10 @@ import type { WebBenchReply, WebBenchRequest } from './web-bench/page.js';
 import type { Graph } from '../onnx/graph.js';
 import { toNumbers } from '../onnx/tensor.js';
 
+/** Where a model is timed: this machine's onnxruntime-node, or onnxruntime-web in a headless browser. */
+export const BENCH_TARGETS = ['host', 'web'] as const;
+export type BenchTarget = (typeof BENCH_TARGETS)[number];
+
 export interface WebBenchmarkOptions {
   /** Chromium or Chrome; default: $SLIM_BROWSER, then the usual install paths. */
   browser?: string;

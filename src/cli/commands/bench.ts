@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { benchmarkInBrowser, computesReduced, findBrowser } from '../../runtime/benchmark-web.js';
+import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget } from '../../runtime/benchmark-web.js';
 import { ortVersion } from '../../runtime/ort.js';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import type { BenchmarkPhase } from '../../runtime/benchmark.js';
@@ -15,10 +15,6 @@ import { positiveInt, withData, withImageSize, withJson, withThreads } from '../
 import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
-
-/** Where the model is timed: this machine's onnxruntime-node, or onnxruntime-web in a headless browser. */
-export const BENCH_TARGETS = ['host', 'web'] as const;
-type BenchTarget = (typeof BENCH_TARGETS)[number];
 
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];

@@ -32,7 +32,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const [, h, w] = data.test.imageShape;
   const imageSize = graphs.some(hasFreeImageSize) ? ([h, w] as [number, number]) : undefined;
   const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
-    ...(imageSize ? ['--image-size', imageSize.join(',')] : []), '--json'];
+    ...(imageSize ? ['--image-size', imageSize.join(',')] : []), ...(spec.target === 'web' ? ['--target', 'web'] : []), '--json'];
   ctx.log(`  slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
   const measured = await runJson<{ threads: number; models: BenchRow[] }>(ctx.slimCommand, args);
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
@@ -72,6 +72,8 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       warmup_runs: spec.warmup_runs,
       batch: spec.batch,
       ...(imageSize ? { image_size: imageSize } : {}),
+      ...(spec.target ? { target: spec.target } : {}),
+      ...(measured.models[0]?.runtime ? { runtime: measured.models[0].runtime } : {}),
       eval_data: isCifar10(data.name) ? `${data.name} test, first ${data.test.labels.length} images` : `${data.name} test, ${data.test.labels.length} images taken across the classes`,
       variants,
     },
