@@ -450,6 +450,9 @@ describe.skipIf(!available)('engine gradients vs PyTorch', () => {
     expect(ours.get(CASES.find((c) => c.name.startsWith('PRelu'))!.name)!.params).toEqual(['slope']);
     expect(ours.get(CASES.find((c) => c.name.startsWith('LayerNormalization channels'))!.name)!.params).toEqual(['g', 'b', 'g2']);
     expect(ours.get(CASES.find((c) => c.name.startsWith('Log, Sqrt'))!.name)!.params).toEqual([]);
+    // GroupNorm's affine after the InstanceNormalization trains (its gradients checked above); the
+    // input-side Mul of the binary cases is preprocessing and does not.
+    expect(ours.get(CASES.find((c) => c.name.startsWith('GroupNorm'))!.name)!.params).toEqual(['ones', 'zeros', 'gamma', 'beta']);
   });
 });
 

@@ -134,6 +134,46 @@ describe('plan compiler', () => {
     expect(Array.from(encoded.code.subarray(0, 5))).toEqual([KERNELS.indexOf('conv'), 3, 1, 10, 0]);
   });
 
+  it("GroupNorm as torch exports it trains its own affine, not the InstanceNormalization's constant 1s and 0s", () => {
+    const groupNorm = (ones: number[], zeros: number[]): Graph => {
+      const g = emptyGraph('gn', 17);
+      g.inputs = [{ name: 'x', dtype: 'float32', shape: ['batch', 6, 3, 3] }];
+      g.nodes = [
+        { name: 'to_groups', opType: 'Reshape', domain: '', inputs: ['x', 'grouped'], outputs: ['g'], attributes: {} },
+        { name: 'norm', opType: 'InstanceNormalization', domain: '', inputs: ['g', 'ones', 'zeros'], outputs: ['n'], attributes: {} },
+        { name: 'back', opType: 'Reshape', domain: '', inputs: ['n', 'shape'], outputs: ['r'], attributes: {} },
+        { name: 'scale', opType: 'Mul', domain: '', inputs: ['r', 'gamma'], outputs: ['m'], attributes: {} },
+        { name: 'shift', opType: 'Add', domain: '', inputs: ['m', 'beta'], outputs: ['y'], attributes: {} },
+        { name: 'flat', opType: 'Flatten', domain: '', inputs: ['y'], outputs: ['logits'], attributes: {} },
+      ];
+      g.outputs = [{ name: 'logits', dtype: 'float32', shape: ['batch', 54] }];
+      for (const [k, t] of [['grouped', int64([3], [0, 3, -1])], ['shape', int64([4], [0, 6, 3, 3])], ['ones', float32([3], ones)], ['zeros', float32([3], zeros)],
+        ['gamma', float32([6, 1, 1], [1, 2, 3, 4, 5, 6])], ['beta', float32([6, 1, 1], [0, 0, 0, 1, 1, 1])]] as const) g.initializers.set(k, t);
+      return g;
+    };
+    const roles = (g: Graph): Record<string, [number, boolean]> =>
+      Object.fromEntries(compilePlan(g).tensors.filter((t) => t.value.dtype === 'float32').map((t) => [t.name, [t.role, t.decay]]));
+    // GroupNorm's γ and β ([6, 1, 1] after the Reshape) train, without weight decay, as 1-D parameters do.
+    expect(roles(groupNorm([1, 1, 1], [0, 0, 0]))).toEqual({ ones: [2, false], zeros: [2, false], gamma: [0, false], beta: [0, false] });
+    // Not the export's constants (an InstanceNorm someone gave values): they train.
+    expect(roles(groupNorm([1, 2, 1], [0, 0, 0]))).toEqual({ ones: [0, false], zeros: [0, false], gamma: [0, false], beta: [0, false] });
+    // A per-channel scale and mean applied to the model's input is preprocessing: fixed. A scalar too.
+    const pre = emptyGraph('pre', 17);
+    pre.inputs = [{ name: 'x', dtype: 'float32', shape: ['batch', 3, 2, 2] }];
+    pre.nodes = [
+      { name: 'centre', opType: 'Add', domain: '', inputs: ['x', 'minus_mean'], outputs: ['c'], attributes: {} },
+      { name: 'scale', opType: 'Mul', domain: '', inputs: ['c', 'inv_std'], outputs: ['s'], attributes: {} },
+      { name: 'conv', opType: 'Conv', domain: '', inputs: ['s', 'w'], outputs: ['y'], attributes: {} },
+      { name: 'half', opType: 'Mul', domain: '', inputs: ['y', 'half'], outputs: ['h'], attributes: {} },
+      { name: 'layer_scale', opType: 'Mul', domain: '', inputs: ['h', 'ls'], outputs: ['l'], attributes: {} },
+      { name: 'flat', opType: 'Flatten', domain: '', inputs: ['l'], outputs: ['logits'], attributes: {} },
+    ];
+    pre.outputs = [{ name: 'logits', dtype: 'float32', shape: ['batch', 8] }];
+    for (const [k, t] of [['minus_mean', float32([1, 3, 1, 1], [-0.5, -0.4, -0.3])], ['inv_std', float32([1, 3, 1, 1], [4, 4, 4])], ['w', float32([2, 3, 1, 1], [1, 2, 3, 4, 5, 6])],
+      ['half', float32([], [0.5])], ['ls', float32([2, 1, 1], [1e-6, 1e-6])]] as const) pre.initializers.set(k, t);
+    expect(roles(pre)).toEqual({ minus_mean: [2, false], inv_std: [2, false], w: [0, true], half: [2, false], ls: [0, false] });
+  });
+
   it('every op with a lowering is registered, and the ResNet/MobileNet ops all have one', () => {
     const lowered = Object.entries(OPS).filter(([, d]) => 'lower' in d && d.lower).map(([op]) => op);
     for (const op of ['Conv', 'BatchNormalization', 'Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Add', 'Mul', 'MaxPool',

@@ -14,7 +14,8 @@ import { DeviceImageSet, EnginePlan } from '../src/engine/plan.js';
 import { makeSchedule } from '../src/engine/schedule.js';
 import { chanceLoss, trainModel } from '../src/engine/train.js';
 import { encodeModel } from '../src/onnx/io.js';
-import { float32, type Tensor } from '../src/onnx/tensor.js';
+import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
+import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm } from '../src/passes/index.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
@@ -66,6 +67,86 @@ describe('schedules', () => {
   });
 });
 
+/** `steps` updates of `graph` by the engine and by torch.optim (the Python oracle) from the same weights. */
+async function againstTorchOptim(label: string, graph: Graph, config: NativeOptimizerConfig, smoothing: number): Promise<EnginePlan> {
+  const plan = EnginePlan.create(graph, { threads: 1 });
+  plan.setOptimizer(config);
+  const x = randomImages(8, 6);
+  const labels = Int32Array.from({ length: 8 }, (_, k) => (k * 3) % 10);
+  const lr = config.kind === 'sgd' ? 0.05 : 0.01;
+  const steps = 4;
+  const losses: number[] = [];
+  for (let k = 0; k < steps; k++) losses.push((await plan.trainStepOn(x, labels, { lr, labelSmoothing: smoothing })).loss);
+
+  const folder = path.join(scratch, `optim-${label}`);
+  mkdirSync(folder);
+  const tensors = [...graph.initializers];
+  tensors.forEach(([, t], j) => {
+    const data = t.data as ArrayBufferView;
+    writeFileSync(path.join(folder, `${j}.bin`), Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  });
+  writeFileSync(path.join(folder, 'x.bin'), Buffer.from(x.data.buffer));
+  writeFileSync(path.join(folder, 'labels.bin'), Buffer.from(labels.buffer));
+  writeFileSync(path.join(folder, 'case.json'), JSON.stringify({
+    nodes: graph.nodes.map((n) => ({ op: n.opType, inputs: n.inputs, outputs: n.outputs, attrs: Object.fromEntries(Object.entries(n.attributes).map(([k, a]) => [k, a.value])) })),
+    opset: 17,
+    training: true,
+    input: { name: graph.inputs[0]!.name, dims: [8, 3, 32, 32] },
+    output: graph.outputs[0]!.name,
+    params: plan.paramNames,
+    state: plan.stateNames,
+    tensors: Object.fromEntries(tensors.map(([n, t]) => [n, { dims: t.dims, dtype: t.dtype }])),
+    train: {
+      steps, kind: config.kind, lr, momentum: config.momentum ?? 0, nesterov: config.nesterov ?? false,
+      weight_decay: config.weightDecay ?? 0, decay: plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name),
+      beta1: config.beta1 ?? 0.9, beta2: config.beta2 ?? 0.999, eps: config.eps ?? 1e-8, label_smoothing: smoothing,
+    },
+  }));
+  execFileSync('/usr/bin/python3', [HELPER, folder], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const ref = JSON.parse(readFileSync(path.join(folder, 'result.json'), 'utf8')) as { losses: number[]; params: Record<string, number[]>; state: Record<string, number[]> };
+  expect(maxRelError(losses, ref.losses)).toBeLessThan(1e-5);
+  for (const n of plan.paramNames) expect(maxRelError(plan.read(n), ref.params[n]!), n).toBeLessThan(1e-5);
+  for (const n of plan.stateNames) expect(maxRelError(plan.read(n), ref.state[n]!), n).toBeLessThan(1e-5);
+  return plan;
+}
+
+/**
+ * torch.onnx's GroupNorm (Reshape → InstanceNormalization with constant 1s and 0s → Reshape → Mul γ →
+ * Add β) and a ConvNeXt-style layer scale (Mul by a [C, 1, 1] parameter) between a Conv and the head.
+ */
+function groupNormNet(): Graph {
+  const rng = new Random(9);
+  const g = emptyGraph('group-norm', 17);
+  g.inputs = [{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }];
+  const node = (name: string, opType: string, inputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs: [name], attributes });
+  g.nodes = [
+    node('conv', 'Conv', ['input', 'conv.weight'], { kernel_shape: { type: 'ints', value: [3, 3] }, strides: { type: 'ints', value: [2, 2] } }),
+    node('grouped', 'Reshape', ['conv', 'groups']),
+    node('norm', 'InstanceNormalization', ['grouped', 'ones', 'zeros']),
+    node('ungrouped', 'Reshape', ['norm', 'conv_shape']),
+    node('gn_scale', 'Mul', ['ungrouped', 'gn.weight']),
+    node('gn_shift', 'Add', ['gn_scale', 'gn.bias']),
+    node('relu', 'Relu', ['gn_shift']),
+    node('scaled', 'Mul', ['relu', 'layer_scale']),
+    node('pool', 'GlobalAveragePool', ['scaled']),
+    node('flat', 'Flatten', ['pool']),
+    node('logits', 'Gemm', ['flat', 'fc.weight', 'fc.bias'], { transB: { type: 'int', value: 1 } }),
+  ];
+  g.outputs = [{ name: 'logits', dtype: 'float32', shape: ['batch', 10] }];
+  const randn = (dims: number[], scale: number): Tensor => float32(dims, Array.from({ length: dims.reduce((a, d) => a * d, 1) }, () => scale * rng.normal()));
+  g.initializers.set('conv.weight', randn([8, 3, 3, 3], 0.3));
+  g.initializers.set('groups', int64([3], [0, 4, -1]));
+  g.initializers.set('ones', float32([4], [1, 1, 1, 1]));
+  g.initializers.set('zeros', float32([4], [0, 0, 0, 0]));
+  g.initializers.set('conv_shape', int64([4], [0, 8, 15, 15]));
+  g.initializers.set('gn.weight', float32([8, 1, 1], Array.from({ length: 8 }, () => 1 + 0.2 * rng.normal())));
+  g.initializers.set('gn.bias', randn([8, 1, 1], 0.2));
+  g.initializers.set('layer_scale', float32([8, 1, 1], Array.from({ length: 8 }, () => 0.5 + rng.next())));
+  g.initializers.set('fc.weight', randn([10, 8], 0.3));
+  g.initializers.set('fc.bias', randn([10], 0.1));
+  return g;
+}
+
 describe.skipIf(!available)('optimizer steps vs torch.optim', () => {
   const cases: [string, NativeOptimizerConfig, number][] = [
     ['SGD, Nesterov momentum, weight decay on weights only, label smoothing', { kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 5e-3 }, 0.1],
@@ -74,46 +155,18 @@ describe.skipIf(!available)('optimizer steps vs torch.optim', () => {
   ];
   for (const [name, config, smoothing] of cases) {
     it(name, async () => {
-      const graph = smallCnn({ seed: 5, widths: [4, 8, 8] });
-      const plan = EnginePlan.create(graph, { threads: 1 });
-      plan.setOptimizer(config);
-      const x = randomImages(8, 6);
-      const labels = Int32Array.from({ length: 8 }, (_, k) => (k * 3) % 10);
-      const lr = config.kind === 'sgd' ? 0.05 : 0.01;
-      const steps = 4;
-      const losses: number[] = [];
-      for (let k = 0; k < steps; k++) losses.push((await plan.trainStepOn(x, labels, { lr, labelSmoothing: smoothing })).loss);
-
-      const folder = path.join(scratch, `optim-${name.length}-${config.kind}`);
-      mkdirSync(folder);
-      const tensors = [...graph.initializers];
-      tensors.forEach(([, t], j) => writeFileSync(path.join(folder, `${j}.bin`), Buffer.from((t.data as Float32Array).buffer)));
-      writeFileSync(path.join(folder, 'x.bin'), Buffer.from(x.data.buffer));
-      writeFileSync(path.join(folder, 'labels.bin'), Buffer.from(labels.buffer));
-      writeFileSync(path.join(folder, 'case.json'), JSON.stringify({
-        nodes: graph.nodes.map((n) => ({ op: n.opType, inputs: n.inputs, outputs: n.outputs, attrs: Object.fromEntries(Object.entries(n.attributes).map(([k, a]) => [k, a.value])) })),
-        opset: 17,
-        training: true,
-        input: { name: 'input', dims: [8, 3, 32, 32] },
-        output: graph.outputs[0]!.name,
-        params: plan.paramNames,
-        state: plan.stateNames,
-        tensors: Object.fromEntries(tensors.map(([n, t]) => [n, { dims: t.dims, dtype: t.dtype }])),
-        train: {
-          steps, kind: config.kind, lr, momentum: config.momentum ?? 0, nesterov: config.nesterov ?? false,
-          weight_decay: config.weightDecay ?? 0, decay: plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name),
-          beta1: config.beta1 ?? 0.9, beta2: config.beta2 ?? 0.999, eps: config.eps ?? 1e-8, label_smoothing: smoothing,
-        },
-      }));
-      execFileSync('/usr/bin/python3', [HELPER, folder], { stdio: ['ignore', 'inherit', 'inherit'] });
-      const ref = JSON.parse(readFileSync(path.join(folder, 'result.json'), 'utf8')) as { losses: number[]; params: Record<string, number[]>; state: Record<string, number[]> };
-      expect(maxRelError(losses, ref.losses)).toBeLessThan(1e-5);
-      for (const n of plan.paramNames) expect(maxRelError(plan.read(n), ref.params[n]!), n).toBeLessThan(1e-5);
-      for (const n of plan.stateNames) expect(maxRelError(plan.read(n), ref.state[n]!), n).toBeLessThan(1e-5);
+      const plan = await againstTorchOptim(`${name.length}-${config.kind}`, smallCnn({ seed: 5, widths: [4, 8, 8] }), config, smoothing);
       // Weight decay only where the compiler put it: conv and linear weights, not BN or biases.
       expect(plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name).sort()).toEqual(['conv0.weight', 'conv1.weight', 'conv2.weight', 'fc.weight']);
     });
   }
+
+  it("GroupNorm's affine and a layer scale train as PyTorch trains them; the export's InstanceNorm 1s and 0s do not", async () => {
+    const plan = await againstTorchOptim('group-norm', groupNormNet(), { kind: 'sgd', momentum: 0.9, nesterov: false, weightDecay: 5e-3 }, 0);
+    expect([...plan.paramNames].sort()).toEqual(['conv.weight', 'fc.bias', 'fc.weight', 'gn.bias', 'gn.weight', 'layer_scale']);
+    expect(plan.compiled.tensors.filter((t) => t.decay).map((t) => t.name).sort()).toEqual(['conv.weight', 'fc.weight']);
+    expect(Array.from(plan.read('layer_scale'))).not.toEqual(Array.from(groupNormNet().initializers.get('layer_scale')!.data as Float32Array));
+  });
 });
 
 describe.skipIf(!available)('training hooks', () => {

@@ -127,6 +127,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
         inputs: inputFacts,
         outputs,
         producer: (v) => index.producer.get(v),
+        initializer: (v) => graph.initializers.get(v),
         consumers: (v) => index.consumersOf(v),
         ...(quantRanges.has(node.name) ? { quantRange: quantRanges.get(node.name)! } : {}),
       };
@@ -160,7 +161,9 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
     }
     const role: TensorRole =
       (params.has(name) || options.trainable?.has(name)) && value.dtype === 'float32' && !options.frozen?.has(name) ? 0 : state.has(name) ? 1 : 2;
-    const decay = role === 0 && (options.decayOnlyWeights === false || value.dims.length >= 2);
+    // A weight spans two axes or more; a vector — also one written [C, 1, 1] to broadcast (GroupNorm's
+    // affine, a layer scale) — is a scale or shift, which PyTorch recipes keep out of weight decay.
+    const decay = role === 0 && (options.decayOnlyWeights === false || value.dims.filter((d) => d > 1).length >= 2);
     tensors.push({ name, slot: s, role, value, decay });
   }
   const outputs = graph.outputs.map((o) => {

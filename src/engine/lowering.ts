@@ -47,6 +47,8 @@ export interface LowerContext<A> extends OpContext<A> {
   outputs: ValueType[];
   /** The node producing `value`; undefined for graph inputs and initializers. */
   producer(value: string): Node | undefined;
+  /** The initializer named `value` (Constant nodes are initializers by then); undefined for computed values. */
+  initializer(value: string): Tensor | undefined;
   consumers(value: string): readonly Node[];
   /** A QuantizeLinear's integer range when narrower than its type's (CompileOptions.quantRanges). */
   quantRange?: readonly [number, number];
@@ -115,16 +117,45 @@ export function constantScalar<A>(ctx: LowerContext<A>, index: number, what: str
   return typeof v === 'bigint' ? Number(v) : Number(v);
 }
 
-/** Add / Sub / Mul / Div. A constant added to a MatMul or Conv result is that layer's bias, so it trains. */
+/**
+ * Add / Sub / Mul / Div, and which constant operand trains. A constant added to a MatMul or Conv result
+ * is that layer's bias. A per-channel constant that scales or shifts an activation (Mul / Add by a
+ * tensor of more than one value) is what torch.onnx writes for a parameter used outside a module's own
+ * op: GroupNorm's affine after its InstanceNormalization, LayerNorm's below opset 17, ConvNeXt's layer
+ * scale. PyTorch trains those, so the engine does. Scalars (HardSwish's 3 and 1/6) and the preprocessing
+ * applied to the model's input (a constant mean and scale) stay fixed.
+ */
 export function binaryLowering(kernel: 'add' | 'sub' | 'mul' | 'div', ctx: LowerContext<BinaryAttrs>): Lowering {
   if (ctx.attrs.legacy?.axis !== undefined) throw new OpError('opset < 7 broadcasting along an axis is not supported for training');
   const params: string[] = [];
-  if (kernel === 'add') {
+  if (kernel === 'add' || kernel === 'mul') {
     ctx.node.inputs.forEach((name, i) => {
-      const other = ctx.node.inputs[1 - i];
-      const op = other ? ctx.producer(other)?.opType : undefined;
-      if (ctx.inputs[i]?.constant && (op === 'MatMul' || op === 'Conv')) params.push(name);
+      const constant = ctx.inputs[i]?.constant;
+      const other = ctx.inputs[1 - i];
+      if (!constant || constant.dtype !== 'float32' || !other || other.constant) return;
+      const op = ctx.producer(other.name)?.opType;
+      if (kernel === 'add' && (op === 'MatMul' || op === 'Conv')) params.push(name);
+      else if (constant.data.length > 1 && !onInputOnly(ctx, other.name)) params.push(name);
     });
   }
   return single(kernel, {}, { params });
+}
+
+/** Per-pixel steps a model may apply to its input before the network (casts, layout, constant affine). */
+const PIXEL_STEPS = new Set(['Cast', 'Transpose', 'Identity', 'Add', 'Sub', 'Mul', 'Div']);
+
+/** Whether `value` is the graph input, or computed from it alone by per-pixel steps with constants. */
+function onInputOnly(ctx: LowerContext<unknown>, value: string): boolean {
+  const seen = new Set<string>();
+  let current = value;
+  while (!seen.has(current)) {
+    seen.add(current);
+    const producer = ctx.producer(current);
+    if (!producer) return ctx.initializer(current) === undefined; // the graph input
+    if (!PIXEL_STEPS.has(producer.opType)) return false;
+    const data = producer.inputs.filter((v) => v && ctx.initializer(v) === undefined);
+    if (data.length !== 1) return false;
+    current = data[0]!;
+  }
+  return false;
 }

@@ -2,11 +2,26 @@ import { FLOAT_DTYPES } from '../onnx/dtype.js';
 import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
-import { single } from '../engine/lowering.js';
+import { single, type LowerContext } from '../engine/lowering.js';
+import type { Tensor } from '../onnx/tensor.js';
 import { samePorts, vectorParams } from '../compress/prune/rules.js';
 
 export interface InstanceNormalizationAttrs {
   epsilon: number;
+}
+
+const allEqual = (t: Tensor | undefined, v: number): boolean => t?.dtype === 'float32' && (t.data as Float32Array).every((x) => x === v);
+
+/**
+ * torch's GroupNorm export: Reshape → InstanceNormalization(scale all 1, B all 0, constants) → Reshape;
+ * GroupNorm's own affine is the Mul and Add after. PyTorch has no parameters for those 1s and 0s, so
+ * they stay constants in training (only an InstanceNorm2d's own affine trains).
+ */
+function groupNormCore(ctx: LowerContext<InstanceNormalizationAttrs>): boolean {
+  const [x, scale, bias] = ctx.inputs;
+  if (!x || ctx.producer(x.name)?.opType !== 'Reshape') return false;
+  const readers = ctx.consumers(ctx.node.outputs[0]!);
+  return readers.length > 0 && readers.every((r) => r.opType === 'Reshape') && allEqual(scale?.constant, 1) && allEqual(bias?.constant, 0);
 }
 
 /**
@@ -39,7 +54,7 @@ export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
   lower(ctx) {
     if (ctx.inputs[0]!.type.dtype !== 'float32') throw new OpError('the engine trains float32 InstanceNormalization only');
     const [, scale, bias] = ctx.node.inputs;
-    return single('instance_norm', { floats: [ctx.attrs.epsilon] }, { params: [scale!, bias!] });
+    return single('instance_norm', { floats: [ctx.attrs.epsilon] }, groupNormCore(ctx) ? {} : { params: [scale!, bias!] });
   },
   // Pruning: channel i in is channel i out; scale and B are sliced with it.
   channels: {
