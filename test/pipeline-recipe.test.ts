@@ -13,7 +13,7 @@ import { putBytes, verifyArtifact } from '../src/pipeline/store.js';
 import type { RunData } from '../src/pipeline/data.js';
 import type { ImageSet } from '../src/data/types.js';
 import { runSlim } from './helpers/cli.js';
-import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
+import { CIFAR_DIR, fixturePath, REPO_ROOT } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-recipe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -163,6 +163,25 @@ stages:
     const missing = await runSlim(['run', path.join(dir, 'nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/nope\.yaml: the recipe does not exist/);
+  });
+
+  it('a model given instead of a recipe is named as such; a text of many problems lists the first five', async () => {
+    const model = await runSlim(['run', fixturePath('torch-tiny-resnet.onnx')]);
+    expect(model.code).toBe(2);
+    expect(model.stderr.trim()).toMatch(/torch-tiny-resnet\.onnx: is not a YAML recipe \(it holds binary data\) — slim run takes a recipe/);
+    expect(model.stderr.length).toBeLessThan(400);
+    const folder = await runSlim(['run', dir]);
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toMatch(/is a folder, not a recipe/);
+    let error: RecipeError | undefined;
+    try {
+      parseRecipe(Array.from({ length: 40 }, (_, i) => `  bad: [${i}`).join('\n'), 'junk.txt');
+    } catch (e) {
+      error = e as RecipeError;
+    }
+    expect(error!.issues.length).toBeGreaterThan(5);
+    expect(error!.message.match(/junk\.txt:\d+:\d+/g)).toHaveLength(5);
+    expect(error!.message).toMatch(new RegExp(`; … and ${error!.issues.length - 5} more$`));
   });
 });
 

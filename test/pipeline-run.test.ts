@@ -114,6 +114,8 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const again = manifestOf(runDir);
     expect(again.stages.map((s) => [s.key, s.model?.sha256])).toEqual(first.stages.map((s) => [s.key, s.model?.sha256]));
     expect(again.stages.every((s) => s.reused)).toBe(true);
+    // Nothing left behind: republishing the same artifact used to leave its temporary hard link.
+    expect(readdirSync(path.join(runDir, 'models')).filter((f) => !f.endsWith('.onnx'))).toEqual([]);
   });
 
   it('a bundle or artifact changed on disk is redone, not trusted — and then reused again', async () => {

@@ -4,6 +4,7 @@
  * issue's place in the YAML (the yaml package keeps source ranges) and adds the cross-stage checks
  * zod cannot see (unique ids, `from` naming an earlier model).
  */
+import { isUtf8 } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
@@ -30,11 +31,16 @@ export interface RecipeIssue {
   fix?: string;
 }
 
+const MAX_LISTED_ISSUES = 5;
+
 export class RecipeError extends SlimError {
   readonly issues: RecipeIssue[];
   constructor(file: string, issues: RecipeIssue[]) {
     const one = (i: RecipeIssue): string => `${file}:${i.line}:${i.col}: ${i.path ? `${i.path}: ` : ''}${i.problem}${i.fix ? ` — ${i.fix}` : ''}`;
-    const problem = issues.length === 1 ? one(issues[0]!) : `${issues.length} problems in the recipe: ${issues.map(one).join('; ')}`;
+    // The first few: a file that is not a recipe at all would otherwise list thousands.
+    const listed = issues.slice(0, MAX_LISTED_ISSUES).map(one).join('; ');
+    const more = issues.length > MAX_LISTED_ISSUES ? `; … and ${issues.length - MAX_LISTED_ISSUES} more` : '';
+    const problem = issues.length === 1 ? one(issues[0]!) : `${issues.length} problems in the recipe: ${listed}${more}`;
     super({ problem }, 'input');
     this.issues = issues;
   }
@@ -43,14 +49,19 @@ export class RecipeError extends SlimError {
 type PathKey = string | number;
 
 export async function loadRecipe(file: string): Promise<Recipe> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new SlimError({ file, problem: code === 'ENOENT' ? 'the recipe does not exist' : `cannot read the recipe (${code ?? (e as Error).message})`, fix: 'check the path (recipes/demo.yaml is an example)' }, 'usage');
+    const problem = code === 'ENOENT' ? 'the recipe does not exist' : code === 'EISDIR' ? 'is a folder, not a recipe' : `cannot read the recipe (${code ?? (e as Error).message})`;
+    throw new SlimError({ file, problem, fix: 'check the path (recipes/demo.yaml is an example)' }, 'usage');
   }
-  return parseRecipe(text, file);
+  // A model or an image given by mistake: YAML is text.
+  if (bytes.includes(0) || !isUtf8(bytes)) {
+    throw new SlimError({ file, problem: 'is not a YAML recipe (it holds binary data)', fix: 'slim run takes a recipe such as recipes/demo.yaml; models go to slim eval, bench, quantize, prune or deploy' }, 'usage');
+  }
+  return parseRecipe(bytes.toString('utf8'), file);
 }
 
 export function parseRecipe(text: string, file: string): Recipe {

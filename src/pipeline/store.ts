@@ -75,14 +75,23 @@ export async function publishModel(runDir: string, ref: ArtifactRef, name: strin
   const rel = path.join(MODELS, `${name}.onnx`);
   const target = path.join(runDir, rel);
   await mkdir(path.dirname(target), { recursive: true });
+  const source = path.join(runDir, ref.path);
+  // Already published (a rerun): renaming a link onto another link of the same file does nothing
+  // (POSIX), which left the temporary link behind on every rerun.
+  if (await sameFile(source, target)) return rel;
   const temp = `${target}.${process.pid}.tmp`;
   await rm(temp, { force: true });
-  const source = path.join(runDir, ref.path);
   try {
     await link(source, temp);
   } catch {
     await writeFileAtomic(temp, await readFile(source));
   }
   await rename(temp, target);
+  await rm(temp, { force: true });
   return rel;
+}
+
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
 }
