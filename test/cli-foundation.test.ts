@@ -155,7 +155,10 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     const human = await runSlim(['info', model]);
     expect(human.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
 
-    const bench = await runSlim(['bench', model, '--runs', '20', '--threads', '1', '--json']);
+    const few = await runSlim(['bench', model, '--runs', '20']);
+    expect(few.code).toBe(2);
+    expect(few.stderr).toMatch(/--runs must be a whole number ≥ 50, got '20' \(p99 needs at least 50 samples\)/);
+    const bench = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1', '--json']);
     expect(bench.code, bench.stderr).toBe(0);
     const row = (json(bench.stdout) as { models: Record<string, unknown>[] }).models[0]!;
     expect(row).toMatchObject({ params: 1562, macs: null, latency_ms: { p50: expect.any(Number) } });

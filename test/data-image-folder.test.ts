@@ -7,6 +7,7 @@ import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/cli/dataset.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
+import { runSlim } from './helpers/cli.js';
 
 afterAll(removeTempDirs);
 
@@ -228,6 +229,44 @@ describe('loadTrainTest (image folders)', () => {
     expect(() => checkDataDir({ data: root, dataDir: '/somewhere' })).toThrow(/--data-dir names the folder of CIFAR-10's files.*drop --data-dir/);
     expect(() => checkDataDir({ data: 'cifar10', dataDir: '/somewhere' })).not.toThrow();
   });
+
+  it('a train/ + val/ folder (ImageNet layout) reads val/ as the test split, also by --split val, and trains on train/ against val/', async () => {
+    const root = tempDir('val');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });
+    await writeSplit(path.join(root, 'val'), { cat: RED, frog: BLUE });
+    const test = await loadDataset({ data: root }, [8, 8]);
+    expect(test.classes).toEqual(['cat', 'dog', 'frog']); // not ['train', 'val'] as two classes
+    expect([...test.labels]).toEqual([0, 2]);
+    expect(px(test.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
+    expect([...(await loadDataset({ data: root, split: 'val' }, [8, 8])).labels]).toEqual([0, 2]);
+    const { train, test: held } = await loadTrainTest(root, { size: [8, 8] });
+    expect([...train.labels]).toEqual([0, 1, 2]);
+    expect([...held.labels]).toEqual([0, 2]);
+    // With a test/ beside it, test/ is the test split and val/ is read by --split val.
+    await writeSplit(path.join(root, 'test'), { dog: GREEN });
+    expect([...(await loadDataset({ data: root }, [8, 8])).labels]).toEqual([1]);
+    expect([...(await loadDataset({ data: root, split: 'val' }, [8, 8])).labels]).toEqual([0, 2]);
+    await expect(loadDataset({ data: 'cifar10', split: 'val' })).rejects.toThrow(/CIFAR-10 has a train and a test split, no val — pass --split test/);
+  });
+
+  it('a folder holding only test/ is read as that split, not as a set of one class', async () => {
+    const root = tempDir('only-test');
+    await writeSplit(path.join(root, 'test'), { cat: RED, dog: GREEN });
+    const set = await loadDataset({ data: root }, [8, 8]);
+    expect(set.classes).toEqual(['cat', 'dog']);
+    expect([...set.labels]).toEqual([0, 1]);
+    await expect(loadDataset({ data: root, split: 'train' }, [8, 8])).rejects.toThrow(/only-test.*: has no train\/ subfolder \(it holds test\/\)/);
+  });
+
+  it('training on a folder of class folders says which layout it needs', async () => {
+    const root = tempDir('flat');
+    await writeSplit(root, { cat: RED, dog: GREEN });
+    const needs = `: holds class folders (cat, dog) but training needs train/ and test/ subfolders — put the images in ${root}/train/<class>/… and ${root}/test/<class>/… (or val/ for test/)`;
+    await expect(loadTrainTest(root, { size: [8, 8] })).rejects.toThrow(needs);
+    const train = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', root, '--out', path.join(root, 'x.onnx')]);
+    expect(train.code).toBe(1);
+    expect(train.stderr).toContain(needs);
+  }, 60_000);
 
   it('a class only test/ has is an error that names it', async () => {
     const root = tempDir('split');

@@ -336,6 +336,13 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(String((otherPrecision as Error).message)).toMatch(/autocast: unset then, "bf16" now/);
     const same = await trainModel({ ...base, masks: mask(2), resume: true });
     expect(same.resumedFrom).toBe(2);
+    // Same settings, another model (a --width change): named as such, not as a tensor size error.
+    const wider = smallCnn({ seed: 3, widths: [8, 8, 8] as [number, number, number] });
+    const plainDir = path.join(scratch, 'fingerprint-model');
+    await trainModel({ ...base, checkpointDir: plainDir, epochs: 1 });
+    const otherModel = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: wider, resume: true }).catch((e: unknown) => e);
+    expect(otherModel).toBeInstanceOf(SlimError);
+    expect(String((otherModel as Error).message)).toMatch(/the checkpoint holds another model's weights \(.*\) — resume with the model the checkpoint was made for/);
   });
 
   it('a distillation loss at its own chance level is not taken for divergence (T² scales it)', async () => {

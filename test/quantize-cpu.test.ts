@@ -3,7 +3,8 @@
  * point −1 (ORT's AMX GEMM path) or 0 (its direct symmetric convolution), and the RGB first Conv padded to
  * 4 input channels — exact, with ONNX Runtime as the oracle, and still fused into QLinearConv.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { arch, platform, release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,6 +14,8 @@ import { float32 } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
+import { runSlim } from './helpers/cli.js';
+import { fixturePath } from './helpers/fixtures.js';
 import {
   calibrationTargets,
   computeParams,
@@ -173,6 +176,26 @@ describe('the cpu option of static quantization', () => {
       const canAmx = platform() === 'linux' && arch() === 'x64' && (major > 5 || (major === 5 && minor >= 16));
       expect(hostInt8Cpu(file('avx512_vnni amx_bf16 amx_tile amx_int8'))).toBe(canAmx ? 'amx' : 'generic');
       expect(hostInt8Cpu(path.join(dir, 'missing'))).toBe('generic');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('slim quantize --cpu amx on a CPU without AMX', () => {
+  it.skipIf(hostInt8Cpu() === 'amx')('warns that the model will be slower here, and still writes it', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-cpu-amx-'));
+    try {
+      const folder = path.join(dir, 'images', 'a');
+      mkdirSync(folder, { recursive: true });
+      mkdirSync(path.join(dir, 'images', 'b'));
+      for (const [i, sub] of ['a', 'b'].entries()) {
+        await sharp(Buffer.alloc(16 * 16 * 3, 40 + 100 * i), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(dir, 'images', sub, 'x.png'));
+      }
+      const out = path.join(dir, 'q.onnx');
+      const r = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', out, '--calib', path.join(dir, 'images'), '--cpu', 'amx', '--method', 'minmax']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

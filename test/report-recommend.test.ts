@@ -50,7 +50,7 @@ describe('recommend', () => {
   });
 
   it('says clearly when nothing fits, which variant is closest and which limit is nearest', () => {
-    // top-1 ≥ 93 %: best 85 % (fp32), 8.6 % short. ≤ 1 ms: best 1.1 ms (pruned), 10 % over. ≤ 3 MB: all fit.
+    // top-1 ≥ 93 %: best 85 % (fp32), 8 pt short (8.6 % of the bound, what ranks it). ≤ 1 ms: best 1.1 ms (pruned), 10 % over. ≤ 3 MB: all fit.
     // Worst miss per variant: fp32 max(0.086 (top1), 3.0 (latency)) = 3.0; int8 max(0.6, 0.087) = 0.6;
     // pruned max(0.1, 0.097) = 0.1; bad 1.0 → closest: pruned.
     const r = recommend(ALL, { maxSizeBytes: 3 * 1024 ** 2, maxLatencyMs: 1, minTop1: 0.93 });
@@ -61,8 +61,8 @@ describe('recommend', () => {
     expect(r.nearestLimit!.best.miss).toBeCloseTo((0.93 - 0.85) / 0.93, 12);
     expect(r.lines[0]).toBe('No variant of 4 meets all the limits.');
     expect(r.lines).toContain('file size ≤ 3.00 MB: met by fp32, int8, pruned, bad.');
-    expect(r.lines).toContain('batch-1 p50 latency ≤ 1.00 ms: met by none — the best is pruned at 1.10 ms (10.0 % away).');
-    expect(r.lines).toContain('Nearest to being met: the top-1 limit (8.6 % away, by fp32).');
+    expect(r.lines).toContain('batch-1 p50 latency ≤ 1.00 ms: met by none — the best is pruned at 1.10 ms (10.0 % over).');
+    expect(r.lines).toContain('Nearest to being met: the top-1 limit (8.00 pt short, by fp32).');
   });
 
   it('notices when each limit is met by someone but no one meets all', () => {

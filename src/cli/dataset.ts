@@ -1,13 +1,14 @@
 import { stat } from 'node:fs/promises';
-import { usageError } from '../errors.js';
+import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { isSplitFolder, loadImageFolder, loadSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data/image-folder.js';
+import { folderLayout, loadImageFolder, loadSplitFolder, loadTrainTestFolders, SPLIT_NAMES, type ImageChannels, type SplitName } from '../data/image-folder.js';
+import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { defaultNormalization, METADATA_KEYS, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
-import { progress, type Progress } from './output.js';
+import { log, progress, type Progress } from './output.js';
 
 /** How many channels a model's images have: the commands load data by it (defined beside the metadata it reads). */
 export { modelChannels };
@@ -41,14 +42,23 @@ export function imageSizeFor(graph: Graph, file: string, flag: [number, number] 
   return flag;
 }
 
-/** The evaluation set named by --data: CIFAR-10 (a split) or an image folder resized to the model's input. */
-export async function loadDataset(options: DataOptions, inputSize?: [number, number], channels: ImageChannels = 3): Promise<ImageSet> {
+/**
+ * The evaluation set named by --data: CIFAR-10 (a split) or an image folder resized to the model's input
+ * (a split of train/ + test/ or val/, or a folder of class folders: folderLayout decides). `classes`: the
+ * names the model records, which the set is labelled by (labelledForModel).
+ */
+export async function loadDataset(options: DataOptions, inputSize?: [number, number], channels: ImageChannels = 3, classes?: ModelClasses): Promise<ImageSet> {
+  return labelledForModel(await loadSplit(options, inputSize, channels), classes);
+}
+
+async function loadSplit(options: DataOptions, inputSize: [number, number] | undefined, channels: ImageChannels): Promise<ImageSet> {
   const name = options.data;
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
   const limit = options.limit !== undefined ? { limit: options.limit } : {};
-  const split = options.split ?? 'test';
-  if (split !== 'test' && split !== 'train') throw usageError(`--split must be 'test' or 'train', got '${split}'`);
+  const split = (options.split ?? 'test') as SplitName;
+  if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`);
   if (isCifar10(name)) {
+    if (split === 'val') throw usageError('CIFAR-10 has a train and a test split, no val', 'pass --split test (its held-out images) or --split train');
     return withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit }));
   }
   const info = await stat(name).catch(() => undefined);
@@ -57,12 +67,73 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
   }
   requireImageSize(inputSize, name);
   const sizeOptions = { size: inputSize, channels, ...limit };
-  if (await isSplitFolder(name)) return loadSplitFolder(name, split, sizeOptions);
+  const layout = await folderLayout(name);
+  if (layout.kind === 'splits') return loadSplitFolder(name, split, sizeOptions, layout);
   if (options.split !== undefined && !options.splitOptional) {
-    throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders; '${name}' holds class folders`,
-      'drop --split, or point --data at the folder that holds train/ and test/');
+    throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders (or val/); '${name}' holds class folders`,
+      'drop --split, or point --data at the folder that holds the splits');
   }
   return loadImageFolder(name, sizeOptions);
+}
+
+/** The class names a model records (slimkit.classes): data is matched to its outputs by them. */
+export interface ModelClasses {
+  /** How messages name the model. */
+  file: string;
+  names: readonly string[];
+  /**
+   * The command trains the model on the data (slim train, a distillation student): data of other
+   * classes teaches it those — noted, and the written model records them — instead of being refused.
+   */
+  learns?: boolean;
+}
+
+/** What `graph` records as its class names, if anything. */
+export function recordedClasses(graph: Graph, file: string, o: { learns?: boolean } = {}): ModelClasses | undefined {
+  const names = readPreprocessing(graph, file).classNames;
+  return names ? { file, names, ...(o.learns ? { learns: true } : {}) } : undefined;
+}
+
+/**
+ * `set` labelled as the model numbers its outputs — the one place every command that scores or trains a
+ * model on labelled data matches the two: unchanged when the model records no class names (positions
+ * decide) or the data's list; relabelled by name, with one note, when the names are the same in another
+ * order; refused, naming the classes that differ, otherwise (taken as the data's, with a note, when
+ * `model.learns`). `quiet`: no note (a second set of the same data); `note`: where the note goes (stderr).
+ */
+export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses | undefined, o: { quiet?: boolean; note?: (line: string) => void } = {}): T {
+  if (!model) return set;
+  const note = o.quiet ? () => undefined : (o.note ?? log);
+  const match = matchClasses(set, model.names);
+  if (match.kind === 'same') return match.set;
+  const data = dataName(set);
+  if (match.kind === 'reordered') {
+    note(`note: ${data} has the classes ${model.file} records (slimkit.classes) in another order: its images are matched to the model's outputs by class name`);
+    return match.set;
+  }
+  const differ = [
+    match.onlyData.length ? `only the data has ${listNames(match.onlyData)}` : '',
+    match.onlyModel.length ? `only the model has ${listNames(match.onlyModel)}` : '',
+  ].filter(Boolean).join('; ') || `the model lists ${model.names.length} names for ${set.classes.length} classes`;
+  if (model.learns) {
+    note(`note: ${model.file} records other classes than ${data} (${differ}): it is trained on the data's, in their order, and the model written records them`);
+    return set;
+  }
+  const folder = !isCifar10(set.name.split('/')[0]!);
+  throw inputError({
+    file: data,
+    problem: `its classes are not the ones ${model.file} records (slimkit.classes): ${differ}`,
+    fix: `${folder ? `rename the class folders to the model's names (${listNames(model.names)}), or ` : ''}use data of the classes the model was trained on`,
+  });
+}
+
+/** An image folder by its path, CIFAR-10 as 'cifar10' (its sets are named 'cifar10/test', …). */
+function dataName(set: ImageSet): string {
+  return isCifar10(set.name.split('/')[0]!) ? 'cifar10' : set.name;
+}
+
+function listNames(names: readonly string[]): string {
+  return names.length > 12 ? `${names.slice(0, 12).join(', ')}, … ${names.length - 12} more` : names.join(', ');
 }
 
 /**
@@ -144,16 +215,25 @@ export function checkDataDir(options: DataOptions): void {
 }
 
 /**
- * Training and test images: CIFAR-10's two splits, or the train/ and test/ subfolders of a folder of
- * class folders, resized to the model's input. Test labels use train/'s class numbering, so a class
+ * Training and test images: CIFAR-10's two splits, or the train/ and test/ (else val/) subfolders of a
+ * folder, resized to the model's input. Test labels use train/'s class numbering, so a class
  * folder missing from test/ cannot shift the others; a class only test/ has is an error. `testLimit`
  * keeps N test images: CIFAR-10's first N (its test set comes shuffled), an image folder's N taken
  * across the classes (it lists them class by class, so its first N would score only the first classes).
+ * `classes`: the names the model records, which both sets are labelled by (labelledForModel).
  */
 export async function loadTrainTest(
   data: string,
-  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined },
+  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined; classes?: ModelClasses | undefined; quiet?: boolean },
 ): Promise<{ train: ImageSet; test: ImageSet }> {
+  const sets = await loadTrainTestSets(data, options);
+  return {
+    train: labelledForModel(sets.train, options.classes, { quiet: options.quiet ?? false }),
+    test: labelledForModel(sets.test, options.classes, { quiet: true }),
+  };
+}
+
+async function loadTrainTestSets(data: string, options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};

@@ -22,6 +22,15 @@ export function positiveInt(name: string): (value: string) => number {
   };
 }
 
+/** A whole number of at least `min`; `why` says what the bound is for. */
+export function intAtLeast(name: string, min: number, why: string): (value: string) => number {
+  return (value) => {
+    const n = parseWhole(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}, got '${value}' (${why})`);
+    return n;
+  };
+}
+
 export function nonNegativeInt(name: string): (value: string) => number {
   return (value) => {
     const n = parseWhole(value);
@@ -123,7 +132,7 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     : cmd.option('--data <name|folder>', "also measure top-1: 'cifar10' or an image folder (one subfolder per class)");
   return data
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
-    .option('--split <split>', "'test' (default) or 'train': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/")
+    .option('--split <split>', "'test' (default), 'train' or 'val': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/ or val/ (test reads val/ when there is no test/)")
     .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
     .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS));

@@ -194,46 +194,98 @@ function checkSize(size: [number, number] | undefined): [number, number] {
   return [h, w];
 }
 
+/** Subfolder names that mark a split of a data set, not a class. */
+export const SPLIT_NAMES = ['train', 'test', 'val'] as const;
+export type SplitName = (typeof SPLIT_NAMES)[number];
+
 /**
- * The train/ and test/ subfolders of `root`, each a folder of class folders. Test labels use train/'s
- * class numbering, so a class folder missing from test/ cannot shift the others.
+ * How a data folder is laid out — the one place that decides it:
+ * - 'splits': train/ beside test/ or val/ (other folders are ignored), or folders that are all split
+ *   names (test/ alone, train/ + val/, …): torchvision ImageFolder's and ImageNet's layouts;
+ * - 'classes': one subfolder per class.
+ * `splits` lists the split folders present.
+ */
+export type FolderLayout = { kind: 'classes'; classes: string[] } | { kind: 'splits'; splits: SplitName[] };
+
+export async function folderLayout(root: string): Promise<FolderLayout> {
+  const folders = await classFolders(root);
+  const splits = SPLIT_NAMES.filter((s) => folders.includes(s));
+  const onlySplits = splits.length > 0 && splits.length === folders.length;
+  const trainAndHeldOut = splits.includes('train') && (splits.includes('test') || splits.includes('val'));
+  return onlySplits || trainAndHeldOut ? { kind: 'splits', splits } : { kind: 'classes', classes: folders };
+}
+
+/** Does `root` hold images to train on and to test on: train/ beside test/ or val/? */
+export async function isSplitFolder(root: string): Promise<boolean> {
+  const layout = await folderLayout(root);
+  return layout.kind === 'splits' && layout.splits.includes('train') && heldOutFolder(layout.splits) !== undefined;
+}
+
+/** The folder the test split is read from: test/, else val/ (ImageNet's layout has no test/). */
+function heldOutFolder(splits: readonly SplitName[]): SplitName | undefined {
+  return splits.includes('test') ? 'test' : splits.includes('val') ? 'val' : undefined;
+}
+
+/**
+ * The train/ subfolder of `root` and its test/ (or val/), each a folder of class folders. Test labels use
+ * train/'s class numbering, so a class folder missing from test/ cannot shift the others.
  */
 export async function loadTrainTestFolders(
   root: string,
   options: ImageSizeOptions & { testLimit?: number } = {},
 ): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
   const { testLimit, ...size } = options;
+  const layout = await folderLayout(root);
+  const splits = layout.kind === 'splits' ? layout.splits : [];
+  if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
+    const holds = layout.kind === 'classes' ? `class folders (${listed(layout.classes)})` : splits.map((s) => `${s}/`).join(' and ');
+    throw inputError({
+      file: root,
+      problem: `holds ${holds} but training needs train/ and test/ subfolders`,
+      fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
+    });
+  }
   const train = await loadImageFolder(path.join(root, 'train'), size);
-  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}) }) };
-}
-
-/** Does `root` hold a split dataset: train/ and test/ subfolders (others, such as val/, are ignored)? */
-export async function isSplitFolder(root: string): Promise<boolean> {
-  const folders = await classFolders(root);
-  return folders.includes('train') && folders.includes('test');
+  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}) }, layout) };
 }
 
 /**
- * One split of a train/ + test/ folder, labelled with train/'s class numbering (a class only test/
- * has is an error: the model never saw it).
+ * One split of a split folder (folderLayout): 'test' reads test/, else val/. A held-out split is labelled
+ * with train/'s class numbering when there is a train/ (a class only it has is an error: the model never
+ * saw it); a folder without train/ is numbered by its own class folders.
  */
-export async function loadSplitFolder(root: string, split: 'train' | 'test', options: LoadImageFolderOptions = {}): Promise<ImageFolderSet> {
+export async function loadSplitFolder(root: string, split: SplitName, options: LoadImageFolderOptions = {}, known?: FolderLayout): Promise<ImageFolderSet> {
+  const layout = known ?? (await folderLayout(root));
+  const splits = layout.kind === 'splits' ? layout.splits : [];
+  const folder = split === 'test' ? heldOutFolder(splits) : splits.includes(split) ? split : undefined;
+  if (!folder) {
+    throw inputError({
+      file: root,
+      problem: `has no ${split === 'test' ? 'test/ or val/' : `${split}/`} subfolder (it holds ${splits.map((s) => `${s}/`).join(', ') || 'class folders'})`,
+      fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders`,
+    });
+  }
+  const dir = path.join(root, folder);
+  if (folder === 'train' || !splits.includes('train')) return loadImageFolder(dir, options);
   const trainDir = path.join(root, 'train');
-  if (split === 'train') return loadImageFolder(trainDir, options);
   const trainClasses = options.classes ?? (await classFolders(trainDir));
-  const testDir = path.join(root, 'test');
-  const present = await classFolders(testDir);
+  const present = await classFolders(dir);
   const unknown = present.filter((c) => !trainClasses.includes(c));
   if (unknown.length > 0) {
     throw inputError({
-      file: testDir,
+      file: dir,
       problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${trainClasses.join(', ')})`,
-      fix: 'give train/ and test/ the same class folders',
+      fix: `give train/ and ${folder}/ the same class folders`,
     });
   }
-  const test = await loadImageFolder(testDir, { ...options, classes: trainClasses.filter((c) => present.includes(c)) });
+  const test = await loadImageFolder(dir, { ...options, classes: trainClasses.filter((c) => present.includes(c)) });
   const toTrain = test.classes.map((c) => trainClasses.indexOf(c));
   return { ...test, classes: trainClasses, labels: test.labels.map((l) => toTrain[l]!) };
+}
+
+/** Up to 12 names, then how many more. */
+function listed(names: readonly string[]): string {
+  return names.length > 12 ? `${names.slice(0, 12).join(', ')}, … ${names.length - 12} more` : names.join(', ');
 }
 
 /** The class subfolders of `root` (not hidden; symlinks to folders count), in code-point order. */

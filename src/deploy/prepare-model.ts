@@ -10,7 +10,7 @@ import { inputError, usageError } from '../errors.js';
 import { imageDims } from '../data/transforms.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
-import { fixedImageSize, imageAxes, takesChannelsLast } from '../onnx/image-input.js';
+import { fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
@@ -139,9 +139,7 @@ function usesExternalData(bytes: Uint8Array, file: string): boolean {
 
 function imageInput(graph: Graph, file: string): { name: string; dtype: string; shape?: (number | string)[] } {
   const inputs = dataInputs(graph);
-  if (inputs.length !== 1) {
-    throw inputError({ file, problem: `has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); a deployable classifier takes one image input`, fix: 'export the model with a single N×C×H×W image input' });
-  }
+  requireOneInput(inputs, file, 'a deployed bundle');
   const input = inputs[0]!;
   if (input.dtype !== 'float32' && input.dtype !== 'uint8') {
     throw inputError({ file, where: `input '${input.name}'`, problem: `is ${input.dtype}; bundles feed float32 (normalized) or uint8 (raw pixel) images`, fix: 'export the model with a float32 N×3×H×W input' });

@@ -255,7 +255,15 @@ async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<st
       'usage',
     );
   }
-  plan.setWeights(ckpt.weights);
+  try {
+    plan.setWeights(ckpt.weights);
+  } catch (e) {
+    // Same settings, other tensors: the checkpoint is of another model (a --width or architecture change).
+    throw new SlimError(
+      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: 'resume with the model the checkpoint was made for, or start without --resume (or with another --checkpoint-dir)' },
+      'usage',
+    );
+  }
   plan.setOptimizerState(ckpt.optimizer);
   const { history, epoch, step, seconds } = ckpt.meta;
   return { history, epoch, step, seconds, resumedFrom: epoch };

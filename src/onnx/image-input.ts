@@ -4,7 +4,17 @@
  * axes): shape inference counts a symbolic dim as 1, so MACs — and a pruning target set in MACs — are
  * only right once H and W are pinned to the size the model is used at.
  */
+import { inputError } from '../errors.js';
 import { dataInputs, type Dim, type Graph, type Node } from './graph.js';
+
+/** The fix for a model with several inputs: what every command that feeds images says. */
+export const ONE_INPUT_FIX = 'export the classifier with the image as its only input (make the other inputs constants inside the model, e.g. wrap it in a torch module that supplies them)';
+
+/** Refuses a model that takes more than one input (or none): `purpose` feeds it images alone. */
+export function requireOneInput(inputs: readonly { name: string }[], file: string, purpose: string): void {
+  if (inputs.length === 1) return;
+  throw inputError({ file, problem: `takes ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ')}); ${purpose} feeds a classifier one image input`, fix: ONE_INPUT_FIX });
+}
 
 /**
  * Whether an image input of this shape is channels-last (N×H×W×C, as a deployment export that takes

@@ -12,6 +12,7 @@ import { isSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
+import { labelledForModel, type ModelClasses } from '../cli/dataset.js';
 
 export interface RunData {
   train: ImageSet;
@@ -33,6 +34,10 @@ export interface DataLoadOptions {
   inputSize?: [number, number];
   /** 1 when the run's model takes grayscale images: folder images are read as one luma plane. */
   channels?: ImageChannels;
+  /** The class names the run's model file records: the images are labelled by them (labelledForModel). */
+  classes?: ModelClasses | undefined;
+  /** Where a note on the labelling goes. */
+  log?: (line: string) => void;
 }
 
 export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {
@@ -56,12 +61,14 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   } else {
     const folder = path.resolve(o.baseDir, spec.dataset);
     if (!(await isSplitFolder(folder).catch(() => false))) {
-      throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… images');
+      throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ (or val/) subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… (or val/<class>/…) images');
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
     ({ train, test } = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) }));
     name = folder;
   }
+  train = labelledForModel(train, o.classes, { ...(o.log ? { note: o.log } : {}) });
+  test = labelledForModel(test, o.classes, { quiet: true });
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
   return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), sha256: hashSets(train, test) };
 }

@@ -5,7 +5,7 @@
  * key it already has, and a crashed run resumes at the stage that did not finish.
  */
 import { processAlive } from '../util/process.js';
-import { mkdir, open, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
@@ -184,6 +184,14 @@ export function machineInfo(): MachineInfo {
     node: process.versions.node,
     slimkit: VERSION,
   };
+}
+
+/** The manifest of a run folder the user named; a missing folder and a folder of something else are told apart. */
+export async function requireRunManifest(runDir: string, fix: string): Promise<RunManifest> {
+  const manifest = await readManifest(runDir);
+  if (manifest) return manifest;
+  const exists = await stat(runDir).then((s) => s.isDirectory()).catch(() => false);
+  throw new SlimError({ file: runDir, problem: exists ? 'is not a run folder (it has no manifest.json)' : 'does not exist', fix }, 'usage');
 }
 
 export async function readManifest(runDir: string): Promise<RunManifest | undefined> {

@@ -17,7 +17,7 @@ import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
 import { decodeModel, writeFileAtomic } from '../onnx/io.js';
-import { modelInputSize } from '../cli/dataset.js';
+import { modelInputSize, recordedClasses } from '../cli/dataset.js';
 import { modelChannels } from '../zoo/metadata.js';
 import { zooInputSize } from '../zoo/index.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
@@ -119,7 +119,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
     checkSourceInput(recipe, sourceGraph);
     const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
-    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3) });
+    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph ? recordedClasses(sourceGraph, sourceFile!) : undefined, log });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
     checkClassCount(recipe, sourceGraph, data);
 

@@ -5,7 +5,7 @@
  */
 import type { VariantBench } from '../pipeline/manifest.js';
 import type { RunReport, StageRow } from './run-report.js';
-import { formatBytes, formatCount, formatPercent } from './format.js';
+import { formatBytes, formatCount, formatPercent, formatPointChange } from './format.js';
 
 export interface Column<T> {
   key: string;
@@ -36,7 +36,7 @@ export function versusBaseline(v: VariantBench, base: VariantBench | undefined):
   if (!base || base === v) return 'baseline';
   const ratio = (a: number, b: number): string => (b > 0 ? `×${(a / b).toFixed(2)}` : '');
   const pt = (v.top1 - base.top1) * 100;
-  return `${ratio(v.size_bytes, base.size_bytes)} size, ${ratio(v.latency_ms.p50, base.latency_ms.p50)} latency, ${pt >= 0 ? '+' : '−'}${Math.abs(pt).toFixed(2)} pt`;
+  return `${ratio(v.size_bytes, base.size_bytes)} size, ${ratio(v.latency_ms.p50, base.latency_ms.p50)} latency, ${formatPointChange(pt)}`;
 }
 
 export const STAGE_COLUMNS: readonly Column<StageRow>[] = [

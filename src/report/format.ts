@@ -21,6 +21,11 @@ export function formatNumbers(values: readonly number[]): string {
   return `[${values.map((v) => Number(v.toPrecision(4))).join(', ')}]`;
 }
 
+/** A change in percentage points with its sign: +1.00 pt, −0.25 pt. */
+export function formatPointChange(pt: number): string {
+  return `${pt >= 0 ? '+' : '−'}${Math.abs(pt).toFixed(2)} pt`;
+}
+
 export function formatPercent(fraction: number, digits = 2): string {
   return `${(fraction * 100).toFixed(digits)} %`;
 }

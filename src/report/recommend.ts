@@ -80,7 +80,12 @@ function checksFor(v: VariantBench, limits: Limits): LimitCheck[] {
 
 const describeCheck = (c: LimitCheck): string =>
   `${LABEL[c.limit]} ${formatLimitValue(c.limit, c.value)} ${c.limit === 'top1' ? (c.met ? '≥' : '<') : c.met ? '≤' : '>'} ${formatLimitValue(c.limit, c.bound)}` +
-  (c.met ? '' : ` (${(c.miss * 100).toFixed(1)} % ${c.limit === 'top1' ? 'short' : 'over'})`);
+  (c.met ? '' : ` (${missText(c.limit, c.value, c.bound, c.miss)})`);
+
+/** How far a value misses its bound: top-1 in points (a relative % of a percentage misleads), the others in %. */
+function missText(limit: LimitName, value: number, bound: number, miss: number): string {
+  return limit === 'top1' ? `${((bound - value) * 100).toFixed(2)} pt short` : `${(miss * 100).toFixed(1)} % over`;
+}
 
 /** Better first: higher top-1, then lower latency, then smaller file. */
 function rank(a: VariantBench, b: VariantBench): number {
@@ -136,13 +141,13 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
     lines.push(
       p.met.length
         ? `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by ${p.met.join(', ')}.`
-        : `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by none — the best is ${p.best.id} at ${formatLimitValue(p.limit, p.best.value)} (${(p.best.miss * 100).toFixed(1)} % away).`,
+        : `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by none — the best is ${p.best.id} at ${formatLimitValue(p.limit, p.best.value)} (${missText(p.limit, p.best.value, p.bound, p.best.miss)}).`,
     );
   }
   const unmet = perLimit.filter((p) => p.met.length === 0).sort((a, b) => a.best.miss - b.best.miss);
   const nearest = unmet[0];
   if (nearest) {
-    lines.push(`Nearest to being met: the ${LABEL[nearest.limit]} limit (${(nearest.best.miss * 100).toFixed(1)} % away, by ${nearest.best.id}).`);
+    lines.push(`Nearest to being met: the ${LABEL[nearest.limit]} limit (${missText(nearest.limit, nearest.best.value, nearest.bound, nearest.best.miss)}, by ${nearest.best.id}).`);
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
-import { readManifest } from '../pipeline/manifest.js';
+import { requireRunManifest } from '../pipeline/manifest.js';
 import { curvesSpec, paretoSpec, perClassSpec, renderSvg, sensitivitySpec, stageTimeSpec } from './charts.js';
 import { renderHtml, type ReportCharts } from './html.js';
 import { renderMarkdown } from './markdown.js';
@@ -43,8 +43,7 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
 
 export async function writeRunReport(runDir: string, options: { out?: string } = {}): Promise<{ report: RunReport; paths: ReportPaths }> {
   const dir = path.resolve(runDir);
-  const manifest = await readManifest(dir);
-  if (!manifest) throw new SlimError({ file: dir, problem: 'has no manifest.json: it is not a run folder', fix: 'run a recipe first: slim run recipes/demo.yaml (or slim demo)' });
+  const manifest = await requireRunManifest(dir, 'pass a folder made by slim run or slim demo (run a recipe first: slim run recipes/demo.yaml)');
   const report = buildRunReport(manifest, dir);
   const out = path.resolve(options.out ?? path.join(dir, 'report'));
   await mkdir(path.join(out, 'charts'), { recursive: true }).catch((e: NodeJS.ErrnoException) => {

@@ -14,7 +14,7 @@ import type { Dim } from '../onnx/graph.js';
 import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
 import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
-import { isChannelsLast } from '../onnx/image-input.js';
+import { isChannelsLast, requireOneInput } from '../onnx/image-input.js';
 import { classScoreDims } from './class-scores.js';
 import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
 
@@ -126,9 +126,7 @@ function pickInput(model: OrtModel, inputName: string | undefined): OrtValueInfo
     }
     return found;
   }
-  if (model.inputs.length !== 1) {
-    throw usageError(`the model ${model.source} has ${model.inputs.length} inputs`, `name the image input; inputs: ${describeInfos(model.inputs)}`);
-  }
+  requireOneInput(model.inputs, model.source, 'evaluation');
   return model.inputs[0]!;
 }
 

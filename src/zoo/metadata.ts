@@ -42,6 +42,17 @@ export function preprocessingMetadata(p: Preprocessing): Record<string, string> 
   };
 }
 
+/**
+ * `graph` recording `names` as its class names (slimkit.classes): what a command that trained it on
+ * labelled data writes, so eval and deploy read them. Left as it is when its scores count other than
+ * names.length (a zoo model built with more classes than the data has).
+ */
+export function withClassNames(graph: Graph, names: readonly string[]): Graph {
+  const count = graph.outputs[0]?.shape?.[1];
+  if (typeof count === 'number' && count !== names.length) return graph;
+  return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.classes]: JSON.stringify(names) } };
+}
+
 /** The metadata entries that record a normalization (slimkit.mean, slimkit.std). */
 export function normalizationMetadata(n: Normalization): Record<string, string> {
   return { [METADATA_KEYS.mean]: JSON.stringify(n.mean), [METADATA_KEYS.std]: JSON.stringify(n.std) };

@@ -9,9 +9,9 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, loadDataset, normalizationFor, type DataOptions, modelChannels } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
-import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
+import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
@@ -62,8 +62,8 @@ export function registerBench(program: Command): void {
           .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency, throughput and (with --data) top-1')
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
-          .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', positiveInt('--runs'), 100)
-          .option('--warmup <n>', 'untimed runs first', positiveInt('--warmup'), 10)
+          .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', intAtLeast('--runs', 50, 'p99 needs at least 50 samples'), 100)
+          .option('--warmup <n>', 'untimed runs first (0: none)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)'),
         { required: false },
@@ -92,6 +92,15 @@ export function registerBench(program: Command): void {
         checkCifarImageSize(graph, options.data, size);
         // Checked before the timing runs: a wrong --mean for this model should not cost them.
         const normalization = options.data ? normalizationFor(graph, options) : undefined;
+        // So are the data's class names against the model's: one copy of the images per input size,
+        // each model's labels following the class names it records.
+        let set: ImageSet | undefined;
+        if (options.data) {
+          const channels = modelChannels(graph);
+          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
+          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
+          set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
+        }
         const stats = await loadedModelStats(loaded, size);
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
@@ -105,7 +114,7 @@ export function registerBench(program: Command): void {
           threads,
           batch: fixedBatch ?? 1,
           warmupRuns: options.warmup,
-          runs: Math.max(options.runs, 50),
+          runs: options.runs,
           throughputBatch: fixedBatch ?? options.batch,
           ...(inputShapes ? { inputShapes } : {}),
           onProgress: (done: number, total: number, phase: BenchmarkPhase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
@@ -143,11 +152,7 @@ export function registerBench(program: Command): void {
           ...('maxAbsDiffVsNode' in timing ? { max_abs_diff_vs_node: timing.maxAbsDiffVsNode } : {}),
         };
         if ('crossOriginIsolated' in timing && !timing.crossOriginIsolated) log(`note: the benchmark page was not cross-origin isolated: onnxruntime-web ran 1 thread`);
-        if (options.data) {
-          const channels = modelChannels(graph);
-          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
-          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
-          const set = await sets.get(key)!;
+        if (set) {
           const model = await openSession(file, { threads });
           const total = Math.min(options.limit ?? Infinity, set.labels.length);
           const evalBar = progress(`eval ${file}`, total, 'img');

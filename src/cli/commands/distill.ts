@@ -11,13 +11,15 @@ import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels } from '../dataset.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses } from '../dataset.js';
+import { withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
+import { checkTrainingOutputs } from '../paths.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -79,7 +81,7 @@ export function registerDistill(program: Command): void {
       .description('knowledge distillation: train a student (zoo name or ONNX) to match a teacher ONNX model, with the LibTorch engine')
       .requiredOption('--teacher <file.onnx>', 'the trained teacher (any ONNX classifier the engine can run)')
       .requiredOption('--student <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file')
-      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ subfolders of class folders")
+      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ (or val/) subfolders of class folders")
       .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
       .requiredOption('--out <file.onnx>', 'where to write the trained student')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
@@ -122,6 +124,7 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions) => {
+      checkTrainingOutputs(options, [options.teacher, options.student]);
       const teacher = forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph;
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
@@ -137,12 +140,15 @@ export function registerDistill(program: Command): void {
       }
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), testLimit: options.testLimit });
+      // The teacher's outputs must mean the data's classes (matched by the names it records); else a student
+      // file that records names learns the data's images by them.
+      const classes = recordedClasses(teacher, options.teacher) ?? (studentFile ? recordedClasses(studentFile, options.student, { learns: true }) : undefined);
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), testLimit: options.testLimit, classes });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
-        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classes: data.train.classes.length, channels: options.channels ?? modelChannels(teacher) });
+        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher) });
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const bar = trainingProgress('distill', precisionHint(options.device, options.precision));
@@ -172,6 +178,7 @@ export function registerDistill(program: Command): void {
 
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
       if (studentFreed) out = studentFreed.restore(out);
+      out = withClassNames(out, data.train.classes);
       out = {
         ...out,
         metadata: {

@@ -3,7 +3,7 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, type DataOptions, modelChannels } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
 
@@ -33,7 +33,7 @@ export function registerEval(program: Command): void {
       logUnknownOps(file, unknownOps);
       const size = imageSizeFor(graph, file, options.imageSize);
       checkCifarImageSize(graph, options.data, size);
-      const set = await loadDataset(options, size, modelChannels(graph));
+      const set = await loadDataset(options, size, modelChannels(graph), recordedClasses(graph, file));
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);
       const bar = progress('eval', total, 'img');

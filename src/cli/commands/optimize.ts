@@ -6,6 +6,7 @@ import { validateGraph } from '../../onnx/validate.js';
 import { formatTrace, INFERENCE_PIPELINE, PASSES, runPasses, type PassTrace } from '../../passes/index.js';
 import { log, printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
+import { checkOutputFile } from '../paths.js';
 
 interface OptimizeOptions extends CommonOptions {
   output: string;
@@ -25,6 +26,7 @@ export function registerOptimize(program: Command): void {
   )
     .addHelpText('after', '\nExample:\n  slim optimize model.onnx -o model.opt.onnx --trace')
     .action(async (file: string, options: OptimizeOptions) => {
+      checkOutputFile(options.output, '-o', [file]);
       // --passes '' is a list too (of nothing): only an absent flag means all of them.
       const passes = options.passes !== undefined
         ? options.passes.split(',').filter((name) => name.trim() !== '').map((name) => {

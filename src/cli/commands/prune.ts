@@ -15,7 +15,8 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, type DataOptions, modelChannels } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
+import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../model-batch.js';
@@ -23,6 +24,7 @@ import { log, printResult, progress, type CommonOptions } from '../output.js';
 import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
+import { checkOutputFile } from '../paths.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -152,6 +154,7 @@ export function registerPrune(program: Command): void {
     )
     .action(async (file: string, options: PruneOptions) => {
       check(options);
+      if (options.output) checkOutputFile(options.output, '-o', [file]);
       const loaded = await loadModel(file);
       const size = imageSizeFor(loaded.graph, file, options.imageSize);
       const free = hasFreeImageSize(loaded.graph);
@@ -166,7 +169,7 @@ export function registerPrune(program: Command): void {
       // ORT gets models as bytes here, so weights kept in external data files are inlined first.
       const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
-      const data = await loadTrainingData(graph, options);
+      const data = await loadTrainingData(graph, file, options);
       const tuner = makeTuner(graph, file, options, data);
       const calibration = calibrationFor(graph, options, data);
       if (options.structured && !data && !options.finetune) {
@@ -229,6 +232,8 @@ export function registerPrune(program: Command): void {
 
       // ORT must run it before it is written; every number reported comes from the file read back.
       pruned = batch.restore(pruned);
+      // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
+      if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options);
       await writeModel(pruned, options.output!);
@@ -327,19 +332,21 @@ function check(o: PruneOptions): void {
 }
 
 /**
- * Training and test images named by --data: CIFAR-10's two splits, a folder's train/ and test/, or one
+ * Training and test images named by --data: CIFAR-10's two splits, a folder's train/ and test/ (or val/), or one
  * folder of class folders used for both.
  */
-async function loadTrainingData(graph: Graph, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
+async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
+  // Labelled by the class names the model records, if it does.
+  const classes = recordedClasses(graph, file);
   if (isCifar10(o.data)) {
     checkCifarImageSize(graph, o.data, modelInputSize(graph));
-    return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit });
+    return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit, classes });
   }
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), testLimit: o.testLimit });
-  const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph));
+  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), testLimit: o.testLimit, classes });
+  const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph), classes);
   return { train: set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
 }
 

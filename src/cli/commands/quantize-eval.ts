@@ -6,7 +6,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, loadDataset, modelInputSize, modelChannels } from '../dataset.js';
+import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses } from '../dataset.js';
 import { progress } from '../output.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
@@ -42,6 +42,7 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
     modelInputSize(graph),
     modelChannels(graph),
+    recordedClasses(graph, file),
   );
   checkImageSize(graph, set, file, '--eval', 'eval');
   return { set, ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) };

@@ -6,7 +6,8 @@ import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
 import { quantizationAwareTraining } from '../../compress/qat/index.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
-import { checkImageSize, loadTrainTest, modelInputSize, modelChannels } from '../dataset.js';
+import { checkImageSize, loadTrainTest, modelInputSize, modelChannels, recordedClasses } from '../dataset.js';
+import { withClassNames } from '../../zoo/metadata.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../output.js';
 import { isCifar10 } from '../../data/cifar10.js';
@@ -46,7 +47,7 @@ export async function qatFineTune(
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
   const testLimit = options.testLimit ?? options.evalLimit;
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), testLimit });
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), testLimit, classes: recordedClasses(floatGraph, file) });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
@@ -81,7 +82,8 @@ export async function qatFineTune(
   for (const w of r.warnings) log(`warning: ${w}`);
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
   return {
-    graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph,
+    // Trained on the data's labels: the model records their names (the ones it recorded, when it did).
+    graph: withClassNames(scores.original ? unflattenScores(r.graph, scores.original) : r.graph, data.train.classes),
     summary: {
       epochs: r.history.length,
       steps: r.steps,

@@ -2,6 +2,7 @@ import { basename, dirname, join } from 'node:path';
 import { usageError } from '../../errors.js';
 import type { Normalization } from '../../data/types.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
+import { requireOneInput } from '../../onnx/image-input.js';
 import { writeFileAtomic } from '../../onnx/io.js';
 import { defaultThreads } from '../../runtime/ort.js';
 import { formatPercent } from '../../report/format.js';
@@ -88,6 +89,7 @@ export function splitList(list: string | undefined): string[] {
 
 /** Calibrate, choose the range method (--method auto), keep layers float for --max-drop, lay Convs out for the CPU. */
 export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, ctx: StaticContext): Promise<StaticRun> {
+  requireOneInput(dataInputs(graph), ctx.file, 'calibration');
   const { normalization, evalData } = ctx;
   const threads = options.threads;
   const extra: Record<string, unknown> = {};

@@ -3,12 +3,13 @@ import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { writeModel } from '../../onnx/io.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
-import { formatBytes, formatPercent } from '../../report/format.js';
+import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
 import {
   AUTO_HELD_OUT_IMAGES,
   CALIBRATION_METHODS,
   convertFloat16,
   CPU_CHOICES,
+  hostInt8Cpu,
   DEFAULT_STATIC,
   ortKernels,
   prepareFloatGraph,
@@ -27,6 +28,7 @@ import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
+import { checkOutputFile } from '../paths.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -145,6 +147,11 @@ export function registerQuantize(program: Command): void {
 async function runQuantize(file: string, options: QuantizeCliOptions): Promise<void> {
   checkQatFlags(options);
   checkFlags(options);
+  checkOutputFile(options.output, '-o', [file]);
+  if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
+    log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
+  }
+  if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
@@ -255,7 +262,7 @@ function humanSummary(s: Record<string, unknown>): string {
     `  size ${formatBytes(s['size_bytes_before'] as number)} → ${formatBytes(s['size_bytes_after'] as number)} (${(s['size_ratio'] as number).toFixed(3)}×), ${(s['seconds'] as number).toFixed(1)} s`,
   ];
   if (typeof s['top1_before'] === 'number') {
-    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${(-(s['top1_drop_pt'] as number)).toFixed(2)} pt) on ${s['eval_images']} images of ${s['eval_data']}`);
+    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${formatPointChange(-(s['top1_drop_pt'] as number))}) on ${s['eval_images']} images of ${s['eval_data']}`);
   }
   const qat = s['qat'] as { epochs: number; learnable_scales: boolean; top1_ptq?: number; seconds: number } | undefined;
   if (qat) {

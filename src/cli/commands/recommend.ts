@@ -2,7 +2,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { SlimError, usageError } from '../../errors.js';
-import { MANIFEST, readManifest } from '../../pipeline/manifest.js';
+import { MANIFEST, requireRunManifest } from '../../pipeline/manifest.js';
 import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
 import { buildRunReport } from '../../report/run-report.js';
@@ -55,8 +55,7 @@ export function registerRecommend(program: Command): void {
       };
       if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
       const runDir = path.resolve(runArg ?? options.run ?? (await latestRun()));
-      const manifest = await readManifest(runDir);
-      if (!manifest) throw new SlimError({ file: runDir, problem: 'has no manifest.json: it is not a run folder', fix: 'pass --run <folder made by slim run or slim demo>' }, 'usage');
+      const manifest = await requireRunManifest(runDir, 'pass --run <folder made by slim run or slim demo>');
       const report = buildRunReport(manifest, runDir);
       if (report.variants.length === 0) {
         throw new SlimError({ file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });

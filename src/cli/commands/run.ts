@@ -9,6 +9,7 @@ import type { RunReport } from '../../report/run-report.js';
 import { writeRunReport, type ReportPaths } from '../../report/write.js';
 import { log, printResult, type CommonOptions } from '../output.js';
 import { positiveInt, withJson } from '../options.js';
+import { checkOutputDir } from '../paths.js';
 
 export interface RunCliOptions extends CommonOptions {
   runDir?: string;
@@ -129,6 +130,7 @@ export function registerRun(program: Command): void {
       ].join('\n'),
     )
     .action(async (file: string, options: RunCliOptions) => {
+      if (options.runDir) checkOutputDir(options.runDir, '--run-dir');
       const recipe = await loadRecipe(file);
       const result = await runRecipe(recipe, options);
       printResult(options, runSummaryJson(result), () => renderRunSummary(result));

@@ -8,6 +8,7 @@ import { ortVersion } from '../../runtime/ort.js';
 import { openClassifier, type Classifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { VERSION } from '../../version.js';
+import { usageError } from '../../errors.js';
 import { log, type CommonOptions } from '../output.js';
 import { port, positiveInt, withJson, withThreads } from '../options.js';
 import { modelOptions, withModelFlags, type ModelFlags } from './deploy.js';
@@ -45,8 +46,14 @@ export function registerServe(program: Command): void {
       '  slim serve site           # a web bundle: the page at /, the API beside it',
       'With --json, one JSON document {"url",…} is printed on stdout once listening. SIGTERM/SIGINT: graceful stop.',
     ].join('\n'))
-    .action(async (target: string, flags: ServeFlags) => {
+    .action(async (target: string, flags: ServeFlags, command: Command) => {
       const info = await stat(target).catch(() => undefined);
+      // A bundle's slim.json decides its labels and preprocessing: a flag that would not apply is refused.
+      const modelFlags = ['labels', 'imageSize', 'mean', 'std', 'resize', 'name'].filter((k) => command.getOptionValueSource(k) === 'cli');
+      if (info?.isDirectory() && modelFlags.length > 0) {
+        const shown = modelFlags.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+        throw usageError(`${shown} ${modelFlags.length > 1 ? 'apply' : 'applies'} to a model file, not to a bundle: ${target}/slim.json decides its labels and preprocessing`, `drop ${shown}, or deploy the model again with ${modelFlags.length > 1 ? 'them' : 'it'} (slim deploy MODEL ${shown} …)`);
+      }
       let classifier: Classifier;
       let staticDir: string | undefined;
       const common = { maxBatch: flags.maxBatch, ...(flags.threads ? { threads: flags.threads } : {}) };

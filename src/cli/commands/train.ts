@@ -15,11 +15,13 @@ import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels } from '../dataset.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses } from '../dataset.js';
+import { withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches, type WorkingModel } from '../model-batch.js';
 import { sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { checkTrainingOutputs } from '../paths.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -66,7 +68,7 @@ export function registerTrain(program: Command): void {
       .command('train')
       .description('train a zoo model or an ONNX CNN with the LibTorch engine and write an inference ONNX (BN folded)')
       .requiredOption('--model <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file to fine-tune')
-      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ subfolders of class folders")
+      .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ (or val/) subfolders of class folders")
       .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
       .requiredOption('--out <file.onnx>', 'where to write the trained model')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
@@ -111,6 +113,7 @@ export function registerTrain(program: Command): void {
       '  torchrun --nproc-per-node 4 --no-python slim train --model resnet18-cifar --data cifar10 --device cuda --out r18.onnx',
     ].join('\n'))
     .action(async (options: TrainCliOptions) => {
+      checkTrainingOutputs(options, [options.model]);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         await launchTraining({
@@ -153,6 +156,9 @@ export function registerTrain(program: Command): void {
         size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
         channels: onnxModel ? modelChannels(onnxModel) : (options.channels ?? 3),
         testLimit: options.testLimit,
+        // A model that records class names learns the data's images by name (its outputs keep their meaning).
+        classes: onnxModel ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
+        quiet: !writer,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
       if (onnxModel) {
@@ -164,7 +170,8 @@ export function registerTrain(program: Command): void {
       if (writer && leftOver > 0) {
         log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
       }
-      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes: options.classes ?? data.train.classes.length, ...(options.channels ? { channels: options.channels } : {}) });
+      const classes = options.classes ?? data.train.classes.length;
+      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}) });
       const graph = await trainingGraph(model, data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
@@ -203,6 +210,8 @@ export function registerTrain(program: Command): void {
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
       if (onnxFile) out = onnxFile.restore(out);
+      // The data's class names (in the order it was trained on), for eval and deploy to read.
+      out = withClassNames(out, data.train.classes);
       out = {
         ...out,
         metadata: {

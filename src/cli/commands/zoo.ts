@@ -5,6 +5,7 @@ import { describeZoo, buildZooModel } from '../../zoo/index.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { nonNegativeInt, positiveInt, positiveNumber, withJson, channelsArg } from '../options.js';
+import { checkOutputFile } from '../paths.js';
 
 interface ZooOptions extends CommonOptions {
   output?: string;
@@ -41,6 +42,7 @@ export function registerZoo(program: Command): void {
         return;
       }
       if (!options.output) throw usageError('no output file given', `pass -o ${name}.onnx`);
+      checkOutputFile(options.output, '-o');
       const graph = buildZooModel(name, {
         width: options.width,
         seed: options.seed,

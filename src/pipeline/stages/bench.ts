@@ -17,7 +17,7 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { normalizationFor } from '../../cli/dataset.js';
 import type { BenchRow } from '../../cli/commands/bench.js';
-import { formatPercent } from '../../report/format.js';
+import { formatBytes, formatPercent } from '../../report/format.js';
 import type { VariantBench } from '../manifest.js';
 import type { BenchSpec } from '../recipe.js';
 import { MODELS } from '../store.js';
@@ -63,7 +63,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       eval_images: scored.count,
       per_class: scored.perClass,
     });
-    ctx.log(`  ${id}: ${(row.size_bytes / 1024).toFixed(1)} KB, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
+    ctx.log(`  ${id}: ${formatBytes(row.size_bytes)}, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
   }
   return {
     result: {

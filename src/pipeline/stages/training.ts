@@ -9,7 +9,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
-import { modelChannels, normalizationMetadata } from '../../zoo/metadata.js';
+import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
 import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
@@ -126,7 +126,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(teacher ? { teacher: teacher.id } : {}),
   };
   await rm(ctx.workDir, { recursive: true, force: true });
-  // The student is written with the preprocessing it was trained with (it may have been the teacher's).
-  const trained = shared ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph;
+  // The student is written with the preprocessing it was trained with (it may have been the teacher's),
+  // and the names of the classes it was trained on.
+  const trained = withClassNames(shared ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
   return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }

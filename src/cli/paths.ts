@@ -1,0 +1,85 @@
+/**
+ * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
+ * minutes should not fail at the end on a missing folder, nor write over the model it read.
+ */
+import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
+import path from 'node:path';
+import { usageError } from '../errors.js';
+
+const statOf = (p: string): Stats | undefined => {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The same file on disk (a link or another spelling of the path counts). */
+function sameFile(a: string, b: string): boolean {
+  const [sa, sb] = [statOf(a), statOf(b)];
+  if (sa && sb) return sa.dev === sb.dev && sa.ino === sb.ino;
+  return path.resolve(a) === path.resolve(b);
+}
+
+function checkParent(target: string, flag: string): void {
+  const parent = path.dirname(path.resolve(target));
+  const info = statOf(parent);
+  if (!info) throw usageError(`${flag} ${target}: the folder ${parent} does not exist`, `create it first (mkdir -p ${parent}) or write elsewhere`);
+  if (!info.isDirectory()) throw usageError(`${flag} ${target}: ${parent} is not a folder`, 'give a path inside a folder');
+  try {
+    accessSync(parent, constants.W_OK);
+  } catch {
+    throw usageError(`${flag} ${target}: cannot write in ${parent}`, 'write somewhere you have write permission');
+  }
+}
+
+/**
+ * A file a command will write: not a folder, its folder exists and is writable, and it is none of the
+ * `inputs` (a quantized or pruned model written over its source loses the source).
+ */
+export function checkOutputFile(file: string, flag: string, inputs: readonly (string | undefined)[] = []): void {
+  const info = statOf(file);
+  if (info?.isDirectory()) throw usageError(`${flag} ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'model.onnx')}`);
+  for (const input of inputs) {
+    if (input && sameFile(input, file)) throw usageError(`${flag} ${file} is the input model: writing it would replace the model it is made from`, `write to another file, e.g. ${suffixed(file)}`);
+  }
+  checkParent(file, flag);
+}
+
+/** A folder a command will create or fill: not an existing file, and its parent exists. */
+export function checkOutputDir(dir: string, flag: string): void {
+  const info = statOf(dir);
+  if (info && !info.isDirectory()) throw usageError(`${flag} ${dir} is a file, not a folder`, 'give a folder path (it is created when missing)');
+  if (!info) checkParent(realParent(dir), flag);
+}
+
+/** `dir` itself when its parent exists, else the nearest missing ancestor (mkdir -p creates the rest). */
+function realParent(dir: string): string {
+  let current = path.resolve(dir);
+  while (!statOf(path.dirname(current)) && path.dirname(current) !== current) current = path.dirname(current);
+  try {
+    return path.join(realpathSync(path.dirname(current)), path.basename(current));
+  } catch {
+    return current;
+  }
+}
+
+/** train and distill: the model written, its checkpoints and its log. */
+export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; log?: string; resume?: boolean | string }, inputs: readonly string[]): void {
+  // Zoo names are not files; an input that is a file must not be overwritten.
+  checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')));
+  if (o.checkpointDir) {
+    checkOutputDir(o.checkpointDir, '--checkpoint-dir');
+    // A new run would replace an earlier run's checkpoint at its first epoch.
+    const last = path.join(o.checkpointDir, 'last.ckpt');
+    if (!o.resume && statOf(last)) {
+      throw usageError(`--checkpoint-dir ${o.checkpointDir} holds the checkpoint of an earlier run (${last})`, 'add --resume to continue that run, or give another --checkpoint-dir (or delete the file) to start a new one');
+    }
+  }
+  if (o.log) checkOutputFile(o.log, '--log');
+}
+
+function suffixed(file: string): string {
+  const ext = path.extname(file);
+  return `${file.slice(0, file.length - ext.length)}.out${ext || '.onnx'}`;
+}

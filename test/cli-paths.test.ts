@@ -1,0 +1,125 @@
+/**
+ * Output paths are checked before the work: a command does not calibrate, train or prune for minutes and
+ * then fail on a missing folder, nor write its result over the model it read.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { emptyGraph } from '../src/onnx/graph.js';
+import { writeModel } from '../src/onnx/io.js';
+import { float32 } from '../src/onnx/tensor.js';
+import { runSlim } from './helpers/cli.js';
+import { fixturePath } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-paths-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('output paths', () => {
+  const model = path.join(dir, 'm.onnx');
+  copyFileSync(fixturePath('torch-tiny-resnet.onnx'), model);
+  const folder = path.join(dir, 'a-folder');
+  mkdirSync(folder);
+  const file = path.join(dir, 'a-file');
+  writeFileSync(file, 'x');
+
+  it('a model is never written over the model it is made from', async () => {
+    for (const args of [
+      ['quantize', model, '-o', model, '--mode', 'dynamic'],
+      ['quantize', model, '-o', path.join(dir, '.', 'm.onnx'), '--mode', 'dynamic'],
+      ['prune', model, '-o', model, '--unstructured', '--sparsity', '0.5'],
+      ['optimize', model, '-o', model],
+      ['train', '--model', model, '--data', folder, '--out', model],
+    ]) {
+      const r = await runSlim(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/is the input model: writing it would replace the model it is made from — write to another file, e\.g\. .*m\.out\.onnx/);
+    }
+  });
+
+  it('a missing folder, a folder given for a file and a file given for a folder are named before any work', async () => {
+    const missing = await runSlim(['quantize', model, '-o', path.join(dir, 'nodir', 'q.onnx'), '--mode', 'dynamic']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/-o .*nodir\/q\.onnx: the folder .*nodir does not exist — create it first/);
+    const onFolder = await runSlim(['zoo', 'resnet18-cifar', '-o', folder]);
+    expect(onFolder.code).toBe(2);
+    expect(onFolder.stderr).toMatch(/-o .*a-folder is a folder — give a file path/);
+    const checkpoints = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--checkpoint-dir', file]);
+    expect(checkpoints.code).toBe(2);
+    expect(checkpoints.stderr).toMatch(/--checkpoint-dir .*a-file is a file, not a folder/);
+    const logOnFolder = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', folder]);
+    expect(logOnFolder.code).toBe(2);
+    expect(logOnFolder.stderr).toMatch(/--log .*a-folder is a folder/);
+    // An earlier run's checkpoint is not replaced by a new run: --resume continues it.
+    const earlier = path.join(dir, 'ckpts');
+    mkdirSync(earlier);
+    writeFileSync(path.join(earlier, 'last.ckpt'), 'x');
+    const again = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--checkpoint-dir', earlier]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--checkpoint-dir .*ckpts holds the checkpoint of an earlier run .* — add --resume to continue that run, or give another --checkpoint-dir/);
+    const recipe = path.join(dir, 'r.yaml');
+    writeFileSync(recipe, 'name: r\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { epochs: 1 }\n');
+    const runDir = await runSlim(['run', recipe, '--run-dir', file]);
+    expect(runDir.code).toBe(2);
+    expect(runDir.stderr).toMatch(/--run-dir .*a-file is a file, not a folder/);
+    const report = await runSlim(['quantize', model, '-o', path.join(dir, 'q.onnx'), '--calib', folder, '--report', path.join(dir, 'nodir', 'rep')]);
+    expect(report.code).toBe(2);
+    expect(report.stderr).toMatch(/--report .*nodir\/rep\.md: the folder .*nodir does not exist/);
+  });
+});
+
+describe('flags that would not apply', () => {
+  it('slim serve of a bundle refuses model flags (its slim.json decides labels and preprocessing)', async () => {
+    const bundle = mkdtempSync(path.join(tmpdir(), 'slim-bundle-'));
+    try {
+      const r = await runSlim(['serve', bundle, '--labels', 'l.txt', '--mean', '0.9']);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim()).toMatch(/--labels, --mean apply to a model file, not to a bundle: .*slim\.json decides its labels and preprocessing — drop --labels, --mean, or deploy the model again with them/);
+    } finally {
+      rmSync(bundle, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a model with two inputs', () => {
+  it('eval, quantize and deploy say the same thing: one image input, and how to get there', async () => {
+    const g = emptyGraph('two', 17);
+    g.inputs = [{ name: 'image', dtype: 'float32', shape: ['batch', 3, 8, 8] }, { name: 'bias', dtype: 'float32', shape: ['batch', 4, 1, 1] }];
+    g.nodes = [
+      { name: 'conv', opType: 'Conv', domain: '', inputs: ['image', 'w'], outputs: ['c'], attributes: {} },
+      { name: 'add', opType: 'Add', domain: '', inputs: ['c', 'bias'], outputs: ['a'], attributes: {} },
+      { name: 'pool', opType: 'GlobalAveragePool', domain: '', inputs: ['a'], outputs: ['p'], attributes: {} },
+      { name: 'flat', opType: 'Flatten', domain: '', inputs: ['p'], outputs: ['scores'], attributes: {} },
+    ];
+    g.outputs = [{ name: 'scores', dtype: 'float32', shape: ['batch', 4] }];
+    g.initializers.set('w', float32([4, 3, 1, 1], Array.from({ length: 12 }, (_, i) => i / 12)));
+    const file = path.join(dir, 'two.onnx');
+    await writeModel(g, file);
+    const images = path.join(dir, 'two-images');
+    for (const c of ['a', 'b', 'c', 'd']) {
+      mkdirSync(path.join(images, c), { recursive: true });
+      await sharp(Buffer.alloc(8 * 8 * 3, c.charCodeAt(0)), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(images, c, 'x.png'));
+    }
+    for (const args of [
+      ['eval', file, '--data', images],
+      ['quantize', file, '-o', path.join(dir, 'two.int8.onnx'), '--calib', images],
+      ['deploy', file, '--target', 'linux-x64', '--out', path.join(dir, 'two-bundle')],
+    ]) {
+      const r = await runSlim(args);
+      expect(r.code, `${args[0]}: ${r.stderr}`).toBe(1);
+      expect(r.stderr, args[0]).toMatch(/two\.onnx: takes 2 inputs \(image, bias\); .* feeds a classifier one image input — export the classifier with the image as its only input/);
+    }
+  });
+});
+
+describe('run folders named by the user', () => {
+  it('a missing folder and a folder of something else are told apart', async () => {
+    const missing = await runSlim(['report', path.join(dir, 'nope')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/nope: does not exist — pass a folder made by slim run or slim demo/);
+    const other = await runSlim(['recommend', dir, '--min-top1', '0.5']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/is not a run folder \(it has no manifest\.json\) — pass --run/);
+  });
+});
