@@ -97,6 +97,16 @@ describe.runIf(ready)('slim bench --target web in headless Chromium', () => {
     expect(rows[0]!.max_abs_diff_vs_node).toBeLessThan(1e-4);
   }, 180_000);
 
+  it('takes the same NaN on both sides as agreement (a Sqrt of negative values)', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const graph = n.output(n.op('Sqrt', n.conv('input', 3, 4)));
+    const file = path.join(dir, 'nan.onnx');
+    await writeModel(graph, file);
+    const { code, stderr, rows } = await bench([file]);
+    expect(code, stderr).toBe(0);
+    expect(rows[0]!.max_abs_diff_vs_node).toBeLessThan(1e-5);
+  }, 180_000);
+
   it('gives no timing for a model the browser computes differently from onnxruntime-node', async () => {
     // Noise from RandomNormalLike: each runtime draws its own, so the outputs cannot agree.
     const n = new Net(['batch', 3, 8, 8]);

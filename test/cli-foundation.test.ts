@@ -93,6 +93,17 @@ describe('errors are one clear line with the right exit code', () => {
       expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
     });
   }
+
+  it('with --json a failure is one JSON document on stdout too, made of the same parts', async () => {
+    const missing = await runSlim(['info', path.join(dir, 'nope.onnx'), '--json']);
+    expect(missing.code).toBe(1);
+    const doc = JSON.parse(missing.stdout) as { error: Record<string, unknown> };
+    expect(doc.error).toMatchObject({ kind: 'input', exit_code: 1, file: path.join(dir, 'nope.onnx') });
+    expect(missing.stderr).toContain(doc.error['message'] as string);
+    const usage = await runSlim(['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus', '--json']);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stdout)).toMatchObject({ error: { kind: 'usage', exit_code: 2, message: expect.stringMatching(/unknown option '--bogus'/) as unknown as string } });
+  });
 });
 
 describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {

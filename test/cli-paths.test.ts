@@ -2,7 +2,8 @@
  * Output paths are checked before the work: a command does not calibrate, train or prune for minutes and
  * then fail on a missing folder, nor write its result over the model it read.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -11,7 +12,8 @@ import { emptyGraph } from '../src/onnx/graph.js';
 import { writeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { runSlim } from './helpers/cli.js';
-import { fixturePath } from './helpers/fixtures.js';
+import { fixturePath, REPO_ROOT } from './helpers/fixtures.js';
+import { nativeAvailable } from '../src/engine/native.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-paths-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -122,4 +124,45 @@ describe('run folders named by the user', () => {
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/is not a run folder \(it has no manifest\.json\) — pass --run/);
   });
+});
+
+describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
+  it('says what was kept and how to go on; the rerun needs --resume and continues', async () => {
+    const images = path.join(dir, 'ctrl-c');
+    for (const split of ['train', 'test']) {
+      // The fixture scores 10 classes.
+      for (let c = 0; c < 10; c++) {
+        mkdirSync(path.join(images, split, `c${c}`), { recursive: true });
+        for (let i = 0; i < 2; i++) {
+          await sharp(Buffer.alloc(16 * 16 * 3, 20 * c + i), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(images, split, `c${c}`, `${i}.png`));
+        }
+      }
+    }
+    const ckpt = path.join(dir, 'ctrl-c-ckpt');
+    const logFile = path.join(dir, 'ctrl-c.jsonl');
+    const args = ['train', '--model', fixturePath('torch-tiny-resnet.onnx'), '--data', images, '--batch', '4', '--threads', '1', '--epochs', '100000',
+      '--checkpoint-dir', ckpt, '--log', logFile, '--out', path.join(dir, 'ctrl-c.onnx')];
+    const events = (): { event: string; epoch?: number }[] => (existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string }) : []);
+    /** Runs `slim train args`, interrupts it once `ready()` holds, and returns its exit code and stderr. */
+    const interrupted = async (extra: string[], ready: () => boolean): Promise<{ code: number | null; stderr: string }> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args, ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      for (let waited = 0; !ready() && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+      child.kill('SIGINT');
+      return { code: await exited, stderr };
+    };
+    // Interrupted once an epoch has been saved.
+    const first = await interrupted([], () => existsSync(path.join(ckpt, 'last.ckpt')));
+    expect(first.code).toBe(130);
+    expect(first.stderr).toMatch(/slim train: interrupted — .*ctrl-c-ckpt\/last\.ckpt holds the last finished epoch .* run the same command with --resume to continue from it/);
+    const again = await runSlim(args);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/holds the checkpoint of an earlier run/);
+    // With --resume it starts after the saved epoch.
+    const second = await interrupted(['--resume'], () => events().some((e) => e.event === 'resume'));
+    expect(second.code).toBe(130);
+    expect(events().find((e) => e.event === 'resume')!.epoch).toBeGreaterThanOrEqual(1);
+  }, 240_000);
 });

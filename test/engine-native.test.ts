@@ -172,6 +172,20 @@ describe('plan compiler', () => {
     for (const [k, t] of [['minus_mean', float32([1, 3, 1, 1], [-0.5, -0.4, -0.3])], ['inv_std', float32([1, 3, 1, 1], [4, 4, 4])], ['w', float32([2, 3, 1, 1], [1, 2, 3, 4, 5, 6])],
       ['half', float32([], [0.5])], ['ls', float32([2, 1, 1], [1e-6, 1e-6])]] as const) pre.initializers.set(k, t);
     expect(roles(pre)).toEqual({ minus_mean: [2, false], inv_std: [2, false], w: [0, true], half: [2, false], ls: [0, false] });
+    // Behind a crop too (a Slice before the mean and scale): still before the first layer, still fixed.
+    const cropped: Graph = { ...pre, initializers: new Map(pre.initializers), nodes: [
+      { name: 'crop', opType: 'Slice', domain: '', inputs: ['x', 'starts', 'ends', 'axes'], outputs: ['x_crop'], attributes: {} },
+      ...pre.nodes.map((n) => (n.name === 'centre' ? { ...n, inputs: ['x_crop', 'minus_mean'] } : n)),
+    ] };
+    for (const [k, t] of [['starts', int64([2], [0, 0])], ['ends', int64([2], [1, 1])], ['axes', int64([2], [2, 3])]] as const) cropped.initializers.set(k, t);
+    cropped.outputs = [{ name: 'logits', dtype: 'float32', shape: ['batch', 2] }];
+    expect(roles(cropped)).toEqual({ minus_mean: [2, false], inv_std: [2, false], w: [0, true], half: [2, false], ls: [0, false] });
+    // A Conv weight with one axis longer than 1 (a squeeze to one channel) is still a weight: decayed.
+    const squeeze: Graph = { ...pre, initializers: new Map(pre.initializers) };
+    squeeze.initializers.set('w', float32([1, 3, 1, 1], [1, 2, 3]));
+    squeeze.initializers.set('ls', float32([1, 1, 1], [0.5]));
+    squeeze.outputs = [{ name: 'logits', dtype: 'float32', shape: ['batch', 4] }];
+    expect(roles(squeeze)['w']).toEqual([0, true]);
   });
 
   it('every op with a lowering is registered, and the ResNet/MobileNet ops all have one', () => {

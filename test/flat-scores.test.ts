@@ -96,6 +96,11 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
       expect(withBn.nodes.find((n) => n.name === 'head')!.outputs[0]).toBe(headOut);
       expect(withBn.nodes.some((n) => n.opType === 'BatchNormalization' && n.inputs[0] === headOut)).toBe(false);
     }
+    // SqueezeNet's head (Conv → ReLU → pool) and a final Softmax: the Conv still writes the scores.
+    const relu: Graph = { ...graph, nodes: [...graph.nodes.map((n) => (n.name === 'head' ? { ...n, outputs: ['head_out'] } : n)),
+      { name: 'relu', opType: 'Relu', domain: '', inputs: ['head_out'], outputs: ['relu_out'], attributes: {} },
+      { name: 'softmax', opType: 'Softmax', domain: '', inputs: ['relu_out'], outputs: ['scores'], attributes: {} }] };
+    expect([...scoringConvs(relu)].map((n) => n.name)).toEqual(['head']);
     // A Gemm head: no Conv writes the scores.
     expect(scoringConvs(await readModel(fixturePath('torch-tiny-resnet-folded.onnx'))).size).toBe(0);
   });

@@ -67,6 +67,11 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const tooMany = await runSlim(['quantize', withBn, '-o', path.join(dir, 'x.onnx'), '--qat', '--epochs', '1', '--bn-epochs', '2', ...data]);
     expect(tooMany.code).toBe(2);
     expect(tooMany.stderr).toMatch(/--bn-epochs must be a whole number from 0 to --epochs/);
+    // A BN-folded model (what torch.onnx and slim train write) has no BN to train live: said before calibrating.
+    const folded = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--epochs', '1', '--bn-epochs', '1', ...data]);
+    expect(folded.code).toBe(2);
+    expect(folded.stderr).toMatch(/--bn-epochs trains the model's BatchNormalization live, and .*float\.onnx has none .* — drop --bn-epochs/);
+    expect(folded.stderr).not.toMatch(/calibrat/);
   }, 300_000);
 
   it('explains what --qat needs and which flags belong to it', async () => {

@@ -111,6 +111,10 @@ export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses
     note(`note: ${data} has the classes ${model.file} records (slimkit.classes) in another order: its images are matched to the model's outputs by class name`);
     return match.set;
   }
+  if (match.kind === 'subset') {
+    note(`note: ${data} has ${set.classes.length} of the ${model.names.length} classes ${model.file} records (slimkit.classes): its images are matched to the model's outputs by class name`);
+    return match.set;
+  }
   const differ = [
     match.onlyData.length ? `only the data has ${listNames(match.onlyData)}` : '',
     match.onlyModel.length ? `only the model has ${listNames(match.onlyModel)}` : '',

@@ -5,7 +5,8 @@ import { VERSION } from '../version.js';
 
 /**
  * The `slim` entry point. Errors a user can act on print one line on stderr and exit 1 (bad input)
- * or 2 (bad usage); anything else is a slimkit bug and prints its stack only with --debug.
+ * or 2 (bad usage); anything else is a slimkit bug and prints its stack only with --debug. With --json
+ * a failure is also one JSON document on stdout, {"error": {kind, message, file?, where?, problem?, fix?, exit_code}}.
  */
 export async function main(argv: string[]): Promise<number> {
   // `slim … | head` closes the pipe early; that is the reader's choice, not an error.
@@ -27,8 +28,18 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return 0;
   } catch (e) {
-    return reportError(e, argv.includes('--debug'));
+    const code = reportError(e, argv.includes('--debug'));
+    // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays).
+    if (code !== 0 && argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
+    return code;
   }
+}
+
+/** What --json prints for a failure: the same parts the one-line message is made of. */
+function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {
+  if (e instanceof SlimError) return { kind: e.kind, message: oneLine(e.message), ...e.parts, exit_code: exitCode };
+  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message), exit_code: exitCode };
+  return { kind: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)), exit_code: exitCode };
 }
 
 function reportError(e: unknown, debug: boolean): number {

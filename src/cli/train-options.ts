@@ -60,3 +60,21 @@ export async function trainingGraph(
   }
   return r.graph;
 }
+
+/**
+ * Ctrl-C while training: say what was kept and how to go on, then exit 130. Safe at any moment: a
+ * checkpoint is replaced atomically, and only after a finished epoch. Returns the function that removes
+ * the handler once training is over (a data-parallel worker leaves signals to its launcher: none here).
+ */
+export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): () => void {
+  const onInterrupt = (): void => {
+    log(
+      o.checkpointDir
+        ? `\n${command}: interrupted — ${o.checkpointDir}/last.ckpt holds the last finished epoch (if one finished); run the same command with --resume to continue from it`
+        : `\n${command}: interrupted — nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)`,
+    );
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  return () => process.off('SIGINT', onInterrupt);
+}

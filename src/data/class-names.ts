@@ -11,6 +11,8 @@ export type ClassMatch<T extends ImageSet> =
   | { kind: 'same'; set: T }
   /** Same names in another order: the set relabelled so label i is the model's class i. */
   | { kind: 'reordered'; set: T }
+  /** Some of the model's names (a subset of its classes), relabelled the same way. */
+  | { kind: 'subset'; set: T }
   /** Other names: those only the data has, and those only the model has. */
   | { kind: 'different'; onlyData: string[]; onlyModel: string[] };
 
@@ -21,9 +23,10 @@ export function matchClasses<T extends ImageSet>(set: T, modelClasses: readonly 
   const onlyData = data.filter((name) => !modelClasses.includes(name));
   const onlyModel = modelClasses.filter((name) => !data.includes(name));
   // Duplicate names in a model's list cannot say which output a folder is: taken as a difference.
-  if (onlyData.length > 0 || onlyModel.length > 0 || new Set(modelClasses).size !== modelClasses.length || data.length !== modelClasses.length) {
+  if (onlyData.length > 0 || new Set(modelClasses).size !== modelClasses.length || new Set(data).size !== data.length) {
     return { kind: 'different', onlyData, onlyModel };
   }
   const toModel = data.map((name) => modelClasses.indexOf(name));
-  return { kind: 'reordered', set: { ...set, classes: [...modelClasses], labels: set.labels.map((label) => toModel[label]!) } };
+  const relabelled = { ...set, classes: [...modelClasses], labels: set.labels.map((label) => toModel[label]!) };
+  return onlyModel.length > 0 ? { kind: 'subset', set: relabelled } : { kind: 'reordered', set: relabelled };
 }

@@ -67,7 +67,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     target: options.target,
     createdBy: { slimkit: VERSION, onnxruntime: ortVersion().node, sharp: sharp.versions.sharp },
   };
-  const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080 };
+  const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)) };
 
   const staging = path.join(path.dirname(out), `.${path.basename(out)}.partial-${randomBytes(4).toString('hex')}`);
   await mkdir(staging, { recursive: true });

@@ -9,6 +9,8 @@ export interface TemplateContext {
   /** Safe name for the package, the unit file and /opt/<name>. */
   serviceName: string;
   port: number;
+  /** The bundle folder's name, as `slim deploy --out` made it (the README's copy command names it). */
+  folder?: string;
 }
 
 const NPM_PLATFORM = { 'linux-arm64': { os: 'linux', cpu: 'arm64' }, 'linux-x64': { os: 'linux', cpu: 'x64' } } as const;
@@ -103,7 +105,7 @@ function labelsPreview(labels: readonly string[]): string {
 }
 
 export function nodeReadme(ctx: TemplateContext): string {
-  const { config, serviceName, port } = ctx;
+  const { config, serviceName, port, folder } = ctx;
   const p = config.preprocess;
   const arm = config.target === 'linux-arm64';
   const device = arm ? 'a 64-bit ARM Linux device (Raspberry Pi 4 / 5 with 64-bit Raspberry Pi OS, Jetson, Graviton, …)' : 'a 64-bit x86 Linux machine';
@@ -138,7 +140,7 @@ normalized with mean ${JSON.stringify(p.mean)} and std ${JSON.stringify(p.std)} 
 
 \`\`\`sh
 # on your computer
-scp -r ${serviceName}/ pi@raspberrypi.local:~/${serviceName}
+scp -r ${folder ?? serviceName}/ ${arm ? 'pi@raspberrypi.local' : 'you@your-server'}:~/${serviceName}
 # on the device
 cd ~/${serviceName}
 sh install.sh          # npm install of onnxruntime-node ${config.createdBy.onnxruntime} and sharp ${config.createdBy.sharp}, then doctor.js

@@ -106,6 +106,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   };
   const input = { name: inputs[0]!.name, slot: slot(inputs[0]!.name) };
   const params = new Set<string>();
+  const vectors = new Set<string>();
   const state = new Set<string>();
   const steps: CompiledStep[] = [];
 
@@ -139,6 +140,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
       throw e;
     }
     for (const p of lowering.params ?? []) if (p) params.add(p);
+    for (const v of lowering.vectors ?? []) if (v) vectors.add(v);
     for (const s of lowering.state ?? []) if (s) state.add(s);
     for (const step of lowering.steps) {
       steps.push({
@@ -161,9 +163,9 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
     }
     const role: TensorRole =
       (params.has(name) || options.trainable?.has(name)) && value.dtype === 'float32' && !options.frozen?.has(name) ? 0 : state.has(name) ? 1 : 2;
-    // A weight spans two axes or more; a vector — also one written [C, 1, 1] to broadcast (GroupNorm's
-    // affine, a layer scale) — is a scale or shift, which PyTorch recipes keep out of weight decay.
-    const decay = role === 0 && (options.decayOnlyWeights === false || value.dims.filter((d) => d > 1).length >= 2);
+    // A weight has two axes or more; a bias or a per-channel affine — also one written [C, 1, 1] to
+    // broadcast (GroupNorm's, a layer scale) — scales or shifts, which PyTorch recipes keep out of decay.
+    const decay = role === 0 && (options.decayOnlyWeights === false || (value.dims.length >= 2 && !vectors.has(name)));
     tensors.push({ name, slot: s, role, value, decay });
   }
   const outputs = graph.outputs.map((o) => {

@@ -38,6 +38,8 @@ export interface Lowering {
   steps: LoweredStep[];
   /** Inputs that are trained when they are float initializers (weights, biases, BN scale and shift). */
   params?: string[];
+  /** Params that scale or shift (biases, per-channel affines): no weight decay by default, whatever their rank. */
+  vectors?: string[];
   /** Inputs the kernel updates in place while training (BN running statistics); saved with the weights. */
   state?: string[];
 }
@@ -122,12 +124,14 @@ export function constantScalar<A>(ctx: LowerContext<A>, index: number, what: str
  * is that layer's bias. A per-channel constant that scales or shifts an activation (Mul / Add by a
  * tensor of more than one value) is what torch.onnx writes for a parameter used outside a module's own
  * op: GroupNorm's affine after its InstanceNormalization, LayerNorm's below opset 17, ConvNeXt's layer
- * scale. PyTorch trains those, so the engine does. Scalars (HardSwish's 3 and 1/6) and the preprocessing
- * applied to the model's input (a constant mean and scale) stay fixed.
+ * scale. PyTorch trains those, so the engine does — as scales and shifts, without weight decay.
+ * Scalars (HardSwish's 3 and 1/6) stay fixed, and so does preprocessing: a constant applied before the
+ * first layer with weights (a model's own mean and 1/std buffers, even behind a crop or a resize).
  */
 export function binaryLowering(kernel: 'add' | 'sub' | 'mul' | 'div', ctx: LowerContext<BinaryAttrs>): Lowering {
   if (ctx.attrs.legacy?.axis !== undefined) throw new OpError('opset < 7 broadcasting along an axis is not supported for training');
   const params: string[] = [];
+  const vectors: string[] = [];
   if (kernel === 'add' || kernel === 'mul') {
     ctx.node.inputs.forEach((name, i) => {
       const constant = ctx.inputs[i]?.constant;
@@ -135,27 +139,29 @@ export function binaryLowering(kernel: 'add' | 'sub' | 'mul' | 'div', ctx: Lower
       if (!constant || constant.dtype !== 'float32' || !other || other.constant) return;
       const op = ctx.producer(other.name)?.opType;
       if (kernel === 'add' && (op === 'MatMul' || op === 'Conv')) params.push(name);
-      else if (constant.data.length > 1 && !onInputOnly(ctx, other.name)) params.push(name);
+      else if (constant.data.length > 1 && !beforeAnyLayer(ctx, other.name)) params.push(name);
+      else return;
+      vectors.push(name);
     });
   }
-  return single(kernel, {}, { params });
+  return single(kernel, {}, { params, vectors });
 }
 
-/** Per-pixel steps a model may apply to its input before the network (casts, layout, constant affine). */
-const PIXEL_STEPS = new Set(['Cast', 'Transpose', 'Identity', 'Add', 'Sub', 'Mul', 'Div']);
+/** Ops whose weights make them a layer: what comes before the first of them is preprocessing. */
+const LAYERS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'PRelu']);
 
-/** Whether `value` is the graph input, or computed from it alone by per-pixel steps with constants. */
-function onInputOnly(ctx: LowerContext<unknown>, value: string): boolean {
+/** Whether no layer with weights lies between the graph input and `value` (its whole upstream is preprocessing). */
+function beforeAnyLayer(ctx: LowerContext<unknown>, value: string): boolean {
   const seen = new Set<string>();
-  let current = value;
-  while (!seen.has(current)) {
+  const pending = [value];
+  while (pending.length > 0) {
+    const current = pending.pop()!;
+    if (seen.has(current)) continue;
     seen.add(current);
     const producer = ctx.producer(current);
-    if (!producer) return ctx.initializer(current) === undefined; // the graph input
-    if (!PIXEL_STEPS.has(producer.opType)) return false;
-    const data = producer.inputs.filter((v) => v && ctx.initializer(v) === undefined);
-    if (data.length !== 1) return false;
-    current = data[0]!;
+    if (!producer) continue; // the graph input, or a constant
+    if (LAYERS.has(producer.opType)) return false;
+    for (const v of producer.inputs) if (v && ctx.initializer(v) === undefined) pending.push(v);
   }
-  return false;
+  return true;
 }

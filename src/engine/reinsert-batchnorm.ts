@@ -44,12 +44,12 @@ export function hasNormalization(graph: Graph): boolean {
   return graph.nodes.some((n) => n.opType === 'Sub' && meanOf.get(n.inputs[1]) === n.inputs[0]);
 }
 
-/** Ops between a classifier head and the scores that only reshape or average them. */
-const SCORE_RESHAPES = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'GlobalAveragePool', 'AveragePool']);
+/** Ops between a classifier head and the scores: reshaping, averaging, SqueezeNet's ReLU, a final softmax. */
+const SCORE_STEPS = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'GlobalAveragePool', 'AveragePool', 'Relu', 'Softmax', 'LogSoftmax']);
 
 /**
- * Convs that write a graph output, directly or through SCORE_RESHAPES: a fully convolutional classifier
- * head (pool → 1×1 Conv scoring [N, classes, 1, 1], or 1×1 Conv → pool). Such a Conv had no BN before
+ * Convs that write a graph output, directly or through SCORE_STEPS: a fully convolutional classifier
+ * head (pool → 1×1 Conv scoring [N, classes, 1, 1], or 1×1 Conv → [ReLU →] pool, as SqueezeNet's). Such a Conv had no BN before
  * folding — a BN there would normalize the logits themselves — so none is put back.
  */
 export function scoringConvs(graph: Graph): Set<Node> {
@@ -58,7 +58,7 @@ export function scoringConvs(graph: Graph): Set<Node> {
   const heads = new Set<Node>();
   for (const output of graph.outputs) {
     let node = producer.get(output.name);
-    while (node && SCORE_RESHAPES.has(node.opType)) node = producer.get(node.inputs[0] ?? '');
+    while (node && SCORE_STEPS.has(node.opType)) node = producer.get(node.inputs[0] ?? '');
     if (node?.opType === 'Conv') heads.add(node);
   }
   return heads;

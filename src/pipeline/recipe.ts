@@ -92,7 +92,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   learnable_scales: 'true: QAT learns the quantization scales too (LSQ)',
   variants: 'a list of stage ids whose models are benchmarked (default: every model of the run)',
   runs: 'timed batch-1 runs per model, a whole number ≥ 50',
-  warmup_runs: 'untimed runs first, a whole number ≥ 1',
+  warmup_runs: 'untimed runs first, a whole number ≥ 0',
   variant: 'the id of the stage whose model is deployed (default: the last model)',
   target: `deploy: one of ${TARGETS.join(', ')}; bench: 'host' (onnxruntime-node on this machine, the default) or 'web' (onnxruntime-web's WebAssembly in headless Chromium, as the web bundle runs)`,
 };
@@ -275,7 +275,7 @@ export const BenchStage = z.strictObject({
   id: stageId.optional(),
   variants: z.array(stageId).min(1).optional(),
   runs: z.number().int().min(50).default(100),
-  warmup_runs: posInt.default(10),
+  warmup_runs: nonNegInt.default(10),
   batch: posInt.default(32),
   threads: posInt.optional(),
   // No default: a recipe without it keeps the stage key it had.

@@ -104,7 +104,7 @@ export function computesReduced(graph: Graph): boolean {
  * ResNet18-CIFAR int8 model's logits differed by 0.004). A wrong kernel differs by the output's scale.
  */
 function outputTolerance(reference: number[], reduced: boolean): number {
-  const scale = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  const scale = reference.reduce((m, v) => (Number.isFinite(v) ? Math.max(m, Math.abs(v)) : m), 0);
   return (reduced ? 0.05 : 1e-3) * Math.max(1, scale);
 }
 
@@ -140,9 +140,9 @@ export async function benchmarkInBrowser(file: string, options: WebBenchmarkOpti
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  const { chromium } = await import('playwright-core');
-  let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
+  let browser: Awaited<ReturnType<typeof import('playwright-core').chromium.launch>> | undefined;
   try {
+    const { chromium } = await import('playwright-core');
     try {
       browser = await chromium.launch({
         executablePath: browserPath,
@@ -158,7 +158,9 @@ export async function benchmarkInBrowser(file: string, options: WebBenchmarkOpti
     tab.on('pageerror', (e) => pageErrors.push(e.message));
     await tab.exposeFunction('slimProgress', (done: number, total: number, phase: BenchmarkPhase) => options.onProgress?.(done, total, phase));
     await tab.goto(`${origin}/`);
-    await tab.waitForFunction('typeof window.slimBench === "function"', undefined, { timeout: 60_000 });
+    await tab.waitForFunction('typeof window.slimBench === "function"', undefined, { timeout: 60_000 }).catch((e: unknown) => {
+      throw new Error(`the benchmark page did not start: ${pageErrors[0] ?? (e as Error).message.split('\n')[0]}`);
+    });
     const request: WebBenchRequest = {
       modelUrl: `${origin}/model.onnx`,
       ortModuleUrl: `${origin}/ort/${ORT_WEB_MODULE}`,
@@ -177,7 +179,10 @@ export async function benchmarkInBrowser(file: string, options: WebBenchmarkOpti
       // A string, not a function: the function's source would carry whatever helpers a TS loader added.
       reply = (await tab.evaluate(`window.slimBench(${JSON.stringify(request)})`)) as WebBenchReply;
     } catch (e) {
-      const message = (e as Error).message.replace(/^page\.evaluate: /, '').split('\n')[0];
+      const message = (e as Error).message.replace(/^page\.evaluate: /, '').split('\n')[0] ?? '';
+      if (/Target (crashed|closed)|has been closed/.test(message)) {
+        throw inputError({ file, problem: `the browser tab running the model crashed (${message})`, fix: 'most often it ran out of memory: try a smaller --batch, or close other tabs and programs' });
+      }
       throw inputError({
         file,
         problem: `onnxruntime-web ${ortWebVersion()} could not run the model in the browser: ${message}${pageErrors.length ? ` (${pageErrors[0]})` : ''}`,
@@ -226,7 +231,12 @@ async function checkAgainstNode(file: string, inputs: WebBenchRequest['latencyIn
     await session.close();
   }
   let diff = 0;
-  for (let i = 0; i < reference.length; i++) diff = Math.max(diff, Math.abs(reference[i]! - reply.firstOutput.values[i]!));
+  for (let i = 0; i < reference.length; i++) {
+    const [a, b] = [reference[i]!, reply.firstOutput.values[i]!];
+    // The same NaN or infinity on both sides agrees (a model may well compute one).
+    if (Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b))) continue;
+    diff = Math.max(diff, Number.isFinite(a) && Number.isFinite(b) ? Math.abs(a - b) : Infinity);
+  }
   if (reference.length !== reply.firstOutput.values.length || !(diff <= outputTolerance(reference, reduced))) {
     throw inputError({
       file,

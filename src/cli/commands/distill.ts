@@ -16,7 +16,7 @@ import { withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../model-batch.js';
-import { sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { checkTrainingOutputs } from '../paths.js';
@@ -152,6 +152,7 @@ export function registerDistill(program: Command): void {
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const bar = trainingProgress('distill', precisionHint(options.device, options.precision));
+      const stopExplaining = explainInterrupt('slim distill', options);
       const result = await distill({
         teacher,
         student,
@@ -171,7 +172,10 @@ export function registerDistill(program: Command): void {
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
         ...sharedTrainOptions(options),
-      }).finally(() => bar.stop());
+      }).finally(() => {
+        bar.stop();
+        stopExplaining();
+      });
       if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
         log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
       }

@@ -26,6 +26,7 @@ import { log, printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, numberList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';
+import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { checkOutputFile } from '../paths.js';
@@ -102,7 +103,7 @@ export function registerQuantize(program: Command): void {
         .option('--no-bias-correction', 'leave biases as they are')
         .option('--equalize', 'cross-layer equalization of Conv → ReLU → Conv pairs before calibration')
         .option('--max-drop <pt>', 'keep the most sensitive layers in float until top-1 drops by at most this many points', positiveNumber('--max-drop'))
-        .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (default with --calib cifar10: CIFAR-10 test)")
+        .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (with --calib cifar10, --eval-limit or --max-drop alone evaluate on CIFAR-10 test; without any of them there is no evaluation)")
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
         .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
@@ -159,6 +160,10 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const quantOps = sized.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
+  }
+  // Checked before calibration: live BN needs BatchNormalization nodes, which a BN-folded export has none of.
+  if (options.qat && options.bnEpochs && !hasBatchNorm(sized)) {
+    throw usageError(`--bn-epochs trains the model's BatchNormalization live, and ${file} has none (it was folded at export, as torch.onnx and slim train write models)`, 'drop --bn-epochs: QAT trains the folded model as it is');
   }
   if (upgradesOpset(sized)) {
     log(`note: ${file} is ONNX opset ${sized.opsets['']}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);

@@ -20,7 +20,7 @@ import { withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches, type WorkingModel } from '../model-batch.js';
-import { sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkTrainingOutputs } from '../paths.js';
 
 interface TrainCliOptions extends CommonOptions {
@@ -187,6 +187,7 @@ export function registerTrain(program: Command): void {
           phase: trainingPhaseText(p),
         });
       };
+      const stopExplaining = distEnv ? () => undefined : explainInterrupt('slim train', options);
       const result = await trainModel({
         graph,
         data,
@@ -203,7 +204,10 @@ export function registerTrain(program: Command): void {
         ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
         ...(distributed ? { distributed } : {}),
-      }).finally(() => bar?.stop());
+      }).finally(() => {
+        bar?.stop();
+        stopExplaining();
+      });
       // Rank 0 alone writes the model and reports; the others are done.
       if (!writer) return distributed?.finish();
 

@@ -24,7 +24,8 @@ import { MODELS } from '../store.js';
 import type { StageContext, StageOutput } from './context.js';
 
 export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly string[]): Promise<StageOutput<'bench'>> {
-  const threads = spec.threads ?? ctx.threads ?? availableParallelism();
+  // In the browser, as the web bundle's page runs it: at most 4 WebAssembly threads.
+  const threads = spec.threads ?? (spec.target === 'web' ? Math.min(4, ctx.threads ?? availableParallelism()) : (ctx.threads ?? availableParallelism()));
   const files = ids.map((id) => path.join(ctx.runDir, MODELS, `${id}.onnx`));
   const data = await ctx.data();
   const graphs = await Promise.all(files.map(async (file) => decodeModel(await readFile(file), { file })));
@@ -33,7 +34,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const imageSize = graphs.some(hasFreeImageSize) ? ([h, w] as [number, number]) : undefined;
   const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
     ...(imageSize ? ['--image-size', imageSize.join(',')] : []), ...(spec.target === 'web' ? ['--target', 'web'] : []), '--json'];
-  ctx.log(`  slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
+  ctx.log(`  timing (top-1 is scored below, on the run's test images): slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
   const measured = await runJson<{ threads: number; models: BenchRow[] }>(ctx.slimCommand, args);
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
 
