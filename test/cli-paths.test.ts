@@ -72,6 +72,15 @@ describe('output paths', () => {
 });
 
 describe('flags that would not apply', () => {
+  it('--width with a model file (it builds zoo models only)', async () => {
+    const onFile = await runSlim(['train', '--model', fixturePath('torch-tiny-resnet.onnx'), '--data', dir, '--width', '0.5', '--out', path.join(dir, 'w.onnx')]);
+    expect(onFile.code).toBe(2);
+    expect(onFile.stderr).toMatch(/--width builds zoo models; .*torch-tiny-resnet\.onnx keeps the widths it was exported with — drop --width/);
+    const student = await runSlim(['distill', '--teacher', fixturePath('torch-tiny-resnet.onnx'), '--student', fixturePath('torch-tiny-resnet.onnx'), '--data', dir, '--width', '0.5', '--out', path.join(dir, 'w.onnx')]);
+    expect(student.code).toBe(2);
+    expect(student.stderr).toMatch(/--width builds zoo models/);
+  });
+
   it('slim serve of a bundle refuses model flags (its slim.json decides labels and preprocessing)', async () => {
     const bundle = mkdtempSync(path.join(tmpdir(), 'slim-bundle-'));
     try {

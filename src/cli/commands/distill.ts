@@ -123,7 +123,10 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher r18.onnx --student resnet18-cifar --width 0.5 --data cifar10 --epochs 10 --alpha 0.3 --temperature 4 --out small.onnx',
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
-    .action(async (options: DistillCliOptions) => {
+    .action(async (options: DistillCliOptions, command: Command) => {
+      if (!isZooName(options.student) && command.getOptionValueSource('width') === 'cli') {
+        throw usageError(`--width builds zoo models; ${options.student} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
+      }
       checkTrainingOutputs(options, [options.teacher, options.student]);
       const teacher = forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph;
       const studentIsZoo = isZooName(options.student);

@@ -112,7 +112,10 @@ export function registerTrain(program: Command): void {
       '  slim train --model resnet18-cifar --data cifar10 --nproc 2 --batch 256 --checkpoint-dir runs/b --out r18.onnx',
       '  torchrun --nproc-per-node 4 --no-python slim train --model resnet18-cifar --data cifar10 --device cuda --out r18.onnx',
     ].join('\n'))
-    .action(async (options: TrainCliOptions) => {
+    .action(async (options: TrainCliOptions, command: Command) => {
+      if (!isZooName(options.model) && command.getOptionValueSource('width') === 'cli') {
+        throw usageError(`--width builds zoo models; ${options.model} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
+      }
       checkTrainingOutputs(options, [options.model]);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
