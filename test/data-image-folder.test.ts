@@ -148,6 +148,22 @@ describe('loadImageFolder', () => {
     await expect(loadImageFolder(empty)).rejects.toThrow(/a: class folder has no images/);
     await expect(loadImageFolder(path.join(empty, 'missing'))).rejects.toThrow(/cannot read folder \(ENOENT\)/);
   });
+
+  it('reads GIF, TIFF and AVIF as slim serve does; a format sharp cannot read is named in the empty-class error', async () => {
+    const root = tempDir('formats');
+    fs.mkdirSync(path.join(root, 'a'));
+    const raw = { raw: { width: 8, height: 8, channels: 3 as const } };
+    await sharp(solid(8, 8, RED), raw).gif().toFile(path.join(root, 'a', '1.gif'));
+    await sharp(solid(8, 8, GREEN), raw).tiff().toFile(path.join(root, 'a', '2.tif'));
+    await sharp(solid(8, 8, BLUE), raw).avif({ lossless: true }).toFile(path.join(root, 'a', '3.avif'));
+    const set = await loadImageFolder(root, { size: [8, 8] });
+    expect(set.labels.length).toBe(3);
+    expect(px(set.pixels, [8, 8], 0, 4, 4)).toEqual(RED);
+    expect(px(set.pixels, [8, 8], 1, 4, 4)).toEqual(GREEN);
+    fs.mkdirSync(path.join(root, 'b'));
+    fs.writeFileSync(path.join(root, 'b', 'x.bmp'), 'BM');
+    await expect(loadImageFolder(root, { size: [8, 8] })).rejects.toThrow(/b: class folder has no images .* — add images to it \(other formats, such as \.bmp, need converting\)/);
+  });
 });
 
 describe('loadImageFile', () => {

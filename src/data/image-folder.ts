@@ -51,7 +51,8 @@ export interface LoadedImage {
   original: { width: number; height: number };
 }
 
-const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp']);
+/** What sharp decodes — the formats `slim serve` and the bundles accept too (GIF: its first frame). */
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
 /**
  * Loads `dir/<class>/…/<image>` (torchvision ImageFolder's layout) as raw RGB bytes of one size.
@@ -70,7 +71,7 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
       throw inputError({
         file: path.join(root, classes[label]!),
         problem: `class folder has no images (${[...IMAGE_EXTENSIONS].join(', ')})`,
-        fix: 'add images, or pass the class list without it',
+        fix: 'add images to it (other formats, such as .bmp, need converting), or remove the empty folder',
       });
     }
   }
