@@ -110,6 +110,12 @@ describe('linux bundle', () => {
     const files = (await readdir(folder)).sort();
     expect(text.stdout.trim().split('\n')).toHaveLength(files.length);
     expect(text.stdout).toMatch(/cat[/\\]\S+: \w+ \d+\.\d %  \(\d+\.\d ms\)/);
+    // A folder of class folders: every image below it.
+    const all = await node(path.join(bundle.out, 'predict.js'), ['--top', '1', path.join(dir, 'images')]);
+    expect(all.code, all.stderr).toBe(0);
+    const below = (await readdir(path.join(dir, 'images'), { recursive: true })).filter((n) => /\.(png|jpe?g|webp)$/i.test(n));
+    expect(all.stdout.trim().split('\n')).toHaveLength(below.length);
+    expect(below.length).toBeGreaterThan(files.length);
     const bad = path.join(dir, 'not-an-image.png');
     await writeFile(bad, 'hello');
     const mixed = await node(path.join(bundle.out, 'predict.js'), ['--json', images[0]!.file, bad]);

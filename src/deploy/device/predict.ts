@@ -81,7 +81,7 @@ runMain('predict', async () => {
   return results.some((r) => r.error) ? 1 : 0;
 });
 
-/** Files as given, folders as their images (sorted, not recursive). */
+/** Files as given, folders as the images anywhere below them (class folders too), in sorted order. */
 async function expand(args: string[]): Promise<string[]> {
   const out: string[] = [];
   for (const arg of args) {
@@ -91,7 +91,9 @@ async function expand(args: string[]): Promise<string[]> {
       out.push(arg);
       continue;
     }
-    const names = (await readdir(arg)).filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
+    const names = (await readdir(arg, { recursive: true }))
+      .filter((n) => !n.split(path.sep).some((part) => part.startsWith('.')) && IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase()))
+      .sort();
     if (names.length === 0) throw new SlimError({ file: arg, problem: 'holds no images', fix: `put ${[...IMAGE_EXTENSIONS].join(', ')} files in it` });
     out.push(...names.map((n) => path.join(arg, n)));
   }
