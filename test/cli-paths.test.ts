@@ -175,3 +175,29 @@ describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
     expect(events().find((e) => e.event === 'resume')!.epoch).toBeGreaterThanOrEqual(1);
   }, 240_000);
 });
+
+describe('calibration images', () => {
+  it('a folder of images without class folders calibrates; an empty class folder beside others does not block it', async () => {
+    const flat = path.join(dir, 'calib-flat');
+    mkdirSync(flat);
+    for (let i = 0; i < 6; i++) {
+      await sharp(Buffer.alloc(16 * 16 * 3, 30 * i), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(flat, `${i}.png`));
+    }
+    const out = path.join(dir, 'calib-flat.int8.onnx');
+    const r = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', out, '--calib', flat, '--method', 'minmax', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ calibration_images: 6 });
+    const withEmpty = path.join(dir, 'calib-classes');
+    mkdirSync(path.join(withEmpty, 'empty'), { recursive: true });
+    mkdirSync(path.join(withEmpty, 'full'));
+    copyFileSync(path.join(flat, '0.png'), path.join(withEmpty, 'full', '0.png'));
+    copyFileSync(path.join(flat, '1.png'), path.join(withEmpty, 'full', '1.png'));
+    const r2 = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', path.join(dir, 'calib-classes.int8.onnx'), '--calib', withEmpty, '--method', 'minmax', '--json']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(JSON.parse(r2.stdout)).toMatchObject({ calibration_images: 2 });
+    // Scoring still needs class folders: labels are what it measures.
+    const scored = await runSlim(['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', flat]);
+    expect(scored.code).toBe(1);
+    expect(scored.stderr).toMatch(/has no class subfolders/);
+  });
+});

@@ -19,6 +19,8 @@ export interface DataOptions {
   split?: string;
   /** A split wish the caller makes itself (calibration prefers train/): a folder without splits just uses all of it. */
   splitOptional?: boolean;
+  /** Images are read for themselves (calibration): a folder of images needs no class folders. */
+  unlabelled?: boolean;
   limit?: number;
   mean?: number[];
   std?: number[];
@@ -66,7 +68,7 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
   requireImageSize(inputSize, name);
-  const sizeOptions = { size: inputSize, channels, ...limit };
+  const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}) };
   const layout = await folderLayout(name);
   if (layout.kind === 'splits') return loadSplitFolder(name, split, sizeOptions, layout);
   if (options.split !== undefined && !options.splitOptional) {

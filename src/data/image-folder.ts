@@ -31,6 +31,11 @@ export interface LoadImageFolderOptions extends ImageSizeOptions {
   skipBad?: boolean;
   /** Images decoded at once (sharp decodes on libuv's thread pool). */
   concurrency?: number;
+  /**
+   * The caller reads images, not labels (calibration): a folder of images without class folders is one
+   * class, and an empty class folder is passed over instead of refused.
+   */
+  unlabelled?: boolean;
 }
 
 export interface SkippedImage {
@@ -61,13 +66,14 @@ const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.ti
 export async function loadImageFolder(dir: string, options: LoadImageFolderOptions = {}): Promise<ImageFolderSet> {
   const root = path.resolve(dir);
   const size = checkSize(options.size);
-  const classes = await listClasses(root, options.classes);
+  const plain = options.unlabelled && !options.classes && (await classFolders(root)).length === 0;
+  const classes = plain ? ['.'] : await listClasses(root, options.classes);
   // Folders reached through links are skipped when they are the root, a class folder or already seen:
   // a link back up would otherwise count other classes' images as this class's (or loop).
   const known = await Promise.all([root, ...classes.map((name) => path.join(root, name))].map((p) => fs.realpath(p).catch(() => p)));
   const perClass = await Promise.all(classes.map((name) => listImages(path.join(root, name), new Set(known))));
   for (const [label, files] of perClass.entries()) {
-    if (files.length === 0) {
+    if (files.length === 0 && !(options.unlabelled && perClass.some((f) => f.length > 0))) {
       throw inputError({
         file: path.join(root, classes[label]!),
         problem: `class folder has no images (${[...IMAGE_EXTENSIONS].join(', ')})`,
