@@ -134,6 +134,10 @@ describe('slim prune', () => {
     expect(doc.structured.mean_replacement).toBe(true);
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);
+    // Channel counts span both steps: the model's own before (8/16/32/64 at width 0.125), the last step's after.
+    const groups = (doc.structured as unknown as { groups: { channels_before: number; channels_after: number }[] }).groups;
+    expect(groups.map((g) => g.channels_before).filter((c) => ![8, 16, 32, 64].includes(c))).toEqual([]);
+    expect(groups.some((g) => g.channels_after < g.channels_before)).toBe(true);
     expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);
     // Each epoch's evaluation has a bar of its own (without a terminal: a line when it completes).
     expect(run.stderr).toMatch(/fine-tune epoch 1\/1: evaluating: 500\/500 images/);

@@ -204,6 +204,7 @@ export function registerPrune(program: Command): void {
         human = [
           `groups: ${r.groups.length}${r.boundaries.length ? `, boundaries: ${r.boundaries.map((b) => `${b.node} (${b.opType}: ${b.reason})`).join('; ')}` : ', no boundaries'}`,
           table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.root, `${g.channelsBefore} → ${g.channelsAfter}`, g.nodes])),
+          ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
         ];
         if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
       } else {
