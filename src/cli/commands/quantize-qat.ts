@@ -80,7 +80,7 @@ export async function qatFineTune(
     ...(options.log ? { log: options.log } : {}),
   }).finally(() => bar.stop());
   for (const w of r.warnings) log(`warning: ${w}`);
-  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized)`);
+  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which can round an image or two differently)`);
   return {
     // Trained on the data's labels: the model records their names (the ones it recorded, when it did).
     graph: withClassNames(scores.original ? unflattenScores(r.graph, scores.original) : r.graph, data.train.classes),
