@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { folderLayout, loadImageFolder, loadSplitFolder, loadTrainTestFolders, SPLIT_NAMES, type ImageChannels, type SplitName } from '../data/image-folder.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, SPLIT_NAMES, type ImageChannels, type SplitName } from '../data/image-folder.js';
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
@@ -125,21 +125,16 @@ export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses
     note(`note: ${model.file} records other classes than ${data} (${differ}): it is trained on the data's, in their order, and the model written records them`);
     return set;
   }
-  const folder = !isCifar10(set.name.split('/')[0]!);
   throw inputError({
     file: data,
     problem: `its classes are not the ones ${model.file} records (slimkit.classes): ${differ}`,
-    fix: `${folder ? `rename the class folders to the model's names (${listNames(model.names)}), or ` : ''}use data of the classes the model was trained on`,
+    fix: `${data !== 'cifar10' ? `rename the class folders to the model's names (${listNames(model.names)}), or ` : ''}use data of the classes the model was trained on`,
   });
 }
 
 /** An image folder by its path, CIFAR-10 as 'cifar10' (its sets are named 'cifar10/test', …). */
 function dataName(set: ImageSet): string {
   return isCifar10(set.name.split('/')[0]!) ? 'cifar10' : set.name;
-}
-
-function listNames(names: readonly string[]): string {
-  return names.length > 12 ? `${names.slice(0, 12).join(', ')}, … ${names.length - 12} more` : names.join(', ');
 }
 
 /**

@@ -5,6 +5,7 @@
 import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
+import { sameFile } from '../util/files.js';
 
 const statOf = (p: string): Stats | undefined => {
   try {
@@ -13,13 +14,6 @@ const statOf = (p: string): Stats | undefined => {
     return undefined;
   }
 };
-
-/** The same file on disk (a link or another spelling of the path counts). */
-function sameFile(a: string, b: string): boolean {
-  const [sa, sb] = [statOf(a), statOf(b)];
-  if (sa && sb) return sa.dev === sb.dev && sa.ino === sb.ino;
-  return path.resolve(a) === path.resolve(b);
-}
 
 function checkParent(target: string, flag: string): void {
   const parent = path.dirname(path.resolve(target));

@@ -245,7 +245,7 @@ export async function loadTrainTestFolders(
   const layout = await folderLayout(root);
   const splits = layout.kind === 'splits' ? layout.splits : [];
   if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
-    const holds = layout.kind === 'classes' ? `class folders (${listed(layout.classes)})` : splits.map((s) => `${s}/`).join(' and ');
+    const holds = layout.kind === 'classes' ? `class folders (${listNames(layout.classes)})` : splits.map((s) => `${s}/`).join(' and ');
     throw inputError({
       file: root,
       problem: `holds ${holds} but training needs train/ and test/ subfolders`,
@@ -290,8 +290,8 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
   return { ...test, classes: trainClasses, labels: test.labels.map((l) => toTrain[l]!) };
 }
 
-/** Up to 12 names, then how many more. */
-function listed(names: readonly string[]): string {
+/** Up to 12 names, then how many more (for messages). */
+export function listNames(names: readonly string[]): string {
   return names.length > 12 ? `${names.slice(0, 12).join(', ')}, … ${names.length - 12} more` : names.join(', ');
 }
 

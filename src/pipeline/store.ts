@@ -9,6 +9,7 @@ import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
+import { sameFile } from '../util/files.js';
 
 export interface ArtifactRef {
   sha256: string;
@@ -78,7 +79,7 @@ export async function publishModel(runDir: string, ref: ArtifactRef, name: strin
   const source = path.join(runDir, ref.path);
   // Already published (a rerun): renaming a link onto another link of the same file does nothing
   // (POSIX), which left the temporary link behind on every rerun.
-  if (await sameFile(source, target)) return rel;
+  if (sameFile(source, target)) return rel;
   const temp = `${target}.${process.pid}.tmp`;
   await rm(temp, { force: true });
   try {
@@ -89,9 +90,4 @@ export async function publishModel(runDir: string, ref: ArtifactRef, name: strin
   await rename(temp, target);
   await rm(temp, { force: true });
   return rel;
-}
-
-async function sameFile(a: string, b: string): Promise<boolean> {
-  const [sa, sb] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
-  return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
 }

@@ -1,0 +1,16 @@
+import { statSync } from 'node:fs';
+import path from 'node:path';
+
+/** Whether two paths name the same file on disk: a hard link or another spelling of the path counts. */
+export function sameFile(a: string, b: string): boolean {
+  const stats = [a, b].map((p) => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  });
+  const [sa, sb] = stats;
+  if (sa && sb) return sa.dev === sb.dev && sa.ino === sb.ino;
+  return path.resolve(a) === path.resolve(b);
+}
