@@ -58,7 +58,7 @@ describe.skipIf(!nativeAvailable())('engine memory', () => {
     const rssBefore = process.memoryUsage().rss;
     await run(100, 1000);
     const rssAfter = process.memoryUsage().rss;
-    console.log(`RSS ${(rssBefore / 2 ** 20).toFixed(1)} MB → ${(rssAfter / 2 ** 20).toFixed(1)} MB over 1,000 steps`);
+    console.log(`RSS ${(rssBefore / 2 ** 20).toFixed(1)} MiB → ${(rssAfter / 2 ** 20).toFixed(1)} MiB over 1,000 steps`);
     expect(rssAfter / rssBefore).toBeLessThanOrEqual(1.05);
   }, 300_000);
 });

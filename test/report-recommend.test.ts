@@ -33,15 +33,15 @@ describe('Pareto fronts', () => {
 
 describe('recommend', () => {
   it('picks the most accurate variant within the limits and says what else fits', () => {
-    // Within 1 MB and 2 ms: int8 (84.9 %), pruned (84.0 %), bad (80.0 %, dominated by int8).
+    // Within 1 MiB and 2 ms: int8 (84.9 %), pruned (84.0 %), bad (80.0 %, dominated by int8).
     const r = recommend(ALL, { maxSizeBytes: 1024 ** 2, maxLatencyMs: 2, minTop1: 0.8 });
     expect(r.choice).toBe('int8');
     expect(r.candidates).toEqual(['int8', 'pruned']);
-    expect(r.lines[0]).toBe('Recommended: int8 (models/int8.onnx) — file size 720.0 KB ≤ 1.00 MB, batch-1 p50 latency 1.60 ms ≤ 2.00 ms, top-1 84.90 % ≥ 80.00 %.');
+    expect(r.lines[0]).toBe('Recommended: int8 (models/int8.onnx) — file size 720.0 KiB ≤ 1.00 MiB, batch-1 p50 latency 1.60 ms ≤ 2.00 ms, top-1 84.90 % ≥ 80.00 %.');
     expect(r.lines[1]).toBe('It has the highest top-1 of the 3 variants within the limits.');
-    expect(r.lines).toContain('Also on the front: pruned — 84.00 % top-1, 1.10 ms, 380.0 KB (1.45× faster, 1.89× smaller, 0.90 pt less accurate).');
+    expect(r.lines).toContain('Also on the front: pruned — 84.00 % top-1, 1.10 ms, 380.0 KiB (1.45× faster, 1.89× smaller, 0.90 pt less accurate).');
     expect(r.lines).toContain('Not bad: int8 is at least as accurate, fast and small.');
-    expect(r.lines.at(-1)).toMatch(/^Over the limits: fp32 — file size 2.73 MB > 1.00 MB \(173\.4 % over\), batch-1 p50 latency 4\.00 ms > 2\.00 ms \(100\.0 % over\)\.$/);
+    expect(r.lines.at(-1)).toMatch(/^Over the limits: fp32 — file size 2.73 MiB > 1.00 MiB \(173\.4 % over\), batch-1 p50 latency 4\.00 ms > 2\.00 ms \(100\.0 % over\)\.$/);
   });
 
   it('breaks top-1 ties by latency, then size', () => {
@@ -50,7 +50,7 @@ describe('recommend', () => {
   });
 
   it('says clearly when nothing fits, which variant is closest and which limit is nearest', () => {
-    // top-1 ≥ 93 %: best 85 % (fp32), 8 pt short (8.6 % of the bound, what ranks it). ≤ 1 ms: best 1.1 ms (pruned), 10 % over. ≤ 3 MB: all fit.
+    // top-1 ≥ 93 %: best 85 % (fp32), 8 pt short (8.6 % of the bound, what ranks it). ≤ 1 ms: best 1.1 ms (pruned), 10 % over. ≤ 3 MiB: all fit.
     // Worst miss per variant: fp32 max(0.086 (top1), 3.0 (latency)) = 3.0; int8 max(0.6, 0.087) = 0.6;
     // pruned max(0.1, 0.097) = 0.1; bad 1.0 → closest: pruned.
     const r = recommend(ALL, { maxSizeBytes: 3 * 1024 ** 2, maxLatencyMs: 1, minTop1: 0.93 });
@@ -60,7 +60,7 @@ describe('recommend', () => {
     expect(r.nearestLimit).toMatchObject({ limit: 'top1', best: { id: 'fp32' } });
     expect(r.nearestLimit!.best.miss).toBeCloseTo((0.93 - 0.85) / 0.93, 12);
     expect(r.lines[0]).toBe('No variant of 4 meets all the limits.');
-    expect(r.lines).toContain('file size ≤ 3.00 MB: met by fp32, int8, pruned, bad.');
+    expect(r.lines).toContain('file size ≤ 3.00 MiB: met by fp32, int8, pruned, bad.');
     expect(r.lines).toContain('batch-1 p50 latency ≤ 1.00 ms: met by none — the best is pruned at 1.10 ms (10.0 % over).');
     expect(r.lines).toContain('Nearest to being met: the top-1 limit (8.00 pt short, by fp32).');
   });
@@ -75,13 +75,17 @@ describe('recommend', () => {
 });
 
 describe('limit parsing', () => {
-  it('reads sizes in the units slim bench prints (1 MB = 1,048,576 bytes)', () => {
-    expect(parseSize('3MB')).toBe(3 * 1024 ** 2);
+  it('reads SI and binary sizes as what they say (1 MB = 1,000,000 bytes, 1 MiB = 1,048,576)', () => {
+    expect(parseSize('3MB')).toBe(3_000_000);
     expect(parseSize('3 MiB')).toBe(3 * 1024 ** 2);
-    expect(parseSize('500kb')).toBe(500 * 1024);
-    expect(parseSize('1.5G')).toBe(1.5 * 1024 ** 3);
+    expect(parseSize('2.5mib')).toBe(2.5 * 1024 ** 2);
+    expect(parseSize('500kb')).toBe(500_000);
+    expect(parseSize('500 KiB')).toBe(500 * 1024);
+    expect(parseSize('1.5G')).toBe(1.5e9);
     expect(parseSize('12345')).toBe(12345);
+    expect(parseSize('12345 B')).toBe(12345);
     expect(parseSize('3 parsecs')).toBeUndefined();
+    expect(parseSize('3 MIBS')).toBeUndefined();
   });
   it('reads top-1 as a fraction or a percentage', () => {
     expect(parseTop1('0.93')).toBe(0.93);

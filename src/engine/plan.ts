@@ -100,6 +100,11 @@ export class EnginePlan {
     return this.compiled.tensors.filter((t) => t.role === 0).map((t) => t.name);
   }
 
+  /** Trainable numbers: the elements of all parameter tensors (11.17 M for ResNet18). */
+  get parameterCount(): number {
+    return this.compiled.tensors.filter((t) => t.role === 0).reduce((n, t) => n + t.value.data.length, 0);
+  }
+
   /** Tensors training updates besides the parameters (BN running statistics). */
   get stateNames(): string[] {
     return this.compiled.tensors.filter((t) => t.role === 1).map((t) => t.name);

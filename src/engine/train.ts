@@ -354,7 +354,12 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const log = async (record: Record<string, unknown>): Promise<void> => {
     if (o.log && writer) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   };
-  await log({ event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...fingerprint, device: r.device, totalSteps });
+  // The fingerprint's `params` counts tensors (kept so older checkpoints resume); the log names both counts.
+  const { params: parameterTensors, ...settings } = fingerprint;
+  await log({
+    event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...settings,
+    parameters: plan.parameterCount, parameterTensors, device: r.device, totalSteps,
+  });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
     checkpointPath && existsSync(checkpointPath)

@@ -1,10 +1,12 @@
 /** Number formatting shared by the CLI tables and reports. */
 import type { TrainProgress } from '../engine/train.js';
 
+/** Binary units, named as such (KiB, MiB, GiB): what `ls -lh` and file managers count in. */
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(2)} MB`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(2)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 /** 11173962 → "11.17 M"; null (not known) → a dash. */

@@ -172,13 +172,16 @@ function advice(unmet: LimitName[]): string {
   return `To get there: ${(unmet.length ? unmet : (['size', 'latency', 'top1'] as LimitName[])).map((l) => tips[l]).join('; ')}.`;
 }
 
-/** "3MB", "500 KB", "2.5MiB", "123456" (bytes) → bytes; MB = 1,048,576 bytes, as `slim bench` prints sizes. */
+/**
+ * "3MB", "500 kB", "2.5MiB", "123456" (bytes) → bytes. SI and binary prefixes mean what they say
+ * (1 MB = 1,000,000 bytes, 1 MiB = 1,048,576 bytes, as `slim bench` prints sizes).
+ */
 export function parseSize(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$/i.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(i)?b?|b)?\s*$/i.exec(text);
   if (!m) return undefined;
-  const unit = (m[2] ?? 'b').toLowerCase().replace('i', '').replace(/b$/, '');
-  const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit];
-  return scale === undefined ? undefined : Math.round(Number(m[1]) * scale);
+  const power = m[2] === undefined ? 0 : 'kmg'.indexOf(m[2].toLowerCase()) + 1;
+  const base = m[3] ? 1024 : 1000;
+  return Math.round(Number(m[1]) * base ** power);
 }
 
 /** "0.93", "93%", "93 %" → 0.93. */

@@ -26,7 +26,7 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
     const points = (front: readonly string[], x: (v: RunReport['variants'][number]) => number) =>
       r.variants.map((v) => ({ id: v.id, x: x(v), top1: v.top1, pareto: front.includes(v.id) }));
     charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => v.latency_ms.p50), { title: 'Top-1 vs batch-1 latency', xTitle: 'p50 latency (ms)' }), 'latency');
-    charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KB)' }), 'size');
+    charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }), 'size');
     const classes = r.variants[0]!.per_class.map((c) => c.name);
     charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');
   }

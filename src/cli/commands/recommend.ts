@@ -18,7 +18,7 @@ interface RecommendCliOptions extends CommonOptions {
 
 const sizeArg = (value: string): number => {
   const bytes = parseSize(value);
-  if (bytes === undefined || bytes <= 0) throw new InvalidArgumentError(`--max-size takes a size such as 3MB, 500KB or 120000 (bytes), got '${value}'`);
+  if (bytes === undefined || bytes <= 0) throw new InvalidArgumentError(`--max-size takes a size such as 3MB, 2.5MiB, 500kB or 120000 (bytes), got '${value}'`);
   return bytes;
 };
 
@@ -40,7 +40,7 @@ export function registerRecommend(program: Command): void {
       .command('recommend')
       .argument('[run-dir]', 'a run folder (the same as --run)')
       .description('pick the best variant of a run under size / latency / top-1 limits (Pareto), and say why')
-      .option('--max-size <size>', 'largest .onnx file, e.g. 3MB or 500KB (1 MB = 1,048,576 bytes, as slim bench prints sizes)', sizeArg)
+      .option('--max-size <size>', 'largest .onnx file, e.g. 3MB or 2.5MiB (MB = 10^6 bytes, MiB = 2^20 as slim bench prints sizes)', sizeArg)
       .option('--max-latency-ms <ms>', 'largest batch-1 p50 latency in milliseconds (as measured by the run\'s bench stage)', msArg)
       .option('--min-top1 <x>', 'smallest top-1, a fraction (0.93) or a percentage (93%)', top1Arg)
       .option('--run <dir>', 'a run folder (default: the most recently updated one under ./runs)'),
