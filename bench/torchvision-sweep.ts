@@ -4,14 +4,19 @@
  * a markdown table (✓ / ✗ per command) and the first error line of each failure; writes OUT/sweep.json.
  *
  *   npx tsx bench/torchvision-sweep.ts [--out DIR] [--models resnet18,mobilenet_v2,...] [--kinds folded,bn]
- *                                      [--skip-export] [--data-dir D]
+ *                                      [--steps info,new head,...] [--skip-export] [--data-dir D]
  *
  * Needs `npm run build` (it runs bin/slim.js as a user would), Debian's python3-torch and
  * python3-torchvision (apt-get install python3-torchvision) for the export, and CIFAR-10 for eval,
  * calibration and the short training runs (64 images: they check that training runs, not accuracy).
+ * "new head" is transfer learning: the 10-class model given a fresh 3-class classifier and only that
+ * trained (`--new-head --freeze-backbone`), on a folder of three CIFAR-10 classes it writes to OUT/three.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { loadCifar10 } from '../src/data/cifar10.js';
+import { toChannelsLast } from '../src/data/transforms.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -22,6 +27,7 @@ const { values } = parseArgs({
     models: { type: 'string' },
     kinds: { type: 'string', default: 'folded,bn' },
     'skip-export': { type: 'boolean', default: false },
+    steps: { type: 'string' },
     'data-dir': { type: 'string', default: process.env.SLIM_DATA_DIR ?? path.resolve(REPO, '..', 'shared', 'data', 'cifar10') },
   },
 });
@@ -48,6 +54,8 @@ interface Step {
   needs?: string;
 }
 const data = ['--data-dir', values['data-dir']];
+const three = path.join(out, 'three');
+await threeClassFolder(three);
 const STEPS: Step[] = [
   { name: 'info', args: (m) => ['info', m, '--json'] },
   { name: 'eval', args: (m) => ['eval', m, '--data', 'cifar10', ...data, '--limit', '200', '--json'] },
@@ -58,8 +66,31 @@ const STEPS: Step[] = [
   { name: 'sparse 50 %', args: (m, d) => ['prune', m, '-o', `${d}/s.onnx`, '--unstructured', '--sparsity', '0.5', '--json'] },
   { name: 'train', args: (m, d) => ['train', '--model', m, '--data', 'cifar10', ...data, '--epochs', '1', '--train-limit', '64', '--test-limit', '64', '--batch', '32', '--threads', '2', '--out', `${d}/t.onnx`, '--json'] },
   { name: 'QAT', needs: 'q.onnx', args: (m, d) => ['quantize', m, '-o', `${d}/qat.onnx`, '--qat', '--epochs', '1', '--data', 'cifar10', ...data, '--train-limit', '64', '--eval-limit', '64', '--batch', '32', '--json'] },
+  { name: 'new head', args: (m, d) => ['train', '--model', m, '--data', three, '--new-head', '--freeze-backbone', '--epochs', '1', '--batch', '16', '--threads', '2', '--out', `${d}/head.onnx`, '--json'] },
   { name: 'deploy', needs: 'q.onnx', args: (_m, d) => ['deploy', `${d}/q.onnx`, '--target', 'linux-x64', '--out', `${d}/bundle`, '--force', '--json'] },
 ];
+
+const STEPS_RUN = values.steps ? STEPS.filter((s) => values.steps!.split(',').includes(s.name)) : STEPS;
+
+/** Three CIFAR-10 classes as an image folder (24 training and 12 test images each): data with another class count. */
+async function threeClassFolder(dir: string): Promise<void> {
+  if (existsSync(path.join(dir, 'test'))) return;
+  for (const [split, perClass] of [['train', 24], ['test', 12]] as const) {
+    const set = await loadCifar10(split, { dataDir: values['data-dir'] });
+    const [channels, height, width] = set.imageShape;
+    const size = channels * height * width;
+    const taken = [0, 0, 0];
+    for (let i = 0; i < set.labels.length && taken.some((n) => n < perClass); i++) {
+      const label = set.labels[i]!;
+      if (label > 2 || taken[label]! >= perClass) continue;
+      taken[label]!++;
+      const folder = path.join(dir, split, set.classes[label]!);
+      mkdirSync(folder, { recursive: true });
+      const pixels = toChannelsLast(set.pixels.subarray(i * size, (i + 1) * size), set.imageShape);
+      await sharp(pixels, { raw: { width, height, channels: channels as 3 } }).png().toFile(path.join(folder, `${i}.png`));
+    }
+  }
+}
 
 interface Row {
   model: string;
@@ -75,7 +106,7 @@ for (const name of names) {
     const dir = path.join(out, `${name}-${kind}`);
     mkdirSync(dir, { recursive: true });
     const row: Row = { model: `${name} (${kind === 'bn' ? 'BN kept' : 'BN folded'})`, steps: {} };
-    for (const step of STEPS) {
+    for (const step of STEPS_RUN) {
       if (step.needs && !existsSync(path.join(dir, step.needs))) continue;
       const start = Date.now();
       const run = spawnSync(process.execPath, [slim, ...step.args(model, dir)], { encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -91,7 +122,7 @@ for (const name of names) {
 }
 writeFileSync(path.join(out, 'sweep.json'), `${JSON.stringify(rows, null, 2)}\n`);
 
-const columns = STEPS.map((s) => s.name);
+const columns = STEPS_RUN.map((s) => s.name);
 const lines = [
   `| model | params | MACs | ${columns.join(' | ')} |`,
   `|---|---|---|${columns.map(() => '---').join('|')}|`,

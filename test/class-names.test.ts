@@ -105,11 +105,11 @@ describe('scoring by class name', () => {
     const byName = await runSlim(['eval', permuted, '--data', folder, '--json']);
     expect(byName.code, byName.stderr).toBe(0);
     expect(byName.stderr).toMatch(/photos\/val has the classes .*permuted\.onnx records \(slimkit\.classes\) in another order: its images are matched to the model's outputs by class name/);
-    const a = JSON.parse(byPosition.stdout) as { top1: number; count: number; perClass: { name: string; correct: number; total: number }[] };
+    const a = JSON.parse(byPosition.stdout) as { top1: number; eval_images: number; per_class: { name: string; correct: number; total: number }[] };
     const b = JSON.parse(byName.stdout) as typeof a;
-    expect(a.count).toBe(15); // val/ is the test split of a train/ + val/ folder
+    expect(a.eval_images).toBe(15); // val/ is the test split of a train/ + val/ folder
     // Per class, by name: position would give each class the hits of another.
-    const perName = (r: typeof a) => Object.fromEntries(r.perClass.map((c) => [c.name, [c.correct, c.total]]));
+    const perName = (r: typeof a) => Object.fromEntries(r.per_class.map((c) => [c.name, [c.correct, c.total]]));
     expect(perName(b)).toEqual(perName(a));
     expect(b.top1).toBe(a.top1);
 

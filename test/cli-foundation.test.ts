@@ -26,7 +26,7 @@ describe('slim zoo / info', () => {
     expect(info.code).toBe(0);
     const doc = json(info.stdout);
     expect(doc).toMatchObject({ params: expect.any(Number), macs: expect.any(Number), opsets: { '': 17 } });
-    expect((doc['opHistogram'] as Record<string, number>)['Conv']).toBe(20);
+    expect((doc['op_histogram'] as Record<string, number>)['Conv']).toBe(20);
     expect(doc['inputs']).toEqual([{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }]);
   });
 
@@ -114,10 +114,10 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     const run = await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '200', '--threads', '2', '--json']);
     expect(run.code).toBe(0);
     const doc = json(run.stdout);
-    expect(doc['count']).toBe(200);
+    expect(doc['eval_images']).toBe(200);
     expect(doc['top1']).toBeGreaterThanOrEqual(0);
     expect(doc['top5']).toBeGreaterThanOrEqual(doc['top1'] as number);
-    const perClass = doc['perClass'] as { total: number }[];
+    const perClass = doc['per_class'] as { total: number }[];
     expect(perClass).toHaveLength(10);
     expect(perClass.reduce((s, c) => s + c.total, 0)).toBe(200);
     const confusion = doc['confusion'] as number[][];
@@ -161,7 +161,7 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     const info = await runSlim(['info', model, '--json']);
     expect(info.code, info.stderr).toBe(0);
     // PyTorch: conv+BN fused (216 + 8), conv (1152 + 16), linear (160 + 10).
-    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: null, unknownOps: ['Resize'] });
+    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: null, unknown_ops: ['Resize'] });
     expect(info.stderr).toContain('no definition for op Resize; ONNX Runtime runs it');
     const human = await runSlim(['info', model]);
     expect(human.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
@@ -183,7 +183,7 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
   it.skipIf(!hasCifar)('eval scores it; quantize refuses it naming the op and what still works', async () => {
     const run = await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '100', '--threads', '1', '--json']);
     expect(run.code, run.stderr).toBe(0);
-    expect(json(run.stdout)['count']).toBe(100);
+    expect(json(run.stdout)['eval_images']).toBe(100);
     const quant = await runSlim(['quantize', model, '-o', path.join(dir, 'resize.int8.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR]);
     expect(quant.code).toBe(1);
     expect(quant.stderr).toContain('op Resize is not supported');

@@ -49,7 +49,7 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(Math.abs(r.onnxruntime_top1 - r.test_top1)).toBeLessThanOrEqual(1 / 256);
     const written = await readModel(out);
     expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
-    expect(JSON.parse(written.metadata['slimkit.distillation']!)).toMatchObject({ teacher: 'teacher.onnx', temperature: 2, alpha: 0.3, cachedTeacher: false });
+    expect(JSON.parse(written.metadata['slimkit.distillation']!)).toMatchObject({ teacher: 'teacher.onnx', temperature: 2, alpha: 0.3, cached_teacher: false });
   }, 180_000);
 
   it('--cache-teacher trains on the unaugmented images from one teacher pass, as the live teacher would', async () => {

@@ -277,12 +277,12 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(result.history[3]!.trainLoss).toBeLessThan(result.history[0]!.trainLoss);
     expect(lastProgress).toBe(result.steps);
     expect(result.steps).toBe(4 * Math.floor(10_000 / 128));
-    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; parameters?: number; parameterTensors?: number });
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; parameters?: number; parameter_tensors?: number });
     expect(records.map((r) => r.event)).toEqual(['start', 'epoch', 'epoch', 'epoch', 'epoch', 'end']);
     // The log counts trainable numbers (every weight, bias, BN scale and shift), and the tensors apart.
     // (It said `params: 14` before: the tensor count, under a name that read as the other.)
     expect(records[0]!.parameters).toBe(countParameters(result.graph));
-    expect(records[0]!.parameterTensors).toBeLessThan(records[0]!.parameters!);
+    expect(records[0]!.parameter_tensors).toBeLessThan(records[0]!.parameters!);
     console.log(`trainModel: 4 epochs of 10k CIFAR-10 images in ${seconds.toFixed(1)} s, test top-1 ${(100 * result.testAccuracy).toFixed(2)} %`);
 
     // Export path: fold BN into the convs, then ONNX Runtime's top-1 must equal the engine's eval top-1.

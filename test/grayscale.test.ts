@@ -92,8 +92,8 @@ describe('grayscale images', () => {
     expect(maxAbsDiff((await runGraph(graph, { input: torch.input }))['logits']!, torch.output)).toBeLessThan(1e-5);
     const run = await runSlim(['eval', GRAY, '--data', folder, '--mean', '0.3', '--std', '0.2', '--json']);
     expect(run.code, run.stderr).toBe(0);
-    const result = JSON.parse(run.stdout) as { top1: number; count: number };
-    expect(result.count).toBe(60);
+    const result = JSON.parse(run.stdout) as { top1: number; eval_images: number };
+    expect(result.eval_images).toBe(60);
     // The oracle: the same PNGs, luma by toGrayscale, normalized with mean 0.3 / std 0.2, one ORT run.
     const set = await loadImageFolder(path.join(folder, 'test'), { size: [28, 28], channels: 3 });
     const plane = 28 * 28;

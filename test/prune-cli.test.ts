@@ -128,9 +128,9 @@ describe('slim prune', () => {
       '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--test-limit', '500', '--batch', '64', '--distill', '--json',
     ]);
     expect(run.code, run.stderr).toBe(0);
-    const doc = JSON.parse(run.stdout) as PruneJson & { test_accuracy: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
+    const doc = JSON.parse(run.stdout) as PruneJson & { test_top1: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     // Scored on 500 test images: a whole number of them.
-    expect(Math.abs(doc.test_accuracy * 500 - Math.round(doc.test_accuracy * 500))).toBeLessThan(1e-6);
+    expect(Math.abs(doc.test_top1 * 500 - Math.round(doc.test_top1 * 500))).toBeLessThan(1e-6);
     expect(doc.structured.mean_replacement).toBe(true);
     expect(doc.structured.steps.map((s) => s.step)).toEqual([1, 2]);
     expect(doc.macs_after).toBeLessThanOrEqual(0.5 * doc.macs_before);

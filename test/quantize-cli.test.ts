@@ -132,12 +132,12 @@ describe('slim quantize', () => {
     const run = await runSlim(['quantize', file, '-o', out, '--calib', folder, '--samples', '64', '--per-tensor', '--eval', folder, '--max-drop', '20', '--json', '--threads', '1']);
     expect(run.code, run.stderr).toBe(0);
     const doc = json(run.stdout);
-    const mixed = doc['mixed_precision'] as { float_layers: string[]; met: boolean; steps: { floatLayers: number; dropPt: number }[] };
+    const mixed = doc['mixed_precision'] as { float_layers: string[]; met: boolean; steps: { float_layer_count: number; top1_drop_pt: number }[] };
     expect(doc['top1_before']).toBe(1);
     expect(doc['calibration_images']).toBe(doc['eval_images']);
-    expect(mixed.steps[0]).toMatchObject({ floatLayers: 0 });
-    expect(mixed.steps[0]!.dropPt).toBeGreaterThan(50);
-    expect(mixed.steps.filter((s) => s.floatLayers === 0)).toHaveLength(1);
+    expect(mixed.steps[0]).toMatchObject({ float_layer_count: 0 });
+    expect(mixed.steps[0]!.top1_drop_pt).toBeGreaterThan(50);
+    expect(mixed.steps.filter((s) => s.float_layer_count === 0)).toHaveLength(1);
     expect(mixed.met).toBe(true);
     expect(mixed.float_layers, JSON.stringify(mixed.steps)).toEqual(['fc']);
     expect(doc['top1_drop_pt'] as number).toBeLessThanOrEqual(20);

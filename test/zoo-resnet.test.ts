@@ -182,7 +182,7 @@ describe('zoo names, options and metadata', () => {
       normalization: { scale: 1 / 255, mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
       classNames: ['a', 'b', 'c'],
     });
-    expect(JSON.parse(g.metadata[METADATA_KEYS.zoo]!)).toEqual({ name: 'resnet34-cifar', classes: 3, width: 0.25, seed: 5, zeroInitResidual: false });
+    expect(JSON.parse(g.metadata[METADATA_KEYS.zoo]!)).toEqual({ name: 'resnet34-cifar', classes: 3, width: 0.25, seed: 5, zero_init_residual: false });
     const im = buildZooModel('resnet18-imagenet', { width: 0.25 });
     expect(readPreprocessing(im)).toEqual({
       inputShape: [3, 224, 224],

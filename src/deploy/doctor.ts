@@ -115,6 +115,19 @@ export interface DoctorReport {
   advice: Advice[];
 }
 
+/** The report as `--json` prints it (snake_case keys, as every slimkit JSON document). */
+export function doctorJson(report: DoctorReport): Record<string, unknown> {
+  const { cgroupLimit, ...threads } = report.threads;
+  return {
+    cpu: report.cpu,
+    ...(report.board !== undefined ? { board: report.board } : {}),
+    threads: { ...threads, ...(cgroupLimit !== undefined ? { cgroup_limit: cgroupLimit } : {}) },
+    memory: { total_bytes: report.memory.totalBytes, free_bytes: report.memory.freeBytes },
+    versions: report.versions,
+    advice: report.advice,
+  };
+}
+
 export interface Advice {
   level: 'good' | 'info' | 'warn';
   text: string;

@@ -6,6 +6,7 @@ import { SlimError, usageError } from '../errors.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { normalizationOf } from '../zoo/metadata.js';
+import { epochJson, snakeSettings } from '../report/json-records.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
@@ -357,8 +358,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   // The fingerprint's `params` counts tensors (kept so older checkpoints resume); the log names both counts.
   const { params: parameterTensors, ...settings } = fingerprint;
   await log({
-    event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...settings,
-    parameters: plan.parameterCount, parameterTensors, device: r.device, totalSteps,
+    event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...snakeSettings(settings),
+    parameters: plan.parameterCount, parameter_tensors: parameterTensors, device: r.device, total_steps: totalSteps,
   });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
@@ -440,7 +441,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       imagesPerSecond: seen / trainSeconds,
     };
     history.push(record);
-    await log({ event: 'epoch', ...record });
+    await log({ event: 'epoch', ...epochJson(record) });
     if (checkpointPath && writer) {
       const seconds = start.seconds + (performance.now() - runStart) / 1000;
       const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds };
@@ -460,6 +461,6 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     steps: step,
     ...(start.resumedFrom !== undefined ? { resumedFrom: start.resumedFrom } : {}),
   };
-  await log({ event: 'end', testAccuracy: result.testAccuracy, seconds, gpuSeconds, estimatedCost: result.estimatedCost, steps: step });
+  await log({ event: 'end', test_top1: result.testAccuracy, seconds, gpu_seconds: gpuSeconds, estimated_cost: result.estimatedCost, steps: step });
   return result;
 }

@@ -3,6 +3,7 @@ import { deadCodePass } from './dead-code.js';
 import { foldBatchNormPass } from './fold-batchnorm.js';
 import { fixWeightsPass } from './fix-weights.js';
 import { foldShapesPass } from './fold-shapes.js';
+import { freezeBatchNormPass } from './freeze-batchnorm.js';
 import type { Pass } from './pass.js';
 import { removeIdentityPass } from './remove-identity.js';
 import { untieWeightsPass } from './untie-weights.js';
@@ -13,6 +14,8 @@ export { eliminateDeadCode } from './dead-code.js';
 export { foldBatchNorm } from './fold-batchnorm.js';
 export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
+export { freezeBatchNorm } from './freeze-batchnorm.js';
+export { declareClassCount, findClassifierHead, replaceClassifierHead, type ClassifierHead } from './replace-head.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
 export { untieIdentityWeights } from './untie-weights.js';
@@ -21,7 +24,7 @@ export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
 
 /** Every pass by name, for `slim optimize --passes`. */
 export const PASSES: Record<string, Pass> = Object.fromEntries(
-  [fixWeightsPass, constantsPass, untieWeightsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, deadCodePass, upgradeOpsetPass].map((p) => [p.name, p]),
+  [fixWeightsPass, constantsPass, untieWeightsPass, foldShapesPass, removeIdentityPass, foldBatchNormPass, freezeBatchNormPass, deadCodePass, upgradeOpsetPass].map((p) => [p.name, p]),
 );
 
 /**

@@ -11,10 +11,10 @@ import path from 'node:path';
 import { SlimError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import type { EpochRecord } from '../engine/train.js';
+import { epochJson, type EpochJson } from '../report/json-records.js';
 import type { BenchRow } from '../cli/commands/bench.js';
 import type { BenchTarget } from '../runtime/benchmark-web.js';
 import type { ClassAccuracy } from '../runtime/evaluate.js';
-import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
 import { VERSION } from '../version.js';
 import type { StageKind } from './recipe.js';
 import type { ArtifactRef } from './store.js';
@@ -27,7 +27,7 @@ export type StageStatus = 'pending' | 'running' | 'done' | 'failed';
 
 /** Training stages (train, finetune, distill) and the fine-tuning inside prune / QAT. */
 export interface TrainingResult {
-  history: EpochRecord[];
+  history: EpochJson[];
   /** Engine top-1 after the last epoch on the `eval_images` first test images. */
   test_top1: number;
   steps: number;
@@ -49,7 +49,7 @@ export interface PruneResult {
   groups?: number;
   boundaries?: number;
   compensated?: boolean;
-  steps: { step: number; macs: number; sparsity?: number; testAccuracy?: number; seconds: number }[];
+  steps: { step: number; macs: number; sparsity?: number; test_top1?: number; seconds: number }[];
   test_top1?: number;
   finetune_epochs: number;
 }
@@ -63,8 +63,8 @@ export interface QuantizeResult {
   samples?: number;
   calibration_seconds?: number;
   quantized_nodes?: number;
-  float_nodes?: { node: string; opType: string; reason: string }[];
-  sensitivity?: LayerSensitivity[];
+  float_nodes?: { node: string; op_type: string; reason: string }[];
+  sensitivity?: { layer: string; op_type: string; score: number; agreement: number }[];
   mixed_precision?: { float_layers: string[]; met: boolean; baseline_top1: number; top1: number };
   /** On a CPU with AMX and cpu: auto, the measured Conv layout (quantize/tune-layout.ts). */
   conv_layout?: ConvLayoutSummary;
@@ -205,10 +205,41 @@ export async function readManifest(runDir: string): Promise<RunManifest | undefi
   try {
     const m = JSON.parse(text) as RunManifest;
     if (m.version !== 1 || !Array.isArray(m.stages)) throw new Error('not a version-1 manifest');
-    return m;
+    return { ...m, stages: m.stages.map(upgradeRecord) };
   } catch (e) {
     throw new SlimError({ file, problem: `is not a slimkit run manifest (${(e as Error).message})`, fix: 'point at a run folder made by `slim run`, or rerun the recipe with --fresh' });
   }
+}
+
+/** camelCase → snake_case keys of one record (the keys of older run folders' records; values kept). */
+function snakeRecord<T>(o: object): T {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])) as T;
+}
+
+/**
+ * A record as this version writes it. Run folders made before every JSON key was snake_case kept epoch
+ * histories, prune steps and quantization's op names in camelCase (trainAccuracy, testAccuracy, opType);
+ * their stages are still reused and reported.
+ */
+function upgradeRecord(record: StageRecord): StageRecord {
+  const r = record.result as Record<string, unknown> | undefined;
+  if (!r) return record;
+  const epochs = (h: unknown): EpochJson[] | undefined =>
+    Array.isArray(h) ? h.map((e: object) => ('trainLoss' in e ? epochJson(e as EpochRecord) : (e as EpochJson))) : undefined;
+  const opType = <T>(list: unknown): T[] | undefined =>
+    Array.isArray(list) ? list.map((x: Record<string, unknown>) => ('opType' in x ? snakeRecord<T>(x) : (x as T))) : undefined;
+  const upgraded: Record<string, unknown> = { ...r };
+  if (r['history']) upgraded['history'] = epochs(r['history']);
+  if (r['qat'] && typeof r['qat'] === 'object') {
+    const qat = r['qat'] as Record<string, unknown>;
+    upgraded['qat'] = { ...qat, history: epochs(qat['history']) };
+  }
+  if (record.kind === 'prune' && Array.isArray(r['steps'])) {
+    upgraded['steps'] = (r['steps'] as Record<string, unknown>[]).map(({ testAccuracy, ...s }) => ({ ...s, ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }));
+  }
+  if (r['float_nodes']) upgraded['float_nodes'] = opType(r['float_nodes']);
+  if (r['sensitivity']) upgraded['sensitivity'] = opType(r['sensitivity']);
+  return { ...record, result: upgraded } as StageRecord;
 }
 
 const json = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.stringify(value, null, 2)}\n`);
@@ -219,7 +250,7 @@ export async function writeManifest(runDir: string, manifest: RunManifest): Prom
 
 export async function readStageRecord(runDir: string, key: string): Promise<StageRecord | undefined> {
   try {
-    const record = JSON.parse(await readFile(path.join(runDir, STAGE_CACHE, `${key}.json`), 'utf8')) as StageRecord;
+    const record = upgradeRecord(JSON.parse(await readFile(path.join(runDir, STAGE_CACHE, `${key}.json`), 'utf8')) as StageRecord);
     return record.status === 'done' && record.key === key ? record : undefined;
   } catch {
     return undefined;

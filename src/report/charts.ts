@@ -6,7 +6,7 @@
  */
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { EpochRecord } from '../engine/train.js';
+import type { EpochJson } from './json-records.js';
 import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
 
 export interface ChartPoint {
@@ -102,7 +102,7 @@ export function perClassSpec(rows: readonly ClassRow[], classes: readonly string
 }
 
 /** Output SQNR per layer (only that layer quantized), in graph order; the worst fifth in red. */
-export function sensitivitySpec(layers: readonly LayerSensitivity[]): TopLevelSpec {
+export function sensitivitySpec(layers: readonly Pick<LayerSensitivity, 'layer' | 'score' | 'agreement'>[]): TopLevelSpec {
   const finite = layers.map((l) => l.score).filter(Number.isFinite);
   const cap = Math.max(10, ...finite);
   const worst = new Set([...layers].sort((a, b) => a.score - b.score).slice(0, Math.max(1, Math.ceil(layers.length / 5))).map((l) => l.layer));
@@ -132,14 +132,14 @@ export function sensitivitySpec(layers: readonly LayerSensitivity[]): TopLevelSp
 
 export interface CurveSeries {
   stage: string;
-  history: readonly EpochRecord[];
+  history: readonly EpochJson[];
 }
 
 /** One line per training stage over its epochs: test top-1 or train loss. */
-export function curvesSpec(series: readonly CurveSeries[], metric: 'testAccuracy' | 'trainLoss' | 'testLoss'): TopLevelSpec {
-  const accuracy = metric === 'testAccuracy';
+export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss'): TopLevelSpec {
+  const accuracy = metric === 'test_top1';
   const values = series.flatMap((s) => s.history.map((e) => ({ stage: s.stage, epoch: e.epoch, value: accuracy ? e[metric] * 100 : e[metric] })));
-  const title = { testAccuracy: 'Test top-1 per epoch', trainLoss: 'Training loss per epoch', testLoss: 'Test loss per epoch' }[metric];
+  const title = { test_top1: 'Test top-1 per epoch', train_loss: 'Training loss per epoch', test_loss: 'Test loss per epoch' }[metric];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,

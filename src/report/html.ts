@@ -74,7 +74,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
       '<h2 id="sensitivity">Layer sensitivity to int8</h2>',
       `<p>From stage <code>${escapeHtml(s.stage)}</code>${s.from ? ` (quantizing <code>${escapeHtml(s.from)}</code>)` : ''}: each layer quantized alone, the rest in float; output SQNR against the float model and the share of images whose class does not change.</p>`,
       `<div class="charts">${figure(charts.sensitivity, 'Output SQNR per layer; red: the most sensitive fifth (candidates to keep in float).', 'chart-sensitivity')}</div>`,
-      simpleTable(['most sensitive layers', 'op', 'output SQNR (dB)', 'top-1 agreement'], worst.map((l) => [l.layer, l.opType, Number.isFinite(l.score) ? l.score.toFixed(1) : '∞', formatPercent(l.agreement)]), [false, false, true, true]),
+      simpleTable(['most sensitive layers', 'op', 'output SQNR (dB)', 'top-1 agreement'], worst.map((l) => [l.layer, l.op_type, Number.isFinite(l.score) ? l.score.toFixed(1) : '∞', formatPercent(l.agreement)]), [false, false, true, true]),
     );
   }
   if (r.training.length) {
@@ -85,7 +85,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
         ['stage', 'epochs', 'final train loss', 'final test top-1', 'test images', 'img/s (last epoch)'],
         r.training.map((t) => {
           const last = t.history.at(-1);
-          return [t.stage + (t.teacher ? ` (teacher ${t.teacher})` : ''), String(t.history.length), last ? last.trainLoss.toFixed(3) : '', last ? formatPercent(last.testAccuracy) : '', t.eval_images.toLocaleString('en'), last ? last.imagesPerSecond.toFixed(0) : ''];
+          return [t.stage + (t.teacher ? ` (teacher ${t.teacher})` : ''), String(t.history.length), last ? last.train_loss.toFixed(3) : '', last ? formatPercent(last.test_top1) : '', t.eval_images.toLocaleString('en'), last ? last.images_per_second.toFixed(0) : ''];
         }),
         [false, true, true, true, true, true],
       ),

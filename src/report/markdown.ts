@@ -69,7 +69,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
       '',
       img('sensitivity', 'layer sensitivity'),
       '',
-      table(['most sensitive layers', 'op', 'output SQNR (dB)', 'top-1 agreement'], worst.map((l) => [l.layer, l.opType, Number.isFinite(l.score) ? l.score.toFixed(1) : '∞', formatPercent(l.agreement)]), [false, false, true, true]),
+      table(['most sensitive layers', 'op', 'output SQNR (dB)', 'top-1 agreement'], worst.map((l) => [l.layer, l.op_type, Number.isFinite(l.score) ? l.score.toFixed(1) : '∞', formatPercent(l.agreement)]), [false, false, true, true]),
       '',
     );
   }

@@ -2,8 +2,7 @@
  * A run manifest → the report's one data document (report.json). The Markdown and HTML pages are
  * renderings of this object and nothing else, so every number they show is a number in the JSON.
  */
-import type { EpochRecord } from '../engine/train.js';
-import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
+import type { EpochJson } from './json-records.js';
 import type {
   BenchResult,
   DeployResultRecord,
@@ -53,8 +52,8 @@ export interface RunReport {
   stages: StageRow[];
   /** Sums over the stages (each counted with the seconds of the run that made it). */
   totals: { seconds: number; gpu_seconds: number; cost: number };
-  training: { stage: string; kind: string; teacher?: string; eval_images: number; history: EpochRecord[] }[];
-  sensitivity?: { stage: string; from?: string; layers: LayerSensitivity[] };
+  training: { stage: string; kind: string; teacher?: string; eval_images: number; history: EpochJson[] }[];
+  sensitivity?: { stage: string; from?: string; layers: NonNullable<QuantizeResult['sensitivity']> };
   prune: (PruneResult & { stage: string; from?: string })[];
   quantize: (Omit<QuantizeResult, 'sensitivity'> & { stage: string; from?: string })[];
   deploy: (DeployResultRecord & { stage: string })[];

@@ -33,8 +33,8 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
   if (r.sensitivity) charts.sensitivity = await renderSvg(sensitivitySpec(r.sensitivity.layers), 'sensitivity');
   if (r.training.length) {
     const series = r.training.map((t) => ({ stage: t.stage, history: t.history }));
-    charts.accuracyCurves = await renderSvg(curvesSpec(series, 'testAccuracy'), 'accuracy-curves');
-    charts.lossCurves = await renderSvg(curvesSpec(series, 'trainLoss'), 'loss-curves');
+    charts.accuracyCurves = await renderSvg(curvesSpec(series, 'test_top1'), 'accuracy-curves');
+    charts.lossCurves = await renderSvg(curvesSpec(series, 'train_loss'), 'loss-curves');
   }
   const timed = r.stages.filter((s) => s.kind !== 'source' && s.status === 'done');
   if (timed.length) charts.stageTimes = await renderSvg(stageTimeSpec(timed.map((s) => ({ stage: s.id, seconds: s.seconds, device: s.device }))), 'stage-times');

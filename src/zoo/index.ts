@@ -91,7 +91,7 @@ export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
       normalization: channels === 1 ? GRAYSCALE_NORMALIZATION : entry.normalization,
       ...(options.classNames ? { classNames: options.classNames } : {}),
     }),
-    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zeroInitResidual, ...(channels !== 3 ? { channels } : {}) }),
+    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zero_init_residual: zeroInitResidual, ...(channels !== 3 ? { channels } : {}) }),
   };
   const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, inChannels: channels, metadata });
   graph.name = name;

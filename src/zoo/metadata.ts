@@ -16,7 +16,7 @@ export const METADATA_KEYS = {
   std: 'slimkit.std',
   /** Class names, index = logit index. */
   classes: 'slimkit.classes',
-  /** How a zoo model was made: {"name":…, "classes":…, "width":…, "seed":…, "zeroInitResidual":…}. */
+  /** How a zoo model was made: {"name":…, "classes":…, "width":…, "seed":…, "zero_init_residual":…}. */
   zoo: 'slimkit.zoo',
 } as const;
 

@@ -100,7 +100,8 @@ export function registerDeploy(program: Command): void {
         ...(await modelOptions(flags)),
         log,
       });
-      printResult(flags, result, () => {
+      const { totalBytes, ...rest } = result;
+      printResult(flags, { ...rest, total_bytes: totalBytes }, () => {
         const next = result.target === 'web'
           ? `next: serve the folder over HTTP (slim serve ${flags.out}) and open it in a browser`
           : `next: copy ${flags.out} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${flags.out}/README.md)`;

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
@@ -190,8 +191,8 @@ export function registerDistill(program: Command): void {
         ...out,
         metadata: {
           ...out.metadata,
-          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, testAccuracy: result.testAccuracy, data: data.test.name }),
-          'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacherAccuracy: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cachedTeacher: result.cachedTeacher }),
+          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
+          'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher }),
         },
       };
       const { bytes } = await writeModel(out, options.out);
@@ -222,7 +223,7 @@ export function registerDistill(program: Command): void {
         gpu_seconds: result.gpuSeconds,
         estimated_cost: result.estimatedCost,
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
-        history: result.history,
+        history: result.history.map(epochJson),
       };
       printResult(options, summary, () =>
         [

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { collectDoctorInputs, doctorReport, formatDoctorReport, nativeVersions } from '../../deploy/doctor.js';
+import { collectDoctorInputs, doctorJson, doctorReport, formatDoctorReport, nativeVersions } from '../../deploy/doctor.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
 
@@ -12,6 +12,6 @@ export function registerDoctor(program: Command): void {
     .addHelpText('after', '\nExamples:\n  slim doctor\n  slim doctor --json\nOn a device, a bundle has the same check: node doctor.js')
     .action(async (options: CommonOptions) => {
       const report = doctorReport(await collectDoctorInputs(await nativeVersions()));
-      printResult(options, report, () => formatDoctorReport(report));
+      printResult(options, doctorJson(report), () => formatDoctorReport(report));
     });
 }

@@ -45,7 +45,11 @@ export function registerEval(program: Command): void {
           onProgress: (done) => bar.update(done),
         });
         bar.stop();
-        printResult(options, { file, data: set.name, ...result }, () =>
+        const json = {
+          file, data: set.name, eval_images: result.count, top1: result.top1, top5: result.top5,
+          per_class: result.perClass, confusion: result.confusion, seconds: result.seconds, images_per_second: result.imagesPerSecond,
+        };
+        printResult(options, json, () =>
           [
             `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}, top-5 ${formatPercent(result.top5)} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
             '',

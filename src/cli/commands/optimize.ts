@@ -43,7 +43,12 @@ export function registerOptimize(program: Command): void {
       });
       validateGraph(optimized, { file: options.output });
       const { bytes } = await writeModel(optimized, options.output);
-      const result = { file, output: options.output, nodes_before: graph.nodes.length, nodes_after: optimized.nodes.length, size_bytes: bytes, passes: traces };
+      const result = { file, output: options.output, nodes_before: graph.nodes.length, nodes_after: optimized.nodes.length, size_bytes: bytes,
+        passes: traces.map((t) => ({
+          pass: t.pass, nodes_before: t.nodesBefore, nodes_after: t.nodesAfter,
+          initializers_before: t.initializersBefore, initializers_after: t.initializersAfter, op_delta: t.opDelta, ms: t.ms,
+        })),
+      };
       printResult(options, result, () => `wrote ${options.output}: ${graph.nodes.length} → ${optimized.nodes.length} nodes`);
     });
 }

@@ -9,6 +9,7 @@ import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
+import { nodeReasonJson, pruneStepJson, searchStepJson } from '../../report/json-records.js';
 import {
   buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
@@ -193,12 +194,12 @@ export function registerPrune(program: Command): void {
           round_to: r.roundTo,
           max_ratio: options.maxRatio,
           ratio_chosen: r.p,
-          groups: r.groups.map((g) => ({ root: g.root, op: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
-          boundaries: r.boundaries,
+          groups: r.groups.map((g) => ({ root: g.root, op_type: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
+          boundaries: r.boundaries.map(nodeReasonJson),
           importance_fallbacks: r.fallbacks,
           mean_replacement: r.compensated,
-          search: r.search,
-          ...(r.steps.length ? { steps: r.steps } : {}),
+          search: r.search.map(searchStepJson),
+          ...(r.steps.length ? { steps: r.steps.map(pruneStepJson) } : {}),
           ...(r.latency ? { latency_search_ms: { before: r.latency.beforeMs, after: r.latency.afterMs } } : {}),
         };
         human = [
@@ -223,7 +224,7 @@ export function registerPrune(program: Command): void {
           ...(options.nm ? { nm: `${options.nm.n}:${options.nm.m}` } : {}),
           tensors: r.tensors.map((t) => ({ name: t.name, node: t.node, elements: t.elements, zeros: t.zerosAfter })),
           skipped: r.skipped,
-          ...(r.steps.length ? { steps: r.steps } : {}),
+          ...(r.steps.length ? { steps: r.steps.map(pruneStepJson) } : {}),
         };
         human = [
           `${r.tensors.length} weight tensors at ${(r.sparsity * 100).toFixed(1)} % zeros${r.skipped.length ? `; left dense: ${r.skipped.map((s) => `${s.name} (${s.reason})`).join(', ')}` : ''}`,
@@ -267,7 +268,7 @@ export function registerPrune(program: Command): void {
         gzip_bytes_after: after.gzipBytes,
         sparse_bytes_estimate_after: sizeAfter.sparseBytesEstimate,
         ...(latency ? { latency_ms_before: latency.before, latency_ms_after: latency.after, latency_ratio: latency.after / latency.before } : {}),
-        ...(testAccuracy !== undefined ? { test_accuracy: testAccuracy } : {}),
+        ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}),
         seconds: (performance.now() - seconds) / 1000,
         [options.structured ? 'structured' : 'unstructured']: details,
       };
@@ -459,8 +460,8 @@ function analyze(file: string, loaded: Graph, o: PruneOptions): void {
   const result = {
     file,
     macs: macsPerImage(graph, dep.facts),
-    groups: dep.groups.map((g) => ({ root: g.root.node.name, op: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
-    boundaries: dep.boundaries,
+    groups: dep.groups.map((g) => ({ root: g.root.node.name, op_type: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
+    boundaries: dep.boundaries.map(nodeReasonJson),
     frozen: Object.fromEntries(dep.frozen),
   };
   printResult(o, result, () =>

@@ -1,3 +1,4 @@
+import { epochJson } from '../../report/json-records.js';
 import { join } from 'node:path';
 import { usageError } from '../../errors.js';
 import type { Normalization } from '../../data/types.js';
@@ -95,7 +96,7 @@ export async function qatFineTune(
       gpu_seconds: r.gpuSeconds,
       estimated_cost: r.estimatedCost,
       ...(r.warnings.length ? { warnings: r.warnings } : {}),
-      history: r.history,
+      history: r.history.map(epochJson),
     },
   };
 }

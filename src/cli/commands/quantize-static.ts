@@ -1,3 +1,4 @@
+import { mixedStepJson, nodeReasonJson, sensitivityJson } from '../../report/json-records.js';
 import { basename, dirname, join } from 'node:path';
 import { usageError } from '../../errors.js';
 import type { Normalization } from '../../data/types.js';
@@ -132,7 +133,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   extra['quantized_nodes'] = run.result.plan.units.size;
   extra['folded_activations'] = run.result.plan.folded.size;
   extra['cpu'] = resolveCpu(staticOptions.cpu);
-  extra['float_nodes'] = run.result.plan.float;
+  extra['float_nodes'] = run.result.plan.float.map(nodeReasonJson);
   if (run.result.params.warnings.length > 0) {
     extra['warnings'] = run.result.params.warnings;
     for (const w of run.result.params.warnings) log(`warning: ${w}`);
@@ -158,7 +159,7 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   });
   run.top1Before = mixed.baseline;
   run.top1After = mixed.top1;
-  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, steps: mixed.steps };
+  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, steps: mixed.steps.map(mixedStepJson) };
   if (!mixed.searched) return;
   run.mixed = mixed;
   run.output = mixed.graph;
@@ -217,7 +218,13 @@ export async function writeReport(file: string, run: StaticRun, summary: Record<
   };
   const paths = { markdown: `${base}.md`, json: `${base}.json`, svg: `${base}.svg` };
   const text = (t: string): Uint8Array => new TextEncoder().encode(t);
-  await writeFileAtomic(paths.json, text(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`));
+  const json = {
+    ...report,
+    sensitivity: report.sensitivity.map(sensitivityJson),
+    float_nodes: report.float_nodes.map(nodeReasonJson),
+    ...(report.mixed_precision ? { mixed_precision: { steps: report.mixed_precision.steps.map(mixedStepJson), float_layers: report.mixed_precision.float_layers } } : {}),
+  };
+  await writeFileAtomic(paths.json, text(`${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`));
   await writeFileAtomic(paths.svg, text(sensitivitySvg(sensitivity)));
   await writeFileAtomic(paths.markdown, text(reportMarkdown(report, basename(paths.svg))));
   log(`report: ${paths.markdown}, ${paths.json}, ${paths.svg}`);

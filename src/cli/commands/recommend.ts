@@ -61,7 +61,13 @@ export function registerRecommend(program: Command): void {
         throw new SlimError({ file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
       }
       const r = recommend(report.variants, limits);
-      const json = { run_dir: runDir, limits, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed: r.assessed, explanation: r.lines };
+      const limitsJson = {
+        ...(limits.maxSizeBytes !== undefined ? { max_size_bytes: limits.maxSizeBytes } : {}),
+        ...(limits.maxLatencyMs !== undefined ? { max_latency_ms: limits.maxLatencyMs } : {}),
+        ...(limits.minTop1 !== undefined ? { min_top1: limits.minTop1 } : {}),
+      };
+      const assessed = r.assessed.map((a) => ({ id: a.id, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
+      const json = { run_dir: runDir, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
       printResult(options, json, () =>
         [
           `run: ${runDir}`,

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { epochJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
@@ -10,15 +11,15 @@ import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { foldBatchNorm } from '../../passes/index.js';
-import { formatPercent, trainingPhaseText } from '../../report/format.js';
+import { declareClassCount, findClassifierHead, foldBatchNorm, freezeBatchNorm, replaceClassifierHead } from '../../passes/index.js';
+import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses } from '../dataset.js';
-import { withClassNames } from '../../zoo/metadata.js';
+import { normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../model-batch.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkTrainingOutputs } from '../paths.js';
@@ -60,6 +61,10 @@ interface TrainCliOptions extends CommonOptions {
   syncBn?: boolean;
   distTimeout: number;
   distBucketMb: number;
+  newHead?: boolean;
+  freezeBackbone?: boolean;
+  mean?: number[];
+  std?: number[];
 }
 
 export function registerTrain(program: Command): void {
@@ -86,6 +91,10 @@ export function registerTrain(program: Command): void {
       .option('--width <w>', 'zoo models: channel width multiplier', positiveNumber('--width'), 1)
       .option('--classes <k>', 'zoo models: number of classes (default: the data set\'s)', positiveInt('--classes'))
       .option('--channels <n>', 'zoo models: image channels, 3 (RGB, default) or 1 (grayscale: image folders are read as luma)', channelsArg)
+      .option('--new-head', 'an .onnx model: replace its classifier by a fresh one for the data\'s classes (fine-tune a pretrained model on your own classes)')
+      .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
+      .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
+      .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
@@ -109,6 +118,7 @@ export function registerTrain(program: Command): void {
       '  slim train --model resnet18-cifar --width 0.25 --data cifar10 --epochs 10 --out r18.onnx',
       '  slim train --model resnet18-cifar --data cifar10 --device cuda --batch 512 --epochs 24 --out r18.onnx',
       '  slim train --model model.onnx --data cifar10 --epochs 2 --lr 0.01 --checkpoint-dir runs/a --resume --out tuned.onnx',
+      '  slim train --model mobilenet_v3_imagenet.onnx --new-head --freeze-backbone --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --data photos/ --epochs 5 --lr 0.01 --out photos.onnx',
       '  slim train --model resnet18-cifar --data cifar10 --nproc 2 --batch 256 --checkpoint-dir runs/b --out r18.onnx',
       '  torchrun --nproc-per-node 4 --no-python slim train --model resnet18-cifar --data cifar10 --device cuda --out r18.onnx',
     ].join('\n'))
@@ -117,6 +127,7 @@ export function registerTrain(program: Command): void {
         throw usageError(`--width builds zoo models; ${options.model} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
       }
       checkTrainingOutputs(options, [options.model]);
+      checkTransferFlags(options);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         await launchTraining({
@@ -147,6 +158,9 @@ export function registerTrain(program: Command): void {
       // An .onnx model is read first: its input size decides how image folders are resized.
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
+      if (onnxFile?.normalization && (options.mean || options.std)) {
+        throw usageError(`${options.model} normalizes its pixels itself (mean ${formatNumbers(onnxFile.normalization.mean)}, std ${formatNumbers(onnxFile.normalization.std)}); --mean/--std would not reach it`, 'drop --mean and --std');
+      }
       checkDataDir(options);
       if (onnxModel && options.channels !== undefined) {
         throw usageError(`--channels builds zoo models; ${options.model} takes ${modelChannels(onnxModel)}-channel images as it was exported`, 'drop --channels');
@@ -160,13 +174,13 @@ export function registerTrain(program: Command): void {
         channels: onnxModel ? modelChannels(onnxModel) : (options.channels ?? 3),
         testLimit: options.testLimit,
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
-        classes: onnxModel ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
+        classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
         quiet: !writer,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
       if (onnxModel) {
         checkImageSize(onnxModel, data.train, options.model, '--data');
-        checkClassCount(onnxModel, data.train.classes.length, options.model);
+        if (!options.newHead) checkClassCount(onnxModel, data.train.classes.length, options.model);
       }
       const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
       const leftOver = trainCount % Math.min(options.batch, trainCount);
@@ -174,8 +188,10 @@ export function registerTrain(program: Command): void {
         log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
       }
       const classes = options.classes ?? data.train.classes.length;
-      const model = onnxModel ?? buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}) });
-      const graph = await trainingGraph(model, data.train, { ...options, quiet: !writer, file: options.model });
+      const built = onnxModel
+        ? transferModel(onnxModel, options, data.train.classes.length, writer)
+        : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}) }) };
+      const graph = built.frozen ? built.graph : await trainingGraph(built.graph, data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {
@@ -206,6 +222,7 @@ export function registerTrain(program: Command): void {
         file: options.model,
         ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
+        ...(built.frozen ? { frozen: built.frozen } : {}),
         ...(distributed ? { distributed } : {}),
       }).finally(() => {
         bar?.stop();
@@ -217,13 +234,15 @@ export function registerTrain(program: Command): void {
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
       if (onnxFile) out = onnxFile.restore(out);
+      // Restoring the exported output form declares the old class count again.
+      if (options.newHead) declareClassCount(out, data.train.classes.length);
       // The data's class names (in the order it was trained on), for eval and deploy to read.
       out = withClassNames(out, data.train.classes);
       out = {
         ...out,
         metadata: {
           ...out.metadata,
-          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, testAccuracy: result.testAccuracy, data: data.test.name }),
+          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
         },
       };
       const { bytes } = await writeModel(out, options.out);
@@ -263,7 +282,7 @@ export function registerTrain(program: Command): void {
               buckets_overlapped_with_backward: distributed.overlap.overlapped,
             }
           : {}),
-        history: result.history,
+        history: result.history.map(epochJson),
       };
       printResult(options, summary, () =>
         [
@@ -287,10 +306,50 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
   return forBatches(graph, file, { quiet });
 }
 
+/** --new-head, --freeze-backbone, --mean and --std work on a model file, and not on one that normalizes its pixels itself. */
+function checkTransferFlags(options: TrainCliOptions): void {
+  if (isZooName(options.model)) {
+    const given = (['newHead', 'freezeBackbone', 'mean', 'std'] as const).filter((k) => options[k] !== undefined);
+    if (given.length) {
+      const flags = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
+      throw usageError(`${flags} work${given.length === 1 ? 's' : ''} on an .onnx model; ${options.model} is built fresh from the zoo`, 'drop it (--classes sets a zoo model\'s class count), or pass a pretrained .onnx as --model');
+    }
+  }
+}
+
+/**
+ * A model file as training starts from it: with a fresh classifier for `classes` classes (--new-head),
+ * with only that classifier trainable (--freeze-backbone: everything else named in `frozen`, BN frozen
+ * at its running statistics), with --mean/--std recorded for training, scoring and the written model.
+ */
+function transferModel(model: Graph, options: TrainCliOptions, classes: number, writer: boolean): { graph: Graph; frozen?: Set<string> } {
+  let graph = model;
+  const say = (line: string): void => {
+    if (writer) log(line);
+  };
+  if (options.mean || options.std) {
+    const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
+    graph = { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
+  }
+  if (options.newHead) {
+    const r = replaceClassifierHead(graph, { classes, seed: options.seed });
+    graph = r.graph;
+    say(`new classifier: ${r.replaced.kind} '${r.replaced.node}' scored ${r.replaced.classes} classes from ${r.replaced.inFeatures} features; it now scores the data's ${classes}, freshly initialized (seed ${options.seed})`);
+  }
+  if (!options.freezeBackbone) return { graph };
+  graph = freezeBatchNorm(graph);
+  const head = findClassifierHead(graph);
+  const trained = new Set([head.weight, head.bias].filter((v): v is string => v !== undefined));
+  const frozen = new Set([...graph.initializers.keys()].filter((name) => !trained.has(name)));
+  const count = [...trained].reduce((n, name) => n + graph.initializers.get(name)!.data.length, 0);
+  say(`frozen backbone: training only ${head.kind} '${head.node}' (${count} parameters); the layers before it keep their weights, BatchNormalization its running statistics`);
+  return { graph, frozen };
+}
+
 /** A model file scores a fixed number of classes: training it on data with another count would fail only when it is written. */
 function checkClassCount(graph: Graph, classes: number, file: string): void {
   const scores = graph.outputs[0]?.shape?.[1];
   if (typeof scores === 'number' && scores !== classes) {
-    throw usageError(`${file} scores ${scores} classes but --data has ${classes}`, 'train it on data with its classes, or start from a zoo model (--classes sets its count)');
+    throw usageError(`${file} scores ${scores} classes but --data has ${classes}`, 'pass --new-head to give it a fresh classifier for these classes (transfer learning), or train it on data with its classes');
   }
 }

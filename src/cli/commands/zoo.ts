@@ -33,7 +33,8 @@ export function registerZoo(program: Command): void {
     .action(async (name: string | undefined, options: ZooOptions) => {
       if (options.list || !name) {
         const models = describeZoo();
-        printResult(options, { models }, () =>
+        const json = models.map((m) => ({ name: m.name, summary: m.summary, input_shape: m.inputShape, input_size: m.inputSize, classes: m.classes, params: m.params }));
+        printResult(options, { models: json }, () =>
           table(
             ['model', 'input', 'classes', 'params (width 1)'],
             models.map((m) => [m.name, `${m.inputSize}x${m.inputSize}`, m.classes, formatCount(m.params)]),

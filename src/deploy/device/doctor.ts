@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** The bundle's doctor: `slim doctor` on the device — CPU features, threads, versions and advice. */
-import { collectDoctorInputs, doctorReport, formatDoctorReport, nativeVersions } from '../doctor.js';
+import { collectDoctorInputs, doctorJson, doctorReport, formatDoctorReport, nativeVersions } from '../doctor.js';
 import { runMain } from './common.js';
 
 runMain('doctor', async () => {
   const report = doctorReport(await collectDoctorInputs(await nativeVersions()));
-  process.stdout.write(process.argv.includes('--json') ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctorReport(report)}\n`);
+  process.stdout.write(process.argv.includes('--json') ? `${JSON.stringify(doctorJson(report), null, 2)}\n` : `${formatDoctorReport(report)}\n`);
   return 0;
 });

@@ -2,6 +2,7 @@
  * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
  * fine-tuning in the loop — the same library calls `slim prune` makes.
  */
+import { pruneStepJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { hasFreeImageSize, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -97,7 +98,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         groups: r.groups.length,
         boundaries: r.boundaries.length,
         compensated: r.compensated,
-        steps: r.steps,
+        steps: r.steps.map(pruneStepJson),
         ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}),
         finetune_epochs: spec.finetune?.epochs ?? 0,
       };
@@ -110,7 +111,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         loop,
       );
       pruned = r.graph;
-      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps, ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0 };
+      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps.map(pruneStepJson), ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0 };
     }
   } finally {
     bar?.stop();

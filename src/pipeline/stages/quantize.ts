@@ -3,6 +3,7 @@
  * and a per-layer sensitivity scan for the report), dynamic int8, or float16 — the library calls
  * `slim quantize` makes.
  */
+import { epochJson, nodeReasonJson, sensitivityJson } from '../../report/json-records.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { validateGraph } from '../../onnx/validate.js';
@@ -143,8 +144,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     samples: calibSet.labels.length,
     calibration_seconds: calibrationSeconds,
     quantized_nodes: built.plan.units.size,
-    float_nodes: built.plan.float,
-    ...(sensitivity ? { sensitivity } : {}),
+    float_nodes: built.plan.float.map(nodeReasonJson),
+    ...(sensitivity ? { sensitivity: sensitivity.map(sensitivityJson) } : {}),
     ...(mixed ? { mixed_precision: mixed } : {}),
     ...(layout ? { conv_layout: layout.summary } : {}),
     ...(qat ? { qat } : {}),
@@ -190,7 +191,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)`);
   await rm(ctx.workDir, { recursive: true, force: true });
   const result: TrainingResult = {
-    history: r.history,
+    history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
     steps: r.steps,
     train_images: data.train.labels.length,

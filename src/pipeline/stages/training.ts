@@ -3,6 +3,7 @@
  * epoch into the stage's work folder and resumes from it, so a run killed mid-training continues at
  * the last finished epoch, not at epoch 1.
  */
+import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
@@ -117,7 +118,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   const last = r.history.at(-1);
   ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${Math.min(spec.eval_limit ?? Infinity, data.test.labels.length)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
   const result: TrainingResult = {
-    history: r.history,
+    history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
     steps: r.steps,
     train_images: data.train.labels.length,
