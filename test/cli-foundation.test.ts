@@ -81,6 +81,13 @@ describe('errors are one clear line with the right exit code', () => {
   const real = readFileSync(fixturePath('torch-tiny-resnet.onnx'));
   writeFileSync(path.join(dir, 'truncated.onnx'), real.subarray(0, Math.floor(real.length / 2)));
 
+  it('bench checks every model before timing any: a bad last one costs no timing and no half table', async () => {
+    const run = await runSlim(['bench', fixturePath('torch-tiny-resnet.onnx'), path.join(dir, 'free-hw.onnx'), '--runs', '50']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/free-hw\.onnx: .*pass --image-size H,W/);
+    expect(run.stderr).not.toMatch(/p50/);
+  });
+
   for (const [what, args, code, message] of cases) {
     it(what, async () => {
       const run = await runSlim(args);
@@ -151,6 +158,19 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
       const done = run.stderr.split('\n').filter((l) => l.startsWith(`bench ${file}: 100/100`));
       expect(done, run.stderr).toHaveLength(1);
     }
+  });
+});
+
+describe('a model with an op neither slimkit nor ONNX Runtime knows', () => {
+  it('info says no command can run it, instead of promising eval and bench', async () => {
+    const g = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const conv = g.nodes.find((n) => n.opType === 'Conv')!;
+    const misspelled = { ...g, nodes: g.nodes.map((n) => (n === conv ? { ...n, opType: 'Conw' } : n)) };
+    const file = path.join(dir, 'conw.onnx');
+    await writeModel(misspelled, file);
+    const info = await runSlim(['info', file]);
+    expect(info.stderr).toMatch(/neither slimkit nor ONNX Runtime knows op Conw \(ONNX Runtime: .*Conw.*\); no command can run this model — re-export it/);
+    expect(info.stderr).not.toMatch(/so eval, bench and deploy work/);
   });
 });
 

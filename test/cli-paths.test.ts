@@ -132,6 +132,13 @@ describe('run folders named by the user', () => {
     const other = await runSlim(['recommend', dir, '--min-top1', '0.5']);
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/is not a run folder \(it has no manifest\.json\) — pass --run/);
+    // The manifest itself (it said "does not exist"): its folder is named.
+    const runDir = path.join(dir, 'a-run');
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(path.join(runDir, 'manifest.json'), '{}');
+    const file = await runSlim(['report', path.join(runDir, 'manifest.json')]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(/manifest\.json: is a file; a run folder is expected — pass its folder: .*a-run/);
   });
 });
 

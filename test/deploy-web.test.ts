@@ -155,6 +155,9 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     await page.setInputFiles('#file', junk);
     await page.waitForSelector('#status[data-state=error]');
     expect(await page.textContent('#status')).toMatch(/junk\.png: cannot classify/);
+    // The previous image's scores and picture are gone: under the error they would read as the junk's.
+    expect(await page.$$eval('#results li', (items) => items.length)).toBe(0);
+    expect(await page.$eval('#preview', (img) => (img as HTMLImageElement).style.display)).toBe('none');
     await classifyInPage(images[2]!.file); // and it still works
   }, 60_000);
 

@@ -10,6 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
 import { stageKey } from '../src/pipeline/run.js';
 import { putBytes, verifyArtifact } from '../src/pipeline/store.js';
+import { lockRun } from '../src/pipeline/manifest.js';
+import { processStartTime } from '../src/util/process.js';
 import type { RunData } from '../src/pipeline/data.js';
 import type { ImageSet } from '../src/data/types.js';
 import { runSlim } from './helpers/cli.js';
@@ -238,9 +240,35 @@ describe('slim run --fresh', () => {
     expect(r.stderr).toMatch(new RegExp(`another slim run \\(pid ${process.pid}\\) is using this run folder`));
     expect(existsSync(path.join(runDir, 'manifest.json'))).toBe(true);
   });
+
+  it('takes over a lock whose pid now names another process (pids are reused, start times are not)', async () => {
+    const runDir = path.join(dir, 'reused-pid');
+    mkdirSync(runDir, { recursive: true });
+    // This live process's pid, with a start time it never had: the lock of a killed run whose pid came back.
+    writeFileSync(path.join(runDir, '.lock'), `${process.pid} ${Number(processStartTime(process.pid) ?? 0) + 1}`);
+    const release = await lockRun(runDir);
+    expect(readFileSync(path.join(runDir, '.lock'), 'utf8')).toBe(`${process.pid} ${processStartTime(process.pid)}`);
+    await release();
+    // With its real start time it is a live run: refused, naming the way out should it be stale after all.
+    writeFileSync(path.join(runDir, '.lock'), `${process.pid} ${processStartTime(process.pid)}`);
+    const recipe = path.join(dir, 'reused-pid.yaml');
+    writeFileSync(recipe, GOOD);
+    const r = await runSlim(['run', recipe, '--run-dir', runDir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/another slim run \(pid \d+\) is using this run folder.*if no slim run is using it, delete .*reused-pid\/\.lock/);
+  });
 });
 
 describe('slim run checks the model against the data first', () => {
+  it("a recipe's data.dir without CIFAR-10 is named as the recipe's, not as --data-dir", async () => {
+    const recipe = path.join(dir, 'no-data.yaml');
+    writeFileSync(recipe, `name: t\ndata: { dataset: cifar10, dir: ${path.join(dir, 'nowhere')} }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n`);
+    const r = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'no-data-run')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nowhere: the recipe's data\.dir: missing CIFAR-10 binary files .* point the recipe's data\.dir at the folder/);
+    expect(r.stderr).not.toMatch(/--data-dir/);
+  });
+
   it('a class count that differs from the data is an error before any stage runs', async () => {
     const recipe = path.join(dir, 'classes.yaml');
     writeFileSync(recipe, 'name: t\ndata: { train_per_class: 2, test_limit: 10 }\nmodel: { zoo: resnet18-cifar, width: 0.125, classes: 3 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');

@@ -177,6 +177,9 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(m.complete).toBe(false);
     expect(m.stages.map((s) => [s.id, s.status])).toEqual([['fp32', 'done'], ['int8', 'done'], ['pruned', 'failed']]);
     expect(m.stages[2]!.error).toMatch(/out of reach/);
+    // Recorded (and reported) in the same words as the terminal: the recipe's key, not the CLI flag.
+    expect(m.stages[2]!.error).toMatch(/max_ratio/);
+    expect(m.stages[2]!.error).not.toMatch(/--max-ratio/);
   });
 
   it('killed while training, a rerun resumes at that stage from its last epoch; a busy run folder is refused', async () => {
@@ -202,6 +205,12 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     }
     const killed = manifestOf(crashDir);
     expect(killed.stages.map((s) => s.status)).toEqual(['done', 'done', 'done', 'running']);
+    // The report of the dead run does not show it live: the stage was interrupted, and a rerun resumes it.
+    const dead = await runSlim(['report', crashDir, '--json']);
+    expect(dead.code, dead.stderr).toBe(0);
+    const row = (JSON.parse(dead.stdout) as RunReport).stages.find((s) => s.id === 'pruned-ft')!;
+    expect(row.status).toBe('interrupted');
+    expect(row.summary).toMatch(/resumes it/);
 
     const out = await run(file, crashDir);
     expect(out.reused).toEqual(['fp32', 'int8', 'pruned']);

@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { engineFineTuner, finetuneLr, pruneStructuredIteratively, pruneUnstructured } from '../src/compress/prune/index.js';
 import { foldBatchNorm } from '../src/passes/index.js';
@@ -126,4 +129,33 @@ describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
     expect((await ortOutput(r.graph, x)).dims).toEqual([2, 10]);
     expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
   });
+
+  it('with a checkpoint folder, iterative pruning killed in its second fine-tuning resumes there and ends where an uninterrupted run does', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-prune-resume-'));
+    try {
+      const graph = foldBatchNorm(await readModel(fixturePath('torch-tiny-resnet.onnx')));
+      const options = { target: { kind: 'macs' as const, value: 0.5 }, roundTo: 1 };
+      const tunerWith = (checkpointDir: string | undefined, onProgress?: (p: { epoch: number; step: number }) => void, resumed?: number[]) =>
+        engineFineTuner({ data: { train: set, test: set }, batch: 8, threads: 1, normalization: CIFAR10_NORMALIZATION, seed: 0, ...(checkpointDir ? { checkpointDir } : {}), ...(onProgress ? { onProgress } : {}), ...(resumed ? { onResumed: (e) => resumed.push(e) } : {}) });
+      // 4 epochs over 2 cuts: 2 fine-tuning epochs after each.
+      const whole = await pruneStructuredIteratively(graph, options, { tuner: tunerWith(undefined), steps: 2, epochs: 4 });
+
+      // The "crash": the second fine-tuning throws in its second epoch, after one checkpointed epoch.
+      let calls = 0;
+      const crash = (p: { epoch: number; step: number }): void => {
+        if (p.epoch === 0 && p.step === 1) calls++;
+        if (calls === 2 && p.epoch === 1) throw new Error('killed');
+      };
+      await expect(pruneStructuredIteratively(graph, options, { tuner: tunerWith(dir, crash), steps: 2, epochs: 4 })).rejects.toThrow('killed');
+      expect(readdirSync(dir).sort()).toEqual(['finetune-1', 'finetune-2']);
+      const resumed: number[] = [];
+      const again = await pruneStructuredIteratively(graph, options, { tuner: tunerWith(dir, undefined, resumed), steps: 2, epochs: 4 });
+      // The first fine-tuning is read back whole, the second continues after its first epoch.
+      expect(resumed).toEqual([2, 1]);
+      for (const [name, t] of whole.graph.initializers) expect(again.graph.initializers.get(name)!.data, name).toEqual(t.data);
+      expect(again.testAccuracy).toBe(whole.testAccuracy);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -19,9 +19,17 @@ export function log(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-/** The stderr note for a model loaded with ops slimkit has no definition for (loadModelForRuntime). */
-export function logUnknownOps(file: string, ops: readonly string[]): void {
+/**
+ * The stderr note for a model loaded with ops slimkit has no definition for (loadModelForRuntime).
+ * `ortError`: ONNX Runtime was asked and cannot load the model either (what it said).
+ */
+export function logUnknownOps(file: string, ops: readonly string[], ortError?: string): void {
   if (ops.length === 0) return;
+  const them = ops.length > 1 ? 'them' : 'it';
+  if (ortError !== undefined) {
+    log(`${file}: neither slimkit nor ONNX Runtime knows ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')} (ONNX Runtime: ${ortError}); no command can run this model — re-export it without ${them} (a torch.onnx export with operator_export_type=ONNX_ATEN_FALLBACK writes ATen nodes, for example)`);
+    return;
+  }
   log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${ops.length > 1 ? 'them' : 'it'}, so eval, bench and deploy work, but MACs are unknown and quantize, prune and train cannot take this model`);
 }
 

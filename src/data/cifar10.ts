@@ -28,6 +28,8 @@ export function isCifar10(name: string): boolean {
 export interface LoadCifar10Options {
   /** Folder with the official binary files (or the folder holding `cifar-10-batches-bin/`). */
   dataDir?: string;
+  /** What set `dataDir`, for messages: '--data-dir' (the default), or a recipe's 'data.dir'. */
+  dataDirSource?: string;
   /** Cache folder for the download and the "verified" marker (see slimCacheDir). */
   cacheDir?: string;
   /** Load only the first `limit` images of the split. */
@@ -101,11 +103,11 @@ export async function loadCifar10(split: Cifar10Split, options: LoadCifar10Optio
  * user's folder), else the cache, downloading when any file is missing there.
  */
 export async function resolveCifar10Dir(
-  options: Pick<LoadCifar10Options, 'dataDir' | 'onDownloadProgress' | 'downloadUrl'> & { cacheDir: string },
+  options: Pick<LoadCifar10Options, 'dataDir' | 'dataDirSource' | 'onDownloadProgress' | 'downloadUrl'> & { cacheDir: string },
 ): Promise<string> {
   const given = options.dataDir ?? process.env['SLIM_DATA_DIR'];
   if (given) {
-    const source = options.dataDir ? '--data-dir' : 'SLIM_DATA_DIR';
+    const source = options.dataDir ? (options.dataDirSource ?? '--data-dir') : 'SLIM_DATA_DIR';
     const dir = path.resolve(given);
     // Accept the folder that holds the extracted tarball too.
     const nested = path.join(dir, CIFAR10_ARCHIVE_FOLDER);

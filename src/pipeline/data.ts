@@ -51,7 +51,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     }
     const dir = spec.dir ? path.resolve(o.baseDir, spec.dir) : o.dataDir;
     named = dir ?? process.env['SLIM_DATA_DIR'];
-    const options = dir ? { dataDir: dir } : {};
+    const options = dir ? { dataDir: dir, dataDirSource: spec.dir ? "the recipe's data.dir" : '--data-dir' } : {};
     [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
     name = 'cifar10';
     const [h, w] = o.inputSize ?? [32, 32];

@@ -4,7 +4,8 @@
  * hash of its inputs and options, so a rerun — or a run of an edited recipe — reuses every stage whose
  * key it already has, and a crashed run resumes at the stage that did not finish.
  */
-import { processAlive } from '../util/process.js';
+import { processStartTime, sameProcessAlive } from '../util/process.js';
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
 import path from 'node:path';
@@ -190,8 +191,12 @@ export function machineInfo(): MachineInfo {
 export async function requireRunManifest(runDir: string, fix: string): Promise<RunManifest> {
   const manifest = await readManifest(runDir);
   if (manifest) return manifest;
-  const exists = await stat(runDir).then((s) => s.isDirectory()).catch(() => false);
-  throw new SlimError({ file: runDir, problem: exists ? 'is not a run folder (it has no manifest.json)' : 'does not exist', fix }, 'usage');
+  const found = await stat(runDir).catch(() => undefined);
+  if (found?.isFile()) {
+    const folder = path.dirname(runDir);
+    throw new SlimError({ file: runDir, problem: 'is a file; a run folder is expected', fix: path.basename(runDir) === MANIFEST ? `pass its folder: ${folder}` : fix }, 'usage');
+  }
+  throw new SlimError({ file: runDir, problem: found ? 'is not a run folder (it has no manifest.json)' : 'does not exist', fix }, 'usage');
 }
 
 export async function readManifest(runDir: string): Promise<RunManifest | undefined> {
@@ -263,22 +268,34 @@ export async function writeStageRecord(runDir: string, record: StageRecord): Pro
 }
 
 /**
- * One `slim run` per run directory at a time: `.lock` holds the owner's pid. A lock whose process is
- * gone (a killed run) is taken over.
+ * One `slim run` per run directory at a time: `.lock` holds the owner's pid and start time. A lock whose
+ * process is gone (a killed run), or whose pid now belongs to another process, is taken over.
  */
+/** Whether a live `slim run` holds the run folder (its `.lock` names a process that is still that one). */
+export function runIsLive(runDir: string): boolean {
+  try {
+    const [pidText, startTime] = readFileSync(path.join(runDir, '.lock'), 'utf8').trim().split(/\s+/);
+    const pid = Number(pidText);
+    return Number.isInteger(pid) && pid > 0 && sameProcessAlive(pid, startTime);
+  } catch {
+    return false;
+  }
+}
+
 export async function lockRun(runDir: string): Promise<() => Promise<void>> {
   const file = path.join(runDir, '.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const handle = await open(file, 'wx');
-      await handle.writeFile(String(process.pid));
+      await handle.writeFile([process.pid, processStartTime(process.pid)].filter(Boolean).join(' '));
       await handle.close();
       return () => rm(file, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-        throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: 'wait for it to finish, or pass --run-dir to use another folder' }, 'usage');
+      const [pidText, startTime] = (await readFile(file, 'utf8').catch(() => '')).trim().split(/\s+/);
+      const pid = Number(pidText);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && sameProcessAlive(pid, startTime)) {
+        throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: `wait for it to finish, or pass --run-dir to use another folder (if no slim run is using it, delete ${file})` }, 'usage');
       }
       await rm(file, { force: true });
     }

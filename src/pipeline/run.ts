@@ -5,6 +5,7 @@
  * stage therefore reruns that stage and only those after it whose inputs actually change; a run that
  * crashed reruns from the stage that did not finish (training itself resumes from its last epoch).
  */
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -109,6 +110,14 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
   }
   const started = performance.now();
+  // Ctrl-C: say what is kept and how to go on (the stage in progress stays 'running' in the manifest;
+  // the report calls it interrupted), free the folder and exit as interrupted programs do.
+  const onInterrupt = (): void => {
+    log(`\nslim run: interrupted — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
+    rmSync(path.join(runDir, '.lock'), { force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     const previous = await readManifest(runDir);
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
@@ -212,9 +221,12 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         try {
           out = await execute(ctx, stage, input);
         } catch (e) {
-          manifest.stages[at] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: e instanceof Error ? e.message : String(e) } as StageRecord;
+          // The manifest (and the report) keep the message as the terminal shows it: in the recipe's keys.
+          const placed = inStage(e, recipe, stage);
+          const message = placed instanceof SlimError ? placed.parts.problem : e instanceof Error ? e.message : String(e);
+          manifest.stages[at] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: message } as StageRecord;
           await save();
-          throw inStage(e, recipe, stage);
+          throw placed;
         }
         const seconds = (performance.now() - t0) / 1000;
         record = {
@@ -246,6 +258,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     await writeManifest(runDir, manifest);
     return { runDir, manifest, ran, reused };
   } finally {
+    process.off('SIGINT', onInterrupt);
     await unlock();
   }
 }

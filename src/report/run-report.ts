@@ -13,6 +13,7 @@ import type {
   StageRecord,
   VariantBench,
 } from '../pipeline/manifest.js';
+import { runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
 import { formatCount, formatPercent } from './format.js';
 
@@ -96,7 +97,9 @@ export function buildRunReport(manifest: RunManifest, runDir: string): RunReport
         break;
     }
   }
-  const rows = stages.map(stageRow);
+  // A stage left 'running' by a run that no longer lives was interrupted (killed, Ctrl-C): a rerun resumes it.
+  const live = runIsLive(runDir);
+  const rows = stages.map((s) => (s.status === 'running' && !live ? { ...stageRow(s), status: 'interrupted', summary: 'interrupted — `slim run` of the same recipe resumes it (training from its last finished epoch)' } : stageRow(s)));
   return {
     version: 1,
     name: manifest.name,

@@ -83,6 +83,9 @@ export function registerBench(program: Command): void {
       const rows: BenchRow[] = [];
       // One copy of the images per input size: models of different sizes get their own resize.
       const sets = new Map<string, Promise<ImageSet>>();
+      // Every model is checked before any is timed: a size or --mean problem with the last one should
+      // not cost the timing of the others (and leave no table).
+      const checked = [];
       for (const file of files) {
         const loaded = await loadModelForRuntime(file);
         const { graph } = loaded;
@@ -90,8 +93,10 @@ export function registerBench(program: Command): void {
         const size = imageSizeFor(graph, file, options.imageSize);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
-        // Checked before the timing runs: a wrong --mean for this model should not cost them.
         const normalization = options.data ? normalizationFor(graph, options) : undefined;
+        checked.push({ file, loaded, graph, size, normalization });
+      }
+      for (const { file, loaded, graph, size, normalization } of checked) {
         // So are the data's class names against the model's: one copy of the images per input size,
         // each model's labels following the class names it records.
         let set: ImageSet | undefined;
@@ -187,7 +192,9 @@ function benchPercent(done: number, total: number, phase: BenchmarkPhase): numbe
 
 export function renderBenchTable(rows: BenchRow[]): string {
   const withTop1 = rows.some((r) => r.top1 !== undefined);
-  const headers = ['model', 'size', 'gzip', 'params', 'MACs', 'p50 ms', 'p90 ms', 'p99 ms', 'img/s', ...(withTop1 ? ['top-1'] : [])];
+  // Throughput depends on the batch: when the models were not all measured at one, each row names its own.
+  const batches = new Set(rows.map((r) => r.throughput_batch));
+  const headers = ['model', 'size', 'gzip', 'params', 'MACs', 'p50 ms', 'p90 ms', 'p99 ms', batches.size > 1 ? 'img/s (batch)' : `img/s (batch ${[...batches][0] ?? ''})`, ...(withTop1 ? ['top-1'] : [])];
   const body = rows.map((r) => [
     r.file,
     formatBytes(r.size_bytes),
@@ -198,7 +205,7 @@ export function renderBenchTable(rows: BenchRow[]): string {
     `${r.latency_ms.p50.toFixed(2)}${r.latency_batch > 1 ? ` (batch ${r.latency_batch})` : ''}`,
     r.latency_ms.p90.toFixed(2),
     r.latency_ms.p99.toFixed(2),
-    r.throughput_ips.toFixed(0),
+    batches.size > 1 ? `${r.throughput_ips.toFixed(0)} (${r.throughput_batch})` : r.throughput_ips.toFixed(0),
     ...(withTop1 ? [r.top1 !== undefined ? formatPercent(r.top1) : ''] : []),
   ]);
   const web = rows.find((r) => r.target === 'web');

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { SlimError } from '../../errors.js';
+import { openSession } from '../../runtime/ort.js';
 import { basename } from 'node:path';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
@@ -74,7 +76,8 @@ export function registerInfo(program: Command): void {
     .action(async (file: string, options: CommonOptions & { imageSize?: [number, number] }) => {
       const loaded = await loadModelForRuntime(file);
       const { graph } = loaded;
-      logUnknownOps(file, loaded.unknownOps);
+      // Ops slimkit does not know may still be ONNX Runtime's: ask it before promising that eval and bench work.
+      logUnknownOps(file, loaded.unknownOps, loaded.unknownOps.length ? await ortLoadError(file) : undefined);
       const stats = await loadedModelStats(loaded, imageSizeFor(graph, file, options.imageSize));
       const result = {
         file,
@@ -120,4 +123,14 @@ export function registerInfo(program: Command): void {
         ].join('\n');
       });
     });
+}
+
+/** Why ONNX Runtime cannot load the model, or undefined when it can. */
+async function ortLoadError(file: string): Promise<string | undefined> {
+  try {
+    await (await openSession(file, { threads: 1 })).close();
+    return undefined;
+  } catch (e) {
+    return e instanceof SlimError ? e.parts.problem.replace(/^ONNX Runtime cannot load the model: /, '') : String(e);
+  }
 }

@@ -4,6 +4,7 @@
  * LibTorch engine (src/engine); the engine is imported lazily, so pruning without training never loads
  * the native addon.
  */
+import path from 'node:path';
 import { batches } from '../../data/batches.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
@@ -55,6 +56,14 @@ export interface EngineTunerOptions {
    * afterwards (default true; false trains the folded weights directly).
    */
   reinsertBatchNorm?: boolean;
+  /**
+   * Checkpoint every epoch of the n-th fine-tuning into `<checkpointDir>/finetune-<n>` and resume from it:
+   * pruning is deterministic, so a rerun after a crash reaches the same graphs and continues where the
+   * killed run stopped (finished fine-tunings are read back, not redone).
+   */
+  checkpointDir?: string;
+  /** A fine-tuning continued from its checkpoint: after how many epochs. */
+  onResumed?: (epochs: number) => void;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -71,8 +80,10 @@ export function finetuneLr(graph: Graph): number {
 
 export function engineFineTuner(o: EngineTunerOptions): FineTuner {
   const normalizationFor = (graph: Graph): Normalization => o.normalization ?? normalizationOf(graph);
+  let calls = 0;
   return {
     async finetune(graph, f) {
+      const checkpointDir = o.checkpointDir ? path.join(o.checkpointDir, `finetune-${++calls}`) : undefined;
       const { trainModel } = await import('../../engine/train.js');
       const start = o.reinsertBatchNorm === false
         ? { graph, inserted: 0 }
@@ -95,7 +106,9 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(f.masks ? { masks: f.masks } : {}),
         ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
+        ...(checkpointDir ? { checkpointDir, resume: true } : {}),
       });
+      if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
       return { graph: start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
 

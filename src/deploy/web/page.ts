@@ -136,6 +136,8 @@ async function main(): Promise<void> {
   const run = (file: File): void => {
     busy = busy.then(async () => {
       setStatus('busy', `Classifying ${file.name}…`);
+      // The previous image's scores go first: under a new file's error they would read as its result.
+      $('results').replaceChildren();
       preview.src = URL.createObjectURL(file);
       preview.style.display = 'block';
       try {
@@ -144,6 +146,7 @@ async function main(): Promise<void> {
         show(result);
       } catch (e) {
         window.slimError = String(e);
+        preview.style.display = 'none';
         setStatus('error', `${file.name}: cannot classify (${(e as Error).message ?? e}). Is it an image?`);
       }
     });

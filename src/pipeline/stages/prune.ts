@@ -2,6 +2,7 @@
  * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
  * fine-tuning in the loop — the same library calls `slim prune` makes.
  */
+import { rm } from 'node:fs/promises';
 import { pruneStepJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -46,6 +47,9 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
           seed: ctx.recipe.seed,
           normalization,
           ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+          // A crash loses at most the epoch in progress: the rerun reaches the same cuts and resumes.
+          checkpointDir: ctx.workDir,
+          onResumed: (epochs) => ctx.log(`  fine-tuning resumed from its checkpoint after epoch ${epochs}`),
           onProgress: (p) => {
             if (p.phase !== 'train') return;
             if (p.step === 1) {
@@ -75,7 +79,10 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
     },
   };
 
-  const before = modelStats(graph, inferShapes(graph), undefined, imageSize);
+  // Counted as the models are written (BN folded), as `slim info` and the bench count them: the trainable
+  // form's re-inserted BN has γ and β where the folded model has conv biases.
+  const foldedBefore = foldBatchNorm(graph);
+  const before = modelStats(foldedBefore, inferShapes(foldedBefore), undefined, imageSize);
   let pruned: Graph;
   let result: Omit<PruneResult, 'params_before' | 'params_after' | 'macs_before' | 'macs_after'>;
   try {
@@ -120,6 +127,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const model = foldBatchNorm(pruned);
   const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
+  await rm(ctx.workDir, { recursive: true, force: true });
   return {
     model,
     trainable: pruned,
