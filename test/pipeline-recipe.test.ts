@@ -3,13 +3,13 @@
  * offending text in the recipe, found independently), says what is wrong and what to do. The shipped
  * recipes parse. `slim run` prints the error on one line and exits 1.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
 import { stageKey } from '../src/pipeline/run.js';
-import { putBytes, verifyArtifact } from '../src/pipeline/store.js';
+import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { lockRun } from '../src/pipeline/manifest.js';
 import { processStartTime } from '../src/util/process.js';
 import type { RunData } from '../src/pipeline/data.js';
@@ -223,6 +223,15 @@ describe('artifact store', () => {
     writeFileSync(path.join(runDir, ref.path), damaged);
     expect(await verifyArtifact(runDir, ref)).toBe(false);
     await putBytes(runDir, bytes, 'onnx');
+    expect(await verifyArtifact(runDir, ref)).toBe(true);
+  });
+
+  it('models/ keeps only the stages of the current recipe; the store keeps every model', async () => {
+    const runDir = path.join(dir, 'published');
+    const ref = await putBytes(runDir, new TextEncoder().encode('a model'), 'onnx');
+    for (const name of ['fp32', 'int8', 'old-name']) await publishModel(runDir, ref, name);
+    expect(await unpublishOthers(runDir, new Set(['fp32', 'int8']))).toEqual(['old-name']);
+    expect(readdirSync(path.join(runDir, 'models')).sort()).toEqual(['fp32.onnx', 'int8.onnx']);
     expect(await verifyArtifact(runDir, ref)).toBe(true);
   });
 });

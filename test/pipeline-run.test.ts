@@ -176,6 +176,9 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const m = manifestOf(runDir);
     expect(m.complete).toBe(false);
     expect(m.stages.map((s) => [s.id, s.status])).toEqual([['fp32', 'done'], ['int8', 'done'], ['pruned', 'failed']]);
+    // The earlier run's pruned model is not left in models/ as if this stage had made it.
+    expect(existsSync(path.join(runDir, 'models', 'pruned.onnx'))).toBe(false);
+    expect(existsSync(path.join(runDir, 'models', 'int8.onnx'))).toBe(true);
     expect(m.stages[2]!.error).toMatch(/out of reach/);
     // Recorded (and reported) in the same words as the terminal: the recipe's key, not the CLI flag.
     expect(m.stages[2]!.error).toMatch(/max_ratio/);

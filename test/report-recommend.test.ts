@@ -3,7 +3,9 @@
  * the comments; the limit parsers; the command's usage errors.
  */
 import { describe, expect, it } from 'vitest';
-import type { VariantBench } from '../src/pipeline/manifest.js';
+import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
+import { otherBenchLines } from '../src/report/columns.js';
+import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
 import { runSlim } from './helpers/cli.js';
@@ -100,5 +102,32 @@ describe('limit parsing', () => {
     const none = await runSlim(['recommend', '--run', '/nonexistent-run']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no limits given/);
+  });
+});
+
+describe('a run timed on the host and in the browser', () => {
+  const bench = (id: string, target: 'host' | 'web', scale: number): StageRecord => ({
+    id, kind: 'bench', key: id, status: 'done', seconds: 1, gpu_seconds: 0, cost: 0, device: 'cpu',
+    result: { threads: 2, runs: 100, batch: 32, target, ...(target === 'web' ? { runtime: 'onnxruntime-web 1.x (WebAssembly)' } : {}), eval_data: 'cifar10', variants: ALL.map((v) => ({ ...v, latency_ms: { ...v.latency_ms, p50: v.latency_ms.p50 * scale } })) },
+  });
+  const manifest = (stages: StageRecord[]): RunManifest => ({
+    version: 1, name: 'two-benches', recipe: { file: 'r.yaml', sha256: '', text: '' }, data: { name: 'cifar10', train_images: 1, test_images: 1, sha256: '' },
+    created: '', updated: '', machine: { cpu: '', cores: 2, os: '', node: '', slimkit: '' }, wall_seconds: 1, complete: true, gpu_price_per_hour: 2.5, stages,
+  });
+
+  it('speaks with the host timings (where a device bundle runs), lists the browser ones beside them, and takes the browser on request', () => {
+    // The web bench ran last: before, it silently replaced the host numbers in the report and in recommend.
+    const m = manifest([bench('bench-host', 'host', 1), bench('bench-web', 'web', 3)]);
+    const report = buildRunReport(m, '/nowhere');
+    expect(report.bench).toMatchObject({ stage: 'bench-host', target: 'host' });
+    expect(report.variants.find((v) => v.id === 'int8')!.latency_ms.p50).toBeCloseTo(1.6, 9);
+    expect(report.other_benches).toEqual([{ stage: 'bench-web', target: 'web', runtime: 'onnxruntime-web 1.x (WebAssembly)', p50_ms: { fp32: 12, int8: 1.6 * 3, pruned: 1.1 * 3, bad: 6 } }]);
+    expect(otherBenchLines(report)[0]).toMatch(/^Also timed in stage 'bench-web' \(onnxruntime-web 1\.x \(WebAssembly\) — the browser, as the web bundle runs\): fp32 12\.000 ms, int8 4\.800 ms/);
+    const web = buildRunReport(m, '/nowhere', { target: 'web' });
+    expect(web.bench).toMatchObject({ stage: 'bench-web', target: 'web' });
+    expect(web.variants.find((v) => v.id === 'int8')!.latency_ms.p50).toBeCloseTo(4.8, 9);
+    // Only browser timings: those speak, unless the host is asked for.
+    expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere').bench!.stage).toBe('bench-web');
+    expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere', { target: 'host' }).variants).toEqual([]);
   });
 });

@@ -39,7 +39,7 @@ import {
 } from './manifest.js';
 import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { anyBatch } from '../passes/any-batch.js';
-import { hashOf, publishModel, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
+import { hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
 import type { StageContext, StageOutput, Variant } from './stages/context.js';
@@ -201,6 +201,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
       } else {
         const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}) };
+        // The model an earlier version of this stage published goes first: should this run fail, models/
+        // must not offer it as the stage's output.
+        await unpublishModel(runDir, stage.id);
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();
@@ -254,6 +257,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
     manifest.complete = true;
     manifest.wall_seconds = (performance.now() - started) / 1000;
+    // Models of stages this recipe no longer has (renamed, removed): their bytes stay in the store.
+    for (const gone of await unpublishOthers(runDir, new Set(variants.keys()))) log(`removed models/${gone}.onnx: no stage of this recipe makes it (any more)`);
     await rmdir(path.join(runDir, 'work')).catch(() => undefined); // only when no stage left a checkpoint there
     await writeManifest(runDir, manifest);
     return { runDir, manifest, ran, reused };

@@ -5,7 +5,7 @@
  * Stage keys are hashes of canonical JSON, so equal inputs give equal keys on any machine.
  */
 import { createHash } from 'node:crypto';
-import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
@@ -72,6 +72,19 @@ export async function readArtifactGraph(runDir: string, ref: ArtifactRef): Promi
 }
 
 /** `models/<name>.onnx` → the artifact, replaced atomically (a hard link; a copy where links fail). */
+/** Takes `models/<name>.onnx` away (the store keeps the bytes). */
+export async function unpublishModel(runDir: string, name: string): Promise<void> {
+  await rm(path.join(runDir, MODELS, `${name}.onnx`), { force: true });
+}
+
+/** Takes away every `models/*.onnx` not named in `keep`; returns the names taken. */
+export async function unpublishOthers(runDir: string, keep: ReadonlySet<string>): Promise<string[]> {
+  const names = (await readdir(path.join(runDir, MODELS)).catch(() => [] as string[])).filter((f) => f.endsWith('.onnx')).map((f) => f.slice(0, -'.onnx'.length));
+  const gone = names.filter((n) => !keep.has(n));
+  for (const name of gone) await unpublishModel(runDir, name);
+  return gone;
+}
+
 export async function publishModel(runDir: string, ref: ArtifactRef, name: string): Promise<string> {
   const rel = path.join(MODELS, `${name}.onnx`);
   const target = path.join(runDir, rel);

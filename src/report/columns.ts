@@ -57,6 +57,11 @@ export function timedWith(b: { target?: string; runtime?: string }): string {
   return b.target === 'web' ? `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs` : 'ONNX Runtime CPU';
 }
 
+/** One line per other bench stage: what it timed the variants at ("Also timed in stage 'web' …"). */
+export function otherBenchLines(r: RunReport): string[] {
+  return r.other_benches.map((o) => `Also timed in stage '${o.stage}' (${timedWith(o)}): ${Object.entries(o.p50_ms).map(([id, ms]) => `${id} ${ms.toFixed(3)} ms`).join(', ')} (batch-1 p50).`);
+}
+
 /** Shell command that re-measures the report's variants with `slim bench`. */
 export function benchCommand(r: RunReport): string {
   const files = r.variants.map((v) => `${r.run_dir}/${v.file}`);

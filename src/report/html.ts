@@ -5,7 +5,7 @@
  * executed) for anyone who wants the raw numbers from the same file.
  */
 import type { VariantBench } from '../pipeline/manifest.js';
-import { benchCommand, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, type Column } from './columns.js';
+import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, type Column } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
 import type { RunReport } from './run-report.js';
 
@@ -58,6 +58,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
       '<h2 id="variants">Every variant, measured</h2>',
       `<p>Batch-1 latency: ${b.runs} timed runs after warm-up, ${b.threads} thread(s), ${escapeHtml(timedWith(b))}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see <em>at batch</em>); top-1 on ${escapeHtml(b.eval_data)}. Sizes are bytes of the .onnx file (gzip level 9). ★ = on the Pareto front of top-1 vs latency.</p>`,
       variantTable(r.variants, front, base),
+      ...otherBenchLines(r).map((l) => `<p>${escapeHtml(l)}</p>`),
       '<p>Re-measure these files yourself (latency varies with machine load; sizes, params, MACs and top-1 match exactly):</p>',
       `<pre>${escapeHtml(benchCommand(r))}</pre>`,
       '<h2 id="pareto">Accuracy against latency and size</h2>',

@@ -1,5 +1,5 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
-import { benchCommand, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline } from './columns.js';
+import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
 import type { RunReport } from './run-report.js';
 
@@ -37,6 +37,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
         [...VARIANT_COLUMNS.map((c) => c.numeric), false],
       ),
       '',
+      ...otherBenchLines(r).flatMap((l) => [l, '']),
       'Re-measure:',
       '',
       '```sh',

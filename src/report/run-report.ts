@@ -45,7 +45,10 @@ export interface RunReport {
   /** Wall time of the latest `slim run` / `slim demo` invocation. */
   wall_seconds: number;
   gpu_price_per_hour: number;
-  bench?: Omit<BenchResult, 'variants'>;
+  /** The bench stage the tables, the Pareto fronts and `slim recommend` use (see chooseBench). */
+  bench?: Omit<BenchResult, 'variants'> & { stage: string };
+  /** The run's other bench stages (another target): their batch-1 p50 per variant. */
+  other_benches: { stage: string; target: string; runtime?: string; p50_ms: Record<string, number> }[];
   /** Every benchmarked variant: `slim bench`'s numbers plus top-5 and per-class accuracy. */
   variants: VariantBench[];
   /** Ids on the Pareto front of top-1 vs batch-1 p50 latency, and of top-1 vs file size. */
@@ -60,10 +63,24 @@ export interface RunReport {
   deploy: (DeployResultRecord & { stage: string })[];
 }
 
-export function buildRunReport(manifest: RunManifest, runDir: string): RunReport {
+/**
+ * The bench stage that speaks for the run: the last one timed on `target` (default: the host, where a
+ * device deployment runs native code), else — with no target asked for — the last one of any target.
+ */
+function chooseBench(benches: StageRecord[], target: string | undefined): StageRecord | undefined {
+  const on = (t: string): StageRecord | undefined => benches.findLast((s) => ((s.result as BenchResult).target ?? 'host') === t);
+  return target ? on(target) : on('host') ?? benches.at(-1);
+}
+
+export function buildRunReport(manifest: RunManifest, runDir: string, options: { target?: string } = {}): RunReport {
   const stages = manifest.stages.filter((s): s is StageRecord => Boolean(s));
   const benches = stages.filter((s) => s.kind === 'bench' && s.status === 'done' && s.result);
-  const bench = benches.at(-1)?.result as BenchResult | undefined;
+  const chosen = chooseBench(benches, options.target);
+  const bench = chosen?.result as BenchResult | undefined;
+  const otherBenches = benches.filter((s) => s !== chosen).map((s) => {
+    const b = s.result as BenchResult;
+    return { stage: s.id, target: b.target ?? 'host', ...(b.runtime ? { runtime: b.runtime } : {}), p50_ms: Object.fromEntries(b.variants.map((v) => [v.id, v.latency_ms.p50])) };
+  });
   const variants = bench?.variants ?? [];
   const front = (cost: (v: VariantBench) => number): string[] => paretoFront(variants.map((v) => ({ id: v.id, gain: v.top1, cost: cost(v) })));
   const training: RunReport['training'] = [];
@@ -111,7 +128,8 @@ export function buildRunReport(manifest: RunManifest, runDir: string): RunReport
     complete: manifest.complete,
     wall_seconds: manifest.wall_seconds,
     gpu_price_per_hour: manifest.gpu_price_per_hour,
-    ...(bench ? { bench: { threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), eval_data: bench.eval_data } } : {}),
+    other_benches: otherBenches,
+    ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), eval_data: bench.eval_data } } : {}),
     variants,
     pareto: { latency: front((v) => v.latency_ms.p50), size: front((v) => v.size_bytes) },
     stages: rows,

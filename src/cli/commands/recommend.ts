@@ -7,13 +7,15 @@ import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
 import { buildRunReport } from '../../report/run-report.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { withJson } from '../options.js';
+import { oneOf, withJson } from '../options.js';
+import { timedWith } from '../../report/columns.js';
 
 interface RecommendCliOptions extends CommonOptions {
   maxSize?: number;
   maxLatencyMs?: number;
   minTop1?: number;
   run?: string;
+  target?: 'host' | 'web';
 }
 
 const sizeArg = (value: string): number => {
@@ -43,6 +45,7 @@ export function registerRecommend(program: Command): void {
       .option('--max-size <size>', 'largest .onnx file, e.g. 3MB or 2.5MiB (MB = 10^6 bytes, MiB = 2^20 as slim bench prints sizes)', sizeArg)
       .option('--max-latency-ms <ms>', 'largest batch-1 p50 latency in milliseconds (as measured by the run\'s bench stage)', msArg)
       .option('--min-top1 <x>', 'smallest top-1, a fraction (0.93) or a percentage (93%)', top1Arg)
+      .option('--target <host|web>', 'judge latency as timed there: a bench stage with that target (default: host, where a device bundle runs; else the last bench stage)', oneOf('--target', ['host', 'web']))
       .option('--run <dir>', 'a run folder (default: the most recently updated one under ./runs)'),
   )
     .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend runs/demo --max-latency-ms 1 --json')
@@ -56,9 +59,11 @@ export function registerRecommend(program: Command): void {
       if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
       const runDir = path.resolve(runArg ?? options.run ?? (await latestRun()));
       const manifest = await requireRunManifest(runDir, 'pass --run <folder made by slim run or slim demo>');
-      const report = buildRunReport(manifest, runDir);
+      const report = buildRunReport(manifest, runDir, options.target ? { target: options.target } : {});
       if (report.variants.length === 0) {
-        throw new SlimError({ file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
+        throw new SlimError(options.target
+          ? { file: runDir, problem: `the run has no bench stage timed on ${options.target}`, fix: `add \`- bench: { target: ${options.target} }\` to the recipe, or drop --target` }
+          : { file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
       }
       const r = recommend(report.variants, limits);
       const limitsJson = {
@@ -67,10 +72,12 @@ export function registerRecommend(program: Command): void {
         ...(limits.minTop1 !== undefined ? { min_top1: limits.minTop1 } : {}),
       };
       const assessed = r.assessed.map((a) => ({ id: a.id, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
-      const json = { run_dir: runDir, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
+      // Which timings judged latency: a run may have timed its variants on the host and in the browser.
+      const timing = { stage: report.bench!.stage, target: report.bench!.target ?? 'host', ...(report.bench!.runtime ? { runtime: report.bench!.runtime } : {}) };
+      const json = { run_dir: runDir, latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
       printResult(options, json, () =>
         [
-          `run: ${runDir}`,
+          `run: ${runDir}; latency as timed by stage '${timing.stage}' (${timedWith(report.bench!)})${report.other_benches.length ? ` — also timed: ${report.other_benches.map((o) => `'${o.stage}' (${o.target}; --target ${o.target})`).join(', ')}` : ''}`,
           table(
             ['variant', 'size', 'p50 ms', 'top-1', 'within limits'],
             report.variants.map((v) => {
