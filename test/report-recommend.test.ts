@@ -102,6 +102,10 @@ describe('limit parsing', () => {
     const none = await runSlim(['recommend', '--run', '/nonexistent-run']);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no limits given/);
+    // A bare small number is a forgotten unit (it read as 3 bytes: "8958166.7 % over").
+    const bare = await runSlim(['recommend', '--max-size', '3']);
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toMatch(/--max-size 3 would be 3 bytes; write the unit: 3MB or 3MiB/);
   });
 });
 

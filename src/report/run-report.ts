@@ -175,7 +175,7 @@ function summarize(s: StageRecord): string {
     case 'finetune':
     case 'distill': {
       const r = s.result;
-      return `${r.history.length} epochs on ${r.train_images.toLocaleString('en')} images${r.teacher ? ` (teacher ${r.teacher})` : ''}: test top-1 ${pct(r.test_top1)} on ${r.eval_images.toLocaleString('en')} images`;
+      return `${r.history.length} epoch${r.history.length === 1 ? '' : 's'} on ${r.train_images.toLocaleString('en')} images${r.teacher ? ` (teacher ${r.teacher})` : ''}: test top-1 ${pct(r.test_top1)} on ${r.eval_images.toLocaleString('en')} images`;
     }
     case 'prune': {
       const r = s.result;

@@ -227,7 +227,7 @@ export function registerDistill(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epochs (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
+          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
           `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,

@@ -21,6 +21,8 @@ interface RecommendCliOptions extends CommonOptions {
 const sizeArg = (value: string): number => {
   const bytes = parseSize(value);
   if (bytes === undefined || bytes <= 0) throw new InvalidArgumentError(`--max-size takes a size such as 3MB, 2.5MiB, 500kB or 120000 (bytes), got '${value}'`);
+  // No model file is a few hundred bytes: a bare small number is a unit left out, not a limit.
+  if (/^\s*[\d.]+\s*$/.test(value) && bytes < 1024) throw new InvalidArgumentError(`--max-size ${value} would be ${bytes} bytes; write the unit: ${value}MB or ${value}MiB`);
   return bytes;
 };
 

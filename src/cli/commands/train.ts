@@ -286,7 +286,7 @@ export function registerTrain(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `trained ${options.model} for ${result.history.length} epochs (${result.steps} steps)${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
+          `trained ${options.model} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} steps)${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
             (summary.gpu_seconds > 0 ? ` — ${summary.gpu_seconds.toFixed(1)} GPU-seconds, about $${summary.estimated_cost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
