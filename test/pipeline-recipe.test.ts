@@ -131,6 +131,17 @@ stages:
     expect(noMode[0]!.problem).toMatch(/exactly one of `structured/);
   });
 
+  it('refuses options the quantize mode would ignore (they did nothing, silently)', () => {
+    const fp16 = issuesOf(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: half, mode: fp16, method: entropy, samples: 64 }\n'));
+    expect(fp16.map((i) => [i.path, i.problem])).toEqual([
+      ['stages[1].quantize.method', 'method applies to mode: static (calibrated int8), not fp16: drop it'],
+      ['stages[1].quantize.samples', 'samples applies to mode: static (calibrated int8), not fp16: drop it'],
+    ]);
+    const dynamic = issuesOf(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: dyn, mode: dynamic, per_tensor: true, equalize: true }\n'));
+    expect(dynamic.map((i) => i.problem)).toEqual(['equalize applies to mode: static (calibrated int8), not dynamic (which takes per_tensor, reduce_range, exclude): drop it']);
+    expect(() => parseRecipe(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: dyn, mode: dynamic, per_tensor: true }\n'), 'r.yaml')).not.toThrow();
+  });
+
   it('reports YAML syntax errors at their line', () => {
     const text = 'name: t\nmodel: { zoo: resnet18-cifar\nstages: []\n';
     const [issue] = issuesOf(text);

@@ -232,7 +232,16 @@ export const PruneStage = z
     if (p.importance === 'taylor' && !p.finetune) ctx.addIssue({ code: 'custom', path: ['importance'], message: 'taylor importance needs gradients: add `finetune: { epochs: N }`, or use l2' });
   });
 
-export const QuantizeStage = z
+/** Keys of a quantize stage that mean something in each mode besides static (which takes them all). */
+const MODE_KEYS: Record<string, readonly string[]> = {
+  dynamic: ['per_tensor', 'reduce_range', 'exclude'],
+  fp16: [],
+  'fp16-weights': [],
+};
+/** Calibration and int8 keys: written for a mode that ignores them, they would do nothing, silently. */
+const STATIC_ONLY = ['method', 'percentile', 'samples', 'per_tensor', 'activation_type', 'reduce_range', 'bias_correction', 'equalize', 'keep_first', 'keep_last', 'exclude', 'max_drop', 'sensitivity', 'cpu', 'qat'];
+
+const QuantizeFields = z
   .strictObject({
     ...common,
     mode: z.enum(['static', 'dynamic', 'fp16', 'fp16-weights']).default('static'),
@@ -263,13 +272,24 @@ export const QuantizeStage = z
       })
       .optional(),
   })
-  .superRefine((q, ctx) => {
-    if (q.mode !== 'static') {
-      for (const key of ['max_drop', 'sensitivity', 'qat'] as const) {
-        if (q[key]) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to mode: static (calibrated int8), not ${q.mode}` });
+  ;
+
+/** The stage as written (before defaults) decides what was set: a key the mode ignores is an error. */
+export const QuantizeStage = z
+  .unknown()
+  .superRefine((raw, ctx) => {
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return;
+    const written = raw as Record<string, unknown>;
+    const mode = typeof written['mode'] === 'string' ? written['mode'] : 'static';
+    const applies = MODE_KEYS[mode];
+    if (!applies) return; // an unknown mode: the schema says which there are
+    for (const key of STATIC_ONLY) {
+      if (written[key] !== undefined && !applies.includes(key)) {
+        ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to mode: static (calibrated int8), not ${mode}${applies.length ? ` (which takes ${applies.join(', ')})` : ''}: drop it` });
       }
     }
-  });
+  })
+  .pipe(QuantizeFields);
 
 export const BenchStage = z.strictObject({
   id: stageId.optional(),

@@ -138,6 +138,16 @@ export function registerQuantize(program: Command): void {
       ].join('\n'),
     )
     .action(async (file: string, options: QuantizeCliOptions, command: Command) => {
+      // Calibration and int8 flags given for a mode that ignores them would do nothing, silently.
+      if (options.mode !== 'static') {
+        const applies = options.mode === 'dynamic' ? ['perTensor', 'reduceRange', 'exclude'] : [];
+        for (const key of ['method', 'percentile', 'samples', 'seed', 'perTensor', 'activationType', 'reduceRange', 'cpu', 'keepFirst', 'keepLast', 'exclude', 'biasCorrection']) {
+          if (command.getOptionValueSource(key) === 'cli' && !applies.includes(key)) {
+            const flag = key === 'biasCorrection' && options.biasCorrection === false ? '--no-bias-correction' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+            throw usageError(`${flag} applies to --mode static, not ${options.mode}`, `drop ${flag}${applies.length ? ` (--mode ${options.mode} takes ${applies.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')})` : ''}`);
+          }
+        }
+      }
       if (command.getOptionValueSource('percentile') === 'cli' && options.method !== 'percentile' && options.method !== 'auto') {
         throw usageError(`--percentile applies to --method percentile, not ${options.method}`);
       }
