@@ -66,7 +66,7 @@ const STEPS: Step[] = [
   { name: 'sparse 50 %', args: (m, d) => ['prune', m, '-o', `${d}/s.onnx`, '--unstructured', '--sparsity', '0.5', '--json'] },
   { name: 'train', args: (m, d) => ['train', '--model', m, '--data', 'cifar10', ...data, '--epochs', '1', '--train-limit', '64', '--test-limit', '64', '--batch', '32', '--threads', '2', '--out', `${d}/t.onnx`, '--json'] },
   { name: 'QAT', needs: 'q.onnx', args: (m, d) => ['quantize', m, '-o', `${d}/qat.onnx`, '--qat', '--epochs', '1', '--data', 'cifar10', ...data, '--train-limit', '64', '--eval-limit', '64', '--batch', '32', '--json'] },
-  { name: 'new head', args: (m, d) => ['train', '--model', m, '--data', three, '--new-head', '--freeze-backbone', '--epochs', '1', '--batch', '16', '--threads', '2', '--out', `${d}/head.onnx`, '--json'] },
+  { name: 'new head', args: (m, d) => ['train', '--model', m, '--data', three, '--new-head', '--freeze-backbone', '--epochs', '1', '--batch', '16', '--lr', '0.01', '--threads', '2', '--out', `${d}/head.onnx`, '--json'] },
   { name: 'deploy', needs: 'q.onnx', args: (_m, d) => ['deploy', `${d}/q.onnx`, '--target', 'linux-x64', '--out', `${d}/bundle`, '--force', '--json'] },
 ];
 

@@ -151,6 +151,17 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
   });
 
   it('an edited stage reruns, with the stages whose inputs change — nothing else', async () => {
+    // --plan says so first, running and writing nothing.
+    const manifestBefore = readFileSync(path.join(runDir, 'manifest.json'), 'utf8');
+    const planned = await runSlim([...args(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir), '--plan'], { timeoutMs: 120_000 });
+    expect(planned.code, planned.stderr).toBe(0);
+    const plan = JSON.parse(planned.stdout) as { stages: { id: string; action: string; reason: string; last_seconds?: number }[] };
+    expect(plan.stages.map((st) => [st.id, st.action])).toEqual([['fp32', 'reuse'], ['int8', 'reuse'], ['pruned', 'reuse'], ['pruned-ft', 'reuse'], ['pruned-int8', 'run'], ['bench', 'run'], ['deploy', 'run']]);
+    expect(plan.stages[4]!.reason).toMatch(/options, its input or the data changed/);
+    expect(plan.stages[4]!.last_seconds).toBeGreaterThan(0);
+    expect(plan.stages[5]!.reason).toBe("it reads 'pruned-int8', which runs again");
+    expect(readFileSync(path.join(runDir, 'manifest.json'), 'utf8')).toBe(manifestBefore);
+
     const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);
     // New calibration → new int8 bytes → new bench and deploy inputs; train, prune, fine-tune untouched.
     expect(out.ran).toEqual(['pruned-int8', 'bench', 'deploy']);

@@ -129,6 +129,24 @@ describe('replaceClassifierHead', () => {
     expect((await runGraph(rt.graph, { input: torch.input }))['logits']!.dims).toEqual([2, 3]);
   });
 
+  it('replaces a bias torch.onnx passes through an Identity of an equal tensor (EfficientNet\'s classifier)', async () => {
+    const torch = torchSidecar('torch-tiny-resnet-folded.onnx');
+    const g = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const gemm = g.nodes.find((n) => n.opType === 'Gemm')!;
+    // torch stores equal tensors once: the head's bias read through an Identity of another initializer.
+    const aliased: Graph = {
+      ...g,
+      initializers: new Map([...g.initializers].filter(([k]) => k !== gemm.inputs[2]).concat([['elsewhere.bias', g.initializers.get(gemm.inputs[2]!)!]])),
+      nodes: [node('alias', 'Identity', ['elsewhere.bias'], ['head_bias']), ...g.nodes.map((n) => (n === gemm ? { ...n, inputs: [n.inputs[0]!, n.inputs[1]!, 'head_bias'] } : n))],
+    };
+    expect(maxAbsDiff((await runGraph(aliased, { input: torch.input }))['logits']!, torch.output)).toBeLessThan(1e-5);
+    const r = replaceClassifierHead(aliased, { classes: 3, seed: 2 });
+    expect(r.graph.initializers.get(r.bias!)!.dims).toEqual([3]);
+    expect(r.graph.nodes.some((n) => n.name === 'alias')).toBe(false);
+    expect(r.graph.initializers.has('elsewhere.bias')).toBe(false);
+    expect((await runGraph(r.graph, { input: torch.input }))['logits']!.dims).toEqual([2, 3]);
+  });
+
   it('refuses, saying why, when no classifier layer writes the scores', () => {
     const concat = emptyGraph('concat');
     concat.inputs = [{ name: 'a', dtype: 'float32', shape: [1, 2] }, { name: 'b', dtype: 'float32', shape: [1, 3] }];

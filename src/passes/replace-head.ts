@@ -21,7 +21,10 @@ export interface ClassifierHead {
   node: string;
   kind: 'Gemm' | 'MatMul' | 'Conv';
   weight: string;
-  /** The bias initializer: the Gemm's or Conv's own, or the constant of the Add behind a MatMul. */
+  /**
+   * The bias: the Gemm's or Conv's third input, or the constant of the Add behind a MatMul. torch.onnx
+   * may pass it through an Identity of an equal tensor elsewhere (it stores equal tensors once).
+   */
   bias?: string;
   /** Features in (fan-in of one score) and scores out. */
   inFeatures: number;
@@ -58,7 +61,7 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
     if (!w || w.dims.length !== 2) throw problem(`Gemm '${node.name}' has no constant 2-D weight`, fix);
     const transB = node.attributes['transB']?.value === 1;
     const [classes, inFeatures] = transB ? [w.dims[0]!, w.dims[1]!] : [w.dims[1]!, w.dims[0]!];
-    const bias = node.inputs[2] && constant(graph, node.inputs[2]) ? node.inputs[2] : undefined;
+    const bias = node.inputs[2] || undefined;
     return { node: node.name, kind: 'Gemm', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes, tail: tailNames };
   }
   if (node.opType === 'Add') {
@@ -82,7 +85,7 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
     const group = node.attributes['group']?.value ?? 1;
     if (!w || w.dims.length < 3) throw problem(`Conv '${node.name}' has no constant weight`, fix);
     if (group !== 1) throw problem(`Conv '${node.name}' is grouped (group ${String(group)}): its outputs are not one score per class over all features`, fix);
-    const bias = node.inputs[2] && constant(graph, node.inputs[2]) ? node.inputs[2] : undefined;
+    const bias = node.inputs[2] || undefined;
     const inFeatures = numel(w.dims.slice(1));
     return { node: node.name, kind: 'Conv', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes: w.dims[0]!, tail: tailNames };
   }
@@ -114,9 +117,10 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
   const bound = 1 / Math.sqrt(head.inFeatures);
   const uniform = (dims: number[]): Tensor<'float32'> =>
     float32(dims, Array.from({ length: numel(dims) }, () => rng.uniform(-bound, bound)));
-  // A weight read only by the head keeps its name (checkpoints and logs stay readable); a shared one is left to its other readers.
+  // A weight read only by the head keeps its name (checkpoints and logs stay readable); a shared one is
+  // left to its other readers, and a value some node computes (an Identity) is not overwritten.
   const store = (old: string, value: Tensor): string => {
-    const name = index.consumersOf(old).length === 1 ? old : freshName(taken, `${old}_new`);
+    const name = index.consumersOf(old).length === 1 && g.initializers.has(old) ? old : freshName(taken, `${old}_new`);
     g.initializers.set(name, value);
     return name;
   };
@@ -129,9 +133,9 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
   layer.inputs[1] = weight;
   let bias: string | undefined;
   if (head.bias) {
-    const old = g.initializers.get(head.bias)!;
+    const old = g.initializers.get(head.bias);
     // Same rank as before ([k] or a broadcast [1, k]), the class axis resized.
-    const dims = old.dims.map((d) => (d === head.classes ? classes : d));
+    const dims = old ? old.dims.map((d) => (d === head.classes ? classes : d)) : [classes];
     bias = store(head.bias, uniform(numel(dims) === classes ? dims : [classes]));
     const reader = head.kind === 'MatMul' ? g.nodes.find((n) => n.name === head.tail[0])! : layer;
     reader.inputs = reader.inputs.map((v) => (v === head.bias ? bias! : v));
@@ -148,7 +152,15 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
   }
   for (const out of layer.outputs) g.valueInfo.delete(out);
   declareClassCount(g, classes);
-  // The old weights nobody reads any more go.
+  // What fed the old head and nothing else goes: its weights, and an Identity that passed one through.
+  for (let value = head.bias; value !== undefined; ) {
+    const feeder = index.producer.get(value);
+    const stillRead = g.nodes.some((n) => n.inputs.includes(value!)) || g.outputs.some((v) => v.name === value);
+    if (!feeder || feeder.opType !== 'Identity' || stillRead) break;
+    g.nodes = g.nodes.filter((n) => n !== feeder);
+    value = feeder.inputs[0];
+    if (value && g.initializers.has(value) && !g.nodes.some((n) => n.inputs.includes(value!))) g.initializers.delete(value);
+  }
   const read = new Set(g.nodes.flatMap((n) => n.inputs));
   for (const old of [head.weight, head.bias]) if (old && !read.has(old)) g.initializers.delete(old);
   return { graph: g, replaced: head, weight, ...(bias ? { bias } : {}) };

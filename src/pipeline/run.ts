@@ -123,14 +123,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
     log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
     const dataStart = performance.now();
-    const sourceBytes = await readSource(recipe);
-    const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
-    const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
-    checkSourceInput(recipe, sourceGraph);
-    const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
-    const data = await loadRunData(recipe.data, { baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}), channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph ? recordedClasses(sourceGraph, sourceFile!) : undefined, log });
+    const { sourceBytes, sourceFile, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), log });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
-    checkClassCount(recipe, sourceGraph, data);
 
     const manifest: RunManifest = {
       version: 1,
@@ -275,13 +269,13 @@ function inStage(e: unknown, recipe: Recipe, stage: Stage): unknown {
   return new SlimError({ file: `${recipe.file}:${stage.line}`, where: `stage '${stage.id}' (${stage.kind})`, problem }, e.kind, { cause: e });
 }
 
-interface StageInput {
+export interface StageInput {
   from?: string;
   /** For bench: every variant measured. */
   ids?: string[];
 }
 
-function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<string, Variant>): StageInput {
+export function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<string, Variant>): StageInput {
   switch (stage.kind) {
     case 'bench':
       return { ids: stage.spec.variants ?? [...variants.keys()] };
@@ -296,7 +290,7 @@ function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<s
   }
 }
 
-function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
+export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
   if (stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill') return stage.spec.device;
   if (stage.kind === 'prune') return stage.spec.finetune?.device;
   if (stage.kind === 'quantize') return stage.spec.qat?.device;
@@ -366,6 +360,22 @@ async function execute(ctx: StageContext, stage: Stage, input: StageInput): Prom
   }
 }
 
+/** The recipe's model file (when it starts from one) and its data, checked against each other. */
+export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData }> {
+  const sourceBytes = await readSource(recipe);
+  const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
+  const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
+  checkSourceInput(recipe, sourceGraph);
+  const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
+  const data = await loadRunData(recipe.data, {
+    baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
+    channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph ? recordedClasses(sourceGraph, sourceFile!) : undefined,
+    ...(o.log ? { log: o.log } : {}),
+  });
+  checkClassCount(recipe, sourceGraph, data);
+  return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data };
+}
+
 async function readSource(recipe: Recipe): Promise<Uint8Array | undefined> {
   if (!recipe.model.file) return undefined;
   const file = path.resolve(recipe.baseDir, recipe.model.file);
@@ -387,7 +397,7 @@ async function addSource(recipe: Recipe, runDir: string, manifest: RunManifest, 
   return { id, kind: 'source', model: ref };
 }
 
-async function artifactsIntact(runDir: string, record: StageRecord): Promise<boolean> {
+export async function artifactsIntact(runDir: string, record: StageRecord): Promise<boolean> {
   for (const ref of [record.model, record.trainable]) if (ref && !(await verifyArtifact(runDir, ref))) return false;
   if (record.kind === 'deploy' && record.result) {
     // Another stage or run may have rewritten the folder since: the bundle must still hold this model.

@@ -3,6 +3,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadRecipe } from '../../pipeline/parse.js';
 import type { Recipe } from '../../pipeline/recipe.js';
 import { runPipeline, type RunOutcome } from '../../pipeline/run.js';
+import { planPipeline, type RunPlan } from '../../pipeline/plan.js';
+import { usageError } from '../../errors.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
 import { STAGE_COLUMNS, cell } from '../../report/columns.js';
 import type { RunReport } from '../../report/run-report.js';
@@ -107,13 +109,26 @@ export function renderRunSummary(r: RecipeRun): string {
   return lines.join('\n');
 }
 
+function renderPlan(plan: RunPlan): string {
+  const runs = plan.stages.filter((s) => s.action === 'run');
+  return [
+    `plan for ${plan.run_dir}:`,
+    table(['stage', 'kind', 'from', 'would', 'why', 'took last time'], plan.stages.map((s) => [s.id, s.kind, s.from ?? '', s.action, s.reason, s.last_seconds !== undefined ? `${s.last_seconds.toFixed(1)} s` : ''])),
+    '',
+    runs.length
+      ? `${runs.length} stage(s) would run${plan.known_seconds > 0 ? ` (${(plan.known_seconds / 60).toFixed(1)} min last time, for those with a time)` : ''}; nothing was run or written`
+      : 'every stage would be reused; nothing was run or written',
+  ].join('\n');
+}
+
 export function registerRun(program: Command): void {
   withJson(
     withRunOptions(
       program
         .command('run')
         .description('run a recipe (train → distill → prune → fine-tune → quantize → bench → deploy); finished stages are reused')
-        .argument('<recipe>', 'a recipe .yaml file (see recipes/demo.yaml)'),
+        .argument('<recipe>', 'a recipe .yaml file (see recipes/demo.yaml)')
+        .option('--plan', 'run nothing: say which stages the run folder already holds and which would run, and why'),
     ),
   )
     .addHelpText(
@@ -123,15 +138,26 @@ export function registerRun(program: Command): void {
         'Examples:',
         '  slim run recipes/demo.yaml                      # runs/demo: models/, report/report.html',
         '  slim run recipes/demo.yaml --rerun bench        # measure again, reuse everything else',
+        '  slim run recipes/demo.yaml --plan               # what would run after an edit, before it runs',
         '  slim run recipes/full-gpu.yaml --device cuda',
         '',
         'A rerun skips every stage whose inputs and options have not changed; after a crash it resumes at',
         'the stage that did not finish (training resumes from its last finished epoch).',
       ].join('\n'),
     )
-    .action(async (file: string, options: RunCliOptions) => {
+    .action(async (file: string, options: RunCliOptions & { plan?: boolean }) => {
       if (options.runDir) checkOutputDir(options.runDir, '--run-dir');
       const recipe = await loadRecipe(file);
+      if (options.plan) {
+        if (options.fresh) throw usageError('--plan and --fresh: a fresh run runs every stage', 'drop one of the two');
+        const plan = await planPipeline({
+          recipe, log,
+          ...(options.runDir ? { runDir: options.runDir } : {}), ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+          ...(options.device ? { device: options.device } : {}), ...(options.threads ? { threads: options.threads } : {}), ...(options.rerun ? { rerun: options.rerun } : {}),
+        });
+        printResult(options, plan, () => renderPlan(plan));
+        return;
+      }
       const result = await runRecipe(recipe, options);
       printResult(options, runSummaryJson(result), () => renderRunSummary(result));
     });

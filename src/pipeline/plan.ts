@@ -1,0 +1,80 @@
+/**
+ * `slim run --plan`: what a run of the recipe would do in its run folder — which stages the store
+ * already holds (reused) and which would run, with the reason and what they took last time — without
+ * running, locking or writing anything. An edit that would retrain for hours shows before it does.
+ */
+import path from 'node:path';
+import { readManifest, readStageRecord } from './manifest.js';
+import { sourceId, type Recipe } from './recipe.js';
+import { artifactsIntact, defaultRunDir, inputOf, recipeInputs, stageDevice, stageKey, type StageInput } from './run.js';
+import type { Variant } from './stages/context.js';
+import { sha256 } from './store.js';
+
+export interface PlannedStage {
+  id: string;
+  kind: string;
+  from?: string;
+  action: 'reuse' | 'run';
+  reason: string;
+  /** Seconds the stage took when it last ran in this folder (the stored record, else the manifest's). */
+  last_seconds?: number;
+}
+
+export interface RunPlan {
+  run_dir: string;
+  stages: PlannedStage[];
+  /** Sum of last_seconds over the stages that would run (those with a known time). */
+  known_seconds: number;
+}
+
+export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir?: string; device?: 'cpu' | 'cuda'; threads?: number; rerun?: readonly string[]; log?: (line: string) => void }): Promise<RunPlan> {
+  const { recipe } = o;
+  const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
+  const { sourceBytes, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
+  const previous = await readManifest(runDir).catch(() => undefined);
+
+  // Variants whose bytes are known (stored, or the source file); a stage that would run makes new ones.
+  const variants = new Map<string, Variant>();
+  const remade = new Set<string>();
+  if (sourceBytes) {
+    const id = sourceId(recipe.model)!;
+    variants.set(id, { id, kind: 'source', model: { sha256: sha256(sourceBytes), path: '', bytes: sourceBytes.length } });
+  }
+  const stages: PlannedStage[] = [];
+  let last = sourceBytes ? sourceId(recipe.model) : undefined;
+  for (const stage of recipe.stages) {
+    // inputOf names variants by id: a remade one has no known bytes, so the stage cannot be looked up.
+    const input: StageInput = inputOf(stage, last, new Map([...variants, ...[...remade].map((id) => [id, undefined as unknown as Variant] as const)]));
+    const reads = [...(input.from ? [input.from] : []), ...(input.ids ?? []), ...(stage.kind === 'distill' && stage.spec.teacher ? [stage.spec.teacher] : []), ...(stage.kind === 'finetune' && stage.spec.distill_from ? [stage.spec.distill_from] : [])];
+    const lastTime = previous?.stages.find((s) => s.id === stage.id && s.status === 'done')?.seconds; // a reused record keeps the seconds of the run that made it
+    const planned = (action: PlannedStage['action'], reason: string, seconds?: number): PlannedStage => ({
+      id: stage.id, kind: stage.kind, ...(input.from ? { from: input.from } : {}), action, reason, ...(seconds !== undefined ? { last_seconds: seconds } : lastTime !== undefined ? { last_seconds: lastTime } : {}),
+    });
+    const makesModel = stage.kind !== 'bench' && stage.kind !== 'deploy';
+    const changed = reads.filter((id) => remade.has(id));
+    if (o.rerun?.includes(stage.id)) {
+      stages.push(planned('run', '--rerun names it'));
+    } else if (changed.length) {
+      stages.push(planned('run', `it reads ${changed.map((id) => `'${id}'`).join(', ')}, which ${changed.length > 1 ? 'run' : 'runs'} again`));
+    } else {
+      const device = stageDevice(stage) ?? o.device ?? recipe.device;
+      const threads = o.threads ?? recipe.threads;
+      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
+      const stored = await readStageRecord(runDir, key);
+      if (stored && (await artifactsIntact(runDir, stored))) {
+        stages.push(planned('reuse', 'the store holds it', stored.seconds));
+        if (stored.model) variants.set(stage.id, { id: stage.id, kind: stage.kind, model: stored.model, ...(stored.trainable ? { trainable: stored.trainable } : {}) });
+        if (makesModel) last = stage.id;
+        continue;
+      }
+      stages.push(planned('run', stored ? 'its stored output is damaged or gone' : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder'));
+    }
+    if (makesModel) {
+      remade.add(stage.id);
+      variants.delete(stage.id);
+      last = stage.id;
+    }
+  }
+  const known_seconds = stages.filter((s) => s.action === 'run').reduce((t, s) => t + (s.last_seconds ?? 0), 0);
+  return { run_dir: runDir, stages, known_seconds };
+}
