@@ -154,6 +154,13 @@ describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
       expect(resumed).toEqual([2, 1]);
       for (const [name, t] of whole.graph.initializers) expect(again.graph.initializers.get(name)!.data, name).toEqual(t.data);
       expect(again.testAccuracy).toBe(whole.testAccuracy);
+      // Checkpoints of other settings (here: fewer epochs) are the stage's scratch: discarded, not a dead end.
+      const discarded: string[] = [];
+      const other = engineFineTuner({ data: { train: set, test: set }, batch: 8, threads: 1, normalization: CIFAR10_NORMALIZATION, seed: 0, checkpointDir: dir, onDiscarded: (why) => discarded.push(why) });
+      const shorter = await pruneStructuredIteratively(graph, options, { tuner: other, steps: 2, epochs: 2 });
+      expect(discarded).toHaveLength(2);
+      expect(discarded[0]).toMatch(/other settings \(epochs: 2 then, 1 now/);
+      expect(shorter.steps).toHaveLength(2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

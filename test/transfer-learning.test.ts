@@ -78,7 +78,16 @@ describe('replaceClassifierHead', () => {
     const r = replaceClassifierHead(graph, { classes: 3, seed: 1 });
     expect(r.graph.initializers.get('w')!.dims).toEqual([8, 3]);
     expect(r.graph.initializers.get('b')!.dims).toEqual([3]);
-    expect(toNumbers(r.graph.initializers.get('target')!)).toEqual([-1, 3]);
+    const reshape = r.graph.nodes.find((n) => n.name === 'reshape')!;
+    expect(toNumbers(r.graph.initializers.get(reshape.inputs[1]!)!)).toEqual([-1, 3]);
+    expect(r.graph.initializers.has('target')).toBe(false);
+    // The same target as a Constant node (torch.onnx writes those too), and nodes without names (allowed in a file).
+    const constant = matmulHead();
+    constant.initializers.delete('target');
+    constant.nodes = [node('', 'Constant', [], ['target'], { value: { type: 'tensor', value: int64([2], [-1, 5]) } }), ...constant.nodes.map((n) => ({ ...n, name: '' }))];
+    const rc = replaceClassifierHead(constant, { classes: 3, seed: 1 });
+    expect((await runGraph(rc.graph, { x: randomInput([2, 8]) }))['probs']!.dims).toEqual([2, 3]);
+    expect(rc.graph.initializers.get('w')!.dims).toEqual([8, 3]);
     const x = randomInput([2, 8]);
     const probs = (await runGraph(r.graph, { x }))['probs']!;
     expect(probs.dims).toEqual([2, 3]);

@@ -73,6 +73,8 @@ export interface TrainOptions {
   masks?: ReadonlyMap<string, Float32Array>;
   /** Parameters to keep fixed. */
   frozen?: ReadonlySet<string>;
+  /** Settings of the caller that change the trajectory beyond these options (e.g. a replaced head): a checkpoint resumes only a run with the same. */
+  resumeKey?: Record<string, unknown>;
   /** Float initializers to train besides the ones the lowerings name (QAT: weights behind a QuantizeLinear). */
   trainable?: ReadonlySet<string>;
   /** Train the scales of QuantizeLinear → DequantizeLinear pairs (LSQ). */
@@ -344,6 +346,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
+    ...(o.resumeKey ? { caller: o.resumeKey } : {}),
     ...(o.masks?.size ? { masks: digestMasks(o.masks) } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;

@@ -31,6 +31,9 @@ export interface ClassifierHead {
   classes: number;
   /** Nodes from the head's output to the graph's first output, in order (the reshapes, pools, ...). */
   tail: string[];
+  /** Positions in graph.nodes of the layer and of the tail: names may be empty or repeat in a file. */
+  at: number;
+  tailAt: number[];
 }
 
 function problem(text: string, fix: string): SlimError {
@@ -55,6 +58,8 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
   const fix = 'the head must be a Linear (Gemm or MatMul) or a 1×1 Conv behind the scores, with constant weights';
   if (!node) throw problem(`nothing weighted writes the scores '${output.name}'`, fix);
   const tailNames = tail.map((n) => n.name);
+  const position = (n: Node): number => graph.nodes.indexOf(n);
+  const located = { at: position(node), tailAt: tail.map(position) };
 
   if (node.opType === 'Gemm') {
     const w = constant(graph, node.inputs[1]);
@@ -62,7 +67,7 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
     const transB = node.attributes['transB']?.value === 1;
     const [classes, inFeatures] = transB ? [w.dims[0]!, w.dims[1]!] : [w.dims[1]!, w.dims[0]!];
     const bias = node.inputs[2] || undefined;
-    return { node: node.name, kind: 'Gemm', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes, tail: tailNames };
+    return { node: node.name, kind: 'Gemm', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes, tail: tailNames, ...located };
   }
   if (node.opType === 'Add') {
     // MatMul + Add: the bias is the Add's constant, the weight the MatMul's.
@@ -73,12 +78,12 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
     if (!matmul || !w || w.dims.length !== 2) throw problem(`Add '${node.name}' writes the scores, but not as the bias of a MatMul with a constant weight`, fix);
     const bias = constant(graph, node.inputs[biasSlot])!;
     if (numel(bias.dims) !== w.dims[1]) throw problem(`Add '${node.name}' adds ${numel(bias.dims)} values to ${w.dims[1]} scores`, fix);
-    return { node: matmul.name, kind: 'MatMul', weight: matmul.inputs[1]!, bias: node.inputs[biasSlot]!, inFeatures: w.dims[0]!, classes: w.dims[1]!, tail: [node.name, ...tailNames] };
+    return { node: matmul.name, kind: 'MatMul', weight: matmul.inputs[1]!, bias: node.inputs[biasSlot]!, inFeatures: w.dims[0]!, classes: w.dims[1]!, tail: [node.name, ...tailNames], at: position(matmul), tailAt: [position(node), ...located.tailAt] };
   }
   if (node.opType === 'MatMul') {
     const w = constant(graph, node.inputs[1]);
     if (!w || w.dims.length !== 2) throw problem(`MatMul '${node.name}' has no constant 2-D weight`, fix);
-    return { node: node.name, kind: 'MatMul', weight: node.inputs[1]!, inFeatures: w.dims[0]!, classes: w.dims[1]!, tail: tailNames };
+    return { node: node.name, kind: 'MatMul', weight: node.inputs[1]!, inFeatures: w.dims[0]!, classes: w.dims[1]!, tail: tailNames, ...located };
   }
   if (node.opType === 'Conv') {
     const w = constant(graph, node.inputs[1]);
@@ -87,7 +92,7 @@ export function findClassifierHead(graph: Graph): ClassifierHead {
     if (group !== 1) throw problem(`Conv '${node.name}' is grouped (group ${String(group)}): its outputs are not one score per class over all features`, fix);
     const bias = node.inputs[2] || undefined;
     const inFeatures = numel(w.dims.slice(1));
-    return { node: node.name, kind: 'Conv', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes: w.dims[0]!, tail: tailNames };
+    return { node: node.name, kind: 'Conv', weight: node.inputs[1]!, ...(bias ? { bias } : {}), inFeatures, classes: w.dims[0]!, tail: tailNames, ...located };
   }
   throw problem(`the scores come from ${node.opType} '${node.name}', not from a classifier layer`, fix);
 }
@@ -124,7 +129,7 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
     g.initializers.set(name, value);
     return name;
   };
-  const layer = g.nodes.find((n) => n.name === head.node)!;
+  const layer = g.nodes[head.at]!;
   const oldWeight = g.initializers.get(head.weight)!;
   const weightDims = head.kind === 'Conv' ? [classes, ...oldWeight.dims.slice(1)]
     : head.kind === 'MatMul' ? [head.inFeatures, classes]
@@ -137,16 +142,26 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
     // Same rank as before ([k] or a broadcast [1, k]), the class axis resized.
     const dims = old ? old.dims.map((d) => (d === head.classes ? classes : d)) : [classes];
     bias = store(head.bias, uniform(numel(dims) === classes ? dims : [classes]));
-    const reader = head.kind === 'MatMul' ? g.nodes.find((n) => n.name === head.tail[0])! : layer;
+    const reader = head.kind === 'MatMul' ? g.nodes[head.tailAt[0]!]! : layer;
     reader.inputs = reader.inputs.map((v) => (v === head.bias ? bias! : v));
   }
-  for (const name of head.tail) {
-    const node = g.nodes.find((n) => n.name === name)!;
+  const replaced: string[] = [];
+  for (const at of head.tailAt) {
+    const node = g.nodes[at]!;
     for (const out of node.outputs) g.valueInfo.delete(out);
     if (node.opType === 'Reshape') {
-      const target = constant(g, node.inputs[1]);
+      // The target: an initializer, or a Constant node (torch.onnx writes both).
+      const producer = index.producer.get(node.inputs[1] ?? '');
+      const attr = producer?.opType === 'Constant' ? producer.attributes['value'] : undefined;
+      const target = constant(g, node.inputs[1]) ?? (attr?.type === 'tensor' ? attr.value : undefined);
       if (target && toNumbers(target).includes(head.classes)) {
-        node.inputs[1] = store(node.inputs[1]!, int64(target.dims, toNumbers(target).map((d) => (d === head.classes ? classes : d))));
+        // A target of its own: the old one may be shared (or a Constant node's output).
+        const name = freshName(taken, `${node.inputs[1]!}_classes`);
+        replaced.push(node.inputs[1]!);
+        g.initializers.set(name, int64(target.dims, toNumbers(target).map((d) => (d === head.classes ? classes : d))));
+        node.inputs[1] = name;
+      } else if (!target) {
+        throw problem(`Reshape '${node.name}' behind the classifier takes a computed shape`, 'export the model with a Flatten (or a constant Reshape target) behind its classifier');
       }
     }
   }
@@ -162,7 +177,7 @@ export function replaceClassifierHead(graph: Graph, options: { classes: number; 
     if (value && g.initializers.has(value) && !g.nodes.some((n) => n.inputs.includes(value!))) g.initializers.delete(value);
   }
   const read = new Set(g.nodes.flatMap((n) => n.inputs));
-  for (const old of [head.weight, head.bias]) if (old && !read.has(old)) g.initializers.delete(old);
+  for (const old of [head.weight, head.bias, ...replaced]) if (old && !read.has(old)) g.initializers.delete(old);
   return { graph: g, replaced: head, weight, ...(bias ? { bias } : {}) };
 }
 

@@ -247,10 +247,13 @@ function valueAt(value: unknown, p: readonly PathKey[]): unknown {
 /** The keys a (strict) object schema allows at `p`, unwrapping optional / default / array. */
 function keysAt(schema: z.ZodType, p: readonly PathKey[]): string[] {
   let s: unknown = schema;
-  const def = (x: unknown): { type: string; innerType?: unknown; element?: unknown; shape?: Record<string, unknown>; in?: unknown } =>
+  const def = (x: unknown): { type: string; innerType?: unknown; element?: unknown; shape?: Record<string, unknown>; in?: unknown; out?: unknown } =>
     (x as { def: { type: string } }).def;
   const unwrap = (): void => {
-    for (let d = def(s); ['optional', 'default', 'nullable', 'pipe', 'prefault'].includes(d.type); d = def(s)) s = d.innerType ?? d.in;
+    for (let d = def(s); ['optional', 'default', 'nullable', 'pipe', 'prefault'].includes(d.type); d = def(s)) {
+      // A pipe that checks the raw value first (z.unknown() → the object schema) names its keys on the out side.
+      s = d.type === 'pipe' && def(d.in).type === 'unknown' ? d.out : (d.innerType ?? d.in);
+    }
   };
   for (const k of p) {
     unwrap();

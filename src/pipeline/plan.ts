@@ -4,6 +4,7 @@
  * running, locking or writing anything. An edit that would retrain for hours shows before it does.
  */
 import path from 'node:path';
+import { usageError } from '../errors.js';
 import { readManifest, readStageRecord } from './manifest.js';
 import { sourceId, type Recipe } from './recipe.js';
 import { artifactsIntact, defaultRunDir, inputOf, recipeInputs, stageDevice, stageKey, type StageInput } from './run.js';
@@ -29,6 +30,8 @@ export interface RunPlan {
 
 export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir?: string; device?: 'cpu' | 'cuda'; threads?: number; rerun?: readonly string[]; log?: (line: string) => void }): Promise<RunPlan> {
   const { recipe } = o;
+  const unknown = (o.rerun ?? []).filter((id) => !recipe.stages.some((st) => st.id === id));
+  if (unknown.length) throw usageError(`--rerun names no stage of the recipe: ${unknown.join(', ')}`, `stages: ${recipe.stages.map((st) => st.id).join(', ')}`);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
   const { sourceBytes, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
   const previous = await readManifest(runDir).catch(() => undefined);
@@ -55,7 +58,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
     if (o.rerun?.includes(stage.id)) {
       stages.push(planned('run', '--rerun names it'));
     } else if (changed.length) {
-      stages.push(planned('run', `it reads ${changed.map((id) => `'${id}'`).join(', ')}, which ${changed.length > 1 ? 'run' : 'runs'} again`));
+      stages.push(planned('run', `it reads ${changed.map((id) => `'${id}'`).join(', ')}, which ${changed.length > 1 ? 'run' : 'runs'} again (reused after all if that makes the same bytes)`));
     } else {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const threads = o.threads ?? recipe.threads;
@@ -67,7 +70,12 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
         if (makesModel) last = stage.id;
         continue;
       }
-      stages.push(planned('run', stored ? 'its stored output is damaged or gone' : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder'));
+      const before = previous?.stages.find((st) => st.id === stage.id);
+      const why = stored ? 'its stored output is damaged or gone'
+        : before?.status === 'failed' ? `it failed last time (${before.error ?? 'see the manifest'})`
+          : before?.status === 'running' ? 'it was interrupted last time (training resumes from its last finished epoch)'
+            : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder';
+      stages.push(planned('run', why));
     }
     if (makesModel) {
       remade.add(stage.id);

@@ -198,6 +198,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         // The model an earlier version of this stage published goes first: should this run fail, models/
         // must not offer it as the stage's output.
         await unpublishModel(runDir, stage.id);
+        // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
+        if (o.rerun?.includes(stage.id)) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();

@@ -79,7 +79,7 @@ export function registerRecommend(program: Command): void {
       const json = { run_dir: runDir, latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
       printResult(options, json, () =>
         [
-          `run: ${runDir}; latency as timed by stage '${timing.stage}' (${timedWith(report.bench!)})${report.other_benches.length ? ` — also timed: ${report.other_benches.map((o) => `'${o.stage}' (${o.target}; --target ${o.target})`).join(', ')}` : ''}`,
+          `run: ${runDir}; latency as timed by stage '${timing.stage}' (${timedWith(report.bench!)})${report.other_benches.length ? ` — also timed: ${report.other_benches.map((o) => `'${o.stage}' (${o.target}${o.target !== timing.target ? `; --target ${o.target}` : ''})`).join(', ')}` : ''}`,
           table(
             ['variant', 'size', 'p50 ms', 'top-1', 'within limits'],
             report.variants.map((v) => {

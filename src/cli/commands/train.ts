@@ -11,7 +11,7 @@ import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { declareClassCount, findClassifierHead, foldBatchNorm, freezeBatchNorm, replaceClassifierHead } from '../../passes/index.js';
+import { declareClassCount, findClassifierHead, foldBatchNorm, freezeBatchNorm, replaceClassifierHead, untieIdentityWeights } from '../../passes/index.js';
 import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -223,6 +223,8 @@ export function registerTrain(program: Command): void {
         ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
         ...(built.frozen ? { frozen: built.frozen } : {}),
+        // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
+        ...(options.newHead || options.mean || options.std ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
         ...(distributed ? { distributed } : {}),
       }).finally(() => {
         bar?.stop();
@@ -331,6 +333,9 @@ function transferModel(model: Graph, options: TrainCliOptions, classes: number, 
     const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
     graph = { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
   }
+  // torch.onnx stores equal tensors once and reads the others through Identity nodes: the head's bias may be
+  // a backbone tensor's. Each parameter gets its own tensor first, so the head trains (or is replaced) alone.
+  if (options.newHead || options.freezeBackbone) graph = untieIdentityWeights(graph);
   if (options.newHead) {
     const r = replaceClassifierHead(graph, { classes, seed: options.seed });
     graph = r.graph;

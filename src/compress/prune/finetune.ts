@@ -4,7 +4,9 @@
  * LibTorch engine (src/engine); the engine is imported lazily, so pruning without training never loads
  * the native addon.
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
+import { SlimError } from '../../errors.js';
 import { batches } from '../../data/batches.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
@@ -64,6 +66,8 @@ export interface EngineTunerOptions {
   checkpointDir?: string;
   /** A fine-tuning continued from its checkpoint: after how many epochs. */
   onResumed?: (epochs: number) => void;
+  /** A checkpoint that belonged to other cuts was discarded (why). */
+  onDiscarded?: (why: string) => void;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -89,7 +93,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ? { graph, inserted: 0 }
         : await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationFor(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
       const trained = start.graph;
-      const r = await trainModel({
+      const train = (resume: boolean): ReturnType<typeof trainModel> => trainModel({
         graph: trained,
         data: o.data,
         epochs: f.epochs,
@@ -106,8 +110,19 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(f.masks ? { masks: f.masks } : {}),
         ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
-        ...(checkpointDir ? { checkpointDir, resume: true } : {}),
+        ...(checkpointDir ? { checkpointDir, resume } : {}),
       });
+      let r;
+      try {
+        r = await train(true);
+      } catch (e) {
+        // The checkpoint is this stage's own scratch: one from other cuts (another machine's rounding,
+        // an edited option) is thrown away and the fine-tuning starts over, rather than failing every rerun.
+        if (!checkpointDir || !(e instanceof SlimError) || !/^the checkpoint (was made by a run with other settings|holds another model)/.test(e.parts.problem)) throw e;
+        o.onDiscarded?.(e.parts.problem);
+        await rm(checkpointDir, { recursive: true, force: true });
+        r = await train(false);
+      }
       if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
       return { graph: start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },

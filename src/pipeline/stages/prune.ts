@@ -50,6 +50,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
           // A crash loses at most the epoch in progress: the rerun reaches the same cuts and resumes.
           checkpointDir: ctx.workDir,
           onResumed: (epochs) => ctx.log(`  fine-tuning resumed from its checkpoint after epoch ${epochs}`),
+          onDiscarded: (why) => ctx.log(`  note: a fine-tuning checkpoint in the work folder was not this run's (${why}): starting that fine-tuning over`),
           onProgress: (p) => {
             if (p.phase !== 'train') return;
             if (p.step === 1) {
