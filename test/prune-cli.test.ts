@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -123,11 +123,24 @@ describe('slim prune', () => {
     const out = path.join(dir, 'tuned.onnx');
     const model = path.join(dir, 'resnet18-narrow.onnx');
     await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 }), model);
-    const run = await runSlim([
+    const checkpoints = path.join(dir, 'prune-ckpt');
+    const args = [
       'prune', model, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
       '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--test-limit', '500', '--batch', '64', '--distill', '--json',
-    ]);
+      '--checkpoint-dir', checkpoints,
+    ];
+    const run = await runSlim(args);
     expect(run.code, run.stderr).toBe(0);
+    const written = readFileSync(out);
+    // The checkpoints are continued only when asked; asked, both finished fine-tunings are read back, not
+    // redone, and the model comes out byte for byte the same (a crash mid-way resumes the same way).
+    const again = await runSlim(args);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/prune-ckpt holds fine-tuning checkpoints of an earlier run — pass --resume to continue it/);
+    const resumed = await runSlim([...args, '--resume']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.stderr.match(/fine-tuning resumed from .*prune-ckpt after epoch 1/g)).toHaveLength(2);
+    expect(readFileSync(out).equals(written)).toBe(true);
     const doc = JSON.parse(run.stdout) as PruneJson & { test_top1: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     // Scored on 500 test images: a whole number of them.
     expect(Math.abs(doc.test_top1 * 500 - Math.round(doc.test_top1 * 500))).toBeLessThan(1e-6);

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { fixWeightsAsConstants, untieIdentityWeights } from '../../passes/index.js';
 import { rm } from 'node:fs/promises';
@@ -45,6 +46,8 @@ interface PruneOptions extends CommonOptions, DataOptions {
   sparsity?: number;
   nm?: { n: number; m: number };
   finetune?: number;
+  checkpointDir?: string;
+  resume?: boolean;
   steps: number;
   distill?: boolean;
   batch: number;
@@ -117,6 +120,8 @@ export function registerPrune(program: Command): void {
         .option('--finetune <epochs>', 'fine-tune for this many epochs in all (needs --data and the training engine)', positiveInt('--finetune'))
         .option('--steps <k>', 'with --finetune: prune and fine-tune in K rounds', positiveInt('--steps'), 1)
         .option('--distill', 'with --finetune: distill from the unpruned model')
+        .option('--checkpoint-dir <dir>', 'with --finetune: checkpoint every fine-tuning epoch into DIR, so a crash loses at most one')
+        .option('--resume', 'with --checkpoint-dir: continue where a crashed run of the same command stopped (the cuts are the same: pruning is deterministic)')
         .option('--data <name|folder>', "training images ('cifar10' or a folder): calibrate mean replacement of removed channels, --finetune, --importance taylor")
         .option('--no-compensate', 'with --data: drop removed channels instead of folding their mean activations into the next layer')
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
@@ -331,6 +336,12 @@ function check(o: PruneOptions): void {
   }
   if (o.steps > 1 && !o.finetune && o.unstructured) throw usageError('--steps is for --structured, or needs --finetune', 'drop --steps');
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
+  if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
+  if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
+  // As slim train: an earlier run's checkpoints are continued only when asked, never silently.
+  if (o.checkpointDir && !o.resume && existsSync(o.checkpointDir) && readdirSync(o.checkpointDir).some((f) => f.startsWith('finetune-'))) {
+    throw usageError(`${o.checkpointDir} holds fine-tuning checkpoints of an earlier run`, 'pass --resume to continue it, or another --checkpoint-dir (or delete that one) to start over');
+  }
 }
 
 /**
@@ -382,6 +393,13 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
     normalization: normalizationFor(graph, o),
+    ...(o.checkpointDir
+      ? {
+          checkpointDir: o.checkpointDir,
+          onResumed: (epochs: number) => log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`),
+          onDiscarded: (why: string) => log(`note: a checkpoint in ${o.checkpointDir} was not this run's (${why}): that fine-tuning starts over`),
+        }
+      : {}),
     onProgress: (p) => {
       if (p.phase === 'eval') {
         // The epoch's test images: a bar of their own (a minute or more for a large model on a CPU).
