@@ -9,6 +9,7 @@ import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
 import { runSlim } from './helpers/cli.js';
+import { renderBenchTable } from '../src/cli/commands/bench.js';
 
 function variant(id: string, sizeKB: number, ms: number, top1: number): VariantBench {
   return {
@@ -41,7 +42,7 @@ describe('recommend', () => {
     expect(r.candidates).toEqual(['int8', 'pruned']);
     expect(r.lines[0]).toBe('Recommended: int8 (models/int8.onnx) — file size 720.0 KiB ≤ 1.00 MiB, batch-1 p50 latency 1.60 ms ≤ 2.00 ms, top-1 84.90 % ≥ 80.00 %.');
     expect(r.lines[1]).toBe('It has the highest top-1 of the 3 variants within the limits.');
-    expect(r.lines).toContain('Also on the front: pruned — 84.00 % top-1, 1.10 ms, 380.0 KiB (1.45× faster, 1.89× smaller, 0.90 pt less accurate).');
+    expect(r.lines).toContain('Also on the front: pruned — 84.00 % top-1, 1.10 ms, 380.0 KiB (1.45× faster, 1.89× smaller, 0.90 pt less accurate (90 of 10,000 test images)).');
     expect(r.lines).toContain('Not bad: int8 is at least as accurate, fast and small.');
     expect(r.lines.at(-1)).toMatch(/^Over the limits: fp32 — file size 2.73 MiB > 1.00 MiB \(173\.4 % over\), batch-1 p50 latency 4\.00 ms > 2\.00 ms \(100\.0 % over\)\.$/);
   });
@@ -73,6 +74,21 @@ describe('recommend', () => {
     expect(r.choice).toBeUndefined();
     expect(r.nearestLimit).toBeUndefined();
     expect(r.lines).toContain('Each limit is met by some variant, but no variant meets them all at once.');
+  });
+});
+
+describe('noisy timings', () => {
+  it('are called out: a p90 far above the p50 means a busy machine, and small latency gaps may be noise', () => {
+    const quiet = recommend(ALL, { maxLatencyMs: 2 });
+    expect(quiet.lines.some((l) => l.startsWith('Note: the latencies spread'))).toBe(false);
+    const busy = [fp32, int8, { ...pruned, latency_ms: { ...pruned.latency_ms, p90: pruned.latency_ms.p50 * 3 } }, bad];
+    const r = recommend(busy, { maxLatencyMs: 2 });
+    expect(r.lines.at(-1)).toMatch(/^Note: the latencies spread widely while they were measured \(p90 = 3\.0× p50 for pruned\): the machine was busy/);
+    // Also when nothing fits.
+    expect(recommend(busy, { maxLatencyMs: 0.1 }).lines.at(-1)).toMatch(/^Note: the latencies spread widely/);
+    // And under `slim bench`'s table.
+    expect(renderBenchTable(busy)).toMatch(/\nnote: p90 is 1\.5× p50 or more for models\/pruned\.onnx: the machine was busy/);
+    expect(renderBenchTable(ALL)).not.toMatch(/note: p90/);
   });
 });
 

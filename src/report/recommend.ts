@@ -129,6 +129,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
       lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
     }
     for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
+    lines.push(...noiseNote(variants));
     return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines };
   }
 
@@ -151,7 +152,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
-  lines.push(advice(unmet.map((p) => p.limit)));
+  lines.push(advice(unmet.map((p) => p.limit)), ...noiseNote(variants));
   return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
 }
 
@@ -160,7 +161,20 @@ function tradeoff(v: VariantBench, choice: VariantBench): string {
   const faster = choice.latency_ms.p50 / v.latency_ms.p50;
   const smaller = choice.size_bytes / v.size_bytes;
   const parts = [faster > 1 ? `${faster.toFixed(2)}× faster` : '', smaller > 1 ? `${smaller.toFixed(2)}× smaller` : ''].filter(Boolean);
-  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate`;
+  // In images too: on a few hundred test images a point or two is a handful of images.
+  const images = Math.round((pt / 100) * Math.min(choice.eval_images, v.eval_images));
+  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images)`;
+}
+
+/** How widely the benchmark's latencies spread (p90 / p50): above 1.5, the machine was busy while timing. */
+export const NOISY_SPREAD = 1.5;
+
+/** A note when the timings are too noisy to rank variants that differ by tens of percent. */
+function noiseNote(variants: readonly VariantBench[]): string[] {
+  const spread = (v: VariantBench): number => v.latency_ms.p90 / Math.max(v.latency_ms.p50, 1e-9);
+  const worst = [...variants].sort((a, b) => spread(b) - spread(a))[0];
+  if (!worst || spread(worst) < NOISY_SPREAD) return [];
+  return [`Note: the latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`];
 }
 
 function advice(unmet: LimitName[]): string {

@@ -9,6 +9,7 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
+import { NOISY_SPREAD } from '../../report/recommend.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
@@ -209,5 +210,7 @@ export function renderBenchTable(rows: BenchRow[]): string {
     ...(withTop1 ? [r.top1 !== undefined ? formatPercent(r.top1) : ''] : []),
   ]);
   const web = rows.find((r) => r.target === 'web');
-  return table(headers, body) + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '');
+  const noisy = rows.filter((r) => r.latency_ms.p90 >= NOISY_SPREAD * r.latency_ms.p50).map((r) => r.file);
+  return table(headers, body) + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '') +
+    (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }
