@@ -12,7 +12,7 @@ import path from 'node:path';
 import { SlimError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import type { EpochRecord } from '../engine/train.js';
-import { epochJson, type EpochJson } from '../report/json-records.js';
+import { epochJson, snakeSettings, type EpochJson } from '../report/json-records.js';
 import type { BenchRow } from '../cli/commands/bench.js';
 import type { BenchTarget } from '../runtime/benchmark-web.js';
 import type { ClassAccuracy } from '../runtime/evaluate.js';
@@ -216,11 +216,6 @@ export async function readManifest(runDir: string): Promise<RunManifest | undefi
   }
 }
 
-/** camelCase → snake_case keys of one record (the keys of older run folders' records; values kept). */
-function snakeRecord<T>(o: object): T {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v])) as T;
-}
-
 /**
  * A record as this version writes it. Run folders made before every JSON key was snake_case kept epoch
  * histories, prune steps and quantization's op names in camelCase (trainAccuracy, testAccuracy, opType);
@@ -232,7 +227,7 @@ function upgradeRecord(record: StageRecord): StageRecord {
   const epochs = (h: unknown): EpochJson[] | undefined =>
     Array.isArray(h) ? h.map((e: object) => ('trainLoss' in e ? epochJson(e as EpochRecord) : (e as EpochJson))) : undefined;
   const opType = <T>(list: unknown): T[] | undefined =>
-    Array.isArray(list) ? list.map((x: Record<string, unknown>) => ('opType' in x ? snakeRecord<T>(x) : (x as T))) : undefined;
+    Array.isArray(list) ? list.map((x: Record<string, unknown>) => ('opType' in x ? (snakeSettings(x) as T) : (x as T))) : undefined;
   const upgraded: Record<string, unknown> = { ...r };
   if (r['history']) upgraded['history'] = epochs(r['history']);
   if (r['qat'] && typeof r['qat'] === 'object') {
@@ -271,12 +266,17 @@ export async function writeStageRecord(runDir: string, record: StageRecord): Pro
  * One `slim run` per run directory at a time: `.lock` holds the owner's pid and start time. A lock whose
  * process is gone (a killed run), or whose pid now belongs to another process, is taken over.
  */
-/** Whether a live `slim run` holds the run folder (its `.lock` names a process that is still that one). */
+/** The pid a `.lock` names, when that process is still the one that wrote it ("pid [start time]"). */
+function liveLockHolder(text: string): number | undefined {
+  const [pidText, startTime] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  return Number.isInteger(pid) && pid > 0 && sameProcessAlive(pid, startTime) ? pid : undefined;
+}
+
+/** Whether a live `slim run` holds the run folder. */
 export function runIsLive(runDir: string): boolean {
   try {
-    const [pidText, startTime] = readFileSync(path.join(runDir, '.lock'), 'utf8').trim().split(/\s+/);
-    const pid = Number(pidText);
-    return Number.isInteger(pid) && pid > 0 && sameProcessAlive(pid, startTime);
+    return liveLockHolder(readFileSync(path.join(runDir, '.lock'), 'utf8')) !== undefined;
   } catch {
     return false;
   }
@@ -292,9 +292,8 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
       return () => rm(file, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const [pidText, startTime] = (await readFile(file, 'utf8').catch(() => '')).trim().split(/\s+/);
-      const pid = Number(pidText);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && sameProcessAlive(pid, startTime)) {
+      const pid = liveLockHolder(await readFile(file, 'utf8').catch(() => ''));
+      if (pid !== undefined && pid !== process.pid) {
         throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: `wait for it to finish, or pass --run-dir to use another folder (if no slim run is using it, delete ${file})` }, 'usage');
       }
       await rm(file, { force: true });

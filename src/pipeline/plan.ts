@@ -4,10 +4,9 @@
  * running, locking or writing anything. An edit that would retrain for hours shows before it does.
  */
 import path from 'node:path';
-import { usageError } from '../errors.js';
 import { readManifest, readStageRecord } from './manifest.js';
 import { sourceId, type Recipe } from './recipe.js';
-import { artifactsIntact, defaultRunDir, inputOf, recipeInputs, stageDevice, stageKey, type StageInput } from './run.js';
+import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, stageKey, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
 
@@ -30,8 +29,7 @@ export interface RunPlan {
 
 export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir?: string; device?: 'cpu' | 'cuda'; threads?: number; rerun?: readonly string[]; log?: (line: string) => void }): Promise<RunPlan> {
   const { recipe } = o;
-  const unknown = (o.rerun ?? []).filter((id) => !recipe.stages.some((st) => st.id === id));
-  if (unknown.length) throw usageError(`--rerun names no stage of the recipe: ${unknown.join(', ')}`, `stages: ${recipe.stages.map((st) => st.id).join(', ')}`);
+  checkRerun(recipe, o.rerun);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
   const { sourceBytes, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
   const previous = await readManifest(runDir).catch(() => undefined);

@@ -91,8 +91,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
   const { recipe } = o;
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
   const log = o.log ?? stderrLog;
-  const unknown = (o.rerun ?? []).filter((id) => !recipe.stages.some((s) => s.id === id));
-  if (unknown.length) throw usageError(`--rerun names no stage of the recipe: ${unknown.join(', ')}`, `stages: ${recipe.stages.map((s) => s.id).join(', ')}`);
+  checkRerun(recipe, o.rerun);
   // LibTorch's OpenMP threads spin while they wait; on a busy machine (CI, other jobs) spinning threads
   // steal the cores the working ones need — measured here: 2× slower training under load. Passive
   // waiting must be chosen before the addon loads; a value the user set wins.
@@ -360,6 +359,12 @@ async function execute(ctx: StageContext, stage: Stage, input: StageInput): Prom
     case 'deploy':
       return runDeploy(ctx, stage.spec, stage.id, need());
   }
+}
+
+/** --rerun must name stages of the recipe. */
+export function checkRerun(recipe: Recipe, rerun: readonly string[] | undefined): void {
+  const unknown = (rerun ?? []).filter((id) => !recipe.stages.some((s) => s.id === id));
+  if (unknown.length) throw usageError(`--rerun names no stage of the recipe: ${unknown.join(', ')}`, `stages: ${recipe.stages.map((s) => s.id).join(', ')}`);
 }
 
 /** The recipe's model file (when it starts from one) and its data, checked against each other. */

@@ -54,7 +54,7 @@ export function mixedStepJson(s: MixedPrecisionStep): { float_layer_count: numbe
 
 /**
  * A settings object with every key in snake_case, nested objects too: for records whose keys are all
- * names slimkit chose (the training log's start line). Never for maps keyed by data.
+ * names slimkit chose (the training log's start line, older run folders' records). Never for maps keyed by data.
  */
 export function snakeSettings(o: Record<string, unknown>): Record<string, unknown> {
   const snake = (k: string): string => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
