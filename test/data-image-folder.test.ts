@@ -2,12 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coverBox, loadImageFile, loadImageFolder } from '../src/data/image-folder.js';
+import { coverBox, loadImageFile, loadImageFolder, passedOverNote } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/cli/dataset.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runSlim } from './helpers/cli.js';
+import { writeModel } from '../src/onnx/io.js';
+import { buildZooModel } from '../src/zoo/index.js';
 
 afterAll(removeTempDirs);
 
@@ -139,6 +141,31 @@ describe('loadImageFolder', () => {
     expect([...set.labels]).toEqual([0, 0, 0, 1, 1]);
     expect(px(set.pixels, [32, 32], 3, 0, 0)).toEqual(GREEN); // dog/a-wide.png
     expect(px(set.pixels, [32, 32], 4, 0, 0)).toEqual(BLUE); // dog/more/c-tall.webp, moved up past the skipped JPEG.
+  });
+
+  it('files of other formats are listed as passed over, counted by extension in one note', async () => {
+    const dir = tempDir('folder-formats');
+    fs.cpSync(root, dir, { recursive: true });
+    // BMP and PPM: formats sharp (so slimkit, serve and the bundles) cannot decode.
+    const bmp = Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)]);
+    for (const name of ['x.bmp', 'y.BMP']) fs.writeFileSync(path.join(dir, 'dog', 'more', name), bmp);
+    fs.writeFileSync(path.join(dir, 'cat', 'z.ppm'), 'P6 1 1 255\n\0\0\0');
+    const set = await loadImageFolder(dir);
+    expect([...set.labels]).toEqual([0, 0, 0, 1, 1, 1]);
+    expect(set.passedOver.map((f) => path.relative(dir, f))).toEqual(['cat/notes.txt', 'cat/z.ppm', 'dog/more/x.bmp', 'dog/more/y.BMP']);
+    expect(passedOverNote([set])).toBe(`passed over 4 files that are not .png/.jpg/.jpeg/.webp/.gif/.tif/.tiff/.avif (.bmp ×2, .txt ×1, .ppm ×1; e.g. ${path.join(dir, 'cat/notes.txt')}) — convert images in other formats to PNG or JPEG to use them`);
+    expect(passedOverNote([{ passedOver: [] }])).toBeUndefined();
+    // A class folder of only such files names them in its error.
+    fs.mkdirSync(path.join(dir, 'emu'));
+    fs.writeFileSync(path.join(dir, 'emu', 'e.bmp'), bmp);
+    await expect(loadImageFolder(dir)).rejects.toThrow(/emu: class folder has no images .*; it holds 1 file of other formats \(\.bmp\)/);
+    // The commands say it: eval of the folder notes the four files on stderr.
+    fs.rmSync(path.join(dir, 'emu'), { recursive: true });
+    const model = path.join(dir, 'two-class.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, classes: 2, seed: 1 }), model);
+    const run = await runSlim(['eval', model, '--data', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/note: passed over 4 files .*\(\.bmp ×2, \.txt ×1, \.ppm ×1/);
   });
 
   it('a folder with no class subfolders, or an empty class, says what layout is expected', async () => {

@@ -221,6 +221,16 @@ describe('stage keys', () => {
     expect(keyOfFirstStage('{ zoo: resnet18-cifar, width: 0.25 }')).toBe(keys[0]);
   });
 
+  it("a bench stage written with its default target keys as one without it; target: web keys apart", () => {
+    const benchKey = (stage: string): string => {
+      const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
+      const variants = new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]);
+      return stageKey(recipe.stages[1]!, { device: 'cpu', data, variants, input: { ids: ['fp32'] }, seed: 0, model: recipe.model, threads: 1 });
+    };
+    expect(benchKey('bench: { runs: 60 }')).toBe(benchKey('bench: { runs: 60, target: host }'));
+    expect(benchKey('bench: { runs: 60, target: web }')).not.toBe(benchKey('bench: { runs: 60 }'));
+  });
+
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {
     const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
     expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);

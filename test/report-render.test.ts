@@ -121,6 +121,10 @@ describe.skipIf(!native)('the run report', () => {
     // The Pareto charts label every variant.
     const latencyText = textOf(byId(doc, 'chart-latency'));
     for (const v of report.variants) expect(latencyText).toContain(v.id);
+    // A CPU-only run's time chart has no legend entry for a device nothing ran on.
+    const timesText = textOf(byId(doc, 'chart-stage-times'));
+    expect(timesText).toContain('cpu');
+    expect(timesText).not.toContain('cuda');
     // The embedded data is the report.json document.
     expect(JSON.parse(textOf(scripts[0]!))).toEqual(report);
   });

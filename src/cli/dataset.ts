@@ -2,12 +2,12 @@ import { stat } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, SPLIT_NAMES, type ImageChannels, type SplitName } from '../data/image-folder.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type SplitName } from '../data/image-folder.js';
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { defaultNormalization, METADATA_KEYS, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
-import { fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
+import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { log, progress, type Progress } from './output.js';
 
 /** How many channels a model's images have: the commands load data by it (defined beside the metadata it reads). */
@@ -34,13 +34,14 @@ export function modelInputSize(graph: Graph): [number, number] | undefined {
   return meta ? [meta[1], meta[2]] : undefined;
 }
 
-/** --image-size when given (refused if the model's input is fixed at another size), else modelInputSize. */
+/** --image-size when given (refused if the model's input is fixed at another size, or too small for it), else modelInputSize. */
 export function imageSizeFor(graph: Graph, file: string, flag: [number, number] | undefined): [number, number] | undefined {
   if (!flag) return modelInputSize(graph);
   const fixed = fixedImageSize(graph);
   if (fixed && (fixed[0] !== flag[0] || fixed[1] !== flag[1])) {
     throw usageError(`${file}: input '${dataInputs(graph)[0]!.name}' is fixed at ${fixed.join('×')} but --image-size says ${flag.join('×')}`, 'drop --image-size (it is for models whose height and width are free)');
   }
+  checkImageSizeFits(graph, flag, file);
   return flag;
 }
 
@@ -70,12 +71,19 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
   requireImageSize(inputSize, name);
   const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}) };
   const layout = await folderLayout(name);
-  if (layout.kind === 'splits') return loadSplitFolder(name, split, sizeOptions, layout);
+  if (layout.kind === 'splits') return noteFormats(await loadSplitFolder(name, split, sizeOptions, layout));
   if (options.split !== undefined && !options.splitOptional) {
     throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders (or val/); '${name}' holds class folders`,
       'drop --split, or point --data at the folder that holds the splits');
   }
-  return loadImageFolder(name, sizeOptions);
+  return noteFormats(await loadImageFolder(name, sizeOptions));
+}
+
+/** Says which files a folder load passed over for their format (passedOverNote). */
+function noteFormats<T extends { passedOver?: readonly string[] }>(set: T, ...more: T[]): T {
+  const note = passedOverNote([set, ...more]);
+  if (note) log(`note: ${note}`);
+  return set;
 }
 
 /** The class names a model records (slimkit.classes): data is matched to its outputs by them. */
@@ -246,7 +254,9 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
-  return loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
+  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
+  noteFormats<ImageFolderSet>(sets.train, sets.test);
+  return sets;
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

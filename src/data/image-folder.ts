@@ -46,6 +46,8 @@ export interface SkippedImage {
 export interface ImageFolderSet extends ImageSet {
   /** Images that could not be read (only with skipBad). */
   skipped: SkippedImage[];
+  /** Files in the class folders that are not of a format slimkit reads (.bmp, .txt, …), sorted. */
+  passedOver: string[];
 }
 
 export interface LoadedImage {
@@ -71,12 +73,14 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   // Folders reached through links are skipped when they are the root, a class folder or already seen:
   // a link back up would otherwise count other classes' images as this class's (or loop).
   const known = await Promise.all([root, ...classes.map((name) => path.join(root, name))].map((p) => fs.realpath(p).catch(() => p)));
-  const perClass = await Promise.all(classes.map((name) => listImages(path.join(root, name), new Set(known))));
+  const listed = await Promise.all(classes.map((name) => listImages(path.join(root, name), new Set(known))));
+  const perClass = listed.map((l) => l.images);
   for (const [label, files] of perClass.entries()) {
     if (files.length === 0 && !(options.unlabelled && perClass.some((f) => f.length > 0))) {
+      const others = listed[label]!.others.length;
       throw inputError({
         file: path.join(root, classes[label]!),
-        problem: `class folder has no images (${[...IMAGE_EXTENSIONS].join(', ')})`,
+        problem: `class folder has no images (${[...IMAGE_EXTENSIONS].join(', ')})${others ? `; it holds ${others} file${others > 1 ? 's' : ''} of other formats (${[...new Set(listed[label]!.others.map((f) => path.extname(f).toLowerCase() || 'no extension'))].join(', ')})` : ''}`,
         fix: 'add images to it (other formats, such as .bmp, need converting), or remove the empty folder',
       });
     }
@@ -112,7 +116,24 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     pixels: out,
     labels: Uint8Array.from(kept, (k) => k.label),
     skipped,
+    passedOver: listed.flatMap((l) => l.others).sort(byCodePoint),
   };
+}
+
+/**
+ * One line on the files a folder load passed over for their format, by extension, or undefined when
+ * there were none: a folder of .bmp photos must not quietly shrink to its .jpg ones.
+ */
+export function passedOverNote(sets: readonly { passedOver?: readonly string[] }[]): string | undefined {
+  const files = sets.flatMap((s) => s.passedOver ?? []);
+  if (files.length === 0) return undefined;
+  const byExtension = new Map<string, number>();
+  for (const f of files) {
+    const ext = path.extname(f).toLowerCase() || '(no extension)';
+    byExtension.set(ext, (byExtension.get(ext) ?? 0) + 1);
+  }
+  const counts = [...byExtension].sort((a, b) => b[1] - a[1]).map(([ext, n]) => `${ext} ×${n}`);
+  return `passed over ${files.length} file${files.length > 1 ? 's' : ''} that ${files.length > 1 ? 'are' : 'is'} not ${[...IMAGE_EXTENSIONS].join('/')} (${counts.join(', ')}; e.g. ${files[0]}) — convert images in other formats to PNG or JPEG to use them`;
 }
 
 /** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */
@@ -340,9 +361,13 @@ async function listClasses(root: string, given: string[] | undefined): Promise<s
   return classes;
 }
 
-/** Image files under a class folder, recursively, in sorted order; folders whose real path is in `seen` are skipped. */
-async function listImages(folder: string, seen: Set<string>): Promise<string[]> {
-  const out: string[] = [];
+/**
+ * Image files under a class folder, recursively, in sorted order, and the other (not hidden) files;
+ * folders whose real path is in `seen` are skipped.
+ */
+async function listImages(folder: string, seen: Set<string>): Promise<{ images: string[]; others: string[] }> {
+  const images: string[] = [];
+  const others: string[] = [];
   const entries = (await fs.readdir(folder, { withFileTypes: true })).sort((a, b) => byCodePoint(a.name, b.name));
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
@@ -351,10 +376,13 @@ async function listImages(folder: string, seen: Set<string>): Promise<string[]> 
       const real = await fs.realpath(full).catch(() => full);
       if (seen.has(real)) continue;
       seen.add(real);
-      out.push(...(await listImages(full, seen)));
-    } else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(full);
+      const inner = await listImages(full, seen);
+      images.push(...inner.images);
+      others.push(...inner.others);
+    } else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) images.push(full);
+    else others.push(full);
   }
-  return out;
+  return { images, others };
 }
 
 async function isDirectory(full: string, entry: Dirent): Promise<boolean> {

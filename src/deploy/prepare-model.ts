@@ -10,7 +10,7 @@ import { inputError, usageError } from '../errors.js';
 import { imageDims } from '../data/transforms.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
-import { fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
+import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
@@ -162,6 +162,7 @@ function imageSize(graph: Graph, meta: [number, number, number] | undefined, fla
   if (fromShape && (fromShape[0] !== chosen[0] || fromShape[1] !== chosen[1])) {
     throw inputError({ file, where: `input '${dataInputs(graph)[0]!.name}'`, problem: `is fixed at ${fromShape.join('×')} but ${flag ? '--image-size' : 'metadata slimkit.input_size'} says ${chosen.join('×')}`, fix: 'drop --image-size, or re-export the model for that size' });
   }
+  if (flag) checkImageSizeFits(graph, flag, file);
   return chosen;
 }
 

@@ -4,8 +4,9 @@
  * axes): shape inference counts a symbolic dim as 1, so MACs — and a pruning target set in MACs — are
  * only right once H and W are pinned to the size the model is used at.
  */
-import { inputError } from '../errors.js';
+import { inputError, SlimError, usageError } from '../errors.js';
 import { dataInputs, type Dim, type Graph, type Node } from './graph.js';
+import { inferShapes } from './shape-inference.js';
 
 /** The fix for a model with several inputs: what every command that feeds images says. */
 export const ONE_INPUT_FIX = 'export the classifier with the image as its only input (make the other inputs constants inside the model, e.g. wrap it in a torch module that supplies them)';
@@ -96,6 +97,44 @@ export function pinImageSize(graph: Graph, size: readonly [number, number]): Gra
   const pinned: Dim[] = [...shape];
   [pinned[h], pinned[w]] = [size[0], size[1]];
   return { ...graph, inputs: graph.inputs.map((v) => (v === input ? { ...v, shape: pinned } : v)) };
+}
+
+/** Whether every node accepts the image input pinned at `size` (a window must fit what reaches it). */
+function fitsImageSize(graph: Graph, size: readonly [number, number]): boolean {
+  try {
+    inferShapes(pinImageSize(graph, size));
+    return true;
+  } catch (e) {
+    if (e instanceof SlimError) return false;
+    throw e;
+  }
+}
+
+/**
+ * Refuses an `--image-size` too small for a model with a free height and width (a kernel or pool
+ * window would not fit what reaches it), naming the smallest square size it takes. A model that fails
+ * at every size has another problem: shape inference reports it where it is met.
+ */
+export function checkImageSizeFits(graph: Graph, size: readonly [number, number], file: string): void {
+  if (!hasFreeImageSize(graph) || fitsImageSize(graph, size)) return;
+  const LARGEST = 4096;
+  let fits = Math.max(size[0], size[1], 1) * 2;
+  while (fits <= LARGEST && !fitsImageSize(graph, [fits, fits])) fits *= 2;
+  if (fits > LARGEST) return;
+  // Deep enough nets only take sizes above some minimum: search it between a failing and a fitting side.
+  let fails = Math.min(size[0], size[1]);
+  while (fits - fails > 1) {
+    const mid = Math.floor((fits + fails) / 2);
+    if (fitsImageSize(graph, [mid, mid])) fits = mid;
+    else fails = mid;
+  }
+  let problem = `--image-size ${size.join('×')} is too small for this model`;
+  try {
+    inferShapes(pinImageSize(graph, size));
+  } catch (e) {
+    if (e instanceof SlimError) problem += ` (${[e.parts.where, e.parts.problem].filter(Boolean).join(': ')})`;
+  }
+  throw usageError(`${file}: ${problem}`, `the smallest square image it takes is ${fits}×${fits}: pass --image-size H,W at least that large (the size it was trained at)`);
 }
 
 /** Benchmark input shapes (batch 1) for a model whose H×W are free, at `size`; undefined for a fixed input. */

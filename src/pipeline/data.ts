@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
-import { isSplitFolder, loadTrainTestFolders, type ImageChannels } from '../data/image-folder.js';
+import { isSplitFolder, loadTrainTestFolders, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -64,7 +64,10 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
       throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ (or val/) subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… (or val/<class>/…) images');
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
-    ({ train, test } = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) }));
+    const sets = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) });
+    ({ train, test } = sets);
+    const note = passedOverNote([sets.train, sets.test]);
+    if (note) o.log?.(`  note: ${note}`);
     name = folder;
   }
   train = labelledForModel(train, o.classes, { ...(o.log ? { note: o.log } : {}) });

@@ -304,6 +304,8 @@ export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
  */
 export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; model: ModelSpec; threads?: number }): string {
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
+  // Written-out defaults key as their absence: `target: host` is the bench default.
+  if (stage.kind === 'bench' && options['target'] === 'host') delete options['target'];
   const model = (id: string | undefined): unknown => {
     const v = id ? c.variants.get(id) : undefined;
     return v ? { model: v.model.sha256, trainable: v.trainable?.sha256 } : undefined;

@@ -163,8 +163,12 @@ export interface StageTime {
   device: string;
 }
 
-/** Wall seconds per stage, coloured by where it ran. */
+const DEVICE_COLOURS: Record<string, string> = { cpu: '#1f77b4', cuda: '#ff7f0e' };
+
+/** Wall seconds per stage, coloured by where it ran; the legend lists only the devices that ran one. */
 export function stageTimeSpec(rows: readonly StageTime[]): TopLevelSpec {
+  const devices = [...new Set(rows.map((r) => r.device))].sort();
+  const scale = { domain: devices, range: devices.map((d) => DEVICE_COLOURS[d] ?? '#7f7f7f') };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: 'Time per stage',
@@ -176,7 +180,7 @@ export function stageTimeSpec(rows: readonly StageTime[]): TopLevelSpec {
     encoding: {
       y: { field: 'stage', type: 'nominal', title: null, sort: { field: 'order', order: 'ascending' } as never },
       x: { field: 'seconds', type: 'quantitative', title: 'seconds' },
-      color: { field: 'device', type: 'nominal', title: 'device', scale: { domain: ['cpu', 'cuda'], range: ['#1f77b4', '#ff7f0e'] } },
+      color: { field: 'device', type: 'nominal', title: 'device', scale },
       tooltip: [{ field: 'stage' }, { field: 'seconds', format: '.1f' }, { field: 'device' }],
     },
   } as TopLevelSpec;
