@@ -212,7 +212,7 @@ describe('subsets', () => {
 
   it('a pipeline stage scores eval_limit images: CIFAR-10 the first N (testLimit), a folder N across its classes', () => {
     const sorted = subset(set, Array.from(set.labels.keys()).sort((a, b) => set.labels[a]! - set.labels[b]! || a - b));
-    const run = (name: string): RunData => ({ train: sorted, test: sorted, name, sha256: '' });
+    const run = (name: string): RunData => ({ train: sorted, test: sorted, name, sha256: '', trainSha256: '' });
     expect(evalSlice(run('cifar10'), 6)).toEqual({ test: sorted, testLimit: 6 });
     const folder = evalSlice(run('/data/photos'), 6);
     expect(folder.testLimit).toBeUndefined();

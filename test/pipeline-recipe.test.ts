@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
-import { stageKey } from '../src/pipeline/run.js';
+import { stageKey, storedStage } from '../src/pipeline/run.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
-import { lockRun } from '../src/pipeline/manifest.js';
+import { lockRun, readStageRecord, writeStageRecord, type StageRecord } from '../src/pipeline/manifest.js';
 import { processStartTime } from '../src/util/process.js';
 import type { RunData } from '../src/pipeline/data.js';
 import type { ImageSet } from '../src/data/types.js';
@@ -203,7 +203,7 @@ stages:
 
 describe('stage keys', () => {
   const set: ImageSet = { name: 'x', classes: ['a', 'b'], imageShape: [3, 32, 32], pixels: new Uint8Array(3072 * 2), labels: Uint8Array.of(0, 1) };
-  const data: RunData = { train: set, test: set, name: 'x', sha256: 'd'.repeat(64) };
+  const data: RunData = { train: set, test: set, name: 'x', sha256: 'd'.repeat(64), trainSha256: 'e'.repeat(64) };
   const keyOfFirstStage = (model: string): string => {
     const recipe = parseRecipe(`name: t\nmodel: ${model}\nstages:\n  - train: { id: fp32, epochs: 1 }\n`, 'r.yaml');
     return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model });
@@ -229,6 +229,59 @@ describe('stage keys', () => {
     };
     expect(benchKey('bench: { runs: 60 }')).toBe(benchKey('bench: { runs: 60, target: host }'));
     expect(benchKey('bench: { runs: 60, target: web }')).not.toBe(benchKey('bench: { runs: 60 }'));
+  });
+
+  describe('the test images key only the stages whose output reads them', () => {
+    const keyOf = (stage: string, d: RunData, o: { legacy?: boolean } = {}): string => {
+      const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
+      const variants = new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]);
+      const s = recipe.stages[1]!;
+      return stageKey(s, { device: 'cpu', data: d, variants, input: s.kind === 'bench' ? { ids: ['fp32'] } : { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 }, o);
+    };
+    const otherTest: RunData = { ...data, sha256: 'f'.repeat(64) }; // the same training images, other test images
+    const otherTrain: RunData = { ...data, sha256: 'f'.repeat(64), trainSha256: '0'.repeat(64) };
+
+    it.each([
+      ['finetune', 'finetune: { id: ft, epochs: 1', 'eval_limit: 50'],
+      ['prune', 'prune: { id: p, structured: { ratio: 0.5 }, finetune: { epochs: 1 }', 'round_to: auto'],
+      ['quantize', 'quantize: { id: q, samples: 32', 'eval_limit: 50'],
+      ['QAT', 'quantize: { id: q, samples: 32, qat: { epochs: 1 }', 'eval_limit: 50'],
+      ['sensitivity scan (training images)', 'quantize: { id: q, sensitivity: true', 'eval_limit: 50'],
+    ])('%s: keyed on the training images, not the test images or its eval limit', (_what, head, evalOption) => {
+      const key = keyOf(`${head} }`, data);
+      expect(keyOf(`${head} }`, otherTest)).toBe(key);
+      expect(keyOf(`${head}, ${evalOption} }`, data)).toBe(key);
+      expect(keyOf(`${head} }`, otherTrain)).not.toBe(key);
+    });
+
+    it('QAT eval_limit is left out as well', () => {
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1, eval_limit: 50 } }', data)).toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
+    });
+
+    it.each([
+      ['max_drop (layers chosen by test top-1)', 'quantize: { id: q, max_drop: 0.5 }'],
+      ['bench', 'bench: { runs: 60 }'],
+    ])('%s: keyed on the test images too', (_what, stage) => {
+      expect(keyOf(stage, otherTest)).not.toBe(keyOf(stage, data));
+    });
+
+    it("an earlier version's record (test images and eval limit in every key) is found and moved to the current key", async () => {
+      const runDir = mkdtempSync(path.join(dir, 'legacy-'));
+      const stage = 'finetune: { id: ft, epochs: 1, eval_limit: 50 }';
+      const legacyKey = keyOf(stage, data, { legacy: true });
+      const key = keyOf(stage, data);
+      expect(legacyKey).not.toBe(key);
+      const record = { id: 'ft', kind: 'finetune', key: legacyKey, status: 'done', seconds: 12, gpu_seconds: 0, cost: 0, device: 'cpu' } as StageRecord;
+      await writeStageRecord(runDir, record);
+      const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
+      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 };
+      const found = await storedStage(runDir, recipe.stages[1]!, c, { move: true });
+      expect(found.key).toBe(key);
+      expect(found.stored).toMatchObject({ id: 'ft', key, seconds: 12 });
+      expect((await readStageRecord(runDir, key))?.seconds).toBe(12);
+      // Another test set still finds it, under the current key.
+      expect((await storedStage(runDir, recipe.stages[1]!, { ...c, data: otherTest })).stored?.key).toBe(key);
+    });
   });
 
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {

@@ -118,6 +118,21 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(readdirSync(path.join(runDir, 'models')).filter((f) => !f.endsWith('.onnx'))).toEqual([]);
   });
 
+  it('another test set or eval limit re-scores in the bench stage: nothing trains or quantizes again', async () => {
+    const text = recipe().replace('test_limit: 200', 'test_limit: 150').replaceAll('eval_limit: 100', 'eval_limit: 80');
+    const r = await runSlim(args(writeRecipe('fewer-tests.yaml', text), runDir), { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as RunJson;
+    expect(out.ran).toEqual(['bench']);
+    expect(out.reused).toEqual(ALL.filter((id) => id !== 'bench'));
+    // The reused training says its own scores are on the test images of then.
+    expect(r.stderr).toMatch(/its model does not depend on the test images, which changed since: its own test scores are on those of then \(100 images\); bench stages score the current ones/);
+    const m = manifestOf(runDir);
+    expect(m.stages.filter((s) => s.model).map((s) => s.model!.sha256)).toEqual(first.stages.filter((s) => s.model).map((s) => s.model!.sha256));
+    const bench = m.stages.find((s) => s.id === 'bench')!;
+    expect(bench.kind === 'bench' && bench.result!.variants.every((v) => v.eval_images === 150)).toBe(true);
+  });
+
   it('a bundle or artifact changed on disk is redone, not trusted — and then reused again', async () => {
     // Another bundle written over deploy/deploy (a recipe that deployed another variant there).
     const config = path.join(runDir, 'deploy', 'deploy', 'slim.json');

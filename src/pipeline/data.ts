@@ -2,7 +2,8 @@
  * The images a run uses, as the recipe's `data:` names them: CIFAR-10 (a seeded, class-balanced subset
  * of the training split; the first N test images) or an image folder with train/ and test/. The test
  * set is always a prefix, so `slim bench --data cifar10 --limit N` scores exactly the same images.
- * The hash of the pixels and labels is part of every stage key that reads them.
+ * The hash of the pixels and labels is part of every stage key that reads them: of the training set
+ * alone where only a stage's scores read the test set (stageKey).
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -21,7 +22,10 @@ export interface RunData {
   name: string;
   /** The CIFAR-10 folder when one was named (recipe, --data-dir or $SLIM_DATA_DIR); else the cache. */
   dir?: string;
+  /** Of the training and the test images (and labels): what a stage that scores reads. */
   sha256: string;
+  /** Of the training images alone: what a stage's model depends on when only its scores read the test set. */
+  trainSha256: string;
 }
 
 export interface DataLoadOptions {
@@ -73,7 +77,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   train = labelledForModel(train, o.classes, { ...(o.log ? { note: o.log } : {}) });
   test = labelledForModel(test, o.classes, { quiet: true });
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
-  return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), sha256: hashSets(train, test) };
+  return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), ...hashSets(train, test) };
 }
 
 /**
@@ -85,12 +89,15 @@ export function evalSlice(data: RunData, limit: number | undefined): { test: Ima
   return isCifar10(data.name) ? { test: data.test, testLimit: limit } : { test: takeAcrossClasses(data.test, limit) };
 }
 
-function hashSets(...sets: ImageSet[]): string {
+/** One pass over the pixels: the training set's hash is taken on the way to both sets'. */
+function hashSets(train: ImageSet, test: ImageSet): { sha256: string; trainSha256: string } {
   const h = createHash('sha256');
-  for (const s of sets) {
+  let trainSha256 = '';
+  for (const [i, s] of [train, test].entries()) {
     h.update(JSON.stringify({ classes: s.classes, shape: s.imageShape, n: s.labels.length }));
     h.update(s.pixels);
     h.update(s.labels);
+    if (i === 0) trainSha256 = h.copy().digest('hex');
   }
-  return h.digest('hex');
+  return { sha256: h.digest('hex'), trainSha256 };
 }

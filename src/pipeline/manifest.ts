@@ -149,6 +149,8 @@ interface RecordBase<K extends RecordKind> {
   error?: string;
   /** This invocation took the stage from the store instead of running it. */
   reused?: boolean;
+  /** The run data's hash (training and test images) when the stage ran: its scores are on those test images. */
+  data_sha256?: string;
 }
 
 export type StageRecord = { [K in RecordKind]: RecordBase<K> }[RecordKind];

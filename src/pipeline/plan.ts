@@ -4,9 +4,9 @@
  * running, locking or writing anything. An edit that would retrain for hours shows before it does.
  */
 import path from 'node:path';
-import { readManifest, readStageRecord } from './manifest.js';
+import { readManifest } from './manifest.js';
 import { sourceId, type Recipe } from './recipe.js';
-import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, stageKey, type StageInput } from './run.js';
+import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, storedStage, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
 
@@ -60,8 +60,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
     } else {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const threads = o.threads ?? recipe.threads;
-      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
-      const stored = await readStageRecord(runDir, key);
+      const { stored } = await storedStage(runDir, stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
       if (stored && (await artifactsIntact(runDir, stored))) {
         stages.push(planned('reuse', 'the store holds it', stored.seconds));
         if (stored.model) variants.set(stage.id, { id: stage.id, kind: stage.kind, model: stored.model, ...(stored.trainable ? { trainable: stored.trainable } : {}) });

@@ -183,17 +183,21 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const input = inputOf(stage, last, variants);
       const threads = o.threads ?? recipe.threads;
-      const key = stageKey(stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
+      const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) };
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
-      const stored = o.rerun?.includes(stage.id) ? undefined : await readStageRecord(runDir, key);
+      const rerun = o.rerun?.includes(stage.id);
+      const { key, stored } = rerun ? { key: stageKey(stage, keyContext), stored: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
       let record: StageRecord;
       if (stored && (await artifactsIntact(runDir, stored))) {
         // Cost follows today's price (the recipe's gpu_price_per_hour may have changed since).
         record = { ...stored, id: stage.id, ...(input.from ? { from: input.from } : {}), cost: (stored.gpu_seconds / 3600) * recipe.gpuPricePerHour, reused: true } as StageRecord;
         reused.push(stage.id);
         log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
+        if (stored.data_sha256 !== undefined && stored.data_sha256 !== data.sha256) {
+          log(`  its model does not depend on the test images, which changed since: its own test scores are on those of then${evalImagesOf(stored) !== undefined ? ` (${evalImagesOf(stored)!.toLocaleString('en')} images)` : ''}; bench stages score the current ones`);
+        }
       } else {
-        const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}) };
+        const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}), data_sha256: data.sha256 };
         // The model an earlier version of this stage published goes first: should this run fail, models/
         // must not offer it as the stage's output.
         await unpublishModel(runDir, stage.id);
@@ -298,14 +302,45 @@ export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
   return undefined;
 }
 
+export interface KeyContext {
+  device: string;
+  data: RunData;
+  variants: ReadonlyMap<string, Variant>;
+  input: StageInput;
+  seed: number;
+  model: ModelSpec;
+  threads?: number;
+}
+
+/**
+ * Whether only the stage's scores read the test images (training curves, the QAT top-1), not what
+ * makes its model: such stages key on the training set and leave out their eval limits, so changing
+ * the test set or an eval limit re-scores in the bench stages instead of training again. A reused
+ * record keeps the scores it was made with, and says on how many images (eval_images). Calibration,
+ * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
+ */
+function scoresOnlyReadTestSet(stage: Stage): boolean {
+  if (stage.kind === 'quantize') return stage.spec.max_drop === undefined;
+  return TRAINING_KINDS.has(stage.kind);
+}
+
 /**
  * Everything the stage's output depends on. The stage id and `from` name are left out (their content
- * is in), except for deploy, whose bundle folder is named after the stage.
+ * is in), except for deploy, whose bundle folder is named after the stage. `legacy`: the key this
+ * version gave before scoresOnlyReadTestSet, so run folders made then are still reused.
  */
-export function stageKey(stage: Stage, c: { device: string; data: RunData; variants: ReadonlyMap<string, Variant>; input: StageInput; seed: number; model: ModelSpec; threads?: number }): string {
+export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = {}): string {
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
   // Written-out defaults key as their absence: `target: host` is the bench default.
   if (stage.kind === 'bench' && options['target'] === 'host') delete options['target'];
+  const trainOnly = !o.legacy && scoresOnlyReadTestSet(stage);
+  if (trainOnly) {
+    delete options['eval_limit'];
+    if (options['qat']) {
+      const { eval_limit: _limit, ...qat } = options['qat'] as Record<string, unknown>;
+      options['qat'] = qat;
+    }
+  }
   const model = (id: string | undefined): unknown => {
     const v = id ? c.variants.get(id) : undefined;
     return v ? { model: v.model.sha256, trainable: v.trainable?.sha256 } : undefined;
@@ -319,7 +354,7 @@ export function stageKey(stage: Stage, c: { device: string; data: RunData; varia
     input: model(c.input.from),
     teacher: model(teacher),
     seed: c.seed,
-    ...(stage.kind !== 'deploy' ? { data: c.data.sha256 } : {}),
+    ...(stage.kind !== 'deploy' ? { data: trainOnly ? { train: c.data.trainSha256 } : c.data.sha256 } : {}),
     ...(TRAINING_KINDS.has(stage.kind) || (stage.kind === 'quantize' && stage.spec.qat) ? { device: c.device } : {}),
     // A benchmark belongs to the machine it ran on, and names its variants.
     ...(stage.kind === 'bench'
@@ -336,6 +371,28 @@ export function stageKey(stage: Stage, c: { device: string; data: RunData; varia
     // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
     ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu) } : {}),
   });
+}
+
+/** The test images a stage's own scores were taken on, when it records them. */
+function evalImagesOf(record: StageRecord): number | undefined {
+  const result = record.result as { eval_images?: number; qat?: { eval_images?: number } } | undefined;
+  return result?.eval_images ?? result?.qat?.eval_images;
+}
+
+/**
+ * The stage's key and its finished record in the store, if any: under its key, else under the key an
+ * earlier version gave it (then the record is moved to the current key, so the lookup happens once).
+ */
+export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord }> {
+  const key = stageKey(stage, c);
+  const stored = await readStageRecord(runDir, key);
+  if (stored) return { key, stored };
+  const legacyKey = stageKey(stage, c, { legacy: true });
+  const legacy = legacyKey === key ? undefined : await readStageRecord(runDir, legacyKey);
+  if (!legacy) return { key };
+  const moved = { ...legacy, key } as StageRecord;
+  if (o.move) await writeStageRecord(runDir, moved);
+  return { key, stored: moved };
 }
 
 async function execute(ctx: StageContext, stage: Stage, input: StageInput): Promise<StageOutput<keyof StageResults>> {
