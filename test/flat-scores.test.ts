@@ -102,7 +102,26 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
       { name: 'softmax', opType: 'Softmax', domain: '', inputs: ['relu_out'], outputs: ['scores'], attributes: {} }] };
     expect([...scoringConvs(relu)].map((n) => n.name)).toEqual(['head']);
     // A Gemm head: no Conv writes the scores.
-    expect(scoringConvs(await readModel(fixturePath('torch-tiny-resnet-folded.onnx'))).size).toBe(0);
+    const gemmHead = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    expect(scoringConvs(gemmHead).size).toBe(0);
+    // A second output of pooled features (an "embedding" export), read off the last Conv through Relu →
+    // pool → Flatten: the scores are the first output, so that Conv is no head and gets its BN too.
+    const lastConv = gemmHead.nodes.filter((n) => n.opType === 'Conv').at(-1)!;
+    const withEmbedding: Graph = {
+      ...gemmHead,
+      nodes: [...gemmHead.nodes,
+        { name: 'emb_relu', opType: 'Relu', domain: '', inputs: [lastConv.outputs[0]!], outputs: ['emb_r'], attributes: {} },
+        { name: 'emb_pool', opType: 'GlobalAveragePool', domain: '', inputs: ['emb_r'], outputs: ['emb_p'], attributes: {} },
+        { name: 'emb_flat', opType: 'Flatten', domain: '', inputs: ['emb_p'], outputs: ['embedding'], attributes: {} }],
+      outputs: [...gemmHead.outputs, { name: 'embedding', dtype: 'float32' }],
+    };
+    expect(scoringConvs(withEmbedding).size).toBe(0);
+    const noise8 = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 8 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint8Array(8) };
+    const [one, two] = await Promise.all([gemmHead, withEmbedding].map((g) => withTrainingBatchNorm(g, noise8, { samples: 512, threads: 1 })));
+    expect(two!.inserted).toBe(one!.inserted);
+    expect(two!.inserted).toBe(gemmHead.nodes.filter((n) => n.opType === 'Conv').length);
+    // The statistics come from the images there are, and it says how many.
+    expect(one!.samples).toBe(8);
   });
 
   it.skipIf(!nativeAvailable())('slim train, quantize and eval take such a model; what they write keeps [N, 10, 1, 1]', async () => {

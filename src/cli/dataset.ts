@@ -6,7 +6,7 @@ import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTes
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { defaultNormalization, METADATA_KEYS, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { log, progress, type Progress } from './output.js';
 
@@ -285,10 +285,38 @@ function metadataNumbers(graph: Graph, key: string): number[] | undefined {
 }
 
 /**
- * Preprocessing: flags first, then what the model's metadata records, then the CIFAR-10 statistics
- * (GRAYSCALE_NORMALIZATION for a model that takes one channel).
+ * `graph` recording --mean/--std as its statistics (slimkit.mean, slimkit.std): every step that feeds
+ * it images then uses them, and the model it writes records them. Unchanged without the flags.
  */
-export function normalizationFor(graph: Graph, options: DataOptions): Normalization {
+export function withGivenNormalization(graph: Graph, options: Pick<DataOptions, 'mean' | 'std'>): Graph {
+  // A model that takes raw pixels normalizes them itself (cli/model-batch.ts reads the flags for it).
+  if ((!options.mean && !options.std) || rawPixelInput(graph)) return graph;
+  const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
+  return { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
+}
+
+/**
+ * What a model that records no mean and std is normalized with, as a note naming `file`; undefined
+ * for one that records them or normalizes raw pixels itself.
+ */
+export function defaultNormalizationNote(graph: Graph, file: string): string | undefined {
+  if (rawPixelInput(graph)?.dtype === 'uint8' || metadataNumbers(graph, 'slimkit.mean') || metadataNumbers(graph, 'slimkit.std')) return undefined;
+  const fallback = defaultNormalization(graph);
+  const used = modelChannels(graph) === 1 ? 'mean 0.5, std 0.5 (grayscale)' : `CIFAR-10's (mean ${fallback.mean.join(',')}, std ${fallback.std.join(',')})`;
+  return `note: ${file} records no mean/std (slimkit.mean, slimkit.std): its images are normalized with ${used} — if it was trained with others, pass --mean and --std (in a recipe: model.mean and model.std; torchvision's ImageNet models: 0.485,0.456,0.406 and 0.229,0.224,0.225)`;
+}
+
+/** Notes already printed: a command that scores several models (or a run's stages) says each once. */
+const notedDefaults = new Set<string>();
+
+/**
+ * Preprocessing: flags first, then what the model's metadata records, then the CIFAR-10 statistics
+ * (GRAYSCALE_NORMALIZATION for a model that takes one channel) — said in a note once per `file` named,
+ * since a plain torch.onnx export records none and an ImageNet-pretrained model fed CIFAR-10's
+ * scores worse silently.
+ * --mean and --std come as a pair: half of one would mix the user's numbers with another source's.
+ */
+export function normalizationFor(graph: Graph, options: DataOptions = {}, file?: string): Normalization {
   const channels = modelChannels(graph);
   const kind = channels === 1 ? 'grayscale (1-channel)' : 'RGB (3-channel)';
   const count = (n: number): string => `${n} number${n === 1 ? '' : 's'}`;
@@ -303,7 +331,14 @@ export function normalizationFor(graph: Graph, options: DataOptions): Normalizat
       throw usageError(`the model's ${key} metadata has ${count(recorded.length)} but the model takes ${kind} images`, `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers'}, or fix the metadata`);
     }
   }
+  if (checked.length && (options.mean === undefined) !== (options.std === undefined)) {
+    const [given, missing] = options.mean ? ['--mean', '--std'] : ['--std', '--mean'];
+    throw usageError(`${given} without ${missing}`, `pass both (torchvision's ImageNet models: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)`);
+  }
   const fallback = defaultNormalization(graph);
+  const note = file && !options.mean ? defaultNormalizationNote(graph, file) : undefined;
+  if (note && !notedDefaults.has(note)) log(note);
+  if (note) notedDefaults.add(note);
   return perChannel({
     scale: fallback.scale,
     mean: options.mean ?? metadataNumbers(graph, 'slimkit.mean') ?? fallback.mean,

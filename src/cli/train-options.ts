@@ -1,7 +1,7 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
-import { REINSERT_SAMPLES, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
+import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from './output.js';
@@ -56,7 +56,7 @@ export async function trainingGraph(
   const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.normalization ? { normalization: o.normalization } : {}) });
   if (r.inserted > 0 && !o.quiet) {
     log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
-      `set from ${REINSERT_SAMPLES} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
+      `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   return r.graph;
 }

@@ -48,7 +48,8 @@ export function hasNormalization(graph: Graph): boolean {
 const SCORE_STEPS = new Set(['Flatten', 'Reshape', 'Squeeze', 'Identity', 'GlobalAveragePool', 'AveragePool', 'Relu', 'Softmax', 'LogSoftmax']);
 
 /**
- * Convs that write a graph output, directly or through SCORE_STEPS: a fully convolutional classifier
+ * Convs that write the scores (the first graph output, the one trained on), directly or through
+ * SCORE_STEPS — another output, such as a pooled embedding, leaves its Conv a backbone one: a fully convolutional classifier
  * head (pool → 1×1 Conv scoring [N, classes, 1, 1], or 1×1 Conv → [ReLU →] pool, as SqueezeNet's). Such a Conv had no BN before
  * folding — a BN there would normalize the logits themselves — so none is put back.
  */
@@ -56,30 +57,30 @@ export function scoringConvs(graph: Graph): Set<Node> {
   const producer = new Map<string, Node>();
   for (const node of graph.nodes) for (const out of node.outputs) if (out) producer.set(out, node);
   const heads = new Set<Node>();
-  for (const output of graph.outputs) {
-    let node = producer.get(output.name);
-    while (node && SCORE_STEPS.has(node.opType)) node = producer.get(node.inputs[0] ?? '');
-    if (node?.opType === 'Conv') heads.add(node);
-  }
+  const scores = graph.outputs[0];
+  let node = scores ? producer.get(scores.name) : undefined;
+  while (node && SCORE_STEPS.has(node.opType)) node = producer.get(node.inputs[0] ?? '');
+  if (node?.opType === 'Conv') heads.add(node);
   return heads;
 }
 
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
-export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number }> {
+export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number; samples: number }> {
   // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
   // Conv whose bias is computed would get no BN.
   const graph = untieIdentityWeights(source);
-  if (hasNormalization(graph)) return { graph, inserted: 0 };
+  const samples = Math.min(o.samples ?? REINSERT_SAMPLES, images.labels.length);
+  if (hasNormalization(graph)) return { graph, inserted: 0, samples: 0 };
   const heads = scoringConvs(graph);
   const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n)).map((n) => n.outputs[0]!);
-  if (convOutputs.length === 0) return { graph, inserted: 0 };
+  if (convOutputs.length === 0) return { graph, inserted: 0, samples: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,
     normalization: o.normalization ?? normalizationOf(graph, o.file),
-    samples: o.samples ?? REINSERT_SAMPLES,
+    samples,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
   });
   const out = insertBatchNorm(graph, moments);
-  return { graph: out, inserted: out.nodes.length - graph.nodes.length };
+  return { graph: out, inserted: out.nodes.length - graph.nodes.length, samples };
 }

@@ -31,7 +31,9 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   dataset: "'cifar10', or a folder with train/ and test/ subfolders of class folders",
   dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, ../shared/data/cifar10, else a download)',
   train_per_class: 'training images per class, drawn at random (seeded): a whole number ≥ 1; leave it out for the whole split',
-  test_limit: 'evaluate on the first N test images (the same images `slim bench --data cifar10 --limit N` uses)',
+  test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
+  mean: "a model file's per-channel mean of pixels scaled to 0..1, [r, g, b] or [v]: what it was trained with (recorded in the run's models); give std too",
+  std: "a model file's per-channel std, [r, g, b] or [v]; give mean too",
   zoo: `one of ${Object.keys(ZOO).join(', ')}`,
   file: 'an .onnx file, relative to the recipe',
   width: 'channel width multiplier, a number > 0 (0.25 = a quarter of the channels)',
@@ -124,9 +126,13 @@ const ModelSchema = z
     seed: nonNegInt.optional(),
     channels: channels.optional(),
     id: stageId.optional(),
+    mean: z.array(z.number()).min(1).max(3).optional(),
+    std: z.array(positive).min(1).max(3).optional(),
   })
   .superRefine((m, ctx) => {
     if (Boolean(m.zoo) === Boolean(m.file)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `zoo: NAME` or `file: MODEL.onnx`' });
+    if ((m.mean === undefined) !== (m.std === undefined)) ctx.addIssue({ code: 'custom', path: [m.mean ? 'mean' : 'std'], message: `give mean and std together (torchvision's ImageNet models: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225])` });
+    if (m.zoo && m.mean !== undefined) ctx.addIssue({ code: 'custom', path: ['mean'], message: 'mean and std describe a model file; a zoo model is trained with the statistics it records' });
     if (m.file) {
       for (const key of ['width', 'classes', 'seed', 'channels'] as const) {
         if (m[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to zoo models, not to a model file` });

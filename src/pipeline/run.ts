@@ -17,8 +17,8 @@ import { networkOf } from '../cli/model-batch.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
-import { decodeModel, writeFileAtomic } from '../onnx/io.js';
-import { modelInputSize, recordedClasses } from '../cli/dataset.js';
+import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
+import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../cli/dataset.js';
 import { modelChannels } from '../zoo/metadata.js';
 import { zooInputSize } from '../zoo/index.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
@@ -428,9 +428,16 @@ export function checkRerun(recipe: Recipe, rerun: readonly string[] | undefined)
 
 /** The recipe's model file (when it starts from one) and its data, checked against each other. */
 export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData }> {
-  const sourceBytes = await readSource(recipe);
+  let sourceBytes = await readSource(recipe);
   const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
-  const sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
+  let sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
+  // model.mean/std are recorded in the source variant itself: every stage and model of the run uses them.
+  if (sourceGraph && recipe.model.mean && recipe.model.std) {
+    const stamped = withGivenNormalization(sourceGraph, { mean: recipe.model.mean, std: recipe.model.std });
+    if (stamped !== sourceGraph) [sourceGraph, sourceBytes] = [stamped, encodeModel(stamped).model];
+  }
+  const note = sourceGraph ? defaultNormalizationNote(sourceGraph, recipe.model.file!) : undefined;
+  if (note) o.log?.(note);
   checkSourceInput(recipe, sourceGraph);
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
   const data = await loadRunData(recipe.data, {
@@ -486,7 +493,9 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
     file: recipe.file,
     where: source ? 'model.file' : 'model.classes',
     problem: `the model has ${fromModel} classes but the data has ${classes} (${data.train.classes.slice(0, 12).join(', ')}${classes > 12 ? ', …' : ''})`,
-    fix: source ? 'use a model made for these classes, or data with its classes' : `set model.classes to ${classes}, or leave it out`,
+    fix: source
+      ? `use a model made for these classes — a pretrained one gets a classifier for them with \`slim train --model ${recipe.model.file} --new-head --data … --out new.onnx\` (then model.file: new.onnx) — or data with its classes`
+      : `set model.classes to ${classes}, or leave it out`,
   }, 'usage');
 }
 

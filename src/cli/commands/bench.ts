@@ -94,7 +94,7 @@ export function registerBench(program: Command): void {
         const size = imageSizeFor(graph, file, options.imageSize);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
-        const normalization = options.data ? normalizationFor(graph, options) : undefined;
+        const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
         checked.push({ file, loaded, graph, size, normalization });
       }
       for (const { file, loaded, graph, size, normalization } of checked) {

@@ -12,10 +12,10 @@ import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses } from '../dataset.js';
-import { withClassNames } from '../../zoo/metadata.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../dataset.js';
+import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
-import { inRange, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../model-batch.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
@@ -28,6 +28,8 @@ interface DistillCliOptions extends CommonOptions {
   student: string;
   data: string;
   dataDir?: string;
+  mean?: number[];
+  std?: number[];
   out: string;
   epochs: number;
   batch: number;
@@ -84,6 +86,8 @@ export function registerDistill(program: Command): void {
       .requiredOption('--student <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file')
       .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ (or val/) subfolders of class folders")
       .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
+      .option('--mean <r,g,b|v>', `the student's statistics, and the teacher's when it records none: ${MEAN_HELP}`, numberList('--mean', CHANNEL_COUNTS))
+      .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
       .requiredOption('--out <file.onnx>', 'where to write the trained student')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
       .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
@@ -129,13 +133,16 @@ export function registerDistill(program: Command): void {
         throw usageError(`--width builds zoo models; ${options.student} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
       }
       checkTrainingOutputs(options, [options.teacher, options.student]);
-      const teacher = forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph;
+      // --mean/--std: the student's statistics, and the teacher's when it records none (a plain torch.onnx export).
+      const teacher = ((g: Graph): Graph => (readPreprocessing(g).normalization ? g : withGivenNormalization(g, options)))(forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph);
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo && !options.student.endsWith('.onnx')) {
         throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
       }
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
-      const studentFile = studentFreed?.graph;
+      const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
+      // Said once training runs (a usage error stays the only line): the statistics of model files that record none.
+      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined].filter((n) => n !== undefined);
       if (options.channels !== undefined && studentFile) {
         throw usageError(`--channels builds zoo students; ${options.student} takes ${modelChannels(studentFile)}-channel images as it was exported`, 'drop --channels');
       }
@@ -152,10 +159,11 @@ export function registerDistill(program: Command): void {
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
-        : buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher) });
+        : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher) }), options);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
-      const bar = trainingProgress('distill', precisionHint(options.device, options.precision));
+      const hint = precisionHint(options.device, options.precision);
+      const bar = trainingProgress('distill', [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
       const stopExplaining = explainInterrupt('slim distill', options);
       const result = await distill({
         teacher,

@@ -40,7 +40,7 @@ export function registerEval(program: Command): void {
       try {
         const result = await evaluate(model, set, {
           batchSize: options.batch,
-          normalization: normalizationFor(graph, options),
+          normalization: normalizationFor(graph, options, file),
           ...(options.limit !== undefined ? { limit: options.limit } : {}),
           onProgress: (done) => bar.update(done),
         });

@@ -17,13 +17,13 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../dataset.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../model-batch.js';
 import { log, printResult, progress, type CommonOptions } from '../output.js';
-import { imageSizeArg, nonNegativeInt, positiveInt, withJson, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, numberList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputFile } from '../paths.js';
@@ -126,6 +126,8 @@ export function registerPrune(program: Command): void {
         .option('--no-compensate', 'with --data: drop removed channels instead of folding their mean activations into the next layer')
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
+        .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
+        .option('--std <r,g,b|v>', `with --data: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
         .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
         .option('--test-limit <n>', 'score fine-tuning steps on N test images only (an image folder: N across its classes)', positiveInt('--test-limit'))
         .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
@@ -167,7 +169,8 @@ export function registerPrune(program: Command): void {
       if (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench) requireMeasurableSize(loaded.graph, file, size);
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
-      const pinned = free && size ? pinImageSize(loaded.graph, size) : loaded.graph;
+      // --mean/--std become the model's recorded statistics: mean replacement, fine-tuning and the written model use them.
+      const pinned = withGivenNormalization(free && size ? pinImageSize(loaded.graph, size) : loaded.graph, options);
       if (options.analyze) return analyze(file, pinned, options);
       // Mean replacement and fine-tuning feed batches of many images.
       const batch = options.data ? forBatches(pinned, file, { data: options }) : asExported(pinned);
@@ -177,7 +180,7 @@ export function registerPrune(program: Command): void {
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, file, options);
       const tuner = makeTuner(graph, file, options, data);
-      const calibration = calibrationFor(graph, options, data);
+      const calibration = calibrationFor(graph, file, options, data);
       if (options.structured && !data && !options.finetune) {
         log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
       }
@@ -364,7 +367,7 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
 }
 
 /** Mean-replacement calibration on the training images, when they fit the model's input. */
-function calibrationFor(graph: Graph, o: PruneOptions, data: { train: ImageSet } | undefined): Calibration | undefined {
+function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet } | undefined): Calibration | undefined {
   if (!data || !o.compensate || !o.structured) return undefined;
   const size = modelInputSize(graph);
   const [, h, w] = data.train.imageShape;
@@ -372,7 +375,7 @@ function calibrationFor(graph: Graph, o: PruneOptions, data: { train: ImageSet }
     log(`mean replacement skipped: the images are ${h}×${w}, the model takes ${size[0]}×${size[1]}`);
     return undefined;
   }
-  return { images: data.train, normalization: normalizationFor(graph, o), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
+  return { images: data.train, normalization: normalizationFor(graph, o, file), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
 }
 
 function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined): FineTuner | undefined {
@@ -392,7 +395,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
-    normalization: normalizationFor(graph, o),
+    normalization: normalizationFor(graph, o, file),
     ...(o.checkpointDir
       ? {
           checkpointDir: o.checkpointDir,

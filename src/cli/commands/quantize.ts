@@ -18,7 +18,7 @@ import {
   type CpuChoice,
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { normalizationFor, withImageSizeFlag, type DataOptions } from '../dataset.js';
+import { normalizationFor, withGivenNormalization, withImageSizeFlag, type DataOptions } from '../dataset.js';
 import { asExported, forBatches } from '../model-batch.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
@@ -166,7 +166,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
-  const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]);
+  // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
+  const sized = withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options);
   const quantOps = sized.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
@@ -182,7 +183,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
   const batch = options.mode === 'static' ? forBatches(sized, file, { data, flattenScores: false }) : asExported(sized);
   const graph = batch.graph;
-  const normalization = batch.normalization ?? normalizationFor(graph, data);
+  const normalization = batch.normalization ?? normalizationFor(graph, data, file);
   const threads = options.threads;
   // Loading the evaluation set is not part of quantizing: its time is left out of `seconds`.
   const evalLoadStart = performance.now();

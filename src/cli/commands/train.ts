@@ -16,8 +16,8 @@ import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/fo
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses } from '../dataset.js';
-import { normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization } from '../dataset.js';
+import { withClassNames } from '../../zoo/metadata.js';
 import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../model-batch.js';
@@ -191,6 +191,8 @@ export function registerTrain(program: Command): void {
       const built = onnxModel
         ? transferModel(onnxModel, options, data.train.classes.length, writer)
         : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}) }) };
+      // Said before training: the statistics a model file that records none is trained with.
+      if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
       const graph = built.frozen ? built.graph : await trainingGraph(built.graph, data.train, { ...options, quiet: !writer, file: options.model });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
@@ -329,10 +331,7 @@ function transferModel(model: Graph, options: TrainCliOptions, classes: number, 
   const say = (line: string): void => {
     if (writer) log(line);
   };
-  if (options.mean || options.std) {
-    const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
-    graph = { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
-  }
+  graph = withGivenNormalization(graph, options);
   // torch.onnx stores equal tensors once and reads the others through Identity nodes: the head's bias may be
   // a backbone tensor's. Each parameter gets its own tensor first, so the head trains (or is replaced) alone.
   if (options.newHead || options.freezeBackbone) graph = untieIdentityWeights(graph);

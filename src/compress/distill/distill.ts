@@ -73,7 +73,7 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   });
   // The student is written with the preprocessing it was trained with (it may have come from the
   // teacher's metadata), so evaluation and deploy feed it the same images.
-  const graph = { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } };
+  const graph = o.normalization || shared.recorded ? { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } } : result.graph;
   return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
 }
 

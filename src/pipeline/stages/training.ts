@@ -129,6 +129,6 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   await rm(ctx.workDir, { recursive: true, force: true });
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
-  const trained = withClassNames(shared ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
+  const trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
   return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }
