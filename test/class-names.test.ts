@@ -180,6 +180,13 @@ describe.skipIf(!nativeAvailable())('commands that train record the class names'
     expect(deployed.code, deployed.stderr).toBe(0);
     expect(deployed.stderr).not.toMatch(/records no class names/);
     expect(parseBundleConfig(readFileSync(path.join(bundle, 'slim.json'), 'utf8'), 'slim.json').labels).toEqual(NAMES);
+    // --image-size builds the zoo model for that size, and the folder's images are resized to it.
+    const larger = path.join(dir, 'trained-48.onnx');
+    const at48 = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', folder, '--epochs', '1', '--batch', '6', '--threads', '2', '--image-size', '48,40', '--out', larger, '--no-verify'], { timeoutMs: 180_000 });
+    expect(at48.code, at48.stderr).toBe(0);
+    const built = await readModel(larger);
+    expect(built.inputs[0]!.shape).toEqual(['batch', 3, 48, 40]);
+    expect(JSON.parse(built.metadata['slimkit.input_size']!)).toEqual([3, 48, 40]);
 
     const cifar = realCifar10Dir();
     if (cifar) {

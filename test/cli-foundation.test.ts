@@ -36,6 +36,11 @@ describe('slim zoo / info', () => {
     expect(info.stdout).toMatch(/producer pytorch/);
     expect(info.stdout).toMatch(/params 2\.9 k/);
     expect(info.stdout).not.toMatch(/note:/);
+    // What eval and deploy will assume: a plain export records no statistics and no names.
+    expect(info.stdout).toContain("images 16×16, RGB; mean/std not recorded (commands use CIFAR-10's: mean [0.4914, 0.4822, 0.4465], std [0.247, 0.2435, 0.2616]; --mean/--std to change)");
+    expect(info.stdout).toContain('classes not named (labels by position)');
+    const zoo = await runSlim(['info', model]); // the zoo model of the test above
+    expect(zoo.stdout).toContain('images 32×32, RGB; mean [0.4914, 0.4822, 0.4465], std [0.247, 0.2435, 0.2616]');
   });
 
   it('says what an export form means for the other commands (fixed batch, older opset)', async () => {
@@ -73,6 +78,7 @@ describe('errors are one clear line with the right exit code', () => {
     ['free H×W at a size its pool window does not fit', ['info', path.join(dir, 'free-hw.onnx'), '--image-size', '2'], 2, /--image-size 2×2 is too small for this model \(node '\/pool\/MaxPool'.*— the smallest square image it takes is 3×3/],
     ['free H×W at a size too small to prune at', ['prune', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'p.onnx'), '--structured', '--ratio', '0.5', '--image-size', '1'], 2, /too small for this model.*smallest square image it takes is 3×3/],
     ['free H×W and no size to benchmark at', ['bench', path.join(dir, 'free-hw.onnx')], 2, /MACs and latency depend on the image size — pass --image-size H,W/],
+    ['a zoo model at an image size CIFAR-10 is not', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '64', '--out', path.join(dir, 'x.onnx')], 2, /--image-size 64,64 but CIFAR-10's images are 32×32/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];
   beforeAll(async () => {

@@ -153,7 +153,7 @@ describe('loadImageFolder', () => {
     const set = await loadImageFolder(dir);
     expect([...set.labels]).toEqual([0, 0, 0, 1, 1, 1]);
     expect(set.passedOver.map((f) => path.relative(dir, f))).toEqual(['cat/notes.txt', 'cat/z.ppm', 'dog/more/x.bmp', 'dog/more/y.BMP']);
-    expect(passedOverNote([set])).toBe(`passed over 4 files that are not .png/.jpg/.jpeg/.webp/.gif/.tif/.tiff/.avif (.bmp ×2, .txt ×1, .ppm ×1; e.g. ${path.join(dir, 'cat/notes.txt')}) — convert images in other formats to PNG or JPEG to use them`);
+    expect(passedOverNote([set])).toBe(`passed over 4 files in the class folders that are not .png/.jpg/.jpeg/.webp/.gif/.tif/.tiff/.avif (.bmp ×2, .txt ×1, .ppm ×1; e.g. ${path.join(dir, 'cat/notes.txt')}) — images in other formats (.bmp, .heic, …) are used once converted to PNG or JPEG`);
     expect(passedOverNote([{ passedOver: [] }])).toBeUndefined();
     // A class folder of only such files names them in its error.
     fs.mkdirSync(path.join(dir, 'emu'));

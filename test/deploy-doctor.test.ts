@@ -49,7 +49,7 @@ describe('doctor advice', () => {
   it('warns that int8 may not pay off on a Pi 4 and says it should on a Pi 5', () => {
     const pi4 = advice(inputs(PI4, 'arm64', { board: 'Raspberry Pi 4 Model B Rev 1.4' }));
     expect(pi4).toMatch(/^warn: Cortex-A72 \(Raspberry Pi 4 Model B Rev 1\.4\) has no dot-product .*int8 may be no faster than fp32/m);
-    expect(advice(inputs(PI5, 'arm64'))).toMatch(/^good: Cortex-A76 has the Arm dot-product instructions \(asimddp\): int8 models should run faster than fp32/m);
+    expect(advice(inputs(PI5, 'arm64'))).toMatch(/^good: Cortex-A76 has the Arm dot-product instructions \(asimddp\): int8 convolutions run faster than fp32/m);
   });
 
   it('recommends --reduce-range on x86 without VNNI, not with it', () => {

@@ -89,6 +89,19 @@ describe('zoo graphs: shape inference and ONNX Runtime', () => {
     // Random weights still give distinct logits per class (not a constant or collapsed output).
     expect(new Set(floats(logits)).size).toBe(2 * classes);
   });
+
+  it('builds for another image size (global pooling takes any): the input, the recorded size and ORT agree', async () => {
+    const g = buildZooModel('resnet18-cifar', { width: 0.125, seed: 3, imageSize: [40, 56] });
+    expect(g.inputs[0]!.shape).toEqual(['batch', 3, 40, 56]);
+    expect(readPreprocessing(g).inputShape).toEqual([3, 40, 56]);
+    // Same weights as the default build: only the input shape differs.
+    const square = buildZooModel('resnet18-cifar', { width: 0.125, seed: 3 });
+    expect([...g.initializers.keys()]).toEqual([...square.initializers.keys()]);
+    const out = await runGraph(g, { input: randomInput(new Random(1), [2, 3, 40, 56]) }, { threads: 2 });
+    expect(out.logits!.dims).toEqual([2, 10]);
+    // MACs follow the pixels: 40×56 has 2.1875× the pixels of 32×32.
+    expect(inferShapes(g).totalMacs / inferShapes(square).totalMacs).toBeCloseTo((40 * 56) / (32 * 32), 1);
+  });
 });
 
 describe('zoo weight init', () => {

@@ -133,7 +133,7 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
   return data
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
     .option('--split <split>', "'test' (default), 'train' or 'val': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/ or val/ (test reads val/ when there is no test/)")
-    .option('--limit <n>', 'use only the first N images', positiveInt('--limit'))
+    .option('--limit <n>', "use N images only: CIFAR-10's first N, an image folder's N taken across its classes", positiveInt('--limit'))
     .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS));
 }

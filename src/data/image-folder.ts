@@ -133,7 +133,7 @@ export function passedOverNote(sets: readonly { passedOver?: readonly string[] }
     byExtension.set(ext, (byExtension.get(ext) ?? 0) + 1);
   }
   const counts = [...byExtension].sort((a, b) => b[1] - a[1]).map(([ext, n]) => `${ext} ×${n}`);
-  return `passed over ${files.length} file${files.length > 1 ? 's' : ''} that ${files.length > 1 ? 'are' : 'is'} not ${[...IMAGE_EXTENSIONS].join('/')} (${counts.join(', ')}; e.g. ${files[0]}) — convert images in other formats to PNG or JPEG to use them`;
+  return `passed over ${files.length} file${files.length > 1 ? 's' : ''} in the class folders that ${files.length > 1 ? 'are' : 'is'} not ${[...IMAGE_EXTENSIONS].join('/')} (${counts.join(', ')}; e.g. ${files[0]}) — images in other formats (.bmp, .heic, …) are used once converted to PNG or JPEG`;
 }
 
 /** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */

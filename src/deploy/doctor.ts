@@ -169,7 +169,7 @@ function advise(r: DoctorReport): Advice[] {
   }
   if (r.cpu.arch === 'arm64') {
     if (f.dotprod) {
-      out.push({ level: 'good', text: `${model} has the Arm dot-product instructions (asimddp): int8 models should run faster than fp32 here (ORT uses SDOT/UDOT kernels, typically 1.5–3×)` });
+      out.push({ level: 'good', text: `${model} has the Arm dot-product instructions (asimddp): int8 convolutions run faster than fp32 here (ORT uses SDOT/UDOT kernels, typically 1.5–3×; a small model gains less — benchmark both)` });
       if (f.i8mm) out.push({ level: 'good', text: 'i8mm (SMMLA) is present too: ORT\'s fastest Arm int8 matrix kernels apply' });
     } else {
       out.push({ level: 'warn', text: `${model} has no dot-product instructions (asimddp), like the Cortex-A72 of a Raspberry Pi 4: int8 may be no faster than fp32 here — benchmark both (slim bench fp32.onnx int8.onnx) and pick by speed; int8 still makes the model ~4× smaller. A Cortex-A76 (Raspberry Pi 5) has them.` });
@@ -177,7 +177,7 @@ function advise(r: DoctorReport): Advice[] {
   } else if (r.cpu.arch === 'x64') {
     if (f.amx) out.push({ level: 'good', text: 'AMX int8 tiles present: int8 GEMMs are much faster than fp32' });
     if (f.avx512vnni || f.avxvnni) {
-      out.push({ level: 'good', text: `VNNI present (${[f.avx512vnni && 'avx512_vnni', f.avxvnni && 'avx_vnni'].filter(Boolean).join(', ')}): int8 should be 2–4× faster than fp32; quantize without --reduce-range` });
+      out.push({ level: 'good', text: `VNNI present (${[f.avx512vnni && 'avx512_vnni', f.avxvnni && 'avx_vnni'].filter(Boolean).join(', ')}): int8 convolutions run 2–4× faster than fp32 — a model's whole latency gains less, and a small one (a few M MACs) may gain nothing: benchmark both (slim bench fp32.onnx int8.onnx); quantize without --reduce-range` });
     } else if (f.avx2) {
       out.push({ level: 'warn', text: 'AVX2 without VNNI: ORT\'s int8 kernels (vpmaddubsw) add pairs in 16 bits and can saturate — quantize with --reduce-range (7-bit weights) to keep accuracy; expect a modest speed-up over fp32' });
     } else {

@@ -57,6 +57,8 @@ export interface ZooOptions {
   classNames?: string[];
   /** Image channels: 3 (RGB, default) or 1 — a grayscale model, normalized with GRAYSCALE_NORMALIZATION. */
   channels?: number;
+  /** [H, W] of the input; default: the stem's (32×32 CIFAR, 224×224 ImageNet). */
+  imageSize?: [number, number];
 }
 
 /** [H, W] of a zoo model's input, without building it. */
@@ -85,15 +87,16 @@ export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
   checkSize(name, entry, classes, width);
 
   const size = resnetInputSize(entry.stem);
+  const [imageHeight, imageWidth] = options.imageSize ?? [size, size];
   const metadata = {
     ...preprocessingMetadata({
-      inputShape: [channels, size, size],
+      inputShape: [channels, imageHeight, imageWidth],
       normalization: channels === 1 ? GRAYSCALE_NORMALIZATION : entry.normalization,
       ...(options.classNames ? { classNames: options.classNames } : {}),
     }),
-    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zero_init_residual: zeroInitResidual, ...(channels !== 3 ? { channels } : {}) }),
+    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zero_init_residual: zeroInitResidual, ...(channels !== 3 ? { channels } : {}), ...(imageHeight !== size || imageWidth !== size ? { image_size: [imageHeight, imageWidth] } : {}) }),
   };
-  const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, inChannels: channels, metadata });
+  const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, inChannels: channels, metadata, ...(options.imageSize ? { imageSize: options.imageSize } : {}) });
   graph.name = name;
   return graph;
 }

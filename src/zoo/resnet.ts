@@ -24,11 +24,13 @@ export interface ResNetOptions {
   zeroInitResidual: boolean;
   /** Image channels: 3 (RGB, default) or 1 (grayscale). */
   inChannels?: number;
+  /** [H, W] of the input (default: the stem's square size); global pooling takes any size. */
+  imageSize?: [number, number];
   /** Copied into graph.metadata. */
   metadata?: Record<string, string>;
 }
 
-type Architecture = Pick<ResNetOptions, 'depth' | 'stem' | 'classes' | 'width' | 'zeroInitResidual' | 'inChannels'>;
+type Architecture = Pick<ResNetOptions, 'depth' | 'stem' | 'classes' | 'width' | 'zeroInitResidual' | 'inChannels' | 'imageSize'>;
 
 const LAYOUT: Record<ResNetDepth, { blocks: [number, number, number, number]; bottleneck: boolean }> = {
   18: { blocks: [2, 2, 2, 2], bottleneck: false },
@@ -61,7 +63,8 @@ function declareResNet(o: Architecture): { builder: GraphBuilder; logits: Value 
   if (!(o.width > 0)) throw new RangeError(`ResNet width must be > 0, got ${o.width}`);
   if (!(Number.isInteger(o.classes) && o.classes >= 1)) throw new RangeError(`ResNet classes must be a positive integer, got ${o.classes}`);
   const size = resnetInputSize(o.stem);
-  const b = new GraphBuilder({ name: `resnet${o.depth}-${o.stem}`, inputShape: [o.inChannels ?? 3, size, size] });
+  const [height, width] = o.imageSize ?? [size, size];
+  const b = new GraphBuilder({ name: `resnet${o.depth}-${o.stem}`, inputShape: [o.inChannels ?? 3, height, width] });
   const planes = stagePlanes(o.width);
   const layout = LAYOUT[o.depth];
 

@@ -159,7 +159,7 @@ export function registerDistill(program: Command): void {
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
         ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
-        : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher) }), options);
+        : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
       const hint = precisionHint(options.device, options.precision);

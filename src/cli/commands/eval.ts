@@ -51,7 +51,8 @@ export function registerEval(program: Command): void {
         };
         printResult(options, json, () =>
           [
-            `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}, top-5 ${formatPercent(result.top5)} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
+            // Top-5 of five classes or fewer is 100 % by definition: not worth a number.
+            `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}${set.classes.length > 5 ? `, top-5 ${formatPercent(result.top5)}` : ''} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
             '',
             table(
               ['class', 'correct', 'total', 'accuracy'],

@@ -4,14 +4,14 @@ import { openSession } from '../../runtime/ort.js';
 import { basename } from 'node:path';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
-import { formatBytes, formatCount, table } from '../../report/format.js';
+import { formatBytes, formatCount, formatNumbers, table } from '../../report/format.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
-import { imageSizeFor } from '../dataset.js';
+import { imageSizeFor, modelInputSize } from '../dataset.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
-import { modelChannels, readPreprocessing } from '../../zoo/metadata.js';
+import { defaultNormalization, modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { spatialScoreShape } from '../../passes/flat-scores.js';
@@ -117,12 +117,35 @@ export function registerInfo(program: Command): void {
           `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${macsText(stats)}`,
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
+          ...preprocessingLines(graph, file),
           ...result.notes.map((n) => `  note: ${n}`),
           '',
           table(['', 'name', 'dtype', 'shape'], io),
         ].join('\n');
       });
     });
+}
+
+/**
+ * What eval, bench and deploy will assume about the images: the recorded input size, mean/std (or
+ * the default they fall back to) and class names.
+ */
+function preprocessingLines(graph: Graph, file: string): string[] {
+  let p: ReturnType<typeof readPreprocessing>;
+  try {
+    p = readPreprocessing(graph, file);
+  } catch (e) {
+    return [`  preprocessing: ${e instanceof SlimError ? e.parts.problem : String(e)}`];
+  }
+  const n = p.normalization;
+  const fallback = defaultNormalization(graph);
+  const stats = n ? `mean ${formatNumbers(n.mean)}, std ${formatNumbers(n.std)}` : `mean/std not recorded (commands use ${modelChannels(graph) === 1 ? 'mean 0.5, std 0.5' : `CIFAR-10's: mean ${formatNumbers(fallback.mean)}, std ${formatNumbers(fallback.std)}`}; --mean/--std to change)`;
+  const names = p.classNames;
+  const size = modelInputSize(graph);
+  return [
+    `  images ${size ? size.join('×') : 'of a size not recorded (--image-size)'}, ${modelChannels(graph) === 1 ? 'grayscale' : 'RGB'}; ${rawPixelInput(graph) ? 'raw pixels, preprocessed by the model itself' : stats}`,
+    `  classes ${names ? `${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … ${names.length - 10} more` : ''}` : 'not named (labels by position)'}`,
+  ];
 }
 
 /** Why ONNX Runtime cannot load the model, or undefined when it can. */

@@ -117,7 +117,8 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
     extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
     log(describeChoice(choice, heldOut.labels.length));
   } else if (auto) {
-    log(`calibration method: ${staticOptions.calibration.method} (no images left over for --method auto to compare methods on)`);
+    const n = fullSet.labels.length;
+    log(`calibration method: ${staticOptions.calibration.method} (all ${n} images went to calibration, none were left over for --method auto to compare methods on${n > 1 ? ` — pass --samples ${Math.max(1, Math.floor(n / 2))} to keep half for it` : ''})`);
   }
   const run: StaticRun = { output: result.graph, result, calibrated, extra };
   if (options.maxDrop !== undefined) await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);

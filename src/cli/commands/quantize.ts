@@ -289,7 +289,13 @@ function humanSummary(s: Record<string, unknown>): string {
   lines.push(`  ONNX Runtime runs ${Object.entries(s['ort_ops'] as Record<string, number>).map(([op, n]) => `${op} ×${n}`).join(', ')}`);
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') : 'none'}`);
   const floatNodes = s['float_nodes'] as { node: string; reason: string }[] | undefined;
-  if (floatNodes?.length) lines.push(`  left float: ${floatNodes.map((f) => `${f.node} (${f.reason})`).join(', ')}`);
+  if (floatNodes?.length) {
+    // Grouped by reason, a few names each: MobileNetV3's 28 activations would fill a screen otherwise.
+    const byReason = new Map<string, string[]>();
+    for (const f of floatNodes) byReason.set(f.reason, [...(byReason.get(f.reason) ?? []), f.node]);
+    lines.push(`  left float: ${floatNodes.length} node(s) (--json lists them all)`);
+    for (const [reason, nodes] of byReason) lines.push(`    ${nodes.length} × ${reason}: ${nodes.slice(0, 4).join(', ')}${nodes.length > 4 ? `, … ${nodes.length - 4} more` : ''}`);
+  }
   const report = s['report'] as { markdown: string } | undefined;
   if (report) lines.push(`  report: ${report.markdown}`);
   return lines.join('\n');

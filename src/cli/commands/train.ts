@@ -168,9 +168,14 @@ export function registerTrain(program: Command): void {
       if (!onnxModel && options.channels === 1 && isCifar10(options.data)) {
         throw usageError("--channels 1 builds a grayscale model but CIFAR-10's images are RGB", 'drop --channels, or train on an image folder (read as grayscale for this model)');
       }
+      // A zoo model is built at --image-size (global pooling takes any size); CIFAR-10's images are 32×32.
+      const zooSize = onnxModel ? undefined : (options.imageSize ?? zooInputSize(options.model as ZooName));
+      if (zooSize && options.imageSize && isCifar10(options.data) && (zooSize[0] !== 32 || zooSize[1] !== 32)) {
+        throw usageError(`--image-size ${zooSize.join(',')} but CIFAR-10's images are 32×32`, 'drop --image-size for CIFAR-10 (it builds the zoo model for image folders, whose images are resized to it)');
+      }
       const data = await loadTrainTest(options.data, {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
-        size: onnxModel ? modelInputSize(onnxModel) : zooInputSize(options.model as ZooName),
+        size: onnxModel ? modelInputSize(onnxModel) : zooSize,
         channels: onnxModel ? modelChannels(onnxModel) : (options.channels ?? 3),
         testLimit: options.testLimit,
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
@@ -190,7 +195,7 @@ export function registerTrain(program: Command): void {
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
         ? transferModel(onnxModel, options, data.train.classes.length, writer)
-        : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}) }) };
+        : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
       const graph = built.frozen ? built.graph : await trainingGraph(built.graph, data.train, { ...options, quiet: !writer, file: options.model });
@@ -306,7 +311,8 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
     throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
   }
   const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
-  if (!quiet && modelInputSize(graph) === undefined) log(`note: ${file} does not state its input size; using the data set's`);
+  // CIFAR-10's images have one size; an image folder's do not, and its loader asks for --image-size.
+  if (!quiet && modelInputSize(graph) === undefined && isCifar10(data)) log(`note: ${file} does not state its input size; using CIFAR-10's 32×32`);
   return forBatches(graph, file, { quiet });
 }
 

@@ -88,7 +88,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   let built = calibrated.result;
   const methodScores = choice ? scoresByMethod(choice) : undefined;
   if (choice && heldOut) ctx.log(`  ${describeChoice(choice, heldOut.labels.length)}`);
-  else if (auto) ctx.log(`  calibration method: ${options.calibration.method} (no training images left over for method: auto to compare methods on)`);
+  else if (auto) ctx.log(`  calibration method: ${options.calibration.method} (all ${data.train.labels.length} training images went to calibration, none were left over for method: auto to compare methods on${data.train.labels.length > 1 ? ` — samples: ${Math.floor(data.train.labels.length / 2)} keeps half for it` : ''})`);
   let output = built.graph;
 
   const inputName = dataInputs(prepared.graph)[0]!.name;

@@ -24,9 +24,9 @@ import type { StageContext, StageOutput } from './context.js';
 type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
 
 /** A zoo model for the run's data: its class names (when the counts agree) go into the metadata, for deploy. */
-export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed: number): Graph {
+export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed: number, imageSize?: [number, number]): Graph {
   const classes = spec.classes ?? classNames.length;
-  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}), ...(spec.channels ? { channels: spec.channels } : {}) });
+  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}), ...(spec.channels ? { channels: spec.channels } : {}), ...(imageSize ? { imageSize } : {}) });
 }
 
 export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
@@ -49,7 +49,9 @@ export async function runDistill(ctx: StageContext, spec: DistillSpec, from: str
   if (spec.student?.channels !== undefined && spec.student.channels !== channels) {
     throw new SlimError({ where: 'student.channels', problem: `is ${spec.student.channels} but the teacher '${spec.teacher}' takes ${channels}-channel images, and both see one batch`, fix: 'leave student.channels out: a zoo student takes the teacher\'s channels' }, 'usage');
   }
-  const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed) : from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
+  // A zoo student is built for the run's images (the teacher's size when the recipe starts from a model file).
+  const [, height, width] = data.train.imageShape;
+  const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed, [height, width]) : from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
   return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
 }
 
