@@ -1,5 +1,5 @@
 import './helpers/engine-env.js';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SlimError } from '../src/errors.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
-import { readModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { foldBatchNorm } from '../src/passes/index.js';
 import { float32, int64, toNumbers, type Tensor } from '../src/onnx/tensor.js';
 import { freezeBatchNorm } from '../src/passes/freeze-batchnorm.js';
 import { findClassifierHead, replaceClassifierHead } from '../src/passes/replace-head.js';
@@ -15,7 +16,7 @@ import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
-import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
+import { CIFAR_DIR, fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-transfer-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -269,4 +270,44 @@ describe.skipIf(!nativeAvailable())('slim train --new-head --freeze-backbone', (
     expect(zoo.code).toBe(2);
     expect(zoo.stderr).toMatch(/--new-head, --freeze-backbone work on an \.onnx model; resnet18-cifar is built fresh/);
   }, 240_000);
+});
+
+describe.skipIf(!nativeAvailable())('recipes: train stages with new_head / freeze_backbone', () => {
+  /** A model trained on 5 classes, BN folded as torch.onnx writes it; the recipe's data has CIFAR-10's 10. */
+  const source = path.join(dir, 'five-classes.onnx');
+  const recipe = (stage: string): string =>
+    `name: transfer\ndata: { train_per_class: 10, test_limit: 50 }\nmodel: { file: five-classes.onnx }\nstages:\n  - ${stage}\n  - bench: { runs: 50, warmup_runs: 1, batch: 4 }\n`;
+  const run = async (name: string, stage: string, extra: string[] = []): Promise<{ code: number; stderr: string; runDir: string }> => {
+    const file = path.join(dir, `${name}.yaml`);
+    writeFileSync(file, recipe(stage));
+    const runDir = path.join(dir, `run-${name}`);
+    const r = await runSlim(['run', file, '--run-dir', runDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--no-report', ...extra], { timeoutMs: 240_000 });
+    return { code: r.code, stderr: r.stderr, runDir };
+  };
+
+  it('a model for other classes is refused unless a train stage gives it a new head', async () => {
+    await writeModel(foldBatchNorm(buildZooModel('resnet18-cifar', { width: 0.125, seed: 5, classes: 5 })), source);
+    const refused = await run('no-head', 'quantize: { id: int8, samples: 32 }');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/model\.file: the model has 5 classes but the data has 10 .*stage 'int8' \(quantize\) reads it as it is — .*new_head: true/);
+  });
+
+  it('new_head + freeze_backbone: a fresh 10-class head is trained, the backbone keeps its weights, the bench leaves the 5-class source out', async () => {
+    const r = await run('frozen', 'train: { id: tuned, epochs: 1, batch: 50, lr: 0.05, new_head: true, freeze_backbone: true }');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/new classifier: Gemm 'fc' scored 5 classes from 64 features; it now scores the data's 10/);
+    expect(r.stderr).toMatch(/'input' scores other classes than the data: left out of this bench/);
+    const [before, after] = await Promise.all([readModel(source), readModel(path.join(r.runDir, 'models', 'tuned.onnx'))]);
+    expect(after.outputs[0]!.shape).toEqual(['batch', 10]);
+    expect(JSON.parse(after.metadata['slimkit.classes']!)).toHaveLength(10);
+    // Oracle: every backbone weight of the source, bit for bit.
+    const convs = before.nodes.filter((n) => n.opType === 'Conv');
+    expect(convs.length).toBeGreaterThan(10);
+    for (const conv of convs) {
+      const twin = after.nodes.find((n) => n.name === conv.name)!;
+      expect(toNumbers(after.initializers.get(twin.inputs[1]!)!)).toEqual(toNumbers(before.initializers.get(conv.inputs[1]!)!));
+    }
+    const manifest = JSON.parse(readFileSync(path.join(r.runDir, 'manifest.json'), 'utf8')) as { stages: { id: string; result?: { variants?: { id: string }[] } }[] };
+    expect(manifest.stages.find((s) => s.id === 'bench')!.result!.variants!.map((v) => v.id)).toEqual(['tuned']);
+  });
 });

@@ -19,6 +19,7 @@ export { declareClassCount, findClassifierHead, replaceClassifierHead, type Clas
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
 export { untieIdentityWeights } from './untie-weights.js';
+export { transferModel, type TransferModel, type TransferOptions } from './transfer.js';
 export { upgradeOpset } from './upgrade-opset.js';
 export { formatTrace, runPasses, type Pass, type PassTrace } from './pass.js';
 

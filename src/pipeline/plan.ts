@@ -31,7 +31,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   const { recipe } = o;
   checkRerun(recipe, o.rerun);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
-  const { sourceBytes, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
+  const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
   const previous = await readManifest(runDir).catch(() => undefined);
 
   // Variants whose bytes are known (stored, or the source file); a stage that would run makes new ones.
@@ -45,7 +45,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   let last = sourceBytes ? sourceId(recipe.model) : undefined;
   for (const stage of recipe.stages) {
     // inputOf names variants by id: a remade one has no known bytes, so the stage cannot be looked up.
-    const input: StageInput = inputOf(stage, last, new Map([...variants, ...[...remade].map((id) => [id, undefined as unknown as Variant] as const)]));
+    const input: StageInput = inputOf(stage, last, new Map([...variants, ...[...remade].map((id) => [id, undefined as unknown as Variant] as const)]), unscored);
     const reads = [...(input.from ? [input.from] : []), ...(input.ids ?? []), ...(stage.kind === 'distill' && stage.spec.teacher ? [stage.spec.teacher] : []), ...(stage.kind === 'finetune' && stage.spec.distill_from ? [stage.spec.distill_from] : [])];
     const lastTime = previous?.stages.find((s) => s.id === stage.id && s.status === 'done')?.seconds; // a reused record keeps the seconds of the run that made it
     const planned = (action: PlannedStage['action'], reason: string, seconds?: number): PlannedStage => ({

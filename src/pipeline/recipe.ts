@@ -32,6 +32,8 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, ../shared/data/cifar10, else a download)',
   train_per_class: 'training images per class, drawn at random (seeded): a whole number ≥ 1; leave it out for the whole split',
   test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
+  new_head: "true: a fresh classifier for the data's classes (transfer learning from a model trained on others, e.g. ImageNet's 1,000)",
+  freeze_backbone: 'true: train only the classifier; every other layer keeps its weights, BatchNormalization its running statistics',
   mean: "a model file's per-channel mean of pixels scaled to 0..1, [r, g, b] or [v]: what it was trained with (recorded in the run's models); give std too",
   std: "a model file's per-channel std, [r, g, b] or [v]; give mean too",
   zoo: `one of ${Object.keys(ZOO).join(', ')}`,
@@ -170,7 +172,14 @@ const trainingFields = {
   channels_last: z.boolean().optional(),
 };
 
-export const TrainStage = z.strictObject({ ...common, ...trainingFields, schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle') });
+export const TrainStage = z.strictObject({
+  ...common,
+  ...trainingFields,
+  schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle'),
+  // No defaults: a recipe without them keeps the stage key it had.
+  new_head: z.boolean().optional(),
+  freeze_backbone: z.boolean().optional(),
+});
 
 /** Fine-tuning: training from a model that is already trained, with a gentler default schedule. */
 export const FinetuneStage = z.strictObject({

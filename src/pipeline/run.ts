@@ -122,7 +122,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
     log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
     const dataStart = performance.now();
-    const { sourceBytes, sourceFile, data } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), log });
+    const { sourceBytes, sourceFile, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), log });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
 
     const manifest: RunManifest = {
@@ -181,7 +181,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     for (const [i, stage] of recipe.stages.entries()) {
       const at = first + i;
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
-      const input = inputOf(stage, last, variants);
+      const input = inputOf(stage, last, variants, unscored);
+      if (stage.kind === 'bench' && !stage.spec.variants && unscored.size) log(`  note: ${[...unscored].map((id) => `'${id}'`).join(', ')} scores other classes than the data: left out of this bench`);
       const threads = o.threads ?? recipe.threads;
       const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) };
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
@@ -280,10 +281,11 @@ export interface StageInput {
   ids?: string[];
 }
 
-export function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<string, Variant>): StageInput {
+/** `unscored`: variants a bench stage that names none leaves out (a source for other classes). */
+export function inputOf(stage: Stage, last: string | undefined, variants: ReadonlyMap<string, Variant>, unscored: ReadonlySet<string> = new Set()): StageInput {
   switch (stage.kind) {
     case 'bench':
-      return { ids: stage.spec.variants ?? [...variants.keys()] };
+      return { ids: stage.spec.variants ?? [...variants.keys()].filter((id) => !unscored.has(id)) };
     case 'deploy': {
       const from = stage.spec.variant ?? last;
       return from ? { from } : {};
@@ -427,7 +429,7 @@ export function checkRerun(recipe: Recipe, rerun: readonly string[] | undefined)
 }
 
 /** The recipe's model file (when it starts from one) and its data, checked against each other. */
-export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData }> {
+export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData; unscored: ReadonlySet<string> }> {
   let sourceBytes = await readSource(recipe);
   const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
   let sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
@@ -438,15 +440,18 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   }
   const note = sourceGraph ? defaultNormalizationNote(sourceGraph, recipe.model.file!) : undefined;
   if (note) o.log?.(note);
+  // A source that gets a new head does not name the data's classes: its own names (ImageNet's) label nothing.
+  const id = sourceId(recipe.model);
+  const getsNewHead = !!id && readersOf(recipe, id).some((s) => s.kind === 'train' && !!s.spec.new_head);
   checkSourceInput(recipe, sourceGraph);
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
-    channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph ? recordedClasses(sourceGraph, sourceFile!) : undefined,
+    channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
   });
-  checkClassCount(recipe, sourceGraph, data);
-  return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data };
+  const unscored = checkClassCount(recipe, sourceGraph, data);
+  return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data, unscored };
 }
 
 async function readSource(recipe: Recipe): Promise<Uint8Array | undefined> {
@@ -484,19 +489,43 @@ export async function artifactsIntact(runDir: string, record: StageRecord): Prom
 }
 
 /** A model whose class count differs from the data's would fail mid-run (or score against wrong labels). */
-function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunData): void {
+/**
+ * A source model scoring another class count than the data is read only by train stages that give
+ * it a new head (transfer learning); it is then left out of the bench stages that name no variants
+ * (its scores cannot be scored on this data). Returns those unscored variant ids.
+ */
+function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunData): ReadonlySet<string> {
   const dims = source?.outputs[0]?.shape;
   const fromModel = source ? (typeof dims?.[1] === 'number' ? dims[1] : undefined) : recipe.model.classes;
   const classes = data.train.classes.length;
-  if (fromModel === undefined || fromModel === classes) return;
+  if (fromModel === undefined || fromModel === classes) return new Set();
+  const id = sourceId(recipe.model);
+  const readers = id ? readersOf(recipe, id) : [];
+  const transfer = (s: Stage): boolean => s.kind === 'train' && !!s.spec.new_head;
+  if (readers.length > 0 && readers.every(transfer)) return new Set([id!]);
+  const other = readers.find((s) => !transfer(s));
   throw new SlimError({
     file: recipe.file,
     where: source ? 'model.file' : 'model.classes',
-    problem: `the model has ${fromModel} classes but the data has ${classes} (${data.train.classes.slice(0, 12).join(', ')}${classes > 12 ? ', …' : ''})`,
+    problem: `the model has ${fromModel} classes but the data has ${classes} (${data.train.classes.slice(0, 12).join(', ')}${classes > 12 ? ', …' : ''})${other ? `, and stage '${other.id}' (${other.kind}) reads it as it is` : ''}`,
     fix: source
-      ? `use a model made for these classes — a pretrained one gets a classifier for them with \`slim train --model ${recipe.model.file} --new-head --data … --out new.onnx\` (then model.file: new.onnx) — or data with its classes`
+      ? `a model trained on other classes is read by a train stage with \`new_head: true\` (a fresh classifier for these; \`freeze_backbone: true\` to train only that), or use data with its classes`
       : `set model.classes to ${classes}, or leave it out`,
   }, 'usage');
+}
+
+/** The stages that read variant `id` as their input, teacher or listed bench variant. */
+function readersOf(recipe: Recipe, id: string): Stage[] {
+  let last: string | undefined = sourceId(recipe.model);
+  const readers: Stage[] = [];
+  for (const stage of recipe.stages) {
+    const reads = stage.kind === 'bench' ? (stage.spec.variants ?? [])
+      : [stage.kind === 'deploy' ? (stage.spec.variant ?? last) : (stage.from ?? last),
+        ...(stage.kind === 'distill' ? [stage.spec.teacher] : []), ...(stage.kind === 'finetune' && stage.spec.distill_from ? [stage.spec.distill_from] : [])];
+    if (reads.includes(id)) readers.push(stage);
+    if (stage.kind !== 'bench' && stage.kind !== 'deploy') last = stage.id;
+  }
+  return readers;
 }
 
 /**

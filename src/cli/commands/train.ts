@@ -11,7 +11,7 @@ import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { declareClassCount, findClassifierHead, foldBatchNorm, freezeBatchNorm, replaceClassifierHead, untieIdentityWeights } from '../../passes/index.js';
+import { declareClassCount, foldBatchNorm, transferModel } from '../../passes/index.js';
 import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -194,7 +194,7 @@ export function registerTrain(program: Command): void {
       }
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
-        ? transferModel(onnxModel, options, data.train.classes.length, writer)
+        ? transferFromFile(onnxModel, options, data.train.classes.length, writer)
         : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
@@ -332,28 +332,10 @@ function checkTransferFlags(options: TrainCliOptions): void {
  * with only that classifier trainable (--freeze-backbone: everything else named in `frozen`, BN frozen
  * at its running statistics), with --mean/--std recorded for training, scoring and the written model.
  */
-function transferModel(model: Graph, options: TrainCliOptions, classes: number, writer: boolean): { graph: Graph; frozen?: Set<string> } {
-  let graph = model;
-  const say = (line: string): void => {
-    if (writer) log(line);
-  };
-  graph = withGivenNormalization(graph, options);
-  // torch.onnx stores equal tensors once and reads the others through Identity nodes: the head's bias may be
-  // a backbone tensor's. Each parameter gets its own tensor first, so the head trains (or is replaced) alone.
-  if (options.newHead || options.freezeBackbone) graph = untieIdentityWeights(graph);
-  if (options.newHead) {
-    const r = replaceClassifierHead(graph, { classes, seed: options.seed });
-    graph = r.graph;
-    say(`new classifier: ${r.replaced.kind} '${r.replaced.node}' scored ${r.replaced.classes} classes from ${r.replaced.inFeatures} features; it now scores the data's ${classes}, freshly initialized (seed ${options.seed})`);
-  }
-  if (!options.freezeBackbone) return { graph };
-  graph = freezeBatchNorm(graph);
-  const head = findClassifierHead(graph);
-  const trained = new Set([head.weight, head.bias].filter((v): v is string => v !== undefined));
-  const frozen = new Set([...graph.initializers.keys()].filter((name) => !trained.has(name)));
-  const count = [...trained].reduce((n, name) => n + graph.initializers.get(name)!.data.length, 0);
-  say(`frozen backbone: training only ${head.kind} '${head.node}' (${count} parameters); the layers before it keep their weights, BatchNormalization its running statistics`);
-  return { graph, frozen };
+function transferFromFile(model: Graph, options: TrainCliOptions, classes: number, writer: boolean): { graph: Graph; frozen?: Set<string> } {
+  const r = transferModel(withGivenNormalization(model, options), { newHead: !!options.newHead, freezeBackbone: !!options.freezeBackbone, classes, seed: options.seed });
+  if (writer) r.notes.forEach((line) => log(line));
+  return { graph: r.graph, ...(r.frozen ? { frozen: r.frozen } : {}) };
 }
 
 /** A model file scores a fixed number of classes: training it on data with another count would fail only when it is written. */

@@ -7,7 +7,7 @@ import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
-import { foldBatchNorm } from '../../passes/index.js';
+import { foldBatchNorm, transferModel } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
@@ -32,7 +32,10 @@ export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed
 export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
   const data = await ctx.data();
   const start = from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
-  return train(ctx, spec, start);
+  // new_head / freeze_backbone: transfer learning, as `slim train --new-head [--freeze-backbone]`.
+  const transfer = transferModel(start, { newHead: !!spec.new_head, freezeBackbone: !!spec.freeze_backbone, classes: data.train.classes.length, seed: ctx.recipe.seed });
+  for (const line of transfer.notes) ctx.log(`  ${line}`);
+  return train(ctx, spec, transfer.graph, undefined, transfer.frozen);
 }
 
 export async function runFinetune(ctx: StageContext, spec: FinetuneSpec, from: string): Promise<StageOutput<'finetune'>> {
@@ -68,7 +71,7 @@ interface Teacher {
   alpha: number;
 }
 
-async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teacher?: Teacher): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
+async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teacher?: Teacher, frozen?: Set<string>): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
   const { trainModel } = await import('../../engine/train.js');
   const data = await ctx.data();
   const device = spec.device ?? ctx.device;
@@ -82,7 +85,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
   const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
-  const start = await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}) });
+  // A frozen backbone keeps its features exactly: no BN is put back into it.
+  const start = frozen ? { graph, inserted: 0 } : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}) });
   if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);
@@ -114,6 +118,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
     ...(spec.channels_last !== undefined ? { channelsLast: spec.channels_last } : {}),
     ...(teacher && shared ? { normalization: shared.normalization, teacher: { graph: shared.teacher, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
     ...(masks.size > 0 ? { masks } : {}),
+    ...(frozen ? { frozen } : {}),
   };
   const r = await trainModel(options).finally(() => bar?.stop());
   if (r.resumedFrom !== undefined) ctx.log(`  resumed from the checkpoint after epoch ${r.resumedFrom}`);
