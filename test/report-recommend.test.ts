@@ -8,6 +8,7 @@ import { otherBenchLines } from '../src/report/columns.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
+import { comparePaired, correctBits, mcnemarExact } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
 import { renderBenchTable } from '../src/cli/commands/bench.js';
 
@@ -25,6 +26,44 @@ const int8 = variant('int8', 720, 1.6, 0.849);
 const pruned = variant('pruned', 380, 1.1, 0.84);
 const bad = variant('bad', 900, 2.0, 0.80);
 const ALL = [fp32, int8, pruned, bad];
+
+describe('paired top-1 comparison (McNemar, exact)', () => {
+  it('p-values equal the binomial sums, worked with exact integers (Python: min(1, 2·Σ comb(n, i) / 2ⁿ))', () => {
+    const oracle: [number, number, number][] = [[5, 15, 0.04138946533203125], [8, 6, 0.79052734375], [0, 7, 0.015625], [120, 80, 0.0056851559967503055], [3, 3, 1], [0, 0, 1], [1000, 1100, 0.030720707864242296]];
+    for (const [b, c, p] of oracle) expect(mcnemarExact(b, c), `${b} vs ${c}`).toBeCloseTo(p, 12);
+  });
+
+  it('counts the images exactly one variant gets right, from the bits the bench keeps', () => {
+    const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0];
+    const a = { eval_images: 11, correct: correctBits([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1], labels, 11) }; // 10 right, the last wrong
+    const b = { eval_images: 11, correct: correctBits([0, 1, 9, 9, 4, 5, 6, 7, 8, 9, 0], labels, 11) }; // 2 and 3 wrong, the last right
+    expect(comparePaired(a, b)).toEqual({ onlyFirst: 2, onlySecond: 1, p: 1 });
+    expect(comparePaired(a, { eval_images: 10, correct: b.correct })).toBeUndefined(); // other images
+    expect(comparePaired(a, { eval_images: 11 })).toBeUndefined(); // an older manifest
+  });
+
+  it('slim bench prints the top-1 change of each model against the first, with its paired p', () => {
+    const labels = new Array<number>(500).fill(1);
+    const rows = [
+      { ...variant('a', 2000, 4, 0.8), file: 'a.onnx', eval_images: 500, correct: correctBits(labels.map((_, i) => (i < 400 ? 1 : 0)), labels, 500) },
+      { ...variant('b', 500, 1, 0.796), file: 'b.onnx', eval_images: 500, correct: correctBits(labels.map((_, i) => (i >= 8 && i < 406 ? 1 : 0)), labels, 500) },
+    ];
+    expect(renderBenchTable(rows)).toContain('\ntop-1 of b.onnx vs a.onnx: −0.40 pt; they disagree on 14 images, 6 vs 8: p = 0.79, a gap chance alone makes often');
+    // Without per-image records (older JSON), nothing is claimed.
+    expect(renderBenchTable(rows.map(({ correct: _c, ...r }) => r))).not.toMatch(/top-1 of/);
+  });
+
+  it('recommend says whether a top-1 gap is more than chance', () => {
+    // 500 images: the choice gets images 0–399 right; the other misses 8 of those and gets 6 others.
+    const labels = new Array<number>(500).fill(1);
+    const choicePred = labels.map((_, i) => (i < 400 ? 1 : 0));
+    const otherPred = labels.map((_, i) => (i < 8 ? 0 : i < 400 ? 1 : i < 406 ? 1 : 0));
+    const choice = { ...variant('big', 2000, 4, 0.8), eval_images: 500, correct: correctBits(choicePred, labels, 500) };
+    const small = { ...variant('small', 500, 1, 0.796), eval_images: 500, correct: correctBits(otherPred, labels, 500) };
+    const r = recommend([choice, small], {});
+    expect(r.lines).toContain('Also on the front: small — 79.60 % top-1, 1.00 ms, 500.0 KiB (4.00× faster, 4.00× smaller, 0.40 pt less accurate (2 of 500 test images; they disagree on 14 images, 8 vs 6: p = 0.79, a gap chance alone makes often)).');
+  });
+});
 
 describe('Pareto fronts', () => {
   it('keep exactly the variants no other beats on both axes', () => {

@@ -18,6 +18,7 @@ import type { VariantBench } from '../src/pipeline/manifest.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { benchCommand } from '../src/report/columns.js';
+import { comparePaired } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -93,6 +94,11 @@ describe.skipIf(!native)('the run report', () => {
       expect(bytes.byteLength).toBe(v.size_bytes);
       expect(v.per_class).toHaveLength(10);
       expect(v.per_class.reduce((a, c) => a + c.correct, 0) / v.eval_images).toBeCloseTo(v.top1, 12);
+      // The per-image record the paired test reads: as many images right as top-1 says.
+      const bits = Buffer.from(v.correct!, 'base64');
+      let right = 0;
+      for (let i = 0; i < v.eval_images; i++) right += (bits[i >> 3]! >> (i & 7)) & 1;
+      expect(right / v.eval_images).toBeCloseTo(v.top1, 12);
     }
     // Oracle: brute-force dominance.
     const front = (cost: (v: VariantBench) => number): string[] =>
@@ -142,6 +148,13 @@ describe.skipIf(!native)('the run report', () => {
         expect(textOf(c), `${v.id} ${key}`).toBe(want.text(want.value(v)));
       }
       expect(row.attrs['class'] === 'front').toBe(report.pareto.latency.includes(v.id));
+      // The change against the first variant carries its paired p-value (same images, McNemar).
+      const versus = textOf(findAll(row, (e) => e.tag === 'td').at(-1)!);
+      const base = report.variants[0]!;
+      if (i > 0 && v.top1 !== base.top1) {
+        const c = comparePaired(v, base)!;
+        expect(versus).toContain(`(p ${c.p < 0.001 ? '< 0.001' : `= ${c.p.toFixed(c.p < 0.01 ? 3 : 2)}`})`);
+      }
     }
     const perClass = findAll(byId(doc, 'per-class-table'), (e) => e.tag === 'td' && e.attrs['data-value'] !== undefined);
     expect(perClass).toHaveLength(10 * report.variants.length);

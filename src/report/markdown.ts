@@ -29,7 +29,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
     lines.push(
       '## Every variant, measured',
       '',
-      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ${timedWith(b)}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see 'at batch'); top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency.`,
+      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ${timedWith(b)}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see 'at batch'); top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency. p = McNemar's exact test of the top-1 change on the same images (above 0.05: a change chance alone makes often).`,
       '',
       table(
         [...VARIANT_COLUMNS.map((c) => c.header), `vs ${base?.id ?? 'baseline'}`],

@@ -5,6 +5,7 @@
  */
 import type { VariantBench } from '../pipeline/manifest.js';
 import { formatBytes, formatPercent } from './format.js';
+import { comparePaired, describePaired } from './paired.js';
 
 export interface Limits {
   maxSizeBytes?: number;
@@ -163,7 +164,9 @@ function tradeoff(v: VariantBench, choice: VariantBench): string {
   const parts = [faster > 1 ? `${faster.toFixed(2)}× faster` : '', smaller > 1 ? `${smaller.toFixed(2)}× smaller` : ''].filter(Boolean);
   // In images too: on a few hundred test images a point or two is a handful of images.
   const images = Math.round((pt / 100) * Math.min(choice.eval_images, v.eval_images));
-  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images)`;
+  // Paired on the same images (when the bench kept them): is the gap more than chance?
+  const paired = comparePaired(choice, v);
+  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images${paired ? `; ${describePaired(paired)}` : ''})`;
 }
 
 /** How widely the benchmark's latencies spread (p90 / p50): above 1.5, the machine was busy while timing. */

@@ -8,7 +8,8 @@ import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
-import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
+import { formatBytes, formatCount, formatPercent, formatPointChange, table } from '../../report/format.js';
+import { comparePaired, correctBits, describePaired } from '../../report/paired.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
@@ -52,6 +53,8 @@ export interface BenchRow {
   max_abs_diff_vs_node?: number;
   top1?: number;
   eval_images?: number;
+  /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
+  correct?: string;
 }
 
 export function registerBench(program: Command): void {
@@ -165,11 +168,13 @@ export function registerBench(program: Command): void {
           try {
             const result = await evaluate(model, set, {
               normalization: normalization!,
+              keepPredictions: true,
               ...(options.limit !== undefined ? { limit: options.limit } : {}),
               onProgress: (done) => evalBar.update(done),
             });
             row.top1 = result.top1;
             row.eval_images = result.count;
+            row.correct = correctBits(result.predictions!, set.labels, result.count);
           } finally {
             evalBar.stop();
             await model.close();
@@ -211,6 +216,14 @@ export function renderBenchTable(rows: BenchRow[]): string {
   ]);
   const web = rows.find((r) => r.target === 'web');
   const noisy = rows.filter((r) => r.latency_ms.p90 >= NOISY_SPREAD * r.latency_ms.p50).map((r) => r.file);
-  return table(headers, body) + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '') +
+  // Top-1 changes against the first model, tested on the same images (McNemar).
+  const first = rows[0];
+  const paired = rows.slice(1).flatMap((r) => {
+    const c = first && r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
+      ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
+      : undefined;
+    return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c)}`] : [];
+  });
+  return table(headers, body) + paired.map((l) => `\n${l}`).join('') + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '') +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }

@@ -18,6 +18,7 @@ import { openSession } from '../../runtime/ort.js';
 import { normalizationFor } from '../../cli/dataset.js';
 import type { BenchRow } from '../../cli/commands/bench.js';
 import { formatBytes, formatPercent } from '../../report/format.js';
+import { correctBits } from '../../report/paired.js';
 import type { VariantBench } from '../manifest.js';
 import type { BenchSpec } from '../recipe.js';
 import { MODELS } from '../store.js';
@@ -45,7 +46,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
     const bar = ctx.progress(`  eval ${id}`, data.test.labels.length, 'img');
     let scored;
     try {
-      scored = await evaluate(session, data.test, { normalization: normalizationFor(graph, {}), onProgress: (d) => bar.update(d) });
+      scored = await evaluate(session, data.test, { normalization: normalizationFor(graph, {}), keepPredictions: true, onProgress: (d) => bar.update(d) });
     } finally {
       bar.stop();
       await session.close();
@@ -63,6 +64,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       top5: scored.top5,
       eval_images: scored.count,
       per_class: scored.perClass,
+      correct: correctBits(scored.predictions!, data.test.labels, scored.count),
     });
     ctx.log(`  ${id}: ${formatBytes(row.size_bytes)}, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
   }
