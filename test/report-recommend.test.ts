@@ -62,6 +62,10 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     const small = { ...variant('small', 500, 1, 0.796), eval_images: 500, correct: correctBits(otherPred, labels, 500) };
     const r = recommend([choice, small], {});
     expect(r.lines).toContain('Also on the front: small — 79.60 % top-1, 1.00 ms, 500.0 KiB (4.00× faster, 4.00× smaller, 0.40 pt less accurate (2 of 500 test images; they disagree on 14 images, 8 vs 6: p = 0.79, a gap chance alone makes often)).');
+    expect(r.lines).toContain("Consider small: on these 500 test images its top-1 cannot be told from big's (p = 0.79), and it is 4.00× faster — more test images would settle which is more accurate.");
+    // A gap the images do tell apart (40 vs 0) names no alternative.
+    const clear = { ...small, top1: 0.72, correct: correctBits(labels.map((_, i) => (i < 360 ? 1 : 0)), labels, 500) };
+    expect(recommend([choice, clear], {}).lines.join('\n')).not.toMatch(/Consider/);
   });
 });
 

@@ -125,6 +125,12 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
     for (const other of candidates.slice(1)) {
       lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${other.latency_ms.p50.toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice)}).`);
     }
+    // The highest top-1 may be ahead by chance: the cheapest front variant the test images cannot tell from it is worth naming.
+    const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
+    const cheapest = [...indistinct].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50)[0];
+    if (cheapest) {
+      lines.push(`Consider ${cheapest.id}: on these ${cheapest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (p = ${comparePaired(choice, cheapest)!.p.toFixed(2)}), and it is ${(choice.latency_ms.p50 / cheapest.latency_ms.p50).toFixed(2)}× faster — more test images would settle which is more accurate.`);
+    }
     for (const v of fitting.filter((f) => !candidates.includes(f))) {
       const by = fitting.find((o) => o !== v && beats(o, v))!;
       lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
