@@ -51,7 +51,7 @@ stages:
 
 describe('recipe validation', () => {
   it('accepts the shipped recipes and fills defaults', async () => {
-    for (const name of ['demo.yaml', 'full-gpu.yaml']) {
+    for (const name of ['demo.yaml', 'full-gpu.yaml', 'transfer.yaml']) {
       const r = await loadRecipe(path.join(REPO_ROOT, 'recipes', name));
       expect(r.stages.length).toBeGreaterThanOrEqual(5);
       expect(r.stages.some((s) => s.kind === 'bench')).toBe(true);
