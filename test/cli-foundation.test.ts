@@ -75,8 +75,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['free H×W pinned to a size CIFAR-10 is not', ['bench', path.join(dir, 'free-hw.onnx'), '--image-size', '64', '--data', 'cifar10'], 2, /used at 64×64 .* but CIFAR-10's images are 32×32/],
     ['--image-size recorded for calibration on CIFAR-10 at another size', ['quantize', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'q.onnx'), '--calib', 'cifar10', '--image-size', '64'], 2, /CIFAR-10's images are 32×32/],
     // Oracle: the fixture's stem conv (stride 2) then a 2×2 max pool needs a 3×3 image, and 2×2 leaves the pool 1×1.
-    ['free H×W at a size its pool window does not fit', ['info', path.join(dir, 'free-hw.onnx'), '--image-size', '2'], 2, /--image-size 2×2 is too small for this model \(node '\/pool\/MaxPool'.*— the smallest square image it takes is 3×3/],
-    ['free H×W at a size too small to prune at', ['prune', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'p.onnx'), '--structured', '--ratio', '0.5', '--image-size', '1'], 2, /too small for this model.*smallest square image it takes is 3×3/],
+    ['free H×W at a size its pool window does not fit', ['info', path.join(dir, 'free-hw.onnx'), '--image-size', '2'], 2, /--image-size 2×2 does not fit this model \(node '\/pool\/MaxPool'.*— the smallest square image it takes is 3×3/],
+    ['free H×W at a size too small to prune at', ['prune', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'p.onnx'), '--structured', '--ratio', '0.5', '--image-size', '1'], 2, /does not fit this model.*smallest square image it takes is 3×3/],
     ['free H×W and no size to benchmark at', ['bench', path.join(dir, 'free-hw.onnx')], 2, /MACs and latency depend on the image size — pass --image-size H,W/],
     ['a zoo model at an image size CIFAR-10 is not', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '64', '--out', path.join(dir, 'x.onnx')], 2, /--image-size 64,64 but CIFAR-10's images are 32×32/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],

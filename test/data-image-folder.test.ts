@@ -150,6 +150,7 @@ describe('loadImageFolder', () => {
     const bmp = Buffer.concat([Buffer.from('BM'), Buffer.alloc(60)]);
     for (const name of ['x.bmp', 'y.BMP']) fs.writeFileSync(path.join(dir, 'dog', 'more', name), bmp);
     fs.writeFileSync(path.join(dir, 'cat', 'z.ppm'), 'P6 1 1 255\n\0\0\0');
+    fs.writeFileSync(path.join(dir, 'cat', 'Thumbs.db'), 'a Windows thumbnail cache: not counted');
     const set = await loadImageFolder(dir);
     expect([...set.labels]).toEqual([0, 0, 0, 1, 1, 1]);
     expect(set.passedOver.map((f) => path.relative(dir, f))).toEqual(['cat/notes.txt', 'cat/z.ppm', 'dog/more/x.bmp', 'dog/more/y.BMP']);

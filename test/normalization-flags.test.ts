@@ -14,7 +14,7 @@ import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { parseRecipe } from '../src/pipeline/parse.js';
 import { runSlim } from './helpers/cli.js';
-import { CIFAR_DIR } from './helpers/fixtures.js';
+import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-normalization-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,6 +55,20 @@ describe('a model that records no mean/std', () => {
     const s = await runSlim(['quantize', PLAIN, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--std', '0.2']);
     expect(s.code).toBe(2);
     expect(s.stderr).toMatch(/--std without --mean/);
+  });
+
+  it('deploy takes the pair too; a model recording half a pair is refused until both are given', async () => {
+    const d = await runSlim(['deploy', PLAIN, '--target', 'linux-x64', '--out', path.join(dir, 'b'), '--mean', '0.5,0.5,0.5']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/--mean without --std/);
+    const half = path.join(dir, 'half.onnx');
+    const graph = await readModel(PLAIN);
+    await writeModel({ ...graph, metadata: { 'slimkit.mean': '[0.5,0.5,0.5]' } }, half);
+    const e = await runSlim(['eval', half, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '20']);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/metadata 'slimkit\.mean': is recorded without 'slimkit\.std' — pass --mean and --std/);
+    const given = await runSlim(['eval', half, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '20', ...IMAGENET]);
+    expect(given.code, given.stderr).toBe(0);
   });
 
   it('quantize records the --mean/--std it calibrated with', async () => {
@@ -105,6 +119,14 @@ describe('a recipe names the statistics of its model file', () => {
     expect(issues('{ file: m.onnx, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }')).toBe('');
     expect(issues('{ file: m.onnx, mean: [0.485, 0.456, 0.406] }')).toMatch(/model\.mean: give mean and std together/);
     expect(issues('{ zoo: resnet18-cifar, mean: [0.5], std: [0.5] }')).toMatch(/model\.mean: mean and std describe a model file/);
+  });
+
+  it('a model that normalizes its raw pixels itself takes none', async () => {
+    const recipe = path.join(dir, 'raw.yaml');
+    writeFileSync(recipe, `name: raw\nmodel: { file: ${fixturePath('torch-tiny-resnet-pixels.onnx')}, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }\nstages:\n  - quantize: { id: q }\n`);
+    const r = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'raw-run'), '--data-dir', CIFAR_DIR, '--plan']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/model\.mean: .*normalizes them itself — drop model\.mean and model\.std/);
   });
 
   it('slim run records them in the source variant, so every stage and model uses them', async () => {

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
-import { stageKey, storedStage } from '../src/pipeline/run.js';
+import { onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { lockRun, readStageRecord, writeStageRecord, type StageRecord } from '../src/pipeline/manifest.js';
 import { processStartTime } from '../src/util/process.js';
@@ -245,7 +245,6 @@ describe('stage keys', () => {
       ['finetune', 'finetune: { id: ft, epochs: 1', 'eval_limit: 50'],
       ['prune', 'prune: { id: p, structured: { ratio: 0.5 }, finetune: { epochs: 1 }', 'round_to: auto'],
       ['quantize', 'quantize: { id: q, samples: 32', 'eval_limit: 50'],
-      ['QAT', 'quantize: { id: q, samples: 32, qat: { epochs: 1 }', 'eval_limit: 50'],
       ['sensitivity scan (training images)', 'quantize: { id: q, sensitivity: true', 'eval_limit: 50'],
     ])('%s: keyed on the training images, not the test images or its eval limit', (_what, head, evalOption) => {
       const key = keyOf(`${head} }`, data);
@@ -254,8 +253,9 @@ describe('stage keys', () => {
       expect(keyOf(`${head} }`, otherTrain)).not.toBe(key);
     });
 
-    it('QAT eval_limit is left out as well', () => {
-      expect(keyOf('quantize: { id: q, qat: { epochs: 1, eval_limit: 50 } }', data)).toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
+    it('QAT writes its engine top-1 into the model: its key follows the test images and its eval_limit', () => {
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1 } }', otherTest)).not.toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1, eval_limit: 50 } }', data)).not.toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
     });
 
     it.each([
@@ -277,11 +277,21 @@ describe('stage keys', () => {
       const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 };
       const found = await storedStage(runDir, recipe.stages[1]!, c, { move: true });
       expect(found.key).toBe(key);
-      expect(found.stored).toMatchObject({ id: 'ft', key, seconds: 12 });
+      // The old key held the full data hash: its scores are on the current test images, and it says so.
+      expect(found.stored).toMatchObject({ id: 'ft', key, seconds: 12, data_sha256: data.sha256 });
       expect((await readStageRecord(runDir, key))?.seconds).toBe(12);
       // Another test set still finds it, under the current key.
       expect((await storedStage(runDir, recipe.stages[1]!, { ...c, data: otherTest })).stored?.key).toBe(key);
     });
+  });
+
+  it("a source's class names stop labelling the data only when every stage that reads it gives it a new head", () => {
+    const reads = (stages: string): boolean => onlyNewHeadReads(parseRecipe(`name: t\nmodel: { file: m.onnx }\nstages:\n${stages}`, 'r.yaml'), 'input');
+    expect(reads('  - train: { id: t, epochs: 1, new_head: true }\n  - bench: {}\n')).toBe(true);
+    expect(reads('  - train: { id: t, epochs: 1, new_head: true }\n  - quantize: { id: q, from: input }\n')).toBe(false);
+    expect(reads('  - train: { id: t, epochs: 1, new_head: true }\n  - bench: { variants: [input, t] }\n')).toBe(false);
+    expect(reads('  - train: { id: t, epochs: 1 }\n')).toBe(false);
+    expect(reads('  - train: { id: t, from: input, epochs: 1, new_head: true }\n  - train: { id: u, from: input, epochs: 1, new_head: true, freeze_backbone: true }\n')).toBe(true);
   });
 
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {

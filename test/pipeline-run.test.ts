@@ -125,12 +125,19 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const out = JSON.parse(r.stdout) as RunJson;
     expect(out.ran).toEqual(['bench']);
     expect(out.reused).toEqual(ALL.filter((id) => id !== 'bench'));
-    // The reused training says its own scores are on the test images of then.
-    expect(r.stderr).toMatch(/its model does not depend on the test images, which changed since: its own test scores are on those of then \(100 images\); bench stages score the current ones/);
+    // The reused training says its own scores are on the test images of then; stages without such scores say nothing.
+    const stale = r.stderr.split('\n').filter((l) => l.includes('its own test scores'));
+    // fp32 and pruned-ft (both scored 100 images each epoch), not the quantize, prune or deploy stages.
+    expect(stale).toEqual(new Array(2).fill('  its own test scores were taken on 100 test images of a run with other test images and are kept as measured (its model does not depend on them); bench stages score the current ones'));
     const m = manifestOf(runDir);
     expect(m.stages.filter((s) => s.model).map((s) => s.model!.sha256)).toEqual(first.stages.filter((s) => s.model).map((s) => s.model!.sha256));
     const bench = m.stages.find((s) => s.id === 'bench')!;
     expect(bench.kind === 'bench' && bench.result!.variants.every((v) => v.eval_images === 150)).toBe(true);
+    // Only eval_limit changed: nothing runs (the bench of these test images is stored), and the training says so.
+    const onlyLimit = await runSlim(args(writeRecipe('other-limit.yaml', recipe().replaceAll('eval_limit: 100', 'eval_limit: 80')), runDir), { timeoutMs: 240_000 });
+    expect(onlyLimit.code, onlyLimit.stderr).toBe(0);
+    expect((JSON.parse(onlyLimit.stdout) as RunJson).ran).toEqual([]);
+    expect(onlyLimit.stderr).toContain('its own test scores were taken on 100 test images of a run with another eval_limit (now 80)');
   });
 
   it('a bundle or artifact changed on disk is redone, not trusted — and then reused again', async () => {

@@ -8,7 +8,7 @@ import { otherBenchLines } from '../src/report/columns.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
-import { comparePaired, correctBits, mcnemarExact } from '../src/report/paired.js';
+import { comparePaired, correctBits, formatP, mcnemarExact } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
 import { renderBenchTable } from '../src/cli/commands/bench.js';
 
@@ -31,6 +31,8 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
   it('p-values equal the binomial sums, worked with exact integers (Python: min(1, 2·Σ comb(n, i) / 2ⁿ))', () => {
     const oracle: [number, number, number][] = [[5, 15, 0.04138946533203125], [8, 6, 0.79052734375], [0, 7, 0.015625], [120, 80, 0.0056851559967503055], [3, 3, 1], [0, 0, 1], [1000, 1100, 0.030720707864242296]];
     for (const [b, c, p] of oracle) expect(mcnemarExact(b, c), `${b} vs ${c}`).toBeCloseTo(p, 12);
+    // Near 0.05 three decimals: p = 0.0456 must not read as 0.05.
+    expect([formatP(0.0456), formatP(0.79052734375), formatP(0.0004)]).toEqual(['p = 0.046', 'p = 0.79', 'p < 0.001']);
   });
 
   it('counts the images exactly one variant gets right, from the bits the bench keeps', () => {
@@ -48,7 +50,7 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
       { ...variant('a', 2000, 4, 0.8), file: 'a.onnx', eval_images: 500, correct: correctBits(labels.map((_, i) => (i < 400 ? 1 : 0)), labels, 500) },
       { ...variant('b', 500, 1, 0.796), file: 'b.onnx', eval_images: 500, correct: correctBits(labels.map((_, i) => (i >= 8 && i < 406 ? 1 : 0)), labels, 500) },
     ];
-    expect(renderBenchTable(rows)).toContain('\ntop-1 of b.onnx vs a.onnx: −0.40 pt; they disagree on 14 images, 6 vs 8: p = 0.79, a gap chance alone makes often');
+    expect(renderBenchTable(rows)).toContain('\ntop-1 of b.onnx vs a.onnx: −0.40 pt; they disagree on 14 images (6 right only by b.onnx, 8 only by a.onnx): p = 0.79, a gap chance alone makes often');
     // Without per-image records (older JSON), nothing is claimed.
     expect(renderBenchTable(rows.map(({ correct: _c, ...r }) => r))).not.toMatch(/top-1 of/);
   });
@@ -61,11 +63,14 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     const choice = { ...variant('big', 2000, 4, 0.8), eval_images: 500, correct: correctBits(choicePred, labels, 500) };
     const small = { ...variant('small', 500, 1, 0.796), eval_images: 500, correct: correctBits(otherPred, labels, 500) };
     const r = recommend([choice, small], {});
-    expect(r.lines).toContain('Also on the front: small — 79.60 % top-1, 1.00 ms, 500.0 KiB (4.00× faster, 4.00× smaller, 0.40 pt less accurate (2 of 500 test images; they disagree on 14 images, 8 vs 6: p = 0.79, a gap chance alone makes often)).');
+    expect(r.lines).toContain('Also on the front: small — 79.60 % top-1, 1.00 ms, 500.0 KiB (4.00× faster, 4.00× smaller, 0.40 pt less accurate (2 of 500 test images; they disagree on 14 images (8 right only by big, 6 only by small): p = 0.79, a gap chance alone makes often)).');
     expect(r.lines).toContain("Consider small: on these 500 test images its top-1 cannot be told from big's (p = 0.79), and it is 4.00× faster — more test images would settle which is more accurate.");
     // A gap the images do tell apart (40 vs 0) names no alternative.
     const clear = { ...small, top1: 0.72, correct: correctBits(labels.map((_, i) => (i < 360 ? 1 : 0)), labels, 500) };
     expect(recommend([choice, clear], {}).lines.join('\n')).not.toMatch(/Consider/);
+    // Nor one that is only smaller, not faster.
+    const slower = { ...small, latency_ms: { p50: 6, p90: 6, p99: 6, mean: 6 } };
+    expect(recommend([choice, slower], {}).lines.join('\n')).not.toMatch(/Consider/);
   });
 });
 

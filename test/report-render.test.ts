@@ -18,7 +18,7 @@ import type { VariantBench } from '../src/pipeline/manifest.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { benchCommand } from '../src/report/columns.js';
-import { comparePaired } from '../src/report/paired.js';
+import { comparePaired, formatP } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -153,7 +153,7 @@ describe.skipIf(!native)('the run report', () => {
       const base = report.variants[0]!;
       if (i > 0 && v.top1 !== base.top1) {
         const c = comparePaired(v, base)!;
-        expect(versus).toContain(`(p ${c.p < 0.001 ? '< 0.001' : `= ${c.p.toFixed(c.p < 0.01 ? 3 : 2)}`})`);
+        expect(versus).toContain(`(${formatP(c.p)})`);
       }
     }
     const perClass = findAll(byId(doc, 'per-class-table'), (e) => e.tag === 'td' && e.attrs['data-value'] !== undefined);

@@ -9,6 +9,7 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { loadedModelStats, modelStats } from '../src/runtime/stats.js';
+import { checkImageSizeFits } from '../src/onnx/image-input.js';
 import { convertFloat16 } from '../src/compress/quantize/index.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -215,5 +216,39 @@ describe('param roles in hand-built graphs', () => {
     expect(stats.params).toBe(9 + 3 + 6 + 9 + 3);
     expect(stats.nonzeroParams).toBe(3 + 1 + 6 + 9 + 3);
     expect(stats.macs).toBe(42);
+  });
+});
+
+describe('checkImageSizeFits: the sizes a free-size model takes', () => {
+  /** [N, 3, h, w] → Conv 3×3 (pad 1) → Flatten → Gemm over 4·side² features: it takes side × side only. */
+  function flattenHead(side: number): Graph {
+    const g = emptyGraph('flatten-head');
+    g.opsets = { '': 17 };
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 3, 'h', 'w'] }];
+    g.initializers.set('cw', float32([4, 3, 3, 3], new Array(108).fill(0.1)));
+    g.initializers.set('gw', float32([10, 4 * side * side], new Array(40 * side * side).fill(0.01)));
+    g.nodes = [
+      node('Conv', ['x', 'cw'], ['c'], { kernel_shape: { type: 'ints', value: [3, 3] }, pads: { type: 'ints', value: [1, 1, 1, 1] } }),
+      node('Flatten', ['c'], ['f']),
+      node('Gemm', ['f', 'gw'], ['y'], { transB: { type: 'int', value: 1 } }),
+    ];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['n', 10] }];
+    return g;
+  }
+  const refusal = (g: Graph, size: [number, number]): string => {
+    try {
+      checkImageSizeFits(g, size, 'm.onnx');
+      return '';
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+
+  it('a Flatten before the classifier: one size, named whether the given one is smaller or larger', () => {
+    const g = flattenHead(16);
+    expect(refusal(g, [16, 16])).toBe('');
+    for (const side of [8, 32]) expect(refusal(g, [side, side])).toMatch(/it takes 16×16, and not every larger size .* pass --image-size 16,16/);
+    // A side that is no power of two (MNIST's 28) is found too.
+    expect(refusal(flattenHead(28), [32, 32])).toMatch(/it takes 28×28/);
   });
 });

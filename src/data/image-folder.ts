@@ -58,6 +58,9 @@ export interface LoadedImage {
   original: { width: number; height: number };
 }
 
+/** Files operating systems leave in image folders (thumbnail caches, folder settings): not worth a note. */
+const SYSTEM_FILES = new Set(['thumbs.db', 'desktop.ini', 'ehthumbs.db']);
+
 /** What sharp decodes — the formats `slim serve` and the bundles accept too (GIF: its first frame). */
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
@@ -380,7 +383,7 @@ async function listImages(folder: string, seen: Set<string>): Promise<{ images: 
       images.push(...inner.images);
       others.push(...inner.others);
     } else if (IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) images.push(full);
-    else others.push(full);
+    else if (!SYSTEM_FILES.has(entry.name.toLowerCase())) others.push(full);
   }
   return { images, others };
 }

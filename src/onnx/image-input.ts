@@ -111,30 +111,35 @@ function fitsImageSize(graph: Graph, size: readonly [number, number]): boolean {
 }
 
 /**
- * Refuses an `--image-size` too small for a model with a free height and width (a kernel or pool
- * window would not fit what reaches it), naming the smallest square size it takes. A model that fails
- * at every size has another problem: shape inference reports it where it is met.
+ * Refuses an `--image-size` a model with a free height and width cannot take (a kernel or pool window
+ * would not fit what reaches it; a Flatten before the classifier fixes the size), naming the square
+ * size(s) it does take: the smallest, and whether larger ones fit too.
  */
 export function checkImageSizeFits(graph: Graph, size: readonly [number, number], file: string): void {
   if (!hasFreeImageSize(graph) || fitsImageSize(graph, size)) return;
-  const LARGEST = 4096;
-  let fits = Math.max(size[0], size[1], 1) * 2;
-  while (fits <= LARGEST && !fitsImageSize(graph, [fits, fits])) fits *= 2;
-  if (fits > LARGEST) return;
-  // Deep enough nets only take sizes above some minimum: search it between a failing and a fitting side.
-  let fails = Math.min(size[0], size[1]);
-  while (fits - fails > 1) {
-    const mid = Math.floor((fits + fails) / 2);
-    if (fitsImageSize(graph, [mid, mid])) fits = mid;
-    else fails = mid;
-  }
-  let problem = `--image-size ${size.join('×')} is too small for this model`;
+  const fits = (side: number): boolean => fitsImageSize(graph, [side, side]);
+  let problem = `--image-size ${size.join('×')} does not fit this model`;
   try {
     inferShapes(pinImageSize(graph, size));
   } catch (e) {
     if (e instanceof SlimError) problem += ` (${[e.parts.where, e.parts.problem].filter(Boolean).join(': ')})`;
   }
-  throw usageError(`${file}: ${problem}`, `the smallest square image it takes is ${fits}×${fits}: pass --image-size H,W at least that large (the size it was trained at)`);
+  // Powers of two first (cheap, and what most nets take), then every side up to 512 (a 28×28 MNIST export).
+  let found: number | undefined;
+  for (let side = 1; side <= 4096 && found === undefined; side *= 2) if (fits(side)) found = side;
+  for (let side = 1; side <= 512 && found === undefined; side++) if (fits(side)) found = side;
+  if (found === undefined) throw usageError(`${file}: ${problem}, and no square size up to 512 does`, 'check the exporter and opset that produced it');
+  // The smallest that fits, below the first found (sizes that fit are a range for most nets).
+  let [fails, smallest] = [0, found];
+  for (let side = Math.floor(found / 2); side > 0 && side < smallest; side = Math.floor((fails + smallest) / 2)) {
+    if (fits(side)) smallest = side;
+    else fails = side;
+    if (smallest - fails <= 1) break;
+  }
+  const larger = fits(smallest + 1) && fits(smallest * 2);
+  throw usageError(`${file}: ${problem}`, larger
+    ? `the smallest square image it takes is ${smallest}×${smallest}: pass --image-size H,W at least that large (the size it was trained at)`
+    : `it takes ${smallest}×${smallest}, and not every larger size (a Flatten before its classifier fixes the size): pass --image-size ${smallest},${smallest}, or the size it was exported at`);
 }
 
 /** Benchmark input shapes (batch 1) for a model whose H×W are free, at `size`; undefined for a fixed input. */

@@ -6,7 +6,7 @@
  * crashed reruns from the stage that did not finish (training itself resumes from its last epoch).
  */
 import { rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,16 +187,15 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) };
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
       const rerun = o.rerun?.includes(stage.id);
-      const { key, stored } = rerun ? { key: stageKey(stage, keyContext), stored: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
+      const { key, stored, legacyKey } = rerun ? { key: stageKey(stage, keyContext), stored: undefined, legacyKey: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
       let record: StageRecord;
       if (stored && (await artifactsIntact(runDir, stored))) {
         // Cost follows today's price (the recipe's gpu_price_per_hour may have changed since).
         record = { ...stored, id: stage.id, ...(input.from ? { from: input.from } : {}), cost: (stored.gpu_seconds / 3600) * recipe.gpuPricePerHour, reused: true } as StageRecord;
         reused.push(stage.id);
         log(`  reused: finished before (${stored.seconds.toFixed(1)} s then, key ${key.slice(0, 12)})`);
-        if (stored.data_sha256 !== undefined && stored.data_sha256 !== data.sha256) {
-          log(`  its model does not depend on the test images, which changed since: its own test scores are on those of then${evalImagesOf(stored) !== undefined ? ` (${evalImagesOf(stored)!.toLocaleString('en')} images)` : ''}; bench stages score the current ones`);
-        }
+        const stale = staleScoresNote(stage, stored, data);
+        if (stale) log(stale);
       } else {
         const base = { id: stage.id, kind: stage.kind, key, device, seconds: 0, gpu_seconds: 0, cost: 0, started: new Date().toISOString(), ...(input.from ? { from: input.from } : {}), data_sha256: data.sha256 };
         // The model an earlier version of this stage published goes first: should this run fail, models/
@@ -204,6 +203,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         await unpublishModel(runDir, stage.id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
         if (o.rerun?.includes(stage.id)) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
+        // Checkpoints an earlier version left under the stage's old key are continued from.
+        else if (legacyKey) await rename(path.join(runDir, 'work', legacyKey.slice(0, 16)), path.join(runDir, 'work', key.slice(0, 16))).catch(() => undefined);
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();
@@ -322,7 +323,8 @@ export interface KeyContext {
  * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
  */
 function scoresOnlyReadTestSet(stage: Stage): boolean {
-  if (stage.kind === 'quantize') return stage.spec.max_drop === undefined;
+  // QAT writes its engine top-1 into the model (slimkit.qat): that model does depend on the test images.
+  if (stage.kind === 'quantize') return stage.spec.max_drop === undefined && !stage.spec.qat;
   return TRAINING_KINDS.has(stage.kind);
 }
 
@@ -375,24 +377,36 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
   });
 }
 
-/** The test images a stage's own scores were taken on, when it records them. */
-function evalImagesOf(record: StageRecord): number | undefined {
-  const result = record.result as { eval_images?: number; qat?: { eval_images?: number } } | undefined;
-  return result?.eval_images ?? result?.qat?.eval_images;
+/**
+ * For a reused stage whose model does not depend on the test images: a note when its own test scores
+ * (training curves, a fine-tuning's top-1) were taken on other test images, or on another count
+ * (eval_limit), than this run's — they are kept as measured then; bench stages score the current ones.
+ */
+function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): string | undefined {
+  const result = stored.result as { eval_images?: number; test_top1?: number } | undefined;
+  if (!scoresOnlyReadTestSet(stage) || (result?.eval_images === undefined && result?.test_top1 === undefined)) return undefined;
+  const then = result.eval_images;
+  const limit = stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill' ? stage.spec.eval_limit : undefined;
+  const now = Math.min(limit ?? Infinity, data.test.labels.length);
+  const imagesChanged = stored.data_sha256 !== undefined && stored.data_sha256 !== data.sha256;
+  const countChanged = then !== undefined && then !== now;
+  if (!imagesChanged && !countChanged) return undefined;
+  return `  its own test scores were taken on ${then !== undefined ? `${then.toLocaleString('en')} ` : ''}test images of a run with ${imagesChanged ? 'other test images' : `another eval_limit (now ${now.toLocaleString('en')})`} and are kept as measured (its model does not depend on them); bench stages score the current ones`;
 }
 
 /**
  * The stage's key and its finished record in the store, if any: under its key, else under the key an
  * earlier version gave it (then the record is moved to the current key, so the lookup happens once).
  */
-export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord }> {
+export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord; legacyKey?: string }> {
   const key = stageKey(stage, c);
   const stored = await readStageRecord(runDir, key);
   if (stored) return { key, stored };
   const legacyKey = stageKey(stage, c, { legacy: true });
   const legacy = legacyKey === key ? undefined : await readStageRecord(runDir, legacyKey);
-  if (!legacy) return { key };
-  const moved = { ...legacy, key } as StageRecord;
+  if (!legacy) return { key, ...(legacyKey !== key ? { legacyKey } : {}) };
+  // The legacy key held the full data hash: the record's scores are on the current test images.
+  const moved = { ...legacy, key, data_sha256: c.data.sha256 } as StageRecord;
   if (o.move) await writeStageRecord(runDir, moved);
   return { key, stored: moved };
 }
@@ -434,6 +448,9 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
   let sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
   // model.mean/std are recorded in the source variant itself: every stage and model of the run uses them.
+  if (sourceGraph && recipe.model.mean && rawPixelInput(sourceGraph)) {
+    throw new SlimError({ file: recipe.file, where: 'model.mean', problem: `${recipe.model.file} takes raw ${rawPixelInput(sourceGraph)!.text} pixels and normalizes them itself`, fix: 'drop model.mean and model.std' }, 'usage');
+  }
   if (sourceGraph && recipe.model.mean && recipe.model.std) {
     const stamped = withGivenNormalization(sourceGraph, { mean: recipe.model.mean, std: recipe.model.std });
     if (stamped !== sourceGraph) [sourceGraph, sourceBytes] = [stamped, encodeModel(stamped).model];
@@ -442,7 +459,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   if (note) o.log?.(note);
   // A source that gets a new head does not name the data's classes: its own names (ImageNet's) label nothing.
   const id = sourceId(recipe.model);
-  const getsNewHead = !!id && readersOf(recipe, id).some((s) => s.kind === 'train' && !!s.spec.new_head);
+  const getsNewHead = !!id && onlyNewHeadReads(recipe, id);
   checkSourceInput(recipe, sourceGraph);
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
   const data = await loadRunData(recipe.data, {
@@ -500,10 +517,8 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
   const classes = data.train.classes.length;
   if (fromModel === undefined || fromModel === classes) return new Set();
   const id = sourceId(recipe.model);
-  const readers = id ? readersOf(recipe, id) : [];
-  const transfer = (s: Stage): boolean => s.kind === 'train' && !!s.spec.new_head;
-  if (readers.length > 0 && readers.every(transfer)) return new Set([id!]);
-  const other = readers.find((s) => !transfer(s));
+  if (id && onlyNewHeadReads(recipe, id)) return new Set([id]);
+  const other = id ? readersOf(recipe, id).find((s) => !givesNewHead(s)) : undefined;
   throw new SlimError({
     file: recipe.file,
     where: source ? 'model.file' : 'model.classes',
@@ -512,6 +527,14 @@ function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunDat
       ? `a model trained on other classes is read by a train stage with \`new_head: true\` (a fresh classifier for these; \`freeze_backbone: true\` to train only that), or use data with its classes`
       : `set model.classes to ${classes}, or leave it out`,
   }, 'usage');
+}
+
+const givesNewHead = (s: Stage): boolean => s.kind === 'train' && !!s.spec.new_head;
+
+/** Whether variant `id` is read, and only by train stages that replace its classifier (its class names then label nothing). */
+export function onlyNewHeadReads(recipe: Recipe, id: string): boolean {
+  const readers = readersOf(recipe, id);
+  return readers.length > 0 && readers.every(givesNewHead);
 }
 
 /** The stages that read variant `id` as their input, teacher or listed bench variant. */

@@ -3,7 +3,7 @@
  * a variant each column shows and how it is printed. A cell is always `format(value(v))`, and the HTML
  * keeps `value(v)` exactly in a data attribute, so a reader (or a test) can check text against JSON.
  */
-import { comparePaired } from './paired.js';
+import { comparePaired, formatP } from './paired.js';
 import type { VariantBench } from '../pipeline/manifest.js';
 import type { RunReport, StageRow } from './run-report.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange } from './format.js';
@@ -41,7 +41,7 @@ export function versusBaseline(v: VariantBench, base: VariantBench | undefined):
   const pt = (v.top1 - base.top1) * 100;
   // On the same test images: McNemar's p says whether the top-1 change is more than chance.
   const paired = comparePaired(v, base);
-  const p = paired && v.top1 !== base.top1 ? ` (p ${paired.p < 0.001 ? '< 0.001' : `= ${paired.p.toFixed(paired.p < 0.01 ? 3 : 2)}`})` : '';
+  const p = paired && v.top1 !== base.top1 ? ` (${formatP(paired.p)})` : '';
   return `${ratio(v.size_bytes, base.size_bytes)} size, ${ratio(v.latency_ms.p50, base.latency_ms.p50)} latency, ${formatPointChange(pt)}${p}`;
 }
 

@@ -57,8 +57,12 @@ export function mcnemarExact(b: number, c: number): number {
   return Math.min(1, 2 * Math.exp(logSum));
 }
 
-/** "p = 0.79, within noise" / "p = 0.004": how a top-1 gap reads, given its paired test. */
-export function describePaired(c: PairedComparison): string {
-  const p = c.p < 0.001 ? 'p < 0.001' : `p = ${c.p.toFixed(c.p < 0.01 ? 3 : 2)}`;
-  return `they disagree on ${c.onlyFirst + c.onlySecond} images, ${c.onlyFirst} vs ${c.onlySecond}: ${p}${c.p >= 0.05 ? ', a gap chance alone makes often' : ''}`;
+/** "p = 0.79" / "p = 0.047" / "p < 0.001": three decimals near 0.05, so a p under it never prints as 0.05. */
+export function formatP(p: number): string {
+  return p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(p < 0.1 ? 3 : 2)}`;
+}
+
+/** How a top-1 gap between `names` [first, second] reads, given its paired test. */
+export function describePaired(c: PairedComparison, names: [string, string]): string {
+  return `they disagree on ${c.onlyFirst + c.onlySecond} images (${c.onlyFirst} right only by ${names[0]}, ${c.onlySecond} only by ${names[1]}): ${formatP(c.p)}${c.p >= 0.05 ? ', a gap chance alone makes often' : ''}`;
 }

@@ -5,7 +5,7 @@
  */
 import type { VariantBench } from '../pipeline/manifest.js';
 import { formatBytes, formatPercent } from './format.js';
-import { comparePaired, describePaired } from './paired.js';
+import { comparePaired, describePaired, formatP } from './paired.js';
 
 export interface Limits {
   maxSizeBytes?: number;
@@ -126,10 +126,10 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
       lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${other.latency_ms.p50.toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice)}).`);
     }
     // The highest top-1 may be ahead by chance: the cheapest front variant the test images cannot tell from it is worth naming.
-    const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
-    const cheapest = [...indistinct].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50)[0];
-    if (cheapest) {
-      lines.push(`Consider ${cheapest.id}: on these ${cheapest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (p = ${comparePaired(choice, cheapest)!.p.toFixed(2)}), and it is ${(choice.latency_ms.p50 / cheapest.latency_ms.p50).toFixed(2)}× faster — more test images would settle which is more accurate.`);
+    const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && o.latency_ms.p50 < choice.latency_ms.p50 && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
+    const fastest = [...indistinct].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50)[0];
+    if (fastest) {
+      lines.push(`Consider ${fastest.id}: on these ${fastest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (${formatP(comparePaired(choice, fastest)!.p)}), and it is ${(choice.latency_ms.p50 / fastest.latency_ms.p50).toFixed(2)}× faster — more test images would settle which is more accurate.`);
     }
     for (const v of fitting.filter((f) => !candidates.includes(f))) {
       const by = fitting.find((o) => o !== v && beats(o, v))!;
@@ -172,7 +172,7 @@ function tradeoff(v: VariantBench, choice: VariantBench): string {
   const images = Math.round((pt / 100) * Math.min(choice.eval_images, v.eval_images));
   // Paired on the same images (when the bench kept them): is the gap more than chance?
   const paired = comparePaired(choice, v);
-  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images${paired ? `; ${describePaired(paired)}` : ''})`;
+  return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images${paired ? `; ${describePaired(paired, [choice.id, v.id])}` : ''})`;
 }
 
 /** How widely the benchmark's latencies spread (p90 / p50): above 1.5, the machine was busy while timing. */

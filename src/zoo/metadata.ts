@@ -105,8 +105,20 @@ export function modelChannels(graph: Graph): 1 | 3 {
   return channels === 1 ? 1 : 3;
 }
 
+/**
+ * Refuses a model that records slimkit.mean without slimkit.std or the reverse: one half and a default
+ * for the other would normalize its images in a way nobody chose.
+ */
+export function checkNormalizationPair(graph: Graph, file?: string): void {
+  const [mean, std] = [METADATA_KEYS.mean, METADATA_KEYS.std].map((k) => graph.metadata[k] !== undefined);
+  if (mean === std) return;
+  const [has, lacks] = mean ? [METADATA_KEYS.mean, METADATA_KEYS.std] : [METADATA_KEYS.std, METADATA_KEYS.mean];
+  throw inputError({ ...(file ? { file } : {}), where: `metadata '${has}'`, problem: `is recorded without '${lacks}'`, fix: 'pass --mean and --std (they override both), or record both in the model' });
+}
+
 /** The normalization a model records, else CIFAR-10's — GRAYSCALE_NORMALIZATION for a 1-channel model. */
 export function normalizationOf(graph: Graph, file?: string): Normalization {
+  checkNormalizationPair(graph, file);
   const recorded = readPreprocessing(graph, file).normalization;
   return recorded ? perChannel(recorded, modelChannels(graph)) : defaultNormalization(graph);
 }

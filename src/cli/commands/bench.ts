@@ -222,7 +222,7 @@ export function renderBenchTable(rows: BenchRow[]): string {
     const c = first && r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
       ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
       : undefined;
-    return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c)}`] : [];
+    return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c, [r.file, first!.file])}`] : [];
   });
   return table(headers, body) + paired.map((l) => `\n${l}`).join('') + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '') +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
