@@ -294,6 +294,11 @@ describe('stage keys', () => {
     expect(reads('  - train: { id: t, from: input, epochs: 1, new_head: true }\n  - train: { id: u, from: input, epochs: 1, new_head: true, freeze_backbone: true }\n')).toBe(true);
   });
 
+  it('image_size sizes a zoo model, not a model file', () => {
+    expect(parseRecipe('name: t\nmodel: { zoo: resnet18-cifar, image_size: [64, 48] }\nstages:\n  - train: { id: a, epochs: 1 }\n', 'r.yaml').model.image_size).toEqual([64, 48]);
+    expect(issuesOf('name: t\nmodel: { file: m.onnx, image_size: [64, 64] }\nstages:\n  - quantize: { id: q }\n').map((i) => `${i.path}: ${i.problem}`).join(' ')).toMatch(/model\.image_size: .*applies to zoo models/);
+  });
+
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {
     const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
     expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);

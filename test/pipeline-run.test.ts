@@ -21,6 +21,7 @@ import type { RunManifest } from '../src/pipeline/manifest.js';
 import { benchCommand } from '../src/report/columns.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { runSlim } from './helpers/cli.js';
+import { readModel } from '../src/onnx/io.js';
 import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-pipeline-run-'));
@@ -305,6 +306,14 @@ stages:
     const fresh = (JSON.parse(again.stdout) as { models: { top1: number; eval_images: number }[] }).models;
     expect(fresh.map((f) => [f.top1, f.eval_images])).toEqual(bench.kind === 'bench' ? bench.result!.variants.map((v) => [v.top1, v.eval_images]) : []);
     expect((await run(file, runDir)).reused).toEqual(['torch-int8', 'bench']);
+
+    // A zoo model with image_size is built for it, and the folder's images are resized to it.
+    if (!nativeAvailable()) return;
+    const sized = writeRecipe('sized.yaml', `name: sized\ndata: { dataset: ${images}, test_limit: 30 }\nmodel: { zoo: resnet18-cifar, width: 0.125, image_size: [40, 48] }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 50 }\n`);
+    const sizedDir = path.join(dir, 'sized');
+    expect((await run(sized, sizedDir)).ran).toEqual(['fp32']);
+    const built = await readModel(path.join(sizedDir, 'models', 'fp32.onnx'));
+    expect(built.inputs[0]!.shape).toEqual(['batch', 3, 40, 48]);
   });
 });
 

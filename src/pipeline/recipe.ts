@@ -34,6 +34,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
   new_head: "true: a fresh classifier for the data's classes (transfer learning from a model trained on others, e.g. ImageNet's 1,000)",
   freeze_backbone: 'true: train only the classifier; every other layer keeps its weights, BatchNormalization its running statistics',
+  image_size: "a zoo model's [height, width] (default: its stem's, 32×32 for CIFAR stems): an image folder's images are resized to it",
   mean: "a model file's per-channel mean of pixels scaled to 0..1, [r, g, b] or [v]: what it was trained with (recorded in the run's models); give std too",
   std: "a model file's per-channel std, [r, g, b] or [v]; give mean too",
   zoo: `one of ${Object.keys(ZOO).join(', ')}`,
@@ -110,12 +111,15 @@ const stageId = z.string().regex(ID_PATTERN);
 
 const channels = z.union([z.literal(1), z.literal(3)]);
 
+const imageSize = z.tuple([z.number().int().min(1), z.number().int().min(1)]);
+
 const ZooModel = z.strictObject({
   zoo: z.enum(Object.keys(ZOO) as [keyof typeof ZOO, ...(keyof typeof ZOO)[]]),
   width: positive.default(1),
   classes: z.number().int().min(2).optional(),
   seed: nonNegInt.optional(),
   channels: channels.optional(),
+  image_size: imageSize.optional(),
 });
 
 /** The starting model: a zoo architecture (trained by a later stage) or an ONNX file (a variant itself). */
@@ -127,6 +131,7 @@ const ModelSchema = z
     classes: z.number().int().min(2).optional(),
     seed: nonNegInt.optional(),
     channels: channels.optional(),
+    image_size: imageSize.optional(),
     id: stageId.optional(),
     mean: z.array(z.number()).min(1).max(3).optional(),
     std: z.array(positive).min(1).max(3).optional(),
@@ -136,7 +141,7 @@ const ModelSchema = z
     if ((m.mean === undefined) !== (m.std === undefined)) ctx.addIssue({ code: 'custom', path: [m.mean ? 'mean' : 'std'], message: `give mean and std together (torchvision's ImageNet models: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225])` });
     if (m.zoo && m.mean !== undefined) ctx.addIssue({ code: 'custom', path: ['mean'], message: 'mean and std describe a model file; a zoo model is trained with the statistics it records' });
     if (m.file) {
-      for (const key of ['width', 'classes', 'seed', 'channels'] as const) {
+      for (const key of ['width', 'classes', 'seed', 'channels', 'image_size'] as const) {
         if (m[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to zoo models, not to a model file` });
       }
     } else if (m.id !== undefined) {

@@ -461,7 +461,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const id = sourceId(recipe.model);
   const getsNewHead = !!id && onlyNewHeadReads(recipe, id);
   checkSourceInput(recipe, sourceGraph);
-  const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? zooInputSize(recipe.model.zoo) : undefined;
+  const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? (recipe.model.image_size ?? zooInputSize(recipe.model.zoo)) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,

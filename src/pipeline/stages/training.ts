@@ -26,7 +26,8 @@ type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
 /** A zoo model for the run's data: its class names (when the counts agree) go into the metadata, for deploy. */
 export function zooGraph(spec: ZooModelSpec, classNames: readonly string[], seed: number, imageSize?: [number, number]): Graph {
   const classes = spec.classes ?? classNames.length;
-  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}), ...(spec.channels ? { channels: spec.channels } : {}), ...(imageSize ? { imageSize } : {}) });
+  const size = imageSize ?? spec.image_size;
+  return buildZooModel(spec.zoo, { width: spec.width, classes, seed: spec.seed ?? seed, ...(classes === classNames.length ? { classNames: [...classNames] } : {}), ...(spec.channels ? { channels: spec.channels } : {}), ...(size ? { imageSize: size } : {}) });
 }
 
 export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string | undefined): Promise<StageOutput<'train'>> {
@@ -54,6 +55,10 @@ export async function runDistill(ctx: StageContext, spec: DistillSpec, from: str
   }
   // A zoo student is built for the run's images (the teacher's size when the recipe starts from a model file).
   const [, height, width] = data.train.imageShape;
+  const asked = spec.student?.image_size;
+  if (asked && (asked[0] !== height || asked[1] !== width)) {
+    throw new SlimError({ where: 'student.image_size', problem: `is ${asked.join('×')} but the run's images are ${height}×${width}, and teacher and student see one batch`, fix: 'leave student.image_size out: a zoo student is built for the run\'s images' }, 'usage');
+  }
   const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed, [height, width]) : from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
   return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
 }
@@ -61,7 +66,7 @@ export async function runDistill(ctx: StageContext, spec: DistillSpec, from: str
 function startingGraph(ctx: StageContext, classes: readonly string[]): Graph {
   const model = ctx.recipe.model;
   if (!model.zoo) throw new Error('a recipe with a model file always has a variant to start from');
-  return zooGraph({ zoo: model.zoo, width: model.width ?? 1, ...(model.classes ? { classes: model.classes } : {}), ...(model.seed !== undefined ? { seed: model.seed } : {}), ...(model.channels ? { channels: model.channels } : {}) }, classes, ctx.recipe.seed);
+  return zooGraph({ zoo: model.zoo, width: model.width ?? 1, ...(model.classes ? { classes: model.classes } : {}), ...(model.seed !== undefined ? { seed: model.seed } : {}), ...(model.channels ? { channels: model.channels } : {}) }, classes, ctx.recipe.seed, model.image_size);
 }
 
 interface Teacher {
