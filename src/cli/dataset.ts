@@ -6,7 +6,7 @@ import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTes
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { log, progress, type Progress } from './output.js';
 
@@ -331,10 +331,7 @@ export function normalizationFor(graph: Graph, options: DataOptions = {}, file?:
       throw usageError(`the model's ${key} metadata has ${count(recorded.length)} but the model takes ${kind} images`, `pass ${flag} with ${channels === 1 ? 'one number' : 'three numbers'}, or fix the metadata`);
     }
   }
-  if (checked.length && (options.mean === undefined) !== (options.std === undefined)) {
-    const [given, missing] = options.mean ? ['--mean', '--std'] : ['--std', '--mean'];
-    throw usageError(`${given} without ${missing}`, `pass both (torchvision's ImageNet models: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)`);
-  }
+  if (checked.length) checkGivenPair(options.mean, options.std);
   if (checked.length && !options.mean) checkNormalizationPair(graph, file);
   const fallback = defaultNormalization(graph);
   const note = file && !options.mean ? defaultNormalizationNote(graph, file) : undefined;

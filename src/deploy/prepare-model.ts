@@ -14,7 +14,7 @@ import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesCh
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
-import { checkNormalizationPair, defaultNormalization, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
@@ -74,10 +74,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const channels = modelChannels(graph);
   const fallback = defaultNormalization(graph);
   let norm = meta.normalization;
-  // A pair, as everywhere: half of one would mix the given numbers with another source's.
-  if ((options.mean === undefined) !== (options.std === undefined)) {
-    throw usageError(`${options.mean ? '--mean without --std' : '--std without --mean'}`, "pass both (torchvision's ImageNet models: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)");
-  }
+  checkGivenPair(options.mean, options.std);
   if (options.mean && options.std) norm = { scale: 1 / 255, mean: options.mean, std: options.std };
   else if (input.dtype === 'float32') checkNormalizationPair(graph, file);
   if (!norm) {

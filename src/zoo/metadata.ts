@@ -1,4 +1,4 @@
-import { inputError } from '../errors.js';
+import { inputError, usageError } from '../errors.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { imageAxes } from '../onnx/image-input.js';
 import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION, type Normalization } from '../data/types.js';
@@ -103,6 +103,12 @@ export function modelChannels(graph: Graph): 1 | 3 {
   const fromShape = shape?.length === 4 ? shape[imageAxes(graph).c] : undefined;
   const channels = typeof fromShape === 'number' ? fromShape : readPreprocessing(graph).inputShape?.[0];
   return channels === 1 ? 1 : 3;
+}
+
+/** Refuses --mean without --std or the reverse: half a pair would mix the given numbers with another source's. */
+export function checkGivenPair(mean: readonly number[] | undefined, std: readonly number[] | undefined): void {
+  if ((mean === undefined) === (std === undefined)) return;
+  throw usageError(mean ? '--mean without --std' : '--std without --mean', "pass both (torchvision's ImageNet models: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225)");
 }
 
 /**
