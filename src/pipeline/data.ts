@@ -80,6 +80,11 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), ...hashSets(train, test) };
 }
 
+/** How many test images a stage with `eval_limit` scores (what its record says as eval_images). */
+export function evalImageCount(data: RunData, limit: number | undefined): number {
+  return Math.min(limit ?? Infinity, data.test.labels.length);
+}
+
 /**
  * The test images a stage scores with `eval_limit`: CIFAR-10's come shuffled, so the engine takes the
  * first N (testLimit); an image folder's come class by class, so N are taken across the classes.

@@ -24,7 +24,7 @@ import { zooInputSize } from '../zoo/index.js';
 import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
-import { loadRunData, type RunData } from './data.js';
+import { evalImageCount, loadRunData, type RunData } from './data.js';
 import {
   lockRun,
   machineInfo,
@@ -202,7 +202,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         // must not offer it as the stage's output.
         await unpublishModel(runDir, stage.id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
-        if (o.rerun?.includes(stage.id)) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
+        if (rerun) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
         // Checkpoints an earlier version left under the stage's old key are continued from.
         else if (legacyKey) await rename(path.join(runDir, 'work', legacyKey.slice(0, 16)), path.join(runDir, 'work', key.slice(0, 16))).catch(() => undefined);
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
@@ -387,7 +387,7 @@ function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): stri
   if (!scoresOnlyReadTestSet(stage) || (result?.eval_images === undefined && result?.test_top1 === undefined)) return undefined;
   const then = result.eval_images;
   const limit = stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill' ? stage.spec.eval_limit : undefined;
-  const now = Math.min(limit ?? Infinity, data.test.labels.length);
+  const now = evalImageCount(data, limit);
   const imagesChanged = stored.data_sha256 !== undefined && stored.data_sha256 !== data.sha256;
   const countChanged = then !== undefined && then !== now;
   if (!imagesChanged && !countChanged) return undefined;
@@ -467,7 +467,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
   });
-  const unscored = checkClassCount(recipe, sourceGraph, data);
+  const unscored = checkClassCount(recipe, sourceGraph, data, getsNewHead);
   return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data, unscored };
 }
 
@@ -505,19 +505,18 @@ export async function artifactsIntact(runDir: string, record: StageRecord): Prom
   return true;
 }
 
-/** A model whose class count differs from the data's would fail mid-run (or score against wrong labels). */
 /**
- * A source model scoring another class count than the data is read only by train stages that give
- * it a new head (transfer learning); it is then left out of the bench stages that name no variants
- * (its scores cannot be scored on this data). Returns those unscored variant ids.
+ * A model whose class count differs from the data's would fail mid-run (or score against wrong
+ * labels) — unless only train stages that give it a new head read it (`onlyNewHeads`: transfer
+ * learning); it is then left out of the bench stages that name no variants. Returns those unscored ids.
  */
-function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunData): ReadonlySet<string> {
+function checkClassCount(recipe: Recipe, source: Graph | undefined, data: RunData, onlyNewHeads: boolean): ReadonlySet<string> {
   const dims = source?.outputs[0]?.shape;
   const fromModel = source ? (typeof dims?.[1] === 'number' ? dims[1] : undefined) : recipe.model.classes;
   const classes = data.train.classes.length;
   if (fromModel === undefined || fromModel === classes) return new Set();
   const id = sourceId(recipe.model);
-  if (id && onlyNewHeadReads(recipe, id)) return new Set([id]);
+  if (id && onlyNewHeads) return new Set([id]);
   const other = id ? readersOf(recipe, id).find((s) => !givesNewHead(s)) : undefined;
   throw new SlimError({
     file: recipe.file,

@@ -40,7 +40,7 @@ import type { Progress } from '../../cli/output.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
-import { evalSlice } from '../data.js';
+import { evalImageCount, evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
@@ -195,7 +195,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     test_top1: r.testAccuracy,
     steps: r.steps,
     train_images: data.train.labels.length,
-    eval_images: Math.min(spec.eval_limit ?? Infinity, data.test.labels.length),
+    eval_images: evalImageCount(data, spec.eval_limit),
   };
   return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }

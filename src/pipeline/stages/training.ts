@@ -18,7 +18,7 @@ import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../cli/output.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
-import { evalSlice } from '../data.js';
+import { evalImageCount, evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
 type TrainingSpec = TrainSpec | FinetuneSpec | DistillSpec;
@@ -128,13 +128,13 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
   const r = await trainModel(options).finally(() => bar?.stop());
   if (r.resumedFrom !== undefined) ctx.log(`  resumed from the checkpoint after epoch ${r.resumedFrom}`);
   const last = r.history.at(-1);
-  ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${Math.min(spec.eval_limit ?? Infinity, data.test.labels.length)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
+  ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${evalImageCount(data, spec.eval_limit)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
   const result: TrainingResult = {
     history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
     steps: r.steps,
     train_images: data.train.labels.length,
-    eval_images: Math.min(spec.eval_limit ?? Infinity, data.test.labels.length),
+    eval_images: evalImageCount(data, spec.eval_limit),
     ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
     ...(teacher ? { teacher: teacher.id } : {}),
   };
