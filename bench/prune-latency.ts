@@ -4,12 +4,12 @@
  * run. One line of JSON per invocation.
  *
  *   npx tsx bench/prune-latency.ts [--model M.onnx] [--target-macs 0.5] [--round-to 1,8,16] [--importance l2]
- *                                  [--scope layer] [--threads 2] [--rounds 5] [--runs 100]
+ *                                  [--scope layer] [--threads 2] [--runs 500]
  *
  * Without --model, a random-weight export of the acceptance shape is made with PyTorch (BN folded, Gemm
  * head). Each --round-to value is one variant. MACs are those of the written file, read back. Latency is
- * the median over alternating rounds of each model's p50 (ORT CPU, batch 1, the benchmark `slim bench`
- * runs), so load from other processes falls on every model alike.
+ * each model's p50 over its runs, the models timed in turns of 10 runs (ORT CPU, batch 1, as `slim bench`
+ * times them), so load from other processes falls on every model alike.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,8 +27,7 @@ const { values } = parseArgs({
     importance: { type: 'string', default: 'l2' },
     scope: { type: 'string', default: 'layer' },
     threads: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '5' },
-    runs: { type: 'string', default: '100' },
+    runs: { type: 'string', default: '500' },
   },
 });
 const dir = scratchDir();
@@ -54,11 +53,10 @@ for (const roundTo of values['round-to']!.split(',').map(Number)) {
   process.stderr.write(`round-to ${roundTo}: MACs ${(written.facts.totalMacs / facts.totalMacs).toFixed(3)} of the original, pruned in ${seconds.toFixed(1)} s\n`);
 }
 
-process.stderr.write(`timing ${variants.length + 1} models × ${values.rounds} alternating rounds …\n`);
+process.stderr.write(`timing ${variants.length + 1} models in turns, ${values.runs} runs each …\n`);
 const { readFileSync } = await import('node:fs');
 const latencies = await compareLatency([readFileSync(file), ...variants.map((v) => readFileSync(v.file))], {
   threads,
-  rounds: Number(values.rounds),
   runs: Number(values.runs),
 });
 const base = latencies[0]!;

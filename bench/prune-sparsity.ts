@@ -4,7 +4,7 @@
  * top-1 without fine-tuning. One JSON line.
  *
  *   npx tsx bench/prune-sparsity.ts [--model /work/models/r18w025-torch.onnx] [--sparsity 0.5,0.8,0.9]
- *        [--scope layer,global] [--limit 10000] [--threads 2] [--rounds 3]
+ *        [--scope layer,global] [--limit 10000] [--threads 2] [--runs 180]
  */
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -20,7 +20,7 @@ const { values } = parseArgs({
     scope: { type: 'string', default: 'layer,global' },
     limit: { type: 'string', default: '10000' },
     threads: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '180' },
   },
 });
 const model = values.model ?? (existsSync(TRAINED_PEER) ? TRAINED_PEER : undefined);
@@ -56,7 +56,7 @@ for (const { label, options } of settings) {
   });
 }
 process.stderr.write(`timing ${models.length} models …\n`);
-const latency = await compareLatency(models, { threads, rounds: Number(values.rounds) });
+const latency = await compareLatency(models, { threads, runs: Number(values.runs) });
 emit({
   bench: 'prune-sparsity',
   model: model ?? 'random-weight ResNet18-CIFAR export',

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
-import { otherBenchLines } from '../src/report/columns.js';
+import { otherBenchLines, versusBaseline } from '../src/report/columns.js';
+import { latencyRatio } from '../src/report/latency-ratio.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
@@ -55,6 +56,14 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     expect(renderBenchTable(rows.map(({ correct: _c, ...r }) => r))).not.toMatch(/top-1 of/);
   });
 
+  it('slim bench says how the models were timed: in turns on the host, one after another in the browser', () => {
+    const rows = [{ ...variant('a', 2000, 4, 0.8), file: 'a.onnx' }, { ...variant('b', 500, 1, 0.79), file: 'b.onnx' }];
+    expect(renderBenchTable(rows, true)).toContain('\ntimed in turns of 10 runs, each model in a process of its own');
+    expect(renderBenchTable(rows, false)).not.toContain('timed in turns');
+    const web = rows.map((r) => ({ ...r, target: 'web' as const, runtime: 'onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156', threads: 2 }));
+    expect(renderBenchTable(web)).toContain('\ntimed in the browser: onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156, 2 thread(s), one model after another');
+  });
+
   it('recommend says whether a top-1 gap is more than chance', () => {
     // 500 images: the choice gets images 0–399 right; the other misses 8 of those and gets 6 others.
     const labels = new Array<number>(500).fill(1);
@@ -71,6 +80,28 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     // Nor one that is only smaller, not faster.
     const slower = { ...small, latency_ms: { p50: 6, p90: 6, p99: 6, mean: 6 } };
     expect(recommend([choice, slower], {}).lines.join('\n')).not.toMatch(/Consider/);
+  });
+});
+
+describe('latency compared per round of turns', () => {
+  it('is the median of the per-round ratios, with their quartiles; without turns, the ratio of the p50s', () => {
+    const a = { latency_ms: { p50: 10 }, turn_p50_ms: [10, 10, 20, 20, 10] };
+    const b = { latency_ms: { p50: 10 }, turn_p50_ms: [5, 6, 10, 8, 5] };
+    // Per round b/a: 0.5, 0.6, 0.5, 0.4, 0.5 → sorted 0.4 0.5 0.5 0.5 0.6; nearest-rank quartiles 0.5 and 0.5.
+    expect(latencyRatio(b, a)).toEqual({ ratio: 0.5, spread: [0.5, 0.5] });
+    expect(latencyRatio(a, b).ratio).toBeCloseTo(2, 12);
+    expect(latencyRatio({ latency_ms: { p50: 3 } }, { latency_ms: { p50: 4 } })).toEqual({ ratio: 0.75 });
+    // Timed apart (another round count): p50s.
+    expect(latencyRatio({ ...b, turn_p50_ms: [5, 5] }, a)).toEqual({ ratio: 1 });
+  });
+
+  it('bench, recommend and the report compare by rounds, where load made two p50s equal', () => {
+    // The machine got busy halfway: both p50s read 4 ms, but in every round small took half big's time.
+    const big = { ...variant('big', 2000, 4, 0.8), file: 'big.onnx', turn_p50_ms: [2, 2, 2, 8, 8, 8] };
+    const small = { ...variant('small', 500, 4, 0.79), file: 'small.onnx', turn_p50_ms: [1, 1, 1, 4, 4, 4] };
+    expect(renderBenchTable([big, small], true)).toContain('\nlatency of small.onnx vs big.onnx: ×0.50, the median over 6 rounds of turns (half of them between ×0.50 and ×0.50)');
+    expect(recommend([big, small], {}).lines.join('\n')).toContain('(2.00× faster, 4.00× smaller, 1.00 pt less accurate');
+    expect(versusBaseline(small, big)).toMatch(/^×0\.25 size, ×0\.50 latency, −1\.00 pt/);
   });
 });
 

@@ -207,6 +207,9 @@ describe.skipIf(!native)('the run report', () => {
     }
     for (const m of md.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)) expect(existsSync(path.join(runDir, 'report', m[1]!))).toBe(true);
     expect([...md.matchAll(/!\[/g)].length).toBe(7);
+    // The variants took turns while timed, and the report says so.
+    expect(report.bench).toMatchObject({ timed_in_turns: true });
+    expect(md).toContain('ONNX Runtime CPU, the variants taking turns');
   });
 
   it('`slim report` rebuilds the same report from the run folder', async () => {

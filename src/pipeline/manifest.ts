@@ -98,6 +98,8 @@ export interface BenchResult {
   target?: BenchTarget;
   /** What timed it, as `slim bench` names it (absent in older manifests: onnxruntime-node). */
   runtime?: string;
+  /** The variants took turns while timed (absent in older manifests: timed one after another). */
+  timed_in_turns?: boolean;
   eval_data: string;
   variants: VariantBench[];
 }

@@ -7,6 +7,7 @@ import { comparePaired, formatP } from './paired.js';
 import type { VariantBench } from '../pipeline/manifest.js';
 import type { RunReport, StageRow } from './run-report.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange } from './format.js';
+import { latencyRatio } from './latency-ratio.js';
 
 export interface Column<T> {
   key: string;
@@ -42,7 +43,8 @@ export function versusBaseline(v: VariantBench, base: VariantBench | undefined):
   // On the same test images: McNemar's p says whether the top-1 change is more than chance.
   const paired = comparePaired(v, base);
   const p = paired && v.top1 !== base.top1 ? ` (${formatP(paired.p)})` : '';
-  return `${ratio(v.size_bytes, base.size_bytes)} size, ${ratio(v.latency_ms.p50, base.latency_ms.p50)} latency, ${formatPointChange(pt)}${p}`;
+  // Latency per round of turns (latency-ratio.ts): under changing load the ratio of p50s can mislead.
+  return `${ratio(v.size_bytes, base.size_bytes)} size, ×${latencyRatio(v, base).ratio.toFixed(2)} latency, ${formatPointChange(pt)}${p}`;
 }
 
 export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
@@ -57,8 +59,9 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
 ];
 
 /** What timed the variants, for the sentence above the table. */
-export function timedWith(b: { target?: string; runtime?: string }): string {
-  return b.target === 'web' ? `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs` : 'ONNX Runtime CPU';
+export function timedWith(b: { target?: string; runtime?: string; timed_in_turns?: boolean }): string {
+  if (b.target === 'web') return `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs`;
+  return b.timed_in_turns ? 'ONNX Runtime CPU, the variants taking turns (a change in load falls on all alike)' : 'ONNX Runtime CPU';
 }
 
 /** One line per other bench stage: what it timed the variants at ("Also timed in stage 'web' …"). */

@@ -6,6 +6,7 @@
 import type { VariantBench } from '../pipeline/manifest.js';
 import { formatBytes, formatPercent } from './format.js';
 import { comparePaired, describePaired, formatP } from './paired.js';
+import { latencyRatio } from './latency-ratio.js';
 
 export interface Limits {
   maxSizeBytes?: number;
@@ -126,10 +127,10 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
       lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${other.latency_ms.p50.toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice)}).`);
     }
     // The highest top-1 may be ahead by chance: the cheapest front variant the test images cannot tell from it is worth naming.
-    const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && o.latency_ms.p50 < choice.latency_ms.p50 && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
-    const fastest = [...indistinct].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50)[0];
+    const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && latencyRatio(o, choice).ratio < 1 && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
+    const fastest = [...indistinct].sort((a, b) => latencyRatio(a, b).ratio - 1)[0];
     if (fastest) {
-      lines.push(`Consider ${fastest.id}: on these ${fastest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (${formatP(comparePaired(choice, fastest)!.p)}), and it is ${(choice.latency_ms.p50 / fastest.latency_ms.p50).toFixed(2)}× faster — more test images would settle which is more accurate.`);
+      lines.push(`Consider ${fastest.id}: on these ${fastest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (${formatP(comparePaired(choice, fastest)!.p)}), and it is ${latencyRatio(choice, fastest).ratio.toFixed(2)}× faster — more test images would settle which is more accurate.`);
     }
     for (const v of fitting.filter((f) => !candidates.includes(f))) {
       const by = fitting.find((o) => o !== v && beats(o, v))!;
@@ -165,7 +166,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
 
 function tradeoff(v: VariantBench, choice: VariantBench): string {
   const pt = (choice.top1 - v.top1) * 100;
-  const faster = choice.latency_ms.p50 / v.latency_ms.p50;
+  const faster = latencyRatio(choice, v).ratio;
   const smaller = choice.size_bytes / v.size_bytes;
   const parts = [faster > 1 ? `${faster.toFixed(2)}× faster` : '', smaller > 1 ? `${smaller.toFixed(2)}× smaller` : ''].filter(Boolean);
   // In images too: on a few hundred test images a point or two is a handful of images.

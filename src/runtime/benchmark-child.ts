@@ -1,33 +1,52 @@
 /**
- * Entry of the process `benchmarkInChild` forks: one request in, progress messages and one result (or
- * error) out, then exit. Reads the model from its file so the parent's copy never counts here.
+ * Entry of a process `benchmarkInChildren` forks: opens one model's timer and runs what the parent asks,
+ * one request and one reply at a time, until 'finish' (the parent kills it to stop early). Reads the model from its file so the
+ * parent's copy never counts here.
  */
 import { SlimError } from '../errors.js';
-import { benchmark } from './benchmark.js';
-import type { ChildMessage, ChildRequest } from './benchmark-isolated.js';
+import { openTimer, type ModelTimer } from './benchmark.js';
+import type { ChildReply, ChildRequest } from './benchmark-isolated.js';
 
-function send(message: ChildMessage): Promise<void> {
-  return new Promise((resolve) => process.send!(message, () => resolve()));
+function send(reply: ChildReply): Promise<void> {
+  return new Promise((resolve) => process.send!(reply, () => resolve()));
 }
 
 if (!process.send) {
-  console.error('benchmark-child: run by benchmarkInChild (src/runtime/benchmark-isolated.ts), not directly');
+  console.error('benchmark-child: run by benchmarkInChildren (src/runtime/benchmark-isolated.ts), not directly');
   process.exit(2);
 }
 
-process.once('message', async ({ file, options }: ChildRequest) => {
-  let reply: ChildMessage;
+let timer: ModelTimer | undefined;
+
+async function answer(request: ChildRequest): Promise<ChildReply> {
+  if (request.type === 'open') {
+    timer = await openTimer(request.file, request.options);
+    return { type: 'opened', batch: timer.batch, throughputBatch: timer.throughputBatch, threads: timer.threads };
+  }
+  if (!timer) throw new Error(`'${request.type}' before 'open'`);
+  switch (request.type) {
+    case 'warmup':
+      await timer.warmup(request.runs);
+      return { type: 'done' };
+    case 'time':
+      return { type: 'samples', samplesMs: await timer.timeRuns(request.runs, request.rewarm) };
+    case 'throughput':
+      return { type: 'throughput', ...(await timer.timeThroughput(request.seconds, request.rewarm)) };
+    case 'finish':
+      return { type: 'finished', peak: await timer.finish() };
+  }
+}
+
+process.on('message', async (request: ChildRequest) => {
+  let reply: ChildReply;
   try {
-    const result = await benchmark(file, {
-      ...options,
-      onProgress: (done, total, phase) => process.send!({ type: 'progress', done, total, phase } satisfies ChildMessage),
-    });
-    reply = { type: 'result', result };
+    reply = await answer(request);
   } catch (e) {
     reply = e instanceof SlimError
       ? { type: 'slim-error', parts: e.parts, kind: e.kind }
       : { type: 'crash', message: e instanceof Error ? e.message : String(e), ...(e instanceof Error && e.stack ? { stack: e.stack } : {}) };
   }
   await send(reply);
-  process.disconnect();
+  // After its last reply (or a failed open) the process has nothing left to do.
+  if (request.type === 'finish' || reply.type === 'slim-error' || reply.type === 'crash') process.disconnect();
 });

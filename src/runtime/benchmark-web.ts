@@ -17,7 +17,8 @@ import { inputError, usageError } from '../errors.js';
 import { bundleForBrowser } from '../deploy/device-code.js';
 import { ISOLATION_HEADERS } from '../serve/static.js';
 import { Random } from '../util/random.js';
-import { latencyStats, type BenchmarkPhase, type BenchmarkResult } from './benchmark.js';
+import type { BenchmarkPhase, BenchmarkResult } from './benchmark.js';
+import { latencyStats } from './percentiles.js';
 import { openSession } from './ort.js';
 import { ORT_WEB_MODULE, ORT_WEB_WASM, ortWebDist, ortWebVersion } from './ort-web.js';
 import { benchmarkInputs, randomTensor, type InputDescription } from './random-input.js';
@@ -52,7 +53,7 @@ export interface WebBenchmarkOptions {
   onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
 }
 
-export interface WebBenchmarkResult extends Omit<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'> {
+export interface WebBenchmarkResult extends Omit<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource' | 'turnP50Ms'> {
   /** e.g. "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156.0.8078.73". */
   runtime: string;
   browser: string;

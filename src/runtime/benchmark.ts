@@ -1,10 +1,7 @@
 /**
  * Latency, throughput and peak memory of one model on ORT's CPU provider, fed seeded random inputs of
  * the model's input shape.
- *
- * Percentiles use the nearest-rank method: with n samples sorted ascending, the p-th percentile is the
- * sample at 1-based rank ceil(p/100 · n). It is always a measured value (no interpolation), so p50 ≤
- * p90 ≤ p99 ≤ max hold by construction; with 100 runs p99 is the second-slowest run.
+ * Several models are timed in turns (benchmark-turns.ts); percentiles are nearest-rank (percentiles.ts).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { usageError } from '../errors.js';
@@ -13,6 +10,8 @@ import { fixedBatchOf } from '../onnx/image-input.js';
 import { Random } from '../util/random.js';
 import { defaultThreads, openSession, type Optimization, type OrtModel } from './ort.js';
 import { benchmarkInputs, randomTensor } from './random-input.js';
+import { timeInTurns } from './benchmark-turns.js';
+import type { LatencyStats } from './percentiles.js';
 
 export type BenchmarkPhase = 'warmup' | 'latency' | 'throughput';
 
@@ -38,23 +37,20 @@ export interface BenchmarkOptions {
   label?: string;
   /** Seed of the random inputs; default 0. */
   seed?: number;
-  /** Runs done of total per phase; in the throughput phase, elapsed and target milliseconds. */
+  /** Work done of total in the phase (runs; in the throughput phase, turns), over all models timed. */
   onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
-}
-
-export interface LatencyStats {
-  p50: number;
-  p90: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
 }
 
 export interface BenchmarkResult {
   latencyMs: LatencyStats;
   /** Every timed latency run in ms, ascending. */
   samplesMs: number[];
+  /**
+   * The p50 of each turn of LATENCY_BLOCK runs, in turn order (benchmark-turns.ts). Models timed together
+   * took their turns in the same rounds, so the ratio of two models' turn p50s compares them under the
+   * same load: the median of those ratios is the comparison to trust on a busy machine.
+   */
+  turnP50Ms: number[];
   runs: number;
   batch: number;
   threads: number;
@@ -73,15 +69,34 @@ export interface BenchmarkResult {
   peakRssSource: 'vmhwm' | 'maxrss';
 }
 
-export async function benchmark(model: Uint8Array | string, options: BenchmarkOptions = {}): Promise<BenchmarkResult> {
-  const warmupRuns = options.warmupRuns ?? 10;
-  const runs = options.runs ?? 100;
-  const throughputSeconds = options.throughputSeconds ?? 2;
-  if (!Number.isInteger(runs) || runs < 50) throw usageError(`runs must be a whole number ≥ 50, got ${runs}`, 'percentiles need at least 50 samples');
-  if (!Number.isInteger(warmupRuns) || warmupRuns < 0) throw usageError(`warmup runs must be a whole number ≥ 0, got ${warmupRuns}`);
-  if (!(throughputSeconds >= 0)) throw usageError(`throughput seconds must be ≥ 0, got ${throughputSeconds}`);
-  const threads = options.threads ?? defaultThreads();
+/**
+ * One model's open session, timed in pieces so that several models can take turns (benchmark-turns.ts).
+ * `rewarm` asks for one untimed run first: after another process has run, caches and the thread pool
+ * are someone else's, and the first run pays for that.
+ */
+export interface ModelTimer {
+  readonly batch: number;
+  readonly throughputBatch: number;
+  readonly threads: number;
+  warmup(runs: number): Promise<void>;
+  /** Batch-`batch` runs, each timed, in ms (in run order). */
+  timeRuns(runs: number, rewarm: boolean): Promise<number[]>;
+  /** Batch-`throughputBatch` runs until `seconds` have passed (at least one run). */
+  timeThroughput(seconds: number, rewarm: boolean): Promise<{ runs: number; seconds: number }>;
+  /** Peak memory since the timer opened; closes the session. */
+  finish(): Promise<PeakRss>;
+  /** Closes without measuring (after an error elsewhere); safe to call twice. */
+  close(): Promise<void>;
+}
 
+export type PeakRss = Pick<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'>;
+
+/** A model's session in this process, fed seeded random inputs of its shape. */
+/** What opening one model's timer takes: the per-model options and the session's settings. */
+export type TimerOptions = Omit<BenchmarkOptions, 'onProgress' | 'runs' | 'warmupRuns' | 'throughputSeconds'>;
+
+export async function openTimer(model: Uint8Array | string, options: TimerOptions = {}): Promise<ModelTimer> {
+  const threads = options.threads ?? defaultThreads();
   const memory = resetPeakRss();
   const session = await openSession(model, {
     threads,
@@ -89,74 +104,83 @@ export async function benchmark(model: Uint8Array | string, options: BenchmarkOp
     ...(options.spinning !== undefined ? { spinning: options.spinning } : {}),
     ...(options.label ? { label: options.label } : {}),
   });
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await session.close();
+  };
   try {
     const random = new Random(options.seed ?? 0);
     const batch = batchFor(session, options.batch, 1, 'batch');
     const latencyFeeds = randomFeeds(session, batch, options.inputShapes, random);
-    for (let i = 0; i < warmupRuns; i++) {
-      await session.run(latencyFeeds);
-      options.onProgress?.(i + 1, warmupRuns, 'warmup');
-    }
-    const samples: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = process.hrtime.bigint();
-      await session.run(latencyFeeds);
-      samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      options.onProgress?.(i + 1, runs, 'latency');
-    }
-    samples.sort((a, b) => a - b);
-
     const throughputBatch = options.throughputBatch === 0 ? 0 : batchFor(session, options.throughputBatch, 32, 'throughput batch');
-    let throughputRuns = 0;
-    let throughputIps = 0;
-    if (throughputBatch > 0) {
-      const feeds = throughputBatch === batch ? latencyFeeds : randomFeeds(session, throughputBatch, options.inputShapes, random);
-      if (feeds !== latencyFeeds) await session.run(feeds); // first run at a new shape allocates
-      const targetNs = BigInt(Math.round(throughputSeconds * 1e9));
-      const t0 = process.hrtime.bigint();
-      let elapsed = 0n;
-      while (throughputRuns < 3 || elapsed < targetNs) {
-        await session.run(feeds);
-        throughputRuns++;
-        elapsed = process.hrtime.bigint() - t0;
-        options.onProgress?.(Number(elapsed) / 1e6, throughputSeconds * 1e3, 'throughput');
-      }
-      throughputIps = (throughputBatch * throughputRuns) / (Number(elapsed) / 1e9);
-    }
-
-    const peak = readPeakRss(memory);
+    const throughputFeeds = throughputBatch === 0 || throughputBatch === batch ? latencyFeeds : randomFeeds(session, throughputBatch, options.inputShapes, random);
+    // The first run at a new shape allocates: it is never timed.
+    let throughputPrimed = throughputFeeds === latencyFeeds;
     return {
-      latencyMs: latencyStats(samples),
-      samplesMs: samples,
-      runs,
       batch,
-      threads,
       throughputBatch,
-      throughputRuns,
-      throughputIps,
-      ...peak,
+      threads,
+      async warmup(runs) {
+        for (let i = 0; i < runs; i++) await session.run(latencyFeeds);
+      },
+      async timeRuns(runs, rewarm) {
+        if (rewarm) await session.run(latencyFeeds);
+        const samples: number[] = [];
+        for (let i = 0; i < runs; i++) {
+          const t0 = process.hrtime.bigint();
+          await session.run(latencyFeeds);
+          samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+        return samples;
+      },
+      async timeThroughput(seconds, rewarm) {
+        if (throughputBatch === 0) throw new Error('timeThroughput on a timer without a throughput batch');
+        if (rewarm || !throughputPrimed) await session.run(throughputFeeds);
+        throughputPrimed = true;
+        const targetNs = BigInt(Math.round(seconds * 1e9));
+        const t0 = process.hrtime.bigint();
+        let runs = 0;
+        let elapsed = 0n;
+        while (runs < 1 || elapsed < targetNs) {
+          await session.run(throughputFeeds);
+          runs++;
+          elapsed = process.hrtime.bigint() - t0;
+        }
+        return { runs, seconds: Number(elapsed) / 1e9 };
+      },
+      async finish() {
+        const peak = readPeakRss(memory);
+        await close();
+        return peak;
+      },
+      close,
     };
-  } finally {
-    await session.close();
+  } catch (e) {
+    await close();
+    throw e;
   }
 }
 
-/** Nearest-rank percentile of an ascending, non-empty list (see the module comment). */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) throw new RangeError('percentile of an empty list');
-  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
-  return sorted[Math.min(rank, sorted.length) - 1]!;
+/** Checks the options every benchmark shares; returns them with their defaults. */
+export function timingPlan(options: Pick<BenchmarkOptions, 'warmupRuns' | 'runs' | 'throughputSeconds'>): { warmupRuns: number; runs: number; throughputSeconds: number } {
+  const warmupRuns = options.warmupRuns ?? 10;
+  const runs = options.runs ?? 100;
+  const throughputSeconds = options.throughputSeconds ?? 2;
+  if (!Number.isInteger(runs) || runs < 50) throw usageError(`runs must be a whole number ≥ 50, got ${runs}`, 'percentiles need at least 50 samples');
+  if (!Number.isInteger(warmupRuns) || warmupRuns < 0) throw usageError(`warmup runs must be a whole number ≥ 0, got ${warmupRuns}`);
+  if (!(throughputSeconds >= 0)) throw usageError(`throughput seconds must be ≥ 0, got ${throughputSeconds}`);
+  return { warmupRuns, runs, throughputSeconds };
 }
 
-export function latencyStats(sorted: readonly number[]): LatencyStats {
-  return {
-    p50: percentile(sorted, 50),
-    p90: percentile(sorted, 90),
-    p99: percentile(sorted, 99),
-    mean: sorted.reduce((a, v) => a + v, 0) / sorted.length,
-    min: sorted[0]!,
-    max: sorted[sorted.length - 1]!,
-  };
+/** One model in this process: warm-up, latency runs, then the throughput phase. */
+export async function benchmark(model: Uint8Array | string, options: BenchmarkOptions = {}): Promise<BenchmarkResult> {
+  const plan = timingPlan(options);
+  const { onProgress, runs: _runs, warmupRuns: _warmup, throughputSeconds: _seconds, ...timerOptions } = options;
+  const timer = await openTimer(model, timerOptions);
+  const [result] = await timeInTurns([timer], { ...plan, ...(onProgress ? { onProgress } : {}) });
+  return result!;
 }
 
 /** The asked batch, or the model's fixed batch (an explicit, different request is an error). */
@@ -196,7 +220,7 @@ function resetPeakRss(): MemoryMark {
   }
 }
 
-function readPeakRss(mark: MemoryMark): Pick<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'> {
+function readPeakRss(mark: MemoryMark): PeakRss {
   const hwm = mark.reset ? readVmHwm() : undefined;
   if (hwm !== undefined) return { peakRssBytes: hwm, baselineRssBytes: mark.baseline, peakRssSource: 'vmhwm' };
   // maxRSS is in kilobytes.

@@ -1,15 +1,17 @@
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget } from '../../runtime/benchmark-web.js';
+import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget, type WebBenchmarkResult } from '../../runtime/benchmark-web.js';
 import { ortVersion } from '../../runtime/ort.js';
 import { loadModelForRuntime } from '../../onnx/validate.js';
-import type { BenchmarkPhase } from '../../runtime/benchmark.js';
-import { benchmarkInChild } from '../../runtime/benchmark-isolated.js';
+import type { BenchmarkPhase, BenchmarkResult } from '../../runtime/benchmark.js';
+import { benchmarkInChildren } from '../../runtime/benchmark-isolated.js';
+import { LATENCY_BLOCK } from '../../runtime/benchmark-turns.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange, table } from '../../report/format.js';
 import { comparePaired, correctBits, describePaired } from '../../report/paired.js';
+import { latencyRatio } from '../../report/latency-ratio.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
@@ -55,6 +57,11 @@ export interface BenchRow {
   eval_images?: number;
   /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
   correct?: string;
+  /**
+   * The p50 of each turn, in round order, when the models were timed in turns (report/latency-ratio.ts
+   * compares by them); absent for one model, in the browser and in older manifests.
+   */
+  turn_p50_ms?: number[];
 }
 
 export function registerBench(program: Command): void {
@@ -100,7 +107,59 @@ export function registerBench(program: Command): void {
         const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
         checked.push({ file, loaded, graph, size, normalization });
       }
-      for (const { file, loaded, graph, size, normalization } of checked) {
+      const measured: { stats: Awaited<ReturnType<typeof loadedModelStats>>; perModel: { batch: number; throughputBatch: number; inputShapes?: Record<string, number[]> } }[] = [];
+      for (const { file, loaded, graph, size } of checked) {
+        const stats = await loadedModelStats(loaded, size);
+        // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
+        const fixedBatch = fixedBatchOf(dataInputs(graph)[0]?.shape);
+        if (fixedBatch !== undefined && fixedBatch !== 1) log(`note: ${file} takes batches of ${fixedBatch} only: its latency is that of a batch of ${fixedBatch}`);
+        if (fixedBatch !== undefined && fixedBatch !== options.batch && command.getOptionValueSource('batch') === 'cli') {
+          log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);
+        }
+        const inputShapes = size ? imageInputShapes(graph, size) : undefined;
+        measured.push({ stats, perModel: { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) } });
+      }
+      const shared = { threads, warmupRuns: options.warmup, runs: options.runs };
+      // On the host, several models take turns (runtime/benchmark-turns.ts); the browser times one page after another.
+      const timedInTurns = !web && files.length > 1;
+      let timings: (BenchmarkResult & { runtime: string } | WebBenchmarkResult)[];
+      if (web) {
+        // One page per model, one after another: a browser holds one model's page at a time.
+        timings = [];
+        for (const [i, { file, loaded, graph }] of checked.entries()) {
+          const bar = progress(`bench ${file} (browser)`, 100, '%');
+          try {
+            timings.push(await benchmarkInBrowser(file, {
+              ...shared,
+              ...measured[i]!.perModel,
+              inputs: dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) })),
+              externalFiles: loaded.externalFiles,
+              reducedPrecision: computesReduced(graph),
+              ...(options.browser ? { browser: options.browser } : {}),
+              onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
+            }));
+          } finally {
+            bar.stop();
+          }
+        }
+      } else {
+        // A process per model (its peak RSS owes nothing to the others), all timed in turns (a change
+        // in the machine's load falls on every model alike).
+        const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
+        const bar = progress(label, 100, '%');
+        try {
+          const results = await benchmarkInChildren(checked.map(({ file }, i) => ({ file, options: measured[i]!.perModel })), {
+            ...shared,
+            onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
+          });
+          timings = results.map((r) => ({ ...r, runtime: hostRuntime }));
+        } finally {
+          bar.stop();
+        }
+      }
+      for (const [i, { file, graph, size, normalization }] of checked.entries()) {
+        const { stats } = measured[i]!;
+        const timing = timings[i]!;
         // So are the data's class names against the model's: one copy of the images per input size,
         // each model's labels following the class names it records.
         let set: ImageSet | undefined;
@@ -109,39 +168,6 @@ export function registerBench(program: Command): void {
           const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
           if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
           set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
-        }
-        const stats = await loadedModelStats(loaded, size);
-        const inputShapes = size ? imageInputShapes(graph, size) : undefined;
-        // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
-        const fixedBatch = fixedBatchOf(dataInputs(graph)[0]?.shape);
-        if (fixedBatch !== undefined && fixedBatch !== 1) log(`note: ${file} takes batches of ${fixedBatch} only: its latency is that of a batch of ${fixedBatch}`);
-        if (fixedBatch !== undefined && fixedBatch !== options.batch && command.getOptionValueSource('batch') === 'cli') {
-          log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);
-        }
-        const bar = progress(`bench ${file}${web ? ' (browser)' : ''}`, 100, '%');
-        const common = {
-          threads,
-          batch: fixedBatch ?? 1,
-          warmupRuns: options.warmup,
-          runs: options.runs,
-          throughputBatch: fixedBatch ?? options.batch,
-          ...(inputShapes ? { inputShapes } : {}),
-          onProgress: (done: number, total: number, phase: BenchmarkPhase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
-        };
-        let timing;
-        try {
-          timing = web
-            ? await benchmarkInBrowser(file, {
-                ...common,
-                inputs: dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) })),
-                externalFiles: loaded.externalFiles,
-                reducedPrecision: computesReduced(graph),
-                ...(options.browser ? { browser: options.browser } : {}),
-              })
-            : // A process per model: its peak RSS and latency owe nothing to the models before it.
-              { ...(await benchmarkInChild(file, common)), runtime: hostRuntime };
-        } finally {
-          bar.stop();
         }
         const row: BenchRow = {
           file,
@@ -159,6 +185,7 @@ export function registerBench(program: Command): void {
           target: options.target,
           runtime: timing.runtime,
           ...('maxAbsDiffVsNode' in timing ? { max_abs_diff_vs_node: timing.maxAbsDiffVsNode } : {}),
+          ...(timedInTurns && 'turnP50Ms' in timing ? { turn_p50_ms: timing.turnP50Ms.map((ms) => Number(ms.toFixed(4))) } : {}),
         };
         if ('crossOriginIsolated' in timing && !timing.crossOriginIsolated) log(`note: the benchmark page was not cross-origin isolated: onnxruntime-web ran 1 thread`);
         if (set) {
@@ -184,7 +211,7 @@ export function registerBench(program: Command): void {
         rows.push(row);
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
-      printResult(options, { threads, target: options.target, models: rows }, () => renderBenchTable(rows));
+      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows }, () => renderBenchTable(rows, timedInTurns));
     });
 }
 
@@ -196,7 +223,7 @@ function benchPercent(done: number, total: number, phase: BenchmarkPhase): numbe
   return 70 + 30 * fraction;
 }
 
-export function renderBenchTable(rows: BenchRow[]): string {
+export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string {
   const withTop1 = rows.some((r) => r.top1 !== undefined);
   // Throughput depends on the batch: when the models were not all measured at one, each row names its own.
   const batches = new Set(rows.map((r) => r.throughput_batch));
@@ -216,14 +243,22 @@ export function renderBenchTable(rows: BenchRow[]): string {
   ]);
   const web = rows.find((r) => r.target === 'web');
   const noisy = rows.filter((r) => r.latency_ms.p90 >= NOISY_SPREAD * r.latency_ms.p50).map((r) => r.file);
-  // Top-1 changes against the first model, tested on the same images (McNemar).
+  // Latency against the first model per round of turns (load changes fall on both alike), and top-1
+  // changes tested on the same images (McNemar).
   const first = rows[0];
+  const latency = rows.slice(1).flatMap((r) => {
+    const { ratio, spread } = latencyRatio(r, first!);
+    return spread ? [`latency of ${r.file} vs ${first!.file}: ×${ratio.toFixed(2)}, the median over ${r.turn_p50_ms!.length} rounds of turns (half of them between ×${spread[0].toFixed(2)} and ×${spread[1].toFixed(2)})`] : [];
+  });
   const paired = rows.slice(1).flatMap((r) => {
     const c = first && r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
       ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
       : undefined;
     return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c, [r.file, first!.file])}`] : [];
   });
-  return table(headers, body) + paired.map((l) => `\n${l}`).join('') + (web ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)` : '') +
+  const timing = web
+    ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s), one model after another`
+    : timedInTurns ? `\ntimed in turns of ${LATENCY_BLOCK} runs, each model in a process of its own: a change in the machine's load falls on every model alike` : '';
+  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }

@@ -142,7 +142,7 @@ export function registerPrune(program: Command): void {
           if (!(PRECISIONS as readonly string[]).includes(v) || v === 'fp16') throw new InvalidArgumentError(`--precision must be one of auto, fp32, bf16, got '${v}'`);
           return v as PrecisionChoice;
         }, 'auto')
-        .option('--bench', 'measure batch-1 latency of the model before and after (alternating rounds, same run)')
+        .option('--bench', 'measure batch-1 latency of the model before and after (timed in turns, same run)')
         .option('--image-size <h,w>', "the size MACs are counted at when the model's input height and width are free (default: the model metadata)", imageSizeArg)
         .option('--seed <n>', 'seed of the random criterion and of fine-tuning', nonNegativeInt('--seed'), 0),
     ),
@@ -254,7 +254,7 @@ export function registerPrune(program: Command): void {
       const sizeAfter = sizeReport(out.graph, { bytes: outBytes, ...(nm ? { nm } : {}) });
       let latency: { before: number; after: number } | undefined;
       if (options.bench) {
-        const bar = progress('latency (alternating rounds)', 1, 'runs');
+        const bar = progress('latency (in turns)', 1, 'runs');
         const inputShapes = size ? imageInputShapes(loaded.graph, size) : undefined;
         const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
         bar.stop();

@@ -1,47 +1,41 @@
 /**
- * Batch-1 latency for pruning decisions and reports. Models compared in one report are measured in
- * alternating rounds (A B A B …) and summarized by the median of their per-round p50s, so that load
- * from other processes, which comes and goes, falls on both alike.
+ * Batch-1 latency for pruning decisions and reports. Models compared in one report are timed in turns
+ * (runtime/benchmark-turns.ts), so that load from other processes, which comes and goes, falls on all
+ * alike; each is summarized by the p50 of all its runs.
  */
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
-import { benchmark } from '../../runtime/benchmark.js';
+import { openTimer, timingPlan, type ModelTimer } from '../../runtime/benchmark.js';
+import { timeInTurns } from '../../runtime/benchmark-turns.js';
 
 export interface LatencyOptions {
   threads?: number;
-  /** Timed runs per round (≥ 50); default 60. */
+  /** Timed runs per model (≥ 50); default 180. */
   runs?: number;
-  /** Rounds per model; default 3. */
-  rounds?: number;
   /** Full input shapes where the model leaves dims free (a free image height and width). */
   inputShapes?: Record<string, number[]>;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
-/** Median p50 (ms) of each model over interleaved rounds. */
+/** p50 batch-1 latency (ms) of each model, timed in turns in this process. */
 export async function compareLatency(models: readonly Uint8Array[], options: LatencyOptions = {}): Promise<number[]> {
-  const samples = models.map((): number[] => []);
-  for (let r = 0; r < (options.rounds ?? 3); r++) {
-    for (const [i, bytes] of models.entries()) {
-      const b = await benchmark(bytes, {
+  const plan = timingPlan({ runs: options.runs ?? 180, warmupRuns: 5, throughputSeconds: 0 });
+  const timers: ModelTimer[] = [];
+  try {
+    for (const bytes of models) {
+      timers.push(await openTimer(bytes, {
         ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        runs: Math.max(50, options.runs ?? 60),
-        warmupRuns: 5,
         throughputBatch: 0,
         ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
-      });
-      samples[i]!.push(b.latencyMs.p50);
+      }));
     }
+  } catch (e) {
+    await Promise.all(timers.map((t) => t.close()));
+    throw e;
   }
-  return samples.map(median);
+  return (await timeInTurns(timers, plan)).map((r) => r.latencyMs.p50);
 }
 
-/** A measureLatency for pruneStructured: one graph's median batch-1 latency. */
+/** A measureLatency for pruneStructured: one graph's batch-1 p50 latency. */
 export function latencyMeter(options: LatencyOptions = {}): (graph: Graph) => Promise<number> {
-  return async (graph) => (await compareLatency([encodeModel(graph).model], { rounds: 1, ...options }))[0]!;
+  return async (graph) => (await compareLatency([encodeModel(graph).model], { runs: 60, ...options }))[0]!;
 }

@@ -1,0 +1,90 @@
+/**
+ * Several models timed in turns. Each model's latency runs are cut into blocks of LATENCY_BLOCK runs and
+ * the models take turns block by block (A B C, then B C A, …), and the throughput phase likewise in
+ * THROUGHPUT_TURNS slices. Load from other processes comes and goes: timed one model after another, a
+ * busy minute falls on one model and makes it look slower than the next; timed in turns, it falls on
+ * all alike, so "N× faster" compares the models and not the moments they ran. The order rotates so
+ * that no model always follows the same one. With one model this is a plain warm-up, runs, throughput.
+ */
+import type { BenchmarkPhase, BenchmarkResult, ModelTimer } from './benchmark.js';
+import { latencyStats, percentile } from './percentiles.js';
+
+/** Timed latency runs per turn: 100 runs are 10 turns. */
+export const LATENCY_BLOCK = 10;
+/** Slices of the throughput phase per model. */
+export const THROUGHPUT_TURNS = 4;
+
+export interface TurnsOptions {
+  warmupRuns: number;
+  runs: number;
+  throughputSeconds: number;
+  onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
+}
+
+/** Rounds in which each model gets one turn: model order for round r. */
+function rotation(count: number, round: number): number[] {
+  return Array.from({ length: count }, (_, i) => (i + round) % count);
+}
+
+/** Times every timer in turns and finishes (closes) them all, also on an error. Results in timer order. */
+export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsOptions): Promise<BenchmarkResult[]> {
+  const { warmupRuns, runs, throughputSeconds, onProgress } = options;
+  const n = timers.length;
+  // With one model nothing runs between its turns: no untimed run is needed to take the machine back.
+  const rewarm = n > 1;
+  try {
+    for (const [i, timer] of timers.entries()) {
+      await timer.warmup(warmupRuns);
+      onProgress?.(i + 1, n, 'warmup');
+    }
+
+    const samples = timers.map((): number[] => []);
+    const turnP50s = timers.map((): number[] => []);
+    const rounds = Math.ceil(runs / LATENCY_BLOCK);
+    let timed = 0;
+    for (let round = 0; round < rounds; round++) {
+      const block = Math.min(LATENCY_BLOCK, runs - round * LATENCY_BLOCK);
+      for (const i of rotation(n, round)) {
+        const turn = await timers[i]!.timeRuns(block, rewarm);
+        samples[i]!.push(...turn);
+        turnP50s[i]!.push(percentile([...turn].sort((a, b) => a - b), 50));
+        timed += block;
+        onProgress?.(timed, runs * n, 'latency');
+      }
+    }
+
+    const throughput = timers.map(() => ({ runs: 0, seconds: 0 }));
+    const withThroughput = timers.filter((t) => t.throughputBatch > 0).length;
+    let turns = 0;
+    for (let round = 0; round < THROUGHPUT_TURNS && withThroughput > 0; round++) {
+      for (const i of rotation(n, round)) {
+        if (timers[i]!.throughputBatch === 0) continue;
+        const slice = await timers[i]!.timeThroughput(throughputSeconds / THROUGHPUT_TURNS, rewarm);
+        throughput[i]!.runs += slice.runs;
+        throughput[i]!.seconds += slice.seconds;
+        onProgress?.(++turns, THROUGHPUT_TURNS * withThroughput, 'throughput');
+      }
+    }
+
+    const results: BenchmarkResult[] = [];
+    for (const [i, timer] of timers.entries()) {
+      const sorted = [...samples[i]!].sort((a, b) => a - b);
+      const t = throughput[i]!;
+      results.push({
+        latencyMs: latencyStats(sorted),
+        samplesMs: sorted,
+        turnP50Ms: turnP50s[i]!,
+        runs,
+        batch: timer.batch,
+        threads: timer.threads,
+        throughputBatch: timer.throughputBatch,
+        throughputRuns: t.runs,
+        throughputIps: t.runs > 0 ? (timer.throughputBatch * t.runs) / t.seconds : 0,
+        ...(await timer.finish()),
+      });
+    }
+    return results;
+  } finally {
+    await Promise.all(timers.map((t) => t.close().catch(() => undefined)));
+  }
+}

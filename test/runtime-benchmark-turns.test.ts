@@ -1,0 +1,175 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { SlimError } from '../src/errors.js';
+import { emptyGraph, type Graph } from '../src/onnx/graph.js';
+import { encodeModel } from '../src/onnx/io.js';
+import type { ModelTimer, PeakRss } from '../src/runtime/benchmark.js';
+import { LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns } from '../src/runtime/benchmark-turns.js';
+import { benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+
+const PEAK: PeakRss = { peakRssBytes: 2e6, baselineRssBytes: 1e6, peakRssSource: 'vmhwm' };
+
+/**
+ * A model on a virtual machine: each run costs `ms` of the shared clock, twice that while the clock is
+ * inside the machine's busy window (another process's load), and records what it was asked.
+ */
+class VirtualMachine {
+  now = 0;
+  constructor(private readonly busy: [number, number] = [Infinity, Infinity]) {}
+  run(ms: number): number {
+    const cost = this.now >= this.busy[0] && this.now < this.busy[1] ? 2 * ms : ms;
+    this.now += cost;
+    return cost;
+  }
+}
+
+function fakeTimer(name: string, machine: VirtualMachine, calls: string[], options: { throughputBatch?: number; failOnTurn?: number } = {}): ModelTimer & { finished: boolean; closed: boolean } {
+  let turns = 0;
+  const timer = {
+    batch: 1,
+    throughputBatch: options.throughputBatch ?? 0,
+    threads: 1,
+    finished: false,
+    closed: false,
+    async warmup(runs: number) {
+      calls.push(`${name} warmup ${runs}`);
+      for (let i = 0; i < runs; i++) machine.run(1);
+    },
+    async timeRuns(runs: number, rewarm: boolean) {
+      if (++turns === options.failOnTurn) throw new SlimError({ problem: `${name} failed` }, 'input');
+      calls.push(`${name} time ${runs}${rewarm ? ' rewarm' : ''}`);
+      if (rewarm) machine.run(1);
+      return Array.from({ length: runs }, () => machine.run(1));
+    },
+    async timeThroughput(seconds: number, rewarm: boolean) {
+      calls.push(`${name} throughput ${seconds}${rewarm ? ' rewarm' : ''}`);
+      return { runs: 5, seconds: 0.5 };
+    },
+    async finish() {
+      timer.finished = true;
+      return PEAK;
+    },
+    async close() {
+      timer.closed = true;
+    },
+  };
+  return timer;
+}
+
+describe('timeInTurns', () => {
+  it('gives each model its runs in blocks, rotating the order each round, with a re-warm run when others ran between', async () => {
+    const calls: string[] = [];
+    const machine = new VirtualMachine();
+    const timers = ['a', 'b', 'c'].map((n) => fakeTimer(n, machine, calls, { throughputBatch: 8 }));
+    const results = await timeInTurns(timers, { warmupRuns: 3, runs: 25, throughputSeconds: 2 });
+    expect(LATENCY_BLOCK).toBe(10);
+    expect(calls.slice(0, 3)).toEqual(['a warmup 3', 'b warmup 3', 'c warmup 3']);
+    expect(calls.slice(3, 12)).toEqual([
+      'a time 10 rewarm', 'b time 10 rewarm', 'c time 10 rewarm',
+      'b time 10 rewarm', 'c time 10 rewarm', 'a time 10 rewarm',
+      'c time 5 rewarm', 'a time 5 rewarm', 'b time 5 rewarm',
+    ]);
+    const throughput = calls.slice(12);
+    expect(throughput).toHaveLength(3 * THROUGHPUT_TURNS);
+    expect(throughput.slice(0, 3)).toEqual(['a throughput 0.5 rewarm', 'b throughput 0.5 rewarm', 'c throughput 0.5 rewarm']);
+    expect(results).toHaveLength(3);
+    for (const r of results) {
+      expect(r.samplesMs).toHaveLength(25);
+      expect(r.runs).toBe(25);
+      // Four slices of 5 runs of batch 8 in 0.5 s each: 20 runs, 160 images in 2 s.
+      expect(r.throughputRuns).toBe(5 * THROUGHPUT_TURNS);
+      expect(r.throughputIps).toBeCloseTo(80, 6);
+      expect(r).toMatchObject(PEAK);
+    }
+    expect(timers.every((t) => t.finished && t.closed)).toBe(true);
+  });
+
+  it('one model: no re-warm runs, and no throughput phase for a timer without a throughput batch', async () => {
+    const calls: string[] = [];
+    const [result] = await timeInTurns([fakeTimer('a', new VirtualMachine(), calls)], { warmupRuns: 0, runs: 50, throughputSeconds: 2 });
+    expect(calls).toEqual(['a warmup 0', ...Array(5).fill('a time 10')]);
+    expect(result!.throughputRuns).toBe(0);
+    expect(result!.throughputIps).toBe(0);
+  });
+
+  it('load that comes and goes falls on every model alike in turns, but on one model when timed one after another', async () => {
+    // Two identical 1 ms models; the machine runs at half speed from 140 ms of its clock on.
+    const busy: [number, number] = [140, 400];
+    const options = { warmupRuns: 10, runs: 100, throughputSeconds: 0 };
+    const sequentialMachine = new VirtualMachine(busy);
+    const [a1] = await timeInTurns([fakeTimer('a', sequentialMachine, [])], options);
+    const [b1] = await timeInTurns([fakeTimer('b', sequentialMachine, [])], options);
+    expect(b1!.latencyMs.p50 / a1!.latencyMs.p50).toBe(2); // "a is 2× faster", and it is not
+
+    const turnsMachine = new VirtualMachine(busy);
+    const [a2, b2] = await timeInTurns([fakeTimer('a', turnsMachine, []), fakeTimer('b', turnsMachine, [])], options);
+    expect(b2!.latencyMs.p50 / a2!.latencyMs.p50).toBe(1);
+    // The load was there: both saw slow runs, in about equal numbers.
+    const slow = [a2!, b2!].map((r) => r.samplesMs.filter((ms) => ms === 2).length);
+    expect(Math.min(...slow)).toBeGreaterThan(20);
+    expect(Math.abs(slow[0]! - slow[1]!)).toBeLessThanOrEqual(LATENCY_BLOCK);
+  });
+
+  it('an error in any turn closes every timer and finishes none', async () => {
+    const machine = new VirtualMachine();
+    const timers = [fakeTimer('a', machine, []), fakeTimer('b', machine, [], { failOnTurn: 3 })];
+    await expect(timeInTurns(timers, { warmupRuns: 1, runs: 50, throughputSeconds: 0 })).rejects.toThrow('b failed');
+    expect(timers.map((t) => [t.finished, t.closed])).toEqual([[false, true], [false, true]]);
+  });
+});
+
+describe('benchmarkInChildren', () => {
+  const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+  const TINY = path.join(REPO, 'test/fixtures/torch-tiny-resnet.onnx');
+  const quick = { threads: 1, warmupRuns: 2, runs: 50, throughputSeconds: 0.1 };
+
+  function reluFile(dir: string, batch: number): string {
+    const dims = [batch, 3, 8, 8];
+    const graph: Graph = {
+      ...emptyGraph('relu'),
+      inputs: [{ name: 'x', dtype: 'float32', shape: dims }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: dims }],
+      nodes: [{ name: 'relu', opType: 'Relu', domain: '', inputs: ['x'], outputs: ['y'], attributes: {} }],
+    };
+    const file = path.join(dir, `relu-b${batch}.onnx`);
+    writeFileSync(file, encodeModel(graph).model);
+    return file;
+  }
+
+  it('times several models, each in its own process with its own batch, results in the given order', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-turns-'));
+    const phases: string[] = [];
+    const results = await benchmarkInChildren(
+      [{ file: TINY, options: { throughputBatch: 4 } }, { file: reluFile(dir, 3) }],
+      { ...quick, onProgress: (done, total, phase) => phases.push(`${phase} ${done}/${total}`) },
+    );
+    expect(results.map((r) => [r.batch, r.throughputBatch])).toEqual([[1, 4], [3, 3]]);
+    for (const r of results) {
+      expect(r.samplesMs).toHaveLength(50);
+      expect(r.throughputRuns).toBeGreaterThanOrEqual(THROUGHPUT_TURNS);
+      expect(r.peakRssBytes).toBeGreaterThan(10e6);
+    }
+    // The ResNet takes longer per run than one Relu over 3×3×8×8.
+    expect(results[0]!.latencyMs.p50).toBeGreaterThan(results[1]!.latencyMs.p50);
+    expect(phases).toContain('warmup 2/2');
+    expect(phases).toContain('latency 100/100');
+    expect(phases.at(-1)).toBe(`throughput ${2 * THROUGHPUT_TURNS}/${2 * THROUGHPUT_TURNS}`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a model that cannot open fails the whole call with its own error, and the others are stopped', async () => {
+    const missing = path.join(REPO, 'no-such-model.onnx');
+    const e = await benchmarkInChildren([{ file: TINY }, { file: missing }], quick).then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(SlimError);
+    expect((e as SlimError).kind).toBe('input');
+    expect((e as SlimError).message).toContain('no-such-model.onnx: file not found');
+    // The tiny ResNet's process, opened fine, does not outlive the call.
+    const ours = (): string[] => execFileSync('ps', ['-o', 'args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('benchmark-child'));
+    for (let i = 0; i < 50 && ours().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(ours()).toEqual([]);
+  });
+});
