@@ -139,6 +139,40 @@ describe('linux bundle', () => {
   });
 });
 
+describe('a bundle whose native modules are missing or built for another CPU', () => {
+  it('answers in one line what to do, before Node tries to load them; --help and doctor.js still run', async () => {
+    const bare = path.join(dir, 'bare');
+    await deploy({ model: modelFile, target: 'linux-x64', out: bare });
+    for (const script of ['predict.js', 'server.js']) {
+      const out = await node(path.join(bare, script), script === 'predict.js' ? [images[0]!.file] : []);
+      expect(out.code, out.stderr).toBe(1);
+      expect(out.stderr.trim()).toMatch(/^(predict|server): .*bare: has no node_modules \(the dependencies are not installed\) — run `sh install\.sh` in the bundle folder$/);
+    }
+    const help = await node(path.join(bare, 'predict.js'), ['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('usage: node predict.js');
+    const doctor = await node(path.join(bare, 'doctor.js'), ['--json']);
+    expect(doctor.code, doctor.stderr).toBe(0);
+    // Without node_modules it reports what it can: Node and the OS, not ONNX Runtime or sharp.
+    const versions = (JSON.parse(doctor.stdout) as { versions: Record<string, string> }).versions;
+    expect(versions['node']).toBe(process.version);
+    expect(versions['onnxruntime']).toBeUndefined();
+    expect(versions['sharp']).toBeUndefined();
+
+    // An --install bundle for the other architecture, copied here: its sharp and ONNX Runtime binaries.
+    const other = process.arch === 'x64' ? 'arm64' : 'x64';
+    await mkdir(path.join(bare, 'node_modules', '@img', `sharp-linux-${other}`), { recursive: true });
+    await mkdir(path.join(bare, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', other), { recursive: true });
+    const wrong = await node(path.join(bare, 'predict.js'), [images[0]!.file]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`holds native modules for linux-${other}, but this machine is linux-${process.arch} — delete node_modules and run \`sh install.sh\` on this machine`);
+    // Only ONNX Runtime's binary for the other CPU (sharp's for this one): still caught.
+    await rm(path.join(bare, 'node_modules', '@img'), { recursive: true });
+    const ortOnly = await node(path.join(bare, 'server.js'), []);
+    expect(ortOnly.stderr).toContain(`holds native modules for linux-${other}`);
+  });
+});
+
 describe('slim deploy safety and errors', () => {
   it('never overwrites a folder that is not a bundle, and replaces a bundle only with --force', async () => {
     const other = path.join(dir, 'precious');

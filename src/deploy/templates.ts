@@ -214,8 +214,10 @@ one thread per CPU.
 
 ## Troubleshooting
 
-- \`Could not load the "sharp" module using the linux-${arm ? 'arm64' : 'x64'} runtime\`: the dependencies were installed
-  for another machine. Delete \`node_modules\` and run \`sh install.sh\` on this device.
+- \`has no node_modules\`: run \`sh install.sh\` in this folder first.
+- \`holds native modules for linux-…, but this machine is linux-…\` (or Node's \`Could not load the "sharp" module\` /
+  \`Cannot find module …onnxruntime_binding.node\`): the dependencies were installed for another machine.
+  Delete \`node_modules\` and run \`sh install.sh\` on this device.
 - \`model.onnx has N bytes but slim.json records M\`: the copy is incomplete; copy the folder again.
 - \`EADDRINUSE\`: another program uses the port; \`node server.js --port 8081\`.
 - Wrong answers on your own photos: the model only knows its ${config.labels.length} classes and was trained on

@@ -30,10 +30,17 @@ export function checkNativeModules(dir: string): void {
   }
   const here = `sharp-linux-${process.arch}`;
   const present = existsSync(img) ? readdirSync(img).filter((n) => /^sharp-linux-(arm64|x64)$/.test(n)) : [];
-  if (present.length > 0 && !present.includes(here)) {
+  // An --install bundle keeps only its target's ONNX Runtime binary.
+  const ortLinux = path.join(dir, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux');
+  const ortPresent = existsSync(ortLinux) ? readdirSync(ortLinux).filter((n) => n === 'arm64' || n === 'x64') : [];
+  const wrong = [
+    ...(present.length > 0 && !present.includes(here) ? present.map((n) => n.replace('sharp-', '')) : []),
+    ...(ortPresent.length > 0 && !ortPresent.includes(process.arch) ? ortPresent.map((a) => `linux-${a}`) : []),
+  ];
+  if (wrong.length > 0) {
     throw new SlimError({
       file: path.join(dir, 'node_modules'),
-      problem: `holds native modules for ${present.map((n) => n.replace('sharp-', '')).join(', ')}, but this machine is linux-${process.arch}`,
+      problem: `holds native modules for ${[...new Set(wrong)].join(', ')}, but this machine is linux-${process.arch}`,
       fix: 'delete node_modules and run `sh install.sh` on this machine',
     });
   }
@@ -45,6 +52,22 @@ export function intSetting(name: string, raw: string | undefined, fallback: numb
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new SlimError({ where: name, problem: `must be a whole number ≥ ${min}, got '${raw}'` }, 'usage');
   return n;
+}
+
+/**
+ * A bundle command's entry: --help without loading anything; else the native-module check (when asked)
+ * and then the command's main, loaded by a dynamic import so ONNX Runtime and sharp load only after it.
+ */
+export function launch(program: string, help: string | undefined, main: () => Promise<number | void>, options: { checkNative?: string } = {}): void {
+  runMain(program, async () => {
+    const args = process.argv.slice(2);
+    if (help !== undefined && (args.includes('--help') || args.includes('-h'))) {
+      process.stdout.write(`${help}\n`);
+      return 0;
+    }
+    if (options.checkNative !== undefined) checkNativeModules(options.checkNative);
+    return main();
+  });
 }
 
 /** Runs a command's main: SlimErrors print one line and exit 1 (input) or 2 (usage). */

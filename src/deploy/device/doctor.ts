@@ -1,10 +1,8 @@
 #!/usr/bin/env node
-/** The bundle's doctor: `slim doctor` on the device — CPU features, threads, versions and advice. */
-import { collectDoctorInputs, doctorJson, doctorReport, formatDoctorReport, nativeVersions } from '../doctor.js';
-import { runMain } from './common.js';
+/**
+ * `node doctor.js`: the device's CPU features, threads, versions and advice. It runs without the native
+ * modules too (it reports them as not loadable), so nothing is checked before it loads.
+ */
+import { launch } from './common.js';
 
-runMain('doctor', async () => {
-  const report = doctorReport(await collectDoctorInputs(await nativeVersions()));
-  process.stdout.write(process.argv.includes('--json') ? `${JSON.stringify(doctorJson(report), null, 2)}\n` : `${formatDoctorReport(report)}\n`);
-  return 0;
-});
+launch('doctor', undefined, async () => (await import('./doctor-main.js')).main());

@@ -1,66 +1,11 @@
 #!/usr/bin/env node
 /**
- * The bundle's HTTP server: slimkit's ClassifyServer (the same module `slim serve` runs) over the
- * bundle's model, configured by flags or environment variables (the systemd unit sets them).
+ * `node server.js`: checks that the bundle's native modules (onnxruntime-node, sharp) are installed and
+ * built for this machine, then loads the command (server-main.ts). They are imported only after the
+ * check, so a missing `sh install.sh` or a bundle installed for another CPU gets a one-line answer
+ * instead of Node's module-not-found trace.
  */
-import { parseArgs } from 'node:util';
-import { SlimError } from '../../errors.js';
-import { openClassifier } from '../../serve/classifier.js';
-import { runServer } from '../../serve/run.js';
-import { readBundle } from '../open-bundle.js';
-import { bundleDir, checkNativeModules, intSetting, runMain } from './common.js';
+import { bundleDir, launch } from './common.js';
+import { SERVER_HELP } from './help.js';
 
-const HELP = `usage: node server.js [--port P] [--host H] [--threads N] [--max-body-mb M] [--queue Q] [--max-batch B]
-
-Serves this bundle's model over HTTP (see README.md for the API):
-  --port P         default 8080                         (env PORT)
-  --host H         address to bind, default 0.0.0.0     (env HOST; 127.0.0.1 = this machine only)
-  --threads N      ONNX Runtime threads, default all CPUs (env SLIM_THREADS)
-  --max-body-mb M  largest upload in MiB, default 10     (env SLIM_MAX_BODY_MB)
-  --queue Q        requests held at once, default 256; more get 503 (env SLIM_QUEUE)
-  --max-batch B    images per ONNX Runtime run, default 8 (env SLIM_MAX_BATCH)
-Stops gracefully on SIGTERM / SIGINT: answers admitted requests, refuses new ones.`;
-
-runMain('server', async () => {
-  let values;
-  try {
-    values = parseArgs({
-      options: {
-        port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' }, 'max-body-mb': { type: 'string' },
-        queue: { type: 'string' }, 'max-batch': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
-  } catch (e) {
-    throw new SlimError({ problem: (e as Error).message, fix: 'run node server.js --help' }, 'usage');
-  }
-  if (values.help) {
-    process.stdout.write(`${HELP}\n`);
-    return 0;
-  }
-  const env = process.env;
-  const setting = (flag: string, envName: string, fallback: number, min = 1): number =>
-    intSetting(values[flag as keyof typeof values] !== undefined ? `--${flag}` : envName, (values[flag as keyof typeof values] as string | undefined) ?? env[envName], fallback, min);
-  const port = setting('port', 'PORT', 8080, 0);
-  const host = values.host ?? env.HOST ?? '0.0.0.0';
-  const threads = setting('threads', 'SLIM_THREADS', 0, 0);
-  checkNativeModules(bundleDir(import.meta.url));
-  const bundle = await readBundle(bundleDir(import.meta.url));
-  const classifier = await openClassifier({
-    config: bundle.config,
-    model: bundle.modelPath,
-    maxBatch: setting('max-batch', 'SLIM_MAX_BATCH', 8),
-    ...(threads ? { threads } : {}),
-  });
-  const log = (line: string): void => void process.stderr.write(`${line}\n`);
-  await runServer({
-    classifier,
-    port,
-    host,
-    maxBodyBytes: setting('max-body-mb', 'SLIM_MAX_BODY_MB', 10) * 1024 * 1024,
-    queueCapacity: setting('queue', 'SLIM_QUEUE', 256),
-    modelInfo: { target: bundle.config.target },
-    log,
-    onListening: (url) => log(`server: ${bundle.config.name} (${bundle.config.labels.length} classes, ${classifier.threads} threads) listening on ${url}`),
-  });
-  return 0;
-});
+launch('server', SERVER_HELP, async () => (await import('./server-main.js')).main(bundleDir(import.meta.url)), { checkNative: bundleDir(import.meta.url) });
