@@ -22,6 +22,7 @@ import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
+import { runSlim } from './helpers/cli.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -101,6 +102,26 @@ describe('linux bundle', () => {
       expect(r.top).toHaveLength(3);
       expect(r.top[0]!.score).toBeGreaterThanOrEqual(r.top[1]!.score);
     }
+  });
+
+  it('a --resize stretch bundle predicts what `slim eval --resize stretch` scores (its README names that command)', async () => {
+    const stretch = await deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, 'stretch'), resize: 'stretch' });
+    await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(stretch.out, 'node_modules'));
+    expect(await readFile(path.join(stretch.out, 'README.md'), 'utf8')).toContain('stretched to the size (each side scaled on its own), then\nnormalized with mean [0.4914,0.4822,0.4465] and std [0.247,0.2435,0.2616] (pixels scaled to 0..1) — exactly as\n`slim eval --resize stretch` does it');
+    const out = await node(path.join(stretch.out, 'predict.js'), ['--json', '--top', '1', ...images.map((i) => i.file)]);
+    expect(out.code, out.stderr).toBe(0);
+    const predicted = (JSON.parse(out.stdout).results as { top: { index: number }[] }[]).map((r) => r.top[0]!.index);
+    const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    predicted.forEach((p, i) => confusion[images[i]!.label]![p]!++);
+    const evaluated = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', 'stretch', '--threads', '1', '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(JSON.parse(evaluated.stdout).confusion).toEqual(confusion);
+    // Without --resize the non-square images are centre-cropped: another preprocessing, other scores.
+    const cropped = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--threads', '1', '--json']);
+    expect(JSON.parse(cropped.stdout).confusion).not.toEqual(confusion);
+    const cifar = await runSlim(['eval', modelFile, '--data', 'cifar10', '--resize', 'stretch']);
+    expect(cifar.code).toBe(2);
+    expect(cifar.stderr).toContain("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are");
   });
 
   it('predict.js classifies a folder, prints text, names unreadable files and exits 1', async () => {

@@ -154,7 +154,7 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     await import('node:fs/promises').then((fs) => fs.writeFile(junk, 'not really a png'));
     await page.setInputFiles('#file', junk);
     await page.waitForSelector('#status[data-state=error]');
-    expect(await page.textContent('#status')).toMatch(/junk\.png: cannot classify/);
+    expect(await page.textContent('#status')).toMatch(/junk\.png: cannot classify — this browser cannot decode it \(image\/png: .*\); JPEG, PNG, WebP, GIF, BMP and AVIF work everywhere/);
     // The previous image's scores and picture are gone: under the error they would read as the junk's.
     expect(await page.$$eval('#results li', (items) => items.length)).toBe(0);
     expect(await page.$eval('#preview', (img) => (img as HTMLImageElement).style.display)).toBe('none');
@@ -167,6 +167,13 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     const site = await deploy({ model: file, target: 'web', out: path.join(dir, 'site-pixels') });
     const bundle = await readBundle(site.out);
     expect(bundle.config.preprocess.layout).toBe('NHWC');
+    // It is fed the decoded values, and the bundle says so instead of listing statistics nothing applies.
+    expect(bundle.config.preprocess).toMatchObject({ scale: 1, mean: [0, 0, 0], std: [1, 1, 1] });
+    const readme = await readFile(path.join(site.out, 'README.md'), 'utf8');
+    expect(readme).toContain('then fed as the decoded 0–255 values (uint8): the model normalizes them itself');
+    expect(readme).not.toMatch(/normalized with mean/);
+    await expect(deploy({ model: file, target: 'linux-x64', out: path.join(dir, 'pixels-mean'), mean: [0.1, 0.2, 0.3], std: [0.5, 0.5, 0.5] }))
+      .rejects.toThrow(/pixels\.onnx takes raw uint8 pixels and normalizes them itself: --mean and --std would not be applied — drop --mean and --std/);
     await onBundlePage(site.out, async (pixelsPage) => {
       for (const img of images.filter((i) => i.file.endsWith('.png')).slice(0, 3)) {
         const inPage = await classifyInPage(img.file, pixelsPage);

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
 import type { DownloadProgress } from '../data/download.js';
-import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type SplitName } from '../data/image-folder.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from '../data/image-folder.js';
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
@@ -24,6 +24,8 @@ export interface DataOptions {
   limit?: number;
   mean?: number[];
   std?: number[];
+  /** How a folder's images are brought to the model's input (--resize); CIFAR-10's are not resized. */
+  resize?: ResizeMode;
 }
 
 /** The [H, W] a model's first image input expects: its fixed shape, else its slimkit.input_size metadata. */
@@ -62,6 +64,7 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
   if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`);
   if (isCifar10(name)) {
     if (split === 'val') throw usageError('CIFAR-10 has a train and a test split, no val', 'pass --split test (its held-out images) or --split train');
+    if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
     return withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit }));
   }
   const info = await stat(name).catch(() => undefined);
@@ -69,7 +72,7 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
     throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
   }
   requireImageSize(inputSize, name);
-  const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}) };
+  const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}) };
   const layout = await folderLayout(name);
   if (layout.kind === 'splits') return noteFormats(await loadSplitFolder(name, split, sizeOptions, layout));
   if (options.split !== undefined && !options.splitOptional) {

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import type { ResizeMode } from '../data/image-folder.js';
 
 /** Parsers and shared option sets for commands; bad values are usage errors (exit 2). */
 
@@ -146,6 +147,17 @@ export function imageSizeArg(value: string): [number, number] {
     throw new InvalidArgumentError(`--image-size takes H or H,W (whole numbers ≥ 1), got '${value}'`);
   }
   return [h!, w!];
+}
+
+/** 'shorter-side' or 'stretch': how an image of another shape is brought to the model's input. */
+export function resizeArg(value: string): ResizeMode {
+  if (value !== 'shorter-side' && value !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${value}'`);
+  return value;
+}
+
+/** --resize for commands that read image folders: what a bundle made with `slim deploy --resize` does. */
+export function withResize(cmd: Command): Command {
+  return cmd.option('--resize <mode>', "how a folder's images are brought to the model's input: 'shorter-side' (Resize + CenterCrop, default) or 'stretch' (as a bundle made with deploy --resize stretch)", resizeArg);
 }
 
 /** --image-size for models whose input height and width are free (MACs, benchmark inputs). */

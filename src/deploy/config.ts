@@ -20,7 +20,10 @@ export interface Preprocess {
   layout: 'NCHW' | 'NHWC';
   /** RGB planes, or one luma plane (PIL's convert('L')) for a model that takes grayscale images. */
   channels: 'RGB' | 'grayscale';
-  /** x = (pixel · scale − mean[c]) / std[c], one entry per channel; ignored when the model takes uint8 pixels. */
+  /**
+   * x = (pixel · scale − mean[c]) / std[c], one entry per channel. A model that takes uint8 pixels gets
+   * them as decoded, and its bundle says so: scale 1, mean 0, std 1 (the values are not used for it).
+   */
   scale: number;
   mean: number[];
   std: number[];

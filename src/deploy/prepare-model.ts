@@ -75,7 +75,12 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const fallback = defaultNormalization(graph);
   let norm = meta.normalization;
   checkGivenPair(options.mean, options.std);
-  if (options.mean && options.std) norm = { scale: 1 / 255, mean: options.mean, std: options.std };
+  if (input.dtype === 'uint8') {
+    // Fed the decoded 0–255 values as they are: slim.json says so (scale 1, mean 0, std 1) rather than
+    // list statistics nothing applies.
+    if (options.mean) throw usageError(`${file} takes raw uint8 pixels and normalizes them itself: --mean and --std would not be applied`, 'drop --mean and --std');
+    norm = { scale: 1, mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1) };
+  } else if (options.mean && options.std) norm = { scale: 1 / 255, mean: options.mean, std: options.std };
   else if (input.dtype === 'float32') checkNormalizationPair(graph, file);
   if (!norm) {
     norm = fallback;

@@ -15,7 +15,7 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
-import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
+import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
@@ -65,7 +65,7 @@ export interface BenchRow {
 }
 
 export function registerBench(program: Command): void {
-  withThreads(
+  withThreads(withResize(
     withImageSize(withJson(
       withData(
         program
@@ -80,7 +80,7 @@ export function registerBench(program: Command): void {
         { required: false },
       ),
     )),
-  )
+  ))
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json\n  slim bench fp32.onnx int8.onnx --target web     # in the browser: WebAssembly, up to 4 threads')
     .action(async (files: string[], options: BenchOptions, command: Command) => {
       checkDataDir(options);

@@ -5,7 +5,7 @@ import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
 import { log, printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, STD_HELP, stdList, withJson } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
   labels?: string;
@@ -31,10 +31,7 @@ export function withModelFlags(cmd: Command): Command {
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
     .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
-    .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", (v: string) => {
-      if (v !== 'shorter-side' && v !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${v}'`);
-      return v;
-    })
+    .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", resizeArg)
     .option('--name <name>', 'bundle / service name (default: the model file name)');
 }
 

@@ -5,7 +5,7 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
-import { positiveInt, withData, withImageSize, withJson, withThreads } from '../options.js';
+import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -14,7 +14,7 @@ interface EvalOptions extends CommonOptions, DataOptions {
 }
 
 export function registerEval(program: Command): void {
-  withThreads(
+  withThreads(withResize(
     withImageSize(withJson(
       withData(
         program
@@ -25,7 +25,7 @@ export function registerEval(program: Command): void {
         { required: true },
       ),
     )),
-  )
+  ))
     .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
     .action(async (file: string, options: EvalOptions) => {
       checkDataDir(options);

@@ -61,7 +61,11 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   const { config, session, ort } = ctx;
   const [outH, outW] = config.preprocess.size;
   // EXIF orientation applied like sharp's autoOrient.
-  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' }).catch((e: unknown) => {
+    // The browser's decoders decide: TIFF, say, decodes in Safari only.
+    const kind = file.type || file.name.split('.').pop() || 'unknown type';
+    throw new Error(`this browser cannot decode it (${kind}: ${(e as Error).message ?? e}); JPEG, PNG, WebP, GIF, BMP and AVIF work everywhere`);
+  });
   const { width, height } = bitmap;
   const canvas = new OffscreenCanvas(width, height);
   const g = canvas.getContext('2d', { willReadFrequently: true })!;
@@ -147,7 +151,7 @@ async function main(): Promise<void> {
       } catch (e) {
         window.slimError = String(e);
         preview.style.display = 'none';
-        setStatus('error', `${file.name}: cannot classify (${(e as Error).message ?? e}). Is it an image?`);
+        setStatus('error', `${file.name}: cannot classify — ${(e as Error).message ?? e}`);
       }
     });
   };
