@@ -106,6 +106,22 @@ describe('a model that records no mean/std', () => {
   });
 });
 
+describe('a model that records its statistics', () => {
+  it('--mean/--std that replace them are noted, naming both pairs (eval once, deploy as a warning); the same ones are not', async () => {
+    const cifar = path.join(dir, 'cifar-stats.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 3 }), cifar); // the zoo records CIFAR-10's
+    const e = await runSlim(['eval', cifar, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '20', ...IMAGENET]);
+    expect(e.code, e.stderr).toBe(0);
+    const notes = e.stderr.split('\n').filter((l) => l.includes('replace them'));
+    expect(notes).toEqual([`note: ${cifar} records mean 0.4914,0.4822,0.4465 and std 0.247,0.2435,0.2616; --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 replace them`]);
+    const same = await runSlim(['eval', cifar, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '20', '--mean', '0.4914,0.4822,0.4465', '--std', '0.247,0.2435,0.2616']);
+    expect(same.stderr).not.toMatch(/replace them|records no mean/);
+    const d = await runSlim(['deploy', cifar, '--target', 'linux-x64', '--out', path.join(dir, 'b-override'), ...IMAGENET]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toContain(`deploy: warning: ${cifar} records mean 0.4914,0.4822,0.4465 and std 0.247,0.2435,0.2616; --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 replace them`);
+  });
+});
+
 describe('a recipe names the statistics of its model file', () => {
   it('model.mean and model.std come together, and only for a model file', () => {
     const issues = (model: string): string => {

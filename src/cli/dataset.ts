@@ -6,7 +6,7 @@ import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTes
 import { matchClasses } from '../data/class-names.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { log, progress, type Progress } from './output.js';
 
@@ -337,7 +337,7 @@ export function normalizationFor(graph: Graph, options: DataOptions = {}, file?:
   if (checked.length) checkGivenPair(options.mean, options.std);
   if (checked.length && !options.mean) checkNormalizationPair(graph, file);
   const fallback = defaultNormalization(graph);
-  const note = file && !options.mean ? defaultNormalizationNote(graph, file) : undefined;
+  const note = file ? (options.mean ? overriddenNormalizationNote(graph, options, file) : defaultNormalizationNote(graph, file)) : undefined;
   if (note && !notedDefaults.has(note)) log(note);
   if (note) notedDefaults.add(note);
   return perChannel({

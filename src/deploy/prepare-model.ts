@@ -14,7 +14,7 @@ import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesCh
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
-import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
@@ -80,7 +80,11 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     // list statistics nothing applies.
     if (options.mean) throw usageError(`${file} takes raw uint8 pixels and normalizes them itself: --mean and --std would not be applied`, 'drop --mean and --std');
     norm = { scale: 1, mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1) };
-  } else if (options.mean && options.std) norm = { scale: 1 / 255, mean: options.mean, std: options.std };
+  } else if (options.mean && options.std) {
+    const note = overriddenNormalizationNote(graph, options, file);
+    if (note) warnings.push(note.replace(/^note: /, ''));
+    norm = { scale: 1 / 255, mean: options.mean, std: options.std };
+  }
   else if (input.dtype === 'float32') checkNormalizationPair(graph, file);
   if (!norm) {
     norm = fallback;

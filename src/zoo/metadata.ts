@@ -122,6 +122,22 @@ export function checkNormalizationPair(graph: Graph, file?: string): void {
   throw inputError({ ...(file ? { file } : {}), where: `metadata '${has}'`, problem: `is recorded without '${lacks}'`, fix: 'pass --mean and --std (they override both), or record both in the model' });
 }
 
+/**
+ * When --mean/--std replace other statistics the model records: a note naming both (undefined when it
+ * records none, or the same). Overriding is allowed — a model may record wrong ones — but never silent:
+ * the wrong pair costs accuracy without an error.
+ */
+export function overriddenNormalizationNote(graph: Graph, given: { mean?: readonly number[] | undefined; std?: readonly number[] | undefined }, file: string): string | undefined {
+  if (!given.mean || !given.std) return undefined;
+  const recorded = readPreprocessing(graph, file).normalization;
+  if (!recorded) return undefined;
+  const channels = modelChannels(graph);
+  const [r, g] = [perChannel(recorded, channels), perChannel({ scale: recorded.scale, mean: [...given.mean], std: [...given.std] }, channels)];
+  const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) < 1e-6);
+  if (same(r.mean, g.mean) && same(r.std, g.std)) return undefined;
+  return `note: ${file} records mean ${r.mean.join(',')} and std ${r.std.join(',')}; --mean ${g.mean.join(',')} --std ${g.std.join(',')} replace them`;
+}
+
 /** The normalization a model records, else CIFAR-10's — GRAYSCALE_NORMALIZATION for a 1-channel model. */
 export function normalizationOf(graph: Graph, file?: string): Normalization {
   checkNormalizationPair(graph, file);
