@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readModel, writeModel } from '../src/onnx/io.js';
+import { emptyGraph } from '../src/onnx/graph.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
@@ -41,6 +42,27 @@ describe('slim zoo / info', () => {
     expect(info.stdout).toContain('classes not named (labels by position)');
     const zoo = await runSlim(['info', model]); // the zoo model of the test above
     expect(zoo.stdout).toContain('images 32×32, RGB; mean [0.4914, 0.4822, 0.4465], std [0.247, 0.2435, 0.2616]');
+  });
+
+  it('a model whose input is not an image is described as such; a free-size one at the --image-size given', async () => {
+    const vector = path.join(dir, 'vector.onnx');
+    await writeModel({
+      ...emptyGraph('vector'),
+      inputs: [{ name: 'features', dtype: 'float32', shape: [1, 100] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [1, 100] }],
+      nodes: [{ name: 'relu', opType: 'Relu', domain: '', inputs: ['features'], outputs: ['y'], attributes: {} }],
+    }, vector);
+    const info = await runSlim(['info', vector]);
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toContain("input 'features' [1, 100] is not an image (N×C×H×W or N×H×W×C): slim bench times it on random inputs");
+    expect(info.stdout).not.toMatch(/RGB|--image-size/);
+    const freeGraph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    freeGraph.inputs = freeGraph.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'h', 'w'] }));
+    const free = path.join(dir, 'free-size.onnx');
+    await writeModel(freeGraph, free);
+    expect((await runSlim(['info', free])).stdout).toContain('images of a size not recorded (--image-size), RGB');
+    const sized = await runSlim(['info', free, '--image-size', '24,20']);
+    expect(sized.stdout, sized.stderr).toContain('images 24×20, RGB');
   });
 
   it('says what an export form means for the other commands (fixed batch, older opset)', async () => {

@@ -117,7 +117,7 @@ export function registerInfo(program: Command): void {
           `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${macsText(stats)}`,
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
-          ...preprocessingLines(graph, file),
+          ...preprocessingLines(graph, file, options.imageSize),
           ...result.notes.map((n) => `  note: ${n}`),
           '',
           table(['', 'name', 'dtype', 'shape'], io),
@@ -130,7 +130,11 @@ export function registerInfo(program: Command): void {
  * What eval, bench and deploy will assume about the images: the recorded input size, mean/std (or
  * the default they fall back to) and class names.
  */
-function preprocessingLines(graph: Graph, file: string): string[] {
+function preprocessingLines(graph: Graph, file: string, sizeFlag: [number, number] | undefined): string[] {
+  const input = dataInputs(graph)[0];
+  if (input?.shape?.length !== undefined && input.shape.length !== 4) {
+    return [`  input '${input.name}' ${shapeText(input.shape)} is not an image (N×C×H×W or N×H×W×C): slim bench times it on random inputs; eval, deploy, calibration and training feed images and cannot feed it`];
+  }
   let p: ReturnType<typeof readPreprocessing>;
   try {
     p = readPreprocessing(graph, file);
@@ -141,7 +145,7 @@ function preprocessingLines(graph: Graph, file: string): string[] {
   const fallback = defaultNormalization(graph);
   const stats = n ? `mean ${formatNumbers(n.mean)}, std ${formatNumbers(n.std)}` : `mean/std not recorded (commands use ${modelChannels(graph) === 1 ? 'mean 0.5, std 0.5' : `CIFAR-10's: mean ${formatNumbers(fallback.mean)}, std ${formatNumbers(fallback.std)}`}; --mean/--std to change)`;
   const names = p.classNames;
-  const size = modelInputSize(graph);
+  const size = sizeFlag ?? modelInputSize(graph);
   return [
     `  images ${size ? size.join('×') : 'of a size not recorded (--image-size)'}, ${modelChannels(graph) === 1 ? 'grayscale' : 'RGB'}; ${rawPixelInput(graph) ? 'raw pixels, preprocessed by the model itself' : stats}`,
     `  classes ${names ? `${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … ${names.length - 10} more` : ''}` : 'not named (labels by position)'}`,
