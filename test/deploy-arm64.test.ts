@@ -83,6 +83,10 @@ describe.runIf(ready)('linux-arm64 bundle under qemu', () => {
       expect((await request(`${server.url}/metrics`)).body.toString()).toMatch(/slim_model_info\{[^}]*target="linux-arm64"/);
     } finally {
       expect(await server.stop()).toBe(0);
+      // The bundle's server names itself as the user started it, not as `slim serve`.
+      expect(server.stderr()).toMatch(/^server: [^\n]*\(10 classes, \d+ threads?\) listening on/m);
+      expect(server.stderr()).toMatch(/^server: SIGTERM received[\s\S]*^server: closed/m);
+      expect(server.stderr()).not.toContain('slim serve');
     }
   }, 240_000);
 });

@@ -50,6 +50,15 @@ describe('doctor advice', () => {
     const pi4 = advice(inputs(PI4, 'arm64', { board: 'Raspberry Pi 4 Model B Rev 1.4' }));
     expect(pi4).toMatch(/^warn: Cortex-A72 \(Raspberry Pi 4 Model B Rev 1\.4\) has no dot-product .*int8 may be no faster than fp32/m);
     expect(advice(inputs(PI5, 'arm64'))).toMatch(/^good: Cortex-A76 has the Arm dot-product instructions \(asimddp\): int8 convolutions run faster than fp32/m);
+    expect(pi4).toContain('benchmark both (slim bench fp32.onnx int8.onnx)');
+  });
+
+  it("a bundle's doctor.js names what can be done on the device, where there is no slim and one model", () => {
+    const onDevice = (i: DoctorInputs): string => doctorReport(i, 'bundle').advice.map((a) => a.text).join('\n');
+    for (const text of [onDevice(inputs(PI4, 'arm64')), onDevice(inputs(X86(ICELAKE), 'x64'))]) {
+      expect(text).not.toMatch(/slim bench/);
+      expect(text).toContain('deploy the fp32 model beside this one and compare the latency_ms of `node predict.js --json` on the same images');
+    }
   });
 
   it('recommends --reduce-range on x86 without VNNI, not with it', () => {

@@ -144,7 +144,13 @@ export interface DoctorInputs {
 }
 
 /** The report for given facts (pure; `collectDoctorInputs` reads them from this machine). */
-export function doctorReport(inputs: DoctorInputs): DoctorReport {
+/**
+ * Where the doctor runs: slimkit itself (`slim doctor`), or a deployed bundle's doctor.js, where no
+ * `slim` and only one model are at hand — its advice names what can be done there.
+ */
+export type DoctorPlace = 'slimkit' | 'bundle';
+
+export function doctorReport(inputs: DoctorInputs, place: DoctorPlace = 'slimkit'): DoctorReport {
   const cpu = parseCpuInfo(inputs.cpuinfo, inputs.arch);
   const limit = inputs.cgroupLimit;
   const recommended = Math.max(1, Math.min(inputs.available, limit !== undefined ? Math.floor(limit) || 1 : Infinity));
@@ -156,12 +162,15 @@ export function doctorReport(inputs: DoctorInputs): DoctorReport {
     versions: inputs.versions,
     advice: [],
   };
-  report.advice = advise(report);
+  report.advice = advise(report, place);
   return report;
 }
 
-function advise(r: DoctorReport): Advice[] {
+function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
   const out: Advice[] = [];
+  const benchBoth = place === 'bundle'
+    ? 'time both here: deploy the fp32 model beside this one and compare the latency_ms of `node predict.js --json` on the same images'
+    : 'benchmark both (slim bench fp32.onnx int8.onnx)';
   const f = r.cpu.features;
   const model = r.board ? `${r.cpu.model} (${r.board})` : r.cpu.model;
   if (r.cpu.emulated) {
@@ -172,16 +181,16 @@ function advise(r: DoctorReport): Advice[] {
       out.push({ level: 'good', text: `${model} has the Arm dot-product instructions (asimddp): int8 convolutions run faster than fp32 here (ORT uses SDOT/UDOT kernels, typically 1.5–3×; a small model gains less — benchmark both)` });
       if (f.i8mm) out.push({ level: 'good', text: 'i8mm (SMMLA) is present too: ORT\'s fastest Arm int8 matrix kernels apply' });
     } else {
-      out.push({ level: 'warn', text: `${model} has no dot-product instructions (asimddp), like the Cortex-A72 of a Raspberry Pi 4: int8 may be no faster than fp32 here — benchmark both (slim bench fp32.onnx int8.onnx) and pick by speed; int8 still makes the model ~4× smaller. A Cortex-A76 (Raspberry Pi 5) has them.` });
+      out.push({ level: 'warn', text: `${model} has no dot-product instructions (asimddp), like the Cortex-A72 of a Raspberry Pi 4: int8 may be no faster than fp32 here — ${benchBoth} and pick by speed; int8 still makes the model ~4× smaller. A Cortex-A76 (Raspberry Pi 5) has them.` });
     }
   } else if (r.cpu.arch === 'x64') {
     if (f.amx) out.push({ level: 'good', text: 'AMX int8 tiles present: int8 GEMMs are much faster than fp32' });
     if (f.avx512vnni || f.avxvnni) {
-      out.push({ level: 'good', text: `VNNI present (${[f.avx512vnni && 'avx512_vnni', f.avxvnni && 'avx_vnni'].filter(Boolean).join(', ')}): int8 convolutions run 2–4× faster than fp32 — a model's whole latency gains less, and a small one (a few M MACs) may gain nothing: benchmark both (slim bench fp32.onnx int8.onnx); quantize without --reduce-range` });
+      out.push({ level: 'good', text: `VNNI present (${[f.avx512vnni && 'avx512_vnni', f.avxvnni && 'avx_vnni'].filter(Boolean).join(', ')}): int8 convolutions run 2–4× faster than fp32 — a model's whole latency gains less, and a small one (a few M MACs) may gain nothing: ${benchBoth}; models for this CPU need no --reduce-range` });
     } else if (f.avx2) {
-      out.push({ level: 'warn', text: 'AVX2 without VNNI: ORT\'s int8 kernels (vpmaddubsw) add pairs in 16 bits and can saturate — quantize with --reduce-range (7-bit weights) to keep accuracy; expect a modest speed-up over fp32' });
+      out.push({ level: 'warn', text: 'AVX2 without VNNI: ORT\'s int8 kernels (vpmaddubsw) add pairs in 16 bits and can saturate — models for this CPU should be quantized with `slim quantize --reduce-range` (7-bit weights) to keep accuracy; expect a modest speed-up over fp32' });
     } else {
-      out.push({ level: 'warn', text: 'no AVX2: int8 kernels fall back to SSE and may be slower than fp32 — prefer a smaller fp32 model, and benchmark' });
+      out.push({ level: 'warn', text: `no AVX2: int8 kernels fall back to SSE and may be slower than fp32 — prefer a smaller fp32 model; ${benchBoth}` });
     }
   } else {
     out.push({ level: 'info', text: `${r.cpu.arch}: slimkit bundles target linux-arm64, linux-x64 and the web` });

@@ -55,11 +55,13 @@ if [ "$node_arch" != "${platform?.cpu === 'arm64' ? 'arm64' : 'x64'}" ]; then
   echo "install.sh: note: this bundle was made for ${config.target}; installing the dependencies for $node_arch instead" >&2
   rm -rf node_modules package-lock.json
 fi
-# ONNXRUNTIME_NODE_INSTALL=skip: the npm package already holds the CPU runtime; skip its optional GPU download.
+# The npm packages already hold the CPU runtime and sharp's prebuilt libvips: the only install script,
+# onnxruntime-node's optional GPU download, is not wanted (--ignore-scripts; it also keeps npm 11 from
+# asking to approve it).
 if [ -f package-lock.json ]; then
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 else
-  ONNXRUNTIME_NODE_INSTALL=skip npm install --omit=dev --no-audit --no-fund
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --omit=dev --no-audit --no-fund --ignore-scripts
 fi
 node doctor.js
 `;

@@ -27,7 +27,7 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   onListening?.(address.url);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      options.log?.(`slim serve: ${signal} received`);
+      options.log?.(`${options.program ?? 'slim serve'}: ${signal} received`);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       server.shutdown().then(resolve, resolve);

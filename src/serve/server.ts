@@ -49,6 +49,8 @@ export interface ServerOptions {
   modelInfo?: Record<string, string>;
   /** One line per 5xx and lifecycle event; default: none. */
   log?: (line: string) => void;
+  /** How those lines name the program: 'slim serve' (default), or a bundle's 'server'. */
+  program?: string;
 }
 
 export interface ClassifyServer {
@@ -83,6 +85,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   let buffered = 0;
   const defaultTop = Math.min(options.defaultTopK ?? 5, config.labels.length);
   const log = options.log ?? (() => {});
+  const program = options.program ?? 'slim serve';
   const pipeline = new Pipeline(classifier, {
     capacity: options.queueCapacity ?? 256,
     decodeConcurrency: options.decodeConcurrency ?? 4,
@@ -139,7 +142,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
     });
     handle(req, res, path, start).catch((e: unknown) => {
       const status = e instanceof HttpError ? e.status : 500;
-      if (status >= 500 && !(e instanceof HttpError)) log(`slim serve: internal error on ${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
+      if (status >= 500 && !(e instanceof HttpError)) log(`${program}: internal error on ${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
       if (res.headersSent) {
         res.destroy();
         return;
@@ -287,7 +290,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
     shutdown() {
       shutdownPromise ??= (async () => {
         draining = true;
-        log('slim serve: draining — new requests get 503, admitted ones are answered');
+        log(`${program}: draining — new requests get 503, admitted ones are answered`);
         server.close(); // no new connections; idle keep-alive sockets are closed now
         server.closeIdleConnections();
         const drainTimeout = options.drainTimeoutMs ?? 30_000;
@@ -297,13 +300,13 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
           new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeout))),
         ]);
         clearTimeout(timer);
-        if (timedOut) log(`slim serve: ${pipeline.admitted} requests still running after ${drainTimeout} ms; closing their connections`);
+        if (timedOut) log(`${program}: ${pipeline.admitted} requests still running after ${drainTimeout} ms; closing their connections`);
         // Answered sockets close themselves (connection: close); give them a moment, then force.
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), timedOut ? 0 : 2_000);
         await closed;
         clearTimeout(force);
-        log('slim serve: closed');
+        log(`${program}: closed`);
       })();
       return shutdownPromise;
     },

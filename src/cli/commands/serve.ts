@@ -81,7 +81,7 @@ export function registerServe(program: Command): void {
         ...(staticDir ? { staticDir } : {}),
         log,
         onListening: (url) => {
-          log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} threads) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /healthz, GET /metrics`);
+          log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /healthz, GET /metrics`);
           if (flags.json) {
             process.stdout.write(`${JSON.stringify({ url, model: name, sha256: classifier.config.model.sha256, classes: classifier.config.labels.length, threads: classifier.threads, pid: process.pid })}\n`);
           }

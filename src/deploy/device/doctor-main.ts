@@ -2,7 +2,7 @@
 import { collectDoctorInputs, doctorJson, doctorReport, formatDoctorReport, nativeVersions } from '../doctor.js';
 
 export async function main(): Promise<number> {
-  const report = doctorReport(await collectDoctorInputs(await nativeVersions()));
+  const report = doctorReport(await collectDoctorInputs(await nativeVersions()), 'bundle');
   process.stdout.write(process.argv.includes('--json') ? `${JSON.stringify(doctorJson(report), null, 2)}\n` : `${formatDoctorReport(report)}\n`);
   return 0;
 }

@@ -50,7 +50,8 @@ export async function main(dir: string): Promise<number> {
     queueCapacity: setting('queue', 'SLIM_QUEUE', 256),
     modelInfo: { target: bundle.config.target },
     log,
-    onListening: (url) => log(`server: ${bundle.config.name} (${bundle.config.labels.length} classes, ${classifier.threads} threads) listening on ${url}`),
+    program: 'server',
+    onListening: (url) => log(`server: ${bundle.config.name} (${bundle.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}`),
   });
   return 0;
 }
