@@ -100,6 +100,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['free H×W at a size its pool window does not fit', ['info', path.join(dir, 'free-hw.onnx'), '--image-size', '2'], 2, /--image-size 2×2 does not fit this model \(node '\/pool\/MaxPool'.*— the smallest square image it takes is 3×3/],
     ['free H×W at a size too small to prune at', ['prune', path.join(dir, 'free-hw.onnx'), '-o', path.join(dir, 'p.onnx'), '--structured', '--ratio', '0.5', '--image-size', '1'], 2, /does not fit this model.*smallest square image it takes is 3×3/],
     ['free H×W and no size to benchmark at', ['bench', path.join(dir, 'free-hw.onnx')], 2, /MACs and latency depend on the image size — pass --image-size H,W/],
+    ['a bench chart without top-1', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--chart', path.join(dir, 'c.svg')], 2, /--chart plots top-1 against latency and size, and top-1 needs --data — add --data cifar10/],
+    ['a bench chart that is not an SVG', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--chart', path.join(dir, 'c.png')], 2, /--chart writes an SVG file, got '.*c\.png' — name it something\.svg/],
     ['a zoo model at an image size CIFAR-10 is not', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '64', '--out', path.join(dir, 'x.onnx')], 2, /--image-size 64,64 but CIFAR-10's images are 32×32/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];
@@ -165,7 +167,8 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
   it('benchmarks two models side by side with the documented JSON fields', async () => {
     const small = path.join(dir, 'small.onnx');
     await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', small]);
-    const run = await runSlim(['bench', small, model, '--runs', '50', '--threads', '1', '--batch', '4', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '64', '--json']);
+    const chart = path.join(dir, 'compare.svg');
+    const run = await runSlim(['bench', small, model, '--runs', '50', '--threads', '1', '--batch', '4', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '64', '--json', '--chart', chart]);
     expect(run.code, run.stderr).toBe(0);
     const doc = json(run.stdout) as { models: Record<string, unknown>[] };
     expect(doc.models).toHaveLength(2);
@@ -191,6 +194,10 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     // Timed in turns, each in a process of its own; without a terminal the progress is a line every few
     // seconds and one at the end, not one per update.
     expect(doc).toMatchObject({ timed_in_turns: true, threads: 1 });
+    // The same comparison as a picture: both panels, each model labelled by its file name.
+    const svg = readFileSync(chart, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    for (const text of ['Top-1 vs batch-1 latency', 'Top-1 vs file size', '>small.onnx<', '>eval.onnx<']) expect(svg).toContain(text);
     const done = run.stderr.split('\n').filter((l) => l.startsWith('bench 2 models in turns: 100/100'));
     expect(done, run.stderr).toHaveLength(1);
   });

@@ -1,3 +1,5 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget, type WebBenchmarkResult } from '../../runtime/benchmark-web.js';
@@ -12,6 +14,7 @@ import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange, table } from '../../report/format.js';
 import { comparePaired, correctBits, describePaired } from '../../report/paired.js';
 import { latencyRatio } from '../../report/latency-ratio.js';
+import { benchChartSvg } from '../../report/bench-chart.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
 import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
@@ -25,6 +28,7 @@ interface BenchOptions extends CommonOptions, DataOptions {
   threads?: number;
   target: BenchTarget;
   browser?: string;
+  chart?: string;
   batch: number;
   runs: number;
   warmup: number;
@@ -76,7 +80,8 @@ export function registerBench(program: Command): void {
           .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', intAtLeast('--runs', 50, 'p99 needs at least 50 samples'), 100)
           .option('--warmup <n>', 'untimed runs first (0: none)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
-          .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)'),
+          .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
+          .option('--chart <file.svg>', 'also draw top-1 against latency and against size, with the Pareto fronts, as an SVG (needs --data)'),
         { required: false },
       ),
     )),
@@ -87,6 +92,7 @@ export function registerBench(program: Command): void {
       const web = options.target === 'web';
       if (options.browser !== undefined && !web) throw usageError('--browser applies to --target web only', 'add --target web, or drop --browser');
       if (web) findBrowser(options.browser); // before any model is read: no browser, no web benchmark
+      if (options.chart !== undefined) checkChartPath(options.chart, options.data);
       const cores = (await import('node:os')).availableParallelism();
       // The web bundle's page runs min(4, cores) threads; onnxruntime-web gains little beyond that.
       const threads = options.threads ?? (web ? Math.min(4, cores) : cores);
@@ -212,7 +218,19 @@ export function registerBench(program: Command): void {
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
       printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows }, () => renderBenchTable(rows, timedInTurns));
+      if (options.chart !== undefined) {
+        writeFileSync(options.chart, await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! }))));
+        log(`chart: ${options.chart}`);
+      }
     });
+}
+
+/** Before any timing: a chart needs top-1 (--data) and a writable .svg path. */
+function checkChartPath(file: string, data: string | undefined): void {
+  if (!data) throw usageError('--chart plots top-1 against latency and size, and top-1 needs --data', 'add --data cifar10 (or an image folder), or drop --chart');
+  if (!file.toLowerCase().endsWith('.svg')) throw usageError(`--chart writes an SVG file, got '${file}'`, 'name it something.svg');
+  const dir = path.dirname(path.resolve(file));
+  if (!existsSync(dir)) throw usageError(`--chart ${file}: the folder ${dir} does not exist`, 'create it first, or write the chart elsewhere');
 }
 
 /** One bar over the three benchmark phases: warm-up 10 %, latency runs 60 %, throughput 30 %. */
