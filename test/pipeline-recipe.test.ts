@@ -253,9 +253,14 @@ describe('stage keys', () => {
       expect(keyOf(`${head} }`, otherTrain)).not.toBe(key);
     });
 
-    it('QAT writes its engine top-1 into the model: its key follows the test images and its eval_limit', () => {
-      expect(keyOf('quantize: { id: q, qat: { epochs: 1 } }', otherTest)).not.toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
-      expect(keyOf('quantize: { id: q, qat: { epochs: 1, eval_limit: 50 } }', data)).not.toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data));
+    it('QAT (its model records no test top-1): keyed on the training images, not the test images or its eval_limit', () => {
+      const key = keyOf('quantize: { id: q, qat: { epochs: 1 } }', data);
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1 } }', otherTest)).toBe(key);
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1, eval_limit: 50 } }', data)).toBe(key);
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1 } }', otherTrain)).not.toBe(key);
+      expect(keyOf('quantize: { id: q, qat: { epochs: 2 } }', data)).not.toBe(key);
+      // Run folders from before keep their record: the legacy key is the one with the test images.
+      expect(keyOf('quantize: { id: q, qat: { epochs: 1 } }', otherTest, { legacy: true })).not.toBe(keyOf('quantize: { id: q, qat: { epochs: 1 } }', data, { legacy: true }));
     });
 
     it.each([

@@ -17,6 +17,7 @@ import type { BenchRow } from '../src/cli/commands/bench.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
+import { readModel } from '../src/onnx/io.js';
 import { benchCommand } from '../src/report/columns.js';
 import { comparePaired, formatP } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
@@ -268,6 +269,27 @@ describe.runIf(browserReady)('the run report in Chromium', () => {
       await browser.close();
     }
   });
+});
+
+describe.runIf(native)('other test images', () => {
+  it('re-score: only the bench runs again — training, QAT, quantization and pruning depend on the training images only', async () => {
+    const otherDir = path.join(dir, 'run-other-test');
+    cpSync(runDir, otherDir, { recursive: true });
+    const file = path.join(dir, 'r-other-test.yaml');
+    writeFileSync(file, RECIPE.replace('test_limit: 200', 'test_limit: 150'));
+    const r = await runSlim(['run', file, '--run-dir', otherDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const other = JSON.parse(readFileSync(path.join(otherDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    expect(other.stages.map((s) => [s.id, s.reused])).toEqual(report.stages.map((s) => [s.id, s.kind !== 'bench']));
+    expect(other.variants.every((v) => v.eval_images === 150)).toBe(true);
+    // The QAT model records how it was trained, not a top-1 on test images it would then depend on.
+    const qat = await readModel(path.join(otherDir, 'models', 'qat.onnx'));
+    const described = JSON.parse(qat.metadata['slimkit.qat']!) as Record<string, unknown>;
+    expect(described).toMatchObject({ epochs: 1 });
+    expect(described['engine_top1']).toBeUndefined();
+    // Its stage's own score was taken on the 200 images: the reuse says so.
+    expect(r.stderr).toMatch(/quantize 'qat'[^\n]*\n[^\n]*reused[^\n]*\n[^\n]*its own test scores were taken on 100 test images of a run with other test images/);
+  }, 300_000);
 });
 
 describe.runIf(browserReady)('a bench stage timed in the browser (target: web)', () => {

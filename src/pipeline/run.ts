@@ -33,6 +33,7 @@ import {
   writeManifest,
   writeStageRecord,
   MANIFEST,
+  type QuantizeResult,
   type RunManifest,
   type StageRecord,
   type StageResults,
@@ -323,8 +324,8 @@ export interface KeyContext {
  * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
  */
 function scoresOnlyReadTestSet(stage: Stage): boolean {
-  // QAT writes its engine top-1 into the model (slimkit.qat): that model does depend on the test images.
-  if (stage.kind === 'quantize') return stage.spec.max_drop === undefined && !stage.spec.qat;
+  // max_drop picks layers by top-1 on the test images; a QAT stage leaves its engine top-1 out of the model.
+  if (stage.kind === 'quantize') return stage.spec.max_drop === undefined;
   return TRAINING_KINDS.has(stage.kind);
 }
 
@@ -383,10 +384,11 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
  * (eval_limit), than this run's — they are kept as measured then; bench stages score the current ones.
  */
 function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): string | undefined {
-  const result = stored.result as { eval_images?: number; test_top1?: number } | undefined;
+  // A QAT stage's training scores sit under its result's `qat`.
+  const result = (stage.kind === 'quantize' ? (stored.result as QuantizeResult | undefined)?.qat : stored.result) as { eval_images?: number; test_top1?: number } | undefined;
   if (!scoresOnlyReadTestSet(stage) || (result?.eval_images === undefined && result?.test_top1 === undefined)) return undefined;
   const then = result.eval_images;
-  const limit = stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill' ? stage.spec.eval_limit : undefined;
+  const limit = stage.kind === 'train' || stage.kind === 'finetune' || stage.kind === 'distill' ? stage.spec.eval_limit : stage.kind === 'quantize' ? stage.spec.qat?.eval_limit : undefined;
   const now = evalImageCount(data, limit);
   const imagesChanged = stored.data_sha256 !== undefined && stored.data_sha256 !== data.sha256;
   const countChanged = then !== undefined && then !== now;

@@ -63,6 +63,12 @@ export interface QatOptions {
   normalization?: Normalization;
   /** Named in errors. */
   file?: string;
+  /**
+   * Record the engine's top-1 on the test images in the model (slimkit.qat; default true). A pipeline
+   * stage leaves it out: its model then depends on the training images only, and is reused when only
+   * the test images change.
+   */
+  recordEngineTop1?: boolean;
 }
 
 export interface QatResult {
@@ -163,7 +169,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     epochs: o.epochs,
     learnable_scales: learnableScales,
     ...(bnEpochs > 0 ? { bn_live_epochs: bnEpochs } : {}),
-    engine_top1: last.testAccuracy,
+    ...(o.recordEngineTop1 === false ? {} : { engine_top1: last.testAccuracy }),
     ...(o.teacher ? { distilled: true } : {}),
   };
   const settled = settleScales(graph);

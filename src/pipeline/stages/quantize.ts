@@ -179,6 +179,8 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     checkpointDir: ctx.workDir,
     resume: true,
     normalization,
+    // The stage records the top-1 itself: the model stays independent of the test images (run.ts keys it so).
+    recordEngineTop1: false,
     ...(spec.distill ? { teacher: { graph: flat(float) } } : {}),
     ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
