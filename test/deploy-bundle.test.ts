@@ -90,8 +90,13 @@ describe('linux bundle', () => {
 
     const out = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '3', ...images.map((i) => i.file)]);
     expect(out.code, out.stderr).toBe(0);
-    const results = JSON.parse(out.stdout).results as { file: string; top: { index: number; score: number }[] }[];
+    const results = JSON.parse(out.stdout).results as { file: string; top: { index: number; score: number }[]; model_ms: number; latency_ms: number }[];
     expect(results.map((r) => r.file)).toEqual(images.map((i) => i.file));
+    // The model's own time is part of the whole (reading, decoding, preprocessing, the run).
+    for (const r of results) {
+      expect(r.model_ms).toBeGreaterThan(0);
+      expect(r.model_ms).toBeLessThanOrEqual(r.latency_ms);
+    }
     const devicePredictions = results.map((r) => r.top[0]!.index);
     expect(devicePredictions).toEqual(Array.from(evaluated.predictions!));
     // The model is a real (weak) classifier: a preprocessing slip would not keep it above chance.
@@ -130,7 +135,7 @@ describe('linux bundle', () => {
     expect(text.code, text.stderr).toBe(0);
     const files = (await readdir(folder)).sort();
     expect(text.stdout.trim().split('\n')).toHaveLength(files.length);
-    expect(text.stdout).toMatch(/cat[/\\]\S+: \w+ \d+\.\d %  \(\d+\.\d ms\)/);
+    expect(text.stdout).toMatch(/cat[/\\]\S+: \w+ \d+\.\d %  \(\d+\.\d ms, model \d+\.\d ms\)/);
     // A folder of class folders: every image below it.
     const all = await node(path.join(bundle.out, 'predict.js'), ['--top', '1', path.join(dir, 'images')]);
     expect(all.code, all.stderr).toBe(0);
@@ -189,6 +194,7 @@ describe('a bundle whose native modules are missing or built for another CPU', (
     expect(wrong.stderr).toContain(`holds native modules for linux-${other}, but this machine is linux-${process.arch} — delete node_modules and run \`sh install.sh\` on this machine`);
     // Only ONNX Runtime's binary for the other CPU (sharp's for this one): still caught.
     await rm(path.join(bare, 'node_modules', '@img'), { recursive: true });
+    await mkdir(path.join(bare, 'node_modules', '@img', `sharp-linux-${process.arch}`), { recursive: true });
     const ortOnly = await node(path.join(bare, 'server.js'), []);
     expect(ortOnly.stderr).toContain(`holds native modules for linux-${other}`);
   });

@@ -57,7 +57,7 @@ describe('doctor advice', () => {
     const onDevice = (i: DoctorInputs): string => doctorReport(i, 'bundle').advice.map((a) => a.text).join('\n');
     for (const text of [onDevice(inputs(PI4, 'arm64')), onDevice(inputs(X86(ICELAKE), 'x64'))]) {
       expect(text).not.toMatch(/slim bench/);
-      expect(text).toContain('deploy the fp32 model beside this one and compare the latency_ms of `node predict.js --json` on the same images');
+      expect(text).toContain('deploy the fp32 model beside this one and compare the model_ms of `node predict.js --json` over a few dozen images');
     }
   });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
 import { otherBenchLines, versusBaseline } from '../src/report/columns.js';
-import { latencyRatio } from '../src/report/latency-ratio.js';
+import { comparableLatencies, latencyRatio } from '../src/report/latency-ratio.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
@@ -87,9 +87,18 @@ describe('latency compared per round of turns', () => {
   it('is the median of the per-round ratios, with their quartiles; without turns, the ratio of the p50s', () => {
     const a = { latency_ms: { p50: 10 }, turn_p50_ms: [10, 10, 20, 20, 10] };
     const b = { latency_ms: { p50: 10 }, turn_p50_ms: [5, 6, 10, 8, 5] };
-    // Per round b/a: 0.5, 0.6, 0.5, 0.4, 0.5 → sorted 0.4 0.5 0.5 0.5 0.6; nearest-rank quartiles 0.5 and 0.5.
-    expect(latencyRatio(b, a)).toEqual({ ratio: 0.5, spread: [0.5, 0.5] });
+    // Per round b/a: 0.5, 0.6, 0.5, 0.4, 0.5 → sorted 0.4 0.5 0.5 0.5 0.6: median and quartiles 0.5.
+    const ba = latencyRatio(b, a);
+    expect(ba.ratio).toBeCloseTo(0.5, 12);
+    expect(ba.spread![0]).toBeCloseTo(0.5, 12);
+    expect(ba.spread![1]).toBeCloseTo(0.5, 12);
     expect(latencyRatio(a, b).ratio).toBeCloseTo(2, 12);
+    // An even round count: the median of log-ratios, so each direction is the other's inverse
+    // (medians of plain ratios would say 1.05 one way and 1/1.01 the other).
+    const x = { latency_ms: { p50: 1 }, turn_p50_ms: [1, 1, 1, 1] };
+    const y = { latency_ms: { p50: 1 }, turn_p50_ms: [1.1, 1.0, 1.2, 0.9] };
+    expect(latencyRatio(y, x).ratio * latencyRatio(x, y).ratio).toBeCloseTo(1, 12);
+    expect(latencyRatio(y, x).ratio).toBeCloseTo(Math.sqrt(1.1 * 1.0), 12);
     expect(latencyRatio({ latency_ms: { p50: 3 } }, { latency_ms: { p50: 4 } })).toEqual({ ratio: 0.75 });
     // Timed apart (another round count): p50s.
     expect(latencyRatio({ ...b, turn_p50_ms: [5, 5] }, a)).toEqual({ ratio: 1 });
@@ -101,7 +110,20 @@ describe('latency compared per round of turns', () => {
     const small = { ...variant('small', 500, 4, 0.79), file: 'small.onnx', turn_p50_ms: [1, 1, 1, 4, 4, 4] };
     expect(renderBenchTable([big, small], true)).toContain('\nlatency of small.onnx vs big.onnx: ×0.50, the median over 6 rounds of turns (half of them between ×0.50 and ×0.50)');
     expect(recommend([big, small], {}).lines.join('\n')).toContain('(2.00× faster, 4.00× smaller, 1.00 pt less accurate');
-    expect(versusBaseline(small, big)).toMatch(/^×0\.25 size, ×0\.50 latency, −1\.00 pt/);
+    expect(versusBaseline(small, big)).toMatch(/^×0\.25 size, ×0\.50 \(0\.50–0\.50\) latency, −1\.00 pt/);
+  });
+
+  it('recommend ranks by them too: equal top-1 and size, the faster per round wins; one common scale for all', () => {
+    const a = { ...variant('a', 500, 4, 0.8), turn_p50_ms: [2, 2, 8, 8] };
+    const b = { ...variant('b', 500, 4, 0.8), turn_p50_ms: [1, 1, 4, 4] }; // p50s equal, half a's time every round
+    const r = recommend([a, b], {});
+    expect(r.choice).toBe('b');
+    expect(r.lines).toContain('Not a: b is at least as accurate, fast and small.');
+    const scale = comparableLatencies([a, b]);
+    expect([scale.get(a), scale.get(b)]).toEqual([4, 2]); // a's p50, and b at ×0.5 of it
+    // A model timed at a fixed batch of several images gets no per-image latency line.
+    const batched = { ...b, file: 'b.onnx', latency_batch: 4 };
+    expect(renderBenchTable([{ ...a, file: 'a.onnx' }, batched], true)).not.toMatch(/latency of b\.onnx/);
   });
 });
 

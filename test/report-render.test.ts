@@ -211,6 +211,8 @@ describe.skipIf(!native)('the run report', () => {
     // The variants took turns while timed, and the report says so.
     expect(report.bench).toMatchObject({ timed_in_turns: true });
     expect(md).toContain('ONNX Runtime CPU, the variants taking turns');
+    expect(md).toContain("The 'vs' latency is the median of the per-round ratios, their quartiles in brackets");
+    expect(md).toMatch(/\| ×[\d.]+ size, ×[\d.]+ \([\d.]+–[\d.]+\) latency, /);
   });
 
   it('`slim report` rebuilds the same report from the run folder', async () => {

@@ -169,7 +169,7 @@ export function doctorReport(inputs: DoctorInputs, place: DoctorPlace = 'slimkit
 function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
   const out: Advice[] = [];
   const benchBoth = place === 'bundle'
-    ? 'time both here: deploy the fp32 model beside this one and compare the latency_ms of `node predict.js --json` on the same images'
+    ? 'time both here: deploy the fp32 model beside this one and compare the model_ms of `node predict.js --json` over a few dozen images (the first pays for start-up)'
     : 'benchmark both (slim bench fp32.onnx int8.onnx)';
   const f = r.cpu.features;
   const model = r.board ? `${r.cpu.model} (${r.board})` : r.cpu.model;

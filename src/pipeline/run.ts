@@ -323,6 +323,9 @@ export interface KeyContext {
  * record keeps the scores it was made with, and says on how many images (eval_images). Calibration,
  * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
  */
+/** How bench stages time their variants (in the key: another method measures again). */
+const BENCH_TIMING = 'turns of 10 runs, per-round ratios';
+
 function scoresOnlyReadTestSet(stage: Stage): boolean {
   // max_drop picks layers by top-1 on the test images; a QAT stage leaves its engine top-1 out of the model.
   if (stage.kind === 'quantize') return stage.spec.max_drop === undefined;
@@ -361,9 +364,12 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     seed: c.seed,
     ...(stage.kind !== 'deploy' ? { data: trainOnly ? { train: c.data.trainSha256 } : c.data.sha256 } : {}),
     ...(TRAINING_KINDS.has(stage.kind) || (stage.kind === 'quantize' && stage.spec.qat) ? { device: c.device } : {}),
-    // A benchmark belongs to the machine it ran on, and names its variants.
+    // A benchmark belongs to the machine it ran on, and names its variants. `timing`: how they were
+    // timed — records from before the variants took turns (with no per-round ratios to compare by)
+    // are measured again, not reused.
     ...(stage.kind === 'bench'
       ? {
+          timing: BENCH_TIMING,
           machine: { ...machineInfo(), node: undefined },
           threads: stage.spec.threads ?? c.threads ?? availableParallelism(),
           variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),

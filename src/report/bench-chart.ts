@@ -6,12 +6,14 @@ import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { paretoSpec, renderSvg, type ChartPoint } from './charts.js';
 import { paretoFront } from './pareto.js';
+import { comparableLatencies } from './latency-ratio.js';
 
 export interface ChartRow {
   /** The label of its points (the file as given). */
   file: string;
   top1: number;
   latency_ms: { p50: number };
+  turn_p50_ms?: number[];
   size_bytes: number;
 }
 
@@ -29,8 +31,11 @@ function panel(rows: readonly ChartRow[], labels: readonly string[], cost: (r: C
 
 export async function benchChartSvg(rows: readonly ChartRow[]): Promise<string> {
   const labels = chartLabels(rows.map((r) => r.file));
+  // Latency as bench compares it: per round of turns (latency-ratio.ts) when the models took turns.
+  const scale = comparableLatencies(rows);
+  const perRound = rows.some((r) => r.turn_p50_ms?.length);
   const [latency, size] = [
-    panel(rows, labels, (r) => r.latency_ms.p50, { title: 'Top-1 vs batch-1 latency', xTitle: 'p50 latency (ms)' }),
+    panel(rows, labels, (r) => scale.get(r)!, { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }),
     panel(rows, labels, (r) => r.size_bytes / 1024, { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }),
   ];
   // One SVG, two panels: the schema and config belong to the top level only.

@@ -44,7 +44,10 @@ export function versusBaseline(v: VariantBench, base: VariantBench | undefined):
   const paired = comparePaired(v, base);
   const p = paired && v.top1 !== base.top1 ? ` (${formatP(paired.p)})` : '';
   // Latency per round of turns (latency-ratio.ts): under changing load the ratio of p50s can mislead.
-  return `${ratio(v.size_bytes, base.size_bytes)} size, ×${latencyRatio(v, base).ratio.toFixed(2)} latency, ${formatPointChange(pt)}${p}`;
+  // The quartiles of the rounds' ratios show how steady it was.
+  const lat = latencyRatio(v, base);
+  const spread = lat.spread ? ` (${lat.spread[0].toFixed(2)}–${lat.spread[1].toFixed(2)})` : '';
+  return `${ratio(v.size_bytes, base.size_bytes)} size, ×${lat.ratio.toFixed(2)}${spread} latency, ${formatPointChange(pt)}${p}`;
 }
 
 export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
@@ -62,6 +65,13 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
 export function timedWith(b: { target?: string; runtime?: string; timed_in_turns?: boolean }): string {
   if (b.target === 'web') return `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs`;
   return b.timed_in_turns ? 'ONNX Runtime CPU, the variants taking turns (a change in load falls on all alike)' : 'ONNX Runtime CPU';
+}
+
+/** What the 'vs' column's latency is, for a bench whose variants took turns; '' otherwise. */
+export function versusLatencyNote(b: { timed_in_turns?: boolean }): string {
+  return b.timed_in_turns
+    ? " The 'vs' latency is the median of the per-round ratios, their quartiles in brackets: it holds under changing load, where a ratio of p50s does not, so on a busy machine it can order variants otherwise than the p50 column (★ and recommend follow it)."
+    : '';
 }
 
 /** One line per other bench stage: what it timed the variants at ("Also timed in stage 'web' …"). */

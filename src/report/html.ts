@@ -5,9 +5,10 @@
  * executed) for anyone who wants the raw numbers from the same file.
  */
 import type { VariantBench } from '../pipeline/manifest.js';
-import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, type Column } from './columns.js';
+import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, type Column } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
 import type { RunReport } from './run-report.js';
+import { comparableLatencies } from './latency-ratio.js';
 
 export interface ReportCharts {
   latency?: string;
@@ -56,7 +57,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
     const b = r.bench!;
     parts.push(
       '<h2 id="variants">Every variant, measured</h2>',
-      `<p>Batch-1 latency: ${b.runs} timed runs after warm-up, ${b.threads} thread(s), ${escapeHtml(timedWith(b))}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see <em>at batch</em>); top-1 on ${escapeHtml(b.eval_data)}. Sizes are bytes of the .onnx file (gzip level 9). ★ = on the Pareto front of top-1 vs latency. <em>p</em> = McNemar's exact test of the top-1 change on the same test images (above 0.05: a change chance alone makes often).</p>`,
+      `<p>Batch-1 latency: ${b.runs} timed runs after warm-up, ${b.threads} thread(s), ${escapeHtml(timedWith(b))}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see <em>at batch</em>); top-1 on ${escapeHtml(b.eval_data)}. Sizes are bytes of the .onnx file (gzip level 9). ★ = on the Pareto front of top-1 vs latency. <em>p</em> = McNemar's exact test of the top-1 change on the same test images (above 0.05: a change chance alone makes often).${escapeHtml(versusLatencyNote(b))}</p>`,
       variantTable(r.variants, front, base),
       ...otherBenchLines(r).map((l) => `<p>${escapeHtml(l)}</p>`),
       '<p>Re-measure these files yourself (latency varies with machine load; sizes, params, MACs and top-1 match exactly):</p>',
@@ -119,7 +120,8 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
 function cards(r: RunReport): string {
   if (!r.variants.length) return '';
   const best = [...r.variants].sort((a, b) => b.top1 - a.top1)[0]!;
-  const fastest = [...r.variants].sort((a, b) => a.latency_ms.p50 - b.latency_ms.p50)[0]!;
+  const latency = comparableLatencies(r.variants);
+  const fastest = [...r.variants].sort((a, b) => latency.get(a)! - latency.get(b)!)[0]!;
   const smallest = [...r.variants].sort((a, b) => a.size_bytes - b.size_bytes)[0]!;
   const card = (value: string, label: string): string => `<div class="card"><b>${escapeHtml(value)}</b><span>${escapeHtml(label)}</span></div>`;
   return `<div class="cards">${[

@@ -1,5 +1,5 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
-import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline } from './columns.js';
+import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
 import type { RunReport } from './run-report.js';
 
@@ -29,7 +29,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
     lines.push(
       '## Every variant, measured',
       '',
-      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ${timedWith(b)}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see 'at batch'); top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency. p = McNemar's exact test of the top-1 change on the same images (above 0.05: a change chance alone makes often).`,
+      `Batch-1 latency: ${b.runs} timed runs, ${b.threads} thread(s), ${timedWith(b)}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see 'at batch'); top-1 on ${b.eval_data}. ★ = Pareto front of top-1 vs latency. p = McNemar's exact test of the top-1 change on the same images (above 0.05: a change chance alone makes often).${versusLatencyNote(b)}`,
       '',
       table(
         [...VARIANT_COLUMNS.map((c) => c.header), `vs ${base?.id ?? 'baseline'}`],

@@ -15,6 +15,7 @@ import type {
 } from '../pipeline/manifest.js';
 import { runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
+import { comparableLatencies } from './latency-ratio.js';
 import { formatCount, formatPercent } from './format.js';
 
 export interface StageRow {
@@ -82,6 +83,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     return { stage: s.id, target: b.target ?? 'host', ...(b.runtime ? { runtime: b.runtime } : {}), p50_ms: Object.fromEntries(b.variants.map((v) => [v.id, v.latency_ms.p50])) };
   });
   const variants = bench?.variants ?? [];
+  const latency = comparableLatencies(variants);
   const front = (cost: (v: VariantBench) => number): string[] => paretoFront(variants.map((v) => ({ id: v.id, gain: v.top1, cost: cost(v) })));
   const training: RunReport['training'] = [];
   const prune: RunReport['prune'] = [];
@@ -131,7 +133,8 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     other_benches: otherBenches,
     ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), eval_data: bench.eval_data } } : {}),
     variants,
-    pareto: { latency: front((v) => v.latency_ms.p50), size: front((v) => v.size_bytes) },
+    // Latency per round of turns where the bench took them (latency-ratio.ts), as recommend ranks it.
+    pareto: { latency: front((v) => latency.get(v)!), size: front((v) => v.size_bytes) },
     stages: rows,
     totals: {
       seconds: rows.reduce((a, r) => a + r.seconds, 0),

@@ -12,6 +12,7 @@ import { curvesSpec, paretoSpec, perClassSpec, renderSvg, sensitivitySpec, stage
 import { renderHtml, type ReportCharts } from './html.js';
 import { renderMarkdown } from './markdown.js';
 import { buildRunReport, type RunReport } from './run-report.js';
+import { comparableLatencies } from './latency-ratio.js';
 
 export interface ReportPaths {
   html: string;
@@ -25,7 +26,10 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
   if (r.variants.length) {
     const points = (front: readonly string[], x: (v: RunReport['variants'][number]) => number) =>
       r.variants.map((v) => ({ id: v.id, x: x(v), top1: v.top1, pareto: front.includes(v.id) }));
-    charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => v.latency_ms.p50), { title: 'Top-1 vs batch-1 latency', xTitle: 'p50 latency (ms)' }), 'latency');
+    // Placed as the Pareto front is found: per round of turns where the bench took them (latency-ratio.ts).
+    const latency = comparableLatencies(r.variants);
+    const perRound = r.variants.some((v) => v.turn_p50_ms?.length);
+    charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => latency.get(v)!), { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }), 'latency');
     charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }), 'size');
     const classes = r.variants[0]!.per_class.map((c) => c.name);
     charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');

@@ -3,8 +3,9 @@
  * the models take turns block by block (A B C, then B C A, …), and the throughput phase likewise in
  * THROUGHPUT_TURNS slices. Load from other processes comes and goes: timed one model after another, a
  * busy minute falls on one model and makes it look slower than the next; timed in turns, it falls on
- * all alike, so "N× faster" compares the models and not the moments they ran. The order rotates so
- * that no model always follows the same one. With one model this is a plain warm-up, runs, throughput.
+ * all alike, so "N× faster" compares the models and not the moments they ran. The order rotates, so
+ * that each model takes every position in the round in turn (none always goes first, right after the
+ * previous round's last). With one model this is a plain warm-up, runs, throughput.
  */
 import type { BenchmarkPhase, BenchmarkResult, ModelTimer } from './benchmark.js';
 import { latencyStats, percentile } from './percentiles.js';

@@ -91,10 +91,10 @@ export interface ModelTimer {
 
 export type PeakRss = Pick<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'>;
 
-/** A model's session in this process, fed seeded random inputs of its shape. */
 /** What opening one model's timer takes: the per-model options and the session's settings. */
 export type TimerOptions = Omit<BenchmarkOptions, 'onProgress' | 'runs' | 'warmupRuns' | 'throughputSeconds'>;
 
+/** A model's session in this process, fed seeded random inputs of its shape. */
 export async function openTimer(model: Uint8Array | string, options: TimerOptions = {}): Promise<ModelTimer> {
   const threads = options.threads ?? defaultThreads();
   const memory = resetPeakRss();

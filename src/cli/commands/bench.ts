@@ -78,7 +78,7 @@ export function registerBench(program: Command): void {
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
           .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', intAtLeast('--runs', 50, 'p99 needs at least 50 samples'), 100)
-          .option('--warmup <n>', 'untimed runs first (0: none)', nonNegativeInt('--warmup'), 10)
+          .option('--warmup <n>', 'untimed runs first (0: none; with several models, each turn also starts with one untimed run)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
           .option('--chart <file.svg>', 'also draw top-1 against latency and against size, with the Pareto fronts, as an SVG (needs --data)'),
@@ -89,6 +89,7 @@ export function registerBench(program: Command): void {
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json\n  slim bench fp32.onnx int8.onnx --target web     # in the browser: WebAssembly, up to 4 threads')
     .action(async (files: string[], options: BenchOptions, command: Command) => {
       checkDataDir(options);
+      if (options.resize && !options.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
       const web = options.target === 'web';
       if (options.browser !== undefined && !web) throw usageError('--browser applies to --target web only', 'add --target web, or drop --browser');
       if (web) findBrowser(options.browser); // before any model is read: no browser, no web benchmark
@@ -100,8 +101,8 @@ export function registerBench(program: Command): void {
       const rows: BenchRow[] = [];
       // One copy of the images per input size: models of different sizes get their own resize.
       const sets = new Map<string, Promise<ImageSet>>();
-      // Every model is checked before any is timed: a size or --mean problem with the last one should
-      // not cost the timing of the others (and leave no table).
+      // Every model is checked before any is timed — its size, mean/std, and the data's images and class
+      // names: a problem with the last one should not cost the timing of the others (and leave no table).
       const checked = [];
       for (const file of files) {
         const loaded = await loadModelForRuntime(file);
@@ -111,7 +112,16 @@ export function registerBench(program: Command): void {
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
         const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
-        checked.push({ file, loaded, graph, size, normalization });
+        // So are the data's class names against the model's: one copy of the images per input size,
+        // each model's labels following the class names it records.
+        let set: ImageSet | undefined;
+        if (options.data) {
+          const channels = modelChannels(graph);
+          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
+          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
+          set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
+        }
+        checked.push({ file, loaded, graph, size, normalization, set });
       }
       const measured: { stats: Awaited<ReturnType<typeof loadedModelStats>>; perModel: { batch: number; throughputBatch: number; inputShapes?: Record<string, number[]> } }[] = [];
       for (const { file, loaded, graph, size } of checked) {
@@ -163,18 +173,9 @@ export function registerBench(program: Command): void {
           bar.stop();
         }
       }
-      for (const [i, { file, graph, size, normalization }] of checked.entries()) {
+      for (const [i, { file, normalization, set }] of checked.entries()) {
         const { stats } = measured[i]!;
         const timing = timings[i]!;
-        // So are the data's class names against the model's: one copy of the images per input size,
-        // each model's labels following the class names it records.
-        let set: ImageSet | undefined;
-        if (options.data) {
-          const channels = modelChannels(graph);
-          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
-          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
-          set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
-        }
         const row: BenchRow = {
           file,
           size_bytes: stats.sizeBytes,
@@ -266,7 +267,8 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string
   const first = rows[0];
   const latency = rows.slice(1).flatMap((r) => {
     const { ratio, spread } = latencyRatio(r, first!);
-    return spread ? [`latency of ${r.file} vs ${first!.file}: ×${ratio.toFixed(2)}, the median over ${r.turn_p50_ms!.length} rounds of turns (half of them between ×${spread[0].toFixed(2)} and ×${spread[1].toFixed(2)})`] : [];
+    // A model that takes a fixed batch of several images is timed per batch: not comparable per image.
+    return spread && r.latency_batch === first!.latency_batch ? [`latency of ${r.file} vs ${first!.file}: ×${ratio.toFixed(2)}, the median over ${r.turn_p50_ms!.length} rounds of turns (half of them between ×${spread[0].toFixed(2)} and ×${spread[1].toFixed(2)})`] : [];
   });
   const paired = rows.slice(1).flatMap((r) => {
     const c = first && r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined

@@ -1,12 +1,14 @@
 /**
  * Batch-1 latency for pruning decisions and reports. Models compared in one report are timed in turns
  * (runtime/benchmark-turns.ts), so that load from other processes, which comes and goes, falls on all
- * alike; each is summarized by the p50 of all its runs.
+ * alike, and put on one scale by their per-round ratios (report/latency-ratio.ts): the first model's
+ * p50, the others' that times their median per-round ratio to it.
  */
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { openTimer, timingPlan, type ModelTimer } from '../../runtime/benchmark.js';
 import { timeInTurns } from '../../runtime/benchmark-turns.js';
+import { comparableLatencies } from '../../report/latency-ratio.js';
 
 export interface LatencyOptions {
   threads?: number;
@@ -16,7 +18,7 @@ export interface LatencyOptions {
   inputShapes?: Record<string, number[]>;
 }
 
-/** p50 batch-1 latency (ms) of each model, timed in turns in this process. */
+/** Batch-1 latency (ms) of each model, timed in turns in this process, on the first one's scale. */
 export async function compareLatency(models: readonly Uint8Array[], options: LatencyOptions = {}): Promise<number[]> {
   const plan = timingPlan({ runs: options.runs ?? 180, warmupRuns: 5, throughputSeconds: 0 });
   const timers: ModelTimer[] = [];
@@ -32,7 +34,9 @@ export async function compareLatency(models: readonly Uint8Array[], options: Lat
     await Promise.all(timers.map((t) => t.close()));
     throw e;
   }
-  return (await timeInTurns(timers, plan)).map((r) => r.latencyMs.p50);
+  const rows = (await timeInTurns(timers, plan)).map((r) => ({ latency_ms: r.latencyMs, turn_p50_ms: r.turnP50Ms }));
+  const scale = comparableLatencies(rows);
+  return rows.map((r) => scale.get(r)!);
 }
 
 /** A measureLatency for pruneStructured: one graph's batch-1 p50 latency. */
