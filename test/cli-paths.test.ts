@@ -68,6 +68,14 @@ describe('output paths', () => {
     const report = await runSlim(['quantize', model, '-o', path.join(dir, 'q.onnx'), '--calib', folder, '--report', path.join(dir, 'nodir', 'rep')]);
     expect(report.code).toBe(2);
     expect(report.stderr).toMatch(/--report .*nodir\/rep\.md: the folder .*nodir does not exist/);
+    // A bundle folder is created, but not the folders above it: a typo should not grow a new tree.
+    const bundle = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', path.join(dir, 'nodir', 'bundle/')]);
+    expect(bundle.code).toBe(2);
+    expect(bundle.stderr).toMatch(/--out .*nodir\/bundle\/?: the folder .*nodir does not exist — create it first/);
+    expect(existsSync(path.join(dir, 'nodir'))).toBe(false);
+    const made = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', path.join(dir, 'bundle/')]);
+    expect(made.code, made.stderr).toBe(0);
+    expect(made.stdout).toContain(`(see ${path.join(dir, 'bundle', 'README.md')})`);
   });
 });
 

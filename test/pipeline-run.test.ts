@@ -168,7 +168,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     // Without a top-1 floor, the smallest-latency/size trade-off is a benchmarked variant of this run.
     expect(['fp32', 'int8', 'pruned', 'pruned-ft', 'pruned-int8']).toContain(chosen.choice);
     const none = await runSlim(['recommend', runDir, '--max-size', '1KB']);
-    expect(none.code).toBe(0);
+    expect(none.code).toBe(1);
     expect(none.stdout).toMatch(/No variant of \d+ meets the limit/);
     expect(none.stdout).toMatch(/Closest: /);
   });

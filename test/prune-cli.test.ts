@@ -175,7 +175,10 @@ describe('slim prune', () => {
   it('bad usage and bad input are one line with exit 2 and 1', async () => {
     const o = ['-o', path.join(dir, 'x.onnx')];
     const cases: [string[], number, RegExp][] = [
-      [['prune', resnet, ...o, '--target-macs', '0.5'], 2, /choose --structured or --unstructured/],
+      [['prune', resnet, ...o, '--target-macs', '0.5'], 2, /--target-macs, --ratio and --target-latency are structured pruning \(channels removed\) — add --structured/],
+      [['prune', resnet, ...o, '--nm', '2:4'], 2, /--nm is unstructured pruning \(weights set to zero\) — add --unstructured/],
+      [['prune', resnet, ...o], 2, /choose --structured \(remove channels: a smaller, faster dense model\) or --unstructured/],
+      [['prune', resnet, ...o, '--structured', '--unstructured', '--ratio', '0.5'], 2, /not both/],
       [['prune', resnet, ...o, '--structured'], 2, /exactly one target/],
       [['prune', resnet, ...o, '--structured', '--target-macs', '1.5'], 2, /--target-macs must be a fraction in \(0, 1\]/],
       [['prune', resnet, ...o, '--unstructured', '--target-macs', '0.5'], 2, /are for --structured/],

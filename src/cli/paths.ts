@@ -40,11 +40,15 @@ export function checkOutputFile(file: string, flag: string, inputs: readonly (st
   checkParent(file, flag);
 }
 
-/** A folder a command will create or fill: not an existing file, and its parent exists. */
-export function checkOutputDir(dir: string, flag: string): void {
+/**
+ * A folder a command will create or fill: not an existing file, and somewhere writable. `parents`: the
+ * missing folders above it are created too (a run folder under runs/); else its parent must exist, as
+ * for -o files (a typo in a bundle's path should not grow a new tree).
+ */
+export function checkOutputDir(dir: string, flag: string, o: { parents?: boolean } = {}): void {
   const info = statOf(dir);
   if (info && !info.isDirectory()) throw usageError(`${flag} ${dir} is a file, not a folder`, 'give a folder path (it is created when missing)');
-  if (!info) checkParent(realParent(dir), flag);
+  if (!info) checkParent(o.parents ? realParent(dir) : dir, flag);
 }
 
 /** `dir` itself when its parent exists, else the nearest missing ancestor (mkdir -p creates the rest). */

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { inputError } from '../../errors.js';
@@ -5,6 +6,7 @@ import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
 import { log, printResult, type CommonOptions } from '../output.js';
+import { checkOutputDir } from '../paths.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
@@ -87,6 +89,7 @@ export function registerDeploy(program: Command): void {
       '  slim deploy model.onnx --target web --out site --labels classes.txt',
     ].join('\n'))
     .action(async (model: string, flags: DeployFlags) => {
+      checkOutputDir(flags.out, '--out');
       const result = await deploy({
         model,
         target: flags.target,
@@ -101,7 +104,7 @@ export function registerDeploy(program: Command): void {
       printResult(flags, { ...rest, total_bytes: totalBytes }, () => {
         const next = result.target === 'web'
           ? `next: serve the folder over HTTP (slim serve ${flags.out}) and open it in a browser`
-          : `next: copy ${flags.out} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${flags.out}/README.md)`;
+          : `next: copy ${flags.out} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${path.join(flags.out, 'README.md')})`;
         return [
           `${result.out}: ${result.target} bundle of ${model} (${result.model.classes} classes, ${result.model.size.join('×')} input, ${formatBytes(result.totalBytes)}${result.installed ? ' with node_modules' : ''})`,
           '',

@@ -324,7 +324,13 @@ function check(o: PruneOptions): void {
   if (o.device !== 'cpu' && o.device !== 'cuda') throw usageError(`unknown --device '${String(o.device)}'`, "choose 'cpu' or 'cuda'");
   if (o.analyze) return;
   if (!o.output) throw usageError('no output file', 'pass -o <file> (or --analyze to only list the groups)');
-  if (Boolean(o.structured) === Boolean(o.unstructured)) throw usageError('choose --structured or --unstructured');
+  if (!o.structured && !o.unstructured) {
+    // Flags of one mode given without the mode: name it.
+    if (o.nm || o.sparsity !== undefined) throw usageError(`${o.nm ? '--nm' : '--sparsity'} is unstructured pruning (weights set to zero)`, 'add --unstructured');
+    if (o.targetMacs !== undefined || o.ratio !== undefined || o.targetLatency !== undefined) throw usageError('--target-macs, --ratio and --target-latency are structured pruning (channels removed)', 'add --structured');
+    throw usageError('choose --structured (remove channels: a smaller, faster dense model) or --unstructured (zero weights: sparse)');
+  }
+  if (o.structured && o.unstructured) throw usageError('choose --structured or --unstructured, not both');
   const targets = [o.targetMacs, o.ratio, o.targetLatency].filter((t) => t !== undefined).length;
   if (o.structured) {
     if (targets !== 1) throw usageError('--structured takes exactly one target', 'pass --target-macs R, --ratio R or --target-latency R');

@@ -50,7 +50,7 @@ export function registerRecommend(program: Command): void {
       .option('--target <host|web>', 'judge latency as timed there: a bench stage with that target (default: host, where a device bundle runs; else the last bench stage)', oneOf('--target', ['host', 'web']))
       .option('--run <dir>', 'a run folder (default: the most recently updated one under ./runs)'),
   )
-    .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend runs/demo --max-latency-ms 1 --json')
+    .addHelpText('after', '\nExamples:\n  slim recommend --max-size 3MB --max-latency-ms 5 --min-top1 0.93\n  slim recommend runs/demo --max-latency-ms 1 --json\n\nExit status: 0 when a variant meets the limits, 1 when none does (the output says how close each comes), 2 for bad usage.')
     .action(async (runArg: string | undefined, options: RecommendCliOptions) => {
       if (runArg && options.run && path.resolve(runArg) !== path.resolve(options.run)) throw usageError(`two run folders given: '${runArg}' and --run '${options.run}'`, 'pass one');
       const limits: Limits = {
@@ -91,6 +91,8 @@ export function registerRecommend(program: Command): void {
           ...r.lines,
         ].join('\n'),
       );
+      // As grep does: a script can tell "nothing fits" without reading the output.
+      if (r.choice === undefined) process.exitCode = 1;
     });
 }
 

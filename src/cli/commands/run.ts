@@ -146,7 +146,7 @@ export function registerRun(program: Command): void {
       ].join('\n'),
     )
     .action(async (file: string, options: RunCliOptions & { plan?: boolean }) => {
-      if (options.runDir) checkOutputDir(options.runDir, '--run-dir');
+      if (options.runDir) checkOutputDir(options.runDir, '--run-dir', { parents: true });
       const recipe = await loadRecipe(file);
       if (options.plan) {
         if (options.fresh) throw usageError('--plan and --fresh: a fresh run runs every stage', 'drop one of the two');
