@@ -27,9 +27,13 @@ class VirtualMachine {
   }
 }
 
-function fakeTimer(name: string, machine: VirtualMachine, calls: string[], options: { throughputBatch?: number; failOnTurn?: number } = {}): ModelTimer & { finished: boolean; closed: boolean } {
+function fakeTimer(name: string, machine: VirtualMachine, calls: string[], options: { throughputBatch?: number; failOnTurn?: number } = {}): ModelTimer & { finished: boolean; closed: boolean; quiesced: number } {
   let turns = 0;
   const timer = {
+    quiesced: 0,
+    async quiesce() {
+      timer.quiesced++;
+    },
     batch: 1,
     throughputBatch: options.throughputBatch ?? 0,
     threads: 1,
@@ -86,12 +90,16 @@ describe('timeInTurns', () => {
       expect(r).toMatchObject(PEAK);
     }
     expect(timers.every((t) => t.finished && t.closed)).toBe(true);
+    // After each of its turns (3 latency, 4 throughput) a model waits for its runtime to go idle.
+    expect(timers.map((t) => t.quiesced)).toEqual([7, 7, 7]);
   });
 
   it('one model: no re-warm runs, and no throughput phase for a timer without a throughput batch', async () => {
     const calls: string[] = [];
-    const [result] = await timeInTurns([fakeTimer('a', new VirtualMachine(), calls)], { warmupRuns: 0, runs: 50, throughputSeconds: 2 });
+    const timer = fakeTimer('a', new VirtualMachine(), calls);
+    const [result] = await timeInTurns([timer], { warmupRuns: 0, runs: 50, throughputSeconds: 2 });
     expect(calls).toEqual(['a warmup 0', ...Array(5).fill('a time 10')]);
+    expect(timer.quiesced).toBe(0); // nobody waits for it
     expect(result!.throughputRuns).toBe(0);
     expect(result!.throughputIps).toBe(0);
   });

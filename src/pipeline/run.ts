@@ -324,7 +324,7 @@ export interface KeyContext {
  * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
  */
 /** How bench stages time their variants (in the key: another method measures again). */
-const BENCH_TIMING = 'turns of 10 runs, per-round ratios';
+const BENCH_TIMING = 'turns of 10 runs, each after the last one\'s threads went idle; per-round ratios';
 
 function scoresOnlyReadTestSet(stage: Stage): boolean {
   // max_drop picks layers by top-1 on the test images; a QAT stage leaves its engine top-1 out of the model.

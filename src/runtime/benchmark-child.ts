@@ -32,6 +32,9 @@ async function answer(request: ChildRequest): Promise<ChildReply> {
       return { type: 'samples', samplesMs: await timer.timeRuns(request.runs, request.rewarm) };
     case 'throughput':
       return { type: 'throughput', ...(await timer.timeThroughput(request.seconds, request.rewarm)) };
+    case 'quiesce':
+      await timer.quiesce();
+      return { type: 'done' };
     case 'finish':
       return { type: 'finished', peak: await timer.finish() };
   }

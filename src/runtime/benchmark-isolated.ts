@@ -20,6 +20,7 @@ export type ChildRequest =
   | { type: 'warmup'; runs: number }
   | { type: 'time'; runs: number; rewarm: boolean }
   | { type: 'throughput'; seconds: number; rewarm: boolean }
+  | { type: 'quiesce' }
   | { type: 'finish' };
 
 export type ChildReply =
@@ -112,6 +113,7 @@ async function openChildTimer(file: string, options: TimerOptions): Promise<Mode
         const reply = await channel.ask({ type: 'throughput', seconds, rewarm }, 'throughput');
         return { runs: reply.runs, seconds: reply.seconds };
       },
+      quiesce: async () => void (await channel.ask({ type: 'quiesce' }, 'done')),
       finish: async () => {
         const { peak } = await channel.ask({ type: 'finish' }, 'finished');
         closed = true;

@@ -47,6 +47,8 @@ export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsO
       const block = Math.min(LATENCY_BLOCK, runs - round * LATENCY_BLOCK);
       for (const i of rotation(n, round)) {
         const turn = await timers[i]!.timeRuns(block, rewarm);
+        // Its runtime's idle threads spin for a while after a run: the next model's turn waits them out.
+        if (rewarm) await timers[i]!.quiesce();
         samples[i]!.push(...turn);
         turnP50s[i]!.push(percentile([...turn].sort((a, b) => a - b), 50));
         timed += block;
@@ -61,6 +63,7 @@ export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsO
       for (const i of rotation(n, round)) {
         if (timers[i]!.throughputBatch === 0) continue;
         const slice = await timers[i]!.timeThroughput(throughputSeconds / THROUGHPUT_TURNS, rewarm);
+        if (rewarm) await timers[i]!.quiesce();
         throughput[i]!.runs += slice.runs;
         throughput[i]!.seconds += slice.seconds;
         onProgress?.(++turns, THROUGHPUT_TURNS * withThroughput, 'throughput');

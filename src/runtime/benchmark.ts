@@ -83,6 +83,8 @@ export interface ModelTimer {
   timeRuns(runs: number, rewarm: boolean): Promise<number[]>;
   /** Batch-`throughputBatch` runs until `seconds` have passed (at least one run). */
   timeThroughput(seconds: number, rewarm: boolean): Promise<{ runs: number; seconds: number }>;
+  /** After a turn, before the next model's: returns once this model's runtime threads are idle. */
+  quiesce(): Promise<void>;
   /** Peak memory since the timer opened; closes the session. */
   finish(): Promise<PeakRss>;
   /** Closes without measuring (after an error elsewhere); safe to call twice. */
@@ -90,6 +92,24 @@ export interface ModelTimer {
 }
 
 export type PeakRss = Pick<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'>;
+
+/**
+ * After a turn, waits until this process's ONNX Runtime threads have stopped spinning: idle workers spin
+ * for about 50 ms after the last run (measured: 50 ms of CPU in the first 50 ms of idleness at 2
+ * threads), and in that time they take CPUs from the next model's turn — with 2 threads on 2 cores a
+ * tenth of its runs paid about 4.7 ms. Polls the process's CPU time until a 5 ms interval uses less than
+ * 10 % of a core, for at most 300 ms.
+ */
+export async function quiesce(): Promise<void> {
+  const deadline = performance.now() + 300;
+  let last = process.cpuUsage();
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 5));
+    const used = process.cpuUsage(last);
+    last = process.cpuUsage();
+    if ((used.user + used.system) / 1000 < 0.5 || performance.now() > deadline) return;
+  }
+}
 
 /** What opening one model's timer takes: the per-model options and the session's settings. */
 export type TimerOptions = Omit<BenchmarkOptions, 'onProgress' | 'runs' | 'warmupRuns' | 'throughputSeconds'>;
@@ -150,6 +170,7 @@ export async function openTimer(model: Uint8Array | string, options: TimerOption
         }
         return { runs, seconds: Number(elapsed) / 1e9 };
       },
+      quiesce,
       async finish() {
         const peak = readPeakRss(memory);
         await close();
