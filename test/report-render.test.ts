@@ -20,6 +20,7 @@ import type { RunReport } from '../src/report/run-report.js';
 import { readModel } from '../src/onnx/io.js';
 import { benchCommand } from '../src/report/columns.js';
 import { comparePaired, formatP } from '../src/report/paired.js';
+import { comparableLatencies } from '../src/report/latency-ratio.js';
 import { runSlim } from './helpers/cli.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -104,7 +105,9 @@ describe.skipIf(!native)('the run report', () => {
     // Oracle: brute-force dominance.
     const front = (cost: (v: VariantBench) => number): string[] =>
       report.variants.filter((v) => !report.variants.some((o) => o !== v && o.top1 >= v.top1 && cost(o) <= cost(v) && (o.top1 > v.top1 || cost(o) < cost(v)))).map((v) => v.id);
-    expect([...report.pareto.latency].sort()).toEqual(front((v) => v.latency_ms.p50).sort());
+    // Latency as the report compares it: per round of turns, on the first variant's scale.
+    const latency = comparableLatencies(report.variants);
+    expect([...report.pareto.latency].sort()).toEqual(front((v) => latency.get(v)!).sort());
     expect([...report.pareto.size].sort()).toEqual(front((v) => v.size_bytes).sort());
     expect(report.training.map((t) => [t.stage, t.history.length])).toEqual([['fp32', 2], ['qat (QAT)', 1]]);
     expect(report.quantize.find((q) => q.stage === 'qat')?.qat?.test_top1).toBeGreaterThan(0);

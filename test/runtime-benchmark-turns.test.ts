@@ -7,6 +7,8 @@ import { encodeModel } from '../src/onnx/io.js';
 import type { ModelTimer, PeakRss } from '../src/runtime/benchmark.js';
 import { LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns } from '../src/runtime/benchmark-turns.js';
 import { benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
+import { latencyMeter } from '../src/compress/prune/latency.js';
+import { makeTensor } from '../src/onnx/tensor.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -179,5 +181,27 @@ describe('benchmarkInChildren', () => {
     const ours = (): string[] => execFileSync('ps', ['-o', 'args=', '--ppid', String(process.pid)], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('benchmark-child'));
     for (let i = 0; i < 50 && ours().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(ours()).toEqual([]);
+  });
+});
+
+describe("pruning's latency meter", () => {
+  /** x[1, n] · W[n, n]: latency grows with n². */
+  const gemm = (n: number): Graph => ({
+    ...emptyGraph(`gemm-${n}`),
+    inputs: [{ name: 'x', dtype: 'float32', shape: [1, n] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: [1, n] }],
+    nodes: [{ name: 'gemm', opType: 'Gemm', domain: '', inputs: ['x', 'w'], outputs: ['y'], attributes: {} }],
+    initializers: new Map([['w', makeTensor('float32', [n, n], new Float32Array(n * n).fill(0.001))]]),
+  });
+
+  it('gives later graphs on the scale of the first: the reference again ≈ itself, a quarter of the work clearly less', async () => {
+    const measure = latencyMeter({ threads: 1 });
+    const first = await measure(gemm(1024));
+    const again = await measure(gemm(1024));
+    const quarter = await measure(gemm(512));
+    expect(first).toBeGreaterThan(0);
+    expect(again / first).toBeGreaterThan(0.7);
+    expect(again / first).toBeLessThan(1.4);
+    expect(quarter / first).toBeLessThan(0.6);
   });
 });

@@ -26,7 +26,8 @@ export async function main(argv: string[]): Promise<number> {
   for (const register of COMMANDS) register(program);
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
+    return Number(process.exitCode ?? 0);
   } catch (e) {
     const code = reportError(e, argv.includes('--debug'));
     // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays).

@@ -39,7 +39,22 @@ export async function compareLatency(models: readonly Uint8Array[], options: Lat
   return rows.map((r) => scale.get(r)!);
 }
 
-/** A measureLatency for pruneStructured: one graph's batch-1 p50 latency. */
+/**
+ * A measureLatency for pruneStructured. The first graph it measures (the model before pruning) is the
+ * reference: every later graph is timed in turns with it and given on the scale of that first
+ * measurement (its per-round ratio to the reference, times the reference's first p50), so load that
+ * comes or goes during a long search does not move candidates against the target.
+ */
 export function latencyMeter(options: LatencyOptions = {}): (graph: Graph) => Promise<number> {
-  return async (graph) => (await compareLatency([encodeModel(graph).model], { runs: 60, ...options }))[0]!;
+  let reference: { bytes: Uint8Array; ms: number } | undefined;
+  return async (graph) => {
+    const bytes = encodeModel(graph).model;
+    if (!reference) {
+      const [ms] = await compareLatency([bytes], { runs: 60, ...options });
+      reference = { bytes, ms: ms! };
+      return ms!;
+    }
+    const [now, candidate] = await compareLatency([reference.bytes, bytes], { runs: 60, ...options });
+    return reference.ms * (candidate! / now!);
+  };
 }
