@@ -5,6 +5,7 @@ import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from './output.js';
+import { exitWhenIdle } from '../engine/exit-gate.js';
 
 export interface SharedTrainFlags {
   lr?: number;
@@ -73,7 +74,9 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string; r
         ? `\n${command}: interrupted — ${o.checkpointDir}/last.ckpt holds the last finished epoch (if one finished); run the same command with --resume to continue from it`
         : `\n${command}: interrupted — nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)`,
     );
-    process.exit(130);
+    // After the running step (a few ms to seconds), not under it; a hung device gets a minute.
+    setTimeout(() => process.exit(130), 60_000).unref();
+    exitWhenIdle(130);
   };
   process.once('SIGINT', onInterrupt);
   return () => process.off('SIGINT', onInterrupt);

@@ -4,6 +4,7 @@ import { makeTensor, type Tensor } from '../onnx/tensor.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { compilePlan, encodePlan, type CompiledPlan, type CompileOptions } from './compile.js';
 import { withSyncBatchNorm } from './distributed-plan.js';
+import { whileRunning } from './exit-gate.js';
 import {
   loadNative,
   type AutocastName,
@@ -56,7 +57,8 @@ function wrapNative<T>(what: string, file: string | undefined, fn: () => T): T {
 
 async function wrapNativeAsync<T>(what: string, file: string | undefined, fn: () => Promise<T>): Promise<T> {
   try {
-    return await fn();
+    // Ctrl-C waits for the running piece (exit-gate.ts).
+    return await whileRunning(fn);
   } catch (e) {
     throw inputFailure(what, file, e);
   }

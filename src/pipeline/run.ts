@@ -14,6 +14,7 @@ import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { networkOf } from '../cli/model-batch.js';
+import { exitWhenIdle } from '../engine/exit-gate.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
@@ -115,7 +116,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
   const onInterrupt = (): void => {
     log(`\nslim run: interrupted — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
     rmSync(path.join(runDir, '.lock'), { force: true });
-    process.exit(130);
+    // After a training stage's running step, not under it (engine/exit-gate.ts).
+    setTimeout(() => process.exit(130), 60_000).unref();
+    exitWhenIdle(130);
   };
   process.once('SIGINT', onInterrupt);
   try {

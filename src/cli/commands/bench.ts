@@ -74,7 +74,7 @@ export function registerBench(program: Command): void {
       withData(
         program
           .command('bench')
-          .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency, throughput and (with --data) top-1')
+          .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency and throughput (the models timed in turns, each in a process of its own), and with --data top-1 with a paired test')
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
           .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', intAtLeast('--runs', 50, 'p99 needs at least 50 samples'), 100)
