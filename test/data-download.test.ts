@@ -213,6 +213,21 @@ describe('downloadCifar10 from a local server', () => {
     }
   });
 
+  it('with download: false (slim run --plan) a missing cache is an error that says what to do, and nothing is fetched', async () => {
+    const cacheDir = tempDir('cache');
+    const saved = process.env['SLIM_DATA_DIR'];
+    delete process.env['SLIM_DATA_DIR'];
+    const before = archiveRequests;
+    try {
+      const e = await loadCifar10('test', { cacheDir, downloadUrl: `${base}/cifar.tar.gz`, download: false }).then(() => undefined, (err: unknown) => err);
+      expect(e).toBeInstanceOf(SlimError);
+      expect((e as SlimError).message).toMatch(/cifar10: CIFAR-10 is not here, and this command does not download it \(170 MB\) — pass --data-dir DIR or set SLIM_DATA_DIR/);
+      expect(archiveRequests - before).toBe(0);
+    } finally {
+      if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
+    }
+  });
+
   it('loading both splits at once downloads once', async () => {
     const cacheDir = tempDir('cache');
     const saved = process.env['SLIM_DATA_DIR'];

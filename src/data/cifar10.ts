@@ -42,6 +42,8 @@ export interface LoadCifar10Options {
   onDownloadProgress?: (progress: DownloadProgress) => void;
   /** Tarball URL (tests point it at a local server). */
   downloadUrl?: string;
+  /** false: files missing from the cache are an error naming what to do, not a download. */
+  download?: false;
 }
 
 /**
@@ -103,7 +105,7 @@ export async function loadCifar10(split: Cifar10Split, options: LoadCifar10Optio
  * user's folder), else the cache, downloading when any file is missing there.
  */
 export async function resolveCifar10Dir(
-  options: Pick<LoadCifar10Options, 'dataDir' | 'dataDirSource' | 'onDownloadProgress' | 'downloadUrl'> & { cacheDir: string },
+  options: Pick<LoadCifar10Options, 'dataDir' | 'dataDirSource' | 'onDownloadProgress' | 'downloadUrl' | 'download'> & { cacheDir: string },
 ): Promise<string> {
   const given = options.dataDir ?? process.env['SLIM_DATA_DIR'];
   if (given) {
@@ -125,6 +127,13 @@ export async function resolveCifar10Dir(
   }
   const cached = path.join(options.cacheDir, 'cifar10');
   if (missingFiles(cached).length === 0) return cached;
+  if (options.download === false) {
+    throw inputError({
+      file: cached,
+      problem: 'CIFAR-10 is not here, and this command does not download it (170 MB)',
+      fix: 'pass --data-dir DIR or set SLIM_DATA_DIR to a folder with the binary files, or run a command that loads data first (slim run without --plan downloads it once)',
+    });
+  }
   // Loading both splits at once must not start two downloads that replace each other's folder.
   let download = downloadsInFlight.get(options.cacheDir);
   if (!download) {

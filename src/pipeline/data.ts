@@ -42,6 +42,8 @@ export interface DataLoadOptions {
   classes?: ModelClasses | undefined;
   /** Where a note on the labelling goes. */
   log?: (line: string) => void;
+  /** false: CIFAR-10 missing from the cache is an error, not a download (`slim run --plan`). */
+  download?: false;
 }
 
 export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {
@@ -55,7 +57,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     }
     const dir = spec.dir ? path.resolve(o.baseDir, spec.dir) : o.dataDir;
     named = dir ?? process.env['SLIM_DATA_DIR'];
-    const options = dir ? { dataDir: dir, dataDirSource: spec.dir ? "the recipe's data.dir" : '--data-dir' } : {};
+    const options = { ...(dir ? { dataDir: dir, dataDirSource: spec.dir ? "the recipe's data.dir" : '--data-dir' } : {}), ...(o.download === false ? { download: false as const } : {}) };
     [train, test] = await Promise.all([loadCifar10('train', options), loadCifar10('test', { ...options, ...(spec.test_limit ? { limit: spec.test_limit } : {}) })]);
     name = 'cifar10';
     const [h, w] = o.inputSize ?? [32, 32];

@@ -31,7 +31,8 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   const { recipe } = o;
   checkRerun(recipe, o.rerun);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
-  const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}) });
+  // A plan runs nothing: it does not download CIFAR-10 (170 MB) either.
+  const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}), download: false });
   const previous = await readManifest(runDir).catch(() => undefined);
 
   // Variants whose bytes are known (stored, or the source file); a stage that would run makes new ones.

@@ -454,7 +454,7 @@ export function checkRerun(recipe: Recipe, rerun: readonly string[] | undefined)
 }
 
 /** The recipe's model file (when it starts from one) and its data, checked against each other. */
-export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData; unscored: ReadonlySet<string> }> {
+export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void; download?: false }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData; unscored: ReadonlySet<string> }> {
   let sourceBytes = await readSource(recipe);
   const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
   let sourceGraph = sourceBytes ? decodeModel(sourceBytes, { file: sourceFile!, baseDir: path.dirname(sourceFile!) }) : undefined;
@@ -477,6 +477,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
+    ...(o.download === false ? { download: false as const } : {}),
   });
   const unscored = checkClassCount(recipe, sourceGraph, data, getsNewHead);
   return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data, unscored };
