@@ -28,6 +28,17 @@ async function entries(bytes: Uint8Array, chunk = 777) {
   return out;
 }
 
+/** Runs `fn` with SLIM_DATA_DIR unset (the cache path is what is tested), restoring it after. */
+async function withoutDataDirEnv(fn: () => Promise<void>): Promise<void> {
+  const saved = process.env['SLIM_DATA_DIR'];
+  delete process.env['SLIM_DATA_DIR'];
+  try {
+    await fn();
+  } finally {
+    if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
+  }
+}
+
 describe('tar reader', () => {
   it('reads files, folders, pax long names and symlinks across chunk boundaries', async () => {
     const long = `dir/${'x'.repeat(150)}.txt`;
@@ -200,47 +211,35 @@ describe('downloadCifar10 from a local server', () => {
 
   it('loadCifar10 downloads into the cache when no data dir is given', async () => {
     const cacheDir = tempDir('cache');
-    const saved = process.env['SLIM_DATA_DIR'];
-    delete process.env['SLIM_DATA_DIR'];
-    try {
+    await withoutDataDirEnv(async () => {
       // The fake archive fails the official md5: the error proves the download path was taken.
       await expect(loadCifar10('test', { cacheDir, downloadUrl: `${base}/cifar.tar.gz` })).rejects.toThrow(
         new RegExp(`md5 is ${md5(archive)}, expected c32a1d4ab5d03f1284b67883e8d87530`),
       );
       expect(fs.readdirSync(cacheDir)).toEqual([]);
-    } finally {
-      if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
-    }
+    });
   });
 
   it('with download: false (slim run --plan) a missing cache is an error that says what to do, and nothing is fetched', async () => {
     const cacheDir = tempDir('cache');
-    const saved = process.env['SLIM_DATA_DIR'];
-    delete process.env['SLIM_DATA_DIR'];
     const before = archiveRequests;
-    try {
+    await withoutDataDirEnv(async () => {
       const e = await loadCifar10('test', { cacheDir, downloadUrl: `${base}/cifar.tar.gz`, download: false }).then(() => undefined, (err: unknown) => err);
       expect(e).toBeInstanceOf(SlimError);
       expect((e as SlimError).message).toMatch(/cifar10: CIFAR-10 is not here, and this command does not download it \(170 MB\) — pass --data-dir DIR or set SLIM_DATA_DIR/);
       expect(archiveRequests - before).toBe(0);
-    } finally {
-      if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
-    }
+    });
   });
 
   it('loading both splits at once downloads once', async () => {
     const cacheDir = tempDir('cache');
-    const saved = process.env['SLIM_DATA_DIR'];
-    delete process.env['SLIM_DATA_DIR'];
     const before = archiveRequests;
-    try {
+    await withoutDataDirEnv(async () => {
       const both = await Promise.allSettled(['train', 'test'].map((split) => loadCifar10(split as 'train' | 'test', { cacheDir, downloadUrl: `${base}/cifar.tar.gz` })));
       // The fake archive fails the official md5; what matters is that one request served both.
       expect(both.map((r) => r.status)).toEqual(['rejected', 'rejected']);
       expect(archiveRequests - before).toBe(1);
-    } finally {
-      if (saved !== undefined) process.env['SLIM_DATA_DIR'] = saved;
-    }
+    });
   });
 
   it('removes the temp files of downloads whose process died, keeps a live one\'s', async () => {

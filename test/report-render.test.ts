@@ -276,15 +276,23 @@ describe.runIf(browserReady)('the run report in Chromium', () => {
   });
 });
 
+/**
+ * The recipe with one edit, run in a copy of the run folder: its stderr, the copy's folder and report.
+ * `slim run` itself must succeed.
+ */
+async function rerunEdited(name: string, recipe: string, env?: Record<string, string>): Promise<{ stderr: string; runDir: string; report: RunReport }> {
+  const copy = path.join(dir, `run-${name}`);
+  cpSync(runDir, copy, { recursive: true });
+  const file = path.join(dir, `r-${name}.yaml`);
+  writeFileSync(file, recipe);
+  const r = await runSlim(['run', file, '--run-dir', copy, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000, ...(env ? { env } : {}) });
+  expect(r.code, r.stderr).toBe(0);
+  return { stderr: r.stderr, runDir: copy, report: JSON.parse(readFileSync(path.join(copy, 'report', 'report.json'), 'utf8')) as RunReport };
+}
+
 describe.runIf(native)('other test images', () => {
   it('re-score: only the bench runs again — training, QAT, quantization and pruning depend on the training images only', async () => {
-    const otherDir = path.join(dir, 'run-other-test');
-    cpSync(runDir, otherDir, { recursive: true });
-    const file = path.join(dir, 'r-other-test.yaml');
-    writeFileSync(file, RECIPE.replace('test_limit: 200', 'test_limit: 150'));
-    const r = await runSlim(['run', file, '--run-dir', otherDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000 });
-    expect(r.code, r.stderr).toBe(0);
-    const other = JSON.parse(readFileSync(path.join(otherDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    const { stderr, runDir: otherDir, report: other } = await rerunEdited('other-test', RECIPE.replace('test_limit: 200', 'test_limit: 150'));
     expect(other.stages.map((s) => [s.id, s.reused])).toEqual(report.stages.map((s) => [s.id, s.kind !== 'bench']));
     expect(other.variants.every((v) => v.eval_images === 150)).toBe(true);
     // The QAT model records how it was trained, not a top-1 on test images it would then depend on.
@@ -293,19 +301,13 @@ describe.runIf(native)('other test images', () => {
     expect(described).toMatchObject({ epochs: 1 });
     expect(described['engine_top1']).toBeUndefined();
     // Its stage's own score was taken on the 200 images: the reuse says so.
-    expect(r.stderr).toMatch(/quantize 'qat'[^\n]*\n[^\n]*reused[^\n]*\n[^\n]*its own test scores were taken on 100 test images of a run with other test images/);
+    expect(stderr).toMatch(/quantize 'qat'[^\n]*\n[^\n]*reused[^\n]*\n[^\n]*its own test scores were taken on 100 test images of a run with other test images/);
   }, 300_000);
 });
 
 describe.runIf(browserReady)('a bench stage timed in the browser (target: web)', () => {
   it('reuses every other stage, times the variants with onnxruntime-web, and says so in the report and its command', async () => {
-    const webDir = path.join(dir, 'run-web');
-    cpSync(runDir, webDir, { recursive: true });
-    const file = path.join(dir, 'r-web.yaml');
-    writeFileSync(file, RECIPE.replace('- bench: { runs: 50, warmup_runs: 2, batch: 4 }', '- bench: { runs: 50, warmup_runs: 2, batch: 4, target: web }'));
-    const r = await runSlim(['run', file, '--run-dir', webDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--json'], { timeoutMs: 240_000, env: { SLIM_BROWSER: CHROMIUM } });
-    expect(r.code, r.stderr).toBe(0);
-    const web = JSON.parse(readFileSync(path.join(webDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    const { runDir: webDir, report: web } = await rerunEdited('web', RECIPE.replace('- bench: { runs: 50, warmup_runs: 2, batch: 4 }', '- bench: { runs: 50, warmup_runs: 2, batch: 4, target: web }'), { SLIM_BROWSER: CHROMIUM });
     // Training, quantization and pruning came from the copied run; only the bench ran again.
     expect(web.stages.map((s) => [s.id, s.reused])).toEqual(report.stages.map((s) => [s.id, s.kind !== 'bench']));
     expect(web.bench).toMatchObject({ target: 'web', runtime: expect.stringMatching(/^onnxruntime-web .* \(WebAssembly\) in Chromium/) as unknown as string });

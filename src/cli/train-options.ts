@@ -74,8 +74,7 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string; r
         ? `\n${command}: interrupted — ${o.checkpointDir}/last.ckpt holds the last finished epoch (if one finished); run the same command with --resume to continue from it`
         : `\n${command}: interrupted — nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)`,
     );
-    // After the running step (a few ms to seconds), not under it; a hung device gets a minute.
-    setTimeout(() => process.exit(130), 60_000).unref();
+    // After the running step (a few ms to seconds), not under it.
     exitWhenIdle(130);
   };
   process.once('SIGINT', onInterrupt);

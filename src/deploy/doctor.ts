@@ -143,13 +143,13 @@ export interface DoctorInputs {
   versions: DoctorReport['versions'];
 }
 
-/** The report for given facts (pure; `collectDoctorInputs` reads them from this machine). */
 /**
  * Where the doctor runs: slimkit itself (`slim doctor`), or a deployed bundle's doctor.js, where no
  * `slim` and only one model are at hand — its advice names what can be done there.
  */
 export type DoctorPlace = 'slimkit' | 'bundle';
 
+/** The report for given facts (pure; `collectDoctorInputs` reads them from this machine). */
 export function doctorReport(inputs: DoctorInputs, place: DoctorPlace = 'slimkit'): DoctorReport {
   const cpu = parseCpuInfo(inputs.cpuinfo, inputs.arch);
   const limit = inputs.cgroupLimit;

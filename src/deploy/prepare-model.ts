@@ -84,8 +84,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     const note = overriddenNormalizationNote(graph, options, file);
     if (note) warnings.push(note.replace(/^note: /, ''));
     norm = { scale: 1 / 255, mean: options.mean, std: options.std };
-  }
-  else if (input.dtype === 'float32') checkNormalizationPair(graph, file);
+  } else if (input.dtype === 'float32') checkNormalizationPair(graph, file);
   if (!norm) {
     norm = fallback;
     if (input.dtype === 'float32') {

@@ -3,7 +3,7 @@
  * thread: exiting then runs LibTorch's static destructors under the running work, and the process now
  * and then died by a signal instead of exiting 130 (seen in CI). The plan's native calls go through
  * `whileRunning`; `exitWhenIdle` exits at once when nothing is running, else as soon as the running
- * piece returns, and no new piece starts after it is asked.
+ * piece returns (a hung device gets a minute), and no new piece starts after it is asked.
  */
 let running = 0;
 let pendingExit: number | undefined;
@@ -11,6 +11,7 @@ let pendingExit: number | undefined;
 export function exitWhenIdle(code: number): void {
   pendingExit = code;
   if (running === 0) process.exit(code);
+  setTimeout(() => process.exit(code), 60_000).unref();
 }
 
 export async function whileRunning<T>(work: () => Promise<T>): Promise<T> {

@@ -117,7 +117,6 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     log(`\nslim run: interrupted — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
     rmSync(path.join(runDir, '.lock'), { force: true });
     // After a training stage's running step, not under it (engine/exit-gate.ts).
-    setTimeout(() => process.exit(130), 60_000).unref();
     exitWhenIdle(130);
   };
   process.once('SIGINT', onInterrupt);
@@ -319,6 +318,9 @@ export interface KeyContext {
   threads?: number;
 }
 
+/** How bench stages time their variants (in the key: another method measures again). */
+const BENCH_TIMING = 'turns of 10 runs, each after the last one\'s threads went idle; per-round ratios';
+
 /**
  * Whether only the stage's scores read the test images (training curves, the QAT top-1), not what
  * makes its model: such stages key on the training set and leave out their eval limits, so changing
@@ -326,9 +328,6 @@ export interface KeyContext {
  * record keeps the scores it was made with, and says on how many images (eval_images). Calibration,
  * `method: auto` and the sensitivity scan read training images; `max_drop` picks layers by test top-1.
  */
-/** How bench stages time their variants (in the key: another method measures again). */
-const BENCH_TIMING = 'turns of 10 runs, each after the last one\'s threads went idle; per-round ratios';
-
 function scoresOnlyReadTestSet(stage: Stage): boolean {
   // max_drop picks layers by top-1 on the test images; a QAT stage leaves its engine top-1 out of the model.
   if (stage.kind === 'quantize') return stage.spec.max_drop === undefined;

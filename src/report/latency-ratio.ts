@@ -23,12 +23,7 @@ export interface LatencyRatio {
   spread?: [number, number];
 }
 
-function median(sorted: readonly number[]): number {
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Quartile by linear interpolation between order statistics (symmetric under negation). */
+/** Quantile by linear interpolation between order statistics (symmetric under negation; 0.5: the median). */
 function quantile(sorted: readonly number[], q: number): number {
   const at = q * (sorted.length - 1);
   const lo = Math.floor(at);
@@ -44,7 +39,7 @@ export function latencyRatio(a: TimedRow, b: TimedRow): LatencyRatio {
   if (!pairedTurns(a, b)) return { ratio: a.latency_ms.p50 / b.latency_ms.p50 };
   const tb = b.turn_p50_ms!;
   const logs = a.turn_p50_ms!.map((x, r) => Math.log(x / tb[r]!)).sort((x, y) => x - y);
-  return { ratio: Math.exp(median(logs)), spread: [Math.exp(quantile(logs, 0.25)), Math.exp(quantile(logs, 0.75))] };
+  return { ratio: Math.exp(quantile(logs, 0.5)), spread: [Math.exp(quantile(logs, 0.25)), Math.exp(quantile(logs, 0.75))] };
 }
 
 /**

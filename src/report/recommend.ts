@@ -92,7 +92,7 @@ function missText(limit: LimitName, value: number, bound: number, miss: number):
 export function recommend(variants: readonly VariantBench[], limits: Limits): Recommendation {
   // Relative latency on one scale (latency-ratio.ts): per round of turns where the bench took them.
   const latency = comparableLatencies(variants);
-  const ms = (v: VariantBench): number => latency.get(v) ?? v.latency_ms.p50;
+  const ms = (v: VariantBench): number => latency.get(v)!;
   /** Better first: higher top-1, then lower latency, then smaller file. */
   const rank = (a: VariantBench, b: VariantBench): number => b.top1 - a.top1 || ms(a) - ms(b) || a.size_bytes - b.size_bytes;
   const assessed = variants.map((v): Assessment => {

@@ -1,7 +1,7 @@
 /**
  * Entry of a process `benchmarkInChildren` forks: opens one model's timer and runs what the parent asks,
- * one request and one reply at a time, until 'finish' (the parent kills it to stop early). Reads the model from its file so the
- * parent's copy never counts here.
+ * one request and one reply at a time, until 'finish' (the parent kills it to stop early). Reads the
+ * model from its file so the parent's copy never counts here.
  */
 import { SlimError } from '../errors.js';
 import { openTimer, type ModelTimer } from './benchmark.js';

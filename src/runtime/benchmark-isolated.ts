@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SlimError, type ErrorKind, type ErrorParts } from '../errors.js';
 import { timingPlan, type BenchmarkOptions, type BenchmarkResult, type ModelTimer, type PeakRss, type TimerOptions } from './benchmark.js';
-import { timeInTurns } from './benchmark-turns.js';
+import { timeOpening } from './benchmark-turns.js';
 
 /** What the parent asks of a child; each gets exactly one reply. */
 export type ChildRequest =
@@ -143,15 +143,7 @@ export interface IsolatedModel {
 export async function benchmarkInChildren(models: readonly IsolatedModel[], options: Omit<BenchmarkOptions, 'batch' | 'throughputBatch' | 'inputShapes' | 'label'> = {}): Promise<BenchmarkResult[]> {
   const plan = timingPlan(options);
   const { onProgress, runs: _runs, warmupRuns: _warmup, throughputSeconds: _seconds, ...shared } = options;
-  const opening = models.map((m) => openChildTimer(m.file, { ...shared, ...m.options }));
-  const settled = await Promise.allSettled(opening);
-  const timers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) {
-    await Promise.all(timers.map((t) => t.close()));
-    throw failed.reason;
-  }
-  return timeInTurns(timers, { ...plan, ...(onProgress ? { onProgress } : {}) });
+  return timeOpening(models.map((m) => openChildTimer(m.file, { ...shared, ...m.options })), { ...plan, ...(onProgress ? { onProgress } : {}) });
 }
 
 /** One model in a process of its own. */

@@ -27,6 +27,21 @@ function rotation(count: number, round: number): number[] {
   return Array.from({ length: count }, (_, i) => (i + round) % count);
 }
 
+/**
+ * Times the timers being opened, once all are open; when one fails to open, closes the others and
+ * throws its error. Results in the given order.
+ */
+export async function timeOpening(opening: readonly Promise<ModelTimer>[], options: TurnsOptions): Promise<BenchmarkResult[]> {
+  const settled = await Promise.allSettled(opening);
+  const timers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) {
+    await Promise.all(timers.map((t) => t.close()));
+    throw failed.reason;
+  }
+  return timeInTurns(timers, options);
+}
+
 /** Times every timer in turns and finishes (closes) them all, also on an error. Results in timer order. */
 export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsOptions): Promise<BenchmarkResult[]> {
   const { warmupRuns, runs, throughputSeconds, onProgress } = options;

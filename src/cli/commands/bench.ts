@@ -121,10 +121,6 @@ export function registerBench(program: Command): void {
           if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
           set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
         }
-        checked.push({ file, loaded, graph, size, normalization, set });
-      }
-      const measured: { stats: Awaited<ReturnType<typeof loadedModelStats>>; perModel: { batch: number; throughputBatch: number; inputShapes?: Record<string, number[]> } }[] = [];
-      for (const { file, loaded, graph, size } of checked) {
         const stats = await loadedModelStats(loaded, size);
         // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
         const fixedBatch = fixedBatchOf(dataInputs(graph)[0]?.shape);
@@ -133,7 +129,8 @@ export function registerBench(program: Command): void {
           log(`note: ${file} takes batches of ${fixedBatch} only: its throughput is measured at batch ${fixedBatch}, not --batch ${options.batch}`);
         }
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
-        measured.push({ stats, perModel: { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) } });
+        const perModel = { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) };
+        checked.push({ file, loaded, graph, normalization, set, stats, perModel });
       }
       const shared = { threads, warmupRuns: options.warmup, runs: options.runs };
       // On the host, several models take turns (runtime/benchmark-turns.ts); the browser times one page after another.
@@ -142,12 +139,12 @@ export function registerBench(program: Command): void {
       if (web) {
         // One page per model, one after another: a browser holds one model's page at a time.
         timings = [];
-        for (const [i, { file, loaded, graph }] of checked.entries()) {
+        for (const { file, loaded, graph, perModel } of checked) {
           const bar = progress(`bench ${file} (browser)`, 100, '%');
           try {
             timings.push(await benchmarkInBrowser(file, {
               ...shared,
-              ...measured[i]!.perModel,
+              ...perModel,
               inputs: dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) })),
               externalFiles: loaded.externalFiles,
               reducedPrecision: computesReduced(graph),
@@ -164,7 +161,7 @@ export function registerBench(program: Command): void {
         const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
         const bar = progress(label, 100, '%');
         try {
-          const results = await benchmarkInChildren(checked.map(({ file }, i) => ({ file, options: measured[i]!.perModel })), {
+          const results = await benchmarkInChildren(checked.map(({ file, perModel }) => ({ file, options: perModel })), {
             ...shared,
             onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
           });
@@ -173,8 +170,7 @@ export function registerBench(program: Command): void {
           bar.stop();
         }
       }
-      for (const [i, { file, normalization, set }] of checked.entries()) {
-        const { stats } = measured[i]!;
+      for (const [i, { file, normalization, set, stats }] of checked.entries()) {
         const timing = timings[i]!;
         const row: BenchRow = {
           file,

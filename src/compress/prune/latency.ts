@@ -6,8 +6,8 @@
  */
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
-import { openTimer, timingPlan, type ModelTimer } from '../../runtime/benchmark.js';
-import { timeInTurns } from '../../runtime/benchmark-turns.js';
+import { openTimer, timingPlan } from '../../runtime/benchmark.js';
+import { timeOpening } from '../../runtime/benchmark-turns.js';
 import { comparableLatencies } from '../../report/latency-ratio.js';
 
 export interface LatencyOptions {
@@ -21,20 +21,13 @@ export interface LatencyOptions {
 /** Batch-1 latency (ms) of each model, timed in turns in this process, on the first one's scale. */
 export async function compareLatency(models: readonly Uint8Array[], options: LatencyOptions = {}): Promise<number[]> {
   const plan = timingPlan({ runs: options.runs ?? 180, warmupRuns: 5, throughputSeconds: 0 });
-  const timers: ModelTimer[] = [];
-  try {
-    for (const bytes of models) {
-      timers.push(await openTimer(bytes, {
-        ...(options.threads !== undefined ? { threads: options.threads } : {}),
-        throughputBatch: 0,
-        ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
-      }));
-    }
-  } catch (e) {
-    await Promise.all(timers.map((t) => t.close()));
-    throw e;
-  }
-  const rows = (await timeInTurns(timers, plan)).map((r) => ({ latency_ms: r.latencyMs, turn_p50_ms: r.turnP50Ms }));
+  const timerOptions = {
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    throughputBatch: 0,
+    ...(options.inputShapes ? { inputShapes: options.inputShapes } : {}),
+  };
+  const results = await timeOpening(models.map((bytes) => openTimer(bytes, timerOptions)), plan);
+  const rows = results.map((r) => ({ latency_ms: r.latencyMs, turn_p50_ms: r.turnP50Ms }));
   const scale = comparableLatencies(rows);
   return rows.map((r) => scale.get(r)!);
 }

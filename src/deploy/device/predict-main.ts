@@ -10,7 +10,6 @@ import { SlimError } from '../../errors.js';
 import { openClassifier, topK, type Prediction } from '../../serve/classifier.js';
 import { readBundle } from '../open-bundle.js';
 import { intSetting } from './common.js';
-
 import { PREDICT_HELP as HELP } from './help.js';
 
 const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);

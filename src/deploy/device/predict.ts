@@ -8,4 +8,5 @@
 import { bundleDir, launch } from './common.js';
 import { PREDICT_HELP } from './help.js';
 
-launch('predict', PREDICT_HELP, async () => (await import('./predict-main.js')).main(bundleDir(import.meta.url)), { checkNative: bundleDir(import.meta.url) });
+const dir = bundleDir(import.meta.url);
+launch('predict', PREDICT_HELP, async () => (await import('./predict-main.js')).main(dir), { checkNative: dir });

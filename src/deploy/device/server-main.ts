@@ -9,7 +9,6 @@ import { openClassifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { readBundle } from '../open-bundle.js';
 import { intSetting } from './common.js';
-
 import { SERVER_HELP as HELP } from './help.js';
 
 export async function main(dir: string): Promise<number> {

@@ -8,4 +8,5 @@
 import { bundleDir, launch } from './common.js';
 import { SERVER_HELP } from './help.js';
 
-launch('server', SERVER_HELP, async () => (await import('./server-main.js')).main(bundleDir(import.meta.url)), { checkNative: bundleDir(import.meta.url) });
+const dir = bundleDir(import.meta.url);
+launch('server', SERVER_HELP, async () => (await import('./server-main.js')).main(dir), { checkNative: dir });
