@@ -5,8 +5,10 @@
  * each way, and in turns also the median of the per-round ratios (report/latency-ratio.ts), what slimkit
  * compares models by; a ratio far from 1 is a "faster" that is only the moment the model ran. One JSON line.
  *
- *   npx tsx bench/bench-turns.ts [--model M.onnx] [--trials 5] [--threads 1] [--runs 100] [--load 2]
+ *   npx tsx bench/bench-turns.ts [--model M.onnx] [--trials 5] [--threads 1] [--runs 100] [--load 2] [--target web]
  *
+ * --target web times them in headless Chromium (onnxruntime-web), a page per model, as `slim bench
+ * --target web` does; one after the other is then a browser per model.
  * Without --model, a random-weight ResNet18-CIFAR export of the acceptance shape (as bench/prune-latency.ts).
  * --load is the number of busy-loop processes started halfway.
  */
@@ -15,7 +17,11 @@ import { copyFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { benchmarkInChild, benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
+import { benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
+import { benchmarkInBrowser, type WebModel } from '../src/runtime/benchmark-web.js';
+import type { TimedResult } from '../src/runtime/benchmark.js';
+import { readModel } from '../src/onnx/io.js';
+import { dataInputs } from '../src/onnx/graph.js';
 import { latencyRatio } from '../src/report/latency-ratio.js';
 import { emit, modelOrAcceptanceExport, scratchDir } from './prune-common.js';
 
@@ -26,14 +32,25 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1' },
     runs: { type: 'string', default: '100' },
     load: { type: 'string', default: String(availableParallelism()) },
+    target: { type: 'string', default: 'host' },
   },
 });
+if (values.target !== 'host' && values.target !== 'web') throw new Error(`--target is host or web, got ${values.target}`);
+const web = values.target === 'web';
 const dir = scratchDir();
 const source = modelOrAcceptanceExport(values.model, dir);
 const [a, b] = ['a.onnx', 'b.onnx'].map((name) => path.join(dir, name)) as [string, string];
 copyFileSync(source, a);
 copyFileSync(source, b);
 const options = { threads: Number(values.threads), runs: Number(values.runs), warmupRuns: 10, throughputBatch: 0 };
+const graph = await readModel(source);
+const inputs = dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) }));
+const webModel = (file: string): WebModel => ({ file, inputs, batch: 1, throughputBatch: 0 });
+
+/** The models timed together (in turns), on the host in processes or in the browser in pages. */
+async function timeTogether(files: string[]): Promise<TimedResult[]> {
+  return web ? benchmarkInBrowser(files.map(webModel), options) : benchmarkInChildren(files.map((file) => ({ file })), options);
+}
 
 /** Busy-loop processes started after `delayMs`; the returned function stops them. */
 function loadAfter(delayMs: number, processes: number): () => void {
@@ -49,14 +66,14 @@ function loadAfter(delayMs: number, processes: number): () => void {
 }
 
 async function oneAfterAnother(): Promise<number> {
-  const first = await benchmarkInChild(a, options);
-  const second = await benchmarkInChild(b, options);
-  return second.latencyMs.p50 / first.latencyMs.p50;
+  const [first] = await timeTogether([a]);
+  const [second] = await timeTogether([b]);
+  return second!.latencyMs.p50 / first!.latencyMs.p50;
 }
 
 /** In turns: the ratio of the p50s, and the median of the per-round ratios (what reports compare by). */
 async function inTurns(): Promise<[number, number]> {
-  const [first, second] = await benchmarkInChildren([{ file: a }, { file: b }], options);
+  const [first, second] = await timeTogether([a, b]);
   const row = (r: typeof first) => ({ latency_ms: r!.latencyMs, turn_p50_ms: r!.turnP50Ms });
   return [second!.latencyMs.p50 / first!.latencyMs.p50, latencyRatio(row(second), row(first)).ratio];
 }
@@ -93,6 +110,7 @@ const worst = (ratios: number[]): number => Math.max(...ratios.map((r) => Math.m
 emit({
   bench: 'bench-turns',
   model: values.model ?? 'random-weight ResNet18-CIFAR export',
+  target: values.target,
   threads: options.threads,
   runs: options.runs,
   load_processes: load,

@@ -56,12 +56,13 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     expect(renderBenchTable(rows.map(({ correct: _c, ...r }) => r))).not.toMatch(/top-1 of/);
   });
 
-  it('slim bench says how the models were timed: in turns on the host, one after another in the browser', () => {
+  it('slim bench says how the models were timed: in turns of processes on the host, of pages in the browser', () => {
     const rows = [{ ...variant('a', 2000, 4, 0.8), file: 'a.onnx' }, { ...variant('b', 500, 1, 0.79), file: 'b.onnx' }];
     expect(renderBenchTable(rows, true)).toContain('\ntimed in turns of 10 runs, each model in a process of its own');
     expect(renderBenchTable(rows, false)).not.toContain('timed in turns');
     const web = rows.map((r) => ({ ...r, target: 'web' as const, runtime: 'onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156', threads: 2 }));
-    expect(renderBenchTable(web)).toContain('\ntimed in the browser: onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156, 2 thread(s), one model after another');
+    expect(renderBenchTable(web, true)).toContain('\ntimed in the browser: onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156, 2 thread(s), in turns of 10 runs, each model in a page of its own');
+    expect(renderBenchTable(web.slice(0, 1))).toMatch(/\ntimed in the browser: onnxruntime-web 1\.30\.0 \(WebAssembly\) in Chromium 156, 2 thread\(s\)$/m);
   });
 
   it('recommend says whether a top-1 gap is more than chance', () => {

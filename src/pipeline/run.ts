@@ -320,6 +320,8 @@ export interface KeyContext {
 
 /** How bench stages time their variants (in the key: another method measures again). */
 const BENCH_TIMING = 'turns of 10 runs, each after the last one\'s threads went idle; per-round ratios';
+/** The browser's pages took turns from this version on; before, one page after another. */
+const WEB_BENCH_TIMING = `${BENCH_TIMING}; a page per model`;
 
 /**
  * Whether only the stage's scores read the test images (training curves, the QAT top-1), not what
@@ -371,7 +373,7 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     // are measured again, not reused.
     ...(stage.kind === 'bench'
       ? {
-          timing: BENCH_TIMING,
+          timing: stage.spec.target === 'web' ? WEB_BENCH_TIMING : BENCH_TIMING,
           machine: { ...machineInfo(), node: undefined },
           threads: stage.spec.threads ?? c.threads ?? availableParallelism(),
           variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),

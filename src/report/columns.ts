@@ -63,8 +63,9 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
 
 /** What timed the variants, for the sentence above the table. */
 export function timedWith(b: { target?: string; runtime?: string; timed_in_turns?: boolean }): string {
-  if (b.target === 'web') return `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs`;
-  return b.timed_in_turns ? 'ONNX Runtime CPU, the variants taking turns (a change in load falls on all alike)' : 'ONNX Runtime CPU';
+  const turns = b.timed_in_turns ? ', the variants taking turns (a change in load falls on all alike)' : '';
+  if (b.target === 'web') return `${b.runtime ?? 'onnxruntime-web (WebAssembly)'} — the browser, as the web bundle runs${turns}`;
+  return `ONNX Runtime CPU${turns}`;
 }
 
 /** What the 'vs' column's latency is, for a bench whose variants took turns; '' otherwise. */

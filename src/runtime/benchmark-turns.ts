@@ -7,7 +7,7 @@
  * that each model takes every position in the round in turn (none always goes first, right after the
  * previous round's last). With one model this is a plain warm-up, runs, throughput.
  */
-import type { BenchmarkPhase, BenchmarkResult, ModelTimer } from './benchmark.js';
+import type { BenchmarkPhase, ModelTimer, TimedResult } from './benchmark.js';
 import { latencyStats, percentile } from './percentiles.js';
 
 /** Timed latency runs per turn: 100 runs are 10 turns. */
@@ -31,7 +31,7 @@ function rotation(count: number, round: number): number[] {
  * Times the timers being opened, once all are open; when one fails to open, closes the others and
  * throws its error. Results in the given order.
  */
-export async function timeOpening(opening: readonly Promise<ModelTimer>[], options: TurnsOptions): Promise<BenchmarkResult[]> {
+export async function timeOpening<Finish>(opening: readonly Promise<ModelTimer<Finish>>[], options: TurnsOptions): Promise<(TimedResult & Finish)[]> {
   const settled = await Promise.allSettled(opening);
   const timers = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -43,7 +43,7 @@ export async function timeOpening(opening: readonly Promise<ModelTimer>[], optio
 }
 
 /** Times every timer in turns and finishes (closes) them all, also on an error. Results in timer order. */
-export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsOptions): Promise<BenchmarkResult[]> {
+export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[], options: TurnsOptions): Promise<(TimedResult & Finish)[]> {
   const { warmupRuns, runs, throughputSeconds, onProgress } = options;
   const n = timers.length;
   // With one model nothing runs between its turns: no untimed run is needed to take the machine back.
@@ -85,7 +85,7 @@ export async function timeInTurns(timers: readonly ModelTimer[], options: TurnsO
       }
     }
 
-    const results: BenchmarkResult[] = [];
+    const results: (TimedResult & Finish)[] = [];
     for (const [i, timer] of timers.entries()) {
       const sorted = [...samples[i]!].sort((a, b) => a - b);
       const t = throughput[i]!;

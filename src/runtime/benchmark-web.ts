@@ -4,12 +4,14 @@
  * Chromium or Chrome driven by playwright-core. WebAssembly kernels are not the native ones (an int8
  * model can gain less, or lose, there), so the browser's own timing is the number to trust for the web.
  *
- * A loopback server gives the page the model, onnxruntime-web and the benchmark code (web-bench/page.ts,
- * bundled by esbuild), with the two headers that make it cross-origin isolated. The page's first output
- * on the seeded inputs is checked against onnxruntime-node on the same inputs: a timing is only
- * reported for a model the browser computed correctly.
+ * A loopback server gives the pages the models, onnxruntime-web and the benchmark code (web-bench/page.ts,
+ * bundled by esbuild), with the two headers that make them cross-origin isolated. Each model gets a page
+ * of its own in one browser, as the web bundle holds one model per page, and the pages take turns
+ * (benchmark-turns.ts) so that a change in the machine's load falls on every model alike. Each page's
+ * first output on the seeded inputs is checked against onnxruntime-node on the same inputs before any
+ * timing: a timing is only reported for a model the browser computed correctly.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -17,12 +19,12 @@ import { inputError, usageError } from '../errors.js';
 import { bundleForBrowser } from '../deploy/device-code.js';
 import { ISOLATION_HEADERS } from '../serve/static.js';
 import { Random } from '../util/random.js';
-import type { BenchmarkPhase, BenchmarkResult } from './benchmark.js';
-import { latencyStats } from './percentiles.js';
+import type { BenchmarkPhase, ModelTimer, TimedResult } from './benchmark.js';
+import { timeOpening } from './benchmark-turns.js';
 import { openSession } from './ort.js';
 import { ORT_WEB_MODULE, ORT_WEB_WASM, ortWebDist, ortWebVersion } from './ort-web.js';
 import { benchmarkInputs, randomTensor, type InputDescription } from './random-input.js';
-import type { WebBenchReply, WebBenchRequest } from './web-bench/page.js';
+import type { WebBenchPage, WebOpenReply, WebOpenRequest } from './web-bench/page.js';
 import type { Graph } from '../onnx/graph.js';
 import { toNumbers } from '../onnx/tensor.js';
 
@@ -30,30 +32,37 @@ import { toNumbers } from '../onnx/tensor.js';
 export const BENCH_TARGETS = ['host', 'web'] as const;
 export type BenchTarget = (typeof BENCH_TARGETS)[number];
 
-export interface WebBenchmarkOptions {
-  /** Chromium or Chrome; default: $SLIM_BROWSER, then the usual install paths. */
-  browser?: string;
-  /** onnxruntime-web's WebAssembly threads. */
-  threads: number;
+/** One model to time in the browser, with what differs between models. */
+export interface WebModel {
+  file: string;
   /** The model's inputs as declared (name, dtype, dims). */
   inputs: InputDescription[];
   /** Batch of the latency runs. */
   batch: number;
   /** Batch of the throughput phase; 0 skips it. */
   throughputBatch: number;
-  warmupRuns: number;
-  runs: number;
-  throughputSeconds?: number;
   inputShapes?: Record<string, number[]>;
   /** The model computes in int8 or fp16 somewhere (computesReduced): a looser output check. */
   reducedPrecision?: boolean;
   /** External data files the model reads (resolved paths). */
   externalFiles?: string[];
+}
+
+export interface WebBenchmarkOptions {
+  /** Chromium or Chrome; default: $SLIM_BROWSER, then the usual install paths. */
+  browser?: string;
+  /** onnxruntime-web's WebAssembly threads. */
+  threads: number;
+  warmupRuns: number;
+  runs: number;
+  throughputSeconds?: number;
   seed?: number;
+  /** Work done of total in the phase, over all models (benchmark-turns.ts). */
   onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
 }
 
-export interface WebBenchmarkResult extends Omit<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource' | 'turnP50Ms'> {
+/** What the browser adds to a model's timing. */
+export interface WebFinish {
   /** e.g. "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156.0.8078.73". */
   runtime: string;
   browser: string;
@@ -61,6 +70,8 @@ export interface WebBenchmarkResult extends Omit<BenchmarkResult, 'peakRssBytes'
   /** Largest difference between the page's first output and onnxruntime-node's on the same inputs. */
   maxAbsDiffVsNode: number;
 }
+
+export type WebBenchmarkResult = TimedResult & WebFinish;
 
 /** Where Chromium or Chrome usually are (Debian/Ubuntu, snap, macOS). */
 const BROWSER_PATHS = [
@@ -112,22 +123,26 @@ function outputTolerance(reference: number[], reduced: boolean): number {
 const HEADERS = { ...ISOLATION_HEADERS, 'cache-control': 'no-store' };
 
 type Route = { type: string; body: () => Uint8Array };
+type Browser = Awaited<ReturnType<typeof import('playwright-core').chromium.launch>>;
 
-export async function benchmarkInBrowser(file: string, options: WebBenchmarkOptions): Promise<WebBenchmarkResult> {
+/**
+ * Every model in a page of its own in one headless browser, all open at once and timed in turns;
+ * results in the given order.
+ */
+export async function benchmarkInBrowser(models: readonly WebModel[], options: WebBenchmarkOptions): Promise<WebBenchmarkResult[]> {
   const browserPath = findBrowser(options.browser);
   const seed = options.seed ?? 0;
-  const latencyInputs = benchmarkInputs(file, options.inputs, options.batch, options.inputShapes);
-  const throughputInputs = options.throughputBatch > 0 ? benchmarkInputs(file, options.inputs, options.throughputBatch, options.inputShapes) : [];
   const [page] = await bundleForBrowser({ bench: '../runtime/web-bench/page' });
   const dist = ortWebDist();
-  const externalFiles = options.externalFiles ?? [];
   const routes = new Map<string, Route>([
     ['/', { type: 'text/html; charset=utf-8', body: () => Buffer.from('<!doctype html><meta charset="utf-8"><title>slim bench</title><script type="module" src="/bench.js"></script>') }],
     ['/bench.js', { type: 'text/javascript; charset=utf-8', body: () => page!.contents }],
     [`/ort/${ORT_WEB_MODULE}`, { type: 'text/javascript; charset=utf-8', body: () => readFileSync(path.join(dist, ORT_WEB_MODULE)) }],
     [`/ort/${ORT_WEB_WASM}`, { type: 'application/wasm', body: () => readFileSync(path.join(dist, ORT_WEB_WASM)) }],
-    ['/model.onnx', { type: 'application/octet-stream', body: () => readFileSync(file) }],
-    ...externalFiles.map((f, i): [string, Route] => [`/external/${i}`, { type: 'application/octet-stream', body: () => readFileSync(f) }]),
+    ...models.flatMap(({ file, externalFiles = [] }, m): [string, Route][] => [
+      [`/model/${m}.onnx`, { type: 'application/octet-stream', body: () => readFileSync(file) }],
+      ...externalFiles.map((f, i): [string, Route] => [`/model/${m}/external/${i}`, { type: 'application/octet-stream', body: () => readFileSync(f) }]),
+    ]),
   ]);
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const route = routes.get(new URL(req.url ?? '/', 'http://localhost').pathname);
@@ -141,7 +156,7 @@ export async function benchmarkInBrowser(file: string, options: WebBenchmarkOpti
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  let browser: Awaited<ReturnType<typeof import('playwright-core').chromium.launch>> | undefined;
+  let browser: Browser | undefined;
   try {
     const { chromium } = await import('playwright-core');
     try {
@@ -154,72 +169,104 @@ export async function benchmarkInBrowser(file: string, options: WebBenchmarkOpti
     } catch (e) {
       throw inputError({ problem: `the browser ${browserPath} did not start: ${(e as Error).message.split('\n')[0]}`, fix: 'check that it runs (`' + browserPath + ' --headless --version`) or pass another with --browser' });
     }
-    const tab = await browser.newPage();
-    const pageErrors: string[] = [];
-    tab.on('pageerror', (e) => pageErrors.push(e.message));
-    await tab.exposeFunction('slimProgress', (done: number, total: number, phase: BenchmarkPhase) => options.onProgress?.(done, total, phase));
-    await tab.goto(`${origin}/`);
-    await tab.waitForFunction('typeof window.slimBench === "function"', undefined, { timeout: 60_000 }).catch((e: unknown) => {
-      throw new Error(`the benchmark page did not start: ${pageErrors[0] ?? (e as Error).message.split('\n')[0]}`);
-    });
-    const request: WebBenchRequest = {
-      modelUrl: `${origin}/model.onnx`,
-      ortModuleUrl: `${origin}/ort/${ORT_WEB_MODULE}`,
-      ortWasmUrl: `${origin}/ort/${ORT_WEB_WASM}`,
-      externalData: externalFiles.map((f, i) => ({ path: path.relative(path.dirname(file), f).split(path.sep).join('/'), url: `${origin}/external/${i}` })),
-      latencyInputs,
-      throughputInputs,
-      threads: options.threads,
+    const runtime = `onnxruntime-web ${ortWebVersion()} (WebAssembly) in ${browserName(browserPath)} ${browser.version()}`;
+    const opening = models.map((model, m) =>
+      openPageTimer(browser!, model, {
+        modelUrl: `${origin}/model/${m}.onnx`,
+        ortModuleUrl: `${origin}/ort/${ORT_WEB_MODULE}`,
+        ortWasmUrl: `${origin}/ort/${ORT_WEB_WASM}`,
+        externalData: (model.externalFiles ?? []).map((f, i) => ({ path: path.relative(path.dirname(model.file), f).split(path.sep).join('/'), url: `${origin}/model/${m}/external/${i}` })),
+        latencyInputs: benchmarkInputs(model.file, model.inputs, model.batch, model.inputShapes),
+        throughputInputs: model.throughputBatch > 0 ? benchmarkInputs(model.file, model.inputs, model.throughputBatch, model.inputShapes) : [],
+        threads: options.threads,
+        seed,
+      }, { runtime, browser: browserPath }),
+    );
+    return await timeOpening(opening, {
       warmupRuns: options.warmupRuns,
       runs: options.runs,
       throughputSeconds: options.throughputSeconds ?? 2,
-      seed,
-    };
-    let reply: WebBenchReply;
-    try {
-      // A string, not a function: the function's source would carry whatever helpers a TS loader added.
-      reply = (await tab.evaluate(`window.slimBench(${JSON.stringify(request)})`)) as WebBenchReply;
-    } catch (e) {
-      const message = (e as Error).message.replace(/^page\.evaluate: /, '').split('\n')[0] ?? '';
-      if (/Target (crashed|closed)|has been closed/.test(message)) {
-        throw inputError({ file, problem: `the browser tab running the model crashed (${message})`, fix: 'most often it ran out of memory: try a smaller --batch, or close other tabs and programs' });
-      }
-      throw inputError({
-        file,
-        problem: `onnxruntime-web ${ortWebVersion()} could not run the model in the browser: ${message}${pageErrors.length ? ` (${pageErrors[0]})` : ''}`,
-        fix: 'the web bundle (slim deploy --target web) would fail the same way; onnxruntime-web\'s WebAssembly build lacks some ops and types that onnxruntime-node has',
-      });
-    }
-    const maxAbsDiffVsNode = await checkAgainstNode(file, latencyInputs, seed, reply, options.reducedPrecision ?? false);
-    const samples = [...reply.samplesMs].sort((a, b) => a - b);
-    return {
-      latencyMs: latencyStats(samples),
-      samplesMs: samples,
-      runs: options.runs,
-      batch: options.batch,
-      threads: reply.threads,
-      throughputBatch: options.throughputBatch,
-      throughputRuns: reply.throughputRuns,
-      throughputIps: reply.throughputRuns > 0 ? (options.throughputBatch * reply.throughputRuns) / (reply.throughputMs / 1000) : 0,
-      runtime: `onnxruntime-web ${ortWebVersion()} (WebAssembly) in ${browserName(browserPath, reply.userAgent)} ${browser.version()}`,
-      browser: browserPath,
-      crossOriginIsolated: reply.crossOriginIsolated,
-      maxAbsDiffVsNode,
-    };
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
   } finally {
     await browser?.close();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
 
+/**
+ * Opens one model in a page of its own and checks its first output against onnxruntime-node's; the
+ * page then runs what the turns ask. Every call names the model when the page fails.
+ */
+async function openPageTimer(browser: Browser, model: WebModel, request: WebOpenRequest, about: Pick<WebFinish, 'runtime' | 'browser'>): Promise<ModelTimer<WebFinish>> {
+  const tab = await browser.newPage();
+  const pageErrors: string[] = [];
+  tab.on('pageerror', (e) => pageErrors.push(e.message));
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    await tab.close().catch(() => undefined);
+  };
+  // A string, not a function: the function's source would carry whatever helpers a TS loader added.
+  const call = async <T>(method: keyof WebBenchPage, ...args: unknown[]): Promise<T> => {
+    try {
+      return (await tab.evaluate(`window.slimBench.${method}(${args.map((a) => JSON.stringify(a)).join(', ')})`)) as T;
+    } catch (e) {
+      throw pageFailure(model.file, e as Error, pageErrors);
+    }
+  };
+  try {
+    await tab.goto(`${new URL(request.modelUrl).origin}/`);
+    await tab.waitForFunction('typeof window.slimBench === "object"', undefined, { timeout: 60_000 }).catch((e: unknown) => {
+      throw new Error(`the benchmark page did not start: ${pageErrors[0] ?? (e as Error).message.split('\n')[0]}`);
+    });
+    const reply = await call<WebOpenReply>('open', request);
+    const maxAbsDiffVsNode = await checkAgainstNode(model.file, request.latencyInputs, request.seed, reply, model.reducedPrecision ?? false);
+    const threads = reply.threads;
+    return {
+      batch: model.batch,
+      throughputBatch: model.throughputBatch,
+      threads,
+      warmup: (runs) => call<void>('warmup', runs),
+      timeRuns: (runs, rewarm) => call<number[]>('timeRuns', runs, rewarm),
+      timeThroughput: (seconds, rewarm) => call<{ runs: number; seconds: number }>('timeThroughput', seconds, rewarm),
+      // A single-threaded page has no thread pool to wait for.
+      quiesce: () => (threads > 1 ? idlePool() : Promise.resolve()),
+      async finish() {
+        await call<void>('release');
+        await close();
+        return { ...about, crossOriginIsolated: reply.crossOriginIsolated, maxAbsDiffVsNode };
+      },
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** A page's failure as the user can act on it: a crashed tab is most often memory; anything else the runtime's. */
+function pageFailure(file: string, error: Error, pageErrors: string[]): Error {
+  const message = error.message.replace(/^page\.evaluate: /, '').split('\n')[0] ?? '';
+  if (/Target (crashed|closed)|has been closed/.test(message)) {
+    return inputError({ file, problem: `the browser tab running the model crashed (${message})`, fix: 'most often it ran out of memory: try a smaller --batch, fewer models at once, or close other tabs and programs' });
+  }
+  return inputError({
+    file,
+    problem: `onnxruntime-web ${ortWebVersion()} could not run the model in the browser: ${message}${pageErrors.length ? ` (${pageErrors[0]})` : ''}`,
+    fix: 'the web bundle (slim deploy --target web) would fail the same way; onnxruntime-web\'s WebAssembly build lacks some ops and types that onnxruntime-node has',
+  });
+}
+
 /** Headless Chromium calls itself HeadlessChrome: the executable's name tells the two apart. */
-function browserName(browserPath: string, userAgent: string): string {
-  if (/Edg\//.test(userAgent)) return 'Edge';
+function browserName(browserPath: string): string {
+  if (/msedge|edge/i.test(path.basename(browserPath))) return 'Edge';
   return /chromium/i.test(path.basename(browserPath)) ? 'Chromium' : 'Chrome';
 }
 
 /** The page's first output against onnxruntime-node's on the same seeded inputs; throws when they differ. */
-async function checkAgainstNode(file: string, inputs: WebBenchRequest['latencyInputs'], seed: number, reply: WebBenchReply, reduced: boolean): Promise<number> {
+async function checkAgainstNode(file: string, inputs: WebOpenRequest['latencyInputs'], seed: number, reply: WebOpenReply, reduced: boolean): Promise<number> {
   const random = new Random(seed);
   const feeds = Object.fromEntries(inputs.map((i) => [i.name, randomTensor(i.dtype, i.dims, random)]));
   const session = await openSession(file, { threads: 1 });
@@ -246,4 +293,52 @@ async function checkAgainstNode(file: string, inputs: WebBenchRequest['latencyIn
     });
   }
   return diff;
+}
+
+/** CPU time (clock ticks) of this process's descendants: the browser and its renderers, GPU and utility processes. */
+function browserTicks(): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return undefined;
+  }
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const e of entries) {
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(e), Number(fields[1]));
+      ticks.set(Number(e), Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // The process ended while we read.
+    }
+  }
+  let total = 0;
+  for (const [pid, t] of ticks) {
+    let p = parent.get(pid);
+    while (p !== undefined && p !== process.pid && p > 1) p = parent.get(p);
+    if (p === process.pid) total += t;
+  }
+  return total;
+}
+
+/**
+ * After a turn, waits until the browser's processes stop using CPU: onnxruntime-web's WebAssembly thread
+ * pool spins after a run (measured with browserTicks on 2 cores: about 20 ms at 2 threads, 40–80 ms at
+ * 4, none at 1), and in that time it takes CPUs from the next page's turn. Polls until a 20 ms interval
+ * adds no tick, for at most 300 ms; without /proc (macOS) it waits a fixed 100 ms.
+ */
+async function idlePool(): Promise<void> {
+  const deadline = performance.now() + 300;
+  let last = browserTicks();
+  if (last === undefined) return new Promise((r) => setTimeout(r, 100));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now: number = browserTicks() ?? last;
+    if (now === last || performance.now() > deadline) return;
+    last = now;
+  }
 }

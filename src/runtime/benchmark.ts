@@ -41,7 +41,8 @@ export interface BenchmarkOptions {
   onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
 }
 
-export interface BenchmarkResult {
+/** What timing a model in turns gives, wherever it ran. */
+export interface TimedResult {
   latencyMs: LatencyStats;
   /** Every timed latency run in ms, ascending. */
   samplesMs: number[];
@@ -58,6 +59,9 @@ export interface BenchmarkResult {
   throughputRuns: number;
   /** Images per second at throughputBatch; 0 when the phase was skipped. */
   throughputIps: number;
+}
+
+export interface PeakRss {
   /** Peak resident memory of the process while this model was loaded and run. */
   peakRssBytes: number;
   /** Resident memory just before the session was created (Node itself, the model bytes); 0 with 'maxrss'. */
@@ -69,12 +73,15 @@ export interface BenchmarkResult {
   peakRssSource: 'vmhwm' | 'maxrss';
 }
 
+/** A model timed by onnxruntime-node: the timing and the peak memory of its process. */
+export type BenchmarkResult = TimedResult & PeakRss;
+
 /**
  * One model's open session, timed in pieces so that several models can take turns (benchmark-turns.ts).
  * `rewarm` asks for one untimed run first: after another process has run, caches and the thread pool
  * are someone else's, and the first run pays for that.
  */
-export interface ModelTimer {
+export interface ModelTimer<Finish = PeakRss> {
   readonly batch: number;
   readonly throughputBatch: number;
   readonly threads: number;
@@ -85,13 +92,11 @@ export interface ModelTimer {
   timeThroughput(seconds: number, rewarm: boolean): Promise<{ runs: number; seconds: number }>;
   /** After a turn, before the next model's: returns once this model's runtime threads are idle. */
   quiesce(): Promise<void>;
-  /** Peak memory since the timer opened; closes the session. */
-  finish(): Promise<PeakRss>;
+  /** What the timer adds to the result (onnxruntime-node: peak memory since it opened); closes the session. */
+  finish(): Promise<Finish>;
   /** Closes without measuring (after an error elsewhere); safe to call twice. */
   close(): Promise<void>;
 }
-
-export type PeakRss = Pick<BenchmarkResult, 'peakRssBytes' | 'baselineRssBytes' | 'peakRssSource'>;
 
 /**
  * After a turn, waits until this process's ONNX Runtime threads have stopped spinning: idle workers spin

@@ -133,42 +133,33 @@ export function registerBench(program: Command): void {
         checked.push({ file, loaded, graph, normalization, set, stats, perModel });
       }
       const shared = { threads, warmupRuns: options.warmup, runs: options.runs };
-      // On the host, several models take turns (runtime/benchmark-turns.ts); the browser times one page after another.
-      const timedInTurns = !web && files.length > 1;
+      // Several models take turns (runtime/benchmark-turns.ts): a change in the machine's load falls on
+      // every model alike.
+      const timedInTurns = files.length > 1;
       let timings: (BenchmarkResult & { runtime: string } | WebBenchmarkResult)[];
-      if (web) {
-        // One page per model, one after another: a browser holds one model's page at a time.
-        timings = [];
-        for (const { file, loaded, graph, perModel } of checked) {
-          const bar = progress(`bench ${file} (browser)`, 100, '%');
-          try {
-            timings.push(await benchmarkInBrowser(file, {
-              ...shared,
+      const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
+      const bar = progress(web ? `${label} (browser)` : label, 100, '%');
+      const onProgress = (done: number, total: number, phase: BenchmarkPhase): void => bar.update(Math.round(benchPercent(done, total, phase)), { phase });
+      try {
+        if (web) {
+          // A page per model in one browser, as the web bundle holds one model per page.
+          timings = await benchmarkInBrowser(
+            checked.map(({ file, loaded, graph, perModel }) => ({
+              file,
               ...perModel,
               inputs: dataInputs(graph).map((v) => ({ name: v.name, dtype: v.dtype, ...(v.shape ? { dims: v.shape } : {}) })),
               externalFiles: loaded.externalFiles,
               reducedPrecision: computesReduced(graph),
-              ...(options.browser ? { browser: options.browser } : {}),
-              onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
-            }));
-          } finally {
-            bar.stop();
-          }
-        }
-      } else {
-        // A process per model (its peak RSS owes nothing to the others), all timed in turns (a change
-        // in the machine's load falls on every model alike).
-        const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
-        const bar = progress(label, 100, '%');
-        try {
-          const results = await benchmarkInChildren(checked.map(({ file, perModel }) => ({ file, options: perModel })), {
-            ...shared,
-            onProgress: (done, total, phase) => bar.update(Math.round(benchPercent(done, total, phase)), { phase }),
-          });
+            })),
+            { ...shared, ...(options.browser ? { browser: options.browser } : {}), onProgress },
+          );
+        } else {
+          // A process per model: its peak RSS owes nothing to the others.
+          const results = await benchmarkInChildren(checked.map(({ file, perModel }) => ({ file, options: perModel })), { ...shared, onProgress });
           timings = results.map((r) => ({ ...r, runtime: hostRuntime }));
-        } finally {
-          bar.stop();
         }
+      } finally {
+        bar.stop();
       }
       for (const [i, { file, normalization, set, stats }] of checked.entries()) {
         const timing = timings[i]!;
@@ -188,7 +179,7 @@ export function registerBench(program: Command): void {
           target: options.target,
           runtime: timing.runtime,
           ...('maxAbsDiffVsNode' in timing ? { max_abs_diff_vs_node: timing.maxAbsDiffVsNode } : {}),
-          ...(timedInTurns && 'turnP50Ms' in timing ? { turn_p50_ms: timing.turnP50Ms.map((ms) => Number(ms.toFixed(4))) } : {}),
+          ...(timedInTurns ? { turn_p50_ms: timing.turnP50Ms.map((ms) => Number(ms.toFixed(4))) } : {}),
         };
         if ('crossOriginIsolated' in timing && !timing.crossOriginIsolated) log(`note: the benchmark page was not cross-origin isolated: onnxruntime-web ran 1 thread`);
         if (set) {
@@ -273,7 +264,7 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string
     return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c, [r.file, first!.file])}`] : [];
   });
   const timing = web
-    ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s), one model after another`
+    ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)${timedInTurns ? `, in turns of ${LATENCY_BLOCK} runs, each model in a page of its own: a change in the machine's load falls on every model alike` : ''}`
     : timedInTurns ? `\ntimed in turns of ${LATENCY_BLOCK} runs, each model in a process of its own: a change in the machine's load falls on every model alike` : '';
   return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
