@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { engineFineTuner, pruneStructuredIteratively, type ImportanceName } from '../src/compress/prune/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { DATA_DIR, emit, top1, TRAINED_PEER } from './prune-common.js';

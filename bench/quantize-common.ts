@@ -8,7 +8,7 @@ import { loadCifar10 } from '../src/data/cifar10.js';
 import type { ImageSet, Normalization } from '../src/data/types.js';
 import type { Graph } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { imageFeeds } from '../src/compress/quantize/feeds.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';

@@ -19,7 +19,7 @@
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { writeModel } from '../src/onnx/io.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { benchmark } from '../src/runtime/benchmark.js';

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { ImageSet } from '../src/data/types.js';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { loadModel } from '../src/onnx/validate.js';
 import {
   batchSizeFor,

@@ -12,7 +12,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { readModel } from '../src/onnx/io.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { writeModel } from '../src/onnx/io.js';

@@ -2,7 +2,7 @@
  * Class names (slimkit.classes): the commands that train on labelled data write the data's class names
  * into the model they write, the ones that compress keep the names of their input, and deploy labels by
  * them. Every command that scores a model on labelled data matches the data's classes to the model's
- * outputs by those names (cli/dataset.ts labelledForModel): in the model's order when it records the
+ * outputs by those names (data/model-data.ts labelledForModel): in the model's order when it records the
  * same names in another order, refused when the names differ. A model that records none is scored by
  * position, as before.
  */

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coverBox, loadImageFile, loadImageFolder, passedOverNote } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
-import { checkDataDir, loadDataset, loadTrainTest } from '../src/cli/dataset.js';
+import { checkDataDir, loadDataset, loadTrainTest } from '../src/data/model-data.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runSlim } from './helpers/cli.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportNotes } from '../src/cli/commands/info.js';
-import { normalizationFor } from '../src/cli/dataset.js';
+import { normalizationFor } from '../src/data/model-data.js';
 import { loadImageFolder } from '../src/data/image-folder.js';
 import { normalizeInto, toGrayscale } from '../src/data/transforms.js';
 import { parseBundleConfig } from '../src/deploy/config.js';

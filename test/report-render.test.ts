@@ -13,7 +13,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
-import type { BenchRow } from '../src/cli/commands/bench.js';
+import type { BenchRow } from '../src/report/bench-row.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';

@@ -4,7 +4,7 @@ import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
-import { log } from './output.js';
+import { log } from '../util/terminal.js';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 
 export interface SharedTrainFlags {

@@ -13,7 +13,7 @@ import { isSplitFolder, loadTrainTestFolders, passedOverNote, type ImageChannels
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
-import { labelledForModel, type ModelClasses } from '../cli/dataset.js';
+import { labelledForModel, type ModelClasses } from '../data/model-data.js';
 
 export interface RunData {
   train: ImageSet;

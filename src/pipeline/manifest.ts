@@ -13,7 +13,7 @@ import { SlimError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import type { EpochRecord } from '../engine/train.js';
 import { epochJson, snakeSettings, type EpochJson } from '../report/json-records.js';
-import type { BenchRow } from '../cli/commands/bench.js';
+import type { BenchRow } from '../report/bench-row.js';
 import type { BenchTarget } from '../runtime/benchmark-web.js';
 import type { ClassAccuracy } from '../runtime/evaluate.js';
 import { VERSION } from '../version.js';

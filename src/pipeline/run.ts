@@ -13,16 +13,16 @@ import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
-import { networkOf } from '../cli/model-batch.js';
+import { networkOf } from '../data/model-batches.js';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
-import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../cli/dataset.js';
+import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../data/model-data.js';
 import { modelChannels } from '../zoo/metadata.js';
 import { zooInputSize } from '../zoo/index.js';
-import { log as stderrLog, progress as stderrProgress } from '../cli/output.js';
+import { log as stderrLog, progress as stderrProgress } from '../util/terminal.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
 import { evalImageCount, loadRunData, type RunData } from './data.js';
@@ -154,7 +154,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       if (!use.batches) return g;
       // Stages that train or calibrate feed normalized float32 N×C×H×W batches: a source exported for
       // one batch size is freed (passes/any-batch.ts), one that preprocesses raw pixels itself is worked
-      // on as the network it wraps (cli/model-batch.ts), and the models those stages write take any
+      // on as the network it wraps (data/model-batches.ts), and the models those stages write take any
       // batch of normalized images (their metadata records the mean and std).
       let b = batched.get(ref.sha256);
       if (!b) {

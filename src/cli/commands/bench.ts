@@ -15,9 +15,11 @@ import { formatBytes, formatCount, formatPercent, formatPointChange, table } fro
 import { comparePaired, correctBits, describePaired } from '../../report/paired.js';
 import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
+import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
-import { log, logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { log, progress } from '../../util/terminal.js';
+import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
@@ -32,40 +34,6 @@ interface BenchOptions extends CommonOptions, DataOptions {
   batch: number;
   runs: number;
   warmup: number;
-}
-
-/** One row of the comparison: the seed article's size / latency / accuracy table, measured. */
-export interface BenchRow {
-  file: string;
-  size_bytes: number;
-  gzip_bytes: number;
-  params: number;
-  nonzero_params: number;
-  /** Per image; null when the input's H×W is free and no size is known. */
-  macs: number | null;
-  latency_ms: { p50: number; p90: number; p99: number; mean: number };
-  /** Images per latency run: 1, or the batch a model exported for one batch size takes. */
-  latency_batch: number;
-  throughput_ips: number;
-  throughput_batch: number;
-  /** Peak resident memory of the process that ran the model; null in the browser (not measured). */
-  peak_rss_bytes: number | null;
-  threads: number;
-  /** Absent in run manifests older than these two fields (they were measured on the host). */
-  target?: BenchTarget;
-  /** What ran the model, e.g. "onnxruntime-node 1.30.0" or "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156…". */
-  runtime?: string;
-  /** --target web: the largest difference between the browser's first output and onnxruntime-node's. */
-  max_abs_diff_vs_node?: number;
-  top1?: number;
-  eval_images?: number;
-  /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
-  correct?: string;
-  /**
-   * The p50 of each turn, in round order, when the models were timed in turns (report/latency-ratio.ts
-   * compares by them); absent for one model, in the browser and in older manifests.
-   */
-  turn_p50_ms?: number[];
 }
 
 export function registerBench(program: Command): void {

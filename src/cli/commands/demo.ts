@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadRecipe } from '../../pipeline/parse.js';
 import { benchCommand } from '../../report/columns.js';
-import { log, printResult } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { printResult } from '../output.js';
 import { withJson } from '../options.js';
 import { renderRunSummary, runRecipe, runSummaryJson, withRunOptions, type RunCliOptions } from './run.js';
 

@@ -5,7 +5,8 @@ import { inputError } from '../../errors.js';
 import { deploy } from '../../deploy/bundle.js';
 import { TARGETS, type Target } from '../../deploy/config.js';
 import { formatBytes, table } from '../../report/format.js';
-import { log, printResult, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
 import { checkOutputDir } from '../paths.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
 

@@ -3,8 +3,9 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../dataset.js';
-import { logUnknownOps, printResult, progress, type CommonOptions } from '../output.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
+import { progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {

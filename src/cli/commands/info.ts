@@ -7,7 +7,7 @@ import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatNumbers, table } from '../../report/format.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
-import { imageSizeFor, modelInputSize } from '../dataset.js';
+import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';

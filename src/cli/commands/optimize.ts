@@ -4,7 +4,8 @@ import { writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { formatTrace, INFERENCE_PIPELINE, PASSES, runPasses, type PassTrace } from '../../passes/index.js';
-import { log, printResult, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
 import { checkOutputFile } from '../paths.js';
 

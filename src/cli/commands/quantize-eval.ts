@@ -6,8 +6,8 @@ import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses } from '../dataset.js';
-import { progress } from '../output.js';
+import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses } from '../../data/model-data.js';
+import { progress } from '../../util/terminal.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
 export interface EvalData {

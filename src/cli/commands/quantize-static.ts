@@ -35,8 +35,8 @@ import {
   type QuantizeReport,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
-import { checkImageSize, loadDataset, modelInputSize, type DataOptions, modelChannels } from '../dataset.js';
-import { log, progress } from '../output.js';
+import { checkImageSize, loadDataset, modelInputSize, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { log, progress } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';

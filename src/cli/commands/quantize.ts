@@ -18,11 +18,12 @@ import {
   type CpuChoice,
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { normalizationFor, withGivenNormalization, withImageSizeFlag, type DataOptions } from '../dataset.js';
-import { asExported, forBatches } from '../model-batch.js';
+import { normalizationFor, withGivenNormalization, withImageSizeFlag, type DataOptions } from '../../data/model-data.js';
+import { asExported, forBatches } from '../../data/model-batches.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
-import { log, printResult, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, numberList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune } from './quantize-qat.js';

@@ -9,7 +9,8 @@ import { formatBytes, formatCount, formatPercent, table } from '../../report/for
 import { STAGE_COLUMNS, cell } from '../../report/columns.js';
 import type { RunReport } from '../../report/run-report.js';
 import { writeRunReport, type ReportPaths } from '../../report/write.js';
-import { log, printResult, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
 import { positiveInt, withJson } from '../options.js';
 import { checkOutputDir } from '../paths.js';
 

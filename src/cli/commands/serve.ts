@@ -9,7 +9,8 @@ import { openClassifier, type Classifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { VERSION } from '../../version.js';
 import { usageError } from '../../errors.js';
-import { log, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
+import { type CommonOptions } from '../output.js';
 import { port, positiveInt, withJson, withThreads } from '../options.js';
 import { modelOptions, withModelFlags, type ModelFlags } from './deploy.js';
 

@@ -16,11 +16,12 @@ import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/fo
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization } from '../dataset.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
-import { log, printResult, progress, type CommonOptions, type Progress } from '../output.js';
+import { log, progress, type Progress } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, STD_HELP, stdList } from '../options.js';
-import { forBatches, type WorkingModel } from '../model-batch.js';
+import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkTrainingOutputs } from '../paths.js';
 

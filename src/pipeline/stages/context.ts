@@ -1,6 +1,6 @@
 /** What a stage executor gets and gives back. Executors are plain async functions, one file per kind. */
 import type { Graph } from '../../onnx/graph.js';
-import type { Progress } from '../../cli/output.js';
+import type { Progress } from '../../util/terminal.js';
 import type { RunData } from '../data.js';
 import type { StageResults } from '../manifest.js';
 import type { Recipe } from '../recipe.js';

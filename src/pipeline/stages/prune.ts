@@ -11,7 +11,7 @@ import { inferShapes } from '../../onnx/shape-inference.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatCount, formatPercent } from '../../report/format.js';
 import { modelStats } from '../../runtime/stats.js';
-import { normalizationFor } from '../../cli/dataset.js';
+import { normalizationFor } from '../../data/model-data.js';
 import {
   engineFineTuner,
   pruneStructuredIteratively,
@@ -21,7 +21,7 @@ import {
   type IterativeOptions,
   type StructuredOptions,
 } from '../../compress/prune/index.js';
-import type { Progress } from '../../cli/output.js';
+import type { Progress } from '../../util/terminal.js';
 import type { PruneResult } from '../manifest.js';
 import type { PruneSpec } from '../recipe.js';
 import type { StageContext, StageOutput } from './context.js';

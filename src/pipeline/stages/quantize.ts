@@ -12,7 +12,7 @@ import type { ImageSet, Normalization } from '../../data/types.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { formatPercent } from '../../report/format.js';
-import { normalizationFor } from '../../cli/dataset.js';
+import { normalizationFor } from '../../data/model-data.js';
 import { availableParallelism } from 'node:os';
 import {
   autoConvLayout,
@@ -36,7 +36,7 @@ import {
   type StaticOptions,
 } from '../../compress/quantize/index.js';
 import { rm } from 'node:fs/promises';
-import type { Progress } from '../../cli/output.js';
+import type { Progress } from '../../util/terminal.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';

@@ -15,7 +15,7 @@ import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
-import type { Progress } from '../../cli/output.js';
+import type { Progress } from '../../util/terminal.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
 import { evalImageCount, evalSlice } from '../data.js';

@@ -1,14 +1,19 @@
+/**
+ * Data as a model takes it: the set --data names (CIFAR-10 or an image folder), brought to the model's
+ * input size and channels, labelled by the class names the model records, normalized by its recorded
+ * mean/std or the flags. The commands and the pipeline's stages share it.
+ */
 import { stat } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
-import { isCifar10, loadCifar10, type LoadCifar10Options } from '../data/cifar10.js';
-import type { DownloadProgress } from '../data/download.js';
-import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from '../data/image-folder.js';
-import { matchClasses } from '../data/class-names.js';
-import type { ImageSet, Normalization } from '../data/types.js';
+import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
+import type { DownloadProgress } from './download.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
+import { matchClasses } from './class-names.js';
+import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
-import { log, progress, type Progress } from './output.js';
+import { log, progress, type Progress } from '../util/terminal.js';
 
 /** How many channels a model's images have: the commands load data by it (defined beside the metadata it reads). */
 export { modelChannels };
@@ -292,7 +297,7 @@ function metadataNumbers(graph: Graph, key: string): number[] | undefined {
  * it images then uses them, and the model it writes records them. Unchanged without the flags.
  */
 export function withGivenNormalization(graph: Graph, options: Pick<DataOptions, 'mean' | 'std'>): Graph {
-  // A model that takes raw pixels normalizes them itself (cli/model-batch.ts reads the flags for it).
+  // A model that takes raw pixels normalizes them itself (data/model-batches.ts reads the flags for it).
   if ((!options.mean && !options.std) || rawPixelInput(graph)) return graph;
   const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
   return { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };

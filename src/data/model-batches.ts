@@ -3,16 +3,16 @@
  * fine-tuning feed normalized float32 N×C×H×W batches of many images.
  */
 import { usageError } from '../errors.js';
-import type { Normalization } from '../data/types.js';
+import type { Normalization } from './types.js';
 import type { Graph } from '../onnx/graph.js';
 import { rawPixelInput } from '../onnx/image-input.js';
 import { anyBatch, fixBatch } from '../passes/any-batch.js';
 import { flattenScores, unflattenScores, type FlatScores } from '../passes/flat-scores.js';
 import { joinPixelPreprocessing, splitPixelPreprocessing, type PixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { METADATA_KEYS, normalizationMetadata } from '../zoo/metadata.js';
-import { normalizationFor, type DataOptions } from './dataset.js';
+import { normalizationFor, type DataOptions } from './model-data.js';
 import { formatNumbers } from '../report/format.js';
-import { log } from './output.js';
+import { log } from '../util/terminal.js';
 
 export interface WorkingModel {
   /** The model the command works on (the model itself when it needs no change). */

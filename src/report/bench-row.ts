@@ -1,0 +1,35 @@
+import type { BenchTarget } from '../runtime/benchmark-web.js';
+
+/** One row of the comparison: the seed article's size / latency / accuracy table, measured. */
+export interface BenchRow {
+  file: string;
+  size_bytes: number;
+  gzip_bytes: number;
+  params: number;
+  nonzero_params: number;
+  /** Per image; null when the input's H×W is free and no size is known. */
+  macs: number | null;
+  latency_ms: { p50: number; p90: number; p99: number; mean: number };
+  /** Images per latency run: 1, or the batch a model exported for one batch size takes. */
+  latency_batch: number;
+  throughput_ips: number;
+  throughput_batch: number;
+  /** Peak resident memory of the process that ran the model; null in the browser (not measured). */
+  peak_rss_bytes: number | null;
+  threads: number;
+  /** Absent in run manifests older than these two fields (they were measured on the host). */
+  target?: BenchTarget;
+  /** What ran the model, e.g. "onnxruntime-node 1.30.0" or "onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156…". */
+  runtime?: string;
+  /** --target web: the largest difference between the browser's first output and onnxruntime-node's. */
+  max_abs_diff_vs_node?: number;
+  top1?: number;
+  eval_images?: number;
+  /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
+  correct?: string;
+  /**
+   * The p50 of each turn, in round order, when the models were timed in turns (report/latency-ratio.ts
+   * compares by them); absent for one model, in the browser and in older manifests.
+   */
+  turn_p50_ms?: number[];
+}

@@ -1,0 +1,57 @@
+/**
+ * Where slimkit talks to the person running it: log lines and progress bars on stderr, so that stdout
+ * stays the command's result (parseable with --json). The CLI and the pipeline both use it.
+ */
+import cliProgress from 'cli-progress';
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export interface Progress {
+  update(done: number, fields?: Record<string, string | number>): void;
+  stop(): void;
+}
+
+/**
+ * A progress bar on stderr. On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints a
+ * line at most every 5 seconds so long runs still show life without flooding the log.
+ */
+export function progress(label: string, total: number, unit = 'items'): Progress {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      {
+        format: `${label} [{bar}] {percent}% | {value}/{total} ${unit} | {rate} {phase}| ETA {eta_formatted}`,
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 50,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    const start = performance.now();
+    bar.start(total, 0, { rate: '', phase: '' });
+    return {
+      update(done, fields) {
+        const seconds = (performance.now() - start) / 1000;
+        bar.update(done, { rate: seconds > 0 && unit !== '%' ? `${(done / seconds).toFixed(0)} ${unit}/s` : '', ...fields });
+      },
+      stop: () => bar.stop(),
+    };
+  }
+  // Without a terminal: a line every 5 s, and one (not one per update) when the total is first reached.
+  let last = performance.now();
+  let reachedTotal = false;
+  return {
+    update(done, fields) {
+      const now = performance.now();
+      const firstAtTotal = done >= total && !reachedTotal;
+      if (!firstAtTotal && now - last < 5000) return;
+      reachedTotal ||= done >= total;
+      last = now;
+      const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
+      log(`${label}: ${done}/${total} ${unit}${extra}`);
+    },
+    stop() {},
+  };
+}
