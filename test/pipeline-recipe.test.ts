@@ -288,6 +288,29 @@ describe('stage keys', () => {
       // Another test set still finds it, under the current key.
       expect((await storedStage(runDir, recipe.stages[1]!, { ...c, data: otherTest })).stored?.key).toBe(key);
     });
+
+    it("the checkpoints of a stage that crashed under an earlier version's key are continued from, not started over", async () => {
+      const runDir = mkdtempSync(path.join(dir, 'legacy-work-'));
+      const stage = 'finetune: { id: ft, epochs: 2, eval_limit: 50 }';
+      const [legacyKey, key] = [keyOf(stage, data, { legacy: true }), keyOf(stage, data)];
+      const work = (k: string): string => path.join(runDir, 'work', k.slice(0, 16));
+      mkdirSync(work(legacyKey), { recursive: true });
+      writeFileSync(path.join(work(legacyKey), 'last.ckpt'), 'epoch 1 of 2');
+      const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
+      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 };
+      // Looking without moving leaves it where it is.
+      expect(await storedStage(runDir, recipe.stages[1]!, c)).toEqual({ key });
+      expect(existsSync(work(key))).toBe(false);
+      // The run's lookup moves it to the folder the stage now trains in (ctx.workDir).
+      expect(await storedStage(runDir, recipe.stages[1]!, c, { move: true })).toEqual({ key });
+      expect(readFileSync(path.join(work(key), 'last.ckpt'), 'utf8')).toBe('epoch 1 of 2');
+      expect(existsSync(work(legacyKey))).toBe(false);
+      // A crash under this version is the newer one: an old folder beside it does not replace it.
+      mkdirSync(work(legacyKey));
+      writeFileSync(path.join(work(legacyKey), 'last.ckpt'), 'older');
+      await storedStage(runDir, recipe.stages[1]!, c, { move: true });
+      expect(readFileSync(path.join(work(key), 'last.ckpt'), 'utf8')).toBe('epoch 1 of 2');
+    });
   });
 
   it("a source's class names stop labelling the data only when every stage that reads it gives it a new head", () => {

@@ -190,7 +190,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) };
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
       const rerun = o.rerun?.includes(stage.id);
-      const { key, stored, legacyKey } = rerun ? { key: stageKey(stage, keyContext), stored: undefined, legacyKey: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
+      const { key, stored } = rerun ? { key: stageKey(stage, keyContext), stored: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
       let record: StageRecord;
       if (stored && (await artifactsIntact(runDir, stored))) {
         // Cost follows today's price (the recipe's gpu_price_per_hour may have changed since).
@@ -206,8 +206,6 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         await unpublishModel(runDir, stage.id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
         if (rerun) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
-        // Checkpoints an earlier version left under the stage's old key are continued from.
-        else if (legacyKey) await rename(path.join(runDir, 'work', legacyKey.slice(0, 16)), path.join(runDir, 'work', key.slice(0, 16))).catch(() => undefined);
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();
@@ -408,15 +406,22 @@ function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): stri
 
 /**
  * The stage's key and its finished record in the store, if any: under its key, else under the key an
- * earlier version gave it (then the record is moved to the current key, so the lookup happens once).
+ * earlier version gave it. `move`: what is found under the old key moves to the current one, so the
+ * lookup happens once — the record, or the epoch checkpoints of a run of the stage that crashed under
+ * the earlier version (its work folder), which the stage then continues from.
  */
-export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord; legacyKey?: string }> {
+export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord }> {
   const key = stageKey(stage, c);
   const stored = await readStageRecord(runDir, key);
   if (stored) return { key, stored };
   const legacyKey = stageKey(stage, c, { legacy: true });
-  const legacy = legacyKey === key ? undefined : await readStageRecord(runDir, legacyKey);
-  if (!legacy) return { key, ...(legacyKey !== key ? { legacyKey } : {}) };
+  if (legacyKey === key) return { key };
+  const legacy = await readStageRecord(runDir, legacyKey);
+  if (!legacy) {
+    // A work folder under the current key already (a crash under this version) is the newer: kept.
+    if (o.move) await rename(path.join(runDir, 'work', legacyKey.slice(0, 16)), path.join(runDir, 'work', key.slice(0, 16))).catch(() => undefined);
+    return { key };
+  }
   // The legacy key held the full data hash: the record's scores are on the current test images.
   const moved = { ...legacy, key, data_sha256: c.data.sha256 } as StageRecord;
   if (o.move) await writeStageRecord(runDir, moved);
