@@ -102,8 +102,11 @@ describe('scoring by class name', () => {
     const byPosition = await runSlim(['eval', unnamed, '--data', folder, '--json']);
     expect(byPosition.code, byPosition.stderr).toBe(0);
     expect(byPosition.stderr).not.toMatch(/by class name/);
+    // Scored by position, and it says so with the folder order it assumes.
+    expect(byPosition.stderr).toMatch(/note: .*unnamed\.onnx records no class names \(slimkit\.classes\): output i is scored as the i-th class folder of .*photos\/val \(0=cat, 1=dog, 2=frog\)/);
     const byName = await runSlim(['eval', permuted, '--data', folder, '--json']);
     expect(byName.code, byName.stderr).toBe(0);
+    expect(byName.stderr).not.toMatch(/records no class names/);
     expect(byName.stderr).toMatch(/photos\/val has the classes .*permuted\.onnx records \(slimkit\.classes\) in another order: its images are matched to the model's outputs by class name/);
     const a = JSON.parse(byPosition.stdout) as { top1: number; eval_images: number; per_class: { name: string; correct: number; total: number }[] };
     const b = JSON.parse(byName.stdout) as typeof a;
@@ -115,6 +118,8 @@ describe('scoring by class name', () => {
 
     const bench = await runSlim(['bench', unnamed, permuted, '--data', folder, '--runs', '50', '--warmup', '1', '--json']);
     expect(bench.code, bench.stderr).toBe(0);
+    expect(bench.stderr.match(/records no class names/g)).toHaveLength(1);
+    expect(bench.stderr).toMatch(/note: .*unnamed\.onnx records no class names/);
     const rows = (JSON.parse(bench.stdout) as { models: { top1: number }[] }).models;
     expect(rows.map((r) => r.top1)).toEqual([a.top1, a.top1]);
 

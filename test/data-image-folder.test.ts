@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { coverBox, loadImageFile, loadImageFolder, passedOverNote } from '../src/data/image-folder.js';
+import { byCodePoint, coverBox, loadImageFile, loadImageFolder, passedOverNote } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/data/model-data.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
@@ -124,7 +124,7 @@ describe('loadImageFolder', () => {
     await expect(loadImageFolder(root, { classes: ['cat', 'cow'] })).rejects.toThrow(/has no folder for class "cow" \(found: cat, dog\)/);
   });
 
-  it('a corrupt image is an error naming it; skipBad collects it instead', async () => {
+  it('corrupt images are one error naming every one (not one per run); skipBad collects them instead', async () => {
     const dir = tempDir('folder-bad');
     fs.cpSync(root, dir, { recursive: true });
     const bad = path.join(dir, 'cat', 'b-broken.png');
@@ -134,8 +134,16 @@ describe('loadImageFolder', () => {
     fs.writeFileSync(truncated, jpeg.subarray(0, jpeg.length >> 1));
     const err = await loadImageFolder(dir).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlimError);
-    expect((err as SlimError).parts.file).toMatch(/b-broken\.png|b-green\.jpg/);
-    expect((err as Error).message).toMatch(/: cannot read image \(.+\) — replace or delete the file/);
+    expect((err as SlimError).parts.file).toBe(dir);
+    expect((err as Error).message).toMatch(/: 2 images cannot be read — cat\/b-broken\.png: cannot read image \(.+\); dog\/b-green\.jpg: cannot read image \(.+\) — replace or delete those files$/);
+    // One bad image is named as the error's file; an empty one says it is empty.
+    fs.writeFileSync(truncated, jpeg);
+    fs.writeFileSync(bad, '');
+    const one = await loadImageFolder(dir).catch((e: unknown) => e);
+    expect((one as SlimError).parts.file).toBe(bad);
+    expect((one as Error).message).toMatch(/b-broken\.png: cannot read image: the file is empty \(0 bytes\) — replace or delete the file/);
+    fs.writeFileSync(bad, 'this is not a png');
+    fs.writeFileSync(truncated, jpeg.subarray(0, jpeg.length >> 1));
     const set = await loadImageFolder(dir, { skipBad: true });
     expect(set.skipped.map((s) => s.file)).toEqual([bad, truncated]);
     expect([...set.labels]).toEqual([0, 0, 0, 1, 1]);
@@ -194,6 +202,19 @@ describe('loadImageFolder', () => {
   });
 });
 
+describe('class order', () => {
+  it("is code-point order, as Python's sorted() and so torchvision ImageFolder number them (not UTF-16 order)", async () => {
+    const root = tempDir('unicode');
+    // U+1F600 sorts after U+FB00 by code point; as UTF-16 its surrogates (U+D83D…) come first.
+    for (const name of ['😀', 'ﬀ', 'Zebra', 'apple']) {
+      fs.mkdirSync(path.join(root, name));
+      await sharp(solid(8, 8, RED), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, name, 'a.png'));
+    }
+    expect((await loadImageFolder(root, { size: [8, 8] })).classes).toEqual(['Zebra', 'apple', 'ﬀ', '😀']);
+    expect(['😀b', '😀', 'ﬀ', '😀a'].sort(byCodePoint)).toEqual(['ﬀ', '😀', '😀a', '😀b']);
+  });
+});
+
 describe('loadImageFile', () => {
   it('decodes a path or a Buffer to 3×H×W with the original size', async () => {
     const png = await sharp(bands(64, 32, [[RED, 16], [GREEN, 32], [BLUE, 16]]), { raw: { width: 64, height: 32, channels: 3 } }).png().toBuffer();
@@ -243,6 +264,17 @@ describe('loadTrainTest (image folders)', () => {
       expect([...limited.test.labels]).toEqual([...full.test.labels.subarray(0, 7)]);
       expect(limited.train.labels.length).toBe(50_000);
     }
+  });
+
+  it('a train limit takes training images across the classes too (--train-limit: the first N would be one class)', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE }, ['a.png', 'b.png', 'c.png', 'd.png']);
+    await writeSplit(path.join(root, 'test'), { cat: RED, dog: GREEN, frog: BLUE });
+    const { train, test } = await loadTrainTest(root, { size: [8, 8], trainLimit: 5 });
+    expect([...train.labels]).toEqual([0, 0, 1, 1, 2]);
+    expect(test.labels.length).toBe(3);
+    // CIFAR-10's training set comes shuffled: loaded whole, training takes its first N.
+    if (fs.existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'))) expect((await loadTrainTest('cifar10', { dataDir: CIFAR_DIR, trainLimit: 7 })).train.labels.length).toBe(50_000);
   });
 
   it("numbers test/ by train/'s classes when test/ lacks one", async () => {

@@ -102,16 +102,19 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
       pixels.set(image.pixels, i * imageSize);
       ok[i] = 1;
     } catch (e) {
-      if (!options.skipBad) throw e;
-      skipped.push({ file, reason: e instanceof SlimError ? e.parts.problem : String(e) });
+      // Not a bad image: a decoder that cannot load stops the load at once.
+      if (!(e instanceof SlimError) || e.parts.file !== file) throw e;
+      skipped.push({ file, reason: e.parts.problem });
     }
   });
+  // Every unreadable file at once: fixing them one run at a time costs a load per file.
+  if (skipped.length > 0 && !options.skipBad) throw unreadableImages(root, skipped);
 
   // Compact away skipped images, keeping the sorted order.
   const kept = chosen.flatMap((entry, i) => (ok[i] ? [{ ...entry, at: i }] : []));
   const out = kept.length === chosen.length ? pixels : new Uint8Array(kept.length * imageSize);
   if (out !== pixels) kept.forEach((k, j) => out.set(pixels.subarray(k.at * imageSize, (k.at + 1) * imageSize), j * imageSize));
-  skipped.sort((a, b) => (a.file < b.file ? -1 : 1));
+  skipped.sort((a, b) => byCodePoint(a.file, b.file));
   return {
     name: root,
     classes,
@@ -121,6 +124,18 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     skipped,
     passedOver: listed.flatMap((l) => l.others).sort(byCodePoint),
   };
+}
+
+/** The error for a folder's unreadable images: how many, and the first few by name with the reason. */
+function unreadableImages(root: string, bad: SkippedImage[]): SlimError {
+  if (bad.length === 1) return inputError({ file: bad[0]!.file, problem: bad[0]!.reason, fix: 'replace or delete the file' });
+  const sorted = [...bad].sort((a, b) => byCodePoint(a.file, b.file));
+  const shown = sorted.slice(0, 10).map((b) => `${path.relative(root, b.file)}: ${b.reason}`);
+  return inputError({
+    file: root,
+    problem: `${bad.length} images cannot be read — ${shown.join('; ')}${bad.length > shown.length ? `; and ${bad.length - shown.length} more` : ''}`,
+    fix: 'replace or delete those files',
+  });
 }
 
 /**
@@ -177,9 +192,11 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     return { pixels: channels === 1 ? toGrayscale(rgb, width * height) : rgb, imageShape: [channels, height, width], original: { width: srcW, height: srcH } };
   } catch (e) {
     if (e instanceof SlimError) throw e;
+    // sharp calls an empty file an unsupported format.
+    const empty = typeof input === 'string' ? await fs.stat(input).then((st) => st.size === 0, () => false) : input.length === 0;
     throw inputError({
       file: name,
-      problem: `cannot read image (${(e as Error).message.split('\n')[0]})`,
+      problem: empty ? 'cannot read image: the file is empty (0 bytes)' : `cannot read image (${(e as Error).message.split('\n')[0]})`,
       fix: 'replace or delete the file',
     });
   }
@@ -413,8 +430,20 @@ function chooseFiles(perClass: string[][], limit: number | undefined): { file: s
   return perClass.flatMap((files, label) => files.slice(0, counts[label]).map((file) => ({ file, label })));
 }
 
-function byCodePoint(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+/**
+ * Code-point order: Python's sorted(), so torchvision ImageFolder's class numbering. JavaScript's `<`
+ * compares UTF-16 units, which puts a character above U+FFFF (an emoji: surrogates from U+D800) before
+ * one from U+E000 to U+FFFF (ﬀ, fullwidth forms) and would swap the labels of such classes.
+ */
+export function byCodePoint(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!;
+    const y = b.codePointAt(i)!;
+    if (x !== y) return x < y ? -1 : 1;
+    if (x > 0xffff) i++; // the same pair of surrogates on both sides
+  }
+  return a.length - b.length;
 }
 
 async function forEachLimited(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {

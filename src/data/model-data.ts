@@ -9,6 +9,7 @@ import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
 import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
 import { matchClasses } from './class-names.js';
+import { takeAcrossClasses } from './subsets.js';
 import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
@@ -148,6 +149,18 @@ export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses
   });
 }
 
+/**
+ * The note for models that record no class names scored on an image folder: their outputs are taken
+ * as its class folders in order, which is right only if they were trained with that order (torchvision
+ * ImageFolder's is the same). Undefined for CIFAR-10 (its class order is the convention) and when every
+ * model records names.
+ */
+export function positionalScoringNote(files: readonly string[], set: ImageSet): string | undefined {
+  if (files.length === 0 || isCifar10(set.name.split('/')[0]!)) return undefined;
+  const order = set.classes.slice(0, 6).map((c, i) => `${i}=${c}`).join(', ') + (set.classes.length > 6 ? ', …' : '');
+  return `note: ${files.join(', ')} record${files.length === 1 ? 's' : ''} no class names (slimkit.classes): output i is scored as the i-th class folder of ${dataName(set)} (${order}), as torchvision's ImageFolder numbers them`;
+}
+
 /** An image folder by its path, CIFAR-10 as 'cifar10' (its sets are named 'cifar10/test', …). */
 function dataName(set: ImageSet): string {
   return isCifar10(set.name.split('/')[0]!) ? 'cifar10' : set.name;
@@ -237,11 +250,13 @@ export function checkDataDir(options: DataOptions): void {
  * folder missing from test/ cannot shift the others; a class only test/ has is an error. `testLimit`
  * keeps N test images: CIFAR-10's first N (its test set comes shuffled), an image folder's N taken
  * across the classes (it lists them class by class, so its first N would score only the first classes).
- * `classes`: the names the model records, which both sets are labelled by (labelledForModel).
+ * `trainLimit` likewise keeps an image folder's N training images across the classes (--train-limit;
+ * CIFAR-10's training set comes shuffled, and training takes its first N). `classes`: the names the
+ * model records, which both sets are labelled by (labelledForModel).
  */
 export async function loadTrainTest(
   data: string,
-  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined; classes?: ModelClasses | undefined; quiet?: boolean },
+  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; trainLimit?: number | undefined; testLimit?: number | undefined; classes?: ModelClasses | undefined; quiet?: boolean },
 ): Promise<{ train: ImageSet; test: ImageSet }> {
   const sets = await loadTrainTestSets(data, options);
   return {
@@ -250,7 +265,7 @@ export async function loadTrainTest(
   };
 }
 
-async function loadTrainTestSets(data: string, options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; testLimit?: number | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
+async function loadTrainTestSets(data: string, options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; trainLimit?: number | undefined; testLimit?: number | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};
@@ -264,7 +279,7 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   requireImageSize(options.size, data);
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
-  return sets;
+  return options.trainLimit === undefined ? sets : { ...sets, train: takeAcrossClasses(sets.train, options.trainLimit) };
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

@@ -17,7 +17,7 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -72,6 +72,8 @@ export function registerBench(program: Command): void {
       // Every model is checked before any is timed — its size, mean/std, and the data's images and class
       // names: a problem with the last one should not cost the timing of the others (and leave no table).
       const checked = [];
+      // Models without class names, per image set: one note each names them all.
+      const positional = new Map<ImageSet, string[]>();
       for (const file of files) {
         const loaded = await loadModelForRuntime(file);
         const { graph } = loaded;
@@ -87,7 +89,9 @@ export function registerBench(program: Command): void {
           const channels = modelChannels(graph);
           const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
           if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
-          set = labelledForModel(await sets.get(key)!, recordedClasses(graph, file));
+          const classes = recordedClasses(graph, file);
+          set = labelledForModel(await sets.get(key)!, classes);
+          if (!classes) positional.set(set, [...(positional.get(set) ?? []), file]);
         }
         const stats = await loadedModelStats(loaded, size);
         // A model exported for one batch size (torch.onnx without dynamic_axes) runs at that batch only.
@@ -99,6 +103,10 @@ export function registerBench(program: Command): void {
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         const perModel = { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) };
         checked.push({ file, loaded, graph, normalization, set, stats, perModel });
+      }
+      for (const [set, unnamed] of positional) {
+        const note = positionalScoringNote(unnamed, set);
+        if (note) log(note);
       }
       const shared = { threads, warmupRuns: options.warmup, runs: options.runs };
       // Several models take turns (runtime/benchmark-turns.ts): a change in the machine's load falls on

@@ -107,7 +107,7 @@ export function registerDistill(program: Command): void {
       .option('--seed <n>', 'seed for init (zoo), shuffling, augmentation and dropout', nonNegativeInt('--seed'), 0)
       .option('--width <w>', 'zoo students: channel width multiplier', positiveNumber('--width'), 1)
       .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); it must be the teacher's, the default", channelsArg)
-      .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
+      .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
       .option('--no-augment', 'no random crop (padding 4) and flip')
@@ -155,7 +155,7 @@ export function registerDistill(program: Command): void {
       // The teacher's outputs must mean the data's classes (matched by the names it records); else a student
       // file that records names learns the data's images by them.
       const classes = recordedClasses(teacher, options.teacher) ?? (studentFile ? recordedClasses(studentFile, options.student, { learns: true }) : undefined);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), testLimit: options.testLimit, classes });
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile

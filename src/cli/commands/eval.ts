@@ -3,9 +3,9 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
-import { progress } from '../../util/terminal.js';
+import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
@@ -34,7 +34,10 @@ export function registerEval(program: Command): void {
       logUnknownOps(file, unknownOps);
       const size = imageSizeFor(graph, file, options.imageSize);
       checkCifarImageSize(graph, options.data, size);
-      const set = await loadDataset(options, size, modelChannels(graph), recordedClasses(graph, file));
+      const classes = recordedClasses(graph, file);
+      const set = await loadDataset(options, size, modelChannels(graph), classes);
+      const positional = classes ? undefined : positionalScoringNote([file], set);
+      if (positional) log(positional);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);
       const bar = progress('eval', total, 'img');

@@ -129,7 +129,7 @@ export function registerPrune(program: Command): void {
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
         .option('--std <r,g,b|v>', `with --data: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
-        .option('--train-limit <n>', 'fine-tune on the first N training images only', positiveInt('--train-limit'))
+        .option('--train-limit <n>', 'fine-tune on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
         .option('--test-limit <n>', 'score fine-tuning steps on N test images only (an image folder: N across its classes)', positiveInt('--test-limit'))
         .option('--batch <n>', 'fine-tuning batch size', positiveInt('--batch'), 128)
         .option('--lr <x>', 'fine-tuning peak learning rate (default 0.01; 0.005 with --no-reinsert-bn on a BN-folded model)', (v) => {
@@ -365,12 +365,12 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   const classes = recordedClasses(graph, file);
   if (isCifar10(o.data)) {
     checkCifarImageSize(graph, o.data, modelInputSize(graph));
-    return loadTrainTest(o.data, { ...dataDir, testLimit: o.testLimit, classes });
+    return loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes });
   }
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), testLimit: o.testLimit, classes });
+  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes });
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph), classes);
-  return { train: set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
+  return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
 }
 
 /** Mean-replacement calibration on the training images, when they fit the model's input. */

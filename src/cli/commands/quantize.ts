@@ -119,7 +119,7 @@ export function registerQuantize(program: Command): void {
         .option('--lsq', '--qat: learn the quantization scales too (LSQ) instead of keeping the calibrated ones')
         .option('--no-distill', '--qat: train on the labels alone (default: also distill from the float model, alpha 0.5, T 4: measured +0.25 pt over plain QAT)')
         .addOption(new Option('--device <device>', '--qat: where to train').choices(['cpu', 'cuda']).default('cpu'))
-        .option('--train-limit <n>', '--qat: train on the first N training images only', positiveInt('--train-limit'))
+        .option('--train-limit <n>', '--qat: train on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
         .option('--test-limit <n>', '--qat: evaluate each epoch on N test images only (default: --eval-limit)', positiveInt('--test-limit'))
         .option('--checkpoint-dir <dir>', '--qat: write <dir>/last.ckpt atomically after every epoch (with --bn-epochs: <dir>/bn-live/ and <dir>/folded/)')
         .option('--resume [file]', '--qat: continue from the checkpoint in --checkpoint-dir (or the given file; not with --bn-epochs)')

@@ -96,7 +96,7 @@ export function registerTrain(program: Command): void {
       .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
       .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
-      .option('--train-limit <n>', 'train on the first N training images only', positiveInt('--train-limit'))
+      .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
       .option('--no-augment', 'no random crop (padding 4) and flip')
@@ -178,6 +178,7 @@ export function registerTrain(program: Command): void {
         ...(options.dataDir ? { dataDir: options.dataDir } : {}),
         size: onnxModel ? modelInputSize(onnxModel) : zooSize,
         channels: onnxModel ? modelChannels(onnxModel) : (options.channels ?? 3),
+        trainLimit: options.trainLimit,
         testLimit: options.testLimit,
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
         classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
