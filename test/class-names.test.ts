@@ -127,6 +127,8 @@ describe('scoring by class name', () => {
     const q = await runSlim(['quantize', permuted, '-o', int8, '--calib', folder, '--eval', folder, '--samples', '12', '--method', 'minmax', '--json']);
     expect(q.code, q.stderr).toBe(0);
     expect((JSON.parse(q.stdout) as { top1_before: number }).top1_before).toBe(a.top1);
+    // It says which images calibrated: train/ of a split folder, never the test images.
+    expect((JSON.parse(q.stdout) as { calibration_data: string }).calibration_data).toMatch(/photos\/train$/);
     // A quantized model keeps the names of its input.
     expect(await classesOf(int8)).toEqual(['dog', 'frog', 'cat']);
   }, 180_000);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { byCodePoint, coverBox, loadImageFile, loadImageFolder, passedOverNote } from '../src/data/image-folder.js';
+import { byCodePoint, coverBox, loadImageFile, loadImageFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/data/model-data.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
@@ -266,6 +266,18 @@ describe('loadTrainTest (image folders)', () => {
     }
   });
 
+  it('an image beside the class folders (in no class) is named in a note, not read', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN });
+    await writeSplit(path.join(root, 'test'), { cat: RED, dog: GREEN });
+    await sharp(solid(8, 8, BLUE), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(root, 'test', 'stray.png'));
+    fs.writeFileSync(path.join(root, 'test', 'README.txt'), 'not an image: no note');
+    const { test } = await loadTrainTestFolders(root, { size: [8, 8] });
+    expect(test.labels.length).toBe(2);
+    expect(outsideClassesNote([test])).toBe(`1 image lies beside the class folders, in no class, and is not read (e.g. ${path.join(root, 'test', 'stray.png')}) — move it into the folder of its class`);
+    expect(outsideClassesNote([(await loadTrainTestFolders(root, { size: [8, 8] })).train])).toBeUndefined();
+  });
+
   it('a train limit takes training images across the classes too (--train-limit: the first N would be one class)', async () => {
     const root = tempDir('split');
     await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE }, ['a.png', 'b.png', 'c.png', 'd.png']);
@@ -331,7 +343,11 @@ describe('loadTrainTest (image folders)', () => {
     const set = await loadDataset({ data: root }, [8, 8]);
     expect(set.classes).toEqual(['cat', 'dog']);
     expect([...set.labels]).toEqual([0, 1]);
-    await expect(loadDataset({ data: root, split: 'train' }, [8, 8])).rejects.toThrow(/only-test.*: has no train\/ subfolder \(it holds test\/\)/);
+    await expect(loadDataset({ data: root, split: 'train' }, [8, 8])).rejects.toThrow(/only-test.*: has no train\/ subfolder \(it holds test\/\) — add a train\/ folder of class folders, or read --split test$/);
+    // Only train/: eval's default split names the one that is there.
+    const onlyTrain = tempDir('only-train');
+    await writeSplit(path.join(onlyTrain, 'train'), { cat: RED, dog: GREEN });
+    await expect(loadDataset({ data: onlyTrain }, [8, 8])).rejects.toThrow(/has no test\/ or val\/ subfolder \(it holds train\/\) — add a test\/ \(or val\/\) folder of class folders, or read --split train$/);
   });
 
   it('training on a folder of class folders says which layout it needs', async () => {

@@ -416,6 +416,14 @@ describe('model structure', () => {
       .toMatch(/^j\.onnx: is not a valid ONNX model: /);
     expect(thrown(() => decodeModel(fixture.subarray(0, 5000), { file: 't.onnx' })).message)
       .toMatch(/^t\.onnx: is not a valid ONNX model: .*truncated/);
+    // What users hand over instead of an ONNX file is named, with how to get one.
+    const bytes = (text: string): Uint8Array => Buffer.from(text, 'latin1');
+    const zip = (entry: string): Uint8Array => bytes(`PK\x03\x04\x00\x00\x08\x00\x00\x00${'\x00'.repeat(18)}archive/${entry}`);
+    expect(thrown(() => decodeModel(zip('data.pkl'), { file: 'm.pt' })).message).toMatch(/^m\.pt: is a PyTorch checkpoint \(torch\.save\), not an ONNX model — export it to ONNX in PyTorch: torch\.onnx\.export\(/);
+    expect(thrown(() => decodeModel(zip('constants.pkl'), { file: 'm.pt' })).message).toMatch(/is a TorchScript archive \(torch\.jit\.save\)/);
+    expect(thrown(() => decodeModel(bytes('\x80\x02}q\x00'), { file: 'm.pth' })).message).toMatch(/is a Python pickle/);
+    expect(thrown(() => decodeModel(bytes('\x89HDF\r\n\x1a\n\x00'), { file: 'm.h5' })).message).toMatch(/is an HDF5 file \(a Keras model\?\), not an ONNX model — convert it to ONNX, e\.g\. with tf2onnx/);
+    expect(thrown(() => decodeModel(bytes('\x1c\x00\x00\x00TFL3\x00'), { file: 'm.tflite' })).message).toMatch(/is a TensorFlow Lite model/);
     // Deep nesting (graph → node → If-style subgraph attribute → graph …) must not overflow the stack.
     const wrap = (field: number, payload: Uint8Array): Uint8Array => {
       const head: number[] = [(field << 3) | 2];

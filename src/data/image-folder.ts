@@ -48,6 +48,8 @@ export interface ImageFolderSet extends ImageSet {
   skipped: SkippedImage[];
   /** Files in the class folders that are not of a format slimkit reads (.bmp, .txt, …), sorted. */
   passedOver: string[];
+  /** Images beside the class folders, in no class: not read (torchvision's ImageFolder skips them too). */
+  outsideClasses?: string[];
 }
 
 export interface LoadedImage {
@@ -123,7 +125,14 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     labels: Uint8Array.from(kept, (k) => k.label),
     skipped,
     passedOver: listed.flatMap((l) => l.others).sort(byCodePoint),
+    ...(plain ? {} : { outsideClasses: await looseImages(root) }),
   };
+}
+
+/** Image files directly in `root`, beside its class folders. */
+async function looseImages(root: string): Promise<string[]> {
+  const entries = await fs.readdir(root, { withFileTypes: true }).catch(() => [] as Dirent[]);
+  return entries.filter((e) => e.isFile() && IMAGE_EXTENSIONS.has(path.extname(e.name).toLowerCase())).map((e) => path.join(root, e.name)).sort(byCodePoint);
 }
 
 /** The error for a folder's unreadable images: how many, and the first few by name with the reason. */
@@ -152,6 +161,13 @@ export function passedOverNote(sets: readonly { passedOver?: readonly string[] }
   }
   const counts = [...byExtension].sort((a, b) => b[1] - a[1]).map(([ext, n]) => `${ext} ×${n}`);
   return `passed over ${files.length} file${files.length > 1 ? 's' : ''} in the class folders that ${files.length > 1 ? 'are' : 'is'} not ${[...IMAGE_EXTENSIONS].join('/')} (${counts.join(', ')}; e.g. ${files[0]}) — images in other formats (.bmp, .heic, …) are used once converted to PNG or JPEG`;
+}
+
+/** One line on images that lie beside the class folders (in no class, so unread), or undefined. */
+export function outsideClassesNote(sets: readonly { outsideClasses?: readonly string[] }[]): string | undefined {
+  const files = sets.flatMap((s) => s.outsideClasses ?? []);
+  if (files.length === 0) return undefined;
+  return `${files.length} image${files.length > 1 ? 's lie' : ' lies'} beside the class folders, in no class, and ${files.length > 1 ? 'are' : 'is'} not read (e.g. ${files[0]}) — move ${files.length > 1 ? 'them' : 'it'} into the folder of ${files.length > 1 ? 'their' : 'its'} class`;
 }
 
 /** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */
@@ -310,7 +326,7 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
     throw inputError({
       file: root,
       problem: `has no ${split === 'test' ? 'test/ or val/' : `${split}/`} subfolder (it holds ${splits.map((s) => `${s}/`).join(', ') || 'class folders'})`,
-      fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders`,
+      fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders${splits.length ? `, or read ${splits.map((s) => `--split ${s}`).join(' or ')}` : ''}`,
     });
   }
   const dir = path.join(root, folder);

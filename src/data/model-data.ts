@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
-import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
 import { matchClasses } from './class-names.js';
 import { takeAcrossClasses } from './subsets.js';
 import type { ImageSet, Normalization } from './types.js';
@@ -89,9 +89,8 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
 }
 
 /** Says which files a folder load passed over for their format (passedOverNote). */
-function noteFormats<T extends { passedOver?: readonly string[] }>(set: T, ...more: T[]): T {
-  const note = passedOverNote([set, ...more]);
-  if (note) log(`note: ${note}`);
+function noteFormats<T extends { passedOver?: readonly string[]; outsideClasses?: readonly string[] }>(set: T, ...more: T[]): T {
+  for (const note of [passedOverNote([set, ...more]), outsideClassesNote([set, ...more])]) if (note) log(`note: ${note}`);
   return set;
 }
 

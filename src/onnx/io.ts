@@ -273,8 +273,31 @@ function opaque(a: IAttributeProto): Attribute {
  */
 export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Graph {
   if (bytes.length === 0) throw inputError({ ...(options.file ? { file: options.file } : {}), problem: 'is empty', fix: NOT_ONNX });
+  const foreign = foreignFormat(bytes);
+  if (foreign) throw inputError({ ...(options.file ? { file: options.file } : {}), problem: `is ${foreign.what}, not an ONNX model`, fix: foreign.fix });
   const model = protobufDecode(ModelProto.decode, bytes, options.file, 'ONNX model');
   return new Decoder(options).model(model);
+}
+
+const TORCH_EXPORT = 'export it to ONNX in PyTorch: torch.onnx.export(model.eval(), torch.randn(1, 3, H, W), "model.onnx", dynamic_axes={"input": {0: "batch"}}, input_names=["input"])';
+
+/**
+ * Formats users hand over for a model that an ONNX parse would only call damaged: PyTorch's zip
+ * checkpoints (torch.save since 1.6: a zip holding data.pkl) and pickles, TorchScript archives, Keras
+ * HDF5, TensorFlow Lite flatbuffers. A protobuf field tag is never 0x80 or 'PK'-like at byte 0 of an
+ * ONNX model (its first field is ir_version, tag 0x08).
+ */
+function foreignFormat(bytes: Uint8Array): { what: string; fix: string } | undefined {
+  const head = Buffer.from(bytes.subarray(0, Math.min(bytes.length, 4096))).toString('latin1');
+  if (head.startsWith('PK\x03\x04')) {
+    if (/constants\.pkl|code\//.test(head)) return { what: 'a TorchScript archive (torch.jit.save)', fix: TORCH_EXPORT };
+    if (/data\.pkl/.test(head)) return { what: 'a PyTorch checkpoint (torch.save)', fix: TORCH_EXPORT };
+    return { what: 'a zip archive', fix: 'unpack it, or give the .onnx file itself' };
+  }
+  if (bytes[0] === 0x80 && bytes[1] !== undefined && bytes[1] >= 2 && bytes[1] <= 5) return { what: 'a Python pickle (a PyTorch checkpoint saved with the legacy format?)', fix: TORCH_EXPORT };
+  if (head.startsWith('\x89HDF\r\n\x1a\n')) return { what: 'an HDF5 file (a Keras model?)', fix: 'convert it to ONNX, e.g. with tf2onnx (python -m tf2onnx.convert --keras model.h5 --output model.onnx)' };
+  if (head.slice(4, 8) === 'TFL3') return { what: 'a TensorFlow Lite model', fix: 'convert it to ONNX, e.g. with tf2onnx (python -m tf2onnx.convert --tflite model.tflite --output model.onnx)' };
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
-import { isSplitFolder, loadTrainTestFolders, passedOverNote, type ImageChannels } from '../data/image-folder.js';
+import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -72,8 +72,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
     const sets = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) });
     ({ train, test } = sets);
-    const note = passedOverNote([sets.train, sets.test]);
-    if (note) o.log?.(`  note: ${note}`);
+    for (const note of [passedOverNote([sets.train, sets.test]), outsideClassesNote([sets.train, sets.test])]) if (note) o.log?.(`  note: ${note}`);
     name = folder;
   }
   train = labelledForModel(train, o.classes, { ...(o.log ? { note: o.log } : {}) });

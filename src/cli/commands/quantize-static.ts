@@ -113,6 +113,8 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const { prepared, result, choice, heldOut, calibSet, options: staticOptions } = calibrated;
   extra['calibration_seconds'] = calibrated.calibrationSeconds;
   extra['calibration_images'] = calibSet.labels.length;
+  // Which split: a folder's train/ when it has one — the test images never calibrate.
+  extra['calibration_data'] = fullSet.name;
   if (choice && heldOut) {
     extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
     log(describeChoice(choice, heldOut.labels.length));

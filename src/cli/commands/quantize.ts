@@ -275,7 +275,7 @@ function checkFlags(options: QuantizeCliOptions): void {
 
 function humanSummary(s: Record<string, unknown>): string {
   const lines = [
-    `${s['file']} → ${s['output']} (${s['mode']}${s['method'] ? `, ${s['method']} calibration on ${s['samples']} images` : ''})`,
+    `${s['file']} → ${s['output']} (${s['mode']}${s['method'] ? `, ${s['method']} calibration on ${s['samples']} images${s['calibration_data'] ? ` of ${s['calibration_data']}` : ''}` : ''})`,
     `  size ${formatBytes(s['size_bytes_before'] as number)} → ${formatBytes(s['size_bytes_after'] as number)} (${(s['size_ratio'] as number).toFixed(3)}×), ${(s['seconds'] as number).toFixed(1)} s`,
   ];
   if (typeof s['top1_before'] === 'number') {
