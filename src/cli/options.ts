@@ -111,6 +111,13 @@ export function stdList(name: string, lengths: number | readonly number[]): (val
   };
 }
 
+/** Comma-separated names or globs (--freeze); given again, the lists add up. */
+export function patternList(value: string, previous: string[] = []): string[] {
+  const parts = value.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === '')) throw new InvalidArgumentError(`takes comma-separated layer names or globs, got '${value}'`);
+  return [...previous, ...parts];
+}
+
 /** --channels for zoo models: 3 (RGB) or 1 (grayscale). */
 export function channelsArg(value: string): 1 | 3 {
   if (value !== '1' && value !== '3') throw new InvalidArgumentError(`--channels takes 3 (RGB) or 1 (grayscale), got '${value}'`);

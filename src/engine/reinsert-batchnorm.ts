@@ -23,6 +23,8 @@ export interface ReinsertOptions {
   samples?: number;
   seed?: number;
   threads?: number;
+  /** Parameters kept as they are (--freeze): a Conv whose weight is one gets no BN, so it computes as before. */
+  frozen?: ReadonlySet<string>;
 }
 
 export function hasBatchNorm(graph: Graph): boolean {
@@ -72,7 +74,7 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   const samples = Math.min(o.samples ?? REINSERT_SAMPLES, images.labels.length);
   if (hasNormalization(graph)) return { graph, inserted: 0, samples: 0 };
   const heads = scoringConvs(graph);
-  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n)).map((n) => n.outputs[0]!);
+  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n) && !o.frozen?.has(n.inputs[1] ?? '')).map((n) => n.outputs[0]!);
   if (convOutputs.length === 0) return { graph, inserted: 0, samples: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,

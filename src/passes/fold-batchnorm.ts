@@ -103,14 +103,14 @@ function foldIntoGemm(graph: Graph, index: GraphIndex, gemm: Node, bn: BatchNorm
 /**
  * Fold inference BatchNormalization into the Conv or Gemm that feeds it (when that layer's output goes
  * nowhere else): weights scaled per output channel, the shift moved into the bias. One node fewer per
- * layer and the form int8 kernels and pruning expect.
+ * layer and the form int8 kernels and pruning expect. `only`: the BN nodes to fold (default all).
  */
-export function foldBatchNorm(graph: Graph): Graph {
+export function foldBatchNorm(graph: Graph, only?: (bn: Node) => boolean): Graph {
   const g = cloneGraph(graph);
   const taken = valueNames(g);
   const doomed = new Set<Node>();
   for (const bn of [...g.nodes]) {
-    if (bn.opType !== 'BatchNormalization') continue;
+    if (bn.opType !== 'BatchNormalization' || (only && !only(bn))) continue;
     const index = new GraphIndex(g);
     const x = bn.inputs[0];
     const layer = x ? index.producer.get(x) : undefined;
@@ -141,5 +141,5 @@ export function foldBatchNorm(graph: Graph): Graph {
 export const foldBatchNormPass: Pass = {
   name: 'fold-batchnorm',
   description: 'fold inference BatchNormalization into the preceding Conv or Gemm',
-  run: foldBatchNorm,
+  run: (graph) => foldBatchNorm(graph),
 };

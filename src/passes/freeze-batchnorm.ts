@@ -3,25 +3,25 @@
  * where it can be (fold-batchnorm.ts), and every other one (behind a Concat, an Add, a ReLU — DenseNet,
  * pre-activation ResNets) written as a per-channel Mul and Add of constants. What is left trains as a
  * fixed function: no batch statistics, no running averages. Used when only the classifier trains
- * (`slim train --freeze-backbone`). Pure.
+ * (`slim train --freeze-backbone`), and with `only` for the BN nodes of the layers `--freeze` names. Pure.
  */
-import { cloneGraph, type Graph } from '../onnx/graph.js';
+import { cloneGraph, type Graph, type Node } from '../onnx/graph.js';
 import { inferShapes } from '../onnx/shape-inference.js';
 import { float32, toNumbers } from '../onnx/tensor.js';
 import { foldBatchNorm } from './fold-batchnorm.js';
 import type { Pass } from './pass.js';
 import { freshName, valueNames } from './rewrite.js';
 
-export function freezeBatchNorm(graph: Graph): Graph {
-  const folded = foldBatchNorm(graph);
-  const left = folded.nodes.filter((n) => n.opType === 'BatchNormalization');
+export function freezeBatchNorm(graph: Graph, only?: (bn: Node) => boolean): Graph {
+  const folded = foldBatchNorm(graph, only);
+  const left = folded.nodes.filter((n) => n.opType === 'BatchNormalization' && (!only || only(n)));
   if (left.length === 0) return folded;
   const g = cloneGraph(folded);
   const ranks = inferShapes(g).types;
   const taken = valueNames(g);
   for (const n of g.nodes) taken.add(n.name);
   g.nodes = g.nodes.flatMap((bn) => {
-    if (bn.opType !== 'BatchNormalization') return [bn];
+    if (bn.opType !== 'BatchNormalization' || (only && !only(bn))) return [bn];
     const [x, gammaName, betaName, meanName, varName] = bn.inputs;
     const [gamma, beta, mean, variance] = [gammaName, betaName, meanName, varName].map((v) => g.initializers.get(v ?? ''));
     // A training-form or non-constant BN stays as it is: the engine refuses or trains it as before.
@@ -52,5 +52,5 @@ export function freezeBatchNorm(graph: Graph): Graph {
 export const freezeBatchNormPass: Pass = {
   name: 'freeze-batchnorm',
   description: 'BatchNormalization as its inference function: folded into the layer before, else a constant per-channel Mul and Add',
-  run: freezeBatchNorm,
+  run: (graph) => freezeBatchNorm(graph),
 };

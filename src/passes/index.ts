@@ -15,6 +15,7 @@ export { foldBatchNorm } from './fold-batchnorm.js';
 export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
 export { freezeBatchNorm } from './freeze-batchnorm.js';
+export { freezeLayers, layerName, matchesPattern, parameterLayers, type FrozenLayers } from './freeze-layers.js';
 export { declareClassCount, findClassifierHead, replaceClassifierHead, type ClassifierHead } from './replace-head.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';

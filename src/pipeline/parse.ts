@@ -167,6 +167,9 @@ function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
     if (s.kind === 'finetune' && s.spec.distill_from) refer(i, s.kind, ['distill_from'], s.spec.distill_from);
     if (s.kind === 'bench') s.spec.variants?.forEach((v, j) => refer(i, s.kind, ['variants', j], v));
     if (s.kind === 'deploy' && s.spec.variant) refer(i, s.kind, ['variant'], s.spec.variant);
+    if (s.kind === 'train' && s.spec.freeze && s.spec.freeze_backbone) {
+      add(['stages', i, s.kind], 'freeze_backbone already keeps every layer but the classifier as it is', 'drop freeze, or name the layers to keep with freeze alone', 'freeze');
+    }
     const needsModel = s.kind === 'bench' || s.kind === 'deploy' || s.kind === 'quantize' || s.kind === 'prune';
     if (needsModel && !s.from && models.length === 0 && !(s.kind === 'deploy' && s.spec.variant)) {
       add(['stages', i], `${s.kind} has no model to work on`, 'train one in an earlier stage, or start from `model: { file: MODEL.onnx }`', s.kind);

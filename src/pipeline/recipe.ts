@@ -34,6 +34,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
   new_head: "true: a fresh classifier for the data's classes (transfer learning from a model trained on others, e.g. ImageNet's 1,000)",
   freeze_backbone: 'true: train only the classifier; every other layer keeps its weights, BatchNormalization its running statistics',
+  freeze: "layers to keep as they are while the rest trains: PyTorch module names or globs, e.g. [conv1, layer1] or ['layer1.*'] (`slim info MODEL --layers` lists them)",
   image_size: "a zoo model's [height, width] (default: its stem's, 32×32 for CIFAR stems): an image folder's images are resized to it",
   mean: "a model file's per-channel mean of pixels scaled to 0..1, [r, g, b] or [v]: what it was trained with (recorded in the run's models); give std too",
   std: "a model file's per-channel std, [r, g, b] or [v]; give mean too",
@@ -184,6 +185,7 @@ export const TrainStage = z.strictObject({
   // No defaults: a recipe without them keeps the stage key it had.
   new_head: z.boolean().optional(),
   freeze_backbone: z.boolean().optional(),
+  freeze: z.array(z.string().min(1)).min(1).optional(),
 });
 
 /** Fine-tuning: training from a model that is already trained, with a gentler default schedule. */
@@ -195,6 +197,7 @@ export const FinetuneStage = z.strictObject({
   distill_from: stageId.optional(),
   temperature: positive.default(4),
   alpha: z.number().min(0).max(1).default(0.5),
+  freeze: z.array(z.string().min(1)).min(1).optional(),
 });
 
 export const DistillStage = z.strictObject({

@@ -9,7 +9,9 @@ import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
-import { fixedBatchOf, rawPixelInput } from '../../onnx/image-input.js';
+import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
+import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
+import { parameterLayers } from '../../passes/freeze-layers.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { defaultNormalization, modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
@@ -70,10 +72,11 @@ export function registerInfo(program: Command): void {
     program
       .command('info')
       .description('inspect an ONNX model: inputs, outputs, size, parameters, MACs, ops')
-      .argument('<model>', 'an .onnx file'),
+      .argument('<model>', 'an .onnx file')
+      .option('--layers', 'also list the layers with parameters, by the names `slim train --freeze` takes (PyTorch module names)'),
   ))
-    .addHelpText('after', '\nExample:\n  slim info resnet18.onnx --json')
-    .action(async (file: string, options: CommonOptions & { imageSize?: [number, number] }) => {
+    .addHelpText('after', '\nExamples:\n  slim info resnet18.onnx --json\n  slim info resnet18.onnx --layers')
+    .action(async (file: string, options: CommonOptions & { imageSize?: [number, number]; layers?: boolean }) => {
       const loaded = await loadModelForRuntime(file);
       const { graph } = loaded;
       // Ops slimkit does not know may still be ONNX Runtime's: ask it before promising that eval and bench work.
@@ -97,6 +100,7 @@ export function registerInfo(program: Command): void {
         outputs: stats.outputs,
         notes: exportNotes(graph),
         metadata: graph.metadata,
+        ...(options.layers ? { layers: layerRows(graph, loaded.facts, imageSizeFor(graph, file, options.imageSize)) } : {}),
       };
       printResult(options, result, () => {
         const io = [
@@ -121,9 +125,39 @@ export function registerInfo(program: Command): void {
           ...result.notes.map((n) => `  note: ${n}`),
           '',
           table(['', 'name', 'dtype', 'shape'], io),
+          ...(result.layers ? ['', table(['layer', 'ops', 'parameters', 'params', 'MACs'], result.layers.map((l) => [
+            l.layer,
+            l.ops.join(' + '),
+            l.parameters.map((p) => shapeText(p.shape)).join(' '),
+            formatCount(l.params),
+            l.macs === null ? '?' : formatCount(l.macs),
+          ]))] : []),
         ].join('\n');
       });
     });
+}
+
+interface LayerRow {
+  /** The module name (`layer1.0.conv1`): what --freeze matches. */
+  layer: string;
+  ops: string[];
+  parameters: { name: string; shape: number[] }[];
+  params: number;
+  /** Per image; null when the input's height and width are free and no size is known, or ops are unknown. */
+  macs: number | null;
+}
+
+/** The layers with float parameters, in graph order, with their parameters and MACs per image. */
+function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: [number, number] | undefined): LayerRow[] {
+  let counted = facts;
+  if (facts && hasFreeImageSize(graph)) counted = imageSize ? inferShapes(pinImageSize(graph, imageSize)) : undefined;
+  const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.macs]) ?? []);
+  const batch = fixedBatchOf(dataInputs(graph)[0]?.shape) ?? 1;
+  return [...parameterLayers(graph)].map(([layer, nodes]) => {
+    const parameters = nodes.flatMap((n) => n.inputs.slice(1).filter((v): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32')).map((name) => ({ name, shape: [...graph.initializers.get(name)!.dims] }));
+    const macs = counted ? nodes.reduce((sum, n) => sum + (macsByNode.get(n.name) ?? 0), 0) / batch : null;
+    return { layer, ops: nodes.map((n) => n.opType), parameters, params: parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), macs };
+  });
 }
 
 /**

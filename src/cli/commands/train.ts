@@ -11,7 +11,7 @@ import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { declareClassCount, foldBatchNorm, transferModel } from '../../passes/index.js';
+import { declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -20,7 +20,7 @@ import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelIn
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, STD_HELP, stdList } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkTrainingOutputs } from '../paths.js';
@@ -64,6 +64,7 @@ interface TrainCliOptions extends CommonOptions {
   distBucketMb: number;
   newHead?: boolean;
   freezeBackbone?: boolean;
+  freeze?: string[];
   mean?: number[];
   std?: number[];
 }
@@ -94,6 +95,7 @@ export function registerTrain(program: Command): void {
       .option('--channels <n>', 'zoo models: image channels, 3 (RGB, default) or 1 (grayscale: image folders are read as luma)', channelsArg)
       .option('--new-head', 'an .onnx model: replace its classifier by a fresh one for the data\'s classes (fine-tune a pretrained model on your own classes)')
       .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
+      .option('--freeze <layers>', 'keep these layers as they are while the rest trains: PyTorch module names or globs, comma-separated (e.g. conv1,layer1 or \'layer1.*\'; `slim info M --layers` lists them); their BatchNormalization keeps its running statistics', patternList)
       .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
@@ -120,6 +122,7 @@ export function registerTrain(program: Command): void {
       '  slim train --model resnet18-cifar --data cifar10 --device cuda --batch 512 --epochs 24 --out r18.onnx',
       '  slim train --model model.onnx --data cifar10 --epochs 2 --lr 0.01 --checkpoint-dir runs/a --resume --out tuned.onnx',
       '  slim train --model mobilenet_v3_imagenet.onnx --new-head --freeze-backbone --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --data photos/ --epochs 5 --lr 0.01 --out photos.onnx',
+      '  slim train --model resnet18_photos.onnx --freeze conv1,layer1,layer2 --data photos/ --epochs 5 --lr 0.01 --out tuned.onnx',
       '  slim train --model resnet18-cifar --data cifar10 --nproc 2 --batch 256 --checkpoint-dir runs/b --out r18.onnx',
       '  torchrun --nproc-per-node 4 --no-python slim train --model resnet18-cifar --data cifar10 --device cuda --out r18.onnx',
     ].join('\n'))
@@ -159,6 +162,8 @@ export function registerTrain(program: Command): void {
       // An .onnx model is read first: its input size decides how image folders are resized.
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
+      // A --freeze that names nothing is refused before the data is read (the model's own names; a new head keeps its node's).
+      if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, options.model);
       if (onnxFile?.normalization && (options.mean || options.std)) {
         throw usageError(`${options.model} normalizes its pixels itself (mean ${formatNumbers(onnxFile.normalization.mean)}, std ${formatNumbers(onnxFile.normalization.std)}); --mean/--std would not reach it`, 'drop --mean and --std');
       }
@@ -200,7 +205,10 @@ export function registerTrain(program: Command): void {
         : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
-      const graph = built.frozen ? built.graph : await trainingGraph(built.graph, data.train, { ...options, quiet: !writer, file: options.model });
+      const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, options.model) : undefined;
+      if (frozenLayers && writer) frozenLayers.notes.forEach((line) => log(line));
+      const frozen = built.frozen ?? frozenLayers?.frozen;
+      const graph = built.frozen ? built.graph : await trainingGraph(frozenLayers?.graph ?? built.graph, data.train, { ...options, quiet: !writer, file: options.model, ...(frozen ? { frozen } : {}) });
       // The bar starts with the first step: only then is the step count known.
       let bar: Progress | undefined;
       const onProgress = (p: TrainProgress): void => {
@@ -231,7 +239,7 @@ export function registerTrain(program: Command): void {
         file: options.model,
         ...sharedTrainOptions(options),
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
-        ...(built.frozen ? { frozen: built.frozen } : {}),
+        ...(frozen ? { frozen } : {}),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
         ...(options.newHead || options.mean || options.std ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
         ...(distributed ? { distributed } : {}),
@@ -320,6 +328,7 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
 
 /** --new-head, --freeze-backbone, --mean and --std work on a model file, and not on one that normalizes its pixels itself. */
 function checkTransferFlags(options: TrainCliOptions): void {
+  if (options.freeze && options.freezeBackbone) throw usageError('--freeze-backbone already keeps every layer but the classifier as it is', 'drop --freeze, or name the layers to keep with --freeze alone');
   if (isZooName(options.model)) {
     const given = (['newHead', 'freezeBackbone', 'mean', 'std'] as const).filter((k) => options[k] !== undefined);
     if (given.length) {

@@ -7,7 +7,7 @@ import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
-import { foldBatchNorm, transferModel } from '../../passes/index.js';
+import { foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
@@ -76,7 +76,7 @@ interface Teacher {
   alpha: number;
 }
 
-async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teacher?: Teacher, frozen?: Set<string>): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
+async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teacher?: Teacher, backbone?: Set<string>): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
   const { trainModel } = await import('../../engine/train.js');
   const data = await ctx.data();
   const device = spec.device ?? ctx.device;
@@ -87,11 +87,16 @@ async function train(ctx: StageContext, spec: TrainingSpec, graph: Graph, teache
       phase: trainingPhaseText(p, false),
     });
   };
+  // `freeze`: the layers it names keep their values, as `slim train --freeze`.
+  const layers = 'freeze' in spec && spec.freeze ? freezeLayers(source, spec.freeze, { file: 'the model this stage trains', flag: 'freeze:' }) : undefined;
+  for (const line of layers?.notes ?? []) ctx.log(`  ${line}`);
+  const graph = layers?.graph ?? source;
+  const frozen = backbone ?? layers?.frozen;
   // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
   const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
-  // A frozen backbone keeps its features exactly: no BN is put back into it.
-  const start = frozen ? { graph, inserted: 0 } : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}) });
+  // A frozen backbone keeps its features exactly: no BN is put back into it (nor after a frozen layer).
+  const start = backbone ? { graph, inserted: 0 } : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}), ...(frozen ? { frozen } : {}) });
   if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);

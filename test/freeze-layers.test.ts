@@ -1,0 +1,159 @@
+/**
+ * `slim train --freeze` and a recipe stage's `freeze`: the named layers keep their values while the rest
+ * trains. Oracles: the frozen model computes what the original does (ONNX Runtime, before training);
+ * after training, the frozen layers' weights are the original's bit for bit and the others moved.
+ */
+import './helpers/engine-env.js';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../src/engine/native.js';
+import type { Graph, Node } from '../src/onnx/graph.js';
+import { readModel } from '../src/onnx/io.js';
+import { freezeLayers, layerName, matchesPattern } from '../src/passes/freeze-layers.js';
+import { parseRecipe, RecipeError } from '../src/pipeline/parse.js';
+import { runGraph } from '../src/runtime/ort.js';
+import { Random } from '../src/util/random.js';
+import { runSlim } from './helpers/cli.js';
+import { fixturePath, maxAbsDiff, randomInput } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-freeze-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const named = (name: string): Node => ({ name, opType: 'Conv', domain: '', inputs: [], outputs: [], attributes: {} });
+
+/** The weights of the node called `name` (Conv/Gemm: weight and bias) as arrays. */
+function weightsOf(graph: Graph, name: string): number[][] {
+  const node = graph.nodes.find((n) => n.name === name)!;
+  return node.inputs.slice(1).filter(Boolean).map((v) => Array.from(graph.initializers.get(v)!.data as Float32Array));
+}
+
+describe('naming layers', () => {
+  it("reads torch.onnx's scope names as PyTorch module names, and slimkit's names as they are", () => {
+    expect(layerName(named('/layer1/layer1.0/conv1/Conv'))).toBe('layer1.0.conv1');
+    expect(layerName(named('/stem/stem.0/Conv'))).toBe('stem.0');
+    expect(layerName(named('/features/features.0/features.0.0/Conv'))).toBe('features.0.0');
+    expect(layerName(named('/fc/Gemm'))).toBe('fc');
+    expect(layerName(named('layer2.0.downsample.0'))).toBe('layer2.0.downsample.0');
+    expect(layerName(named('Conv_0'))).toBe('Conv_0');
+  });
+
+  it('a name covers what is inside it; a glob matches whole names', () => {
+    expect(matchesPattern('layer1', 'layer1.0.conv1')).toBe(true);
+    expect(matchesPattern('layer1', 'layer1')).toBe(true);
+    expect(matchesPattern('layer1', 'layer10.conv')).toBe(false);
+    expect(matchesPattern('layer1.*', 'layer1.0.conv1')).toBe(true);
+    expect(matchesPattern('layer?.0.conv1', 'layer3.0.conv1')).toBe(true);
+    expect(matchesPattern('*.conv1', 'layer3.0.conv2')).toBe(false);
+    expect(matchesPattern('layer1.0.conv1.weight', 'layer1.0.conv1.weight')).toBe(true);
+  });
+});
+
+describe('freezeLayers', () => {
+  it("freezes a folded torch export's layers by module name, though their weights are called onnx::Conv_…", async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const r = freezeLayers(graph, ['stem', 'conv1']);
+    const stem = graph.nodes.find((n) => n.name === '/stem/stem.0/Conv')!;
+    const conv1 = graph.nodes.find((n) => n.name === '/conv1/Conv')!;
+    expect(stem.inputs[1]).toMatch(/^onnx::Conv_/);
+    expect([...r.frozen].sort()).toEqual([...stem.inputs.slice(1), ...conv1.inputs.slice(1)].sort());
+    expect(r.layers).toEqual(['stem.0', 'conv1']);
+    expect(r.notes[0]).toMatch(/^frozen: stem\.0, conv1 — 808 of [\d,]+ parameters keep their values$/);
+    // No BN to hold: the model is the same graph.
+    expect(r.graph.nodes.map((n) => n.opType)).toEqual(graph.nodes.map((n) => n.opType));
+  });
+
+  it('holds the BatchNormalization of a frozen layer at its running statistics: the same function, folded into the frozen Conv', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet.onnx')); // BN kept
+    const r = freezeLayers(graph, ['stem', 'bn1']);
+    // stem.1 folded into the frozen stem.0, bn1 into conv1, which was not named and trains.
+    expect(r.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toHaveLength(graph.nodes.filter((n) => n.opType === 'BatchNormalization').length - 2);
+    const stem = r.graph.nodes.find((n) => n.name === '/stem/stem.0/Conv')!;
+    const conv1 = r.graph.nodes.find((n) => n.name === '/conv1/Conv')!;
+    for (const p of stem.inputs.slice(1)) expect(r.frozen.has(p)).toBe(true);
+    for (const p of conv1.inputs.slice(1)) expect(r.frozen.has(p)).toBe(false);
+    expect(r.notes[0]).toMatch(/; 2 BatchNormalization held at their running statistics$/);
+    const x = randomInput([2, 3, 16, 16], 3);
+    expect(maxAbsDiff((await runGraph(r.graph, { input: x }))['logits']!, (await runGraph(graph, { input: x }))['logits']!)).toBeLessThan(1e-4);
+  });
+
+  it('refuses a pattern that names nothing, listing the layers there are', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    expect(() => freezeLayers(graph, ['conv1', 'layer1'], 'm.onnx')).toThrow(/--freeze 'layer1' names no layer or parameter of m\.onnx — its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all/);
+  });
+});
+
+/** train/ and test/ folders of 16×16 PNGs in three classes told apart by their dominant colour. */
+async function colourFolder(root: string, perClass: { train: number; test: number }): Promise<void> {
+  const rng = new Random(7);
+  for (const [split, count] of Object.entries(perClass)) {
+    for (const [channel, name] of ['red', 'green', 'blue'].entries()) {
+      const folder = path.join(root, split, name);
+      mkdirSync(folder, { recursive: true });
+      for (let i = 0; i < count; i++) {
+        const pixels = Buffer.alloc(16 * 16 * 3);
+        for (let p = 0; p < 256; p++) for (let c = 0; c < 3; c++) pixels[p * 3 + c] = Math.round((c === channel ? 110 : 40) + rng.uniform(0, 110));
+        await sharp(pixels, { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(path.join(folder, `${i}.png`));
+      }
+    }
+  }
+}
+
+describe.skipIf(!nativeAvailable())('slim train --freeze', () => {
+  it('keeps the named layers of a BN-folded PyTorch export bit for bit while the rest trains; slim info --layers lists the names', async () => {
+    const data = path.join(dir, 'colours');
+    await colourFolder(data, { train: 20, test: 10 });
+    const model = fixturePath('torch-tiny-resnet-folded.onnx'); // 10 classes: a new head for the 3
+    const info = await runSlim(['info', model, '--layers']);
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/\nstem\.0 +Conv +\[8, 3, 3, 3\] \[8\] +224 +55\.3 k\n/);
+    const out = path.join(dir, 'frozen.onnx');
+    const r = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze', 'stem,conv1', '--epochs', '1', '--batch', '20', '--lr', '0.05', '--no-augment', '--threads', '2', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/frozen: stem\.0, conv1 — 808 of [\d,]+ parameters keep their values/);
+    // BN is put back after the other three Convs only: a frozen layer computes as it did.
+    expect(r.stderr).toMatch(/training with BN re-inserted after 3 Conv\(s\)/);
+    const [before, after] = [await readModel(model), await readModel(out)];
+    for (const layer of ['/stem/stem.0/Conv', '/conv1/Conv']) expect(weightsOf(after, layer)).toEqual(weightsOf(before, layer));
+    for (const layer of ['/conv2/Conv', '/conv3/Conv']) expect(maxAbsDiff(after.initializers.get(after.nodes.find((n) => n.name === layer)!.inputs[1]!)!, before.initializers.get(before.nodes.find((n) => n.name === layer)!.inputs[1]!)!)).toBeGreaterThan(0);
+
+    const typo = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze', 'layer1', '--epochs', '1', '--out', path.join(dir, 'x.onnx')]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/--freeze 'layer1' names no layer or parameter of .*torch-tiny-resnet-folded\.onnx — its layers are stem\.0, conv1/);
+    const both = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze-backbone', '--freeze', 'stem', '--epochs', '1', '--out', path.join(dir, 'y.onnx')]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--freeze-backbone already keeps every layer but the classifier as it is/);
+  }, 240_000);
+});
+
+describe('recipes: freeze', () => {
+  it('is refused beside freeze_backbone when the recipe is read', () => {
+    const read = (): unknown => parseRecipe('name: t\nmodel: { file: m.onnx }\nstages:\n  - train: { epochs: 1, new_head: true, freeze_backbone: true, freeze: [stem] }\n', 'r.yaml');
+    expect(read).toThrow(RecipeError);
+    expect(read).toThrow(/stages\[0\]\.train\.freeze: freeze_backbone already keeps every layer but the classifier as it is/);
+  });
+
+  it.skipIf(!nativeAvailable())('a train stage keeps the layers it names; a name that is not there stops the stage, saying which are', async () => {
+    const data = path.join(dir, 'recipe-colours');
+    await colourFolder(data, { train: 10, test: 5 });
+    copyFileSync(fixturePath('torch-tiny-resnet-folded.onnx'), path.join(dir, 'folded.onnx'));
+    const run = async (name: string, freeze: string): Promise<{ code: number; stderr: string; runDir: string }> => {
+      const recipe = path.join(dir, `${name}.yaml`);
+      writeFileSync(recipe, `name: ${name}\ndata: { dataset: recipe-colours }\nmodel: { file: folded.onnx }\nstages:\n  - train: { id: tuned, epochs: 1, batch: 10, lr: 0.05, augment: false, new_head: true, freeze: ${freeze} }\n`);
+      const runDir = path.join(dir, `run-${name}`);
+      const r = await runSlim(['run', recipe, '--run-dir', runDir, '--threads', '1', '--no-report'], { timeoutMs: 180_000 });
+      return { code: r.code, stderr: r.stderr, runDir };
+    };
+    const r = await run('frozen', '[stem, conv1]');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/frozen: stem\.0, conv1 — 808 of/);
+    const [before, after] = [await readModel(fixturePath('torch-tiny-resnet-folded.onnx')), await readModel(path.join(r.runDir, 'models', 'tuned.onnx'))];
+    for (const layer of ['/stem/stem.0/Conv', '/conv1/Conv']) expect(weightsOf(after, layer)).toEqual(weightsOf(before, layer));
+    expect(weightsOf(after, '/conv2/Conv')).not.toEqual(weightsOf(before, '/conv2/Conv'));
+    const typo = await run('typo', '[layer9]');
+    expect(typo.code).not.toBe(0);
+    expect(typo.stderr).toMatch(/freeze: 'layer9' names no layer or parameter of the model this stage trains — its layers are stem\.0, conv1/);
+  }, 240_000);
+});
