@@ -79,9 +79,11 @@ describe('freezeLayers', () => {
     expect(maxAbsDiff((await runGraph(r.graph, { input: x }))['logits']!, (await runGraph(graph, { input: x }))['logits']!)).toBeLessThan(1e-4);
   });
 
-  it('refuses a pattern that names nothing, listing the layers there are', async () => {
+  it('refuses a pattern that names nothing, listing the layers there are, and one that leaves nothing to train', async () => {
     const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
     expect(() => freezeLayers(graph, ['conv1', 'layer1'], 'm.onnx')).toThrow(/--freeze 'layer1' names no layer or parameter of m\.onnx — its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all/);
+    // Every layer frozen: nothing would train (the engine would fail on its first step).
+    expect(() => freezeLayers(graph, ['*'], 'm.onnx')).toThrow(/--freeze '\*' names every layer of m\.onnx: nothing would train — leave out at least the last layers/);
   });
 });
 

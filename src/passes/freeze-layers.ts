@@ -98,6 +98,8 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   // The scale and shift a frozen BN became (new initializers, read by no layer that was matched or trains).
   const layerInputs = new Set(out.nodes.filter((n) => n.opType !== 'Mul' && n.opType !== 'Add').flatMap((n) => n.inputs));
   for (const name of out.initializers.keys()) if (!g.initializers.has(name) && !layerInputs.has(name)) frozen.add(name);
+  const trainable = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n)).filter((p) => !frozen.has(p));
+  if (trainable.length === 0) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
   const frozenLayers = [...new Set([...matched].map(layerName))];
   const count = [...frozen].reduce((n, name) => n + out.initializers.get(name)!.data.length, 0);
   const total = [...out.initializers.values()].filter((t) => t.dtype === 'float32').reduce((n, t) => n + t.data.length, 0);
