@@ -48,6 +48,15 @@ describe('a model that records no mean/std', () => {
     expect(given.stderr).not.toMatch(/records no mean\/std/);
   });
 
+  it('bench of several such models says it in one note naming them all', async () => {
+    const other = path.join(dir, 'plain-copy.onnx');
+    await writeModel(await readModel(PLAIN), other);
+    const r = await runSlim(['bench', PLAIN, other, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '20', '--runs', '50', '--warmup', '1', '--batch', '4', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const notes = r.stderr.split('\n').filter((l) => l.includes('no mean/std'));
+    expect(notes).toEqual([`note: ${PLAIN}, ${other} record no mean/std (slimkit.mean, slimkit.std): their images are normalized with CIFAR-10's (mean 0.4914,0.4822,0.4465, std 0.247,0.2435,0.2616) — if they were trained with others, pass --mean and --std (in a recipe: model.mean and model.std; torchvision's ImageNet models: 0.485,0.456,0.406 and 0.229,0.224,0.225)`]);
+  });
+
   it('half a pair is refused: --mean without --std would mix the given mean with another std', async () => {
     const r = await runSlim(['eval', PLAIN, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--mean', '0.485,0.456,0.406']);
     expect(r.code).toBe(2);

@@ -332,6 +332,31 @@ export function defaultNormalizationNote(graph: Graph, file: string): string | u
 const notedDefaults = new Set<string>();
 
 /**
+ * Holds back the notes of models that record no mean/std, to say them as one line per default
+ * (slim bench of several plain torch.onnx exports printed the same sentence once per model):
+ * `hold` before normalizationFor meets the model (the model's own note then counts as said), `lines`
+ * after the last. Models given --mean/--std are left to normalizationFor.
+ */
+export function heldDefaultNotes(options: Pick<DataOptions, 'mean' | 'std'>): { hold(graph: Graph, file: string): void; lines(): string[] } {
+  const byDefault = new Map<string, string[]>();
+  return {
+    hold(graph, file) {
+      const note = options.mean || options.std ? undefined : defaultNormalizationNote(graph, file);
+      if (!note || notedDefaults.has(note)) return;
+      notedDefaults.add(note);
+      const rest = note.slice(note.indexOf(': its images') + 2);
+      byDefault.set(rest, [...(byDefault.get(rest) ?? []), file]);
+    },
+    lines: () =>
+      [...byDefault].map(([rest, files]) =>
+        files.length === 1
+          ? `note: ${files[0]} records no mean/std (slimkit.mean, slimkit.std): ${rest}`
+          : `note: ${files.join(', ')} record no mean/std (slimkit.mean, slimkit.std): ${rest.replace(/^its images are/, 'their images are').replace('if it was trained', 'if they were trained')}`,
+      ),
+  };
+}
+
+/**
  * Preprocessing: flags first, then what the model's metadata records, then the CIFAR-10 statistics
  * (GRAYSCALE_NORMALIZATION for a model that takes one channel) — said in a note once per `file` named,
  * since a plain torch.onnx export records none and an ImageNet-pretrained model fed CIFAR-10's

@@ -17,7 +17,7 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -74,6 +74,7 @@ export function registerBench(program: Command): void {
       const checked = [];
       // Models without class names, per image set: one note each names them all.
       const positional = new Map<ImageSet, string[]>();
+      const defaults = heldDefaultNotes(options);
       for (const file of files) {
         const loaded = await loadModelForRuntime(file);
         const { graph } = loaded;
@@ -81,6 +82,7 @@ export function registerBench(program: Command): void {
         const size = imageSizeFor(graph, file, options.imageSize);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
+        if (options.data) defaults.hold(graph, file);
         const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
         // So are the data's class names against the model's: one copy of the images per input size,
         // each model's labels following the class names it records.
@@ -104,6 +106,7 @@ export function registerBench(program: Command): void {
         const perModel = { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) };
         checked.push({ file, loaded, graph, normalization, set, stats, perModel });
       }
+      for (const line of defaults.lines()) log(line);
       for (const [set, unnamed] of positional) {
         const note = positionalScoringNote(unnamed, set);
         if (note) log(note);
