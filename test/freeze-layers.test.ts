@@ -121,6 +121,18 @@ describe.skipIf(!nativeAvailable())('slim train --freeze', () => {
     for (const layer of ['/stem/stem.0/Conv', '/conv1/Conv']) expect(weightsOf(after, layer)).toEqual(weightsOf(before, layer));
     for (const layer of ['/conv2/Conv', '/conv3/Conv']) expect(maxAbsDiff(after.initializers.get(after.nodes.find((n) => n.name === layer)!.inputs[1]!)!, before.initializers.get(before.nodes.find((n) => n.name === layer)!.inputs[1]!)!)).toBeGreaterThan(0);
 
+    // slim distill keeps a student file's named layers the same way.
+    const student = path.join(dir, 'student.onnx');
+    const d = await runSlim(['distill', '--teacher', out, '--student', out, '--freeze', 'stem.0', '--data', data, '--epochs', '1', '--batch', '20', '--lr', '0.05', '--no-augment', '--threads', '2', '--out', student, '--no-verify']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(/frozen: stem\.0 — 224 of/);
+    const distilled = await readModel(student);
+    expect(weightsOf(distilled, '/stem/stem.0/Conv')).toEqual(weightsOf(before, '/stem/stem.0/Conv'));
+    expect(weightsOf(distilled, '/conv1/Conv')).not.toEqual(weightsOf(before, '/conv1/Conv'));
+    const zoo = await runSlim(['distill', '--teacher', out, '--student', 'resnet18-cifar', '--freeze', 'conv1', '--data', data, '--epochs', '1', '--out', path.join(dir, 'z.onnx')]);
+    expect(zoo.code).toBe(2);
+    expect(zoo.stderr).toMatch(/--freeze keeps layers of a trained student; resnet18-cifar is built fresh from the zoo/);
+
     const typo = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze', 'layer1', '--epochs', '1', '--out', path.join(dir, 'x.onnx')]);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/--freeze 'layer1' names no layer or parameter of .*torch-tiny-resnet-folded\.onnx — its layers are stem\.0, conv1/);

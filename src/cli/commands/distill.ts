@@ -7,7 +7,7 @@ import type { TrainProgress } from '../../engine/train.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { foldBatchNorm } from '../../passes/index.js';
+import { foldBatchNorm, freezeLayers } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -16,7 +16,7 @@ import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelIn
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
@@ -50,6 +50,7 @@ interface DistillCliOptions extends CommonOptions {
   width: number;
   channels?: 1 | 3;
   trainLimit?: number;
+  freeze?: string[];
   testLimit?: number;
   threads?: number;
   augment: boolean;
@@ -108,6 +109,7 @@ export function registerDistill(program: Command): void {
       .option('--width <w>', 'zoo students: channel width multiplier', positiveNumber('--width'), 1)
       .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); it must be the teacher's, the default", channelsArg)
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
+      .option('--freeze <layers>', 'an .onnx student: keep these layers as they are (PyTorch module names or globs, comma-separated; `slim info S --layers` lists them)', patternList)
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
       .option('--no-augment', 'no random crop (padding 4) and flip')
@@ -142,8 +144,11 @@ export function registerDistill(program: Command): void {
       }
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
       const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
+      if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
+      // Checked before the data is read: a name that matches nothing is a typo.
+      const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, options.student) : undefined;
       // Said once training runs (a usage error stays the only line): the statistics of model files that record none.
-      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined].filter((n) => n !== undefined);
+      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
       if (options.channels !== undefined && studentFile) {
         throw usageError(`--channels builds zoo students; ${options.student} takes ${modelChannels(studentFile)}-channel images as it was exported`, 'drop --channels');
       }
@@ -159,7 +164,7 @@ export function registerDistill(program: Command): void {
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       const student: Graph = studentFile
-        ? await trainingGraph(studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization })
+        ? await trainingGraph(frozenLayers?.graph ?? studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
         : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
@@ -185,6 +190,7 @@ export function registerDistill(program: Command): void {
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
         ...sharedTrainOptions(options),
+        ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
       }).finally(() => {
         bar.stop();
         stopExplaining();
