@@ -12,7 +12,7 @@
  * Without --model, a random-weight ResNet18-CIFAR export of the acceptance shape (as bench/prune-latency.ts).
  * --load is the number of busy-loop processes started halfway.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
@@ -52,16 +52,29 @@ async function timeTogether(files: string[]): Promise<TimedResult[]> {
   return web ? benchmarkInBrowser(files.map(webModel), options) : benchmarkInChildren(files.map((file) => ({ file })), options);
 }
 
-/** Busy-loop processes started after `delayMs`; the returned function stops them. */
+/**
+ * Busy-loop processes started after `delayMs`; the returned function stops them. Started through a shell
+ * that exits at once, so they are not this process's children: the browser's idle wait (idlePool in
+ * benchmark-web.ts) counts the CPU of this process's descendants and would take them for the browser.
+ */
 function loadAfter(delayMs: number, processes: number): () => void {
-  const children: ChildProcess[] = [];
+  const pids: number[] = [];
   if (!Number.isFinite(delayMs) || processes === 0) return () => undefined;
   const timer = setTimeout(() => {
-    for (let i = 0; i < processes; i++) children.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    for (let i = 0; i < processes; i++) {
+      const started = execFileSync('sh', ['-c', `"${process.execPath}" -e 'for (;;) {}' >/dev/null 2>&1 & echo $!`], { encoding: 'utf8' });
+      pids.push(Number(started.trim()));
+    }
   }, delayMs);
   return () => {
     clearTimeout(timer);
-    for (const c of children) c.kill('SIGKILL');
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
   };
 }
 

@@ -343,11 +343,13 @@ describe('loadTrainTest (image folders)', () => {
     const set = await loadDataset({ data: root }, [8, 8]);
     expect(set.classes).toEqual(['cat', 'dog']);
     expect([...set.labels]).toEqual([0, 1]);
-    await expect(loadDataset({ data: root, split: 'train' }, [8, 8])).rejects.toThrow(/only-test.*: has no train\/ subfolder \(it holds test\/\) — add a train\/ folder of class folders, or read --split test$/);
-    // Only train/: eval's default split names the one that is there.
+    await expect(loadDataset({ data: root, split: 'train', splitFlag: true }, [8, 8])).rejects.toThrow(/only-test.*: has no train\/ subfolder \(it holds test\/\) — add a train\/ folder of class folders, or read --split test$/);
+    // Only train/: eval's default split names the one that is there — to commands that take --split
+    // (quantize --eval has none, and its calibration must not be pointed at test images).
     const onlyTrain = tempDir('only-train');
     await writeSplit(path.join(onlyTrain, 'train'), { cat: RED, dog: GREEN });
-    await expect(loadDataset({ data: onlyTrain }, [8, 8])).rejects.toThrow(/has no test\/ or val\/ subfolder \(it holds train\/\) — add a test\/ \(or val\/\) folder of class folders, or read --split train$/);
+    await expect(loadDataset({ data: onlyTrain, splitFlag: true }, [8, 8])).rejects.toThrow(/has no test\/ or val\/ subfolder \(it holds train\/\) — add a test\/ \(or val\/\) folder of class folders, or read --split train$/);
+    await expect(loadDataset({ data: onlyTrain }, [8, 8])).rejects.toThrow(/has no test\/ or val\/ subfolder \(it holds train\/\) — add a test\/ \(or val\/\) folder of class folders$/);
   });
 
   it('training on a folder of class folders says which layout it needs', async () => {

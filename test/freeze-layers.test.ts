@@ -35,6 +35,10 @@ describe('naming layers', () => {
     expect(layerName(named('/layer1/layer1.0/conv1/Conv'))).toBe('layer1.0.conv1');
     expect(layerName(named('/stem/stem.0/Conv'))).toBe('stem.0');
     expect(layerName(named('/features/features.0/features.0.0/Conv'))).toBe('features.0.0');
+    // A scope repeats only the last named atom: downsample.0 is layer2.0's downsample.0.
+    expect(layerName(named('/layer2/layer2.0/downsample/downsample.0/Conv'))).toBe('layer2.0.downsample.0');
+    expect(layerName(named('/units/units.0/branch1/branch1.0/Conv'))).toBe('units.0.branch1.0');
+    expect(layerName(named('/features/features.1/conv/conv.0/conv.0.0/Conv'))).toBe('features.1.conv.0.0');
     expect(layerName(named('/fc/Gemm'))).toBe('fc');
     expect(layerName(named('layer2.0.downsample.0'))).toBe('layer2.0.downsample.0');
     expect(layerName(named('Conv_0'))).toBe('Conv_0');
@@ -79,11 +83,38 @@ describe('freezeLayers', () => {
     expect(maxAbsDiff((await runGraph(r.graph, { input: x }))['logits']!, (await runGraph(graph, { input: x }))['logits']!)).toBeLessThan(1e-4);
   });
 
+  it("takes a Linear's bias from the Add torch.onnx writes it as (either operand) and a Conv's BN with it", async () => {
+    const convnext = await readModel(fixturePath('torch-tiny-convnext.onnx'));
+    const fc1 = freezeLayers(convnext, ['stage1.0.fc1']);
+    const nodes = convnext.nodes.filter((n) => layerName(n) === 'stage1.0.fc1');
+    expect(nodes.map((n) => n.opType)).toEqual(['MatMul', 'Add']);
+    const bias = nodes[1]!.inputs.find((v) => convnext.initializers.has(v))!;
+    expect(fc1.frozen.has(bias)).toBe(true);
+    expect(fc1.frozen.size).toBe(2);
+    // BN kept in the model: freezing conv1 freezes the bn1 right after it (folded into it), so the
+    // written conv1 cannot change through a BN that trained.
+    const resnet = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const conv1 = freezeLayers(resnet, ['conv1']);
+    expect(conv1.layers).toEqual(['conv1', 'bn1']);
+    expect(conv1.graph.nodes.some((n) => n.name === '/bn1/BatchNormalization')).toBe(false);
+    const x = randomInput([2, 3, 16, 16], 4);
+    expect(maxAbsDiff((await runGraph(conv1.graph, { input: x }))['logits']!, (await runGraph(resnet, { input: x }))['logits']!)).toBeLessThan(1e-4);
+  });
+
+  it('names nodes that have no name (ONNX allows it) instead of taking them all for one layer', async () => {
+    const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const nameless = { ...graph, nodes: graph.nodes.map((n) => ({ ...n, name: '' })) };
+    const conv2 = graph.nodes.find((n) => n.name === '/conv2/Conv')!;
+    const r = freezeLayers(nameless, [conv2.inputs[1]!]);
+    expect([...r.frozen]).toEqual([conv2.inputs[1]]);
+    expect(() => freezeLayers(nameless, ['nothing'])).toThrow(/its layers are Conv_0, Conv_2, Conv_4/);
+  });
+
   it('refuses a pattern that names nothing, listing the layers there are, and one that leaves nothing to train', async () => {
     const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
-    expect(() => freezeLayers(graph, ['conv1', 'layer1'], 'm.onnx')).toThrow(/--freeze 'layer1' names no layer or parameter of m\.onnx — its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all/);
+    expect(() => freezeLayers(graph, ['conv1', 'layer1'], { file: 'm.onnx' })).toThrow(/--freeze 'layer1' names no layer or parameter of m\.onnx — its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all/);
     // Every layer frozen: nothing would train (the engine would fail on its first step).
-    expect(() => freezeLayers(graph, ['*'], 'm.onnx')).toThrow(/--freeze '\*' names every layer of m\.onnx: nothing would train — leave out at least the last layers/);
+    expect(() => freezeLayers(graph, ['*'], { file: 'm.onnx' })).toThrow(/--freeze '\*' names every layer of m\.onnx: nothing would train — leave out at least the last layers/);
   });
 });
 

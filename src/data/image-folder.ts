@@ -292,13 +292,14 @@ function heldOutFolder(splits: readonly SplitName[]): SplitName | undefined {
 
 /**
  * The train/ subfolder of `root` and its test/ (or val/), each a folder of class folders. Test labels use
- * train/'s class numbering, so a class folder missing from test/ cannot shift the others.
+ * train/'s class numbering, so a class folder missing from test/ cannot shift the others. A limit reads
+ * that many images taken round-robin over the classes (the first of each class, then the second, …).
  */
 export async function loadTrainTestFolders(
   root: string,
-  options: ImageSizeOptions & { testLimit?: number } = {},
+  options: ImageSizeOptions & { trainLimit?: number; testLimit?: number } = {},
 ): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
-  const { testLimit, ...size } = options;
+  const { trainLimit, testLimit, ...size } = options;
   const layout = await folderLayout(root);
   const splits = layout.kind === 'splits' ? layout.splits : [];
   if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
@@ -309,16 +310,17 @@ export async function loadTrainTestFolders(
       fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
     });
   }
-  const train = await loadImageFolder(path.join(root, 'train'), size);
+  const train = await loadImageFolder(path.join(root, 'train'), { ...size, ...(trainLimit !== undefined ? { limit: trainLimit } : {}) });
   return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}) }, layout) };
 }
 
 /**
  * One split of a split folder (folderLayout): 'test' reads test/, else val/. A held-out split is labelled
  * with train/'s class numbering when there is a train/ (a class only it has is an error: the model never
- * saw it); a folder without train/ is numbered by its own class folders.
+ * saw it); a folder without train/ is numbered by its own class folders. `otherSplitsHint`: the caller
+ * takes --split, so a missing split's error offers the ones there are.
  */
-export async function loadSplitFolder(root: string, split: SplitName, options: LoadImageFolderOptions = {}, known?: FolderLayout): Promise<ImageFolderSet> {
+export async function loadSplitFolder(root: string, split: SplitName, options: LoadImageFolderOptions = {}, known?: FolderLayout, o: { otherSplitsHint?: boolean } = {}): Promise<ImageFolderSet> {
   const layout = known ?? (await folderLayout(root));
   const splits = layout.kind === 'splits' ? layout.splits : [];
   const folder = split === 'test' ? heldOutFolder(splits) : splits.includes(split) ? split : undefined;
@@ -326,7 +328,7 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
     throw inputError({
       file: root,
       problem: `has no ${split === 'test' ? 'test/ or val/' : `${split}/`} subfolder (it holds ${splits.map((s) => `${s}/`).join(', ') || 'class folders'})`,
-      fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders${splits.length ? `, or read ${splits.map((s) => `--split ${s}`).join(' or ')}` : ''}`,
+      fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders${o.otherSplitsHint && splits.length ? `, or read ${splits.map((s) => `--split ${s}`).join(' or ')}` : ''}`,
     });
   }
   const dir = path.join(root, folder);

@@ -9,7 +9,6 @@ import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
 import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
 import { matchClasses } from './class-names.js';
-import { takeAcrossClasses } from './subsets.js';
 import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
@@ -32,6 +31,8 @@ export interface DataOptions {
   std?: number[];
   /** How a folder's images are brought to the model's input (--resize); CIFAR-10's are not resized. */
   resize?: ResizeMode;
+  /** The command takes --split (eval, bench): a missing split's error offers the ones there are. */
+  splitFlag?: boolean;
 }
 
 /** The [H, W] a model's first image input expects: its fixed shape, else its slimkit.input_size metadata. */
@@ -80,7 +81,7 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
   requireImageSize(inputSize, name);
   const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}) };
   const layout = await folderLayout(name);
-  if (layout.kind === 'splits') return noteFormats(await loadSplitFolder(name, split, sizeOptions, layout));
+  if (layout.kind === 'splits') return noteFormats(await loadSplitFolder(name, split, sizeOptions, layout, { otherSplitsHint: options.splitFlag ?? false }));
   if (options.split !== undefined && !options.splitOptional) {
     throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders (or val/); '${name}' holds class folders`,
       'drop --split, or point --data at the folder that holds the splits');
@@ -276,9 +277,10 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   const info = await stat(data).catch(() => undefined);
   if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
-  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) });
+  const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
+  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
-  return options.trainLimit === undefined ? sets : { ...sets, train: takeAcrossClasses(sets.train, options.trainLimit) };
+  return sets;
 }
 
 /** A CIFAR-10 load with a download bar when the archive has to be fetched first (170 MB). */

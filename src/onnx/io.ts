@@ -290,8 +290,10 @@ const TORCH_EXPORT = 'export it to ONNX in PyTorch: torch.onnx.export(model.eval
 function foreignFormat(bytes: Uint8Array): { what: string; fix: string } | undefined {
   const head = Buffer.from(bytes.subarray(0, Math.min(bytes.length, 4096))).toString('latin1');
   if (head.startsWith('PK\x03\x04')) {
-    if (/constants\.pkl|code\//.test(head)) return { what: 'a TorchScript archive (torch.jit.save)', fix: TORCH_EXPORT };
-    if (/data\.pkl/.test(head)) return { what: 'a PyTorch checkpoint (torch.save)', fix: TORCH_EXPORT };
+    // Entry names: the first entry's at the start, all of them in the central directory at the end.
+    const names = head + Buffer.from(bytes.subarray(Math.max(0, bytes.length - 65536))).toString('latin1');
+    if (/constants\.pkl|\/code\//.test(names)) return { what: 'a TorchScript archive (torch.jit.save)', fix: TORCH_EXPORT };
+    if (/data\.pkl/.test(names)) return { what: 'a PyTorch checkpoint (torch.save)', fix: TORCH_EXPORT };
     return { what: 'a zip archive', fix: 'unpack it, or give the .onnx file itself' };
   }
   if (bytes[0] === 0x80 && bytes[1] !== undefined && bytes[1] >= 2 && bytes[1] <= 5) return { what: 'a Python pickle (a PyTorch checkpoint saved with the legacy format?)', fix: TORCH_EXPORT };

@@ -7,8 +7,9 @@
  * Layers are named as PyTorch names modules: `layer1.0.conv1`. slimkit's own models carry those names;
  * torch.onnx writes them into its node names as scopes (`/layer1/layer1.0/conv1/Conv`) while a folded
  * Conv's weights get anonymous names (`onnx::Conv_193`), so a pattern is matched against each layer's
- * module name and against its parameters' names. A pattern is a name (`layer1` also covers
- * `layer1.0.conv1`) or a glob (`layer[12]` is not one: `*` and `?` only). Pure.
+ * module name (all it learns) and against its parameters' names (that one). A pattern is a name (`layer1` also covers
+ * `layer1.0.conv1`) or a glob (`*` and `?`). A frozen Conv's BatchNormalization (the BN right after it)
+ * is frozen with it. Pure.
  */
 import { usageError } from '../errors.js';
 import type { Graph, Node } from '../onnx/graph.js';
@@ -28,22 +29,65 @@ export interface FrozenLayers {
 
 /**
  * The module a node belongs to: its name for slimkit's models (and exporters that name nodes after
- * modules), the scope path of torch.onnx's `/scope/…/Op` names — `/layer1/layer1.0/conv1/Conv` is
- * `layer1.0.conv1` (a scope either repeats its parent's path, `layer1.0`, or adds to it, `conv1`).
+ * modules), the scope path of torch.onnx's `/scope/…/Op` names. torch.onnx writes each scope from the
+ * module's last named atom on: `/layer2/layer2.0/downsample/downsample.0/Conv` is
+ * `layer2.0.downsample.0`, `/features/features.0/features.0.0/Conv` is `features.0.0`.
  */
 export function layerName(node: Node): string {
   if (!node.name.startsWith('/')) return node.name;
-  let path = '';
-  for (const scope of node.name.split('/').filter(Boolean).slice(0, -1)) path = path && !scope.startsWith(`${path}.`) ? `${path}.${scope}` : scope;
-  return path || node.name;
+  let path: string[] = [];
+  for (const scope of node.name.split('/').filter(Boolean).slice(0, -1)) {
+    const [head, ...rest] = scope.split('.');
+    // `name.0.1`: indices under the last named atom of the path so far, which it repeats.
+    const at = rest.length > 0 && rest.every(isIndex) ? path.findLastIndex((a) => !isIndex(a)) : -1;
+    path = at >= 0 && path[at] === head ? [...path.slice(0, at + 1), ...rest] : [...path, head!, ...rest];
+  }
+  return path.join('.') || node.name;
 }
 
-/** The float initializers a node reads besides its data input: its parameters. */
-function parametersOf(graph: Graph, node: Node): string[] {
-  return node.inputs.slice(1).filter((v): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32');
+const isIndex = (atom: string): boolean => /^\d+$/.test(atom);
+
+/** Ops whose constant inputs are weights; Add and Mul hold a bias or a per-channel scale when theirs has more than one value. */
+const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'GroupNormalization', 'PRelu']);
+
+/**
+ * The float initializers a node learns: a weighted op's, or the bias / per-channel scale of an Add or
+ * Mul (either operand: torch.onnx writes a Linear on 3-D input as MatMul + Add(bias, x)). Scalars
+ * (HardSwish's 3, Clip bounds) and the constants of other ops are not parameters.
+ */
+export function parametersOf(graph: Graph, node: Node): string[] {
+  const floats = node.inputs.filter((v): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32');
+  if (WEIGHTED.has(node.opType)) return floats;
+  if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
+  return [];
 }
 
-/** Nodes with parameters, by layer name in graph order: what `--freeze` can name (and `slim info --layers` lists). */
+/**
+ * The graph as layers are named in: weights torch.onnx shares through Identity nodes untied (each layer
+ * its own), and nodes without a name (ONNX allows it) or with a taken one named `Op_<index>`.
+ */
+export function layerGraph(graph: Graph): Graph {
+  const g = untieIdentityWeights(graph);
+  const count = new Map<string, number>();
+  for (const n of g.nodes) count.set(n.name, (count.get(n.name) ?? 0) + 1);
+  if (g.nodes.every((n) => n.name && count.get(n.name) === 1)) return g;
+  const taken = new Set(count.keys());
+  const kept = new Set<string>();
+  const nodes = g.nodes.map((n, i) => {
+    // The first node of a name keeps it; later ones, and nameless ones, get their own.
+    if (n.name && !kept.has(n.name)) {
+      kept.add(n.name);
+      return n;
+    }
+    let name = `${n.opType}_${i}`;
+    while (taken.has(name)) name = `${name}_`;
+    taken.add(name);
+    return { ...n, name };
+  });
+  return { ...g, nodes };
+}
+
+/** Nodes with parameters, by layer name in graph order: what `--freeze` can name (and `slim info --layers` lists). Takes a layerGraph. */
 export function parameterLayers(graph: Graph): Map<string, Node[]> {
   const layers = new Map<string, Node[]>();
   for (const node of graph.nodes) {
@@ -65,17 +109,23 @@ export function matchesPattern(pattern: string, name: string): boolean {
  * `graph` with the layers `patterns` name frozen. Every pattern must name something: a typo would
  * otherwise train what the user meant to keep. `file` names the model in errors.
  */
-export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string } | string = {}): FrozenLayers {
-  const { file = 'the model', flag = '--freeze' } = typeof o === 'string' ? { file: o } : o;
-  const g = untieIdentityWeights(graph);
+export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string } = {}): FrozenLayers {
+  const { file = 'the model', flag = '--freeze' } = o;
+  const g = layerGraph(graph);
   const layers = parameterLayers(g);
+  // A layer named freezes all it learns; a parameter named (layer1.0.conv1.weight) only itself.
   const matched = new Set<Node>();
+  const namedParameters = new Set<string>();
   for (const pattern of patterns) {
     let found = false;
     for (const [name, nodes] of layers) {
       for (const node of nodes) {
-        if (matchesPattern(pattern, name) || parametersOf(g, node).some((p) => matchesPattern(pattern, p))) {
+        if (matchesPattern(pattern, name)) {
           matched.add(node);
+          found = true;
+        }
+        for (const p of parametersOf(g, node).filter((p) => matchesPattern(pattern, p))) {
+          namedParameters.add(p);
           found = true;
         }
       }
@@ -88,19 +138,28 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
       );
     }
   }
+  // A Conv's or Gemm's BatchNormalization goes with it (torch's conv1 + bn1 are one layer once folded):
+  // freezing the Conv alone would let the BN train and then be folded into the "frozen" weights.
+  const consumers = new Map<string, Node[]>();
+  for (const n of g.nodes) for (const v of n.inputs) if (v) consumers.set(v, [...(consumers.get(v) ?? []), n]);
+  for (const n of [...matched]) {
+    const next = n.outputs[0] ? consumers.get(n.outputs[0]) : undefined;
+    if ((n.opType === 'Conv' || n.opType === 'Gemm') && next?.length === 1 && next[0]!.opType === 'BatchNormalization') matched.add(next[0]!);
+  }
   const matchedNames = new Set([...matched].map((n) => n.name));
   // A frozen BatchNormalization computes with its running statistics: folded into the layer before it
   // (which stays trainable unless it is frozen too), else a constant per-channel scale and shift.
   const bns = new Set([...matched].filter((n) => n.opType === 'BatchNormalization').map((n) => n.name));
   const out = bns.size > 0 ? freezeBatchNorm(g, (bn) => bns.has(bn.name)) : g;
-  const frozen = new Set<string>();
+  const frozen = new Set([...namedParameters].filter((p) => out.initializers.has(p)));
   for (const node of out.nodes) if (matchedNames.has(node.name)) for (const p of parametersOf(out, node)) frozen.add(p);
   // The scale and shift a frozen BN became (new initializers, read by no layer that was matched or trains).
   const layerInputs = new Set(out.nodes.filter((n) => n.opType !== 'Mul' && n.opType !== 'Add').flatMap((n) => n.inputs));
   for (const name of out.initializers.keys()) if (!g.initializers.has(name) && !layerInputs.has(name)) frozen.add(name);
   const trainable = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n)).filter((p) => !frozen.has(p));
   if (trainable.length === 0) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
-  const frozenLayers = [...new Set([...matched].map(layerName))];
+  const inMatchedLayers = new Set([...matched].flatMap((n) => parametersOf(g, n)));
+  const frozenLayers = [...new Set([...matched].map(layerName)), ...[...namedParameters].filter((p) => frozen.has(p) && !inMatchedLayers.has(p))];
   const count = [...frozen].reduce((n, name) => n + out.initializers.get(name)!.data.length, 0);
   const total = [...out.initializers.values()].filter((t) => t.dtype === 'float32').reduce((n, t) => n + t.data.length, 0);
   const shown = frozenLayers.slice(0, 6).join(', ') + (frozenLayers.length > 6 ? `, … (${frozenLayers.length} layers)` : '');

@@ -29,7 +29,7 @@ export interface BenchRow {
   correct?: string;
   /**
    * The p50 of each turn, in round order, when the models were timed in turns (report/latency-ratio.ts
-   * compares by them); absent for one model, in the browser and in older manifests.
+   * compares by them); absent for one model and in older manifests.
    */
   turn_p50_ms?: number[];
 }

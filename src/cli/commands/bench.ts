@@ -90,7 +90,7 @@ export function registerBench(program: Command): void {
         if (options.data) {
           const channels = modelChannels(graph);
           const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
-          if (!sets.has(key)) sets.set(key, loadDataset(options, size, channels));
+          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true }, size, channels));
           const classes = recordedClasses(graph, file);
           set = labelledForModel(await sets.get(key)!, classes);
           if (!classes) positional.set(set, [...(positional.get(set) ?? []), file]);

@@ -146,7 +146,7 @@ export function registerDistill(program: Command): void {
       const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
       if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
       // Checked before the data is read: a name that matches nothing is a typo.
-      const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, options.student) : undefined;
+      const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, { file: options.student }) : undefined;
       // Said once training runs (a usage error stays the only line): the statistics of model files that record none.
       const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
       if (options.channels !== undefined && studentFile) {

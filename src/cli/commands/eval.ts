@@ -35,7 +35,7 @@ export function registerEval(program: Command): void {
       const size = imageSizeFor(graph, file, options.imageSize);
       checkCifarImageSize(graph, options.data, size);
       const classes = recordedClasses(graph, file);
-      const set = await loadDataset(options, size, modelChannels(graph), classes);
+      const set = await loadDataset({ ...options, splitFlag: true }, size, modelChannels(graph), classes);
       const positional = classes ? undefined : positionalScoringNote([file], set);
       if (positional) log(positional);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});

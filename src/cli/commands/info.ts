@@ -11,7 +11,7 @@ import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
-import { parameterLayers } from '../../passes/freeze-layers.js';
+import { layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { defaultNormalization, modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
@@ -147,16 +147,22 @@ interface LayerRow {
   macs: number | null;
 }
 
-/** The layers with float parameters, in graph order, with their parameters and MACs per image. */
+/** The layers with parameters, as `--freeze` names them (layerGraph), with their MACs per image. */
 function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: [number, number] | undefined): LayerRow[] {
-  let counted = facts;
-  if (facts && hasFreeImageSize(graph)) counted = imageSize ? inferShapes(pinImageSize(graph, imageSize)) : undefined;
+  const g = layerGraph(graph);
+  // Counted again on the layer graph: its node names are the ones looked up (and a free H×W is pinned).
+  const counted = !facts ? undefined : hasFreeImageSize(g) ? (imageSize ? inferShapes(pinImageSize(g, imageSize)) : undefined) : inferShapes(g);
   const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.macs]) ?? []);
-  const batch = fixedBatchOf(dataInputs(graph)[0]?.shape) ?? 1;
-  return [...parameterLayers(graph)].map(([layer, nodes]) => {
-    const parameters = nodes.flatMap((n) => n.inputs.slice(1).filter((v): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32')).map((name) => ({ name, shape: [...graph.initializers.get(name)!.dims] }));
-    const macs = counted ? nodes.reduce((sum, n) => sum + (macsByNode.get(n.name) ?? 0), 0) / batch : null;
-    return { layer, ops: nodes.map((n) => n.opType), parameters, params: parameters.reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0), macs };
+  const batch = fixedBatchOf(dataInputs(g)[0]?.shape) ?? 1;
+  return [...parameterLayers(g)].map(([layer, nodes]) => {
+    const parameters = nodes.flatMap((n) => parametersOf(g, n)).map((name) => ({ name, shape: [...g.initializers.get(name)!.dims] }));
+    return {
+      layer,
+      ops: nodes.map((n) => n.opType),
+      parameters,
+      params: parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0),
+      macs: counted ? nodes.reduce((sum, n) => sum + (macsByNode.get(n.name) ?? 0), 0) / batch : null,
+    };
   });
 }
 

@@ -95,7 +95,7 @@ export function registerTrain(program: Command): void {
       .option('--channels <n>', 'zoo models: image channels, 3 (RGB, default) or 1 (grayscale: image folders are read as luma)', channelsArg)
       .option('--new-head', 'an .onnx model: replace its classifier by a fresh one for the data\'s classes (fine-tune a pretrained model on your own classes)')
       .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
-      .option('--freeze <layers>', 'keep these layers as they are while the rest trains: PyTorch module names or globs, comma-separated (e.g. conv1,layer1 or \'layer1.*\'; `slim info M --layers` lists them); their BatchNormalization keeps its running statistics', patternList)
+      .option('--freeze <layers>', 'keep these layers as they are while the rest trains: PyTorch module names or globs, comma-separated (e.g. conv1,layer1 or \'layer1.*\'; `slim info M --layers` lists them); a frozen Conv\'s BatchNormalization is frozen with it, at its running statistics', patternList)
       .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
@@ -163,7 +163,7 @@ export function registerTrain(program: Command): void {
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
       // A --freeze that names nothing is refused before the data is read (the model's own names; a new head keeps its node's).
-      if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, options.model);
+      if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, { file: options.model });
       if (onnxFile?.normalization && (options.mean || options.std)) {
         throw usageError(`${options.model} normalizes its pixels itself (mean ${formatNumbers(onnxFile.normalization.mean)}, std ${formatNumbers(onnxFile.normalization.std)}); --mean/--std would not reach it`, 'drop --mean and --std');
       }
@@ -205,7 +205,7 @@ export function registerTrain(program: Command): void {
         : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
-      const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, options.model) : undefined;
+      const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, { file: options.model }) : undefined;
       if (frozenLayers && writer) frozenLayers.notes.forEach((line) => log(line));
       const frozen = built.frozen ?? frozenLayers?.frozen;
       const graph = built.frozen ? built.graph : await trainingGraph(frozenLayers?.graph ?? built.graph, data.train, { ...options, quiet: !writer, file: options.model, ...(frozen ? { frozen } : {}) });
