@@ -5,8 +5,9 @@
 # model from those few images, scored on all 5,000 test images of the five classes:
 #   scratch   the same zoo network trained from random weights,
 #   probe     `--new-head --freeze-backbone` (only the new Linear trains),
-#   finetune  `--new-head` (everything trains, lower learning rate).
-# Prints one JSON line with the three top-1s and seconds. Needs the build (npm run build) and the addon.
+#   finetune  `--new-head` (everything trains, lower learning rate),
+#   partial   `--new-head --freeze conv1,layer1` (the stem and first stage keep their weights).
+# Prints one JSON line with the four top-1s and seconds. Needs the build (npm run build) and the addon.
 #   bench/transfer-cifar.sh [WORK_DIR] [PER_CLASS=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,8 @@ seconds() { node -e 'const d=JSON.parse(require("fs").readFileSync(0,"utf8")); c
 slim train --model resnet18-cifar --width 0.25 --data "$work/target" --epochs 30 --batch 64 --out "$work/scratch.onnx" --json > "$work/scratch.json"
 slim train --model "$work/source.onnx" --new-head --freeze-backbone --data "$work/target" --epochs 30 --batch 64 --lr 0.05 --out "$work/probe.onnx" --json > "$work/probe.json"
 slim train --model "$work/source.onnx" --new-head --data "$work/target" --epochs 30 --batch 64 --lr 0.02 --out "$work/finetune.onnx" --json > "$work/finetune.json"
+slim train --model "$work/source.onnx" --new-head --freeze conv1,layer1 --data "$work/target" --epochs 30 --batch 64 --lr 0.02 --out "$work/partial.onnx" --json > "$work/partial.json"
 
-printf '{"per_class":%s,"source_top1":%s,"scratch_top1":%s,"probe_top1":%s,"finetune_top1":%s,"scratch_s":%s,"probe_s":%s,"finetune_s":%s}\n' \
-  "$per_class" "$(top1 < "$work/source.json")" "$(top1 < "$work/scratch.json")" "$(top1 < "$work/probe.json")" "$(top1 < "$work/finetune.json")" \
-  "$(seconds < "$work/scratch.json")" "$(seconds < "$work/probe.json")" "$(seconds < "$work/finetune.json")"
+printf '{"per_class":%s,"source_top1":%s,"scratch_top1":%s,"probe_top1":%s,"finetune_top1":%s,"partial_top1":%s,"scratch_s":%s,"probe_s":%s,"finetune_s":%s,"partial_s":%s}\n' \
+  "$per_class" "$(top1 < "$work/source.json")" "$(top1 < "$work/scratch.json")" "$(top1 < "$work/probe.json")" "$(top1 < "$work/finetune.json")" "$(top1 < "$work/partial.json")" \
+  "$(seconds < "$work/scratch.json")" "$(seconds < "$work/probe.json")" "$(seconds < "$work/finetune.json")" "$(seconds < "$work/partial.json")"

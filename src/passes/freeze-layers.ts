@@ -159,7 +159,8 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   const trainable = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n)).filter((p) => !frozen.has(p));
   if (trainable.length === 0) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
   const inMatchedLayers = new Set([...matched].flatMap((n) => parametersOf(g, n)));
-  const frozenLayers = [...new Set([...matched].map(layerName)), ...[...namedParameters].filter((p) => frozen.has(p) && !inMatchedLayers.has(p))];
+  const inGraphOrder = g.nodes.filter((n) => matched.has(n));
+  const frozenLayers = [...new Set(inGraphOrder.map(layerName)), ...[...namedParameters].filter((p) => frozen.has(p) && !inMatchedLayers.has(p))];
   const count = [...frozen].reduce((n, name) => n + out.initializers.get(name)!.data.length, 0);
   const total = [...out.initializers.values()].filter((t) => t.dtype === 'float32').reduce((n, t) => n + t.data.length, 0);
   const shown = frozenLayers.slice(0, 6).join(', ') + (frozenLayers.length > 6 ? `, … (${frozenLayers.length} layers)` : '');
