@@ -56,7 +56,10 @@ const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNorma
  * (HardSwish's 3, Clip bounds) and the constants of other ops are not parameters.
  */
 export function parametersOf(graph: Graph, node: Node): string[] {
-  const floats = node.inputs.filter((v): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32');
+  const isFloat = (v: string | undefined): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32';
+  // BatchNormalization learns its scale and shift; its running statistics are buffers, not parameters.
+  if (node.opType === 'BatchNormalization') return node.inputs.slice(1, 3).filter(isFloat);
+  const floats = node.inputs.filter(isFloat);
   if (WEIGHTED.has(node.opType)) return floats;
   if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
   return [];
@@ -112,62 +115,77 @@ export function matchesPattern(pattern: string, name: string): boolean {
 export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string } = {}): FrozenLayers {
   const { file = 'the model', flag = '--freeze' } = o;
   const g = layerGraph(graph);
-  const layers = parameterLayers(g);
-  // A layer named freezes all it learns; a parameter named (layer1.0.conv1.weight) only itself.
-  const matched = new Set<Node>();
-  const namedParameters = new Set<string>();
+  const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) =>
+    usageError(
+      `${flag} '${pattern}' names no layer or parameter of ${file}`,
+      `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all`,
+    ),
+  );
+  withTheirBatchNorm(g, layers);
+  // A frozen BatchNormalization computes with its running statistics: folded into the layer before it
+  // (which stays trainable unless it is frozen too), else a constant per-channel scale and shift.
+  const bns = new Set([...layers].filter((n) => n.opType === 'BatchNormalization').map((n) => n.name));
+  const out = bns.size > 0 ? freezeBatchNorm(g, (bn) => bns.has(bn.name)) : g;
+  const layerNames = new Set([...layers].map((n) => n.name));
+  const frozen = new Set([...parameters].filter((p) => out.initializers.has(p)));
+  for (const node of out.nodes.filter((n) => layerNames.has(n.name))) parametersOf(out, node).forEach((p) => frozen.add(p));
+  // The scale and shift a BN became when it could not be folded: new constants read by Mul and Add only.
+  const readByLayers = new Set(out.nodes.filter((n) => n.opType !== 'Mul' && n.opType !== 'Add').flatMap((n) => n.inputs));
+  for (const name of out.initializers.keys()) {
+    if (!g.initializers.has(name) && !readByLayers.has(name)) frozen.add(name);
+  }
+  const all = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n));
+  if (all.every((p) => frozen.has(p))) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
+
+  const inLayers = new Set([...layers].flatMap((n) => parametersOf(g, n)));
+  const named = [...new Set(g.nodes.filter((n) => layers.has(n)).map(layerName)), ...[...parameters].filter((p) => frozen.has(p) && !inLayers.has(p))];
+  const size = (names: Iterable<string>): number => [...new Set(names)].reduce((n, name) => n + (out.initializers.get(name)?.data.length ?? 0), 0);
+  const shown = named.slice(0, 6).join(', ') + (named.length > 6 ? `, … (${named.length} layers)` : '');
+  return {
+    graph: out,
+    frozen,
+    layers: named,
+    notes: [`frozen: ${shown} — ${size(all.filter((p) => frozen.has(p))).toLocaleString('en')} of ${size(all).toLocaleString('en')} parameters keep their values${bns.size ? `; ${bns.size} BatchNormalization held at their running statistics` : ''}`],
+  };
+}
+
+/**
+ * The layers (nodes) and parameters the patterns name: a layer named freezes all it learns, a
+ * parameter named (layer1.0.conv1.weight) only itself. A pattern naming nothing is `refused`'s error.
+ */
+function matchPatterns(g: Graph, patterns: readonly string[], refused: (pattern: string, layerNames: string[]) => Error): { layers: Set<Node>; parameters: Set<string> } {
+  const byLayer = parameterLayers(g);
+  const layers = new Set<Node>();
+  const parameters = new Set<string>();
   for (const pattern of patterns) {
     let found = false;
-    for (const [name, nodes] of layers) {
+    for (const [name, nodes] of byLayer) {
       for (const node of nodes) {
         if (matchesPattern(pattern, name)) {
-          matched.add(node);
+          layers.add(node);
           found = true;
         }
         for (const p of parametersOf(g, node).filter((p) => matchesPattern(pattern, p))) {
-          namedParameters.add(p);
+          parameters.add(p);
           found = true;
         }
       }
     }
-    if (!found) {
-      const names = [...layers.keys()];
-      throw usageError(
-        `${flag} '${pattern}' names no layer or parameter of ${file}`,
-        `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all`,
-      );
-    }
+    if (!found) throw refused(pattern, [...byLayer.keys()]);
   }
-  // A Conv's or Gemm's BatchNormalization goes with it (torch's conv1 + bn1 are one layer once folded):
-  // freezing the Conv alone would let the BN train and then be folded into the "frozen" weights.
+  return { layers, parameters };
+}
+
+/**
+ * Adds to `layers` the BatchNormalization right after each Conv or Gemm in it (torch's conv1 + bn1 are
+ * one layer once folded): freezing the Conv alone would let the BN train and then be folded into the
+ * "frozen" weights.
+ */
+function withTheirBatchNorm(g: Graph, layers: Set<Node>): void {
   const consumers = new Map<string, Node[]>();
   for (const n of g.nodes) for (const v of n.inputs) if (v) consumers.set(v, [...(consumers.get(v) ?? []), n]);
-  for (const n of [...matched]) {
+  for (const n of [...layers]) {
     const next = n.outputs[0] ? consumers.get(n.outputs[0]) : undefined;
-    if ((n.opType === 'Conv' || n.opType === 'Gemm') && next?.length === 1 && next[0]!.opType === 'BatchNormalization') matched.add(next[0]!);
+    if ((n.opType === 'Conv' || n.opType === 'Gemm') && next?.length === 1 && next[0]!.opType === 'BatchNormalization') layers.add(next[0]!);
   }
-  const matchedNames = new Set([...matched].map((n) => n.name));
-  // A frozen BatchNormalization computes with its running statistics: folded into the layer before it
-  // (which stays trainable unless it is frozen too), else a constant per-channel scale and shift.
-  const bns = new Set([...matched].filter((n) => n.opType === 'BatchNormalization').map((n) => n.name));
-  const out = bns.size > 0 ? freezeBatchNorm(g, (bn) => bns.has(bn.name)) : g;
-  const frozen = new Set([...namedParameters].filter((p) => out.initializers.has(p)));
-  for (const node of out.nodes) if (matchedNames.has(node.name)) for (const p of parametersOf(out, node)) frozen.add(p);
-  // The scale and shift a frozen BN became (new initializers, read by no layer that was matched or trains).
-  const layerInputs = new Set(out.nodes.filter((n) => n.opType !== 'Mul' && n.opType !== 'Add').flatMap((n) => n.inputs));
-  for (const name of out.initializers.keys()) if (!g.initializers.has(name) && !layerInputs.has(name)) frozen.add(name);
-  const trainable = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n)).filter((p) => !frozen.has(p));
-  if (trainable.length === 0) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
-  const inMatchedLayers = new Set([...matched].flatMap((n) => parametersOf(g, n)));
-  const inGraphOrder = g.nodes.filter((n) => matched.has(n));
-  const frozenLayers = [...new Set(inGraphOrder.map(layerName)), ...[...namedParameters].filter((p) => frozen.has(p) && !inMatchedLayers.has(p))];
-  const count = [...frozen].reduce((n, name) => n + out.initializers.get(name)!.data.length, 0);
-  const total = [...out.initializers.values()].filter((t) => t.dtype === 'float32').reduce((n, t) => n + t.data.length, 0);
-  const shown = frozenLayers.slice(0, 6).join(', ') + (frozenLayers.length > 6 ? `, … (${frozenLayers.length} layers)` : '');
-  return {
-    graph: out,
-    frozen,
-    layers: frozenLayers,
-    notes: [`frozen: ${shown} — ${count.toLocaleString('en')} of ${total.toLocaleString('en')} parameters keep their values${bns.size ? `; ${bns.size} BatchNormalization held at their running statistics` : ''}`],
-  };
 }
