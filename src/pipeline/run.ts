@@ -371,7 +371,8 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     // are measured again, not reused.
     ...(stage.kind === 'bench'
       ? {
-          timing: stage.spec.target === 'web' ? WEB_BENCH_TIMING : BENCH_TIMING,
+          // One variant in the browser has no one to take turns with: its record stays good.
+          timing: stage.spec.target === 'web' && c.input.ids!.length > 1 ? WEB_BENCH_TIMING : BENCH_TIMING,
           machine: { ...machineInfo(), node: undefined },
           threads: stage.spec.threads ?? c.threads ?? availableParallelism(),
           variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),
