@@ -52,6 +52,10 @@ describe('naming layers', () => {
     expect(matchesPattern('layer?.0.conv1', 'layer3.0.conv1')).toBe(true);
     expect(matchesPattern('*.conv1', 'layer3.0.conv2')).toBe(false);
     expect(matchesPattern('layer1.0.conv1.weight', 'layer1.0.conv1.weight')).toBe(true);
+    // A glob covers what is inside what it matches, as a name does.
+    expect(matchesPattern('layer?', 'layer1.0.conv1')).toBe(true);
+    expect(matchesPattern('layer?', 'layer10.conv')).toBe(false);
+    expect(matchesPattern('features.?', 'features.1.conv.0.0')).toBe(true);
   });
 });
 
@@ -78,7 +82,7 @@ describe('freezeLayers', () => {
     const conv1 = r.graph.nodes.find((n) => n.name === '/conv1/Conv')!;
     for (const p of stem.inputs.slice(1)) expect(r.frozen.has(p)).toBe(true);
     for (const p of conv1.inputs.slice(1)) expect(r.frozen.has(p)).toBe(false);
-    expect(r.notes[0]).toMatch(/; 2 BatchNormalization held at their running statistics$/);
+    expect(r.notes[0]).toMatch(/; 2 BatchNormalization held at their running statistics \(1 of them folded into the layer before, which trains\)$/);
     const x = randomInput([2, 3, 16, 16], 3);
     expect(maxAbsDiff((await runGraph(r.graph, { input: x }))['logits']!, (await runGraph(graph, { input: x }))['logits']!)).toBeLessThan(1e-4);
   });
@@ -99,6 +103,18 @@ describe('freezeLayers', () => {
     expect(conv1.graph.nodes.some((n) => n.name === '/bn1/BatchNormalization')).toBe(false);
     const x = randomInput([2, 3, 16, 16], 4);
     expect(maxAbsDiff((await runGraph(conv1.graph, { input: x }))['logits']!, (await runGraph(resnet, { input: x }))['logits']!)).toBeLessThan(1e-4);
+  });
+
+  it("a Conv weight named keeps its BN with it; a fresh classifier may not be frozen; a torch export's folded names are explained", async () => {
+    const resnet = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const weight = freezeLayers(resnet, ['conv1.weight']);
+    expect(weight.graph.nodes.some((n) => n.name === '/bn1/BatchNormalization')).toBe(false);
+    expect([...weight.frozen]).toEqual(['conv1.weight']);
+    const folded = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const fc = folded.nodes.find((n) => n.opType === 'Gemm')!;
+    expect(() => freezeLayers(folded, ['conv1'], { freshHead: fc.inputs.slice(1) })).not.toThrow();
+    expect(() => freezeLayers(folded, ['fc'], { freshHead: fc.inputs.slice(1) })).toThrow(/--freeze 'fc' names the new classifier \(.*\): it starts from random weights and must train/);
+    expect(() => freezeLayers(folded, ['bn1'])).toThrow(/names no layer or parameter .* this export folded BatchNormalization into the Conv before it and named the weights onnx::…: name the Conv's layer/);
   });
 
   it('names nodes that have no name (ONNX allows it) instead of taking them all for one layer', async () => {
@@ -170,14 +186,30 @@ describe.skipIf(!nativeAvailable())('slim train --freeze', () => {
     const both = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze-backbone', '--freeze', 'stem', '--epochs', '1', '--out', path.join(dir, 'y.onnx')]);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--freeze-backbone already keeps every layer but the classifier as it is/);
+    const head = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--freeze', 'fc', '--epochs', '1', '--out', path.join(dir, 'h.onnx')]);
+    expect(head.code).toBe(2);
+    expect(head.stderr).toMatch(/--freeze 'fc' names the new classifier/);
+    const zooModel = await runSlim(['train', '--model', 'resnet18-cifar', '--data', data, '--freeze', 'conv1', '--epochs', '1', '--out', path.join(dir, 'zoo.onnx')]);
+    expect(zooModel.code).toBe(2);
+    expect(zooModel.stderr).toMatch(/--freeze works on an \.onnx model; resnet18-cifar is built fresh/);
+    // A PyTorch checkpoint given as the model is named as one, with how to export ONNX.
+    const checkpoint = path.join(dir, 'model.pt');
+    writeFileSync(checkpoint, Buffer.from(`PK\x03\x04${'\x00'.repeat(26)}archive/data.pkl`, 'latin1'));
+    const pt = await runSlim(['train', '--model', checkpoint, '--data', data, '--epochs', '1', '--out', path.join(dir, 'pt.onnx')]);
+    expect(pt.code).toBe(1);
+    expect(pt.stderr).toMatch(/model\.pt: is a PyTorch checkpoint \(torch\.save\), not an ONNX model — export it to ONNX in PyTorch/);
   }, 240_000);
 });
 
 describe('recipes: freeze', () => {
-  it('is refused beside freeze_backbone when the recipe is read', () => {
+  it('is refused beside freeze_backbone, and on a zoo model built fresh, when the recipe is read', () => {
     const read = (): unknown => parseRecipe('name: t\nmodel: { file: m.onnx }\nstages:\n  - train: { epochs: 1, new_head: true, freeze_backbone: true, freeze: [stem] }\n', 'r.yaml');
     expect(read).toThrow(RecipeError);
     expect(read).toThrow(/stages\[0\]\.train\.freeze: freeze_backbone already keeps every layer but the classifier as it is/);
+    const zoo = (): unknown => parseRecipe('name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { epochs: 1, freeze: [conv1] }\n', 'r.yaml');
+    expect(zoo).toThrow(/stages\[0\]\.train\.freeze: keeps layers of a trained model, and this stage builds resnet18-cifar fresh from the zoo/);
+    // A later stage starts from the trained model: allowed.
+    expect(() => parseRecipe('name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { epochs: 1 }\n  - train: { id: again, epochs: 1, freeze: [conv1] }\n', 'r.yaml')).not.toThrow();
   });
 
   it.skipIf(!nativeAvailable())('a train stage keeps the layers it names; a name that is not there stops the stage, saying which are', async () => {

@@ -81,3 +81,20 @@ function suffixed(file: string): string {
   const ext = path.extname(file);
   return `${file.slice(0, file.length - ext.length)}.out${ext || '.onnx'}`;
 }
+
+/**
+ * A --model / --student that is not a zoo name must be a model file: an .onnx, or any file that exists
+ * (read as ONNX, which names a PyTorch checkpoint or TorchScript archive as such and says how to export).
+ */
+export function checkModelFile(file: string, flag: string): void {
+  if (file.endsWith('.onnx') || isFile(file)) return;
+  throw usageError(`${flag} '${file}' is neither a zoo model nor a model file`, 'pass an .onnx file, or a zoo name (`slim zoo --list`)');
+}
+
+function isFile(file: string): boolean {
+  try {
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}

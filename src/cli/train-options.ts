@@ -56,7 +56,7 @@ export async function trainingGraph(
   // The statistics are measured on the images as training will feed them (distillation may feed the teacher's normalization).
   const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.normalization ? { normalization: o.normalization } : {}), ...(o.frozen ? { frozen: o.frozen } : {}) });
   if (r.inserted > 0 && !o.quiet) {
-    log(`the model has no BatchNormalization (folded at export): training with BN re-inserted after ${r.inserted} Conv(s), ` +
+    log(`the model has no BatchNormalization (folded at export, or none in its design): training with BN re-inserted after ${r.inserted} Conv(s), ` +
       `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   return r.graph;

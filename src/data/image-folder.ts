@@ -210,9 +210,12 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     if (e instanceof SlimError) throw e;
     // sharp calls an empty file an unsupported format.
     const empty = typeof input === 'string' ? await fs.stat(input).then((st) => st.size === 0, () => false) : input.length === 0;
+    const said = (e as Error).message.split('\n')[0] ?? '';
+    // libvips stops at its first warning (failOn): for an image, that is damaged or cut-short data.
+    const reason = /failOn/.test(said) ? 'its data is damaged or cut short' : said;
     throw inputError({
       file: name,
-      problem: empty ? 'cannot read image: the file is empty (0 bytes)' : `cannot read image (${(e as Error).message.split('\n')[0]})`,
+      problem: empty ? 'cannot read image: the file is empty (0 bytes)' : `cannot read image (${reason})`,
       fix: 'replace or delete the file',
     });
   }

@@ -280,6 +280,10 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
+  const classes = sets.train.classes.length;
+  if (options.trainLimit !== undefined && options.trainLimit < classes) {
+    log(`note: --train-limit ${options.trainLimit} is fewer images than the ${classes} classes: ${classes - options.trainLimit} of them get none to train on`);
+  }
   return sets;
 }
 

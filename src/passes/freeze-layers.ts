@@ -101,32 +101,45 @@ export function parameterLayers(graph: Graph): Map<string, Node[]> {
   return layers;
 }
 
-/** `name` is named by `pattern`: equal to it, inside it (`layer1` covers `layer1.0.conv1.weight`), or matched by its glob. */
+/** `name` is named by `pattern`: equal to it or inside it (`layer1` covers `layer1.0.conv1.weight`), the pattern a name or a glob. */
 export function matchesPattern(pattern: string, name: string): boolean {
   if (!/[*?]/.test(pattern)) return name === pattern || name.startsWith(`${pattern}.`);
-  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  // A glob covers what is inside what it matches too: `layer?` names layer1.0.conv1 as `layer1` does.
+  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}(\\..*)?$`);
   return regex.test(name);
 }
 
 /**
  * `graph` with the layers `patterns` name frozen. Every pattern must name something: a typo would
- * otherwise train what the user meant to keep. `file` names the model in errors.
+ * otherwise train what the user meant to keep. `file` names the model in errors; `freshHead`: the
+ * parameters of a classifier just replaced (--new-head), which must not be frozen.
  */
-export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string } = {}): FrozenLayers {
+export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string; freshHead?: readonly string[] } = {}): FrozenLayers {
   const { file = 'the model', flag = '--freeze' } = o;
   const g = layerGraph(graph);
+  // torch.onnx (eval mode) folds each BN into the Conv before it and calls the result onnx::Conv_…
+  const folded = [...g.initializers.keys()].some((k) => k.startsWith('onnx::'))
+    ? ' — this export folded BatchNormalization into the Conv before it and named the weights onnx::…: name the Conv\'s layer'
+    : '';
   const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) =>
     usageError(
       `${flag} '${pattern}' names no layer or parameter of ${file}`,
-      `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all`,
+      `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all${folded}`,
     ),
   );
-  withTheirBatchNorm(g, layers);
+  // A Conv whose weight is named keeps its BN too: else the BN trains and is folded into that weight.
+  withTheirBatchNorm(g, layers, g.nodes.filter((n) => parameters.has(n.inputs[1] ?? '')));
   // A frozen BatchNormalization computes with its running statistics: folded into the layer before it
   // (which stays trainable unless it is frozen too), else a constant per-channel scale and shift.
   const bns = new Set([...layers].filter((n) => n.opType === 'BatchNormalization').map((n) => n.name));
   const out = bns.size > 0 ? freezeBatchNorm(g, (bn) => bns.has(bn.name)) : g;
   const layerNames = new Set([...layers].map((n) => n.name));
+  // A BN alone (its Conv trains): its statistics are fixed and its scale and shift go into the Conv's weights.
+  const producer = new Map(g.nodes.flatMap((n) => n.outputs.map((v) => [v, n] as const)));
+  const intoTraining = [...layers].filter((n) => {
+    const before = producer.get(n.inputs[0] ?? '');
+    return n.opType === 'BatchNormalization' && (before?.opType === 'Conv' || before?.opType === 'Gemm') && !layers.has(before);
+  }).length;
   const frozen = new Set([...parameters].filter((p) => out.initializers.has(p)));
   for (const node of out.nodes.filter((n) => layerNames.has(n.name))) parametersOf(out, node).forEach((p) => frozen.add(p));
   // The scale and shift a BN became when it could not be folded: new constants read by Mul and Add only.
@@ -134,6 +147,9 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   for (const name of out.initializers.keys()) {
     if (!g.initializers.has(name) && !readByLayers.has(name)) frozen.add(name);
   }
+  // A fresh classifier (--new-head) held at its random initialization would train nothing useful.
+  const head = o.freshHead?.find((p) => frozen.has(p));
+  if (head) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names the new classifier (${head}): it starts from random weights and must train`, 'leave the classifier out of the layers to freeze');
   const all = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n));
   if (all.every((p) => frozen.has(p))) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
 
@@ -145,7 +161,7 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
     graph: out,
     frozen,
     layers: named,
-    notes: [`frozen: ${shown} — ${size(all.filter((p) => frozen.has(p))).toLocaleString('en')} of ${size(all).toLocaleString('en')} parameters keep their values${bns.size ? `; ${bns.size} BatchNormalization held at their running statistics` : ''}`],
+    notes: [`frozen: ${shown} — ${size(all.filter((p) => frozen.has(p))).toLocaleString('en')} of ${size(all).toLocaleString('en')} parameters keep their values${bns.size ? `; ${bns.size} BatchNormalization held at their running statistics${intoTraining ? ` (${intoTraining} of them folded into the layer before, which trains)` : ''}` : ''}`],
   };
 }
 
@@ -177,14 +193,14 @@ function matchPatterns(g: Graph, patterns: readonly string[], refused: (pattern:
 }
 
 /**
- * Adds to `layers` the BatchNormalization right after each Conv or Gemm in it (torch's conv1 + bn1 are
- * one layer once folded): freezing the Conv alone would let the BN train and then be folded into the
- * "frozen" weights.
+ * Adds to `layers` the BatchNormalization right after each Conv or Gemm in it, or whose weight was named
+ * (torch's conv1 + bn1 are one layer once folded): freezing the Conv alone would let the BN train and
+ * then be folded into the "frozen" weights.
  */
-function withTheirBatchNorm(g: Graph, layers: Set<Node>): void {
+function withTheirBatchNorm(g: Graph, layers: Set<Node>, weightsNamed: readonly Node[]): void {
   const consumers = new Map<string, Node[]>();
   for (const n of g.nodes) for (const v of n.inputs) if (v) consumers.set(v, [...(consumers.get(v) ?? []), n]);
-  for (const n of [...layers]) {
+  for (const n of [...layers, ...weightsNamed]) {
     const next = n.outputs[0] ? consumers.get(n.outputs[0]) : undefined;
     if ((n.opType === 'Conv' || n.opType === 'Gemm') && next?.length === 1 && next[0]!.opType === 'BatchNormalization') layers.add(next[0]!);
   }

@@ -16,7 +16,7 @@ export { insertBatchNorm, type ChannelMoments } from './insert-batchnorm.js';
 export { foldShapeSubgraphs } from './fold-shapes.js';
 export { freezeBatchNorm } from './freeze-batchnorm.js';
 export { freezeLayers, layerName, matchesPattern, parameterLayers, type FrozenLayers } from './freeze-layers.js';
-export { declareClassCount, findClassifierHead, replaceClassifierHead, type ClassifierHead } from './replace-head.js';
+export { classifierParameters, declareClassCount, findClassifierHead, replaceClassifierHead, type ClassifierHead } from './replace-head.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
 export { untieIdentityWeights } from './untie-weights.js';

@@ -186,3 +186,9 @@ export function declareClassCount(graph: Graph, classes: number): void {
   const output = graph.outputs[0];
   if (output?.shape && output.shape.length >= 2) output.shape = [output.shape[0]!, classes, ...output.shape.slice(2)];
 }
+
+/** The weight and bias of the layer that writes the scores (findClassifierHead). */
+export function classifierParameters(graph: Graph): string[] {
+  const head = findClassifierHead(graph);
+  return [head.weight, ...(head.bias ? [head.bias] : [])];
+}

@@ -170,6 +170,9 @@ function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
     if (s.kind === 'train' && s.spec.freeze && s.spec.freeze_backbone) {
       add(['stages', i, s.kind], 'freeze_backbone already keeps every layer but the classifier as it is', 'drop freeze, or name the layers to keep with freeze alone', 'freeze');
     }
+    if (s.kind === 'train' && s.spec.freeze && !s.from && models.length === 0) {
+      add(['stages', i, s.kind], `keeps layers of a trained model, and this stage builds ${model.zoo ?? 'its model'} fresh from the zoo (random weights)`, 'drop freeze here; use it on a later stage that starts from a trained model', 'freeze');
+    }
     const needsModel = s.kind === 'bench' || s.kind === 'deploy' || s.kind === 'quantize' || s.kind === 'prune';
     if (needsModel && !s.from && models.length === 0 && !(s.kind === 'deploy' && s.spec.variant)) {
       add(['stages', i], `${s.kind} has no model to work on`, 'train one in an earlier stage, or start from `model: { file: MODEL.onnx }`', s.kind);

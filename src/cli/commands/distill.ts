@@ -21,7 +21,7 @@ import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
-import { checkTrainingOutputs } from '../paths.js';
+import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -139,9 +139,7 @@ export function registerDistill(program: Command): void {
       // --mean/--std: the student's statistics, and the teacher's when it records none (a plain torch.onnx export).
       const teacher = ((g: Graph): Graph => (readPreprocessing(g).normalization ? g : withGivenNormalization(g, options)))(forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph);
       const studentIsZoo = isZooName(options.student);
-      if (!studentIsZoo && !options.student.endsWith('.onnx')) {
-        throw usageError(`--student '${options.student}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
-      }
+      if (!studentIsZoo) checkModelFile(options.student, '--student');
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
       const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
       if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
@@ -242,7 +240,7 @@ export function registerDistill(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} steps) in ${result.seconds.toFixed(1)} s` +
+          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
           `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,

@@ -11,7 +11,7 @@ import { threadsPerWorker } from '../../engine/launch.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
-import { declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
+import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
@@ -23,7 +23,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
-import { checkTrainingOutputs } from '../paths.js';
+import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -205,7 +205,8 @@ export function registerTrain(program: Command): void {
         : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
-      const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, { file: options.model }) : undefined;
+      const freshHead = options.newHead ? classifierParameters(built.graph) : undefined;
+      const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, { file: options.model, ...(freshHead ? { freshHead } : {}) }) : undefined;
       if (frozenLayers && writer) frozenLayers.notes.forEach((line) => log(line));
       const frozen = built.frozen ?? frozenLayers?.frozen;
       const graph = built.frozen ? built.graph : await trainingGraph(frozenLayers?.graph ?? built.graph, data.train, { ...options, quiet: !writer, file: options.model, ...(frozen ? { frozen } : {}) });
@@ -305,7 +306,7 @@ export function registerTrain(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `trained ${options.model} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} steps)${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
+          `trained ${options.model} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'})${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
             (summary.gpu_seconds > 0 ? ` — ${summary.gpu_seconds.toFixed(1)} GPU-seconds, about $${summary.estimated_cost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
@@ -317,9 +318,7 @@ export function registerTrain(program: Command): void {
 }
 
 async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<WorkingModel> {
-  if (!file.endsWith('.onnx')) {
-    throw usageError(`--model '${file}' is neither a zoo model nor an .onnx file`, 'run `slim zoo --list` for the zoo names');
-  }
+  checkModelFile(file, '--model');
   const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
   // CIFAR-10's images have one size; an image folder's do not, and its loader asks for --image-size.
   if (!quiet && modelInputSize(graph) === undefined && isCifar10(data)) log(`note: ${file} does not state its input size; using CIFAR-10's 32×32`);
@@ -330,7 +329,7 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
 function checkTransferFlags(options: TrainCliOptions): void {
   if (options.freeze && options.freezeBackbone) throw usageError('--freeze-backbone already keeps every layer but the classifier as it is', 'drop --freeze, or name the layers to keep with --freeze alone');
   if (isZooName(options.model)) {
-    const given = (['newHead', 'freezeBackbone', 'mean', 'std'] as const).filter((k) => options[k] !== undefined);
+    const given = (['newHead', 'freezeBackbone', 'freeze', 'mean', 'std'] as const).filter((k) => options[k] !== undefined);
     if (given.length) {
       const flags = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
       throw usageError(`${flags} work${given.length === 1 ? 's' : ''} on an .onnx model; ${options.model} is built fresh from the zoo`, 'drop it (--classes sets a zoo model\'s class count), or pass a pretrained .onnx as --model');

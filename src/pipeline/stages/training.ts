@@ -7,7 +7,7 @@ import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
-import { foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
+import { classifierParameters, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
@@ -88,7 +88,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     });
   };
   // `freeze`: the layers it names keep their values, as `slim train --freeze`.
-  const layers = 'freeze' in spec && spec.freeze ? freezeLayers(source, spec.freeze, { file: 'the model this stage trains', flag: 'freeze:' }) : undefined;
+  const freshHead = 'new_head' in spec && spec.new_head ? classifierParameters(source) : undefined;
+  const layers = 'freeze' in spec && spec.freeze ? freezeLayers(source, spec.freeze, { file: 'the model this stage trains', flag: 'freeze:', ...(freshHead ? { freshHead } : {}) }) : undefined;
   for (const line of layers?.notes ?? []) ctx.log(`  ${line}`);
   const graph = layers?.graph ?? source;
   const frozen = backbone ?? layers?.frozen;
@@ -97,7 +98,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
   // A frozen backbone keeps its features exactly: no BN is put back into it (nor after a frozen layer).
   const start = backbone ? { graph, inserted: 0 } : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}), ...(frozen ? { frozen } : {}) });
-  if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export): training with BN re-inserted after ${start.inserted} Conv(s)`);
+  if (start.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export, or none in its design): training with BN re-inserted after ${start.inserted} Conv(s)`);
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
