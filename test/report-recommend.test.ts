@@ -11,7 +11,7 @@ import { paretoFront } from '../src/report/pareto.js';
 import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
 import { comparePaired, correctBits, formatP, mcnemarExact } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
-import { renderBenchTable } from '../src/cli/commands/bench.js';
+import { compareToFirst, renderBenchTable } from '../src/cli/commands/bench.js';
 
 function variant(id: string, sizeKB: number, ms: number, top1: number): VariantBench {
   return {
@@ -54,6 +54,14 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     expect(renderBenchTable(rows)).toContain('\ntop-1 of b.onnx vs a.onnx: −0.40 pt; they disagree on 14 images (6 right only by b.onnx, 8 only by a.onnx): p = 0.79, a gap chance alone makes often');
     // Without per-image records (older JSON), nothing is claimed.
     expect(renderBenchTable(rows.map(({ correct: _c, ...r }) => r))).not.toMatch(/top-1 of/);
+    // The JSON's comparisons say the same for scripts, with the latency per round of turns.
+    const turns = [{ ...rows[0]!, turn_p50_ms: [4, 4, 8, 4] }, { ...rows[1]!, turn_p50_ms: [1, 2, 2, 1] }];
+    const [c] = compareToFirst(turns);
+    expect(c).toMatchObject({ file: 'b.onnx', versus: 'a.onnx', top1: { only_this_right: 6, only_versus_right: 8 }, latency: { rounds: 4 } });
+    expect(c!.top1!.change_pt).toBeCloseTo(-0.4, 10);
+    expect(c!.top1!.p).toBeCloseTo(0.79, 2);
+    expect(c!.latency!.ratio).toBeCloseTo(0.25, 10);
+    expect(compareToFirst(rows)[0]!.latency).toBeUndefined(); // not timed in turns: no per-round ratio
   });
 
   it('slim bench says how the models were timed: in turns of processes on the host, of pages in the browser', () => {

@@ -184,7 +184,7 @@ export function registerBench(program: Command): void {
         rows.push(row);
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
-      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows }, () => renderBenchTable(rows, timedInTurns));
+      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows, comparisons: compareToFirst(rows) }, () => renderBenchTable(rows, timedInTurns));
       if (options.chart !== undefined) {
         writeFileSync(options.chart, await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! }))));
         log(`chart: ${options.chart}`);
@@ -208,6 +208,31 @@ function benchPercent(done: number, total: number, phase: BenchmarkPhase): numbe
   return 70 + 30 * fraction;
 }
 
+/** A model against the first one: in bench's text, and its JSON's `comparisons` for scripts. */
+export interface BenchComparison {
+  file: string;
+  versus: string;
+  /** Per round of turns (load changes fall on both alike); absent when they did not take turns at one batch. */
+  latency?: { ratio: number; quartiles: [number, number]; rounds: number };
+  /** On the same images: the change and McNemar's exact p over the images they disagree on. */
+  top1?: { change_pt: number; only_this_right: number; only_versus_right: number; p: number };
+}
+
+export function compareToFirst(rows: readonly BenchRow[]): BenchComparison[] {
+  const first = rows[0];
+  if (!first) return [];
+  return rows.slice(1).map((r) => {
+    const { ratio, spread } = latencyRatio(r, first);
+    // A model that takes a fixed batch of several images is timed per batch: not comparable per image.
+    const latency = spread && r.latency_batch === first.latency_batch ? { ratio, quartiles: spread, rounds: r.turn_p50_ms!.length } : undefined;
+    const paired = r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
+      ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
+      : undefined;
+    const top1 = paired ? { change_pt: (r.top1! - first.top1!) * 100, only_this_right: paired.onlyFirst, only_versus_right: paired.onlySecond, p: paired.p } : undefined;
+    return { file: r.file, versus: first.file, ...(latency ? { latency } : {}), ...(top1 ? { top1 } : {}) };
+  });
+}
+
 export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string {
   const withTop1 = rows.some((r) => r.top1 !== undefined);
   // Throughput depends on the batch: when the models were not all measured at one, each row names its own.
@@ -228,20 +253,9 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string
   ]);
   const web = rows.find((r) => r.target === 'web');
   const noisy = rows.filter((r) => r.latency_ms.p90 >= NOISY_SPREAD * r.latency_ms.p50).map((r) => r.file);
-  // Latency against the first model per round of turns (load changes fall on both alike), and top-1
-  // changes tested on the same images (McNemar).
-  const first = rows[0];
-  const latency = rows.slice(1).flatMap((r) => {
-    const { ratio, spread } = latencyRatio(r, first!);
-    // A model that takes a fixed batch of several images is timed per batch: not comparable per image.
-    return spread && r.latency_batch === first!.latency_batch ? [`latency of ${r.file} vs ${first!.file}: ×${ratio.toFixed(2)}, the median over ${r.turn_p50_ms!.length} rounds of turns (half of them between ×${spread[0].toFixed(2)} and ×${spread[1].toFixed(2)})`] : [];
-  });
-  const paired = rows.slice(1).flatMap((r) => {
-    const c = first && r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
-      ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
-      : undefined;
-    return c ? [`top-1 of ${r.file} vs ${first!.file}: ${formatPointChange((r.top1! - first!.top1!) * 100)}; ${describePaired(c, [r.file, first!.file])}`] : [];
-  });
+  const comparisons = compareToFirst(rows);
+  const latency = comparisons.flatMap((c) => (c.latency ? [`latency of ${c.file} vs ${c.versus}: ×${c.latency.ratio.toFixed(2)}, the median over ${c.latency.rounds} rounds of turns (half of them between ×${c.latency.quartiles[0].toFixed(2)} and ×${c.latency.quartiles[1].toFixed(2)})`] : []));
+  const paired = comparisons.flatMap((c) => (c.top1 ? [`top-1 of ${c.file} vs ${c.versus}: ${formatPointChange(c.top1.change_pt)}; ${describePaired({ onlyFirst: c.top1.only_this_right, onlySecond: c.top1.only_versus_right, p: c.top1.p }, [c.file, c.versus])}`] : []));
   const timing = web
     ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)${timedInTurns ? `, in turns of ${LATENCY_BLOCK} runs, each model in a page of its own: a change in the machine's load falls on every model alike` : ''}`
     : timedInTurns ? `\ntimed in turns of ${LATENCY_BLOCK} runs, each model in a process of its own: a change in the machine's load falls on every model alike` : '';
