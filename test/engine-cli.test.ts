@@ -65,7 +65,7 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
 
   it('rejects bad flags as usage errors', async () => {
     await expect(slimTrain(['--model', 'resnet18-cifar', '--data', 'cifar10', '--out', 'x.onnx', '--device', 'tpu'])).rejects.toThrow(/--device must be one of cpu, cuda/);
-    await expect(slimTrain(['--model', 'nope', '--data', 'cifar10', '--data-dir', DATA_DIR, '--out', 'x.onnx'])).rejects.toThrow(/neither a zoo model nor an \.onnx file/);
+    await expect(slimTrain(['--model', 'nope', '--data', 'cifar10', '--data-dir', DATA_DIR, '--out', 'x.onnx'])).rejects.toThrow(/neither a zoo model nor a model file/);
     const small = ['--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', DATA_DIR, '--out', 'x.onnx', '--epochs', '1', '--train-limit', '64'];
     await expect(slimTrain([...small, '--cuda-graphs'])).rejects.toThrow(/--cuda-graphs needs --device cuda/);
     await expect(slimTrain([...small, '--precision', 'fp16'])).rejects.toThrow(/fp16 training needs loss scaling.*use --precision bf16/);

@@ -79,6 +79,12 @@ describe('untie-weights', () => {
     const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint8Array(16) };
     const { inserted } = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
     expect(inserted).toBe(convs.length);
+    // Squeeze-excitation's 1×1 convs on pooled features get none: BN there would normalize over the batch alone.
+    const mobilenet = foldBatchNorm(await readModel(fixturePath('torch-tiny-mobilenet.onnx')));
+    const se = await withTrainingBatchNorm(mobilenet, images, { samples: 16, threads: 1 });
+    const bnInputs = new Set(se.graph.nodes.filter((n) => n.opType === 'BatchNormalization').map((n) => n.inputs[0]));
+    for (const conv of se.graph.nodes.filter((n) => n.opType === 'Conv')) expect(bnInputs.has(conv.outputs[0]), conv.name).toBe(!conv.name.includes('/se_'));
+    expect(se.inserted).toBe(mobilenet.nodes.filter((n) => n.opType === 'Conv').length - 2);
     // A model that normalizes otherwise (ConvNeXt's LayerNorms survive BN folding) trains as it is.
     const convnext = await readModel(fixturePath('torch-tiny-convnext.onnx'));
     const kept = await withTrainingBatchNorm(convnext, images, { samples: 16, threads: 1 });

@@ -1,14 +1,16 @@
 /**
  * Training a model whose BatchNormalization was folded away (what torch.onnx exports): nothing in it
  * rescales the updates any more, so SGD at ordinary learning rates blows up (a PyTorch ResNet18-CIFAR
- * went from loss 0.17 to 4.8 in four steps at 0.02). BN is put back after every Conv for training,
- * initialised from the Conv outputs' statistics on training images so the model starts as the same
- * function (insertBatchNorm), and the caller folds it again when writing the model.
+ * went from loss 0.17 to 4.8 in four steps at 0.02). BN is put back after every Conv for training (but
+ * the one writing the scores, and those on pooled 1×1 features), initialised from the Conv outputs'
+ * statistics on training images so the model starts as the same function (insertBatchNorm), and the
+ * caller folds it again when writing the model.
  */
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph, Node } from '../onnx/graph.js';
 import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
+import { inferShapes } from '../onnx/shape-inference.js';
 import { normalizationOf } from '../zoo/metadata.js';
 
 /** Training images the statistics are measured on, by default. */
@@ -66,6 +68,25 @@ export function scoringConvs(graph: Graph): Set<Node> {
   return heads;
 }
 
+/**
+ * Convs whose output is 1×1 in space: they work on pooled features (squeeze-excitation's two 1×1 convs in
+ * MobileNetV3 and EfficientNet). BN there would normalize each channel over the batch alone — N values,
+ * a different function in training than in evaluation — and such convs never had BN to fold.
+ */
+function pooledConvs(graph: Graph): Set<Node> {
+  let types: ReturnType<typeof inferShapes>['types'];
+  try {
+    types = inferShapes(graph).types;
+  } catch {
+    return new Set();
+  }
+  const isPooled = (n: Node): boolean => {
+    const shape = types.get(n.outputs[0] ?? '')?.shape;
+    return !!shape && shape.length > 2 && shape.slice(2).every((d) => d === 1);
+  };
+  return new Set(graph.nodes.filter((n) => n.opType === 'Conv' && isPooled(n)));
+}
+
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
 export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number; samples: number }> {
   // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
@@ -74,7 +95,8 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   const samples = Math.min(o.samples ?? REINSERT_SAMPLES, images.labels.length);
   if (hasNormalization(graph)) return { graph, inserted: 0, samples: 0 };
   const heads = scoringConvs(graph);
-  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n) && !o.frozen?.has(n.inputs[1] ?? '')).map((n) => n.outputs[0]!);
+  const pooled = pooledConvs(graph);
+  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n) && !pooled.has(n) && !o.frozen?.has(n.inputs[1] ?? '')).map((n) => n.outputs[0]!);
   if (convOutputs.length === 0) return { graph, inserted: 0, samples: 0 };
   const moments = await channelMoments(graph, convOutputs, {
     images,
