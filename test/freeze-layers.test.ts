@@ -212,7 +212,7 @@ describe('recipes: freeze', () => {
     expect(() => parseRecipe('name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { epochs: 1 }\n  - train: { id: again, epochs: 1, freeze: [conv1] }\n', 'r.yaml')).not.toThrow();
   });
 
-  it.skipIf(!nativeAvailable())('a train stage keeps the layers it names; a name that is not there stops the stage, saying which are', async () => {
+  it.skipIf(!nativeAvailable())('a train stage keeps the layers it names; a name that is not there is refused before anything runs, saying which are', async () => {
     const data = path.join(dir, 'recipe-colours');
     await colourFolder(data, { train: 10, test: 5 });
     copyFileSync(fixturePath('torch-tiny-resnet-folded.onnx'), path.join(dir, 'folded.onnx'));
@@ -229,8 +229,13 @@ describe('recipes: freeze', () => {
     const [before, after] = [await readModel(fixturePath('torch-tiny-resnet-folded.onnx')), await readModel(path.join(r.runDir, 'models', 'tuned.onnx'))];
     for (const layer of ['/stem/stem.0/Conv', '/conv1/Conv']) expect(weightsOf(after, layer)).toEqual(weightsOf(before, layer));
     expect(weightsOf(after, '/conv2/Conv')).not.toEqual(weightsOf(before, '/conv2/Conv'));
+    // A typo is refused before anything runs (and by --plan), against the recipe's model.
     const typo = await run('typo', '[layer9]');
-    expect(typo.code).not.toBe(0);
-    expect(typo.stderr).toMatch(/freeze: 'layer9' names no layer or parameter of the model this stage trains — its layers are stem\.0, conv1/);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/stages\[0\]\.train\.freeze: freeze 'layer9' names no layer or parameter of folded\.onnx — its layers are stem\.0, conv1/);
+    expect(typo.stderr).not.toMatch(/\[1\/1\] train/);
+    const plan = await runSlim(['run', path.join(dir, 'typo.yaml'), '--plan']);
+    expect(plan.code).toBe(2);
+    expect(plan.stderr).toMatch(/freeze 'layer9' names no layer or parameter of folded\.onnx/);
   }, 240_000);
 });

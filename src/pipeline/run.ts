@@ -21,7 +21,8 @@ import { formatNumbers } from '../report/format.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
 import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../data/model-data.js';
 import { modelChannels } from '../zoo/metadata.js';
-import { zooInputSize } from '../zoo/index.js';
+import { buildZooModel, zooInputSize } from '../zoo/index.js';
+import { freezeLayers } from '../passes/freeze-layers.js';
 import { log as stderrLog, progress as stderrProgress } from '../util/terminal.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
@@ -479,6 +480,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const id = sourceId(recipe.model);
   const getsNewHead = !!id && onlyNewHeadReads(recipe, id);
   checkSourceInput(recipe, sourceGraph);
+  checkFreezeNames(recipe, sourceGraph);
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? (recipe.model.image_size ?? zooInputSize(recipe.model.zoo)) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
@@ -567,6 +569,27 @@ function readersOf(recipe: Recipe, id: string): Stage[] {
     if (stage.kind !== 'bench' && stage.kind !== 'deploy') last = stage.id;
   }
   return readers;
+}
+
+/**
+ * `freeze:` names checked before anything runs (and by --plan), against the layers of the recipe's model
+ * — the model file, or the zoo model as built: later stages keep its layer names, so a typo in the last
+ * stage does not wait for the first ones to train. The stage itself checks again against its input.
+ */
+function checkFreezeNames(recipe: Recipe, source: Graph | undefined): void {
+  const model = recipe.model;
+  const graph = source ?? (model.zoo ? buildZooModel(model.zoo, { width: model.width ?? 1, classes: model.classes ?? 10, ...(model.channels ? { channels: model.channels } : {}) }) : undefined);
+  if (!graph) return;
+  recipe.stages.forEach((stage, i) => {
+    if ((stage.kind !== 'train' && stage.kind !== 'finetune') || !stage.spec.freeze) return;
+    try {
+      freezeLayers(graph, stage.spec.freeze, { file: model.file ?? model.zoo!, flag: 'freeze' });
+    } catch (e) {
+      if (!(e instanceof SlimError)) throw e;
+      // Other refusals depend on the stage's own input (a new head, say): the stage says them.
+      if (/names no layer or parameter/.test(e.parts.problem)) throw new SlimError({ ...e.parts, file: recipe.file, where: `stages[${i}].${stage.kind}.freeze` }, 'usage');
+    }
+  });
 }
 
 /**
