@@ -328,10 +328,21 @@ export function withGivenNormalization(graph: Graph, options: Pick<DataOptions, 
  * for one that records them or normalizes raw pixels itself.
  */
 export function defaultNormalizationNote(graph: Graph, file: string): string | undefined {
+  const used = defaultStatistics(graph);
+  return used ? defaultsNote([file], used) : undefined;
+}
+
+/** The statistics a model that records none is fed, in words; undefined when it records them or normalizes raw pixels itself. */
+function defaultStatistics(graph: Graph): string | undefined {
   if (rawPixelInput(graph)?.dtype === 'uint8' || metadataNumbers(graph, 'slimkit.mean') || metadataNumbers(graph, 'slimkit.std')) return undefined;
   const fallback = defaultNormalization(graph);
-  const used = modelChannels(graph) === 1 ? 'mean 0.5, std 0.5 (grayscale)' : `CIFAR-10's (mean ${fallback.mean.join(',')}, std ${fallback.std.join(',')})`;
-  return `note: ${file} records no mean/std (slimkit.mean, slimkit.std): its images are normalized with ${used} — if it was trained with others, pass --mean and --std (in a recipe: model.mean and model.std; torchvision's ImageNet models: 0.485,0.456,0.406 and 0.229,0.224,0.225)`;
+  return modelChannels(graph) === 1 ? 'mean 0.5, std 0.5 (grayscale)' : `CIFAR-10's (mean ${fallback.mean.join(',')}, std ${fallback.std.join(',')})`;
+}
+
+/** The note for models that record no mean/std and are fed `used`. */
+function defaultsNote(files: readonly string[], used: string): string {
+  const one = files.length === 1;
+  return `note: ${files.join(', ')} record${one ? 's' : ''} no mean/std (slimkit.mean, slimkit.std): ${one ? 'its' : 'their'} images are normalized with ${used} — if ${one ? 'it was' : 'they were'} trained with others, pass --mean and --std (in a recipe: model.mean and model.std; torchvision's ImageNet models: 0.485,0.456,0.406 and 0.229,0.224,0.225)`;
 }
 
 /** Notes already printed: a command that scores several models (or a run's stages) says each once. */
@@ -347,18 +358,12 @@ export function heldDefaultNotes(options: Pick<DataOptions, 'mean' | 'std'>): { 
   const byDefault = new Map<string, string[]>();
   return {
     hold(graph, file) {
-      const note = options.mean || options.std ? undefined : defaultNormalizationNote(graph, file);
-      if (!note || notedDefaults.has(note)) return;
-      notedDefaults.add(note);
-      const rest = note.slice(note.indexOf(': its images') + 2);
-      byDefault.set(rest, [...(byDefault.get(rest) ?? []), file]);
+      const used = options.mean || options.std ? undefined : defaultStatistics(graph);
+      if (!used || notedDefaults.has(defaultsNote([file], used))) return;
+      notedDefaults.add(defaultsNote([file], used));
+      byDefault.set(used, [...(byDefault.get(used) ?? []), file]);
     },
-    lines: () =>
-      [...byDefault].map(([rest, files]) =>
-        files.length === 1
-          ? `note: ${files[0]} records no mean/std (slimkit.mean, slimkit.std): ${rest}`
-          : `note: ${files.join(', ')} record no mean/std (slimkit.mean, slimkit.std): ${rest.replace(/^its images are/, 'their images are').replace('if it was trained', 'if they were trained')}`,
-      ),
+    lines: () => [...byDefault].map(([used, files]) => defaultsNote(files, used)),
   };
 }
 
