@@ -578,6 +578,7 @@ function readersOf(recipe: Recipe, id: string): Stage[] {
  */
 function checkFreezeNames(recipe: Recipe, source: Graph | undefined): void {
   const model = recipe.model;
+  if (!recipe.stages.some((s) => (s.kind === 'train' || s.kind === 'finetune') && s.spec.freeze)) return;
   const graph = source ?? (model.zoo ? buildZooModel(model.zoo, { width: model.width ?? 1, classes: model.classes ?? 10, ...(model.channels ? { channels: model.channels } : {}) }) : undefined);
   if (!graph) return;
   recipe.stages.forEach((stage, i) => {

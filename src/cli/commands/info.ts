@@ -150,8 +150,8 @@ interface LayerRow {
 /** The layers with parameters, as `--freeze` names them (layerGraph), with their MACs per image. */
 function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: [number, number] | undefined): LayerRow[] {
   const g = layerGraph(graph);
-  // Counted again on the layer graph: its node names are the ones looked up (and a free H×W is pinned).
-  const counted = !facts ? undefined : hasFreeImageSize(g) ? (imageSize ? inferShapes(pinImageSize(g, imageSize)) : undefined) : inferShapes(g);
+  // Counted again only where layerGraph renamed or untied nodes (its names are the ones looked up), or to pin a free H×W.
+  const counted = !facts ? undefined : hasFreeImageSize(g) ? (imageSize ? inferShapes(pinImageSize(g, imageSize)) : undefined) : g === graph ? facts : inferShapes(g);
   const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.macs]) ?? []);
   const batch = fixedBatchOf(dataInputs(g)[0]?.shape) ?? 1;
   return [...parameterLayers(g)].map(([layer, nodes]) => {
