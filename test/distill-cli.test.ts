@@ -7,7 +7,9 @@ import { registerDistill } from '../src/cli/commands/distill.js';
 import { distill } from '../src/compress/distill/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { nativeAvailable } from '../src/engine/native.js';
+import { CIFAR10_CLASSES } from '../src/data/cifar10-files.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
+import { readPreprocessing, withClassNames } from '../src/zoo/metadata.js';
 import { runSlim } from './helpers/cli.js';
 import { smallCnn } from './helpers/engine-nets.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -66,6 +68,19 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(cached.testAccuracy).toBeCloseTo(r.test_top1, 6);
     // A cache holds the unaugmented images' logits: asking for augmentation too is refused.
     await expect(distill({ ...options, student: await readModel(student), cacheTeacher: true, augment: { crop: 4, flip: true } })).rejects.toThrow(/cannot be combined with augmentation/);
+  }, 180_000);
+
+  it('puts a student file recording the teacher\'s classes in another order into the teacher\'s, and says so', async () => {
+    const names = CIFAR10_CLASSES;
+    const named = path.join(dir, 'named-teacher.onnx');
+    const reversed = path.join(dir, 'reversed-student.onnx');
+    await writeModel(withClassNames(smallCnn({ seed: 1, widths: [8, 16, 16] }), names), named);
+    await writeModel(withClassNames(smallCnn({ seed: 2, widths: [4, 8, 8] }), [...names].reverse()), reversed);
+    const out = path.join(dir, 'ordered.onnx');
+    const r = await runSlim(['distill', '--teacher', named, '--student', reversed, ...common, '--out', out, '--no-verify']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("note: reversed-student.onnx records named-teacher.onnx's classes in another order: its classifier's outputs are put in the teacher's order");
+    expect(readPreprocessing(await readModel(out)).classNames).toEqual(names);
   }, 180_000);
 
   it('refuses a teacher for other classes and bad flags, in one line each', async () => {

@@ -19,6 +19,7 @@ export { freezeLayers, layerName, matchesPattern, parameterLayers, type FrozenLa
 export { classifierParameters, declareClassCount, findClassifierHead, replaceClassifierHead, type ClassifierHead } from './replace-head.js';
 export { fixWeightsAsConstants } from './fix-weights.js';
 export { removeIdentity } from './remove-identity.js';
+export { reorderClassScores } from './reorder-classes.js';
 export { untieIdentityWeights } from './untie-weights.js';
 export { transferModel, type TransferModel, type TransferOptions } from './transfer.js';
 export { upgradeOpset } from './upgrade-opset.js';

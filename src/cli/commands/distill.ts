@@ -19,6 +19,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { studentInTeacherOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
@@ -141,12 +142,14 @@ export function registerDistill(program: Command): void {
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo) checkModelFile(options.student, '--student');
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
-      const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
+      // Scoring in the teacher's class order: the data is read in it.
+      const ordered = studentFreed ? studentInTeacherOrder(withGivenNormalization(studentFreed.graph, options), teacher, { student: options.student, teacher: options.teacher }) : undefined;
+      const studentFile = ordered?.graph;
       if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
       // Checked before the data is read: a name that matches nothing is a typo.
       const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, { file: options.student }) : undefined;
       // Said once training runs (a usage error stays the only line): the statistics of model files that record none.
-      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
+      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ordered?.note, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
       if (options.channels !== undefined && studentFile) {
         throw usageError(`--channels builds zoo students; ${options.student} takes ${modelChannels(studentFile)}-channel images as it was exported`, 'drop --channels');
       }
