@@ -5,7 +5,7 @@ import { SlimError } from '../src/errors.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import type { ModelTimer, PeakRss } from '../src/runtime/benchmark.js';
-import { LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns } from '../src/runtime/benchmark-turns.js';
+import { LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns, waitUntilIdle } from '../src/runtime/benchmark-turns.js';
 import { benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
 import { latencyMeter } from '../src/compress/prune/latency.js';
 import { makeTensor } from '../src/onnx/tensor.js';
@@ -129,6 +129,29 @@ describe('timeInTurns', () => {
     const timers = [fakeTimer('a', machine, []), fakeTimer('b', machine, [], { failOnTurn: 3 })];
     await expect(timeInTurns(timers, { warmupRuns: 1, runs: 50, throughputSeconds: 0 })).rejects.toThrow('b failed');
     expect(timers.map((t) => [t.finished, t.closed])).toEqual([[false, true], [false, true]]);
+  });
+});
+
+describe('waitUntilIdle', () => {
+  const wait = { intervalMs: 2, idleBelow: 1, limitMs: 200, fallbackMs: 30 };
+
+  it('returns at the first reading that adds less than idleBelow to the counter', async () => {
+    // Spinning threads: 5 units per reading three times, then half a unit (idle).
+    const readings = [0, 5, 10, 15, 15.5, 40];
+    let k = 0;
+    await waitUntilIdle(() => readings[Math.min(k++, readings.length - 1)], wait);
+    expect(k).toBe(5);
+  });
+
+  it('gives up after limitMs of a counter that never stops, and waits fallbackMs when it cannot be read', async () => {
+    let spin = 0;
+    let t = performance.now();
+    await waitUntilIdle(() => (spin += 10), wait);
+    expect(performance.now() - t).toBeGreaterThanOrEqual(199);
+    t = performance.now();
+    await waitUntilIdle(() => undefined, wait);
+    expect(performance.now() - t).toBeGreaterThanOrEqual(29);
+    expect(performance.now() - t).toBeLessThan(150);
   });
 });
 

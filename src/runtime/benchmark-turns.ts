@@ -107,3 +107,31 @@ export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[],
     await Promise.all(timers.map((t) => t.close().catch(() => undefined)));
   }
 }
+
+export interface IdleWait {
+  /** Between two readings of the counter. */
+  intervalMs: number;
+  /** An interval adding less than this (in the counter's unit) is idle. */
+  idleBelow: number;
+  /** Returns after this long whether or not the runtime went idle. */
+  limitMs: number;
+  /** Waited instead when the counter cannot be read. */
+  fallbackMs: number;
+}
+
+/**
+ * After a turn, before the next model's: returns once a CPU-time counter (a process's, or its
+ * descendants') stops rising — idle runtime threads spin on after the last run and would take CPUs from
+ * the next model's turn. The host's ONNX Runtime and the browser's WebAssembly pool each pass their counter.
+ */
+export async function waitUntilIdle(cpuTime: () => number | undefined, o: IdleWait): Promise<void> {
+  const deadline = performance.now() + o.limitMs;
+  let last = cpuTime();
+  if (last === undefined) return new Promise((r) => setTimeout(r, o.fallbackMs));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, o.intervalMs));
+    const now: number = cpuTime() ?? last;
+    if (now - last < o.idleBelow || performance.now() > deadline) return;
+    last = now;
+  }
+}

@@ -20,7 +20,7 @@ import { bundleForBrowser } from '../deploy/device-code.js';
 import { ISOLATION_HEADERS } from '../serve/static.js';
 import { Random } from '../util/random.js';
 import type { BenchmarkPhase, ModelTimer, TimedResult } from './benchmark.js';
-import { timeOpening } from './benchmark-turns.js';
+import { timeOpening, waitUntilIdle } from './benchmark-turns.js';
 import { openSession } from './ort.js';
 import { ORT_WEB_MODULE, ORT_WEB_WASM, ortWebDist, ortWebVersion } from './ort-web.js';
 import { benchmarkInputs, randomTensor, type InputDescription } from './random-input.js';
@@ -331,14 +331,6 @@ function browserTicks(): number | undefined {
  * 4, none at 1), and in that time it takes CPUs from the next page's turn. Polls until a 20 ms interval
  * adds no tick, for at most 300 ms; without /proc (macOS) it waits a fixed 100 ms.
  */
-async function idlePool(): Promise<void> {
-  const deadline = performance.now() + 300;
-  let last = browserTicks();
-  if (last === undefined) return new Promise((r) => setTimeout(r, 100));
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 20));
-    const now: number = browserTicks() ?? last;
-    if (now === last || performance.now() > deadline) return;
-    last = now;
-  }
+function idlePool(): Promise<void> {
+  return waitUntilIdle(browserTicks, { intervalMs: 20, idleBelow: 1, limitMs: 300, fallbackMs: 100 });
 }

@@ -10,7 +10,7 @@ import { fixedBatchOf } from '../onnx/image-input.js';
 import { Random } from '../util/random.js';
 import { defaultThreads, openSession, type Optimization, type OrtModel } from './ort.js';
 import { benchmarkInputs, randomTensor } from './random-input.js';
-import { timeInTurns } from './benchmark-turns.js';
+import { timeInTurns, waitUntilIdle } from './benchmark-turns.js';
 import type { LatencyStats } from './percentiles.js';
 
 export type BenchmarkPhase = 'warmup' | 'latency' | 'throughput';
@@ -105,15 +105,12 @@ export interface ModelTimer<Finish = PeakRss> {
  * tenth of its runs paid about 4.7 ms. Polls the process's CPU time until a 5 ms interval uses less than
  * 10 % of a core, for at most 300 ms.
  */
-export async function quiesce(): Promise<void> {
-  const deadline = performance.now() + 300;
-  let last = process.cpuUsage();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 5));
-    const used = process.cpuUsage(last);
-    last = process.cpuUsage();
-    if ((used.user + used.system) / 1000 < 0.5 || performance.now() > deadline) return;
-  }
+export function quiesce(): Promise<void> {
+  const cpuMs = (): number => {
+    const used = process.cpuUsage();
+    return (used.user + used.system) / 1000;
+  };
+  return waitUntilIdle(cpuMs, { intervalMs: 5, idleBelow: 0.5, limitMs: 300, fallbackMs: 0 });
 }
 
 /** What opening one model's timer takes: the per-model options and the session's settings. */
