@@ -94,6 +94,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     const alpha = await runSlim(['distill', '--teacher', teacher, '--student', student, '--data', 'cifar10', '--alpha', '1.5', '--out', path.join(dir, 'x.onnx')]);
     expect(alpha.code).toBe(2);
     expect(alpha.stderr).toMatch(/--alpha must be in \[0, 1\]/);
+    const hot = await runSlim(['distill', '--teacher', teacher, '--student', student, ...common, '--temperature', '1e9', '--out', path.join(dir, 'x.onnx')]);
+    expect(hot.code).toBe(2);
+    expect(hot.stderr).toMatch(/--temperature must be in \(0, 100\], got 1000000000 — beyond that float32's softmax\(z\/T\) is uniform/);
 
     const notZoo = await runSlim(['distill', '--teacher', teacher, '--student', 'resnet9000', '--data', 'cifar10', '--out', path.join(dir, 'x.onnx')]);
     expect(notZoo.code).toBe(2);

@@ -36,6 +36,12 @@ describe('checkpoint files', () => {
     const bytes = readFileSync(good);
     writeFileSync(cut, bytes.subarray(0, bytes.length - 8));
     await expect(readCheckpoint(cut)).rejects.toThrow(/is truncated/);
+    // Damaged in place (a disk, a copy): the checksum written with the tensors refuses it, NaNs or not.
+    const flipped = path.join(dir, 'flipped.ckpt');
+    const changed = Buffer.from(bytes);
+    changed[changed.length - 3] = changed[changed.length - 3]! ^ 0x10;
+    writeFileSync(flipped, changed);
+    await expect(readCheckpoint(flipped)).rejects.toThrow(/flipped\.ckpt: its tensors do not match the checksum written with them .* — it is not a slimkit checkpoint, or it is damaged: to start over, delete it \(or give another --checkpoint-dir\) and drop --resume/);
     await expect(readCheckpoint(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/cannot read the checkpoint \(ENOENT\)/);
   });
 });

@@ -336,9 +336,12 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     await trainModel({ ...base, masks: mask(2) });
     const otherMasks = await trainModel({ ...base, masks: mask(3), resume: true }).catch((e: unknown) => e);
     expect(otherMasks).toBeInstanceOf(SlimError);
-    expect(String((otherMasks as Error).message)).toMatch(/other settings \(masks: "[0-9a-f]{16}" then, "[0-9a-f]{16}" now\)/);
+    // Named by what the user set; a hash is not printed. The way to start over does not need --resume.
+    expect(String((otherMasks as Error).message)).toMatch(/other settings \(pruning masks: others now\) — resume with the same options as then, or start a new run with another --checkpoint-dir \(or delete the checkpoint\)/);
     const otherPrecision = await trainModel({ ...base, masks: mask(2), autocast: 'bf16', resume: true }).catch((e: unknown) => e);
-    expect(String((otherPrecision as Error).message)).toMatch(/autocast: unset then, "bf16" now/);
+    expect(String((otherPrecision as Error).message)).toMatch(/--precision: unset then, "bf16" now/);
+    const otherTraining = await trainModel({ ...base, masks: mask(2), seed: 5, trainLimit: 100, resume: path.join(dir, 'last.ckpt') }).catch((e: unknown) => e);
+    expect(String((otherTraining as Error).message)).toMatch(/--seed: 0 then, 5 now; training images \(--train-limit\): 128 then, 100 now\) — resume with the same options as then, or start a new run without --resume/);
     const same = await trainModel({ ...base, masks: mask(2), resume: true });
     expect(same.resumedFrom).toBe(2);
     // Same settings, another model (a --width change): named as such, not as a tensor size error.
@@ -350,9 +353,23 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(String((otherModel as Error).message)).toMatch(/the checkpoint holds another model's weights \(.*\) — resume with the model the checkpoint was made for/);
   });
 
-  it('a distillation loss at its own chance level is not taken for divergence (T² scales it)', async () => {
+  it('refuses to resume a distillation with another teacher', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
+    const dir = path.join(scratch, 'fingerprint-teacher');
+    const base = { graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, epochs: 2, testLimit: 64 };
+    const teacher = (seed: number) => ({ graph: smallCnn({ seed, widths: [4, 8, 8] }), temperature: 4, alpha: 0.5 });
+    await trainModel({ ...base, epochs: 1, teacher: teacher(7) });
+    const other = await trainModel({ ...base, teacher: teacher(8), resume: true }).catch((e: unknown) => e);
+    expect(String((other as Error).message)).toMatch(/other settings \(--epochs: 1 then, 2 now; the teacher's weights \(--teacher\): others now\)/);
+    expect((await trainModel({ ...base, epochs: 1, teacher: teacher(7), resume: true })).resumedFrom).toBe(1);
+  });
+
+  it('a distillation loss at its own chance level is not taken for divergence (T² scales it, T below 1 about T)', async () => {
     expect(chanceLoss(10)).toBeCloseTo(Math.log(10), 12);
     expect(chanceLoss(10, { temperature: 4, alpha: 0.5 })).toBeCloseTo(8.5 * Math.log(10), 12);
+    // A sharpening temperature: T²·KL falls like T (KL grows like 1/T), so the bound must not fall like T².
+    expect(chanceLoss(10, { temperature: 0.02, alpha: 0 })).toBeCloseTo(0.02 * Math.log(10), 12);
     const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
     const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
     // A sure teacher (head weights ×1000: one-hot even at T = 4) and a student that knows nothing: the

@@ -159,7 +159,7 @@ describe.skipIf(!nativeAvailable())('pruning with the training engine', () => {
       const other = engineFineTuner({ data: { train: set, test: set }, batch: 8, threads: 1, normalization: CIFAR10_NORMALIZATION, seed: 0, checkpointDir: dir, onDiscarded: (why) => discarded.push(why) });
       const shorter = await pruneStructuredIteratively(graph, options, { tuner: other, steps: 2, epochs: 2 });
       expect(discarded).toHaveLength(2);
-      expect(discarded[0]).toMatch(/other settings \(epochs: 2 then, 1 now/);
+      expect(discarded[0]).toMatch(/other settings \(--epochs: 2 then, 1 now/);
       expect(shorter.steps).toHaveLength(2);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { inputError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
@@ -30,6 +31,11 @@ interface Header<M> {
   meta: M;
   weights: BlobRef[];
   optimizer: { steps: number; first: BlobRef[]; second: BlobRef[] };
+  /**
+   * SHA-256 of the blobs: a copy damaged later (disk, transfer) is refused instead of resumed — NaNs
+   * would read as a diverged run, other values as a different model. Absent in older checkpoints.
+   */
+  blobsSha256?: string;
 }
 
 export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>): Promise<void> {
@@ -50,6 +56,9 @@ export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>
       second: checkpoint.optimizer.second.map((d, i) => add(String(i), d)),
     },
   };
+  const hash = createHash('sha256');
+  for (const blob of blobs) hash.update(new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength));
+  header.blobsSha256 = hash.digest('hex');
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const pad = (4 - ((16 + json.length) % 4)) % 4;
   const start = 16 + json.length + pad;
@@ -75,7 +84,7 @@ export async function readCheckpoint<M>(path: string): Promise<Checkpoint<M>> {
   } catch (e) {
     throw inputError({ file: path, problem: `cannot read the checkpoint (${(e as NodeJS.ErrnoException).code ?? String(e)})`, fix: 'check the --resume path' });
   }
-  const bad = (problem: string) => inputError({ file: path, problem, fix: 'it is not a slimkit checkpoint, or it is damaged; start without --resume' });
+  const bad = (problem: string) => inputError({ file: path, problem, fix: 'it is not a slimkit checkpoint, or it is damaged: to start over, delete it (or give another --checkpoint-dir) and drop --resume' });
   if (bytes.length < 16 || bytes.toString('latin1', 0, 8) !== MAGIC) throw bad('the file is not a checkpoint');
   const format = bytes.readUInt32LE(8);
   if (format !== FORMAT) throw bad(`checkpoint format ${format} is not supported (this slimkit reads ${FORMAT})`);
@@ -94,9 +103,13 @@ export async function readCheckpoint<M>(path: string): Promise<Checkpoint<M>> {
     // Copy into an aligned array: the Buffer's offset need not be a multiple of 4.
     return new Float32Array(bytes.buffer.slice(bytes.byteOffset + from, bytes.byteOffset + from + ref.length * 4));
   };
-  return {
+  const checkpoint = {
     meta: header.meta,
     weights: new Map(header.weights.map((ref) => [ref.name, blob(ref)])),
     optimizer: { steps: header.optimizer.steps, first: header.optimizer.first.map(blob), second: header.optimizer.second.map(blob) },
   };
+  if (header.blobsSha256 !== undefined && createHash('sha256').update(bytes.subarray(start)).digest('hex') !== header.blobsSha256) {
+    throw bad('its tensors do not match the checksum written with them (the file was changed after it was written)');
+  }
+  return checkpoint;
 }

@@ -160,7 +160,9 @@ const DIVERGENCE_FACTOR = 5;
  */
 export function chanceLoss(classes: number, distill?: { temperature: number; alpha: number }): number {
   const ce = Math.log(Math.max(2, classes));
-  return distill ? ce * (distill.alpha + (1 - distill.alpha) * distill.temperature ** 2) : ce;
+  // Below T = 1 the soft term's KL grows like 1/T as the softmaxes sharpen, so T²·KL like T, not T².
+  const t = distill?.temperature ?? 1;
+  return distill ? ce * (distill.alpha + (1 - distill.alpha) * Math.max(t ** 2, t)) : ce;
 }
 
 interface Resolved {
@@ -221,13 +223,34 @@ function digest(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 }
 
-function digestMasks(masks: ReadonlyMap<string, Float32Array>): string {
+/** A content hash of named arrays (pruning masks, a teacher's weights), in name order. */
+function digestArrays(arrays: ReadonlyMap<string, { buffer: ArrayBufferLike; byteOffset: number; byteLength: number } | readonly unknown[]>): string {
   const hash = createHash('sha256');
-  for (const name of [...masks.keys()].sort()) {
-    const m = masks.get(name)!;
-    hash.update(name).update(new Uint8Array(m.buffer, m.byteOffset, m.byteLength));
+  for (const name of [...arrays.keys()].sort()) {
+    const a = arrays.get(name)!;
+    hash.update(name);
+    if ('buffer' in a) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    else hash.update(JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
   }
   return hash.digest('hex').slice(0, 16);
+}
+
+/** What each fingerprint entry is to the user: the flag that sets it, where there is one. */
+const FINGERPRINT_WORDS: Record<string, string> = {
+  graph: 'model', params: 'parameter tensors', epochs: '--epochs', batch: '--batch', lr: '--lr', schedule: '--schedule',
+  optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
+  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights (--teacher)",
+  schedulePhase: 'schedule phase', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
+  learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
+  caller: 'command', masks: 'pruning masks',
+};
+
+/** One fingerprint difference in words: hashes are named, not printed. */
+function describeDifference(key: string, then: unknown, now: unknown): string {
+  const word = FINGERPRINT_WORDS[key] ?? key;
+  const hashed = ['teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
+  if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
+  return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
 }
 
 /** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
@@ -237,6 +260,11 @@ interface Start {
   step: number;
   seconds: number;
   resumedFrom?: number;
+}
+
+/** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
+function startOver(o: TrainOptions): string {
+  return typeof o.resume === 'string' ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }
 
 async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
@@ -250,20 +278,15 @@ async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<st
   const saved = ckpt.meta.fingerprint;
   if (JSON.stringify(saved) !== JSON.stringify(fingerprint)) {
     const keys = [...new Set([...Object.keys(saved), ...Object.keys(fingerprint)])];
-    const differ = keys
-      .filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k]))
-      .map((k) => `${k}: ${JSON.stringify(saved[k]) ?? 'unset'} then, ${JSON.stringify(fingerprint[k]) ?? 'unset'} now`);
-    throw new SlimError(
-      { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: 'resume with the same options, or start without --resume' },
-      'usage',
-    );
+    const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k])).map((k) => describeDifference(k, saved[k], fingerprint[k]));
+    throw new SlimError({ file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` }, 'usage');
   }
   try {
     plan.setWeights(ckpt.weights);
   } catch (e) {
     // Same settings, other tensors: the checkpoint is of another model (a --width or architecture change).
     throw new SlimError(
-      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: 'resume with the model the checkpoint was made for, or start without --resume (or with another --checkpoint-dir)' },
+      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` },
       'usage',
     );
   }
@@ -347,7 +370,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
     ...(o.resumeKey ? { caller: o.resumeKey } : {}),
-    ...(o.masks?.size ? { masks: digestMasks(o.masks) } : {}),
+    ...(o.masks?.size ? { masks: digestArrays(o.masks) } : {}),
+    // Which teacher, by its weights: another teacher file would silently continue the run.
+    ...(o.teacher ? { teacherWeights: digestArrays(new Map([...o.teacher.graph.initializers].map(([name, t]) => [name, t.data]))) } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
   if (dist) await dist.attach(plan, fingerprint);

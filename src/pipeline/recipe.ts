@@ -60,7 +60,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   eval_limit: 'test images scored after every epoch (or by the max_drop search), a whole number ≥ 1',
   autocast: "'none' or 'bf16' ('fp16' is refused: the engine has no loss scaling)",
   channels_last: 'true or false (CUDA memory layout)',
-  temperature: 'distillation temperature, a number > 0',
+  temperature: 'distillation temperature, a number > 0 and ≤ 100',
   alpha: 'weight of the distillation loss, in [0, 1]',
   structured: 'remove whole channels: { target_macs: 0.5 } or { ratio: 0.3 }',
   unstructured: "zero single weights: { sparsity: 0.8 } or { nm: '2:4' }",
@@ -195,7 +195,7 @@ export const FinetuneStage = z.strictObject({
   lr: positive.default(0.01),
   schedule: z.enum(['onecycle', 'cosine', 'constant']).default('cosine'),
   distill_from: stageId.optional(),
-  temperature: positive.default(4),
+  temperature: positive.max(100).default(4),
   alpha: z.number().min(0).max(1).default(0.5),
   freeze: z.array(z.string().min(1)).min(1).optional(),
 });
@@ -206,7 +206,7 @@ export const DistillStage = z.strictObject({
   schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle'),
   teacher: stageId,
   student: ZooModel.optional(),
-  temperature: positive.default(4),
+  temperature: positive.max(100).default(4),
   alpha: z.number().min(0).max(1).default(0.5),
 });
 

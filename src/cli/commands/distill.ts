@@ -2,7 +2,7 @@ import path from 'node:path';
 import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
+import { checkDistillSettings, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
 import type { TrainProgress } from '../../engine/train.js';
 import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -136,6 +136,7 @@ export function registerDistill(program: Command): void {
       if (!isZooName(options.student) && command.getOptionValueSource('width') === 'cli') {
         throw usageError(`--width builds zoo models; ${options.student} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
       }
+      checkDistillSettings(options.alpha, options.temperature);
       checkTrainingOutputs(options, [options.teacher, options.student]);
       // --mean/--std: the student's statistics, and the teacher's when it records none (a plain torch.onnx export).
       const teacher = ((g: Graph): Graph => (readPreprocessing(g).normalization ? g : withGivenNormalization(g, options)))(forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph);

@@ -47,11 +47,21 @@ export interface DistillResult extends TrainResult {
 
 export const DISTILL_DEFAULTS = { temperature: 4, alpha: 0.5 } as const;
 
+/** The highest softmax temperature taken. */
+export const MAX_TEMPERATURE = 100;
+
+/** Refuses an --alpha or --temperature out of range: the command checks before it reads any data, distill() again. */
+export function checkDistillSettings(alpha: number, temperature: number): void {
+  if (!(temperature > 0 && temperature <= MAX_TEMPERATURE)) {
+    throw usageError(`--temperature must be in (0, ${MAX_TEMPERATURE}], got ${temperature}`, `beyond that float32's softmax(z/T) is uniform up to rounding, and the T² scale of the loss trains on that rounding (Hinton et al. use 1 to 20)`);
+  }
+  if (!(alpha >= 0 && alpha <= 1)) throw usageError(`--alpha must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
+}
+
 export async function distill(o: DistillOptions): Promise<DistillResult> {
   const temperature = o.temperature ?? DISTILL_DEFAULTS.temperature;
   const alpha = o.alpha ?? DISTILL_DEFAULTS.alpha;
-  if (!(temperature > 0) || !Number.isFinite(temperature)) throw usageError(`--temperature must be a positive number, got ${temperature}`);
-  if (!(alpha >= 0 && alpha <= 1)) throw usageError(`--alpha must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
+  checkDistillSettings(alpha, temperature);
   if (o.cacheTeacher && o.augment !== undefined && o.augment !== false) {
     throw usageError('cached teacher logits belong to the unaugmented training images, so they cannot be combined with augmentation', 'drop --cache-teacher, or train without augmentation');
   }
