@@ -2,7 +2,7 @@
  * ONNX IO: round trips on PyTorch-exported fixtures, every attribute kind and dtype (checked by running
  * the encoded bytes in ONNX Runtime), external data, hostile files, atomic writes, and validation.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SlimError } from '../src/errors.js';
 import { emptyGraph, type Attribute, type Graph, type Node, type ValueInfo } from '../src/onnx/graph.js';
-import { decodeModel, decodeTensor, encodeModel, encodeTensor, readModel, writeModel } from '../src/onnx/io.js';
+import { decodeModel, decodeTensor, encodeModel, encodeTensor, HOST_TAG, readModel, writeModel } from '../src/onnx/io.js';
 import { ModelProto, TensorProto, toInt64, type IAttributeProto, type IModelProto, type ITensorProto, type ITypeProto } from '../src/onnx/proto.js';
 import { makeTensor, numberToFloat16Bits, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel, validateGraph } from '../src/onnx/validate.js';
@@ -459,6 +459,20 @@ describe('files', () => {
     const out = await run(file, { input: new ort.Tensor('float32', Float32Array.from(side.input), side.input_dims) });
     expectClose(out[graph.outputs[0]!.name]!.data as Float32Array, side.output);
     expect(readdirSync(dir).sort()).toEqual(['model.onnx', 'model.onnx.data']);
+  });
+
+  it('sweep the temp files of earlier writes killed midway on this host, and no one else\'s', async () => {
+    const dir = freshDir();
+    const file = join(dir, 'model.onnx');
+    // A process id that has ended: a child that exits at once.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const orphan = `.model.onnx.${HOST_TAG}.${gone}.0a1b2c3d.tmp`;
+    const live = `.model.onnx.${HOST_TAG}.${process.ppid}.0a1b2c3d.tmp`;
+    const elsewhere = `.model.onnx.other-host.${gone}.0a1b2c3d.tmp`;
+    const otherFile = `.other.onnx.${HOST_TAG}.${gone}.0a1b2c3d.tmp`;
+    for (const name of [orphan, live, elsewhere, otherFile]) writeFileSync(join(dir, name), 'partial');
+    await writeModel(emptyGraph('g'), file);
+    expect(readdirSync(dir).sort()).toEqual([live, otherFile, elsewhere, 'model.onnx'].sort());
   });
 
   it('refuse external data outside the model folder', async () => {

@@ -4,7 +4,8 @@
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
 import { dtypeFromOnnx, onnxDtype } from './dtype.js';
@@ -432,12 +433,47 @@ export async function readTensor(path: string): Promise<Tensor> {
   return decodeTensor(await readBytes(path), { file: path, baseDir: dirname(resolve(path)) });
 }
 
+/** Whether a process of this id runs (one we may not signal runs too). */
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files in `dir` named `<prefix><pid>[.<hex>].tmp` whose writing process is gone:
+ * left by a write killed midway (kill -9, a power cut), they would otherwise pile up, hidden and
+ * model-sized, one per crash. `prefix` names this host (HOST_TAG): a process id means nothing elsewhere.
+ */
+export async function removeOrphanedTemps(dir: string, prefix: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\d+)(\\.[0-9a-f]+)?\\.tmp$`);
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.[1]);
+    if (pid > 0 && pid !== process.pid && !processRuns(pid)) await unlink(join(dir, name)).catch(() => undefined);
+  }
+}
+
+/** This machine, as it goes into temp file names: a process id means something only on the host that wrote it. */
+export const HOST_TAG = hostname().replace(/[^A-Za-z0-9-]/g, '-') || 'host';
+
 /**
  * Write `bytes` to `path` so that readers see the old file or the new one, never a partial one:
- * temp file in the same folder, fsync, rename. The temp file is removed on any error.
+ * temp file in the same folder, fsync, rename. The temp file is removed on any error, and those of
+ * earlier writes to `path` on this host whose process is gone (killed midway) before writing.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const prefix = `.${basename(path)}.${HOST_TAG}.`;
+  const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  await removeOrphanedTemps(dirname(path), prefix);
   let created = false;
   try {
     const handle = await open(temp, 'wx');

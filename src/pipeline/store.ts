@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Graph } from '../onnx/graph.js';
-import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
+import { decodeModel, encodeModel, HOST_TAG, removeOrphanedTemps, writeFileAtomic } from '../onnx/io.js';
 import { sameFile } from '../util/files.js';
 
 export interface ArtifactRef {
@@ -93,8 +93,9 @@ export async function publishModel(runDir: string, ref: ArtifactRef, name: strin
   // Already published (a rerun): renaming a link onto another link of the same file does nothing
   // (POSIX), which left the temporary link behind on every rerun.
   if (sameFile(source, target)) return rel;
-  const temp = `${target}.${process.pid}.tmp`;
+  const temp = `${target}.${HOST_TAG}.${process.pid}.tmp`;
   await rm(temp, { force: true });
+  await removeOrphanedTemps(path.dirname(target), `${name}.onnx.${HOST_TAG}.`);
   try {
     await link(source, temp);
   } catch {
