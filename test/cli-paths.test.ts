@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { emptyGraph } from '../src/onnx/graph.js';
 import { writeModel } from '../src/onnx/io.js';
+import { writeMadeModel } from '../src/cli/write-result.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { runSlim } from './helpers/cli.js';
 import { fixturePath, REPO_ROOT } from './helpers/fixtures.js';
@@ -76,6 +77,27 @@ describe('output paths', () => {
     const made = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', path.join(dir, 'bundle/')]);
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toContain(`(see ${path.join(dir, 'bundle', 'README.md')})`);
+  });
+});
+
+describe('the model a long command made', () => {
+  it('goes to the temp folder when its path fails at the end, and the error says where; when that fails too, how to get it back', async () => {
+    const graph = emptyGraph('made');
+    const gone = path.join(dir, 'removed-meanwhile', 'out.onnx');
+    const error = (await writeMadeModel(graph, gone).catch((e: unknown) => e)) as Error;
+    const rescued = /written to (\S+) instead/.exec(error.message)?.[1];
+    expect(error.message).toMatch(/out\.onnx: .*: the model was written to \S+slim-rescued-\d+-out\.onnx instead — free space \(or fix the path\), then move it: mv /);
+    expect(existsSync(rescued!)).toBe(true);
+    rmSync(rescued!);
+    const tmp = process.env['TMPDIR'];
+    process.env['TMPDIR'] = path.join(dir, 'no-temp-folder');
+    try {
+      const lost = (await writeMadeModel(graph, gone, { checkpointDir: 'ck' }).catch((e: unknown) => e)) as Error;
+      expect(lost.message).toMatch(/nor could the system's temp folder take it: this run's model is lost — free space \(or fix the path\), then run the same command with --resume: ck\/last\.ckpt holds every epoch/);
+    } finally {
+      if (tmp === undefined) delete process.env['TMPDIR'];
+      else process.env['TMPDIR'] = tmp;
+    }
   });
 });
 

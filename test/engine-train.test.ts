@@ -1,6 +1,6 @@
 import './helpers/engine-env.js';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -351,6 +351,30 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const otherModel = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: wider, resume: true }).catch((e: unknown) => e);
     expect(otherModel).toBeInstanceOf(SlimError);
     expect(String((otherModel as Error).message)).toMatch(/the checkpoint holds another model's weights \(.*\) — resume with the model the checkpoint was made for/);
+  });
+
+  it('a checkpoint that cannot be written stops the run saying which epoch the last one holds; the log names only kept epochs', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
+    const dir = path.join(scratch, 'unwritable');
+    const logFile = path.join(scratch, 'unwritable.jsonl');
+    const last = path.join(dir, 'last.ckpt');
+    let blocked = false;
+    const error = await trainModel({
+      graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, epochs: 2, testLimit: 64, log: logFile,
+      // In epoch 2 the checkpoint's place is taken by a folder (as a full disk would refuse it).
+      onProgress: (p) => {
+        if (p.epoch === 1 && !blocked) {
+          blocked = true;
+          renameSync(last, `${last}.moved`);
+          mkdirSync(path.join(last, 'inside'), { recursive: true });
+        }
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SlimError);
+    expect((error as Error).message).toMatch(/last\.ckpt: .* — it still holds epoch 1, untouched: free space, then run the same command with --resume/);
+    const events = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch: number });
+    expect(events.filter((e) => e.event === 'epoch').map((e) => e.epoch)).toEqual([1]);
   });
 
   it('refuses to resume a distillation with another teacher', async () => {

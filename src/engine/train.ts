@@ -469,12 +469,17 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       imagesPerSecond: seen / trainSeconds,
     };
     history.push(record);
-    await log({ event: 'epoch', ...epochJson(record) });
     if (checkpointPath && writer) {
       const seconds = start.seconds + (performance.now() - runStart) / 1000;
       const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds };
-      await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() });
+      await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() }).catch((e: unknown) => {
+        if (!(e instanceof SlimError)) throw e;
+        const kept = epoch > 0 ? `it still holds epoch ${epoch}, untouched: free space, then run the same command with --resume` : 'no epoch was kept: free space and run again';
+        throw new SlimError({ ...e.parts, fix: kept }, e.kind);
+      });
     }
+    // Logged once kept: a resumed run's log then names each epoch once.
+    await log({ event: 'epoch', ...epochJson(record) });
   }
 
   const seconds = start.seconds + (performance.now() - runStart) / 1000;

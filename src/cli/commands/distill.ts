@@ -4,7 +4,6 @@ import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { checkDistillSettings, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
 import type { TrainProgress } from '../../engine/train.js';
-import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { foldBatchNorm, freezeLayers } from '../../passes/index.js';
@@ -23,6 +22,7 @@ import { studentInTeacherOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
+import { writeMadeModel } from '../write-result.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -212,7 +212,7 @@ export function registerDistill(program: Command): void {
           'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher }),
         },
       };
-      const { bytes } = await writeModel(out, options.out);
+      const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       let ortTop1: number | undefined;
       if (options.verify) {
         const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});

@@ -28,6 +28,7 @@ import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, numberList, po
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputFile } from '../paths.js';
+import { writeMadeModel } from '../write-result.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -247,7 +248,7 @@ export function registerPrune(program: Command): void {
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options);
-      await writeModel(pruned, options.output!);
+      await writeMadeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);
       const outBytes = out.bytes;

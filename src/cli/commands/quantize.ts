@@ -1,7 +1,6 @@
 import { Option, type Command } from 'commander';
 import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
-import { writeModel } from '../../onnx/io.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
 import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
 import {
@@ -31,6 +30,7 @@ import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { checkOutputFile } from '../paths.js';
+import { writeMadeModel } from '../write-result.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -225,7 +225,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
 
   output = batch.restore(output);
   validateGraph(output, { file: options.output });
-  const { bytes } = await writeModel(output, options.output);
+  const { bytes } = await writeMadeModel(output, options.output);
   const seconds = (performance.now() - start) / 1000 - evalLoadSeconds;
   log(`wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
 

@@ -8,7 +8,6 @@ import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { launchTraining } from '../../engine/launch-train.js';
 import { threadsPerWorker } from '../../engine/launch.js';
-import { writeModel } from '../../onnx/io.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
@@ -24,6 +23,7 @@ import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positi
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
+import { writeMadeModel } from '../write-result.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -265,7 +265,7 @@ export function registerTrain(program: Command): void {
           'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
         },
       };
-      const { bytes } = await writeModel(out, options.out);
+      const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       let ortTop1: number | undefined;
       if (options.verify) {
         const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});

@@ -1,0 +1,29 @@
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SlimError } from '../errors.js';
+import type { Graph } from '../onnx/graph.js';
+import { writeModel } from '../onnx/io.js';
+
+/**
+ * Writes the model a long command made (training, distillation, QAT, pruning with fine-tuning). When
+ * that fails at the end — the disk filled up meanwhile, the folder was removed — the work is not thrown
+ * away: the model goes to the system's temp folder instead and the error says where, or, when that
+ * fails too, how the checkpoint (if any) gives it back.
+ */
+export async function writeMadeModel(graph: Graph, file: string, o: { checkpointDir?: string | undefined } = {}): Promise<{ bytes: number }> {
+  try {
+    return await writeModel(graph, file);
+  } catch (e) {
+    if (!(e instanceof SlimError)) throw e;
+    const rescue = path.join(tmpdir(), `slim-rescued-${process.pid}-${path.basename(file)}`);
+    try {
+      await writeModel(graph, rescue);
+    } catch {
+      const fix = o.checkpointDir
+        ? `free space (or fix the path), then run the same command with --resume: ${o.checkpointDir}/last.ckpt holds every epoch, so it only writes the model`
+        : `free space (or fix the path) and run again; with --checkpoint-dir DIR a run's epochs outlive a failure like this`;
+      throw new SlimError({ ...e.parts, problem: `${e.parts.problem}, nor could the system's temp folder take it: this run's model is lost`, fix }, e.kind);
+    }
+    throw new SlimError({ ...e.parts, problem: `${e.parts.problem}: the model was written to ${rescue} instead`, fix: `free space (or fix the path), then move it: mv ${rescue} ${file}` }, e.kind);
+  }
+}
