@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { emptyGraph } from '../src/onnx/graph.js';
 import { writeModel } from '../src/onnx/io.js';
 import { writeMadeModel } from '../src/cli/write-result.js';
+import { resumedNote } from '../src/cli/train-options.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { runSlim } from './helpers/cli.js';
 import { fixturePath, REPO_ROOT } from './helpers/fixtures.js';
@@ -98,6 +99,15 @@ describe('the model a long command made', () => {
       if (tmp === undefined) delete process.env['TMPDIR'];
       else process.env['TMPDIR'] = tmp;
     }
+  });
+});
+
+describe('a resumed run', () => {
+  it('says what the checkpoint held, since steps and time count the earlier run too', () => {
+    expect(resumedNote(undefined, 3)).toEqual([]);
+    expect(resumedNote(1, 3)).toEqual(['  resumed after epoch 1 of 3: this run trained epochs 2–3; steps and time count the earlier run too']);
+    expect(resumedNote(2, 3)[0]).toMatch(/this run trained epoch 3;/);
+    expect(resumedNote(3, 3)).toEqual(["  the checkpoint had finished all 3 epochs: nothing was trained, the model was written from it (the figures are that run's)"]);
   });
 });
 
@@ -190,19 +200,19 @@ describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
       '--checkpoint-dir', ckpt, '--log', logFile, '--out', path.join(dir, 'ctrl-c.onnx')];
     const events = (): { event: string; epoch?: number }[] => (existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string }) : []);
     /** Runs `slim train args`, interrupts it once `ready()` holds, and returns its exit code and stderr. */
-    const interrupted = async (extra: string[], ready: () => boolean): Promise<{ code: number | null; stderr: string }> => {
+    const interrupted = async (extra: string[], ready: () => boolean, signal: NodeJS.Signals = 'SIGINT'): Promise<{ code: number | null; stderr: string }> => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args, ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       for (let waited = 0; !ready() && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
-      child.kill('SIGINT');
+      child.kill(signal);
       return { code: await exited, stderr };
     };
     // Interrupted once an epoch has been saved.
     const first = await interrupted([], () => existsSync(path.join(ckpt, 'last.ckpt')));
     expect(first.code).toBe(130);
-    expect(first.stderr).toMatch(/slim train: interrupted — .*ctrl-c-ckpt\/last\.ckpt holds the last finished epoch .* run the same command with --resume to continue from it/);
+    expect(first.stderr).toMatch(/slim train: interrupted — .*ctrl-c-ckpt\/last\.ckpt holds the last finished epoch; run the same command with --resume to continue from it/);
     const again = await runSlim(args);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/holds the checkpoint of an earlier run/);
@@ -210,6 +220,11 @@ describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
     const second = await interrupted(['--resume'], () => events().some((e) => e.event === 'resume'));
     expect(second.code).toBe(130);
     expect(events().find((e) => e.event === 'resume')!.epoch).toBeGreaterThanOrEqual(1);
+    // SIGTERM (timeout, docker stop) says the same, and exits as terminated programs do.
+    const resumes = events().filter((e) => e.event === 'resume').length;
+    const third = await interrupted(['--resume'], () => events().filter((e) => e.event === 'resume').length > resumes, 'SIGTERM');
+    expect(third.code).toBe(143);
+    expect(third.stderr).toMatch(/slim train: stopped \(SIGTERM\) — .*ctrl-c-ckpt\/last\.ckpt holds the last finished epoch; run the same command with --resume/);
   }, 240_000);
 });
 

@@ -1,4 +1,6 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
@@ -43,6 +45,14 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
   };
 }
 
+/** After a resumed run, a line saying what the checkpoint held: the totals printed count every run. */
+export function resumedNote(resumedFrom: number | undefined, epochs: number): string[] {
+  if (resumedFrom === undefined) return [];
+  if (resumedFrom >= epochs) return [`  the checkpoint had finished all ${epochs} epochs: nothing was trained, the model was written from it (the figures are that run's)`];
+  const trained = resumedFrom + 1 === epochs ? `epoch ${epochs}` : `epochs ${resumedFrom + 1}–${epochs}`;
+  return [`  resumed after epoch ${resumedFrom} of ${epochs}: this run trained ${trained}; steps and time count the earlier run too`];
+}
+
 /**
  * The graph to train: a model without BatchNormalization (BN folded at export, as torch.onnx writes
  * it) gets BN re-inserted after its Convs unless --no-reinsert-bn (engine/reinsert-batchnorm.ts).
@@ -63,20 +73,28 @@ export async function trainingGraph(
 }
 
 /**
- * Ctrl-C while training: say what was kept and how to go on, then exit 130. Safe at any moment: a
- * checkpoint is replaced atomically, and only after a finished epoch. Returns the function that removes
- * the handler once training is over (a data-parallel worker leaves signals to its launcher: none here).
+ * Ctrl-C (or SIGTERM: `timeout`, `docker stop`, systemd) while training: say what was kept and how to go
+ * on, then exit 130 (143). Safe at any moment: a checkpoint is replaced atomically, and only after a
+ * finished epoch. Returns the function that removes the handlers once training is over (a data-parallel
+ * worker leaves signals to its launcher: none here).
  */
 export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): () => void {
-  const onInterrupt = (): void => {
-    log(
-      o.checkpointDir
-        ? `\n${command}: interrupted — ${o.checkpointDir}/last.ckpt holds the last finished epoch (if one finished); run the same command with --resume to continue from it`
-        : `\n${command}: interrupted — nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)`,
-    );
-    // After the running step (a few ms to seconds), not under it.
-    exitWhenIdle(130);
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const onSignal = (): void => {
+      const last = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
+      const kept = !last
+        ? 'nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)'
+        : existsSync(last)
+          ? `${last} holds the last finished epoch; run the same command with --resume to continue from it`
+          : `no epoch had finished, so nothing was kept (${last} is written after each epoch)`;
+      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept}`);
+      // After the running step (a few ms to seconds), not under it.
+      exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
+    };
+    process.once(signal, onSignal);
+    return [signal, onSignal] as const;
+  });
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
   };
-  process.once('SIGINT', onInterrupt);
-  return () => process.off('SIGINT', onInterrupt);
 }

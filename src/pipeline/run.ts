@@ -112,15 +112,18 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
   }
   const started = performance.now();
-  // Ctrl-C: say what is kept and how to go on (the stage in progress stays 'running' in the manifest;
-  // the report calls it interrupted), free the folder and exit as interrupted programs do.
-  const onInterrupt = (): void => {
-    log(`\nslim run: interrupted — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
+  // Ctrl-C or SIGTERM: say what is kept and how to go on (the stage in progress stays 'running' in the
+  // manifest; the report calls it interrupted), free the folder and exit as interrupted programs do.
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
+    log(`\nslim run: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
     rmSync(path.join(runDir, '.lock'), { force: true });
     // After a training stage's running step, not under it (engine/exit-gate.ts).
-    exitWhenIdle(130);
+    exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
   };
+  const onInterrupt = (): void => onSignal('SIGINT');
+  const onTerminate = (): void => onSignal('SIGTERM');
   process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onTerminate);
   try {
     const previous = await readManifest(runDir);
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
@@ -267,6 +270,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     return { runDir, manifest, ran, reused };
   } finally {
     process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onTerminate);
     await unlock();
   }
 }

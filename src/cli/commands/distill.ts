@@ -17,7 +17,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInTeacherOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
@@ -246,6 +246,7 @@ export function registerDistill(program: Command): void {
         [
           `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
+          ...resumedNote(result.resumedFrom, options.epochs),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
           `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
           `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,

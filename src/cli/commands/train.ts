@@ -21,7 +21,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { explainInterrupt, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
@@ -308,6 +308,7 @@ export function registerTrain(program: Command): void {
         [
           `trained ${options.model} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'})${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
             (summary.gpu_seconds > 0 ? ` — ${summary.gpu_seconds.toFixed(1)} GPU-seconds, about $${summary.estimated_cost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
+          ...resumedNote(result.resumedFrom, options.epochs),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
           `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
