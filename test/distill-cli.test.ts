@@ -81,6 +81,14 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain("note: reversed-student.onnx records named-teacher.onnx's classes in another order: its classifier's outputs are put in the teacher's order");
     expect(readPreprocessing(await readModel(out)).classNames).toEqual(names);
+
+    // A teacher recording no names scores the data's classes by position, whatever order the student records.
+    const plain = JSON.parse(await slimDistill(['--teacher', teacher, '--student', student, ...common, '--out', path.join(dir, 'p1.onnx'), '--json', '--no-verify'])) as DistillJson;
+    const withReversed = await runSlim(['distill', '--teacher', teacher, '--student', reversed, ...common, '--out', path.join(dir, 'p2.onnx'), '--json', '--no-verify']);
+    expect(withReversed.code, withReversed.stderr).toBe(0);
+    expect(withReversed.stderr).toContain("note: reversed-student.onnx records the classes of cifar10 in another order: its classifier's outputs are put in the data's order, which teacher.onnx, recording no class names, scores by position");
+    expect((JSON.parse(withReversed.stdout) as DistillJson).teacher_top1).toBe(plain.teacher_top1);
+    expect(readPreprocessing(await readModel(path.join(dir, 'p2.onnx'))).classNames).toEqual(names);
   }, 180_000);
 
   it('refuses a teacher for other classes and bad flags, in one line each', async () => {

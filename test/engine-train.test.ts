@@ -350,7 +350,11 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     await trainModel({ ...base, checkpointDir: plainDir, epochs: 1 });
     const otherModel = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: wider, resume: true }).catch((e: unknown) => e);
     expect(otherModel).toBeInstanceOf(SlimError);
-    expect(String((otherModel as Error).message)).toMatch(/the checkpoint holds another model's weights \(.*\) — resume with the model the checkpoint was made for/);
+    expect(String((otherModel as Error).message)).toMatch(/other settings \(the model it starts from: other weights now\) — resume with the same options as then/);
+    // Another file of the same architecture (other weights) is not resumed either.
+    const sibling = smallCnn({ seed: 4, widths: [4, 8, 8] as [number, number, number] });
+    const otherFile = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: sibling, resume: true }).catch((e: unknown) => e);
+    expect(String((otherFile as Error).message)).toMatch(/other settings \(the model it starts from: other weights now\)/);
   });
 
   it('a checkpoint that cannot be written stops the run saying which epoch the last one holds; the log names only kept epochs', async () => {
@@ -385,7 +389,7 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const teacher = (seed: number) => ({ graph: smallCnn({ seed, widths: [4, 8, 8] }), temperature: 4, alpha: 0.5 });
     await trainModel({ ...base, epochs: 1, teacher: teacher(7) });
     const other = await trainModel({ ...base, teacher: teacher(8), resume: true }).catch((e: unknown) => e);
-    expect(String((other as Error).message)).toMatch(/other settings \(--epochs: 1 then, 2 now; the teacher's weights \(--teacher\): others now\)/);
+    expect(String((other as Error).message)).toMatch(/other settings \(--epochs: 1 then, 2 now; the teacher's weights: others now\)/);
     expect((await trainModel({ ...base, epochs: 1, teacher: teacher(7), resume: true })).resumedFrom).toBe(1);
   });
 

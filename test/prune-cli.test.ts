@@ -141,6 +141,11 @@ describe('slim prune', () => {
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr.match(/fine-tuning resumed from .*prune-ckpt after epoch 1/g)).toHaveLength(2);
     expect(readFileSync(out).equals(written)).toBe(true);
+    // Resuming with another setting is refused, as slim train refuses it: the checkpoints stay for the right command.
+    const changed = await runSlim([...args.map((a) => (a === '256' ? '200' : a)), '--resume']);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toMatch(/other settings \(training images \(--train-limit\): 256 then, 200 now\) — resume with the same options as then, or start a new run with another --checkpoint-dir/);
+    expect((await runSlim([...args, '--resume'])).code).toBe(0);
     const doc = JSON.parse(run.stdout) as PruneJson & { test_top1: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     // Scored on 500 test images: a whole number of them.
     expect(Math.abs(doc.test_top1 * 500 - Math.round(doc.test_top1 * 500))).toBeLessThan(1e-6);

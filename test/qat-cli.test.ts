@@ -74,6 +74,17 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(folded.stderr).not.toMatch(/calibrat/);
   }, 300_000);
 
+  it('resumes only the run of the same calibration: another --method or --per-tensor starts from other scales', async () => {
+    const ck = path.join(dir, 'qat-ck');
+    const args = [model, '-o', path.join(dir, 'qat-ck.int8.onnx'), '--qat', '--epochs', '1', '--method', 'minmax', ...data, '--checkpoint-dir', ck, '--json'];
+    await slimQuantize(args);
+    const other = await runSlim(['quantize', ...args, '--per-tensor', '--resume']);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/qat-ck\/last\.ckpt: the checkpoint was made by a run with other settings \(the model it starts from: other weights now[;)]/);
+    const same = JSON.parse(await slimQuantize([...args, '--resume'])) as QuantizeJson;
+    expect(same.qat.epochs).toBe(1);
+  }, 300_000);
+
   it('explains what --qat needs and which flags belong to it', async () => {
     const noData = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat']);
     expect(noData.code).toBe(2);

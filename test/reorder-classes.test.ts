@@ -3,7 +3,7 @@ import { SlimError } from '../src/errors.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { readModel } from '../src/onnx/io.js';
 import { float32, int64, toNumbers, type Tensor } from '../src/onnx/tensor.js';
-import { studentInTeacherOrder } from '../src/compress/distill/class-order.js';
+import { studentInClassOrder } from '../src/compress/distill/class-order.js';
 import { reorderClassScores } from '../src/passes/index.js';
 import { readPreprocessing, withClassNames } from '../src/zoo/metadata.js';
 import { runGraph } from '../src/runtime/ort.js';
@@ -101,29 +101,32 @@ describe('reorderClassScores', () => {
   });
 });
 
-describe('studentInTeacherOrder (slim distill with a student file)', () => {
+describe('studentInClassOrder (slim distill with a student file)', () => {
   const names = ['cat', 'dog', 'ship', 'truck'];
   const teacher = withClassNames(buildZooModel('resnet18-cifar', { width: 0.125, seed: 5, classes: 4 }), names);
-  const files = { student: '/m/student.onnx', teacher: '/m/teacher.onnx' };
+  const byTeacher = { student: '/m/student.onnx', owner: { teacher: '/m/teacher.onnx' } };
 
   it('puts a student recording the teacher\'s classes in another order into the teacher\'s: the same scores per name', async () => {
     // The teacher's very network, listing its classes as ship, cat, truck, dog.
     const shuffled = [2, 0, 3, 1];
     const student = withClassNames(reorderClassScores(teacher, shuffled), shuffled.map((i) => names[i]!));
-    const r = studentInTeacherOrder(student, teacher, files);
+    const r = studentInClassOrder(student, names, byTeacher);
     expect(r.note).toMatch(/student\.onnx records teacher\.onnx's classes in another order: its classifier's outputs are put in the teacher's order \(cat, dog, ship, truck\)/);
     expect(readPreprocessing(r.graph).classNames).toEqual(names);
     const x = randomInput([2, 3, 32, 32]);
     const [a, b] = [await scores(r.graph, x), await scores(teacher, x)];
     a.forEach((row, n) => row.forEach((v, i) => expect(v).toBeCloseTo(b[n]![i]!, 5)));
+    // A teacher recording no names scores the data's classes by position: the student goes into the data's order.
+    const byData = studentInClassOrder(student, names, { student: '/m/student.onnx', owner: { data: 'cifar10', teacher: '/m/plain.onnx' } });
+    expect(byData.note).toBe("note: student.onnx records the classes of cifar10 in another order: its classifier's outputs are put in the data's order, which plain.onnx, recording no class names, scores by position (cat, dog, ship, truck), keeping what it learned");
   });
 
-  it('leaves a student in the same order, or one of two recording no names, as it is; notes other names', () => {
-    expect(studentInTeacherOrder(teacher, teacher, files)).toEqual({ graph: teacher });
+  it('leaves a student in the same order, or recording no names, as it is; notes other names', () => {
+    expect(studentInClassOrder(teacher, names, byTeacher)).toEqual({ graph: teacher });
     const unnamed = buildZooModel('resnet18-cifar', { width: 0.125, seed: 6, classes: 4 });
-    expect(studentInTeacherOrder(unnamed, teacher, files)).toEqual({ graph: unnamed });
+    expect(studentInClassOrder(unnamed, names, byTeacher)).toEqual({ graph: unnamed });
     const other = withClassNames(unnamed, ['cat', 'dog', 'ship', 'plane']);
-    const r = studentInTeacherOrder(other, teacher, files);
+    const r = studentInClassOrder(other, names, byTeacher);
     expect(r.graph).toBe(other);
     expect(r.note).toBe("note: student.onnx records other classes than teacher.onnx (only the student has plane; only the teacher has truck): it learns the teacher's, and is written with their names");
   });
@@ -132,6 +135,6 @@ describe('studentInTeacherOrder (slim distill with a student file)', () => {
     const g = withClassNames(buildZooModel('resnet18-cifar', { width: 0.125, seed: 6, classes: 4 }), ['dog', 'cat', 'ship', 'truck']);
     // Scores straight from a ReLU of the features: no classifier layer to permute.
     const headless = { ...g, nodes: g.nodes.map((n) => (n.opType === 'Gemm' ? { ...n, opType: 'Relu', inputs: [n.inputs[0]!], attributes: {} } : n)) };
-    expect(() => studentInTeacherOrder(headless, teacher, files)).toThrow(/\/m\/student\.onnx: it records teacher\.onnx's classes in another order, and its scores cannot be put in the teacher's order \(.*\) — export the student with its classifier as the last layer, or distill into a zoo student/);
+    expect(() => studentInClassOrder(headless, names, byTeacher)).toThrow(/\/m\/student\.onnx: it records teacher\.onnx's classes in another order, and its scores cannot be put in that order \(.*\) — export the student with its classifier as the last layer, or distill into a zoo student/);
   });
 });

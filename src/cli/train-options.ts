@@ -1,5 +1,5 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
@@ -72,6 +72,18 @@ export async function trainingGraph(
   return r.graph;
 }
 
+/** The newest last.ckpt in `dir` or a phase's folder in it (QAT's bn-live/ and folded/). */
+function latestCheckpoint(dir: string): string | undefined {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const found = [path.join(dir, 'last.ckpt'), ...names.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => existsSync(f));
+  return found.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
 /**
  * Ctrl-C (or SIGTERM: `timeout`, `docker stop`, systemd) while training: say what was kept and how to go
  * on, then exit 130 (143). Safe at any moment: a checkpoint is replaced atomically, and only after a
@@ -81,12 +93,12 @@ export async function trainingGraph(
 export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): () => void {
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
-      const last = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
-      const kept = !last
+      const last = o.checkpointDir ? latestCheckpoint(o.checkpointDir) : undefined;
+      const kept = !o.checkpointDir
         ? 'nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)'
-        : existsSync(last)
+        : last
           ? `${last} holds the last finished epoch; run the same command with --resume to continue from it`
-          : `no epoch had finished, so nothing was kept (${last} is written after each epoch)`;
+          : `no epoch had finished, so nothing was kept (${path.join(o.checkpointDir, 'last.ckpt')} is written after each epoch)`;
       log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept}`);
       // After the running step (a few ms to seconds), not under it.
       exitWhenIdle(signal === 'SIGINT' ? 130 : 143);

@@ -162,7 +162,8 @@ export function positionalScoringNote(files: readonly string[], set: ImageSet): 
 }
 
 /** An image folder by its path, CIFAR-10 as 'cifar10' (its sets are named 'cifar10/test', …). */
-function dataName(set: ImageSet): string {
+/** The data set as the user named it: 'cifar10', or the folder. */
+export function dataName(set: ImageSet): string {
   return isCifar10(set.name.split('/')[0]!) ? 'cifar10' : set.name;
 }
 

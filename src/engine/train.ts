@@ -73,6 +73,12 @@ export interface TrainOptions {
   masks?: ReadonlyMap<string, Float32Array>;
   /** Parameters to keep fixed. */
   frozen?: ReadonlySet<string>;
+  /**
+   * The model the run starts from as the user gave it (before BN re-insertion or calibration): its weights
+   * go into the checkpoint's fingerprint, so a checkpoint resumes only a run from the same model — not
+   * another file of the same architecture. Default: `graph`.
+   */
+  origin?: Graph;
   /** Settings of the caller that change the trajectory beyond these options (e.g. a replaced head): a checkpoint resumes only a run with the same. */
   resumeKey?: Record<string, unknown>;
   /** Float initializers to train besides the ones the lowerings name (QAT: weights behind a QuantizeLinear). */
@@ -235,11 +241,16 @@ function digestArrays(arrays: ReadonlyMap<string, { buffer: ArrayBufferLike; byt
   return hash.digest('hex').slice(0, 16);
 }
 
+function digestWeights(graph: Graph): string {
+  return digestArrays(new Map([...graph.initializers].map(([name, t]) => [name, t.data])));
+}
+
 /** What each fingerprint entry is to the user: the flag that sets it, where there is one. */
 const FINGERPRINT_WORDS: Record<string, string> = {
   graph: 'model', params: 'parameter tensors', epochs: '--epochs', batch: '--batch', lr: '--lr', schedule: '--schedule',
   optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
-  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights (--teacher)",
+  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
+  startWeights: 'the model it starts from',
   schedulePhase: 'schedule phase', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
   caller: 'command', masks: 'pruning masks',
@@ -248,7 +259,8 @@ const FINGERPRINT_WORDS: Record<string, string> = {
 /** One fingerprint difference in words: hashes are named, not printed. */
 function describeDifference(key: string, then: unknown, now: unknown): string {
   const word = FINGERPRINT_WORDS[key] ?? key;
-  const hashed = ['teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
+  const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
+  if (key === 'startWeights') return then === undefined ? `${word}: not recorded then (a checkpoint of an earlier slimkit)` : `${word}: other weights now`;
   if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
   return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
 }
@@ -371,8 +383,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
     ...(o.resumeKey ? { caller: o.resumeKey } : {}),
     ...(o.masks?.size ? { masks: digestArrays(o.masks) } : {}),
-    // Which teacher, by its weights: another teacher file would silently continue the run.
-    ...(o.teacher ? { teacherWeights: digestArrays(new Map([...o.teacher.graph.initializers].map(([name, t]) => [name, t.data]))) } : {}),
+    // Which model and which teacher, by their weights: another file would silently continue the run.
+    startWeights: digestWeights(o.origin ?? o.graph),
+    ...(o.teacher ? { teacherWeights: digestWeights(o.teacher.graph) } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
   if (dist) await dist.attach(plan, fingerprint);

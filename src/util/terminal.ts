@@ -13,6 +13,11 @@ export interface Progress {
   stop(): void;
 }
 
+/** The bar's line: cli-progress fills in each {token} it knows (an unknown one is printed as it is). */
+export function barFormat(label: string, unit: string): string {
+  return `${label} [{bar}] {percentage}% | {value}/{total} ${unit} | {rate} {phase}| ETA {eta_formatted}`;
+}
+
 /**
  * A progress bar on stderr. On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints a
  * line at most every 5 seconds so long runs still show life without flooding the log.
@@ -21,7 +26,7 @@ export function progress(label: string, total: number, unit = 'items'): Progress
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
-        format: `${label} [{bar}] {percent}% | {value}/{total} ${unit} | {rate} {phase}| ETA {eta_formatted}`,
+        format: barFormat(label, unit),
         stream: process.stderr,
         hideCursor: true,
         clearOnComplete: true,

@@ -11,14 +11,14 @@ import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
-import { studentInTeacherOrder } from '../../compress/distill/class-order.js';
+import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
@@ -143,14 +143,12 @@ export function registerDistill(program: Command): void {
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo) checkModelFile(options.student, '--student');
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
-      // Scoring in the teacher's class order: the data is read in it.
-      const ordered = studentFreed ? studentInTeacherOrder(withGivenNormalization(studentFreed.graph, options), teacher, { student: options.student, teacher: options.teacher }) : undefined;
-      const studentFile = ordered?.graph;
+      const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
       if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
       // Checked before the data is read: a name that matches nothing is a typo.
       const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, { file: options.student }) : undefined;
       // Said once training runs (a usage error stays the only line): the statistics of model files that record none.
-      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ordered?.note, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
+      const notes = [defaultNormalizationNote(teacher, options.teacher), studentFile ? defaultNormalizationNote(studentFile, options.student) : undefined, ...(frozenLayers?.notes ?? [])].filter((n) => n !== undefined);
       if (options.channels !== undefined && studentFile) {
         throw usageError(`--channels builds zoo students; ${options.student} takes ${modelChannels(studentFile)}-channel images as it was exported`, 'drop --channels');
       }
@@ -159,14 +157,19 @@ export function registerDistill(program: Command): void {
       }
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
-      // The teacher's outputs must mean the data's classes (matched by the names it records); else a student
-      // file that records names learns the data's images by them.
-      const classes = recordedClasses(teacher, options.teacher) ?? (studentFile ? recordedClasses(studentFile, options.student, { learns: true }) : undefined);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes });
+      // The teacher's outputs must mean the data's classes: matched by the names it records, else by
+      // position (the data's own order, as slim eval scores such a model).
+      const teacherClasses = recordedClasses(teacher, options.teacher);
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
-      const student: Graph = studentFile
-        ? await trainingGraph(frozenLayers?.graph ?? studentFile, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
+      // A student file scores in that order too: one recording the names in another has its classifier permuted.
+      const ordered = studentFile
+        ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher } })
+        : undefined;
+      if (ordered?.note) notes.push(ordered.note);
+      const student: Graph = ordered && studentFile
+        ? await trainingGraph(ordered.graph, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
         : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);
       if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
 
@@ -193,6 +196,8 @@ export function registerDistill(program: Command): void {
         onProgress: bar.onProgress,
         ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
+        // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.
+        ...(studentFile ? { origin: studentFile } : {}),
       }).finally(() => {
         bar.stop();
         stopExplaining();

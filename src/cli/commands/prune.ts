@@ -408,7 +408,6 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
       ? {
           checkpointDir: o.checkpointDir,
           onResumed: (epochs: number) => log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`),
-          onDiscarded: (why: string) => log(`note: a checkpoint in ${o.checkpointDir} was not this run's (${why}): that fine-tuning starts over`),
         }
       : {}),
     onProgress: (p) => {

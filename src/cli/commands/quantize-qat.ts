@@ -14,6 +14,7 @@ import { log } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
+import { explainInterrupt } from '../train-options.js';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
 export function checkQatFlags(options: QuantizeCliOptions): void {
@@ -53,6 +54,7 @@ export async function qatFineTune(
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
   const bar = trainingProgress('qat');
+  const stopExplaining = explainInterrupt('slim quantize --qat', options);
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(ptq.graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
@@ -79,7 +81,10 @@ export async function qatFineTune(
     ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
     ...(options.log ? { log: options.log } : {}),
-  }).finally(() => bar.stop());
+  }).finally(() => {
+    bar.stop();
+    stopExplaining();
+  });
   for (const w of r.warnings) log(`warning: ${w}`);
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which can round an image or two differently)`);
   return {

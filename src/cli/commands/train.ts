@@ -227,6 +227,7 @@ export function registerTrain(program: Command): void {
       const stopExplaining = distEnv ? () => undefined : explainInterrupt('slim train', options);
       const result = await trainModel({
         graph,
+        origin: built.graph,
         data,
         epochs: options.epochs,
         batch: options.batch,

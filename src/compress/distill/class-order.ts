@@ -5,38 +5,44 @@ import type { Graph } from '../../onnx/graph.js';
 import { reorderClassScores } from '../../passes/index.js';
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 
+/** Whose class order the student must score in: the teacher's (it records names), or the data's (the teacher scores it by position). */
+export type ClassOrderOwner = { teacher: string } | { data: string; teacher: string };
+
 /**
- * A trained student file, made to score classes in the teacher's order. The teacher's outputs decide what
- * each position means (the data is read in its order), so a student recording the same class names in
- * another order would otherwise have its positions relearned from the teacher — what it knew lost. Its
- * classifier is permuted instead (reorderClassScores), the names recorded in the teacher's order, with a
- * note. A student recording other names learns the teacher's (said in a note); one of the two recording
- * none leaves positions to decide, as before.
+ * A trained student file, made to score `classes` in their order — the order the teacher's outputs
+ * have, which is also the order the data is labelled in. A student recording the same names in
+ * another order would otherwise have its positions relearned — what it knew lost. Its classifier is
+ * permuted instead (reorderClassScores), the names recorded in the new order, with a note. A student
+ * recording other names learns these (said in a note); one recording none is taken by position.
  */
-export function studentInTeacherOrder(student: Graph, teacher: Graph, files: { student: string; teacher: string }): { graph: Graph; note?: string } {
-  const s = readPreprocessing(student, files.student).classNames;
-  const t = readPreprocessing(teacher, files.teacher).classNames;
-  if (!s || !t || (s.length === t.length && s.every((name, i) => name === t[i]))) return { graph: student };
-  const studentName = path.basename(files.student);
-  const teacherName = path.basename(files.teacher);
-  const sameSet = s.length === t.length && new Set(s).size === s.length && new Set(t).size === t.length && t.every((name) => s.includes(name));
+export function studentInClassOrder(student: Graph, classes: readonly string[], o: { student: string; owner: ClassOrderOwner }): { graph: Graph; note?: string } {
+  const s = readPreprocessing(student, o.student).classNames;
+  if (!s || (s.length === classes.length && s.every((name, i) => name === classes[i]))) return { graph: student };
+  const studentName = path.basename(o.student);
+  const teacherName = path.basename(o.owner.teacher);
+  const data = 'data' in o.owner ? o.owner.data : undefined;
+  const byTeacher = data === undefined;
+  const whose = byTeacher ? `${teacherName}'s classes` : `the classes of ${data}`;
+  const sameSet = s.length === classes.length && new Set(s).size === s.length && new Set(classes).size === classes.length && classes.every((name) => s.includes(name));
   if (!sameSet) {
-    const onlyStudent = s.filter((name) => !t.includes(name));
-    const onlyTeacher = t.filter((name) => !s.includes(name));
-    const differ = [onlyStudent.length ? `only the student has ${listNames(onlyStudent)}` : '', onlyTeacher.length ? `only the teacher has ${listNames(onlyTeacher)}` : ''].filter(Boolean).join('; ');
-    return { graph: student, note: `note: ${studentName} records other classes than ${teacherName}${differ ? ` (${differ})` : ''}: it learns the teacher's, and is written with their names` };
+    const onlyStudent = s.filter((name) => !classes.includes(name));
+    const onlyOther = classes.filter((name) => !s.includes(name));
+    const other = byTeacher ? 'the teacher' : 'the data';
+    const differ = [onlyStudent.length ? `only the student has ${listNames(onlyStudent)}` : '', onlyOther.length ? `only ${other} has ${listNames(onlyOther)}` : ''].filter(Boolean).join('; ');
+    return { graph: student, note: `note: ${studentName} records other classes than ${data ?? teacherName}${differ ? ` (${differ})` : ''}: it learns ${byTeacher ? "the teacher's" : "the data's"}, and is written with their names` };
   }
-  const order = t.map((name) => s.indexOf(name));
+  const order = classes.map((name) => s.indexOf(name));
   let graph: Graph;
   try {
     graph = reorderClassScores(student, order);
   } catch (e) {
     if (!(e instanceof SlimError)) throw e;
     throw new SlimError({
-      file: files.student,
-      problem: `it records ${teacherName}'s classes in another order, and its scores cannot be put in the teacher's order (${e.parts.problem})`,
-      fix: `export the student with its classifier as the last layer, or distill into a zoo student`,
+      file: o.student,
+      problem: `it records ${whose} in another order, and its scores cannot be put in that order (${e.parts.problem})`,
+      fix: 'export the student with its classifier as the last layer, or distill into a zoo student',
     });
   }
-  return { graph: withClassNames(graph, t), note: `note: ${studentName} records ${teacherName}'s classes in another order: its classifier's outputs are put in the teacher's order (${listNames(t)}), keeping what it learned` };
+  const into = byTeacher ? "the teacher's order" : `the data's order, which ${teacherName}, recording no class names, scores by position`;
+  return { graph: withClassNames(graph, classes), note: `note: ${studentName} records ${whose} in another order: its classifier's outputs are put in ${into} (${listNames(classes)}), keeping what it learned` };
 }

@@ -95,6 +95,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       const trained = start.graph;
       const train = (resume: boolean): ReturnType<typeof trainModel> => trainModel({
         graph: trained,
+        origin: graph,
         data: o.data,
         epochs: f.epochs,
         batch: o.batch ?? 128,
@@ -116,9 +117,10 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       try {
         r = await train(true);
       } catch (e) {
-        // The checkpoint is this stage's own scratch: one from other cuts (another machine's rounding,
-        // an edited option) is thrown away and the fine-tuning starts over, rather than failing every rerun.
-        if (!checkpointDir || !(e instanceof SlimError) || !/^the checkpoint (was made by a run with other settings|holds another model)/.test(e.parts.problem)) throw e;
+        // In a recipe the checkpoint is the stage's own scratch: one from other cuts (another machine's
+        // rounding, an edited option) is thrown away and the fine-tuning starts over, rather than failing
+        // every rerun. Without onDiscarded (`slim prune --resume`) it is the user's, and a mismatch is refused.
+        if (!checkpointDir || !o.onDiscarded || !(e instanceof SlimError) || !/^the checkpoint (was made by a run with other settings|holds another model)/.test(e.parts.problem)) throw e;
         o.onDiscarded?.(e.parts.problem);
         await rm(checkpointDir, { recursive: true, force: true });
         r = await train(false);

@@ -105,6 +105,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
   const evaluation = evalSlice(data, spec.eval_limit);
   const options: TrainOptions = {
     graph: start.graph,
+    origin: source,
     data: { train: data.train, test: evaluation.test },
     epochs: spec.epochs,
     batch: spec.batch,
