@@ -56,7 +56,7 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
       '--model', folded, '--data', 'cifar10', '--data-dir', DATA_DIR, '--train-limit', '512', '--test-limit', '500',
       '--epochs', '1', '--batch', '64', '--lr', '0.05', '--threads', '2', '--out', out, '--json',
     ], { onStderr: (line) => stderr.push(line) });
-    expect(stderr.join('')).toMatch(/training with BN re-inserted after 20 Conv\(s\)/);
+    expect(stderr.join('')).toMatch(/training with BN re-inserted after 20 of 20 Conv\(s\), /);
     const result = JSON.parse(stdout) as { test_top1: number; onnxruntime_top1: number };
     expect(Math.abs(result.onnxruntime_top1 - result.test_top1)).toBeLessThanOrEqual(0.0005);
     const written = await readModel(out);

@@ -85,6 +85,13 @@ describe('untie-weights', () => {
     const bnInputs = new Set(se.graph.nodes.filter((n) => n.opType === 'BatchNormalization').map((n) => n.inputs[0]));
     for (const conv of se.graph.nodes.filter((n) => n.opType === 'Conv')) expect(bnInputs.has(conv.outputs[0]), conv.name).toBe(!conv.name.includes('/se_'));
     expect(se.inserted).toBe(mobilenet.nodes.filter((n) => n.opType === 'Conv').length - 2);
+    // A backbone's convs on 1×1 maps (a ResNet's last stage at 32×32, strided down) had BN: they get it back.
+    const strided = new Net(['batch', 3, 16, 16]);
+    let x = 'input';
+    for (const [cin, cout] of [[3, 4], [4, 4], [4, 8], [8, 8]] as const) x = strided.op('Relu', strided.conv(x, cin, cout, { stride: 2 }));
+    const last = strided.op('Relu', strided.conv(x, 8, 8));
+    const stridedGraph = strided.output(strided.gemm(strided.op('Flatten', strided.op('GlobalAveragePool', last)), 8, 2));
+    expect((await withTrainingBatchNorm(stridedGraph, images, { samples: 16, threads: 1 })).inserted).toBe(5);
     // A model that normalizes otherwise (ConvNeXt's LayerNorms survive BN folding) trains as it is.
     const convnext = await readModel(fixturePath('torch-tiny-convnext.onnx'));
     const kept = await withTrainingBatchNorm(convnext, images, { samples: 16, threads: 1 });

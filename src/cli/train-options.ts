@@ -3,7 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
-import { withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
+import { reinsertedAfter, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
@@ -66,7 +66,7 @@ export async function trainingGraph(
   // The statistics are measured on the images as training will feed them (distillation may feed the teacher's normalization).
   const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.normalization ? { normalization: o.normalization } : {}), ...(o.frozen ? { frozen: o.frozen } : {}) });
   if (r.inserted > 0 && !o.quiet) {
-    log(`the model has no BatchNormalization (folded at export, or none in its design): training with BN re-inserted after ${r.inserted} Conv(s), ` +
+    log(`the model has no BatchNormalization (folded at export, or none in its design): training with BN re-inserted ${reinsertedAfter(r)}, ` +
       `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   return r.graph;

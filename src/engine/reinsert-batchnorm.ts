@@ -68,36 +68,78 @@ export function scoringConvs(graph: Graph): Set<Node> {
   return heads;
 }
 
+/** Ops that reduce a feature map to one value per channel. */
+const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'ReduceMax']);
+/** Ops that keep features pooled: activations, and arithmetic with constants or other pooled values (SiLU's x·σ(x)). */
+const POOLED_STEPS = new Set(['Relu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Clip', 'LeakyRelu', 'Tanh', 'Identity', 'Mul', 'Add', 'Sub', 'Div', 'Conv']);
+
 /**
- * Convs whose output is 1×1 in space: they work on pooled features (squeeze-excitation's two 1×1 convs in
- * MobileNetV3 and EfficientNet). BN there would normalize each channel over the batch alone — N values,
- * a different function in training than in evaluation — and such convs never had BN to fold.
+ * Convs that work on pooled features: squeeze-excitation's two 1×1 convs in MobileNetV3, EfficientNet
+ * and RegNet-Y, fed by a global pool through activations (and the first conv). BN there would normalize
+ * each channel over the batch alone — N values, a different function in training than in evaluation —
+ * and such convs never had BN to fold. Found by structure, not by a 1×1 output: a ResNet's last stage at
+ * 32×32 input has 1×1 maps too, and its convs had BN.
  */
 function pooledConvs(graph: Graph): Set<Node> {
-  let types: ReturnType<typeof inferShapes>['types'];
+  let types: ReturnType<typeof inferShapes>['types'] | undefined;
   try {
     types = inferShapes(graph).types;
   } catch {
-    return new Set();
+    types = undefined;
   }
-  const isPooled = (n: Node): boolean => {
-    const shape = types.get(n.outputs[0] ?? '')?.shape;
+  const spatialOne = (value: string): boolean => {
+    const shape = types?.get(value)?.shape;
     return !!shape && shape.length > 2 && shape.slice(2).every((d) => d === 1);
   };
-  return new Set(graph.nodes.filter((n) => n.opType === 'Conv' && isPooled(n)));
+  const producer = new Map<string, Node>();
+  for (const node of graph.nodes) for (const out of node.outputs) if (out) producer.set(out, node);
+  const memo = new Map<string, boolean>();
+  const isPooled = (value: string): boolean => {
+    const known = memo.get(value);
+    if (known !== undefined) return known;
+    memo.set(value, false); // cycles cannot occur in a valid graph; this also bounds the walk
+    const node = producer.get(value);
+    let pooled = false;
+    if (node && (POOLS.has(node.opType) || (['AveragePool', 'MaxPool'].includes(node.opType) && spatialOne(value)))) pooled = true;
+    else if (node && POOLED_STEPS.has(node.opType)) {
+      // Conv: its data input; the others: every input that is not a constant.
+      const inputs = node.opType === 'Conv' ? [node.inputs[0] ?? ''] : node.inputs.filter((v) => v && !graph.initializers.has(v) && producer.get(v)?.opType !== 'Constant');
+      pooled = inputs.length > 0 && inputs.every(isPooled);
+    }
+    memo.set(value, pooled);
+    return pooled;
+  };
+  return new Set(graph.nodes.filter((n) => n.opType === 'Conv' && isPooled(n.inputs[0] ?? '')));
+}
+
+export interface Reinsertion {
+  graph: Graph;
+  /** BatchNormalization nodes put in. */
+  inserted: number;
+  samples: number;
+  /** The Convs of the model, and those left without BN and why. */
+  convs: number;
+  skipped: { classifier: number; pooled: number; frozen: number };
 }
 
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
-export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<{ graph: Graph; inserted: number; samples: number }> {
+export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: ReinsertOptions): Promise<Reinsertion> {
   // Untied first: a fresh export's folded zero biases are one tensor behind Identity nodes, and a
   // Conv whose bias is computed would get no BN.
   const graph = untieIdentityWeights(source);
   const samples = Math.min(o.samples ?? REINSERT_SAMPLES, images.labels.length);
-  if (hasNormalization(graph)) return { graph, inserted: 0, samples: 0 };
+  const convs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]);
+  const none = { graph, inserted: 0, samples: 0, convs: convs.length, skipped: { classifier: 0, pooled: 0, frozen: 0 } };
+  if (hasNormalization(graph)) return none;
   const heads = scoringConvs(graph);
   const pooled = pooledConvs(graph);
-  const convOutputs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0] && !heads.has(n) && !pooled.has(n) && !o.frozen?.has(n.inputs[1] ?? '')).map((n) => n.outputs[0]!);
-  if (convOutputs.length === 0) return { graph, inserted: 0, samples: 0 };
+  const skipped = {
+    classifier: convs.filter((n) => heads.has(n)).length,
+    pooled: convs.filter((n) => !heads.has(n) && pooled.has(n)).length,
+    frozen: convs.filter((n) => !heads.has(n) && !pooled.has(n) && o.frozen?.has(n.inputs[1] ?? '')).length,
+  };
+  const convOutputs = convs.filter((n) => !heads.has(n) && !pooled.has(n) && !o.frozen?.has(n.inputs[1] ?? '')).map((n) => n.outputs[0]!);
+  if (convOutputs.length === 0) return { ...none, skipped };
   const moments = await channelMoments(graph, convOutputs, {
     images,
     normalization: o.normalization ?? normalizationOf(graph, o.file),
@@ -106,5 +148,16 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
   });
   const out = insertBatchNorm(graph, moments);
-  return { graph: out, inserted: out.nodes.length - graph.nodes.length, samples };
+  return { graph: out, inserted: out.nodes.length - graph.nodes.length, samples, convs: convs.length, skipped };
+}
+
+/** "after 15 of 20 Conv(s) (none after the classifier's, …)": what a re-insertion did, for the log. */
+export function reinsertedAfter(r: Reinsertion): string {
+  const why = [
+    r.skipped.classifier ? `${r.skipped.classifier} writing the scores` : '',
+    r.skipped.pooled ? `${r.skipped.pooled} on pooled features (squeeze-excitation)` : '',
+    r.skipped.frozen ? `${r.skipped.frozen} frozen` : '',
+  ].filter(Boolean);
+  // Convs that insertBatchNorm passes over (a computed bias, a BN already there) are the rest.
+  return `after ${r.inserted} of ${r.convs} Conv(s)${why.length ? ` (none after ${why.join(', ')})` : ''}`;
 }
