@@ -10,6 +10,8 @@ import { nativeAvailable } from '../src/engine/native.js';
 import { CIFAR10_CLASSES } from '../src/data/cifar10-files.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { readPreprocessing, withClassNames } from '../src/zoo/metadata.js';
+import { foldBatchNorm } from '../src/passes/index.js';
+import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
 import { smallCnn } from './helpers/engine-nets.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
@@ -98,6 +100,20 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toMatch(/teacher predicts 7 classes but the data set has 10/);
     expect(wrong.stderr.trim().split('\n').filter((l) => !l.startsWith('distill')).length).toBe(1);
+
+    // A student for other classes is refused before anything is measured on the data (BN re-insertion).
+    const sevenStudent = path.join(dir, 'seven-student.onnx');
+    await writeModel(foldBatchNorm(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 })), sevenStudent);
+    const wrongStudent = await runSlim(['distill', '--teacher', teacher, '--student', sevenStudent, ...common, '--out', path.join(dir, 'x.onnx')]);
+    expect(wrongStudent.code).toBe(1);
+    expect(wrongStudent.stderr).toMatch(/seven-student\.onnx: the student predicts 7 classes but the data set has 10 — export the student for the data set's 10 classes, or give a zoo name/);
+    expect(wrongStudent.stderr).not.toMatch(/re-inserted/);
+    // Teacher and student see one batch: another image size is named as such, before the data is read.
+    const small = path.join(dir, 'student-16.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1, imageSize: [16, 16] }), small);
+    const otherSize = await runSlim(['distill', '--teacher', teacher, '--student', small, ...common, '--out', path.join(dir, 'x.onnx')]);
+    expect(otherSize.code).toBe(1);
+    expect(otherSize.stderr).toMatch(/the teacher takes 3×32×32 images but the student \(.*student-16\.onnx\) takes 3×16×16 — both see one batch/);
 
     const alpha = await runSlim(['distill', '--teacher', teacher, '--student', student, '--data', 'cifar10', '--alpha', '1.5', '--out', path.join(dir, 'x.onnx')]);
     expect(alpha.code).toBe(2);

@@ -17,6 +17,7 @@ import { encodeModel } from '../src/onnx/io.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm } from '../src/passes/index.js';
+import { DEFAULT_STATIC, quantizeStatic } from '../src/compress/quantize/index.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
@@ -379,6 +380,17 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect((error as Error).message).toMatch(/last\.ckpt: .* — it still holds epoch 1, untouched: free space, then run the same command with --resume/);
     const events = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch: number });
     expect(events.filter((e) => e.event === 'epoch').map((e) => e.epoch)).toEqual([1]);
+  });
+
+  it('refuses an int8 (QDQ) model with what to do instead of a LibTorch error', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 64 });
+    const float = foldBatchNorm(smallCnn({ seed: 3, widths: [4, 8, 8] }));
+    const rng = new Random(1);
+    const feeds = [{ input: float32([8, 3, 32, 32], Array.from({ length: 8 * 3 * 32 * 32 }, () => rng.normal())) }];
+    const int8 = (await quantizeStatic(float, feeds, { ...DEFAULT_STATIC, biasCorrection: false })).graph;
+    const error = await trainModel({ graph: int8, data: { train, test: train }, epochs: 1, batch: 32, threads: 2, file: 'q.onnx' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SlimError);
+    expect((error as Error).message).toBe('q.onnx: nothing in it can train: its weights are stored as int8 (a quantized model) — train or distill the float model and quantize after, or fine-tune in int8 with `slim quantize FLOAT.onnx --qat`');
   });
 
   it('refuses to resume a distillation with another teacher', async () => {

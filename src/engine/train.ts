@@ -336,6 +336,15 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.distributed?.syncBatchNorm ? { syncBatchNorm: true } : {}),
   });
+  if (plan.paramNames.length === 0 && !o.learnableScales) {
+    // A QDQ model's weights are integer constants behind DequantizeLinear: nothing for SGD to move.
+    const int8 = o.graph.nodes.some((n) => n.opType === 'DequantizeLinear' && o.graph.initializers.get(n.inputs[0] ?? '')?.dtype !== 'float32' && o.graph.initializers.has(n.inputs[0] ?? ''));
+    throw new SlimError({
+      ...(o.file ? { file: o.file } : {}),
+      problem: int8 ? 'nothing in it can train: its weights are stored as int8 (a quantized model)' : 'nothing in it can train: it has no float weights the engine updates',
+      fix: int8 ? 'train or distill the float model and quantize after, or fine-tune in int8 with `slim quantize FLOAT.onnx --qat`' : 'check that the model has weights (initializers) and that --freeze leaves some',
+    }, 'usage');
+  }
   let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast, channelsLast }) : undefined;
   plan.setOptimizer(r.optimizer);
   for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { checkDistillSettings, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
+import { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
 import type { TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
@@ -155,6 +155,8 @@ export function registerDistill(program: Command): void {
       if (options.channels !== undefined && options.channels !== modelChannels(teacher)) {
         throw usageError(`--channels ${options.channels} asks for a student of ${options.channels}-channel images, but the teacher takes ${modelChannels(teacher)}-channel ones and both see one batch`, 'drop --channels: a zoo student takes the teacher\'s channels');
       }
+      // One batch for both: a student file must take the teacher's images (before any data is read).
+      if (studentFile) checkPair({ teacher, student: studentFile, teacherFile: options.teacher, studentFile: options.student }, undefined);
       const size = modelInputSize(studentFile ?? teacher);
       checkDataDir(options);
       // The teacher's outputs must mean the data's classes: matched by the names it records, else by
@@ -168,6 +170,8 @@ export function registerDistill(program: Command): void {
         ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher } })
         : undefined;
       if (ordered?.note) notes.push(ordered.note);
+      // Its class count too, before BN re-insertion measures anything.
+      if (studentFile) checkPair({ teacher, student: studentFile, teacherFile: options.teacher, studentFile: options.student }, data.train.classes.length);
       const student: Graph = ordered && studentFile
         ? await trainingGraph(ordered.graph, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
         : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);

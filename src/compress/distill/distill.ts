@@ -87,8 +87,11 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
 }
 
-/** Teacher and student must read the same images and predict the data set's classes. */
-function checkPair(o: DistillOptions, classes: number): void {
+/**
+ * Teacher and student must read the same images and predict the data set's classes (`classes`; not
+ * checked when undefined: the command checks the inputs before it reads any data, the classes after).
+ */
+export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teacherFile' | 'studentFile'>, classes: number | undefined): void {
   const describe = (g: Graph, file: string | undefined, role: string): { input: (number | string)[]; classes: number | string | undefined } => {
     const inputs = dataInputs(g);
     if (inputs.length !== 1) throw inputError({ ...(file ? { file } : {}), problem: `the ${role} has ${inputs.length} inputs; distillation needs one image input` });
@@ -102,16 +105,16 @@ function checkPair(o: DistillOptions, classes: number): void {
   if (t.input.length && s.input.length && t.input.some((d, i) => typeof d === 'number' && typeof s.input[i] === 'number' && d !== s.input[i])) {
     throw inputError({
       ...(o.teacherFile ? { file: o.teacherFile } : {}),
-      problem: `the teacher takes ${fixed(t.input)} images but the student takes ${fixed(s.input)}`,
-      fix: 'both see the same batch: use a teacher and a student for the same input size',
+      problem: `the teacher takes ${fixed(t.input)} images but the student${o.studentFile ? ` (${o.studentFile})` : ''} takes ${fixed(s.input)}`,
+      fix: 'both see one batch: use a teacher and a student for the same image size and channels',
     });
   }
   for (const [role, c, file] of [['teacher', t.classes, o.teacherFile], ['student', s.classes, o.studentFile]] as const) {
-    if (typeof c === 'number' && c !== classes) {
+    if (classes !== undefined && typeof c === 'number' && c !== classes) {
       throw inputError({
         ...(file ? { file } : {}),
         problem: `the ${role} predicts ${c} classes but the data set has ${classes}`,
-        fix: role === 'student' ? 'build the student for the data set\'s classes (zoo models: --classes)' : 'use a teacher trained on this data set',
+        fix: role === 'student' ? `export the student for the data set's ${classes} classes, or give a zoo name (built for them)` : 'use a teacher trained on this data set',
       });
     }
   }

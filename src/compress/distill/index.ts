@@ -1,2 +1,2 @@
 /** Knowledge distillation: the public surface (the loss is defined once, in native/src/distill.cc). */
-export { checkDistillSettings, distill, DISTILL_DEFAULTS, type DistillOptions, type DistillResult } from './distill.js';
+export { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS, type DistillOptions, type DistillResult } from './distill.js';
