@@ -74,6 +74,27 @@ describe.skipIf(!canRun)('data-parallel faults', () => {
     expect(summary.onnxruntime_top1).toBe(summary.test_top1);
   }, 240_000);
 
+  it('kill -9 of the launcher: the workers notice and stop, instead of training on unseen', async () => {
+    const checkpointDir = path.join(dir, 'orphaned');
+    const run = startSlim(args(checkpointDir, path.join(dir, 'orphaned.onnx'), ['--nproc', '2']));
+    await waitFor('the workers', () => workerPids(run.stderr).size === 2, 120_000);
+    const pids = [...workerPids(run.stderr).values()];
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(run.child.pid!, 'SIGKILL');
+    const killed = Date.now();
+    await waitFor('the workers to stop', () => pids.every((pid) => !alive(pid)), 60_000);
+    expect((Date.now() - killed) / 1000).toBeLessThan(60);
+    expect(run.stderr).toMatch(/slim: rank 0: the launcher \(pid \d+\) is gone — stopping this worker/);
+  }, 180_000);
+
   it('a frozen rank (SIGSTOP): the other times out, names it, and --resume on 2 ranks completes', async () => {
     const { exit, seconds, savedEpoch, checkpointDir } = await faultMidEpoch('frozen', 'SIGSTOP', ['--dist-timeout', '10']);
     expect(exit.code).not.toBe(0);

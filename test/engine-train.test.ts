@@ -382,6 +382,17 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(events.filter((e) => e.event === 'epoch').map((e) => e.epoch)).toEqual([1]);
   });
 
+  it('a log cut short mid-line (a full disk, a kill) gets the next record on a line of its own', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 64 });
+    const logFile = path.join(scratch, 'torn.jsonl');
+    writeFileSync(logFile, '{"event":"epoch","epoch":3,"test_lo');
+    await trainModel({ graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test: train }, epochs: 1, batch: 32, threads: 2, log: logFile });
+    const lines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+    expect(lines[0]).toBe('{"event":"epoch","epoch":3,"test_lo');
+    for (const line of lines.slice(1)) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+    expect(lines.slice(1).map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['start', 'epoch', 'end']);
+  });
+
   it('refuses an int8 (QDQ) model with what to do instead of a LibTorch error', async () => {
     const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 64 });
     const float = foldBatchNorm(smallCnn({ seed: 3, widths: [4, 8, 8] }));

@@ -78,11 +78,19 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const ck = path.join(dir, 'qat-ck');
     const args = [model, '-o', path.join(dir, 'qat-ck.int8.onnx'), '--qat', '--epochs', '1', '--method', 'minmax', ...data, '--checkpoint-dir', ck, '--json'];
     await slimQuantize(args);
+    // Without --resume the earlier run's checkpoint is not silently replaced.
+    const again = await runSlim(['quantize', ...args]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/--checkpoint-dir .*qat-ck holds the checkpoint of an earlier run .* — add --resume to continue that run/);
     const other = await runSlim(['quantize', ...args, '--per-tensor', '--resume']);
     expect(other.code).toBe(2);
     expect(other.stderr).toMatch(/qat-ck\/last\.ckpt: the checkpoint was made by a run with other settings \(the model it starts from: other weights now[;)]/);
-    const same = JSON.parse(await slimQuantize([...args, '--resume'])) as QuantizeJson;
+    // Without --eval/--eval-limit the int8 model written is still scored by ONNX Runtime, on the test images training scored.
+    const withoutEvalLimit = args.filter((a, i) => a !== '--eval-limit' && args[i - 1] !== '--eval-limit');
+    const same = JSON.parse(await slimQuantize([...withoutEvalLimit, '--resume'])) as QuantizeJson & { eval_images: number };
     expect(same.qat.epochs).toBe(1);
+    expect(same.eval_images).toBe(256);
+    expect(Math.abs(same.top1_after - same.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
   }, 300_000);
 
   it('explains what --qat needs and which flags belong to it', async () => {
@@ -95,6 +103,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const noDistillAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--no-distill']);
     expect(noDistillAlone.code).toBe(2);
     expect(noDistillAlone.stderr).toMatch(/--no-distill only applies with --qat/);
+    const epochsAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--epochs', '3']);
+    expect(epochsAlone.code).toBe(2);
+    expect(epochsAlone.stderr).toMatch(/--epochs only applies with --qat — add --qat to fine-tune the int8 model, or drop --epochs/);
     const dynamic = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--mode', 'dynamic', '--data', 'cifar10']);
     expect(dynamic.code).toBe(2);
     expect(dynamic.stderr).toMatch(/--qat fine-tunes a static int8 model/);

@@ -2,7 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { sameFile } from '../util/files.js';
@@ -66,15 +66,29 @@ function realParent(dir: string): string {
 export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; log?: string; resume?: boolean | string }, inputs: readonly string[]): void {
   // Zoo names are not files; an input that is a file must not be overwritten.
   checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')));
-  if (o.checkpointDir) {
-    checkOutputDir(o.checkpointDir, '--checkpoint-dir');
-    // A new run would replace an earlier run's checkpoint at its first epoch.
-    const last = path.join(o.checkpointDir, 'last.ckpt');
-    if (!o.resume && statOf(last)) {
-      throw usageError(`--checkpoint-dir ${o.checkpointDir} holds the checkpoint of an earlier run (${last})`, 'add --resume to continue that run, or give another --checkpoint-dir (or delete the file) to start a new one');
-    }
-  }
+  if (o.checkpointDir) checkCheckpointDir(o.checkpointDir, o.resume);
   if (o.log) checkOutputFile(o.log, '--log');
+}
+
+/** A --checkpoint-dir: a folder, and without --resume not one holding an earlier run's checkpoint (a new run would replace it at its first epoch). */
+export function checkCheckpointDir(dir: string, resume: boolean | string | undefined): void {
+  checkOutputDir(dir, '--checkpoint-dir');
+  const last = latestCheckpoint(dir);
+  if (!resume && last) {
+    throw usageError(`--checkpoint-dir ${dir} holds the checkpoint of an earlier run (${last})`, 'add --resume to continue that run, or give another --checkpoint-dir (or delete the file) to start a new one');
+  }
+}
+
+/** The newest last.ckpt in `dir` or in a phase's folder in it (QAT's bn-live/ and folded/). */
+export function latestCheckpoint(dir: string): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
+  const found = [path.join(dir, 'last.ckpt'), ...names.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
+  return found.sort((a, b) => statOf(b)!.mtimeMs - statOf(a)!.mtimeMs)[0];
 }
 
 function suffixed(file: string): string {

@@ -1,5 +1,4 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
@@ -8,6 +7,7 @@ import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
 import { exitWhenIdle } from '../engine/exit-gate.js';
+import { latestCheckpoint } from './paths.js';
 
 export interface SharedTrainFlags {
   lr?: number;
@@ -70,18 +70,6 @@ export async function trainingGraph(
       `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   return r.graph;
-}
-
-/** The newest last.ckpt in `dir` or a phase's folder in it (QAT's bn-live/ and folded/). */
-function latestCheckpoint(dir: string): string | undefined {
-  let names: string[] = [];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return undefined;
-  }
-  const found = [path.join(dir, 'last.ckpt'), ...names.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => existsSync(f));
-  return found.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
 /**

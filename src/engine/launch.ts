@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { exitWhenIdle } from './exit-gate.js';
 
 /**
  * `slim train --nproc N`: N local workers (one per GPU, or N CPU processes), each the same `slim`
@@ -120,6 +121,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
       MASTER_ADDR: '127.0.0.1',
       MASTER_PORT: String(masterPort),
       SLIM_LAUNCHED: '1',
+      SLIM_LAUNCHER_PID: String(process.pid),
     };
     const child = spawn(process.execPath, [...entry, ...o.args], {
       env,
@@ -176,4 +178,22 @@ function prefixLines(stream: NodeJS.ReadableStream | null, prefix: string, write
   stream.on('end', () => {
     if (pending) write(`${prefix}${pending}\n`);
   });
+}
+
+/**
+ * In a worker `--nproc` started: stops it when the launcher is gone (kill -9, the OOM killer, a CI
+ * timeout). The launcher stops its workers on any signal it can catch; one it cannot leaves them
+ * orphaned — training on unseen, writing --out and the checkpoint beside a rerun. Polled once a second
+ * (a reparented process's ppid changes); the running step finishes first (exit-gate.ts).
+ */
+export function watchLauncher(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
+  const launcher = Number(env.SLIM_LAUNCHER_PID);
+  if (!(launcher > 0)) return;
+  const timer = setInterval(() => {
+    if (process.ppid === launcher) return;
+    clearInterval(timer);
+    log(`slim: rank ${env.RANK ?? '?'}: the launcher (pid ${launcher}) is gone — stopping this worker (its last checkpoint is kept; rerun with --resume)`);
+    exitWhenIdle(1);
+  }, 1000);
+  timer.unref();
 }

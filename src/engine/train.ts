@@ -1,13 +1,14 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
+import { fileError } from '../onnx/io.js';
 import { normalizationOf } from '../zoo/metadata.js';
 import { epochJson, snakeSettings } from '../report/json-records.js';
-import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { writeCheckpoint } from './checkpoint.js';
+import { digest, digestArrays, digestWeights, restore, type CheckpointMeta } from './resume.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
 import { DeviceImageSet, EnginePlan } from './plan.js';
@@ -145,16 +146,6 @@ export interface TrainResult {
   resumedFrom?: number;
 }
 
-interface CheckpointMeta {
-  version: 1;
-  /** Epochs completed. */
-  epoch: number;
-  step: number;
-  fingerprint: Record<string, unknown>;
-  history: EpochRecord[];
-  seconds: number;
-}
-
 /** A running loss this many times chance level stops the run as diverged. */
 const DIVERGENCE_FACTOR = 5;
 
@@ -224,87 +215,22 @@ function resolve(o: TrainOptions): Resolved {
   };
 }
 
-/** A short content hash for the fingerprint (long name lists and masks would bloat every log line). */
-function digest(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
-}
-
-/** A content hash of named arrays (pruning masks, a teacher's weights), in name order. */
-function digestArrays(arrays: ReadonlyMap<string, { buffer: ArrayBufferLike; byteOffset: number; byteLength: number } | readonly unknown[]>): string {
-  const hash = createHash('sha256');
-  for (const name of [...arrays.keys()].sort()) {
-    const a = arrays.get(name)!;
-    hash.update(name);
-    if ('buffer' in a) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
-    else hash.update(JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-  }
-  return hash.digest('hex').slice(0, 16);
-}
-
-function digestWeights(graph: Graph): string {
-  return digestArrays(new Map([...graph.initializers].map(([name, t]) => [name, t.data])));
-}
-
-/** What each fingerprint entry is to the user: the flag that sets it, where there is one. */
-const FINGERPRINT_WORDS: Record<string, string> = {
-  graph: 'model', params: 'parameter tensors', epochs: '--epochs', batch: '--batch', lr: '--lr', schedule: '--schedule',
-  optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
-  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
-  startWeights: 'the model it starts from',
-  schedulePhase: 'schedule phase', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
-  learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
-  caller: 'command', masks: 'pruning masks',
-};
-
-/** One fingerprint difference in words: hashes are named, not printed. */
-function describeDifference(key: string, then: unknown, now: unknown): string {
-  const word = FINGERPRINT_WORDS[key] ?? key;
-  const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
-  if (key === 'startWeights') return then === undefined ? `${word}: not recorded then (a checkpoint of an earlier slimkit)` : `${word}: other weights now`;
-  if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
-  return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
-}
-
-/** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
-interface Start {
-  history: EpochRecord[];
-  epoch: number;
-  step: number;
-  seconds: number;
-  resumedFrom?: number;
-}
-
-/** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
-function startOver(o: TrainOptions): string {
-  return typeof o.resume === 'string' ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
-}
-
-async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
-  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
-  const file = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
-  if (!file || !existsSync(file)) {
-    if (typeof o.resume === 'string') throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
-    return { history: [], epoch: 0, step: 0, seconds: 0 };
-  }
-  const ckpt = await readCheckpoint<CheckpointMeta>(file);
-  const saved = ckpt.meta.fingerprint;
-  if (JSON.stringify(saved) !== JSON.stringify(fingerprint)) {
-    const keys = [...new Set([...Object.keys(saved), ...Object.keys(fingerprint)])];
-    const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k])).map((k) => describeDifference(k, saved[k], fingerprint[k]));
-    throw new SlimError({ file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` }, 'usage');
-  }
+/** Whether `file` exists and its last byte is not a newline. */
+async function endsMidLine(file: string): Promise<boolean> {
   try {
-    plan.setWeights(ckpt.weights);
-  } catch (e) {
-    // Same settings, other tensors: the checkpoint is of another model (a --width or architecture change).
-    throw new SlimError(
-      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` },
-      'usage',
-    );
+    const handle = await open(file, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size === 0) return false;
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      return last[0] !== 0x0a;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return false;
   }
-  plan.setOptimizerState(ckpt.optimizer);
-  const { history, epoch, step, seconds } = ckpt.meta;
-  return { history, epoch, step, seconds, resumedFrom: epoch };
 }
 
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
@@ -402,8 +328,16 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const writer = dist?.writer ?? true;
   const history = start.history;
   if (checkpointPath && writer) await mkdir(path.dirname(checkpointPath), { recursive: true });
+  // A log cut short mid-line (a full disk, a kill during the write) gets its next record on a line of its own.
+  let logSeparator = o.log && writer ? await endsMidLine(o.log) : false;
   const log = async (record: Record<string, unknown>): Promise<void> => {
-    if (o.log && writer) await appendFile(o.log, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+    if (!o.log || !writer) return;
+    const line = `${logSeparator ? '\n' : ''}${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+    await appendFile(o.log, line).catch((e: unknown) => {
+      logSeparator = true;
+      throw fileError(o.log!, e, 'write');
+    });
+    logSeparator = false;
   };
   // The fingerprint's `params` counts tensors (kept so older checkpoints resume); the log names both counts.
   const { params: parameterTensors, ...settings } = fingerprint;

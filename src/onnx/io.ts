@@ -403,7 +403,8 @@ export function encodeTensor(t: Tensor, options: { name?: string } = {}): Uint8A
 // ---------------------------------------------------------------------------------------------
 // Files
 
-function fileError(path: string, e: unknown, action: 'read' | 'write'): SlimError {
+/** A file system error as a SlimError naming the file and what to do (a full disk, a missing folder, …). */
+export function fileError(path: string, e: unknown, action: 'read' | 'write'): SlimError {
   const code = (e as NodeJS.ErrnoException).code;
   const problem = code === 'ENOENT' ? (action === 'read' ? 'does not exist' : 'cannot be written: its folder does not exist')
     : code === 'EISDIR' ? 'is a folder, not a file'

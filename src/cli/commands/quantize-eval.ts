@@ -21,13 +21,23 @@ interface EvalFlags {
   maxDrop?: number;
   calib?: string;
   dataDir?: string;
+  /** QAT's training data: its test split is scored by default, as training scores it (--test-limit). */
+  qat?: boolean;
+  data?: string;
+  testLimit?: number;
 }
 
-/** The evaluation set the flags ask for (--eval, or CIFAR-10 test when calibrating on CIFAR-10), if any. */
+/**
+ * The evaluation set the flags ask for (--eval, or CIFAR-10 test when calibrating on CIFAR-10), if any;
+ * with --qat always (the data's test split unless --eval says otherwise): training scores the
+ * fake-quantized model in float, and what ships is the int8 model ONNX Runtime runs.
+ */
 export async function loadEvalData(options: EvalFlags, graph: Graph, file: string): Promise<EvalData | undefined> {
-  let name = options.eval;
+  const qat = options.qat && options.data !== undefined;
+  let name = options.eval ?? (qat ? options.data : undefined);
   const wanted = name !== undefined || options.evalLimit !== undefined || options.maxDrop !== undefined;
   if (!wanted) return undefined;
+  const limit = options.evalLimit ?? (qat ? options.testLimit : undefined);
   if (name === undefined) {
     if (!isCifar10(options.calib ?? '')) {
       throw usageError('--eval-limit / --max-drop need evaluation images', 'pass --eval cifar10 or --eval <folder of images by class>');
@@ -39,13 +49,13 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
   }
   const set = await loadDataset(
-    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) },
+    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}) },
     modelInputSize(graph),
     modelChannels(graph),
     recordedClasses(graph, file),
   );
   checkImageSize(graph, set, file, '--eval', 'eval');
-  return { set, ...(options.evalLimit !== undefined ? { limit: options.evalLimit } : {}) };
+  return { set, ...(limit !== undefined ? { limit } : {}) };
 }
 
 /** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */

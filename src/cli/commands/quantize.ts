@@ -29,7 +29,7 @@ import { checkQatFlags, qatFineTune } from './quantize-qat.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkOutputFile } from '../paths.js';
+import { checkCheckpointDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
@@ -149,6 +149,10 @@ export function registerQuantize(program: Command): void {
           }
         }
       }
+      // --qat's flags with defaults: given without --qat they would do nothing, silently (the others are checked in checkQatFlags).
+      for (const key of ['epochs', 'batch', 'optimizer', 'device']) {
+        if (!options.qat && command.getOptionValueSource(key) === 'cli') throw usageError(`--${key} only applies with --qat`, `add --qat to fine-tune the int8 model, or drop --${key}`);
+      }
       if (command.getOptionValueSource('percentile') === 'cli' && options.method !== 'percentile' && options.method !== 'auto') {
         throw usageError(`--percentile applies to --method percentile, not ${options.method}`);
       }
@@ -160,6 +164,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkQatFlags(options);
   checkFlags(options);
   checkOutputFile(options.output, '-o', [file]);
+  if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
   }

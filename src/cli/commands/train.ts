@@ -7,7 +7,7 @@ import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { launchTraining } from '../../engine/launch-train.js';
-import { threadsPerWorker } from '../../engine/launch.js';
+import { threadsPerWorker, watchLauncher } from '../../engine/launch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
@@ -145,6 +145,7 @@ export function registerTrain(program: Command): void {
       }
       // Started by `--nproc`, torchrun, srun or a PyTorchJob: join the others before anything slow.
       const distEnv = readDistributedEnv();
+      if (distEnv) watchLauncher();
       const distributed = distEnv
         ? await DistributedTraining.start({
             env: distEnv,

@@ -1,0 +1,106 @@
+/**
+ * Resuming a training run: the fingerprint's content hashes and words, and reading a checkpoint back
+ * into a plan — only when it was made by the same run (the same settings, the same starting weights and
+ * teacher), else refused naming what differs.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { SlimError, usageError } from '../errors.js';
+import type { Graph } from '../onnx/graph.js';
+import { readCheckpoint } from './checkpoint.js';
+import type { EnginePlan } from './plan.js';
+import type { EpochRecord, TrainOptions } from './train.js';
+
+export interface CheckpointMeta {
+  version: 1;
+  /** Epochs completed. */
+  epoch: number;
+  step: number;
+  fingerprint: Record<string, unknown>;
+  history: EpochRecord[];
+  seconds: number;
+}
+
+/** A short content hash for the fingerprint (long name lists and masks would bloat every log line). */
+export function digest(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+}
+
+/** A content hash of named arrays (pruning masks, a teacher's weights), in name order. */
+export function digestArrays(arrays: ReadonlyMap<string, { buffer: ArrayBufferLike; byteOffset: number; byteLength: number } | readonly unknown[]>): string {
+  const hash = createHash('sha256');
+  for (const name of [...arrays.keys()].sort()) {
+    const a = arrays.get(name)!;
+    hash.update(name);
+    if ('buffer' in a) hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+    else hash.update(JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+export function digestWeights(graph: Graph): string {
+  return digestArrays(new Map([...graph.initializers].map(([name, t]) => [name, t.data])));
+}
+
+/** What each fingerprint entry is to the user: the flag that sets it, where there is one. */
+const FINGERPRINT_WORDS: Record<string, string> = {
+  graph: 'model', params: 'parameter tensors', epochs: '--epochs', batch: '--batch', lr: '--lr', schedule: '--schedule',
+  optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
+  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
+  startWeights: 'the model it starts from',
+  schedulePhase: 'schedule phase', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
+  learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
+  caller: 'command', masks: 'pruning masks',
+};
+
+/** One fingerprint difference in words: hashes are named, not printed. */
+function describeDifference(key: string, then: unknown, now: unknown): string {
+  const word = FINGERPRINT_WORDS[key] ?? key;
+  const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
+  if (key === 'startWeights') return then === undefined ? `${word}: not recorded then (a checkpoint of an earlier slimkit)` : `${word}: other weights now`;
+  if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
+  return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
+}
+
+/** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
+export interface Start {
+  history: EpochRecord[];
+  epoch: number;
+  step: number;
+  seconds: number;
+  resumedFrom?: number;
+}
+
+/** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
+function startOver(o: TrainOptions): string {
+  return typeof o.resume === 'string' ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
+}
+
+export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
+  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
+  const file = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
+  if (!file || !existsSync(file)) {
+    if (typeof o.resume === 'string') throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
+    return { history: [], epoch: 0, step: 0, seconds: 0 };
+  }
+  const ckpt = await readCheckpoint<CheckpointMeta>(file);
+  const saved = ckpt.meta.fingerprint;
+  if (JSON.stringify(saved) !== JSON.stringify(fingerprint)) {
+    const keys = [...new Set([...Object.keys(saved), ...Object.keys(fingerprint)])];
+    const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k])).map((k) => describeDifference(k, saved[k], fingerprint[k]));
+    throw new SlimError({ file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` }, 'usage');
+  }
+  try {
+    plan.setWeights(ckpt.weights);
+  } catch (e) {
+    // Same settings, other tensors: the checkpoint is of another model (a --width or architecture change).
+    throw new SlimError(
+      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` },
+      'usage',
+    );
+  }
+  plan.setOptimizerState(ckpt.optimizer);
+  const { history, epoch, step, seconds } = ckpt.meta;
+  return { history, epoch, step, seconds, resumedFrom: epoch };
+}
+
