@@ -4,7 +4,7 @@
  * evaluate) gives on the same image files — PNG, JPEG and WebP, resized and cropped — and the bundle's
  * files, errors and safety rules must hold.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR10_CLASSES, loadImageFolder } from '../src/data/index.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { deploy, type DeployResult } from '../src/deploy/bundle.js';
+import { HOST_TAG } from '../src/onnx/io.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
 import { convertFloat16 } from '../src/compress/quantize/index.js';
@@ -210,11 +211,16 @@ describe('slim deploy safety and errors', () => {
     const out = path.join(dir, 'again');
     await deploy({ model: modelFile, target: 'web', out });
     await expect(deploy({ model: modelFile, target: 'web', out })).rejects.toThrow(/already exists \(a previous bundle\).*--force/);
+    // The staging folder of a deploy killed midway (its process is gone) is swept by the next one.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const orphan = path.join(dir, `.again.${HOST_TAG}.${gone}.0a1b2c3d.tmp`);
+    await mkdir(orphan);
+    await writeFile(path.join(orphan, 'model.onnx'), 'partial');
     const replaced = await deploy({ model: modelFile, target: 'linux-x64', out, force: true });
     expect(replaced.files.map((f) => f.path)).toContain('server.js');
     expect(replaced.files.map((f) => f.path)).not.toContain('index.html');
     // No staging folders are left behind.
-    expect((await readdir(dir)).filter((n) => n.includes('.partial-'))).toEqual([]);
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp') || n.endsWith('.old'))).toEqual([]);
   });
 
   it('names the problem: label count, bad target, missing model, free image size', async () => {
@@ -224,7 +230,7 @@ describe('slim deploy safety and errors', () => {
     await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x4'), imageSize: [64, 64] })).rejects.toThrow(/metadata slimkit.input_size|--image-size/);
     // A web bundle is static files: a port there would be silently meaningless.
     await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x5'), port: 9000 })).rejects.toThrow(/--port applies to linux targets.*slim serve DIR --port 9000/);
-    expect((await readdir(dir)).filter((n) => /^x\d$/.test(n) || n.includes('.partial-'))).toEqual([]);
+    expect((await readdir(dir)).filter((n) => /^x\d$/.test(n) || n.endsWith('.tmp'))).toEqual([]);
   });
 
   it('slim deploy --json prints one JSON document and writes the bundle', async () => {

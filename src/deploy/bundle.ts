@@ -11,6 +11,7 @@ import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import sharp from 'sharp';
 import { SlimError, usageError } from '../errors.js';
+import { HOST_TAG, removeOrphanedTemps } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
@@ -69,7 +70,10 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   };
   const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)) };
 
-  const staging = path.join(path.dirname(out), `.${path.basename(out)}.partial-${randomBytes(4).toString('hex')}`);
+  // Staged beside the bundle and swapped in whole; a staging folder of a deploy killed midway is swept.
+  const prefix = `.${path.basename(out)}.${HOST_TAG}.`;
+  await removeOrphanedTemps(path.dirname(out), prefix);
+  const staging = path.join(path.dirname(out), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   await mkdir(staging, { recursive: true });
   try {
     const files: DeviceFile[] = [

@@ -4,7 +4,7 @@
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
@@ -445,7 +445,7 @@ function processRuns(pid: number): boolean {
 }
 
 /**
- * Removes the temporary files in `dir` named `<prefix><pid>[.<hex>].tmp` whose writing process is gone:
+ * Removes the temporary files (or staging folders) in `dir` named `<prefix><pid>[.<hex>].tmp` whose writing process is gone:
  * left by a write killed midway (kill -9, a power cut), they would otherwise pile up, hidden and
  * model-sized, one per crash. `prefix` names this host (HOST_TAG): a process id means nothing elsewhere.
  */
@@ -459,7 +459,7 @@ export async function removeOrphanedTemps(dir: string, prefix: string): Promise<
   const pattern = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\d+)(\\.[0-9a-f]+)?\\.tmp$`);
   for (const name of names) {
     const pid = Number(pattern.exec(name)?.[1]);
-    if (pid > 0 && pid !== process.pid && !processRuns(pid)) await unlink(join(dir, name)).catch(() => undefined);
+    if (pid > 0 && pid !== process.pid && !processRuns(pid)) await rm(join(dir, name), { recursive: true, force: true }).catch(() => undefined);
   }
 }
 
