@@ -23,6 +23,7 @@ import type { RunReport } from '../src/report/run-report.js';
 import { runSlim } from './helpers/cli.js';
 import { readModel } from '../src/onnx/io.js';
 import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
+import { madeFrom } from '../src/pipeline/run.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-pipeline-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -332,3 +333,14 @@ function kill(child: ChildProcess): Promise<void> {
     child.kill('SIGKILL');
   });
 }
+
+describe('a stage that runs again', () => {
+  it('takes away the models made from its old output last time, through every stage between', () => {
+    // fp32 → int8, fp32 → pruned → pruned-int8; bench reads no model.
+    const manifest = { stages: [{ id: 'fp32' }, { id: 'int8', from: 'fp32' }, { id: 'pruned', from: 'fp32' }, { id: 'pruned-int8', from: 'pruned' }, { id: 'bench' }] };
+    expect(madeFrom(manifest, 'pruned')).toEqual(['pruned-int8']);
+    expect(madeFrom(manifest, 'fp32')).toEqual(['int8', 'pruned', 'pruned-int8']);
+    expect(madeFrom(manifest, 'int8')).toEqual([]);
+    expect(madeFrom(undefined, 'fp32')).toEqual([]);
+  });
+});

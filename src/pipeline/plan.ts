@@ -3,6 +3,7 @@
  * already holds (reused) and which would run, with the reason and what they took last time — without
  * running, locking or writing anything. An edit that would retrain for hours shows before it does.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from './manifest.js';
 import { sourceId, type Recipe } from './recipe.js';
@@ -61,7 +62,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
     } else {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const threads = o.threads ?? recipe.threads;
-      const { stored } = await storedStage(runDir, stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
+      const { key, stored } = await storedStage(runDir, stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
       if (stored && (await artifactsIntact(runDir, stored))) {
         stages.push(planned('reuse', 'the store holds it', stored.seconds));
         if (stored.model) variants.set(stage.id, { id: stage.id, kind: stage.kind, model: stored.model, ...(stored.trainable ? { trainable: stored.trainable } : {}) });
@@ -71,7 +72,11 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
       const before = previous?.stages.find((st) => st.id === stage.id);
       const why = stored ? 'its stored output is damaged or gone'
         : before?.status === 'failed' ? `it failed last time (${before.error ?? 'see the manifest'})`
-          : before?.status === 'running' ? 'it was interrupted last time (training resumes from its last finished epoch)'
+          : before?.status === 'running'
+            // Its checkpoints are kept under the stage's key: an edit since (another key) starts it over.
+            ? existsSync(path.join(runDir, 'work', key.slice(0, 16)))
+              ? 'it was interrupted last time (training resumes from its last finished epoch)'
+              : 'it was interrupted last time; it starts over (its options, its input or the data changed since, or it had kept no epoch)'
             : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder';
       stages.push(planned('run', why));
     }

@@ -115,7 +115,11 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
   // Ctrl-C or SIGTERM: say what is kept and how to go on (the stage in progress stays 'running' in the
   // manifest; the report calls it interrupted), free the folder and exit as interrupted programs do.
   const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
-    log(`\nslim run: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — finished stages are kept in ${runDir}; run the same command again to resume (a training stage continues from its last finished epoch)`);
+    // --rerun starts its stages over each time; without it their earlier results stand.
+    const again = o.rerun?.length
+      ? `run the same command again to go on (the --rerun stage${o.rerun.length > 1 ? 's' : ''} ${o.rerun.join(', ')} start${o.rerun.length > 1 ? '' : 's'} over; without --rerun the earlier result${o.rerun.length > 1 ? 's are' : ' is'} kept)`
+      : 'run the same command again to resume (a training stage continues from its last finished epoch)';
+    log(`\nslim run: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — finished stages are kept in ${runDir}; ${again}`);
     rmSync(path.join(runDir, '.lock'), { force: true });
     // After a training stage's running step, not under it (engine/exit-gate.ts).
     exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
@@ -208,6 +212,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         // The model an earlier version of this stage published goes first: should this run fail, models/
         // must not offer it as the stage's output.
         await unpublishModel(runDir, stage.id);
+        // So go those made from it last time: until they run again (or are found the same), models/
+        // must not offer a model derived from the one this run replaces.
+        for (const id of madeFrom(previous, stage.id)) await unpublishModel(runDir, id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
         if (rerun) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
@@ -416,6 +423,14 @@ function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): stri
  * lookup happens once — the record, or the epoch checkpoints of a run of the stage that crashed under
  * the earlier version (its work folder), which the stage then continues from.
  */
+/** The stages of `manifest` whose model was made from `id`'s, directly or through others (by their recorded `from`). */
+export function madeFrom(manifest: { stages: readonly { id: string; from?: string }[] } | undefined, id: string): string[] {
+  const derived = new Set([id]);
+  for (const s of manifest?.stages ?? []) if (s.from !== undefined && derived.has(s.from)) derived.add(s.id);
+  derived.delete(id);
+  return [...derived];
+}
+
 export async function storedStage(runDir: string, stage: Stage, c: KeyContext, o: { move?: boolean } = {}): Promise<{ key: string; stored?: StageRecord }> {
   const key = stageKey(stage, c);
   const stored = await readStageRecord(runDir, key);

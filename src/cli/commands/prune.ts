@@ -27,7 +27,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, numberList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
-import { checkOutputFile } from '../paths.js';
+import { checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
@@ -349,6 +349,8 @@ function check(o: PruneOptions): void {
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
   if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
   if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
+  // Where the epochs go, checked before any work (its parent must exist and be writable).
+  if (o.checkpointDir) checkOutputDir(o.checkpointDir, '--checkpoint-dir');
   // As slim train: an earlier run's checkpoints are continued only when asked, never silently.
   if (o.checkpointDir && !o.resume && existsSync(o.checkpointDir) && readdirSync(o.checkpointDir).some((f) => f.startsWith('finetune-'))) {
     throw usageError(`${o.checkpointDir} holds fine-tuning checkpoints of an earlier run`, 'pass --resume to continue it, or another --checkpoint-dir (or delete that one) to start over');

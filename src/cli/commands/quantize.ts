@@ -165,6 +165,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkFlags(options);
   checkOutputFile(options.output, '-o', [file]);
   if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
+  if (options.qat && options.log) checkOutputFile(options.log, '--log');
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
   }
