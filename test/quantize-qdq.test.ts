@@ -245,6 +245,20 @@ describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
     for (const float of ['Conv', 'Add', 'Gemm', 'Relu', 'GlobalAveragePool', 'DequantizeLinear', 'FusedConv']) expect(ops[float], float).toBeUndefined();
   });
 
+  it('an excluded Conv stays float in ONNX Runtime: the node reading it stays float too, else ORT would quantize the Conv itself', async () => {
+    const rng = new Random(1);
+    const feeds = [{ input: float32([8, 3, 32, 32], Array.from({ length: 8 * 3072 }, () => rng.normal())) }];
+    const float = buildZooModel('resnet18-cifar', { width: 0.25 });
+    const { graph: q, plan } = await quantizeStatic(float, feeds, { ...DEFAULT_STATIC, exclude: ['layer3.0.conv2'] }, { threads: 1 });
+    expect(plan.float.map((f) => [f.node, f.reason])).toEqual([
+      ['layer3.0.conv2', 'excluded'],
+      ['layer3.0.add', "reads float 'layer3.0.conv2': quantizing its input would have ONNX Runtime quantize that layer itself (per tensor)"],
+    ]);
+    const ops = await optimizedOps(q);
+    // ORT runs it (and the Add after it) in float: 19 of the 20 Convs in int8.
+    expect(ops).toMatchObject({ QLinearConv: 19, Conv: 1, QLinearAdd: 7 });
+  });
+
   it('the PyTorch ResNet export fuses the same way (MaxPool on int8)', async () => {
     const rng = new Random(2);
     const feeds = [{ input: float32([4, 3, 16, 16], Array.from({ length: 4 * 768 }, () => rng.normal())) }];

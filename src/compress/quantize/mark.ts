@@ -107,6 +107,7 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
   if (options.keepFirst && weighted.length > 0) drop(weighted[0]!, 'first layer kept float');
   if (options.keepLast && weighted.length > 0) drop(weighted[weighted.length - 1]!, 'last layer kept float');
   if (options.only) for (const label of [...units.keys()]) if (!options.only.has(label)) units.delete(label);
+  keepSandwichedLayersFloat(graph, index, units, drop);
 
   // 3. Activation functions absorbed by a quantized producer (asymmetric ranges only: the clamp at the
   //    zero point is what replaces the function, and a symmetric range has its zero point mid-range).
@@ -182,6 +183,46 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
 
   const planned = new Map([...units].map(([label, u]) => [label, u.unit]));
   return { tensors, folded, units: planned, layers: weighted.filter((l) => planned.has(l)), float };
+}
+
+/** Layers ONNX Runtime quantizes itself when they sit between a DequantizeLinear and a QuantizeLinear. */
+const SELF_QUANTIZED_BY_ORT = new Set(['Conv', 'ConvTranspose', 'Gemm']);
+
+/**
+ * A float Conv, ConvTranspose or Gemm (excluded, kept first/last, or outside `only`) whose input is
+ * dequantized and whose output goes on alone — through Relu or Clip at most — into a QuantizeLinear
+ * does not stay float: ONNX Runtime (1.20+, its WeightBiasQuantization transform) quantizes its
+ * weights itself, per tensor, and runs it in int8. To keep it float, the nodes reading its output stay
+ * float too (their inputs then need no QuantizeLinear); each is named with the reason.
+ */
+function keepSandwichedLayersFloat(graph: Graph, index: GraphIndex, units: Map<string, { facts: NodeFacts; unit: QuantUnit }>, drop: (label: string, reason: string) => void): void {
+  const unitOf = (node: Node): QuantUnit | undefined => units.get(nodeLabel(node))?.unit;
+  /** Whether a quantized node reads `name` as a quantized activation (so it gets a QuantizeLinear). */
+  const readQuantized = (name: string): boolean => index.consumersOf(name).some((c) => unitOf(c)?.inputs.some((m, i) => m?.role === 'activation' && c.inputs[i] === name));
+  /** Whether a quantized node writes `name` — directly, or through a ReLU or Clip it will absorb. */
+  const writtenQuantized = (name: string): boolean => {
+    let value = name;
+    let producer = index.producer.get(value);
+    while (producer && ['Relu', 'Clip'].includes(producer.opType) && !unitOf(producer)) {
+      value = producer.inputs[0] ?? '';
+      producer = index.producer.get(value);
+    }
+    const u = producer && unitOf(producer);
+    return !!u && u.outputs.some((m, i) => m?.role === 'activation' && producer!.outputs[i] === value);
+  };
+  for (const node of graph.nodes) {
+    if (!SELF_QUANTIZED_BY_ORT.has(node.opType) || unitOf(node) || !graph.initializers.has(node.inputs[1] ?? '')) continue;
+    const input = node.inputs[0] ?? '';
+    if (!readQuantized(input) && !writtenQuantized(input)) continue;
+    // Follow the output through single-reader Relu / Clip, as ONNX Runtime does.
+    let value = node.outputs[0] ?? '';
+    for (let consumers = index.consumersOf(value); consumers.length === 1 && ['Relu', 'Clip'].includes(consumers[0]!.opType) && !unitOf(consumers[0]!); consumers = index.consumersOf(value)) {
+      value = consumers[0]!.outputs[0] ?? '';
+    }
+    const readers = index.consumersOf(value);
+    if (readers.length === 0 || !readers.every((c) => unitOf(c)) || graph.outputs.some((o) => o.name === value)) continue;
+    for (const reader of readers) drop(nodeLabel(reader), `reads float '${nodeLabel(node)}': quantizing its input would have ONNX Runtime quantize that layer itself (per tensor)`);
+  }
 }
 
 /** The activation a tensor takes its scale from (itself, or through pass-through ops), if quantized. */
