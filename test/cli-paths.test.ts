@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { emptyGraph } from '../src/onnx/graph.js';
 import { writeModel } from '../src/onnx/io.js';
 import { writeMadeModel } from '../src/cli/write-result.js';
-import { resumedNote } from '../src/cli/train-options.js';
+import { freshStartNote, leftOverNote, resumedNote } from '../src/cli/train-options.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { runSlim } from './helpers/cli.js';
 import { fixturePath, REPO_ROOT } from './helpers/fixtures.js';
@@ -108,6 +108,18 @@ describe('a resumed run', () => {
     expect(resumedNote(1, 3)).toEqual(['  resumed after epoch 1 of 3: this run trained epochs 2–3; steps and time count the earlier run too']);
     expect(resumedNote(2, 3)[0]).toMatch(/this run trained epoch 3;/);
     expect(resumedNote(3, 3)).toEqual(["  the checkpoint had finished all 3 epochs: nothing was trained, the model was written from it (the figures are that run's)"]);
+  });
+
+  it('--resume with no checkpoint yet says training starts at epoch 1; images left out of whole batches are counted', () => {
+    const empty = path.join(dir, 'no-checkpoint-yet');
+    expect(freshStartNote({ checkpointDir: empty, resume: true })).toBe(`note: --resume: ${empty} holds no checkpoint yet, so training starts at epoch 1`);
+    expect(freshStartNote({ checkpointDir: empty })).toBeUndefined();
+    mkdirSync(empty, { recursive: true });
+    writeFileSync(path.join(empty, 'last.ckpt'), 'x');
+    expect(freshStartNote({ checkpointDir: empty, resume: true })).toBeUndefined();
+    expect(leftOverNote(1000, 250, 128)).toBe('note: 250 training images make 1 batch of 128; each epoch leaves out 122 (a different 122: the shuffle changes every epoch)');
+    expect(leftOverNote(1000, 256, 128)).toBeUndefined();
+    expect(leftOverNote(100, undefined, 128)).toBeUndefined();
   });
 });
 

@@ -45,6 +45,21 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
   };
 }
 
+/** When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the last partial batch). */
+export function leftOverNote(images: number, limit: number | undefined, batch: number): string | undefined {
+  const count = Math.min(images, limit ?? Infinity);
+  const leftOver = count % Math.min(batch, count);
+  if (leftOver === 0) return undefined;
+  const batches = Math.floor(count / batch);
+  return `note: ${count} training images make ${batches} batch${batches === 1 ? '' : 'es'} of ${batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`;
+}
+
+/** --resume with nothing to resume yet (a first run of a script that always passes it): said, so no one believes it resumed. */
+export function freshStartNote(o: { checkpointDir?: string; resume?: boolean | string }): string | undefined {
+  if (o.resume !== true || !o.checkpointDir || latestCheckpoint(o.checkpointDir)) return undefined;
+  return `note: --resume: ${o.checkpointDir} holds no checkpoint yet, so training starts at epoch 1`;
+}
+
 /** After a resumed run, a line saying what the checkpoint held: the totals printed count every run. */
 export function resumedNote(resumedFrom: number | undefined, epochs: number): string[] {
   if (resumedFrom === undefined) return [];

@@ -17,7 +17,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { explainInterrupt, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
@@ -170,6 +170,7 @@ export function registerDistill(program: Command): void {
         ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher } })
         : undefined;
       if (ordered?.note) notes.push(ordered.note);
+      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (note) notes.push(note);
       // Its class count too, before BN re-insertion measures anything.
       if (studentFile) checkPair({ teacher, student: studentFile, teacherFile: options.teacher, studentFile: options.student }, data.train.classes.length);
       const student: Graph = ordered && studentFile

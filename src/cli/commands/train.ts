@@ -21,7 +21,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { explainInterrupt, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
@@ -195,11 +195,7 @@ export function registerTrain(program: Command): void {
         checkImageSize(onnxModel, data.train, options.model, '--data');
         if (!options.newHead) checkClassCount(onnxModel, data.train.classes.length, options.model);
       }
-      const trainCount = Math.min(data.train.labels.length, options.trainLimit ?? Infinity);
-      const leftOver = trainCount % Math.min(options.batch, trainCount);
-      if (writer && leftOver > 0) {
-        log(`note: ${trainCount} training images make ${Math.floor(trainCount / options.batch)} batches of ${options.batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`);
-      }
+      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (writer && note) log(note);
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
         ? transferFromFile(onnxModel, options, data.train.classes.length, writer)
