@@ -13,6 +13,7 @@ import { nativeAvailable, type NativeOptimizerConfig } from '../src/engine/nativ
 import { DeviceImageSet, EnginePlan } from '../src/engine/plan.js';
 import { makeSchedule } from '../src/engine/schedule.js';
 import { chanceLoss, trainModel } from '../src/engine/train.js';
+import { readCheckpoint, writeCheckpoint } from '../src/engine/checkpoint.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
@@ -391,6 +392,20 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(lines[0]).toBe('{"event":"epoch","epoch":3,"test_lo');
     for (const line of lines.slice(1)) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
     expect(lines.slice(1).map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['start', 'epoch', 'end']);
+  });
+
+  it('a checkpoint of an earlier slimkit (no weight hashes in its fingerprint) still resumes', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 128 });
+    const test = await loadCifar10('test', { dataDir: DATA_DIR, limit: 64 });
+    const dir = path.join(scratch, 'older-checkpoint');
+    const base = { graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, testLimit: 64, teacher: { graph: smallCnn({ seed: 7, widths: [4, 8, 8] }) } };
+    await trainModel({ ...base, epochs: 1 });
+    const file = path.join(dir, 'last.ckpt');
+    const ckpt = await readCheckpoint<{ fingerprint: Record<string, unknown> }>(file);
+    const { startWeights: _s, teacherWeights: _t, ...older } = ckpt.meta.fingerprint;
+    await writeCheckpoint(file, { ...ckpt, meta: { ...ckpt.meta, fingerprint: older } });
+    expect((await trainModel({ ...base, epochs: 2, resume: true }).catch((e: unknown) => e) as Error).message).toMatch(/--epochs: 1 then, 2 now\)/);
+    expect((await trainModel({ ...base, epochs: 1, resume: true })).resumedFrom).toBe(1);
   });
 
   it('refuses an int8 (QDQ) model with what to do instead of a LibTorch error', async () => {

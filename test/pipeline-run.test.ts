@@ -342,5 +342,8 @@ describe('a stage that runs again', () => {
     expect(madeFrom(manifest, 'fp32')).toEqual(['int8', 'pruned', 'pruned-int8']);
     expect(madeFrom(manifest, 'int8')).toEqual([]);
     expect(madeFrom(undefined, 'fp32')).toEqual([]);
+    // A student distilled from a stage's model is made from it too.
+    const distilled = { stages: [{ id: 'teacher' }, { id: 'student', result: { teacher: 'teacher' } }, { id: 'student-int8', from: 'student' }] };
+    expect(madeFrom(distilled, 'teacher')).toEqual(['student', 'student-int8']);
   });
 });

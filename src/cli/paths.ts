@@ -2,7 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, constants, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { sameFile } from '../util/files.js';
@@ -79,15 +79,12 @@ export function checkCheckpointDir(dir: string, resume: boolean | string | undef
   }
 }
 
-/** The newest last.ckpt in `dir` or in a phase's folder in it (QAT's bn-live/ and folded/). */
+/** Folders a run's phases checkpoint in, inside --checkpoint-dir (QAT with --bn-epochs). */
+const PHASE_FOLDERS = ['bn-live', 'folded'];
+
+/** The newest last.ckpt in `dir` or in a phase's folder in it. */
 export function latestCheckpoint(dir: string): string | undefined {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return undefined;
-  }
-  const found = [path.join(dir, 'last.ckpt'), ...names.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
+  const found = [path.join(dir, 'last.ckpt'), ...PHASE_FOLDERS.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
   return found.sort((a, b) => statOf(b)!.mtimeMs - statOf(a)!.mtimeMs)[0];
 }
 

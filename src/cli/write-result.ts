@@ -14,14 +14,15 @@ export async function writeMadeModel(graph: Graph, file: string, o: { checkpoint
   try {
     return await writeModel(graph, file);
   } catch (e) {
-    if (!(e instanceof SlimError)) throw e;
+    // Only a file system's refusal is worth a second place: a model that cannot be encoded fails there too.
+    if (!(e instanceof SlimError) || !e.parts.problem.startsWith('cannot be written')) throw e;
     const rescue = path.join(tmpdir(), `slim-rescued-${process.pid}-${path.basename(file)}`);
     try {
       await writeModel(graph, rescue);
     } catch {
       const fix = o.checkpointDir
         ? `free space (or fix the path), then run the same command with --resume: ${o.checkpointDir}/last.ckpt holds every epoch, so it only writes the model`
-        : `free space (or fix the path) and run again; with --checkpoint-dir DIR a run's epochs outlive a failure like this`;
+        : 'free space (or fix the path) and run again';
       throw new SlimError({ ...e.parts, problem: `${e.parts.problem}, nor could the system's temp folder take it: this run's model is lost`, fix }, e.kind);
     }
     throw new SlimError({ ...e.parts, problem: `${e.parts.problem}: the model was written to ${rescue} instead`, fix: `free space (or fix the path), then move it: mv ${rescue} ${file}` }, e.kind);

@@ -68,8 +68,9 @@ export function scoringConvs(graph: Graph): Set<Node> {
   return heads;
 }
 
-/** Ops that reduce a feature map to one value per channel. */
-const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool', 'ReduceMean', 'ReduceMax']);
+/** Ops that reduce a feature map to one value per channel (the reductions when they leave 1×1: not a spatial attention's mean over channels). */
+const POOLS = new Set(['GlobalAveragePool', 'GlobalMaxPool']);
+const POOLING_WHEN_ONE = new Set(['AveragePool', 'MaxPool', 'ReduceMean', 'ReduceMax']);
 /** Ops that keep features pooled: activations, and arithmetic with constants or other pooled values (SiLU's x·σ(x)). */
 const POOLED_STEPS = new Set(['Relu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Clip', 'LeakyRelu', 'Tanh', 'Identity', 'Mul', 'Add', 'Sub', 'Div', 'Conv']);
 
@@ -100,7 +101,7 @@ function pooledConvs(graph: Graph): Set<Node> {
     memo.set(value, false); // cycles cannot occur in a valid graph; this also bounds the walk
     const node = producer.get(value);
     let pooled = false;
-    if (node && (POOLS.has(node.opType) || (['AveragePool', 'MaxPool'].includes(node.opType) && spatialOne(value)))) pooled = true;
+    if (node && (POOLS.has(node.opType) || (POOLING_WHEN_ONE.has(node.opType) && spatialOne(value)))) pooled = true;
     else if (node && POOLED_STEPS.has(node.opType)) {
       // Conv: its data input; the others: every input that is not a constant.
       const inputs = node.opType === 'Conv' ? [node.inputs[0] ?? ''] : node.inputs.filter((v) => v && !graph.initializers.has(v) && producer.get(v)?.opType !== 'Constant');

@@ -48,7 +48,7 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
   augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
   startWeights: 'the model it starts from',
-  schedulePhase: 'schedule phase', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
+  schedulePhase: '--epochs and --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
   caller: 'command', masks: 'pruning masks',
 };
@@ -57,9 +57,19 @@ const FINGERPRINT_WORDS: Record<string, string> = {
 function describeDifference(key: string, then: unknown, now: unknown): string {
   const word = FINGERPRINT_WORDS[key] ?? key;
   const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
-  if (key === 'startWeights') return then === undefined ? `${word}: not recorded then (a checkpoint of an earlier slimkit)` : `${word}: other weights now`;
+  if (key === 'startWeights') return `${word}: other weights now`;
   if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
   return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
+}
+
+/** Fingerprint entries added after checkpoints were first written: absent from an older one, not compared. */
+const RECORDED_LATER = ['startWeights', 'teacherWeights'];
+
+/** A checkpoint of another run; `keys`: the fingerprint entries that differ ('startWeights': another starting model). */
+export class CheckpointMismatch extends SlimError {
+  constructor(readonly keys: readonly string[], parts: ConstructorParameters<typeof SlimError>[0]) {
+    super(parts, 'usage');
+  }
 }
 
 /** Where a run starts: from scratch, or after the epochs a checkpoint holds. */
@@ -85,19 +95,18 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
   }
   const ckpt = await readCheckpoint<CheckpointMeta>(file);
   const saved = ckpt.meta.fingerprint;
-  if (JSON.stringify(saved) !== JSON.stringify(fingerprint)) {
-    const keys = [...new Set([...Object.keys(saved), ...Object.keys(fingerprint)])];
-    const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(fingerprint[k])).map((k) => describeDifference(k, saved[k], fingerprint[k]));
-    throw new SlimError({ file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` }, 'usage');
+  // A checkpoint of an earlier slimkit records no weight hashes: it resumes on its settings alone.
+  const compared = Object.fromEntries(Object.entries(fingerprint).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
+  if (keys.length > 0) {
+    const differ = keys.map((k) => describeDifference(k, saved[k], compared[k]));
+    throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });
   }
   try {
     plan.setWeights(ckpt.weights);
   } catch (e) {
     // Same settings, other tensors: the checkpoint is of another model (a --width or architecture change).
-    throw new SlimError(
-      { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` },
-      'usage',
-    );
+    throw new CheckpointMismatch(['startWeights'], { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` });
   }
   plan.setOptimizerState(ckpt.optimizer);
   const { history, epoch, step, seconds } = ckpt.meta;

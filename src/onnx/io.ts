@@ -4,6 +4,7 @@
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
 import { randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -463,8 +464,19 @@ export async function removeOrphanedTemps(dir: string, prefix: string): Promise<
   }
 }
 
-/** This machine, as it goes into temp file names: a process id means something only on the host that wrote it. */
-export const HOST_TAG = hostname().replace(/[^A-Za-z0-9-]/g, '-') || 'host';
+/**
+ * This machine, as it goes into temp file names: a process id means something only where it was given —
+ * the host, and on Linux its pid namespace (containers may share a hostname, not their pids).
+ */
+export const HOST_TAG = [hostname(), pidNamespace()].filter(Boolean).join('-').replace(/[^A-Za-z0-9-]/g, '-') || 'host';
+
+function pidNamespace(): string | undefined {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Write `bytes` to `path` so that readers see the old file or the new one, never a partial one:

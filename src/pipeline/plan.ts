@@ -3,7 +3,7 @@
  * already holds (reused) and which would run, with the reason and what they took last time — without
  * running, locking or writing anything. An edit that would retrain for hours shows before it does.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from './manifest.js';
 import { sourceId, type Recipe } from './recipe.js';
@@ -74,7 +74,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
         : before?.status === 'failed' ? `it failed last time (${before.error ?? 'see the manifest'})`
           : before?.status === 'running'
             // Its checkpoints are kept under the stage's key: an edit since (another key) starts it over.
-            ? existsSync(path.join(runDir, 'work', key.slice(0, 16)))
+            ? holdsCheckpoint(path.join(runDir, 'work', key.slice(0, 16)))
               ? 'it was interrupted last time (training resumes from its last finished epoch)'
               : 'it was interrupted last time; it starts over (its options, its input or the data changed since, or it had kept no epoch)'
             : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder';
@@ -88,4 +88,14 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   }
   const known_seconds = stages.filter((s) => s.action === 'run').reduce((t, s) => t + (s.last_seconds ?? 0), 0);
   return { run_dir: runDir, stages, known_seconds };
+}
+
+/** Whether a stage's work folder holds a checkpoint: its own, or one of its fine-tunings' or phases'. */
+function holdsCheckpoint(dir: string): boolean {
+  if (existsSync(path.join(dir, 'last.ckpt'))) return true;
+  try {
+    return readdirSync(dir).some((name) => existsSync(path.join(dir, name, 'last.ckpt')));
+  } catch {
+    return false;
+  }
 }

@@ -423,10 +423,13 @@ function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): stri
  * lookup happens once — the record, or the epoch checkpoints of a run of the stage that crashed under
  * the earlier version (its work folder), which the stage then continues from.
  */
-/** The stages of `manifest` whose model was made from `id`'s, directly or through others (by their recorded `from`). */
-export function madeFrom(manifest: { stages: readonly { id: string; from?: string }[] } | undefined, id: string): string[] {
+/** The stages of `manifest` whose model was made from `id`'s, directly or through others (by their recorded `from`, or the teacher they distilled from). */
+export function madeFrom(manifest: { stages: readonly { id: string; from?: string; result?: unknown }[] } | undefined, id: string): string[] {
   const derived = new Set([id]);
-  for (const s of manifest?.stages ?? []) if (s.from !== undefined && derived.has(s.from)) derived.add(s.id);
+  for (const s of manifest?.stages ?? []) {
+    const teacher = (s.result as { teacher?: unknown } | undefined)?.teacher;
+    if ((s.from !== undefined && derived.has(s.from)) || (typeof teacher === 'string' && derived.has(teacher))) derived.add(s.id);
+  }
   derived.delete(id);
   return [...derived];
 }

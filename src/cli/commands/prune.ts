@@ -410,6 +410,8 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
       ? {
           checkpointDir: o.checkpointDir,
           onResumed: (epochs: number) => log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`),
+          onDiscarded: (why: string) => log(`note: a checkpoint in ${o.checkpointDir} was made for other cuts (${why}): that fine-tuning starts over`),
+          refuseChangedSettings: true,
         }
       : {}),
     onProgress: (p) => {

@@ -6,7 +6,7 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { SlimError } from '../../errors.js';
+import { CheckpointMismatch } from '../../engine/resume.js';
 import { batches } from '../../data/batches.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
@@ -66,8 +66,10 @@ export interface EngineTunerOptions {
   checkpointDir?: string;
   /** A fine-tuning continued from its checkpoint: after how many epochs. */
   onResumed?: (epochs: number) => void;
-  /** A checkpoint that belonged to other cuts was discarded (why). */
+  /** A checkpoint that belonged to other cuts (or, in a recipe, other settings) was discarded (why). */
   onDiscarded?: (why: string) => void;
+  /** A checkpoint of other settings is refused, not discarded (`slim prune --resume`); one of other cuts still starts over. */
+  refuseChangedSettings?: boolean;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -117,10 +119,12 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       try {
         r = await train(true);
       } catch (e) {
-        // In a recipe the checkpoint is the stage's own scratch: one from other cuts (another machine's
-        // rounding, an edited option) is thrown away and the fine-tuning starts over, rather than failing
-        // every rerun. Without onDiscarded (`slim prune --resume`) it is the user's, and a mismatch is refused.
-        if (!checkpointDir || !o.onDiscarded || !(e instanceof SlimError) || !/^the checkpoint (was made by a run with other settings|holds another model)/.test(e.parts.problem)) throw e;
+        // A checkpoint of other cuts (another machine's rounding, gradients of a Taylor ranking on CUDA)
+        // is thrown away and the fine-tuning starts over, rather than failing every rerun; in a recipe so
+        // is one of other settings (an edited option: the stage's own scratch). `slim prune --resume`
+        // refuses changed settings: the checkpoint is the user's, and a typo must not destroy it.
+        if (!checkpointDir || !o.onDiscarded || !(e instanceof CheckpointMismatch)) throw e;
+        if (o.refuseChangedSettings && !e.keys.every((k) => k === 'startWeights')) throw e;
         o.onDiscarded?.(e.parts.problem);
         await rm(checkpointDir, { recursive: true, force: true });
         r = await train(false);
