@@ -1,5 +1,4 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
-import path from 'node:path';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { reinsertedAfter, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
@@ -48,6 +47,7 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
 /** When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the last partial batch). */
 export function leftOverNote(images: number, limit: number | undefined, batch: number): string | undefined {
   const count = Math.min(images, limit ?? Infinity);
+  if (count === 0) return undefined;
   const leftOver = count % Math.min(batch, count);
   if (leftOver === 0) return undefined;
   const batches = Math.floor(count / batch);
@@ -101,7 +101,7 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string; r
         ? 'nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)'
         : last
           ? `${last} holds the last finished epoch; run the same command with --resume to continue from it`
-          : `no epoch had finished, so nothing was kept (${path.join(o.checkpointDir, 'last.ckpt')} is written after each epoch)`;
+          : `no epoch had finished, so nothing was kept (a checkpoint is written in ${o.checkpointDir} after each epoch)`;
       log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept}`);
       // After the running step (a few ms to seconds), not under it.
       exitWhenIdle(signal === 'SIGINT' ? 130 : 143);

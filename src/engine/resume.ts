@@ -50,7 +50,7 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   startWeights: 'the model it starts from',
   schedulePhase: '--epochs and --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
-  caller: 'command', masks: 'pruning masks',
+  caller: '--new-head, --mean or --std', masks: 'pruning masks',
 };
 
 /** One fingerprint difference in words: hashes are named, not printed. */
@@ -83,7 +83,8 @@ export interface Start {
 
 /** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
 function startOver(o: TrainOptions): string {
-  return typeof o.resume === 'string' ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
+  // With a --checkpoint-dir a run without --resume is refused while it holds a checkpoint (cli/paths.ts).
+  return typeof o.resume === 'string' && !o.checkpointDir ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }
 
 export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {

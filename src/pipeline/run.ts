@@ -120,7 +120,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       ? `run the same command again to go on (the --rerun stage${o.rerun.length > 1 ? 's' : ''} ${o.rerun.join(', ')} start${o.rerun.length > 1 ? '' : 's'} over; without --rerun the earlier result${o.rerun.length > 1 ? 's are' : ' is'} kept)`
       : 'run the same command again to resume (a training stage continues from its last finished epoch)';
     log(`\nslim run: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — finished stages are kept in ${runDir}; ${again}`);
-    rmSync(path.join(runDir, '.lock'), { force: true });
+    // Freed as the process ends, not before: the running step may still write for a while.
+    process.once('exit', () => rmSync(path.join(runDir, '.lock'), { force: true }));
     // After a training stage's running step, not under it (engine/exit-gate.ts).
     exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
   };
