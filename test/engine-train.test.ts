@@ -343,7 +343,11 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const otherPrecision = await trainModel({ ...base, masks: mask(2), autocast: 'bf16', resume: true }).catch((e: unknown) => e);
     expect(String((otherPrecision as Error).message)).toMatch(/--precision: unset then, "bf16" now/);
     const otherTraining = await trainModel({ ...base, masks: mask(2), seed: 5, trainLimit: 100, resume: path.join(dir, 'last.ckpt') }).catch((e: unknown) => e);
-    expect(String((otherTraining as Error).message)).toMatch(/--seed: 0 then, 5 now; training images \(--train-limit\): 128 then, 100 now\) — resume with the same options as then, or start a new run without --resume/);
+    expect(String((otherTraining as Error).message)).toMatch(/--seed: 0 then, 5 now; training images \(--train-limit\): 128 then, 100 now\) — resume with the same options as then, or start a new run with another --checkpoint-dir/);
+    // A --resume FILE alone (no --checkpoint-dir): starting over is a run without --resume.
+    const { checkpointDir: _dir, ...noDir } = base;
+    const fileOnly = await trainModel({ ...noDir, masks: mask(2), seed: 5, resume: path.join(dir, 'last.ckpt') }).catch((e: unknown) => e);
+    expect(String((fileOnly as Error).message)).toMatch(/or start a new run without --resume$/);
     const same = await trainModel({ ...base, masks: mask(2), resume: true });
     expect(same.resumedFrom).toBe(2);
     // Same settings, another model (a --width change): named as such, not as a tensor size error.
