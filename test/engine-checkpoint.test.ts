@@ -41,7 +41,13 @@ describe('checkpoint files', () => {
     const changed = Buffer.from(bytes);
     changed[changed.length - 3] = changed[changed.length - 3]! ^ 0x10;
     writeFileSync(flipped, changed);
-    await expect(readCheckpoint(flipped)).rejects.toThrow(/flipped\.ckpt: its tensors do not match the checksum written with them .* — it is not a slimkit checkpoint, or it is damaged: to start over, delete it \(or give another --checkpoint-dir\) and drop --resume/);
+    await expect(readCheckpoint(flipped)).rejects.toThrow(/flipped\.ckpt: it does not match the checksum written with it .* — it is not a slimkit checkpoint, or it is damaged: to start over, delete it \(or give another --checkpoint-dir\) and drop --resume/);
+    // So is a changed digit of the header: another epoch would resume at the wrong step.
+    const header = Buffer.from(bytes);
+    const at = header.indexOf('"epoch":3');
+    header[at + '"epoch":'.length] = '4'.charCodeAt(0);
+    writeFileSync(flipped, header);
+    await expect(readCheckpoint(flipped)).rejects.toThrow(/does not match the checksum written with it/);
     await expect(readCheckpoint(path.join(dir, 'missing.ckpt'))).rejects.toThrow(/cannot read the checkpoint \(ENOENT\)/);
   });
 });

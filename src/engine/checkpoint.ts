@@ -28,14 +28,27 @@ interface BlobRef {
 }
 
 interface Header<M> {
+  /**
+   * SHA-256 of the whole file with these 64 hex digits read as zeros: a copy damaged later (disk,
+   * transfer) is refused instead of resumed — NaNs would read as a diverged run, other values as a
+   * different model, a changed digit of the header as another epoch. Always the header's first key, so
+   * it is found without parsing; absent in older checkpoints.
+   */
+  sha256?: string;
   meta: M;
   weights: BlobRef[];
   optimizer: { steps: number; first: BlobRef[]; second: BlobRef[] };
-  /**
-   * SHA-256 of the blobs: a copy damaged later (disk, transfer) is refused instead of resumed — NaNs
-   * would read as a diverged run, other values as a different model. Absent in older checkpoints.
-   */
-  blobsSha256?: string;
+}
+
+const SHA_PREFIX = '{"sha256":"';
+const ZEROS = '0'.repeat(64);
+
+/** The file's SHA-256 with its own checksum field read as zeros. */
+function fileSha256(bytes: Uint8Array): string {
+  const hash = createHash('sha256');
+  const at = 16 + SHA_PREFIX.length;
+  hash.update(bytes.subarray(0, at)).update(ZEROS).update(bytes.subarray(at + 64));
+  return hash.digest('hex');
 }
 
 export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>): Promise<void> {
@@ -48,6 +61,7 @@ export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>
     return ref;
   };
   const header: Header<M> = {
+    sha256: ZEROS,
     meta: checkpoint.meta,
     weights: [...checkpoint.weights].map(([name, data]) => add(name, data)),
     optimizer: {
@@ -56,9 +70,6 @@ export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>
       second: checkpoint.optimizer.second.map((d, i) => add(String(i), d)),
     },
   };
-  const hash = createHash('sha256');
-  for (const blob of blobs) hash.update(new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength));
-  header.blobsSha256 = hash.digest('hex');
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const pad = (4 - ((16 + json.length) % 4)) % 4;
   const start = 16 + json.length + pad;
@@ -74,6 +85,7 @@ export async function writeCheckpoint<M>(path: string, checkpoint: Checkpoint<M>
     bytes.set(new Uint8Array(blob.buffer, blob.byteOffset, blob.byteLength), at);
     at += blob.byteLength;
   }
+  bytes.set(Buffer.from(fileSha256(bytes), 'latin1'), 16 + SHA_PREFIX.length);
   await writeFileAtomic(path, bytes);
 }
 
@@ -108,8 +120,8 @@ export async function readCheckpoint<M>(path: string): Promise<Checkpoint<M>> {
     weights: new Map(header.weights.map((ref) => [ref.name, blob(ref)])),
     optimizer: { steps: header.optimizer.steps, first: header.optimizer.first.map(blob), second: header.optimizer.second.map(blob) },
   };
-  if (header.blobsSha256 !== undefined && createHash('sha256').update(bytes.subarray(start)).digest('hex') !== header.blobsSha256) {
-    throw bad('its tensors do not match the checksum written with them (the file was changed after it was written)');
+  if (header.sha256 !== undefined && bytes.toString('latin1', 16, 16 + SHA_PREFIX.length) === SHA_PREFIX && fileSha256(bytes) !== header.sha256) {
+    throw bad('it does not match the checksum written with it (the file was changed after it was written)');
   }
   return checkpoint;
 }
