@@ -344,6 +344,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   await log({
     event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...snakeSettings(settings),
     parameters: plan.parameterCount, parameter_tensors: parameterTensors, device: r.device, total_steps: totalSteps,
+    // The checkpoint's last epoch: a kill between writing it and logging it left no 'epoch' record of it.
+    ...(start.resumedFrom !== undefined && history.length > 0 ? { last_epoch: epochJson(history.at(-1)!) } : {}),
   });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
