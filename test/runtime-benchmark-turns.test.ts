@@ -5,7 +5,7 @@ import { SlimError } from '../src/errors.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import type { ModelTimer, PeakRss } from '../src/runtime/benchmark.js';
-import { LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns, waitUntilIdle } from '../src/runtime/benchmark-turns.js';
+import { autoRuns, LATENCY_BLOCK, THROUGHPUT_TURNS, timeInTurns, waitUntilIdle } from '../src/runtime/benchmark-turns.js';
 import { benchmarkInChildren } from '../src/runtime/benchmark-isolated.js';
 import { latencyMeter } from '../src/compress/prune/latency.js';
 import { makeTensor } from '../src/onnx/tensor.js';
@@ -129,6 +129,16 @@ describe('timeInTurns', () => {
     const timers = [fakeTimer('a', machine, []), fakeTimer('b', machine, [], { failOnTurn: 3 })];
     await expect(timeInTurns(timers, { warmupRuns: 1, runs: 50, throughputSeconds: 0 })).rejects.toThrow('b failed');
     expect(timers.map((t) => [t.finished, t.closed])).toEqual([[false, true], [false, true]]);
+  });
+});
+
+describe('--runs auto', () => {
+  it('times about 2 s of the slowest model, in whole turns, 100 to 1000 runs', () => {
+    expect(autoRuns(undefined)).toBe(100); // no warm-up to measure
+    expect(autoRuns(0.5)).toBe(1000);
+    expect(autoRuns(4)).toBe(500);
+    expect(autoRuns(7)).toBe(290);
+    expect(autoRuns(50)).toBe(100);
   });
 });
 

@@ -12,6 +12,8 @@ export interface BenchRow {
   latency_ms: { p50: number; p90: number; p99: number; mean: number };
   /** Images per latency run: 1, or the batch a model exported for one batch size takes. */
   latency_batch: number;
+  /** Timed latency runs (--runs; with auto, chosen from the warm-up); absent in older manifests. */
+  latency_runs?: number;
   throughput_ips: number;
   throughput_batch: number;
   /** Peak resident memory of the process that ran the model; null in the browser (not measured). */

@@ -15,9 +15,25 @@ export const LATENCY_BLOCK = 10;
 /** Slices of the throughput phase per model. */
 export const THROUGHPUT_TURNS = 4;
 
+/**
+ * `runs: 'auto'`: at least `min` timed runs, more for fast models — enough for about `seconds` of the
+ * slowest model's runs (from its warm-up), at most `max`. Ten rounds of turns leave wide quartiles on
+ * a sub-millisecond model; a hundred cost it a fraction of a second.
+ */
+export const AUTO_RUNS = { min: 100, max: 1000, seconds: 2 };
+
+export type RunCount = number | 'auto';
+
+/** The timed runs `auto` asks for when the slowest model's run takes `slowestMs`. */
+export function autoRuns(slowestMs: number | undefined): number {
+  if (!(slowestMs !== undefined && slowestMs > 0)) return AUTO_RUNS.min;
+  const wanted = Math.ceil((AUTO_RUNS.seconds * 1000) / slowestMs / LATENCY_BLOCK) * LATENCY_BLOCK;
+  return Math.min(AUTO_RUNS.max, Math.max(AUTO_RUNS.min, wanted));
+}
+
 export interface TurnsOptions {
   warmupRuns: number;
-  runs: number;
+  runs: RunCount;
   throughputSeconds: number;
   onProgress?(done: number, total: number, phase: BenchmarkPhase): void;
 }
@@ -44,15 +60,19 @@ export async function timeOpening<Finish>(opening: readonly Promise<ModelTimer<F
 
 /** Times every timer in turns and finishes (closes) them all, also on an error. Results in timer order. */
 export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[], options: TurnsOptions): Promise<(TimedResult & Finish)[]> {
-  const { warmupRuns, runs, throughputSeconds, onProgress } = options;
+  const { warmupRuns, throughputSeconds, onProgress } = options;
   const n = timers.length;
   // With one model nothing runs between its turns: no untimed run is needed to take the machine back.
   const rewarm = n > 1;
   try {
+    let slowestMs: number | undefined;
     for (const [i, timer] of timers.entries()) {
+      const started = performance.now();
       await timer.warmup(warmupRuns);
+      if (warmupRuns > 0) slowestMs = Math.max(slowestMs ?? 0, (performance.now() - started) / warmupRuns);
       onProgress?.(i + 1, n, 'warmup');
     }
+    const runs = options.runs === 'auto' ? autoRuns(slowestMs) : options.runs;
 
     const samples = timers.map((): number[] => []);
     const turnP50s = timers.map((): number[] => []);

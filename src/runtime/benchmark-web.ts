@@ -20,7 +20,7 @@ import { bundleForBrowser } from '../deploy/device-code.js';
 import { ISOLATION_HEADERS } from '../serve/static.js';
 import { Random } from '../util/random.js';
 import type { BenchmarkPhase, ModelTimer, TimedResult } from './benchmark.js';
-import { timeOpening, waitUntilIdle } from './benchmark-turns.js';
+import { timeOpening, waitUntilIdle, type RunCount } from './benchmark-turns.js';
 import { openSession } from './ort.js';
 import { ORT_WEB_MODULE, ORT_WEB_WASM, ortWebDist, ortWebVersion } from './ort-web.js';
 import { benchmarkInputs, randomTensor, type InputDescription } from './random-input.js';
@@ -54,7 +54,7 @@ export interface WebBenchmarkOptions {
   /** onnxruntime-web's WebAssembly threads. */
   threads: number;
   warmupRuns: number;
-  runs: number;
+  runs: RunCount;
   throughputSeconds?: number;
   seed?: number;
   /** Work done of total in the phase, over all models (benchmark-turns.ts). */

@@ -10,7 +10,7 @@ import { fixedBatchOf } from '../onnx/image-input.js';
 import { Random } from '../util/random.js';
 import { defaultThreads, openSession, type Optimization, type OrtModel } from './ort.js';
 import { benchmarkInputs, randomTensor } from './random-input.js';
-import { timeInTurns, waitUntilIdle } from './benchmark-turns.js';
+import { timeInTurns, waitUntilIdle, type RunCount } from './benchmark-turns.js';
 import type { LatencyStats } from './percentiles.js';
 
 export type BenchmarkPhase = 'warmup' | 'latency' | 'throughput';
@@ -22,8 +22,8 @@ export interface BenchmarkOptions {
   batch?: number;
   /** Untimed runs before timing; default 10. */
   warmupRuns?: number;
-  /** Timed latency runs; default 100, at least 50 so that p99 means something. */
-  runs?: number;
+  /** Timed latency runs; default 100, at least 50 so that p99 means something; 'auto': AUTO_RUNS (benchmark-turns.ts). */
+  runs?: RunCount;
   /** Batch of the throughput phase; default 32 (or the model's fixed batch). 0 skips the phase. */
   throughputBatch?: number;
   /** Minimum length of the throughput phase (at least 3 runs); default 2 s. */
@@ -187,11 +187,11 @@ export async function openTimer(model: Uint8Array | string, options: TimerOption
 }
 
 /** Checks the options every benchmark shares; returns them with their defaults. */
-export function timingPlan(options: Pick<BenchmarkOptions, 'warmupRuns' | 'runs' | 'throughputSeconds'>): { warmupRuns: number; runs: number; throughputSeconds: number } {
+export function timingPlan(options: Pick<BenchmarkOptions, 'warmupRuns' | 'runs' | 'throughputSeconds'>): { warmupRuns: number; runs: RunCount; throughputSeconds: number } {
   const warmupRuns = options.warmupRuns ?? 10;
   const runs = options.runs ?? 100;
   const throughputSeconds = options.throughputSeconds ?? 2;
-  if (!Number.isInteger(runs) || runs < 50) throw usageError(`runs must be a whole number ≥ 50, got ${runs}`, 'percentiles need at least 50 samples');
+  if (runs !== 'auto' && (!Number.isInteger(runs) || runs < 50)) throw usageError(`runs must be a whole number ≥ 50, got ${runs}`, 'percentiles need at least 50 samples');
   if (!Number.isInteger(warmupRuns) || warmupRuns < 0) throw usageError(`warmup runs must be a whole number ≥ 0, got ${warmupRuns}`);
   if (!(throughputSeconds >= 0)) throw usageError(`throughput seconds must be ≥ 0, got ${throughputSeconds}`);
   return { warmupRuns, runs, throughputSeconds };

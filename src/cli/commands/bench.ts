@@ -7,7 +7,7 @@ import { ortVersion } from '../../runtime/ort.js';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import type { BenchmarkPhase, BenchmarkResult } from '../../runtime/benchmark.js';
 import { benchmarkInChildren } from '../../runtime/benchmark-isolated.js';
-import { LATENCY_BLOCK } from '../../runtime/benchmark-turns.js';
+import { AUTO_RUNS, LATENCY_BLOCK, type RunCount } from '../../runtime/benchmark-turns.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
@@ -32,9 +32,11 @@ interface BenchOptions extends CommonOptions, DataOptions {
   browser?: string;
   chart?: string;
   batch: number;
-  runs: number;
+  runs: RunCount;
   warmup: number;
 }
+
+const runCount = (value: string): RunCount => (value === 'auto' ? 'auto' : intAtLeast('--runs', 50, 'p99 needs at least 50 samples; or auto')(value));
 
 export function registerBench(program: Command): void {
   withThreads(withResize(
@@ -45,7 +47,7 @@ export function registerBench(program: Command): void {
           .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency and throughput (the models timed in turns, each in a process of its own), and with --data top-1 with a paired test')
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
-          .option('--runs <n>', 'timed batch-1 runs per model (at least 50)', intAtLeast('--runs', 50, 'p99 needs at least 50 samples'), 100)
+          .option('--runs <n|auto>', `timed batch-1 runs per model, at least 50; auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
           .option('--warmup <n>', 'untimed runs first (0: none; with several models, each turn also starts with one untimed run)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
@@ -151,6 +153,7 @@ export function registerBench(program: Command): void {
           macs: stats.macs,
           latency_ms: { p50: timing.latencyMs.p50, p90: timing.latencyMs.p90, p99: timing.latencyMs.p99, mean: timing.latencyMs.mean },
           latency_batch: timing.batch,
+          latency_runs: timing.runs,
           throughput_ips: timing.throughputIps,
           throughput_batch: timing.throughputBatch,
           peak_rss_bytes: 'peakRssBytes' in timing ? timing.peakRssBytes : null,
@@ -184,7 +187,7 @@ export function registerBench(program: Command): void {
         rows.push(row);
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
-      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows, comparisons: compareToFirst(rows) }, () => renderBenchTable(rows, timedInTurns));
+      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows, comparisons: compareToFirst(rows) }, () => renderBenchTable(rows, timedInTurns, options.runs));
       if (options.chart !== undefined) {
         writeFileSync(options.chart, await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! }))));
         log(`chart: ${options.chart}`);
@@ -233,7 +236,7 @@ export function compareToFirst(rows: readonly BenchRow[]): BenchComparison[] {
   });
 }
 
-export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string {
+export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsked?: RunCount): string {
   const withTop1 = rows.some((r) => r.top1 !== undefined);
   // Throughput depends on the batch: when the models were not all measured at one, each row names its own.
   const batches = new Set(rows.map((r) => r.throughput_batch));
@@ -259,6 +262,8 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false): string
   const timing = web
     ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)${timedInTurns ? `, in turns of ${LATENCY_BLOCK} runs, each model in a page of its own: a change in the machine's load falls on every model alike` : ''}`
     : timedInTurns ? `\ntimed in turns of ${LATENCY_BLOCK} runs, each model in a process of its own: a change in the machine's load falls on every model alike` : '';
-  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + timing +
+  const runs = rows[0]?.latency_runs;
+  const counted = runs !== undefined ? `\nlatency: ${runs} timed batch-1 runs per model${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
+  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + counted + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }
