@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import type { BenchRow } from '../src/report/bench-row.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
+import { paretoSpec, renderSvg } from '../src/report/charts.js';
 import { formatBytes, formatCount } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { readModel } from '../src/onnx/io.js';
@@ -83,7 +84,8 @@ describe('the re-measure command', () => {
       data: { name: '/data/photos', test_images: 30 },
       bench: { threads: 2, runs: 100, warmup_runs: 3, batch: 8, image_size: [64, 48], eval_data: '' },
     } as unknown as RunReport;
-    expect(benchCommand(report)).toBe('slim bench /runs/r/models/a.onnx --threads 2 --batch 8 --warmup 3 --image-size 64,48 --data /data/photos --limit 30');
+    // --runs always: slim bench's own default (auto) may take another count than the stage did.
+    expect(benchCommand(report)).toBe('slim bench /runs/r/models/a.onnx --threads 2 --batch 8 --runs 100 --warmup 3 --image-size 64,48 --data /data/photos --limit 30');
   });
 });
 
@@ -323,4 +325,41 @@ describe.runIf(browserReady)('a bench stage timed in the browser (target: web)',
     expect(web.bench?.timed_in_turns).toBe(true);
     expect(text).toMatch(/1 thread\(s\), onnxruntime-web .* in Chromium .* — the browser, as the web bundle runs, the variants taking turns/);
   }, 300_000);
+});
+
+describe('Pareto charts', () => {
+  it('label close points on their own sides: the more accurate above, the other below', async () => {
+    // The demo's four variants: the two pruned ones 0.004 ms apart.
+    const points = [
+      { id: 'fp32', x: 0.617, top1: 0.8203, pareto: false },
+      { id: 'int8', x: 0.462, top1: 0.8207, pareto: true },
+      { id: 'pruned-ft', x: 0.3695, top1: 0.8028, pareto: true },
+      { id: 'pruned-int8', x: 0.3659, top1: 0.8012, pareto: false },
+    ];
+    const spec = paretoSpec(points, { title: 't', xTitle: 'ms' }) as unknown as { data: { values: { id: string; above: boolean }[] } };
+    const above = Object.fromEntries(spec.data.values.map((v) => [v.id, v.above]));
+    expect(above).toEqual({ fp32: true, int8: true, 'pruned-ft': true, 'pruned-int8': false });
+    // In the picture: the label 'pruned-int8' is below its point, 'pruned-ft' above its own.
+    const svg = await renderSvg(spec as never, 'latency');
+    const labelY = (id: string): number => Number(new RegExp(`translate\\([\\d.]+,([\\d.]+)\\)"[^>]*>${id}</text>`).exec(svg)?.[1]);
+    expect(labelY('pruned-int8')).toBeGreaterThan(labelY('pruned-ft'));
+  });
+});
+
+describe.runIf(native)('a model file replaced since it was measured', () => {
+  it('is named by slim report and slim recommend: the figures are the measured file\'s', async () => {
+    const copy = path.join(dir, 'run-replaced');
+    cpSync(runDir, copy, { recursive: true });
+    expect(report.changed_files).toEqual([]);
+    // Someone writes another model over models/int8.onnx (a hand-made quantization, say).
+    rmSync(path.join(copy, 'models', 'int8.onnx'));
+    cpSync(path.join(copy, 'models', 'fp32.onnx'), path.join(copy, 'models', 'int8.onnx'));
+    const r = await runSlim(['report', copy, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rebuilt = JSON.parse(readFileSync(path.join(copy, 'report', 'report.json'), 'utf8')) as RunReport;
+    expect(rebuilt.changed_files).toEqual(['int8']);
+    expect(readFileSync(path.join(copy, 'report', 'report.html'), 'utf8')).toContain('<p class="warn">models/int8.onnx is not the file measured (replaced or removed since)');
+    const rec = await runSlim(['recommend', copy, '--max-size', '100MB']);
+    expect(rec.stderr).toMatch(/warning: models\/int8\.onnx is not the file measured/);
+  }, 120_000);
 });

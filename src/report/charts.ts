@@ -38,13 +38,23 @@ function namespaceIds(svg: string, name: string): string {
 }
 
 /**
+ * Whether a point's label goes above it: below when a close neighbour (within a tenth of the x range)
+ * is more accurate, whose own label then goes above — each label stays on its own side of the pair
+ * (alternating by x order put the lower point's label between the two, under the other's dot).
+ */
+function labelAbove(p: ChartPoint, points: readonly ChartPoint[]): boolean {
+  const xs = points.map((q) => q.x);
+  const span = Math.max(...xs) - Math.min(...xs) || 1;
+  const near = points.filter((q) => q !== p && Math.abs(q.x - p.x) < span / 10);
+  return !near.some((q) => q.top1 > p.top1);
+}
+
+/**
  * Top-1 against a cost (latency or size), every variant a labelled point, the Pareto front (no other
  * variant is both cheaper and more accurate) drawn as a line through its points.
  */
 export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xTitle: string }): TopLevelSpec {
-  // Labels alternate above and below the points in x order, so neighbours do not print over each other.
-  const order = [...points].sort((a, b) => a.x - b.x).map((p) => p.id);
-  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', above: order.indexOf(p.id) % 2 === 0 }));
+  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', above: labelAbove(p, points) }));
   const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding: 20 } };
   const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding: 20 } };
   return {

@@ -88,7 +88,8 @@ export function benchCommand(r: RunReport): string {
   const limit = r.data.name === 'cifar10' && r.data.test_images === 10000 ? '' : ` --limit ${r.data.test_images}`;
   const b = r.bench;
   const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${r.data.dir}` : '';
-  const runs = b && b.runs !== 100 ? ` --runs ${b.runs}` : '';
+  // Always said: slim bench's own default (auto) may take another count.
+  const runs = b ? ` --runs ${b.runs}` : '';
   const warmup = b?.warmup_runs !== undefined && b.warmup_runs !== 10 ? ` --warmup ${b.warmup_runs}` : '';
   const size = b?.image_size ? ` --image-size ${b.image_size.join(',')}` : '';
   const web = b?.target === 'web' ? ' --target web' : '';

@@ -1,7 +1,8 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
 import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote } from './columns.js';
 import { formatBytes, formatPercent } from './format.js';
-import type { RunReport } from './run-report.js';
+import { changedFilesNote, type RunReport } from './run-report.js';
+import { noiseNote } from './recommend.js';
 
 const esc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -37,6 +38,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
         [...VARIANT_COLUMNS.map((c) => c.numeric), false],
       ),
       '',
+      ...[changedFilesNote(r), ...noiseNote(r.variants)].filter((l) => l !== undefined).flatMap((l) => [`> **Note:** ${l}`, '']),
       ...otherBenchLines(r).flatMap((l) => [l, '']),
       'Re-measure:',
       '',

@@ -179,8 +179,8 @@ function tradeoff(v: VariantBench, choice: VariantBench, ms: (v: VariantBench) =
 /** How widely the benchmark's latencies spread (p90 / p50): above 1.5, the machine was busy while timing. */
 export const NOISY_SPREAD = 1.5;
 
-/** A note when the timings are too noisy to rank variants that differ by tens of percent. */
-function noiseNote(variants: readonly VariantBench[]): string[] {
+/** A note when the timings are too noisy to rank variants that differ by tens of percent (recommend, the run report). */
+export function noiseNote(variants: readonly VariantBench[]): string[] {
   const spread = (v: VariantBench): number => v.latency_ms.p90 / Math.max(v.latency_ms.p50, 1e-9);
   const worst = [...variants].sort((a, b) => spread(b) - spread(a))[0];
   if (!worst || spread(worst) < NOISY_SPREAD) return [];

@@ -13,6 +13,9 @@ import type {
   StageRecord,
   VariantBench,
 } from '../pipeline/manifest.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
 import { comparableLatencies } from './latency-ratio.js';
@@ -52,6 +55,11 @@ export interface RunReport {
   other_benches: { stage: string; target: string; runtime?: string; p50_ms: Record<string, number> }[];
   /** Every benchmarked variant: `slim bench`'s numbers plus top-5 and per-class accuracy. */
   variants: VariantBench[];
+  /**
+   * Variants whose file in the run folder is no longer the one measured (replaced by hand, or by another
+   * run): the figures are the measured file's. Absent in reports made before it was checked.
+   */
+  changed_files?: string[];
   /** Ids on the Pareto front of top-1 vs batch-1 p50 latency, and of top-1 vs file size. */
   pareto: { latency: string[]; size: string[] };
   stages: StageRow[];
@@ -62,6 +70,24 @@ export interface RunReport {
   prune: (PruneResult & { stage: string; from?: string })[];
   quantize: (Omit<QuantizeResult, 'sensitivity'> & { stage: string; from?: string })[];
   deploy: (DeployResultRecord & { stage: string })[];
+}
+
+/** Variants whose file in `runDir` is missing or has other bytes than the ones measured (by sha256). */
+function changedFiles(runDir: string, variants: readonly VariantBench[]): string[] {
+  return variants.filter((v) => {
+    try {
+      return createHash('sha256').update(readFileSync(path.join(runDir, v.file))).digest('hex') !== v.sha256;
+    } catch {
+      return true;
+    }
+  }).map((v) => v.id);
+}
+
+/** The warning for changed_files, one line (report, recommend). */
+export function changedFilesNote(r: Pick<RunReport, 'changed_files' | 'variants'>): string | undefined {
+  const changed = r.variants.filter((v) => r.changed_files?.includes(v.id));
+  if (changed.length === 0) return undefined;
+  return `${changed.map((v) => v.file).join(', ')} ${changed.length === 1 ? 'is' : 'are'} not the file${changed.length === 1 ? '' : 's'} measured (replaced or removed since): the figures are the measured file's — rerun the bench stage (slim run --rerun <bench stage>) to measure what is there now`;
 }
 
 /**
@@ -133,6 +159,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     other_benches: otherBenches,
     ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), eval_data: bench.eval_data } } : {}),
     variants,
+    changed_files: changedFiles(runDir, variants),
     // Latency per round of turns where the bench took them (latency-ratio.ts), as recommend ranks it.
     pareto: { latency: front((v) => latency.get(v)!), size: front((v) => v.size_bytes) },
     stages: rows,

@@ -5,7 +5,8 @@ import { SlimError, usageError } from '../../errors.js';
 import { MANIFEST, requireRunManifest } from '../../pipeline/manifest.js';
 import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
-import { buildRunReport } from '../../report/run-report.js';
+import { buildRunReport, changedFilesNote } from '../../report/run-report.js';
+import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { oneOf, withJson } from '../options.js';
 import { timedWith } from '../../report/columns.js';
@@ -67,6 +68,9 @@ export function registerRecommend(program: Command): void {
           ? { file: runDir, problem: `the run has no bench stage timed on ${options.target}`, fix: `add \`- bench: { target: ${options.target} }\` to the recipe, or drop --target` }
           : { file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
       }
+      // A file replaced since it was measured: what is recommended is the measured file, not what is there.
+      const changed = changedFilesNote(report);
+      if (changed) log(`warning: ${changed}`);
       const r = recommend(report.variants, limits);
       const limitsJson = {
         ...(limits.maxSizeBytes !== undefined ? { max_size_bytes: limits.maxSizeBytes } : {}),
@@ -76,7 +80,7 @@ export function registerRecommend(program: Command): void {
       const assessed = r.assessed.map((a) => ({ id: a.id, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
       // Which timings judged latency: a run may have timed its variants on the host and in the browser.
       const timing = { stage: report.bench!.stage, target: report.bench!.target ?? 'host', ...(report.bench!.runtime ? { runtime: report.bench!.runtime } : {}) };
-      const json = { run_dir: runDir, latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
+      const json = { run_dir: runDir, ...(report.changed_files?.length ? { changed_files: report.changed_files } : {}), latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
       printResult(options, json, () =>
         [
           `run: ${runDir}; latency as timed by stage '${timing.stage}' (${timedWith(report.bench!)})${report.other_benches.length ? ` — also timed: ${report.other_benches.map((o) => `'${o.stage}' (${o.target}${o.target !== timing.target ? `; --target ${o.target}` : ''})`).join(', ')}` : ''}`,
