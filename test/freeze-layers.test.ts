@@ -11,7 +11,9 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import type { Graph, Node } from '../src/onnx/graph.js';
-import { readModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { float32 } from '../src/onnx/tensor.js';
+import { DEFAULT_STATIC, quantizeStatic } from '../src/compress/quantize/index.js';
 import { freezeLayers, layerName, matchesPattern } from '../src/passes/freeze-layers.js';
 import { parseRecipe, RecipeError } from '../src/pipeline/parse.js';
 import { runGraph } from '../src/runtime/ort.js';
@@ -202,6 +204,23 @@ describe.skipIf(!nativeAvailable())('slim train --freeze', () => {
 });
 
 describe('recipes: freeze', () => {
+  it('slim info --layers lists an int8 (QDQ) model by its integer weights, adding up to its totals as the float one does', async () => {
+    const float = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
+    const rng = new Random(3);
+    const feeds = [{ [float.inputs[0]!.name]: float32([4, 3, 16, 16], Array.from({ length: 4 * 768 }, () => rng.normal())) }];
+    const q = path.join(dir, 'int8-layers.onnx');
+    await writeModel((await quantizeStatic(float, feeds, DEFAULT_STATIC, { threads: 1 })).graph, q);
+    const layers = async (file: string): Promise<{ params: number; macs: number; layers: { layer: string; params: number; macs: number }[] }> => {
+      const r = await runSlim(['info', file, '--layers', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { params: number; macs: number; layers: { layer: string; params: number; macs: number }[] };
+    };
+    const [int8, fp32] = [await layers(q), await layers(fixturePath('torch-tiny-resnet-folded.onnx'))];
+    expect(int8.layers.map((l) => l.layer)).toEqual(fp32.layers.map((l) => l.layer));
+    expect(int8.layers.reduce((a, l) => a + l.params, 0)).toBe(int8.params);
+    expect(int8.layers.reduce((a, l) => a + l.macs, 0)).toBe(int8.macs);
+  });
+
   it('is refused beside freeze_backbone, and on a zoo model built fresh, when the recipe is read', () => {
     const read = (): unknown => parseRecipe('name: t\nmodel: { file: m.onnx }\nstages:\n  - train: { epochs: 1, new_head: true, freeze_backbone: true, freeze: [stem] }\n', 'r.yaml');
     expect(read).toThrow(RecipeError);

@@ -207,7 +207,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const line = recipe().split('\n').findIndex((l) => l.includes('prune:')) + 1;
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('slim:'));
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(new RegExp(`^slim: .*c\\.yaml:${line}: stage 'pruned' \\(prune\\): MAC target 0\\.02 is out of reach.*max_ratio`));
+    expect(errors[0]).toMatch(new RegExp(`^slim: .*c\\.yaml:${line}: stage 'pruned' \\(prune\\): MAC target 0\\.02 is out of reach.*prune\\.max_ratio`));
     const m = manifestOf(runDir);
     expect(m.complete).toBe(false);
     expect(m.stages.map((s) => [s.id, s.status])).toEqual([['fp32', 'done'], ['int8', 'done'], ['pruned', 'failed']]);

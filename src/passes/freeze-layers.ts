@@ -55,14 +55,26 @@ const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNorma
  * Mul (either operand: torch.onnx writes a Linear on 3-D input as MatMul + Add(bias, x)). Scalars
  * (HardSwish's 3, Clip bounds) and the constants of other ops are not parameters.
  */
-export function parametersOf(graph: Graph, node: Node): string[] {
+export function parametersOf(graph: Graph, node: Node, o: { dequantized?: ReadonlyMap<string, string> } = {}): string[] {
   const isFloat = (v: string | undefined): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32';
   // BatchNormalization learns its scale and shift; its running statistics are buffers, not parameters.
   if (node.opType === 'BatchNormalization') return node.inputs.slice(1, 3).filter(isFloat);
-  const floats = node.inputs.filter(isFloat);
+  // An int8 model's weights come through a DequantizeLinear of an integer initializer: that one stands for them.
+  const integer = new Set(o.dequantized?.values());
+  const floats = node.inputs.map((v) => o.dequantized?.get(v) ?? v).filter((v) => isFloat(v) || integer.has(v));
   if (WEIGHTED.has(node.opType)) return floats;
   if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
   return [];
+}
+
+/** An int8 (QDQ) model's dequantized weights: DequantizeLinear output → the integer initializer it reads. */
+export function dequantizedWeights(graph: Graph): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const n of graph.nodes) {
+    const source = n.inputs[0];
+    if (n.opType === 'DequantizeLinear' && source && graph.initializers.has(source) && n.outputs[0]) out.set(n.outputs[0], source);
+  }
+  return out;
 }
 
 /**
@@ -91,10 +103,10 @@ export function layerGraph(graph: Graph): Graph {
 }
 
 /** Nodes with parameters, by layer name in graph order: what `--freeze` can name (and `slim info --layers` lists). Takes a layerGraph. */
-export function parameterLayers(graph: Graph): Map<string, Node[]> {
+export function parameterLayers(graph: Graph, o: { dequantized?: ReadonlyMap<string, string> } = {}): Map<string, Node[]> {
   const layers = new Map<string, Node[]>();
   for (const node of graph.nodes) {
-    if (parametersOf(graph, node).length === 0) continue;
+    if (parametersOf(graph, node, o).length === 0) continue;
     const name = layerName(node);
     layers.set(name, [...(layers.get(name) ?? []), node]);
   }

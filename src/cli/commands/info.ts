@@ -11,7 +11,7 @@ import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
 import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
-import { layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
+import { dequantizedWeights, layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { defaultNormalization, modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
@@ -154,8 +154,10 @@ function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: 
   const counted = !facts ? undefined : hasFreeImageSize(g) ? (imageSize ? inferShapes(pinImageSize(g, imageSize)) : undefined) : g === graph ? facts : inferShapes(g);
   const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.macs]) ?? []);
   const batch = fixedBatchOf(dataInputs(g)[0]?.shape) ?? 1;
-  return [...parameterLayers(g)].map(([layer, nodes]) => {
-    const parameters = nodes.flatMap((n) => parametersOf(g, n)).map((name) => ({ name, shape: [...g.initializers.get(name)!.dims] }));
+  // An int8 model lists its layers by their integer weights, counted as its float network is.
+  const dequantized = dequantizedWeights(g);
+  return [...parameterLayers(g, { dequantized })].map(([layer, nodes]) => {
+    const parameters = nodes.flatMap((n) => parametersOf(g, n, { dequantized })).map((name) => ({ name, shape: [...g.initializers.get(name)!.dims] }));
     return {
       layer,
       ops: nodes.map((n) => n.opType),
