@@ -138,6 +138,20 @@ describe('latency compared per round of turns', () => {
     const batched = { ...b, file: 'b.onnx', latency_batch: 4 };
     expect(renderBenchTable([{ ...a, file: 'a.onnx' }, batched], true)).not.toMatch(/latency of b\.onnx/);
   });
+
+  it('"N× faster" between two variants is their own per-round ratio, not one through the first variant', () => {
+    // Against ref, mid's median ratio is 1/4 and small's 1/8: through ref, small is 2× faster than mid.
+    // Round by round mid/small is 1, 4, 1: their own median says they are as fast (ranking and the
+    // Pareto front stay on the one common scale).
+    const ref = { ...variant('ref', 4000, 8, 0.9), turn_p50_ms: [8, 8, 8] };
+    const mid = { ...variant('mid', 1000, 2, 0.89), turn_p50_ms: [1, 2, 4] };
+    const small = { ...variant('small', 500, 1, 0.88), turn_p50_ms: [1, 0.5, 4] };
+    const r = recommend([ref, mid, small], { maxSizeBytes: 2000 * 1024 });
+    expect(r.choice).toBe('mid');
+    const also = r.lines.find((l) => l.startsWith('Also on the front: small'));
+    expect(also).toContain('(2.00× smaller, 1.00 pt less accurate');
+    expect(also).not.toContain('faster');
+  });
 });
 
 describe('Pareto fronts', () => {
