@@ -203,6 +203,14 @@ describe('recommend', () => {
     expect(r.nearestLimit).toBeUndefined();
     expect(r.lines).toContain('Each limit is met by some variant, but no variant meets them all at once.');
   });
+
+  it('advises from what the closest variant already is: no "quantize" for one that is int8 and pruned', () => {
+    const f = { ...variant('fp32', 2800, 4, 0.85), kind: 'train' as const };
+    const p = { ...variant('pruned', 900, 2, 0.84), kind: 'prune' as const, from: 'fp32' };
+    const q = { ...variant('pruned-int8', 260, 1, 0.84), kind: 'quantize' as const, from: 'pruned' };
+    expect(recommend([f, p, q], { maxSizeBytes: 100 * 1024 }).lines).toContain('To get there: prune further (a lower target_macs) or start from a narrower model (width).');
+    expect(recommend([f], { maxSizeBytes: 100 * 1024 }).lines).toContain('To get there: int8 quantization (about 4× smaller) or structured pruning shrink the file.');
+  });
 });
 
 describe('noisy timings', () => {

@@ -160,7 +160,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
-  lines.push(advice(unmet.map((p) => p.limit)), ...noiseNote(variants));
+  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants));
   return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
 }
 
@@ -188,10 +188,25 @@ export function noiseNote(variants: readonly VariantBench[]): string[] {
   return [`Note: the latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`];
 }
 
-function advice(unmet: LimitName[]): string {
+/** What made a variant: the stage kinds along its `from` chain. */
+function lineage(v: VariantBench, byId: ReadonlyMap<string, VariantBench>): Set<string> {
+  const kinds = new Set<string>();
+  for (let at: VariantBench | undefined = v, guard = 0; at && guard < 100; at = at.from ? byId.get(at.from) : undefined, guard++) kinds.add(at.kind);
+  return kinds;
+}
+
+/** How to meet the limits missed, from what the closest variant already is (no "quantize" for an int8 model). */
+function advice(unmet: LimitName[], closest: VariantBench | undefined, byId: ReadonlyMap<string, VariantBench>): string {
+  const made = closest ? lineage(closest, byId) : new Set<string>();
+  const [int8, pruned] = [made.has('quantize'), made.has('prune')];
+  const shrink = int8 && pruned ? 'prune further (a lower target_macs) or start from a narrower model (width)'
+    : int8 ? 'structured pruning of the float model before int8 shrinks it further'
+      : pruned ? 'int8 quantization (about 4× smaller) or pruning further shrink the file'
+        : 'int8 quantization (about 4× smaller) or structured pruning shrink the file';
   const tips: Record<LimitName, string> = {
-    size: 'int8 quantization (about 4× smaller) or structured pruning shrink the file',
-    latency: 'structured pruning (a lower target_macs) and int8 cut latency; check `slim doctor` on the device',
+    size: shrink,
+    latency: int8 && pruned ? 'prune further (a lower target_macs) or a narrower model cut latency; check `slim doctor` on the device'
+      : `structured pruning (a lower target_macs)${int8 ? '' : ' and int8'} cut latency; check \`slim doctor\` on the device`,
     top1: 'more training epochs, more training images, distillation from a larger model, or less aggressive pruning raise top-1',
   };
   return `To get there: ${(unmet.length ? unmet : (['size', 'latency', 'top1'] as LimitName[])).map((l) => tips[l]).join('; ')}.`;
