@@ -145,6 +145,12 @@ describe('slim prune', () => {
     const changed = await runSlim([...args.map((a) => (a === '256' ? '200' : a)), '--resume']);
     expect(changed.code).toBe(2);
     expect(changed.stderr).toMatch(/other settings \(training images \(--train-limit\): 256 then, 200 now\) — resume with the same options as then, or start a new run with another --checkpoint-dir/);
+    // So is another model file of the same architecture: its checkpoints are not this run's.
+    const sibling = path.join(dir, 'resnet18-narrow-2.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 2 }), sibling);
+    const otherModel = await runSlim([...args.map((a) => (a === model ? sibling : a)), '--resume']);
+    expect(otherModel.code).toBe(2);
+    expect(otherModel.stderr).toMatch(/other settings \(the input model: another now\)/);
     expect((await runSlim([...args, '--resume'])).code).toBe(0);
     const doc = JSON.parse(run.stdout) as PruneJson & { test_top1: number; structured: { steps: { step: number; macs: number }[]; mean_replacement: boolean } };
     // Scored on 500 test images: a whole number of them.

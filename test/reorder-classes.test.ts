@@ -121,6 +121,19 @@ describe('studentInClassOrder (slim distill with a student file)', () => {
     expect(byData.note).toBe("note: student.onnx records the classes of cifar10 in another order: its classifier's outputs are put in the data's order, which plain.onnx, recording no class names, scores by position (cat, dog, ship, truck), keeping what it learned");
   });
 
+  it('takes a student recording no names in the data\'s own order, and puts it in the teacher\'s', async () => {
+    // The data's folders sort as ship, cat, truck, dog; the teacher records cat, dog, ship, truck.
+    const own = ['ship', 'cat', 'truck', 'dog'];
+    const student = buildZooModel('resnet18-cifar', { width: 0.125, seed: 8, classes: 4 });
+    const r = studentInClassOrder(student, names, { ...byTeacher, dataOrder: own });
+    expect(r.note).toBe("note: student.onnx records no class names, so its outputs are the data's classes in the data's own order; they are put in the order teacher.onnx records (cat, dog, ship, truck)");
+    const x = randomInput([2, 3, 32, 32]);
+    const [after, before] = [await scores(r.graph, x), await scores(student, x)];
+    after.forEach((row, n) => row.forEach((v, i) => expect(v).toBeCloseTo(before[n]![own.indexOf(names[i]!)]!, 5)));
+    // In the data's own order already: nothing to do.
+    expect(studentInClassOrder(student, names, { ...byTeacher, dataOrder: names })).toEqual({ graph: student });
+  });
+
   it('leaves a student in the same order, or recording no names, as it is; notes other names', () => {
     expect(studentInClassOrder(teacher, names, byTeacher)).toEqual({ graph: teacher });
     const unnamed = buildZooModel('resnet18-cifar', { width: 0.125, seed: 6, classes: 4 });

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { readCheckpoint } from './checkpoint.js';
@@ -50,11 +51,27 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   startWeights: 'the model it starts from',
   schedulePhase: '--epochs and --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
-  caller: '--new-head, --mean or --std', masks: 'pruning masks',
+  masks: 'pruning masks',
+};
+
+/**
+ * The settings of the command itself (TrainOptions.resumeKey), by name. A `*_digest` entry is a content
+ * hash (the input model's weights): named, not printed.
+ */
+const CALLER_WORDS: Record<string, string> = {
+  new_head: '--new-head', mean: '--mean', std: '--std', reinsert_bn: '--no-reinsert-bn', model_digest: 'the input model',
+  calibration: 'calibration (--method, --samples, --seed, --per-tensor, --exclude, …)',
 };
 
 /** One fingerprint difference in words: hashes are named, not printed. */
 function describeDifference(key: string, then: unknown, now: unknown): string {
+  if (key === 'caller') {
+    const [a, b] = [(then ?? {}) as Record<string, unknown>, (now ?? {}) as Record<string, unknown>];
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])]
+      .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
+      .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? k}: ${JSON.stringify(a[k]) ?? 'unset'} then, ${JSON.stringify(b[k]) ?? 'unset'} now`))
+      .join('; ');
+  }
   const word = FINGERPRINT_WORDS[key] ?? key;
   const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
   if (key === 'startWeights') return `${word}: other weights now`;
@@ -84,7 +101,8 @@ export interface Start {
 /** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
 function startOver(o: TrainOptions): string {
   // With a --checkpoint-dir a run without --resume is refused while it holds a checkpoint (cli/paths.ts).
-  return typeof o.resume === 'string' && !o.checkpointDir ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
+  const blocked = o.checkpointDir !== undefined && existsSync(path.join(o.checkpointDir, 'last.ckpt'));
+  return typeof o.resume === 'string' && !blocked ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }
 
 export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
@@ -100,7 +118,9 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
   const compared = Object.fromEntries(Object.entries(fingerprint).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
   if (keys.length > 0) {
-    const differ = keys.map((k) => describeDifference(k, saved[k], compared[k]));
+    // What follows from a named setting (weights after another calibration, statistics in front of the teacher, BN put back or not) is not news.
+    const shown = keys.includes('caller') ? keys.filter((k) => !['startWeights', 'teacherWeights', 'params'].includes(k)) : keys;
+    const differ = shown.map((k) => describeDifference(k, saved[k], compared[k]));
     throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });
   }
   try {

@@ -23,6 +23,9 @@ import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { CIFAR10_CLASSES } from '../../data/cifar10-files.js';
+import { byCodePoint } from '../../data/image-folder.js';
+import type { ImageSet } from '../../data/types.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -65,6 +68,11 @@ interface DistillCliOptions extends CommonOptions {
 }
 
 /** A progress bar over training steps; `note` (a hint) is printed when the first step has run. */
+/** The data's own class order, before a model's names relabelled it: CIFAR-10's, or its folders' in code-point order. */
+function dataOrder(set: ImageSet): string[] {
+  return dataName(set) === 'cifar10' ? [...CIFAR10_CLASSES] : [...set.classes].sort(byCodePoint);
+}
+
 export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
   let bar: Progress | undefined;
   return {
@@ -167,7 +175,7 @@ export function registerDistill(program: Command): void {
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       // A student file scores in that order too: one recording the names in another has its classifier permuted.
       const ordered = studentFile
-        ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher } })
+        ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher }, dataOrder: dataOrder(data.train) })
         : undefined;
       if (ordered?.note) notes.push(ordered.note);
       for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (note) notes.push(note);

@@ -29,6 +29,7 @@ import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } 
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { digestWeights } from '../../engine/resume.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -410,8 +411,10 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
       ? {
           checkpointDir: o.checkpointDir,
           onResumed: (epochs: number) => log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`),
-          onDiscarded: (why: string) => log(`note: a checkpoint in ${o.checkpointDir} was made for other cuts (${why}): that fine-tuning starts over`),
+          onDiscarded: () => log(`note: a checkpoint in ${o.checkpointDir} was made for other cuts of this model (the pruning came out otherwise this time): that fine-tuning starts over`),
           refuseChangedSettings: true,
+          // Another input model is another run, refused; the same model cut otherwise starts over.
+          resumeKey: { model_digest: digestWeights(graph) },
         }
       : {}),
     onProgress: (p) => {

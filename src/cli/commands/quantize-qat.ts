@@ -15,6 +15,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 import { explainInterrupt, freshStartNote, leftOverNote } from '../train-options.js';
+import { digestWeights } from '../../engine/resume.js';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
 export function checkQatFlags(options: QuantizeCliOptions): void {
@@ -81,6 +82,11 @@ export async function qatFineTune(
     ...(testLimit !== undefined ? { testLimit } : {}),
     ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
+    // What the PTQ model QAT starts from was made with: another calibration is another run.
+    resumeKey: {
+      model_digest: digestWeights(floatGraph),
+      calibration: { calib: options.calib, method: options.method, percentile: options.percentile, samples: options.samples, seed: options.seed, per_tensor: options.perTensor ?? false, activations: options.activationType, reduce_range: options.reduceRange ?? false, exclude: options.exclude ?? null, keep_first: options.keepFirst ?? false, keep_last: options.keepLast ?? false, equalize: options.equalize ?? false, bias_correction: options.biasCorrection, max_drop: options.maxDrop ?? null },
+    },
     ...(options.log ? { log: options.log } : {}),
   }).finally(() => {
     bar.stop();

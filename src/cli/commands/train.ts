@@ -240,7 +240,9 @@ export function registerTrain(program: Command): void {
         ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
         ...(frozen ? { frozen } : {}),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
-        ...(options.newHead || options.mean || options.std ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
+        ...(options.newHead || options.mean || options.std || !options.reinsertBn
+          ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
+          : {}),
         ...(distributed ? { distributed } : {}),
       }).finally(() => {
         bar?.stop();

@@ -15,9 +15,23 @@ export type ClassOrderOwner = { teacher: string } | { data: string; teacher: str
  * permuted instead (reorderClassScores), the names recorded in the new order, with a note. A student
  * recording other names learns these (said in a note); one recording none is taken by position.
  */
-export function studentInClassOrder(student: Graph, classes: readonly string[], o: { student: string; owner: ClassOrderOwner }): { graph: Graph; note?: string } {
-  const s = readPreprocessing(student, o.student).classNames;
+export function studentInClassOrder(
+  student: Graph,
+  classes: readonly string[],
+  o: { student: string; owner: ClassOrderOwner; dataOrder?: readonly string[] },
+): { graph: Graph; note?: string } {
+  // A student recording no names scores by position, in the data's own order (as slim eval takes it).
+  const recorded = readPreprocessing(student, o.student).classNames;
+  const s = recorded ?? (o.dataOrder && o.dataOrder.length === classes.length ? o.dataOrder : undefined);
   if (!s || (s.length === classes.length && s.every((name, i) => name === classes[i]))) return { graph: student };
+  if (!recorded && !('data' in o.owner) && classes.every((name) => s.includes(name))) {
+    const order = classes.map((name) => s.indexOf(name));
+    return {
+      graph: withClassNames(reorderClassScores(student, order), classes),
+      note: `note: ${path.basename(o.student)} records no class names, so its outputs are the data's classes in the data's own order; they are put in the order ${path.basename(o.owner.teacher)} records (${listNames(classes)})`,
+    };
+  }
+  if (!recorded) return { graph: student };
   const studentName = path.basename(o.student);
   const teacherName = path.basename(o.owner.teacher);
   const data = 'data' in o.owner ? o.owner.data : undefined;

@@ -70,6 +70,8 @@ export interface EngineTunerOptions {
   onDiscarded?: (why: string) => void;
   /** A checkpoint of other settings is refused, not discarded (`slim prune --resume`); one of other cuts still starts over. */
   refuseChangedSettings?: boolean;
+  /** The command's settings a checkpoint must share (TrainOptions.resumeKey), e.g. the input model file. */
+  resumeKey?: Record<string, unknown>;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -114,6 +116,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
         ...(checkpointDir ? { checkpointDir, resume } : {}),
+        ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
       });
       let r;
       try {

@@ -57,6 +57,8 @@ export interface QatOptions {
   teacher?: TrainOptions['teacher'];
   checkpointDir?: string;
   resume?: boolean | string;
+  /** The command's settings a checkpoint must share (TrainOptions.resumeKey): the calibration, the input file. */
+  resumeKey?: Record<string, unknown>;
   log?: string;
   onProgress?: (p: TrainProgress) => void;
   /** Preprocessing of the images (default: the model's metadata, else CIFAR-10's): the one calibration used. */
@@ -125,6 +127,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.augment !== undefined ? { augment: o.augment } : {}),
     ...(o.teacher ? { teacher: o.teacher } : {}),
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.file ? { file: o.file } : {}),
