@@ -219,6 +219,12 @@ describe('recipes: freeze', () => {
     expect(int8.layers.map((l) => l.layer)).toEqual(fp32.layers.map((l) => l.layer));
     expect(int8.layers.reduce((a, l) => a + l.params, 0)).toBe(int8.params);
     expect(int8.layers.reduce((a, l) => a + l.macs, 0)).toBe(int8.macs);
+    // Training it is refused at once, before any data is read (it has nothing a gradient can move).
+    const started = Date.now();
+    const train = await runSlim(['train', '--model', q, '--data', 'cifar10', '--epochs', '1', '--out', path.join(dir, 'x.onnx')], { env: { SLIM_DATA_DIR: '/nonexistent' } });
+    expect(train.code).toBe(2);
+    expect(train.stderr).toMatch(/int8-layers\.onnx: nothing in it can train: its weights are stored as int8 \(a quantized model\) — train or distill the float model/);
+    expect(Date.now() - started).toBeLessThan(60_000);
   });
 
   it('is refused beside freeze_backbone, and on a zoo model built fresh, when the recipe is read', () => {

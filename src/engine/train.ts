@@ -5,6 +5,7 @@ import { SlimError, usageError } from '../errors.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { fileError } from '../onnx/io.js';
+import { hasIntegerWeights, integerWeightsError } from '../passes/freeze-layers.js';
 import { normalizationOf } from '../zoo/metadata.js';
 import { epochJson, snakeSettings } from '../report/json-records.js';
 import { writeCheckpoint } from './checkpoint.js';
@@ -264,11 +265,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   });
   if (plan.paramNames.length === 0 && !o.learnableScales) {
     // A QDQ model's weights are integer constants behind DequantizeLinear: nothing for SGD to move.
-    const int8 = o.graph.nodes.some((n) => n.opType === 'DequantizeLinear' && o.graph.initializers.get(n.inputs[0] ?? '')?.dtype !== 'float32' && o.graph.initializers.has(n.inputs[0] ?? ''));
+    if (hasIntegerWeights(o.graph)) throw integerWeightsError(o.file);
     throw new SlimError({
       ...(o.file ? { file: o.file } : {}),
-      problem: int8 ? 'nothing in it can train: its weights are stored as int8 (a quantized model)' : 'nothing in it can train: it has no float weights the engine updates',
-      fix: int8 ? 'train or distill the float model and quantize after, or fine-tune in int8 with `slim quantize FLOAT.onnx --qat`' : 'check that the model has weights (initializers) and that --freeze leaves some',
+      problem: 'nothing in it can train: it has no float weights the engine updates',
+      fix: 'check that the model has weights (initializers) and that --freeze leaves some',
     }, 'usage');
   }
   let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast, channelsLast }) : undefined;

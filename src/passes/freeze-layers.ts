@@ -11,7 +11,7 @@
  * `layer1.0.conv1`) or a glob (`*` and `?`). A frozen Conv's BatchNormalization (the BN right after it)
  * is frozen with it. Pure.
  */
-import { usageError } from '../errors.js';
+import { SlimError, usageError } from '../errors.js';
 import type { Graph, Node } from '../onnx/graph.js';
 import { freezeBatchNorm } from './freeze-batchnorm.js';
 import { untieIdentityWeights } from './untie-weights.js';
@@ -65,6 +65,20 @@ export function parametersOf(graph: Graph, node: Node, o: { dequantized?: Readon
   if (WEIGHTED.has(node.opType)) return floats;
   if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
   return [];
+}
+
+/** Whether a model's weights are stored as integers behind DequantizeLinear (a QDQ int8 model): nothing in it trains. */
+export function hasIntegerWeights(graph: Graph): boolean {
+  return [...dequantizedWeights(graph).values()].some((name) => graph.initializers.get(name)?.dtype !== 'float32');
+}
+
+/** The refusal for training such a model, said before any data is read (and by the engine, for other callers). */
+export function integerWeightsError(file: string | undefined): SlimError {
+  return new SlimError({
+    ...(file ? { file } : {}),
+    problem: 'nothing in it can train: its weights are stored as int8 (a quantized model)',
+    fix: 'train or distill the float model and quantize after, or fine-tune in int8 with `slim quantize FLOAT.onnx --qat`',
+  }, 'usage');
 }
 
 /** An int8 (QDQ) model's dequantized weights: DequantizeLinear output → the integer initializer it reads. */

@@ -26,6 +26,7 @@ import { writeMadeModel } from '../write-result.js';
 import { CIFAR10_CLASSES } from '../../data/cifar10-files.js';
 import { byCodePoint } from '../../data/image-folder.js';
 import type { ImageSet } from '../../data/types.js';
+import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -152,6 +153,8 @@ export function registerDistill(program: Command): void {
       if (!studentIsZoo) checkModelFile(options.student, '--student');
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
       const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
+      // An int8 student trains nothing: said before the data is read.
+      if (studentFile && hasIntegerWeights(studentFile)) throw integerWeightsError(options.student);
       if (options.freeze && !studentFile) throw usageError(`--freeze keeps layers of a trained student; ${options.student} is built fresh from the zoo`, 'drop --freeze, or pass a trained .onnx as --student');
       // Checked before the data is read: a name that matches nothing is a typo.
       const frozenLayers = studentFile && options.freeze ? freezeLayers(studentFile, options.freeze, { file: options.student }) : undefined;

@@ -24,6 +24,7 @@ import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -163,6 +164,8 @@ export function registerTrain(program: Command): void {
       // An .onnx model is read first: its input size decides how image folders are resized.
       const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
       const onnxModel = onnxFile?.graph;
+      // An int8 model trains nothing: said before the data is read.
+      if (onnxModel && hasIntegerWeights(onnxModel)) throw integerWeightsError(options.model);
       // A --freeze that names nothing is refused before the data is read (the model's own names; a new head keeps its node's).
       if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, { file: options.model });
       if (onnxFile?.normalization && (options.mean || options.std)) {
