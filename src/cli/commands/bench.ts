@@ -36,7 +36,7 @@ interface BenchOptions extends CommonOptions, DataOptions {
   warmup: number;
 }
 
-const runCount = (value: string): RunCount => (value === 'auto' ? 'auto' : intAtLeast('--runs', 50, 'p99 needs at least 50 samples; or auto')(value));
+const runCount = (value: string): RunCount => (value === 'auto' ? 'auto' : intAtLeast('--runs', 50, 'p99 needs at least 50 samples')(value));
 
 export function registerBench(program: Command): void {
   withThreads(withResize(
