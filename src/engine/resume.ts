@@ -100,7 +100,6 @@ export interface Start {
 
 /** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
 function startOver(o: TrainOptions): string {
-  // With a --checkpoint-dir a run without --resume is refused while it holds a checkpoint (cli/paths.ts).
   const blocked = o.checkpointDir !== undefined && existsSync(path.join(o.checkpointDir, 'last.ckpt'));
   return typeof o.resume === 'string' && !blocked ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }

@@ -60,8 +60,10 @@ export function parametersOf(graph: Graph, node: Node, o: { dequantized?: Readon
   // BatchNormalization learns its scale and shift; its running statistics are buffers, not parameters.
   if (node.opType === 'BatchNormalization') return node.inputs.slice(1, 3).filter(isFloat);
   // An int8 model's weights come through a DequantizeLinear of an integer initializer: that one stands for them.
-  const integer = new Set(o.dequantized?.values());
-  const floats = node.inputs.map((v) => o.dequantized?.get(v) ?? v).filter((v) => isFloat(v) || integer.has(v));
+  const floats = node.inputs.flatMap((v) => {
+    const stored = o.dequantized?.get(v);
+    return stored ? [stored] : isFloat(v) ? [v] : [];
+  });
   if (WEIGHTED.has(node.opType)) return floats;
   if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
   return [];

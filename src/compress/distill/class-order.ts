@@ -24,21 +24,14 @@ export function studentInClassOrder(
   const recorded = readPreprocessing(student, o.student).classNames;
   const s = recorded ?? (o.dataOrder && o.dataOrder.length === classes.length ? o.dataOrder : undefined);
   if (!s || (s.length === classes.length && s.every((name, i) => name === classes[i]))) return { graph: student };
-  if (!recorded && !('data' in o.owner) && classes.every((name) => s.includes(name))) {
-    const order = classes.map((name) => s.indexOf(name));
-    return {
-      graph: withClassNames(reorderClassScores(student, order), classes),
-      note: `note: ${path.basename(o.student)} records no class names, so its outputs are the data's classes in the data's own order; they are put in the order ${path.basename(o.owner.teacher)} records (${listNames(classes)})`,
-    };
-  }
-  if (!recorded) return { graph: student };
   const studentName = path.basename(o.student);
   const teacherName = path.basename(o.owner.teacher);
   const data = 'data' in o.owner ? o.owner.data : undefined;
   const byTeacher = data === undefined;
-  const whose = byTeacher ? `${teacherName}'s classes` : `the classes of ${data}`;
+  const whose = !recorded ? "the data's classes in the data's own order" : byTeacher ? `${teacherName}'s classes` : `the classes of ${data}`;
   const sameSet = s.length === classes.length && new Set(s).size === s.length && new Set(classes).size === classes.length && classes.every((name) => s.includes(name));
   if (!sameSet) {
+    if (!recorded) return { graph: student };
     const onlyStudent = s.filter((name) => !classes.includes(name));
     const onlyOther = classes.filter((name) => !s.includes(name));
     const other = byTeacher ? 'the teacher' : 'the data';
@@ -53,10 +46,13 @@ export function studentInClassOrder(
     if (!(e instanceof SlimError)) throw e;
     throw new SlimError({
       file: o.student,
-      problem: `it records ${whose} in another order, and its scores cannot be put in that order (${e.parts.problem})`,
+      problem: `${recorded ? 'it records' : 'it scores'} ${whose}${recorded ? ' in another order' : ''}, and its scores cannot be put in that order (${e.parts.problem})`,
       fix: 'export the student with its classifier as the last layer, or distill into a zoo student',
     });
   }
-  const into = byTeacher ? "the teacher's order" : `the data's order, which ${teacherName}, recording no class names, scores by position`;
-  return { graph: withClassNames(graph, classes), note: `note: ${studentName} records ${whose} in another order: its classifier's outputs are put in ${into} (${listNames(classes)}), keeping what it learned` };
+  // (A student without names meets a teacher recording none only in the data's own order: returned above.)
+  const note = !recorded
+    ? `note: ${studentName} records no class names, so its outputs are the data's classes in the data's own order; they are put in the order ${teacherName} records (${listNames(classes)})`
+    : `note: ${studentName} records ${whose} in another order: its classifier's outputs are put in ${byTeacher ? "the teacher's order" : `the data's order, which ${teacherName}, recording no class names, scores by position`} (${listNames(classes)}), keeping what it learned`;
+  return { graph: withClassNames(graph, classes), note };
 }
