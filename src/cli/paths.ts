@@ -82,10 +82,15 @@ export function checkCheckpointDir(dir: string, resume: boolean | string | undef
 /** Folders a run's phases checkpoint in, inside --checkpoint-dir (QAT with --bn-epochs). */
 const PHASE_FOLDERS = ['bn-live', 'folded'];
 
+/** The last.ckpt files in `dir` and in its phases' folders, newest first. */
+export function checkpointsIn(dir: string): string[] {
+  const found = [path.join(dir, 'last.ckpt'), ...PHASE_FOLDERS.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
+  return found.sort((a, b) => statOf(b)!.mtimeMs - statOf(a)!.mtimeMs);
+}
+
 /** The newest last.ckpt in `dir` or in a phase's folder in it. */
 export function latestCheckpoint(dir: string): string | undefined {
-  const found = [path.join(dir, 'last.ckpt'), ...PHASE_FOLDERS.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
-  return found.sort((a, b) => statOf(b)!.mtimeMs - statOf(a)!.mtimeMs)[0];
+  return checkpointsIn(dir)[0];
 }
 
 function suffixed(file: string): string {

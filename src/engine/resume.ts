@@ -60,8 +60,21 @@ const FINGERPRINT_WORDS: Record<string, string> = {
  */
 const CALLER_WORDS: Record<string, string> = {
   new_head: '--new-head', mean: '--mean', std: '--std', reinsert_bn: '--no-reinsert-bn', model_digest: 'the input model',
-  calibration: 'calibration (--method, --samples, --seed, --per-tensor, --exclude, …)',
+  calibration: 'calibration',
 };
+
+/** A record's entries are its flags' names in snake_case, but for these. */
+const ENTRY_FLAGS: Record<string, string> = { activations: '--activation-type' };
+
+/** `then` → `now` in words; of two records (QAT's calibration), only the entries that differ. */
+function changed(then: unknown, now: unknown): string {
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(then) || !isRecord(now)) return `${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
+  return [...new Set([...Object.keys(then), ...Object.keys(now)])]
+    .filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k]))
+    .map((k) => `${ENTRY_FLAGS[k] ?? `--${k.replace(/_/g, '-')}`} ${JSON.stringify(then[k]) ?? 'unset'} then, ${JSON.stringify(now[k]) ?? 'unset'} now`)
+    .join(', ');
+}
 
 /** One fingerprint difference in words: hashes are named, not printed. */
 function describeDifference(key: string, then: unknown, now: unknown): string {
@@ -69,7 +82,7 @@ function describeDifference(key: string, then: unknown, now: unknown): string {
     const [a, b] = [(then ?? {}) as Record<string, unknown>, (now ?? {}) as Record<string, unknown>];
     return [...new Set([...Object.keys(a), ...Object.keys(b)])]
       .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
-      .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? k}: ${JSON.stringify(a[k]) ?? 'unset'} then, ${JSON.stringify(b[k]) ?? 'unset'} now`))
+      .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? k}: ${changed(a[k], b[k])}`))
       .join('; ');
   }
   const word = FINGERPRINT_WORDS[key] ?? key;
@@ -99,9 +112,19 @@ export interface Start {
 }
 
 /** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
-function startOver(o: TrainOptions): string {
+function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
   const blocked = o.checkpointDir !== undefined && existsSync(path.join(o.checkpointDir, 'last.ckpt'));
   return typeof o.resume === 'string' && !blocked ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
+}
+
+/**
+ * Refuses a checkpoint whose command settings (TrainOptions.resumeKey) are not these, before the work that
+ * precedes training: QAT calibrates for minutes on a large set before `restore` would compare them.
+ */
+export async function refuseOtherSettings(file: string, resumeKey: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): Promise<void> {
+  const then = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint['caller'];
+  if (JSON.stringify(then) === JSON.stringify(resumeKey)) return;
+  throw new CheckpointMismatch(['caller'], { file, problem: `the checkpoint was made by a run with other settings (${describeDifference('caller', then, resumeKey)})`, fix: `resume with the same options as then, or ${startOver(o)}` });
 }
 
 export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {

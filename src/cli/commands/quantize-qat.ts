@@ -15,7 +15,9 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 import { explainInterrupt, freshStartNote, leftOverNote } from '../train-options.js';
-import { digestWeights } from '../../engine/resume.js';
+import { digestWeights, refuseOtherSettings } from '../../engine/resume.js';
+import { checkpointsIn } from '../paths.js';
+import { existsSync } from 'node:fs';
 
 /** --qat needs training data; its training split doubles as the calibration set unless --calib says otherwise. */
 export function checkQatFlags(options: QuantizeCliOptions): void {
@@ -31,6 +33,21 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
   options.calib ??= isCifar10(options.data) ? options.data : join(options.data, 'train');
+}
+
+/** What the PTQ model QAT starts from was made with: another input model or calibration is another run. */
+function qatResumeKey(floatGraph: Graph, options: QuantizeCliOptions): Record<string, unknown> {
+  return {
+    model_digest: digestWeights(floatGraph),
+    calibration: { calib: options.calib, method: options.method, percentile: options.percentile, samples: options.samples, seed: options.seed, per_tensor: options.perTensor ?? false, activations: options.activationType, reduce_range: options.reduceRange ?? false, exclude: options.exclude ?? null, keep_first: options.keepFirst ?? false, keep_last: options.keepLast ?? false, equalize: options.equalize ?? false, bias_correction: options.biasCorrection, max_drop: options.maxDrop ?? null },
+  };
+}
+
+/** --resume of a run with another input model or calibration is refused before calibrating, not after. */
+export async function refuseOtherQatRun(floatGraph: Graph, options: QuantizeCliOptions): Promise<void> {
+  if (!options.resume) return;
+  const files = typeof options.resume === 'string' ? (existsSync(options.resume) ? [options.resume] : []) : options.checkpointDir ? checkpointsIn(options.checkpointDir) : [];
+  for (const file of files) await refuseOtherSettings(file, qatResumeKey(floatGraph, options), options);
 }
 
 export interface QatStep {
@@ -82,11 +99,7 @@ export async function qatFineTune(
     ...(testLimit !== undefined ? { testLimit } : {}),
     ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
-    // What the PTQ model QAT starts from was made with: another calibration is another run.
-    resumeKey: {
-      model_digest: digestWeights(floatGraph),
-      calibration: { calib: options.calib, method: options.method, percentile: options.percentile, samples: options.samples, seed: options.seed, per_tensor: options.perTensor ?? false, activations: options.activationType, reduce_range: options.reduceRange ?? false, exclude: options.exclude ?? null, keep_first: options.keepFirst ?? false, keep_last: options.keepLast ?? false, equalize: options.equalize ?? false, bias_correction: options.biasCorrection, max_drop: options.maxDrop ?? null },
-    },
+    resumeKey: qatResumeKey(floatGraph, options),
     ...(options.log ? { log: options.log } : {}),
   }).finally(() => {
     bar.stop();

@@ -25,7 +25,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, numberList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
-import { checkQatFlags, qatFineTune } from './quantize-qat.js';
+import { checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
@@ -200,6 +200,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   let output: Graph;
   let extra: Record<string, unknown> = {};
   let run: StaticRun | undefined;
+  if (options.qat) await refuseOtherQatRun(graph, options);
   if (options.mode === 'static') {
     run = await quantizeStatic(graph, options, { file, data, normalization, evalData });
     output = run.output;
