@@ -68,6 +68,17 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect(run.stderr).toMatch(new RegExp(`rank 1 of 2: distributed start-up failed: rank 1 could not reach the rendezvous at 127\\.0\\.0\\.1:${port}`));
   }, 240_000);
 
+  it('a resume every rank refuses is said once, without advice to resume', async () => {
+    const args = ['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '256', '--test-limit', '64', '--epochs', '1', '--batch', '64',
+      '--nproc', '2', '--checkpoint-dir', path.join(dir, 'ck'), '--out', path.join(dir, 'c.onnx')];
+    expect((await runSlim(args, { timeoutMs: 170_000 })).code).toBe(0);
+    const refused = await runSlim([...args, '--seed', '3', '--resume'], { timeoutMs: 170_000 });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.match(/the checkpoint was made by a run with other settings \(--seed: 0 then, 3 now/g)).toHaveLength(1);
+    expect(refused.stderr).not.toMatch(/\[rank 1\] slim:/);
+    expect(refused.stderr).toMatch(/exited with code 2, so the other ranks were stopped; the message above says why and what to do\n$/);
+  }, 240_000);
+
   it('ranks started with different settings refuse together', async () => {
     const port = String(await freePort());
     const base = ['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '256', '--test-limit', '64', '--epochs', '1', '--threads', '1', '--dist-timeout', '60'];

@@ -36,9 +36,11 @@ export async function launchTraining(o: TrainLaunch): Promise<LaunchResult> {
   }
   if (result.failed) {
     const f = result.failed;
+    // Code 2 is a refusal of the command itself (a flag, a checkpoint of another run): its message says what to do, not a rerun.
+    const refused = f.code === 2;
     throw new SlimError(
-      { where: `rank ${f.rank} of ${o.nproc}`, problem: `the worker (pid ${f.pid}) ${describeExit(f)}, so the other ranks were stopped; its own message, if any, is above`, fix: resume },
-      f.code === 2 ? 'usage' : 'input',
+      { where: `rank ${f.rank} of ${o.nproc}`, problem: `the worker (pid ${f.pid}) ${describeExit(f)}, so the other ranks were stopped; ${refused ? 'the message above says why and what to do' : 'its own message, if any, is above'}`, ...(refused ? {} : { fix: resume }) },
+      refused ? 'usage' : 'input',
     );
   }
   return result;

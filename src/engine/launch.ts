@@ -8,7 +8,8 @@ import { exitWhenIdle } from './exit-gate.js';
  * command with RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, as
  * torchrun would. The launcher forwards SIGINT/SIGTERM, and as soon as one worker fails it names that
  * rank and stops the others (SIGTERM, then SIGKILL after a grace period), so a run never hangs on a
- * dead worker. Rank 0 keeps the terminal (stdout, progress); other ranks' output is prefixed on stderr.
+ * dead worker. Rank 0 keeps the terminal (stdout, progress); other ranks' output is prefixed on stderr,
+ * except their error lines when rank 0 failed the same way (every rank refuses the same bad flag).
  */
 
 export interface LaunchOptions {
@@ -37,10 +38,15 @@ export interface LaunchResult {
   code: number;
   /** The first worker that failed, when one did. */
   failed?: WorkerExit;
+  /** Every worker's exit, by rank. */
+  exits: WorkerExit[];
   /** The signal the launcher itself received, when it was interrupted. */
   interrupted?: NodeJS.Signals;
   seconds: number;
 }
+
+/** How long the other ranks get to exit by themselves after one refused the command (exit code 2). */
+const REFUSAL_GRACE_MS = 3000;
 
 /** A free TCP port on loopback for the rendezvous (the usual small race, as torchrun's). */
 export async function freePort(): Promise<number> {
@@ -86,6 +92,10 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let failed: WorkerExit | undefined;
   let interrupted: NodeJS.Signals | undefined;
   let killTimer: NodeJS.Timeout | undefined;
+  let refusalTimer: NodeJS.Timeout | undefined;
+  const exited: WorkerExit[] = [];
+  // Other ranks' `slim: ` lines (errors, interruptions) wait for rank 0's exit: the same failure there is said once.
+  const held: string[][] = Array.from({ length: o.nproc }, () => []);
 
   const stopAll = (signal: NodeJS.Signals): void => {
     for (const rank of live) {
@@ -130,7 +140,8 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
     workers.push(child);
     if (child.pid !== undefined) live.add(rank);
     if (rank > 0) {
-      for (const stream of [child.stdout, child.stderr]) prefixLines(stream, `[rank ${rank}] `, (line) => process.stderr.write(line));
+      prefixLines(child.stdout, `[rank ${rank}] `, (line) => process.stderr.write(line));
+      prefixLines(child.stderr, `[rank ${rank}] `, (line, text) => (text.startsWith('slim: ') ? held[rank]!.push(line) : process.stderr.write(line)));
     }
     return new Promise<void>((resolve) => {
       let settled = false;
@@ -139,10 +150,13 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
         settled = true;
         live.delete(rank);
         const exit: WorkerExit = { rank, pid: child.pid ?? -1, code, signal };
+        exited[rank] = exit;
         if ((code !== 0 || signal) && !failed && !interrupted) {
           failed = exit;
           log(`slim: rank ${rank} (pid ${exit.pid}) ${describeExit(exit)}; stopping the other ranks`);
-          stopAll('SIGTERM');
+          // Code 2 is a refusal every rank meets (a flag, another run's checkpoint): they get a moment to exit with it by themselves.
+          if (code === 2) refusalTimer = setTimeout(() => stopAll('SIGTERM'), REFUSAL_GRACE_MS);
+          else stopAll('SIGTERM');
         }
         resolve();
       };
@@ -155,17 +169,23 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   });
   log(`slim: started ${o.nproc} workers (${o.device}) rendezvousing on 127.0.0.1:${masterPort}; pids ${workers.map((w, r) => `rank ${r}=${w.pid}`).join(', ')}`);
   await Promise.all(exits);
-  if (killTimer) clearTimeout(killTimer);
+  clearTimeout(refusalTimer);
+  clearTimeout(killTimer);
+  const first = exited[0];
+  for (const [rank, lines] of held.entries()) {
+    const sameAsRankZero = first !== undefined && first.code !== 0 && first.code === exited[rank]?.code && !first.signal;
+    if (!sameAsRankZero) for (const line of lines) process.stderr.write(line);
+  }
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);
   const seconds = (performance.now() - started) / 1000;
-  if (interrupted) return { code: interrupted === 'SIGINT' ? 130 : 143, interrupted, seconds, ...(failed ? { failed } : {}) };
-  if (failed) return { code: failed.code && failed.code > 0 ? failed.code : 1, failed, seconds };
-  return { code: 0, seconds };
+  if (interrupted) return { code: interrupted === 'SIGINT' ? 130 : 143, interrupted, seconds, exits: exited, ...(failed ? { failed } : {}) };
+  if (failed) return { code: failed.code && failed.code > 0 ? failed.code : 1, failed, seconds, exits: exited };
+  return { code: 0, seconds, exits: exited };
 }
 
-/** Copies a stream line by line with a prefix (partial last lines included). */
-function prefixLines(stream: NodeJS.ReadableStream | null, prefix: string, write: (s: string) => void): void {
+/** Copies a stream line by line with a prefix (partial last lines included); `write` gets the line as written and its text. */
+function prefixLines(stream: NodeJS.ReadableStream | null, prefix: string, write: (line: string, text: string) => void): void {
   if (!stream) return;
   let pending = '';
   stream.setEncoding('utf8');
@@ -173,10 +193,10 @@ function prefixLines(stream: NodeJS.ReadableStream | null, prefix: string, write
     pending += chunk;
     const lines = pending.split('\n');
     pending = lines.pop()!;
-    for (const line of lines) write(`${prefix}${line}\n`);
+    for (const line of lines) write(`${prefix}${line}\n`, line);
   });
   stream.on('end', () => {
-    if (pending) write(`${prefix}${pending}\n`);
+    if (pending) write(`${prefix}${pending}\n`, pending);
   });
 }
 
