@@ -74,7 +74,7 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect((await runSlim(args, { timeoutMs: 170_000 })).code).toBe(0);
     const refused = await runSlim([...args, '--seed', '3', '--resume'], { timeoutMs: 170_000 });
     expect(refused.code).toBe(2);
-    expect(refused.stderr.match(/the checkpoint was made by a run with other settings \(--seed: 0 then, 3 now/g)).toHaveLength(1);
+    expect(refused.stderr.match(/the checkpoint was made by a run with other settings \(--seed: 0 then, 3 now\)/g)).toHaveLength(1);
     expect(refused.stderr).not.toMatch(/\[rank 1\] slim:/);
     expect(refused.stderr).toMatch(/exited with code 2, so the other ranks were stopped; the message above says why and what to do\n$/);
   }, 240_000);
