@@ -175,6 +175,48 @@ class TinyShuffleNet(nn.Module):
         return self.fc(self.head(self.units(self.stem(x))).mean([2, 3]))
 
 
+class SEBlock(nn.Module):
+    """Squeeze-excitation as the SENet paper's code writes it: torch.onnx computes the view target and
+    expand_as's shape from Shape at run time."""
+
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(c, c // r), nn.ReLU(), nn.Linear(c // r, c), nn.Sigmoid())
+
+    def forward(self, x):
+        b, c, _, _ = x.size()
+        y = F.adaptive_avg_pool2d(x, 1).view(b, c)
+        y = self.fc(y).view(b, c, 1, 1)
+        return x * y.expand_as(x)
+
+
+class SEResidual(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.se = SEBlock(cout)
+        self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else nn.Sequential()
+
+    def forward(self, x):
+        return F.relu(self.se(self.body(x)) + self.short(x))
+
+
+class TinySENet(nn.Module):
+    """Residual blocks with squeeze-excitation on the residual branch (SE-ResNet)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.blocks = nn.Sequential(SEResidual(8, 8, 1), SEResidual(8, 16, 2))
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).view(x.size(0), -1))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -292,3 +334,6 @@ if __name__ == '__main__':
     export(TinyResNet(), os.path.join(out, 'torch-tiny-resnet-functions.onnx'), 16, fold_bn=False, functions={nn.Sequential, nn.ReLU})
     export_pixels(PixelInput(TinyResNet()), os.path.join(out, 'torch-tiny-resnet-pixels.onnx'), 16)
     export(TinyResNet(in_channels=1), os.path.join(out, 'torch-tiny-resnet-gray.onnx'), 28, fold_bn=True, channels=1)
+    senet = TinySENet()
+    export(senet, os.path.join(out, 'torch-tiny-senet.onnx'), 16, fold_bn=True)
+    export(senet, os.path.join(out, 'torch-tiny-senet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)

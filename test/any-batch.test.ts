@@ -14,10 +14,13 @@ import { runSlim } from './helpers/cli.js';
 import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
 
 // torch.onnx exports without dynamic_axes: TinyMobileNet for batch 2 (its `x.view(x.size(0), -1)`
-// stored as Reshape [2, -1]), TinyShuffleNet for batch 1 (8 stored Reshape targets in its shuffles).
+// stored as Reshape [2, -1]), TinyShuffleNet for batch 1 (8 stored Reshape targets in its shuffles),
+// TinySENet for batch 1.
 const STATIC = [
   { file: 'torch-tiny-mobilenet-static.onnx', batch: 2, reshapes: 1 },
   { file: 'torch-tiny-shufflenet-static.onnx', batch: 1, reshapes: 8 },
+  // Squeeze-excitation: its expand_as reads the freed batch through Shape.
+  { file: 'torch-tiny-senet-static.onnx', batch: 1, reshapes: 5 },
 ];
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-any-batch-'));

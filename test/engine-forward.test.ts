@@ -58,7 +58,8 @@ describe.skipIf(!nativeAvailable())('engine eval forward', () => {
     });
   }
 
-  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded']) {
+  // torch-tiny-senet: squeeze-excitation's view(b, c) and expand_as, computed from Shape at run time.
+  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded', 'torch-tiny-senet']) {
     it(`${fixture} (PyTorch export) equals PyTorch and ONNX Runtime`, async () => {
       const graph = await readModel(path.join(FIXTURES, `${fixture}.onnx`));
       const side = JSON.parse(readFileSync(path.join(FIXTURES, `${fixture}.json`), 'utf8')) as {

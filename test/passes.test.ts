@@ -204,6 +204,33 @@ describe('fold-shape-subgraphs', () => {
   });
 });
 
+describe('fold-shape-subgraphs: squeeze-excitation', () => {
+  it("folds view(b, c) and expand_as (Shape of the batch-free input) to static targets: Expand's batch entry becomes 1", async () => {
+    const before = await readModel(fixturePath('torch-tiny-senet.onnx'));
+    const after = foldShapeSubgraphs(constantsToInitializers(before));
+    expect(count(after, 'Shape')).toBe(0);
+    const targets = after.nodes.filter((n) => n.opType === 'Expand').map((n) => Array.from(after.initializers.get(n.inputs[1]!)!.data as BigInt64Array, Number));
+    expect(targets).toEqual([[1, 8, 16, 16], [1, 16, 8, 8]]);
+    for (const batch of [1, 3]) await expectSameOutputs(before, after, randomInput([batch, 3, 16, 16], batch));
+    const { input, output } = torchSidecar('torch-tiny-senet.onnx');
+    const [y] = await outputsOf(after, input);
+    expect(maxAbsDiff(y!, output)).toBeLessThanOrEqual(TOLERANCE);
+  });
+
+  it('leaves an Expand whose target has a free dim the input does not share (a free height) as computed', async () => {
+    const g = emptyGraph('expand_free_h', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 3, 'h', 4] }, { name: 'gate', dtype: 'float32', shape: ['n', 3, 1, 1] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.nodes = [
+      { name: 'shape', opType: 'Shape', domain: '', inputs: ['x'], outputs: ['s'], attributes: {} },
+      { name: 'expand', opType: 'Expand', domain: '', inputs: ['gate', 's'], outputs: ['y'], attributes: {} },
+    ];
+    const after = foldShapeSubgraphs(g);
+    expect(count(after, 'Shape')).toBe(1);
+    expect(after.nodes.find((n) => n.opType === 'Expand')!.inputs[1]).toBe('s');
+  });
+});
+
 describe('fold-shape-subgraphs: values it must not fold', () => {
   it('keeps INT64_MAX (slice to the end) exact instead of wrapping it to INT64_MIN', async () => {
     const g = emptyGraph('slice_to_end', 13);

@@ -6,7 +6,7 @@ import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
 import { constantsToInitializers, foldShapeSubgraphs, untieIdentityWeights } from '../passes/index.js';
 import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
-import type { KernelName, LowerContext } from './lowering.js';
+import { STATIC_SHAPE_FIX, type KernelName, type LowerContext } from './lowering.js';
 import { lowerLearnableQuant } from './qat-lowering.js';
 import type { NativeTensorSpec, TensorRole } from './native.js';
 
@@ -113,6 +113,9 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   for (const { node, inputs: inputFacts, outputs } of facts.nodes) {
     const where = `node '${node.name}' (${node.opType})`;
     const def = opDefFor(node);
+    if (!def?.lower && node.opType === 'Shape') {
+      throw fail({ where, problem: 'the model reads a shape at run time where training needs it static', fix: STATIC_SHAPE_FIX });
+    }
     if (!def?.lower) {
       const trainable = Object.entries(OPS).filter(([, d]) => 'lower' in d).map(([op]) => op).sort();
       throw fail({ where, problem: `op ${node.opType} has no training lowering`, fix: `the engine trains graphs made of ${trainable.join(', ')}` });

@@ -99,11 +99,17 @@ export function explicitPads<A>(ctx: LowerContext<A>, window: Window): Window {
   return { ...window, padsBegin: begin, padsEnd: end };
 }
 
+/**
+ * What to do about a shape computed at run time that training needs static: slimkit has already folded
+ * every one that depends on the batch alone (engine/compile.ts), so the rest reads a free height or width.
+ */
+export const STATIC_SHAPE_FIX = 'it is computed from a free input dim other than the batch (slimkit folds those that depend on the batch alone): export the model with a fixed height and width, dynamic_axes on the batch only';
+
 /** The static integer contents of a constant input (shape, axes, split sizes), or an OpError. */
 export function constantInts<A>(ctx: LowerContext<A>, index: number, what: string): number[] {
   const values = knownInts(ctx, index);
   if (!values) {
-    throw new OpError(`${what} (input ${index}) must be a constant for training; run \`slim optimize\` to fold shape computations first`);
+    throw new OpError(`${what} (input ${index}) must be a constant for training; ${STATIC_SHAPE_FIX}`);
   }
   return values;
 }

@@ -1,7 +1,11 @@
 import type { Dim } from '../onnx/graph.js';
 import { defineOp, OpError } from './op-def.js';
 import { broadcastShapes, input, requireRank, typeOf, unknownDim } from './shared/shapes.js';
-import { single } from '../engine/lowering.js';
+import { single, STATIC_SHAPE_FIX } from '../engine/lowering.js';
+import { samePorts } from '../compress/prune/rules.js';
+import type { ChannelContext } from '../compress/prune/channel-rule.js';
+import { FOLD_HINT } from '../compress/prune/shape-expr.js';
+import { int64 } from '../onnx/tensor.js';
 
 /**
  * Broadcast the input to a shape, numpy style in both directions (the output may keep the input's larger
@@ -31,7 +35,7 @@ export const expand = defineOp<Record<string, never>>({
   lower(ctx) {
     const x = ctx.inputs[0]?.type.shape;
     const known = ctx.inputs[1]?.known?.values;
-    if (!x || !known) throw new OpError('the target shape (input 1) must be known for training; run `slim optimize` to fold shape computations first');
+    if (!x || !known) throw new OpError(`the target shape (input 1) must be known for training; ${STATIC_SHAPE_FIX}`);
     // A symbolic entry (the batch, read from a tensor) must be the input's own dim there: 1 keeps it.
     const rank = Math.max(x.length, known.length);
     const target = known.map((d: Dim, i) => {
@@ -41,4 +45,38 @@ export const expand = defineOp<Record<string, never>>({
     });
     return single('expand', { inputs: [ctx.node.inputs[0]!], ints: target });
   },
+  // Channel c in is channel c out (a squeeze-excitation's [N, C, 1, 1] gate spread over H×W); a stored
+  // target that spells the channel count out is rewritten with it.
+  channels: {
+    anyAxis: true,
+    ports(ctx) {
+      const channels = channelEntry(ctx);
+      return typeof channels === 'string' ? channels : samePorts([0], [0], channels.outputAxis);
+    },
+    resize(ctx, keep) {
+      const channels = channelEntry(ctx);
+      const kept = keep.outputs[0]?.length;
+      if (typeof channels === 'string' || channels.entry === undefined || kept === undefined) return {};
+      const target = ctx.inputs[1]!.known!.values.map((d, i) => (i === channels.entry ? kept : Number(d)));
+      return { inputs: { 1: int64([target.length], target) } };
+    },
+  },
 });
+
+/**
+ * Where the input's channels land in the output, and the target entry that holds their count when it is
+ * stored (undefined when it is 1, or absent: the input's count is kept) — or why channels cannot pass.
+ */
+function channelEntry(ctx: ChannelContext<Record<string, never>>): { outputAxis: number; entry?: number } | string {
+  const x = ctx.inputs[0]?.type.shape;
+  const y = ctx.outputs[0]?.shape;
+  const target = ctx.inputs[1]?.known?.values;
+  if (!x || !y || !target) return 'its shapes or target shape are not known statically';
+  const axis = ctx.channelAxes[0]!;
+  const outputAxis = axis + y.length - x.length;
+  if (x[axis] === 1 && y[outputAxis] !== 1) return 'it spreads one value over the channel axis';
+  const at = outputAxis - (y.length - target.length);
+  if (at < 0 || target[at] === 1) return { outputAxis };
+  if (!ctx.inputs[1]?.constant) return `its target shape is computed at run time${FOLD_HINT}`;
+  return { outputAxis, entry: at };
+}

@@ -71,7 +71,7 @@ export const reshape = defineOp<ReshapeAttrs>({
       if (ctx.channelAxes[0] === 1) {
         const r = channelReshape(ctx, target, ctx.attrs.allowZero);
         if (typeof r !== 'string') {
-          if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return 'its target shape is computed at run time; run `slim optimize` first to fold it';
+          if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return `its target shape is computed at run time${FOLD_HINT}`;
           return r.ports;
         }
         reason = r;

@@ -3,7 +3,7 @@ import { defineOp, OpError, type KnownValue, type OpContext } from './op-def.js'
 import { takeKnown } from './shared/known.js';
 import { input, knownInts, normalizeAxes, typeOf, unknownDim } from './shared/shapes.js';
 import { passThrough } from '../compress/quantize/pattern.js';
-import { single } from '../engine/lowering.js';
+import { single, STATIC_SHAPE_FIX } from '../engine/lowering.js';
 import { equalPartTies, samePorts } from '../compress/prune/rules.js';
 import { entryAt, FOLD_HINT, forSampleCounts } from '../compress/prune/shape-expr.js';
 import type { ChannelContext, ChannelLink } from '../compress/prune/channel-rule.js';
@@ -70,7 +70,7 @@ export const slice = defineOp<SliceAttrs>({
     const rank = ctx.inputs[0]?.type.shape?.length;
     if (rank === undefined) throw new OpError('Slice needs an input of known rank for training');
     const params = sliceParams(ctx, rank);
-    if (!params) throw new OpError('starts, ends, axes and steps must be constants for training; run `slim optimize` to fold shape computations first');
+    if (!params) throw new OpError(`starts, ends, axes and steps must be constants for training; ${STATIC_SHAPE_FIX}`);
     // ONNX Runtime reads INT_MAX as "to the start" for a negative step, the spec as an empty slice: the
     // model would train one function and run another.
     params.steps.forEach((step, k) => {

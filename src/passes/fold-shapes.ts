@@ -27,9 +27,28 @@ function staticReshapeTarget(target: readonly Dim[], dataShape: readonly Dim[] |
 }
 
 /**
+ * The static shape an Expand can take instead of a computed one (`x * y.expand_as(x)` in a
+ * squeeze-excitation block): Expand broadcasts both ways, so an entry equal to the input's own dim at
+ * the same right-aligned position can be 1. Returns undefined when any other entry is not a number.
+ */
+function staticExpandTarget(target: readonly Dim[], dataShape: readonly Dim[] | undefined): number[] | undefined {
+  if (!dataShape) return undefined;
+  const offset = target.length - dataShape.length;
+  const out: number[] = [];
+  for (let i = 0; i < target.length; i++) {
+    const v = target[i]!;
+    if (typeof v === 'number') out.push(v);
+    else if (i - offset >= 0 && dataShape[i - offset] === v) out.push(1);
+    else return undefined;
+  }
+  return out;
+}
+
+/**
  * Constant-fold the shape subgraphs exporters emit (Shape → Gather → Unsqueeze → Concat → Reshape):
- * values shape inference knows exactly become initializers, Reshape targets that depend only on the
- * batch dimension become static (0 = copy that dim), and the now-dead subgraph is removed.
+ * values shape inference knows exactly become initializers, Reshape and Expand targets that depend
+ * only on the input's own dims (the batch) become static (Reshape: 0 = copy that dim; Expand: 1 =
+ * keep it), and the now-dead subgraph is removed.
  */
 export function foldShapeSubgraphs(graph: Graph): Graph {
   const g = cloneGraph(graph);
@@ -64,15 +83,15 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
   g.nodes = g.nodes.filter((n) => !doomed.has(n));
 
   for (const node of g.nodes) {
-    if (node.opType !== 'Reshape') continue;
+    if (node.opType !== 'Reshape' && node.opType !== 'Expand') continue;
     const shapeName = node.inputs[1];
     if (!shapeName || g.initializers.has(shapeName)) continue;
     const known = facts.known.get(shapeName);
     const dataShape = facts.types.get(node.inputs[0] ?? '')?.shape;
     const allowZero = node.attributes['allowzero']?.value === 1;
-    const target = known && staticReshapeTarget(known.values, dataShape, allowZero);
+    const target = known && (node.opType === 'Reshape' ? staticReshapeTarget(known.values, dataShape, allowZero) : staticExpandTarget(known.values, dataShape));
     if (!target) continue;
-    const name = freshName(taken, `${node.name || 'reshape'}.shape`);
+    const name = freshName(taken, `${node.name || node.opType.toLowerCase()}.shape`);
     g.initializers.set(name, int64([target.length], target));
     node.inputs = [node.inputs[0]!, name];
   }

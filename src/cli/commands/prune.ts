@@ -1,6 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { fixWeightsAsConstants, untieIdentityWeights } from '../../passes/index.js';
 import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
@@ -12,7 +11,7 @@ import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/s
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, searchStepJson } from '../../report/json-records.js';
 import {
-  buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
@@ -489,8 +488,7 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
 }
 
 function analyze(file: string, loaded: Graph, o: PruneOptions): void {
-  // What pruneStructured itself sees: weights as constants, merged parameters untied.
-  const graph = untieIdentityWeights(fixWeightsAsConstants(loaded));
+  const graph = asPruningSeesIt(loaded);
   const dep = buildDependencyGraph(graph);
   const result = {
     file,

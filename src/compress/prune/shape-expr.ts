@@ -21,7 +21,7 @@ export type ShapeEntry =
   | { kind: 'mixed' };
 
 /** Appended where a computed shape cannot be followed: what helps a model of fixed input size. */
-export const FOLD_HINT = ' (for a model of fixed input size, `slim optimize` folds such shape computations first)';
+export const FOLD_HINT = ' (pruning folds shape computations that depend on the batch alone; for the rest, export the model with a fixed height and width, dynamic_axes on the batch only)';
 
 /** Entries of a 1-D (or scalar) integer value; undefined when it cannot be traced. */
 export type ShapeExprOf = (value: string) => ShapeEntry[] | undefined;

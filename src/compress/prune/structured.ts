@@ -9,6 +9,8 @@ import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
+import { foldShapeSubgraphs } from '../../passes/fold-shapes.js';
+import { constantsToInitializers } from '../../passes/constants.js';
 import { removeChannels } from './apply.js';
 import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
@@ -87,6 +89,19 @@ export interface StructuredResult {
   latency?: { beforeMs: number; afterMs: number };
 }
 
+/**
+ * The graph pruning works on. Weights listed as inputs too would keep their old shapes in the input
+ * list: constants first. Weights torch.onnx merged through Identity nodes become each layer's own
+ * again, so each can be sliced. Shape computations that depend on nothing but the batch (a
+ * squeeze-excitation's `view(b, c)` and `expand_as`, a channel shuffle's view) become constants, which
+ * pruning rewrites, instead of run-time arithmetic it may not follow.
+ */
+export function asPruningSeesIt(graph: Graph): Graph {
+  const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
+  // Constant nodes as initializers first: the folded values are read through them.
+  return fixed.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
+}
+
 export async function pruneStructured(graph: Graph, options: StructuredOptions): Promise<StructuredResult> {
   const { target } = options;
   const maxRatio = options.maxRatio ?? 0.9;
@@ -97,9 +112,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   if (options.importance === 'taylor' && !options.gradients) {
     throw usageError('Taylor importance needs gradients of the loss', 'pass gradients (slim prune --importance taylor --data cifar10 takes them from the training engine)');
   }
-  // Weights listed as inputs too would keep their old shapes in the input list: constants first. Weights
-  // torch.onnx merged through Identity nodes become each layer's own again, so each can be sliced.
-  const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
+  const fixed = asPruningSeesIt(graph);
   const dep = buildDependencyGraph(fixed);
   const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
   if (dep.groups.length === 0 && !trivial) {
