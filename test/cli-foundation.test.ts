@@ -81,7 +81,7 @@ describe('errors are one clear line with the right exit code', () => {
     ['unknown flag', ['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus'], 2, /unknown option/],
     ['unknown zoo model', ['zoo', 'resnet19-cifar', '-o', path.join(dir, 'x.onnx')], 2, /resnet18-cifar/],
     ['bad number', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '-3'], 2, /--limit must be a positive integer/],
-    ['bad data', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', path.join(dir, 'no-such-folder')], 2, /--data/],
+    ['missing data folder', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', path.join(dir, 'no-such-folder')], 1, /no-such-folder: does not exist \(--data takes/],
     ['zero std', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--std', '0,0,0'], 2, /--std values must be > 0/],
     ['empty mean field', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '0.5,,0.5'], 2, /--mean takes 3 or 1 comma-separated numbers/],
     ['hex count', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '0x10'], 2, /--limit must be a positive integer/],

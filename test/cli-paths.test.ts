@@ -54,7 +54,20 @@ describe('output paths', () => {
     expect(checkpoints.stderr).toMatch(/--checkpoint-dir .*a-file is a file, not a folder/);
     const logOnFolder = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', folder]);
     expect(logOnFolder.code).toBe(2);
-    expect(logOnFolder.stderr).toMatch(/--log .*a-folder is a folder/);
+    expect(logOnFolder.stderr).toMatch(/--log .*a-folder is a folder — give a file path, e\.g\. .*a-folder\/train\.jsonl/);
+    // Log lines are appended: never to a model the command reads or writes, nor to a file that is no log.
+    for (const [args, message] of [
+      [['train', '--model', model, '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', model], /--log .*m\.onnx is also a model file of this command/],
+      [['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', path.join(dir, 't.onnx')], /--log .*t\.onnx is also a model file of this command/],
+      [['distill', '--teacher', model, '--student', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', model], /--log .*m\.onnx is also a model file/],
+      [['quantize', model, '-o', path.join(dir, 'q.onnx'), '--qat', '--data', folder, '--log', model], /--log .*m\.onnx is also a model file/],
+      [['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', file], /--log .*a-file exists and is not a JSON-lines log/],
+    ] as const) {
+      const r = await runSlim([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('x');
     // An earlier run's checkpoint is not replaced by a new run: --resume continues it.
     const earlier = path.join(dir, 'ckpts');
     mkdirSync(earlier);
@@ -176,20 +189,41 @@ describe('a model with two inputs', () => {
   });
 });
 
+describe('data named by the user', () => {
+  it('a missing data folder is bad input (exit 1), named by the flag that gave it', async () => {
+    const model = fixturePath('torch-tiny-resnet.onnx');
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    for (const [args, message] of [
+      [['eval', model, '--data', path.join(dir, 'nodir')], /nodir: does not exist \(--data takes 'cifar10' or a folder\) — pass --data cifar10 or a folder with one subfolder of images per class/],
+      [['quantize', model, '-o', path.join(dir, 'q.onnx'), '--calib', path.join(dir, 'nodir')], /nodir: does not exist \(--calib takes 'cifar10' or a folder\) — pass --calib cifar10 or a folder of images$/m],
+      [['quantize', model, '-o', path.join(dir, 'q.onnx'), '--calib', 'cifar10', '--eval', file], /a-file: is a file; --eval takes 'cifar10' or a folder/],
+      [['train', '--model', 'resnet18-cifar', '--data', path.join(dir, 'nodir'), '--out', path.join(dir, 't.onnx')], /nodir: does not exist \(--data takes 'cifar10' or a folder\) — pass --data cifar10, or a folder with train\/ and test\//],
+    ] as const) {
+      const r = await runSlim([...args]);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+});
+
 describe('run folders named by the user', () => {
   it('a missing folder and a folder of something else are told apart', async () => {
     const missing = await runSlim(['report', path.join(dir, 'nope')]);
-    expect(missing.code).toBe(2);
+    expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/nope: does not exist — pass a folder made by slim run or slim demo/);
     const other = await runSlim(['recommend', dir, '--min-top1', '0.5']);
     expect(other.code).toBe(2);
-    expect(other.stderr).toMatch(/is not a run folder \(it has no manifest\.json\) — pass --run/);
+    expect(other.stderr).toMatch(/is not a run folder \(it has no manifest\.json\) — pass a folder made by slim run or slim demo/);
+    // Before the missing limits: the folder is the mistake to hear about first.
+    const noLimits = await runSlim(['recommend', path.join(dir, 'nope')]);
+    expect(noLimits.stderr).toMatch(/nope: does not exist/);
     // The manifest itself (it said "does not exist"): its folder is named.
     const runDir = path.join(dir, 'a-run');
     mkdirSync(runDir, { recursive: true });
     writeFileSync(path.join(runDir, 'manifest.json'), '{}');
     const file = await runSlim(['report', path.join(runDir, 'manifest.json')]);
-    expect(file.code).toBe(2);
+    expect(file.code).toBe(1);
     expect(file.stderr).toMatch(/manifest\.json: is a file; a run folder is expected — pass its folder: .*a-run/);
   });
 });

@@ -177,7 +177,7 @@ stages:
     const { line, col } = positionOf(text, '-1');
     expect(run.stderr.trim()).toBe(`slim: ${file}:${line}:${col}: model.width: must be > 0, got -1 — channel width multiplier, a number > 0 (0.25 = a quarter of the channels)`);
     const missing = await runSlim(['run', path.join(dir, 'nope.yaml')]);
-    expect(missing.code).toBe(2);
+    expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/nope\.yaml: the recipe does not exist/);
   });
 
@@ -187,7 +187,7 @@ stages:
     expect(model.stderr.trim()).toMatch(/torch-tiny-resnet\.onnx: is not a YAML recipe \(it holds binary data\) — slim run takes a recipe/);
     expect(model.stderr.length).toBeLessThan(400);
     const folder = await runSlim(['run', dir]);
-    expect(folder.code).toBe(2);
+    expect(folder.code).toBe(1);
     expect(folder.stderr).toMatch(/is a folder, not a recipe/);
     let error: RecipeError | undefined;
     try {

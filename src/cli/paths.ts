@@ -2,7 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, constants, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { sameFile } from '../util/files.js';
@@ -67,7 +67,36 @@ export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; l
   // Zoo names are not files; an input that is a file must not be overwritten.
   checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')));
   if (o.checkpointDir) checkCheckpointDir(o.checkpointDir, o.resume);
-  if (o.log) checkOutputFile(o.log, '--log');
+  if (o.log) checkLogFile(o.log, [...inputs, o.out]);
+}
+
+/**
+ * A --log: lines are appended to it, so it must not be a model the command reads or writes, nor any
+ * other file that is not a JSON-lines log already (appending would damage it).
+ */
+export function checkLogFile(file: string, models: readonly (string | undefined)[]): void {
+  const info = statOf(file);
+  if (info?.isDirectory()) throw usageError(`--log ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'train.jsonl')}`);
+  for (const model of models) {
+    if (model && sameFile(model, file)) throw usageError(`--log ${file} is also a model file of this command: the log's lines would be appended to the model`, 'give the log a file of its own, e.g. train.jsonl');
+  }
+  if (info?.isFile() && info.size > 0) {
+    const head = readHead(file, 1);
+    if (head !== '{') throw usageError(`--log ${file} exists and is not a JSON-lines log: the log's lines would be appended to it`, 'give a new file, e.g. train.jsonl (or an earlier run\'s log to add to it)');
+  }
+  checkParent(file, '--log');
+}
+
+/** The first `bytes` bytes of a file, as latin1 text. */
+function readHead(file: string, bytes: number): string {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    const n = readSync(fd, buffer, 0, bytes, 0);
+    return buffer.subarray(0, n).toString('latin1');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A --checkpoint-dir: a folder, and without --resume not one holding an earlier run's checkpoint (a new run would replace it at its first epoch). */

@@ -33,6 +33,18 @@ export interface DataOptions {
   resize?: ResizeMode;
   /** The command takes --split (eval, bench): a missing split's error offers the ones there are. */
   splitFlag?: boolean;
+  /** The flag that named the data, for errors (default --data; calibration's is --calib). */
+  flag?: string;
+}
+
+/**
+ * A data set named on the command line that is not cifar10 must be a folder: a missing path is bad
+ * input (exit 1), as a missing model file is; a file is named as one.
+ */
+export async function requireDataFolder(name: string, flag: string, fix: string): Promise<void> {
+  const info = await stat(name).catch(() => undefined);
+  if (info?.isDirectory()) return;
+  throw inputError({ file: name, problem: info ? `is a file; ${flag} takes 'cifar10' or a folder` : `does not exist (${flag} takes 'cifar10' or a folder)`, fix });
 }
 
 /** The [H, W] a model's first image input expects: its fixed shape, else its slimkit.input_size metadata. */
@@ -74,10 +86,8 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
     if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
     return withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit }));
   }
-  const info = await stat(name).catch(() => undefined);
-  if (!info?.isDirectory()) {
-    throw usageError(`--data '${name}' is neither 'cifar10' nor a folder`, 'pass --data cifar10 or a folder with one subfolder of images per class');
-  }
+  const flag = options.flag ?? '--data';
+  await requireDataFolder(name, flag, options.unlabelled ? `pass ${flag} cifar10 or a folder of images` : `pass ${flag} cifar10 or a folder with one subfolder of images per class`);
   requireImageSize(inputSize, name);
   const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}) };
   const layout = await folderLayout(name);
@@ -275,8 +285,7 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
       return { train, test: await loadCifar10('test', { ...cifar, ...dir, ...testLimit }) };
     });
   }
-  const info = await stat(data).catch(() => undefined);
-  if (!info?.isDirectory()) throw usageError(`--data '${data}' is neither 'cifar10' nor a folder`, 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
+  await requireDataFolder(data, '--data', 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits });

@@ -6,10 +6,10 @@
  */
 import { processStartTime, sameProcessAlive } from '../util/process.js';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
 import path from 'node:path';
-import { SlimError } from '../errors.js';
+import { SlimError, usageError } from '../errors.js';
 import { writeFileAtomic } from '../onnx/io.js';
 import type { EpochRecord } from '../engine/train.js';
 import { epochJson, snakeSettings, type EpochJson } from '../report/json-records.js';
@@ -191,16 +191,29 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** The most recently updated run folder under ./runs (`slim report` and `slim recommend` without one). */
+export async function latestRun(): Promise<string> {
+  const root = path.resolve('runs');
+  const entries = await readdir(root).catch(() => [] as string[]);
+  let best: { dir: string; time: number } | undefined;
+  for (const name of entries) {
+    const info = await stat(path.join(root, name, MANIFEST)).catch(() => undefined);
+    if (info && (!best || info.mtimeMs > best.time)) best = { dir: path.join(root, name), time: info.mtimeMs };
+  }
+  if (!best) throw usageError('no run folder under ./runs', 'run `slim demo` (or `slim run recipe.yaml`) first, or name a run folder');
+  return best.dir;
+}
+
 /** The manifest of a run folder the user named; a missing folder and a folder of something else are told apart. */
-export async function requireRunManifest(runDir: string, fix: string): Promise<RunManifest> {
+export async function requireRunManifest(runDir: string, fix: string, kind: 'input' | 'usage' = 'input'): Promise<RunManifest> {
   const manifest = await readManifest(runDir);
   if (manifest) return manifest;
   const found = await stat(runDir).catch(() => undefined);
   if (found?.isFile()) {
     const folder = path.dirname(runDir);
-    throw new SlimError({ file: runDir, problem: 'is a file; a run folder is expected', fix: path.basename(runDir) === MANIFEST ? `pass its folder: ${folder}` : fix }, 'usage');
+    throw new SlimError({ file: runDir, problem: 'is a file; a run folder is expected', fix: path.basename(runDir) === MANIFEST ? `pass its folder: ${folder}` : fix }, kind);
   }
-  throw new SlimError({ file: runDir, problem: found ? 'is not a run folder (it has no manifest.json)' : 'does not exist', fix }, 'usage');
+  throw new SlimError({ file: runDir, problem: found ? 'is not a run folder (it has no manifest.json)' : 'does not exist', fix }, kind);
 }
 
 export async function readManifest(runDir: string): Promise<RunManifest | undefined> {

@@ -55,7 +55,7 @@ export async function loadRecipe(file: string): Promise<Recipe> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const problem = code === 'ENOENT' ? 'the recipe does not exist' : code === 'EISDIR' ? 'is a folder, not a recipe' : `cannot read the recipe (${code ?? (e as Error).message})`;
-    throw new SlimError({ file, problem, fix: 'check the path (recipes/demo.yaml is an example)' }, 'usage');
+    throw new SlimError({ file, problem, fix: 'check the path (recipes/demo.yaml is an example)' }, 'input');
   }
   // A model or an image given by mistake: YAML is text.
   if (bytes.includes(0) || !isUtf8(bytes)) {

@@ -1,4 +1,3 @@
-import { stat } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
@@ -6,7 +5,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses } from '../../data/model-data.js';
+import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
 import { progress } from '../../util/terminal.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
@@ -44,10 +43,7 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     }
     name = 'cifar10';
   }
-  const folder = !isCifar10(name);
-  if (folder && !(await stat(name).catch(() => undefined))?.isDirectory()) {
-    throw usageError(`--eval '${name}' is neither 'cifar10' nor a folder`, 'pass --eval cifar10 or a folder with one subfolder of images per class');
-  }
+  if (!isCifar10(name)) await requireDataFolder(name, options.eval !== undefined ? '--eval' : '--data', `pass ${options.eval !== undefined ? '--eval' : '--data'} cifar10 or a folder with one subfolder of images per class`);
   const set = await loadDataset(
     { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}) },
     modelInputSize(graph),

@@ -1,8 +1,7 @@
-import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { SlimError, usageError } from '../../errors.js';
-import { MANIFEST, requireRunManifest } from '../../pipeline/manifest.js';
+import { latestRun, requireRunManifest } from '../../pipeline/manifest.js';
 import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
 import { buildRunReport, changedFilesNote } from '../../report/run-report.js';
@@ -59,9 +58,11 @@ export function registerRecommend(program: Command): void {
         ...(options.maxLatencyMs !== undefined ? { maxLatencyMs: options.maxLatencyMs } : {}),
         ...(options.minTop1 !== undefined ? { minTop1: options.minTop1 } : {}),
       };
-      if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
+      // The folder first: a mistyped one is the mistake to hear about, even with no limits given yet.
       const runDir = path.resolve(runArg ?? options.run ?? (await latestRun()));
-      const manifest = await requireRunManifest(runDir, 'pass --run <folder made by slim run or slim demo>');
+      // Exit status 1 is "no variant fits" here: a wrong folder is bad usage (2), so a script can tell them apart.
+      const manifest = await requireRunManifest(runDir, 'pass a folder made by slim run or slim demo', 'usage');
+      if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
       const report = buildRunReport(manifest, runDir, options.target ? { target: options.target } : {});
       if (report.variants.length === 0) {
         throw new SlimError(options.target
@@ -98,17 +99,4 @@ export function registerRecommend(program: Command): void {
       // As grep does: a script can tell "nothing fits" without reading the output.
       if (r.choice === undefined) process.exitCode = 1;
     });
-}
-
-/** The most recently updated run folder under ./runs. */
-async function latestRun(): Promise<string> {
-  const root = path.resolve('runs');
-  const entries = await readdir(root).catch(() => [] as string[]);
-  let best: { dir: string; time: number } | undefined;
-  for (const name of entries) {
-    const info = await stat(path.join(root, name, MANIFEST)).catch(() => undefined);
-    if (info && (!best || info.mtimeMs > best.time)) best = { dir: path.join(root, name), time: info.mtimeMs };
-  }
-  if (!best) throw usageError('no run folder under ./runs', 'run `slim demo` (or `slim run recipe.yaml`) first, or pass --run <dir>');
-  return best.dir;
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { writeRunReport } from '../../report/write.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
+import { latestRun } from '../../pipeline/manifest.js';
 
 interface ReportCliOptions extends CommonOptions {
   out?: string;
@@ -12,11 +13,12 @@ export function registerReport(program: Command): void {
     program
       .command('report')
       .description('write the report of a run folder: report.html (one self-contained file), report.md, report.json')
-      .argument('[run-dir]', 'a folder made by `slim run` or `slim demo`', 'runs/demo')
+      .argument('[run-dir]', 'a folder made by `slim run` or `slim demo` (default: the most recently updated one under ./runs)')
       .option('--out <dir>', 'where to write it (default: <run-dir>/report)'),
   )
     .addHelpText('after', '\nExamples:\n  slim report runs/demo\n  slim report runs/demo --json > report.json')
-    .action(async (runDir: string, options: ReportCliOptions) => {
+    .action(async (runArg: string | undefined, options: ReportCliOptions) => {
+      const runDir = runArg ?? (await latestRun());
       const { report, paths } = await writeRunReport(runDir, options.out ? { out: options.out } : {});
       printResult(options, report, () =>
         [
