@@ -4,6 +4,7 @@
  * ranks first) and the mixed-precision search.
  */
 import { describe, expect, it } from 'vitest';
+import { reportMarkdown } from '../src/compress/quantize/report.js';
 import { cloneGraph, emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
@@ -241,5 +242,13 @@ describe('mixed-precision search', () => {
     const h = await meetTopOneBudget(floatGraph, emptyGraph('0'), hard.options);
     expect([h.searched, h.met, h.floatLayers, hard.rankings()]).toEqual([true, true, ranking.slice(0, 6), 1]);
     expect(h.steps[0]).toEqual({ floatLayers: 0, top1: 0.88, dropPt: expect.closeTo(2, 9) as number });
+  });
+});
+
+describe('the --report markdown', () => {
+  it('signs the top-1 change (a gain read as a loss without it)', () => {
+    const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], sensitivity: [], float_nodes: [] };
+    expect(reportMarkdown({ ...base, top1_before: 0.152, top1_after: 0.156 })).toContain('Top-1: 15.20 % float → 15.60 % int8 (+0.40 pt).');
+    expect(reportMarkdown({ ...base, top1_before: 0.156, top1_after: 0.152 })).toContain('(−0.40 pt).');
   });
 });

@@ -2,13 +2,16 @@
  * Pareto fronts and `recommend` on hand-made variants whose right answers are worked out by hand in
  * the comments; the limit parsers; the command's usage errors.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
 import { otherBenchLines, versusBaseline } from '../src/report/columns.js';
 import { comparableLatencies, latencyRatio } from '../src/report/latency-ratio.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
-import { parseSize, parseTop1, recommend } from '../src/report/recommend.js';
+import { noiseNote, parseSize, parseTop1, recommend } from '../src/report/recommend.js';
 import { comparePaired, correctBits, formatP, mcnemarExact } from '../src/report/paired.js';
 import { runSlim } from './helpers/cli.js';
 import { compareToFirst, renderBenchTable } from '../src/cli/commands/bench.js';
@@ -196,6 +199,12 @@ describe('recommend', () => {
     expect(r.lines).toContain('Nearest to being met: the top-1 limit (8.00 pt short, by fp32).');
   });
 
+  it('a miss too small for the usual precision shows the exact figures, not "262.5 KiB > 262.5 KiB (0.0 % over)"', () => {
+    const one = { ...fp32, size_bytes: 268_774 };
+    const r = recommend([one], { maxSizeBytes: 268_773 });
+    expect(r.lines).toContain('Closest: fp32 — misses file size 268,774 B > 268,773 B (under 0.1 % over).');
+  });
+
   it('notices when each limit is met by someone but no one meets all', () => {
     // ≤ 400 KB: pruned only; top-1 ≥ 0.85: fp32 only.
     const r = recommend(ALL, { maxSizeBytes: 400 * 1024, minTop1: 0.85 });
@@ -216,12 +225,14 @@ describe('recommend', () => {
 describe('noisy timings', () => {
   it('are called out: a p90 far above the p50 means a busy machine, and small latency gaps may be noise', () => {
     const quiet = recommend(ALL, { maxLatencyMs: 2 });
-    expect(quiet.lines.some((l) => l.startsWith('Note: the latencies spread'))).toBe(false);
+    expect(quiet.lines.some((l) => l.startsWith('Note: The latencies spread'))).toBe(false);
     const busy = [fp32, int8, { ...pruned, latency_ms: { ...pruned.latency_ms, p90: pruned.latency_ms.p50 * 3 } }, bad];
     const r = recommend(busy, { maxLatencyMs: 2 });
-    expect(r.lines.at(-1)).toMatch(/^Note: the latencies spread widely while they were measured \(p90 = 3\.0× p50 for pruned\): the machine was busy/);
+    expect(r.lines.at(-1)).toMatch(/^Note: The latencies spread widely while they were measured \(p90 = 3\.0× p50 for pruned\): the machine was busy/);
     // Also when nothing fits.
-    expect(recommend(busy, { maxLatencyMs: 0.1 }).lines.at(-1)).toMatch(/^Note: the latencies spread widely/);
+    expect(recommend(busy, { maxLatencyMs: 0.1 }).lines.at(-1)).toMatch(/^Note: The latencies spread widely/);
+    // The report's markdown and HTML put their own "Note:" before it (it read "Note: Note:").
+    expect(noiseNote(busy)[0]).toMatch(/^The latencies spread/);
     // And under `slim bench`'s table.
     expect(renderBenchTable(busy)).toMatch(/\nnote: p90 is 1\.5× p50 or more for models\/pruned\.onnx: the machine was busy/);
     expect(renderBenchTable(ALL)).not.toMatch(/note: p90/);
@@ -251,7 +262,17 @@ describe('limit parsing', () => {
     const r = await runSlim(['recommend', '--min-top1', '93']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--min-top1 takes a fraction in \(0, 1\] such as 0\.93, or a percentage such as 93%, got '93'/);
-    const none = await runSlim(['recommend', '--run', '/nonexistent-run']);
+    // A wrong folder is the mistake to hear about first; then the missing limits.
+    const nowhere = await runSlim(['recommend', '--run', '/nonexistent-run']);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr).toMatch(/\/nonexistent-run: does not exist — pass a folder made by slim run or slim demo/);
+    const runDir = mkdtempSync(path.join(tmpdir(), 'slim-recommend-'));
+    writeFileSync(path.join(runDir, 'manifest.json'), JSON.stringify({
+      version: 1, name: 'r', recipe: { file: 'r.yaml', sha256: '', text: '' }, data: { name: 'cifar10', train_images: 1, test_images: 1, sha256: '' },
+      created: '', updated: '', machine: { cpu: '', cores: 2, os: '', node: '', slimkit: '' }, wall_seconds: 1, complete: true, gpu_price_per_hour: 2.5, stages: [],
+    }));
+    const none = await runSlim(['recommend', '--run', runDir]);
+    rmSync(runDir, { recursive: true, force: true });
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no limits given/);
     // A bare small number is a forgotten unit (it read as 3 bytes: "8958166.7 % over").

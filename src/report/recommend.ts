@@ -80,13 +80,23 @@ function checksFor(v: VariantBench, limits: Limits): LimitCheck[] {
   return checks;
 }
 
-const describeCheck = (c: LimitCheck): string =>
-  `${LABEL[c.limit]} ${formatLimitValue(c.limit, c.value)} ${c.limit === 'top1' ? (c.met ? '≥' : '<') : c.met ? '≤' : '>'} ${formatLimitValue(c.limit, c.bound)}` +
-  (c.met ? '' : ` (${missText(c.limit, c.value, c.bound, c.miss)})`);
+function describeCheck(c: LimitCheck): string {
+  let [value, bound] = [formatLimitValue(c.limit, c.value), formatLimitValue(c.limit, c.bound)];
+  // A miss too small to show at the usual precision ("262.5 KiB > 262.5 KiB"): the exact figures.
+  if (value === bound && c.value !== c.bound) [value, bound] = [exactLimitValue(c.limit, c.value), exactLimitValue(c.limit, c.bound)];
+  return `${LABEL[c.limit]} ${value} ${c.limit === 'top1' ? (c.met ? '≥' : '<') : c.met ? '≤' : '>'} ${bound}` + (c.met ? '' : ` (${missText(c.limit, c.value, c.bound, c.miss)})`);
+}
+
+function exactLimitValue(limit: LimitName, v: number): string {
+  if (limit === 'size') return `${v.toLocaleString('en-US')} B`;
+  if (limit === 'latency') return `${v.toPrecision(6)} ms`;
+  return `${(v * 100).toPrecision(6)} %`;
+}
 
 /** How far a value misses its bound: top-1 in points (a relative % of a percentage misleads), the others in %. */
 function missText(limit: LimitName, value: number, bound: number, miss: number): string {
-  return limit === 'top1' ? `${((bound - value) * 100).toFixed(2)} pt short` : `${(miss * 100).toFixed(1)} % over`;
+  if (limit === 'top1') return `${((bound - value) * 100).toFixed(2)} pt short`;
+  return miss < 0.0005 ? 'under 0.1 % over' : `${(miss * 100).toFixed(1)} % over`;
 }
 
 export function recommend(variants: readonly VariantBench[], limits: Limits): Recommendation {
@@ -137,7 +147,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
       lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
     }
     for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
-    lines.push(...noiseNote(variants));
+    lines.push(...noiseNote(variants).map((l) => `Note: ${l}`));
     return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines };
   }
 
@@ -160,7 +170,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
-  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants));
+  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants).map((l) => `Note: ${l}`));
   return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
 }
 
@@ -185,7 +195,7 @@ export function noiseNote(variants: readonly VariantBench[]): string[] {
   const spread = (v: VariantBench): number => v.latency_ms.p90 / Math.max(v.latency_ms.p50, 1e-9);
   const worst = [...variants].sort((a, b) => spread(b) - spread(a))[0];
   if (!worst || spread(worst) < NOISY_SPREAD) return [];
-  return [`Note: the latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`];
+  return [`The latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`];
 }
 
 /** What made a variant: the stage kinds along its `from` chain. */

@@ -255,7 +255,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     const before = run?.top1Before ?? (await top1(graph, evalData, normalization, threads, 'eval float'));
     // `output` is the written model: restored to take what the file took, so fed as that is.
     const after = top1After ?? (await top1(output, evalData, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized'));
-    Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: (before - after) * 100, eval_images: Math.min(evalData.limit ?? Infinity, evalData.set.labels.length), eval_data: evalData.set.name });
+    Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: Number(((before - after) * 100).toFixed(9)), eval_images: Math.min(evalData.limit ?? Infinity, evalData.set.labels.length), eval_data: evalData.set.name });
   }
   if (options.report) {
     if (!run) throw usageError('--report works with --mode static');

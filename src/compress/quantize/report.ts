@@ -6,6 +6,7 @@ import type { FloatNode } from './mark.js';
 import type { MixedPrecisionStep } from './mixed-precision.js';
 import type { LayerSensitivity } from './sensitivity.js';
 import type { TensorError } from './sqnr.js';
+import { formatPointChange } from '../../report/format.js';
 
 export interface QuantizeReport {
   model: string;
@@ -38,7 +39,7 @@ export function reportMarkdown(r: QuantizeReport, svgFile?: string): string {
     `Output \`${r.output}\`: ${r.size_bytes_before.toLocaleString('en')} → ${r.size_bytes_after.toLocaleString('en')} bytes (${(r.size_bytes_after / r.size_bytes_before).toFixed(3)}×).`,
   ];
   if (r.top1_before !== undefined && r.top1_after !== undefined) {
-    lines.push(`Top-1: ${pct(r.top1_before)} float → ${pct(r.top1_after)} int8 (${((r.top1_after - r.top1_before) * 100).toFixed(2)} pt).`);
+    lines.push(`Top-1: ${pct(r.top1_before)} float → ${pct(r.top1_after)} int8 (${formatPointChange((r.top1_after - r.top1_before) * 100)}).`);
   }
   lines.push('', `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`, '');
   if (r.sensitivity.length > 0) {
