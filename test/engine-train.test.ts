@@ -356,11 +356,11 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     await trainModel({ ...base, checkpointDir: plainDir, epochs: 1 });
     const otherModel = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: wider, resume: true }).catch((e: unknown) => e);
     expect(otherModel).toBeInstanceOf(SlimError);
-    expect(String((otherModel as Error).message)).toMatch(/other settings \(the model it starts from: other weights now\) — resume with the same options as then/);
+    expect(String((otherModel as Error).message)).toMatch(/other settings \(the model it starts from \(--model, --width, --student\): other weights now\) — resume with the same options as then/);
     // Another file of the same architecture (other weights) is not resumed either.
     const sibling = smallCnn({ seed: 4, widths: [4, 8, 8] as [number, number, number] });
     const otherFile = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: sibling, resume: true }).catch((e: unknown) => e);
-    expect(String((otherFile as Error).message)).toMatch(/other settings \(the model it starts from: other weights now\)/);
+    expect(String((otherFile as Error).message)).toMatch(/other settings \(the model it starts from \(--model, --width, --student\): other weights now\)/);
   });
 
   it('a checkpoint that cannot be written stops the run saying which epoch the last one holds; the log names only kept epochs', async () => {

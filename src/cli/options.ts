@@ -101,6 +101,22 @@ export function numberList(name: string, lengths: number | readonly number[]): (
   };
 }
 
+/**
+ * Per-channel means of pixels scaled to 0..1, so each in [0, 1]: ImageNet's in 0..255 units (125.3, …)
+ * would be taken as given and quietly ruin every score, so they are refused with the values divided out.
+ */
+export function meanList(name: string, lengths: number | readonly number[]): (value: string) => number[] {
+  const list = numberList(name, lengths);
+  return (value) => {
+    const parts = list(value);
+    if (parts.some((n) => n < 0 || n > 1)) {
+      const scaled = parts.every((n) => n >= 0 && n <= 255) ? `; in 0..255 units they are ${parts.map((n) => Number((n / 255).toFixed(4))).join(',')} here (divide --std by 255 too)` : '';
+      throw new InvalidArgumentError(`${name} takes means of pixels scaled to 0..1, each from 0 to 1, got '${value}'${scaled}`);
+    }
+    return parts;
+  };
+}
+
 /** Per-channel standard deviations: dividing by zero or a negative number would silently ruin every score. */
 export function stdList(name: string, lengths: number | readonly number[]): (value: string) => number[] {
   const list = numberList(name, lengths);
@@ -142,7 +158,7 @@ export function withData(cmd: Command, { required }: { required: boolean }): Com
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
     .option('--split <split>', "'test' (default), 'train' or 'val': CIFAR-10's split, or the subfolder of a --data folder holding train/ and test/ or val/ (test reads val/ when there is no test/)")
     .option('--limit <n>', "use N images only: CIFAR-10's first N, an image folder's N taken across its classes", positiveInt('--limit'))
-    .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--mean <r,g,b|v>', MEAN_HELP, meanList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS));
 }
 

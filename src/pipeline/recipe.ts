@@ -134,7 +134,7 @@ const ModelSchema = z
     channels: channels.optional(),
     image_size: imageSize.optional(),
     id: stageId.optional(),
-    mean: z.array(z.number()).min(1).max(3).optional(),
+    mean: z.array(z.number().min(0, 'a mean of pixels scaled to 0..1: from 0 to 1').max(1, 'a mean of pixels scaled to 0..1, from 0 to 1 (in 0..255 units? divide by 255, and std too)')).min(1).max(3).optional(),
     std: z.array(positive).min(1).max(3).optional(),
   })
   .superRefine((m, ctx) => {

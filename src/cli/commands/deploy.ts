@@ -8,7 +8,7 @@ import { formatBytes, table } from '../../report/format.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { checkOutputDir } from '../paths.js';
-import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, numberList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, meanList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
   labels?: string;
@@ -32,7 +32,7 @@ export function withModelFlags(cmd: Command): Command {
   return cmd
     .option('--labels <file>', 'class names, one per line in output order (default: the model metadata)')
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
-    .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+    .option('--mean <r,g,b|v>', MEAN_HELP, meanList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
     .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", resizeArg)
     .option('--name <name>', 'bundle / service name (default: the model file name)');
@@ -76,7 +76,7 @@ export function registerDeploy(program: Command): void {
           if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'`);
           return v;
         })
-        .requiredOption('--out <dir>', 'bundle folder to create')
+        .requiredOption('-o, --out <dir>', 'bundle folder to create')
         .option('--port <n>', 'linux targets: port of the server, its systemd unit and README (default 8080)', port('--port', 1))
         .option('--install', 'also put node_modules for the target into the bundle (npm; works offline on the device)')
         .option('--force', 'replace an existing bundle at --out'),

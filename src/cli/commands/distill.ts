@@ -15,7 +15,7 @@ import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFla
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, numberList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
@@ -98,9 +98,9 @@ export function registerDistill(program: Command): void {
       .requiredOption('--student <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file')
       .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ (or val/) subfolders of class folders")
       .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
-      .option('--mean <r,g,b|v>', `the student's statistics, and the teacher's when it records none: ${MEAN_HELP}`, numberList('--mean', CHANNEL_COUNTS))
+      .option('--mean <r,g,b|v>', `the student's statistics, and the teacher's when it records none: ${MEAN_HELP}`, meanList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
-      .requiredOption('--out <file.onnx>', 'where to write the trained student')
+      .requiredOption('-o, --out <file.onnx>', 'where to write the trained student')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
       .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
       .option('--alpha <a>', 'weight of the hard-label loss; 1 − alpha goes to the teacher\'s soft targets', inRange('--alpha', 0, 1), DISTILL_DEFAULTS.alpha)

@@ -23,7 +23,7 @@ import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../../data/model-batches.js';
 import { log, progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, numberList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputDir, checkOutputFile } from '../paths.js';
@@ -128,7 +128,7 @@ export function registerPrune(program: Command): void {
         .option('--no-compensate', 'with --data: drop removed channels instead of folding their mean activations into the next layer')
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
-        .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
+        .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
         .option('--std <r,g,b|v>', `with --data: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
         .option('--train-limit <n>', 'fine-tune on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
         .option('--test-limit <n>', 'score fine-tuning steps on N test images only (an image folder: N across its classes)', positiveInt('--test-limit'))

@@ -23,7 +23,7 @@ import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, numberList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
@@ -107,7 +107,7 @@ export function registerQuantize(program: Command): void {
         .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (with --calib cifar10, --eval-limit or --max-drop alone evaluate on CIFAR-10 test; without any of them there is no evaluation)")
         .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
-        .option('--mean <r,g,b|v>', MEAN_HELP, numberList('--mean', CHANNEL_COUNTS))
+        .option('--mean <r,g,b|v>', MEAN_HELP, meanList('--mean', CHANNEL_COUNTS))
         .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
         .option('--qat', 'quantization-aware training: fine-tune the calibrated int8 model with its quantization simulated, then write it')
         .option('--data <cifar10|folder>', "--qat training data: 'cifar10', or a folder with train/ and test/ subfolders (default calibration images: its training split)")

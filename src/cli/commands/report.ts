@@ -14,7 +14,7 @@ export function registerReport(program: Command): void {
       .command('report')
       .description('write the report of a run folder: report.html (one self-contained file), report.md, report.json')
       .argument('[run-dir]', 'a folder made by `slim run` or `slim demo` (default: the most recently updated one under ./runs)')
-      .option('--out <dir>', 'where to write it (default: <run-dir>/report)'),
+      .option('-o, --out <dir>', 'where to write it (default: <run-dir>/report)'),
   )
     .addHelpText('after', '\nExamples:\n  slim report runs/demo\n  slim report runs/demo --json > report.json')
     .action(async (runArg: string | undefined, options: ReportCliOptions) => {

@@ -19,7 +19,7 @@ import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelIn
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, numberList, patternList, STD_HELP, stdList } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
@@ -78,7 +78,7 @@ export function registerTrain(program: Command): void {
       .requiredOption('--model <name|file.onnx>', 'a zoo name (e.g. resnet18-cifar) or an .onnx file to fine-tune')
       .requiredOption('--data <cifar10|folder>', "'cifar10', or a folder with train/ and test/ (or val/) subfolders of class folders")
       .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download)')
-      .requiredOption('--out <file.onnx>', 'where to write the trained model')
+      .requiredOption('-o, --out <file.onnx>', 'where to write the trained model')
       .option('--epochs <n>', 'passes over the training set', positiveInt('--epochs'), 30)
       .option('--batch <n>', 'images per step', positiveInt('--batch'), 128)
       .option('--device <cpu|cuda>', 'where to train', oneOf('--device', ['cpu', 'cuda']), 'cpu')
@@ -97,7 +97,7 @@ export function registerTrain(program: Command): void {
       .option('--new-head', 'an .onnx model: replace its classifier by a fresh one for the data\'s classes (fine-tune a pretrained model on your own classes)')
       .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
       .option('--freeze <layers>', 'keep these layers as they are while the rest trains: PyTorch module names or globs, comma-separated (e.g. conv1,layer1 or \'layer1.*\'; `slim info M --layers` lists them); a frozen Conv\'s BatchNormalization is frozen with it, at its running statistics', patternList)
-      .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, numberList('--mean', CHANNEL_COUNTS))
+      .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
