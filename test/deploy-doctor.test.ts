@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { cgroupCpus, doctorReport, parseCpuInfo, type DoctorInputs } from '../src/deploy/doctor.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
+import { precisionHint, resolvedPrecision } from '../src/engine/precision.js';
 
 const arm = (part: string, features: string, n = 4): string =>
   Array.from({ length: n }, (_, i) => `processor\t: ${i}\nBogoMIPS\t: 108.00\nFeatures\t: ${features}\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: ${part}\nCPU revision\t: 3\n`).join('\n');
@@ -90,5 +91,16 @@ describe('slim doctor', () => {
     expect(report.versions.onnxruntime).toMatch(/^\d+\.\d+\.\d+$/);
     expect(report.versions.sharp).toMatch(/^\d+\.\d+\.\d+$/);
     expect(report.advice.length).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('training precision hints', () => {
+  it('says when bf16 would pay (AMX-BF16) and when it would not (none)', () => {
+    expect(precisionHint('cpu', 'auto', true)).toMatch(/this CPU has AMX-BF16 — --precision bf16 trains about twice as fast/);
+    expect(precisionHint('cpu', 'bf16', false)).toMatch(/this CPU has no AMX-BF16.*gains little or is slower than --precision fp32/);
+    expect(precisionHint('cpu', 'bf16', true)).toBeUndefined();
+    expect(precisionHint('cpu', 'fp32', false)).toBeUndefined();
+    expect(precisionHint('cuda', 'bf16', false)).toBeUndefined();
+    expect([resolvedPrecision('cpu', 'auto'), resolvedPrecision('cuda', 'auto'), resolvedPrecision('cpu', 'bf16')]).toEqual(['fp32', 'bf16', 'bf16']);
   });
 });

@@ -24,8 +24,10 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
       '--train-limit', '1024', '--test-limit', '500', '--epochs', '2', '--batch', '64', '--lr', '0.05', '--threads', '2',
       '--checkpoint-dir', path.join(dir, 'ckpt'), '--log', path.join(dir, 'log.jsonl'), '--out', out, '--json',
     ]);
-    const result = JSON.parse(stdout) as { test_top1: number; onnxruntime_top1: number; epochs: number; steps: number; gpu_seconds: number };
+    const result = JSON.parse(stdout) as { test_top1: number; onnxruntime_top1: number; epochs: number; steps: number; gpu_seconds: number; precision: string };
     expect(result.epochs).toBe(2);
+    // --precision auto, resolved: a run says what it trained in.
+    expect(result.precision).toBe('fp32');
     expect(result.steps).toBe(32);
     expect(result.gpu_seconds).toBe(0);
     expect(result.test_top1).toBeGreaterThan(0.1);

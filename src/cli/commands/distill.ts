@@ -20,7 +20,7 @@ import { forBatches } from '../../data/model-batches.js';
 import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
-import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
+import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { CIFAR10_CLASSES } from '../../data/cifar10-files.js';
@@ -261,6 +261,7 @@ export function registerDistill(program: Command): void {
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         epochs: result.history.length,
         steps: result.steps,
+        precision: resolvedPrecision(options.device, options.precision),
         seconds: result.seconds,
         gpu_seconds: result.gpuSeconds,
         estimated_cost: result.estimatedCost,

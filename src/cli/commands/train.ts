@@ -5,7 +5,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
-import { PRECISIONS, precisionHint, type PrecisionChoice } from '../../engine/precision.js';
+import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
 import { launchTraining } from '../../engine/launch-train.js';
 import { threadsPerWorker, watchLauncher } from '../../engine/launch.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -289,6 +289,7 @@ export function registerTrain(program: Command): void {
         size_bytes: bytes,
         epochs: result.history.length,
         steps: result.steps,
+        precision: resolvedPrecision(options.device as 'cpu' | 'cuda', options.precision),
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         seconds: result.seconds,
