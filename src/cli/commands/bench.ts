@@ -17,7 +17,7 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -95,6 +95,8 @@ export function registerBench(program: Command): void {
           if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true }, size, channels));
           const classes = recordedClasses(graph, file);
           set = labelledForModel(await sets.get(key)!, classes);
+          // Before any timing: a model the images do not fit failed only at its evaluation, minutes in.
+          checkImageSize(graph, set, file, '--data', 'eval');
           if (!classes) positional.set(set, [...(positional.get(set) ?? []), file]);
         }
         const stats = await loadedModelStats(loaded, size);
