@@ -133,6 +133,9 @@ describe('QDQ placement on other graphs', () => {
     validateGraph(q);
     const kept = q.nodes.map((n) => n.opType);
     expect(kept).not.toContain('Clip'); // ReLU6 after the depthwise Conv: its range clamps instead
+    // Its min and max went with it: ONNX Runtime warns at every load about an initializer no node reads.
+    const read = new Set(q.nodes.flatMap((n) => n.inputs));
+    expect([...q.initializers.keys()].filter((name) => !read.has(name))).toEqual([]);
     expect(kept).not.toContain('Relu'); // the squeeze-excite ReLU folds into its Conv too
     expect(plan.folded.size).toBe(2);
     for (const op of ['HardSwish', 'HardSigmoid', 'Softmax', 'Pad']) expect(kept, op).toContain(op); // no integer kernel

@@ -117,6 +117,11 @@ function foldActivations(g: Graph, plan: QuantPlan): void {
     g.valueInfo.delete(fold.input);
   }
   g.nodes = g.nodes.filter((n) => !doomed.has(n));
+  // Their bounds (Clip's min and max) go with them: ONNX Runtime warns at every load about unused initializers.
+  const read = new Set(g.nodes.flatMap((n) => n.inputs));
+  for (const node of doomed) {
+    for (const input of node.inputs.slice(1)) if (input && !read.has(input) && !g.outputs.some((o) => o.name === input)) g.initializers.delete(input);
+  }
 }
 
 function storeInteger(g: Graph, taken: Set<string>, name: string, p: WeightQuant | BiasQuant): { quantized: string; scale: string; zeroPoint: string; axis: number | undefined } {
