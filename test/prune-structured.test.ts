@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type StructuredResult,
+  buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneStructuredIteratively, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type FineTuner, type StructuredResult,
 } from '../src/compress/prune/index.js';
 import { float32, int64, makeTensor } from '../src/onnx/tensor.js';
 import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
@@ -436,6 +436,18 @@ describe('structured pruning against ONNX Runtime', () => {
       expect(b.dims).toEqual(a.dims);
       expect(Array.from(b.data as Float32Array).every(Number.isFinite)).toBe(true);
     }
+  });
+
+  it("names groups that share a root (a shuffle splits a Conv's output) apart; before and after pair up over steps", async () => {
+    const graph = await fixture('torch-tiny-shufflenet.onnx');
+    const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1 }, { tuner: {} as FineTuner, steps: 2, epochs: 0 });
+    const roots = r.groups.map((g) => g.root);
+    expect(new Set(roots).size).toBe(roots.length);
+    expect(roots).toContain('/units/units.0/branch1/branch1.2/Conv #2');
+    // Each group's count before is its own (it read "6 → 8": another group's of the same root).
+    for (const g of r.groups) expect(g.channelsAfter, g.root).toBeLessThanOrEqual(g.channelsBefore);
+    const dep = buildDependencyGraph(asPruningSeesIt(graph));
+    expect(r.groups.map((g) => g.channelsBefore)).toEqual(dep.groups.map((g) => g.rootChannels));
   });
 
   it('PyTorch fixtures prune by MACs, params shrink, ORT runs them', async () => {

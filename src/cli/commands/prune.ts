@@ -11,7 +11,7 @@ import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/s
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, searchStepJson } from '../../report/json-records.js';
 import {
-  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
@@ -490,17 +490,18 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
 function analyze(file: string, loaded: Graph, o: PruneOptions): void {
   const graph = asPruningSeesIt(loaded);
   const dep = buildDependencyGraph(graph);
+  const labels = groupLabels(dep);
   const result = {
     file,
     macs: macsPerImage(graph, dep.facts),
-    groups: dep.groups.map((g) => ({ root: g.root.node.name, op_type: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
+    groups: dep.groups.map((g, i) => ({ root: labels[i]!, op_type: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
     boundaries: dep.boundaries.map(nodeReasonJson),
     frozen: Object.fromEntries(dep.frozen),
   };
   printResult(o, result, () =>
     [
       `${file}: ${dep.groups.length} prunable channel groups, ${dep.boundaries.length} boundaries`,
-      table(['group root', 'op', 'channels', 'nodes (--json lists them)'], dep.groups.map((g) => [g.root.node.name, g.root.node.opType, g.rootChannels, nodeSummary(graph, g.nodes)])),
+      table(['group root', 'op', 'channels', 'nodes (--json lists them)'], dep.groups.map((g, i) => [labels[i]!, g.root.node.opType, g.rootChannels, nodeSummary(graph, g.nodes)])),
       ...(dep.boundaries.length ? ['', 'boundaries (channels are not pruned through these):', ...dep.boundaries.map((b) => `  ${b.node} (${b.opType}): ${b.reason}`)] : []),
     ].join('\n'),
   );

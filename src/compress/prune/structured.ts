@@ -184,6 +184,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
 
   // The result must be a model every later step accepts; a failure here is a bug in a channel rule.
   const facts = validateGraph(chosen.graph);
+  const labels = groupLabels(dep);
   return {
     graph: chosen.graph,
     p: chosen.plan.p,
@@ -191,7 +192,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     macsBefore,
     macsAfter: facts.totalMacs,
     groups: dep.groups.map((g, i) => ({
-      root: g.root.node.name,
+      root: labels[i]!,
       opType: g.root.node.opType,
       channelsBefore: g.rootChannels,
       channelsAfter: (chosen.plan.kept[i]! * g.rootChannels) / g.size,
@@ -212,6 +213,23 @@ function record(search: SearchStep[], options: StructuredOptions, step: SearchSt
 }
 
 /** Group ids held at a fixed ratio: 0 for groups a kept node touches, the given ratio for named ones. */
+/**
+ * Each group's name: its root node's, numbered (#1, #2, …, by the first channel each covers) where one
+ * node's channels fall into several groups — a channel shuffle splits a Conv's output so — so that the
+ * report's rows, and the first and last step of an iterative prune, are told apart.
+ */
+export function groupLabels(dep: DependencyGraph): string[] {
+  const firstChannel = (g: DependencyGraph['groups'][number]): number => (g.members.get(g.root.value) ?? []).findIndex((c) => c >= 0);
+  const byRoot = new Map<string, DependencyGraph['groups'][number][]>();
+  for (const g of dep.groups) byRoot.set(g.root.node.name, [...(byRoot.get(g.root.node.name) ?? []), g]);
+  return dep.groups.map((g) => {
+    const shared = byRoot.get(g.root.node.name)!;
+    if (shared.length === 1) return g.root.node.name;
+    const order = [...shared].sort((a, b) => firstChannel(a) - firstChannel(b));
+    return `${g.root.node.name} #${order.indexOf(g) + 1}`;
+  });
+}
+
 function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<number, number> {
   const fixed = new Map<number, number>();
   const known = new Set(dep.graph.nodes.map((n) => n.name));
