@@ -13,6 +13,7 @@ import { Random } from '../src/util/random.js';
 import type { Attribute, Graph } from '../src/onnx/graph.js';
 import type { Group } from '../src/compress/prune/group.js';
 import { asPruningSeesIt } from '../src/compress/prune/structured.js';
+import { preferredChannelMultiple } from '../src/compress/prune/hardware.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
@@ -164,7 +165,7 @@ describe('dependency graph', () => {
       'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Conv', 'Div', 'Dropout', 'Flatten', 'Gemm',
       'GlobalAveragePool', 'GlobalMaxPool', 'HardSigmoid', 'HardSwish', 'Identity', 'LeakyRelu', 'MatMul', 'MaxPool', 'Mul',
       'Pad', 'ReduceMean', 'Relu', 'Reshape', 'Shape', 'Sigmoid', 'Softmax', 'Split', 'Squeeze', 'Sub', 'Unsqueeze',
-      'Transpose', 'LayerNormalization', 'Slice',
+      'Transpose', 'LayerNormalization', 'Slice', 'Expand',
     ]));
     // Shape-data ops, cuts and quantized tensors stay boundaries: pruning never guesses through them.
     for (const op of ['Gather', 'QuantizeLinear', 'DequantizeLinear']) expect(ruled).not.toContain(op);
@@ -209,6 +210,17 @@ describe('dependency graph', () => {
       expect(dep.boundaries.map((b) => b.opType), op).toEqual(stops ? [op] : []);
       expect(dep.groups.map((g) => g.rootChannels), op).toEqual(stops ? [4] : [8, 4]);
     }
+  });
+
+  it('a MAC target out of reach because of boundaries names them first: no knob prunes through one', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 8));
+    const gate = n.op('Sigmoid', n.node('ReduceMin', [x], { axes: { type: 'ints', value: [1] } })[0]!);
+    const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 8, 4));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 4, 10));
+    await expect(pruneStructured(graph, { target: { kind: 'macs', value: 0.3 }, roundTo: 1 })).rejects.toThrow(
+      /out of reach: .* — 1 boundary node\(s\) keep their channels, e\.g\. '.*' \(ReduceMin\): .* \(slim prune --analyze lists them all\); else raise the target or --max-ratio$/,
+    );
   });
 
   it('channels a Transpose moves from where nobody knows them (an NHWC input, a boundary) stop at the next Conv input only', () => {
@@ -436,6 +448,18 @@ describe('structured pruning against ONNX Runtime', () => {
       expect(b.dims).toEqual(a.dims);
       expect(Array.from(b.data as Float32Array).every(Number.isFinite)).toBe(true);
     }
+  });
+
+  it('--round-to auto halves the CPU multiple where narrow layers leave a MAC target out of reach; a given --round-to is kept', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 6));
+    const b = n.op('Relu', n.conv(a, 6, 6, { k: 3 }));
+    const c = n.op('Relu', n.conv(b, 6, 6, { k: 3 }));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', c)), 6, 10));
+    const r = await pruneStructured(graph, { target: { kind: 'macs', value: 0.5 } });
+    expect(r.roundTo).toBeLessThan(preferredChannelMultiple());
+    expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
+    await expect(pruneStructured(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 8 })).rejects.toThrow(/MAC target 0\.5 is out of reach/);
   });
 
   it("names groups that share a root (a shuffle splits a Conv's output) apart; before and after pair up over steps", async () => {

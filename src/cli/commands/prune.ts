@@ -195,6 +195,9 @@ export function registerPrune(program: Command): void {
       let nm: { n: number; m: number; tensors: ReadonlySet<string> } | undefined;
       if (options.structured) {
         const r = await structured(graph, options, tuner, calibration);
+        if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
+          log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} the MAC target was out of reach, its narrow layers unable to lose channels`);
+        }
         pruned = r.graph;
         testAccuracy = r.testAccuracy;
         details = {

@@ -127,9 +127,10 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     ...(options.gradients ? { gradients: options.gradients } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
   });
-  const planOptions: PlanOptions = {
+  const autoRound = options.roundTo === undefined || options.roundTo === 'auto';
+  let planOptions: PlanOptions = {
     scope: options.scope ?? 'layer',
-    roundTo: options.roundTo === undefined || options.roundTo === 'auto' ? preferredChannelMultiple() : options.roundTo,
+    roundTo: autoRound ? preferredChannelMultiple() : (options.roundTo as number),
     maxRatio,
     fixed: fixedRatios(dep, options),
   };
@@ -154,6 +155,9 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
       const plan = planRemoval(dep, scores, p, planOptions);
       return { plan, macs: macsOf(plan) };
     };
+    // The CPU's preferred multiple (auto) can leave narrow layers (a DenseNet's growth of 12, Inception's
+    // 8-wide branches) unprunable: then halve it until the target is reached (the result says which).
+    while (autoRound && planOptions.roundTo > 1 && sized(maxRatio).macs > goal) planOptions = { ...planOptions, roundTo: planOptions.roundTo / 2 };
     const found = bisect(sized, maxRatio, (r) => r.macs <= goal, (p, r) => record(search, options, { p, macs: r.macs }), () =>
       outOfReach(`MAC target ${target.value}`, sized(maxRatio).macs / macsBefore, planOptions, dep),
     );
@@ -250,9 +254,12 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
 
 function outOfReach(what: string, reached: number, o: PlanOptions, dep: DependencyGraph): never {
   const fixes = ['raise the target', '--max-ratio', ...(o.roundTo > 1 ? [`lower --round-to (now ${o.roundTo})`] : [])];
+  const knobs = `${fixes.slice(0, -1).join(', ')} or ${fixes[fixes.length - 1]}`;
+  const b = dep.boundaries[0];
+  // Boundaries first where they exist: no knob prunes through them (GroupNorm's Reshapes, say).
   throw usageError(
     `${what} is out of reach: pruning every group by up to ${Math.round(o.maxRatio * 100)} % keeps ${(reached * 100).toFixed(1)} % of the MACs`,
-    `${fixes.slice(0, -1).join(', ')} or ${fixes[fixes.length - 1]}${dep.boundaries.length ? `; ${dep.boundaries.length} boundary node(s) limit what can be pruned (slim prune --analyze lists them)` : ''}`,
+    b ? `${dep.boundaries.length} boundary node(s) keep their channels, e.g. '${b.node}' (${b.opType}): ${b.reason} (slim prune --analyze lists them all); else ${knobs}` : knobs,
   );
 }
 
