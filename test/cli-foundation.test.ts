@@ -85,6 +85,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['mean in 0..255 units', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '125.3,123.0,113.9', '--std', '63.0,62.1,66.7'], 2, /--mean takes means of pixels scaled to 0\.\.1, .*in 0\.\.255 units they are 0\.4914,0\.4824,0\.4467 here \(divide --std by 255 too\)/],
     // Before any model is timed (it failed at the evaluation after timing every model).
     ['bench on images that do not fit', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--runs', '50'], 2, /^(?![\s\S]*: p50)[\s\S]*torch-tiny-resnet\.onnx takes 3×16×16 images but --data cifar10\/test has 3×32×32 images/],
+    ['a zoo name mistyped', ['train', '--model', 'resnet18cifar', '--data', 'cifar10', '-o', path.join(dir, 'x.onnx')], 2, /--model 'resnet18cifar' is neither a zoo model nor a model file — did you mean 'resnet18-cifar'\?/],
+    ['a deploy target mistyped', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'linux-arm6', '-o', path.join(dir, 'b')], 2, /--target must be one of linux-arm64, linux-x64, web, got 'linux-arm6'; did you mean 'linux-arm64'\?/],
     ['zero std', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--std', '0,0,0'], 2, /--std values must be > 0/],
     ['empty mean field', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '0.5,,0.5'], 2, /--mean takes 3 or 1 comma-separated numbers/],
     ['hex count', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '0x10'], 2, /--limit must be a positive integer/],
@@ -242,9 +244,11 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     expect(row).toMatchObject({ params: 1562, macs: null, latency_ms: { p50: expect.any(Number) } });
 
     const bundle = path.join(dir, 'resize-bundle');
-    const deploy = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', bundle, '--json']);
+    // Debian's name for the target is taken as slimkit's; -o is --out.
+    const deploy = await runSlim(['deploy', model, '--target', 'linux-amd64', '-o', bundle, '--json']);
     expect(deploy.code, deploy.stderr).toBe(0);
     expect(existsSync(path.join(bundle, 'model.onnx'))).toBe(true);
+    expect((json(deploy.stdout) as { target: string }).target).toBe('linux-x64');
   });
 
   it.skipIf(!hasCifar)('eval scores it; quantize refuses it naming the op and what still works', async () => {

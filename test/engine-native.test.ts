@@ -213,6 +213,18 @@ describe.skipIf(!nativeAvailable())('native addon', () => {
     expect(plan.forward(float32([1, 3, 32, 32], new Array(3072).fill(0)))[0]!.dims).toEqual([1, 10]);
   });
 
+  it('a CUDA plan on a LibTorch without CUDA says what to do', () => {
+    let error: unknown;
+    try {
+      EnginePlan.create(smallCnn({ widths: [4, 4, 4] }), { threads: 1, device: 'cuda' });
+    } catch (e) {
+      error = e;
+    }
+    // A GPU host's CUDA build makes the plan: nothing to say there.
+    if (error === undefined) return;
+    expect(String((error as Error).message)).toMatch(/device 'cuda' was asked for, but this LibTorch has no CUDA or sees no GPU — train with --device cpu here, or on a GPU machine/);
+  });
+
   it('checks the element type of arrays handed to it', () => {
     const addon = loadNative();
     const spec = { labels: new Uint8Array(2), dims: [2, 3, 2, 2] as [number, number, number, number], device: 'cpu' as const, scale: 1, mean: [0, 0, 0], std: [1, 1, 1], pad: 0 };

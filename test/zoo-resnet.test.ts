@@ -11,7 +11,8 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
-import { buildZooModel, countParameters, describeZoo, editDistance, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
+import { buildZooModel, countParameters, describeZoo, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
+import { editDistance } from '../src/util/suggest.js';
 import { resnetParameterCount } from '../src/zoo/resnet.js';
 
 /**

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
+import { didYouMean } from '../util/suggest.js';
 import type { ResizeMode } from '../data/image-folder.js';
 
 /** Parsers and shared option sets for commands; bad values are usage errors (exit 2). */
@@ -76,7 +77,7 @@ export function fraction(name: string): (value: string) => number {
 
 export function oneOf<T extends string>(name: string, allowed: readonly T[]): (value: string) => T {
   return (value) => {
-    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+    if (!allowed.includes(value as T)) throw new InvalidArgumentError(`${name} must be one of ${allowed.join(', ')}, got '${value}'${didYouMean(value, allowed).replace(/^did/, '; did').trimEnd()}`);
     return value as T;
   };
 }

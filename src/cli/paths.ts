@@ -5,6 +5,8 @@
 import { accessSync, closeSync, constants, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
+import { didYouMean } from '../util/suggest.js';
+import { ZOO } from '../zoo/index.js';
 import { sameFile } from '../util/files.js';
 
 const statOf = (p: string): Stats | undefined => {
@@ -133,7 +135,7 @@ function suffixed(file: string): string {
  */
 export function checkModelFile(file: string, flag: string): void {
   if (file.endsWith('.onnx') || isFile(file)) return;
-  throw usageError(`${flag} '${file}' is neither a zoo model nor a model file`, 'pass an .onnx file, or a zoo name (`slim zoo --list`)');
+  throw usageError(`${flag} '${file}' is neither a zoo model nor a model file`, `${didYouMean(file, Object.keys(ZOO))}pass an .onnx file, or a zoo name (\`slim zoo --list\`)`);
 }
 
 function isFile(file: string): boolean {

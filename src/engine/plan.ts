@@ -44,7 +44,12 @@ export interface PlanOptions extends CompileOptions {
 /** Native failures are almost always a model/data mismatch (shapes, dtypes): report them as input errors. */
 function inputFailure(what: string, file: string | undefined, e: unknown): SlimError {
   if (e instanceof SlimError) return e;
-  return new SlimError({ ...(file ? { file } : {}), problem: `${what}: ${e instanceof Error ? e.message : String(e)}` }, 'input', { cause: e });
+  const message = e instanceof Error ? e.message : String(e);
+  // The addon's own words for a CUDA run on a build or machine without one: say what to do.
+  const fix = /device 'cuda' was asked for/.test(message)
+    ? { fix: 'train with --device cpu here, or on a GPU machine whose PyTorch has CUDA (npm run build:native links it when `python3 -c "import torch"` finds it)' }
+    : {};
+  return new SlimError({ ...(file ? { file } : {}), problem: `${what}: ${message}`, ...fix }, 'input', { cause: e });
 }
 
 function wrapNative<T>(what: string, file: string | undefined, fn: () => T): T {

@@ -4,6 +4,7 @@ import type { Graph } from '../onnx/graph.js';
 import { formatCount } from '../report/format.js';
 import { IMAGENET_NORMALIZATION, METADATA_KEYS, preprocessingMetadata } from './metadata.js';
 import { buildResNet, resnetInputSize, resnetParameterCount, type ResNetDepth, type ResNetStem } from './resnet.js';
+import { didYouMean } from '../util/suggest.js';
 
 export { countParameters } from './params.js';
 export { METADATA_KEYS, IMAGENET_NORMALIZATION, readPreprocessing, type Preprocessing } from './metadata.js';
@@ -133,10 +134,7 @@ export function describeZoo(): ZooDescription[] {
 function zooEntry(name: string): ZooEntry {
   if (isZooName(name)) return ZOO[name];
   const names = Object.keys(ZOO);
-  const closest = names
-    .map((n) => ({ n, d: editDistance(name.toLowerCase(), n) }))
-    .sort((a, b) => a.d - b.d)[0]!;
-  const hint = closest.d <= Math.max(2, Math.floor(name.length / 3)) ? `did you mean '${closest.n}'? ` : '';
+  const hint = didYouMean(name, names);
   return throwUsage('model name', `unknown zoo model '${name}'`, `${hint}known models: ${names.join(', ')}`);
 }
 
@@ -183,15 +181,3 @@ function throwUsage(where: string, problem: string, fix: string): never {
   throw new SlimError({ where, problem, fix }, 'usage');
 }
 
-/** Levenshtein distance, for did-you-mean hints. */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length]!;
-}

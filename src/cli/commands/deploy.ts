@@ -8,6 +8,7 @@ import { formatBytes, table } from '../../report/format.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { checkOutputDir } from '../paths.js';
+import { didYouMean } from '../../util/suggest.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, meanList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
 
 export interface ModelFlags {
@@ -72,8 +73,10 @@ export function registerDeploy(program: Command): void {
         .command('deploy')
         .description('write a self-contained bundle (model, preprocessing, predict CLI, HTTP server, systemd unit, README) for a device or the web')
         .argument('<model>', 'an .onnx classifier')
-        .requiredOption('--target <target>', `${TARGETS.join(' | ')}`, (v: string) => {
-          if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'`);
+        .requiredOption('--target <target>', `${TARGETS.join(' | ')}`, (given: string) => {
+          // Debian's and the kernel's names for the same machines.
+          const v = ({ 'linux-amd64': 'linux-x64', 'linux-x86_64': 'linux-x64', 'linux-aarch64': 'linux-arm64' } as Record<string, string>)[given] ?? given;
+          if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'${didYouMean(v, TARGETS).replace(/^did/, '; did').trimEnd()}`);
           return v;
         })
         .requiredOption('-o, --out <dir>', 'bundle folder to create')

@@ -7,6 +7,7 @@ import { formatTrace, INFERENCE_PIPELINE, PASSES, runPasses, type PassTrace } fr
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
+import { didYouMean } from '../../util/suggest.js';
 import { checkOutputFile } from '../paths.js';
 
 interface OptimizeOptions extends CommonOptions {
@@ -22,7 +23,7 @@ export function registerOptimize(program: Command): void {
       .description('clean a model for inference: fold constants, shape subgraphs and BatchNorm, drop dead nodes')
       .argument('<model>', 'an .onnx file')
       .requiredOption('-o, --output <file>', 'where to write the optimized model')
-      .option('--passes <list>', `comma-separated passes to run, in order (default: all). Passes: ${Object.keys(PASSES).join(', ')}`)
+      .option('--passes <list>', `comma-separated passes to run, in order (default: the inference clean-up, ${INFERENCE_PIPELINE.map((p) => p.name).join(', ')}). Passes: ${Object.keys(PASSES).join(', ')}`)
       .option('--trace', 'print what each pass changed'),
   )
     .addHelpText('after', '\nExample:\n  slim optimize model.onnx -o model.opt.onnx --trace')
@@ -32,7 +33,7 @@ export function registerOptimize(program: Command): void {
       const passes = options.passes !== undefined
         ? options.passes.split(',').filter((name) => name.trim() !== '').map((name) => {
             const pass = PASSES[name.trim()];
-            if (!pass) throw usageError(`unknown pass '${name.trim()}'`, `choose from ${Object.keys(PASSES).join(', ')}`);
+            if (!pass) throw usageError(`unknown pass '${name.trim()}'`, `${didYouMean(name.trim(), Object.keys(PASSES))}choose from ${Object.keys(PASSES).join(', ')}`);
             return pass;
           })
         : INFERENCE_PIPELINE;
