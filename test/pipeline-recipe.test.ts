@@ -9,6 +9,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
 import { onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
+import { changedSince } from '../src/pipeline/plan.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { lockRun, readStageRecord, writeStageRecord, type StageRecord } from '../src/pipeline/manifest.js';
 import { processStartTime } from '../src/util/process.js';
@@ -406,5 +407,19 @@ describe('slim run checks the model against the data first', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/classes\.yaml: model\.classes: the model has 3 classes but the data has 10 \(airplane, automobile, .*\) — set model\.classes to 10/);
     expect(existsSync(path.join(runDir, 'manifest.json'))).toBe(false); // no stage ran
+  });
+});
+
+describe('slim run --plan: why a stage runs again', () => {
+  it('names what the recipe changed, then and now, for the stage and the settings it depends on', () => {
+    const before = parseRecipe(GOOD, 'r.yaml');
+    const trainOf = (r: ReturnType<typeof parseRecipe>) => r.stages.find((s) => s.id === 'fp32')!;
+    const epochs = parseRecipe(GOOD.replace('epochs: 2', 'epochs: 3'), 'r.yaml');
+    expect(changedSince(before, epochs, trainOf(epochs))).toBe('the recipe changed since it last ran: train.epochs: 2 → 3');
+    const data = parseRecipe(`${GOOD}data: { dataset: cifar10, train_per_class: 52 }\nseed: 4\n`, 'r.yaml');
+    expect(changedSince(before, data, trainOf(data))).toMatch(/^the recipe changed since it last ran: data\.train_per_class: unset → 52, seed: 0 → 4$/);
+    // Nothing the recipe shows (the input model's bytes, another slimkit): the general reason.
+    expect(changedSince(before, before, trainOf(before))).toBe('its options, its input or the data changed since it last ran');
+    expect(changedSince(undefined, before, trainOf(before))).toBe('its options, its input or the data changed since it last ran');
   });
 });

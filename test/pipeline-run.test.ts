@@ -181,7 +181,8 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(planned.code, planned.stderr).toBe(0);
     const plan = JSON.parse(planned.stdout) as { stages: { id: string; action: string; reason: string; last_seconds?: number }[] };
     expect(plan.stages.map((st) => [st.id, st.action])).toEqual([['fp32', 'reuse'], ['int8', 'reuse'], ['pruned', 'reuse'], ['pruned-ft', 'reuse'], ['pruned-int8', 'run'], ['bench', 'run'], ['deploy', 'run']]);
-    expect(plan.stages[4]!.reason).toMatch(/options, its input or the data changed/);
+    // Named in the recipe's words: the key that changed, then and now.
+    expect(plan.stages[4]!.reason).toBe('the recipe changed since it last ran: quantize.samples: 32 → 16');
     expect(plan.stages[4]!.last_seconds).toBeGreaterThan(0);
     expect(plan.stages[5]!.reason).toBe("it reads 'pruned-int8', which runs again (reused after all if that makes the same bytes)");
     expect(readFileSync(path.join(runDir, 'manifest.json'), 'utf8')).toBe(manifestBefore);

@@ -6,7 +6,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { readManifest } from './manifest.js';
-import { sourceId, type Recipe } from './recipe.js';
+import { sourceId, type Recipe, type Stage } from './recipe.js';
+import { parseRecipe } from './parse.js';
 import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, storedStage, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
@@ -35,6 +36,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   // A plan runs nothing: it does not download CIFAR-10 (170 MB) either.
   const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}), download: false });
   const previous = await readManifest(runDir).catch(() => undefined);
+  const earlierRecipe = previousRecipe(previous?.recipe);
 
   // Variants whose bytes are known (stored, or the source file); a stage that would run makes new ones.
   const variants = new Map<string, Variant>();
@@ -77,7 +79,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
             ? holdsCheckpoint(path.join(runDir, 'work', key.slice(0, 16)))
               ? 'it was interrupted last time (training resumes from its last finished epoch)'
               : 'it was interrupted last time; it starts over (its options, its input or the data changed since, or it had kept no epoch)'
-            : lastTime !== undefined ? 'its options, its input or the data changed since it last ran' : 'it has not run in this folder';
+            : lastTime !== undefined ? changedSince(earlierRecipe, recipe, stage) : 'it has not run in this folder';
       stages.push(planned('run', why));
     }
     if (makesModel) {
@@ -88,6 +90,45 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   }
   const known_seconds = stages.filter((s) => s.action === 'run').reduce((t, s) => t + (s.last_seconds ?? 0), 0);
   return { run_dir: runDir, stages, known_seconds };
+}
+
+/** The recipe of the run that last wrote the folder, as its manifest keeps it; undefined when it no longer parses. */
+function previousRecipe(kept: { file: string; text: string } | undefined): Recipe | undefined {
+  try {
+    return kept ? parseRecipe(kept.text, kept.file) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why a stage that ran before runs again, in the recipe's words where the recipe says it: its own keys
+ * and the recipe-wide settings it depends on, then vs now (`prune.structured.target_macs: 0.5 → 0.6`).
+ * What the recipe does not show (an input model's bytes, another slimkit) keeps the general reason.
+ */
+export function changedSince(before: Recipe | undefined, now: Recipe, stage: Stage): string {
+  const general = 'its options, its input or the data changed since it last ran';
+  if (!before) return general;
+  const old = before.stages.find((s) => s.id === stage.id);
+  const changes = [
+    ...(old && old.kind !== stage.kind ? [`it was a ${old.kind} stage`] : old ? differences(stage.kind, old.spec, stage.spec) : []),
+    ...(stage.kind !== 'deploy' ? differences('data', before.data, now.data) : []),
+    ...(before.seed !== now.seed ? [`seed: ${before.seed} → ${now.seed}`] : []),
+    ...differences('model', before.model, now.model),
+  ];
+  if (changes.length === 0) return general;
+  const shown = changes.slice(0, 3).join(', ') + (changes.length > 3 ? ` and ${changes.length - 3} more` : '');
+  return `the recipe changed since it last ran: ${shown}`;
+}
+
+/** `prefix.key: then → now` for every leaf that differs (arrays compared whole). */
+function differences(prefix: string, then: unknown, now: unknown): string[] {
+  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isRecord(then) && isRecord(now)) {
+    return [...new Set([...Object.keys(then), ...Object.keys(now)])].flatMap((k) => differences(`${prefix}.${k}`, then[k], now[k]));
+  }
+  const show = (v: unknown): string => (v === undefined ? 'unset' : JSON.stringify(v));
+  return JSON.stringify(then) === JSON.stringify(now) ? [] : [`${prefix}: ${show(then)} → ${show(now)}`];
 }
 
 /** Whether a stage's work folder holds a checkpoint: its own, or one of its fine-tunings' or phases'. */
