@@ -6,6 +6,7 @@ import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { runSlim } from './helpers/cli.js';
+import { top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { ortOutput, randomImages } from './prune-fixtures.js';
@@ -131,6 +132,8 @@ describe('slim prune', () => {
     ];
     const run = await runSlim(args);
     expect(run.code, run.stderr).toBe(0);
+    // With --data, the top-1 before and after on the held-out images (ONNX Runtime, --test-limit of them).
+    expect(JSON.parse(run.stdout)).toMatchObject({ top1_before: expect.any(Number), top1_after: expect.any(Number), eval_images: 500, eval_data: 'cifar10/test' });
     const written = readFileSync(out);
     // The checkpoints are continued only when asked; asked, both finished fine-tunings are read back, not
     // redone, and the model comes out byte for byte the same (a crash mid-way resumes the same way).
@@ -205,5 +208,15 @@ describe('slim prune', () => {
       expect(run.stderr).toMatch(message);
       expect(run.stderr.trim().split('\n').filter((l) => l.startsWith('slim:')).length, run.stderr).toBeLessThanOrEqual(1);
     }
+  });
+});
+
+describe('top-1 before and after pruning', () => {
+  it('calls out a pruned model left near chance, with what to do', () => {
+    const r = { before: 0.3675, after: 0.098, images: 2000, data: 'cifar10/test' };
+    expect(top1Line(r, 10, false)).toBe('top-1 36.75 % → 9.80 % (−26.95 pt) on 2000 test images of cifar10/test — warning: near chance (10.00 %): fine-tune it (--finetune N) or prune less (a higher --target-macs)');
+    expect(top1Line({ ...r, after: 0.31 }, 10, false)).toBe('top-1 36.75 % → 31.00 % (−5.75 pt) on 2000 test images of cifar10/test');
+    // A model near chance before pruning has nothing to lose to it.
+    expect(top1Line({ ...r, before: 0.12, after: 0.1 }, 10, true)).not.toMatch(/warning/);
   });
 });

@@ -28,6 +28,7 @@ import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } 
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { digestWeights } from '../../engine/resume.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
@@ -245,6 +246,8 @@ export function registerPrune(program: Command): void {
         ];
       }
 
+      // Scored on held-out images before the batch is restored: the network as the data feeds it.
+      const accuracy = data?.heldOut && imagesFit(graph, data.test) ? await top1BeforeAfter(graph, pruned, data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
       // ORT must run it before it is written; every number reported comes from the file read back.
       pruned = batch.restore(pruned);
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
@@ -282,10 +285,13 @@ export function registerPrune(program: Command): void {
         sparse_bytes_estimate_after: sizeAfter.sparseBytesEstimate,
         ...(latency ? { latency_ms_before: latency.before, latency_ms_after: latency.after, latency_ratio: latency.after / latency.before } : {}),
         ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}),
+        ...(accuracy ? { top1_before: accuracy.before, top1_after: accuracy.after, eval_images: accuracy.images, eval_data: accuracy.data } : {}),
         seconds: (performance.now() - seconds) / 1000,
         [options.structured ? 'structured' : 'unstructured']: details,
       };
-      printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, human));
+      const accuracyLine = accuracy && data ? top1Line(accuracy, data.test.classes.length, Boolean(options.finetune)) : undefined;
+      if (accuracyLine?.includes('warning:') && options.json) log(accuracyLine);
+      printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, accuracyLine ? [...human, accuracyLine] : human));
     });
 }
 
@@ -364,27 +370,35 @@ function check(o: PruneOptions): void {
  * Training and test images named by --data: CIFAR-10's two splits, a folder's train/ and test/ (or val/), or one
  * folder of class folders used for both.
  */
-async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet } | undefined> {
+/** `heldOut`: the test images are not the training images (CIFAR-10, or a folder with train/ and test/). */
+async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Promise<{ train: ImageSet; test: ImageSet; heldOut: boolean } | undefined> {
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
   // Labelled by the class names the model records, if it does.
   const classes = recordedClasses(graph, file);
   if (isCifar10(o.data)) {
     checkCifarImageSize(graph, o.data, modelInputSize(graph));
-    return loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes });
+    return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   }
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes });
+  if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph), classes);
-  return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set };
+  return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set, heldOut: false };
+}
+
+/** Whether a set's images are the model's input size (CIFAR-10 is not resized). */
+function imagesFit(graph: Graph, set: ImageSet): boolean {
+  const size = modelInputSize(graph);
+  const [, h, w] = set.imageShape;
+  return !size || (size[0] === h && size[1] === w);
 }
 
 /** Mean-replacement calibration on the training images, when they fit the model's input. */
 function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet } | undefined): Calibration | undefined {
   if (!data || !o.compensate || !o.structured) return undefined;
-  const size = modelInputSize(graph);
-  const [, h, w] = data.train.imageShape;
-  if (size && (size[0] !== h || size[1] !== w)) {
+  if (!imagesFit(graph, data.train)) {
+    const [, h, w] = data.train.imageShape;
+    const size = modelInputSize(graph)!;
     log(`mean replacement skipped: the images are ${h}×${w}, the model takes ${size[0]}×${size[1]}`);
     return undefined;
   }
