@@ -14,6 +14,7 @@ import { openSession } from '../src/runtime/ort.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
+import { largerNote } from '../src/cli/commands/quantize.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-cli-'));
@@ -185,4 +186,12 @@ describe('slim quantize errors: one line, the right exit code', () => {
       expect(existsSync(path.join(dir, 'x.onnx'))).toBe(false);
     });
   }
+});
+
+describe('the size note', () => {
+  it('says why an int8 file came out larger than the float one, and how to see whether it still pays', () => {
+    expect(largerNote(89_321, 118_374, 'static', 'p.onnx', 'p.int8.onnx')).toBe('note: the int8 file is larger than the float one: its weights are too few for their 4× saving to pay for the QuantizeLinear/DequantizeLinear nodes around every layer (its latency may still be lower: slim bench p.onnx p.int8.onnx)');
+    expect(largerNote(89_321, 40_000, 'static', 'p.onnx', 'q.onnx')).toBeUndefined();
+    expect(largerNote(89_321, 90_000, 'fp16', 'p.onnx', 'q.onnx')).toBeUndefined();
+  });
 });

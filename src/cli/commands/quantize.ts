@@ -235,6 +235,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const { bytes } = await writeMadeModel(output, options.output);
   const seconds = (performance.now() - start) / 1000 - evalLoadSeconds;
   log(`wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
+  const grew = largerNote(fileBytes, bytes, options.mode, file, options.output);
+  if (grew) log(grew);
 
   // What ORT makes of it: fused integer kernels, and any float compute left (listed, never hidden).
   const kernels = await ortKernels(options.output, threads ? { threads } : {});
@@ -307,4 +309,10 @@ function humanSummary(s: Record<string, unknown>): string {
   const report = s['report'] as { markdown: string } | undefined;
   if (report) lines.push(`  report: ${report.markdown}`);
   return lines.join('\n');
+}
+
+/** A small model's weights are a small part of its file: the Q/DQ nodes (and their names) can outweigh what int8 saves. */
+export function largerNote(before: number, after: number, mode: string, file: string, output: string): string | undefined {
+  if (after <= before || mode !== 'static') return undefined;
+  return `note: the int8 file is larger than the float one: its weights are too few for their 4× saving to pay for the QuantizeLinear/DequantizeLinear nodes around every layer (its latency may still be lower: slim bench ${file} ${output})`;
 }
