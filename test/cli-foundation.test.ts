@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,6 +74,10 @@ describe('slim zoo / info', () => {
 });
 
 describe('errors are one clear line with the right exit code', () => {
+  // CIFAR-10's usual wrong turns: the archive, its Python version.
+  writeFileSync(path.join(dir, 'cifar-10-binary.tar.gz'), 'x');
+  mkdirSync(path.join(dir, 'cifar-py'), { recursive: true });
+  writeFileSync(path.join(dir, 'cifar-py', 'data_batch_1'), 'x');
   const cases: [string, string[], number, RegExp][] = [
     ['missing file', ['info', path.join(dir, 'nope.onnx')], 1, /nope\.onnx/],
     ['garbage file', ['info', path.join(dir, 'garbage.onnx')], 1, /garbage\.onnx: .*not a valid ONNX model/],
@@ -87,6 +91,10 @@ describe('errors are one clear line with the right exit code', () => {
     ['bench on images that do not fit', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--runs', '50'], 2, /^(?![\s\S]*: p50)[\s\S]*torch-tiny-resnet\.onnx takes 3×16×16 images but --data cifar10\/test has 3×32×32 images/],
     ['a zoo name mistyped', ['train', '--model', 'resnet18cifar', '--data', 'cifar10', '-o', path.join(dir, 'x.onnx')], 2, /--model 'resnet18cifar' is neither a zoo model nor a model file — did you mean 'resnet18-cifar'\?/],
     ['a deploy target mistyped', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'linux-arm6', '-o', path.join(dir, 'b')], 2, /--target must be one of linux-arm64, linux-x64, web, got 'linux-arm6'; did you mean 'linux-arm64'\?/],
+    ['the CIFAR-10 folder as an image folder', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', CIFAR_DIR], 1, /holds CIFAR-10's binary files, not class subfolders of images — pass --data cifar10 --data-dir /],
+    ['a --data-dir that is not there', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'nope')], 1, /nope: --data-dir: does not exist — point --data-dir at the folder with data_batch_1\.\.5\.bin/],
+    ['the archive as --data-dir', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'cifar-10-binary.tar.gz')], 1, /is the archive: slimkit reads the extracted files — extract it \(tar xzf cifar-10-binary\.tar\.gz\)/],
+    ["CIFAR-10's Python version", ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'cifar-py')], 1, /holds CIFAR-10's Python version \(pickled data_batch_1, …\), not the binary one/],
     ['zero std', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--std', '0,0,0'], 2, /--std values must be > 0/],
     ['empty mean field', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '0.5,,0.5'], 2, /--mean takes 3 or 1 comma-separated numbers/],
     ['hex count', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '0x10'], 2, /--limit must be a positive integer/],

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
@@ -116,6 +116,17 @@ export async function resolveCifar10Dir(
     const chosen = missingFiles(dir).length > 0 && missingFiles(nested).length === 0 ? nested : dir;
     const missing = missingFiles(chosen);
     if (missing.length > 0) {
+      const fixRest = `point ${source} at the folder with data_batch_1..5.bin and test_batch.bin (from cifar-10-binary.tar.gz), or unset it to download into ${options.cacheDir}`;
+      // The usual wrong turns, each named: a path that is not there, the archive itself, CIFAR-10's Python version.
+      const info = statSync(dir, { throwIfNoEntry: false });
+      if (!info) throw inputError({ file: dir, where: source, problem: 'does not exist', fix: fixRest });
+      if (info.isFile()) {
+        const archive = /\.(tar\.gz|tgz|tar)$/.test(dir);
+        throw inputError({ file: dir, where: source, problem: archive ? 'is the archive: slimkit reads the extracted files' : 'is a file, not a folder', fix: archive ? `extract it (tar xzf ${path.basename(dir)}) and pass the folder it makes, ${CIFAR10_ARCHIVE_FOLDER}/` : fixRest });
+      }
+      if (existsSync(path.join(chosen, 'data_batch_1')) || existsSync(path.join(dir, 'cifar-10-batches-py'))) {
+        throw inputError({ file: chosen, where: source, problem: "holds CIFAR-10's Python version (pickled data_batch_1, …), not the binary one", fix: 'download cifar-10-binary.tar.gz (the binary version) and point it at its extracted folder, or unset it to download into ' + options.cacheDir });
+      }
       throw inputError({
         file: chosen,
         where: source,

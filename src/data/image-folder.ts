@@ -1,4 +1,5 @@
-import type { Dirent } from 'node:fs';
+import { existsSync, type Dirent } from 'node:fs';
+import { CIFAR10_ARCHIVE_FOLDER, CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES } from './cifar10-files.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, SlimError, usageError } from '../errors.js';
@@ -380,10 +381,12 @@ async function listClasses(root: string, given: string[] | undefined): Promise<s
   const folders = await classFolders(root);
   const classes = given ?? folders;
   if (classes.length === 0) {
+    // CIFAR-10's binary files given as an image folder: the data set is named cifar10, the folder --data-dir.
+    const cifar = [...CIFAR10_TEST_FILES, ...CIFAR10_TRAIN_FILES].some((f) => existsSync(path.join(root, f)) || existsSync(path.join(root, CIFAR10_ARCHIVE_FOLDER, f)));
     throw inputError({
       file: root,
-      problem: 'has no class subfolders',
-      fix: 'put images in one subfolder per class, e.g. DIR/cat/1.png, DIR/dog/2.jpg',
+      problem: cifar ? "holds CIFAR-10's binary files, not class subfolders of images" : 'has no class subfolders',
+      fix: cifar ? `pass --data cifar10 --data-dir ${root}` : 'put images in one subfolder per class, e.g. DIR/cat/1.png, DIR/dog/2.jpg',
     });
   }
   if (classes.length > 256) throw inputError({ file: root, problem: `has ${classes.length} classes; at most 256 are supported (labels are bytes)` });
