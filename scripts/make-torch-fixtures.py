@@ -258,21 +258,22 @@ def randomize_bn(model):
             m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
 
 
-def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17, functions=None, channels=3):
+def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2, opset=17, functions=None, channels=3, free_size=False):
     """fresh: keep PyTorch's initial BN (γ = 1, β = 0, mean 0, var 1), which the exporter deduplicates
     into Identity nodes (every γ and running variance one shared tensor of ones).
     dynamic_batch=False: the model takes batches of `batch` only, as torch.onnx writes it without
     dynamic_axes (`x.view(x.size(0), -1)` becomes the stored Reshape target [batch, -1]).
     opset: older opsets are what torch.onnx before 1.12 wrote by default (9).
     functions: module classes written once as ONNX local functions (export_modules_as_functions).
-    channels: 1 for a grayscale model."""
+    channels: 1 for a grayscale model.
+    free_size: height and width are free too (dynamic_axes on them)."""
     model.eval()
     if not fresh:
         randomize_bn(model)
     x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(2))
     torch.onnx.export(
         model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
-        dynamic_axes={'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else None,
+        dynamic_axes=({'input': {0: 'batch', 2: 'height', 3: 'width'} if free_size else {0: 'batch'}, 'logits': {0: 'batch'}}) if dynamic_batch else None,
         do_constant_folding=fold_bn,
         training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
         **({'export_modules_as_functions': functions} if functions else {}),
@@ -337,3 +338,4 @@ if __name__ == '__main__':
     senet = TinySENet()
     export(senet, os.path.join(out, 'torch-tiny-senet.onnx'), 16, fold_bn=True)
     export(senet, os.path.join(out, 'torch-tiny-senet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)
+    export(senet, os.path.join(out, 'torch-tiny-senet-free.onnx'), 16, fold_bn=True, free_size=True)

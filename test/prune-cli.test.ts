@@ -79,6 +79,18 @@ describe('slim prune', () => {
     expect(await analyzed(['--image-size', '16'])).toBe(doc.macs_before);
   });
 
+  it("a free-size model's shape computations stay computed: pruned at 16×16, it still runs at every size", async () => {
+    // Squeeze-excitation's expand_as reads the height and width: folded at the pinned size, the model ran at 16×16 only.
+    const seFree = fixturePath('torch-tiny-senet-free.onnx');
+    const out = path.join(dir, 'se-free-small.onnx');
+    const run = await runSlim(['prune', seFree, '-o', out, '--structured', '--ratio', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    const written = await readModel(out);
+    expect(written.inputs[0]!.shape).toEqual(['batch', 3, 'height', 'width']);
+    for (const size of [16, 24, 32]) expect((await ortOutput(written, randomImages([2, 3, size, size]))).dims, `${size}×${size}`).toEqual([2, 10]);
+    expect((JSON.parse(run.stdout) as PruneJson).macs_after).toBeLessThan((JSON.parse(run.stdout) as PruneJson).macs_before);
+  });
+
   it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {
     const out = path.join(dir, 'sparse.onnx');
     const run = await runSlim(['prune', resnet, '-o', out, '--unstructured', '--sparsity', '0.5', '--scope', 'global']);

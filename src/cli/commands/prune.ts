@@ -11,7 +11,7 @@ import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/s
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, searchStepJson } from '../../report/json-records.js';
 import {
-  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
@@ -24,7 +24,7 @@ import { asExported, forBatches } from '../../data/model-batches.js';
 import { log, progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
-import { hasFreeImageSize, imageInputShapes, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
+import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
@@ -173,8 +173,8 @@ export function registerPrune(program: Command): void {
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
       // --mean/--std become the model's recorded statistics: mean replacement, fine-tuning and the written model use them.
-      const pinned = withGivenNormalization(free && size ? pinImageSize(loaded.graph, size) : loaded.graph, options);
-      if (options.analyze) return analyze(file, pinned, options);
+      const pinned = withGivenNormalization(free && size ? pinForPruning(loaded.graph, size) : loaded.graph, options);
+      if (options.analyze) return analyze(file, pinned, options, Boolean(free && size));
       // Mean replacement and fine-tuning feed batches of many images.
       const batch = options.data ? forBatches(pinned, file, { data: options }) : asExported(pinned);
       const graph = batch.graph;
@@ -195,7 +195,7 @@ export function registerPrune(program: Command): void {
       let testAccuracy: number | undefined;
       let nm: { n: number; m: number; tensors: ReadonlySet<string> } | undefined;
       if (options.structured) {
-        const r = await structured(graph, options, tuner, calibration);
+        const r = await structured(graph, options, tuner, calibration, Boolean(free && size));
         if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
           log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} the MAC target was out of reach, its narrow layers unable to lose channels`);
         }
@@ -253,7 +253,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
-      await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options);
+      await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, Boolean(free && size));
       await writeMadeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);
@@ -300,22 +300,28 @@ export function registerPrune(program: Command): void {
  * inference already vouches for the pruned graph; this is the runtime's word. A failure is a slimkit
  * bug (a channel rule), so it is reported as one, not as a problem with the user's model.
  */
-async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o: PruneOptions): Promise<void> {
+async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o: PruneOptions, freeSize: boolean): Promise<void> {
   const input = dataInputs(graph)[0];
   if (!input?.shape || input.dtype !== 'float32' || dataInputs(graph).length !== 1) return;
   const dims = input.shape.map((d) => (typeof d === 'number' ? d : 1));
-  const x = makeTensor('float32', dims, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)));
-  const shapes: string[] = [];
-  for (const bytes of [before, after]) {
+  // A model written with a free height and width must run at other sizes than the one it was pruned at.
+  const other = freeSize && dims.length === 4 ? [dims[0]!, dims[1]!, dims[2]! + 8, dims[3]! + 8] : undefined;
+  const run = async (bytes: Uint8Array, shape: number[]): Promise<string> => {
+    const x = makeTensor('float32', shape, Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(i)));
     const session = await openSession(bytes, { label: 'pruned model check', ...(o.threads !== undefined ? { threads: o.threads } : {}) });
     try {
-      const out = await session.run({ [input.name]: x });
-      shapes.push(JSON.stringify(Object.values(out).map((t) => t.dims)));
+      return JSON.stringify(Object.values(await session.run({ [input.name]: x })).map((t) => t.dims));
     } finally {
       await session.close();
     }
-  }
-  if (shapes[0] !== shapes[1]) throw new Error(`the pruned model's outputs have shapes ${shapes[1]}, the original's ${shapes[0]}`);
+  };
+  const [want, got] = [await run(before, dims), await run(after, dims)];
+  if (want !== got) throw new Error(`the pruned model's outputs have shapes ${got}, the original's ${want}`);
+  if (!other) return;
+  const original = await run(before, other).catch(() => undefined);
+  if (original === undefined) return;
+  const pruned = await run(after, other).catch((e: unknown) => `fails: ${(e as Error).message.split('\n')[0]}`);
+  if (pruned !== original) throw new Error(`the pruned model runs at ${dims.slice(2).join('×')} but not as the original at ${other.slice(2).join('×')} (${pruned})`);
 }
 
 /** Where the model after each fine-tuning step is kept while a run is in progress. */
@@ -479,7 +485,7 @@ function loopOptions(o: PruneOptions, tuner: FineTuner | undefined): Parameters<
   };
 }
 
-async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | undefined, calibration: Calibration | undefined): ReturnType<typeof pruneStructuredIteratively> {
+async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | undefined, calibration: Calibration | undefined, shapesFolded: boolean): ReturnType<typeof pruneStructuredIteratively> {
   const target = targetOf(o);
   // The MAC search takes a second or two; the latency search times a model per step.
   const bar = target.kind === 'latency' ? progress('latency search', 9, 'models') : undefined;
@@ -491,6 +497,7 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
     roundTo: o.roundTo ?? 'auto',
     maxRatio: o.maxRatio,
     seed: o.seed,
+    ...(shapesFolded ? { shapesFolded } : {}),
     ...(o.keep ? { keep: o.keep } : {}),
     ...(o.layerRatio ? { layerRatios: o.layerRatio } : {}),
     ...(calibration ? { calibration } : {}),
@@ -504,8 +511,9 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
   }
 }
 
-function analyze(file: string, loaded: Graph, o: PruneOptions): void {
-  const graph = asPruningSeesIt(loaded);
+function analyze(file: string, loaded: Graph, o: PruneOptions, shapesFolded: boolean): void {
+  // What pruneStructured itself sees (a pinned free-size model had its shapes folded before pinning).
+  const graph = asPruningSeesIt(loaded, { foldShapes: !shapesFolded });
   const dep = buildDependencyGraph(graph);
   const labels = groupLabels(dep);
   const result = {

@@ -16,6 +16,7 @@ import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
 import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
+import { pinImageSize } from '../../onnx/image-input.js';
 import { planFromCounts, planRemoval, refill, type Plan, type PlanOptions, type Scope } from './plan.js';
 
 export type Target =
@@ -40,6 +41,11 @@ export interface StructuredOptions {
   layerRatios?: Readonly<Record<string, number>>;
   /** For the random criterion. */
   seed?: number;
+  /**
+   * The graph's shape computations were folded before its free height and width were pinned
+   * (pinForPruning): folding again would store the pinned size in them.
+   */
+  shapesFolded?: boolean;
   /** For Taylor: ∂loss/∂initializer by name. */
   gradients?: ReadonlyMap<string, Float32Array>;
   /** MACs to aim at for a 'macs' target, instead of value × this graph's (iterative pruning passes the original's). */
@@ -96,10 +102,20 @@ export interface StructuredResult {
  * squeeze-excitation's `view(b, c)` and `expand_as`, a channel shuffle's view) become constants, which
  * pruning rewrites, instead of run-time arithmetic it may not follow.
  */
-export function asPruningSeesIt(graph: Graph): Graph {
+export function asPruningSeesIt(graph: Graph, o: { foldShapes?: boolean } = {}): Graph {
   const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
   // Constant nodes as initializers first: the folded values are read through them.
-  return fixed.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
+  return o.foldShapes !== false && fixed.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
+}
+
+/**
+ * A model with a free height and width is pruned at one size (a MAC target counts real pixels) and
+ * written with its free input back. Its shape computations are folded before the size is pinned, so
+ * those that read the height or width stay computed and the written model runs at every size; prune
+ * it with `shapesFolded`.
+ */
+export function pinForPruning(graph: Graph, size: readonly [number, number]): Graph {
+  return pinImageSize(asPruningSeesIt(graph), size);
 }
 
 export async function pruneStructured(graph: Graph, options: StructuredOptions): Promise<StructuredResult> {
@@ -112,7 +128,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   if (options.importance === 'taylor' && !options.gradients) {
     throw usageError('Taylor importance needs gradients of the loss', 'pass gradients (slim prune --importance taylor --data cifar10 takes them from the training engine)');
   }
-  const fixed = asPruningSeesIt(graph);
+  const fixed = asPruningSeesIt(graph, { foldShapes: !options.shapesFolded });
   const dep = buildDependencyGraph(fixed);
   const trivial = target.kind === 'ratio' ? target.value === 0 : target.value === 1;
   if (dep.groups.length === 0 && !trivial) {

@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import { pruneStepJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
-import { hasFreeImageSize, pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
+import { hasFreeImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { formatCount, formatPercent } from '../../report/format.js';
@@ -15,6 +15,7 @@ import { normalizationFor } from '../../data/model-data.js';
 import {
   engineFineTuner,
   pruneStructuredIteratively,
+  pinForPruning,
   pruneUnstructuredGradually,
   type FineTuner,
   type ImportanceName,
@@ -32,7 +33,8 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   // A model with a free height and width is pruned at the run's image size (a MAC target counts real
   // pixels) and keeps its free input.
   const imageSize = [data.train.imageShape[1], data.train.imageShape[2]] as const;
-  const graph = hasFreeImageSize(source) ? pinImageSize(source, imageSize) : source;
+  const freeSize = hasFreeImageSize(source);
+  const graph = freeSize ? pinForPruning(source, imageSize) : source;
   const device = spec.finetune?.device ?? ctx.device;
   const normalization = normalizationFor(graph, {});
   let gpuSeconds = 0;
@@ -95,6 +97,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         roundTo: spec.round_to,
         maxRatio: spec.max_ratio,
         seed: ctx.recipe.seed,
+        ...(freeSize ? { shapesFolded: true } : {}),
         ...(spec.keep ? { keep: spec.keep } : {}),
         ...(spec.compensate ? { calibration: { images: data.train, normalization, samples: spec.calib_samples, seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) } } : {}),
       };
