@@ -1,9 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import { batchOf, planEpoch } from '../src/engine/epoch.js';
 import { pinGpu, readDistributedEnv } from '../src/engine/distributed-env.js';
 import { shardBatch, shardRange, sliceImageSet } from '../src/engine/distributed-shard.js';
 import { withSyncBatchNorm } from '../src/engine/distributed-plan.js';
-import { withoutNproc } from '../src/engine/launch.js';
+import { launch, withoutNproc } from '../src/engine/launch.js';
 import { weightChecksum } from '../src/engine/distributed.js';
 import { SlimError } from '../src/errors.js';
 import type { CompiledPlan } from '../src/engine/compile.js';
@@ -123,5 +126,38 @@ describe('launcher and plan helpers', () => {
     const plan = { steps: [step('conv'), step('batch_norm'), step('relu')] } as unknown as CompiledPlan;
     expect(withSyncBatchNorm(plan).steps.map((s) => s.kernel)).toEqual(['conv', 'sync_batch_norm', 'relu']);
     expect(plan.steps[1]!.kernel).toBe('batch_norm');
+  });
+});
+
+describe('the launcher: what the other ranks said', () => {
+  /** A worker script: each rank writes `line` for its RANK to stderr and exits with `code`. */
+  const worker = (script: string): string => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'slim-launch-')), 'worker.mjs');
+    writeFileSync(file, script);
+    return file;
+  };
+  const launched = async (script: string): Promise<{ code: number; stderr: string }> => {
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => (written.push(String(s)), true));
+    try {
+      const r = await launch({ nproc: 2, args: [], device: 'cpu', entry: [worker(script)], graceSeconds: 2, log: (l) => written.push(`${l}\n`) });
+      return { code: r.code, stderr: written.join('') };
+    } finally {
+      spy.mockRestore();
+    }
+  };
+
+  it("keeps a rank's own error when rank 0 fails otherwise after it (the cause is rank 1's)", async () => {
+    const r = await launched(`
+      if (process.env.RANK === '1') { process.stderr.write('slim: img7.png: cannot decode the image\\n'); process.exit(1); }
+      setTimeout(() => { process.stderr.write('slim: rank 0: all-reduce failed: connection closed\\n'); process.exit(1); }, 100);`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[rank 1] slim: img7.png: cannot decode the image');
+  });
+
+  it('says a refusal every rank meets (exit 2) once: rank 0 said it', async () => {
+    const r = await launched(`process.stderr.write('slim: rank ' + process.env.RANK + ': --lr must be a number\\n'); process.exit(2);`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('[rank 1] slim:');
   });
 });

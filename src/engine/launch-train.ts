@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
 import { readDistributedEnv } from './distributed-env.js';
 import { describeExit, launch, threadsPerWorker, withoutNproc, type LaunchResult } from './launch.js';
@@ -28,9 +30,12 @@ export async function launchTraining(o: TrainLaunch): Promise<LaunchResult> {
   // N CPU workers share the cores; without this each would start one thread per core.
   if (o.device === 'cpu' && o.threads === undefined) args.push('--threads', String(threadsPerWorker(o.nproc)));
   const result = await launch({ nproc: o.nproc, args, device: o.device });
-  const resume = o.checkpointDir
-    ? `rerun the same command with --resume to continue from the last good checkpoint in ${o.checkpointDir}`
-    : 'pass --checkpoint-dir to make runs resumable';
+  // --resume only where a checkpoint was written: a failure at start-up (a missing --data folder) left none.
+  const resume = !o.checkpointDir
+    ? 'pass --checkpoint-dir to make runs resumable'
+    : existsSync(path.join(o.checkpointDir, 'last.ckpt'))
+      ? `rerun the same command with --resume to continue from the last good checkpoint in ${o.checkpointDir}`
+      : `rerun it once the cause is fixed (${o.checkpointDir} holds no checkpoint yet)`;
   if (result.interrupted) {
     throw new SlimError({ problem: `interrupted by ${result.interrupted}; all ${o.nproc} workers were stopped`, fix: resume });
   }

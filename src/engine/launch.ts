@@ -9,7 +9,8 @@ import { exitWhenIdle } from './exit-gate.js';
  * torchrun would. The launcher forwards SIGINT/SIGTERM, and as soon as one worker fails it names that
  * rank and stops the others (SIGTERM, then SIGKILL after a grace period), so a run never hangs on a
  * dead worker. Rank 0 keeps the terminal (stdout, progress); other ranks' output is prefixed on stderr,
- * except their error lines when rank 0 failed the same way (every rank refuses the same bad flag).
+ * except their error lines when they and rank 0 refused the command (exit 2: every rank refuses the
+ * same bad flag or checkpoint, and rank 0 has said it).
  */
 
 export interface LaunchOptions {
@@ -94,7 +95,7 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   let killTimer: NodeJS.Timeout | undefined;
   let refusalTimer: NodeJS.Timeout | undefined;
   const exited: WorkerExit[] = [];
-  // Other ranks' `slim: ` lines (errors, interruptions) wait for rank 0's exit: the same failure there is said once.
+  // Other ranks' `slim: ` lines (errors, interruptions) wait for rank 0's exit: the same refusal is said once.
   const held: string[][] = Array.from({ length: o.nproc }, () => []);
 
   const stopAll = (signal: NodeJS.Signals): void => {
@@ -173,8 +174,9 @@ export async function launch(o: LaunchOptions): Promise<LaunchResult> {
   clearTimeout(killTimer);
   const first = exited[0];
   for (const [rank, lines] of held.entries()) {
-    const sameAsRankZero = first !== undefined && first.code !== 0 && first.code === exited[rank]?.code && !first.signal;
-    if (!sameAsRankZero) for (const line of lines) process.stderr.write(line);
+    // Only a refusal (2) is the same on every rank; another failure there may be this rank's own cause.
+    const refusedByAll = first?.code === 2 && exited[rank]?.code === 2;
+    if (!refusedByAll) for (const line of lines) process.stderr.write(line);
   }
   process.off('SIGINT', onInt);
   process.off('SIGTERM', onTerm);

@@ -15,7 +15,7 @@ import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/fo
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
@@ -135,6 +135,8 @@ export function registerTrain(program: Command): void {
       checkTransferFlags(options);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
+        // Said once here, not by every worker after it started.
+        if (!isCifar10(options.data)) await requireDataFolder(options.data, '--data', 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
         await launchTraining({
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
