@@ -136,6 +136,15 @@ describe('errors are one clear line with the right exit code', () => {
     expect(run.stderr).not.toMatch(/p50/);
   });
 
+  it.skipIf(!hasCifar)('bench --data measures a free-size model at --image-size, not at the size it records', async () => {
+    const recorded = await readModel(path.join(dir, 'free-hw.onnx'));
+    recorded.metadata = { ...recorded.metadata, 'slimkit.input_size': '[3,16,16]' };
+    await writeModel(recorded, path.join(dir, 'free-hw-16.onnx'));
+    const run = await runSlim(['bench', path.join(dir, 'free-hw-16.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '32', '--limit', '50', '--runs', '50', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect((json(run.stdout) as { models: { eval_images: number }[] }).models[0]!.eval_images).toBe(50);
+  });
+
   for (const [what, args, code, message] of cases) {
     it(what, async () => {
       const run = await runSlim(args);

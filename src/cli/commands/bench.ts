@@ -21,7 +21,7 @@ import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requir
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
-import { fixedBatchOf, imageInputShapes } from '../../onnx/image-input.js';
+import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
 
@@ -96,7 +96,8 @@ export function registerBench(program: Command): void {
           const classes = recordedClasses(graph, file);
           set = labelledForModel(await sets.get(key)!, classes);
           // Before any timing: a model the images do not fit failed only at its evaluation, minutes in.
-          checkImageSize(graph, set, file, '--data', 'eval');
+          // At the size it is measured at: a free-size model's --image-size, not the size it records.
+          checkImageSize(size && hasFreeImageSize(graph) ? pinImageSize(graph, size) : graph, set, file, '--data', 'eval');
           if (!classes) positional.set(set, [...(positional.get(set) ?? []), file]);
         }
         const stats = await loadedModelStats(loaded, size);
