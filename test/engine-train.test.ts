@@ -361,6 +361,10 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const sibling = smallCnn({ seed: 4, widths: [4, 8, 8] as [number, number, number] });
     const otherFile = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: sibling, resume: true }).catch((e: unknown) => e);
     expect(String((otherFile as Error).message)).toMatch(/other settings \(the model it starts from \(--model, --width, --student\): other weights now\)/);
+    // Another --seed explains other starting weights only where the seed drew them (a zoo model built fresh).
+    const reseeded = async (seededStart: boolean): Promise<string> => String(((await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: sibling, seed: 7, seededStart, resume: true }).catch((e: unknown) => e)) as Error).message);
+    expect(await reseeded(false)).toMatch(/other settings \(--seed: 0 then, 7 now; the model it starts from \(--model, --width, --student\): other weights now\)/);
+    expect(await reseeded(true)).toMatch(/other settings \(--seed: 0 then, 7 now\) —/);
   });
 
   it('a checkpoint that cannot be written stops the run saying which epoch the last one holds; the log names only kept epochs', async () => {

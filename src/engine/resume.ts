@@ -141,8 +141,8 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
   if (keys.length > 0) {
     // What follows from a named setting (weights after another calibration, statistics in front of the teacher, BN put back or not) is not news.
-    // Likewise a zoo model's starting weights after another --seed.
-    const followers = keys.includes('caller') ? ['startWeights', 'teacherWeights', 'params'] : keys.includes('seed') ? ['startWeights'] : [];
+    // Likewise a zoo model's starting weights after another --seed (a model file's are its own).
+    const followers = keys.includes('caller') ? ['startWeights', 'teacherWeights', 'params'] : keys.includes('seed') && o.seededStart ? ['startWeights'] : [];
     const shown = keys.filter((k) => !followers.includes(k));
     const differ = shown.map((k) => describeDifference(k, saved[k], compared[k]));
     throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });

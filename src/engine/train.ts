@@ -81,6 +81,8 @@ export interface TrainOptions {
    * another file of the same architecture. Default: `graph`.
    */
   origin?: Graph;
+  /** The starting weights are drawn from --seed (a zoo model built fresh), so another seed explains other ones. */
+  seededStart?: boolean;
   /** Settings of the caller that change the trajectory beyond these options (e.g. a replaced head): a checkpoint resumes only a run with the same. */
   resumeKey?: Record<string, unknown>;
   /** Float initializers to train besides the ones the lowerings name (QAT: weights behind a QuantizeLinear). */

@@ -215,7 +215,7 @@ export function registerDistill(program: Command): void {
         ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
         // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.
-        ...(studentFile ? { origin: studentFile } : {}),
+        ...(studentFile ? { origin: studentFile } : { seededStart: true }),
         // Other statistics make other batches: a checkpoint of the run with them must not resume this one.
         ...(options.mean || options.std ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
       }).finally(() => {

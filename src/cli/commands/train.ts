@@ -230,6 +230,7 @@ export function registerTrain(program: Command): void {
       const result = await trainModel({
         graph,
         origin: built.graph,
+        seededStart: isZooName(options.model),
         data,
         epochs: options.epochs,
         batch: options.batch,
