@@ -217,6 +217,25 @@ describe('fold-shape-subgraphs: squeeze-excitation', () => {
     expect(maxAbsDiff(y!, output)).toBeLessThanOrEqual(TOLERANCE);
   });
 
+  it("folds x * gamma.expand_as(x) with a batch-less γ: the Mul brings the batch back, so the Expand's batch entry is 1", async () => {
+    const g = emptyGraph('expand_scale', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 3, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    g.initializers.set('gamma', float32([1, 3, 1, 1], [0.5, 2, -1]));
+    g.nodes = [
+      { name: 'shape', opType: 'Shape', domain: '', inputs: ['x'], outputs: ['s'], attributes: {} },
+      { name: 'expand', opType: 'Expand', domain: '', inputs: ['gamma', 's'], outputs: ['e'], attributes: {} },
+      { name: 'mul', opType: 'Mul', domain: '', inputs: ['x', 'e'], outputs: ['y'], attributes: {} },
+    ];
+    const after = foldShapeSubgraphs(g);
+    expect(count(after, 'Shape')).toBe(0);
+    expect(Array.from(after.initializers.get(after.nodes.find((n) => n.opType === 'Expand')!.inputs[1]!)!.data as BigInt64Array, Number)).toEqual([1, 3, 4, 4]);
+    for (const batch of [1, 3]) await expectSameOutputs(g, after, randomInput([batch, 3, 4, 4], batch));
+    // Its output a graph output, nothing brings the batch back: left computed.
+    const bare = { ...g, outputs: [{ name: 'e', dtype: 'float32' as const }], nodes: g.nodes.slice(0, 2) };
+    expect(count(foldShapeSubgraphs(bare), 'Shape')).toBe(1);
+  });
+
   it('leaves an Expand whose target has a free dim the input does not share (a free height) as computed', async () => {
     const g = emptyGraph('expand_free_h', 13);
     g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 3, 'h', 4] }, { name: 'gate', dtype: 'float32', shape: ['n', 3, 1, 1] }];

@@ -100,10 +100,12 @@ export function explicitPads<A>(ctx: LowerContext<A>, window: Window): Window {
 }
 
 /**
- * What to do about a shape computed at run time that training needs static: slimkit has already folded
- * every one that depends on the batch alone (engine/compile.ts), so the rest reads a free height or width.
+ * What to do about a shape computed at run time that training needs static. slimkit folds those that
+ * follow the batch alone (engine/compile.ts); the rest read a free height or width, or use the batch in
+ * a way it does not fold. A model exported without dynamic_axes has them all as constants, and slimkit
+ * frees a fixed batch itself (passes/any-batch.ts).
  */
-export const STATIC_SHAPE_FIX = 'it is computed from a free input dim other than the batch (slimkit folds those that depend on the batch alone): export the model with a fixed height and width, dynamic_axes on the batch only';
+export const STATIC_SHAPE_FIX = 'slimkit folds only shape computations that follow the batch alone: export the model without dynamic_axes (slimkit frees a fixed batch itself), or at least with a fixed height and width';
 
 /** The static integer contents of a constant input (shape, axes, split sizes), or an OpError. */
 export function constantInts<A>(ctx: LowerContext<A>, index: number, what: string): number[] {

@@ -29,19 +29,38 @@ function staticReshapeTarget(target: readonly Dim[], dataShape: readonly Dim[] |
 /**
  * The static shape an Expand can take instead of a computed one (`x * y.expand_as(x)` in a
  * squeeze-excitation block): Expand broadcasts both ways, so an entry equal to the input's own dim at
- * the same right-aligned position can be 1. Returns undefined when any other entry is not a number.
+ * the same right-aligned position can be 1; so can one that every reader broadcasts back
+ * (`broadcastBack`: `x * gamma.expand_as(x)` with a batch-less γ, whose Mul takes the batch from x).
+ * Returns undefined when any other entry is not a number.
  */
-function staticExpandTarget(target: readonly Dim[], dataShape: readonly Dim[] | undefined): number[] | undefined {
+function staticExpandTarget(target: readonly Dim[], dataShape: readonly Dim[] | undefined, broadcastBack: (entry: number, dim: string) => boolean): number[] | undefined {
   if (!dataShape) return undefined;
   const offset = target.length - dataShape.length;
   const out: number[] = [];
   for (let i = 0; i < target.length; i++) {
     const v = target[i]!;
     if (typeof v === 'number') out.push(v);
-    else if (i - offset >= 0 && dataShape[i - offset] === v) out.push(1);
+    else if ((i - offset >= 0 && dataShape[i - offset] === v) || broadcastBack(i, v)) out.push(1);
     else return undefined;
   }
   return out;
+}
+
+/** Elementwise ops that broadcast both inputs numpy-style: a 1 in one is the other's dim. */
+const BROADCASTING = new Set(['Add', 'Sub', 'Mul', 'Div']);
+
+/**
+ * Whether every reader of `value` (rank `rank`) is a broadcasting elementwise op whose other input
+ * has `dim` at target entry `entry` (right-aligned): a 1 there comes back as `dim` in its output.
+ */
+function readersBroadcastBack(g: Graph, facts: ReturnType<typeof inferShapes>, value: string, rank: number, entry: number, dim: string): boolean {
+  if (isGraphOutput(g, value)) return false;
+  const readers = g.nodes.filter((n) => n.inputs.includes(value));
+  return readers.length > 0 && readers.every((n) => {
+    if (!BROADCASTING.has(n.opType) || n.inputs.length !== 2 || n.inputs[0] === n.inputs[1]) return false;
+    const other = facts.types.get(n.inputs[0] === value ? n.inputs[1]! : n.inputs[0]!)?.shape;
+    return other !== undefined && other.length >= rank && other[other.length - rank + entry] === dim;
+  });
 }
 
 /**
@@ -89,11 +108,14 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
     const known = facts.known.get(shapeName);
     const dataShape = facts.types.get(node.inputs[0] ?? '')?.shape;
     const allowZero = node.attributes['allowzero']?.value === 1;
-    const target = known && (node.opType === 'Reshape' ? staticReshapeTarget(known.values, dataShape, allowZero) : staticExpandTarget(known.values, dataShape));
+    const broadcastBack = (entry: number, dim: string): boolean => readersBroadcastBack(g, facts, node.outputs[0]!, known!.values.length, entry, dim);
+    const target = known && (node.opType === 'Reshape' ? staticReshapeTarget(known.values, dataShape, allowZero) : staticExpandTarget(known.values, dataShape, broadcastBack));
     if (!target) continue;
     const name = freshName(taken, `${node.name || node.opType.toLowerCase()}.shape`);
     g.initializers.set(name, int64([target.length], target));
     node.inputs = [node.inputs[0]!, name];
+    // A stored type of the output may hold the dim an Expand now leaves at 1 for its readers to broadcast.
+    if (node.opType === 'Expand') g.valueInfo.delete(node.outputs[0]!);
   }
   return eliminateDeadCode(g);
 }

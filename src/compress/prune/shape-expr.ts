@@ -21,7 +21,7 @@ export type ShapeEntry =
   | { kind: 'mixed' };
 
 /** Appended where a computed shape cannot be followed: what helps a model of fixed input size. */
-export const FOLD_HINT = ' (pruning folds shape computations that depend on the batch alone; for the rest, export the model with a fixed height and width, dynamic_axes on the batch only)';
+export const FOLD_HINT = ' (pruning folds only shape computations that follow the batch alone: export the model without dynamic_axes, or at least with a fixed height and width, to have them all folded)';
 
 /** Entries of a 1-D (or scalar) integer value; undefined when it cannot be traced. */
 export type ShapeExprOf = (value: string) => ShapeEntry[] | undefined;
