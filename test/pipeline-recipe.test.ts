@@ -395,7 +395,7 @@ describe('slim run checks the model against the data first', () => {
     writeFileSync(recipe, `name: t\ndata: { dataset: cifar10, dir: ${path.join(dir, 'nowhere')} }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n`);
     const r = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'no-data-run')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/nowhere: the recipe's data\.dir: missing CIFAR-10 binary files .* point the recipe's data\.dir at the folder/);
+    expect(r.stderr).toMatch(/nowhere: the recipe's data\.dir: does not exist — point the recipe's data\.dir at the folder/);
     expect(r.stderr).not.toMatch(/--data-dir/);
   });
 

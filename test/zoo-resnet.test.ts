@@ -12,7 +12,7 @@ import { makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel, countParameters, describeZoo, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
-import { editDistance } from '../src/util/suggest.js';
+import { closest, editDistance } from '../src/util/suggest.js';
 import { resnetParameterCount } from '../src/zoo/resnet.js';
 
 /**
@@ -241,6 +241,15 @@ describe('zoo names, options and metadata', () => {
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { seed: -1 })).parts.where).toBe('--seed');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 3, classNames: ['a'] })).message).toContain('1 class names given for 3 classes');
     expect(editDistance('kitten', 'sitting')).toBe(3);
+  });
+
+  it('did-you-mean: close in letters for long words, by meaning for names from elsewhere, nothing for short guesses', () => {
+    expect(closest('resnet18cifar', ['resnet18-cifar', 'resnet34-cifar'])).toBe('resnet18-cifar');
+    expect(closest('epoch', ['epochs', 'batch'])).toBe('epochs');
+    // 'gpu' is one letter from 'cpu' and means the other one.
+    expect(closest('gpu', ['cpu', 'cuda'])).toBe('cuda');
+    expect(closest('linux-amd64', ['linux-arm64', 'linux-x64', 'web'])).toBe('linux-x64');
+    expect(closest('fp8', ['auto', 'fp32', 'bf16', 'fp16'])).toBeUndefined();
   });
 });
 

@@ -11,15 +11,26 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The candidate within edit distance 2 (or a third of the word), ignoring case, if any. */
+/** Names users bring from elsewhere for what slimkit calls otherwise: close in meaning, not in letters. */
+const SYNONYMS: Readonly<Record<string, string>> = { gpu: 'cuda', nvidia: 'cuda', amd64: 'x64', x86_64: 'x64', aarch64: 'arm64', float32: 'fp32', float16: 'fp16', bfloat16: 'bf16' };
+
+/**
+ * The candidate within edit distance of a third of the word (at least 1), ignoring case, if any — or
+ * the one a known synonym names ('gpu' is 'cuda', not 'cpu').
+ */
 export function closest(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
+  for (const [from, to] of Object.entries(SYNONYMS)) {
+    const meant = candidates.find((c) => c.toLowerCase() === lower.replace(from, to));
+    if (lower.includes(from) && meant) return meant;
+  }
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const c of candidates) {
     const d = editDistance(word.toLowerCase(), c.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+  return bestDistance <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
 /** "did you mean 'x'? " when one is close, else ''. */
