@@ -465,11 +465,18 @@ describe('structured pruning against ONNX Runtime', () => {
   it("names groups that share a root (a shuffle splits a Conv's output) apart; before and after pair up over steps", async () => {
     const graph = await fixture('torch-tiny-shufflenet.onnx');
     const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1 }, { tuner: {} as FineTuner, steps: 2, epochs: 0 });
-    const roots = r.groups.map((g) => g.root);
-    expect(new Set(roots).size).toBe(roots.length);
-    expect(roots).toContain('/units/units.0/branch1/branch1.2/Conv #2');
+    const labels = r.groups.map((g) => g.label);
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(labels).toContain('/units/units.0/branch1/branch1.2/Conv #2');
+    // root stays the node's name (JSON readers look nodes up by it).
+    expect(r.groups.find((g) => g.label.endsWith('#2'))!.root).toBe('/units/units.0/branch1/branch1.2/Conv');
     // Each group's count before is its own (it read "6 → 8": another group's of the same root).
-    for (const g of r.groups) expect(g.channelsAfter, g.root).toBeLessThanOrEqual(g.channelsBefore);
+    for (const g of r.groups) expect(g.channelsAfter, g.label).toBeLessThanOrEqual(g.channelsBefore);
+    // A numbered label, as --analyze shows it, names that one group for --keep and --layer-ratio.
+    const kept = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1, keep: ['/units/units.0/branch1/branch1.2/Conv #2'] });
+    const second = kept.groups.find((g) => g.label === '/units/units.0/branch1/branch1.2/Conv #2')!;
+    expect(second.channelsAfter).toBe(second.channelsBefore);
+    expect(kept.groups.find((g) => g.label === '/units/units.0/branch1/branch1.2/Conv #1')!.channelsAfter).toBeLessThan(second.channelsBefore);
     const dep = buildDependencyGraph(asPruningSeesIt(graph));
     expect(r.groups.map((g) => g.channelsBefore)).toEqual(dep.groups.map((g) => g.rootChannels));
   });

@@ -208,7 +208,7 @@ export function registerPrune(program: Command): void {
           round_to: r.roundTo,
           max_ratio: options.maxRatio,
           ratio_chosen: r.p,
-          groups: r.groups.map((g) => ({ root: g.root, op_type: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
+          groups: r.groups.map((g) => ({ root: g.root, label: g.label, op_type: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
           boundaries: r.boundaries.map(nodeReasonJson),
           importance_fallbacks: r.fallbacks,
           mean_replacement: r.compensated,
@@ -218,7 +218,7 @@ export function registerPrune(program: Command): void {
         };
         human = [
           `groups: ${r.groups.length}${r.boundaries.length ? `, boundaries: ${r.boundaries.map((b) => `${b.node} (${b.opType}: ${b.reason})`).join('; ')}` : ', no boundaries'}`,
-          table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.root, `${g.channelsBefore} → ${g.channelsAfter}`, g.nodes])),
+          table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.label, `${g.channelsBefore} → ${g.channelsAfter}`, g.nodes])),
           ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
         ];
         if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
@@ -519,7 +519,7 @@ function analyze(file: string, loaded: Graph, o: PruneOptions, shapesFolded: boo
   const result = {
     file,
     macs: macsPerImage(graph, dep.facts),
-    groups: dep.groups.map((g, i) => ({ root: labels[i]!, op_type: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
+    groups: dep.groups.map((g, i) => ({ root: g.root.node.name, label: labels[i]!, op_type: g.root.node.opType, channels: g.rootChannels, values: [...g.members.keys()], nodes: g.nodes })),
     boundaries: dep.boundaries.map(nodeReasonJson),
     frozen: Object.fromEntries(dep.frozen),
   };

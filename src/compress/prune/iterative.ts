@@ -88,7 +88,7 @@ export async function pruneStructuredIteratively(
     graph: current,
     macsBefore: first!.macsBefore,
     // Group channel counts before: from the first step; after: from the last.
-    groups: last!.groups.map((g) => ({ ...g, channelsBefore: first!.groups.find((f) => f.root === g.root)?.channelsBefore ?? g.channelsBefore })),
+    groups: last!.groups.map((g) => ({ ...g, channelsBefore: first!.groups.find((f) => f.label === g.label)?.channelsBefore ?? g.channelsBefore })),
     steps: records,
     ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}),
   };

@@ -67,7 +67,10 @@ export interface SearchStep {
 }
 
 export interface GroupSummary {
+  /** The group's root node. */
   root: string;
+  /** Its name in reports: the root's, numbered where a root's channels split into several groups (groupLabels). */
+  label: string;
   opType: string;
   channelsBefore: number;
   channelsAfter: number;
@@ -212,7 +215,8 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     macsBefore,
     macsAfter: facts.totalMacs,
     groups: dep.groups.map((g, i) => ({
-      root: labels[i]!,
+      root: g.root.node.name,
+      label: labels[i]!,
       opType: g.root.node.opType,
       channelsBefore: g.rootChannels,
       channelsAfter: (chosen.plan.kept[i]! * g.rootChannels) / g.size,
@@ -253,17 +257,26 @@ export function groupLabels(dep: DependencyGraph): string[] {
 function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<number, number> {
   const fixed = new Map<number, number>();
   const known = new Set(dep.graph.nodes.map((n) => n.name));
+  // A numbered group label (`--analyze`'s 'Conv #2': one of the groups a node's channels split into) names that group alone.
+  const labelled = new Map(groupLabels(dep).map((label, i) => [label, dep.groups[i]!]).filter(([label]) => (label as string).includes(' #')) as [string, DependencyGraph['groups'][number]][]);
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
-    if (!known.has(name)) throw usageError(`no node named '${name}'`, 'run `slim prune MODEL --analyze` to list the groups and their nodes');
+    if (!known.has(name) && !labelled.has(name)) throw usageError(`no node named '${name}'`, 'run `slim prune MODEL --analyze` to list the groups and their nodes');
   }
   // A layer ratio applies to the channels the node writes (a conv's filters), not to those it reads.
   for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {
     if (!(ratio >= 0 && ratio < 1)) throw usageError(`ratio ${ratio} for '${name}' is out of range`, 'give a fraction in [0, 1)');
+    const group = labelled.get(name);
+    if (group) {
+      fixed.set(group.id, ratio);
+      continue;
+    }
     const outputs = dep.graph.nodes.find((n) => n.name === name)!.outputs;
     for (const g of dep.groups) if (outputs.some((v) => g.members.has(v))) fixed.set(g.id, ratio);
   }
   for (const name of options.keep ?? []) {
-    for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, 0);
+    const group = labelled.get(name);
+    if (group) fixed.set(group.id, 0);
+    else for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, 0);
   }
   return fixed;
 }
