@@ -3,7 +3,7 @@
  * then fail on a missing folder, nor write its result over the model it read.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -68,6 +68,13 @@ describe('output paths', () => {
       expect(r.stderr).toMatch(message);
     }
     expect(readFileSync(file, 'utf8')).toBe('x');
+    // A symlink to the -o model not written yet, and a pretty-printed JSON document, are refused too.
+    symlinkSync(path.join(dir, 'later.onnx'), path.join(dir, 'link.jsonl'));
+    const linked = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 'later.onnx'), '--log', path.join(dir, 'link.jsonl')]);
+    expect(linked.stderr).toMatch(/--log .*link\.jsonl is also a model file of this command/);
+    writeFileSync(path.join(dir, 'result.json'), '{\n  "file": "m.onnx"\n}\n');
+    const pretty = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--log', path.join(dir, 'result.json')]);
+    expect(pretty.stderr).toMatch(/--log .*result\.json exists and is not a JSON-lines log/);
     // An earlier run's checkpoint is not replaced by a new run: --resume continues it.
     const earlier = path.join(dir, 'ckpts');
     mkdirSync(earlier);

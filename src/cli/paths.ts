@@ -2,7 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, closeSync, constants, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
@@ -79,25 +79,41 @@ export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; l
 export function checkLogFile(file: string, models: readonly (string | undefined)[]): void {
   const info = statOf(file);
   if (info?.isDirectory()) throw usageError(`--log ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'train.jsonl')}`);
+  // A symlink counts as where it points, even before that file exists (an -o model written later).
+  const target = linkTarget(file);
   for (const model of models) {
-    if (model && sameFile(model, file)) throw usageError(`--log ${file} is also a model file of this command: the log's lines would be appended to the model`, 'give the log a file of its own, e.g. train.jsonl');
+    if (model && (sameFile(model, file) || (target !== undefined && sameFile(model, target)))) {
+      throw usageError(`--log ${file} is also a model file of this command: the log's lines would be appended to the model`, 'give the log a file of its own, e.g. train.jsonl');
+    }
   }
-  if (info?.isFile() && info.size > 0) {
-    const head = readHead(file, 1);
-    if (head !== '{') throw usageError(`--log ${file} exists and is not a JSON-lines log: the log's lines would be appended to it`, 'give a new file, e.g. train.jsonl (or an earlier run\'s log to add to it)');
+  if (info?.isFile() && info.size > 0 && !startsWithRecord(file)) {
+    throw usageError(`--log ${file} exists and is not a JSON-lines log: the log's lines would be appended to it`, 'give a new file, e.g. train.jsonl (or an earlier run\'s log to add to it)');
   }
   checkParent(file, '--log');
 }
 
-/** The first `bytes` bytes of a file, as latin1 text. */
-function readHead(file: string, bytes: number): string {
+/** Whether a file's first line is one JSON object, as every line of a JSON-lines log is (a pretty-printed document is not). */
+function startsWithRecord(file: string): boolean {
   const fd = openSync(file, 'r');
   try {
-    const buffer = Buffer.alloc(bytes);
-    const n = readSync(fd, buffer, 0, bytes, 0);
-    return buffer.subarray(0, n).toString('latin1');
+    const buffer = Buffer.alloc(64 * 1024);
+    const text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8');
+    const line = text.split('\n')[0]!;
+    const record: unknown = JSON.parse(line);
+    return typeof record === 'object' && record !== null && !Array.isArray(record);
+  } catch {
+    return false;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Where a symbolic link points (resolved against its folder), or undefined for anything else. */
+function linkTarget(file: string): string | undefined {
+  try {
+    return lstatSync(file).isSymbolicLink() ? path.resolve(path.dirname(file), readlinkSync(file)) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
