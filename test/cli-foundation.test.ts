@@ -95,6 +95,7 @@ describe('errors are one clear line with the right exit code', () => {
     ['a --data-dir that is not there', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'nope')], 1, /nope: --data-dir: does not exist — point --data-dir at the folder with data_batch_1\.\.5\.bin/],
     ['the archive as --data-dir', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'cifar-10-binary.tar.gz')], 1, /is the archive: slimkit reads the extracted files — extract it \(tar xzf cifar-10-binary\.tar\.gz\)/],
     ["CIFAR-10's Python version", ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'cifar-py')], 1, /holds CIFAR-10's Python version \(pickled data_batch_1, …\), not the binary one/],
+    ['std in 0..255 units', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '0.49,0.48,0.45', '--std', '63,62,66'], 2, /--std takes standard deviations of pixels scaled to 0\.\.1, each at most 1, got '63,62,66'; in 0\.\.255 units they are 0\.2471,0\.2431,0\.2588 here/],
     ['zero std', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--std', '0,0,0'], 2, /--std values must be > 0/],
     ['empty mean field', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--mean', '0.5,,0.5'], 2, /--mean takes 3 or 1 comma-separated numbers/],
     ['hex count', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '0x10'], 2, /--limit must be a positive integer/],

@@ -185,6 +185,10 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(plan.stages[4]!.reason).toBe('the recipe changed since it last ran: quantize.samples: 32 → 16');
     expect(plan.stages[4]!.last_seconds).toBeGreaterThan(0);
     expect(plan.stages[5]!.reason).toBe("it reads 'pruned-int8', which runs again (reused after all if that makes the same bytes)");
+    // A stage whose input runs again and whose own keys changed too says both.
+    const both = await runSlim([...args(writeRecipe('c2.yaml', recipe({ target: 0.6, ftEpochs: 2 })), runDir), '--plan', '--json'], { timeoutMs: 120_000 });
+    const ft = (JSON.parse(both.stdout) as typeof plan).stages.find((st) => st.id === 'pruned-ft')!;
+    expect(ft.reason).toBe("it reads 'pruned', which runs again; and its own recipe keys changed: finetune.epochs: 1 → 2");
     expect(readFileSync(path.join(runDir, 'manifest.json'), 'utf8')).toBe(manifestBefore);
 
     const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);

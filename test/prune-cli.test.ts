@@ -6,7 +6,7 @@ import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { runSlim } from './helpers/cli.js';
-import { top1Line } from '../src/cli/commands/prune-accuracy.js';
+import { pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { ortOutput, randomImages } from './prune-fixtures.js';
@@ -226,9 +226,11 @@ describe('slim prune', () => {
 describe('top-1 before and after pruning', () => {
   it('calls out a pruned model left near chance, with what to do', () => {
     const r = { before: 0.3675, after: 0.098, images: 2000, data: 'cifar10/test' };
-    expect(top1Line(r, 10, false)).toBe('top-1 36.75 % → 9.80 % (−26.95 pt) on 2000 test images of cifar10/test — warning: near chance (10.00 %): fine-tune it (--finetune N) or prune less (a higher --target-macs)');
-    expect(top1Line({ ...r, after: 0.31 }, 10, false)).toBe('top-1 36.75 % → 31.00 % (−5.75 pt) on 2000 test images of cifar10/test');
-    // A model near chance before pruning has nothing to lose to it.
-    expect(top1Line({ ...r, before: 0.12, after: 0.1 }, 10, true)).not.toMatch(/warning/);
+    expect(top1Line(r, 10, false, pruneLess({ targetMacs: 0.5 }))).toBe('top-1 36.75 % → 9.80 % (−26.95 pt) on 2000 test images of cifar10/test — warning: near chance (10.00 %): fine-tune it (--finetune N) or prune less (a higher --target-macs)');
+    expect(top1Line({ ...r, after: 0.31 }, 10, false, 'x')).toBe('top-1 36.75 % → 31.00 % (−5.75 pt) on 2000 test images of cifar10/test');
+    // From a weak model too (14.5 % → 7.0 %); not from one already near chance.
+    expect(top1Line({ ...r, before: 0.145, after: 0.07 }, 10, true, pruneLess({ sparsity: 0.8 }))).toMatch(/warning: near chance .*: fine-tune longer \(--finetune\) or prune less \(a lower --sparsity\)$/);
+    expect(top1Line({ ...r, before: 0.12, after: 0.1 }, 10, true, 'x')).not.toMatch(/warning/);
+    expect([pruneLess({ ratio: 0.3 }), pruneLess({ nm: { n: 2, m: 4 } })]).toEqual(['a lower --ratio', 'a looser --nm pattern, such as 4:8']);
   });
 });

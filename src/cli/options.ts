@@ -111,7 +111,7 @@ export function meanList(name: string, lengths: number | readonly number[]): (va
   return (value) => {
     const parts = list(value);
     if (parts.some((n) => n < 0 || n > 1)) {
-      const scaled = parts.every((n) => n >= 0 && n <= 255) ? `; in 0..255 units they are ${parts.map((n) => Number((n / 255).toFixed(4))).join(',')} here (divide --std by 255 too)` : '';
+      const scaled = parts.every((n) => n >= 0 && n <= 255) && parts.some((n) => n >= 2) ? `; in 0..255 units they are ${parts.map((n) => Number((n / 255).toFixed(4))).join(',')} here (divide --std by 255 too)` : '';
       throw new InvalidArgumentError(`${name} takes means of pixels scaled to 0..1, each from 0 to 1, got '${value}'${scaled}`);
     }
     return parts;
@@ -124,6 +124,11 @@ export function stdList(name: string, lengths: number | readonly number[]): (val
   return (value) => {
     const parts = list(value);
     if (parts.some((n) => n <= 0)) throw new InvalidArgumentError(`${name} values must be > 0, got '${value}'`);
+    // Pixels scaled to 0..1 spread by at most 0.5: more is 0..255 units (ImageNet's 58.4, …).
+    if (parts.some((n) => n > 1)) {
+      const scaled = parts.every((n) => n <= 255) && parts.some((n) => n >= 2) ? `; in 0..255 units they are ${parts.map((n) => Number((n / 255).toFixed(4))).join(',')} here (divide --mean by 255 too)` : '';
+      throw new InvalidArgumentError(`${name} takes standard deviations of pixels scaled to 0..1, each at most 1, got '${value}'${scaled}`);
+    }
     return parts;
   };
 }

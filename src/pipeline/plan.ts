@@ -60,7 +60,10 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
     if (o.rerun?.includes(stage.id)) {
       stages.push(planned('run', '--rerun names it'));
     } else if (changed.length) {
-      stages.push(planned('run', `it reads ${changed.map((id) => `'${id}'`).join(', ')}, which ${changed.length > 1 ? 'run' : 'runs'} again (reused after all if that makes the same bytes)`));
+      // Its own edits too, where the recipe shows them: the rerun would not be reused after all.
+      const own = lastTime !== undefined ? changedSince(earlierRecipe, recipe, stage) : undefined;
+      const also = own?.startsWith('the recipe changed') ? `; ${own.replace('the recipe changed since it last ran', 'and its own recipe keys changed')}` : ' (reused after all if that makes the same bytes)';
+      stages.push(planned('run', `it reads ${changed.map((id) => `'${id}'`).join(', ')}, which ${changed.length > 1 ? 'run' : 'runs'} again${also}`));
     } else {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const threads = o.threads ?? recipe.threads;

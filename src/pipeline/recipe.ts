@@ -135,7 +135,7 @@ const ModelSchema = z
     image_size: imageSize.optional(),
     id: stageId.optional(),
     mean: z.array(z.number().min(0, 'a mean of pixels scaled to 0..1: from 0 to 1').max(1, 'a mean of pixels scaled to 0..1, from 0 to 1 (in 0..255 units? divide by 255, and std too)')).min(1).max(3).optional(),
-    std: z.array(positive).min(1).max(3).optional(),
+    std: z.array(positive.max(1, 'a standard deviation of pixels scaled to 0..1, at most 1 (in 0..255 units? divide by 255, and mean too)')).min(1).max(3).optional(),
   })
   .superRefine((m, ctx) => {
     if (Boolean(m.zoo) === Boolean(m.file)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `zoo: NAME` or `file: MODEL.onnx`' });

@@ -28,9 +28,22 @@ export async function top1BeforeAfter(before: Graph, after: Graph, test: ImageSe
   };
 }
 
-/** One line; a model left near chance (under twice its rate) is called out with what to do. */
-export function top1Line(r: Top1Change, classes: number, fineTuned: boolean): string {
+/**
+ * One line; a model the cut left near chance (under 1.25× its rate, from above it) is called out with
+ * what to do. `less`: how to prune less with the flags given ('a higher --target-macs').
+ */
+export function top1Line(r: Top1Change, classes: number, fineTuned: boolean, less: string): string {
   const line = `top-1 ${formatPercent(r.before)} → ${formatPercent(r.after)} (${formatPointChange((r.after - r.before) * 100)}) on ${r.images} test images of ${r.data}`;
-  if (r.after >= 2 / classes || r.before < 2 / classes) return line;
-  return `${line} — warning: near chance (${formatPercent(1 / classes)}): ${fineTuned ? 'fine-tune longer (--finetune) or prune less' : 'fine-tune it (--finetune N) or prune less (a higher --target-macs)'}`;
+  const near = 1.25 / classes;
+  if (r.after >= near || r.before < near) return line;
+  return `${line} — warning: near chance (${formatPercent(1 / classes)}): ${fineTuned ? 'fine-tune longer (--finetune)' : 'fine-tune it (--finetune N)'} or prune less (${less})`;
+}
+
+/** How to prune less, in the flags of this run. */
+export function pruneLess(o: { targetMacs?: number; ratio?: number; targetLatency?: number; sparsity?: number; nm?: unknown }): string {
+  if (o.targetMacs !== undefined) return 'a higher --target-macs';
+  if (o.targetLatency !== undefined) return 'a higher --target-latency';
+  if (o.ratio !== undefined) return 'a lower --ratio';
+  if (o.sparsity !== undefined) return 'a lower --sparsity';
+  return o.nm ? 'a looser --nm pattern, such as 4:8' : 'a smaller cut';
 }

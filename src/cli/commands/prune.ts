@@ -28,7 +28,7 @@ import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../on
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
-import { top1BeforeAfter, top1Line } from './prune-accuracy.js';
+import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { digestWeights } from '../../engine/resume.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
@@ -248,6 +248,8 @@ export function registerPrune(program: Command): void {
 
       // Scored on held-out images before the batch is restored: the network as the data feeds it.
       const accuracy = data?.heldOut && imagesFit(graph, data.test) ? await top1BeforeAfter(graph, pruned, data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
+      // Said when --data gave no held-out images to score on, rather than left out without a word.
+      if (data && !accuracy) log(`note: top-1 not measured: ${data.heldOut ? `the test images are ${data.test.imageShape.slice(1).join('×')}, the model is pruned at another size` : `${options.data} has no test/ (or val/) split, and scoring on its training images would flatter the model`}`);
       // ORT must run it before it is written; every number reported comes from the file read back.
       pruned = batch.restore(pruned);
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
@@ -289,7 +291,7 @@ export function registerPrune(program: Command): void {
         seconds: (performance.now() - seconds) / 1000,
         [options.structured ? 'structured' : 'unstructured']: details,
       };
-      const accuracyLine = accuracy && data ? top1Line(accuracy, data.test.classes.length, Boolean(options.finetune)) : undefined;
+      const accuracyLine = accuracy && data ? top1Line(accuracy, data.test.classes.length, Boolean(options.finetune), pruneLess(options)) : undefined;
       if (accuracyLine?.includes('warning:') && options.json) log(accuracyLine);
       printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, accuracyLine ? [...human, accuracyLine] : human));
     });
