@@ -460,6 +460,10 @@ describe('structured pruning against ONNX Runtime', () => {
     expect(r.roundTo).toBeLessThan(preferredChannelMultiple());
     expect(r.macsAfter).toBeLessThanOrEqual(0.5 * r.macsBefore);
     await expect(pruneStructured(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 8 })).rejects.toThrow(/MAC target 0\.5 is out of reach/);
+    // A channel ratio too: at the CPU's multiple it removed nothing, without a word.
+    const byRatio = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.3 } });
+    expect(byRatio.roundTo).toBeLessThan(preferredChannelMultiple());
+    expect(byRatio.macsAfter).toBeLessThan(byRatio.macsBefore);
   });
 
   it("names groups that share a root (a shuffle splits a Conv's output) apart; before and after pair up over steps", async () => {

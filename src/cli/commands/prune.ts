@@ -197,7 +197,7 @@ export function registerPrune(program: Command): void {
       if (options.structured) {
         const r = await structured(graph, options, tuner, calibration, Boolean(free && size));
         if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
-          log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} the MAC target was out of reach, its narrow layers unable to lose channels`);
+          log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} ${options.targetMacs !== undefined ? 'the MAC target was out of reach' : 'the cut removed nothing'}, its narrow layers unable to lose channels`);
         }
         pruned = r.graph;
         testAccuracy = r.testAccuracy;

@@ -167,6 +167,11 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   let latency: StructuredResult['latency'];
   if (target.kind === 'ratio') {
     chosen = evaluate(target.value);
+    // As for a MAC target: a multiple no group is wide enough to lose channels at removes nothing.
+    while (autoRound && target.value > 0 && planOptions.roundTo > 1 && chosen.macs >= macsBefore) {
+      planOptions = { ...planOptions, roundTo: planOptions.roundTo / 2 };
+      chosen = evaluate(target.value);
+    }
     record(search, options, { p: target.value, macs: chosen.macs });
   } else if (target.kind === 'macs') {
     const goal = options.macsGoal ?? target.value * macsBefore;
