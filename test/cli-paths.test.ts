@@ -69,7 +69,9 @@ describe('output paths', () => {
     }
     expect(readFileSync(file, 'utf8')).toBe('x');
     // A symlink to the -o model not written yet, and a pretty-printed JSON document, are refused too.
-    symlinkSync(path.join(dir, 'later.onnx'), path.join(dir, 'link.jsonl'));
+    // Through a chain of links, too.
+    symlinkSync(path.join(dir, 'later.onnx'), path.join(dir, 'link0.jsonl'));
+    symlinkSync(path.join(dir, 'link0.jsonl'), path.join(dir, 'link.jsonl'));
     const linked = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 'later.onnx'), '--log', path.join(dir, 'link.jsonl')]);
     expect(linked.stderr).toMatch(/--log .*link\.jsonl is also a model file of this command/);
     writeFileSync(path.join(dir, 'result.json'), '{\n  "file": "m.onnx"\n}\n');

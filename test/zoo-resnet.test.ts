@@ -246,6 +246,7 @@ describe('zoo names, options and metadata', () => {
   it('did-you-mean: close in letters for long words, by meaning for names from elsewhere, nothing for short guesses', () => {
     expect(closest('resnet18cifar', ['resnet18-cifar', 'resnet34-cifar'])).toBe('resnet18-cifar');
     expect(closest('epoch', ['epochs', 'batch'])).toBe('epochs');
+    expect(closest('prnue', ['train', 'prune', 'quantize'])).toBe('prune');
     // 'gpu' is one letter from 'cpu' and means the other one.
     expect(closest('gpu', ['cpu', 'cuda'])).toBe('cuda');
     expect(closest('linux-amd64', ['linux-arm64', 'linux-x64', 'web'])).toBe('linux-x64');

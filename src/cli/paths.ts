@@ -108,13 +108,18 @@ function startsWithRecord(file: string): boolean {
   }
 }
 
-/** Where a symbolic link points (resolved against its folder), or undefined for anything else. */
+/** Where a chain of symbolic links ends (each resolved against its folder), or undefined for anything else. */
 function linkTarget(file: string): string | undefined {
-  try {
-    return lstatSync(file).isSymbolicLink() ? path.resolve(path.dirname(file), readlinkSync(file)) : undefined;
-  } catch {
-    return undefined;
+  let at = file;
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      if (!lstatSync(at).isSymbolicLink()) return hops > 0 ? at : undefined;
+    } catch {
+      return hops > 0 ? at : undefined;
+    }
+    at = path.resolve(path.dirname(at), readlinkSync(at));
   }
+  return undefined;
 }
 
 /** A --checkpoint-dir: a folder, and without --resume not one holding an earlier run's checkpoint (a new run would replace it at its first epoch). */
