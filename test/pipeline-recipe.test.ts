@@ -328,6 +328,16 @@ describe('stage keys', () => {
     expect(issuesOf('name: t\nmodel: { file: m.onnx, image_size: [64, 64] }\nstages:\n  - quantize: { id: q }\n').map((i) => `${i.path}: ${i.problem}`).join(' ')).toMatch(/model\.image_size: .*applies to zoo models/);
   });
 
+  it('a value from a fixed list gets the did-you-mean the command line gives', () => {
+    const fixes = issuesOf('name: t\ndevice: gpu\nmodel: { zoo: resnet18cifar }\nstages:\n  - prnue: { id: p }\n  - deploy: { target: linux-amd64 }\n').map((i) => i.fix ?? '');
+    expect(fixes).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^did you mean 'cuda'\? use one of cpu, cuda$/),
+      expect.stringMatching(/^did you mean 'resnet18-cifar'\? /),
+      expect.stringMatching(/^did you mean 'prune'\?/),
+      expect.stringMatching(/^did you mean 'linux-x64'\? /),
+    ]));
+  });
+
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {
     const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
     expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);

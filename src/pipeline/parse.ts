@@ -208,9 +208,12 @@ function reportZod(issue: z.core.$ZodIssue, base: PathKey[], schema: z.ZodType, 
     case 'too_big':
       add(p, `must be ${issue.inclusive ? '≤' : '<'} ${issue.maximum}, got ${describe(got)}`, help);
       return;
-    case 'invalid_value':
-      add(p, `${describe(got)} is not allowed`, `use one of ${issue.values.map((v) => String(v)).join(', ')}`);
+    case 'invalid_value': {
+      const allowed = issue.values.map((v) => String(v));
+      const guess = typeof got === 'string' ? closest(got, allowed) : undefined;
+      add(p, `${describe(got)} is not allowed`, `${guess ? `did you mean '${guess}'? ` : ''}use one of ${allowed.join(', ')}`);
       return;
+    }
     case 'invalid_format':
       add(p, `${describe(got)} is not a valid ${field ?? 'value'}`, help);
       return;
