@@ -555,5 +555,6 @@ function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, s
     ['sparse storage (est.)', '', formatBytes(sparse), pct(sparse, before.sizeBytes)],
     ...(latency ? [['batch-1 latency', `${latency.before.toFixed(2)} ms`, `${latency.after.toFixed(2)} ms`, pct(latency.after, latency.before)]] : []),
   ];
-  return [`wrote ${o.output}`, ...human, '', table(['', 'before', 'after', 'after/before'], rows)].join('\n');
+  // "wrote" last, as the other commands say it: after what was done.
+  return [...human, '', table(['', 'before', 'after', 'after/before'], rows), `wrote ${o.output}`].join('\n');
 }
