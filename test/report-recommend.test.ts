@@ -203,6 +203,7 @@ describe('recommend', () => {
     const one = { ...fp32, size_bytes: 268_774 };
     const r = recommend([one], { maxSizeBytes: 268_773 });
     expect(r.lines).toContain('Closest: fp32 — misses file size 268,774 B > 268,773 B (under 0.1 % over).');
+    expect(r.lines).toContain('file size ≤ 268,773 B: met by none — the best is fp32 at 268,774 B (under 0.1 % over).');
   });
 
   it('notices when each limit is met by someone but no one meets all', () => {

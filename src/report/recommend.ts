@@ -80,10 +80,14 @@ function checksFor(v: VariantBench, limits: Limits): LimitCheck[] {
   return checks;
 }
 
+/** A bound and a value as printed; exact where the usual precision would print the same for both ("262.5 KiB > 262.5 KiB"). */
+function limitPair(limit: LimitName, bound: number, value: number): [string, string] {
+  const [b, v] = [formatLimitValue(limit, bound), formatLimitValue(limit, value)];
+  return b === v && bound !== value ? [exactLimitValue(limit, bound), exactLimitValue(limit, value)] : [b, v];
+}
+
 function describeCheck(c: LimitCheck): string {
-  let [value, bound] = [formatLimitValue(c.limit, c.value), formatLimitValue(c.limit, c.bound)];
-  // A miss too small to show at the usual precision ("262.5 KiB > 262.5 KiB"): the exact figures.
-  if (value === bound && c.value !== c.bound) [value, bound] = [exactLimitValue(c.limit, c.value), exactLimitValue(c.limit, c.bound)];
+  const [bound, value] = limitPair(c.limit, c.bound, c.value);
   return `${LABEL[c.limit]} ${value} ${c.limit === 'top1' ? (c.met ? '≥' : '<') : c.met ? '≤' : '>'} ${bound}` + (c.met ? '' : ` (${missText(c.limit, c.value, c.bound, c.miss)})`);
 }
 
@@ -160,7 +164,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
     lines.push(
       p.met.length
         ? `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by ${p.met.join(', ')}.`
-        : `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${formatLimitValue(p.limit, p.bound)}: met by none — the best is ${p.best.id} at ${formatLimitValue(p.limit, p.best.value)} (${missText(p.limit, p.best.value, p.bound, p.best.miss)}).`,
+        : `${LABEL[p.limit]} ${p.limit === 'top1' ? '≥' : '≤'} ${limitPair(p.limit, p.bound, p.best.value)[0]}: met by none — the best is ${p.best.id} at ${limitPair(p.limit, p.bound, p.best.value)[1]} (${missText(p.limit, p.best.value, p.bound, p.best.miss)}).`,
     );
   }
   const unmet = perLimit.filter((p) => p.met.length === 0).sort((a, b) => a.best.miss - b.best.miss);
