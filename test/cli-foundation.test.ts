@@ -159,6 +159,13 @@ describe('errors are one clear line with the right exit code', () => {
     });
   }
 
+  it('--version --json is a JSON document too', async () => {
+    const r = await runSlim(['--version', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    expect((await runSlim(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
   it('with --json a failure is one JSON document on stdout too, made of the same parts', async () => {
     const missing = await runSlim(['info', path.join(dir, 'nope.onnx'), '--json']);
     expect(missing.code).toBe(1);

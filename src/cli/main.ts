@@ -24,6 +24,12 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const register of COMMANDS) register(program);
+  // --json promises one JSON document, --version too (commander would print the bare number).
+  const top = argv.slice(2);
+  if ((top[0] === '--version' || top[0] === '-V') && top.includes('--json')) {
+    process.stdout.write(`${JSON.stringify({ version: VERSION })}\n`);
+    return 0;
+  }
   try {
     await program.parseAsync(argv);
     // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
