@@ -217,6 +217,39 @@ class TinySENet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).view(x.size(0), -1))
 
 
+class GNResidual(nn.Module):
+    """A residual block with GroupNorm (torch.onnx writes it as Reshape → InstanceNormalization →
+    Reshape → Mul → Add)."""
+
+    def __init__(self, cin, cout, stride, groups):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.GroupNorm(groups, cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.GroupNorm(groups, cout))
+        self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.GroupNorm(groups, cout))
+
+    def forward(self, x):
+        return F.relu(self.body(x) + self.short(x))
+
+
+class TinyGNNet(nn.Module):
+    """A small ResNet with GroupNorm in place of BatchNorm, affine parameters randomized."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.GroupNorm(2, 8), nn.ReLU())
+        self.blocks = nn.Sequential(GNResidual(8, 16, 2, 4), GNResidual(16, 24, 2, 3))
+        self.fc = nn.Linear(24, classes)
+        g = torch.Generator().manual_seed(3)
+        for m in self.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.weight.data.copy_(torch.rand(m.num_channels, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.num_channels, generator=g) * 0.1)
+
+    def forward(self, x):
+        return self.fc(self.blocks(self.stem(x)).mean([2, 3]))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -339,3 +372,6 @@ if __name__ == '__main__':
     export(senet, os.path.join(out, 'torch-tiny-senet.onnx'), 16, fold_bn=True)
     export(senet, os.path.join(out, 'torch-tiny-senet-static.onnx'), 16, fold_bn=True, dynamic_batch=False, batch=1)
     export(senet, os.path.join(out, 'torch-tiny-senet-free.onnx'), 16, fold_bn=True, free_size=True)
+    gnnet = TinyGNNet()
+    export(gnnet, os.path.join(out, 'torch-tiny-gnnet.onnx'), 16, fold_bn=True)
+    export(gnnet, os.path.join(out, 'torch-tiny-gnnet-free.onnx'), 16, fold_bn=True, free_size=True)

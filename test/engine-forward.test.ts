@@ -10,6 +10,7 @@ import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel } from '../src/zoo/index.js';
+import { pruneStructured } from '../src/compress/prune/index.js';
 
 /**
  * The permanent cross-check of ARCHITECTURE.md: for any Graph, the engine's eval-mode forward equals
@@ -58,8 +59,9 @@ describe.skipIf(!nativeAvailable())('engine eval forward', () => {
     });
   }
 
-  // torch-tiny-senet: squeeze-excitation's view(b, c) and expand_as, computed from Shape at run time.
-  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded', 'torch-tiny-senet']) {
+  // torch-tiny-senet: squeeze-excitation's view(b, c) and expand_as, computed from Shape at run time;
+  // torch-tiny-gnnet: GroupNorm (Reshape → InstanceNormalization → Reshape → Mul → Add).
+  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded', 'torch-tiny-senet', 'torch-tiny-gnnet']) {
     it(`${fixture} (PyTorch export) equals PyTorch and ONNX Runtime`, async () => {
       const graph = await readModel(path.join(FIXTURES, `${fixture}.onnx`));
       const side = JSON.parse(readFileSync(path.join(FIXTURES, `${fixture}.json`), 'utf8')) as {
@@ -75,6 +77,14 @@ describe.skipIf(!nativeAvailable())('engine eval forward', () => {
       expect(maxAbsDiff(ours.data, side.output)).toBeLessThanOrEqual(1e-4);
     });
   }
+
+  it('a GroupNorm model pruned by whole groups (GroupNorm(4, 16) → (2, 8)) equals ONNX Runtime', async () => {
+    const graph = await readModel(path.join(FIXTURES, 'torch-tiny-gnnet.onnx'));
+    const { graph: pruned } = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1 });
+    expect(pruned.nodes.filter((n) => n.opType === 'InstanceNormalization').length).toBe(7);
+    const { diff } = await engineVsOrt(pruned, randomInput([3, 3, 16, 16], 12));
+    expect(diff).toBeLessThanOrEqual(1e-4);
+  });
 
   it('follows the batch size, including a final partial batch', async () => {
     const graph = await readModel(path.join(FIXTURES, 'torch-tiny-mobilenet.onnx'));

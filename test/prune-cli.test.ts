@@ -9,7 +9,7 @@ import { runSlim } from './helpers/cli.js';
 import { pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
-import { ortOutput, randomImages } from './prune-fixtures.js';
+import { maxRelDiff, ortOutput, randomImages } from './prune-fixtures.js';
 import { buildZooModel } from '../src/zoo/index.js';
 
 interface PruneJson {
@@ -81,14 +81,24 @@ describe('slim prune', () => {
 
   it("a free-size model's shape computations stay computed: pruned at 16×16, it still runs at every size", async () => {
     // Squeeze-excitation's expand_as reads the height and width: folded at the pinned size, the model ran at 16×16 only.
-    const seFree = fixturePath('torch-tiny-senet-free.onnx');
-    const out = path.join(dir, 'se-free-small.onnx');
-    const run = await runSlim(['prune', seFree, '-o', out, '--structured', '--ratio', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
-    expect(run.code, run.stderr).toBe(0);
-    const written = await readModel(out);
-    expect(written.inputs[0]!.shape).toEqual(['batch', 3, 'height', 'width']);
-    for (const size of [16, 24, 32]) expect((await ortOutput(written, randomImages([2, 3, size, size]))).dims, `${size}×${size}`).toEqual([2, 10]);
-    expect((JSON.parse(run.stdout) as PruneJson).macs_after).toBeLessThan((JSON.parse(run.stdout) as PruneJson).macs_before);
+    // GroupNorm's way back from groups reads Shape(x) of the value before the norm, height and width with it.
+    for (const name of ['torch-tiny-senet', 'torch-tiny-gnnet']) {
+      const out = path.join(dir, `${name}-free-small.onnx`);
+      const run = await runSlim(['prune', fixturePath(`${name}-free.onnx`), '-o', out, '--structured', '--ratio', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
+      expect(run.code, run.stderr).toBe(0);
+      const written = await readModel(out);
+      expect(written.inputs[0]!.shape).toEqual(['batch', 3, 'height', 'width']);
+      for (const size of [16, 24, 32]) expect((await ortOutput(written, randomImages([2, 3, size, size]))).dims, `${name} ${size}×${size}`).toEqual([2, 10]);
+      const doc = JSON.parse(run.stdout) as PruneJson;
+      expect(doc.macs_after, name).toBeLessThan(doc.macs_before);
+      if (name !== 'torch-tiny-gnnet') continue;
+      // The same cut as the fixed-size export's: equal outputs at 16×16.
+      const fixedOut = path.join(dir, 'gnnet-small.onnx');
+      const fixed = await runSlim(['prune', fixturePath('torch-tiny-gnnet.onnx'), '-o', fixedOut, '--structured', '--ratio', '0.5', '--round-to', '1']);
+      expect(fixed.code, fixed.stderr).toBe(0);
+      const x = randomImages([2, 3, 16, 16]);
+      expect(maxRelDiff(await ortOutput(written, x), await ortOutput(await readModel(fixedOut), x))).toBeLessThan(1e-5);
+    }
   });
 
   it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {

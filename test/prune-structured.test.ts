@@ -193,6 +193,34 @@ describe('dependency graph', () => {
     expect(r.kept).toEqual([8, 2, 2]);
   });
 
+  it('GroupNorm (Reshape → InstanceNormalization → Reshape) prunes whole groups: GroupNorm(G, C) becomes GroupNorm(G′, G′·C/G)', async () => {
+    const graph = asPruningSeesIt(await fixture('torch-tiny-gnnet.onnx'));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries).toEqual([]);
+    // GroupNorm(2, 8) in the stem, (4, 16) and (3, 24) in the blocks: a group channel is a norm group.
+    expect(dep.groups.map((g) => [g.root.node.name, g.size, g.rootChannels])).toEqual([
+      ['/stem/stem.0/Conv', 2, 8],
+      ['/blocks/blocks.0/body/body.0/Conv', 4, 16],
+      ['/blocks/blocks.0/body/body.3/Conv', 4, 16],
+      ['/blocks/blocks.1/body/body.0/Conv', 3, 24],
+      ['/blocks/blocks.1/body/body.3/Conv', 3, 24],
+    ]);
+    const stage = dep.groups[2]!;
+    expect([...stage.members.get('/blocks/blocks.0/body/body.3/Conv_output_0')!]).toEqual([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+    // The norm's fixed 1s and 0s do not score groups: BN-γ has nothing to read and falls back to L2.
+    expect(scoreGroups(dep.groups, 'bn').fallbacks).toHaveLength(5);
+    // Removing norm group 1 of the residual stage: both its GroupNorms keep 3 groups of 4 channels.
+    const removed = new Uint8Array(dep.groupOf.length);
+    removed[stage.components[1]!] = 1;
+    const pruned = removeChannels(dep, removed);
+    validateGraph(pruned);
+    const facts = inferShapes(pruned);
+    for (const n of pruned.nodes.filter((x) => x.opType === 'InstanceNormalization' && x.name.startsWith('/blocks/blocks.0/body/body.4'))) {
+      expect(facts.types.get(n.inputs[0]!)?.shape).toEqual(['batch', 3, 256]);
+      expect(facts.types.get(pruned.nodes.find((r) => r.inputs[0] === n.outputs[0])!.outputs[0]!)?.shape).toEqual(['batch', 12, 8, 8]);
+    }
+  });
+
   it('a reduction over the channels reads them and writes none: they stay prunable (spatial attention)', () => {
     const dep = buildDependencyGraph(spatialAttentionNet());
     expect(dep.boundaries).toEqual([]);
@@ -401,11 +429,13 @@ describe('structured pruning against ONNX Runtime', () => {
   });
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
-    const graphs: [string, Graph][] = [...(await Promise.all(FIXTURES.map(async (f) => [f, f === 'torch-tiny-senet.onnx' ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
+    const folded = new Set(['torch-tiny-senet.onnx', 'torch-tiny-gnnet.onnx']);
+    const graphs: [string, Graph][] = [...(await Promise.all([...FIXTURES, 'torch-tiny-gnnet.onnx'].map(async (f) => [f, folded.has(f) ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
-      // The squeeze-excitation's Expand passes the trunk's channels through (its stored target rewritten).
-      if (name === 'torch-tiny-senet.onnx') expect(dep.boundaries).toEqual([]);
+      // The squeeze-excitation's Expand passes the trunk's channels through (its stored target rewritten);
+      // so do GroupNorm's Reshapes, a whole group at a time — a dead group is all 0s, its statistics kept.
+      if (folded.has(name)) expect(dep.boundaries).toEqual([]);
       // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
       let graph = original;
       for (const g of dep.groups) {

@@ -56,9 +56,13 @@ export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
     const [, scale, bias] = ctx.node.inputs;
     return single('instance_norm', { floats: [ctx.attrs.epsilon] }, groupNormCore(ctx) ? {} : { params: [scale!, bias!] });
   },
-  // Pruning: channel i in is channel i out; scale and B are sliced with it.
+  // Pruning: channel i in is channel i out; scale and B are sliced with it. In a GroupNorm (channel =
+  // group, see Reshape's normGroups) they are fixed 1s and 0s that say nothing about a group's importance.
   channels: {
     ports: () => samePorts([0], [0]),
-    params: () => vectorParams([{ slot: 1, role: 'scale' }, { slot: 2, role: 'bias' }]),
+    params: (ctx) => {
+      const fixed = allEqual(ctx.inputs[1]?.constant, 1) && allEqual(ctx.inputs[2]?.constant, 0);
+      return vectorParams([{ slot: 1, role: fixed ? 'other' : 'scale' }, { slot: 2, role: fixed ? 'other' : 'bias' }]);
+    },
   },
 });

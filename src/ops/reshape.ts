@@ -62,7 +62,8 @@ export const reshape = defineOp<ReshapeAttrs>({
   // Pruning: a flatten ([N, C, …] → [N, C·S]) or a reshape that keeps axes 0 and 1; a stored target's
   // channel entry is rewritten. Also a split of the channel axis into [G, C/G] and the merge of [A, B]
   // back into A·B (ShuffleNet's channel shuffle, around a Transpose): the positions of the G parts are
-  // tied, and a target computed from Shape must follow the channel count (shape-expr.ts).
+  // tied, and a target computed from Shape must follow the channel count (shape-expr.ts). And GroupNorm's
+  // pair around InstanceNormalization, which prunes whole groups (normGroups).
   channels: {
     anyAxis: true,
     ports(ctx) {
@@ -77,7 +78,9 @@ export const reshape = defineOp<ReshapeAttrs>({
         reason = r;
       }
       const regroup = channelRegroup(ctx);
-      return typeof regroup === 'string' ? `${reason}; ${regroup}` : regroup.ports;
+      if (typeof regroup !== 'string') return regroup.ports;
+      const groups = normGroups(ctx);
+      return typeof groups === 'string' ? `${reason}; ${regroup}; ${groups}` : groups.ports;
     },
     resize(ctx, keep) {
       const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
@@ -90,7 +93,8 @@ export const reshape = defineOp<ReshapeAttrs>({
         if (r.rewrite) entry = 1;
       } else {
         const regroup = channelRegroup(ctx);
-        if (typeof regroup !== 'string' && regroup.stored && target[regroup.entry] !== -1) entry = regroup.entry;
+        const form = typeof regroup === 'string' ? normGroups(ctx) : regroup;
+        if (typeof form !== 'string' && form.stored && target[form.entry] !== -1) entry = form.entry;
       }
       if (entry === undefined) return {};
       const shape = target.map((d, i) => (i === entry ? kept : Number(d)));
@@ -144,6 +148,53 @@ function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPort
   const io = (fromStart: number, toStart: number, count: number, span: number): ChannelLink => ({ from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart, toStart, count, span });
   const links = split ? Array.from({ length: outer }, (_, g) => io(g * inner, 0, inner, 1)) : [io(0, 0, outer, inner)];
   return { ports: { inputs: [0], outputs: [0], coupling: links, ...outputAxes }, entry, stored };
+}
+
+/**
+ * torch.onnx's GroupNorm: [N, C, …] → [N, G, −1] → InstanceNormalization → back to [N, C, …]. Channel g
+ * of the grouped value is channels g·a … g·a + a − 1 (a = C / G) of the plain one, so pruning removes
+ * whole groups: GroupNorm(G, C) becomes GroupNorm(G′, G′·a). The groups kept see exactly the channels
+ * they saw before, so their statistics do not move — unlike pruning a few channels out of every group,
+ * which shifts every group's mean and variance. The ports, the target entry that holds the group or
+ * channel count, and whether it is stored — or why this is not such a reshape.
+ */
+function normGroups(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry: number; stored: boolean } | string {
+  const x = ctx.inputs[0]?.type.shape;
+  const y = ctx.outputs[0]?.shape;
+  const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
+  const notGroups = 'not GroupNorm\'s split of the channels into groups';
+  if (!x || !y || !target || ctx.channelAxes[0] !== 1 || x[0] !== y[0]) return notGroups;
+  const fold = y.length === 3 && x.length >= 3;
+  const unfold = x.length === 3 && y.length >= 3;
+  const [groups, channels] = fold ? [y[1], x[1]] : [x[1], y[1]];
+  if ((!fold && !unfold) || typeof groups !== 'number' || typeof channels !== 'number' || channels % groups !== 0) return notGroups;
+  const stored = Boolean(ctx.attrs.shape || ctx.inputs[1]?.constant);
+  // Into groups, the entry after the groups takes any size (-1): each group keeps its own. Back, only
+  // the channel entry may follow the count; a -1 elsewhere would absorb it.
+  if (fold && (target[1] !== groups || target[2] !== -1)) return `${notGroups} ([N, ${groups}, -1])`;
+  if (unfold && target.some((d, i) => d === -1 && i !== 1)) return 'a -1 elsewhere in its target would absorb the pruned channels';
+  // A target computed from the Shape of the value the groups were made from (a free-size export):
+  // after pruning it reads that value's channel count, so those channels are tied to the output's.
+  let follows: string | undefined;
+  if (unfold && !stored && target[1] !== -1) {
+    follows = computedChannelSource(ctx, target.length);
+    if (!follows) return `its target shape is computed in a way pruning cannot follow${FOLD_HINT}`;
+  }
+  const span = channels / groups;
+  const link: ChannelLink = fold
+    ? { from: { side: 'out', slot: 0 }, to: { side: 'in', slot: 0 }, fromStart: 0, toStart: 0, count: groups, span }
+    : { from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart: 0, toStart: 0, count: groups, span };
+  const sameAs = follows ? { sameChannels: [{ value: follows, port: { side: 'out' as const, slot: 0 } }] } : {};
+  return { ports: { inputs: [0], outputs: [0], coupling: [link], ...sameAs }, entry: 1, stored };
+}
+
+/** The value whose channel count a computed target's channel entry (1) reads, every other entry independent of any channel count. */
+function computedChannelSource(ctx: ChannelContext<ReshapeAttrs>, length: number): string | undefined {
+  const entries = ctx.shapeExpr?.(ctx.node.inputs[1]!);
+  const e = entries?.[1];
+  if (!entries || entries.length !== length || e?.kind !== 'channels') return undefined;
+  if (!entries.every((d, i) => i === 1 || d.kind === 'const' || d.kind === 'other')) return undefined;
+  return forSampleCounts((m) => entryAt(e, e.of, m) === m) ? e.of : undefined;
 }
 
 /** Apply Reshape's 0 and -1 rules to `target` for an input of shape `from` (undefined: unknown). */

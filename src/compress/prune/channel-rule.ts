@@ -65,6 +65,11 @@ export interface ChannelPorts {
    * every group (channels j, a + j, 2a + j, …) so that its groups stay equal.
    */
   ties?: ChannelLink[];
+  /**
+   * Values elsewhere in the graph with the same channels as a port, one to one: a target computed from
+   * `Shape(value)` sizes the port after pruning, so both must lose the same channels.
+   */
+  sameChannels?: { value: string; port: SlotRef }[];
 }
 
 /**

@@ -159,12 +159,13 @@ function unionDependencies(b: Builder): Dependency[] {
   const sizeOf = (v: string): number | undefined => b.spaces.get(v)?.size;
   for (const dep of b.nodes) {
     for (const e of nodeDependencies(dep, sizeOf)) {
-      const from = b.spaces.get(e.from)!;
-      const to = b.spaces.get(e.to)!;
-      if (e.fromStart + e.count > from.size || e.toStart + e.count * e.span > to.size) {
+      const from = b.spaces.get(e.from);
+      const to = b.spaces.get(e.to);
+      if (!from || !to || e.fromStart + e.count > from.size || e.toStart + e.count * e.span > to.size) {
         // The rule and the inferred shapes disagree: do not guess, keep both values as they are.
-        b.freeze(e.from, `node '${e.node}' maps more channels than it has`);
-        b.freeze(e.to, `node '${e.node}' maps more channels than it has`);
+        const why = !from || !to ? `node '${e.node}' ties channels to a value that has none to prune` : `node '${e.node}' maps more channels than it has`;
+        b.freeze(e.from, why);
+        b.freeze(e.to, why);
         continue;
       }
       edges.push(e);

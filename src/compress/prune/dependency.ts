@@ -47,5 +47,11 @@ export function nodeDependencies(dep: DepNode, channels: (value: string) => numb
     if (!from || !to || channels(from) === undefined || channels(to) === undefined) continue;
     out.push({ node: dep.node.name, from, to, fromStart: link.fromStart, toStart: link.toStart, count: link.count, span: link.span });
   }
+  // Counts that differ are left to the dependency graph, which freezes both values.
+  for (const same of ports.sameChannels ?? []) {
+    const to = portValue(dep, same.port.side, same.port.slot);
+    const count = to === undefined ? undefined : channels(to);
+    if (to && count !== undefined) out.push({ node: dep.node.name, from: same.value, to, fromStart: 0, toStart: 0, count, span: 1 });
+  }
   return out;
 }
