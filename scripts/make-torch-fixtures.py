@@ -250,6 +250,23 @@ class TinyGNNet(nn.Module):
         return self.fc(self.blocks(self.stem(x)).mean([2, 3]))
 
 
+class TinyGateNet(nn.Module):
+    """A spatial gate spread over the channels with expand(-1, C, -1, -1): torch.onnx picks the target's
+    entries with ConstantOfShape → Equal → Where."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.gate = nn.Conv2d(8, 1, 1)
+        self.body = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x * torch.sigmoid(self.gate(x)).expand(-1, 8, -1, -1)
+        return self.fc(self.body(x).mean([2, 3]))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -375,3 +392,4 @@ if __name__ == '__main__':
     gnnet = TinyGNNet()
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet.onnx'), 16, fold_bn=True)
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet-free.onnx'), 16, fold_bn=True, free_size=True)
+    export(TinyGateNet(), os.path.join(out, 'torch-tiny-gatenet.onnx'), 16, fold_bn=True)

@@ -236,6 +236,19 @@ describe('fold-shape-subgraphs: squeeze-excitation', () => {
     expect(count(foldShapeSubgraphs(bare), 'Shape')).toBe(1);
   });
 
+  it('folds expand(-1, C, -1, -1) (ConstantOfShape → Equal → Where, no Shape) to a static target', async () => {
+    const before = await readModel(fixturePath('torch-tiny-gatenet.onnx'));
+    expect(count(before, 'Equal') + count(before, 'Where')).toBe(2);
+    const after = foldShapeSubgraphs(constantsToInitializers(before));
+    for (const op of ['ConstantOfShape', 'Equal', 'Where']) expect(count(after, op), op).toBe(0);
+    // Where picks 1 where the entry was -1 (keep the input's dim) and C elsewhere.
+    expect(Array.from(after.initializers.get(after.nodes.find((n) => n.opType === 'Expand')!.inputs[1]!)!.data as BigInt64Array, Number)).toEqual([1, 8, 1, 1]);
+    for (const batch of [1, 3]) await expectSameOutputs(before, after, randomInput([batch, 3, 16, 16], batch));
+    const { input, output } = torchSidecar('torch-tiny-gatenet.onnx');
+    const [y] = await outputsOf(after, input);
+    expect(maxAbsDiff(y!, output)).toBeLessThanOrEqual(TOLERANCE);
+  });
+
   it('leaves an Expand whose target has a free dim the input does not share (a free height) as computed', async () => {
     const g = emptyGraph('expand_free_h', 13);
     g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 3, 'h', 4] }, { name: 'gate', dtype: 'float32', shape: ['n', 3, 1, 1] }];

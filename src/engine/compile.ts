@@ -5,6 +5,7 @@ import type { Tensor } from '../onnx/tensor.js';
 import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
 import { constantsToInitializers, foldShapeSubgraphs, untieIdentityWeights } from '../passes/index.js';
+import { computesShapes } from '../passes/fold-shapes.js';
 import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
 import { STATIC_SHAPE_FIX, type KernelName, type LowerContext } from './lowering.js';
 import { lowerLearnableQuant } from './qat-lowering.js';
@@ -83,7 +84,7 @@ function gridOf(graph: Graph): Map<string, readonly [number, number]> {
  */
 export function prepareForTraining(graph: Graph): Graph {
   const withConstants = untieIdentityWeights(constantsToInitializers(graph));
-  return withConstants.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(withConstants) : withConstants;
+  return computesShapes(withConstants) ? foldShapeSubgraphs(withConstants) : withConstants;
 }
 
 export function compilePlan(source: Graph, options: CompileOptions = {}): CompiledPlan {

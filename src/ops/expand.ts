@@ -46,12 +46,16 @@ export const expand = defineOp<Record<string, never>>({
     return single('expand', { inputs: [ctx.node.inputs[0]!], ints: target });
   },
   // Channel c in is channel c out (a squeeze-excitation's [N, C, 1, 1] gate spread over H×W); a stored
-  // target that spells the channel count out is rewritten with it.
+  // target that spells the channel count out is rewritten with it. One value spread over the channels
+  // (a spatial gate, `g.expand(-1, C, -1, -1)`) writes as many channels as the target says: they follow
+  // whatever they meet, the entry rewritten to the count kept.
   channels: {
     anyAxis: true,
     ports(ctx) {
       const channels = channelEntry(ctx);
-      return typeof channels === 'string' ? channels : samePorts([0], [0], channels.outputAxis);
+      if (typeof channels === 'string') return channels;
+      const outputAxes = channels.outputAxis === 1 ? {} : { outputAxes: [channels.outputAxis] };
+      return channels.spread ? { inputs: [], outputs: [0], coupling: 'independent', ...outputAxes } : samePorts([0], [0], channels.outputAxis);
     },
     resize(ctx, keep) {
       const channels = channelEntry(ctx);
@@ -67,15 +71,19 @@ export const expand = defineOp<Record<string, never>>({
  * Where the input's channels land in the output, and the target entry that holds their count when it is
  * stored (undefined when it is 1, or absent: the input's count is kept) — or why channels cannot pass.
  */
-function channelEntry(ctx: ChannelContext<Record<string, never>>): { outputAxis: number; entry?: number } | string {
+function channelEntry(ctx: ChannelContext<Record<string, never>>): { outputAxis: number; entry?: number; spread?: boolean } | string {
   const x = ctx.inputs[0]?.type.shape;
   const y = ctx.outputs[0]?.shape;
   const target = ctx.inputs[1]?.known?.values;
   if (!x || !y || !target) return 'its shapes or target shape are not known statically';
   const axis = ctx.channelAxes[0]!;
   const outputAxis = axis + y.length - x.length;
-  if (x[axis] === 1 && y[outputAxis] !== 1) return 'it spreads one value over the channel axis';
   const at = outputAxis - (y.length - target.length);
+  if (x[axis] === 1 && y[outputAxis] !== 1) {
+    if (at < 0 || typeof target[at] !== 'number') return 'it spreads one value over the channel axis';
+    if (!ctx.inputs[1]?.constant) return `it spreads one value over the channel axis, by a target computed at run time${FOLD_HINT}`;
+    return { outputAxis, entry: at, spread: true };
+  }
   if (at < 0 || target[at] === 1) return { outputAxis };
   if (!ctx.inputs[1]?.constant) return `its target shape is computed at run time${FOLD_HINT}`;
   return { outputAxis, entry: at };

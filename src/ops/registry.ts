@@ -12,6 +12,7 @@ import { dequantizeLinear } from './dequantize-linear.js';
 import { div } from './div.js';
 import { dropout } from './dropout.js';
 import { dynamicQuantizeLinear } from './dynamic-quantize-linear.js';
+import { equal } from './equal.js';
 import { erf } from './erf.js';
 import { flatten } from './flatten.js';
 import { gather } from './gather.js';
@@ -53,6 +54,7 @@ import { reduceLogSumExp } from './reduce-log-sum-exp.js';
 import { reduceLogSum } from './reduce-log-sum.js';
 import { instanceNormalization } from './instance-normalization.js';
 import { expand } from './expand.js';
+import { where } from './where.js';
 import { max } from './max.js';
 import { min } from './min.js';
 import { sum } from './sum.js';
@@ -94,6 +96,7 @@ export const OPS = {
   Dropout: dropout,
   DynamicQuantizeLinear: dynamicQuantizeLinear,
   Elu: elu,
+  Equal: equal,
   Erf: erf,
   Exp: exp,
   Expand: expand,
@@ -150,6 +153,7 @@ export const OPS = {
   Tanh: tanh,
   Transpose: transpose,
   Unsqueeze: unsqueeze,
+  Where: where,
 } as const;
 
 export type OpType = keyof typeof OPS;

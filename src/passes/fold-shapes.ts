@@ -120,6 +120,14 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
   return eliminateDeadCode(g);
 }
 
+/**
+ * Whether the graph computes shapes that folding may turn into constants: from a Shape, or from
+ * constants alone (torch.onnx's `expand(-1, C, -1, -1)`: ConstantOfShape → Equal → Where).
+ */
+export function computesShapes(graph: Graph): boolean {
+  return graph.nodes.some((n) => n.opType === 'Shape' || n.opType === 'ConstantOfShape');
+}
+
 export const foldShapesPass: Pass = {
   name: 'fold-shape-subgraphs',
   description: 'replace statically known shape computations with constants',

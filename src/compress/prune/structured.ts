@@ -9,7 +9,7 @@ import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
-import { foldShapeSubgraphs } from '../../passes/fold-shapes.js';
+import { computesShapes, foldShapeSubgraphs } from '../../passes/fold-shapes.js';
 import { constantsToInitializers } from '../../passes/constants.js';
 import { removeChannels } from './apply.js';
 import { channelMeans, readValues, type Calibration } from './calibrate.js';
@@ -108,7 +108,7 @@ export interface StructuredResult {
 export function asPruningSeesIt(graph: Graph, o: { foldShapes?: boolean } = {}): Graph {
   const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
   // Constant nodes as initializers first: the folded values are read through them.
-  return o.foldShapes !== false && fixed.nodes.some((n) => n.opType === 'Shape') ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
+  return o.foldShapes !== false && computesShapes(fixed) ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
 }
 
 /**

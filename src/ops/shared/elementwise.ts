@@ -1,7 +1,7 @@
-import type { Dim, Node } from '../../onnx/graph.js';
+import type { Dim, Node, ValueType } from '../../onnx/graph.js';
 import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../../onnx/dtype.js';
 import { intAttr } from '../attrs.js';
-import { defineOp, OpError, type KnownValue, type OpDef, type OpDefExtras } from '../op-def.js';
+import { defineOp, OpError, type KnownValue, type OpContext, type OpDef, type OpDefExtras } from '../op-def.js';
 import { broadcastIndex } from './known.js';
 import { broadcastShapes, input, isStatic, mergeDims, requireDtype, sameDtype, typeOf } from './shapes.js';
 
@@ -93,17 +93,21 @@ export function binaryArithmeticOp(
     },
     macs: () => 0,
     foldValues(ctx, outputs) {
-      const a = ctx.inputs[0]?.known;
-      const b = ctx.inputs[1]?.known;
-      const shape = outputs[0]?.shape;
-      if (!a || !b || !isStatic(shape)) return [undefined];
       // Legacy broadcasting with an axis aligns B differently from numpy: leave it unfolded.
       if (ctx.attrs.legacy?.axis !== undefined) return [undefined];
-      const integer = INT_DTYPES.has(outputs[0]!.dtype);
-      return [foldBroadcast(a, b, shape, (x, y) => apply(x, y, integer))];
+      const integer = INT_DTYPES.has(outputs[0]?.dtype ?? 'float32');
+      return [foldBinary(ctx, outputs, (x, y) => apply(x, y, integer))];
     },
     ...extras,
   });
+}
+
+/** `f` over a binary op's two known inputs, broadcast to its output's static shape; undefined when not known. */
+export function foldBinary<A>(ctx: OpContext<A>, outputs: ValueType[], f: (x: number, y: number) => number | undefined): KnownValue | undefined {
+  const a = ctx.inputs[0]?.known;
+  const b = ctx.inputs[1]?.known;
+  const shape = outputs[0]?.shape;
+  return a && b && isStatic(shape) ? foldBroadcast(a, b, shape, f) : undefined;
 }
 
 /** Elementwise `f` over two known values broadcast to `shape`; undefined if any operand is a symbol. */
