@@ -14,7 +14,7 @@ import { DeviceImageSet, EnginePlan } from '../src/engine/plan.js';
 import { makeSchedule } from '../src/engine/schedule.js';
 import { chanceLoss, trainModel } from '../src/engine/train.js';
 import { readCheckpoint, writeCheckpoint } from '../src/engine/checkpoint.js';
-import { encodeModel } from '../src/onnx/io.js';
+import { encodeModel, readModel } from '../src/onnx/io.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm } from '../src/passes/index.js';
@@ -24,6 +24,7 @@ import { openSession } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { countParameters } from '../src/zoo/params.js';
 import { smallCnn } from './helpers/engine-nets.js';
+import { fixturePath } from './helpers/fixtures.js';
 
 const DATA_DIR = process.env.SLIM_DATA_DIR ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'cifar10');
 const HELPER = path.join(import.meta.dirname, 'helpers', 'torch-engine-grad.py');
@@ -253,6 +254,38 @@ describe.skipIf(!available)('training hooks', () => {
     await first;
     expect(plan.read('fc.weight').length).toBe(40);
   });
+});
+
+describe.skipIf(!available)('free-size exports', () => {
+  // Height and width free (dynamic_axes): GroupNorm's way back from groups and squeeze-excitation's
+  // expand_as read them from Shape at run time; training folds them at the data's size.
+  const images = (n: number, seed: number): ImageSet => {
+    const rng = new Random(seed);
+    return { name: 'random', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 16, 16], pixels: Uint8Array.from({ length: n * 768 }, () => rng.int(256)), labels: Uint8Array.from({ length: n }, () => rng.int(10)) };
+  };
+  for (const name of ['torch-tiny-gnnet', 'torch-tiny-senet']) {
+    it(`${name}-free trains at the data's size as its fixed-size export does, and keeps its free size`, async () => {
+      const data = { train: images(64, 1), test: images(40, 2) };
+      const run = async (file: string): Promise<Awaited<ReturnType<typeof trainModel>>> =>
+        trainModel({ graph: await readModel(fixturePath(file)), data, epochs: 1, batch: 16, lr: 0.05, threads: 2, seed: 3, augment: false });
+      const free = await run(`${name}-free.onnx`);
+      const fixed = await run(`${name}.onnx`);
+      expect(free.graph.inputs[0]!.shape).toEqual(['batch', 3, 'height', 'width']);
+      // The same plan at 16×16: the same weights, bit for bit.
+      for (const [key, t] of fixed.graph.initializers) {
+        if (t.dtype === 'float32' && free.graph.initializers.has(key)) expect(Array.from(free.graph.initializers.get(key)!.data as Float32Array), key).toEqual(Array.from(t.data as Float32Array));
+      }
+      const session = await openSession(encodeModel(free.graph).model);
+      try {
+        const ort = await evaluate(session, data.test, { normalization: CIFAR10_NORMALIZATION, batchSize: 20 });
+        expect(Math.abs(ort.top1 - free.testAccuracy)).toBeLessThanOrEqual(0.0005);
+        const at24 = await evaluate(session, { ...images(8, 4), imageShape: [3, 24, 24], pixels: new Uint8Array(8 * 3 * 24 * 24).fill(90) }, { normalization: CIFAR10_NORMALIZATION, batchSize: 8 });
+        expect(at24.count).toBe(8);
+      } finally {
+        await session.close();
+      }
+    });
+  }
 });
 
 describe.skipIf(!available)('trainModel on CIFAR-10', () => {

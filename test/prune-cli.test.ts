@@ -142,6 +142,22 @@ describe('slim prune', () => {
     expect(convnext.stdout).toMatch(/\/stage2\/fc1\/MatMul +MatMul +128 +8: 2 Add, 2 MatMul, 2 Mul, 1 Div, …/);
   });
 
+  it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))("a free-size model fine-tuned at the data's size still runs at every size (its shape computations stay computed)", async () => {
+    // Fine-tuning trained the pinned graph, whose GroupNorm and expand_as targets then folded at 32×32.
+    for (const name of ['torch-tiny-gnnet-free', 'torch-tiny-senet-free']) {
+      const out = path.join(dir, `${name}-tuned.onnx`);
+      const run = await runSlim([
+        'prune', fixturePath(`${name}.onnx`), '-o', out, '--structured', '--ratio', '0.5', '--round-to', '1', '--finetune', '1', '--image-size', '32',
+        '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '64', '--test-limit', '64', '--batch', '32',
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const written = await readModel(out);
+      // GroupNorm's way back reads Shape(x); squeeze-excitation's expand_as folds at any size (its Mul broadcasts back).
+      expect(written.nodes.some((n) => n.opType === 'Shape'), name).toBe(name === 'torch-tiny-gnnet-free');
+      for (const size of [16, 24, 32]) expect((await ortOutput(written, randomImages([2, 3, size, size]))).dims, `${name} ${size}×${size}`).toEqual([2, 10]);
+    }
+  });
+
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--finetune prunes and trains in steps, keeping the latest step on disk until done', async () => {
     const out = path.join(dir, 'tuned.onnx');
     const model = path.join(dir, 'resnet18-narrow.onnx');

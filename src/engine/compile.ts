@@ -6,6 +6,7 @@ import { OpError } from '../ops/op-def.js';
 import { OPS, opDefFor } from '../ops/registry.js';
 import { constantsToInitializers, foldShapeSubgraphs, untieIdentityWeights } from '../passes/index.js';
 import { computesShapes } from '../passes/fold-shapes.js';
+import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import type { QuantizeLinearAttrs } from '../ops/quantize-linear.js';
 import { STATIC_SHAPE_FIX, type KernelName, type LowerContext } from './lowering.js';
 import { lowerLearnableQuant } from './qat-lowering.js';
@@ -35,7 +36,10 @@ export interface CompiledTensor {
 }
 
 export interface CompiledPlan {
-  /** The graph the plan was compiled from, after constant and shape folding; weights write back into it. */
+  /**
+   * The graph the plan was compiled from, after constant and shape folding; weights write back into it.
+   * A free-size model keeps its free size here (CompileOptions.imageSize).
+   */
   graph: Graph;
   steps: CompiledStep[];
   tensors: CompiledTensor[];
@@ -53,6 +57,12 @@ export interface CompileOptions {
   decayOnlyWeights?: boolean;
   /** Parameters to keep fixed (treated as constants). */
   frozen?: ReadonlySet<string>;
+  /**
+   * [height, width] of the images the plan runs on. For a model whose input leaves them free, shape
+   * computations that read them (GroupNorm's way back from groups, squeeze-excitation's expand_as) fold
+   * at this size; the graph the plan exports keeps them free.
+   */
+  imageSize?: readonly [number, number];
   /** Float initializers to train besides the ones lowerings name (QAT: weights behind a QuantizeLinear). */
   trainable?: ReadonlySet<string>;
   /** QuantizeLinear → DequantizeLinear pairs train their scales (LSQ; see qat-lowering.ts). */
@@ -88,7 +98,11 @@ export function prepareForTraining(graph: Graph): Graph {
 }
 
 export function compilePlan(source: Graph, options: CompileOptions = {}): CompiledPlan {
-  const graph = prepareForTraining(source);
+  const prepared = prepareForTraining(source);
+  // Weights are shared by name between the two, so the trained ones go back into the free-size graph.
+  const graph = options.imageSize && hasFreeImageSize(prepared) && computesShapes(prepared)
+    ? foldShapeSubgraphs(pinImageSize(prepared, options.imageSize))
+    : prepared;
   const file = options.file;
   const quantRanges = options.quantRanges ?? gridOf(graph);
   const fail = (parts: { where?: string; problem: string; fix?: string }): SlimError => inputError({ ...(file ? { file } : {}), ...parts });
@@ -186,7 +200,7 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   const first = outputs[0]!;
   const last = index.producer.get(first.name);
   const logitsName = last && (last.opType === 'Softmax' || last.opType === 'LogSoftmax') ? last.inputs[0]! : first.name;
-  return { graph, steps, tensors, numSlots: slots.size, input, outputs, logits: { name: logitsName, slot: slot(logitsName) } };
+  return { graph: prepared, steps, tensors, numSlots: slots.size, input, outputs, logits: { name: logitsName, slot: slot(logitsName) } };
 }
 
 function checkInt(v: number, where: string): number {

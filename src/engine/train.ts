@@ -252,8 +252,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     );
   }
   const channelsLast = o.channelsLast ?? (r.device === 'cuda' || autocast !== 'none');
+  // A free-size model trains at the data's size (its shape computations fold there).
+  const imageSize = [o.data.train.imageShape[1], o.data.train.imageShape[2]] as const;
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
+    imageSize,
     autocast,
     decayOnlyWeights: !o.decayAll,
     ...(o.file ? { file: o.file } : {}),
@@ -274,7 +277,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       fix: 'check that the model has weights (initializers) and that --freeze leaves some',
     }, 'usage');
   }
-  let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast, channelsLast }) : undefined;
+  let teacher = o.teacher ? EnginePlan.create(o.teacher.graph, { device: r.device, autocast, channelsLast, imageSize }) : undefined;
   plan.setOptimizer(r.optimizer);
   for (const [name, mask] of o.masks ?? []) plan.setMask(name, mask);
 

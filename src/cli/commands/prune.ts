@@ -182,7 +182,7 @@ export function registerPrune(program: Command): void {
       const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, file, options);
-      const tuner = makeTuner(graph, file, options, data);
+      const tuner = makeTuner(graph, file, options, data, free && size ? loaded.graph : undefined);
       const calibration = calibrationFor(graph, file, options, data);
       if (options.structured && !data && !options.finetune) {
         log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
@@ -413,7 +413,7 @@ function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { tra
   return { images: data.train, normalization: normalizationFor(graph, o, file), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
 }
 
-function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined): FineTuner | undefined {
+function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined, freeSizeModel: Graph | undefined): FineTuner | undefined {
   if (!data || (!o.finetune && o.importance !== 'taylor')) return undefined;
   // Before pruning: fine-tuning (or Taylor's gradients) on images of another size would train the model at a size it is not written for.
   checkImageSize(graph, data.train, file, '--data');
@@ -422,6 +422,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
   let barEpoch = -1;
   return engineFineTuner({
     data: { train, test },
+    ...(freeSizeModel ? { freeSizeModel } : {}),
     device: o.device,
     ...(autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
     batch: o.batch,

@@ -122,7 +122,8 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
 
 /** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
 async function teacherTop1(teacher: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
-  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  const imageSize = [o.data.test.imageShape[1], o.data.test.imageShape[2]] as const;
+  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', imageSize, ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
   const r = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
   return r.correct / Math.max(r.count, 1);

@@ -16,6 +16,7 @@ import { makeTensor } from '../../onnx/tensor.js';
 import { hasBatchNorm, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { normalizationOf } from '../../zoo/metadata.js';
+import { pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
 
 export interface FineTuneOptions {
   epochs: number;
@@ -66,6 +67,13 @@ export interface EngineTunerOptions {
   checkpointDir?: string;
   /** A fine-tuning continued from its checkpoint: after how many epochs. */
   onResumed?: (epochs: number) => void;
+  /**
+   * The model as loaded, when the graphs given here are it pinned to one height and width (a free-size
+   * model pruned at a size, pinForPruning): each trains with its free input back — the engine folds the
+   * shape computations that read the height and width at the data's size — and comes back pinned, so the
+   * model written still computes them and runs at every size.
+   */
+  freeSizeModel?: Graph;
   /** A checkpoint that belonged to other cuts (or, in a recipe, other settings) was discarded (why). */
   onDiscarded?: (why: string) => void;
   /** A checkpoint of other settings is refused, not discarded (`slim prune --resume`); one of other cuts still starts over. */
@@ -93,9 +101,10 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
     async finetune(graph, f) {
       const checkpointDir = o.checkpointDir ? path.join(o.checkpointDir, `finetune-${++calls}`) : undefined;
       const { trainModel } = await import('../../engine/train.js');
+      const input = o.freeSizeModel ? restoreInputShapes(graph, o.freeSizeModel) : graph;
       const start = o.reinsertBatchNorm === false
-        ? { graph, inserted: 0 }
-        : await withTrainingBatchNorm(graph, o.data.train, { normalization: normalizationFor(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+        ? { graph: input, inserted: 0 }
+        : await withTrainingBatchNorm(input, o.data.train, { normalization: normalizationFor(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
       const trained = start.graph;
       const train = (resume: boolean): ReturnType<typeof trainModel> => trainModel({
         graph: trained,
@@ -133,12 +142,15 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         r = await train(false);
       }
       if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
-      return { graph: start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph, testAccuracy: r.testAccuracy, seconds: r.seconds };
+      const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
+      const [, height, width] = o.data.train.imageShape;
+      return { graph: o.freeSizeModel ? pinImageSize(tuned, [height, width]) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
 
     async gradients(graph, { batches: count }) {
       const { EnginePlan } = await import('../../engine/plan.js');
-      const plan = EnginePlan.create(graph, { ...(o.device ? { device: o.device } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      const imageSize = [o.data.train.imageShape[1], o.data.train.imageShape[2]] as const;
+      const plan = EnginePlan.create(graph, { imageSize, ...(o.device ? { device: o.device } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
       // The plan backpropagates from its first output: the logits, or the probabilities of a final Softmax.
       const probabilities = plan.compiled.outputs[0]?.name !== plan.compiled.logits.name;
       const sums = new Map<string, Float32Array>();
