@@ -227,6 +227,10 @@ describe.skipIf(!native)('the run report', () => {
     expect(again.variants).toEqual(report.variants);
     expect(again.stages).toEqual(report.stages);
     expect(existsSync(path.join(dir, 'again', 'report.html'))).toBe(true);
+    // A missing parent is a typo more often than a wish: refused, as every other output folder is.
+    const typo = await runSlim(['report', runDir, '--out', path.join(dir, 'no-such-parent', 'report')]);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toMatch(/--out .*no-such-parent/);
   });
 
   it('`slim recommend` picks the most accurate variant within the limits, and says when none fits', async () => {

@@ -40,6 +40,7 @@ export function registerEval(program: Command): void {
       if (positional) log(positional);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);
+      if (options.limit !== undefined && options.limit > total) log(`note: --limit ${options.limit} is more than ${set.name} holds: evaluating all ${total} images`);
       const bar = progress('eval', total, 'img');
       try {
         const result = await evaluate(model, set, {

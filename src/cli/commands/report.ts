@@ -3,6 +3,7 @@ import { writeRunReport } from '../../report/write.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { withJson } from '../options.js';
 import { latestRun } from '../../pipeline/manifest.js';
+import { checkOutputDir } from '../paths.js';
 
 interface ReportCliOptions extends CommonOptions {
   out?: string;
@@ -19,6 +20,8 @@ export function registerReport(program: Command): void {
     .addHelpText('after', '\nExamples:\n  slim report runs/demo\n  slim report runs/demo --json > report.json')
     .action(async (runArg: string | undefined, options: ReportCliOptions) => {
       const runDir = runArg ?? (await latestRun());
+      // As for every other output folder: its parent must exist (a typo should not grow a new tree).
+      if (options.out) checkOutputDir(options.out, '--out');
       const { report, paths } = await writeRunReport(runDir, options.out ? { out: options.out } : {});
       printResult(options, report, () =>
         [
