@@ -28,8 +28,11 @@ import {
   prepareFloatGraph,
   quantizeStatic,
   retargetConvWeights,
+  unfusedNodes,
   type TensorRange,
 } from '../src/compress/quantize/index.js';
+import { INT8_SYMMETRIC, UINT8_ASYMMETRIC } from '../src/compress/quantize/types.js';
+import { unfusedReason } from '../src/cli/commands/quantize.js';
 
 function quantizeWithRanges(graph: Graph): Graph {
   const prepared = prepareFloatGraph(graph, DEFAULT_STATIC);
@@ -199,5 +202,31 @@ describe('slim quantize --cpu amx on a CPU without AMX', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('quantized nodes ONNX Runtime still runs in float', () => {
+  const quantized = (activations: typeof INT8_SYMMETRIC): Graph => {
+    const options = { ...DEFAULT_STATIC, activations };
+    const prepared = prepareFloatGraph(buildZooModel('resnet18-cifar', { width: 0.125, seed: 2 }), options);
+    const plan = planQuantization(prepared.graph, prepared.facts, options);
+    const ranges = new Map<string, TensorRange>(calibrationTargets(plan).map((t) => [t, { min: -1, max: 2 }]));
+    return insertQdq(prepared.graph, plan, computeParams(prepared.graph, plan, ranges, options));
+  };
+
+  it('are named: on x64 int8 activations leave Convs unfused (its QDQ fusion takes them on arm64 only); uint8 leaves none', async () => {
+    const u8 = quantized(UINT8_ASYMMETRIC);
+    expect(unfusedNodes(u8, await ortKernels(encodeModel(u8).model), new Set())).toEqual([]);
+    const s8 = quantized(INT8_SYMMETRIC);
+    const unfused = unfusedNodes(s8, await ortKernels(encodeModel(s8).model), new Set());
+    if (arch() === 'x64') {
+      expect(unfused.filter((u) => u.opType === 'Conv').length).toBeGreaterThan(0);
+      // Each one is a node of the written model that reads a DequantizeLinear: slimkit quantized it.
+      for (const u of unfused) expect(s8.nodes.find((n) => n.name === u.node)?.opType, u.node).toBe(u.opType);
+      // A node the quantizer kept float itself is reported with its own reason, not here again.
+      expect(unfusedNodes(s8, await ortKernels(encodeModel(s8).model), new Set([unfused[0]!.node]))).toHaveLength(unfused.length - 1);
+    }
+    expect(unfusedReason('int8', 'x64')).toMatch(/on x64 fuses int8 activations into few integer kernels .*keep the default --activation-type uint8/);
+    expect(unfusedReason('int8', 'arm64')).toBe('ONNX Runtime has no fused integer kernel for their pattern here');
   });
 });

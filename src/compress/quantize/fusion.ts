@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeModel } from '../../onnx/io.js';
+import type { Graph } from '../../onnx/graph.js';
 import { openSession } from '../../runtime/ort.js';
 
 /** Integer kernels and int8-capable data movement (ORT keeps these on int8 data after QDQ fusion). */
@@ -23,6 +24,23 @@ export interface OrtKernels {
   ops: Record<string, number>;
   /** The subset that computes in float (DequantizeLinear included: it means a pattern was not fused). */
   floatOps: Record<string, number>;
+  /** Nodes that compute in float, Q/DQ and shape reads aside, by name (ORT keeps the names of nodes it does not fuse). */
+  floatNodes: { node: string; opType: string }[];
+}
+
+/** Float ops that are not compute: the Q/DQ boundaries themselves and shape reads. */
+const NOT_COMPUTE: ReadonlySet<string> = new Set(['DequantizeLinear', 'Shape', 'Constant']);
+
+/**
+ * Nodes of the written QDQ model that were quantized — a DequantizeLinear feeds them — yet ONNX Runtime
+ * runs in float: it had no fused integer kernel for their pattern here. `keptFloat`: nodes the quantizer
+ * left float itself (already reported with their reason).
+ */
+export function unfusedNodes(written: Graph, kernels: OrtKernels, keptFloat: ReadonlySet<string>): { node: string; opType: string }[] {
+  const producer = new Map<string, string>();
+  for (const n of written.nodes) for (const o of n.outputs) if (o) producer.set(o, n.opType);
+  const quantized = new Set(written.nodes.filter((n) => n.opType !== 'QuantizeLinear' && n.opType !== 'DequantizeLinear' && n.inputs.some((v) => producer.get(v) === 'DequantizeLinear')).map((n) => n.name));
+  return kernels.floatNodes.filter((f) => quantized.has(f.node) && !keptFloat.has(f.node));
 }
 
 export async function ortKernels(model: Uint8Array | string, options: { threads?: number } = {}): Promise<OrtKernels> {
@@ -32,9 +50,11 @@ export async function ortKernels(model: Uint8Array | string, options: { threads?
     const session = await openSession(model, { threads: options.threads ?? 1, optimizedModelFilePath: file, label: 'quantized model' });
     await session.close();
     const ops: Record<string, number> = {};
-    for (const n of decodeModel(readFileSync(file)).nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
+    const nodes = decodeModel(readFileSync(file)).nodes;
+    for (const n of nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
     const floatOps = Object.fromEntries(Object.entries(ops).filter(([op]) => !INTEGER_OR_MOVEMENT.has(op)));
-    return { ops, floatOps };
+    const floatNodes = nodes.filter((n) => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType)).map((n) => ({ node: n.name, opType: n.opType }));
+    return { ops, floatOps, floatNodes };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -41,7 +41,7 @@ export { batchSizeFor, heldOutImages, imageFeeds, sampleImages, type ImageFeedOp
 export { calibrateImages, type CalibrateImagesOptions, type CalibratedModel } from './calibrate-images.js';
 export { AUTO_HELD_OUT_IMAGES, describeChoice, scoresByMethod, selectCalibrationMethod, type MethodChoice, type MethodScore } from './select-method.js';
 export { reportMarkdown, sensitivitySvg, type QuantizeReport } from './report.js';
-export { ortKernels, type OrtKernels } from './fusion.js';
+export { ortKernels, unfusedNodes, type OrtKernels } from './fusion.js';
 export { padConvInputChannels, type PadChannelsResult } from './pad-channels.js';
 export { toGenericLayout, type GenericLayoutResult } from './generic-layout.js';
 export { autoConvLayout, tuneConvLayout, type ConvLayoutSummary, type ConvTiming, type TunedLayout } from './tune-layout.js';
