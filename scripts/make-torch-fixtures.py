@@ -217,6 +217,15 @@ class TinySENet(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).view(x.size(0), -1))
 
 
+def randomize_gn(model, seed):
+    """Non-trivial GroupNorm affine parameters (PyTorch starts them at 1 and 0)."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.GroupNorm):
+            m.weight.data.copy_(torch.rand(m.num_channels, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_channels, generator=g) * 0.1)
+
+
 class GNResidual(nn.Module):
     """A residual block with GroupNorm (torch.onnx writes it as Reshape → InstanceNormalization →
     Reshape → Mul → Add)."""
@@ -240,14 +249,29 @@ class TinyGNNet(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.GroupNorm(2, 8), nn.ReLU())
         self.blocks = nn.Sequential(GNResidual(8, 16, 2, 4), GNResidual(16, 24, 2, 3))
         self.fc = nn.Linear(24, classes)
-        g = torch.Generator().manual_seed(3)
-        for m in self.modules():
-            if isinstance(m, nn.GroupNorm):
-                m.weight.data.copy_(torch.rand(m.num_channels, generator=g) + 0.5)
-                m.bias.data.copy_(torch.randn(m.num_channels, generator=g) * 0.1)
+        randomize_gn(self, 3)
 
     def forward(self, x):
         return self.fc(self.blocks(self.stem(x)).mean([2, 3]))
+
+
+class TinyGN1Net(nn.Module):
+    """GroupNorm's edge cases: GroupNorm(1, C) (a LayerNorm over C, H, W, as PoolFormer writes it) and
+    GroupNorm(C, C) (an InstanceNorm with affine), in one residual stage."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.GroupNorm(1, 8), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(8, 16, 3, 2, 1, bias=False), nn.GroupNorm(1, 16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, 1, 1, bias=False), nn.GroupNorm(16, 16))
+        self.short = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.GroupNorm(1, 16))
+        self.fc = nn.Linear(16, classes)
+        randomize_gn(self, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc(F.relu(self.body(x) + self.short(x)).mean([2, 3]))
 
 
 class TinyGateNet(nn.Module):
@@ -393,3 +417,6 @@ if __name__ == '__main__':
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet.onnx'), 16, fold_bn=True)
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet-free.onnx'), 16, fold_bn=True, free_size=True)
     export(TinyGateNet(), os.path.join(out, 'torch-tiny-gatenet.onnx'), 16, fold_bn=True)
+    gn1net = TinyGN1Net()
+    export(gn1net, os.path.join(out, 'torch-tiny-gn1net.onnx'), 16, fold_bn=True)
+    export(gn1net, os.path.join(out, 'torch-tiny-gn1net-free.onnx'), 16, fold_bn=True, free_size=True)

@@ -82,7 +82,7 @@ describe('slim prune', () => {
   it("a free-size model's shape computations stay computed: pruned at 16×16, it still runs at every size", async () => {
     // Squeeze-excitation's expand_as reads the height and width: folded at the pinned size, the model ran at 16×16 only.
     // GroupNorm's way back from groups reads Shape(x) of the value before the norm, height and width with it.
-    for (const name of ['torch-tiny-senet', 'torch-tiny-gnnet']) {
+    for (const name of ['torch-tiny-senet', 'torch-tiny-gnnet', 'torch-tiny-gn1net']) {
       const out = path.join(dir, `${name}-free-small.onnx`);
       const run = await runSlim(['prune', fixturePath(`${name}-free.onnx`), '-o', out, '--structured', '--ratio', '0.5', '--round-to', '1', '--image-size', '16', '--json']);
       expect(run.code, run.stderr).toBe(0);

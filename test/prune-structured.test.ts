@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneStructuredIteratively, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type FineTuner, type StructuredResult,
@@ -219,6 +221,55 @@ describe('dependency graph', () => {
       expect(facts.types.get(n.inputs[0]!)?.shape).toEqual(['batch', 3, 256]);
       expect(facts.types.get(pruned.nodes.find((r) => r.inputs[0] === n.outputs[0])!.outputs[0]!)?.shape).toEqual(['batch', 12, 8, 8]);
     }
+  });
+
+  it('GroupNorm(1, C) prunes channel by channel and normalizes over the channels kept: equal to PyTorch built at the pruned widths', async () => {
+    const graph = asPruningSeesIt(await fixture('torch-tiny-gn1net.onnx'));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries).toEqual([]);
+    // GroupNorm(1, C) and GroupNorm(C, C) (one channel per group) in the same residual stage: channels go one at a time.
+    expect(dep.groups.map((g) => [g.root.node.name, g.size, g.rootChannels])).toEqual([['/stem/stem.0/Conv', 8, 8], ['/body/body.0/Conv', 16, 16], ['/body/body.3/Conv', 16, 16]]);
+    const removed = new Uint8Array(dep.groupOf.length);
+    for (const [g, channels] of [[0, [1, 5]], [1, [3]], [2, [2, 7, 11]]] as const) for (const c of channels) removed[dep.groups[g]!.components[c]!] = 1;
+    const pruned = removeChannels(dep, removed);
+    validateGraph(pruned);
+    // The oracle: torch's GroupNorm(1, C′) and GroupNorm(C′, C′) in the same network, from the pruned file's weights.
+    const state: Record<string, { dims: number[]; data: number[] }> = {};
+    const put = (key: string, name: string): void => {
+      const t = pruned.initializers.get(name)!;
+      state[key] = { dims: [...t.dims], data: Array.from(t.data as Float32Array) };
+    };
+    for (const n of pruned.nodes) {
+      if (n.opType === 'Conv' || n.opType === 'Gemm') for (const v of n.inputs.slice(1)) put(v, v);
+      const module = n.name.split('/').at(-2)!;
+      if ((n.opType === 'Mul' || n.opType === 'Add') && pruned.initializers.has(n.inputs[1]!)) put(`${module}.${n.opType === 'Mul' ? 'weight' : 'bias'}`, n.inputs[1]!);
+    }
+    const side = JSON.parse(readFileSync(fixturePath('torch-tiny-gn1net.json'), 'utf8')) as { input_dims: number[]; input: number[] };
+    const script = `
+import json, sys, torch, torch.nn as nn, torch.nn.functional as F
+d = json.load(sys.stdin)
+w = {k: torch.tensor(v['data'], dtype=torch.float32).reshape(v['dims']) for k, v in d['state'].items()}
+c0, c1, c2 = w['stem.0.weight'].shape[0], w['body.0.weight'].shape[0], w['body.3.weight'].shape[0]
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c0, 3, 1, 1, bias=False), nn.GroupNorm(1, c0), nn.ReLU())
+        self.body = nn.Sequential(nn.Conv2d(c0, c1, 3, 2, 1, bias=False), nn.GroupNorm(1, c1), nn.ReLU(), nn.Conv2d(c1, c2, 3, 1, 1, bias=False), nn.GroupNorm(c2, c2))
+        self.short = nn.Sequential(nn.Conv2d(c0, c2, 1, 2, bias=False), nn.GroupNorm(1, c2))
+        self.fc = nn.Linear(c2, 10)
+    def forward(self, x):
+        x = self.stem(x)
+        return self.fc(F.relu(self.body(x) + self.short(x)).mean([2, 3]))
+m = Net().eval()
+m.load_state_dict({k: v.reshape(dict(m.state_dict())[k].shape) for k, v in w.items()})
+x = torch.tensor(d['input'], dtype=torch.float32).reshape(d['dims'])
+print(json.dumps(m(x).detach().flatten().tolist()))
+`;
+    const torchOut = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify({ state, input: side.input, dims: side.input_dims }), encoding: 'utf8' })) as number[];
+    expect(Object.keys(state).sort()).toEqual(['body.0.weight', 'body.1.bias', 'body.1.weight', 'body.3.weight', 'body.4.bias', 'body.4.weight', 'fc.bias', 'fc.weight', 'short.0.weight', 'short.1.bias', 'short.1.weight', 'stem.0.weight', 'stem.1.bias', 'stem.1.weight']);
+    expect(state['stem.0.weight']!.dims[0]).toBe(6);
+    const ours = await ortOutput(pruned, float32(side.input_dims, side.input));
+    expect(maxRelDiff(ours, float32([side.input_dims[0]!, 10], torchOut))).toBeLessThan(1e-5);
   });
 
   it('a reduction over the channels reads them and writes none: they stay prunable (spatial attention)', () => {

@@ -59,8 +59,11 @@ export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
   // Pruning: channel i in is channel i out; scale and B are sliced with it. In a GroupNorm (channel =
   // group, see Reshape's normGroups) they are fixed 1s and 0s that say nothing about a group's importance.
   channels: {
-    ports: () => samePorts([0], [0]),
+    // Channels on a normalized axis (GroupNorm(1, C)'s [N, 1, C·H·W]) are read, and it normalizes over those kept.
+    anyAxis: true,
+    ports: (ctx) => samePorts([0], [0], ctx.channelAxes[0]),
     params: (ctx) => {
+      if (ctx.channelAxes[0] !== 1) return [];
       const fixed = allEqual(ctx.inputs[1]?.constant, 1) && allEqual(ctx.inputs[2]?.constant, 0);
       return vectorParams([{ slot: 1, role: fixed ? 'other' : 'scale' }, { slot: 2, role: fixed ? 'other' : 'bias' }]);
     },

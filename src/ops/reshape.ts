@@ -94,7 +94,7 @@ export const reshape = defineOp<ReshapeAttrs>({
       } else {
         const regroup = channelRegroup(ctx);
         const form = typeof regroup === 'string' ? normGroups(ctx) : regroup;
-        if (typeof form !== 'string' && form.stored && target[form.entry] !== -1) entry = form.entry;
+        if (typeof form !== 'string' && form.stored && form.entry !== undefined && target[form.entry] !== -1) entry = form.entry;
       }
       if (entry === undefined) return {};
       const shape = target.map((d, i) => (i === entry ? kept : Number(d)));
@@ -158,14 +158,16 @@ function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPort
  * which shifts every group's mean and variance. The ports, the target entry that holds the group or
  * channel count, and whether it is stored — or why this is not such a reshape.
  */
-function normGroups(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry: number; stored: boolean } | string {
+function normGroups(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry?: number; stored: boolean } | string {
   const x = ctx.inputs[0]?.type.shape;
   const y = ctx.outputs[0]?.shape;
   const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
   const notGroups = 'not GroupNorm\'s split of the channels into groups';
-  if (!x || !y || !target || ctx.channelAxes[0] !== 1 || x[0] !== y[0]) return notGroups;
-  const fold = y.length === 3 && x.length >= 3;
-  const unfold = x.length === 3 && y.length >= 3;
+  const axis = ctx.channelAxes[0];
+  if (!x || !y || !target || x[0] !== y[0]) return notGroups;
+  // Back from one group, the channels arrive spread over axis 2 (see below).
+  const fold = y.length === 3 && x.length >= 3 && axis === 1;
+  const unfold = x.length === 3 && y.length >= 3 && (axis === 1 || (axis === 2 && x[1] === 1));
   const [groups, channels] = fold ? [y[1], x[1]] : [x[1], y[1]];
   if ((!fold && !unfold) || typeof groups !== 'number' || typeof channels !== 'number' || channels % groups !== 0) return notGroups;
   const stored = Boolean(ctx.attrs.shape || ctx.inputs[1]?.constant);
@@ -180,11 +182,21 @@ function normGroups(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; e
     follows = computedChannelSource(ctx, target.length);
     if (!follows) return `its target shape is computed in a way pruning cannot follow${FOLD_HINT}`;
   }
-  const span = channels / groups;
-  const link: ChannelLink = fold
-    ? { from: { side: 'out', slot: 0 }, to: { side: 'in', slot: 0 }, fromStart: 0, toStart: 0, count: groups, span }
-    : { from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart: 0, toStart: 0, count: groups, span };
   const sameAs = follows ? { sameChannels: [{ value: follows, port: { side: 'out' as const, slot: 0 } }] } : {};
+  const into = (from: 'in' | 'out', count: number, span: number): ChannelLink => ({
+    from: { side: from, slot: 0 }, to: { side: from === 'in' ? 'out' : 'in', slot: 0 }, fromStart: 0, toStart: 0, count, span,
+  });
+  if (groups === 1) {
+    // GroupNorm(1, C) normalizes each sample over all its channels, as a LayerNorm over C, H, W: it has
+    // no groups to drop, so channels go one at a time and it normalizes over those kept (as
+    // LayerNormalization does here). Channel c is the c-th run of H·W entries on axis 2 of [N, 1, C·H·W].
+    const spatial = (fold ? x : y).slice(2);
+    if (!spatial.every((d): d is number => typeof d === 'number')) return `${notGroups}: its height and width are not static`;
+    const span = spatial.reduce((a, b) => a * b, 1);
+    if (fold) return { ports: { inputs: [0], outputs: [0], coupling: [into('in', channels, span)], outputAxes: [2] }, stored };
+    return { ports: { inputs: [0], outputs: [0], coupling: [into('out', channels, span)], ...sameAs }, entry: 1, stored };
+  }
+  const link = fold ? into('out', groups, channels / groups) : into('in', groups, channels / groups);
   return { ports: { inputs: [0], outputs: [0], coupling: [link], ...sameAs }, entry: 1, stored };
 }
 
