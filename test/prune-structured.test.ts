@@ -209,8 +209,14 @@ describe('dependency graph', () => {
     ]);
     const stage = dep.groups[2]!;
     expect([...stage.members.get('/blocks/blocks.0/body/body.3/Conv_output_0')!]).toEqual([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
-    // The norm's fixed 1s and 0s do not score groups: BN-γ has nothing to read and falls back to L2.
-    expect(scoreGroups(dep.groups, 'bn').fallbacks).toHaveLength(5);
+    // BN-γ reads GroupNorm's γ (the Mul after the norm), not the InstanceNormalization's fixed 1s: a norm
+    // group scores the sum of |γ| over its channels, in both GroupNorms of the residual stage.
+    const bn = scoreGroups(dep.groups, 'bn');
+    expect(bn.fallbacks).toEqual([]);
+    const gamma = (mul: string): Float32Array => graph.initializers.get(graph.nodes.find((n) => n.name === mul)!.inputs[1]!)!.data as Float32Array;
+    const [body, short] = [gamma('/blocks/blocks.0/body/body.4/Mul'), gamma('/blocks/blocks.0/short/short.1/Mul')];
+    const expected = [0, 1, 2, 3].map((k) => [0, 1, 2, 3].reduce((sum, i) => sum + Math.abs(body[4 * k + i]!) + Math.abs(short[4 * k + i]!), 0));
+    Array.from(bn.scores[2]!).forEach((v, k) => expect(v).toBeCloseTo(expected[k]!, 5));
     // Removing norm group 1 of the residual stage: both its GroupNorms keep 3 groups of 4 channels.
     const removed = new Uint8Array(dep.groupOf.length);
     removed[stage.components[1]!] = 1;

@@ -7,7 +7,7 @@
  * physical removal are generic code in src/compress/prune that reads these descriptions, so a new op is
  * prunable (and scored by every criterion) as soon as its module has a rule.
  */
-import type { Attribute, ValueType } from '../../onnx/graph.js';
+import type { Attribute, Node, ValueType } from '../../onnx/graph.js';
 import type { Tensor } from '../../onnx/tensor.js';
 import type { OpContext } from '../../ops/op-def.js';
 import type { ShapeExprOf } from './shape-expr.js';
@@ -23,6 +23,8 @@ export interface ChannelContext<A> extends OpContext<A> {
   channelAxes: readonly number[];
   /** Traces small integer inputs computed from Shape (shape-expr.ts); absent outside the dependency graph. */
   shapeExpr?: ShapeExprOf;
+  /** The node that writes a value (undefined for inputs and stored tensors); absent outside the dependency graph. */
+  producer?: (value: string) => Node | undefined;
 }
 
 /** An input or output slot of the node. */

@@ -25,38 +25,47 @@ export interface DepNode {
 }
 
 /** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
+/** What the dependency graph lets rules look up beyond their own node (ChannelContext). */
+export interface GraphLookups {
+  shapeExpr?: ShapeExprOf;
+  producer?: (value: string) => Node | undefined;
+}
+
 export function channelContext(
   graph: Graph,
   facts: NodeFacts,
   def: OpDef<unknown> | undefined,
   axisOf: ReadonlyMap<string, number> = new Map(),
-  shapeExpr?: ShapeExprOf,
+  { shapeExpr, producer }: GraphLookups = {},
 ): ChannelContext<unknown> {
   const { node } = facts;
   const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
   const channelAxes = node.inputs.map((v) => axisOf.get(v) ?? 1);
-  return { node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes, ...(shapeExpr ? { shapeExpr } : {}) };
+  return {
+    node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes,
+    ...(shapeExpr ? { shapeExpr } : {}), ...(producer ? { producer } : {}),
+  };
 }
 
 /**
  * The node's entry in the dependency graph. Nodes come in topological order: `axisOf` holds the channel
  * axis of every value written so far and gets this node's outputs (1 unless its rule says otherwise).
  */
-export function makeDepNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Map<string, number> = new Map(), shapeExpr?: ShapeExprOf): DepNode {
-  const dep = ruleNode(graph, facts, index, axisOf, shapeExpr);
+export function makeDepNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Map<string, number> = new Map(), lookups: GraphLookups = {}): DepNode {
+  const dep = ruleNode(graph, facts, index, axisOf, lookups);
   dep.node.outputs.forEach((v, slot) => {
     if (v) axisOf.set(v, dep.ports?.outputAxes?.[slot] ?? 1);
   });
   return dep;
 }
 
-function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: ReadonlyMap<string, number>, shapeExpr: ShapeExprOf | undefined): DepNode {
+function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: ReadonlyMap<string, number>, lookups: GraphLookups): DepNode {
   const { node } = facts;
   const def = opDefFor(node);
   const rule = def?.channels;
   const base = { index, node, params: [] as ChannelParam[] };
   if (!def || !rule) return { ...base, ctx: channelContext(graph, facts, undefined), boundary: `${node.opType} has no channel rule` };
-  const ctx = channelContext(graph, facts, def, axisOf, shapeExpr);
+  const ctx = channelContext(graph, facts, def, axisOf, lookups);
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };

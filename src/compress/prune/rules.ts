@@ -52,7 +52,7 @@ export function shapeOnlyChannels<A>(): ChannelRule<A> {
  * bias or scale of shape [C,1,1], [1,C,1,1] or, channels-last, [C]); one that broadcasts (size 1, or no
  * such axis) is neither. A dynamic input whose channels sit elsewhere is a boundary.
  */
-export function broadcastChannels<A>(role: ParamRole): ChannelRule<A> {
+export function broadcastChannels<A>(role: ParamRole | ((ctx: ChannelContext<A>) => ParamRole)): ChannelRule<A> {
   return {
     anyAxis: true,
     ports(ctx) {
@@ -66,7 +66,8 @@ export function broadcastChannels<A>(role: ParamRole): ChannelRule<A> {
     params(ctx) {
       const b = broadcastRoles(ctx);
       if (typeof b === 'string') return [];
-      return b.roles.filter((r) => r.kind === 'param').map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role }));
+      const as = typeof role === 'function' ? role(ctx) : role;
+      return b.roles.filter((r) => r.kind === 'param').map((r) => ({ slot: r.slot, port: { side: 'out', slot: 0 }, axis: r.axis, role: as }));
     },
   };
 }
