@@ -202,7 +202,7 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     const chart = path.join(dir, 'compare.svg');
     const run = await runSlim(['bench', small, model, '--runs', '50', '--threads', '1', '--batch', '4', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '64', '--json', '--chart', chart]);
     expect(run.code, run.stderr).toBe(0);
-    const doc = json(run.stdout) as { models: Record<string, unknown>[] };
+    const doc = json(run.stdout) as { models: Record<string, unknown>[]; cores?: number; other_load_cores?: number };
     expect(doc.models).toHaveLength(2);
     for (const m of doc.models) {
       expect(m).toMatchObject({
@@ -226,6 +226,12 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     // Timed in turns, each in a process of its own; without a terminal the progress is a line every few
     // seconds and one at the end, not one per update.
     expect(doc).toMatchObject({ timed_in_turns: true, threads: 1 });
+    // How much of the machine other processes took meanwhile (Linux: /proc), in cores.
+    if (existsSync('/proc/stat')) {
+      expect(doc.cores).toBe(readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d+ /.test(l)).length);
+      expect(doc.other_load_cores).toBeGreaterThanOrEqual(0);
+      expect(doc.other_load_cores).toBeLessThanOrEqual(doc.cores!);
+    }
     // The same comparison as a picture: both panels, each model labelled by its file name.
     const svg = readFileSync(chart, 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);

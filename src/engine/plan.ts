@@ -97,7 +97,7 @@ export class EnginePlan {
     return new EnginePlan(compiled, native, device, options.file);
   }
 
-  /** The graph the plan runs (constants and shape subgraphs folded). */
+  /** The graph the plan runs (constants and shape subgraphs folded; a free-size model's kept free: CompileOptions.imageSize). */
   get graph(): Graph {
     return this.compiled.graph;
   }

@@ -24,6 +24,7 @@ import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJ
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
+import { otherLoadNote, watchOtherLoad, type OtherLoad } from '../../runtime/cpu-load.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -124,6 +125,8 @@ export function registerBench(program: Command): void {
       const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
       const bar = progress(web ? `${label} (browser)` : label, 100, '%');
       const onProgress = (done: number, total: number, phase: BenchmarkPhase): void => bar.update(Math.round(benchPercent(done, total, phase)), { phase });
+      const stopWatch = watchOtherLoad();
+      let load: OtherLoad | undefined;
       try {
         if (web) {
           // A page per model in one browser, as the web bundle holds one model per page.
@@ -143,6 +146,7 @@ export function registerBench(program: Command): void {
           timings = results.map((r) => ({ ...r, runtime: hostRuntime }));
         }
       } finally {
+        load = stopWatch();
         bar.stop();
       }
       for (const [i, { file, normalization, set, stats }] of checked.entries()) {
@@ -190,7 +194,10 @@ export function registerBench(program: Command): void {
         rows.push(row);
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
-      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, models: rows, comparisons: compareToFirst(rows) }, () => renderBenchTable(rows, timedInTurns, options.runs));
+      const otherLoad = load ? { other_load_cores: Number(load.otherCores.toFixed(2)), cores: load.cores } : {};
+      printResult(options, { threads, target: options.target, timed_in_turns: timedInTurns, ...otherLoad, models: rows, comparisons: compareToFirst(rows) }, () => renderBenchTable(rows, timedInTurns, options.runs));
+      const busy = otherLoadNote(load);
+      if (busy) log(busy);
       if (options.chart !== undefined) {
         writeFileSync(options.chart, await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! }))));
         log(`chart: ${options.chart}`);

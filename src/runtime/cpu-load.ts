@@ -1,0 +1,105 @@
+/**
+ * How much CPU other processes took while we timed. A latency measured while something else keeps the
+ * cores busy is slower and noisier than the same model on a quiet machine, and the spread of the runs
+ * shows that only indirectly. Linux keeps the count: /proc/stat has every core's busy time, and
+ * /proc/<pid>/stat the CPU time of this process and of each process it started (the timed children, a
+ * browser's processes); what is left is other work's. Elsewhere there is nothing to read: undefined.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** What the watch reads; a test gives its own. */
+export interface ProcReader {
+  /** The text of a /proc file ('stat', '1234/stat'), or undefined when it is gone. */
+  read(file: string): string | undefined;
+  /** The pids /proc lists. */
+  pids(): number[];
+  /** This process. */
+  self: number;
+}
+
+export const LINUX_PROC: ProcReader = {
+  read(file) {
+    try {
+      return readFileSync(`/proc/${file}`, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+  pids: () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number),
+  self: process.pid,
+};
+
+interface Sample {
+  /** Busy and total jiffies over all cores. */
+  busy: number;
+  total: number;
+  cores: number;
+  /** CPU jiffies of this process and every process under it, the reaped ones included. */
+  tree: number;
+}
+
+export interface OtherLoad {
+  /** Cores' worth of CPU that other processes used while we timed (0 on a quiet machine). */
+  otherCores: number;
+  cores: number;
+}
+
+function sample(proc: ProcReader): Sample | undefined {
+  const stat = proc.read('stat');
+  if (!stat) return undefined;
+  const lines = stat.split('\n');
+  const all = lines[0]?.split(/\s+/).slice(1).map(Number);
+  if (!all || all.length < 8 || all.some((v) => !Number.isFinite(v))) return undefined;
+  // user nice system idle iowait irq softirq steal: idle and iowait are the only time not spent working.
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = all as [number, number, number, number, number, number, number, number];
+  const busy = user + nice + system + irq + softirq + steal;
+  const cores = lines.filter((l) => /^cpu\d+ /.test(l)).length;
+  const parents = new Map<number, number>();
+  const times = new Map<number, { own: number; reaped: number }>();
+  for (const pid of proc.pids()) {
+    const text = proc.read(`${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
+    const fields = text?.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (!fields || fields.length < 15) continue;
+    parents.set(pid, Number(fields[1]));
+    // utime stime cutime cstime: fields 14–17 of the line, 12–15 after the name.
+    times.set(pid, { own: Number(fields[11]) + Number(fields[12]), reaped: Number(fields[13]) + Number(fields[14]) });
+  }
+  const children = new Map<number, number[]>();
+  for (const [pid, parent] of parents) children.set(parent, [...(children.get(parent) ?? []), pid]);
+  let tree = 0;
+  const stack = [proc.self];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    const t = times.get(pid);
+    // A child that exits while we time is reaped by its parent: its time moves into the parent's cutime.
+    if (t) tree += t.own + t.reaped;
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return { busy, total: busy + idle + iowait, cores, tree };
+}
+
+/**
+ * Starts watching; the function returned stops and says how many cores' worth of CPU other processes
+ * used in between — undefined where /proc cannot tell (not Linux, or nothing measurable elapsed).
+ */
+export function watchOtherLoad(proc: ProcReader = LINUX_PROC): () => OtherLoad | undefined {
+  const start = sample(proc);
+  return () => {
+    const end = start && sample(proc);
+    if (!start || !end || end.cores === 0) return undefined;
+    const elapsed = (end.total - start.total) / end.cores;
+    if (!(elapsed > 0)) return undefined;
+    const other = Math.max(0, end.busy - start.busy - (end.tree - start.tree));
+    return { otherCores: Math.min(end.cores, other / elapsed), cores: end.cores };
+  };
+}
+
+/** Other work above this many cores (and a tenth of the machine) makes timings worth repeating. */
+export const BUSY_OTHER_CORES = 0.25;
+
+/** The note for a run timed while other processes worked, or undefined on a quiet enough machine. */
+export function otherLoadNote(load: OtherLoad | undefined): string | undefined {
+  if (!load || load.otherCores < Math.max(BUSY_OTHER_CORES, 0.1 * load.cores)) return undefined;
+  return `note: other processes kept ${load.otherCores.toFixed(1)} of the ${load.cores} cores busy while timing: latencies are slower and noisier than on a quiet machine — measure again when it is idle before trusting small differences`;
+}
