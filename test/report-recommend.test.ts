@@ -238,6 +238,16 @@ describe('noisy timings', () => {
     expect(renderBenchTable(busy)).toMatch(/\nnote: p90 is 1\.5× p50 or more for models\/pruned\.onnx: the machine was busy/);
     expect(renderBenchTable(ALL)).not.toMatch(/note: p90/);
   });
+
+  it("say what other processes took while the bench timed, when it counted that (Linux), even where the runs' spread stayed narrow", () => {
+    expect(noiseNote(ALL, { other_load_cores: 1.4, cores: 2 })).toEqual([
+      'Other processes kept 1.4 of the 2 cores busy while the variants were timed: the latencies are slower than on a quiet machine (slim run --rerun bench measures again).',
+    ]);
+    expect(recommend(ALL, { maxLatencyMs: 2 }, { other_load_cores: 1.4, cores: 2 }).lines.at(-1)).toMatch(/^Note: Other processes kept 1\.4 of the 2 cores busy/);
+    // A quiet machine, or a manifest from before the count: nothing.
+    expect(noiseNote(ALL, { other_load_cores: 0.1, cores: 2 })).toEqual([]);
+    expect(noiseNote(ALL, {})).toEqual([]);
+  });
 });
 
 describe('limit parsing', () => {

@@ -100,6 +100,9 @@ export interface BenchResult {
   runtime?: string;
   /** The variants took turns while timed (absent in older manifests: timed one after another). */
   timed_in_turns?: boolean;
+  /** Cores' worth of CPU other processes took while timing, of `cores` (Linux; absent elsewhere and in older manifests). */
+  other_load_cores?: number;
+  cores?: number;
   eval_data: string;
   variants: VariantBench[];
 }

@@ -38,7 +38,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
         [...VARIANT_COLUMNS.map((c) => c.numeric), false],
       ),
       '',
-      ...[changedFilesNote(r), ...noiseNote(r.variants)].filter((l) => l !== undefined).flatMap((l) => [`> **Note:** ${l}`, '']),
+      ...[changedFilesNote(r), ...noiseNote(r.variants, r.bench)].filter((l) => l !== undefined).flatMap((l) => [`> **Note:** ${l}`, '']),
       ...otherBenchLines(r).flatMap((l) => [l, '']),
       'Re-measure:',
       '',

@@ -7,6 +7,7 @@ import type { VariantBench } from '../pipeline/manifest.js';
 import { formatBytes, formatPercent } from './format.js';
 import { comparePaired, describePaired, formatP } from './paired.js';
 import { comparableLatencies, latencyRatio } from './latency-ratio.js';
+import { otherLoadNote } from '../runtime/cpu-load.js';
 
 export interface Limits {
   maxSizeBytes?: number;
@@ -103,7 +104,7 @@ function missText(limit: LimitName, value: number, bound: number, miss: number):
   return miss < 0.0005 ? 'under 0.1 % over' : `${(miss * 100).toFixed(1)} % over`;
 }
 
-export function recommend(variants: readonly VariantBench[], limits: Limits): Recommendation {
+export function recommend(variants: readonly VariantBench[], limits: Limits, load: TimingLoad = {}): Recommendation {
   // Relative latency on one scale (latency-ratio.ts): per round of turns where the bench took them.
   const latency = comparableLatencies(variants);
   const ms = (v: VariantBench): number => latency.get(v)!;
@@ -151,7 +152,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
       lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
     }
     for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
-    lines.push(...noiseNote(variants).map((l) => `Note: ${l}`));
+    lines.push(...noiseNote(variants, load).map((l) => `Note: ${l}`));
     return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines };
   }
 
@@ -174,7 +175,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits): Re
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
-  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants).map((l) => `Note: ${l}`));
+  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants, load).map((l) => `Note: ${l}`));
   return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
 }
 
@@ -194,12 +195,25 @@ function tradeoff(v: VariantBench, choice: VariantBench): string {
 /** How widely the benchmark's latencies spread (p90 / p50): above 1.5, the machine was busy while timing. */
 export const NOISY_SPREAD = 1.5;
 
+/** What the bench stage counted of other processes' CPU while it timed (BenchResult). */
+export interface TimingLoad {
+  other_load_cores?: number | undefined;
+  cores?: number | undefined;
+}
+
 /** A note when the timings are too noisy to rank variants that differ by tens of percent (recommend, the run report). */
-export function noiseNote(variants: readonly VariantBench[]): string[] {
+export function noiseNote(variants: readonly VariantBench[], load: TimingLoad = {}): string[] {
+  const notes: string[] = [];
   const spread = (v: VariantBench): number => v.latency_ms.p90 / Math.max(v.latency_ms.p50, 1e-9);
   const worst = [...variants].sort((a, b) => spread(b) - spread(a))[0];
-  if (!worst || spread(worst) < NOISY_SPREAD) return [];
-  return [`The latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`];
+  if (worst && spread(worst) >= NOISY_SPREAD) {
+    notes.push(`The latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`);
+  }
+  const other = load.other_load_cores !== undefined && load.cores ? { otherCores: load.other_load_cores, cores: load.cores } : undefined;
+  if (otherLoadNote(other)) {
+    notes.push(`Other processes kept ${other!.otherCores.toFixed(1)} of the ${other!.cores} cores busy while the variants were timed: the latencies are slower than on a quiet machine (slim run --rerun bench measures again).`);
+  }
+  return notes;
 }
 
 /** What made a variant: the stage kinds along its `from` chain. */

@@ -157,7 +157,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     wall_seconds: manifest.wall_seconds,
     gpu_price_per_hour: manifest.gpu_price_per_hour,
     other_benches: otherBenches,
-    ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), eval_data: bench.eval_data } } : {}),
+    ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), ...(bench.other_load_cores !== undefined ? { other_load_cores: bench.other_load_cores, cores: bench.cores } : {}), eval_data: bench.eval_data } } : {}),
     variants,
     changed_files: changedFiles(runDir, variants),
     // Latency per round of turns where the bench took them (latency-ratio.ts), as recommend ranks it.

@@ -72,7 +72,7 @@ export function registerRecommend(program: Command): void {
       // A file replaced since it was measured: what is recommended is the measured file, not what is there.
       const changed = changedFilesNote(report);
       if (changed) log(`warning: ${changed}`);
-      const r = recommend(report.variants, limits);
+      const r = recommend(report.variants, limits, report.bench);
       const limitsJson = {
         ...(limits.maxSizeBytes !== undefined ? { max_size_bytes: limits.maxSizeBytes } : {}),
         ...(limits.maxLatencyMs !== undefined ? { max_latency_ms: limits.maxLatencyMs } : {}),

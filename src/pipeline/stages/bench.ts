@@ -36,7 +36,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
     ...(imageSize ? ['--image-size', imageSize.join(',')] : []), ...(spec.target === 'web' ? ['--target', 'web'] : []), '--json'];
   ctx.log(`  timing (top-1 is scored below, on the run's test images): slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
-  const measured = await runJson<{ threads: number; timed_in_turns?: boolean; models: BenchRow[] }>(ctx.slimCommand, args);
+  const measured = await runJson<{ threads: number; timed_in_turns?: boolean; other_load_cores?: number; cores?: number; models: BenchRow[] }>(ctx.slimCommand, args);
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
 
   const variants: VariantBench[] = [];
@@ -78,6 +78,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       ...(spec.target ? { target: spec.target } : {}),
       ...(measured.models[0]?.runtime ? { runtime: measured.models[0].runtime } : {}),
       ...(measured.timed_in_turns ? { timed_in_turns: true } : {}),
+      ...(measured.other_load_cores !== undefined && measured.cores ? { other_load_cores: measured.other_load_cores, cores: measured.cores } : {}),
       eval_data: isCifar10(data.name) ? `${data.name} test, first ${data.test.labels.length} images` : `${data.name} test, ${data.test.labels.length} images taken across the classes`,
       variants,
     },
