@@ -340,14 +340,17 @@ def export(model, path, size, fold_bn, dynamic_batch=True, fresh=False, batch=2,
     opset: older opsets are what torch.onnx before 1.12 wrote by default (9).
     functions: module classes written once as ONNX local functions (export_modules_as_functions).
     channels: 1 for a grayscale model.
-    free_size: height and width are free too (dynamic_axes on them)."""
+    free_size: height and width are free too (dynamic_axes on them); with dynamic_batch=False, they alone."""
     model.eval()
     if not fresh:
         randomize_bn(model)
     x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(2))
+    axes = {'input': {0: 'batch'}, 'logits': {0: 'batch'}} if dynamic_batch else {'input': {}}
+    if free_size:
+        axes['input'].update({2: 'height', 3: 'width'})
     torch.onnx.export(
         model, x, path, opset_version=opset, input_names=['input'], output_names=['logits'],
-        dynamic_axes=({'input': {0: 'batch', 2: 'height', 3: 'width'} if free_size else {0: 'batch'}, 'logits': {0: 'batch'}}) if dynamic_batch else None,
+        dynamic_axes=axes if dynamic_batch or free_size else None,
         do_constant_folding=fold_bn,
         training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
         **({'export_modules_as_functions': functions} if functions else {}),
@@ -416,6 +419,7 @@ if __name__ == '__main__':
     gnnet = TinyGNNet()
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet.onnx'), 16, fold_bn=True)
     export(gnnet, os.path.join(out, 'torch-tiny-gnnet-free.onnx'), 16, fold_bn=True, free_size=True)
+    export(gnnet, os.path.join(out, 'torch-tiny-gnnet-free-b1.onnx'), 16, fold_bn=True, free_size=True, dynamic_batch=False, batch=1)
     export(TinyGateNet(), os.path.join(out, 'torch-tiny-gatenet.onnx'), 16, fold_bn=True)
     gn1net = TinyGN1Net()
     export(gn1net, os.path.join(out, 'torch-tiny-gn1net.onnx'), 16, fold_bn=True)

@@ -278,6 +278,72 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect(maxRelDiff(ours, float32([side.input_dims[0]!, 10], torchOut))).toBeLessThan(1e-5);
   });
 
+  it("GroupNorm's pair with a free height (a -1 in the way back), after a Conv1d; a computed group count and a Transposed InstanceNormalization stop", async () => {
+    const groupNorm = (n: Net, x: string, c: number, groups: number, back: number[]): string => {
+      const folded = n.reshape(x, [0, groups, -1]);
+      const normed = n.op('InstanceNormalization', folded, n.constant(float32([groups], new Array(groups).fill(1))), n.constant(float32([groups], new Array(groups).fill(0))));
+      return n.op('Add', n.op('Mul', n.reshape(normed, back), n.weight([c, ...back.slice(2).map(() => 1)])), n.weight([c, ...back.slice(2).map(() => 1)], 0.1));
+    };
+    // A free height: torch's Shape(x) folds to [0, 8, -1, 8], the -1 the height (pruned pinned, as prune pins it).
+    const tall = new Net(['batch', 3, 8, 8]);
+    const gn = tall.op('Relu', groupNorm(tall, tall.conv('input', 3, 8), 8, 4, [0, 8, -1, 8]));
+    const tallGraph = tall.output(tall.gemm(tall.op('Flatten', tall.op('GlobalAveragePool', tall.conv(gn, 8, 6))), 6, 10));
+    // A Conv1d: [N, C, L] into groups and back, rank 3 on both sides.
+    const line = new Net(['batch', 3, 16]);
+    const conv1d = (x: string, cin: number, cout: number): string => line.node('Conv', [x, line.weight([cout, cin, 3], 0.3)], { kernel_shape: { type: 'ints', value: [3] }, pads: { type: 'ints', value: [1, 1] } })[0]!;
+    const gn1d = line.op('Relu', groupNorm(line, conv1d('input', 3, 8), 8, 4, [0, 8, 16]));
+    const pooled = line.node('ReduceMean', [conv1d(gn1d, 8, 6)], { axes: { type: 'ints', value: [2] }, keepdims: { type: 'int', value: 0 } })[0]!;
+    const lineGraph = line.output(line.gemm(pooled, 6, 10));
+    for (const [name, graph, dims] of [['free height', tallGraph, [2, 3, 8, 8]], ['conv1d', lineGraph, [2, 3, 16]]] as const) {
+      const dep = buildDependencyGraph(graph);
+      expect(dep.boundaries, name).toEqual([]);
+      expect(dep.groups[0]!.size, name).toBe(4);
+      const removed = new Uint8Array(dep.groupOf.length);
+      removed[dep.groups[0]!.components[2]!] = 1;
+      const pruned = removeChannels(dep, removed);
+      validateGraph(pruned);
+      const back = pruned.nodes.filter((n) => n.opType === 'Reshape')[1]!;
+      expect(Array.from(pruned.initializers.get(back.inputs[1]!)!.data as BigInt64Array, Number), name).toEqual(name === 'conv1d' ? [0, 6, 16] : [0, 6, -1, 8]);
+      expect((await ortOutput(pruned, randomImages([...dims]))).dims, name).toEqual([2, 10]);
+    }
+    // Written with its height free again, the pruned model runs at another height.
+    const freed = buildDependencyGraph(tallGraph);
+    const cut = new Uint8Array(freed.groupOf.length);
+    cut[freed.groups[0]!.components[2]!] = 1;
+    const tallPruned = removeChannels(freed, cut);
+    tallPruned.inputs = [{ ...tallPruned.inputs[0]!, shape: ['batch', 3, 'h', 8] }];
+    expect((await ortOutput(tallPruned, randomImages([2, 3, 12, 8]))).dims).toEqual([2, 10]);
+    // The group count computed from the channels (C / 2): pruning would change it as it went. Not followed.
+    const computed = new Net(['batch', 3, 8, 8]);
+    const x = computed.conv('input', 3, 8);
+    const dims = computed.op('Shape', x);
+    const half = computed.op('Div', computed.op('Gather', dims, computed.constant(int64([1], [1]))), computed.constant(int64([1], [2])));
+    const target = computed.concat([computed.constant(int64([1], [0])), half, computed.constant(int64([1], [-1]))], 0);
+    const folded = computed.op('Reshape', x, target);
+    const normed = computed.op('InstanceNormalization', folded, computed.constant(float32([4], [1, 1, 1, 1])), computed.constant(float32([4], [0, 0, 0, 0])));
+    const back = computed.op('Relu', computed.op('Reshape', normed, computed.op('Shape', x)));
+    const computedGraph = computed.output(computed.gemm(computed.op('Flatten', computed.op('GlobalAveragePool', computed.conv(back, 8, 6))), 6, 10));
+    expect(buildDependencyGraph(computedGraph).boundaries.map((b) => b.reason)).toEqual(expect.arrayContaining([expect.stringMatching(/^reshapes \[batch, 8, 8, 8\] to \[batch, 4, 128\] across the channel axis; its target shape is computed at run time/)]));
+    // Channels a Transpose put on an axis InstanceNormalization normalizes over: a boundary, not a silent change of statistics.
+    const moved = new Net(['batch', 3, 8, 8]);
+    const t = moved.node('Transpose', [moved.conv('input', 3, 8)], { perm: { type: 'ints', value: [0, 2, 1, 3] } })[0]!;
+    const movedNorm = moved.op('InstanceNormalization', t, moved.weight([8]), moved.weight([8]));
+    const movedGraph = moved.output(moved.gemm(moved.op('Flatten', moved.op('GlobalAveragePool', movedNorm)), 8, 10));
+    expect(buildDependencyGraph(movedGraph).boundaries.map((b) => b.reason)).toContain('it carries its channels on axis 2, where it would normalize over them');
+  });
+
+  it('a gate spread over the channels (Expand of one channel) follows the trunk and names no group, even when written first', () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 8));
+    const spread = n.op('Expand', n.op('Sigmoid', n.conv(x, 8, 1, { k: 1 })), n.constant(int64([4], [1, 16, 1, 1])));
+    const gated = n.op('Mul', n.op('Relu', n.conv(x, 8, 16)), spread);
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(gated, 16, 6)))), 6, 10));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries).toEqual([]);
+    const trunk = dep.groups.find((g) => g.members.has(spread))!;
+    expect([trunk.root.node.opType, trunk.size]).toEqual(['Conv', 16]);
+  });
+
   it('a reduction over the channels reads them and writes none: they stay prunable (spatial attention)', () => {
     const dep = buildDependencyGraph(spatialAttentionNet());
     expect(dep.boundaries).toEqual([]);

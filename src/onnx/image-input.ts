@@ -152,6 +152,21 @@ export function imageInputShapes(graph: Graph, size: readonly [number, number]):
   return { [input.name]: dims };
 }
 
+/**
+ * The graph with its image input's height and width free again ('height', 'width'), its batch and name
+ * as they are: a pinned free-size model (pinImageSize) whose original input is not at hand — the network
+ * inside a raw-pixel model, one whose batch was freed since. Pure.
+ */
+export function freeImageSize(graph: Graph): Graph {
+  const input = dataInputs(graph)[0];
+  const shape = input?.shape;
+  if (!input || !shape || shape.length !== 4) return graph;
+  const { h, w } = imageAxes(graph);
+  const freed: Dim[] = [...shape];
+  [freed[h], freed[w]] = ['height', 'width'];
+  return { ...graph, inputs: graph.inputs.map((v) => (v === input ? { ...v, shape: freed } : v)) };
+}
+
 /** `graph` with the input shapes `original` declares (undoes pinImageSize after a pass). Pure. */
 export function restoreInputShapes(graph: Graph, original: Graph): Graph {
   const declared = new Map(original.inputs.map((v) => [v.name, v.shape]));

@@ -34,5 +34,6 @@ export const equal = defineOp<Record<string, never>>({
     return [typeOf('bool', a && b ? broadcastShapes(a, b) : undefined)];
   },
   macs: () => 0,
-  foldValues: (ctx, outputs) => [foldBinary(ctx, outputs, (x, y) => Number(x === y))],
+  // Known values are integers held as doubles: beyond 2^53 two different ones may compare equal.
+  foldValues: (ctx, outputs) => [foldBinary(ctx, outputs, (x, y) => (Number.isSafeInteger(x) && Number.isSafeInteger(y) ? Number(x === y) : undefined))],
 });

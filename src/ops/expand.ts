@@ -55,7 +55,7 @@ export const expand = defineOp<Record<string, never>>({
       const channels = channelEntry(ctx);
       if (typeof channels === 'string') return channels;
       const outputAxes = channels.outputAxis === 1 ? {} : { outputAxes: [channels.outputAxis] };
-      return channels.spread ? { inputs: [], outputs: [0], coupling: 'independent', ...outputAxes } : samePorts([0], [0], channels.outputAxis);
+      return channels.spread ? { inputs: [], outputs: [0], coupling: 'independent', spread: true, ...outputAxes } : samePorts([0], [0], channels.outputAxis);
     },
     resize(ctx, keep) {
       const channels = channelEntry(ctx);

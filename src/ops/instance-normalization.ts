@@ -59,9 +59,14 @@ export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
   // Pruning: channel i in is channel i out; scale and B are sliced with it. In a GroupNorm (channel =
   // group, see Reshape's normGroups) they are fixed 1s and 0s that say nothing about a group's importance.
   channels: {
-    // Channels on a normalized axis (GroupNorm(1, C)'s [N, 1, C·H·W]) are read, and it normalizes over those kept.
+    // Channels spread over the normalized axis of GroupNorm(1, C)'s [N, 1, C·H·W] are read, and it
+    // normalizes over those kept. Channels on another axis of an image (after a Transpose) stop here.
     anyAxis: true,
-    ports: (ctx) => samePorts([0], [0], ctx.channelAxes[0]),
+    ports: (ctx) => {
+      const axis = ctx.channelAxes[0]!;
+      if (axis === 1) return samePorts([0], [0]);
+      return ctx.inputs[0]?.type.shape?.[1] === 1 ? samePorts([0], [0], axis) : `it carries its channels on axis ${axis}, where it would normalize over them`;
+    },
     params: (ctx) => {
       if (ctx.channelAxes[0] !== 1) return [];
       const fixed = allEqual(ctx.inputs[1]?.constant, 1) && allEqual(ctx.inputs[2]?.constant, 0);

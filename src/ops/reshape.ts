@@ -67,41 +67,51 @@ export const reshape = defineOp<ReshapeAttrs>({
   channels: {
     anyAxis: true,
     ports(ctx) {
-      const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
-      let reason = `its input carries channels on axis ${ctx.channelAxes[0]}`;
-      if (ctx.channelAxes[0] === 1) {
-        const r = channelReshape(ctx, target, ctx.attrs.allowZero);
-        if (typeof r !== 'string') {
-          if (r.rewrite && !ctx.attrs.shape && !ctx.inputs[1]?.constant) return `its target shape is computed at run time${FOLD_HINT}`;
-          return r.ports;
-        }
-        reason = r;
-      }
-      const regroup = channelRegroup(ctx);
-      if (typeof regroup !== 'string') return regroup.ports;
-      const groups = normGroups(ctx);
-      return typeof groups === 'string' ? `${reason}; ${regroup}; ${groups}` : groups.ports;
+      const form = reshapeForm(ctx);
+      return typeof form === 'string' ? form : form.ports;
     },
     resize(ctx, keep) {
       const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
       const kept = keep.outputs[0]?.length;
-      if (!target || kept === undefined) return {};
-      // The target entry that spells out the channel count, when it is stored and must be rewritten.
-      let entry: number | undefined;
-      const r = ctx.channelAxes[0] === 1 ? channelReshape(ctx, target, ctx.attrs.allowZero) : 'not a plain reshape';
-      if (typeof r !== 'string') {
-        if (r.rewrite) entry = 1;
-      } else {
-        const regroup = channelRegroup(ctx);
-        const form = typeof regroup === 'string' ? normGroups(ctx) : regroup;
-        if (typeof form !== 'string' && form.stored && form.entry !== undefined && target[form.entry] !== -1) entry = form.entry;
-      }
-      if (entry === undefined) return {};
-      const shape = target.map((d, i) => (i === entry ? kept : Number(d)));
+      const form = reshapeForm(ctx);
+      // Only a stored entry that spells out the channel count is rewritten; a computed one follows by itself.
+      if (!target || kept === undefined || typeof form === 'string' || !form.stored || form.entry === undefined || target[form.entry] === -1) return {};
+      const shape = target.map((d, i) => (i === form.entry ? kept : Number(d)));
       return ctx.attrs.shape ? { attributes: { shape: { type: 'ints', value: shape } } } : { inputs: { 1: int64([shape.length], shape) } };
     },
   },
 });
+
+/** How channels pass one Reshape: its ports, the target entry that holds their count, and whether the target is stored. */
+interface ReshapeForm {
+  ports: ChannelPorts;
+  entry?: number;
+  stored: boolean;
+}
+
+/** The first form that fits — a reshape keeping the channel axis, a regroup of it, GroupNorm's pair — or why none does. */
+function reshapeForm(ctx: ChannelContext<ReshapeAttrs>): ReshapeForm | string {
+  const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
+  const stored = Boolean(ctx.attrs.shape || ctx.inputs[1]?.constant);
+  let reason = `its input carries channels on axis ${ctx.channelAxes[0]}`;
+  if (ctx.channelAxes[0] === 1) {
+    const r = channelReshape(ctx, target, ctx.attrs.allowZero);
+    if (typeof r !== 'string') {
+      if (!r.rewrite) return { ports: r.ports, stored };
+      if (stored) return { ports: r.ports, entry: 1, stored };
+      // Computed from the Shape of a value with these channels (GroupNorm(C, C)'s way back in a free-size export).
+      const follows = computedChannelSource(ctx, target!.length);
+      if (!follows) return `its target shape is computed at run time${FOLD_HINT}`;
+      return { ports: { ...r.ports, sameChannels: [{ value: follows, port: { side: 'out', slot: 0 } }] }, entry: 1, stored };
+    }
+    reason = r;
+  }
+  const regroup = channelRegroup(ctx);
+  if (typeof regroup !== 'string') return regroup;
+  const groups = normGroups(ctx);
+  if (groups === undefined) return `${reason}; ${regroup}`;
+  return typeof groups === 'string' ? `${reason}; ${groups}` : groups;
+}
 
 /**
  * A split of the channel axis c into [G, C/G] (channels land on axis c + 1, the G parts' positions tied)
@@ -109,7 +119,7 @@ export const reshape = defineOp<ReshapeAttrs>({
  * the target entry that holds the channel count, and whether the target is stored (to be rewritten) —
  * else it is computed and must follow the channel count by itself. Or why not.
  */
-function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry: number; stored: boolean } | string {
+function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): ReshapeForm | string {
   const x = ctx.inputs[0]?.type.shape;
   const y = ctx.outputs[0]?.shape;
   const c = ctx.channelAxes[0]!;
@@ -155,49 +165,58 @@ function channelRegroup(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPort
  * of the grouped value is channels g·a … g·a + a − 1 (a = C / G) of the plain one, so pruning removes
  * whole groups: GroupNorm(G, C) becomes GroupNorm(G′, G′·a). The groups kept see exactly the channels
  * they saw before, so their statistics do not move — unlike pruning a few channels out of every group,
- * which shifts every group's mean and variance. The ports, the target entry that holds the group or
- * channel count, and whether it is stored — or why this is not such a reshape.
+ * which shifts every group's mean and variance. Undefined when the shapes are not such a pair at all.
  */
-function normGroups(ctx: ChannelContext<ReshapeAttrs>): { ports: ChannelPorts; entry?: number; stored: boolean } | string {
+function normGroups(ctx: ChannelContext<ReshapeAttrs>): ReshapeForm | string | undefined {
   const x = ctx.inputs[0]?.type.shape;
   const y = ctx.outputs[0]?.shape;
   const target = ctx.attrs.shape ?? ctx.inputs[1]?.known?.values;
-  const notGroups = 'not GroupNorm\'s split of the channels into groups';
   const axis = ctx.channelAxes[0];
-  if (!x || !y || !target || x[0] !== y[0]) return notGroups;
-  // Back from one group, the channels arrive spread over axis 2 (see below).
-  const fold = y.length === 3 && x.length >= 3 && axis === 1;
-  const unfold = x.length === 3 && y.length >= 3 && (axis === 1 || (axis === 2 && x[1] === 1));
+  if (!x || !y || !target || x[0] !== y[0] || typeof x[1] !== 'number' || typeof y[1] !== 'number') return undefined;
+  // Into groups: fewer entries on axis 1, each a run of channels; back: more. (A Conv1d's [N, C, L] has
+  // rank 3 on both sides: the counts tell the way.) Back from one group, the channels arrive spread
+  // over axis 2 (below).
+  const fold = y.length === 3 && x.length >= 3 && axis === 1 && y[1] < x[1] && x[1] % y[1] === 0;
+  const unfold = !fold && x.length === 3 && y.length >= 3 && ((axis === 1 && x[1] < y[1] && y[1] % x[1] === 0) || (axis === 2 && x[1] === 1));
+  if (!fold && !unfold) return undefined;
   const [groups, channels] = fold ? [y[1], x[1]] : [x[1], y[1]];
-  if ((!fold && !unfold) || typeof groups !== 'number' || typeof channels !== 'number' || channels % groups !== 0) return notGroups;
   const stored = Boolean(ctx.attrs.shape || ctx.inputs[1]?.constant);
-  // Into groups, the entry after the groups takes any size (-1): each group keeps its own. Back, only
-  // the channel entry may follow the count; a -1 elsewhere would absorb it.
-  if (fold && (target[1] !== groups || target[2] !== -1)) return `${notGroups} ([N, ${groups}, -1])`;
-  if (unfold && target.some((d, i) => d === -1 && i !== 1)) return 'a -1 elsewhere in its target would absorb the pruned channels';
-  // A target computed from the Shape of the value the groups were made from (a free-size export):
-  // after pruning it reads that value's channel count, so those channels are tied to the output's.
+  const into = (from: 'in' | 'out', count: number, span: number): ChannelLink => ({
+    from: { side: from, slot: 0 }, to: { side: from === 'in' ? 'out' : 'in', slot: 0 }, fromStart: 0, toStart: 0, count, span,
+  });
+  if (fold) {
+    // The entry after the groups takes any size (-1): each group keeps its own. The group count is
+    // rewritten, so it must be stored — or, for one group, a computed constant.
+    if (target[1] !== groups || target[2] !== -1) return `its target is not [N, ${groups}, -1], the form GroupNorm's split into groups takes`;
+    const entries = stored ? undefined : ctx.shapeExpr?.(ctx.node.inputs[1]!);
+    if (!stored && (groups !== 1 || !entries?.slice(1).every((e) => e.kind === 'const'))) return `its target shape is computed at run time${FOLD_HINT}`;
+    if (groups > 1) return { ports: { inputs: [0], outputs: [0], coupling: [into('out', groups, channels / groups)] }, entry: 1, stored };
+    // GroupNorm(1, C) normalizes each sample over all its channels, as a LayerNorm over C, H, W: it has
+    // no groups to drop, so channels go one at a time and it normalizes over those kept (as
+    // LayerNormalization does here). Channel c is the c-th run of H·W entries on axis 2 of [N, 1, C·H·W].
+    const span = spatialSize(x);
+    if (span === undefined) return 'its height and width are not static';
+    return { ports: { inputs: [0], outputs: [0], coupling: [into('in', channels, span)], outputAxes: [2] }, stored };
+  }
+  // Back: the channel entry is rewritten (stored), inferred (-1), or computed from the Shape of the value
+  // the groups were made from (a free-size export) — then those channels are tied to the output's. A -1
+  // elsewhere (a free height) resolves as before once the channel entry holds the count kept.
   let follows: string | undefined;
-  if (unfold && !stored && target[1] !== -1) {
+  if (!stored && target[1] !== -1) {
     follows = computedChannelSource(ctx, target.length);
     if (!follows) return `its target shape is computed in a way pruning cannot follow${FOLD_HINT}`;
   }
   const sameAs = follows ? { sameChannels: [{ value: follows, port: { side: 'out' as const, slot: 0 } }] } : {};
-  const into = (from: 'in' | 'out', count: number, span: number): ChannelLink => ({
-    from: { side: from, slot: 0 }, to: { side: from === 'in' ? 'out' : 'in', slot: 0 }, fromStart: 0, toStart: 0, count, span,
-  });
-  if (groups === 1) {
-    // GroupNorm(1, C) normalizes each sample over all its channels, as a LayerNorm over C, H, W: it has
-    // no groups to drop, so channels go one at a time and it normalizes over those kept (as
-    // LayerNormalization does here). Channel c is the c-th run of H·W entries on axis 2 of [N, 1, C·H·W].
-    const spatial = (fold ? x : y).slice(2);
-    if (!spatial.every((d): d is number => typeof d === 'number')) return `${notGroups}: its height and width are not static`;
-    const span = spatial.reduce((a, b) => a * b, 1);
-    if (fold) return { ports: { inputs: [0], outputs: [0], coupling: [into('in', channels, span)], outputAxes: [2] }, stored };
-    return { ports: { inputs: [0], outputs: [0], coupling: [into('out', channels, span)], ...sameAs }, entry: 1, stored };
-  }
-  const link = fold ? into('out', groups, channels / groups) : into('in', groups, channels / groups);
+  const span = groups === 1 ? spatialSize(y) : channels / groups;
+  if (span === undefined) return 'its height and width are not static';
+  const link = groups === 1 ? into('out', channels, span) : into('in', groups, span);
   return { ports: { inputs: [0], outputs: [0], coupling: [link], ...sameAs }, entry: 1, stored };
+}
+
+/** H·W (the product of the axes after the channels) when static. */
+function spatialSize(shape: readonly Dim[]): number | undefined {
+  const rest = shape.slice(2);
+  return rest.every((d): d is number => typeof d === 'number') ? rest.reduce((a, b) => a * b, 1) : undefined;
 }
 
 /** The value whose channel count a computed target's channel entry (1) reads, every other entry independent of any channel count. */

@@ -23,10 +23,9 @@ export const where = defineOp<Record<string, never>>({
   },
   macs: () => 0,
   foldValues(ctx, outputs) {
-    const known = [0, 1, 2].map((i) => ctx.inputs[i]?.known);
+    const [cond, x, y] = [0, 1, 2].map((i) => ctx.inputs[i]?.known);
     const shape = outputs[0]?.shape;
-    if (known.some((k) => !k) || !isStatic(shape)) return [undefined];
-    const [cond, x, y] = known as [NonNullable<(typeof known)[0]>, NonNullable<(typeof known)[0]>, NonNullable<(typeof known)[0]>];
+    if (!cond || !x || !y || !isStatic(shape)) return [undefined];
     const n = shape.reduce((p, d) => p * d, 1);
     const values: Dim[] = [];
     for (let i = 0; i < n; i++) {

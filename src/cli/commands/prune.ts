@@ -173,8 +173,10 @@ export function registerPrune(program: Command): void {
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
       // --mean/--std become the model's recorded statistics: mean replacement, fine-tuning and the written model use them.
-      const pinned = withGivenNormalization(free && size ? pinForPruning(loaded.graph, size) : loaded.graph, options);
-      if (options.analyze) return analyze(file, pinned, options, Boolean(free && size));
+      // Pinned to the size it is pruned at, its shape computations folded first (pinForPruning).
+      const pinnedFree = Boolean(free && size);
+      const pinned = withGivenNormalization(pinnedFree ? pinForPruning(loaded.graph, size!) : loaded.graph, options);
+      if (options.analyze) return analyze(file, pinned, options, pinnedFree);
       // Mean replacement and fine-tuning feed batches of many images.
       const batch = options.data ? forBatches(pinned, file, { data: options }) : asExported(pinned);
       const graph = batch.graph;
@@ -182,7 +184,7 @@ export function registerPrune(program: Command): void {
       const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, file, options);
-      const tuner = makeTuner(graph, file, options, data, free && size ? loaded.graph : undefined);
+      const tuner = makeTuner(graph, file, options, { data, freeImageSize: pinnedFree });
       const calibration = calibrationFor(graph, file, options, data);
       if (options.structured && !data && !options.finetune) {
         log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
@@ -195,7 +197,7 @@ export function registerPrune(program: Command): void {
       let testAccuracy: number | undefined;
       let nm: { n: number; m: number; tensors: ReadonlySet<string> } | undefined;
       if (options.structured) {
-        const r = await structured(graph, options, tuner, calibration, Boolean(free && size));
+        const r = await structured(graph, options, tuner, calibration, pinnedFree);
         if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
           log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} ${options.targetMacs !== undefined ? 'the MAC target was out of reach' : 'the cut removed nothing'}, its narrow layers unable to lose channels`);
         }
@@ -255,7 +257,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
-      await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, Boolean(free && size));
+      await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       await writeMadeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);
@@ -413,7 +415,8 @@ function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { tra
   return { images: data.train, normalization: normalizationFor(graph, o, file), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
 }
 
-function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet; test: ImageSet } | undefined, freeSizeModel: Graph | undefined): FineTuner | undefined {
+/** `freeImageSize`: `graph` is a free-size model pinned to the data's size (FineTuner's freeImageSize). */
+function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImageSize }: { data: { train: ImageSet; test: ImageSet } | undefined; freeImageSize: boolean }): FineTuner | undefined {
   if (!data || (!o.finetune && o.importance !== 'taylor')) return undefined;
   // Before pruning: fine-tuning (or Taylor's gradients) on images of another size would train the model at a size it is not written for.
   checkImageSize(graph, data.train, file, '--data');
@@ -422,7 +425,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, data: { train: I
   let barEpoch = -1;
   return engineFineTuner({
     data: { train, test },
-    ...(freeSizeModel ? { freeSizeModel } : {}),
+    ...(freeImageSize ? { freeImageSize } : {}),
     device: o.device,
     ...(autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
     batch: o.batch,

@@ -245,10 +245,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   extra['ort_float_ops'] = kernels.floatOps;
   const keptFloat = new Set(((extra['float_nodes'] as { node: string }[] | undefined) ?? []).map((f) => f.node));
   const unfused = options.mode === 'static' ? unfusedNodes(output, kernels, keptFloat) : [];
-  if (unfused.length) {
-    extra['ort_unfused_nodes'] = unfused.map((u) => ({ node: u.node, op_type: u.opType }));
-    extra['ort_unfused_reason'] = unfusedReason(options.activationType);
-  }
+  if (unfused.length) extra['ort_unfused_nodes'] = unfused.map((u) => ({ node: u.node, op_type: u.opType, reason: unfusedReason(options.activationType, u.opType) }));
   const summary: Record<string, unknown> = {
     file,
     output: options.output,
@@ -305,32 +302,33 @@ function humanSummary(s: Record<string, unknown>): string {
   const floatOps = Object.entries((s['ort_float_ops'] as Record<string, number> | undefined) ?? {});
   lines.push(`  ONNX Runtime runs ${Object.entries(s['ort_ops'] as Record<string, number>).map(([op, n]) => `${op} ×${n}`).join(', ')}`);
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') : 'none'}`);
-  const unfused = s['ort_unfused_nodes'] as { node: string }[] | undefined;
-  if (unfused?.length) {
-    lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) — ${s['ort_unfused_reason']}: ${unfused.slice(0, 4).map((u) => u.node).join(', ')}${unfused.length > 4 ? `, … ${unfused.length - 4} more` : ''}`);
-  }
+  const unfused = s['ort_unfused_nodes'] as { node: string; reason: string }[] | undefined;
+  if (unfused?.length) lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) (--json lists them all)`, ...byReason(unfused));
   const floatNodes = s['float_nodes'] as { node: string; reason: string }[] | undefined;
-  if (floatNodes?.length) {
-    // Grouped by reason, a few names each: MobileNetV3's 28 activations would fill a screen otherwise.
-    const byReason = new Map<string, string[]>();
-    for (const f of floatNodes) byReason.set(f.reason, [...(byReason.get(f.reason) ?? []), f.node]);
-    lines.push(`  left float: ${floatNodes.length} node(s) (--json lists them all)`);
-    for (const [reason, nodes] of byReason) lines.push(`    ${nodes.length} × ${reason}: ${nodes.slice(0, 4).join(', ')}${nodes.length > 4 ? `, … ${nodes.length - 4} more` : ''}`);
-  }
+  if (floatNodes?.length) lines.push(`  left float: ${floatNodes.length} node(s) (--json lists them all)`, ...byReason(floatNodes));
   const report = s['report'] as { markdown: string } | undefined;
   if (report) lines.push(`  report: ${report.markdown}`);
   return lines.join('\n');
 }
 
+/** Nodes grouped by reason, a few names each: MobileNetV3's 28 activations would fill a screen otherwise. */
+function byReason(nodes: readonly { node: string; reason: string }[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const f of nodes) groups.set(f.reason, [...(groups.get(f.reason) ?? []), f.node]);
+  return [...groups].map(([reason, names]) => `    ${names.length} × ${reason}: ${names.slice(0, 4).join(', ')}${names.length > 4 ? `, … ${names.length - 4} more` : ''}`);
+}
+
 /**
- * Why ONNX Runtime left quantized nodes in float. Its QDQ fusion takes int8 activations on arm64 only
- * (QDQIsInt8Allowed): on x64 a Conv whose output feeds an activation stays float between its Q/DQ pairs.
- * Measured on a small ResNet: int8 activations fuse 2 of 5 Convs on x64 and all 5 on arm64 (qemu);
- * uint8 fuses all 5 on both.
+ * Why ONNX Runtime left a quantized node in float. Its QDQ fusion of Conv and MatMul takes int8
+ * activations on arm64 only (QDQIsInt8Allowed): on x64 most such Convs stay float between their Q/DQ
+ * pairs. Measured on a small ResNet: int8 activations fuse 2 of 5 Convs on x64 and all 5 on arm64
+ * (qemu); uint8 fuses all 5 on both. Other ops have no such gate.
  */
-export function unfusedReason(activationType: string, arch: string = process.arch): string {
-  if (activationType === 'int8' && arch === 'x64') return 'ONNX Runtime on x64 fuses int8 activations into few integer kernels (arm64 fuses them; for an x64 target keep the default --activation-type uint8)';
-  return 'ONNX Runtime has no fused integer kernel for their pattern here';
+export function unfusedReason(activationType: 'uint8' | 'int8', opType: string, arch: string = process.arch): string {
+  if (activationType === 'int8' && arch === 'x64' && ['Conv', 'MatMul', 'Gemm'].includes(opType)) {
+    return 'ONNX Runtime on x64 fuses Conv and MatMul with int8 activations into few integer kernels (arm64 fuses them; for an x64 target keep the default --activation-type uint8)';
+  }
+  return 'no fused integer kernel for this pattern in ONNX Runtime here';
 }
 
 /** A small model's weights are a small part of its file: the Q/DQ nodes (and their names) can outweigh what int8 saves. */

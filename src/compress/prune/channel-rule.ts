@@ -72,6 +72,11 @@ export interface ChannelPorts {
    * `Shape(value)` sizes the port after pruning, so both must lose the same channels.
    */
   sameChannels?: { value: string; port: SlotRef }[];
+  /**
+   * The outputs' channels are copies of one value (Expand spreading it over the channel axis): they follow
+   * whatever channels they meet, and name no group (a group's root is a layer that makes its channels).
+   */
+  spread?: boolean;
 }
 
 /**

@@ -5,7 +5,7 @@
  * or output, a stored tensor used as data, or a node without a channel rule are frozen. What remains
  * falls into groups (group.ts) — one per set of values that share channels, e.g. a residual stage.
  */
-import { dataInputs, type Graph, type Node } from '../../onnx/graph.js';
+import { dataInputs, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { nodeDependencies, type Dependency } from './dependency.js';
 import { channelDim } from './rules.js';
@@ -83,9 +83,8 @@ interface Builder {
 export function buildDependencyGraph(graph: Graph, facts: InferenceResult = inferShapes(graph)): DependencyGraph {
   const axisOf = new Map<string, number>();
   const shapeExpr = shapeExprs(graph, facts, (v) => axisOf.get(v));
-  const writers = new Map<string, Node>();
-  for (const n of graph.nodes) for (const v of n.outputs) if (v) writers.set(v, n);
-  const producer = (value: string): Node | undefined => writers.get(value);
+  const index = new GraphIndex(graph);
+  const producer = (value: string): Node | undefined => index.producer.get(value);
   const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, { shapeExpr, producer }));
   const frozen = new Map<string, string>();
   const channelsOf = (value: string): number | string | undefined => channelDim(facts.types.get(value)?.shape, axisOf.get(value));
@@ -233,7 +232,7 @@ function numberComponents(b: Builder, total: number): { component: Int32Array; c
 function sourceValues(nodes: DepNode[]): Set<string> {
   const sources = new Set<string>();
   for (const dep of nodes) {
-    if (dep.ports?.coupling === 'independent') for (const slot of dep.ports.outputs) sources.add(portValue(dep, 'out', slot) ?? '');
+    if (dep.ports?.coupling === 'independent' && !dep.ports.spread) for (const slot of dep.ports.outputs) sources.add(portValue(dep, 'out', slot) ?? '');
   }
   return sources;
 }

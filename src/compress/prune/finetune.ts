@@ -16,7 +16,7 @@ import { makeTensor } from '../../onnx/tensor.js';
 import { hasBatchNorm, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { foldBatchNorm } from '../../passes/index.js';
 import { normalizationOf } from '../../zoo/metadata.js';
-import { pinImageSize, restoreInputShapes } from '../../onnx/image-input.js';
+import { freeImageSize, pinImageSize } from '../../onnx/image-input.js';
 
 export interface FineTuneOptions {
   epochs: number;
@@ -68,12 +68,11 @@ export interface EngineTunerOptions {
   /** A fine-tuning continued from its checkpoint: after how many epochs. */
   onResumed?: (epochs: number) => void;
   /**
-   * The model as loaded, when the graphs given here are it pinned to one height and width (a free-size
-   * model pruned at a size, pinForPruning): each trains with its free input back — the engine folds the
-   * shape computations that read the height and width at the data's size — and comes back pinned, so the
-   * model written still computes them and runs at every size.
+   * The graphs given here are a free-size model pinned to the data's height and width (pinForPruning):
+   * each trains with them free again — the engine folds the shape computations that read them at the
+   * data's size — and comes back pinned, so the model written still computes them and runs at every size.
    */
-  freeSizeModel?: Graph;
+  freeImageSize?: boolean;
   /** A checkpoint that belonged to other cuts (or, in a recipe, other settings) was discarded (why). */
   onDiscarded?: (why: string) => void;
   /** A checkpoint of other settings is refused, not discarded (`slim prune --resume`); one of other cuts still starts over. */
@@ -101,7 +100,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
     async finetune(graph, f) {
       const checkpointDir = o.checkpointDir ? path.join(o.checkpointDir, `finetune-${++calls}`) : undefined;
       const { trainModel } = await import('../../engine/train.js');
-      const input = o.freeSizeModel ? restoreInputShapes(graph, o.freeSizeModel) : graph;
+      const input = o.freeImageSize ? freeImageSize(graph) : graph;
       const start = o.reinsertBatchNorm === false
         ? { graph: input, inserted: 0 }
         : await withTrainingBatchNorm(input, o.data.train, { normalization: normalizationFor(graph), ...(o.seed !== undefined ? { seed: o.seed } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
@@ -144,7 +143,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
       const [, height, width] = o.data.train.imageShape;
-      return { graph: o.freeSizeModel ? pinImageSize(tuned, [height, width]) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
+      return { graph: o.freeImageSize ? pinImageSize(tuned, [height, width]) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
 
     async gradients(graph, { batches: count }) {

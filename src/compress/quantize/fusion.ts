@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeModel } from '../../onnx/io.js';
-import type { Graph } from '../../onnx/graph.js';
+import { GraphIndex, type Graph } from '../../onnx/graph.js';
 import { openSession } from '../../runtime/ort.js';
 
 /** Integer kernels and int8-capable data movement (ORT keeps these on int8 data after QDQ fusion). */
@@ -37,9 +37,10 @@ const NOT_COMPUTE: ReadonlySet<string> = new Set(['DequantizeLinear', 'Shape', '
  * left float itself (already reported with their reason).
  */
 export function unfusedNodes(written: Graph, kernels: OrtKernels, keptFloat: ReadonlySet<string>): { node: string; opType: string }[] {
-  const producer = new Map<string, string>();
-  for (const n of written.nodes) for (const o of n.outputs) if (o) producer.set(o, n.opType);
-  const quantized = new Set(written.nodes.filter((n) => n.opType !== 'QuantizeLinear' && n.opType !== 'DequantizeLinear' && n.inputs.some((v) => producer.get(v) === 'DequantizeLinear')).map((n) => n.name));
+  const index = new GraphIndex(written);
+  const dequantized = (v: string): boolean => index.producer.get(v)?.opType === 'DequantizeLinear';
+  // By name (ORT keeps the names of nodes it leaves alone); unnamed ones cannot be told apart.
+  const quantized = new Set(written.nodes.filter((n) => n.name && n.opType !== 'QuantizeLinear' && n.opType !== 'DequantizeLinear' && n.inputs.some(dequantized)).map((n) => n.name));
   return kernels.floatNodes.filter((f) => quantized.has(f.node) && !keptFloat.has(f.node));
 }
 

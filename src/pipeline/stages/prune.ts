@@ -43,7 +43,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
     ? timed(
         engineFineTuner({
           data: { train: data.train, test: data.test },
-          ...(freeSize ? { freeSizeModel: source } : {}),
+          ...(freeSize ? { freeImageSize: true } : {}),
           device,
           batch: spec.finetune.batch,
           lr: spec.finetune.lr,
