@@ -10,7 +10,9 @@ import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { loadedModelStats, modelStats } from '../src/runtime/stats.js';
 import { checkImageSizeFits } from '../src/onnx/image-input.js';
-import { convertFloat16 } from '../src/compress/quantize/index.js';
+import { calibrationTargets, computeParams, convertFloat16, DEFAULT_STATIC, insertQdq, planQuantization, prepareFloatGraph, type TensorRange } from '../src/compress/quantize/index.js';
+import { constantsToInitializers } from '../src/passes/index.js';
+import { parameterLayers, parametersOf } from '../src/passes/freeze-layers.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixture = (name: string): string => path.join(REPO, 'test/fixtures', name);
@@ -26,6 +28,9 @@ const TORCH_PARAMS: Record<string, number> = {
   'torch-tiny-resnet.onnx': 2930,
   'torch-tiny-resnet-folded.onnx': 2874,
   'torch-tiny-mobilenet.onnx': 1202,
+  // TinyGNNet / TinyGN1Net (GroupNorm: its γ and β are the Mul and Add after torch's InstanceNormalization).
+  'torch-tiny-gnnet.onnx': 13330,
+  'torch-tiny-gn1net.onnx': 4082,
 };
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {
@@ -51,6 +56,21 @@ describe('modelStats on PyTorch exports', () => {
       expect(Object.values(stats.opHistogram).reduce((a, v) => a + v, 0)).toBe(graph.nodes.length);
     });
   }
+
+  it("GroupNorm's fixed 1s and 0s are no parameters wherever they are stored: as initializers (a trained model), behind Q/DQ pairs (int8), per layer", async () => {
+    const { graph } = await loadModel(fixture('torch-tiny-gnnet.onnx'));
+    const stored = constantsToInitializers(graph);
+    expect(modelStats(stored, inferShapes(stored)).params).toBe(13330);
+    const perLayer = [...parameterLayers(stored).values()].flat().flatMap((n) => parametersOf(stored, n));
+    expect(perLayer.reduce((sum, name) => sum + stored.initializers.get(name)!.data.length, 0)).toBe(13330);
+    // int8: the convs, γ and β behind DequantizeLinear, counted once each; the norms' 1s and 0s stay out.
+    const prepared = prepareFloatGraph(graph, DEFAULT_STATIC);
+    const plan = planQuantization(prepared.graph, prepared.facts, DEFAULT_STATIC);
+    const ranges = new Map<string, TensorRange>(calibrationTargets(plan).map((t) => [t, { min: -1, max: 2 }]));
+    const int8 = insertQdq(prepared.graph, plan, computeParams(prepared.graph, plan, ranges, DEFAULT_STATIC));
+    expect(int8.nodes.filter((n) => n.opType === 'InstanceNormalization' && int8.nodes.some((q) => q.opType === 'DequantizeLinear' && q.outputs[0] === n.inputs[0])).length).toBe(7);
+    expect(modelStats(int8, inferShapes(int8)).params).toBe(13330);
+  });
 
   it("a fresh export's parameters torch.onnx stored once (Identity nodes) count as PyTorch counts them", async () => {
     // Default init: every γ and running variance is one tensor of ones, every β and mean one of zeros.

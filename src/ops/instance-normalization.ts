@@ -2,8 +2,9 @@ import { FLOAT_DTYPES } from '../onnx/dtype.js';
 import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
-import { single, type LowerContext } from '../engine/lowering.js';
+import { single } from '../engine/lowering.js';
 import type { Tensor } from '../onnx/tensor.js';
+import type { Graph, GraphIndex, Node } from '../onnx/graph.js';
 import { samePorts, vectorParams } from '../compress/prune/rules.js';
 
 export interface InstanceNormalizationAttrs {
@@ -14,14 +15,28 @@ const allEqual = (t: Tensor | undefined, v: number): boolean => t?.dtype === 'fl
 
 /**
  * torch's GroupNorm export: Reshape → InstanceNormalization(scale all 1, B all 0, constants) → Reshape;
- * GroupNorm's own affine is the Mul and Add after. PyTorch has no parameters for those 1s and 0s, so
- * they stay constants in training (only an InstanceNorm2d's own affine trains).
+ * GroupNorm's own affine is the Mul and Add after. PyTorch has no parameters for those 1s and 0s: they
+ * stay constants in training (only an InstanceNorm2d's own affine trains) and are not counted.
  */
-function groupNormCore(ctx: LowerContext<InstanceNormalizationAttrs>): boolean {
-  const [x, scale, bias] = ctx.inputs;
-  if (!x || ctx.producer(x.name)?.opType !== 'Reshape') return false;
-  const readers = ctx.consumers(ctx.node.outputs[0]!);
-  return readers.length > 0 && readers.every((r) => r.opType === 'Reshape') && allEqual(scale?.constant, 1) && allEqual(bias?.constant, 0);
+function groupNormCore(o: { input?: Node | undefined; readers: readonly Node[]; scale?: Tensor | undefined; bias?: Tensor | undefined }): boolean {
+  return o.input?.opType === 'Reshape' && o.readers.length > 0 && o.readers.every((r) => r.opType === 'Reshape') && allEqual(o.scale, 1) && allEqual(o.bias, 0);
+}
+
+/**
+ * Whether `node` is the InstanceNormalization of a torch.onnx GroupNorm (its scale and B stored 1s and
+ * 0s), also in an int8 model, where QuantizeLinear → DequantizeLinear pairs stand between it and its Reshapes.
+ */
+export function isGroupNormCore(node: Node, graph: Graph, index: GraphIndex): boolean {
+  const [x, scale, bias] = node.inputs;
+  const writer = (v: string): Node | undefined => {
+    const p = index.producer.get(v);
+    const q = p?.opType === 'DequantizeLinear' ? index.producer.get(p.inputs[0] ?? '') : undefined;
+    return q?.opType === 'QuantizeLinear' ? index.producer.get(q.inputs[0] ?? '') : p;
+  };
+  const readers = (v: string): Node[] => index.consumersOf(v).flatMap((r) => (r.opType === 'QuantizeLinear' || r.opType === 'DequantizeLinear' ? readers(r.outputs[0] ?? '') : [r]));
+  return node.opType === 'InstanceNormalization' && groupNormCore({
+    input: writer(x ?? ''), readers: readers(node.outputs[0] ?? ''), scale: graph.initializers.get(scale ?? ''), bias: graph.initializers.get(bias ?? ''),
+  });
 }
 
 /**
@@ -54,7 +69,8 @@ export const instanceNormalization = defineOp<InstanceNormalizationAttrs>({
   lower(ctx) {
     if (ctx.inputs[0]!.type.dtype !== 'float32') throw new OpError('the engine trains float32 InstanceNormalization only');
     const [, scale, bias] = ctx.node.inputs;
-    return single('instance_norm', { floats: [ctx.attrs.epsilon] }, groupNormCore(ctx) ? {} : { params: [scale!, bias!] });
+    const core = groupNormCore({ input: ctx.producer(ctx.node.inputs[0]!), readers: ctx.consumers(ctx.node.outputs[0]!), scale: ctx.inputs[1]?.constant, bias: ctx.inputs[2]?.constant });
+    return single('instance_norm', { floats: [ctx.attrs.epsilon] }, core ? {} : { params: [scale!, bias!] });
   },
   // Pruning: channel i in is channel i out; scale and B are sliced with it. In a GroupNorm (channel =
   // group, see Reshape's normGroups) they are fixed 1s and 0s that say nothing about a group's importance.

@@ -12,7 +12,8 @@
  * is frozen with it. Pure.
  */
 import { SlimError, usageError } from '../errors.js';
-import type { Graph, Node } from '../onnx/graph.js';
+import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
+import { isGroupNormCore } from '../ops/instance-normalization.js';
 import { freezeBatchNorm } from './freeze-batchnorm.js';
 import { untieIdentityWeights } from './untie-weights.js';
 
@@ -59,6 +60,8 @@ export function parametersOf(graph: Graph, node: Node, o: { dequantized?: Readon
   const isFloat = (v: string | undefined): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32';
   // BatchNormalization learns its scale and shift; its running statistics are buffers, not parameters.
   if (node.opType === 'BatchNormalization') return node.inputs.slice(1, 3).filter(isFloat);
+  // A GroupNorm's InstanceNormalization holds fixed 1s and 0s; its γ and β are the Mul and Add after.
+  if (node.opType === 'InstanceNormalization' && isGroupNormCore(node, graph, new GraphIndex(graph))) return [];
   // An int8 model's weights come through a DequantizeLinear of an integer initializer: that one stands for them.
   const floats = node.inputs.flatMap((v) => {
     const stored = o.dequantized?.get(v);

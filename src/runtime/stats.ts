@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
 import type { DType } from '../onnx/dtype.js';
-import { attr, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { attr, dataInputs, GraphIndex, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
+import { isGroupNormCore } from '../ops/instance-normalization.js';
 import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
@@ -155,13 +156,15 @@ function copyInfo(v: ValueInfo): ValueInfo {
 }
 
 function countParams(graph: Graph): { params: number; nonzeroParams: number } {
-  const producers = new Map<string, Node>();
-  for (const node of graph.nodes) for (const out of node.outputs) producers.set(out, node);
+  const index = new GraphIndex(graph);
+  const producers = index.producer;
   const counted = new Set<string>();
   let params = 0;
   let nonzeroParams = 0;
   for (const node of graph.nodes) {
-    for (const role of learnedInputs(node, producers)) {
+    // A GroupNorm's fixed 1s and 0s are no parameters (its γ and β, the Mul and Add after, are).
+    if (isGroupNormCore(node, graph, index)) continue;
+    for (const role of learnedInputs(node, producers, graph)) {
       const stored = storedWeight(node.inputs[role.slot], graph, producers);
       if (!stored || counted.has(stored.key)) continue;
       const { key: name, tensor: t } = stored;
@@ -181,7 +184,7 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
  * models store weights as float16) it is the stored tensor, counted once; through an Identity (torch.onnx
  * stores parameters equal at export once, untie-weights.ts) it is a parameter of its own, as PyTorch counts it.
  */
-function storedWeight(name: string | undefined, graph: Graph, producers: Map<string, Node>): { key: string; tensor: Tensor } | undefined {
+function storedWeight(name: string | undefined, graph: Graph, producers: ReadonlyMap<string, Node>): { key: string; tensor: Tensor } | undefined {
   let key: string | undefined;
   // A short chain: fp16-weights conversion puts a Cast behind torch's Identity.
   for (let value = name, hops = 0; value && hops < 4; hops++) {
@@ -195,12 +198,18 @@ function storedWeight(name: string | undefined, graph: Graph, producers: Map<str
   return undefined;
 }
 
-/** Learned inputs of `node`; an Add right after a MatMul holds that MatMul's bias. */
-function learnedInputs(node: Node, producers: Map<string, Node>): readonly LearnedInput[] {
+/**
+ * Learned inputs of `node`. An Add or Mul learns its stored operand of more than one value: a MatMul's
+ * bias, GroupNorm's γ and β, a layer scale (scalars — HardSwish's 3, Clip bounds — are not parameters).
+ */
+function learnedInputs(node: Node, producers: ReadonlyMap<string, Node>, graph: Graph): readonly LearnedInput[] {
   const domain = node.domain === 'ai.onnx' ? '' : node.domain;
   if (domain !== '' && domain !== 'com.microsoft') return [];
-  if (node.opType === 'Add') {
-    return [0, 1].filter((i) => producers.get(node.inputs[1 - i] ?? '')?.opType === 'MatMul').map((slot) => ({ slot }));
+  if (node.opType === 'Add' || node.opType === 'Mul') {
+    return [0, 1].filter((i) => {
+      const stored = storedWeight(node.inputs[i], graph, producers);
+      return stored !== undefined && isFloatTensor(stored.tensor) && numel(stored.tensor.dims) > 1;
+    }).map((slot) => ({ slot }));
   }
   return LEARNED_INPUTS[node.opType] ?? [];
 }
