@@ -144,6 +144,26 @@ describe('errors are one clear line with the right exit code', () => {
     const run = await runSlim(['bench', path.join(dir, 'free-hw-16.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '32', '--limit', '50', '--runs', '50', '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect((json(run.stdout) as { models: { eval_images: number }[] }).models[0]!.eval_images).toBe(50);
+    // And it says so: the size the model records is not the one timed.
+    expect(run.stderr).toMatch(/note: .*free-hw-16\.onnx records 16×16 as its input size; --image-size 32×32 replaces it here/);
+  });
+
+  it.skipIf(!hasCifar)('a free-size model that records no size takes CIFAR-10\'s 32×32, says so, and records it in what quantize and prune write', async () => {
+    const cifar = ['--data-dir', CIFAR_DIR];
+    const quantized = path.join(dir, 'free-hw.int8.onnx');
+    const q = await runSlim(['quantize', path.join(dir, 'free-hw.onnx'), '-o', quantized, '--calib', 'cifar10', ...cifar, '--samples', '32']);
+    const pruned = path.join(dir, 'free-hw.pruned.onnx');
+    const p = await runSlim(['prune', path.join(dir, 'free-hw.onnx'), '-o', pruned, '--structured', '--ratio', '0.5', '--data', 'cifar10', ...cifar]);
+    for (const [run, out] of [[q, quantized], [p, pruned]] as const) {
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/note: .*free-hw\.onnx does not state its input size; using CIFAR-10's 32×32, recorded in the model written \(slimkit\.input_size\)/);
+      const written = await readModel(out);
+      expect(written.metadata['slimkit.input_size'], out).toBe('[3,32,32]');
+      expect(written.inputs[0]!.shape, out).toEqual((await readModel(path.join(dir, 'free-hw.onnx'))).inputs[0]!.shape);
+    }
+    // What bench reads next: no --image-size needed any more.
+    const b = await runSlim(['bench', quantized, pruned, '--runs', '50', '--json']);
+    expect(b.code, b.stderr).toBe(0);
   });
 
   for (const [what, args, code, message] of cases) {

@@ -235,16 +235,35 @@ function requireImageSize(size: [number, number] | undefined, folder: string): a
   }
 }
 
+/** A note when --image-size differs from the size a free-size model records (it wins, and should say so). */
+export function replacedSizeNote(graph: Graph, file: string, flag: [number, number] | undefined): string | undefined {
+  const recorded = readPreprocessing(graph).inputShape;
+  if (!flag || !recorded || !hasFreeImageSize(graph) || (flag[0] === recorded[1] && flag[1] === recorded[2])) return undefined;
+  return `note: ${file} records ${recorded[1]}×${recorded[2]} as its input size; --image-size ${flag.join('×')} replaces it here`;
+}
+
 /**
  * The model with --image-size applied: for a free height and width the size goes into its
  * slimkit.input_size metadata, so every image the command loads — and the model it writes — uses it.
+ * Without the flag, a free-size model that records no size and meets CIFAR-10 takes its 32×32, said in
+ * a note (`quiet`: not said) and recorded the same way: what eval, bench and deploy read next.
  */
-export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[]): Graph {
-  const size = imageSizeFor(graph, file, flag);
+export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[], o: { quiet?: boolean } = {}): Graph {
+  const note = (text: string): void => void (o.quiet ? undefined : log(`note: ${file} ${text}`));
+  const recorded = modelInputSize(graph);
+  let given = flag;
+  if (!given && !recorded && hasFreeImageSize(graph) && datasets.some((d) => d !== undefined && isCifar10(d))) {
+    given = [32, 32];
+    note("does not state its input size; using CIFAR-10's 32×32, recorded in the model written (slimkit.input_size)");
+  } else {
+    const replaced = replacedSizeNote(graph, file, given);
+    if (replaced && !o.quiet) log(replaced);
+  }
+  const size = imageSizeFor(graph, file, given);
   for (const data of datasets) checkCifarImageSize(graph, data, size);
-  if (!flag || !hasFreeImageSize(graph)) return graph;
+  if (!given || !hasFreeImageSize(graph)) return graph;
   const channels = dataInputs(graph)[0]!.shape![imageAxes(graph).c] as number;
-  return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, flag[0], flag[1]]) } };
+  return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, given[0], given[1]]) } };
 }
 
 /** --data-dir only says where CIFAR-10's files are: refuse it beside an image folder instead of ignoring it. */

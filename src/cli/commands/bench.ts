@@ -17,7 +17,7 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, replacedSizeNote, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -83,6 +83,8 @@ export function registerBench(program: Command): void {
         const { graph } = loaded;
         logUnknownOps(file, loaded.unknownOps);
         const size = imageSizeFor(graph, file, options.imageSize);
+        const replaced = replacedSizeNote(graph, file, options.imageSize);
+        if (replaced) log(replaced);
         requireMeasurableSize(graph, file, size);
         checkCifarImageSize(graph, options.data, size);
         if (options.data) defaults.hold(graph, file);

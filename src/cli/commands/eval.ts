@@ -3,7 +3,7 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { formatPercent, table } from '../../report/format.js';
-import { checkCifarImageSize, checkDataDir, imageSizeFor, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, imageSizeFor, replacedSizeNote, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -33,6 +33,8 @@ export function registerEval(program: Command): void {
       const { graph, unknownOps } = await loadModelForRuntime(file);
       logUnknownOps(file, unknownOps);
       const size = imageSizeFor(graph, file, options.imageSize);
+      const replaced = replacedSizeNote(graph, file, options.imageSize);
+      if (replaced) log(replaced);
       checkCifarImageSize(graph, options.data, size);
       const classes = recordedClasses(graph, file);
       const set = await loadDataset({ ...options, splitFlag: true }, size, modelChannels(graph), classes);

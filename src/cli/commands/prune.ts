@@ -16,7 +16,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
@@ -167,15 +167,17 @@ export function registerPrune(program: Command): void {
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file]);
       const loaded = await loadModel(file);
-      const size = imageSizeFor(loaded.graph, file, options.imageSize);
-      const free = hasFreeImageSize(loaded.graph);
-      if (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench) requireMeasurableSize(loaded.graph, file, size);
+      // --image-size (or CIFAR-10's 32×32) recorded in a free-size model, as train and quantize record it.
+      const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.data], { quiet: Boolean(options.analyze) });
+      const size = modelInputSize(sized);
+      const free = hasFreeImageSize(sized);
+      if (options.targetMacs !== undefined || options.targetLatency !== undefined || options.bench) requireMeasurableSize(sized, file, size);
       // Pruning works at the size the model is used at (a MAC target counts real pixels); the written
       // model keeps its free height and width.
       // --mean/--std become the model's recorded statistics: mean replacement, fine-tuning and the written model use them.
       // Pinned to the size it is pruned at, its shape computations folded first (pinForPruning).
       const pinnedFree = Boolean(free && size);
-      const pinned = withGivenNormalization(pinnedFree ? pinForPruning(loaded.graph, size!) : loaded.graph, options);
+      const pinned = withGivenNormalization(pinnedFree ? pinForPruning(sized, size!) : sized, options);
       if (options.analyze) return analyze(file, pinned, options, pinnedFree);
       // Mean replacement and fine-tuning feed batches of many images.
       const batch = options.data ? forBatches(pinned, file, { data: options }) : asExported(pinned);
@@ -256,7 +258,7 @@ export function registerPrune(program: Command): void {
       pruned = batch.restore(pruned);
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
-      if (pinned !== loaded.graph) pruned = restoreInputShapes(pruned, loaded.graph);
+      if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       await writeMadeModel(pruned, options.output!);
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
@@ -267,7 +269,7 @@ export function registerPrune(program: Command): void {
       let latency: { before: number; after: number } | undefined;
       if (options.bench) {
         const bar = progress('latency (in turns)', 1, 'runs');
-        const inputShapes = size ? imageInputShapes(loaded.graph, size) : undefined;
+        const inputShapes = size ? imageInputShapes(sized, size) : undefined;
         const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
         bar.stop();
         latency = { before: b!, after: a! };

@@ -327,9 +327,8 @@ export function registerTrain(program: Command): void {
 
 async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<WorkingModel> {
   checkModelFile(file, '--model');
-  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data]);
-  // CIFAR-10's images have one size; an image folder's do not, and its loader asks for --image-size.
-  if (!quiet && modelInputSize(graph) === undefined && isCifar10(data)) log(`note: ${file} does not state its input size; using CIFAR-10's 32×32`);
+  // CIFAR-10's images have one size (a free-size model takes it); an image folder's do not, and its loader asks for --image-size.
+  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data], { quiet });
   return forBatches(graph, file, { quiet });
 }
 
