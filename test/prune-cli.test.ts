@@ -9,7 +9,8 @@ import { runSlim } from './helpers/cli.js';
 import { pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
-import { maxRelDiff, ortOutput, randomImages } from './prune-fixtures.js';
+import { maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
+import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { buildZooModel } from '../src/zoo/index.js';
 
 interface PruneJson {
@@ -116,6 +117,18 @@ describe('slim prune', () => {
     expect(doc.unstructured.skipped[0]!.reason).toMatch(/not a multiple of 4/);
     expect(doc.macs_after).toBe(doc.macs_before);
     expect(doc.sparse_bytes_estimate_after).toBeLessThan(doc.size_bytes_after);
+  });
+
+  it('an int8 model is refused up front, by its file name, with the order that works', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const w = n.op('DequantizeLinear', n.constant(makeTensor('int8', [8, 3, 3, 3], Int8Array.from({ length: 216 }, (_, i) => (i % 7) - 3))), n.constant(float32([], [0.05])));
+    const a = n.op('Relu', n.node('Conv', ['input', w], { pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!);
+    const int8 = path.join(dir, 'int8.onnx');
+    await writeModel(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', a)), 8, 10)), int8);
+    const run = await runSlim(['prune', int8, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.5']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^slim: .*int8\.onnx is an int8 model \(its weights are integers behind DequantizeLinear\).* — prune the float model, then quantize what it writes/m);
+    expect(run.stderr).not.toMatch(/tip:/);
   });
 
   it('--analyze lists groups and boundaries without writing anything', async () => {

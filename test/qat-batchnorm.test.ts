@@ -101,8 +101,11 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
   });
 
   it('trains one epoch live and one folded, and ships a BN-free int8 model ONNX Runtime runs', async () => {
-    const r = await quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2 });
+    const seen = new Set<string>();
+    const r = await quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2, onProgress: (p) => seen.add(`${p.epoch + 1}/${p.epochs}`) });
     expect(r.history.map((e) => e.epoch)).toEqual([1, 2]);
+    // The progress counts the run's epochs across both phases (it showed "epoch 1/1" twice).
+    expect([...seen]).toEqual(['1/2', '2/2']);
     expect(r.steps).toBe(32);
     expect(r.graph.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     expect(JSON.parse(r.graph.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, bn_live_epochs: 1 });

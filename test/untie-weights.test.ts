@@ -8,7 +8,7 @@ import { cloneGraph, type Graph } from '../src/onnx/graph.js';
 import { readModel } from '../src/onnx/io.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { foldBatchNorm, untieIdentityWeights } from '../src/passes/index.js';
-import { hasNormalization, withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
+import { hasNormalization, unnormalizedNote, withTrainingBatchNorm } from '../src/engine/reinsert-batchnorm.js';
 import { Net } from './prune-fixtures.js';
 import { compilePlan } from '../src/engine/compile.js';
 import { SlimError } from '../src/errors.js';
@@ -97,6 +97,18 @@ describe('untie-weights', () => {
     const kept = await withTrainingBatchNorm(convnext, images, { samples: 16, threads: 1 });
     expect(kept.inserted).toBe(0);
     expect(kept.graph.nodes.filter((n) => n.opType === 'BatchNormalization')).toEqual([]);
+    // A GroupNorm model whose Convs all feed a GroupNorm is what it was; one with Convs feeding none (a
+    // mixed BN + GroupNorm export, its BN folded) cannot be given its BN back, and that is said.
+    const gn = await withTrainingBatchNorm(await readModel(fixturePath('torch-tiny-gnnet.onnx')), images, { samples: 16, threads: 1 });
+    expect([gn.inserted, gn.unnormalized]).toEqual([0, 0]);
+    expect(unnormalizedNote(gn, gn.graph)).toBeUndefined();
+    const mixed = new Net(['batch', 3, 16, 16]);
+    const plain = mixed.op('Relu', mixed.conv('input', 3, 8));
+    const grouped = mixed.op('InstanceNormalization', mixed.reshape(mixed.conv(plain, 8, 8), [0, 2, -1]), mixed.constant(float32([2], [1, 1])), mixed.constant(float32([2], [0, 0])));
+    const mixedGraph = mixed.output(mixed.gemm(mixed.op('Flatten', mixed.op('GlobalAveragePool', mixed.reshape(grouped, [0, 8, 16, 16]))), 8, 2));
+    const m = await withTrainingBatchNorm(mixedGraph, images, { samples: 16, threads: 1 });
+    expect([m.inserted, m.unnormalized]).toEqual([0, 1]);
+    expect(unnormalizedNote(m, mixedGraph)).toMatch(/^note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; 1 of its 2 Conv\(s\) reach no normalization — .*TrainingMode\.PRESERVE/);
     // Below opset 17 the LayerNorm is written out: a value centred on its own mean marks it.
     for (const centred of [true, false]) {
       const n = new Net(['batch', 3, 16, 16]);

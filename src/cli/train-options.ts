@@ -1,7 +1,7 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
-import { reinsertedAfter, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
+import { reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
@@ -84,6 +84,8 @@ export async function trainingGraph(
     log(`the model has no BatchNormalization (folded at export, or none in its design): training with BN re-inserted ${reinsertedAfter(r)}, ` +
       `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
+  const note = unnormalizedNote(r, graph);
+  if (note && !o.quiet) log(note);
   return r.graph;
 }
 

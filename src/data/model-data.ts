@@ -188,7 +188,7 @@ export function checkCifarImageSize(graph: Graph, data: string | undefined, size
   }
   if (data && isCifar10(data) && size && hasFreeImageSize(graph) && (size[0] !== 32 || size[1] !== 32)) {
     throw usageError(`the model is used at ${size.join('×')} (--image-size or its slimkit.input_size) but CIFAR-10's images are 32×32`,
-      'evaluate on an image folder (its images are resized to the model), or pass --image-size 32');
+      'use an image folder (its images are resized to the model), or pass --image-size 32');
   }
 }
 

@@ -7,7 +7,7 @@
  * caller folds it again when writing the model.
  */
 import type { ImageSet, Normalization } from '../data/types.js';
-import type { Graph, Node } from '../onnx/graph.js';
+import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
 import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
 import { inferShapes } from '../onnx/shape-inference.js';
@@ -121,6 +121,18 @@ export interface Reinsertion {
   /** The Convs of the model, and those left without BN and why. */
   convs: number;
   skipped: { classifier: number; pooled: number; frozen: number };
+  /**
+   * A model that normalizes with something else (GroupNorm, LayerNorm) gets no BN: its Convs (classifier
+   * and pooled ones aside) whose output reaches no normalization — where a BN folded at export would have been.
+   */
+  unnormalized?: number;
+}
+
+/** Whether a Conv's output reaches a normalization: directly, or through the Reshape / Transpose before it (GroupNorm, a channels-last LayerNorm). */
+function feedsNormalization(conv: Node, index: GraphIndex): boolean {
+  const reaches = (value: string, hops: number): boolean => index.consumersOf(value).some((r) =>
+    NORMALIZATIONS.has(r.opType) || (hops > 0 && (r.opType === 'Reshape' || r.opType === 'Transpose') && reaches(r.outputs[0] ?? '', hops - 1)));
+  return reaches(conv.outputs[0]!, 2);
 }
 
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
@@ -131,9 +143,12 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   const samples = Math.min(o.samples ?? REINSERT_SAMPLES, images.labels.length);
   const convs = graph.nodes.filter((n) => n.opType === 'Conv' && n.outputs[0]);
   const none = { graph, inserted: 0, samples: 0, convs: convs.length, skipped: { classifier: 0, pooled: 0, frozen: 0 } };
-  if (hasNormalization(graph)) return none;
   const heads = scoringConvs(graph);
   const pooled = pooledConvs(graph);
+  if (hasNormalization(graph)) {
+    const index = new GraphIndex(graph);
+    return { ...none, unnormalized: convs.filter((n) => !heads.has(n) && !pooled.has(n) && !feedsNormalization(n, index)).length };
+  }
   const skipped = {
     classifier: convs.filter((n) => heads.has(n)).length,
     pooled: convs.filter((n) => !heads.has(n) && pooled.has(n)).length,
@@ -161,4 +176,15 @@ export function reinsertedAfter(r: Reinsertion): string {
   ].filter(Boolean);
   // Convs that insertBatchNorm passes over (a computed bias, a BN already there) are the rest.
   return `after ${r.inserted} of ${r.convs} Conv(s)${why.length ? ` (none after ${why.join(', ')})` : ''}`;
+}
+
+/**
+ * A model that normalizes with GroupNorm or LayerNorm trains as it is; where some of its Convs reach no
+ * normalization and it has no BatchNormalization left, BN may have been folded into them at export —
+ * which a mixed BN + GroupNorm model cannot be given back, so it is said.
+ */
+export function unnormalizedNote(r: Reinsertion, graph: Graph): string | undefined {
+  if (!r.unnormalized || hasBatchNorm(graph)) return undefined;
+  return `note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; ${r.unnormalized} of its ${r.convs} Conv(s) reach no normalization — ` +
+    'if BN was folded into them at export, they train without it: export with BN kept (torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE)) to train it';
 }

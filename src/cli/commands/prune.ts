@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
+import { hasIntegerWeights } from '../../passes/freeze-layers.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { openSession } from '../../runtime/ort.js';
@@ -167,6 +168,9 @@ export function registerPrune(program: Command): void {
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file]);
       const loaded = await loadModel(file);
+      if (options.structured && hasIntegerWeights(loaded.graph)) {
+        throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): structured pruning removes channels of float weights`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
+      }
       // --image-size (or CIFAR-10's 32×32) recorded in a free-size model, as train and quantize record it.
       const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.data], { quiet: Boolean(options.analyze) });
       const size = modelInputSize(sized);

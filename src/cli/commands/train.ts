@@ -3,6 +3,7 @@ import { epochJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
+import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -318,7 +319,7 @@ export function registerTrain(program: Command): void {
           ...resumedNote(result.resumedFrom, options.epochs),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
-          `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
+          `wrote ${options.out}${options.fold && hasBatchNorm(result.graph) ? ' (BatchNormalization folded)' : ''}`,
         ].join('\n'),
       );
       distributed?.finish();

@@ -129,9 +129,11 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
     ...(o.log ? { log: o.log } : {}),
-    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.file ? { file: o.file } : {}),
   };
+  // The progress of a phase counts the run's epochs: phase 2's first is epoch bnEpochs + 1 of o.epochs.
+  const progressFrom = (offset: number): Pick<TrainOptions, 'onProgress'> =>
+    o.onProgress ? { onProgress: (p) => o.onProgress!({ ...p, epoch: p.epoch + offset, epochs: o.epochs }) } : {};
   const seed = o.seed ?? 0;
   const phases: TrainResult[] = [];
   let graph = qat.graph;
@@ -145,6 +147,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
       graph: live.graph,
       epochs: bnEpochs,
       seed,
+      ...progressFrom(0),
       schedulePhase: { before: 0, after: perEpoch * (o.epochs - bnEpochs) },
       ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'bn-live') } : {}),
     }));
@@ -156,13 +159,14 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
         epochs: o.epochs - bnEpochs,
         // Another shuffle than phase 1's first epochs.
         seed: seed + 7919,
+        ...progressFrom(bnEpochs),
         schedulePhase: { before: perEpoch * bnEpochs, after: 0 },
         ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'folded') } : {}),
       }));
       graph = phases[1]!.graph;
     }
   } else {
-    phases.push(await trainModel({ ...common, graph, epochs: o.epochs, seed, ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }));
+    phases.push(await trainModel({ ...common, graph, epochs: o.epochs, seed, ...progressFrom(0), ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }));
     graph = phases[0]!.graph;
   }
   const last = phases.at(-1)!;

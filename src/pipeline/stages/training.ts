@@ -14,7 +14,7 @@ import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/
 import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
-import { reinsertedAfter, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
+import { reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../util/terminal.js';
 import type { TrainingResult } from '../manifest.js';
 import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
@@ -100,6 +100,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
   const reinserted = backbone ? undefined : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}), ...(frozen ? { frozen } : {}) });
   const start = reinserted ?? { graph };
   if (reinserted && reinserted.inserted > 0) ctx.log(`  no BatchNormalization in the model (folded at export, or none in its design): training with BN re-inserted ${reinsertedAfter(reinserted)}`);
+  const unnormalized = reinserted && unnormalizedNote(reinserted, graph);
+  if (unnormalized) ctx.log(`  ${unnormalized}`);
   // A sparse model (unstructured pruning upstream) keeps its zeros: without masks they would regrow.
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
