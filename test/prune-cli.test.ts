@@ -94,6 +94,10 @@ describe('slim prune', () => {
       expect(doc.macs_after, name).toBeLessThan(doc.macs_before);
       // Every GroupNorm form follows its channels here too: none is a boundary.
       expect(doc.structured.boundaries, name).toEqual([]);
+      // A GroupNorm group's channels go together (GroupNorm(2, 8), (4, 16), (3, 24)); GroupNorm(1, C)'s one at a time.
+      const units = (doc.structured.groups as { unit: number }[]).map((g) => g.unit);
+      if (name === 'torch-tiny-gnnet') expect(units).toEqual([4, 4, 4, 8, 8]);
+      if (name === 'torch-tiny-gn1net') expect(units).toEqual([1, 1, 1]);
       if (name !== 'torch-tiny-gnnet') continue;
       // The same cut as the fixed-size export's: equal outputs at 16×16.
       const fixedOut = path.join(dir, 'gnnet-small.onnx');

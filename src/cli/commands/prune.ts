@@ -216,7 +216,7 @@ export function registerPrune(program: Command): void {
           round_to: r.roundTo,
           max_ratio: options.maxRatio,
           ratio_chosen: r.p,
-          groups: r.groups.map((g) => ({ root: g.root, label: g.label, op_type: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, values: g.values, nodes: g.nodes })),
+          groups: r.groups.map((g) => ({ root: g.root, label: g.label, op_type: g.opType, channels_before: g.channelsBefore, channels_after: g.channelsAfter, unit: g.unit, values: g.values, nodes: g.nodes })),
           boundaries: r.boundaries.map(nodeReasonJson),
           importance_fallbacks: r.fallbacks,
           mean_replacement: r.compensated,
@@ -226,7 +226,8 @@ export function registerPrune(program: Command): void {
         };
         human = [
           `groups: ${r.groups.length}${r.boundaries.length ? `, boundaries: ${r.boundaries.map((b) => `${b.node} (${b.opType}: ${b.reason})`).join('; ')}` : ', no boundaries'}`,
-          table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.label, `${g.channelsBefore} → ${g.channelsAfter}`, g.nodes])),
+          table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.label, `${g.channelsBefore} → ${g.channelsAfter}${g.unit > 1 ? ` (in ${g.unit}s)` : ''}`, g.nodes])),
+          ...(r.groups.some((g) => g.unit > 1) ? ['(in Ns: channels that go together — a GroupNorm group, or one position in every group of a grouped conv — so a fraction rounds to whole ones)'] : []),
           ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
         ];
         if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);

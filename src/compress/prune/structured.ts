@@ -74,6 +74,8 @@ export interface GroupSummary {
   opType: string;
   channelsBefore: number;
   channelsAfter: number;
+  /** The root's channels that go together: 1, or a norm group's (GroupNorm) or one position in every group of a grouped conv. */
+  unit: number;
   /** Values (activations) whose channels the group spans. */
   values: number;
   /** Nodes that read or write the group's channels. */
@@ -225,6 +227,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
       opType: g.root.node.opType,
       channelsBefore: g.rootChannels,
       channelsAfter: (chosen.plan.kept[i]! * g.rootChannels) / g.size,
+      unit: g.rootChannels / g.size,
       values: g.members.size,
       nodes: g.nodes.length,
     })),
