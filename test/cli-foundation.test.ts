@@ -6,6 +6,7 @@ import { readModel, writeModel } from '../src/onnx/io.js';
 import { emptyGraph } from '../src/onnx/graph.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
+import { Net } from './prune-fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -164,6 +165,20 @@ describe('errors are one clear line with the right exit code', () => {
     // What bench reads next: no --image-size needed any more.
     const b = await runSlim(['bench', quantized, pruned, '--runs', '50', '--json']);
     expect(b.code, b.stderr).toBe(0);
+    // eval and bench take the same 32×32 for the original (they write nothing, so record nothing).
+    for (const args of [['eval', path.join(dir, 'free-hw.onnx')], ['bench', path.join(dir, 'free-hw.onnx'), '--runs', '50']]) {
+      const r = await runSlim([...args, '--data', 'cifar10', ...cifar, '--limit', '20']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/note: .*free-hw\.onnx does not state its input size; using CIFAR-10's 32×32\n/);
+    }
+    // One that takes 16×16 only (a Flatten before its classifier): CIFAR-10's size is named as what does not fit, not an --image-size nobody gave.
+    const n = new Net(['batch', 3, 'h', 'w']);
+    const flat = n.op('Flatten', n.node('MaxPool', [n.op('Relu', n.conv('input', 3, 4))], { kernel_shape: { type: 'ints', value: [2, 2] }, strides: { type: 'ints', value: [2, 2] } })[0]!);
+    await writeModel(n.output(n.gemm(flat, 4 * 8 * 8, 10)), path.join(dir, 'flatten16.onnx'));
+    const fixedBySize = await runSlim(['quantize', path.join(dir, 'flatten16.onnx'), '-o', path.join(dir, 'f.onnx'), '--calib', 'cifar10', ...cifar]);
+    expect(fixedBySize.code).toBe(2);
+    expect(fixedBySize.stderr).toMatch(/CIFAR-10's 32×32 images \(no --image-size given, none recorded\) do not fit this model .* it takes 16×16, .*with an image folder/);
+    expect(fixedBySize.stderr).not.toMatch(/note:/);
   });
 
   for (const [what, args, code, message] of cases) {

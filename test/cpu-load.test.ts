@@ -16,8 +16,9 @@ function fakeProc(self: number): ProcReader & { set(stat: string, pids: Record<n
   };
 }
 
-// user nice system idle iowait irq softirq steal, summed over cores; then each core.
-const stat = (busy: number, idle: number): string => `cpu  ${busy} 0 0 ${idle} 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n`;
+// user nice system idle iowait irq softirq steal, summed over cores (ignored), then each core: [busy, idle, steal].
+const stat = (...cores: [number, number, number?][]): string =>
+  `cpu  0 0 0 0 0 0 0 0 0 0\n${cores.map(([busy, idle, steal], i) => `cpu${i} ${busy} 0 0 ${idle} 0 0 0 ${steal ?? 0} 0 0\n`).join('')}`;
 // pid (comm) state ppid … utime stime cutime cstime (fields 14–17).
 const proc = (pid: number, comm: string, ppid: number, utime: number, cutime = 0): string =>
   `${pid} (${comm}) S ${ppid} 0 0 0 0 0 0 0 0 0 ${utime} 0 ${cutime} 0 20 0 1 0\n`;
@@ -25,12 +26,20 @@ const proc = (pid: number, comm: string, ppid: number, utime: number, cutime = 0
 describe('other load while timing', () => {
   it("counts what the machine's cores did beyond this process and its children, reaped ones included", () => {
     const p = fakeProc(100);
-    p.set(stat(1000, 1000), { 100: proc(100, 'node', 1, 50), 101: proc(101, 'slim bench (child)', 100, 10), 200: proc(200, 'other', 1, 5) });
+    p.set(stat([500, 500], [500, 500]), { 100: proc(100, 'node', 1, 50), 101: proc(101, 'slim bench (child)', 100, 10), 200: proc(200, 'other', 1, 5) });
     const stop = watchOtherLoad(p);
     // 400 jiffies elapse on each core (800 in all): 600 busy — 300 ours (the child ran 100 and was
-    // reaped into our cutime, we ran 200), 300 someone else's: 0.75 of a core.
-    p.set(stat(1600, 1200), { 100: proc(100, 'node', 1, 250, 110), 200: proc(200, 'other', 1, 305) });
+    // reaped into our cutime, we ran 200), 300 someone else's: 0.75 of a core. The hypervisor's steal is
+    // no process's.
+    p.set(stat([800, 600, 50], [800, 600]), { 100: proc(100, 'node', 1, 250, 110), 200: proc(200, 'other', 1, 305) });
     expect(stop()).toEqual({ otherCores: 0.75, cores: 2 });
+    // Pinned to core 0 (a container's cpuset): work on core 1 takes nothing from it.
+    const pinned = fakeProc(100);
+    pinned.set(stat([500, 500], [500, 500]), { 100: proc(100, 'node', 1, 50) });
+    const pinnedStatus = { read: (f: string) => (f === '100/status' ? 'Name:\tnode\nCpus_allowed_list:\t0\n' : pinned.read(f)) };
+    const stopPinned = watchOtherLoad({ ...pinned, ...pinnedStatus });
+    pinned.set(stat([700, 700], [900, 500]), { 100: proc(100, 'node', 1, 150) });
+    expect(stopPinned()).toEqual({ otherCores: 0.25, cores: 1 });
     expect(otherLoadNote({ otherCores: 0.75, cores: 2 })).toMatch(/^note: other processes kept 0\.8 of the 2 cores busy while timing/);
     expect(otherLoadNote({ otherCores: 0.1, cores: 2 })).toBeUndefined();
     // Nothing to read (not Linux): nothing said.

@@ -102,10 +102,20 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
 
   it('trains one epoch live and one folded, and ships a BN-free int8 model ONNX Runtime runs', async () => {
     const seen = new Set<string>();
-    const r = await quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2, onProgress: (p) => seen.add(`${p.epoch + 1}/${p.epochs}`) });
+    const steps: [number, number][] = [];
+    const r = await quantizationAwareTraining({
+      graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2,
+      onProgress: (p) => {
+        seen.add(`${p.epoch + 1}/${p.epochs}`);
+        if (p.phase === 'train') steps.push([p.globalStep, p.totalSteps]);
+      },
+    });
     expect(r.history.map((e) => e.epoch)).toEqual([1, 2]);
-    // The progress counts the run's epochs across both phases (it showed "epoch 1/1" twice).
+    // The progress counts the run's epochs and steps across both phases (it showed "epoch 1/1" twice,
+    // and a bar sized by the first phase ran to 200 %).
     expect([...seen]).toEqual(['1/2', '2/2']);
+    expect(steps.at(-1)).toEqual([32, 32]);
+    expect(steps.every(([step, total], k) => total === 32 && step <= total && (k === 0 || step >= steps[k - 1]![0]))).toBe(true);
     expect(r.steps).toBe(32);
     expect(r.graph.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     expect(JSON.parse(r.graph.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, bn_live_epochs: 1 });

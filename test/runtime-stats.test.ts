@@ -10,6 +10,7 @@ import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { loadedModelStats, modelStats } from '../src/runtime/stats.js';
 import { checkImageSizeFits } from '../src/onnx/image-input.js';
+import { Net } from './prune-fixtures.js';
 import { calibrationTargets, computeParams, convertFloat16, DEFAULT_STATIC, insertQdq, planQuantization, prepareFloatGraph, type TensorRange } from '../src/compress/quantize/index.js';
 import { constantsToInitializers } from '../src/passes/index.js';
 import { parameterLayers, parametersOf } from '../src/passes/freeze-layers.js';
@@ -70,6 +71,25 @@ describe('modelStats on PyTorch exports', () => {
     const int8 = insertQdq(prepared.graph, plan, computeParams(prepared.graph, plan, ranges, DEFAULT_STATIC));
     expect(int8.nodes.filter((n) => n.opType === 'InstanceNormalization' && int8.nodes.some((q) => q.opType === 'DequantizeLinear' && q.outputs[0] === n.inputs[0])).length).toBe(7);
     expect(modelStats(int8, inferShapes(int8)).params).toBe(13330);
+    // fp16: the 1s and 0s stored as float16, read through a Cast in 'weights' mode.
+    for (const mode of ['full', 'weights'] as const) {
+      const half = convertFloat16(graph, mode).graph;
+      expect(modelStats(half, inferShapes(half)).params, mode).toBe(13330);
+    }
+  });
+
+  it('an Add or Mul learns what the engine trains: a 1-output Linear\'s bias, not a per-channel preprocessing constant', () => {
+    const linear = new Net([1, 4, 8]);
+    const one = linear.output(linear.op('Add', linear.op('MatMul', 'input', linear.weight([8, 1])), linear.constant(float32([1], [0.1]))));
+    const pre = new Net([1, 3, 8, 8]);
+    const scaled = pre.op('Add', pre.op('Mul', 'input', pre.constant(float32([1, 3, 1, 1], [4.4, 4.5, 4.4]))), pre.constant(float32([1, 3, 1, 1], [-2, -2, -2])));
+    const preprocessed = pre.output(pre.conv(scaled, 3, 4));
+    // PyTorch: Linear(8, 1) has 9; a Conv(3, 4, 3) with bias 112 (the mean and std are buffers).
+    for (const [graph, params] of [[one, 9], [preprocessed, 112]] as const) {
+      expect(modelStats(graph, inferShapes(graph)).params).toBe(params);
+      const perLayer = [...parameterLayers(graph).values()].flat().flatMap((n) => parametersOf(graph, n));
+      expect(perLayer.reduce((sum, name) => sum + graph.initializers.get(name)!.data.length, 0)).toBe(params);
+    }
   });
 
   it("a fresh export's parameters torch.onnx stored once (Identity nodes) count as PyTorch counts them", async () => {

@@ -55,14 +55,17 @@ export function modelInputSize(graph: Graph): [number, number] | undefined {
   return meta ? [meta[1], meta[2]] : undefined;
 }
 
-/** --image-size when given (refused if the model's input is fixed at another size, or too small for it), else modelInputSize. */
-export function imageSizeFor(graph: Graph, file: string, flag: [number, number] | undefined): [number, number] | undefined {
+/**
+ * --image-size when given (refused if the model's input is fixed at another size, or too small for it),
+ * else modelInputSize. `cifar`: the size is CIFAR-10's, taken for want of one (chosenImageSize).
+ */
+export function imageSizeFor(graph: Graph, file: string, flag: [number, number] | undefined, o: { cifar?: boolean } = {}): [number, number] | undefined {
   if (!flag) return modelInputSize(graph);
   const fixed = fixedImageSize(graph);
   if (fixed && (fixed[0] !== flag[0] || fixed[1] !== flag[1])) {
     throw usageError(`${file}: input '${dataInputs(graph)[0]!.name}' is fixed at ${fixed.join('×')} but --image-size says ${flag.join('×')}`, 'drop --image-size (it is for models whose height and width are free)');
   }
-  checkImageSizeFits(graph, flag, file);
+  checkImageSizeFits(graph, flag, file, o);
   return flag;
 }
 
@@ -243,24 +246,31 @@ export function replacedSizeNote(graph: Graph, file: string, flag: [number, numb
 }
 
 /**
+ * The size a command runs a model at: --image-size, else the model's own, else — for a free-size model
+ * that records none and meets CIFAR-10 — CIFAR-10's 32×32, said in a note (`records`: and recorded in
+ * the model the command writes). `given`: the size the flag or CIFAR-10 set, if either did.
+ */
+export function chosenImageSize(
+  graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[], o: { quiet?: boolean; records?: boolean } = {},
+): { size: [number, number] | undefined; given: [number, number] | undefined } {
+  const say = (text: string | undefined): void => void (text && !o.quiet ? log(text) : undefined);
+  const cifar = !flag && !modelInputSize(graph) && hasFreeImageSize(graph) && datasets.some((d) => d !== undefined && isCifar10(d));
+  const given: [number, number] | undefined = cifar ? [32, 32] : flag;
+  const size = imageSizeFor(graph, file, given, { cifar });
+  for (const data of datasets) checkCifarImageSize(graph, data, size);
+  // Said once the size stands: a refusal is then the only line.
+  say(cifar ? `note: ${file} does not state its input size; using CIFAR-10's 32×32${o.records ? ', recorded in the model written (slimkit.input_size)' : ''}` : replacedSizeNote(graph, file, flag));
+  return { size, given };
+}
+
+/**
  * The model with --image-size applied: for a free height and width the size goes into its
  * slimkit.input_size metadata, so every image the command loads — and the model it writes — uses it.
- * Without the flag, a free-size model that records no size and meets CIFAR-10 takes its 32×32, said in
- * a note (`quiet`: not said) and recorded the same way: what eval, bench and deploy read next.
+ * Without the flag, a free-size model that records no size and meets CIFAR-10 takes its 32×32
+ * (chosenImageSize), recorded the same way: what eval, bench and deploy read next.
  */
-export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[], o: { quiet?: boolean } = {}): Graph {
-  const note = (text: string): void => void (o.quiet ? undefined : log(`note: ${file} ${text}`));
-  const recorded = modelInputSize(graph);
-  let given = flag;
-  if (!given && !recorded && hasFreeImageSize(graph) && datasets.some((d) => d !== undefined && isCifar10(d))) {
-    given = [32, 32];
-    note("does not state its input size; using CIFAR-10's 32×32, recorded in the model written (slimkit.input_size)");
-  } else {
-    const replaced = replacedSizeNote(graph, file, given);
-    if (replaced && !o.quiet) log(replaced);
-  }
-  const size = imageSizeFor(graph, file, given);
-  for (const data of datasets) checkCifarImageSize(graph, data, size);
+export function withImageSizeFlag(graph: Graph, file: string, flag: [number, number] | undefined, datasets: readonly (string | undefined)[], o: { quiet?: boolean; writes?: boolean } = {}): Graph {
+  const { given } = chosenImageSize(graph, file, flag, datasets, { ...(o.quiet ? { quiet: true } : {}), records: o.writes !== false });
   if (!given || !hasFreeImageSize(graph)) return graph;
   const channels = dataInputs(graph)[0]!.shape![imageAxes(graph).c] as number;
   return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, given[0], given[1]]) } };

@@ -3,6 +3,7 @@ import type { Tensor } from '../onnx/tensor.js';
 import { OpError, type OpContext } from '../ops/op-def.js';
 import { knownInts } from '../ops/shared/shapes.js';
 import type { BinaryAttrs } from '../ops/shared/elementwise.js';
+import { learnedOperand } from '../ops/shared/learned.js';
 import type { Window } from '../ops/shared/window.js';
 
 /**
@@ -128,48 +129,15 @@ export function constantScalar<A>(ctx: LowerContext<A>, index: number, what: str
 }
 
 /**
- * Add / Sub / Mul / Div, and which constant operand trains. A constant added to a MatMul or Conv result
- * is that layer's bias. A per-channel constant that scales or shifts an activation (Mul / Add by a
- * tensor of more than one value) is what torch.onnx writes for a parameter used outside a module's own
- * op: GroupNorm's affine after its InstanceNormalization, LayerNorm's below opset 17, ConvNeXt's layer
- * scale. PyTorch trains those, so the engine does — as scales and shifts, without weight decay.
- * Scalars (HardSwish's 3 and 1/6) stay fixed, and so does preprocessing: a constant applied before the
- * first layer with weights (a model's own mean and 1/std buffers, even behind a crop or a resize).
+ * Add / Sub / Mul / Div, and which constant operand trains (learnedOperand: a layer's bias, a
+ * per-channel scale or shift after the first layer) — as scales and shifts, without weight decay.
  */
 export function binaryLowering(kernel: 'add' | 'sub' | 'mul' | 'div', ctx: LowerContext<BinaryAttrs>): Lowering {
   if (ctx.attrs.legacy?.axis !== undefined) throw new OpError('opset < 7 broadcasting along an axis is not supported for training');
   const params: string[] = [];
-  const vectors: string[] = [];
-  if (kernel === 'add' || kernel === 'mul') {
-    ctx.node.inputs.forEach((name, i) => {
-      const constant = ctx.inputs[i]?.constant;
-      const other = ctx.inputs[1 - i];
-      if (!constant || constant.dtype !== 'float32' || !other || other.constant) return;
-      const op = ctx.producer(other.name)?.opType;
-      if (kernel === 'add' && (op === 'MatMul' || op === 'Conv')) params.push(name);
-      else if (constant.data.length > 1 && !beforeAnyLayer(ctx, other.name)) params.push(name);
-      else return;
-      vectors.push(name);
-    });
-  }
-  return single(kernel, {}, { params, vectors });
-}
-
-/** Ops whose weights make them a layer: what comes before the first of them is preprocessing. */
-const LAYERS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'PRelu']);
-
-/** Whether no layer with weights lies between the graph input and `value` (its whole upstream is preprocessing). */
-function beforeAnyLayer(ctx: LowerContext<unknown>, value: string): boolean {
-  const seen = new Set<string>();
-  const pending = [value];
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    if (seen.has(current)) continue;
-    seen.add(current);
-    const producer = ctx.producer(current);
-    if (!producer) continue; // the graph input, or a constant
-    if (LAYERS.has(producer.opType)) return false;
-    for (const v of producer.inputs) if (v && ctx.initializer(v) === undefined) pending.push(v);
-  }
-  return true;
+  const lookup = { producer: ctx.producer, stored: ctx.initializer };
+  ctx.node.inputs.forEach((name, i) => {
+    if (name && ctx.initializer(name)?.dtype === 'float32' && learnedOperand(ctx.node, i, lookup)) params.push(name);
+  });
+  return single(kernel, {}, { params, vectors: params });
 }

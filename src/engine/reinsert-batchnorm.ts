@@ -123,16 +123,22 @@ export interface Reinsertion {
   skipped: { classifier: number; pooled: number; frozen: number };
   /**
    * A model that normalizes with something else (GroupNorm, LayerNorm) gets no BN: its Convs (classifier
-   * and pooled ones aside) whose output reaches no normalization — where a BN folded at export would have been.
+   * and pooled ones aside) that go straight into an activation — where a BN folded at export would have been.
    */
   unnormalized?: number;
 }
 
-/** Whether a Conv's output reaches a normalization: directly, or through the Reshape / Transpose before it (GroupNorm, a channels-last LayerNorm). */
-function feedsNormalization(conv: Node, index: GraphIndex): boolean {
-  const reaches = (value: string, hops: number): boolean => index.consumersOf(value).some((r) =>
-    NORMALIZATIONS.has(r.opType) || (hops > 0 && (r.opType === 'Reshape' || r.opType === 'Transpose') && reaches(r.outputs[0] ?? '', hops - 1)));
-  return reaches(conv.outputs[0]!, 2);
+/** Activation functions: where a Conv → BN → activation leaves Conv → activation once BN is folded. */
+const ACTIVATIONS = new Set(['Relu', 'Clip', 'LeakyRelu', 'PRelu', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'Elu', 'Selu', 'Celu', 'Tanh', 'Softplus', 'Mish', 'Gelu']);
+
+/**
+ * A Conv that reads like one a BatchNorm was folded into: its output goes straight into an activation
+ * (a SiLU's Sigmoid and Mul included). One feeding a norm, an Add (a residual's last, ConvNeXt's
+ * downsampling) or a reshape (a patch embedding) is what its design made it.
+ */
+function foldedLooking(conv: Node, index: GraphIndex): boolean {
+  const readers = index.consumersOf(conv.outputs[0]!);
+  return readers.some((r) => ACTIVATIONS.has(r.opType)) && readers.every((r) => ACTIVATIONS.has(r.opType) || r.opType === 'Mul');
 }
 
 /** `graph` with trainable BN after its Convs when it has no normalization at all; otherwise `graph` itself. */
@@ -147,7 +153,7 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   const pooled = pooledConvs(graph);
   if (hasNormalization(graph)) {
     const index = new GraphIndex(graph);
-    return { ...none, unnormalized: convs.filter((n) => !heads.has(n) && !pooled.has(n) && !feedsNormalization(n, index)).length };
+    return { ...none, unnormalized: convs.filter((n) => !heads.has(n) && !pooled.has(n) && foldedLooking(n, index)).length };
   }
   const skipped = {
     classifier: convs.filter((n) => heads.has(n)).length,
@@ -185,6 +191,6 @@ export function reinsertedAfter(r: Reinsertion): string {
  */
 export function unnormalizedNote(r: Reinsertion, graph: Graph): string | undefined {
   if (!r.unnormalized || hasBatchNorm(graph)) return undefined;
-  return `note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; ${r.unnormalized} of its ${r.convs} Conv(s) reach no normalization — ` +
+  return `note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; ${r.unnormalized} of its ${r.convs} Conv(s) go straight into an activation, with no norm between — ` +
     'if BN was folded into them at export, they train without it: export with BN kept (torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE)) to train it';
 }

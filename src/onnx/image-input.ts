@@ -115,10 +115,11 @@ function fitsImageSize(graph: Graph, size: readonly [number, number]): boolean {
  * would not fit what reaches it; a Flatten before the classifier fixes the size), naming the square
  * size(s) it does take: the smallest, and whether larger ones fit too.
  */
-export function checkImageSizeFits(graph: Graph, size: readonly [number, number], file: string): void {
+export function checkImageSizeFits(graph: Graph, size: readonly [number, number], file: string, o: { cifar?: boolean } = {}): void {
   if (!hasFreeImageSize(graph) || fitsImageSize(graph, size)) return;
   const fits = (side: number): boolean => fitsImageSize(graph, [side, side]);
-  let problem = `--image-size ${size.join('×')} does not fit this model`;
+  // `cifar`: no --image-size was given; the size is CIFAR-10's, which cannot be resized.
+  let problem = o.cifar ? `CIFAR-10's ${size.join('×')} images (no --image-size given, none recorded) do not fit this model` : `--image-size ${size.join('×')} does not fit this model`;
   try {
     inferShapes(pinImageSize(graph, size));
   } catch (e) {
@@ -137,9 +138,10 @@ export function checkImageSizeFits(graph: Graph, size: readonly [number, number]
     if (smallest - fails <= 1) break;
   }
   const larger = fits(smallest + 1) && fits(smallest * 2);
+  const folder = o.cifar ? ', with an image folder (its images are resized to the model; CIFAR-10\'s are not)' : '';
   throw usageError(`${file}: ${problem}`, larger
-    ? `the smallest square image it takes is ${smallest}×${smallest}: pass --image-size H,W at least that large (the size it was trained at)`
-    : `it takes ${smallest}×${smallest}, and not every larger size (a Flatten before its classifier fixes the size): pass --image-size ${smallest},${smallest}, or the size it was exported at`);
+    ? `the smallest square image it takes is ${smallest}×${smallest}: pass --image-size H,W at least that large (the size it was trained at)${folder}`
+    : `it takes ${smallest}×${smallest}, and not every larger size (a Flatten before its classifier fixes the size): pass --image-size ${smallest},${smallest}, or the size it was exported at${folder}`);
 }
 
 /** Benchmark input shapes (batch 1) for a model whose H×W are free, at `size`; undefined for a fixed input. */

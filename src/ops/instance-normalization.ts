@@ -3,7 +3,7 @@ import { floatAttr } from './attrs.js';
 import { defineOp, OpError } from './op-def.js';
 import { input, mergeDims, requireDtype, requireMinRank, requireRank, typeOf } from './shared/shapes.js';
 import { single } from '../engine/lowering.js';
-import type { Tensor } from '../onnx/tensor.js';
+import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import type { Graph, GraphIndex, Node } from '../onnx/graph.js';
 import { samePorts, vectorParams } from '../compress/prune/rules.js';
 
@@ -11,7 +11,7 @@ export interface InstanceNormalizationAttrs {
   epsilon: number;
 }
 
-const allEqual = (t: Tensor | undefined, v: number): boolean => t?.dtype === 'float32' && (t.data as Float32Array).every((x) => x === v);
+const allEqual = (t: Tensor | undefined, v: number): boolean => t !== undefined && FLOAT_DTYPES.has(t.dtype) && toNumbers(t).every((x) => x === v);
 
 /**
  * torch's GroupNorm export: Reshape → InstanceNormalization(scale all 1, B all 0, constants) → Reshape;
@@ -34,9 +34,12 @@ export function isGroupNormCore(node: Node, graph: Graph, index: GraphIndex): bo
     return q?.opType === 'QuantizeLinear' ? index.producer.get(q.inputs[0] ?? '') : p;
   };
   const readers = (v: string): Node[] => index.consumersOf(v).flatMap((r) => (r.opType === 'QuantizeLinear' || r.opType === 'DequantizeLinear' ? readers(r.outputs[0] ?? '') : [r]));
-  return node.opType === 'InstanceNormalization' && groupNormCore({
-    input: writer(x ?? ''), readers: readers(node.outputs[0] ?? ''), scale: graph.initializers.get(scale ?? ''), bias: graph.initializers.get(bias ?? ''),
-  });
+  // Stored, or behind the Cast an fp16-weights model reads it through.
+  const stored = (v: string | undefined): Tensor | undefined => {
+    const p = v ? index.producer.get(v) : undefined;
+    return v ? (graph.initializers.get(v) ?? (p?.opType === 'Cast' || p?.opType === 'Identity' ? stored(p.inputs[0]) : undefined)) : undefined;
+  };
+  return node.opType === 'InstanceNormalization' && groupNormCore({ input: writer(x ?? ''), readers: readers(node.outputs[0] ?? ''), scale: stored(scale), bias: stored(bias) });
 }
 
 /**

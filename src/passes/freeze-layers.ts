@@ -14,6 +14,7 @@
 import { SlimError, usageError } from '../errors.js';
 import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
 import { isGroupNormCore } from '../ops/instance-normalization.js';
+import { learnedOperand } from '../ops/shared/learned.js';
 import { freezeBatchNorm } from './freeze-batchnorm.js';
 import { untieIdentityWeights } from './untie-weights.js';
 
@@ -56,19 +57,22 @@ const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNorma
  * Mul (either operand: torch.onnx writes a Linear on 3-D input as MatMul + Add(bias, x)). Scalars
  * (HardSwish's 3, Clip bounds) and the constants of other ops are not parameters.
  */
-export function parametersOf(graph: Graph, node: Node, o: { dequantized?: ReadonlyMap<string, string> } = {}): string[] {
+export function parametersOf(graph: Graph, node: Node, o: { dequantized?: ReadonlyMap<string, string>; index?: GraphIndex } = {}): string[] {
   const isFloat = (v: string | undefined): v is string => !!v && graph.initializers.get(v)?.dtype === 'float32';
   // BatchNormalization learns its scale and shift; its running statistics are buffers, not parameters.
   if (node.opType === 'BatchNormalization') return node.inputs.slice(1, 3).filter(isFloat);
+  const index = (): GraphIndex => o.index ?? new GraphIndex(graph);
   // A GroupNorm's InstanceNormalization holds fixed 1s and 0s; its γ and β are the Mul and Add after.
-  if (node.opType === 'InstanceNormalization' && isGroupNormCore(node, graph, new GraphIndex(graph))) return [];
+  if (node.opType === 'InstanceNormalization' && isGroupNormCore(node, graph, index())) return [];
   // An int8 model's weights come through a DequantizeLinear of an integer initializer: that one stands for them.
-  const floats = node.inputs.flatMap((v) => {
-    const stored = o.dequantized?.get(v);
-    return stored ? [stored] : isFloat(v) ? [v] : [];
-  });
+  const storedName = (v: string): string | undefined => o.dequantized?.get(v) ?? (isFloat(v) ? v : undefined);
+  const floats = node.inputs.flatMap((v) => storedName(v) ?? []);
   if (WEIGHTED.has(node.opType)) return floats;
-  if (node.opType === 'Add' || node.opType === 'Mul') return floats.filter((v) => graph.initializers.get(v)!.data.length > 1);
+  if (node.opType === 'Add' || node.opType === 'Mul') {
+    const producers = index().producer;
+    const lookup = { producer: (v: string) => producers.get(v), stored: (v: string) => graph.initializers.get(storedName(v) ?? '') };
+    return node.inputs.flatMap((v, i) => (v && storedName(v) && learnedOperand(node, i, lookup) ? [storedName(v)!] : []));
+  }
   return [];
 }
 
@@ -124,8 +128,9 @@ export function layerGraph(graph: Graph): Graph {
 /** Nodes with parameters, by layer name in graph order: what `--freeze` can name (and `slim info --layers` lists). Takes a layerGraph. */
 export function parameterLayers(graph: Graph, o: { dequantized?: ReadonlyMap<string, string> } = {}): Map<string, Node[]> {
   const layers = new Map<string, Node[]>();
+  const index = new GraphIndex(graph);
   for (const node of graph.nodes) {
-    if (parametersOf(graph, node, o).length === 0) continue;
+    if (parametersOf(graph, node, { ...o, index }).length === 0) continue;
     const name = layerName(node);
     layers.set(name, [...(layers.get(name) ?? []), node]);
   }
@@ -172,7 +177,8 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
     return n.opType === 'BatchNormalization' && (before?.opType === 'Conv' || before?.opType === 'Gemm') && !layers.has(before);
   }).length;
   const frozen = new Set([...parameters].filter((p) => out.initializers.has(p)));
-  for (const node of out.nodes.filter((n) => layerNames.has(n.name))) parametersOf(out, node).forEach((p) => frozen.add(p));
+  const outIndex = new GraphIndex(out);
+  for (const node of out.nodes.filter((n) => layerNames.has(n.name))) parametersOf(out, node, { index: outIndex }).forEach((p) => frozen.add(p));
   // The scale and shift a BN became when it could not be folded: new constants read by Mul and Add only.
   const readByLayers = new Set(out.nodes.filter((n) => n.opType !== 'Mul' && n.opType !== 'Add').flatMap((n) => n.inputs));
   for (const name of out.initializers.keys()) {
@@ -181,10 +187,11 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   // A fresh classifier (--new-head) held at its random initialization would train nothing useful.
   const head = o.freshHead?.find((p) => frozen.has(p));
   if (head) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names the new classifier (${head}): it starts from random weights and must train`, 'leave the classifier out of the layers to freeze');
-  const all = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n));
+  const all = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n, { index: outIndex }));
   if (all.every((p) => frozen.has(p))) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
 
-  const inLayers = new Set([...layers].flatMap((n) => parametersOf(g, n)));
+  const gIndex = new GraphIndex(g);
+  const inLayers = new Set([...layers].flatMap((n) => parametersOf(g, n, { index: gIndex })));
   const named = [...new Set(g.nodes.filter((n) => layers.has(n)).map(layerName)), ...[...parameters].filter((p) => frozen.has(p) && !inLayers.has(p))];
   const size = (names: Iterable<string>): number => [...new Set(names)].reduce((n, name) => n + (out.initializers.get(name)?.data.length ?? 0), 0);
   const shown = named.slice(0, 6).join(', ') + (named.length > 6 ? `, … (${named.length} layers)` : '');
@@ -202,6 +209,7 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
  */
 function matchPatterns(g: Graph, patterns: readonly string[], refused: (pattern: string, layerNames: string[]) => Error): { layers: Set<Node>; parameters: Set<string> } {
   const byLayer = parameterLayers(g);
+  const index = new GraphIndex(g);
   const layers = new Set<Node>();
   const parameters = new Set<string>();
   for (const pattern of patterns) {
@@ -212,7 +220,7 @@ function matchPatterns(g: Graph, patterns: readonly string[], refused: (pattern:
           layers.add(node);
           found = true;
         }
-        for (const p of parametersOf(g, node).filter((p) => matchesPattern(pattern, p))) {
+        for (const p of parametersOf(g, node, { index }).filter((p) => matchesPattern(pattern, p))) {
           parameters.add(p);
           found = true;
         }

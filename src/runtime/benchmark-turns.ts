@@ -9,6 +9,7 @@
  */
 import type { BenchmarkPhase, ModelTimer, TimedResult } from './benchmark.js';
 import { latencyStats, percentile } from './percentiles.js';
+import { watchOtherLoad } from './cpu-load.js';
 
 /** Timed latency runs per turn: 100 runs are 10 turns. */
 export const LATENCY_BLOCK = 10;
@@ -73,6 +74,8 @@ export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[],
       onProgress?.(i + 1, n, 'warmup');
     }
     const runs = options.runs === 'auto' ? autoRuns(slowestMs) : options.runs;
+    // From the first timed run to the last, while every timed process is still open.
+    const stopWatch = watchOtherLoad();
 
     const samples = timers.map((): number[] => []);
     const turnP50s = timers.map((): number[] => []);
@@ -105,6 +108,7 @@ export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[],
       }
     }
 
+    const otherLoad = stopWatch();
     const results: (TimedResult & Finish)[] = [];
     for (const [i, timer] of timers.entries()) {
       const sorted = [...samples[i]!].sort((a, b) => a - b);
@@ -119,6 +123,7 @@ export async function timeInTurns<Finish>(timers: readonly ModelTimer<Finish>[],
         throughputBatch: timer.throughputBatch,
         throughputRuns: t.runs,
         throughputIps: t.runs > 0 ? (timer.throughputBatch * t.runs) / t.seconds : 0,
+        ...(otherLoad ? { otherLoad } : {}),
         ...(await timer.finish()),
       });
     }

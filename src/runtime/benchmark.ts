@@ -12,6 +12,7 @@ import { defaultThreads, openSession, type Optimization, type OrtModel } from '.
 import { benchmarkInputs, randomTensor } from './random-input.js';
 import { timeInTurns, waitUntilIdle, type RunCount } from './benchmark-turns.js';
 import type { LatencyStats } from './percentiles.js';
+import type { OtherLoad } from './cpu-load.js';
 
 export type BenchmarkPhase = 'warmup' | 'latency' | 'throughput';
 
@@ -59,6 +60,11 @@ export interface TimedResult {
   throughputRuns: number;
   /** Images per second at throughputBatch; 0 when the phase was skipped. */
   throughputIps: number;
+  /**
+   * The CPU other processes took while the timed runs ran (Linux; runtime/cpu-load.ts), read before the
+   * timed processes close: a browser's are not this process's children once it is gone.
+   */
+  otherLoad?: OtherLoad;
 }
 
 export interface PeakRss {

@@ -44,16 +44,40 @@ export interface OtherLoad {
   cores: number;
 }
 
+/** The CPUs this process may run on (Cpus_allowed_list: "0-3,8"), or undefined when not stated. */
+function allowedCpus(proc: ProcReader): Set<number> | undefined {
+  const list = proc.read(`${proc.self}/status`)?.match(/^Cpus_allowed_list:\s*(\S+)/m)?.[1];
+  if (!list) return undefined;
+  const cpus = new Set<number>();
+  for (const part of list.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    for (let c = a!; c <= (b ?? a!); c++) cpus.add(c);
+  }
+  return cpus;
+}
+
 function sample(proc: ProcReader): Sample | undefined {
   const stat = proc.read('stat');
   if (!stat) return undefined;
-  const lines = stat.split('\n');
-  const all = lines[0]?.split(/\s+/).slice(1).map(Number);
-  if (!all || all.length < 8 || all.some((v) => !Number.isFinite(v))) return undefined;
-  // user nice system idle iowait irq softirq steal: idle and iowait are the only time not spent working.
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = all as [number, number, number, number, number, number, number, number];
-  const busy = user + nice + system + irq + softirq + steal;
-  const cores = lines.filter((l) => /^cpu\d+ /.test(l)).length;
+  // Per core, the cores this process may use only: in a container pinned to some of the host's (cpuset),
+  // work on the others takes nothing from it.
+  const allowed = allowedCpus(proc);
+  let busy = 0;
+  let total = 0;
+  let cores = 0;
+  for (const line of stat.split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line);
+    if (!m || (allowed && !allowed.has(Number(m[1])))) continue;
+    const v = m[2]!.trim().split(/\s+/).map(Number);
+    if (v.length < 8 || v.some((x) => !Number.isFinite(x))) return undefined;
+    // user nice system idle iowait irq softirq steal: idle and iowait are not work; steal is the
+    // hypervisor's, not another process's.
+    const [user, nice, system, idle, iowait, irq, softirq] = v as [number, number, number, number, number, number, number];
+    busy += user + nice + system + irq + softirq;
+    total += user + nice + system + irq + softirq + idle + iowait;
+    cores++;
+  }
+  if (cores === 0) return undefined;
   const parents = new Map<number, number>();
   const times = new Map<number, { own: number; reaped: number }>();
   for (const pid of proc.pids()) {
@@ -76,7 +100,7 @@ function sample(proc: ProcReader): Sample | undefined {
     if (t) tree += t.own + t.reaped;
     stack.push(...(children.get(pid) ?? []));
   }
-  return { busy, total: busy + idle + iowait, cores, tree };
+  return { busy, total, cores, tree };
 }
 
 /**

@@ -9,6 +9,7 @@ import { createGzip, gzipSync } from 'node:zlib';
 import type { DType } from '../onnx/dtype.js';
 import { attr, dataInputs, GraphIndex, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { isGroupNormCore } from '../ops/instance-normalization.js';
+import { learnedOperand } from '../ops/shared/learned.js';
 import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
@@ -171,6 +172,8 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
       const float = isFloatTensor(t);
       // Integer tensors are parameters only in quantized slots (int32 biases included).
       if (!float && !role.quantized) continue;
+      // A quantized scalar an Add or Mul reads (HardSwish's 3) is no parameter, as its float original is not.
+      if (node.opType === 'DequantizeLinear' && numel(t.dims) === 1 && index.consumersOf(node.outputs[0] ?? '').every((r) => r.opType === 'Add' || r.opType === 'Mul')) continue;
       counted.add(name);
       params += numel(t.dims);
       nonzeroParams += float ? nonzeroFloat(t) : nonzeroQuantized(node, role, t, graph);
@@ -198,17 +201,15 @@ function storedWeight(name: string | undefined, graph: Graph, producers: Readonl
   return undefined;
 }
 
-/**
- * Learned inputs of `node`. An Add or Mul learns its stored operand of more than one value: a MatMul's
- * bias, GroupNorm's γ and β, a layer scale (scalars — HardSwish's 3, Clip bounds — are not parameters).
- */
+/** Learned inputs of `node`; an Add or Mul's as the engine trains them (learnedOperand: a layer's bias, GroupNorm's γ and β, a layer scale). */
 function learnedInputs(node: Node, producers: ReadonlyMap<string, Node>, graph: Graph): readonly LearnedInput[] {
   const domain = node.domain === 'ai.onnx' ? '' : node.domain;
   if (domain !== '' && domain !== 'com.microsoft') return [];
   if (node.opType === 'Add' || node.opType === 'Mul') {
+    const lookup = { producer: (v: string) => producers.get(v), stored: (v: string) => storedWeight(v, graph, producers)?.tensor };
     return [0, 1].filter((i) => {
-      const stored = storedWeight(node.inputs[i], graph, producers);
-      return stored !== undefined && isFloatTensor(stored.tensor) && numel(stored.tensor.dims) > 1;
+      const stored = lookup.stored(node.inputs[i] ?? '');
+      return stored !== undefined && isFloatTensor(stored) && learnedOperand(node, i, lookup);
     }).map((slot) => ({ slot }));
   }
   return LEARNED_INPUTS[node.opType] ?? [];

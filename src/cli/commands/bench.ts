@@ -17,14 +17,14 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, imageSizeFor, replacedSizeNote, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import type { ImageSet } from '../../data/types.js';
-import { otherLoadNote, watchOtherLoad, type OtherLoad } from '../../runtime/cpu-load.js';
+import { otherLoadNote } from '../../runtime/cpu-load.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -82,11 +82,9 @@ export function registerBench(program: Command): void {
         const loaded = await loadModelForRuntime(file);
         const { graph } = loaded;
         logUnknownOps(file, loaded.unknownOps);
-        const size = imageSizeFor(graph, file, options.imageSize);
-        const replaced = replacedSizeNote(graph, file, options.imageSize);
-        if (replaced) log(replaced);
+        // CIFAR-10's 32×32 for a free-size model that records no size, as the commands that write models take it.
+        const { size } = chosenImageSize(graph, file, options.imageSize, [options.data]);
         requireMeasurableSize(graph, file, size);
-        checkCifarImageSize(graph, options.data, size);
         if (options.data) defaults.hold(graph, file);
         const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
         // So are the data's class names against the model's: one copy of the images per input size,
@@ -127,8 +125,6 @@ export function registerBench(program: Command): void {
       const label = files.length === 1 ? `bench ${files[0]}` : `bench ${files.length} models in turns`;
       const bar = progress(web ? `${label} (browser)` : label, 100, '%');
       const onProgress = (done: number, total: number, phase: BenchmarkPhase): void => bar.update(Math.round(benchPercent(done, total, phase)), { phase });
-      const stopWatch = watchOtherLoad();
-      let load: OtherLoad | undefined;
       try {
         if (web) {
           // A page per model in one browser, as the web bundle holds one model per page.
@@ -148,9 +144,10 @@ export function registerBench(program: Command): void {
           timings = results.map((r) => ({ ...r, runtime: hostRuntime }));
         }
       } finally {
-        load = stopWatch();
         bar.stop();
       }
+      // Read by the timing itself, before its processes closed (the same window for every model).
+      const load = timings[0]?.otherLoad;
       for (const [i, { file, normalization, set, stats }] of checked.entries()) {
         const timing = timings[i]!;
         const row: BenchRow = {

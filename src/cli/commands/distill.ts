@@ -148,7 +148,7 @@ export function registerDistill(program: Command): void {
       checkDistillSettings(options.alpha, options.temperature);
       checkTrainingOutputs(options, [options.teacher, options.student]);
       // --mean/--std: the student's statistics, and the teacher's when it records none (a plain torch.onnx export).
-      const teacher = ((g: Graph): Graph => (readPreprocessing(g).normalization ? g : withGivenNormalization(g, options)))(forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data]), options.teacher, { written: false }).graph);
+      const teacher = ((g: Graph): Graph => (readPreprocessing(g).normalization ? g : withGivenNormalization(g, options)))(forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data], { writes: false }), options.teacher, { written: false }).graph);
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo) checkModelFile(options.student, '--student');
       const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);

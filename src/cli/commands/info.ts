@@ -8,7 +8,7 @@ import { formatBytes, formatCount, formatNumbers, table } from '../../report/for
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
-import { dataInputs, type Dim, type Graph } from '../../onnx/graph.js';
+import { dataInputs, GraphIndex, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { dequantizedWeights, layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
@@ -156,8 +156,9 @@ function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: 
   const batch = fixedBatchOf(dataInputs(g)[0]?.shape) ?? 1;
   // An int8 model lists its layers by their integer weights, counted as its float network is.
   const dequantized = dequantizedWeights(g);
+  const index = new GraphIndex(g);
   return [...parameterLayers(g, { dequantized })].map(([layer, nodes]) => {
-    const parameters = nodes.flatMap((n) => parametersOf(g, n, { dequantized })).map((name) => ({ name, shape: [...g.initializers.get(name)!.dims] }));
+    const parameters = nodes.flatMap((n) => parametersOf(g, n, { dequantized, index })).map((name) => ({ name, shape: [...g.initializers.get(name)!.dims] }));
     return {
       layer,
       ops: nodes.map((n) => n.opType),

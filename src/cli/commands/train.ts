@@ -260,6 +260,8 @@ export function registerTrain(program: Command): void {
 
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      // Folded where BN follows a Conv or Gemm; a pre-activation BN (DenseNet) stays.
+      const folded = options.fold && hasBatchNorm(result.graph) ? (hasBatchNorm(out) ? ' (BatchNormalization folded where a Conv or Gemm precedes it)' : ' (BatchNormalization folded)') : '';
       if (onnxFile) out = onnxFile.restore(out);
       // Restoring the exported output form declares the old class count again.
       if (options.newHead) declareClassCount(out, data.train.classes.length);
@@ -319,7 +321,7 @@ export function registerTrain(program: Command): void {
           ...resumedNote(result.resumedFrom, options.epochs),
           `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
-          `wrote ${options.out}${options.fold && hasBatchNorm(result.graph) ? ' (BatchNormalization folded)' : ''}`,
+          `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
       distributed?.finish();

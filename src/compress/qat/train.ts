@@ -131,9 +131,21 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.log ? { log: o.log } : {}),
     ...(o.file ? { file: o.file } : {}),
   };
-  // The progress of a phase counts the run's epochs: phase 2's first is epoch bnEpochs + 1 of o.epochs.
-  const progressFrom = (offset: number): Pick<TrainOptions, 'onProgress'> =>
-    o.onProgress ? { onProgress: (p) => o.onProgress!({ ...p, epoch: p.epoch + offset, epochs: o.epochs }) } : {};
+  // The progress of a phase counts the run's epochs and steps: phase 2's first is epoch bnEpochs + 1 of
+  // o.epochs; the time left is the phase's scaled by the run's steps left.
+  const perEpochSteps = stepsPerEpoch(o.data.train, batch, o.trainLimit);
+  const progressFrom = (offset: number): Pick<TrainOptions, 'onProgress'> => {
+    if (!o.onProgress) return {};
+    const totalSteps = perEpochSteps * o.epochs;
+    return {
+      onProgress: (p) => {
+        const globalStep = p.globalStep + offset * perEpochSteps;
+        const phaseLeft = p.totalSteps - p.globalStep;
+        const etaSeconds = phaseLeft > 0 ? (p.etaSeconds * (totalSteps - globalStep)) / phaseLeft : p.etaSeconds;
+        o.onProgress!({ ...p, epoch: p.epoch + offset, epochs: o.epochs, globalStep, totalSteps, etaSeconds });
+      },
+    };
+  };
   const seed = o.seed ?? 0;
   const phases: TrainResult[] = [];
   let graph = qat.graph;
@@ -141,7 +153,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     // Phase 1: BN live (batch statistics), the one learning-rate schedule spanning both phases.
     if (!o.unfolded) throw usageError('live BatchNorm epochs need the float model with its BatchNormalization nodes (QatOptions.unfolded)');
     const live = withLiveBatchNorm(qat, o.unfolded, o.file ? { file: o.file } : {});
-    const perEpoch = stepsPerEpoch(o.data.train, batch, o.trainLimit);
+    const perEpoch = perEpochSteps;
     phases.push(await trainModel({
       ...common,
       graph: live.graph,
