@@ -240,7 +240,7 @@ function requireImageSize(size: [number, number] | undefined, folder: string): a
 
 /** A note when --image-size differs from the size a free-size model records (it wins, and should say so). */
 export function replacedSizeNote(graph: Graph, file: string, flag: [number, number] | undefined): string | undefined {
-  const recorded = readPreprocessing(graph).inputShape;
+  const recorded = readPreprocessing(graph, file).inputShape;
   if (!flag || !recorded || !hasFreeImageSize(graph) || (flag[0] === recorded[1] && flag[1] === recorded[2])) return undefined;
   return `note: ${file} records ${recorded[1]}×${recorded[2]} as its input size; --image-size ${flag.join('×')} replaces it here`;
 }

@@ -23,7 +23,10 @@ export interface ModelStats {
   externalDataBytes: number;
   /** Each file after gzip at level 9, summed: what a download of the model costs. */
   gzipBytes: number;
-  /** Elements of learned tensors (see LEARNED_INPUTS); quantized weights count once, scales do not. */
+  /**
+   * Elements of learned tensors (LEARNED_INPUTS, and an Add's or Mul's by learnedOperand); quantized
+   * weights count once, scales do not; a GroupNorm's fixed 1s and 0s are none. PyTorch's sum(p.numel()).
+   */
   params: number;
   /** Those whose value is not zero (for quantized weights: whose quantized value ≠ its zero point). */
   nonzeroParams: number;
@@ -57,7 +60,8 @@ interface LearnedInput {
  * Which inputs of an op hold learned values, when they are initializers. Chosen by role, not by name:
  * Conv/Gemm weight and bias, BatchNormalization scale and bias (running mean/var are statistics),
  * either MatMul operand that is constant, the stored tensor of a DequantizeLinear / QuantizeLinear and
- * the weights of ORT's integer ops — never scales or zero points.
+ * the weights of ORT's integer ops — never scales or zero points. Add and Mul are decided by
+ * learnedOperand (src/ops/shared/learned.ts), as the engine trains them.
  */
 const LEARNED_INPUTS: Readonly<Record<string, readonly LearnedInput[]>> = {
   Conv: [{ slot: 1 }, { slot: 2 }],
