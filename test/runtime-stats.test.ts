@@ -32,6 +32,8 @@ const TORCH_PARAMS: Record<string, number> = {
   // TinyGNNet / TinyGN1Net (GroupNorm: its γ and β are the Mul and Add after torch's InstanceNormalization).
   'torch-tiny-gnnet.onnx': 13330,
   'torch-tiny-gn1net.onnx': 4082,
+  // TinyConvNeXt: its layer scales are Mul constants (they went uncounted: 18682).
+  'torch-tiny-convnext.onnx': 18746,
 };
 
 function node(opType: string, inputs: string[], outputs: string[], attributes: Node['attributes'] = {}): Node {

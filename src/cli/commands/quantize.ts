@@ -174,12 +174,12 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
-  // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
-  const sized = withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options);
-  const quantOps = sized.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
+  const quantOps = loaded.graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantOps.length > 0) {
     throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
   }
+  // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
+  const sized = withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options);
   // Checked before calibration: live BN needs BatchNormalization nodes, which a BN-folded export has none of.
   if (options.qat && options.bnEpochs && !hasBatchNorm(sized)) {
     throw usageError(`--bn-epochs trains the model's BatchNormalization live, and ${file} has none (it was folded at export, as torch.onnx and slim train write models)`, 'drop --bn-epochs: QAT trains the folded model as it is');
