@@ -1,7 +1,7 @@
 /** The training flags `slim train` and `slim distill` share, as the engine's TrainOptions. */
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
-import { reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
+import { hasBatchNorm, reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
@@ -87,6 +87,13 @@ export async function trainingGraph(
   const note = unnormalizedNote(r, graph);
   if (note && !o.quiet) log(note);
   return r.graph;
+}
+
+/** What `wrote FILE` adds about BatchNormalization: folded, folded where a Conv or Gemm precedes it, or nothing when there was none. */
+export function foldedNote(trained: Graph, written: Graph, fold: boolean): string {
+  if (!fold || !hasBatchNorm(trained)) return '';
+  // Folded where BN follows a Conv or Gemm; a pre-activation BN (DenseNet) stays.
+  return hasBatchNorm(written) ? ' (BatchNormalization folded where a Conv or Gemm precedes it)' : ' (BatchNormalization folded)';
 }
 
 /**

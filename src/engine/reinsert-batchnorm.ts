@@ -191,6 +191,6 @@ export function reinsertedAfter(r: Reinsertion): string {
  */
 export function unnormalizedNote(r: Reinsertion, graph: Graph): string | undefined {
   if (!r.unnormalized || hasBatchNorm(graph)) return undefined;
-  return `note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; ${r.unnormalized} of its ${r.convs} Conv(s) go straight into an activation, with no norm between — ` +
+  return `note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; ${r.unnormalized} of its ${r.convs} Conv(s) go straight into an activation, with no norm between (where a folded BN leaves a Conv; one before a residual Add may have lost its BN too) — ` +
     'if BN was folded into them at export, they train without it: export with BN kept (torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE)) to train it';
 }

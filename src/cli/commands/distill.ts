@@ -17,7 +17,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -227,6 +227,7 @@ export function registerDistill(program: Command): void {
       }
 
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
+      const folded = foldedNote(result.graph, out, options.fold);
       if (studentFreed) out = studentFreed.restore(out);
       out = withClassNames(out, data.train.classes);
       out = {
@@ -275,7 +276,7 @@ export function registerDistill(program: Command): void {
           ...resumedNote(result.resumedFrom, options.epochs),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
           `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
-          `wrote ${options.out}${options.fold ? ' (BatchNormalization folded)' : ''}`,
+          `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
     });

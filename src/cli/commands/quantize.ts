@@ -326,7 +326,7 @@ function byReason(nodes: readonly { node: string; reason: string }[]): string[] 
  */
 export function unfusedReason(activationType: 'uint8' | 'int8', opType: string, arch: string = process.arch): string {
   if (activationType === 'int8' && arch === 'x64' && ['Conv', 'MatMul', 'Gemm'].includes(opType)) {
-    return 'ONNX Runtime on x64 fuses Conv and MatMul with int8 activations into few integer kernels (arm64 fuses them; for an x64 target keep the default --activation-type uint8)';
+    return 'ONNX Runtime on x64 leaves most Conv and MatMul with int8 activations unfused, in float (arm64 fuses them; for an x64 target keep the default --activation-type uint8)';
   }
   return 'no fused integer kernel for this pattern in ONNX Runtime here';
 }

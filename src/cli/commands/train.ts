@@ -3,7 +3,6 @@ import { epochJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
-import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -22,7 +21,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -260,8 +259,7 @@ export function registerTrain(program: Command): void {
 
       const last = result.history.at(-1);
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
-      // Folded where BN follows a Conv or Gemm; a pre-activation BN (DenseNet) stays.
-      const folded = options.fold && hasBatchNorm(result.graph) ? (hasBatchNorm(out) ? ' (BatchNormalization folded where a Conv or Gemm precedes it)' : ' (BatchNormalization folded)') : '';
+      const folded = foldedNote(result.graph, out, options.fold);
       if (onnxFile) out = onnxFile.restore(out);
       // Restoring the exported output form declares the old class count again.
       if (options.newHead) declareClassCount(out, data.train.classes.length);
