@@ -19,6 +19,7 @@ import { int64 } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { smallCnn } from './helpers/engine-nets.js';
+import { foldedNote } from '../src/cli/train-options.js';
 import { fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
 
 /** Default-initialized TinyResNet exported with BN kept: torch.onnx merged every γ = 1, β = 0, mean and var. */
@@ -109,6 +110,12 @@ describe('untie-weights', () => {
     const mixedGraph = mixed.output(mixed.gemm(mixed.op('Flatten', mixed.op('GlobalAveragePool', mixed.reshape(grouped, [0, 8, 16, 16]))), 8, 2));
     const m = await withTrainingBatchNorm(mixedGraph, images, { samples: 16, threads: 1 });
     expect([m.inserted, m.unnormalized]).toEqual([0, 1]);
+    // What `wrote` says after train and distill: folded only where there was BN to fold.
+    const bnNet = smallCnn({ seed: 1, widths: [4, 8, 8] });
+    expect(foldedNote(bnNet, foldBatchNorm(bnNet), true)).toBe(' (BatchNormalization folded)');
+    expect(foldedNote(bnNet, bnNet, true)).toBe(' (BatchNormalization folded where a Conv or Gemm precedes it)');
+    expect(foldedNote(bnNet, bnNet, false)).toBe('');
+    expect(foldedNote(gn.graph, gn.graph, true)).toBe('');
     expect(unnormalizedNote(m, mixedGraph)).toMatch(/^note: the model normalizes with GroupNorm or LayerNorm, so no BatchNormalization is re-inserted for training; 1 of its 2 Conv\(s\) go straight into an activation, with no norm between \(where a folded BN leaves a Conv; one before a residual Add may have lost its BN too\) — .*TrainingMode\.PRESERVE/);
     // Below opset 17 the LayerNorm is written out: a value centred on its own mean marks it.
     for (const centred of [true, false]) {
