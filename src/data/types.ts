@@ -20,6 +20,11 @@ export function imageCount(set: ImageSet): number {
   return set.labels.length;
 }
 
+/** [H, W] of a set's images: the size a free-size model runs at on them. */
+export function imageSizeOf(set: ImageSet): [number, number] {
+  return [set.imageShape[1], set.imageShape[2]];
+}
+
 /** Pixel → model input: x = (pixel * scale - mean[c]) / std[c]. */
 export interface Normalization {
   scale: number;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
-import type { ImageSet, Normalization } from '../data/types.js';
+import { imageSizeOf, type ImageSet, type Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { fileError } from '../onnx/io.js';
 import { hasIntegerWeights, integerWeightsError } from '../passes/freeze-layers.js';
@@ -253,7 +253,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   }
   const channelsLast = o.channelsLast ?? (r.device === 'cuda' || autocast !== 'none');
   // A free-size model trains at the data's size (its shape computations fold there).
-  const imageSize = [o.data.train.imageShape[1], o.data.train.imageShape[2]] as const;
+  const imageSize = imageSizeOf(o.data.train);
   const plan = EnginePlan.create(o.graph, {
     device: r.device,
     imageSize,

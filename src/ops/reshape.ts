@@ -102,7 +102,7 @@ function reshapeForm(ctx: ChannelContext<ReshapeAttrs>): ReshapeForm | string {
       // Computed from the Shape of a value with these channels (GroupNorm(C, C)'s way back in a free-size export).
       const follows = computedChannelSource(ctx, target!.length);
       if (!follows) return `its target shape is computed at run time${FOLD_HINT}`;
-      return { ports: { ...r.ports, sameChannels: [{ value: follows, port: { side: 'out', slot: 0 } }] }, entry: 1, stored };
+      return { ports: { ...r.ports, ...tiedTo(follows) }, entry: 1, stored };
     }
     reason = r;
   }
@@ -206,11 +206,15 @@ function normGroups(ctx: ChannelContext<ReshapeAttrs>): ReshapeForm | string | u
     follows = computedChannelSource(ctx, target.length);
     if (!follows) return `its target shape is computed in a way pruning cannot follow${FOLD_HINT}`;
   }
-  const sameAs = follows ? { sameChannels: [{ value: follows, port: { side: 'out' as const, slot: 0 } }] } : {};
   const span = groups === 1 ? spatialSize(y) : channels / groups;
   if (span === undefined) return 'its height and width are not static';
   const link = groups === 1 ? into('out', channels, span) : into('in', groups, span);
-  return { ports: { inputs: [0], outputs: [0], coupling: [link], ...sameAs }, entry: 1, stored };
+  return { ports: { inputs: [0], outputs: [0], coupling: [link], ...tiedTo(follows) }, entry: 1, stored };
+}
+
+/** The output's channels tied to those of `value`, whose Shape the target is computed from (none when undefined). */
+function tiedTo(value: string | undefined): Pick<ChannelPorts, 'sameChannels'> {
+  return value ? { sameChannels: [{ value, port: { side: 'out', slot: 0 } }] } : {};
 }
 
 /** H·W (the product of the axes after the channels) when static. */

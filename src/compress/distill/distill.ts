@@ -15,7 +15,7 @@
  * every epoch; the student then trains on those same fixed images (no augmentation).
  */
 import { inputError, usageError } from '../../errors.js';
-import type { Normalization } from '../../data/types.js';
+import { imageSizeOf, type Normalization } from '../../data/types.js';
 import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
 import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
@@ -122,8 +122,7 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
 
 /** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
 async function teacherTop1(teacher: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
-  const imageSize = [o.data.test.imageShape[1], o.data.test.imageShape[2]] as const;
-  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', imageSize, ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', imageSize: imageSizeOf(o.data.test), ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
   const r = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
   return r.correct / Math.max(r.count, 1);

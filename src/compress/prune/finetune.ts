@@ -8,7 +8,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointMismatch } from '../../engine/resume.js';
 import { batches } from '../../data/batches.js';
-import type { ImageSet, Normalization } from '../../data/types.js';
+import { imageSizeOf, type ImageSet, type Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
 import type { TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -142,14 +142,12 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       }
       if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
-      const [, height, width] = o.data.train.imageShape;
-      return { graph: o.freeImageSize ? pinImageSize(tuned, [height, width]) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
+      return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
 
     async gradients(graph, { batches: count }) {
       const { EnginePlan } = await import('../../engine/plan.js');
-      const imageSize = [o.data.train.imageShape[1], o.data.train.imageShape[2]] as const;
-      const plan = EnginePlan.create(graph, { imageSize, ...(o.device ? { device: o.device } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+      const plan = EnginePlan.create(graph, { imageSize: imageSizeOf(o.data.train), ...(o.device ? { device: o.device } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
       // The plan backpropagates from its first output: the logits, or the probabilities of a final Softmax.
       const probabilities = plan.compiled.outputs[0]?.name !== plan.compiled.logits.name;
       const sums = new Map<string, Float32Array>();

@@ -12,6 +12,7 @@ import { foldBatchNorm } from '../../passes/index.js';
 import { formatCount, formatPercent } from '../../report/format.js';
 import { modelStats } from '../../runtime/stats.js';
 import { normalizationFor } from '../../data/model-data.js';
+import { imageSizeOf } from '../../data/types.js';
 import {
   engineFineTuner,
   pruneStructuredIteratively,
@@ -32,7 +33,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const source = await ctx.graphOf(from, 'trainable', { batches: true });
   // A model with a free height and width is pruned at the run's image size (a MAC target counts real
   // pixels) and keeps its free input.
-  const imageSize = [data.train.imageShape[1], data.train.imageShape[2]] as const;
+  const imageSize = imageSizeOf(data.train);
   const freeSize = hasFreeImageSize(source);
   const graph = freeSize ? pinForPruning(source, imageSize) : source;
   const device = spec.finetune?.device ?? ctx.device;
