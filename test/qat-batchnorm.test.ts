@@ -1,5 +1,6 @@
 import './helpers/engine-env.js';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { foldLiveBatchNorm, quantizationAwareTraining, toCanonicalLayout, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
@@ -103,8 +104,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
   it('trains one epoch live and one folded, and ships a BN-free int8 model ONNX Runtime runs', async () => {
     const seen = new Set<string>();
     const steps: [number, number][] = [];
+    const log = path.join(mkdtempSync(path.join(os.tmpdir(), 'qat-log-')), 'qat.log');
     const r = await quantizationAwareTraining({
-      graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2,
+      graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, batch: 64, threads: 2, log,
       onProgress: (p) => {
         seen.add(`${p.epoch + 1}/${p.epochs}`);
         if (p.phase === 'train') steps.push([p.globalStep, p.totalSteps]);
@@ -117,6 +119,15 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     expect(steps.at(-1)).toEqual([32, 32]);
     expect(steps.every(([step, total], k) => total === 32 && step <= total && (k === 0 || step >= steps[k - 1]![0]))).toBe(true);
     expect(r.steps).toBe(32);
+    // The log reads as one run too: each record names its phase and counts the run's epochs and steps
+    // (it held two runs, each from epoch 1).
+    const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.map((e) => [e['event'], e['phase'], e['epoch'] ?? null])).toEqual([
+      ['start', 'bn_live', 0], ['epoch', 'bn_live', 1], ['phase_end', 'bn_live', null],
+      ['start', 'bn_folded', 1], ['epoch', 'bn_folded', 2], ['end', 'bn_folded', null],
+    ]);
+    expect(records.filter((e) => e['event'] === 'start').map((e) => [e['epochs'], e['total_steps']])).toEqual([[2, 32], [2, 32]]);
+    expect(records.filter((e) => String(e['event']).endsWith('end')).map((e) => e['steps'])).toEqual([16, 32]);
     expect(r.graph.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     expect(JSON.parse(r.graph.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, bn_live_epochs: 1 });
     const x = images(test, 64);

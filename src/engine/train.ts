@@ -96,6 +96,12 @@ export interface TrainOptions {
   schedulePhase?: { before: number; after: number };
   /** JSON-lines log file: one record per epoch plus start/end events. */
   log?: string;
+  /**
+   * This run is one named phase of a longer one (QAT: BatchNorm live, then folded): its log records name
+   * the phase and count the longer run's epochs and steps, and a phase before the last ends with
+   * `phase_end`, so one log reads as one run.
+   */
+  logPhase?: { name: string; epochsBefore: number; stepsBefore: number; epochs: number; last: boolean };
   onProgress?: (p: TrainProgress) => void;
   /** Named in errors. */
   file?: string;
@@ -336,9 +342,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   if (checkpointPath && writer) await mkdir(path.dirname(checkpointPath), { recursive: true });
   // A log cut short mid-line (a full disk, a kill during the write) gets its next record on a line of its own.
   let logSeparator = o.log && writer ? await endsMidLine(o.log) : false;
+  const logPhase = o.logPhase;
   const log = async (record: Record<string, unknown>): Promise<void> => {
     if (!o.log || !writer) return;
-    const line = `${logSeparator ? '\n' : ''}${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+    const placed = logPhase ? { ...record, phase: logPhase.name } : record;
+    const line = `${logSeparator ? '\n' : ''}${JSON.stringify({ time: new Date().toISOString(), ...placed })}\n`;
     await appendFile(o.log, line).catch((e: unknown) => {
       logSeparator = true;
       throw fileError(o.log!, e, 'write');
@@ -347,11 +355,14 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   };
   // The fingerprint's `params` counts tensors (kept so older checkpoints resume); the log names both counts.
   const { params: parameterTensors, ...settings } = fingerprint;
+  const logged = (e: EpochRecord): EpochRecord => (logPhase ? { ...e, epoch: e.epoch + logPhase.epochsBefore } : e);
   await log({
-    event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch, ...snakeSettings(settings),
-    parameters: plan.parameterCount, parameter_tensors: parameterTensors, device: r.device, total_steps: totalSteps,
+    event: start.resumedFrom !== undefined ? 'resume' : 'start', epoch: start.epoch + (logPhase?.epochsBefore ?? 0), ...snakeSettings(settings),
+    ...(logPhase ? { epochs: logPhase.epochs, phase_epochs: o.epochs } : {}),
+    parameters: plan.parameterCount, parameter_tensors: parameterTensors, device: r.device,
+    total_steps: logPhase ? stepsPerEpoch * logPhase.epochs : totalSteps,
     // The checkpoint's last epoch: a kill between writing it and logging it left no 'epoch' record of it.
-    ...(start.resumedFrom !== undefined && history.length > 0 ? { last_epoch: epochJson(history.at(-1)!) } : {}),
+    ...(start.resumedFrom !== undefined && history.length > 0 ? { last_epoch: epochJson(logged(history.at(-1)!)) } : {}),
   });
   // Checkpoints are written only after a finite evaluation, so the file on disk is always a good epoch.
   const kept = (): string =>
@@ -380,7 +391,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         : await plan.trainStep(train, indices, stepOptions, teacher);
       lossEma = lossEma === undefined ? result.loss : 0.9 * lossEma + 0.1 * result.loss;
       if (!Number.isFinite(result.loss) || lossEma > divergedAbove) {
-        await log({ event: 'diverged', epoch, step, loss: result.loss });
+        await log({ event: 'diverged', epoch: epoch + (logPhase?.epochsBefore ?? 0), step: step + (logPhase?.stepsBefore ?? 0), loss: result.loss });
         throw new SlimError({
           ...(o.file ? { file: o.file } : {}),
           where: `epoch ${epoch + 1}, step ${b + 1}`,
@@ -443,7 +454,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       });
     }
     // Logged once kept: a resumed run's log then names each epoch once.
-    await log({ event: 'epoch', ...epochJson(record) });
+    await log({ event: 'epoch', ...epochJson(logged(record)) });
   }
 
   const seconds = start.seconds + (performance.now() - runStart) / 1000;
@@ -458,6 +469,9 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     steps: step,
     ...(start.resumedFrom !== undefined ? { resumedFrom: start.resumedFrom } : {}),
   };
-  await log({ event: 'end', test_top1: result.testAccuracy, seconds, gpu_seconds: gpuSeconds, estimated_cost: result.estimatedCost, steps: step });
+  await log({
+    event: logPhase && !logPhase.last ? 'phase_end' : 'end', test_top1: result.testAccuracy, seconds, gpu_seconds: gpuSeconds,
+    estimated_cost: result.estimatedCost, steps: step + (logPhase?.stepsBefore ?? 0),
+  });
   return result;
 }

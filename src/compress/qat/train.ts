@@ -161,6 +161,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
       seed,
       ...progressFrom(0),
       schedulePhase: { before: 0, after: perEpoch * (o.epochs - bnEpochs) },
+      logPhase: { name: 'bn_live', epochsBefore: 0, stepsBefore: 0, epochs: o.epochs, last: o.epochs === bnEpochs },
       ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'bn-live') } : {}),
     }));
     graph = foldLiveBatchNorm(settleScales(phases[0]!.graph).graph, live.batchNorms);
@@ -173,6 +174,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
         seed: seed + 7919,
         ...progressFrom(bnEpochs),
         schedulePhase: { before: perEpoch * bnEpochs, after: 0 },
+        logPhase: { name: 'bn_folded', epochsBefore: bnEpochs, stepsBefore: perEpoch * bnEpochs, epochs: o.epochs, last: true },
         ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'folded') } : {}),
       }));
       graph = phases[1]!.graph;
