@@ -37,6 +37,11 @@ export interface ModelConfig {
   inputType: 'float32' | 'uint8';
   /** The batch size the model fixes, when it fixes one (then at most that many images per run). */
   fixedBatch?: number;
+  /**
+   * The model's result for one image depends on the others run with it (dynamic quantization measures
+   * one range over the batch): the server runs one image per run, so each answer is the image's own.
+   */
+  oneImagePerRun?: boolean;
   output: string;
   /** 'logits' get a softmax; 'probabilities' (the graph ends in Softmax) are reported as they are. */
   outputKind: 'logits' | 'probabilities';
@@ -80,6 +85,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
   check(typeof m.input === 'string' && typeof m.output === 'string', 'model.input/output', 'tensor names');
   check(m.inputType === 'float32' || m.inputType === 'uint8', 'model.inputType', '"float32" or "uint8"');
   check(m.fixedBatch === undefined || (isCount(m.fixedBatch) && m.fixedBatch >= 1), 'model.fixedBatch', 'a whole number ≥ 1');
+  check(m.oneImagePerRun === undefined || typeof m.oneImagePerRun === 'boolean', 'model.oneImagePerRun', 'true or false');
   check(m.outputKind === 'logits' || m.outputKind === 'probabilities', 'model.outputKind', '"logits" or "probabilities"');
   const p = c.preprocess;
   check(isObject(p), 'preprocess', 'an object');

@@ -14,6 +14,7 @@ import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesCh
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
+import { imageMixingNodes } from '../onnx/image-mixing.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
@@ -107,6 +108,9 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const layout = takesChannelsLast(graph) ? 'NHWC' : 'NCHW';
   const classes = await smokeRun(bytes, file, input.name, input.dtype as 'float32' | 'uint8', output.name, imageDims(fixedBatch ?? 1, [channels, ...size], layout === 'NHWC'));
   const labels = options.labels ?? meta.classNames ?? defaultLabels(classes, file, warnings);
+  const mixing = imageMixingNodes(graph);
+  const oneImagePerRun = mixing.length > 0;
+  if (oneImagePerRun) notes.push(`${mixing[0]!.opType} '${mixing[0]!.node}' ${mixing[0]!.reason}: the bundle's server runs one image per run (batched, an answer would depend on the other requests)`);
   if (labels.length !== classes) {
     throw inputError({
       file,
@@ -129,6 +133,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         input: input.name,
         inputType: input.dtype as 'float32' | 'uint8',
         ...(fixedBatch !== undefined ? { fixedBatch } : {}),
+        ...(oneImagePerRun ? { oneImagePerRun } : {}),
         output: output.name,
         outputKind,
       },

@@ -207,8 +207,12 @@ multipart form) · 422 an image that does not decode · 503 with \`Retry-After\`
 (\`--queue\`), when uploads in progress already hold 256 MiB or an eighth of the RAM (whichever is less), or
 the server is stopping.
 
-Concurrent requests are decoded in parallel and run through the model together in batches of up to 8
-(\`--max-batch\`), so throughput grows with load while the queue and upload bounds keep memory bounded.
+${config.model.oneImagePerRun
+    ? `Concurrent requests are decoded in parallel and run through the model one image per run: this model's result for
+one image depends on the others run with it (dynamic quantization measures one range over the batch), so
+batching would make one client's answer depend on the other requests (\`--max-batch\` is ignored).`
+    : `Concurrent requests are decoded in parallel and run through the model together in batches of up to 8
+(\`--max-batch\`), so throughput grows with load while the queue and upload bounds keep memory bounded.`}
 
 ## 5. Start at boot (systemd)
 

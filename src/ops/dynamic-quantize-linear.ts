@@ -17,4 +17,5 @@ export const dynamicQuantizeLinear = defineOp<Record<string, never>>({
     return [typeOf('uint8', input(ctx, 0).type.shape), typeOf('float32', []), typeOf('uint8', [])];
   },
   macs: () => 0,
+  mixesImages: () => 'measures its quantization range over the whole batch',
 });

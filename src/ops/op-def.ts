@@ -83,6 +83,12 @@ export interface OpDef<A> {
    * node means the same there as written. Throws OpError when no exact rewrite exists.
    */
   upgrade?(ctx: UpgradeContext<A>): Node[];
+  /**
+   * Why this node's output for one image depends on the other images run with it (a range measured
+   * over the whole batch), or undefined. Such a model is evaluated and served one image per run, as a
+   * device classifies it: batched, its top-1 would depend on the batch size (src/onnx/image-mixing.ts).
+   */
+  mixesImages?(node: Node, attrs: A): string | undefined;
 }
 
 /** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */

@@ -21,6 +21,11 @@ import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
 export interface EvaluateOptions {
   /** Images per run; default 256. A model with a fixed batch dim uses that instead. */
   batchSize?: number;
+  /**
+   * One image per run whatever `batchSize` says: for a model whose result for one image depends on the
+   * others run with it (src/onnx/image-mixing.ts), so top-1 is what a device classifying one image sees.
+   */
+  oneImagePerRun?: boolean;
   /** Evaluate only the first `limit` images. */
   limit?: number;
   /** Pixel → input mapping; ignored for models that take uint8 pixels. */
@@ -65,7 +70,7 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
 
   const total = Math.min(imageCount(set), options.limit ?? Infinity);
   const fixedBatch = typeof input.dims?.[0] === 'number' ? input.dims[0] : undefined;
-  const batchSize = fixedBatch ?? options.batchSize ?? 256;
+  const batchSize = fixedBatch ?? (options.oneImagePerRun ? 1 : options.batchSize ?? 256);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw usageError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
   if (options.limit !== undefined && (!Number.isInteger(options.limit) || options.limit < 0)) {
     throw usageError(`limit must be a whole number ≥ 0, got ${options.limit}`);

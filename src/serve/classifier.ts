@@ -56,7 +56,7 @@ export interface OpenClassifierOptions {
   /** The model file, or its bytes. */
   model: string | Uint8Array;
   threads?: number;
-  /** Largest batch one run takes; default 8, capped by a fixed batch dim. */
+  /** Largest batch one run takes; default 8, capped by a fixed batch dim; 1 for a model with `oneImagePerRun`. */
   maxBatch?: number;
   maxPixels?: number;
 }
@@ -75,7 +75,8 @@ export async function openClassifier(options: OpenClassifierOptions): Promise<Cl
       fix: 'the model and slim.json do not belong together; rebuild the bundle with `slim deploy`',
     });
   }
-  const maxBatch = Math.max(1, Math.min(options.maxBatch ?? 8, config.model.fixedBatch ?? Infinity));
+  // A model whose answer for one image depends on the others run with it takes one image per run.
+  const maxBatch = config.model.oneImagePerRun ? 1 : Math.max(1, Math.min(options.maxBatch ?? 8, config.model.fixedBatch ?? Infinity));
   return new OrtClassifier(config, session, maxBatch, options.maxPixels ?? DEFAULT_MAX_PIXELS);
 }
 

@@ -9,6 +9,7 @@ import type { BenchmarkPhase, BenchmarkResult } from '../../runtime/benchmark.js
 import { benchmarkInChildren } from '../../runtime/benchmark-isolated.js';
 import { AUTO_RUNS, LATENCY_BLOCK, type RunCount } from '../../runtime/benchmark-turns.js';
 import { evaluate } from '../../runtime/evaluate.js';
+import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange, table } from '../../report/format.js';
@@ -110,7 +111,10 @@ export function registerBench(program: Command): void {
         }
         const inputShapes = size ? imageInputShapes(graph, size) : undefined;
         const perModel = { batch: fixedBatch ?? 1, throughputBatch: fixedBatch ?? options.batch, ...(inputShapes ? { inputShapes } : {}) };
-        checked.push({ file, loaded, graph, normalization, set, stats, perModel });
+        const oneImagePerRun = imageMixingNodes(graph);
+        const mixingNote = set ? oneImagePerRunNote(file, oneImagePerRun) : undefined;
+        if (mixingNote) log(mixingNote);
+        checked.push({ file, loaded, graph, normalization, set, stats, perModel, oneImagePerRun: oneImagePerRun.length > 0 });
       }
       for (const line of defaults.lines()) log(line);
       for (const [set, unnamed] of positional) {
@@ -148,7 +152,7 @@ export function registerBench(program: Command): void {
       }
       // Read by the timing itself, before its processes closed (the same window for every model).
       const load = timings[0]?.otherLoad;
-      for (const [i, { file, normalization, set, stats }] of checked.entries()) {
+      for (const [i, { file, normalization, set, stats, oneImagePerRun }] of checked.entries()) {
         const timing = timings[i]!;
         const row: BenchRow = {
           file,
@@ -178,6 +182,7 @@ export function registerBench(program: Command): void {
             const result = await evaluate(model, set, {
               normalization: normalization!,
               keepPredictions: true,
+              oneImagePerRun,
               ...(options.limit !== undefined ? { limit: options.limit } : {}),
               onProgress: (done) => evalBar.update(done),
             });

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate } from '../../runtime/evaluate.js';
+import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { formatPercent, table } from '../../report/format.js';
 import { checkDataDir, chosenImageSize, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
@@ -28,7 +29,7 @@ export function registerEval(program: Command): void {
     )),
   ))
     .addHelpText('after', '\nExamples:\n  slim eval model.onnx --data cifar10 --data-dir ../shared/data/cifar10\n  slim eval model.onnx --data cifar10 --limit 1000 --json')
-    .action(async (file: string, options: EvalOptions) => {
+    .action(async (file: string, options: EvalOptions, command: Command) => {
       checkDataDir(options);
       const { graph, unknownOps } = await loadModelForRuntime(file);
       logUnknownOps(file, unknownOps);
@@ -37,6 +38,9 @@ export function registerEval(program: Command): void {
       const set = await loadDataset({ ...options, splitFlag: true }, size, modelChannels(graph), classes);
       const positional = classes ? undefined : positionalScoringNote([file], set);
       if (positional) log(positional);
+      const mixing = imageMixingNodes(graph);
+      const mixingNote = oneImagePerRunNote(file, mixing);
+      if (mixingNote) log(`${mixingNote}${command.getOptionValueSource('batch') === 'cli' ? ` (not --batch ${options.batch})` : ''}`);
       const model = await openSession(file, options.threads ? { threads: options.threads } : {});
       const total = Math.min(options.limit ?? Infinity, set.labels.length);
       if (options.limit !== undefined && options.limit > total) log(`note: --limit ${options.limit} is more than ${set.name} holds: evaluating all ${total} images`);
@@ -44,6 +48,7 @@ export function registerEval(program: Command): void {
       try {
         const result = await evaluate(model, set, {
           batchSize: options.batch,
+          oneImagePerRun: mixing.length > 0,
           normalization: normalizationFor(graph, options, file),
           ...(options.limit !== undefined ? { limit: options.limit } : {}),
           onProgress: (done) => bar.update(done),

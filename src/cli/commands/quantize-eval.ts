@@ -4,9 +4,10 @@ import type { ImageSet, Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate } from '../../runtime/evaluate.js';
+import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
-import { progress } from '../../util/terminal.js';
+import { log, progress } from '../../util/terminal.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
 export interface EvalData {
@@ -56,11 +57,14 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
 
 /** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */
 export async function top1(graph: Graph, data: EvalData, normalization: Normalization, threads: number | undefined, label: string): Promise<number> {
+  const mixing = imageMixingNodes(graph);
+  const mixingNote = oneImagePerRunNote('the quantized model', mixing);
+  if (mixingNote) log(mixingNote);
   const model = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label });
   const total = Math.min(data.limit ?? Infinity, data.set.labels.length);
   const bar = progress(label, total, 'img');
   try {
-    const r = await evaluate(model, data.set, { normalization, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
+    const r = await evaluate(model, data.set, { normalization, oneImagePerRun: mixing.length > 0, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
     return r.top1;
   } finally {
     bar.stop();

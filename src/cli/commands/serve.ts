@@ -73,6 +73,9 @@ export function registerServe(program: Command): void {
         classifier = await openClassifier({ config, model: prepared.bytes, ...common });
       }
       const name = classifier.config.name;
+      if (classifier.config.model.oneImagePerRun) {
+        log(`slim serve: note: ${name}'s result for one image depends on the others run with it (dynamic quantization measures one range over the batch): one image per run${command.getOptionValueSource('maxBatch') === 'cli' ? `, not --max-batch ${flags.maxBatch}` : ''}`);
+      }
       await runServer({
         classifier,
         port: flags.port,
