@@ -225,6 +225,29 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(m.stages[2]!.error).not.toMatch(/--max-ratio/);
   });
 
+  it('a stage whose model cannot be stored keeps its checkpoints: the rerun resumes it after its last epoch', async () => {
+    const storeDir = path.join(dir, 'store-fails');
+    mkdirSync(storeDir);
+    // A file where the model store's folder goes: the trained model cannot be stored.
+    writeFileSync(path.join(storeDir, 'artifacts'), 'in the way');
+    const file = writeRecipe('s.yaml', `name: tiny\ndata:\n  train_per_class: 10\n  test_limit: 100\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 2, batch: 50, eval_limit: 50 }\n`);
+    const failed = await runSlim(args(file, storeDir), { timeoutMs: 120_000 });
+    expect(failed.code).toBe(1);
+    const errors = failed.stderr.split('\n').filter((l) => l.startsWith('slim:'));
+    expect(errors).toHaveLength(1);
+    // It was an internal error, and the epoch checkpoints were already deleted: the rerun trained again from epoch 1.
+    expect(errors[0]).toMatch(/artifacts.* run the same command again: the stage's checkpoints in .*work.* are kept, so it resumes from its last epoch/);
+    expect(errors[0]).not.toMatch(/internal error/);
+    rmSync(path.join(storeDir, 'artifacts'));
+    const out = await run(file, storeDir);
+    expect(out.ran).toEqual(['fp32']);
+    const fp32 = manifestOf(storeDir).stages[0]!;
+    expect(fp32.kind === 'train' && fp32.result!.resumed_from_epoch).toBe(2);
+    expect(fp32.kind === 'train' && fp32.result!.history).toHaveLength(2);
+    // Stored now: the checkpoints are gone.
+    expect(existsSync(path.join(storeDir, 'work'))).toBe(false);
+  });
+
   it('killed while training, a rerun resumes at that stage from its last epoch; a busy run folder is refused', async () => {
     const crashDir = path.join(dir, 'crash');
     const file = writeRecipe('d.yaml', recipe({ ftEpochs: 6, perClass: 40 }));

@@ -246,18 +246,29 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
           throw placed;
         }
         const seconds = (performance.now() - t0) / 1000;
-        record = {
-          ...base,
-          status: 'done',
-          seconds,
-          gpu_seconds: out.gpuSeconds,
-          cost: (out.gpuSeconds / 3600) * recipe.gpuPricePerHour,
-          finished: new Date().toISOString(),
-          result: out.result,
-          ...(out.model ? { model: await putModel(runDir, out.model) } : {}),
-          ...(out.trainable ? { trainable: await putModel(runDir, out.trainable) } : {}),
-        } as StageRecord;
-        await writeStageRecord(runDir, record);
+        const stored = async (): Promise<StageRecord> => {
+          const done = {
+            ...base,
+            status: 'done',
+            seconds,
+            gpu_seconds: out.gpuSeconds,
+            cost: (out.gpuSeconds / 3600) * recipe.gpuPricePerHour,
+            finished: new Date().toISOString(),
+            result: out.result,
+            ...(out.model ? { model: await putModel(runDir, out.model) } : {}),
+            ...(out.trainable ? { trainable: await putModel(runDir, out.trainable) } : {}),
+          } as StageRecord;
+          await writeStageRecord(runDir, done);
+          return done;
+        };
+        // A training stage's epoch checkpoints are the only copy of its work until its record is stored:
+        // removed after that, never before (a full disk or a kill here would otherwise lose the training).
+        record = await stored().catch(async (e: unknown) => {
+          const kept = (await readdir(ctx.workDir).catch(() => [])).length > 0;
+          if (!(e instanceof SlimError) || !kept) throw e;
+          throw new SlimError({ ...e.parts, fix: `${e.parts.fix ? `${e.parts.fix}, then` : 'then'} run the same command again: the stage's checkpoints in ${ctx.workDir} are kept, so it resumes from its last epoch` }, e.kind, { cause: e });
+        });
+        await rm(ctx.workDir, { recursive: true, force: true });
         ran.push(stage.id);
         log(`  done in ${seconds.toFixed(1)} s`);
       }

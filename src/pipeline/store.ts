@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Graph } from '../onnx/graph.js';
-import { decodeModel, encodeModel, HOST_TAG, removeOrphanedTemps, writeFileAtomic } from '../onnx/io.js';
+import { decodeModel, encodeModel, fileError, HOST_TAG, removeOrphanedTemps, writeFileAtomic } from '../onnx/io.js';
 import { sameFile } from '../util/files.js';
 
 export interface ArtifactRef {
@@ -50,7 +50,9 @@ export async function putBytes(runDir: string, bytes: Uint8Array, ext: string): 
   // link) must be replaced, or the stage that remade it would be rerun forever.
   const existing = await stat(file).catch(() => undefined);
   if (existing?.size !== bytes.byteLength || !(await verifyArtifact(runDir, { sha256: hash, path: rel, bytes: bytes.byteLength }))) {
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true }).catch((e: unknown) => {
+      throw fileError(path.dirname(file), e, 'write');
+    });
     await writeFileAtomic(file, bytes);
   }
   return { sha256: hash, path: rel, bytes: bytes.byteLength };

@@ -2,7 +2,6 @@
  * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
  * fine-tuning in the loop — the same library calls `slim prune` makes.
  */
-import { rm } from 'node:fs/promises';
 import { pruneStepJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
@@ -133,7 +132,6 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const model = foldBatchNorm(pruned);
   const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
-  await rm(ctx.workDir, { recursive: true, force: true });
   return {
     model,
     trainable: pruned,

@@ -36,7 +36,6 @@ import {
   type CalibrationMethod,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
-import { rm } from 'node:fs/promises';
 import type { Progress } from '../../util/terminal.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
@@ -192,7 +191,6 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   }).finally(() => bar?.stop());
   for (const w of r.warnings) ctx.log(`  warning: ${w}`);
   ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)`);
-  await rm(ctx.workDir, { recursive: true, force: true });
   const result: TrainingResult = {
     history: r.history.map(epochJson),
     test_top1: r.testAccuracy,

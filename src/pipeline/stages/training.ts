@@ -5,7 +5,6 @@
  */
 import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
-import { rm } from 'node:fs/promises';
 import type { Graph } from '../../onnx/graph.js';
 import { classifierParameters, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
@@ -148,7 +147,6 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
     ...(teacher ? { teacher: teacher.id } : {}),
   };
-  await rm(ctx.workDir, { recursive: true, force: true });
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
   const trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
