@@ -3,6 +3,7 @@
  * offending text in the recipe, found independently), says what is wrong and what to do. The shipped
  * recipes parse. `slim run` prints the error on one line and exits 1.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -397,6 +398,37 @@ describe('slim run --fresh', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/another slim run \(pid \d+\) is using this run folder.*if no slim run is using it, delete .*reused-pid\/\.lock/);
   });
+});
+
+describe('the run lock under runs that start together', () => {
+  it('is held by one run at a time, and leaves no file of its own behind', async () => {
+    // Each child waits for a common start instant, takes the lock, holds it 300 ms and says whether it got it.
+    const child = path.join(dir, 'lock-child.mts');
+    writeFileSync(child, [
+      `import { lockRun } from ${JSON.stringify(path.join(REPO_ROOT, 'src/pipeline/manifest.ts'))};`,
+      'const [runDir, at] = [process.argv[2], Number(process.argv[3])];',
+      'while (Date.now() < at) { /* the start line */ }',
+      "try { const release = await lockRun(runDir); console.log('GOT'); await new Promise((r) => setTimeout(r, 300)); await release(); } catch { console.log('REFUSED'); }",
+    ].join('\n'));
+    const start = (runDir: string, at: number): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', child, runDir, String(at)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('error', reject);
+        p.on('close', () => resolve(out.trim()));
+      });
+    // Taken as an empty file and written after, the three often all held it (the others read it empty: a dead run's).
+    for (let trial = 0; trial < 6; trial++) {
+      const runDir = path.join(dir, `lock-race-${trial}`);
+      mkdirSync(runDir);
+      const at = Date.now() + 2500;
+      const answers = await Promise.all([start(runDir, at), start(runDir, at), start(runDir, at)]);
+      expect(answers.filter((a) => a === 'GOT'), answers.join(',')).toHaveLength(1);
+      expect(answers.filter((a) => a === 'REFUSED')).toHaveLength(2);
+      expect(readdirSync(runDir)).toEqual([]);
+    }
+  }, 120_000);
 });
 
 describe('slim run checks the model against the data first', () => {

@@ -6,7 +6,8 @@
  */
 import { processStartTime, sameProcessAlive } from '../util/process.js';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
@@ -304,20 +305,38 @@ export function runIsLive(runDir: string): boolean {
 
 export async function lockRun(runDir: string): Promise<() => Promise<void>> {
   const file = path.join(runDir, '.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(file, 'wx');
-      await handle.writeFile([process.pid, processStartTime(process.pid)].filter(Boolean).join(' '));
-      await handle.close();
-      return () => rm(file, { force: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = liveLockHolder(await readFile(file, 'utf8').catch(() => ''));
-      if (pid !== undefined && pid !== process.pid) {
-        throw new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: `wait for it to finish, or pass --run-dir to use another folder (if no slim run is using it, delete ${file})` }, 'usage');
+  const busy = (pid: number): SlimError =>
+    new SlimError({ file: runDir, problem: `another slim run (pid ${pid}) is using this run folder`, fix: `wait for it to finish, or pass --run-dir to use another folder (if no slim run is using it, delete ${file})` }, 'usage');
+  // The lock never exists without its content: written beside it, then linked into place, which fails
+  // when a lock is there. (Created empty and then written, a run arriving in between read an empty lock,
+  // took it for a dead run's, and two runs held the folder.)
+  const unique = `${process.pid}.${randomBytes(4).toString('hex')}`;
+  const temp = `${file}.${unique}.tmp`;
+  await writeFile(temp, [process.pid, processStartTime(process.pid)].filter(Boolean).join(' '));
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await link(temp, file);
+        return () => rm(file, { force: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      await rm(file, { force: true });
+      const pid = liveLockHolder(await readFile(file, 'utf8').catch(() => ''));
+      if (pid !== undefined && pid !== process.pid) throw busy(pid);
+      // A dead run's lock is moved aside before it is removed: a lock another run took meanwhile comes back.
+      const aside = `${file}.${unique}.stale.tmp`;
+      if (await rename(file, aside).then(() => true, () => false)) {
+        const holder = liveLockHolder(await readFile(aside, 'utf8').catch(() => ''));
+        if (holder !== undefined && holder !== process.pid) {
+          await link(aside, file).catch(() => undefined);
+          await rm(aside, { force: true });
+          throw busy(holder);
+        }
+        await rm(aside, { force: true });
+      }
     }
+  } finally {
+    await rm(temp, { force: true });
   }
   throw new SlimError({ file, problem: 'cannot take the run lock', fix: 'remove the .lock file if no slim run is using the folder' });
 }
