@@ -290,6 +290,34 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
   });
 });
 
+describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () => {
+  it('takes its `slim bench` (and the processes that time) down with it', async () => {
+    const runDir = path.join(dir, 'stopped-bench');
+    const file = writeRecipe('b.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - bench: { runs: 200000, warmup_runs: 2, batch: 1 }\n');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir)], { cwd: REPO_ROOT, stdio: 'ignore' });
+    // Processes started for this run folder's benchmark: `slim bench` and the children it times in.
+    const benchProcesses = (): number[] =>
+      readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+        try {
+          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          return pid !== child.pid && (cmd.includes(`${runDir}/models`) || cmd.includes('benchmark-child'));
+        } catch {
+          return false;
+        }
+      });
+    try {
+      await until(() => benchProcesses().length >= 2, 150_000, 'the benchmark to start');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(143);
+      // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
+      await until(() => benchProcesses().length === 0, 2_500, 'the benchmark processes to end');
+    } finally {
+      await kill(child);
+    }
+  });
+});
+
 describe('slim run from a PyTorch-exported model file', () => {
   it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
     // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.
@@ -346,10 +374,10 @@ stages:
   });
 });
 
-async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+async function until(done: () => boolean, timeoutMs: number, what = 'the run to reach the fine-tuning stage'): Promise<void> {
   const start = Date.now();
   while (!done()) {
-    if (Date.now() - start > timeoutMs) throw new Error('timed out waiting for the run to reach the fine-tuning stage');
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 15));
   }
 }

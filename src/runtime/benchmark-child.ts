@@ -53,3 +53,7 @@ process.on('message', async (request: ChildRequest) => {
   // After its last reply (or a failed open) the process has nothing left to do.
   if (request.type === 'finish' || reply.type === 'slim-error' || reply.type === 'crash') process.disconnect();
 });
+
+// The parent is gone (stopped by a signal, killed): nothing reads what this process would go on
+// measuring, and it would load the machine for the next benchmark.
+process.on('disconnect', () => process.exit(0));

@@ -91,6 +91,11 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
 function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(slim[0]!, [...slim.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Stopped (Ctrl-C, SIGTERM) while it times, the run exits: so does the benchmark, or it would go on
+    // loading the machine the next run measures on.
+    const stop = (): void => void child.kill('SIGTERM');
+    process.once('exit', stop);
+    child.once('close', () => process.off('exit', stop));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
