@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # Debian packages: LibTorch for training (CPU), PyTorch 1.13 for test oracles and fixtures, ONNX's
 # onnx.proto and backend test suite for conformance tests. Deploy tests: qemu user emulation and the
 # arm64 C/C++ runtime to run linux-arm64 bundles (scripts/setup-arm64.sh adds an arm64 Node), and
-# Chromium for the web bundle (driven by playwright-core).
-APT_PACKAGES=(libtorch-dev libgloo-dev python3-torch libonnx-dev libonnx-testdata
+# Chromium for the web bundle (driven by playwright-core). Pillow: the oracle for image resizing and
+# grayscale (torchvision reads images with it).
+APT_PACKAGES=(libtorch-dev libgloo-dev python3-torch python3-pil libonnx-dev libonnx-testdata
   qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross chromium)
 missing=()
 if command -v dpkg-query >/dev/null; then

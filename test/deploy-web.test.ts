@@ -105,32 +105,25 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     // slim serve sends the cross-origin isolation headers: onnxruntime-web may run threads.
     expect(await page.evaluate('self.crossOriginIsolated')).toBe(true);
     let resized = 0;
-    const means: number[] = [];
     for (const img of images) {
       const inPage = await classifyInPage(img.file);
       const bytes = await readFile(img.file);
       const { pixels } = await loadImageFile(bytes, { size: [32, 32] });
       const [scores] = await classifier.run([await classifier.prepare(bytes)]);
       const expected = topK(scores!, classifier.config.labels, 5);
-      const same32 = img.file.endsWith('.png');
-      if (same32) {
-        expect(inPage.pixels, img.file).toEqual(Array.from(pixels));
-      } else {
-        resized++;
-        const diffs = inPage.pixels.map((v, i) => Math.abs(v - pixels[i]!));
-        const mean = diffs.reduce((a, b) => a + b, 0) / diffs.length;
-        means.push(mean);
-        expect(mean, `${img.file}: mean |Δpixel| vs sharp`).toBeLessThan(3);
-      }
+      if (!img.file.endsWith('.png')) resized++;
+      // The page resizes with slimkit's own code (Pillow's arithmetic), so even the JPEG and WebP images
+      // it decodes and resizes give the model the Node classifier's bytes (its own resampler, aligned as
+      // libvips, was up to 15 levels off).
+      expect(inPage.pixels, img.file).toEqual(Array.from(pixels));
       expect(inPage.top[0]!.label, img.file).toBe(expected[0]!.label);
-      inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+      inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(1e-4));
       const shown = await page.$$eval('#results li', (items) => items.map((li) => li.textContent ?? ''));
       expect(shown).toHaveLength(5);
       expect(shown[0]).toContain(expected[0]!.label);
       expect(await page.getAttribute('#status', 'data-state')).toBe('done');
     }
     expect(resized).toBe(4);
-    console.log(`web: resized images differ from sharp by ${means.map((m) => m.toFixed(2)).join(', ')} levels on average`);
   }, 120_000);
 
   it('classifies a dropped image and reports a non-image without breaking', async () => {
@@ -179,7 +172,7 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
         const inPage = await classifyInPage(img.file, pixelsPage);
         const [scores] = await classifier.run([await classifier.prepare(await readFile(img.file))]);
         expect(inPage.top[0]!.label, img.file).toBe(topK(scores!, classifier.config.labels, 1)[0]!.label);
-        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(1e-4));
       }
     });
   }, 120_000);
@@ -197,7 +190,7 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
         const meanDiff = inPage.pixels.reduce((a, v, i) => a + Math.abs(v - pixels[i]!), 0) / pixels.length;
         expect(meanDiff, img.file).toBeLessThan(3);
         const [scores] = await grayClassifier.run([await grayClassifier.prepare(bytes)]);
-        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(0.02));
+        inPage.top.forEach((p) => expect(Math.abs(p.score - scores![p.index]!), img.file).toBeLessThan(1e-4));
       }
     });
   }, 120_000);

@@ -3,6 +3,7 @@ import { CIFAR10_ARCHIVE_FOLDER, CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES } from 
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, SlimError, usageError } from '../errors.js';
+import { resizeCropToPlanar } from './resample.js';
 import { toGrayscale } from './transforms.js';
 import type { ImageSet } from './types.js';
 
@@ -193,19 +194,14 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     const srcW = meta.autoOrient?.width ?? meta.width;
     const srcH = meta.autoOrient?.height ?? meta.height;
     if (!srcW || !srcH) throw new Error('image has no size');
-    let pipeline = oriented;
-    if (mode === 'stretch') {
-      pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false });
-    } else {
-      const box = coverBox({ srcW, srcH, width, height });
-      pipeline = pipeline
-        .resize(box.resizedW, box.resizedH, { fit: 'fill', kernel: 'linear', fastShrinkOnLoad: false })
-        .extract({ left: box.left, top: box.top, width, height });
-    }
     // Transparency composited onto black, as the web page's canvas does: the colour stored under a
-    // transparent pixel is not what anyone sees, and removeAlpha() would feed it to the model.
-    const { data, info } = await pipeline.flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-    const rgb = toPlanarRgb(data, info.channels, width * height);
+    // transparent pixel is not what anyone sees, and removeAlpha() would feed it to the model. Resized
+    // here, as Pillow resizes (resample.ts), not by libvips, which enlarges with another alignment.
+    const { data, info } = await oriented.flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 1 && info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 1 or 3`);
+    const box = mode === 'stretch' ? { resizedW: width, resizedH: height, left: 0, top: 0 } : coverBox({ srcW: info.width, srcH: info.height, width, height });
+    const resized = resizeCropToPlanar(data, info.width, info.height, info.channels, box, width, height);
+    const rgb = info.channels === 1 ? grayToRgb(resized) : resized;
     return { pixels: channels === 1 ? toGrayscale(rgb, width * height) : rgb, imageShape: [channels, height, width], original: { width: srcW, height: srcH } };
   } catch (e) {
     if (e instanceof SlimError) throw e;
@@ -244,13 +240,10 @@ function roundHalfEven(x: number): number {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** Interleaved HWC (1 or 3 channels) → planar RGB. */
-function toPlanarRgb(data: Buffer, channels: number, plane: number): Uint8Array {
-  if (channels !== 1 && channels !== 3) throw new Error(`decoded to ${channels} channels, expected 1 or 3`);
-  const out = new Uint8Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) out[c * plane + i] = data[i * channels + (channels === 1 ? 0 : c)]!;
-  }
+/** One gray plane → three equal RGB planes. */
+function grayToRgb(gray: Uint8Array): Uint8Array {
+  const out = new Uint8Array(3 * gray.length);
+  for (let c = 0; c < 3; c++) out.set(gray, c * gray.length);
   return out;
 }
 

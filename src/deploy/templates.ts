@@ -279,13 +279,12 @@ sends them; browsers allow WebAssembly threads only then), otherwise on one. \`s
 
 ## Preprocessing
 
-The page follows slimkit's geometry exactly: EXIF orientation, ${geometryText(config.preprocess)} to
-${config.preprocess.size.join('×')}, then ${valuesText(config)}. Images already
-${config.preprocess.size.join('×')} are fed exactly as \`${evalCommand(config.preprocess)}\` feeds them. The browser decodes and
-resamples other sizes itself, so their pixel values differ from sharp's (the Node bundle's and \`slim eval\`'s):
-by up to 4 levels of 255 on photos scaled from 120×90 and 640×480 in a user trial, which changed the top-1
-class of 1–2 % of them for a small CIFAR-10 model. Where exact agreement matters, send images at
-${config.preprocess.size.join('×')}, or classify on a server with the Node bundle.
+The page follows slimkit's preprocessing exactly: EXIF orientation, ${geometryText(config.preprocess)} to
+${config.preprocess.size.join('×')} with the same resizing code as \`${evalCommand(config.preprocess)}\` and the Node bundle (Pillow's
+bilinear arithmetic, as torchvision's Resize computes it), then ${valuesText(config)}. Only the decoding is
+the browser's: an sRGB PNG gives the page the bytes \`${evalCommand(config.preprocess)}\` computes, while a JPEG decoder may round a
+little differently from libvips's. Where exact agreement matters, send PNGs or classify on a server with
+the Node bundle.
 
 The page reads the formats the browser decodes: JPEG, PNG, WebP, GIF, BMP and AVIF in current Chrome,
 Firefox and Safari (TIFF in Safari only). The Node bundle and \`slim serve\` also read TIFF.

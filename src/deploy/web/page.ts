@@ -1,15 +1,15 @@
 /// <reference lib="dom" />
 /**
  * The web bundle's page: loads slim.json, the model and onnxruntime-web (WebAssembly) from beside the
- * page, then classifies a chosen or dropped image. Geometry and normalization are slimkit's own
- * functions (coverBox, normalizeInto), bundled by esbuild; decoding and resampling are the browser's.
+ * page, then classifies a chosen or dropped image. Geometry, resizing and normalization are slimkit's
+ * own functions (coverBox, resizeCropToPlanar, normalizeInto), bundled by esbuild; decoding is the browser's.
  */
 import type * as OrtWeb from 'onnxruntime-web';
 import { coverBox } from '../../data/image-folder.js';
 import { imageDims, normalizeInto, toChannelsLast, toGrayscale } from '../../data/transforms.js';
 import { softmax, topK, type Prediction } from '../../serve/classifier.js';
 import { channelCount, CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
-import { resizeCropToPlanar } from './resample.js';
+import { resizeCropToPlanar } from '../../data/resample.js';
 
 /** What the page last did, for people (the DOM) and for tests (window.slimLast). */
 interface PageResult {
@@ -78,7 +78,7 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   const box = config.preprocess.resize === 'stretch'
     ? { resizedW: outW, resizedH: outH, left: 0, top: 0 }
     : coverBox({ srcW: width, srcH: height, width: outW, height: outH });
-  const rgb = resizeCropToPlanar(rgba, width, height, box, outW, outH);
+  const rgb = resizeCropToPlanar(rgba, width, height, 4, box, outW, outH);
   const channels = channelCount(config.preprocess);
   const pixels = channels === 1 ? toGrayscale(rgb, outH * outW) : rgb;
 
