@@ -318,6 +318,17 @@ describe('loadTrainTest (image folders)', () => {
     expect(() => checkDataDir({ data: 'cifar10', dataDir: '/somewhere' })).not.toThrow();
   });
 
+  it('calibration images come from any split: a folder holding val/ alone serves where train/ is wished for', async () => {
+    const root = tempDir('val-only');
+    await writeSplit(path.join(root, 'val'), { cat: RED, frog: BLUE });
+    // ImageNet's validation layout was refused ("has no train/ subfolder") though calibration needs no labels.
+    const calib = await loadDataset({ data: root, split: 'train', splitOptional: true, unlabelled: true }, [8, 8]);
+    expect(calib.labels.length).toBe(2);
+    expect(px(calib.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
+    // Labelled data keeps its split: training images are not evaluation images.
+    await expect(loadDataset({ data: root, split: 'train', splitOptional: true }, [8, 8])).rejects.toThrow(/has no train\/ subfolder \(it holds val\/\)/);
+  });
+
   it('a train/ + val/ folder (ImageNet layout) reads val/ as the test split, also by --split val, and trains on train/ against val/', async () => {
     const root = tempDir('val');
     await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });

@@ -108,6 +108,13 @@ describe('linux bundle', () => {
       expect(r.top).toHaveLength(3);
       expect(r.top[0]!.score).toBeGreaterThanOrEqual(r.top[1]!.score);
     }
+    // A port out of range is a usage error on one line (it was an internal error with a stack).
+    const badPort = await node(path.join(bundle.out, 'server.js'), ['--port', '70000']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--port: must be a whole number from 0 to 65535, got '70000'/)]);
+    // --top above the class count gives every class, as the server's ?top does.
+    const all = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '99', images[0]!.file]);
+    expect(JSON.parse(all.stdout).results[0].top).toHaveLength(10);
   });
 
   it('a --resize stretch bundle predicts what `slim eval --resize stretch` scores (its README names that command)', async () => {

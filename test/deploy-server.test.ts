@@ -74,6 +74,10 @@ describe('POST /v1/classify', () => {
       const meta = await sharp(bytes).metadata();
       expect(body.image).toEqual({ format: meta.format === 'jpeg' ? 'jpeg' : meta.format, width: meta.width, height: meta.height });
     }
+    // More than the model's classes: every class, as the default of 5 gives a model of fewer (it was a 400).
+    const all = await request(`${url}/v1/classify?top=99`, { method: 'POST', body: await readFile(images[0]!.file) });
+    expect(all.status).toBe(200);
+    expect(all.json().top).toHaveLength(10);
   });
 
   it('refuses garbage with clear 4xx JSON errors and keeps serving', async () => {
@@ -88,7 +92,7 @@ describe('POST /v1/classify', () => {
       { name: 'pixel bomb', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: pngHeader(20000, 20000) })), status: 413, code: 'image_too_large', says: /20000×20000/ },
       { name: 'Content-Length over the limit', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: Buffer.alloc(1024 * 1024 + 1) })), status: 413, code: 'body_too_large', says: /1048576-byte limit/ },
       { name: 'chunked body over the limit', send: () => uploadChunked(`${url}/v1/classify`, 8 * 1024 * 1024), status: 413, code: 'body_too_large', says: /limit/ },
-      { name: 'bad top', send: () => asText(request(`${url}/v1/classify?top=99`, { method: 'POST', body: png })), status: 400, code: 'bad_query', says: /1 to 10/ },
+      { name: 'bad top', send: () => asText(request(`${url}/v1/classify?top=0`, { method: 'POST', body: png })), status: 400, code: 'bad_query', says: /whole number ≥ 1, got '0'/ },
       { name: 'GET on classify', send: () => asText(request(`${url}/v1/classify`)), status: 405, code: 'method_not_allowed', says: /POST/ },
       { name: 'DELETE on healthz', send: () => asText(request(`${url}/healthz`, { method: 'DELETE' })), status: 405, code: 'method_not_allowed', says: /GET/ },
       { name: 'unknown path', send: () => asText(request(`${url}/v2/predict`, { method: 'POST', body: png })), status: 404, code: 'not_found', says: /v1\/classify/ },
@@ -145,7 +149,7 @@ describe('GET /healthz, /v1/model, /metrics', () => {
     for (const family of ['slim_http_request_duration_seconds_bucket', 'slim_inference_duration_seconds_count', 'slim_batch_size_bucket', 'slim_queue_depth', 'slim_requests_in_flight', 'slim_queue_capacity 256', 'process_resident_memory_bytes']) {
       expect(after).toContain(family);
     }
-    expect(after).toMatch(new RegExp(`slim_model_info\\{name="${config.name}",sha256="${config.model.sha256}",classes="10",[^}]*\\} 1`));
+    expect(after).toMatch(new RegExp(`slim_model_info\\{name="${config.name}",sha256="${config.model.sha256}",classes="10",input="float32\\[N,3,32,32\\]"[^}]*\\} 1`));
     // Every sample line is "name{labels} value" with a numeric value.
     for (const line of after.split('\n').filter((l) => l && !l.startsWith('#'))) expect(line).toMatch(/^[a-z_]+(\{[^}]*\})? (-?[\d.e+-]+|\+Inf)$/);
   });

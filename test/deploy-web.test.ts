@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { ortWebVersion } from '../src/runtime/ort-web.js';
 import { deploy, type DeployResult } from '../src/deploy/bundle.js';
 import { readBundle } from '../src/deploy/open-bundle.js';
 import { loadImageFile } from '../src/data/index.js';
@@ -98,6 +99,8 @@ async function classifyInPage(file: string, on: Page = page): Promise<PageResult
 describe.runIf(ready)('web bundle in headless Chromium', () => {
   it('is a static site: page, app, model, config and onnxruntime-web', () => {
     expect(web.files.map((f) => f.path).sort()).toEqual(['README.md', 'app.js', 'index.html', 'model.onnx', 'ort/ort-wasm-simd-threaded.wasm', 'ort/ort.wasm.bundle.min.mjs', 'slim.json']);
+    // It names the runtime it ships: onnxruntime-web's version, not onnxruntime-node's.
+    expect(classifier.config.createdBy.onnxruntime).toBe(ortWebVersion());
   });
 
   it('loads the model and classifies chosen images like the Node classifier', async () => {

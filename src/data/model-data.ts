@@ -94,7 +94,14 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
   requireImageSize(inputSize, name);
   const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}) };
   const layout = await folderLayout(name);
-  if (layout.kind === 'splits') return noteFormats(await loadSplitFolder(name, split, sizeOptions, layout, { otherSplitsHint: options.splitFlag ?? false }));
+  if (layout.kind === 'splits') {
+    // Images without labels (calibration) come from any split: a folder of val/ alone (ImageNet's
+    // validation images) serves when the train/ wished for is not there.
+    const present = split === 'test' ? layout.splits.some((s) => s === 'test' || s === 'val') : layout.splits.includes(split);
+    const taken = !present && options.unlabelled && options.splitOptional ? layout.splits[0]! : split;
+    if (taken !== split) log(`note: ${name} has no ${split}/ folder: reading the images of its ${taken}/`);
+    return noteFormats(await loadSplitFolder(name, taken, sizeOptions, layout, { otherSplitsHint: options.splitFlag ?? false }));
+  }
   if (options.split !== undefined && !options.splitOptional) {
     throw usageError(`--split ${options.split} needs a folder with train/ and test/ subfolders (or val/); '${name}' holds class folders`,
       'drop --split, or point --data at the folder that holds the splits');

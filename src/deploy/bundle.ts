@@ -13,7 +13,7 @@ import sharp from 'sharp';
 import { SlimError, usageError } from '../errors.js';
 import { HOST_TAG, removeOrphanedTemps } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
-import { ORT_WEB_FILES, ortWebDist } from '../runtime/ort-web.js';
+import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
 import { CONFIG_FILE, TARGETS, type BundleConfig, type Target } from './config.js';
 import { buildNodeDeviceCode, buildWebDeviceCode, type DeviceFile } from './device-code.js';
@@ -66,7 +66,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   const config: BundleConfig = {
     ...prepared.config,
     target: options.target,
-    createdBy: { slimkit: VERSION, onnxruntime: ortVersion().node, sharp: sharp.versions.sharp },
+    // The runtime the bundle runs: the page loads onnxruntime-web's files, a device onnxruntime-node.
+    createdBy: { slimkit: VERSION, onnxruntime: options.target === 'web' ? ortWebVersion() : ortVersion().node, sharp: sharp.versions.sharp },
   };
   const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)) };
 

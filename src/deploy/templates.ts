@@ -130,6 +130,8 @@ export function nodeReadme(ctx: TemplateContext): string {
   const p = config.preprocess;
   const arm = config.target === 'linux-arm64';
   const device = arm ? 'a 64-bit ARM Linux device (Raspberry Pi 4 / 5 with 64-bit Raspberry Pi OS, Jetson, Graviton, …)' : 'a 64-bit x86 Linux machine';
+  // The sample answer names a class the model has, with its own index.
+  const exampleClass = Math.min(3, config.labels.length - 1);
   return `# ${config.name} — image classifier for ${config.target}
 
 Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — no Python, no build step.
@@ -189,13 +191,13 @@ curl --data-binary @cat.jpg 'http://localhost:8080/v1/classify?top=1'
 Answer (\`latency_ms\` is the whole request inside the server; \`timings_ms\` splits it):
 
 \`\`\`json
-{"model":"${config.name}","top":[{"index":3,"label":"${config.labels[3] ?? config.labels[0]}","score":0.91}],"latency_ms":4.2,
+{"model":"${config.name}","top":[{"index":${exampleClass},"label":"${config.labels[exampleClass]}","score":0.91}],"latency_ms":4.2,
  "timings_ms":{"queue":0.01,"decode":0.8,"batch_wait":0.02,"inference":3.1},"batch_size":1,"image":{"format":"jpeg","width":640,"height":480}}
 \`\`\`
 
 | request | answer |
 | --- | --- |
-| \`POST /v1/classify\` with the raw image bytes (JPEG, PNG, WebP, GIF, TIFF, AVIF) | 200 top-k (\`?top=K\`, default 5) |
+| \`POST /v1/classify\` with the raw image bytes (JPEG, PNG, WebP, GIF, TIFF, AVIF) | 200 top-k (\`?top=K\`, default 5; every class when the model has fewer) |
 | \`GET /v1/model\` | labels, input size, preprocessing, limits |
 | \`GET /healthz\` | 200 \`{"status":"ok"}\`; 503 while shutting down |
 | \`GET /metrics\` | Prometheus text: \`slim_http_requests_total{route,method,code}\`, \`slim_http_request_duration_seconds\`, \`slim_inference_duration_seconds\`, \`slim_batch_size\`, \`slim_queue_depth\`, \`slim_requests_in_flight\`, \`slim_model_info\`, \`process_resident_memory_bytes\` |

@@ -20,6 +20,7 @@ import { totalmem } from 'node:os';
 import { SlimError } from '../errors.js';
 import { ImageError, topK, type Classifier } from './classifier.js';
 import { Registry } from './metrics.js';
+import { channelCount } from '../deploy/config.js';
 import { Pipeline } from './pipeline.js';
 import { describeContent, sniffImage } from './sniff.js';
 import { resolveStatic, sendFile } from './static.js';
@@ -110,7 +111,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       name: config.name,
       sha256: config.model.sha256,
       classes: String(config.labels.length),
-      input: `${config.model.inputType}[N,3,${config.preprocess.size.join(',')}]`,
+      input: inputLabel(config),
       onnxruntime: config.createdBy.onnxruntime,
       threads: String(classifier.threads),
       max_batch: String(classifier.maxBatch),
@@ -324,14 +325,20 @@ function methodLabel(method: string | undefined): string {
   return method && /^[A-Z]{1,10}$/.test(method) ? method : 'other';
 }
 
+/** The model input as fed, e.g. float32[N,3,224,224], or uint8[N,224,224,3] for a channels-last one. */
+function inputLabel(config: Classifier['config']): string {
+  const p = config.preprocess;
+  const [c, [h, w]] = [channelCount(p), p.size];
+  return `${config.model.inputType}[${(p.layout === 'NHWC' ? ['N', h, w, c] : ['N', c, h, w]).join(',')}]`;
+}
+
 function parseTop(url: string, classes: number, fallback: number): number {
   const raw = new URL(url, 'http://localhost').searchParams.get('top');
   if (raw === null) return fallback;
   const k = Number(raw);
-  if (!Number.isInteger(k) || k < 1 || k > classes) {
-    throw new HttpError(400, 'bad_query', `top must be a whole number from 1 to ${classes}, got '${raw.slice(0, 20)}'`);
-  }
-  return k;
+  if (!Number.isInteger(k) || k < 1) throw new HttpError(400, 'bad_query', `top must be a whole number ≥ 1, got '${raw.slice(0, 20)}'`);
+  // Every class when there are fewer, as the default of 5 does: a client asking top=5 works on any model.
+  return Math.min(k, classes);
 }
 
 /**

@@ -47,10 +47,12 @@ export function checkNativeModules(dir: string): void {
 }
 
 /** A whole number ≥ min from a flag or environment variable, or the fallback. */
-export function intSetting(name: string, raw: string | undefined, fallback: number, min = 1): number {
+export function intSetting(name: string, raw: string | undefined, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new SlimError({ where: name, problem: `must be a whole number ≥ ${min}, got '${raw}'` }, 'usage');
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new SlimError({ where: name, problem: `must be a whole number ${max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`}, got '${raw}'` }, 'usage');
+  }
   return n;
 }
 

@@ -42,8 +42,8 @@ export async function main(dir: string): Promise<number> {
   if (positionals.length === 0) throw new SlimError({ problem: 'no images given', fix: 'node predict.js photo.jpg [more.jpg | folder/]' }, 'usage');
   const bundle = await readBundle(dir);
   const labels = bundle.config.labels;
-  const top = intSetting('--top', values.top, Math.min(5, labels.length));
-  if (top > labels.length) throw new SlimError({ where: '--top', problem: `the model has ${labels.length} classes, got ${top}` }, 'usage');
+  // Every class when there are fewer, as the server does.
+  const top = Math.min(intSetting('--top', values.top, 5), labels.length);
   const threads = intSetting(values.threads !== undefined ? '--threads' : 'SLIM_THREADS', values.threads ?? process.env.SLIM_THREADS, 0, 0);
   const classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, maxBatch: 1, ...(threads ? { threads } : {}) });
   const results: Result[] = [];

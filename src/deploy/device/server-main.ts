@@ -28,9 +28,9 @@ export async function main(dir: string): Promise<number> {
     return 0;
   }
   const env = process.env;
-  const setting = (flag: string, envName: string, fallback: number, min = 1): number =>
-    intSetting(values[flag as keyof typeof values] !== undefined ? `--${flag}` : envName, (values[flag as keyof typeof values] as string | undefined) ?? env[envName], fallback, min);
-  const port = setting('port', 'PORT', 8080, 0);
+  const setting = (flag: string, envName: string, fallback: number, min = 1, max?: number): number =>
+    intSetting(values[flag as keyof typeof values] !== undefined ? `--${flag}` : envName, (values[flag as keyof typeof values] as string | undefined) ?? env[envName], fallback, min, max);
+  const port = setting('port', 'PORT', 8080, 0, 65535);
   const host = values.host ?? env.HOST ?? '0.0.0.0';
   const threads = setting('threads', 'SLIM_THREADS', 0, 0);
   const bundle = await readBundle(dir);
