@@ -494,6 +494,11 @@ describe('files', () => {
     expect(decode('sub/../../secret.data').message).toMatch(/outside the model's folder/);
     expect(decode('link.data').message).toMatch(/links to a file outside/);
     expect(decode('missing.data').message).toMatch(/does not exist/);
+    // A folder gave an internal error (EISDIR), a FIFO blocked the read forever.
+    mkdirSync(join(inner, 'sub'));
+    expect(decode('sub').message).toMatch(/initializer 'w': refers to external data 'sub', which is not a file/);
+    execFileSync('mkfifo', [join(inner, 'pipe')]);
+    expect(decode('pipe').message).toMatch(/refers to external data 'pipe', which is not a file/);
     expect(thrown(() => decodeModel(withLocation('x.data'))).message).toMatch(/model's folder is unknown/);
     // A legitimate file, read with a bad offset.
     writeFileSync(join(inner, 'ok.data'), new Uint8Array(new Float32Array([2.5]).buffer));

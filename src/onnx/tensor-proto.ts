@@ -4,7 +4,7 @@
  * file cannot ask for gigabytes. Assumes a little-endian host (ONNX raw_data is little-endian), as
  * every platform Node and ONNX Runtime ship for is.
  */
-import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
 import { allocArray, dtypeFromOnnx, DTYPES, onnxDtype, type DType, type TypedArrayOf } from './dtype.js';
@@ -172,6 +172,10 @@ export function resolveExternalPath(location: string, ctx: TensorContext): strin
   }
   if (!inside(realpathSync(base), real)) {
     throw fail(ctx, `refers to external data '${location}', which links to a file outside the model's folder`, fix);
+  }
+  // A folder gave an internal error; a FIFO blocked the open forever.
+  if (!statSync(real).isFile()) {
+    throw fail(ctx, `refers to external data '${location}', which is not a file`, 'copy the .data file written with the model next to it');
   }
   return real;
 }
