@@ -268,7 +268,14 @@ describe.skipIf(!nativeAvailable())('slim train --new-head --freeze-backbone', (
     expect(refused.stderr).toMatch(/--new-head/);
     const zoo = await runSlim(['train', '--model', 'resnet18-cifar', '--data', data, '--new-head', '--freeze-backbone', '--out', path.join(dir, 'y.onnx')]);
     expect(zoo.code).toBe(2);
-    expect(zoo.stderr).toMatch(/--new-head, --freeze-backbone work on an \.onnx model; resnet18-cifar is built fresh/);
+    expect(zoo.stderr).toMatch(/--new-head, --freeze-backbone work on an \.onnx model; resnet18-cifar is built fresh.* — drop them \(--classes sets a zoo model's class count\)/);
+    // A zoo model trained from scratch on one's own images takes their statistics (it was refused), and records them.
+    const own = path.join(dir, 'own-stats.onnx');
+    const stats = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', data, '--mean', '0.5,0.4,0.3', '--std', '0.25', '--epochs', '1', '--batch', '20', '--threads', '2', '--out', own]);
+    expect(stats.code, stats.stderr).toBe(0);
+    const recorded = (await readModel(own)).metadata;
+    expect(JSON.parse(recorded['slimkit.mean']!)).toEqual([0.5, 0.4, 0.3]);
+    expect(JSON.parse(recorded['slimkit.std']!)).toEqual([0.25, 0.25, 0.25]);
   }, 240_000);
 });
 

@@ -97,8 +97,8 @@ export function registerTrain(program: Command): void {
       .option('--new-head', 'an .onnx model: replace its classifier by a fresh one for the data\'s classes (fine-tune a pretrained model on your own classes)')
       .option('--freeze-backbone', 'an .onnx model: train only its classifier; the rest stays as it is (BatchNormalization at its running statistics)')
       .option('--freeze <layers>', 'keep these layers as they are while the rest trains: PyTorch module names or globs, comma-separated (e.g. conv1,layer1 or \'layer1.*\'; `slim info M --layers` lists them); a frozen Conv\'s BatchNormalization is frozen with it, at its running statistics', patternList)
-      .option('--mean <r,g,b|v>', `an .onnx model: ${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
-      .option('--std <r,g,b|v>', `an .onnx model: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
+      .option('--mean <r,g,b|v>', `${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
+      .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
@@ -204,7 +204,8 @@ export function registerTrain(program: Command): void {
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
         ? transferFromFile(onnxModel, options, data.train.classes.length, writer)
-        : { graph: buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }) };
+        // A zoo model records CIFAR-10's statistics (grayscale: 0.5) unless --mean/--std give the data's own.
+        : { graph: withGivenNormalization(buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }), options) };
       // Said before training: the statistics a model file that records none is trained with.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
       const freshHead = options.newHead ? classifierParameters(built.graph) : undefined;
@@ -333,14 +334,15 @@ async function loadOnnxModel(file: string, imageSize: [number, number] | undefin
   return forBatches(graph, file, { quiet });
 }
 
-/** --new-head, --freeze-backbone, --mean and --std work on a model file, and not on one that normalizes its pixels itself. */
+/** --new-head, --freeze-backbone and --freeze work on a model file (a zoo model is built fresh: nothing to keep). */
 function checkTransferFlags(options: TrainCliOptions): void {
   if (options.freeze && options.freezeBackbone) throw usageError('--freeze-backbone already keeps every layer but the classifier as it is', 'drop --freeze, or name the layers to keep with --freeze alone');
   if (isZooName(options.model)) {
-    const given = (['newHead', 'freezeBackbone', 'freeze', 'mean', 'std'] as const).filter((k) => options[k] !== undefined);
+    const given = (['newHead', 'freezeBackbone', 'freeze'] as const).filter((k) => options[k] !== undefined);
     if (given.length) {
       const flags = given.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ');
-      throw usageError(`${flags} work${given.length === 1 ? 's' : ''} on an .onnx model; ${options.model} is built fresh from the zoo`, 'drop it (--classes sets a zoo model\'s class count), or pass a pretrained .onnx as --model');
+      const classes = options.newHead ? ' (--classes sets a zoo model\'s class count)' : '';
+      throw usageError(`${flags} work${given.length === 1 ? 's' : ''} on an .onnx model; ${options.model} is built fresh from the zoo`, `drop ${given.length === 1 ? 'it' : 'them'}${classes}, or pass a pretrained .onnx as --model`);
     }
   }
 }
