@@ -441,6 +441,20 @@ describe('slim run checks the model against the data first', () => {
     expect(r.stderr).not.toMatch(/--data-dir/);
   });
 
+  it("a data.dataset folder that is not there, or not laid out in splits, is bad input naming the folder it resolved to", async () => {
+    const missing = path.join(dir, 'no-folder.yaml');
+    writeFileSync(missing, 'name: t\ndata: { dataset: photoz }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');
+    const r = await runSlim(['run', missing, '--run-dir', path.join(dir, 'no-folder-run'), '--plan']);
+    // It was a usage error (exit 2) that did not say the folder was missing, nor where it was looked for.
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${path.join(dir, 'photoz')}: does not exist (the recipe's data.dataset takes 'cifar10' or a folder) — fix data.dataset 'photoz' (a path is relative to the recipe's folder)`);
+    mkdirSync(path.join(dir, 'flat', 'cat'), { recursive: true });
+    writeFileSync(missing, 'name: t\ndata: { dataset: flat }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');
+    const flat = await runSlim(['run', missing, '--run-dir', path.join(dir, 'no-folder-run'), '--plan']);
+    expect(flat.code).toBe(1);
+    expect(flat.stderr).toMatch(/flat: \(the recipe's data\.dataset 'flat'\) has no train\/ beside a test\/ or val\/ subfolder/);
+  });
+
   it('a class count that differs from the data is an error before any stage runs', async () => {
     const recipe = path.join(dir, 'classes.yaml');
     writeFileSync(recipe, 'name: t\ndata: { train_per_class: 2, test_limit: 10 }\nmodel: { zoo: resnet18-cifar, width: 0.125, classes: 3 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');

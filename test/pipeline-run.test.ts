@@ -295,23 +295,54 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
     const runDir = path.join(dir, 'stopped-bench');
     const file = writeRecipe('b.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - bench: { runs: 200000, warmup_runs: 2, batch: 1 }\n');
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir)], { cwd: REPO_ROOT, stdio: 'ignore' });
-    // Processes started for this run folder's benchmark: `slim bench` and the children it times in.
+    // The run's descendants (its `slim bench` and the children that bench times in), by the process tree:
+    // other test files run benchmarks of their own meanwhile.
+    const descendants = (root: number): number[] => {
+      const parent = new Map<number, number>();
+      for (const d of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+        try {
+          // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+          const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+          parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+        } catch {
+          /* gone meanwhile */
+        }
+      }
+      const found: number[] = [];
+      const walk = (p: number): void => {
+        for (const [pid, ppid] of parent) {
+          if (ppid !== p) continue;
+          found.push(pid);
+          walk(pid);
+        }
+      };
+      walk(root);
+      return found;
+    };
+    const alive = (pid: number): boolean => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie has ended
+      } catch {
+        return false;
+      }
+    };
     const benchProcesses = (): number[] =>
-      readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+      descendants(child.pid!).filter((pid) => {
         try {
           const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-          return pid !== child.pid && (cmd.includes(`${runDir}/models`) || cmd.includes('benchmark-child'));
+          return cmd.includes(`${runDir}/models`) || cmd.includes('benchmark-child');
         } catch {
           return false;
         }
       });
     try {
       await until(() => benchProcesses().length >= 2, 150_000, 'the benchmark to start');
+      const started = benchProcesses();
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(143);
       // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
-      await until(() => benchProcesses().length === 0, 2_500, 'the benchmark processes to end');
+      await until(() => !started.some(alive), 2_500, 'the benchmark processes to end');
     } finally {
       await kill(child);
     }

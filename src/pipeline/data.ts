@@ -7,13 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { usageError } from '../errors.js';
+import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
 import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
-import { labelledForModel, type ModelClasses } from '../data/model-data.js';
+import { labelledForModel, requireDataFolder, type ModelClasses } from '../data/model-data.js';
 
 export interface RunData {
   train: ImageSet;
@@ -66,8 +66,14 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     }
   } else {
     const folder = path.resolve(o.baseDir, spec.dataset);
+    // Bad input, as on the command line (exit 1), naming the folder the recipe's path resolved to.
+    await requireDataFolder(folder, "the recipe's data.dataset", `fix data.dataset '${spec.dataset}' (a path is relative to the recipe's folder), or use cifar10`);
     if (!(await isSplitFolder(folder).catch(() => false))) {
-      throw usageError(`data.dataset '${spec.dataset}' is neither 'cifar10' nor a folder with train/ and test/ (or val/) subfolders`, 'use cifar10, or a folder holding train/<class>/… and test/<class>/… (or val/<class>/…) images');
+      throw inputError({
+        file: folder,
+        problem: `(the recipe's data.dataset '${spec.dataset}') has no train/ beside a test/ or val/ subfolder`,
+        fix: 'give it train/<class>/… and test/<class>/… (or val/<class>/…) images, or use cifar10',
+      });
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
     const sets = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) });
