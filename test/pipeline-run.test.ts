@@ -254,6 +254,8 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, crashDir)], {
       cwd: REPO_ROOT,
       stdio: 'ignore',
+      // The running stage's time is saved every 200 ms (30 s by default), so the killed run's report has it.
+      env: { ...process.env, SLIM_RUN_SAVE_MS: '200' },
     });
     try {
       // Wait until the fine-tuning stage has checkpointed its first epoch (and has more to go).
@@ -277,6 +279,10 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const row = (JSON.parse(dead.stdout) as RunReport).stages.find((s) => s.id === 'pruned-ft')!;
     expect(row.status).toBe('interrupted');
     expect(row.summary).toMatch(/resumes it/);
+    // Its time so far, not the 0 s it started with; the run's wall time as last recorded, said so.
+    expect(killed.stages[3]!.seconds).toBeGreaterThan(0);
+    expect(row.summary).toMatch(/^interrupted after [\d.]+ s or more/);
+    expect(readFileSync(path.join(crashDir, 'report', 'report.md'), 'utf8')).toMatch(/Wall time of this invocation: [\d.]+ s as last recorded \(it did not finish\)/);
 
     const out = await run(file, crashDir);
     expect(out.reused).toEqual(['fp32', 'int8', 'pruned']);

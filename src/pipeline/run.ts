@@ -86,6 +86,9 @@ export function defaultRunDir(recipe: Recipe): string {
   return path.resolve('runs', recipe.name);
 }
 
+/** How often a running stage's time so far is saved to the manifest (SLIM_RUN_SAVE_MS: tests shorten it). */
+const RUNNING_SAVE_MS = Number(process.env['SLIM_RUN_SAVE_MS']) || 30_000;
+
 export function defaultSlimCommand(): string[] {
   return [process.execPath, path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/slim.js')];
 }
@@ -179,7 +182,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       // Stages that train take scores shaped [N, classes, 1, 1] as [N, classes]: their models keep that form.
       return use.trains ? flattenScores(b).graph : b;
     };
-    const save = async (): Promise<void> => writeManifest(runDir, { ...manifest, wall_seconds: (performance.now() - started) / 1000 });
+    // Saves one after another: a periodic save still writing must not land after a later one.
+    let saving = Promise.resolve();
+    const save = (): Promise<void> => {
+      const snapshot = { ...manifest, stages: [...manifest.stages], wall_seconds: (performance.now() - started) / 1000 };
+      saving = saving.catch(() => undefined).then(() => writeManifest(runDir, snapshot));
+      return saving;
+    };
 
     const source = sourceBytes ? await addSource(recipe, runDir, manifest, sourceBytes) : undefined;
     if (source) {
@@ -221,6 +230,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
         await save();
         const t0 = performance.now();
+        // A run killed in the middle of a long stage leaves its time so far in the manifest (to the last
+        // half minute), for the report, instead of the 0 s it started with.
+        const ticking = setInterval(() => {
+          manifest.stages[at] = { ...base, status: 'running', seconds: (performance.now() - t0) / 1000 } as StageRecord;
+          save().catch(() => undefined);
+        }, RUNNING_SAVE_MS);
+        ticking.unref();
         const ctx: StageContext = {
           recipe,
           runDir,
@@ -236,7 +252,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         };
         let out: StageOutput<keyof StageResults>;
         try {
-          out = await execute(ctx, stage, input);
+          out = await execute(ctx, stage, input).finally(() => clearInterval(ticking));
         } catch (e) {
           // The manifest (and the report) keep the message as the terminal shows it: in the recipe's keys.
           const placed = inStage(e, recipe, stage);

@@ -61,6 +61,11 @@ export const STAGE_COLUMNS: readonly Column<StageRow>[] = [
   { key: 'summary', header: 'what it did', value: (s) => s.summary, format: text, numeric: false },
 ];
 
+/** The run's wall time; a run that did not finish has it as last recorded (within half a minute of its end). */
+export function wallTimeText(r: Pick<RunReport, 'wall_seconds' | 'complete'>): string {
+  return r.complete ? `${r.wall_seconds.toFixed(1)} s` : `${r.wall_seconds.toFixed(1)} s as last recorded (it did not finish)`;
+}
+
 /** What timed the variants, for the sentence above the table. */
 export function timedWith(b: { target?: string; runtime?: string; timed_in_turns?: boolean }): string {
   const turns = b.timed_in_turns ? ', the variants taking turns (a change in load falls on all alike)' : '';

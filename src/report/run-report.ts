@@ -144,7 +144,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
   }
   // A stage left 'running' by a run that no longer lives was interrupted (killed, Ctrl-C): a rerun resumes it.
   const live = runIsLive(runDir);
-  const rows = stages.map((s) => (s.status === 'running' && !live ? { ...stageRow(s), status: 'interrupted', summary: 'interrupted — `slim run` of the same recipe resumes it (training from its last finished epoch)' } : stageRow(s)));
+  const rows = stages.map((s) => (s.status === 'running' && !live ? { ...stageRow(s), status: 'interrupted', summary: `interrupted${s.seconds > 0 ? ` after ${s.seconds.toFixed(s.seconds < 10 ? 1 : 0)} s or more` : ''} — \`slim run\` of the same recipe resumes it (training from its last finished epoch)` } : stageRow(s)));
   return {
     version: 1,
     name: manifest.name,
