@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { byCodePoint, coverBox, loadImageFile, loadImageFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote } from '../src/data/image-folder.js';
 import { SlimError } from '../src/errors.js';
 import { checkDataDir, loadDataset, loadTrainTest } from '../src/data/model-data.js';
@@ -293,10 +293,14 @@ describe('loadTrainTest (image folders)', () => {
     const root = tempDir('split');
     await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });
     await writeSplit(path.join(root, 'test'), { cat: RED, frog: BLUE });
-    const { train, test } = await loadTrainTest(root, { size: [8, 8] });
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((text: string | Uint8Array) => (written.push(String(text)), true));
+    const { train, test } = await loadTrainTest(root, { size: [8, 8] }).finally(() => spy.mockRestore());
     expect(train.classes).toEqual(['cat', 'dog', 'frog']);
     expect(test.classes).toEqual(['cat', 'dog', 'frog']);
     expect([...test.labels]).toEqual([0, 2]); // frog stays 2, not 1
+    // Said: dog trains, but nothing measures it (it trained silently and showed "0 of 0").
+    expect(written.join('')).toMatch(/note: .*split-\w+'s test images include none of class dog: it trains, but no accuracy is measured on it — add test images of it/);
     expect(px(test.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
   });
 

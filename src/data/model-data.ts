@@ -327,6 +327,12 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
   const classes = sets.train.classes.length;
+  // A class the test split has no images of trains silently and shows "0 of 0" in every score.
+  const tested = new Set(sets.test.labels);
+  const untested = sets.train.classes.filter((_, c) => !tested.has(c));
+  if (untested.length > 0 && options.testLimit === undefined) {
+    log(`note: ${data}'s test images include none of ${untested.length > 1 ? 'classes' : 'class'} ${listNames(untested)}: ${untested.length > 1 ? 'they train' : 'it trains'}, but no accuracy is measured on ${untested.length > 1 ? 'them' : 'it'} — add test images of ${untested.length > 1 ? 'them' : 'it'}`);
+  }
   if (options.trainLimit !== undefined && options.trainLimit < classes) {
     log(`note: --train-limit ${options.trainLimit} is fewer images than the ${classes} classes: ${classes - options.trainLimit} of them get none to train on`);
   }

@@ -96,6 +96,8 @@ export interface TrainOptions {
   schedulePhase?: { before: number; after: number };
   /** JSON-lines log file: one record per epoch plus start/end events. */
   log?: string;
+  /** Called once, before the first step, when the run continues a checkpoint: the epochs it had finished. */
+  onResumed?: (epochs: number) => void;
   /**
    * This run is one named phase of a longer one (QAT: BatchNorm live, then folded): its log records name
    * the phase and count the longer run's epochs and steps, and a phase before the last ends with
@@ -339,6 +341,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const start = dist ? await dist.restore(plan, () => restore(o, plan, fingerprint, checkpointPath)) : await restore(o, plan, fingerprint, checkpointPath);
   const writer = dist?.writer ?? true;
   const history = start.history;
+  if (start.resumedFrom !== undefined && writer) o.onResumed?.(start.resumedFrom);
   if (checkpointPath && writer) await mkdir(path.dirname(checkpointPath), { recursive: true });
   // A log cut short mid-line (a full disk, a kill during the write) gets its next record on a line of its own.
   let logSeparator = o.log && writer ? await endsMidLine(o.log) : false;
@@ -371,6 +374,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       : 'no checkpoint was written';
 
   const runStart = performance.now();
+  let firstStepEnd: number | undefined;
   let step = start.step;
   let lossEma: number | undefined;
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
@@ -403,12 +407,17 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       correct += result.correct;
       seen += result.count;
       if (o.onProgress) {
-        const elapsed = (performance.now() - runStart) / 1000;
+        const now = performance.now();
+        const elapsed = (now - runStart) / 1000;
         const doneHere = step + 1 - start.step;
+        // The speed from the end of the first step on: that step carries the warm-up (allocations,
+        // kernel selection) and showed ~10 img/s on a net that runs at 500.
+        firstStepEnd ??= now;
+        const steady = doneHere > 1 ? ((doneHere - 1) * batch) / Math.max((now - firstStepEnd) / 1000, 1e-9) : batch / Math.max(elapsed, 1e-9);
         o.onProgress({
           phase: 'train', epoch, epochs: o.epochs, step: b + 1, stepsPerEpoch, globalStep: step + 1, totalSteps, lr,
           loss: lossSum / seen, accuracy: correct / seen,
-          imagesPerSecond: (doneHere * batch) / Math.max(elapsed, 1e-9),
+          imagesPerSecond: steady,
           etaSeconds: (elapsed / doneHere) * (totalSteps - step - 1),
         });
       }

@@ -125,6 +125,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
         ...(checkpointDir ? { checkpointDir, resume } : {}),
         ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
+        ...(o.onResumed ? { onResumed: o.onResumed } : {}),
       });
       let r;
       try {
@@ -140,7 +141,6 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         await rm(checkpointDir, { recursive: true, force: true });
         r = await train(false);
       }
-      if (r.resumedFrom !== undefined) o.onResumed?.(r.resumedFrom);
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
       return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },

@@ -134,8 +134,8 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     ...(masks.size > 0 ? { masks } : {}),
     ...(frozen ? { frozen } : {}),
   };
-  const r = await trainModel(options).finally(() => bar?.stop());
-  if (r.resumedFrom !== undefined) ctx.log(`  resumed from the checkpoint after epoch ${r.resumedFrom}`);
+  // Said as it resumes (it was said only once the stage had trained to its end).
+  const r = await trainModel({ ...options, onResumed: (epochs) => ctx.log(`  resumed from the checkpoint after epoch ${epochs}`) }).finally(() => bar?.stop());
   const last = r.history.at(-1);
   ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${evalImageCount(data, spec.eval_limit)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
   const result: TrainingResult = {
