@@ -208,7 +208,7 @@ describe('stage keys', () => {
   const data: RunData = { train: set, test: set, name: 'x', sha256: 'd'.repeat(64), trainSha256: 'e'.repeat(64) };
   const keyOfFirstStage = (model: string): string => {
     const recipe = parseRecipe(`name: t\nmodel: ${model}\nstages:\n  - train: { id: fp32, epochs: 1 }\n`, 'r.yaml');
-    return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model });
+    return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model, recipeName: recipe.name });
   };
 
   it("a train stage's key follows the recipe's model (architecture, width, classes, seed)", () => {
@@ -227,10 +227,25 @@ describe('stage keys', () => {
     const benchKey = (stage: string): string => {
       const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
       const variants = new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]);
-      return stageKey(recipe.stages[1]!, { device: 'cpu', data, variants, input: { ids: ['fp32'] }, seed: 0, model: recipe.model, threads: 1 });
+      return stageKey(recipe.stages[1]!, { device: 'cpu', data, variants, input: { ids: ['fp32'] }, seed: 0, model: recipe.model, recipeName: recipe.name, threads: 1 });
     };
     expect(benchKey('bench: { runs: 60 }')).toBe(benchKey('bench: { runs: 60, target: host }'));
     expect(benchKey('bench: { runs: 60, target: web }')).not.toBe(benchKey('bench: { runs: 60 }'));
+  });
+
+  it("a deploy stage keys its bundle's name (the recipe's, unless the stage names one); a prune stage its round_to: auto multiple", () => {
+    const keyOf = (recipeName: string, stage: string): string => {
+      const recipe = parseRecipe(`name: ${recipeName}\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
+      const variants = new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]);
+      return stageKey(recipe.stages[1]!, { device: 'cpu', data, variants, input: { from: 'fp32' }, seed: 0, model: recipe.model, recipeName: recipe.name, threads: 1 });
+    };
+    // A renamed recipe reused the bundle named after the old name (package.json, unit, README).
+    expect(keyOf('a', 'deploy: { target: linux-x64 }')).not.toBe(keyOf('b', 'deploy: { target: linux-x64 }'));
+    expect(keyOf('a', 'deploy: { target: linux-x64, name: pi }')).toBe(keyOf('b', 'deploy: { target: linux-x64, name: pi }'));
+    // 'auto' is 8 or 16 by the CPU: as a fixed round_to of that multiple, not as another value.
+    const auto = keyOf('a', 'prune: { id: p, structured: { ratio: 0.5 } }');
+    expect(auto).not.toBe(keyOf('a', 'prune: { id: p, structured: { ratio: 0.5 }, round_to: 4 }'));
+    expect(auto).toBe(keyOf('a', 'prune: { id: p, structured: { ratio: 0.5 }, round_to: auto }'));
   });
 
   describe('the test images key only the stages whose output reads them', () => {
@@ -238,7 +253,7 @@ describe('stage keys', () => {
       const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
       const variants = new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]);
       const s = recipe.stages[1]!;
-      return stageKey(s, { device: 'cpu', data: d, variants, input: s.kind === 'bench' ? { ids: ['fp32'] } : { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 }, o);
+      return stageKey(s, { device: 'cpu', data: d, variants, input: s.kind === 'bench' ? { ids: ['fp32'] } : { from: 'fp32' }, seed: 0, model: recipe.model, recipeName: recipe.name, threads: 1 }, o);
     };
     const otherTest: RunData = { ...data, sha256: 'f'.repeat(64) }; // the same training images, other test images
     const otherTrain: RunData = { ...data, sha256: 'f'.repeat(64), trainSha256: '0'.repeat(64) };
@@ -281,7 +296,7 @@ describe('stage keys', () => {
       const record = { id: 'ft', kind: 'finetune', key: legacyKey, status: 'done', seconds: 12, gpu_seconds: 0, cost: 0, device: 'cpu' } as StageRecord;
       await writeStageRecord(runDir, record);
       const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
-      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 };
+      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, recipeName: recipe.name, threads: 1 };
       const found = await storedStage(runDir, recipe.stages[1]!, c, { move: true });
       expect(found.key).toBe(key);
       // The old key held the full data hash: its scores are on the current test images, and it says so.
@@ -299,7 +314,7 @@ describe('stage keys', () => {
       mkdirSync(work(legacyKey), { recursive: true });
       writeFileSync(path.join(work(legacyKey), 'last.ckpt'), 'epoch 1 of 2');
       const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - ${stage}\n`, 'r.yaml');
-      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, threads: 1 };
+      const c = { device: 'cpu', data, variants: new Map([['fp32', { model: { sha256: 'a'.repeat(64) } } as never]]), input: { from: 'fp32' }, seed: 0, model: recipe.model, recipeName: recipe.name, threads: 1 };
       // Looking without moving leaves it where it is.
       expect(await storedStage(runDir, recipe.stages[1]!, c)).toEqual({ key });
       expect(existsSync(work(key))).toBe(false);

@@ -67,7 +67,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
     } else {
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
       const threads = o.threads ?? recipe.threads;
-      const { key, stored } = await storedStage(runDir, stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) });
+      const { key, stored } = await storedStage(runDir, stage, { device, data, variants, input, seed: recipe.seed, model: recipe.model, recipeName: recipe.name, ...(threads ? { threads } : {}) });
       if (stored && (await artifactsIntact(runDir, stored))) {
         stages.push(planned('reuse', 'the store holds it', stored.seconds));
         if (stored.model) variants.set(stage.id, { id: stage.id, kind: stage.kind, model: stored.model, ...(stored.trainable ? { trainable: stored.trainable } : {}) });

@@ -26,6 +26,7 @@ import { freezeLayers } from '../passes/freeze-layers.js';
 import { log as stderrLog, progress as stderrProgress } from '../util/terminal.js';
 import { VERSION } from '../version.js';
 import { resolveCpu } from '../compress/quantize/index.js';
+import { preferredChannelMultiple } from '../compress/prune/hardware.js';
 import { evalImageCount, loadRunData, type RunData } from './data.js';
 import {
   lockRun,
@@ -205,7 +206,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       const input = inputOf(stage, last, variants, unscored);
       if (stage.kind === 'bench' && !stage.spec.variants && unscored.size) log(`  note: ${[...unscored].map((id) => `'${id}'`).join(', ')} scores other classes than the data: left out of this bench`);
       const threads = o.threads ?? recipe.threads;
-      const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, ...(threads ? { threads } : {}) };
+      const keyContext: KeyContext = { device, data, variants, input, seed: recipe.seed, model: recipe.model, recipeName: recipe.name, ...(threads ? { threads } : {}) };
       log(`[${i + 1}/${recipe.stages.length}] ${stage.kind} '${stage.id}'${input.from ? ` ← ${input.from}` : ''}`);
       const rerun = o.rerun?.includes(stage.id);
       const { key, stored } = rerun ? { key: stageKey(stage, keyContext), stored: undefined } : await storedStage(runDir, stage, keyContext, { move: true });
@@ -354,6 +355,8 @@ export interface KeyContext {
   input: StageInput;
   seed: number;
   model: ModelSpec;
+  /** The recipe's name: a bundle is named after it unless its stage names it. */
+  recipeName: string;
   threads?: number;
 }
 
@@ -421,10 +424,13 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
       : {}),
     // Training from nothing starts from the recipe's model: its architecture, width, classes and seed.
     ...((stage.kind === 'train' || (stage.kind === 'distill' && !stage.spec.student)) && !c.input.from ? { start: c.model } : {}),
-    // A bundle is written to deploy/<stage id>/ and carries the class names as its labels.
-    ...(stage.kind === 'deploy' ? { variantId: c.input.from, stageId: stage.id, labels: c.data.train.classes } : {}),
+    // A bundle is written to deploy/<stage id>/, carries the class names as its labels, and is named
+    // after the recipe unless the stage names it (package.json, the systemd unit, its README).
+    ...(stage.kind === 'deploy' ? { variantId: c.input.from, stageId: stage.id, labels: c.data.train.classes, ...(stage.spec.name ? {} : { recipeName: c.recipeName }) } : {}),
     // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
     ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu) } : {}),
+    // So does round_to: auto, the channel multiple this CPU's convolutions run fastest at.
+    ...(stage.kind === 'prune' && stage.spec.round_to === 'auto' ? { roundTo: preferredChannelMultiple() } : {}),
   });
 }
 
