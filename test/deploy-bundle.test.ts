@@ -5,7 +5,7 @@
  * files, errors and safety rules must hold.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -228,6 +228,14 @@ describe('slim deploy safety and errors', () => {
     expect(replaced.files.map((f) => f.path)).not.toContain('index.html');
     // No staging folders are left behind.
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp') || n.endsWith('.old'))).toEqual([]);
+    // Killed between moving the old bundle aside and moving the new one in: no bundle was left at all,
+    // the old one hidden for good. The next deploy puts it back first.
+    await rename(out, path.join(dir, `.again.${HOST_TAG}.old.${gone}.tmp`));
+    const notes: string[] = [];
+    await expect(deploy({ model: modelFile, target: 'web', out, log: (l) => notes.push(l) })).rejects.toThrow(/already exists \(a previous bundle\)/);
+    expect(notes).toContain(`deploy: note: put back the bundle in ${out} that a deploy killed midway had moved aside`);
+    expect(await readdir(out)).toContain('server.js');
+    expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 
   it('names the problem: label count, bad target, missing model, free image size', async () => {

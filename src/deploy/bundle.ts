@@ -15,6 +15,7 @@ import { HOST_TAG, removeOrphanedTemps } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
+import { processAlive } from '../util/process.js';
 import { CONFIG_FILE, TARGETS, type BundleConfig, type Target } from './config.js';
 import { buildNodeDeviceCode, buildWebDeviceCode, type DeviceFile } from './device-code.js';
 import { installDependencies } from './install.js';
@@ -58,6 +59,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
   const log = options.log ?? (() => {});
   const out = path.resolve(options.out);
+  await restoreSetAside(out, log);
   await checkOut(out, options.force ?? false, options.model);
 
   const prepared = await prepareModel(options.model, options);
@@ -71,9 +73,11 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   };
   const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)) };
 
-  // Staged beside the bundle and swapped in whole; a staging folder of a deploy killed midway is swept.
+  // Staged beside the bundle and swapped in whole; a staging folder of a deploy killed midway is swept,
+  // and so is an old bundle it had moved aside once the new one was in place.
   const prefix = `.${path.basename(out)}.${HOST_TAG}.`;
   await removeOrphanedTemps(path.dirname(out), prefix);
+  await removeOrphanedTemps(path.dirname(out), setAsidePrefix(out));
   const staging = path.join(path.dirname(out), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   await mkdir(staging, { recursive: true });
   try {
@@ -158,6 +162,28 @@ async function writeInside(root: string, file: DeviceFile): Promise<void> {
   await writeFile(target, file.contents, { mode: file.executable ? 0o755 : 0o644 });
 }
 
+/** Where an old bundle waits while the new one moves in: `<prefix><pid>.tmp`, beside it. */
+function setAsidePrefix(out: string): string {
+  return `.${path.basename(out)}.${HOST_TAG}.old.`;
+}
+
+/**
+ * A deploy killed between moving the old bundle aside and moving the new one in left no bundle at all:
+ * the old one goes back (it sat in a hidden folder that nothing restored or removed).
+ */
+async function restoreSetAside(out: string, log: (line: string) => void): Promise<void> {
+  if (await stat(out).catch(() => undefined)) return;
+  const prefix = setAsidePrefix(out);
+  for (const name of await readdir(path.dirname(out)).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(prefix.length, -'.tmp'.length));
+    if (!Number.isInteger(pid) || pid <= 0 || processAlive(pid)) continue;
+    await rename(path.join(path.dirname(out), name), out);
+    log(`deploy: note: put back the bundle in ${out} that a deploy killed midway had moved aside`);
+    return;
+  }
+}
+
 /** Swap the finished staging folder into place; an old bundle is moved aside first, then removed. */
 async function replace(out: string, staging: string): Promise<void> {
   const exists = await stat(out).catch(() => undefined);
@@ -165,7 +191,7 @@ async function replace(out: string, staging: string): Promise<void> {
     await rename(staging, out);
     return;
   }
-  const old = `${staging}.old`;
+  const old = path.join(path.dirname(out), `${setAsidePrefix(out)}${process.pid}.tmp`);
   await rename(out, old);
   try {
     await rename(staging, out);
