@@ -21,9 +21,19 @@ export function sniffImage(bytes: Uint8Array): ImageFormat | undefined {
   if (ascii(bytes, 0, 4) === 'RIFF' && ascii(bytes, 8, 12) === 'WEBP') return 'webp';
   if (ascii(bytes, 0, 6) === 'GIF87a' || ascii(bytes, 0, 6) === 'GIF89a') return 'gif';
   if (startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])) return 'tiff';
-  // ISO-BMFF: [size]['ftyp'][brand]; AVIF brands only (the prebuilt sharp has no HEVC decoder).
-  if (ascii(bytes, 4, 8) === 'ftyp' && ['avif', 'avis'].includes(ascii(bytes, 8, 12))) return 'avif';
+  // ISO-BMFF: [size]['ftyp'][major brand][minor version][compatible brands…]; AVIF only (the prebuilt sharp
+  // has no HEVC decoder). Some encoders write the major brand 'mif1' and list 'avif' among the compatible ones.
+  if (ascii(bytes, 4, 8) === 'ftyp' && ftypBrands(bytes).some((b) => b === 'avif' || b === 'avis')) return 'avif';
   return undefined;
+}
+
+/** The major and compatible brands of an ISO-BMFF 'ftyp' box that starts the file. */
+function ftypBrands(bytes: Uint8Array): string[] {
+  const size = bytes.length >= 4 ? ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0 : 0;
+  const end = Math.min(bytes.length, Math.max(16, Math.min(size, 256)));
+  const brands = [ascii(bytes, 8, 12)];
+  for (let at = 16; at + 4 <= end; at += 4) brands.push(ascii(bytes, at, at + 4));
+  return brands;
 }
 
 /** A short guess at what a non-image body is, so a 415 can say what was received. */
