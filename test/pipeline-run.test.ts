@@ -348,7 +348,7 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
       child.kill('SIGTERM');
       expect(await exited).toBe(143);
       // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
-      await until(() => !started.some(alive), 2_500, 'the benchmark processes to end');
+      await until(() => !started.some(alive), 4_000, 'the benchmark processes to end');
     } finally {
       await kill(child);
     }
