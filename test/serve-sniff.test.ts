@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { describeContent, sniffImage } from '../src/serve/sniff.js';
 
 const pixels = Buffer.alloc(8 * 8 * 3, 90);
-const image = (): sharp.Sharp => sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } });
+const image = (): ReturnType<typeof sharp> => sharp(pixels, { raw: { width: 8, height: 8, channels: 3 } });
 
 /** The 'ftyp' box's brands: the major one, then the compatible ones. */
 function brands(bytes: Buffer): string[] {

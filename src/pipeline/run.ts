@@ -428,7 +428,8 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     // after the recipe unless the stage names it (package.json, the systemd unit, its README).
     ...(stage.kind === 'deploy' ? { variantId: c.input.from, stageId: stage.id, labels: c.data.train.classes, ...(stage.spec.name ? {} : { recipeName: c.recipeName }) } : {}),
     // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
-    ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu) } : {}),
+    // On AMX each Conv's layout is timed at the run's thread count: another count may choose otherwise.
+    ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu), ...(resolveCpu(stage.spec.cpu) === 'amx' ? { layoutThreads: c.threads ?? availableParallelism() } : {}) } : {}),
     // So does round_to: auto, the channel multiple this CPU's convolutions run fastest at.
     ...(stage.kind === 'prune' && stage.spec.round_to === 'auto' ? { roundTo: preferredChannelMultiple() } : {}),
   });
