@@ -373,6 +373,22 @@ describe('artifact store', () => {
     expect(await verifyArtifact(runDir, ref)).toBe(true);
   });
 
+  it('a run that fails midway has already taken away the models of stages its recipe no longer has', async () => {
+    const runDir = path.join(dir, 'failed-midway');
+    mkdirSync(path.join(runDir, 'models'), { recursive: true });
+    writeFileSync(path.join(runDir, 'models', 'old-name.onnx'), 'a model an earlier recipe made');
+    const model = path.join(dir, 'failed-midway.onnx');
+    expect((await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '-o', model])).code).toBe(0);
+    const recipe = path.join(dir, 'failed-midway.yaml');
+    writeFileSync(recipe, `name: t\ndata: { train_per_class: 2, test_limit: 10 }\nmodel: { file: ${model} }\nstages:\n  - prune: { id: p, structured: { target_macs: 0.001 }, calib_samples: 8 }\n`);
+    const r = await runSlim(['run', recipe, '--run-dir', runDir, '--data-dir', CIFAR_DIR, '--threads', '1', '--no-report']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/out of reach/);
+    // It stayed in models/ beside this recipe's until a run completed.
+    expect(r.stderr).toContain('removed models/old-name.onnx: no stage of this recipe makes it (any more)');
+    expect(existsSync(path.join(runDir, 'models', 'old-name.onnx'))).toBe(false);
+  });
+
   it('models/ keeps only the stages of the current recipe; the store keeps every model', async () => {
     const runDir = path.join(dir, 'published');
     const ref = await putBytes(runDir, new TextEncoder().encode('a model'), 'onnx');

@@ -200,6 +200,10 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     const reused: string[] = [];
     let last = source?.id;
     const first = manifest.stages.length; // the source model's record, when there is one, comes first
+    // Models of stages this recipe no longer has (renamed, removed) leave models/ now, not only when the
+    // run completes: a run that fails midway must not leave them beside this recipe's. Their bytes stay in the store.
+    const made = new Set([...variants.keys(), ...recipe.stages.map((s) => s.id)]);
+    for (const gone of await unpublishOthers(runDir, made)) log(`removed models/${gone}.onnx: no stage of this recipe makes it (any more)`);
     for (const [i, stage] of recipe.stages.entries()) {
       const at = first + i;
       const device = stageDevice(stage) ?? o.device ?? recipe.device;
@@ -299,7 +303,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
     manifest.complete = true;
     manifest.wall_seconds = (performance.now() - started) / 1000;
-    // Models of stages this recipe no longer has (renamed, removed): their bytes stay in the store.
+    // And those of a stage id that makes none now (a quantize stage become a bench stage, say).
     for (const gone of await unpublishOthers(runDir, new Set(variants.keys()))) log(`removed models/${gone}.onnx: no stage of this recipe makes it (any more)`);
     await rmdir(path.join(runDir, 'work')).catch(() => undefined); // only when no stage left a checkpoint there
     await writeManifest(runDir, manifest);
