@@ -116,6 +116,14 @@ describe('retargetConvWeights', () => {
     expect(padConvInputChannels(g).padded).toEqual([]);
   });
 
+  it('a measured layout (only) picks Convs by the label it reports, also when the export left them unnamed', () => {
+    const unnamed = { ...generic, nodes: generic.nodes.map((n) => ({ ...n, name: '' })) };
+    const all = retargetConvWeights(unnamed, 'amx');
+    expect(all.changed).toHaveLength(17);
+    // The labels are the Convs' outputs; matched by node name, they re-laid none (17 → 0).
+    expect(retargetConvWeights(unnamed, 'amx', { only: new Set(all.changed.slice(0, 5)) }).changed).toEqual(all.changed.slice(0, 5));
+  });
+
   it('round-trips, and is a no-op on weights already laid out for the CPU', () => {
     expect(retargetConvWeights(amx.graph, 'amx').changed).toEqual([]);
     const back = retargetConvWeights(amx.graph, 'generic');

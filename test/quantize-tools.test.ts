@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { reportMarkdown } from '../src/compress/quantize/report.js';
+import { quantizeDynamic } from '../src/compress/quantize/dynamic.js';
 import { cloneGraph, emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
@@ -242,6 +243,12 @@ describe('mixed-precision search', () => {
     const h = await meetTopOneBudget(floatGraph, emptyGraph('0'), hard.options);
     expect([h.searched, h.met, h.floatLayers, hard.rankings()]).toEqual([true, true, ranking.slice(0, 6), 1]);
     expect(h.steps[0]).toEqual({ floatLayers: 0, top1: 0.88, dropPt: expect.closeTo(2, 9) as number });
+    // A drop exactly at the budget, as image counts give it (1700/2000 − 1690/2000 = 0.5000000000000004 pt),
+    // is within it: no ranking (it was called over budget, scanned every layer, then kept none float).
+    const edge = { ...budget(0.5).options, evaluate: (g: Graph): Promise<number> => Promise.resolve(g.name === 'float' ? 1700 / 2000 : 1690 / 2000) };
+    let ranked = 0;
+    const at = await meetTopOneBudget(floatGraph, emptyGraph('0'), { ...edge, ranking: async () => (ranked++, ranking), onOverBudget: () => ranked++ });
+    expect([at.searched, at.met, ranked]).toEqual([false, true, 0]);
   });
 });
 
@@ -250,5 +257,14 @@ describe('the --report markdown', () => {
     const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], sensitivity: [], float_nodes: [] };
     expect(reportMarkdown({ ...base, top1_before: 0.152, top1_after: 0.156 })).toContain('Top-1: 15.20 % float → 15.60 % int8 (+0.40 pt).');
     expect(reportMarkdown({ ...base, top1_before: 0.156, top1_after: 0.152 })).toContain('(−0.40 pt).');
+  });
+});
+
+describe('--exclude', () => {
+  it('names nodes of the model in dynamic quantization too: a typo was quantized silently', () => {
+    const model = buildZooModel('resnet18-cifar', { width: 0.125 });
+    const options = { perChannel: true, reduceRange: false, exclude: ['fc_typo'] };
+    expect(() => quantizeDynamic(model, options)).toThrow(/--exclude names 'fc_typo', which is not a node of the model/);
+    expect(quantizeDynamic(model, { ...options, exclude: ['fc'] }).layers).toEqual([]);
   });
 });

@@ -85,7 +85,8 @@ export function retargetConvWeights(graph: Graph, cpu: Int8Cpu, options: { only?
     if (values?.dtype !== 'int8' || zeros?.dtype !== 'int8') continue;
     if (cpu === 'amx' && values.dims.slice(1).reduce((a, b) => a * b, 1) < AMX_MIN_K) continue;
     // A measured layout (tune-layout.ts) names the Convs that take the AMX path.
-    if (options.only && !options.only.has(conv.name)) continue;
+    // By the label `changed` reports (and tuning picks by): an unnamed Conv goes by its output.
+    if (options.only && !options.only.has(conv.name || conv.outputs[0] || '')) continue;
     const shifted = shiftWeights(values as Tensor<'int8'>, zeros as Tensor<'int8'>, target);
     if (!shifted) continue;
     // A weight shared with a reader that is not a plain Conv keeps its layout.

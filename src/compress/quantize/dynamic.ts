@@ -15,7 +15,7 @@ import { usageError } from '../../errors.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, makeTensor, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
-import { nodeLabel } from './mark.js';
+import { checkExcluded, nodeLabel } from './mark.js';
 import { quantizeWeight } from './params.js';
 import type { QuantizeOptions } from './types.js';
 
@@ -28,6 +28,7 @@ export interface DynamicResult {
 export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange' | 'exclude'>): DynamicResult {
   const opset = graph.opsets[''] ?? 0;
   if (opset < 11) throw usageError(`dynamic quantization needs ONNX opset 11 (DynamicQuantizeLinear); the model uses ${opset}`, 're-export the model with opset 13 or later');
+  checkExcluded(graph.nodes, options.exclude);
   const g = cloneGraph(untieIdentityWeights(fixWeightsAsConstants(graph)));
   const taken = valueNames(g);
   const layers: string[] = [];

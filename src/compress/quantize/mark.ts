@@ -54,17 +54,22 @@ export interface PlanOptions extends Pick<QuantizeOptions, 'activations' | 'perC
   only?: ReadonlySet<string>;
 }
 
-export function planQuantization(graph: Graph, facts: InferenceResult, options: PlanOptions): QuantPlan {
-  checkOpset(graph, options.perChannel);
-  const index = new GraphIndex(graph);
-  const labels = new Set(facts.nodes.map((f) => nodeLabel(f.node)));
-  const unknown = options.exclude.filter((name) => !labels.has(name));
+/** --exclude names nodes of the model (static and dynamic quantization alike): a typo must not quantize the layer meant to stay float. */
+export function checkExcluded(nodes: readonly Node[], exclude: readonly string[]): void {
+  const labels = new Set(nodes.map(nodeLabel));
+  const unknown = exclude.filter((name) => !labels.has(name));
   if (unknown.length > 0) {
     throw usageError(
       `--exclude names ${unknown.map((n) => `'${n}'`).join(', ')}, which ${unknown.length === 1 ? 'is not a node' : 'are not nodes'} of the model`,
       `node names look like ${[...labels].slice(0, 3).map((n) => `'${n}'`).join(', ')} (slim quantize --report lists every layer)`,
     );
   }
+}
+
+export function planQuantization(graph: Graph, facts: InferenceResult, options: PlanOptions): QuantPlan {
+  checkOpset(graph, options.perChannel);
+  const index = new GraphIndex(graph);
+  checkExcluded(facts.nodes.map((f) => f.node), options.exclude);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
   const alreadyQuantized = (name: string): boolean =>
     index.producer.get(name)?.opType === 'DequantizeLinear' || index.consumersOf(name).some((n) => n.opType === 'QuantizeLinear');
