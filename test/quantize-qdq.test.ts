@@ -22,6 +22,7 @@ import {
   nodeLabel,
   ortKernels,
   planQuantization,
+  quantizedBySensitivity,
   prepareFloatGraph,
   quantizeStatic,
   type StaticOptions,
@@ -206,6 +207,20 @@ describe('options', () => {
     // conv1 is float, so its ReLU stays: nothing absorbs it.
     expect(count(q, 'Relu')).toBe(2);
     expect(() => quantizeWithRanges(float, { exclude: ['no-such-node'] })).toThrow(/--exclude names 'no-such-node'/);
+  });
+
+  it('--max-drop: its float layers are named for it, and it picks among the layers the plan quantizes only', () => {
+    const opts = { ...DEFAULT_STATIC, exclude: ['layer1.0.conv1'] };
+    const prepared = prepareFloatGraph(float, opts);
+    const userPlan = planQuantization(prepared.graph, prepared.facts, opts);
+    // The excluded conv's reader is kept float with it: neither is a candidate (ranked, a step that changed nothing).
+    expect(userPlan.float.map((f) => f.node)).toEqual(expect.arrayContaining(['layer1.0.conv1', 'layer1.0.conv2']));
+    const scanned = ['layer1.0.conv2', 'layer1.0.conv1', 'layer2.0.conv1', 'fc'].map((layer, k) => ({ layer, opType: 'Conv', score: 10 + k, agreement: 0.5 }));
+    expect(quantizedBySensitivity(scanned, userPlan)).toEqual(['layer2.0.conv1', 'fc']);
+    // Named as --max-drop's choice ("excluded" before, with no --exclude given).
+    const mixed = planQuantization(prepared.graph, prepared.facts, { ...opts, keptBySensitivity: ['layer2.0.conv1'] });
+    expect(mixed.float.find((f) => f.node === 'layer2.0.conv1')?.reason).toBe('kept float by --max-drop: among the layers int8 costs the most top-1');
+    expect(mixed.float.find((f) => f.node === 'layer1.0.conv1')?.reason).toBe('excluded');
   });
 
   it('refuses opsets without per-axis QuantizeLinear, naming the way out', () => {

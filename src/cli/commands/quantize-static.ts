@@ -19,7 +19,7 @@ import {
   INT8_SYMMETRIC,
   layerSensitivity,
   meetTopOneBudget,
-  rankBySensitivity,
+  quantizedBySensitivity,
   reportMarkdown,
   resolveCpu,
   sampleImages,
@@ -152,11 +152,12 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   const threads = options.threads;
   const { prepared, collector, options: opts } = run.calibrated;
   const int8 = run.output;
+  const userPlan = run.result.plan;
   const mixed = await meetTopOneBudget(graph, int8, {
     maxDropPt: maxDrop,
-    build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: [...opts.exclude, ...floatLayers] }).graph,
+    build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: floatLayers }).graph,
     evaluate: (g) => top1(g, evalData, normalization, threads, g === graph ? 'eval float' : g === int8 ? 'eval int8' : 'eval mixed'),
-    ranking: async () => rankBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options))),
+    ranking: async () => quantizedBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options)), userPlan),
     onOverBudget: (dropPt) => log(`top-1 drop ${dropPt.toFixed(2)} pt > --max-drop ${maxDrop}: ranking layers by sensitivity`),
     onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
   });
@@ -166,7 +167,7 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   if (!mixed.searched) return;
   run.mixed = mixed;
   run.output = mixed.graph;
-  run.result = buildQuantized(prepared, collector, opts, { exclude: [...opts.exclude, ...mixed.floatLayers] });
+  run.result = buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: mixed.floatLayers });
   if (!mixed.met) log(`warning: no split met --max-drop ${maxDrop}; kept the most accurate one (${mixed.floatLayers.length} float layers)`);
 }
 

@@ -35,7 +35,7 @@ export { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
 export { quantizeDynamic, type DynamicResult } from './dynamic.js';
 export { convertFloat16, type Float16Mode, type Float16Result } from './fp16.js';
 export { activationErrors, addDequantizedTaps, COSINE, METRICS, SQNR, weightErrors, type ErrorMetric, type MetricState, type TensorError } from './sqnr.js';
-export { layerSensitivity, quantizableLayers, rankBySensitivity, SENSITIVITY_IMAGES, type LayerSensitivity, type SensitivityOptions } from './sensitivity.js';
+export { layerSensitivity, quantizableLayers, quantizedBySensitivity, rankBySensitivity, SENSITIVITY_IMAGES, type LayerSensitivity, type SensitivityOptions } from './sensitivity.js';
 export { meetTopOneBudget, searchMixedPrecision, type TopOneBudget, type MixedPrecisionOptions, type MixedPrecisionResult, type MixedPrecisionStep } from './mixed-precision.js';
 export { batchSizeFor, heldOutImages, imageFeeds, sampleImages, type ImageFeedOptions } from './feeds.js';
 export { calibrateImages, type CalibrateImagesOptions, type CalibratedModel } from './calibrate-images.js';

@@ -52,6 +52,8 @@ export function nodeLabel(node: Node): string {
 export interface PlanOptions extends Pick<QuantizeOptions, 'activations' | 'perChannel' | 'exclude' | 'keepFirst' | 'keepLast'> {
   /** Quantize only these nodes (by label): for per-layer sensitivity. */
   only?: ReadonlySet<string>;
+  /** Layers --max-drop keeps float (by label): named for that, not as the user's --exclude. */
+  keptBySensitivity?: readonly string[];
 }
 
 /** --exclude names nodes of the model (static and dynamic quantization alike): a typo must not quantize the layer meant to stay float. */
@@ -109,6 +111,7 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
     float.push({ node: label, opType: u.facts.node.opType, reason });
   };
   for (const label of options.exclude) drop(label, 'excluded');
+  for (const label of options.keptBySensitivity ?? []) drop(label, 'kept float by --max-drop: among the layers int8 costs the most top-1');
   if (options.keepFirst && weighted.length > 0) drop(weighted[0]!, 'first layer kept float');
   if (options.keepLast && weighted.length > 0) drop(weighted[weighted.length - 1]!, 'last layer kept float');
   if (options.only) for (const label of [...units.keys()]) if (!options.only.has(label)) units.delete(label);

@@ -107,7 +107,7 @@ export function buildQuantized(
   prepared: PreparedGraph,
   collector: ActivationCollector,
   options: StaticOptions,
-  planOptions: Partial<Pick<PlanOptions, 'only' | 'exclude'>> = {},
+  planOptions: Partial<Pick<PlanOptions, 'only' | 'exclude' | 'keptBySensitivity'>> = {},
 ): QuantizedResult {
   const fmt = options.activations;
   const ranges = collector.ranges(options.calibration, fmt, qRange(fmt.type, { symmetric: fmt.symmetric }));

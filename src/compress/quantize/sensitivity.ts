@@ -9,7 +9,7 @@ import { encodeModel } from '../../onnx/io.js';
 import { openSession } from '../../runtime/ort.js';
 import type { ActivationCollector, FeedSource } from './calibrate/index.js';
 import { buildQuantized, type PreparedGraph, type StaticOptions } from './quantize.js';
-import { planQuantization } from './mark.js';
+import { planQuantization, type QuantPlan } from './mark.js';
 import { SQNR, type ErrorMetric, type MetricState } from './sqnr.js';
 
 /** Images a sensitivity scan runs (`slim quantize --report` / `--max-drop`, the pipeline's scan): a sample of the calibration set. */
@@ -100,6 +100,14 @@ export async function layerSensitivity(
  * because mixed precision targets accuracy, and an output SQNR can look fine while the classes that
  * matter flip (logits dominated by one large class score).
  */
+/**
+ * For --max-drop: the layers `plan` quantizes, most sensitive first. Layers already float (--exclude,
+ * --keep-first, the readers kept float with them) are not candidates: keeping one float changes nothing.
+ */
+export function quantizedBySensitivity(layers: readonly LayerSensitivity[], plan: Pick<QuantPlan, 'units'>): string[] {
+  return rankBySensitivity(layers).filter((layer) => plan.units.has(layer));
+}
+
 export function rankBySensitivity(layers: readonly LayerSensitivity[], metric: ErrorMetric = SQNR): string[] {
   const byScore = (a: LayerSensitivity, b: LayerSensitivity): number => (metric.higherIsBetter ? a.score - b.score : b.score - a.score);
   return [...layers].sort((a, b) => a.agreement - b.agreement || byScore(a, b)).map((l) => l.layer);

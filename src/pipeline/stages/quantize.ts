@@ -28,7 +28,7 @@ import {
   meetTopOneBudget,
   prepareFloatGraph,
   quantizeDynamic,
-  rankBySensitivity,
+  quantizedBySensitivity,
   sampleImages,
   scoresByMethod,
   SENSITIVITY_IMAGES,
@@ -107,18 +107,19 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   if (spec.max_drop !== undefined) {
     const slice = evalSlice(data, spec.eval_limit);
     const evalSet = slice.testLimit !== undefined ? take(slice.test, slice.testLimit) : slice.test;
+    const userPlan = built.plan;
     const search = await meetTopOneBudget(prepared.graph, output, {
       maxDropPt: spec.max_drop,
-      build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...floatLayers] }).graph,
+      build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: floatLayers }).graph,
       evaluate: (g) => scoreTop1(g, evalSet, normalization, threads),
-      ranking: async () => rankBySensitivity((sensitivity ??= await scan())),
+      ranking: async () => quantizedBySensitivity((sensitivity ??= await scan()), userPlan),
       onOverBudget: (dropPt) => ctx.log(`  top-1 drop ${dropPt.toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`),
       onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
     });
     mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: search.baseline, top1: search.top1 };
     if (search.searched) {
       output = search.graph;
-      built = buildQuantized(prepared, collector, options, { exclude: [...options.exclude, ...search.floatLayers] });
+      built = buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: search.floatLayers });
       if (!search.met) ctx.log(`  warning: no split met max_drop ${spec.max_drop}; kept the most accurate one (${search.floatLayers.length} float layers)`);
     }
   }
