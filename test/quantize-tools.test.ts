@@ -164,6 +164,11 @@ describe('SQNR debugger and sensitivity', () => {
     const weights = weightErrors(result);
     expect(weights).toHaveLength(21);
     for (const w of weights) expect(w.local, w.tensor).toBeGreaterThan(30);
+    // The reference is the model as prepared, not the bias-corrected float graph (another model: the
+    // report measured int8 against it, and QAT distilled toward it).
+    const biases = (g: typeof result.float): number[] => g.nodes.filter((n) => n.opType === 'Conv' && n.inputs[2]).flatMap((n) => Array.from(g.initializers.get(n.inputs[2]!)!.data as Float32Array));
+    expect(result.reference).toBe(result.prepared.graph);
+    expect(biases(result.float)).not.toEqual(biases(result.reference));
   });
 
   it('ranks a planted weak layer (one huge weight channel, per-tensor scales) as the most sensitive', async () => {

@@ -92,7 +92,8 @@ export async function qatFineTune(
     normalization,
     onProgress: bar.onProgress,
     file,
-    ...(options.distill ? { teacher: { graph: flat(ptq.float) } } : {}),
+    // The teacher is the model as given, not PTQ's bias-corrected float graph.
+    ...(options.distill ? { teacher: { graph: flat(ptq.reference) } } : {}),
     ...(options.lr !== undefined ? { lr: options.lr } : {}),
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),

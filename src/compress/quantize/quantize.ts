@@ -95,8 +95,14 @@ function layerInputs(graph: Graph): Map<string, number> {
 
 export interface QuantizedResult {
   graph: Graph;
-  /** The float graph the quantized one was made from (after bias correction when on). */
+  /** The float graph the quantized one was made from (after bias correction when on): QAT's starting weights. */
   float: Graph;
+  /**
+   * The float graph as prepared, before bias correction: the function the int8 model stands in for. Bias
+   * correction shifts float biases so that the *int8* model matches this one on average; the corrected
+   * float graph itself is another model (44 dB from this one on a small ResNet), no reference for errors.
+   */
+  reference: Graph;
   plan: QuantPlan;
   params: QuantParams;
   ranges: Map<string, TensorRange>;
@@ -132,7 +138,7 @@ export function buildQuantized(
   };
   const inserted = insertQdq(float, plan, params, { description });
   const graph = retargetConvWeights(cpu === 'amx' ? padConvInputChannels(inserted).graph : inserted, cpu).graph;
-  return { graph, float, plan, params, ranges };
+  return { graph, float, reference: prepared.graph, plan, params, ranges };
 }
 
 /** Everything in one call: prepare, plan, calibrate on `feeds`, build. */

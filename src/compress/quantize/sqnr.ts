@@ -128,7 +128,8 @@ export interface ActivationErrorOptions {
 /** Local and accumulated error of every quantized activation, over `feeds`. */
 export async function activationErrors(result: QuantizedResult, feeds: FeedSource, options: ActivationErrorOptions = {}): Promise<TensorError[]> {
   const metric = options.metric ?? SQNR;
-  const floatGraph = result.float;
+  // Against the model as given, not the bias-corrected float graph (QuantizedResult.reference).
+  const floatGraph = result.reference;
   const facts = inferShapes(floatGraph);
   const inputs = new Set(dataInputs(floatGraph).map((v) => v.name));
   const tensors = [...result.plan.tensors].filter(([name, t]) => (t.kind === 'activation' || t.kind === 'same') && facts.types.has(name)).map(([name]) => name);

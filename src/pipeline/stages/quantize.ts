@@ -33,6 +33,7 @@ import {
   scoresByMethod,
   SENSITIVITY_IMAGES,
   UINT8_ASYMMETRIC,
+  type QuantizedResult,
   type CalibrationMethod,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
@@ -133,7 +134,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   let qat: TrainingResult | undefined;
   let gpuSeconds = 0;
   if (spec.qat) {
-    const q = await runQat(ctx, spec.qat, output, built.float, normalization);
+    const q = await runQat(ctx, spec.qat, output, built, normalization);
     output = q.graph;
     qat = q.result;
     gpuSeconds = q.gpuSeconds;
@@ -159,7 +160,7 @@ function done(graph: Graph, result: QuantizeResult, gpuSeconds = 0): StageOutput
 }
 
 /** Quantization-aware training of the calibrated QDQ graph (src/compress/qat), resumable per epoch. */
-async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, float: Graph, normalization: Normalization): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
+async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>, graph: Graph, ptq: Pick<QuantizedResult, 'float' | 'reference'>, normalization: Normalization): Promise<{ graph: Graph; result: TrainingResult; gpuSeconds: number }> {
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
@@ -169,7 +170,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   const evaluation = evalSlice(data, spec.eval_limit);
   const r = await quantizationAwareTraining({
     graph: scores.graph,
-    float: flat(float),
+    float: flat(ptq.float),
     data: { train: data.train, test: evaluation.test },
     epochs: spec.epochs,
     batch: spec.batch,
@@ -182,7 +183,8 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     normalization,
     // The stage records the top-1 itself: the model stays independent of the test images (run.ts keys it so).
     recordEngineTop1: false,
-    ...(spec.distill ? { teacher: { graph: flat(float) } } : {}),
+    // The teacher is the model as given, not PTQ's bias-corrected float graph.
+    ...(spec.distill ? { teacher: { graph: flat(ptq.reference) } } : {}),
     ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
     onProgress: (p) => {
