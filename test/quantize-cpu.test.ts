@@ -21,6 +21,7 @@ import {
   computeParams,
   DEFAULT_STATIC,
   hostInt8Cpu,
+  layoutChoice,
   insertQdq,
   ortKernels,
   padConvInputChannels,
@@ -190,6 +191,14 @@ describe('the cpu option of static quantization', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('--reduce-range never takes the AMX layout: its −65…64 weights overflow where 7 bits do not', () => {
+    // 'auto' on an AMX host laid reduced-range weights out as −65…64.
+    expect(layoutChoice('auto', true)).toBe('generic');
+    expect(layoutChoice('auto', false)).toBe('auto');
+    expect(layoutChoice('amx', false)).toBe('amx');
+    expect(() => layoutChoice('amx', true)).toThrow(/--cpu amx lays int8 Conv weights out as −65…64, past the 7 bits --reduce-range keeps them to/);
   });
 });
 

@@ -352,6 +352,11 @@ export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
   return undefined;
 }
 
+/** What a quantize stage's Conv layout depends on (--reduce-range never takes AMX's: cpu.ts layoutChoice). */
+function quantizeLayoutKey(cpu: 'amx' | 'generic', c: KeyContext): Record<string, unknown> {
+  return { cpu, ...(cpu === 'amx' ? { layoutThreads: c.threads ?? availableParallelism() } : {}) };
+}
+
 export interface KeyContext {
   device: string;
   data: RunData;
@@ -433,7 +438,7 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     ...(stage.kind === 'deploy' ? { variantId: c.input.from, stageId: stage.id, labels: c.data.train.classes, ...(stage.spec.name ? {} : { recipeName: c.recipeName }) } : {}),
     // 'auto' lays int8 Conv weights out for this machine's CPU: the resolved choice is part of the output.
     // On AMX each Conv's layout is timed at the run's thread count: another count may choose otherwise.
-    ...(stage.kind === 'quantize' ? { cpu: resolveCpu(stage.spec.cpu), ...(resolveCpu(stage.spec.cpu) === 'amx' ? { layoutThreads: c.threads ?? availableParallelism() } : {}) } : {}),
+    ...(stage.kind === 'quantize' ? quantizeLayoutKey(stage.spec.reduce_range ? 'generic' : resolveCpu(stage.spec.cpu), c) : {}),
     // So does round_to: auto, the channel multiple this CPU's convolutions run fastest at.
     ...(stage.kind === 'prune' && stage.spec.round_to === 'auto' ? { roundTo: preferredChannelMultiple() } : {}),
   });

@@ -19,6 +19,7 @@
  * against 63 µs GEMM; see pad-channels.ts).
  */
 import { release } from 'node:os';
+import { usageError } from '../../errors.js';
 import { linuxX64CpuFlags } from '../../util/cpu-flags.js';
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
@@ -47,6 +48,20 @@ export function hostInt8Cpu(cpuinfo = '/proc/cpuinfo'): Int8Cpu {
 }
 
 let host: Int8Cpu | undefined;
+
+/**
+ * The layout choice for weights quantized with `reduceRange`: never AMX's. --reduce-range keeps weights
+ * to 7 bits (−64…64) so that x64 CPUs without VNNI cannot overflow their 16-bit sums of two u8×s8
+ * products (255·64·2 fits, 255·65·2 does not); AMX's layout shifts them to −65…64. So 'auto' means
+ * generic there, and asking for both is refused.
+ */
+export function layoutChoice(choice: CpuChoice, reduceRange: boolean): CpuChoice {
+  if (!reduceRange) return choice;
+  if (choice === 'amx') {
+    throw usageError('--cpu amx lays int8 Conv weights out as −65…64, past the 7 bits --reduce-range keeps them to for x64 CPUs without VNNI', 'drop --cpu amx (the model then runs everywhere), or --reduce-range (for CPUs with VNNI or AMX)');
+  }
+  return 'generic';
+}
 
 export function resolveCpu(choice: CpuChoice): Int8Cpu {
   if (choice !== 'auto') return choice;
