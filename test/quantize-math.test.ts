@@ -77,6 +77,10 @@ describe('rounding and clamping', () => {
     expect(quantizeValue(-1000, 0.1, 10, r)).toBe(0);
     expect(quantizeValue(0.25, 0.1, 10, r)).toBe(12); // 2.5 → 2, + 10
     expect(fakeQuantize(0.25, 0.1, 10, r)).toBeCloseTo(0.2, 7);
+    // Divided in float32 as QuantizeLinear does (numpy: np.float32(x) / np.float32(s) = −71.5 → −72);
+    // in float64 the quotient is −71.49999695 and rounded to −71.
+    const [x, s] = [Math.fround(-0.08044889), Math.fround(0.0011251593)];
+    expect(quantizeValue(x, s, 0, qRange('int8'))).toBe(-72);
   });
 
   it('per-channel absmax, quantize and dequantize along axis 0 and axis 1', () => {

@@ -88,7 +88,9 @@ function clampInt(v: number, lo: number, hi: number): number {
 
 /** QuantizeLinear of one value. */
 export function quantizeValue(x: number, scale: number, zeroPoint: number, range: QRange): number {
-  return clampInt(roundHalfEven(x / scale) + zeroPoint, range.qmin, range.qmax);
+  // The quotient in float32, as QuantizeLinear computes it: in float64 a value like −71.49999695 rounds
+  // to −71 where ONNX Runtime's −71.5 rounds (half to even) to −72 (1 weight in ~175k).
+  return clampInt(roundHalfEven(Math.fround(x / scale)) + zeroPoint, range.qmin, range.qmax);
 }
 
 /** DequantizeLinear ∘ QuantizeLinear of one value: what the int8 model sees instead of x. */
