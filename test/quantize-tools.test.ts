@@ -263,6 +263,18 @@ describe('the --report markdown', () => {
     expect(reportMarkdown({ ...base, top1_before: 0.152, top1_after: 0.156 })).toContain('Top-1: 15.20 % float → 15.60 % int8 (+0.40 pt).');
     expect(reportMarkdown({ ...base, top1_before: 0.156, top1_after: 0.152 })).toContain('(−0.40 pt).');
   });
+
+  it('lists layers in the order --max-drop keeps them float: top-1 agreement first, then SQNR', () => {
+    const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], float_nodes: [] };
+    const sensitivity = [
+      { layer: 'a', opType: 'Conv', score: 20, agreement: 0.9 },
+      { layer: 'b', opType: 'Conv', score: 30, agreement: 0.8 },
+      { layer: 'c', opType: 'Conv', score: 25, agreement: 0.9 },
+    ];
+    const rows = reportMarkdown({ ...base, sensitivity }).split('\n').filter((l) => /^\| [abc] /.test(l)).map((l) => l[2]);
+    // By SQNR alone it read a, c, b; --max-drop keeps b float first (it changes the most classes).
+    expect(rows).toEqual(['b', 'a', 'c']);
+  });
 });
 
 describe('--exclude', () => {

@@ -42,11 +42,6 @@ export interface QuantPattern<A> {
    * point at qmin, range calibrated after the activation) does exactly what the function does.
    */
   foldsIntoRange?(ctx: QuantContext<A>): boolean;
-  /**
-   * The fused kernel can produce a float output (Gemm → QGemm, MatMul → MatMulIntegerToFloat), so a
-   * graph output this node produces is left float instead of going through Q → DQ.
-   */
-  floatOutput?: boolean;
 }
 
 const activation: TensorMark = { role: 'activation' };

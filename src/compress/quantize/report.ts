@@ -4,7 +4,7 @@
  */
 import type { FloatNode } from './mark.js';
 import type { MixedPrecisionStep } from './mixed-precision.js';
-import type { LayerSensitivity } from './sensitivity.js';
+import { rankBySensitivity, type LayerSensitivity } from './sensitivity.js';
 import type { TensorError } from './sqnr.js';
 import { formatPointChange } from '../../report/format.js';
 
@@ -46,11 +46,12 @@ export function reportMarkdown(r: QuantizeReport, svgFile?: string): string {
     lines.push(
       '## Per-layer sensitivity',
       '',
-      'Each layer quantized alone, everything else float: SQNR of the model output against the float model (higher is better) and the share of images whose top-1 class does not change. Most sensitive first.',
+      'Each layer quantized alone, everything else float: SQNR of the model output against the float model (higher is better) and the share of images whose top-1 class does not change. Most sensitive first, in the order --max-drop keeps layers float: lowest top-1 agreement, then lowest SQNR.',
       '',
     );
     if (svgFile) lines.push(`![sensitivity](${svgFile})`, '');
-    const sorted = [...r.sensitivity].sort((a, b) => a.score - b.score);
+    const order = rankBySensitivity(r.sensitivity);
+    const sorted = [...r.sensitivity].sort((a, b) => order.indexOf(a.layer) - order.indexOf(b.layer));
     lines.push(markdownTable(['layer', 'op', 'output SQNR (dB)', 'top-1 agreement'], sorted.map((s) => [s.layer, s.opType, db(s.score), pct(s.agreement)])), '');
   }
   if (r.activations.length > 0) {
