@@ -13,6 +13,7 @@ import { writeModel } from '../src/onnx/io.js';
 import { writeMadeModel } from '../src/cli/write-result.js';
 import { freshStartNote, leftOverNote, resumedNote } from '../src/cli/train-options.js';
 import { float32 } from '../src/onnx/tensor.js';
+import { keptAtInterrupt } from '../src/cli/train-options.js';
 import { runSlim } from './helpers/cli.js';
 import { fixturePath, REPO_ROOT } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -283,6 +284,11 @@ describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
     const third = await interrupted(['--resume'], () => events().filter((e) => e.event === 'resume').length > resumes, 'SIGTERM');
     expect(third.code).toBe(143);
     expect(third.stderr).toMatch(/slim train: stopped \(SIGTERM\) — .*ctrl-c-ckpt\/last\.ckpt holds the last finished epoch; run the same command with --resume/);
+    // After the last epoch, while the model is written and scored, a Ctrl-C is explained too (the
+    // handlers were gone by then: exit 130 without a word, and no model).
+    expect(keptAtInterrupt(ckpt, { out: 'm.onnx' })).toMatch(/^training had finished but m\.onnx was not written: .*ctrl-c-ckpt\/last\.ckpt holds the whole run; run the same command with --resume to write it \(nothing trains again\)$/);
+    expect(keptAtInterrupt(undefined, { out: 'm.onnx' })).toBe('training had finished but m.onnx was not written, and without --checkpoint-dir nothing was kept');
+    expect(keptAtInterrupt(ckpt, { out: 'm.onnx', written: true })).toBe('training had finished and m.onnx was written; its check in ONNX Runtime was cut short (slim eval m.onnx runs it)');
   }, 240_000);
 });
 

@@ -96,29 +96,53 @@ export function foldedNote(trained: Graph, written: Graph, fold: boolean): strin
   return hasBatchNorm(written) ? ' (BatchNormalization folded where a Conv or Gemm precedes it)' : ' (BatchNormalization folded)';
 }
 
+/** What an interrupted run kept, for explainInterrupt: while training, after it (`out`), once `out` is written. */
+export function keptAtInterrupt(checkpointDir: string | undefined, state: { out?: string; written?: boolean }): string {
+  const last = checkpointDir ? latestCheckpoint(checkpointDir) : undefined;
+  if (state.out && state.written) return `training had finished and ${state.out} was written; its check in ONNX Runtime was cut short (slim eval ${state.out} runs it)`;
+  if (state.out) {
+    return last
+      ? `training had finished but ${state.out} was not written: ${last} holds the whole run; run the same command with --resume to write it (nothing trains again)`
+      : `training had finished but ${state.out} was not written, and without --checkpoint-dir nothing was kept`;
+  }
+  return !checkpointDir
+    ? 'nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)'
+    : last
+      ? `${last} holds the last finished epoch; run the same command with --resume to continue from it`
+      : `no epoch had finished, so nothing was kept (a checkpoint is written in ${checkpointDir} after each epoch)`;
+}
+
+/** What explainInterrupt says from here on: training finished (`trained`), the model written (`written`). */
+export interface InterruptExplainer {
+  trained(out: string): void;
+  written(): void;
+  /** Removes the handlers (the command is done). */
+  stop(): void;
+}
+
 /**
- * Ctrl-C (or SIGTERM: `timeout`, `docker stop`, systemd) while training: say what was kept and how to go
- * on, then exit 130 (143). Safe at any moment: a checkpoint is replaced atomically, and only after a
- * finished epoch. Returns the function that removes the handlers once training is over (a data-parallel
- * worker leaves signals to its launcher: none here).
+ * Ctrl-C (or SIGTERM: `timeout`, `docker stop`, systemd) while training, or while the trained model is
+ * written and scored: say what was kept and how to go on, then exit 130 (143). Safe at any moment: a
+ * checkpoint is replaced atomically, and only after a finished epoch. The handlers stay until `stop()`:
+ * removed as training ended, a Ctrl-C while the model was written exited 130 without a word, and no
+ * model. (A data-parallel worker leaves signals to its launcher: none there.)
  */
-export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): () => void {
+export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): InterruptExplainer {
+  const state: { out?: string; written?: boolean } = {};
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
-      const last = o.checkpointDir ? latestCheckpoint(o.checkpointDir) : undefined;
-      const kept = !o.checkpointDir
-        ? 'nothing was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)'
-        : last
-          ? `${last} holds the last finished epoch; run the same command with --resume to continue from it`
-          : `no epoch had finished, so nothing was kept (a checkpoint is written in ${o.checkpointDir} after each epoch)`;
-      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept}`);
+      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${keptAtInterrupt(o.checkpointDir, state)}`);
       // After the running step (a few ms to seconds), not under it.
       exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
     };
     process.once(signal, onSignal);
     return [signal, onSignal] as const;
   });
-  return () => {
-    for (const [signal, handler] of handlers) process.off(signal, handler);
+  return {
+    trained: (file) => void (state.out = file),
+    written: () => void (state.written = true),
+    stop: () => {
+      for (const [signal, handler] of handlers) process.off(signal, handler);
+    },
   };
 }

@@ -193,7 +193,7 @@ export function registerDistill(program: Command): void {
 
       const hint = precisionHint(options.device, options.precision);
       const bar = trainingProgress('distill', [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
-      const stopExplaining = explainInterrupt('slim distill', options);
+      const interrupt = explainInterrupt('slim distill', options);
       const result = await distill({
         teacher,
         student,
@@ -218,10 +218,12 @@ export function registerDistill(program: Command): void {
         ...(studentFile ? { origin: studentFile } : { seededStart: true }),
         // Other statistics make other batches: a checkpoint of the run with them must not resume this one.
         ...(options.mean || options.std ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
-      }).finally(() => {
-        bar.stop();
-        stopExplaining();
-      });
+      }).catch((e: unknown) => {
+        interrupt.stop();
+        throw e;
+      }).finally(() => bar.stop());
+      // From here a Ctrl-C says that training had finished, and what of it was kept.
+      interrupt.trained(options.out);
       if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
         log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
       }
@@ -239,6 +241,7 @@ export function registerDistill(program: Command): void {
         },
       };
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
+      interrupt.written();
       let ortTop1: number | undefined;
       if (options.verify) {
         const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});
@@ -249,6 +252,7 @@ export function registerDistill(program: Command): void {
           await session.close();
         }
       }
+      interrupt.stop();
       const summary = {
         teacher: options.teacher,
         student: options.student,

@@ -14,7 +14,7 @@ import { log } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
-import { explainInterrupt, freshStartNote, leftOverNote } from '../train-options.js';
+import { explainInterrupt, freshStartNote, leftOverNote, type InterruptExplainer } from '../train-options.js';
 import { digestWeights, refuseOtherSettings } from '../../engine/resume.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
@@ -53,6 +53,8 @@ export async function refuseOtherQatRun(floatGraph: Graph, options: QuantizeCliO
 export interface QatStep {
   graph: Graph;
   summary: Record<string, unknown>;
+  /** Says what a Ctrl-C now keeps until the caller has written the model (then: written(), stop()). */
+  interrupt: InterruptExplainer;
 }
 
 /** Quantization-aware training from the PTQ result (same placement and calibration), then export. */
@@ -73,7 +75,7 @@ export async function qatFineTune(
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
   for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (note) log(note);
   const bar = trainingProgress('qat');
-  const stopExplaining = explainInterrupt('slim quantize --qat', options);
+  const interrupt = explainInterrupt('slim quantize --qat', options);
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(ptq.graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
@@ -102,13 +104,15 @@ export async function qatFineTune(
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
     resumeKey: qatResumeKey(floatGraph, options),
     ...(options.log ? { log: options.log } : {}),
-  }).finally(() => {
-    bar.stop();
-    stopExplaining();
-  });
+  }).catch((e: unknown) => {
+    interrupt.stop();
+    throw e;
+  }).finally(() => bar.stop());
+  interrupt.trained(options.output);
   for (const w of r.warnings) log(`warning: ${w}`);
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which can round an image or two differently)`);
   return {
+    interrupt,
     // Trained on the data's labels: the model records their names (the ones it recorded, when it did).
     graph: withClassNames(scores.original ? unflattenScores(r.graph, scores.original) : r.graph, data.train.classes),
     summary: {

@@ -27,6 +27,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
+import type { InterruptExplainer } from '../train-options.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
@@ -224,16 +225,23 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
 
   // The reported "after" is the QAT model's; PTQ's top-1 stays in the qat section.
   let top1After = run?.top1After;
+  let interrupt: InterruptExplainer | undefined;
   if (options.qat && run) {
     const qat = await qatFineTune(file, graph, run.result, options, normalization, evalData);
     output = qat.graph;
     extra['qat'] = qat.summary;
     top1After = undefined;
+    interrupt = qat.interrupt;
   }
 
   output = batch.restore(output);
   validateGraph(output, { file: options.output });
-  const { bytes } = await writeMadeModel(output, options.output);
+  const { bytes } = await writeMadeModel(output, options.output).catch((e: unknown) => {
+    interrupt?.stop();
+    throw e;
+  });
+  // A QAT run's Ctrl-C from here: the model is written, only its checks are cut short.
+  interrupt?.written();
   const seconds = (performance.now() - start) / 1000 - evalLoadSeconds;
   log(`wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
   const grew = largerNote(fileBytes, bytes, options.mode, file, options.output);
@@ -267,6 +275,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     if (!run) throw usageError('--report works with --mode static');
     summary['report'] = await writeReport(file, run, summary, normalization, options);
   }
+  interrupt?.stop();
   printResult(options, summary, () => humanSummary(summary));
 }
 

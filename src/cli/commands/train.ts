@@ -227,7 +227,7 @@ export function registerTrain(program: Command): void {
           phase: trainingPhaseText(p),
         });
       };
-      const stopExplaining = distEnv ? () => undefined : explainInterrupt('slim train', options);
+      const interrupt = distEnv ? undefined : explainInterrupt('slim train', options);
       const result = await trainModel({
         graph,
         origin: built.graph,
@@ -251,10 +251,12 @@ export function registerTrain(program: Command): void {
           ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
           : {}),
         ...(distributed ? { distributed } : {}),
-      }).finally(() => {
-        bar?.stop();
-        stopExplaining();
-      });
+      }).catch((e: unknown) => {
+        interrupt?.stop();
+        throw e;
+      }).finally(() => bar?.stop());
+      // From here a Ctrl-C says that training had finished, and what of it was kept.
+      interrupt?.trained(options.out);
       // Rank 0 alone writes the model and reports; the others are done.
       if (!writer) return distributed?.finish();
 
@@ -274,6 +276,7 @@ export function registerTrain(program: Command): void {
         },
       };
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
+      interrupt?.written();
       let ortTop1: number | undefined;
       if (options.verify) {
         const session = await openSession(options.out, options.threads ? { threads: options.threads } : {});
@@ -288,6 +291,7 @@ export function registerTrain(program: Command): void {
           await session.close();
         }
       }
+      interrupt?.stop();
       const summary = {
         model: options.model,
         out: options.out,
