@@ -500,10 +500,20 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const base = { graph: smallCnn({ seed: 3, widths: [4, 8, 8] as [number, number, number] }), data: { train, test }, batch: 64, threads: 2, checkpointDir: dir, schedule: 'constant' as const };
     await trainModel({ ...base, epochs: 1, lr: 0.05 });
     const good = readFileSync(path.join(dir, 'last.ckpt'));
-    const error = await trainModel({ ...base, epochs: 3, lr: 1e5 }).catch((e: unknown) => e);
+    const logFile = path.join(scratch, 'diverge.jsonl');
+    const error = await trainModel({ ...base, epochs: 3, lr: 1e5, log: logFile }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SlimError);
     expect(String((error as Error).message)).toMatch(/diverged|blown up/);
     expect(String((error as Error).message)).toMatch(/--lr/);
+    // The log counts as the message does, from 1 (it said epoch 0, and a global step from 0).
+    const said = /epoch (\d+), step (\d+)/.exec(String((error as Error).message));
+    const diverged = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number | string>).find((r) => r['event'] === 'diverged');
+    expect(said).not.toBeNull();
+    expect(diverged).toBeDefined();
+    if (said && diverged) {
+      expect([diverged['epoch'], diverged['step']]).toEqual([Number(said[1]), Number(said[2])]);
+      expect(diverged['global_step']).toBe((Number(said[1]) - 1) * 8 + Number(said[2]));
+    }
     expect(readFileSync(path.join(dir, 'last.ckpt')).equals(good)).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import './helpers/engine-env.js';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +72,13 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(folded.code).toBe(2);
     expect(folded.stderr).toMatch(/--bn-epochs trains the model's BatchNormalization live, and .*float\.onnx has none .* — drop --bn-epochs/);
     expect(folded.stderr).not.toMatch(/calibrat/);
+    // A folder of class folders (no train/) is named as --data's, as training names it — not as a --calib no one gave.
+    const flat = path.join(dir, 'flat-classes');
+    mkdirSync(path.join(flat, 'cat'), { recursive: true });
+    const notSplit = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--data', flat]);
+    expect(notSplit.code).toBe(1);
+    expect(notSplit.stderr).toMatch(/flat-classes: has no train\/ subfolder: --qat trains on train\/ and scores on test\/ \(or val\/\)/);
+    expect(notSplit.stderr).not.toMatch(/--calib/);
   }, 300_000);
 
   it('resumes only the run of the same calibration: another --method or --per-tensor starts from other scales', async () => {

@@ -5,6 +5,7 @@ import { hasBatchNorm, reinsertedAfter, unnormalizedNote, withTrainingBatchNorm 
 import type { TrainOptions } from '../engine/train.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
+import { usageError } from '../errors.js';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { latestCheckpoint } from './paths.js';
 
@@ -12,6 +13,9 @@ export interface SharedTrainFlags {
   lr?: number;
   weightDecay?: number;
   warmup?: number;
+  momentum?: number;
+  /** commander's --no-nesterov: false for classic momentum. */
+  nesterov?: boolean;
   trainLimit?: number;
   testLimit?: number;
   threads?: number;
@@ -24,7 +28,7 @@ export interface SharedTrainFlags {
   precision?: PrecisionChoice;
 }
 
-type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log' | 'cudaGraphs' | 'autocast';
+type SharedKey = 'lr' | 'weightDecay' | 'warmup' | 'momentum' | 'nesterov' | 'trainLimit' | 'testLimit' | 'threads' | 'augment' | 'checkpointDir' | 'resume' | 'log' | 'cudaGraphs' | 'autocast';
 
 /** Only the flags the user gave: the engine's defaults stay in charge of the rest. */
 export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptions, SharedKey>> {
@@ -32,6 +36,8 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.lr !== undefined ? { lr: o.lr } : {}),
     ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
     ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
+    ...(o.momentum !== undefined ? { momentum: o.momentum } : {}),
+    ...(o.nesterov === false ? { nesterov: false } : {}),
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
@@ -42,6 +48,30 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
     ...(o.precision && autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
   };
+}
+
+/**
+ * Flags that would do nothing with the optimizer and schedule chosen are refused, not ignored: a
+ * --warmup under a constant schedule, momentum for AdamW, a OneCycle without a rise.
+ */
+export function checkOptimizerFlags(o: { optimizer: string; schedule: string; warmup?: number; momentum?: number; nesterov?: boolean }): void {
+  if (o.warmup !== undefined && o.schedule === 'constant') throw usageError('--warmup shapes the onecycle and cosine schedules; --schedule constant has none', 'drop --warmup, or pass --schedule cosine');
+  if (o.warmup === 0 && o.schedule === 'onecycle') throw usageError('--warmup 0: OneCycle needs a rise (a fraction in (0, 1), default 0.3)', 'give --warmup a fraction like 0.3, or pass --schedule cosine (whose warm-up may be 0)');
+  if (o.optimizer === 'adamw' && (o.momentum !== undefined || o.nesterov === false)) {
+    throw usageError(`${o.momentum !== undefined ? '--momentum' : '--no-nesterov'} is SGD's; AdamW has its own moment estimates`, `drop it, or pass --optimizer sgd`);
+  }
+}
+
+/**
+ * A run that ends near chance with a test loss far above chance's (ln classes): the weights blew up
+ * without the loss ever running away on the training batches, which the divergence guard watches — a
+ * model at 9.5 % with a test loss of 13.7 million was written without a word. A short run that has
+ * merely not learned yet (loss near ln classes) gets no warning.
+ */
+export function blownUpWarning(top1: number, testLoss: number | undefined, classes: number): string | undefined {
+  const chanceLoss = Math.log(classes);
+  if (top1 >= 1.25 / classes || testLoss === undefined || !(testLoss > 3 * chanceLoss)) return undefined;
+  return `warning: the model ends near chance (${(100 * top1).toFixed(2)} %) with a test loss of ${testLoss.toPrecision(3)} (chance: ${chanceLoss.toFixed(2)}): its weights blew up — lower --lr (or raise --warmup) and train again`;
 }
 
 /** When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the last partial batch). */

@@ -214,7 +214,8 @@ function resolve(o: TrainOptions): Resolved {
     optimizer: {
       kind,
       weightDecay: o.weightDecay ?? (kind === 'sgd' ? 5e-4 : 0.05),
-      ...(kind === 'sgd' ? { momentum: o.momentum ?? 0.9, nesterov: o.nesterov ?? true } : {}),
+      // Nesterov by default; without momentum there is none to look ahead with (torch refuses the pair).
+      ...(kind === 'sgd' ? { momentum: o.momentum ?? 0.9, nesterov: (o.nesterov ?? true) && (o.momentum ?? 0.9) > 0 } : {}),
     },
     lr: o.lr ?? (kind === 'sgd' ? 0.1 : 1e-3),
     schedule: o.schedule ?? 'onecycle',
@@ -395,7 +396,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
         : await plan.trainStep(train, indices, stepOptions, teacher);
       lossEma = lossEma === undefined ? result.loss : 0.9 * lossEma + 0.1 * result.loss;
       if (!Number.isFinite(result.loss) || lossEma > divergedAbove) {
-        await log({ event: 'diverged', epoch: epoch + (logPhase?.epochsBefore ?? 0), step: step + (logPhase?.stepsBefore ?? 0), loss: result.loss });
+        // Counted as the message counts them, from 1 (the epoch records count from 1 too).
+        await log({ event: 'diverged', epoch: epoch + 1 + (logPhase?.epochsBefore ?? 0), step: b + 1, global_step: step + 1 + (logPhase?.stepsBefore ?? 0), loss: result.loss });
         throw new SlimError({
           ...(o.file ? { file: o.file } : {}),
           where: `epoch ${epoch + 1}, step ${b + 1}`,

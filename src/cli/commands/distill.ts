@@ -15,9 +15,9 @@ import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFla
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg , fraction } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -47,6 +47,8 @@ interface DistillCliOptions extends CommonOptions {
   precision: PrecisionChoice;
   lr?: number;
   optimizer: 'sgd' | 'adamw';
+  momentum?: number;
+  nesterov?: boolean;
   weightDecay?: number;
   schedule: 'onecycle' | 'cosine' | 'constant';
   warmup?: number;
@@ -111,6 +113,8 @@ export function registerDistill(program: Command): void {
       .option('--cuda-graphs', 'CUDA + SGD: capture the training step (teacher included) once and replay it')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw'] as const), 'sgd')
+      .option('--momentum <x>', 'SGD momentum (Nesterov unless --no-nesterov), default 0.9', fraction('--momentum'))
+      .option('--no-nesterov', 'SGD: classic momentum instead of Nesterov\'s')
       .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', nonNegativeNumber('--weight-decay'))
       .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', oneOf('--schedule', ['onecycle', 'cosine', 'constant'] as const), 'onecycle')
       .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', inRange('--warmup', 0, 0.999))
@@ -142,6 +146,7 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions, command: Command) => {
+      checkOptimizerFlags(options);
       if (!isZooName(options.student) && command.getOptionValueSource('width') === 'cli') {
         throw usageError(`--width builds zoo models; ${options.student} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
       }
@@ -283,5 +288,7 @@ export function registerDistill(program: Command): void {
           `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
+      const blownUp = blownUpWarning(result.testAccuracy, result.history.at(-1)?.testLoss, data.train.classes.length);
+      if (blownUp) log(blownUp);
     });
 }

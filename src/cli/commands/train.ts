@@ -21,7 +21,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -38,6 +38,7 @@ interface TrainCliOptions extends CommonOptions {
   lr?: number;
   optimizer: string;
   momentum?: number;
+  nesterov?: boolean;
   weightDecay?: number;
   schedule: string;
   warmup?: number;
@@ -85,7 +86,8 @@ export function registerTrain(program: Command): void {
       .option('--precision <p>', 'auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (also on CPUs with AMX: steps 2.45× shorter on ResNet18-CIFAR); fp16 is refused (no loss scaling)', oneOf('--precision', PRECISIONS), 'auto')
       .option('--lr <x>', 'peak learning rate (default 0.1 for sgd, 0.001 for adamw)', positiveNumber('--lr'))
       .option('--optimizer <sgd|adamw>', 'update rule', oneOf('--optimizer', ['sgd', 'adamw']), 'sgd')
-      .option('--momentum <x>', 'SGD momentum (Nesterov), default 0.9', fraction('--momentum'))
+      .option('--momentum <x>', 'SGD momentum (Nesterov unless --no-nesterov), default 0.9', fraction('--momentum'))
+      .option('--no-nesterov', 'SGD: classic momentum instead of Nesterov\'s')
       .option('--weight-decay <x>', 'default 5e-4 (sgd) or 0.05 (adamw); never on BN and biases', nonNegativeNumber('--weight-decay'))
       .option('--schedule <name>', 'onecycle, cosine (with warm-up) or constant', oneOf('--schedule', ['onecycle', 'cosine', 'constant']), 'onecycle')
       .option('--warmup <fraction>', 'OneCycle rise / cosine warm-up, as a fraction of all steps', fraction('--warmup'))
@@ -133,6 +135,7 @@ export function registerTrain(program: Command): void {
       }
       checkTrainingOutputs(options, [options.model]);
       checkTransferFlags(options);
+      checkOptimizerFlags(options);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         // Said once here, not by every worker after it started.
@@ -244,7 +247,6 @@ export function registerTrain(program: Command): void {
         onProgress,
         file: options.model,
         ...sharedTrainOptions(options),
-        ...(options.momentum !== undefined ? { momentum: options.momentum } : {}),
         ...(frozen ? { frozen } : {}),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
         ...(options.newHead || options.mean || options.std || !options.reinsertBn
@@ -327,6 +329,8 @@ export function registerTrain(program: Command): void {
           `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
+      const blownUp = blownUpWarning(result.testAccuracy, last?.testLoss, data.train.classes.length);
+      if (blownUp) log(blownUp);
       distributed?.finish();
     });
 }

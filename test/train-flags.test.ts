@@ -1,0 +1,42 @@
+/**
+ * Training flags that would do nothing with the optimizer and schedule chosen are refused, not ignored,
+ * and a run whose weights blew up without diverging on its training batches says so.
+ */
+import { describe, expect, it } from 'vitest';
+import { blownUpWarning, checkOptimizerFlags, sharedTrainOptions } from '../src/cli/train-options.js';
+import { runSlim } from './helpers/cli.js';
+
+describe('optimizer and schedule flags', () => {
+  it('refuses --warmup under a constant schedule, a OneCycle without a rise, and momentum for AdamW', () => {
+    // Each was accepted and did nothing (the log showed lr 0.1 throughout; AdamW has no momentum).
+    expect(() => checkOptimizerFlags({ optimizer: 'sgd', schedule: 'constant', warmup: 0.3 })).toThrow(/--warmup shapes the onecycle and cosine schedules; --schedule constant has none/);
+    expect(() => checkOptimizerFlags({ optimizer: 'sgd', schedule: 'onecycle', warmup: 0 })).toThrow(/--warmup 0: OneCycle needs a rise/);
+    expect(() => checkOptimizerFlags({ optimizer: 'adamw', schedule: 'cosine', momentum: 0.5 })).toThrow(/--momentum is SGD's; AdamW has its own moment estimates/);
+    expect(() => checkOptimizerFlags({ optimizer: 'adamw', schedule: 'cosine', nesterov: false })).toThrow(/--no-nesterov is SGD's/);
+    expect(() => checkOptimizerFlags({ optimizer: 'sgd', schedule: 'cosine', warmup: 0, momentum: 0.5, nesterov: false })).not.toThrow();
+  });
+
+  it('--no-nesterov reaches the engine as classic momentum; nothing given leaves the defaults to it', () => {
+    expect(sharedTrainOptions({ momentum: 0.8, nesterov: false })).toMatchObject({ momentum: 0.8, nesterov: false });
+    expect(sharedTrainOptions({ nesterov: true })).not.toHaveProperty('nesterov');
+  });
+
+  it('slim train and slim distill refuse them before reading any data', async () => {
+    const train = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--schedule', 'constant', '--warmup', '0.3', '--out', '/tmp/never.onnx']);
+    expect(train.code).toBe(2);
+    expect(train.stderr).toMatch(/--warmup shapes the onecycle and cosine schedules/);
+    const distill = await runSlim(['distill', '--teacher', 't.onnx', '--student', 'resnet18-cifar', '--data', 'cifar10', '--optimizer', 'adamw', '--momentum', '0.5', '--out', '/tmp/never.onnx']);
+    expect(distill.code).toBe(2);
+    expect(distill.stderr).toMatch(/--momentum is SGD's/);
+  });
+});
+
+describe('blownUpWarning', () => {
+  it('warns about a model near chance with a test loss far above chance, not about one that has not learned yet', () => {
+    // 9.5 % with a test loss of 13.7 million was written without a word.
+    expect(blownUpWarning(0.095, 13_668_252, 10)).toBe('warning: the model ends near chance (9.50 %) with a test loss of 1.37e+7 (chance: 2.30): its weights blew up — lower --lr (or raise --warmup) and train again');
+    expect(blownUpWarning(0.1, 2.31, 10)).toBeUndefined();
+    expect(blownUpWarning(0.4, 50, 10)).toBeUndefined();
+    expect(blownUpWarning(0.1, Number.NaN, 10)).toBeUndefined();
+  });
+});
