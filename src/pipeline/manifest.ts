@@ -312,14 +312,25 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
   // took it for a dead run's, and two runs held the folder.)
   const unique = `${process.pid}.${randomBytes(4).toString('hex')}`;
   const temp = `${file}.${unique}.tmp`;
-  await writeFile(temp, [process.pid, processStartTime(process.pid)].filter(Boolean).join(' '));
+  const owner = [process.pid, processStartTime(process.pid)].filter(Boolean).join(' ');
+  await writeFile(temp, owner);
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await link(temp, file);
         return () => rm(file, { force: true });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // A file system without hard links (some network and FUSE mounts): created exclusively instead.
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+          const taken = await writeFile(file, owner, { flag: 'wx' }).then(() => true, (err: NodeJS.ErrnoException) => {
+            if (err.code !== 'EEXIST') throw err;
+            return false;
+          });
+          if (taken) return () => rm(file, { force: true });
+        } else if (code !== 'EEXIST') {
+          throw e;
+        }
       }
       const pid = liveLockHolder(await readFile(file, 'utf8').catch(() => ''));
       if (pid !== undefined && pid !== process.pid) throw busy(pid);
