@@ -216,6 +216,21 @@ describe('class order', () => {
 });
 
 describe('loadImageFile', () => {
+  it('scales 16-bit images down to bytes and composites grey + alpha onto black, resized or not', async () => {
+    const raw = Buffer.alloc(4 * 4 * 3);
+    for (let i = 0; i < 16; i++) raw.set([128, 64, 200], i * 3);
+    const png16 = await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    expect((await sharp(png16).metadata()).depth).toBe('ushort');
+    for (const size of [[4, 4], [8, 8]] as [number, number][]) {
+      const { pixels } = await loadImageFile(png16, { size });
+      const plane = size[0] * size[1];
+      expect([pixels[0], pixels[plane], pixels[2 * plane]]).toEqual([128, 64, 200]);
+    }
+    const greyAlpha = await sharp(Buffer.alloc(4 * 4 * 2).map((_, i) => (i % 2 ? 128 : 200)), { raw: { width: 4, height: 4, channels: 2 } }).png().toBuffer();
+    expect((await loadImageFile(greyAlpha, { size: [4, 4] })).pixels[0]).toBe(100); // 200 at half opacity over black
+    expect((await loadImageFile(greyAlpha, { size: [4, 4], channels: 1 })).pixels[0]).toBe(100);
+  });
+
   it('decodes a path or a Buffer to 3×H×W with the original size', async () => {
     const png = await sharp(bands(64, 32, [[RED, 16], [GREEN, 32], [BLUE, 16]]), { raw: { width: 64, height: 32, channels: 3 } }).png().toBuffer();
     const image = await loadImageFile(png, { size: [8, 8] });
