@@ -32,16 +32,20 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
   if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
-  // The training folder's layout first: its calibration images are read from train/, and a folder
-  // without one was blamed on a --calib nobody gave.
-  if (!isCifar10(options.data) && !existsSync(join(options.data, 'train'))) {
-    throw inputError({
-      file: options.data,
-      problem: existsSync(options.data) ? 'has no train/ subfolder: --qat trains on train/ and scores on test/ (or val/)' : 'does not exist (--data takes cifar10 or a folder with train/ and test/ subfolders)',
-      fix: `put the images in ${join(options.data, 'train')}/<class>/… and ${join(options.data, 'test')}/<class>/…, or pass --data cifar10`,
-    });
-  }
   options.calib ??= isCifar10(options.data) ? options.data : join(options.data, 'train');
+}
+
+/**
+ * The training folder's layout, after the usage checks and before any work: its calibration images are
+ * read from train/, and a folder without one was blamed on a --calib nobody gave.
+ */
+export function checkQatData(options: Pick<QuantizeCliOptions, 'qat' | 'data'>): void {
+  if (!options.qat || !options.data || isCifar10(options.data) || existsSync(join(options.data, 'train'))) return;
+  throw inputError({
+    file: options.data,
+    problem: existsSync(options.data) ? 'has no train/ subfolder: --qat trains on train/ and scores on test/ (or val/)' : 'does not exist (--data takes cifar10 or a folder with train/ and test/ subfolders)',
+    fix: `put the images in ${join(options.data, 'train')}/<class>/… and ${join(options.data, 'test')}/<class>/…, or pass --data cifar10`,
+  });
 }
 
 /** What the PTQ model QAT starts from was made with: another input model or calibration is another run. */

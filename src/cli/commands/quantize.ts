@@ -26,7 +26,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
 import { loadEvalData, top1 } from './quantize-eval.js';
-import { checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
+import { checkQatData, checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
 import type { InterruptExplainer } from '../train-options.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
@@ -168,6 +168,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkOutputFile(options.output, '-o', [file]);
   if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
   if (options.qat && options.log) checkLogFile(options.log, [file, options.output]);
+  checkQatData(options);
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
   }
