@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerDistill } from '../src/cli/commands/distill.js';
+import { trainModel } from '../src/engine/train.js';
 import { distill } from '../src/compress/distill/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -70,6 +71,13 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(cached.testAccuracy).toBeCloseTo(r.test_top1, 6);
     // A cache holds the unaugmented images' logits: asking for augmentation too is refused.
     await expect(distill({ ...options, student: await readModel(student), cacheTeacher: true, augment: { crop: 4, flip: true } })).rejects.toThrow(/cannot be combined with augmentation/);
+    // At alpha 1 the teacher weighs nothing: left out of training (it ran every step, or was cached, for a
+    // zero loss term), and the run is plain training's, weight for weight.
+    const labelsOnly = await distill({ ...options, student: await readModel(student), alpha: 1, cacheTeacher: true });
+    expect(labelsOnly.cachedTeacher).toBe(false);
+    const { teacher: _teacher, ...labelsAlone } = options;
+    const plain = await trainModel({ ...labelsAlone, graph: await readModel(student) });
+    for (const [name, t] of plain.graph.initializers) expect(Array.from(labelsOnly.graph.initializers.get(name)!.data as Float32Array), name).toEqual(Array.from(t.data as Float32Array));
   }, 180_000);
 
   it('puts a student file recording the teacher\'s classes in another order into the teacher\'s, and says so', async () => {

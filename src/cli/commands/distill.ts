@@ -192,9 +192,9 @@ export function registerDistill(program: Command): void {
       const student: Graph = ordered && studentFile
         ? await trainingGraph(ordered.graph, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
         : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);
-      if (options.cacheTeacher) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
+      if (options.cacheTeacher && options.alpha < 1) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
       // alpha weighs the labels: at 1 the teacher's soft targets weigh nothing.
-      if (options.alpha === 1) notes.push('note: --alpha 1 trains on the labels alone: the teacher is scored but teaches nothing (lower --alpha to distill)');
+      if (options.alpha === 1) notes.push(`note: --alpha 1 trains on the labels alone: the teacher is scored, then left out of training${options.cacheTeacher ? ' (--cache-teacher caches nothing)' : ''} — lower --alpha to distill`);
 
       const hint = precisionHint(options.device, options.precision);
       const bar = trainingProgress('distill', [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);

@@ -73,18 +73,21 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
 
   const { student, teacher: _teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, ...train } = o;
   const teacherAccuracy = await teacherTop1(teacher, o, normalization, teacherFile);
+  // At alpha 1 the soft targets weigh nothing: the teacher is scored (above) but not run every step, or
+  // cached, for a loss term of zero. The gradients are the same either way.
+  const teaches = alpha < 1;
   const result = await trainModel({
     ...train,
     graph: student,
     normalization,
-    teacher: { graph: teacher, temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) },
+    ...(teaches ? { teacher: { graph: teacher, temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) } } : {}),
     ...(cacheTeacher ? { augment: false as const } : {}),
     ...(studentFile ? { file: studentFile } : {}),
   });
   // The student is written with the preprocessing it was trained with (it may have come from the
   // teacher's metadata), so evaluation and deploy feed it the same images.
   const graph = o.normalization || shared.recorded ? { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } } : result.graph;
-  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: cacheTeacher ?? false };
+  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: teaches && (cacheTeacher ?? false) };
 }
 
 /**
