@@ -267,7 +267,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
           throw placed;
         }
         const seconds = (performance.now() - t0) / 1000;
-        const stored = async (): Promise<StageRecord> => {
+        const storeRecord = async (): Promise<StageRecord> => {
           const done = {
             ...base,
             status: 'done',
@@ -284,7 +284,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         };
         // A training stage's epoch checkpoints are the only copy of its work until its record is stored:
         // removed after that, never before (a full disk or a kill here would otherwise lose the training).
-        record = await stored().catch(async (e: unknown) => {
+        record = await storeRecord().catch(async (e: unknown) => {
           const kept = (await readdir(ctx.workDir).catch(() => [])).length > 0;
           if (!(e instanceof SlimError) || !kept) throw e;
           throw new SlimError({ ...e.parts, fix: `${e.parts.fix ? `${e.parts.fix}, then` : 'then'} run the same command again: the stage's checkpoints in ${ctx.workDir} are kept, so it resumes from its last epoch` }, e.kind, { cause: e });
