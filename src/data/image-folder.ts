@@ -199,7 +199,7 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     // here, as Pillow resizes (resample.ts), not by libvips, which enlarges with another alignment.
     const { data, info } = await oriented.flatten({ background: { r: 0, g: 0, b: 0 } }).toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 1 && info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 1 or 3`);
-    const box = mode === 'stretch' ? { resizedW: width, resizedH: height, left: 0, top: 0 } : coverBox({ srcW: info.width, srcH: info.height, width, height });
+    const box = resizeBox(mode, { srcW: info.width, srcH: info.height, width, height });
     const resized = resizeCropToPlanar(data, info.width, info.height, info.channels, box, width, height);
     const rgb = info.channels === 1 ? grayToRgb(resized) : resized;
     return { pixels: channels === 1 ? toGrayscale(rgb, width * height) : rgb, imageShape: [channels, height, width], original: { width: srcW, height: srcH } };
@@ -216,6 +216,11 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
       fix: 'replace or delete the file',
     });
   }
+}
+
+/** The resize and crop a mode asks for: stretched to the size, or coverBox's shorter side + centre crop. */
+export function resizeBox(mode: ResizeMode, a: { srcW: number; srcH: number; width: number; height: number }): ReturnType<typeof coverBox> {
+  return mode === 'stretch' ? { resizedW: a.width, resizedH: a.height, left: 0, top: 0 } : coverBox(a);
 }
 
 /**

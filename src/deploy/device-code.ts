@@ -85,7 +85,7 @@ export function buildWebDeviceCode(): Promise<DeviceFile[]> {
  */
 export async function bundleForBrowser(entries: Record<string, string>): Promise<DeviceFile[]> {
   const esbuild = await loadEsbuild();
-  // The page shares pure helpers (coverBox, normalizeInto, parseBundleConfig) with Node modules whose
+  // The page shares pure helpers (resizeBox, resizeCropToPlanar, normalizeInto, parseBundleConfig) with Node modules whose
   // other imports (sharp, node:*) it never calls: stub them so the browser build resolves.
   const nodeOnly = {
     name: 'slimkit-node-only',

@@ -2,10 +2,10 @@
 /**
  * The web bundle's page: loads slim.json, the model and onnxruntime-web (WebAssembly) from beside the
  * page, then classifies a chosen or dropped image. Geometry, resizing and normalization are slimkit's
- * own functions (coverBox, resizeCropToPlanar, normalizeInto), bundled by esbuild; decoding is the browser's.
+ * own functions (resizeBox, resizeCropToPlanar, normalizeInto), bundled by esbuild; decoding is the browser's.
  */
 import type * as OrtWeb from 'onnxruntime-web';
-import { coverBox } from '../../data/image-folder.js';
+import { resizeBox } from '../../data/image-folder.js';
 import { imageDims, normalizeInto, toChannelsLast, toGrayscale } from '../../data/transforms.js';
 import { softmax, topK, type Prediction } from '../../serve/classifier.js';
 import { channelCount, CONFIG_FILE, parseBundleConfig, type BundleConfig } from '../config.js';
@@ -75,9 +75,7 @@ async function classify(file: File, ctx: Awaited<ReturnType<typeof load>>): Prom
   g.drawImage(bitmap, 0, 0);
   bitmap.close();
   const rgba = g.getImageData(0, 0, width, height).data;
-  const box = config.preprocess.resize === 'stretch'
-    ? { resizedW: outW, resizedH: outH, left: 0, top: 0 }
-    : coverBox({ srcW: width, srcH: height, width: outW, height: outH });
+  const box = resizeBox(config.preprocess.resize, { srcW: width, srcH: height, width: outW, height: outH });
   const rgb = resizeCropToPlanar(rgba, width, height, 4, box, outW, outH);
   const channels = channelCount(config.preprocess);
   const pixels = channels === 1 ? toGrayscale(rgb, outH * outW) : rgb;
