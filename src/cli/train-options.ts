@@ -157,7 +157,7 @@ export interface InterruptExplainer {
  * removed as training ended, a Ctrl-C while the model was written exited 130 without a word, and no
  * model. (A data-parallel worker leaves signals to its launcher: none there.)
  */
-export function explainInterrupt(command: string, o: { checkpointDir?: string; resume?: boolean | string }): InterruptExplainer {
+export function explainInterrupt(command: string, o: { checkpointDir?: string }): InterruptExplainer {
   const state: { out?: string; written?: boolean } = {};
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {

@@ -26,6 +26,11 @@ export function imageMixingNodes(graph: Graph): ImageMixingNode[] {
   return found;
 }
 
+/** Whether any node of `graph` mixes the images of a batch: evaluate and serve it one image per run. */
+export function mixesImages(graph: Graph): boolean {
+  return imageMixingNodes(graph).length > 0;
+}
+
 /** The note evaluation prints for such a model, or undefined when its images are independent. */
 export function oneImagePerRunNote(file: string, nodes: readonly ImageMixingNode[]): string | undefined {
   const first = nodes[0];

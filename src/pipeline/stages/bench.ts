@@ -14,7 +14,7 @@ import { decodeModel } from '../../onnx/io.js';
 import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { evaluate } from '../../runtime/evaluate.js';
-import { imageMixingNodes } from '../../onnx/image-mixing.js';
+import { mixesImages } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { normalizationFor } from '../../data/model-data.js';
 import type { BenchRow } from '../../report/bench-row.js';
@@ -47,7 +47,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
     const bar = ctx.progress(`  eval ${id}`, data.test.labels.length, 'img');
     let scored;
     try {
-      scored = await evaluate(session, data.test, { normalization: normalizationFor(graph, {}), keepPredictions: true, oneImagePerRun: imageMixingNodes(graph).length > 0, onProgress: (d) => bar.update(d) });
+      scored = await evaluate(session, data.test, { normalization: normalizationFor(graph, {}), keepPredictions: true, oneImagePerRun: mixesImages(graph), onProgress: (d) => bar.update(d) });
     } finally {
       bar.stop();
       await session.close();

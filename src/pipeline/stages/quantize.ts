@@ -10,7 +10,7 @@ import { validateGraph } from '../../onnx/validate.js';
 import { take } from '../../data/subsets.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import { evaluate } from '../../runtime/evaluate.js';
-import { imageMixingNodes } from '../../onnx/image-mixing.js';
+import { mixesImages } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { formatPercent } from '../../report/format.js';
 import { normalizationFor } from '../../data/model-data.js';
@@ -208,7 +208,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
 async function scoreTop1(graph: Graph, set: ImageSet, normalization: Normalization, threads: number | undefined): Promise<number> {
   const session = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label: 'quantize stage' });
   try {
-    return (await evaluate(session, set, { normalization, oneImagePerRun: imageMixingNodes(graph).length > 0 })).top1;
+    return (await evaluate(session, set, { normalization, oneImagePerRun: mixesImages(graph) })).top1;
   } finally {
     await session.close();
   }
