@@ -116,6 +116,8 @@ describe('scoring by class name', () => {
     const a = JSON.parse(byPosition.stdout) as { top1: number; eval_images: number; per_class: { name: string; correct: number; total: number }[] };
     const b = JSON.parse(byName.stdout) as typeof a;
     expect(a.eval_images).toBe(15); // val/ is the test split of a train/ + val/ folder
+    // Three classes: every label is in the top 5, so there is no top-5 figure (it read 1).
+    expect((JSON.parse(byPosition.stdout) as { top5: unknown }).top5).toBeNull();
     // Per class, by name: position would give each class the hits of another.
     const perName = (r: typeof a) => Object.fromEntries(r.per_class.map((c) => [c.name, [c.correct, c.total]]));
     expect(perName(b)).toEqual(perName(a));

@@ -54,14 +54,15 @@ export function registerEval(program: Command): void {
           onProgress: (done) => bar.update(done),
         });
         bar.stop();
+        // Top-5 of five classes or fewer is 100 % by definition: not worth a number (null in JSON).
+        const hasTop5 = set.classes.length > 5;
         const json = {
-          file, data: set.name, eval_images: result.count, top1: result.top1, top5: result.top5,
+          file, data: set.name, eval_images: result.count, top1: result.top1, top5: hasTop5 ? result.top5 : null,
           per_class: result.perClass, confusion: result.confusion, seconds: result.seconds, images_per_second: result.imagesPerSecond,
         };
         printResult(options, json, () =>
           [
-            // Top-5 of five classes or fewer is 100 % by definition: not worth a number.
-            `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}${set.classes.length > 5 ? `, top-5 ${formatPercent(result.top5)}` : ''} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
+            `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}${hasTop5 ? `, top-5 ${formatPercent(result.top5)}` : ''} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,
             '',
             table(
               ['class', 'correct', 'total', 'accuracy'],
