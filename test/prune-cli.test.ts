@@ -188,10 +188,18 @@ describe('slim prune', () => {
     const args = [
       'prune', model, '-o', out, '--structured', '--target-macs', '0.5', '--round-to', '1', '--finetune', '2', '--steps', '2',
       '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '256', '--test-limit', '500', '--batch', '64', '--distill', '--json',
-      '--checkpoint-dir', checkpoints,
+      '--checkpoint-dir', checkpoints, '--log', path.join(dir, 'prune.jsonl'),
     ];
     const run = await runSlim(args);
     expect(run.code, run.stderr).toBe(0);
+    // --log: both steps' fine-tunings read as one run of 2 epochs, each step a phase counting on from the last.
+    const records = readFileSync(path.join(dir, 'prune.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records.map((r) => [r['event'], r['phase'], r['epoch']])).toEqual([
+      ['start', 'finetune-1', 0], ['epoch', 'finetune-1', 1], ['phase_end', 'finetune-1', undefined],
+      ['start', 'finetune-2', 1], ['epoch', 'finetune-2', 2], ['end', 'finetune-2', undefined],
+    ]);
+    expect(records[0]).toMatchObject({ epochs: 2, phase_epochs: 1, total_steps: 8 });
+    expect(records[5]!['steps']).toBe(8);
     // With --data, the top-1 before and after on the held-out images (ONNX Runtime, --test-limit of them).
     expect(JSON.parse(run.stdout)).toMatchObject({ top1_before: expect.any(Number), top1_after: expect.any(Number), eval_images: 500, eval_data: 'cifar10/test' });
     const written = readFileSync(out);
@@ -258,6 +266,7 @@ describe('slim prune', () => {
       [['prune', resnet, ...o, '--unstructured', '--target-macs', '0.5'], 2, /are for --structured/],
       [['prune', resnet, ...o, '--unstructured', '--nm', '4:2'], 2, /--nm takes N:M/],
       [['prune', resnet, ...o, '--structured', '--ratio', '0.3', '--finetune', '2'], 2, /--finetune needs training data/],
+      [['prune', resnet, ...o, '--structured', '--ratio', '0.3', '--log', path.join(dir, 'p.jsonl')], 2, /--log records fine-tuning epochs — pass --finetune EPOCHS, or drop --log/],
       [['prune', resnet, ...o, '--structured', '--target-macs', '0.01'], 2, /out of reach/],
       [['prune', path.join(dir, 'missing.onnx'), ...o, '--structured', '--ratio', '0.3'], 1, /missing\.onnx/],
     ];

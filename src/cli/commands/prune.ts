@@ -27,7 +27,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
-import { checkOutputDir, checkOutputFile } from '../paths.js';
+import { checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { digestWeights } from '../../engine/resume.js';
@@ -52,6 +52,7 @@ interface PruneOptions extends CommonOptions, DataOptions {
   finetune?: number;
   checkpointDir?: string;
   resume?: boolean;
+  log?: string;
   steps: number;
   distill?: boolean;
   batch: number;
@@ -126,6 +127,7 @@ export function registerPrune(program: Command): void {
         .option('--distill', 'with --finetune: distill from the unpruned model')
         .option('--checkpoint-dir <dir>', 'with --finetune: checkpoint every fine-tuning epoch into DIR, so a crash loses at most one')
         .option('--resume', 'with --checkpoint-dir: continue where a crashed run of the same command stopped (the cuts are the same: pruning is deterministic)')
+        .option('--log <file.jsonl>', 'with --finetune: append one JSON line per fine-tuning epoch (and start/end events), every step\'s as one run')
         .option('--data <name|folder>', "training images ('cifar10' or a folder): calibrate mean replacement of removed channels, --finetune, --importance taylor")
         .option('--no-compensate', 'with --data: drop removed channels instead of folding their mean activations into the next layer')
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
@@ -167,6 +169,7 @@ export function registerPrune(program: Command): void {
     .action(async (file: string, options: PruneOptions) => {
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file]);
+      if (options.log) checkLogFile(options.log, [file, options.output]);
       const loaded = await loadModel(file);
       if (options.structured && hasIntegerWeights(loaded.graph)) {
         throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): structured pruning removes channels of float weights`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
@@ -374,6 +377,7 @@ function check(o: PruneOptions): void {
   if (o.steps > 1 && !o.finetune && o.unstructured) throw usageError('--steps is for --structured, or needs --finetune', 'drop --steps');
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
   if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
+  if (o.log && !o.finetune) throw usageError('--log records fine-tuning epochs', 'pass --finetune EPOCHS, or drop --log');
   if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
   // Where the epochs go, checked before any work (its parent must exist and be writable).
   if (o.checkpointDir) checkOutputDir(o.checkpointDir, '--checkpoint-dir');
@@ -442,6 +446,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
     normalization: normalizationFor(graph, o, file),
+    ...(o.log && o.finetune ? { log: { file: o.log, epochs: o.finetune } } : {}),
     ...(o.checkpointDir
       ? {
           checkpointDir: o.checkpointDir,

@@ -65,6 +65,11 @@ export interface EngineTunerOptions {
    * killed run stopped (finished fine-tunings are read back, not redone).
    */
   checkpointDir?: string;
+  /**
+   * Append every fine-tuning's epochs to one JSON-lines log, as one run of `epochs` epochs in all: each
+   * fine-tuning after the first is a phase (`finetune-<n>`) whose records count on from the ones before.
+   */
+  log?: { file: string; epochs: number };
   /** A fine-tuning continued from its checkpoint: after how many epochs. */
   onResumed?: (epochs: number) => void;
   /**
@@ -96,9 +101,14 @@ export function finetuneLr(graph: Graph): number {
 export function engineFineTuner(o: EngineTunerOptions): FineTuner {
   const normalizationFor = (graph: Graph): Normalization => o.normalization ?? normalizationOf(graph);
   let calls = 0;
+  const logged = { epochs: 0, steps: 0 };
   return {
     async finetune(graph, f) {
-      const checkpointDir = o.checkpointDir ? path.join(o.checkpointDir, `finetune-${++calls}`) : undefined;
+      const call = ++calls;
+      const checkpointDir = o.checkpointDir ? path.join(o.checkpointDir, `finetune-${call}`) : undefined;
+      // One fine-tuning of all the epochs logs as a plain run; several as phases of one.
+      const phased = o.log !== undefined && f.epochs < o.log.epochs;
+      const logPhase = phased ? { name: `finetune-${call}`, epochsBefore: logged.epochs, stepsBefore: logged.steps, epochs: o.log!.epochs, last: logged.epochs + f.epochs >= o.log!.epochs } : undefined;
       const { trainModel } = await import('../../engine/train.js');
       const input = o.freeImageSize ? freeImageSize(graph) : graph;
       const start = o.reinsertBatchNorm === false
@@ -126,6 +136,8 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(checkpointDir ? { checkpointDir, resume } : {}),
         ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
         ...(o.onResumed ? { onResumed: o.onResumed } : {}),
+        ...(o.log ? { log: o.log.file } : {}),
+        ...(logPhase ? { logPhase } : {}),
       });
       let r;
       try {
@@ -141,6 +153,8 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         await rm(checkpointDir, { recursive: true, force: true });
         r = await train(false);
       }
+      logged.epochs += f.epochs;
+      logged.steps += r.steps;
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
       return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
     },
