@@ -20,10 +20,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('Train, compress and deploy image classifiers — ONNX in, ONNX out.')
     .version(VERSION)
     .option('--debug', 'print stack traces on errors')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: usageLine('slim') });
   for (const register of COMMANDS) register(program);
+  for (const command of program.commands) command.configureOutput({ outputError: usageLine(`slim ${command.name()}`) });
   // --json promises one JSON document, --version too (commander would print the bare number).
   const top = argv.slice(2);
   if ((top[0] === '--version' || top[0] === '-V') && top.includes('--json')) {
@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
 /** What --json prints for a failure: the same parts the one-line message is made of. */
 function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {
   if (e instanceof SlimError) return { kind: e.kind, message: oneLine(e.message), ...e.parts, exit_code: exitCode };
-  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message), exit_code: exitCode };
+  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message).replace(/^error: /, ''), exit_code: exitCode };
   return { kind: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)), exit_code: exitCode };
 }
 
@@ -63,6 +63,14 @@ function reportError(e: unknown, debug: boolean): number {
   process.stderr.write(`slim: internal error: ${oneLine(message)} (this is a slimkit bug; rerun with --debug for the stack)\n`);
   if (debug && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
   return 1;
+}
+
+/**
+ * Commander's usage errors as slimkit's own errors read: one line, `slim: problem — what to do`
+ * (commander wrote "error: …", a "(Did you mean …?)" line and a help hint on lines of their own).
+ */
+function usageLine(command: string): (message: string, write: (s: string) => void) => void {
+  return (message, write) => write(`slim: ${oneLine(message).replace(/^error: /, '')} — run \`${command} --help\` for usage\n`);
 }
 
 function oneLine(s: string): string {
