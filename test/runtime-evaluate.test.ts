@@ -15,7 +15,7 @@ import { SlimError } from '../src/errors.js';
 import { decodeModel, encodeModel } from '../src/onnx/io.js';
 import { emptyGraph, type Dim, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, makeTensor, type Tensor } from '../src/onnx/tensor.js';
-import { evaluate } from '../src/runtime/evaluate.js';
+import { evaluate, nanScoresWarning, NO_PREDICTION } from '../src/runtime/evaluate.js';
 import { openSession, type OrtModel } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
 import { realCifar10Dir } from './data-fixtures.js';
@@ -153,6 +153,30 @@ describe('evaluate on hand-made sets', () => {
     expect(result.confusion.map((row) => row[0])).toEqual([2, 0, 0, 0, 2, 2, 0, 1]);
     expect(result.perClass[4]).toEqual({ name: 'class4', correct: 0, total: 2, accuracy: 0 });
     expect(result.perClass[1]).toEqual({ name: 'class1', correct: 0, total: 0, accuracy: 0 });
+  });
+
+  it('an image scored NaN is a miss in top-1 and top-5, outside the confusion matrix, and counted', async () => {
+    // sqrt(mean − 100): NaN for every channel darker than 100. NaN compares false with everything, so
+    // before, an all-NaN row predicted class 0 and counted every label within the top 5.
+    const means = channelMeans(['N', 3, 2, 2]);
+    const graph: Graph = {
+      ...means,
+      initializers: new Map([['hundred', float32([1], [100])]]),
+      outputs: [{ ...means.outputs[0]!, name: 'root' }],
+      nodes: [...means.nodes, node('Sub', ['means', 'hundred'], ['shifted']), node('Sqrt', ['shifted'], ['root'])],
+    };
+    const model = await session(graph);
+    const values = [[200, 110, 120], [110, 200, 120], [200, 10, 10], [10, 10, 10]];
+    const result = await evaluate(model, setOf(values, [0, 0, 0, 1], 3), { normalization: identity(3), keepPredictions: true });
+    await model.close();
+    expect(result.nanImages).toBe(2);
+    expect(result.top1).toBeCloseTo(1 / 4, 12);
+    expect(result.top5).toBeCloseTo(2 / 4, 12);
+    expect(result.confusion).toEqual([[1, 1, 0], [0, 0, 0], [0, 0, 0]]);
+    expect(result.perClass.map((c) => [c.correct, c.total])).toEqual([[1, 3], [0, 1], [0, 0]]);
+    expect([...result.predictions!]).toEqual([0, 1, NO_PREDICTION, NO_PREDICTION]);
+    expect(nanScoresWarning('m.onnx', result)).toMatch(/^warning: m\.onnx gave NaN class scores for 2 of 4 images \(counted wrong\)/);
+    expect(nanScoresWarning('m.onnx', { nanImages: 0, count: 4 })).toBeUndefined();
   });
 
   it('normalization is applied: subtracting a per-channel mean changes the brightest channel', async () => {

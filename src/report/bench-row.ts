@@ -29,6 +29,8 @@ export interface BenchRow {
   eval_images?: number;
   /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
   correct?: string;
+  /** Eval images the model scored NaN (counted wrong); absent when none. */
+  nan_images?: number;
   /**
    * The p50 of each turn, in round order, when the models were timed in turns (report/latency-ratio.ts
    * compares by them); absent for one model and in older manifests.

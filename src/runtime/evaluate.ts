@@ -55,6 +55,11 @@ export interface EvaluateResult {
   confusion: number[][];
   seconds: number;
   imagesPerSecond: number;
+  /**
+   * Images whose class scores hold a NaN (a broken model: fp16 overflow, a bad weight): counted wrong in
+   * top-1 and top-5 and left out of the confusion matrix, whose rows then sum to fewer than per-class totals.
+   */
+  nanImages: number;
   /** Predicted class of image i (argmax, ties to the lower index); only with `keepPredictions`. */
   predictions?: Uint16Array;
 }
@@ -83,9 +88,13 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
     : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name), channelsLast);
   const dimsFor = (n: number): number[] => imageDims(fixedBatch ?? n, set.imageShape, channelsLast);
 
-  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  const tally: Tally = {
+    confusion: Array.from({ length: classes }, () => new Array<number>(classes).fill(0)),
+    classTotals: new Array<number>(classes).fill(0),
+    top5Hits: 0,
+    nanImages: 0,
+  };
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
-  let top5Hits = 0;
   const start = process.hrtime.bigint();
   const batchCount = Math.ceil(total / batchSize);
   let next: Tensor | undefined = batchCount > 0 ? feeder(0, Math.min(batchSize, total), dimsFor) : undefined;
@@ -99,26 +108,26 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
       next = feeder(nextFirst, Math.min(batchSize, total - nextFirst), dimsFor);
     }
     const logits = (await pending)[output.name]!;
-    top5Hits += score(logits, set.labels.subarray(first, first + n), confusion, model.source, predictions?.subarray(first, first + n));
+    score(logits, set.labels.subarray(first, first + n), tally, model.source, predictions?.subarray(first, first + n));
     options.onProgress?.(first + n, total);
   }
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
 
   const perClass = set.classes.map((name, c): ClassAccuracy => {
-    const row = confusion[c]!;
-    const classTotal = row.reduce((a, v) => a + v, 0);
-    const correct = row[c]!;
+    const classTotal = tally.classTotals[c]!;
+    const correct = tally.confusion[c]![c]!;
     return { name, correct, total: classTotal, accuracy: classTotal ? correct / classTotal : 0 };
   });
   const correct = perClass.reduce((a, p) => a + p.correct, 0);
   return {
     count: total,
     top1: total ? correct / total : 0,
-    top5: total ? top5Hits / total : 0,
+    top5: total ? tally.top5Hits / total : 0,
     perClass,
-    confusion,
+    confusion: tally.confusion,
     seconds,
     imagesPerSecond: seconds > 0 ? total / seconds : 0,
+    nanImages: tally.nanImages,
     ...(predictions ? { predictions } : {}),
   };
 }
@@ -251,11 +260,21 @@ function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
   };
 }
 
+interface Tally {
+  confusion: number[][];
+  /** Images per true class, NaN-scored ones included. */
+  classTotals: number[];
+  top5Hits: number;
+  nanImages: number;
+}
+
 /**
- * Adds one batch to the confusion matrix and returns its top-5 hits. Ties go to the lower class index
- * (numpy's argmax); a label is in the top 5 when fewer than 5 classes outrank it under that order.
+ * Adds one batch to the tally. Ties go to the lower class index (numpy's argmax); a label is in the top 5
+ * when fewer than 5 classes outrank it under that order. A row with a NaN score is a miss: NaN compares
+ * false with everything, so it would otherwise predict class 0 and put every label in the top 5.
  */
-function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source: string, predictions?: Uint16Array): number {
+function score(logits: Tensor, labels: Uint8Array, tally: Tally, source: string, predictions?: Uint16Array): void {
+  const { confusion } = tally;
   const classes = confusion.length;
   const scores = classScoreDims(logits.dims);
   if (!scores || scores[1] !== classes || scores[0] < labels.length) {
@@ -269,12 +288,18 @@ function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source
   const data = logits.dtype === 'float16' || logits.dtype === 'bfloat16' || logits.dtype === 'int64' || logits.dtype === 'uint64'
     ? toNumbers(logits)
     : (logits.data as ArrayLike<number>);
-  let hits = 0;
   for (let r = 0; r < labels.length; r++) {
     const row = r * classes;
     const label = labels[r]!;
     if (label >= classes) {
       throw inputError({ problem: `image label ${label} is outside the ${classes} classes of the data set`, fix: 'check the data set labels' });
+    }
+    tally.classTotals[label]!++;
+    if (hasNaN(data, row, classes)) {
+      tally.nanImages++;
+      // No class: a prediction of -1 does not fit the Uint16Array, and none is right.
+      if (predictions) predictions[r] = NO_PREDICTION;
+      continue;
     }
     const target = data[row + label]!;
     let best = 0;
@@ -290,7 +315,20 @@ function score(logits: Tensor, labels: Uint8Array, confusion: number[][], source
     }
     confusion[label]![best]!++;
     if (predictions) predictions[r] = best;
-    if (outranks < 5) hits++;
+    if (outranks < 5) tally.top5Hits++;
   }
-  return hits;
+}
+
+/** `predictions[i]` of an image whose scores hold a NaN. */
+export const NO_PREDICTION = 0xffff;
+
+function hasNaN(data: ArrayLike<number>, start: number, length: number): boolean {
+  for (let j = start; j < start + length; j++) if (Number.isNaN(data[j])) return true;
+  return false;
+}
+
+/** A warning for a model that scored some images NaN (they count as wrong), or undefined. */
+export function nanScoresWarning(file: string, result: Pick<EvaluateResult, 'nanImages' | 'count'>): string | undefined {
+  if (result.nanImages === 0) return undefined;
+  return `warning: ${file} gave NaN class scores for ${result.nanImages} of ${result.count} images (counted wrong): the model computes NaN — compare it with the model it was made from (\`slim eval\` both), and for a float16 model look for values beyond ±65504`;
 }

@@ -8,7 +8,7 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import type { BenchmarkPhase, BenchmarkResult } from '../../runtime/benchmark.js';
 import { benchmarkInChildren } from '../../runtime/benchmark-isolated.js';
 import { AUTO_RUNS, LATENCY_BLOCK, type RunCount } from '../../runtime/benchmark-turns.js';
-import { evaluate } from '../../runtime/evaluate.js';
+import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { loadedModelStats } from '../../runtime/stats.js';
@@ -189,6 +189,11 @@ export function registerBench(program: Command): void {
             row.top1 = result.top1;
             row.eval_images = result.count;
             row.correct = correctBits(result.predictions!, set.labels, result.count);
+            const nan = nanScoresWarning(file, result);
+            if (nan) {
+              log(nan);
+              row.nan_images = result.nanImages;
+            }
           } finally {
             evalBar.stop();
             await model.close();

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
-import { evaluate } from '../../runtime/evaluate.js';
+import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { formatPercent, table } from '../../report/format.js';
 import { checkDataDir, chosenImageSize, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
@@ -58,8 +58,10 @@ export function registerEval(program: Command): void {
         const hasTop5 = set.classes.length > 5;
         const json = {
           file, data: set.name, eval_images: result.count, top1: result.top1, top5: hasTop5 ? result.top5 : null,
-          per_class: result.perClass, confusion: result.confusion, seconds: result.seconds, images_per_second: result.imagesPerSecond,
+          per_class: result.perClass, confusion: result.confusion, ...(result.nanImages ? { nan_images: result.nanImages } : {}), seconds: result.seconds, images_per_second: result.imagesPerSecond,
         };
+        const nan = nanScoresWarning(file, result);
+        if (nan) log(nan);
         printResult(options, json, () =>
           [
             `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}${hasTop5 ? `, top-5 ${formatPercent(result.top5)}` : ''} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s)`,

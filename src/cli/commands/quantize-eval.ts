@@ -3,7 +3,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
-import { evaluate } from '../../runtime/evaluate.js';
+import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
@@ -65,6 +65,8 @@ export async function top1(graph: Graph, data: EvalData, normalization: Normaliz
   const bar = progress(label, total, 'img');
   try {
     const r = await evaluate(model, data.set, { normalization, oneImagePerRun: mixing.length > 0, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
+    const nan = nanScoresWarning(label.replace(/^eval /, 'the ').concat(' model'), r);
+    if (nan) log(nan);
     return r.top1;
   } finally {
     bar.stop();

@@ -13,7 +13,7 @@ import { SlimError } from '../../errors.js';
 import { decodeModel } from '../../onnx/io.js';
 import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { evaluate } from '../../runtime/evaluate.js';
+import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { mixesImages } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { normalizationFor } from '../../data/model-data.js';
@@ -52,6 +52,8 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       bar.stop();
       await session.close();
     }
+    const nan = nanScoresWarning(id, scored);
+    if (nan) ctx.log(`  ${nan}`);
     const v = ctx.variants.get(id)!;
     const row = measured.models[i]!;
     variants.push({
@@ -66,6 +68,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       eval_images: scored.count,
       per_class: scored.perClass,
       correct: correctBits(scored.predictions!, data.test.labels, scored.count),
+      ...(scored.nanImages ? { nan_images: scored.nanImages } : {}),
     });
     ctx.log(`  ${id}: ${formatBytes(row.size_bytes)}, p50 ${row.latency_ms.p50.toFixed(2)} ms, top-1 ${formatPercent(scored.top1)}`);
   }
