@@ -142,18 +142,28 @@ describe('latency compared per round of turns', () => {
     expect(renderBenchTable([{ ...a, file: 'a.onnx' }, batched], true)).not.toMatch(/latency of b\.onnx/);
   });
 
-  it('"N× faster" between two variants is their own per-round ratio, not one through the first variant', () => {
-    // Against ref, mid's median ratio is 1/4 and small's 1/8: through ref, small is 2× faster than mid.
-    // Round by round mid/small is 1, 4, 1: their own median says they are as fast (ranking and the
-    // Pareto front stay on the one common scale).
+  it('"N× faster" is on the one common scale the ranking and the front use, so a front variant is never "no cheaper"', () => {
+    // Against ref, mid's median ratio is 1/4 and small's 1/8: on that scale small is 2× faster than mid,
+    // which is why it is on the front. Round by round mid/small is 1, 4, 1 — their own median says equal,
+    // and before, the line explaining small's place on the front called it "no cheaper" (a trial on the
+    // demo run saw "Also on the front: pruned-ft — … (no cheaper, 1.79 pt less accurate)").
     const ref = { ...variant('ref', 4000, 8, 0.9), turn_p50_ms: [8, 8, 8] };
     const mid = { ...variant('mid', 1000, 2, 0.89), turn_p50_ms: [1, 2, 4] };
     const small = { ...variant('small', 500, 1, 0.88), turn_p50_ms: [1, 0.5, 4] };
     const r = recommend([ref, mid, small], { maxSizeBytes: 2000 * 1024 });
     expect(r.choice).toBe('mid');
-    const also = r.lines.find((l) => l.startsWith('Also on the front: small'));
-    expect(also).toContain('(2.00× smaller, 1.00 pt less accurate');
-    expect(also).not.toContain('faster');
+    expect(r.lines.find((l) => l.startsWith('Also on the front: small'))).toContain('small — 88.00 % top-1, 1.00 ms, 500.0 KiB (2.00× faster, 2.00× smaller, 1.00 pt less accurate');
+  });
+
+  it('--max-latency-ms judges the latencies the ranking and the chart use, not the raw p50s', () => {
+    // b's p50 equals a's (4 ms) but it took half a's time in every round: on the common scale, 2 ms.
+    const a = { ...variant('a', 500, 4, 0.81), turn_p50_ms: [2, 2, 8, 8] };
+    const b = { ...variant('b', 500, 4, 0.8), turn_p50_ms: [1, 1, 4, 4] };
+    const r = recommend([a, b], { maxLatencyMs: 3 });
+    expect([...r.latencyMs]).toEqual([['a', 4], ['b', 2]]);
+    expect(r.choice).toBe('b');
+    expect(r.lines[0]).toBe('Recommended: b (models/b.onnx) — batch-1 p50 latency 2.00 ms ≤ 3.00 ms.');
+    expect(r.lines).toContain('Over the limits: a — batch-1 p50 latency 4.00 ms > 3.00 ms (33.3 % over).');
   });
 });
 

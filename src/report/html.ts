@@ -128,7 +128,7 @@ function cards(r: RunReport): string {
   const card = (value: string, label: string): string => `<div class="card"><b>${escapeHtml(value)}</b><span>${escapeHtml(label)}</span></div>`;
   return `<div class="cards">${[
     card(formatPercent(best.top1), `best top-1 (${best.id})`),
-    card(`${fastest.latency_ms.p50.toFixed(2)} ms`, `fastest batch-1 p50 (${fastest.id})`),
+    card(`${latency.get(fastest)!.toFixed(2)} ms`, `fastest batch-1 p50 (${fastest.id})`),
     card(formatBytes(smallest.size_bytes), `smallest file (${smallest.id})`),
     card(`${(r.totals.seconds / 60).toFixed(1)} min`, `compute over all stages${r.totals.gpu_seconds > 0 ? `, $${r.totals.cost.toFixed(2)} of GPU` : ''}`),
   ].join('')}</div>`;

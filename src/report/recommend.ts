@@ -6,7 +6,7 @@
 import type { VariantBench } from '../pipeline/manifest.js';
 import { formatBytes, formatPercent } from './format.js';
 import { comparePaired, describePaired, formatP } from './paired.js';
-import { comparableLatencies, latencyRatio } from './latency-ratio.js';
+import { comparableLatencies } from './latency-ratio.js';
 import { otherLoadNote } from '../runtime/cpu-load.js';
 
 export interface Limits {
@@ -57,6 +57,11 @@ export interface Recommendation {
   perLimit: PerLimit[];
   /** The explanation, one sentence a line. */
   lines: string[];
+  /**
+   * Each variant's batch-1 p50 latency as judged (by id): the first variant's p50 and the others' by their
+   * per-round ratio to it, where the bench timed them in turns (comparableLatencies), else their p50.
+   */
+  latencyMs: Map<string, number>;
 }
 
 const LABEL: Record<LimitName, string> = { size: 'file size', latency: 'batch-1 p50 latency', top1: 'top-1' };
@@ -67,13 +72,14 @@ export function formatLimitValue(limit: LimitName, v: number): string {
   return formatPercent(v);
 }
 
-function checksFor(v: VariantBench, limits: Limits): LimitCheck[] {
+/** `latency`: the variant's latency on the run's common scale (comparableLatencies), as ranked and charted. */
+function checksFor(v: VariantBench, limits: Limits, latency: number): LimitCheck[] {
   const checks: LimitCheck[] = [];
   const over = (limit: LimitName, value: number, bound: number): void => {
     checks.push({ limit, bound, value, met: value <= bound, miss: value <= bound ? 0 : value / bound - 1 });
   };
   if (limits.maxSizeBytes !== undefined) over('size', v.size_bytes, limits.maxSizeBytes);
-  if (limits.maxLatencyMs !== undefined) over('latency', v.latency_ms.p50, limits.maxLatencyMs);
+  if (limits.maxLatencyMs !== undefined) over('latency', latency, limits.maxLatencyMs);
   if (limits.minTop1 !== undefined) {
     const met = v.top1 >= limits.minTop1;
     checks.push({ limit: 'top1', bound: limits.minTop1, value: v.top1, met, miss: met ? 0 : (limits.minTop1 - v.top1) / limits.minTop1 });
@@ -105,13 +111,16 @@ function missText(limit: LimitName, value: number, bound: number, miss: number):
 }
 
 export function recommend(variants: readonly VariantBench[], limits: Limits, load: TimingLoad = {}): Recommendation {
-  // Relative latency on one scale (latency-ratio.ts): per round of turns where the bench took them.
+  // One latency per variant on one scale (latency-ratio.ts: per round of turns where the bench took
+  // them), for the limit, the ranking, the front and every "× faster" alike: a pair's own median ratio
+  // can order two variants otherwise than their ratios to the reference do.
   const latency = comparableLatencies(variants);
   const ms = (v: VariantBench): number => latency.get(v)!;
+  const latencyMs = new Map(variants.map((v) => [v.id, ms(v)]));
   /** Better first: higher top-1, then lower latency, then smaller file. */
   const rank = (a: VariantBench, b: VariantBench): number => b.top1 - a.top1 || ms(a) - ms(b) || a.size_bytes - b.size_bytes;
   const assessed = variants.map((v): Assessment => {
-    const checks = checksFor(v, limits);
+    const checks = checksFor(v, limits, ms(v));
     return { id: v.id, checks, fits: checks.every((c) => c.met), worstMiss: Math.max(0, ...checks.map((c) => c.miss)) };
   });
   const byId = new Map(variants.map((v) => [v.id, v]));
@@ -139,13 +148,13 @@ export function recommend(variants: readonly VariantBench[], limits: Limits, loa
         : `It has the highest top-1 of the ${fitting.length} variants within the limits${choice.top1 === candidates[1]?.top1 ? ' (ties broken by latency, then size)' : ''}.`,
     );
     for (const other of candidates.slice(1)) {
-      lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${other.latency_ms.p50.toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice)}).`);
+      lines.push(`Also on the front: ${other.id} — ${formatPercent(other.top1)} top-1, ${ms(other).toFixed(2)} ms, ${formatBytes(other.size_bytes)} (${tradeoff(other, choice, ms)}).`);
     }
     // The highest top-1 may be ahead by chance: the cheapest front variant the test images cannot tell from it is worth naming.
     const indistinct = candidates.slice(1).filter((o) => o.top1 < choice.top1 && ms(o) < ms(choice) && (comparePaired(choice, o)?.p ?? 0) >= 0.05);
     const fastest = [...indistinct].sort((a, b) => ms(a) - ms(b))[0];
     if (fastest) {
-      lines.push(`Consider ${fastest.id}: on these ${fastest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (${formatP(comparePaired(choice, fastest)!.p)}), and it is ${latencyRatio(choice, fastest).ratio.toFixed(2)}× faster — more test images would settle which is more accurate.`);
+      lines.push(`Consider ${fastest.id}: on these ${fastest.eval_images.toLocaleString('en')} test images its top-1 cannot be told from ${choice.id}'s (${formatP(comparePaired(choice, fastest)!.p)}), and it is ${(ms(choice) / ms(fastest)).toFixed(2)}× faster — more test images would settle which is more accurate.`);
     }
     for (const v of fitting.filter((f) => !candidates.includes(f))) {
       const by = fitting.find((o) => o !== v && beats(o, v))!;
@@ -153,12 +162,12 @@ export function recommend(variants: readonly VariantBench[], limits: Limits, loa
     }
     for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
     lines.push(...noiseNote(variants, load).map((l) => `Note: ${l}`));
-    return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines };
+    return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines, latencyMs };
   }
 
   const closestA = [...assessed].sort((a, b) => a.worstMiss - b.worstMiss || rank(byId.get(a.id)!, byId.get(b.id)!))[0];
   lines.push(`No variant of ${variants.length} meets ${assessed[0]?.checks.length === 1 ? 'the limit' : 'all the limits'}.`);
-  if (!closestA) return { limits, assessed, candidates: [], perLimit, lines: ['The run has no benchmarked variants.'] };
+  if (!closestA) return { limits, assessed, candidates: [], perLimit, lines: ['The run has no benchmarked variants.'], latencyMs };
   const misses = closestA.checks.filter((c) => !c.met);
   lines.push(`Closest: ${closestA.id} — misses ${misses.map(describeCheck).join(' and ')}${closestA.checks.some((c) => c.met) ? `; meets ${closestA.checks.filter((c) => c.met).map((c) => LABEL[c.limit]).join(' and ')}` : ''}.`);
   for (const p of perLimit) {
@@ -176,13 +185,12 @@ export function recommend(variants: readonly VariantBench[], limits: Limits, loa
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
   lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants, load).map((l) => `Note: ${l}`));
-  return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines };
+  return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines, latencyMs };
 }
 
-function tradeoff(v: VariantBench, choice: VariantBench): string {
+function tradeoff(v: VariantBench, choice: VariantBench, ms: (v: VariantBench) => number): string {
   const pt = (choice.top1 - v.top1) * 100;
-  // The pair's own ratio (the median over the rounds both took), as `slim bench` compares two models.
-  const faster = latencyRatio(choice, v).ratio;
+  const faster = ms(choice) / ms(v);
   const smaller = choice.size_bytes / v.size_bytes;
   const parts = [faster > 1 ? `${faster.toFixed(2)}× faster` : '', smaller > 1 ? `${smaller.toFixed(2)}× smaller` : ''].filter(Boolean);
   // In images too: on a few hundred test images a point or two is a handful of images.

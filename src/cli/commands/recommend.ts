@@ -78,7 +78,7 @@ export function registerRecommend(program: Command): void {
         ...(limits.maxLatencyMs !== undefined ? { max_latency_ms: limits.maxLatencyMs } : {}),
         ...(limits.minTop1 !== undefined ? { min_top1: limits.minTop1 } : {}),
       };
-      const assessed = r.assessed.map((a) => ({ id: a.id, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
+      const assessed = r.assessed.map((a) => ({ id: a.id, latency_ms: r.latencyMs.get(a.id)!, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
       // Which timings judged latency: a run may have timed its variants on the host and in the browser.
       const timing = { stage: report.bench!.stage, target: report.bench!.target ?? 'host', ...(report.bench!.runtime ? { runtime: report.bench!.runtime } : {}) };
       const json = { run_dir: runDir, ...(report.changed_files?.length ? { changed_files: report.changed_files } : {}), latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
@@ -89,9 +89,10 @@ export function registerRecommend(program: Command): void {
             ['variant', 'size', 'p50 ms', 'top-1', 'within limits'],
             report.variants.map((v) => {
               const a = r.assessed.find((x) => x.id === v.id)!;
-              return [`${v.id}${v.id === r.choice ? ' <' : ''}`, formatBytes(v.size_bytes), v.latency_ms.p50.toFixed(3), formatPercent(v.top1), a.fits ? 'yes' : `no (${a.checks.filter((c) => !c.met).map((c) => c.limit).join(', ')})`];
+              return [`${v.id}${v.id === r.choice ? ' <' : ''}`, formatBytes(v.size_bytes), r.latencyMs.get(v.id)!.toFixed(3), formatPercent(v.top1), a.fits ? 'yes' : `no (${a.checks.filter((c) => !c.met).map((c) => c.limit).join(', ')})`];
             }),
           ),
+          ...(report.variants.some((v) => v.turn_p50_ms?.length) ? ["p50 ms: the first variant's p50, the others' by their per-round ratio to it (timed in turns: it holds when the load changed while timing), as the report charts them"] : []),
           '',
           ...r.lines,
         ].join('\n'),
