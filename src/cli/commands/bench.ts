@@ -49,7 +49,7 @@ export function registerBench(program: Command): void {
           .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency and throughput (the models timed in turns, each in a process of its own), and with --data top-1 with a paired test')
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
-          .option('--runs <n|auto>', `timed batch-1 runs per model, at least 50; auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
+          .option('--runs <n|auto>', `timed runs of one image per model (a fixed-batch model: of its batch), at least 50; auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
           .option('--warmup <n>', 'untimed runs first (0: none; with several models, each turn also starts with one untimed run)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
@@ -282,7 +282,9 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
     ? `\ntimed in the browser: ${web.runtime}, ${web.threads} thread(s)${timedInTurns ? `, in turns of ${LATENCY_BLOCK} runs, each model in a page of its own: a change in the machine's load falls on every model alike` : ''}`
     : timedInTurns ? `\ntimed in turns of ${LATENCY_BLOCK} runs, each model in a process of its own: a change in the machine's load falls on every model alike` : '';
   const runs = rows[0]?.latency_runs;
-  const counted = runs !== undefined ? `\nlatency: ${runs} timed batch-1 runs per model${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
+  // A model exported for a fixed batch runs that many images per run, however few are wanted.
+  const batched = rows.filter((r) => r.latency_batch > 1).map((r) => `${r.file}: ${r.latency_batch}`);
+  const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
   return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + counted + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }
