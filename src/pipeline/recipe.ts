@@ -97,7 +97,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   cpu: "the CPU the int8 Conv weights are laid out for: 'auto' (this machine), 'amx' (Intel AMX-INT8) or 'generic'",
   learnable_scales: 'true: QAT learns the quantization scales too (LSQ)',
   variants: 'a list of stage ids whose models are benchmarked (default: every model of the run)',
-  runs: 'timed batch-1 runs per model, a whole number ≥ 50',
+  runs: 'timed runs of one image per model, a whole number ≥ 50 (below 100, p99 is the slowest run)',
   warmup_runs: 'untimed runs first, a whole number ≥ 0',
   variant: 'the id of the stage whose model is deployed (default: the last model)',
   target: `deploy: one of ${TARGETS.join(', ')}; bench: 'host' (onnxruntime-node on this machine, the default) or 'web' (onnxruntime-web's WebAssembly in headless Chromium, as the web bundle runs)`,

@@ -23,7 +23,7 @@ export interface BenchmarkOptions {
   batch?: number;
   /** Untimed runs before timing; default 10. */
   warmupRuns?: number;
-  /** Timed latency runs; default 100, at least 50 so that p99 means something; 'auto': AUTO_RUNS (benchmark-turns.ts). */
+  /** Timed latency runs; default 100, at least 50 (nearest-rank p99 of fewer than 100 runs is the slowest one); 'auto': AUTO_RUNS (benchmark-turns.ts). */
   runs?: RunCount;
   /** Batch of the throughput phase; default 32 (or the model's fixed batch). 0 skips the phase. */
   throughputBatch?: number;

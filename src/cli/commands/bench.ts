@@ -49,7 +49,7 @@ export function registerBench(program: Command): void {
           .description('compare models side by side: size, gzip size, params, MACs, batch-1 latency and throughput (the models timed in turns, each in a process of its own), and with --data top-1 with a paired test')
           .argument('<models...>', 'one or more .onnx files')
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
-          .option('--runs <n|auto>', `timed runs of one image per model (a fixed-batch model: of its batch), at least 50; auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
+          .option('--runs <n|auto>', `timed runs of one image per model (a fixed-batch model: of its batch), at least 50 (below 100, p99 is the slowest run); auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
           .option('--warmup <n>', 'untimed runs first (0: none; with several models, each turn also starts with one untimed run)', nonNegativeInt('--warmup'), 10)
           .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
