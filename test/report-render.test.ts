@@ -16,7 +16,7 @@ import { nativeAvailable } from '../src/engine/native.js';
 import type { BenchRow } from '../src/report/bench-row.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
 import { paretoSpec, renderSvg } from '../src/report/charts.js';
-import { formatBytes, formatCount } from '../src/report/format.js';
+import { formatBytes, formatClassAccuracy, formatCount, formatPointChange } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { readModel } from '../src/onnx/io.js';
 import { benchCommand } from '../src/report/columns.js';
@@ -75,6 +75,15 @@ const byId = (root: El, id: string): El => {
   if (!found) throw new Error(`no element #${id}`);
   return found;
 };
+
+describe('number formats', () => {
+  it('a figure that rounds up to the next unit is written in it; a change that rounds to zero has no minus', () => {
+    expect([1023, 1024, 1048575, 1048576, 1024 ** 3 - 1, 5 * 1024 ** 3].map(formatBytes)).toEqual(['1023 B', '1.0 KiB', '1.00 MiB', '1.00 MiB', '1.00 GiB', '5.00 GiB']);
+    expect([999, 999_949, 999_999, 1_234_567, 999_999_999, 2e9, null].map(formatCount)).toEqual(['999', '999.9 k', '1.00 M', '1.23 M', '1.00 G', '2.00 G', '—']);
+    expect([-0.001, 0, 0.004, -0.25, 1].map(formatPointChange)).toEqual(['+0.00 pt', '+0.00 pt', '+0.00 pt', '−0.25 pt', '+1.00 pt']);
+    expect([formatClassAccuracy({ accuracy: 0, total: 0 }), formatClassAccuracy({ accuracy: 0, total: 3 }), formatClassAccuracy({ accuracy: 0.5, total: 2 })]).toEqual(['—', '0.0 %', '50.0 %']);
+  });
+});
 
 describe('the re-measure command', () => {
   it('names a folder as --data (train/ + test/ are read by slim bench itself) and carries --warmup and --image-size', () => {

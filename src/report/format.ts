@@ -4,18 +4,23 @@ import type { TrainProgress } from '../engine/train.js';
 /** Binary units, named as such (KiB, MiB, GiB): what `ls -lh` and file managers count in. */
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(2)} MiB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+  return inUnits(bytes, 1024, [['KiB', 1], ['MiB', 2], ['GiB', 2]]);
+}
+
+/** The first unit whose rounded figure stays below `step` (1,048,575 B is 1.00 MiB, not "1024.0 KiB"). */
+function inUnits(n: number, step: number, units: readonly [string, number][]): string {
+  for (const [i, [unit, digits]] of units.entries()) {
+    const text = (n / step ** (i + 1)).toFixed(digits);
+    if (Number(text) < step || i === units.length - 1) return `${text} ${unit}`;
+  }
+  throw new Error('unreachable: units is not empty');
 }
 
 /** 11173962 → "11.17 M"; null (not known) → a dash. */
 export function formatCount(n: number | null): string {
   if (n === null) return '—';
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} G`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} k`;
-  return String(n);
+  if (n < 1e3) return String(n);
+  return inUnits(n, 1000, [['k', 1], ['M', 2], ['G', 2]]);
 }
 
 /** [0.485, 0.456, 0.406]: per-channel statistics for a log line, without float noise. */
@@ -25,7 +30,14 @@ export function formatNumbers(values: readonly number[]): string {
 
 /** A change in percentage points with its sign: +1.00 pt, −0.25 pt. */
 export function formatPointChange(pt: number): string {
-  return `${pt >= 0 ? '+' : '−'}${Math.abs(pt).toFixed(2)} pt`;
+  const size = Math.abs(pt).toFixed(2);
+  // A change that rounds to nothing has no sign to show ("−0.00 pt" read as a loss).
+  return `${pt < 0 && Number(size) > 0 ? '−' : '+'}${size} pt`;
+}
+
+/** A class's accuracy, or a dash for a class with no images (0 of 0 is not 0 %). */
+export function formatClassAccuracy(c: { accuracy: number; total: number }): string {
+  return c.total > 0 ? formatPercent(c.accuracy, 1) : '—';
 }
 
 export function formatPercent(fraction: number, digits = 2): string {

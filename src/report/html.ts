@@ -6,7 +6,7 @@
  */
 import type { VariantBench } from '../pipeline/manifest.js';
 import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText, type Column } from './columns.js';
-import { formatBytes, formatPercent } from './format.js';
+import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 import { comparableLatencies } from './latency-ratio.js';
@@ -162,7 +162,7 @@ function perClassTable(variants: readonly VariantBench[]): string {
   const body = classes
     .map((name, i) => `<tr><td>${escapeHtml(name)}</td>${variants.map((v) => {
       const c = v.per_class[i]!;
-      return `<td class="num" data-variant="${escapeHtml(v.id)}" data-value="${c.accuracy}">${escapeHtml(formatPercent(c.accuracy, 1))}</td>`;
+      return `<td class="num" data-variant="${escapeHtml(v.id)}" data-value="${c.accuracy}">${escapeHtml(formatClassAccuracy(c))}</td>`;
     }).join('')}</tr>`)
     .join('\n');
   return `<table id="per-class-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;

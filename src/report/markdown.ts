@@ -1,6 +1,6 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
 import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText } from './columns.js';
-import { formatBytes, formatPercent } from './format.js';
+import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 
@@ -57,7 +57,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
       '',
       table(
         ['class', ...r.variants.map((v) => v.id)],
-        (r.variants[0]?.per_class ?? []).map((c, i) => [c.name, ...r.variants.map((v) => formatPercent(v.per_class[i]!.accuracy, 1))]),
+        (r.variants[0]?.per_class ?? []).map((c, i) => [c.name, ...r.variants.map((v) => formatClassAccuracy(v.per_class[i]!))]),
         [false, ...r.variants.map(() => true)],
       ),
       '',

@@ -32,7 +32,7 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
     charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => latency.get(v)!), { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }), 'latency');
     charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }), 'size');
     const classes = r.variants[0]!.per_class.map((c) => c.name);
-    charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');
+    charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.filter((c) => c.total > 0).map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');
   }
   if (r.sensitivity) charts.sensitivity = await renderSvg(sensitivitySpec(r.sensitivity.layers), 'sensitivity');
   if (r.training.length) {

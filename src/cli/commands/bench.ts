@@ -250,7 +250,7 @@ export function compareToFirst(rows: readonly BenchRow[]): BenchComparison[] {
     const paired = r.top1 !== undefined && first.top1 !== undefined && r.eval_images !== undefined && first.eval_images !== undefined
       ? comparePaired({ correct: r.correct, eval_images: r.eval_images }, { correct: first.correct, eval_images: first.eval_images })
       : undefined;
-    const top1 = paired ? { change_pt: (r.top1! - first.top1!) * 100, only_this_right: paired.onlyFirst, only_versus_right: paired.onlySecond, p: paired.p } : undefined;
+    const top1 = paired ? { change_pt: Number(((r.top1! - first.top1!) * 100).toFixed(9)), only_this_right: paired.onlyFirst, only_versus_right: paired.onlySecond, p: paired.p } : undefined;
     return { file: r.file, versus: first.file, ...(latency ? { latency } : {}), ...(top1 ? { top1 } : {}) };
   });
 }

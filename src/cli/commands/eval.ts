@@ -3,7 +3,7 @@ import { loadModelForRuntime } from '../../onnx/validate.js';
 import { openSession } from '../../runtime/ort.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
-import { formatPercent, table } from '../../report/format.js';
+import { formatClassAccuracy, formatPercent, table } from '../../report/format.js';
 import { checkDataDir, chosenImageSize, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
@@ -68,7 +68,7 @@ export function registerEval(program: Command): void {
             '',
             table(
               ['class', 'correct', 'total', 'accuracy'],
-              result.perClass.map((c) => [c.name, c.correct, c.total, c.total ? formatPercent(c.accuracy, 1) : '—']),
+              result.perClass.map((c) => [c.name, c.correct, c.total, formatClassAccuracy(c)]),
             ),
           ].join('\n'),
         );
