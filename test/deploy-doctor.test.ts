@@ -7,7 +7,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { cgroupCpus, doctorReport, parseCpuInfo, type DoctorInputs } from '../src/deploy/doctor.js';
+import { doctorReport, parseCpuInfo, type DoctorInputs } from '../src/deploy/doctor.js';
+import { cgroupCpuQuota, threadsFor } from '../src/util/cpu-quota.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
 import { precisionHint, resolvedPrecision } from '../src/engine/precision.js';
 
@@ -69,12 +70,31 @@ describe('doctor advice', () => {
     expect(vnni).not.toMatch(/warn: .*reduce-range/);
   });
 
+  it('reads the CPU quota of cgroup v2 and v1, at the process\'s own cgroup and its ancestors, the tightest one', () => {
+    const machine = (files: Record<string, string>) => (file: string): string | undefined => files[file];
+    // v2 inside a cgroup namespace (a container): the path is / and cpu.max sits at the root.
+    expect(cgroupCpuQuota(machine({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '150000 100000\n' }))).toBe(1.5);
+    expect(cgroupCpuQuota(machine({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': 'max 100000\n' }))).toBeUndefined();
+    // v2 from the host's view (systemd CPUQuota=250% on a service in a slice limited to 4 CPUs).
+    expect(cgroupCpuQuota(machine({
+      '/proc/self/cgroup': '0::/system.slice/slim.service\n',
+      '/sys/fs/cgroup/system.slice/slim.service/cpu.max': '250000 100000',
+      '/sys/fs/cgroup/system.slice/cpu.max': '400000 100000',
+    }))).toBe(2.5);
+    // v1 (this test machine's layout): the cpu controller's quota and period, −1 for none.
+    const v1 = '9:name=systemd:/\n4:memory:/x\n2:cpuacct:/\n1:cpu:/docker/abc\n';
+    expect(cgroupCpuQuota(machine({ '/proc/self/cgroup': v1, '/sys/fs/cgroup/cpu/docker/abc/cpu.cfs_quota_us': '200000\n', '/sys/fs/cgroup/cpu/docker/abc/cpu.cfs_period_us': '100000\n' }))).toBe(2);
+    expect(cgroupCpuQuota(machine({ '/proc/self/cgroup': v1, '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' }))).toBeUndefined();
+    // A combined controller folder (cpu,cpuacct), the limit set on the parent.
+    expect(cgroupCpuQuota(machine({ '/proc/self/cgroup': '3:cpu,cpuacct:/kube/pod1\n', '/sys/fs/cgroup/cpu,cpuacct/kube/cpu.cfs_quota_us': '50000', '/sys/fs/cgroup/cpu,cpuacct/kube/cpu.cfs_period_us': '100000' }))).toBe(0.5);
+    expect(cgroupCpuQuota(machine({}))).toBeUndefined();
+  });
+
   it('derives the thread advice from the cgroup quota, and flags old Node and emulation', () => {
-    expect(cgroupCpus('max 100000')).toEqual({});
-    expect(cgroupCpus('150000 100000')).toEqual({ cgroupLimit: 1.5 });
     const limited = doctorReport(inputs(PI5, 'arm64', { available: 4, cgroupLimit: 2 }));
     expect(limited.threads).toEqual({ available: 4, cgroupLimit: 2, recommended: 2 });
-    expect(limited.advice.map((a) => a.text).join('\n')).toMatch(/quota allows 2 CPUs but 4 are visible: run with --threads 2/);
+    expect(limited.advice.map((a) => a.text).join('\n')).toMatch(/quota allows 2 CPUs but 4 are visible: slimkit's commands default to 2 thread\(s\); give the bundle's server and predict SLIM_THREADS=2/);
+    expect([threadsFor(16, undefined), threadsFor(16, 2), threadsFor(16, 1.5), threadsFor(16, 0.5), threadsFor(2, 8)]).toEqual([16, 2, 1, 1, 2]);
     expect(advice(inputs(PI4, 'arm64', { versions: { node: 'v18.19.0', os: 'Linux' } }))).toMatch(/Node v18\.19\.0 is too old/);
     expect(advice(inputs(X86(SKYLAKE), 'arm64'))).toMatch(/^warn: .*emulation \(qemu-user\?\)/m);
     expect(advice(inputs(PI4, 'arm64', { memory: { totalBytes: 512 * 1024 ** 2, freeBytes: 1 } }))).toMatch(/only 512 MiB/);

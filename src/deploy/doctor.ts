@@ -5,6 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
+import { cgroupCpuQuota, threadsFor } from '../util/cpu-quota.js';
 
 export interface CpuFeatures {
   /** Arm: SDOT/UDOT (asimddp) — the int8 dot-product instructions of Cortex-A76 / Pi 5 and later. */
@@ -153,7 +154,7 @@ export type DoctorPlace = 'slimkit' | 'bundle';
 export function doctorReport(inputs: DoctorInputs, place: DoctorPlace = 'slimkit'): DoctorReport {
   const cpu = parseCpuInfo(inputs.cpuinfo, inputs.arch);
   const limit = inputs.cgroupLimit;
-  const recommended = Math.max(1, Math.min(inputs.available, limit !== undefined ? Math.floor(limit) || 1 : Infinity));
+  const recommended = threadsFor(inputs.available, limit);
   const report: DoctorReport = {
     cpu,
     ...(inputs.board ? { board: inputs.board } : {}),
@@ -197,7 +198,7 @@ function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
   }
   const t = r.threads;
   if (t.cgroupLimit !== undefined && t.cgroupLimit < t.available) {
-    out.push({ level: 'warn', text: `a CPU quota allows ${t.cgroupLimit} CPUs but ${t.available} are visible: run with --threads ${t.recommended} (bundle server: SLIM_THREADS=${t.recommended}) or ORT threads will fight over the quota` });
+    out.push({ level: 'warn', text: `a CPU quota allows ${t.cgroupLimit} CPUs but ${t.available} are visible: slimkit's commands default to ${t.recommended} thread(s); give the bundle's server and predict SLIM_THREADS=${t.recommended} (they start one per visible CPU, and ORT threads beyond the quota are throttled)` });
   } else {
     out.push({ level: 'info', text: `ORT uses ${t.available} threads by default (one per CPU); lower it with --threads (SLIM_THREADS for the bundle server) to leave CPUs for other work` });
   }
@@ -211,28 +212,21 @@ function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
   return out;
 }
 
-/** Reads this machine: /proc/cpuinfo, the device-tree model, the cgroup v2 CPU quota, memory, versions. */
+/** Reads this machine: /proc/cpuinfo, the device-tree model, the cgroup CPU quota (v1 or v2), memory, versions. */
 export async function collectDoctorInputs(versions: Omit<DoctorReport['versions'], 'node' | 'os'> = {}): Promise<DoctorInputs> {
   const read = (file: string): Promise<string | undefined> => readFile(file, 'utf8').catch(() => undefined);
-  const [cpuinfo, board, cpuMax] = await Promise.all([read('/proc/cpuinfo'), read('/proc/device-tree/model'), read('/sys/fs/cgroup/cpu.max')]);
+  const [cpuinfo, board] = await Promise.all([read('/proc/cpuinfo'), read('/proc/device-tree/model')]);
+  const quota = cgroupCpuQuota();
   return {
     cpuinfo: cpuinfo ?? '',
     arch: process.arch,
     // eslint-disable-next-line no-control-regex
     ...(board ? { board: board.replace(/\u0000/g, '').trim() } : {}),
     available: os.availableParallelism(),
-    ...cgroupCpus(cpuMax),
+    ...(quota !== undefined ? { cgroupLimit: quota } : {}),
     memory: { totalBytes: os.totalmem(), freeBytes: os.freemem() },
     versions: { node: process.version, os: `${os.type()} ${os.release()} ${os.machine()}`, ...versions },
   };
-}
-
-/** cgroup v2 cpu.max: "max 100000" (no limit) or "QUOTA PERIOD". */
-export function cgroupCpus(text: string | undefined): { cgroupLimit?: number } {
-  const [quota, period] = (text ?? '').trim().split(/\s+/);
-  const q = Number(quota);
-  const p = Number(period);
-  return Number.isFinite(q) && Number.isFinite(p) && q > 0 && p > 0 ? { cgroupLimit: Math.round((q / p) * 100) / 100 } : {};
 }
 
 export function formatDoctorReport(r: DoctorReport): string {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { usableCores } from '../util/cpu-quota.js';
 import { exitWhenIdle } from './exit-gate.js';
 
 /**
@@ -74,7 +74,7 @@ export function withoutNproc(args: readonly string[]): string[] {
 
 /** CPU threads for each of `nproc` workers on this machine (they share its cores). */
 export function threadsPerWorker(nproc: number): number {
-  return Math.max(1, Math.floor(availableParallelism() / nproc));
+  return Math.max(1, Math.floor(usableCores() / nproc));
 }
 
 export function describeExit(e: WorkerExit): string {

@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { usableCores } from '../util/cpu-quota.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError } from '../errors.js';
@@ -162,7 +164,12 @@ let cached: NativeAddon | undefined;
 
 /** Loads the addon once. Throws a SlimError that says how to build it when it is missing or broken. */
 export function loadNative(): NativeAddon {
-  cached ??= loadNativeFrom(nativeAddonPath());
+  if (!cached) {
+    cached = loadNativeFrom(nativeAddonPath());
+    // The addon starts at one thread per visible CPU; under a cgroup CPU quota, no more than the quota.
+    const cores = usableCores();
+    if (cores < availableParallelism()) cached.setThreads(cores);
+  }
   return cached;
 }
 

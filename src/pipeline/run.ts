@@ -7,7 +7,7 @@
  */
 import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { usableCores } from '../util/cpu-quota.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
@@ -354,7 +354,7 @@ export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
 
 /** What a quantize stage's Conv layout depends on (--reduce-range never takes AMX's: cpu.ts layoutChoice). */
 function quantizeLayoutKey(cpu: 'amx' | 'generic', c: KeyContext): Record<string, unknown> {
-  return { cpu, ...(cpu === 'amx' ? { layoutThreads: c.threads ?? availableParallelism() } : {}) };
+  return { cpu, ...(cpu === 'amx' ? { layoutThreads: c.threads ?? usableCores() } : {}) };
 }
 
 export interface KeyContext {
@@ -427,7 +427,7 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
           // One variant in the browser has no one to take turns with: its record stays good.
           timing: stage.spec.target === 'web' && c.input.ids!.length > 1 ? WEB_BENCH_TIMING : BENCH_TIMING,
           machine: { ...machineInfo(), node: undefined },
-          threads: stage.spec.threads ?? c.threads ?? availableParallelism(),
+          threads: stage.spec.threads ?? c.threads ?? usableCores(),
           variants: c.input.ids!.map((id) => [id, c.variants.get(id)!.model.sha256]),
         }
       : {}),

@@ -8,7 +8,7 @@
  * "a feed buffer is free once its run has resolved".
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { usableCores } from '../util/cpu-quota.js';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { inputError, SlimError, usageError } from '../errors.js';
@@ -91,7 +91,7 @@ const ORT_TYPES: ReadonlySet<string> = new Set<DType>([
 ]);
 
 export function defaultThreads(): number {
-  return availableParallelism();
+  return usableCores();
 }
 
 /** Versions of the ORT packages in use, e.g. { node: '1.30.0', common: '1.30.0' }. */

@@ -11,6 +11,7 @@ import { AUTO_RUNS, LATENCY_BLOCK, type RunCount } from '../../runtime/benchmark
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
+import { usableCores } from '../../util/cpu-quota.js';
 import { loadedModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatPercent, formatPointChange, table } from '../../report/format.js';
 import { comparePaired, correctBits, describePaired } from '../../report/paired.js';
@@ -66,7 +67,7 @@ export function registerBench(program: Command): void {
       if (options.browser !== undefined && !web) throw usageError('--browser applies to --target web only', 'add --target web, or drop --browser');
       if (web) findBrowser(options.browser); // before any model is read: no browser, no web benchmark
       if (options.chart !== undefined) checkChartPath(options.chart, options.data);
-      const cores = (await import('node:os')).availableParallelism();
+      const cores = usableCores();
       // The web bundle's page runs min(4, cores) threads; onnxruntime-web gains little beyond that.
       const threads = options.threads ?? (web ? Math.min(4, cores) : cores);
       const hostRuntime = `onnxruntime-node ${ortVersion().node}`;

@@ -6,7 +6,7 @@
  * call, images and preprocessing as `slim bench --data cifar10 --limit N`.
  */
 import { spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { usableCores } from '../../util/cpu-quota.js';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../../errors.js';
@@ -27,7 +27,7 @@ import type { StageContext, StageOutput } from './context.js';
 
 export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly string[]): Promise<StageOutput<'bench'>> {
   // In the browser, as the web bundle's page runs it: at most 4 WebAssembly threads.
-  const threads = spec.threads ?? (spec.target === 'web' ? Math.min(4, ctx.threads ?? availableParallelism()) : (ctx.threads ?? availableParallelism()));
+  const threads = spec.threads ?? (spec.target === 'web' ? Math.min(4, ctx.threads ?? usableCores()) : (ctx.threads ?? usableCores()));
   const files = ids.map((id) => path.join(ctx.runDir, MODELS, `${id}.onnx`));
   const data = await ctx.data();
   const graphs = await Promise.all(files.map(async (file) => decodeModel(await readFile(file), { file })));

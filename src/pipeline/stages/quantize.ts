@@ -14,7 +14,7 @@ import { mixesImages } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
 import { formatPercent } from '../../report/format.js';
 import { normalizationFor } from '../../data/model-data.js';
-import { availableParallelism } from 'node:os';
+import { usableCores } from '../../util/cpu-quota.js';
 import {
   autoConvLayout,
   buildQuantized,
@@ -127,7 +127,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   }
   for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);
   // As `slim quantize`: on a CPU with AMX, each Conv on the int8 kernel measured faster at the bench's threads.
-  const layout = await autoConvLayout(output, options.cpu, threads ?? availableParallelism());
+  const layout = await autoConvLayout(output, options.cpu, threads ?? usableCores());
   if (layout) {
     output = layout.graph;
     ctx.log(`  conv layout for ${layout.threads} thread(s): ${layout.summary.amx_convs} Conv(s) on AMX, ${layout.summary.convsym_convs} on ConvSym (measured)`);
