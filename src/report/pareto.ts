@@ -20,8 +20,3 @@ export function paretoFront(candidates: readonly Candidate[]): string[] {
     .sort((a, b) => a.cost - b.cost || b.gain - a.gain)
     .map((c) => c.id);
 }
-
-/** For a dominated candidate: one that beats it (the most accurate such), for "why not" lines. */
-export function dominator(c: Candidate, candidates: readonly Candidate[]): Candidate | undefined {
-  return candidates.filter((o) => o !== c && dominates(o, c)).sort((a, b) => b.gain - a.gain || a.cost - b.cost)[0];
-}

@@ -27,7 +27,7 @@ export interface BenchmarkOptions {
   runs?: RunCount;
   /** Batch of the throughput phase; default 32 (or the model's fixed batch). 0 skips the phase. */
   throughputBatch?: number;
-  /** Minimum length of the throughput phase (at least 3 runs); default 2 s. */
+  /** Minimum length of the throughput phase, in THROUGHPUT_TURNS slices of at least one run each; default 2 s. */
   throughputSeconds?: number;
   /** Full shapes for inputs whose dims beyond the batch are symbolic or unknown. */
   inputShapes?: Record<string, number[]>;
