@@ -39,6 +39,7 @@ code,pre{font:12.5px ui-monospace,SFMono-Regular,Menlo,monospace;background:#f4f
 pre{padding:10px;white-space:pre-wrap;word-break:break-all}code{padding:1px 4px}
 .cards{display:flex;gap:14px;flex-wrap:wrap;margin:14px 0}.card{border:1px solid #e5e5e5;border-radius:8px;padding:10px 14px;min-width:150px}
 .card b{display:block;font-size:20px}.card span{color:#666;font-size:12.5px}
+.scroll{overflow-x:auto;max-width:100%}
 .warn{background:#fff4e5;border:1px solid #ffc46b;padding:8px 12px;border-radius:6px}
 `;
 
@@ -153,7 +154,7 @@ function variantTable(variants: readonly VariantBench[], front: ReadonlySet<stri
   const body = variants
     .map((v) => `<tr data-variant="${escapeHtml(v.id)}"${front.has(v.id) ? ' class="front"' : ''}>${VARIANT_COLUMNS.map((c) => td(c, v)).join('')}<td>${escapeHtml(versusBaseline(v, base))}</td></tr>`)
     .join('\n');
-  return `<table id="variants-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="scroll"><table id="variants-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function perClassTable(variants: readonly VariantBench[]): string {
@@ -165,14 +166,14 @@ function perClassTable(variants: readonly VariantBench[]): string {
       return `<td class="num" data-variant="${escapeHtml(v.id)}" data-value="${c.accuracy}">${escapeHtml(formatClassAccuracy(c))}</td>`;
     }).join('')}</tr>`)
     .join('\n');
-  return `<table id="per-class-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table>`;
+  return `<div class="scroll"><table id="per-class-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function stageTable(r: RunReport): string {
   const head = `<tr>${STAGE_COLUMNS.map(th).join('')}</tr>`;
   const body = r.stages.map((s) => `<tr data-stage="${escapeHtml(s.id)}">${STAGE_COLUMNS.map((c) => td(c, s)).join('')}</tr>`).join('\n');
   const total = `<tr><td><b>total</b></td><td></td><td></td><td></td><td class="num" data-key="total-seconds" data-value="${r.totals.seconds}">${r.totals.seconds.toFixed(1)}</td><td class="num" data-key="total-gpu-seconds" data-value="${r.totals.gpu_seconds}">${r.totals.gpu_seconds.toFixed(1)}</td><td class="num" data-key="total-cost" data-value="${r.totals.cost}">${r.totals.cost.toFixed(4)}</td><td></td></tr>`;
-  return `<table id="stages-table"><thead>${head}</thead><tbody>\n${body}\n${total}\n</tbody></table>`;
+  return `<div class="scroll"><table id="stages-table"><thead>${head}</thead><tbody>\n${body}\n${total}\n</tbody></table></div>`;
 }
 
 function simpleTable(headers: string[], rows: string[][], numeric: boolean[]): string {
