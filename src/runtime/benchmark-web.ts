@@ -11,7 +11,8 @@
  * first output on the seeded inputs is checked against onnxruntime-node on the same inputs before any
  * timing: a timing is only reported for a model the browser computed correctly.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { LINUX_PROC, treeTicks } from './cpu-load.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -297,32 +298,11 @@ async function checkAgainstNode(file: string, inputs: WebOpenRequest['latencyInp
 
 /** CPU time (clock ticks) of this process's descendants: the browser and its renderers, GPU and utility processes. */
 function browserTicks(): number | undefined {
-  let entries: string[];
   try {
-    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+    return treeTicks(LINUX_PROC, process.pid, { self: false, reaped: false });
   } catch {
-    return undefined;
+    return undefined; // no /proc to list
   }
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const e of entries) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      // The command name (field 2) may hold spaces and parentheses: fields are counted after its last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(e), Number(fields[1]));
-      ticks.set(Number(e), Number(fields[11]) + Number(fields[12]));
-    } catch {
-      // The process ended while we read.
-    }
-  }
-  let total = 0;
-  for (const [pid, t] of ticks) {
-    let p = parent.get(pid);
-    while (p !== undefined && p !== process.pid && p > 1) p = parent.get(p);
-    if (p === process.pid) total += t;
-  }
-  return total;
 }
 
 /**

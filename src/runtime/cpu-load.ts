@@ -78,6 +78,15 @@ function sample(proc: ProcReader): Sample | undefined {
     cores++;
   }
   if (cores === 0) return undefined;
+  // A child that exits while we time is reaped by its parent: its time moves into the parent's cutime.
+  return { busy, total, cores, tree: treeTicks(proc, proc.self, { self: true, reaped: true }) };
+}
+
+/**
+ * CPU jiffies of the processes under `root` (/proc/<pid>/stat utime + stime): `self` counts root's own,
+ * `reaped` adds what each process's exited children used (cutime + cstime).
+ */
+export function treeTicks(proc: ProcReader, root: number, o: { self: boolean; reaped: boolean }): number {
   const parents = new Map<number, number>();
   const times = new Map<number, { own: number; reaped: number }>();
   for (const pid of proc.pids()) {
@@ -91,16 +100,15 @@ function sample(proc: ProcReader): Sample | undefined {
   }
   const children = new Map<number, number[]>();
   for (const [pid, parent] of parents) children.set(parent, [...(children.get(parent) ?? []), pid]);
-  let tree = 0;
-  const stack = [proc.self];
+  let ticks = 0;
+  const stack = [root];
   while (stack.length) {
     const pid = stack.pop()!;
     const t = times.get(pid);
-    // A child that exits while we time is reaped by its parent: its time moves into the parent's cutime.
-    if (t) tree += t.own + t.reaped;
+    if (t && (o.self || pid !== root)) ticks += t.own + (o.reaped ? t.reaped : 0);
     stack.push(...(children.get(pid) ?? []));
   }
-  return { busy, total, cores, tree };
+  return ticks;
 }
 
 /**
