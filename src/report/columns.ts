@@ -105,3 +105,12 @@ export function cell<T>(c: Column<T>, row: T): string {
   const v = c.value(row);
   return v === undefined ? '' : (c.format as (x: unknown) => string)(v);
 }
+
+/** The deployment table of report.html and report.md: one row per bundle a deploy stage wrote. */
+export function deployTable(r: Pick<RunReport, 'deploy' | 'run_dir'>): { headers: string[]; rows: string[][]; numeric: boolean[] } {
+  return {
+    headers: ['stage', 'variant', 'target', 'bundle', 'files', 'bundle size', 'model size'],
+    rows: r.deploy.map((d) => [d.stage, d.variant, d.target, `${r.run_dir}/${d.out}`, String(d.files), formatBytes(d.total_bytes), formatBytes(d.model_bytes)]),
+    numeric: [false, false, false, false, true, true, true],
+  };
+}

@@ -5,7 +5,7 @@
  * executed) for anyone who wants the raw numbers from the same file.
  */
 import type { VariantBench } from '../pipeline/manifest.js';
-import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText, type Column } from './columns.js';
+import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText, type Column } from './columns.js';
 import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
@@ -105,7 +105,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
   if (r.deploy.length) {
     parts.push(
       '<h2 id="deploy">Deployment</h2>',
-      simpleTable(['stage', 'variant', 'target', 'bundle', 'files', 'bundle size', 'model size'], r.deploy.map((d) => [d.stage, d.variant, d.target, `${r.run_dir}/${d.out}`, String(d.files), formatBytes(d.total_bytes), formatBytes(d.model_bytes)]), [false, false, false, false, true, true, true]),
+      ((t) => simpleTable(t.headers, t.rows, t.numeric))(deployTable(r)),
     );
   }
   const json = JSON.stringify(r).replace(/</g, '\\u003c');

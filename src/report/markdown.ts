@@ -1,6 +1,6 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
-import { benchCommand, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText } from './columns.js';
-import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
+import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText } from './columns.js';
+import { formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 
@@ -97,7 +97,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
     lines.push(
       '## Deployment',
       '',
-      table(['stage', 'variant', 'target', 'bundle', 'files', 'bundle size'], r.deploy.map((d) => [d.stage, d.variant, d.target, `${r.run_dir}/${d.out}`, String(d.files), formatBytes(d.total_bytes)]), [false, false, false, false, true, true]),
+      ((t) => table(t.headers, t.rows, t.numeric))(deployTable(r)),
       '',
     );
   }
