@@ -8,7 +8,10 @@ import sharp from 'sharp';
 import { arch, platform, release, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { emptyGraph, GraphIndex, type Graph } from '../src/onnx/graph.js';
+import { cloneGraph, emptyGraph, GraphIndex, type Graph } from '../src/onnx/graph.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { modelStats } from '../src/runtime/stats.js';
+import { unpadConvInputChannels } from '../src/compress/quantize/pad-channels.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
@@ -115,6 +118,25 @@ describe('retargetConvWeights', () => {
     for (let o = 0; o < 16; o++) expect(Array.from(w.values.subarray(o * 36 + 27, o * 36 + 36)), `channel ${o}`).toEqual(new Array(9).fill(0));
     // Nothing else has channels to pad, and a second pass finds nothing.
     expect(padConvInputChannels(g).padded).toEqual([]);
+  });
+
+  it('counts as the network it lays out: params and MACs of the padded model are the unpadded one\'s', () => {
+    // A trial saw 700.4 k / 35.19 M for a model quantized with --cpu amx, 700.3 k / 35.05 M otherwise.
+    const { graph: g } = padConvInputChannels(generic);
+    const plain = modelStats(generic, inferShapes(generic));
+    const laidOut = modelStats(g, inferShapes(g));
+    expect(laidOut.params).toBe(plain.params);
+    expect(laidOut.nonzeroParams).toBe(plain.nonzeroParams);
+    expect(laidOut.macs).toBe(plain.macs);
+    expect(laidOut.opHistogram['Pad']).toBe(1); // the ops are the file's
+    const back = unpadConvInputChannels(g);
+    expect(back.nodes.some((n) => n.opType === 'Pad')).toBe(false);
+    expect(convWeights(back).get('conv1')!.values).toEqual(convWeights(generic).get('conv1')!.values);
+    // Channels that are not all zero points are real weights: left alone.
+    const tampered = cloneGraph(g);
+    const dq = new GraphIndex(tampered).producer.get(tampered.nodes.find((n) => n.name === 'conv1')!.inputs[1]!)!;
+    (tampered.initializers.get(dq.inputs[0]!)!.data as Int8Array)[27] = 5;
+    expect(unpadConvInputChannels(tampered)).toBe(tampered);
   });
 
   it('a measured layout (only) picks Convs by the label it reports, also when the export left them unnamed', () => {

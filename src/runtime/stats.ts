@@ -14,6 +14,7 @@ import { hasFreeImageSize, pinImageSize } from '../onnx/image-input.js';
 import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
+import { unpadConvInputChannels } from '../compress/quantize/pad-channels.js';
 import { unknownOps, type LoadedModel, type RuntimeModel } from '../onnx/validate.js';
 
 export interface ModelStats {
@@ -140,14 +141,17 @@ export function modelStats(graph: Graph, facts: InferenceResult | undefined, fil
   const weightDtypes: Partial<Record<DType, number>> = {};
   for (const t of graph.initializers.values()) weightDtypes[t.dtype] = (weightDtypes[t.dtype] ?? 0) + byteLength(t);
 
-  const { params, nonzeroParams } = countParams(graph);
+  // Params and MACs are the network's: the channels an int8 layout pads on (AMX machines) are not counted.
+  const network = unpadConvInputChannels(graph);
+  const networkFacts = network !== graph && facts ? inferShapes(network) : facts;
+  const { params, nonzeroParams } = countParams(network);
   return {
     sizeBytes: model.byteLength + externalDataBytes,
     externalDataBytes,
     gzipBytes: gzipSync(model, { level: 9 }).byteLength + (files?.external?.gzipBytes ?? 0),
     params,
     nonzeroParams,
-    macs: macsPerImage(graph, facts, imageSize),
+    macs: macsPerImage(network, networkFacts, imageSize),
     unknownOps: facts ? [] : unknownOps(graph),
     opHistogram,
     weightDtypes,
