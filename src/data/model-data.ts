@@ -4,7 +4,7 @@
  * mean/std or the flags. The commands and the pipeline's stages share it.
  */
 import { stat } from 'node:fs/promises';
-import { inputError, usageError } from '../errors.js';
+import { inputError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
 import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
@@ -192,13 +192,13 @@ export function dataName(set: ImageSet): string {
  * images meet the model; a free one would run at 32×32 while MACs and latency are counted at `size`: refused.
  * A grayscale model is refused up front too (image folders are read as grayscale for it).
  */
-export function checkCifarImageSize(graph: Graph, data: string | undefined, size: [number, number] | undefined): void {
+export function checkCifarImageSize(graph: Graph, file: string, data: string | undefined, size: [number, number] | undefined): void {
   if (data && isCifar10(data) && modelChannels(graph) === 1) {
-    throw usageError("CIFAR-10's images are RGB but the model takes grayscale (1-channel) images", 'use an image folder: its images are read as grayscale for this model');
+    throw new SlimError({ file, problem: "the model takes grayscale (1-channel) images but CIFAR-10's are RGB", fix: 'use an image folder: its images are read as grayscale for this model' }, 'usage');
   }
   if (data && isCifar10(data) && size && hasFreeImageSize(graph) && (size[0] !== 32 || size[1] !== 32)) {
-    throw usageError(`the model is used at ${size.join('×')} (--image-size or its slimkit.input_size) but CIFAR-10's images are 32×32`,
-      'use an image folder (its images are resized to the model), or pass --image-size 32');
+    throw new SlimError({ file, problem: `the model is used at ${size.join('×')} (--image-size or its slimkit.input_size) but CIFAR-10's images are 32×32`,
+      fix: 'use an image folder (its images are resized to the model), or pass --image-size 32' }, 'usage');
   }
 }
 
@@ -264,7 +264,7 @@ export function chosenImageSize(
   const cifar = !flag && !modelInputSize(graph) && hasFreeImageSize(graph) && datasets.some((d) => d !== undefined && isCifar10(d));
   const given: [number, number] | undefined = cifar ? [32, 32] : flag;
   const size = imageSizeFor(graph, file, given, { cifar });
-  for (const data of datasets) checkCifarImageSize(graph, data, size);
+  for (const data of datasets) checkCifarImageSize(graph, file, data, size);
   // Said once the size stands: a refusal is then the only line.
   say(cifar ? `note: ${file} does not state its input size; using CIFAR-10's 32×32${o.records ? ', recorded in the model written (slimkit.input_size)' : ''}` : replacedSizeNote(graph, file, flag));
   return { size, given };

@@ -398,7 +398,7 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   // Labelled by the class names the model records, if it does.
   const classes = recordedClasses(graph, file);
   if (isCifar10(o.data)) {
-    checkCifarImageSize(graph, o.data, modelInputSize(graph));
+    checkCifarImageSize(graph, file, o.data, modelInputSize(graph));
     return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   }
   checkDataDir(o);
