@@ -32,6 +32,18 @@ describe('slim zoo / info', () => {
     expect(doc['inputs']).toEqual([{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }]);
   });
 
+  it("-o's long form is taken in both spellings, --out and --output, by every command that writes", async () => {
+    // zoo and optimize spell it --output; train, distill, deploy and report --out.
+    const spelled = path.join(dir, 'spelled.onnx');
+    expect((await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '--out', spelled])).code).toBe(0);
+    const optimized = path.join(dir, 'optimized.onnx');
+    const r = await runSlim(['optimize', spelled, `--out=${optimized}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(optimized)).toBe(true);
+    // A misspelling is still unknown.
+    expect((await runSlim(['zoo', 'resnet18-cifar', '--outx', spelled])).stderr).toMatch(/unknown option '--outx'/);
+  });
+
   it('reads a PyTorch export (foreign model) and prints a human summary', async () => {
     const info = await runSlim(['info', fixturePath('torch-tiny-resnet-folded.onnx')]);
     expect(info.code).toBe(0);

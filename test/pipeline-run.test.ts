@@ -172,6 +172,10 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(none.code).toBe(1);
     expect(none.stdout).toMatch(/No variant of \d+ meets the limit/);
     expect(none.stdout).toMatch(/Closest: /);
+    // A run that cannot be judged is not "nothing fits": exit 2, as for a wrong folder.
+    const noWeb = await runSlim(['recommend', runDir, '--max-size', '10MB', '--target', 'web']);
+    expect(noWeb.code).toBe(2);
+    expect(noWeb.stderr).toMatch(/the run has no bench stage timed on web/);
   });
 
   it('an edited stage reruns, with the stages whose inputs change — nothing else', async () => {
@@ -189,6 +193,11 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const both = await runSlim([...args(writeRecipe('c2.yaml', recipe({ target: 0.6, ftEpochs: 2 })), runDir), '--plan', '--json'], { timeoutMs: 120_000 });
     const ft = (JSON.parse(both.stdout) as typeof plan).stages.find((st) => st.id === 'pruned-ft')!;
     expect(ft.reason).toBe("it reads 'pruned', which runs again; and its own recipe keys changed: finetune.epochs: 1 → 2");
+    // A setting of the command line, not the recipe: named too (it said "its options, its input or the data changed").
+    const twoThreads = args(path.join(dir, 'a.yaml'), runDir);
+    twoThreads[twoThreads.indexOf('--threads') + 1] = '2';
+    const threaded = JSON.parse((await runSlim([...twoThreads, '--plan'], { timeoutMs: 120_000 })).stdout) as typeof plan;
+    expect(threaded.stages.find((st) => st.id === 'bench')).toMatchObject({ action: 'run', reason: 'the command line changed since it last ran: threads: 1 → 2' });
     expect(readFileSync(path.join(runDir, 'manifest.json'), 'utf8')).toBe(manifestBefore);
 
     const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);

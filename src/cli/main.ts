@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(withOutputSpelling(program, argv));
     // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
     return Number(process.exitCode ?? 0);
   } catch (e) {
@@ -40,6 +40,22 @@ export async function main(argv: string[]): Promise<number> {
     if (code !== 0 && argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
     return code;
   }
+}
+
+/**
+ * `-o`'s long form is `--output` in some commands and `--out` in others (as the peers spell them): each
+ * command takes the other spelling too, rewritten to its own before parsing (`--out=x` included).
+ */
+export function withOutputSpelling(program: Command, argv: string[]): string[] {
+  // The command is the first word that is not an option (the program's own take no value).
+  const start = argv.findIndex((a, i) => i >= 2 && !a.startsWith('-'));
+  const command = program.commands.find((c) => c.name() === argv[start]);
+  const own = command?.options.find((o) => o.short === '-o')?.long;
+  if (!command || (own !== '--out' && own !== '--output')) return argv;
+  const other = own === '--out' ? '--output' : '--out';
+  // Not after `--`: what follows is an argument.
+  const end = argv.indexOf('--', start);
+  return argv.map((a, i) => (i <= start || (end >= 0 && i >= end) ? a : a === other ? own : a.startsWith(`${other}=`) ? `${own}${a.slice(other.length)}` : a));
 }
 
 /** What --json prints for a failure: the same parts the one-line message is made of. */

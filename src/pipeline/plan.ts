@@ -5,10 +5,11 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { readManifest } from './manifest.js';
+import { readManifest, type StageRecord } from './manifest.js';
+import { usableCores } from '../util/cpu-quota.js';
 import { sourceId, type Recipe, type Stage } from './recipe.js';
 import { parseRecipe } from './parse.js';
-import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, storedStage, type StageInput } from './run.js';
+import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, storedStage, trainsOnDevice, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
 
@@ -82,7 +83,7 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
             ? holdsCheckpoint(path.join(runDir, 'work', key.slice(0, 16)))
               ? 'it was interrupted last time (training resumes from its last finished epoch)'
               : 'it was interrupted last time; it starts over (its options, its input or the data changed since, or it had kept no epoch)'
-            : lastTime !== undefined ? changedSince(earlierRecipe, recipe, stage) : 'it has not run in this folder';
+            : lastTime !== undefined ? withInvocationChanges(changedSince(earlierRecipe, recipe, stage), before, stage, { device, threads }) : 'it has not run in this folder';
       stages.push(planned('run', why));
     }
     if (makesModel) {
@@ -109,8 +110,10 @@ function previousRecipe(kept: { file: string; text: string } | undefined): Recip
  * and the recipe-wide settings it depends on, then vs now (`prune.structured.target_macs: 0.5 → 0.6`).
  * What the recipe does not show (an input model's bytes, another slimkit) keeps the general reason.
  */
+const GENERAL_REASON = 'its options, its input or the data changed since it last ran';
+
 export function changedSince(before: Recipe | undefined, now: Recipe, stage: Stage): string {
-  const general = 'its options, its input or the data changed since it last ran';
+  const general = GENERAL_REASON;
   if (!before) return general;
   const old = before.stages.find((s) => s.id === stage.id);
   const changes = [
@@ -122,6 +125,24 @@ export function changedSince(before: Recipe | undefined, now: Recipe, stage: Sta
   if (changes.length === 0) return general;
   const shown = changes.slice(0, 3).join(', ') + (changes.length > 3 ? ` and ${changes.length - 3} more` : '');
   return `the recipe changed since it last ran: ${shown}`;
+}
+
+/**
+ * The command-line settings a stage's key holds that differ from the run that made its record: the
+ * device it trains on, the threads a bench times with (--device, --threads; the recipe does not show them).
+ */
+function withInvocationChanges(why: string, before: StageRecord | undefined, stage: Stage, now: { device: 'cpu' | 'cuda'; threads: number | undefined }): string {
+  const changes: string[] = [];
+  if (before && trainsOnDevice(stage) && before.device !== now.device) changes.push(`device: ${before.device} → ${now.device}`);
+  const timedWith = before?.result && 'threads' in before.result && typeof before.result.threads === 'number' ? before.result.threads : undefined;
+  if (stage.kind === 'bench' && timedWith !== undefined) {
+    const threads = now.threads ?? usableCores();
+    const timing = stage.spec.threads ?? (stage.spec.target === 'web' ? Math.min(4, threads) : threads);
+    if (timing !== timedWith) changes.push(`threads: ${timedWith} → ${timing}`);
+  }
+  if (changes.length === 0) return why;
+  const said = `the command line changed since it last ran: ${changes.join(', ')}`;
+  return why === GENERAL_REASON ? said : `${why}; ${said.replace('since it last ran: ', '')}`;
 }
 
 /** `prefix.key: then → now` for every leaf that differs (arrays compared whole). */

@@ -83,6 +83,11 @@ export interface RunOutcome {
 
 const TRAINING_KINDS = new Set(['train', 'finetune', 'distill', 'prune']);
 
+/** The stage's output depends on the device it trains on (part of its key). */
+export function trainsOnDevice(stage: Stage): boolean {
+  return TRAINING_KINDS.has(stage.kind) || (stage.kind === 'quantize' && stage.spec.qat !== undefined);
+}
+
 export function defaultRunDir(recipe: Recipe): string {
   return path.resolve('runs', recipe.name);
 }
@@ -418,7 +423,7 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
     teacher: model(teacher),
     seed: c.seed,
     ...(stage.kind !== 'deploy' ? { data: trainOnly ? { train: c.data.trainSha256 } : c.data.sha256 } : {}),
-    ...(TRAINING_KINDS.has(stage.kind) || (stage.kind === 'quantize' && stage.spec.qat) ? { device: c.device } : {}),
+    ...(trainsOnDevice(stage) ? { device: c.device } : {}),
     // A benchmark belongs to the machine it ran on, and names its variants. `timing`: how they were
     // timed — records from before the variants took turns (with no per-round ratios to compare by)
     // are measured again, not reused.

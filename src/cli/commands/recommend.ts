@@ -67,7 +67,9 @@ export function registerRecommend(program: Command): void {
       if (report.variants.length === 0) {
         throw new SlimError(options.target
           ? { file: runDir, problem: `the run has no bench stage timed on ${options.target}`, fix: `add \`- bench: { target: ${options.target} }\` to the recipe, or drop --target` }
-          : { file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' });
+          : { file: runDir, problem: 'the run has no benchmarked variants', fix: 'add a `- bench: {}` stage to the recipe and run it again' },
+        // Exit 1 means "no variant fits" here: a run that cannot be judged is 2, as a wrong folder is.
+        'usage');
       }
       // A file replaced since it was measured: what is recommended is the measured file, not what is there.
       const changed = changedFilesNote(report);
