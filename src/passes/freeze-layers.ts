@@ -11,7 +11,7 @@
  * `layer1.0.conv1`) or a glob (`*` and `?`). A frozen Conv's BatchNormalization (the BN right after it)
  * is frozen with it. Pure.
  */
-import { SlimError, usageError } from '../errors.js';
+import { SlimError } from '../errors.js';
 import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
 import { isGroupNormCore } from '../ops/instance-normalization.js';
 import { learnedOperand } from '../ops/shared/learned.js';
@@ -150,15 +150,17 @@ export function matchesPattern(pattern: string, name: string): boolean {
  * otherwise train what the user meant to keep. `file` names the model in errors; `freshHead`: the
  * parameters of a classifier just replaced (--new-head), which must not be frozen.
  */
-export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string; freshHead?: readonly string[] } = {}): FrozenLayers {
+export function freezeLayers(graph: Graph, patterns: readonly string[], o: { file?: string; flag?: string; freshHead?: readonly string[]; fromFile?: boolean } = {}): FrozenLayers {
   const { file = 'the model', flag = '--freeze' } = o;
+  // A --freeze flag is usage (exit 2); a recipe's `freeze:` is the recipe file's content (exit 1, as its other errors).
+  const refuse = (problem: string, fix: string): SlimError => new SlimError({ problem, fix }, o.fromFile ? 'input' : 'usage');
   const g = layerGraph(graph);
   // torch.onnx (eval mode) folds each BN into the Conv before it and calls the result onnx::Conv_…
   const folded = [...g.initializers.keys()].some((k) => k.startsWith('onnx::'))
     ? ' — this export folded BatchNormalization into the Conv before it and named the weights onnx::…: name the Conv\'s layer'
     : '';
   const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) =>
-    usageError(
+    refuse(
       `${flag} '${pattern}' names no layer or parameter of ${file}`,
       `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all${folded}`,
     ),
@@ -186,9 +188,9 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   }
   // A fresh classifier (--new-head) held at its random initialization would train nothing useful.
   const head = o.freshHead?.find((p) => frozen.has(p));
-  if (head) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names the new classifier (${head}): it starts from random weights and must train`, 'leave the classifier out of the layers to freeze');
+  if (head) throw refuse(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names the new classifier (${head}): it starts from random weights and must train`, 'leave the classifier out of the layers to freeze');
   const all = [...parameterLayers(out).values()].flat().flatMap((n) => parametersOf(out, n, { index: outIndex }));
-  if (all.every((p) => frozen.has(p))) throw usageError(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
+  if (all.every((p) => frozen.has(p))) throw refuse(`${flag} ${patterns.map((p) => `'${p}'`).join(', ')} names every layer of ${file}: nothing would train`, 'leave out at least the last layers (the classifier)');
 
   const gIndex = new GraphIndex(g);
   const inLayers = new Set([...layers].flatMap((n) => parametersOf(g, n, { index: gIndex })));

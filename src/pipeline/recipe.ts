@@ -29,7 +29,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   threads: 'CPU threads for training and ONNX Runtime, a whole number ≥ 1',
   gpu_price_per_hour: 'price of one GPU-hour for the cost column, a number ≥ 0',
   dataset: "'cifar10', or a folder with train/ and test/ subfolders of class folders",
-  dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, ../shared/data/cifar10, else a download)',
+  dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, else a download; `slim demo` also looks in ../shared/data/cifar10)',
   train_per_class: 'training images per class, drawn at random (seeded): a whole number ≥ 1; leave it out for the whole split',
   test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
   new_head: "true: a fresh classifier for the data's classes (transfer learning from a model trained on others, e.g. ImageNet's 1,000)",

@@ -659,8 +659,9 @@ function checkFreezeNames(recipe: Recipe, source: Graph | undefined): void {
       freezeLayers(graph, stage.spec.freeze, { file: model.file ?? model.zoo!, flag: 'freeze' });
     } catch (e) {
       if (!(e instanceof SlimError)) throw e;
-      // Other refusals depend on the stage's own input (a new head, say): the stage says them.
-      if (/names no layer or parameter/.test(e.parts.problem)) throw new SlimError({ ...e.parts, file: recipe.file, where: `stages[${i}].${stage.kind}.freeze` }, 'usage');
+      // Other refusals depend on the stage's own input (a new head, say): the stage says them. The recipe's
+      // content is bad input (exit 1), as its other errors are.
+      if (/names no layer or parameter/.test(e.parts.problem)) throw new SlimError({ ...e.parts, file: recipe.file, where: `stages[${i}].${stage.kind}.freeze` }, 'input');
     }
   });
 }

@@ -34,7 +34,7 @@ export function registerDemo(program: Command): void {
       [
         '',
         'Examples:',
-        '  slim demo                        # recipes/demo.yaml on the CPU: about 10 minutes on 2 cores',
+        '  slim demo                        # recipes/demo.yaml on the CPU: about 12 minutes on 2 quiet cores',
         '  slim demo --full --device cuda   # recipes/full-gpu.yaml: full-width ResNet18 on all of CIFAR-10',
         '',
         'A second `slim demo` reuses every finished stage (add --fresh to start over); an interrupted one resumes.',

@@ -88,7 +88,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
   };
   // `freeze`: the layers it names keep their values, as `slim train --freeze`.
   const freshHead = 'new_head' in spec && spec.new_head ? classifierParameters(source) : undefined;
-  const layers = 'freeze' in spec && spec.freeze ? freezeLayers(source, spec.freeze, { file: 'the model this stage trains', flag: 'freeze:', ...(freshHead ? { freshHead } : {}) }) : undefined;
+  const layers = 'freeze' in spec && spec.freeze ? freezeLayers(source, spec.freeze, { file: 'the model this stage trains', flag: 'freeze:', fromFile: true, ...(freshHead ? { freshHead } : {}) }) : undefined;
   for (const line of layers?.notes ?? []) ctx.log(`  ${line}`);
   const graph = layers?.graph ?? source;
   const frozen = backbone ?? layers?.frozen;
