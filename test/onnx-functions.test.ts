@@ -51,6 +51,11 @@ describe('models with local functions (torch.onnx export_modules_as_functions) a
   it('slim prune takes it (it stopped at "op Sequential in domain torch.nn.modules.container is not supported")', async () => {
     const run = await runSlim(['prune', fixturePath(file), '-o', path.join(dir, 'p.onnx'), '--structured', '--ratio', '0.25', '--json']);
     expect(run.code, run.stderr).toBe(0);
+    // slim info says how it was written and what the commands do about it, as for the other export forms.
+    const info = await runSlim(['info', fixturePath(file)]);
+    expect(info.stdout + info.stderr).toMatch(/written with model-local functions \(export_modules_as_functions: [^)]*Sequential[^)]*\): every command reads it with their calls inlined/);
+    // The model written holds plain ops: nothing to say about it.
+    expect((await runSlim(['info', path.join(dir, 'p.onnx')])).stdout).not.toMatch(/model-local functions/);
   }, 60_000);
 
   const node = (opType: string, input: string[], output: string[], extra: Partial<INodeProto> = {}): INodeProto => ({ op_type: opType, input, output, ...extra });

@@ -71,6 +71,11 @@ export interface Graph {
   initializers: Map<string, Tensor>;
   /** Types of intermediate values, as stored in the file or filled in by shape inference. */
   valueInfo: Map<string, ValueInfo>;
+  /**
+   * The model-local functions (export_modules_as_functions) whose calls reading the file inlined, by
+   * name: `slim info` says so. Never written: the models slimkit writes hold the plain ops.
+   */
+  inlinedFunctions?: string[];
 }
 
 export function emptyGraph(name = 'main', opset = 17): Graph {

@@ -143,6 +143,7 @@ class Decoder {
       inputs,
       outputs,
       nodes,
+      ...((m.functions ?? []).length ? { inlinedFunctions: (m.functions ?? []).map((f) => f.name ?? '') } : {}),
       initializers,
       valueInfo,
     };

@@ -48,6 +48,10 @@ export function exportNotes(graph: Graph): string[] {
   if (input?.shape?.length === 4 && modelChannels(graph) === 1) {
     notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L'))${grayscaleNormalizationNote(graph, raw?.dtype === 'uint8')}; CIFAR-10 (RGB) does not fit it`);
   }
+  if (graph.inlinedFunctions?.length) {
+    const names = graph.inlinedFunctions.slice(0, 4).join(', ') + (graph.inlinedFunctions.length > 4 ? ', …' : '');
+    notes.push(`written with model-local functions (export_modules_as_functions: ${names}): every command reads it with their calls inlined, and the models they write hold the plain ops`);
+  }
   const scores = spatialScoreShape(graph);
   if (scores) {
     notes.push(`scores ${shapeText(scores)} (a fully convolutional head, no flatten at export): eval, bench, calibration and deploy read them as they are; train, distill, QAT and fine-tuning train on [N, classes] and write the model with this output`);
