@@ -158,6 +158,13 @@ describe('latency compared per round of turns', () => {
     expect(r.lines.find((l) => l.startsWith('Also on the front: small'))).toContain('small — 88.00 % top-1, 1.00 ms, 500.0 KiB (2.00× faster, 2.00× smaller, 1.00 pt less accurate');
   });
 
+  it('two variants equal on top-1, latency and size are a tie on the front, not "no cheaper, 0.00 pt less accurate"', () => {
+    const a = variant('a', 500, 2, 0.8);
+    const r = recommend([a, { ...a, id: 'b' }], {});
+    expect(r.candidates).toEqual(['a', 'b']);
+    expect(r.lines).toContain('Also on the front: b — 80.00 % top-1, 2.00 ms, 500.0 KiB (a tie: the same top-1, latency and size).');
+  });
+
   it('--max-latency-ms judges the latencies the ranking and the chart use, not the raw p50s', () => {
     // b's p50 equals a's (4 ms) but it took half a's time in every round: on the common scale, 2 ms.
     const a = { ...variant('a', 500, 4, 0.81), turn_p50_ms: [2, 2, 8, 8] };

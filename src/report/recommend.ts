@@ -197,6 +197,8 @@ function tradeoff(v: VariantBench, choice: VariantBench, ms: (v: VariantBench) =
   const images = Math.round((pt / 100) * Math.min(choice.eval_images, v.eval_images));
   // Paired on the same images (when the bench kept them): is the gap more than chance?
   const paired = comparePaired(choice, v);
+  // Equal on all three (two copies of one model): on the front together, neither ahead.
+  if (parts.length === 0 && pt === 0) return 'a tie: the same top-1, latency and size';
   return `${parts.join(', ') || 'no cheaper'}, ${pt.toFixed(2)} pt less accurate (${images} of ${v.eval_images.toLocaleString('en')} test images${paired ? `; ${describePaired(paired, [choice.id, v.id])}` : ''})`;
 }
 
