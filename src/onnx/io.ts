@@ -485,31 +485,50 @@ function pidNamespace(): string | undefined {
  * earlier writes to `path` on this host whose process is gone (killed midway) before writing.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const prefix = `.${basename(path)}.${HOST_TAG}.`;
-  const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await removeOrphanedTemps(dirname(path), prefix);
-  let created = false;
+  await writeFilesAtomic([{ path, bytes }]);
+}
+
+/**
+ * Several files written as writeFileAtomic writes one, renamed into place in the order given only once
+ * every one is on disk: a crash while writing leaves all the old files, and the window in which some are
+ * new and some old is that of the renames alone (a model and its external data: the data first).
+ */
+export async function writeFilesAtomic(files: readonly { path: string; bytes: Uint8Array }[]): Promise<void> {
+  const temps: { path: string; temp: string }[] = [];
+  let current = files[0]?.path ?? '';
   try {
-    const handle = await open(temp, 'wx');
-    created = true;
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
+    for (const { path, bytes } of files) {
+      current = path;
+      const prefix = `.${basename(path)}.${HOST_TAG}.`;
+      const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+      await removeOrphanedTemps(dirname(path), prefix);
+      const handle = await open(temp, 'wx');
+      temps.push({ path, temp });
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
     }
-    await rename(temp, path);
-    created = false;
+    while (temps.length) {
+      const { path, temp } = temps[0]!;
+      current = path;
+      await rename(temp, path);
+      temps.shift();
+    }
   } catch (e) {
-    if (created) await unlink(temp).catch(() => undefined);
-    throw e instanceof SlimError ? e : fileError(path, e, 'write');
+    for (const { temp } of temps) await unlink(temp).catch(() => undefined);
+    throw e instanceof SlimError ? e : fileError(current, e, 'write');
   }
-  // Make the rename itself durable; not every file system lets a folder be opened for this.
-  try {
-    const dir = await open(dirname(path), 'r');
-    await dir.sync().finally(() => dir.close());
-  } catch {
-    /* best effort */
+  // Make the renames themselves durable; not every file system lets a folder be opened for this.
+  for (const dir of new Set(files.map((f) => dirname(f.path)))) {
+    try {
+      const handle = await open(dir, 'r');
+      await handle.sync().finally(() => handle.close());
+    } catch {
+      /* best effort */
+    }
   }
 }
 
@@ -524,8 +543,8 @@ export async function writeModel(graph: Graph, path: string, options: WriteOptio
     ? { externalData: { file: externalFile, thresholdBytes: ext === true ? DEFAULT_EXTERNAL_THRESHOLD : ext.thresholdBytes } }
     : {};
   const { model, external } = encodeModel(graph, encodeOptions);
-  // Data first: a model file must never point at data that is not there yet.
-  if (external) await writeFileAtomic(join(dirname(path), externalFile), external);
-  await writeFileAtomic(path, model);
+  // Both on disk before either replaces a file, then the data first: a model never points at data that
+  // is not there yet, and a crash while writing leaves the old pair.
+  await writeFilesAtomic([...(external ? [{ path: join(dirname(path), externalFile), bytes: external }] : []), { path, bytes: model }]);
   return { bytes: model.length + (external?.length ?? 0) };
 }
