@@ -291,6 +291,28 @@ class TinyGateNet(nn.Module):
         return self.fc(self.body(x).mean([2, 3]))
 
 
+class TinyPReLUNet(nn.Module):
+    """Per-channel PReLU slopes: exported without constant folding, torch.onnx reads each slope through
+    Unsqueeze(a.weight, [1, 2]) — a parameter seen through a reshape."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(8)
+        self.a1 = nn.PReLU(8)
+        self.c2 = nn.Conv2d(8, 16, 3, 2, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(16)
+        self.a2 = nn.PReLU(16)
+        self.fc = nn.Linear(16, classes)
+        with torch.no_grad():
+            self.a1.weight.uniform_(0.05, 0.5)
+            self.a2.weight.uniform_(0.05, 0.5)
+
+    def forward(self, x):
+        x = self.a1(self.b1(self.c1(x)))
+        return self.fc(self.a2(self.b2(self.c2(x))).mean([2, 3]))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -424,3 +446,4 @@ if __name__ == '__main__':
     gn1net = TinyGN1Net()
     export(gn1net, os.path.join(out, 'torch-tiny-gn1net.onnx'), 16, fold_bn=True)
     export(gn1net, os.path.join(out, 'torch-tiny-gn1net-free.onnx'), 16, fold_bn=True, free_size=True)
+    export(TinyPReLUNet(), os.path.join(out, 'torch-tiny-prelunet.onnx'), 16, fold_bn=False)

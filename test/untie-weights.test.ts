@@ -21,6 +21,8 @@ import { Random } from '../src/util/random.js';
 import { smallCnn } from './helpers/engine-nets.js';
 import { foldedNote } from '../src/cli/train-options.js';
 import { fixturePath, maxAbsDiff, torchSidecar } from './helpers/fixtures.js';
+import { modelStats } from '../src/runtime/stats.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
 
 /** Default-initialized TinyResNet exported with BN kept: torch.onnx merged every γ = 1, β = 0, mean and var. */
 const FRESH = 'torch-tiny-resnet-fresh.onnx';
@@ -69,6 +71,30 @@ describe('untie-weights', () => {
     // Nothing to untie: the graph comes back as it was.
     const plain = smallCnn({ widths: [4, 8, 8] });
     expect(untieIdentityWeights(plain)).toBe(plain);
+  });
+
+  it('a parameter torch.onnx reads through a reshape (PReLU slopes without constant folding) is that parameter, shaped', async () => {
+    // nn.PReLU(8) exported with do_constant_folding=False: PRelu(x, Unsqueeze(a1.weight, [1, 2])). Before,
+    // the slope was a computed value: not counted, not trained, not freezable, and a pruning boundary.
+    const file = 'torch-tiny-prelunet.onnx';
+    const graph = await readModel(fixturePath(file));
+    expect(graph.nodes.filter((n) => n.opType === 'Unsqueeze')).toHaveLength(2);
+    const untied = untieIdentityWeights(graph);
+    expect(untied.nodes.map((n) => n.opType)).not.toContain('Unsqueeze');
+    expect(untied.nodes.map((n) => n.opType)).not.toContain('Constant'); // the axes went with their Unsqueeze
+    expect(untied.initializers.get('a1.weight')!.dims).toEqual([8, 1, 1]);
+    expect(untied.nodes.find((n) => n.opType === 'PRelu')!.inputs[1]).toBe('a1.weight');
+    const { input, output } = torchSidecar(file);
+    expect(maxAbsDiff((await runGraph(untied, { input }))['logits']!, output)).toBeLessThan(1e-5);
+    // Counted as PyTorch counts it (1,610), read as it ships.
+    expect(modelStats(graph, inferShapes(graph)).params).toBe(1610);
+    // Trained, and kept out of weight decay as the per-channel vector it is.
+    const slope = compilePlan(graph).tensors.find((t) => t.name === 'a1.weight')!;
+    expect([slope.role, slope.decay]).toEqual([0, false]);
+    // Pruned through: no boundary at the slope.
+    const pruned = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 }, roundTo: 1 });
+    expect(pruned.boundaries).toEqual([]);
+    expect(pruned.graph.initializers.get('a1.weight')!.dims).toEqual([4, 1, 1]);
   });
 
   it('BN re-insertion for training reaches every Conv of a fresh folded export (its zero biases are merged)', async () => {

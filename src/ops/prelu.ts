@@ -42,7 +42,9 @@ export const prelu = defineOp<Record<string, never>>({
     const x = ctx.inputs[0]?.type.shape;
     const slope = ctx.inputs[1]?.type.shape;
     const perChannel = !!x && !!slope && legacyPerChannel(ctx.opset, x, slope);
-    return single('prelu', { ints: [perChannel ? 1 : 0] }, { params: [ctx.node.inputs[1]!] });
+    // The slope is a per-channel vector however it is written ([C] or [C, 1, 1]): kept out of weight decay,
+    // as PyTorch's PReLU documentation advises.
+    return single('prelu', { ints: [perChannel ? 1 : 0] }, { params: [ctx.node.inputs[1]!], vectors: [ctx.node.inputs[1]!] });
   },
   channels: broadcastChannels('scale'),
 });

@@ -190,6 +190,8 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   return { params, nonzeroParams };
 }
 
+const VIEW_OPS = new Set(['Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
+
 /**
  * The initializer behind a weight input and the name it counts under. Through a Cast (fp16-weights
  * models store weights as float16) it is the stored tensor, counted once; through an Identity (torch.onnx
@@ -202,8 +204,11 @@ function storedWeight(name: string | undefined, graph: Graph, producers: Readonl
     const tensor = graph.initializers.get(value);
     if (tensor) return { key: key ?? value, tensor };
     const producer = producers.get(value);
-    if (producer?.opType === 'Identity') key ??= value;
-    else if (producer?.opType !== 'Cast') return undefined;
+    if (!producer) return undefined;
+    if (producer.opType === 'Identity') key ??= value;
+    // Cast (fp16 weights) and the reshapes torch.onnx reads a parameter through without constant
+    // folding (PReLU's Unsqueeze(a1.weight)): the stored tensor, counted once under its own name.
+    else if (producer.opType !== 'Cast' && !VIEW_OPS.has(producer.opType)) return undefined;
     value = producer.inputs[0];
   }
   return undefined;
