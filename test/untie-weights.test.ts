@@ -104,8 +104,18 @@ describe('untie-weights', () => {
     expect(convs.filter((c) => c.inputs[2] && !folded.initializers.has(c.inputs[2])).length).toBeGreaterThan(0);
     const rng = new Random(4);
     const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint8Array(16) };
-    const { inserted } = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
-    expect(inserted).toBe(convs.length);
+    const fresh = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
+    expect(fresh.inserted).toBe(convs.length);
+    // Untrained (every folded bias exactly 0): BN goes back as PyTorch initializes it, γ = 1 and β = 0 —
+    // kept as the same function, a trial's fresh export barely trained (loss 2.303 → 2.277 in 4 epochs;
+    // 1.84 this way, 1.87 in PyTorch).
+    expect(fresh.untrained).toBe(true);
+    const affine = (g: Graph) => g.nodes.filter((n) => n.opType === 'BatchNormalization').flatMap((n) => [...(g.initializers.get(n.inputs[1]!)!.data as Float32Array), ...(g.initializers.get(n.inputs[2]!)!.data as Float32Array)]);
+    expect(new Set(affine(fresh.graph))).toEqual(new Set([1, 0]));
+    // A trained export keeps its function: γ and β from the measured statistics.
+    const trained = await withTrainingBatchNorm(foldBatchNorm(await readModel(fixturePath('torch-tiny-resnet.onnx'))), images, { samples: 16, threads: 1 });
+    expect(trained.untrained).toBeUndefined();
+    expect(affine(trained.graph).filter((v) => v !== 0 && v !== 1).length).toBeGreaterThan(0);
     // Squeeze-excitation's 1×1 convs on pooled features get none: BN there would normalize over the batch alone.
     const mobilenet = foldBatchNorm(await readModel(fixturePath('torch-tiny-mobilenet.onnx')));
     const se = await withTrainingBatchNorm(mobilenet, images, { samples: 16, threads: 1 });

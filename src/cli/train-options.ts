@@ -112,7 +112,7 @@ export async function trainingGraph(
   const r = await withTrainingBatchNorm(graph, images, { seed: o.seed, ...(o.file ? { file: o.file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}), ...(o.normalization ? { normalization: o.normalization } : {}), ...(o.frozen ? { frozen: o.frozen } : {}) });
   if (r.inserted > 0 && !o.quiet) {
     log(`the model has no BatchNormalization (folded at export, or none in its design): training with BN re-inserted ${reinsertedAfter(r)}, ` +
-      `set from ${r.samples} training images so it starts as the same function${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
+      `${r.untrained ? 'as PyTorch initializes it (γ = 1, β = 0: every folded bias is 0, so the export looks untrained)' : `set from ${r.samples} training images so it starts as the same function`}${o.fold ? ', and folded again in the written model' : ''} (--no-reinsert-bn trains the folded weights)`);
   }
   const note = unnormalizedNote(r, graph);
   if (note && !o.quiet) log(note);

@@ -18,8 +18,9 @@ const EPSILON = 1e-5;
  * batch mean, as in PyTorch's conv-without-bias + BN). Eval output is unchanged up to rounding; in train
  * mode the batch statistics normalize every layer again, which is what keeps SGD stable at fine-tuning
  * learning rates (a folded net has nothing rescaling its updates). `foldBatchNorm` undoes it.
+ * `freshAffine` sets γ = 1, β = 0 instead (the running statistics stay the measured ones).
  */
-export function insertBatchNorm(graph: Graph, moments: ReadonlyMap<string, ChannelMoments>): Graph {
+export function insertBatchNorm(graph: Graph, moments: ReadonlyMap<string, ChannelMoments>, o: { freshAffine?: boolean } = {}): Graph {
   const g = cloneGraph(graph);
   const index = new GraphIndex(g);
   const taken = valueNames(g);
@@ -44,8 +45,10 @@ export function insertBatchNorm(graph: Graph, moments: ReadonlyMap<string, Chann
     const runningVar = new Float32Array(channels);
     for (let c = 0; c < channels; c++) {
       const variance = Math.max(0, stats.variance[c]!);
-      gamma[c] = Math.sqrt(variance + Math.fround(EPSILON));
-      beta[c] = stats.mean[c]!;
+      // freshAffine: γ = 1, β = 0, as PyTorch initializes BN — for an untrained model, whose function is
+      // not worth keeping, and whose measured scales would shrink layer by layer.
+      gamma[c] = o.freshAffine ? 1 : Math.sqrt(variance + Math.fround(EPSILON));
+      beta[c] = o.freshAffine ? 0 : stats.mean[c]!;
       // The Conv loses its bias b, so its output's mean becomes mean − b.
       runningMean[c] = stats.mean[c]! - (bias ? (bias as Tensor<'float32'>).data[c]! : 0);
       runningVar[c] = variance;
