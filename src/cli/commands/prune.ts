@@ -210,6 +210,8 @@ export function registerPrune(program: Command): void {
         if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
           log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} ${options.targetMacs !== undefined ? 'the MAC target was out of reach' : 'the cut removed nothing'}, its narrow layers unable to lose channels`);
         }
+        const shortfall = ratioShortfallNote(options, r.roundTo, r.groups);
+        if (shortfall) log(shortfall);
         pruned = r.graph;
         testAccuracy = r.testAccuracy;
         details = {
@@ -478,6 +480,20 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
       if (p.step === p.stepsPerEpoch) bar?.stop();
     },
   });
+}
+
+/**
+ * --ratio asks for a share of each group's channels; rounding kept counts to a multiple larger than a
+ * narrow group's share removes far less (a trial's 8–32-channel nets kept 96–99 % of their MACs at
+ * --ratio 0.3 with multiples of 16), and that is said with the way to get closer.
+ */
+export function ratioShortfallNote(o: Pick<PruneOptions, 'ratio' | 'roundTo'>, roundTo: number, groups: readonly { channelsBefore: number; channelsAfter: number }[]): string | undefined {
+  if (o.ratio === undefined || roundTo <= 1 || groups.length === 0) return undefined;
+  const before = groups.reduce((a, g) => a + g.channelsBefore, 0);
+  const removed = 1 - groups.reduce((a, g) => a + g.channelsAfter, 0) / before;
+  if (removed >= o.ratio / 2) return undefined;
+  const widths = groups.map((g) => g.channelsBefore);
+  return `note: --ratio ${o.ratio} removed ${(removed * 100).toFixed(1)} % of the prunable channels: kept counts are multiples of ${roundTo} (--round-to ${o.roundTo ?? 'auto'}${o.roundTo === undefined || o.roundTo === 'auto' ? ', the channel multiple this CPU\'s kernels run fastest at' : ''}), which groups of ${Math.min(...widths)}–${Math.max(...widths)} channels can barely lose — --round-to 1 (or a multiple of 4 or 8) removes closer to the ratio`;
 }
 
 function loopOptions(o: PruneOptions, tuner: FineTuner | undefined): Parameters<typeof pruneStructuredIteratively>[2] {
