@@ -2,8 +2,8 @@
  * Output paths are checked before the work: a command does not calibrate, train or prune for minutes and
  * then fail on a missing folder, nor write its result over the model it read.
  */
-import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -41,6 +41,19 @@ describe('output paths', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/is the input model: writing it would replace the model it is made from — write to another file, e\.g\. .*m\.out\.onnx/);
     }
+  });
+
+  it('a pipe or device given for a file is refused, not replaced (as root a rename replaces even /dev/null)', async () => {
+    const fifo = path.join(dir, 'out.fifo');
+    execFileSync('mkfifo', [fifo]);
+    for (const args of [['zoo', 'resnet18-cifar', '--width', '0.125', '-o', fifo], ['optimize', model, '-o', fifo]]) {
+      const r = await runSlim(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/out\.fifo is a pipe \(FIFO\), not a file: slimkit writes a file beside it and renames it into place, which would replace it — give a file path/);
+    }
+    // The library refuses too, whatever checked the path before it.
+    await expect(writeModel(emptyGraph(), fifo)).rejects.toThrow(/out\.fifo: is a pipe \(FIFO\), not a file/);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
   });
 
   it('a missing folder, a folder given for a file and a file given for a folder are named before any work', async () => {

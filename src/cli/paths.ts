@@ -7,7 +7,7 @@ import path from 'node:path';
 import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { ZOO } from '../zoo/index.js';
-import { sameFile } from '../util/files.js';
+import { sameFile, specialFileKind } from '../util/files.js';
 
 const statOf = (p: string): Stats | undefined => {
   try {
@@ -36,6 +36,8 @@ function checkParent(target: string, flag: string): void {
 export function checkOutputFile(file: string, flag: string, inputs: readonly (string | undefined)[] = []): void {
   const info = statOf(file);
   if (info?.isDirectory()) throw usageError(`${flag} ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'model.onnx')}`);
+  const special = info ? specialFileKind(info) : undefined;
+  if (special) throw usageError(`${flag} ${file} is ${special}, not a file: slimkit writes a file beside it and renames it into place, which would replace it`, 'give a file path');
   for (const input of inputs) {
     if (input && sameFile(input, file)) throw usageError(`${flag} ${file} is the input model: writing it would replace the model it is made from`, `write to another file, e.g. ${suffixed(file)}`);
   }
@@ -79,6 +81,8 @@ export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; l
 export function checkLogFile(file: string, models: readonly (string | undefined)[]): void {
   const info = statOf(file);
   if (info?.isDirectory()) throw usageError(`--log ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'train.jsonl')}`);
+  const special = info ? specialFileKind(info) : undefined;
+  if (special) throw usageError(`--log ${file} is ${special}, not a file`, 'give a file path, e.g. train.jsonl');
   // A symlink counts as where it points, even before that file exists (an -o model written later).
   const target = linkTarget(file);
   for (const model of models) {

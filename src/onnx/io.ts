@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { specialFileKind } from '../util/files.js';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
@@ -499,6 +500,9 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
   try {
     for (const { path, bytes } of files) {
       current = path;
+      // As root a rename replaces anything, /dev/null included: a device, pipe or socket is refused.
+      const special = await lstat(path).then(specialFileKind, () => undefined);
+      if (special) throw new SlimError({ file: path, problem: `is ${special}, not a file: writing renames a new file into its place, which would replace it`, fix: 'give a file path' }, 'usage');
       const prefix = `.${basename(path)}.${HOST_TAG}.`;
       const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       await removeOrphanedTemps(dirname(path), prefix);

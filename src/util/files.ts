@@ -14,3 +14,12 @@ export function sameFile(a: string, b: string): boolean {
   if (sa && sb) return sa.dev === sb.dev && sa.ino === sb.ino;
   return path.resolve(a) === path.resolve(b);
 }
+
+/** "a character device", "a pipe (FIFO)", "a socket", "a block device" — or undefined for a file, folder or link. */
+export function specialFileKind(info: { isCharacterDevice(): boolean; isBlockDevice(): boolean; isFIFO(): boolean; isSocket(): boolean }): string | undefined {
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isFIFO()) return 'a pipe (FIFO)';
+  if (info.isSocket()) return 'a socket';
+  return undefined;
+}
