@@ -246,14 +246,36 @@ describe('bounded queue and graceful shutdown', () => {
     let closed = false;
     const done = s.shutdown().then(() => (closed = true));
     expect(s.draining).toBe(true);
-    await expect(request(`${u}/healthz`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    // While the admitted requests finish, a new client is answered — 503, not a reset or a refused
+    // connection — so a load balancer's health check and a client's retry logic hear why.
+    const health = await request(`${u}/healthz`);
+    expect(health.status).toBe(503);
+    expect(health.headers['connection']).toBe('close');
+    const late = await request(`${u}/v1/classify`, { method: 'POST', body: png });
+    expect([late.status, late.json().error.code, late.headers['retry-after']]).toEqual([503, 'draining', '5']);
     await new Promise((r) => setTimeout(r, 50));
     expect(closed).toBe(false); // still waiting for the admitted requests
     gated.open();
     for (const r of await Promise.all(inFlight)) expect(r.status).toBe(200);
     await done;
     expect(closed).toBe(true);
+    await expect(request(`${u}/healthz`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     agent.destroy();
+  });
+
+  it('every one of many concurrent requests at shutdown gets an answer: 200 or 503, none reset', async () => {
+    const gated = gatedClassifier();
+    const s = createClassifyServer({ classifier: gated.classifier });
+    const u = (await s.listen(0)).url;
+    const png = await readFile(images[0]!.file);
+    const all = Array.from({ length: 20 }, () => request(`${u}/v1/classify`, { method: 'POST', body: png }).then((r) => r.status, (e: NodeJS.ErrnoException) => e.code));
+    await until(() => gated.started() >= 1);
+    const done = s.shutdown();
+    gated.open();
+    const statuses = await Promise.all(all);
+    await done;
+    expect(statuses.filter((st) => st !== 200 && st !== 503)).toEqual([]);
+    expect(statuses).toContain(200);
   });
 });
 
