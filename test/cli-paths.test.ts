@@ -63,6 +63,18 @@ describe('output paths', () => {
     const onFolder = await runSlim(['zoo', 'resnet18-cifar', '-o', folder]);
     expect(onFolder.code).toBe(2);
     expect(onFolder.stderr).toMatch(/-o .*a-folder is a folder — give a file path/);
+    // One path for two outputs: the checkpoint folder was made where the model was then to be written.
+    const same = path.join(dir, 'same.onnx');
+    for (const args of [
+      ['train', '--model', 'resnet18-cifar', '--data', folder, '--out', same, '--checkpoint-dir', same],
+      ['prune', model, '-o', same, '--structured', '--ratio', '0.3', '--finetune', '1', '--data', folder, '--checkpoint-dir', same],
+      ['quantize', model, '-o', same, '--qat', '--epochs', '1', '--data', folder, '--calib', folder, '--log', same],
+    ]) {
+      const r = await runSlim(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(/(--out|-o) and (--checkpoint-dir|--log) are both .*same\.onnx|--log .*same\.onnx is also a model file/);
+      expect(existsSync(same)).toBe(false);
+    }
     const checkpoints = await runSlim(['train', '--model', 'resnet18-cifar', '--data', folder, '--out', path.join(dir, 't.onnx'), '--checkpoint-dir', file]);
     expect(checkpoints.code).toBe(2);
     expect(checkpoints.stderr).toMatch(/--checkpoint-dir .*a-file is a file, not a folder/);

@@ -53,6 +53,14 @@ export function checkOutputDir(dir: string, flag: string, o: { parents?: boolean
   const info = statOf(dir);
   if (info && !info.isDirectory()) throw usageError(`${flag} ${dir} is a file, not a folder`, 'give a folder path (it is created when missing)');
   if (!info) checkParent(o.parents ? realParent(dir) : dir, flag);
+  else {
+    // An existing folder on a read-only disk failed only after an epoch of training.
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw usageError(`${flag} ${dir}: cannot write in it (read-only, or no permission)`, 'give a folder you can write in');
+    }
+  }
 }
 
 /** `dir` itself when its parent exists, else the nearest missing ancestor (mkdir -p creates the rest). */
@@ -72,6 +80,19 @@ export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; l
   checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')));
   if (o.checkpointDir) checkCheckpointDir(o.checkpointDir, o.resume);
   if (o.log) checkLogFile(o.log, [...inputs, o.out]);
+  checkDistinctOutputs([['--out', o.out], ['--checkpoint-dir', o.checkpointDir], ['--log', o.log]]);
+}
+
+/**
+ * Outputs of one command that name the same path: a checkpoint folder made where the model is then
+ * written failed only at the end of training.
+ */
+export function checkDistinctOutputs(outputs: readonly (readonly [string, string | undefined])[]): void {
+  const given = outputs.filter((o): o is readonly [string, string] => o[1] !== undefined);
+  for (const [i, [flag, file]] of given.entries()) {
+    const other = given.slice(i + 1).find(([, f]) => path.resolve(f) === path.resolve(file));
+    if (other) throw usageError(`${flag} and ${other[0]} are both ${file}`, `give each its own path, e.g. --checkpoint-dir ${path.join(path.dirname(file), 'checkpoints')}`);
+  }
 }
 
 /**

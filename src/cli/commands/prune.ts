@@ -27,7 +27,7 @@ import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
-import { checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
+import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { digestWeights } from '../../engine/resume.js';
@@ -170,6 +170,7 @@ export function registerPrune(program: Command): void {
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file]);
       if (options.log) checkLogFile(options.log, [file, options.output]);
+      checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
       const loaded = await loadModel(file);
       if (options.structured && hasIntegerWeights(loaded.graph)) {
         throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): structured pruning removes channels of float weights`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');

@@ -31,7 +31,7 @@ import type { InterruptExplainer } from '../train-options.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCheckpointDir, checkLogFile, checkOutputFile } from '../paths.js';
+import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
@@ -168,6 +168,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkOutputFile(options.output, '-o', [file]);
   if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
   if (options.qat && options.log) checkLogFile(options.log, [file, options.output]);
+  if (options.qat) checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
   checkQatData(options);
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
