@@ -5,13 +5,13 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SlimError } from '../src/errors.js';
 import { emptyGraph, type Attribute, type Graph, type Node, type ValueInfo } from '../src/onnx/graph.js';
-import { decodeModel, decodeTensor, encodeModel, encodeTensor, HOST_TAG, readModel, writeModel } from '../src/onnx/io.js';
+import { decodeModel, decodeTensor, encodeModel, encodeTensor, fileError, HOST_TAG, readModel, writeModel } from '../src/onnx/io.js';
 import { ModelProto, TensorProto, toInt64, type IAttributeProto, type IModelProto, type ITensorProto, type ITypeProto } from '../src/onnx/proto.js';
 import { makeTensor, numberToFloat16Bits, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel, validateGraph } from '../src/onnx/validate.js';
@@ -525,6 +525,22 @@ describe('files', () => {
     await writeModel(graph, target);
     expect(await readModel(target)).toEqual(graph);
     expect(readdirSync(dir).sort()).toEqual(['blocked.onnx', 'model.onnx']);
+  });
+
+  it('write a file whose name is as long as the file system allows (the temp name must fit too)', async () => {
+    const dir = freshDir();
+    const graph = await readModel(join(FIXTURES, 'torch-tiny-mobilenet.onnx'));
+    const long = join(dir, `${'m'.repeat(250)}.onnx`); // 255 bytes: names of 221 and more failed
+    await writeModel(graph, long);
+    expect(readdirSync(dir)).toEqual([basename(long)]);
+  });
+
+  it('say what a full, read-only or quota-bound disk means, and what to do', () => {
+    const error = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: raw text`), { code });
+    expect(fileError('m.onnx', error('ENOSPC'), 'write').message).toBe('m.onnx: cannot be written: the disk is full — free space and run again');
+    expect(fileError('m.onnx', error('EROFS'), 'write').message).toBe('m.onnx: cannot be written: the file system is read-only — write to a folder you can write in');
+    expect(fileError('m.onnx', error('EDQUOT'), 'write').message).toBe('m.onnx: cannot be written: the disk quota is used up — free space and run again');
+    expect(fileError('m.onnx', error('ENAMETOOLONG'), 'write').message).toBe('m.onnx: cannot be written: the name is too long for the file system — give a shorter file name');
   });
 
   it('name the file when it cannot be read', async () => {

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { SlimError } from '../errors.js';
+import { fileError } from '../onnx/io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 
@@ -34,7 +35,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(withOutputSpelling(program, argv));
     // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
     return Number(process.exitCode ?? 0);
-  } catch (e) {
+  } catch (thrown) {
+    const e = asFileError(thrown);
     const code = reportError(e, argv.includes('--debug'));
     // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays).
     if (code !== 0 && argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
@@ -57,6 +59,20 @@ export function withOutputSpelling(program: Command, argv: string[]): string[] {
   const end = argv.indexOf('--', start);
   return argv.map((a, i) => (i <= start || (end >= 0 && i >= end) ? a : a === other ? own : a.startsWith(`${other}=`) ? `${own}${a.slice(other.length)}` : a));
 }
+
+/**
+ * A file system error that reached the top without a SlimError around it (a lock, a report, a staging
+ * folder): a full or read-only disk is bad input about that path, said as fileError says it, not a
+ * "slimkit bug" with the raw errno text.
+ */
+function asFileError(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (e instanceof SlimError || !(e instanceof Error) || typeof err.path !== 'string' || !DISK_CODES.has(err.code ?? '')) return e;
+  return fileError(err.path, err, READ_CALLS.has(err.syscall ?? '') ? 'read' : 'write');
+}
+
+const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENAMETOOLONG']);
+const READ_CALLS = new Set(['read', 'scandir', 'stat', 'lstat', 'access']);
 
 /** What --json prints for a failure: the same parts the one-line message is made of. */
 function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {

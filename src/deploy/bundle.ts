@@ -11,7 +11,7 @@ import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import sharp from 'sharp';
 import { SlimError, usageError } from '../errors.js';
-import { HOST_TAG, removeOrphanedTemps } from '../onnx/io.js';
+import { fileError, HOST_TAG, removeOrphanedTemps, tempPrefix } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
@@ -75,11 +75,13 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 
   // Staged beside the bundle and swapped in whole; a staging folder of a deploy killed midway is swept,
   // and so is an old bundle it had moved aside once the new one was in place.
-  const prefix = `.${path.basename(out)}.${HOST_TAG}.`;
+  const prefix = tempPrefix(out);
   await removeOrphanedTemps(path.dirname(out), prefix);
   await removeOrphanedTemps(path.dirname(out), setAsidePrefix(out));
   const staging = path.join(path.dirname(out), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  await mkdir(staging, { recursive: true });
+  await mkdir(staging, { recursive: true }).catch((e: unknown) => {
+    throw fileError(out, e, 'write');
+  });
   try {
     const files: DeviceFile[] = [
       { path: config.model.file, contents: prepared.bytes },
@@ -110,7 +112,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     await replace(out, staging);
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
-    throw e;
+    // A full or read-only disk is bad input about --out (named, with what to do), not a slimkit bug.
+    throw e instanceof SlimError || typeof (e as NodeJS.ErrnoException).code !== 'string' ? e : fileError(out, e, 'write');
   }
   const listed = await listFiles(out);
   return {

@@ -3,7 +3,7 @@
  * slimkit cannot represent all become one-line SlimErrors that name the file and the tensor or node.
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { specialFileKind } from '../util/files.js';
@@ -414,8 +414,16 @@ export function fileError(path: string, e: unknown, action: 'read' | 'write'): S
     : code === 'EACCES' || code === 'EPERM' ? `cannot be ${action === 'read' ? 'read' : 'written'}: permission denied`
     : code === 'ERR_FS_FILE_TOO_LARGE' ? 'is larger than 2 GiB, which an ONNX file cannot be without external data'
     : code === 'ENOSPC' ? 'cannot be written: the disk is full'
+    : code === 'EDQUOT' ? 'cannot be written: the disk quota is used up'
+    : code === 'EROFS' ? 'cannot be written: the file system is read-only'
+    : code === 'ENAMETOOLONG' ? 'cannot be written: the name is too long for the file system'
     : `cannot be ${action === 'read' ? 'read' : 'written'}: ${(e as Error).message}`;
-  return inputError({ file: path, problem, fix: action === 'read' ? 'check the path' : 'check the output path and free space' });
+  const fix = action === 'read' ? 'check the path'
+    : code === 'ENOSPC' || code === 'EDQUOT' ? 'free space and run again'
+    : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'write to a folder you can write in'
+    : code === 'ENAMETOOLONG' ? 'give a shorter file name'
+    : 'check the output path and free space';
+  return inputError({ file: path, problem, fix });
 }
 
 /** The bytes of a file, with file errors as SlimErrors. */
@@ -467,6 +475,17 @@ export async function removeOrphanedTemps(dir: string, prefix: string): Promise<
 }
 
 /**
+ * How the temp files of writes to `path` begin: hidden, named after the file and this host. A long
+ * name is shortened (its start and a hash), so the temp name stays within the 255 bytes a file system
+ * allows where the file's own name fits (names of 221–255 bytes failed).
+ */
+export function tempPrefix(path: string): string {
+  const name = basename(path);
+  const short = Buffer.byteLength(name) > 120 ? `${Buffer.from(name).subarray(0, 96).toString('utf8').replace(/\uFFFD+$/, '')}~${createHash('sha256').update(name).digest('hex').slice(0, 8)}` : name;
+  return `.${short}.${HOST_TAG}.`;
+}
+
+/**
  * This machine, as it goes into temp file names: a process id means something only where it was given —
  * the host, and on Linux its pid namespace (containers may share a hostname, not their pids).
  */
@@ -503,7 +522,7 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
       // As root a rename replaces anything, /dev/null included: a device, pipe or socket is refused.
       const special = await lstat(path).then(specialFileKind, () => undefined);
       if (special) throw new SlimError({ file: path, problem: `is ${special}, not a file: writing renames a new file into its place, which would replace it`, fix: 'give a file path' }, 'usage');
-      const prefix = `.${basename(path)}.${HOST_TAG}.`;
+      const prefix = tempPrefix(path);
       const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       await removeOrphanedTemps(dirname(path), prefix);
       const handle = await open(temp, 'wx');
