@@ -309,7 +309,8 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
   it('takes its `slim bench` (and the processes that time) down with it', async () => {
     const runDir = path.join(dir, 'stopped-bench');
     const file = writeRecipe('b.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - bench: { runs: 200000, warmup_runs: 2, batch: 1 }\n');
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir)], { cwd: REPO_ROOT, stdio: 'ignore' });
+    const start = () => spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir)], { cwd: REPO_ROOT, stdio: 'ignore' });
+    let child = start();
     // The run's descendants (its `slim bench` and the children that bench times in), by the process tree:
     // other test files run benchmarks of their own meanwhile.
     const descendants = (root: number): number[] => {
@@ -351,13 +352,17 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
         }
       });
     try {
-      await until(() => benchProcesses().length >= 2, 150_000, 'the benchmark to start');
-      const started = benchProcesses();
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      child.kill('SIGTERM');
-      expect(await exited).toBe(143);
-      // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
-      await until(() => !started.some(alive), 4_000, 'the benchmark processes to end');
+      // SIGTERM runs the run's exit handlers; kill -9 runs none: the benchmark's IPC channel closing stops it then.
+      for (const [signal, code] of [['SIGTERM', 143], ['SIGKILL', null]] as const) {
+        if (signal === 'SIGKILL') child = start();
+        await until(() => benchProcesses().length >= 2, 150_000, 'the benchmark to start');
+        const started = benchProcesses();
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+        child.kill(signal);
+        expect(await exited, signal).toBe(code);
+        // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
+        await until(() => !started.some(alive), 4_000, `the benchmark processes to end after ${signal}`);
+      }
     } finally {
       await kill(child);
     }

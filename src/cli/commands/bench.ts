@@ -61,6 +61,7 @@ export function registerBench(program: Command): void {
   ))
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json\n  slim bench fp32.onnx int8.onnx --target web     # in the browser: WebAssembly, up to 4 threads')
     .action(async (files: string[], options: BenchOptions, command: Command) => {
+      exitWithParent();
       checkDataDir(options);
       if (options.resize && !options.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
       const web = options.target === 'web';
@@ -288,4 +289,15 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
   const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
   return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + counted + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
+}
+
+/**
+ * Started by `slim run` (with an IPC channel): when that process ends — even by kill -9, which runs no
+ * exit handler — the channel closes and the benchmark stops with it, its timing children following
+ * (they exit when their channel to it closes). Left running, it measured on for minutes as an orphan.
+ */
+function exitWithParent(): void {
+  if (!process.channel) return;
+  process.channel.unref(); // the channel alone must not keep a finished benchmark running
+  process.once('disconnect', () => process.exit(143));
 }

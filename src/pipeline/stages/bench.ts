@@ -93,7 +93,8 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
 /** Runs `slim <args>` and parses its one JSON document; stderr (progress) goes to ours. */
 function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(slim[0]!, [...slim.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // An IPC channel: the benchmark stops when this process ends, however it ends (exitWithParent).
+    const child = spawn(slim[0]!, [...slim.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     // Stopped (Ctrl-C, SIGTERM) while it times, the run exits: so does the benchmark, or it would go on
     // loading the machine the next run measures on.
     const stop = (): void => void child.kill('SIGTERM');
@@ -101,9 +102,9 @@ function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
     child.once('close', () => process.off('exit', stop));
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     // Its progress lines would repeat what our own log says; its errors are kept for the message.
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) {
