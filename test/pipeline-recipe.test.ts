@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
-import { onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
+import { SlimError } from '../src/errors.js';
+import { inStage, onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
 import { changedSince } from '../src/pipeline/plan.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { lockRun, readStageRecord, writeStageRecord, type StageRecord } from '../src/pipeline/manifest.js';
@@ -63,6 +64,13 @@ describe('recipe validation', () => {
     const train = r.stages[0]!;
     expect(train.kind === 'train' && train.spec.batch).toBe(128);
     expect(r.data.dataset).toBe('cifar10');
+  });
+
+  it("a stage's error is placed in the recipe and says how a run resumes (slim run has no --resume)", () => {
+    const r = parseRecipe(GOOD, 'r.yaml');
+    const disk = new SlimError({ file: 'work/last.ckpt', problem: 'cannot be written: the disk is full', fix: 'it still holds epoch 2, untouched: free space, then run the same command with --resume' }, 'input');
+    const placed = inStage(disk, r, r.stages[0]!) as SlimError;
+    expect(placed.message).toMatch(/^r\.yaml:\d+: stage 'fp32' \(train\): work\/last\.ckpt: cannot be written: the disk is full — it still holds epoch 2, untouched: free space, then rerun the same `slim run` command \(the stage resumes\)$/);
   });
 
   it('points at a wrong value: line, column, what it expected and what it means', () => {

@@ -321,10 +321,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
 }
 
 /** A stage's error, placed at its line of the recipe; CLI flags it names become the recipe's keys. */
-function inStage(e: unknown, recipe: Recipe, stage: Stage): unknown {
+export function inStage(e: unknown, recipe: Recipe, stage: Stage): unknown {
   if (!(e instanceof SlimError)) return e;
   // Named as the stage's own keys (prune.max_ratio, not structured.max_ratio): the recipe refuses them elsewhere.
-  const problem = e.message.replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (FIELD_HELP[name.replace(/-/g, '_')] ? `${stage.kind}.${name.replace(/-/g, '_')}` : flag));
+  // A stage resumes by running the recipe again; `slim run` has no --resume (a full disk's advice said it).
+  const problem = e.message
+    .replace(/\b(?:re)?run the same command with --resume/g, 'rerun the same `slim run` command (the stage resumes)')
+    .replace(/--([a-z][a-z-]*)/g, (flag, name: string) => (FIELD_HELP[name.replace(/-/g, '_')] ? `${stage.kind}.${name.replace(/-/g, '_')}` : flag));
   return new SlimError({ file: `${recipe.file}:${stage.line}`, where: `stage '${stage.id}' (${stage.kind})`, problem }, e.kind, { cause: e });
 }
 
