@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, open } from 'node:fs/promises';
+import { appendFile, mkdir, open, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
 import { imageSizeOf, type ImageSet, type Normalization } from '../data/types.js';
@@ -351,8 +351,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     if (!o.log || !writer) return;
     const placed = logPhase ? { ...record, phase: logPhase.name } : record;
     const line = `${logSeparator ? '\n' : ''}${JSON.stringify({ time: new Date().toISOString(), ...placed })}\n`;
-    await appendFile(o.log, line).catch((e: unknown) => {
-      logSeparator = true;
+    const sizeBefore = await stat(o.log).then((st) => st.size, () => 0);
+    await appendFile(o.log, line).catch(async (e: unknown) => {
+      // A full disk takes part of a line: cut it off again, so the log holds whole records only.
+      const cut = await truncate(o.log!, sizeBefore).then(() => true, () => false);
+      logSeparator = !cut;
       throw fileError(o.log!, e, 'write');
     });
     logSeparator = false;
