@@ -314,7 +314,20 @@ describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
     expect(keptAtInterrupt(ckpt, { out: 'm.onnx' })).toMatch(/^training had finished but m\.onnx was not written: .*ctrl-c-ckpt\/last\.ckpt holds the whole run; run the same command with --resume to write it \(nothing trains again\)$/);
     expect(keptAtInterrupt(undefined, { out: 'm.onnx' })).toBe('training had finished but m.onnx was not written, and without --checkpoint-dir nothing was kept');
     expect(keptAtInterrupt(ckpt, { out: 'm.onnx', written: true })).toBe('training had finished and m.onnx was written; its check in ONNX Runtime was cut short (slim eval m.onnx runs it)');
-  }, 240_000);
+
+    // prune --finetune says it too (it exited 130 without a word): its checkpoints are per fine-tuning.
+    const pruneCkpt = path.join(dir, 'ctrl-c-prune-ckpt');
+    const pruneArgs = ['prune', fixturePath('torch-tiny-resnet.onnx'), '-o', path.join(dir, 'ctrl-c-pruned.onnx'), '--structured', '--ratio', '0.3', '--round-to', '1',
+      '--finetune', '100000', '--data', images, '--batch', '4', '--threads', '1', '--checkpoint-dir', pruneCkpt];
+    const pruning = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...pruneArgs], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let pruneErr = '';
+    pruning.stderr.on('data', (d: Buffer) => (pruneErr += d.toString()));
+    const pruneExit = new Promise<number | null>((resolve) => pruning.on('close', (code) => resolve(code)));
+    for (let waited = 0; !existsSync(path.join(pruneCkpt, 'finetune-1', 'last.ckpt')) && waited < 120_000; waited += 200) await new Promise((r) => setTimeout(r, 200));
+    pruning.kill('SIGINT');
+    expect(await pruneExit).toBe(130);
+    expect(pruneErr).toMatch(/slim prune: interrupted — .*ctrl-c-prune-ckpt holds the fine-tuning checkpoints; run the same command with --resume to continue: the cuts come out the same, finished fine-tunings are read back/);
+  }, 300_000);
 });
 
 describe('calibration images', () => {

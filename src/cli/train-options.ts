@@ -157,11 +157,11 @@ export interface InterruptExplainer {
  * removed as training ended, a Ctrl-C while the model was written exited 130 without a word, and no
  * model. (A data-parallel worker leaves signals to its launcher: none there.)
  */
-export function explainInterrupt(command: string, o: { checkpointDir?: string }): InterruptExplainer {
+export function explainInterrupt(command: string, o: { checkpointDir?: string }, kept: (state: { out?: string; written?: boolean }) => string = (state) => keptAtInterrupt(o.checkpointDir, state)): InterruptExplainer {
   const state: { out?: string; written?: boolean } = {};
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
-      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${keptAtInterrupt(o.checkpointDir, state)}`);
+      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept(state)}`);
       // After the running step (a few ms to seconds), not under it.
       exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
     };

@@ -1,4 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { explainInterrupt } from '../train-options.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
@@ -200,6 +202,8 @@ export function registerPrune(program: Command): void {
         log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
       }
       const seconds = performance.now();
+      // Ctrl-C while fine-tuning says what was kept, as slim train does.
+      const interrupt = options.finetune ? explainInterrupt('slim prune', options, (state) => keptByPrune(options, state)) : undefined;
 
       let pruned: Graph;
       let details: Record<string, unknown>;
@@ -271,7 +275,9 @@ export function registerPrune(program: Command): void {
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
+      interrupt?.trained(options.output!);
       await writeMadeModel(pruned, options.output!);
+      interrupt?.stop();
       if (options.finetune) await rm(stepFile(options.output!), { force: true });
       const out = await loadModel(options.output!);
       const outBytes = out.bytes;
@@ -342,6 +348,17 @@ async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o:
 }
 
 /** Where the model after each fine-tuning step is kept while a run is in progress. */
+/** What an interrupted `prune --finetune` kept: fine-tuning checkpoints, and the model after the last finished step. */
+function keptByPrune(o: PruneOptions, state: { out?: string }): string {
+  if (state.out) return `the model was being written to ${state.out}: if it is not there, run the same command again${o.checkpointDir ? ' with --resume (nothing trains again)' : ''}`;
+  const step = existsSync(stepFile(o.output!)) ? `; ${stepFile(o.output!)} holds the model after the last finished step` : '';
+  const begun = o.checkpointDir && existsSync(o.checkpointDir) ? readdirSync(o.checkpointDir).filter((f) => f.startsWith('finetune-') && existsSync(path.join(o.checkpointDir!, f, 'last.ckpt'))).length : 0;
+  if (!o.checkpointDir) return `no fine-tuning epoch was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)${step}`;
+  return begun
+    ? `${o.checkpointDir} holds the fine-tuning checkpoints; run the same command with --resume to continue: the cuts come out the same, finished fine-tunings are read back${step}`
+    : `no fine-tuning epoch had finished, so nothing was kept (a checkpoint is written in ${o.checkpointDir} after each epoch)${step}`;
+}
+
 function stepFile(output: string): string {
   return output.replace(/(\.onnx)?$/i, '.partial.onnx');
 }
