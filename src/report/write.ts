@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
-import { writeFileAtomic } from '../onnx/io.js';
+import { writeFilesAtomic } from '../onnx/io.js';
 import { requireRunManifest } from '../pipeline/manifest.js';
 import { curvesSpec, paretoSpec, perClassSpec, renderSvg, sensitivitySpec, stageTimeSpec } from './charts.js';
 import { renderHtml, type ReportCharts } from './html.js';
@@ -56,10 +56,11 @@ export async function writeRunReport(runDir: string, options: { out?: string } =
   const charts = await renderCharts(report);
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const chartFiles: Record<string, string> = {};
+  const files: { path: string; bytes: Uint8Array }[] = [];
   for (const [name, svg] of Object.entries(charts) as [string, string | undefined][]) {
     if (!svg) continue;
     const rel = `charts/${name}.svg`;
-    await writeFileAtomic(path.join(out, rel), text(svg));
+    files.push({ path: path.join(out, rel), bytes: text(svg) });
     chartFiles[name] = rel;
   }
   const paths: ReportPaths = {
@@ -68,8 +69,13 @@ export async function writeRunReport(runDir: string, options: { out?: string } =
     json: path.join(out, 'report.json'),
     charts: Object.values(chartFiles).map((f) => path.join(out, f)),
   };
-  await writeFileAtomic(paths.json, text(`${JSON.stringify(report, null, 2)}\n`));
-  await writeFileAtomic(paths.markdown, text(renderMarkdown(report, chartFiles)));
-  await writeFileAtomic(paths.html, text(renderHtml(report, charts)));
+  files.push(
+    { path: paths.json, bytes: text(`${JSON.stringify(report, null, 2)}\n`) },
+    { path: paths.markdown, bytes: text(renderMarkdown(report, chartFiles)) },
+    { path: paths.html, bytes: text(renderHtml(report, charts)) },
+  );
+  // Every file on disk before any replaces the last report's: a full disk leaves the old report whole,
+  // not new JSON beside an old page.
+  await writeFilesAtomic(files);
   return { report, paths };
 }
