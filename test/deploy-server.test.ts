@@ -274,7 +274,7 @@ describe('bounded queue and graceful shutdown', () => {
     gated.open();
     const statuses = await Promise.all(all);
     await done;
-    expect(statuses.filter((st) => st !== 200 && st !== 503)).toEqual([]);
+    expect(statuses.filter((st) => st !== 200 && st !== 503), JSON.stringify(statuses)).toEqual([]);
     expect(statuses).toContain(200);
   });
 });

@@ -15,7 +15,7 @@
  * `shutdown()` stops accepting, answers what was admitted, then closes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { totalmem } from 'node:os';
 import { SlimError } from '../errors.js';
 import { ImageError, topK, type Classifier } from './classifier.js';
@@ -133,7 +133,18 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
     maxHeaderSize: 16 * 1024,
   });
 
+  // Connections that owe the server a request, or are still sending one the server refused: a shutdown
+  // waits for them (a while) before it closes idle connections, which would reset them mid-upload.
+  const settling = new Set<Socket>();
+  let lastConnection = 0;
+  server.on('connection', (socket: Socket) => {
+    lastConnection = Date.now();
+    settling.add(socket);
+    socket.once('close', () => settling.delete(socket));
+  });
+
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    settling.delete(req.socket);
     const start = performance.now();
     const path = safePath(req.url);
     const route = path && ROUTES[path] ? path : options.staticDir && (req.method === 'GET' || req.method === 'HEAD') ? 'static' : 'other';
@@ -148,8 +159,8 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         res.destroy();
         return;
       }
-      if (e instanceof HttpError) sendError(req, res, e);
-      else sendError(req, res, new HttpError(500, 'internal_error', 'the server failed on this request; see its log'));
+      const refusal = e instanceof HttpError ? e : new HttpError(500, 'internal_error', 'the server failed on this request; see its log');
+      if (sendError(req, res, refusal)) settling.add(req.socket);
     });
   });
   // Malformed HTTP: answer 400 and close, instead of Node's bare socket close.
@@ -304,8 +315,15 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         ]);
         clearTimeout(timer);
         if (timedOut) log(`${program}: ${pipeline.admitted} requests still running after ${drainTimeout} ms; closing their connections`);
-        // No new connections; answered sockets close themselves (connection: close): give them a moment, then force.
+        // No new connections. Those still owing a request or sending a refused upload get a moment to
+        // finish (an idle-connection sweep would reset them); answered sockets close themselves
+        // (connection: close): give them a moment, then force.
+        // Connections the kernel has accepted but this process has not yet taken are reset when the
+        // listener closes: it stays open until none has come for a moment (they are answered 503).
+        const settleBy = Date.now() + SETTLE_MS;
+        while (Date.now() - lastConnection < QUIET_MS && Date.now() < settleBy) await new Promise((r) => setTimeout(r, 20));
         server.close();
+        while (settling.size > 0 && Date.now() < settleBy) await new Promise((r) => setTimeout(r, 20));
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), timedOut ? 0 : 2_000);
         await closed;
@@ -400,9 +418,14 @@ function sendText(res: ServerResponse, status: number, text: string, type: strin
 
 /** How long, and how many bytes, a refused upload is still read and dropped before the connection closes. */
 const LINGER_MS = 2000;
+/** How long a shutdown waits for connections that owe a request or are still sending a refused one. */
+const SETTLE_MS = 2000;
+/** A shutdown closes the listener once no connection has come for this long (or SETTLE_MS has passed). */
+const QUIET_MS = 200;
 const LINGER_BYTES = 64 * 1024 * 1024;
 
-function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): void {
+/** Answers `e`; true when the request's upload was still unread (the connection lingers until it is). */
+function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): boolean {
   for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
   // Refused before its upload was read (413, a full queue, draining): the connection ends once the
   // rest is read and dropped, so the client hears the answer instead of a reset mid-upload.
@@ -410,6 +433,7 @@ function sendError(req: IncomingMessage, res: ServerResponse, e: HttpError): voi
   if (unread) res.setHeader('connection', 'close');
   sendJson(res, e.status, { error: { status: e.status, code: e.code, message: e.message } }, false);
   if (unread) res.once('finish', () => lingeringClose(req, res));
+  return unread;
 }
 
 /**
