@@ -27,9 +27,9 @@ export const VARIANT_COLUMNS: readonly Column<VariantBench>[] = [
   { key: 'gzip_bytes', header: 'gzip size', value: (v) => v.gzip_bytes, format: formatBytes, numeric: true },
   { key: 'params', header: 'params', value: (v) => v.params, format: formatCount, numeric: true },
   { key: 'macs', header: 'MACs', value: (v) => v.macs ?? undefined, format: formatCount, numeric: true },
-  { key: 'latency_ms.p50', header: 'batch-1 latency p50 (ms)', value: (v) => v.latency_ms.p50, format: fixed(3), numeric: true },
+  { key: 'latency_ms.p50', header: 'p50 (ms)', value: (v) => v.latency_ms.p50, format: fixed(3), numeric: true },
   { key: 'latency_ms.p90', header: 'p90 (ms)', value: (v) => v.latency_ms.p90, format: fixed(3), numeric: true },
-  { key: 'throughput_ips', header: 'throughput (img/s)', value: (v) => v.throughput_ips, format: fixed(0), numeric: true },
+  { key: 'throughput_ips', header: 'img/s', value: (v) => v.throughput_ips, format: fixed(0), numeric: true },
   // A model exported for one batch size is measured at that batch: its throughput is not comparable.
   { key: 'throughput_batch', header: 'at batch', value: (v) => v.throughput_batch, format: String, numeric: true },
   { key: 'top1', header: 'top-1', value: (v) => v.top1, format: (v: number) => formatPercent(v), numeric: true },
