@@ -60,7 +60,7 @@ function readers(graph: Graph, value: string): number {
  * undefined for any other node. Such a parameter is the view's shape; the data does not move.
  */
 function viewOfInitializer(graph: Graph, node: Node): number[] | undefined {
-  if (!VIEWS.has(node.opType) || (node.domain !== '' && node.domain !== 'ai.onnx') || node.outputs.length !== 1 || !node.outputs[0]) return undefined;
+  if (!RESHAPING_OPS.has(node.opType) || (node.domain !== '' && node.domain !== 'ai.onnx') || node.outputs.length !== 1 || !node.outputs[0]) return undefined;
   const x = graph.initializers.get(node.inputs[0] ?? '');
   // The axes or shape: an initializer, or a Constant node (what torch.onnx writes without constant folding).
   const constant = (v: string): Tensor | undefined => {
@@ -114,7 +114,8 @@ function viewOfInitializer(graph: Graph, node: Node): number[] | undefined {
   return undefined;
 }
 
-const VIEWS = new Set(['Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
+/** Ops that give a tensor another shape and the same data: a parameter read through one is that parameter. */
+export const RESHAPING_OPS: ReadonlySet<string> = new Set(['Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
 
 function isIdentityOfInitializer(graph: Graph, node: Node): boolean {
   return (

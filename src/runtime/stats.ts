@@ -15,6 +15,7 @@ import { encodeModel } from '../onnx/io.js';
 import { byteLength, numel, type Tensor } from '../onnx/tensor.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
 import { unpadConvInputChannels } from '../compress/quantize/pad-channels.js';
+import { RESHAPING_OPS } from '../passes/untie-weights.js';
 import { unknownOps, type LoadedModel, type RuntimeModel } from '../onnx/validate.js';
 
 export interface ModelStats {
@@ -190,8 +191,6 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   return { params, nonzeroParams };
 }
 
-const VIEW_OPS = new Set(['Unsqueeze', 'Squeeze', 'Reshape', 'Flatten']);
-
 /**
  * The initializer behind a weight input and the name it counts under. Through a Cast (fp16-weights
  * models store weights as float16) it is the stored tensor, counted once; through an Identity (torch.onnx
@@ -208,7 +207,7 @@ function storedWeight(name: string | undefined, graph: Graph, producers: Readonl
     if (producer.opType === 'Identity') key ??= value;
     // Cast (fp16 weights) and the reshapes torch.onnx reads a parameter through without constant
     // folding (PReLU's Unsqueeze(a1.weight)): the stored tensor, counted once under its own name.
-    else if (producer.opType !== 'Cast' && !VIEW_OPS.has(producer.opType)) return undefined;
+    else if (producer.opType !== 'Cast' && !RESHAPING_OPS.has(producer.opType)) return undefined;
     value = producer.inputs[0];
   }
   return undefined;
