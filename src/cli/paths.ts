@@ -91,7 +91,9 @@ export function checkDistinctOutputs(outputs: readonly (readonly [string, string
   const given = outputs.filter((o): o is readonly [string, string] => o[1] !== undefined);
   for (const [i, [flag, file]] of given.entries()) {
     const other = given.slice(i + 1).find(([, f]) => path.resolve(f) === path.resolve(file));
-    if (other) throw usageError(`${flag} and ${other[0]} are both ${file}`, `give each its own path, e.g. --checkpoint-dir ${path.join(path.dirname(file), 'checkpoints')}`);
+    if (!other) continue;
+    const example = [flag, other[0]].includes('--checkpoint-dir') ? `, e.g. --checkpoint-dir ${path.join(path.dirname(file), 'checkpoints')}` : '';
+    throw usageError(`${flag} and ${other[0]} are both ${file}`, `give each its own path${example}`);
   }
 }
 

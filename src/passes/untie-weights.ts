@@ -23,8 +23,9 @@ export function untieIdentityWeights(graph: Graph): Graph {
   const doomed = new Set<Node>();
   const renamed = new Map<string, string>();
   for (const node of g.nodes) {
-    const view = isIdentityOfInitializer(g, node) ? undefined : viewOfInitializer(g, node);
-    if (!view && !isIdentityOfInitializer(g, node)) continue;
+    const identity = isIdentityOfInitializer(g, node);
+    const view = identity ? undefined : viewOfInitializer(g, node);
+    if (!identity && !view) continue;
     const x = node.inputs[0]!;
     const y = node.outputs[0]!;
     // A run-time overridable weight (also a graph input) or a weight that is the model's output stays as written.

@@ -12,7 +12,7 @@
  * Every refusal is JSON {"error":{"status","code","message"}}: 400 empty body or bad query, 404,
  * 405 (+Allow), 413 body or pixel count too large, 415 not an image by its magic bytes, 422 an image
  * that does not decode, 503 (+Retry-After) when the bounded queue is full or the server is draining.
- * `shutdown()` stops accepting, answers what was admitted, then closes.
+ * `shutdown()` answers what was admitted and 503s everything else (new connections too) until then, then closes.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -315,11 +315,10 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         ]);
         clearTimeout(timer);
         if (timedOut) log(`${program}: ${pipeline.admitted} requests still running after ${drainTimeout} ms; closing their connections`);
-        // No new connections. Those still owing a request or sending a refused upload get a moment to
-        // finish (an idle-connection sweep would reset them); answered sockets close themselves
-        // (connection: close): give them a moment, then force.
-        // Connections the kernel has accepted but this process has not yet taken are reset when the
-        // listener closes: it stays open until none has come for a moment (they are answered 503).
+        // Then, within SETTLE_MS: the listener closes once no connection has come for QUIET_MS
+        // (connections the kernel accepted but this process has not taken are reset when it closes);
+        // connections still owing a request or sending a refused upload get to finish (an idle sweep
+        // would reset them); answered sockets close themselves (connection: close), then the rest are forced.
         const settleBy = Date.now() + SETTLE_MS;
         while (Date.now() - lastConnection < QUIET_MS && Date.now() < settleBy) await new Promise((r) => setTimeout(r, 20));
         server.close();

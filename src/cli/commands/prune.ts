@@ -1,6 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { explainInterrupt } from '../train-options.js';
 import { InvalidArgumentError, type Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import { usageError } from '../../errors.js';
@@ -31,6 +30,7 @@ import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../on
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { explainInterrupt } from '../train-options.js';
 import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { digestWeights } from '../../engine/resume.js';
 
@@ -347,18 +347,19 @@ async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o:
   if (pruned !== original) throw new Error(`the pruned model runs at ${dims.slice(2).join('×')} but not as the original at ${other.slice(2).join('×')} (${pruned})`);
 }
 
-/** Where the model after each fine-tuning step is kept while a run is in progress. */
 /** What an interrupted `prune --finetune` kept: fine-tuning checkpoints, and the model after the last finished step. */
 function keptByPrune(o: PruneOptions, state: { out?: string }): string {
   if (state.out) return `the model was being written to ${state.out}: if it is not there, run the same command again${o.checkpointDir ? ' with --resume (nothing trains again)' : ''}`;
   const step = existsSync(stepFile(o.output!)) ? `; ${stepFile(o.output!)} holds the model after the last finished step` : '';
-  const begun = o.checkpointDir && existsSync(o.checkpointDir) ? readdirSync(o.checkpointDir).filter((f) => f.startsWith('finetune-') && existsSync(path.join(o.checkpointDir!, f, 'last.ckpt'))).length : 0;
-  if (!o.checkpointDir) return `no fine-tuning epoch was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)${step}`;
+  const dir = o.checkpointDir;
+  if (!dir) return `no fine-tuning epoch was kept (pass --checkpoint-dir DIR to make a run resumable with --resume)${step}`;
+  const begun = existsSync(dir) && readdirSync(dir).some((f) => f.startsWith('finetune-') && existsSync(path.join(dir, f, 'last.ckpt')));
   return begun
-    ? `${o.checkpointDir} holds the fine-tuning checkpoints; run the same command with --resume to continue: the cuts come out the same, finished fine-tunings are read back${step}`
-    : `no fine-tuning epoch had finished, so nothing was kept (a checkpoint is written in ${o.checkpointDir} after each epoch)${step}`;
+    ? `${dir} holds the fine-tuning checkpoints; run the same command with --resume to continue: the cuts come out the same, finished fine-tunings are read back${step}`
+    : `no fine-tuning epoch had finished, so nothing was kept (a checkpoint is written in ${dir} after each epoch)${step}`;
 }
 
+/** Where the model after each fine-tuning step is kept while a run is in progress. */
 function stepFile(output: string): string {
   return output.replace(/(\.onnx)?$/i, '.partial.onnx');
 }
