@@ -113,8 +113,10 @@ export interface TrainOptions {
 
 export interface TrainProgress {
   phase: 'train' | 'eval';
+  /** The epoch under way, counted from 0 (the first epoch is 0 of `epochs`). */
   epoch: number;
   epochs: number;
+  /** Steps done in this epoch, from 1 to `stepsPerEpoch`. */
   step: number;
   stepsPerEpoch: number;
   globalStep: number;

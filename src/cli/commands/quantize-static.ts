@@ -13,11 +13,8 @@ import {
   autoConvLayout,
   buildQuantized,
   calibrateImages,
-  DEFAULT_STATIC,
   describeChoice,
   imageFeeds,
-  INT8_SYMMETRIC,
-  layoutChoice,
   layerSensitivity,
   meetTopOneBudget,
   quantizedBySensitivity,
@@ -27,7 +24,6 @@ import {
   scoresByMethod,
   SENSITIVITY_IMAGES,
   sensitivitySvg,
-  UINT8_ASYMMETRIC,
   weightErrors,
   type CalibratedModel,
   type LayerSensitivity,
@@ -38,6 +34,7 @@ import {
 } from '../../compress/quantize/index.js';
 import { checkImageSize, loadDataset, modelInputSize, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
+import { staticOptionsOf } from '../../toolkit.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
@@ -70,19 +67,19 @@ interface StaticContext {
 }
 
 function staticOptionsFrom(options: QuantizeCliOptions): StaticOptions {
-  return {
-    ...DEFAULT_STATIC,
-    activations: options.activationType === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
+  return staticOptionsOf({
+    method: options.method,
+    percentile: options.percentile,
+    activations: options.activationType,
     perChannel: !options.perTensor,
     reduceRange: options.reduceRange ?? false,
-    cpu: layoutChoice(options.cpu, options.reduceRange ?? false),
+    cpu: options.cpu,
     exclude: splitList(options.exclude),
     keepFirst: options.keepFirst ?? false,
     keepLast: options.keepLast ?? false,
     biasCorrection: options.biasCorrection,
     equalize: options.equalize ?? false,
-    calibration: { ...DEFAULT_STATIC.calibration, method: options.method === 'auto' ? DEFAULT_STATIC.calibration.method : options.method, percentile: options.percentile },
-  };
+  });
 }
 
 export function splitList(list: string | undefined): string[] {

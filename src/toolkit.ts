@@ -1,0 +1,204 @@
+/**
+ * Task-level calls for library users: what `slim eval`, `slim quantize` and `slim info` do, without the
+ * terminal. Each takes a Graph (or an .onnx file) and images, fills in the commands' defaults, and
+ * returns numbers or a Graph; nothing is printed. The commands compose the same pieces with their flags.
+ */
+import { dataInputs, type Graph } from './onnx/graph.js';
+import { encodeModel, readModel } from './onnx/io.js';
+import { requireOneInput } from './onnx/image-input.js';
+import { imageMixingNodes } from './onnx/image-mixing.js';
+import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
+import { validateGraph } from './onnx/validate.js';
+import { inputError } from './errors.js';
+import { labelledForModel, modelInputSize, normalizationFor, recordedClasses } from './data/model-data.js';
+import { forBatches } from './data/model-batches.js';
+import type { ImageSet, Normalization } from './data/types.js';
+import { defaultThreads, openSession } from './runtime/ort.js';
+import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
+import { modelStats, type ModelStats } from './runtime/stats.js';
+import {
+  autoConvLayout,
+  calibrateImages,
+  DEFAULT_STATIC,
+  INT8_SYMMETRIC,
+  layoutChoice,
+  scoresByMethod,
+  UINT8_ASYMMETRIC,
+  type CalibrationMethod,
+  type CpuChoice,
+  type FloatNode,
+  type StaticOptions,
+} from './compress/quantize/index.js';
+
+/** A model as a Graph, or the path of an .onnx file. */
+export type ModelSource = Graph | string;
+
+async function graphOf(model: ModelSource): Promise<{ graph: Graph; name: string }> {
+  return typeof model === 'string' ? { graph: await readModel(model), name: model } : { graph: model, name: model.name || 'the model' };
+}
+
+export interface EvaluateModelOptions {
+  /** Pixel → input mapping; default: what the model records (slimkit.mean / slimkit.std), else CIFAR-10's. */
+  normalization?: Normalization;
+  /** Images per run; default 256. */
+  batchSize?: number;
+  /** Evaluate only the first `limit` images. */
+  limit?: number;
+  /** ONNX Runtime intra-op threads; default: the cores this process may use. */
+  threads?: number;
+  onProgress?(done: number, total: number): void;
+}
+
+/**
+ * Top-1, top-5, per-class accuracy and the confusion matrix of a model on labelled images, run by ONNX
+ * Runtime as `slim eval` runs it: images are matched to the model's outputs by the class names it
+ * records (an error names the classes that differ), and a model that mixes the images of a batch is fed
+ * one image per run.
+ */
+export async function evaluateModel(model: ModelSource, images: ImageSet, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
+  const { graph, name } = await graphOf(model);
+  const set = labelledForModel(images, recordedClasses(graph, name), { quiet: true });
+  const session = await openSession(encodeModel(graph).model, { label: name, ...(options.threads ? { threads: options.threads } : {}) });
+  try {
+    return await evaluate(session, set, {
+      normalization: options.normalization ?? normalizationFor(graph),
+      oneImagePerRun: imageMixingNodes(graph).length > 0,
+      ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+      ...(options.limit !== undefined ? { limit: options.limit } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+export interface QuantizeModelOptions {
+  /** Calibration images drawn at random from the set (default 512, as `slim quantize --samples`). */
+  samples?: number;
+  /** Seed of that draw (default 0). */
+  seed?: number;
+  /**
+   * How activation ranges are chosen; 'auto' (default) builds all four from one calibration and keeps
+   * the one whose outputs match fp32 best on up to 256 images the sample left out.
+   */
+  method?: CalibrationMethod | 'auto';
+  /** Percentile of the 'percentile' method (default 99.999). */
+  percentile?: number;
+  /** One weight scale per output channel (default true). */
+  perChannel?: boolean;
+  /** 'uint8' asymmetric activations (default) or 'int8' symmetric. */
+  activations?: 'uint8' | 'int8';
+  /** 7-bit weights and activations for x64 CPUs without VNNI (default false). */
+  reduceRange?: boolean;
+  /** Node names to keep float. */
+  exclude?: readonly string[];
+  /** Keep the first / last weighted layer float (default false). */
+  keepFirst?: boolean;
+  keepLast?: boolean;
+  /** Remove the output shift weight rounding causes (default true). */
+  biasCorrection?: boolean;
+  /** Cross-layer equalization before calibration (default false). */
+  equalize?: boolean;
+  /** The CPU the int8 Convs are laid out for; 'auto' (default) measures this machine's kernels when it has AMX. */
+  cpu?: CpuChoice;
+  /** Default: what the model records, else CIFAR-10's statistics. */
+  normalization?: Normalization;
+  /** ONNX Runtime threads for calibration and the layout measurement; default: the cores this process may use. */
+  threads?: number;
+  /** Images calibrated so far. */
+  onProgress?(images: number): void;
+}
+
+export interface QuantizeModelResult {
+  /** The int8 QDQ model: it takes what the input model took (batch, pixels, score shape). */
+  graph: Graph;
+  /** The range method used (the one 'auto' chose). */
+  method: CalibrationMethod;
+  /** Images calibrated on. */
+  calibrationImages: number;
+  /** Output fidelity (dB) of each method 'auto' compared, on `heldOutImages` images. */
+  methodScores?: Record<string, number>;
+  heldOutImages?: number;
+  /** Nodes quantized, and those left float with the reason. */
+  quantizedNodes: number;
+  floatNodes: FloatNode[];
+  warnings: string[];
+  calibrationSeconds: number;
+}
+
+/** The quantizer's settings for `options`, the commands' defaults filled in (slim quantize maps its flags here). */
+export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 'seed' | 'normalization' | 'threads' | 'onProgress'>): StaticOptions {
+  const reduceRange = options.reduceRange ?? false;
+  const method = options.method ?? 'auto';
+  return {
+    ...DEFAULT_STATIC,
+    activations: options.activations === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
+    perChannel: options.perChannel ?? true,
+    reduceRange,
+    cpu: layoutChoice(options.cpu ?? 'auto', reduceRange),
+    exclude: options.exclude ?? [],
+    keepFirst: options.keepFirst ?? false,
+    keepLast: options.keepLast ?? false,
+    biasCorrection: options.biasCorrection ?? DEFAULT_STATIC.biasCorrection,
+    equalize: options.equalize ?? false,
+    calibration: {
+      ...DEFAULT_STATIC.calibration,
+      ...(method !== 'auto' ? { method } : {}),
+      ...(options.percentile !== undefined ? { percentile: options.percentile } : {}),
+    },
+  };
+}
+
+/**
+ * Static int8 post-training quantization as `slim quantize --calib` does it (without --max-drop): QDQ
+ * nodes placed for ONNX Runtime's integer kernels, ranges calibrated on `calibration`, per-channel
+ * weights, bias correction, and the Conv layout chosen for this CPU.
+ */
+export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
+  const { graph: source, name } = await graphOf(model);
+  const quantized = source.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
+  if (quantized) throw inputError({ file: name, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
+  const batch = forBatches(source, name, { quiet: true, flattenScores: false });
+  requireOneInput(dataInputs(batch.graph), name, 'calibration');
+  const method = options.method ?? 'auto';
+  const static_ = staticOptionsOf(options);
+  const threads = options.threads ?? defaultThreads();
+  const calibrated = await calibrateImages(batch.graph, calibration, static_, {
+    normalization: options.normalization ?? batch.normalization ?? normalizationFor(batch.graph),
+    samples: options.samples ?? 512,
+    seed: options.seed ?? 0,
+    auto: method === 'auto',
+    threads,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  const tuned = await autoConvLayout(calibrated.result.graph, static_.cpu, threads);
+  const output = batch.restore(tuned?.graph ?? calibrated.result.graph);
+  validateGraph(output, { file: name });
+  const { plan, params } = calibrated.result;
+  return {
+    graph: output,
+    method: calibrated.options.calibration.method,
+    calibrationImages: calibrated.calibSet.labels.length,
+    ...(calibrated.choice && calibrated.heldOut
+      ? { methodScores: scoresByMethod(calibrated.choice), heldOutImages: calibrated.heldOut.labels.length }
+      : {}),
+    quantizedNodes: plan.units.size,
+    floatNodes: plan.float,
+    warnings: params.warnings,
+    calibrationSeconds: calibrated.calibrationSeconds,
+  };
+}
+
+/**
+ * What `slim info` measures: bytes of the encoded model (and gzipped), parameters, non-zero parameters
+ * and MACs per image. A model with ops slimkit has no definition for has unknown MACs (null).
+ */
+export function measureModel(graph: Graph): ModelStats {
+  let facts: InferenceResult | undefined;
+  try {
+    facts = inferShapes(graph);
+  } catch {
+    facts = undefined;
+  }
+  return modelStats(graph, facts, undefined, modelInputSize(graph));
+}
