@@ -167,7 +167,8 @@ describe('a resumed run', () => {
     expect(freshStartNote({ checkpointDir: empty, resume: true })).toBeUndefined();
     expect(leftOverNote(1000, 250, 128)).toBe('note: 250 training images make 1 batch of 128; each epoch leaves out 122 (a different 122: the shuffle changes every epoch)');
     expect(leftOverNote(1000, 256, 128)).toBeUndefined();
-    expect(leftOverNote(100, undefined, 128)).toBeUndefined();
+    expect(leftOverNote(100, undefined, 128)).toBe('note: 100 training images are fewer than one batch of 128: each epoch is one step on all 100 (lower --batch for more steps)');
+    expect(leftOverNote(128, undefined, 128)).toBeUndefined();
   });
 });
 

@@ -74,11 +74,15 @@ export function blownUpWarning(top1: number, testLoss: number | undefined, class
   return `warning: the model ends near chance (${(100 * top1).toFixed(2)} %) with a test loss of ${testLoss.toPrecision(3)} (chance: ${chanceLoss.toFixed(2)}): its weights blew up — lower --lr (or raise --warmup) and train again`;
 }
 
-/** When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the last partial batch). */
+/**
+ * When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the
+ * last partial batch), or that an epoch is one step when they do not fill one.
+ */
 export function leftOverNote(images: number, limit: number | undefined, batch: number): string | undefined {
   const count = Math.min(images, limit ?? Infinity);
   if (count === 0) return undefined;
-  const leftOver = count % Math.min(batch, count);
+  if (count < batch) return `note: ${count} training images are fewer than one batch of ${batch}: each epoch is one step on all ${count} (lower --batch for more steps)`;
+  const leftOver = count % batch;
   if (leftOver === 0) return undefined;
   const batches = Math.floor(count / batch);
   return `note: ${count} training images make ${batches} batch${batches === 1 ? '' : 'es'} of ${batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`;
