@@ -1,5 +1,5 @@
 import './helpers/engine-env.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -433,6 +433,21 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(lines[0]).toBe('{"event":"epoch","epoch":3,"test_lo');
     for (const line of lines.slice(1)) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
     expect(lines.slice(1).map((l) => (JSON.parse(l) as { event: string }).event)).toEqual(['start', 'epoch', 'end']);
+  });
+
+  it('a record the file-size limit lets in only in part is cut off again: the log keeps whole records', () => {
+    // ulimit -f 1 (1,024 bytes) lets the start record (~400 bytes) in only to byte 1,024 of a log that holds
+    // 900: the kernel takes part of the write and refuses the rest (EFBIG), as a disk that fills up does.
+    const logFile = path.join(scratch, 'limited.jsonl');
+    const earlier = `${JSON.stringify({ event: 'end', note: 'x'.repeat(900 - 26) })}\n`;
+    writeFileSync(logFile, earlier);
+    expect(earlier.length).toBe(900);
+    const slim = path.resolve(import.meta.dirname, '..', 'bin', 'slim.js');
+    const args = ['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', DATA_DIR, '--epochs', '1', '--train-limit', '64', '--test-limit', '64', '--batch', '32', '--threads', '1', '--log', logFile, '--out', path.join(scratch, 'limited.onnx')];
+    const run = spawnSync('bash', ['-c', 'ulimit -f 1; exec "$@"', 'bash', process.execPath, slim, ...args], { encoding: 'utf8' });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(`slim: ${logFile}: cannot be written: it would pass the largest file this process may write (ulimit -f) or the file system holds — raise the limit`);
+    expect(readFileSync(logFile, 'utf8')).toBe(earlier);
   });
 
   it('a checkpoint of an earlier slimkit (no weight hashes in its fingerprint) still resumes', async () => {

@@ -541,6 +541,7 @@ describe('files', () => {
     expect(fileError('m.onnx', error('EROFS'), 'write').message).toBe('m.onnx: cannot be written: the file system is read-only — write to a folder you can write in');
     expect(fileError('m.onnx', error('EDQUOT'), 'write').message).toBe('m.onnx: cannot be written: the disk quota is used up — free space and run again');
     expect(fileError('m.onnx', error('ENAMETOOLONG'), 'write').message).toBe('m.onnx: cannot be written: the name is too long for the file system — give a shorter file name');
+    expect(fileError('m.onnx', error('EFBIG'), 'write').message).toBe('m.onnx: cannot be written: it would pass the largest file this process may write (ulimit -f) or the file system holds — raise the limit (ulimit -f unlimited) or write to another file system');
   });
 
   it('name the file when it cannot be read', async () => {

@@ -417,11 +417,13 @@ export function fileError(path: string, e: unknown, action: 'read' | 'write'): S
     : code === 'EDQUOT' ? 'cannot be written: the disk quota is used up'
     : code === 'EROFS' ? 'cannot be written: the file system is read-only'
     : code === 'ENAMETOOLONG' ? 'cannot be written: the name is too long for the file system'
+    : code === 'EFBIG' ? 'cannot be written: it would pass the largest file this process may write (ulimit -f) or the file system holds'
     : `cannot be ${action === 'read' ? 'read' : 'written'}: ${(e as Error).message}`;
   const fix = action === 'read' ? 'check the path'
     : code === 'ENOSPC' || code === 'EDQUOT' ? 'free space and run again'
     : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'write to a folder you can write in'
     : code === 'ENAMETOOLONG' ? 'give a shorter file name'
+    : code === 'EFBIG' ? "raise the limit (ulimit -f unlimited) or write to another file system"
     : 'check the output path and free space';
   return inputError({ file: path, problem, fix });
 }
