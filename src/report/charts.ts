@@ -146,10 +146,11 @@ export interface CurveSeries {
   history: readonly EpochJson[];
 }
 
-/** One line per training stage over its epochs: test top-1 or train loss. */
-export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss'): TopLevelSpec {
+/** One line per training stage over its epochs: test top-1 or train loss. `legend` names what a line is. */
+export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss', legend = 'stage'): TopLevelSpec {
   const accuracy = metric === 'test_top1';
-  const values = series.flatMap((s) => s.history.map((e) => ({ stage: s.stage, epoch: e.epoch, value: accuracy ? e[metric] * 100 : e[metric] })));
+  // A diverged epoch logs its loss as null (JSON has no NaN): a gap, not a point at 0.
+  const values = series.flatMap((s) => s.history.filter((e) => Number.isFinite(e[metric])).map((e) => ({ stage: s.stage, epoch: e.epoch, value: accuracy ? e[metric] * 100 : e[metric] })));
   const title = { test_top1: 'Test top-1 per epoch', train_loss: 'Training loss per epoch', test_loss: 'Test loss per epoch' }[metric];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -162,10 +163,19 @@ export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' |
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
-      color: { field: 'stage', type: 'nominal', title: 'stage' },
-      tooltip: [{ field: 'stage' }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],
+      color: { field: 'stage', type: 'nominal', title: legend },
+      tooltip: [{ field: 'stage', title: legend }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],
     },
   } as TopLevelSpec;
+}
+
+/** Test top-1 and training loss side by side, one line per run (slim curves). */
+export function trainingCurvesSpec(series: readonly CurveSeries[]): TopLevelSpec {
+  const panel = (metric: 'test_top1' | 'train_loss'): object => {
+    const { $schema: _schema, config: _config, ...rest } = curvesSpec(series, metric, 'run') as unknown as Record<string, unknown>;
+    return rest;
+  };
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CONFIG, hconcat: [panel('test_top1'), panel('train_loss')] } as TopLevelSpec;
 }
 
 export interface StageTime {

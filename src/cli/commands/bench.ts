@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { writeFileAtomic } from '../../onnx/io.js';
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
@@ -210,7 +211,7 @@ export function registerBench(program: Command): void {
       const busy = otherLoadNote(load);
       if (busy) log(busy);
       if (options.chart !== undefined) {
-        writeFileSync(options.chart, await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! }))));
+        await writeFileAtomic(options.chart, new TextEncoder().encode(await benchChartSvg(rows.map((r) => ({ ...r, top1: r.top1! })))));
         log(`chart: ${options.chart}`);
       }
     });

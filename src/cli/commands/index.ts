@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerCurves } from './curves.js';
 import { registerDemo } from './demo.js';
 import { registerDeploy } from './deploy.js';
 import { registerDistill } from './distill.js';
@@ -23,6 +24,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerEval,
   registerBench,
   registerTrain,
+  registerCurves,
   registerOptimize,
   registerPrune,
   registerDistill,

@@ -1,0 +1,83 @@
+/**
+ * Training logs read back: the JSON-lines files `--log` writes (slim train, distill, quantize --qat,
+ * prune --finetune) as one series of epochs per run. A log a second run appended to starts a new
+ * series at its 'start' record; a resumed run ('resume') and the later phase of a QAT run (after
+ * 'phase_end') continue the one before. An epoch logged twice (a run killed after logging it and
+ * resumed from the checkpoint before) counts as its last record; a line a crash cut off is skipped.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { inputError } from '../errors.js';
+import { fileError } from '../onnx/io.js';
+import type { EpochJson } from './json-records.js';
+
+export interface LoggedRun {
+  /** The log's name, and which run of it when several were appended to one file. */
+  name: string;
+  file: string;
+  /** What the run trained: the start record's graph name, when it has one. */
+  model?: string;
+  epochs: EpochJson[];
+  /** The run stopped as diverged (a 'diverged' record) at this epoch. */
+  divergedAt?: number;
+  /** It ended with an 'end' record (a run still going, or killed, has none). */
+  finished: boolean;
+}
+
+export interface TrainingLog {
+  runs: LoggedRun[];
+  /** Lines that are not JSON records: cut off by a crash or a full disk. */
+  tornLines: number;
+}
+
+interface Record_ {
+  event?: unknown;
+  epoch?: unknown;
+  graph?: unknown;
+}
+
+export async function readTrainingLog(file: string): Promise<TrainingLog> {
+  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+    throw fileError(file, e, 'read');
+  });
+  const base = path.basename(file).replace(/\.jsonl?$/, '');
+  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean }[] = [];
+  let tornLines = 0;
+  let records = 0;
+  let previous: unknown;
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    let record: Record_;
+    try {
+      record = JSON.parse(line) as Record_;
+    } catch {
+      tornLines++;
+      continue;
+    }
+    if (typeof record !== 'object' || record === null || typeof record.event !== 'string') {
+      throw inputError({ file, where: `line ${records + tornLines + 1}`, problem: 'is not a record of a slimkit training log (no "event")', fix: 'give the file a training command wrote with --log' });
+    }
+    records++;
+    const event = record.event;
+    const continues = event === 'resume' || (event === 'start' && previous === 'phase_end');
+    if ((event === 'start' && !continues) || runs.length === 0) runs.push({ epochs: new Map(), finished: false });
+    const run = runs.at(-1)!;
+    if (event === 'start' && typeof record.graph === 'string' && record.graph) run.model ??= record.graph;
+    if (event === 'epoch' && typeof record.epoch === 'number') run.epochs.set(record.epoch, record as unknown as EpochJson);
+    if (event === 'diverged' && typeof record.epoch === 'number') run.divergedAt = record.epoch;
+    run.finished = event === 'end' ? true : event === 'start' || event === 'resume' ? false : run.finished;
+    previous = event;
+  }
+  if (records === 0) throw inputError({ file, problem: 'holds no training log records', fix: 'give the file a training command wrote with --log' });
+  return {
+    runs: runs.map((r, i) => ({
+      name: runs.length > 1 ? `${base} (run ${i + 1})` : base,
+      file,
+      ...(r.model ? { model: r.model } : {}),
+      epochs: [...r.epochs.values()].sort((a, b) => a.epoch - b.epoch),
+      ...(r.divergedAt !== undefined ? { divergedAt: r.divergedAt } : {}),
+      finished: r.finished,
+    })),
+    tornLines,
+  };
+}

@@ -1,0 +1,96 @@
+// Training logs read back as runs of epochs, and `slim curves` drawing them: appended runs apart, a resume
+// and a QAT's second phase continued, an epoch logged twice counted once, a torn line skipped; a real
+// `slim train --log` log drawn as the numbers it holds.
+import './helpers/engine-env.js';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { nativeAvailable } from '../src/engine/native.js';
+import { readTrainingLog } from '../src/report/training-log.js';
+import { runSlim } from './helpers/cli.js';
+import { CIFAR_DIR } from './helpers/fixtures.js';
+
+const scratch = mkdtempSync(path.join(tmpdir(), 'slim-curves-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const epoch = (n: number, top1: number, loss: number | null = 2 - n / 10) =>
+  JSON.stringify({ time: 't', event: 'epoch', epoch: n, train_loss: loss, train_top1: 0.5, test_loss: 1, test_top1: top1, lr: 0.1, seconds: 2, train_seconds: 1.5, images_per_second: 100 });
+const event = (name: string, extra: Record<string, unknown> = {}) => JSON.stringify({ time: 't', event: name, ...extra });
+
+function writeLog(name: string, lines: string[]): string {
+  const file = path.join(scratch, name);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+describe('readTrainingLog', () => {
+  it('splits appended runs, continues a resume and a later phase, keeps the last record of an epoch, skips a torn line', async () => {
+    const file = writeLog('mixed.jsonl', [
+      event('start', { epoch: 0, graph: 'resnet18-cifar' }), epoch(1, 0.3), epoch(2, 0.4),
+      '{"time":"t","event":"epoch","epoch":3,"train_lo', // a crash cut this record off
+      event('resume', { epoch: 2 }), epoch(3, 0.45), epoch(3, 0.5), event('end'),
+      event('start', { epoch: 0, phase: 'bn-live' }), epoch(1, 0.6), event('phase_end'),
+      event('start', { epoch: 1, phase: 'bn-folded' }), epoch(2, 0.7), epoch(3, 0.65, null), event('diverged', { epoch: 3 }),
+    ]);
+    const log = await readTrainingLog(file);
+    expect(log.tornLines).toBe(1);
+    expect(log.runs.map((r) => [r.name, r.model, r.epochs.map((e) => [e.epoch, e.test_top1]), r.finished, r.divergedAt])).toEqual([
+      ['mixed (run 1)', 'resnet18-cifar', [[1, 0.3], [2, 0.4], [3, 0.5]], true, undefined],
+      ['mixed (run 2)', undefined, [[1, 0.6], [2, 0.7], [3, 0.65]], false, 3],
+    ]);
+  });
+
+  it('refuses a file that is not a training log, naming the line', async () => {
+    await expect(readTrainingLog(writeLog('other.jsonl', [event('start'), JSON.stringify({ hello: 1 })]))).rejects.toThrow(/other\.jsonl: line 2: is not a record of a slimkit training log/);
+    await expect(readTrainingLog(writeLog('empty.jsonl', ['']))).rejects.toThrow(/holds no training log records — give the file a training command wrote with --log/);
+    await expect(readTrainingLog(path.join(scratch, 'missing.jsonl'))).rejects.toThrow(/missing\.jsonl: does not exist/);
+  });
+});
+
+describe('slim curves', () => {
+  it('draws several logs in one SVG and summarizes each run', async () => {
+    const a = writeLog('a/train.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.2), epoch(2, 0.35), event('end')]);
+    const b = writeLog('b/train.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.25), epoch(2, 0.3)]);
+    const out = path.join(scratch, 'both.svg');
+    const r = await runSlim(['curves', a, b, '-o', out, '--json']);
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as { output: string; runs: { name: string; epochs: number; best_top1: number; best_epoch: number; last_top1: number; finished: boolean; seconds: number }[] };
+    expect(json.output).toBe(out);
+    // Same file name in two folders: each run is named by its path.
+    const names = json.runs.map((x) => x.name);
+    expect(names[0]).toMatch(/a\/train$/);
+    expect(names[1]).toMatch(/b\/train$/);
+    expect(json.runs.map((x) => [x.epochs, x.best_top1, x.best_epoch, x.last_top1, x.finished, x.seconds])).toEqual([[2, 0.35, 2, 0.35, true, 4], [2, 0.3, 2, 0.3, false, 4]]);
+    const svg = readFileSync(out, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    for (const text of ['Test top-1 per epoch', 'Training loss per epoch', names[0]!, names[1]!]) expect(svg).toContain(text);
+  });
+
+  it('writes beside the first log by default and refuses an -o that is not an SVG', async () => {
+    const log = writeLog('solo.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.2)]);
+    const r = await runSlim(['curves', log]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`wrote ${path.join(scratch, 'solo.svg')}`);
+    expect(r.stdout).toMatch(/solo \(did not finish\)\s+1\s+20\.00 % \(epoch 1\)\s+20\.00 %\s+1\.900\s+2 s/);
+    expect(existsSync(path.join(scratch, 'solo.svg'))).toBe(true);
+    const bad = await runSlim(['curves', log, '-o', path.join(scratch, 'x.png')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("-o writes an SVG file, got '");
+    const nothing = await runSlim(['curves', writeLog('started.jsonl', [event('start', { epoch: 0 })])]);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toContain('no run in these logs finished an epoch');
+  });
+
+  it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'test_batch.bin')))('draws the log slim train writes, with its numbers', async () => {
+    const log = path.join(scratch, 'real.jsonl');
+    const t = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', CIFAR_DIR!, '--epochs', '2', '--train-limit', '128', '--test-limit', '64', '--batch', '32', '--threads', '2', '--log', log, '--out', path.join(scratch, 'real.onnx')], { timeoutMs: 180_000 });
+    expect(t.code).toBe(0);
+    const epochs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; test_top1: number }).filter((e) => e.event === 'epoch');
+    const r = await runSlim(['curves', log, '--json']);
+    expect(r.code).toBe(0);
+    const run = (JSON.parse(r.stdout) as { runs: { epochs: number; last_top1: number; finished: boolean; name: string }[] }).runs[0]!;
+    expect(run).toMatchObject({ name: 'real', epochs: 2, last_top1: epochs[1]!.test_top1, finished: true });
+  }, 240_000);
+});
