@@ -7,6 +7,7 @@ import { emptyGraph } from '../src/onnx/graph.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { Net } from './prune-fixtures.js';
+import { VERSION } from '../src/version.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -55,6 +56,19 @@ describe('slim zoo / info', () => {
     expect(info.stdout).toContain('classes not named (labels by position)');
     const zoo = await runSlim(['info', model]); // the zoo model of the test above
     expect(zoo.stdout).toContain('images 32×32, RGB; mean [0.4914, 0.4822, 0.4465], std [0.247, 0.2435, 0.2616]');
+  });
+
+  it('a model a command rewrote names slimkit as its producer, and the tool it came from', async () => {
+    const optimized = path.join(dir, 'torch-optimized.onnx');
+    expect((await runSlim(['optimize', fixturePath('torch-tiny-resnet-folded.onnx'), '-o', optimized])).code).toBe(0);
+    const graph = await readModel(optimized);
+    expect([graph.producerName, graph.producerVersion, graph.metadata['slimkit.source_producer']]).toEqual(['slimkit', VERSION, 'pytorch 1.13.0']);
+    const info = await runSlim(['info', optimized, '--json']);
+    expect(JSON.parse(info.stdout)).toMatchObject({ producer: `slimkit ${VERSION}`, source_producer: 'pytorch 1.13.0' });
+    // A second step keeps the first source.
+    const again = path.join(dir, 'torch-optimized-again.onnx');
+    expect((await runSlim(['optimize', optimized, '-o', again])).code).toBe(0);
+    expect((await readModel(again)).metadata['slimkit.source_producer']).toBe('pytorch 1.13.0');
   });
 
   it('a model whose input is not an image is described as such; a free-size one at the --image-size given', async () => {

@@ -1,16 +1,17 @@
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
-import type { Graph } from '../onnx/graph.js';
+import { madeBySlimkit, type Graph } from '../onnx/graph.js';
 import { writeModel } from '../onnx/io.js';
 
 /**
  * Writes the model a long command made (training, distillation, QAT, pruning with fine-tuning). When
  * that fails at the end — the disk filled up meanwhile, the folder was removed — the work is not thrown
  * away: the model goes to the system's temp folder instead and the error says where, or, when that
- * fails too, how the checkpoint (if any) gives it back.
+ * fails too, how the checkpoint (if any) gives it back. The model names slimkit as its producer (madeBySlimkit).
  */
-export async function writeMadeModel(graph: Graph, file: string, o: { checkpointDir?: string | undefined } = {}): Promise<{ bytes: number }> {
+export async function writeMadeModel(made: Graph, file: string, o: { checkpointDir?: string | undefined } = {}): Promise<{ bytes: number }> {
+  const graph = madeBySlimkit(made);
   try {
     return await writeModel(graph, file);
   } catch (e) {

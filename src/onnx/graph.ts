@@ -1,5 +1,6 @@
 import type { DType } from './dtype.js';
 import type { Tensor } from './tensor.js';
+import { VERSION } from '../version.js';
 
 /** A dimension: a number, or a symbol such as "batch" when the model leaves it free. */
 export type Dim = number | string;
@@ -84,7 +85,7 @@ export function emptyGraph(name = 'main', opset = 17): Graph {
     irVersion: 8,
     opsets: { '': opset },
     producerName: 'slimkit',
-    producerVersion: '0.1.0',
+    producerVersion: VERSION,
     docString: '',
     metadata: {},
     inputs: [],
@@ -92,6 +93,25 @@ export function emptyGraph(name = 'main', opset = 17): Graph {
     nodes: [],
     initializers: new Map(),
     valueInfo: new Map(),
+  };
+}
+
+/** Metadata key of the tool a model slimkit rewrote came from (its producer before: `pytorch 1.13.0`). */
+export const SOURCE_PRODUCER_KEY = 'slimkit.source_producer';
+
+/**
+ * A model a command made (trained, quantized, pruned, optimized) names slimkit as its producer, as ONNX
+ * means the field; the tool its input came from is kept in SOURCE_PRODUCER_KEY (the first one, across
+ * several slimkit steps).
+ */
+export function madeBySlimkit(graph: Graph): Graph {
+  const source = [graph.producerName, graph.producerVersion].filter(Boolean).join(' ');
+  const keep = graph.producerName === 'slimkit' || !source || graph.metadata[SOURCE_PRODUCER_KEY] !== undefined;
+  return {
+    ...graph,
+    producerName: 'slimkit',
+    producerVersion: VERSION,
+    metadata: keep ? graph.metadata : { ...graph.metadata, [SOURCE_PRODUCER_KEY]: source },
   };
 }
 

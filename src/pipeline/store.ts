@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { Graph } from '../onnx/graph.js';
+import { madeBySlimkit, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel, fileError, HOST_TAG, removeOrphanedTemps, writeFileAtomic } from '../onnx/io.js';
 import { sameFile } from '../util/files.js';
 
@@ -37,9 +37,9 @@ export function hashOf(value: unknown): string {
 export const ARTIFACTS = 'artifacts';
 export const MODELS = 'models';
 
-/** Encodes the graph and stores its bytes under their hash (once). */
+/** Encodes the graph (naming slimkit its producer) and stores its bytes under their hash (once). */
 export async function putModel(runDir: string, graph: Graph): Promise<ArtifactRef> {
-  return putBytes(runDir, encodeModel(graph).model, 'onnx');
+  return putBytes(runDir, encodeModel(madeBySlimkit(graph)).model, 'onnx');
 }
 
 export async function putBytes(runDir: string, bytes: Uint8Array, ext: string): Promise<ArtifactRef> {

@@ -8,7 +8,7 @@ import { formatBytes, formatCount, formatNumbers, table } from '../../report/for
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
-import { dataInputs, GraphIndex, type Dim, type Graph } from '../../onnx/graph.js';
+import { dataInputs, GraphIndex, SOURCE_PRODUCER_KEY, type Dim, type Graph } from '../../onnx/graph.js';
 import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { dequantizedWeights, layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
@@ -89,6 +89,7 @@ export function registerInfo(program: Command): void {
       const result = {
         file,
         producer: [graph.producerName, graph.producerVersion].filter(Boolean).join(' '),
+        ...(graph.metadata[SOURCE_PRODUCER_KEY] ? { source_producer: graph.metadata[SOURCE_PRODUCER_KEY] } : {}),
         ir_version: graph.irVersion,
         opsets: graph.opsets,
         size_bytes: stats.sizeBytes,
@@ -120,7 +121,7 @@ export function registerInfo(program: Command): void {
           .join(', ');
         return [
           `${file}`,
-          `  producer ${result.producer || 'unknown'}, IR ${graph.irVersion}, opset ${graph.opsets[''] ?? '?'}`,
+          `  producer ${result.producer || 'unknown'}${result.source_producer ? ` (from ${result.source_producer})` : ''}, IR ${graph.irVersion}, opset ${graph.opsets[''] ?? '?'}`,
           `  size ${formatBytes(stats.sizeBytes)} (gzip ${formatBytes(stats.gzipBytes)})${externalNote(loaded.externalFiles, stats.externalDataBytes)}`,
           `  params ${formatCount(stats.params)} (${formatCount(stats.nonzeroParams)} non-zero), ${macsText(stats)}`,
           `  weights ${dtypes || 'none'}`,

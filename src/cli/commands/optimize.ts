@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
+import { madeBySlimkit } from '../../onnx/graph.js';
 import { writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { validateGraph } from '../../onnx/validate.js';
@@ -44,7 +45,7 @@ export function registerOptimize(program: Command): void {
         if (options.trace) log(formatTrace(t));
       });
       validateGraph(optimized, { file: options.output });
-      const { bytes } = await writeModel(optimized, options.output);
+      const { bytes } = await writeModel(madeBySlimkit(optimized), options.output);
       const result = { file, output: options.output, nodes_before: graph.nodes.length, nodes_after: optimized.nodes.length, size_bytes: bytes,
         passes: traces.map((t) => ({
           pass: t.pass, nodes_before: t.nodesBefore, nodes_after: t.nodesAfter,
