@@ -1,8 +1,4 @@
-/**
- * Errors a user can act on. The CLI prints `message` on one line and exits with `exitCode`
- * (1: bad input such as a file or data set, 2: bad usage such as a flag). Anything that is not a
- * SlimError is a bug in slimkit and is reported with its stack.
- */
+/** 'input': a file or data set is wrong (exit 1); 'usage': a flag or option is (exit 2). */
 export type ErrorKind = 'input' | 'usage';
 
 export interface ErrorParts {
@@ -16,6 +12,11 @@ export interface ErrorParts {
   fix?: string;
 }
 
+/**
+ * Errors a user can act on. The CLI prints `message` on one line and exits with `exitCode`
+ * (1: bad input such as a file or data set, 2: bad usage such as a flag). Anything that is not a
+ * SlimError is a bug in slimkit and is reported with its stack.
+ */
 export class SlimError extends Error {
   readonly kind: ErrorKind;
   readonly parts: ErrorParts;

@@ -9,15 +9,16 @@ import { requireOneInput } from './onnx/image-input.js';
 import { imageMixingNodes } from './onnx/image-mixing.js';
 import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
 import { validateGraph } from './onnx/validate.js';
-import { inputError } from './errors.js';
+import { inputError, usageError } from './errors.js';
 import { labelledForModel, modelInputSize, normalizationFor, recordedClasses } from './data/model-data.js';
 import { forBatches } from './data/model-batches.js';
-import type { ImageSet, Normalization } from './data/types.js';
+import { checkImageSet, type ImageSet, type Normalization } from './data/types.js';
 import { defaultThreads, openSession } from './runtime/ort.js';
 import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
 import { modelStats, type ModelStats } from './runtime/stats.js';
 import {
   autoConvLayout,
+  CALIBRATION_METHODS,
   calibrateImages,
   DEFAULT_STATIC,
   INT8_SYMMETRIC,
@@ -46,6 +47,8 @@ export interface EvaluateModelOptions {
   limit?: number;
   /** ONNX Runtime intra-op threads; default: the cores this process may use. */
   threads?: number;
+  /** Also return each image's predicted class (EvaluateResult.predictions). */
+  keepPredictions?: boolean;
   onProgress?(done: number, total: number): void;
 }
 
@@ -57,6 +60,8 @@ export interface EvaluateModelOptions {
  */
 export async function evaluateModel(model: ModelSource, images: ImageSet, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
   const { graph, name } = await graphOf(model);
+  requireImages(images, 'evaluation');
+  if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) throw usageError(`limit must be a whole number ≥ 1, got ${options.limit}`, 'leave limit out to evaluate every image');
   const set = labelledForModel(images, recordedClasses(graph, name), { quiet: true });
   const session = await openSession(encodeModel(graph).model, { label: name, ...(options.threads ? { threads: options.threads } : {}) });
   try {
@@ -66,6 +71,7 @@ export async function evaluateModel(model: ModelSource, images: ImageSet, option
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.limit !== undefined ? { limit: options.limit } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.keepPredictions ? { keepPredictions: true } : {}),
     });
   } finally {
     await session.close();
@@ -112,6 +118,13 @@ export interface QuantizeModelOptions {
 export interface QuantizeModelResult {
   /** The int8 QDQ model: it takes what the input model took (batch, pixels, score shape). */
   graph: Graph;
+  /**
+   * The float graph the int8 weights were quantized from (BatchNorm folded, biases corrected): pass it as
+   * `float` to quantizationAwareTraining, whose latent weights then start from it.
+   */
+  float: Graph;
+  /** The float model as prepared, before bias correction: what the int8 model stands in for (QAT's teacher: `teacher: { graph: reference }`). */
+  reference: Graph;
   /** The range method used (the one 'auto' chose). */
   method: CalibrationMethod;
   /** Images calibrated on. */
@@ -130,6 +143,8 @@ export interface QuantizeModelResult {
 export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 'seed' | 'normalization' | 'threads' | 'onProgress'>): StaticOptions {
   const reduceRange = options.reduceRange ?? false;
   const method = options.method ?? 'auto';
+  if (method !== 'auto' && !CALIBRATION_METHODS.includes(method)) throw usageError(`method must be one of ${[...CALIBRATION_METHODS, 'auto'].join(', ')}, got '${String(method)}'`);
+  if (options.percentile !== undefined && !(options.percentile > 0 && options.percentile <= 100)) throw usageError(`percentile must be in (0, 100], got ${options.percentile}`);
   return {
     ...DEFAULT_STATIC,
     activations: options.activations === 'int8' ? INT8_SYMMETRIC : UINT8_ASYMMETRIC,
@@ -156,6 +171,7 @@ export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 
  */
 export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
   const { graph: source, name } = await graphOf(model);
+  requireImages(calibration, 'calibration');
   const quantized = source.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
   if (quantized) throw inputError({ file: name, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
   const batch = forBatches(source, name, { quiet: true, flattenScores: false });
@@ -177,6 +193,8 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   const { plan, params } = calibrated.result;
   return {
     graph: output,
+    float: calibrated.result.float,
+    reference: calibrated.result.reference,
     method: calibrated.options.calibration.method,
     calibrationImages: calibrated.calibSet.labels.length,
     ...(calibrated.choice && calibrated.heldOut
@@ -187,6 +205,12 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
     warnings: params.warnings,
     calibrationSeconds: calibrated.calibrationSeconds,
   };
+}
+
+/** A set of images that holds what it says, and at least one. */
+function requireImages(images: ImageSet, role: string): void {
+  checkImageSet(images, role);
+  if (images.labels.length === 0) throw inputError({ where: `${role} images (${images.name})`, problem: 'there are none', fix: `give at least one ${role} image` });
 }
 
 /**

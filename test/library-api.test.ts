@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildZooModel, encodeModel, evaluateModel, loadCifar10, quantizeModel, readModel, writeModel } from '../src/index.js';
+import { buildZooModel, encodeModel, evaluateModel, loadCifar10, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
+import { fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { realCifar10Dir, removeTempDirs, REPO, tempDir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
@@ -127,4 +128,30 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
     expect(macs[1]! / macs[0]!).toBeLessThanOrEqual(0.5);
     for (const file of ['resnet18-w025.onnx', 'resnet18-w025-pruned.onnx']) expect(fs.existsSync(path.join(dir, file)), file).toBe(true);
   }, 300_000);
+});
+
+describe('refusals a program meets instead of a wrong number or a LibTorch error', () => {
+  // Ten classes, one 32×32 image each (no data set needed).
+  const images: ImageSet = { name: 'made', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 32, 32], pixels: new Uint8Array(10 * 3 * 32 * 32).fill(100), labels: Uint8Array.from({ length: 10 }, (_, i) => i) };
+  const net = buildZooModel('resnet18-cifar', { width: 0.0625 });
+
+  it('an image set that does not hold what it says, or none', async () => {
+    await expect(evaluateModel(net, { ...images, pixels: images.pixels.subarray(0, 3072 * 5) })).rejects.toThrow(/evaluation images \(made\): hold 15360 pixel bytes for 10 labels of 3×32×32 images \(30720 expected\)/);
+    await expect(evaluateModel(net, { ...images, labels: Uint8Array.from(images.labels, (l) => l + 1) })).rejects.toThrow(/image 9 has label 10, but there are 10 classes/);
+    await expect(quantizeModel(net, take(images, 0))).rejects.toThrow(/calibration images \(made\[:0\]\): there are none/);
+    await expect(evaluateModel(net, images, { limit: 0 })).rejects.toThrow(/limit must be a whole number ≥ 1, got 0/);
+  });
+
+  it('quantization options out of range, before any calibration', async () => {
+    await expect(quantizeModel(net, images, { method: 'percentile', percentile: 150 })).rejects.toThrow(/percentile must be in \(0, 100\], got 150/);
+    await expect(quantizeModel(net, images, { method: 'minmx' as never })).rejects.toThrow(/method must be one of minmax, percentile, entropy, mse, auto, got 'minmx'/);
+  });
+
+  it('a model that does not fit the data, before the first training step', async () => {
+    const data = { train: images, test: images };
+    await expect(trainModel({ graph: buildZooModel('resnet18-cifar', { width: 0.0625, classes: 3 }), data, epochs: 1, batch: 4 })).rejects.toThrow(/the model scores 3 classes but the data has 10 \(c0, c1, c2, c3, c4, c5, c6, c7, …\)/);
+    await expect(trainModel({ graph: await readModel(fixturePath('torch-tiny-resnet.onnx')), data, epochs: 1, batch: 4, file: 'tiny.onnx' })).rejects.toThrow(/^tiny\.onnx: the model takes 3×16×16 images \(C×H×W\) but the training images are 3×32×32/);
+    await expect(trainModel({ graph: net, data, epochs: 1, batch: 4, trainLimit: 0 })).rejects.toThrow(/trainLimit must be a whole number ≥ 1, got 0/);
+    await expect(trainModel({ graph: net, data: { train: images, test: take(images, 0) }, epochs: 1, batch: 4 })).rejects.toThrow(/test images \(made\[:0\]\): there are none/);
+  });
 });

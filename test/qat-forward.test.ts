@@ -13,6 +13,7 @@ import { encodeModel } from '../src/onnx/io.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { validateGraph } from '../src/onnx/validate.js';
 import { runGraph } from '../src/runtime/ort.js';
+import { foldBatchNorm } from '../src/passes/index.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 
@@ -205,6 +206,14 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
       const before = encodeModel(q.graph).model;
       toQatGraph(q.graph, { float: q.float });
       expect(Buffer.from(encodeModel(q.graph).model).equals(Buffer.from(before)), cpu).toBe(true);
+    }
+  });
+
+  it('refuses a float model the int8 weights were not quantized from (another model of the same architecture)', () => {
+    // (A fresh zoo model's BatchNorm is the identity, so its unfolded weights are its folded ones.)
+    expect(() => toQatGraph(ptq.graph, { float: buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 }) })).not.toThrow();
+    for (const float of [foldBatchNorm(buildZooModel('resnet18-cifar', { width: 0.25, seed: 4 })), buildZooModel('resnet18-cifar', { width: 0.25, seed: 5 })]) {
+      expect(() => toQatGraph(ptq.graph, { float, file: 'q.onnx' })).toThrow(/^q\.onnx: layer '[^']+': the float model's weights are not the ones the int8 model was quantized from \(\d+ of \d+ quantize to other integers\)/);
     }
   });
 

@@ -3,6 +3,7 @@
  * binary layout). Raw bytes keep CIFAR-10 train at 150 MB and let the training engine copy the
  * whole set to the GPU once and augment there.
  */
+import { inputError } from '../errors.js';
 export interface ImageSet {
   /** e.g. "cifar10/test" or the folder path. */
   name: string;
@@ -21,6 +22,23 @@ export function imageCount(set: ImageSet): number {
 }
 
 /** [H, W] of a set's images: the size a free-size model runs at on them. */
+/**
+ * An ImageSet built or sliced by hand must hold what it says: N·C·H·W pixel bytes for its N labels, each
+ * label one of its classes. A short pixel buffer was scored as N images of NaN (top-1 0 %), a label past
+ * the classes failed inside a training step.
+ */
+export function checkImageSet(set: ImageSet, role: string): void {
+  const [c, h, w] = set.imageShape;
+  const n = set.labels.length;
+  const where = `${role} images (${set.name})`;
+  if (set.pixels.length !== n * c * h * w) {
+    throw inputError({ where, problem: `hold ${set.pixels.length} pixel bytes for ${n} labels of ${c}×${h}×${w} images (${n * c * h * w} expected)`, fix: 'slice pixels and labels together (subset / take of slimkit/data do)' });
+  }
+  const classes = set.classes.length;
+  const bad = set.labels.findIndex((label) => label >= classes);
+  if (bad >= 0) throw inputError({ where, problem: `image ${bad} has label ${set.labels[bad]}, but there are ${classes} classes`, fix: 'give every class a name in classes, labels counting from 0' });
+}
+
 export function imageSizeOf(set: ImageSet): [number, number] {
   return [set.imageShape[1], set.imageShape[2]];
 }

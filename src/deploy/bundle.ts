@@ -47,7 +47,7 @@ export interface DeployResult {
   warnings: string[];
 }
 
-
+/** Writes a bundle folder for `target` at `out` from the .onnx file `model` (see the module comment). */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   if (!(TARGETS as readonly string[]).includes(options.target)) {
     throw usageError(`--target must be one of ${TARGETS.join(', ')}, got '${options.target}'`);

@@ -13,6 +13,7 @@ import { digest, digestArrays, digestWeights, restore, type CheckpointMeta } fro
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
 import { DeviceImageSet, EnginePlan } from './plan.js';
+import { checkModelFitsData } from './data-fit.js';
 import { makeSchedule, type ScheduleName } from './schedule.js';
 import { TeacherLogits } from './teacher-cache.js';
 import type { DistributedHooks } from './distributed.js';
@@ -146,7 +147,11 @@ export interface EpochRecord {
 }
 
 export interface TrainResult {
-  /** The trained graph: parameters and BN running statistics written into its initializers. */
+  /**
+   * The trained graph: parameters and BN running statistics written into its initializers, BatchNorm not
+   * folded (foldBatchNorm makes the inference model) and the data's class names not recorded
+   * (withClassNames(graph, data.train.classes) does, as slim train writes them).
+   */
   graph: Graph;
   history: EpochRecord[];
   /** Test top-1 after the last epoch, in [0, 1]. */
@@ -247,7 +252,13 @@ async function endsMidLine(file: string): Promise<boolean> {
   }
 }
 
+/**
+ * Trains `graph` on `data` in the LibTorch addon (nativeAvailable() says whether it loaded): SGD with
+ * OneCycle by default, random crop + flip, a test top-1 after every epoch, checkpoints with `checkpointDir`
+ * (and `resume`). Refuses a model that does not fit the data before the first step.
+ */
 export async function trainModel(o: TrainOptions): Promise<TrainResult> {
+  checkModelFitsData(o.graph, o.data, { ...(o.file ? { file: o.file } : {}), ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}), ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}) });
   const r = resolve(o);
   if (r.distill?.cache && r.augment) {
     throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');

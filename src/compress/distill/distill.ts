@@ -58,6 +58,10 @@ export function checkDistillSettings(alpha: number, temperature: number): void {
   if (!(alpha >= 0 && alpha <= 1)) throw usageError(`--alpha must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
 }
 
+/**
+ * Trains `student` with α·CE(labels) + (1 − α)·T²·KL(teacher ‖ student) at temperature T, the teacher in
+ * eval mode on the same augmented batch (DISTILL_DEFAULTS: T = 4, α = 0.5).
+ */
 export async function distill(o: DistillOptions): Promise<DistillResult> {
   const temperature = o.temperature ?? DISTILL_DEFAULTS.temperature;
   const alpha = o.alpha ?? DISTILL_DEFAULTS.alpha;

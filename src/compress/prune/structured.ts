@@ -123,6 +123,12 @@ export function pinForPruning(graph: Graph, size: readonly [number, number]): Gr
   return pinImageSize(asPruningSeesIt(graph), size);
 }
 
+/**
+ * Removes whole channels to meet `options.target` (a fraction of channels, of MACs, or of measured latency):
+ * channels that must go together (a residual sum, a depthwise Conv, a Concat) go together, ranked by
+ * `importance` (default L2 of the weights). The result runs as it is; fine-tune it (trainModel) to win back
+ * top-1.
+ */
 export async function pruneStructured(graph: Graph, options: StructuredOptions): Promise<StructuredResult> {
   const { target } = options;
   const maxRatio = options.maxRatio ?? 0.9;

@@ -136,6 +136,8 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     const axis = scaleTensor && scaleTensor.dims.length === 1 && scaleTensor.data.length > 1 ? axisOf(dq) : undefined;
     const floatNode = floatNodes.get(label);
     const fromFloatModel = floatInitializer(options.float, floatNode?.inputs[slot], weight.q.dims);
+    const [qmin, qmax] = weightGrid(weight.q, reducedRange);
+    if (fromFloatModel) checkQuantizesTo(fromFloatModel, weight.q, g, dq, axis, [qmin, qmax], { layer: label, file: options.file });
     const latent = fromFloatModel ?? dequantize(weight.q, g, dq, axis);
     const name = freshName(taken, baseName(floatNode?.inputs[slot], dq.inputs[0]!));
     g.initializers.set(name, latent);
@@ -153,7 +155,6 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     dq.inputs = [quantized, scale, zeroPoint];
     trainable.add(name);
     if (fromFloatModel) fromFloat.add(name);
-    const [qmin, qmax] = weightGrid(weight.q, reducedRange);
     layout.weights.push({ name, quantize: q.name, dequantize: dq.name, scale, zeroPoint, axis, dtype: weight.q.dtype as 'int8' | 'uint8', qmin, qmax, layer: label });
 
     // The int32 bias (Conv / Gemm input 2) becomes float: its scale follows the trained scales at export.
@@ -199,6 +200,40 @@ function floatInitializer(graph: Graph | undefined, name: string | undefined, di
   const t = name ? graph?.initializers.get(name) : undefined;
   if (t?.dtype !== 'float32' || t.dims.length !== dims.length || t.dims.some((d, i) => d !== dims[i])) return undefined;
   return float32(t.dims, t.data as Float32Array);
+}
+
+/** Weights of the float model allowed to round to another integer than the stored one (ties, bias correction). */
+const MAX_OFF_GRID = 0.01;
+
+/**
+ * The float model's weight must be what the int8 weight was quantized from: each value, quantized with the
+ * stored scale and zero point, lands within one step of the stored integer. Another model of the same
+ * architecture (or the same model before BatchNorm folding), matched by name and shape, would start QAT
+ * from weights its scales were not calibrated for, and ruin it without a word.
+ */
+function checkQuantizesTo(latent: Tensor<'float32'>, q: Tensor, g: Graph, dq: Node, axis: number | undefined, grid: readonly [number, number], o: { layer: string; file: string | undefined }): void {
+  const scale = g.initializers.get(dq.inputs[1]!)!.data as Float32Array;
+  const zeroT = dq.inputs[2] ? g.initializers.get(dq.inputs[2]) : undefined;
+  const a = axis === undefined ? undefined : axis < 0 ? axis + q.dims.length : axis;
+  let inner = 1;
+  if (a !== undefined) for (let d = a + 1; d < q.dims.length; d++) inner *= q.dims[d]!;
+  const channels = a === undefined ? 1 : q.dims[a]!;
+  const stored = q.data as ArrayLike<number>;
+  let off = 0;
+  for (let i = 0; i < latent.data.length; i++) {
+    const c = a === undefined ? 0 : Math.floor(i / inner) % channels;
+    if (!(scale[c]! > 0)) continue;
+    const integer = Math.min(grid[1], Math.max(grid[0], Math.round(latent.data[i]! / scale[c]!) + (zeroT ? Number(zeroT.data[c]) : 0)));
+    if (Math.abs(integer - stored[i]!) > 1) off++;
+  }
+  if (off > MAX_OFF_GRID * latent.data.length) {
+    throw new SlimError({
+      ...(o.file ? { file: o.file } : {}),
+      where: `layer '${o.layer}'`,
+      problem: `the float model's weights are not the ones the int8 model was quantized from (${off} of ${latent.data.length} quantize to other integers): QAT would start from weights its scales do not fit`,
+      fix: 'pass the float graph quantization returned (QuantizeModelResult.float), or no float model (QAT then starts from the int8 weights)',
+    });
+  }
 }
 
 /** DequantizeLinear of a stored integer tensor: (q − zero point) · scale, per tensor or along `axis`. */

@@ -18,9 +18,13 @@ import { toQatGraph, type QatLayout } from './graph.js';
 import { masksFromZeros } from '../prune/unstructured.js';
 
 export interface QatOptions {
-  /** The PTQ QDQ graph (`quantizeStatic(...).graph`). */
+  /** The int8 QDQ graph to train: `quantizeModel(...).graph` (or the low-level `quantizeStatic(...).graph`). */
   graph: Graph;
-  /** The float graph it was quantized from (`quantizeStatic(...).float`): latent weights start there. */
+  /**
+   * The float graph it was quantized from (`quantizeModel(...).float`): latent weights start there. Another
+   * float model (even the same one before BatchNorm folding) is refused: its weights must quantize to the
+   * int8 ones. Without it, latent weights start from the int8 values.
+   */
   float?: Graph;
   data: { train: ImageSet; test: ImageSet };
   epochs: number;
@@ -53,7 +57,10 @@ export interface QatOptions {
   trainLimit?: number;
   testLimit?: number;
   augment?: EpochAugment | false;
-  /** Distill from a float teacher (e.g. the model before quantization) while training. */
+  /**
+   * Distill from a float teacher while training. `slim quantize --qat` distils from the model before
+   * quantization (`quantizeModel(...).reference`) unless --no-distill; here only when given.
+   */
   teacher?: TrainOptions['teacher'];
   checkpointDir?: string;
   resume?: boolean | string;
@@ -91,6 +98,10 @@ export interface QatResult {
 
 export { QAT_DEFAULTS } from './defaults.js';
 
+/**
+ * Fine-tunes an int8 QDQ model with fake-quantized weights (straight-through gradients) and exports the
+ * same QDQ form ONNX Runtime runs in int8: what was trained is what ships.
+ */
 export async function quantizationAwareTraining(o: QatOptions): Promise<QatResult> {
   if (!o.graph.nodes.some((n) => n.opType === 'QuantizeLinear')) {
     throw usageError('quantization-aware training starts from a static-quantized QDQ graph', 'run slim quantize --mode static first, or pass --qat to it');
