@@ -77,7 +77,7 @@ export function isZooName(name: string): name is ZooName {
  * normalization and the options used, for eval and deploy to read later.
  * Throws a usage error for an unknown name or invalid options.
  */
-export function buildZooModel(name: string, options: ZooOptions = {}): Graph {
+export function buildZooModel(name: ZooName | (string & {}), options: ZooOptions = {}): Graph {
   const entry = zooEntry(name);
   const classes = options.classes ?? options.classNames?.length ?? entry.defaultClasses;
   const width = options.width ?? 1;
