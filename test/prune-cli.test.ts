@@ -6,7 +6,9 @@ import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { runSlim } from './helpers/cli.js';
-import { pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
+import { pruneLess, top1BeforeAfter, top1Line } from '../src/cli/commands/prune-accuracy.js';
+import { emptyGraph, type Graph } from '../src/onnx/graph.js';
+import type { ImageSet } from '../src/data/types.js';
 import { ratioShortfallNote } from '../src/cli/commands/prune.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -303,5 +305,27 @@ describe('top-1 before and after pruning', () => {
     expect(top1Line({ ...r, before: 0.145, after: 0.07 }, 10, true, pruneLess({ sparsity: 0.8 }))).toMatch(/warning: near chance .*: fine-tune longer \(--finetune\) or prune less \(a lower --sparsity\)$/);
     expect(top1Line({ ...r, before: 0.12, after: 0.1 }, 10, true, 'x')).not.toMatch(/warning/);
     expect([pruneLess({ ratio: 0.3 }), pruneLess({ nm: { n: 2, m: 4 } })]).toEqual(['a lower --ratio', 'a looser --nm pattern, such as 4:8']);
+  });
+
+  it("scores a folder's test images across its classes, not the first classes' (CIFAR-10's first N as they come)", async () => {
+    // A model that always says class 0; 10 classes × 300 images. The first 2,000 of a folder's split are
+    // classes 0–6 (class 0's share: 15 %); 200 of each class give 10 %.
+    const always0: Graph = {
+      ...emptyGraph('always-0'),
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['N', 3, 4, 4] }],
+      outputs: [{ name: 'scores', dtype: 'float32', shape: ['N', 10] }],
+      nodes: [
+        { name: 'gap', opType: 'GlobalAveragePool', domain: '', inputs: ['x'], outputs: ['g'], attributes: {} },
+        { name: 'flat', opType: 'Flatten', domain: '', inputs: ['g'], outputs: ['f'], attributes: {} },
+        { name: 'fc', opType: 'Gemm', domain: '', inputs: ['f', 'w', 'b'], outputs: ['scores'], attributes: { transB: { type: 'int', value: 1 } } },
+      ],
+      initializers: new Map([['w', float32([10, 3], new Float32Array(30))], ['b', float32([10], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0])]]),
+    };
+    const sorted: ImageSet = { name: 'photos/test', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 4, 4], pixels: new Uint8Array(3000 * 48), labels: Uint8Array.from({ length: 3000 }, (_, i) => Math.floor(i / 300)) };
+    const normalization = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
+    const folder = await top1BeforeAfter(always0, always0, sorted, normalization, { threads: 1 });
+    expect([folder.before, folder.after, folder.images]).toEqual([0.1, 0.1, 2000]);
+    const shuffled = { ...sorted, name: 'cifar10/test', labels: Uint8Array.from({ length: 3000 }, (_, i) => (i < 2000 ? (i % 5 === 0 ? 0 : 1 + (i % 9)) : 2)) };
+    expect((await top1BeforeAfter(always0, always0, shuffled, normalization, { threads: 1 })).before).toBe(0.2);
   });
 });

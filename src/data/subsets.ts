@@ -26,6 +26,12 @@ export function take(set: ImageSet, n: number): ImageSet {
   return subset(set, Uint32Array.from({ length: count }, (_, i) => i), `${set.name}[:${count}]`);
 }
 
+/** Whether the set lists one class after another (an image folder's order), so that its first images are the first classes'. */
+export function listedByClass(set: ImageSet): boolean {
+  for (let i = 1; i < set.labels.length; i++) if (set.labels[i]! < set.labels[i - 1]!) return false;
+  return set.classes.length > 1;
+}
+
 /**
  * n images taken round-robin over the classes — the first of each class, then the second, … — kept in
  * the set's order: what an image folder's --limit loads. An image folder lists one class after another,
