@@ -65,6 +65,30 @@ describe('loadImageFolder', () => {
     await sharp(bands(32, 96, [[RED, 32], [BLUE, 32], [GREEN, 32]], false), raw(32, 96)).webp({ lossless: true }).toFile(path.join(dog, 'more', 'c-tall.webp'));
   });
 
+  it('reads a JPEG with a decoder warning (extraneous bytes before a marker) as Pillow does, and refuses one cut short', async () => {
+    const dir = tempDir('jpeg-warning');
+    const jpeg = await sharp(bands(32, 32, [[RED, 10], [GREEN, 12], [BLUE, 10]]), { raw: { width: 32, height: 32, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    const sos = jpeg.indexOf(Buffer.from([0xff, 0xda]));
+    const warned = Buffer.concat([jpeg.subarray(0, sos), Buffer.from([0, 0, 0]), jpeg.subarray(sos)]);
+    const clean = await loadImageFile(jpeg, { size: [32, 32] });
+    expect(Buffer.from((await loadImageFile(warned, { size: [32, 32] })).pixels).equals(Buffer.from(clean.pixels))).toBe(true);
+    const cut = path.join(dir, 'cut.jpg');
+    fs.writeFileSync(cut, jpeg.subarray(0, jpeg.length >> 1));
+    await expect(loadImageFile(cut, { size: [32, 32] })).rejects.toThrow(/cannot read image \(.*premature end of JPEG image\)/);
+  });
+
+  it('counts decoded images to its caller, and refuses a set past 4 GiB before decoding any', async () => {
+    const seen: [number, number][] = [];
+    await loadImageFolder(root, { concurrency: 1, onProgress: (done, total) => seen.push([done, total]) });
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6].map((n) => [n, 6]));
+    // 6 images of 3×16384×16384 are 4.5 GiB; 5 fit.
+    const start = performance.now();
+    const error = await loadImageFolder(root, { size: [16384, 16384] }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SlimError);
+    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (eval, bench, quantize's --eval-limit), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size`);
+    expect(performance.now() - start).toBeLessThan(2000);
+  });
+
   it('labels from sorted subfolders, RGB from PNG/JPEG/WebP, gray expanded, alpha composited onto black, centre crops', async () => {
     const set = await loadImageFolder(root);
     expect(set.classes).toEqual(['cat', 'dog']);

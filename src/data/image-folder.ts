@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { existsSync, type Dirent } from 'node:fs';
 import { CIFAR10_ARCHIVE_FOLDER, CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES } from './cifar10-files.js';
 import fs from 'node:fs/promises';
@@ -33,6 +34,8 @@ export interface LoadImageFolderOptions extends ImageSizeOptions {
   skipBad?: boolean;
   /** Images decoded at once (sharp decodes on libuv's thread pool). */
   concurrency?: number;
+  /** Images decoded so far, of how many (a folder of 20,000 takes minutes). */
+  onProgress?(done: number, total: number): void;
   /**
    * The caller reads images, not labels (calibration): a folder of images without class folders is one
    * class, and an empty class folder is passed over instead of refused.
@@ -96,9 +99,11 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
 
   const channels = options.channels ?? 3;
   const imageSize = channels * size[0] * size[1];
+  checkFitsInMemory(root, chosen.length, [channels, size[0], size[1]]);
   const pixels = new Uint8Array(chosen.length * imageSize);
   const ok = new Uint8Array(chosen.length);
   const skipped: SkippedImage[] = [];
+  let done = 0;
   await forEachLimited(chosen.length, options.concurrency ?? 8, async (i) => {
     const { file } = chosen[i]!;
     try {
@@ -110,6 +115,7 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
       if (!(e instanceof SlimError) || e.parts.file !== file) throw e;
       skipped.push({ file, reason: e.parts.problem });
     }
+    options.onProgress?.(++done, chosen.length);
   });
   // Every unreadable file at once: fixing them one run at a time costs a load per file.
   if (skipped.length > 0 && !options.skipBad) throw unreadableImages(root, skipped);
@@ -130,6 +136,24 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     ...(plain ? {} : { outsideClasses: await looseImages(root) }),
   };
 }
+
+/**
+ * A set is one byte array (N×C×H×W), and Node's arrays stop at 4 GiB: 28,532 images at 224×224 (RGB).
+ * Said before any decoding, with how many fit, instead of an internal error after listing.
+ */
+function checkFitsInMemory(root: string, count: number, shape: readonly [number, number, number]): void {
+  const perImage = shape[0] * shape[1] * shape[2];
+  if (count * perImage <= MAX_SET_BYTES) return;
+  const fit = Math.floor(MAX_SET_BYTES / perImage);
+  throw inputError({
+    file: root,
+    problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (4 GiB: ${fit} images of this size)`,
+    fix: `read at most ${fit} of them: --limit (eval, bench, quantize's --eval-limit), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size`,
+  });
+}
+
+/** The largest Uint8Array Node allocates. */
+const MAX_SET_BYTES = bufferConstants.MAX_LENGTH;
 
 /** Image files directly in `root`, beside its class folders. */
 async function looseImages(root: string): Promise<string[]> {
@@ -188,8 +212,10 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
   // Outside the try: a sharp that cannot load is not a bad image, and its own message says what to install.
   const sharp = (await (sharpModule ??= import('sharp'))).default;
   try {
-    // autoOrient: photos from phones are stored sideways with an EXIF rotation.
-    const oriented = sharp(input, { failOn: 'warning' }).autoOrient();
+    // autoOrient: photos from phones are stored sideways with an EXIF rotation. failOn 'error', as Pillow
+    // reads: a cut-short image is refused, a decoder warning such as "3 extraneous bytes before marker"
+    // (common in real photo folders) is not — the same pixels as Pillow's.
+    const oriented = sharp(input, { failOn: 'error' }).autoOrient();
     const meta = await oriented.metadata();
     const srcW = meta.autoOrient?.width ?? meta.width;
     const srcH = meta.autoOrient?.height ?? meta.height;
@@ -208,7 +234,7 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
     // sharp calls an empty file an unsupported format.
     const empty = typeof input === 'string' ? await fs.stat(input).then((st) => st.size === 0, () => false) : input.length === 0;
     const said = (e as Error).message.split('\n')[0] ?? '';
-    // libvips stops at its first warning (failOn): for an image, that is damaged or cut-short data.
+    // libvips stops at its first error (failOn): for an image, that is damaged or cut-short data.
     const reason = /failOn/.test(said) ? 'its data is damaged or cut short' : said;
     throw inputError({
       file: name,
@@ -299,9 +325,10 @@ function heldOutFolder(splits: readonly SplitName[]): SplitName | undefined {
  */
 export async function loadTrainTestFolders(
   root: string,
-  options: ImageSizeOptions & { trainLimit?: number; testLimit?: number } = {},
+  options: ImageSizeOptions & { trainLimit?: number; testLimit?: number; onProgress?: (split: 'train' | 'test', done: number, total: number) => void } = {},
 ): Promise<{ train: ImageFolderSet; test: ImageFolderSet }> {
-  const { trainLimit, testLimit, ...size } = options;
+  const { trainLimit, testLimit, onProgress, ...size } = options;
+  const progressOf = (split: 'train' | 'test') => (onProgress ? { onProgress: (done: number, total: number) => onProgress(split, done, total) } : {});
   const layout = await folderLayout(root);
   const splits = layout.kind === 'splits' ? layout.splits : [];
   if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
@@ -312,8 +339,8 @@ export async function loadTrainTestFolders(
       fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
     });
   }
-  const train = await loadImageFolder(path.join(root, 'train'), { ...size, ...(trainLimit !== undefined ? { limit: trainLimit } : {}) });
-  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}) }, layout) };
+  const train = await loadImageFolder(path.join(root, 'train'), { ...size, ...(trainLimit !== undefined ? { limit: trainLimit } : {}), ...progressOf('train') });
+  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}), ...progressOf('test') }, layout) };
 }
 
 /**

@@ -7,13 +7,13 @@ import { stat } from 'node:fs/promises';
 import { inputError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
-import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type ResizeMode, type SplitName } from './image-folder.js';
+import { folderLayout, listNames, loadImageFolder, loadSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
 import { matchClasses } from './class-names.js';
 import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
-import { log, progress, type Progress } from '../util/terminal.js';
+import { lazyProgress, log, progress, type Progress } from '../util/terminal.js';
 
 /** How many channels a model's images have: the commands load data by it (defined beside the metadata it reads). */
 export { modelChannels };
@@ -92,7 +92,16 @@ async function loadSplit(options: DataOptions, inputSize: [number, number] | und
   const flag = options.flag ?? '--data';
   await requireDataFolder(name, flag, options.unlabelled ? `pass ${flag} cifar10 or a folder of images` : `pass ${flag} cifar10 or a folder with one subfolder of images per class`);
   requireImageSize(inputSize, name);
-  const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}) };
+  const bar = lazyProgress(`read ${name}`, 'img');
+  const sizeOptions = { size: inputSize, channels, ...limit, ...(options.unlabelled ? { unlabelled: true } : {}), ...(options.resize ? { resize: options.resize } : {}), onProgress: bar.update };
+  try {
+    return await loadFolderSplit(name, split, options, sizeOptions);
+  } finally {
+    bar.stop();
+  }
+}
+
+async function loadFolderSplit(name: string, split: SplitName, options: DataOptions, sizeOptions: LoadImageFolderOptions): Promise<ImageSet> {
   const layout = await folderLayout(name);
   if (layout.kind === 'splits') {
     // Images without labels (calibration) come from any split: a folder of val/ alone (ImageNet's
@@ -324,7 +333,11 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   await requireDataFolder(data, '--data', 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
   requireImageSize(options.size, data);
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
-  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits });
+  const bars = { train: lazyProgress(`read ${data} train`, 'img'), test: lazyProgress(`read ${data} test`, 'img') };
+  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits, onProgress: (split, done, total) => bars[split].update(done, total) }).finally(() => {
+    bars.train.stop();
+    bars.test.stop();
+  });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
   const classes = sets.train.classes.length;
   // A class the test split has no images of trains silently and shows "0 of 0" in every score.

@@ -19,6 +19,31 @@ export function barFormat(label: string, unit: string): string {
 }
 
 /**
+ * Progress of work that is usually quick (decoding an image folder): nothing until it has run 1 s in a
+ * terminal (10 s into a log), then a bar. `update` takes the total too, which may change between loads.
+ */
+export function lazyProgress(label: string, unit: string): { update(done: number, total: number): void; stop(): void } {
+  const start = performance.now();
+  let bar: Progress | undefined;
+  let barTotal = 0;
+  return {
+    update(done, total) {
+      if (bar && total !== barTotal) {
+        bar.stop();
+        bar = undefined;
+      }
+      if (!bar) {
+        if (done >= total || performance.now() - start < (process.stderr.isTTY ? 1000 : 10_000)) return;
+        bar = progress(label, total, unit);
+        barTotal = total;
+      }
+      bar.update(done);
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
+/**
  * A progress bar on stderr. On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints a
  * line at most every 5 seconds so long runs still show life without flooding the log.
  */
@@ -28,7 +53,8 @@ export function progress(label: string, total: number, unit = 'items'): Progress
       {
         format: barFormat(label, unit),
         stream: process.stderr,
-        hideCursor: true,
+        // Not hidden: Ctrl-C kills a command without a handler before the bar could show it again.
+        hideCursor: false,
         clearOnComplete: true,
         etaBuffer: 50,
       },
