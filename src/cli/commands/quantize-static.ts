@@ -118,7 +118,9 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
     log(describeChoice(choice, heldOut.labels.length));
   } else if (auto) {
     const n = fullSet.labels.length;
-    log(`calibration method: ${staticOptions.calibration.method} (all ${n} images went to calibration, none were left over for --method auto to compare methods on${n > 1 ? ` — pass --samples ${Math.max(1, Math.floor(n / 2))} to keep half for it` : ''})`);
+    // auto compares on up to AUTO_HELD_OUT_IMAGES images: from a large set, leaving those is enough.
+    const leave = n >= 2 * AUTO_HELD_OUT_IMAGES ? ` — pass --samples ${n - AUTO_HELD_OUT_IMAGES} to leave ${AUTO_HELD_OUT_IMAGES} for it` : n > 1 ? ` — pass --samples ${Math.floor(n / 2)} to keep half for it` : '';
+    log(`calibration method: ${staticOptions.calibration.method} (all ${n} images went to calibration, none were left over for --method auto to compare methods on${leave})`);
   }
   const run: StaticRun = { output: result.graph, result, calibrated, extra };
   if (options.maxDrop !== undefined) await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);
