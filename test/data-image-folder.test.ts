@@ -148,6 +148,25 @@ describe('loadImageFolder', () => {
     await expect(loadImageFolder(root, { classes: ['cat', 'cow'] })).rejects.toThrow(/has no folder for class "cow" \(found: cat, dog\)/);
   });
 
+  it('with a sample seed, limit draws each class\'s images at random (calibration), the same ones for the same seed', async () => {
+    const dir = tempDir('folder-sample');
+    for (const c of ['a', 'b']) {
+      fs.mkdirSync(path.join(dir, c));
+      for (let i = 0; i < 8; i++) await sharp(solid(8, 8, [i * 30, c === 'a' ? 0 : 255, 0]), { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(path.join(dir, c, `${i}.png`));
+    }
+    // Image i of a class is red level 30·i: which files were read shows in the red plane.
+    const reds = async (o: { sampleSeed?: number }) => {
+      const set = await loadImageFolder(dir, { size: [8, 8], limit: 6, ...o });
+      return Array.from({ length: 6 }, (_, k) => set.pixels[k * 192]! / 30);
+    };
+    expect(await reds({})).toEqual([0, 1, 2, 0, 1, 2]);
+    const drawn = await reds({ sampleSeed: 1 });
+    expect(drawn).not.toEqual([0, 1, 2, 0, 1, 2]);
+    expect(await reds({ sampleSeed: 1 })).toEqual(drawn);
+    expect(await reds({ sampleSeed: 2 })).not.toEqual(drawn);
+    for (const half of [drawn.slice(0, 3), drawn.slice(3)]) expect([...half].sort((x, y) => x - y)).toEqual(half);
+  });
+
   it('corrupt images are one error naming every one (not one per run); skipBad collects them instead', async () => {
     const dir = tempDir('folder-bad');
     fs.cpSync(root, dir, { recursive: true });

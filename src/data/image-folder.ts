@@ -6,6 +6,7 @@ import path from 'node:path';
 import { inputError, SlimError, usageError } from '../errors.js';
 import { resizeCropToPlanar } from './resample.js';
 import { toGrayscale } from './transforms.js';
+import { Random } from '../util/random.js';
 import type { ImageSet } from './types.js';
 
 /**
@@ -30,6 +31,11 @@ export interface LoadImageFolderOptions extends ImageSizeOptions {
   classes?: string[];
   /** Load at most this many images, taken round-robin across classes so every class is represented. */
   limit?: number;
+  /**
+   * With `limit`: each class's images are drawn at random with this seed (calibration samples), not its
+   * first ones in sorted order — those may be one photo session, or near-copies.
+   */
+  sampleSeed?: number;
   /** Skip unreadable images (listed in `skipped`) instead of failing on the first. */
   skipBad?: boolean;
   /** Images decoded at once (sharp decodes on libuv's thread pool). */
@@ -95,7 +101,7 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
       });
     }
   }
-  const chosen = chooseFiles(perClass, options.limit);
+  const chosen = chooseFiles(perClass, options.limit, options.sampleSeed);
 
   const channels = options.channels ?? 3;
   const imageSize = channels * size[0] * size[1];
@@ -461,7 +467,7 @@ async function isDirectory(full: string, entry: Dirent): Promise<boolean> {
 }
 
 /** All files, or `limit` of them taken round-robin over classes; returned grouped by class, sorted. */
-function chooseFiles(perClass: string[][], limit: number | undefined): { file: string; label: number }[] {
+function chooseFiles(perClass: string[][], limit: number | undefined, seed?: number): { file: string; label: number }[] {
   const counts = perClass.map((files) => files.length);
   if (limit !== undefined) {
     if (!(Number.isInteger(limit) && limit >= 0)) throw usageError(`limit must be a whole number ≥ 0, got ${limit}`);
@@ -476,7 +482,10 @@ function chooseFiles(perClass: string[][], limit: number | undefined): { file: s
       }
     }
   }
-  return perClass.flatMap((files, label) => files.slice(0, counts[label]).map((file) => ({ file, label })));
+  const rng = seed !== undefined ? new Random(seed) : undefined;
+  // A seeded draw keeps the files in sorted order: only which ones changes.
+  const pick = (files: string[], n: number): string[] => (rng && n < files.length ? Array.from(rng.permutation(files.length).subarray(0, n)).sort((a, b) => a - b).map((i) => files[i]!) : files.slice(0, n));
+  return perClass.flatMap((files, label) => pick(files, counts[label]!).map((file) => ({ file, label })));
 }
 
 /**

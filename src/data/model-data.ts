@@ -27,6 +27,8 @@ export interface DataOptions {
   /** Images are read for themselves (calibration): a folder of images needs no class folders. */
   unlabelled?: boolean;
   limit?: number;
+  /** With `limit` on an image folder: its images drawn at random with this seed, not each class's first (calibration). */
+  sampleSeed?: number;
   mean?: number[];
   std?: number[];
   /** How a folder's images are brought to the model's input (--resize); CIFAR-10's are not resized. */
@@ -81,7 +83,7 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
 async function loadSplit(options: DataOptions, inputSize: [number, number] | undefined, channels: ImageChannels): Promise<ImageSet> {
   const name = options.data;
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
-  const limit = options.limit !== undefined ? { limit: options.limit } : {};
+  const limit = options.limit !== undefined ? { limit: options.limit, ...(options.sampleSeed !== undefined ? { sampleSeed: options.sampleSeed } : {}) } : {};
   const split = (options.split ?? 'test') as SplitName;
   if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`);
   if (isCifar10(name)) {

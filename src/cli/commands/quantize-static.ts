@@ -93,11 +93,11 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const threads = options.threads;
   const extra: Record<string, unknown> = {};
   const requested = staticOptionsFrom(options);
-  // An image folder is read only up to --samples images (round-robin over classes), so memory does
-  // not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
+  // An image folder is read only up to --samples images (round-robin over classes, each class's drawn
+  // with --seed), so memory does not grow with the folder; CIFAR-10 train (150 MB) is sampled at random.
   const folder = !isCifar10(options.calib!);
   const auto = options.method === 'auto';
-  const fullSet = await loadDataset({ ...ctx.data, data: options.calib!, flag: '--calib', split: 'train', splitOptional: true, unlabelled: true, ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0) } : {}) }, modelInputSize(graph), modelChannels(graph));
+  const fullSet = await loadDataset({ ...ctx.data, data: options.calib!, flag: '--calib', split: 'train', splitOptional: true, unlabelled: true, ...(folder ? { limit: options.samples + (auto ? AUTO_HELD_OUT_IMAGES : 0), sampleSeed: options.seed } : {}) }, modelInputSize(graph), modelChannels(graph));
   checkImageSize(graph, fullSet, ctx.file, '--calib');
   const bar = progress('calibrate', Math.min(options.samples, fullSet.labels.length), 'img');
   const calibrated = await calibrateImages(graph, fullSet, requested, {
