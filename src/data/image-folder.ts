@@ -149,17 +149,16 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
  */
 function checkFitsInMemory(root: string, count: number, shape: readonly [number, number, number]): void {
   const perImage = shape[0] * shape[1] * shape[2];
-  if (count * perImage <= MAX_SET_BYTES) return;
-  const fit = Math.floor(MAX_SET_BYTES / perImage);
+  // Read here, not at load: the web page bundles this module for resizeBox, and has no node:buffer.
+  const maxBytes = bufferConstants.MAX_LENGTH;
+  if (count * perImage <= maxBytes) return;
+  const fit = Math.floor(maxBytes / perImage);
   throw inputError({
     file: root,
-    problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (4 GiB: ${fit} images of this size)`,
+    problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (${Math.round(maxBytes / 2 ** 30)} GiB: ${fit} images of this size)`,
     fix: `read at most ${fit} of them: --limit (eval, bench, quantize's --eval-limit), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size`,
   });
 }
-
-/** The largest Uint8Array Node allocates. */
-const MAX_SET_BYTES = bufferConstants.MAX_LENGTH;
 
 /** Image files directly in `root`, beside its class folders. */
 async function looseImages(root: string): Promise<string[]> {
