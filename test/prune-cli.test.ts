@@ -325,6 +325,9 @@ describe('top-1 before and after pruning', () => {
     const normalization = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
     const folder = await top1BeforeAfter(always0, always0, sorted, normalization, { threads: 1 });
     expect([folder.before, folder.after, folder.images]).toEqual([0.1, 0.1, 2000]);
+    // Renumbered to a model's class order, a folder's classes still come one after another.
+    const renumbered = { ...sorted, labels: Uint8Array.from({ length: 3000 }, (_, i) => 9 - Math.floor(i / 300)) };
+    expect((await top1BeforeAfter(always0, always0, renumbered, normalization, { threads: 1 })).before).toBe(0.1);
     const shuffled = { ...sorted, name: 'cifar10/test', labels: Uint8Array.from({ length: 3000 }, (_, i) => (i < 2000 ? (i % 5 === 0 ? 0 : 1 + (i % 9)) : 2)) };
     expect((await top1BeforeAfter(always0, always0, shuffled, normalization, { threads: 1 })).before).toBe(0.2);
   });

@@ -26,9 +26,18 @@ export function take(set: ImageSet, n: number): ImageSet {
   return subset(set, Uint32Array.from({ length: count }, (_, i) => i), `${set.name}[:${count}]`);
 }
 
-/** Whether the set lists one class after another (an image folder's order), so that its first images are the first classes'. */
+/**
+ * Whether the set lists one class after another (an image folder's order, also after its classes were
+ * renumbered to a model's), so that its first images are a few classes' only: each label is one run.
+ */
 export function listedByClass(set: ImageSet): boolean {
-  for (let i = 1; i < set.labels.length; i++) if (set.labels[i]! < set.labels[i - 1]!) return false;
+  const ended = new Set<number>();
+  for (let i = 1; i < set.labels.length; i++) {
+    const [previous, label] = [set.labels[i - 1]!, set.labels[i]!];
+    if (label === previous) continue;
+    if (ended.has(label)) return false;
+    ended.add(previous);
+  }
   return set.classes.length > 1;
 }
 
