@@ -172,8 +172,7 @@ export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 
 export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
   const { graph: source, name } = await graphOf(model);
   requireImages(calibration, 'calibration');
-  const quantized = source.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
-  if (quantized) throw inputError({ file: name, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
+  refuseQuantized(source, name);
   const batch = forBatches(source, name, { quiet: true, flattenScores: false });
   requireOneInput(dataInputs(batch.graph), name, 'calibration');
   const method = options.method ?? 'auto';
@@ -205,6 +204,12 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
     warnings: params.warnings,
     calibrationSeconds: calibrated.calibrationSeconds,
   };
+}
+
+/** Quantization starts from a float model: one with quantize / dequantize nodes is refused. */
+export function refuseQuantized(graph: Graph, file: string): void {
+  const quantized = graph.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
+  if (quantized) throw inputError({ file, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
 }
 
 /** A set of images that holds what it says, and at least one. */

@@ -142,9 +142,11 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     await expect(evaluateModel(net, images, { limit: 0 })).rejects.toThrow(/limit must be a whole number ≥ 1, got 0/);
   });
 
-  it('quantization options out of range, before any calibration', async () => {
+  it('quantization options out of range, before any calibration; an int8 model', async () => {
     await expect(quantizeModel(net, images, { method: 'percentile', percentile: 150 })).rejects.toThrow(/percentile must be in \(0, 100\], got 150/);
     await expect(quantizeModel(net, images, { method: 'minmx' as never })).rejects.toThrow(/method must be one of minmax, percentile, entropy, mse, auto, got 'minmx'/);
+    const int8 = await quantizeModel(net, images, { method: 'minmax', samples: 10 });
+    await expect(quantizeModel(int8.graph, images)).rejects.toThrow(/: node '[^']+' \((QuantizeLinear|DequantizeLinear)\): the model is already quantized — quantize the float model it was made from/);
   });
 
   it('a model that does not fit the data, before the first training step', async () => {

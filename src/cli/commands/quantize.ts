@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
-import { inputError, usageError } from '../../errors.js';
+import { usageError } from '../../errors.js';
+import { refuseQuantized } from '../../toolkit.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
 import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
@@ -177,10 +178,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
-  const quantOps = loaded.graph.nodes.filter((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
-  if (quantOps.length > 0) {
-    throw inputError({ file, where: `node '${quantOps[0]!.name}' (${quantOps[0]!.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
-  }
+  refuseQuantized(loaded.graph, file);
   // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
   const sized = withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options);
   // Checked before calibration: live BN needs BatchNormalization nodes, which a BN-folded export has none of.
