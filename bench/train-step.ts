@@ -66,7 +66,7 @@ function findPython(): string {
 // The batch: random pixels, normalized the CIFAR way; labels uniform.
 const rng = new Random(7);
 const pixels = Uint8Array.from({ length: batch * 3 * 32 * 32 }, () => rng.int(256));
-const labels = Uint8Array.from({ length: batch }, () => rng.int(10));
+const labels = Uint16Array.from({ length: batch }, () => rng.int(10));
 const { mean, std, scale } = CIFAR10_NORMALIZATION;
 const images = Float32Array.from(pixels, (p, i) => {
   const c = Math.floor(i / 1024) % 3;

@@ -16,6 +16,6 @@ console.log(`${output}: ${int8.method} calibration on ${int8.calibrationImages} 
 
 for (const [name, graph] of [['fp32', float], ['int8', int8.graph]] as const) {
   const { top1 } = await evaluateModel(graph, test);
-  const { sizeBytes, params, macs } = measureModel(graph);
+  const { sizeBytes, params, macs } = await measureModel(graph);
   console.log(`${name}: top-1 ${(100 * top1).toFixed(2)} % on ${test.labels.length} test images, ${(sizeBytes / 1024).toFixed(1)} KiB, ${params} params, ${macs} MACs`);
 }

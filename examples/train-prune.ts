@@ -21,6 +21,6 @@ for (const [file, graph] of [['resnet18-w025.onnx', trained.graph], ['resnet18-w
   const model = foldBatchNorm(graph);
   await writeModel(model, file);
   const { top1 } = await evaluateModel(model, data.test);
-  const { params, macs } = measureModel(model);
+  const { params, macs } = await measureModel(model);
   console.log(`${file}: top-1 ${(100 * top1).toFixed(2)} %, ${params} params, ${((macs ?? 0) / 1e6).toFixed(1)} M MACs`);
 }

@@ -58,3 +58,25 @@ export function usageError(problem: string, fix?: string): SlimError {
 export function inputError(parts: ErrorParts): SlimError {
   return new SlimError(parts, 'input');
 }
+
+/**
+ * How messages name an option: as the CLI's flag (`--label-smoothing 0.1`) in the `slim` process, as
+ * the library's option (`labelSmoothing: 0.1`) for a program calling slimkit's functions — an error
+ * should name what its reader typed. The CLI switches to flags once, at start (cli/main.ts).
+ */
+let optionsAsFlags = false;
+
+export function nameOptionsAsFlags(): void {
+  optionsAsFlags = true;
+}
+
+/**
+ * An option as the reader wrote it: `option('--bn-epochs')` is `--bn-epochs` or `bnEpochs`; with a
+ * value, `option('--cpu', 'amx')` is `--cpu amx` or `cpu: 'amx'`, and `option('--force', true)` is
+ * `--force` or `force: true`.
+ */
+export function option(flag: string, value?: string | number | true): string {
+  if (optionsAsFlags) return value === undefined || value === true ? flag : `${flag} ${value}`;
+  const key = flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return value === undefined ? key : `${key}: ${typeof value === 'string' ? `'${value}'` : String(value)}`;
+}

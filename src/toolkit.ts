@@ -3,19 +3,20 @@
  * terminal. Each takes a Graph (or an .onnx file) and images, fills in the commands' defaults, and
  * returns numbers or a Graph; nothing is printed. The commands compose the same pieces with their flags.
  */
-import { dataInputs, type Graph } from './onnx/graph.js';
+import { dataInputs, madeBySlimkit, type Graph } from './onnx/graph.js';
 import { encodeModel, readModel } from './onnx/io.js';
 import { requireOneInput } from './onnx/image-input.js';
 import { imageMixingNodes } from './onnx/image-mixing.js';
 import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
-import { validateGraph } from './onnx/validate.js';
+import { loadModelForRuntime, validateGraph } from './onnx/validate.js';
 import { inputError, usageError } from './errors.js';
-import { labelledForModel, modelInputSize, normalizationFor, recordedClasses } from './data/model-data.js';
+import { labelledForModel, labelledSource, modelInputSize, normalizationFor, recordedClasses, withGivenNormalization } from './data/model-data.js';
+import type { ImageSource } from './data/stream.js';
 import { forBatches } from './data/model-batches.js';
-import { checkImageSet, type ImageSet, type Normalization } from './data/types.js';
+import { checkImageSet, checkNormalization, type ImageSet, type Normalization } from './data/types.js';
 import { defaultThreads, openSession } from './runtime/ort.js';
 import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
-import { modelStats, type ModelStats } from './runtime/stats.js';
+import { loadedModelStats, modelStats, type ModelStats } from './runtime/stats.js';
 import {
   autoConvLayout,
   CALIBRATION_METHODS,
@@ -58,11 +59,15 @@ export interface EvaluateModelOptions {
  * records (an error names the classes that differ), and a model that mixes the images of a batch is fed
  * one image per run.
  */
-export async function evaluateModel(model: ModelSource, images: ImageSet, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
+export async function evaluateModel(model: ModelSource, images: ImageSet | ImageSource, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
   const { graph, name } = await graphOf(model);
-  requireImages(images, 'evaluation');
+  if ('chunks' in images) {
+    if (images.count === 0) throw inputError({ where: `evaluation images (${images.name})`, problem: 'there are none', fix: 'give at least one evaluation image' });
+  } else requireImages(images, 'evaluation');
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) throw usageError(`limit must be a whole number ≥ 1, got ${options.limit}`, 'leave limit out to evaluate every image');
-  const set = labelledForModel(images, recordedClasses(graph, name), { quiet: true });
+  if (options.normalization) checkNormalization(options.normalization);
+  const classes = recordedClasses(graph, name);
+  const set = 'chunks' in images ? labelledSource(images, classes, { quiet: true }) : labelledForModel(images, classes, { quiet: true });
   const session = await openSession(encodeModel(graph).model, { label: name, ...(options.threads ? { threads: options.threads } : {}) });
   try {
     return await evaluate(session, set, {
@@ -170,16 +175,19 @@ export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 
  * weights, bias correction, and the Conv layout chosen for this CPU.
  */
 export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
-  const { graph: source, name } = await graphOf(model);
+  const { graph: given, name } = await graphOf(model);
   requireImages(calibration, 'calibration');
-  refuseQuantized(source, name);
+  refuseQuantized(given, name);
+  if (options.normalization) checkNormalization(options.normalization);
+  const source = recordingNormalization(given, options.normalization);
   const batch = forBatches(source, name, { quiet: true, flattenScores: false });
   requireOneInput(dataInputs(batch.graph), name, 'calibration');
   const method = options.method ?? 'auto';
   const static_ = staticOptionsOf(options);
   const threads = options.threads ?? defaultThreads();
   const calibrated = await calibrateImages(batch.graph, calibration, static_, {
-    normalization: options.normalization ?? batch.normalization ?? normalizationFor(batch.graph),
+    // Given statistics now recorded are read back as the CLI reads its flags: the same bytes.
+    normalization: source !== given ? normalizationFor(batch.graph) : options.normalization ?? batch.normalization ?? normalizationFor(batch.graph),
     samples: options.samples ?? 512,
     seed: options.seed ?? 0,
     auto: method === 'auto',
@@ -187,7 +195,7 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
   const tuned = await autoConvLayout(calibrated.result.graph, static_.cpu, threads);
-  const output = batch.restore(tuned?.graph ?? calibrated.result.graph);
+  const output = madeBySlimkit(batch.restore(tuned?.graph ?? calibrated.result.graph));
   validateGraph(output, { file: name });
   const { plan, params } = calibrated.result;
   return {
@@ -206,6 +214,18 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   };
 }
 
+/**
+ * The model recording the statistics it is calibrated with, as `slim quantize --mean/--std` records
+ * them: what slimkit, the bundles and a later evaluation then feed it. Recorded statistics apply to
+ * pixels × 1/255, so another scale is folded into them.
+ */
+function recordingNormalization(graph: Graph, normalization: Normalization | undefined): Graph {
+  if (!normalization) return graph;
+  const k = 255 * normalization.scale;
+  const unit = Math.abs(k - 1) < 1e-12 ? 1 : k;
+  return withGivenNormalization(graph, { mean: normalization.mean.map((v) => v / unit), std: normalization.std.map((v) => v / unit) });
+}
+
 /** Quantization starts from a float model: one with quantize / dequantize nodes is refused. */
 export function refuseQuantized(graph: Graph, file: string): void {
   const quantized = graph.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
@@ -219,15 +239,21 @@ function requireImages(images: ImageSet, role: string): void {
 }
 
 /**
- * What `slim info` measures: bytes of the encoded model (and gzipped), parameters, non-zero parameters
- * and MACs per image. A model with ops slimkit has no definition for has unknown MACs (null).
+ * What `slim info` measures: bytes of the model (and gzipped), parameters, non-zero parameters and MACs
+ * per image. A path is measured as `slim info` measures it — the file's bytes as stored, external data
+ * included; a Graph by the bytes slimkit encodes it to. A model with ops slimkit has no definition for
+ * has unknown MACs (null).
  */
-export function measureModel(graph: Graph): ModelStats {
+export async function measureModel(model: ModelSource): Promise<ModelStats> {
+  if (typeof model === 'string') {
+    const loaded = await loadModelForRuntime(model);
+    return loadedModelStats(loaded, modelInputSize(loaded.graph));
+  }
   let facts: InferenceResult | undefined;
   try {
-    facts = inferShapes(graph);
+    facts = inferShapes(model);
   } catch {
     facts = undefined;
   }
-  return modelStats(graph, facts, undefined, modelInputSize(graph));
+  return modelStats(model, facts, undefined, modelInputSize(model));
 }

@@ -75,7 +75,7 @@ beforeAll(async () => {
 }, 60_000);
 
 describe('matchClasses', () => {
-  const set = (classes: string[], labels: number[]): ImageSet => ({ name: 'x', classes, imageShape: [1, 1, 1], pixels: new Uint8Array(labels.length), labels: Uint8Array.from(labels) });
+  const set = (classes: string[], labels: number[]): ImageSet => ({ name: 'x', classes, imageShape: [1, 1, 1], pixels: new Uint8Array(labels.length), labels: Uint16Array.from(labels) });
 
   it('keeps a set of the same list, relabels one of the same names in another order, names the differences otherwise', () => {
     expect(matchClasses(set(['a', 'b', 'c'], [0, 1, 2]), ['a', 'b', 'c']).kind).toBe('same');

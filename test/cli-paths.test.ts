@@ -130,19 +130,19 @@ describe('output paths', () => {
 });
 
 describe('the model a long command made', () => {
-  it('goes to the temp folder when its path fails at the end, and the error says where; when that fails too, how to get it back', async () => {
+  it('goes to the temp folder when its path fails at the end, and the error says where and what the refusal asks for; when that fails too, how to get it back', async () => {
     const graph = emptyGraph('made');
     const gone = path.join(dir, 'removed-meanwhile', 'out.onnx');
     const error = (await writeMadeModel(graph, gone).catch((e: unknown) => e)) as Error;
     const rescued = /written to (\S+) instead/.exec(error.message)?.[1];
-    expect(error.message).toMatch(/out\.onnx: .*: the model was written to \S+slim-rescued-\d+-out\.onnx instead — free space \(or fix the path\), then move it: mv /);
+    expect(error.message).toMatch(/out\.onnx: .*: the model was written to \S+slim-rescued-\d+-out\.onnx instead — check the output path and free space, then move it: mv /);
     expect(existsSync(rescued!)).toBe(true);
     rmSync(rescued!);
     const tmp = process.env['TMPDIR'];
     process.env['TMPDIR'] = path.join(dir, 'no-temp-folder');
     try {
       const lost = (await writeMadeModel(graph, gone, { checkpointDir: 'ck' }).catch((e: unknown) => e)) as Error;
-      expect(lost.message).toMatch(/nor could the system's temp folder take it: this run's model is lost — free space \(or fix the path\), then run the same command with --resume: ck\/last\.ckpt holds every epoch/);
+      expect(lost.message).toMatch(/nor could the system's temp folder take it: this run's model is lost — check the output path and free space, then run the same command with --resume: ck\/last\.ckpt holds every epoch/);
     } finally {
       if (tmp === undefined) delete process.env['TMPDIR'];
       else process.env['TMPDIR'] = tmp;

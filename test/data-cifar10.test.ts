@@ -143,7 +143,7 @@ describe('CIFAR-10 on small fixtures', () => {
   });
 });
 
-function counts(labels: Uint8Array): number[] {
+function counts(labels: Uint16Array): number[] {
   const out = new Array<number>(10).fill(0);
   for (const l of labels) out[l]!++;
   return out;

@@ -85,7 +85,7 @@ describe('loadImageFolder', () => {
     const start = performance.now();
     const error = await loadImageFolder(root, { size: [16384, 16384] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SlimError);
-    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (eval, bench, quantize's --eval-limit), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size`);
+    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (bench), --eval-limit (quantize), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval reads any number, a chunk at a time)`);
     expect(performance.now() - start).toBeLessThan(2000);
   });
 
@@ -165,6 +165,21 @@ describe('loadImageFolder', () => {
     expect(await reds({ sampleSeed: 1 })).toEqual(drawn);
     expect(await reds({ sampleSeed: 2 })).not.toEqual(drawn);
     for (const half of [drawn.slice(0, 3), drawn.slice(3)]) expect([...half].sort((x, y) => x - y)).toEqual(half);
+  });
+
+  it('with a sample seed, fewer images than classes come from classes drawn at random, not the first ones', async () => {
+    const dir = tempDir('folder-classes');
+    for (let c = 0; c < 40; c++) {
+      fs.mkdirSync(path.join(dir, `c${String(c).padStart(2, '0')}`));
+      await sharp(solid(4, 4, [c, 0, 0]), { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(path.join(dir, `c${String(c).padStart(2, '0')}`, '0.png'));
+    }
+    const labels = async (o: { sampleSeed?: number }) => [...(await loadImageFolder(dir, { size: [4, 4], limit: 10, ...o })).labels];
+    expect(await labels({})).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const drawn = await labels({ sampleSeed: 0 });
+    expect(drawn).toHaveLength(10);
+    expect(Math.max(...drawn)).toBeGreaterThan(9);
+    expect(new Set(drawn).size).toBe(10);
+    expect(await labels({ sampleSeed: 0 })).toEqual(drawn);
   });
 
   it('corrupt images are one error naming every one (not one per run); skipBad collects them instead', async () => {

@@ -15,7 +15,7 @@ function randomSet(n: number, shape: [number, number, number] = [3, 8, 8], class
     classes: Array.from({ length: classes }, (_, i) => `c${i}`),
     imageShape: shape,
     pixels: Uint8Array.from({ length: n * size }, () => rng.int(256)),
-    labels: Uint8Array.from({ length: n }, (_, i) => i % classes),
+    labels: Uint16Array.from({ length: n }, (_, i) => i % classes),
   };
 }
 
@@ -210,14 +210,17 @@ describe('subsets', () => {
     expect([...take(sorted, 6).labels]).toEqual([0, 0, 0, 0, 0, 0]); // what the first n of a folder would be
   });
 
-  it('a pipeline stage scores eval_limit images: CIFAR-10 the first N (testLimit), a folder N across its classes', () => {
+  it('a pipeline stage scores eval_limit images: a shuffled set (CIFAR-10) the first N (testLimit), one listed class by class (a folder) N across its classes', () => {
     const sorted = subset(set, Array.from(set.labels.keys()).sort((a, b) => set.labels[a]! - set.labels[b]! || a - b));
-    const run = (name: string): RunData => ({ train: sorted, test: sorted, name, sha256: '', trainSha256: '' });
-    expect(evalSlice(run('cifar10'), 6)).toEqual({ test: sorted, testLimit: 6 });
-    const folder = evalSlice(run('/data/photos'), 6);
-    expect(folder.testLimit).toBeUndefined();
-    expect([...folder.test.labels]).toEqual([0, 0, 1, 1, 2, 3]);
-    expect(evalSlice(run('/data/photos'), undefined)).toEqual({ test: sorted });
+    const run = (test: ImageSet, name: string): RunData => ({ train: test, test, name, sha256: '', trainSha256: '' });
+    expect(evalSlice(run(set, 'cifar10'), 6)).toEqual({ test: set, testLimit: 6 });
+    for (const name of ['/data/photos', 'cifar10']) {
+      // By the order of its labels, not its name: a folder of CIFAR-10 images, renumbered, is listed by class too.
+      const folder = evalSlice(run(sorted, name), 6);
+      expect(folder.testLimit).toBeUndefined();
+      expect([...folder.test.labels]).toEqual([0, 0, 1, 1, 2, 3]);
+    }
+    expect(evalSlice(run(sorted, '/data/photos'), undefined)).toEqual({ test: sorted });
   });
 
   it('stratifiedSubset takes perClass of each class, seeded, in original order', () => {

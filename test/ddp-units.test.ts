@@ -50,7 +50,7 @@ describe('sharding the deterministic epoch', () => {
 
   it('slices an image set without copying pixels', () => {
     const pixels = Uint8Array.from({ length: 5 * 3 * 2 * 2 }, (_, i) => i);
-    const set = { name: 's', classes: ['a', 'b'], imageShape: [3, 2, 2] as [number, number, number], pixels, labels: Uint8Array.from([0, 1, 0, 1, 1]) };
+    const set = { name: 's', classes: ['a', 'b'], imageShape: [3, 2, 2] as [number, number, number], pixels, labels: Uint16Array.from([0, 1, 0, 1, 1]) };
     const part = sliceImageSet(set, 2, 4);
     expect([...part.labels]).toEqual([0, 1]);
     expect(part.pixels[0]).toBe(24);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CIFAR10_CLASSES, loadImageFolder } from '../src/data/index.js';
+import { CIFAR10_CLASSES, loadImageFolder, type ResizeMode } from '../src/data/index.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { deploy, type DeployResult } from '../src/deploy/bundle.js';
 import { HOST_TAG } from '../src/onnx/io.js';
@@ -117,15 +117,21 @@ describe('linux bundle', () => {
     expect(JSON.parse(all.stdout).results[0].top).toHaveLength(10);
   });
 
-  it('a --resize stretch bundle predicts what `slim eval --resize stretch` scores (its README names that command)', async () => {
-    const stretch = await deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, 'stretch'), resize: 'stretch' });
-    await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(stretch.out, 'node_modules'));
-    expect(await readFile(path.join(stretch.out, 'README.md'), 'utf8')).toContain('stretched to the size (each side scaled on its own), then\nnormalized with mean [0.4914,0.4822,0.4465] and std [0.247,0.2435,0.2616] (pixels scaled to 0..1) — exactly as\n`slim eval --resize stretch` does it');
-    const out = await node(path.join(stretch.out, 'predict.js'), ['--json', '--top', '1', ...images.map((i) => i.file)]);
+  /** A linux-x64 bundle made with `resize`: its README, and the confusion matrix of its predict.js on the images. */
+  async function bundleConfusion(name: string, resize: ResizeMode): Promise<{ readme: string; confusion: number[][] }> {
+    const bundle = await deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, name), resize });
+    await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(bundle.out, 'node_modules'));
+    const out = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '1', ...images.map((i) => i.file)]);
     expect(out.code, out.stderr).toBe(0);
     const predicted = (JSON.parse(out.stdout).results as { top: { index: number }[] }[]).map((r) => r.top[0]!.index);
     const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
     predicted.forEach((p, i) => confusion[images[i]!.label]![p]!++);
+    return { readme: await readFile(path.join(bundle.out, 'README.md'), 'utf8'), confusion };
+  }
+
+  it('a --resize stretch bundle predicts what `slim eval --resize stretch` scores (its README names that command)', async () => {
+    const { readme, confusion } = await bundleConfusion('stretch', 'stretch');
+    expect(readme).toContain('stretched to the size (each side scaled on its own), then\nnormalized with mean [0.4914,0.4822,0.4465] and std [0.247,0.2435,0.2616] (pixels scaled to 0..1) — exactly as\n`slim eval --resize stretch` does it');
     const evaluated = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', 'stretch', '--threads', '1', '--json']);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     expect(JSON.parse(evaluated.stdout).confusion).toEqual(confusion);
@@ -135,6 +141,21 @@ describe('linux bundle', () => {
     const cifar = await runSlim(['eval', modelFile, '--data', 'cifar10', '--resize', 'stretch']);
     expect(cifar.code).toBe(2);
     expect(cifar.stderr).toContain("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are");
+  });
+
+  it('a --resize 40 bundle (Resize(40) + CenterCrop(32)) predicts what `slim eval --resize 40` scores', async () => {
+    const { readme, confusion } = await bundleConfusion('resize40', { shorterSide: 40 });
+    expect(readme).toMatch(/scaled so its shorter side is 40 and centre-cropped \(torchvision Resize\(40\) \+ CenterCrop\)[\s\S]*`slim eval --resize 40`/);
+    const evaluated = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', '40', '--threads', '1', '--json']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(JSON.parse(evaluated.stdout).confusion).toEqual(confusion);
+    await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'resize24'), resize: { shorterSide: 24 } })).rejects.toThrow(/resize 24 is smaller than the model's 32×32 input/);
+    const small = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', '24']);
+    expect(small.code).toBe(2);
+    expect(small.stderr).toMatch(/--resize 24 is smaller than the model's 32×32 input/);
+    const bad = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', 'crop']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--resize must be 'shorter-side', 'stretch' or the shorter side's size before the centre crop \(e\.g\. 256\), got 'crop'/);
   });
 
   it('predict.js classifies a folder, prints text, names unreadable files and exits 1', async () => {
@@ -217,7 +238,7 @@ describe('slim deploy safety and errors', () => {
     expect(await readFile(path.join(other, 'thesis.txt'), 'utf8')).toBe('do not delete');
     const out = path.join(dir, 'again');
     await deploy({ model: modelFile, target: 'web', out });
-    await expect(deploy({ model: modelFile, target: 'web', out })).rejects.toThrow(/already exists \(a previous bundle\).*--force/);
+    await expect(deploy({ model: modelFile, target: 'web', out })).rejects.toThrow(/already exists \(a previous bundle\) — pass force: true to replace it/);
     // The staging folder of a deploy killed midway (its process is gone) is swept by the next one.
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
     const orphan = path.join(dir, `.again.${HOST_TAG}.${gone}.0a1b2c3d.tmp`);
@@ -240,11 +261,11 @@ describe('slim deploy safety and errors', () => {
 
   it('names the problem: label count, bad target, missing model, free image size', async () => {
     await expect(deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, 'x1'), labels: ['a', 'b'] })).rejects.toThrow(/outputs 10 class scores but 2 labels were given.*--labels/);
-    await expect(deploy({ model: modelFile, target: 'linux-riscv' as never, out: path.join(dir, 'x2') })).rejects.toThrow(/--target must be one of linux-arm64, linux-x64, web/);
+    await expect(deploy({ model: modelFile, target: 'linux-riscv' as never, out: path.join(dir, 'x2') })).rejects.toThrow(/^target must be one of linux-arm64, linux-x64, web/);
     await expect(deploy({ model: path.join(dir, 'nope.onnx'), target: 'web', out: path.join(dir, 'x3') })).rejects.toThrow(/nope\.onnx/);
     await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x4'), imageSize: [64, 64] })).rejects.toThrow(/metadata slimkit.input_size|--image-size/);
     // A web bundle is static files: a port there would be silently meaningless.
-    await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x5'), port: 9000 })).rejects.toThrow(/--port applies to linux targets.*slim serve DIR --port 9000/);
+    await expect(deploy({ model: modelFile, target: 'web', out: path.join(dir, 'x5'), port: 9000 })).rejects.toThrow(/^port applies to linux targets.*drop port; serve a web bundle with slim serve DIR --port 9000/);
     expect((await readdir(dir)).filter((n) => /^x\d$/.test(n) || n.endsWith('.tmp'))).toEqual([]);
   });
 

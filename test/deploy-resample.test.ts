@@ -90,4 +90,33 @@ describe('image resizing', () => {
       expect(Buffer.from(page).equals(Buffer.from(reference))).toBe(true);
     });
   }
+
+  // torchvision's ImageNet evaluation transform, written out as torchvision computes it: Resize(256) scales
+  // the shorter side to 256 and the longer to int(256 · long / short); CenterCrop(224) starts at
+  // int(round((side − 224) / 2)). The box is Python's here, not slimkit's.
+  for (const [w, h, side, crop] of [[500, 375, 256, 224], [375, 500, 256, 224], [301, 300, 256, 224], [64, 48, 40, 32], [33, 65, 36, 32]] as const) {
+    it.skipIf(!hasPil)(`${w}×${h}, Resize(${side}) + CenterCrop(${crop}) (--resize ${side}): equal to Pillow with torchvision's arithmetic`, async () => {
+      const { png } = await testImage(w, h, w * 7 + h);
+      const file = path.join(dir, `${w}x${h}-r${side}.png`);
+      writeFileSync(file, png);
+      const script = [
+        'from PIL import Image; import sys',
+        `im = Image.open(${JSON.stringify(file)}).convert('RGB')`,
+        `w, h = im.size; s = ${side}`,
+        'nw, nh = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)',
+        'im = im.resize((nw, nh), Image.BILINEAR)',
+        `left, top = int(round((nw - ${crop}) / 2.0)), int(round((nh - ${crop}) / 2.0))`,
+        `im = im.crop((left, top, left + ${crop}, top + ${crop}))`,
+        "sys.stdout.buffer.write(b''.join(band.tobytes() for band in im.split()))",
+      ].join('\n');
+      const reference = new Uint8Array(execFileSync('/usr/bin/python3', ['-c', script]));
+      const ours = (await loadImageFile(file, { size: [crop, crop], resize: { shorterSide: side } })).pixels;
+      expect(Buffer.from(ours).equals(Buffer.from(reference))).toBe(true);
+    });
+  }
+
+  it('refuses a shorter side smaller than the input: the crop would run past the image', async () => {
+    const { png } = await testImage(40, 30, 1);
+    await expect(loadImageFile(png, { size: [32, 32], resize: { shorterSide: 24 } })).rejects.toThrow(/resize 24 is smaller than the model's 32×32 input: the centre crop would run past the image — resize to at least 32/);
+  });
 });

@@ -20,7 +20,7 @@ function randomSet(n: number, seed: number): ImageSet {
     classes: Array.from({ length: 10 }, (_, k) => String(k)),
     imageShape: [3, 32, 32],
     pixels: Uint8Array.from({ length: n * 3072 }, () => rng.int(256)),
-    labels: Uint8Array.from({ length: n }, () => rng.int(10)),
+    labels: Uint16Array.from({ length: n }, () => rng.int(10)),
   };
 }
 

@@ -227,7 +227,7 @@ describe.skipIf(!nativeAvailable())('native addon', () => {
 
   it('checks the element type of arrays handed to it', () => {
     const addon = loadNative();
-    const spec = { labels: new Uint8Array(2), dims: [2, 3, 2, 2] as [number, number, number, number], device: 'cpu' as const, scale: 1, mean: [0, 0, 0], std: [1, 1, 1], pad: 0 };
+    const spec = { labels: new Int32Array(2), dims: [2, 3, 2, 2] as [number, number, number, number], device: 'cpu' as const, scale: 1, mean: [0, 0, 0], std: [1, 1, 1], pad: 0 };
     expect(() => new addon.DataSet({ ...spec, pixels: new Float32Array(24) as unknown as Uint8Array })).toThrow(/elements are 4 bytes, but Byte needs 1/);
     expect(() => new addon.DataSet({ ...spec, pixels: new Uint8Array(23) })).toThrow(/23 elements but its dims need 24/);
     expect(new addon.DataSet({ ...spec, pixels: new Uint8Array(24) }).size).toBe(2);

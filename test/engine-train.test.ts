@@ -181,7 +181,7 @@ describe.skipIf(!available)('training hooks', () => {
       classes: ['a', 'b'],
       imageShape: [3, 32, 32],
       pixels: Uint8Array.from({ length: 40 * 3072 }, () => rng.int(256)),
-      labels: Uint8Array.from({ length: 40 }, () => rng.int(2)),
+      labels: Uint16Array.from({ length: 40 }, () => rng.int(2)),
     };
     const device = DeviceImageSet.upload(set, { normalization: CIFAR10_NORMALIZATION, pad: 4 });
     const epoch = 3;
@@ -261,7 +261,7 @@ describe.skipIf(!available)('free-size exports', () => {
   // expand_as read them from Shape at run time; training folds them at the data's size.
   const images = (n: number, seed: number): ImageSet => {
     const rng = new Random(seed);
-    return { name: 'random', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 16, 16], pixels: Uint8Array.from({ length: n * 768 }, () => rng.int(256)), labels: Uint8Array.from({ length: n }, () => rng.int(10)) };
+    return { name: 'random', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 16, 16], pixels: Uint8Array.from({ length: n * 768 }, () => rng.int(256)), labels: Uint16Array.from({ length: n }, () => rng.int(10)) };
   };
   for (const name of ['torch-tiny-gnnet', 'torch-tiny-senet']) {
     it(`${name}-free trains at the data's size as its fixed-size export does, and keeps its free size`, async () => {

@@ -86,7 +86,7 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
   it('training a BN-folded model puts BN back after every Conv but the one writing the scores', async () => {
     const graph = await spatialScores();
     const convs = graph.nodes.filter((n) => n.opType === 'Conv').length;
-    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint8Array(16) };
+    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint16Array(16) };
     // As trained (behind a Flatten) and as written: the head Conv keeps writing the logits themselves.
     for (const model of [graph, flattenScores(graph).graph]) {
       expect([...scoringConvs(model)].map((n) => n.name)).toEqual(['head']);
@@ -116,7 +116,7 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
       outputs: [...gemmHead.outputs, { name: 'embedding', dtype: 'float32' }],
     };
     expect(scoringConvs(withEmbedding).size).toBe(0);
-    const noise8 = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 8 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint8Array(8) };
+    const noise8 = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 8 * 3 * 16 * 16 }, (_, i) => (i * 37) % 256), labels: new Uint16Array(8) };
     const [one, two] = await Promise.all([gemmHead, withEmbedding].map((g) => withTrainingBatchNorm(g, noise8, { samples: 512, threads: 1 })));
     expect(two!.inserted).toBe(one!.inserted);
     expect(two!.inserted).toBe(gemmHead.nodes.filter((n) => n.opType === 'Conv').length);

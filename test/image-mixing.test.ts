@@ -44,7 +44,7 @@ const SET: ImageSet = {
   classes: ['a', 'b', 'c'],
   imageShape: [3, 2, 2],
   pixels: Uint8Array.from(PLANES.flat(2)),
-  labels: Uint8Array.from([1, 0]),
+  labels: Uint16Array.from([1, 0]),
 };
 const RAW: Normalization = { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
 

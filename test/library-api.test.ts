@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildZooModel, encodeModel, evaluateModel, loadCifar10, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
+import { buildZooModel, distill, encodeModel, evaluateModel, loadCifar10, measureModel, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { realCifar10Dir, removeTempDirs, REPO, tempDir } from './data-fixtures.js';
@@ -73,6 +73,14 @@ describe('the package', () => {
     const bad = await run(process.execPath, [tsc, '-p', dir]);
     expect(bad.code).not.toBe(0);
     expect(bad.stdout).toMatch(/program\.ts\(3,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);
+    // A project on the older resolution (no "exports"): the subpaths' types through typesVersions.
+    const legacy = path.join(dir, 'legacy');
+    fs.mkdirSync(legacy);
+    fs.writeFileSync(path.join(legacy, 'tsconfig.json'), JSON.stringify({ compilerOptions: { module: 'commonjs', moduleResolution: 'node10', strict: true, noEmit: true, skipLibCheck: true, types: [] }, include: ['*.ts'] }));
+    fs.writeFileSync(path.join(legacy, 'program.ts'), SUBPATHS.map((sub, i) => `import * as m${i} from 'slimkit/${sub}';\nexport const k${i} = Object.keys(m${i});`).join('\n'));
+    const old = await run(process.execPath, [tsc, '-p', legacy]);
+    expect(old.stdout + old.stderr).toBe('');
+    expect(old.code).toBe(0);
   });
 
   it('the README shows examples/quantize.ts as it is', () => {
@@ -86,13 +94,19 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
   it('quantizeModel writes the bytes slim quantize writes; evaluateModel scores what slim eval scores', async () => {
     const dir = tempDir('toolkit');
     const floatFile = path.join(dir, 'net.onnx');
-    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 3 }), floatFile);
+    // Made by another tool, calibrated with statistics of the caller's: both are recorded alike.
+    await writeModel({ ...buildZooModel('resnet18-cifar', { width: 0.125, seed: 3 }), producerName: 'pytorch', producerVersion: '1.13.0' }, floatFile);
     const cliFile = path.join(dir, 'cli.int8.onnx');
-    const cli = await runSlim(['quantize', floatFile, '--calib', 'cifar10', '--samples', '128', '--data-dir', cifar!, '-o', cliFile]);
+    const cli = await runSlim(['quantize', floatFile, '--calib', 'cifar10', '--samples', '128', '--data-dir', cifar!, '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '-o', cliFile]);
     expect(cli.stderr).not.toMatch(/error/);
     expect(cli.code).toBe(0);
 
-    const ours = await quantizeModel(floatFile, await loadCifar10('train', { dataDir: cifar! }), { samples: 128 });
+    // The same statistics for pixels as they are (scale 1), not × 1/255.
+    const normalization = { scale: 1, mean: [127.5, 127.5, 127.5], std: [63.75, 63.75, 63.75] };
+    const ours = await quantizeModel(floatFile, await loadCifar10('train', { dataDir: cifar! }), { samples: 128, normalization });
+    expect(ours.graph.producerName).toBe('slimkit');
+    expect(ours.graph.metadata['slimkit.source_producer']).toBe('pytorch 1.13.0');
+    expect(ours.graph.metadata['slimkit.mean']).toBe('[0.5,0.5,0.5]');
     expect(ours.calibrationImages).toBe(128);
     expect(Object.keys(ours.methodScores ?? {}).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
     expect(Buffer.compare(Buffer.from(encodeModel(ours.graph).model), Buffer.from(encodeModel(await readModel(cliFile)).model))).toBe(0);
@@ -132,12 +146,12 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
 
 describe('refusals a program meets instead of a wrong number or a LibTorch error', () => {
   // Ten classes, one 32×32 image each (no data set needed).
-  const images: ImageSet = { name: 'made', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 32, 32], pixels: new Uint8Array(10 * 3 * 32 * 32).fill(100), labels: Uint8Array.from({ length: 10 }, (_, i) => i) };
+  const images: ImageSet = { name: 'made', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 32, 32], pixels: new Uint8Array(10 * 3 * 32 * 32).fill(100), labels: Uint16Array.from({ length: 10 }, (_, i) => i) };
   const net = buildZooModel('resnet18-cifar', { width: 0.0625 });
 
   it('an image set that does not hold what it says, or none', async () => {
     await expect(evaluateModel(net, { ...images, pixels: images.pixels.subarray(0, 3072 * 5) })).rejects.toThrow(/evaluation images \(made\): hold 15360 pixel bytes for 10 labels of 3×32×32 images \(30720 expected\)/);
-    await expect(evaluateModel(net, { ...images, labels: Uint8Array.from(images.labels, (l) => l + 1) })).rejects.toThrow(/image 9 has label 10, but there are 10 classes/);
+    await expect(evaluateModel(net, { ...images, labels: Uint16Array.from(images.labels, (l) => l + 1) })).rejects.toThrow(/image 9 has label 10, but there are 10 classes/);
     await expect(quantizeModel(net, take(images, 0))).rejects.toThrow(/calibration images \(made\[:0\]\): there are none/);
     await expect(evaluateModel(net, images, { limit: 0 })).rejects.toThrow(/limit must be a whole number ≥ 1, got 0/);
   });
@@ -155,5 +169,31 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     await expect(trainModel({ graph: await readModel(fixturePath('torch-tiny-resnet.onnx')), data, epochs: 1, batch: 4, file: 'tiny.onnx' })).rejects.toThrow(/^tiny\.onnx: the model takes 3×16×16 images \(C×H×W\) but the training images are 3×32×32/);
     await expect(trainModel({ graph: net, data, epochs: 1, batch: 4, trainLimit: 0 })).rejects.toThrow(/trainLimit must be a whole number ≥ 1, got 0/);
     await expect(trainModel({ graph: net, data: { train: images, test: take(images, 0) }, epochs: 1, batch: 4 })).rejects.toThrow(/test images \(made\[:0\]\): there are none/);
+    const larger: ImageSet = { ...images, name: 'larger', imageShape: [3, 40, 40], pixels: new Uint8Array(10 * 3 * 40 * 40) };
+    await expect(trainModel({ graph: net, data: { train: images, test: larger }, epochs: 1, batch: 4 })).rejects.toThrow(/test images \(larger\): are 3×40×40 but the training images are 3×32×32 \(C×H×W\)/);
+  });
+
+  it("names options as a program writes them, not as the CLI's flags", async () => {
+    expect(() => buildZooModel('resnet18-cifar', { width: -1 })).toThrow(/^width: must be a number > 0, got -1/);
+    expect(() => buildZooModel('resnet18-cifar', { channels: 2 })).toThrow(/^channels: must be 3 \(RGB\) or 1 \(grayscale\), got 2 — pass channels: 1 for grayscale images/);
+    await expect(quantizeModel(net, images, { method: 'minmax', samples: 0 })).rejects.toThrow(/^samples must be a whole number ≥ 1, got 0/);
+    await expect(distill({ teacher: net, student: net, data: { train: images, test: images }, epochs: 1, batch: 4, alpha: 2 })).rejects.toThrow(/^alpha must be in \[0, 1\], got 2/);
+    await expect(trainModel({ graph: net, data: { train: images, test: images }, epochs: 1, batch: 4, labelSmoothing: 1 })).rejects.toThrow(/^labelSmoothing must be in \[0, 1\), got 1/);
+    // A normalization without its scale fed NaN to every image (top-1 0, no error).
+    await expect(evaluateModel(net, images, { normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } as never })).rejects.toThrow(/^normalization: scale must be a number > 0 \(pixels × scale: 1\/255 for the usual mean and std in \[0, 1\]\), got undefined/);
+    await expect(trainModel({ graph: net, data: { train: images, test: images }, epochs: 1, batch: 4, normalization: { scale: 1 / 255, mean: [0.5], std: [0] } })).rejects.toThrow(/std must be numbers > 0/);
+    // The CLI names the same checks by its flags (distill-cli, engine-cli and qat-cli tests).
+  });
+
+  it('measureModel of a file is what slim info measures: its bytes as stored', async () => {
+    const file = fixturePath('torch-tiny-resnet-functions.onnx');
+    const stats = await measureModel(file);
+    expect(stats.sizeBytes).toBe(fs.statSync(file).size);
+    const info = await runSlim(['info', file, '--json']);
+    expect(info.code).toBe(0);
+    const shown = JSON.parse(info.stdout) as { size_bytes: number; gzip_bytes: number; macs: number };
+    expect([shown.size_bytes, shown.gzip_bytes, shown.macs]).toEqual([stats.sizeBytes, stats.gzipBytes, stats.macs]);
+    // A Graph is measured as slimkit encodes it (this export's functions are inlined on reading).
+    expect((await measureModel(await readModel(file))).params).toBe(stats.params);
   });
 });

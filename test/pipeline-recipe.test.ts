@@ -212,7 +212,7 @@ stages:
 });
 
 describe('stage keys', () => {
-  const set: ImageSet = { name: 'x', classes: ['a', 'b'], imageShape: [3, 32, 32], pixels: new Uint8Array(3072 * 2), labels: Uint8Array.of(0, 1) };
+  const set: ImageSet = { name: 'x', classes: ['a', 'b'], imageShape: [3, 32, 32], pixels: new Uint8Array(3072 * 2), labels: Uint16Array.of(0, 1) };
   const data: RunData = { train: set, test: set, name: 'x', sha256: 'd'.repeat(64), trainSha256: 'e'.repeat(64) };
   const keyOfFirstStage = (model: string): string => {
     const recipe = parseRecipe(`name: t\nmodel: ${model}\nstages:\n  - train: { id: fp32, epochs: 1 }\n`, 'r.yaml');

@@ -304,6 +304,9 @@ describe('top-1 before and after pruning', () => {
     // From a weak model too (14.5 % → 7.0 %); not from one already near chance.
     expect(top1Line({ ...r, before: 0.145, after: 0.07 }, 10, true, pruneLess({ sparsity: 0.8 }))).toMatch(/warning: near chance .*: fine-tune longer \(--finetune\) or prune less \(a lower --sparsity\)$/);
     expect(top1Line({ ...r, before: 0.12, after: 0.1 }, 10, true, 'x')).not.toMatch(/warning/);
+    // 1,000 classes: 45.13 % → 0.27 % is near chance (0.10 %) too, not only below 0.125 %.
+    expect(top1Line({ ...r, before: 0.4513, after: 0.0027 }, 1000, true, 'x')).toMatch(/warning: near chance \(0\.10 %\)/);
+    expect(top1Line({ ...r, before: 0.4513, after: 0.3 }, 1000, true, 'x')).not.toMatch(/warning/);
     expect([pruneLess({ ratio: 0.3 }), pruneLess({ nm: { n: 2, m: 4 } })]).toEqual(['a lower --ratio', 'a looser --nm pattern, such as 4:8']);
   });
 
@@ -321,14 +324,14 @@ describe('top-1 before and after pruning', () => {
       ],
       initializers: new Map([['w', float32([10, 3], new Float32Array(30))], ['b', float32([10], [1, 0, 0, 0, 0, 0, 0, 0, 0, 0])]]),
     };
-    const sorted: ImageSet = { name: 'photos/test', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 4, 4], pixels: new Uint8Array(3000 * 48), labels: Uint8Array.from({ length: 3000 }, (_, i) => Math.floor(i / 300)) };
+    const sorted: ImageSet = { name: 'photos/test', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 4, 4], pixels: new Uint8Array(3000 * 48), labels: Uint16Array.from({ length: 3000 }, (_, i) => Math.floor(i / 300)) };
     const normalization = { scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1] };
     const folder = await top1BeforeAfter(always0, always0, sorted, normalization, { threads: 1 });
     expect([folder.before, folder.after, folder.images]).toEqual([0.1, 0.1, 2000]);
     // Renumbered to a model's class order, a folder's classes still come one after another.
-    const renumbered = { ...sorted, labels: Uint8Array.from({ length: 3000 }, (_, i) => 9 - Math.floor(i / 300)) };
+    const renumbered = { ...sorted, labels: Uint16Array.from({ length: 3000 }, (_, i) => 9 - Math.floor(i / 300)) };
     expect((await top1BeforeAfter(always0, always0, renumbered, normalization, { threads: 1 })).before).toBe(0.1);
-    const shuffled = { ...sorted, name: 'cifar10/test', labels: Uint8Array.from({ length: 3000 }, (_, i) => (i < 2000 ? (i % 5 === 0 ? 0 : 1 + (i % 9)) : 2)) };
+    const shuffled = { ...sorted, name: 'cifar10/test', labels: Uint16Array.from({ length: 3000 }, (_, i) => (i < 2000 ? (i % 5 === 0 ? 0 : 1 + (i % 9)) : 2)) };
     expect((await top1BeforeAfter(always0, always0, shuffled, normalization, { threads: 1 })).before).toBe(0.2);
   });
 });

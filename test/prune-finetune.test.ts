@@ -24,12 +24,12 @@ function syntheticSet(count: number, seed: number): ImageSet {
     classes: Array.from({ length: 10 }, (_, i) => `c${i}`),
     imageShape: [3, 16, 16],
     pixels: Uint8Array.from({ length: count * 3 * 16 * 16 }, () => rng.nextUint32() & 255),
-    labels: Uint8Array.from({ length: count }, () => rng.nextUint32() % 10),
+    labels: Uint16Array.from({ length: count }, () => rng.nextUint32() % 10),
   };
 }
 
 /** Mean cross-entropy of the graph on one batch, in ONNX Runtime (float64 accumulation). */
-async function ortLoss(graph: Graph, images: Float32Array, dims: number[], labels: Uint8Array): Promise<number> {
+async function ortLoss(graph: Graph, images: Float32Array, dims: number[], labels: Uint16Array): Promise<number> {
   const logits = (await ortOutput(graph, makeTensor('float32', dims, images))).data as Float32Array;
   let loss = 0;
   for (let b = 0; b < labels.length; b++) {

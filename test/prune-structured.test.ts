@@ -370,7 +370,7 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 8, 4));
     const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 4, 10));
     await expect(pruneStructured(graph, { target: { kind: 'macs', value: 0.3 }, roundTo: 1 })).rejects.toThrow(
-      /out of reach: .* — 1 boundary node\(s\) keep their channels, e\.g\. '.*' \(ReduceMin\): .* \(slim prune --analyze lists them all\); else raise the target or --max-ratio$/,
+      /out of reach: .* — 1 boundary node\(s\) keep their channels, e\.g\. '.*' \(ReduceMin\): .* \(slim prune --analyze lists them all\); else raise the target or raise maxRatio$/,
     );
   });
 
@@ -794,7 +794,7 @@ describe('mean replacement', () => {
     const removed = new Uint8Array(dep.groupOf.length);
     for (const c of [dep.groups[0]!.components[1]!, dep.groups[0]!.components[5]!, dep.groups[1]!.components[2]!]) removed[c] = 1;
     const rng = new Random(9);
-    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint8Array(16) };
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint16Array(16) };
     const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
     expect(means.get(a)![1]).toBeCloseTo(0.7, 6);
     const x = randomImages([2, 3, 8, 8]);
@@ -823,7 +823,7 @@ describe('mean replacement', () => {
     const removed = new Uint8Array(dep.groupOf.length);
     removed[dep.groups[0]!.components[1]!] = 1;
     const rng = new Random(9);
-    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint8Array(16) };
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint16Array(16) };
     const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
     const x = randomImages([2, 3, 8, 8]);
     const want = await ortOutput(graph, x);

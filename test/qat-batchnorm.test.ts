@@ -134,7 +134,7 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     const ort = (await runGraph(r.graph, { input: x }, { threads: 2 }))[r.graph.outputs[0]!.name]!.data as Float32Array;
     expect(maxRelative(forward(r.trained, x), ort)).toBeLessThan(0.05);
     // A checkpoint file cannot name its phase.
-    await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, resume: '/tmp/x.ckpt', threads: 2 })).rejects.toThrow(/--resume FILE cannot say which phase/);
+    await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded, data: { train, test }, epochs: 2, bnEpochs: 1, resume: '/tmp/x.ckpt', threads: 2 })).rejects.toThrow(/a checkpoint file \(resume: 'FILE'\) cannot say which phase of a bnEpochs run it belongs to — resume with checkpointDir: 'DIR' and resume: true/);
     // A model whose BNs were folded on export has none to put back: said plainly.
     await expect(quantizationAwareTraining({ graph: ptqGraph, float: ptqFloat, unfolded: ptqFloat, data: { train, test }, epochs: 1, bnEpochs: 1, threads: 2 })).rejects.toThrow(/no BatchNormalization behind its quantized Convs/);
   });

@@ -148,6 +148,22 @@ describe('slim quantize', () => {
     expect(graph.nodes.filter((n) => n.opType === 'Conv').every((n) => graph.initializers.get(n.inputs[1]!) === undefined)).toBe(true);
   });
 
+  it.runIf(hasCifar)('--resize N calibrates and evaluates a folder as slim eval --resize N reads it; refused for CIFAR-10 alone', async () => {
+    const { file, folder } = await plantedModelAndLabels();
+    const out = path.join(dir, 'planted.r40.onnx');
+    const run = await runSlim(['quantize', file, '-o', out, '--calib', folder, '--samples', '64', '--per-tensor', '--eval', folder, '--eval-limit', '200', '--resize', '40', '--json', '--threads', '1']);
+    expect(run.code, run.stderr).toBe(0);
+    const evaluated = await runSlim(['eval', file, '--data', folder, '--limit', '200', '--resize', '40', '--json', '--threads', '1']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    const before = json(run.stdout)['top1_before'] as number;
+    // Labelled with the model's own predictions at 32×32: Resize(40) + CenterCrop(32) shows it other pixels.
+    expect(before).toBe((JSON.parse(evaluated.stdout) as { top1: number }).top1);
+    expect(before).toBeLessThan(1);
+    const cifar = await runSlim(['quantize', file, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--resize', '40']);
+    expect(cifar.code).toBe(2);
+    expect(cifar.stderr).toMatch(/--resize applies to image folders/);
+  });
+
   it('dynamic and fp16 modes need no calibration data', async () => {
     const dynamic = path.join(dir, 'tiny.dyn.onnx');
     const d = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', dynamic, '--mode', 'dynamic', '--json']);

@@ -220,7 +220,7 @@ describe('the cpu option of static quantization', () => {
     expect(layoutChoice('auto', true)).toBe('generic');
     expect(layoutChoice('auto', false)).toBe('auto');
     expect(layoutChoice('amx', false)).toBe('amx');
-    expect(() => layoutChoice('amx', true)).toThrow(/--cpu amx lays int8 Conv weights out as −65…64, past the 7 bits --reduce-range keeps them to/);
+    expect(() => layoutChoice('amx', true)).toThrow(/^cpu: 'amx' lays int8 Conv weights out as −65…64, past the 7 bits reduceRange keeps them to/);
   });
 });
 

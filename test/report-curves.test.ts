@@ -42,8 +42,21 @@ describe('readTrainingLog', () => {
     ]);
   });
 
+  it("takes the epoch a resume carries, which a kill kept out of the log", async () => {
+    // Killed after writing epoch 2's checkpoint, before logging it: the resume record holds it.
+    const carried = JSON.parse(epoch(2, 0.42)) as Record<string, unknown>;
+    delete carried['event'];
+    delete carried['time'];
+    const log = await readTrainingLog(writeLog('gap.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.3), event('resume', { epoch: 2, last_epoch: carried }), epoch(3, 0.5), event('end')]));
+    expect(log.runs.map((r) => r.epochs.map((e) => [e.epoch, e.test_top1]))).toEqual([[[1, 0.3], [2, 0.42], [3, 0.5]]]);
+    // Logged as well: the epoch's own record stands.
+    const both = await readTrainingLog(writeLog('both.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.3), epoch(2, 0.4), event('resume', { epoch: 2, last_epoch: carried }), event('end')]));
+    expect(both.runs[0]!.epochs.map((e) => e.test_top1)).toEqual([0.3, 0.4]);
+  });
+
   it('refuses a file that is not a training log, naming the line', async () => {
     await expect(readTrainingLog(writeLog('other.jsonl', [event('start'), JSON.stringify({ hello: 1 })]))).rejects.toThrow(/other\.jsonl: line 2: is not a record of a slimkit training log/);
+    await expect(readTrainingLog(writeLog('blank.jsonl', [event('start'), '', JSON.stringify({ hello: 1 })]))).rejects.toThrow(/blank\.jsonl: line 3: is not a record/);
     await expect(readTrainingLog(writeLog('empty.jsonl', ['']))).rejects.toThrow(/holds no training log records — give the file a training command wrote with --log/);
     await expect(readTrainingLog(path.join(scratch, 'missing.jsonl'))).rejects.toThrow(/missing\.jsonl: does not exist/);
   });
@@ -63,6 +76,12 @@ describe('slim curves', () => {
     expect(names[0]).toMatch(/a\/train$/);
     expect(names[1]).toMatch(/b\/train$/);
     expect(json.runs.map((x) => [x.epochs, x.best_top1, x.best_epoch, x.last_top1, x.finished, x.seconds])).toEqual([[2, 0.35, 2, 0.35, true, 4], [2, 0.3, 2, 0.3, false, 4]]);
+    // Two runs appended to one of them: each named by its path and run; a log named twice is drawn once.
+    const c = writeLog('c$&/train.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.1), event('start', { epoch: 0 }), epoch(1, 0.15)]);
+    const three = await runSlim(['curves', a, c, a, '-o', path.join(scratch, 'three.svg'), '--json']);
+    expect(three.code).toBe(0);
+    expect(three.stderr).toMatch(/a\/train\.jsonl is named twice: drawn once/);
+    expect((JSON.parse(three.stdout) as { runs: { name: string }[] }).runs.map((x) => x.name.replace(/^.*?(?=[abc]\$?&?\/)/, ''))).toEqual(['a/train', 'c$&/train (run 1)', 'c$&/train (run 2)']);
     const svg = readFileSync(out, 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     for (const text of ['Test top-1 per epoch', 'Training loss per epoch', names[0]!, names[1]!]) expect(svg).toContain(text);
@@ -79,8 +98,11 @@ describe('slim curves', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("-o writes an SVG file, got '");
     const nothing = await runSlim(['curves', writeLog('started.jsonl', [event('start', { epoch: 0 })])]);
-    expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toContain('no run in these logs finished an epoch');
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr).toMatch(/started\.jsonl: no run in this log finished an epoch: there is nothing to draw — draw the log again after the first epoch/);
+    const diverged = await runSlim(['curves', writeLog('diverged.jsonl', [event('start', { epoch: 0 }), event('diverged', { epoch: 1 })])]);
+    expect(diverged.code).toBe(1);
+    expect(diverged.stderr).toMatch(/the run diverged in its first epoch: train again with a lower --lr/);
   });
 
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'test_batch.bin')))('draws the log slim train writes, with its numbers', async () => {

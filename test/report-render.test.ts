@@ -16,6 +16,10 @@ import { nativeAvailable } from '../src/engine/native.js';
 import type { BenchRow } from '../src/report/bench-row.js';
 import type { VariantBench } from '../src/pipeline/manifest.js';
 import { paretoSpec, renderSvg } from '../src/report/charts.js';
+import { renderCharts } from '../src/report/write.js';
+import { renderHtml } from '../src/report/html.js';
+import { renderMarkdown } from '../src/report/markdown.js';
+import { shownClasses } from '../src/report/class-selection.js';
 import { formatBytes, formatClassAccuracy, formatCount, formatPointChange } from '../src/report/format.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { readModel } from '../src/onnx/io.js';
@@ -259,6 +263,29 @@ describe.skipIf(!native)('the run report', () => {
 });
 
 const browserReady = native && gate('report in Chromium', chromiumReady());
+
+describe.skipIf(!native)('a report of 1,000 classes', () => {
+  it('charts and tables the 30 classes the variants change most, says so, and renders (vega overflowed its stack at 1,000)', async () => {
+    const names = Array.from({ length: 1000 }, (_, k) => `n${String(k).padStart(8, '0')}`);
+    // The second variant loses classes 500..529 entirely; elsewhere every variant scores 50 %.
+    const wide: RunReport = {
+      ...report,
+      variants: report.variants.map((v, j) => ({
+        ...v,
+        per_class: names.map((name, k) => ({ name, correct: j === 1 && k >= 500 && k < 530 ? 0 : 5, total: 10, accuracy: j === 1 && k >= 500 && k < 530 ? 0 : 0.5 })),
+      })),
+    };
+    expect(shownClasses(wide.variants).indices).toEqual(Array.from({ length: 30 }, (_, k) => 500 + k));
+    const charts = await renderCharts(wide);
+    expect(charts.perClass).toContain('<svg');
+    expect(charts.perClass).toContain('n00000500');
+    expect(charts.perClass).not.toContain('n00000499');
+    const page = parseHtml(renderHtml(wide, charts));
+    expect(findAll(byId(page, 'per-class-table'), (e) => e.tag === 'tr')).toHaveLength(31);
+    expect(renderHtml(wide, charts)).toContain('Per class: the 30 classes whose top-1 the variants change most, of 1000 (every class is in report.json).');
+    expect(renderMarkdown(wide, {})).toContain('Per class: the 30 classes whose top-1 the variants change most, of 1000');
+  }, 60_000);
+});
 
 describe.runIf(browserReady)('the run report in Chromium', () => {
   it('opens from disk without a single request, and draws every chart', async () => {

@@ -59,7 +59,7 @@ function setOf(values: number[][], labels: number[], classes: number, hw = 2): I
     classes: Array.from({ length: classes }, (_, k) => `class${k}`),
     imageShape: [channels, hw, hw],
     pixels,
-    labels: Uint8Array.from(labels),
+    labels: Uint16Array.from(labels),
   };
 }
 
@@ -150,7 +150,7 @@ describe('evaluate on hand-made sets', () => {
     // top-1 hits: label 0 twice. top-5 hits: labels 0 and 4 (ranks 0 and 4), twice each.
     expect(result.top1).toBeCloseTo(2 / 7, 12);
     expect(result.top5).toBeCloseTo(4 / 7, 12);
-    expect(result.confusion.map((row) => row[0])).toEqual([2, 0, 0, 0, 2, 2, 0, 1]);
+    expect(result.confusion!.map((row) => row[0])).toEqual([2, 0, 0, 0, 2, 2, 0, 1]);
     expect(result.perClass[4]).toEqual({ name: 'class4', correct: 0, total: 2, accuracy: 0 });
     expect(result.perClass[1]).toEqual({ name: 'class1', correct: 0, total: 0, accuracy: 0 });
   });
@@ -186,7 +186,7 @@ describe('evaluate on hand-made sets', () => {
       normalization: { scale: 1, mean: [60, 0, 0], std: [1, 1, 1] },
     });
     await model.close();
-    expect(result.confusion[1]).toEqual([0, 1, 0]);
+    expect(result.confusion![1]).toEqual([0, 1, 0]);
   });
 
   it('rejects a model whose input size differs from the data, naming both', async () => {
@@ -309,7 +309,7 @@ describe('evaluate a model that takes raw channels-last pixels (uint8 N×H×W×C
         const slope = ((img * 7 + c * 13) % 11) - 5;
         return Math.max(0, Math.min(255, 128 + slope * ((c % 2 ? p % 16 : Math.floor(p / 16)) - 8) * 3 + Math.floor(rng.next() * 40)));
       }),
-      labels: Uint8Array.from({ length: count }, (_, i) => i % 10),
+      labels: Uint16Array.from({ length: count }, (_, i) => i % 10),
     };
     const scores = [];
     for (const g of [plain, wrapped]) {

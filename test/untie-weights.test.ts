@@ -103,7 +103,7 @@ describe('untie-weights', () => {
     const convs = folded.nodes.filter((n) => n.opType === 'Conv');
     expect(convs.filter((c) => c.inputs[2] && !folded.initializers.has(c.inputs[2])).length).toBeGreaterThan(0);
     const rng = new Random(4);
-    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint8Array(16) };
+    const images = { name: 'noise', classes: ['a', 'b'], imageShape: [3, 16, 16] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 3 * 16 * 16 }, () => rng.int(256)), labels: new Uint16Array(16) };
     const fresh = await withTrainingBatchNorm(folded, images, { samples: 16, threads: 1 });
     expect(fresh.inserted).toBe(convs.length);
     // Untrained (every folded bias exactly 0): BN goes back as PyTorch initializes it, γ = 1 and β = 0 —

@@ -225,20 +225,20 @@ describe('zoo names, options and metadata', () => {
     expect(e.message).toContain("did you mean 'resnet18-cifar'?");
     expect(e.message).toContain('resnet50-imagenet');
     expect(usageFailure(() => buildZooModel('vgg16')).message).not.toContain('did you mean');
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: 0 })).parts.where).toBe('--width');
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: -1 })).parts.where).toBe('--width');
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: Number.NaN })).parts.where).toBe('--width');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: 0 })).parts.where).toBe('width');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: -1 })).parts.where).toBe('width');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { width: Number.NaN })).parts.where).toBe('width');
     // Refused before any weight is allocated (width 100 would need 416 GiB), with the widest that fits.
     const huge = usageFailure(() => buildZooModel('resnet18-cifar', { width: 100 }));
-    expect(huge.parts.where).toBe('--width');
+    expect(huge.parts.where).toBe('width');
     expect(huge.message).toMatch(/111\.58 G parameters \(415\.66 GiB of float32\), more than an ONNX file can hold \(2 GiB\) — use a width ≤ 6\.9$/);
     const classes = usageFailure(() => buildZooModel('resnet18-cifar', { classes: 100_000_000 }));
-    expect([classes.parts.where, classes.parts.fix]).toEqual(['--classes', 'use fewer classes']);
+    expect([classes.parts.where, classes.parts.fix]).toEqual(['classes', 'use fewer classes']);
     // 4 bytes per parameter as the model is stored, counted the way the bound is computed.
     expect(4 * resnetParameterCount({ depth: 18, stem: 'cifar', classes: 10, width: 6.9, zeroInitResidual: false })).toBeLessThan(2 ** 31);
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 1 })).parts.where).toBe('--classes');
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 2.5 })).parts.where).toBe('--classes');
-    expect(usageFailure(() => buildZooModel('resnet18-cifar', { seed: -1 })).parts.where).toBe('--seed');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 1 })).parts.where).toBe('classes');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 2.5 })).parts.where).toBe('classes');
+    expect(usageFailure(() => buildZooModel('resnet18-cifar', { seed: -1 })).parts.where).toBe('seed');
     expect(usageFailure(() => buildZooModel('resnet18-cifar', { classes: 3, classNames: ['a'] })).message).toContain('1 class names given for 3 classes');
     expect(editDistance('kitten', 'sitting')).toBe(3);
   });

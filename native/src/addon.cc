@@ -152,7 +152,7 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
         for (uint32_t i = 0; i < arr.Length(); i++) dst.push_back(arr.Get(i).As<Napi::Number>().DoubleValue());
       }
       at::Tensor pixels = tensorFromTyped(o.Get("pixels").As<Napi::TypedArray>(), dims, at::kByte);
-      at::Tensor labels = tensorFromTyped(o.Get("labels").As<Napi::TypedArray>(), {dims[0]}, at::kByte);
+      at::Tensor labels = tensorFromTyped(o.Get("labels").As<Napi::TypedArray>(), {dims[0]}, at::kInt);
       data = std::make_unique<DataSet>(pixels, labels, config);
       return 0;
     });

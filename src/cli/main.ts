@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { SlimError } from '../errors.js';
+import { nameOptionsAsFlags, SlimError } from '../errors.js';
 import { fileError } from '../onnx/io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
@@ -10,6 +10,8 @@ import { VERSION } from '../version.js';
  * a failure is also one JSON document on stdout, {"error": {kind, message, file?, where?, problem?, fix?, exit_code}}.
  */
 export async function main(argv: string[]): Promise<number> {
+  // The user typed flags: the checks shared with the library name them so.
+  nameOptionsAsFlags();
   // `slim … | head` closes the pipe early; that is the reader's choice, not an error.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {

@@ -178,15 +178,19 @@ export function imageSizeArg(value: string): [number, number] {
   return [h!, w!];
 }
 
-/** 'shorter-side' or 'stretch': how an image of another shape is brought to the model's input. */
+/** 'shorter-side', 'stretch' or a size N: how an image of another shape is brought to the model's input. */
 export function resizeArg(value: string): ResizeMode {
-  if (value !== 'shorter-side' && value !== 'stretch') throw new InvalidArgumentError(`--resize must be 'shorter-side' or 'stretch', got '${value}'`);
-  return value;
+  if (value === 'shorter-side' || value === 'stretch') return value;
+  if (/^\d+$/.test(value) && Number(value) >= 1) return { shorterSide: Number(value) };
+  throw new InvalidArgumentError(`--resize must be 'shorter-side', 'stretch' or the shorter side's size before the centre crop (e.g. 256), got '${value}'`);
 }
+
+/** What --resize does, for the commands' help. */
+export const RESIZE_HELP = "'shorter-side' (the shorter side to the input, then the centre: Resize + CenterCrop, default), N (the shorter side to N, then the centre: torchvision's Resize(256) + CenterCrop(224), as ImageNet models are scored) or 'stretch'";
 
 /** --resize for commands that read image folders: what a bundle made with `slim deploy --resize` does. */
 export function withResize(cmd: Command): Command {
-  return cmd.option('--resize <mode>', "how a folder's images are brought to the model's input: 'shorter-side' (Resize + CenterCrop, default) or 'stretch' (as a bundle made with deploy --resize stretch)", resizeArg);
+  return cmd.option('--resize <mode>', `how a folder's images are brought to the model's input: ${RESIZE_HELP}`, resizeArg);
 }
 
 /** --image-size for models whose input height and width are free (MACs, benchmark inputs). */

@@ -11,8 +11,18 @@ export interface CommonOptions {
  * progress always go to stderr so stdout stays parseable.
  */
 export function printResult(options: CommonOptions, value: unknown, human: () => string): void {
-  if (options.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  if (options.json) process.stdout.write(`${jsonText(value)}\n`);
   else process.stdout.write(`${human()}\n`);
+}
+
+/**
+ * Indented JSON with each array of numbers on one line: a confusion matrix of 1,000 classes was a
+ * million lines, one number each.
+ */
+export function jsonText(value: unknown): string {
+  const scalar = '(?:null|true|false|-?[\\d.eE+-]+)';
+  // Line breaks only: a JSON string holds none, so text such as "[ 1 ]" inside one is never touched.
+  return JSON.stringify(value, null, 2).replace(new RegExp(`\\[\\n\\s*(${scalar}(?:,\\n\\s*${scalar})*)\\n\\s*\\]`, 'g'), (_, inner: string) => `[${inner.split(/,\n\s*/).join(', ')}]`);
 }
 
 /**

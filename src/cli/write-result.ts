@@ -18,14 +18,16 @@ export async function writeMadeModel(made: Graph, file: string, o: { checkpointD
     // Only a file system's refusal is worth a second place: a model that cannot be encoded fails there too.
     if (!(e instanceof SlimError) || !e.parts.problem.startsWith('cannot be written')) throw e;
     const rescue = path.join(tmpdir(), `slim-rescued-${process.pid}-${path.basename(file)}`);
+    // What the refusal asks for (free space, a higher ulimit -f, another folder), before the way back.
+    const remedy = (e.parts.fix ?? 'free space (or fix the path)').replace(/ and run again$/, '');
     try {
       await writeModel(graph, rescue);
     } catch {
       const fix = o.checkpointDir
-        ? `free space (or fix the path), then run the same command with --resume: ${o.checkpointDir}/last.ckpt holds every epoch, so it only writes the model`
-        : 'free space (or fix the path) and run again';
+        ? `${remedy}, then run the same command with --resume: ${o.checkpointDir}/last.ckpt holds every epoch, so it only writes the model`
+        : `${remedy} and run again`;
       throw new SlimError({ ...e.parts, problem: `${e.parts.problem}, nor could the system's temp folder take it: this run's model is lost`, fix }, e.kind);
     }
-    throw new SlimError({ ...e.parts, problem: `${e.parts.problem}: the model was written to ${rescue} instead`, fix: `free space (or fix the path), then move it: mv ${rescue} ${file}` }, e.kind);
+    throw new SlimError({ ...e.parts, problem: `${e.parts.problem}: the model was written to ${rescue} instead`, fix: `${remedy}, then move it: mv ${rescue} ${file}` }, e.kind);
   }
 }

@@ -48,7 +48,7 @@ export function* batches(set: ImageSet, options: BatchOptions): Generator<Batch>
     const n = Math.min(batchSize, count - start);
     if (n < batchSize && options.dropLast) return;
     const images = new Float32Array(n * imageSize);
-    const labels = new Uint8Array(n);
+    const labels = new Uint16Array(n);
     const indices = order.slice(start, start + n);
     for (let i = 0; i < n; i++) {
       const index = indices[i]!;

@@ -68,7 +68,7 @@ export async function loadCifar10(split: Cifar10Split, options: LoadCifar10Optio
   const total = Math.min(files.length * recordsPerFile, limit ?? Infinity);
   const imageBytes = CIFAR10_RECORD_BYTES - 1;
   const pixels = new Uint8Array(total * imageBytes);
-  const labels = new Uint8Array(total);
+  const labels = new Uint16Array(total);
   await Promise.all(
     files.map(async (file, f) => {
       const first = f * recordsPerFile;

@@ -20,13 +20,16 @@ export type ClassMatch<T extends ImageSet> =
 export function matchClasses<T extends ImageSet>(set: T, modelClasses: readonly string[]): ClassMatch<T> {
   const data = set.classes;
   if (data.length === modelClasses.length && data.every((name, i) => name === modelClasses[i])) return { kind: 'same', set };
-  const onlyData = data.filter((name) => !modelClasses.includes(name));
-  const onlyModel = modelClasses.filter((name) => !data.includes(name));
+  // By lookup, not by search: ImageNet-21k's 21,841 names against each other are 477 M comparisons.
+  const modelIndex = new Map(modelClasses.map((name, i) => [name, i]));
+  const dataNames = new Set(data);
+  const onlyData = data.filter((name) => !modelIndex.has(name));
+  const onlyModel = modelClasses.filter((name) => !dataNames.has(name));
   // Duplicate names in a model's list cannot say which output a folder is: taken as a difference.
-  if (onlyData.length > 0 || new Set(modelClasses).size !== modelClasses.length || new Set(data).size !== data.length) {
+  if (onlyData.length > 0 || modelIndex.size !== modelClasses.length || dataNames.size !== data.length) {
     return { kind: 'different', onlyData, onlyModel };
   }
-  const toModel = data.map((name) => modelClasses.indexOf(name));
+  const toModel = data.map((name) => modelIndex.get(name)!);
   const relabelled = { ...set, classes: [...modelClasses], labels: set.labels.map((label) => toModel[label]!) };
   return onlyModel.length > 0 ? { kind: 'subset', set: relabelled } : { kind: 'reordered', set: relabelled };
 }

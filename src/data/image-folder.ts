@@ -3,7 +3,7 @@ import { existsSync, type Dirent } from 'node:fs';
 import { CIFAR10_ARCHIVE_FOLDER, CIFAR10_TEST_FILES, CIFAR10_TRAIN_FILES } from './cifar10-files.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { inputError, SlimError, usageError } from '../errors.js';
+import { inputError, option, SlimError, usageError } from '../errors.js';
 import { resizeCropToPlanar } from './resample.js';
 import { toGrayscale } from './transforms.js';
 import { Random } from '../util/random.js';
@@ -11,9 +11,28 @@ import type { ImageSet } from './types.js';
 
 /**
  * 'shorter-side': scale so the image covers the target, then take the centre (torchvision
- * Resize + CenterCrop, the usual eval transform). 'stretch': scale each axis to the target.
+ * Resize(size) + CenterCrop(size)). { shorterSide: N }: the shorter side scaled to N, then the centre
+ * cropped to the target — torchvision's Resize(256) + CenterCrop(224), how ImageNet models are scored.
+ * 'stretch': scale each axis to the target.
  */
-export type ResizeMode = 'shorter-side' | 'stretch';
+export type ResizeMode = 'shorter-side' | 'stretch' | { shorterSide: number };
+
+/** A resize mode as flags and notes write it: 'shorter-side', 'stretch' or the shorter side's size. */
+export function describeResize(mode: ResizeMode): string {
+  return typeof mode === 'string' ? mode : String(mode.shorterSide);
+}
+
+/**
+ * A shorter side that leaves the crop nothing to take is refused (torchvision would pad with black):
+ * `size` is [height, width] of the model's input.
+ */
+export function checkResize(mode: ResizeMode, [height, width]: [number, number]): void {
+  if (typeof mode === 'string') return;
+  if (!(Number.isInteger(mode.shorterSide) && mode.shorterSide >= Math.max(height, width))) {
+    throw usageError(`${option('--resize')} ${String(mode.shorterSide)} is smaller than the model's ${height}×${width} input: the centre crop would run past the image`,
+      `resize to at least ${Math.max(height, width)} (ImageNet models: 256 for a 224×224 input)`);
+  }
+}
 
 export interface ImageSizeOptions {
   /** [height, width] of the output (default [32, 32]). */
@@ -26,7 +45,20 @@ export interface ImageSizeOptions {
 /** Colour images are read as RGB, or as one luma plane for models that take grayscale. */
 export type ImageChannels = 1 | 3;
 
-export interface LoadImageFolderOptions extends ImageSizeOptions {
+/** Listings of at least this many images are decoded by the pool of threads (decode-pool.ts); fewer are not worth starting it. */
+const POOLED_FROM = 32;
+
+/** How a listing's images are decoded (decodeListing). */
+export interface DecodeOptions extends ImageSizeOptions {
+  /** Skip unreadable images (listed in `skipped`) instead of failing on the first. */
+  skipBad?: boolean;
+  /** Images decoded at once (default: what the pool of decoding threads takes, or 8 without it). */
+  concurrency?: number;
+  /** Images decoded so far, of how many (a folder of 20,000 takes minutes). */
+  onProgress?(done: number, total: number): void;
+}
+
+export interface LoadImageFolderOptions extends DecodeOptions {
   /** Class names in label order; default: the subfolder names, sorted. Folders not listed are ignored. */
   classes?: string[];
   /** Load at most this many images, taken round-robin across classes so every class is represented. */
@@ -36,12 +68,6 @@ export interface LoadImageFolderOptions extends ImageSizeOptions {
    * first ones in sorted order — those may be one photo session, or near-copies.
    */
   sampleSeed?: number;
-  /** Skip unreadable images (listed in `skipped`) instead of failing on the first. */
-  skipBad?: boolean;
-  /** Images decoded at once (sharp decodes on libuv's thread pool). */
-  concurrency?: number;
-  /** Images decoded so far, of how many (a folder of 20,000 takes minutes). */
-  onProgress?(done: number, total: number): void;
   /**
    * The caller reads images, not labels (calibration): a folder of images without class folders is one
    * class, and an empty class folder is passed over instead of refused.
@@ -78,12 +104,32 @@ const SYSTEM_FILES = new Set(['thumbs.db', 'desktop.ini', 'ehthumbs.db']);
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff', '.avif']);
 
 /**
+ * The images a folder load reads, listed but not decoded: which files, with which labels, under which
+ * class names. A split of 50,000 photos is decoded a chunk at a time from one listing (data/stream.ts).
+ */
+export interface FolderListing {
+  /** The folder, resolved. */
+  name: string;
+  classes: string[];
+  /** The chosen images, grouped by class, sorted (a limit's round-robin or seeded draw already applied). */
+  files: { file: string; label: number }[];
+  /** Files in the class folders not of a format slimkit reads, sorted. */
+  passedOver: string[];
+  /** Images beside the class folders (undefined for a folder of images without class folders). */
+  outsideClasses?: string[];
+}
+
+/**
  * Loads `dir/<class>/…/<image>` (torchvision ImageFolder's layout) as raw RGB bytes of one size.
  * Files are visited in sorted order, so labels and order are stable across machines.
  */
 export async function loadImageFolder(dir: string, options: LoadImageFolderOptions = {}): Promise<ImageFolderSet> {
+  return decodeListing(await listImageFolder(dir, options), options);
+}
+
+/** What loadImageFolder would read: the folder listed and checked, nothing decoded. */
+export async function listImageFolder(dir: string, options: Pick<LoadImageFolderOptions, 'classes' | 'limit' | 'sampleSeed' | 'unlabelled'> = {}): Promise<FolderListing> {
   const root = path.resolve(dir);
-  const size = checkSize(options.size);
   const plain = options.unlabelled && !options.classes && (await classFolders(root)).length === 0;
   const classes = plain ? ['.'] : await listClasses(root, options.classes);
   // Folders reached through links are skipped when they are the root, a class folder or already seen:
@@ -101,20 +147,38 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
       });
     }
   }
-  const chosen = chooseFiles(perClass, options.limit, options.sampleSeed);
+  return {
+    name: root,
+    classes,
+    files: chooseFiles(perClass, options.limit, options.sampleSeed),
+    passedOver: listed.flatMap((l) => l.others).sort(byCodePoint),
+    ...(plain ? {} : { outsideClasses: await looseImages(root) }),
+  };
+}
 
+/**
+ * Decodes a listing's images `from`..`to` (default: all of them, which must fit in one set) at one size.
+ * Unreadable images fail the load, all named at once, unless `skipBad` (then listed in `skipped`).
+ */
+export async function decodeListing(listing: FolderListing, options: DecodeOptions = {}, range: { from?: number; to?: number } = {}): Promise<ImageFolderSet> {
+  const size = checkSize(options.size);
+  checkResize(options.resize ?? 'shorter-side', size);
+  const chosen = listing.files.slice(range.from ?? 0, range.to ?? listing.files.length);
   const channels = options.channels ?? 3;
   const imageSize = channels * size[0] * size[1];
-  checkFitsInMemory(root, chosen.length, [channels, size[0], size[1]]);
+  checkFitsInMemory(listing.name, chosen.length, [channels, size[0], size[1]]);
   const pixels = new Uint8Array(chosen.length * imageSize);
   const ok = new Uint8Array(chosen.length);
   const skipped: SkippedImage[] = [];
   let done = 0;
-  await forEachLimited(chosen.length, options.concurrency ?? 8, async (i) => {
+  const mode = options.resize ?? 'shorter-side';
+  // Loaded here, not at the top: the web page bundles this module (resizeBox) and has no worker threads.
+  const pool = chosen.length >= POOLED_FROM ? (await import('./decode-pool.js')).decodePool() : undefined;
+  const decodeOne = pool ? (file: string) => pool.decode(file, size, mode, channels) : async (file: string) => (await decodeImage(file, size, mode, channels)).pixels;
+  await forEachLimited(chosen.length, options.concurrency ?? pool?.concurrency ?? 8, async (i) => {
     const { file } = chosen[i]!;
     try {
-      const image = await decode(file, size, options.resize ?? 'shorter-side', channels);
-      pixels.set(image.pixels, i * imageSize);
+      pixels.set(await decodeOne(file), i * imageSize);
       ok[i] = 1;
     } catch (e) {
       // Not a bad image: a decoder that cannot load stops the load at once.
@@ -124,7 +188,7 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
     options.onProgress?.(++done, chosen.length);
   });
   // Every unreadable file at once: fixing them one run at a time costs a load per file.
-  if (skipped.length > 0 && !options.skipBad) throw unreadableImages(root, skipped);
+  if (skipped.length > 0 && !options.skipBad) throw unreadableImages(listing.name, skipped);
 
   // Compact away skipped images, keeping the sorted order.
   const kept = chosen.flatMap((entry, i) => (ok[i] ? [{ ...entry, at: i }] : []));
@@ -132,14 +196,14 @@ export async function loadImageFolder(dir: string, options: LoadImageFolderOptio
   if (out !== pixels) kept.forEach((k, j) => out.set(pixels.subarray(k.at * imageSize, (k.at + 1) * imageSize), j * imageSize));
   skipped.sort((a, b) => byCodePoint(a.file, b.file));
   return {
-    name: root,
-    classes,
+    name: listing.name,
+    classes: listing.classes,
     imageShape: [channels, size[0], size[1]],
     pixels: out,
-    labels: Uint8Array.from(kept, (k) => k.label),
+    labels: Uint16Array.from(kept, (k) => k.label),
     skipped,
-    passedOver: listed.flatMap((l) => l.others).sort(byCodePoint),
-    ...(plain ? {} : { outsideClasses: await looseImages(root) }),
+    passedOver: listing.passedOver,
+    ...(listing.outsideClasses ? { outsideClasses: listing.outsideClasses } : {}),
   };
 }
 
@@ -156,7 +220,7 @@ function checkFitsInMemory(root: string, count: number, shape: readonly [number,
   throw inputError({
     file: root,
     problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (${Math.round(maxBytes / 2 ** 30)} GiB: ${fit} images of this size)`,
-    fix: `read at most ${fit} of them: --limit (eval, bench, quantize's --eval-limit), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size`,
+    fix: `read at most ${fit} of them: --limit (bench), --eval-limit (quantize), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval reads any number, a chunk at a time)`,
   });
 }
 
@@ -167,7 +231,7 @@ async function looseImages(root: string): Promise<string[]> {
 }
 
 /** The error for a folder's unreadable images: how many, and the first few by name with the reason. */
-function unreadableImages(root: string, bad: SkippedImage[]): SlimError {
+export function unreadableImages(root: string, bad: SkippedImage[]): SlimError {
   if (bad.length === 1) return inputError({ file: bad[0]!.file, problem: bad[0]!.reason, fix: 'replace or delete the file' });
   const sorted = [...bad].sort((a, b) => byCodePoint(a.file, b.file));
   const shown = sorted.slice(0, 10).map((b) => `${path.relative(root, b.file)}: ${b.reason}`);
@@ -203,7 +267,9 @@ export function outsideClassesNote(sets: readonly { outsideClasses?: readonly st
 
 /** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */
 export async function loadImageFile(input: string | Buffer, options: ImageSizeOptions = {}): Promise<LoadedImage> {
-  return decode(input, checkSize(options.size), options.resize ?? 'shorter-side', options.channels ?? 3);
+  const size = checkSize(options.size);
+  checkResize(options.resize ?? 'shorter-side', size);
+  return decodeImage(input, size, options.resize ?? 'shorter-side', options.channels ?? 3);
 }
 
 /**
@@ -212,7 +278,8 @@ export async function loadImageFile(input: string | Buffer, options: ImageSizeOp
  */
 let sharpModule: Promise<typeof import('sharp')> | undefined;
 
-async function decode(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode, channels: ImageChannels): Promise<LoadedImage> {
+/** One image as C×H×W bytes at `[height, width]`; an unreadable one is a SlimError naming the file. */
+export async function decodeImage(input: string | Buffer, [height, width]: [number, number], mode: ResizeMode, channels: ImageChannels): Promise<LoadedImage> {
   const name = typeof input === 'string' ? input : '(image bytes)';
   // Outside the try: a sharp that cannot load is not a bad image, and its own message says what to install.
   const sharp = (await (sharpModule ??= import('sharp'))).default;
@@ -249,9 +316,16 @@ async function decode(input: string | Buffer, [height, width]: [number, number],
   }
 }
 
-/** The resize and crop a mode asks for: stretched to the size, or coverBox's shorter side + centre crop. */
+/**
+ * The resize and crop a mode asks for: stretched to the size, coverBox's shorter side + centre crop, or
+ * the shorter side to a given size (torchvision's Resize(N)) and the centre of that.
+ */
 export function resizeBox(mode: ResizeMode, a: { srcW: number; srcH: number; width: number; height: number }): ReturnType<typeof coverBox> {
-  return mode === 'stretch' ? { resizedW: a.width, resizedH: a.height, left: 0, top: 0 } : coverBox(a);
+  if (mode === 'stretch') return { resizedW: a.width, resizedH: a.height, left: 0, top: 0 };
+  if (mode === 'shorter-side') return coverBox(a);
+  const side = mode.shorterSide;
+  const box = coverBox({ srcW: a.srcW, srcH: a.srcH, width: side, height: side });
+  return { resizedW: box.resizedW, resizedH: box.resizedH, left: roundHalfEven((box.resizedW - a.width) / 2), top: roundHalfEven((box.resizedH - a.height) / 2) };
 }
 
 /**
@@ -290,6 +364,9 @@ function checkSize(size: [number, number] | undefined): [number, number] {
   }
   return [h, w];
 }
+
+/** The most classes a data set may have (ImageNet's 1,000, or 21,841 for ImageNet-21k, fit). */
+export const MAX_CLASSES = 65_535;
 
 /** Subfolder names that mark a split of a data set, not a class. */
 export const SPLIT_NAMES = ['train', 'test', 'val'] as const;
@@ -355,6 +432,11 @@ export async function loadTrainTestFolders(
  * takes --split, so a missing split's error offers the ones there are.
  */
 export async function loadSplitFolder(root: string, split: SplitName, options: LoadImageFolderOptions = {}, known?: FolderLayout, o: { otherSplitsHint?: boolean } = {}): Promise<ImageFolderSet> {
+  return decodeListing(await listSplitFolder(root, split, options, known, o), options);
+}
+
+/** What loadSplitFolder would read: the split listed, labelled and checked, nothing decoded. */
+export async function listSplitFolder(root: string, split: SplitName, options: Pick<LoadImageFolderOptions, 'classes' | 'limit' | 'sampleSeed' | 'unlabelled'> = {}, known?: FolderLayout, o: { otherSplitsHint?: boolean } = {}): Promise<FolderListing> {
   const layout = known ?? (await folderLayout(root));
   const splits = layout.kind === 'splits' ? layout.splits : [];
   const folder = split === 'test' ? heldOutFolder(splits) : splits.includes(split) ? split : undefined;
@@ -366,11 +448,14 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
     });
   }
   const dir = path.join(root, folder);
-  if (folder === 'train' || !splits.includes('train')) return loadImageFolder(dir, options);
+  if (folder === 'train' || !splits.includes('train')) return listImageFolder(dir, options);
   const trainDir = path.join(root, 'train');
   const trainClasses = options.classes ?? (await classFolders(trainDir));
   const present = await classFolders(dir);
-  const unknown = present.filter((c) => !trainClasses.includes(c));
+  // Sets and a map, not searches: 21,841 classes searched in each other are 477 M comparisons.
+  const trainIndex = new Map(trainClasses.map((c, i) => [c, i]));
+  const presentSet = new Set(present);
+  const unknown = present.filter((c) => !trainIndex.has(c));
   if (unknown.length > 0) {
     throw inputError({
       file: dir,
@@ -378,9 +463,9 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
       fix: `give train/ and ${folder}/ the same class folders`,
     });
   }
-  const test = await loadImageFolder(dir, { ...options, classes: trainClasses.filter((c) => present.includes(c)) });
-  const toTrain = test.classes.map((c) => trainClasses.indexOf(c));
-  return { ...test, classes: trainClasses, labels: test.labels.map((l) => toTrain[l]!) };
+  const test = await listImageFolder(dir, { ...options, classes: trainClasses.filter((c) => presentSet.has(c)) });
+  const toTrain = test.classes.map((c) => trainIndex.get(c)!);
+  return { ...test, classes: trainClasses, files: test.files.map((f) => ({ file: f.file, label: toTrain[f.label]! })) };
 }
 
 /** Up to 12 names, then how many more (for messages). */
@@ -419,15 +504,17 @@ async function listClasses(root: string, given: string[] | undefined): Promise<s
       fix: cifar ? `pass --data cifar10 --data-dir ${root}` : 'put images in one subfolder per class, e.g. DIR/cat/1.png, DIR/dog/2.jpg',
     });
   }
-  if (classes.length > 256) throw inputError({ file: root, problem: `has ${classes.length} classes; at most 256 are supported (labels are bytes)` });
+  // Labels are 16-bit, and 0xffff marks an image scored NaN (runtime/evaluate.ts NO_PREDICTION).
+  if (classes.length > MAX_CLASSES) throw inputError({ file: root, problem: `has ${classes.length} class folders; at most ${MAX_CLASSES} classes are supported`, fix: 'point at the folder whose subfolders are the classes' });
   const seen = new Set<string>();
+  const present = new Set(folders);
   for (const name of classes) {
     if (seen.has(name)) throw usageError(`class "${name}" is listed twice`, 'list each class once');
     seen.add(name);
-    if (!folders.includes(name)) {
+    if (!present.has(name)) {
       throw inputError({
         file: root,
-        problem: `has no folder for class "${name}" (found: ${folders.join(', ') || 'none'})`,
+        problem: `has no folder for class "${name}" (found: ${listNames(folders) || 'none'})`,
         fix: 'create it or fix the class list',
       });
     }
@@ -465,15 +552,22 @@ async function isDirectory(full: string, entry: Dirent): Promise<boolean> {
   return (await fs.stat(full).catch(() => undefined))?.isDirectory() ?? false;
 }
 
-/** All files, or `limit` of them taken round-robin over classes; returned grouped by class, sorted. */
+/**
+ * All files, or `limit` of them taken round-robin over classes; returned grouped by class, sorted. With a
+ * seed the round-robin visits the classes in a seeded order: 768 calibration images of ImageNet's 1,000
+ * classes came from its first 768 classes alone.
+ */
 function chooseFiles(perClass: string[][], limit: number | undefined, seed?: number): { file: string; label: number }[] {
   const counts = perClass.map((files) => files.length);
+  const rng = seed !== undefined ? new Random(seed) : undefined;
   if (limit !== undefined) {
     if (!(Number.isInteger(limit) && limit >= 0)) throw usageError(`limit must be a whole number ≥ 0, got ${limit}`);
     counts.fill(0);
+    const order = rng ? Array.from(rng.permutation(perClass.length)) : perClass.map((_, c) => c);
     let left = Math.min(limit, perClass.reduce((s, f) => s + f.length, 0));
     for (let round = 0; left > 0; round++) {
-      for (let c = 0; c < perClass.length && left > 0; c++) {
+      for (let k = 0; k < order.length && left > 0; k++) {
+        const c = order[k]!;
         if (perClass[c]!.length > round) {
           counts[c]!++;
           left--;
@@ -481,7 +575,6 @@ function chooseFiles(perClass: string[][], limit: number | undefined, seed?: num
       }
     }
   }
-  const rng = seed !== undefined ? new Random(seed) : undefined;
   // A seeded draw keeps the files in sorted order: only which ones changes.
   const pick = (files: string[], n: number): string[] => (rng && n < files.length ? Array.from(rng.permutation(files.length).subarray(0, n)).sort((a, b) => a - b).map((i) => files[i]!) : files.slice(0, n));
   return perClass.flatMap((files, label) => pick(files, counts[label]!).map((file) => ({ file, label })));

@@ -6,7 +6,11 @@ export { downloadCifar10, extractCifar10Archive, type DownloadCifar10Options, ty
 export {
   coverBox,
   loadImageFile,
+  decodeListing,
+  listImageFolder,
   loadImageFolder,
+  type DecodeOptions,
+  type FolderListing,
   type ImageFolderSet,
   type ImageSizeOptions,
   type LoadedImage,
@@ -14,6 +18,7 @@ export {
   type ResizeMode,
   type SkippedImage,
 } from './image-folder.js';
+export { CHUNK_BYTES, folderSource, openImageFolder, sourceOfSet, type FolderSourceOptions, type ImageSource } from './stream.js';
 export { batchCount, batches, epochOrder, type AugmentOptions, type BatchOptions } from './batches.js';
 export {
   cropWithPadding,

@@ -13,15 +13,14 @@ export interface ImageSet {
   imageShape: [number, number, number];
   /** N×C×H×W bytes. */
   pixels: Uint8Array;
-  /** N labels, each < classes.length. */
-  labels: Uint8Array;
+  /** N labels, each < classes.length (16-bit: up to 65,535 classes). */
+  labels: Uint16Array;
 }
 
 export function imageCount(set: ImageSet): number {
   return set.labels.length;
 }
 
-/** [H, W] of a set's images: the size a free-size model runs at on them. */
 /**
  * An ImageSet built or sliced by hand must hold what it says: N·C·H·W pixel bytes for its N labels, each
  * label one of its classes. A short pixel buffer was scored as N images of NaN (top-1 0 %), a label past
@@ -39,6 +38,7 @@ export function checkImageSet(set: ImageSet, role: string): void {
   if (bad >= 0) throw inputError({ where, problem: `image ${bad} has label ${set.labels[bad]}, but there are ${classes} classes`, fix: 'give every class a name in classes, labels counting from 0' });
 }
 
+/** [H, W] of a set's images: the size a free-size model runs at on them. */
 export function imageSizeOf(set: ImageSet): [number, number] {
   return [set.imageShape[1], set.imageShape[2]];
 }
@@ -48,6 +48,19 @@ export interface Normalization {
   scale: number;
   mean: number[];
   std: number[];
+}
+
+/**
+ * A normalization given in a program must say all of x = (pixel · scale − mean) / std: without `scale`
+ * every input was NaN, and every image scored NaN (top-1 0) with no error.
+ */
+export function checkNormalization(n: Normalization, option = 'normalization'): void {
+  const finite = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+  const problem = !finite(n.scale) || n.scale <= 0 ? `scale must be a number > 0 (pixels × scale: 1/255 for the usual mean and std in [0, 1]), got ${String(n.scale)}`
+    : !Array.isArray(n.mean) || n.mean.length === 0 || !n.mean.every(finite) ? `mean must be one number per channel (or one for all), got ${JSON.stringify(n.mean)}`
+    : !Array.isArray(n.std) || n.std.length === 0 || !n.std.every((v) => finite(v) && v > 0) ? `std must be numbers > 0, one per channel (or one for all), got ${JSON.stringify(n.std)}`
+    : undefined;
+  if (problem) throw inputError({ where: option, problem, fix: "e.g. { scale: 1 / 255, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } (torchvision's ImageNet statistics)" });
 }
 
 /** The CIFAR-10 training-set statistics used by slimkit's zoo models and recipes. */
@@ -71,7 +84,7 @@ export const GRAYSCALE_NORMALIZATION: Normalization = {
 export interface Batch {
   images: Float32Array;
   dims: [number, number, number, number];
-  labels: Uint8Array;
+  labels: Uint16Array;
   /** Index of each image in its ImageSet. */
   indices: Uint32Array;
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { SlimError, usageError } from '../errors.js';
+import { SlimError, option, usageError } from '../errors.js';
 import { fileError, HOST_TAG, removeOrphanedTemps, tempPrefix } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
@@ -50,12 +50,12 @@ export interface DeployResult {
 /** Writes a bundle folder for `target` at `out` from the .onnx file `model` (see the module comment). */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   if (!(TARGETS as readonly string[]).includes(options.target)) {
-    throw usageError(`--target must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
+    throw usageError(`${option('--target')} must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
   }
-  if (options.install && options.target === 'web') throw usageError('--install applies to linux targets only', 'drop --install for --target web');
+  if (options.install && options.target === 'web') throw usageError(`${option('--install')} applies to linux targets only`, `drop ${option('--install')} for ${option('--target', 'web')}`);
   // A web bundle is static files: the port belongs to whatever serves them, not to the bundle.
   if (options.port !== undefined && options.target === 'web') {
-    throw usageError('--port applies to linux targets only (their server and systemd unit)', `drop --port; serve a web bundle with slim serve DIR --port ${options.port}`);
+    throw usageError(`${option('--port')} applies to linux targets only (their server and systemd unit)`, `drop ${option('--port')}; serve a web bundle with slim serve DIR --port ${options.port}`);
   }
   const log = options.log ?? (() => {});
   const out = path.resolve(options.out);
@@ -140,18 +140,18 @@ export function serviceName(name: string): string {
 async function checkOut(out: string, force: boolean, model: string): Promise<void> {
   const info = await stat(out).catch(() => undefined);
   if (path.resolve(model).startsWith(out + path.sep)) {
-    throw usageError(`--out ${out} contains the model ${model}`, 'write the bundle to a new folder');
+    throw usageError(`${option('--out', out)} contains the model ${model}`, 'write the bundle to a new folder');
   }
   if (!info) return;
-  if (!info.isDirectory()) throw usageError(`--out ${out} exists and is not a folder`, 'choose a new folder name');
+  if (!info.isDirectory()) throw usageError(`${option('--out', out)} exists and is not a folder`, 'choose a new folder name');
   const entries = await readdir(out);
   if (entries.length === 0) return;
   const isBundle = entries.includes(CONFIG_FILE);
   if (!force) {
-    throw usageError(`--out ${out} already exists${isBundle ? ' (a previous bundle)' : ' and is not empty'}`, isBundle ? 'pass --force to replace it' : 'choose a new folder');
+    throw usageError(`${option('--out', out)} already exists${isBundle ? ' (a previous bundle)' : ' and is not empty'}`, isBundle ? `pass ${option('--force', true)} to replace it` : 'choose a new folder');
   }
   if (!isBundle) {
-    throw usageError(`--out ${out} is not empty and is not a slimkit bundle; --force replaces only bundles`, 'choose a new folder');
+    throw usageError(`${option('--out', out)} is not empty and is not a slimkit bundle; ${option('--force')} replaces only bundles`, 'choose a new folder');
   }
 }
 

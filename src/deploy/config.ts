@@ -15,7 +15,8 @@ export interface Preprocess {
   /** [height, width] the image is brought to. */
   size: [number, number];
   /** torchvision's Resize(shorter side) + CenterCrop, or a plain stretch. */
-  resize: 'shorter-side' | 'stretch';
+  /** 'shorter-side', 'stretch', or the shorter side scaled to a size before the centre crop (ResizeMode). */
+  resize: 'shorter-side' | 'stretch' | { shorterSide: number };
   /** How the model takes the image: planar (PyTorch's) or channels-last (a model that preprocesses raw pixels). */
   layout: 'NCHW' | 'NHWC';
   /** RGB planes, or one luma plane (PIL's convert('L')) for a model that takes grayscale images. */
@@ -90,7 +91,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
   const p = c.preprocess;
   check(isObject(p), 'preprocess', 'an object');
   check(Array.isArray(p.size) && p.size.length === 2 && p.size.every((v) => isCount(v) && v >= 1), 'preprocess.size', '[height, width]');
-  check(p.resize === 'shorter-side' || p.resize === 'stretch', 'preprocess.resize', '"shorter-side" or "stretch"');
+  check(p.resize === 'shorter-side' || p.resize === 'stretch' || (isObject(p.resize) && isCount(p.resize.shorterSide) && p.resize.shorterSide >= Math.max(...(p.size as number[]))), 'preprocess.resize', '"shorter-side", "stretch" or {"shorterSide": N} with N at least the size');
   check((p.layout === 'NCHW' || p.layout === 'NHWC') && (p.channels === 'RGB' || p.channels === 'grayscale'), 'preprocess.layout/channels', '"NCHW" or "NHWC", and "RGB" or "grayscale"');
   check(typeof p.scale === 'number' && p.scale > 0, 'preprocess.scale', 'a positive number');
   const channels = channelCount(p);

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { imageDims } from '../data/transforms.js';
+import { checkResize } from '../data/image-folder.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
@@ -137,7 +138,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         output: output.name,
         outputKind,
       },
-      preprocess: { size, resize: options.resize ?? 'shorter-side', layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      preprocess: { size, resize: resizeFor(options.resize, size), layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,
     },
   };
@@ -216,4 +217,10 @@ function endsInSoftmax(graph: Graph, name: string): boolean {
     name = producer.inputs[0];
   }
   return false;
+}
+
+/** The bundle's resize: a shorter side smaller than the input is refused now, not on the device's first image. */
+function resizeFor(resize: Preprocess['resize'] | undefined, size: [number, number]): Preprocess['resize'] {
+  checkResize(resize ?? 'shorter-side', size);
+  return resize ?? 'shorter-side';
 }

@@ -4,6 +4,7 @@
  */
 import type { BundleConfig } from './config.js';
 import { formatBytes } from '../report/format.js';
+import { describeResize } from '../data/image-folder.js';
 
 export interface TemplateContext {
   config: BundleConfig;
@@ -104,7 +105,9 @@ WantedBy=multi-user.target
 
 /** How an image is brought to the input size, in the READMEs' words. */
 function geometryText(p: BundleConfig['preprocess']): string {
-  return p.resize === 'stretch' ? 'stretched to the size (each side scaled on its own)' : 'scaled so its shorter side fits and centre-cropped (torchvision Resize + CenterCrop)';
+  if (p.resize === 'stretch') return 'stretched to the size (each side scaled on its own)';
+  if (p.resize === 'shorter-side') return 'scaled so its shorter side fits and centre-cropped (torchvision Resize + CenterCrop)';
+  return `scaled so its shorter side is ${p.resize.shorterSide} and centre-cropped (torchvision Resize(${p.resize.shorterSide}) + CenterCrop)`;
 }
 
 /** What the model is fed: normalized floats, or the decoded 0–255 values a uint8 model normalizes itself. */
@@ -117,7 +120,7 @@ function valuesText(config: BundleConfig): string {
 
 /** The `slim eval` that feeds a folder's images as the bundle does. */
 function evalCommand(p: BundleConfig['preprocess']): string {
-  return p.resize === 'stretch' ? 'slim eval --resize stretch' : 'slim eval';
+  return p.resize === 'shorter-side' ? 'slim eval' : `slim eval --resize ${describeResize(p.resize)}`;
 }
 
 function labelsPreview(labels: readonly string[]): string {

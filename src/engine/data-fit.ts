@@ -19,6 +19,14 @@ export function checkModelFitsData(graph: Graph, data: { train: ImageSet; test: 
   checkImageSet(data.test, 'test');
   if (data.test.labels.length === 0) throw inputError({ where: `test images (${data.test.name})`, problem: 'there are none: every epoch ends with a test top-1, which needs some', fix: 'give a test set of at least one image' });
   const file = o.file ? { file: o.file } : {};
+  // LibTorch runs a free-size model at any size: test images of another size would score it on them.
+  if (data.test.imageShape.some((d, i) => d !== data.train.imageShape[i])) {
+    throw inputError({
+      where: `test images (${data.test.name})`,
+      problem: `are ${data.test.imageShape.join('×')} but the training images are ${data.train.imageShape.join('×')} (C×H×W)`,
+      fix: 'load both sets at the size the model is trained at',
+    });
+  }
   const shape = dataInputs(graph)[0]?.shape;
   if (shape?.length === 4) {
     const dims = isChannelsLast(shape) ? [shape[3], shape[1], shape[2]] : shape.slice(1);

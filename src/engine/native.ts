@@ -123,7 +123,7 @@ export interface NativePlan {
 
 export interface NativeDataSetSpec {
   pixels: Uint8Array;
-  labels: Uint8Array;
+  labels: Int32Array;
   dims: [number, number, number, number];
   device: DeviceName;
   scale: number;

@@ -257,7 +257,7 @@ export class DeviceImageSet {
     readonly native: NativeDataSet,
     readonly name: string,
     readonly count: number,
-    readonly labels: Uint8Array,
+    readonly labels: Uint16Array,
   ) {}
 
   static upload(set: ImageSet, options: { device?: DeviceName; normalization: Normalization; pad?: number; limit?: number }): DeviceImageSet {
@@ -271,7 +271,7 @@ export class DeviceImageSet {
     const labels = set.labels.subarray(0, count);
     const native = wrapNative('cannot upload the data set', set.name, () => new addon.DataSet({
       pixels: set.pixels.subarray(0, count * c * h * w),
-      labels,
+      labels: Int32Array.from(labels),
       dims: [count, c, h, w],
       device: options.device ?? 'cpu',
       scale: n.scale,

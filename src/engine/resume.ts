@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { SlimError, usageError } from '../errors.js';
+import { SlimError, option, usageError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { readCheckpoint } from './checkpoint.js';
 import type { EnginePlan } from './plan.js';
@@ -128,10 +128,10 @@ export async function refuseOtherSettings(file: string, resumeKey: Record<string
 }
 
 export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
-  if (o.resume === true && !checkpointPath) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)');
+  if (o.resume === true && !checkpointPath) throw usageError(`${option('--resume')} needs ${option('--checkpoint-dir')} (or a checkpoint file)`);
   const file = typeof o.resume === 'string' ? o.resume : o.resume ? checkpointPath : undefined;
   if (!file || !existsSync(file)) {
-    if (typeof o.resume === 'string') throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: 'check the --resume path' }, 'usage');
+    if (typeof o.resume === 'string') throw new SlimError({ file: o.resume, problem: 'the checkpoint does not exist', fix: `check the ${option('--resume')} path` }, 'usage');
     return { history: [], epoch: 0, step: 0, seconds: 0 };
   }
   const ckpt = await readCheckpoint<CheckpointMeta>(file);

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, open, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { SlimError, usageError } from '../errors.js';
-import { imageSizeOf, type ImageSet, type Normalization } from '../data/types.js';
+import { SlimError, option, usageError } from '../errors.js';
+import { checkNormalization, imageSizeOf, type ImageSet, type Normalization } from '../data/types.js';
 import type { Graph } from '../onnx/graph.js';
 import { fileError } from '../onnx/io.js';
 import { hasIntegerWeights, integerWeightsError } from '../passes/freeze-layers.js';
@@ -194,11 +194,12 @@ interface Resolved {
 
 /** --cuda-graphs captures one fixed step: say up front which settings it cannot follow. */
 function checkCudaGraphs(o: TrainOptions, optimizer: 'sgd' | 'adamw'): void {
-  const without = 'or train without --cuda-graphs';
-  if ((o.device ?? 'cpu') !== 'cuda') throw usageError('--cuda-graphs needs --device cuda', without);
-  if (optimizer !== 'sgd') throw usageError('--cuda-graphs supports --optimizer sgd only (AdamW\'s bias correction changes every step)', `use sgd, ${without}`);
-  if (o.distributed) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', without);
-  if (o.teacher?.cache) throw usageError('--cuda-graphs cannot take cached teacher logits', `let the teacher run on every batch, ${without}`);
+  const graphs = option('--cuda-graphs');
+  const without = `or train without ${graphs}`;
+  if ((o.device ?? 'cpu') !== 'cuda') throw usageError(`${graphs} needs ${option('--device', 'cuda')}`, without);
+  if (optimizer !== 'sgd') throw usageError(`${graphs} supports ${option('--optimizer', 'sgd')} only (AdamW's bias correction changes every step)`, `use sgd, ${without}`);
+  if (o.distributed) throw usageError(`${graphs} does not work with data-parallel training (--nproc) yet`, without);
+  if (o.teacher?.cache) throw usageError(`${graphs} cannot take cached teacher logits`, `let the teacher run on every batch, ${without}`);
   if (!loadNative().info().cudaGraphs) {
     throw usageError('this build of the training addon has no CUDA graph support (it needs CUDA LibTorch and the CUDA runtime headers)',
       `set CUDA_HOME to the CUDA toolkit and rebuild with \`npm run build:native\`, ${without}`);
@@ -207,14 +208,14 @@ function checkCudaGraphs(o: TrainOptions, optimizer: 'sgd' | 'adamw'): void {
 
 function resolve(o: TrainOptions): Resolved {
   const positiveInt = (v: number, flag: string): void => {
-    if (!Number.isInteger(v) || v < 1) throw usageError(`${flag} must be a whole number ≥ 1, got ${v}`);
+    if (!Number.isInteger(v) || v < 1) throw usageError(`${option(flag)} must be a whole number ≥ 1, got ${v}`);
   };
   positiveInt(o.epochs, '--epochs');
   positiveInt(o.batch, '--batch');
   const kind = o.optimizer ?? 'sgd';
   if (kind !== 'sgd' && kind !== 'adamw') throw usageError(`unknown optimizer '${String(kind)}'`, 'use sgd or adamw');
   const labelSmoothing = o.labelSmoothing ?? 0;
-  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw usageError(`--label-smoothing must be in [0, 1), got ${labelSmoothing}`);
+  if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw usageError(`${option('--label-smoothing')} must be in [0, 1), got ${labelSmoothing}`);
   if (o.cudaGraphs) checkCudaGraphs(o, kind);
   return {
     device: o.device ?? 'cpu',
@@ -229,7 +230,7 @@ function resolve(o: TrainOptions): Resolved {
     seed: o.seed ?? 0,
     labelSmoothing,
     augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
-    normalization: o.normalization ?? normalizationOf(o.graph, o.file),
+    normalization: o.normalization ? (checkNormalization(o.normalization), o.normalization) : normalizationOf(o.graph, o.file),
     distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5, ...(o.teacher.cache ? { cache: true as const } : {}) } : undefined,
   };
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
 import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
-import { stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
+import { listedByClass, stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
 import { labelledForModel, requireDataFolder, type ModelClasses } from '../data/model-data.js';
@@ -93,12 +93,13 @@ export function evalImageCount(data: RunData, limit: number | undefined): number
 }
 
 /**
- * The test images a stage scores with `eval_limit`: CIFAR-10's come shuffled, so the engine takes the
- * first N (testLimit); an image folder's come class by class, so N are taken across the classes.
+ * The test images a stage scores with `eval_limit`: a set listed class by class (an image folder's, also
+ * renumbered to a model's classes) gives N taken across the classes; a shuffled one (CIFAR-10's) its first
+ * N (testLimit) — the rule slim prune's before/after top-1 follows (listedByClass).
  */
 export function evalSlice(data: RunData, limit: number | undefined): { test: ImageSet; testLimit?: number } {
   if (limit === undefined) return { test: data.test };
-  return isCifar10(data.name) ? { test: data.test, testLimit: limit } : { test: takeAcrossClasses(data.test, limit) };
+  return listedByClass(data.test) ? { test: takeAcrossClasses(data.test, limit) } : { test: data.test, testLimit: limit };
 }
 
 /** One pass over the pixels: the training set's hash is taken on the way to both sets'. */

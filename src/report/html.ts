@@ -10,6 +10,7 @@ import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 import { comparableLatencies } from './latency-ratio.js';
+import { shownClasses } from './class-selection.js';
 
 export interface ReportCharts {
   latency?: string;
@@ -159,15 +160,16 @@ function variantTable(variants: readonly VariantBench[], front: ReadonlySet<stri
 }
 
 function perClassTable(variants: readonly VariantBench[]): string {
-  const classes = variants[0]?.per_class.map((c) => c.name) ?? [];
+  const shown = shownClasses(variants);
   const head = `<tr><th>class</th>${variants.map((v) => `<th class="num">${escapeHtml(v.id)}</th>`).join('')}</tr>`;
-  const body = classes
-    .map((name, i) => `<tr><td>${escapeHtml(name)}</td>${variants.map((v) => {
+  const body = shown.indices
+    .map((i) => `<tr><td>${escapeHtml(variants[0]!.per_class[i]!.name)}</td>${variants.map((v) => {
       const c = v.per_class[i]!;
       return `<td class="num" data-variant="${escapeHtml(v.id)}" data-value="${c.accuracy}">${escapeHtml(formatClassAccuracy(c))}</td>`;
     }).join('')}</tr>`)
     .join('\n');
-  return `<div class="scroll"><table id="per-class-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table></div>`;
+  const caption = shown.caption ? `<p><small>Per class: ${escapeHtml(shown.caption)}.</small></p>` : '';
+  return `${caption}<div class="scroll"><table id="per-class-table"><thead>${head}</thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
 function stageTable(r: RunReport): string {

@@ -3,6 +3,7 @@ import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLU
 import { formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
+import { shownClasses } from './class-selection.js';
 
 const esc = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -27,6 +28,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
     const b = r.bench!;
     const front = new Set(r.pareto.latency);
     const base = r.variants[0];
+    const shown = shownClasses(r.variants);
     lines.push(
       '## Every variant, measured',
       '',
@@ -55,9 +57,10 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
       '',
       img('perClass', 'per-class top-1'),
       '',
+      ...(shown.caption ? [`Per class: ${shown.caption}.`, ''] : []),
       table(
         ['class', ...r.variants.map((v) => v.id)],
-        (r.variants[0]?.per_class ?? []).map((c, i) => [c.name, ...r.variants.map((v) => formatClassAccuracy(v.per_class[i]!))]),
+        shown.indices.map((i) => [r.variants[0]!.per_class[i]!.name, ...r.variants.map((v) => formatClassAccuracy(v.per_class[i]!))]),
         [false, ...r.variants.map(() => true)],
       ),
       '',

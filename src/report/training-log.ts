@@ -34,6 +34,7 @@ interface Record_ {
   event?: unknown;
   epoch?: unknown;
   graph?: unknown;
+  last_epoch?: unknown;
 }
 
 export async function readTrainingLog(file: string): Promise<TrainingLog> {
@@ -45,7 +46,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
   let tornLines = 0;
   let records = 0;
   let previous: unknown;
-  for (const line of text.split('\n')) {
+  for (const [index, line] of text.split('\n').entries()) {
     if (!line.trim()) continue;
     let record: Record_;
     try {
@@ -55,7 +56,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
       continue;
     }
     if (typeof record !== 'object' || record === null || typeof record.event !== 'string') {
-      throw inputError({ file, where: `line ${records + tornLines + 1}`, problem: 'is not a record of a slimkit training log (no "event")', fix: 'give the file a training command wrote with --log' });
+      throw inputError({ file, where: `line ${index + 1}`, problem: 'is not a record of a slimkit training log (no "event")', fix: 'give the file a training command wrote with --log' });
     }
     records++;
     const event = record.event;
@@ -64,6 +65,12 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     const run = runs.at(-1)!;
     if (event === 'start' && typeof record.graph === 'string' && record.graph) run.model ??= record.graph;
     if (event === 'epoch' && typeof record.epoch === 'number') run.epochs.set(record.epoch, record as unknown as EpochJson);
+    // A resume carries the checkpoint's last epoch: a kill between writing it and logging it left no record.
+    const carried = event === 'resume' ? record.last_epoch : undefined;
+    if (typeof carried === 'object' && carried !== null && typeof (carried as Record_).epoch === 'number') {
+      const epoch = (carried as Record_).epoch as number;
+      if (!run.epochs.has(epoch)) run.epochs.set(epoch, { event: 'epoch', ...carried } as unknown as EpochJson);
+    }
     if (event === 'diverged' && typeof record.epoch === 'number') run.divergedAt = record.epoch;
     run.finished = event === 'end' ? true : event === 'start' || event === 'resume' ? false : run.finished;
     previous = event;

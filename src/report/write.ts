@@ -13,6 +13,7 @@ import { renderHtml, type ReportCharts } from './html.js';
 import { renderMarkdown } from './markdown.js';
 import { buildRunReport, type RunReport } from './run-report.js';
 import { comparableLatencies } from './latency-ratio.js';
+import { shownClasses } from './class-selection.js';
 
 export interface ReportPaths {
   html: string;
@@ -31,8 +32,10 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
     const perRound = r.variants.some((v) => v.turn_p50_ms?.length);
     charts.latency = await renderSvg(paretoSpec(points(r.pareto.latency, (v) => latency.get(v)!), { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }), 'latency');
     charts.size = await renderSvg(paretoSpec(points(r.pareto.size, (v) => v.size_bytes / 1024), { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }), 'size');
-    const classes = r.variants[0]!.per_class.map((c) => c.name);
-    charts.perClass = await renderSvg(perClassSpec(r.variants.flatMap((v) => v.per_class.filter((c) => c.total > 0).map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy }))), classes), 'per-class');
+    const shown = shownClasses(r.variants).indices;
+    const classes = shown.map((i) => r.variants[0]!.per_class[i]!.name);
+    const rows = r.variants.flatMap((v) => shown.map((i) => v.per_class[i]!).filter((c) => c.total > 0).map((c) => ({ variant: v.id, className: c.name, accuracy: c.accuracy })));
+    charts.perClass = await renderSvg(perClassSpec(rows, classes), 'per-class');
   }
   if (r.sensitivity) charts.sensitivity = await renderSvg(sensitivitySpec(r.sensitivity.layers), 'sensitivity');
   if (r.training.length) {

@@ -13,9 +13,13 @@ import { inputError, usageError } from '../errors.js';
 import type { Dim } from '../onnx/graph.js';
 import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
-import { imageCount, type ImageSet, type Normalization } from '../data/types.js';
+import type { ImageSet, Normalization } from '../data/types.js';
 import { isChannelsLast, requireOneInput } from '../onnx/image-input.js';
 import { classScoreDims } from './class-scores.js';
+import { sourceOfSet, type ImageSource } from '../data/stream.js';
+
+/** What the checks read of a set or a source: its name and image shape. */
+type SetShape = Pick<ImageSet, 'name' | 'imageShape'>;
 import { describeInfos, type OrtModel, type OrtValueInfo } from './ort.js';
 
 export interface EvaluateOptions {
@@ -51,8 +55,13 @@ export interface EvaluateResult {
   top1: number;
   top5: number;
   perClass: ClassAccuracy[];
-  /** confusion[trueLabel][predictedLabel] = image count. */
-  confusion: number[][];
+  /**
+   * confusion[trueLabel][predictedLabel] = image count, for up to DENSE_CONFUSION_CLASSES classes (a
+   * matrix of 20,000 classes would be 400 M numbers); with more, only `confusionPairs`.
+   */
+  confusion?: number[][];
+  /** The confusion matrix's non-zero cells, [trueLabel, predictedLabel, count], by true then predicted label. */
+  confusionPairs: [number, number, number][];
   seconds: number;
   imagesPerSecond: number;
   /**
@@ -64,16 +73,21 @@ export interface EvaluateResult {
   predictions?: Uint16Array;
 }
 
-export async function evaluate(model: OrtModel, set: ImageSet, options: EvaluateOptions): Promise<EvaluateResult> {
+/**
+ * Scores `data` — a set in memory, or a source read a chunk at a time (data/stream.ts: a folder larger
+ * than memory) — in one pass. `seconds` counts the scoring, not the decoding of a source's chunks.
+ */
+export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, options: EvaluateOptions): Promise<EvaluateResult> {
+  const source = 'chunks' in data ? data : sourceOfSet(data);
   const input = pickInput(model, options.inputName);
   const output = model.outputs[0];
   if (!output) throw inputError({ file: model.source, problem: 'the model has no outputs' });
-  const [channels, height, width] = set.imageShape;
-  const classes = set.classes.length;
-  checkInputDims(model, input, set);
+  const [channels, height, width] = source.imageShape;
+  const classes = source.classes.length;
+  checkInputDims(model, input, source);
   checkOutputDims(model, output, classes);
 
-  const total = Math.min(imageCount(set), options.limit ?? Infinity);
+  const total = Math.min(source.count, options.limit ?? Infinity);
   const fixedBatch = typeof input.dims?.[0] === 'number' ? input.dims[0] : undefined;
   const batchSize = fixedBatch ?? (options.oneImagePerRun ? 1 : options.batchSize ?? 256);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw usageError(`batch size must be a whole number ≥ 1, got ${batchSize}`);
@@ -82,54 +96,79 @@ export async function evaluate(model: OrtModel, set: ImageSet, options: Evaluate
   }
 
   const imageSize = channels * height * width;
-  const channelsLast = feedsChannelsLast(input, set);
-  const feeder = input.dtype === 'uint8'
-    ? pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined, channelsLast)
-    : floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lookupTable(options.normalization, channels, set.name), channelsLast);
-  const dimsFor = (n: number): number[] => imageDims(fixedBatch ?? n, set.imageShape, channelsLast);
+  const channelsLast = feedsChannelsLast(input, source);
+  const lut = input.dtype === 'uint8' ? undefined : lookupTable(options.normalization, channels, source.name);
+  const dimsFor = (n: number): number[] => imageDims(fixedBatch ?? n, source.imageShape, channelsLast);
 
   const tally: Tally = {
-    confusion: Array.from({ length: classes }, () => new Array<number>(classes).fill(0)),
+    classes,
+    cells: new Map(),
     classTotals: new Array<number>(classes).fill(0),
     top5Hits: 0,
     nanImages: 0,
   };
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
-  const start = process.hrtime.bigint();
-  const batchCount = Math.ceil(total / batchSize);
-  let next: Tensor | undefined = batchCount > 0 ? feeder(0, Math.min(batchSize, total), dimsFor) : undefined;
-  for (let b = 0; b < batchCount; b++) {
-    const first = b * batchSize;
-    const n = Math.min(batchSize, total - first);
-    const pending = model.run({ [input.name]: next! }, { outputs: [output.name] });
-    // Fill the other buffer while this run is queued (or running, for an asynchronous backend).
-    if (b + 1 < batchCount) {
-      const nextFirst = first + batchSize;
-      next = feeder(nextFirst, Math.min(batchSize, total - nextFirst), dimsFor);
+  let scored = 0;
+  let nanoseconds = 0n;
+  for await (const set of source.chunks()) {
+    if (scored >= total) break;
+    checkChunk(set, source);
+    const count = Math.min(set.labels.length, total - scored);
+    const start = process.hrtime.bigint();
+    const feeder = lut
+      ? floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lut, channelsLast)
+      : pixelFeeder(set, imageSize, batchSize, fixedBatch !== undefined, channelsLast);
+    const batchCount = Math.ceil(count / batchSize);
+    let next: Tensor | undefined = batchCount > 0 ? feeder(0, Math.min(batchSize, count), dimsFor) : undefined;
+    for (let b = 0; b < batchCount; b++) {
+      const first = b * batchSize;
+      const n = Math.min(batchSize, count - first);
+      const pending = model.run({ [input.name]: next! }, { outputs: [output.name] });
+      // Fill the other buffer while this run is queued (or running, for an asynchronous backend).
+      if (b + 1 < batchCount) {
+        const nextFirst = first + batchSize;
+        next = feeder(nextFirst, Math.min(batchSize, count - nextFirst), dimsFor);
+      }
+      const logits = (await pending)[output.name]!;
+      const at = scored + first;
+      score(logits, set.labels.subarray(first, first + n), tally, model.source, predictions?.subarray(at, at + n));
+      options.onProgress?.(at + n, total);
     }
-    const logits = (await pending)[output.name]!;
-    score(logits, set.labels.subarray(first, first + n), tally, model.source, predictions?.subarray(first, first + n));
-    options.onProgress?.(first + n, total);
+    nanoseconds += process.hrtime.bigint() - start;
+    scored += count;
   }
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const seconds = Number(nanoseconds) / 1e9;
 
-  const perClass = set.classes.map((name, c): ClassAccuracy => {
+  const perClass = source.classes.map((name, c): ClassAccuracy => {
     const classTotal = tally.classTotals[c]!;
-    const correct = tally.confusion[c]![c]!;
+    const correct = tally.cells.get(c * classes + c) ?? 0;
     return { name, correct, total: classTotal, accuracy: classTotal ? correct / classTotal : 0 };
   });
   const correct = perClass.reduce((a, p) => a + p.correct, 0);
   return {
-    count: total,
-    top1: total ? correct / total : 0,
-    top5: total ? tally.top5Hits / total : 0,
+    count: scored,
+    top1: scored ? correct / scored : 0,
+    top5: scored ? tally.top5Hits / scored : 0,
     perClass,
-    confusion: tally.confusion,
+    ...confusionOf(tally),
     seconds,
-    imagesPerSecond: seconds > 0 ? total / seconds : 0,
+    imagesPerSecond: seconds > 0 ? scored / seconds : 0,
     nanImages: tally.nanImages,
-    ...(predictions ? { predictions } : {}),
+    ...(predictions ? { predictions: scored < total ? predictions.slice(0, scored) : predictions } : {}),
   };
+}
+
+/** A source's chunk must be of its images: a hand-made source could yield others, read as garbage. */
+function checkChunk(set: ImageSet, source: ImageSource): void {
+  const [c, h, w] = source.imageShape;
+  const sameShape = set.imageShape.every((v, i) => v === source.imageShape[i]);
+  if (!sameShape || set.pixels.length !== set.labels.length * c * h * w || set.classes.length !== source.classes.length) {
+    throw inputError({
+      where: `images of ${source.name}`,
+      problem: `a chunk holds ${set.labels.length} labels of ${set.classes.length} classes and ${set.pixels.length} pixel bytes of ${set.imageShape.join('×')} images; the source has ${source.classes.length} classes of ${c}×${h}×${w} images`,
+      fix: 'yield chunks of the images the source describes',
+    });
+  }
 }
 
 function pickInput(model: OrtModel, inputName: string | undefined): OrtValueInfo {
@@ -144,7 +183,7 @@ function pickInput(model: OrtModel, inputName: string | undefined): OrtValueInfo
   return model.inputs[0]!;
 }
 
-function checkInputDims(model: OrtModel, input: OrtValueInfo, set: ImageSet): void {
+function checkInputDims(model: OrtModel, input: OrtValueInfo, set: SetShape): void {
   if (input.dtype !== 'float32' && input.dtype !== 'uint8') {
     throw inputError({
       file: model.source,
@@ -183,7 +222,7 @@ function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number)
 }
 
 /** N×H×W×C: an input shaped channels-last that does not take the set's images as N×C×H×W. */
-function feedsChannelsLast(input: OrtValueInfo, set: ImageSet): boolean {
+function feedsChannelsLast(input: OrtValueInfo, set: SetShape): boolean {
   const dims = input.dims;
   if (!dims || dims.length !== 4 || !isChannelsLast(dims)) return false;
   const [c, h, w] = set.imageShape;
@@ -261,7 +300,9 @@ function pixelFeeder(set: ImageSet, imageSize: number, batchSize: number, padToB
 }
 
 interface Tally {
-  confusion: number[][];
+  classes: number;
+  /** Confusion counts by trueLabel · classes + predictedLabel: only the cells images fall in. */
+  cells: Map<number, number>;
   /** Images per true class, NaN-scored ones included. */
   classTotals: number[];
   top5Hits: number;
@@ -273,9 +314,8 @@ interface Tally {
  * when fewer than 5 classes outrank it under that order. A row with a NaN score is a miss: NaN compares
  * false with everything, so it would otherwise predict class 0 and put every label in the top 5.
  */
-function score(logits: Tensor, labels: Uint8Array, tally: Tally, source: string, predictions?: Uint16Array): void {
-  const { confusion } = tally;
-  const classes = confusion.length;
+function score(logits: Tensor, labels: Uint16Array, tally: Tally, source: string, predictions?: Uint16Array): void {
+  const { classes, cells } = tally;
   const scores = classScoreDims(logits.dims);
   if (!scores || scores[1] !== classes || scores[0] < labels.length) {
     throw inputError({
@@ -313,10 +353,24 @@ function score(logits: Tensor, labels: Uint8Array, tally: Tally, source: string,
       }
       if (v > target || (v === target && j < label)) outranks++;
     }
-    confusion[label]![best]!++;
+    const cell = label * classes + best;
+    cells.set(cell, (cells.get(cell) ?? 0) + 1);
     if (predictions) predictions[r] = best;
     if (outranks < 5) tally.top5Hits++;
   }
+}
+
+/** Classes up to which a result holds the whole confusion matrix (ImageNet's 1,000 fit: 1 M numbers). */
+export const DENSE_CONFUSION_CLASSES = 2048;
+
+function confusionOf(tally: Tally): Pick<EvaluateResult, 'confusion' | 'confusionPairs'> {
+  const { classes } = tally;
+  const keys = [...tally.cells.keys()].sort((a, b) => a - b);
+  const confusionPairs = keys.map((k): [number, number, number] => [Math.floor(k / classes), k % classes, tally.cells.get(k)!]);
+  if (classes > DENSE_CONFUSION_CLASSES) return { confusionPairs };
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  for (const [t, p, n] of confusionPairs) confusion[t]![p] = n;
+  return { confusion, confusionPairs };
 }
 
 /** `predictions[i]` of an image whose scores hold a NaN. */

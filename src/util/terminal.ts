@@ -34,7 +34,8 @@ export function lazyProgress(label: string, unit: string): { update(done: number
       }
       if (!bar) {
         if (done >= total || performance.now() - start < (process.stderr.isTTY ? 1000 : 10_000)) return;
-        bar = progress(label, total, unit);
+        // The bar starts where the work is, and its rate counts from the work's start, not the bar's.
+        bar = progress(label, total, unit, { done, since: start });
         barTotal = total;
       }
       bar.update(done);
@@ -45,9 +46,10 @@ export function lazyProgress(label: string, unit: string): { update(done: number
 
 /**
  * A progress bar on stderr. On a terminal it redraws in place; elsewhere (CI logs, pipes) it prints a
- * line at most every 5 seconds so long runs still show life without flooding the log.
+ * line at most every 5 seconds so long runs still show life without flooding the log. `done` and `since`:
+ * work already done when the bar appears, and when it began (performance.now()), for the rate.
  */
-export function progress(label: string, total: number, unit = 'items'): Progress {
+export function progress(label: string, total: number, unit = 'items', o: { done?: number; since?: number } = {}): Progress {
   if (process.stderr.isTTY) {
     const bar = new cliProgress.SingleBar(
       {
@@ -60,8 +62,8 @@ export function progress(label: string, total: number, unit = 'items'): Progress
       },
       cliProgress.Presets.shades_classic,
     );
-    const start = performance.now();
-    bar.start(total, 0, { rate: '', phase: '' });
+    const start = o.since ?? performance.now();
+    bar.start(total, o.done ?? 0, { rate: '', phase: '' });
     return {
       update(done, fields) {
         const seconds = (performance.now() - start) / 1000;

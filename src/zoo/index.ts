@@ -1,5 +1,5 @@
 import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION, type Normalization } from '../data/types.js';
-import { SlimError } from '../errors.js';
+import { option, SlimError } from '../errors.js';
 import type { Graph } from '../onnx/graph.js';
 import { formatCount } from '../report/format.js';
 import { IMAGENET_NORMALIZATION, METADATA_KEYS, preprocessingMetadata } from './metadata.js';
@@ -140,16 +140,16 @@ function zooEntry(name: string): ZooEntry {
 
 function validate(o: { classes: number; width: number; seed: number; classNames: string[] | undefined; channels: number }): void {
   if (o.channels !== 1 && o.channels !== 3) {
-    throwUsage('--channels', `channels must be 3 (RGB) or 1 (grayscale), got ${o.channels}`, 'pass --channels 1 for grayscale images');
+    throwUsage(option('--channels'), `must be 3 (RGB) or 1 (grayscale), got ${o.channels}`, `pass ${option('--channels', 1)} for grayscale images`);
   }
   if (!Number.isInteger(o.classes) || o.classes < 2) {
-    throwUsage('--classes', `classes must be an integer ≥ 2, got ${o.classes}`, 'pass the number of classes in your data set, e.g. --classes 10');
+    throwUsage(option('--classes'), `must be an integer ≥ 2, got ${o.classes}`, `pass the number of classes in your data set, e.g. ${option('--classes', 10)}`);
   }
   if (!Number.isFinite(o.width) || o.width <= 0) {
-    throwUsage('--width', `width must be a number > 0, got ${o.width}`, 'use 1 for the standard network or e.g. 0.25 for a small one');
+    throwUsage(option('--width'), `must be a number > 0, got ${o.width}`, 'use 1 for the standard network or e.g. 0.25 for a small one');
   }
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) {
-    throwUsage('--seed', `seed must be an integer in [0, 2^32), got ${o.seed}`, 'pass e.g. --seed 0');
+    throwUsage(option('--seed'), `must be an integer in [0, 2^32), got ${o.seed}`, `pass e.g. ${option('--seed', 0)}`);
   }
   if (o.classNames && o.classNames.length !== o.classes) {
     throwUsage('class names', `${o.classNames.length} class names given for ${o.classes} classes`, 'give one name per class');
@@ -173,8 +173,8 @@ function checkSize(name: string, entry: ZooEntry, classes: number, width: number
   const widest = Math.floor(lo * 100) / 100;
   const problem = `${name} at width ${width} with ${classes} classes would have ${formatCount(bytesAt(width) / 4)} parameters (${(bytesAt(width) / 2 ** 30).toFixed(2)} GiB of float32), more than an ONNX file can hold (2 GiB)`;
   // At any usable width the classifier alone can be too big: then the class count is what to change.
-  if (widest < 0.01) throwUsage('--classes', problem, 'use fewer classes');
-  throwUsage('--width', problem, `use a width ≤ ${widest}`);
+  if (widest < 0.01) throwUsage(option('--classes'), problem, 'use fewer classes');
+  throwUsage(option('--width'), problem, `use a width ≤ ${widest}`);
 }
 
 function throwUsage(where: string, problem: string, fix: string): never {

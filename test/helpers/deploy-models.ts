@@ -155,7 +155,7 @@ async function writeInt8Model(file: string, p: { xr: Range; reluR: Range; poolR:
 }
 
 /** Ridge regression to one-hot targets: W = (XᵀX + λI)⁻¹ Xᵀ(Y − ȳ), features centred, bias from the means. */
-function ridge(x: Float64Array, labels: Uint8Array, n: number, d: number, k: number, lambda: number): { weights: Float64Array; bias: Float64Array } {
+function ridge(x: Float64Array, labels: Uint16Array, n: number, d: number, k: number, lambda: number): { weights: Float64Array; bias: Float64Array } {
   const mean = new Float64Array(d);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j]! += x[i * d + j]! / n;
   const a = new Float64Array(d * d);

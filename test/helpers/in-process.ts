@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { vi } from 'vitest';
+import { nameOptionsAsFlags } from '../../src/errors.js';
 
 /**
  * Run one `slim <name>` command in this process (so the engine's native state and the test share a
@@ -11,6 +12,8 @@ export async function runCommandInProcess(
   args: string[],
   o: { onStderr?: (text: string) => void } = {},
 ): Promise<string> {
+  // The command line's surface: options are named as flags, as cli/main.ts sets it.
+  nameOptionsAsFlags();
   const program = new Command('slim').exitOverride();
   register(program);
   let stdout = '';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
-import { usageError } from '../../errors.js';
+import { inputError, usageError } from '../../errors.js';
 import { writeFileAtomic } from '../../onnx/io.js';
 import { renderSvg, trainingCurvesSpec } from '../../report/charts.js';
 import { formatPercent, table } from '../../report/format.js';
@@ -28,7 +28,13 @@ export function registerCurves(program: Command): void {
       if (!output.toLowerCase().endsWith('.svg')) throw usageError(`-o writes an SVG file, got '${output}'`, 'name it something.svg');
       checkOutputFile(output, '-o', files);
       const runs: LoggedRun[] = [];
+      const seen = new Set<string>();
       for (const file of files) {
+        if (seen.has(path.resolve(file))) {
+          log(`note: ${file} is named twice: drawn once`);
+          continue;
+        }
+        seen.add(path.resolve(file));
         const { runs: logged, tornLines } = await readTrainingLog(file);
         if (tornLines) log(`note: ${file}: ${tornLines} line(s) cut off (a crash or a full disk while writing) skipped`);
         runs.push(...logged);
@@ -36,7 +42,14 @@ export function registerCurves(program: Command): void {
       nameRunsApart(runs);
       const drawn = runs.filter((r) => r.epochs.length > 0);
       for (const r of runs) if (r.epochs.length === 0) log(`note: ${r.name} logged no finished epoch: not drawn`);
-      if (drawn.length === 0) throw usageError('no run in these logs finished an epoch: there is nothing to draw', 'draw the log again after the first epoch');
+      if (drawn.length === 0) {
+        const diverged = runs.some((r) => r.divergedAt !== undefined);
+        throw inputError({
+          file: files.join(', '),
+          problem: `no run in ${files.length > 1 ? 'these logs' : 'this log'} finished an epoch: there is nothing to draw`,
+          fix: diverged ? 'the run diverged in its first epoch: train again with a lower --lr' : 'draw the log again after the first epoch',
+        });
+      }
       await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs }))), 'curves')));
       const summary = drawn.map((r) => {
         const best = r.epochs.reduce((a, b) => (b.test_top1 > a.test_top1 ? b : a));
@@ -66,11 +79,17 @@ export function registerCurves(program: Command): void {
     });
 }
 
-/** Logs of the same name from different folders (runs/a/train.jsonl, runs/b/train.jsonl) are named by their path. */
+/**
+ * Logs of the same file name from different folders (runs/a/train.jsonl, runs/b/train.jsonl) are named by
+ * their paths, each run of them too: the legend must say which file a line came from.
+ */
 function nameRunsApart(runs: LoggedRun[]): void {
-  const count = new Map<string, number>();
-  for (const r of runs) count.set(r.name, (count.get(r.name) ?? 0) + 1);
+  const baseOf = (file: string): string => path.basename(file).replace(/\.jsonl?$/, '');
+  const files = new Map<string, Set<string>>();
+  for (const r of runs) files.set(baseOf(r.file), (files.get(baseOf(r.file)) ?? new Set()).add(path.resolve(r.file)));
   for (const r of runs) {
-    if (count.get(r.name)! > 1) r.name = r.name.replace(path.basename(r.file).replace(/\.jsonl?$/, ''), path.relative(process.cwd(), r.file).replace(/\.jsonl?$/, ''));
+    const base = baseOf(r.file);
+    // A run's name is its log's base name, then " (run i)" when the log holds several.
+    if (files.get(base)!.size > 1) r.name = `${path.relative(process.cwd(), r.file).replace(/\.jsonl?$/, '')}${r.name.slice(base.length)}`;
   }
 }

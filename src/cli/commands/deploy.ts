@@ -9,14 +9,15 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { checkOutputDir } from '../paths.js';
 import { didYouMean } from '../../util/suggest.js';
-import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, meanList, port, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, meanList, port, RESIZE_HELP, resizeArg, STD_HELP, stdList, withJson } from '../options.js';
+import type { ResizeMode } from '../../data/image-folder.js';
 
 export interface ModelFlags {
   labels?: string;
   imageSize?: [number, number];
   mean?: number[];
   std?: number[];
-  resize?: 'shorter-side' | 'stretch';
+  resize?: ResizeMode;
   name?: string;
 }
 
@@ -35,7 +36,7 @@ export function withModelFlags(cmd: Command): Command {
     .option('--image-size <h,w>', 'input height,width (default: the model metadata or input shape)', imageSizeArg)
     .option('--mean <r,g,b|v>', MEAN_HELP, meanList('--mean', CHANNEL_COUNTS))
     .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
-    .option('--resize <mode>', "'shorter-side' (Resize + CenterCrop, default) or 'stretch'", resizeArg)
+    .option('--resize <mode>', RESIZE_HELP, resizeArg)
     .option('--name <name>', 'bundle / service name (default: the model file name)');
 }
 

@@ -1,6 +1,7 @@
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
+import type { ResizeMode } from '../../data/image-folder.js';
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
@@ -25,6 +26,7 @@ interface EvalFlags {
   qat?: boolean;
   data?: string;
   testLimit?: number;
+  resize?: ResizeMode;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
   }
   if (!isCifar10(name)) await requireDataFolder(name, options.eval !== undefined ? '--eval' : '--data', `pass ${options.eval !== undefined ? '--eval' : '--data'} cifar10 or a folder with one subfolder of images per class`);
   const set = await loadDataset(
-    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}) },
+    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}), ...folderResize(options, name) },
     modelInputSize(graph),
     modelChannels(graph),
     recordedClasses(graph, file),
@@ -72,4 +74,15 @@ export async function top1(graph: Graph, data: EvalData, normalization: Normaliz
     bar.stop();
     await model.close();
   }
+}
+
+/**
+ * --resize for the images of `data` when it is a folder (CIFAR-10's are not resized): calibration and
+ * evaluation may read one of each. A --resize neither reads is refused.
+ */
+export function folderResize(options: { resize?: ResizeMode; calib?: string; eval?: string; data?: string }, data: string | undefined): { resize?: ResizeMode } {
+  if (!options.resize) return {};
+  const folders = [options.calib, options.eval, options.data].filter((d): d is string => d !== undefined && !isCifar10(d));
+  if (folders.length === 0) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --calib / --eval <image folder>');
+  return data !== undefined && !isCifar10(data) ? { resize: options.resize } : {};
 }

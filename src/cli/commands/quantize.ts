@@ -25,13 +25,14 @@ import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withThreads } from '../options.js';
-import { loadEvalData, top1 } from './quantize-eval.js';
+import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withResize, withThreads } from '../options.js';
+import { folderResize, loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatData, checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
 import type { InterruptExplainer } from '../train-options.js';
 import { hasBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import { quantizeStatic, splitList, writeReport, type StaticRun } from './quantize-static.js';
 import { isCifar10 } from '../../data/cifar10.js';
+import type { ResizeMode } from '../../data/image-folder.js';
 import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 
@@ -40,6 +41,7 @@ const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
 
 export interface QuantizeCliOptions extends CommonOptions {
   imageSize?: [number, number];
+  resize?: ResizeMode;
   output: string;
   mode: Mode;
   calib?: string;
@@ -82,7 +84,7 @@ export interface QuantizeCliOptions extends CommonOptions {
 }
 
 export function registerQuantize(program: Command): void {
-  withThreads(withImageSize(
+  withThreads(withResize(withImageSize(
     withJson(
       program
         .command('quantize')
@@ -108,7 +110,7 @@ export function registerQuantize(program: Command): void {
         .option('--equalize', 'cross-layer equalization of Conv → ReLU → Conv pairs before calibration')
         .option('--max-drop <pt>', 'keep the most sensitive layers in float until top-1 drops by at most this many points', positiveNumber('--max-drop'))
         .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (with --calib cifar10, --eval-limit or --max-drop alone evaluate on CIFAR-10 test; without any of them there is no evaluation)")
-        .option('--eval-limit <n>', 'evaluate on the first N images only', positiveInt('--eval-limit'))
+        .option('--eval-limit <n>', "evaluate on N images only: CIFAR-10's first N (it comes shuffled), a folder's N taken across its classes", positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')
         .option('--mean <r,g,b|v>', MEAN_HELP, meanList('--mean', CHANNEL_COUNTS))
         .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
@@ -128,7 +130,7 @@ export function registerQuantize(program: Command): void {
         .option('--resume [file]', '--qat: continue from the checkpoint in --checkpoint-dir (or the given file; not with --bn-epochs)')
         .option('--log <file.jsonl>', '--qat: append one JSON line per epoch'),
     )),
-  )
+  ))
     .addHelpText(
       'after',
       [
@@ -189,7 +191,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     log(`note: ${file} is ONNX opset ${sized.opsets['']}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);
   }
   // Calibration and QAT feed batches of many images.
-  const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) };
+  const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...folderResize(options, options.calib) };
   const batch = options.mode === 'static' ? forBatches(sized, file, { data, flattenScores: false }) : asExported(sized);
   const graph = batch.graph;
   const normalization = batch.normalization ?? normalizationFor(graph, data, file);
@@ -345,3 +347,4 @@ export function largerNote(before: number, after: number, mode: string, file: st
   if (after <= before || mode !== 'static') return undefined;
   return `note: the int8 file is larger than the float one: its weights are too few for their 4× saving to pay for the QuantizeLinear/DequantizeLinear nodes around every layer (its latency may still be lower: slim bench ${file} ${output})`;
 }
+

@@ -14,7 +14,7 @@
  * Optional cached teacher logits: one teacher pass over the unaugmented training images, reused by
  * every epoch; the student then trains on those same fixed images (no augmentation).
  */
-import { inputError, usageError } from '../../errors.js';
+import { inputError, option, usageError } from '../../errors.js';
 import { imageSizeOf, type Normalization } from '../../data/types.js';
 import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
 import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
@@ -53,9 +53,9 @@ export const MAX_TEMPERATURE = 100;
 /** Refuses an --alpha or --temperature out of range: the command checks before it reads any data, distill() again. */
 export function checkDistillSettings(alpha: number, temperature: number): void {
   if (!(temperature > 0 && temperature <= MAX_TEMPERATURE)) {
-    throw usageError(`--temperature must be in (0, ${MAX_TEMPERATURE}], got ${temperature}`, `beyond that float32's softmax(z/T) is uniform up to rounding, and the T² scale of the loss trains on that rounding (Hinton et al. use 1 to 20)`);
+    throw usageError(`${option('--temperature')} must be in (0, ${MAX_TEMPERATURE}], got ${temperature}`, `beyond that float32's softmax(z/T) is uniform up to rounding, and the T² scale of the loss trains on that rounding (Hinton et al. use 1 to 20)`);
   }
-  if (!(alpha >= 0 && alpha <= 1)) throw usageError(`--alpha must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
+  if (!(alpha >= 0 && alpha <= 1)) throw usageError(`${option('--alpha')} must be in [0, 1], got ${alpha}`, 'alpha weighs the hard labels; 1 − alpha the teacher');
 }
 
 /**

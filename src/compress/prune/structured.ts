@@ -3,7 +3,7 @@
  * meets the target (a channel ratio, a MAC budget, or a measured latency) → physical removal → a
  * validated, smaller dense Graph with the numbers to report.
  */
-import { inputError, usageError } from '../../errors.js';
+import { inputError, option, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { validateGraph } from '../../onnx/validate.js';
@@ -296,7 +296,7 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
 }
 
 function outOfReach(what: string, reached: number, o: PlanOptions, dep: DependencyGraph): never {
-  const fixes = ['raise the target', '--max-ratio', ...(o.roundTo > 1 ? [`lower --round-to (now ${o.roundTo})`] : [])];
+  const fixes = ['raise the target', `raise ${option('--max-ratio')}`, ...(o.roundTo > 1 ? [`lower ${option('--round-to')} (now ${o.roundTo})`] : [])];
   const knobs = `${fixes.slice(0, -1).join(', ')} or ${fixes[fixes.length - 1]}`;
   const b = dep.boundaries[0];
   // Boundaries first where they exist: no knob prunes through them (GroupNorm's Reshapes, say).

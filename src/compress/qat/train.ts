@@ -5,7 +5,7 @@
  * straight-through gradients, and optionally learns the scales (LSQ).
  */
 import path from 'node:path';
-import { usageError } from '../../errors.js';
+import { option, usageError } from '../../errors.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { DeviceName } from '../../engine/native.js';
 import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from '../../engine/train.js';
@@ -110,10 +110,10 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
   const learnableScales = o.learnableScales ?? false;
   const bnEpochs = o.bnEpochs ?? 0;
   if (!Number.isInteger(bnEpochs) || bnEpochs < 0 || bnEpochs > o.epochs) {
-    throw usageError(`--bn-epochs must be a whole number from 0 to --epochs (${o.epochs}), got ${bnEpochs}`);
+    throw usageError(`${option('--bn-epochs')} must be a whole number from 0 to ${option('--epochs')} (${o.epochs}), got ${bnEpochs}`);
   }
   if (bnEpochs > 0 && typeof o.resume === 'string') {
-    throw usageError('--resume FILE cannot say which phase of a --bn-epochs run it belongs to', 'resume with --checkpoint-dir DIR --resume: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)');
+    throw usageError(`a checkpoint file (${option('--resume', 'FILE')}) cannot say which phase of a ${option('--bn-epochs')} run it belongs to`, `resume with ${option('--checkpoint-dir', 'DIR')} and ${option('--resume', true)}: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)`);
   }
   // A sparse model stays sparse: pruned (exactly zero) latent weights are held at zero while training.
   const masks = masksFromZeros(qat.graph, qat.fromFloat);

@@ -19,7 +19,7 @@
  * against 63 µs GEMM; see pad-channels.ts).
  */
 import { release } from 'node:os';
-import { usageError } from '../../errors.js';
+import { option, usageError } from '../../errors.js';
 import { linuxX64CpuFlags } from '../../util/cpu-flags.js';
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
@@ -58,7 +58,7 @@ let host: Int8Cpu | undefined;
 export function layoutChoice(choice: CpuChoice, reduceRange: boolean): CpuChoice {
   if (!reduceRange) return choice;
   if (choice === 'amx') {
-    throw usageError('--cpu amx lays int8 Conv weights out as −65…64, past the 7 bits --reduce-range keeps them to for x64 CPUs without VNNI', 'drop --cpu amx (the model then runs everywhere), or --reduce-range (for CPUs with VNNI or AMX)');
+    throw usageError(`${option('--cpu', 'amx')} lays int8 Conv weights out as −65…64, past the 7 bits ${option('--reduce-range')} keeps them to for x64 CPUs without VNNI`, `drop ${option('--cpu', 'amx')} (the model then runs everywhere), or ${option('--reduce-range')} (for CPUs with VNNI or AMX)`);
   }
   return 'generic';
 }

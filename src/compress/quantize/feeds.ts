@@ -1,5 +1,5 @@
 /** Image sets → model feeds for calibration and analysis, in bounded-size batches. */
-import { usageError } from '../../errors.js';
+import { option, usageError } from '../../errors.js';
 import { batches } from '../../data/batches.js';
 import { subset } from '../../data/subsets.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
@@ -25,7 +25,7 @@ export function imageFeeds(set: ImageSet, options: ImageFeedOptions): Iterable<F
 
 /** `samples` images drawn at random (seeded) from the set, kept in the set's order. */
 export function sampleImages(set: ImageSet, samples: number, seed: number): ImageSet {
-  if (!Number.isInteger(samples) || samples < 1) throw usageError(`--samples must be a whole number ≥ 1, got ${samples}`);
+  if (!Number.isInteger(samples) || samples < 1) throw usageError(`${option('--samples')} must be a whole number ≥ 1, got ${samples}`);
   const n = set.labels.length;
   if (samples >= n) return set;
   const chosen = Array.from(new Random(seed).permutation(n).subarray(0, samples)).sort((a, b) => a - b);

@@ -1,0 +1,85 @@
+/**
+ * A labelled image set read a chunk at a time. An image folder's split can be far larger than memory
+ * decoded (ImageNet's 50,000 validation images are 7.0 GiB at 224×224; one set stops at 4 GiB), but
+ * scoring a model needs each image once, in order: a source decodes the next chunk while the current
+ * one is scored, so memory holds two chunks whatever the folder's size.
+ */
+import { decodeListing, listImageFolder, unreadableImages, type DecodeOptions, type FolderListing, type LoadImageFolderOptions, type SkippedImage } from './image-folder.js';
+import type { ImageSet } from './types.js';
+
+export interface ImageSource {
+  /** e.g. "cifar10/test" or the folder path. */
+  name: string;
+  /** Class names, index = label. */
+  classes: string[];
+  /** [C, H, W] of each image. */
+  imageShape: [number, number, number];
+  /** Images in all chunks together. */
+  count: number;
+  /** The images in order, as sets of at most one chunk each. */
+  chunks(): AsyncIterable<ImageSet>;
+}
+
+/** Bytes of decoded pixels per chunk: 1,783 images at 224×224 RGB, 87,381 at 32×32. */
+export const CHUNK_BYTES = 256 * 2 ** 20;
+
+/** A set already in memory, as one chunk. */
+export function sourceOfSet(set: ImageSet): ImageSource {
+  return {
+    name: set.name,
+    classes: set.classes,
+    imageShape: set.imageShape,
+    count: set.labels.length,
+    async *chunks() {
+      yield set;
+    },
+  };
+}
+
+export interface FolderSourceOptions extends Omit<DecodeOptions, 'onProgress'> {
+  /** Decoded bytes per chunk (default CHUNK_BYTES). */
+  chunkBytes?: number;
+}
+
+/**
+ * A listed folder decoded chunk by chunk. Unreadable images fail the read, all named at once, as a
+ * whole-folder load does: once one is met no further chunk is yielded, and the rest are only decoded
+ * to find the others (skipBad: they are left out instead).
+ */
+export function folderSource(listing: FolderListing, options: FolderSourceOptions = {}): ImageSource {
+  const [height, width] = options.size ?? [32, 32];
+  const channels = options.channels ?? 3;
+  const perChunk = Math.max(1, Math.floor((options.chunkBytes ?? CHUNK_BYTES) / (channels * height * width)));
+  const count = listing.files.length;
+  const { chunkBytes: _bytes, ...decode } = options;
+  const decodeChunk = (k: number) => decodeListing(listing, { ...decode, skipBad: true }, { from: k * perChunk, to: (k + 1) * perChunk });
+  return {
+    name: listing.name,
+    classes: listing.classes,
+    imageShape: [channels, height, width],
+    count,
+    async *chunks() {
+      const chunkCount = Math.ceil(count / perChunk);
+      const bad: SkippedImage[] = [];
+      let next = chunkCount > 0 ? decodeChunk(0) : undefined;
+      for (let k = 0; k < chunkCount; k++) {
+        const chunk = await next!;
+        next = k + 1 < chunkCount ? decodeChunk(k + 1) : undefined;
+        // Awaited on the next turn; until then a failure must not be an unhandled rejection.
+        next?.catch(() => undefined);
+        bad.push(...chunk.skipped);
+        if (bad.length > 0 && !options.skipBad) continue;
+        yield chunk;
+      }
+      if (bad.length > 0 && !options.skipBad) throw unreadableImages(listing.name, bad);
+    },
+  };
+}
+
+/**
+ * An image folder (loadImageFolder's layout and options) to be read once, a chunk at a time: for scoring
+ * a folder of any size in bounded memory (evaluateModel, `slim eval` take it).
+ */
+export async function openImageFolder(dir: string, options: Omit<LoadImageFolderOptions, 'onProgress'> & { chunkBytes?: number } = {}): Promise<ImageSource> {
+  return folderSource(await listImageFolder(dir, options), options);
+}
