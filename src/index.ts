@@ -24,7 +24,7 @@ export { normalizationOf, withClassNames } from './zoo/metadata.js';
 
 // Images: CIFAR-10 (local, or downloaded once with a checksum check) and image folders.
 export type { ImageSet, Normalization } from './data/types.js';
-export { CIFAR10_CLASSES, loadCifar10, loadImageFolder, openImageFolder, stratifiedSubset, subset, take, type Cifar10Split, type ImageFolderSet, type ImageSource, type LoadCifar10Options, type LoadImageFolderOptions } from './data/index.js';
+export { CIFAR10_CLASSES, loadCifar10, loadImageFolder, openImageFolder, stratifiedSubset, subset, take, type Cifar10Split, type ImageFolderSet, type ImageSource, type LoadCifar10Options, type LoadImageFolderOptions, type ResizeMode } from './data/index.js';
 
 // Measuring with ONNX Runtime: accuracy, latency, size.
 export { evaluateModel, measureModel, quantizeModel, type EvaluateModelOptions, type ModelSource, type QuantizeModelOptions, type QuantizeModelResult } from './toolkit.js';

@@ -11,6 +11,8 @@ import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
 import { loadModelForRuntime, validateGraph } from './onnx/validate.js';
 import { inputError, usageError } from './errors.js';
 import { labelledForModel, labelledSource, modelInputSize, normalizationFor, recordedClasses, withGivenNormalization } from './data/model-data.js';
+import type { ResizeMode } from './data/image-folder.js';
+import { resizeMetadata } from './zoo/metadata.js';
 import type { ImageSource } from './data/stream.js';
 import { forBatches } from './data/model-batches.js';
 import { checkImageSet, checkNormalization, type ImageSet, type Normalization } from './data/types.js';
@@ -114,6 +116,11 @@ export interface QuantizeModelOptions {
   cpu?: CpuChoice;
   /** Default: what the model records, else CIFAR-10's statistics. */
   normalization?: Normalization;
+  /**
+   * How the calibration photos were brought to the model's input (openImageFolder's `resize`): the
+   * int8 model records it (slimkit.resize), so slim eval, bench and deploy resize photos the same way.
+   */
+  resize?: ResizeMode;
   /** ONNX Runtime threads for calibration and the layout measurement; default: the cores this process may use. */
   threads?: number;
   /** Images calibrated so far. */
@@ -145,7 +152,7 @@ export interface QuantizeModelResult {
 }
 
 /** The quantizer's settings for `options`, the commands' defaults filled in (slim quantize maps its flags here). */
-export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 'seed' | 'normalization' | 'threads' | 'onProgress'>): StaticOptions {
+export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 'seed' | 'normalization' | 'resize' | 'threads' | 'onProgress'>): StaticOptions {
   const reduceRange = options.reduceRange ?? false;
   const method = options.method ?? 'auto';
   if (method !== 'auto' && !CALIBRATION_METHODS.includes(method)) throw usageError(`method must be one of ${[...CALIBRATION_METHODS, 'auto'].join(', ')}, got '${String(method)}'`);
@@ -179,7 +186,8 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   requireImages(calibration, 'calibration');
   refuseQuantized(given, name);
   if (options.normalization) checkNormalization(options.normalization);
-  const source = recordingNormalization(given, options.normalization);
+  const normalized = recordingNormalization(given, options.normalization);
+  const source = options.resize ? { ...normalized, metadata: { ...normalized.metadata, ...resizeMetadata(options.resize) } } : normalized;
   const batch = forBatches(source, name, { quiet: true, flattenScores: false });
   requireOneInput(dataInputs(batch.graph), name, 'calibration');
   const method = options.method ?? 'auto';
@@ -187,7 +195,7 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   const threads = options.threads ?? defaultThreads();
   const calibrated = await calibrateImages(batch.graph, calibration, static_, {
     // Given statistics now recorded are read back as the CLI reads its flags: the same bytes.
-    normalization: source !== given ? normalizationFor(batch.graph) : options.normalization ?? batch.normalization ?? normalizationFor(batch.graph),
+    normalization: normalized !== given ? normalizationFor(batch.graph) : options.normalization ?? batch.normalization ?? normalizationFor(batch.graph),
     samples: options.samples ?? 512,
     seed: options.seed ?? 0,
     auto: method === 'auto',

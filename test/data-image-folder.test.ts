@@ -85,7 +85,7 @@ describe('loadImageFolder', () => {
     const start = performance.now();
     const error = await loadImageFolder(root, { size: [16384, 16384] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SlimError);
-    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (bench), --eval-limit (quantize), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval reads any number, a chunk at a time)`);
+    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (bench), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval and slim quantize --eval read any number, a chunk at a time)`);
     expect(performance.now() - start).toBeLessThan(2000);
   });
 
@@ -375,6 +375,32 @@ describe('loadTrainTest (image folders)', () => {
     // Said: dog trains, but nothing measures it (it trained silently and showed "0 of 0").
     expect(written.join('')).toMatch(/note: .*split-\w+'s test images include none of class dog: it trains, but no accuracy is measured on it — add test images of it/);
     expect(px(test.pixels, [8, 8], 1, 0, 0)).toEqual(BLUE);
+  });
+
+  it("a model's recorded resize (slimkit.resize) brings a folder's images to it for training and scoring alike; --resize replaces it, noted", async () => {
+    const root = tempDir('resize');
+    // 16×8: red, green, blue bands. A centre crop to 8×8 keeps the green; a stretch keeps all three.
+    const wide = bands(16, 8, [[RED, 4], [GREEN, 8], [BLUE, 4]]);
+    for (const split of ['train', 'test']) {
+      for (const name of ['cat', 'dog']) {
+        fs.mkdirSync(path.join(root, split, name), { recursive: true });
+        await sharp(wide, { raw: { width: 16, height: 8, channels: 3 } }).png().toFile(path.join(root, split, name, 'a.png'));
+      }
+    }
+    const stretched = await loadTrainTestFolders(root, { size: [8, 8], resize: 'stretch' });
+    const cropped = await loadTrainTestFolders(root, { size: [8, 8] });
+    expect(px(stretched.test.pixels, [8, 8], 0, 0, 0)).toEqual(RED);
+    expect(px(cropped.test.pixels, [8, 8], 0, 0, 0)).toEqual(GREEN);
+    const recordedResize = { file: 'm.onnx', mode: 'stretch' as const };
+    const { train, test } = await loadTrainTest(root, { size: [8, 8], recordedResize });
+    expect(train.pixels).toEqual(stretched.train.pixels);
+    expect(test.pixels).toEqual(stretched.test.pixels);
+    expect((await loadDataset({ data: root, recordedResize }, [8, 8])).pixels).toEqual(stretched.test.pixels);
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((text: string | Uint8Array) => (written.push(String(text)), true));
+    const given = await loadDataset({ data: root, recordedResize, resize: 'shorter-side' }, [8, 8]).finally(() => spy.mockRestore());
+    expect(given.pixels).toEqual(cropped.test.pixels);
+    expect(written.join('')).toContain("note: --resize shorter-side replaces the resize stretch that m.onnx records (slimkit.resize)");
   });
 
   it('slim eval / bench read a train/ + test/ folder by --split (default test), numbered by train/', async () => {

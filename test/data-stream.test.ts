@@ -22,6 +22,7 @@ import { Random } from '../src/util/random.js';
 import type { ImageSet, Normalization } from '../src/data/types.js';
 import { removeTempDirs, tempDir } from './data-fixtures.js';
 import { runSlim } from './helpers/cli.js';
+import { top1 } from '../src/cli/commands/quantize-eval.js';
 
 afterAll(removeTempDirs);
 
@@ -153,6 +154,22 @@ describe('an image folder read a chunk at a time', () => {
     expect(labels.slice(0, 15)).toEqual(new Array(15).fill(2));
     // Classes the model does not record are refused before any image is decoded.
     await expect(openDataset(options, [8, 8], 3, { file: 'm.onnx', names: ['x', 'y', 'z'] })).rejects.toThrow(/its classes are not the ones m\.onnx records/);
+  });
+
+  it("held whole up to wholeUpTo (slim quantize scores its set many times); slim quantize's top-1 of a streamed set is the whole set's", async () => {
+    const options = { data: root };
+    const chunkCount = async (o: { chunkBytes: number; wholeUpTo?: number }) => {
+      let n = 0;
+      for await (const _ of (await openDataset(options, [8, 8], 3, undefined, o)).chunks()) n++;
+      return n;
+    };
+    expect(await chunkCount({ chunkBytes: 10 * 3 * 8 * 8 })).toBe(5);
+    expect(await chunkCount({ chunkBytes: 10 * 3 * 8 * 8, wholeUpTo: 48 * 3 * 8 * 8 })).toBe(1);
+    const model = brightestChannel(8);
+    const streamed = await openDataset(options, [8, 8], 3, undefined, { chunkBytes: 10 * 3 * 8 * 8 });
+    const whole = sourceOfSet(await loadDataset(options, [8, 8]));
+    const [a, b] = [await top1(model, { source: streamed, streamed: true, limit: 40 }, identity, 1, 'eval'), await top1(model, { source: whole, streamed: false, limit: 40 }, identity, 1, 'eval')];
+    expect(a).toBe(b);
   });
 });
 

@@ -159,7 +159,9 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
   it('quantization options out of range, before any calibration; an int8 model', async () => {
     await expect(quantizeModel(net, images, { method: 'percentile', percentile: 150 })).rejects.toThrow(/percentile must be in \(0, 100\], got 150/);
     await expect(quantizeModel(net, images, { method: 'minmx' as never })).rejects.toThrow(/method must be one of minmax, percentile, entropy, mse, auto, got 'minmx'/);
-    const int8 = await quantizeModel(net, images, { method: 'minmax', samples: 10 });
+    // resize: how the caller's photos were brought to the input, recorded for eval and deploy to read.
+    const int8 = await quantizeModel(net, images, { method: 'minmax', samples: 10, resize: { shorterSide: 40 } });
+    expect(int8.graph.metadata['slimkit.resize']).toBe('40');
     await expect(quantizeModel(int8.graph, images)).rejects.toThrow(/: node '[^']+' \((QuantizeLinear|DequantizeLinear)\): the model is already quantized — quantize the float model it was made from/);
   });
 

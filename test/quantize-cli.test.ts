@@ -15,6 +15,7 @@ import { loadModel } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
 import { largerNote } from '../src/cli/commands/quantize.js';
+import { prepareModel } from '../src/deploy/prepare-model.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-cli-'));
@@ -159,6 +160,19 @@ describe('slim quantize', () => {
     // Labelled with the model's own predictions at 32×32: Resize(40) + CenterCrop(32) shows it other pixels.
     expect(before).toBe((JSON.parse(evaluated.stdout) as { top1: number }).top1);
     expect(before).toBeLessThan(1);
+    // The int8 model records --resize 40 (slimkit.resize): eval, info and deploy bring photos to it so untold.
+    const recorded = await runSlim(['eval', out, '--data', folder, '--limit', '200', '--json', '--threads', '1']);
+    expect(recorded.code, recorded.stderr).toBe(0);
+    expect((JSON.parse(recorded.stdout) as { top1: number }).top1).toBe(json(run.stdout)['top1_after']);
+    const info = await runSlim(['info', out]);
+    expect(info.stdout).toContain('photos resized shorter side to 40, then the centre 32×32 (slimkit.resize');
+    expect((await prepareModel(out)).config.preprocess.resize).toEqual({ shorterSide: 40 });
+    const stretched = await prepareModel(out, { resize: 'stretch' });
+    expect(stretched.config.preprocess.resize).toBe('stretch');
+    expect(stretched.warnings).toContain(`${out} records resize 40 (slimkit.resize); --resize stretch replaces it`);
+    const overridden = await runSlim(['eval', out, '--data', folder, '--limit', '200', '--resize', 'stretch', '--threads', '1']);
+    expect(overridden.code, overridden.stderr).toBe(0);
+    expect(overridden.stderr).toContain(`note: --resize stretch replaces the resize 40 that ${out} records (slimkit.resize)`);
     const cifar = await runSlim(['quantize', file, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--resize', '40']);
     expect(cifar.code).toBe(2);
     expect(cifar.stderr).toMatch(/--resize applies to image folders/);

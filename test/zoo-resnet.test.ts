@@ -11,7 +11,8 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
-import { buildZooModel, countParameters, describeZoo, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
+import { buildZooModel, countParameters, describeZoo, IMAGENET_NORMALIZATION, METADATA_KEYS, readPreprocessing, ZOO, type ZooName } from '../src/zoo/index.js';
+import { preprocessingMetadata } from '../src/zoo/metadata.js';
 import { closest, editDistance } from '../src/util/suggest.js';
 import { resnetParameterCount } from '../src/zoo/resnet.js';
 
@@ -206,6 +207,15 @@ describe('zoo names, options and metadata', () => {
     expect(() => readPreprocessing({ ...im, metadata: { [METADATA_KEYS.inputSize]: '[3,32]' } }, 'm.onnx')).toThrow(
       /m\.onnx: metadata 'slimkit\.input_size'/,
     );
+    // slimkit.resize: a mode name, or the shorter side's size before the centre crop.
+    const resized = (value: string) => readPreprocessing({ ...im, metadata: { [METADATA_KEYS.resize]: value } }, 'm.onnx').resize;
+    expect(resized('256')).toEqual({ shorterSide: 256 });
+    expect(resized('"stretch"')).toBe('stretch');
+    expect(resized('"shorter-side"')).toBe('shorter-side');
+    for (const bad of ['"crop"', '0', '25.5', 'stretch']) {
+      expect(() => resized(bad)).toThrow(/m\.onnx: metadata 'slimkit\.resize'[\s\S]*"shorter-side", "stretch" or the shorter side's size/);
+    }
+    expect(preprocessingMetadata({ inputShape: [3, 224, 224], normalization: IMAGENET_NORMALIZATION, resize: { shorterSide: 256 } })[METADATA_KEYS.resize]).toBe('256');
   });
 
   function usageFailure(fn: () => unknown): SlimError {

@@ -24,12 +24,12 @@ export function describeResize(mode: ResizeMode): string {
 
 /**
  * A shorter side that leaves the crop nothing to take is refused (torchvision would pad with black):
- * `size` is [height, width] of the model's input.
+ * `size` is [height, width] of the model's input; `source` names where the mode came from.
  */
-export function checkResize(mode: ResizeMode, [height, width]: [number, number]): void {
+export function checkResize(mode: ResizeMode, [height, width]: [number, number], source = option('--resize')): void {
   if (typeof mode === 'string') return;
   if (!(Number.isInteger(mode.shorterSide) && mode.shorterSide >= Math.max(height, width))) {
-    throw usageError(`${option('--resize')} ${String(mode.shorterSide)} is smaller than the model's ${height}×${width} input: the centre crop would run past the image`,
+    throw usageError(`${source} ${String(mode.shorterSide)} is smaller than the model's ${height}×${width} input: the centre crop would run past the image`,
       `resize to at least ${Math.max(height, width)} (ImageNet models: 256 for a 224×224 input)`);
   }
 }
@@ -213,15 +213,20 @@ export async function decodeListing(listing: FolderListing, options: DecodeOptio
  */
 function checkFitsInMemory(root: string, count: number, shape: readonly [number, number, number]): void {
   const perImage = shape[0] * shape[1] * shape[2];
-  // Read here, not at load: the web page bundles this module for resizeBox, and has no node:buffer.
-  const maxBytes = bufferConstants.MAX_LENGTH;
+  const maxBytes = maxSetBytes();
   if (count * perImage <= maxBytes) return;
   const fit = Math.floor(maxBytes / perImage);
   throw inputError({
     file: root,
     problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (${Math.round(maxBytes / 2 ** 30)} GiB: ${fit} images of this size)`,
-    fix: `read at most ${fit} of them: --limit (bench), --eval-limit (quantize), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval reads any number, a chunk at a time)`,
+    fix: `read at most ${fit} of them: --limit (bench), --train-limit / --test-limit (train, distill, prune); or a smaller --image-size (slim eval and slim quantize --eval read any number, a chunk at a time)`,
   });
+}
+
+/** The most decoded pixel bytes one set holds (Node's largest array). */
+export function maxSetBytes(): number {
+  // Read here, not at load: the web page bundles this module for resizeBox, and has no node:buffer.
+  return bufferConstants.MAX_LENGTH;
 }
 
 /** Image files directly in `root`, beside its class folders. */

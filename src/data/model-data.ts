@@ -7,12 +7,12 @@ import { stat } from 'node:fs/promises';
 import { inputError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
-import { decodeListing, folderLayout, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
+import { decodeListing, describeResize, folderLayout, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
 import { CHUNK_BYTES, folderSource, sourceOfSet, type ImageSource } from './stream.js';
 import { matchClasses } from './class-names.js';
 import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, resizeMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { lazyProgress, log, progress, type Progress } from '../util/terminal.js';
 
@@ -34,6 +34,8 @@ export interface DataOptions {
   std?: number[];
   /** How a folder's images are brought to the model's input (--resize); CIFAR-10's are not resized. */
   resize?: ResizeMode;
+  /** What the model records (slimkit.resize): a folder's images are brought to it unless --resize says otherwise. */
+  recordedResize?: ModelResize | undefined;
   /** The command takes --split (eval, bench): a missing split's error offers the ones there are. */
   splitFlag?: boolean;
   /** The flag that named the data, for errors (default --data; calibration's is --calib). */
@@ -85,17 +87,19 @@ export async function loadDataset(options: DataOptions, inputSize?: [number, num
 }
 
 /**
- * The same set as loadDataset, to be read once in order (evaluation): a folder whose images do not fit in
+ * The same set as loadDataset, to be read in order (evaluation): a folder whose images do not fit in
  * one chunk decoded (stream.ts CHUNK_BYTES) is decoded a chunk at a time, so a split of any size is
  * scored in bounded memory — ImageNet's 50,000 validation images at 224×224 are 7.0 GiB decoded.
+ * `wholeUpTo`: decoded whole up to this many bytes instead (default one chunk), for a caller that scores
+ * the set many times (slim quantize) and would otherwise decode it each time.
  */
-export async function openDataset(options: DataOptions, inputSize?: [number, number], channels: ImageChannels = 3, classes?: ModelClasses, o: { chunkBytes?: number } = {}): Promise<ImageSource> {
+export async function openDataset(options: DataOptions, inputSize?: [number, number], channels: ImageChannels = 3, classes?: ModelClasses, o: { chunkBytes?: number; wholeUpTo?: number } = {}): Promise<ImageSource> {
   const found = await findSplit(options, inputSize, channels);
   if ('set' in found) return sourceOfSet(labelledForModel(found.set, classes));
   const listing = labelledListing(found.listing, classes);
   const [height, width] = found.decode.size;
   const chunkBytes = o.chunkBytes ?? CHUNK_BYTES;
-  if (listing.files.length * channels * height * width <= chunkBytes) return sourceOfSet(await decodeWithBar(listing, found.decode));
+  if (listing.files.length * channels * height * width <= Math.max(chunkBytes, o.wholeUpTo ?? 0)) return sourceOfSet(await decodeWithBar(listing, found.decode));
   return folderSource(listing, { ...found.decode, chunkBytes });
 }
 
@@ -135,7 +139,28 @@ async function findSplit(options: DataOptions, inputSize: [number, number] | und
   await requireDataFolder(name, flag, options.unlabelled ? `pass ${flag} cifar10 or a folder of images` : `pass ${flag} cifar10 or a folder with one subfolder of images per class`);
   requireImageSize(inputSize, name);
   const listing = await listFolderSplit(name, split, options, { ...limit, ...(options.unlabelled ? { unlabelled: true } : {}) });
-  return { listing: noteFormats(listing), decode: { size: inputSize, channels, ...(options.resize ? { resize: options.resize } : {}) } };
+  const resize = chosenResize(options.resize, options.recordedResize);
+  return { listing: noteFormats(listing), decode: { size: inputSize, channels, ...(resize ? { resize } : {}) } };
+}
+
+/** How a model records its images are resized (slimkit.resize), and the file, for notes. */
+export interface ModelResize {
+  file: string;
+  mode: ResizeMode;
+}
+
+/** What `graph` records of how its images are resized (slimkit.resize), if anything. */
+export function recordedResize(graph: Graph, file: string): ModelResize | undefined {
+  const mode = readPreprocessing(graph, file).resize;
+  return mode ? { file, mode } : undefined;
+}
+
+/** --resize when given (noted when the model records another), else the model's record. */
+export function chosenResize(flag: ResizeMode | undefined, recorded: ModelResize | undefined): ResizeMode | undefined {
+  if (flag && recorded && describeResize(flag) !== describeResize(recorded.mode)) {
+    log(`note: --resize ${describeResize(flag)} replaces the resize ${describeResize(recorded.mode)} that ${recorded.file} records (slimkit.resize)`);
+  }
+  return flag ?? recorded?.mode;
 }
 
 async function listFolderSplit(name: string, split: SplitName, options: DataOptions, listOptions: Pick<LoadImageFolderOptions, 'limit' | 'sampleSeed' | 'unlabelled'>): Promise<FolderListing> {
@@ -276,7 +301,7 @@ export function checkCifarImageSize(graph: Graph, file: string, data: string | u
  * `use`: what the images are for — evaluation feeds a model raw or channels-last pixels as it takes
  * them; calibration and training feed normalized float32 N×C×H×W batches only.
  */
-export function checkImageSize(graph: Graph, set: ImageSet, file: string, flag: string, use: 'train' | 'eval' = 'train'): void {
+export function checkImageSize(graph: Graph, set: Pick<ImageSet, 'name' | 'imageShape'>, file: string, flag: string, use: 'train' | 'eval' = 'train'): void {
   const input = dataInputs(graph)[0];
   const raw = rawPixelInput(graph);
   // A model that preprocesses raw pixels itself is measured as it is and compressed as the network it
@@ -371,7 +396,7 @@ export function checkDataDir(options: DataOptions): void {
  */
 export async function loadTrainTest(
   data: string,
-  options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; trainLimit?: number | undefined; testLimit?: number | undefined; classes?: ModelClasses | undefined; quiet?: boolean },
+  options: TrainTestOptions & { classes?: ModelClasses | undefined; quiet?: boolean },
 ): Promise<{ train: ImageSet; test: ImageSet }> {
   const sets = await loadTrainTestSets(data, options);
   return {
@@ -380,7 +405,17 @@ export async function loadTrainTest(
   };
 }
 
-async function loadTrainTestSets(data: string, options: { dataDir?: string; size?: [number, number] | undefined; channels?: ImageChannels; trainLimit?: number | undefined; testLimit?: number | undefined }): Promise<{ train: ImageSet; test: ImageSet }> {
+interface TrainTestOptions {
+  dataDir?: string;
+  size?: [number, number] | undefined;
+  channels?: ImageChannels;
+  trainLimit?: number | undefined;
+  testLimit?: number | undefined;
+  /** What the model records (slimkit.resize): a folder's images are brought to the model so. */
+  recordedResize?: ModelResize | undefined;
+}
+
+async function loadTrainTestSets(data: string, options: TrainTestOptions): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};
@@ -393,7 +428,8 @@ async function loadTrainTestSets(data: string, options: { dataDir?: string; size
   requireImageSize(options.size, data);
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
   const bars = { train: lazyProgress(`read ${data} train`, 'img'), test: lazyProgress(`read ${data} test`, 'img') };
-  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...limits, onProgress: (split, done, total) => bars[split].update(done, total) }).finally(() => {
+  const resize = options.recordedResize ? { resize: options.recordedResize.mode } : {};
+  const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...resize, ...limits, onProgress: (split, done, total) => bars[split].update(done, total) }).finally(() => {
     bars.train.stop();
     bars.test.stop();
   });
@@ -445,6 +481,17 @@ export function withGivenNormalization(graph: Graph, options: Pick<DataOptions, 
   if ((!options.mean && !options.std) || rawPixelInput(graph)) return graph;
   const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
   return { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
+}
+
+/**
+ * `graph` recording --resize as how its images are resized (slimkit.resize): every later read of an
+ * image folder for it, and a deploy bundle made from the model it writes, resize so. Unchanged without
+ * the flag; a flag unlike the model's record is noted (chosenResize).
+ */
+export function withGivenResize(graph: Graph, resize: ResizeMode | undefined, file: string): Graph {
+  if (!resize) return graph;
+  chosenResize(resize, recordedResize(graph, file));
+  return { ...graph, metadata: { ...graph.metadata, ...resizeMetadata(resize) } };
 }
 
 /**

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { imageDims } from '../data/transforms.js';
-import { checkResize } from '../data/image-folder.js';
+import { checkResize, describeResize } from '../data/image-folder.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
@@ -138,7 +138,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         output: output.name,
         outputKind,
       },
-      preprocess: { size, resize: resizeFor(options.resize, size), layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      preprocess: { size, resize: resizeFor(options.resize, meta.resize, size, file, warnings), layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,
     },
   };
@@ -219,8 +219,15 @@ function endsInSoftmax(graph: Graph, name: string): boolean {
   return false;
 }
 
-/** The bundle's resize: a shorter side smaller than the input is refused now, not on the device's first image. */
-function resizeFor(resize: Preprocess['resize'] | undefined, size: [number, number]): Preprocess['resize'] {
-  checkResize(resize ?? 'shorter-side', size);
-  return resize ?? 'shorter-side';
+/**
+ * The bundle's resize: --resize, else what the model records (slimkit.resize), else the shorter side. A
+ * shorter side smaller than the input is refused now, not on the device's first image.
+ */
+function resizeFor(given: Preprocess['resize'] | undefined, recorded: Preprocess['resize'] | undefined, size: [number, number], file: string, warnings: string[]): Preprocess['resize'] {
+  if (given && recorded && describeResize(given) !== describeResize(recorded)) {
+    warnings.push(`${file} records resize ${describeResize(recorded)} (slimkit.resize); --resize ${describeResize(given)} replaces it`);
+  }
+  const resize = given ?? recorded ?? 'shorter-side';
+  checkResize(resize, size, given ? undefined : `${file}'s slimkit.resize`);
+  return resize;
 }

@@ -19,7 +19,7 @@ import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
 import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
-import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../data/model-data.js';
+import { defaultNormalizationNote, modelInputSize, recordedClasses, recordedResize, withGivenNormalization } from '../data/model-data.js';
 import { modelChannels } from '../zoo/metadata.js';
 import { buildZooModel, zooInputSize } from '../zoo/index.js';
 import { freezeLayers } from '../passes/freeze-layers.js';
@@ -559,6 +559,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? (recipe.model.image_size ?? zooInputSize(recipe.model.zoo)) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
+    resize: sourceGraph ? recordedResize(sourceGraph, sourceFile!)?.mode : undefined,
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
     ...(o.download === false ? { download: false as const } : {}),

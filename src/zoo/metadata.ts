@@ -2,6 +2,7 @@ import { inputError, usageError } from '../errors.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { imageAxes } from '../onnx/image-input.js';
 import { CIFAR10_NORMALIZATION, GRAYSCALE_NORMALIZATION, type Normalization } from '../data/types.js';
+import type { ResizeMode } from '../data/image-folder.js';
 
 /**
  * The preprocessing a model expects, stored as JSON strings in ONNX metadata_props so that eval and
@@ -16,6 +17,11 @@ export const METADATA_KEYS = {
   std: 'slimkit.std',
   /** Class names, index = logit index. */
   classes: 'slimkit.classes',
+  /**
+   * How an image is brought to the input: "shorter-side", "stretch", or the shorter side's size before
+   * the centre crop (256: torchvision's Resize(256) + CenterCrop(224)). Absent: "shorter-side".
+   */
+  resize: 'slimkit.resize',
   /** How a zoo model was made: {"name":…, "classes":…, "width":…, "seed":…, "zero_init_residual":…}. */
   zoo: 'slimkit.zoo',
 } as const;
@@ -32,6 +38,8 @@ export interface Preprocessing {
   /** Mean and std apply to pixels × 1/255 (the scale slimkit always uses for 8-bit images). */
   normalization: Normalization;
   classNames?: string[];
+  /** How a photo is brought to inputShape (image folders, deploy bundles). */
+  resize?: ResizeMode;
 }
 
 export function preprocessingMetadata(p: Preprocessing): Record<string, string> {
@@ -39,7 +47,13 @@ export function preprocessingMetadata(p: Preprocessing): Record<string, string> 
     [METADATA_KEYS.inputSize]: JSON.stringify(p.inputShape),
     ...normalizationMetadata(p.normalization),
     ...(p.classNames ? { [METADATA_KEYS.classes]: JSON.stringify(p.classNames) } : {}),
+    ...(p.resize ? resizeMetadata(p.resize) : {}),
   };
+}
+
+/** The metadata entry that records a resize (slimkit.resize): 256 for a shorter side of 256. */
+export function resizeMetadata(mode: ResizeMode): Record<string, string> {
+  return { [METADATA_KEYS.resize]: JSON.stringify(typeof mode === 'string' ? mode : mode.shorterSide) };
 }
 
 /**
@@ -86,10 +100,12 @@ export function readPreprocessing(graph: Graph, file?: string): Partial<Preproce
   const mean = read(METADATA_KEYS.mean, isNumbers, 'a JSON array of numbers');
   const std = read(METADATA_KEYS.std, isNumbers, 'a JSON array of numbers');
   const classNames = read(METADATA_KEYS.classes, isStrings, 'a JSON array of strings');
+  const resize = read(METADATA_KEYS.resize, isResize, '"shorter-side", "stretch" or the shorter side\'s size (a positive integer)');
   return {
     ...(inputShape ? { inputShape } : {}),
     ...(mean && std ? { normalization: { scale: 1 / 255, mean, std } } : {}),
     ...(classNames ? { classNames } : {}),
+    ...(resize !== undefined ? { resize: typeof resize === 'number' ? { shorterSide: resize } : resize } : {}),
   };
 }
 
@@ -166,4 +182,8 @@ function isNumbers(v: unknown): v is number[] {
 
 function isStrings(v: unknown): v is string[] {
   return Array.isArray(v) && v.every((d) => typeof d === 'string');
+}
+
+function isResize(v: unknown): v is 'shorter-side' | 'stretch' | number {
+  return v === 'shorter-side' || v === 'stretch' || (Number.isInteger(v) && (v as number) > 0);
 }

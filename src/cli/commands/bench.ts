@@ -20,7 +20,9 @@ import { latencyRatio } from '../../report/latency-ratio.js';
 import { benchChartSvg } from '../../report/bench-chart.js';
 import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
-import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { describeResize } from '../../data/image-folder.js';
+import { checkDataDir, checkImageSize, chosenImageSize, chosenResize, recordedResize, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -96,8 +98,10 @@ export function registerBench(program: Command): void {
         let set: ImageSet | undefined;
         if (options.data) {
           const channels = modelChannels(graph);
-          const key = `${size?.join('x') ?? 'as stored'}/${channels}`;
-          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true }, size, channels));
+          // A folder's images as each model records they are resized (slimkit.resize), unless --resize says.
+          const resize = isCifar10(options.data) ? options.resize : chosenResize(options.resize, recordedResize(graph, file));
+          const key = `${size?.join('x') ?? 'as stored'}/${channels}/${resize ? describeResize(resize) : ''}`;
+          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true, ...(resize ? { resize } : {}) }, size, channels));
           const classes = recordedClasses(graph, file);
           set = labelledForModel(await sets.get(key)!, classes);
           // Before any timing: a model the images do not fit failed only at its evaluation, minutes in.

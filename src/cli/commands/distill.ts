@@ -11,8 +11,9 @@ import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
-import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
+import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, recordedResize, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
+import { readPreprocessing, resizeMetadata, withClassNames } from '../../zoo/metadata.js';
+import { isCifar10 } from '../../data/cifar10.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg , fraction } from '../options.js';
@@ -178,7 +179,9 @@ export function registerDistill(program: Command): void {
       // The teacher's outputs must mean the data's classes: matched by the names it records, else by
       // position (the data's own order, as slim eval scores such a model).
       const teacherClasses = recordedClasses(teacher, options.teacher);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses });
+      // A folder's images resized as the student records, else the teacher (slimkit.resize); a zoo student records it too.
+      const dataResize = studentFile ? recordedResize(studentFile, options.student) : recordedResize(teacher, options.teacher);
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses, recordedResize: dataResize });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       // A student file scores in that order too: one recording the names in another has its classifier permuted.
@@ -241,6 +244,7 @@ export function registerDistill(program: Command): void {
         ...out,
         metadata: {
           ...out.metadata,
+          ...(dataResize && !isCifar10(options.data) ? resizeMetadata(dataResize.mode) : {}),
           'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
           'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher }),
         },

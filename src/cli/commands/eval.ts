@@ -5,7 +5,7 @@ import { evaluate, nanScoresWarning, type ClassAccuracy } from '../../runtime/ev
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { formatClassAccuracy, formatPercent, table } from '../../report/format.js';
 import { SHOWN_CLASSES } from '../../report/class-selection.js';
-import { checkDataDir, chosenImageSize, openDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkDataDir, chosenImageSize, openDataset, recordedResize, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
@@ -37,7 +37,7 @@ export function registerEval(program: Command): void {
       const { size } = chosenImageSize(graph, file, options.imageSize, [options.data]);
       const classes = recordedClasses(graph, file);
       const started = performance.now();
-      const set = await openDataset({ ...options, splitFlag: true }, size, modelChannels(graph), classes);
+      const set = await openDataset({ ...options, splitFlag: true, recordedResize: recordedResize(graph, file) }, size, modelChannels(graph), classes);
       const positional = classes ? undefined : positionalScoringNote([file], set);
       if (positional) log(positional);
       const mixing = imageMixingNodes(graph);

@@ -12,6 +12,7 @@ import { dataInputs, GraphIndex, SOURCE_PRODUCER_KEY, type Dim, type Graph } fro
 import { fixedBatchOf, hasFreeImageSize, pinImageSize, rawPixelInput } from '../../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
 import { dequantizedWeights, layerGraph, parameterLayers, parametersOf } from '../../passes/freeze-layers.js';
+import type { ResizeMode } from '../../data/image-folder.js';
 import { splitPixelPreprocessing } from '../../passes/pixel-preprocessing.js';
 import { defaultNormalization, modelChannels, readPreprocessing } from '../../zoo/metadata.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
@@ -197,7 +198,15 @@ function preprocessingLines(graph: Graph, file: string, sizeFlag: [number, numbe
   return [
     `  images ${size ? size.join('×') : 'of a size not recorded (--image-size)'}, ${modelChannels(graph) === 1 ? 'grayscale' : 'RGB'}; ${rawPixelInput(graph) ? 'raw pixels, preprocessed by the model itself' : stats}`,
     `  classes ${names ? `${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … ${names.length - 10} more` : ''}` : 'not named (labels by position)'}`,
+    ...(p.resize ? [`  photos resized ${resizeText(p.resize, size)} (slimkit.resize: image folders and deploy bundles; --resize to change)`] : []),
   ];
+}
+
+/** A recorded resize in words. */
+function resizeText(mode: ResizeMode, size: [number, number] | undefined): string {
+  if (mode === 'stretch') return `by stretching to ${size ? size.join('×') : 'the input'}`;
+  const side = mode === 'shorter-side' ? 'the input' : String(mode.shorterSide);
+  return `shorter side to ${side}, then the centre ${size ? size.join('×') : 'crop'}`;
 }
 
 /** Why ONNX Runtime cannot load the model, or undefined when it can. */

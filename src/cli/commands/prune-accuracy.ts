@@ -3,6 +3,7 @@
  * take a model to chance (a 50 % MAC cut of a small MobileNetV2), and nothing else in its output says so.
  */
 import { listedByClass, takeAcrossClasses } from '../../data/subsets.js';
+import { sourceOfSet } from '../../data/stream.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { formatPercent, formatPointChange } from '../../report/format.js';
@@ -22,7 +23,7 @@ export async function top1BeforeAfter(before: Graph, after: Graph, test: ImageSe
   const limit = o.testLimit ?? PRUNE_EVAL_IMAGES;
   // A folder's test split lists one class after another: its first 2,000 were one or two classes' images
   // (74.2 % → 10.9 % reported for 73.2 % → 55.9 %). CIFAR-10's come shuffled: its first N, as eval --limit.
-  const data = limit < test.labels.length && listedByClass(test) ? { set: takeAcrossClasses(test, limit) } : { set: test, limit };
+  const data = limit < test.labels.length && listedByClass(test) ? { source: sourceOfSet(takeAcrossClasses(test, limit)), streamed: false } : { source: sourceOfSet(test), streamed: false, limit };
   return {
     before: await top1(before, data, normalization, o.threads, 'eval before'),
     after: await top1(after, data, normalization, o.threads, 'eval pruned'),

@@ -18,7 +18,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, recordedResize, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
@@ -423,8 +423,10 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
     return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   }
   checkDataDir(o);
-  if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
-  const set = await loadDataset({ data: o.data, ...dataDir }, modelInputSize(graph), modelChannels(graph), classes);
+  // A folder's images resized as the model records (slimkit.resize), as slim eval reads them.
+  const resize = recordedResize(graph, file);
+  if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes, recordedResize: resize })), heldOut: true };
+  const set = await loadDataset({ data: o.data, ...dataDir, recordedResize: resize }, modelInputSize(graph), modelChannels(graph), classes);
   return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set, heldOut: false };
 }
 

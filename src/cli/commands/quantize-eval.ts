@@ -1,18 +1,22 @@
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import type { ImageSet, Normalization } from '../../data/types.js';
-import type { ResizeMode } from '../../data/image-folder.js';
+import type { Normalization } from '../../data/types.js';
+import type { ImageSource } from '../../data/stream.js';
+import { maxSetBytes, type ResizeMode } from '../../data/image-folder.js';
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, loadDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
+import { checkImageSize, openDataset, modelInputSize, modelChannels, recordedClasses, recordedResize, requireDataFolder } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */
 export interface EvalData {
-  set: ImageSet;
+  /** In memory when it fits in one set (4 GiB decoded), else read a chunk at a time on every scoring. */
+  source: ImageSource;
+  /** Read anew on each scoring: too large to hold decoded. */
+  streamed: boolean;
   limit?: number;
 }
 
@@ -47,14 +51,18 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     name = 'cifar10';
   }
   if (!isCifar10(name)) await requireDataFolder(name, options.eval !== undefined ? '--eval' : '--data', `pass ${options.eval !== undefined ? '--eval' : '--data'} cifar10 or a folder with one subfolder of images per class`);
-  const set = await loadDataset(
-    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}), ...folderResize(options, name) },
+  // Held decoded when it fits (it is scored before and after, and by each --max-drop step); a larger
+  // split (ImageNet's validation images at 224×224) is read a chunk at a time each time.
+  const source = await openDataset(
+    { data: name, split: 'test', splitOptional: true, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(limit !== undefined ? { limit } : {}), ...folderResize(options, name), recordedResize: recordedResize(graph, file) },
     modelInputSize(graph),
     modelChannels(graph),
     recordedClasses(graph, file),
+    { wholeUpTo: maxSetBytes() },
   );
-  checkImageSize(graph, set, file, '--eval', 'eval');
-  return { set, ...(limit !== undefined ? { limit } : {}) };
+  checkImageSize(graph, source, file, '--eval', 'eval');
+  const [c, h, w] = source.imageShape;
+  return { source, streamed: source.count * c * h * w > maxSetBytes(), ...(limit !== undefined ? { limit } : {}) };
 }
 
 /** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */
@@ -63,10 +71,10 @@ export async function top1(graph: Graph, data: EvalData, normalization: Normaliz
   const mixingNote = oneImagePerRunNote('the quantized model', mixing);
   if (mixingNote) log(mixingNote);
   const model = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label });
-  const total = Math.min(data.limit ?? Infinity, data.set.labels.length);
+  const total = Math.min(data.limit ?? Infinity, data.source.count);
   const bar = progress(label, total, 'img');
   try {
-    const r = await evaluate(model, data.set, { normalization, oneImagePerRun: mixing.length > 0, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
+    const r = await evaluate(model, data.source, { normalization, oneImagePerRun: mixing.length > 0, ...(data.limit !== undefined ? { limit: data.limit } : {}), onProgress: (d) => bar.update(d) });
     const nan = nanScoresWarning(label.replace(/^eval /, 'the ').concat(' model'), r);
     if (nan) log(nan);
     return r.top1;

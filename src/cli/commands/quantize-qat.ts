@@ -7,7 +7,7 @@ import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
 import { quantizationAwareTraining } from '../../compress/qat/index.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
-import { checkImageSize, loadTrainTest, modelInputSize, modelChannels, recordedClasses } from '../../data/model-data.js';
+import { checkImageSize, loadTrainTest, modelInputSize, modelChannels, recordedClasses, recordedResize } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { trainingProgress } from './distill.js';
 import { log } from '../../util/terminal.js';
@@ -82,7 +82,7 @@ export async function qatFineTune(
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
   const testLimit = options.testLimit ?? options.evalLimit;
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), trainLimit: options.trainLimit, testLimit, classes: recordedClasses(floatGraph, file) });
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), trainLimit: options.trainLimit, testLimit, classes: recordedClasses(floatGraph, file), recordedResize: recordedResize(floatGraph, file) });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;

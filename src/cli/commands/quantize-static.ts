@@ -150,6 +150,9 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   const maxDrop = options.maxDrop!;
   if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
   const threads = options.threads;
+  if (evalData.streamed) {
+    log(`note: ${evalData.source.name}'s ${evalData.source.count} evaluation images are too many to hold decoded: each of --max-drop's scorings reads them again (--eval-limit N keeps them in memory)`);
+  }
   const { prepared, collector, options: opts } = run.calibrated;
   const int8 = run.output;
   const userPlan = run.result.plan;

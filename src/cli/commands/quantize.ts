@@ -19,7 +19,7 @@ import {
   type CpuChoice,
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { normalizationFor, withGivenNormalization, withImageSizeFlag, type DataOptions } from '../../data/model-data.js';
+import { normalizationFor, recordedResize, withGivenNormalization, withGivenResize, withImageSizeFlag, type DataOptions } from '../../data/model-data.js';
 import { asExported, forBatches } from '../../data/model-batches.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
@@ -182,7 +182,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const fileBytes = loaded.sizeBytes;
   refuseQuantized(loaded.graph, file);
   // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
-  const sized = withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options);
+  // --resize likewise: the written model records it, so eval, bench and deploy resize its images the same way.
+  const sized = withGivenResize(withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options), options.resize, file);
   // Checked before calibration: live BN needs BatchNormalization nodes, which a BN-folded export has none of.
   if (options.qat && options.bnEpochs && !hasBatchNorm(sized)) {
     throw usageError(`--bn-epochs trains the model's BatchNormalization live, and ${file} has none (it was folded at export, as torch.onnx and slim train write models)`, 'drop --bn-epochs: QAT trains the folded model as it is');
@@ -191,7 +192,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     log(`note: ${file} is ONNX opset ${sized.opsets['']}: it is converted to opset ${UPGRADE_OPSET} first (per-channel QDQ needs it; nodes whose form changed are rewritten to the same function), and the written model is opset ${UPGRADE_OPSET}`);
   }
   // Calibration and QAT feed batches of many images.
-  const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...folderResize(options, options.calib) };
+  const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...folderResize(options, options.calib), recordedResize: recordedResize(sized, file) };
   const batch = options.mode === 'static' ? forBatches(sized, file, { data, flattenScores: false }) : asExported(sized);
   const graph = batch.graph;
   const normalization = batch.normalization ?? normalizationFor(graph, data, file);
@@ -271,7 +272,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     const before = run?.top1Before ?? (await top1(graph, evalData, normalization, threads, 'eval float'));
     // `output` is the written model: restored to take what the file took, so fed as that is.
     const after = top1After ?? (await top1(output, evalData, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized'));
-    Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: Number(((before - after) * 100).toFixed(9)), eval_images: Math.min(evalData.limit ?? Infinity, evalData.set.labels.length), eval_data: evalData.set.name });
+    Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: Number(((before - after) * 100).toFixed(9)), eval_images: Math.min(evalData.limit ?? Infinity, evalData.source.count), eval_data: evalData.source.name });
   }
   if (options.report) {
     if (!run) throw usageError('--report works with --mode static');
@@ -294,6 +295,7 @@ function checkFlags(options: QuantizeCliOptions): void {
       if (set !== undefined && set !== false) throw usageError(`${flag} only applies to --mode static`);
     }
   }
+  folderResize(options, undefined); // refuses a --resize that no image folder here is read with
   if (!(options.percentile > 0 && options.percentile <= 100)) throw usageError(`--percentile must be in (0, 100], got ${options.percentile}`);
 }
 

@@ -15,7 +15,7 @@ import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/fo
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, recordedResize, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
@@ -196,6 +196,7 @@ export function registerTrain(program: Command): void {
         testLimit: options.testLimit,
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
         classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
+        recordedResize: onnxModel ? recordedResize(onnxModel, options.model) : undefined,
         quiet: !writer,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
