@@ -58,11 +58,16 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     modelInputSize(graph),
     modelChannels(graph),
     recordedClasses(graph, file),
-    { wholeUpTo: maxSetBytes() },
+    { wholeUpTo: heldBytes() },
   );
   checkImageSize(graph, source, file, '--eval', 'eval');
   const [c, h, w] = source.imageShape;
-  return { source, streamed: source.count * c * h * w > maxSetBytes(), ...(limit !== undefined ? { limit } : {}) };
+  return { source, streamed: source.count * c * h * w > heldBytes(), ...(limit !== undefined ? { limit } : {}) };
+}
+
+/** The most evaluation images held decoded: one set's limit, and never past 4 GiB (Node 22 lifts the limit). */
+function heldBytes(): number {
+  return Math.min(maxSetBytes(), 4 * 2 ** 30);
 }
 
 /** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */
