@@ -11,7 +11,7 @@ import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
 import { loadModelForRuntime, validateGraph } from './onnx/validate.js';
 import { inputError, usageError } from './errors.js';
 import { labelledForModel, labelledSource, modelInputSize, normalizationFor, recordedClasses, withGivenNormalization } from './data/model-data.js';
-import type { ResizeMode } from './data/image-folder.js';
+import { checkResize, type ResizeMode } from './data/image-folder.js';
 import { resizeMetadata } from './zoo/metadata.js';
 import type { ImageSource } from './data/stream.js';
 import { forBatches } from './data/model-batches.js';
@@ -151,6 +151,13 @@ export interface QuantizeModelResult {
   calibrationSeconds: number;
 }
 
+/** A resize to record: one slimkit can read back, and not smaller than the model's input. */
+function checkResizeOption(resize: ResizeMode, size: [number, number] | undefined): void {
+  const valid = resize === 'shorter-side' || resize === 'stretch' || (typeof resize === 'object' && Number.isInteger(resize.shorterSide) && resize.shorterSide > 0);
+  if (!valid) throw usageError(`resize must be 'shorter-side', 'stretch' or { shorterSide: N } with N a whole number ≥ 1, got ${JSON.stringify(resize)}`);
+  if (size) checkResize(resize, size);
+}
+
 /** The quantizer's settings for `options`, the commands' defaults filled in (slim quantize maps its flags here). */
 export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 'seed' | 'normalization' | 'resize' | 'threads' | 'onProgress'>): StaticOptions {
   const reduceRange = options.reduceRange ?? false;
@@ -186,6 +193,7 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   requireImages(calibration, 'calibration');
   refuseQuantized(given, name);
   if (options.normalization) checkNormalization(options.normalization);
+  if (options.resize) checkResizeOption(options.resize, modelInputSize(given));
   const normalized = recordingNormalization(given, options.normalization);
   const source = options.resize ? { ...normalized, metadata: { ...normalized.metadata, ...resizeMetadata(options.resize) } } : normalized;
   const batch = forBatches(source, name, { quiet: true, flattenScores: false });

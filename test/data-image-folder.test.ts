@@ -401,6 +401,10 @@ describe('loadTrainTest (image folders)', () => {
     const given = await loadDataset({ data: root, recordedResize, resize: 'shorter-side' }, [8, 8]).finally(() => spy.mockRestore());
     expect(given.pixels).toEqual(cropped.test.pixels);
     expect(written.join('')).toContain("note: --resize shorter-side replaces the resize stretch that m.onnx records (slimkit.resize)");
+    // A recorded shorter side below the input is the model's to fix, not a --resize nobody gave.
+    const small = { file: 'm.onnx', mode: { shorterSide: 4 } };
+    await expect(loadDataset({ data: root, recordedResize: small }, [8, 8])).rejects.toThrow(/^m\.onnx's slimkit\.resize 4 is smaller than the model's 8×8 input: the centre crop would run past the image — pass (--)?resize 8 or more \(or shorter-side\), or fix m\.onnx's slimkit\.resize$/);
+    await expect(loadTrainTest(root, { size: [8, 8], recordedResize: small })).rejects.toThrow(/^m\.onnx's slimkit\.resize 4 is smaller/);
   });
 
   it('slim eval / bench read a train/ + test/ folder by --split (default test), numbered by train/', async () => {

@@ -11,7 +11,7 @@ import { decodeListing, listImageFolder, loadImageFolder } from '../src/data/ima
 import { folderSource, openImageFolder, sourceOfSet } from '../src/data/stream.js';
 import { decodePool } from '../src/data/decode-pool.js';
 import { evaluateModel } from '../src/toolkit.js';
-import { loadDataset, openDataset } from '../src/data/model-data.js';
+import { loadDataset, openDataset, recordedClasses } from '../src/data/model-data.js';
 import { encodeModel, writeModel } from '../src/onnx/io.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32 } from '../src/onnx/tensor.js';
@@ -121,6 +121,13 @@ describe('an image folder read a chunk at a time', () => {
     let count = 0;
     for await (const chunk of skipping.chunks()) count += chunk.labels.length;
     expect(count).toBe(46);
+    // A limit met in the first chunk stops there: the unreadable images further on are never asked for
+    // (the limit was checked only when the next chunk came, whose failure then ended the evaluation).
+    const later = tempDir('stream-broken-later');
+    fs.cpSync(root, later, { recursive: true });
+    fs.writeFileSync(path.join(later, 'b', '10.png'), 'not a png'); // image 25: the second chunk of 20
+    const limited = await evaluateModel(brightestChannel(8), folderSource(await listImageFolder(later), { size: [8, 8], chunkBytes: 20 * 3 * 8 * 8 }), { limit: 2, threads: 1, normalization: identity });
+    expect(limited.count).toBe(2);
   });
 
   it('evaluateModel takes a folder opened a chunk at a time, and refuses a chunk that is not of the source', async () => {
@@ -262,5 +269,8 @@ describe('more than 256 classes', () => {
     // Listing refuses on the count alone: empty class folders are enough.
     for (let k = 0; k < 65_536; k++) fs.mkdirSync(path.join(many, `c${k}`));
     await expect(listImageFolder(many)).rejects.toThrow(/has 65536 class folders; at most 65535 classes are supported/);
+    // A model naming more classes than labels can hold: images matched to the last ones would wrap onto others.
+    const names = Array.from({ length: 70_000 }, (_, k) => `c${k}`);
+    expect(() => recordedClasses({ ...brightestChannel(8), metadata: { 'slimkit.classes': JSON.stringify(names) } }, 'wide.onnx')).toThrow(/wide\.onnx: metadata 'slimkit\.classes': names 70000 classes; slimkit labels at most 65535/);
   }, 60_000);
 });

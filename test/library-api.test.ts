@@ -162,6 +162,9 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     // resize: how the caller's photos were brought to the input, recorded for eval and deploy to read.
     const int8 = await quantizeModel(net, images, { method: 'minmax', samples: 10, resize: { shorterSide: 40 } });
     expect(int8.graph.metadata['slimkit.resize']).toBe('40');
+    // Checked before calibrating: a resize the commands could not read back, or smaller than the input.
+    await expect(quantizeModel(net, images, { resize: { shorterSide: 25.5 } })).rejects.toThrow(/^resize must be 'shorter-side', 'stretch' or \{ shorterSide: N \} with N a whole number ≥ 1, got \{"shorterSide":25\.5\}/);
+    await expect(quantizeModel(net, images, { resize: { shorterSide: 16 } })).rejects.toThrow(/^resize 16 is smaller than the model's 32×32 input/);
     await expect(quantizeModel(int8.graph, images)).rejects.toThrow(/: node '[^']+' \((QuantizeLinear|DequantizeLinear)\): the model is already quantized — quantize the float model it was made from/);
   });
 

@@ -8,7 +8,7 @@ import { imageFeeds } from '../src/compress/quantize/feeds.js';
 import { hostInt8Cpu } from '../src/compress/quantize/cpu.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
-import { encodeModel, writeModel } from '../src/onnx/io.js';
+import { decodeModel, encodeModel, writeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { openSession } from '../src/runtime/ort.js';
 import { loadModel } from '../src/onnx/validate.js';
@@ -16,6 +16,7 @@ import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
 import { largerNote } from '../src/cli/commands/quantize.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
+import { readPreprocessing } from '../src/zoo/metadata.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-quantize-cli-'));
@@ -170,6 +171,8 @@ describe('slim quantize', () => {
     const stretched = await prepareModel(out, { resize: 'stretch' });
     expect(stretched.config.preprocess.resize).toBe('stretch');
     expect(stretched.warnings).toContain(`${out} records resize 40 (slimkit.resize); --resize stretch replaces it`);
+    // The bundled model records the bundle's resize: `slim eval` of it reads photos as the bundle does.
+    expect(readPreprocessing(decodeModel(stretched.bytes)).resize).toBe('stretch');
     const overridden = await runSlim(['eval', out, '--data', folder, '--limit', '200', '--resize', 'stretch', '--threads', '1']);
     expect(overridden.code, overridden.stderr).toBe(0);
     expect(overridden.stderr).toContain(`note: --resize stretch replaces the resize 40 that ${out} records (slimkit.resize)`);

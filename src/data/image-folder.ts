@@ -26,11 +26,12 @@ export function describeResize(mode: ResizeMode): string {
  * A shorter side that leaves the crop nothing to take is refused (torchvision would pad with black):
  * `size` is [height, width] of the model's input; `source` names where the mode came from.
  */
-export function checkResize(mode: ResizeMode, [height, width]: [number, number], source = option('--resize')): void {
+export function checkResize(mode: ResizeMode, [height, width]: [number, number], source?: string): void {
   if (typeof mode === 'string') return;
   if (!(Number.isInteger(mode.shorterSide) && mode.shorterSide >= Math.max(height, width))) {
-    throw usageError(`${source} ${String(mode.shorterSide)} is smaller than the model's ${height}×${width} input: the centre crop would run past the image`,
-      `resize to at least ${Math.max(height, width)} (ImageNet models: 256 for a 224×224 input)`);
+    const least = Math.max(height, width);
+    throw usageError(`${source ?? option('--resize')} ${String(mode.shorterSide)} is smaller than the model's ${height}×${width} input: the centre crop would run past the image`,
+      source ? `pass ${option('--resize')} ${least} or more (or shorter-side), or fix ${source}` : `resize to at least ${least} (ImageNet models: 256 for a 224×224 input)`);
   }
 }
 
@@ -38,6 +39,8 @@ export interface ImageSizeOptions {
   /** [height, width] of the output (default [32, 32]). */
   size?: [number, number];
   resize?: ResizeMode;
+  /** Where `resize` came from, for its refusal (default: the --resize flag), e.g. "m.onnx's slimkit.resize". */
+  resizeSource?: string;
   /** 3: RGB planes (default); 1: grayscale, as PIL's convert('L') (torchvision's Grayscale) makes it. */
   channels?: ImageChannels;
 }
@@ -56,6 +59,8 @@ export interface DecodeOptions extends ImageSizeOptions {
   concurrency?: number;
   /** Images decoded so far, of how many (a folder of 20,000 takes minutes). */
   onProgress?(done: number, total: number): void;
+  /** True once the images are no longer wanted (a stream's reader stopped): no further file is started. */
+  cancelled?(): boolean;
 }
 
 export interface LoadImageFolderOptions extends DecodeOptions {
@@ -162,7 +167,7 @@ export async function listImageFolder(dir: string, options: Pick<LoadImageFolder
  */
 export async function decodeListing(listing: FolderListing, options: DecodeOptions = {}, range: { from?: number; to?: number } = {}): Promise<ImageFolderSet> {
   const size = checkSize(options.size);
-  checkResize(options.resize ?? 'shorter-side', size);
+  checkResize(options.resize ?? 'shorter-side', size, options.resizeSource);
   const chosen = listing.files.slice(range.from ?? 0, range.to ?? listing.files.length);
   const channels = options.channels ?? 3;
   const imageSize = channels * size[0] * size[1];
@@ -186,7 +191,7 @@ export async function decodeListing(listing: FolderListing, options: DecodeOptio
       skipped.push({ file, reason: e.parts.problem });
     }
     options.onProgress?.(++done, chosen.length);
-  });
+  }, options.cancelled);
   // Every unreadable file at once: fixing them one run at a time costs a load per file.
   if (skipped.length > 0 && !options.skipBad) throw unreadableImages(listing.name, skipped);
 
@@ -601,11 +606,11 @@ export function byCodePoint(a: string, b: string): number {
   return a.length - b.length;
 }
 
-async function forEachLimited(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
+async function forEachLimited(count: number, concurrency: number, work: (i: number) => Promise<void>, cancelled?: () => boolean): Promise<void> {
   let next = 0;
   let failed = false;
   const worker = async () => {
-    while (next < count && !failed) {
+    while (next < count && !failed && !cancelled?.()) {
       try {
         await work(next++);
       } catch (e) {

@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { inputError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
-import { decodeListing, describeResize, folderLayout, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
+import { decodeListing, describeResize, folderLayout, MAX_CLASSES, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
 import { CHUNK_BYTES, folderSource, sourceOfSet, type ImageSource } from './stream.js';
 import { matchClasses } from './class-names.js';
 import type { ImageSet, Normalization } from './types.js';
@@ -122,7 +122,7 @@ function labelsOnly(name: string, classes: string[], labels = new Uint16Array(0)
 }
 
 /** A split found and listed: CIFAR-10's loaded, a folder's images listed with how to decode them. */
-type FoundSplit = { set: ImageSet } | { listing: FolderListing; decode: { size: [number, number]; channels: ImageChannels; resize?: ResizeMode } };
+type FoundSplit = { set: ImageSet } | { listing: FolderListing; decode: { size: [number, number]; channels: ImageChannels; resize?: ResizeMode; resizeSource?: string } };
 
 async function findSplit(options: DataOptions, inputSize: [number, number] | undefined, channels: ImageChannels): Promise<FoundSplit> {
   const name = options.data;
@@ -140,7 +140,7 @@ async function findSplit(options: DataOptions, inputSize: [number, number] | und
   requireImageSize(inputSize, name);
   const listing = await listFolderSplit(name, split, options, { ...limit, ...(options.unlabelled ? { unlabelled: true } : {}) });
   const resize = chosenResize(options.resize, options.recordedResize);
-  return { listing: noteFormats(listing), decode: { size: inputSize, channels, ...(resize ? { resize } : {}) } };
+  return { listing: noteFormats(listing), decode: { size: inputSize, channels, ...(resize ? { resize } : {}), ...resizeSourceOf(options.resize, options.recordedResize) } };
 }
 
 /** How a model records its images are resized (slimkit.resize), and the file, for notes. */
@@ -153,6 +153,11 @@ export interface ModelResize {
 export function recordedResize(graph: Graph, file: string): ModelResize | undefined {
   const mode = readPreprocessing(graph, file).resize;
   return mode ? { file, mode } : undefined;
+}
+
+/** Where the resize in use came from, for its refusal: nothing for the flag, else the model's metadata. */
+export function resizeSourceOf(flag: ResizeMode | undefined, recorded: ModelResize | undefined): { resizeSource?: string } {
+  return !flag && recorded ? { resizeSource: `${recorded.file}'s slimkit.resize` } : {};
 }
 
 /** --resize when given (noted when the model records another), else the model's record. */
@@ -223,6 +228,10 @@ export interface ModelClasses {
 /** What `graph` records as its class names, if anything. */
 export function recordedClasses(graph: Graph, file: string, o: { learns?: boolean } = {}): ModelClasses | undefined {
   const names = readPreprocessing(graph, file).classNames;
+  // Labels are 16-bit: images matched to a class past that would wrap onto another.
+  if (names && names.length > MAX_CLASSES) {
+    throw inputError({ file, where: "metadata 'slimkit.classes'", problem: `names ${names.length} classes; slimkit labels at most ${MAX_CLASSES}`, fix: "remove the 'slimkit.classes' entry (images are then matched to outputs by position)" });
+  }
   return names ? { file, names, ...(o.learns ? { learns: true } : {}) } : undefined;
 }
 
@@ -428,7 +437,7 @@ async function loadTrainTestSets(data: string, options: TrainTestOptions): Promi
   requireImageSize(options.size, data);
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
   const bars = { train: lazyProgress(`read ${data} train`, 'img'), test: lazyProgress(`read ${data} test`, 'img') };
-  const resize = options.recordedResize ? { resize: options.recordedResize.mode } : {};
+  const resize = options.recordedResize ? { resize: options.recordedResize.mode, ...resizeSourceOf(undefined, options.recordedResize) } : {};
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...resize, ...limits, onProgress: (split, done, total) => bars[split].update(done, total) }).finally(() => {
     bars.train.stop();
     bars.test.stop();

@@ -52,7 +52,7 @@ export function folderSource(listing: FolderListing, options: FolderSourceOption
   const perChunk = Math.max(1, Math.floor((options.chunkBytes ?? CHUNK_BYTES) / (channels * height * width)));
   const count = listing.files.length;
   const { chunkBytes: _bytes, ...decode } = options;
-  const decodeChunk = (k: number) => decodeListing(listing, { ...decode, skipBad: true }, { from: k * perChunk, to: (k + 1) * perChunk });
+  const decodeChunk = (k: number, cancelled: () => boolean) => decodeListing(listing, { ...decode, skipBad: true, cancelled }, { from: k * perChunk, to: (k + 1) * perChunk });
   return {
     name: listing.name,
     classes: listing.classes,
@@ -61,15 +61,22 @@ export function folderSource(listing: FolderListing, options: FolderSourceOption
     async *chunks() {
       const chunkCount = Math.ceil(count / perChunk);
       const bad: SkippedImage[] = [];
-      let next = chunkCount > 0 ? decodeChunk(0) : undefined;
-      for (let k = 0; k < chunkCount; k++) {
-        const chunk = await next!;
-        next = k + 1 < chunkCount ? decodeChunk(k + 1) : undefined;
-        // Awaited on the next turn; until then a failure must not be an unhandled rejection.
-        next?.catch(() => undefined);
-        bad.push(...chunk.skipped);
-        if (bad.length > 0 && !options.skipBad) continue;
-        yield chunk;
+      // Set when the reader stops early (a limit, an error): the chunk decoding ahead starts no more files.
+      let stopped = false;
+      const cancelled = () => stopped;
+      let next = chunkCount > 0 ? decodeChunk(0, cancelled) : undefined;
+      try {
+        for (let k = 0; k < chunkCount; k++) {
+          const chunk = await next!;
+          next = k + 1 < chunkCount ? decodeChunk(k + 1, cancelled) : undefined;
+          // Awaited on the next turn; until then a failure must not be an unhandled rejection.
+          next?.catch(() => undefined);
+          bad.push(...chunk.skipped);
+          if (bad.length > 0 && !options.skipBad) continue;
+          yield chunk;
+        }
+      } finally {
+        stopped = true;
       }
       if (bad.length > 0 && !options.skipBad) throw unreadableImages(listing.name, bad);
     },

@@ -16,7 +16,7 @@ import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
 import { imageMixingNodes } from '../onnx/image-mixing.js';
-import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, overriddenNormalizationNote, perChannel, readPreprocessing, resizeMetadata } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
@@ -119,6 +119,11 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
       fix: `pass --labels with a file of ${classes} class names, one per line`,
     });
   }
+  const resize = resizeFor(options.resize, meta.resize, size, file, warnings);
+  if (describeResize(resize) !== describeResize(meta.resize ?? 'shorter-side')) {
+    // The bundled model records the bundle's resize: `slim eval` of it then reads photos as the bundle does.
+    bytes = encodeModel({ ...graph, metadata: { ...graph.metadata, ...resizeMetadata(resize) } }).model;
+  }
   return {
     bytes,
     warnings,
@@ -138,7 +143,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         output: output.name,
         outputKind,
       },
-      preprocess: { size, resize: resizeFor(options.resize, meta.resize, size, file, warnings), layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
+      preprocess: { size, resize, layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,
     },
   };

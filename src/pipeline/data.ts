@@ -9,11 +9,11 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10 } from '../data/cifar10.js';
-import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels, type ResizeMode } from '../data/image-folder.js';
+import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { listedByClass, stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
-import { labelledForModel, requireDataFolder, type ModelClasses } from '../data/model-data.js';
+import { labelledForModel, requireDataFolder, resizeSourceOf, type ModelClasses, type ModelResize } from '../data/model-data.js';
 
 export interface RunData {
   train: ImageSet;
@@ -37,7 +37,7 @@ export interface DataLoadOptions {
   /** [H, W] the run's model takes: folder images are resized to it; CIFAR-10 must match it. */
   inputSize?: [number, number];
   /** How folder images are brought to inputSize: what the run's model file records (slimkit.resize). */
-  resize?: ResizeMode | undefined;
+  recordedResize?: ModelResize | undefined;
   /** 1 when the run's model takes grayscale images: folder images are read as one luma plane. */
   channels?: ImageChannels;
   /** The class names the run's model file records: the images are labelled by them (labelledForModel). */
@@ -78,7 +78,7 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
       });
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.
-    const sets = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), ...(o.resize ? { resize: o.resize } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) });
+    const sets = await loadTrainTestFolders(folder, { ...(o.inputSize ? { size: o.inputSize } : {}), ...(o.recordedResize ? { resize: o.recordedResize.mode, ...resizeSourceOf(undefined, o.recordedResize) } : {}), channels: o.channels ?? 3, ...(spec.test_limit ? { testLimit: spec.test_limit } : {}) });
     ({ train, test } = sets);
     for (const note of [passedOverNote([sets.train, sets.test]), outsideClassesNote([sets.train, sets.test])]) if (note) o.log?.(`  note: ${note}`);
     name = folder;

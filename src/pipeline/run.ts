@@ -559,7 +559,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? (recipe.model.image_size ?? zooInputSize(recipe.model.zoo)) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
-    resize: sourceGraph ? recordedResize(sourceGraph, sourceFile!)?.mode : undefined,
+    recordedResize: sourceGraph ? recordedResize(sourceGraph, sourceFile!) : undefined,
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
     ...(o.download === false ? { download: false as const } : {}),

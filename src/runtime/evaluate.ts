@@ -111,7 +111,6 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
   let scored = 0;
   let nanoseconds = 0n;
   for await (const set of source.chunks()) {
-    if (scored >= total) break;
     checkChunk(set, source);
     const count = Math.min(set.labels.length, total - scored);
     const start = process.hrtime.bigint();
@@ -136,6 +135,8 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
     }
     nanoseconds += process.hrtime.bigint() - start;
     scored += count;
+    // Stopped here, not on the next chunk: asking for it would decode it (and start the one after).
+    if (scored >= total) break;
   }
   const seconds = Number(nanoseconds) / 1e9;
 

@@ -99,9 +99,11 @@ export function registerBench(program: Command): void {
         if (options.data) {
           const channels = modelChannels(graph);
           // A folder's images as each model records they are resized (slimkit.resize), unless --resize says.
-          const resize = isCifar10(options.data) ? options.resize : chosenResize(options.resize, recordedResize(graph, file));
+          const recorded = isCifar10(options.data) ? undefined : recordedResize(graph, file);
+          const resize = options.resize ?? recorded?.mode;
           const key = `${size?.join('x') ?? 'as stored'}/${channels}/${resize ? describeResize(resize) : ''}`;
-          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true, ...(resize ? { resize } : {}) }, size, channels));
+          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true, recordedResize: recorded }, size, channels));
+          else chosenResize(options.resize, recorded); // its note, for a model whose images are already read
           const classes = recordedClasses(graph, file);
           set = labelledForModel(await sets.get(key)!, classes);
           // Before any timing: a model the images do not fit failed only at its evaluation, minutes in.

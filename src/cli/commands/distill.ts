@@ -180,7 +180,7 @@ export function registerDistill(program: Command): void {
       // position (the data's own order, as slim eval scores such a model).
       const teacherClasses = recordedClasses(teacher, options.teacher);
       // A folder's images resized as the student records, else the teacher (slimkit.resize); a zoo student records it too.
-      const dataResize = studentFile ? recordedResize(studentFile, options.student) : recordedResize(teacher, options.teacher);
+      const dataResize = (studentFile ? recordedResize(studentFile, options.student) : undefined) ?? recordedResize(teacher, options.teacher);
       const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses, recordedResize: dataResize });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
