@@ -197,6 +197,59 @@ describe.skipIf(!available)('training hooks', () => {
     });
   });
 
+  it('on-device resized crop + flip equals the CPU batch pipeline, and both equal torch interpolate of the box', () => {
+    const rng = new Random(5);
+    const [h, w] = [20, 28];
+    const set: ImageSet = {
+      name: 'random',
+      classes: ['a', 'b'],
+      imageShape: [3, h, w],
+      pixels: Uint8Array.from({ length: 24 * 3 * h * w }, () => rng.int(256)),
+      labels: Uint16Array.from({ length: 24 }, () => rng.int(2)),
+    };
+    const identity = { scale: 1, mean: [0, 0, 0], std: [1, 1, 1] };
+    const augment = { crop: 0, flip: true, resized: { minScale: 0.08 } };
+    const device = DeviceImageSet.upload(set, { normalization: identity, pad: 0 });
+    const plan = planEpoch(24, { seed: 11, epoch: 2, augment, imageSize: [h, w] });
+    const cpu = [...batches(set, { batchSize: 8, normalization: identity, shuffleSeed: 11, epoch: 2, augment: { ...augment, seed: 11 }, dropLast: true })];
+    expect(cpu.length).toBe(3);
+    const boxes: number[][] = [];
+    const images: number[][] = [];
+    cpu.forEach((expected, b) => {
+      const batch = batchOf(plan, b, 8);
+      expect(Array.from(batch.indices)).toEqual(Array.from(expected.indices));
+      expect(batch.aug!.length).toBe(40);
+      const ours = device.native.batch(batch.indices, batch.aug ?? null);
+      expect(maxRelError(ours.images, expected.images)).toBeLessThan(1e-5);
+      for (let i = 0; i < 8; i++) {
+        boxes.push(Array.from(batch.aug!.subarray(5 * i, 5 * i + 5)));
+        images.push(Array.from(ours.images.subarray(i * 3 * h * w, (i + 1) * 3 * h * w)));
+      }
+    });
+    // Boxes of every kind were drawn: small and whole, wide and tall, mirrored and not.
+    expect(boxes.some(([, , bh, bw]) => bh! * bw! < 0.3 * h * w)).toBe(true);
+    expect(boxes.some(([, , bh, bw]) => bw! / bh! > 1.2) && boxes.some(([, , bh, bw]) => bw! / bh! < 1)).toBe(true);
+    expect(new Set(boxes.map((box) => box[4])).size).toBe(2);
+    // The oracle: PyTorch's bilinear interpolate (align_corners=False) of each box, then the flip.
+    const pixels = boxes.map((_, k) => Array.from(set.pixels.subarray(Number(cpu[Math.floor(k / 8)]!.indices[k % 8]) * 3 * h * w, (Number(cpu[Math.floor(k / 8)]!.indices[k % 8]) + 1) * 3 * h * w)));
+    const script = [
+      'import json, sys, torch',
+      'import torch.nn.functional as F',
+      'd = json.load(sys.stdin)',
+      'h, w = d["h"], d["w"]',
+      'out = []',
+      'for px, (top, left, bh, bw, flip) in zip(d["pixels"], d["boxes"]):',
+      '    x = torch.tensor(px, dtype=torch.float32).reshape(1, 3, h, w)[:, :, top:top + bh, left:left + bw]',
+      '    y = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)',
+      '    if flip: y = y.flip(3)',
+      '    out.append(y.flatten().tolist())',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const torch = JSON.parse(execFileSync('/usr/bin/python3', ['-c', script], { input: JSON.stringify({ h, w, pixels, boxes }), encoding: 'utf8', maxBuffer: 64 * 2 ** 20 })) as number[][];
+    // torch takes the sample positions in float32 (ours in float64): ~1e-6 of a pixel, times differences up to 255.
+    torch.forEach((expected, k) => expect(maxRelError(Float32Array.from(images[k]!), expected), `box ${boxes[k]!.join(',')}`).toBeLessThan(1e-4));
+  });
+
   it('masks keep pruned weights at zero through updates', async () => {
     const plan = EnginePlan.create(smallCnn({ seed: 1, widths: [4, 8, 8] }), { threads: 1 });
     plan.setOptimizer({ kind: 'sgd', momentum: 0.9, weightDecay: 1e-3 });

@@ -66,6 +66,16 @@ describe('recipe validation', () => {
     expect(r.data.dataset).toBe('cifar10');
   });
 
+  it("a train stage's augment: true, false, 'crop' or 'resized-crop'", () => {
+    const augmentOf = (value: string) => {
+      const stage = parseRecipe(GOOD.replace('epochs: 2', `epochs: 2, augment: ${value}`), 'r.yaml').stages[0]!;
+      return stage.kind === 'train' ? stage.spec.augment : undefined;
+    };
+    expect(augmentOf('resized-crop')).toBe('resized-crop');
+    expect(augmentOf('false')).toBe(false);
+    expect(issuesOf(GOOD.replace('epochs: 2', 'epochs: 2, augment: mixup'))[0]).toMatchObject({ path: 'stages[0].train.augment' });
+  });
+
   it("a stage's error is placed in the recipe and says how a run resumes (slim run has no --resume)", () => {
     const r = parseRecipe(GOOD, 'r.yaml');
     const disk = new SlimError({ file: 'work/last.ckpt', problem: 'cannot be written: the disk is full', fix: 'it still holds epoch 2, untouched: free space, then run the same command with --resume' }, 'input');

@@ -2,7 +2,11 @@
  * Training flags that would do nothing with the optimizer and schedule chosen are refused, not ignored,
  * and a run whose weights blew up without diverging on its training batches says so.
  */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { CIFAR_DIR } from './helpers/fixtures.js';
 import { blownUpWarning, checkOptimizerFlags, sharedTrainOptions } from '../src/cli/train-options.js';
 import { runSlim } from './helpers/cli.js';
 
@@ -19,6 +23,28 @@ describe('optimizer and schedule flags', () => {
   it('--no-nesterov reaches the engine as classic momentum; nothing given leaves the defaults to it', () => {
     expect(sharedTrainOptions({ momentum: 0.8, nesterov: false })).toMatchObject({ momentum: 0.8, nesterov: false });
     expect(sharedTrainOptions({ nesterov: true })).not.toHaveProperty('nesterov');
+  });
+
+  it('--augment resized-crop reaches the engine as RandomResizedCrop + flip, --no-augment as none; an unknown mode is refused', async () => {
+    expect(sharedTrainOptions({ augment: 'resized-crop' })).toMatchObject({ augment: { crop: 0, flip: true, resized: { minScale: 0.08 } } });
+    expect(sharedTrainOptions({ augment: false })).toMatchObject({ augment: false });
+    expect(sharedTrainOptions({ augment: 'crop' })).not.toHaveProperty('augment');
+    const bad = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--augment', 'randaugment', '--out', '/tmp/never.onnx']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--augment must be 'crop' or 'resized-crop' \(--no-augment for none\), got 'randaugment'/);
+  });
+
+  it.runIf(existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('slim train --augment resized-crop trains with it and says so in its log', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-augment-'));
+    try {
+      const log = path.join(dir, 'run.jsonl');
+      const r = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.0625', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '128', '--test-limit', '64', '--epochs', '1', '--batch', '32', '--augment', 'resized-crop', '--threads', '1', '--log', log, '--out', path.join(dir, 'm.onnx')]);
+      expect(r.code, r.stderr).toBe(0);
+      const start = JSON.parse(readFileSync(log, 'utf8').split('\n')[0]!) as { augment: unknown };
+      expect(start.augment).toEqual({ crop: 0, flip: true, resized: { min_scale: 0.08 } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('slim train and slim distill refuse them before reading any data', async () => {

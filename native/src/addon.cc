@@ -45,6 +45,14 @@ at::Tensor tensorFromTyped(const Napi::TypedArray& array, const std::vector<int6
   return at::from_blob(data, dims, at::TensorOptions().dtype(type)).clone();
 }
 
+at::Tensor augFrom(const Napi::Value& v, int64_t batch) {
+  if (v.IsNull() || v.IsUndefined()) return at::Tensor();
+  auto array = v.As<Napi::TypedArray>();
+  int64_t columns = batch > 0 ? static_cast<int64_t>(array.ElementLength()) / batch : 3;
+  if (columns != 3 && columns != 5) throw std::runtime_error("augmentation needs 3 (crop) or 5 (resized crop) numbers per image, got " + std::to_string(array.ElementLength()) + " for " + std::to_string(batch));
+  return tensorFromTyped(array, {batch, columns}, at::kInt).to(at::kLong);
+}
+
 Napi::Float32Array toFloat32Array(Napi::Env env, const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kCPU, at::kFloat).contiguous();
   auto out = Napi::Float32Array::New(env, c.numel());
@@ -169,7 +177,8 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
       int64_t b = static_cast<int64_t>(indexArray.ElementLength());
       auto device = data->config().device;
       at::Tensor indices = longsFrom(indexArray, {b}).to(device);
-      at::Tensor aug = info[1].IsNull() || info[1].IsUndefined() ? at::Tensor() : longsFrom(info[1], {b, 3}).to(device);
+      at::Tensor aug = augFrom(info[1], b);
+      if (aug.defined()) aug = aug.to(device);
       auto [images, labels] = data->batch(indices, aug);
       auto o = Napi::Object::New(env);
       o.Set("images", toFloat32Array(env, images));
@@ -460,7 +469,7 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       auto indexArray = info[1].As<Napi::TypedArray>();
       int64_t b = static_cast<int64_t>(indexArray.ElementLength());
       at::Tensor indices = longsFrom(indexArray, {b});
-      at::Tensor aug = info[2].IsNull() || info[2].IsUndefined() ? at::Tensor() : longsFrom(info[2], {b, 3});
+      at::Tensor aug = augFrom(info[2], b);
       StepOptions options = stepOptions(info[3].As<Napi::Object>());
       std::vector<Napi::Object> users{Value(), dataObj};
       std::vector<Plan*> plans{plan.get()};

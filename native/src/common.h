@@ -66,6 +66,8 @@ void setThreads(int n);
 // Typed-array conversions. Tensors are copied: JS memory never backs a LibTorch tensor, so no tensor
 // lifetime depends on the JS garbage collector.
 at::Tensor tensorFromTyped(const Napi::TypedArray& array, const std::vector<int64_t>& dims, at::ScalarType type);
+/** A batch's augmentation (Int32Array, B×3 crop placements or B×5 resized-crop boxes; null/undefined: none) as int64. */
+at::Tensor augFrom(const Napi::Value& v, int64_t batch);
 Napi::Float32Array toFloat32Array(Napi::Env env, const at::Tensor& t);
 std::vector<int64_t> intsFrom(const Napi::Value& value);
 

@@ -23,9 +23,51 @@ DataSet::DataSet(const at::Tensor& pixels, const at::Tensor& labels, DataSetConf
   add_ = at::tensor(add, opts).reshape({1, c, 1, 1}).to(config_.device);
 }
 
+namespace {
+
+/**
+ * Each image's box (top, left, height, width) scaled to the image's own size, bilinear, then mirrored
+ * where flip is set: what torch.nn.functional.interpolate(crop, size, mode='bilinear',
+ * align_corners=False) gives for the crop (torchvision's RandomResizedCrop on a tensor, no antialias),
+ * computed for the whole batch by four gathers. `x`: B×C×H×W uint8; returns float.
+ */
+at::Tensor resizedCrop(const at::Tensor& x, const at::Tensor& aug) {
+  int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto doubles = at::TensorOptions().dtype(at::kDouble).device(x.device());
+  at::Tensor box = aug.to(at::kDouble);
+  at::Tensor flip = aug.select(1, 4).unsqueeze(1).to(at::kBool);
+  // Source index pair and weight per output position along one axis ([B, out]).
+  auto axis = [&](int64_t out, int64_t startCol, int64_t lengthCol, bool mirrored) {
+    at::Tensor start = box.select(1, startCol).unsqueeze(1), length = box.select(1, lengthCol).unsqueeze(1);
+    at::Tensor pos = at::arange(out, doubles).unsqueeze(0).expand({b, out});
+    if (mirrored) pos = at::where(flip, (out - 1) - pos, pos);
+    at::Tensor src = ((pos + 0.5) * (length / out) - 0.5).clamp_min(0);
+    at::Tensor first = at::minimum(src.floor(), length - 1);
+    at::Tensor second = at::minimum(first + 1, length - 1);
+    at::Tensor weight = (src - first).clamp(0, 1).to(at::kFloat);
+    return std::make_tuple((start + first).to(at::kLong), (start + second).to(at::kLong), weight);
+  };
+  auto [r0, r1, wy] = axis(h, 0, 2, false);
+  auto [c0, c1, wx] = axis(w, 1, 3, true);
+  at::Tensor flat = x.to(at::kFloat).reshape({b, c, h * w});
+  auto at_ = [&](const at::Tensor& rows, const at::Tensor& cols) {
+    at::Tensor index = (rows.unsqueeze(2) * w + cols.unsqueeze(1)).reshape({b, 1, h * w}).expand({b, c, h * w});
+    return flat.gather(2, index);
+  };
+  at::Tensor fy = wy.unsqueeze(2).expand({b, h, w}).reshape({b, 1, h * w});
+  at::Tensor fx = wx.unsqueeze(1).expand({b, h, w}).reshape({b, 1, h * w});
+  at::Tensor top = at_(r0, c0) * (1 - fx) + at_(r0, c1) * fx;
+  at::Tensor bottom = at_(r1, c0) * (1 - fx) + at_(r1, c1) * fx;
+  return (top * (1 - fy) + bottom * fy).reshape({b, c, h, w});
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> DataSet::batch(const at::Tensor& indices, const at::Tensor& aug) const {
   at::Tensor x = pixels_.index_select(0, indices);
-  if (aug.defined()) {
+  if (aug.defined() && aug.size(1) == 5) {
+    x = resizedCrop(x, aug);
+  } else if (aug.defined()) {
     // One gather does crop and flip for the whole batch: output pixel (b, y, x) reads padded pixel
     // (dy_b + y, dx_b + (flip_b ? W-1-x : x)).
     int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), p = config_.pad;

@@ -1,6 +1,6 @@
 // An image set uploaded once to the training device as raw uint8 (CIFAR-10 train is 150 MB), with
-// batch assembly, augmentation (random crop with zero padding + horizontal flip) and normalization
-// done as tensor ops there, so no per-step pixel traffic crosses from JS.
+// batch assembly, augmentation (random crop with zero padding, or a random resized crop; horizontal
+// flip) and normalization done as tensor ops there, so no per-step pixel traffic crosses from JS.
 #pragma once
 
 #include "common.h"
@@ -25,8 +25,9 @@ class DataSet {
   const DataSetConfig& config() const { return config_; }
 
   /**
-   * Normalized float images and int64 labels for `indices` (int64, on the device). `aug` is B×3 int64
-   * (crop offset y, crop offset x in [0, 2·pad], flip 0/1) or undefined for none.
+   * Normalized float images and int64 labels for `indices` (int64, on the device). `aug` is undefined
+   * for none, B×3 int64 (crop offset y, crop offset x in [0, 2·pad], flip 0/1), or B×5 int64 for a
+   * resized crop (top, left, height, width of the box, flip 0/1): the box scaled back to the image size.
    */
   std::pair<at::Tensor, at::Tensor> batch(const at::Tensor& indices, const at::Tensor& aug) const;
 

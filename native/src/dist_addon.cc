@@ -196,7 +196,7 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     int64_t b = static_cast<int64_t>(indexArray.ElementLength());
     if (b < 1) throw std::runtime_error("this rank's shard of the batch is empty");
     at::Tensor indices = tensorFromTyped(indexArray, {b}, at::kInt).to(at::kLong);
-    at::Tensor aug = info[3].IsNull() || info[3].IsUndefined() ? at::Tensor() : tensorFromTyped(info[3].As<Napi::TypedArray>(), {b, 3}, at::kInt).to(at::kLong);
+    at::Tensor aug = augFrom(info[3], b);
     StepOptions options = lent_.stepOptions(info[4].As<Napi::Object>());
     std::vector<Napi::Object> users{planObj, dataObj};
     std::vector<Plan*> plans{plan};

@@ -185,6 +185,16 @@ export function resizeArg(value: string): ResizeMode {
   throw new InvalidArgumentError(`--resize must be 'shorter-side', 'stretch' or the shorter side's size before the centre crop (e.g. 256), got '${value}'`);
 }
 
+/** --augment: how training images are varied (--no-augment: not at all). */
+export type AugmentMode = 'crop' | 'resized-crop';
+
+export const AUGMENT_HELP = "'crop' (a random crop of the image padded by 4, + flip: the CIFAR recipe, default) or 'resized-crop' (torchvision's RandomResizedCrop: a box of 8–100 % of the area at aspect 3/4–4/3 scaled back to the input, + flip: how photo models are trained)";
+
+export function augmentArg(value: string): AugmentMode {
+  if (value === 'crop' || value === 'resized-crop') return value;
+  throw new InvalidArgumentError(`--augment must be 'crop' or 'resized-crop' (--no-augment for none), got '${value}'`);
+}
+
 /** What --resize does, for the commands' help. */
 export const RESIZE_HELP = "'shorter-side' (the shorter side to the input, then the centre: Resize + CenterCrop, default), N (the shorter side to N, then the centre: torchvision's Resize(256) + CenterCrop(224), as ImageNet models are scored) or 'stretch'; a model slim quantize --resize wrote records its own (slimkit.resize), used when --resize is not given";
 

@@ -3,6 +3,8 @@ import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { hasBatchNorm, reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
 import type { TrainOptions } from '../engine/train.js';
+import { RESIZED_CROP } from '../engine/epoch.js';
+import type { AugmentMode } from './options.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
 import { usageError } from '../errors.js';
@@ -19,8 +21,8 @@ export interface SharedTrainFlags {
   trainLimit?: number;
   testLimit?: number;
   threads?: number;
-  /** commander's --no-augment: false turns augmentation off, anything else keeps the default. */
-  augment?: boolean;
+  /** --augment's mode; commander's --no-augment: false turns augmentation off. */
+  augment?: AugmentMode | boolean;
   checkpointDir?: string;
   resume?: boolean | string;
   log?: string;
@@ -41,7 +43,7 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.augment === false ? { augment: false as const } : {}),
+    ...(o.augment === false ? { augment: false as const } : o.augment === 'resized-crop' ? { augment: RESIZED_CROP } : {}),
     ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}),
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.log ? { log: o.log } : {}),

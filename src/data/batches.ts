@@ -1,6 +1,6 @@
 import { usageError } from '../errors.js';
 import { Random } from '../util/random.js';
-import { cropWithPadding, normalizeInto, randomPlacement } from './transforms.js';
+import { cropWithPadding, normalizeInto, randomPlacement, randomResizedBox, resizedCropInto } from './transforms.js';
 import type { Batch, ImageSet, Normalization } from './types.js';
 
 export interface AugmentOptions {
@@ -8,6 +8,8 @@ export interface AugmentOptions {
   crop?: number;
   /** Random horizontal flip with probability ½. */
   flip?: boolean;
+  /** A random resized crop instead of the padded one (randomResizedBox: minScale–1 of the area). */
+  resized?: { minScale: number };
   /** Seed of the augmentation stream (combined with the epoch, so each epoch differs). */
   seed: number;
 }
@@ -41,7 +43,8 @@ export function* batches(set: ImageSet, options: BatchOptions): Generator<Batch>
   const imageSize = shape[0] * shape[1] * shape[2];
   const pad = augment?.crop ?? 0;
   const flip = augment?.flip ?? false;
-  const rng = augment && (pad > 0 || flip) ? new Random(mixSeed(augment.seed, options.epoch ?? 0, 2)) : undefined;
+  const resized = augment?.resized;
+  const rng = augment && (pad > 0 || flip || resized) ? new Random(mixSeed(augment.seed, options.epoch ?? 0, 2)) : undefined;
   const scratch = new Uint8Array(imageSize);
 
   for (let start = 0; start < count; start += batchSize) {
@@ -53,7 +56,10 @@ export function* batches(set: ImageSet, options: BatchOptions): Generator<Batch>
     for (let i = 0; i < n; i++) {
       const index = indices[i]!;
       labels[i] = set.labels[index]!;
-      if (rng) {
+      if (rng && resized) {
+        const box = randomResizedBox(rng, [shape[1], shape[2]], { minScale: resized.minScale, flip });
+        resizedCropInto(images, i * imageSize, set.pixels, index * imageSize, shape, box, normalization);
+      } else if (rng) {
         const placement = randomPlacement(rng, { pad, flip });
         cropWithPadding({ src: set.pixels, srcOffset: index * imageSize, out: scratch, shape, pad, placement });
         normalizeInto(images, i * imageSize, scratch, 0, shape, normalization);

@@ -6,6 +6,12 @@ import type { Normalization } from './types.js';
  * offset so a batch is filled without per-image allocation.
  */
 
+/** Channel c's normalization as x·a + b == (x·scale − mean) / std (one mean/std serves every channel). */
+function channelAffine(norm: Normalization, c: number): [number, number] {
+  const std = norm.std[c] ?? norm.std[0]!;
+  return [norm.scale / std, -(norm.mean[c] ?? norm.mean[0]!) / std];
+}
+
 /**
  * out[offset + i] = (pixel * scale - mean[c]) / std[c] for one C×H×W image, computed as one
  * multiply-add per pixel with a = scale/std and b = -mean/std precomputed per channel.
@@ -21,9 +27,7 @@ export function normalizeInto(
   const [channels, height, width] = shape;
   const plane = height * width;
   for (let c = 0; c < channels; c++) {
-    const std = norm.std[c] ?? norm.std[0]!;
-    const a = norm.scale / std;
-    const b = -(norm.mean[c] ?? norm.mean[0]!) / std;
+    const [a, b] = channelAffine(norm, c);
     const src = pixelOffset + c * plane;
     const dst = offset + c * plane;
     for (let i = 0; i < plane; i++) out[dst + i] = pixels[src + i]! * a + b;
@@ -119,6 +123,78 @@ export function randomPlacement(rng: Random, options: { pad: number; flip: boole
   const left = rng.int(2 * options.pad + 1);
   const flip = rng.next() < 0.5;
   return { top, left, flip: options.flip && flip };
+}
+
+/** A resized crop's box in the image, and whether the result is mirrored. */
+export interface ResizedCropBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+  flip: boolean;
+}
+
+/**
+ * Draws a box as torchvision's RandomResizedCrop(scale=(minScale, 1), ratio=(3/4, 4/3)).get_params
+ * does — up to 10 tries at an area and a log-uniform aspect that fit, else the centre at the nearest
+ * allowed aspect — then a flip with probability ½ (when `flip`: drawn either way, as randomPlacement).
+ */
+export function randomResizedBox(rng: Random, [height, width]: [number, number], o: { minScale: number; flip: boolean }): ResizedCropBox {
+  const area = height * width;
+  const [logLow, logHigh] = [Math.log(3 / 4), Math.log(4 / 3)];
+  let box: Omit<ResizedCropBox, 'flip'> | undefined;
+  for (let attempt = 0; attempt < 10 && !box; attempt++) {
+    const target = area * rng.uniform(o.minScale, 1);
+    const aspect = Math.exp(rng.uniform(logLow, logHigh));
+    const w = Math.round(Math.sqrt(target * aspect));
+    const h = Math.round(Math.sqrt(target / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) box = { top: rng.int(height - h + 1), left: rng.int(width - w + 1), height: h, width: w };
+  }
+  if (!box) {
+    const ratio = width / height;
+    const [h, w] = ratio < 3 / 4 ? [Math.round(width / (3 / 4)), width] : ratio > 4 / 3 ? [height, Math.round(height * (4 / 3))] : [height, width];
+    box = { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
+  }
+  const flip = rng.next() < 0.5;
+  return { ...box, flip: o.flip && flip };
+}
+
+/**
+ * The box of a C×H×W byte image scaled back to H×W (bilinear, as torch.nn.functional.interpolate with
+ * align_corners=False samples it), mirrored when `box.flip`, normalized into `out` at `offset`. The
+ * CPU twin of the engine's on-device resized crop (native/src/data.cc).
+ */
+export function resizedCropInto(out: Float32Array, offset: number, pixels: Uint8Array, pixelOffset: number, shape: readonly [number, number, number], box: ResizedCropBox, norm: Normalization): void {
+  const [channels, height, width] = shape;
+  // Source rows/columns and weights along one axis: output position p samples box position (p + ½)·len/out − ½.
+  const axis = (size: number, start: number, length: number, mirrored: boolean) => {
+    const first = new Int32Array(size), second = new Int32Array(size), weight = new Float64Array(size);
+    for (let p = 0; p < size; p++) {
+      const pos = mirrored ? size - 1 - p : p;
+      const src = Math.max(0, (pos + 0.5) * (length / size) - 0.5);
+      const i0 = Math.min(Math.floor(src), length - 1);
+      first[p] = start + i0;
+      second[p] = start + Math.min(i0 + 1, length - 1);
+      weight[p] = Math.min(1, Math.max(0, src - i0));
+    }
+    return { first, second, weight };
+  };
+  const rows = axis(height, box.top, box.height, false);
+  const cols = axis(width, box.left, box.width, box.flip);
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    const [a, b] = channelAffine(norm, c);
+    const src = pixelOffset + c * plane;
+    for (let y = 0; y < height; y++) {
+      const r0 = src + rows.first[y]! * width, r1 = src + rows.second[y]! * width, fy = rows.weight[y]!;
+      for (let x = 0; x < width; x++) {
+        const c0 = cols.first[x]!, c1 = cols.second[x]!, fx = cols.weight[x]!;
+        const top = pixels[r0 + c0]! * (1 - fx) + pixels[r0 + c1]! * fx;
+        const bottom = pixels[r1 + c0]! * (1 - fx) + pixels[r1 + c1]! * fx;
+        out[offset + c * plane + y * width + x] = (top * (1 - fy) + bottom * fy) * a + b;
+      }
+    }
+  }
 }
 
 /** RandomCrop(H, padding=pad) (+ optional flip) driven by `rng`; returns the placement used. */

@@ -17,17 +17,18 @@ export function shardRange(count: number, rank: number, world: number): [number,
 
 export interface BatchSelection {
   indices: Int32Array;
-  /** B×3 crop/flip placements, aligned with `indices`. */
+  /** B×3 crop/flip placements (B×5 resized-crop boxes), aligned with `indices`. */
   aug?: Int32Array;
 }
 
 /** This rank's part of a global batch (its placements travel with it). */
 export function shardBatch<T extends BatchSelection>(batch: T, rank: number, world: number): T {
   const [from, to] = shardRange(batch.indices.length, rank, world);
+  const stride = batch.aug ? batch.aug.length / batch.indices.length : 0;
   return {
     ...batch,
     indices: batch.indices.slice(from, to),
-    ...(batch.aug ? { aug: batch.aug.slice(3 * from, 3 * to) } : {}),
+    ...(batch.aug ? { aug: batch.aug.slice(stride * from, stride * to) } : {}),
   };
 }
 

@@ -397,7 +397,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   let lossEma: number | undefined;
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
     const epochStart = performance.now();
-    const order = planEpoch(train.count, { seed: r.seed, epoch, ...(r.augment ? { augment: r.augment } : {}) });
+    const order = planEpoch(train.count, { seed: r.seed, epoch, ...(r.augment ? { augment: r.augment } : {}), imageSize: [o.data.train.imageShape[1], o.data.train.imageShape[2]] });
     let lossSum = 0;
     let correct = 0;
     let seen = 0;

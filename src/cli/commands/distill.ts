@@ -16,7 +16,7 @@ import { readPreprocessing, resizeMetadata, withClassNames } from '../../zoo/met
 import { isCifar10 } from '../../data/cifar10.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg , fraction } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
@@ -61,7 +61,7 @@ interface DistillCliOptions extends CommonOptions {
   freeze?: string[];
   testLimit?: number;
   threads?: number;
-  augment: boolean;
+  augment?: AugmentMode | false;
   checkpointDir?: string;
   resume?: string | boolean;
   log?: string;
@@ -127,7 +127,8 @@ export function registerDistill(program: Command): void {
       .option('--freeze <layers>', 'an .onnx student: keep these layers as they are (PyTorch module names or globs, comma-separated; `slim info S --layers` lists them)', patternList)
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
-      .option('--no-augment', 'no random crop (padding 4) and flip')
+      .option('--augment <mode>', AUGMENT_HELP, augmentArg)
+      .option('--no-augment', 'no random crop and flip')
       .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
       .option('--resume [file]', 'continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
       .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')

@@ -19,7 +19,7 @@ import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelIn
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList , augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
@@ -50,7 +50,7 @@ interface TrainCliOptions extends CommonOptions {
   trainLimit?: number;
   testLimit?: number;
   threads?: number;
-  augment: boolean;
+  augment?: AugmentMode | false;
   checkpointDir?: string;
   resume?: string | boolean;
   log?: string;
@@ -104,7 +104,8 @@ export function registerTrain(program: Command): void {
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
-      .option('--no-augment', 'no random crop (padding 4) and flip')
+      .option('--augment <mode>', AUGMENT_HELP, augmentArg)
+      .option('--no-augment', 'no random crop and flip')
       .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
       .option('--resume [file]', 'continue from <checkpoint-dir>/last.ckpt (or the given checkpoint)')
       .option('--log <file.jsonl>', 'append one JSON line per epoch (and start/end events)')

@@ -5,6 +5,7 @@
  */
 import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
+import { RESIZED_CROP } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { classifierParameters, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
@@ -127,7 +128,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     ...(spec.warmup !== undefined ? { warmup: spec.warmup } : {}),
     ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}),
     ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
-    ...(spec.augment ? {} : { augment: false as const }),
+    ...(spec.augment === false ? { augment: false as const } : spec.augment === 'resized-crop' ? { augment: RESIZED_CROP } : {}),
     ...(spec.autocast ? { autocast: spec.autocast } : {}),
     ...(spec.channels_last !== undefined ? { channelsLast: spec.channels_last } : {}),
     ...(teacher && shared ? { normalization: shared.normalization, teacher: { graph: shared.teacher, temperature: teacher.temperature, alpha: teacher.alpha } } : {}),
