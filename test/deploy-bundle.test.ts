@@ -17,7 +17,7 @@ import { HOST_TAG } from '../src/onnx/io.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
 import { convertFloat16 } from '../src/compress/quantize/index.js';
-import { writeModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
@@ -118,8 +118,8 @@ describe('linux bundle', () => {
   });
 
   /** A linux-x64 bundle made with `resize`: its README, and the confusion matrix of its predict.js on the images. */
-  async function bundleConfusion(name: string, resize: ResizeMode): Promise<{ readme: string; confusion: number[][] }> {
-    const bundle = await deploy({ model: modelFile, target: 'linux-x64', out: path.join(dir, name), resize });
+  async function bundleConfusion(name: string, resize: ResizeMode | undefined, model = modelFile): Promise<{ readme: string; confusion: number[][] }> {
+    const bundle = await deploy({ model, target: 'linux-x64', out: path.join(dir, name), ...(resize ? { resize } : {}) });
     await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(bundle.out, 'node_modules'));
     const out = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '1', ...images.map((i) => i.file)]);
     expect(out.code, out.stderr).toBe(0);
@@ -156,6 +156,23 @@ describe('linux bundle', () => {
     const bad = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', 'crop']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--resize must be 'shorter-side', 'stretch' or the shorter side's size before the centre crop \(e\.g\. 256\), got 'crop'/);
+  });
+
+  it("a model recording resize 40 (slimkit.resize) deploys and evaluates as --resize 40 does, untold; the bundle's model keeps it", async () => {
+    const recorded = path.join(dir, 'recorded40.onnx');
+    const graph = await readModel(modelFile);
+    await writeModel({ ...graph, metadata: { ...graph.metadata, 'slimkit.resize': '40' } }, recorded);
+    const { confusion } = await bundleConfusion('recorded40', undefined, recorded);
+    const given = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--resize', '40', '--threads', '1', '--json']);
+    expect(given.code, given.stderr).toBe(0);
+    expect(confusion).toEqual(JSON.parse(given.stdout).confusion);
+    const untold = await runSlim(['eval', recorded, '--data', path.join(dir, 'images'), '--threads', '1', '--json']);
+    expect(untold.code, untold.stderr).toBe(0);
+    expect(JSON.parse(untold.stdout).confusion).toEqual(confusion);
+    // Not what the default resize gives: the record is what made them agree.
+    const plain = await runSlim(['eval', modelFile, '--data', path.join(dir, 'images'), '--threads', '1', '--json']);
+    expect(JSON.parse(plain.stdout).confusion).not.toEqual(confusion);
+    expect(parseBundleConfig(await readFile(path.join(dir, 'recorded40', 'slim.json'), 'utf8'), 'slim.json').preprocess.resize).toEqual({ shorterSide: 40 });
   });
 
   it('predict.js classifies a folder, prints text, names unreadable files and exits 1', async () => {
