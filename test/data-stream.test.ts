@@ -128,6 +128,10 @@ describe('an image folder read a chunk at a time', () => {
     fs.writeFileSync(path.join(later, 'b', '10.png'), 'not a png'); // image 25: the second chunk of 20
     const limited = await evaluateModel(brightestChannel(8), folderSource(await listImageFolder(later), { size: [8, 8], chunkBytes: 20 * 3 * 8 * 8 }), { limit: 2, threads: 1, normalization: identity });
     expect(limited.count).toBe(2);
+    // Nor one in the same chunk past the limit: the source decodes only the images asked for.
+    fs.writeFileSync(path.join(later, 'a', '05.png'), 'not a png');
+    const inChunk = await evaluateModel(brightestChannel(8), folderSource(await listImageFolder(later), { size: [8, 8], chunkBytes: 20 * 3 * 8 * 8 }), { limit: 2, threads: 1, normalization: identity });
+    expect(inChunk.count).toBe(2);
   });
 
   it('evaluateModel takes a folder opened a chunk at a time, and refuses a chunk that is not of the source', async () => {

@@ -195,6 +195,7 @@ describe.skipIf(!available)('training hooks', () => {
       expect(Array.from(ours.labels)).toEqual(Array.from(expected.labels));
       expect(maxRelError(ours.images, expected.images)).toBeLessThan(1e-5);
     });
+    expect(() => device.native.batch(Int32Array.of(0), Int32Array.of(9, 0, 0))).toThrow(/a crop placement \(top, left, flip\) lies outside 0\.\.8 \(the padding is 4\)/);
   });
 
   it('on-device resized crop + flip equals the CPU batch pipeline, and both equal torch interpolate of the box', () => {
@@ -226,6 +227,11 @@ describe.skipIf(!available)('training hooks', () => {
         images.push(Array.from(ours.images.subarray(i * 3 * h * w, (i + 1) * 3 * h * w)));
       }
     });
+    // A box past the image is refused before any gather (on CUDA it would be a device assert): one past
+    // the right edge read the next row's pixels.
+    expect(() => device.native.batch(Int32Array.of(0), Int32Array.of(0, 26, 5, 3, 0))).toThrow(/a resized crop's box \(top, left, height, width, flip\) lies outside the 20×28 images/);
+    expect(() => device.native.batch(Int32Array.of(0), Int32Array.of(16, 0, 5, 3, 0))).toThrow(/lies outside/);
+    expect(() => device.native.batch(Int32Array.of(0, 1), Int32Array.of(0, 0, 1))).toThrow(/augmentation needs 3 \(crop\) or 5 \(resized crop\) numbers per image/);
     // Boxes of every kind were drawn: small and whole, wide and tall, mirrored and not.
     expect(boxes.some(([, , bh, bw]) => bh! * bw! < 0.3 * h * w)).toBe(true);
     expect(boxes.some(([, , bh, bw]) => bw! / bh! > 1.2) && boxes.some(([, , bh, bw]) => bw! / bh! < 1)).toBe(true);

@@ -229,6 +229,16 @@ describe('stage keys', () => {
     return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model, recipeName: recipe.name });
   };
 
+  it("augment: crop keys as the default (true, or left out); resized-crop and false key apart", () => {
+    const keyOf = (augment: string) => {
+      const recipe = parseRecipe(`name: t\nmodel: { zoo: resnet18-cifar, width: 0.25 }\nstages:\n  - train: { id: fp32, epochs: 1${augment} }\n`, 'r.yaml');
+      return stageKey(recipe.stages[0]!, { device: 'cpu', data, variants: new Map(), input: {}, seed: 0, model: recipe.model, recipeName: recipe.name });
+    };
+    expect(keyOf(', augment: crop')).toBe(keyOf(''));
+    expect(keyOf(', augment: true')).toBe(keyOf(''));
+    expect(new Set([keyOf(''), keyOf(', augment: resized-crop'), keyOf(', augment: false')]).size).toBe(3);
+  });
+
   it("a train stage's key follows the recipe's model (architecture, width, classes, seed)", () => {
     const keys = [
       '{ zoo: resnet18-cifar, width: 0.25 }',

@@ -32,6 +32,15 @@ describe('optimizer and schedule flags', () => {
     const bad = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--augment', 'randaugment', '--out', '/tmp/never.onnx']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--augment must be 'crop' or 'resized-crop' \(--no-augment for none\), got 'randaugment'/);
+    // Both, in either order: refused, not decided by which came last.
+    for (const order of [['--augment', 'resized-crop', '--no-augment'], ['--no-augment', '--augment=crop']]) {
+      const both = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', ...order, '--out', '/tmp/never.onnx']);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toMatch(/--augment and --no-augment together — keep one/);
+    }
+    const cached = await runSlim(['distill', '--teacher', 't.onnx', '--student', 'resnet18-cifar', '--data', 'cifar10', '--cache-teacher', '--augment', 'crop', '--out', '/tmp/never.onnx']);
+    expect(cached.code).toBe(2);
+    expect(cached.stderr).toMatch(/--cache-teacher trains on the unaugmented images its teacher logits were cached for: --augment does not apply/);
   });
 
   it.runIf(existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('slim train --augment resized-crop trains with it and says so in its log', async () => {

@@ -178,6 +178,7 @@ class DataSetWrap : public Napi::ObjectWrap<DataSetWrap> {
       auto device = data->config().device;
       at::Tensor indices = longsFrom(indexArray, {b}).to(device);
       at::Tensor aug = augFrom(info[1], b);
+      data->checkAugmentation(aug);
       if (aug.defined()) aug = aug.to(device);
       auto [images, labels] = data->batch(indices, aug);
       auto o = Napi::Object::New(env);
@@ -470,6 +471,8 @@ class PlanWrap : public Napi::ObjectWrap<PlanWrap> {
       int64_t b = static_cast<int64_t>(indexArray.ElementLength());
       at::Tensor indices = longsFrom(indexArray, {b});
       at::Tensor aug = augFrom(info[2], b);
+      // Checked here, on the host: an out-of-range gather on CUDA is a device assert that ends the context.
+      data->checkAugmentation(aug);
       StepOptions options = stepOptions(info[3].As<Napi::Object>());
       std::vector<Napi::Object> users{Value(), dataObj};
       std::vector<Plan*> plans{plan.get()};

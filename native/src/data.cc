@@ -28,8 +28,9 @@ namespace {
 /**
  * Each image's box (top, left, height, width) scaled to the image's own size, bilinear, then mirrored
  * where flip is set: what torch.nn.functional.interpolate(crop, size, mode='bilinear',
- * align_corners=False) gives for the crop (torchvision's RandomResizedCrop on a tensor, no antialias),
- * computed for the whole batch by four gathers. `x`: B×C×H×W uint8; returns float.
+ * align_corners=False) gives for the crop (torchvision's RandomResizedCrop on a tensor, no antialias).
+ * Separable, for the whole batch: rows are gathered and blended, then columns — the indices and
+ * weights are per row or column, never per pixel. `x`: B×C×H×W uint8; returns float.
  */
 at::Tensor resizedCrop(const at::Tensor& x, const at::Tensor& aug) {
   int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
@@ -49,19 +50,35 @@ at::Tensor resizedCrop(const at::Tensor& x, const at::Tensor& aug) {
   };
   auto [r0, r1, wy] = axis(h, 0, 2, false);
   auto [c0, c1, wx] = axis(w, 1, 3, true);
-  at::Tensor flat = x.to(at::kFloat).reshape({b, c, h * w});
-  auto at_ = [&](const at::Tensor& rows, const at::Tensor& cols) {
-    at::Tensor index = (rows.unsqueeze(2) * w + cols.unsqueeze(1)).reshape({b, 1, h * w}).expand({b, c, h * w});
-    return flat.gather(2, index);
-  };
-  at::Tensor fy = wy.unsqueeze(2).expand({b, h, w}).reshape({b, 1, h * w});
-  at::Tensor fx = wx.unsqueeze(1).expand({b, h, w}).reshape({b, 1, h * w});
-  at::Tensor top = at_(r0, c0) * (1 - fx) + at_(r0, c1) * fx;
-  at::Tensor bottom = at_(r1, c0) * (1 - fx) + at_(r1, c1) * fx;
-  return (top * (1 - fy) + bottom * fy).reshape({b, c, h, w});
+  // Rows: [B, C, H_out, W_in], gathered as bytes and blended in float.
+  auto rows = [&](const at::Tensor& index) { return x.gather(2, index.view({b, 1, h, 1}).expand({b, c, h, w})).to(at::kFloat); };
+  at::Tensor fy = wy.view({b, 1, h, 1});
+  at::Tensor blended = rows(r0).mul_(1 - fy).add_(rows(r1).mul_(fy));
+  // Then columns: [B, C, H_out, W_out].
+  auto cols = [&](const at::Tensor& index) { return blended.gather(3, index.view({b, 1, 1, w}).expand({b, c, h, w})); };
+  at::Tensor fx = wx.view({b, 1, 1, w});
+  return cols(c0).mul_(1 - fx).add_(cols(c1).mul_(fx));
 }
 
 }  // namespace
+
+void DataSet::checkAugmentation(const at::Tensor& aug) const {
+  if (!aug.defined()) return;
+  int64_t h = pixels_.size(2), w = pixels_.size(3);
+  auto inRange = [](const at::Tensor& v, int64_t low, const at::Tensor& high) { return (v >= low).all().item<bool>() && (v <= high).all().item<bool>(); };
+  at::Tensor a = aug.to(at::kCPU);
+  bool ok;
+  if (a.size(1) == 5) {
+    at::Tensor top = a.select(1, 0), left = a.select(1, 1), height = a.select(1, 2), width = a.select(1, 3);
+    ok = inRange(height, 1, at::full({}, h, a.options())) && inRange(width, 1, at::full({}, w, a.options())) &&
+         inRange(top, 0, h - height) && inRange(left, 0, w - width) && inRange(a.select(1, 4), 0, at::full({}, 1, a.options()));
+    if (!ok) throw std::runtime_error("a resized crop's box (top, left, height, width, flip) lies outside the " + std::to_string(h) + "×" + std::to_string(w) + " images");
+  } else {
+    at::Tensor bound = at::full({}, 2 * config_.pad, a.options());
+    ok = inRange(a.select(1, 0), 0, bound) && inRange(a.select(1, 1), 0, bound) && inRange(a.select(1, 2), 0, at::full({}, 1, a.options()));
+    if (!ok) throw std::runtime_error("a crop placement (top, left, flip) lies outside 0.." + std::to_string(2 * config_.pad) + " (the padding is " + std::to_string(config_.pad) + ")");
+  }
+}
 
 std::pair<at::Tensor, at::Tensor> DataSet::batch(const at::Tensor& indices, const at::Tensor& aug) const {
   at::Tensor x = pixels_.index_select(0, indices);

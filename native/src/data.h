@@ -31,6 +31,9 @@ class DataSet {
    */
   std::pair<at::Tensor, at::Tensor> batch(const at::Tensor& indices, const at::Tensor& aug) const;
 
+  /** Throws unless every placement or box of `aug` (as batch() takes it; on the host) lies inside the images. */
+  void checkAugmentation(const at::Tensor& aug) const;
+
  private:
   at::Tensor pixels_;
   at::Tensor labels_;

@@ -197,6 +197,7 @@ Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     if (b < 1) throw std::runtime_error("this rank's shard of the batch is empty");
     at::Tensor indices = tensorFromTyped(indexArray, {b}, at::kInt).to(at::kLong);
     at::Tensor aug = augFrom(info[3], b);
+    data->checkAugmentation(aug);
     StepOptions options = lent_.stepOptions(info[4].As<Napi::Object>());
     std::vector<Napi::Object> users{planObj, dataObj};
     std::vector<Plan*> plans{plan};

@@ -188,7 +188,7 @@ export function resizeArg(value: string): ResizeMode {
 /** --augment: how training images are varied (--no-augment: not at all). */
 export type AugmentMode = 'crop' | 'resized-crop';
 
-export const AUGMENT_HELP = "'crop' (a random crop of the image padded by 4, + flip: the CIFAR recipe, default) or 'resized-crop' (torchvision's RandomResizedCrop: a box of 8–100 % of the area at aspect 3/4–4/3 scaled back to the input, + flip: how photo models are trained)";
+export const AUGMENT_HELP = "'crop' (a random crop of the image padded by 4, + flip: the CIFAR recipe, default) or 'resized-crop' (a random box of 8–100 % of the area at aspect 3/4–4/3 scaled back to the input, + flip: torchvision's RandomResizedCrop, though cut from the training image as decoded at the input size, not from the full photo)";
 
 export function augmentArg(value: string): AugmentMode {
   if (value === 'crop' || value === 'resized-crop') return value;

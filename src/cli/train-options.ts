@@ -8,6 +8,7 @@ import type { AugmentMode } from './options.js';
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
 import { usageError } from '../errors.js';
+import type { Command } from 'commander';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { latestCheckpoint } from './paths.js';
 
@@ -50,6 +51,20 @@ export function sharedTrainOptions(o: SharedTrainFlags): Partial<Pick<TrainOptio
     ...(o.cudaGraphs ? { cudaGraphs: true } : {}),
     ...(o.precision && autocastFor(o.precision) ? { autocast: autocastFor(o.precision)! } : {}),
   };
+}
+
+/**
+ * --augment with --no-augment is refused (commander lets the later one win, unsaid), and so is an
+ * --augment mode with --cache-teacher, whose cached logits belong to the unaugmented images.
+ */
+export function checkAugmentFlags(command: Command, o: { cacheTeacher?: boolean; alpha?: number } = {}): void {
+  // commander keeps the arguments it parsed on the program as rawArgs (not in its types).
+  const args = (command.parent as (Command & { rawArgs?: string[] }) | null)?.rawArgs ?? process.argv;
+  const given = args.some((a) => a === '--augment' || a.startsWith('--augment='));
+  if (given && args.includes('--no-augment')) throw usageError('--augment and --no-augment together', 'keep one: --augment crop|resized-crop, or --no-augment for none');
+  if (given && o.cacheTeacher && (o.alpha ?? 0) < 1) {
+    throw usageError('--cache-teacher trains on the unaugmented images its teacher logits were cached for: --augment does not apply', 'drop --augment, or drop --cache-teacher to let the teacher see every augmented batch');
+  }
 }
 
 /**

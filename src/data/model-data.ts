@@ -110,8 +110,8 @@ export function labelledSource(source: ImageSource, model: ModelClasses | undefi
   return {
     ...source,
     classes,
-    async *chunks() {
-      for await (const chunk of source.chunks()) yield labelledForModel(chunk, model, { quiet: true });
+    async *chunks(o) {
+      for await (const chunk of source.chunks(o)) yield labelledForModel(chunk, model, { quiet: true });
     },
   };
 }

@@ -16,8 +16,11 @@ export interface ImageSource {
   imageShape: [number, number, number];
   /** Images in all chunks together. */
   count: number;
-  /** The images in order, as sets of at most one chunk each. */
-  chunks(): AsyncIterable<ImageSet>;
+  /**
+   * The images in order, as sets of at most one chunk each. `limit`: the reader wants the first N only
+   * — a source may stop after them (one read from files decodes none past them); it may also yield more.
+   */
+  chunks(o?: { limit?: number }): AsyncIterable<ImageSet>;
 }
 
 /** Bytes of decoded pixels per chunk: 1,783 images at 224×224 RGB, 87,381 at 32×32. */
@@ -52,23 +55,24 @@ export function folderSource(listing: FolderListing, options: FolderSourceOption
   const perChunk = Math.max(1, Math.floor((options.chunkBytes ?? CHUNK_BYTES) / (channels * height * width)));
   const count = listing.files.length;
   const { chunkBytes: _bytes, ...decode } = options;
-  const decodeChunk = (k: number, cancelled: () => boolean) => decodeListing(listing, { ...decode, skipBad: true, cancelled }, { from: k * perChunk, to: (k + 1) * perChunk });
+  const decodeChunk = (k: number, wanted: number, cancelled: () => boolean) => decodeListing(listing, { ...decode, skipBad: true, cancelled }, { from: k * perChunk, to: Math.min((k + 1) * perChunk, wanted) });
   return {
     name: listing.name,
     classes: listing.classes,
     imageShape: [channels, height, width],
     count,
-    async *chunks() {
-      const chunkCount = Math.ceil(count / perChunk);
+    async *chunks(o: { limit?: number } = {}) {
+      const wanted = Math.min(count, o.limit ?? count);
+      const chunkCount = Math.ceil(wanted / perChunk);
       const bad: SkippedImage[] = [];
       // Set when the reader stops early (a limit, an error): the chunk decoding ahead starts no more files.
       let stopped = false;
       const cancelled = () => stopped;
-      let next = chunkCount > 0 ? decodeChunk(0, cancelled) : undefined;
+      let next = chunkCount > 0 ? decodeChunk(0, wanted, cancelled) : undefined;
       try {
         for (let k = 0; k < chunkCount; k++) {
           const chunk = await next!;
-          next = k + 1 < chunkCount ? decodeChunk(k + 1, cancelled) : undefined;
+          next = k + 1 < chunkCount ? decodeChunk(k + 1, wanted, cancelled) : undefined;
           // Awaited on the next turn; until then a failure must not be an unhandled rejection.
           next?.catch(() => undefined);
           bad.push(...chunk.skipped);

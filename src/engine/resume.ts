@@ -47,7 +47,7 @@ export function digestWeights(graph: Graph): string {
 const FINGERPRINT_WORDS: Record<string, string> = {
   graph: 'model', params: 'parameter tensors', epochs: '--epochs', batch: '--batch', lr: '--lr', schedule: '--schedule',
   optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
-  augment: 'augmentation', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
+  augment: 'augmentation (--augment, --no-augment)', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
   startWeights: 'the model it starts from (--model, --width, --student)',
   schedulePhase: '--epochs and --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',

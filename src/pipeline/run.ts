@@ -404,6 +404,8 @@ export function stageKey(stage: Stage, c: KeyContext, o: { legacy?: boolean } = 
   const { id: _id, from: _from, ...options } = stage.spec as Record<string, unknown>;
   // Written-out defaults key as their absence: `target: host` is the bench default.
   if (stage.kind === 'bench' && options['target'] === 'host') delete options['target'];
+  // …and `augment: crop` as the default's `true`.
+  if (options['augment'] === 'crop') options['augment'] = true;
   const trainOnly = !o.legacy && scoresOnlyReadTestSet(stage);
   if (trainOnly) {
     delete options['eval_limit'];

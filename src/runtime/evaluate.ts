@@ -110,7 +110,7 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
   let scored = 0;
   let nanoseconds = 0n;
-  for await (const set of source.chunks()) {
+  for await (const set of source.chunks({ limit: total })) {
     checkChunk(set, source);
     const count = Math.min(set.labels.length, total - scored);
     const start = process.hrtime.bigint();

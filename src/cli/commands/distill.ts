@@ -18,7 +18,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -149,6 +149,7 @@ export function registerDistill(program: Command): void {
     ].join('\n'))
     .action(async (options: DistillCliOptions, command: Command) => {
       checkOptimizerFlags(options);
+      checkAugmentFlags(command, options);
       if (!isZooName(options.student) && command.getOptionValueSource('width') === 'cli') {
         throw usageError(`--width builds zoo models; ${options.student} keeps the widths it was exported with`, 'drop --width (slim prune --structured makes a model narrower)');
       }

@@ -21,7 +21,7 @@ import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList , augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -137,6 +137,7 @@ export function registerTrain(program: Command): void {
       checkTrainingOutputs(options, [options.model]);
       checkTransferFlags(options);
       checkOptimizerFlags(options);
+      checkAugmentFlags(command);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         // Said once here, not by every worker after it started.
