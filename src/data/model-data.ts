@@ -7,12 +7,13 @@ import { stat } from 'node:fs/promises';
 import { inputError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
-import { decodeListing, describeResize, folderLayout, MAX_CLASSES, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
+import { decodeListing, folderLayout, MAX_CLASSES, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
 import { CHUNK_BYTES, folderSource, sourceOfSet, type ImageSource } from './stream.js';
+import { chosenResize, resizeSourceOf, type ModelResize } from './model-resize.js';
 import { matchClasses } from './class-names.js';
 import type { ImageSet, Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
-import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, resizeMetadata, perChannel, readPreprocessing } from '../zoo/metadata.js';
+import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { lazyProgress, log, progress, type Progress } from '../util/terminal.js';
 
@@ -143,30 +144,6 @@ async function findSplit(options: DataOptions, inputSize: [number, number] | und
   return { listing: noteFormats(listing), decode: { size: inputSize, channels, ...(resize ? { resize } : {}), ...resizeSourceOf(options.resize, options.recordedResize) } };
 }
 
-/** How a model records its images are resized (slimkit.resize), and the file, for notes. */
-export interface ModelResize {
-  file: string;
-  mode: ResizeMode;
-}
-
-/** What `graph` records of how its images are resized (slimkit.resize), if anything. */
-export function recordedResize(graph: Graph, file: string): ModelResize | undefined {
-  const mode = readPreprocessing(graph, file).resize;
-  return mode ? { file, mode } : undefined;
-}
-
-/** Where the resize in use came from, for its refusal: nothing for the flag, else the model's metadata. */
-export function resizeSourceOf(flag: ResizeMode | undefined, recorded: ModelResize | undefined): { resizeSource?: string } {
-  return !flag && recorded ? { resizeSource: `${recorded.file}'s slimkit.resize` } : {};
-}
-
-/** --resize when given (noted when the model records another), else the model's record. */
-export function chosenResize(flag: ResizeMode | undefined, recorded: ModelResize | undefined): ResizeMode | undefined {
-  if (flag && recorded && describeResize(flag) !== describeResize(recorded.mode)) {
-    log(`note: --resize ${describeResize(flag)} replaces the resize ${describeResize(recorded.mode)} that ${recorded.file} records (slimkit.resize)`);
-  }
-  return flag ?? recorded?.mode;
-}
 
 async function listFolderSplit(name: string, split: SplitName, options: DataOptions, listOptions: Pick<LoadImageFolderOptions, 'limit' | 'sampleSeed' | 'unlabelled'>): Promise<FolderListing> {
   const layout = await folderLayout(name);
@@ -490,17 +467,6 @@ export function withGivenNormalization(graph: Graph, options: Pick<DataOptions, 
   if ((!options.mean && !options.std) || rawPixelInput(graph)) return graph;
   const given = normalizationFor(graph, { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) });
   return { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(given) } };
-}
-
-/**
- * `graph` recording --resize as how its images are resized (slimkit.resize): every later read of an
- * image folder for it, and a deploy bundle made from the model it writes, resize so. Unchanged without
- * the flag; a flag unlike the model's record is noted (chosenResize).
- */
-export function withGivenResize(graph: Graph, resize: ResizeMode | undefined, file: string): Graph {
-  if (!resize) return graph;
-  chosenResize(resize, recordedResize(graph, file));
-  return { ...graph, metadata: { ...graph.metadata, ...resizeMetadata(resize) } };
 }
 
 /**

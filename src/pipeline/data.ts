@@ -13,7 +13,8 @@ import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote
 import { listedByClass, stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
-import { labelledForModel, requireDataFolder, resizeSourceOf, type ModelClasses, type ModelResize } from '../data/model-data.js';
+import { labelledForModel, requireDataFolder, type ModelClasses } from '../data/model-data.js';
+import { resizeSourceOf, type ModelResize } from '../data/model-resize.js';
 
 export interface RunData {
   train: ImageSet;

@@ -5,7 +5,8 @@ import { evaluate, nanScoresWarning, type ClassAccuracy } from '../../runtime/ev
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { formatClassAccuracy, formatPercent, table } from '../../report/format.js';
 import { SHOWN_CLASSES } from '../../report/class-selection.js';
-import { checkDataDir, chosenImageSize, openDataset, recordedResize, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkDataDir, chosenImageSize, openDataset, normalizationFor, recordedClasses, positionalScoringNote, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { recordedResize } from '../../data/model-resize.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';

@@ -18,7 +18,8 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, recordedResize, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
+import { recordedResize } from '../../data/model-resize.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';

@@ -8,7 +8,8 @@ import { encodeModel } from '../../onnx/io.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, openDataset, modelInputSize, modelChannels, recordedClasses, recordedResize, requireDataFolder } from '../../data/model-data.js';
+import { checkImageSize, openDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
+import { recordedResize } from '../../data/model-resize.js';
 import { log, progress } from '../../util/terminal.js';
 
 /** The images `slim quantize` scores top-1 on (before/after, --max-drop, QAT's PTQ baseline). */

@@ -19,7 +19,8 @@ import {
   type CpuChoice,
 } from '../../compress/quantize/index.js';
 import { QAT_DEFAULTS } from '../../compress/qat/index.js';
-import { normalizationFor, recordedResize, withGivenNormalization, withGivenResize, withImageSizeFlag, type DataOptions } from '../../data/model-data.js';
+import { normalizationFor, withGivenNormalization, withImageSizeFlag, type DataOptions } from '../../data/model-data.js';
+import { recordedResize, withGivenResize } from '../../data/model-resize.js';
 import { asExported, forBatches } from '../../data/model-batches.js';
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';

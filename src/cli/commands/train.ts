@@ -15,7 +15,8 @@ import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/fo
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, recordedResize, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
+import { recordedResize } from '../../data/model-resize.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
