@@ -20,7 +20,7 @@ import { recordedResize } from '../../data/model-resize.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList , augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
