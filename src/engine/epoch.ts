@@ -23,13 +23,13 @@ export interface EpochAugment {
   crop: number;
   flip: boolean;
   /**
-   * A random resized crop instead (torchvision's RandomResizedCrop: a box of minScale–1 of the area
-   * and aspect 3/4–4/3, scaled back to the image size), as photo models are trained; `crop` is then 0.
+   * A random resized crop instead (torchvision's RandomResizedCrop geometry: a box of minScale–1 of the
+   * area and aspect 3/4–4/3 of the image as stored, scaled back to its size); `crop` is then 0.
    */
   resized?: { minScale: number };
 }
 
-/** torchvision's RandomResizedCrop(scale=(0.08, 1)) + RandomHorizontalFlip: how photo models are trained. */
+/** RandomResizedCrop(scale=(0.08, 1)) + RandomHorizontalFlip, cut from the image as stored (not the full photo). */
 export const RESIZED_CROP: EpochAugment = { crop: 0, flip: true, resized: { minScale: 0.08 } };
 
 export function planEpoch(count: number, options: { seed: number; epoch: number; augment?: EpochAugment; imageSize?: [number, number] }): EpochPlan {
