@@ -121,6 +121,14 @@ describe('an image folder read a chunk at a time', () => {
     let count = 0;
     for await (const chunk of skipping.chunks()) count += chunk.labels.length;
     expect(count).toBe(46);
+    // Scored so, progress still reaches the source's count: the two left out are passed, not missing.
+    const model = await openSession(encodeModel(brightestChannel(8)).model, { threads: 1, label: 'brightest.onnx' });
+    const reported: number[] = [];
+    const result = await evaluate(model, skipping, { normalization: identity, batchSize: 4, onProgress: (done, total) => reported.push(done, total) });
+    await model.close();
+    expect(result.count).toBe(46);
+    expect(reported.slice(-2)).toEqual([48, 48]);
+    for (let i = 2; i < reported.length; i += 2) expect(reported[i]!).toBeGreaterThanOrEqual(reported[i - 2]!);
     // A limit met in the first chunk stops there: the unreadable images further on are never asked for
     // (the limit was checked only when the next chunk came, whose failure then ended the evaluation).
     const later = tempDir('stream-broken-later');

@@ -20,8 +20,14 @@ export interface ImageSource {
    * The images in order, as sets of at most one chunk each. `limit`: the reader wants the first N only
    * — a source may stop after them (one read from files decodes none past them); it may also yield more.
    */
-  chunks(o?: { limit?: number }): AsyncIterable<ImageSet>;
+  chunks(o?: { limit?: number }): AsyncIterable<SourceChunk>;
 }
+
+/**
+ * One chunk's images. `skipped`: the source's images this chunk stands for but left out (unreadable,
+ * with skipBad), so a reader can count its way through the source's `count` (a progress bar's total).
+ */
+export type SourceChunk = ImageSet & { skipped?: readonly SkippedImage[] };
 
 /** Bytes of decoded pixels per chunk: 1,783 images at 224×224 RGB, 87,381 at 32×32. */
 export const CHUNK_BYTES = 256 * 2 ** 20;

@@ -109,10 +109,13 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
   };
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
   let scored = 0;
+  // The source's images passed: those scored and those it left out (unreadable, with skipBad), so
+  // that progress reaches `total` and the limit counts the source's images as it does.
+  let passed = 0;
   let nanoseconds = 0n;
   for await (const set of source.chunks({ limit: total })) {
     checkChunk(set, source);
-    const count = Math.min(set.labels.length, total - scored);
+    const count = Math.min(set.labels.length, total - passed);
     const start = process.hrtime.bigint();
     const feeder = lut
       ? floatFeeder(set, imageSize, batchSize, fixedBatch !== undefined, lut, channelsLast)
@@ -131,12 +134,15 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
       const logits = (await pending)[output.name]!;
       const at = scored + first;
       score(logits, set.labels.subarray(first, first + n), tally, model.source, predictions?.subarray(at, at + n));
-      options.onProgress?.(at + n, total);
+      options.onProgress?.(passed + first + n, total);
     }
     nanoseconds += process.hrtime.bigint() - start;
     scored += count;
+    const skipped = set.skipped?.length ?? 0;
+    passed += count + skipped;
+    if (skipped > 0) options.onProgress?.(Math.min(passed, total), total);
     // Stopped here, not on the next chunk: asking for it would decode it (and start the one after).
-    if (scored >= total) break;
+    if (passed >= total) break;
   }
   const seconds = Number(nanoseconds) / 1e9;
 
