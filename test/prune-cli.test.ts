@@ -1,6 +1,7 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
@@ -333,5 +334,22 @@ describe('top-1 before and after pruning', () => {
     expect((await top1BeforeAfter(always0, always0, renumbered, normalization, { threads: 1 })).before).toBe(0.1);
     const shuffled = { ...sorted, name: 'cifar10/test', labels: Uint16Array.from({ length: 3000 }, (_, i) => (i < 2000 ? (i % 5 === 0 ? 0 : 1 + (i % 9)) : 2)) };
     expect((await top1BeforeAfter(always0, always0, shuffled, normalization, { threads: 1 })).before).toBe(0.2);
+  });
+
+  it('reads only the larger limit of a folder of class folders given both (it read the folder whole, then took them)', async () => {
+    // 10 classes × 3 images, and a fourth in c9 that cannot be read: 20 images round-robin never reach it.
+    const flat = path.join(dir, 'flat');
+    for (let c = 0; c < 10; c++) {
+      mkdirSync(path.join(flat, `c${c}`), { recursive: true });
+      for (let i = 0; i < 3; i++) await sharp(Buffer.alloc(32 * 32 * 3, 20 * c + i), { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(flat, `c${c}`, `${i}.png`));
+    }
+    writeFileSync(path.join(flat, 'c9', 'z.png'), 'not a png');
+    const args = ['prune', resnet, '-o', path.join(dir, 'flat.onnx'), '--structured', '--ratio', '0.25', '--round-to', '1', '--data', flat];
+    const limited = await runSlim([...args, '--train-limit', '20', '--test-limit', '10']);
+    expect(limited.code, limited.stderr).toBe(0);
+    // One limit: the other set is the whole folder, which is read.
+    const one = await runSlim([...args, '--train-limit', '20']);
+    expect(one.code).toBe(1);
+    expect(one.stderr).toMatch(/c9\/z\.png: cannot read image/);
   });
 });

@@ -427,7 +427,10 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   // A folder's images resized as the model records (slimkit.resize), as slim eval reads them.
   const resize = recordedResize(graph, file);
   if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes, recordedResize: resize })), heldOut: true };
-  const set = await loadDataset({ data: o.data, ...dataDir, recordedResize: resize }, modelInputSize(graph), modelChannels(graph), classes);
+  // With both limits only the larger is read: each limit's round-robin over the classes is a prefix of
+  // the larger one's, so the sets are the same and a folder too large to hold whole can be pruned.
+  const read = o.trainLimit !== undefined && o.testLimit !== undefined ? { limit: Math.max(o.trainLimit, o.testLimit) } : {};
+  const set = await loadDataset({ data: o.data, ...dataDir, recordedResize: resize, ...read }, modelInputSize(graph), modelChannels(graph), classes);
   return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set, heldOut: false };
 }
 
