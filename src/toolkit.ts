@@ -50,7 +50,7 @@ export interface EvaluateModelOptions {
   limit?: number;
   /** ONNX Runtime intra-op threads; default: the cores this process may use. */
   threads?: number;
-  /** Also return each image's predicted class (EvaluateResult.predictions). */
+  /** Also return each image's predicted class and true class (EvaluateResult.predictions, .labels). */
   keepPredictions?: boolean;
   onProgress?(done: number, total: number): void;
 }

@@ -85,7 +85,7 @@ describe('loadImageFolder', () => {
     const start = performance.now();
     const error = await loadImageFolder(root, { size: [16384, 16384] }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SlimError);
-    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --limit (bench), --train-limit and --test-limit (train, distill, prune); or a smaller --image-size (slim eval and slim quantize --eval read any number, a chunk at a time)`);
+    expect((error as Error).message).toBe(`${root}: 6 images of 3×16384×16384 are 4.5 GiB decoded, more than one set can hold (4 GiB: 5 images of this size) — read at most 5 of them: --train-limit and --test-limit (train, distill, prune, quantize --qat); or a smaller --image-size (slim eval, slim bench and slim quantize --eval read any number, a chunk at a time)`);
     expect(performance.now() - start).toBeLessThan(2000);
   });
 

@@ -74,7 +74,8 @@ describe('an image folder read a chunk at a time', () => {
 
   it('scores as the folder loaded whole: top-1, top-5, confusion and every prediction', async () => {
     const model = await openSession(encodeModel(brightestChannel(8)).model, { threads: 1, label: 'brightest.onnx' });
-    const whole = await evaluate(model, await loadImageFolder(root, { size: [8, 8] }), { normalization: identity, batchSize: 4, keepPredictions: true });
+    const set = await loadImageFolder(root, { size: [8, 8] });
+    const whole = await evaluate(model, set, { normalization: identity, batchSize: 4, keepPredictions: true });
     const listing = await listImageFolder(root);
     const source = folderSource(listing, { size: [8, 8], chunkBytes: 7 * 3 * 8 * 8 });
     let chunks = 0;
@@ -89,6 +90,8 @@ describe('an image folder read a chunk at a time', () => {
     expect(streamed.count).toBe(48);
     expect(whole.top1).toBeGreaterThan(0.1);
     expect({ ...streamed, seconds: 0, imagesPerSecond: 0 }).toEqual({ ...whole, seconds: 0, imagesPerSecond: 0 });
+    // The labels beside the predictions (slim bench's paired test reads both; a stream keeps no set).
+    expect(streamed.labels).toEqual(set.labels);
     // Progress counts the whole folder, not each chunk.
     expect(seen.at(-1)).toBe(48);
     expect(seen).toEqual([...seen].sort((a, b) => a - b));
@@ -98,10 +101,11 @@ describe('an image folder read a chunk at a time', () => {
     const model = await openSession(encodeModel(brightestChannel(8)).model, { threads: 1, label: 'brightest.onnx' });
     const set = await loadImageFolder(root, { size: [8, 8] });
     const source = folderSource(await listImageFolder(root), { size: [8, 8], chunkBytes: 7 * 3 * 8 * 8 });
-    const [whole, streamed] = [await evaluate(model, set, { normalization: identity, limit: 20 }), await evaluate(model, source, { normalization: identity, limit: 20 })];
+    const [whole, streamed] = [await evaluate(model, set, { normalization: identity, limit: 20, keepPredictions: true }), await evaluate(model, source, { normalization: identity, limit: 20, keepPredictions: true })];
     await model.close();
     expect(streamed.count).toBe(20);
     expect(streamed.confusion).toEqual(whole.confusion);
+    expect([streamed.labels, streamed.predictions]).toEqual([set.labels.slice(0, 20), whole.predictions]);
   });
 
   it('names every unreadable image at once, in whichever chunk it lies, and yields no chunk after the first', async () => {

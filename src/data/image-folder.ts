@@ -224,7 +224,7 @@ function checkFitsInMemory(root: string, count: number, shape: readonly [number,
   throw inputError({
     file: root,
     problem: `${count} images of ${shape.join('×')} are ${(count * perImage / 2 ** 30).toFixed(1)} GiB decoded, more than one set can hold (${Math.round(maxBytes / 2 ** 30)} GiB: ${fit} images of this size)`,
-    fix: `read at most ${fit} of them: --limit (bench), --train-limit and --test-limit (train, distill, prune); or a smaller --image-size (slim eval and slim quantize --eval read any number, a chunk at a time)`,
+    fix: `read at most ${fit} of them: --train-limit and --test-limit (train, distill, prune, quantize --qat); or a smaller --image-size (slim eval, slim bench and slim quantize --eval read any number, a chunk at a time)`,
   });
 }
 

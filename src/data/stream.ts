@@ -4,7 +4,7 @@
  * scoring a model needs each image once, in order: a source decodes the next chunk while the current
  * one is scored, so memory holds two chunks whatever the folder's size.
  */
-import { decodeListing, listImageFolder, unreadableImages, type DecodeOptions, type FolderListing, type LoadImageFolderOptions, type SkippedImage } from './image-folder.js';
+import { decodeListing, listImageFolder, maxSetBytes, unreadableImages, type DecodeOptions, type FolderListing, type LoadImageFolderOptions, type SkippedImage } from './image-folder.js';
 import type { ImageSet } from './types.js';
 
 export interface ImageSource {
@@ -31,6 +31,14 @@ export type SourceChunk = ImageSet & { skipped?: readonly SkippedImage[] };
 
 /** Bytes of decoded pixels per chunk: 1,783 images at 224×224 RGB, 87,381 at 32×32. */
 export const CHUNK_BYTES = 256 * 2 ** 20;
+
+/**
+ * The most decoded bytes a command holds of a split it scores several times (quantize, bench): one
+ * set's limit, and never past 4 GiB (Node 22 lifts that limit; a larger split is read a chunk at a time).
+ */
+export function maxHeldBytes(): number {
+  return Math.min(maxSetBytes(), 4 * 2 ** 30);
+}
 
 /** A set already in memory, as one chunk. */
 export function sourceOfSet(set: ImageSet): ImageSource {

@@ -37,7 +37,7 @@ export interface EvaluateOptions {
   /** Which model input receives the images; needed only when the model has several. */
   inputName?: string;
   onProgress?(done: number, total: number): void;
-  /** Also return each image's predicted class (off by default: it would bloat JSON output). */
+  /** Also return each image's predicted class and true class (off by default: it would bloat JSON output). */
   keepPredictions?: boolean;
 }
 
@@ -71,6 +71,8 @@ export interface EvaluateResult {
   nanImages: number;
   /** Predicted class of image i (argmax, ties to the lower index); only with `keepPredictions`. */
   predictions?: Uint16Array;
+  /** True class of image i, beside `predictions` (a source read a chunk at a time keeps no labels). */
+  labels?: Uint16Array;
 }
 
 /**
@@ -108,6 +110,7 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
     nanImages: 0,
   };
   const predictions = options.keepPredictions ? new Uint16Array(total) : undefined;
+  const labels = options.keepPredictions ? new Uint16Array(total) : undefined;
   let scored = 0;
   // The source's images passed: those scored and those it left out (unreadable, with skipBad), so
   // that progress reaches `total` and the limit counts the source's images as it does.
@@ -137,6 +140,7 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
       options.onProgress?.(passed + first + n, total);
     }
     nanoseconds += process.hrtime.bigint() - start;
+    labels?.set(set.labels.subarray(0, count), scored);
     scored += count;
     const skipped = set.skipped?.length ?? 0;
     passed += count + skipped;
@@ -162,6 +166,7 @@ export async function evaluate(model: OrtModel, data: ImageSet | ImageSource, op
     imagesPerSecond: seconds > 0 ? scored / seconds : 0,
     nanImages: tally.nanImages,
     ...(predictions ? { predictions: scored < total ? predictions.slice(0, scored) : predictions } : {}),
+    ...(labels ? { labels: scored < total ? labels.slice(0, scored) : labels } : {}),
   };
 }
 

@@ -22,14 +22,14 @@ import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { describeResize } from '../../data/image-folder.js';
-import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, labelledForModel, loadDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, labelledSource, openDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { chosenResize, recordedResize } from '../../data/model-resize.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
-import type { ImageSet } from '../../data/types.js';
+import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
 import { otherLoadNote } from '../../runtime/cpu-load.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
@@ -77,13 +77,14 @@ export function registerBench(program: Command): void {
       const threads = options.threads ?? (web ? Math.min(4, cores) : cores);
       const hostRuntime = `onnxruntime-node ${ortVersion().node}`;
       const rows: BenchRow[] = [];
-      // One copy of the images per input size: models of different sizes get their own resize.
-      const sets = new Map<string, Promise<ImageSet>>();
+      // One copy of the images per input size: models of different sizes get their own resize. Held
+      // decoded up to 4 GiB; a larger split is read a chunk at a time by each model's scoring.
+      const sources = new Map<string, Promise<ImageSource>>();
       // Every model is checked before any is timed — its size, mean/std, and the data's images and class
       // names: a problem with the last one should not cost the timing of the others (and leave no table).
       const checked = [];
       // Models without class names, per image set: one note each names them all.
-      const positional = new Map<ImageSet, string[]>();
+      const positional = new Map<ImageSource, string[]>();
       const defaults = heldDefaultNotes(options);
       for (const file of files) {
         const loaded = await loadModelForRuntime(file);
@@ -96,17 +97,17 @@ export function registerBench(program: Command): void {
         const normalization = options.data ? normalizationFor(graph, options, file) : undefined;
         // So are the data's class names against the model's: one copy of the images per input size,
         // each model's labels following the class names it records.
-        let set: ImageSet | undefined;
+        let set: ImageSource | undefined;
         if (options.data) {
           const channels = modelChannels(graph);
           // A folder's images as each model records they are resized (slimkit.resize), unless --resize says.
           const recorded = isCifar10(options.data) ? undefined : recordedResize(graph, file);
           const resize = options.resize ?? recorded?.mode;
           const key = `${size?.join('x') ?? 'as stored'}/${channels}/${resize ? describeResize(resize) : ''}`;
-          if (!sets.has(key)) sets.set(key, loadDataset({ ...options, splitFlag: true, recordedResize: recorded }, size, channels));
+          if (!sources.has(key)) sources.set(key, openStreamedNote(openDataset({ ...options, splitFlag: true, recordedResize: recorded }, size, channels, undefined, { wholeUpTo: maxHeldBytes() }), options.limit));
           else chosenResize(options.resize, recorded); // its note, for a model whose images are already read
           const classes = recordedClasses(graph, file);
-          set = labelledForModel(await sets.get(key)!, classes);
+          set = labelledSource(await sources.get(key)!, classes);
           // Before any timing: a model the images do not fit failed only at its evaluation, minutes in.
           // At the size it is measured at: a free-size model's --image-size, not the size it records.
           checkImageSize(size && hasFreeImageSize(graph) ? pinImageSize(graph, size) : graph, set, file, '--data', 'eval');
@@ -186,7 +187,7 @@ export function registerBench(program: Command): void {
         if ('crossOriginIsolated' in timing && !timing.crossOriginIsolated) log(`note: the benchmark page was not cross-origin isolated: onnxruntime-web ran 1 thread`);
         if (set) {
           const model = await openSession(file, { threads });
-          const total = Math.min(options.limit ?? Infinity, set.labels.length);
+          const total = Math.min(options.limit ?? Infinity, set.count);
           const evalBar = progress(`eval ${file}`, total, 'img');
           try {
             const result = await evaluate(model, set, {
@@ -198,7 +199,7 @@ export function registerBench(program: Command): void {
             });
             row.top1 = result.top1;
             row.eval_images = result.count;
-            row.correct = correctBits(result.predictions!, set.labels, result.count);
+            row.correct = correctBits(result.predictions!, result.labels!, result.count);
             const nan = nanScoresWarning(file, result);
             if (nan) {
               log(nan);
@@ -225,6 +226,15 @@ export function registerBench(program: Command): void {
 }
 
 /** Before any timing: a chart needs top-1 (--data) and a writable .svg path. */
+/** A split too large to hold decoded: said once, when opened (each model's scoring reads it again). */
+async function openStreamedNote(opening: Promise<ImageSource>, limit: number | undefined): Promise<ImageSource> {
+  const source = await opening;
+  const [c, h, w] = source.imageShape;
+  const images = Math.min(source.count, limit ?? Infinity);
+  if (images * c * h * w > maxHeldBytes()) log(`note: ${source.name}'s ${images} images are too many to hold decoded (${(images * c * h * w / 2 ** 30).toFixed(1)} GiB): each model's scoring reads them again (--limit N keeps fewer in memory)`);
+  return source;
+}
+
 function checkChartPath(file: string, data: string | undefined): void {
   if (!data) throw usageError('--chart plots top-1 against latency and size, and top-1 needs --data', 'add --data cifar10 (or an image folder), or drop --chart');
   if (!file.toLowerCase().endsWith('.svg')) throw usageError(`--chart writes an SVG file, got '${file}'`, 'name it something.svg');

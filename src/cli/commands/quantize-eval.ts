@@ -1,8 +1,8 @@
 import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import type { Normalization } from '../../data/types.js';
-import type { ImageSource } from '../../data/stream.js';
-import { maxSetBytes, type ResizeMode } from '../../data/image-folder.js';
+import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
+import type { ResizeMode } from '../../data/image-folder.js';
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
@@ -59,16 +59,11 @@ export async function loadEvalData(options: EvalFlags, graph: Graph, file: strin
     modelInputSize(graph),
     modelChannels(graph),
     recordedClasses(graph, file),
-    { wholeUpTo: heldBytes() },
+    { wholeUpTo: maxHeldBytes() },
   );
   checkImageSize(graph, source, file, '--eval', 'eval');
   const [c, h, w] = source.imageShape;
-  return { source, streamed: source.count * c * h * w > heldBytes(), ...(limit !== undefined ? { limit } : {}) };
-}
-
-/** The most evaluation images held decoded: one set's limit, and never past 4 GiB (Node 22 lifts the limit). */
-function heldBytes(): number {
-  return Math.min(maxSetBytes(), 4 * 2 ** 30);
+  return { source, streamed: source.count * c * h * w > maxHeldBytes(), ...(limit !== undefined ? { limit } : {}) };
 }
 
 /** ONNX Runtime top-1 of a graph on the evaluation set, with a progress bar named `label`. */
