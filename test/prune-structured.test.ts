@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import {
   buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneStructuredIteratively, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type FineTuner, type StructuredResult,
 } from '../src/compress/prune/index.js';
-import { float32, int64, makeTensor } from '../src/onnx/tensor.js';
+import { float32, int64, makeTensor, toNumbers } from '../src/onnx/tensor.js';
 import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { validateGraph } from '../src/onnx/validate.js';
+import { modelStats } from '../src/runtime/stats.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { OPS } from '../src/ops/registry.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
@@ -71,6 +72,33 @@ function spatialAttentionNet(): Graph {
   const gate = n.op('Sigmoid', n.conv(n.concat([sum, max]), 2, 1, { k: 3 }));
   const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 12, 8));
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
+}
+
+/**
+ * CBAM's spatial gate on signed features (a Conv's output, before its ReLU): the mean and the max over
+ * every channel. A removed channel is a zero to them, as to everything else: the mean still divides by
+ * all 12, and the max still sees a 0 where every kept channel is negative.
+ */
+function channelStatisticsNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.conv('input', 3, 12);
+  const overChannels: Record<string, Attribute> = { axes: { type: 'ints', value: [1] } };
+  const mean = n.node('ReduceMean', [x], overChannels)[0]!;
+  const max = n.node('ReduceMax', [x], overChannels)[0]!;
+  const gate = n.op('Sigmoid', n.conv(n.concat([mean, max]), 2, 1, { k: 3 }));
+  const y = n.op('Relu', n.conv(n.op('Mul', n.op('Relu', x), gate), 12, 8));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
+}
+
+/** A LayerNorm over the channels as torch exports it below opset 17: its mean and variance follow the channels kept. */
+function layerNormOpsNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 12));
+  const overChannels: Record<string, Attribute> = { axes: { type: 'ints', value: [1] } };
+  const centred = n.op('Sub', x, n.node('ReduceMean', [x], overChannels)[0]!);
+  const variance = n.node('ReduceMean', [n.op('Pow', centred, n.constant(float32([], [2])))], overChannels)[0]!;
+  const normed = n.op('Div', centred, n.op('Sqrt', n.op('Add', variance, n.constant(float32([], [1e-5])))));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(normed, 12, 8)))), 8, 10));
 }
 
 /** A ResNeXt block: 1×1 → grouped 3×3 (4 groups of 3 → 4 of 2) → 1×1, added to the residual. */
@@ -351,6 +379,51 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect([...dep.groups[0]!.members.keys()].some((v) => v.startsWith('mul'))).toBe(true);
   });
 
+  it("a mean or max over the channels is corrected for the removed ones; a normalization's mean and variance are not", async () => {
+    const nodesAdded = async (graph: Graph) => {
+      const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 });
+      validateGraph(r.graph);
+      return r.graph.nodes.filter((node) => /\.pruned_/.test(node.name)).map((node) => `${node.opType} ${toNumbers(r.graph.initializers.get(node.inputs[1]!)!)}`);
+    };
+    // 12 channels, 3 removed: the mean times 9/12, the max against 0.
+    expect(await nodesAdded(channelStatisticsNet())).toEqual(['Mul 0.75', 'Max 0']);
+    expect(await nodesAdded(layerNormOpsNet())).toEqual([]);
+    // After a ReLU a max needs no 0 (spatialAttentionNet: its max reads a ReLU, its sum is exact).
+    expect(await nodesAdded(spatialAttentionNet())).toEqual([]);
+  });
+
+  it('a Conv applied twice keeps one weight when both uses are cut alike (each got a copy: the model grew)', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 8));
+    // The same 8 → 8 Conv on the residual stream, twice.
+    const twice = n.node('Conv', [x, n.weight([8, 8, 3, 3], 0.3), n.weight([8], 0.1)], { pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!;
+    const shared = n.graph.nodes.at(-1)!;
+    const y = n.op('Relu', n.op('Add', x, twice));
+    n.graph.nodes.push({ ...shared, name: 'again', inputs: [y, shared.inputs[1]!, shared.inputs[2]!], outputs: ['again_out'] });
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.op('Add', y, 'again_out')))), 8, 10));
+    const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 });
+    const convs = r.graph.nodes.filter((node) => node.opType === 'Conv').slice(1);
+    expect(convs.map((c) => c.inputs[1])).toEqual([convs[0]!.inputs[1], convs[0]!.inputs[1]]);
+    expect(r.graph.initializers.get(convs[0]!.inputs[1]!)!.dims).toEqual([6, 6, 3, 3]);
+    expect(modelStats(r.graph, inferShapes(r.graph)).params).toBeLessThan(modelStats(graph, inferShapes(graph)).params);
+  });
+
+  it('reads Slice bounds and Split sizes from Constant nodes (torch.onnx writes them so when nothing else is folded)', () => {
+    for (const build of [slicedNet, splitConcatNet]) {
+      const graph = build();
+      // Every stored integer input as a Constant node instead.
+      for (const [name, t] of [...graph.initializers]) {
+        if (t.dtype !== 'int64') continue;
+        graph.initializers.delete(name);
+        graph.nodes.unshift({ name: `const_${name}`, opType: 'Constant', domain: '', inputs: [], outputs: [name], attributes: { value: { type: 'tensor', value: t } } });
+      }
+      const stored = buildDependencyGraph(asPruningSeesIt(build()));
+      const dep = buildDependencyGraph(asPruningSeesIt(graph));
+      expect(dep.boundaries, build.name).toEqual([]);
+      expect(dep.groups.map((g) => g.rootChannels), build.name).toEqual(stored.groups.map((g) => g.rootChannels));
+    }
+  });
+
   it('a reduction where every channel counts (Min, Prod, LogSumExp) over the channels is a boundary', () => {
     for (const [op, stops] of [['ReduceMin', true], ['ReduceProd', true], ['ReduceLogSumExp', true], ['ReduceMax', false], ['ReduceMean', false]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
@@ -553,7 +626,7 @@ describe('structured pruning against ONNX Runtime', () => {
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
     const folded = new Set(['torch-tiny-senet.onnx', 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx']);
-    const graphs: [string, Graph][] = [...(await Promise.all([...FIXTURES, 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx'].map(async (f) => [f, folded.has(f) ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all([...FIXTURES, 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx'].map(async (f) => [f, folded.has(f) ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['channel statistics', channelStatisticsNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // The squeeze-excitation's Expand passes the trunk's channels through (its stored target rewritten);

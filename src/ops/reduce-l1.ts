@@ -7,6 +7,6 @@ export const reduceL1 = reduceOp({
   summary: 'sum of |x| over axes',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'exact'),
   lower: reduceLowering('l1', 18),
 });

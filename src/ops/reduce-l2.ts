@@ -7,6 +7,6 @@ export const reduceL2 = reduceOp({
   summary: 'square root of the sum of x² over axes (F.normalize exports it)',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'exact'),
   lower: reduceLowering('l2', 18),
 });

@@ -7,6 +7,6 @@ export const reduceLogSum = reduceOp({
   summary: 'log of the sum over axes',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'exact'),
   lower: reduceLowering('log_sum', 18),
 });

@@ -7,6 +7,6 @@ export const reduceMax = reduceOp({
   summary: 'maximum over axes (CBAM-style attention: x.max(dim=1))',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'max'),
   lower: reduceLowering('max', 18),
 });

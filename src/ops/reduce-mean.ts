@@ -7,6 +7,6 @@ export const reduceMean = reduceOp({
   summary: 'mean over axes (keepdims default on); torch exports adaptive_avg_pool2d(x, 1) as this or GlobalAveragePool',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'mean'),
   lower: reduceLowering('mean', 18),
 });

@@ -7,6 +7,6 @@ export const reduceSumSquare = reduceOp({
   summary: 'sum of x² over axes',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 18,
-  channels: reduceChannels(18, 'read'),
+  channels: reduceChannels(18, 'exact'),
   lower: reduceLowering('sum_square', 18),
 });

@@ -7,6 +7,6 @@ export const reduceSum = reduceOp({
   summary: 'sum over axes (axes an input from opset 13)',
   dtypes: NUMERIC_DTYPES,
   axesInputSince: 13,
-  channels: reduceChannels(13, 'read'),
+  channels: reduceChannels(13, 'exact'),
   lower: reduceLowering('sum', 13),
 });

@@ -8,7 +8,7 @@ import { allocArray } from '../../onnx/dtype.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
-import type { ChannelKeep } from './channel-rule.js';
+import type { ChannelKeep, NodeEdit } from './channel-rule.js';
 import type { DependencyGraph } from './dependency-graph.js';
 import { portValue, type DepNode } from './node.js';
 
@@ -89,6 +89,8 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
   for (const n of dep.graph.nodes) for (const v of n.inputs) if (v) uses.set(v, (uses.get(v) ?? 0) + 1);
   const taken = valueNames(g);
   const replaced = new Set<string>();
+  // A shared initializer cut the same way for several readers (one Conv applied twice) stays one tensor.
+  const sharedCuts = new Map<string, string>();
 
   for (const d of dep.nodes) {
     if (!d.ports) continue;
@@ -98,6 +100,8 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
     if (!keep.inputs.some(Boolean) && !keep.outputs.some(Boolean)) continue;
 
     const tensors = new Map<number, Tensor>();
+    // Per slot, how its param was cut (axes and kept indices): the key under which a shared one is reused.
+    const cuts = new Map<number, string>();
     const final = options.shapesOnly ? new Map<number, Tensor>() : compensation(d, keep, options.means);
     for (const p of d.params) {
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
@@ -106,15 +110,28 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
       // Every group keeps the same positions (the rule ties them): the first group's say which.
       const along = p.period === undefined ? k : k.filter((c) => c < p.period!);
       tensors.set(p.slot, options.shapesOnly ? placeholder(current, p.axis, along.length) : sliceAxis(current, p.axis, along));
+      cuts.set(p.slot, `${cuts.get(p.slot) ?? ''}|${p.axis}:${along.join(',')}`);
     }
     const edit = d.rule?.resize?.(d.ctx, keep) ?? {};
-    for (const [slot, t] of [...Object.entries(edit.inputs ?? {}), ...final]) tensors.set(Number(slot), t);
+    for (const [slot, t] of [...Object.entries(edit.inputs ?? {}), ...final]) {
+      tensors.set(Number(slot), t);
+      cuts.delete(Number(slot));
+    }
 
     const node = clones.get(d.node)!;
     for (const [slot, t] of tensors) {
       const old = node.inputs[slot];
+      const shared = old !== undefined && old !== '' && (uses.get(old) ?? 0) > 1;
+      const cutKey = shared && cuts.has(slot) ? `${old}${cuts.get(slot)}` : undefined;
+      const reused = cutKey !== undefined ? sharedCuts.get(cutKey) : undefined;
+      if (reused !== undefined) {
+        node.inputs[slot] = reused;
+        replaced.add(old!);
+        continue;
+      }
       // An initializer read by one node is replaced under its name; a shared one gets a sliced copy.
-      const name = old && (uses.get(old) ?? 0) <= 1 ? old : freshName(taken, `${old || node.name || node.opType}.pruned`);
+      const name = old && !shared ? old : freshName(taken, `${old || node.name || node.opType}.pruned`);
+      if (cutKey !== undefined) sharedCuts.set(cutKey, name);
       if (old && name !== old) replaced.add(old);
       g.initializers.set(name, t);
       while (node.inputs.length < slot) node.inputs.push('');
@@ -124,6 +141,7 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
       if (a === null) delete node.attributes[key];
       else node.attributes[key] = a;
     }
+    if (edit.append) appendAfter(g, node, edit.append, taken);
   }
 
   for (const [value, keep] of kept) {
@@ -139,4 +157,20 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
     if (!g.nodes.some((n) => n.inputs.includes(name))) g.initializers.delete(name);
   }
   return g;
+}
+
+/**
+ * `append` after output `slot` of `node` (a clone in `g`): the node writes a fresh value, which the
+ * appended node reads with its scalar and writes under the old name, so every reader is unchanged.
+ */
+function appendAfter(g: Graph, node: Node, append: NonNullable<NodeEdit['append']>, taken: Set<string>): void {
+  const value = node.outputs[append.slot]!;
+  const before = freshName(taken, `${value}.before_pruning_${append.opType.toLowerCase()}`);
+  const operand = freshName(taken, `${value}.${append.opType === 'Mul' ? 'kept_fraction' : 'removed_zero'}`);
+  node.outputs[append.slot] = before;
+  g.initializers.set(operand, append.operand);
+  const info = g.valueInfo.get(value);
+  if (info) g.valueInfo.set(before, info);
+  const added: Node = { name: freshName(taken, `${node.name || node.opType}.pruned_${append.opType.toLowerCase()}`), opType: append.opType, domain: '', inputs: [before, operand], outputs: [value], attributes: {} };
+  g.nodes.splice(g.nodes.indexOf(node) + 1, 0, added);
 }

@@ -25,6 +25,8 @@ export interface ChannelContext<A> extends OpContext<A> {
   shapeExpr?: ShapeExprOf;
   /** The node that writes a value (undefined for inputs and stored tensors); absent outside the dependency graph. */
   producer?: (value: string) => Node | undefined;
+  /** The nodes that read a value; absent outside the dependency graph. */
+  consumers?: (value: string) => readonly Node[];
 }
 
 /** An input or output slot of the node. */
@@ -111,6 +113,11 @@ export interface ChannelKeep {
 export interface NodeEdit {
   attributes?: Record<string, Attribute | null>;
   inputs?: Record<number, Tensor>;
+  /**
+   * A node put after output `slot`, reading it and the scalar `operand`: what keeps a reduction over the
+   * channels what it was when the removed ones were zeros (a mean's count, a max's zero).
+   */
+  append?: { slot: number; opType: 'Mul' | 'Max'; operand: Tensor };
 }
 
 export interface ChannelRule<A> {

@@ -85,7 +85,8 @@ export function buildDependencyGraph(graph: Graph, facts: InferenceResult = infe
   const shapeExpr = shapeExprs(graph, facts, (v) => axisOf.get(v));
   const index = new GraphIndex(graph);
   const producer = (value: string): Node | undefined => index.producer.get(value);
-  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, { shapeExpr, producer }));
+  const consumers = (value: string): readonly Node[] => index.consumersOf(value);
+  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, { shapeExpr, producer, consumers }));
   const frozen = new Map<string, string>();
   const channelsOf = (value: string): number | string | undefined => channelDim(facts.types.get(value)?.shape, axisOf.get(value));
   const freeze = (value: string | undefined, reason: string): void => {

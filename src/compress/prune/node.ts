@@ -29,6 +29,7 @@ export interface DepNode {
 export interface GraphLookups {
   shapeExpr?: ShapeExprOf;
   producer?: (value: string) => Node | undefined;
+  consumers?: (value: string) => readonly Node[];
 }
 
 export function channelContext(
@@ -36,14 +37,14 @@ export function channelContext(
   facts: NodeFacts,
   def: OpDef<unknown> | undefined,
   axisOf: ReadonlyMap<string, number> = new Map(),
-  { shapeExpr, producer }: GraphLookups = {},
+  { shapeExpr, producer, consumers }: GraphLookups = {},
 ): ChannelContext<unknown> {
   const { node } = facts;
   const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
   const channelAxes = node.inputs.map((v) => axisOf.get(v) ?? 1);
   return {
     node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes,
-    ...(shapeExpr ? { shapeExpr } : {}), ...(producer ? { producer } : {}),
+    ...(shapeExpr ? { shapeExpr } : {}), ...(producer ? { producer } : {}), ...(consumers ? { consumers } : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import type { Dim } from '../../onnx/graph.js';
 import type { ReduceAttrs } from '../../ops/shared/reduce.js';
 import { knownInts, normalizeAxes } from '../../ops/shared/shapes.js';
 import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, NodeEdit, ParamRole, SlotRef } from './channel-rule.js';
-import { float32, toNumbers, type Tensor } from '../../onnx/tensor.js';
+import { float32, makeTensor, numberToFloat16Bits, toNumbers, type Tensor } from '../../onnx/tensor.js';
 
 /** The channel axis (1 unless channels were moved) of a shape; undefined when the rank has no such axis. */
 export function channelDim(shape: readonly Dim[] | undefined, axis = 1): Dim | undefined {
@@ -181,32 +181,96 @@ export function channelReshape<A>(
 }
 
 /**
- * Reductions (ReduceMean, …), on whatever axis the input carries its channels. Channels not reduced pass
- * through, to the axis they land on once dropped axes are gone. Reduced over (`overChannels: 'read'`),
- * they are read and not written, and the reduction runs over the channels kept: exact for sums (a removed
- * channel is a zero), and the statistic LayerNormalization takes for Mean (a LayerNorm exported below
- * opset 17 is ReduceMean over the channels) and Max (spatial attention's channel max). Where every channel
- * counts however small (Min, Prod, LogSumExp) the reduction is a boundary (`'stop'`).
+ * How a reduction over the channels stays what it was when the removed channels were zeros (what a
+ * removed channel is everywhere else: a Conv that no longer reads it): 'exact' (Sum, L1, L2, SumSquare,
+ * LogSum: a zero adds nothing), 'mean' (the mean over the kept channels times kept / all; but a mean a
+ * normalization centres or scales its input by — a LayerNorm exported as ops — is taken over the kept
+ * channels, as LayerNormalization's statistics are), 'max' (then Max with 0, unless the input is never
+ * negative: CBAM's channel max after a ReLU), 'stop' (Min, Prod, LogSumExp: a boundary).
  */
-export function reduceChannels(axesInputSince: number, overChannels: 'read' | 'stop'): ChannelRule<ReduceAttrs> {
+export type ReduceOverChannels = 'exact' | 'mean' | 'max' | 'stop';
+
+/**
+ * Reductions (ReduceMean, …), on whatever axis the input carries its channels. Channels not reduced pass
+ * through, to the axis they land on once dropped axes are gone. Reduced over, they are read and not
+ * written, and `overChannels` says what keeps the result (ReduceOverChannels).
+ */
+export function reduceChannels(axesInputSince: number, overChannels: ReduceOverChannels): ChannelRule<ReduceAttrs> {
+  // The axes reduced (none for a no-op), or why they are not known.
+  const reducedAxes = (ctx: ChannelContext<ReduceAttrs>): { reduced: number[]; rank: number } | string => {
+    const rank = ctx.inputs[0]?.type.shape?.length;
+    const axes = ctx.opset >= axesInputSince ? (ctx.inputs[1] ? knownInts(ctx, 1) : []) : (ctx.attrs.axes ?? []);
+    if (rank === undefined || !axes) return 'its axes are computed at run time';
+    if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return { reduced: [], rank };
+    return { reduced: axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : normalizeAxes(axes, rank), rank };
+  };
   return {
     anyAxis: true,
     ports(ctx) {
-      const rank = ctx.inputs[0]?.type.shape?.length;
-      const axes = ctx.opset >= axesInputSince ? (ctx.inputs[1] ? knownInts(ctx, 1) : []) : (ctx.attrs.axes ?? []);
-      if (rank === undefined || !axes) return 'its axes are computed at run time';
+      const r = reducedAxes(ctx);
+      if (typeof r === 'string') return r;
       const channelAxis = ctx.channelAxes[0]!;
-      if (axes.length === 0 && ctx.attrs.noopWithEmptyAxes) return samePorts([0], [0], channelAxis);
-      const reduced = axes.length === 0 ? Array.from({ length: rank }, (_, i) => i) : normalizeAxes(axes, rank);
-      if (reduced.includes(channelAxis)) {
+      if (r.reduced.includes(channelAxis)) {
         if (overChannels === 'stop') return `reduces over the channel axis, where a removed channel would change every result`;
+        if (overChannels !== 'exact' && correction(ctx, overChannels, 1) === undefined) return `reduces ${ctx.inputs[0]?.type.dtype ?? 'values'} over a channel axis of unknown size`;
         // Written: the channel axis at size 1 (keepdims), or none (an axis past the output's last).
-        return { inputs: [0], outputs: [], coupling: 'independent', outputAxes: [ctx.attrs.keepDims ? channelAxis : rank] };
+        return { inputs: [0], outputs: [], coupling: 'independent', outputAxes: [ctx.attrs.keepDims ? channelAxis : r.rank] };
       }
-      const shift = ctx.attrs.keepDims ? 0 : reduced.filter((a) => a < channelAxis).length;
+      const shift = ctx.attrs.keepDims ? 0 : r.reduced.filter((a) => a < channelAxis).length;
       return samePorts([0], [0], channelAxis - shift);
     },
+    resize(ctx, keep) {
+      const kept = keep.inputs[0];
+      const r = reducedAxes(ctx);
+      if (!kept || overChannels === 'exact' || overChannels === 'stop' || typeof r === 'string' || !r.reduced.includes(ctx.channelAxes[0]!)) return {};
+      const append = correction(ctx, overChannels, kept.length);
+      return append ? { append } : {};
+    },
   };
+}
+
+/** Ops whose output is never negative: a max over channels they write needs no zero for removed ones. */
+const NON_NEGATIVE = new Set(['Relu', 'Sigmoid', 'HardSigmoid', 'Softplus', 'Abs', 'Exp', 'Sqrt', 'Softmax']);
+
+/**
+ * The node after a mean or max over the channels that keeps its result when `kept` of them remain
+ * (ReduceOverChannels), null when none is needed, undefined when the dtype or channel count rules it out.
+ */
+function correction(ctx: ChannelContext<ReduceAttrs>, over: 'mean' | 'max', kept: number): NonNullable<NodeEdit['append']> | null | undefined {
+  const input = ctx.inputs[0]?.type;
+  const all = channelDim(input?.shape, ctx.channelAxes[0]);
+  if (!input || typeof all !== 'number') return undefined;
+  if (over === 'max') {
+    const producer = ctx.producer?.(ctx.node.inputs[0]!);
+    if (producer && NON_NEGATIVE.has(producer.opType)) return null;
+    const zero = scalarOf(input.dtype, 0);
+    return zero ? { slot: 0, opType: 'Max', operand: zero } : undefined;
+  }
+  if (normalizationStatistic(ctx)) return null;
+  const ratio = scalarOf(input.dtype, kept / all);
+  return ratio ? { slot: 0, opType: 'Mul', operand: ratio } : undefined;
+}
+
+/**
+ * A mean its input is centred by (x − mean(x)) or that is the mean of such a centred value squared: a
+ * LayerNorm (or RMS-style norm) torch exported as ops, whose statistics follow the kept channels.
+ */
+function normalizationStatistic(ctx: ChannelContext<ReduceAttrs>): boolean {
+  const [x] = ctx.node.inputs;
+  const [y] = ctx.node.outputs;
+  if (!x || !y) return false;
+  if (ctx.consumers?.(y).some((n) => n.opType === 'Sub' && n.inputs[0] === x && n.inputs[1] === y)) return true;
+  const square = ctx.producer?.(x);
+  if (!square || !(square.opType === 'Pow' || (square.opType === 'Mul' && square.inputs[0] === square.inputs[1]))) return false;
+  return ctx.producer?.(square.inputs[0]!)?.opType === 'Sub';
+}
+
+/** A scalar of a float dtype (a reduction's output), or undefined for others. */
+function scalarOf(dtype: string, value: number): Tensor | undefined {
+  if (dtype === 'float32') return float32([], [value]);
+  if (dtype === 'float64') return makeTensor('float64', [], Float64Array.of(value));
+  if (dtype === 'float16') return makeTensor('float16', [], Uint16Array.of(numberToFloat16Bits(value)));
+  return undefined;
 }
 
 /**

@@ -108,9 +108,11 @@ export interface StructuredResult {
  * pruning rewrites, instead of run-time arithmetic it may not follow.
  */
 export function asPruningSeesIt(graph: Graph, o: { foldShapes?: boolean } = {}): Graph {
-  const fixed = untieIdentityWeights(fixWeightsAsConstants(graph));
-  // Constant nodes as initializers first: the folded values are read through them.
-  return o.foldShapes !== false && computesShapes(fixed) ? foldShapeSubgraphs(constantsToInitializers(fixed)) : fixed;
+  // Constant nodes as initializers: the channel rules read a Slice's bounds, a Split's sizes and a
+  // Reshape's target only from stored tensors (torch.onnx writes them as Constant nodes when nothing
+  // else is folded), and the folded shape computations are read through them.
+  const fixed = constantsToInitializers(untieIdentityWeights(fixWeightsAsConstants(graph)));
+  return o.foldShapes !== false && computesShapes(fixed) ? foldShapeSubgraphs(fixed) : fixed;
 }
 
 /**
@@ -146,7 +148,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     const b = dep.boundaries[0];
     const quantized = fixed.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     throw inputError({
-      problem: `has no channels that can be pruned${b ? ` (${dep.boundaries.length} boundary node(s), e.g. '${b.node}' (${b.opType}): ${b.reason})` : ''}`,
+      problem: `the model has no channels that can be pruned${b ? ` (${dep.boundaries.length} boundary node(s), e.g. '${b.node}' (${b.opType}): ${b.reason})` : ''}`,
       fix: `${quantized ? 'prune the float model before quantizing; ' : ''}\`slim prune MODEL --analyze\` lists the boundaries`,
     });
   }
