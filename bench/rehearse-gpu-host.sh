@@ -24,7 +24,8 @@ stages=("$@")
 [ -f .gpu/slim/STAMP ] && [ -f .gpu/node.xz ] || {
   echo "rehearse-gpu-host: nothing staged: run ../shared/tools/gpu-prep && bench/gpu-all.sh prepare first" >&2; exit 2; }
 
-if [ ! -x "$chroot_dir/usr/bin/python3" ] || ! chroot "$chroot_dir" python3 -c 'import torch' 2>/dev/null; then
+# Debian's python3-torch keeps no headers beside the module (pip's wheel does): libtorch-dev has them.
+if [ ! -x "$chroot_dir/usr/bin/python3" ] || ! chroot "$chroot_dir" python3 -c 'import torch' 2>/dev/null || [ ! -f "$chroot_dir/usr/include/ATen/ATen.h" ]; then
   command -v debootstrap >/dev/null || apt-get install -y -q debootstrap >/dev/null
   # bookworm's debootstrap has no forky script; sid's is the same.
   script=/usr/share/debootstrap/scripts/sid
@@ -33,7 +34,7 @@ if [ ! -x "$chroot_dir/usr/bin/python3" ] || ! chroot "$chroot_dir" python3 -c '
   # A snapshot mirror may serve a Release file past its Valid-Until.
   echo 'Acquire::Check-Valid-Until "false";' > "$chroot_dir/etc/apt/apt.conf.d/99no-valid-until"
   # libgloo-dev and python3-onnx only for `tests` (data-parallel tests, fixture scripts).
-  chroot "$chroot_dir" bash -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch python3-onnx libgloo-dev g++ make procps' >/dev/null
+  chroot "$chroot_dir" bash -c 'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-torch libtorch-dev python3-onnx libgloo-dev g++ make procps' >/dev/null
 fi
 
 mounts=()
