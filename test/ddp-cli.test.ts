@@ -80,17 +80,21 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
   }, 240_000);
 
   it('ranks started with different settings refuse together', async () => {
-    const port = String(await freePort());
-    const base = ['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '256', '--test-limit', '64', '--epochs', '1', '--threads', '1', '--dist-timeout', '60'];
-    const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port });
-    const ranks = [
-      startSlim([...base, '--batch', '64', '--out', path.join(dir, 'a.onnx')], { env: env(0) }),
-      startSlim([...base, '--batch', '32', '--out', path.join(dir, 'b.onnx')], { env: env(1) }),
-    ];
-    const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
-    for (const r of [r0!, r1!]) {
-      expect(r.code).toBe(2);
-      expect(r.stderr).toMatch(/rank 1 started with other training settings than rank 0/);
+    const base = ['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '256', '--epochs', '1', '--threads', '1', '--dist-timeout', '60'];
+    // Another batch; another --test-limit (each rank scored its own cut of the test split: a wrong top-1);
+    // another gradient bucket size (gloo aborted a rank).
+    for (const [zero, one] of [[['--batch', '64'], ['--batch', '32']], [['--test-limit', '64'], ['--test-limit', '32']], [['--dist-bucket-mb', '25'], ['--dist-bucket-mb', '0.002']]]) {
+      const port = String(await freePort());
+      const env = (rank: number) => ({ RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port });
+      const ranks = [
+        startSlim([...base, ...zero!, '--out', path.join(dir, 'a.onnx')], { env: env(0) }),
+        startSlim([...base, ...one!, '--out', path.join(dir, 'b.onnx')], { env: env(1) }),
+      ];
+      const [r0, r1] = await Promise.all(ranks.map((r) => r.done));
+      for (const r of [r0!, r1!]) {
+        expect(r.code, one!.join(' ')).toBe(2);
+        expect(r.stderr).toMatch(/rank 1 started with other training settings than rank 0/);
+      }
     }
-  }, 240_000);
+  }, 360_000);
 });

@@ -36,14 +36,14 @@ interface Summary {
   ranks?: number;
 }
 
-/** Starts a 2-rank run, waits for epoch 1's checkpoint and a little into epoch 2, and hits rank 1 with `signal`. */
-async function faultMidEpoch(name: string, signal: NodeJS.Signals, extra: string[]) {
+/** Starts a 2-rank run, waits for epoch 1's checkpoint and a little into epoch 2, and hits rank `victim` (default 1) with `signal`. */
+async function faultMidEpoch(name: string, signal: NodeJS.Signals, extra: string[], victim = 1) {
   const checkpointDir = path.join(dir, name);
   const ckpt = path.join(checkpointDir, 'last.ckpt');
   const run = startSlim(args(checkpointDir, path.join(dir, `${name}.onnx`), ['--nproc', '2', ...extra]));
   await waitFor('epoch 1 checkpoint', fileAppears(ckpt), 120_000);
   await new Promise((r) => setTimeout(r, 500));
-  const pid = workerPids(run.stderr).get(1);
+  const pid = workerPids(run.stderr).get(victim);
   expect(pid).toBeGreaterThan(0);
   const hit = Date.now();
   process.kill(pid!, signal);
@@ -111,5 +111,13 @@ describe.skipIf(!canRun)('data-parallel faults', () => {
     expect(summary.ranks).toBe(2);
     expect(summary.steps).toBe(12);
     expect(summary.onnxruntime_top1).toBe(summary.test_top1);
+  }, 240_000);
+
+  it('a frozen rank 0, which hosts the rendezvous store: rank 1 names it instead of waiting on the store for ever', async () => {
+    const { exit, seconds, savedEpoch } = await faultMidEpoch('frozen-0', 'SIGSTOP', ['--dist-timeout', '10'], 0);
+    expect(exit.code).not.toBe(0);
+    expect(seconds).toBeLessThan(60);
+    expect(exit.stderr).toMatch(/rank 1, step \d+: rank 0, which hosts the rendezvous store, (accepts connections but does not answer|stopped answering)/);
+    expect(savedEpoch).toBe(1);
   }, 240_000);
 });

@@ -3,13 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { batchOf, planEpoch } from '../src/engine/epoch.js';
-import { pinGpu, readDistributedEnv } from '../src/engine/distributed-env.js';
+import { pinGpu, readDistributedEnv, refuseLaunchedRanks } from '../src/engine/distributed-env.js';
 import { shardBatch, shardRange, sliceImageSet } from '../src/engine/distributed-shard.js';
 import { withSyncBatchNorm } from '../src/engine/distributed-plan.js';
 import { launch, withoutNproc } from '../src/engine/launch.js';
 import { weightChecksum } from '../src/engine/distributed.js';
 import { SlimError } from '../src/errors.js';
 import type { CompiledPlan } from '../src/engine/compile.js';
+import { runSlim } from './helpers/cli.js';
 
 describe('sharding the deterministic epoch', () => {
   it('cuts counts into contiguous parts that differ by at most one and cover everything once', () => {
@@ -71,9 +72,21 @@ describe('rendezvous variables', () => {
     expect(readDistributedEnv({ ...torchrun, WORLD_SIZE: '1', RANK: '0' })).toBeUndefined();
   });
 
-  it('falls back to Slurm task variables', () => {
-    const env = { SLURM_PROCID: '5', SLURM_NTASKS: '8', SLURM_LOCALID: '1', SLURM_NTASKS_PER_NODE: '4', MASTER_ADDR: 'n1', MASTER_PORT: '29400' };
+  it("falls back to a Slurm job step's task variables; the job's own shell is no step", () => {
+    // srun -n 8 in a job of 16 tasks: the step's 8 are the world.
+    const env = { SLURM_PROCID: '5', SLURM_NTASKS: '16', SLURM_STEP_NUM_TASKS: '8', SLURM_LOCALID: '1', SLURM_NTASKS_PER_NODE: '4', MASTER_ADDR: 'n1', MASTER_PORT: '29400' };
     expect(readDistributedEnv(env)).toMatchObject({ rank: 5, worldSize: 8, localRank: 1, localWorldSize: 4, source: 'slurm' });
+    // sbatch's script or an salloc shell: one process, however many tasks the job has (it was refused
+    // for want of MASTER_ADDR, or waited for 3 ranks that would never come).
+    expect(readDistributedEnv({ SLURM_PROCID: '0', SLURM_NTASKS: '4', SLURM_LOCALID: '0' })).toBeUndefined();
+  });
+
+  it('the commands that train in one process refuse to run as ranks of a launcher (each trained the whole job)', async () => {
+    expect(() => refuseLaunchedRanks('slim distill', { ...torchrun })).toThrow(/slim distill trains in one process, and this one was started as one of 4 \(WORLD_SIZE=4\)/);
+    expect(() => refuseLaunchedRanks('slim distill', { SLURM_STEP_NUM_TASKS: '2', SLURM_PROCID: '1' })).toThrow(/one of 2 \(SLURM_STEP_NUM_TASKS=2\)/);
+    expect(() => refuseLaunchedRanks('slim distill', { WORLD_SIZE: '1', SLURM_NTASKS: '4' })).not.toThrow();
+    const r = await runSlim(['distill', '--teacher', 't.onnx', '--student', 'resnet18-cifar', '--data', 'cifar10', '--out', 's.onnx'], { env: { WORLD_SIZE: '2', RANK: '1' } });
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/slim distill trains in one process/)]);
   });
 
   it('names the variable that is wrong', () => {

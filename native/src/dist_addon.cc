@@ -20,9 +20,13 @@ at::Device collectiveDevice() { return dist::backend() == "nccl" ? at::Device(at
 
 Napi::Value undefinedResult(Napi::Env env) { return env.Undefined(); }
 
-/** Runs `work` on a new thread and settles a promise with `result` on the JS thread. */
+/**
+ * Runs `work` on a new thread and settles a promise with `result` on the JS thread. `holdsProcess`
+ * false: the pending call does not keep the process alive (a probe that may block for ever on a
+ * frozen peer, which the caller gives up on with a timer).
+ */
 template <typename T>
-Napi::Value detached(Napi::Env env, std::function<T()> work, std::function<Napi::Value(Napi::Env, const T&)> result) {
+Napi::Value detached(Napi::Env env, std::function<T()> work, std::function<Napi::Value(Napi::Env, const T&)> result, bool holdsProcess = true) {
   struct Call {
     Napi::Promise::Deferred deferred;
     T value;
@@ -32,6 +36,7 @@ Napi::Value detached(Napi::Env env, std::function<T()> work, std::function<Napi:
   auto* call = new Call{Napi::Promise::Deferred::New(env), T{}, "", std::move(result)};
   auto promise = call->deferred.Promise();
   auto tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "slimkit-dist", 0, 1);
+  if (!holdsProcess) tsfn.Unref(env);
   std::thread([call, tsfn, work]() mutable {
     catchInto(call->error, [&] { call->value = work(); });
     tsfn.BlockingCall(call, [](Napi::Env e, Napi::Function, Call* c) {
@@ -330,7 +335,7 @@ Napi::Value Diagnose(const Napi::CallbackInfo& info) {
       }
       r.Set("ranks", ranks);
       return r;
-    });
+    }, /* holdsProcess */ false);
   });
 }
 

@@ -59,6 +59,8 @@ export interface DistributedHooks {
 const DEFAULT_TIMEOUT_S = 300;
 /** How long diagnosis watches the heartbeats (they beat every second). */
 const PROBE_MS = 2500;
+/** How long past the probe a diagnosis may take before its silence is the answer. */
+const DIAGNOSIS_GRACE_MS = 10_000;
 /** Messages of collectives that failed because of a peer, as Gloo, NCCL and c10d word them. */
 const PEER_FAILURE = /gloo|nccl|c10d|connection (closed|reset|refused)|timed out|socket|broken pipe|peer/i;
 
@@ -120,7 +122,7 @@ export class DistributedTraining implements DistributedHooks {
 
   async attach(plan: EnginePlan, settings: Record<string, unknown>): Promise<void> {
     // Ranks started with different flags would train different things or deadlock: refuse together.
-    const mine = JSON.stringify({ ...settings, syncBatchNorm: this.syncBatchNorm, params: plan.paramNames });
+    const mine = JSON.stringify({ ...settings, syncBatchNorm: this.syncBatchNorm, bucketBytes: this.options.bucketBytes ?? null, params: plan.paramNames });
     const root = new TextDecoder().decode(await this.collective('checking settings', () => this.native.broadcastBytes(this.writer ? new TextEncoder().encode(mine) : null, 0)));
     const flags = new Float64Array(this.worldSize);
     flags[this.rank] = root === mine ? 0 : 1;
@@ -252,10 +254,12 @@ export class DistributedTraining implements DistributedHooks {
   private async culprit(): Promise<{ text: string; who: string }> {
     let d;
     try {
-      d = await this.native.diagnose(PROBE_MS);
+      // A frozen rank 0 still accepts the store's connection and never answers: the probe would wait for ever.
+      d = await withinTime(this.native.diagnose(PROBE_MS), PROBE_MS + DIAGNOSIS_GRACE_MS);
     } catch {
       return { text: 'another rank failed', who: 'the other ranks' };
     }
+    if (d === undefined) return { text: `rank 0, which hosts the rendezvous store, accepts connections but does not answer (frozen, or its host overloaded)`, who: 'rank 0' };
     if (!d.storeReachable) return { text: `rank 0, which hosts the rendezvous store, stopped answering (${d.storeError})`, who: 'rank 0' };
     const dead = d.ranks.filter((r) => !r.alive).map((r) => r.rank);
     if (dead.length > 0) {
@@ -283,6 +287,17 @@ export function weightChecksum(weights: ReadonlyMap<string, Float32Array>): numb
     for (let i = 0; i < data.length; i++) sum += data[i]! * ((i % 13) + 1);
   }
   return sum;
+}
+
+/** `promise`'s value, or undefined once `ms` have passed first. */
+async function withinTime<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function firstLine(e: unknown): string {

@@ -352,7 +352,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.teacher ? { teacherWeights: digestWeights(o.teacher.graph) } : {}),
   };
   const checkpointPath = o.checkpointDir ? path.join(o.checkpointDir, 'last.ckpt') : undefined;
-  if (dist) await dist.attach(plan, fingerprint);
+  // Ranks must also read the same images: each scores its shard of the test split as its own limit cuts it.
+  if (dist) await dist.attach(plan, { ...fingerprint, testLimit: o.testLimit ?? null, data: dataDigest(o.data) });
   const start = dist ? await dist.restore(plan, () => restore(o, plan, fingerprint, checkpointPath)) : await restore(o, plan, fingerprint, checkpointPath);
   const writer = dist?.writer ?? true;
   const history = start.history;
@@ -502,4 +503,12 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     estimated_cost: result.estimatedCost, steps: step + (logPhase?.stepsBefore ?? 0),
   });
   return result;
+}
+
+/** Labels of both splits and every 4,093rd pixel byte: another --data-dir or --test-limit on one rank shows. */
+function dataDigest(data: { train: ImageSet; test: ImageSet }): string {
+  const sample = (pixels: Uint8Array) => Uint8Array.from({ length: Math.ceil(pixels.length / 4093) }, (_, i) => pixels[i * 4093]!);
+  return digestArrays(new Map<string, Uint8Array | Uint16Array>([
+    ['train labels', data.train.labels], ['test labels', data.test.labels], ['train pixels', sample(data.train.pixels)], ['test pixels', sample(data.test.pixels)],
+  ]));
 }

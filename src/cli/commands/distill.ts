@@ -1,3 +1,4 @@
+import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import path from 'node:path';
 import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
@@ -149,6 +150,7 @@ export function registerDistill(program: Command): void {
       '  slim distill --teacher big.onnx --student pruned.onnx --data cifar10 --epochs 2 --lr 0.01 --cache-teacher --out tuned.onnx',
     ].join('\n'))
     .action(async (options: DistillCliOptions, command: Command) => {
+      refuseLaunchedRanks('slim distill');
       checkOptimizerFlags(options);
       checkAugmentFlags(command, options);
       if (!isZooName(options.student) && command.getOptionValueSource('width') === 'cli') {

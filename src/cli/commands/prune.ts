@@ -1,3 +1,4 @@
+import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -170,6 +171,7 @@ export function registerPrune(program: Command): void {
       ].join('\n'),
     )
     .action(async (file: string, options: PruneOptions) => {
+      if (options.finetune) refuseLaunchedRanks('slim prune --finetune');
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file]);
       if (options.log) checkLogFile(options.log, [file, options.output]);

@@ -1,3 +1,4 @@
+import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { refuseQuantized } from '../../toolkit.js';
@@ -170,6 +171,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkQatFlags(options);
   checkFlags(options);
   checkOutputFile(options.output, '-o', [file]);
+  if (options.qat) refuseLaunchedRanks('slim quantize --qat');
   if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
   if (options.qat && options.log) checkLogFile(options.log, [file, options.output]);
   if (options.qat) checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
