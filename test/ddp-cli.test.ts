@@ -44,9 +44,18 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     const pids = [...workerPids(run.stderr).values()];
     run.child.kill('SIGTERM');
     const exit = await run.done;
-    expect(exit.code).toBe(1);
-    expect(exit.stderr).toMatch(/interrupted by SIGTERM; all 2 workers were stopped/);
+    // As one process: 143, not a failure's 1, and no advice to fix a cause.
+    expect(exit.code).toBe(143);
+    expect(exit.stderr).toMatch(/slim train: stopped \(SIGTERM\); all 2 workers were stopped — nothing was saved \(pass --checkpoint-dir to make runs resumable\)/);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 240_000);
+
+  it("--json with --nproc: a worker's refusal gives one JSON document, the launcher's (there were two)", async () => {
+    const run = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', ...DATA, '--train-limit', '1', '--nproc', '2', '--json', '--out', path.join(dir, 'j.onnx')], { timeoutMs: 120_000 });
+    expect(run.code).toBe(2);
+    const doc = JSON.parse(run.stdout) as { error: { kind: string; where: string } };
+    expect(doc.error).toMatchObject({ kind: 'usage', where: expect.stringMatching(/^rank \d of 2$/) });
+    expect(run.stderr).toMatch(/a global batch of 1 cannot be shared by 2 ranks/);
   }, 240_000);
 
   it('refuses --nproc inside an already launched rank (exit 2)', async () => {

@@ -8,6 +8,7 @@ import { shardBatch, shardRange, sliceImageSet } from '../src/engine/distributed
 import { withSyncBatchNorm } from '../src/engine/distributed-plan.js';
 import { launch, withoutNproc } from '../src/engine/launch.js';
 import { weightChecksum } from '../src/engine/distributed.js';
+import { runGpuSeconds } from '../src/engine/train.js';
 import { SlimError } from '../src/errors.js';
 import type { CompiledPlan } from '../src/engine/compile.js';
 import { runSlim } from './helpers/cli.js';
@@ -87,6 +88,15 @@ describe('rendezvous variables', () => {
     expect(() => refuseLaunchedRanks('slim distill', { WORLD_SIZE: '1', SLURM_NTASKS: '4' })).not.toThrow();
     const r = await runSlim(['distill', '--teacher', 't.onnx', '--student', 'resnet18-cifar', '--data', 'cifar10', '--out', 's.onnx'], { env: { WORLD_SIZE: '2', RANK: '1' } });
     expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/slim distill trains in one process/)]);
+  });
+
+  it("GPU-seconds count every rank, and a resumed run adds the checkpoint's total however many ranks made it", () => {
+    expect(runGpuSeconds('cuda', 4, { seconds: 0 }, 10)).toBe(40);
+    // 2 ranks for 100 s, then resumed on 4 for 10 s: 200 + 40 (the earlier run was counted at 4 ranks: 440).
+    expect(runGpuSeconds('cuda', 4, { seconds: 100, gpuSeconds: 200 }, 10)).toBe(240);
+    // A checkpoint from before the total was kept: its seconds at this run's ranks.
+    expect(runGpuSeconds('cuda', 2, { seconds: 100 }, 10)).toBe(220);
+    expect(runGpuSeconds('cpu', 4, { seconds: 100, gpuSeconds: 5 }, 10)).toBe(0);
   });
 
   it('names the variable that is wrong', () => {

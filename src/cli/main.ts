@@ -40,8 +40,9 @@ export async function main(argv: string[]): Promise<number> {
   } catch (thrown) {
     const e = asFileError(thrown);
     const code = reportError(e, argv.includes('--debug'));
-    // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays).
-    if (code !== 0 && argv.includes('--json')) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
+    // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays). A
+    // worker of `--nproc` leaves it to its launcher, whose stdout it shares: two documents are no JSON.
+    if (code !== 0 && argv.includes('--json') && !process.env.SLIM_LAUNCHED) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
     return code;
   }
 }

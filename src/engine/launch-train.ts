@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { SlimError, usageError } from '../errors.js';
 import { readDistributedEnv } from './distributed-env.js';
+import { log } from '../util/terminal.js';
 import { describeExit, launch, threadsPerWorker, withoutNproc, type LaunchResult } from './launch.js';
 
 /**
@@ -37,7 +38,11 @@ export async function launchTraining(o: TrainLaunch): Promise<LaunchResult> {
       ? `rerun the same command with --resume to continue from the last good checkpoint in ${o.checkpointDir}`
       : `rerun it once the cause is fixed (${o.checkpointDir} holds no checkpoint yet)`;
   if (result.interrupted) {
-    throw new SlimError({ problem: `interrupted by ${result.interrupted}; all ${o.nproc} workers were stopped`, fix: resume });
+    // As one process ends on Ctrl-C: said, and the shell's code for the signal (130, 143), not a failure's 1.
+    const kept = !o.checkpointDir ? 'nothing was saved (pass --checkpoint-dir to make runs resumable)' : existsSync(path.join(o.checkpointDir, 'last.ckpt')) ? resume : `${o.checkpointDir} holds no checkpoint yet`;
+    log(`slim train: ${result.interrupted === 'SIGINT' ? 'interrupted' : `stopped (${result.interrupted})`}; all ${o.nproc} workers were stopped — ${kept}`);
+    process.exitCode = result.interrupted === 'SIGINT' ? 130 : 143;
+    return result;
   }
   if (result.failed) {
     const f = result.failed;

@@ -20,6 +20,11 @@ export interface CheckpointMeta {
   fingerprint: Record<string, unknown>;
   history: EpochRecord[];
   seconds: number;
+  /**
+   * GPU-seconds of the runs so far, every rank's (absent in checkpoints made before it was kept: their
+   * seconds times the resuming run's ranks, on CUDA).
+   */
+  gpuSeconds?: number;
 }
 
 /** A short content hash for the fingerprint (long name lists and masks would bloat every log line). */
@@ -108,6 +113,7 @@ export interface Start {
   epoch: number;
   step: number;
   seconds: number;
+  gpuSeconds?: number;
   resumedFrom?: number;
 }
 
@@ -154,7 +160,7 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
     throw new CheckpointMismatch(['startWeights'], { file, problem: `the checkpoint holds another model's weights (${(e as Error).message.split('\n')[0]})`, fix: `resume with the model the checkpoint was made for, or ${startOver(o)}` });
   }
   plan.setOptimizerState(ckpt.optimizer);
-  const { history, epoch, step, seconds } = ckpt.meta;
-  return { history, epoch, step, seconds, resumedFrom: epoch };
+  const { history, epoch, step, seconds, gpuSeconds } = ckpt.meta;
+  return { history, epoch, step, seconds, ...(gpuSeconds !== undefined ? { gpuSeconds } : {}), resumedFrom: epoch };
 }
 

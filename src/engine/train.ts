@@ -158,6 +158,7 @@ export interface TrainResult {
   testAccuracy: number;
   /** Training wall time of this run (resumed runs add the earlier time). */
   seconds: number;
+  /** GPU-seconds of every rank, resumed runs' included (0 on the CPU); `estimatedCost` is priced from it. */
   gpuSeconds: number;
   estimatedCost: number;
   steps: number;
@@ -393,6 +394,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       : 'no checkpoint was written';
 
   const runStart = performance.now();
+  const gpuSecondsSoFar = (): number => runGpuSeconds(r.device, dist?.worldSize ?? 1, start, (performance.now() - runStart) / 1000);
   let firstStepEnd: number | undefined;
   let step = start.step;
   let lossEma: number | undefined;
@@ -475,7 +477,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     history.push(record);
     if (checkpointPath && writer) {
       const seconds = start.seconds + (performance.now() - runStart) / 1000;
-      const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds };
+      const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds, gpuSeconds: gpuSecondsSoFar() };
       await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() }).catch((e: unknown) => {
         if (!(e instanceof SlimError)) throw e;
         const kept = epoch > 0 ? `it still holds epoch ${epoch}, untouched: free space, then run the same command with --resume` : 'no epoch was kept: free space and run again';
@@ -487,7 +489,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   }
 
   const seconds = start.seconds + (performance.now() - runStart) / 1000;
-  const gpuSeconds = r.device === 'cuda' ? seconds : 0;
+  const gpuSeconds = gpuSecondsSoFar();
   const result: TrainResult = {
     graph: plan.toGraph(),
     history,
@@ -511,4 +513,13 @@ function dataDigest(data: { train: ImageSet; test: ImageSet }): string {
   return digestArrays(new Map<string, Uint8Array | Uint16Array>([
     ['train labels', data.train.labels], ['test labels', data.test.labels], ['train pixels', sample(data.train.pixels)], ['test pixels', sample(data.test.pixels)],
   ]));
+}
+
+/**
+ * GPU-seconds so far: every rank holds a GPU for the whole run, and a checkpoint keeps the earlier runs'
+ * total however many ranks they had (one that predates it: its seconds times this run's ranks).
+ */
+export function runGpuSeconds(device: DeviceName, ranks: number, earlier: { seconds: number; gpuSeconds?: number }, elapsedSeconds: number): number {
+  if (device !== 'cuda') return 0;
+  return (earlier.gpuSeconds ?? earlier.seconds * ranks) + elapsedSeconds * ranks;
 }

@@ -308,9 +308,9 @@ export function registerTrain(program: Command): void {
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         seconds: result.seconds,
-        // Every rank holds a GPU for the whole run.
-        gpu_seconds: result.gpuSeconds * (distributed?.worldSize ?? 1),
-        estimated_cost: result.estimatedCost * (distributed?.worldSize ?? 1),
+        // Every rank's (the engine counts them).
+        gpu_seconds: result.gpuSeconds,
+        estimated_cost: result.estimatedCost,
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
         ...(distributed
           ? {
