@@ -3,6 +3,7 @@ import { nameOptionsAsFlags, SlimError } from '../errors.js';
 import { fileError } from '../onnx/io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
+import { exitWhenIdle } from '../engine/exit-gate.js';
 
 /**
  * The `slim` entry point. Errors a user can act on print one line on stderr and exit 1 (bad input)
@@ -12,10 +13,11 @@ import { VERSION } from '../version.js';
 export async function main(argv: string[]): Promise<number> {
   // The user typed flags: the checks shared with the library name them so.
   nameOptionsAsFlags();
-  // `slim … | head` closes the pipe early; that is the reader's choice, not an error.
+  // `slim … | head` closes the pipe early; that is the reader's choice, not an error. Not under a
+  // running LibTorch step: exiting there now and then ended in a segfault (exit-gate.ts).
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      if (e.code === 'EPIPE') exitWhenIdle(Number(process.exitCode ?? 0));
       throw e;
     });
   }
