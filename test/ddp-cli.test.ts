@@ -75,6 +75,14 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect(run.code).toBe(1);
     expect((Date.now() - started) / 1000).toBeLessThan(30);
     expect(run.stderr).toMatch(new RegExp(`rank 1 of 2: distributed start-up failed: rank 1 could not reach the rendezvous at 127\\.0\\.0\\.1:${port}`));
+    // Rank 0 alone names the rank that never came, within --dist-timeout (it waited twice that, and said "Socket Timeout").
+    const alone = Date.now();
+    const zero = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'y.onnx'), '--dist-timeout', '3'], {
+      env: { RANK: '0', WORLD_SIZE: '3', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(await freePort()) },
+    });
+    expect(zero.code).toBe(1);
+    expect((Date.now() - alone) / 1000).toBeLessThan(30);
+    expect(zero.stderr).toMatch(/rank 0 of 3: distributed start-up failed: ranks 1, 2 of 3 never joined the rendezvous at 127\.0\.0\.1:\d+ within 3 s/);
   }, 240_000);
 
   it('a resume every rank refuses is said once, without advice to resume', async () => {

@@ -187,6 +187,7 @@ void init(const InitOptions& o) {
   auto s = std::make_unique<State>();
   s->options = o;
   c10::intrusive_ptr<c10d::TCPStore> store;
+  const auto started = std::chrono::steady_clock::now();
   try {
     store = connect(o, true, o.timeout);
   } catch (const std::exception& e) {
@@ -202,6 +203,24 @@ void init(const InitOptions& o) {
   s->store = store;
   std::string hello = "0:-1";
   store->set(heartbeatKey(o.rank), std::vector<uint8_t>(hello.begin(), hello.end()));
+  // Every rank's hello before the group forms: a rank that never comes is named, once --dist-timeout
+  // has passed (forming the group would wait that long again and only say "Socket Timeout").
+  std::vector<std::string> hellos;
+  for (int r = 0; r < o.worldSize; r++) hellos.push_back(heartbeatKey(r));
+  // What is left of --dist-timeout (rank 0's store may have spent it waiting for connections already).
+  auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  try {
+    store->wait(hellos, std::max(o.timeout - spent, std::chrono::milliseconds(1000)));
+  } catch (const std::exception&) {
+    std::string missing;
+    int count = 0;
+    for (int r = 0; r < o.worldSize; r++) {
+      if (store->check({heartbeatKey(r)})) continue;
+      missing += (count++ ? ", " : "") + std::to_string(r);
+    }
+    throw std::runtime_error((count == 1 ? "rank " : "ranks ") + missing + " of " + std::to_string(o.worldSize) + " never joined the rendezvous at " +
+                             where(o) + " within " + std::to_string(o.timeout.count() / 1000) + " s");
+  }
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("slim/pg", store);
   try {
     if (o.backend == "gloo") {
