@@ -876,6 +876,34 @@ describe('mean replacement', () => {
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
   });
 
+  it("folds removed constant features into an Add after a MatMul head (x @ W, which has no bias slot; they were dropped)", async () => {
+    // conv 3→8 → relu → GAP → flatten → MatMul [8, 10]; channels 2 and 6 constant at 0.7.
+    const n = new Net(['batch', 3, 8, 8]);
+    const a = n.op('Relu', n.conv('input', 3, 8));
+    const graph = n.output(n.op('MatMul', n.op('Flatten', n.op('GlobalAveragePool', a)), n.weight([8, 10], 0.3)));
+    const conv = graph.nodes.find((x) => x.opType === 'Conv')!;
+    const w = Float32Array.from(graph.initializers.get(conv.inputs[1]!)!.data as Float32Array);
+    const bias = Float32Array.from(graph.initializers.get(conv.inputs[2]!)!.data as Float32Array);
+    for (const c of [2, 6]) {
+      w.fill(0, c * 27, (c + 1) * 27);
+      bias[c] = 0.7;
+    }
+    graph.initializers.set(conv.inputs[1]!, float32([8, 3, 3, 3], w));
+    graph.initializers.set(conv.inputs[2]!, float32([8], bias));
+    const dep = buildDependencyGraph(graph);
+    const removed = new Uint8Array(dep.groupOf.length);
+    for (const c of [2, 6]) removed[dep.groups[0]!.components[c]!] = 1;
+    const rng = new Random(9);
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint16Array(16) };
+    const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
+    const x = randomImages([2, 3, 8, 8]);
+    const want = await ortOutput(graph, x);
+    const compensated = removeChannels(dep, removed, { means });
+    expect(compensated.nodes.at(-1)!.opType).toBe('Add');
+    expect(maxRelDiff(await ortOutput(compensated, x), want)).toBeLessThan(1e-5);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
+  });
+
   it('folds a removed constant channel into a grouped conv, where only its own group reads it', async () => {
     // conv 3→8 → relu → grouped 1×1 conv 8→4 (2 groups of 4 → 2 of 2) → relu → GAP → gemm. Position 1 is
     // constant in both groups (channels 1 and 5), each with its own value.

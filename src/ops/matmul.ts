@@ -1,3 +1,4 @@
+import { foldShiftIntoBias } from '../compress/prune/rules.js';
 import type { Dim } from '../onnx/graph.js';
 import { FLOAT_DTYPES, INT_DTYPES, type DType } from '../onnx/dtype.js';
 import { defineOp, OpError } from './op-def.js';
@@ -70,5 +71,13 @@ export const matmul = defineOp<Record<string, never>>({
       { slot: 1, port: { side: 'in', slot: 0 }, axis: 0, role: 'weight' },
       { slot: 1, port: { side: 'out', slot: 0 }, axis: 1, role: 'weight' },
     ],
+    // No bias slot: the removed inputs' means (Σ_k shift[k]·B[k, n]) are added after it, on the last
+    // axis. For A [N, K] only: the means are measured on axis 1.
+    compensate(ctx, shift, keepOut) {
+      const b = ctx.inputs[1]?.constant;
+      if (b?.dtype !== 'float32' || ctx.inputs[0]?.type.shape?.length !== 2) return {};
+      const bias = foldShiftIntoBias({ weight: b, outAxis: 1, inAxis: 0, bias: undefined, slot: 0 }, shift, keepOut).inputs![0]!;
+      return { append: { slot: 0, opType: 'Add', operand: bias } };
+    },
   },
 });

@@ -39,9 +39,12 @@ function placeholder(t: Tensor, axis: number, size: number): Tensor {
   return { dtype: t.dtype, dims, data: allocArray(t.dtype, 0) };
 }
 
-/** The bias a Conv / Gemm gets when removed input channels are replaced by their means (see RemoveOptions.means). */
-function compensation(d: DepNode, keep: ChannelKeep, means: ReadonlyMap<string, Float64Array> | undefined): Map<number, Tensor> {
-  const out = new Map<number, Tensor>();
+/**
+ * The bias a Conv / Gemm gets when removed input channels are replaced by their means (see
+ * RemoveOptions.means), or the Add put after a MatMul.
+ */
+function compensation(d: DepNode, keep: ChannelKeep, means: ReadonlyMap<string, Float64Array> | undefined): { inputs: Map<number, Tensor>; append?: NodeEdit['append'] } {
+  const out = { inputs: new Map<number, Tensor>() } as { inputs: Map<number, Tensor>; append?: NodeEdit['append'] };
   if (!means || !d.rule?.compensate || d.ports?.coupling !== 'independent') return out;
   for (const slot of d.ports.inputs) {
     const kept = keep.inputs[slot];
@@ -49,7 +52,9 @@ function compensation(d: DepNode, keep: ChannelKeep, means: ReadonlyMap<string, 
     if (!kept || !mean) continue;
     const shift = Float64Array.from(mean);
     for (const c of kept) shift[c] = 0;
-    for (const [s, t] of Object.entries(d.rule.compensate(d.ctx, shift, keep.outputs[0]).inputs ?? {})) out.set(Number(s), t);
+    const edit = d.rule.compensate(d.ctx, shift, keep.outputs[0]);
+    for (const [s, t] of Object.entries(edit.inputs ?? {})) out.inputs.set(Number(s), t);
+    if (edit.append) out.append = edit.append;
   }
   return out;
 }
@@ -102,7 +107,8 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
     const tensors = new Map<number, Tensor>();
     // Per slot, how its param was cut (axes and kept indices): the key under which a shared one is reused.
     const cuts = new Map<number, string>();
-    const final = options.shapesOnly ? new Map<number, Tensor>() : compensation(d, keep, options.means);
+    const compensated = options.shapesOnly ? { inputs: new Map<number, Tensor>() } : compensation(d, keep, options.means);
+    const final = compensated.inputs;
     for (const p of d.params) {
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
       if (!k || final.has(p.slot)) continue;
@@ -141,7 +147,8 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
       if (a === null) delete node.attributes[key];
       else node.attributes[key] = a;
     }
-    if (edit.append) appendAfter(g, node, edit.append, taken);
+    const append = edit.append ?? compensated.append;
+    if (append) appendAfter(g, node, append, taken);
   }
 
   for (const [value, keep] of kept) {
@@ -166,7 +173,7 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
 function appendAfter(g: Graph, node: Node, append: NonNullable<NodeEdit['append']>, taken: Set<string>): void {
   const value = node.outputs[append.slot]!;
   const before = freshName(taken, `${value}.before_pruning_${append.opType.toLowerCase()}`);
-  const operand = freshName(taken, `${value}.${append.opType === 'Mul' ? 'kept_fraction' : 'removed_zero'}`);
+  const operand = freshName(taken, `${value}.${{ Mul: 'kept_fraction', Max: 'removed_zero', Add: 'removed_means' }[append.opType]}`);
   node.outputs[append.slot] = before;
   g.initializers.set(operand, append.operand);
   const info = g.valueInfo.get(value);

@@ -16,7 +16,8 @@ export function readValues(dep: DependencyGraph): string[] {
     if (d.ports?.coupling !== 'independent' || !d.rule?.compensate) continue;
     for (const slot of d.ports.inputs) {
       const v = portValue(d, 'in', slot);
-      if (v && dep.groups.some((g) => g.members.has(v))) values.add(v);
+      // Means are taken on axis 1 (channelMoments): a channels-last value (ConvNeXt's MLP) is not compensated.
+      if (v && dep.spaces.get(v)?.axis === 1 && dep.groups.some((g) => g.members.has(v))) values.add(v);
     }
   }
   return [...values];

@@ -114,10 +114,11 @@ export interface NodeEdit {
   attributes?: Record<string, Attribute | null>;
   inputs?: Record<number, Tensor>;
   /**
-   * A node put after output `slot`, reading it and the scalar `operand`: what keeps a reduction over the
-   * channels what it was when the removed ones were zeros (a mean's count, a max's zero).
+   * A node put after output `slot`, reading it and `operand`: what keeps a reduction over the channels
+   * what it was when the removed ones were zeros (a mean's count, a max's zero); the bias a MatMul has
+   * no slot for (ChannelRule.compensate).
    */
-  append?: { slot: number; opType: 'Mul' | 'Max'; operand: Tensor };
+  append?: { slot: number; opType: 'Mul' | 'Max' | 'Add'; operand: Tensor };
 }
 
 export interface ChannelRule<A> {
@@ -138,7 +139,8 @@ export interface ChannelRule<A> {
    * For ops with independent outputs (Conv, Gemm): fold a constant shift of input 0 — `shift[c]` added
    * to every element of channel c — into the bias, so that removed input channels can be replaced by
    * their mean activation instead of by zero. Returns the new bias (already cut to `keepOut` when the
-   * outputs lose channels too), or {} when the op has nowhere to put it.
+   * outputs lose channels too) as an input, or as an appended Add (MatMul), or {} when the op has
+   * nowhere to put it.
    */
   compensate?(ctx: ChannelContext<A>, shift: Float64Array, keepOut: readonly number[] | undefined): NodeEdit;
 }
