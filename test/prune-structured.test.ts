@@ -15,7 +15,7 @@ import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
 import type { Attribute, Graph } from '../src/onnx/graph.js';
 import type { Group } from '../src/compress/prune/group.js';
-import { asPruningSeesIt } from '../src/compress/prune/structured.js';
+import { asPruningSeesIt, untiedWeights } from '../src/compress/prune/structured.js';
 import { preferredChannelMultiple } from '../src/compress/prune/hardware.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
@@ -406,6 +406,10 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect(convs.map((c) => c.inputs[1])).toEqual([convs[0]!.inputs[1], convs[0]!.inputs[1]]);
     expect(r.graph.initializers.get(convs[0]!.inputs[1]!)!.dims).toEqual([6, 6, 3, 3]);
     expect(modelStats(r.graph, inferShapes(r.graph)).params).toBeLessThan(modelStats(graph, inferShapes(graph)).params);
+    expect(r.untied).toEqual([]);
+    // Cut differently for two readers (the first reads it as it was): two copies, said.
+    const after = { ...r.graph, nodes: r.graph.nodes.map((node) => (node === convs[0] ? { ...node, inputs: [node.inputs[0]!, shared.inputs[1]!, node.inputs[2]!] } : node)) };
+    expect(untiedWeights(graph, after)).toEqual([{ weight: shared.inputs[1], copies: 2 }]);
   });
 
   it('reads Slice bounds and Split sizes from Constant nodes (torch.onnx writes them so when nothing else is folded)', () => {

@@ -53,6 +53,7 @@ export async function pruneStructuredIteratively(
   let current = graph;
   let first: StructuredResult | undefined;
   let last: StructuredResult | undefined;
+  const untied = new Map<string, number>();
   let accuracy: number | undefined;
   for (let i = 1; i <= steps; i++) {
     const start = performance.now();
@@ -72,6 +73,7 @@ export async function pruneStructuredIteratively(
           : options;
     last = await pruneStructured(current, { ...stepTarget, ...(gradients ? { gradients } : {}) });
     first ??= last;
+    for (const u of last.untied) untied.set(u.weight, Math.max(untied.get(u.weight) ?? 0, u.copies));
     current = last.graph;
     const epochs = epochsForStep(loop.epochs, steps, i);
     if (epochs > 0) {
@@ -90,6 +92,7 @@ export async function pruneStructuredIteratively(
     // Group channel counts before: from the first step; after: from the last.
     groups: last!.groups.map((g) => ({ ...g, channelsBefore: first!.groups.find((f) => f.label === g.label)?.channelsBefore ?? g.channelsBefore })),
     steps: records,
+    untied: [...untied].map(([weight, copies]) => ({ weight, copies })),
     ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}),
   };
 }

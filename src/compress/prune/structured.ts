@@ -96,6 +96,11 @@ export interface StructuredResult {
   fallbacks: string[];
   /** Whether removed channels were replaced by their calibrated means (folded into biases). */
   compensated: boolean;
+  /**
+   * Weights several layers read (a Conv applied twice) that pruning cut differently for each: the model
+   * now stores `copies` of them, and fine-tuning trains each apart.
+   */
+  untied: { weight: string; copies: number }[];
   search: SearchStep[];
   latency?: { beforeMs: number; afterMs: number };
 }
@@ -242,9 +247,29 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     boundaries: dep.boundaries,
     fallbacks,
     compensated: means !== undefined,
+    untied: untiedWeights(fixed, chosen.graph),
     search,
     ...(latency ? { latency } : {}),
   };
+}
+
+/** Initializers read by several named nodes of `before` whose readers in `after` read different tensors. */
+export function untiedWeights(before: Graph, after: Graph): { weight: string; copies: number }[] {
+  const readers = new Map<string, { node: string; slot: number }[]>();
+  for (const node of before.nodes) {
+    if (!node.name) continue;
+    node.inputs.forEach((v, slot) => {
+      if (before.initializers.has(v)) readers.set(v, [...(readers.get(v) ?? []), { node: node.name, slot }]);
+    });
+  }
+  const byName = new Map(after.nodes.map((n) => [n.name, n]));
+  const untied: { weight: string; copies: number }[] = [];
+  for (const [weight, list] of readers) {
+    if (list.length < 2) continue;
+    const now = new Set(list.map(({ node, slot }) => byName.get(node)?.inputs[slot]).filter((v) => v !== undefined));
+    if (now.size > 1) untied.push({ weight, copies: now.size });
+  }
+  return untied;
 }
 
 function record(search: SearchStep[], options: StructuredOptions, step: SearchStep): void {
