@@ -112,6 +112,8 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
         expect(r.code, one!.join(' ')).toBe(2);
         expect(r.stderr).toMatch(/rank 1 started with other training settings than rank 0/);
       }
+      // Rank 1 says which.
+      expect(r1!.stderr).toMatch(new RegExp(`\\(here: ${one![0]}`));
     }
   }, 360_000);
 });

@@ -1,3 +1,4 @@
+import { settingWord } from './resume.js';
 import { SlimError, usageError } from '../errors.js';
 import type { ImageSet } from '../data/types.js';
 import { pinGpu, type DistributedEnv } from './distributed-env.js';
@@ -129,7 +130,9 @@ export class DistributedTraining implements DistributedHooks {
     const differ = await this.collective('checking settings', () => this.native.allreduce(flags));
     const ranks = [...differ.keys()].filter((r) => differ[r]! > 0);
     if (ranks.length > 0) {
-      throw usageError(`${plural(ranks)} ${ranks.join(', ')} started with other training settings than rank 0`, 'start every rank with the same command line and model');
+      // A rank that differs knows which settings: rank 0's came to it.
+      const own = root === mine ? '' : ` (here: ${differingSettings(root, mine).map(settingWord).join(', ')})`;
+      throw usageError(`${plural(ranks)} ${ranks.join(', ')} started with other training settings than rank 0${own}`, 'start every rank with the same command line and model');
     }
     this.native.attach(plan.native, this.options.bucketBytes !== undefined ? { bucketBytes: this.options.bucketBytes } : {});
   }
@@ -287,6 +290,12 @@ export function weightChecksum(weights: ReadonlyMap<string, Float32Array>): numb
     for (let i = 0; i < data.length; i++) sum += data[i]! * ((i % 13) + 1);
   }
   return sum;
+}
+
+/** The top-level keys whose values differ between two JSON objects. */
+function differingSettings(a: string, b: string): string[] {
+  const [x, y] = [JSON.parse(a) as Record<string, unknown>, JSON.parse(b) as Record<string, unknown>];
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
 }
 
 /** `promise`'s value, or undefined once `ms` have passed first. */

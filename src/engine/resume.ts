@@ -59,6 +59,17 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   masks: 'pruning masks',
 };
 
+/** A fingerprint entry (or a data-parallel setting) by the flag or words a user knows it by. */
+export function settingWord(key: string): string {
+  return FINGERPRINT_WORDS[key] ?? RANK_SETTING_WORDS[key] ?? key;
+}
+
+/** The settings data-parallel ranks compare beyond the fingerprint (DistributedTraining.attach). */
+const RANK_SETTING_WORDS: Record<string, string> = {
+  testLimit: '--test-limit', data: 'the images read (--data, --data-dir, --image-size, the limits)', bucketBytes: '--dist-bucket-mb',
+  syncBatchNorm: '--sync-bn', caller: "the command's own settings",
+};
+
 /**
  * The settings of the command itself (TrainOptions.resumeKey), by name. A `*_digest` entry is a content
  * hash (the input model's weights): named, not printed.
