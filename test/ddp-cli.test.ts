@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/engine/launch.js';
+import { loadNative } from '../src/engine/native.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { glooAvailable, startSlim, waitFor, workerPids } from './helpers/ddp-run.js';
@@ -57,6 +58,13 @@ describe.skipIf(!canRun)('slim train --nproc', () => {
     expect(doc.error).toMatchObject({ kind: 'usage', where: expect.stringMatching(/^rank \d of 2$/) });
     expect(run.stderr).toMatch(/a global batch of 1 cannot be shared by 2 ranks/);
   }, 240_000);
+
+  it.skipIf(!canRun || loadNative().info().cuda)('--device cuda without CUDA is refused before any worker starts (each said it, then a hint about --checkpoint-dir)', async () => {
+    const run = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--device', 'cuda', '--nproc', '2', '--out', path.join(dir, 'cu.onnx')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/^slim: device 'cuda' was asked for, but this LibTorch has no CUDA or sees no GPU — train with --device cpu here/m);
+    expect(run.stderr).not.toMatch(/started 2 workers|--checkpoint-dir/);
+  }, 120_000);
 
   it('refuses --nproc inside an already launched rank (exit 2)', async () => {
     const run = await runSlim(['train', '--model', 'resnet18-cifar', ...DATA, '--out', path.join(dir, 'x.onnx'), '--nproc', '2'], {

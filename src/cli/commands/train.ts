@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { epochJson } from '../../report/json-records.js';
-import { usageError } from '../../errors.js';
+import { SlimError, usageError } from '../../errors.js';
+import { loadNative, nativeAvailable } from '../../engine/native.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { trainModel, type TrainProgress } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
@@ -143,6 +144,9 @@ export function registerTrain(program: Command): void {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         // Said once here, not by every worker after it started.
         if (!isCifar10(options.data)) await requireDataFolder(options.data, '--data', 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
+        if (options.device === 'cuda' && nativeAvailable() && !loadNative().info().cuda) {
+          throw new SlimError({ problem: "device 'cuda' was asked for, but this LibTorch has no CUDA or sees no GPU", fix: 'train with --device cpu here, or on a GPU machine whose PyTorch has CUDA (npm run build:native links it when `python3 -c "import torch"` finds it)' });
+        }
         await launchTraining({
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
