@@ -101,6 +101,14 @@ function layerNormOpsNet(): Graph {
   return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(normed, 12, 8)))), 8, 10));
 }
 
+/** A depthwise conv with a channel multiplier (groups 8, 16 outputs): input channel c makes outputs 2c and 2c + 1. */
+function depthwiseMultiplierNet(): Graph {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 8));
+  const y = n.op('Relu', n.conv(x, 8, 16, { k: 3, group: 8 }));
+  return n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(y, 16, 6, { k: 1 })))), 6, 10));
+}
+
 /** A ResNeXt block: 1×1 → grouped 3×3 (4 groups of 3 → 4 of 2) → 1×1, added to the residual. */
 function groupedNet(): Graph {
   const n = new Net(['batch', 3, 8, 8]);
@@ -428,6 +436,13 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     }
   });
 
+  it('a depthwise conv with a channel multiplier cuts each input channel with its own outputs (its producer could not lose any)', () => {
+    const dep = buildDependencyGraph(depthwiseMultiplierNet());
+    expect(dep.boundaries).toEqual([]);
+    // The stem's 8 channels, each with its 2 depthwise outputs (in 2s at the depthwise conv's output), and the 1×1's 6.
+    expect(dep.groups.map((g) => `${g.root.node.opType}${g.size}`)).toEqual(['Conv8', 'Conv6']);
+  });
+
   it('a reduction where every channel counts (Min, Prod, LogSumExp) over the channels is a boundary', () => {
     for (const [op, stops] of [['ReduceMin', true], ['ReduceProd', true], ['ReduceLogSumExp', true], ['ReduceMax', false], ['ReduceMean', false]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
@@ -630,7 +645,7 @@ describe('structured pruning against ONNX Runtime', () => {
 
   it('removing dead channels leaves the output unchanged (fixtures and couplings)', async () => {
     const folded = new Set(['torch-tiny-senet.onnx', 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx']);
-    const graphs: [string, Graph][] = [...(await Promise.all([...FIXTURES, 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx'].map(async (f) => [f, folded.has(f) ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['channel statistics', channelStatisticsNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
+    const graphs: [string, Graph][] = [...(await Promise.all([...FIXTURES, 'torch-tiny-gnnet.onnx', 'torch-tiny-gatenet.onnx'].map(async (f) => [f, folded.has(f) ? asPruningSeesIt(await fixture(f)) : await fixture(f)] as [string, Graph]))), ['split-concat', splitConcatNet()], ['excitation', excitationNet()], ['pass-through', passThroughNet()], ['spatial attention', spatialAttentionNet()], ['channel statistics', channelStatisticsNet()], ['depthwise ×2', depthwiseMultiplierNet()], ['grouped', groupedNet()], ['sliced', slicedNet()], ['halves', halvesNet()]];
     for (const [name, original] of graphs) {
       let dep = buildDependencyGraph(original);
       // The squeeze-excitation's Expand passes the trunk's channels through (its stored target rewritten);

@@ -16,6 +16,12 @@ function isDepthwise(weightDims: readonly number[], group: number): boolean {
   return weightDims[1] === 1 && weightDims[0] === group;
 }
 
+/** Depthwise with a channel multiplier (groups = C, 2C or more outputs): input channel c makes outputs c·m … c·m + m − 1. */
+function depthwiseMultiplier(weightDims: readonly number[], group: number): number | undefined {
+  const m = weightDims[0]! / group;
+  return group > 1 && weightDims[1] === 1 && Number.isInteger(m) && m > 1 ? m : undefined;
+}
+
 /** X [N, C, D1..Dn] * W [M, C/group, k1..kn] (+ B [M]) → [N, M, O1..On], for n = 1, 2, 3. */
 export const conv = defineOp<ConvAttrs>({
   opType: 'Conv',
@@ -97,11 +103,14 @@ export const conv = defineOp<ConvAttrs>({
       const group = ctx.attrs.group;
       if (group === 1) return { inputs: [0], outputs: [0], coupling: 'independent' };
       if (isDepthwise(w.dims, group)) return samePorts([0], [0]);
+      // Each input channel goes with its own outputs (MobileNet's depthwise ×2): whole blocks are cut.
+      const m = depthwiseMultiplier(w.dims, group);
+      if (m) return { inputs: [0], outputs: [0], coupling: [{ from: { side: 'in', slot: 0 }, to: { side: 'out', slot: 0 }, fromStart: 0, toStart: 0, count: group, span: m }] };
       return { inputs: [0], outputs: [0], coupling: 'independent', ties: [...equalPartTies('in', group, w.dims[1]!), ...equalPartTies('out', group, w.dims[0]! / group)] };
     },
     params(ctx) {
       const w = ctx.inputs[1]?.constant;
-      const grouped = w !== undefined && ctx.attrs.group > 1 && !isDepthwise(w.dims, ctx.attrs.group);
+      const grouped = w !== undefined && ctx.attrs.group > 1 && !isDepthwise(w.dims, ctx.attrs.group) && !depthwiseMultiplier(w.dims, ctx.attrs.group);
       return [
         { slot: 1, port: { side: 'out', slot: 0 }, axis: 0, role: 'weight' },
         ...(ctx.attrs.group === 1 ? [{ slot: 1, port: { side: 'in', slot: 0 }, axis: 1, role: 'weight' } as const] : []),
@@ -111,8 +120,9 @@ export const conv = defineOp<ConvAttrs>({
     },
     resize(ctx, keep) {
       const w = ctx.inputs[1]?.constant;
-      const depthwise = w !== undefined && ctx.attrs.group > 1 && isDepthwise(w.dims, ctx.attrs.group);
-      return depthwise && keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {};
+      if (!w || ctx.attrs.group === 1) return {};
+      if (isDepthwise(w.dims, ctx.attrs.group)) return keep.outputs[0] ? { attributes: { group: { type: 'int', value: keep.outputs[0].length } } } : {};
+      return depthwiseMultiplier(w.dims, ctx.attrs.group) && keep.inputs[0] ? { attributes: { group: { type: 'int', value: keep.inputs[0].length } } } : {};
     },
     // A removed input channel's mean contribution Σ W[o, c, …]·mean[c] moves into the bias.
     compensate: (ctx, shift, keepOut) =>
