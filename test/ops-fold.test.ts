@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
+import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
+import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
 
 const FIXTURE = 'test/fixtures/torch-tiny-mobilenet.onnx';
 const sidecar = JSON.parse(readFileSync('test/fixtures/torch-tiny-mobilenet.json', 'utf8')) as { input_dims: number[]; output_dims: number[] };
@@ -54,4 +56,36 @@ describe('every PyTorch fixture infers the output dims PyTorch produced', () => 
       expect(result.totalMacs).toBeGreaterThan(0);
     });
   }
+});
+
+describe("torch's expand(n, -1, -1, -1) with a symbolic batch (CoordConv's coordinate planes)", () => {
+  it('compares the batch symbol with −1 as false (a dim is never negative): the target folds to [batch, 1, 1, 1]', () => {
+    const node = (opType: string, inputs: string[], output: string, attributes: Node['attributes'] = {}): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attributes });
+    const graph: Graph = {
+      ...emptyGraph('coord', 13),
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['batch', 3, 4, 4] }],
+      outputs: [{ name: 'planes', dtype: 'float32' }],
+      initializers: new Map<string, Tensor>([
+        ['coords', float32([1, 2, 4, 4], new Float32Array(32))],
+        ['zero', int64([], [0])],
+        ['axes', int64([1], [0])],
+        ['rest', int64([3], [-1, -1, -1])],
+        ['minus', int64([4], [-1, -1, -1, -1])],
+        ['ones', int64([4], [1, 1, 1, 1])],
+      ]),
+      nodes: [
+        node('Shape', ['x'], 'shape'),
+        node('Gather', ['shape', 'zero'], 'n'),
+        node('Unsqueeze', ['n', 'axes'], 'n1'),
+        node('Concat', ['n1', 'rest'], 'target', { axis: { type: 'int', value: 0 } }),
+        node('Equal', ['target', 'minus'], 'keep'),
+        node('Where', ['keep', 'ones', 'target'], 'picked'),
+        node('Expand', ['coords', 'picked'], 'planes'),
+      ],
+    };
+    const result = inferShapes(graph);
+    expect(result.known.get('keep')?.values).toEqual([0, 1, 1, 1]);
+    expect(result.known.get('picked')?.values).toEqual(['batch', 1, 1, 1]);
+    expect(result.types.get('planes')?.shape).toEqual(['batch', 2, 4, 4]);
+  });
 });

@@ -1,7 +1,9 @@
 import type { DType } from '../onnx/dtype.js';
 import { defineOp, OpError } from './op-def.js';
-import { foldBinary, NUMERIC_DTYPES } from './shared/elementwise.js';
-import { broadcastShapes, input, requireDtype, sameDtype, typeOf } from './shared/shapes.js';
+import type { Dim } from '../onnx/graph.js';
+import { NUMERIC_DTYPES } from './shared/elementwise.js';
+import { broadcastIndex } from './shared/known.js';
+import { broadcastShapes, input, isStatic, requireDtype, sameDtype, typeOf } from './shared/shapes.js';
 
 /** Opset 7 compares bools and integers; 11 adds floats; 19 strings. */
 function comparable(opset: number): ReadonlySet<DType> {
@@ -34,6 +36,29 @@ export const equal = defineOp<Record<string, never>>({
     return [typeOf('bool', a && b ? broadcastShapes(a, b) : undefined)];
   },
   macs: () => 0,
-  // Known values are integers held as doubles: beyond 2^53 two different ones may compare equal.
-  foldValues: (ctx, outputs) => [foldBinary(ctx, outputs, (x, y) => (Number.isSafeInteger(x) && Number.isSafeInteger(y) ? Number(x === y) : undefined))],
+  foldValues(ctx, outputs) {
+    const [a, b] = [ctx.inputs[0]?.known, ctx.inputs[1]?.known];
+    const shape = outputs[0]?.shape;
+    if (!a || !b || !isStatic(shape)) return [undefined];
+    const values: Dim[] = [];
+    for (let i = 0; i < shape.reduce((p, d) => p * d, 1); i++) {
+      const r = equalEntry(a.values[broadcastIndex(i, shape, a.dims)]!, b.values[broadcastIndex(i, shape, b.dims)]!);
+      if (r === undefined) return [undefined];
+      values.push(r);
+    }
+    return [{ dims: shape, values }];
+  },
 });
+
+/**
+ * One entry of a known Equal. Known values are integers held as doubles (beyond 2^53 two different ones
+ * may compare equal), or symbols, which are dims read by Shape and so never negative: a symbol equals
+ * itself and not a negative number — torch's `x.expand(n, -1, -1, -1)` compares its target [n, -1, -1, -1]
+ * with −1 to pick the entries to keep, and the batch `n` is such a symbol.
+ */
+function equalEntry(x: Dim, y: Dim): number | undefined {
+  if (typeof x === 'number' && typeof y === 'number') return Number.isSafeInteger(x) && Number.isSafeInteger(y) ? Number(x === y) : undefined;
+  if (typeof x === 'string' && typeof y === 'string') return x === y ? 1 : undefined;
+  const n = (typeof x === 'number' ? x : y) as number;
+  return n < 0 ? 0 : undefined;
+}
