@@ -396,6 +396,19 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     // 12 channels, 3 removed: the mean times 9/12, the max against 0.
     expect(await nodesAdded(channelStatisticsNet())).toEqual(['Mul 0.75', 'Max 0']);
     expect(await nodesAdded(layerNormOpsNet())).toEqual([]);
+    // The mean of another difference squared (x − a pooled x) is no normalization's: corrected.
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.conv('input', 3, 12);
+    const pooled = n.node('AveragePool', [x], { kernel_shape: { type: 'ints', value: [3, 3] }, pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!;
+    const contrast = n.node('ReduceMean', [n.op('Pow', n.op('Sub', x, pooled), n.constant(float32([], [2])))], { axes: { type: 'ints', value: [1] } })[0]!;
+    const gated = n.op('Mul', n.op('Relu', x), n.op('Sigmoid', contrast));
+    expect(await nodesAdded(n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv(gated, 12, 8)))), 8, 10)))).toEqual(['Mul 0.75']);
+    // Pruned again, the nodes appended the first time keep their names apart (two nodes had one name).
+    const once = (await pruneStructured(channelStatisticsNet(), { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 })).graph;
+    const twice = (await pruneStructured(once, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 })).graph;
+    validateGraph(twice);
+    expect(new Set(twice.nodes.map((node) => node.name)).size).toBe(twice.nodes.length);
+    expect((await ortOutput(twice, randomImages([2, 3, 8, 8]))).dims).toEqual([2, 10]);
     // After a ReLU a max needs no 0 (spatialAttentionNet: its max reads a ReLU, its sum is exact).
     expect(await nodesAdded(spatialAttentionNet())).toEqual([]);
   });
@@ -418,6 +431,9 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     // Cut differently for two readers (the first reads it as it was): two copies, said.
     const after = { ...r.graph, nodes: r.graph.nodes.map((node) => (node === convs[0] ? { ...node, inputs: [node.inputs[0]!, shared.inputs[1]!, node.inputs[2]!] } : node)) };
     expect(untiedWeights(graph, after)).toEqual([{ weight: shared.inputs[1], copies: 2 }]);
+    // Names are optional in ONNX: nodes are matched by position.
+    const unnamed = (g: Graph): Graph => ({ ...g, nodes: g.nodes.map((node) => ({ ...node, name: '' })) });
+    expect(untiedWeights(unnamed(graph), unnamed(after))).toEqual([{ weight: shared.inputs[1], copies: 2 }]);
   });
 
   it('reads Slice bounds and Split sizes from Constant nodes (torch.onnx writes them so when nothing else is folded)', () => {

@@ -244,7 +244,7 @@ export function registerPrune(program: Command): void {
           ...(r.groups.some((g) => g.unit > 1) ? ['(in Ns: channels that go together — a GroupNorm group, or one position in every group of a grouped conv — so a fraction rounds to whole ones)'] : []),
           ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
         ];
-        for (const u of r.untied) log(`note: '${u.weight}' is read by layers whose channels were cut differently: the pruned model stores ${u.copies} copies of it, and fine-tuning trains them apart`);
+        for (const u of r.untied) log(`note: '${u.weight}' is read by layers that now need it apart (their channels cut differently, or other removed means folded in): the pruned model stores ${u.copies} copies of it, and fine-tuning trains them apart`);
         if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
       } else {
         const r = await pruneUnstructuredGradually(

@@ -93,6 +93,8 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
   const uses = new Map<string, number>();
   for (const n of dep.graph.nodes) for (const v of n.inputs) if (v) uses.set(v, (uses.get(v) ?? 0) + 1);
   const taken = valueNames(g);
+  // Node names too: a node appended here is named after its node, and a model pruned again has one already.
+  for (const n of g.nodes) if (n.name) taken.add(n.name);
   const replaced = new Set<string>();
   // A shared initializer cut the same way for several readers (one Conv applied twice) stays one tensor.
   const sharedCuts = new Map<string, string>();

@@ -2,7 +2,7 @@
  * Building blocks for the channel rules in op modules (see channel-rule.ts): the common shapes of
  * channel flow, so that an op's entry is one line when it is ordinary and a few when it is not.
  */
-import type { Dim } from '../../onnx/graph.js';
+import type { Dim, Node } from '../../onnx/graph.js';
 import type { ReduceAttrs } from '../../ops/shared/reduce.js';
 import { knownInts, normalizeAxes } from '../../ops/shared/shapes.js';
 import type { ChannelContext, ChannelLink, ChannelParam, ChannelPorts, ChannelRule, NodeEdit, ParamRole, SlotRef } from './channel-rule.js';
@@ -252,17 +252,27 @@ function correction(ctx: ChannelContext<ReduceAttrs>, over: 'mean' | 'max', kept
 }
 
 /**
- * A mean its input is centred by (x − mean(x)) or that is the mean of such a centred value squared: a
- * LayerNorm (or RMS-style norm) torch exported as ops, whose statistics follow the kept channels.
+ * A mean that is a normalization's statistic: every reader centres its input by it (x − mean(x), either
+ * way round), or it is the mean of such a centred value squared (Pow 2, or Mul by itself) — a LayerNorm
+ * torch exported as ops, whose statistics follow the kept channels. A mean some other reader also takes
+ * (a gate), or of another difference (x − a pooled x), is a statistic of its own and is corrected.
  */
 function normalizationStatistic(ctx: ChannelContext<ReduceAttrs>): boolean {
   const [x] = ctx.node.inputs;
   const [y] = ctx.node.outputs;
-  if (!x || !y) return false;
-  if (ctx.consumers?.(y).some((n) => n.opType === 'Sub' && n.inputs[0] === x && n.inputs[1] === y)) return true;
-  const square = ctx.producer?.(x);
-  if (!square || !(square.opType === 'Pow' || (square.opType === 'Mul' && square.inputs[0] === square.inputs[1]))) return false;
-  return ctx.producer?.(square.inputs[0]!)?.opType === 'Sub';
+  if (!x || !y || !ctx.consumers || !ctx.producer) return false;
+  const centres = (n: Node, value: string, mean: string): boolean => n.opType === 'Sub' && ((n.inputs[0] === value && n.inputs[1] === mean) || (n.inputs[0] === mean && n.inputs[1] === value));
+  const readers = ctx.consumers(y);
+  if (readers.length > 0 && readers.every((n) => centres(n, x, y))) return true;
+  const square = ctx.producer(x);
+  const squared = square && (square.opType === 'Pow' || (square.opType === 'Mul' && square.inputs[0] === square.inputs[1])) ? square.inputs[0] : undefined;
+  const difference = squared ? ctx.producer(squared) : undefined;
+  if (difference?.opType !== 'Sub') return false;
+  return difference.inputs.some((m, i) => {
+    const mean = m ? ctx.producer!(m) : undefined;
+    const other = difference.inputs[1 - i];
+    return m !== undefined && other !== undefined && mean?.opType === 'ReduceMean' && mean.inputs[0] === other && ctx.consumers!(m).every((n) => centres(n, other, m));
+  });
 }
 
 /** A scalar of a float dtype (a reduction's output), or undefined for others. */

@@ -253,20 +253,26 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   };
 }
 
-/** Initializers read by several named nodes of `before` whose readers in `after` read different tensors. */
+/**
+ * Initializers read by several nodes of `before` whose readers in `after` read different tensors.
+ * `after` is removeChannels' output: its nodes are `before`'s in order, with appended ones between.
+ */
+/** The names removeChannels gives the nodes it appends (apply.ts appendAfter). */
+const APPENDED_NODE = /\.pruned_(mul|max|add)(_\d+)?$/;
+
 export function untiedWeights(before: Graph, after: Graph): { weight: string; copies: number }[] {
-  const readers = new Map<string, { node: string; slot: number }[]>();
-  for (const node of before.nodes) {
-    if (!node.name) continue;
+  // Nodes matched by position once the appended ones are left out: names are optional in ONNX.
+  const matched = after.nodes.filter((n) => !APPENDED_NODE.test(n.name));
+  const readers = new Map<string, { at: number; slot: number }[]>();
+  before.nodes.forEach((node, at) => {
     node.inputs.forEach((v, slot) => {
-      if (before.initializers.has(v)) readers.set(v, [...(readers.get(v) ?? []), { node: node.name, slot }]);
+      if (before.initializers.has(v)) readers.set(v, [...(readers.get(v) ?? []), { at, slot }]);
     });
-  }
-  const byName = new Map(after.nodes.map((n) => [n.name, n]));
+  });
   const untied: { weight: string; copies: number }[] = [];
   for (const [weight, list] of readers) {
     if (list.length < 2) continue;
-    const now = new Set(list.map(({ node, slot }) => byName.get(node)?.inputs[slot]).filter((v) => v !== undefined));
+    const now = new Set(list.map(({ at, slot }) => matched[at]?.inputs[slot]).filter((v) => v !== undefined));
     if (now.size > 1) untied.push({ weight, copies: now.size });
   }
   return untied;
