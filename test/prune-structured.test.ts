@@ -916,27 +916,40 @@ describe('mean replacement', () => {
     const n = new Net(['batch', 3, 8, 8]);
     const a = n.op('Relu', n.conv('input', 3, 8));
     const graph = n.output(n.op('MatMul', n.op('Flatten', n.op('GlobalAveragePool', a)), n.weight([8, 10], 0.3)));
-    const conv = graph.nodes.find((x) => x.opType === 'Conv')!;
-    const w = Float32Array.from(graph.initializers.get(conv.inputs[1]!)!.data as Float32Array);
-    const bias = Float32Array.from(graph.initializers.get(conv.inputs[2]!)!.data as Float32Array);
-    for (const c of [2, 6]) {
-      w.fill(0, c * 27, (c + 1) * 27);
-      bias[c] = 0.7;
-    }
-    graph.initializers.set(conv.inputs[1]!, float32([8, 3, 3, 3], w));
-    graph.initializers.set(conv.inputs[2]!, float32([8], bias));
-    const dep = buildDependencyGraph(graph);
-    const removed = new Uint8Array(dep.groupOf.length);
-    for (const c of [2, 6]) removed[dep.groups[0]!.components[c]!] = 1;
-    const rng = new Random(9);
-    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint16Array(16) };
-    const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
+    const { dep, removed, means, images } = await constantChannelsRemoved(graph, [2, 6]);
     const x = randomImages([2, 3, 8, 8]);
     const want = await ortOutput(graph, x);
     const compensated = removeChannels(dep, removed, { means });
     expect(compensated.nodes.at(-1)!.opType).toBe('Add');
+    // A MatMul on channels-last values has nowhere to take them: named, so the result does not claim it.
+    const lastAxis = new Net(['batch', 3, 8, 8]);
+    const features = lastAxis.op('Relu', lastAxis.conv('input', 3, 8));
+    const perm: Record<string, Attribute> = { perm: { type: 'ints', value: [0, 2, 3, 1] } };
+    const channelsLast = lastAxis.output(lastAxis.op('MatMul', lastAxis.node('Transpose', [features], perm)[0]!, lastAxis.weight([8, 10], 0.3)));
+    const r = await pruneStructured(channelsLast, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1, calibration: { images, normalization: CIFAR10_NORMALIZATION, samples: 16 } });
+    expect(r.uncompensated).toEqual([channelsLast.nodes.at(-1)!.name]);
     expect(maxRelDiff(await ortOutput(compensated, x), want)).toBeLessThan(1e-5);
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
+  });
+
+  it('a mean or max over the channels takes the removed constant channels as their means (it took them as zeros)', async () => {
+    // conv 3→12 (channels 2 and 6 constant at 0.7) → mean and max over the channels → a gate on a 1×1 conv of it.
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.conv('input', 3, 12);
+    const overChannels: Record<string, Attribute> = { axes: { type: 'ints', value: [1] } };
+    const gate = n.op('Sigmoid', n.op('Add', n.node('ReduceMean', [x], overChannels)[0]!, n.node('ReduceMax', [x], overChannels)[0]!));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Mul', n.conv(x, 12, 8, { k: 1 }), gate))), 8, 10));
+    const { dep, removed, means } = await constantChannelsRemoved(graph, [2, 6]);
+    const x2 = randomImages([2, 3, 8, 8]);
+    const want = await ortOutput(graph, x2);
+    const compensated = removeChannels(dep, removed, { means });
+    expect(compensated.nodes.filter((node) => /\.pruned_/.test(node.name)).map((node) => node.opType)).toEqual(['Mul', 'Add', 'Max']);
+    // Every reader took the means: none is named as reading zeros.
+    const missed: string[] = [];
+    removeChannels(dep, removed, { means, onUncompensated: (node) => missed.push(node) });
+    expect(missed).toEqual([]);
+    expect(maxRelDiff(await ortOutput(compensated, x2), want)).toBeLessThan(1e-5);
+    expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x2), want)).toBeGreaterThan(1e-3);
   });
 
   it('folds a removed constant channel into a grouped conv, where only its own group reads it', async () => {
@@ -967,6 +980,30 @@ describe('mean replacement', () => {
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
   });
 });
+
+/**
+ * The first Conv's (3 inputs, 3×3) `channels` made constant at 0.7 — zero filters, bias 0.7 — their
+ * removal planned, and every read value's channel means calibrated on 16 random images.
+ */
+async function constantChannelsRemoved(graph: Graph, channels: number[]) {
+  const conv = graph.nodes.find((node) => node.opType === 'Conv')!;
+  const [weight, bias] = [graph.initializers.get(conv.inputs[1]!)!, graph.initializers.get(conv.inputs[2]!)!];
+  const w = Float32Array.from(weight.data as Float32Array);
+  const b = Float32Array.from(bias.data as Float32Array);
+  for (const c of channels) {
+    w.fill(0, c * 27, (c + 1) * 27);
+    b[c] = 0.7;
+  }
+  graph.initializers.set(conv.inputs[1]!, float32(weight.dims, w));
+  graph.initializers.set(conv.inputs[2]!, float32(bias.dims, b));
+  const dep = buildDependencyGraph(graph);
+  const removed = new Uint8Array(dep.groupOf.length);
+  for (const c of channels) removed[dep.groups[0]!.components[c]!] = 1;
+  const rng = new Random(9);
+  const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 8, 8] as [number, number, number], pixels: Uint8Array.from({ length: 16 * 192 }, () => rng.nextUint32() & 255), labels: new Uint16Array(16) };
+  const means = await channelMeans(graph, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
+  return { dep, removed, means, images };
+}
 
 describe('importance criteria', () => {
   it('L1 and L2 sum every weight a channel owns across the group; BN-γ reads γ; random is seeded', async () => {

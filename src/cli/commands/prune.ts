@@ -234,6 +234,7 @@ export function registerPrune(program: Command): void {
           importance_fallbacks: r.fallbacks,
           mean_replacement: r.compensated,
           untied_weights: r.untied,
+          ...(r.compensated ? { not_mean_replaced: r.uncompensated } : {}),
           search: r.search.map(searchStepJson),
           ...(r.steps.length ? { steps: r.steps.map(pruneStepJson) } : {}),
           ...(r.latency ? { latency_search_ms: { before: r.latency.beforeMs, after: r.latency.afterMs } } : {}),
@@ -244,6 +245,10 @@ export function registerPrune(program: Command): void {
           ...(r.groups.some((g) => g.unit > 1) ? ['(in Ns: channels that go together — a GroupNorm group, or one position in every group of a grouped conv — so a fraction rounds to whole ones)'] : []),
           ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
         ];
+        if (r.uncompensated.length > 0) {
+          const shown = r.uncompensated.slice(0, 3).join(', ') + (r.uncompensated.length > 3 ? ', …' : '');
+          log(`note: mean replacement did not reach ${r.uncompensated.length} layer(s) that lost input channels (${shown}; e.g. a MatMul on channels-last values): they read the removed channels as zeros`);
+        }
         for (const u of r.untied) log(`note: '${u.weight}' is read by layers that now need it apart (their channels cut differently, or other removed means folded in): the pruned model stores ${u.copies} copies of it, and fine-tuning trains them apart`);
         if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
       } else {

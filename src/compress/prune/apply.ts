@@ -82,6 +82,8 @@ export interface RemoveOptions {
    * saw on average stays, which matters most where BatchNorm was folded into large biases.
    */
   means?: ReadonlyMap<string, Float64Array>;
+  /** With `means`: called with each layer that loses input channels but has nowhere to put their means. */
+  onUncompensated?(node: string): void;
 }
 
 /** A new Graph without the channels of removed components (removed[component] = 1). */
@@ -111,6 +113,9 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
     const cuts = new Map<number, string>();
     const compensated = options.shapesOnly ? { inputs: new Map<number, Tensor>() } : compensation(d, keep, options.means);
     const final = compensated.inputs;
+    if (options.means && d.ports.coupling === 'independent' && d.ports.inputs.some((slot) => keep.inputs[slot]) && final.size === 0 && !compensated.append) {
+      options.onUncompensated?.(d.node.name || d.node.opType);
+    }
     for (const p of d.params) {
       const k = (p.port.side === 'in' ? keep.inputs : keep.outputs)[p.port.slot];
       if (!k || final.has(p.slot)) continue;
@@ -149,8 +154,10 @@ export function removeChannels(dep: DependencyGraph, removed: Uint8Array, option
       if (a === null) delete node.attributes[key];
       else node.attributes[key] = a;
     }
-    const append = edit.append ?? compensated.append;
-    if (append) appendAfter(g, node, append, taken);
+    // The compensating node goes last (appended first: each later one goes between the node and it);
+    // a max given the removed channels' means needs no 0 for them.
+    if (compensated.append) appendAfter(g, node, compensated.append, taken);
+    if (edit.append && !(edit.append.opType === 'Max' && compensated.append?.opType === 'Max')) appendAfter(g, node, edit.append, taken);
   }
 
   for (const [value, keep] of kept) {

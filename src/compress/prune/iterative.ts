@@ -54,6 +54,7 @@ export async function pruneStructuredIteratively(
   let first: StructuredResult | undefined;
   let last: StructuredResult | undefined;
   const untied = new Map<string, number>();
+  const uncompensated = new Set<string>();
   let accuracy: number | undefined;
   for (let i = 1; i <= steps; i++) {
     const start = performance.now();
@@ -74,6 +75,7 @@ export async function pruneStructuredIteratively(
     last = await pruneStructured(current, { ...stepTarget, ...(gradients ? { gradients } : {}) });
     first ??= last;
     for (const u of last.untied) untied.set(u.weight, Math.max(untied.get(u.weight) ?? 0, u.copies));
+    for (const node of last.uncompensated) uncompensated.add(node);
     current = last.graph;
     const epochs = epochsForStep(loop.epochs, steps, i);
     if (epochs > 0) {
@@ -93,6 +95,7 @@ export async function pruneStructuredIteratively(
     groups: last!.groups.map((g) => ({ ...g, channelsBefore: first!.groups.find((f) => f.label === g.label)?.channelsBefore ?? g.channelsBefore })),
     steps: records,
     untied: [...untied].map(([weight, copies]) => ({ weight, copies })),
+    uncompensated: [...uncompensated],
     ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}),
   };
 }

@@ -226,6 +226,25 @@ export function reduceChannels(axesInputSince: number, overChannels: ReduceOverC
       const append = correction(ctx, overChannels, kept.length);
       return append ? { append } : {};
     },
+    // Removed channels replaced by their means (--data): a sum gains them, a mean gains them over all
+    // the channels (after its kept/all), a max takes the largest of them in place of 0.
+    compensate(ctx, shift) {
+      const r = reducedAxes(ctx);
+      if (overChannels === 'stop' || typeof r === 'string' || !r.reduced.includes(ctx.channelAxes[0]!) || r.reduced.length !== 1) return {};
+      const dtype = ctx.inputs[0]?.type.dtype ?? '';
+      const removed = [...shift].filter((v) => v !== 0);
+      if (removed.length === 0) return {};
+      if (overChannels === 'max') {
+        const largest = scalarOf(dtype, Math.max(...removed));
+        return largest ? { append: { slot: 0, opType: 'Max', operand: largest } } : {};
+      }
+      if (overChannels === 'mean' && normalizationStatistic(ctx)) return {};
+      const sum = removed.reduce((a, v) => a + v, 0);
+      const added = scalarOf(dtype, overChannels === 'mean' ? sum / shift.length : sum);
+      // Sums of powers or logs (L1, L2, LogSum) would need the means' powers: only plain sums and means.
+      const plain = overChannels === 'mean' || ctx.node.opType === 'ReduceSum';
+      return added && plain ? { append: { slot: 0, opType: 'Add', operand: added } } : {};
+    },
   };
 }
 

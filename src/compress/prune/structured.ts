@@ -101,6 +101,8 @@ export interface StructuredResult {
    * now stores `copies` of them, and fine-tuning trains each apart.
    */
   untied: { weight: string; copies: number }[];
+  /** With calibration: layers that lost input channels but could not take their means (they read zeros). */
+  uncompensated: string[];
   search: SearchStep[];
   latency?: { beforeMs: number; afterMs: number };
 }
@@ -172,13 +174,16 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   const search: SearchStep[] = [];
   const macsOf = (plan: Plan): number => inferShapes(removeChannels(dep, plan.removed, { shapesOnly: true })).totalMacs;
   const means = options.calibration ? await channelMeans(fixed, readValues(dep), options.calibration) : undefined;
-  const build = (plan: Plan): { plan: Plan; graph: Graph; macs: number } => {
-    const pruned = removeChannels(dep, plan.removed, means ? { means } : {});
-    return { plan, graph: pruned, macs: inferShapes(pruned).totalMacs };
+  // `uncompensated`: the layers of this cut that could not take the removed channels' means.
+  type Built = { plan: Plan; graph: Graph; macs: number; uncompensated: string[] };
+  const build = (plan: Plan): Built => {
+    const uncompensated: string[] = [];
+    const pruned = removeChannels(dep, plan.removed, means ? { means, onUncompensated: (node) => uncompensated.push(node) } : {});
+    return { plan, graph: pruned, macs: inferShapes(pruned).totalMacs, uncompensated };
   };
-  const evaluate = (p: number): { plan: Plan; graph: Graph; macs: number } => build(planRemoval(dep, scores, p, planOptions));
+  const evaluate = (p: number): Built => build(planRemoval(dep, scores, p, planOptions));
 
-  let chosen: { plan: Plan; graph: Graph; macs: number };
+  let chosen: Built;
   let latency: StructuredResult['latency'];
   if (target.kind === 'ratio') {
     chosen = evaluate(target.value);
@@ -207,7 +212,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     if (!measure) throw usageError('a latency target needs a way to measure latency', 'pass measureLatency');
     const beforeMs = await measure(fixed);
     const goal = target.value * beforeMs;
-    const timed = async (p: number): Promise<{ plan: Plan; graph: Graph; macs: number; ms: number }> => {
+    const timed = async (p: number): Promise<Built & { ms: number }> => {
       const r = evaluate(p);
       const ms = await measure(r.graph);
       record(search, options, { p, macs: r.macs, latencyMs: ms });
@@ -247,6 +252,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     boundaries: dep.boundaries,
     fallbacks,
     compensated: means !== undefined,
+    uncompensated: chosen.uncompensated,
     untied: untiedWeights(fixed, chosen.graph),
     search,
     ...(latency ? { latency } : {}),
