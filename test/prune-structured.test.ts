@@ -9,6 +9,7 @@ import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { validateGraph } from '../src/onnx/validate.js';
 import { modelStats } from '../src/runtime/stats.js';
+import { convertFloat16 } from '../src/compress/quantize/fp16.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { OPS } from '../src/ops/registry.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
@@ -950,6 +951,17 @@ describe('mean replacement', () => {
     expect(missed).toEqual([]);
     expect(maxRelDiff(await ortOutput(compensated, x2), want)).toBeLessThan(1e-5);
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x2), want)).toBeGreaterThan(1e-3);
+  });
+
+  it("calibrates a float16 model's channel means (ORT refused them declared float32)", async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.conv('input', 3, 8)))), 8, 10));
+    const { dep, means, images } = await constantChannelsRemoved(graph, [2, 6]);
+    const half = convertFloat16(graph, 'full').graph;
+    const halfMeans = await channelMeans(half, readValues(dep), { images, normalization: CIFAR10_NORMALIZATION, samples: 16 });
+    const [value] = readValues(dep);
+    expect(halfMeans.get(value!)![2]).toBeCloseTo(0.7, 3);
+    for (let c = 0; c < 8; c++) expect(halfMeans.get(value!)![c]).toBeCloseTo(means.get(value!)![c]!, 2);
   });
 
   it('folds a removed constant channel into a grouped conv, where only its own group reads it', async () => {

@@ -6,7 +6,8 @@ import { batches } from '../data/batches.js';
 import type { ImageSet, Normalization } from '../data/types.js';
 import { cloneGraph, dataInputs, type Graph } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/io.js';
-import { makeTensor } from '../onnx/tensor.js';
+import { makeTensor, toNumbers } from '../onnx/tensor.js';
+import { inferShapes } from '../onnx/shape-inference.js';
 import type { ChannelMoments } from '../passes/index.js';
 import { openSession } from './ort.js';
 
@@ -25,7 +26,9 @@ export async function channelMoments(graph: Graph, values: readonly string[], c:
   const input = dataInputs(graph)[0];
   if (!input || values.length === 0) return new Map();
   const g = cloneGraph(graph);
-  g.outputs = values.map((name) => ({ name, dtype: 'float32' as const }));
+  // Exposed in their own dtype (a float16 model's are float16: ORT refuses a float32 output for them).
+  const types = inferShapes(graph).types;
+  g.outputs = values.map((name) => ({ name, dtype: types.get(name)?.dtype ?? 'float32' }));
   const session = await openSession(encodeModel(g).model, { label: 'channel statistics', ...(c.threads !== undefined ? { threads: c.threads } : {}) });
   const sums = new Map<string, { sum: Float64Array; squares: Float64Array; count: number }>();
   try {
@@ -36,7 +39,7 @@ export async function channelMoments(graph: Graph, values: readonly string[], c:
         const [n, ch] = [t.dims[0]!, t.dims[1]!];
         const inner = t.data.length / (n * ch);
         const acc = sums.get(name) ?? { sum: new Float64Array(ch), squares: new Float64Array(ch), count: 0 };
-        const data = t.data as Float32Array;
+        const data = t.dtype === 'float32' ? (t.data as Float32Array) : Float64Array.from(toNumbers(t));
         for (let i = 0; i < data.length; i++) {
           const k = Math.floor(i / inner) % ch;
           acc.sum[k]! += data[i]!;
