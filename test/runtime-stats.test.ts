@@ -119,6 +119,15 @@ describe('modelStats on PyTorch exports', () => {
     }
   });
 
+  it('weights written as Constant nodes count (tensor or value_floats): pruning, which makes them initializers, reported 0 → 1.9 k', async () => {
+    const { graph } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
+    const asConstants: Graph = { ...graph, initializers: new Map(), nodes: [...[...graph.initializers].map(([name, t], i): Node => ({
+      name: `k${i}`, opType: 'Constant', domain: '', inputs: [], outputs: [name],
+      attributes: t.dims.length === 1 && t.dtype === 'float32' ? { value_floats: { type: 'floats', value: [...(t.data as Float32Array)] } } : { value: { type: 'tensor', value: t } },
+    })), ...graph.nodes] };
+    expect(modelStats(asConstants, inferShapes(asConstants)).params).toBe(TORCH_PARAMS['torch-tiny-resnet-folded.onnx']);
+  });
+
   it('folded TinyResNet: op counts and weight bytes follow from the module (every float is a parameter)', async () => {
     const { graph, facts } = await loadModel(fixture('torch-tiny-resnet-folded.onnx'));
     const stats = modelStats(graph, facts, { model: readFileSync(fixture('torch-tiny-resnet-folded.onnx')) });

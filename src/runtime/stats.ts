@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { Writable } from 'node:stream';
+import { constantValue } from '../passes/constants.js';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, gzipSync } from 'node:zlib';
 import type { DType } from '../onnx/dtype.js';
@@ -165,6 +166,9 @@ function copyInfo(v: ValueInfo): ValueInfo {
   return { name: v.name, dtype: v.dtype, ...(v.shape ? { shape: [...v.shape] } : {}) };
 }
 
+/** Ops whose stored inputs are learned weights wherever they are kept (a Constant node included; not InstanceNormalization, whose 1s and 0s torch writes so for GroupNorm). */
+const LAYERS_WITH_WEIGHTS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'BatchNormalization', 'LayerNormalization', 'PRelu']);
+
 function countParams(graph: Graph): { params: number; nonzeroParams: number } {
   const index = new GraphIndex(graph);
   const producers = index.producer;
@@ -175,7 +179,8 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
     // A GroupNorm's fixed 1s and 0s are no parameters (its γ and β, the Mul and Add after, are).
     if (isGroupNormCore(node, graph, index)) continue;
     for (const role of learnedInputs(node, producers, graph)) {
-      const stored = storedWeight(node.inputs[role.slot], graph, producers);
+      // Constant nodes hold an exporter's literals (HardSwish's 3, a scale): weights only for the layers that have them.
+      const stored = storedWeight(node.inputs[role.slot], graph, producers, { constants: LAYERS_WITH_WEIGHTS.has(node.opType) });
       if (!stored || counted.has(stored.key)) continue;
       const { key: name, tensor: t } = stored;
       const float = isFloatTensor(t);
@@ -196,7 +201,7 @@ function countParams(graph: Graph): { params: number; nonzeroParams: number } {
  * models store weights as float16) it is the stored tensor, counted once; through an Identity (torch.onnx
  * stores parameters equal at export once, untie-weights.ts) it is a parameter of its own, as PyTorch counts it.
  */
-function storedWeight(name: string | undefined, graph: Graph, producers: ReadonlyMap<string, Node>): { key: string; tensor: Tensor } | undefined {
+function storedWeight(name: string | undefined, graph: Graph, producers: ReadonlyMap<string, Node>, o: { constants?: boolean } = {}): { key: string; tensor: Tensor } | undefined {
   let key: string | undefined;
   // A short chain: fp16-weights conversion puts a Cast behind torch's Identity.
   for (let value = name, hops = 0; value && hops < 4; hops++) {
@@ -204,6 +209,14 @@ function storedWeight(name: string | undefined, graph: Graph, producers: Readonl
     if (tensor) return { key: key ?? value, tensor };
     const producer = producers.get(value);
     if (!producer) return undefined;
+    // Weights some exporters write as Constant nodes (pruning turns them into initializers: counted alike).
+    if (producer.opType === 'Constant' && o.constants) {
+      try {
+        return { key: key ?? value, tensor: constantValue(producer) };
+      } catch {
+        return undefined; // a sparse constant: not counted, as before
+      }
+    }
     if (producer.opType === 'Identity') key ??= value;
     // Cast (fp16 weights) and the reshapes torch.onnx reads a parameter through without constant
     // folding (PReLU's Unsqueeze(a1.weight)): the stored tensor, counted once under its own name.
