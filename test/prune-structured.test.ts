@@ -412,6 +412,23 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect((await ortOutput(twice, randomImages([2, 3, 8, 8]))).dims).toEqual([2, 10]);
     // After a ReLU a max needs no 0 (spatialAttentionNet: its max reads a ReLU, its sum is exact).
     expect(await nodesAdded(spatialAttentionNet())).toEqual([]);
+    // Nor after a ReLU6 seen through a Transpose to channels-last; a Clip that lets −1 through, or a Pad
+    // writing −1, still does.
+    const channelsLastMax = async (lower: number, padValue?: number) => {
+      const m = new Net(['batch', 3, 8, 8]);
+      const clipped = m.op('Clip', m.conv('input', 3, 12), m.constant(float32([], [lower])), m.constant(float32([], [6])));
+      const padded = padValue === undefined ? clipped : m.op('Pad', clipped, m.constant(int64([8], [0, 0, 1, 1, 0, 0, 1, 1])), m.constant(float32([], [padValue])));
+      const perm = (p: number[]): Record<string, Attribute> => ({ perm: { type: 'ints', value: p } });
+      const nhwc = m.node('Transpose', [padded], perm([0, 2, 3, 1]))[0]!;
+      const max = m.node('ReduceMax', [nhwc], { axes: { type: 'ints', value: [3] } })[0]!;
+      const gate = m.op('Sigmoid', m.node('Transpose', [max], perm([0, 3, 1, 2]))[0]!);
+      const y = m.op('Relu', m.conv(m.op('Mul', padded, gate), 12, 8));
+      return nodesAdded(m.output(m.gemm(m.op('Flatten', m.op('GlobalAveragePool', y)), 8, 10)));
+    };
+    expect(await channelsLastMax(0)).toEqual([]);
+    expect(await channelsLastMax(0, 0)).toEqual([]);
+    expect(await channelsLastMax(-1)).toEqual(['Max 0']);
+    expect(await channelsLastMax(0, -1)).toEqual(['Max 0']);
   });
 
   it('a Conv applied twice keeps one weight when both uses are cut alike (each got a copy: the model grew)', async () => {

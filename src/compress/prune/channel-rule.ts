@@ -27,6 +27,8 @@ export interface ChannelContext<A> extends OpContext<A> {
   producer?: (value: string) => Node | undefined;
   /** The nodes that read a value; absent outside the dependency graph. */
   consumers?: (value: string) => readonly Node[];
+  /** A stored tensor (initializer) by value name; absent outside the dependency graph. */
+  stored?: (value: string) => Tensor | undefined;
 }
 
 /** An input or output slot of the node. */

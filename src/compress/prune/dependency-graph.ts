@@ -7,6 +7,7 @@
  */
 import { dataInputs, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { inferShapes, type InferenceResult } from '../../onnx/shape-inference.js';
+import type { Tensor } from '../../onnx/tensor.js';
 import { nodeDependencies, type Dependency } from './dependency.js';
 import { channelDim } from './rules.js';
 import type { Group } from './group.js';
@@ -86,7 +87,8 @@ export function buildDependencyGraph(graph: Graph, facts: InferenceResult = infe
   const index = new GraphIndex(graph);
   const producer = (value: string): Node | undefined => index.producer.get(value);
   const consumers = (value: string): readonly Node[] => index.consumersOf(value);
-  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, { shapeExpr, producer, consumers }));
+  const stored = (value: string): Tensor | undefined => graph.initializers.get(value);
+  const nodes = facts.nodes.map((f, i) => makeDepNode(graph, f, i, axisOf, { shapeExpr, producer, consumers, stored }));
   const frozen = new Map<string, string>();
   const channelsOf = (value: string): number | string | undefined => channelDim(facts.types.get(value)?.shape, axisOf.get(value));
   const freeze = (value: string | undefined, reason: string): void => {

@@ -1,5 +1,6 @@
 import type { Graph, Node } from '../../onnx/graph.js';
 import type { NodeFacts } from '../../onnx/shape-inference.js';
+import type { Tensor } from '../../onnx/tensor.js';
 import { OpError, type OpDef } from '../../ops/op-def.js';
 import { opDefFor } from '../../ops/registry.js';
 import type { ChannelContext, ChannelParam, ChannelPorts, ChannelRule } from './channel-rule.js';
@@ -24,20 +25,21 @@ export interface DepNode {
   frozenInputs?: { value: string; reason: string }[];
 }
 
-/** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
 /** What the dependency graph lets rules look up beyond their own node (ChannelContext). */
 export interface GraphLookups {
   shapeExpr?: ShapeExprOf;
   producer?: (value: string) => Node | undefined;
   consumers?: (value: string) => readonly Node[];
+  stored?: (value: string) => Tensor | undefined;
 }
 
+/** The context a channel rule sees for one node; `axisOf` gives each value's channel axis (default 1). */
 export function channelContext(
   graph: Graph,
   facts: NodeFacts,
   def: OpDef<unknown> | undefined,
   axisOf: ReadonlyMap<string, number> = new Map(),
-  { shapeExpr, producer, consumers }: GraphLookups = {},
+  { shapeExpr, producer, consumers, stored }: GraphLookups = {},
 ): ChannelContext<unknown> {
   const { node } = facts;
   const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
@@ -45,6 +47,7 @@ export function channelContext(
   return {
     node, attrs: def ? def.parseAttrs(node, opset) : {}, opset, inputs: facts.inputs, outputs: facts.outputs, channelAxes,
     ...(shapeExpr ? { shapeExpr } : {}), ...(producer ? { producer } : {}), ...(consumers ? { consumers } : {}),
+    ...(stored ? { stored } : {}),
   };
 }
 

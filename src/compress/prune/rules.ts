@@ -250,6 +250,30 @@ export function reduceChannels(axesInputSince: number, overChannels: ReduceOverC
 
 /** Ops whose output is never negative: a max over channels they write needs no zero for removed ones. */
 const NON_NEGATIVE = new Set(['Relu', 'Sigmoid', 'HardSigmoid', 'Softplus', 'Abs', 'Exp', 'Sqrt', 'Softmax']);
+/** Ops whose output is never negative when their first input is not: they move, pick or average values. */
+const KEEPS_SIGN = new Set([
+  'Transpose', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'MaxPool', 'AveragePool',
+  'GlobalMaxPool', 'GlobalAveragePool', 'Slice', 'Gather', 'Expand', 'Tile', 'Resize', 'Upsample', 'Pad',
+]);
+
+/**
+ * Whether a value is never negative, by its producers: a Relu (or Clip with a lower bound ≥ 0, ReLU6),
+ * seen through ops that only move, pick or average values (CBAM's channel max after ReLU → Transpose;
+ * a constant Pad only with a value ≥ 0).
+ */
+function neverNegative(ctx: ChannelContext<ReduceAttrs>, value: string, depth = 0): boolean {
+  const producer = ctx.producer?.(value);
+  if (!producer || depth > 16) return false;
+  if (NON_NEGATIVE.has(producer.opType)) return true;
+  if (producer.opType === 'Clip') {
+    const attr = producer.attributes.min;
+    const stored = producer.inputs[1] ? ctx.stored?.(producer.inputs[1]) : undefined;
+    const min = attr?.type === 'float' ? attr.value : stored && stored.data.length === 1 ? toNumbers(stored)[0] : undefined;
+    return (min !== undefined && min >= 0) || neverNegative(ctx, producer.inputs[0] ?? '', depth + 1);
+  }
+  if (producer.opType === 'Pad' && padsWithNegative(ctx, producer)) return false;
+  return KEEPS_SIGN.has(producer.opType) && neverNegative(ctx, producer.inputs[0] ?? '', depth + 1);
+}
 
 /**
  * The node after a mean or max over the channels that keeps its result when `kept` of them remain
@@ -260,8 +284,7 @@ function correction(ctx: ChannelContext<ReduceAttrs>, over: 'mean' | 'max', kept
   const all = channelDim(input?.shape, ctx.channelAxes[0]);
   if (!input || typeof all !== 'number') return undefined;
   if (over === 'max') {
-    const producer = ctx.producer?.(ctx.node.inputs[0]!);
-    if (producer && NON_NEGATIVE.has(producer.opType)) return null;
+    if (neverNegative(ctx, ctx.node.inputs[0]!)) return null;
     const zero = scalarOf(input.dtype, 0);
     return zero ? { slot: 0, opType: 'Max', operand: zero } : undefined;
   }
@@ -292,6 +315,18 @@ function normalizationStatistic(ctx: ChannelContext<ReduceAttrs>): boolean {
     const other = difference.inputs[1 - i];
     return m !== undefined && other !== undefined && mean?.opType === 'ReduceMean' && mean.inputs[0] === other && ctx.consumers!(m).every((n) => centres(n, other, m));
   });
+}
+
+/** Whether a Pad may write a negative constant (reflect and edge only copy values); unknown counts as may. */
+function padsWithNegative(ctx: ChannelContext<ReduceAttrs>, pad: Node): boolean {
+  const mode = pad.attributes.mode;
+  if (mode?.type === 'string' && mode.value !== 'constant') return false;
+  const valueAttr = pad.attributes.value;
+  if (valueAttr?.type === 'float') return valueAttr.value < 0;
+  if (!pad.inputs[2]) return false;
+  const stored = ctx.stored?.(pad.inputs[2]);
+  const padValue = stored ? toNumbers(stored)[0] : undefined;
+  return padValue === undefined || padValue < 0;
 }
 
 /** A scalar of a float dtype (a reduction's output), or undefined for others. */
