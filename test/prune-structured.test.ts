@@ -477,6 +477,22 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect(dep.groups.map((g) => `${g.root.node.opType}${g.size}`)).toEqual(['Conv8', 'Conv6']);
   });
 
+  it('a mean over the channels that drops their axis (keepdims 0) leaves an Unsqueeze after it no channels to stop', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const x = n.op('Relu', n.conv('input', 3, 12));
+    const mean = n.node('ReduceMean', [x], { axes: { type: 'ints', value: [1] }, keepdims: { type: 'int', value: 0 } })[0]!;
+    const gate = n.op('Sigmoid', n.op('Unsqueeze', mean, n.constant(int64([1], [1]))));
+    const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 12, 8));
+    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
+    const dep = buildDependencyGraph(graph);
+    expect(dep.boundaries).toEqual([]);
+    expect(dep.groups.map((g) => g.rootChannels)).toEqual([12, 8]);
+    const pruned = (await pruneStructured(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 })).graph;
+    validateGraph(pruned);
+    expect(pruned.nodes.filter((node) => /\.pruned_/.test(node.name)).map((node) => node.opType)).toEqual(['Mul']);
+    expect((await ortOutput(pruned, randomImages([2, 3, 8, 8]))).dims).toEqual([2, 10]);
+  });
+
   it('a reduction where every channel counts (Min, Prod, LogSumExp) over the channels is a boundary', () => {
     for (const [op, stops] of [['ReduceMin', true], ['ReduceProd', true], ['ReduceLogSumExp', true], ['ReduceMax', false], ['ReduceMean', false]] as const) {
       const n = new Net(['batch', 3, 8, 8]);
