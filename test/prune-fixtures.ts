@@ -1,5 +1,5 @@
 /** Small hand-built networks and helpers for the pruning tests (test/prune-*.test.ts). */
-import { emptyGraph, type Attribute, type Dim, type Graph } from '../src/onnx/graph.js';
+import { emptyGraph, type Attribute, type Dim, type Graph, type Node } from '../src/onnx/graph.js';
 import { float32, int64, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
@@ -81,6 +81,17 @@ export class Net {
     this.graph.outputs.push({ name: x, dtype: 'float32' });
     return this.graph;
   }
+}
+
+/** The same 8 → 8 Conv (one weight, one bias) applied twice on a residual stream; `shared` is its first node. */
+export function convAppliedTwiceNet(): { graph: Graph; shared: Node } {
+  const n = new Net(['batch', 3, 8, 8]);
+  const x = n.op('Relu', n.conv('input', 3, 8));
+  const first = n.node('Conv', [x, n.weight([8, 8, 3, 3], 0.3), n.weight([8], 0.1)], { pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!;
+  const shared = n.graph.nodes.at(-1)!;
+  const y = n.op('Relu', n.op('Add', x, first));
+  n.graph.nodes.push({ ...shared, name: 'again', inputs: [y, shared.inputs[1]!, shared.inputs[2]!], outputs: ['again_out'] });
+  return { graph: n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.op('Add', y, 'again_out')))), 8, 10)), shared };
 }
 
 export function randomImages(dims: number[], seed = 3): Tensor<'float32'> {

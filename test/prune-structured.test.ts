@@ -20,7 +20,7 @@ import { asPruningSeesIt, untiedWeights } from '../src/compress/prune/structured
 import { preferredChannelMultiple } from '../src/compress/prune/hardware.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
-import { killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
+import { convAppliedTwiceNet, killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
 
 // torch-tiny-shufflenet: chunk (Slices) and the channel shuffle (Reshape → Transpose → Reshape), all
 // bounds and targets computed from Shape at run time.
@@ -432,14 +432,7 @@ print(json.dumps(m(x).detach().flatten().tolist()))
   });
 
   it('a Conv applied twice keeps one weight when both uses are cut alike (each got a copy: the model grew)', async () => {
-    const n = new Net(['batch', 3, 8, 8]);
-    const x = n.op('Relu', n.conv('input', 3, 8));
-    // The same 8 → 8 Conv on the residual stream, twice.
-    const twice = n.node('Conv', [x, n.weight([8, 8, 3, 3], 0.3), n.weight([8], 0.1)], { pads: { type: 'ints', value: [1, 1, 1, 1] } })[0]!;
-    const shared = n.graph.nodes.at(-1)!;
-    const y = n.op('Relu', n.op('Add', x, twice));
-    n.graph.nodes.push({ ...shared, name: 'again', inputs: [y, shared.inputs[1]!, shared.inputs[2]!], outputs: ['again_out'] });
-    const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', n.op('Relu', n.op('Add', y, 'again_out')))), 8, 10));
+    const { graph, shared } = convAppliedTwiceNet();
     const r = await pruneStructured(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1 });
     const convs = r.graph.nodes.filter((node) => node.opType === 'Conv').slice(1);
     expect(convs.map((c) => c.inputs[1])).toEqual([convs[0]!.inputs[1], convs[0]!.inputs[1]]);

@@ -29,6 +29,7 @@ import {
   type TensorRange,
 } from '../src/compress/quantize/index.js';
 import { fixturePath } from './helpers/fixtures.js';
+import { convAppliedTwiceNet } from './prune-fixtures.js';
 
 /** Plan + parameters + insertion with made-up ranges (placement does not depend on the values). */
 function quantizeWithRanges(graph: Graph, options: Partial<StaticOptions> = {}) {
@@ -275,6 +276,29 @@ describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
     const ops = await optimizedOps(q);
     // ORT runs it (and the Add after it) in float: 19 of the 20 Convs in int8.
     expect(ops).toMatchObject({ QLinearConv: 19, Conv: 1, QLinearAdd: 7 });
+  });
+
+  it('a bias two layers share gets an int32 form per layer (it stayed float: ORT quantized it itself and warned it unused)', async () => {
+    // The same 8 → 8 Conv (weight and bias) on two different inputs: two input scales, two int32 biases.
+    const { graph: float, shared } = convAppliedTwiceNet();
+    const rng = new Random(3);
+    const feeds = [{ input: float32([4, 3, 8, 8], Array.from({ length: 4 * 192 }, () => rng.normal())) }];
+    // With bias correction (each layer's corrected copy) and without (the shared one itself).
+    for (const biasCorrection of [true, false]) {
+      const { graph: q } = await quantizeStatic(float, feeds, { ...DEFAULT_STATIC, biasCorrection }, { threads: 1 });
+      const convs = q.nodes.filter((node) => node.opType === 'Conv').slice(1);
+      expect(convs.map((c) => c.name)).toEqual([shared.name, 'again']);
+      for (const conv of convs) {
+        const [input, weight, bias] = [0, 1, 2].map((slot) => dqInput(q, conv, slot));
+        expect(bias!.x?.dtype, `${conv.name} ${biasCorrection}`).toBe('int32');
+        const expected = Array.from(weight!.scale.data as Float32Array, (s) => s * (input!.scale.data as Float32Array)[0]!);
+        Array.from(bias!.scale.data as Float32Array).forEach((s, i) => expect(s).toBeCloseTo(expected[i]!, 9));
+      }
+      expect(dqInput(q, convs[0]!, 2).scale).not.toEqual(dqInput(q, convs[1]!, 2).scale);
+      const read = new Set(q.nodes.flatMap((node) => node.inputs));
+      expect([...q.initializers.keys()].filter((name) => !read.has(name)), `bias correction ${biasCorrection}`).toEqual([]);
+      expect(await optimizedOps(q)).toMatchObject({ QLinearConv: 3, QLinearAdd: 2, QGemm: 1 });
+    }
   });
 
   it('the PyTorch ResNet export fuses the same way (MaxPool on int8)', async () => {

@@ -178,7 +178,8 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
       const input = node.inputs[m.input] ?? '';
       const weight = node.inputs[m.weight] ?? '';
       if (tensors.get(weight)?.kind !== 'weight' || !rootOf(tensors, input) || conflicting.has(name)) return;
-      // A bias shared by layers with different input scales has no single int32 form: it stays float.
+      // A bias shared by layers with different input scales has no single int32 form: it stays float
+      // (prepareFloatGraph gives each layer its own first, untie-biases.ts; this is a graph planned as is).
       const earlier = tensors.get(name);
       if (earlier?.kind === 'bias' && (earlier.weight !== weight || rootOf(tensors, earlier.input) !== rootOf(tensors, input))) {
         tensors.delete(name);

@@ -15,6 +15,7 @@ import { resolveCpu, retargetConvWeights } from './cpu.js';
 import { padConvInputChannels } from './pad-channels.js';
 import { equalizeCrossLayer, type EqualizeReport } from './equalize.js';
 import { insertQdq } from './insert-qdq.js';
+import { untieSharedBiases } from './untie-biases.js';
 import { calibrationTargets, planQuantization, type PlanOptions, type QuantPlan } from './mark.js';
 import { qRange } from './math.js';
 import { computeParams, type QuantParams } from './params.js';
@@ -49,7 +50,8 @@ export interface PreparedGraph {
 export function prepareFloatGraph(graph: Graph, options: Pick<StaticOptions, 'equalize'>): PreparedGraph {
   // Opset 13 first: QDQ with per-channel weights needs it (upgrade-opset.ts; a no-op from 13 on).
   // Untied next: QAT trains this graph, and each layer's weights must be its own (untie-weights.ts).
-  let g = runPasses(graph, [upgradeOpsetPass, untieWeightsPass, ...INFERENCE_PIPELINE]);
+  // Shared biases last, once BN folding has made them: each layer needs its own int32 form (untie-biases.ts).
+  let g = untieSharedBiases(runPasses(graph, [upgradeOpsetPass, untieWeightsPass, ...INFERENCE_PIPELINE]));
   let equalized: EqualizeReport | undefined;
   if (options.equalize) {
     const result = equalizeCrossLayer(g);
