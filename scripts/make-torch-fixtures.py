@@ -447,3 +447,5 @@ if __name__ == '__main__':
     export(gn1net, os.path.join(out, 'torch-tiny-gn1net.onnx'), 16, fold_bn=True)
     export(gn1net, os.path.join(out, 'torch-tiny-gn1net-free.onnx'), 16, fold_bn=True, free_size=True)
     export(TinyPReLUNet(), os.path.join(out, 'torch-tiny-prelunet.onnx'), 16, fold_bn=False)
+    # The channel shuffle with a free height and width: its Reshape targets stay computed from Shape.
+    export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-free.onnx'), 16, fold_bn=True, free_size=True)

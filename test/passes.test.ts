@@ -263,6 +263,52 @@ describe('fold-shape-subgraphs: squeeze-excitation', () => {
   });
 });
 
+describe('fold-shape-subgraphs: a computation that stays', () => {
+  it("leaves a target with a free height whole: c // 2 stays computed from Shape (ShuffleNet's shuffle), so pruning can follow it", async () => {
+    const before = await readModel(fixturePath('torch-tiny-shufflenet-free.onnx'));
+    const after = foldShapeSubgraphs(constantsToInitializers(before));
+    const producer = new Map(after.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+    const shuffles = after.nodes.filter((n) => n.opType === 'Reshape' && producer.get(n.inputs[1]!)?.opType === 'Concat');
+    expect(shuffles.length).toBe(8);
+    for (const reshape of shuffles) {
+      // Every entry of the target is computed: no constant from a folded piece among the Concat's inputs but the 2 parts.
+      const stored = producer.get(reshape.inputs[1]!)!.inputs.filter((v) => after.initializers.has(v)).map((v) => Array.from(after.initializers.get(v)!.data as BigInt64Array, Number));
+      expect(stored, reshape.name).toEqual(reshape.name.endsWith('_1') ? [[-1]] : [[2]]);
+    }
+    for (const [h, w] of [[16, 16], [24, 20]]) await expectSameOutputs(before, after, randomInput([2, 3, h!, w!], h));
+  });
+
+  it('a value both a staying target and a Slice read: the Slice gets the constant, the target the computation', async () => {
+    // x[:, :C/2] and x.view(n, 2, C/2, h, w) from one C/2 = Shape(x)[1] / 2, with a free height and width.
+    const g = emptyGraph('half', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['n', 4, 'h', 'w'] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }, { name: 'z', dtype: 'float32' }];
+    const scalar = (name: string, v: number): void => void g.initializers.set(name, int64([1], [v]));
+    scalar('zero', 0);
+    scalar('one', 1);
+    scalar('two', 2);
+    scalar('four', 4);
+    const node = (opType: string, inputs: string[], output: string): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attributes: {} });
+    g.nodes = [
+      node('Shape', ['x'], 's'),
+      node('Gather', ['s', 'one'], 'c'),
+      node('Div', ['c', 'two'], 'half'),
+      node('Slice', ['x', 'zero', 'half', 'one'], 'y'),
+      node('Gather', ['s', 'zero'], 'n'),
+      node('Slice', ['s', 'two', 'four'], 'hw'),
+      { name: 'target', opType: 'Concat', domain: '', inputs: ['n', 'two', 'half', 'hw'], outputs: ['t'], attributes: { axis: { type: 'int', value: 0 } } },
+      node('Reshape', ['x', 't'], 'z'),
+    ];
+    const after = foldShapeSubgraphs(g);
+    const slice = after.nodes.find((n) => n.name === 'y')!;
+    expect(after.initializers.has(slice.inputs[2]!)).toBe(true);
+    expect(after.nodes.find((n) => n.opType === 'Concat')!.inputs[2]).toBe('half');
+    expect(after.nodes.map((n) => n.opType)).toContain('Div');
+    for (const h of [2, 5]) await expectSameOutputs(g, after, randomInput([3, 4, h, 3], h));
+    expect(inferShapes(after).types.get('z')?.shape).toEqual(['n', 2, 2, 'h', 'w']);
+  });
+});
+
 describe('fold-shape-subgraphs: values it must not fold', () => {
   it('keeps INT64_MAX (slice to the end) exact instead of wrapping it to INT64_MIN', async () => {
     const g = emptyGraph('slice_to_end', 13);

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneStructuredIteratively, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type FineTuner, type StructuredResult,
+  buildDependencyGraph, channelMeans, readValues, pruneStructured, pruneStructuredIteratively, pruneUnstructured, removeChannels, planRemoval, scoreGroups, IMPORTANCE, type DependencyGraph, type FineTuner, type StructuredResult,
 } from '../src/compress/prune/index.js';
 import { float32, int64, makeTensor, toNumbers } from '../src/onnx/tensor.js';
 import { decodeModel, encodeModel, readModel } from '../src/onnx/io.js';
@@ -31,6 +31,31 @@ const image = (graph: Graph, batch = 2): ReturnType<typeof randomImages> => {
   const shape = graph.inputs[0]!.shape!.map((d) => (typeof d === 'number' ? d : batch));
   return randomImages(shape);
 };
+
+/**
+ * Kills a quarter of every group (at least one channel) in `original`, then prunes exactly that many
+ * by L1: the pruned graph must compute what the killed one does (the oracle for physical removal).
+ */
+function deadQuarterRemoved(original: Graph, built: DependencyGraph = buildDependencyGraph(original)): { graph: Graph; pruned: Graph } {
+  let dep = built;
+  let graph = original;
+  for (const g of dep.groups) {
+    // A group of one channel is never removed: killing it would only make what it feeds a constant.
+    if (g.size < 2) continue;
+    const k = Math.max(1, Math.floor(g.size / 4));
+    const dead = new Set(Array.from({ length: k }, (_, i) => (i * 3 + 1) % g.size));
+    dep = { ...dep, graph };
+    graph = killChannels(dep, g, dead);
+  }
+  dep = buildDependencyGraph(graph);
+  const scores = scoreGroups(dep.groups, 'l1').scores;
+  // Per-group ratios that remove exactly the dead channels (small groups lose their one).
+  const fixed = new Map(dep.groups.map((g) => [g.id, g.size < 2 ? 0 : Math.max(1, Math.floor(g.size / 4)) / g.size]));
+  const exact = planRemoval(dep, scores, 0, { scope: 'layer', roundTo: 1, maxRatio: 0.9, fixed });
+  const pruned = removeChannels(dep, exact.removed);
+  validateGraph(pruned);
+  return { graph, pruned };
+}
 
 /** Split → two convs → Concat (offsets), a stored Reshape flatten, Gemm: the couplings torch exports have. */
 function splitConcatNet(): Graph {
@@ -568,6 +593,21 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect(odd.boundaries.map((b) => [b.opType, b.reason])).toEqual([['Slice', expect.stringMatching(/^its bounds on the channel axis are computed in a way pruning cannot follow \(pruning folds only shape computations that follow the batch alone: export the model without dynamic_axes/)]]);
   });
 
+  it('follows the channel shuffle of a model with a free height and width: its targets stay computed whole (c // 2 folded to 8 stopped it)', async () => {
+    const free = asPruningSeesIt(await fixture('torch-tiny-shufflenet-free.onnx'));
+    const dep = buildDependencyGraph(free);
+    expect(dep.boundaries).toEqual([]);
+    const batchOnly = buildDependencyGraph(asPruningSeesIt(await fixture('torch-tiny-shufflenet.onnx')));
+    expect(dep.groups.map((g) => [g.size, g.rootChannels])).toEqual(batchOnly.groups.map((g) => [g.size, g.rootChannels]));
+    const { graph, pruned } = deadQuarterRemoved(free, dep);
+    expect(inferShapes(pruned).totalMacs).toBeLessThan(inferShapes(graph).totalMacs);
+    // The written model still takes any size.
+    for (const [h, w] of [[16, 16], [24, 20]]) {
+      const x = randomImages([2, 3, h!, w!]);
+      expect(maxRelDiff(await ortOutput(pruned, x), await ortOutput(graph, x)), `${h}×${w}`).toBeLessThan(1e-5);
+    }
+  });
+
   it('a computed shape that a channel count drives elsewhere than in the channel entry is a boundary', () => {
     // view(n, C // 4, -1, h, w): the number of parts shrinks with the channels and the -1 would absorb it.
     const n = new Net(['batch', 3, 8, 8]);
@@ -695,23 +735,7 @@ describe('structured pruning against ONNX Runtime', () => {
       // so do GroupNorm's Reshapes, a whole group at a time — a dead group is all 0s, its statistics kept —
       // and a spatial gate's expand(-1, C, -1, -1), whose channels follow the trunk's.
       if (folded.has(name)) expect(dep.boundaries, name).toEqual([]);
-      // Kill a quarter of every group (at least one channel), then prune exactly that many by L1.
-      let graph = original;
-      for (const g of dep.groups) {
-        // A group of one channel is never removed: killing it would only make what it feeds a constant.
-        if (g.size < 2) continue;
-        const k = Math.max(1, Math.floor(g.size / 4));
-        const dead = new Set(Array.from({ length: k }, (_, i) => (i * 3 + 1) % g.size));
-        dep = { ...dep, graph };
-        graph = killChannels(dep, g, dead);
-      }
-      dep = buildDependencyGraph(graph);
-      const scores = scoreGroups(dep.groups, 'l1').scores;
-      // Per-group ratios that remove exactly the dead channels (small groups lose their one).
-      const fixed = new Map(dep.groups.map((g) => [g.id, g.size < 2 ? 0 : Math.max(1, Math.floor(g.size / 4)) / g.size]));
-      const exact = planRemoval(dep, scores, 0, { scope: 'layer', roundTo: 1, maxRatio: 0.9, fixed });
-      const pruned = removeChannels(dep, exact.removed);
-      validateGraph(pruned);
+      const { graph, pruned } = deadQuarterRemoved(original, dep);
       const x = image(graph);
       const want = await ortOutput(graph, x);
       const got = await ortOutput(pruned, x);

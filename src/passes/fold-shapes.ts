@@ -65,46 +65,29 @@ function readersBroadcastBack(g: Graph, facts: ReturnType<typeof inferShapes>, v
 
 /**
  * Constant-fold the shape subgraphs exporters emit (Shape → Gather → Unsqueeze → Concat → Reshape):
- * values shape inference knows exactly become initializers, Reshape and Expand targets that depend
- * only on the input's own dims (the batch) become static (Reshape: 0 = copy that dim; Expand: 1 =
- * keep it), and the now-dead subgraph is removed.
+ * Reshape and Expand targets that depend only on the input's own dims (the batch) become static
+ * (Reshape: 0 = copy that dim; Expand: 1 = keep it), values shape inference knows exactly become
+ * initializers, and the now-dead subgraph is removed. A computation that stays (a target with a free
+ * height beside a channel count) is left whole: `c // 2` folded to 8 inside it would go stale when
+ * pruning removes channels, where computed from Shape it follows (ShuffleNet's channel shuffle).
  */
 export function foldShapeSubgraphs(graph: Graph): Graph {
   const g = cloneGraph(graph);
   const facts = inferShapes(g);
   const taken = valueNames(g);
-  const doomed = new Set<Node>();
+  // Integer values known exactly, in a form a JS number holds (near INT64_MAX, "slice to the end", the
+  // node computes it); a Cast to float keeps values known, but they are not shape arithmetic.
+  const foldable = (out: string): boolean => {
+    const dtype = facts.types.get(out)?.dtype;
+    const v = facts.known.get(out);
+    return (dtype === 'int64' || dtype === 'int32') && v !== undefined && v.values.every((x) => typeof x === 'number' && Number.isSafeInteger(x)) && !isGraphOutput(g, out);
+  };
 
-  for (const { node } of facts.nodes) {
-    if (node.opType === 'Constant') continue;
-    const outs = node.outputs.filter(Boolean);
-    const values = outs.map((o) => facts.known.get(o));
-    // Integer values only (a Cast to float keeps values known; they are not shape arithmetic), and only
-    // those a JS number holds exactly: near INT64_MAX ("slice to the end") leave the node to compute it.
-    const foldable = outs.every((o, i) => {
-      const dtype = facts.types.get(o)?.dtype;
-      const v = values[i];
-      return (dtype === 'int64' || dtype === 'int32') && v !== undefined && v.values.every((x) => typeof x === 'number' && Number.isSafeInteger(x));
-    });
-    if (!foldable || outs.some((o) => isGraphOutput(g, o))) continue;
-    outs.forEach((out, i) => {
-      const v = values[i]!;
-      const dtype = facts.types.get(out)!.dtype;
-      const numbers = v.values as number[];
-      g.initializers.set(
-        out,
-        dtype === 'int32' ? makeTensor('int32', v.dims, Int32Array.from(numbers)) : int64(v.dims, numbers),
-      );
-      g.valueInfo.delete(out);
-    });
-    doomed.add(node);
-  }
-  g.nodes = g.nodes.filter((n) => !doomed.has(n));
-
+  // Targets known but for the input's own dims; one known outright is folded below under its own name.
   for (const node of g.nodes) {
     if (node.opType !== 'Reshape' && node.opType !== 'Expand') continue;
     const shapeName = node.inputs[1];
-    if (!shapeName || g.initializers.has(shapeName)) continue;
+    if (!shapeName || g.initializers.has(shapeName) || foldable(shapeName)) continue;
     const known = facts.known.get(shapeName);
     const dataShape = facts.types.get(node.inputs[0] ?? '')?.shape;
     const allowZero = node.attributes['allowzero']?.value === 1;
@@ -117,7 +100,49 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
     // A stored type of the output may hold the dim an Expand now leaves at 1 for its readers to broadcast.
     if (node.opType === 'Expand') g.valueInfo.delete(node.outputs[0]!);
   }
-  return eliminateDeadCode(g);
+
+  const live = eliminateDeadCode(g);
+  const kept = keptWhole(live, (v) => ['int64', 'int32'].includes(facts.types.get(v)?.dtype ?? ''), foldable);
+  const doomed = new Set<Node>();
+  const folded = new Map<string, string>();
+  for (const node of live.nodes) {
+    const outs = node.outputs.filter(Boolean);
+    if (node.opType === 'Constant' || outs.length === 0 || !outs.every(foldable)) continue;
+    for (const out of outs) {
+      const v = facts.known.get(out)!;
+      const numbers = v.values as number[];
+      const tensor = facts.types.get(out)!.dtype === 'int32' ? makeTensor('int32', v.dims, Int32Array.from(numbers)) : int64(v.dims, numbers);
+      // Read by a computation that stays: the node stays for it, the other readers get the constant.
+      const name = kept.has(node) ? freshName(taken, `${out}.folded`) : out;
+      live.initializers.set(name, tensor);
+      if (name !== out) folded.set(out, name);
+      else live.valueInfo.delete(out);
+    }
+    if (!kept.has(node)) doomed.add(node);
+  }
+  live.nodes = live.nodes.filter((n) => !doomed.has(n));
+  for (const node of live.nodes) if (!kept.has(node)) node.inputs = node.inputs.map((v) => folded.get(v) ?? v);
+  return eliminateDeadCode(live);
+}
+
+/**
+ * The integer nodes a computation that stays needs: one writing an integer value not known (the
+ * free height in a Reshape target), and, back from it, every node whose known output it reads.
+ */
+function keptWhole(g: Graph, isInteger: (value: string) => boolean, foldable: (value: string) => boolean): Set<Node> {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const v of n.outputs) if (v) producer.set(v, n);
+  const kept = new Set<Node>();
+  const keep = (node: Node): void => {
+    if (kept.has(node)) return;
+    kept.add(node);
+    for (const v of node.inputs) {
+      const p = v ? producer.get(v) : undefined;
+      if (p && p.opType !== 'Constant' && foldable(v)) keep(p);
+    }
+  };
+  for (const node of g.nodes) if (node.outputs.some((o) => o && isInteger(o) && !foldable(o))) keep(node);
+  return kept;
 }
 
 /**
