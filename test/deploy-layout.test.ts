@@ -13,7 +13,7 @@ import { MODEL_FILE } from '../src/deploy/config.js';
 import { GraphIndex, type Graph } from '../src/onnx/graph.js';
 import { decodeModel, writeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
-import { runGraph } from '../src/runtime/ort.js';
+import { exactInt8Output } from './helpers/int8-host.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel } from '../src/zoo/index.js';
 
@@ -35,7 +35,7 @@ describe('slim deploy and the int8 Conv layout', () => {
     const file = path.join(dir, 'amx.int8.onnx');
     await writeModel(amx, file);
     const logs: string[] = [];
-    const reference = Array.from(Object.values(await runGraph(amx, { input: x }, { threads: 1 }))[0]!.data as Float32Array);
+    const reference = await exactInt8Output(amx, { input: x });
     for (const target of ['linux-arm64', 'web'] as const) {
       const out = path.join(dir, target);
       await deploy({ model: file, target, out, log: (l) => logs.push(l) });
@@ -43,7 +43,7 @@ describe('slim deploy and the int8 Conv layout', () => {
       expect(convZeroPoints(shipped).every((z) => z === 0)).toBe(true);
       expect(shipped.nodes.some((n) => n.opType === 'Pad')).toBe(false);
       expect(JSON.parse(shipped.metadata['slimkit.quantization']!)).toMatchObject({ cpu: 'generic' });
-      expect(Array.from(Object.values(await runGraph(shipped, { input: x }, { threads: 1 }))[0]!.data as Float32Array)).toEqual(reference);
+      expect(await exactInt8Output(shipped, { input: x })).toEqual(reference);
     }
     expect(logs.filter((l) => /re-laid out for (linux-arm64|web)/.test(l))).toHaveLength(2);
     const x64 = path.join(dir, 'linux-x64');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { quantizationAwareTraining } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
+import { EXACT_ON_HOST } from './helpers/int8-host.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -81,7 +82,7 @@ describe.skipIf(!available || !hasCifar)('QAT vs PTQ on a network made hard to q
     expect(Math.abs((await top1(hard, test)) - fp32)).toBeLessThanOrEqual(0.001);
 
     const calibration = sampleImages(train, 512, 0);
-    const ptqOf = (g: Graph) => quantizeStatic(g, imageFeeds(calibration, { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), DEFAULT_STATIC);
+    const ptqOf = (g: Graph) => quantizeStatic(g, imageFeeds(calibration, { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, ...EXACT_ON_HOST });
     const ptq = await ptqOf(hard);
     const ptqTop1 = await top1(ptq.graph, test);
     // Hard on purpose: PTQ loses several points.

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { foldLiveBatchNorm, quantizationAwareTraining, toCanonicalLayout, toQatGraph, withLiveBatchNorm, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, quantizeStatic, sampleImages } from '../src/compress/quantize/index.js';
+import { EXACT_ON_HOST } from './helpers/int8-host.js';
 import { masksFromZeros, pruneUnstructured } from '../src/compress/prune/index.js';
 import { foldBatchNorm } from '../src/passes/index.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
@@ -71,7 +72,7 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     // A float model with its BNs (slim train --no-fold), with running statistics that are not the identity.
     unfolded = (await trainModel({ graph: smallCnn({ seed: 5, widths: [8, 16, 16] }), data: { train, test }, epochs: 1, batch: 64, lr: 0.05, threads: 2 })).graph;
     // Without bias correction the folded PTQ biases are exactly the BN shifts, so live and folded forms compare exactly.
-    const ptq = await quantizeStatic(unfolded, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, biasCorrection: false });
+    const ptq = await quantizeStatic(unfolded, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, biasCorrection: false, ...EXACT_ON_HOST });
     [ptqGraph, ptqFloat] = [ptq.graph, ptq.float];
     qat = toQatGraph(ptq.graph, { float: ptq.float });
   });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { exportQat, settleScales, toCanonicalLayout, toQatGraph, type QatGraph } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, imageFeeds, nodeLabel, ortKernels, quantizeStatic, sampleImages, type QuantizedResult } from '../src/compress/quantize/index.js';
+import { EXACT_ON_HOST } from './helpers/int8-host.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION, type ImageSet } from '../src/data/types.js';
 import { nativeAvailable } from '../src/engine/native.js';
@@ -141,7 +142,7 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
     train = await loadCifar10('train', { dataDir: CIFAR_DIR, limit: 512 });
     test = await loadCifar10('test', { dataDir: CIFAR_DIR, limit: N });
     const graph = buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 });
-    ptq = await quantizeStatic(graph, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), DEFAULT_STATIC);
+    ptq = await quantizeStatic(graph, imageFeeds(sampleImages(train, 256, 0), { inputName: 'input', normalization: CIFAR10_NORMALIZATION, batchSize: 64 }), { ...DEFAULT_STATIC, ...EXACT_ON_HOST });
     qat = toQatGraph(ptq.graph, { float: ptq.float });
     // A few LSQ steps, so weights sit off PTQ's grid and scales have moved.
     const plan = EnginePlan.create(qat.graph, { threads: 2, trainable: qat.trainable, learnableScales: true });

@@ -14,7 +14,8 @@ import { modelStats } from '../src/runtime/stats.js';
 import { unpadConvInputChannels } from '../src/compress/quantize/pad-channels.js';
 import { encodeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
-import { runGraph } from '../src/runtime/ort.js';
+import { exactInt8Output } from './helpers/int8-host.js';
+import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
 import { runSlim } from './helpers/cli.js';
@@ -93,8 +94,8 @@ describe('retargetConvWeights', () => {
     const rng = new Random(3);
     const feeds = { input: float32([4, 3, 32, 32], Array.from({ length: 4 * 3072 }, () => rng.normal())) };
     const padded = padConvInputChannels(amx.graph);
-    const outs = await Promise.all([generic, amx.graph, padded.graph].map((g) => runGraph(g, feeds, { threads: 1 })));
-    for (const out of outs.slice(1)) expect(Array.from(out['logits']!.data as Float32Array)).toEqual(Array.from(outs[0]!['logits']!.data as Float32Array));
+    const outs = await Promise.all([generic, amx.graph, padded.graph].map((g) => exactInt8Output(g, feeds)));
+    for (const out of outs.slice(1)) expect(out).toEqual(outs[0]);
     for (const g of [amx.graph, padded.graph]) {
       const { ops, floatOps } = await ortKernels(encodeModel(g).model);
       expect(ops).toMatchObject({ QLinearConv: 20 });
@@ -210,6 +211,11 @@ describe('the cpu option of static quantization', () => {
       const canAmx = platform() === 'linux' && arch() === 'x64' && (major > 5 || (major === 5 && minor >= 16));
       expect(hostInt8Cpu(file('avx512_vnni amx_bf16 amx_tile amx_int8'))).toBe(canAmx ? 'amx' : 'generic');
       expect(hostInt8Cpu(path.join(dir, 'missing'))).toBe('generic');
+      // ORT's x64 int8 sums saturate without VNNI or AMX (vpmaddubsw); off Linux x64 there are no flags to read.
+      const linuxX64 = platform() === 'linux' && arch() === 'x64';
+      expect(int8KernelsSaturate(file(''))).toBe(linuxX64);
+      for (const exact of ['avx512_vnni', 'avx_vnni', 'amx_tile amx_int8']) expect(int8KernelsSaturate(file(exact)), exact).toBe(false);
+      expect(int8KernelsSaturate(path.join(dir, 'missing'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

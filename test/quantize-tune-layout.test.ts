@@ -9,7 +9,7 @@ import { toCanonicalLayout, toCpuLayout } from '../src/compress/qat/index.js';
 import { DEFAULT_STATIC, quantizeStatic, retargetConvWeights, tuneConvLayout } from '../src/compress/quantize/index.js';
 import { GraphIndex, type Graph } from '../src/onnx/graph.js';
 import { float32 } from '../src/onnx/tensor.js';
-import { runGraph } from '../src/runtime/ort.js';
+import { exactInt8Output } from './helpers/int8-host.js';
 import { profileNodes } from '../src/runtime/profile.js';
 import { Random } from '../src/util/random.js';
 import { buildZooModel } from '../src/zoo/index.js';
@@ -38,8 +38,7 @@ describe('tuneConvLayout', () => {
     const record = JSON.parse(tuned.graph.metadata['slimkit.quantization']!) as { cpu: string; amx_convs: string[]; tuned_threads: number };
     expect(record).toMatchObject({ cpu: 'amx', amx_convs: tuned.amxConvs, tuned_threads: 1 });
     // Same model: the integers ORT computes do not change.
-    const out = async (g: Graph): Promise<number[]> => Array.from(Object.values(await runGraph(g, { input: x }, { threads: 1 }))[0]!.data as Float32Array);
-    expect(await out(tuned.graph)).toEqual(await out(amx));
+    expect(await exactInt8Output(tuned.graph, { input: x })).toEqual(await exactInt8Output(amx, { input: x }));
     // QAT trains the canonical form and re-applies the recorded layout: the same weights come back.
     const canonical = toCanonicalLayout(tuned.graph);
     expect(canonical.amxConvs).toEqual(tuned.amxConvs);

@@ -24,7 +24,7 @@ export function autocastFor(choice: PrecisionChoice): AutocastName | undefined {
  */
 export function precisionHint(device: DeviceName, choice: PrecisionChoice, amx = cpuHasAmxBf16()): string | undefined {
   if (device !== 'cpu') return undefined;
-  if (choice === 'bf16' && !amx) return 'note: this CPU has no AMX-BF16, which made bf16 steps 2.45× shorter: here bf16 autocast gains little or is slower than --precision fp32';
+  if (choice === 'bf16' && !amx) return 'note: this CPU has no AMX-BF16, which made bf16 steps 2.45× shorter: here bf16 autocast gains little or is slower than --precision fp32 (without bf16 instructions at all it is emulated: an AVX2-only EPYC took 8.6× as long per step)';
   if ((choice !== 'auto' && choice !== 'fp32') || !amx) return undefined;
   return 'note: this CPU has AMX-BF16 — --precision bf16 trains about twice as fast (bf16 autocast; weights, optimizer and the written model stay fp32)';
 }
