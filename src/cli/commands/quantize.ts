@@ -37,6 +37,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import type { ResizeMode } from '../../data/image-folder.js';
 import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
+import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -178,6 +179,11 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   checkQatData(options);
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
+  }
+  // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
+  const scoresInt8 = options.eval !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
+  if ((options.mode === 'static' || options.mode === 'dynamic') && !options.reduceRange && scoresInt8 && int8KernelsSaturate()) {
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --reduce-range (7-bit weights)");
   }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
