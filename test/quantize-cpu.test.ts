@@ -13,9 +13,10 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { unpadConvInputChannels } from '../src/compress/quantize/pad-channels.js';
 import { encodeModel } from '../src/onnx/io.js';
-import { float32 } from '../src/onnx/tensor.js';
+import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { exactInt8Output } from './helpers/int8-host.js';
 import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
+import { saturationNote } from '../src/compress/quantize/cpu.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
 import { runSlim } from './helpers/cli.js';
@@ -216,6 +217,16 @@ describe('the cpu option of static quantization', () => {
       expect(int8KernelsSaturate(file(''))).toBe(linuxX64);
       for (const exact of ['avx512_vnni', 'avx_vnni', 'amx_tile amx_int8']) expect(int8KernelsSaturate(file(exact)), exact).toBe(false);
       expect(int8KernelsSaturate(path.join(dir, 'missing'))).toBe(false);
+      // A model is named only when its int8 weights go past 7 bits (|q| > 64), and only on such a CPU.
+      const model = (q: number): Graph => {
+        const g = emptyGraph('dq');
+        g.initializers.set('w', makeTensor('int8', [2], Int8Array.of(q, -3)));
+        g.initializers.set('s', float32([], [0.1]));
+        g.nodes = [{ name: 'dq', opType: 'DequantizeLinear', domain: '', inputs: ['w', 's'], outputs: ['y'], attributes: {} }];
+        return g;
+      };
+      expect(saturationNote(model(64), 'm.onnx')).toBeUndefined();
+      expect(saturationNote(model(-65), 'm.onnx') !== undefined).toBe(int8KernelsSaturate());
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

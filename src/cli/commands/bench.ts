@@ -31,6 +31,7 @@ import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '
 import { dataInputs } from '../../onnx/graph.js';
 import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
 import { otherLoadNote } from '../../runtime/cpu-load.js';
+import { saturationNote } from '../../compress/quantize/cpu.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -125,6 +126,9 @@ export function registerBench(program: Command): void {
         const oneImagePerRun = imageMixingNodes(graph);
         const mixingNote = set ? oneImagePerRunNote(file, oneImagePerRun) : undefined;
         if (mixingNote) log(mixingNote);
+        // Top-1 is scored with onnxruntime-node on this CPU, --target web included.
+        const saturation = set ? saturationNote(graph, file) : undefined;
+        if (saturation) log(saturation);
         checked.push({ file, loaded, graph, normalization, set, stats, perModel, oneImagePerRun: oneImagePerRun.length > 0 });
       }
       for (const line of defaults.lines()) log(line);

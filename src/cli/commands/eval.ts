@@ -10,6 +10,7 @@ import { recordedResize } from '../../data/model-resize.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
+import { saturationNote } from '../../compress/quantize/cpu.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -41,6 +42,8 @@ export function registerEval(program: Command): void {
       const set = await openDataset({ ...options, splitFlag: true, recordedResize: recordedResize(graph, file) }, size, modelChannels(graph), classes);
       const positional = classes ? undefined : positionalScoringNote([file], set);
       if (positional) log(positional);
+      const saturation = saturationNote(graph, file);
+      if (saturation) log(saturation);
       const mixing = imageMixingNodes(graph);
       const mixingNote = oneImagePerRunNote(file, mixing);
       if (mixingNote) log(`${mixingNote}${command.getOptionValueSource('batch') === 'cli' ? ` (not --batch ${options.batch})` : ''}`);

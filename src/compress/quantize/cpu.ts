@@ -20,7 +20,7 @@
  */
 import { release } from 'node:os';
 import { option, usageError } from '../../errors.js';
-import { linuxX64CpuFlags } from '../../util/cpu-flags.js';
+import { int8KernelsSaturate, linuxX64CpuFlags } from '../../util/cpu-flags.js';
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
 
@@ -61,6 +61,21 @@ export function layoutChoice(choice: CpuChoice, reduceRange: boolean): CpuChoice
     throw usageError(`${option('--cpu', 'amx')} lays int8 Conv weights out as −65…64, past the 7 bits ${option('--reduce-range')} keeps them to for x64 CPUs without VNNI`, `drop ${option('--cpu', 'amx')} (the model then runs everywhere), or ${option('--reduce-range')} (for CPUs with VNNI or AMX)`);
   }
   return 'generic';
+}
+
+/** int8 weights past 7 bits: a u8 activation up to 255 times |q| ≤ 64, twice, still fits 16 bits (--reduce-range). */
+const SEVEN_BIT_MAX = 64;
+
+/**
+ * A note when this CPU's ONNX Runtime int8 sums can saturate (int8KernelsSaturate) and `graph` has int8
+ * weights they would (any past ±64, read by a DequantizeLinear): the scores it measures are this CPU's.
+ */
+export function saturationNote(graph: Graph, file: string): string | undefined {
+  if (!int8KernelsSaturate()) return undefined;
+  const dequantized = new Set(graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.inputs[0]));
+  const wide = [...graph.initializers].some(([name, t]) => t.dtype === 'int8' && dequantized.has(name) && (t.data as Int8Array).some((q) => q > SEVEN_BIT_MAX || q < -SEVEN_BIT_MAX));
+  if (!wide) return undefined;
+  return `note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate with ${file}'s 8-bit weights: its scores here may be below its scores on arm64, in the browser or on a VNNI CPU (slim quantize --reduce-range makes models for CPUs like this one)`;
 }
 
 export function resolveCpu(choice: CpuChoice): Int8Cpu {
