@@ -1,7 +1,7 @@
 /**
- * An int8 model laid out for x64 AMX CPUs (zero point −1 Conv weights, a padded RGB first Conv) is
- * deployed to arm64 and the web in the generic layout their kernels want — exactly the same model
- * (ONNX Runtime's outputs are bit-identical) — and to linux-x64 unchanged.
+ * An int8 model laid out for x64 AMX CPUs (zero point −1 Conv weights, a padded RGB first Conv) or for
+ * x64 without VNNI (uint8 weights) is deployed to arm64 and the web in the generic layout their kernels
+ * want — exactly the same model (ONNX Runtime's outputs are bit-identical) — and to linux-x64 unchanged.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,4 +50,31 @@ describe('slim deploy and the int8 Conv layout', () => {
     await deploy({ model: file, target: 'linux-x64', out: x64 });
     expect(readFileSync(path.join(x64, MODEL_FILE)).equals(readFileSync(file))).toBe(true);
   }, 120_000);
+
+  it('re-lays an AVX2-laid (uint8 weights) model for arm64 as int8 at zero point 0, exactly; leaves it for linux-x64', async () => {
+    const rng = new Random(5);
+    const x = float32([1, 3, 32, 32], Array.from({ length: 3072 }, () => rng.normal()));
+    const { graph: avx2 } = await quantizeStatic(buildZooModel('resnet18-cifar', { width: 0.25 }), [{ input: x }], { ...DEFAULT_STATIC, cpu: 'avx2' }, { threads: 1 });
+    expect(weightTypes(avx2)).toEqual(['uint8']);
+    expect(JSON.parse(avx2.metadata['slimkit.quantization']!)).toMatchObject({ cpu: 'avx2' });
+    const file = path.join(dir, 'avx2.int8.onnx');
+    await writeModel(avx2, file);
+    const out = path.join(dir, 'arm64-from-avx2');
+    await deploy({ model: file, target: 'linux-arm64', out });
+    const shipped = decodeModel(readFileSync(path.join(out, MODEL_FILE)), { file: MODEL_FILE });
+    expect(weightTypes(shipped)).toEqual(['int8']);
+    expect(convZeroPoints(shipped).every((z) => z === 0)).toBe(true);
+    expect(JSON.parse(shipped.metadata['slimkit.quantization']!)).toMatchObject({ cpu: 'generic' });
+    expect(await exactInt8Output(shipped, { input: x })).toEqual(await exactInt8Output(avx2, { input: x }));
+    const x64 = path.join(dir, 'x64-from-avx2');
+    await deploy({ model: file, target: 'linux-x64', out: x64 });
+    expect(readFileSync(path.join(x64, MODEL_FILE)).equals(readFileSync(file))).toBe(true);
+  }, 120_000);
 });
+
+/** The types of the values every weighted layer's weight DequantizeLinear reads. */
+function weightTypes(g: Graph): string[] {
+  const index = new GraphIndex(g);
+  const layers = g.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm');
+  return [...new Set(layers.map((n) => g.initializers.get(index.producer.get(n.inputs[1]!)!.inputs[0]!)!.dtype))];
+}

@@ -256,7 +256,7 @@ describe('slim prune', () => {
       expect(r.code, train.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images/);
     }
-  });
+  }, 300_000);
 
   it('bad usage and bad input are one line with exit 2 and 1', async () => {
     const o = ['-o', path.join(dir, 'x.onnx')];

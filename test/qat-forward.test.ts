@@ -185,7 +185,8 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
         expect(o.dims, label).toEqual(t.dims);
         for (let i = 0; i < t.data.length; i++) {
           const d = Math.abs(Number(o.data[i]) - Number(t.data[i]));
-          if (t.dtype === 'int8') {
+          if (k === 0) {
+            // The weight's integers (int8, or uint8 laid out for x64 without VNNI: helpers/int8-host.ts).
             // PTQ divides by the scale; the engine (and so export) multiplies by its reciprocal: a value
             // within float rounding of a half level may land one level over.
             expect(d, label).toBeLessThanOrEqual(1);

@@ -83,7 +83,7 @@ describe('slim quantize', () => {
     const run = await runSlim(['quantize', model, '-o', out, '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '64', '--eval-limit', '200', '--report', report, '--json', '--threads', '1']);
     expect(run.code, run.stderr).toBe(0);
     // Scored on a CPU whose int8 sums saturate, the top-1 after is said to be this CPU's (helpers/int8-host.ts).
-    expect(/note: this CPU \(x64 without VNNI\) adds ONNX Runtime's int8 products in 16 bits, which can saturate: .* quantize with --reduce-range/.test(run.stderr)).toBe(SATURATING_HOST);
+    expect(/note: this CPU \(x64 without VNNI\) adds ONNX Runtime's int8 products in 16 bits, which can saturate: .* quantize with --cpu avx2/.test(run.stderr)).toBe(SATURATING_HOST);
     const doc = json(run.stdout);
     expect(doc).toMatchObject({
       mode: 'static',

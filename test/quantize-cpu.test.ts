@@ -12,7 +12,8 @@ import { cloneGraph, emptyGraph, GraphIndex, type Graph } from '../src/onnx/grap
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
 import { unpadConvInputChannels } from '../src/compress/quantize/pad-channels.js';
-import { encodeModel } from '../src/onnx/io.js';
+import { encodeModel, readModel } from '../src/onnx/io.js';
+import { runGraph } from '../src/runtime/ort.js';
 import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { exactInt8Output } from './helpers/int8-host.js';
 import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
@@ -34,11 +35,13 @@ import {
   prepareFloatGraph,
   quantizeStatic,
   retargetConvWeights,
+  toGenericLayout,
   unfusedNodes,
   type TensorRange,
 } from '../src/compress/quantize/index.js';
 import { INT8_SYMMETRIC, UINT8_ASYMMETRIC } from '../src/compress/quantize/types.js';
 import { unfusedReason } from '../src/cli/commands/quantize.js';
+import { toCanonicalLayout, toCpuLayout } from '../src/compress/qat/index.js';
 
 function quantizeWithRanges(graph: Graph): Graph {
   const prepared = prepareFloatGraph(graph, DEFAULT_STATIC);
@@ -102,6 +105,50 @@ describe('retargetConvWeights', () => {
       expect(ops).toMatchObject({ QLinearConv: 20 });
       expect(floatOps).toEqual({});
     }
+  });
+
+  it('avx2: uint8 weights at zero point 128 (q + 128), exact: ONNX Runtime computes what the exact kernels do, even without VNNI, and the generic layout comes back byte for byte', async () => {
+    const rng = new Random(4);
+    const feeds = { input: float32([4, 3, 32, 32], Array.from({ length: 4 * 3072 }, () => rng.normal())) };
+    for (const from of [generic, amx.graph]) {
+      const avx2 = retargetConvWeights(from, 'avx2');
+      // 20 Convs and the Gemm.
+      expect(avx2.changed).toHaveLength(21);
+      const index = new GraphIndex(avx2.graph);
+      for (const layer of avx2.graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm')) {
+        const dq = index.producer.get(layer.inputs[1]!)!;
+        const [values, zeros] = [avx2.graph.initializers.get(dq.inputs[0]!)!, avx2.graph.initializers.get(dq.inputs[2]!)!];
+        expect([values.dtype, zeros.dtype], layer.name).toEqual(['uint8', 'uint8']);
+        expect(Array.from(zeros.data as Uint8Array).every((z) => z === 128), layer.name).toBe(true);
+      }
+      // onnxruntime-node on this machine (its u8×u8 kernels are exact on every x64 CPU) against the exact computation.
+      const node = Array.from(Object.values(await runGraph(avx2.graph, feeds, { threads: 1 }))[0]!.data as Float32Array);
+      expect(node).toEqual(await exactInt8Output(generic, feeds));
+      const { ops, floatOps } = await ortKernels(encodeModel(avx2.graph).model);
+      expect(ops).toMatchObject({ QLinearConv: 20, QGemm: 1 });
+      expect(floatOps).toEqual({});
+      // QAT trains the canonical (generic) form and re-applies the layout the record names: the same bytes.
+      const record = { ...avx2.graph, metadata: { ...avx2.graph.metadata, 'slimkit.quantization': JSON.stringify({ cpu: 'avx2' }) } };
+      const canonical = toCanonicalLayout(record);
+      expect(canonical.cpu).toBe('avx2');
+      expect(Buffer.from(encodeModel(toCpuLayout(canonical.graph, 'avx2')).model).equals(Buffer.from(encodeModel(record).model))).toBe(true);
+      const back = toGenericLayout(avx2.graph);
+      expect(back.changed).toBe(true);
+      expect(Buffer.from(encodeModel(back.graph).model).equals(Buffer.from(encodeModel(toGenericLayout(generic).graph).model))).toBe(true);
+    }
+    // Depthwise convs and a Gemm of a PyTorch export; uint8 weights another tool quantized asymmetrically stay as they are.
+    const mobile = quantizeWithRanges(await readModel(fixturePath('torch-tiny-mobilenet.onnx')));
+    const side = { input: float32([2, 3, 16, 16], Array.from({ length: 2 * 768 }, () => rng.normal())) };
+    const laid = retargetConvWeights(mobile, 'avx2').graph;
+    // Its float HardSwish and the web's Sigmoid table round apart (1e-4, as in quantize-accuracy.test.ts); the int8 sums agree.
+    const mobileNode = Array.from(Object.values(await runGraph(laid, side, { threads: 1 }))[0]!.data as Float32Array);
+    const mobileExact = await exactInt8Output(mobile, side);
+    mobileNode.forEach((v, i) => expect(Math.abs(v - mobileExact[i]!)).toBeLessThan(1e-4));
+    const foreign = cloneGraph(laid);
+    const zeroName = new GraphIndex(foreign).producer.get(foreign.nodes.find((n) => n.opType === 'Conv')!.inputs[1]!)!.inputs[2]!;
+    foreign.initializers.set(zeroName, makeTensor('uint8', foreign.initializers.get(zeroName)!.dims, new Uint8Array(foreign.initializers.get(zeroName)!.data.length).fill(120)));
+    const signedBack = toGenericLayout(foreign).graph;
+    expect(signedBack.initializers.get(zeroName)!.dtype).toBe('uint8');
   });
 
   it('pads the RGB first Conv to 4 input channels: a uint8 Pad at the zero point, weights with a zero channel', () => {

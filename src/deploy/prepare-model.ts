@@ -62,7 +62,8 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     warnings.push(`${file} keeps its weights in an external data file; the bundle's model.onnx holds them inline`);
   }
   if (options.target === 'linux-arm64' || options.target === 'web') {
-    // Zero point −1 weights and padded RGB channels only pay off on x64 AMX; elsewhere they cost time.
+    // Zero point −1 weights and padded RGB channels only pay off on x64 AMX, uint8 weights on x64 without
+    // VNNI; elsewhere they cost time.
     const generic = toGenericLayout(graph);
     if (generic.changed) {
       graph = generic.graph;

@@ -26,7 +26,7 @@ import { buildZooModel, zooInputSize } from '../zoo/index.js';
 import { freezeLayers } from '../passes/freeze-layers.js';
 import { log as stderrLog, progress as stderrProgress } from '../util/terminal.js';
 import { VERSION } from '../version.js';
-import { resolveCpu } from '../compress/quantize/index.js';
+import { resolveCpu, type Int8Cpu } from '../compress/quantize/index.js';
 import { preferredChannelMultiple } from '../compress/prune/hardware.js';
 import { evalImageCount, loadRunData, type RunData } from './data.js';
 import {
@@ -362,7 +362,7 @@ export function stageDevice(stage: Stage): 'cpu' | 'cuda' | undefined {
 }
 
 /** What a quantize stage's Conv layout depends on (--reduce-range never takes AMX's: cpu.ts layoutChoice). */
-function quantizeLayoutKey(cpu: 'amx' | 'generic', c: KeyContext): Record<string, unknown> {
+function quantizeLayoutKey(cpu: Int8Cpu, c: KeyContext): Record<string, unknown> {
   return { cpu, ...(cpu === 'amx' ? { layoutThreads: c.threads ?? usableCores() } : {}) };
 }
 

@@ -104,7 +104,7 @@ export function registerQuantize(program: Command): void {
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
-        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm); auto: this machine's, and on an AMX machine each Conv timed on both kernels at --threads, keeping the faster").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm), avx2 (x64 without VNNI: uint8 weights, whose kernels do not saturate); auto: this machine's (amx or generic), and on an AMX machine each Conv timed on both kernels at --threads, keeping the faster").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
@@ -182,8 +182,11 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   }
   // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
   const scoresInt8 = options.eval !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
-  if ((options.mode === 'static' || options.mode === 'dynamic') && !options.reduceRange && scoresInt8 && int8KernelsSaturate()) {
-    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --reduce-range (7-bit weights)");
+  if (options.mode === 'static' && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate()) {
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights, exact kernels)");
+  }
+  if (options.mode === 'dynamic' && !options.reduceRange && scoresInt8 && int8KernelsSaturate()) {
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64 or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --reduce-range (7-bit weights)");
   }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();

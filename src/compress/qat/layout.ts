@@ -35,7 +35,7 @@ export function toCpuLayout(graph: Graph, cpu: Int8Cpu, amxConvs?: readonly stri
 function recordedLayout(g: Graph): { cpu: Int8Cpu | undefined; amxConvs?: string[] } {
   try {
     const r = JSON.parse(g.metadata['slimkit.quantization'] ?? '{}') as { cpu?: unknown; amx_convs?: unknown };
-    const cpu = r.cpu === 'amx' || r.cpu === 'generic' ? r.cpu : undefined;
+    const cpu = r.cpu === 'amx' || r.cpu === 'generic' || r.cpu === 'avx2' ? r.cpu : undefined;
     const amxConvs = Array.isArray(r.amx_convs) && r.amx_convs.every((c) => typeof c === 'string') ? (r.amx_convs as string[]) : undefined;
     return { cpu, ...(amxConvs ? { amxConvs } : {}) };
   } catch {

@@ -23,15 +23,19 @@ import { option, usageError } from '../../errors.js';
 import { int8KernelsSaturate, linuxX64CpuFlags } from '../../util/cpu-flags.js';
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
+import { toUnsignedWeights } from './unsigned-layout.js';
 
-/** The CPU an int8 model's Conv weights are laid out for. */
-export type Int8Cpu = 'amx' | 'generic';
-/** 'auto': the CPU this process runs on. */
+/**
+ * The CPU an int8 model's weights are laid out for: 'avx2' is x64 without VNNI, whose u8×s8 sums
+ * saturate — its weights are stored as uint8 (unsigned-layout.ts).
+ */
+export type Int8Cpu = 'amx' | 'generic' | 'avx2';
+/** 'auto': the CPU this process runs on (AMX or generic: 'avx2' is asked for, as the model may run elsewhere). */
 export type CpuChoice = Int8Cpu | 'auto';
-export const CPU_CHOICES: readonly CpuChoice[] = ['auto', 'amx', 'generic'];
+export const CPU_CHOICES: readonly CpuChoice[] = ['auto', 'amx', 'generic', 'avx2'];
 
-/** The zero point of int8 Conv weights for each CPU (see the module comment). */
-const CONV_WEIGHT_ZERO_POINT: Record<Int8Cpu, number> = { amx: -1, generic: 0 };
+/** The zero point of int8 Conv weights for each signed layout (see the module comment). */
+const CONV_WEIGHT_ZERO_POINT: Record<Exclude<Int8Cpu, 'avx2'>, number> = { amx: -1, generic: 0 };
 /** Input channels × kernel size below which a Conv stays on ConvSym for 'amx'. */
 const AMX_MIN_K = 64;
 
@@ -75,7 +79,7 @@ export function saturationNote(graph: Graph, file: string): string | undefined {
   const dequantized = new Set(graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.inputs[0]));
   const wide = [...graph.initializers].some(([name, t]) => t.dtype === 'int8' && dequantized.has(name) && (t.data as Int8Array).some((q) => q > SEVEN_BIT_MAX || q < -SEVEN_BIT_MAX));
   if (!wide) return undefined;
-  return `note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate with ${file}'s 8-bit weights: its scores here may be below its scores on arm64, in the browser or on a VNNI CPU (slim quantize --reduce-range makes models for CPUs like this one)`;
+  return `note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate with ${file}'s 8-bit weights: its scores here may be below its scores on arm64, in the browser or on a VNNI CPU (slim quantize --cpu avx2 makes models for CPUs like this one)`;
 }
 
 export function resolveCpu(choice: CpuChoice): Int8Cpu {
@@ -97,6 +101,7 @@ export interface RetargetResult {
  * points, values that would leave int8). `only` limits the change to the Convs of those names.
  */
 export function retargetConvWeights(graph: Graph, cpu: Int8Cpu, options: { only?: ReadonlySet<string> } = {}): RetargetResult {
+  if (cpu === 'avx2') return toUnsignedWeights(retargetConvWeights(graph, 'generic').graph);
   const target = CONV_WEIGHT_ZERO_POINT[cpu];
   const g = cloneGraph(graph);
   const index = new GraphIndex(g);

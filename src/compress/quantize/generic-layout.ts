@@ -1,5 +1,6 @@
 /**
- * Back from the AMX layout (cpu.ts, pad-channels.ts) to the generic one: an RGB first Conv's padded
+ * Back from the AMX or AVX2 layout (cpu.ts, pad-channels.ts, unsigned-layout.ts) to the generic one:
+ * uint8 weights back to int8, an RGB first Conv's padded
  * input channels removed again, and int8 Conv weights stored at a non-zero zero point shifted back to
  * zero point 0. Exact, like the way there. QAT trains this canonical form; `slim deploy` writes it for
  * arm64 and the web, whose ORT kernels want symmetric weights (ConvSym / dot-product) and gain nothing
@@ -7,6 +8,7 @@
  */
 import { cloneGraph, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { makeTensor, type Tensor } from '../../onnx/tensor.js';
+import { toSignedWeights } from './unsigned-layout.js';
 
 export interface GenericLayoutResult {
   graph: Graph;
@@ -15,8 +17,10 @@ export interface GenericLayoutResult {
 }
 
 export function toGenericLayout(graph: Graph): GenericLayoutResult {
-  const g = cloneGraph(graph);
-  const changed = unpadChannels(g) + zeroPointsToZero(g) > 0;
+  // Weights --cpu avx2 stored as uint8 first (unsigned-layout.ts); the steps below edit `g` in place.
+  const signed = toSignedWeights(cloneGraph(graph));
+  const g = signed.graph;
+  const changed = signed.changed.length + unpadChannels(g) + zeroPointsToZero(g) > 0;
   if (!changed) return { graph, changed };
   const record = g.metadata['slimkit.quantization'];
   if (record) {

@@ -39,9 +39,11 @@ export interface QuantizeOptions {
   keepFirst: boolean;
   keepLast: boolean;
   /**
-   * The CPU the int8 Convs are laid out for (cpu.ts, pad-channels.ts): 'amx' picks ONNX Runtime's AMX
-   * GEMM kernels, 'generic' its VNNI / dot-product direct convolution; 'auto' (default) this machine.
-   * The model computes exactly the same outputs either way; only its speed differs.
+   * The CPU the int8 Convs are laid out for (cpu.ts, pad-channels.ts, unsigned-layout.ts): 'amx' picks
+   * ONNX Runtime's AMX GEMM kernels, 'generic' its VNNI / dot-product direct convolution, 'avx2' its
+   * u8×u8 kernels (uint8 weights) for x64 without VNNI; 'auto' (default) this machine (amx or generic).
+   * The model is the same either way (the same DequantizeLinear floats); where the kernels are exact it
+   * computes the same outputs, and on x64 without VNNI only 'avx2' computes them exactly.
    */
   cpu: CpuChoice;
 }
