@@ -11,7 +11,7 @@
  * Without --model, a random-weight ResNet18-CIFAR of the acceptance shape is exported by PyTorch
  * (scripts/make-torch-fixtures.py). slimkit quantizes it twice from one calibration: with this machine's
  * Conv weight layout (`cpu: 'auto'`, the default) and with the other one, so the effect of the layout is
- * measured too; on a CPU with AMX also as `slim quantize` writes it there (int8_tuned: each Conv on the kernel
+ * measured too, and with the uint8 layout for x64 without VNNI (`cpu: 'avx2'`); on a CPU with AMX also as `slim quantize` writes it there (int8_tuned: each Conv on the kernel
  * ORT's profiler measured faster at that thread count, src/compress/quantize/tune-layout.ts). --python names an interpreter with the `onnxruntime` package; without one the ORT row is
  * left out. --profile adds, per model, ORT's per-node profile at 1 thread summed by op type (µs, median
  * over 200 runs).
@@ -76,7 +76,8 @@ const collector = await calibratePlan(prepared, plan, feeds, DEFAULT_STATIC.cali
 const host = resolveCpu('auto');
 const other: Int8Cpu = host === 'amx' ? 'generic' : 'amx';
 const models: Record<string, string> = { fp32: fp32File };
-for (const [name, cpu] of [['int8', host], [`int8_${other}`, other]] as const) {
+// And the uint8-weight layout for x64 without VNNI (--cpu avx2): what exactness costs where s8 sums saturate.
+for (const [name, cpu] of [['int8', host], [`int8_${other}`, other], ['int8_avx2', 'avx2']] as const) {
   models[name] = path.join(dir, `slimkit-${cpu}.onnx`);
   await writeModel(buildQuantized(prepared, collector, { ...DEFAULT_STATIC, cpu }).graph, models[name]);
 }
