@@ -182,11 +182,11 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   }
   // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
   const scoresInt8 = options.eval !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
-  if (options.mode === 'static' && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate()) {
-    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights, exact kernels)");
-  }
-  if (options.mode === 'dynamic' && !options.reduceRange && scoresInt8 && int8KernelsSaturate()) {
-    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64 or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --reduce-range (7-bit weights)");
+  // Static quantization has a layout that avoids it (uint8 weights); dynamic, 7-bit weights only.
+  const int8 = options.mode === 'static' || options.mode === 'dynamic';
+  if (int8 && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate()) {
+    const [elsewhere, remedy] = options.mode === 'static' ? ['arm64, in the browser or on a VNNI CPU', '--cpu avx2 (uint8 weights, exact kernels)'] : ['arm64 or on a VNNI CPU', '--reduce-range (7-bit weights)'];
+    log(`note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on ${elsewhere}; for models that will run on CPUs like this one, quantize with ${remedy}`);
   }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
