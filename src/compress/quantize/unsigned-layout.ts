@@ -12,7 +12,7 @@
 import { cloneGraph, GraphIndex, type Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 
-/** Layers whose constant weight input a QLinear / integer kernel reads (slot 1 of Conv and Gemm, either of MatMul). */
+/** Layers whose constant weight input (any slot but the first, the activation) a QLinear / integer kernel reads. */
 const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 const OFFSET = 128;
 
