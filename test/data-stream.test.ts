@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeListing, listImageFolder, loadImageFolder } from '../src/data/image-folder.js';
-import { folderSource, openImageFolder, sourceOfSet } from '../src/data/stream.js';
+import { folderSource, interleavedHalf, openImageFolder, sourceOfSet, type ImageSource } from '../src/data/stream.js';
 import { decodePool } from '../src/data/decode-pool.js';
 import { evaluateModel } from '../src/toolkit.js';
 import { loadDataset, openDataset, recordedClasses } from '../src/data/model-data.js';
@@ -106,6 +106,32 @@ describe('an image folder read a chunk at a time', () => {
     expect(streamed.count).toBe(20);
     expect(streamed.confusion).toEqual(whole.confusion);
     expect([streamed.labels, streamed.predictions]).toEqual([set.labels.slice(0, 20), whole.predictions]);
+  });
+
+  it('splits into two disjoint halves of every other image, across chunk edges and up to a limit (--max-drop chooses on one, reports on the other)', async () => {
+    const set = await loadImageFolder(root, { size: [8, 8] });
+    // Chunks of 7 images: odd-sized, so every other chunk starts on the other half's image.
+    const source = folderSource(await listImageFolder(root), { size: [8, 8], chunkBytes: 7 * 3 * 8 * 8 });
+    const read = async (s: ImageSource): Promise<{ labels: number[]; pixels: number[] }> => {
+      const out = { labels: [] as number[], pixels: [] as number[] };
+      for await (const chunk of s.chunks()) out.labels.push(...chunk.labels), out.pixels.push(...chunk.pixels);
+      return out;
+    };
+    const image = 3 * 8 * 8;
+    for (const limit of [undefined, 20, 21]) {
+      const wanted = limit ?? 48;
+      const halves = [interleavedHalf(source, 0, limit), interleavedHalf(source, 1, limit)];
+      expect(halves.map((h) => h.count)).toEqual([Math.ceil(wanted / 2), Math.floor(wanted / 2)]);
+      for (const part of [0, 1] as const) {
+        const got = await read(halves[part]!);
+        const indices = Array.from({ length: wanted }, (_, i) => i).filter((i) => i % 2 === part);
+        expect(got.labels).toEqual(indices.map((i) => set.labels[i]));
+        expect(got.pixels).toEqual(indices.flatMap((i) => Array.from(set.pixels.subarray(i * image, (i + 1) * image))));
+      }
+    }
+    // A folder lists one class after another; each half still holds every class in proportion.
+    const counts = (labels: number[]) => [0, 1, 2].map((c) => labels.filter((l) => l === c).length);
+    expect(counts((await read(interleavedHalf(sourceOfSet(set), 1))).labels)).toEqual([7, 8, 9]);
   });
 
   it('names every unreadable image at once, in whichever chunk it lies, and yields no chunk after the first', async () => {

@@ -21,9 +21,14 @@ import type { RunManifest } from '../src/pipeline/manifest.js';
 import { benchCommand } from '../src/report/columns.js';
 import type { RunReport } from '../src/report/run-report.js';
 import { runSlim } from './helpers/cli.js';
-import { readModel } from '../src/onnx/io.js';
 import { CIFAR_DIR, REPO_ROOT } from './helpers/fixtures.js';
 import { madeFrom } from '../src/pipeline/run.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { buildZooModel } from '../src/zoo/index.js';
+import { subset } from '../src/data/subsets.js';
+import { openSession } from '../src/runtime/ort.js';
+import { evaluate } from '../src/runtime/evaluate.js';
+import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-pipeline-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -452,5 +457,34 @@ describe('a stage that runs again', () => {
     // A student distilled from a stage's model is made from it too.
     const distilled = { stages: [{ id: 'teacher' }, { id: 'student', result: { teacher: 'teacher' } }, { id: 'student-int8', from: 'student' }] };
     expect(madeFrom(distilled, 'teacher')).toEqual(['student', 'student-int8']);
+  });
+});
+
+describe('max_drop in a recipe', () => {
+  it('chooses on every other test image and records the drop on the others, as ONNX Runtime scores the stored models there', async () => {
+    const source = path.join(dir, 'untrained.onnx');
+    // Untrained, seed 2 calls every image class 6: 4 of the 15 images the choice leaves out (2 of the 16 it is made on).
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 2 }), source);
+    const file = writeRecipe('max-drop.yaml', `name: max-drop\ndata: { train_per_class: 10, test_limit: 31 }\nmodel: { file: ${source}, id: fp32 }\nstages:\n  - quantize: { id: mixed, samples: 32, per_tensor: true, max_drop: 0.01 }\n`);
+    const runDir = path.join(dir, 'max-drop');
+    expect((await run(file, runDir)).ran).toEqual(['mixed']);
+    const stage = manifestOf(runDir).stages[1]!;
+    const mixed = stage.kind === 'quantize' ? stage.result!.mixed_precision! : undefined;
+    expect(mixed).toMatchObject({ chosen_on_images: 16, held_out: { images: 15 } });
+    // The oracle: both stored models scored on the 2nd, 4th, … of CIFAR-10's first 31 test images.
+    const test = await loadCifar10('test', { dataDir: CIFAR_DIR, limit: 31 });
+    const others = subset(test, Array.from({ length: 15 }, (_, k) => 2 * k + 1));
+    const scored = async (model: string): Promise<number> => {
+      const session = await openSession(readFileSync(model), { threads: 1 });
+      try {
+        return (await evaluate(session, others, { normalization: CIFAR10_NORMALIZATION })).top1;
+      } finally {
+        await session.close();
+      }
+    };
+    expect(mixed!.held_out!.baseline_top1).toBe(await scored(source));
+    expect(mixed!.held_out!.top1).toBe(await scored(path.join(runDir, 'models', 'mixed.onnx')));
+    const report = readFileSync(path.join(runDir, 'report', 'report.md'), 'utf8');
+    expect(report).toContain(`on the 15 test images it did not choose on)`);
   });
 });

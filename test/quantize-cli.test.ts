@@ -14,7 +14,7 @@ import { openSession } from '../src/runtime/ort.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
-import { largerNote } from '../src/cli/commands/quantize.js';
+import { heldOutOverBudget, largerNote } from '../src/cli/commands/quantize.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
 import { readPreprocessing } from '../src/zoo/metadata.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
@@ -138,9 +138,13 @@ describe('slim quantize', () => {
     const run = await runSlim(['quantize', file, '-o', out, '--calib', folder, '--samples', '64', '--per-tensor', '--eval', folder, '--max-drop', '20', '--json', '--threads', '1']);
     expect(run.code, run.stderr).toBe(0);
     const doc = json(run.stdout);
-    const mixed = doc['mixed_precision'] as { float_layers: string[]; met: boolean; steps: { float_layer_count: number; top1_drop_pt: number }[] };
+    const mixed = doc['mixed_precision'] as { float_layers: string[]; met: boolean; chosen_on_images: number; steps: { float_layer_count: number; top1_drop_pt: number }[] };
     expect(doc['top1_before']).toBe(1);
-    expect(doc['calibration_images']).toBe(doc['eval_images']);
+    // Chosen on every other image of the folder, top-1 reported on the others.
+    const images = doc['calibration_images'] as number;
+    expect([mixed.chosen_on_images, doc['eval_images']]).toEqual([Math.ceil(images / 2), Math.floor(images / 2)]);
+    expect(doc['eval_data']).toMatch(/\[half 2 of 2\]$/);
+    expect(run.stderr).toContain(`--max-drop: choosing on ${mixed.chosen_on_images} of the ${images} evaluation images (every other one); top-1 is reported on the other ${images - mixed.chosen_on_images}`);
     expect(mixed.steps[0]).toMatchObject({ float_layer_count: 0 });
     expect(mixed.steps[0]!.top1_drop_pt).toBeGreaterThan(50);
     expect(mixed.steps.filter((s) => s.float_layer_count === 0)).toHaveLength(1);
@@ -225,6 +229,18 @@ describe('slim quantize errors: one line, the right exit code', () => {
       expect(existsSync(path.join(dir, 'x.onnx'))).toBe(false);
     });
   }
+});
+
+describe("--max-drop's held-out check", () => {
+  it('warns when the split chosen on half the images misses the budget on the other half, with the size of one image', () => {
+    expect(heldOutOverBudget(0.5, { budgetPt: 0.5, chosenOn: 1000, met: true }, 1000)).toBeUndefined();
+    // 1700/2000 − 1690/2000 comes out a hair above 0.5: within, as the search counts it.
+    expect(heldOutOverBudget((1700 / 2000 - 1690 / 2000) * 100, { budgetPt: 0.5, chosenOn: 2000, met: true }, 2000)).toBeUndefined();
+    expect(heldOutOverBudget(0.8, { budgetPt: 0.5, chosenOn: 1000, met: true }, 1000)).toBe(
+      'warning: top-1 drops 0.80 pt on the 1000 images --max-drop did not choose on, past its 0.5 (met on the 1000 it chose on; one image is 0.10 pt here): evaluate on more images (--eval-limit) for a choice that holds, or allow a larger drop',
+    );
+    expect(heldOutOverBudget(3, { budgetPt: 1, chosenOn: 51, met: false }, 50)).toContain('(missed as well on the 51 it chose on; one image is 2.00 pt here)');
+  });
 });
 
 describe('the size note', () => {

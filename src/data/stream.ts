@@ -53,6 +53,42 @@ export function sourceOfSet(set: ImageSet): ImageSource {
   };
 }
 
+/**
+ * Every other image of a source's first `limit` (all when absent): part 0 the 1st, 3rd, …; part 1 the
+ * 2nd, 4th, … Two disjoint halves read a chunk at a time as the source is, each with every class in
+ * proportion even when the source lists one class after another (an image folder). Images the source
+ * skipped (unreadable) are in neither half's count.
+ */
+export function interleavedHalf(source: ImageSource, part: 0 | 1, limit?: number): ImageSource {
+  const wanted = Math.min(source.count, limit ?? source.count);
+  return {
+    name: `${source.name}[half ${part + 1} of 2]`,
+    classes: source.classes,
+    imageShape: source.imageShape,
+    count: part === 0 ? Math.ceil(wanted / 2) : Math.floor(wanted / 2),
+    async *chunks() {
+      const [c, h, w] = source.imageShape;
+      const size = c * h * w;
+      let position = 0;
+      for await (const chunk of source.chunks({ limit: wanted })) {
+        const n = Math.min(chunk.labels.length, wanted - position);
+        const first = (position + part) % 2 === 0 ? 0 : 1;
+        const taken = first >= n ? 0 : Math.ceil((n - first) / 2);
+        const pixels = new Uint8Array(taken * size);
+        const labels = new Uint16Array(taken);
+        for (let k = 0; k < taken; k++) {
+          const i = first + 2 * k;
+          pixels.set(chunk.pixels.subarray(i * size, (i + 1) * size), k * size);
+          labels[k] = chunk.labels[i]!;
+        }
+        position += n;
+        if (taken > 0) yield { name: chunk.name, classes: chunk.classes, imageShape: chunk.imageShape, pixels, labels };
+        if (position >= wanted) return;
+      }
+    },
+  };
+}
+
 export interface FolderSourceOptions extends Omit<DecodeOptions, 'onProgress'> {
   /** Decoded bytes per chunk (default CHUNK_BYTES). */
   chunkBytes?: number;

@@ -67,7 +67,11 @@ export interface QuantizeResult {
   quantized_nodes?: number;
   float_nodes?: { node: string; op_type: string; reason: string }[];
   sensitivity?: { layer: string; op_type: string; score: number; agreement: number }[];
-  mixed_precision?: { float_layers: string[]; met: boolean; baseline_top1: number; top1: number };
+  /**
+   * `max_drop`: baseline_top1/top1 on the test images it chose on (every other one); held_out on the
+   * others, which did not take part in the choice (absent in records made before it was measured).
+   */
+  mixed_precision?: { float_layers: string[]; met: boolean; baseline_top1: number; top1: number; chosen_on_images?: number; held_out?: { images: number; baseline_top1: number; top1: number } };
   /** On a CPU with AMX and cpu: auto, the measured Conv layout (quantize/tune-layout.ts). */
   conv_layout?: ConvLayoutSummary;
   qat?: TrainingResult;

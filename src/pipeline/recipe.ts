@@ -91,7 +91,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   keep_first: 'true: keep the first weighted layer in float',
   keep_last: 'true: keep the last weighted layer in float',
   exclude: 'a list of node names to keep in float',
-  max_drop: 'largest top-1 drop allowed, in points (> 0): the most sensitive layers stay float until it holds',
+  max_drop: 'largest top-1 drop allowed, in points (> 0): the most sensitive layers stay float until it holds on every other test image; the drop on the others is recorded (held_out)',
   sensitivity: 'true: measure every layer’s quantization sensitivity for the report',
   qat: 'quantization-aware training after calibration: { epochs: 2, lr: 0.01 }',
   cpu: "the CPU the int8 Conv weights are laid out for: 'auto' (this machine), 'amx' (Intel AMX-INT8), 'generic' or 'avx2' (x64 without VNNI: uint8 weights)",

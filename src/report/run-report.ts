@@ -216,7 +216,7 @@ function summarize(s: StageRecord): string {
       const r = s.result;
       if (r.mode !== 'static') return r.mode;
       const mixed = r.mixed_precision;
-      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float` : ''}${r.qat ? `; ${r.qat.history.length} epoch(s) of quantization-aware training: engine top-1 ${pct(r.qat.test_top1)}` : ''}`;
+      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float${mixed.held_out ? ` (top-1 drop ${((mixed.held_out.baseline_top1 - mixed.held_out.top1) * 100).toFixed(2)} pt on the ${mixed.held_out.images.toLocaleString('en')} test images it did not choose on)` : ''}` : ''}${r.qat ? `; ${r.qat.history.length} epoch(s) of quantization-aware training: engine top-1 ${pct(r.qat.test_top1)}` : ''}`;
     }
     case 'bench': {
       const r = s.result;

@@ -34,6 +34,7 @@ import {
 } from '../../compress/quantize/index.js';
 import { checkImageSize, loadDataset, modelInputSize, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
+import { interleavedHalf } from '../../data/stream.js';
 import { staticOptionsOf } from '../../toolkit.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
@@ -52,9 +53,10 @@ export interface StaticRun {
   calibrated: CalibratedModel;
   mixed?: MixedPrecisionResult;
   sensitivity?: LayerSensitivity[];
-  /** Top-1 already measured by --max-drop (so it is not measured twice). */
-  top1Before?: number;
-  top1After?: number;
+  /** --max-drop's budget and the images it chose on; top-1 is then reported on `reportOn`. */
+  maxDrop?: { budgetPt: number; chosenOn: number; met: boolean };
+  /** The evaluation images top-1 is reported on, when not all of them (--max-drop chose on the others). */
+  reportOn?: EvalData;
   /** Fields for the --json summary. */
   extra: Record<string, unknown>;
 }
@@ -123,7 +125,7 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
     log(`calibration method: ${staticOptions.calibration.method} (all ${n} images went to calibration, none were left over for --method auto to compare methods on${leave})`);
   }
   const run: StaticRun = { output: result.graph, result, calibrated, extra };
-  if (options.maxDrop !== undefined) await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);
+  if (options.maxDrop !== undefined) run.reportOn = await keepSensitiveLayersFloat(graph, run, options, normalization, evalData);
 
   // Each Conv on the faster of ORT's two int8 kernels at the thread count it will run with (tune-layout.ts).
   const tuned = await autoConvLayout(run.output, staticOptions.cpu, threads ?? defaultThreads());
@@ -145,33 +147,44 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   return run;
 }
 
-/** --max-drop: if int8 costs more top-1 than allowed, keep the most sensitive layers float until it does not. */
-async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: QuantizeCliOptions, normalization: Normalization, evalData: EvalData | undefined): Promise<void> {
+/**
+ * --max-drop: if int8 costs more top-1 than allowed, keep the most sensitive layers float until it does
+ * not. The choice is made on every other evaluation image and the top-1 reported on the others: scored
+ * on the images that chose it, a split is flattered by the choice (of several splits tried, the first
+ * whose drop happened to come out within the budget). Returns the images left for the report.
+ */
+async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: QuantizeCliOptions, normalization: Normalization, evalData: EvalData | undefined): Promise<EvalData> {
   const maxDrop = options.maxDrop!;
   if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
+  const images = Math.min(evalData.limit ?? Infinity, evalData.source.count);
+  if (images < 2) throw usageError(`--max-drop chooses on half the evaluation images and reports top-1 on the other half, and ${evalData.source.name} has ${images}`, 'evaluate on more images (a larger --eval-limit, or another --eval)');
   const threads = options.threads;
   if (evalData.streamed) {
     log(`note: ${evalData.source.name}'s ${evalData.source.count} evaluation images are too many to hold decoded: each of --max-drop's scorings reads them again (--eval-limit N keeps them in memory)`);
   }
+  const half = (part: 0 | 1): EvalData => ({ source: interleavedHalf(evalData.source, part, evalData.limit), streamed: evalData.streamed });
+  const [choose, report] = [half(0), half(1)];
+  log(`--max-drop: choosing on ${choose.source.count} of the ${images} evaluation images (every other one); top-1 is reported on the other ${report.source.count}`);
   const { prepared, collector, options: opts } = run.calibrated;
   const int8 = run.output;
   const userPlan = run.result.plan;
   const mixed = await meetTopOneBudget(graph, int8, {
     maxDropPt: maxDrop,
     build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: floatLayers }).graph,
-    evaluate: (g) => top1(g, evalData, normalization, threads, g === graph ? 'eval float' : g === int8 ? 'eval int8' : 'eval mixed'),
+    evaluate: (g) => top1(g, choose, normalization, threads, g === graph ? 'choose: float' : g === int8 ? 'choose: int8' : 'choose: mixed'),
     ranking: async () => quantizedBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options)), userPlan),
     onOverBudget: (dropPt) => log(`top-1 drop ${dropPt.toFixed(2)} pt > --max-drop ${maxDrop}: ranking layers by sensitivity`),
     onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
   });
-  run.top1Before = mixed.baseline;
-  run.top1After = mixed.top1;
-  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, steps: mixed.steps.map(mixedStepJson) };
-  if (!mixed.searched) return;
-  run.mixed = mixed;
-  run.output = mixed.graph;
-  run.result = buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: mixed.floatLayers });
-  if (!mixed.met) log(`warning: no split met --max-drop ${maxDrop}; kept the most accurate one (${mixed.floatLayers.length} float layers)`);
+  run.maxDrop = { budgetPt: maxDrop, chosenOn: choose.source.count, met: mixed.met };
+  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, chosen_on_images: choose.source.count, baseline_top1: mixed.baseline, steps: mixed.steps.map(mixedStepJson) };
+  if (mixed.searched) {
+    run.mixed = mixed;
+    run.output = mixed.graph;
+    run.result = buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: mixed.floatLayers });
+    if (!mixed.met) log(`warning: no split met --max-drop ${maxDrop}; kept the most accurate one (${mixed.floatLayers.length} float layers)`);
+  }
+  return report;
 }
 
 async function sensitivityFor(run: StaticRun, normalization: Normalization, options: QuantizeCliOptions): Promise<LayerSensitivity[]> {
@@ -221,7 +234,7 @@ export async function writeReport(file: string, run: StaticRun, summary: Record<
     weights: weightErrors(run.result),
     sensitivity,
     float_nodes: run.result.plan.float,
-    ...(run.mixed ? { mixed_precision: { steps: run.mixed.steps, float_layers: run.mixed.floatLayers } } : {}),
+    ...(run.mixed && run.maxDrop ? { mixed_precision: { steps: run.mixed.steps, float_layers: run.mixed.floatLayers, chosen_on_images: run.maxDrop.chosenOn } } : {}),
   };
   const paths = { markdown: `${base}.md`, json: `${base}.json`, svg: `${base}.svg` };
   const text = (t: string): Uint8Array => new TextEncoder().encode(t);
@@ -229,7 +242,7 @@ export async function writeReport(file: string, run: StaticRun, summary: Record<
     ...report,
     sensitivity: report.sensitivity.map(sensitivityJson),
     float_nodes: report.float_nodes.map(nodeReasonJson),
-    ...(report.mixed_precision ? { mixed_precision: { steps: report.mixed_precision.steps.map(mixedStepJson), float_layers: report.mixed_precision.float_layers } } : {}),
+    ...(report.mixed_precision ? { mixed_precision: { steps: report.mixed_precision.steps.map(mixedStepJson), float_layers: report.mixed_precision.float_layers, chosen_on_images: report.mixed_precision.chosen_on_images } } : {}),
   };
   await writeFileAtomic(paths.json, text(`${JSON.stringify(json, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`));
   await writeFileAtomic(paths.svg, text(sensitivitySvg(sensitivity)));

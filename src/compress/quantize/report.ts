@@ -21,7 +21,8 @@ export interface QuantizeReport {
   weights: TensorError[];
   sensitivity: LayerSensitivity[];
   float_nodes: FloatNode[];
-  mixed_precision?: { steps: MixedPrecisionStep[]; float_layers: string[] };
+  /** `chosen_on_images`: the evaluation images the search scored (every other one; top-1 above is the others'). */
+  mixed_precision?: { steps: MixedPrecisionStep[]; float_layers: string[]; chosen_on_images: number };
 }
 
 const db = (v: number | undefined): string => (v === undefined ? '' : Number.isFinite(v) ? v.toFixed(1) : v > 0 ? '∞' : '−∞');
@@ -84,6 +85,8 @@ export function reportMarkdown(r: QuantizeReport, svgFile?: string): string {
   if (r.mixed_precision) {
     lines.push(
       '## Mixed precision search',
+      '',
+      `Each split tried, scored on the ${r.mixed_precision.chosen_on_images} evaluation images the search chose on (every other one); the top-1 above is on the others, which took no part in the choice.`,
       '',
       markdownTable(['layers kept float', 'top-1', 'drop (pt)'], r.mixed_precision.steps.map((s) => [String(s.floatLayers), pct(s.top1), s.dropPt.toFixed(2)])),
       '',

@@ -8,6 +8,8 @@ import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { validateGraph } from '../../onnx/validate.js';
 import { take } from '../../data/subsets.js';
+import { interleavedHalf, sourceOfSet, type ImageSource } from '../../data/stream.js';
+import { usageError } from '../../errors.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { mixesImages } from '../../onnx/image-mixing.js';
@@ -109,21 +111,28 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   if (spec.max_drop !== undefined) {
     const slice = evalSlice(data, spec.eval_limit);
     const evalSet = slice.testLimit !== undefined ? take(slice.test, slice.testLimit) : slice.test;
+    // As `slim quantize --max-drop`: chosen on every other test image, its drop measured on the others.
+    const [choose, heldOut] = [interleavedHalf(sourceOfSet(evalSet), 0), interleavedHalf(sourceOfSet(evalSet), 1)];
+    if (heldOut.count === 0) throw usageError(`max_drop chooses on half the test images and measures the drop on the other half: it needs 2 or more, and the stage has ${evalSet.labels.length}`, 'raise eval_limit');
     const userPlan = built.plan;
     const search = await meetTopOneBudget(prepared.graph, output, {
       maxDropPt: spec.max_drop,
       build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: floatLayers }).graph,
-      evaluate: (g) => scoreTop1(g, evalSet, normalization, threads),
+      evaluate: (g) => scoreTop1(g, choose, normalization, threads),
       ranking: async () => quantizedBySensitivity((sensitivity ??= await scan()), userPlan),
       onOverBudget: (dropPt) => ctx.log(`  top-1 drop ${dropPt.toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`),
       onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
     });
-    mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: search.baseline, top1: search.top1 };
     if (search.searched) {
       output = search.graph;
       built = buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: search.floatLayers });
       if (!search.met) ctx.log(`  warning: no split met max_drop ${spec.max_drop}; kept the most accurate one (${search.floatLayers.length} float layers)`);
     }
+    const held = { images: heldOut.count, baseline_top1: await scoreTop1(prepared.graph, heldOut, normalization, threads), top1: await scoreTop1(output, heldOut, normalization, threads) };
+    const heldDropPt = (held.baseline_top1 - held.top1) * 100;
+    ctx.log(`  max_drop: top-1 drop ${((search.baseline - search.top1) * 100).toFixed(2)} pt on the ${choose.count} test images it chose on, ${heldDropPt.toFixed(2)} pt on the other ${held.images}`);
+    if (heldDropPt > spec.max_drop + 1e-9) ctx.log(`  warning: on the test images max_drop did not choose on, the drop is past its ${spec.max_drop} pt (one image is ${(100 / held.images).toFixed(2)} pt there): raise eval_limit for a choice that holds, or allow a larger drop`);
+    mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: search.baseline, top1: search.top1, chosen_on_images: choose.count, held_out: held };
   }
   for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);
   // As `slim quantize`: on a CPU with AMX, each Conv on the int8 kernel measured faster at the bench's threads.
@@ -205,7 +214,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }
 
-async function scoreTop1(graph: Graph, set: ImageSet, normalization: Normalization, threads: number | undefined): Promise<number> {
+async function scoreTop1(graph: Graph, set: ImageSet | ImageSource, normalization: Normalization, threads: number | undefined): Promise<number> {
   const session = await openSession(encodeModel(graph).model, { ...(threads ? { threads } : {}), label: 'quantize stage' });
   try {
     return (await evaluate(session, set, { normalization, oneImagePerRun: mixesImages(graph) })).top1;
