@@ -274,6 +274,14 @@ describe('the cpu option of static quantization', () => {
       };
       expect(saturationNote(model(64), 'm.onnx')).toBeUndefined();
       expect(saturationNote(model(-65), 'm.onnx') !== undefined).toBe(int8KernelsSaturate());
+      // Dynamic quantization's weights feed MatMulInteger itself; its activation slot is never a weight.
+      const dynamic = (slot: 0 | 1): Graph => {
+        const g = model(100);
+        g.nodes = [{ name: 'mm', opType: 'MatMulInteger', domain: '', inputs: slot === 1 ? ['a', 'w'] : ['w', 'a'], outputs: ['y'], attributes: {} }];
+        return g;
+      };
+      expect(saturationNote(dynamic(1), 'm.onnx') !== undefined).toBe(int8KernelsSaturate());
+      expect(saturationNote(dynamic(0), 'm.onnx')).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

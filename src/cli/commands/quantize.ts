@@ -111,7 +111,7 @@ export function registerQuantize(program: Command): void {
         .option('--bias-correction', 'correct the mean output shift that weight rounding causes (default)')
         .option('--no-bias-correction', 'leave biases as they are')
         .option('--equalize', 'cross-layer equalization of Conv → ReLU → Conv pairs before calibration')
-        .option('--max-drop <pt>', 'keep the most sensitive layers in float until top-1 drops by at most this many points', positiveNumber('--max-drop'))
+        .option('--max-drop <pt>', 'keep the most sensitive layers in float until top-1 drops by at most this many points (chosen on every other evaluation image; top-1 is reported on the others)', positiveNumber('--max-drop'))
         .option('--eval <name|folder>', "evaluation images for top-1 before/after: 'cifar10' (test split) or a folder (with --calib cifar10, --eval-limit or --max-drop alone evaluate on CIFAR-10 test; without any of them there is no evaluation)")
         .option('--eval-limit <n>', "evaluate on N images only: CIFAR-10's first N (it comes shuffled), a folder's N taken across its classes", positiveInt('--eval-limit'))
         .option('--report [path]', 'write the SQNR / sensitivity report: PATH.md, PATH.json, PATH.svg (default: next to the output)')

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { arch } from 'node:os';
 import type { BundleConfig } from '../../deploy/config.js';
 import { readBundle } from '../../deploy/open-bundle.js';
 import { prepareModel } from '../../deploy/prepare-model.js';
 import { ortVersion } from '../../runtime/ort.js';
+import { decodeModel } from '../../onnx/io.js';
+import { saturationNote } from '../../compress/quantize/cpu.js';
 import { openClassifier, type Classifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { VERSION } from '../../version.js';
@@ -57,11 +59,14 @@ export function registerServe(program: Command): void {
       }
       let classifier: Classifier;
       let staticDir: string | undefined;
+      /** The model file of a bundle, or a model file's bytes as prepared for serving. */
+      let model: string | Uint8Array;
       const common = { maxBatch: flags.maxBatch, ...(flags.threads ? { threads: flags.threads } : {}) };
       if (info?.isDirectory()) {
         const bundle = await readBundle(target);
         if (bundle.config.target === 'web') staticDir = target;
-        classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, ...common });
+        model = bundle.modelPath;
+        classifier = await openClassifier({ config: bundle.config, model, ...common });
       } else {
         const prepared = await prepareModel(target, await modelOptions(flags));
         for (const w of prepared.warnings) log(`serve: warning: ${w}`);
@@ -70,9 +75,13 @@ export function registerServe(program: Command): void {
           target: arch() === 'arm64' ? 'linux-arm64' : 'linux-x64',
           createdBy: { slimkit: VERSION, onnxruntime: ortVersion().node, sharp: (await import('sharp')).default.versions.sharp },
         };
-        classifier = await openClassifier({ config, model: prepared.bytes, ...common });
+        model = prepared.bytes;
+        classifier = await openClassifier({ config, model, ...common });
       }
       const name = classifier.config.name;
+      // Its answers here are this CPU's: int8 sums that saturate can change a class.
+      const saturation = saturationNote(decodeModel(typeof model === 'string' ? await readFile(model) : model), name);
+      if (saturation) log(`slim serve: ${saturation}`);
       if (classifier.config.model.oneImagePerRun) {
         log(`slim serve: note: ${name}'s result for one image depends on the others run with it (dynamic quantization measures one range over the batch): one image per run${command.getOptionValueSource('maxBatch') === 'cli' ? `, not --max-batch ${flags.maxBatch}` : ''}`);
       }
