@@ -158,7 +158,7 @@ stages:
       ['stages[1].quantize.samples', 'samples applies to mode: static (calibrated int8), not fp16: drop it'],
     ]);
     const dynamic = issuesOf(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: dyn, mode: dynamic, per_tensor: true, equalize: true }\n'));
-    expect(dynamic.map((i) => i.problem)).toEqual(['equalize applies to mode: static (calibrated int8), not dynamic (which takes per_tensor, reduce_range, exclude): drop it']);
+    expect(dynamic.map((i) => i.problem)).toEqual(['equalize applies to mode: static (calibrated int8), not dynamic (which takes per_tensor, reduce_range, cpu, exclude): drop it']);
     expect(() => parseRecipe(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: dyn, mode: dynamic, per_tensor: true }\n'), 'r.yaml')).not.toThrow();
     // A typo in a quantize stage still gets its suggestion (the raw-key check sits in front of the schema).
     const typo = issuesOf(GOOD.replace('  - quantize: { id: int8 }\n', '  - quantize: { id: int8, methd: mse }\n'));

@@ -31,7 +31,7 @@ import {
   sqnrDb,
   type Feeds,
 } from '../src/compress/quantize/index.js';
-import { EXACT_ON_HOST, SATURATING_HOST } from './helpers/int8-host.js';
+import { EXACT_ON_HOST } from './helpers/int8-host.js';
 import { CIFAR_DIR, fixturePath, REPO_ROOT, torchSidecar } from './helpers/fixtures.js';
 
 const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
@@ -115,8 +115,8 @@ describe('int8 close to float', () => {
       const float = await readModel(fixturePath(file));
       const side = torchSidecar(file);
       const feed = { [float.inputs[0]!.name]: side.input };
-      // 7-bit weights where onnxruntime-node's int8 sums saturate (helpers/int8-host.ts).
-      const dynamic = quantizeDynamic(float, { perChannel: true, exclude: [], reduceRange: SATURATING_HOST });
+      // uint8 weights where onnxruntime-node's int8 sums saturate (helpers/int8-host.ts).
+      const dynamic = quantizeDynamic(float, { perChannel: true, exclude: [], reduceRange: false, ...EXACT_ON_HOST });
       expect(dynamic.layers, file).toHaveLength(1);
       expect(sqnr(side.output, await run(dynamic.graph, feed)), `${file} dynamic`).toBeGreaterThan(25);
       for (const mode of ['full', 'weights'] as const) {

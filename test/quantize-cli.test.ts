@@ -10,6 +10,7 @@ import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { decodeModel, encodeModel, writeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
+import type { Graph } from '../src/onnx/graph.js';
 import { openSession } from '../src/runtime/ort.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
@@ -195,8 +196,16 @@ describe('slim quantize', () => {
     const dynamic = path.join(dir, 'tiny.dyn.onnx');
     const d = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', dynamic, '--mode', 'dynamic', '--json']);
     expect(d.code, d.stderr).toBe(0);
-    expect(json(d.stdout)).toMatchObject({ mode: 'dynamic', quantized_nodes: 1 });
+    expect(json(d.stdout)).toMatchObject({ mode: 'dynamic', quantized_nodes: 1, cpu: 'generic' });
     expect((await loadModel(dynamic)).graph.nodes.map((n) => n.opType)).toContain('MatMulInteger');
+    // --cpu avx2: the MatMulInteger weights as uint8 (quantize-cpu.test.ts checks what that computes).
+    const unsigned = path.join(dir, 'tiny.dyn-avx2.onnx');
+    const u = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', unsigned, '--mode', 'dynamic', '--cpu', 'avx2', '--json']);
+    expect(u.code, u.stderr).toBe(0);
+    expect(json(u.stdout)).toMatchObject({ mode: 'dynamic', quantized_nodes: 1, cpu: 'avx2' });
+    const weightTypes = (g: Graph) => g.nodes.filter((n) => n.opType === 'MatMulInteger').map((n) => g.initializers.get(n.inputs[1]!)?.dtype);
+    expect(weightTypes((await loadModel(dynamic)).graph)).toEqual(['int8']);
+    expect(weightTypes((await loadModel(unsigned)).graph)).toEqual(['uint8']);
     const half = path.join(dir, 'r18.fp16.onnx');
     const h = await runSlim(['quantize', model, '-o', half, '--mode', 'fp16', '--json']);
     expect(h.code, h.stderr).toBe(0);
@@ -211,7 +220,7 @@ describe('slim quantize errors: one line, the right exit code', () => {
     ['--percentile with another method', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--method', 'mse', '--percentile', '99.9'], 2, /--percentile applies to --method percentile/],
     ['--report outside static mode', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--report'], 2, /--report only applies to --mode static/],
     ['a calibration flag with fp16 (it did nothing)', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'fp16', '--method', 'entropy'], 2, /--method applies to --mode static, not fp16 — drop --method$/m],
-    ['an int8 flag dynamic mode ignores', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--no-bias-correction'], 2, /--no-bias-correction applies to --mode static, not dynamic — drop --no-bias-correction \(--mode dynamic takes --per-tensor, --reduce-range, --exclude\)/],
+    ['an int8 flag dynamic mode ignores', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--no-bias-correction'], 2, /--no-bias-correction applies to --mode static, not dynamic — drop --no-bias-correction \(--mode dynamic takes --per-tensor, --reduce-range, --cpu, --exclude\)/],
     ['unknown node in --exclude', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '8', '--exclude', 'conv9'], 2, /--exclude names 'conv9'/],
     ['an already quantized model', () => ['quantize', path.join(dir, 'tiny.dyn.onnx'), '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic'], 1, /already quantized/],
     ['CIFAR-10 for a model of another input size', () => ['quantize', fixturePath('torch-tiny-mobilenet.onnx'), '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR], 2, /takes 3×16×16 images but --calib cifar10\/train has 3×32×32 images — pass --calib <image folder>/],

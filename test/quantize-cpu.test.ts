@@ -33,6 +33,7 @@ import {
   padConvInputChannels,
   planQuantization,
   prepareFloatGraph,
+  quantizeDynamic,
   quantizeStatic,
   retargetConvWeights,
   toGenericLayout,
@@ -293,6 +294,44 @@ describe('the cpu option of static quantization', () => {
     expect(layoutChoice('auto', false)).toBe('auto');
     expect(layoutChoice('amx', false)).toBe('amx');
     expect(() => layoutChoice('amx', true)).toThrow(/^cpu: 'amx' lays int8 Conv weights out as −65…64, past the 7 bits reduceRange keeps them to/);
+  });
+});
+
+describe('the cpu option of dynamic quantization', () => {
+  it("'avx2': uint8 weights at zero point 128, one fused DynamicQuantizeMatMul, exact where the int8 weights' sums saturate", async () => {
+    // A 64 → 10 Gemm on inputs in 0…4: uint8 activations up to 255 against full 8-bit weights.
+    const rng = new Random(1);
+    const [k, n] = [64, 10];
+    const g: Graph = {
+      ...emptyGraph('fc'),
+      inputs: [{ name: 'x', dtype: 'float32', shape: [4, k] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: [4, n] }],
+      nodes: [{ name: 'fc', opType: 'Gemm', domain: '', inputs: ['x', 'w', 'b'], outputs: ['y'], attributes: { transB: { type: 'int', value: 1 } } }],
+      initializers: new Map([
+        ['w', float32([n, k], Array.from({ length: n * k }, () => rng.next() - 0.5))],
+        ['b', float32([n], Array.from({ length: n }, () => 0.1))],
+      ]),
+    };
+    const feeds = { x: float32([4, k], Array.from({ length: 4 * k }, () => rng.next() * 4)) };
+    const signed = quantizeDynamic(g, { perChannel: true, reduceRange: false, exclude: [] }).graph;
+    const unsigned = quantizeDynamic(g, { perChannel: true, reduceRange: false, exclude: [], cpu: 'avx2' }).graph;
+    const weights = (m: Graph) => [...m.initializers].filter(([name]) => /weight_(quantized|zero_point)$/.test(name)).map(([, t]) => t);
+    const [[sq, sz], [uq, uz]] = [weights(signed), weights(unsigned)];
+    expect([sq!.dtype, sz!.dtype, uq!.dtype, uz!.dtype]).toEqual(['int8', 'int8', 'uint8', 'uint8']);
+    expect(Array.from(uq!.data as Uint8Array)).toEqual(Array.from(sq!.data as Int8Array, (q) => q + 128));
+    expect(new Set(uz!.data as Uint8Array)).toEqual(new Set([128]));
+    expect((await ortKernels(encodeModel(unsigned).model)).ops).toEqual({ DynamicQuantizeMatMul: 1 });
+    // The same model: the exact kernels (helpers/int8-host.ts) give both encodings the same outputs, and
+    // onnxruntime-node computes those for the uint8 weights, on any x64.
+    const exact = await exactInt8Output(signed, feeds);
+    expect(await exactInt8Output(unsigned, feeds)).toEqual(exact);
+    const out = async (m: Graph) => Array.from(Object.values(await runGraph(m, feeds, { threads: 1 }))[0]!.data as Float32Array);
+    expect(await out(unsigned)).toEqual(exact);
+    // …where the int8 weights' do not: 1.70 off on an AVX2-only EPYC.
+    const gap = Math.max(...(await out(signed)).map((v, i) => Math.abs(v - exact[i]!)));
+    if (int8KernelsSaturate()) expect(gap).toBeGreaterThan(0.5);
+    else expect(gap).toBe(0);
+    expect(() => quantizeDynamic(g, { perChannel: true, reduceRange: false, exclude: [], cpu: 'amx' })).toThrow(/^cpu: 'amx' lays int8 Conv weights out for Intel AMX, and dynamic quantization quantizes MatMul\/Gemm layers only/);
   });
 });
 

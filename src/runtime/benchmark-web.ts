@@ -298,7 +298,7 @@ async function checkAgainstNode(file: string, inputs: WebOpenRequest['latencyInp
       file,
       problem: `onnxruntime-web's output '${reply.firstOutput.name}' differs from onnxruntime-node's on the same input (max difference ${diff.toPrecision(3)}), so its timing is not reported`,
       fix: reduced && int8KernelsSaturate()
-        ? "this CPU's int8 kernels (x64 without VNNI) saturate in onnxruntime-node, the browser's do not: quantize with --reduce-range for CPUs like this one; if the model already is, report this with it"
+        ? "this CPU's int8 kernels (x64 without VNNI) saturate in onnxruntime-node, the browser's do not: quantize with --cpu avx2 (uint8 weights, exact kernels) for CPUs like this one; if the model already is, report this with it"
         : 'report this with the model: one of the two runtimes computes it wrongly',
     });
   }

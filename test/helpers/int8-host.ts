@@ -3,8 +3,7 @@
  * On an x64 CPU without VNNI (AVX2 only: the AMD EPYC these tests also run on) onnxruntime-node's u8×s8
  * sums saturate in 16 bits (int8KernelsSaturate), so its outputs are not the exact ones arm64, VNNI CPUs
  * and the web compute. There such a test either lays the weights out as uint8, whose kernels are exact,
- * as users of such CPUs do (--cpu avx2; dynamic quantization, which has no layout, takes 7-bit weights:
- * --reduce-range), or — where the claim is that two encodings are the same model — runs
+ * as users of such CPUs do (--cpu avx2, static or dynamic), or — where the claim is that two encodings are the same model — runs
  * onnxruntime-web, whose WebAssembly kernels are exact.
  */
 import path from 'node:path';
@@ -18,7 +17,7 @@ import { REPO_ROOT } from './fixtures.js';
 
 export const SATURATING_HOST = int8KernelsSaturate();
 
-/** Static quantization options under which onnxruntime-node computes int8 exactly on this machine. */
+/** Quantization options (static or dynamic) under which onnxruntime-node computes int8 exactly on this machine. */
 export const EXACT_ON_HOST: { cpu?: 'avx2' } = SATURATING_HOST ? { cpu: 'avx2' } : {};
 
 /** The first output of `graph` from an ONNX Runtime whose int8 kernels are exact: node, else the web's. */

@@ -149,7 +149,7 @@ export function registerQuantize(program: Command): void {
     .action(async (file: string, options: QuantizeCliOptions, command: Command) => {
       // Calibration and int8 flags given for a mode that ignores them would do nothing, silently.
       if (options.mode !== 'static') {
-        const applies = options.mode === 'dynamic' ? ['perTensor', 'reduceRange', 'exclude'] : [];
+        const applies = options.mode === 'dynamic' ? ['perTensor', 'reduceRange', 'cpu', 'exclude'] : [];
         for (const key of ['method', 'percentile', 'samples', 'seed', 'perTensor', 'activationType', 'reduceRange', 'cpu', 'keepFirst', 'keepLast', 'exclude', 'biasCorrection']) {
           if (command.getOptionValueSource(key) === 'cli' && !applies.includes(key)) {
             const flag = key === 'biasCorrection' && options.biasCorrection === false ? '--no-bias-correction' : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -182,11 +182,10 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   }
   // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
   const scoresInt8 = options.eval !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
-  // Static quantization has a layout that avoids it (uint8 weights); dynamic, 7-bit weights only.
+  // --cpu avx2 (uint8 weights) avoids it in both int8 modes, as 7-bit weights do (--reduce-range).
   const int8 = options.mode === 'static' || options.mode === 'dynamic';
   if (int8 && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate()) {
-    const [elsewhere, remedy] = options.mode === 'static' ? ['arm64, in the browser or on a VNNI CPU', '--cpu avx2 (uint8 weights, exact kernels)'] : ['arm64 or on a VNNI CPU', '--reduce-range (7-bit weights)'];
-    log(`note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on ${elsewhere}; for models that will run on CPUs like this one, quantize with ${remedy}`);
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights, exact kernels)");
   }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
@@ -226,10 +225,12 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, {
       perChannel: !options.perTensor,
       reduceRange: options.reduceRange ?? false,
+      cpu: options.cpu,
       exclude: splitList(options.exclude),
     });
     if (dyn.layers.length === 0) log('warning: no MatMul/Gemm layer with constant weights: nothing was quantized (for CNNs use --mode static)');
     extra['quantized_nodes'] = dyn.layers.length;
+    extra['cpu'] = options.cpu === 'avx2' ? 'avx2' : 'generic';
     output = dyn.graph;
   } else {
     const fp16 = convertFloat16(prepareFloatGraph(graph, { equalize: false }).graph, options.mode === 'fp16' ? 'full' : 'weights');

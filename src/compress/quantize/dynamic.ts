@@ -8,16 +8,23 @@
  *   MatMulInteger(A_q, W_q, A_zp, W_zp) → Cast(float) → Mul(·, A_scale · W_scale) [→ Add(bias)]
  *
  * Convolutions stay float: for CNNs static quantization is the mode that pays.
+ *
+ * `cpu: 'avx2'` stores the weights as uint8 (q + 128 at zero point 128, the same dequantized values):
+ * ORT then runs its u8×u8 kernel, exact on x64 CPUs without VNNI, where the u8×s8 one adds pairs of
+ * products in 16 bits and saturates (a 64→10 Gemm on inputs in 0…4 came out 1.70 off the exact
+ * result on an AVX2-only EPYC; uint8: 0). Still one fused DynamicQuantizeMatMul.
  */
 import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
-import { usageError } from '../../errors.js';
+import { option, usageError } from '../../errors.js';
 import { cloneGraph, type Graph, type Node } from '../../onnx/graph.js';
 import { float32, makeTensor, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
 import { checkExcluded, nodeLabel } from './mark.js';
 import { quantizeWeight } from './params.js';
 import type { QuantizeOptions } from './types.js';
+import type { CpuChoice } from './cpu.js';
+import { UNSIGNED_OFFSET } from './unsigned-layout.js';
 
 export interface DynamicResult {
   graph: Graph;
@@ -25,7 +32,8 @@ export interface DynamicResult {
   layers: string[];
 }
 
-export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange' | 'exclude'>): DynamicResult {
+export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange' | 'exclude'> & { cpu?: CpuChoice }): DynamicResult {
+  if (options.cpu === 'amx') throw usageError(`${option('--cpu', 'amx')} lays int8 Conv weights out for Intel AMX, and dynamic quantization quantizes MatMul/Gemm layers only`, `drop ${option('--cpu', 'amx')} (${option('--cpu', 'avx2')} stores the weights as uint8, for x64 CPUs without VNNI)`);
   const opset = graph.opsets[''] ?? 0;
   if (opset < 11) throw usageError(`dynamic quantization needs ONNX opset 11 (DynamicQuantizeLinear); the model uses ${opset}`, 're-export the model with opset 13 or later');
   checkExcluded(graph.nodes, options.exclude);
@@ -88,16 +96,21 @@ function transpose(data: Float32Array, rows: number, cols: number): Float32Array
   return out;
 }
 
-function lower(g: Graph, taken: Set<string>, node: Node, layer: Layer, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange'>): Node[] {
+function lower(g: Graph, taken: Set<string>, node: Node, layer: Layer, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange'> & { cpu?: CpuChoice }): Node[] {
   const base = node.name || node.outputs[0]!;
   const fresh = (s: string): string => freshName(taken, `${base}_${s}`);
   const wq = quantizeWeight(float32([layer.k, layer.n], layer.weight), options.perChannel ? 1 : undefined, { weightType: 'int8', reduceRange: options.reduceRange });
   const [wName, wScale, wZero] = [fresh('weight_quantized'), fresh('weight_scale'), fresh('weight_zero_point')];
-  g.initializers.set(wName, makeTensor('int8', [layer.k, layer.n], Int8Array.from(wq.values)));
   const scales = wq.params.map((p) => Math.fround(p.scale * layer.alpha));
   const dims = options.perChannel ? [layer.n] : [];
   g.initializers.set(wScale, float32(dims, scales));
-  g.initializers.set(wZero, makeTensor('int8', dims, new Int8Array(scales.length)));
+  if (options.cpu === 'avx2') {
+    g.initializers.set(wName, makeTensor('uint8', [layer.k, layer.n], Uint8Array.from(wq.values, (q) => q + UNSIGNED_OFFSET)));
+    g.initializers.set(wZero, makeTensor('uint8', dims, new Uint8Array(scales.length).fill(UNSIGNED_OFFSET)));
+  } else {
+    g.initializers.set(wName, makeTensor('int8', [layer.k, layer.n], Int8Array.from(wq.values)));
+    g.initializers.set(wZero, makeTensor('int8', dims, new Int8Array(scales.length)));
+  }
   const [aq, as, az, acc, accf, scale] = ['a_quantized', 'a_scale', 'a_zero_point', 'int32', 'float', 'scale'].map(fresh) as [string, string, string, string, string, string];
   const out = node.outputs[0]!;
   const product = layer.bias ? fresh('product') : out;

@@ -14,7 +14,8 @@ import { makeTensor } from '../../onnx/tensor.js';
 
 /** Layers whose constant weight input (any slot but the first, the activation) a QLinear / integer kernel reads. */
 const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
-const OFFSET = 128;
+/** uint8 weight = int8 weight + this, at zero point + this. */
+export const UNSIGNED_OFFSET = 128;
 
 /** int8 weights (DequantizeLinear of an int8 initializer into a weighted layer) stored as uint8 + 128. */
 export function toUnsignedWeights(graph: Graph): { graph: Graph; changed: string[] } {
@@ -42,8 +43,8 @@ function relay(graph: Graph, from: 'int8' | 'uint8'): { graph: Graph; changed: s
     if (![valuesName!, zeroName!].every((v) => index.consumersOf(v).length === 1)) continue;
     const z = zeros.data as Int8Array | Uint8Array;
     // Back: only the offset this layout wrote (a model quantized to asymmetric uint8 elsewhere keeps its own).
-    if (from === 'uint8' && !z.every((v) => v === OFFSET)) continue;
-    const shift = from === 'int8' ? OFFSET : -OFFSET;
+    if (from === 'uint8' && !z.every((v) => v === UNSIGNED_OFFSET)) continue;
+    const shift = from === 'int8' ? UNSIGNED_OFFSET : -UNSIGNED_OFFSET;
     const to = from === 'int8' ? 'uint8' : 'int8';
     const make = (data: Int8Array | Uint8Array): Int8Array | Uint8Array => (to === 'uint8' ? Uint8Array.from(data, (v) => v + shift) : Int8Array.from(data, (v) => v + shift));
     g.initializers.set(valuesName!, makeTensor(to, values.dims, make(values.data as Int8Array | Uint8Array)));

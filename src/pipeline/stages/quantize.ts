@@ -51,7 +51,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   const graph = await ctx.graphOf(from, 'model', { batches: spec.mode === 'static' });
   const threads = ctx.threads;
   if (spec.mode === 'dynamic') {
-    const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, { perChannel: !spec.per_tensor, reduceRange: spec.reduce_range, exclude: spec.exclude });
+    const dyn = quantizeDynamic(prepareFloatGraph(graph, { equalize: false }).graph, { perChannel: !spec.per_tensor, reduceRange: spec.reduce_range, cpu: spec.cpu, exclude: spec.exclude });
     if (dyn.layers.length === 0) ctx.log('  warning: no MatMul/Gemm layer with constant weights: nothing was quantized (for CNNs use mode: static)');
     return done(dyn.graph, { mode: 'dynamic', quantized_nodes: dyn.layers.length });
   }
