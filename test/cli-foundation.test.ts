@@ -110,6 +110,9 @@ describe('errors are one clear line with the right exit code', () => {
     ['garbage file', ['info', path.join(dir, 'garbage.onnx')], 1, /garbage\.onnx: .*not a valid ONNX model/],
     ['truncated file', ['info', path.join(dir, 'truncated.onnx')], 1, /truncated\.onnx/],
     ['unknown flag', ['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus'], 2, /unknown option/],
+    // A mistyped required flag is named as the typo, not as the flag it missed.
+    ['a required flag mistyped', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--dta', 'cifar10'], 2, /^slim: unknown option '--dta' \(Did you mean --data\?\) — run `slim eval --help` for usage$/m],
+    ['a required flag missing', ['eval', fixturePath('torch-tiny-resnet.onnx')], 2, /^slim: required option '--data <name\|folder>' not specified — run `slim eval --help` for usage$/m],
     ['unknown zoo model', ['zoo', 'resnet19-cifar', '-o', path.join(dir, 'x.onnx')], 2, /resnet18-cifar/],
     ['bad number', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '-3'], 2, /--limit must be a positive integer/],
     ['missing data folder', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', path.join(dir, 'no-such-folder')], 1, /no-such-folder: does not exist \(--data takes/],

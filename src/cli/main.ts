@@ -28,7 +28,10 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: usageLine('slim') });
   for (const register of COMMANDS) register(program);
-  for (const command of program.commands) command.configureOutput({ outputError: usageLine(`slim ${command.name()}`) });
+  for (const command of program.commands) {
+    command.configureOutput({ outputError: usageLine(`slim ${command.name()}`) });
+    unknownFlagsFirst(command);
+  }
   // --json promises one JSON document, --version too (commander would print the bare number).
   const top = argv.slice(2);
   if ((top[0] === '--version' || top[0] === '-V') && top.includes('--json')) {
@@ -47,6 +50,22 @@ export async function main(argv: string[]): Promise<number> {
     if (code !== 0 && argv.includes('--json') && !process.env.SLIM_LAUNCHED) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
     return code;
   }
+}
+
+/**
+ * An unknown flag is said before a missing required one: `slim eval m.onnx --dta cifar10` said that
+ * --data was not given (commander checks required options first), when the typo is the cause. The
+ * required options are checked after commander's unknown-option check instead, with its message.
+ */
+function unknownFlagsFirst(command: Command): void {
+  const required = command.options.filter((o) => o.mandatory);
+  for (const o of required) o.mandatory = false;
+  command.hook('preAction', () => {
+    for (const o of required) {
+      if (command.getOptionValue(o.attributeName()) === undefined) command.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+    }
+  });
+  for (const sub of command.commands) unknownFlagsFirst(sub);
 }
 
 /**
