@@ -3,7 +3,7 @@
  * the encoded bytes in ONNX Runtime), external data, hostile files, atomic writes, and validation.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -525,6 +525,29 @@ describe('files', () => {
     await writeModel(graph, target);
     expect(await readModel(target)).toEqual(graph);
     expect(readdirSync(dir).sort()).toEqual(['blocked.onnx', 'model.onnx']);
+  });
+
+  it('write through a symbolic link (a chain of them too): the link stays, the model it points at is replaced', async () => {
+    const dir = freshDir();
+    const graph = await readModel(join(FIXTURES, 'torch-tiny-mobilenet.onnx'));
+    mkdirSync(join(dir, 'models'));
+    const real = join(dir, 'models', 'v3.onnx');
+    writeFileSync(real, 'old contents');
+    symlinkSync(join('models', 'v3.onnx'), join(dir, 'current.onnx'));
+    symlinkSync('current.onnx', join(dir, 'latest.onnx'));
+    await writeModel(graph, join(dir, 'latest.onnx'));
+    expect([lstatSync(join(dir, 'latest.onnx')).isSymbolicLink(), lstatSync(join(dir, 'current.onnx')).isSymbolicLink()]).toEqual([true, true]);
+    expect(await readModel(real)).toEqual(graph);
+    expect(readdirSync(join(dir, 'models'))).toEqual(['v3.onnx']);
+    // A dangling link: the file it names is created.
+    symlinkSync(join('models', 'v4.onnx'), join(dir, 'next.onnx'));
+    await writeModel(graph, join(dir, 'next.onnx'));
+    expect(await readModel(join(dir, 'models', 'v4.onnx'))).toEqual(graph);
+    // With external data the link is replaced: ONNX Runtime reads the data beside the path it is given.
+    symlinkSync(join('models', 'v5.onnx'), join(dir, 'big.onnx'));
+    await writeModel(graph, join(dir, 'big.onnx'), { externalData: { thresholdBytes: 16 } });
+    expect(lstatSync(join(dir, 'big.onnx')).isFile()).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['big.onnx', 'big.onnx.data', 'current.onnx', 'latest.onnx', 'models', 'next.onnx']);
   });
 
   it('write a file whose name is as long as the file system allows (the temp name must fit too)', async () => {

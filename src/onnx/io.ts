@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, open, readdir, readFile, readlink, rename, rm, unlink } from 'node:fs/promises';
 import { specialFileKind } from '../util/files.js';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -511,34 +511,52 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
 }
 
 /**
+ * The file a write to `path` replaces: a symbolic link's target, through a chain of them, so that the
+ * link stays a link (as `cp` and editors write through one; renaming onto the link replaced it with a
+ * file and left the model it pointed at as it was). A loop is left to fail where it is written.
+ */
+async function linkTarget(path: string): Promise<string> {
+  let current = path;
+  for (let hops = 0; hops < 40; hops++) {
+    const info = await lstat(current).catch(() => undefined);
+    if (!info?.isSymbolicLink()) return current;
+    current = resolve(dirname(current), await readlink(current));
+  }
+  return current;
+}
+
+/**
  * Several files written as writeFileAtomic writes one, renamed into place in the order given only once
  * every one is on disk: a crash while writing leaves all the old files, and the window in which some are
  * new and some old is that of the renames alone (a model and its external data: the data first).
  */
-export async function writeFilesAtomic(files: readonly { path: string; bytes: Uint8Array }[]): Promise<void> {
-  const temps: { path: string; temp: string }[] = [];
+export async function writeFilesAtomic(files: readonly { path: string; bytes: Uint8Array }[], o: { followLinks?: boolean } = {}): Promise<void> {
+  const temps: { path: string; temp: string; given: string }[] = [];
+  const folders = new Set<string>();
   let current = files[0]?.path ?? '';
   try {
-    for (const { path, bytes } of files) {
-      current = path;
+    for (const file of files) {
+      current = file.path;
+      const path = o.followLinks === false ? file.path : await linkTarget(file.path);
       // As root a rename replaces anything, /dev/null included: a device, pipe or socket is refused.
       const special = await lstat(path).then(specialFileKind, () => undefined);
-      if (special) throw new SlimError({ file: path, problem: `is ${special}, not a file: writing renames a new file into its place, which would replace it`, fix: 'give a file path' }, 'usage');
+      if (special) throw new SlimError({ file: file.path, problem: `is ${special}, not a file: writing renames a new file into its place, which would replace it`, fix: 'give a file path' }, 'usage');
       const prefix = tempPrefix(path);
       const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       await removeOrphanedTemps(dirname(path), prefix);
       const handle = await open(temp, 'wx');
-      temps.push({ path, temp });
+      temps.push({ path, temp, given: file.path });
+      folders.add(dirname(path));
       try {
-        await handle.writeFile(bytes);
+        await handle.writeFile(file.bytes);
         await handle.sync();
       } finally {
         await handle.close();
       }
     }
     while (temps.length) {
-      const { path, temp } = temps[0]!;
-      current = path;
+      const { path, temp, given } = temps[0]!;
+      current = given;
       await rename(temp, path);
       temps.shift();
     }
@@ -547,7 +565,7 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
     throw e instanceof SlimError ? e : fileError(current, e, 'write');
   }
   // Make the renames themselves durable; not every file system lets a folder be opened for this.
-  for (const dir of new Set(files.map((f) => dirname(f.path)))) {
+  for (const dir of folders) {
     try {
       const handle = await open(dir, 'r');
       await handle.sync().finally(() => handle.close());
@@ -570,6 +588,8 @@ export async function writeModel(graph: Graph, path: string, options: WriteOptio
   const { model, external } = encodeModel(graph, encodeOptions);
   // Both on disk before either replaces a file, then the data first: a model never points at data that
   // is not there yet, and a crash while writing leaves the old pair.
-  await writeFilesAtomic([...(external ? [{ path: join(dirname(path), externalFile), bytes: external }] : []), { path, bytes: model }]);
+  // With external data a link -o is replaced, not written through: ONNX Runtime finds the data beside
+  // the path it is given, which would then be the link's folder, not the model's.
+  await writeFilesAtomic([...(external ? [{ path: join(dirname(path), externalFile), bytes: external }] : []), { path, bytes: model }], { followLinks: !external });
   return { bytes: model.length + (external?.length ?? 0) };
 }
