@@ -495,11 +495,17 @@ print(json.dumps(m(x).detach().flatten().tolist()))
     expect(dep.groups.map((g) => `${g.root.node.opType}${g.size}`)).toEqual(['Conv8', 'Conv6']);
   });
 
-  it('a mean over the channels that drops their axis (keepdims 0) leaves an Unsqueeze after it no channels to stop', async () => {
+  it.each([
+    ['an Unsqueeze', (n: Net, mean: string) => n.op('Unsqueeze', mean, n.constant(int64([1], [1])))],
+    // `x.mean(1).view(b, 1, h, w)`: listed as a boundary, "channels on axis 3".
+    ['a Reshape', (n: Net, mean: string) => n.op('Reshape', mean, n.constant(int64([4], [-1, 1, 8, 8])))],
+    // Nodes between: what reads no channels writes none.
+    ['a scale, then an Unsqueeze', (n: Net, mean: string) => n.op('Unsqueeze', n.op('Mul', mean, n.constant(float32([], [2]))), n.constant(int64([1], [1])))],
+  ])('a mean over the channels that drops their axis (keepdims 0) leaves %s after it no channels to stop', async (_what, restore) => {
     const n = new Net(['batch', 3, 8, 8]);
     const x = n.op('Relu', n.conv('input', 3, 12));
     const mean = n.node('ReduceMean', [x], { axes: { type: 'ints', value: [1] }, keepdims: { type: 'int', value: 0 } })[0]!;
-    const gate = n.op('Sigmoid', n.op('Unsqueeze', mean, n.constant(int64([1], [1]))));
+    const gate = n.op('Sigmoid', restore(n, mean));
     const y = n.op('Relu', n.conv(n.op('Mul', x, gate), 12, 8));
     const graph = n.output(n.gemm(n.op('Flatten', n.op('GlobalAveragePool', y)), 8, 10));
     const dep = buildDependencyGraph(graph);

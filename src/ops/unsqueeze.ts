@@ -51,14 +51,12 @@ export const unsqueeze = defineOp<UnsqueezeAttrs>({
     return single('unsqueeze', { inputs: [ctx.node.inputs[0]!], ints: axes });
   },
   quant: passThrough(),
-  // Pruning: channels pass through when no axis is inserted before them. An input with none (a mean
-  // over the channels, keepdims 0, its producer left them past its last axis) passes nothing.
+  // Pruning: channels pass through when no axis is inserted before them (an input with none at all,
+  // after a mean over them with keepdims 0, never gets here: prune/node.ts).
   channels: {
     ports(ctx) {
       const rank = ctx.outputs[0]?.shape?.length;
       const axes = ctx.opset >= 13 ? knownInts(ctx, 1) : ctx.attrs.axes;
-      const inputRank = ctx.inputs[0]?.type.shape?.length;
-      if (inputRank !== undefined && ctx.channelAxes[0]! >= inputRank) return { inputs: [], outputs: [], coupling: 'independent' };
       if (rank === undefined || !axes) return 'its axes are computed at run time';
       return normalizeAxes(axes, rank).some((a) => a < 2) ? 'inserts an axis before the channels' : samePorts([0], [0]);
     },

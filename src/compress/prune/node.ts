@@ -70,6 +70,13 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
   const base = { index, node, params: [] as ChannelParam[] };
   if (!def || !rule) return { ...base, ctx: channelContext(graph, facts, undefined), boundary: `${node.opType} has no channel rule` };
   const ctx = channelContext(graph, facts, def, axisOf, lookups);
+  // No input carries channels (a reduction over them with keepdims 0 left their axis past the last): the
+  // node has none to pass, and its outputs carry none either — not a boundary (a Reshape or Unsqueeze
+  // after `x.mean(1)` was listed as one).
+  if (carriesNoChannels(ctx)) {
+    const outputAxes = ctx.outputs.map((o) => o?.shape?.length ?? 1);
+    return { ...base, ctx, rule, ports: { inputs: [], outputs: [], coupling: 'independent', outputAxes }, params: [] };
+  }
   try {
     const ports = rule.ports(ctx);
     if (typeof ports === 'string') return { ...base, ctx, rule, boundary: ports };
@@ -89,6 +96,12 @@ function ruleNode(graph: Graph, facts: NodeFacts, index: number, axisOf: Readonl
     if (e instanceof OpError) return { ...base, ctx, rule, boundary: e.message };
     throw e;
   }
+}
+
+/** Whether every input of known rank has its channel axis past its last axis (and one has a known rank). */
+function carriesNoChannels(ctx: ChannelContext<unknown>): boolean {
+  const ranks = ctx.inputs.map((input) => input?.type.shape?.length);
+  return ranks.some((r) => r !== undefined && r >= 2) && ranks.every((r, slot) => r === undefined || ctx.channelAxes[slot]! >= r);
 }
 
 /** The value a port reads or writes. */

@@ -78,12 +78,16 @@ interface BroadcastRole {
   axis: number;
 }
 
-/** The output's channel axis: that of the dynamic inputs of the output's rank (1 when none is), or why they disagree. */
+/**
+ * The output's channel axis: that of the dynamic inputs of the output's rank (1 when none is), or why
+ * they disagree. An input that carries none (its axis past its last: a gate made from a mean over the
+ * channels) has no say.
+ */
 function outputChannelAxis<A>(ctx: ChannelContext<A>): number | string {
   const rank = ctx.outputs[0]?.shape?.length;
   const axes = new Set<number>();
   ctx.inputs.forEach((facts, slot) => {
-    if (facts && !facts.constant && facts.type.shape?.length === rank) axes.add(ctx.channelAxes[slot]!);
+    if (facts && !facts.constant && facts.type.shape?.length === rank && !(rank !== undefined && ctx.channelAxes[slot]! >= rank)) axes.add(ctx.channelAxes[slot]!);
   });
   if (axes.size > 1) return `its inputs carry channels on different axes (${[...axes].join(', ')})`;
   return axes.size === 1 ? [...axes][0]! : 1;
