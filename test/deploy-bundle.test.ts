@@ -5,7 +5,7 @@
  * files, errors and safety rules must hold.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -274,6 +274,25 @@ describe('slim deploy safety and errors', () => {
     expect(notes).toContain(`deploy: note: put back the bundle in ${out} that a deploy killed midway had moved aside`);
     expect(await readdir(out)).toContain('server.js');
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('deploys through a link to a folder (the link stays), and says on linux-x64 that 8-bit int8 weights saturate on x64 without VNNI', async () => {
+    const target = path.join(dir, 'releases', 'v1');
+    await mkdir(target, { recursive: true });
+    const link = path.join(dir, 'current');
+    await symlink(path.join('releases', 'v1'), link);
+    const notes: string[] = [];
+    await deploy({ model: modelFile, target: 'linux-x64', out: link, log: (l) => notes.push(l) });
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readdir(target)).toContain('server.js');
+    // Replaced with --force, still through the link.
+    await deploy({ model: modelFile, target: 'linux-x64', out: link, force: true });
+    expect([(await lstat(link)).isSymbolicLink(), (await readdir(target)).includes('server.js')]).toEqual([true, true]);
+    // The model's weights use all 8 bits (±127): the x64 device may be one whose sums saturate.
+    expect(notes.join('\n')).toMatch(/deploy: .*int8\.onnx's int8 weights use 8 bits: on x64 CPUs without VNNI .* quantize with --cpu avx2 or --reduce-range/);
+    const web: string[] = [];
+    await deploy({ model: modelFile, target: 'web', out: path.join(dir, 'web-note'), log: (l) => web.push(l) });
+    expect(web.join('\n')).not.toMatch(/use 8 bits/);
   });
 
   it('names the problem: label count, bad target, missing model, free image size', async () => {

@@ -198,6 +198,8 @@ describe('slim quantize', () => {
     expect(d.code, d.stderr).toBe(0);
     expect(json(d.stdout)).toMatchObject({ mode: 'dynamic', quantized_nodes: 1, cpu: 'generic' });
     expect((await loadModel(dynamic)).graph.nodes.map((n) => n.opType)).toContain('MatMulInteger');
+    // A CNN: its Convs stay float, and that is said.
+    expect(d.stderr).toMatch(/note: dynamic quantization quantizes MatMul\/Gemm layers only: 1 here, and the \d+ Conv\(s\) stay float — for CNNs --mode static quantizes them too/);
     // --cpu avx2: the MatMulInteger weights as uint8 (quantize-cpu.test.ts checks what that computes).
     const unsigned = path.join(dir, 'tiny.dyn-avx2.onnx');
     const u = await runSlim(['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', unsigned, '--mode', 'dynamic', '--cpu', 'avx2', '--json']);
@@ -225,9 +227,15 @@ describe('slim quantize errors: one line, the right exit code', () => {
     ['an already quantized model', () => ['quantize', path.join(dir, 'tiny.dyn.onnx'), '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic'], 1, /already quantized/],
     ['CIFAR-10 for a model of another input size', () => ['quantize', fixturePath('torch-tiny-mobilenet.onnx'), '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR], 2, /takes 3×16×16 images but --calib cifar10\/train has 3×32×32 images — pass --calib <image folder>/],
     ['--max-drop with an image-folder calibration set and no --eval', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', dir, '--max-drop', '1'], 2, /--eval/],
+    // Refused before calibrating (it came after the calibration and the method scores).
+    ['--max-drop on one evaluation image', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--eval-limit', '1', '--max-drop', '1'], 2, /^(?![\s\S]*calibrat)[\s\S]*--max-drop chooses on half the evaluation images and reports top-1 on the other half, and cifar10\/test has 1/],
+    // A budget finer than one image is said before any work; here the calibration folder then fails.
+    ['--max-drop finer than one image', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', path.join(dir, 'no-such-folder'), '--eval', 'cifar10', '--data-dir', CIFAR_DIR, '--eval-limit', '9', '--max-drop', '5'], 1, /note: one of the 5 images --max-drop chooses on is 20\.00 pt, more than --max-drop 5: it allows no net loss of an image[\s\S]*no-such-folder/],
+    // The usage error alone: no note about AMX or this CPU before it.
+    ['--mode dynamic --cpu amx', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--cpu', 'amx', '--eval', 'cifar10', '--data-dir', CIFAR_DIR], 2, /^(?![\s\S]*note:)[\s\S]*--cpu amx lays int8 Conv weights out for Intel AMX, and dynamic quantization quantizes MatMul\/Gemm layers only — drop --cpu amx \(--cpu avx2 stores the weights as uint8/],
   ];
-  // These two read CIFAR-10 before they fail.
-  const needsCifar = new Set(['unknown node in --exclude', 'CIFAR-10 for a model of another input size']);
+  // These read CIFAR-10 before they fail.
+  const needsCifar = new Set(['unknown node in --exclude', 'CIFAR-10 for a model of another input size', '--max-drop on one evaluation image', '--max-drop finer than one image']);
   for (const [what, args, code, message] of cases) {
     it.runIf(hasCifar || !needsCifar.has(what))(what, async () => {
       const run = await runSlim(args());

@@ -18,6 +18,7 @@ import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { exactInt8Output } from './helpers/int8-host.js';
 import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
 import { saturationNote } from '../src/compress/quantize/cpu.js';
+import { forExactScoring } from '../src/compress/quantize/unsigned-layout.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
 import { runSlim } from './helpers/cli.js';
@@ -294,6 +295,21 @@ describe('the cpu option of static quantization', () => {
     expect(layoutChoice('auto', false)).toBe('auto');
     expect(layoutChoice('amx', false)).toBe('amx');
     expect(() => layoutChoice('amx', true)).toThrow(/^cpu: 'amx' lays int8 Conv weights out as −65…64, past the 7 bits reduceRange keeps them to/);
+  });
+});
+
+describe("slimkit's own int8 measurements", () => {
+  it('run the model on exact kernels where this CPU saturates: its weights as uint8 (the same model), else as they are', async () => {
+    const g = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const x = float32([8, 3, 16, 16], Array.from({ length: 8 * 768 }, (_, i) => Math.sin(i) * 2));
+    const { graph } = await quantizeStatic(g, [{ [g.inputs[0]!.name]: x }], { ...DEFAULT_STATIC, cpu: 'generic' }, { threads: 1 });
+    const measured = forExactScoring(graph);
+    const weightTypes = (m: Graph) => new Set(m.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => m.initializers.get(n.inputs[0]!)?.dtype).filter((t) => t !== undefined));
+    expect(weightTypes(measured).has('int8')).toBe(!int8KernelsSaturate());
+    if (!int8KernelsSaturate()) expect(measured).toBe(graph);
+    // What it measures is the exact model's output, on any host.
+    const feeds = { [g.inputs[0]!.name]: x };
+    expect(Array.from(Object.values(await runGraph(measured, feeds, { threads: 1 }))[0]!.data as Float32Array)).toEqual(await exactInt8Output(graph, feeds));
   });
 });
 

@@ -16,6 +16,7 @@ import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
 import { processAlive } from '../util/process.js';
+import { linkTarget } from '../util/files.js';
 import { CONFIG_FILE, TARGETS, type BundleConfig, type Target } from './config.js';
 import { buildNodeDeviceCode, buildWebDeviceCode, type DeviceFile } from './device-code.js';
 import { installDependencies } from './install.js';
@@ -58,7 +59,8 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     throw usageError(`${option('--port')} applies to linux targets only (their server and systemd unit)`, `drop ${option('--port')}; serve a web bundle with slim serve DIR --port ${options.port}`);
   }
   const log = options.log ?? (() => {});
-  const out = path.resolve(options.out);
+  // Through a link to the folder it names: the link stays a link (renaming onto it replaced it).
+  const out = await linkTarget(path.resolve(options.out));
   await restoreSetAside(out, log);
   await checkOut(out, options.force ?? false, options.model);
 

@@ -189,7 +189,7 @@ function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
     if (f.avx512vnni || f.avxvnni) {
       out.push({ level: 'good', text: `VNNI present (${[f.avx512vnni && 'avx512_vnni', f.avxvnni && 'avx_vnni'].filter(Boolean).join(', ')}): int8 convolutions run 2–4× faster than fp32 — a model's whole latency gains less, and a small one (a few M MACs) may gain nothing: ${benchBoth}; models for this CPU need no --reduce-range` });
     } else if (f.avx2) {
-      out.push({ level: 'warn', text: 'AVX2 without VNNI: ORT\'s int8 kernels (vpmaddubsw) add pairs in 16 bits and can saturate — models for this CPU should be quantized with `slim quantize --cpu avx2` (uint8 weights: ORT\'s u8×u8 kernels are exact, 1.32× the time of the saturating ones, still 0.62× fp32 on ResNet18-CIFAR) or `--reduce-range` (7-bit weights, less accurate); expect a modest speed-up over fp32' });
+      out.push({ level: 'warn', text: 'AVX2 without VNNI: ORT\'s int8 kernels (vpmaddubsw) add pairs in 16 bits and can saturate — models for this CPU should be quantized with `slim quantize --cpu avx2` (uint8 weights, exact on ORT\'s slower u8×u8 kernels: 0.62× fp32 on ResNet18-CIFAR width 1, about fp32\'s time at width 0.25) or `--reduce-range` (7-bit weights on the fast kernels: 0.67× fp32 at width 0.25 with the same top-1 there; coarser weights can cost accuracy elsewhere) — compare both with `slim bench --data`' });
     } else {
       out.push({ level: 'warn', text: `no AVX2: int8 kernels fall back to SSE and may be slower than fp32 — prefer a smaller fp32 model; ${benchBoth}` });
     }

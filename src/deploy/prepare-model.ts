@@ -18,6 +18,7 @@ import { openSession } from '../runtime/ort.js';
 import { imageMixingNodes } from '../onnx/image-mixing.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, modelChannels, overriddenNormalizationNote, perChannel, readPreprocessing, resizeMetadata } from '../zoo/metadata.js';
 import { classScoreDims } from '../runtime/class-scores.js';
+import { hasWideInt8Weights } from '../compress/quantize/cpu.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
 
@@ -70,6 +71,10 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
       bytes = encodeModel(graph).model;
       notes.push(`int8 Convs re-laid out for ${options.target} (symmetric weights, no channel padding): the same integers, the kernels that target runs fastest`);
     }
+  }
+  // Which x64 CPU the bundle lands on is not known here: one without VNNI would saturate these weights.
+  if (options.target === 'linux-x64' && hasWideInt8Weights(graph)) {
+    notes.push(`${file}'s int8 weights use 8 bits: on x64 CPUs without VNNI (AVX2 only: AMD Zen 2/3, Intel before Cascade Lake) ONNX Runtime's int8 sums can saturate and cost accuracy — for such devices quantize with --cpu avx2 or --reduce-range (slim doctor on the device says which CPU it is)`);
   }
   const input = imageInput(graph, file);
   const meta = readPreprocessing(graph, file);

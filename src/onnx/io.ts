@@ -5,8 +5,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { lstat, open, readdir, readFile, readlink, rename, rm, unlink } from 'node:fs/promises';
-import { specialFileKind } from '../util/files.js';
+import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { linkTarget, specialFileKind } from '../util/files.js';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { inputError, SlimError } from '../errors.js';
@@ -508,21 +508,6 @@ function pidNamespace(): string | undefined {
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   await writeFilesAtomic([{ path, bytes }]);
-}
-
-/**
- * The file a write to `path` replaces: a symbolic link's target, through a chain of them, so that the
- * link stays a link (as `cp` and editors write through one; renaming onto the link replaced it with a
- * file and left the model it pointed at as it was). A loop is left to fail where it is written.
- */
-async function linkTarget(path: string): Promise<string> {
-  let current = path;
-  for (let hops = 0; hops < 40; hops++) {
-    const info = await lstat(current).catch(() => undefined);
-    if (!info?.isSymbolicLink()) return current;
-    current = resolve(dirname(current), await readlink(current));
-  }
-  return current;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { statSync } from 'node:fs';
+import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
 
 /** Whether two paths name the same file on disk: a hard link or another spelling of the path counts. */
@@ -22,4 +23,20 @@ export function specialFileKind(info: { isCharacterDevice(): boolean; isBlockDev
   if (info.isFIFO()) return 'a pipe (FIFO)';
   if (info.isSocket()) return 'a socket';
   return undefined;
+}
+
+/**
+ * The file a write to `file` replaces: a symbolic link's target, through a chain of them, so that the
+ * link stays a link (as `cp` and editors write through one; renaming onto the link replaced it with a
+ * file and left the model it pointed at as it was; `slim deploy`'s bundle folder likewise). A loop is
+ * left to fail where it is written.
+ */
+export async function linkTarget(file: string): Promise<string> {
+  let current = file;
+  for (let hops = 0; hops < 40; hops++) {
+    const info = await lstat(current).catch(() => undefined);
+    if (!info?.isSymbolicLink()) return current;
+    current = path.resolve(path.dirname(current), await readlink(current));
+  }
+  return current;
 }

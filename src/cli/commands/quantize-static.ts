@@ -32,6 +32,7 @@ import {
   type QuantizeReport,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
+import { forExactScoring } from '../../compress/quantize/unsigned-layout.js';
 import { checkImageSize, loadDataset, modelInputSize, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { log, progress } from '../../util/terminal.js';
 import { interleavedHalf } from '../../data/stream.js';
@@ -92,6 +93,7 @@ export function splitList(list: string | undefined): string[] {
 export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, ctx: StaticContext): Promise<StaticRun> {
   requireOneInput(dataInputs(graph), ctx.file, 'calibration');
   const { normalization, evalData } = ctx;
+  if (options.maxDrop !== undefined && evalData) checkMaxDropImages(evalData, options.maxDrop);
   const threads = options.threads;
   const extra: Record<string, unknown> = {};
   const requested = staticOptionsFrom(options);
@@ -148,6 +150,17 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
 }
 
 /**
+ * Before any work: --max-drop needs an image on each side of its split, and a budget finer than one of
+ * the images it chooses on means that no image may change — said, as a note.
+ */
+function checkMaxDropImages(evalData: EvalData, maxDrop: number): void {
+  const images = Math.min(evalData.limit ?? Infinity, evalData.source.count);
+  if (images < 2) throw usageError(`--max-drop chooses on half the evaluation images and reports top-1 on the other half, and ${evalData.source.name} has ${images}`, 'evaluate on more images (a larger --eval-limit, or another --eval)');
+  const image = 100 / Math.ceil(images / 2);
+  if (image > maxDrop) log(`note: one of the ${Math.ceil(images / 2)} images --max-drop chooses on is ${image.toFixed(2)} pt, more than --max-drop ${maxDrop}: it allows no net loss of an image (a larger --eval-limit makes the budget finer)`);
+}
+
+/**
  * --max-drop: if int8 costs more top-1 than allowed, keep the most sensitive layers float until it does
  * not. The choice is made on every other evaluation image and the top-1 reported on the others: scored
  * on the images that chose it, a split is flattered by the choice (of several splits tried, the first
@@ -157,7 +170,6 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   const maxDrop = options.maxDrop!;
   if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
   const images = Math.min(evalData.limit ?? Infinity, evalData.source.count);
-  if (images < 2) throw usageError(`--max-drop chooses on half the evaluation images and reports top-1 on the other half, and ${evalData.source.name} has ${images}`, 'evaluate on more images (a larger --eval-limit, or another --eval)');
   const threads = options.threads;
   if (evalData.streamed) {
     log(`note: ${evalData.source.name}'s ${evalData.source.count} evaluation images are too many to hold decoded: each of --max-drop's scorings reads them again (--eval-limit N keeps them in memory)`);
@@ -171,7 +183,8 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
   const mixed = await meetTopOneBudget(graph, int8, {
     maxDropPt: maxDrop,
     build: (floatLayers) => buildQuantized(prepared, collector, opts, { exclude: opts.exclude, keptBySensitivity: floatLayers }).graph,
-    evaluate: (g) => top1(g, choose, normalization, threads, g === graph ? 'choose: float' : g === int8 ? 'choose: int8' : 'choose: mixed'),
+    // Judged on exact int8 kernels (forExactScoring): the choice is the model's, whatever this CPU sums.
+    evaluate: (g) => top1(forExactScoring(g), choose, normalization, threads, g === graph ? 'choose: float' : g === int8 ? 'choose: int8' : 'choose: mixed'),
     ranking: async () => quantizedBySensitivity((run.sensitivity = await sensitivityFor(run, normalization, options)), userPlan),
     onOverBudget: (dropPt) => log(`top-1 drop ${dropPt.toFixed(2)} pt > --max-drop ${maxDrop}: ranking layers by sensitivity`),
     onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),

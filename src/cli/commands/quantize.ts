@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { refuseQuantized } from '../../toolkit.js';
 import type { Graph } from '../../onnx/graph.js';
+import { checkDynamicCpu } from '../../compress/quantize/dynamic.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
 import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
 import {
@@ -177,15 +178,18 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   if (options.qat && options.log) checkLogFile(options.log, [file, options.output]);
   if (options.qat) checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
   checkQatData(options);
+  if (options.mode === 'dynamic') checkDynamicCpu(options.cpu);
   if (options.cpu === 'amx' && hostInt8Cpu() !== 'amx') {
     log('note: --cpu amx lays the int8 Convs out for Intel AMX, which this CPU lacks: the model computes the same here, but slower; leave --cpu auto unless it will run on an AMX machine');
   }
   // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
-  const scoresInt8 = options.eval !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
+  const scoresInt8 = options.eval !== undefined || options.evalLimit !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
   // --cpu avx2 (uint8 weights) avoids it in both int8 modes, as 7-bit weights do (--reduce-range).
   const int8 = options.mode === 'static' || options.mode === 'dynamic';
-  if (int8 && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate()) {
-    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights, exact kernels)");
+  // The written model's scores here are this CPU's (slimkit's own choices are judged on exact kernels).
+  const scoredSaturating = int8 && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate();
+  if (scoredSaturating) {
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights: exact, on slower kernels) or --reduce-range (7-bit weights: the fast kernels, coarser weights) and compare both with slim bench --data");
   }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
@@ -229,6 +233,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
       exclude: splitList(options.exclude),
     });
     if (dyn.layers.length === 0) log('warning: no MatMul/Gemm layer with constant weights: nothing was quantized (for CNNs use --mode static)');
+    const convs = graph.nodes.filter((n) => n.opType === 'Conv' || n.opType === 'ConvTranspose').length;
+    if (dyn.layers.length > 0 && convs > 0) log(`note: dynamic quantization quantizes MatMul/Gemm layers only: ${dyn.layers.length} here, and the ${convs} Conv(s) stay float — for CNNs --mode static quantizes them too`);
     extra['quantized_nodes'] = dyn.layers.length;
     extra['cpu'] = options.cpu === 'avx2' ? 'avx2' : 'generic';
     output = dyn.graph;
@@ -288,7 +294,9 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     const dropPt = Number(((before - after) * 100).toFixed(9));
     Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: dropPt, eval_images: Math.min(scoredOn.limit ?? Infinity, scoredOn.source.count), eval_data: scoredOn.source.name });
     const overBudget = run?.maxDrop && !options.qat ? heldOutOverBudget(dropPt, run.maxDrop, summary['eval_images'] as number) : undefined;
-    if (overBudget) log(overBudget);
+    // Saturated sums here, not the choice, would be what misses the budget: the note above says so.
+    if (overBudget && !scoredSaturating) log(overBudget);
+    else if (overBudget) log(`note: --max-drop chose on exact int8 kernels; the drop of ${dropPt.toFixed(2)} pt on the other images is this CPU's (its int8 sums saturate)`);
   }
   if (options.report) {
     if (!run) throw usageError('--report works with --mode static');
@@ -331,7 +339,7 @@ function humanSummary(s: Record<string, unknown>): string {
     `  size ${formatBytes(s['size_bytes_before'] as number)} → ${formatBytes(s['size_bytes_after'] as number)} (${(s['size_ratio'] as number).toFixed(3)}×), ${(s['seconds'] as number).toFixed(1)} s`,
   ];
   if (typeof s['top1_before'] === 'number') {
-    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${formatPointChange(-(s['top1_drop_pt'] as number))}) on ${s['eval_images']} images of ${s['eval_data']}`);
+    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${formatPointChange(-(s['top1_drop_pt'] as number))}) on ${s['eval_images']} image${s['eval_images'] === 1 ? '' : 's'} of ${s['eval_data']}`);
   }
   const qat = s['qat'] as { epochs: number; learnable_scales: boolean; top1_ptq?: number; seconds: number } | undefined;
   if (qat) {

@@ -76,15 +76,18 @@ const SEVEN_BIT_MAX = 64;
  */
 const WEIGHT_SLOT: Record<string, number> = { DequantizeLinear: 0, MatMulInteger: 1, ConvInteger: 1, QLinearConv: 3, QLinearMatMul: 3, QGemm: 3 };
 
+/** Whether `graph` has int8 weights past 7 bits (any past ±64, read as weights: WEIGHT_SLOT), which sums without VNNI can saturate on. */
+export function hasWideInt8Weights(graph: Graph): boolean {
+  const weights = new Set(graph.nodes.flatMap((n) => (n.opType in WEIGHT_SLOT ? [n.inputs[WEIGHT_SLOT[n.opType]!]] : [])));
+  return [...graph.initializers].some(([name, t]) => t.dtype === 'int8' && weights.has(name) && (t.data as Int8Array).some((q) => q > SEVEN_BIT_MAX || q < -SEVEN_BIT_MAX));
+}
+
 /**
  * A note when this CPU's ONNX Runtime int8 sums can saturate (int8KernelsSaturate) and `graph` has int8
  * weights they would (any past ±64, read as weights: WEIGHT_SLOT): the scores it measures are this CPU's.
  */
 export function saturationNote(graph: Graph, file: string): string | undefined {
-  if (!int8KernelsSaturate()) return undefined;
-  const weights = new Set(graph.nodes.flatMap((n) => (n.opType in WEIGHT_SLOT ? [n.inputs[WEIGHT_SLOT[n.opType]!]] : [])));
-  const wide = [...graph.initializers].some(([name, t]) => t.dtype === 'int8' && weights.has(name) && (t.data as Int8Array).some((q) => q > SEVEN_BIT_MAX || q < -SEVEN_BIT_MAX));
-  if (!wide) return undefined;
+  if (!int8KernelsSaturate() || !hasWideInt8Weights(graph)) return undefined;
   return `note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate with ${file}'s 8-bit weights: its scores here may be below its scores on arm64, in the browser or on a VNNI CPU (slim quantize --cpu avx2 makes models for CPUs like this one)`;
 }
 

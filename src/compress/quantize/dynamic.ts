@@ -33,7 +33,7 @@ export interface DynamicResult {
 }
 
 export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'perChannel' | 'reduceRange' | 'exclude'> & { cpu?: CpuChoice }): DynamicResult {
-  if (options.cpu === 'amx') throw usageError(`${option('--cpu', 'amx')} lays int8 Conv weights out for Intel AMX, and dynamic quantization quantizes MatMul/Gemm layers only`, `drop ${option('--cpu', 'amx')} (${option('--cpu', 'avx2')} stores the weights as uint8, for x64 CPUs without VNNI)`);
+  checkDynamicCpu(options.cpu);
   const opset = graph.opsets[''] ?? 0;
   if (opset < 11) throw usageError(`dynamic quantization needs ONNX opset 11 (DynamicQuantizeLinear); the model uses ${opset}`, 're-export the model with opset 13 or later');
   checkExcluded(graph.nodes, options.exclude);
@@ -56,6 +56,11 @@ export function quantizeDynamic(graph: Graph, options: Pick<QuantizeOptions, 'pe
   const read = new Set(nodes.flatMap((n) => n.inputs));
   for (const name of [...g.initializers.keys()]) if (uses.has(name) && !read.has(name)) g.initializers.delete(name);
   return { graph: g, layers };
+}
+
+/** The cpu choices dynamic quantization takes: AMX's layout is for Convs, which it leaves float. */
+export function checkDynamicCpu(cpu: CpuChoice | undefined): void {
+  if (cpu === 'amx') throw usageError(`${option('--cpu', 'amx')} lays int8 Conv weights out for Intel AMX, and dynamic quantization quantizes MatMul/Gemm layers only`, `drop ${option('--cpu', 'amx')} (${option('--cpu', 'avx2')} stores the weights as uint8, for x64 CPUs without VNNI)`);
 }
 
 interface Layer {

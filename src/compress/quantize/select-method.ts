@@ -8,6 +8,7 @@
 import type { Tensor } from '../../onnx/tensor.js';
 import { encodeModel } from '../../onnx/io.js';
 import { openSession } from '../../runtime/ort.js';
+import { forExactScoring } from './unsigned-layout.js';
 import type { ActivationCollector, FeedSource } from './calibrate/index.js';
 import { buildQuantized, type PreparedGraph, type QuantizedResult, type StaticOptions } from './quantize.js';
 import { SQNR } from './sqnr.js';
@@ -55,7 +56,7 @@ export async function selectCalibrationMethod(
   const scores: MethodScore[] = [];
   for (const method of o.methods ?? CALIBRATION_METHODS) {
     const result = buildQuantized(prepared, collector, { ...options, calibration: { ...options.calibration, method } });
-    const test = await outputsOf(encodeModel(result.graph).model, feeds, o.threads, `int8 model (${method})`);
+    const test = await outputsOf(encodeModel(forExactScoring(result.graph)).model, feeds, o.threads, `int8 model (${method})`);
     const state = SQNR.create();
     reference.forEach((ref, k) => {
       for (const [name, t] of Object.entries(ref)) state.add(t.data as Float32Array, test[k]![name]!.data as Float32Array);

@@ -7,6 +7,7 @@
 import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { openSession } from '../../runtime/ort.js';
+import { forExactScoring } from './unsigned-layout.js';
 import type { ActivationCollector, FeedSource } from './calibrate/index.js';
 import { buildQuantized, type PreparedGraph, type StaticOptions } from './quantize.js';
 import { planQuantization, type QuantPlan } from './mark.js';
@@ -82,7 +83,7 @@ export async function layerSensitivity(
   const results: LayerSensitivity[] = [];
   for (const [k, { layer, opType }] of layers.entries()) {
     const { graph } = buildQuantized(prepared, collector, options, { only: new Set([layer]), exclude: [] });
-    const outputs = await outputsOf(graph, feeds, extra.threads);
+    const outputs = await outputsOf(forExactScoring(graph), feeds, extra.threads);
     const state: MetricState = metric.create();
     let same = 0;
     outputs.forEach((o, i) => {

@@ -12,6 +12,7 @@ import { encodeModel } from '../../onnx/io.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import type { Tensor } from '../../onnx/tensor.js';
 import { openSession } from '../../runtime/ort.js';
+import { forExactScoring } from './unsigned-layout.js';
 import { addTaps, type FeedSource } from './calibrate/index.js';
 import { dequantizeArray, fakeQuantize, sqnrDb } from './math.js';
 import type { QuantizedResult } from './quantize.js';
@@ -137,7 +138,7 @@ export async function activationErrors(result: QuantizedResult, feeds: FeedSourc
   const floatOutputs = tensors.filter((t) => !inputs.has(t));
   const sessionOptions = options.threads ? { threads: options.threads } : {};
   const floatSession = await openSession(encodeModel(addTaps(floatGraph, floatOutputs, facts)).model, { ...sessionOptions, label: 'float graph with taps' });
-  const intSession = await openSession(encodeModel(debugGraph).model, { ...sessionOptions, label: 'int8 graph with taps' });
+  const intSession = await openSession(encodeModel(forExactScoring(debugGraph)).model, { ...sessionOptions, label: 'int8 graph with taps' });
   const producers = new Map<string, string>();
   for (const n of floatGraph.nodes) for (const o of n.outputs) producers.set(o, n.opType);
   const states = new Map(tensors.map((t) => [t, { local: metric.create(), accumulated: metric.create() }]));

@@ -40,6 +40,7 @@ import {
   type CalibrationMethod,
   type StaticOptions,
 } from '../../compress/quantize/index.js';
+import { forExactScoring } from '../../compress/quantize/unsigned-layout.js';
 import type { Progress } from '../../util/terminal.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
@@ -118,7 +119,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     const search = await meetTopOneBudget(prepared.graph, output, {
       maxDropPt: spec.max_drop,
       build: (floatLayers) => buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: floatLayers }).graph,
-      evaluate: (g) => scoreTop1(g, choose, normalization, threads),
+      evaluate: (g) => scoreTop1(forExactScoring(g), choose, normalization, threads),
       ranking: async () => quantizedBySensitivity((sensitivity ??= await scan()), userPlan),
       onOverBudget: (dropPt) => ctx.log(`  top-1 drop ${dropPt.toFixed(2)} pt > max_drop ${spec.max_drop}: keeping the most sensitive layers in float`),
       onStep: (s) => ctx.log(`    ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
@@ -128,7 +129,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
       built = buildQuantized(prepared, collector, options, { exclude: options.exclude, keptBySensitivity: search.floatLayers });
       if (!search.met) ctx.log(`  warning: no split met max_drop ${spec.max_drop}; kept the most accurate one (${search.floatLayers.length} float layers)`);
     }
-    const held = { images: heldOut.count, baseline_top1: await scoreTop1(prepared.graph, heldOut, normalization, threads), top1: await scoreTop1(output, heldOut, normalization, threads) };
+    const held = { images: heldOut.count, baseline_top1: await scoreTop1(prepared.graph, heldOut, normalization, threads), top1: await scoreTop1(forExactScoring(output), heldOut, normalization, threads) };
     const heldDropPt = (held.baseline_top1 - held.top1) * 100;
     ctx.log(`  max_drop: top-1 drop ${((search.baseline - search.top1) * 100).toFixed(2)} pt on the ${choose.count} test images it chose on, ${heldDropPt.toFixed(2)} pt on the other ${held.images}`);
     if (heldDropPt > spec.max_drop + 1e-9) ctx.log(`  warning: on the test images max_drop did not choose on, the drop is past its ${spec.max_drop} pt (one image is ${(100 / held.images).toFixed(2)} pt there): raise eval_limit for a choice that holds, or allow a larger drop`);
