@@ -6,6 +6,7 @@
  */
 import { decodeListing, listImageFolder, maxSetBytes, unreadableImages, type DecodeOptions, type FolderListing, type LoadImageFolderOptions, type SkippedImage } from './image-folder.js';
 import type { ImageSet } from './types.js';
+import { subset } from './subsets.js';
 
 export interface ImageSource {
   /** e.g. "cifar10/test" or the folder path. */
@@ -67,22 +68,13 @@ export function interleavedHalf(source: ImageSource, part: 0 | 1, limit?: number
     imageShape: source.imageShape,
     count: part === 0 ? Math.ceil(wanted / 2) : Math.floor(wanted / 2),
     async *chunks() {
-      const [c, h, w] = source.imageShape;
-      const size = c * h * w;
       let position = 0;
       for await (const chunk of source.chunks({ limit: wanted })) {
         const n = Math.min(chunk.labels.length, wanted - position);
         const first = (position + part) % 2 === 0 ? 0 : 1;
         const taken = first >= n ? 0 : Math.ceil((n - first) / 2);
-        const pixels = new Uint8Array(taken * size);
-        const labels = new Uint16Array(taken);
-        for (let k = 0; k < taken; k++) {
-          const i = first + 2 * k;
-          pixels.set(chunk.pixels.subarray(i * size, (i + 1) * size), k * size);
-          labels[k] = chunk.labels[i]!;
-        }
         position += n;
-        if (taken > 0) yield { name: chunk.name, classes: chunk.classes, imageShape: chunk.imageShape, pixels, labels };
+        if (taken > 0) yield subset(chunk, Uint32Array.from({ length: taken }, (_, k) => first + 2 * k), chunk.name);
         if (position >= wanted) return;
       }
     },

@@ -169,14 +169,13 @@ function checkMaxDropImages(evalData: EvalData, maxDrop: number): void {
 async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: QuantizeCliOptions, normalization: Normalization, evalData: EvalData | undefined): Promise<EvalData> {
   const maxDrop = options.maxDrop!;
   if (!evalData) throw usageError('--max-drop needs evaluation data', "pass --eval cifar10 or --eval <folder> (with --calib cifar10 the CIFAR-10 test split is used)");
-  const images = Math.min(evalData.limit ?? Infinity, evalData.source.count);
   const threads = options.threads;
   if (evalData.streamed) {
     log(`note: ${evalData.source.name}'s ${evalData.source.count} evaluation images are too many to hold decoded: each of --max-drop's scorings reads them again (--eval-limit N keeps them in memory)`);
   }
   const half = (part: 0 | 1): EvalData => ({ source: interleavedHalf(evalData.source, part, evalData.limit), streamed: evalData.streamed });
   const [choose, report] = [half(0), half(1)];
-  log(`--max-drop: choosing on ${choose.source.count} of the ${images} evaluation images (every other one); top-1 is reported on the other ${report.source.count}`);
+  log(`--max-drop: choosing on ${choose.source.count} of the ${choose.source.count + report.source.count} evaluation images (every other one); top-1 is reported on the other ${report.source.count}`);
   const { prepared, collector, options: opts } = run.calibrated;
   const int8 = run.output;
   const userPlan = run.result.plan;

@@ -4,6 +4,7 @@ import { usageError } from '../../errors.js';
 import { refuseQuantized } from '../../toolkit.js';
 import type { Graph } from '../../onnx/graph.js';
 import { checkDynamicCpu } from '../../compress/quantize/dynamic.js';
+import { withinBudget } from '../../compress/quantize/mixed-precision.js';
 import { loadModel, validateGraph } from '../../onnx/validate.js';
 import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
 import {
@@ -311,7 +312,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
  * drop of a few images either way is noise at a few thousand images, and one that is not says so.
  */
 export function heldOutOverBudget(dropPt: number, chosen: { budgetPt: number; chosenOn: number; met: boolean }, reportedOn: number): string | undefined {
-  if (dropPt <= chosen.budgetPt + 1e-9) return undefined;
+  if (withinBudget(dropPt, chosen.budgetPt)) return undefined;
   const image = 100 / reportedOn;
   return `warning: top-1 drops ${dropPt.toFixed(2)} pt on the ${reportedOn} images --max-drop did not choose on, past its ${chosen.budgetPt} (${chosen.met ? 'met' : 'missed as well'} on the ${chosen.chosenOn} it chose on; one image is ${image.toFixed(2)} pt here): evaluate on more images (--eval-limit) for a choice that holds, or allow a larger drop`;
 }

@@ -100,7 +100,7 @@ export interface TopOneBudget {
  * the budget comes out a hair above it (1700/2000 − 1690/2000 is 0.5000000000000004 pt): one tolerance,
  * everywhere (the first check had none, called such a drop over budget and searched for nothing).
  */
-function withinBudget(dropPt: number, maxDropPt: number): boolean {
+export function withinBudget(dropPt: number, maxDropPt: number): boolean {
   return dropPt <= maxDropPt + 1e-9;
 }
 

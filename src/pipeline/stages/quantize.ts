@@ -41,6 +41,7 @@ import {
   type StaticOptions,
 } from '../../compress/quantize/index.js';
 import { forExactScoring } from '../../compress/quantize/unsigned-layout.js';
+import { withinBudget } from '../../compress/quantize/mixed-precision.js';
 import type { Progress } from '../../util/terminal.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import type { QuantizeResult, TrainingResult } from '../manifest.js';
@@ -113,7 +114,8 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     const slice = evalSlice(data, spec.eval_limit);
     const evalSet = slice.testLimit !== undefined ? take(slice.test, slice.testLimit) : slice.test;
     // As `slim quantize --max-drop`: chosen on every other test image, its drop measured on the others.
-    const [choose, heldOut] = [interleavedHalf(sourceOfSet(evalSet), 0), interleavedHalf(sourceOfSet(evalSet), 1)];
+    const whole = sourceOfSet(evalSet);
+    const [choose, heldOut] = [interleavedHalf(whole, 0), interleavedHalf(whole, 1)];
     if (heldOut.count === 0) throw usageError(`max_drop chooses on half the test images and measures the drop on the other half: it needs 2 or more, and the stage has ${evalSet.labels.length}`, 'raise eval_limit');
     const userPlan = built.plan;
     const search = await meetTopOneBudget(prepared.graph, output, {
@@ -132,7 +134,7 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     const held = { images: heldOut.count, baseline_top1: await scoreTop1(prepared.graph, heldOut, normalization, threads), top1: await scoreTop1(forExactScoring(output), heldOut, normalization, threads) };
     const heldDropPt = (held.baseline_top1 - held.top1) * 100;
     ctx.log(`  max_drop: top-1 drop ${((search.baseline - search.top1) * 100).toFixed(2)} pt on the ${choose.count} test images it chose on, ${heldDropPt.toFixed(2)} pt on the other ${held.images}`);
-    if (heldDropPt > spec.max_drop + 1e-9) ctx.log(`  warning: on the test images max_drop did not choose on, the drop is past its ${spec.max_drop} pt (one image is ${(100 / held.images).toFixed(2)} pt there): raise eval_limit for a choice that holds, or allow a larger drop`);
+    if (!withinBudget(heldDropPt, spec.max_drop)) ctx.log(`  warning: on the test images max_drop did not choose on, the drop is past its ${spec.max_drop} pt (one image is ${(100 / held.images).toFixed(2)} pt there): raise eval_limit for a choice that holds, or allow a larger drop`);
     mixed = { float_layers: search.floatLayers, met: search.met, baseline_top1: search.baseline, top1: search.top1, chosen_on_images: choose.count, held_out: held };
   }
   for (const w of built.params.warnings) ctx.log(`  warning: ${w}`);
