@@ -148,6 +148,7 @@ describe('errors are one clear line with the right exit code', () => {
     ['a data problem found before any model is timed', ['bench', path.join(dir, 'free-hw.onnx'), path.join(dir, 'free-hw.onnx'), '--image-size', '32', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--resize', 'stretch'], 2, /^(?![\s\S]*bench 2 models in turns)[\s\S]*--resize applies to image folders/],
     ['a bench chart without top-1', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--chart', path.join(dir, 'c.svg')], 2, /--chart plots top-1 against latency and size, and top-1 needs --data — add --data cifar10/],
     ['a bench chart that is not an SVG', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--chart', path.join(dir, 'c.png')], 2, /--chart writes an SVG file, got '.*c\.png' — name it something\.svg/],
+    ['a bench chart in a missing folder', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--chart', path.join(dir, 'no-such', 'c.svg')], 2, /--chart .*c\.svg: the folder .*no-such does not exist — create it first \(mkdir -p .*no-such\)/],
     ['a zoo model at an image size CIFAR-10 is not', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--image-size', '64', '--out', path.join(dir, 'x.onnx')], 2, /--image-size 64,64 but CIFAR-10's images are 32×32/],
     ['a zoo width no ONNX file can hold', ['zoo', 'resnet18-cifar', '--width', '100', '-o', path.join(dir, 'huge.onnx')], 2, /use a width ≤ 6\.9/],
   ];

@@ -144,7 +144,7 @@ Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — 
 | \`model.onnx\` | the model (${formatBytes(config.model.bytes)}, sha256 \`${config.model.sha256}\`) |
 | \`slim.json\` | preprocessing, labels and the model's input/output names |
 | \`predict.js\` | classify image files from the command line |
-| \`server.js\` | HTTP server: \`POST /v1/classify\`, \`GET /healthz\`, \`GET /metrics\` |
+| \`server.js\` | HTTP server: \`POST /v1/classify\`, \`GET /v1/model\`, \`GET /healthz\`, \`GET /metrics\` |
 | \`doctor.js\` | what this CPU offers (dot-product / VNNI), threads, versions, advice |
 | \`lib/\` | code shared by the three commands (generated, do not edit) |
 | \`install.sh\` | installs the two dependencies at pinned versions |

@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../../onnx/io.js';
-import path from 'node:path';
+import { checkOutputFile } from '../paths.js';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget, type WebBenchmarkResult } from '../../runtime/benchmark-web.js';
@@ -229,7 +228,6 @@ export function registerBench(program: Command): void {
     });
 }
 
-/** Before any timing: a chart needs top-1 (--data) and a writable .svg path. */
 /** A split too large to hold decoded: said once, when opened (each model's scoring reads it again). */
 async function openStreamedNote(opening: Promise<ImageSource>, limit: number | undefined): Promise<ImageSource> {
   const source = await opening;
@@ -239,11 +237,11 @@ async function openStreamedNote(opening: Promise<ImageSource>, limit: number | u
   return source;
 }
 
+/** Before any timing: a chart needs top-1 (--data) and a writable .svg path. */
 function checkChartPath(file: string, data: string | undefined): void {
   if (!data) throw usageError('--chart plots top-1 against latency and size, and top-1 needs --data', 'add --data cifar10 (or an image folder), or drop --chart');
   if (!file.toLowerCase().endsWith('.svg')) throw usageError(`--chart writes an SVG file, got '${file}'`, 'name it something.svg');
-  const dir = path.dirname(path.resolve(file));
-  if (!existsSync(dir)) throw usageError(`--chart ${file}: the folder ${dir} does not exist`, 'create it first, or write the chart elsewhere');
+  checkOutputFile(file, '--chart');
 }
 
 /** One bar over the three benchmark phases: warm-up 10 %, latency runs 60 %, throughput 30 %. */

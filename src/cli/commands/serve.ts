@@ -31,7 +31,7 @@ export function registerServe(program: Command): void {
       withModelFlags(
         program
           .command('serve')
-          .description('serve a model or bundle over HTTP: POST /v1/classify, GET /healthz, GET /metrics (the bundle server, locally)')
+          .description('serve a model or bundle over HTTP: POST /v1/classify, GET /v1/model, GET /healthz, GET /metrics (the bundle server, locally)')
           .argument('<model|bundle>', 'an .onnx classifier or a folder written by slim deploy (a web bundle is served as a site too)')
           .option('--port <n>', 'port (0: any free port)', port('--port', 0), 8080)
           .option('--host <addr>', 'address to bind (0.0.0.0: every interface)', '127.0.0.1')
@@ -94,7 +94,7 @@ export function registerServe(program: Command): void {
         ...(staticDir ? { staticDir } : {}),
         log,
         onListening: (url) => {
-          log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /healthz, GET /metrics`);
+          log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /v1/model, /healthz, /metrics`);
           if (flags.json) {
             process.stdout.write(`${JSON.stringify({ url, model: name, sha256: classifier.config.model.sha256, classes: classifier.config.labels.length, threads: classifier.threads, pid: process.pid })}\n`);
           }
