@@ -17,6 +17,7 @@ import { runSlim } from './helpers/cli.js';
 import { smallCnn } from './helpers/engine-nets.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runCommandInProcess } from './helpers/in-process.js';
+import { modelSteps } from '../src/onnx/provenance.js';
 
 const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-distill-cli-'));
@@ -54,6 +55,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     const written = await readModel(out);
     expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     expect(JSON.parse(written.metadata['slimkit.distillation']!)).toMatchObject({ teacher: 'teacher.onnx', temperature: 2, alpha: 0.3, cached_teacher: false });
+    // The training record's top-1 is the distilled student's: it is written last.
+    expect(modelSteps(written.metadata).map((s) => s.key).slice(-2)).toEqual(['slimkit.distillation', 'slimkit.training']);
   }, 180_000);
 
   it('--cache-teacher trains on the unaugmented images from one teacher pass, as the live teacher would', async () => {

@@ -12,6 +12,7 @@ import { smallCnn } from './helpers/engine-nets.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runCommandInProcess } from './helpers/in-process.js';
 import { EXACT_ON_HOST } from './helpers/int8-host.js';
+import { modelSteps } from '../src/onnx/provenance.js';
 
 const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-qat-cli-'));
@@ -51,6 +52,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(r.ort_float_ops).toEqual({});
     const written = await readModel(out);
     expect(JSON.parse(written.metadata['slimkit.qat']!)).toMatchObject({ epochs: 2, learnable_scales: true });
+    // Recorded after the post-training quantization it started from.
+    expect(modelSteps(written.metadata).map((s) => s.key).slice(-2)).toEqual(['slimkit.quantization', 'slimkit.qat']);
     expect(written.nodes.some((n) => n.opType === 'QuantizeLinear' && written.initializers.has(n.inputs[0]!))).toBe(false);
   }, 300_000);
 

@@ -121,7 +121,11 @@ describe('slim quantize', () => {
     const md = readFileSync(`${report}.md`, 'utf8');
     expect(md).toMatch(/## Per-layer sensitivity/);
     expect(md).toMatch(/\| layer3\.0\.conv1 \| Conv \|/);
-    const rep = JSON.parse(readFileSync(`${report}.json`, 'utf8')) as { activations: unknown[]; sensitivity: unknown[]; weights: unknown[] };
+    // --samples 64: every measurement has those 64 images (sensitivity would take 128, the SQNRs 256).
+    expect(md).toContain('Measured on calibration images: layer sensitivity on 64, SQNRs on 64, on ');
+    const rep = JSON.parse(readFileSync(`${report}.json`, 'utf8')) as { activations: unknown[]; sensitivity: unknown[]; weights: unknown[]; measured: unknown; settings: { cpu: unknown } };
+    expect(rep.measured).toMatchObject({ sensitivity_images: 64, sqnr_images: 64 });
+    expect(rep.settings.cpu).toBe(doc['cpu']);
     expect(rep.sensitivity).toHaveLength(30);
     expect(rep.weights).toHaveLength(21);
     expect(rep.activations.length).toBeGreaterThan(30);

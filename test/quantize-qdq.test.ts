@@ -29,6 +29,7 @@ import {
   type TensorRange,
 } from '../src/compress/quantize/index.js';
 import { fixturePath } from './helpers/fixtures.js';
+import { linuxX64CpuFlags } from '../src/util/cpu-flags.js';
 import { convAppliedTwiceNet } from './prune-fixtures.js';
 
 /** Plan + parameters + insertion with made-up ranges (placement does not depend on the values). */
@@ -262,6 +263,14 @@ describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
     const ops = await optimizedOps(q);
     expect(ops).toMatchObject({ QLinearConv: 20, QLinearAdd: 8, QLinearGlobalAveragePool: 1, QGemm: 1, QuantizeLinear: 1 });
     for (const float of ['Conv', 'Add', 'Gemm', 'Relu', 'GlobalAveragePool', 'DequantizeLinear', 'FusedConv']) expect(ops[float], float).toBeUndefined();
+  });
+
+  it("counts the float Adds ORT folds into the Conv before them: every residual Add is either an op of its own or a Conv's fused sum", async () => {
+    // Float ResNet18: 8 residual Adds. On x64, ORT's NCHWc Convs take each as a 4th (sum) input, leaving no Add op.
+    const kernels = await ortKernels(encodeModel(buildZooModel('resnet18-cifar', { width: 0.25 })).model);
+    expect((kernels.ops['Add'] ?? 0) + kernels.addsInConvs).toBe(8);
+    // NCHWc kernels need AVX2 (MLAS's block size is 1 below it).
+    if (linuxX64CpuFlags().includes('avx2')) expect(kernels.addsInConvs).toBe(8);
   });
 
   it('an excluded Conv stays float in ONNX Runtime: the node reading it stays float too, else ORT would quantize the Conv itself', async () => {

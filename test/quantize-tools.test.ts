@@ -260,14 +260,23 @@ describe('mixed-precision search', () => {
 });
 
 describe('the --report markdown', () => {
-  it('signs the top-1 change (a gain read as a loss without it)', () => {
+  const measured = { sensitivity_images: 128, sqnr_images: 256, exact_kernels: false };
+
+  it('says how many images each measurement used and on which kernels', () => {
     const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], sensitivity: [], float_nodes: [] };
+    expect(reportMarkdown({ ...base, measured })).toContain("Measured on calibration images: layer sensitivity on 128, SQNRs on 256, on this CPU's int8 kernels.");
+    const saturating = reportMarkdown({ ...base, top1_before: 0.6, top1_after: 0.59, measured: { ...measured, sensitivity_images: 32, sqnr_images: 32, exact_kernels: true } });
+    expect(saturating).toContain("layer sensitivity on 32, SQNRs on 32, on exact int8 kernels: this CPU's int8 sums saturate (x64 without VNNI), so for these measurements the weights were laid as uint8, the same model (the top-1 above is this CPU's, saturating).");
+  });
+
+  it('signs the top-1 change (a gain read as a loss without it)', () => {
+    const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], sensitivity: [], float_nodes: [], measured };
     expect(reportMarkdown({ ...base, top1_before: 0.152, top1_after: 0.156 })).toContain('Top-1: 15.20 % float → 15.60 % int8 (+0.40 pt).');
     expect(reportMarkdown({ ...base, top1_before: 0.156, top1_after: 0.152 })).toContain('(−0.40 pt).');
   });
 
   it('lists layers in the order --max-drop keeps them float: top-1 agreement first, then SQNR', () => {
-    const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], float_nodes: [] };
+    const base = { model: 'm.onnx', output: 'q.onnx', settings: {}, size_bytes_before: 4000, size_bytes_after: 1000, activations: [], weights: [], float_nodes: [], measured };
     const sensitivity = [
       { layer: 'a', opType: 'Conv', score: 20, agreement: 0.9 },
       { layer: 'b', opType: 'Conv', score: 30, agreement: 0.8 },

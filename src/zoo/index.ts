@@ -5,6 +5,7 @@ import { formatCount } from '../report/format.js';
 import { IMAGENET_NORMALIZATION, METADATA_KEYS, preprocessingMetadata } from './metadata.js';
 import { buildResNet, resnetInputSize, resnetParameterCount, type ResNetDepth, type ResNetStem } from './resnet.js';
 import { didYouMean } from '../util/suggest.js';
+import { withStepRecord } from '../onnx/provenance.js';
 
 export { countParameters } from './params.js';
 export { METADATA_KEYS, IMAGENET_NORMALIZATION, readPreprocessing, type Preprocessing } from './metadata.js';
@@ -89,14 +90,12 @@ export function buildZooModel(name: ZooName | (string & {}), options: ZooOptions
 
   const size = resnetInputSize(entry.stem);
   const [imageHeight, imageWidth] = options.imageSize ?? [size, size];
-  const metadata = {
-    ...preprocessingMetadata({
-      inputShape: [channels, imageHeight, imageWidth],
-      normalization: channels === 1 ? GRAYSCALE_NORMALIZATION : entry.normalization,
-      ...(options.classNames ? { classNames: options.classNames } : {}),
-    }),
-    [METADATA_KEYS.zoo]: JSON.stringify({ name, classes, width, seed, zero_init_residual: zeroInitResidual, ...(channels !== 3 ? { channels } : {}), ...(imageHeight !== size || imageWidth !== size ? { image_size: [imageHeight, imageWidth] } : {}) }),
-  };
+  const preprocessing = preprocessingMetadata({
+    inputShape: [channels, imageHeight, imageWidth],
+    normalization: channels === 1 ? GRAYSCALE_NORMALIZATION : entry.normalization,
+    ...(options.classNames ? { classNames: options.classNames } : {}),
+  });
+  const metadata = withStepRecord(preprocessing, METADATA_KEYS.zoo, { name, classes, width, seed, zero_init_residual: zeroInitResidual, ...(channels !== 3 ? { channels } : {}), ...(imageHeight !== size || imageWidth !== size ? { image_size: [imageHeight, imageWidth] } : {}) });
   const graph = buildResNet({ depth: entry.depth, stem: entry.stem, classes, width, seed, zeroInitResidual, inChannels: channels, metadata, ...(options.imageSize ? { imageSize: options.imageSize } : {}) });
   graph.name = name;
   return graph;

@@ -30,6 +30,7 @@ import { CIFAR10_CLASSES } from '../../data/cifar10-files.js';
 import { byCodePoint } from '../../data/image-folder.js';
 import type { ImageSet } from '../../data/types.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
+import { withStep } from '../../onnx/provenance.js';
 
 interface DistillCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -245,15 +246,10 @@ export function registerDistill(program: Command): void {
       const folded = foldedNote(result.graph, out, options.fold);
       if (studentFreed) out = studentFreed.restore(out);
       out = withClassNames(out, data.train.classes);
-      out = {
-        ...out,
-        metadata: {
-          ...out.metadata,
-          ...(dataResize && !isCifar10(options.data) ? resizeMetadata(dataResize.mode) : {}),
-          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
-          'slimkit.distillation': JSON.stringify({ teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher }),
-        },
-      };
+      if (dataResize && !isCifar10(options.data)) out = { ...out, metadata: { ...out.metadata, ...resizeMetadata(dataResize.mode) } };
+      // Recorded in this order: the training record's top-1 is the distilled model's.
+      out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
+      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt.written();
       let ortTop1: number | undefined;

@@ -18,6 +18,7 @@ import { defaultNormalization, modelChannels, readPreprocessing } from '../../zo
 import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { spatialScoreShape } from '../../passes/flat-scores.js';
+import { stepLines, stepsJson } from '../../report/provenance.js';
 
 const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
@@ -105,6 +106,7 @@ export function registerInfo(program: Command): void {
         inputs: stats.inputs,
         outputs: stats.outputs,
         notes: exportNotes(graph),
+        history: stepsJson(graph.metadata),
         metadata: graph.metadata,
         ...(options.layers ? { layers: layerRows(graph, loaded.facts, imageSizeFor(graph, file, options.imageSize)) } : {}),
       };
@@ -128,6 +130,7 @@ export function registerInfo(program: Command): void {
           `  weights ${dtypes || 'none'}`,
           `  ops ${ops}`,
           ...preprocessingLines(graph, file, options.imageSize),
+          ...historyLines(graph),
           ...result.notes.map((n) => `  note: ${n}`),
           '',
           table(['', 'name', 'dtype', 'shape'], io),
@@ -200,6 +203,12 @@ function preprocessingLines(graph: Graph, file: string, sizeFlag: [number, numbe
     `  classes ${names ? `${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … ${names.length - 10} more` : ''}` : 'not named (labels by position)'}`,
     ...(p.resize ? [`  photos resized ${resizeText(p.resize, size)} (slimkit.resize: image folders and deploy bundles; --resize to change)`] : []),
   ];
+}
+
+/** How slimkit made the model, step by step (nothing for a model it did not make). */
+function historyLines(graph: Graph): string[] {
+  const lines = stepLines(graph.metadata);
+  return lines.length ? ['  made by slimkit', ...lines.map((l) => `    ${l}`)] : [];
 }
 
 /** A recorded resize in words. */

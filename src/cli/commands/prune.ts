@@ -33,7 +33,8 @@ import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/prec
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { explainInterrupt } from '../train-options.js';
-import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
+import { pruneLess, top1BeforeAfter, top1Line, type Top1Change } from './prune-accuracy.js';
+import { withStep } from '../../onnx/provenance.js';
 import { digestWeights } from '../../engine/resume.js';
 
 interface PruneOptions extends CommonOptions, DataOptions {
@@ -284,6 +285,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
+      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(options, before, accuracy, testAccuracy));
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       interrupt?.trained(options.output!);
       await writeMadeModel(pruned, options.output!);
@@ -372,6 +374,15 @@ function keptByPrune(o: PruneOptions, state: { out?: string }): string {
 /** Where the model after each fine-tuning step is kept while a run is in progress. */
 function stepFile(output: string): string {
   return output.replace(/(\.onnx)?$/i, '.partial.onnx');
+}
+
+/** The model's slimkit.pruning record: what was asked, the model it started from, and the top-1 measured after. */
+function pruningRecord(o: PruneOptions, before: ModelStats, accuracy: Top1Change | undefined, finetuneTop1: number | undefined): Record<string, unknown> {
+  const target = o.structured ? { target: targetOf(o), importance: o.importance } : { ...(o.nm ? { nm: `${o.nm.n}:${o.nm.m}` } : { sparsity: o.sparsity }) };
+  const top1 = accuracy
+    ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data }
+    : finetuneTop1 !== undefined ? { test_top1: finetuneTop1 } : {};
+  return { mode: o.structured ? 'structured' : 'unstructured', ...target, ...(o.finetune ? { finetune_epochs: o.finetune } : {}), params_before: before.params, macs_before: before.macs, ...top1 };
 }
 
 function targetOf(o: PruneOptions): Target {

@@ -40,6 +40,7 @@ import { staticOptionsOf } from '../../toolkit.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
+import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 
 /** Images used for the --report analyses (a prefix of the calibration sample): enough for stable SQNRs. */
 const REPORT_IMAGES = 256;
@@ -234,7 +235,8 @@ export async function writeReport(file: string, run: StaticRun, summary: Record<
   const report: QuantizeReport = {
     model: file,
     output: options.output,
-    settings: { method: s.calibration.method, ...(s.calibration.method === 'percentile' ? { percentile: s.calibration.percentile } : {}), activations: s.activations, per_channel: s.perChannel, reduce_range: s.reduceRange, bias_correction: s.biasCorrection, equalize: s.equalize, samples: run.calibrated.calibSet.labels.length },
+    settings: { method: s.calibration.method, ...(s.calibration.method === 'percentile' ? { percentile: s.calibration.percentile } : {}), activations: s.activations, per_channel: s.perChannel, reduce_range: s.reduceRange, bias_correction: s.biasCorrection, equalize: s.equalize, cpu: resolveCpu(s.cpu), samples: run.calibrated.calibSet.labels.length },
+    measured: { sensitivity_images: Math.min(SENSITIVITY_IMAGES, run.calibrated.calibSet.labels.length), sqnr_images: images.labels.length, exact_kernels: int8KernelsSaturate() },
     size_bytes_before: summary['size_bytes_before'] as number,
     size_bytes_after: summary['size_bytes_after'] as number,
     ...(typeof summary['top1_before'] === 'number' ? { top1_before: summary['top1_before'] } : {}),

@@ -40,6 +40,7 @@ import type { ResizeMode } from '../../data/image-folder.js';
 import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { int8KernelsSaturate } from '../../util/cpu-flags.js';
+import { withStep } from '../../onnx/provenance.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -238,12 +239,17 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     if (dyn.layers.length > 0 && convs > 0) log(`note: dynamic quantization quantizes MatMul/Gemm layers only: ${dyn.layers.length} here, and the ${convs} Conv(s) stay float — for CNNs --mode static quantizes them too`);
     extra['quantized_nodes'] = dyn.layers.length;
     extra['cpu'] = options.cpu === 'avx2' ? 'avx2' : 'generic';
-    output = dyn.graph;
+    output = withStep(dyn.graph, 'slimkit.quantization', {
+      mode: 'dynamic',
+      weights: `int8 symmetric ${options.perTensor ? 'per tensor' : 'per channel'}${options.reduceRange ? ' (reduced range)' : ''}`,
+      quantized_nodes: dyn.layers.length,
+      cpu: extra['cpu'],
+    });
   } else {
     const fp16 = convertFloat16(prepareFloatGraph(graph, { equalize: false }).graph, options.mode === 'fp16' ? 'full' : 'weights');
     if (fp16.clamped > 0) log(`warning: ${fp16.clamped} weight value(s) beyond ±65504 were clamped to the float16 range`);
     extra['converted_tensors'] = fp16.converted;
-    output = fp16.graph;
+    output = withStep(fp16.graph, 'slimkit.quantization', { mode: options.mode });
   }
 
   // --max-drop chose on half the evaluation images: every top-1 from here on is the other half's.
@@ -274,6 +280,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const kernels = await ortKernels(options.output, threads ? { threads } : {});
   extra['ort_ops'] = kernels.ops;
   extra['ort_float_ops'] = kernels.floatOps;
+  if (kernels.addsInConvs > 0) extra['ort_float_adds_in_convs'] = kernels.addsInConvs;
   const keptFloat = new Set(((extra['float_nodes'] as { node: string }[] | undefined) ?? []).map((f) => f.node));
   const unfused = options.mode === 'static' ? unfusedNodes(output, kernels, keptFloat) : [];
   if (unfused.length) extra['ort_unfused_nodes'] = unfused.map((u) => ({ node: u.node, op_type: u.opType, reason: unfusedReason(options.activationType, u.opType) }));
@@ -349,7 +356,9 @@ function humanSummary(s: Record<string, unknown>): string {
   }
   const floatOps = Object.entries((s['ort_float_ops'] as Record<string, number> | undefined) ?? {});
   lines.push(`  ONNX Runtime runs ${Object.entries(s['ort_ops'] as Record<string, number>).map(([op, n]) => `${op} ×${n}`).join(', ')}`);
-  lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') : 'none'}`);
+  const addsInConvs = s['ort_float_adds_in_convs'] as number | undefined;
+  const fused = addsInConvs ? ` (${addsInConvs} of the Convs also ${addsInConvs === 1 ? 'sums a residual Add' : 'sum a residual Add'}, fused into it)` : '';
+  lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') + fused : 'none'}`);
   const unfused = s['ort_unfused_nodes'] as { node: string; reason: string }[] | undefined;
   if (unfused?.length) lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) (--json lists them all)`, ...byReason(unfused));
   const floatNodes = s['float_nodes'] as { node: string; reason: string }[] | undefined;

@@ -27,6 +27,7 @@ import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrup
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
+import { withStep } from '../../onnx/provenance.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -278,13 +279,7 @@ export function registerTrain(program: Command): void {
       if (options.newHead) declareClassCount(out, data.train.classes.length);
       // The data's class names (in the order it was trained on), for eval and deploy to read.
       out = withClassNames(out, data.train.classes);
-      out = {
-        ...out,
-        metadata: {
-          ...out.metadata,
-          'slimkit.training': JSON.stringify({ epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name }),
-        },
-      };
+      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt?.written();
       let ortTop1: number | undefined;

@@ -16,6 +16,7 @@ import { nodeLabel } from '../quantize/mark.js';
 import { roundHalfEven } from '../quantize/math.js';
 import type { QatLayout } from './graph.js';
 import { toCpuLayout } from './layout.js';
+import { withStepRecord } from '../../onnx/provenance.js';
 
 /** The floor the engine applies to learnable scales (native/src/qat.cc kMinScale). */
 export const MIN_SCALE = 1e-8;
@@ -136,7 +137,7 @@ export function exportQat(trained: Graph, layout: QatLayout, options: { descript
   g.nodes = g.nodes.flatMap((n) => (removed.has(n) ? [] : [...(insertBefore.get(nodeLabel(n)) ?? []), n]));
   // The grid note is for training plans; the shipped graph holds the integers themselves.
   const { [QAT_GRID_KEY]: _grid, ...metadata } = g.metadata;
-  g.metadata = options.description ? { ...metadata, 'slimkit.qat': JSON.stringify(options.description) } : metadata;
+  g.metadata = options.description ? withStepRecord(metadata, 'slimkit.qat', options.description) : metadata;
   // The int8 Conv layout PTQ chose for the target CPU (exact re-encodings; layout.ts).
   return { graph: toCpuLayout(g, layout.cpu, layout.amxConvs), warnings };
 }

@@ -26,7 +26,17 @@ export interface OrtKernels {
   floatOps: Record<string, number>;
   /** Nodes that compute in float, Q/DQ and shape reads aside, by name (ORT keeps the names of nodes it does not fuse). */
   floatNodes: { node: string; opType: string }[];
+  /**
+   * Float Adds ORT folded into the Conv before them (a residual sum: the NCHWc Conv's or FusedConv's 4th
+   * input). They still compute in float, counted in no op of their own: a float Add a report lists may
+   * be one of these.
+   */
+  addsInConvs: number;
 }
+
+/** A float Conv that also sums a residual input (ORT's Conv + Add fusion). */
+const sumsResidual = (n: Graph['nodes'][number]): boolean =>
+  ((n.opType === 'Conv' && n.domain === 'com.microsoft.nchwc') || n.opType === 'FusedConv') && (n.inputs[3] ?? '') !== '';
 
 /** Float ops that are not compute: the Q/DQ boundaries themselves and shape reads. */
 const NOT_COMPUTE: ReadonlySet<string> = new Set(['DequantizeLinear', 'Shape', 'Constant']);
@@ -55,7 +65,7 @@ export async function ortKernels(model: Uint8Array | string, options: { threads?
     for (const n of nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
     const floatOps = Object.fromEntries(Object.entries(ops).filter(([op]) => !INTEGER_OR_MOVEMENT.has(op)));
     const floatNodes = nodes.filter((n) => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType)).map((n) => ({ node: n.name, opType: n.opType }));
-    return { ops, floatOps, floatNodes };
+    return { ops, floatOps, floatNodes, addsInConvs: nodes.filter(sumsResidual).length };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

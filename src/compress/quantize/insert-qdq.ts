@@ -10,6 +10,7 @@ import { freshName, valueNames } from '../../passes/rewrite.js';
 import { nodeLabel, rootOf, type QuantPlan } from './mark.js';
 import { quantizeValue } from './math.js';
 import type { ActivationQuant, BiasQuant, QuantParams, TensorQuant, WeightQuant } from './params.js';
+import { withStepRecord } from '../../onnx/provenance.js';
 
 export interface InsertOptions {
   /** Recorded in the model metadata (slimkit.quantization). */
@@ -99,7 +100,7 @@ export function insertQdq(graph: Graph, plan: QuantPlan, params: QuantParams, op
       g.initializers.delete(name);
     }
   }
-  if (options.description) g.metadata = { ...g.metadata, 'slimkit.quantization': JSON.stringify(options.description) };
+  if (options.description) g.metadata = withStepRecord(g.metadata, 'slimkit.quantization', options.description);
   return g;
 }
 

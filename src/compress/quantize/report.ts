@@ -21,6 +21,11 @@ export interface QuantizeReport {
   weights: TensorError[];
   sensitivity: LayerSensitivity[];
   float_nodes: FloatNode[];
+  /**
+   * How the sensitivity and SQNRs were measured: on how many calibration images each, and whether on exact
+   * int8 kernels (weights laid as uint8 because this CPU's int8 sums saturate; forExactScoring).
+   */
+  measured: { sensitivity_images: number; sqnr_images: number; exact_kernels: boolean };
   /** `chosen_on_images`: the evaluation images the search scored (every other one; top-1 above is the others'). */
   mixed_precision?: { steps: MixedPrecisionStep[]; float_layers: string[]; chosen_on_images: number };
 }
@@ -42,7 +47,7 @@ export function reportMarkdown(r: QuantizeReport, svgFile?: string): string {
   if (r.top1_before !== undefined && r.top1_after !== undefined) {
     lines.push(`Top-1: ${pct(r.top1_before)} float → ${pct(r.top1_after)} int8 (${formatPointChange((r.top1_after - r.top1_before) * 100)}).`);
   }
-  lines.push('', `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`, '');
+  lines.push('', `Settings: ${Object.entries(r.settings).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(', ')}.`, '', measuredText(r.measured, r.top1_after !== undefined), '');
   if (r.sensitivity.length > 0) {
     lines.push(
       '## Per-layer sensitivity',
@@ -95,6 +100,14 @@ export function reportMarkdown(r: QuantizeReport, svgFile?: string): string {
     );
   }
   return lines.join('\n');
+}
+
+/** Where the report's numbers come from: image counts, and which kernels ran the int8 model. */
+function measuredText(m: QuantizeReport['measured'], hasTop1: boolean): string {
+  const kernels = m.exact_kernels
+    ? `on exact int8 kernels: this CPU's int8 sums saturate (x64 without VNNI), so for these measurements the weights were laid as uint8, the same model${hasTop1 ? ' (the top-1 above is this CPU\'s, saturating)' : ''}`
+    : "on this CPU's int8 kernels";
+  return `Measured on calibration images: layer sensitivity on ${m.sensitivity_images}, SQNRs on ${m.sqnr_images}, ${kernels}.`;
 }
 
 const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

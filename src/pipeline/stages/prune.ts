@@ -26,6 +26,7 @@ import type { Progress } from '../../util/terminal.js';
 import type { PruneResult } from '../manifest.js';
 import type { PruneSpec } from '../recipe.js';
 import type { StageContext, StageOutput } from './context.js';
+import { withStep } from '../../onnx/provenance.js';
 
 export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string): Promise<StageOutput<'prune'>> {
   const data = await ctx.data();
@@ -129,6 +130,14 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
     bar?.stop();
   }
   if (graph !== source) pruned = restoreInputShapes(pruned, source);
+  pruned = withStep(pruned, 'slimkit.pruning', {
+    mode: result.mode,
+    ...(spec.structured ? { target: spec.structured.target_macs !== undefined ? { kind: 'macs', value: spec.structured.target_macs } : { kind: 'ratio', value: spec.structured.ratio }, importance: spec.importance } : spec.unstructured?.nm ? { nm: spec.unstructured.nm } : { sparsity: spec.unstructured?.sparsity }),
+    ...(result.finetune_epochs ? { finetune_epochs: result.finetune_epochs } : {}),
+    params_before: before.params,
+    macs_before: before.macs,
+    ...(result.test_top1 !== undefined ? { test_top1: result.test_top1 } : {}),
+  });
   const model = foldBatchNorm(pruned);
   const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);

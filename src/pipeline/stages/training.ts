@@ -11,6 +11,7 @@ import { classifierParameters, foldBatchNorm, freezeLayers, transferModel } from
 import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
+import { withStep } from '../../onnx/provenance.js';
 import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
@@ -150,6 +151,9 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
   };
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
-  const trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
+  let trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
+  // The steps as `slim distill` and `slim train` record them (slim info lists them).
+  if (teacher) trained = withStep(trained, 'slimkit.distillation', { teacher: teacher.id, temperature: teacher.temperature, alpha: teacher.alpha, cached_teacher: false });
+  trained = withStep(trained, 'slimkit.training', { epochs: spec.epochs, batch: spec.batch, device, test_top1: r.testAccuracy, data: evaluation.test.name, eval_images: result.eval_images });
   return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }

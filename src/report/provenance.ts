@@ -1,0 +1,94 @@
+/**
+ * A model's recorded steps (onnx/provenance.ts) in words, for `slim info`: one line per step, in the
+ * order they were made. A top-1 recorded by a step is said to be of the model before any later step that
+ * changed its weights, so a quantized model's file does not pass its float parent's top-1 off as its own.
+ */
+import { modelSteps, type StepKey, type StepRecord } from '../onnx/provenance.js';
+import { formatCount, formatPercent } from './format.js';
+
+/** The recorded steps as JSON: `step` names the record (zoo, training, …), the rest is the record. */
+export function stepsJson(metadata: Readonly<Record<string, string>>): Record<string, unknown>[] {
+  return modelSteps(metadata).map(({ key, record }) => ({ step: key.replace(/^slimkit\./, ''), ...record }));
+}
+
+/** "1. built from the zoo: …" — one line per recorded step, numbered in the order they were made. */
+export function stepLines(metadata: Readonly<Record<string, string>>): string[] {
+  const steps = modelSteps(metadata);
+  return steps.map((s, i) => {
+    const later = steps.slice(i + 1).map(weightChange).filter((w): w is string => w !== undefined);
+    return `${i + 1}. ${describe(s, later.length ? ` (the model before ${[...new Set(later)].join(' and ')})` : '')}`;
+  });
+}
+
+/** What a later step did to the weights a recorded top-1 was measured on, or undefined when it left them. */
+function weightChange({ key, record }: StepRecord): string | undefined {
+  // Distillation is recorded with its training, which says it.
+  const changes: Partial<Record<StepKey, string>> = { 'slimkit.training': 'further training', 'slimkit.pruning': 'pruning', 'slimkit.qat': 'quantization-aware training' };
+  if (key === 'slimkit.quantization') return record['mode'] === 'fp16' || record['mode'] === 'fp16-weights' ? 'float16 conversion' : 'quantization';
+  return changes[key];
+}
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const text = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** ": test top-1 66.85 % on cifar10/test" when the record has one. */
+function top1Text(r: Record<string, unknown>, before: string, label = 'test top-1'): string {
+  const top1 = num(r['test_top1']);
+  if (top1 === undefined) return '';
+  const from = num(r['top1_before']);
+  const images = num(r['eval_images']);
+  const on = [images !== undefined ? `${images.toLocaleString('en')} images` : undefined, text(r['data'])].filter(Boolean).join(' of ');
+  return `: ${label} ${from !== undefined ? `${formatPercent(from)} → ` : ''}${formatPercent(top1)}${on ? ` on ${on}` : ''}${before}`;
+}
+
+function describe({ key, record: r }: StepRecord, before: string): string {
+  switch (key) {
+    case 'slimkit.zoo': {
+      const width = num(r['width']);
+      return `built from the zoo: ${text(r['name']) ?? '?'}${width !== undefined && width !== 1 ? `, width ${width}` : ''}${num(r['classes']) !== undefined ? `, ${r['classes']} classes` : ''}${num(r['seed']) !== undefined ? `, seed ${r['seed']}` : ''}`;
+    }
+    case 'slimkit.training': {
+      const epochs = num(r['epochs']);
+      const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device'])].filter(Boolean).join(', ');
+      return `trained${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
+    }
+    case 'slimkit.distillation': {
+      const teacherTop1 = num(r['teacher_top1']);
+      const settings = [num(r['temperature']) !== undefined ? `temperature ${r['temperature']}` : undefined, num(r['alpha']) !== undefined ? `alpha ${r['alpha']}` : undefined, r['cached_teacher'] === true ? 'cached teacher logits' : undefined].filter(Boolean);
+      return `distilled from ${text(r['teacher']) ?? 'a teacher'}${teacherTop1 !== undefined ? ` (teacher top-1 ${formatPercent(teacherTop1)})` : ''}${settings.length ? `, ${settings.join(', ')}` : ''}`;
+    }
+    case 'slimkit.pruning':
+      return `pruned ${pruningText(r)}${top1Text(r, before)}`;
+    case 'slimkit.quantization':
+      return quantizationText(r);
+    case 'slimkit.qat': {
+      const epochs = num(r['epochs']);
+      const how = [r['learnable_scales'] === true ? 'learnable scales' : undefined, num(r['bn_live_epochs']) !== undefined ? `BatchNorm live for ${plural(r['bn_live_epochs'] as number, 'epoch')}` : undefined, r['distilled'] === true ? 'distilled' : undefined].filter(Boolean);
+      const engine = num(r['engine_top1']);
+      return `quantization-aware training${epochs !== undefined ? ` for ${plural(epochs, 'epoch')}` : ''}${how.length ? ` (${how.join(', ')})` : ''}${engine !== undefined ? `: engine top-1 ${formatPercent(engine)} (fake-quantized, as trained)` : ''}`;
+    }
+  }
+}
+
+function pruningText(r: Record<string, unknown>): string {
+  const target = r['target'] as { kind?: unknown; value?: unknown } | undefined;
+  const flags: Record<string, string> = { ratio: '--ratio', macs: '--target-macs', latency: '--target-latency' };
+  const asked = r['mode'] === 'structured'
+    ? `structured${target && typeof target.kind === 'string' ? `, ${flags[target.kind] ?? target.kind} ${String(target.value)}` : ''}${text(r['importance']) ? `, ${String(r['importance'])} importance` : ''}`
+    : `unstructured${text(r['nm']) ? `, ${String(r['nm'])} sparsity` : num(r['sparsity']) !== undefined ? `, ${formatPercent(r['sparsity'] as number, 1)} zeros` : ''}`;
+  const from = [num(r['params_before']) !== undefined ? `${formatCount(r['params_before'] as number)} params` : undefined, num(r['macs_before']) !== undefined ? `${formatCount(r['macs_before'] as number)} MACs` : undefined].filter(Boolean);
+  const finetune = num(r['finetune_epochs']);
+  return `(${asked})${from.length ? ` from ${from.join(', ')}` : ''}${finetune ? `, fine-tuned ${plural(finetune, 'epoch')}` : ''}`;
+}
+
+function quantizationText(r: Record<string, unknown>): string {
+  const mode = text(r['mode']) ?? 'static';
+  if (mode === 'fp16') return 'converted to float16';
+  if (mode === 'fp16-weights') return 'weights stored as float16 (computed in float32)';
+  const cpu = text(r['cpu']) ? `, int8 layout for cpu ${String(r['cpu'])}` : '';
+  if (mode === 'dynamic') return `quantized (dynamic int8): weights ${text(r['weights']) ?? '?'}${num(r['quantized_nodes']) !== undefined ? ` in ${plural(r['quantized_nodes'] as number, 'MatMul/Gemm layer')}` : ''}, activations at run time${cpu}`;
+  const method = text(r['method']);
+  const extras = [r['bias_correction'] === true ? 'bias correction' : undefined, r['equalize'] === true ? 'cross-layer equalization' : undefined].filter(Boolean);
+  return `quantized (static int8${method ? `, ${method}${num(r['percentile']) !== undefined ? ` ${String(r['percentile'])}` : ''} calibration` : ''}): activations ${text(r['activations']) ?? '?'}, weights ${text(r['weights']) ?? '?'}${extras.length ? `, ${extras.join(', ')}` : ''}${cpu}`;
+}

@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HISTORY_KEY, modelSteps, withStep, withStepRecord } from '../src/onnx/provenance.js';
+import { stepLines, stepsJson } from '../src/report/provenance.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { buildZooModel } from '../src/zoo/index.js';
+import { runSlim } from './helpers/cli.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slim-provenance-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const training = { epochs: 4, batch: 128, device: 'cpu', test_top1: 0.6685, data: 'cifar10/test' };
+
+describe('recorded steps', () => {
+  it('are listed in the order they were last written, a step written again moving to the end', () => {
+    let m = withStepRecord({}, 'slimkit.zoo', { name: 'resnet18-cifar', width: 0.25, classes: 10, seed: 0 });
+    m = withStepRecord(m, 'slimkit.training', training);
+    m = withStepRecord(m, 'slimkit.pruning', { mode: 'structured', target: { kind: 'ratio', value: 0.5 }, importance: 'l2', params_before: 700_300 });
+    m = withStepRecord(m, 'slimkit.training', { ...training, epochs: 2, test_top1: 0.65 });
+    m = withStepRecord(m, 'slimkit.quantization', { method: 'minmax', activations: 'int8 symmetric', weights: 'int8 symmetric per channel', cpu: 'generic' });
+    expect(JSON.parse(m[HISTORY_KEY]!)).toEqual(['slimkit.zoo', 'slimkit.pruning', 'slimkit.training', 'slimkit.quantization']);
+    expect(stepLines(m)).toEqual([
+      '1. built from the zoo: resnet18-cifar, width 0.25, 10 classes, seed 0',
+      '2. pruned (structured, --ratio 0.5, l2 importance) from 700.3 k params',
+      '3. trained 2 epochs (batch 128, cpu): test top-1 65.00 % on cifar10/test (the model before quantization)',
+      '4. quantized (static int8, minmax calibration): activations int8 symmetric, weights int8 symmetric per channel, int8 layout for cpu generic',
+    ]);
+  });
+
+  it("say a top-1 is of the model before every later step that changed the weights", () => {
+    let m = withStepRecord({}, 'slimkit.training', training);
+    m = withStepRecord(m, 'slimkit.pruning', { mode: 'unstructured', sparsity: 0.5, top1_before: 0.6685, test_top1: 0.66, eval_images: 2000, data: 'cifar10/test' });
+    m = withStepRecord(m, 'slimkit.quantization', { mode: 'fp16' });
+    expect(stepLines(m)).toEqual([
+      '1. trained 4 epochs (batch 128, cpu): test top-1 66.85 % on cifar10/test (the model before pruning and float16 conversion)',
+      '2. pruned (unstructured, 50.0 % zeros): test top-1 66.85 % → 66.00 % on 2,000 images of cifar10/test (the model before float16 conversion)',
+      '3. converted to float16',
+    ]);
+  });
+
+  it('without a history (files written before it was kept) follow the order the commands run, unreadable records included', () => {
+    const m = { 'slimkit.quantization': '{"method":"mse","activations":"uint8 asymmetric","weights":"int8 symmetric per channel"}', 'slimkit.training': 'not json', 'slimkit.mean': '[0.5]' };
+    expect(modelSteps(m).map((s) => s.key)).toEqual(['slimkit.training', 'slimkit.quantization']);
+    expect(modelSteps(m)[0]!.record).toEqual({});
+    expect(stepLines(m)).toEqual(['1. trained', '2. quantized (static int8, mse calibration): activations uint8 asymmetric, weights int8 symmetric per channel']);
+    expect(stepsJson(m)).toEqual([{ step: 'training' }, { step: 'quantization', method: 'mse', activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel' }]);
+  });
+
+  it('a history naming keys that are gone or unknown lists only the records there are', () => {
+    const m = { 'slimkit.training': JSON.stringify(training), [HISTORY_KEY]: '["slimkit.qat","nonsense","slimkit.training"]' };
+    expect(modelSteps(m).map((s) => s.key)).toEqual(['slimkit.training']);
+    expect(JSON.parse(withStepRecord(m, 'slimkit.pruning', {})[HISTORY_KEY]!)).toEqual(['slimkit.training', 'slimkit.pruning']);
+  });
+});
+
+describe('slim info: how slimkit made the model', () => {
+  it('a trained zoo model, pruned and converted by the CLI, lists the steps in order and says whose top-1 is recorded', async () => {
+    const trained = path.join(dir, 'trained.onnx');
+    // The training record as `slim train` writes it (training itself is tested elsewhere; this is about the later steps' records).
+    await writeModel(withStep(buildZooModel('resnet18-cifar', { width: 0.125, classes: 10 }), 'slimkit.training', training), trained);
+    const pruned = path.join(dir, 'pruned.onnx');
+    expect((await runSlim(['prune', trained, '-o', pruned, '--structured', '--ratio', '0.5', '--round-to', '1'])).code).toBe(0);
+    const fp16 = path.join(dir, 'fp16.onnx');
+    expect((await runSlim(['quantize', pruned, '-o', fp16, '--mode', 'fp16'])).code).toBe(0);
+
+    const pruning = JSON.parse((await readModel(pruned)).metadata['slimkit.pruning']!) as Record<string, unknown>;
+    expect(pruning).toMatchObject({ mode: 'structured', target: { kind: 'ratio', value: 0.5 }, importance: 'l2' });
+    const text = (await runSlim(['info', fp16])).stdout;
+    expect(text).toMatch(/ {2}made by slimkit\n {4}1\. built from the zoo: resnet18-cifar, width 0\.125, 10 classes, seed 0\n {4}2\. trained 4 epochs \(batch 128, cpu\): test top-1 66\.85 % on cifar10\/test \(the model before pruning and float16 conversion\)\n {4}3\. pruned \(structured, --ratio 0\.5, l2 importance\) from [\d.]+ k params, [\d.]+ M MACs\n {4}4\. converted to float16\n/);
+    const doc = JSON.parse((await runSlim(['info', fp16, '--json'])).stdout) as { history: { step: string }[] };
+    expect(doc.history.map((s) => s.step)).toEqual(['zoo', 'training', 'pruning', 'quantization']);
+  }, 120_000);
+
+  it('a model slimkit did not make has no such lines', async () => {
+    const plain = path.join(dir, 'plain.onnx');
+    const g = buildZooModel('resnet18-cifar', { width: 0.125, classes: 10 });
+    await writeModel({ ...g, metadata: {} }, plain);
+    const r = await runSlim(['info', plain]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).not.toContain('made by slimkit');
+  });
+});
