@@ -91,6 +91,23 @@ export function changedFilesNote(r: Pick<RunReport, 'changed_files' | 'variants'
 }
 
 /**
+ * Variants a quantize stage's max_drop made: it chose the layers they keep float on every other one of
+ * its test images, which the bench scores too, so their top-1 in the table is partly on images that
+ * chose them. What the stage measured on the images it did not choose on, one line (report, run, recommend).
+ */
+export function choseOnTestNote(r: Pick<RunReport, 'quantize' | 'variants'>): string | undefined {
+  const chosen = r.quantize.filter((q) => q.mixed_precision?.held_out && r.variants.some((v) => v.id === q.stage));
+  if (chosen.length === 0) return undefined;
+  const each = chosen.map((q) => {
+    const m = q.mixed_precision!;
+    const held = m.held_out!;
+    const drop = (held.baseline_top1 - held.top1) * 100;
+    return `${q.stage} chose the ${m.float_layers.length} layer(s) it keeps float on ${m.chosen_on_images !== undefined ? `${m.chosen_on_images.toLocaleString('en')} ` : ''}test images (every other one), so its top-1 here is partly on images it chose on; on the ${held.images.toLocaleString('en')} it did not choose on it scored ${pct(held.top1)} against ${pct(held.baseline_top1)} for the model it quantized (drop ${drop.toFixed(2)} pt)`;
+  });
+  return `${each.join('; ')}.`;
+}
+
+/**
  * The bench stage that speaks for the run: the last one timed on `target` (default: the host, where a
  * device deployment runs native code), else — with no target asked for — the last one of any target.
  */
