@@ -313,6 +313,27 @@ class TinyPReLUNet(nn.Module):
         return self.fc(self.a2(self.b2(self.c2(x))).mean([2, 3]))
 
 
+class TinyVarNormNet(nn.Module):
+    """A normalization over the channels written by hand with the unbiased variance, divided by
+    x.shape[1] - 1: torch.onnx computes it as Shape -> Gather -> Sub -> Cast, float arithmetic on the
+    channel count (x.var(1) writes Shape -> Gather -> ReduceProd -> Cast)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, 1, 1)
+        self.g = nn.Parameter(torch.empty(1, 16, 1, 1).uniform_(0.5, 1.5))
+        self.b = nn.Parameter(torch.empty(1, 16, 1, 1).uniform_(-0.2, 0.2))
+        self.c2 = nn.Conv2d(16, 16, 3, 2, 1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.c1(x)
+        centred = x - x.mean(1, keepdim=True)
+        variance = (centred ** 2).sum(1, keepdim=True) / (x.shape[1] - 1)
+        x = centred / torch.sqrt(variance + 1e-5) * self.g + self.b
+        return self.fc(torch.relu(self.c2(torch.relu(x))).mean([2, 3]))
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -449,3 +470,5 @@ if __name__ == '__main__':
     export(TinyPReLUNet(), os.path.join(out, 'torch-tiny-prelunet.onnx'), 16, fold_bn=False)
     # The channel shuffle with a free height and width: its Reshape targets stay computed from Shape.
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-free.onnx'), 16, fold_bn=True, free_size=True)
+    # Unbiased variance over the channels: its C/(C-1) is computed from Shape, and must follow pruning.
+    export(TinyVarNormNet(), os.path.join(out, 'torch-tiny-varnorm.onnx'), 16, fold_bn=True)

@@ -20,6 +20,7 @@ import { asPruningSeesIt, untiedWeights } from '../src/compress/prune/structured
 import { preferredChannelMultiple } from '../src/compress/prune/hardware.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
+import { runGraph } from '../src/runtime/ort.js';
 import { convAppliedTwiceNet, killChannels, maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
 
 // torch-tiny-shufflenet: chunk (Slices) and the channel shuffle (Reshape → Transpose → Reshape), all
@@ -749,6 +750,37 @@ describe('structured pruning against ONNX Runtime', () => {
       expect(maxRelDiff(got, want), name).toBeLessThan(1e-5);
       expect(inferShapes(pruned).totalMacs, name).toBeLessThan(inferShapes(graph).totalMacs);
     }
+  });
+
+  it("a hand-written normalization over the channels with the unbiased variance computes C/(C−1) for the channels it keeps", async () => {
+    // `/ (x.shape[1] - 1)` is written Shape → Gather → Sub → Cast: float arithmetic on the channel count,
+    // once folded to 15 and left so at 8 channels (the normalized output off by up to 1.4).
+    const r = await pruneStructured(await fixture('torch-tiny-varnorm.onnx'), { target: { kind: 'ratio', value: 0.5 }, roundTo: 1 });
+    const conv = '/c1/Conv_output_0';
+    const normalized = r.graph.nodes.find((n) => n.opType === 'Add' && n.inputs.includes('b'))!.outputs[0]!;
+    const probe = { ...r.graph, outputs: [{ name: conv, dtype: 'float32' as const }, { name: normalized, dtype: 'float32' as const }] };
+    const x = image(r.graph);
+    const out = await runGraph(probe, { input: x });
+    const [n, c, h, w] = out[conv]!.dims;
+    expect(c).toBe(8);
+    // The oracle: the formula, on the Conv's output as ONNX Runtime computes it, with the kept γ and β.
+    const xs = out[conv]!.data as Float32Array;
+    const gamma = toNumbers(r.graph.initializers.get('g')!);
+    const beta = toNumbers(r.graph.initializers.get('b')!);
+    const got = out[normalized]!.data as Float32Array;
+    let worst = 0;
+    for (let i = 0; i < n!; i++) {
+      for (let p = 0; p < h! * w!; p++) {
+        const at = (k: number): number => xs[(i * c! + k) * h! * w! + p]!;
+        const mean = Array.from({ length: c! }, (_, k) => at(k)).reduce((a, b) => a + b, 0) / c!;
+        const variance = Array.from({ length: c! }, (_, k) => (at(k) - mean) ** 2).reduce((a, b) => a + b, 0) / (c! - 1);
+        for (let k = 0; k < c!; k++) {
+          const want = ((at(k) - mean) / Math.sqrt(variance + 1e-5)) * gamma[k]! + beta[k]!;
+          worst = Math.max(worst, Math.abs(got[(i * c! + k) * h! * w! + p]! - want));
+        }
+      }
+    }
+    expect(worst).toBeLessThan(1e-4);
   });
 
   it('prunes zoo ResNets to half the MACs; they run with the same output shape and report their own MACs', async () => {

@@ -1,6 +1,6 @@
 import { cloneGraph, type Dim, type Graph, type Node } from '../onnx/graph.js';
 import { inferShapes } from '../onnx/shape-inference.js';
-import { int64, makeTensor } from '../onnx/tensor.js';
+import { float32, int64, makeTensor } from '../onnx/tensor.js';
 import type { Pass } from './pass.js';
 import { eliminateDeadCode } from './dead-code.js';
 import { freshName, isGraphOutput, valueNames } from './rewrite.js';
@@ -70,17 +70,24 @@ function readersBroadcastBack(g: Graph, facts: ReturnType<typeof inferShapes>, v
  * initializers, and the now-dead subgraph is removed. A computation that stays (a target with a free
  * height beside a channel count) is left whole: `c // 2` folded to 8 inside it would go stale when
  * pruning removes channels, where computed from Shape it follows (ShuffleNet's channel shuffle).
+ * `keepDataArithmetic` (pruning): integers float arithmetic reads are left computed too (readAsData).
  */
-export function foldShapeSubgraphs(graph: Graph): Graph {
+export function foldShapeSubgraphs(graph: Graph, o: { keepDataArithmetic?: boolean } = {}): Graph {
   const g = cloneGraph(graph);
   const facts = inferShapes(g);
   const taken = valueNames(g);
+  const isInteger = (v: string): boolean => ['int64', 'int32'].includes(facts.types.get(v)?.dtype ?? '');
+  // Pruning keeps what float arithmetic reads computed; training needs every shape static, and folds it.
+  const data = o.keepDataArithmetic ? readAsData(g, isInteger) : new Set<string>();
+  const casts = new Set(g.nodes.filter((n) => n.opType === 'Cast').flatMap((n) => n.outputs));
   // Integer values known exactly, in a form a JS number holds (near INT64_MAX, "slice to the end", the
-  // node computes it); a Cast to float keeps values known, but they are not shape arithmetic.
+  // node computes it). A count cast to float (`x.shape[1] - 1` in a variance) is folded for training,
+  // which has no Cast; pruning leaves it and the integers it reads computed (readAsData).
   const foldable = (out: string): boolean => {
-    const dtype = facts.types.get(out)?.dtype;
     const v = facts.known.get(out);
-    return (dtype === 'int64' || dtype === 'int32') && v !== undefined && v.values.every((x) => typeof x === 'number' && Number.isSafeInteger(x)) && !isGraphOutput(g, out);
+    if (!v || isGraphOutput(g, out) || data.has(out) || !v.values.every((x) => typeof x === 'number')) return false;
+    if (isInteger(out)) return v.values.every((x) => Number.isSafeInteger(x));
+    return !o.keepDataArithmetic && casts.has(out) && facts.types.get(out)?.dtype === 'float32';
   };
 
   // Targets known but for the input's own dims; one known outright is folded below under its own name.
@@ -102,7 +109,7 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
   }
 
   const live = eliminateDeadCode(g);
-  const kept = keptWhole(live, (v) => ['int64', 'int32'].includes(facts.types.get(v)?.dtype ?? ''), foldable);
+  const kept = keptWhole(live, isInteger, foldable);
   const doomed = new Set<Node>();
   const folded = new Map<string, string>();
   for (const node of live.nodes) {
@@ -111,7 +118,8 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
     for (const out of outs) {
       const v = facts.known.get(out)!;
       const numbers = v.values as number[];
-      const tensor = facts.types.get(out)!.dtype === 'int32' ? makeTensor('int32', v.dims, Int32Array.from(numbers)) : int64(v.dims, numbers);
+      const dtype = facts.types.get(out)!.dtype;
+      const tensor = dtype === 'float32' ? float32(v.dims, numbers) : dtype === 'int32' ? makeTensor('int32', v.dims, Int32Array.from(numbers)) : int64(v.dims, numbers);
       // Read by a computation that stays: the node stays for it, the other readers get the constant.
       const name = kept.has(node) ? freshName(taken, `${out}.folded`) : out;
       live.initializers.set(name, tensor);
@@ -123,6 +131,31 @@ export function foldShapeSubgraphs(graph: Graph): Graph {
   live.nodes = live.nodes.filter((n) => !doomed.has(n));
   for (const node of live.nodes) if (!kept.has(node)) node.inputs = node.inputs.map((v) => folded.get(v) ?? v);
   return eliminateDeadCode(live);
+}
+
+/** ONNX TensorProto data types of floats: float, float16, double, bfloat16. */
+const FLOAT_TYPES: ReadonlySet<number> = new Set([1, 10, 11, 16]);
+
+/**
+ * The integer values that float arithmetic reads through a Cast (and every integer value they are
+ * computed from): an unbiased variance's `/ (x.shape[1] - 1)`, Shape → Gather → Sub → Cast. Folded, it
+ * would keep the channel count the model was exported with, stale once pruning removes channels (a
+ * normalization over 8 of 16 channels off by up to 1.4); computed from Shape it follows them.
+ */
+function readAsData(g: Graph, isInteger: (value: string) => boolean): Set<string> {
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) for (const v of n.outputs) if (v) producer.set(v, n);
+  const data = new Set<string>();
+  const visit = (v: string): void => {
+    if (!v || data.has(v) || !isInteger(v)) return;
+    data.add(v);
+    const p = producer.get(v);
+    if (p && p.opType !== 'Constant') for (const input of p.inputs) visit(input);
+  };
+  for (const n of g.nodes) {
+    if (n.opType === 'Cast' && FLOAT_TYPES.has(Number(n.attributes['to']?.value))) visit(n.inputs[0] ?? '');
+  }
+  return data;
 }
 
 /**

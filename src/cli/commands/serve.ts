@@ -7,6 +7,7 @@ import { prepareModel } from '../../deploy/prepare-model.js';
 import { ortVersion } from '../../runtime/ort.js';
 import { decodeModel } from '../../onnx/io.js';
 import { saturationNote } from '../../compress/quantize/cpu.js';
+import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 import { openClassifier, type Classifier } from '../../serve/classifier.js';
 import { runServer } from '../../serve/run.js';
 import { VERSION } from '../../version.js';
@@ -79,8 +80,9 @@ export function registerServe(program: Command): void {
         classifier = await openClassifier({ config, model, ...common });
       }
       const name = classifier.config.name;
-      // Its answers here are this CPU's: int8 sums that saturate can change a class.
-      const saturation = saturationNote(decodeModel(typeof model === 'string' ? await readFile(model) : model), name);
+      // Its answers here are this CPU's: int8 sums that saturate can change a class (the model is read
+      // once more for it only on such a CPU: a large model's decode is seconds of start-up).
+      const saturation = int8KernelsSaturate() ? saturationNote(decodeModel(typeof model === 'string' ? await readFile(model) : model), name) : undefined;
       if (saturation) log(`slim serve: ${saturation}`);
       if (classifier.config.model.oneImagePerRun) {
         log(`slim serve: note: ${name}'s result for one image depends on the others run with it (dynamic quantization measures one range over the batch): one image per run${command.getOptionValueSource('maxBatch') === 'cli' ? `, not --max-batch ${flags.maxBatch}` : ''}`);

@@ -119,7 +119,7 @@ export function asPruningSeesIt(graph: Graph, o: { foldShapes?: boolean } = {}):
   // Reshape's target only from stored tensors (torch.onnx writes them as Constant nodes when nothing
   // else is folded), and the folded shape computations are read through them.
   const fixed = constantsToInitializers(untieIdentityWeights(fixWeightsAsConstants(graph)));
-  return o.foldShapes !== false && computesShapes(fixed) ? foldShapeSubgraphs(fixed) : fixed;
+  return o.foldShapes !== false && computesShapes(fixed) ? foldShapeSubgraphs(fixed, { keepDataArithmetic: true }) : fixed;
 }
 
 /**
