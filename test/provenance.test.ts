@@ -14,19 +14,28 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const training = { epochs: 4, batch: 128, device: 'cpu', test_top1: 0.6685, data: 'cifar10/test' };
 
 describe('recorded steps', () => {
-  it('are listed in the order they were last written, a step written again moving to the end', () => {
+  it('are listed in the order they were made, a step made twice listed twice', () => {
     let m = withStepRecord({}, 'slimkit.zoo', { name: 'resnet18-cifar', width: 0.25, classes: 10, seed: 0 });
     m = withStepRecord(m, 'slimkit.training', training);
     m = withStepRecord(m, 'slimkit.pruning', { mode: 'structured', target: { kind: 'ratio', value: 0.5 }, importance: 'l2', params_before: 700_300 });
     m = withStepRecord(m, 'slimkit.training', { ...training, epochs: 2, test_top1: 0.65 });
     m = withStepRecord(m, 'slimkit.quantization', { method: 'minmax', activations: 'int8 symmetric', weights: 'int8 symmetric per channel', cpu: 'generic' });
-    expect(JSON.parse(m[HISTORY_KEY]!)).toEqual(['slimkit.zoo', 'slimkit.pruning', 'slimkit.training', 'slimkit.quantization']);
+    expect((JSON.parse(m[HISTORY_KEY]!) as { step: string }[]).map((s) => s.step)).toEqual(['zoo', 'training', 'pruning', 'training', 'quantization']);
+    // The record under its own key is the latest.
+    expect(JSON.parse(m['slimkit.training']!)).toMatchObject({ epochs: 2 });
     expect(stepLines(m)).toEqual([
       '1. built from the zoo: resnet18-cifar, width 0.25, 10 classes, seed 0',
-      '2. pruned (structured, --ratio 0.5, l2 importance) from 700.3 k params',
-      '3. trained 2 epochs (batch 128, cpu): test top-1 65.00 % on cifar10/test (the model before quantization)',
-      '4. quantized (static int8, minmax calibration): activations int8 symmetric, weights int8 symmetric per channel, int8 layout for cpu generic',
+      '2. trained 4 epochs (batch 128, cpu): test top-1 66.85 % on cifar10/test (the model before pruning, further training and quantization)',
+      '3. pruned (structured, --ratio 0.5, l2 importance) from 700.3 k params',
+      '4. trained 2 epochs (batch 128, cpu): test top-1 65.00 % on cifar10/test (the model before quantization)',
+      '5. quantized (static int8, minmax calibration): activations int8 symmetric, weights int8 symmetric per channel, int8 layout for cpu generic',
     ]);
+  });
+
+  it("read the last step of a kind from its own key, which a later pass may amend (the int8 layout re-laid)", () => {
+    const m = withStepRecord({}, 'slimkit.quantization', { method: 'mse', activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel', cpu: 'avx2' });
+    const relaid = { ...m, 'slimkit.quantization': JSON.stringify({ ...JSON.parse(m['slimkit.quantization']!), cpu: 'generic' }) };
+    expect(stepLines(relaid)).toEqual(['1. quantized (static int8, mse calibration): activations uint8 asymmetric, weights int8 symmetric per channel, int8 layout for cpu generic']);
   });
 
   it("say a top-1 is of the model before every later step that changed the weights", () => {
@@ -48,10 +57,10 @@ describe('recorded steps', () => {
     expect(stepsJson(m)).toEqual([{ step: 'training' }, { step: 'quantization', method: 'mse', activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel' }]);
   });
 
-  it('a history naming keys that are gone or unknown lists only the records there are', () => {
-    const m = { 'slimkit.training': JSON.stringify(training), [HISTORY_KEY]: '["slimkit.qat","nonsense","slimkit.training"]' };
-    expect(modelSteps(m).map((s) => s.key)).toEqual(['slimkit.training']);
-    expect(JSON.parse(withStepRecord(m, 'slimkit.pruning', {})[HISTORY_KEY]!)).toEqual(['slimkit.training', 'slimkit.pruning']);
+  it('a history with entries slimkit does not know lists the ones it does; records it misses come first', () => {
+    const m = { 'slimkit.zoo': '{"name":"resnet18-cifar"}', 'slimkit.training': JSON.stringify(training), [HISTORY_KEY]: '[{"step":"nonsense"},"slimkit.qat",7,{"step":"training","epochs":1}]' };
+    expect(modelSteps(m)).toEqual([{ key: 'slimkit.zoo', record: { name: 'resnet18-cifar' } }, { key: 'slimkit.training', record: training }]);
+    expect((JSON.parse(withStepRecord(m, 'slimkit.pruning', {})[HISTORY_KEY]!) as { step: string }[]).map((s) => s.step)).toEqual(['zoo', 'training', 'pruning']);
   });
 });
 

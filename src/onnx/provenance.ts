@@ -1,15 +1,18 @@
 /**
  * How a model was made, as slimkit records it in metadata_props: one JSON record per step (built from
- * the zoo, trained, distilled, pruned, quantized, quantization-aware trained) and `slimkit.history`, the
- * step keys in the order they were last written. The order matters to a reader: a training record's
- * test top-1 is the trained model's, not the one a later pruning or quantization made of it.
+ * the zoo, trained, distilled, pruned, quantized, quantization-aware trained) and `slimkit.history`, every
+ * step in the order it was made. The order matters to a reader: a training record's test top-1 is the
+ * trained model's, not the one a later pruning or quantization made of it.
  */
 import type { Graph } from './graph.js';
 
 export const STEP_KEYS = ['slimkit.zoo', 'slimkit.training', 'slimkit.distillation', 'slimkit.pruning', 'slimkit.quantization', 'slimkit.qat'] as const;
 export type StepKey = (typeof STEP_KEYS)[number];
 
-/** The step keys in the order their records were last written (a JSON array of keys). */
+/**
+ * Every step in the order it was made: a JSON array of {"step": key, ...record}. A step made twice (a
+ * fine-tune after pruning) is listed twice; the record under its own key is the latest.
+ */
 export const HISTORY_KEY = 'slimkit.history';
 
 export interface StepRecord {
@@ -18,10 +21,10 @@ export interface StepRecord {
   record: Record<string, unknown>;
 }
 
-/** `metadata` with `record` under `key`, that step moved to the end of the history. */
+/** `metadata` with `record` under `key`, and the step added to the end of the history. */
 export function withStepRecord(metadata: Readonly<Record<string, string>>, key: StepKey, record: object): Record<string, string> {
-  const order = recordedOrder(metadata).filter((k) => k !== key && metadata[k] !== undefined);
-  return { ...metadata, [key]: JSON.stringify(record), [HISTORY_KEY]: JSON.stringify([...order, key]) };
+  const history = [...modelSteps(metadata), { key, record: { ...record } as Record<string, unknown> }];
+  return { ...metadata, [key]: JSON.stringify(record), [HISTORY_KEY]: JSON.stringify(history.map((s) => ({ step: s.key.replace(/^slimkit\./, ''), ...s.record }))) };
 }
 
 /** `graph` with `record` under `key`, last in its history. */
@@ -30,27 +33,38 @@ export function withStep(graph: Graph, key: StepKey, record: object): Graph {
 }
 
 /**
- * The steps a model records, in the order they were made. Records written before the history was kept
- * (or by a tool that dropped it) follow in the order slimkit's commands run: zoo, training, distillation,
- * pruning, quantization, QAT.
+ * The steps a model records, in the order they were made. The last of each kind reads the record under
+ * its own key (a later pass may have amended it: the int8 layout re-laid for another CPU). Records
+ * written before the history was kept (or by a tool that dropped it) come first, in the order slimkit's
+ * commands run: zoo, training, distillation, pruning, quantization, QAT.
  */
 export function modelSteps(metadata: Readonly<Record<string, string>>): StepRecord[] {
-  const present = STEP_KEYS.filter((k) => metadata[k] !== undefined);
-  const listed = recordedOrder(metadata).filter((k) => present.includes(k));
-  const order = [...listed, ...present.filter((k) => !listed.includes(k))];
-  return order.map((key) => ({ key, record: parseRecord(metadata[key]!) }));
+  const listed = recordedHistory(metadata);
+  const unlisted = STEP_KEYS.filter((k) => metadata[k] !== undefined && !listed.some((s) => s.key === k));
+  const steps = [...unlisted.map((key) => ({ key, record: {} })), ...listed];
+  return steps.map((s, i) => {
+    const last = !steps.slice(i + 1).some((later) => later.key === s.key);
+    const current = metadata[s.key];
+    return last && current !== undefined ? { key: s.key, record: parseRecord(current) } : s;
+  });
 }
 
-function recordedOrder(metadata: Readonly<Record<string, string>>): StepKey[] {
+function recordedHistory(metadata: Readonly<Record<string, string>>): StepRecord[] {
   const text = metadata[HISTORY_KEY];
   if (text === undefined) return [];
+  let list: unknown;
   try {
-    const list: unknown = JSON.parse(text);
-    if (!Array.isArray(list)) return [];
-    return [...new Set(list.filter((k): k is StepKey => (STEP_KEYS as readonly unknown[]).includes(k)))];
+    list = JSON.parse(text);
   } catch {
     return [];
   }
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((entry: unknown) => {
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return [];
+    const { step, ...record } = entry as Record<string, unknown>;
+    const key = `slimkit.${String(step)}`;
+    return (STEP_KEYS as readonly string[]).includes(key) ? [{ key: key as StepKey, record }] : [];
+  });
 }
 
 function parseRecord(text: string): Record<string, unknown> {

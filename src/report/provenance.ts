@@ -16,9 +16,12 @@ export function stepLines(metadata: Readonly<Record<string, string>>): string[] 
   const steps = modelSteps(metadata);
   return steps.map((s, i) => {
     const later = steps.slice(i + 1).map(weightChange).filter((w): w is string => w !== undefined);
-    return `${i + 1}. ${describe(s, later.length ? ` (the model before ${[...new Set(later)].join(' and ')})` : '')}`;
+    return `${i + 1}. ${describe(s, later.length ? ` (the model before ${inWords([...new Set(later)])})` : '')}`;
   });
 }
+
+/** "a", "a and b", "a, b and c". */
+const inWords = (items: readonly string[]): string => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`);
 
 /** What a later step did to the weights a recorded top-1 was measured on, or undefined when it left them. */
 function weightChange({ key, record }: StepRecord): string | undefined {
