@@ -21,6 +21,8 @@ export { validateGraph } from './onnx/validate.js';
 // Models: the zoo, and what a model records about its inputs.
 export { buildZooModel, countParameters, describeZoo, isZooName, ZOO, type ZooDescription, type ZooName, type ZooOptions } from './zoo/index.js';
 export { normalizationOf, withClassNames } from './zoo/metadata.js';
+// How a model was made (slim info's "made by slimkit"): each command's step record, in order.
+export { modelSteps, withStep, type StepKey, type StepRecord } from './onnx/provenance.js';
 
 // Images: CIFAR-10 (local, or downloaded once with a checksum check) and image folders.
 export type { ImageSet, Normalization } from './data/types.js';

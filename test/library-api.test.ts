@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildZooModel, distill, encodeModel, evaluateModel, loadCifar10, measureModel, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
+import { buildZooModel, distill, encodeModel, evaluateModel, loadCifar10, measureModel, modelSteps, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { realCifar10Dir, removeTempDirs, REPO, tempDir } from './data-fixtures.js';
@@ -107,6 +107,7 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
     expect(ours.graph.producerName).toBe('slimkit');
     expect(ours.graph.metadata['slimkit.source_producer']).toBe('pytorch 1.13.0');
     expect(ours.graph.metadata['slimkit.mean']).toBe('[0.5,0.5,0.5]');
+    expect(modelSteps(ours.graph.metadata).at(-1)?.key).toBe('slimkit.quantization');
     expect(ours.calibrationImages).toBe(128);
     expect(Object.keys(ours.methodScores ?? {}).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
     expect(Buffer.compare(Buffer.from(encodeModel(ours.graph).model), Buffer.from(encodeModel(await readModel(cliFile)).model))).toBe(0);
