@@ -172,6 +172,8 @@ describe('splitPixelPreprocessing: the network inside a model that normalizes ra
     const x = float32([2, 16, 16, 3], Array.from({ length: 2 * 768 }, (_, i) => Math.sin(i)));
     const back = working.restore(working.graph);
     expect(maxAbsDiff(await logits(back, x), await logits(nhwc, x))).toBe(0);
+    // The written model records the statistics its float input is fed with (eval and deploy read them).
+    expect(normalizationFor(back, {})).toEqual({ scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
   });
 
   it('a float32 channels-last model that scales inside: --mean/--std (for its input) compose with its own steps', async () => {
@@ -319,6 +321,28 @@ describe.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_bat
     expect(r.test_top1).toBeGreaterThan(0.15);
     expect(Math.abs(r.onnxruntime_top1 - r.test_top1)).toBeLessThanOrEqual(1 / 256);
     await expectPixelsIn(out);
+  }, 300_000);
+
+  it('slim train takes --mean/--std for a float32 channels-last model (its Transpose normalizes nothing) and records them', async () => {
+    const plain = foldBatchNorm(smallCnn({ seed: 4, widths: [8, 16, 16] }));
+    const input = dataInputs(plain)[0]!;
+    const nhwc: Graph = {
+      ...plain,
+      inputs: [{ name: 'nhwc', dtype: 'float32', shape: ['n', 32, 32, 3] }],
+      nodes: [{ name: 'to_nchw', opType: 'Transpose', domain: '', inputs: ['nhwc'], outputs: [input.name], attributes: { perm: { type: 'ints', value: [0, 3, 1, 2] } } }, ...plain.nodes],
+    };
+    const file = path.join(dir, 'nhwc.onnx');
+    const out = path.join(dir, 'nhwc.trained.onnx');
+    await writeModel(nhwc, file);
+    // Refused before ("normalizes its pixels itself … --mean/--std would not reach it"), with CIFAR-10's statistics named as the model's.
+    const run = await runSlim(['train', '--model', file, ...data, '--train-limit', '256', '--epochs', '1', '--mean', '0.5,0.5,0.5', '--std', '0.25,0.25,0.25', '--out', out, '--json'], { timeoutMs: 300_000 });
+    expect(run.code, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout) as { test_top1: number; onnxruntime_top1: number };
+    // ORT, fed the images as the recorded statistics say, scores what the engine trained.
+    expect(Math.abs(r.onnxruntime_top1 - r.test_top1)).toBeLessThanOrEqual(1 / 256);
+    const written = await readModel(out);
+    expect(dataInputs(written)[0]!.shape).toEqual(['n', 32, 32, 3]);
+    expect(normalizationFor(written, {})).toEqual({ scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
   }, 300_000);
 
   it('slim quantize --qat: calibrated and fine-tuned as the network; the int8 model takes the pixels and scores as the engine did', async () => {

@@ -96,7 +96,9 @@ export function networkOf(graph: Graph, file: string, options: NetworkOptions = 
     ...split.network,
     metadata: { ...split.network.metadata, ...normalizationMetadata(normalization) },
   };
-  return { graph: network, restore: (g) => withOriginalNormalization(joinPixelPreprocessing(g, pre), graph), normalization };
+  // A float32 input's --mean/--std describe the images the written model takes: recorded with it.
+  const given = pre.input.dtype !== 'uint8' && (options.data?.mean || options.data?.std) ? normalizationFor(graph, options.data) : undefined;
+  return { graph: network, restore: (g) => withOriginalNormalization(joinPixelPreprocessing(g, pre), given ? withInputNormalization(graph, given) : graph), normalization };
 }
 
 /**
@@ -120,6 +122,10 @@ function networkNormalization(pre: PixelPreprocessing, graph: Graph, data: DataO
     mean.push(-offset * (fed.scale / slope));
   }
   return { scale: fed.scale, mean, std };
+}
+
+function withInputNormalization(graph: Graph, n: Normalization): Graph {
+  return { ...graph, metadata: { ...graph.metadata, ...normalizationMetadata(n) } };
 }
 
 /** `joined` with the original model's mean/std entries (or none): they describe its input, not the network's. */

@@ -44,8 +44,8 @@ export function exportNotes(graph: Graph): string[] {
   if (raw) {
     const split = splitPixelPreprocessing(graph);
     notes.push('reason' in split
-      ? `takes raw ${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train cannot (${split.reason}) and want the network without its preprocessing`
-      : `takes raw ${raw.text} pixels and preprocesses them itself (${split.preprocessing.nodes.map((n) => n.opType).join(' → ')}): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that and write models that take the pixels`);
+      ? `takes ${raw.dtype === 'uint8' ? 'raw ' : ''}${raw.text} pixels and preprocesses them itself: eval, bench and deploy take it as it is; quantize, prune with data and train cannot (${split.reason}) and want the network without its preprocessing`
+      : `takes ${raw.dtype === 'uint8' ? 'raw ' : ''}${raw.text} pixels and preprocesses them itself (${split.preprocessing.nodes.map((n) => n.opType).join(' → ')}): eval, bench and deploy take it as it is; quantize, prune and train work on the network after that and write models that take the pixels`);
   }
   if (input?.shape?.length === 4 && modelChannels(graph) === 1) {
     notes.push(`takes grayscale (1-channel) images: image folders are read as luma (PIL's convert('L'))${grayscaleNormalizationNote(graph, raw?.dtype === 'uint8')}; CIFAR-10 (RGB) does not fit it`);
@@ -199,7 +199,7 @@ function preprocessingLines(graph: Graph, file: string, sizeFlag: [number, numbe
   const names = p.classNames;
   const size = sizeFlag ?? modelInputSize(graph);
   return [
-    `  images ${size ? size.join('×') : 'of a size not recorded (--image-size)'}, ${modelChannels(graph) === 1 ? 'grayscale' : 'RGB'}; ${rawPixelInput(graph) ? 'raw pixels, preprocessed by the model itself' : stats}`,
+    `  images ${size ? size.join('×') : 'of a size not recorded (--image-size)'}, ${modelChannels(graph) === 1 ? 'grayscale' : 'RGB'}; ${pixelsText(graph, stats)}`,
     `  classes ${names ? `${names.length}: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … ${names.length - 10} more` : ''}` : 'not named (labels by position)'}`,
     ...(p.resize ? [`  photos resized ${resizeText(p.resize, size)} (slimkit.resize: image folders and deploy bundles; --resize to change)`] : []),
   ];
@@ -209,6 +209,13 @@ function preprocessingLines(graph: Graph, file: string, sizeFlag: [number, numbe
 function historyLines(graph: Graph): string[] {
   const lines = stepLines(graph.metadata);
   return lines.length ? ['  made by slimkit', ...lines.map((l) => `    ${l}`)] : [];
+}
+
+/** How the images reach the model: raw uint8 pixels it normalizes itself, or float images normalized as `stats` say (channels-last ones too). */
+function pixelsText(graph: Graph, stats: string): string {
+  const raw = rawPixelInput(graph);
+  if (raw?.dtype === 'uint8') return 'raw pixels, preprocessed by the model itself';
+  return raw ? `${raw.layout}, fed normalized: ${stats}` : stats;
 }
 
 /** A recorded resize in words. */

@@ -12,7 +12,7 @@ import { threadsPerWorker, watchLauncher } from '../../engine/launch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
-import { formatNumbers, formatPercent, trainingPhaseText } from '../../report/format.js';
+import { formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
@@ -175,15 +175,12 @@ export function registerTrain(program: Command): void {
       if (distEnv && options.device === 'cpu' && options.threads === undefined) options.threads = threadsPerWorker(distEnv.localWorldSize);
       if (options.syncBn && !distributed) log('note: --sync-bn only matters with several ranks (--nproc, torchrun)');
       // An .onnx model is read first: its input size decides how image folders are resized.
-      const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options.imageSize, options.data, !writer);
+      const onnxFile = isZooName(options.model) ? undefined : await loadOnnxModel(options.model, options, !writer);
       const onnxModel = onnxFile?.graph;
       // An int8 model trains nothing: said before the data is read.
       if (onnxModel && hasIntegerWeights(onnxModel)) throw integerWeightsError(options.model);
       // A --freeze that names nothing is refused before the data is read (the model's own names; a new head keeps its node's).
       if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, { file: options.model });
-      if (onnxFile?.normalization && (options.mean || options.std)) {
-        throw usageError(`${options.model} normalizes its pixels itself (mean ${formatNumbers(onnxFile.normalization.mean)}, std ${formatNumbers(onnxFile.normalization.std)}); --mean/--std would not reach it`, 'drop --mean and --std');
-      }
       checkDataDir(options);
       if (onnxModel && options.channels !== undefined) {
         throw usageError(`--channels builds zoo models; ${options.model} takes ${modelChannels(onnxModel)}-channel images as it was exported`, 'drop --channels');
@@ -215,7 +212,7 @@ export function registerTrain(program: Command): void {
       for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (writer && note) log(note);
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
-        ? transferFromFile(onnxModel, options, data.train.classes.length, writer)
+        ? transferFromFile(onnxModel, options, data.train.classes.length, writer, onnxFile?.normalization !== undefined)
         // A zoo model records CIFAR-10's statistics (grayscale: 0.5) unless --mean/--std give the data's own.
         : { graph: withGivenNormalization(buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }), options) };
       // Said before training: the statistics a model file that records none is trained with.
@@ -338,11 +335,12 @@ export function registerTrain(program: Command): void {
     });
 }
 
-async function loadOnnxModel(file: string, imageSize: [number, number] | undefined, data: string, quiet: boolean): Promise<WorkingModel> {
+async function loadOnnxModel(file: string, o: Pick<TrainCliOptions, 'imageSize' | 'data' | 'mean' | 'std'>, quiet: boolean): Promise<WorkingModel> {
   checkModelFile(file, '--model');
   // CIFAR-10's images have one size (a free-size model takes it); an image folder's do not, and its loader asks for --image-size.
-  const graph = withImageSizeFlag((await loadModel(file)).graph, file, imageSize, [data], { quiet });
-  return forBatches(graph, file, { quiet });
+  const graph = withImageSizeFlag((await loadModel(file)).graph, file, o.imageSize, [o.data], { quiet });
+  // --mean/--std describe a float32 channels-last input (the network's statistics follow from them); a uint8 one is refused there.
+  return forBatches(graph, file, { quiet, data: { ...(o.mean ? { mean: o.mean } : {}), ...(o.std ? { std: o.std } : {}) } });
 }
 
 /** --new-head, --freeze-backbone and --freeze work on a model file (a zoo model is built fresh: nothing to keep). */
@@ -363,8 +361,9 @@ function checkTransferFlags(options: TrainCliOptions): void {
  * with only that classifier trainable (--freeze-backbone: everything else named in `frozen`, BN frozen
  * at its running statistics), with --mean/--std recorded for training, scoring and the written model.
  */
-function transferFromFile(model: Graph, options: TrainCliOptions, classes: number, writer: boolean): { graph: Graph; frozen?: Set<string> } {
-  const r = transferModel(withGivenNormalization(model, options), { newHead: !!options.newHead, freezeBackbone: !!options.freezeBackbone, classes, seed: options.seed });
+function transferFromFile(model: Graph, options: TrainCliOptions, classes: number, writer: boolean, preprocessed: boolean): { graph: Graph; frozen?: Set<string> } {
+  // The network inside a model that preprocesses its pixels records its own statistics (forBatches read --mean/--std for them).
+  const r = transferModel(preprocessed ? model : withGivenNormalization(model, options), { newHead: !!options.newHead, freezeBackbone: !!options.freezeBackbone, classes, seed: options.seed });
   if (writer) r.notes.forEach((line) => log(line));
   return { graph: r.graph, ...(r.frozen ? { frozen: r.frozen } : {}) };
 }
