@@ -183,7 +183,10 @@ describe('commands that feed batches take a fixed-batch export and write its bat
     expect(run.stderr).toContain('was exported for a batch of 2 only');
     expect(run.code).toBe(0);
     expect(JSON.parse(run.stdout).steps).toBe(5);
-    expect(dataInputs(await readModel(out))[0]!.shape).toEqual([2, 3, 16, 16]);
+    const written = await readModel(out);
+    expect(dataInputs(written)[0]!.shape).toEqual([2, 3, 16, 16]);
+    // It recorded no mean/std and trained with CIFAR-10's: the written model records them (eval and deploy read them).
+    expect([written.metadata['slimkit.mean'], written.metadata['slimkit.std']]).toEqual(['[0.4914,0.4822,0.4465]', '[0.247,0.2435,0.2616]']);
   }, 120_000);
 
   it('slim run: a recipe whose model file takes one batch size quantizes and fine-tunes it', async () => {

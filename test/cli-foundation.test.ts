@@ -239,7 +239,7 @@ describe('errors are one clear line with the right exit code', () => {
     expect(missing.stderr).toContain(doc.error['message'] as string);
     const usage = await runSlim(['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus', '--json']);
     expect(usage.code).toBe(2);
-    expect(JSON.parse(usage.stdout)).toMatchObject({ error: { kind: 'usage', exit_code: 2, message: expect.stringMatching(/unknown option '--bogus'/) as unknown as string } });
+    expect(JSON.parse(usage.stdout)).toMatchObject({ error: { kind: 'usage', exit_code: 2, message: expect.stringMatching(/unknown option '--bogus'/) as unknown as string, fix: 'run `slim info --help` for usage' } });
   });
 });
 

@@ -35,7 +35,8 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
     expect(Math.abs(result.onnxruntime_top1 - result.test_top1)).toBeLessThanOrEqual(0.0005);
     const written = await readModel(out);
     expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
-    expect(JSON.parse(written.metadata['slimkit.training']!)).toMatchObject({ epochs: 2, device: 'cpu' });
+    // The images its top-1 is on (--test-limit 500): the history says how many.
+    expect(JSON.parse(written.metadata['slimkit.training']!)).toMatchObject({ epochs: 2, device: 'cpu', eval_images: 500 });
     expect(existsSync(path.join(dir, 'ckpt', 'last.ckpt'))).toBe(true);
 
     // --resume of a finished run: nothing left to train, the same result.

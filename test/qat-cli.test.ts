@@ -117,6 +117,10 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const lsqAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--lsq']);
     expect(lsqAlone.code).toBe(2);
     expect(lsqAlone.stderr).toMatch(/--lsq only applies with --qat/);
+    // --data, as every other command takes images, meant as calibration images.
+    const dataAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--data', 'cifar10']);
+    expect(dataAlone.code).toBe(2);
+    expect(dataAlone.stderr).toMatch(/--data is the training data of --qat; calibration images are --calib — pass --calib cifar10 to calibrate on them/);
     const noDistillAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--no-distill']);
     expect(noDistillAlone.code).toBe(2);
     expect(noDistillAlone.stderr).toMatch(/--no-distill only applies with --qat/);

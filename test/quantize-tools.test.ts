@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { reportMarkdown } from '../src/compress/quantize/report.js';
+import { fewCalibrationImagesNote } from '../src/cli/commands/quantize-static.js';
 import { quantizeDynamic } from '../src/compress/quantize/dynamic.js';
 import { cloneGraph, emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { encodeModel } from '../src/onnx/io.js';
@@ -256,6 +257,15 @@ describe('mixed-precision search', () => {
     let ranked = 0;
     const at = await meetTopOneBudget(floatGraph, emptyGraph('0'), { ...edge, ranking: async () => (ranked++, ranking), onOverBudget: () => ranked++ });
     expect([at.searched, at.met, ranked]).toEqual([false, true, 0]);
+  });
+});
+
+describe('a calibration set that ran out', () => {
+  it('is said when far below --samples, not when --samples itself asked for few', () => {
+    expect(fewCalibrationImagesNote(3, 512, 'photos/')).toBe('note: calibrated on 3 images of photos/: activation ranges measured on so few miss what other images reach, and the int8 model clips them — calibrate on a few hundred images like the ones it will see (--samples 512 takes up to that many)');
+    expect(fewCalibrationImagesNote(1, 512, 'one/')).toMatch(/^note: calibrated on 1 image of one\//);
+    expect(fewCalibrationImagesNote(32, 32, 'cifar10')).toBeUndefined();
+    expect(fewCalibrationImagesNote(64, 512, 'photos/')).toBeUndefined();
   });
 });
 

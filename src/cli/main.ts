@@ -47,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
     const code = reportError(e, argv.includes('--debug'));
     // --json promises one JSON document on stdout: a failure is one too (the line on stderr stays). A
     // worker of `--nproc` leaves it to its launcher, whose stdout it shares: two documents are no JSON.
-    if (code !== 0 && argv.includes('--json') && !process.env.SLIM_LAUNCHED) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code) }, null, 2)}\n`);
+    if (code !== 0 && argv.includes('--json') && !process.env.SLIM_LAUNCHED) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code, commandOf(program, top)) }, null, 2)}\n`);
     return code;
   }
 }
@@ -98,10 +98,16 @@ function asFileError(e: unknown): unknown {
 const DISK_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENAMETOOLONG']);
 const READ_CALLS = new Set(['read', 'scandir', 'stat', 'lstat', 'access']);
 
-/** What --json prints for a failure: the same parts the one-line message is made of. */
-function errorDocument(e: unknown, exitCode: number): Record<string, unknown> {
+/** The `slim <command>` the arguments name, for a usage hint ('slim' when none does). */
+function commandOf(program: Command, args: readonly string[]): string {
+  const name = args.find((a) => !a.startsWith('-'));
+  return program.commands.some((c) => c.name() === name) ? `slim ${name}` : 'slim';
+}
+
+/** What --json prints for a failure: the same parts the one-line message is made of (a usage error's help hint too). */
+function errorDocument(e: unknown, exitCode: number, command: string): Record<string, unknown> {
   if (e instanceof SlimError) return { kind: e.kind, message: oneLine(e.message), ...e.parts, exit_code: exitCode };
-  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message).replace(/^error: /, ''), exit_code: exitCode };
+  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message).replace(/^error: /, ''), fix: `run \`${command} --help\` for usage`, exit_code: exitCode };
   return { kind: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)), exit_code: exitCode };
 }
 

@@ -26,7 +26,9 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (!options.qat) {
     const given = qatOnly.find((k) => options[k] !== undefined && options[k] !== false);
     if (!given && options.distill === false) throw usageError('--no-distill only applies with --qat');
-    if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`);
+    // --data is what every other command reads images from: here calibration images are --calib.
+    if (given === 'data' && options.calib === undefined) throw usageError('--data is the training data of --qat; calibration images are --calib', `pass --calib ${options.data} to calibrate on them (--eval-limit N also scores top-1 on its test images), or add --qat to fine-tune on them`);
+    if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`, 'add --qat to fine-tune the int8 model, or drop it');
     return;
   }
   if (options.mode !== 'static') throw usageError('--qat fine-tunes a static int8 model', 'drop --mode, or use --mode static');

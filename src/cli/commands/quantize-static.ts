@@ -90,6 +90,18 @@ export function splitList(list: string | undefined): string[] {
   return list ? list.split(',').map((s) => s.trim()).filter(Boolean) : [];
 }
 
+/** Fewer calibration images than this, where --samples asked for more, is said. */
+const FEW_CALIBRATION_IMAGES = 64;
+
+/**
+ * A calibration set that ran out far below --samples (a folder of a few photos): ranges measured on so
+ * few images miss what others reach, and nothing else would say so.
+ */
+export function fewCalibrationImagesNote(images: number, samples: number, calib: string): string | undefined {
+  if (images >= Math.min(samples, FEW_CALIBRATION_IMAGES)) return undefined;
+  return `note: calibrated on ${images} image${images === 1 ? '' : 's'} of ${calib}: activation ranges measured on so few miss what other images reach, and the int8 model clips them — calibrate on a few hundred images like the ones it will see (--samples ${samples} takes up to that many)`;
+}
+
 /** Calibrate, choose the range method (--method auto), keep layers float for --max-drop, lay Convs out for the CPU. */
 export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, ctx: StaticContext): Promise<StaticRun> {
   requireOneInput(dataInputs(graph), ctx.file, 'calibration');
@@ -116,6 +128,8 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   const { prepared, result, choice, heldOut, calibSet, options: staticOptions } = calibrated;
   extra['calibration_seconds'] = calibrated.calibrationSeconds;
   extra['calibration_images'] = calibSet.labels.length;
+  const few = fewCalibrationImagesNote(calibSet.labels.length, options.samples, options.calib!);
+  if (few) log(few);
   // Which split: a folder's train/ when it has one — the test images never calibrate.
   extra['calibration_data'] = fullSet.name;
   if (choice && heldOut) {

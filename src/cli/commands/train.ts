@@ -18,7 +18,8 @@ import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
 import { recordedResize } from '../../data/model-resize.js';
-import { withClassNames } from '../../zoo/metadata.js';
+import { normalizationMetadata, readPreprocessing, withClassNames } from '../../zoo/metadata.js';
+import { rawPixelInput } from '../../onnx/image-input.js';
 import { log, progress, type Progress } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
@@ -276,7 +277,10 @@ export function registerTrain(program: Command): void {
       if (options.newHead) declareClassCount(out, data.train.classes.length);
       // The data's class names (in the order it was trained on), for eval and deploy to read.
       out = withClassNames(out, data.train.classes);
-      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name });
+      // A model file that recorded no mean/std was trained with CIFAR-10's (grayscale: 0.5): recorded, so
+      // eval and deploy feed it what it learned from without a note each time.
+      if (rawPixelInput(out)?.dtype !== 'uint8' && !readPreprocessing(out).normalization) out = { ...out, metadata: { ...out.metadata, ...normalizationMetadata(normalizationFor(out, {})) } };
+      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt?.written();
       let ortTop1: number | undefined;
