@@ -340,6 +340,8 @@ describe.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'data_bat
     const r = JSON.parse(run.stdout) as { test_top1: number; onnxruntime_top1: number };
     // ORT, fed the images as the recorded statistics say, scores what the engine trained.
     expect(Math.abs(r.onnxruntime_top1 - r.test_top1)).toBeLessThanOrEqual(1 / 256);
+    // Each epoch leaves its line, with the test top-1 the run reports.
+    expect(run.stderr).toMatch(new RegExp(`^epoch 1/1: train loss \\d+\\.\\d{3}, train top-1 [\\d.]+ %; test loss \\d+\\.\\d{3}, test top-1 ${(r.test_top1 * 100).toFixed(2)} % \\([\\d.]+ s\\)$`, 'm'));
     const written = await readModel(out);
     expect(dataInputs(written)[0]!.shape).toEqual(['n', 32, 32, 3]);
     expect(normalizationFor(written, {})).toEqual({ scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });

@@ -106,6 +106,8 @@ export interface TrainOptions {
    */
   logPhase?: { name: string; epochsBefore: number; stepsBefore: number; epochs: number; last: boolean };
   onProgress?: (p: TrainProgress) => void;
+  /** After each epoch's evaluation (and checkpoint): its record, epochs counted as the log counts them. */
+  onEpoch?: (e: EpochRecord) => void;
   /** Named in errors. */
   file?: string;
   /** Run as one rank of a data-parallel group (distributed.ts): sharded batches, reduced gradients, rank 0 writes. */
@@ -486,6 +488,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     }
     // Logged once kept: a resumed run's log then names each epoch once.
     await log({ event: 'epoch', ...epochJson(logged(record)) });
+    o.onEpoch?.(logged(record));
   }
 
   const seconds = start.seconds + (performance.now() - runStart) / 1000;

@@ -1,5 +1,5 @@
 /** Number formatting shared by the CLI tables and reports. */
-import type { TrainProgress } from '../engine/train.js';
+import type { EpochRecord, TrainProgress } from '../engine/train.js';
 
 /** Binary units, named as such (KiB, MiB, GiB): what `ls -lh` and file managers count in. */
 export function formatBytes(bytes: number): string {
@@ -63,4 +63,9 @@ export function trainingPhaseText(p: TrainProgress, speed = true): string {
     ? (p.evaluated ? `evaluating ${p.evaluated.done}/${p.evaluated.total}` : 'evaluating')
     : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}${speed ? ` ${p.imagesPerSecond.toFixed(0)} img/s` : ''}`;
   return `epoch ${p.epoch + 1}/${p.epochs} ${what} `;
+}
+
+/** The line an epoch leaves above the bar: what the bar showed in passing, and its test top-1. */
+export function epochLine(e: EpochRecord, epochs: number): string {
+  return `epoch ${e.epoch}/${epochs}: train loss ${e.trainLoss.toFixed(3)}, train top-1 ${formatPercent(e.trainAccuracy, 1)}; test loss ${e.testLoss.toFixed(3)}, test top-1 ${formatPercent(e.testAccuracy)} (${e.seconds.toFixed(1)} s)`;
 }

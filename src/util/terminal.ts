@@ -10,6 +10,8 @@ export function log(message: string): void {
 
 export interface Progress {
   update(done: number, fields?: Record<string, string | number>): void;
+  /** A line that stays (an epoch's result) above the bar, which goes on below it. */
+  note(message: string): void;
   stop(): void;
 }
 
@@ -69,6 +71,12 @@ export function progress(label: string, total: number, unit = 'items', o: { done
         const seconds = (performance.now() - start) / 1000;
         bar.update(done, { rate: seconds > 0 && unit !== '%' ? `${(done / seconds).toFixed(0)} ${unit}/s` : '', ...fields });
       },
+      note(message) {
+        // Clear the bar's line, keep the message, draw the bar again under it.
+        process.stderr.write(`\r\x1b[2K${message}\n`);
+        // Forced: the bar's text is unchanged, so a plain render (all its typings declare) draws nothing.
+        (bar as unknown as { render(force: boolean): void }).render(true);
+      },
       stop: () => bar.stop(),
     };
   }
@@ -85,6 +93,7 @@ export function progress(label: string, total: number, unit = 'items', o: { done
       const extra = fields ? ` ${Object.entries(fields).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
       log(`${label}: ${done}/${total} ${unit}${extra}`);
     },
+    note: log,
     stop() {},
   };
 }

@@ -4,11 +4,11 @@ import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
-import type { TrainProgress } from '../../engine/train.js';
+import type { EpochRecord, TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { foldBatchNorm, freezeLayers } from '../../passes/index.js';
-import { formatPercent, trainingPhaseText } from '../../report/format.js';
+import { epochLine, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
@@ -80,17 +80,20 @@ function dataOrder(set: ImageSet): string[] {
   return dataName(set) === 'cifar10' ? [...CIFAR10_CLASSES] : [...set.classes].sort(byCodePoint);
 }
 
-export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; stop: () => void } {
+export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; onEpoch: (e: EpochRecord) => void; stop: () => void } {
   let bar: Progress | undefined;
+  let epochs = 0;
   return {
     onProgress: (p) => {
       // The bar starts with the first step: only then is the step count known.
       if (!bar && note) log(note);
       bar ??= progress(label, p.totalSteps, 'steps');
+      epochs = p.epochs;
       bar.update(p.globalStep, {
         phase: trainingPhaseText(p),
       });
     },
+    onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
     stop: () => bar?.stop(),
   };
 }
@@ -226,6 +229,7 @@ export function registerDistill(program: Command): void {
         seed: options.seed,
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
+        onEpoch: bar.onEpoch,
         ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
         // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.

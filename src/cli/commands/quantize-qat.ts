@@ -109,6 +109,7 @@ export async function qatFineTune(
     // The preprocessing calibration and the scores use (--mean/--std, else the model's, else CIFAR-10's).
     normalization,
     onProgress: bar.onProgress,
+    onEpoch: bar.onEpoch,
     file,
     // The teacher is the model as given, not PTQ's bias-corrected float graph.
     ...(options.distill ? { teacher: { graph: flat(ptq.reference) } } : {}),

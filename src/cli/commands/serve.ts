@@ -70,7 +70,7 @@ export function registerServe(program: Command): void {
         classifier = await openClassifier({ config: bundle.config, model, ...common });
       } else {
         const prepared = await prepareModel(target, await modelOptions(flags));
-        for (const w of prepared.warnings) log(`serve: warning: ${w}`);
+        for (const w of prepared.warnings) log(`slim serve: warning: ${w}`);
         const config: BundleConfig = {
           ...prepared.config,
           target: arch() === 'arm64' ? 'linux-arm64' : 'linux-x64',

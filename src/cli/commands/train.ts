@@ -12,7 +12,7 @@ import { threadsPerWorker, watchLauncher } from '../../engine/launch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
-import { formatPercent, trainingPhaseText } from '../../report/format.js';
+import { epochLine, formatPercent, trainingPhaseText } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
@@ -252,6 +252,7 @@ export function registerTrain(program: Command): void {
         seed: options.seed,
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress,
+        onEpoch: (e) => (writer ? (bar ? bar.note(epochLine(e, options.epochs)) : log(epochLine(e, options.epochs))) : undefined),
         file: options.model,
         ...sharedTrainOptions(options),
         ...(frozen ? { frozen } : {}),

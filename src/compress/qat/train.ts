@@ -68,6 +68,8 @@ export interface QatOptions {
   resumeKey?: Record<string, unknown>;
   log?: string;
   onProgress?: (p: TrainProgress) => void;
+  /** After each epoch: its record, numbered over both phases (TrainOptions.onEpoch). */
+  onEpoch?: TrainOptions['onEpoch'];
   /** Preprocessing of the images (default: the model's metadata, else CIFAR-10's): the one calibration used. */
   normalization?: Normalization;
   /** Named in errors. */
@@ -140,6 +142,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
     ...(o.log ? { log: o.log } : {}),
+    ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
     ...(o.file ? { file: o.file } : {}),
   };
   // The progress of a phase counts the run's epochs and steps: phase 2's first is epoch bnEpochs + 1 of
