@@ -56,6 +56,15 @@ describe('unstructured magnitude pruning', () => {
     expect(r.sparsity).toBeCloseTo(0.6, 3);
   });
 
+  it('--keep takes a node or its PyTorch module name; one that names neither is refused', async () => {
+    const torch = await readModel(fixturePath('torch-tiny-resnet.onnx'));
+    const byNode = pruneUnstructured(torch, { sparsity: 0.5, keep: ['/stem/stem.0/Conv'] });
+    const byModule = pruneUnstructured(torch, { sparsity: 0.5, keep: ['stem.0'] });
+    expect(byModule.skipped).toEqual(byNode.skipped);
+    expect(byModule.skipped.map((s) => s.node)).toEqual(['/stem/stem.0/Conv']);
+    expect(() => pruneUnstructured(torch, { sparsity: 0.5, keep: ['stem.9'] })).toThrow(/no node or module named 'stem\.9'/);
+  });
+
   it('global scope: one threshold across the model, so layers end up at different sparsities', () => {
     const r = pruneUnstructured(graph, { sparsity: 0.5, scope: 'global' });
     const total = r.tensors.reduce((a, t) => a + t.elements, 0);

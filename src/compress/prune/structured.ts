@@ -17,6 +17,7 @@ import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dep
 import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
 import { pinImageSize } from '../../onnx/image-input.js';
+import { NAMES_FIX, nodesNamed } from './names.js';
 import { planFromCounts, planRemoval, refill, type Plan, type PlanOptions, type Scope } from './plan.js';
 
 export type Target =
@@ -309,11 +310,10 @@ export function groupLabels(dep: DependencyGraph): string[] {
 
 function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<number, number> {
   const fixed = new Map<number, number>();
-  const known = new Set(dep.graph.nodes.map((n) => n.name));
   // A numbered group label (`--analyze`'s 'Conv #2': one of the groups a node's channels split into) names that group alone.
   const labelled = new Map(groupLabels(dep).map((label, i) => [label, dep.groups[i]!]).filter(([label]) => (label as string).includes(' #')) as [string, DependencyGraph['groups'][number]][]);
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
-    if (!known.has(name) && !labelled.has(name)) throw usageError(`no node named '${name}'`, 'run `slim prune MODEL --analyze` to list the groups and their nodes');
+    if (nodesNamed(dep.graph, name).length === 0 && !labelled.has(name)) throw usageError(`no node or module named '${name}'`, NAMES_FIX);
   }
   // A layer ratio applies to the channels the node writes (a conv's filters), not to those it reads.
   for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {
@@ -323,13 +323,17 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
       fixed.set(group.id, ratio);
       continue;
     }
-    const outputs = dep.graph.nodes.find((n) => n.name === name)!.outputs;
+    const named = new Set(nodesNamed(dep.graph, name));
+    const outputs = dep.graph.nodes.filter((n) => named.has(n.name)).flatMap((n) => n.outputs);
     for (const g of dep.groups) if (outputs.some((v) => g.members.has(v))) fixed.set(g.id, ratio);
   }
   for (const name of options.keep ?? []) {
     const group = labelled.get(name);
     if (group) fixed.set(group.id, 0);
-    else for (const g of dep.groups) if (g.nodes.includes(name)) fixed.set(g.id, 0);
+    else {
+      const named = nodesNamed(dep.graph, name);
+      for (const g of dep.groups) if (g.nodes.some((n) => named.includes(n))) fixed.set(g.id, 0);
+    }
   }
   return fixed;
 }

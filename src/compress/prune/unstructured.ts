@@ -14,6 +14,7 @@ import { opDefFor } from '../../ops/registry.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { channelContext } from './node.js';
 import type { Scope } from './plan.js';
+import { NAMES_FIX, nodesNamed } from './names.js';
 
 export interface UnstructuredOptions {
   /** Fraction of weights to zero, in [0, 1) (per tensor for 'layer', overall for 'global'). Not with nm. */
@@ -179,9 +180,12 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
   } else if (!(sparsity >= 0 && sparsity < 1)) {
     throw usageError(`sparsity ${sparsity} is out of range`, 'give the fraction of weights to zero, in [0, 1)');
   }
-  const keep = new Set(options.keep ?? []);
-  const names = new Set(graph.nodes.map((n) => n.name));
-  for (const k of keep) if (!names.has(k)) throw usageError(`no node named '${k}'`, '`slim info` and `slim prune --analyze` show the node names');
+  const keep = new Set<string>();
+  for (const k of options.keep ?? []) {
+    const named = nodesNamed(graph, k);
+    if (named.length === 0) throw usageError(`no node or module named '${k}'`, NAMES_FIX);
+    for (const n of named) keep.add(n);
+  }
   const weights = findWeights(graph);
   if (weights.length === 0) {
     throw inputError({ problem: 'has no stored float Conv / Gemm / MatMul weights to prune', fix: 'prune the float model before quantizing' });
