@@ -36,7 +36,7 @@ describe.skipIf(!nativeAvailable())('slim train', () => {
     const written = await readModel(out);
     expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     // The images its top-1 is on (--test-limit 500): the history says how many.
-    expect(JSON.parse(written.metadata['slimkit.training']!)).toMatchObject({ epochs: 2, device: 'cpu', eval_images: 500 });
+    expect(JSON.parse(written.metadata['slimkit.training']!)).toMatchObject({ epochs: 2, device: 'cpu', eval_images: 500, train_images: 1024 });
     expect(existsSync(path.join(dir, 'ckpt', 'last.ckpt'))).toBe(true);
 
     // --resume of a finished run: nothing left to train, the same result.

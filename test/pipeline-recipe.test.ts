@@ -13,6 +13,8 @@ import { SlimError } from '../src/errors.js';
 import { inStage, onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
 import { changedSince } from '../src/pipeline/plan.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
+import { failureLine } from '../src/pipeline/stages/bench.js';
+import { dataLimitsNote } from '../src/pipeline/data.js';
 import { lockRun, readStageRecord, writeStageRecord, type StageRecord } from '../src/pipeline/manifest.js';
 import { processStartTime } from '../src/util/process.js';
 import type { RunData } from '../src/pipeline/data.js';
@@ -536,5 +538,25 @@ describe('slim run --plan: why a stage runs again', () => {
     // Nothing the recipe shows (the input model's bytes, another slimkit): the general reason.
     expect(changedSince(before, before, trainOf(before))).toBe('its options, its input or the data changed since it last ran');
     expect(changedSince(undefined, before, trainOf(before))).toBe('its options, its input or the data changed since it last ran');
+  });
+});
+
+describe("a bench stage's failed slim bench", () => {
+  it("is said by its error line, not by Node's version line that ends an uncaught error's stack", () => {
+    const crash = ['file:///x/bench.js:10', '    throw new TypeError("x is undefined");', '    ^', '', 'TypeError: x is undefined', '    at run (file:///x/bench.js:10:11)', '', 'Node.js v20.20.2', ''].join('\n');
+    expect(failureLine(crash)).toBe('TypeError: x is undefined');
+    expect(failureLine('bench 2 models in turns: 10/100 %\nslim: m.onnx: not a valid ONNX model — check the file\n')).toBe('m.onnx: not a valid ONNX model — check the file');
+    expect(failureLine('something\nelse went wrong\n')).toBe('else went wrong');
+  });
+});
+
+describe('data limits past what the data has', () => {
+  const set = (labels: number[]): ImageSet => ({ name: 'd', classes: ['a', 'b'], imageShape: [3, 1, 1], pixels: new Uint8Array(labels.length * 3), labels: Uint16Array.from(labels) });
+  it('are said, with what was taken; limits within the data are not', () => {
+    const train = set([0, 0, 0, 1, 1]);
+    const test = set([0, 1]);
+    expect(dataLimitsNote({ train_per_class: 4, test_limit: 5 }, train, test)).toBe('train_per_class: 4 is more than the largest class has (3): every one of the 5 training images is used; test_limit: 5 is more than the 2 test images there are: all are used');
+    expect(dataLimitsNote({ train_per_class: 3, test_limit: 2 }, train, test)).toBeUndefined();
+    expect(dataLimitsNote({}, train, test)).toBeUndefined();
   });
 });

@@ -32,6 +32,15 @@ describe('recorded steps', () => {
     ]);
   });
 
+  it('say how many images a training and a calibration used', () => {
+    let m = withStepRecord({}, 'slimkit.training', { ...training, train_images: 500, eval_images: 200 });
+    m = withStepRecord(m, 'slimkit.quantization', { method: 'minmax', calibration_images: 64, activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel' });
+    expect(stepLines(m)).toEqual([
+      '1. trained 4 epochs on 500 images (batch 128, cpu): test top-1 66.85 % on 200 images of cifar10/test (the model before quantization)',
+      '2. quantized (static int8, minmax calibration on 64 images): activations uint8 asymmetric, weights int8 symmetric per channel',
+    ]);
+  });
+
   it("read the last step of a kind from its own key, which a later pass may amend (the int8 layout re-laid)", () => {
     const m = withStepRecord({}, 'slimkit.quantization', { method: 'mse', activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel', cpu: 'avx2' });
     const relaid = { ...m, 'slimkit.quantization': JSON.stringify({ ...JSON.parse(m['slimkit.quantization']!), cpu: 'generic' }) };

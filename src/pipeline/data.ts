@@ -86,8 +86,25 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
   }
   train = labelledForModel(train, o.classes, { ...(o.log ? { note: o.log } : {}) });
   test = labelledForModel(test, o.classes, { quiet: true });
+  const limitsNote = dataLimitsNote(spec, train, test);
+  if (limitsNote) o.log?.(`  note: ${limitsNote}`);
   if (spec.train_per_class) train = stratifiedSubset(train, spec.train_per_class, o.seed);
   return { train, test, name, ...(named ? { dir: path.resolve(named) } : {}), ...hashSets(train, test) };
+}
+
+/**
+ * Limits past what the data has are no limits: `train_per_class: 6000` on CIFAR-10 (5,000 a class)
+ * trained on all 50,000 images, a long run where a short one was meant. Said, with what was taken.
+ */
+export function dataLimitsNote(spec: Pick<DataSpec, 'train_per_class' | 'test_limit'>, train: ImageSet, test: ImageSet): string | undefined {
+  const counts = new Map<number, number>();
+  for (const label of train.labels) counts.set(label, (counts.get(label) ?? 0) + 1);
+  const largest = Math.max(0, ...counts.values());
+  const parts = [
+    spec.train_per_class !== undefined && spec.train_per_class > largest ? `train_per_class: ${spec.train_per_class} is more than the largest class has (${largest.toLocaleString('en')}): every one of the ${train.labels.length.toLocaleString('en')} training images is used` : undefined,
+    spec.test_limit !== undefined && spec.test_limit > test.labels.length ? `test_limit: ${spec.test_limit} is more than the ${test.labels.length.toLocaleString('en')} test images there are: all are used` : undefined,
+  ].filter((p): p is string => p !== undefined);
+  return parts.length ? parts.join('; ') : undefined;
 }
 
 /** How many test images a stage with `eval_limit` scores (what its record says as eval_images). */

@@ -54,7 +54,8 @@ function describe({ key, record: r }: StepRecord, before: string): string {
     case 'slimkit.training': {
       const epochs = num(r['epochs']);
       const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device'])].filter(Boolean).join(', ');
-      return `trained${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
+      const images = num(r['train_images']);
+      return `trained${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
     }
     case 'slimkit.distillation': {
       const teacherTop1 = num(r['teacher_top1']);
@@ -93,5 +94,6 @@ function quantizationText(r: Record<string, unknown>): string {
   if (mode === 'dynamic') return `quantized (dynamic int8): weights ${text(r['weights']) ?? '?'}${num(r['quantized_nodes']) !== undefined ? ` in ${plural(r['quantized_nodes'] as number, 'MatMul/Gemm layer')}` : ''}, activations at run time${cpu}`;
   const method = text(r['method']);
   const extras = [r['bias_correction'] === true ? 'bias correction' : undefined, r['equalize'] === true ? 'cross-layer equalization' : undefined].filter(Boolean);
-  return `quantized (static int8${method ? `, ${method}${num(r['percentile']) !== undefined ? ` ${String(r['percentile'])}` : ''} calibration` : ''}): activations ${text(r['activations']) ?? '?'}, weights ${text(r['weights']) ?? '?'}${extras.length ? `, ${extras.join(', ')}` : ''}${cpu}`;
+  const images = num(r['calibration_images']);
+  return `quantized (static int8${method ? `, ${method}${num(r['percentile']) !== undefined ? ` ${String(r['percentile'])}` : ''} calibration${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}` : ''}): activations ${text(r['activations']) ?? '?'}, weights ${text(r['weights']) ?? '?'}${extras.length ? `, ${extras.join(', ')}` : ''}${cpu}`;
 }

@@ -253,7 +253,7 @@ export function registerDistill(program: Command): void {
       if (dataResize && !isCifar10(options.data)) out = { ...out, metadata: { ...out.metadata, ...resizeMetadata(dataResize.mode) } };
       // Recorded in this order: the training record's top-1 is the distilled model's.
       out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
-      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length });
+      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length, train_images: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt.written();
       let ortTop1: number | undefined;

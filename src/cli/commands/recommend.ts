@@ -64,6 +64,11 @@ export function registerRecommend(program: Command): void {
       const manifest = await requireRunManifest(runDir, 'pass a folder made by slim run or slim demo', 'usage');
       if (Object.keys(limits).length === 0) throw usageError('no limits given', 'pass at least one of --max-size, --max-latency-ms, --min-top1');
       const report = buildRunReport(manifest, runDir, options.target ? { target: options.target } : {});
+      // A run stopped (or failed) before its bench stage: the recipe need not be the problem.
+      if (report.variants.length === 0 && !manifest.complete) {
+        const last = manifest.stages.at(-1);
+        throw new SlimError({ file: runDir, problem: `the run did not finish${last ? ` (it stopped at stage '${last.id}', ${last.status === 'running' ? 'interrupted' : last.status})` : ''}, and nothing is benchmarked yet`, fix: `run it again (slim run ${manifest.recipe.file}): the finished stages are reused, and its bench stage measures the variants` }, 'usage');
+      }
       if (report.variants.length === 0) {
         throw new SlimError(options.target
           ? { file: runDir, problem: `the run has no bench stage timed on ${options.target}`, fix: `add \`- bench: { target: ${options.target} }\` to the recipe, or drop --target` }

@@ -132,6 +132,7 @@ export function buildQuantized(
   const description = {
     method: options.calibration.method,
     ...(options.calibration.method === 'percentile' ? { percentile: options.calibration.percentile } : {}),
+    calibration_images: collector.samples,
     activations: `${fmt.type}${fmt.symmetric ? ' symmetric' : ' asymmetric'}`,
     weights: `${options.weightType} symmetric ${options.perChannel ? 'per channel' : 'per tensor'}${options.reduceRange ? ' (reduced range)' : ''}`,
     bias_correction: options.biasCorrection,

@@ -37,7 +37,8 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
     ...(imageSize ? ['--image-size', imageSize.join(',')] : []), ...(spec.target === 'web' ? ['--target', 'web'] : []), '--json'];
   ctx.log(`  timing (top-1 is scored below, on the run's test images): slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
-  const measured = await runJson<{ threads: number; timed_in_turns?: boolean; other_load_cores?: number; cores?: number; models: BenchRow[] }>(ctx.slimCommand, args);
+  const timing = ctx.progress('  timing', 100, '%');
+  const measured = await runJson<{ threads: number; timed_in_turns?: boolean; other_load_cores?: number; cores?: number; models: BenchRow[] }>(ctx.slimCommand, args, (percent) => timing.update(percent)).finally(() => timing.stop());
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
 
   const variants: VariantBench[] = [];
@@ -90,8 +91,20 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   };
 }
 
-/** Runs `slim <args>` and parses its one JSON document; stderr (progress) goes to ours. */
-function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
+/**
+ * The line of a failed `slim bench`'s stderr that says why: its `slim: …` error, else the thrown error's
+ * line (an uncaught one ends with Node's "Node.js v20…", which says nothing), else the last line.
+ */
+export function failureLine(stderr: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.findLast((l) => l.startsWith('slim: '))?.replace(/^slim: /, '') ?? lines.find((l) => /^\w*Error\b/.test(l)) ?? lines.filter((l) => !/^Node\.js v\d/.test(l)).at(-1) ?? '';
+}
+
+/**
+ * Runs `slim <args>` and parses its one JSON document. Its progress lines (`…: 42/100 % …`, written
+ * every few seconds to a pipe) move `onPercent`; the rest of its stderr is kept for an error's message.
+ */
+function runJson<T>(slim: readonly string[], args: string[], onPercent: (percent: number) => void): Promise<T> {
   return new Promise((resolve, reject) => {
     // An IPC channel: the benchmark stops when this process ends, however it ends (exitWithParent).
     const child = spawn(slim[0]!, [...slim.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -103,13 +116,16 @@ function runJson<T>(slim: readonly string[], args: string[]): Promise<T> {
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    // Its progress lines would repeat what our own log says; its errors are kept for the message.
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      stderr += text;
+      const percents = [...text.matchAll(/: (\d+)\/100 %/g)];
+      if (percents.length) onPercent(Number(percents.at(-1)![1]));
+    });
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) {
-        const last = stderr.trim().split('\n').pop() ?? '';
-        reject(new SlimError({ problem: `slim bench failed (exit ${code}): ${last}`, fix: 'run the printed `slim bench` command to see the problem' }));
+        reject(new SlimError({ problem: `slim bench failed (exit ${code}): ${failureLine(stderr)}`, fix: 'run the printed `slim bench` command to see the problem' }));
         return;
       }
       try {

@@ -48,6 +48,7 @@ import type { QuantizeResult, TrainingResult } from '../manifest.js';
 import type { QuantizeSpec } from '../recipe.js';
 import { evalImageCount, evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
+import { saturationNote } from '../../compress/quantize/cpu.js';
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
   const graph = await ctx.graphOf(from, 'model', { batches: spec.mode === 'static' });
@@ -152,6 +153,9 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
     qat = q.result;
     gpuSeconds = q.gpuSeconds;
   }
+  // As `slim quantize`: the bench stage's int8 top-1 on this machine is its saturating kernels' ('auto' lays the model for where it ships).
+  const saturation = saturationNote(output, 'this int8 model');
+  if (saturation) ctx.log(`  ${saturation.replace('slim quantize --cpu avx2', 'cpu: avx2 in a quantize stage')}`);
   return done(output, {
     mode: 'static',
     method: options.calibration.method,
