@@ -89,6 +89,15 @@ describe('slim curves', () => {
     for (const text of ['Test top-1 per epoch', 'Training loss per epoch', names[0]!, names[1]!]) expect(svg).toContain(text);
   });
 
+  it("a slim run folder is pointed to its report's curves", async () => {
+    const run = path.join(scratch, 'a-run');
+    mkdirSync(run);
+    writeFileSync(path.join(run, 'manifest.json'), '{}');
+    const r = await runSlim(['curves', run]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${run} is a slim run folder: its training curves are drawn in its report (${path.join(run, 'report', 'charts', 'accuracyCurves.svg')} and lossCurves.svg`);
+  });
+
   it('writes beside the first log by default and refuses an -o that is not an SVG', async () => {
     const log = writeLog('solo.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.2)]);
     const r = await runSlim(['curves', log]);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { inputError, usageError } from '../../errors.js';
 import { writeFileAtomic } from '../../onnx/io.js';
@@ -24,6 +25,11 @@ export function registerCurves(program: Command): void {
   )
     .addHelpText('after', '\nExamples:\n  slim curves train.jsonl\n  slim curves plain.jsonl distilled.jsonl -o kd-vs-plain.svg')
     .action(async (files: string[], options: CurvesCliOptions) => {
+      // A slim run folder has its curves drawn already (its stages log no file of their own).
+      const runFolder = files.find((f) => existsSync(path.join(f, 'manifest.json')));
+      if (runFolder) {
+        throw usageError(`${runFolder} is a slim run folder: its training curves are drawn in its report (${path.join(runFolder, 'report', 'charts', 'accuracyCurves.svg')} and lossCurves.svg, made by slim run or slim report)`, 'slim curves draws the --log files of slim train, distill, prune --finetune and quantize --qat');
+      }
       const output = options.out ?? `${files[0]!.replace(/\.jsonl?$/, '')}.svg`;
       if (!output.toLowerCase().endsWith('.svg')) throw usageError(`-o writes an SVG file, got '${output}'`, 'name it something.svg');
       checkOutputFile(output, '-o', files);
