@@ -153,11 +153,15 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const json = JSON.parse(readFileSync(config, 'utf8')) as { model: { sha256: string } };
     json.model.sha256 = '0'.repeat(64);
     writeFileSync(config, JSON.stringify(json));
+    // The plan says why: the bundle is not called damaged (another recipe's deploy stage may have written it).
+    const planOf = async (): Promise<{ id: string; action: string; reason: string }[]> => (JSON.parse((await runSlim([...args(path.join(dir, 'a.yaml'), runDir), '--plan'])).stdout) as { stages: { id: string; action: string; reason: string }[] }).stages;
+    expect((await planOf()).find((s) => s.id === 'deploy')).toMatchObject({ action: 'run', reason: "its bundle (deploy/deploy) is not the one it made: changed or removed since, or written by another recipe's deploy stage of that id" });
     // One flipped bit in a stored model (through its hard link in models/, as an in-place edit would).
     const int8 = first.stages.find((s) => s.id === 'pruned-int8')!;
     const bytes = readFileSync(path.join(runDir, 'models', 'pruned-int8.onnx'));
     bytes[bytes.length >> 1]! ^= 1;
     writeFileSync(path.join(runDir, 'models', 'pruned-int8.onnx'), bytes);
+    expect((await planOf()).find((s) => s.id === 'pruned-int8')).toMatchObject({ action: 'run', reason: 'its stored output is damaged or gone' });
     const redone = await run(path.join(dir, 'a.yaml'), runDir);
     // bench reruns too when the requantized bytes differ (on AMX CPUs the Conv layout is chosen by timing).
     const remade = manifestOf(runDir).stages.find((s) => s.id === 'pruned-int8')!.model!;

@@ -27,7 +27,7 @@ describe('recorded steps', () => {
       '1. built from the zoo: resnet18-cifar, width 0.25, 10 classes, seed 0',
       '2. trained 4 epochs (batch 128, cpu): test top-1 66.85 % on cifar10/test (the model before pruning, further training and quantization)',
       '3. pruned (structured, --ratio 0.5, l2 importance) from 700.3 k params',
-      '4. trained 2 epochs (batch 128, cpu): test top-1 65.00 % on cifar10/test (the model before quantization)',
+      '4. fine-tuned 2 epochs (batch 128, cpu): test top-1 65.00 % on cifar10/test (the model before quantization)',
       '5. quantized (static int8, minmax calibration): activations int8 symmetric, weights int8 symmetric per channel, int8 layout for cpu generic',
     ]);
   });

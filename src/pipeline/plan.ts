@@ -76,7 +76,8 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
         continue;
       }
       const before = previous?.stages.find((st) => st.id === stage.id);
-      const why = stored ? 'its stored output is damaged or gone'
+      // A bundle folder is the deploy stage's id's, shared by the recipes run in this folder: another's run replaces it.
+      const why = stored ? (stage.kind === 'deploy' ? `its bundle (deploy/${stage.id}) is not the one it made: changed or removed since, or written by another recipe's deploy stage of that id` : 'its stored output is damaged or gone')
         : before?.status === 'failed' ? `it failed last time (${before.error ?? 'see the manifest'})`
           : before?.status === 'running'
             // Its checkpoints are kept under the stage's key: an edit since (another key) starts it over.

@@ -16,7 +16,9 @@ export function stepLines(metadata: Readonly<Record<string, string>>): string[] 
   const steps = modelSteps(metadata);
   return steps.map((s, i) => {
     const later = steps.slice(i + 1).map(weightChange).filter((w): w is string => w !== undefined);
-    return `${i + 1}. ${describe(s, later.length ? ` (the model before ${inWords([...new Set(later)])})` : '')}`;
+    // Training a model an earlier step trained or pruned is fine-tuning it.
+    const tuned = steps.slice(0, i).some((e) => e.key === 'slimkit.training' || e.key === 'slimkit.pruning');
+    return `${i + 1}. ${describe(s, later.length ? ` (the model before ${inWords([...new Set(later)])})` : '', tuned)}`;
   });
 }
 
@@ -45,7 +47,7 @@ function top1Text(r: Record<string, unknown>, before: string, label = 'test top-
   return `: ${label} ${from !== undefined ? `${formatPercent(from)} → ` : ''}${formatPercent(top1)}${on ? ` on ${on}` : ''}${before}`;
 }
 
-function describe({ key, record: r }: StepRecord, before: string): string {
+function describe({ key, record: r }: StepRecord, before: string, tuned: boolean): string {
   switch (key) {
     case 'slimkit.zoo': {
       const width = num(r['width']);
@@ -55,7 +57,7 @@ function describe({ key, record: r }: StepRecord, before: string): string {
       const epochs = num(r['epochs']);
       const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device'])].filter(Boolean).join(', ');
       const images = num(r['train_images']);
-      return `trained${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
+      return `${tuned ? 'fine-tuned' : 'trained'}${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
     }
     case 'slimkit.distillation': {
       const teacherTop1 = num(r['teacher_top1']);
