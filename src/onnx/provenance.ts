@@ -24,7 +24,12 @@ export interface StepRecord {
 /** `metadata` with `record` under `key`, and the step added to the end of the history. */
 export function withStepRecord(metadata: Readonly<Record<string, string>>, key: StepKey, record: object): Record<string, string> {
   const history = [...modelSteps(metadata), { key, record: { ...record } as Record<string, unknown> }];
-  return { ...metadata, [key]: JSON.stringify(record), [HISTORY_KEY]: JSON.stringify(history.map((s) => ({ step: s.key.replace(/^slimkit\./, ''), ...s.record }))) };
+  return { ...metadata, [key]: JSON.stringify(record), [HISTORY_KEY]: JSON.stringify(stepsAsJson(history)) };
+}
+
+/** Steps as the history and `slim info --json` write them: `step` names the record (zoo, training, …), the rest is the record. */
+export function stepsAsJson(steps: readonly StepRecord[]): Record<string, unknown>[] {
+  return steps.map(({ key, record }) => ({ step: key.replace(/^slimkit\./, ''), ...record }));
 }
 
 /** `graph` with `record` under `key`, last in its history. */

@@ -3,12 +3,12 @@
  * order they were made. A top-1 recorded by a step is said to be of the model before any later step that
  * changed its weights, so a quantized model's file does not pass its float parent's top-1 off as its own.
  */
-import { modelSteps, type StepKey, type StepRecord } from '../onnx/provenance.js';
+import { modelSteps, stepsAsJson, type StepKey, type StepRecord } from '../onnx/provenance.js';
 import { formatCount, formatPercent } from './format.js';
 
-/** The recorded steps as JSON: `step` names the record (zoo, training, …), the rest is the record. */
+/** The recorded steps as JSON, as the history holds them. */
 export function stepsJson(metadata: Readonly<Record<string, string>>): Record<string, unknown>[] {
-  return modelSteps(metadata).map(({ key, record }) => ({ step: key.replace(/^slimkit\./, ''), ...record }));
+  return stepsAsJson(modelSteps(metadata));
 }
 
 /** "1. built from the zoo: …" — one line per recorded step, numbered in the order they were made. */
