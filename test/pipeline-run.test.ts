@@ -112,6 +112,9 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(scores[chosen]).toBe(Math.max(...Object.values(scores)));
     expect(existsSync(path.join(runDir, 'deploy', 'deploy', 'slim.json'))).toBe(true);
     expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(true);
+    // The prune stage records what it was asked, as `slim prune` does.
+    const pruning = JSON.parse((await readModel(path.join(runDir, 'models', 'pruned.onnx'))).metadata['slimkit.pruning']!) as Record<string, unknown>;
+    expect(pruning).toMatchObject({ mode: 'structured', target: { kind: 'macs', value: 0.5 }, importance: 'l2', params_before: expect.any(Number), macs_before: expect.any(Number) });
   });
 
   it('a rerun reuses every stage and changes no byte', async () => {

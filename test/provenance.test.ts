@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HISTORY_KEY, modelSteps, withStep, withStepRecord } from '../src/onnx/provenance.js';
 import { stepLines, stepsJson } from '../src/report/provenance.js';
+import { pruningRecord } from '../src/report/json-records.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
@@ -56,6 +57,15 @@ describe('recorded steps', () => {
       '2. pruned (unstructured, 50.0 % zeros): test top-1 66.85 % → 66.00 % on 2,000 images of cifar10/test (the model before float16 conversion)',
       '3. converted to float16',
     ]);
+  });
+
+  it("pruning records (one builder for slim prune and a recipe's stage) read back as their lines", () => {
+    const before = { params: 700_300, macs: 10_000_000 };
+    const structured = pruningRecord({ mode: 'structured', target: { kind: 'macs', value: 0.5 }, importance: 'l2' }, 2, before, { test_top1: 0.61 });
+    expect(structured).toEqual({ mode: 'structured', target: { kind: 'macs', value: 0.5 }, importance: 'l2', finetune_epochs: 2, params_before: 700_300, macs_before: 10_000_000, test_top1: 0.61 });
+    const nm = pruningRecord({ mode: 'unstructured', nm: '2:4' }, 0, before, { top1_before: 0.66, test_top1: 0.64, eval_images: 500, data: 'cifar10/test' });
+    expect(nm).toEqual({ mode: 'unstructured', nm: '2:4', params_before: 700_300, macs_before: 10_000_000, top1_before: 0.66, test_top1: 0.64, eval_images: 500, data: 'cifar10/test' });
+    expect(stepLines(withStepRecord({}, 'slimkit.pruning', nm))).toEqual(['1. pruned (unstructured, 2:4 sparsity) from 700.3 k params, 10.00 M MACs: test top-1 66.00 % → 64.00 % on 500 images of cifar10/test']);
   });
 
   it('without a history (files written before it was kept) follow the order the commands run, unreadable records included', () => {

@@ -7,7 +7,7 @@
 import type { EpochRecord } from '../engine/train.js';
 import type { Boundary } from '../compress/prune/dependency-graph.js';
 import type { StepRecord } from '../compress/prune/iterative.js';
-import type { SearchStep } from '../compress/prune/structured.js';
+import type { SearchStep, Target } from '../compress/prune/structured.js';
 import type { FloatNode } from '../compress/quantize/mark.js';
 import type { MixedPrecisionStep } from '../compress/quantize/mixed-precision.js';
 import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
@@ -61,4 +61,29 @@ export function snakeSettings(o: Record<string, unknown>): Record<string, unknow
   const value = (v: unknown): unknown =>
     v && typeof v === 'object' && !Array.isArray(v) ? snakeSettings(v as Record<string, unknown>) : v;
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [snake(k), value(v)]));
+}
+
+/** What a pruning was asked to do, as its model's slimkit.pruning record states it. */
+export type PruningAsked = { mode: 'structured'; target: Target; importance: string } | { mode: 'unstructured'; nm?: string; sparsity?: number };
+
+/** The top-1 a pruning measured: before and after on the same images (`slim prune --data`), or after fine-tuning only. */
+export interface PruningTop1 {
+  test_top1?: number;
+  top1_before?: number;
+  eval_images?: number;
+  data?: string;
+}
+
+/**
+ * A pruned model's slimkit.pruning record (`slim prune` and a recipe's prune stage): what was asked, the
+ * model it started from, and the top-1 measured after.
+ */
+export function pruningRecord(asked: PruningAsked, finetuneEpochs: number, before: { params: number; macs: number | null }, top1: PruningTop1): Record<string, unknown> {
+  const what = asked.mode === 'structured'
+    ? { target: asked.target, importance: asked.importance }
+    : asked.nm ? { nm: asked.nm } : { sparsity: asked.sparsity };
+  const measured = top1.top1_before !== undefined
+    ? { top1_before: top1.top1_before, test_top1: top1.test_top1, eval_images: top1.eval_images, data: top1.data }
+    : top1.test_top1 !== undefined ? { test_top1: top1.test_top1 } : {};
+  return { mode: asked.mode, ...what, ...(finetuneEpochs ? { finetune_epochs: finetuneEpochs } : {}), params_before: before.params, macs_before: before.macs, ...measured };
 }

@@ -12,7 +12,7 @@ import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
-import { nodeReasonJson, pruneStepJson, searchStepJson } from '../../report/json-records.js';
+import { nodeReasonJson, pruneStepJson, pruningRecord, searchStepJson, type PruningAsked } from '../../report/json-records.js';
 import {
   asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
@@ -33,7 +33,7 @@ import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/prec
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { explainInterrupt } from '../train-options.js';
-import { pruneLess, top1BeforeAfter, top1Line, type Top1Change } from './prune-accuracy.js';
+import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
 import { withStep } from '../../onnx/provenance.js';
 import { digestWeights } from '../../engine/resume.js';
 
@@ -285,7 +285,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
-      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(options, before, accuracy, testAccuracy));
+      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }));
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       interrupt?.trained(options.output!);
       await writeMadeModel(pruned, options.output!);
@@ -376,13 +376,10 @@ function stepFile(output: string): string {
   return output.replace(/(\.onnx)?$/i, '.partial.onnx');
 }
 
-/** The model's slimkit.pruning record: what was asked, the model it started from, and the top-1 measured after. */
-function pruningRecord(o: PruneOptions, before: ModelStats, accuracy: Top1Change | undefined, finetuneTop1: number | undefined): Record<string, unknown> {
-  const target = o.structured ? { target: targetOf(o), importance: o.importance } : { ...(o.nm ? { nm: `${o.nm.n}:${o.nm.m}` } : { sparsity: o.sparsity }) };
-  const top1 = accuracy
-    ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data }
-    : finetuneTop1 !== undefined ? { test_top1: finetuneTop1 } : {};
-  return { mode: o.structured ? 'structured' : 'unstructured', ...target, ...(o.finetune ? { finetune_epochs: o.finetune } : {}), params_before: before.params, macs_before: before.macs, ...top1 };
+/** What this command was asked to do, for the model's slimkit.pruning record. */
+function pruningAsked(o: PruneOptions): PruningAsked {
+  if (o.structured) return { mode: 'structured', target: targetOf(o), importance: o.importance };
+  return { mode: 'unstructured', ...(o.nm ? { nm: `${o.nm.n}:${o.nm.m}` } : { sparsity: o.sparsity }) };
 }
 
 function targetOf(o: PruneOptions): Target {

@@ -2,7 +2,7 @@
  * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
  * fine-tuning in the loop — the same library calls `slim prune` makes.
  */
-import { pruneStepJson } from '../../report/json-records.js';
+import { pruneStepJson, pruningRecord, type PruningAsked } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { hasFreeImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -130,14 +130,10 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
     bar?.stop();
   }
   if (graph !== source) pruned = restoreInputShapes(pruned, source);
-  pruned = withStep(pruned, 'slimkit.pruning', {
-    mode: result.mode,
-    ...(spec.structured ? { target: spec.structured.target_macs !== undefined ? { kind: 'macs', value: spec.structured.target_macs } : { kind: 'ratio', value: spec.structured.ratio }, importance: spec.importance } : spec.unstructured?.nm ? { nm: spec.unstructured.nm } : { sparsity: spec.unstructured?.sparsity }),
-    ...(result.finetune_epochs ? { finetune_epochs: result.finetune_epochs } : {}),
-    params_before: before.params,
-    macs_before: before.macs,
-    ...(result.test_top1 !== undefined ? { test_top1: result.test_top1 } : {}),
-  });
+  const asked: PruningAsked = spec.structured
+    ? { mode: 'structured', target: spec.structured.target_macs !== undefined ? { kind: 'macs', value: spec.structured.target_macs } : { kind: 'ratio', value: spec.structured.ratio! }, importance: spec.importance }
+    : { mode: 'unstructured', ...(spec.unstructured?.nm ? { nm: spec.unstructured.nm } : { sparsity: spec.unstructured?.sparsity }) };
+  pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(asked, result.finetune_epochs, before, { ...(result.test_top1 !== undefined ? { test_top1: result.test_top1 } : {}) }));
   const model = foldBatchNorm(pruned);
   const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
