@@ -2,12 +2,12 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, closeSync, constants, lstatSync, openSync, readlinkSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { ZOO } from '../zoo/index.js';
-import { sameFile, specialFileKind } from '../util/files.js';
+import { linkTarget, sameFile, specialFileKind } from '../util/files.js';
 
 const statOf = (p: string): Stats | undefined => {
   try {
@@ -109,7 +109,7 @@ export function checkLogFile(file: string, models: readonly (string | undefined)
   // A symlink counts as where it points, even before that file exists (an -o model written later).
   const target = linkTarget(file);
   for (const model of models) {
-    if (model && (sameFile(model, file) || (target !== undefined && sameFile(model, target)))) {
+    if (model && (sameFile(model, file) || sameFile(model, target))) {
       throw usageError(`--log ${file} is also a model file of this command: the log's lines would be appended to the model`, 'give the log a file of its own, e.g. train.jsonl');
     }
   }
@@ -133,20 +133,6 @@ function startsWithRecord(file: string): boolean {
   } finally {
     closeSync(fd);
   }
-}
-
-/** Where a chain of symbolic links ends (each resolved against its folder), or undefined for anything else. */
-function linkTarget(file: string): string | undefined {
-  let at = file;
-  for (let hops = 0; hops < 40; hops++) {
-    try {
-      if (!lstatSync(at).isSymbolicLink()) return hops > 0 ? at : undefined;
-    } catch {
-      return hops > 0 ? at : undefined;
-    }
-    at = path.resolve(path.dirname(at), readlinkSync(at));
-  }
-  return undefined;
 }
 
 /** A --checkpoint-dir: a folder, and without --resume not one holding an earlier run's checkpoint (a new run would replace it at its first epoch). */

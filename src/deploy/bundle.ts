@@ -60,7 +60,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   }
   const log = options.log ?? (() => {});
   // Through a link to the folder it names: the link stays a link (renaming onto it replaced it).
-  const out = await linkTarget(path.resolve(options.out));
+  const out = linkTarget(path.resolve(options.out));
   await restoreSetAside(out, log);
   await checkOut(out, options.force ?? false, options.model);
 

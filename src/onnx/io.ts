@@ -522,7 +522,7 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
   try {
     for (const file of files) {
       current = file.path;
-      const path = o.followLinks === false ? file.path : await linkTarget(file.path);
+      const path = o.followLinks === false ? file.path : linkTarget(file.path);
       // As root a rename replaces anything, /dev/null included: a device, pipe or socket is refused.
       const special = await lstat(path).then(specialFileKind, () => undefined);
       if (special) throw new SlimError({ file: file.path, problem: `is ${special}, not a file: writing renames a new file into its place, which would replace it`, fix: 'give a file path' }, 'usage');

@@ -1,5 +1,4 @@
-import { statSync } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /** Whether two paths name the same file on disk: a hard link or another spelling of the path counts. */
@@ -31,12 +30,18 @@ export function specialFileKind(info: { isCharacterDevice(): boolean; isBlockDev
  * file and left the model it pointed at as it was; `slim deploy`'s bundle folder likewise). A loop is
  * left to fail where it is written.
  */
-export async function linkTarget(file: string): Promise<string> {
+export function linkTarget(file: string): string {
+  // Synchronous: a few lstat calls, and the CLI's path checks (before any work) need it too.
   let current = file;
   for (let hops = 0; hops < 40; hops++) {
-    const info = await lstat(current).catch(() => undefined);
-    if (!info?.isSymbolicLink()) return current;
-    current = path.resolve(path.dirname(current), await readlink(current));
+    let link = false;
+    try {
+      link = lstatSync(current).isSymbolicLink();
+    } catch {
+      // Nothing there yet: a write creates it here.
+    }
+    if (!link) return current;
+    current = path.resolve(path.dirname(current), readlinkSync(current));
   }
   return current;
 }
