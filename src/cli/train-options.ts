@@ -2,11 +2,12 @@
 import type { ImageSet, Normalization } from '../data/types.js';
 import { autocastFor, type PrecisionChoice } from '../engine/precision.js';
 import { hasBatchNorm, reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../engine/reinsert-batchnorm.js';
-import type { TrainOptions } from '../engine/train.js';
+import type { EpochRecord, TrainOptions, TrainProgress } from '../engine/train.js';
 import { RESIZED_CROP } from '../engine/epoch.js';
 import type { AugmentMode } from './options.js';
 import type { Graph } from '../onnx/graph.js';
-import { log } from '../util/terminal.js';
+import { log, progress, type Progress } from '../util/terminal.js';
+import { epochLine, trainingPhaseText } from '../report/format.js';
 import { usageError } from '../errors.js';
 import type { Command } from 'commander';
 import { exitWhenIdle } from '../engine/exit-gate.js';
@@ -195,5 +196,34 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string },
     stop: () => {
       for (const [signal, handler] of handlers) process.off(signal, handler);
     },
+  };
+}
+
+export interface TrainingProgress {
+  onProgress: (p: TrainProgress) => void;
+  onEpoch: (e: EpochRecord) => void;
+  stop: () => void;
+}
+
+/**
+ * The bar over training steps of train, distill and QAT, with a line per epoch above it. It starts with the
+ * first step (only then is the step count known); `note` (hints, computed then: a usage error stays the
+ * only line) is printed just before it.
+ */
+export function trainingProgress(label: string, note?: () => string | undefined): TrainingProgress {
+  let bar: Progress | undefined;
+  let epochs = 0;
+  return {
+    onProgress: (p) => {
+      if (!bar) {
+        const text = note?.();
+        if (text) log(text);
+      }
+      bar ??= progress(label, p.totalSteps, 'steps');
+      epochs = p.epochs;
+      bar.update(p.globalStep, { phase: trainingPhaseText(p) });
+    },
+    onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
+    stop: () => bar?.stop(),
   };
 }

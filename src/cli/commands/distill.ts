@@ -4,11 +4,10 @@ import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
-import type { EpochRecord, TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { foldBatchNorm, freezeLayers } from '../../passes/index.js';
-import { epochLine, formatPercent, trainingPhaseText } from '../../report/format.js';
+import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
@@ -16,11 +15,11 @@ import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFla
 import { recordedResize } from '../../data/model-resize.js';
 import { readPreprocessing, resizeMetadata, withClassNames } from '../../zoo/metadata.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { log, progress, type Progress } from '../../util/terminal.js';
+import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -74,28 +73,9 @@ interface DistillCliOptions extends CommonOptions {
   verify: boolean;
 }
 
-/** A progress bar over training steps; `note` (a hint) is printed when the first step has run. */
 /** The data's own class order, before a model's names relabelled it: CIFAR-10's, or its folders' in code-point order. */
 function dataOrder(set: ImageSet): string[] {
   return dataName(set) === 'cifar10' ? [...CIFAR10_CLASSES] : [...set.classes].sort(byCodePoint);
-}
-
-export function trainingProgress(label: string, note?: string): { onProgress: (p: TrainProgress) => void; onEpoch: (e: EpochRecord) => void; stop: () => void } {
-  let bar: Progress | undefined;
-  let epochs = 0;
-  return {
-    onProgress: (p) => {
-      // The bar starts with the first step: only then is the step count known.
-      if (!bar && note) log(note);
-      bar ??= progress(label, p.totalSteps, 'steps');
-      epochs = p.epochs;
-      bar.update(p.globalStep, {
-        phase: trainingPhaseText(p),
-      });
-    },
-    onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
-    stop: () => bar?.stop(),
-  };
 }
 
 export function registerDistill(program: Command): void {
@@ -209,7 +189,7 @@ export function registerDistill(program: Command): void {
       if (options.alpha === 1) notes.push(`note: --alpha 1 trains on the labels alone: the teacher is scored, then left out of training${options.cacheTeacher ? ' (--cache-teacher caches nothing)' : ''} — lower --alpha to distill`);
 
       const hint = precisionHint(options.device, options.precision);
-      const bar = trainingProgress('distill', [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
+      const bar = trainingProgress('distill', () => [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
       const interrupt = explainInterrupt('slim distill', options);
       const result = await distill({
         teacher,

@@ -13,6 +13,7 @@ import {
   convertFloat16,
   CPU_CHOICES,
   hostInt8Cpu,
+  saturationNote,
   DEFAULT_STATIC,
   ortKernels,
   unfusedNodes,
@@ -107,7 +108,7 @@ export function registerQuantize(program: Command): void {
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
         .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
-        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm), avx2 (x64 without VNNI: uint8 weights, whose kernels do not saturate); auto: this machine's (amx or generic), and on an AMX machine each Conv timed on both kernels at --threads, keeping the faster").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm), avx2 (x64 without VNNI: uint8 weights, whose kernels do not saturate); auto: amx on an AMX machine (each Conv timed on both kernels at --threads, keeping the faster), else generic — never avx2, whose kernels are slower on other CPUs (on a CPU without VNNI the command notes it)").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
@@ -275,6 +276,9 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   log(`wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
   const grew = largerNote(fileBytes, bytes, options.mode, file, options.output);
   if (grew) log(grew);
+  // Unscored here, the model would meet this CPU's saturating sums first in `slim eval`, read as the model's loss.
+  const unscoredSaturation = int8 && !scoresInt8 && !options.reduceRange && options.cpu !== 'avx2' ? saturationNote(output, options.output) : undefined;
+  if (unscoredSaturation) log(unscoredSaturation);
 
   // What ORT makes of it: fused integer kernels, and any float compute left (listed, never hidden).
   const kernels = await ortKernels(options.output, threads ? { threads } : {});

@@ -3,7 +3,7 @@ import { epochJson } from '../../report/json-records.js';
 import { SlimError, usageError } from '../../errors.js';
 import { loadNative, nativeAvailable } from '../../engine/native.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { trainModel, type TrainProgress } from '../../engine/train.js';
+import { trainModel } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -12,7 +12,7 @@ import { threadsPerWorker, watchLauncher } from '../../engine/launch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { classifierParameters, declareClassCount, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
-import { epochLine, formatPercent, trainingPhaseText } from '../../report/format.js';
+import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
@@ -20,11 +20,11 @@ import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelIn
 import { recordedResize } from '../../data/model-resize.js';
 import { normalizationMetadata, readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { rawPixelInput } from '../../onnx/image-input.js';
-import { log, progress, type Progress } from '../../util/terminal.js';
+import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph } from '../train-options.js';
+import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -223,20 +223,8 @@ export function registerTrain(program: Command): void {
       if (frozenLayers && writer) frozenLayers.notes.forEach((line) => log(line));
       const frozen = built.frozen ?? frozenLayers?.frozen;
       const graph = built.frozen ? built.graph : await trainingGraph(frozenLayers?.graph ?? built.graph, data.train, { ...options, quiet: !writer, file: options.model, ...(frozen ? { frozen } : {}) });
-      // The bar starts with the first step: only then is the step count known.
-      let bar: Progress | undefined;
-      const onProgress = (p: TrainProgress): void => {
-        if (!writer) return;
-        if (!bar) {
-          // Said once training runs, so a usage error stays the only line.
-          const hint = precisionHint(options.device as 'cpu' | 'cuda', options.precision);
-          if (hint) log(hint);
-        }
-        bar ??= progress('train', p.totalSteps, 'steps');
-        bar.update(p.globalStep, {
-          phase: trainingPhaseText(p),
-        });
-      };
+      // Rank 0 alone draws the bar; the hint is said once training runs, so a usage error stays the only line.
+      const bar = writer ? trainingProgress('train', () => precisionHint(options.device as 'cpu' | 'cuda', options.precision)) : undefined;
       const interrupt = distEnv ? undefined : explainInterrupt('slim train', options);
       const result = await trainModel({
         graph,
@@ -251,8 +239,7 @@ export function registerTrain(program: Command): void {
         labelSmoothing: options.labelSmoothing,
         seed: options.seed,
         gpuPricePerHour: options.gpuPricePerHour,
-        onProgress,
-        onEpoch: (e) => (writer ? (bar ? bar.note(epochLine(e, options.epochs)) : log(epochLine(e, options.epochs))) : undefined),
+        ...(bar ? { onProgress: bar.onProgress, onEpoch: bar.onEpoch } : {}),
         file: options.model,
         ...sharedTrainOptions(options),
         ...(frozen ? { frozen } : {}),

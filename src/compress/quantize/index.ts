@@ -45,4 +45,4 @@ export { ortKernels, unfusedNodes, type OrtKernels } from './fusion.js';
 export { padConvInputChannels, type PadChannelsResult } from './pad-channels.js';
 export { toGenericLayout, type GenericLayoutResult } from './generic-layout.js';
 export { autoConvLayout, tuneConvLayout, type ConvLayoutSummary, type ConvTiming, type TunedLayout } from './tune-layout.js';
-export { CPU_CHOICES, hostInt8Cpu, layoutChoice, resolveCpu, retargetConvWeights, type CpuChoice, type Int8Cpu, type RetargetResult } from './cpu.js';
+export { CPU_CHOICES, hostInt8Cpu, layoutChoice, resolveCpu, retargetConvWeights, saturationNote, type CpuChoice, type Int8Cpu, type RetargetResult } from './cpu.js';
