@@ -43,6 +43,34 @@ describe('output paths', () => {
     }
   });
 
+  it('a model is written over an earlier model, never over an image or any other file', async () => {
+    const image = path.join(dir, 'cat_000.png');
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]);
+    writeFileSync(image, png);
+    const notes = path.join(dir, 'keep.txt');
+    writeFileSync(notes, 'results of last week\n');
+    for (const [args, kind] of [
+      [['quantize', model, '-o', image, '--mode', 'dynamic'], 'a PNG image'],
+      [['zoo', 'resnet18-cifar', '--width', '0.125', '-o', notes], 'a text file'],
+      [['train', '--model', model, '--data', folder, '--out', image], 'a PNG image'],
+    ] as const) {
+      const r = await runSlim([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain(`exists and is ${kind}, not an ONNX model: writing the model would replace it — give a new path, e.g. `);
+    }
+    expect(readFileSync(image).equals(png)).toBe(true);
+    expect(readFileSync(notes, 'utf8')).toBe('results of last week\n');
+    // An earlier model, and an empty file, are replaced.
+    const earlier = path.join(dir, 'earlier.onnx');
+    copyFileSync(model, earlier);
+    const empty = path.join(dir, 'empty.onnx');
+    writeFileSync(empty, '');
+    for (const out of [earlier, empty]) {
+      const r = await runSlim(['quantize', model, '-o', out, '--mode', 'dynamic']);
+      expect(r.code, r.stderr).toBe(0);
+    }
+  });
+
   it('a pipe or device given for a file is refused, not replaced (as root a rename replaces even /dev/null)', async () => {
     const fifo = path.join(dir, 'out.fifo');
     execFileSync('mkfifo', [fifo]);

@@ -33,7 +33,7 @@ function checkParent(target: string, flag: string): void {
  * A file a command will write: not a folder, its folder exists and is writable, and it is none of the
  * `inputs` (a quantized or pruned model written over its source loses the source).
  */
-export function checkOutputFile(file: string, flag: string, inputs: readonly (string | undefined)[] = []): void {
+export function checkOutputFile(file: string, flag: string, inputs: readonly (string | undefined)[] = [], o: { model?: boolean } = {}): void {
   const info = statOf(file);
   if (info?.isDirectory()) throw usageError(`${flag} ${file} is a folder`, `give a file path, e.g. ${path.join(file, 'model.onnx')}`);
   const special = info ? specialFileKind(info) : undefined;
@@ -41,7 +41,46 @@ export function checkOutputFile(file: string, flag: string, inputs: readonly (st
   for (const input of inputs) {
     if (input && sameFile(input, file)) throw usageError(`${flag} ${file} is the input model: writing it would replace the model it is made from`, `write to another file, e.g. ${suffixed(file)}`);
   }
+  // A model replaces an earlier model; anything else there (an image of the data set, notes) is not ours to replace.
+  const other = o.model && info?.isFile() && info.size > 0 ? notAModel(file) : undefined;
+  if (other) throw usageError(`${flag} ${file} exists and is ${other}, not an ONNX model: writing the model would replace it`, `give a new path, e.g. ${path.join(path.dirname(file), `${path.parse(file).name}.onnx`)} (or delete the file first, if it should go)`);
   checkParent(file, flag);
+}
+
+/** The first bytes of a file (fewer when it is shorter). */
+function readHead(file: string, bytes: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const IMAGE_MAGIC: readonly [string, (b: Buffer) => boolean][] = [
+  ['a PNG image', (b) => b.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))],
+  ['a JPEG image', (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
+  ['a WebP image', (b) => b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP'],
+  ['a GIF image', (b) => b.toString('latin1', 0, 4) === 'GIF8'],
+];
+
+/**
+ * What an existing file is when it is not an ONNX model, else undefined. A ModelProto starts with its
+ * field 1, ir_version (tag byte 0x08): every ONNX writer (protobuf's, protobufjs, slimkit's) writes fields
+ * in number order.
+ */
+function notAModel(file: string): string | undefined {
+  let head: Buffer;
+  try {
+    head = readHead(file, 512);
+  } catch {
+    return undefined;
+  }
+  if (head[0] === 0x08) return undefined;
+  const image = IMAGE_MAGIC.find(([, is]) => is(head));
+  if (image) return image[0];
+  return head.every((c) => c === 0x09 || c === 0x0a || c === 0x0d || (c >= 0x20 && c !== 0x7f)) ? 'a text file' : 'another kind of file';
 }
 
 /**
@@ -77,7 +116,7 @@ function realParent(dir: string): string {
 /** train and distill: the model written, its checkpoints and its log. */
 export function checkTrainingOutputs(o: { out: string; checkpointDir?: string; log?: string; resume?: boolean | string }, inputs: readonly string[]): void {
   // Zoo names are not files; an input that is a file must not be overwritten.
-  checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')));
+  checkOutputFile(o.out, '--out', inputs.filter((i) => i.endsWith('.onnx')), { model: true });
   if (o.checkpointDir) checkCheckpointDir(o.checkpointDir, o.resume);
   if (o.log) checkLogFile(o.log, [...inputs, o.out]);
   checkDistinctOutputs([['--out', o.out], ['--checkpoint-dir', o.checkpointDir], ['--log', o.log]]);
@@ -121,17 +160,12 @@ export function checkLogFile(file: string, models: readonly (string | undefined)
 
 /** Whether a file's first line is one JSON object, as every line of a JSON-lines log is (a pretty-printed document is not). */
 function startsWithRecord(file: string): boolean {
-  const fd = openSync(file, 'r');
   try {
-    const buffer = Buffer.alloc(64 * 1024);
-    const text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('utf8');
-    const line = text.split('\n')[0]!;
+    const line = readHead(file, 64 * 1024).toString('utf8').split('\n')[0]!;
     const record: unknown = JSON.parse(line);
     return typeof record === 'object' && record !== null && !Array.isArray(record);
   } catch {
     return false;
-  } finally {
-    closeSync(fd);
   }
 }
 

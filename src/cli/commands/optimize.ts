@@ -29,7 +29,7 @@ export function registerOptimize(program: Command): void {
   )
     .addHelpText('after', '\nExample:\n  slim optimize model.onnx -o model.opt.onnx --trace')
     .action(async (file: string, options: OptimizeOptions) => {
-      checkOutputFile(options.output, '-o', [file]);
+      checkOutputFile(options.output, '-o', [file], { model: true });
       // --passes '' is a list too (of nothing): only an absent flag means all of them.
       const passes = options.passes !== undefined
         ? options.passes.split(',').filter((name) => name.trim() !== '').map((name) => {

@@ -174,7 +174,7 @@ export function registerPrune(program: Command): void {
     .action(async (file: string, options: PruneOptions) => {
       if (options.finetune) refuseLaunchedRanks('slim prune --finetune');
       check(options);
-      if (options.output) checkOutputFile(options.output, '-o', [file]);
+      if (options.output) checkOutputFile(options.output, '-o', [file], { model: true });
       if (options.log) checkLogFile(options.log, [file, options.output]);
       checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
       const loaded = await loadModel(file);

@@ -175,7 +175,7 @@ export function registerQuantize(program: Command): void {
 async function runQuantize(file: string, options: QuantizeCliOptions): Promise<void> {
   checkQatFlags(options);
   checkFlags(options);
-  checkOutputFile(options.output, '-o', [file]);
+  checkOutputFile(options.output, '-o', [file], { model: true });
   if (options.qat) refuseLaunchedRanks('slim quantize --qat');
   if (options.qat && options.checkpointDir) checkCheckpointDir(options.checkpointDir, options.resume);
   if (options.qat && options.log) checkLogFile(options.log, [file, options.output]);

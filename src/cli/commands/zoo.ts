@@ -43,7 +43,7 @@ export function registerZoo(program: Command): void {
         return;
       }
       if (!options.output) throw usageError('no output file given', `pass -o ${name}.onnx`);
-      checkOutputFile(options.output, '-o');
+      checkOutputFile(options.output, '-o', [], { model: true });
       const graph = buildZooModel(name, {
         width: options.width,
         seed: options.seed,
