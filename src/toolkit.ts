@@ -38,8 +38,9 @@ import {
 /** A model as a Graph, or the path of an .onnx file. */
 export type ModelSource = Graph | string;
 
+/** The graph, and what messages call it: its file, else its graph name said as one (torch.onnx names every graph 'torch_jit'). */
 async function graphOf(model: ModelSource): Promise<{ graph: Graph; name: string }> {
-  return typeof model === 'string' ? { graph: await readModel(model), name: model } : { graph: model, name: model.name || 'the model' };
+  return typeof model === 'string' ? { graph: await readModel(model), name: model } : { graph: model, name: model.name ? `the model (graph '${model.name}')` : 'the model' };
 }
 
 export interface EvaluateModelOptions {

@@ -54,7 +54,7 @@ describe('slim bench --target web: flags', () => {
     expect(missing.stderr).toMatch(/the browser \/nonexistent\/chrome does not exist/);
     const wrong = await runSlim(['bench', model, '--target', 'phone']);
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(/Allowed choices are host, web/);
+    expect(wrong.stderr).toMatch(/--target must be one of host, web, got 'phone'/);
   });
 
   it('knows which models compute in reduced precision (the looser browser-vs-Node check)', async () => {

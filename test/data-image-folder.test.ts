@@ -243,6 +243,14 @@ describe('loadImageFolder', () => {
     await expect(loadImageFolder(path.join(empty, 'missing'))).rejects.toThrow(/cannot read folder \(ENOENT\)/);
   });
 
+  it('a folder of train/ and val/ is refused as the splits it is, not read as two classes', async () => {
+    const photos = tempDir('folder-splits');
+    for (const split of ['train', 'val']) fs.mkdirSync(path.join(photos, split, 'cat'), { recursive: true });
+    await expect(loadImageFolder(photos)).rejects.toThrow(new RegExp(`holds train/ and val/, the splits of a data set, not class folders — read each split's class folders: ${path.join(photos, 'train')}, ${path.join(photos, 'val')}`));
+    // Classes that are given (a model's recorded ones) are read as named.
+    await expect(loadImageFolder(photos, { classes: ['train', 'val'] })).rejects.toThrow(/train: class folder has no images/);
+  });
+
   it('reads GIF, TIFF and AVIF as slim serve does; a format sharp cannot read is named in the empty-class error', async () => {
     const root = tempDir('formats');
     fs.mkdirSync(path.join(root, 'a'));

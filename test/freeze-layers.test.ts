@@ -131,6 +131,9 @@ describe('freezeLayers', () => {
   it('refuses a pattern that names nothing, listing the layers there are, and one that leaves nothing to train', async () => {
     const graph = await readModel(fixturePath('torch-tiny-resnet-folded.onnx'));
     expect(() => freezeLayers(graph, ['conv1', 'layer1'], { file: 'm.onnx' })).toThrow(/--freeze 'layer1' names no layer or parameter of m\.onnx — its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all/);
+    // A typo of a layer, or of a module holding layers, is named (and the BN-folding hint, then beside the point, left out).
+    expect(() => freezeLayers(graph, ['cnov1'], { file: 'm.onnx' })).toThrow(/^--freeze 'cnov1' names no layer or parameter of m\.onnx — did you mean 'conv1'\? its layers are stem\.0, conv1, conv2, down\.0, conv3, fc; `slim info MODEL\.onnx --layers` lists them all$/);
+    expect(() => freezeLayers(graph, ['stme'], { file: 'm.onnx' })).toThrow(/did you mean 'stem'\?/);
     // Every layer frozen: nothing would train (the engine would fail on its first step).
     expect(() => freezeLayers(graph, ['*'], { file: 'm.onnx' })).toThrow(/--freeze '\*' names every layer of m\.onnx: nothing would train — leave out at least the last layers/);
   });

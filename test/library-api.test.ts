@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildZooModel, distill, encodeModel, evaluateModel, loadCifar10, measureModel, modelSteps, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
+import { buildZooModel, deploy, distill, encodeModel, evaluateModel, loadCifar10, measureModel, modelSteps, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { realCifar10Dir, removeTempDirs, REPO, tempDir } from './data-fixtures.js';
@@ -192,6 +192,12 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     await expect(evaluateModel(net, images, { normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } as never })).rejects.toThrow(/^normalization: scale must be a number > 0 \(pixels × scale: 1\/255 for the usual mean and std in \[0, 1\]\), got undefined/);
     await expect(trainModel({ graph: net, data: { train: images, test: images }, epochs: 1, batch: 4, normalization: { scale: 1 / 255, mean: [0.5], std: [0] } })).rejects.toThrow(/std must be numbers > 0/);
     // The CLI names the same checks by its flags (distill-cli, engine-cli and qat-cli tests).
+  });
+
+  it('a Graph given where a file is taken, and a torch.onnx graph named for what it is', async () => {
+    await expect(deploy(net as never)).rejects.toThrow(/^deploy takes one options object whose model is a file path: deploy\(\{ model: 'm\.onnx', target: 'linux-x64', out: 'bundle\/' \}\) — write a Graph to a file first \(writeModel\)/);
+    const exported = { ...net, name: 'torch_jit', metadata: { ...net.metadata, 'slimkit.classes': JSON.stringify(images.classes.map((c) => `x${c}`)) } };
+    await expect(evaluateModel(exported, images)).rejects.toThrow(/^made: its classes are not the ones the model \(graph 'torch_jit'\) records \(slimkit.classes\)/);
   });
 
   it('measureModel of a file is what slim info measures: its bytes as stored', async () => {

@@ -571,6 +571,22 @@ describe('files', () => {
     expect((await rejected(readModel('/nonexistent/m.onnx'))).message).toMatch(/^\/nonexistent\/m\.onnx: does not exist/);
     expect((await rejected(readModel(FIXTURES))).message).toMatch(/is a folder/);
   });
+
+  it('point to the file meant: a name one typo away, the model inside a deploy bundle', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'slim-meant-'));
+    try {
+      writeFileSync(join(folder, 'mine.onnx'), '');
+      expect((await rejected(readModel(join(folder, 'mien.onnx')))).message).toBe(`${join(folder, 'mien.onnx')}: does not exist — did you mean ${join(folder, 'mine.onnx')}?`);
+      expect((await rejected(readModel(join(folder, 'other.onnx')))).message).toBe(`${join(folder, 'other.onnx')}: does not exist — check the path`);
+      const bundle = join(folder, 'bundle');
+      mkdirSync(bundle);
+      writeFileSync(join(bundle, 'model.onnx'), '');
+      writeFileSync(join(bundle, 'slim.json'), '{}');
+      expect((await rejected(readModel(bundle))).message).toBe(`${bundle}: is a folder, not a file — give the model in it: ${join(bundle, 'model.onnx')} (a slim deploy bundle)`);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('validateGraph', () => {

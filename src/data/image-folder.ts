@@ -505,6 +505,15 @@ export async function classFolders(root: string): Promise<string[]> {
 async function listClasses(root: string, given: string[] | undefined): Promise<string[]> {
   const folders = await classFolders(root);
   const classes = given ?? folders;
+  // train/ beside val/ would be read as two classes, 'train' and 'val': the folder above the classes was meant.
+  const splits = SPLIT_NAMES.filter((name) => folders.includes(name));
+  if (!given && splits.length > 0 && splits.length === folders.length) {
+    throw inputError({
+      file: root,
+      problem: `holds ${splits.map((name) => `${name}/`).join(' and ')}, the splits of a data set, not class folders`,
+      fix: `read each split's class folders: ${splits.map((name) => path.join(root, name)).join(', ')}`,
+    });
+  }
   if (classes.length === 0) {
     // CIFAR-10's binary files given as an image folder: the data set is named cifar10, the folder --data-dir.
     const cifar = [...CIFAR10_TEST_FILES, ...CIFAR10_TRAIN_FILES].some((f) => existsSync(path.join(root, f)) || existsSync(path.join(root, CIFAR10_ARCHIVE_FOLDER, f)));

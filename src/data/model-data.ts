@@ -130,7 +130,7 @@ async function findSplit(options: DataOptions, inputSize: [number, number] | und
   if (!name) throw usageError('no data set given', "pass --data cifar10 or --data <folder>");
   const limit = options.limit !== undefined ? { limit: options.limit, ...(options.sampleSeed !== undefined ? { sampleSeed: options.sampleSeed } : {}) } : {};
   const split = (options.split ?? 'test') as SplitName;
-  if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`);
+  if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`, "pass --split test (a folder's test/, else val/), train or val");
   if (isCifar10(name)) {
     if (split === 'val') throw usageError('CIFAR-10 has a train and a test split, no val', 'pass --split test (its held-out images) or --split train');
     if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');

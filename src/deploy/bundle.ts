@@ -50,6 +50,10 @@ export interface DeployResult {
 
 /** Writes a bundle folder for `target` at `out` from the .onnx file `model` (see the module comment). */
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
+  // From JavaScript, deploy(graph, {...}) got as far as "target must be one of …, got 'undefined'".
+  if (typeof (options as Partial<DeployOptions> | undefined)?.model !== 'string') {
+    throw usageError("deploy takes one options object whose model is a file path: deploy({ model: 'm.onnx', target: 'linux-x64', out: 'bundle/' })", 'write a Graph to a file first (writeModel)');
+  }
   if (!(TARGETS as readonly string[]).includes(options.target)) {
     throw usageError(`${option('--target')} must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
   }

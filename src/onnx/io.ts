@@ -4,11 +4,12 @@
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { linkTarget, specialFileKind } from '../util/files.js';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { closest } from '../util/suggest.js';
 import { inputError, SlimError } from '../errors.js';
 import { dtypeFromOnnx, onnxDtype } from './dtype.js';
 import { inlineFunctions, type LocalFunction } from './functions.js';
@@ -406,6 +407,24 @@ export function encodeTensor(t: Tensor, options: { name?: string } = {}): Uint8A
 // ---------------------------------------------------------------------------------------------
 // Files
 
+/** What to do about a model path that cannot be read: the file meant, when a neighbour or a bundle's model is close. */
+function readFix(path: string, code: string | undefined): string {
+  if (code === 'EISDIR') {
+    const inside = join(path, 'model.onnx');
+    if (existsSync(inside)) return `give the model in it: ${inside}${existsSync(join(path, 'slim.json')) ? ' (a slim deploy bundle)' : ''}`;
+    return 'give the path of a model file';
+  }
+  if (code === 'ENOENT') {
+    try {
+      const meant = closest(basename(path), readdirSync(dirname(path)).filter((f) => extname(f) === extname(path)));
+      if (meant) return `did you mean ${join(dirname(path), meant)}?`;
+    } catch {
+      // The folder is missing too: nothing to suggest.
+    }
+  }
+  return 'check the path';
+}
+
 /** A file system error as a SlimError naming the file and what to do (a full disk, a missing folder, …). */
 export function fileError(path: string, e: unknown, action: 'read' | 'write'): SlimError {
   const code = (e as NodeJS.ErrnoException).code;
@@ -419,7 +438,7 @@ export function fileError(path: string, e: unknown, action: 'read' | 'write'): S
     : code === 'ENAMETOOLONG' ? 'cannot be written: the name is too long for the file system'
     : code === 'EFBIG' ? 'cannot be written: it would pass the largest file this process may write (ulimit -f) or the file system holds'
     : `cannot be ${action === 'read' ? 'read' : 'written'}: ${(e as Error).message}`;
-  const fix = action === 'read' ? 'check the path'
+  const fix = action === 'read' ? readFix(path, code)
     : code === 'ENOSPC' || code === 'EDQUOT' ? 'free space and run again'
     : code === 'EROFS' || code === 'EACCES' || code === 'EPERM' ? 'write to a folder you can write in'
     : code === 'ENAMETOOLONG' ? 'give a shorter file name'

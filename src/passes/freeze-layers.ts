@@ -12,6 +12,7 @@
  * is frozen with it. Pure.
  */
 import { SlimError } from '../errors.js';
+import { closest } from '../util/suggest.js';
 import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
 import { isGroupNormCore } from '../ops/instance-normalization.js';
 import { learnedOperand } from '../ops/shared/learned.js';
@@ -159,12 +160,15 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
   const folded = [...g.initializers.keys()].some((k) => k.startsWith('onnx::'))
     ? ' — this export folded BatchNormalization into the Conv before it and named the weights onnx::…: name the Conv\'s layer'
     : '';
-  const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) =>
-    refuse(
+  const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) => {
+    // A typo of a layer or of a module holding layers (block1 for block1.0).
+    const modules = [...new Set(names.flatMap((n) => n.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+    const meant = closest(pattern, modules);
+    return refuse(
       `${flag} '${pattern}' names no layer or parameter of ${file}`,
-      `its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all${folded}`,
-    ),
-  );
+      `${meant ? `did you mean '${meant}'? ` : ''}its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all${meant ? '' : folded}`,
+    );
+  });
   // A Conv whose weight is named keeps its BN too: else the BN trains and is folded into that weight.
   withTheirBatchNorm(g, layers, g.nodes.filter((n) => parameters.has(n.inputs[1] ?? '')));
   // A frozen BatchNormalization computes with its running statistics: folded into the layer before it

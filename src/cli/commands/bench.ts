@@ -25,7 +25,7 @@ import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, l
 import { chosenResize, recordedResize } from '../../data/model-resize.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
-import { intAtLeast, nonNegativeInt, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
+import { intAtLeast, nonNegativeInt, oneOf, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
 import { dataInputs } from '../../onnx/graph.js';
 import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
@@ -56,7 +56,7 @@ export function registerBench(program: Command): void {
           .option('--batch <n>', 'batch size for the throughput measurement', positiveInt('--batch'), 32)
           .option('--runs <n|auto>', `timed runs of one image per model (a fixed-batch model: of its batch), at least 50 (below 100, p99 is the slowest run); auto: ${AUTO_RUNS.min}, or more for fast models — about ${AUTO_RUNS.seconds} s of the slowest one's runs, at most ${AUTO_RUNS.max} (sub-millisecond models need the rounds for steady ratios)`, runCount, 'auto' as RunCount)
           .option('--warmup <n>', 'untimed runs first (0: none; with several models, each turn also starts with one untimed run)', nonNegativeInt('--warmup'), 10)
-          .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).default('host'))
+          .addOption(new Option('--target <target>', "where the model is timed: 'host' (onnxruntime-node on this machine) or 'web' (onnxruntime-web's WebAssembly in headless Chromium/Chrome, as the web bundle runs it)").choices(BENCH_TARGETS).argParser(oneOf('--target', BENCH_TARGETS)).default('host'))
           .option('--browser <path>', 'Chromium or Chrome for --target web (default: $SLIM_BROWSER, else the usual install paths)')
           .option('--chart <file.svg>', 'also draw top-1 against latency and against size, with the Pareto fronts, as an SVG (needs --data)'),
         { required: false },

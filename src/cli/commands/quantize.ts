@@ -30,7 +30,7 @@ import { UPGRADE_OPSET } from '../../ops/op-def.js';
 import { upgradesOpset } from '../../passes/upgrade-opset.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withResize, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, MEAN_HELP, nonNegativeInt, meanList, oneOf, STD_HELP, positiveInt, positiveNumber, stdList, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { folderResize, loadEvalData, top1 } from './quantize-eval.js';
 import { checkQatData, checkQatFlags, qatFineTune, refuseOtherQatRun } from './quantize-qat.js';
 import type { InterruptExplainer } from '../train-options.js';
@@ -98,17 +98,17 @@ export function registerQuantize(program: Command): void {
         .description('int8 post-training quantization (QDQ, calibrated), dynamic int8 or float16 conversion')
         .argument('<model>', 'a float .onnx model')
         .requiredOption('-o, --output <file>', 'where to write the quantized model')
-        .addOption(new Option('--mode <mode>', 'static: int8 weights and activations (calibrated); dynamic: int8 MatMul/Gemm weights, activations at run time; fp16: float16 model; fp16-weights: float16 storage only').choices(MODES).default('static'))
+        .addOption(new Option('--mode <mode>', 'static: int8 weights and activations (calibrated); dynamic: int8 MatMul/Gemm weights, activations at run time; fp16: float16 model; fp16-weights: float16 storage only').choices(MODES).argParser(oneOf('--mode', MODES)).default('static'))
         .option('--calib <name|folder>', "calibration images: 'cifar10' (train split) or a folder of images")
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--samples <n>', 'calibration images, drawn at random', positiveInt('--samples'), 512)
         .option('--seed <n>', 'seed of the calibration sample', nonNegativeInt('--seed'), 0)
-        .addOption(new Option('--method <method>', `how activation ranges are chosen from the calibration histograms; auto: build all four from one calibration and keep the one whose outputs match fp32 best on ${AUTO_HELD_OUT_IMAGES} held-out images`).choices([...CALIBRATION_METHODS, 'auto']).default('auto'))
+        .addOption(new Option('--method <method>', `how activation ranges are chosen from the calibration histograms; auto: build all four from one calibration and keep the one whose outputs match fp32 best on ${AUTO_HELD_OUT_IMAGES} held-out images`).choices([...CALIBRATION_METHODS, 'auto']).argParser(oneOf('--method', [...CALIBRATION_METHODS, 'auto'])).default('auto'))
         .option('--percentile <p>', 'percentile method: share of values kept inside the range, in percent', positiveNumber('--percentile'), DEFAULT_STATIC.calibration.percentile)
         .option('--per-tensor', 'one weight scale per tensor instead of per output channel')
-        .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).default('uint8'))
+        .addOption(new Option('--activation-type <type>', 'uint8 (asymmetric) or int8 (symmetric) activations').choices(['uint8', 'int8']).argParser(oneOf('--activation-type', ['uint8', 'int8'])).default('uint8'))
         .option('--reduce-range', '7-bit weights, for x86 CPUs with AVX2 but no VNNI')
-        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm), avx2 (x64 without VNNI: uint8 weights, whose kernels do not saturate); auto: amx on an AMX machine (each Conv timed on both kernels at --threads, keeping the faster), else generic — never avx2, whose kernels are slower on other CPUs (on a CPU without VNNI the command notes it)").choices(CPU_CHOICES).default(DEFAULT_STATIC.cpu))
+        .addOption(new Option('--cpu <kind>', "the CPU whose ONNX Runtime int8 Conv kernels the model is laid out for (same outputs either way): amx (Intel AMX-INT8: Sapphire Rapids and later), generic (VNNI / arm64 / wasm), avx2 (x64 without VNNI: uint8 weights, whose kernels do not saturate); auto: amx on an AMX machine (each Conv timed on both kernels at --threads, keeping the faster), else generic — never avx2, whose kernels are slower on other CPUs (on a CPU without VNNI the command notes it)").choices(CPU_CHOICES).argParser(oneOf('--cpu', CPU_CHOICES)).default(DEFAULT_STATIC.cpu))
         .option('--keep-first', 'keep the first Conv/Gemm/MatMul layer in float')
         .option('--keep-last', 'keep the last Conv/Gemm/MatMul layer in float')
         .option('--exclude <nodes>', 'comma-separated node names to keep in float (--report lists them)')
@@ -126,11 +126,11 @@ export function registerQuantize(program: Command): void {
         .option('--epochs <n>', '--qat: passes over the training data', positiveInt('--epochs'), 1)
         .option('--batch <n>', '--qat: images per step', positiveInt('--batch'), QAT_DEFAULTS.batch)
         .option('--lr <x>', `--qat: peak learning rate, cosine decay (default ${QAT_DEFAULTS.lr} for sgd, ${QAT_DEFAULTS.adamwLr} for adamw)`, positiveNumber('--lr'))
-        .addOption(new Option('--optimizer <name>', '--qat: update rule').choices(['sgd', 'adamw']).default('sgd'))
+        .addOption(new Option('--optimizer <name>', '--qat: update rule').choices(['sgd', 'adamw']).argParser(oneOf('--optimizer', ['sgd', 'adamw'])).default('sgd'))
         .option('--bn-epochs <n>', '--qat: train the first N epochs with the model\'s BatchNormalization live (batch statistics), then fold and freeze it', nonNegativeInt('--bn-epochs'))
         .option('--lsq', '--qat: learn the quantization scales too (LSQ) instead of keeping the calibrated ones')
         .option('--no-distill', '--qat: train on the labels alone (default: also distill from the float model, alpha 0.5, T 4: measured +0.25 pt over plain QAT)')
-        .addOption(new Option('--device <device>', '--qat: where to train').choices(['cpu', 'cuda']).default('cpu'))
+        .addOption(new Option('--device <device>', '--qat: where to train').choices(['cpu', 'cuda']).argParser(oneOf('--device', ['cpu', 'cuda'])).default('cpu'))
         .option('--train-limit <n>', '--qat: train on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
         .option('--test-limit <n>', '--qat: evaluate each epoch on N test images only (default: --eval-limit)', positiveInt('--test-limit'))
         .option('--checkpoint-dir <dir>', '--qat: write <dir>/last.ckpt atomically after every epoch (with --bn-epochs: <dir>/bn-live/ and <dir>/folded/)')
