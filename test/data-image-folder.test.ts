@@ -333,6 +333,16 @@ describe('loadTrainTest (image folders)', () => {
     }
   }
 
+  it("unreadable images of train/ and test/ are named in one error (a bad test image surfaced only on the run after)", async () => {
+    const root = tempDir('split-bad');
+    await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN }, ['a.png', 'b.png']);
+    await writeSplit(path.join(root, 'val'), { cat: RED, dog: GREEN });
+    fs.writeFileSync(path.join(root, 'train', 'dog', 'b.png'), 'not an image');
+    fs.writeFileSync(path.join(root, 'val', 'cat', 'a.png'), '');
+    const err = await loadTrainTest(root, { size: [8, 8] }).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(/: 2 images cannot be read — train\/dog\/b\.png: cannot read image \(.+\); val\/cat\/a\.png: cannot read image: the file is empty \(0 bytes\) — replace or delete those files$/);
+  });
+
   it('a test limit takes test images across the classes (a folder lists them class by class); CIFAR-10 keeps its first N', async () => {
     const root = tempDir('split');
     await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });

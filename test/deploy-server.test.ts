@@ -91,7 +91,7 @@ describe('POST /v1/classify', () => {
       { name: 'empty body', send: () => asText(request(`${url}/v1/classify`, { method: 'POST' })), status: 400, code: 'empty_body', says: /no body/ },
       { name: 'truncated PNG', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: png.subarray(0, Math.floor(png.length / 2)) })), status: 422, code: 'undecodable_image', says: /cannot read image/ },
       { name: 'pixel bomb', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: pngHeader(20000, 20000) })), status: 413, code: 'image_too_large', says: /20000×20000/ },
-      { name: 'Content-Length over the limit', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: Buffer.alloc(1024 * 1024 + 1) })), status: 413, code: 'body_too_large', says: /1048576-byte limit/ },
+      { name: 'Content-Length over the limit', send: () => asText(request(`${url}/v1/classify`, { method: 'POST', body: Buffer.alloc(1024 * 1024 + 1) })), status: 413, code: 'body_too_large', says: /larger than the limit of 1 MiB \(1,048,576 bytes\)/ },
       { name: 'chunked body over the limit', send: () => uploadChunked(`${url}/v1/classify`, 8 * 1024 * 1024), status: 413, code: 'body_too_large', says: /limit/ },
       { name: 'bad top', send: () => asText(request(`${url}/v1/classify?top=0`, { method: 'POST', body: png })), status: 400, code: 'bad_query', says: /whole number ≥ 1, got '0'/ },
       { name: 'GET on classify', send: () => asText(request(`${url}/v1/classify`)), status: 405, code: 'method_not_allowed', says: /POST/ },

@@ -431,8 +431,15 @@ export async function loadTrainTestFolders(
       fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
     });
   }
-  const train = await loadImageFolder(path.join(root, 'train'), { ...size, ...(trainLimit !== undefined ? { limit: trainLimit } : {}), ...progressOf('train') });
-  return { train, test: await loadSplitFolder(root, 'test', { ...size, ...(testLimit !== undefined ? { limit: testLimit } : {}), ...progressOf('test') }, layout) };
+  // Both listed before either is decoded (a class only test/ has fails at once), and the unreadable images of
+  // both named in one error: a bad test image was found only on the run after the train images were fixed.
+  const trainListing = await listImageFolder(path.join(root, 'train'), trainLimit !== undefined ? { limit: trainLimit } : {});
+  const testListing = await listSplitFolder(root, 'test', testLimit !== undefined ? { limit: testLimit } : {}, layout);
+  const train = await decodeListing(trainListing, { ...size, ...progressOf('train'), skipBad: true });
+  const test = await decodeListing(testListing, { ...size, ...progressOf('test'), skipBad: true });
+  const bad = [...train.skipped, ...test.skipped];
+  if (bad.length > 0) throw unreadableImages(root, bad);
+  return { train, test };
 }
 
 /**

@@ -365,10 +365,16 @@ function parseTop(url: string, classes: number, fallback: number): number {
  * The request body, refusing more than `limit` bytes: a Content-Length above it is refused before
  * reading, a chunked body as soon as it passes it. After the 413 the connection is closed (lingeringClose).
  */
+/** A body limit as --max-body-mb states it (10 MiB), with the exact count. */
+function limitText(bytes: number): string {
+  const mib = bytes / 1048576;
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(2)} MiB (${bytes.toLocaleString('en')} bytes)`;
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   // No `Connection: close` header: Node would then reset the socket as soon as the answer is written,
   // under a client still sending; lingeringClose (below) closes it once the upload is drained or cut.
-  const tooLarge = (): HttpError => new HttpError(413, 'body_too_large', `the body is larger than the ${limit}-byte limit; send a smaller image`);
+  const tooLarge = (): HttpError => new HttpError(413, 'body_too_large', `the body is larger than the limit of ${limitText(limit)}; send a smaller image`);
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
