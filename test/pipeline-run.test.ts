@@ -376,6 +376,8 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
         const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
         child.kill(signal);
         expect(await exited, signal).toBe(code);
+        // The stage stopped keeps its time so far (saved every 30 s while it runs: 0 s in its first half minute).
+        if (signal === 'SIGTERM') expect(manifestOf(runDir).stages.find((st) => st.id === 'bench')).toMatchObject({ status: 'running', seconds: expect.toSatisfy((x: number) => x > 0) });
         // Left running, it went on measuring (an orphan of pid 1) until a write to the closed pipe failed, 5–8 s here.
         await until(() => !started.some(alive), 4_000, `the benchmark processes to end after ${signal}`);
       }

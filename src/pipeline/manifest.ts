@@ -5,7 +5,7 @@
  * key it already has, and a crashed run resumes at the stage that did not finish.
  */
 import { processStartTime, sameProcessAlive } from '../util/process.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, platform, arch, release } from 'node:os';
@@ -271,6 +271,17 @@ const json = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.st
 
 export async function writeManifest(runDir: string, manifest: RunManifest): Promise<void> {
   await writeFileAtomic(path.join(runDir, MANIFEST), json({ ...manifest, updated: new Date().toISOString() }));
+}
+
+/**
+ * The same, synchronously, for a process that is exiting (Ctrl-C): written beside the manifest and renamed
+ * over it, so a reader sees the old manifest or the new one.
+ */
+export function writeManifestNow(runDir: string, manifest: RunManifest): void {
+  const file = path.join(runDir, MANIFEST);
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(temp, json({ ...manifest, updated: new Date().toISOString() }));
+  renameSync(temp, file);
 }
 
 export async function readStageRecord(runDir: string, key: string): Promise<StageRecord | undefined> {

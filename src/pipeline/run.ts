@@ -35,6 +35,7 @@ import {
   readManifest,
   readStageRecord,
   writeManifest,
+  writeManifestNow,
   writeStageRecord,
   MANIFEST,
   type QuantizeResult,
@@ -122,6 +123,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     }
   }
   const started = performance.now();
+  let saveOnExit: (() => void) | undefined;
   // Ctrl-C or SIGTERM: say what is kept and how to go on (the stage in progress stays 'running' in the
   // manifest; the report calls it interrupted), free the folder and exit as interrupted programs do.
   const onSignal = (signal: 'SIGINT' | 'SIGTERM'): void => {
@@ -130,8 +132,16 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
       ? `run the same command again to go on (the --rerun stage${o.rerun.length > 1 ? 's' : ''} ${o.rerun.join(', ')} start${o.rerun.length > 1 ? '' : 's'} over; without --rerun the earlier result${o.rerun.length > 1 ? 's are' : ' is'} kept)`
       : 'run the same command again to resume (a training stage continues from its last finished epoch)';
     log(`\nslim run: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — finished stages are kept in ${runDir}; ${again}`);
-    // Freed as the process ends, not before: the running step may still write for a while.
-    process.once('exit', () => rmSync(path.join(runDir, '.lock'), { force: true }));
+    // Freed as the process ends, not before: the running step may still write for a while. The manifest
+    // then gets the running stage's time so far (it kept the last half minute's, 0 s in its first).
+    process.once('exit', () => {
+      try {
+        saveOnExit?.();
+      } catch {
+        // The time is cosmetic; the lock must still go.
+      }
+      rmSync(path.join(runDir, '.lock'), { force: true });
+    });
     // After a training stage's running step, not under it (engine/exit-gate.ts).
     exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
   };
@@ -243,11 +253,18 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         const t0 = performance.now();
         // A run killed in the middle of a long stage leaves its time so far in the manifest (to the last
         // half minute), for the report, instead of the 0 s it started with.
-        const ticking = setInterval(() => {
+        const timeSoFar = (): void => {
           manifest.stages[at] = { ...base, status: 'running', seconds: (performance.now() - t0) / 1000 } as StageRecord;
+        };
+        const ticking = setInterval(() => {
+          timeSoFar();
           save().catch(() => undefined);
         }, RUNNING_SAVE_MS);
         ticking.unref();
+        saveOnExit = () => {
+          timeSoFar();
+          writeManifestNow(runDir, { ...manifest, stages: [...manifest.stages], wall_seconds: (performance.now() - started) / 1000 });
+        };
         const ctx: StageContext = {
           recipe,
           runDir,
@@ -263,7 +280,10 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         };
         let out: StageOutput<keyof StageResults>;
         try {
-          out = await execute(ctx, stage, input).finally(() => clearInterval(ticking));
+          out = await execute(ctx, stage, input).finally(() => {
+            clearInterval(ticking);
+            saveOnExit = undefined;
+          });
         } catch (e) {
           // The manifest (and the report) keep the message as the terminal shows it: in the recipe's keys.
           const placed = inStage(e, recipe, stage);

@@ -66,6 +66,11 @@ export function wallTimeText(r: Pick<RunReport, 'wall_seconds' | 'complete'>): s
   return r.complete ? `${r.wall_seconds.toFixed(1)} s` : `${r.wall_seconds.toFixed(1)} s as last recorded (it did not finish)`;
 }
 
+/** The sentence above the stage table (HTML and Markdown alike). */
+export function stagesIntro(r: Pick<RunReport, 'wall_seconds' | 'complete' | 'gpu_price_per_hour'>): string {
+  return `Wall time of this invocation: ${wallTimeText(r)}. Stage times are those of the run that made each result (a reused stage cost nothing now). Cost = GPU-seconds × $${r.gpu_price_per_hour}/GPU-hour; CPU stages cost 0 here.`;
+}
+
 /** What timed the variants, for the sentence above the table. */
 export function timedWith(b: { target?: string; runtime?: string; timed_in_turns?: boolean }): string {
   const turns = b.timed_in_turns ? ', the variants taking turns (a change in load falls on all alike)' : '';

@@ -5,7 +5,7 @@
  * executed) for anyone who wants the raw numbers from the same file.
  */
 import type { VariantBench } from '../pipeline/manifest.js';
-import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText, type Column } from './columns.js';
+import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, stagesIntro, type Column } from './columns.js';
 import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, choseOnTestNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
@@ -99,7 +99,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
   }
   parts.push(
     '<h2 id="stages">Stages: time, GPU-seconds, cost</h2>',
-    `<p>Wall time of this invocation: ${wallTimeText(r)}. Stage times are those of the run that made each result (a reused stage cost nothing now). Cost = GPU-seconds × $${r.gpu_price_per_hour}/GPU-hour; CPU stages cost 0 here.</p>`,
+    `<p>${escapeHtml(stagesIntro(r))}</p>`,
     stageTable(r),
     `<div class="charts">${figure(charts.stageTimes, 'Seconds per stage.', 'chart-stage-times')}</div>`,
   );

@@ -1,5 +1,5 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
-import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, wallTimeText } from './columns.js';
+import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, stagesIntro } from './columns.js';
 import { formatClassAccuracy, formatPercent } from './format.js';
 import { changedFilesNote, choseOnTestNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
@@ -85,7 +85,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
   lines.push(
     '## Stages: time, GPU-seconds, cost',
     '',
-    `Wall time of this invocation: ${wallTimeText(r)}. Cost = GPU-seconds × $${r.gpu_price_per_hour}/GPU-hour.`,
+    stagesIntro(r),
     '',
     table(
       STAGE_COLUMNS.map((c) => c.header),
