@@ -463,13 +463,14 @@ describe('slim run --fresh', () => {
 
 describe('the run lock under runs that start together', () => {
   it('is held by one run at a time, and leaves no file of its own behind', async () => {
-    // Each child waits for a common start instant, takes the lock, holds it 300 ms and says whether it got it.
+    // Each child waits for a common start instant, takes the lock, holds it until 3 s past that instant (a
+    // child slow to start under load must still find it held) and says whether it got it.
     const child = path.join(dir, 'lock-child.mts');
     writeFileSync(child, [
       `import { lockRun } from ${JSON.stringify(path.join(REPO_ROOT, 'src/pipeline/manifest.ts'))};`,
       'const [runDir, at] = [process.argv[2], Number(process.argv[3])];',
       'while (Date.now() < at) { /* the start line */ }',
-      "try { const release = await lockRun(runDir); console.log('GOT'); await new Promise((r) => setTimeout(r, 300)); await release(); } catch { console.log('REFUSED'); }",
+      "try { const release = await lockRun(runDir); console.log('GOT'); await new Promise((r) => setTimeout(r, Math.max(0, at + 3000 - Date.now()))); await release(); } catch { console.log('REFUSED'); }",
     ].join('\n'));
     const start = (runDir: string, at: number): Promise<string> =>
       new Promise((resolve, reject) => {

@@ -112,6 +112,15 @@ describe('slim prune', () => {
     }
   });
 
+  it('a --ratio past --max-ratio says each group lost at most --max-ratio (it was capped without a word)', async () => {
+    const out = path.join(dir, 'capped.onnx');
+    const run = await runSlim(['prune', resnet, '-o', out, '--structured', '--ratio', '0.95', '--max-ratio', '0.5', '--round-to', '1']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('note: --ratio 0.95 is more than --max-ratio 0.5, the most any group may lose: each group lost at most 50 % of its channels — raise --max-ratio (below 1) to remove more');
+    // A structured prune without --data ends with the tip, after the result (an error would have stayed alone).
+    expect(run.stderr.trim().split('\n').at(-1)).toMatch(/^tip: with --data cifar10/);
+  });
+
   it('--unstructured zeros weights: same file size, fewer non-zero params, smaller gzip; human summary', async () => {
     const out = path.join(dir, 'sparse.onnx');
     const run = await runSlim(['prune', resnet, '-o', out, '--unstructured', '--sparsity', '0.5', '--scope', 'global']);
@@ -137,6 +146,10 @@ describe('slim prune', () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^slim: .*int8\.onnx is an int8 model \(its weights are integers behind DequantizeLinear\).* — prune the float model, then quantize what it writes/m);
     expect(run.stderr).not.toMatch(/tip:/);
+    // Unstructured too (it said "has no stored float Conv / Gemm / MatMul weights", naming no file, as bad input).
+    const sparse = await runSlim(['prune', int8, '-o', path.join(dir, 'x.onnx'), '--unstructured', '--sparsity', '0.5']);
+    expect(sparse.code).toBe(2);
+    expect(sparse.stderr).toMatch(/^slim: .*int8\.onnx is an int8 model \(its weights are integers behind DequantizeLinear\): unstructured pruning zeros float weights — prune the float model/m);
   });
 
   it('--analyze lists groups and boundaries without writing anything', async () => {
@@ -247,7 +260,7 @@ describe('slim prune', () => {
     const cifar = ['--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '64'];
     const skipped = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', ...cifar]);
     expect(skipped.code, skipped.stderr).toBe(0);
-    expect(skipped.stderr).toMatch(/mean replacement skipped: the images are 32×32, the model takes 16×16/);
+    expect(skipped.stderr).toMatch(/mean replacement and renormalization skipped: the images are 32×32, the model takes 16×16/);
     const refused = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', '--finetune', '1', ...cifar]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images/);

@@ -17,6 +17,10 @@ import { Random } from '../src/util/random.js';
 import type { Attribute, Graph } from '../src/onnx/graph.js';
 import type { Group } from '../src/compress/prune/group.js';
 import { asPruningSeesIt, untiedWeights } from '../src/compress/prune/structured.js';
+import { keptChannels } from '../src/compress/prune/apply.js';
+import { renormalizeChannels } from '../src/compress/prune/renormalize.js';
+import { channelMoments } from '../src/runtime/channel-stats.js';
+import { foldBatchNorm, type ChannelMoments } from '../src/passes/index.js';
 import { preferredChannelMultiple } from '../src/compress/prune/hardware.js';
 import { SlimError } from '../src/errors.js';
 import { fixturePath } from './helpers/fixtures.js';
@@ -1081,6 +1085,43 @@ describe('mean replacement', () => {
     const want = await ortOutput(graph, x);
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed, { means }), x), want)).toBeLessThan(1e-5);
     expect(maxRelDiff(await ortOutput(removeChannels(dep, removed), x), want)).toBeGreaterThan(1e-3);
+  });
+});
+
+describe('renormalization after the cuts', () => {
+  it("gives every Conv and Gemm downstream of a cut its kept channels' calibrated mean and spread back", async () => {
+    const graph = foldBatchNorm(buildZooModel('resnet18-cifar', { width: 0.125, seed: 4 }));
+    const dep = buildDependencyGraph(graph);
+    // A quarter of every group's channels, drawn at random.
+    const rng = new Random(5);
+    const removed = new Uint8Array(dep.groupOf.length);
+    for (const g of dep.groups) for (let i = 0; i < g.size; i++) if (rng.next() < 0.25) removed[g.components[i]!] = 1;
+    const images = { name: 'synthetic', classes: ['a'], imageShape: [3, 32, 32] as [number, number, number], pixels: Uint8Array.from({ length: 32 * 3072 }, () => rng.nextUint32() & 255), labels: new Uint16Array(32) };
+    const calibration = { images, normalization: CIFAR10_NORMALIZATION, samples: 32 };
+    const means = await channelMeans(graph, readValues(dep), calibration);
+    const cut = removeChannels(dep, removed, { means });
+    const kept = keptChannels(dep, removed);
+    const r = await renormalizeChannels(graph, cut, kept, calibration);
+    const convs = r.graph.nodes.filter((n) => r.layers.includes(n.name));
+    // Every Conv after the first cut (the stem's reads the image, which lost nothing), and the classifier.
+    expect(convs.length).toBe(graph.nodes.filter((n) => n.opType === 'Conv').length - 1 + 1);
+    expect(convs.at(-1)!.opType).toBe('Gemm');
+    const values = convs.map((n) => n.outputs[0]!);
+    const [wanted, now, before] = (await Promise.all([graph, r.graph, cut].map((g) => channelMoments(g, values, calibration)))) as [Map<string, ChannelMoments>, Map<string, ChannelMoments>, Map<string, ChannelMoments>];
+    // Largest difference from the original's statistics, relative to its spread.
+    const off = (m: Map<string, ChannelMoments>): number => Math.max(...values.flatMap((v) => {
+      const want = wanted.get(v)!;
+      const index = kept.get(v);
+      return [...m.get(v)!.mean].flatMap((mean, j) => {
+        const o = index?.[j] ?? j;
+        const spread = Math.sqrt(want.variance[o]!) + 1e-6;
+        return [Math.abs(mean - want.mean[o]!) / spread, Math.abs(Math.sqrt(m.get(v)!.variance[j]!) - Math.sqrt(want.variance[o]!)) / spread];
+      });
+    }));
+    expect(off(now)).toBeLessThan(1e-3);
+    expect(off(before)).toBeGreaterThan(0.05);
+    // The output is the same model otherwise: it runs, and its shapes are the cut model's.
+    expect(inferShapes(r.graph).totalMacs).toBe(inferShapes(cut).totalMacs);
   });
 });
 

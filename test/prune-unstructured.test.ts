@@ -62,6 +62,9 @@ describe('unstructured magnitude pruning', () => {
     const byModule = pruneUnstructured(torch, { sparsity: 0.5, keep: ['stem.0'] });
     expect(byModule.skipped).toEqual(byNode.skipped);
     expect(byModule.skipped.map((s) => s.node)).toEqual(['/stem/stem.0/Conv']);
+    // The module holding it too (`stem` for stem.0), as --freeze takes it; a typo is named.
+    expect(pruneUnstructured(torch, { sparsity: 0.5, keep: ['stem'] }).skipped).toEqual(byNode.skipped);
+    expect(() => pruneUnstructured(torch, { sparsity: 0.5, keep: ['stme'] })).toThrow(/^no node or module named 'stme' — did you mean 'stem'\? give a node name/);
     expect(() => pruneUnstructured(torch, { sparsity: 0.5, keep: ['stem.9'] })).toThrow(/no node or module named 'stem\.9'/);
   });
 

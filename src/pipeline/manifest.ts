@@ -51,6 +51,8 @@ export interface PruneResult {
   groups?: number;
   boundaries?: number;
   compensated?: boolean;
+  /** Convs given back their calibrated output statistics after the cuts (compress/prune/renormalize.ts). */
+  renormalized_layers?: number;
   steps: { step: number; macs: number; sparsity?: number; test_top1?: number; seconds: number }[];
   test_top1?: number;
   finetune_epochs: number;

@@ -74,6 +74,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   max_ratio: 'the most of any channel group that may go, in (0, 1)',
   keep: 'a list of node names to leave as they are',
   compensate: 'true: replace removed channels by their mean activation (needs no training); false: drop them',
+  renormalize: "true: give each Conv after a cut its output channels' calibrated mean and spread back (as re-estimating BatchNorm statistics does); false: leave them as cut",
   calib_samples: 'images to measure mean activations on, a whole number ≥ 1',
   finetune: 'train after pruning: { epochs: 2, lr: 0.01 }',
   steps: 'prune-and-fine-tune rounds, a whole number ≥ 1',
@@ -237,6 +238,7 @@ export const PruneStage = z
     max_ratio: z.number().gt(0).lt(1).default(0.9),
     keep: z.array(z.string().min(1)).optional(),
     compensate: z.boolean().default(true),
+    renormalize: z.boolean().default(true),
     calib_samples: posInt.default(256),
     finetune: z
       .strictObject({

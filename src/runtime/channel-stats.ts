@@ -29,7 +29,9 @@ export async function channelMoments(graph: Graph, values: readonly string[], c:
   // Exposed in their own dtype (a float16 model's are float16: ORT refuses a float32 output for them).
   const types = inferShapes(graph).types;
   g.outputs = values.map((name) => ({ name, dtype: types.get(name)?.dtype ?? 'float32' }));
-  const session = await openSession(encodeModel(g).model, { label: 'channel statistics', ...(c.threads !== undefined ? { threads: c.threads } : {}) });
+  // Without the NCHWc layout transforms ('all'): onnxruntime-node 1.30 crashed (SIGSEGV) on a pruned
+  // ResNet18 asked for one Conv's output (60 channels, before a residual Add); they only change speed.
+  const session = await openSession(encodeModel(g).model, { label: 'channel statistics', optimization: 'extended', ...(c.threads !== undefined ? { threads: c.threads } : {}) });
   const sums = new Map<string, { sum: Float64Array; squares: Float64Array; count: number }>();
   try {
     for (const b of batches(c.images, { batchSize: 32, normalization: c.normalization, shuffleSeed: c.seed ?? 0, limit: c.samples ?? 256 })) {

@@ -26,6 +26,7 @@ import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
 import { asExported, forBatches } from '../../data/model-batches.js';
 import { log, progress } from '../../util/terminal.js';
+import { otherLoadNote, watchOtherLoad } from '../../runtime/cpu-load.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../onnx/image-input.js';
@@ -71,6 +72,7 @@ interface PruneOptions extends CommonOptions, DataOptions {
   bench?: boolean;
   seed: number;
   compensate: boolean;
+  renormalize: boolean;
   calibSamples: number;
 }
 
@@ -135,6 +137,7 @@ export function registerPrune(program: Command): void {
         .option('--log <file.jsonl>', 'with --finetune: append one JSON line per fine-tuning epoch (and start/end events), every step\'s as one run')
         .option('--data <name|folder>', "training images ('cifar10' or a folder): calibrate mean replacement of removed channels, --finetune, --importance taylor")
         .option('--no-compensate', 'with --data: drop removed channels instead of folding their mean activations into the next layer')
+        .option('--no-renormalize', "with --data: leave the layers after a cut as they are, instead of giving each Conv's output channels back the mean and spread they had before it (what re-estimating BatchNorm statistics does)")
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
         .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
@@ -178,8 +181,8 @@ export function registerPrune(program: Command): void {
       if (options.log) checkLogFile(options.log, [file, options.output]);
       checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
       const loaded = await loadModel(file);
-      if (options.structured && hasIntegerWeights(loaded.graph)) {
-        throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): structured pruning removes channels of float weights`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
+      if (hasIntegerWeights(loaded.graph)) {
+        throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): ${options.structured ? 'structured pruning removes channels of float weights' : 'unstructured pruning zeros float weights'}`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
       }
       // --image-size (or CIFAR-10's 32×32) recorded in a free-size model, as train and quantize record it.
       const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.data], { quiet: Boolean(options.analyze) });
@@ -202,9 +205,6 @@ export function registerPrune(program: Command): void {
       const data = await loadTrainingData(graph, file, options);
       const tuner = makeTuner(graph, file, options, { data, freeImageSize: pinnedFree });
       const calibration = calibrationFor(graph, file, options, data);
-      if (options.structured && !data && !options.finetune) {
-        log('tip: with --data cifar10 (or an image folder) removed channels are replaced by their mean activation, which keeps more accuracy before fine-tuning');
-      }
       const seconds = performance.now();
       // Ctrl-C while fine-tuning says what was kept, as slim train does.
       const interrupt = options.finetune ? explainInterrupt('slim prune', options, (state) => keptByPrune(options, state)) : undefined;
@@ -221,6 +221,10 @@ export function registerPrune(program: Command): void {
         }
         const shortfall = ratioShortfallNote(options, r.roundTo, r.groups);
         if (shortfall) log(shortfall);
+        // --ratio 0.99 left groups at 10 % (max-ratio 0.9) without a word.
+        if (options.ratio !== undefined && options.ratio > options.maxRatio) {
+          log(`note: --ratio ${options.ratio} is more than --max-ratio ${options.maxRatio}, the most any group may lose: each group lost at most ${Math.round(options.maxRatio * 100)} % of its channels — raise --max-ratio (below 1) to remove more`);
+        }
         pruned = r.graph;
         testAccuracy = r.testAccuracy;
         details = {
@@ -234,6 +238,7 @@ export function registerPrune(program: Command): void {
           boundaries: r.boundaries.map(nodeReasonJson),
           importance_fallbacks: r.fallbacks,
           mean_replacement: r.compensated,
+          renormalized_layers: r.renormalized.length,
           untied_weights: r.untied,
           ...(r.compensated ? { not_mean_replaced: r.uncompensated } : {}),
           search: r.search.map(searchStepJson),
@@ -245,6 +250,7 @@ export function registerPrune(program: Command): void {
           table(['group root', 'channels', 'nodes'], r.groups.map((g) => [g.label, `${g.channelsBefore} → ${g.channelsAfter}${g.unit > 1 ? ` (in ${g.unit}s)` : ''}`, g.nodes])),
           ...(r.groups.some((g) => g.unit > 1) ? ['(in Ns: channels that go together — a GroupNorm group, or one position in every group of a grouped conv — so a fraction rounds to whole ones)'] : []),
           ...(r.latency ? [`latency while searching (batch 1): ${r.latency.beforeMs.toFixed(2)} → ${r.latency.afterMs.toFixed(2)} ms (${(r.latency.afterMs / r.latency.beforeMs).toFixed(2)}×)`] : []),
+          ...(r.renormalized.length ? [`${r.renormalized.length} Conv layer(s) after the cuts given back their output channels' mean and spread on ${options.calibSamples} calibration images (--no-renormalize leaves them as cut)`] : []),
         ];
         if (r.uncompensated.length > 0) {
           const shown = r.uncompensated.slice(0, 3).join(', ') + (r.uncompensated.length > 3 ? ', …' : '');
@@ -299,9 +305,12 @@ export function registerPrune(program: Command): void {
       if (options.bench) {
         const bar = progress('latency (in turns)', 1, 'runs');
         const inputShapes = size ? imageInputShapes(sized, size) : undefined;
+        const otherLoad = watchOtherLoad();
         const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
         bar.stop();
         latency = { before: b!, after: a! };
+        const busy = otherLoadNote(otherLoad());
+        if (busy) log(busy);
       }
       const result = {
         file,
@@ -327,6 +336,10 @@ export function registerPrune(program: Command): void {
       const accuracyLine = accuracy && data ? top1Line(accuracy, data.test.classes.length, Boolean(options.finetune), pruneLess(options)) : undefined;
       if (accuracyLine?.includes('warning:') && options.json) log(accuracyLine);
       printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, accuracyLine ? [...human, accuracyLine] : human));
+      // After the result, so that a failed prune's error stays its only line.
+      if (options.structured && !data && !options.finetune) {
+        log("tip: with --data cifar10 (or an image folder) each layer after a cut gets its output channels' mean and spread on calibration images back, which keeps far more accuracy without fine-tuning, and top-1 before and after is measured");
+      }
     });
 }
 
@@ -458,13 +471,13 @@ function imagesFit(graph: Graph, set: ImageSet): boolean {
   return !size || (size[0] === h && size[1] === w);
 }
 
-/** Mean-replacement calibration on the training images, when they fit the model's input. */
+/** Calibration for mean replacement and renormalization, on the training images, when they fit the model's input. */
 function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet } | undefined): Calibration | undefined {
-  if (!data || !o.compensate || !o.structured) return undefined;
+  if (!data || (!o.compensate && !o.renormalize) || !o.structured) return undefined;
   if (!imagesFit(graph, data.train)) {
     const [, h, w] = data.train.imageShape;
     const size = modelInputSize(graph)!;
-    log(`mean replacement skipped: the images are ${h}×${w}, the model takes ${size[0]}×${size[1]}`);
+    log(`mean replacement and renormalization skipped: the images are ${h}×${w}, the model takes ${size[0]}×${size[1]}`);
     return undefined;
   }
   return { images: data.train, normalization: normalizationFor(graph, o, file), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
@@ -576,14 +589,18 @@ async function structured(graph: Graph, o: PruneOptions, tuner: FineTuner | unde
     ...(shapesFolded ? { shapesFolded } : {}),
     ...(o.keep ? { keep: o.keep } : {}),
     ...(o.layerRatio ? { layerRatios: o.layerRatio } : {}),
-    ...(calibration ? { calibration } : {}),
+    ...(calibration ? { calibration, compensate: o.compensate, renormalize: o.renormalize } : {}),
     ...(target.kind === 'latency' ? { measureLatency: latencyMeter({ ...(o.threads !== undefined ? { threads: o.threads } : {}) }) } : {}),
     onStep: () => bar?.update(++done),
   };
+  // The latency search times candidates against the original: another process's load moves them apart.
+  const otherLoad = target.kind === 'latency' ? watchOtherLoad() : undefined;
   try {
     return await pruneStructuredIteratively(graph, options, loopOptions(o, tuner));
   } finally {
     bar?.stop();
+    const busy = otherLoadNote(otherLoad?.());
+    if (busy) log(`${busy.replace('while timing', 'while the latency search timed candidates')} (the model chosen may differ from run to run)`);
   }
 }
 

@@ -55,6 +55,7 @@ export async function pruneStructuredIteratively(
   let last: StructuredResult | undefined;
   const untied = new Map<string, number>();
   const uncompensated = new Set<string>();
+  const renormalized = new Set<string>();
   let accuracy: number | undefined;
   for (let i = 1; i <= steps; i++) {
     const start = performance.now();
@@ -76,6 +77,7 @@ export async function pruneStructuredIteratively(
     first ??= last;
     for (const u of last.untied) untied.set(u.weight, Math.max(untied.get(u.weight) ?? 0, u.copies));
     for (const node of last.uncompensated) uncompensated.add(node);
+    for (const node of last.renormalized) renormalized.add(node);
     current = last.graph;
     const epochs = epochsForStep(loop.epochs, steps, i);
     if (epochs > 0) {
@@ -96,6 +98,7 @@ export async function pruneStructuredIteratively(
     steps: records,
     untied: [...untied].map(([weight, copies]) => ({ weight, copies })),
     uncompensated: [...uncompensated],
+    renormalized: [...renormalized],
     ...(accuracy !== undefined ? { testAccuracy: accuracy } : {}),
   };
 }

@@ -11,13 +11,14 @@ import { fixWeightsAsConstants } from '../../passes/fix-weights.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { computesShapes, foldShapeSubgraphs } from '../../passes/fold-shapes.js';
 import { constantsToInitializers } from '../../passes/constants.js';
-import { removeChannels } from './apply.js';
+import { keptChannels, removeChannels } from './apply.js';
+import { renormalizeChannels } from './renormalize.js';
 import { channelMeans, readValues, type Calibration } from './calibrate.js';
 import { buildDependencyGraph, type Boundary, type DependencyGraph } from './dependency-graph.js';
 import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
 import { pinImageSize } from '../../onnx/image-input.js';
-import { NAMES_FIX, nodesNamed } from './names.js';
+import { nodesNamed, unknownName } from './names.js';
 import { planFromCounts, planRemoval, refill, type Plan, type PlanOptions, type Scope } from './plan.js';
 
 export type Target =
@@ -56,6 +57,13 @@ export interface StructuredOptions {
    * into the next Conv / Gemm bias) instead of by zero. Recommended without fine-tuning.
    */
   calibration?: Calibration;
+  /** With calibration: replace removed channels by their calibrated means, folded into the readers' biases. Default true. */
+  compensate?: boolean;
+  /**
+   * With calibration: bring every Conv downstream of a removal back to its calibrated per-channel mean and
+   * spread (renormalize.ts). Default true.
+   */
+  renormalize?: boolean;
   /** Batch-1 latency in ms of a graph (required for a 'latency' target). */
   measureLatency?: (graph: Graph) => Promise<number>;
   onStep?: (step: SearchStep) => void;
@@ -102,6 +110,8 @@ export interface StructuredResult {
    * now stores `copies` of them, and fine-tuning trains each apart.
    */
   untied: { weight: string; copies: number }[];
+  /** With calibration: the Convs given back their calibrated output statistics (renormalize.ts). */
+  renormalized: string[];
   /** With calibration: layers that lost input channels but could not take their means (they read zeros). */
   uncompensated: string[];
   search: SearchStep[];
@@ -174,7 +184,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   const macsBefore = dep.facts.totalMacs;
   const search: SearchStep[] = [];
   const macsOf = (plan: Plan): number => inferShapes(removeChannels(dep, plan.removed, { shapesOnly: true })).totalMacs;
-  const means = options.calibration ? await channelMeans(fixed, readValues(dep), options.calibration) : undefined;
+  const means = options.calibration && options.compensate !== false ? await channelMeans(fixed, readValues(dep), options.calibration) : undefined;
   // `uncompensated`: the layers of this cut that could not take the removed channels' means.
   type Built = { plan: Plan; graph: Graph; macs: number; uncompensated: string[] };
   const build = (plan: Plan): Built => {
@@ -231,6 +241,8 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     latency = { beforeMs, afterMs: result.ms };
   }
 
+  const renormalized = options.calibration && options.renormalize !== false ? await renormalizeChannels(fixed, chosen.graph, keptChannels(dep, chosen.plan.removed), options.calibration) : undefined;
+  if (renormalized) chosen = { ...chosen, graph: renormalized.graph };
   // The result must be a model every later step accepts; a failure here is a bug in a channel rule.
   const facts = validateGraph(chosen.graph);
   const labels = groupLabels(dep);
@@ -254,6 +266,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     fallbacks,
     compensated: means !== undefined,
     uncompensated: chosen.uncompensated,
+    renormalized: renormalized?.layers ?? [],
     untied: untiedWeights(fixed, chosen.graph),
     search,
     ...(latency ? { latency } : {}),
@@ -313,7 +326,7 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
   // A numbered group label (`--analyze`'s 'Conv #2': one of the groups a node's channels split into) names that group alone.
   const labelled = new Map(groupLabels(dep).map((label, i) => [label, dep.groups[i]!]).filter(([label]) => (label as string).includes(' #')) as [string, DependencyGraph['groups'][number]][]);
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
-    if (nodesNamed(dep.graph, name).length === 0 && !labelled.has(name)) throw usageError(`no node or module named '${name}'`, NAMES_FIX);
+    if (nodesNamed(dep.graph, name).length === 0 && !labelled.has(name)) throw unknownName(dep.graph, name);
   }
   // A layer ratio applies to the channels the node writes (a conv's filters), not to those it reads.
   for (const [name, ratio] of Object.entries(options.layerRatios ?? {})) {

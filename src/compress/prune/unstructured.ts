@@ -14,7 +14,7 @@ import { opDefFor } from '../../ops/registry.js';
 import { untieIdentityWeights } from '../../passes/untie-weights.js';
 import { channelContext } from './node.js';
 import type { Scope } from './plan.js';
-import { NAMES_FIX, nodesNamed } from './names.js';
+import { nodesNamed, unknownName } from './names.js';
 
 export interface UnstructuredOptions {
   /** Fraction of weights to zero, in [0, 1) (per tensor for 'layer', overall for 'global'). Not with nm. */
@@ -183,7 +183,7 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
   const keep = new Set<string>();
   for (const k of options.keep ?? []) {
     const named = nodesNamed(graph, k);
-    if (named.length === 0) throw usageError(`no node or module named '${k}'`, NAMES_FIX);
+    if (named.length === 0) throw unknownName(graph, k);
     for (const n of named) keep.add(n);
   }
   const weights = findWeights(graph);

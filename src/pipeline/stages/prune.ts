@@ -101,7 +101,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         seed: ctx.recipe.seed,
         ...(freeSize ? { shapesFolded: true } : {}),
         ...(spec.keep ? { keep: spec.keep } : {}),
-        ...(spec.compensate ? { calibration: { images: data.train, normalization, samples: spec.calib_samples, seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) } } : {}),
+        ...(spec.compensate || spec.renormalize ? { calibration: { images: data.train, normalization, samples: spec.calib_samples, seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) }, compensate: spec.compensate, renormalize: spec.renormalize } : {}),
       };
       const r = await pruneStructuredIteratively(graph, options, loop);
       pruned = r.graph;
@@ -111,6 +111,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         groups: r.groups.length,
         boundaries: r.boundaries.length,
         compensated: r.compensated,
+        renormalized_layers: r.renormalized.length,
         steps: r.steps.map(pruneStepJson),
         ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}),
         finetune_epochs: spec.finetune?.epochs ?? 0,
