@@ -78,12 +78,26 @@ export interface PruningTop1 {
  * A pruned model's slimkit.pruning record (`slim prune` and a recipe's prune stage): what was asked, the
  * model it started from, and the top-1 measured after.
  */
-export function pruningRecord(asked: PruningAsked, finetuneEpochs: number, before: { params: number; macs: number | null }, top1: PruningTop1): Record<string, unknown> {
+export function pruningRecord(
+  asked: PruningAsked,
+  finetuneEpochs: number,
+  before: { params: number; macs: number | null },
+  top1: PruningTop1,
+  how: { renormalizedLayers?: number; distilled?: boolean } = {},
+): Record<string, unknown> {
   const what = asked.mode === 'structured'
     ? { target: asked.target, importance: asked.importance }
     : asked.nm ? { nm: asked.nm } : { sparsity: asked.sparsity };
   const measured = top1.top1_before !== undefined
     ? { top1_before: top1.top1_before, test_top1: top1.test_top1, eval_images: top1.eval_images, data: top1.data }
     : top1.test_top1 !== undefined ? { test_top1: top1.test_top1 } : {};
-  return { mode: asked.mode, ...what, ...(finetuneEpochs ? { finetune_epochs: finetuneEpochs } : {}), params_before: before.params, macs_before: before.macs, ...measured };
+  return {
+    mode: asked.mode,
+    ...what,
+    ...(how.renormalizedLayers ? { renormalized_layers: how.renormalizedLayers } : {}),
+    ...(finetuneEpochs ? { finetune_epochs: finetuneEpochs, ...(how.distilled ? { distilled: true } : {}) } : {}),
+    params_before: before.params,
+    macs_before: before.macs,
+    ...measured,
+  };
 }

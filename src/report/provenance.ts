@@ -85,7 +85,8 @@ function pruningText(r: Record<string, unknown>): string {
     : `unstructured${text(r['nm']) ? `, ${String(r['nm'])} sparsity` : num(r['sparsity']) !== undefined ? `, ${formatPercent(r['sparsity'] as number, 1)} zeros` : ''}`;
   const from = [num(r['params_before']) !== undefined ? `${formatCount(r['params_before'] as number)} params` : undefined, num(r['macs_before']) !== undefined ? `${formatCount(r['macs_before'] as number)} MACs` : undefined].filter(Boolean);
   const finetune = num(r['finetune_epochs']);
-  return `(${asked})${from.length ? ` from ${from.join(', ')}` : ''}${finetune ? `, fine-tuned ${plural(finetune, 'epoch')}` : ''}`;
+  const renormalized = num(r['renormalized_layers']);
+  return `(${asked})${from.length ? ` from ${from.join(', ')}` : ''}${renormalized ? `, ${plural(renormalized, 'layer')} after the cuts renormalized` : ''}${finetune ? `, fine-tuned ${plural(finetune, 'epoch')}${r['distilled'] === true ? ' distilling the unpruned model' : ''}` : ''}`;
 }
 
 function quantizationText(r: Record<string, unknown>): string {

@@ -291,7 +291,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
-      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }));
+      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }, { renormalizedLayers: (details['renormalized_layers'] as number | undefined) ?? 0, distilled: Boolean(options.distill) }));
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       interrupt?.trained(options.output!);
       await writeMadeModel(pruned, options.output!);
