@@ -1122,6 +1122,12 @@ describe('renormalization after the cuts', () => {
     expect(off(before)).toBeGreaterThan(0.05);
     // The output is the same model otherwise: it runs, and its shapes are the cut model's.
     expect(inferShapes(r.graph).totalMacs).toBe(inferShapes(cut).totalMacs);
+    // A Gemm whose C is one broadcast value has no per-class bias to shift: left as it is (it read NaN past the first).
+    const gemm = cut.nodes.find((n) => n.opType === 'Gemm')!;
+    const scalarBias = { ...cut, initializers: new Map([...cut.initializers, [gemm.inputs[2]!, float32([1], [0.5])]]) };
+    const broadcast = await renormalizeChannels(graph, scalarBias, kept, calibration);
+    expect(broadcast.layers).not.toContain(gemm.name);
+    expect(toNumbers(await ortOutput(broadcast.graph, randomImages([2, 3, 32, 32]))).every(Number.isFinite)).toBe(true);
   });
 });
 

@@ -62,11 +62,27 @@ export async function renormalizeChannels(original: Graph, pruned: Graph, kept: 
   return { graph: g, layers: layers.map((n) => n.name || n.outputs[0]!) };
 }
 
-/** A float32 weight initializer read by this layer alone (a shared one would change its other readers too). */
+/**
+ * A float32 weight initializer read by this layer alone (a shared one would change its other readers
+ * too), and a bias of one value per output channel or none (a Gemm's broadcast scalar or matrix C has
+ * no per-channel value to shift).
+ */
 function ownWeights(g: Graph, index: GraphIndex, node: Node): boolean {
   const [weight, bias] = [node.inputs[1], node.inputs[2]];
   const own = (name: string | undefined): boolean => name === undefined || name === '' || (g.initializers.get(name)?.dtype === 'float32' && index.consumersOf(name).length === 1);
-  return weight !== undefined && g.initializers.has(weight) && own(weight) && own(bias);
+  const w = weight !== undefined ? g.initializers.get(weight) : undefined;
+  if (!w || !own(weight) || !own(bias)) return false;
+  const b = bias ? g.initializers.get(bias) : undefined;
+  return !b || b.data.length === outputChannels(node, w.dims);
+}
+
+/** Whether the output channels are the weight's columns (Gemm x·W), not its rows (Conv, Gemm x·Wᵀ). */
+function byColumns(node: Node): boolean {
+  return node.opType === 'Gemm' && (node.attributes['transB']?.value ?? 0) === 0;
+}
+
+function outputChannels(node: Node, dims: readonly number[]): number {
+  return dims[byColumns(node) ? 1 : 0]!;
 }
 
 /** A Gemm computing x·Wᵀ + b or x·W + b with its weight as given (alpha 1, no transposed input). */
@@ -77,9 +93,8 @@ function isPlainGemm(node: Node): boolean {
 
 function rescale(g: Graph, node: Node, have: { mean: Float64Array; variance: Float64Array }, want: { mean: Float64Array; variance: Float64Array }, keptIndices: readonly number[] | undefined): void {
   const weight = g.initializers.get(node.inputs[1]!)!;
-  // Output channels are the weight's first axis (Conv, Gemm with transB), else its second (Gemm x·W).
-  const columns = node.opType === 'Gemm' && (node.attributes['transB']?.value ?? 0) === 0;
-  const out = columns ? weight.dims[1]! : weight.dims[0]!;
+  const out = outputChannels(node, weight.dims);
+  const columns = byColumns(node);
   const per = weight.data.length / out;
   const w = Float32Array.from(weight.data as Float32Array);
   const at = (j: number, k: number): number => (columns ? k * out + j : j * per + k);
