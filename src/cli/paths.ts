@@ -8,6 +8,7 @@ import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { ZOO } from '../zoo/index.js';
 import { linkTarget, sameFile, specialFileKind } from '../util/files.js';
+import { sniffImage } from '../serve/sniff.js';
 
 const statOf = (p: string): Stats | undefined => {
   try {
@@ -58,13 +59,6 @@ function readHead(file: string, bytes: number): Buffer {
   }
 }
 
-const IMAGE_MAGIC: readonly [string, (b: Buffer) => boolean][] = [
-  ['a PNG image', (b) => b.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))],
-  ['a JPEG image', (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
-  ['a WebP image', (b) => b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP'],
-  ['a GIF image', (b) => b.toString('latin1', 0, 4) === 'GIF8'],
-];
-
 /**
  * What an existing file is when it is not an ONNX model, else undefined. A ModelProto starts with its
  * field 1, ir_version (tag byte 0x08): every ONNX writer (protobuf's, protobufjs, slimkit's) writes fields
@@ -78,8 +72,8 @@ function notAModel(file: string): string | undefined {
     return undefined;
   }
   if (head[0] === 0x08) return undefined;
-  const image = IMAGE_MAGIC.find(([, is]) => is(head));
-  if (image) return image[0];
+  const image = sniffImage(head);
+  if (image) return `a ${image === 'webp' ? 'WebP' : image.toUpperCase()} image`;
   return head.every((c) => c === 0x09 || c === 0x0a || c === 0x0d || (c >= 0x20 && c !== 0x7f)) ? 'a text file' : 'another kind of file';
 }
 

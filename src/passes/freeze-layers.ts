@@ -138,6 +138,11 @@ export function parameterLayers(graph: Graph, o: { dequantized?: ReadonlyMap<str
   return layers;
 }
 
+/** Every module of these layer names and every module holding one (`block1` and `block1.0` for `block1.0`), once each. */
+export function enclosingModules(layers: readonly string[]): string[] {
+  return [...new Set(layers.flatMap((n) => n.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
+}
+
 /** `name` is named by `pattern`: equal to it or inside it (`layer1` covers `layer1.0.conv1.weight`), the pattern a name or a glob. */
 export function matchesPattern(pattern: string, name: string): boolean {
   if (!/[*?]/.test(pattern)) return name === pattern || name.startsWith(`${pattern}.`);
@@ -162,8 +167,7 @@ export function freezeLayers(graph: Graph, patterns: readonly string[], o: { fil
     : '';
   const { layers, parameters } = matchPatterns(g, patterns, (pattern, names) => {
     // A typo of a layer or of a module holding layers (block1 for block1.0).
-    const modules = [...new Set(names.flatMap((n) => n.split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))))];
-    const meant = closest(pattern, modules);
+    const meant = closest(pattern, enclosingModules(names));
     return refuse(
       `${flag} '${pattern}' names no layer or parameter of ${file}`,
       `${meant ? `did you mean '${meant}'? ` : ''}its layers are ${names.slice(0, 8).join(', ')}${names.length > 8 ? `, … (${names.length} in all)` : ''}; \`slim info MODEL.onnx --layers\` lists them all${meant ? '' : folded}`,

@@ -5,7 +5,7 @@
  */
 import { usageError, type SlimError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
-import { layerName } from '../../passes/freeze-layers.js';
+import { enclosingModules, layerName } from '../../passes/freeze-layers.js';
 import { closest } from '../../util/suggest.js';
 
 const inModule = (layer: string, module: string): boolean => layer === module || layer.startsWith(`${module}.`);
@@ -18,7 +18,7 @@ export function nodesNamed(graph: Graph, name: string): string[] {
 
 /** The error for a name that is neither a node nor a module, with the one meant when it is a typo away. */
 export function unknownName(graph: Graph, name: string): SlimError {
-  const modules = new Set(graph.nodes.filter((n) => n.name !== '').flatMap((n) => layerName(n).split('.').map((_, i, parts) => parts.slice(0, i + 1).join('.'))));
-  const meant = closest(name, [...modules, ...graph.nodes.map((n) => n.name).filter(Boolean)]);
+  const named = graph.nodes.filter((n) => n.name !== '');
+  const meant = closest(name, [...enclosingModules(named.map(layerName)), ...named.map((n) => n.name)]);
   return usageError(`no node or module named '${name}'`, `${meant ? `did you mean '${meant}'? ` : ''}give a node name as \`slim prune MODEL --analyze\` lists them, or a PyTorch module name as \`slim info MODEL --layers\` lists them`);
 }
