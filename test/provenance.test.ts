@@ -67,9 +67,9 @@ describe('recorded steps', () => {
     expect(nm).toEqual({ mode: 'unstructured', nm: '2:4', params_before: 700_300, macs_before: 10_000_000, top1_before: 0.66, test_top1: 0.64, eval_images: 500, data: 'cifar10/test' });
     expect(stepLines(withStepRecord({}, 'slimkit.pruning', nm))).toEqual(['1. pruned (unstructured, 2:4 sparsity) from 700.3 k params, 10.00 M MACs: test top-1 66.00 % → 64.00 % on 500 images of cifar10/test']);
     // Renormalization and distillation during the fine-tune are part of how it was made.
-    const renormalized = pruningRecord({ mode: 'structured', target: { kind: 'macs', value: 0.5 }, importance: 'l2' }, 3, before, { test_top1: 0.6 }, { renormalizedLayers: 20, distilled: true });
-    expect(renormalized).toMatchObject({ renormalized_layers: 20, finetune_epochs: 3, distilled: true });
-    expect(stepLines(withStepRecord({}, 'slimkit.pruning', renormalized))).toEqual(['1. pruned (structured, --target-macs 0.5, l2 importance) from 700.3 k params, 10.00 M MACs, 20 layers after the cuts renormalized, fine-tuned 3 epochs distilling the unpruned model: test top-1 60.00 %']);
+    const renormalized = pruningRecord({ mode: 'structured', target: { kind: 'macs', value: 0.5 }, importance: 'l2' }, 3, before, { test_top1: 0.6 }, { renormalizedLayers: 20, distilled: true, finetuneImages: 20000 });
+    expect(renormalized).toMatchObject({ renormalized_layers: 20, finetune_epochs: 3, finetune_images: 20000, distilled: true });
+    expect(stepLines(withStepRecord({}, 'slimkit.pruning', renormalized))).toEqual(['1. pruned (structured, --target-macs 0.5, l2 importance) from 700.3 k params, 10.00 M MACs, 20 layers after the cuts renormalized, fine-tuned 3 epochs on 20,000 images distilling the unpruned model: test top-1 60.00 %']);
   });
 
   it('without a history (files written before it was kept) follow the order the commands run, unreadable records included', () => {

@@ -83,7 +83,7 @@ export function pruningRecord(
   finetuneEpochs: number,
   before: { params: number; macs: number | null },
   top1: PruningTop1,
-  how: { renormalizedLayers?: number; distilled?: boolean } = {},
+  how: { renormalizedLayers?: number; distilled?: boolean; finetuneImages?: number } = {},
 ): Record<string, unknown> {
   const what = asked.mode === 'structured'
     ? { target: asked.target, importance: asked.importance }
@@ -95,7 +95,7 @@ export function pruningRecord(
     mode: asked.mode,
     ...what,
     ...(how.renormalizedLayers ? { renormalized_layers: how.renormalizedLayers } : {}),
-    ...(finetuneEpochs ? { finetune_epochs: finetuneEpochs, ...(how.distilled ? { distilled: true } : {}) } : {}),
+    ...(finetuneEpochs ? { finetune_epochs: finetuneEpochs, ...(how.finetuneImages !== undefined ? { finetune_images: how.finetuneImages } : {}), ...(how.distilled ? { distilled: true } : {}) } : {}),
     params_before: before.params,
     macs_before: before.macs,
     ...measured,

@@ -86,7 +86,8 @@ function pruningText(r: Record<string, unknown>): string {
   const from = [num(r['params_before']) !== undefined ? `${formatCount(r['params_before'] as number)} params` : undefined, num(r['macs_before']) !== undefined ? `${formatCount(r['macs_before'] as number)} MACs` : undefined].filter(Boolean);
   const finetune = num(r['finetune_epochs']);
   const renormalized = num(r['renormalized_layers']);
-  return `(${asked})${from.length ? ` from ${from.join(', ')}` : ''}${renormalized ? `, ${plural(renormalized, 'layer')} after the cuts renormalized` : ''}${finetune ? `, fine-tuned ${plural(finetune, 'epoch')}${r['distilled'] === true ? ' distilling the unpruned model' : ''}` : ''}`;
+  const images = num(r['finetune_images']);
+  return `(${asked})${from.length ? ` from ${from.join(', ')}` : ''}${renormalized ? `, ${plural(renormalized, 'layer')} after the cuts renormalized` : ''}${finetune ? `, fine-tuned ${plural(finetune, 'epoch')}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${r['distilled'] === true ? ' distilling the unpruned model' : ''}` : ''}`;
 }
 
 function quantizationText(r: Record<string, unknown>): string {

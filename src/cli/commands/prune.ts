@@ -34,7 +34,7 @@ import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/prec
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { explainInterrupt } from '../train-options.js';
-import { pruneLess, top1BeforeAfter, top1Line } from './prune-accuracy.js';
+import { heldOutScoring, pruneLess, top1Line } from './prune-accuracy.js';
 import { withStep } from '../../onnx/provenance.js';
 import { digestWeights } from '../../engine/resume.js';
 
@@ -206,6 +206,10 @@ export function registerPrune(program: Command): void {
       const tuner = makeTuner(graph, file, options, { data, freeImageSize: pinnedFree });
       const calibration = calibrationFor(graph, file, options, data);
       const seconds = performance.now();
+      // Held-out images score the model before and after: the network as the data feeds it. The model
+      // before is scored first, so its line does not come after a long fine-tune.
+      const scoring = data?.heldOut && imagesFit(graph, data.test) ? heldOutScoring(data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
+      const top1Before = scoring ? await scoring.top1(graph, 'eval before') : undefined;
       // Ctrl-C while fine-tuning says what was kept, as slim train does.
       const interrupt = options.finetune ? explainInterrupt('slim prune', options, (state) => keptByPrune(options, state)) : undefined;
 
@@ -213,6 +217,7 @@ export function registerPrune(program: Command): void {
       let details: Record<string, unknown>;
       let human: string[];
       let testAccuracy: number | undefined;
+      let renormalizedLayers = 0;
       let nm: { n: number; m: number; tensors: ReadonlySet<string> } | undefined;
       if (options.structured) {
         const r = await structured(graph, options, tuner, calibration, pinnedFree);
@@ -227,6 +232,7 @@ export function registerPrune(program: Command): void {
         }
         pruned = r.graph;
         testAccuracy = r.testAccuracy;
+        renormalizedLayers = r.renormalized.length;
         details = {
           target: targetOf(options),
           importance: options.importance,
@@ -282,8 +288,8 @@ export function registerPrune(program: Command): void {
         ];
       }
 
-      // Scored on held-out images before the batch is restored: the network as the data feeds it.
-      const accuracy = data?.heldOut && imagesFit(graph, data.test) ? await top1BeforeAfter(graph, pruned, data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
+      // Scored before the batch is restored: the network as the data feeds it.
+      const accuracy = scoring && top1Before !== undefined ? { before: top1Before, after: await scoring.top1(pruned, 'eval pruned'), images: scoring.images, data: scoring.data } : undefined;
       // Said when --data gave no held-out images to score on, rather than left out without a word.
       if (data && !accuracy) log(`note: top-1 not measured: ${data.heldOut ? `the test images are ${data.test.imageShape.slice(1).join('×')}, the model is pruned at another size` : `${options.data} has no test/ (or val/) split, and scoring on its training images would flatter the model`}`);
       // ORT must run it before it is written; every number reported comes from the file read back.
@@ -291,7 +297,7 @@ export function registerPrune(program: Command): void {
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
-      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }, { renormalizedLayers: (details['renormalized_layers'] as number | undefined) ?? 0, distilled: Boolean(options.distill) }));
+      pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }, { renormalizedLayers, distilled: Boolean(options.distill), ...(options.finetune && data ? { finetuneImages: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) } : {}) }));
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
       interrupt?.trained(options.output!);
       await writeMadeModel(pruned, options.output!);

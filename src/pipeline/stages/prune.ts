@@ -134,7 +134,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const asked: PruningAsked = spec.structured
     ? { mode: 'structured', target: spec.structured.target_macs !== undefined ? { kind: 'macs', value: spec.structured.target_macs } : { kind: 'ratio', value: spec.structured.ratio! }, importance: spec.importance }
     : { mode: 'unstructured', ...(spec.unstructured?.nm ? { nm: spec.unstructured.nm } : { sparsity: spec.unstructured?.sparsity }) };
-  pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(asked, result.finetune_epochs, before, { ...(result.test_top1 !== undefined ? { test_top1: result.test_top1 } : {}) }, { renormalizedLayers: result.renormalized_layers ?? 0, distilled: Boolean(spec.finetune?.distill) }));
+  pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(asked, result.finetune_epochs, before, { ...(result.test_top1 !== undefined ? { test_top1: result.test_top1 } : {}) }, { renormalizedLayers: result.renormalized_layers ?? 0, distilled: Boolean(spec.finetune?.distill), ...(spec.finetune ? { finetuneImages: data.train.labels.length } : {}) }));
   const model = foldBatchNorm(pruned);
   const after = modelStats(model, inferShapes(model), undefined, imageSize);
   ctx.log(`  MACs ${formatCount(before.macs)} → ${formatCount(after.macs)}, params ${formatCount(before.params)} → ${formatCount(after.params)}`);
