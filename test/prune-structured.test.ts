@@ -16,7 +16,7 @@ import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { Random } from '../src/util/random.js';
 import type { Attribute, Graph } from '../src/onnx/graph.js';
 import type { Group } from '../src/compress/prune/group.js';
-import { asPruningSeesIt, untiedWeights } from '../src/compress/prune/structured.js';
+import { asPruningSeesIt, keptWithNote, untiedWeights } from '../src/compress/prune/structured.js';
 import { keptChannels } from '../src/compress/prune/apply.js';
 import { renormalizeChannels } from '../src/compress/prune/renormalize.js';
 import { channelMoments } from '../src/runtime/channel-stats.js';
@@ -925,6 +925,10 @@ describe('structured pruning against ONNX Runtime', () => {
       ['/conv1/Conv', 8],
       ['/down/down.0/Conv', 12],
     ]);
+    // What else that kept is said: a pruning trial's --keep of one conv kept 14 nodes' channels without a word.
+    expect(r.keptWith).toEqual([{ name: '/conv1/Conv', groups: 2, layers: ['/stem/stem.0/Conv', '/conv2/Conv', '/down/down.0/Conv', '/conv3/Conv'] }]);
+    expect(keptWithNote(r.keptWith[0]!, '--keep', '--layer-ratio /conv1/Conv=0 keeps only the channels it writes')).toBe("note: --keep /conv1/Conv keeps whole the 2 channel groups it reads and writes, and so 4 other layer(s) reading or writing them keep those channels too (/stem/stem.0/Conv, /conv2/Conv, /down/down.0/Conv, /conv3/Conv) — --layer-ratio /conv1/Conv=0 keeps only the channels it writes");
+    expect(keptWithNote({ name: 'head', groups: 1, layers: [] }, 'keep:')).toBeUndefined();
     // A layer ratio cuts the channels the node writes, not the ones it reads.
     const only = await pruneStructured(graph, { target: { kind: 'ratio', value: 0 }, roundTo: 1, layerRatios: { '/conv1/Conv': 0.5 } });
     expect(only.groups.map((g) => g.channelsAfter)).toEqual([8, 4, 16]);

@@ -14,7 +14,7 @@ import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/s
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, pruningRecord, searchStepJson, type PruningAsked } from '../../report/json-records.js';
 import {
-  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, keptWithNote, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
@@ -223,6 +223,10 @@ export function registerPrune(program: Command): void {
         const r = await structured(graph, options, tuner, calibration, pinnedFree);
         if ((options.roundTo ?? 'auto') === 'auto' && r.roundTo < preferredChannelMultiple()) {
           log(`note: kept channel counts are multiples of ${r.roundTo}, not ${preferredChannelMultiple()} (--round-to auto on this CPU): at ${preferredChannelMultiple()} ${options.targetMacs !== undefined ? 'the MAC target was out of reach' : 'the cut removed nothing'}, its narrow layers unable to lose channels`);
+        }
+        for (const k of r.keptWith) {
+          const note = keptWithNote(k, '--keep', `--layer-ratio ${k.name}=0 keeps only the channels it writes`);
+          if (note) log(note);
         }
         const shortfall = ratioShortfallNote(options, r.roundTo, r.groups);
         if (shortfall) log(shortfall);

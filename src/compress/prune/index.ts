@@ -8,7 +8,7 @@ export { IMPORTANCE, IMPORTANCE_NAMES, scoreGroups, type Importance, type Import
 export { keptCounts, planFromCounts, planRemoval, refill, roundKept, type Plan, type PlanOptions, type Scope } from './plan.js';
 export { keptChannels, removeChannels, sliceAxis, type RemoveOptions } from './apply.js';
 export { channelMeans, readValues, type Calibration } from './calibrate.js';
-export { asPruningSeesIt, groupLabels, pinForPruning, pruneStructured, type GroupSummary, type SearchStep, type StructuredOptions, type StructuredResult, type Target } from './structured.js';
+export { asPruningSeesIt, groupLabels, keptWithNote, pinForPruning, pruneStructured, type GroupSummary, type SearchStep, type StructuredOptions, type StructuredResult, type Target } from './structured.js';
 export { computeMasks, findWeights, masksFromZeros, nmMask, pruneUnstructured, type TensorSparsity, type UnstructuredOptions, type UnstructuredResult, type WeightRef } from './unstructured.js';
 export { sizeReport, sparseTensorBytes, type SizeReport } from './size.js';
 export { engineFineTuner, finetuneLr, crossEntropyGrad, type EngineTunerOptions, type FineTuner, type FineTuneOptions, type FineTuneResult } from './finetune.js';

@@ -116,6 +116,11 @@ export interface StructuredResult {
   uncompensated: string[];
   search: SearchStep[];
   latency?: { beforeMs: number; afterMs: number };
+  /**
+   * Per `keep` name, the other weighted layers (Conv, Gemm, MatMul) that keep all their channels with it:
+   * keeping a layer keeps every group it reads or writes, and in a residual stage that is the stage.
+   */
+  keptWith: { name: string; groups: number; layers: string[] }[];
 }
 
 /**
@@ -270,7 +275,30 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     untied: untiedWeights(fixed, chosen.graph),
     search,
     ...(latency ? { latency } : {}),
+    keptWith: keptWith(dep, options.keep ?? []),
   };
+}
+
+const WEIGHTED = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+
+/**
+ * A note for a kept layer whose channels other layers share (a pruning trial's --keep of one conv kept 14
+ * nodes' channels without a word); none when it kept nothing else. `instead`: a narrower way, when there is one.
+ */
+export function keptWithNote(k: StructuredResult['keptWith'][number], flag: string, instead?: string): string | undefined {
+  if (k.layers.length === 0) return undefined;
+  const shown = k.layers.slice(0, 4).join(', ') + (k.layers.length > 4 ? ', …' : '');
+  return `note: ${flag} ${k.name} keeps whole the ${k.groups === 1 ? 'channel group' : `${k.groups} channel groups`} it reads and writes, and so ${k.layers.length} other layer(s) reading or writing ${k.groups === 1 ? 'it' : 'them'} keep those channels too (${shown})${instead ? ` — ${instead}` : ''}`;
+}
+
+function keptWith(dep: DependencyGraph, keep: readonly string[]): StructuredResult['keptWith'] {
+  const numbered = numberedGroups(dep);
+  const opType = new Map(dep.graph.nodes.map((n) => [n.name, n.opType]));
+  return keep.map((name) => {
+    const { groups, named } = groupsKeptBy(dep, name, numbered);
+    const layers = [...new Set(groups.flatMap((g) => g.nodes))].filter((n) => !named.includes(n) && WEIGHTED.has(opType.get(n) ?? ''));
+    return { name, groups: groups.length, layers };
+  });
 }
 
 /**
@@ -321,10 +349,24 @@ export function groupLabels(dep: DependencyGraph): string[] {
   });
 }
 
+type Group = DependencyGraph['groups'][number];
+
+/** A numbered group label (`--analyze`'s 'Conv #2': one of the groups a node's channels split into) names that group alone. */
+function numberedGroups(dep: DependencyGraph): Map<string, Group> {
+  return new Map(groupLabels(dep).map((label, i) => [label, dep.groups[i]!] as const).filter(([label]) => label.includes(' #')));
+}
+
+/** The groups a `keep` name keeps whole: every group its nodes read or write, or the numbered group it names. */
+function groupsKeptBy(dep: DependencyGraph, name: string, numbered: Map<string, Group>): { groups: Group[]; named: string[] } {
+  const group = numbered.get(name);
+  if (group) return { groups: [group], named: [] };
+  const named = nodesNamed(dep.graph, name);
+  return { groups: dep.groups.filter((g) => g.nodes.some((n) => named.includes(n))), named };
+}
+
 function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<number, number> {
   const fixed = new Map<number, number>();
-  // A numbered group label (`--analyze`'s 'Conv #2': one of the groups a node's channels split into) names that group alone.
-  const labelled = new Map(groupLabels(dep).map((label, i) => [label, dep.groups[i]!]).filter(([label]) => (label as string).includes(' #')) as [string, DependencyGraph['groups'][number]][]);
+  const labelled = numberedGroups(dep);
   for (const name of [...(options.keep ?? []), ...Object.keys(options.layerRatios ?? {})]) {
     if (nodesNamed(dep.graph, name).length === 0 && !labelled.has(name)) throw unknownName(dep.graph, name);
   }
@@ -340,14 +382,7 @@ function fixedRatios(dep: DependencyGraph, options: StructuredOptions): Map<numb
     const outputs = dep.graph.nodes.filter((n) => named.has(n.name)).flatMap((n) => n.outputs);
     for (const g of dep.groups) if (outputs.some((v) => g.members.has(v))) fixed.set(g.id, ratio);
   }
-  for (const name of options.keep ?? []) {
-    const group = labelled.get(name);
-    if (group) fixed.set(group.id, 0);
-    else {
-      const named = nodesNamed(dep.graph, name);
-      for (const g of dep.groups) if (g.nodes.some((n) => named.includes(n))) fixed.set(g.id, 0);
-    }
-  }
+  for (const name of options.keep ?? []) for (const g of groupsKeptBy(dep, name, labelled).groups) fixed.set(g.id, 0);
   return fixed;
 }
 

@@ -14,6 +14,7 @@ import { normalizationFor } from '../../data/model-data.js';
 import { imageSizeOf } from '../../data/types.js';
 import {
   engineFineTuner,
+  keptWithNote,
   pruneStructuredIteratively,
   pinForPruning,
   pruneUnstructuredGradually,
@@ -104,6 +105,10 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         ...(spec.compensate || spec.renormalize ? { calibration: { images: data.train, normalization, samples: spec.calib_samples, seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) }, compensate: spec.compensate, renormalize: spec.renormalize } : {}),
       };
       const r = await pruneStructuredIteratively(graph, options, loop);
+      for (const k of r.keptWith) {
+        const note = keptWithNote(k, 'keep:');
+        if (note) ctx.log(`  ${note}`);
+      }
       pruned = r.graph;
       result = {
         mode: 'structured',
