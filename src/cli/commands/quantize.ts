@@ -187,10 +187,10 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   }
   // Scores measured here with int8 sums that saturate would be pinned on the model, not on this CPU.
   const scoresInt8 = options.eval !== undefined || options.evalLimit !== undefined || options.qat || options.maxDrop !== undefined || options.report !== undefined;
-  // --cpu avx2 (uint8 weights) avoids it in both int8 modes, as 7-bit weights do (--reduce-range).
-  const int8 = options.mode === 'static' || options.mode === 'dynamic';
+  // Either int8 mode can meet saturating sums; --cpu avx2 (uint8 weights) avoids them, as 7-bit weights do (--reduce-range).
+  const canSaturate = (options.mode === 'static' || options.mode === 'dynamic') && !options.reduceRange && options.cpu !== 'avx2';
   // The written model's scores here are this CPU's (slimkit's own choices are judged on exact kernels).
-  const scoredSaturating = int8 && !options.reduceRange && options.cpu !== 'avx2' && scoresInt8 && int8KernelsSaturate();
+  const scoredSaturating = canSaturate && scoresInt8 && int8KernelsSaturate();
   if (scoredSaturating) {
     log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights: exact, on slower kernels) or --reduce-range (7-bit weights: the fast kernels, coarser weights) and compare both with slim bench --data");
   }
@@ -277,7 +277,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const grew = largerNote(fileBytes, bytes, options.mode, file, options.output);
   if (grew) log(grew);
   // Unscored here, the model would meet this CPU's saturating sums first in `slim eval`, read as the model's loss.
-  const unscoredSaturation = int8 && !scoresInt8 && !options.reduceRange && options.cpu !== 'avx2' ? saturationNote(output, options.output) : undefined;
+  const unscoredSaturation = canSaturate && !scoresInt8 ? saturationNote(output, options.output) : undefined;
   if (unscoredSaturation) log(unscoredSaturation);
 
   // What ORT makes of it: fused integer kernels, and any float compute left (listed, never hidden).
