@@ -17,7 +17,7 @@ import { runGraph } from '../src/runtime/ort.js';
 import { float32, makeTensor } from '../src/onnx/tensor.js';
 import { exactInt8Output } from './helpers/int8-host.js';
 import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
-import { saturationNote } from '../src/compress/quantize/cpu.js';
+import { exactKernelsTwin, saturationNote } from '../src/compress/quantize/cpu.js';
 import { forExactScoring } from '../src/compress/quantize/unsigned-layout.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
@@ -310,6 +310,13 @@ describe("slimkit's own int8 measurements", () => {
     // What it measures is the exact model's output, on any host.
     const feeds = { [g.inputs[0]!.name]: x };
     expect(Array.from(Object.values(await runGraph(measured, feeds, { threads: 1 }))[0]!.data as Float32Array)).toEqual(await exactInt8Output(graph, feeds));
+    // The twin slim bench and the bench stage score beside this CPU's top-1: there only where this CPU saturates.
+    const twin = exactKernelsTwin(graph);
+    expect(twin !== undefined).toBe(int8KernelsSaturate());
+    if (twin) expect(Array.from(Object.values(await runGraph(twin, feeds, { threads: 1 }))[0]!.data as Float32Array)).toEqual(await exactInt8Output(graph, feeds));
+    // A float model, and 7-bit weights (exact everywhere), have none.
+    expect(exactKernelsTwin(g)).toBeUndefined();
+    expect(exactKernelsTwin((await quantizeStatic(g, [feeds], { ...DEFAULT_STATIC, cpu: 'generic', reduceRange: true }, { threads: 1 })).graph)).toBeUndefined();
   });
 });
 

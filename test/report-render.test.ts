@@ -27,6 +27,7 @@ import { benchCommand } from '../src/report/columns.js';
 import { comparePaired, formatP } from '../src/report/paired.js';
 import { comparableLatencies } from '../src/report/latency-ratio.js';
 import { runSlim } from './helpers/cli.js';
+import { int8KernelsSaturate } from '../src/util/cpu-flags.js';
 import { CHROMIUM, chromiumReady, gate } from './helpers/deploy-prereq.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { externalRefs, findAll, parseHtml, textOf, type El } from './helpers/report-html.js';
@@ -205,8 +206,8 @@ describe.skipIf(!native)('the run report', () => {
     const fresh = (JSON.parse(r.stdout) as { models: BenchRow[] }).models;
     for (const [i, v] of report.variants.entries()) {
       const b = fresh[i]!;
-      expect({ size: v.size_bytes, gzip: v.gzip_bytes, params: v.params, nonzero: v.nonzero_params, macs: v.macs, top1: v.top1, images: v.eval_images }).toEqual({
-        size: b.size_bytes, gzip: b.gzip_bytes, params: b.params, nonzero: b.nonzero_params, macs: b.macs, top1: b.top1, images: b.eval_images,
+      expect({ size: v.size_bytes, gzip: v.gzip_bytes, params: v.params, nonzero: v.nonzero_params, macs: v.macs, top1: v.top1, exact: v.top1_exact_kernels, images: v.eval_images }).toEqual({
+        size: b.size_bytes, gzip: b.gzip_bytes, params: b.params, nonzero: b.nonzero_params, macs: b.macs, top1: b.top1, exact: b.top1_exact_kernels, images: b.eval_images,
       });
       // Two runs on a shared 2-core machine: agreement within 3× is what load allows; the values
       // themselves come from `slim bench` (a child process of the bench stage).
@@ -231,6 +232,12 @@ describe.skipIf(!native)('the run report', () => {
     expect(md).toContain('ONNX Runtime CPU, the variants taking turns');
     expect(md).toContain("The 'vs' latency is the median of the per-round ratios, their quartiles in brackets");
     expect(md).toMatch(/\| ×[\d.]+ size, ×[\d.]+ \([\d.]+–[\d.]+\) latency, /);
+    // On a CPU whose int8 sums saturate, the int8 variants' top-1 is this CPU's, and the report gives
+    // their exact-kernel top-1 beside it (the demo's int8 model: 79.83 % here, 81.6 % exact).
+    const exact = report.variants.filter((v) => v.top1_exact_kernels !== undefined).map((v) => v.id);
+    expect(exact).toEqual(int8KernelsSaturate() ? ['int8', 'qat'] : []);
+    if (exact.length) expect(md).toMatch(/> \*\*Note:\*\* int8, qat: top-1 measured on this CPU, x64 without VNNI, .* On exact int8 kernels \(arm64, x64 with VNNI or AMX, the browser\) they score int8 [\d.]+ % \([\d.]+ % here\), qat /);
+    else expect(md).not.toMatch(/exact int8 kernels/);
   });
 
   it('`slim report` rebuilds the same report from the run folder', async () => {

@@ -26,6 +26,11 @@ export interface BenchRow {
   /** --target web: the largest difference between the browser's first output and onnxruntime-node's. */
   max_abs_diff_vs_node?: number;
   top1?: number;
+  /**
+   * On an x64 CPU whose int8 sums saturate: the int8 model's top-1 on exact kernels (its weights as
+   * uint8: what arm64, VNNI x64 and the browser compute). Absent where `top1` is exact already.
+   */
+  top1_exact_kernels?: number;
   eval_images?: number;
   /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
   correct?: string;

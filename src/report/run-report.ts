@@ -91,6 +91,18 @@ export function changedFilesNote(r: Pick<RunReport, 'changed_files' | 'variants'
 }
 
 /**
+ * Int8 variants scored on an x64 CPU whose int8 sums saturate: their top-1 in the table is this CPU's,
+ * below what the same model scores elsewhere (the demo's int8 model: 1.8 pt on an AVX2-only EPYC). What
+ * they score on exact kernels, one line (report, run, recommend).
+ */
+export function exactKernelsNote(r: Pick<RunReport, 'variants'>): string | undefined {
+  const int8 = r.variants.filter((v) => v.top1_exact_kernels !== undefined);
+  if (int8.length === 0) return undefined;
+  const each = int8.map((v) => `${v.id} ${pct(v.top1_exact_kernels!)} (${pct(v.top1)} here)`).join(', ');
+  return `${int8.map((v) => v.id).join(', ')}: top-1 measured on this CPU, x64 without VNNI, where ONNX Runtime adds int8 products in 16 bits and they saturate. On exact int8 kernels (arm64, x64 with VNNI or AMX, the browser) ${int8.length === 1 ? 'it scores' : 'they score'} ${each}, scored here with the weights as uint8; for CPUs like this one, quantize with cpu: avx2 (exact, slower kernels) or reduce_range: true (7-bit weights)reduce_range: true (7-bit weights)`;
+}
+
+/**
  * Variants a quantize stage's max_drop made: it chose the layers they keep float on every other one of
  * its test images, which the bench scores too, so their top-1 in the table is partly on images that
  * chose them. What the stage measured on the images it did not choose on, one line (report, run, recommend).

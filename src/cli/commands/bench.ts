@@ -1,4 +1,4 @@
-import { writeFileAtomic } from '../../onnx/io.js';
+import { encodeModel, writeFileAtomic } from '../../onnx/io.js';
 import { checkOutputFile } from '../paths.js';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
@@ -27,10 +27,11 @@ import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, oneOf, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
-import { dataInputs } from '../../onnx/graph.js';
+import { dataInputs, type Graph } from '../../onnx/graph.js';
+import type { Normalization } from '../../data/types.js';
 import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
 import { otherLoadNote } from '../../runtime/cpu-load.js';
-import { saturationNote } from '../../compress/quantize/cpu.js';
+import { exactKernelsTwin, saturationNote } from '../../compress/quantize/cpu.js';
 
 interface BenchOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -166,7 +167,7 @@ export function registerBench(program: Command): void {
       }
       // Read by the timing itself, before its processes closed (the same window for every model).
       const load = timings[0]?.otherLoad;
-      for (const [i, { file, normalization, set, stats, oneImagePerRun }] of checked.entries()) {
+      for (const [i, { file, graph, normalization, set, stats, oneImagePerRun }] of checked.entries()) {
         const timing = timings[i]!;
         const row: BenchRow = {
           file,
@@ -202,6 +203,9 @@ export function registerBench(program: Command): void {
             });
             row.top1 = result.top1;
             row.eval_images = result.count;
+            // This CPU's int8 sums saturate: the top-1 the model has everywhere else, beside this CPU's.
+            const twin = exactKernelsTwin(graph);
+            if (twin) row.top1_exact_kernels = await exactTop1(twin, set, { normalization: normalization!, threads, oneImagePerRun, limit: options.limit, label: `eval ${file} (exact int8 kernels)` });
             row.correct = correctBits(result.predictions!, result.labels!, result.count);
             const nan = nanScoresWarning(file, result);
             if (nan) {
@@ -213,7 +217,7 @@ export function registerBench(program: Command): void {
             await model.close();
           }
         }
-        log(`${file}: p50 ${row.latency_ms.p50.toFixed(2)} ms${row.top1 !== undefined ? `, top-1 ${formatPercent(row.top1)}` : ''}`);
+        log(`${file}: p50 ${row.latency_ms.p50.toFixed(2)} ms${row.top1 !== undefined ? `, top-1 ${formatPercent(row.top1)}${row.top1_exact_kernels !== undefined ? ` (${formatPercent(row.top1_exact_kernels)} on exact int8 kernels)` : ''}` : ''}`);
         rows.push(row);
       }
       if (web && options.data) log('note: top-1 is measured with onnxruntime-node on this machine; the timings are the browser\'s');
@@ -277,6 +281,18 @@ export function compareToFirst(rows: readonly BenchRow[]): BenchComparison[] {
   });
 }
 
+/** Top-1 of an int8 model on exact kernels (exactKernelsTwin), on the images the row was scored on. */
+async function exactTop1(twin: Graph, set: ImageSource, o: { normalization: Normalization; threads: number | undefined; oneImagePerRun: boolean; limit: number | undefined; label: string }): Promise<number> {
+  const model = await openSession(encodeModel(twin).model, { threads: o.threads });
+  const bar = progress(o.label, Math.min(o.limit ?? Infinity, set.count), 'img');
+  try {
+    return (await evaluate(model, set, { normalization: o.normalization, oneImagePerRun: o.oneImagePerRun, ...(o.limit !== undefined ? { limit: o.limit } : {}), onProgress: (done) => bar.update(done) })).top1;
+  } finally {
+    bar.stop();
+    await model.close();
+  }
+}
+
 export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsked?: RunCount): string {
   const withTop1 = rows.some((r) => r.top1 !== undefined);
   // Throughput depends on the batch: when the models were not all measured at one, each row names its own.
@@ -293,8 +309,9 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
     r.latency_ms.p90.toFixed(2),
     r.latency_ms.p99.toFixed(2),
     batches.size > 1 ? `${r.throughput_ips.toFixed(0)} (${r.throughput_batch})` : r.throughput_ips.toFixed(0),
-    ...(withTop1 ? [r.top1 !== undefined ? formatPercent(r.top1) : ''] : []),
+    ...(withTop1 ? [r.top1 !== undefined ? `${formatPercent(r.top1)}${r.top1_exact_kernels !== undefined ? ` (exact: ${formatPercent(r.top1_exact_kernels)})` : ''}` : ''] : []),
   ]);
+  const exact = rows.filter((r) => r.top1_exact_kernels !== undefined).map((r) => r.file);
   const web = rows.find((r) => r.target === 'web');
   const noisy = rows.filter((r) => r.latency_ms.p90 >= NOISY_SPREAD * r.latency_ms.p50).map((r) => r.file);
   const comparisons = compareToFirst(rows);
@@ -307,7 +324,8 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
   // A model exported for a fixed batch runs that many images per run, however few are wanted.
   const batched = rows.filter((r) => r.latency_batch > 1).map((r) => `${r.file}: ${r.latency_batch}`);
   const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
-  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + counted + timing +
+  const exactLine = exact.length ? `\nexact: top-1 of ${exact.join(', ')} on exact int8 kernels (arm64, x64 with VNNI or AMX, the browser), scored here with the weights as uint8 — this CPU's int8 sums saturate, and the paired tests compare this CPU's` : '';
+  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + exactLine + counted + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }
 

@@ -4,7 +4,7 @@ import { SlimError, usageError } from '../../errors.js';
 import { latestRun, requireRunManifest } from '../../pipeline/manifest.js';
 import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
-import { buildRunReport, changedFilesNote, choseOnTestNote } from '../../report/run-report.js';
+import { buildRunReport, changedFilesNote, choseOnTestNote, exactKernelsNote } from '../../report/run-report.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { oneOf, withJson } from '../options.js';
@@ -79,8 +79,7 @@ export function registerRecommend(program: Command): void {
       // A file replaced since it was measured: what is recommended is the measured file, not what is there.
       const changed = changedFilesNote(report);
       if (changed) log(`warning: ${changed}`);
-      const choseOnTest = choseOnTestNote(report);
-      if (choseOnTest) log(`note: ${choseOnTest}`);
+      for (const note of [choseOnTestNote(report), exactKernelsNote(report)]) if (note) log(`note: ${note}`);
       const r = recommend(report.variants, limits, report.bench);
       const limitsJson = {
         ...(limits.maxSizeBytes !== undefined ? { max_size_bytes: limits.maxSizeBytes } : {}),

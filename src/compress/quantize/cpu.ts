@@ -91,6 +91,18 @@ export function saturationNote(graph: Graph, file: string): string | undefined {
   return `note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate with ${file}'s 8-bit weights: its scores here may be below its scores on arm64, in the browser or on a VNNI CPU (slim quantize --cpu avx2 makes models for CPUs like this one)`;
 }
 
+/**
+ * The same model on exact int8 kernels, to score beside this CPU's top-1: on an x64 CPU whose int8 sums
+ * saturate, a QDQ model with 8-bit weights with its weights as uint8 (toUnsignedWeights: what arm64, a
+ * VNNI CPU and the browser compute). Undefined where this CPU's scores are exact already, or where some
+ * wide weights cannot move (dynamic quantization's MatMulInteger, a weight two layers share).
+ */
+export function exactKernelsTwin(graph: Graph): Graph | undefined {
+  if (!int8KernelsSaturate() || !hasWideInt8Weights(graph)) return undefined;
+  const moved = toUnsignedWeights(graph).graph;
+  return hasWideInt8Weights(moved) ? undefined : moved;
+}
+
 export function resolveCpu(choice: CpuChoice): Int8Cpu {
   if (choice !== 'auto') return choice;
   host ??= hostInt8Cpu();
