@@ -11,7 +11,7 @@ import { runSlim } from './helpers/cli.js';
 import { smallCnn } from './helpers/engine-nets.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runCommandInProcess } from './helpers/in-process.js';
-import { EXACT_ON_HOST } from './helpers/int8-host.js';
+import { EXACT_ON_HOST, SATURATING_HOST } from './helpers/int8-host.js';
 import { modelSteps } from '../src/onnx/provenance.js';
 
 const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
@@ -86,6 +86,21 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(notSplit.code).toBe(1);
     expect(notSplit.stderr).toMatch(/flat-classes: has no train\/ subfolder: --qat trains on train\/ and scores on test\/ \(or val\/\)/);
     expect(notSplit.stderr).not.toMatch(/--calib/);
+  }, 300_000);
+
+  it('says when QAT ended below the PTQ model it started from, and on a saturating CPU scores the result on exact kernels too', async () => {
+    // A trained model (35 % after 4 epochs on 2,048 images) and QAT at a learning rate that wrecks it
+    // (a trial's --lr 50: PTQ 28.00 % → QAT 6.00 %, written without a word).
+    const trained = path.join(dir, 'trained.onnx');
+    const train = await runSlim(['train', '--model', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '2048', '--test-limit', '256', '--batch', '64', '--threads', '2', '--epochs', '4', '--out', trained]);
+    expect(train.code, train.stderr).toBe(0);
+    const wrecked = await runSlim(['quantize', trained, '-o', path.join(dir, 'wrecked.onnx'), '--qat', '--epochs', '1', '--lr', '1', '--no-distill', ...data, '--json']);
+    expect(wrecked.code, wrecked.stderr).toBe(0);
+    const r = JSON.parse(wrecked.stdout) as QuantizeJson & { top1_after_exact_kernels?: number };
+    expect(r.top1_after).toBeLessThan(r.qat.top1_ptq - 0.05);
+    expect(wrecked.stderr).toMatch(/warning: QAT ended below the PTQ model it started from \([\d.]+ % against [\d.]+ % on the same images\): slim quantize without --qat writes the better model; or train again with a lower --lr than 1, fewer --epochs or more training images/);
+    // Its 8-bit weights on this CPU's int8 kernels: where those saturate, the exact top-1 is given beside.
+    expect(r.top1_after_exact_kernels !== undefined).toBe(SATURATING_HOST);
   }, 300_000);
 
   it('resumes only the run of the same calibration: another --method or --per-tensor starts from other scales', async () => {

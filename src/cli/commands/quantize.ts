@@ -41,6 +41,7 @@ import type { ResizeMode } from '../../data/image-folder.js';
 import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { int8KernelsSaturate } from '../../util/cpu-flags.js';
+import { exactKernelsTwin } from '../../compress/quantize/cpu.js';
 import { withStep } from '../../onnx/provenance.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
@@ -305,6 +306,14 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     const after = await top1(output, scoredOn, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized');
     const dropPt = Number(((before - after) * 100).toFixed(9));
     Object.assign(summary, { top1_before: before, top1_after: after, top1_drop_pt: dropPt, eval_images: Math.min(scoredOn.limit ?? Infinity, scoredOn.source.count), eval_data: scoredOn.source.name });
+    // This CPU's int8 sums saturate: the top-1 the model has on arm64, VNNI x64 and in the browser too.
+    const twin = exactKernelsTwin(output);
+    if (twin) summary['top1_after_exact_kernels'] = await top1(twin, scoredOn, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized (exact int8 kernels)');
+    // QAT that ends below the PTQ model it started from: the written model is the worse of the two.
+    const ptq = (summary['qat'] as { top1_ptq?: number } | undefined)?.top1_ptq;
+    if (ptq !== undefined && after < ptq) {
+      log(`warning: QAT ended below the PTQ model it started from (${formatPercent(after)} against ${formatPercent(ptq)} on the same images): slim quantize without --qat writes the better model; or train again with a lower --lr${options.lr !== undefined ? ` than ${options.lr}` : ''}, fewer --epochs or more training images`);
+    }
     const overBudget = run?.maxDrop && !options.qat ? heldOutOverBudget(dropPt, run.maxDrop, summary['eval_images'] as number) : undefined;
     // Saturated sums here, not the choice, would be what misses the budget: the note above says so.
     if (overBudget && !scoredSaturating) log(overBudget);
@@ -351,7 +360,8 @@ function humanSummary(s: Record<string, unknown>): string {
     `  size ${formatBytes(s['size_bytes_before'] as number)} → ${formatBytes(s['size_bytes_after'] as number)} (${(s['size_ratio'] as number).toFixed(3)}×), ${(s['seconds'] as number).toFixed(1)} s`,
   ];
   if (typeof s['top1_before'] === 'number') {
-    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${formatPointChange(-(s['top1_drop_pt'] as number))}) on ${s['eval_images']} image${s['eval_images'] === 1 ? '' : 's'} of ${s['eval_data']}`);
+    const exact = s['top1_after_exact_kernels'] as number | undefined;
+    lines.push(`  top-1 ${formatPercent(s['top1_before'])} → ${formatPercent(s['top1_after'] as number)} (${formatPointChange(-(s['top1_drop_pt'] as number))}) on ${s['eval_images']} image${s['eval_images'] === 1 ? '' : 's'} of ${s['eval_data']}${exact !== undefined ? `; on exact int8 kernels (arm64, VNNI x64, the browser) ${formatPercent(exact)}` : ''}`);
   }
   const qat = s['qat'] as { epochs: number; learnable_scales: boolean; top1_ptq?: number; seconds: number } | undefined;
   if (qat) {
