@@ -424,6 +424,9 @@ describe('model structure', () => {
     expect(thrown(() => decodeModel(bytes('\x80\x02}q\x00'), { file: 'm.pth' })).message).toMatch(/is a Python pickle/);
     expect(thrown(() => decodeModel(bytes('\x89HDF\r\n\x1a\n\x00'), { file: 'm.h5' })).message).toMatch(/is an HDF5 file \(a Keras model\?\), not an ONNX model — convert it to ONNX, e\.g\. with tf2onnx/);
     expect(thrown(() => decodeModel(bytes('\x1c\x00\x00\x00TFL3\x00'), { file: 'm.tflite' })).message).toMatch(/is a TensorFlow Lite model/);
+    // And slimkit's own files beside a model (a trial's `slim info ck/last.ckpt` was called damaged).
+    expect(thrown(() => decodeModel(bytes('SLIMCKPT\x01\x00\x00\x00{}'), { file: 'ck/last.ckpt' })).message).toMatch(/^ck\/last\.ckpt: is a slimkit training checkpoint \(--checkpoint-dir\), not an ONNX model — give the model the run wrote/);
+    expect(thrown(() => decodeModel(bytes('{"time":"2026-12-01T16:28:00.469Z","event":"start","epoch":0}\n'), { file: 'run.jsonl' })).message).toMatch(/is a slimkit training log \(--log\), not an ONNX model — .*slim curves draws the log/);
     // Deep nesting (graph → node → If-style subgraph attribute → graph …) must not overflow the stack.
     const wrap = (field: number, payload: Uint8Array): Uint8Array => {
       const head: number[] = [(field << 3) | 2];

@@ -121,6 +121,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const withoutEvalLimit = args.filter((a, i) => a !== '--eval-limit' && args[i - 1] !== '--eval-limit');
     const same = JSON.parse(await slimQuantize([...withoutEvalLimit, '--resume'])) as QuantizeJson & { eval_images: number };
     expect(same.qat.epochs).toBe(1);
+    // Said as slim train and distill say it: the checkpoint held the finished epoch.
+    expect(same.qat).toMatchObject({ resumed_from_epoch: 1 });
     expect(same.eval_images).toBe(256);
     expect(Math.abs(same.top1_after - same.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
   }, 300_000);

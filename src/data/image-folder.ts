@@ -424,10 +424,9 @@ export async function loadTrainTestFolders(
   const layout = await folderLayout(root);
   const splits = layout.kind === 'splits' ? layout.splits : [];
   if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
-    const holds = layout.kind === 'classes' ? `class folders (${listNames(layout.classes)})` : splits.map((s) => `${s}/`).join(' and ');
     throw inputError({
       file: root,
-      problem: `holds ${holds} but training needs train/ and test/ subfolders`,
+      problem: `holds ${layoutText(layout, ' and ')} but training needs train/ and test/ subfolders`,
       fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
     });
   }
@@ -452,6 +451,12 @@ export async function loadSplitFolder(root: string, split: SplitName, options: L
   return decodeListing(await listSplitFolder(root, split, options, known, o), options);
 }
 
+/** What a folder holds, in an error: its splits, its class folders, or no subfolders (a trial's 'class folders ()'). */
+function layoutText(layout: FolderLayout, join: string): string {
+  if (layout.kind === 'splits') return layout.splits.map((s) => `${s}/`).join(join);
+  return layout.classes.length ? `class folders (${listNames(layout.classes)})` : 'no subfolders';
+}
+
 /** What loadSplitFolder would read: the split listed, labelled and checked, nothing decoded. */
 export async function listSplitFolder(root: string, split: SplitName, options: Pick<LoadImageFolderOptions, 'classes' | 'limit' | 'sampleSeed' | 'unlabelled'> = {}, known?: FolderLayout, o: { otherSplitsHint?: boolean } = {}): Promise<FolderListing> {
   const layout = known ?? (await folderLayout(root));
@@ -460,7 +465,7 @@ export async function listSplitFolder(root: string, split: SplitName, options: P
   if (!folder) {
     throw inputError({
       file: root,
-      problem: `has no ${split === 'test' ? 'test/ or val/' : `${split}/`} subfolder (it holds ${splits.map((s) => `${s}/`).join(', ') || 'class folders'})`,
+      problem: `has no ${split === 'test' ? 'test/ or val/' : `${split}/`} subfolder (it holds ${layoutText(layout, ', ')})`,
       fix: `add ${split === 'test' ? 'a test/ (or val/)' : `a ${split}/`} folder of class folders${o.otherSplitsHint && splits.length ? `, or read ${splits.map((s) => `--split ${s}`).join(' or ')}` : ''}`,
     });
   }

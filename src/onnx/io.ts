@@ -304,6 +304,9 @@ function foreignFormat(bytes: Uint8Array): { what: string; fix: string } | undef
   if (bytes[0] === 0x80 && bytes[1] !== undefined && bytes[1] >= 2 && bytes[1] <= 5) return { what: 'a Python pickle (a PyTorch checkpoint saved with the legacy format?)', fix: TORCH_EXPORT };
   if (head.startsWith('\x89HDF\r\n\x1a\n')) return { what: 'an HDF5 file (a Keras model?)', fix: 'convert it to ONNX, e.g. with tf2onnx (python -m tf2onnx.convert --keras model.h5 --output model.onnx)' };
   if (head.slice(4, 8) === 'TFL3') return { what: 'a TensorFlow Lite model', fix: 'convert it to ONNX, e.g. with tf2onnx (python -m tf2onnx.convert --tflite model.tflite --output model.onnx)' };
+  // slimkit's own files beside a model (engine/checkpoint.ts writes this magic; --log writes JSON lines).
+  if (head.startsWith('SLIMCKPT')) return { what: 'a slimkit training checkpoint (--checkpoint-dir)', fix: 'give the model the run wrote (--out, -o); the command that made the checkpoint continues from it with --resume' };
+  if (/^\{"time":"[^"]*","event":"/.test(head)) return { what: 'a slimkit training log (--log)', fix: 'give the model the run wrote (--out, -o); slim curves draws the log' };
   return undefined;
 }
 

@@ -15,7 +15,7 @@ import { log } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
-import { explainInterrupt, freshStartNote, leftOverNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
+import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
 import { digestWeights, refuseOtherSettings } from '../../engine/resume.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
@@ -130,6 +130,7 @@ export async function qatFineTune(
   // Where this CPU's int8 sums saturate, ONNX Runtime's score of the written model here is lower by more than rounding.
   const saturates = int8KernelsSaturate() && !options.reduceRange && options.cpu !== 'avx2';
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which ${saturates ? "on this CPU saturate (see the note above): its top-1 here can be several points lower, and on exact kernels (arm64, VNNI x64, the browser) within an image or two of this" : 'can round an image or two differently'})`);
+  for (const line of resumedNote(r.resumedFrom, options.epochs)) log(`qat:${line.slice(1)}`);
   return {
     interrupt,
     // Trained on the data's labels: the model records their names (the ones it recorded, when it did).
@@ -140,6 +141,7 @@ export async function qatFineTune(
       learnable_scales: options.lsq ?? false,
       distilled: options.distill ?? false,
       engine_top1: r.testAccuracy,
+      ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
       ...(ptqTop1 !== undefined ? { top1_ptq: ptqTop1 } : {}),
       seconds: r.seconds,
       gpu_seconds: r.gpuSeconds,

@@ -135,7 +135,7 @@ export function registerQuantize(program: Command): void {
         .option('--train-limit <n>', '--qat: train on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
         .option('--test-limit <n>', '--qat: evaluate each epoch on N test images only (default: --eval-limit)', positiveInt('--test-limit'))
         .option('--checkpoint-dir <dir>', '--qat: write <dir>/last.ckpt atomically after every epoch (with --bn-epochs: <dir>/bn-live/ and <dir>/folded/)')
-        .option('--resume [file]', '--qat: continue from the checkpoint in --checkpoint-dir (or the given file; not with --bn-epochs)')
+        .option('--resume [file]', '--qat: continue from the checkpoint in --checkpoint-dir (or the given file, except with --bn-epochs, whose phases each find their own)')
         .option('--log <file.jsonl>', '--qat: append one JSON line per epoch'),
     )),
   ))
@@ -192,14 +192,15 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const canSaturate = (options.mode === 'static' || options.mode === 'dynamic') && !options.reduceRange && options.cpu !== 'avx2';
   // The written model's scores here are this CPU's (slimkit's own choices are judged on exact kernels).
   const scoredSaturating = canSaturate && scoresInt8 && int8KernelsSaturate();
-  if (scoredSaturating) {
-    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights: exact, on slower kernels) or --reduce-range (7-bit weights: the fast kernels, coarser weights) and compare both with slim bench --data");
-  }
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
   const loaded = await loadModel(file);
   const fileBytes = loaded.sizeBytes;
   refuseQuantized(loaded.graph, file);
+  // After the input is known to be a float model (an int8 one got this note before its refusal).
+  if (scoredSaturating) {
+    log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights: exact, on slower kernels) or --reduce-range (7-bit weights: the fast kernels, coarser weights) and compare both with slim bench --data");
+  }
   // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
   // --resize likewise: the written model records it, so eval, bench and deploy resize its images the same way.
   const sized = withGivenResize(withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options), options.resize, file);

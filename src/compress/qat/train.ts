@@ -96,6 +96,8 @@ export interface QatResult {
   estimatedCost: number;
   steps: number;
   warnings: string[];
+  /** The epochs the checkpoints resumed from held (both phases of a --bn-epochs run counted); undefined when none. */
+  resumedFrom?: number;
 }
 
 export { QAT_DEFAULTS } from './defaults.js';
@@ -212,6 +214,8 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
   const warnings = [...exported.warnings];
   if (settled.changed > 0) warnings.push(`${settled.changed} learned scale(s) crossed zero or the floor and were taken as |s|; a lower --lr keeps LSQ steadier`);
   const sum = (f: (p: TrainResult) => number): number => phases.reduce((a, p) => a + f(p), 0);
+  // A folded phase that resumed counts the live phase's epochs before it, which it needed finished.
+  const resumedFrom = phases[1]?.resumedFrom !== undefined ? bnEpochs + phases[1].resumedFrom : phases[0]!.resumedFrom;
   return {
     graph: exported.graph,
     trained: settled.graph,
@@ -223,6 +227,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     estimatedCost: sum((p) => p.estimatedCost),
     steps: sum((p) => p.steps),
     warnings,
+    ...(resumedFrom !== undefined ? { resumedFrom } : {}),
   };
 }
 
