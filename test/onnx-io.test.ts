@@ -10,11 +10,12 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SlimError } from '../src/errors.js';
+import { runSlim } from './helpers/cli.js';
 import { emptyGraph, type Attribute, type Graph, type Node, type ValueInfo } from '../src/onnx/graph.js';
 import { decodeModel, decodeTensor, encodeModel, encodeTensor, fileError, HOST_TAG, readModel, writeModel } from '../src/onnx/io.js';
 import { ModelProto, TensorProto, toInt64, type IAttributeProto, type IModelProto, type ITensorProto, type ITypeProto } from '../src/onnx/proto.js';
 import { makeTensor, numberToFloat16Bits, type Tensor } from '../src/onnx/tensor.js';
-import { loadModel, validateGraph } from '../src/onnx/validate.js';
+import { loadModel, loadModelForRuntime, trainingModeProblem, TRAINING_MODE_FIX, validateGraph } from '../src/onnx/validate.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const FIXTURE_NAMES = ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded'];
@@ -661,6 +662,33 @@ describe('validateGraph', () => {
     rmSync(join(dir, 'm.onnx.data'));
     expect(existsSync(file)).toBe(true);
     expect((await rejected(loadModel(file))).message).toMatch(/external data 'm\.onnx\.data', which does not exist/);
+  });
+
+  it('refuse a model exported in training mode (its predictions depend on the batch); slim info shows it with that warning', async () => {
+    // torch.onnx.export(..., training=TrainingMode.TRAINING) at opset 17: BN with training_mode=1 and its statistics outputs.
+    const dir = freshDir();
+    const file = join(dir, 'train-mode.onnx');
+    const g: Graph = {
+      ...emptyGraph('torch_jit'),
+      opsets: { '': 17 },
+      inputs: [{ name: 'x', dtype: 'float32', shape: ['N', 2, 4, 4] }],
+      outputs: [{ name: 'y', dtype: 'float32', shape: ['N', 2, 4, 4] }],
+      nodes: [{ name: '/bn/BatchNormalization', opType: 'BatchNormalization', domain: '', inputs: ['x', 's', 'b', 'm', 'v'], outputs: ['y', 'rm', 'rv'], attributes: { training_mode: { type: 'int', value: 1 } } }],
+      initializers: new Map(['s', 'b', 'm', 'v'].map((n) => [n, makeTensor('float32', [2], Float32Array.of(1, 1))])),
+    };
+    await writeModel(g, file);
+    expect((await rejected(loadModel(file))).message).toBe(`${file}: was exported in training mode: 1 BatchNormalization(s) (e.g. '/bn/BatchNormalization') normalize by each batch's own statistics, so a prediction depends on the other images in its batch — ${TRAINING_MODE_FIX}`);
+    expect(trainingModeProblem(g)).toBeDefined();
+    expect((await loadModelForRuntime(file, { inspectOnly: true })).graph.nodes).toHaveLength(1);
+    const info = await runSlim(['info', file]);
+    expect(info.code, info.stderr).toBe(0);
+    expect(info.stderr).toContain(`warning: ${file} was exported in training mode: 1 BatchNormalization(s)`);
+    // The inference form (one output, training_mode 0) and a Dropout told not to drop are inference models.
+    const inference = { ...g, nodes: [{ ...g.nodes[0]!, outputs: ['y'], attributes: {} }] };
+    expect(trainingModeProblem(inference)).toBeUndefined();
+    const dropout = (on: boolean): Graph => ({ ...inference, nodes: [...inference.nodes.map((n) => ({ ...n, outputs: ['z'] })), { name: 'drop', opType: 'Dropout', domain: '', inputs: ['z', 'ratio', 'train'], outputs: ['y'], attributes: {} }], initializers: new Map([...inference.initializers, ['ratio', makeTensor('float32', [], Float32Array.of(0.5))], ['train', makeTensor('bool', [], Uint8Array.of(on ? 1 : 0))]]) });
+    expect(trainingModeProblem(dropout(true))).toMatch(/1 Dropout\(s\) \(e\.g\. 'drop'\) drop activations at random$/);
+    expect(trainingModeProblem(dropout(false))).toBeUndefined();
   });
 });
 

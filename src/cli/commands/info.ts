@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { SlimError } from '../../errors.js';
 import { openSession } from '../../runtime/ort.js';
 import { basename } from 'node:path';
-import { loadModelForRuntime } from '../../onnx/validate.js';
+import { loadModelForRuntime, trainingModeProblem, TRAINING_MODE_FIX } from '../../onnx/validate.js';
 import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
 import { formatBytes, formatCount, formatNumbers, table } from '../../report/format.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
+import { log } from '../../util/terminal.js';
 import { withImageSize, withJson } from '../options.js';
 import { imageSizeFor, modelInputSize } from '../../data/model-data.js';
 import { dataInputs, GraphIndex, SOURCE_PRODUCER_KEY, type Dim, type Graph } from '../../onnx/graph.js';
@@ -83,8 +84,10 @@ export function registerInfo(program: Command): void {
   ))
     .addHelpText('after', '\nExamples:\n  slim info resnet18.onnx --json\n  slim info resnet18.onnx --layers')
     .action(async (file: string, options: CommonOptions & { imageSize?: [number, number]; layers?: boolean }) => {
-      const loaded = await loadModelForRuntime(file);
+      const loaded = await loadModelForRuntime(file, { inspectOnly: true });
       const { graph } = loaded;
+      const training = trainingModeProblem(graph);
+      if (training) log(`warning: ${file} ${training}: eval, bench, quantize, prune and deploy refuse it — ${TRAINING_MODE_FIX}`);
       // Ops slimkit does not know may still be ONNX Runtime's: ask it before promising that eval and bench work.
       logUnknownOps(file, loaded.unknownOps, loaded.unknownOps.length ? await ortLoadError(file) : undefined);
       const stats = await loadedModelStats(loaded, imageSizeFor(graph, file, options.imageSize));
