@@ -236,7 +236,7 @@ describe.skipIf(!native)('the run report', () => {
     // their exact-kernel top-1 beside it (the demo's int8 model: 79.83 % here, 81.6 % exact).
     const exact = report.variants.filter((v) => v.top1_exact_kernels !== undefined).map((v) => v.id);
     expect(exact).toEqual(int8KernelsSaturate() ? ['int8', 'qat'] : []);
-    if (exact.length) expect(md).toMatch(/> \*\*Note:\*\* int8, qat: top-1 measured on this CPU, x64 without VNNI, .* On exact int8 kernels \(arm64, x64 with VNNI or AMX, the browser\) they score int8 [\d.]+ % \([\d.]+ % here\), qat /);
+    if (exact.length) expect(md).toMatch(/> \*\*Note:\*\* int8, qat: top-1 measured on this CPU, x64 without VNNI, .* On exact int8 kernels \(arm64, x64 with VNNI or AMX, the browser\) they score int8 [\d.]+ % \([\d.]+ % here\), qat [\d.]+ % \([\d.]+ % here\), scored here with the weights as uint8; for CPUs like this one, quantize with cpu: avx2 \(exact, slower kernels\) or reduce_range: true \(7-bit weights\)\.\n/);
     else expect(md).not.toMatch(/exact int8 kernels/);
   });
 

@@ -99,7 +99,7 @@ export function exactKernelsNote(r: Pick<RunReport, 'variants'>): string | undef
   const int8 = r.variants.filter((v) => v.top1_exact_kernels !== undefined);
   if (int8.length === 0) return undefined;
   const each = int8.map((v) => `${v.id} ${pct(v.top1_exact_kernels!)} (${pct(v.top1)} here)`).join(', ');
-  return `${int8.map((v) => v.id).join(', ')}: top-1 measured on this CPU, x64 without VNNI, where ONNX Runtime adds int8 products in 16 bits and they saturate. On exact int8 kernels (arm64, x64 with VNNI or AMX, the browser) ${int8.length === 1 ? 'it scores' : 'they score'} ${each}, scored here with the weights as uint8; for CPUs like this one, quantize with cpu: avx2 (exact, slower kernels) or reduce_range: true (7-bit weights)reduce_range: true (7-bit weights)`;
+  return `${int8.map((v) => v.id).join(', ')}: top-1 measured on this CPU, x64 without VNNI, where ONNX Runtime adds int8 products in 16 bits and they saturate. On exact int8 kernels (arm64, x64 with VNNI or AMX, the browser) ${int8.length === 1 ? 'it scores' : 'they score'} ${each}, scored here with the weights as uint8; for CPUs like this one, quantize with cpu: avx2 (exact, slower kernels) or reduce_range: true (7-bit weights).`;
 }
 
 /**
