@@ -89,6 +89,28 @@ describe('slim curves', () => {
     for (const text of ['Test top-1 per epoch', 'Training loss per epoch', names[0]!, names[1]!]) expect(svg).toContain(text);
   });
 
+  it('lists the runs in the order given, and draws test loss where distilled runs meet plain ones', async () => {
+    // A trial's KD run (combined loss 0.98) sat below plain cross-entropy (1.63) with the lower top-1.
+    const plain = writeLog('mix/plain.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.4, 1.63), event('end')]);
+    const kd = writeLog('mix/kd.jsonl', [event('start', { epoch: 0, teacher: { temperature: 4, alpha: 0.5 } }), epoch(1, 0.38, 0.98), event('end')]);
+    expect((await readTrainingLog(kd)).runs[0]!.distilled).toBe(true);
+    expect((await readTrainingLog(plain)).runs[0]!.distilled).toBe(false);
+    const out = path.join(scratch, 'mix.svg');
+    const r = await runSlim(['curves', plain, kd, '-o', out]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("note: kd distilled: their training loss (α·CE + (1−α)·T²·KL) is not the others' cross-entropy, so the right panel draws test loss (cross-entropy on the test images) for every run");
+    const svg = readFileSync(out, 'utf8');
+    expect(svg).toContain('Test loss per epoch');
+    expect(svg).not.toContain('Training loss per epoch');
+    // The legend in argument order ('plain' before 'kd'), not alphabetical.
+    expect(svg.indexOf('>plain<')).toBeGreaterThan(-1);
+    expect(svg.indexOf('>plain<')).toBeLessThan(svg.indexOf('>kd<'));
+    // Distilled runs alone keep their training loss: one function on one axis.
+    const alone = await runSlim(['curves', kd, '-o', path.join(scratch, 'kd.svg')]);
+    expect(alone.stderr).not.toMatch(/test loss/);
+    expect(readFileSync(path.join(scratch, 'kd.svg'), 'utf8')).toContain('Training loss per epoch');
+  });
+
   it("a slim run folder is pointed to its report's curves", async () => {
     const run = path.join(scratch, 'a-run');
     mkdirSync(run);

@@ -163,19 +163,24 @@ export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' |
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
-      color: { field: 'stage', type: 'nominal', title: legend },
+      // In the order given (slim curves' arguments, a run's stages), not alphabetical.
+      color: { field: 'stage', type: 'nominal', title: legend, scale: { domain: series.map((s) => s.stage) } },
       tooltip: [{ field: 'stage', title: legend }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],
     },
   } as TopLevelSpec;
 }
 
-/** Test top-1 and training loss side by side, one line per run (slim curves). */
-export function trainingCurvesSpec(series: readonly CurveSeries[]): TopLevelSpec {
-  const panel = (metric: 'test_top1' | 'train_loss'): object => {
+/**
+ * Test top-1 and a loss side by side, one line per run (slim curves): the training loss, or the test loss
+ * (cross-entropy for every run) where distilled runs, whose training loss is another function, are drawn
+ * beside plain ones (a trial's KD run sat below plain training's on one axis, with the lower top-1).
+ */
+export function trainingCurvesSpec(series: readonly CurveSeries[], loss: 'train_loss' | 'test_loss' = 'train_loss'): TopLevelSpec {
+  const panel = (metric: 'test_top1' | 'train_loss' | 'test_loss'): object => {
     const { $schema: _schema, config: _config, ...rest } = curvesSpec(series, metric, 'run') as unknown as Record<string, unknown>;
     return rest;
   };
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CONFIG, hconcat: [panel('test_top1'), panel('train_loss')] } as TopLevelSpec;
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', config: CONFIG, hconcat: [panel('test_top1'), panel(loss)] } as TopLevelSpec;
 }
 
 export interface StageTime {

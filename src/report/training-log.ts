@@ -22,6 +22,8 @@ export interface LoggedRun {
   divergedAt?: number;
   /** It ended with an 'end' record (a run still going, or killed, has none). */
   finished: boolean;
+  /** Distilled (its start record names a teacher): its training loss is α·CE + (1−α)·T²·KL, not cross-entropy. */
+  distilled: boolean;
 }
 
 export interface TrainingLog {
@@ -35,6 +37,7 @@ interface Record_ {
   epoch?: unknown;
   graph?: unknown;
   last_epoch?: unknown;
+  teacher?: unknown;
 }
 
 export async function readTrainingLog(file: string): Promise<TrainingLog> {
@@ -42,7 +45,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     throw fileError(file, e, 'read');
   });
   const base = path.basename(file).replace(/\.jsonl?$/, '');
-  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean }[] = [];
+  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean }[] = [];
   let tornLines = 0;
   let records = 0;
   let previous: unknown;
@@ -61,9 +64,10 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     records++;
     const event = record.event;
     const continues = event === 'resume' || (event === 'start' && previous === 'phase_end');
-    if ((event === 'start' && !continues) || runs.length === 0) runs.push({ epochs: new Map(), finished: false });
+    if ((event === 'start' && !continues) || runs.length === 0) runs.push({ epochs: new Map(), finished: false, distilled: false });
     const run = runs.at(-1)!;
     if (event === 'start' && typeof record.graph === 'string' && record.graph) run.model ??= record.graph;
+    if (event === 'start' && typeof record.teacher === 'object' && record.teacher !== null) run.distilled = true;
     if (event === 'epoch' && typeof record.epoch === 'number') run.epochs.set(record.epoch, record as unknown as EpochJson);
     // A resume carries the checkpoint's last epoch: a kill between writing it and logging it left no record.
     const carried = event === 'resume' ? record.last_epoch : undefined;
@@ -84,6 +88,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
       epochs: [...r.epochs.values()].sort((a, b) => a.epoch - b.epoch),
       ...(r.divergedAt !== undefined ? { divergedAt: r.divergedAt } : {}),
       finished: r.finished,
+      distilled: r.distilled,
     })),
     tornLines,
   };
