@@ -180,6 +180,11 @@ describe('slim quantize', () => {
     expect(/note: this CPU \(x64 without VNNI\) .* can saturate with .*planted\.r40\.onnx's 8-bit weights/.test(recorded.stderr)).toBe(SATURATING_HOST);
     expect(evaluated.stderr).not.toMatch(/can saturate/);
     expect((JSON.parse(recorded.stdout) as { top1: number }).top1).toBe(json(run.stdout)['top1_after']);
+    // There both also give its top-1 on exact kernels, and agree on it; a float model has none.
+    const exact = (JSON.parse(recorded.stdout) as { top1_exact_kernels?: number }).top1_exact_kernels;
+    expect(exact !== undefined).toBe(SATURATING_HOST);
+    expect(exact).toBe(json(run.stdout)['top1_after_exact_kernels']);
+    expect((JSON.parse(evaluated.stdout) as { top1_exact_kernels?: number }).top1_exact_kernels).toBeUndefined();
     const info = await runSlim(['info', out]);
     expect(info.stdout).toContain('photos resized shorter side to 40, then the centre 32×32 (slimkit.resize');
     expect((await prepareModel(out)).config.preprocess.resize).toEqual({ shorterSide: 40 });

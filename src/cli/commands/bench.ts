@@ -1,4 +1,5 @@
-import { encodeModel, writeFileAtomic } from '../../onnx/io.js';
+import { writeFileAtomic } from '../../onnx/io.js';
+import { exactKernelsTop1 } from '../exact-kernels.js';
 import { checkOutputFile } from '../paths.js';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
@@ -27,8 +28,7 @@ import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { intAtLeast, nonNegativeInt, oneOf, positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
 import { fixedBatchOf, hasFreeImageSize, imageInputShapes, pinImageSize } from '../../onnx/image-input.js';
-import { dataInputs, type Graph } from '../../onnx/graph.js';
-import type { Normalization } from '../../data/types.js';
+import { dataInputs } from '../../onnx/graph.js';
 import { maxHeldBytes, type ImageSource } from '../../data/stream.js';
 import { otherLoadNote } from '../../runtime/cpu-load.js';
 import { exactKernelsTwin, saturationNote } from '../../compress/quantize/cpu.js';
@@ -205,7 +205,7 @@ export function registerBench(program: Command): void {
             row.eval_images = result.count;
             // This CPU's int8 sums saturate: the top-1 the model has everywhere else, beside this CPU's.
             const twin = exactKernelsTwin(graph);
-            if (twin) row.top1_exact_kernels = await exactTop1(twin, set, { normalization: normalization!, threads, oneImagePerRun, limit: options.limit, label: `eval ${file} (exact int8 kernels)` });
+            if (twin) row.top1_exact_kernels = await exactKernelsTop1(twin, set, { normalization: normalization!, threads, oneImagePerRun, ...(options.limit !== undefined ? { limit: options.limit } : {}), label: `eval ${file} (exact int8 kernels)` });
             row.correct = correctBits(result.predictions!, result.labels!, result.count);
             const nan = nanScoresWarning(file, result);
             if (nan) {
@@ -279,18 +279,6 @@ export function compareToFirst(rows: readonly BenchRow[]): BenchComparison[] {
     const top1 = paired ? { change_pt: Number(((r.top1! - first.top1!) * 100).toFixed(9)), only_this_right: paired.onlyFirst, only_versus_right: paired.onlySecond, p: paired.p } : undefined;
     return { file: r.file, versus: first.file, ...(latency ? { latency } : {}), ...(top1 ? { top1 } : {}) };
   });
-}
-
-/** Top-1 of an int8 model on exact kernels (exactKernelsTwin), on the images the row was scored on. */
-async function exactTop1(twin: Graph, set: ImageSource, o: { normalization: Normalization; threads: number | undefined; oneImagePerRun: boolean; limit: number | undefined; label: string }): Promise<number> {
-  const model = await openSession(encodeModel(twin).model, { threads: o.threads });
-  const bar = progress(o.label, Math.min(o.limit ?? Infinity, set.count), 'img');
-  try {
-    return (await evaluate(model, set, { normalization: o.normalization, oneImagePerRun: o.oneImagePerRun, ...(o.limit !== undefined ? { limit: o.limit } : {}), onProgress: (done) => bar.update(done) })).top1;
-  } finally {
-    bar.stop();
-    await model.close();
-  }
 }
 
 export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsked?: RunCount): string {

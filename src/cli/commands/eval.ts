@@ -10,7 +10,8 @@ import { recordedResize } from '../../data/model-resize.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log, progress } from '../../util/terminal.js';
 import { positiveInt, withData, withImageSize, withJson, withResize, withThreads } from '../options.js';
-import { saturationNote } from '../../compress/quantize/cpu.js';
+import { exactKernelsTwin, saturationNote } from '../../compress/quantize/cpu.js';
+import { exactKernelsTop1 } from '../exact-kernels.js';
 
 interface EvalOptions extends CommonOptions, DataOptions {
   imageSize?: [number, number];
@@ -60,13 +61,16 @@ export function registerEval(program: Command): void {
           onProgress: (done) => bar.update(done),
         });
         bar.stop();
+        // This CPU's int8 sums saturate: the top-1 the same model has on arm64, VNNI x64 and in the browser too.
+        const twin = exactKernelsTwin(graph);
+        const exact = twin ? await exactKernelsTop1(twin, set, { batchSize: options.batch, oneImagePerRun: mixing.length > 0, normalization: normalizationFor(graph, options, file), ...(options.limit !== undefined ? { limit: options.limit } : {}), threads: options.threads, label: 'eval (exact int8 kernels)' }) : undefined;
         // The model's time (seconds) and the command's, which adds reading and decoding an image folder.
         const wallSeconds = (performance.now() - started) / 1000;
         const reading = wallSeconds > result.seconds * 1.2 + 1 ? `; ${wallSeconds.toFixed(1)} s with reading the images` : '';
         // Top-5 of five classes or fewer is 100 % by definition: not worth a number (null in JSON).
         const hasTop5 = set.classes.length > 5;
         const json = {
-          file, data: set.name, eval_images: result.count, top1: result.top1, top5: hasTop5 ? result.top5 : null,
+          file, data: set.name, eval_images: result.count, top1: result.top1, ...(exact !== undefined ? { top1_exact_kernels: exact } : {}), top5: hasTop5 ? result.top5 : null,
           per_class: result.perClass, confusion: result.confusion ?? null, ...(result.confusion ? {} : { confusion_pairs: result.confusionPairs }), ...(result.nanImages ? { nan_images: result.nanImages } : {}), seconds: result.seconds, images_per_second: result.imagesPerSecond, wall_seconds: Number(wallSeconds.toFixed(3)),
         };
         const nan = nanScoresWarning(file, result);
@@ -74,6 +78,7 @@ export function registerEval(program: Command): void {
         printResult(options, json, () =>
           [
             `${file} on ${result.count} images of ${set.name}: top-1 ${formatPercent(result.top1)}${hasTop5 ? `, top-5 ${formatPercent(result.top5)}` : ''} (${result.seconds.toFixed(1)} s, ${result.imagesPerSecond.toFixed(0)} img/s${reading})`,
+            ...(exact !== undefined ? [`on exact int8 kernels (arm64, x64 with VNNI or AMX, the browser): top-1 ${formatPercent(exact)} — the figures above and below are this CPU's, whose int8 sums saturate`] : []),
             '',
             ...classTable(result.perClass),
           ].join('\n'),
