@@ -1,4 +1,3 @@
-import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 import { epochJson } from '../../report/json-records.js';
 import { join } from 'node:path';
 import { inputError, usageError } from '../../errors.js';
@@ -81,6 +80,8 @@ export async function qatFineTune(
   options: QuantizeCliOptions,
   normalization: Normalization,
   evalData: EvalData | undefined,
+  /** This CPU's int8 sums saturate for the model written (quantize's scoredSaturating). */
+  saturates: boolean,
 ): Promise<QatStep> {
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
@@ -128,7 +129,6 @@ export async function qatFineTune(
   interrupt.trained(options.output);
   for (const w of r.warnings) log(`warning: ${w}`);
   // Where this CPU's int8 sums saturate, ONNX Runtime's score of the written model here is lower by more than rounding.
-  const saturates = int8KernelsSaturate() && !options.reduceRange && options.cpu !== 'avx2';
   log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which ${saturates ? "on this CPU saturate (see the note above): its top-1 here can be several points lower, and on exact kernels (arm64, VNNI x64, the browser) within an image or two of this" : 'can round an image or two differently'})`);
   for (const line of resumedNote(r.resumedFrom, options.epochs)) log(`qat:${line.slice(1)}`);
   return {

@@ -260,7 +260,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   // The reported "after" is the QAT model's; PTQ's top-1 stays in the qat section.
   let interrupt: InterruptExplainer | undefined;
   if (options.qat && run) {
-    const qat = await qatFineTune(file, graph, run.result, options, normalization, scoredOn);
+    const qat = await qatFineTune(file, graph, run.result, options, normalization, scoredOn, scoredSaturating);
     output = qat.graph;
     extra['qat'] = qat.summary;
     interrupt = qat.interrupt;
