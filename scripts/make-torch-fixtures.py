@@ -334,6 +334,24 @@ class TinyVarNormNet(nn.Module):
         return self.fc(torch.relu(self.c2(torch.relu(x))).mean([2, 3]))
 
 
+class TinyLeftoverNet(nn.Module):
+    """Nodes that compute nothing, as exporters and hand-written forwards leave them: avg_pool2d at
+    opset 9 becomes Pad (of zeros) -> AveragePool, `x * 1.0 + 0.0` a Mul and an Add, a view to the
+    shape the value has a Reshape, `.float()` of a float a Cast."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 16, 3, 1, 1)
+        self.c2 = nn.Conv2d(16, 32, 3, 2, 1)
+        self.fc = nn.Linear(32 * 4 * 4, classes)
+
+    def forward(self, x):
+        x = F.avg_pool2d(torch.relu(self.c1(x)), 2)
+        x = torch.relu(self.c2(x * 1.0 + 0.0)).float()
+        x = x.view(x.shape).flatten(1)
+        return self.fc(x - 0.0)
+
+
 def basic_block(cin, cout, stride):
     return nn.ModuleDict({
         'conv1': nn.Conv2d(cin, cout, 3, stride, 1, bias=False), 'bn1': nn.BatchNorm2d(cout),
@@ -472,3 +490,5 @@ if __name__ == '__main__':
     export(TinyShuffleNet(), os.path.join(out, 'torch-tiny-shufflenet-free.onnx'), 16, fold_bn=True, free_size=True)
     # Unbiased variance over the channels: its C/(C-1) is computed from Shape, and must follow pruning.
     export(TinyVarNormNet(), os.path.join(out, 'torch-tiny-varnorm.onnx'), 16, fold_bn=True)
+    # Leftover no-op nodes at opset 9 (slim optimize removes them; int8 then leaves nothing float).
+    export(TinyLeftoverNet(), os.path.join(out, 'torch-tiny-leftovers-op9.onnx'), 16, fold_bn=True, opset=9)

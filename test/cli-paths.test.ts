@@ -71,6 +71,19 @@ describe('output paths', () => {
     }
   });
 
+  it('a model is not written to a path whose extension names something else (-o notes.txt, --out model.pt)', async () => {
+    for (const [args, named] of [
+      [['optimize', model, '-o', path.join(dir, 'optimized.txt')], 'a text file'],
+      [['train', '--model', model, '--data', folder, '--out', path.join(dir, 'model.pt')], 'a PyTorch file'],
+      [['quantize', model, '-o', path.join(dir, 'int8.JSON'), '--mode', 'dynamic'], 'a JSON file'],
+    ] as const) {
+      const r = await runSlim([...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`names ${named}, but what is written there is an ONNX model — give a \\.onnx path, e\\.g\\. .*\\.onnx`));
+    }
+    for (const name of ['optimized.txt', 'model.pt', 'int8.JSON']) expect(existsSync(path.join(dir, name)), name).toBe(false);
+  });
+
   it('a pipe or device given for a file is refused, not replaced (as root a rename replaces even /dev/null)', async () => {
     const fifo = path.join(dir, 'out.fifo');
     execFileSync('mkfifo', [fifo]);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readModel } from '../src/onnx/io.js';
 import { emptyGraph, type Graph, type Node } from '../src/onnx/graph.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
-import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
+import { float32, int64, makeTensor, type Tensor } from '../src/onnx/tensor.js';
 import {
   constantsToInitializers,
   eliminateDeadCode,
@@ -16,6 +16,7 @@ import {
   type PassTrace,
 } from '../src/passes/index.js';
 import { runGraph } from '../src/runtime/ort.js';
+import { DEFAULT_STATIC, quantizeStatic } from '../src/compress/quantize/quantize.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { Random } from '../src/util/random.js';
 import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
@@ -376,6 +377,88 @@ describe('remove-identity', () => {
     g.nodes[2]!.outputs.push('mask');
     g.outputs.push({ name: 'mask', dtype: 'bool', shape: [2, 3] });
     expect(removeIdentity(g).nodes.some((n) => n.opType === 'Dropout')).toBe(true);
+  });
+});
+
+describe('remove-identity: nodes that compute nothing', () => {
+  const ones = (dims: number[]): Tensor => float32(dims, new Array<number>(dims.reduce((a, b) => a * b, 1)).fill(1));
+
+  /** x [2, 3, 4, 4] through `middle` (each reading the previous value, `v0` = x), then a Relu to y. */
+  function through(middle: { opType: string; inputs: (prev: string) => string[]; attributes?: Node['attributes'] }[], constants: Record<string, Tensor>): Graph {
+    const g = emptyGraph('noops');
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: [2, 3, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    for (const [name, t] of Object.entries(constants)) g.initializers.set(name, t);
+    let prev = 'x';
+    g.nodes = middle.map((m, i) => {
+      const node: Node = { name: `n${i}`, opType: m.opType, domain: '', inputs: m.inputs(prev), outputs: [`v${i}`], attributes: m.attributes ?? {} };
+      prev = `v${i}`;
+      return node;
+    });
+    g.nodes.push({ name: 'relu', opType: 'Relu', domain: '', inputs: [prev], outputs: ['y'], attributes: {} });
+    return g;
+  }
+
+  it('removes a Pad of zeros, Mul/Div by ones, Add/Sub of zeros, a same-type Cast and an identity Transpose', async () => {
+    const g = through([
+      { opType: 'Pad', inputs: (p) => [p, 'no_pads'] },
+      { opType: 'Mul', inputs: (p) => ['one', p] },
+      { opType: 'Mul', inputs: (p) => [p, 'ones_c'] },
+      { opType: 'Div', inputs: (p) => [p, 'one'] },
+      { opType: 'Add', inputs: (p) => ['zero', p] },
+      { opType: 'Sub', inputs: (p) => [p, 'zero'] },
+      { opType: 'Cast', inputs: (p) => [p], attributes: { to: { type: 'int', value: 1 } } },
+      { opType: 'Transpose', inputs: (p) => [p], attributes: { perm: { type: 'ints', value: [0, 1, 2, 3] } } },
+    ], { no_pads: int64([8], [0, 0, 0, 0, 0, 0, 0, 0]), one: float32([], [1]), ones_c: ones([3, 1, 1]), zero: float32([], [0]) });
+    const after = removeIdentity(g);
+    expect(after.nodes.map((n) => n.opType)).toEqual(['Relu']);
+    expect(after.nodes[0]!.inputs).toEqual(['x']);
+    await expectSameOutputs(g, after, randomInput([2, 3, 4, 4]));
+  });
+
+  it('keeps each node whose constants change the values or the shape', () => {
+    const kept: [string, Graph][] = [
+      ['a Pad that shifts (pads 1 and -1)', through([{ opType: 'Pad', inputs: (p) => [p, 'shift'] }], { shift: int64([8], [0, 0, 1, 0, 0, 0, -1, 0]) })],
+      ['a Mul by ones that broadcasts to a bigger shape', through([{ opType: 'Mul', inputs: (p) => [p, 'wide'] }], { wide: ones([5, 1, 1, 1, 1]) })],
+      ['a Mul by 2', through([{ opType: 'Mul', inputs: (p) => [p, 'two'] }], { two: float32([], [2]) })],
+      ['a Mul by ones and one 1.5', through([{ opType: 'Mul', inputs: (p) => [p, 'almost'] }], { almost: float32([3, 1, 1], [1, 1.5, 1]) })],
+      ['0 − x', through([{ opType: 'Sub', inputs: (p) => ['zero', p] }], { zero: float32([], [0]) })],
+      ['1 / x', through([{ opType: 'Div', inputs: (p) => ['one', p] }], { one: float32([], [1]) })],
+      ['a Mul of two values', through([{ opType: 'Mul', inputs: (p) => [p, p] }], {})],
+      ['a Cast to float16', through([{ opType: 'Cast', inputs: (p) => [p], attributes: { to: { type: 'int', value: 10 } } }], {})],
+      ['a Transpose that swaps H and W', through([{ opType: 'Transpose', inputs: (p) => [p], attributes: { perm: { type: 'ints', value: [0, 1, 3, 2] } } }], {})],
+      ['a Reshape to another shape', through([{ opType: 'Reshape', inputs: (p) => [p, 'flat'] }], { flat: int64([2], [2, 48]) })],
+      ['Dropout in training mode', through([{ opType: 'Dropout', inputs: (p) => [p, '', 'on'] }], { on: makeTensor('bool', [], new Uint8Array([1])) })],
+    ];
+    for (const [what, g] of kept) expect(removeIdentity(g).nodes.length, what).toBe(2);
+  });
+
+  it('removes a Reshape and an Expand to the shape the value has', async () => {
+    const g = through([
+      { opType: 'Reshape', inputs: (p) => [p, 'same'] },
+      { opType: 'Expand', inputs: (p) => [p, 'bcast'] },
+    ], { same: int64([4], [2, 3, 4, 4]), bcast: int64([2], [1, 4]) });
+    const after = removeIdentity(g);
+    expect(after.nodes.map((n) => n.opType)).toEqual(['Relu']);
+    await expectSameOutputs(g, after, randomInput([2, 3, 4, 4]));
+  });
+
+  it('cleans what PyTorch leaves (opset 9 avg_pool2d Pad, x * 1.0 + 0.0, a view to its own shape), outputs as PyTorch computed', async () => {
+    const before = await readModel(fixturePath('torch-tiny-leftovers-op9.onnx'));
+    const after = runPasses(before, INFERENCE_PIPELINE);
+    expect(after.nodes.map((n) => n.opType)).toEqual(['Conv', 'Relu', 'AveragePool', 'Conv', 'Relu', 'Flatten', 'Gemm']);
+    const { input, output } = torchSidecar('torch-tiny-leftovers-op9.onnx');
+    expect(maxAbsDiff((await outputsOf(after, input))[0]!, output)).toBeLessThan(TOLERANCE);
+  });
+
+  it('leaves int8 quantization nothing of them to wrap in QuantizeLinear/DequantizeLinear', async () => {
+    const model = await readModel(fixturePath('torch-tiny-leftovers-op9.onnx'));
+    const feeds = [0, 1, 2, 3].map((seed) => ({ input: randomInput([2, 3, 16, 16], seed) }));
+    const { graph } = await quantizeStatic(model, feeds, DEFAULT_STATIC, { threads: 1 });
+    const compute = graph.nodes.filter((n) => n.opType !== 'QuantizeLinear' && n.opType !== 'DequantizeLinear').map((n) => n.opType);
+    expect(compute).toEqual(['Conv', 'AveragePool', 'Conv', 'Flatten', 'Gemm']);
+    // One requantization per activation: the input, both convs, the pool and the flattened features.
+    expect(count(graph, 'QuantizeLinear')).toBe(5);
   });
 });
 

@@ -30,6 +30,14 @@ function checkParent(target: string, flag: string): void {
   }
 }
 
+/** Extensions that name something other than an ONNX model: a model written there is a mistyped flag or path. */
+const NOT_MODEL_EXTENSIONS: Readonly<Record<string, string>> = {
+  '.txt': 'a text file', '.log': 'a log', '.md': 'a Markdown file', '.csv': 'a CSV table', '.json': 'a JSON file',
+  '.jsonl': 'a JSON-lines log', '.yaml': 'a YAML file', '.yml': 'a YAML file', '.html': 'a web page', '.svg': 'an SVG picture',
+  '.png': 'a PNG image', '.jpg': 'a JPEG image', '.jpeg': 'a JPEG image', '.webp': 'a WebP image',
+  '.pt': 'a PyTorch file', '.pth': 'a PyTorch file', '.tflite': 'a TensorFlow Lite model', '.pb': 'a TensorFlow graph',
+};
+
 /**
  * A file a command will write: not a folder, its folder exists and is writable, and it is none of the
  * `inputs` (a quantized or pruned model written over its source loses the source).
@@ -45,6 +53,8 @@ export function checkOutputFile(file: string, flag: string, inputs: readonly (st
   // A model replaces an earlier model; anything else there (an image of the data set, notes) is not ours to replace.
   const other = o.model && info?.isFile() && info.size > 0 ? notAModel(file) : undefined;
   if (other) throw usageError(`${flag} ${file} exists and is ${other}, not an ONNX model: writing the model would replace it`, `give a new path, e.g. ${path.join(path.dirname(file), `${path.parse(file).name}.onnx`)} (or delete the file first, if it should go)`);
+  const named = o.model ? NOT_MODEL_EXTENSIONS[path.extname(file).toLowerCase()] : undefined;
+  if (named) throw usageError(`${flag} ${file} names ${named}, but what is written there is an ONNX model`, `give a .onnx path, e.g. ${path.join(path.dirname(file), `${path.parse(file).name}.onnx`)}`);
   checkParent(file, flag);
 }
 

@@ -41,6 +41,7 @@ export const cast = defineOp<CastAttrs>({
     return [typeOf(ctx.attrs.to, input(ctx, 0).type.shape)];
   },
   macs: () => 0,
+  passesThrough: (ctx) => (ctx.inputs[0]?.type.dtype === ctx.attrs.to ? 0 : undefined),
   // Casts between numeric types keep shape arithmetic (Shape → Cast → Div → Cast) foldable.
   foldValues(ctx) {
     const known = ctx.inputs[0]?.known;

@@ -5,6 +5,7 @@ import { input, requireDtype, typeOf } from './shared/shapes.js';
 import { constantScalar, single } from '../engine/lowering.js';
 import { sameChannels } from '../compress/prune/rules.js';
 import { attributesToInputs, floatScalar } from './shared/upgrade.js';
+import { constantAll } from './shared/pass-through.js';
 
 /**
  * `ratio` is the attribute of opsets < 12; from 12 the ratio and training_mode are optional inputs.
@@ -40,6 +41,8 @@ export const dropout = defineOp<DropoutAttrs>({
     return out;
   },
   macs: () => 0,
+  // At inference (training_mode absent or false); the pass keeps a node whose mask is read.
+  passesThrough: (ctx) => (!ctx.inputs[2] || constantAll(ctx, 2, 0) ? 0 : undefined),
   lower(ctx) {
     if (ctx.node.outputs[1] && ctx.consumers(ctx.node.outputs[1]).length > 0) {
       throw new OpError('the mask output is not supported for training');

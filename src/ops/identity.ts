@@ -15,6 +15,7 @@ export const identity = defineOp<Record<string, never>>({
     return [typeOf(x.type.dtype, x.type.shape)];
   },
   macs: () => 0,
+  passesThrough: () => 0,
   foldValues: (ctx) => [ctx.inputs[0]?.known],
   lower: () => single('identity'),
   channels: sameChannels(),

@@ -89,6 +89,14 @@ export interface OpDef<A> {
    * device classifies it: batched, its top-1 would depend on the batch size (src/onnx/image-mixing.ts).
    */
   mixesImages?(node: Node, attrs: A): string | undefined;
+  /**
+   * The input this node hands on unchanged, element for element, given its constant inputs and
+   * attributes (Identity; a Pad of zeros; Mul by ones; Add of zeros; Cast to the type it has), or
+   * undefined. passes/remove-identity.ts removes such nodes; it also requires the output's type to equal
+   * that input's, so an op whose only effect is a shape (Reshape, Expand) may answer 0 unconditionally
+   * and a broadcast that grows the shape keeps the node.
+   */
+  passesThrough?(ctx: OpContext<A>): number | undefined;
 }
 
 /** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */

@@ -60,6 +60,11 @@ export const pad = defineOp<PadAttrs>({
     return [typeOf(x.type.dtype, out)];
   },
   macs: () => 0,
+  // Every pad zero (torch.onnx writes one before an AveragePool at opset 9/10); the mode does not matter then.
+  passesThrough(ctx) {
+    const pads = ctx.opset >= 11 ? knownInts(ctx, 1) : ctx.attrs.pads;
+    return pads?.every((p) => p === 0) ? 0 : undefined;
+  },
   // Pruning: channels pass through unless the channel axis itself is padded.
   channels: {
     ports(ctx) {

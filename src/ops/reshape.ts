@@ -48,6 +48,8 @@ export const reshape = defineOp<ReshapeAttrs>({
     return [typeOf(x.type.dtype, resolveShape(target, x.type.shape, { allowZero: ctx.attrs.allowZero, fresh: (i) => unknownDim(ctx, 0, i) }))];
   },
   macs: () => 0,
+  // Only a shape changes: the pass removes it where the output's shape is the input's.
+  passesThrough: () => 0,
   foldValues(ctx, outputs) {
     const known = ctx.inputs[0]?.known;
     const shape = outputs[0]?.shape;

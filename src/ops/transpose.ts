@@ -32,6 +32,12 @@ export const transpose = defineOp<TransposeAttrs>({
     return [typeOf(x.type.dtype, perm.map((p) => shape[p]!))];
   },
   macs: () => 0,
+  passesThrough(ctx) {
+    const rank = ctx.inputs[0]?.type.shape?.length;
+    if (rank === undefined) return undefined;
+    const perm = ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i);
+    return perm.every((p, i) => p === i) ? 0 : undefined;
+  },
   lower(ctx) {
     const rank = shapeOf(ctx, 0).length;
     return single('transpose', { ints: ctx.attrs.perm ?? Array.from({ length: rank }, (_, i) => rank - 1 - i) });

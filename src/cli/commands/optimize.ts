@@ -21,7 +21,7 @@ export function registerOptimize(program: Command): void {
   withJson(
     program
       .command('optimize')
-      .description('clean a model for inference: fold constants, shape subgraphs and BatchNorm, drop dead nodes')
+      .description('clean a model for inference: fold constants, shape subgraphs and BatchNorm, drop nodes that compute nothing (a Pad of zeros, Mul by 1, ...) and dead ones')
       .argument('<model>', 'an .onnx file')
       .requiredOption('-o, --output <file>', 'where to write the optimized model')
       .option('--passes <list>', `comma-separated passes to run, in order (default: the inference clean-up, ${INFERENCE_PIPELINE.map((p) => p.name).join(', ')}). Passes: ${Object.keys(PASSES).join(', ')}`)
