@@ -71,6 +71,15 @@ describe('slim zoo / info', () => {
     expect((await readModel(again)).metadata['slimkit.source_producer']).toBe('pytorch 1.13.0');
   });
 
+  it('slim optimize --passes upgrade-opset says the opset it went to, or why it had nothing to do', async () => {
+    const out = path.join(dir, 'upgraded.onnx');
+    const old = await runSlim(['optimize', fixturePath('torch-tiny-mobilenet-op9.onnx'), '-o', out, '--passes', 'upgrade-opset']);
+    expect(old.stdout).toContain('27 → 27 nodes, opset 9 → 13');
+    const current = await runSlim(['optimize', fixturePath('torch-tiny-resnet.onnx'), '-o', out, '--passes', 'upgrade-opset', '--json']);
+    expect(current.stderr).toContain('upgrade-opset: nothing to rewrite: the model is at opset 17 already (this pass converts opsets 7–12 to 13)');
+    expect(JSON.parse(current.stdout)).toMatchObject({ opset_before: 17, opset_after: 17, passes: [{ pass: 'upgrade-opset', note: expect.stringContaining('opset 17 already') }] });
+  });
+
   it('a model whose input is not an image is described as such; a free-size one at the --image-size given', async () => {
     const vector = path.join(dir, 'vector.onnx');
     await writeModel({

@@ -9,6 +9,8 @@ export interface Pass {
   /** One line: what it does and why it is safe. */
   description: string;
   run(graph: Graph): Graph;
+  /** Why this graph gives the pass nothing to do, when that is worth saying (a model already at the opset it converts to). */
+  idleReason?(graph: Graph): string | undefined;
 }
 
 /** What one pass changed, for `--trace`. */
@@ -21,6 +23,8 @@ export interface PassTrace {
   /** Op types whose node count changed: op → after − before. */
   opDelta: Record<string, number>;
   ms: number;
+  /** The pass's idleReason, where it had one. */
+  note?: string;
 }
 
 function opCounts(graph: Graph): Map<string, number> {
@@ -34,6 +38,7 @@ export function runPasses(graph: Graph, passes: readonly Pass[], onTrace?: (t: P
   let current = graph;
   for (const pass of passes) {
     const start = performance.now();
+    const note = onTrace ? pass.idleReason?.(current) : undefined;
     const next = pass.run(current);
     if (onTrace) {
       const before = opCounts(current);
@@ -51,6 +56,7 @@ export function runPasses(graph: Graph, passes: readonly Pass[], onTrace?: (t: P
         initializersAfter: next.initializers.size,
         opDelta,
         ms: performance.now() - start,
+        ...(note ? { note } : {}),
       });
     }
     current = next;
@@ -62,5 +68,5 @@ export function formatTrace(t: PassTrace): string {
   const delta = Object.entries(t.opDelta)
     .map(([op, d]) => `${op} ${d > 0 ? '+' : ''}${d}`)
     .join(', ');
-  return `${t.pass}: nodes ${t.nodesBefore} → ${t.nodesAfter}, initializers ${t.initializersBefore} → ${t.initializersAfter}${delta ? ` (${delta})` : ''} in ${t.ms.toFixed(1)} ms`;
+  return `${t.pass}: nodes ${t.nodesBefore} → ${t.nodesAfter}, initializers ${t.initializersBefore} → ${t.initializersAfter}${delta ? ` (${delta})` : ''} in ${t.ms.toFixed(1)} ms${t.note ? ` — ${t.note}` : ''}`;
 }

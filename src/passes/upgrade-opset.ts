@@ -71,4 +71,8 @@ export const upgradeOpsetPass: Pass = {
   name: 'upgrade-opset',
   description: `rewrite a model of opset ${OLDEST}–12 for opset ${UPGRADE_OPSET}: attributes that became inputs move, Softmax keeps its axes (per-channel QDQ needs 13)`,
   run: (graph) => (upgradesOpset(graph) ? upgradeOpset(graph) : graph),
+  idleReason(graph) {
+    const opset = graph.opsets[''] ?? 0;
+    return opset >= UPGRADE_OPSET ? `nothing to rewrite: the model is at opset ${opset} already (this pass converts opsets ${OLDEST}–12 to ${UPGRADE_OPSET})` : undefined;
+  },
 };

@@ -42,7 +42,9 @@ export function registerOptimize(program: Command): void {
       const traces: PassTrace[] = [];
       const optimized = runPasses(graph, passes, (t) => {
         traces.push(t);
+        // A pass named in --passes that had nothing to do says why, trace or not.
         if (options.trace) log(formatTrace(t));
+        else if (t.note && options.passes !== undefined) log(`${t.pass}: ${t.note}`);
       });
       validateGraph(optimized, { file: options.output });
       const { bytes } = await writeModel(madeBySlimkit(optimized), options.output);
@@ -50,8 +52,11 @@ export function registerOptimize(program: Command): void {
         passes: traces.map((t) => ({
           pass: t.pass, nodes_before: t.nodesBefore, nodes_after: t.nodesAfter,
           initializers_before: t.initializersBefore, initializers_after: t.initializersAfter, op_delta: t.opDelta, ms: t.ms,
+          ...(t.note ? { note: t.note } : {}),
         })),
+        opset_before: graph.opsets[''] ?? 0, opset_after: optimized.opsets[''] ?? 0,
       };
-      printResult(options, result, () => `wrote ${options.output}: ${graph.nodes.length} → ${optimized.nodes.length} nodes`);
+      const opset = result.opset_before !== result.opset_after ? `, opset ${result.opset_before} → ${result.opset_after}` : '';
+      printResult(options, result, () => `wrote ${options.output}: ${graph.nodes.length} → ${optimized.nodes.length} nodes${opset}`);
     });
 }
