@@ -104,6 +104,31 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(readPreprocessing(await readModel(path.join(dir, 'p2.onnx'))).classNames).toEqual(names);
   }, 180_000);
 
+  it('scores a trained student first and warns of a teacher below it; --alpha 1 records training alone', async () => {
+    // A student trained a little (2 epochs on 2,048 images), a teacher that never was.
+    const [train, test] = await Promise.all([loadCifar10('train', { dataDir: CIFAR_DIR, limit: 2048 }), loadCifar10('test', { dataDir: CIFAR_DIR, limit: 256 })]);
+    const trained = await trainModel({ graph: smallCnn({ seed: 2, widths: [4, 8, 8] }), data: { train, test }, epochs: 2, batch: 64, lr: 0.05, threads: 2 });
+    const ahead = path.join(dir, 'trained-student.onnx');
+    await writeModel(foldBatchNorm(trained.graph), ahead);
+    const r = await runSlim(['distill', '--teacher', teacher, '--student', ahead, ...common, '--out', path.join(dir, 'pulled.onnx'), '--json', '--no-verify']);
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as DistillJson & { student_start_top1: number };
+    // What it started from is the trained model's own top-1 (the engine scored it; BN re-inserted changes nothing).
+    expect(json.student_start_top1).toBeCloseTo(trained.testAccuracy, 6);
+    expect(json.student_start_top1).toBeGreaterThan(Math.max(json.teacher_top1, 0.15));
+    expect(r.stderr).toContain(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, below the student's ${(100 * json.student_start_top1).toFixed(2)} % before distillation`);
+    // A teacher above the student: no warning.
+    const reversedRoles = await runSlim(['distill', '--teacher', ahead, '--student', student, ...common, '--out', path.join(dir, 'taught.onnx'), '--no-verify']);
+    expect(reversedRoles.code, reversedRoles.stderr).toBe(0);
+    expect(reversedRoles.stderr).not.toContain('below the student');
+
+    const labelsOnly = await runSlim(['distill', '--teacher', teacher, '--student', ahead, ...common, '--alpha', '1', '--out', path.join(dir, 'labels.onnx'), '--no-verify']);
+    expect(labelsOnly.code, labelsOnly.stderr).toBe(0);
+    expect(labelsOnly.stdout).toMatch(/^trained .*trained-student\.onnx on the labels alone \(--alpha 1; teacher .*teacher\.onnx scored \d+\.\d+ %\) for 1 epoch/);
+    expect(labelsOnly.stderr).not.toContain('below the student');
+    expect(modelSteps((await readModel(path.join(dir, 'labels.onnx'))).metadata).map((s) => s.key)).not.toContain('slimkit.distillation');
+  }, 240_000);
+
   it('refuses a teacher for other classes and bad flags, in one line each', async () => {
     const seven = path.join(dir, 'seven.onnx');
     await writeModel(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 }), seven);

@@ -460,6 +460,17 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     const reseeded = async (seededStart: boolean): Promise<string> => String(((await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, graph: sibling, seed: 7, seededStart, resume: true }).catch((e: unknown) => e)) as Error).message);
     expect(await reseeded(false)).toMatch(/other settings \(--seed: 0 then, 7 now; the model it starts from \(--model, --width, --student\): other weights now\)/);
     expect(await reseeded(true)).toMatch(/other settings \(--seed: 0 then, 7 now\) —/);
+    // The optimizer's settings by their flags, only the one that differs.
+    const otherDecay = await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, weightDecay: 0, resume: true }).catch((e: unknown) => e);
+    expect(String((otherDecay as Error).message)).toMatch(/other settings \(--weight-decay 0\.0005 then, 0 now\) —/);
+    // Another command's checkpoint is named as such, not by the settings that differ with it; one made
+    // before commands were recorded is still compared on its settings.
+    const commandDir = path.join(scratch, 'fingerprint-command');
+    await trainModel({ ...base, checkpointDir: commandDir, epochs: 1, command: 'slim train' });
+    const distilling = await trainModel({ ...base, checkpointDir: commandDir, epochs: 1, command: 'slim distill', teacher: { graph: sibling }, resume: true }).catch((e: unknown) => e);
+    expect(distilling).toBeInstanceOf(SlimError);
+    expect(String((distilling as Error).message)).toMatch(/last\.ckpt: the checkpoint was made by slim train, not slim distill: a run resumes from its own command's checkpoint — continue that run with slim train --resume, or start a new run with another --checkpoint-dir/);
+    expect((await trainModel({ ...base, checkpointDir: plainDir, epochs: 1, command: 'slim train', resume: true })).resumedFrom).toBe(1);
   });
 
   it('a checkpoint that cannot be written stops the run saying which epoch the last one holds; the log names only kept epochs', async () => {

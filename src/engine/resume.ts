@@ -79,8 +79,11 @@ const CALLER_WORDS: Record<string, string> = {
   calibration: 'calibration',
 };
 
-/** A record's entries are its flags' names in snake_case, but for these. */
-const ENTRY_FLAGS: Record<string, string> = { activations: '--activation-type' };
+/** A record's entries are its flags' names in snake_case or camelCase, but for these. */
+const ENTRY_FLAGS: Record<string, string> = { activations: '--activation-type', kind: '--optimizer', nesterov: 'Nesterov momentum (--no-nesterov)', cache: '--cache-teacher' };
+
+/** weight_decay or weightDecay → --weight-decay. */
+const entryFlag = (k: string): string => ENTRY_FLAGS[k] ?? `--${k.replace(/_/g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** `then` → `now` in words; of two records (QAT's calibration), only the entries that differ. */
 function changed(then: unknown, now: unknown): string {
@@ -88,7 +91,7 @@ function changed(then: unknown, now: unknown): string {
   if (!isRecord(then) || !isRecord(now)) return `${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
   return [...new Set([...Object.keys(then), ...Object.keys(now)])]
     .filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k]))
-    .map((k) => `${ENTRY_FLAGS[k] ?? `--${k.replace(/_/g, '-')}`} ${JSON.stringify(then[k]) ?? 'unset'} then, ${JSON.stringify(now[k]) ?? 'unset'} now`)
+    .map((k) => `${entryFlag(k)} ${JSON.stringify(then[k]) ?? 'unset'} then, ${JSON.stringify(now[k]) ?? 'unset'} now`)
     .join(', ');
 }
 
@@ -105,11 +108,15 @@ function describeDifference(key: string, then: unknown, now: unknown): string {
   const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
   if (key === 'startWeights') return `${word}: other weights now`;
   if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
-  return `${word}: ${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
+  // The optimizer's and distillation's settings: only the entries that differ, by their flags.
+  const isRecord = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if ((key === 'optimizer' || key === 'teacher') && isRecord(then) && isRecord(now)) return changed(then, now);
+  const shown = (v: unknown): string => (v === null ? 'none' : JSON.stringify(v) ?? 'unset');
+  return `${word}: ${shown(then)} then, ${shown(now)} now`;
 }
 
 /** Fingerprint entries added after checkpoints were first written: absent from an older one, not compared. */
-const RECORDED_LATER = ['startWeights', 'teacherWeights'];
+const RECORDED_LATER = ['startWeights', 'teacherWeights', 'command'];
 
 /** A checkpoint of another run; `keys`: the fingerprint entries that differ ('startWeights': another starting model). */
 export class CheckpointMismatch extends SlimError {
@@ -138,10 +145,22 @@ function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
  * Refuses a checkpoint whose command settings (TrainOptions.resumeKey) are not these, before the work that
  * precedes training: QAT calibrates for minutes on a large set before `restore` would compare them.
  */
-export async function refuseOtherSettings(file: string, resumeKey: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): Promise<void> {
-  const then = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint['caller'];
+export async function refuseOtherSettings(file: string, resumeKey: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command'>): Promise<void> {
+  const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
+  refuseOtherCommand(file, saved, o);
+  const then = saved['caller'];
   if (JSON.stringify(then) === JSON.stringify(resumeKey)) return;
   throw new CheckpointMismatch(['caller'], { file, problem: `the checkpoint was made by a run with other settings (${describeDifference('caller', then, resumeKey)})`, fix: `resume with the same options as then, or ${startOver(o)}` });
+}
+
+/**
+ * Another command's checkpoint (slim train's given to slim distill): named as such, not as the settings
+ * that differ because of it. Checkpoints made before the command was recorded are compared on settings.
+ */
+function refuseOtherCommand(file: string, saved: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command'>): void {
+  const then = saved['command'];
+  if (typeof then !== 'string' || !o.command || then === o.command) return;
+  throw new CheckpointMismatch(['command'], { file, problem: `the checkpoint was made by ${then}, not ${o.command}: a run resumes from its own command's checkpoint`, fix: `continue that run with ${then} --resume, or ${startOver(o)}` });
 }
 
 export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Record<string, unknown>, checkpointPath: string | undefined): Promise<Start> {
@@ -153,6 +172,7 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
   }
   const ckpt = await readCheckpoint<CheckpointMeta>(file);
   const saved = ckpt.meta.fingerprint;
+  refuseOtherCommand(file, saved, o);
   // A checkpoint of an earlier slimkit records no weight hashes: it resumes on its settings alone.
   const compared = Object.fromEntries(Object.entries(fingerprint).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));

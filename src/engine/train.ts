@@ -86,6 +86,8 @@ export interface TrainOptions {
   seededStart?: boolean;
   /** Settings of the caller that change the trajectory beyond these options (e.g. a replaced head): a checkpoint resumes only a run with the same. */
   resumeKey?: Record<string, unknown>;
+  /** The command that trains ('slim train', 'slim distill', …): another command's checkpoint is refused by that name. */
+  command?: string;
   /** Float initializers to train besides the ones the lowerings name (QAT: weights behind a QuantizeLinear). */
   trainable?: ReadonlySet<string>;
   /** Train the scales of QuantizeLinear → DequantizeLinear pairs (LSQ). */
@@ -349,6 +351,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
     ...(o.resumeKey ? { caller: o.resumeKey } : {}),
+    ...(o.command ? { command: o.command } : {}),
     ...(o.masks?.size ? { masks: digestArrays(o.masks) } : {}),
     // Which model and which teacher, by their weights: another file would silently continue the run.
     startWeights: digestWeights(o.origin ?? o.graph),

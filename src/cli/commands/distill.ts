@@ -73,6 +73,11 @@ interface DistillCliOptions extends CommonOptions {
   verify: boolean;
 }
 
+/** A teacher scoring below the trained student it is to teach: its soft targets pull the student toward its answers. */
+export function weakerTeacherWarning(teacher: number, student: number, testName: string): string {
+  return `warning: the teacher scores ${formatPercent(teacher)} on ${testName}, below the student's ${formatPercent(student)} before distillation: its soft targets pull the student toward a weaker model's answers — distill from a stronger teacher, or raise --alpha (1 trains on the labels alone)`;
+}
+
 /** The data's own class order, before a model's names relabelled it: CIFAR-10's, or its folders' in code-point order. */
 function dataOrder(set: ImageSet): string[] {
   return dataName(set) === 'cifar10' ? [...CIFAR10_CLASSES] : [...set.classes].sort(byCodePoint);
@@ -216,6 +221,11 @@ export function registerDistill(program: Command): void {
         gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
         onEpoch: bar.onEpoch,
+        command: 'slim distill',
+        // Shown as training starts (the bar's notes), so a weaker teacher can be stopped before hours of it.
+        onScored: ({ teacher: t, student: s }) => {
+          if (s !== undefined && t < s && s >= 1.5 / data.train.classes.length && options.alpha < 1) notes.push(weakerTeacherWarning(t, s, data.test.name));
+        },
         ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
         // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.
@@ -231,6 +241,7 @@ export function registerDistill(program: Command): void {
       if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
         log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
       }
+      const distilled = options.alpha < 1;
 
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;
       const folded = foldedNote(result.graph, out, options.fold);
@@ -238,7 +249,8 @@ export function registerDistill(program: Command): void {
       out = withClassNames(out, data.train.classes);
       if (dataResize && !isCifar10(options.data)) out = { ...out, metadata: { ...out.metadata, ...resizeMetadata(dataResize.mode) } };
       // Recorded in this order: the training record's top-1 is the distilled model's.
-      out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
+      // At --alpha 1 nothing was distilled: the model records its training alone.
+      if (distilled) out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
       out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length, train_images: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt.written();
@@ -262,6 +274,7 @@ export function registerDistill(program: Command): void {
         temperature: result.temperature,
         cached_teacher: result.cachedTeacher,
         teacher_top1: result.teacherAccuracy,
+        ...(result.studentStartAccuracy !== undefined ? { student_start_top1: result.studentStartAccuracy } : {}),
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         epochs: result.history.length,
@@ -275,15 +288,19 @@ export function registerDistill(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
+          `${distilled ? `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student}` : `trained ${options.student} on the labels alone (--alpha 1; teacher ${options.teacher} scored ${formatPercent(result.teacherAccuracy)})`} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
           ...resumedNote(result.resumedFrom, options.epochs),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
-          `  student test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
+          `  student test top-1 ${formatPercent(result.testAccuracy)} (engine${result.studentStartAccuracy !== undefined ? `; ${formatPercent(result.studentStartAccuracy)} before` : ''})${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
           `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
       const blownUp = blownUpWarning(result.testAccuracy, result.history.at(-1)?.testLoss, data.train.classes.length);
       if (blownUp) log(blownUp);
+      // A student from the zoo starts at chance; ending above its teacher, the soft targets may have held it back.
+      else if (distilled && result.studentStartAccuracy === undefined && result.testAccuracy > result.teacherAccuracy) {
+        log(`note: the student ended above its teacher (${formatPercent(result.testAccuracy)} against ${formatPercent(result.teacherAccuracy)}): the teacher's soft targets may have held it back — compare with slim train on the same recipe (or --alpha 1)`);
+      }
     });
 }

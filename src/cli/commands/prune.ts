@@ -522,6 +522,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
           refuseChangedSettings: true,
           // Another input model is another run, refused; the same model cut otherwise starts over.
           resumeKey: { model_digest: digestWeights(graph) },
+          command: 'slim prune',
         }
       : {}),
     onProgress: (p) => {

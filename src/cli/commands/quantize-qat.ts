@@ -58,11 +58,14 @@ function qatResumeKey(floatGraph: Graph, options: QuantizeCliOptions): Record<st
   };
 }
 
+/** What QAT's checkpoints record as their command: another command's checkpoint is refused by name. */
+const QAT_COMMAND = 'slim quantize --qat';
+
 /** --resume of a run with another input model or calibration is refused before calibrating, not after. */
 export async function refuseOtherQatRun(floatGraph: Graph, options: QuantizeCliOptions): Promise<void> {
   if (!options.resume) return;
   const files = typeof options.resume === 'string' ? (existsSync(options.resume) ? [options.resume] : []) : options.checkpointDir ? checkpointsIn(options.checkpointDir) : [];
-  for (const file of files) await refuseOtherSettings(file, qatResumeKey(floatGraph, options), options);
+  for (const file of files) await refuseOtherSettings(file, qatResumeKey(floatGraph, options), { ...options, command: QAT_COMMAND });
 }
 
 export interface QatStep {
@@ -121,6 +124,7 @@ export async function qatFineTune(
     ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
     ...(options.resume !== undefined ? { resume: options.resume } : {}),
     resumeKey: qatResumeKey(floatGraph, options),
+    command: QAT_COMMAND,
     ...(options.log ? { log: options.log } : {}),
   }).catch((e: unknown) => {
     interrupt.stop();

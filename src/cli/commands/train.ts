@@ -241,6 +241,7 @@ export function registerTrain(program: Command): void {
         gpuPricePerHour: options.gpuPricePerHour,
         ...(bar ? { onProgress: bar.onProgress, onEpoch: bar.onEpoch } : {}),
         file: options.model,
+        command: 'slim train',
         ...sharedTrainOptions(options),
         ...(frozen ? { frozen } : {}),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.

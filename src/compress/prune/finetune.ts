@@ -84,6 +84,8 @@ export interface EngineTunerOptions {
   refuseChangedSettings?: boolean;
   /** The command's settings a checkpoint must share (TrainOptions.resumeKey), e.g. the input model file. */
   resumeKey?: Record<string, unknown>;
+  /** The command, recorded in checkpoints (TrainOptions.command). */
+  command?: string;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -135,6 +137,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
         ...(checkpointDir ? { checkpointDir, resume } : {}),
         ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
+        ...(o.command ? { command: o.command } : {}),
         ...(o.onResumed ? { onResumed: o.onResumed } : {}),
         ...(o.log ? { log: o.log.file } : {}),
         ...(logPhase ? { logPhase } : {}),

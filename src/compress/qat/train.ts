@@ -66,6 +66,8 @@ export interface QatOptions {
   resume?: boolean | string;
   /** The command's settings a checkpoint must share (TrainOptions.resumeKey): the calibration, the input file. */
   resumeKey?: Record<string, unknown>;
+  /** The command, recorded in checkpoints (TrainOptions.command). */
+  command?: string;
   log?: string;
   onProgress?: (p: TrainProgress) => void;
   /** After each epoch: its record, numbered over both phases (TrainOptions.onEpoch). */
@@ -143,6 +145,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.teacher ? { teacher: o.teacher } : {}),
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
+    ...(o.command ? { command: o.command } : {}),
     ...(o.log ? { log: o.log } : {}),
     ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
     ...(o.file ? { file: o.file } : {}),
