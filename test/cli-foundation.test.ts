@@ -121,6 +121,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['unknown flag', ['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus'], 2, /unknown option/],
     // A mistyped required flag is named as the typo, not as the flag it missed.
     ['a required flag mistyped', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--dta', 'cifar10'], 2, /^slim: unknown option '--dta' \(Did you mean --data\?\) — run `slim eval --help` for usage$/m],
+    // A flag's value left out: commander took the next flag as the value, then said "too many arguments".
+    ['a value left out', ['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', path.join(dir, 'q.onnx'), '--eval', '--eval-limit', '500'], 2, /^slim: --eval needs a value \(name\|folder\), but --eval-limit follows it — give --eval its value, or drop it \(`slim quantize --help` says what each flag takes\)$/m],
     ['a required flag missing', ['eval', fixturePath('torch-tiny-resnet.onnx')], 2, /^slim: required option '--data <name\|folder>' not specified — run `slim eval --help` for usage$/m],
     ['unknown zoo model', ['zoo', 'resnet19-cifar', '-o', path.join(dir, 'x.onnx')], 2, /resnet18-cifar/],
     ['bad number', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '-3'], 2, /--limit must be a positive integer/],

@@ -1,5 +1,5 @@
-import { Command, CommanderError } from 'commander';
-import { nameOptionsAsFlags, SlimError } from '../errors.js';
+import { Command, CommanderError, type Option } from 'commander';
+import { nameOptionsAsFlags, SlimError, usageError } from '../errors.js';
 import { fileError } from '../onnx/io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
@@ -39,7 +39,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await program.parseAsync(withOutputSpelling(program, argv));
+    const args = withOutputSpelling(program, argv);
+    refuseFlagAsValue(program, args);
+    await program.parseAsync(args);
     // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
     return Number(process.exitCode ?? 0);
   } catch (thrown) {
@@ -82,6 +84,27 @@ export function withOutputSpelling(program: Command, argv: string[]): string[] {
   // Not after `--`: what follows is an argument.
   const end = argv.indexOf('--', start);
   return argv.map((a, i) => (i <= start || (end >= 0 && i >= end) ? a : a === other ? own : a.startsWith(`${other}=`) ? `${own}${a.slice(other.length)}` : a));
+}
+
+/**
+ * A flag that needs a value followed straight by another of the command's flags (`--eval --eval-limit
+ * 500`): commander takes the second flag as the first one's value and then says "too many arguments" of
+ * the number left over, naming neither. Said before parsing, with both flags.
+ */
+export function refuseFlagAsValue(program: Command, argv: string[]): void {
+  const start = argv.findIndex((a, i) => i >= 2 && !a.startsWith('-'));
+  const command = program.commands.find((c) => c.name() === argv[start]);
+  if (!command) return;
+  const byFlag = new Map<string, Option>();
+  for (const o of command.options) for (const flag of [o.long, o.short]) if (flag) byFlag.set(flag, o);
+  const end = argv.indexOf('--', start);
+  for (let i = start + 1; i < (end >= 0 ? end : argv.length) - 1; i++) {
+    const option = byFlag.get(argv[i]!);
+    const next = argv[i + 1]!;
+    if (!option?.required || !byFlag.has(next)) continue;
+    const value = option.flags.match(/<([^>]+)>/)?.[1] ?? 'value';
+    throw usageError(`${argv[i]} needs a value (${value}), but ${next} follows it`, `give ${argv[i]} its value, or drop it (\`slim ${command.name()} --help\` says what each flag takes)`);
+  }
 }
 
 /**
