@@ -112,11 +112,11 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     await writeModel(foldBatchNorm(trained.graph), ahead);
     const r = await runSlim(['distill', '--teacher', teacher, '--student', ahead, ...common, '--out', path.join(dir, 'pulled.onnx'), '--json', '--no-verify']);
     expect(r.code, r.stderr).toBe(0);
-    const json = JSON.parse(r.stdout) as DistillJson & { student_start_top1: number };
+    const json = JSON.parse(r.stdout) as DistillJson & { start_top1: number };
     // What it started from is the trained model's own top-1 (the engine scored it; BN re-inserted changes nothing).
-    expect(json.student_start_top1).toBeCloseTo(trained.testAccuracy, 6);
-    expect(json.student_start_top1).toBeGreaterThan(Math.max(json.teacher_top1, 0.15));
-    expect(r.stderr).toContain(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, below the student's ${(100 * json.student_start_top1).toFixed(2)} % before distillation`);
+    expect(json.start_top1).toBeCloseTo(trained.testAccuracy, 6);
+    expect(json.start_top1).toBeGreaterThan(Math.max(json.teacher_top1, 0.15));
+    expect(r.stderr).toContain(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, below the student's ${(100 * json.start_top1).toFixed(2)} % before distillation`);
     // A teacher above the student: no warning.
     const reversedRoles = await runSlim(['distill', '--teacher', ahead, '--student', student, ...common, '--out', path.join(dir, 'taught.onnx'), '--no-verify']);
     expect(reversedRoles.code, reversedRoles.stderr).toBe(0);

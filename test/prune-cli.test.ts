@@ -209,14 +209,17 @@ describe('slim prune', () => {
     ];
     const run = await runSlim(args);
     expect(run.code, run.stderr).toBe(0);
-    // --log: both steps' fine-tunings read as one run of 2 epochs, each step a phase counting on from the last.
+    // --log: both steps' fine-tunings read as one run of 2 epochs, each step a phase counting on from the last;
+    // the first cut is scored before its fine-tune starts (slim curves' epoch 0).
     const records = readFileSync(path.join(dir, 'prune.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((r) => [r['event'], r['phase'], r['epoch']])).toEqual([
-      ['start', 'finetune-1', 0], ['epoch', 'finetune-1', 1], ['phase_end', 'finetune-1', undefined],
+      ['start', 'finetune-1', 0], ['start_eval', 'finetune-1', 0], ['epoch', 'finetune-1', 1], ['phase_end', 'finetune-1', undefined],
       ['start', 'finetune-2', 1], ['epoch', 'finetune-2', 2], ['end', 'finetune-2', undefined],
     ]);
     expect(records[0]).toMatchObject({ epochs: 2, phase_epochs: 1, total_steps: 8 });
-    expect(records[5]!['steps']).toBe(8);
+    expect(records[6]!['steps']).toBe(8);
+    const startTop1 = records[1]!['test_top1'] as number;
+    expect(run.stderr).toContain(`fine-tuning the pruned model from test top-1 ${(100 * startTop1).toFixed(2)} % (engine, 500 test images)`);
     // With --data, the top-1 before and after on the held-out images (ONNX Runtime, --test-limit of them).
     expect(JSON.parse(run.stdout)).toMatchObject({ top1_before: expect.any(Number), top1_after: expect.any(Number), eval_images: 500, eval_data: 'cifar10/test' });
     // The model says what fine-tuned it: epochs, the --train-limit images, the teacher.
@@ -296,6 +299,15 @@ describe('slim prune', () => {
       expect(run.stderr).toMatch(message);
       expect(run.stderr.trim().split('\n').filter((l) => l.startsWith('slim:')).length, run.stderr).toBeLessThanOrEqual(1);
     }
+    // A run stopped in its first fine-tuning epoch leaves a step folder without a checkpoint: nothing to
+    // continue, so a new run is not refused, and --resume says it starts over (both then stop at the data).
+    const stopped = path.join(dir, 'stopped-ck');
+    mkdirSync(path.join(stopped, 'finetune-1'), { recursive: true });
+    const finetune = ['prune', resnet, ...o, '--structured', '--ratio', '0.3', '--finetune', '1', '--data', path.join(dir, 'no-data'), '--checkpoint-dir', stopped];
+    const again = await runSlim(finetune);
+    expect(again.stderr).not.toMatch(/holds fine-tuning checkpoints/);
+    expect(again.stderr).toMatch(/no-data: does not exist/);
+    expect((await runSlim([...finetune, '--resume'])).stderr).toContain(`note: --resume: ${stopped} holds no fine-tuning checkpoint yet, so fine-tuning starts at epoch 1`);
   });
 });
 

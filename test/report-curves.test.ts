@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import { readTrainingLog } from '../src/report/training-log.js';
+import { curvesSpec } from '../src/report/charts.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 
@@ -52,6 +53,19 @@ describe('readTrainingLog', () => {
     // Logged as well: the epoch's own record stands.
     const both = await readTrainingLog(writeLog('both.jsonl', [event('start', { epoch: 0 }), epoch(1, 0.3), epoch(2, 0.4), event('resume', { epoch: 2, last_epoch: carried }), event('end')]));
     expect(both.runs[0]!.epochs.map((e) => e.test_top1)).toEqual([0.3, 0.4]);
+  });
+
+  it("takes a fine-tune's starting score ('start_eval') as its run's epoch 0: in the test panels, not the training loss", async () => {
+    const file = writeLog('tuned.jsonl', [event('start', { epoch: 0 }), event('start_eval', { epoch: 0, test_loss: 2.5, test_top1: 0.12 }), epoch(1, 0.6), event('end'), event('start', { epoch: 0 }), epoch(1, 0.3)]);
+    const { runs } = await readTrainingLog(file);
+    expect(runs.map((r) => r.start)).toEqual([{ test_top1: 0.12, test_loss: 2.5 }, undefined]);
+    const series = runs.map((r) => ({ stage: r.name, history: r.epochs, ...(r.start ? { start: r.start } : {}) }));
+    const valuesOf = (metric: 'test_top1' | 'train_loss' | 'test_loss') => ((curvesSpec(series, metric) as unknown as { data: { values: { stage: string; epoch: number; value: number }[] } }).data.values).map((v) => [v.stage, v.epoch, Number(v.value.toFixed(4))]);
+    expect(valuesOf('test_top1')).toEqual([['tuned (run 1)', 0, 12], ['tuned (run 1)', 1, 60], ['tuned (run 2)', 1, 30]]);
+    expect(valuesOf('test_loss')).toEqual([['tuned (run 1)', 0, 2.5], ['tuned (run 1)', 1, 1], ['tuned (run 2)', 1, 1]]);
+    expect(valuesOf('train_loss').map((v) => v[1])).toEqual([1, 1]);
+    const r = await runSlim(['curves', file, '-o', path.join(scratch, 'tuned.svg')]);
+    expect(r.stdout).toMatch(/tuned \(run 1\)\s+1\s+60\.00 % \(epoch 1\)\s+60\.00 % \(from 12\.00 %\)/);
   });
 
   it('refuses a file that is not a training log, naming the line', async () => {
@@ -140,12 +154,21 @@ describe('slim curves', () => {
 
   it.skipIf(!nativeAvailable() || !existsSync(path.join(CIFAR_DIR, 'test_batch.bin')))('draws the log slim train writes, with its numbers', async () => {
     const log = path.join(scratch, 'real.jsonl');
-    const t = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', CIFAR_DIR!, '--epochs', '2', '--train-limit', '128', '--test-limit', '64', '--batch', '32', '--threads', '2', '--log', log, '--out', path.join(scratch, 'real.onnx')], { timeoutMs: 180_000 });
+    const t = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', CIFAR_DIR!, '--epochs', '2', '--train-limit', '128', '--test-limit', '64', '--batch', '32', '--threads', '2', '--log', log, '--out', path.join(scratch, 'real.onnx'), '--json'], { timeoutMs: 180_000 });
     expect(t.code).toBe(0);
     const epochs = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; test_top1: number }).filter((e) => e.event === 'epoch');
     const r = await runSlim(['curves', log, '--json']);
     expect(r.code).toBe(0);
     const run = (JSON.parse(r.stdout) as { runs: { epochs: number; last_top1: number; finished: boolean; name: string }[] }).runs[0]!;
     expect(run).toMatchObject({ name: 'real', epochs: 2, last_top1: epochs[1]!.test_top1, finished: true });
+    // Training the written model further scores it first, on the same test images: what ONNX Runtime gave it.
+    const tunedLog = path.join(scratch, 'real-tuned.jsonl');
+    const trained = JSON.parse(t.stdout) as { onnxruntime_top1?: number };
+    const tuned = await runSlim(['train', '--model', path.join(scratch, 'real.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR!, '--epochs', '1', '--train-limit', '128', '--test-limit', '64', '--batch', '32', '--threads', '2', '--log', tunedLog, '--out', path.join(scratch, 'real-tuned.onnx'), '--json'], { timeoutMs: 180_000 });
+    expect(tuned.code, tuned.stderr).toBe(0);
+    const start = (JSON.parse(tuned.stdout) as { start_top1: number }).start_top1;
+    expect(Math.abs(start - trained.onnxruntime_top1!)).toBeLessThanOrEqual(1 / 64);
+    const curves = JSON.parse((await runSlim(['curves', tunedLog, '--json'])).stdout) as { runs: { start_top1: number }[] };
+    expect(curves.runs[0]!.start_top1).toBe(start);
   }, 240_000);
 });

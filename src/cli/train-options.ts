@@ -202,6 +202,8 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string },
 export interface TrainingProgress {
   onProgress: (p: TrainProgress) => void;
   onEpoch: (e: EpochRecord) => void;
+  /** A line above the bar (or alone, before it starts): a warning that comes up while training runs. */
+  say: (line: string) => void;
   stop: () => void;
 }
 
@@ -224,6 +226,7 @@ export function trainingProgress(label: string, note?: () => string | undefined)
       bar.update(p.globalStep, { phase: trainingPhaseText(p) });
     },
     onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
+    say: (line) => (bar ? bar.note(line) : log(line)),
     stop: () => bar?.stop(),
   };
 }

@@ -102,6 +102,13 @@ export interface TrainOptions {
   /** Called once, before the first step, when the run continues a checkpoint: the epochs it had finished. */
   onResumed?: (epochs: number) => void;
   /**
+   * A trained model being fine-tuned (a model file, a pruned or quantized one): score it on the test images
+   * before the first step, as every epoch is scored. Logged as a 'start_eval' record (slim curves draws it
+   * at epoch 0), passed to `onStartScored` and returned as `startAccuracy`. Not on a resumed run.
+   */
+  scoreStart?: boolean;
+  onStartScored?: (top1: number) => void;
+  /**
    * This run is one named phase of a longer one (QAT: BatchNorm live, then folded): its log records name
    * the phase and count the longer run's epochs and steps, and a phase before the last ends with
    * `phase_end`, so one log reads as one run.
@@ -167,6 +174,8 @@ export interface TrainResult {
   estimatedCost: number;
   steps: number;
   resumedFrom?: number;
+  /** Test top-1 before the first step (TrainOptions.scoreStart), in [0, 1]. */
+  startAccuracy?: number;
 }
 
 /** A running loss this many times chance level stops the run as diverged. */
@@ -403,6 +412,22 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   let firstStepEnd: number | undefined;
   let step = start.step;
   let lossEma: number | undefined;
+  // Where a fine-tune starts from, on the images every epoch is scored on (a later QAT phase continues the first).
+  let startAccuracy: number | undefined;
+  if (o.scoreStart && start.resumedFrom === undefined && !logPhase?.epochsBefore) {
+    const startProgress = (evaluated?: { done: number; total: number }): void =>
+      o.onProgress?.({
+        phase: 'eval', epoch: -1, epochs: o.epochs, step: 0, stepsPerEpoch, globalStep: step, totalSteps, lr: lrAt(step),
+        loss: Number.NaN, accuracy: Number.NaN, imagesPerSecond: 0, etaSeconds: 0, ...(evaluated ? { evaluated } : {}),
+      });
+    startProgress(dist ? undefined : { done: 0, total: test.count });
+    const scored = dist
+      ? await dist.evaluate(plan, test, { batch: o.evalBatch ?? 512 })
+      : await plan.evaluateInChunks(test, o.evalBatch ?? 512, (done, total) => startProgress({ done, total }));
+    startAccuracy = scored.correct / Math.max(scored.count, 1);
+    await log({ event: 'start_eval', epoch: 0, test_loss: Number.isFinite(scored.loss) ? scored.loss : null, test_top1: startAccuracy });
+    if (writer) o.onStartScored?.(startAccuracy);
+  }
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {
     const epochStart = performance.now();
     const order = planEpoch(train.count, { seed: r.seed, epoch, ...(r.augment ? { augment: r.augment } : {}), imageSize: [o.data.train.imageShape[1], o.data.train.imageShape[2]] });
@@ -505,6 +530,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     estimatedCost: (gpuSeconds / 3600) * (o.gpuPricePerHour ?? 2.5),
     steps: step,
     ...(start.resumedFrom !== undefined ? { resumedFrom: start.resumedFrom } : {}),
+    ...(startAccuracy !== undefined ? { startAccuracy } : {}),
   };
   await log({
     event: logPhase && !logPhase.last ? 'phase_end' : 'end', test_top1: result.testAccuracy, seconds, gpu_seconds: gpuSeconds,

@@ -144,13 +144,20 @@ export function sensitivitySpec(layers: readonly Pick<LayerSensitivity, 'layer' 
 export interface CurveSeries {
   stage: string;
   history: readonly EpochJson[];
+  /** Test top-1 and loss before the first step (a fine-tune's starting point): drawn at epoch 0. */
+  start?: { test_top1: number; test_loss: number | null };
 }
 
 /** One line per training stage over its epochs: test top-1 or train loss. `legend` names what a line is. */
 export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss', legend = 'stage'): TopLevelSpec {
   const accuracy = metric === 'test_top1';
   // A diverged epoch logs its loss as null (JSON has no NaN): a gap, not a point at 0.
-  const values = series.flatMap((s) => s.history.filter((e) => Number.isFinite(e[metric])).map((e) => ({ stage: s.stage, epoch: e.epoch, value: accuracy ? e[metric] * 100 : e[metric] })));
+  const startValue = (s: CurveSeries): number | null | undefined => (metric === 'train_loss' ? undefined : s.start?.[metric]);
+  const points = (s: CurveSeries): { epoch: number; value: number }[] => [
+    ...(typeof startValue(s) === 'number' ? [{ epoch: 0, value: startValue(s)! }] : []),
+    ...s.history.filter((e) => Number.isFinite(e[metric])).map((e) => ({ epoch: e.epoch, value: e[metric] })),
+  ];
+  const values = series.flatMap((s) => points(s).map((p) => ({ stage: s.stage, epoch: p.epoch, value: accuracy ? p.value * 100 : p.value })));
   const title = { test_top1: 'Test top-1 per epoch', train_loss: 'Training loss per epoch', test_loss: 'Test loss per epoch' }[metric];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',

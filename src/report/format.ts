@@ -62,7 +62,8 @@ export function trainingPhaseText(p: TrainProgress, speed = true): string {
   const what = p.phase === 'eval'
     ? (p.evaluated ? `evaluating ${p.evaluated.done}/${p.evaluated.total}` : 'evaluating')
     : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}${speed ? ` ${p.imagesPerSecond.toFixed(0)} img/s` : ''}`;
-  return `epoch ${p.epoch + 1}/${p.epochs} ${what} `;
+  // Epoch −1: the model scored before the first step (TrainOptions.scoreStart).
+  return p.epoch < 0 ? `before training: ${what} ` : `epoch ${p.epoch + 1}/${p.epochs} ${what} `;
 }
 
 /** The line an epoch leaves above the bar: what the bar showed in passing, and its test top-1. */

@@ -24,6 +24,14 @@ export interface LoggedRun {
   finished: boolean;
   /** Distilled (its start record names a teacher): its training loss is α·CE + (1−α)·T²·KL, not cross-entropy. */
   distilled: boolean;
+  /** The model scored before the first step (a 'start_eval' record: a fine-tune's starting point), drawn at epoch 0. */
+  start?: StartScore;
+}
+
+export interface StartScore {
+  test_top1: number;
+  /** null where the loss was not finite. */
+  test_loss: number | null;
 }
 
 export interface TrainingLog {
@@ -38,6 +46,8 @@ interface Record_ {
   graph?: unknown;
   last_epoch?: unknown;
   teacher?: unknown;
+  test_top1?: unknown;
+  test_loss?: unknown;
 }
 
 export async function readTrainingLog(file: string): Promise<TrainingLog> {
@@ -45,7 +55,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     throw fileError(file, e, 'read');
   });
   const base = path.basename(file).replace(/\.jsonl?$/, '');
-  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean }[] = [];
+  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean; start?: StartScore }[] = [];
   let tornLines = 0;
   let records = 0;
   let previous: unknown;
@@ -69,6 +79,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     if (event === 'start' && typeof record.graph === 'string' && record.graph) run.model ??= record.graph;
     if (event === 'start' && typeof record.teacher === 'object' && record.teacher !== null) run.distilled = true;
     if (event === 'epoch' && typeof record.epoch === 'number') run.epochs.set(record.epoch, record as unknown as EpochJson);
+    if (event === 'start_eval' && typeof record.test_top1 === 'number') run.start = { test_top1: record.test_top1, test_loss: typeof record.test_loss === 'number' ? record.test_loss : null };
     // A resume carries the checkpoint's last epoch: a kill between writing it and logging it left no record.
     const carried = event === 'resume' ? record.last_epoch : undefined;
     if (typeof carried === 'object' && carried !== null && typeof (carried as Record_).epoch === 'number') {
@@ -89,6 +100,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
       ...(r.divergedAt !== undefined ? { divergedAt: r.divergedAt } : {}),
       finished: r.finished,
       distilled: r.distilled,
+      ...(r.start ? { start: r.start } : {}),
     })),
     tornLines,
   };

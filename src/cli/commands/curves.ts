@@ -19,7 +19,7 @@ export function registerCurves(program: Command): void {
   withJson(
     program
       .command('curves')
-      .description('draw test top-1 and training loss per epoch from training logs (--log of train, distill, quantize --qat, prune --finetune) as one SVG, one line per run')
+      .description('draw test top-1 and training loss per epoch from training logs (--log of train, distill, quantize --qat, prune --finetune) as one SVG, one line per run; a fine-tune starts at epoch 0, its model scored before training')
       .argument('<log...>', 'JSON-lines logs; several runs (or runs appended to one log) are drawn together')
       .option('-o, --out <file.svg>', 'the SVG to write (default: the first log with .svg)'),
   )
@@ -59,12 +59,13 @@ export function registerCurves(program: Command): void {
       // Distillation's training loss (α·CE + (1−α)·T²·KL) and cross-entropy on one axis would compare unlike things.
       const mixed = drawn.some((r) => r.distilled) && drawn.some((r) => !r.distilled) && drawn.every((r) => r.epochs.every((e) => Number.isFinite(e.test_loss)));
       if (mixed) log(`note: ${drawn.filter((r) => r.distilled).map((r) => r.name).join(', ')} distilled: their training loss (α·CE + (1−α)·T²·KL) is not the others' cross-entropy, so the right panel draws test loss (cross-entropy on the test images) for every run`);
-      await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs })), mixed ? 'test_loss' : 'train_loss'), 'curves')));
+      await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs, ...(r.start ? { start: r.start } : {}) })), mixed ? 'test_loss' : 'train_loss'), 'curves')));
       const summary = drawn.map((r) => {
         const best = r.epochs.reduce((a, b) => (b.test_top1 > a.test_top1 ? b : a));
         const last = r.epochs.at(-1)!;
         return {
           name: r.name, file: r.file, ...(r.model ? { model: r.model } : {}), epochs: r.epochs.length, last_epoch: last.epoch,
+          ...(r.start ? { start_top1: r.start.test_top1 } : {}),
           best_top1: best.test_top1, best_epoch: best.epoch, last_top1: last.test_top1, last_train_loss: last.train_loss,
           seconds: r.epochs.reduce((s, e) => s + e.seconds, 0), finished: r.finished, ...(r.divergedAt !== undefined ? { diverged_at_epoch: r.divergedAt } : {}),
         };
@@ -78,7 +79,7 @@ export function registerCurves(program: Command): void {
               `${s.name}${s.diverged_at_epoch !== undefined ? ` (diverged in epoch ${s.diverged_at_epoch})` : s.finished ? '' : ' (did not finish)'}`,
               s.epochs,
               `${formatPercent(s.best_top1)} (epoch ${s.best_epoch})`,
-              formatPercent(s.last_top1),
+              `${formatPercent(s.last_top1)}${s.start_top1 !== undefined ? ` (from ${formatPercent(s.start_top1)})` : ''}`,
               Number.isFinite(s.last_train_loss) ? s.last_train_loss.toFixed(3) : '—',
               `${s.seconds.toFixed(0)} s`,
             ]),

@@ -222,9 +222,9 @@ export function registerDistill(program: Command): void {
         onProgress: bar.onProgress,
         onEpoch: bar.onEpoch,
         command: 'slim distill',
-        // Shown as training starts (the bar's notes), so a weaker teacher can be stopped before hours of it.
+        // Said before the first step, so a weaker teacher can be stopped before hours of it.
         onScored: ({ teacher: t, student: s }) => {
-          if (s !== undefined && t < s && s >= 1.5 / data.train.classes.length && options.alpha < 1) notes.push(weakerTeacherWarning(t, s, data.test.name));
+          if (s !== undefined && t < s && s >= 1.5 / data.train.classes.length && options.alpha < 1) bar.say(weakerTeacherWarning(t, s, data.test.name));
         },
         ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
@@ -274,7 +274,7 @@ export function registerDistill(program: Command): void {
         temperature: result.temperature,
         cached_teacher: result.cachedTeacher,
         teacher_top1: result.teacherAccuracy,
-        ...(result.studentStartAccuracy !== undefined ? { student_start_top1: result.studentStartAccuracy } : {}),
+        ...(result.startAccuracy !== undefined ? { start_top1: result.startAccuracy } : {}),
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         epochs: result.history.length,
@@ -292,14 +292,14 @@ export function registerDistill(program: Command): void {
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
           ...resumedNote(result.resumedFrom, options.epochs),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,
-          `  student test top-1 ${formatPercent(result.testAccuracy)} (engine${result.studentStartAccuracy !== undefined ? `; ${formatPercent(result.studentStartAccuracy)} before` : ''})${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
+          `  student test top-1 ${formatPercent(result.testAccuracy)} (engine${result.startAccuracy !== undefined ? `; ${formatPercent(result.startAccuracy)} before` : ''})${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}`,
           `wrote ${options.out}${folded}`,
         ].join('\n'),
       );
       const blownUp = blownUpWarning(result.testAccuracy, result.history.at(-1)?.testLoss, data.train.classes.length);
       if (blownUp) log(blownUp);
       // A student from the zoo starts at chance; ending above its teacher, the soft targets may have held it back.
-      else if (distilled && result.studentStartAccuracy === undefined && result.testAccuracy > result.teacherAccuracy) {
+      else if (distilled && studentIsZoo && result.testAccuracy > result.teacherAccuracy) {
         log(`note: the student ended above its teacher (${formatPercent(result.testAccuracy)} against ${formatPercent(result.teacherAccuracy)}): the teacher's soft targets may have held it back — compare with slim train on the same recipe (or --alpha 1)`);
       }
     });

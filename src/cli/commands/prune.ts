@@ -11,7 +11,7 @@ import { openSession } from '../../runtime/ort.js';
 import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/stats.js';
-import { formatBytes, formatCount, table } from '../../report/format.js';
+import { epochLine, formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, pruningRecord, searchStepJson, type PruningAsked } from '../../report/json-records.js';
 import {
   asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, keptWithNote, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
@@ -33,7 +33,8 @@ import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../on
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
-import { explainInterrupt } from '../train-options.js';
+import { explainInterrupt, leftOverNote } from '../train-options.js';
+import type { EpochRecord } from '../../engine/train.js';
 import { heldOutScoring, pruneLess, top1Line } from './prune-accuracy.js';
 import { withStep } from '../../onnx/provenance.js';
 import { digestWeights } from '../../engine/resume.js';
@@ -443,10 +444,13 @@ function check(o: PruneOptions): void {
   if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
   // Where the epochs go, checked before any work (its parent must exist and be writable).
   if (o.checkpointDir) checkOutputDir(o.checkpointDir, '--checkpoint-dir');
-  // As slim train: an earlier run's checkpoints are continued only when asked, never silently.
-  if (o.checkpointDir && !o.resume && existsSync(o.checkpointDir) && readdirSync(o.checkpointDir).some((f) => f.startsWith('finetune-'))) {
+  // As slim train: an earlier run's checkpoints are continued only when asked, never silently. A step's
+  // folder without a checkpoint (a run stopped in its first epoch) holds nothing to continue.
+  const kept = o.checkpointDir && existsSync(o.checkpointDir) ? readdirSync(o.checkpointDir).filter((f) => f.startsWith('finetune-') && existsSync(path.join(o.checkpointDir!, f, 'last.ckpt'))) : [];
+  if (o.checkpointDir && !o.resume && kept.length > 0) {
     throw usageError(`${o.checkpointDir} holds fine-tuning checkpoints of an earlier run`, 'pass --resume to continue it, or another --checkpoint-dir (or delete that one) to start over');
   }
+  if (o.checkpointDir && o.resume && kept.length === 0) log(`note: --resume: ${o.checkpointDir} holds no fine-tuning checkpoint yet, so fine-tuning starts at epoch 1`);
 }
 
 /**
@@ -499,6 +503,9 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
   // Before pruning: fine-tuning (or Taylor's gradients) on images of another size would train the model at a size it is not written for.
   checkImageSize(graph, data.train, file, '--data');
   const { train, test } = data;
+  // As slim train says it: a small folder at the default batch is a few steps an epoch, with images left out.
+  const leftOver = o.finetune ? leftOverNote(train.labels.length, o.trainLimit, o.batch) : undefined;
+  if (leftOver) log(leftOver);
   let bar: ReturnType<typeof progress> | undefined;
   let barEpoch = -1;
   return engineFineTuner({
@@ -513,6 +520,8 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
     normalization: normalizationFor(graph, o, file),
+    ...(o.finetune ? { onEpoch: (e: EpochRecord) => log(`fine-tune ${epochLine(e, o.finetune!)}`) } : {}),
+    onStartScored: (top1) => log(`fine-tuning the pruned model from test top-1 ${formatPercent(top1)} (engine, ${Math.min(o.testLimit ?? Infinity, test.labels.length).toLocaleString('en')} test images)`),
     ...(o.log && o.finetune ? { log: { file: o.log, epochs: o.finetune } } : {}),
     ...(o.checkpointDir
       ? {
@@ -531,7 +540,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
         if (!p.evaluated) return;
         if (p.evaluated.done === 0) {
           bar?.stop();
-          bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}: evaluating`, p.evaluated.total, 'images');
+          bar = progress(p.epoch < 0 ? 'fine-tune: scoring the pruned model first' : `fine-tune epoch ${p.epoch + 1}/${p.epochs}: evaluating`, p.evaluated.total, 'images');
         }
         bar?.update(p.evaluated.done);
         if (p.evaluated.done === p.evaluated.total) bar?.stop();

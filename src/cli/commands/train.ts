@@ -242,6 +242,8 @@ export function registerTrain(program: Command): void {
         ...(bar ? { onProgress: bar.onProgress, onEpoch: bar.onEpoch } : {}),
         file: options.model,
         command: 'slim train',
+        // A model file is trained further (fine-tuning, a new head): where it starts is worth a point on the curve.
+        scoreStart: !isZooName(options.model),
         ...sharedTrainOptions(options),
         ...(frozen ? { frozen } : {}),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
@@ -294,6 +296,7 @@ export function registerTrain(program: Command): void {
         epochs: result.history.length,
         steps: result.steps,
         precision: resolvedPrecision(options.device as 'cpu' | 'cuda', options.precision),
+        ...(result.startAccuracy !== undefined ? { start_top1: result.startAccuracy } : {}),
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
         seconds: result.seconds,
@@ -317,7 +320,7 @@ export function registerTrain(program: Command): void {
           `trained ${options.model} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'})${distributed ? ` on ${distributed.worldSize} ranks (${distributed.backend})` : ''} in ${result.seconds.toFixed(1)} s` +
             (summary.gpu_seconds > 0 ? ` — ${summary.gpu_seconds.toFixed(1)} GPU-seconds, about $${summary.estimated_cost.toFixed(4)} at $${options.gpuPricePerHour}/GPU-hour` : ''),
           ...resumedNote(result.resumedFrom, options.epochs),
-          `test top-1 ${formatPercent(result.testAccuracy)} (engine)${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
+          `test top-1 ${formatPercent(result.testAccuracy)} (engine${result.startAccuracy !== undefined ? `; ${formatPercent(result.startAccuracy)} before` : ''})${ortTop1 !== undefined ? `, ${formatPercent(ortTop1)} (ONNX Runtime, written model)` : ''}` +
             (last ? `; last epoch train loss ${last.trainLoss.toFixed(3)}` : ''),
           `wrote ${options.out}${folded}`,
         ].join('\n'),

@@ -35,15 +35,13 @@ export interface DistillOptions extends Omit<TrainOptions, 'graph' | 'teacher' |
   /** Named in errors. */
   teacherFile?: string;
   studentFile?: string;
-  /** Called with the teacher's test top-1, and a trained student's (a file, not resumed), before training starts. */
+  /** Called with the teacher's test top-1, and a trained student's (a file, not resumed), before the first step. */
   onScored?: (scores: { teacher: number; student?: number }) => void;
 }
 
 export interface DistillResult extends TrainResult {
   /** The teacher's top-1 on the test images (engine, before training), in [0, 1]. */
   teacherAccuracy: number;
-  /** A student file's top-1 before training (engine), where it was scored: what distillation started from. */
-  studentStartAccuracy?: number;
   temperature: number;
   alpha: number;
   cachedTeacher: boolean;
@@ -81,10 +79,9 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
 
   const { student, teacher: _teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, onScored, ...train } = o;
   const teacherAccuracy = await engineTop1(teacher, o, normalization, teacherFile);
-  // A trained student (a file) is scored too: a teacher below it pulls it down. A zoo student starts at chance, and a
-  // resumed run's starting point was scored when it began.
-  const studentStartAccuracy = studentFile && !o.resume ? await engineTop1(student, o, normalization, studentFile) : undefined;
-  onScored?.({ teacher: teacherAccuracy, ...(studentStartAccuracy !== undefined ? { student: studentStartAccuracy } : {}) });
+  // A trained student (a file) is scored before its first step too: a teacher below it pulls it down. A zoo
+  // student starts at chance.
+  if (!studentFile) onScored?.({ teacher: teacherAccuracy });
   // At alpha 1 the soft targets weigh nothing: the teacher is scored (above) but not run every step, or
   // cached, for a loss term of zero. The gradients are the same either way.
   const teaches = alpha < 1;
@@ -94,12 +91,12 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
     normalization,
     ...(teaches ? { teacher: { graph: teacher, temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) } } : {}),
     ...(cacheTeacher ? { augment: false as const } : {}),
-    ...(studentFile ? { file: studentFile } : {}),
+    ...(studentFile ? { file: studentFile, scoreStart: true, onStartScored: (student: number) => onScored?.({ teacher: teacherAccuracy, student }) } : {}),
   });
   // The student is written with the preprocessing it was trained with (it may have come from the
   // teacher's metadata), so evaluation and deploy feed it the same images.
   const graph = o.normalization || shared.recorded ? { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } } : result.graph;
-  return { ...result, graph, teacherAccuracy, ...(studentStartAccuracy !== undefined ? { studentStartAccuracy } : {}), temperature, alpha, cachedTeacher: teaches && (cacheTeacher ?? false) };
+  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: teaches && (cacheTeacher ?? false) };
 }
 
 /**
@@ -135,7 +132,7 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
   }
 }
 
-/** A model's engine test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
+/** The teacher's engine test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
 async function engineTop1(model: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
   const plan = EnginePlan.create(model, { device: o.device ?? 'cpu', imageSize: imageSizeOf(o.data.test), ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });

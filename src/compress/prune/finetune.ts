@@ -10,7 +10,7 @@ import { CheckpointMismatch } from '../../engine/resume.js';
 import { batches } from '../../data/batches.js';
 import { imageSizeOf, type ImageSet, type Normalization } from '../../data/types.js';
 import type { AutocastName } from '../../engine/native.js';
-import type { TrainProgress } from '../../engine/train.js';
+import type { EpochRecord, TrainProgress } from '../../engine/train.js';
 import type { Graph } from '../../onnx/graph.js';
 import { makeTensor } from '../../onnx/tensor.js';
 import { hasBatchNorm, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
@@ -86,6 +86,10 @@ export interface EngineTunerOptions {
   resumeKey?: Record<string, unknown>;
   /** The command, recorded in checkpoints (TrainOptions.command). */
   command?: string;
+  /** The pruned model's test top-1 before its first fine-tuning step (TrainOptions.scoreStart). */
+  onStartScored?: (top1: number) => void;
+  /** After each fine-tuning epoch: its record (TrainOptions.onEpoch). */
+  onEpoch?: (e: EpochRecord) => void;
   onProgress?: (p: Pick<TrainProgress, 'phase' | 'epoch' | 'epochs' | 'step' | 'stepsPerEpoch' | 'loss' | 'accuracy' | 'evaluated'>) => void;
 }
 
@@ -135,9 +139,13 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
         ...(f.masks ? { masks: f.masks } : {}),
         ...(f.teacher ? { teacher: { graph: f.teacher } } : {}),
         ...(o.onProgress ? { onProgress: (p) => o.onProgress!(p) } : {}),
+        ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
         ...(checkpointDir ? { checkpointDir, resume } : {}),
         ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
         ...(o.command ? { command: o.command } : {}),
+        // The pruned model before fine-tuning: what the fine-tune recovers from.
+        scoreStart: true,
+        ...(o.onStartScored ? { onStartScored: o.onStartScored } : {}),
         ...(o.onResumed ? { onResumed: o.onResumed } : {}),
         ...(o.log ? { log: o.log.file } : {}),
         ...(logPhase ? { logPhase } : {}),

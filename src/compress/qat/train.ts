@@ -146,6 +146,8 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     ...(o.resume !== undefined ? { resume: o.resume } : {}),
     ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
     ...(o.command ? { command: o.command } : {}),
+    // The fake-quantized model before its first step: what PTQ gave, on the images every epoch is scored on.
+    scoreStart: true,
     ...(o.log ? { log: o.log } : {}),
     ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
     ...(o.file ? { file: o.file } : {}),
