@@ -270,6 +270,10 @@ describe.skipIf(!hasCifar)('slim eval / bench on real CIFAR-10 images', () => {
     expect(perClass.reduce((s, c) => s + c.total, 0)).toBe(200);
     const confusion = doc['confusion'] as number[][];
     expect(confusion.flat().reduce((a, b) => a + b, 0)).toBe(200);
+    // Five images leave classes without any: their accuracy is null, not 0.
+    const five = json((await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '5', '--json'])).stdout)['per_class'] as { total: number; accuracy: number | null }[];
+    expect(five.filter((c) => c.total === 0).length).toBeGreaterThan(0);
+    for (const c of five) expect(c.accuracy === null, JSON.stringify(c)).toBe(c.total === 0);
   });
 
   it('benchmarks two models side by side with the documented JSON fields', async () => {

@@ -84,6 +84,13 @@ describe('output paths', () => {
     for (const name of ['optimized.txt', 'model.pt', 'int8.JSON']) expect(existsSync(path.join(dir, name)), name).toBe(false);
   });
 
+  it('a folder output named like a file (deploy -o bundle.zip) is refused before anything is made', async () => {
+    const r = await runSlim(['deploy', model, '--target', 'linux-x64', '-o', path.join(dir, 'bundle.zip')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--out .*bundle\.zip names a \.zip file, but what is written there is a folder — give a folder name, e\.g\. .*bundle \(then pack it yourself: tar czf .*bundle\.tar\.gz -C .*bundle \.\)/);
+    expect(existsSync(path.join(dir, 'bundle.zip'))).toBe(false);
+  });
+
   it('a pipe or device given for a file is refused, not replaced (as root a rename replaces even /dev/null)', async () => {
     const fifo = path.join(dir, 'out.fifo');
     execFileSync('mkfifo', [fifo]);

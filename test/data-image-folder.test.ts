@@ -343,6 +343,13 @@ describe('loadTrainTest (image folders)', () => {
     expect((err as Error).message).toMatch(/: 2 images cannot be read — train\/dog\/b\.png: cannot read image \(.+\); val\/cat\/a\.png: cannot read image: the file is empty \(0 bytes\) — replace or delete those files$/);
   });
 
+  it('refuses to train on one class (it would answer that class for every image and score 100 %)', async () => {
+    const root = tempDir('split');
+    await writeSplit(path.join(root, 'train'), { cat: RED });
+    await writeSplit(path.join(root, 'test'), { cat: RED });
+    await expect(loadTrainTest(root, { size: [8, 8] })).rejects.toThrow(/train: has one class folder \(cat\): a classifier needs two classes or more — .* — add a folder of images for each other class beside it/);
+  });
+
   it('a test limit takes test images across the classes (a folder lists them class by class); CIFAR-10 keeps its first N', async () => {
     const root = tempDir('split');
     await writeSplit(path.join(root, 'train'), { cat: RED, dog: GREEN, frog: BLUE });

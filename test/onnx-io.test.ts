@@ -428,6 +428,9 @@ describe('model structure', () => {
     // And slimkit's own files beside a model (a trial's `slim info ck/last.ckpt` was called damaged).
     expect(thrown(() => decodeModel(bytes('SLIMCKPT\x01\x00\x00\x00{}'), { file: 'ck/last.ckpt' })).message).toMatch(/^ck\/last\.ckpt: is a slimkit training checkpoint \(--checkpoint-dir\), not an ONNX model — give the model the run wrote/);
     expect(thrown(() => decodeModel(bytes('{"time":"2026-12-01T16:28:00.469Z","event":"start","epoch":0}\n'), { file: 'run.jsonl' })).message).toMatch(/is a slimkit training log \(--log\), not an ONNX model — .*slim curves draws the log/);
+    // An image given as the model (a trial's `slim info photo.png` said "illegal tag: field number 0").
+    expect(thrown(() => decodeModel(Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13]), { file: 'plane.png' })).message).toMatch(/^plane\.png: is a PNG image, not an ONNX model — give the \.onnx model here; images go to --data/);
+    expect(thrown(() => decodeModel(Uint8Array.from([0xff, 0xd8, 0xff, 0xe0, 0, 16]), { file: 'ship.jpg' })).message).toMatch(/is a JPEG image, not an ONNX model/);
     // Deep nesting (graph → node → If-style subgraph attribute → graph …) must not overflow the stack.
     const wrap = (field: number, payload: Uint8Array): Uint8Array => {
       const head: number[] = [(field << 3) | 2];

@@ -95,6 +95,13 @@ function notAModel(file: string): string | undefined {
 export function checkOutputDir(dir: string, flag: string, o: { parents?: boolean } = {}): void {
   const info = statOf(dir);
   if (info && !info.isDirectory()) throw usageError(`${flag} ${dir} is a file, not a folder`, 'give a folder path (it is created when missing)');
+  // A new folder named like a file (deploy -o bundle.zip made a folder called bundle.zip).
+  const fileLike = /(\.tar\.gz|\.(zip|tar|tgz|gz|json|jsonl|txt|svg|html|md))$/i.exec(dir)?.[0];
+  if (!info && fileLike) {
+    const folder = dir.slice(0, -fileLike.length);
+    const archive = /^\.(zip|tar|tgz|gz|tar\.gz)$/i.test(fileLike);
+    throw usageError(`${flag} ${dir} names a ${fileLike} file, but what is written there is a folder`, `give a folder name, e.g. ${folder}${archive ? ` (then pack it yourself: tar czf ${folder}.tar.gz -C ${folder} .)` : ''}`);
+  }
   if (!info) checkParent(o.parents ? realParent(dir) : dir, flag);
   else {
     // An existing folder on a read-only disk failed only after an epoch of training.

@@ -421,6 +421,14 @@ async function loadTrainTestSets(data: string, options: TrainTestOptions): Promi
   });
   noteFormats<ImageFolderSet>(sets.train, sets.test);
   const classes = sets.train.classes.length;
+  // Trained on one class, a classifier answers it for every image (a trial's scored 100 % and deployed).
+  if (classes < 2) {
+    throw inputError({
+      file: `${data}/train`,
+      problem: `has one class folder (${sets.train.classes[0] ?? ''}): a classifier needs two classes or more — trained on one, it gives that answer for every image and scores 100 % on its test images`,
+      fix: `add a folder of images for each other class beside it (${data}/train/<class>/ and ${data}/test/<class>/)`,
+    });
+  }
   // A class the test split has no images of trains silently and shows "0 of 0" in every score.
   const tested = new Set(sets.test.labels);
   const untested = sets.train.classes.filter((_, c) => !tested.has(c));

@@ -71,7 +71,8 @@ export function registerEval(program: Command): void {
         const hasTop5 = set.classes.length > 5;
         const json = {
           file, data: set.name, eval_images: result.count, top1: result.top1, ...(exact !== undefined ? { top1_exact_kernels: exact } : {}), top5: hasTop5 ? result.top5 : null,
-          per_class: result.perClass, confusion: result.confusion ?? null, ...(result.confusion ? {} : { confusion_pairs: result.confusionPairs }), ...(result.nanImages ? { nan_images: result.nanImages } : {}), seconds: result.seconds, images_per_second: result.imagesPerSecond, wall_seconds: Number(wallSeconds.toFixed(3)),
+          // A class without test images has no accuracy: null, not 0 (a script would read 0 as all wrong).
+          per_class: result.perClass.map((c) => (c.total > 0 ? c : { ...c, accuracy: null })), confusion: result.confusion ?? null, ...(result.confusion ? {} : { confusion_pairs: result.confusionPairs }), ...(result.nanImages ? { nan_images: result.nanImages } : {}), seconds: result.seconds, images_per_second: result.imagesPerSecond, wall_seconds: Number(wallSeconds.toFixed(3)),
         };
         const nan = nanScoresWarning(file, result);
         if (nan) log(nan);
