@@ -123,6 +123,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['a required flag mistyped', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--dta', 'cifar10'], 2, /^slim: unknown option '--dta' \(Did you mean --data\?\) — run `slim eval --help` for usage$/m],
     // A flag's value left out: commander took the next flag as the value, then said "too many arguments".
     ['a value left out', ['quantize', fixturePath('torch-tiny-resnet.onnx'), '-o', path.join(dir, 'q.onnx'), '--eval', '--eval-limit', '500'], 2, /^slim: --eval needs a value \(name\|folder\), but --eval-limit follows it — give --eval its value, or drop it \(`slim quantize --help` says what each flag takes\)$/m],
+    // A flag that is part of others, which commander's spelling distance does not suggest.
+    ['a flag that is part of others', ['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--limit', '50', '-o', path.join(dir, 'x.onnx')], 2, /^slim: unknown option '--limit' \(Did you mean --train-limit or --test-limit\?\) — run `slim train --help` for usage$/m],
     ['a required flag missing', ['eval', fixturePath('torch-tiny-resnet.onnx')], 2, /^slim: required option '--data <name\|folder>' not specified — run `slim eval --help` for usage$/m],
     ['unknown zoo model', ['zoo', 'resnet19-cifar', '-o', path.join(dir, 'x.onnx')], 2, /resnet18-cifar/],
     ['bad number', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--limit', '-3'], 2, /--limit must be a positive integer/],
@@ -132,6 +134,8 @@ describe('errors are one clear line with the right exit code', () => {
     ['bench on images that do not fit', ['bench', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--runs', '50'], 2, /^(?![\s\S]*: p50)[\s\S]*torch-tiny-resnet\.onnx takes 3×16×16 images but --data cifar10\/test has 3×32×32 images/],
     ['a zoo name mistyped', ['train', '--model', 'resnet18cifar', '--data', 'cifar10', '-o', path.join(dir, 'x.onnx')], 2, /--model 'resnet18cifar' is neither a zoo model nor a model file — did you mean 'resnet18-cifar'\?/],
     ['a deploy target mistyped', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'linux-arm6', '-o', path.join(dir, 'b')], 2, /--target must be one of linux-arm64, linux-x64, web, got 'linux-arm6'; did you mean 'linux-arm64'\?/],
+    // A device for a target: which target it is, the value said once (commander's own sentence said it too).
+    ['a device given for a target', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'raspberrypi', '-o', path.join(dir, 'b')], 2, /^slim: --target must be one of linux-arm64, linux-x64, web, got 'raspberrypi'; a Raspberry Pi or Jetson on a 64-bit OS is linux-arm64 — run `slim deploy --help` for usage$/m],
     ['the CIFAR-10 folder as an image folder', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', CIFAR_DIR], 1, /holds CIFAR-10's binary files, not class subfolders of images — pass --data cifar10 --data-dir /],
     ['a --data-dir that is not there', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'nope')], 1, /nope: --data-dir: does not exist — point --data-dir at the folder with data_batch_1\.\.5\.bin/],
     ['the archive as --data-dir', ['eval', fixturePath('torch-tiny-resnet.onnx'), '--data', 'cifar10', '--data-dir', path.join(dir, 'cifar-10-binary.tar.gz')], 1, /is the archive: slimkit reads the extracted files — extract it \(tar xzf cifar-10-binary\.tar\.gz\)/],

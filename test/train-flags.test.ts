@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CIFAR_DIR } from './helpers/fixtures.js';
-import { blownUpWarning, checkOptimizerFlags, sharedTrainOptions } from '../src/cli/train-options.js';
+import { blownUpWarning, checkOptimizerFlags, learnedNothingWarning, sharedTrainOptions } from '../src/cli/train-options.js';
 import { runSlim } from './helpers/cli.js';
 
 describe('optimizer and schedule flags', () => {
@@ -63,6 +63,18 @@ describe('optimizer and schedule flags', () => {
     const distill = await runSlim(['distill', '--teacher', 't.onnx', '--student', 'resnet18-cifar', '--data', 'cifar10', '--optimizer', 'adamw', '--momentum', '0.5', '--out', '/tmp/never.onnx']);
     expect(distill.code).toBe(2);
     expect(distill.stderr).toMatch(/--momentum is SGD's/);
+  });
+});
+
+describe('learnedNothingWarning', () => {
+  it('warns of a run whose top-1 and losses end at chance (a frozen random backbone), not of one that moved', () => {
+    expect(learnedNothingWarning(1 / 3, 1.0986, 1.0990, 3)).toMatch(/^warning: the model ends at chance \(33\.33 %\) with its losses at chance level \(1\.099 = ln 3\): it learned nothing — check --lr/);
+    expect(learnedNothingWarning(0.1, 2.30, 2.31, 10)).toBeDefined();
+    // Moving: the training loss fell, or the test loss rose (overfitting, blown up), or top-1 is above chance.
+    expect(learnedNothingWarning(0.1, 2.1, 2.31, 10)).toBeUndefined();
+    expect(learnedNothingWarning(0.1, 2.30, 2.6, 10)).toBeUndefined();
+    expect(learnedNothingWarning(0.2, 2.30, 2.30, 10)).toBeUndefined();
+    expect(learnedNothingWarning(0.1, undefined, 2.30, 10)).toBeUndefined();
   });
 });
 

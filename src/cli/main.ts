@@ -105,6 +105,16 @@ export function refuseFlagAsValue(program: Command, argv: string[]): void {
     const value = option.flags.match(/<([^>]+)>/)?.[1] ?? 'value';
     throw usageError(`${argv[i]} needs a value (${value}), but ${next} follows it`, `give ${argv[i]} its value, or drop it (\`slim ${command.name()} --help\` says what each flag takes)`);
   }
+  // An unknown flag that is part of known ones (--limit: --train-limit, --test-limit), which commander's
+  // spelling distance does not suggest.
+  const known = [...byFlag.keys(), ...program.options.flatMap((o) => (o.long ? [o.long] : [])), '--help'];
+  for (const arg of argv.slice(start + 1, end >= 0 ? end : undefined)) {
+    const flag = arg.split('=')[0]!;
+    if (!flag.startsWith('--') || flag === '--' || known.includes(flag)) continue;
+    const word = flag.slice(2);
+    const parts = known.filter((k) => k.endsWith(`-${word}`) || k.startsWith(`--${word}-`));
+    if (parts.length > 0) throw usageError(`unknown option '${flag}' (Did you mean ${parts.join(' or ')}?)`, `run \`slim ${command.name()} --help\` for usage`);
+  }
 }
 
 /**
@@ -130,7 +140,7 @@ function commandOf(program: Command, args: readonly string[]): string {
 /** What --json prints for a failure: the same parts the one-line message is made of (a usage error's help hint too). */
 function errorDocument(e: unknown, exitCode: number, command: string): Record<string, unknown> {
   if (e instanceof SlimError) return { kind: e.kind, message: oneLine(e.message), ...e.parts, exit_code: exitCode };
-  if (e instanceof CommanderError) return { kind: 'usage', message: oneLine(e.message).replace(/^error: /, ''), fix: `run \`${command} --help\` for usage`, exit_code: exitCode };
+  if (e instanceof CommanderError) return { kind: 'usage', message: commanderMessage(e.message), fix: `run \`${command} --help\` for usage`, exit_code: exitCode };
   return { kind: 'internal', message: oneLine(e instanceof Error ? e.message : String(e)), exit_code: exitCode };
 }
 
@@ -155,7 +165,15 @@ function reportError(e: unknown, debug: boolean): number {
  * (commander wrote "error: …", a "(Did you mean …?)" line and a help hint on lines of their own).
  */
 function usageLine(command: string): (message: string, write: (s: string) => void) => void {
-  return (message, write) => write(`slim: ${oneLine(message).replace(/^error: /, '')} — run \`${command} --help\` for usage\n`);
+  return (message, write) => write(`slim: ${commanderMessage(message)} — run \`${command} --help\` for usage\n`);
+}
+
+/**
+ * Commander's message in one line, without its "error: " and, where slimkit's own message names the flag
+ * again, its "option '--target <target>' argument 'x' is invalid." (the value was said twice).
+ */
+function commanderMessage(message: string): string {
+  return oneLine(message).replace(/^error: /, '').replace(/^option '(--[\w-]+)[^']*' argument '.*?' is invalid\. (?=\1 )/, '');
 }
 
 function oneLine(s: string): string {

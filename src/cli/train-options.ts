@@ -93,6 +93,18 @@ export function blownUpWarning(top1: number, testLoss: number | undefined, class
 }
 
 /**
+ * A run that ends where it started: top-1 at chance and both losses within 2 % of chance level (ln classes,
+ * the loss of uniform scores) — a trial's frozen random backbone trained at 1.099 = ln 3 and 33.33 % for
+ * every epoch, without a word.
+ */
+export function learnedNothingWarning(top1: number, trainLoss: number | undefined, testLoss: number | undefined, classes: number): string | undefined {
+  const chanceLoss = Math.log(classes);
+  const atChance = (loss: number | undefined): boolean => loss !== undefined && Math.abs(loss - chanceLoss) <= 0.02 * chanceLoss;
+  if (classes < 2 || top1 >= 1.25 / classes || !atChance(trainLoss) || !atChance(testLoss)) return undefined;
+  return `warning: the model ends at chance (${(100 * top1).toFixed(2)} %) with its losses at chance level (${chanceLoss.toFixed(3)} = ln ${classes}): it learned nothing — check --lr (too low to move it), the layers --freeze or --freeze-backbone keep fixed (a classifier alone cannot learn from features a random backbone gives), and --mean/--std`;
+}
+
+/**
  * When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the
  * last partial batch), or that an epoch is one step when they do not fill one.
  */

@@ -67,6 +67,15 @@ export async function modelOptions(flags: ModelFlags): Promise<Record<string, un
   };
 }
 
+/** A device named instead of a target (a trial's --target raspberrypi): which target it is. */
+function deviceHint(given: string): string {
+  const v = given.toLowerCase();
+  if (/raspberry|rpi|^pi\d*$|jetson|arm|aarch/.test(v)) return '; a Raspberry Pi or Jetson on a 64-bit OS is linux-arm64';
+  if (/x86|amd64|intel|pc|server|ubuntu|debian|^linux$/.test(v)) return '; a 64-bit Intel or AMD Linux machine is linux-x64';
+  if (/browser|wasm|chrome|firefox|safari|html|js/.test(v)) return '; a browser is web';
+  return '';
+}
+
 export function registerDeploy(program: Command): void {
   withJson(
     withModelFlags(
@@ -77,7 +86,7 @@ export function registerDeploy(program: Command): void {
         .requiredOption('--target <target>', `${TARGETS.join(' | ')}`, (given: string) => {
           // Debian's and the kernel's names for the same machines.
           const v = ({ 'linux-amd64': 'linux-x64', 'linux-x86_64': 'linux-x64', 'linux-aarch64': 'linux-arm64' } as Record<string, string>)[given] ?? given;
-          if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'${didYouMean(v, TARGETS).replace(/^did/, '; did').trimEnd()}`);
+          if (!(TARGETS as readonly string[]).includes(v)) throw new InvalidArgumentError(`--target must be one of ${TARGETS.join(', ')}, got '${v}'${didYouMean(v, TARGETS).replace(/^did/, '; did').trimEnd()}${deviceHint(v)}`);
           return v;
         })
         .requiredOption('-o, --out <dir>', 'bundle folder to create')

@@ -24,7 +24,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, learnedNothingWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -327,6 +327,8 @@ export function registerTrain(program: Command): void {
       );
       const blownUp = blownUpWarning(result.testAccuracy, last?.testLoss, data.train.classes.length);
       if (blownUp) log(blownUp);
+      const nothing = learnedNothingWarning(result.testAccuracy, last?.trainLoss, last?.testLoss, data.train.classes.length);
+      if (nothing) log(nothing);
       distributed?.finish();
     });
 }
