@@ -503,6 +503,11 @@ describe('loadTrainTest (image folders)', () => {
     const train = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', root, '--out', path.join(root, 'x.onnx')]);
     expect(train.code).toBe(1);
     expect(train.stderr).toContain(needs);
+    // The train/ split itself given (a trial was told to make photos/train/train/): the folder above it.
+    const split = tempDir('split');
+    await writeSplit(path.join(split, 'train'), { cat: RED, dog: GREEN });
+    await writeSplit(path.join(split, 'test'), { cat: RED, dog: GREEN });
+    await expect(loadTrainTest(path.join(split, 'train'), { size: [8, 8] })).rejects.toThrow(`${path.join(split, 'train')}: is the train/ split of ${split}, which holds train/ and test/ — pass the folder above it: --data ${split}`);
   }, 60_000);
 
   it('a class only test/ has is an error that names it', async () => {

@@ -424,6 +424,11 @@ export async function loadTrainTestFolders(
   const layout = await folderLayout(root);
   const splits = layout.kind === 'splits' ? layout.splits : [];
   if (!splits.includes('train') || heldOutFolder(splits) === undefined) {
+    // The train/ (or test/) folder itself given: its parent is the one to pass.
+    const parent = path.dirname(path.resolve(root));
+    if (['train', 'test', 'val'].includes(path.basename(path.resolve(root))) && existsSync(path.join(parent, 'train')) && (existsSync(path.join(parent, 'test')) || existsSync(path.join(parent, 'val')))) {
+      throw inputError({ file: root, problem: `is the ${path.basename(path.resolve(root))}/ split of ${path.dirname(root)}, which holds train/ and ${existsSync(path.join(parent, 'test')) ? 'test' : 'val'}/`, fix: `pass the folder above it: --data ${path.dirname(root)}` });
+    }
     throw inputError({
       file: root,
       problem: `holds ${layoutText(layout, ' and ')} but training needs train/ and test/ subfolders`,
