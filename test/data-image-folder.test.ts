@@ -517,6 +517,11 @@ describe('loadTrainTest (image folders)', () => {
     const e = await loadTrainTest(root, { size: [8, 8] }).catch((err: unknown) => err);
     expect(e).toBeInstanceOf(SlimError);
     expect((e as SlimError).message).toMatch(/test: has class folder dgo that train\/ does not \(train\/ has cat, dog\)/);
+    // A name that differs in case only is called that (a trial's test/Ship against train/ship).
+    const cased = tempDir('split');
+    await writeSplit(path.join(cased, 'train'), { cat: RED, ship: GREEN });
+    await writeSplit(path.join(cased, 'test'), { cat: RED, Ship: GREEN });
+    await expect(loadTrainTest(cased, { size: [8, 8] })).rejects.toThrow(/test: has class folder Ship that train\/ does not \(train\/ has cat, ship\): Ship is train\/'s ship in another case — rename it to match train\/ \(class names are compared exactly, case included\)$/);
   });
 
   it('a link inside a class folder back to the root does not pull in the other classes', async () => {

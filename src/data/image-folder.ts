@@ -484,10 +484,14 @@ export async function listSplitFolder(root: string, split: SplitName, options: P
   const presentSet = new Set(present);
   const unknown = present.filter((c) => !trainIndex.has(c));
   if (unknown.length > 0) {
+    // Ship against ship: named as a case difference (names are compared exactly), not as a class train/ lacks.
+    const byLower = new Map(trainClasses.map((c) => [c.toLowerCase(), c]));
+    const cased = unknown.filter((c) => byLower.has(c.toLowerCase())).map((c) => `${c} is train/'s ${byLower.get(c.toLowerCase())!} in another case`);
+    const listed = trainClasses.length > 20 ? `${trainClasses.slice(0, 20).join(', ')}, … (${trainClasses.length} in all)` : trainClasses.join(', ');
     throw inputError({
       file: dir,
-      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${trainClasses.join(', ')})`,
-      fix: `give train/ and ${folder}/ the same class folders`,
+      problem: `has class folder${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} that train/ does not (train/ has ${listed})${cased.length ? `: ${cased.join('; ')}` : ''}`,
+      fix: cased.length ? `rename ${cased.length > 1 ? 'them' : 'it'} to match train/ (class names are compared exactly, case included)` : `give train/ and ${folder}/ the same class folders`,
     });
   }
   const test = await listImageFolder(dir, { ...options, classes: trainClasses.filter((c) => presentSet.has(c)) });
