@@ -257,4 +257,17 @@ describe.skipIf(!nativeAvailable())('commands that train record the class names'
     expect(other.stderr).toMatch(/permuted\.onnx records other classes than .*renamed-train\/train \(only the data has zz_cat; only the model has cat\): it is trained on the data's, in their order, and the model written records them/);
     expect(await classesOf(retrained)).toEqual(['dog', 'frog', 'zz_cat']);
   }, 300_000);
+
+  it('a model for another number of other classes is refused without a note that it would be trained on them', async () => {
+    const two = path.join(dir, 'two-classes');
+    cpSync(folder, two, { recursive: true });
+    for (const split of ['train', 'val']) {
+      rmSync(path.join(two, split, 'frog'), { recursive: true });
+      renameSync(path.join(two, split, 'cat'), path.join(two, split, 'zz_cat'));
+    }
+    const r = await runSlim(['train', '--model', permuted, '--data', two, '--epochs', '1', '--out', path.join(dir, 'two.onnx')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/scores 3 classes but --data has 2 — pass --new-head/);
+    expect(r.stderr).not.toMatch(/it is trained on the data's/);
+  }, 120_000);
 });

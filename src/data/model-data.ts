@@ -238,7 +238,9 @@ export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses
     match.onlyModel.length ? `only the model has ${listNames(match.onlyModel)}` : '',
   ].filter(Boolean).join('; ') || `the model lists ${model.names.length} names for ${set.classes.length} classes`;
   if (model.learns) {
-    note(`note: ${model.file} records other classes than ${data} (${differ}): it is trained on the data's, in their order, and the model written records them`);
+    // Only where its outputs can take the data's classes: with another count the command refuses it next
+    // (a trial read this note, then the refusal to train without --new-head).
+    if (model.names.length === set.classes.length) note(`note: ${model.file} records other classes than ${data} (${differ}): it is trained on the data's, in their order, and the model written records them`);
     return set;
   }
   throw inputError({
