@@ -115,8 +115,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     });
     expect(r.history.map((e) => e.epoch)).toEqual([1, 2]);
     // The progress counts the run's epochs and steps across both phases (it showed "epoch 1/1" twice,
-    // and a bar sized by the first phase ran to 200 %).
-    expect([...seen]).toEqual(['1/2', '2/2']);
+    // and a bar sized by the first phase ran to 200 %); the PTQ model is scored first ('0/2': epoch −1).
+    expect([...seen]).toEqual(['0/2', '1/2', '2/2']);
     expect(steps.at(-1)).toEqual([32, 32]);
     expect(steps.every(([step, total], k) => total === 32 && step <= total && (k === 0 || step >= steps[k - 1]![0]))).toBe(true);
     expect(r.steps).toBe(32);
@@ -124,7 +124,7 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('QAT with BatchNorm live, then 
     // (it held two runs, each from epoch 1).
     const records = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((e) => [e['event'], e['phase'], e['epoch'] ?? null])).toEqual([
-      ['start', 'bn_live', 0], ['epoch', 'bn_live', 1], ['phase_end', 'bn_live', null],
+      ['start', 'bn_live', 0], ['start_eval', 'bn_live', 0], ['epoch', 'bn_live', 1], ['phase_end', 'bn_live', null],
       ['start', 'bn_folded', 1], ['epoch', 'bn_folded', 2], ['end', 'bn_folded', null],
     ]);
     expect(records.filter((e) => e['event'] === 'start').map((e) => [e['epochs'], e['total_steps']])).toEqual([[2, 32], [2, 32]]);
