@@ -85,9 +85,10 @@ const ENTRY_FLAGS: Record<string, string> = { activations: '--activation-type', 
 /** weight_decay or weightDecay → --weight-decay. */
 const entryFlag = (k: string): string => ENTRY_FLAGS[k] ?? `--${k.replace(/_/g, '-').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /** `then` → `now` in words; of two records (QAT's calibration), only the entries that differ. */
 function changed(then: unknown, now: unknown): string {
-  const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isRecord(then) || !isRecord(now)) return `${JSON.stringify(then) ?? 'unset'} then, ${JSON.stringify(now) ?? 'unset'} now`;
   return [...new Set([...Object.keys(then), ...Object.keys(now)])]
     .filter((k) => JSON.stringify(then[k]) !== JSON.stringify(now[k]))
@@ -109,7 +110,6 @@ function describeDifference(key: string, then: unknown, now: unknown): string {
   if (key === 'startWeights') return `${word}: other weights now`;
   if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
   // The optimizer's and distillation's settings: only the entries that differ, by their flags.
-  const isRecord = (v: unknown): boolean => typeof v === 'object' && v !== null && !Array.isArray(v);
   if ((key === 'optimizer' || key === 'teacher') && isRecord(then) && isRecord(now)) return changed(then, now);
   const shown = (v: unknown): string => (v === null ? 'none' : JSON.stringify(v) ?? 'unset');
   return `${word}: ${shown(then)} then, ${shown(now)} now`;

@@ -78,7 +78,7 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   const teacher = o.normalization ? o.teacher : shared.teacher;
 
   const { student, teacher: _teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, onScored, ...train } = o;
-  const teacherAccuracy = await engineTop1(teacher, o, normalization, teacherFile);
+  const teacherAccuracy = await teacherTop1(teacher, o, normalization, teacherFile);
   // A trained student (a file) is scored before its first step too: a teacher below it pulls it down. A zoo
   // student starts at chance.
   if (!studentFile) onScored?.({ teacher: teacherAccuracy });
@@ -132,9 +132,9 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
   }
 }
 
-/** The teacher's engine test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
-async function engineTop1(model: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
-  const plan = EnginePlan.create(model, { device: o.device ?? 'cpu', imageSize: imageSizeOf(o.data.test), ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
+/** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
+async function teacherTop1(teacher: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
+  const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', imageSize: imageSizeOf(o.data.test), ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
   const r = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });
   return r.correct / Math.max(r.count, 1);
