@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     const args = withOutputSpelling(program, argv);
-    refuseFlagAsValue(program, args);
+    refuseFlagMistakes(program, args);
     await program.parseAsync(args);
     // A command may answer with a status of its own (slim recommend: 1 when nothing fits).
     return Number(process.exitCode ?? 0);
@@ -87,11 +87,11 @@ export function withOutputSpelling(program: Command, argv: string[]): string[] {
 }
 
 /**
- * A flag that needs a value followed straight by another of the command's flags (`--eval --eval-limit
- * 500`): commander takes the second flag as the first one's value and then says "too many arguments" of
- * the number left over, naming neither. Said before parsing, with both flags.
+ * Flag mistakes commander words badly, said before parsing. A flag that needs a value followed straight
+ * by another of the command's flags (`--eval --eval-limit 500`): commander takes the second flag as the
+ * first one's value and then says "too many arguments" of the number left over, naming neither.
  */
-export function refuseFlagAsValue(program: Command, argv: string[]): void {
+export function refuseFlagMistakes(program: Command, argv: string[]): void {
   const start = argv.findIndex((a, i) => i >= 2 && !a.startsWith('-'));
   const command = program.commands.find((c) => c.name() === argv[start]);
   if (!command) return;

@@ -8,7 +8,7 @@ import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
 import { ZOO } from '../zoo/index.js';
 import { linkTarget, sameFile, specialFileKind } from '../util/files.js';
-import { sniffImage } from '../serve/sniff.js';
+import { imageKindText, sniffImage } from '../serve/sniff.js';
 
 const statOf = (p: string): Stats | undefined => {
   try {
@@ -51,10 +51,11 @@ export function checkOutputFile(file: string, flag: string, inputs: readonly (st
     if (input && sameFile(input, file)) throw usageError(`${flag} ${file} is the input model: writing it would replace the model it is made from`, `write to another file, e.g. ${suffixed(file)}`);
   }
   // A model replaces an earlier model; anything else there (an image of the data set, notes) is not ours to replace.
+  const asOnnx = path.join(path.dirname(file), `${path.parse(file).name}.onnx`);
   const other = o.model && info?.isFile() && info.size > 0 ? notAModel(file) : undefined;
-  if (other) throw usageError(`${flag} ${file} exists and is ${other}, not an ONNX model: writing the model would replace it`, `give a new path, e.g. ${path.join(path.dirname(file), `${path.parse(file).name}.onnx`)} (or delete the file first, if it should go)`);
+  if (other) throw usageError(`${flag} ${file} exists and is ${other}, not an ONNX model: writing the model would replace it`, `give a new path, e.g. ${asOnnx} (or delete the file first, if it should go)`);
   const named = o.model ? NOT_MODEL_EXTENSIONS[path.extname(file).toLowerCase()] : undefined;
-  if (named) throw usageError(`${flag} ${file} names ${named}, but what is written there is an ONNX model`, `give a .onnx path, e.g. ${path.join(path.dirname(file), `${path.parse(file).name}.onnx`)}`);
+  if (named) throw usageError(`${flag} ${file} names ${named}, but what is written there is an ONNX model`, `give a .onnx path, e.g. ${asOnnx}`);
   checkParent(file, flag);
 }
 
@@ -83,7 +84,7 @@ function notAModel(file: string): string | undefined {
   }
   if (head[0] === 0x08) return undefined;
   const image = sniffImage(head);
-  if (image) return `a ${image === 'webp' ? 'WebP' : image.toUpperCase()} image`;
+  if (image) return imageKindText(image);
   return head.every((c) => c === 0x09 || c === 0x0a || c === 0x0d || (c >= 0x20 && c !== 0x7f)) ? 'a text file' : 'another kind of file';
 }
 

@@ -32,7 +32,7 @@ import {
 } from './proto.js';
 import type { Tensor } from './tensor.js';
 import { ExternalDataWriter, quoted, tensorFromProto, tensorToProto, type TensorContext } from './tensor-proto.js';
-import { sniffImage } from '../serve/sniff.js';
+import { imageKindText, sniffImage } from '../serve/sniff.js';
 
 export interface DecodeOptions {
   /** Named in error messages. */
@@ -309,7 +309,7 @@ function foreignFormat(bytes: Uint8Array): { what: string; fix: string } | undef
   if (head.startsWith('SLIMCKPT')) return { what: 'a slimkit training checkpoint (--checkpoint-dir)', fix: 'give the model the run wrote (--out, -o); the command that made the checkpoint continues from it with --resume' };
   if (/^\{"time":"[^"]*","event":"/.test(head)) return { what: 'a slimkit training log (--log)', fix: 'give the model the run wrote (--out, -o); slim curves draws the log' };
   const image = sniffImage(bytes.subarray(0, 256));
-  if (image) return { what: `a ${image === 'webp' ? 'WebP' : image.toUpperCase()} image`, fix: 'give the .onnx model here; images go to --data (a folder of class folders), or to slim serve' };
+  if (image) return { what: imageKindText(image), fix: 'give the .onnx model here; images go to --data (a folder of class folders), or to slim serve' };
   return undefined;
 }
 

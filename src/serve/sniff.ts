@@ -14,6 +14,11 @@ const ascii = (bytes: Uint8Array, from: number, to: number): string =>
 const startsWith = (bytes: Uint8Array, prefix: readonly number[]): boolean =>
   bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
 
+/** The format in words, as messages name a file: 'a PNG image', 'a WebP image'. */
+export function imageKindText(format: ImageFormat): string {
+  return `a ${format === 'webp' ? 'WebP' : format.toUpperCase()} image`;
+}
+
 /** The image format the magic bytes announce, or undefined. */
 export function sniffImage(bytes: Uint8Array): ImageFormat | undefined {
   if (startsWith(bytes, [0xff, 0xd8, 0xff])) return 'jpeg';
