@@ -129,6 +129,22 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(modelSteps((await readModel(path.join(dir, 'labels.onnx'))).metadata).map((s) => s.key)).not.toContain('slimkit.distillation');
   }, 240_000);
 
+  it('--resume of a run with other settings is refused before the data is read; the same settings resume it', async () => {
+    const ck = path.join(dir, 'kd-ck');
+    const args = ['--teacher', teacher, '--student', 'resnet18-cifar', '--width', '0.125', ...common, '--checkpoint-dir', ck, '--no-verify'];
+    const first = await runSlim(['distill', ...args, '--out', path.join(dir, 'kd-first.onnx')]);
+    expect(first.code, first.stderr).toBe(0);
+    // A data folder that does not exist: the refusal names the checkpoint, so it came before the data.
+    const gone = path.join(dir, 'no-such-data');
+    const changed = await runSlim(['distill', ...args, '--temperature', '3', '--resume', '--data-dir', gone, '--out', path.join(dir, 'kd-again.onnx')]);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toMatch(/kd-ck\/last\.ckpt: the checkpoint was made by a run with other settings \(--temperature 4 then, 3 now\) — resume with the same options as then/);
+    expect(changed.stderr).not.toContain('no-such-data');
+    const trained = await runSlim(['distill', ...args, '--resume', '--out', path.join(dir, 'kd-again.onnx')]);
+    expect(trained.code, trained.stderr).toBe(0);
+    expect(trained.stdout + trained.stderr).toMatch(/the checkpoint had finished all 1 epochs: nothing was trained/);
+  }, 180_000);
+
   it('refuses a teacher for other classes and bad flags, in one line each', async () => {
     const seven = path.join(dir, 'seven.onnx');
     await writeModel(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 }), seven);

@@ -2,6 +2,7 @@
  * Training flags that would do nothing with the optimizer and schedule chosen are refused, not ignored,
  * and a run whose weights blew up without diverging on its training batches says so.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -55,6 +56,24 @@ describe('optimizer and schedule flags', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.runIf(existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')) && existsSync('/proc/stat'))('slim train on a CPU another process keeps busy says its speed is not the machine\'s', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'slim-busy-'));
+    // Another process spinning on a core for as long as training runs.
+    const spinner = spawn(process.execPath, ['-e', 'for (;;);'], { stdio: 'ignore' });
+    try {
+      const r = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '2048', '--test-limit', '64', '--epochs', '2', '--batch', '64', '--threads', '1', '--json', '--out', path.join(dir, 'm.onnx')]);
+      expect(r.code, r.stderr).toBe(0);
+      const json = JSON.parse(r.stdout) as { seconds: number; other_load_cores?: number; cores?: number };
+      // Shorter runs say nothing (a moment's spike is not load); this one is long enough on any CPU here.
+      expect(json.seconds).toBeGreaterThan(5);
+      expect(json.other_load_cores).toBeGreaterThanOrEqual(0.5);
+      expect(r.stderr).toMatch(/note: other processes kept \d\.\d of the \d+ cores busy while training: its img\/s and time are lower than this machine gives when idle \(what the model learned is the same\)/);
+    } finally {
+      spinner.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 
   it('slim train and slim distill refuse them before reading any data', async () => {
     const train = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--schedule', 'constant', '--warmup', '0.3', '--out', '/tmp/never.onnx']);

@@ -255,8 +255,14 @@ describe.skipIf(!nativeAvailable())('slim train --new-head --freeze-backbone', (
     await colourFolder(data, { train: 20, test: 10 });
     const model = fixturePath('torch-tiny-resnet-folded.onnx');
     const out = path.join(dir, 'all.onnx');
-    const r = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--epochs', '1', '--batch', '20', '--no-augment', '--threads', '2', '--out', out]);
+    const ck = path.join(dir, 'all-ck');
+    const r = await runSlim(['train', '--model', model, '--data', data, '--new-head', '--epochs', '1', '--batch', '20', '--no-augment', '--threads', '2', '--checkpoint-dir', ck, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
+    // Resumed with another --lr (and a data folder that is gone): refused before the data is read or a head is made.
+    const changed = await runSlim(['train', '--model', model, '--data', path.join(dir, 'gone'), '--new-head', '--epochs', '1', '--batch', '20', '--no-augment', '--threads', '2', '--checkpoint-dir', ck, '--resume', '--lr', '0.01', '--out', out]);
+    expect(changed.code).toBe(2);
+    expect(changed.stderr).toMatch(/all-ck\/last\.ckpt: the checkpoint was made by a run with other settings \(--lr: 0\.1 then, 0\.01 now\)/);
+    expect(changed.stderr).not.toMatch(/new classifier|gone/);
     const [before, after] = [await readModel(model), await readModel(out)];
     const firstConv = before.nodes.find((n) => n.opType === 'Conv')!.inputs[1]!;
     expect(maxAbsDiff(after.initializers.get(firstConv)!, before.initializers.get(firstConv)!)).toBeGreaterThan(0);

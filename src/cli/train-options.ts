@@ -12,6 +12,7 @@ import { usageError } from '../errors.js';
 import type { Command } from 'commander';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { latestCheckpoint } from './paths.js';
+import { otherLoadNote, watchOtherLoad } from '../runtime/cpu-load.js';
 
 export interface SharedTrainFlags {
   lr?: number;
@@ -240,5 +241,24 @@ export function trainingProgress(label: string, note?: () => string | undefined)
     onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
     say: (line) => (bar ? bar.note(line) : log(line)),
     stop: () => bar?.stop(),
+  };
+}
+
+/** Training shorter than this says nothing of the machine's load: a moment's spike is not load. */
+const LOAD_WATCH_MIN_MS = 5000;
+
+/**
+ * Watches what other processes take of the CPU while a command trains on it: the img/s and time of a busy
+ * machine are not its own. The function returned stops: JSON fields and a note when it was busy. Not on
+ * CUDA (the GPU sets the pace) nor for data-parallel ranks (the other ranks would count as other work).
+ */
+export function watchTrainingLoad(device: string, distributed: boolean): () => { json: { other_load_cores?: number; cores?: number }; note?: string } {
+  if (device !== 'cpu' || distributed) return () => ({ json: {} });
+  const started = performance.now();
+  const stop = watchOtherLoad();
+  return () => {
+    const load = performance.now() - started >= LOAD_WATCH_MIN_MS ? stop() : undefined;
+    const note = otherLoadNote(load, 'training');
+    return { json: load ? { other_load_cores: Number(load.otherCores.toFixed(2)), cores: load.cores } : {}, ...(note ? { note } : {}) };
   };
 }

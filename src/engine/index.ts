@@ -2,7 +2,7 @@
  * The training engine: a Graph compiled once into a plan that LibTorch runs in native code (see
  * native.ts for the addon boundary, compile.ts for the plan, train.ts for the loop).
  */
-export { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from './train.js';
+export { refuseOtherRun, trainModel, type RunSettings, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from './train.js';
 export { DeviceImageSet, EnginePlan, type PlanOptions } from './plan.js';
 export { compilePlan, prepareForTraining, type CompiledPlan, type CompileOptions } from './compile.js';
 export { loadNative, nativeAvailable, type DeviceName, type NativeOptimizerConfig, type NativeStepOptions } from './native.js';

@@ -141,6 +141,20 @@ function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
   return typeof o.resume === 'string' && !blocked ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }
 
+/** Fingerprint entries that follow from the model and the images: known once trainModel has both. */
+const MODEL_AND_DATA_ENTRIES = ['graph', 'params', 'batch', 'trainCount', 'frozen', 'trainable', 'masks', 'startWeights', 'teacherWeights'];
+
+/**
+ * Refuses a checkpoint made by a run with other settings (engine/train.ts: settingsFingerprint) before
+ * the work that precedes training: reading the data, building a new head. The model's and the data's
+ * entries are compared when training starts.
+ */
+export async function refuseChangedSettings(file: string, settings: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command' | 'seededStart'>): Promise<void> {
+  const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
+  refuseOtherCommand(file, saved, o);
+  refuseDifferences(file, saved, settings, o, (k) => !MODEL_AND_DATA_ENTRIES.includes(k));
+}
+
 /**
  * Refuses a checkpoint whose command settings (TrainOptions.resumeKey) are not these, before the work that
  * precedes training: QAT calibrates for minutes on a large set before `restore` would compare them.
@@ -148,9 +162,20 @@ function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
 export async function refuseOtherSettings(file: string, resumeKey: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command'>): Promise<void> {
   const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
   refuseOtherCommand(file, saved, o);
-  const then = saved['caller'];
-  if (JSON.stringify(then) === JSON.stringify(resumeKey)) return;
-  throw new CheckpointMismatch(['caller'], { file, problem: `the checkpoint was made by a run with other settings (${describeDifference('caller', then, resumeKey)})`, fix: `resume with the same options as then, or ${startOver(o)}` });
+  refuseDifferences(file, saved, { caller: resumeKey }, o, (k) => k === 'caller');
+}
+
+/** Throws CheckpointMismatch naming the compared entries (all, or those `compares` keeps) that differ. */
+function refuseDifferences(file: string, saved: Record<string, unknown>, now: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'seededStart'>, compares: (key: string) => boolean = () => true): void {
+  // A checkpoint of an earlier slimkit records no weight hashes: it resumes on its settings alone.
+  const compared = Object.fromEntries(Object.entries(now).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => compares(k) && JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
+  if (keys.length === 0) return;
+  // What follows from a named setting (weights after another calibration, statistics in front of the teacher, BN put back or not) is not news.
+  // Likewise a zoo model's starting weights after another --seed (a model file's are its own).
+  const followers = keys.includes('caller') ? ['startWeights', 'teacherWeights', 'params'] : keys.includes('seed') && o.seededStart ? ['startWeights'] : [];
+  const differ = keys.filter((k) => !followers.includes(k)).map((k) => describeDifference(k, saved[k], compared[k]));
+  throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });
 }
 
 /**
@@ -173,17 +198,7 @@ export async function restore(o: TrainOptions, plan: EnginePlan, fingerprint: Re
   const ckpt = await readCheckpoint<CheckpointMeta>(file);
   const saved = ckpt.meta.fingerprint;
   refuseOtherCommand(file, saved, o);
-  // A checkpoint of an earlier slimkit records no weight hashes: it resumes on its settings alone.
-  const compared = Object.fromEntries(Object.entries(fingerprint).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
-  const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
-  if (keys.length > 0) {
-    // What follows from a named setting (weights after another calibration, statistics in front of the teacher, BN put back or not) is not news.
-    // Likewise a zoo model's starting weights after another --seed (a model file's are its own).
-    const followers = keys.includes('caller') ? ['startWeights', 'teacherWeights', 'params'] : keys.includes('seed') && o.seededStart ? ['startWeights'] : [];
-    const shown = keys.filter((k) => !followers.includes(k));
-    const differ = shown.map((k) => describeDifference(k, saved[k], compared[k]));
-    throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });
-  }
+  refuseDifferences(file, saved, fingerprint, o);
   try {
     plan.setWeights(ckpt.weights);
   } catch (e) {

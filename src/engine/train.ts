@@ -9,7 +9,7 @@ import { hasIntegerWeights, integerWeightsError } from '../passes/freeze-layers.
 import { normalizationOf } from '../zoo/metadata.js';
 import { epochJson, snakeSettings } from '../report/json-records.js';
 import { writeCheckpoint } from './checkpoint.js';
-import { digest, digestArrays, digestWeights, restore, type CheckpointMeta } from './resume.js';
+import { digest, digestArrays, digestWeights, refuseChangedSettings, restore, type CheckpointMeta } from './resume.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
 import { DeviceImageSet, EnginePlan } from './plan.js';
@@ -220,7 +220,19 @@ function checkCudaGraphs(o: TrainOptions, optimizer: 'sgd' | 'adamw'): void {
   }
 }
 
+/** What a command knows of a run before it builds the model and reads the data: no graph, no images. */
+export type RunSettings = Omit<TrainOptions, 'graph' | 'data' | 'teacher'> & { teacher?: Omit<NonNullable<TrainOptions['teacher']>, 'graph'> };
+
 function resolve(o: TrainOptions): Resolved {
+  const settings = resolveSettings(o);
+  if (o.cudaGraphs) checkCudaGraphs(o, o.optimizer ?? 'sgd');
+  return {
+    ...settings,
+    normalization: o.normalization ? (checkNormalization(o.normalization), o.normalization) : normalizationOf(o.graph, o.file),
+  };
+}
+
+function resolveSettings(o: RunSettings): Omit<Resolved, 'normalization'> {
   const positiveInt = (v: number, flag: string): void => {
     if (!Number.isInteger(v) || v < 1) throw usageError(`${option(flag)} must be a whole number ≥ 1, got ${v}`);
   };
@@ -230,7 +242,6 @@ function resolve(o: TrainOptions): Resolved {
   if (kind !== 'sgd' && kind !== 'adamw') throw usageError(`unknown optimizer '${String(kind)}'`, 'use sgd or adamw');
   const labelSmoothing = o.labelSmoothing ?? 0;
   if (!(labelSmoothing >= 0 && labelSmoothing < 1)) throw usageError(`${option('--label-smoothing')} must be in [0, 1), got ${labelSmoothing}`);
-  if (o.cudaGraphs) checkCudaGraphs(o, kind);
   return {
     device: o.device ?? 'cpu',
     optimizer: {
@@ -244,9 +255,49 @@ function resolve(o: TrainOptions): Resolved {
     seed: o.seed ?? 0,
     labelSmoothing,
     augment: o.augment === false ? undefined : (o.augment ?? { crop: 4, flip: true }),
-    normalization: o.normalization ? (checkNormalization(o.normalization), o.normalization) : normalizationOf(o.graph, o.file),
     distill: o.teacher ? { temperature: o.teacher.temperature ?? 4, alpha: o.teacher.alpha ?? 0.5, ...(o.teacher.cache ? { cache: true as const } : {}) } : undefined,
   };
+}
+
+/** bf16 autocast on CUDA, none on CPU. */
+const defaultAutocast = (device: DeviceName): AutocastName => (device === 'cuda' ? 'bf16' : 'none');
+
+/**
+ * The fingerprint entries that follow from a run's settings alone. A command compares them with a
+ * checkpoint's before it reads the data (resume.ts: refuseChangedSettings); trainModel adds those of the
+ * model and the images.
+ */
+export function settingsFingerprint(o: RunSettings): Record<string, unknown> {
+  const r = resolveSettings(o);
+  const autocast = o.autocast ?? defaultAutocast(r.device);
+  return {
+    epochs: o.epochs,
+    lr: r.lr,
+    schedule: r.schedule,
+    optimizer: r.optimizer,
+    labelSmoothing: r.labelSmoothing,
+    seed: r.seed,
+    augment: r.augment ?? null,
+    teacher: r.distill ?? null,
+    ...(o.schedulePhase ? { schedulePhase: o.schedulePhase } : {}),
+    // Named only when set, so checkpoints of runs without them still resume.
+    ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
+    ...(o.decayAll ? { decayAll: true } : {}),
+    // The device's default (bf16 on CUDA, none on CPU) stays unnamed, as in checkpoints made before.
+    ...(autocast !== defaultAutocast(r.device) ? { autocast } : {}),
+    ...(o.learnableScales ? { learnableScales: true } : {}),
+    ...(o.resumeKey ? { caller: o.resumeKey } : {}),
+    ...(o.command ? { command: o.command } : {}),
+  };
+}
+
+/**
+ * A --resume whose checkpoint was made with other settings is refused before the command reads the data
+ * and builds the model (a new head would be announced, minutes of images decoded, only to be refused).
+ */
+export async function refuseOtherRun(settings: RunSettings): Promise<void> {
+  const file = typeof settings.resume === 'string' ? settings.resume : settings.resume && settings.checkpointDir ? path.join(settings.checkpointDir, 'last.ckpt') : undefined;
+  if (file && existsSync(file)) await refuseChangedSettings(file, settingsFingerprint(settings), settings);
 }
 
 /** Whether `file` exists and its last byte is not a newline. */
@@ -278,8 +329,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   if (r.distill?.cache && r.augment) {
     throw usageError('cached teacher logits belong to the unaugmented training images', 'train without augmentation (augment: false, --no-augment), or let the teacher run on every batch');
   }
-  const defaultAutocast: AutocastName = r.device === 'cuda' ? 'bf16' : 'none';
-  const autocast = o.autocast ?? defaultAutocast;
+  const autocast = o.autocast ?? defaultAutocast(r.device);
   // fp16's 5-bit exponent needs loss scaling (PyTorch's GradScaler): small gradients underflow to zero
   // and an overflowing step would be applied. bf16 has fp32's range and needs none.
   if (autocast === 'fp16') {
@@ -340,27 +390,11 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   const fingerprint = {
     graph: o.graph.name,
     params: plan.paramNames.length,
-    epochs: o.epochs,
+    ...settingsFingerprint(o),
     batch,
-    lr: r.lr,
-    schedule: r.schedule,
-    optimizer: r.optimizer,
-    labelSmoothing: r.labelSmoothing,
-    seed: r.seed,
     trainCount: train.count,
-    augment: r.augment ?? null,
-    teacher: r.distill ?? null,
-    ...(o.schedulePhase ? { schedulePhase: o.schedulePhase } : {}),
-    // Named only when set, so checkpoints of runs without them still resume.
-    ...(o.warmup !== undefined ? { warmup: o.warmup } : {}),
-    ...(o.decayAll ? { decayAll: true } : {}),
-    // The device's default (bf16 on CUDA, none on CPU) stays unnamed, as in checkpoints made before.
-    ...(autocast !== defaultAutocast ? { autocast } : {}),
-    ...(o.learnableScales ? { learnableScales: true } : {}),
     ...(o.frozen?.size ? { frozen: digest([...o.frozen].sort()) } : {}),
     ...(o.trainable ? { trainable: digest([...o.trainable].sort()) } : {}),
-    ...(o.resumeKey ? { caller: o.resumeKey } : {}),
-    ...(o.command ? { command: o.command } : {}),
     ...(o.masks?.size ? { masks: digestArrays(o.masks) } : {}),
     // Which model and which teacher, by their weights: another file would silently continue the run.
     startWeights: digestWeights(o.origin ?? o.graph),

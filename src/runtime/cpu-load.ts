@@ -130,8 +130,14 @@ export function watchOtherLoad(proc: ProcReader = LINUX_PROC): () => OtherLoad |
 /** Other work above this many cores (and a tenth of the machine) makes timings worth repeating. */
 export const BUSY_OTHER_CORES = 0.25;
 
-/** The note for a run timed while other processes worked, or undefined on a quiet enough machine. */
-export function otherLoadNote(load: OtherLoad | undefined): string | undefined {
+/** What other work costs each activity: timings worth repeating, a training run's speed. */
+const BUSY_EFFECT = {
+  timing: 'latencies are slower and noisier than on a quiet machine — measure again when it is idle before trusting small differences',
+  training: 'its img/s and time are lower than this machine gives when idle (what the model learned is the same)',
+} as const;
+
+/** The note for work done while other processes worked (timing by default), or undefined on a quiet enough machine. */
+export function otherLoadNote(load: OtherLoad | undefined, activity: keyof typeof BUSY_EFFECT = 'timing'): string | undefined {
   if (!load || load.otherCores < Math.max(BUSY_OTHER_CORES, 0.1 * load.cores)) return undefined;
-  return `note: other processes kept ${load.otherCores.toFixed(1)} of the ${load.cores} cores busy while timing: latencies are slower and noisier than on a quiet machine — measure again when it is idle before trusting small differences`;
+  return `note: other processes kept ${load.otherCores.toFixed(1)} of the ${load.cores} cores busy while ${activity}: ${BUSY_EFFECT[activity]}`;
 }

@@ -1,9 +1,10 @@
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
+import { refuseOtherRun } from '../../engine/train.js';
 import path from 'node:path';
 import { epochJson } from '../../report/json-records.js';
 import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
-import { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS } from '../../compress/distill/index.js';
+import { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS, distillRunSettings } from '../../compress/distill/index.js';
 import type { Graph } from '../../onnx/graph.js';
 import { loadModel } from '../../onnx/validate.js';
 import { foldBatchNorm, freezeLayers } from '../../passes/index.js';
@@ -19,7 +20,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { blownUpWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -175,6 +176,27 @@ export function registerDistill(program: Command): void {
       // One batch for both: a student file must take the teacher's images (before any data is read).
       if (studentFile) checkPair({ teacher, student: studentFile, teacherFile: options.teacher, studentFile: options.student }, undefined);
       const size = modelInputSize(studentFile ?? teacher);
+      // The run's settings, known before the data: a --resume of a run with other ones is refused here.
+      const run = {
+        teacherFile: options.teacher,
+        ...(studentIsZoo ? { seededStart: true } : { studentFile: options.student }),
+        epochs: options.epochs,
+        batch: options.batch,
+        alpha: options.alpha,
+        temperature: options.temperature,
+        cacheTeacher: options.cacheTeacher ?? false,
+        device: options.device,
+        optimizer: options.optimizer,
+        schedule: options.schedule,
+        labelSmoothing: options.labelSmoothing,
+        seed: options.seed,
+        gpuPricePerHour: options.gpuPricePerHour,
+        command: 'slim distill',
+        ...sharedTrainOptions(options),
+        // Other statistics make other batches: a checkpoint of the run with them must not resume this one.
+        ...(options.mean || options.std ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
+      };
+      await refuseOtherRun(distillRunSettings(run));
       checkDataDir(options);
       // The teacher's outputs must mean the data's classes: matched by the names it records, else by
       // position (the data's own order, as slim eval scores such a model).
@@ -202,41 +224,27 @@ export function registerDistill(program: Command): void {
       const hint = precisionHint(options.device, options.precision);
       const bar = trainingProgress('distill', () => [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
       const interrupt = explainInterrupt('slim distill', options);
+      const otherLoad = watchTrainingLoad(options.device, false);
       const result = await distill({
+        ...run,
         teacher,
         student,
-        teacherFile: options.teacher,
-        ...(studentIsZoo ? {} : { studentFile: options.student }),
         data,
-        epochs: options.epochs,
-        batch: options.batch,
-        alpha: options.alpha,
-        temperature: options.temperature,
-        cacheTeacher: options.cacheTeacher ?? false,
-        device: options.device,
-        optimizer: options.optimizer,
-        schedule: options.schedule,
-        labelSmoothing: options.labelSmoothing,
-        seed: options.seed,
-        gpuPricePerHour: options.gpuPricePerHour,
         onProgress: bar.onProgress,
         onEpoch: bar.onEpoch,
-        command: 'slim distill',
         // Said before the first step, so a weaker teacher can be stopped before hours of it.
         onScored: ({ teacher: t, student: s }) => {
           if (s !== undefined && t < s && s >= 1.5 / data.train.classes.length && options.alpha < 1) bar.say(weakerTeacherWarning(t, s, data.test.name));
         },
-        ...sharedTrainOptions(options),
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
         // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.
-        ...(studentFile ? { origin: studentFile } : { seededStart: true }),
-        // Other statistics make other batches: a checkpoint of the run with them must not resume this one.
-        ...(options.mean || options.std ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
+        ...(studentFile ? { origin: studentFile } : {}),
       }).catch((e: unknown) => {
         interrupt.stop();
         throw e;
       }).finally(() => bar.stop());
       // From here a Ctrl-C says that training had finished, and what of it was kept.
+      const load = otherLoad();
       interrupt.trained(options.out);
       if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
         log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
@@ -283,6 +291,7 @@ export function registerDistill(program: Command): void {
         seconds: result.seconds,
         gpu_seconds: result.gpuSeconds,
         estimated_cost: result.estimatedCost,
+        ...load.json,
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
         history: result.history.map(epochJson),
       };
@@ -298,6 +307,7 @@ export function registerDistill(program: Command): void {
       );
       const blownUp = blownUpWarning(result.testAccuracy, result.history.at(-1)?.testLoss, data.train.classes.length);
       if (blownUp) log(blownUp);
+      if (load.note) log(load.note);
       // A student from the zoo starts at chance; ending above its teacher, the soft targets may have held it back.
       else if (distilled && studentIsZoo && result.testAccuracy > result.teacherAccuracy) {
         log(`note: the student ended above its teacher (${formatPercent(result.testAccuracy)} against ${formatPercent(result.teacherAccuracy)}): the teacher's soft targets may have held it back — compare with slim train on the same recipe (or --alpha 1)`);

@@ -3,7 +3,7 @@ import { epochJson } from '../../report/json-records.js';
 import { SlimError, usageError } from '../../errors.js';
 import { loadNative, nativeAvailable } from '../../engine/native.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { trainModel } from '../../engine/train.js';
+import { refuseOtherRun, trainModel, type RunSettings } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
 import { readDistributedEnv } from '../../engine/distributed-env.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -24,7 +24,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, learnedNothingWarning, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -182,6 +182,28 @@ export function registerTrain(program: Command): void {
       if (onnxModel && hasIntegerWeights(onnxModel)) throw integerWeightsError(options.model);
       // A --freeze that names nothing is refused before the data is read (the model's own names; a new head keeps its node's).
       if (onnxModel && options.freeze) freezeLayers(onnxModel, options.freeze, { file: options.model });
+      // The run's settings, known before the data: a --resume of a run with other ones is refused here.
+      const settings = {
+        epochs: options.epochs,
+        batch: options.batch,
+        device: options.device as 'cpu' | 'cuda',
+        optimizer: options.optimizer as 'sgd' | 'adamw',
+        schedule: options.schedule as 'onecycle' | 'cosine' | 'constant',
+        labelSmoothing: options.labelSmoothing,
+        seed: options.seed,
+        gpuPricePerHour: options.gpuPricePerHour,
+        file: options.model,
+        command: 'slim train',
+        seededStart: isZooName(options.model),
+        // A model file is trained further (fine-tuning, a new head): where it starts is worth a point on the curve.
+        scoreStart: !isZooName(options.model),
+        ...sharedTrainOptions(options),
+        // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
+        ...(options.newHead || options.mean || options.std || !options.reinsertBn
+          ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
+          : {}),
+      } satisfies RunSettings;
+      await refuseOtherRun(settings);
       checkDataDir(options);
       if (onnxModel && options.channels !== undefined) {
         throw usageError(`--channels builds zoo models; ${options.model} takes ${modelChannels(onnxModel)}-channel images as it was exported`, 'drop --channels');
@@ -226,35 +248,20 @@ export function registerTrain(program: Command): void {
       // Rank 0 alone draws the bar; the hint is said once training runs, so a usage error stays the only line.
       const bar = writer ? trainingProgress('train', () => precisionHint(options.device as 'cpu' | 'cuda', options.precision)) : undefined;
       const interrupt = distEnv ? undefined : explainInterrupt('slim train', options);
+      const otherLoad = watchTrainingLoad(options.device, !!distEnv);
       const result = await trainModel({
+        ...settings,
         graph,
         origin: built.graph,
-        seededStart: isZooName(options.model),
         data,
-        epochs: options.epochs,
-        batch: options.batch,
-        device: options.device as 'cpu' | 'cuda',
-        optimizer: options.optimizer as 'sgd' | 'adamw',
-        schedule: options.schedule as 'onecycle' | 'cosine' | 'constant',
-        labelSmoothing: options.labelSmoothing,
-        seed: options.seed,
-        gpuPricePerHour: options.gpuPricePerHour,
         ...(bar ? { onProgress: bar.onProgress, onEpoch: bar.onEpoch } : {}),
-        file: options.model,
-        command: 'slim train',
-        // A model file is trained further (fine-tuning, a new head): where it starts is worth a point on the curve.
-        scoreStart: !isZooName(options.model),
-        ...sharedTrainOptions(options),
         ...(frozen ? { frozen } : {}),
-        // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
-        ...(options.newHead || options.mean || options.std || !options.reinsertBn
-          ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
-          : {}),
         ...(distributed ? { distributed } : {}),
       }).catch((e: unknown) => {
         interrupt?.stop();
         throw e;
       }).finally(() => bar?.stop());
+      const load = otherLoad();
       // From here a Ctrl-C says that training had finished, and what of it was kept.
       interrupt?.trained(options.out);
       // Rank 0 alone writes the model and reports; the others are done.
@@ -303,6 +310,7 @@ export function registerTrain(program: Command): void {
         // Every rank's (the engine counts them).
         gpu_seconds: result.gpuSeconds,
         estimated_cost: result.estimatedCost,
+        ...load.json,
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
         ...(distributed
           ? {
@@ -329,6 +337,7 @@ export function registerTrain(program: Command): void {
       if (blownUp) log(blownUp);
       const nothing = learnedNothingWarning(result.testAccuracy, last?.trainLoss, last?.testLoss, data.train.classes.length);
       if (nothing) log(nothing);
+      if (load.note) log(load.note);
       distributed?.finish();
     });
 }

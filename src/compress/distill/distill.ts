@@ -17,7 +17,7 @@
 import { inputError, option, usageError } from '../../errors.js';
 import { imageSizeOf, type Normalization } from '../../data/types.js';
 import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
-import { trainModel, type TrainOptions, type TrainResult } from '../../engine/train.js';
+import { trainModel, type RunSettings, type TrainOptions, type TrainResult } from '../../engine/train.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
 import { normalizationMetadata } from '../../zoo/metadata.js';
@@ -77,26 +77,42 @@ export async function distill(o: DistillOptions): Promise<DistillResult> {
   const normalization = o.normalization ?? shared.normalization;
   const teacher = o.normalization ? o.teacher : shared.teacher;
 
-  const { student, teacher: _teacher, teacherFile, studentFile, cacheTeacher, temperature: _t, alpha: _a, onScored, ...train } = o;
-  const teacherAccuracy = await teacherTop1(teacher, o, normalization, teacherFile);
+  const teacherAccuracy = await teacherTop1(teacher, o, normalization, o.teacherFile);
   // A trained student (a file) is scored before its first step too: a teacher below it pulls it down. A zoo
   // student starts at chance.
-  if (!studentFile) onScored?.({ teacher: teacherAccuracy });
-  // At alpha 1 the soft targets weigh nothing: the teacher is scored (above) but not run every step, or
-  // cached, for a loss term of zero. The gradients are the same either way.
-  const teaches = alpha < 1;
+  if (!o.studentFile) o.onScored?.({ teacher: teacherAccuracy });
+  const { teacher: _teacher, student, data, onScored, ...rest } = o;
+  const { teacher: soft, ...settings } = distillRunSettings(rest);
   const result = await trainModel({
-    ...train,
+    ...settings,
     graph: student,
+    data,
     normalization,
-    ...(teaches ? { teacher: { graph: teacher, temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) } } : {}),
-    ...(cacheTeacher ? { augment: false as const } : {}),
-    ...(studentFile ? { file: studentFile, scoreStart: true, onStartScored: (student: number) => onScored?.({ teacher: teacherAccuracy, student }) } : {}),
+    ...(soft ? { teacher: { ...soft, graph: teacher } } : {}),
+    ...(o.studentFile ? { onStartScored: (score: number) => onScored?.({ teacher: teacherAccuracy, student: score }) } : {}),
   });
   // The student is written with the preprocessing it was trained with (it may have come from the
   // teacher's metadata), so evaluation and deploy feed it the same images.
   const graph = o.normalization || shared.recorded ? { ...result.graph, metadata: { ...result.graph.metadata, ...normalizationMetadata(normalization) } } : result.graph;
-  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: teaches && (cacheTeacher ?? false) };
+  return { ...result, graph, teacherAccuracy, temperature, alpha, cachedTeacher: soft?.cache ?? false };
+}
+
+/**
+ * What distillation trains with, teacher and student aside: the command compares it with a --resume's
+ * checkpoint before it reads the data (engine/train.ts: refuseOtherRun).
+ */
+export function distillRunSettings(o: Omit<DistillOptions, 'teacher' | 'student' | 'data' | 'onScored'>): RunSettings {
+  const { teacherFile: _teacherFile, studentFile, cacheTeacher, temperature = DISTILL_DEFAULTS.temperature, alpha = DISTILL_DEFAULTS.alpha, ...train } = o;
+  // At alpha 1 the soft targets weigh nothing: the teacher is scored but not run every step, or cached,
+  // for a loss term of zero. The gradients are the same either way.
+  const teaches = alpha < 1;
+  return {
+    ...train,
+    ...(teaches ? { teacher: { temperature, alpha, ...(cacheTeacher ? { cache: true } : {}) } } : {}),
+    ...(cacheTeacher ? { augment: false as const } : {}),
+    // A trained student (a file) is scored before its first step.
+    ...(studentFile ? { file: studentFile, scoreStart: true } : {}),
+  };
 }
 
 /**

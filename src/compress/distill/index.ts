@@ -1,2 +1,2 @@
 /** Knowledge distillation: the public surface (the loss is defined once, in native/src/distill.cc). */
-export { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS, type DistillOptions, type DistillResult } from './distill.js';
+export { checkDistillSettings, checkPair, distill, DISTILL_DEFAULTS, distillRunSettings, type DistillOptions, type DistillResult } from './distill.js';
