@@ -375,6 +375,28 @@ describe.runIf(browserReady)('a bench stage timed in the browser (target: web)',
 });
 
 describe('Pareto charts', () => {
+  /** The labels' boxes and the dots' centres as vega drew them (translate(x,y) of each mark in the SVG). */
+  const drawn = (svg: string): { labels: { id: string; x0: number; x1: number; y0: number; y1: number }[]; dots: { id: string; x: number; y: number }[] } => {
+    const labels = [...svg.matchAll(/<text[^>]*aria-roledescription="text mark" text-anchor="(start|end)" transform="translate\(([\d.-]+),([\d.-]+)\)"[^>]*font-size="11px"[^>]*>([^<]+)<\/text>/g)]
+      .map(([, anchor, tx, ty, id]) => {
+        // 11 px sans-serif: at most 0.56 em a character for these names; the baseline sits 3 px below the middle.
+        const [x, y, width] = [Number(tx), Number(ty) - 3, id!.length * 0.56 * 11];
+        return { id: id!, x0: anchor === 'start' ? x : x - width, x1: anchor === 'start' ? x + width : x, y0: y - 5.5, y1: y + 5.5 };
+      });
+    const dots = [...svg.matchAll(/aria-roledescription="point" transform="translate\(([\d.-]+),([\d.-]+)\)"/g)].map(([m, x, y]) => ({ id: /id: ([^"]+)"/.exec(svg.slice(svg.lastIndexOf('<path', svg.indexOf(m)), svg.indexOf(m)))?.[1] ?? '', x: Number(x), y: Number(y) }));
+    return { labels, dots };
+  };
+  const clash = (svg: string): string[] => {
+    const { labels, dots } = drawn(svg);
+    const hits: string[] = [];
+    for (const a of labels) {
+      for (const b of labels) if (a.id < b.id && Math.min(a.x1, b.x1) > Math.max(a.x0, b.x0) && Math.min(a.y1, b.y1) > Math.max(a.y0, b.y0)) hits.push(`${a.id} × ${b.id}`);
+      // A dot's radius is 5.35 px.
+      for (const d of dots) if (d.id !== a.id && d.x + 5.35 > a.x0 && d.x - 5.35 < a.x1 && d.y + 5.35 > a.y0 && d.y - 5.35 < a.y1) hits.push(`${a.id} over the dot of ${d.id}`);
+    }
+    return hits;
+  };
+
   it('label close points on their own sides: the more accurate above, the other below', async () => {
     // The demo's four variants: the two pruned ones 0.004 ms apart.
     const points = [
@@ -383,13 +405,42 @@ describe('Pareto charts', () => {
       { id: 'pruned-ft', x: 0.3695, top1: 0.8028, pareto: true },
       { id: 'pruned-int8', x: 0.3659, top1: 0.8012, pareto: false },
     ];
-    const spec = paretoSpec(points, { title: 't', xTitle: 'ms' }) as unknown as { data: { values: { id: string; above: boolean }[] } };
-    const above = Object.fromEntries(spec.data.values.map((v) => [v.id, v.above]));
-    expect(above).toEqual({ fp32: true, int8: true, 'pruned-ft': true, 'pruned-int8': false });
-    // In the picture: the label 'pruned-int8' is below its point, 'pruned-ft' above its own.
+    const spec = paretoSpec(points, { title: 't', xTitle: 'ms' }) as unknown as { data: { values: { id: string; label: string }[] } };
+    const sides = Object.fromEntries(spec.data.values.map((v) => [v.id, v.label]));
+    expect(sides['pruned-int8']).toMatch(/^below/);
+    expect(sides['pruned-ft']).toMatch(/^above/);
+    // In the picture: the label 'pruned-int8' is below its point, 'pruned-ft' above its own, nothing covered.
     const svg = await renderSvg(spec as never, 'latency');
-    const labelY = (id: string): number => Number(new RegExp(`translate\\([\\d.]+,([\\d.]+)\\)"[^>]*>${id}</text>`).exec(svg)?.[1]);
+    const labelY = (id: string): number => drawn(svg).labels.find((l) => l.id === id)!.y0;
     expect(labelY('pruned-int8')).toBeGreaterThan(labelY('pruned-ft'));
+    expect(drawn(svg).labels).toHaveLength(4);
+    expect(clash(svg)).toEqual([]);
+  });
+
+  it('keeps a long name off its neighbour and its label, the front\'s line and the plot\'s edge', async () => {
+    // A user's bench (trial 23): the pruned int8 model's name, right of its dot, ran over the pruned model's dot and label.
+    const points = [
+      { id: 'int2.onnx', x: 2746, top1: 0.65, pareto: true },
+      { id: 'm.int8.onnx', x: 736, top1: 0.6083, pareto: true },
+      { id: 'm.pruned.onnx', x: 776, top1: 0.475, pareto: false },
+      { id: 'm.pruned.int8.onnx', x: 237, top1: 0.45, pareto: true },
+    ];
+    const svg = await renderSvg(paretoSpec(points, { title: 't', xTitle: 'KiB' }) as never, 'size');
+    expect(drawn(svg).labels).toHaveLength(4);
+    expect(clash(svg)).toEqual([]);
+    const { labels, dots } = drawn(svg);
+    const label = (id: string): (typeof labels)[number] => labels.find((l) => l.id === id)!;
+    // The rightmost name stays inside the 400 px plot; the leftmost one stays off the front's vertical step at m.int8.onnx.
+    expect(label('int2.onnx').x1).toBeLessThanOrEqual(400);
+    const step = dots.find((d) => d.id === 'm.int8.onnx')!;
+    const low = label('m.pruned.int8.onnx');
+    expect(low.x1 < step.x || low.y0 > dots.find((d) => d.id === 'm.pruned.int8.onnx')!.y).toBe(true);
+
+    // Six variants crowded into a corner, as a sweep of pruning ratios makes them.
+    const sweep = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8].map((ratio, i) => ({ id: `resnet18.pruned-${ratio}.int8.onnx`, x: 600 - i * 90, top1: 0.8 - i * 0.02, pareto: true }));
+    const crowded = await renderSvg(paretoSpec([...sweep, { id: 'fp32.onnx', x: 2700, top1: 0.86, pareto: true }], { title: 't', xTitle: 'KiB' }) as never, 'sweep');
+    expect(drawn(crowded).labels).toHaveLength(7);
+    expect(clash(crowded)).toEqual([]);
   });
 });
 

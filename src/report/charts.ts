@@ -8,6 +8,7 @@ import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { EpochJson } from './json-records.js';
 import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
+import { LABEL_OFFSET, LABEL_SIDES, placeLabels, type Segment } from './label-placement.js';
 
 export interface ChartPoint {
   id: string;
@@ -15,6 +16,10 @@ export interface ChartPoint {
   top1: number;
   pareto: boolean;
 }
+
+/** The Pareto charts' point labels and dots (a point mark's size is its area in px²). */
+const LABEL_FONT_SIZE = 11;
+const DOT_RADIUS = 5.35;
 
 const FONT = 'system-ui, -apple-system, Segoe UI, Roboto, sans-serif';
 const CONFIG = { font: FONT, view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11, labelLimit: 220 }, title: { fontSize: 14 } };
@@ -38,30 +43,32 @@ function namespaceIds(svg: string, name: string): string {
 }
 
 /**
- * Whether a point's label goes above it: below when a close neighbour (within a tenth of the x range)
- * is more accurate, whose own label then goes above — each label stays on its own side of the pair
- * (alternating by x order put the lower point's label between the two, under the other's dot).
- */
-function labelAbove(p: ChartPoint, points: readonly ChartPoint[]): boolean {
-  const xs = points.map((q) => q.x);
-  const span = Math.max(...xs) - Math.min(...xs) || 1;
-  const near = points.filter((q) => q !== p && Math.abs(q.x - p.x) < span / 10);
-  return !near.some((q) => q.top1 > p.top1);
-}
-
-/**
  * Top-1 against a cost (latency or size), every variant a labelled point, the Pareto front (no other
  * variant is both cheaper and more accurate) drawn as a line through its points.
  */
 export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xTitle: string }): TopLevelSpec {
-  const values = points.map((p) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', above: labelAbove(p, points) }));
-  const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding: 20 } };
-  const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding: 20 } };
+  const [width, height, padding] = [400, 260, 20];
+  // The front's line steps right from each point, then up to the next (interpolate: 'step-after').
+  const front = points.filter((p) => p.pareto).sort((a, b) => a.x - b.x);
+  const steps = front.slice(1).flatMap((b, i): Segment[] => {
+    const a = front[i]!;
+    return [[{ x: a.x, y: a.top1 }, { x: b.x, y: a.top1 }], [{ x: b.x, y: a.top1 }, { x: b.x, y: b.top1 }]];
+  });
+  const sides = placeLabels(points.map((p) => ({ id: p.id, x: p.x, y: p.top1 })), { width, height, padding, fontSize: LABEL_FONT_SIZE, dotRadius: DOT_RADIUS }, steps);
+  const values = points.map((p, i) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', label: sides[i] }));
+  const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding } };
+  const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding } };
+  // One text layer per side a label can take (placeLabels chose it so that labels and dots stay clear).
+  const labels = LABEL_SIDES.map((side) => ({
+    transform: [{ filter: `datum.label === '${side}'` }],
+    mark: { type: 'text', align: side.endsWith('right') ? 'left' : 'right', dx: side.endsWith('right') ? LABEL_OFFSET.dx : -LABEL_OFFSET.dx, dy: side.startsWith('above') ? LABEL_OFFSET.above : LABEL_OFFSET.below, fontSize: LABEL_FONT_SIZE },
+    encoding: { x, y, text: { field: 'id' } },
+  }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: o.title,
-    width: 400,
-    height: 260,
+    width,
+    height,
     config: CONFIG,
     data: { values },
     layer: [
@@ -71,7 +78,7 @@ export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xT
         encoding: { x, y, order: { field: 'x', type: 'quantitative' } },
       },
       {
-        mark: { type: 'point', size: 90, filled: true },
+        mark: { type: 'point', size: Math.PI * DOT_RADIUS ** 2, filled: true },
         encoding: {
           x,
           y,
@@ -79,8 +86,7 @@ export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xT
           tooltip: [{ field: 'id' }, { field: 'x', title: o.xTitle }, { field: 'top1pct', title: 'top-1 (%)', format: '.2f' }],
         },
       },
-      { transform: [{ filter: 'datum.above' }], mark: { type: 'text', align: 'left', dx: 6, dy: -9, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
-      { transform: [{ filter: '!datum.above' }], mark: { type: 'text', align: 'left', dx: 6, dy: 12, fontSize: 11 }, encoding: { x, y, text: { field: 'id' } } },
+      ...labels,
     ],
   } as TopLevelSpec;
 }
