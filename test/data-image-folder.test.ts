@@ -498,7 +498,7 @@ describe('loadTrainTest (image folders)', () => {
   it('training on a folder of class folders says which layout it needs', async () => {
     const root = tempDir('flat');
     await writeSplit(root, { cat: RED, dog: GREEN });
-    const needs = `: holds class folders (cat, dog) but training needs train/ and test/ subfolders — put the images in ${root}/train/<class>/… and ${root}/test/<class>/… (or val/ for test/)`;
+    const needs = `: holds class folders (cat, dog) but training needs train/ and test/ subfolders — run slim split ${root} -o ${root}-split (it holds out a fifth of each class) and pass --data ${root}-split, or put the images in ${root}/train/<class>/… and ${root}/test/<class>/… (or val/ for test/)`;
     await expect(loadTrainTest(root, { size: [8, 8] })).rejects.toThrow(needs);
     const train = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', root, '--out', path.join(root, 'x.onnx')]);
     expect(train.code).toBe(1);

@@ -429,10 +429,13 @@ export async function loadTrainTestFolders(
     if (['train', 'test', 'val'].includes(path.basename(path.resolve(root))) && existsSync(path.join(parent, 'train')) && (existsSync(path.join(parent, 'test')) || existsSync(path.join(parent, 'val')))) {
       throw inputError({ file: root, problem: `is the ${path.basename(path.resolve(root))}/ split of ${path.dirname(root)}, which holds train/ and ${existsSync(path.join(parent, 'test')) ? 'test' : 'val'}/`, fix: `pass the folder above it: --data ${path.dirname(root)}` });
     }
+    // A folder of class folders (how photos are collected): slim split holds out a share of each class.
+    const splitFolder = `${root.replace(/[\\/]+$/, '')}-split`;
+    const split = layout.kind === 'classes' && layout.classes.length > 0 ? `run slim split ${root} -o ${splitFolder} (it holds out a fifth of each class) and pass --data ${splitFolder}, or ` : '';
     throw inputError({
       file: root,
       problem: `holds ${layoutText(layout, ' and ')} but training needs train/ and test/ subfolders`,
-      fix: `put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
+      fix: `${split}put the images in ${path.join(root, 'train')}/<class>/… and ${path.join(root, 'test')}/<class>/… (or val/ for test/)`,
     });
   }
   // Both listed before either is decoded (a class only test/ has fails at once), and the unreadable images of

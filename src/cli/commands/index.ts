@@ -14,6 +14,7 @@ import { registerRecommend } from './recommend.js';
 import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerServe } from './serve.js';
+import { registerSplit } from './split.js';
 import { registerTrain } from './train.js';
 import { registerZoo } from './zoo.js';
 
@@ -23,6 +24,7 @@ export const COMMANDS: ReadonlyArray<(program: Command) => void> = [
   registerInfo,
   registerEval,
   registerBench,
+  registerSplit,
   registerTrain,
   registerCurves,
   registerOptimize,

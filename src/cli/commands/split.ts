@@ -1,0 +1,98 @@
+import type { Command } from 'commander';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { inputError, usageError } from '../../errors.js';
+import { folderLayout, listImageFolder, outsideClassesNote, passedOverNote } from '../../data/image-folder.js';
+import { planSplit, writeSplit } from '../../data/split-folder.js';
+import { formatCount, table } from '../../report/format.js';
+import { lazyProgress, log } from '../../util/terminal.js';
+import { printResult, type CommonOptions } from '../output.js';
+import { nonNegativeInt, withJson } from '../options.js';
+import { checkOutputDir } from '../paths.js';
+
+interface SplitOptions extends CommonOptions {
+  output?: string;
+  testFraction: number;
+  seed: number;
+  copy?: boolean;
+}
+
+/** Classes listed one per row up to this many; a folder of 1,000 classes gets the totals. */
+const ROWS_SHOWN = 20;
+
+/** A share of each class to hold out: strictly between 0 and 1. */
+function testFractionArg(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n < 1)) throw usageError(`--test-fraction must be between 0 and 1, got '${value}'`, 'pass e.g. --test-fraction 0.2 to hold out a fifth of each class');
+  return n;
+}
+
+export function registerSplit(program: Command): void {
+  withJson(
+    program
+      .command('split')
+      .description('make a folder of class folders into train/ + test/ (a seeded share of each class held out), as train, distill and QAT need')
+      .argument('<folder>', 'a folder with one subfolder of images per class')
+      .option('-o, --output <folder>', 'where to write <folder>/train/<class>/… and <folder>/test/<class>/… (a new or empty folder)')
+      .option('--test-fraction <f>', 'share of each class held out for testing', testFractionArg, 0.2)
+      .option('--seed <n>', 'seed of the shuffle that picks the held-out images', nonNegativeInt('--seed'), 0)
+      .option('--copy', 'copy the images (default: hard links, which take no extra space; copies where links cannot be made)'),
+  )
+    .addHelpText('after', [
+      '',
+      'Each class keeps its share: round(n × fraction) of its images go to test/ (at least one, never all).',
+      'The same folder, fraction and seed always give the same split.',
+      '',
+      'Examples:',
+      '  slim split flower_photos -o flowers',
+      '  slim split flower_photos -o flowers --test-fraction 0.1 --seed 1',
+      '  slim train --model resnet18-cifar --data flowers --image-size 64 --out flowers.onnx',
+    ].join('\n'))
+    .action(async (source: string, options: SplitOptions) => {
+      const info = await stat(source).catch(() => undefined);
+      if (!info?.isDirectory()) throw inputError({ file: source, problem: info ? 'is a file; slim split takes a folder of class folders' : 'does not exist', fix: 'pass a folder with one subfolder of images per class' });
+      if (!options.output) throw usageError('no output folder given', `pass -o ${path.basename(path.resolve(source))}-split`);
+      const out = options.output;
+      checkOutputDir(out, '-o', { parents: true });
+      if (path.resolve(out) === path.resolve(source) || path.resolve(out).startsWith(path.resolve(source) + path.sep)) {
+        throw usageError(`-o ${out} is inside ${source}: its train/ and test/ would be read as two more classes`, `give a folder beside it, e.g. -o ${path.resolve(source)}-split`);
+      }
+      const existing = await readdir(out).catch(() => []);
+      if (existing.length > 0) throw usageError(`-o ${out} is not empty (${existing.length} entr${existing.length === 1 ? 'y' : 'ies'})`, 'give a new or empty folder: a split is written whole, never mixed into another');
+      const layout = await folderLayout(source);
+      if (layout.kind === 'splits') {
+        throw inputError({ file: source, problem: `is split already (it holds ${layout.splits.map((s) => `${s}/`).join(', ')})`, fix: `pass it to --data as it is${layout.splits.includes('train') ? '' : ', or split a folder of class folders'}` });
+      }
+      const listing = await listImageFolder(source);
+      const classes = planSplit(listing, options.testFraction, options.seed);
+      const bar = lazyProgress(options.copy ? 'copy' : 'link', 'img');
+      const written = await writeSplit(listing.name, classes, out, { ...(options.copy ? { copy: true } : {}), onProgress: bar.update }).finally(() => bar.stop());
+      const [trainCount, testCount] = [classes.reduce((n, c) => n + c.train.length, 0), classes.reduce((n, c) => n + c.test.length, 0)];
+      const alone = classes.filter((c) => c.test.length === 0).map((c) => c.name);
+      const how = written.copied === 0 ? 'hard links, no extra space' : written.linked === 0 ? 'copies' : `${formatCount(written.linked)} hard links, then copies (links could not be made there)`;
+      printResult(options, {
+        source: listing.name,
+        out,
+        test_fraction: options.testFraction,
+        seed: options.seed,
+        train_images: trainCount,
+        test_images: testCount,
+        linked: written.linked,
+        copied: written.copied,
+        classes: classes.map((c) => ({ name: c.name, train: c.train.length, test: c.test.length })),
+      }, () => [
+        `split ${source}: ${classes.length} classes, ${formatCount(trainCount + testCount)} images → ${path.join(out, 'train')} ${formatCount(trainCount)}, ${path.join(out, 'test')} ${formatCount(testCount)} (${Math.round(options.testFraction * 100)} % of each class, seed ${options.seed}; ${how})`,
+        table(['class', 'train', 'test'], [
+          ...classes.slice(0, ROWS_SHOWN).map((c) => [c.name, c.train.length, c.test.length]),
+          ...(classes.length > ROWS_SHOWN ? [[`… ${classes.length - ROWS_SHOWN} more`, '', '']] : []),
+        ]),
+        `next: slim train --model resnet18-cifar --data ${out} --image-size 64 --out model.onnx (or a model file of your own: --model m.onnx)`,
+      ].join('\n'));
+      const notes = [
+        alone.length ? `note: ${alone.length === 1 ? 'class' : 'classes'} ${alone.slice(0, 10).join(', ')}${alone.length > 10 ? ', …' : ''} ${alone.length === 1 ? 'has' : 'have'} one image: kept in train/, none to test ${alone.length === 1 ? 'it' : 'them'} on — add images to score ${alone.length === 1 ? 'that class' : 'those classes'}` : undefined,
+        passedOverNote([listing]),
+        outsideClassesNote([listing]),
+      ];
+      for (const note of notes) if (note) log(note);
+    });
+}
