@@ -443,6 +443,34 @@ describe('slim run --fresh', () => {
     expect(existsSync(path.join(runDir, 'manifest.json'))).toBe(true);
   });
 
+  it("refuses a folder of one's own files as a run folder; --fresh clears only what a run wrote (a trial lost its notes)", async () => {
+    const recipe = path.join(dir, 'own-files.yaml');
+    writeFileSync(recipe, GOOD);
+    const own = path.join(dir, 'own-files');
+    mkdirSync(own, { recursive: true });
+    writeFileSync(path.join(own, 'notes.txt'), 'my notes');
+    writeFileSync(path.join(own, '.DS_Store'), '');
+    for (const args of [[], ['--fresh']]) {
+      const r = await runSlim(['run', recipe, '--run-dir', own, ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/own-files: holds files that are not a slimkit run's \(notes\.txt\): a run writes its models, stages and report there, mixed with them — pass a new or empty --run-dir/);
+    }
+    expect(readdirSync(own).sort()).toEqual(['.DS_Store', 'notes.txt']);
+    // A run folder someone put a file into: --fresh clears the run's entries and keeps the file, saying so.
+    const run = path.join(dir, 'run-with-notes');
+    mkdirSync(path.join(run, 'models'), { recursive: true });
+    writeFileSync(path.join(run, 'manifest.json'), '{}');
+    writeFileSync(path.join(run, 'models', 'fp32.onnx'), 'x');
+    writeFileSync(path.join(run, 'notes.txt'), 'my notes');
+    // Data that is not there stops the run right after the clearing.
+    const r = await runSlim(['run', recipe, '--run-dir', run, '--fresh', '--data-dir', path.join(dir, 'no-cifar')]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/--fresh: kept notes\.txt in .*run-with-notes \(not written by slim run\)/);
+    expect(readdirSync(run).filter((e) => e !== '.lock').sort()).toEqual(expect.arrayContaining(['notes.txt']));
+    expect(existsSync(path.join(run, 'models', 'fp32.onnx'))).toBe(false);
+    expect(readFileSync(path.join(run, 'notes.txt'), 'utf8')).toBe('my notes');
+  });
+
   it('takes over a lock whose pid now names another process (pids are reused, start times are not)', async () => {
     const runDir = path.join(dir, 'reused-pid');
     mkdirSync(runDir, { recursive: true });

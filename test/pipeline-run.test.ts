@@ -321,52 +321,57 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
   });
 });
 
+/** The run's descendants (its `slim bench` and the children that bench times in), by the process tree. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const found: number[] = [];
+  const walk = (p: number): void => {
+    for (const [pid, ppid] of parent) {
+      if (ppid !== p) continue;
+      found.push(pid);
+      walk(pid);
+    }
+  };
+  walk(root);
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie has ended
+  } catch {
+    return false;
+  }
+}
+
+/** The processes of a run's bench stage (other test files run benchmarks of their own meanwhile). */
+function benchProcessesOf(run: number, runDir: string): number[] {
+  return descendants(run).filter((pid) => {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmd.includes(`${runDir}/models`) || cmd.includes('benchmark-child');
+    } catch {
+      return false;
+    }
+  });
+}
+
 describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () => {
   it('takes its `slim bench` (and the processes that time) down with it', async () => {
     const runDir = path.join(dir, 'stopped-bench');
     const file = writeRecipe('b.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - bench: { runs: 200000, warmup_runs: 2, batch: 1 }\n');
     const start = () => spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir)], { cwd: REPO_ROOT, stdio: 'ignore' });
     let child = start();
-    // The run's descendants (its `slim bench` and the children that bench times in), by the process tree:
-    // other test files run benchmarks of their own meanwhile.
-    const descendants = (root: number): number[] => {
-      const parent = new Map<number, number>();
-      for (const d of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-        try {
-          // "pid (comm) state ppid …": comm may hold spaces, so read after its closing parenthesis.
-          const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-          parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-        } catch {
-          /* gone meanwhile */
-        }
-      }
-      const found: number[] = [];
-      const walk = (p: number): void => {
-        for (const [pid, ppid] of parent) {
-          if (ppid !== p) continue;
-          found.push(pid);
-          walk(pid);
-        }
-      };
-      walk(root);
-      return found;
-    };
-    const alive = (pid: number): boolean => {
-      try {
-        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')); // a zombie has ended
-      } catch {
-        return false;
-      }
-    };
-    const benchProcesses = (): number[] =>
-      descendants(child.pid!).filter((pid) => {
-        try {
-          const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-          return cmd.includes(`${runDir}/models`) || cmd.includes('benchmark-child');
-        } catch {
-          return false;
-        }
-      });
+    const benchProcesses = (): number[] => benchProcessesOf(child.pid!, runDir);
     try {
       // SIGTERM runs the run's exit handlers; kill -9 runs none: the benchmark's IPC channel closing stops it then.
       for (const [signal, code] of [['SIGTERM', 143], ['SIGKILL', null]] as const) {
@@ -385,6 +390,36 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
       await kill(child);
     }
   });
+
+  it('a --rerun of the bench stopped midway leaves the earlier figures in the manifest and the report, and says so', async () => {
+    const runDir = path.join(dir, 'rerun-bench');
+    const file = writeRecipe('rb.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - quantize: { id: int8, samples: 16 }\n  - bench: { runs: 3000, warmup_runs: 2, batch: 1 }\n');
+    await run(file, runDir);
+    const before = manifestOf(runDir).stages.find((st) => st.id === 'bench')!;
+    expect(before.status).toBe('done');
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), ...args(file, runDir), '--rerun', 'bench'], { cwd: REPO_ROOT, stdio: 'ignore' });
+    try {
+      await until(() => benchProcessesOf(child.pid!, runDir).length >= 2, 150_000, 'the rerun of the benchmark to start');
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(143);
+    } finally {
+      await kill(child);
+    }
+    // The manifest still holds the finished bench, marked as rerun and stopped.
+    const stopped = manifestOf(runDir).stages.find((st) => st.id === 'bench')!;
+    expect(stopped).toMatchObject({ status: 'done', key: before.key, result: before.result, rerun: { seconds: expect.any(Number) } });
+    const report = await runSlim(['report', runDir, '--json']);
+    expect(report.code, report.stderr).toBe(0);
+    const json = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    expect(json.variants.map((v) => v.id).sort()).toEqual(['fp32', 'int8']);
+    expect(json.stages.find((st) => st.id === 'bench')!.summary).toMatch(/ — a --rerun was interrupted( after [\d.]+ s or more)?: these are the earlier figures$/);
+    const recommend = await runSlim(['recommend', runDir, '--max-size', '100MB']);
+    expect(recommend.code, recommend.stderr).toBe(0);
+    // Run again without --rerun: the stored bench is reused and the note goes.
+    await run(file, runDir);
+    expect(manifestOf(runDir).stages.find((st) => st.id === 'bench')).not.toHaveProperty('rerun');
+  }, 400_000);
 });
 
 describe('slim run from a PyTorch-exported model file', () => {

@@ -161,6 +161,11 @@ interface RecordBase<K extends RecordKind> {
   error?: string;
   /** This invocation took the stage from the store instead of running it. */
   reused?: boolean;
+  /**
+   * A --rerun of this finished stage under way, or interrupted (its run no longer lives): the result is
+   * still the earlier one (bench stages, whose figures nothing else is made from).
+   */
+  rerun?: { started: string; seconds: number };
   /** The run data's hash (training and test images) when the stage ran: its scores are on those test images. */
   data_sha256?: string;
 }

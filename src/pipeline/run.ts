@@ -38,6 +38,7 @@ import {
   writeManifestNow,
   writeStageRecord,
   MANIFEST,
+  STAGE_CACHE,
   type QuantizeResult,
   type RunManifest,
   type StageRecord,
@@ -45,7 +46,7 @@ import {
 } from './manifest.js';
 import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { anyBatch } from '../passes/any-batch.js';
-import { hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
+import { ARTIFACTS, MODELS, hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
 import type { StageContext, StageOutput, Variant } from './stages/context.js';
@@ -110,13 +111,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
   // steal the cores the working ones need — measured here: 2× slower training under load. Passive
   // waiting must be chosen before the addon loads; a value the user set wins.
   process.env['OMP_WAIT_POLICY'] ??= 'PASSIVE';
-  if (o.fresh) await checkRunDir(runDir);
+  await checkRunDir(runDir);
   await mkdir(runDir, { recursive: true });
   // The lock first: --fresh must not delete a folder another run is writing.
   const unlock = await lockRun(runDir);
   if (o.fresh) {
     try {
-      await clearRunDir(runDir);
+      await clearRunDir(runDir, log);
     } catch (e) {
       await unlock();
       throw e;
@@ -248,13 +249,20 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         for (const id of madeFrom(previous, stage.id)) await unpublishModel(runDir, id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
         if (rerun) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
-        manifest.stages[at] = { ...base, status: 'running' } as StageRecord;
+        // A --rerun of a finished bench keeps its earlier figures in the manifest until the new ones are in:
+        // an interrupted rerun leaves the run as it was, as the Ctrl-C message says, not without a bench.
+        const earlier = rerun && stage.kind === 'bench' ? await readStageRecord(runDir, key) : undefined;
+        const running = (seconds: number): StageRecord =>
+          earlier
+            ? { ...earlier, id: stage.id, ...(input.from ? { from: input.from } : {}), reused: true, rerun: { started: base.started, seconds } }
+            : ({ ...base, status: 'running', seconds } as StageRecord);
+        manifest.stages[at] = running(0);
         await save();
         const t0 = performance.now();
         // A run killed in the middle of a long stage leaves its time so far in the manifest (to the last
         // half minute), for the report, instead of the 0 s it started with.
         const timeSoFar = (): void => {
-          manifest.stages[at] = { ...base, status: 'running', seconds: (performance.now() - t0) / 1000 } as StageRecord;
+          manifest.stages[at] = running((performance.now() - t0) / 1000);
         };
         const ticking = setInterval(() => {
           timeSoFar();
@@ -711,17 +719,32 @@ function checkSourceInput(recipe: Recipe, source: Graph | undefined): void {
   }, 'usage');
 }
 
-/** --fresh deletes only what looks like a run folder (a manifest, or nothing at all). */
+/** What `slim run` writes at the top of a run folder: --fresh removes these and nothing else. */
+const RUN_ENTRIES = new Set([MANIFEST, STAGE_CACHE, MODELS, ARTIFACTS, 'deploy', 'report', 'work', 'recipe.yaml']);
+
+/** One of the run's own entries: those above, and the hidden temp files of its atomic writes. */
+const isRunEntry = (entry: string): boolean => RUN_ENTRIES.has(entry) || (entry.startsWith('.') && entry.endsWith('.tmp'));
+
+/**
+ * A run goes into a new or empty folder, or one a run made (it has a manifest or a stage cache): a
+ * folder of one's own files would be mixed with the run's, and a later --fresh would have cleared it.
+ * Hidden files (.DS_Store) do not count.
+ */
 async function checkRunDir(runDir: string): Promise<void> {
-  const entries = (await readdir(runDir).catch(() => [] as string[])).filter((e) => e !== '.lock');
-  if (entries.length > 0 && !entries.includes(MANIFEST) && !entries.includes('stages')) {
-    throw new SlimError({ file: runDir, problem: 'is not a slimkit run folder (no manifest.json); --fresh will not delete it', fix: 'pass another --run-dir' }, 'usage');
-  }
+  const entries = await readdir(runDir).catch(() => [] as string[]);
+  if (entries.includes(MANIFEST) || entries.includes(STAGE_CACHE)) return;
+  const foreign = entries.filter((e) => !e.startsWith('.') && !isRunEntry(e));
+  if (foreign.length === 0) return;
+  const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, … (${foreign.length} in all)` : '');
+  throw new SlimError({ file: runDir, problem: `holds files that are not a slimkit run's (${shown}): a run writes its models, stages and report there, mixed with them`, fix: 'pass a new or empty --run-dir' }, 'usage');
 }
 
-/** Everything in the run folder but the lock this run holds. */
-async function clearRunDir(runDir: string): Promise<void> {
+/** The run's own entries (RUN_ENTRIES), not the lock this run holds: what else is there is kept, and named. */
+async function clearRunDir(runDir: string, log: (line: string) => void): Promise<void> {
+  const kept: string[] = [];
   for (const entry of await readdir(runDir)) {
-    if (entry !== '.lock') await rm(path.join(runDir, entry), { recursive: true, force: true });
+    if (isRunEntry(entry)) await rm(path.join(runDir, entry), { recursive: true, force: true });
+    else if (entry !== '.lock' && !entry.startsWith('.')) kept.push(entry);
   }
+  if (kept.length) log(`--fresh: kept ${kept.join(', ')} in ${runDir} (not written by slim run)`);
 }

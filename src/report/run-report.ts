@@ -173,7 +173,17 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
   }
   // A stage left 'running' by a run that no longer lives was interrupted (killed, Ctrl-C): a rerun resumes it.
   const live = runIsLive(runDir);
-  const rows = stages.map((s) => (s.status === 'running' && !live ? { ...stageRow(s), status: 'interrupted', summary: `interrupted${s.seconds > 0 ? ` after ${s.seconds.toFixed(s.seconds < 10 ? 1 : 0)} s or more` : ''} — \`slim run\` of the same recipe resumes it (training from its last finished epoch)` } : stageRow(s)));
+  const after = (seconds: number): string => (seconds > 0 ? ` after ${seconds.toFixed(seconds < 10 ? 1 : 0)} s or more` : '');
+  const rows = stages.map((s): StageRow => {
+    const row = stageRow(s);
+    if (s.status === 'running' && !live) {
+      const training = ['train', 'finetune', 'distill', 'prune', 'quantize'].includes(s.kind) ? ' (training from its last finished epoch)' : '';
+      return { ...row, status: 'interrupted', summary: `interrupted${after(s.seconds)} — \`slim run\` of the same recipe resumes it${training}` };
+    }
+    // A bench rerun under way or stopped: the figures are still the earlier run's (pipeline/run.ts).
+    if (s.rerun) return { ...row, summary: `${row.summary} — ${live ? 'a --rerun is under way' : `a --rerun was interrupted${after(s.rerun.seconds)}`}: these are the earlier figures` };
+    return row;
+  });
   return {
     version: 1,
     name: manifest.name,
