@@ -436,6 +436,14 @@ describe('Pareto charts', () => {
     const low = label('m.pruned.int8.onnx');
     expect(low.x1 < step.x || low.y0 > dots.find((d) => d.id === 'm.pruned.int8.onnx')!.y).toBe(true);
 
+    // A size axis starts at 0 KiB at the lowest, however small the smallest model (a trial's began at −500).
+    const small = await renderSvg(paretoSpec([{ id: 'tiny.onnx', x: 94, top1: 0.21, pareto: true }, ...points], { title: 't', xTitle: 'KiB' }) as never, 'small');
+    const ticks = [...small.matchAll(/aria-roledescription="axis"[\s\S]*?<\/g><\/g><\/g>/g)].flatMap((axis) => [...axis[0].matchAll(/>([−\-]?[\d,.]+)<\/text>/g)].map((m) => Number(m[1]!.replace('−', '-').replace(/,/g, ''))));
+    expect(ticks.length).toBeGreaterThan(4);
+    expect(Math.min(...ticks)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...ticks)).toBeLessThanOrEqual(3000);
+    expect(clash(small)).toEqual([]);
+
     // Six variants crowded into a corner, as a sweep of pruning ratios makes them.
     const sweep = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8].map((ratio, i) => ({ id: `resnet18.pruned-${ratio}.int8.onnx`, x: 600 - i * 90, top1: 0.8 - i * 0.02, pareto: true }));
     const crowded = await renderSvg(paretoSpec([...sweep, { id: 'fp32.onnx', x: 2700, top1: 0.86, pareto: true }], { title: 't', xTitle: 'KiB' }) as never, 'sweep');

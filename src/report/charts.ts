@@ -8,7 +8,7 @@ import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import type { EpochJson } from './json-records.js';
 import type { LayerSensitivity } from '../compress/quantize/sensitivity.js';
-import { LABEL_OFFSET, LABEL_SIDES, placeLabels, type Segment } from './label-placement.js';
+import { LABEL_OFFSET, LABEL_SIDES, paddedDomain, placeLabels, type Segment } from './label-placement.js';
 
 export interface ChartPoint {
   id: string;
@@ -52,12 +52,15 @@ export function paretoSpec(points: readonly ChartPoint[], o: { title: string; xT
   const front = points.filter((p) => p.pareto).sort((a, b) => a.x - b.x);
   const steps = front.slice(1).flatMap((b, i): Segment[] => {
     const a = front[i]!;
-    return [[{ x: a.x, y: a.top1 }, { x: b.x, y: a.top1 }], [{ x: b.x, y: a.top1 }, { x: b.x, y: b.top1 }]];
+    return [[{ x: a.x, y: a.top1 * 100 }, { x: b.x, y: a.top1 * 100 }], [{ x: b.x, y: a.top1 * 100 }, { x: b.x, y: b.top1 * 100 }]];
   });
-  const sides = placeLabels(points.map((p) => ({ id: p.id, x: p.x, y: p.top1 })), { width, height, padding, fontSize: LABEL_FONT_SIZE, dotRadius: DOT_RADIUS }, steps);
+  // Padded as vega pads, but a latency or a size never below 0 (an axis from −500 KiB) nor a top-1 above 100 %.
+  const xDomain = points.length ? paddedDomain(points.map((p) => p.x), width, padding, [0, Infinity]) : undefined;
+  const yDomain = points.length ? paddedDomain(points.map((p) => p.top1 * 100), height, padding, [0, 100]) : undefined;
+  const sides = xDomain && yDomain ? placeLabels(points.map((p) => ({ id: p.id, x: p.x, y: p.top1 * 100 })), { width, height, xDomain, yDomain, fontSize: LABEL_FONT_SIZE, dotRadius: DOT_RADIUS }, steps) : [];
   const values = points.map((p, i) => ({ ...p, top1pct: p.top1 * 100, front: p.pareto ? 'Pareto front' : 'dominated', label: sides[i] }));
-  const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, padding } };
-  const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, padding } };
+  const x = { field: 'x', type: 'quantitative' as const, title: o.xTitle, scale: { zero: false, nice: true, ...(xDomain ? { domain: xDomain } : {}) } };
+  const y = { field: 'top1pct', type: 'quantitative' as const, title: 'top-1 (%)', scale: { zero: false, nice: true, ...(yDomain ? { domain: yDomain } : {}) } };
   // One text layer per side a label can take (placeLabels chose it so that labels and dots stay clear).
   const labels = LABEL_SIDES.map((side) => ({
     transform: [{ filter: `datum.label === '${side}'` }],

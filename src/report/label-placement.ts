@@ -2,9 +2,8 @@
  * Where each point's label goes in a scatter chart: right or left of its dot, above or below, so that no
  * label covers another label or another point's dot (a long name such as `m.pruned.int8.onnx` ran over
  * its neighbour's dot and label when every label sat right of its point). Worked out in an estimate of
- * the chart's pixels: the scale is linear over the data's range and the padding (vega's `nice` widens the
- * domain a little further, which only moves points closer), a label as wide as its characters at a
- * sans-serif font's average advance.
+ * the chart's pixels: linear scales over the domains the chart is given, a label as wide as its
+ * characters at a sans-serif font's average advance.
  */
 
 export type LabelSide = 'above-right' | 'below-right' | 'above-left' | 'below-left';
@@ -24,8 +23,9 @@ export interface LabelledPoint {
 export interface PlotArea {
   width: number;
   height: number;
-  /** Pixels between the data's extremes and the plot's edges (the scales' padding). */
-  padding: number;
+  /** The scales' domains, in data units (vega's `nice` may widen them a little: points only come closer). */
+  xDomain: readonly [number, number];
+  yDomain: readonly [number, number];
   fontSize: number;
   /** A dot's radius in pixels. */
   dotRadius: number;
@@ -123,15 +123,22 @@ function greedyLayout(own: number[][], pair: (i: number, si: number, j: number, 
   return layout;
 }
 
-/** Data to pixels: linear over the points' range inside the padding; y grows downwards. */
+/** Data to pixels over the scales' domains; y grows downwards. */
 function pixelScale(points: readonly LabelledPoint[], area: PlotArea): { pixels: [number, number][]; toPixel: (p: { x: number; y: number }) => [number, number] } {
-  const axis = (values: number[], length: number): ((v: number) => number) => {
-    const [lo, hi] = [Math.min(...values), Math.max(...values)];
-    const inner = length - 2 * area.padding;
-    return hi > lo ? (v) => area.padding + ((v - lo) / (hi - lo)) * inner : () => length / 2;
-  };
-  const x = axis(points.map((p) => p.x), area.width);
-  const y = axis(points.map((p) => p.y), area.height);
+  const axis = ([lo, hi]: readonly [number, number], length: number): ((v: number) => number) => (hi > lo ? (v) => ((v - lo) / (hi - lo)) * length : () => length / 2);
+  const x = axis(area.xDomain, area.width);
+  const y = axis(area.yDomain, area.height);
   const toPixel = (p: { x: number; y: number }): [number, number] => [x(p.x), area.height - y(p.y)];
   return { pixels: points.map(toPixel), toPixel };
+}
+
+/**
+ * The data's range widened by `padding` pixels at each end of `length` (what vega's scale padding does),
+ * but never past the bounds a quantity has (a size below 0 KiB, a top-1 above 100 %).
+ */
+export function paddedDomain(values: readonly number[], length: number, padding: number, bounds: readonly [number, number]): [number, number] {
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  const span = hi - lo || Math.abs(hi) * 0.2 || 1;
+  const pad = (span * padding) / Math.max(1, length - 2 * padding);
+  return [Math.max(bounds[0], lo - pad), Math.min(bounds[1], hi + pad)];
 }
