@@ -338,4 +338,24 @@ describe('a run timed on the host and in the browser', () => {
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere').bench!.stage).toBe('bench-web');
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere', { target: 'host' }).variants).toEqual([]);
   });
+
+  it('--target web judges an int8 variant by the top-1 the browser computes (exact kernels), not this CPU\'s saturated one', async () => {
+    // int8 scores 84.9 % here, 83.0 % on exact kernels (the browser's); --min-top1 84 % is met only here.
+    const web = bench('bench-web', 'web', 3);
+    const withExact = { ...web, result: { ...web.result!, variants: (web.result as { variants: VariantBench[] }).variants.map((v) => (v.id === 'int8' ? { ...v, top1_exact_kernels: 0.83 } : v)) } } as StageRecord;
+    const runDir = mkdtempSync(path.join(tmpdir(), 'slim-recommend-web-'));
+    try {
+      writeFileSync(path.join(runDir, 'manifest.json'), JSON.stringify(manifest([bench('bench-host', 'host', 1), withExact])));
+      const judge = async (target: string): Promise<{ choice: string; top1_from: string; assessed: { id: string; fits: boolean }[] }> => {
+        const r = await runSlim(['recommend', runDir, '--target', target, '--min-top1', '84%', '--max-size', '800KiB', '--json']);
+        return JSON.parse(r.stdout) as { choice: string; top1_from: string; assessed: { id: string; fits: boolean }[] };
+      };
+      const [host, browser] = [await judge('host'), await judge('web')];
+      expect(host).toMatchObject({ choice: 'int8', top1_from: 'this machine' });
+      expect(browser).toMatchObject({ choice: 'pruned', top1_from: 'exact int8 kernels (as the browser computes)' });
+      expect(browser.assessed.find((a) => a.id === 'int8')!.fits).toBe(false);
+    } finally {
+      rmSync(runDir, { recursive: true, force: true });
+    }
+  });
 });

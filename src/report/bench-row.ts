@@ -34,6 +34,8 @@ export interface BenchRow {
   eval_images?: number;
   /** Which of the eval images it got right, one bit each (report/paired.ts); absent in older manifests. */
   correct?: string;
+  /** The same on exact int8 kernels, beside `top1_exact_kernels` (run benches; absent in older manifests). */
+  correct_exact_kernels?: string;
   /** Eval images the model scored NaN (counted wrong); absent when none. */
   nan_images?: number;
   /**

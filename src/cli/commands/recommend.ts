@@ -79,8 +79,17 @@ export function registerRecommend(program: Command): void {
       // A file replaced since it was measured: what is recommended is the measured file, not what is there.
       const changed = changedFilesNote(report);
       if (changed) log(`warning: ${changed}`);
-      for (const note of [choseOnTestNote(report), exactKernelsNote(report)]) if (note) log(`note: ${note}`);
-      const r = recommend(report.variants, limits, report.bench);
+      // Judged for the browser, whose int8 kernels are exact: an int8 variant scores its exact-kernel top-1
+      // there, not this CPU's saturated one (a trial's recommendation rested on a 2-point gap that was 0.8).
+      const inBrowser = report.bench?.target === 'web' && report.variants.some((v) => v.top1_exact_kernels !== undefined);
+      const variants = inBrowser
+        ? report.variants.map((v) => (v.top1_exact_kernels !== undefined ? { ...v, top1: v.top1_exact_kernels, ...(v.correct_exact_kernels ? { correct: v.correct_exact_kernels } : { correct: undefined }) } : v))
+        : report.variants;
+      const exactNote = inBrowser
+        ? `top-1 of ${variants.filter((v) => v.top1_exact_kernels !== undefined).map((v) => v.id).join(', ')} as the browser computes int8 (exact kernels, scored here with the weights as uint8), not this CPU's (its int8 sums saturate)`
+        : exactKernelsNote(report);
+      for (const note of [choseOnTestNote(report), exactNote]) if (note) log(`note: ${note}`);
+      const r = recommend(variants, limits, report.bench);
       const limitsJson = {
         ...(limits.maxSizeBytes !== undefined ? { max_size_bytes: limits.maxSizeBytes } : {}),
         ...(limits.maxLatencyMs !== undefined ? { max_latency_ms: limits.maxLatencyMs } : {}),
@@ -89,13 +98,13 @@ export function registerRecommend(program: Command): void {
       const assessed = r.assessed.map((a) => ({ id: a.id, latency_ms: r.latencyMs.get(a.id)!, checks: a.checks, fits: a.fits, worst_miss: a.worstMiss }));
       // Which timings judged latency: a run may have timed its variants on the host and in the browser.
       const timing = { stage: report.bench!.stage, target: report.bench!.target ?? 'host', ...(report.bench!.runtime ? { runtime: report.bench!.runtime } : {}) };
-      const json = { run_dir: runDir, ...(report.changed_files?.length ? { changed_files: report.changed_files } : {}), latency_from: timing, limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
+      const json = { run_dir: runDir, ...(report.changed_files?.length ? { changed_files: report.changed_files } : {}), latency_from: timing, top1_from: inBrowser ? 'exact int8 kernels (as the browser computes)' : 'this machine', limits: limitsJson, choice: r.choice ?? null, fits: r.choice !== undefined, candidates: r.candidates, closest: r.closest ?? null, nearest_limit: r.nearestLimit ?? null, per_limit: r.perLimit, assessed, explanation: r.lines };
       printResult(options, json, () =>
         [
           `run: ${runDir}; latency as timed by stage '${timing.stage}' (${timedWith(report.bench!)})${report.other_benches.length ? ` — also timed: ${report.other_benches.map((o) => `'${o.stage}' (${o.target}${o.target !== timing.target ? `; --target ${o.target}` : ''})`).join(', ')}` : ''}`,
           table(
             ['variant', 'size', 'p50 ms', 'top-1', 'within limits'],
-            report.variants.map((v) => {
+            variants.map((v) => {
               const a = r.assessed.find((x) => x.id === v.id)!;
               return [`${v.id}${v.id === r.choice ? ' <' : ''}`, formatBytes(v.size_bytes), r.latencyMs.get(v.id)!.toFixed(3), formatPercent(v.top1), a.fits ? 'yes' : `no (${a.checks.filter((c) => !c.met).map((c) => c.limit).join(', ')})`];
             }),

@@ -59,7 +59,8 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
     const scored = await score(files[i]!, graph, `eval ${id}`);
     // This CPU's int8 sums saturate: the top-1 the model has everywhere else, beside this CPU's.
     const twin = exactKernelsTwin(graph);
-    const exact = twin ? (await score(encodeModel(twin).model, twin, `eval ${id} (exact int8 kernels)`)).top1 : undefined;
+    const exactScored = twin ? await score(encodeModel(twin).model, twin, `eval ${id} (exact int8 kernels)`) : undefined;
+    const exact = exactScored?.top1;
     const nan = nanScoresWarning(id, scored);
     if (nan) ctx.log(`  ${nan}`);
     const v = ctx.variants.get(id)!;
@@ -72,7 +73,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
       ...(v.from ? { from: v.from } : {}),
       sha256: v.model.sha256,
       top1: scored.top1,
-      ...(exact !== undefined ? { top1_exact_kernels: exact } : {}),
+      ...(exactScored ? { top1_exact_kernels: exactScored.top1, correct_exact_kernels: correctBits(exactScored.predictions!, data.test.labels, exactScored.count) } : {}),
       top5: scored.top5,
       eval_images: scored.count,
       per_class: scored.perClass,
