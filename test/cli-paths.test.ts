@@ -174,7 +174,7 @@ describe('output paths', () => {
     const made = await runSlim(['deploy', model, '--target', 'linux-x64', '--out', path.join(dir, 'bundle/')]);
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toContain(`(see ${path.join(dir, 'bundle', 'README.md')})`);
-  });
+  }, 300_000); // about twenty commands started: minutes on a loaded 2-core machine
 });
 
 describe('the model a long command made', () => {
