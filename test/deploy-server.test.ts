@@ -235,6 +235,35 @@ describe('bounded queue and graceful shutdown', () => {
     }
   });
 
+  it('a stalled upload holds no place in the queue, and is answered 408 request_timeout when its time is up', async () => {
+    // A queue of one: the stalled upload used to hold it, and every other client got 503 queue_full.
+    const s = createClassifyServer({ classifier, queueCapacity: 1, requestTimeoutMs: 1000 });
+    const u = (await s.listen(0)).url;
+    const { hostname, port } = new URL(u);
+    const net = await import('node:net');
+    let answer = '';
+    const stalled = net.connect(Number(port), hostname, () => {
+      stalled.write('POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n');
+      stalled.write(Buffer.alloc(100)); // …and the rest never comes
+    });
+    stalled.on('data', (d: Buffer) => (answer += d.toString()));
+    stalled.on('error', () => {});
+    const t0 = Date.now();
+    try {
+      await until(async () => (await request(`${u}/metrics`)).body.toString().includes('slim_buffered_body_bytes 5000\n'));
+      const png = await readFile(images[0]!.file);
+      expect((await request(`${u}/v1/classify`, { method: 'POST', body: png })).status).toBe(200);
+      await until(() => answer.length > 0, 5000);
+      expect(Date.now() - t0).toBeLessThan(4000);
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      expect(answer).toMatch(/x-content-type-options: nosniff/);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: { status: 408, code: 'request_timeout', message: 'the request was not received in full within 1 s; send the whole body at once' } });
+    } finally {
+      stalled.destroy();
+      await s.shutdown();
+    }
+  });
+
   it('on shutdown finishes admitted requests, refuses new ones, then closes', async () => {
     const gated = gatedClassifier();
     const s = createClassifyServer({ classifier: gated.classifier });

@@ -27,7 +27,8 @@ export async function runServer(options: RunServerOptions): Promise<void> {
   onListening?.(address.url);
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals): void => {
-      options.log?.(`${options.program ?? 'slim serve'}: ${signal} received`);
+      // The handlers go with this first signal: a second Ctrl-C stops the process at once, as said here.
+      options.log?.(`${options.program ?? 'slim serve'}: ${signal} received${signal === 'SIGINT' ? ' (Ctrl-C again stops at once, cutting the requests in flight)' : ''}`);
       process.off('SIGTERM', onSignal);
       process.off('SIGINT', onSignal);
       server.shutdown().then(resolve, resolve);

@@ -21,7 +21,7 @@ import { SlimError } from '../errors.js';
 import { ImageError, topK, type Classifier } from './classifier.js';
 import { Registry } from './metrics.js';
 import { channelCount } from '../deploy/config.js';
-import { Pipeline } from './pipeline.js';
+import { Pipeline, type Ticket } from './pipeline.js';
 import { describeContent, sniffImage } from './sniff.js';
 import { resolveStatic, sendFile } from './static.js';
 
@@ -125,10 +125,13 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   metrics.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch.', () => Math.round(startSeconds));
 
   let draining = false;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
 
   const server = http.createServer({
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    headersTimeout: Math.min(options.requestTimeoutMs ?? 30_000, 10_000),
+    requestTimeout: requestTimeoutMs,
+    headersTimeout: Math.min(requestTimeoutMs, 10_000),
+    // How often Node looks for requests past those timeouts (its default, 30 s, let a stalled upload live 30–60 s).
+    connectionsCheckingInterval: Math.max(250, Math.min(5_000, requestTimeoutMs / 4)),
     keepAliveTimeout: 5_000,
     maxHeaderSize: 16 * 1024,
   });
@@ -172,9 +175,14 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       socket.destroy();
       return;
     }
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const body = JSON.stringify({ error: { status, code: 'bad_request', message: `malformed HTTP request (${err.code ?? err.message})` } });
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    // A client too slow to send its request in full (a stalled upload) is a timeout, not malformed HTTP.
+    const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : timedOut ? 408 : 400;
+    const error = timedOut
+      ? { status, code: 'request_timeout', message: `the request was not received in full within ${Math.round(requestTimeoutMs / 1000)} s; send the whole body at once` }
+      : { status, code: 'bad_request', message: `malformed HTTP request (${err.code ?? err.message})` };
+    const body = `${JSON.stringify({ error })}\n`;
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`);
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string | undefined, start: number): Promise<void> {
@@ -205,25 +213,29 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   async function classify(req: IncomingMessage, res: ServerResponse, start: number): Promise<void> {
     if (draining) throw new HttpError(503, 'draining', 'the server is shutting down; retry on another instance', { 'retry-after': '5' });
     const top = parseTop(req.url!, config.labels.length, defaultTop);
-    const ticket = pipeline.tryAdmit();
-    if (!ticket) {
-      throw new HttpError(503, 'queue_full', `the server is busy (${pipeline.capacity} requests queued); retry shortly`, {
-        'retry-after': String(Math.max(1, Math.ceil(averageBatchSeconds() * pipeline.capacity / classifier.maxBatch))),
-      });
-    }
+    const queueFull = (): HttpError => new HttpError(503, 'queue_full', `the server is busy (${pipeline.capacity} requests queued); retry shortly`, {
+      'retry-after': String(Math.max(1, Math.ceil(averageBatchSeconds() * pipeline.capacity / classifier.maxBatch))),
+    });
+    // Turned away at once when the queue is full already: no image is uploaded only to be refused.
+    if (pipeline.admitted >= pipeline.capacity) throw queueFull();
     // Reserve the upload's bytes before reading it (all of maxBody when the length is not declared).
     const declared = Number(req.headers['content-length']);
     const reserved = Math.min(maxBody, Number.isFinite(declared) && declared >= 0 ? declared : maxBody);
     if (buffered + reserved > bufferBudget) {
-      ticket.release();
       throw new HttpError(503, 'busy', `the server is holding its limit of ${Math.round(bufferBudget / MiB)} MiB of uploads; retry shortly`, { 'retry-after': '1' });
     }
     buffered += reserved;
+    let ticket: Ticket | undefined;
     try {
       const body = await readBody(req, maxBody);
       if (body.length === 0) throw new HttpError(400, 'empty_body', 'the request has no body; send the image bytes (curl --data-binary @photo.jpg)');
       const format = sniffImage(body);
       if (!format) throw new HttpError(415, 'unsupported_media_type', `the body is ${describeContent(body)}, not a JPEG, PNG, WebP, GIF, TIFF or AVIF image`);
+      // A place in the queue is taken once the body is in: a client that stalls mid-upload holds only its
+      // bytes' reservation until the request timeout, not a slot (two stalled uploads filled a queue of 2).
+      if (draining) throw new HttpError(503, 'draining', 'the server is shutting down; retry on another instance', { 'retry-after': '5' });
+      ticket = pipeline.tryAdmit();
+      if (!ticket) throw queueFull();
       let scored;
       try {
         scored = await pipeline.classify(ticket, body);
@@ -247,7 +259,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       }, false);
     } finally {
       buffered -= reserved;
-      ticket.release();
+      ticket?.release();
     }
   }
 
@@ -314,7 +326,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
           new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeout))),
         ]);
         clearTimeout(timer);
-        if (timedOut) log(`${program}: ${pipeline.admitted} requests still running after ${drainTimeout} ms; closing their connections`);
+        if (timedOut) log(`${program}: ${pipeline.admitted} request${pipeline.admitted === 1 ? '' : 's'} still running after ${drainTimeout} ms; closing their connections`);
         // Then, within SETTLE_MS: the listener closes once no connection has come for QUIET_MS
         // (connections the kernel accepted but this process has not taken are reset when it closes);
         // connections still owing a request or sending a refused upload get to finish (an idle sweep
