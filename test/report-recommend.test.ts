@@ -234,6 +234,30 @@ describe('recommend', () => {
     expect(r.lines).toContain('Each limit is met by some variant, but no variant meets them all at once.');
   });
 
+  it('says what the choice costs in accuracy when no --min-top1 bounds it, and names near misses (a trial: 27 % recommended over 66 %, unsaid)', () => {
+    // A run of a trial: pruning without a fine-tune took 69 % to 27 %; int8 kept 66 % and is 7.6 % over 1 ms.
+    const f = { ...variant('fp32', 2700, 2.0, 0.688), kind: 'train' as const };
+    const q = { ...variant('int8', 740, 1.076, 0.656), kind: 'quantize' as const, from: 'fp32' };
+    const p = { ...variant('pruned', 780, 0.91, 0.284), kind: 'prune' as const, from: 'fp32' };
+    const pq = { ...variant('pruned-int8', 237, 0.79, 0.274), kind: 'quantize' as const, from: 'pruned' };
+    const bySize = recommend([f, q, p, pq], { maxSizeBytes: 300 * 1000 });
+    expect(bySize.choice).toBe('pruned-int8');
+    expect(bySize.lines).toContain('Accuracy: pruned-int8 scores 41.40 pt below fp32 (68.80 %), and no --min-top1 bounds that loss: pass one (e.g. --min-top1 66%) to rule out variants that lost too much.');
+    const byLatency = recommend([f, q, p, pq], { maxLatencyMs: 1 });
+    expect(byLatency.choice).toBe('pruned');
+    expect(byLatency.lines).toContain('Near miss: int8 is 37.20 pt more accurate and misses only batch-1 p50 latency 1.08 ms > 1.00 ms (7.6 % over) — a limit that much higher, or timings on a quieter machine, may let it in.');
+    // fp32 misses by 100 %: no near miss. With a --min-top1 the loss is the user's own bound: not repeated.
+    expect(byLatency.lines.filter((l) => l.startsWith('Near miss'))).toHaveLength(1);
+    expect(recommend([f, q, p, pq], { maxLatencyMs: 1, minTop1: 0.2 }).lines.some((l) => l.startsWith('Accuracy:'))).toBe(false);
+    // A loss under 2 pt is not worth the line.
+    expect(recommend(ALL, { maxSizeBytes: 400 * 1024 }).lines.some((l) => l.startsWith('Accuracy:'))).toBe(false);
+
+    // Size and top-1 each met by someone, by no one together: the advice is for what the closest misses (top-1), not latency too.
+    const both = recommend([f, q, p, pq], { maxSizeBytes: 300 * 1000, minTop1: 0.6 });
+    expect(both.closest?.id).toBe('pruned-int8');
+    expect(both.lines.at(-1)).toBe('To get there: more training epochs, more training images, distillation from a larger model, or less aggressive pruning raise top-1.');
+  });
+
   it('advises from what the closest variant already is: no "quantize" for one that is int8 and pruned', () => {
     const f = { ...variant('fp32', 2800, 4, 0.85), kind: 'train' as const };
     const p = { ...variant('pruned', 900, 2, 0.84), kind: 'prune' as const, from: 'fp32' };

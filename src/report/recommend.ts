@@ -161,6 +161,7 @@ export function recommend(variants: readonly VariantBench[], limits: Limits, loa
       lines.push(`Not ${v.id}: ${by.id} is at least as accurate, fast and small.`);
     }
     for (const a of assessed.filter((x) => !x.fits)) lines.push(`Over the limits: ${a.id} — ${a.checks.filter((c) => !c.met).map(describeCheck).join(', ')}.`);
+    lines.push(...accuracyLines(choice, variants, assessed, limits, byId));
     lines.push(...noiseNote(variants, load).map((l) => `Note: ${l}`));
     return { limits, assessed, choice: choice.id, candidates: candidates.map((c) => c.id), perLimit, lines, latencyMs };
   }
@@ -184,8 +185,35 @@ export function recommend(variants: readonly VariantBench[], limits: Limits, loa
   } else {
     lines.push('Each limit is met by some variant, but no variant meets them all at once.');
   }
-  lines.push(advice(unmet.map((p) => p.limit), byId.get(closestA.id), byId), ...noiseNote(variants, load).map((l) => `Note: ${l}`));
+  // Each limit met by someone: the advice is for what the closest variant misses, not for every limit there is.
+  lines.push(advice(unmet.length ? unmet.map((p) => p.limit) : misses.map((c) => c.limit), byId.get(closestA.id), byId), ...noiseNote(variants, load).map((l) => `Note: ${l}`));
   return { limits, assessed, candidates: [], closest: { id: closestA.id, misses }, ...(nearest ? { nearestLimit: nearest } : {}), perLimit, lines, latencyMs };
+}
+
+/** A top-1 loss worth saying out loud: the recommendation is within the limits, but the limits may not say what the user wants. */
+const NOTABLE_LOSS = 0.02;
+/** A variant over a latency or size limit by less than this is a near miss (latencies on a busy machine move that much). */
+const NEAR_MISS = 0.1;
+
+/**
+ * What the choice costs in accuracy, said when it is much: a variant far below the most accurate one, with
+ * no --min-top1 to bound the loss (a trial was recommended a 27 % model cut from a 69 % one, unsaid), and
+ * more accurate variants that miss a latency or size limit narrowly.
+ */
+function accuracyLines(choice: VariantBench, variants: readonly VariantBench[], assessed: readonly Assessment[], limits: Limits, byId: ReadonlyMap<string, VariantBench>): string[] {
+  const lines: string[] = [];
+  const best = [...variants].sort((a, b) => b.top1 - a.top1)[0]!;
+  const pt = (a: VariantBench, b: VariantBench): string => `${((a.top1 - b.top1) * 100).toFixed(2)} pt`;
+  if (limits.minTop1 === undefined && best.top1 - choice.top1 >= NOTABLE_LOSS) {
+    lines.push(`Accuracy: ${choice.id} scores ${pt(best, choice)} below ${best.id} (${formatPercent(best.top1)}), and no --min-top1 bounds that loss: pass one (e.g. --min-top1 ${Math.floor(best.top1 * 100 - 2)}%) to rule out variants that lost too much.`);
+  }
+  for (const a of assessed.filter((x) => !x.fits)) {
+    const v = byId.get(a.id)!;
+    const misses = a.checks.filter((c) => !c.met);
+    if (v.top1 - choice.top1 < NOTABLE_LOSS || misses.some((c) => c.limit === 'top1' || c.miss >= NEAR_MISS)) continue;
+    lines.push(`Near miss: ${v.id} is ${pt(v, choice)} more accurate and misses only ${misses.map(describeCheck).join(' and ')} — a limit that much higher, or timings on a quieter machine, may let it in.`);
+  }
+  return lines;
 }
 
 function tradeoff(v: VariantBench, choice: VariantBench, ms: (v: VariantBench) => number): string {
