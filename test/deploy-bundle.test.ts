@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CIFAR10_CLASSES, loadImageFolder, type ResizeMode } from '../src/data/index.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
 import { deploy, type DeployResult } from '../src/deploy/bundle.js';
+import { readBundle } from '../src/deploy/open-bundle.js';
 import { HOST_TAG } from '../src/onnx/io.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
@@ -247,6 +248,16 @@ describe('a bundle whose native modules are missing or built for another CPU', (
 });
 
 describe('slim deploy safety and errors', () => {
+  it('a folder that is not a bundle is named plainly; a run folder points to its bundles (a trial got "no slim.json: ENOENT")', async () => {
+    const run = path.join(dir, 'a-run');
+    await mkdir(path.join(run, 'models'), { recursive: true });
+    await writeFile(path.join(run, 'manifest.json'), '{}');
+    await expect(readBundle(run)).rejects.toThrow(/a-run: is not a slimkit bundle \(it has no slim\.json\) — it is a slim run folder without a deploy stage: pass one of its models \(.*a-run\/models\/<id>\.onnx\)/);
+    await deploy({ model: modelFile, target: 'web', out: path.join(run, 'deploy', 'web') });
+    await expect(readBundle(run)).rejects.toThrow(/it is a slim run folder: pass its bundle, .*a-run\/deploy\/web$/);
+    await expect(readBundle(path.join(run, 'models'))).rejects.toThrow(/models: is not a slimkit bundle \(it has no slim\.json\) — pass a folder written by `slim deploy`, or an \.onnx model$/);
+  });
+
   it('never overwrites a folder that is not a bundle, and replaces a bundle only with --force', async () => {
     const other = path.join(dir, 'precious');
     await mkdir(other);

@@ -413,8 +413,11 @@ describe('model structure', () => {
   it('turn garbage into one-line SlimErrors naming the file', () => {
     const fixture = readFileSync(join(FIXTURES, 'torch-tiny-resnet.onnx'));
     expect(thrown(() => decodeModel(new Uint8Array(), { file: 'e.onnx' })).message).toMatch(/^e\.onnx: is empty/);
+    // Text (a JSON config, a recipe, notes) is named as text, not as protobuf's "invalid wire type 4 at offset 3".
     expect(thrown(() => decodeModel(new TextEncoder().encode('{"not": "onnx"}'), { file: 'j.onnx' })).message)
-      .toMatch(/^j\.onnx: is not a valid ONNX model: /);
+      .toBe('j.onnx: is a text file, not an ONNX model — give the .onnx model itself (the binary file an ONNX exporter writes)');
+    expect(thrown(() => decodeModel(new TextEncoder().encode('hello, wörld\nmy notes\n'), { file: 'hello.txt' })).message).toMatch(/^hello\.txt: is a text file/);
+    expect(thrown(() => decodeModel(Uint8Array.from([0x0a, 0x05, 0x01, 0x02, 0xff, 0xfe]), { file: 'b.onnx' })).message).toMatch(/^b\.onnx: is not a valid ONNX model: /);
     expect(thrown(() => decodeModel(fixture.subarray(0, 5000), { file: 't.onnx' })).message)
       .toMatch(/^t\.onnx: is not a valid ONNX model: .*truncated/);
     // What users hand over instead of an ONNX file is named, with how to get one.

@@ -9,6 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import { readTrainingLog } from '../src/report/training-log.js';
 import { curvesSpec } from '../src/report/charts.js';
+import { writeModel } from '../src/onnx/io.js';
+import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 
@@ -73,6 +75,12 @@ describe('readTrainingLog', () => {
     await expect(readTrainingLog(writeLog('blank.jsonl', [event('start'), '', JSON.stringify({ hello: 1 })]))).rejects.toThrow(/blank\.jsonl: line 3: is not a record/);
     await expect(readTrainingLog(writeLog('empty.jsonl', ['']))).rejects.toThrow(/holds no training log records — give the file a training command wrote with --log/);
     await expect(readTrainingLog(path.join(scratch, 'missing.jsonl'))).rejects.toThrow(/missing\.jsonl: does not exist/);
+    // A model given for the log (a trial's `slim curves tiny.onnx` was told of its "line 22").
+    const model = path.join(scratch, 'tiny.onnx');
+    await writeModel(buildZooModel('resnet18-cifar', { width: 0.0625 }), model);
+    await expect(readTrainingLog(model)).rejects.toThrow(/tiny\.onnx: is an ONNX model, not a training log — give the JSON-lines file a training command wrote with --log/);
+    writeFileSync(path.join(scratch, 'noise.bin'), Buffer.from([1, 0, 2, 0, 3]));
+    await expect(readTrainingLog(path.join(scratch, 'noise.bin'))).rejects.toThrow(/noise\.bin: is a binary file, not a training log/);
   });
 });
 

@@ -3,8 +3,8 @@
  * SHA-256 so a truncated copy to the device fails at start with a clear message, not with a wrong answer.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { createReadStream, existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError } from '../errors.js';
 import { CONFIG_FILE, parseBundleConfig, type BundleConfig } from './config.js';
@@ -15,16 +15,27 @@ export interface OpenedBundle {
   modelPath: string;
 }
 
+/** A run folder's bundles (deploy/<stage>/), or its models, named where a bundle was wanted. */
+async function bundleHint(dir: string): Promise<string> {
+  const plain = 'pass a folder written by `slim deploy`, or an .onnx model';
+  if (!existsSync(path.join(dir, 'manifest.json'))) return plain;
+  const deployed = await readdir(path.join(dir, 'deploy')).catch(() => [] as string[]);
+  const bundles = deployed.filter((d) => existsSync(path.join(dir, 'deploy', d, CONFIG_FILE))).map((d) => path.join(dir, 'deploy', d));
+  if (bundles.length) return `it is a slim run folder: pass its bundle${bundles.length > 1 ? ' (one of them)' : ''}, ${bundles.join(' or ')}`;
+  return `it is a slim run folder without a deploy stage: pass one of its models (${path.join(dir, 'models', '<id>.onnx')}), or add \`- deploy: {}\` to its recipe`;
+}
+
 export async function readBundle(dir: string, options: { verify?: boolean } = {}): Promise<OpenedBundle> {
   const configPath = path.join(dir, CONFIG_FILE);
   let text: string;
   try {
     text = await readFile(configPath, 'utf8');
   } catch (e) {
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
     throw inputError({
       file: dir,
-      problem: `is not a slimkit bundle (no ${CONFIG_FILE}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
-      fix: 'pass a folder written by `slim deploy`, or an .onnx model',
+      problem: `is not a slimkit bundle (${missing ? `it has no ${CONFIG_FILE}` : `${CONFIG_FILE} cannot be read: ${(e as Error).message}`})`,
+      fix: await bundleHint(dir),
     });
   }
   const config = parseBundleConfig(text, configPath);

@@ -309,8 +309,37 @@ function foreignFormat(bytes: Uint8Array): { what: string; fix: string } | undef
   if (head.startsWith('SLIMCKPT')) return { what: 'a slimkit training checkpoint (--checkpoint-dir)', fix: 'give the model the run wrote (--out, -o); the command that made the checkpoint continues from it with --resume' };
   if (/^\{"time":"[^"]*","event":"/.test(head)) return { what: 'a slimkit training log (--log)', fix: 'give the model the run wrote (--out, -o); slim curves draws the log' };
   const image = sniffImage(bytes.subarray(0, 256));
-  if (image) return { what: imageKindText(image), fix: 'give the .onnx model here; images go to --data (a folder of class folders), or to slim serve' };
+  if (image) return { what: imageKindText(image), fix: 'give the .onnx model here; images go to --data (a folder of class folders), or to a served model (POST /v1/classify)' };
+  // An ONNX file starts with a field tag (0x08): never text. A recipe, a JSON config or notes given as the model.
+  if (looksLikeText(bytes.subarray(0, 512))) return { what: 'a text file', fix: 'give the .onnx model itself (the binary file an ONNX exporter writes)' };
   return undefined;
+}
+
+/** Printable UTF-8 with tabs and line breaks only. */
+function looksLikeText(bytes: Uint8Array): boolean {
+  if (bytes.some((b) => b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d)) return false;
+  try {
+    // A UTF-8 character cut at the end of the sample is not a reason to call it binary.
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, Math.max(0, bytes.length - 3)));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What a binary file is, for a command that wanted something else (a training log): an ONNX model, one
+ * of the formats decodeModel names, else undefined.
+ */
+export function describeBinaryFile(bytes: Uint8Array): string | undefined {
+  const foreign = foreignFormat(bytes);
+  if (foreign) return foreign.what;
+  try {
+    decodeModel(bytes);
+    return 'an ONNX model';
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError } from '../errors.js';
-import { fileError } from '../onnx/io.js';
+import { describeBinaryFile, fileError } from '../onnx/io.js';
 import type { EpochJson } from './json-records.js';
 
 export interface LoggedRun {
@@ -51,9 +51,14 @@ interface Record_ {
 }
 
 export async function readTrainingLog(file: string): Promise<TrainingLog> {
-  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+  const bytes = await readFile(file).catch((e: unknown) => {
     throw fileError(file, e, 'read');
   });
+  // A model (or another binary file) given for the log: named as such, not as a bad "line 22".
+  if (bytes.subarray(0, 4096).includes(0)) {
+    throw inputError({ file, problem: `is ${describeBinaryFile(bytes) ?? 'a binary file'}, not a training log`, fix: 'give the JSON-lines file a training command wrote with --log (slim train … --log run.jsonl)' });
+  }
+  const text = bytes.toString('utf8');
   const base = path.basename(file).replace(/\.jsonl?$/, '');
   const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean; start?: StartScore }[] = [];
   let tornLines = 0;
