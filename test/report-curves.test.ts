@@ -133,10 +133,17 @@ describe('slim curves', () => {
     expect(readFileSync(path.join(scratch, 'kd.svg'), 'utf8')).toContain('Training loss per epoch');
   });
 
-  it("a slim run folder is pointed to its report's curves", async () => {
+  it("a slim run folder is pointed to its report's curves, or told it has none (a trial was sent to charts that did not exist)", async () => {
     const run = path.join(scratch, 'a-run');
     mkdirSync(run);
-    writeFileSync(path.join(run, 'manifest.json'), '{}');
+    writeFileSync(path.join(run, 'manifest.json'), JSON.stringify({ stages: [{ kind: 'quantize' }, { kind: 'bench' }] }));
+    const none = await runSlim(['curves', run]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`${run} is a slim run folder whose stages train nothing: it has no training curves`);
+    writeFileSync(path.join(run, 'manifest.json'), JSON.stringify({ stages: [{ kind: 'train' }, { kind: 'bench' }] }));
+    expect((await runSlim(['curves', run])).stderr).toContain(`${run} is a slim run folder whose report has no training curves yet — slim report ${run} draws them`);
+    mkdirSync(path.join(run, 'report', 'charts'), { recursive: true });
+    writeFileSync(path.join(run, 'report', 'charts', 'accuracyCurves.svg'), '<svg/>');
     const r = await runSlim(['curves', run]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`${run} is a slim run folder: its training curves are drawn in its report (${path.join(run, 'report', 'charts', 'accuracyCurves.svg')} and lossCurves.svg`);

@@ -74,7 +74,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   }
   // WebAssembly's int8 kernels are not the native ones: an int8 model may gain little there, or lose.
   if (options.target === 'web' && graph.nodes.some((n) => n.opType === 'DequantizeLinear' && graph.initializers.has(n.inputs[0] ?? ''))) {
-    notes.push(`${file} is int8: onnxruntime-web's WebAssembly kernels gain less from int8 than native ones, and on a small model can lose to float (the README's demo model: 0.66× fp32 in Chromium against 0.33× natively) — compare the float and int8 models with slim bench FLOAT INT8 --target web before shipping`);
+    notes.push(`${file} is int8: onnxruntime-web's WebAssembly kernels gain less from int8 than native ones, and on a small model can lose to float (the README's browser row measures this on the demo model) — compare the float and int8 models with slim bench FLOAT INT8 --target web before shipping`);
   }
   // Which x64 CPU the bundle lands on is not known here: one without VNNI would saturate these weights.
   if (options.target === 'linux-x64' && hasWideInt8Weights(graph)) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { inputError, usageError } from '../../errors.js';
 import { writeFileAtomic } from '../../onnx/io.js';
@@ -27,9 +27,7 @@ export function registerCurves(program: Command): void {
     .action(async (files: string[], options: CurvesCliOptions) => {
       // A slim run folder has its curves drawn already (its stages log no file of their own).
       const runFolder = files.find((f) => existsSync(path.join(f, 'manifest.json')));
-      if (runFolder) {
-        throw usageError(`${runFolder} is a slim run folder: its training curves are drawn in its report (${path.join(runFolder, 'report', 'charts', 'accuracyCurves.svg')} and lossCurves.svg, made by slim run or slim report)`, 'slim curves draws the --log files of slim train, distill, prune --finetune and quantize --qat');
-      }
+      if (runFolder) throw runFolderCurves(runFolder);
       const output = options.out ?? `${files[0]!.replace(/\.jsonl?$/, '')}.svg`;
       if (!output.toLowerCase().endsWith('.svg')) throw usageError(`-o writes an SVG file, got '${output}'`, 'name it something.svg');
       checkOutputFile(output, '-o', files);
@@ -102,4 +100,25 @@ function nameRunsApart(runs: LoggedRun[]): void {
     // A run's name is its log's base name, then " (run i)" when the log holds several.
     if (files.get(base)!.size > 1) r.name = `${path.relative(process.cwd(), r.file).replace(/\.jsonl?$/, '')}${r.name.slice(base.length)}`;
   }
+}
+
+/** A run folder given for a log: where its curves are, or that it has none (a run that trains nothing). */
+function runFolderCurves(runFolder: string): Error {
+  const charts = path.join(runFolder, 'report', 'charts', 'accuracyCurves.svg');
+  const fix = 'slim curves draws the --log files of slim train, distill, prune --finetune and quantize --qat';
+  if (existsSync(charts)) return usageError(`${runFolder} is a slim run folder: its training curves are drawn in its report (${charts} and lossCurves.svg)`, fix);
+  type Stage = { kind?: string; result?: { qat?: unknown; finetune_epochs?: number } };
+  let stages: Stage[] = [];
+  try {
+    stages = (JSON.parse(readFileSync(path.join(runFolder, 'manifest.json'), 'utf8')) as { stages?: Stage[] }).stages ?? [];
+  } catch {
+    // An unreadable manifest: said as a run whose curves are not drawn yet.
+    stages = [{ kind: 'train' }];
+  }
+  // What logs epochs: training stages, a prune stage's fine-tune, QAT.
+  const trains = stages.some((st) => ['train', 'finetune', 'distill'].includes(st.kind ?? '') || (st.result?.finetune_epochs ?? 0) > 0 || st.result?.qat !== undefined);
+  return usageError(
+    trains ? `${runFolder} is a slim run folder whose report has no training curves yet` : `${runFolder} is a slim run folder whose stages train nothing: it has no training curves`,
+    trains ? `slim report ${runFolder} draws them; ${fix}` : fix,
+  );
 }
