@@ -422,6 +422,24 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
   }, 400_000);
 });
 
+describe.skipIf(!nativeAvailable())('a prune stage that fine-tunes', () => {
+  it("draws its fine-tune's epochs in the report's curves beside the training stages' (a trial saw only fp32's)", async () => {
+    const runDir = path.join(dir, 'prune-ft');
+    const file = writeRecipe('pf.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - prune: { id: pruned, structured: { target_macs: 0.6 }, round_to: 4, calib_samples: 16, finetune: { epochs: 2, batch: 25 } }\n');
+    await run(file, runDir);
+    const pruned = manifestOf(runDir).stages.find((st) => st.id === 'pruned')!;
+    expect(pruned.result).toMatchObject({ finetune_epochs: 2, finetune_eval_images: 50 });
+    const history = (pruned.result as { finetune_history: { epoch: number; test_top1: number }[][] }).finetune_history;
+    expect(history.map((h) => h.map((e) => e.epoch))).toEqual([[1, 2]]);
+    // Its last epoch's score is the stage's own.
+    expect(history[0]!.at(-1)!.test_top1).toBe((pruned.result as { test_top1: number }).test_top1);
+    const report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    expect(report.training.map((t) => [t.stage, t.kind, t.history.length])).toEqual([['fp32', 'train', 1], ['pruned (fine-tune)', 'finetune', 2]]);
+    expect(report.prune[0]).not.toHaveProperty('finetune_history');
+    expect(readFileSync(path.join(runDir, 'report', 'charts', 'accuracyCurves.svg'), 'utf8')).toContain('pruned (fine-tune)');
+  }, 300_000);
+});
+
 describe('slim run from a PyTorch-exported model file', () => {
   it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
     // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.

@@ -56,6 +56,9 @@ export interface PruneResult {
   steps: { step: number; macs: number; sparsity?: number; test_top1?: number; seconds: number }[];
   test_top1?: number;
   finetune_epochs: number;
+  /** Each fine-tuning's epochs (one per step), on `finetune_eval_images` test images: the report draws them. */
+  finetune_history?: EpochJson[][];
+  finetune_eval_images?: number;
 }
 
 export interface QuantizeResult {

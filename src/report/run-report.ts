@@ -154,9 +154,15 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
       case 'distill':
         training.push({ stage: s.id, kind: s.kind, eval_images: s.result.eval_images, history: s.result.history, ...(s.result.teacher ? { teacher: s.result.teacher } : {}) });
         break;
-      case 'prune':
-        prune.push({ ...s.result, stage: s.id, ...from });
+      case 'prune': {
+        const { finetune_history: histories, finetune_eval_images: evalImages, ...rest } = s.result;
+        prune.push({ ...rest, stage: s.id, ...from });
+        // Its fine-tunings' epochs, beside the training stages' (one line each when it cut in several steps).
+        for (const [k, history] of (histories ?? []).entries()) {
+          training.push({ stage: `${s.id} (fine-tune${histories!.length > 1 ? ` ${k + 1}` : ''})`, kind: 'finetune', eval_images: evalImages ?? 0, history });
+        }
         break;
+      }
       case 'quantize': {
         const { sensitivity: layers, ...rest } = s.result;
         quantize.push({ ...rest, stage: s.id, ...from });

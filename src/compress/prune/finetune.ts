@@ -31,6 +31,8 @@ export interface FineTuneResult {
   /** Test top-1 after the last epoch, when the tuner evaluates. */
   testAccuracy?: number;
   seconds: number;
+  /** Its epochs, when the tuner trains in the engine (a run report draws them). */
+  history?: EpochRecord[];
 }
 
 export interface FineTuner {
@@ -167,7 +169,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       logged.epochs += f.epochs;
       logged.steps += r.steps;
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
-      return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds };
+      return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history };
     },
 
     async gradients(graph, { batches: count }) {

@@ -2,7 +2,7 @@
  * prune: structured (channels out, a smaller dense model) or unstructured (zeros), optionally with
  * fine-tuning in the loop — the same library calls `slim prune` makes.
  */
-import { pruneStepJson, pruningRecord, type PruningAsked } from '../../report/json-records.js';
+import { epochJson, pruneStepJson, pruningRecord, type EpochJson, type PruningAsked } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { hasFreeImageSize, restoreInputShapes } from '../../onnx/image-input.js';
@@ -19,6 +19,7 @@ import {
   pinForPruning,
   pruneUnstructuredGradually,
   type FineTuner,
+  type FineTuneResult,
   type ImportanceName,
   type IterativeOptions,
   type StructuredOptions,
@@ -40,6 +41,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const device = spec.finetune?.device ?? ctx.device;
   const normalization = normalizationFor(graph, {});
   let gpuSeconds = 0;
+  const histories: EpochJson[][] = [];
   let bar: Progress | undefined;
   const tuner: FineTuner = spec.finetune
     ? timed(
@@ -66,6 +68,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
           },
         }),
         (s) => (gpuSeconds += device === 'cuda' ? s : 0),
+        (history) => histories.push(history.map(epochJson)),
       )
     : {
         finetune: () => Promise.reject(usageError('this prune stage has no fine-tuning', 'add `finetune: { epochs: N }` to it')),
@@ -120,6 +123,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         steps: r.steps.map(pruneStepJson),
         ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}),
         finetune_epochs: spec.finetune?.epochs ?? 0,
+        ...finetuneCurves(histories, data.test.labels.length),
       };
     } else {
       const u = spec.unstructured!;
@@ -130,7 +134,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         loop,
       );
       pruned = r.graph;
-      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps.map(pruneStepJson), ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0 };
+      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps.map(pruneStepJson), ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0, ...finetuneCurves(histories, data.test.labels.length) };
     }
   } finally {
     bar?.stop();
@@ -151,14 +155,20 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   };
 }
 
-/** The tuner, reporting each fine-tuning's seconds (for the GPU-seconds column). */
-function timed(tuner: FineTuner, onSeconds: (s: number) => void): FineTuner {
+/** The tuner, reporting each fine-tuning's seconds (for the GPU-seconds column) and epochs (for the report's curves). */
+function timed(tuner: FineTuner, onSeconds: (s: number) => void, onHistory: (h: NonNullable<FineTuneResult['history']>) => void): FineTuner {
   return {
     finetune: async (g, o) => {
       const r = await tuner.finetune(g, o);
       onSeconds(r.seconds);
+      if (r.history?.length) onHistory(r.history);
       return r;
     },
     gradients: (g, o) => tuner.gradients(g, o),
   };
+}
+
+/** The fine-tunings' epochs for the manifest, when there were any. */
+function finetuneCurves(histories: EpochJson[][], evalImages: number): Pick<PruneResult, 'finetune_history' | 'finetune_eval_images'> {
+  return histories.length ? { finetune_history: histories, finetune_eval_images: evalImages } : {};
 }
