@@ -312,6 +312,39 @@ describe('run folders named by the user', () => {
   });
 });
 
+describe('slim bench given a file twice, or a run folder', () => {
+  it('times the file once, saying so; points a run folder to its models', async () => {
+    const model = fixturePath('torch-tiny-resnet.onnx');
+    const twice = await runSlim(['bench', model, path.join(path.dirname(model), '.', path.basename(model)), '--runs', '50', '--warmup', '2', '--threads', '1', '--json']);
+    expect(twice.code, twice.stderr).toBe(0);
+    expect((JSON.parse(twice.stdout) as { models: unknown[] }).models).toHaveLength(1);
+    expect(twice.stderr).toMatch(/note: .*torch-tiny-resnet\.onnx is named twice: benched once/);
+    const run = path.join(dir, 'bench-run');
+    mkdirSync(path.join(run, 'models'), { recursive: true });
+    writeFileSync(path.join(run, 'manifest.json'), '{}');
+    const folder = await runSlim(['bench', run]);
+    expect(folder.code).toBe(1);
+    expect(folder.stderr).toMatch(/bench-run: is a folder, not a file — it is a slim run folder: give its models, .*bench-run\/models\/\*\.onnx \(slim report .*bench-run shows the run's own bench\)/);
+  }, 120_000);
+});
+
+describe('Ctrl-C in a command that keeps nothing', () => {
+  it('says so in one line, and --json still prints its one JSON document (a trial got nothing at all)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/slim-entry.ts'), 'bench', fixturePath('torch-tiny-resnet.onnx'), '--runs', '1000000', '--threads', '1', '--json'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let [stdout, stderr] = ['', ''];
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    // Timing has begun once its first turn is under way (a few seconds in).
+    for (let waited = 0; waited < 60_000 && !/turn|runs|bench/i.test(stderr); waited += 200) await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/slim: slim bench: interrupted before it finished; nothing it was still computing was written\n/);
+    expect(JSON.parse(stdout)).toEqual({ error: { kind: 'interrupted', message: 'slim bench: interrupted before it finished; nothing it was still computing was written', signal: 'SIGINT', exit_code: 130 } });
+  }, 120_000);
+});
+
 describe.skipIf(!nativeAvailable())('Ctrl-C while training', () => {
   it('says what was kept and how to go on; the rerun needs --resume and continues', async () => {
     const images = path.join(dir, 'ctrl-c');

@@ -38,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ version: VERSION })}\n`);
     return 0;
   }
+  const stopHandlers = defaultInterrupt(argv.includes('--json') && !process.env.SLIM_LAUNCHED, commandOf(program, top));
   try {
     const args = withOutputSpelling(program, argv);
     refuseFlagMistakes(program, args);
@@ -51,7 +52,32 @@ export async function main(argv: string[]): Promise<number> {
     // worker of `--nproc` leaves it to its launcher, whose stdout it shares: two documents are no JSON.
     if (code !== 0 && argv.includes('--json') && !process.env.SLIM_LAUNCHED) process.stdout.write(`${JSON.stringify({ error: errorDocument(e, code, commandOf(program, top)) }, null, 2)}\n`);
     return code;
+  } finally {
+    stopHandlers();
   }
+}
+
+/**
+ * Ctrl-C or SIGTERM in a command that says nothing of its own (eval, bench, quantize…): one line on
+ * stderr, and with --json the one JSON document promised (a trial's `slim eval --json` ended with
+ * nothing at all). Commands that explain what they kept (train, run, serve) listen too: then they speak.
+ */
+function defaultInterrupt(json: boolean, command: string): () => void {
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
+    const onSignal = (): void => {
+      if (process.listenerCount(signal) > 1) return;
+      const code = signal === 'SIGINT' ? 130 : 143;
+      const message = `${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} before it finished; nothing it was still computing was written`;
+      process.stderr.write(`\nslim: ${message}\n`);
+      if (!json) return exitWhenIdle(code);
+      process.stdout.write(`${JSON.stringify({ error: { kind: 'interrupted', message, signal, exit_code: code } }, null, 2)}\n`, () => exitWhenIdle(code));
+    };
+    process.on(signal, onSignal);
+    return [signal, onSignal] as const;
+  });
+  return () => {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  };
 }
 
 /**

@@ -447,6 +447,8 @@ function readFix(path: string, code: string | undefined): string {
   if (code === 'EISDIR') {
     const inside = join(path, 'model.onnx');
     if (existsSync(inside)) return `give the model in it: ${inside}${existsSync(join(path, 'slim.json')) ? ' (a slim deploy bundle)' : ''}`;
+    // A slim run folder: its models are models/<stage>.onnx.
+    if (existsSync(join(path, 'manifest.json')) && existsSync(join(path, 'models'))) return `it is a slim run folder: give its models, ${join(path, 'models', '*.onnx')} (slim report ${path} shows the run's own bench)`;
     return 'give the path of a model file';
   }
   if (code === 'ENOENT') {

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { writeFileAtomic } from '../../onnx/io.js';
 import { exactKernelsTop1 } from '../exact-kernels.js';
 import { checkOutputFile } from '../paths.js';
@@ -65,8 +66,14 @@ export function registerBench(program: Command): void {
     )),
   ))
     .addHelpText('after', '\nExamples:\n  slim bench fp32.onnx int8.onnx --threads 2\n  slim bench a.onnx b.onnx --data cifar10 --limit 2000 --json\n  slim bench fp32.onnx int8.onnx --target web     # in the browser: WebAssembly, up to 4 threads')
-    .action(async (files: string[], options: BenchOptions, command: Command) => {
+    .action(async (given: string[], options: BenchOptions, command: Command) => {
       exitWithParent();
+      // The same file twice (a glob and a name, a path spelled two ways) is timed once: a row beside its own copy compares nothing.
+      const files: string[] = [];
+      for (const f of given) {
+        if (files.some((g) => path.resolve(g) === path.resolve(f))) log(`note: ${f} is named twice: benched once`);
+        else files.push(f);
+      }
       checkDataDir(options);
       if (options.resize && !options.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
       const web = options.target === 'web';
