@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
-import { otherBenchLines, versusBaseline } from '../src/report/columns.js';
+import { otherBenchLines, stagesIntro, versusBaseline } from '../src/report/columns.js';
 import { comparableLatencies, latencyRatio } from '../src/report/latency-ratio.js';
 import { buildRunReport } from '../src/report/run-report.js';
 import { paretoFront } from '../src/report/pareto.js';
@@ -361,6 +361,12 @@ describe('a run timed on the host and in the browser', () => {
     // Only browser timings: those speak, unless the host is asked for.
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere').bench!.stage).toBe('bench-web');
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere', { target: 'host' }).variants).toEqual([]);
+  });
+
+  it('prices GPU time only where there was some (a CPU-only run was shown a $2.5/GPU-hour nobody set)', () => {
+    expect(stagesIntro(buildRunReport(manifest([bench('bench-host', 'host', 1)]), '/nowhere'))).toMatch(/Every stage ran on the CPU: no GPU time, so no cost\.$/);
+    const onGpu = { ...bench('bench-host', 'host', 1), device: 'cuda' } as StageRecord;
+    expect(stagesIntro(buildRunReport(manifest([onGpu]), '/nowhere'))).toMatch(/Cost = GPU-seconds × \$2\.5\/GPU-hour \(the recipe's gpu_price_per_hour\); CPU stages cost 0 here\.$/);
   });
 
   it('--target web judges an int8 variant by the top-1 the browser computes (exact kernels), not this CPU\'s saturated one', async () => {

@@ -67,8 +67,11 @@ export function wallTimeText(r: Pick<RunReport, 'wall_seconds' | 'complete'>): s
 }
 
 /** The sentence above the stage table (HTML and Markdown alike). */
-export function stagesIntro(r: Pick<RunReport, 'wall_seconds' | 'complete' | 'gpu_price_per_hour'>): string {
-  return `Wall time of this invocation: ${wallTimeText(r)}. Stage times are those of the run that made each result (a reused stage cost nothing now). Cost = GPU-seconds × $${r.gpu_price_per_hour}/GPU-hour; CPU stages cost 0 here.`;
+export function stagesIntro(r: Pick<RunReport, 'wall_seconds' | 'complete' | 'gpu_price_per_hour' | 'stages'>): string {
+  // A CPU-only run has no GPU cost to price: the price is not one the user set for anything here.
+  const onGpu = r.stages.some((s) => s.device === 'cuda');
+  const cost = onGpu ? `Cost = GPU-seconds × $${r.gpu_price_per_hour}/GPU-hour (the recipe's gpu_price_per_hour); CPU stages cost 0 here.` : 'Every stage ran on the CPU: no GPU time, so no cost.';
+  return `Wall time of this invocation: ${wallTimeText(r)}. Stage times are those of the run that made each result (a reused stage cost nothing now). ${cost}`;
 }
 
 /** What timed the variants, for the sentence above the table. */
