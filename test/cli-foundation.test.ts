@@ -117,6 +117,8 @@ describe('errors are one clear line with the right exit code', () => {
   const cases: [string, string[], number, RegExp][] = [
     ['missing file', ['info', path.join(dir, 'nope.onnx')], 1, /nope\.onnx/],
     ['garbage file', ['info', path.join(dir, 'garbage.onnx')], 1, /garbage\.onnx: is a text file, not an ONNX model/],
+    // One mistake, one exit code: deploy said 1 where eval and info say 2.
+    ['--image-size on a fixed model, in deploy as in eval', ['deploy', fixturePath('torch-tiny-resnet.onnx'), '--target', 'linux-x64', '--image-size', '64,64', '-o', path.join(dir, 'never-bundle')], 2, /input 'input' is fixed at 16×16 but --image-size says 64×64 — drop --image-size/],
     ['truncated file', ['info', path.join(dir, 'truncated.onnx')], 1, /truncated\.onnx/],
     ['unknown flag', ['info', fixturePath('torch-tiny-resnet.onnx'), '--bogus'], 2, /unknown option/],
     // A mistyped required flag is named as the typo, not as the flag it missed.

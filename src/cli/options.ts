@@ -209,5 +209,5 @@ export function withImageSize(cmd: Command): Command {
 }
 
 export function withThreads(cmd: Command): Command {
-  return cmd.option('--threads <n>', 'ONNX Runtime intra-op threads (default: all cores)', positiveInt('--threads'));
+  return cmd.option('--threads <n>', 'ONNX Runtime intra-op threads (default: the cores this process may use: its CPU affinity and cgroup quota)', positiveInt('--threads'));
 }

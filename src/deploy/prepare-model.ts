@@ -11,7 +11,8 @@ import { imageDims } from '../data/transforms.js';
 import { checkResize, describeResize } from '../data/image-folder.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
-import { checkImageSizeFits, fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
+import { fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
+import { imageSizeFor } from '../data/model-data.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { loadModelForRuntime } from '../onnx/validate.js';
 import { openSession } from '../runtime/ort.js';
@@ -184,16 +185,17 @@ function imageInput(graph: Graph, file: string): { name: string; dtype: string; 
 }
 
 function imageSize(graph: Graph, meta: [number, number, number] | undefined, flag: [number, number] | undefined, file: string): [number, number] {
+  // --image-size is checked as every command checks it (a fixed input at another size is a usage mistake, exit 2).
+  if (flag) return imageSizeFor(graph, file, flag)!;
   const fromShape = fixedImageSize(graph);
   const fromMeta = meta ? [meta[1], meta[2]] as [number, number] : undefined;
-  const chosen = flag ?? fromMeta ?? fromShape;
+  const chosen = fromMeta ?? fromShape;
   if (!chosen) {
     throw usageError(`${file}: the input's height and width are free and the model records no slimkit.input_size`, 'pass --image-size H,W (the size it was trained at)');
   }
   if (fromShape && (fromShape[0] !== chosen[0] || fromShape[1] !== chosen[1])) {
-    throw inputError({ file, where: `input '${dataInputs(graph)[0]!.name}'`, problem: `is fixed at ${fromShape.join('×')} but ${flag ? '--image-size' : 'metadata slimkit.input_size'} says ${chosen.join('×')}`, fix: 'drop --image-size, or re-export the model for that size' });
+    throw inputError({ file, where: `input '${dataInputs(graph)[0]!.name}'`, problem: `is fixed at ${fromShape.join('×')} but metadata slimkit.input_size says ${chosen.join('×')}`, fix: `pass --image-size ${fromShape.join(',')} to go by the input, or re-export the model` });
   }
-  if (flag) checkImageSizeFits(graph, flag, file);
   return chosen;
 }
 

@@ -37,7 +37,7 @@ export function withRunOptions(cmd: Command): Command {
     .option('--run-dir <dir>', 'where the run lives (default: runs/<recipe name>)')
     .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
     .option('--device <cpu|cuda>', "train on this device (overrides the recipe's device)", deviceArg)
-    .option('--threads <n>', 'CPU threads for training and ONNX Runtime (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'CPU threads for training and ONNX Runtime (default: the cores this process may use: its CPU affinity and cgroup quota)', positiveInt('--threads'))
     .option('--rerun <stages>', 'run these stages (comma-separated ids) even when the run folder has them', list)
     .option('--fresh', 'delete the run folder first and start over')
     .option('--no-report', 'do not write the report');

@@ -107,7 +107,7 @@ export function registerTrain(program: Command): void {
       .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
-      .option('--threads <n>', 'LibTorch CPU threads (default: all cores)', positiveInt('--threads'))
+      .option('--threads <n>', 'LibTorch CPU threads (default: the cores this process may use: its CPU affinity and cgroup quota)', positiveInt('--threads'))
       .option('--augment <mode>', AUGMENT_HELP, augmentArg)
       .option('--no-augment', 'no random crop and flip')
       .option('--checkpoint-dir <dir>', 'write <dir>/last.ckpt atomically after every epoch')
