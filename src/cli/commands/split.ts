@@ -36,7 +36,7 @@ export function registerSplit(program: Command): void {
       .option('-o, --output <folder>', 'where to write <folder>/train/<class>/… and <folder>/test/<class>/… (a new or empty folder)')
       .option('--test-fraction <f>', 'share of each class held out for testing', testFractionArg, 0.2)
       .option('--seed <n>', 'seed of the shuffle that picks the held-out images', nonNegativeInt('--seed'), 0)
-      .option('--copy', 'copy the images (default: hard links, which take no extra space; copies where links cannot be made)'),
+      .option('--copy', 'copy the images (default: hard links, which take no extra space but are the same files: an image edited in place changes in both folders; copies where links cannot be made)'),
   )
     .addHelpText('after', [
       '',
