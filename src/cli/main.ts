@@ -63,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
  * nothing at all). Commands that explain what they kept (train, run, serve) listen too: then they speak.
  */
 function defaultInterrupt(json: boolean, command: string): () => void {
+  // A rank of `--nproc` leaves Ctrl-C to its launcher, which speaks for the run.
+  if (process.env.SLIM_LAUNCHED) return () => undefined;
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
       if (process.listenerCount(signal) > 1) return;
