@@ -145,24 +145,20 @@ function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
 const MODEL_AND_DATA_ENTRIES = ['graph', 'params', 'batch', 'trainCount', 'frozen', 'trainable', 'masks', 'startWeights', 'teacherWeights'];
 
 /**
- * Refuses a checkpoint made by a run with other settings (engine/train.ts: settingsFingerprint) before
- * the work that precedes training: reading the data, building a new head. The model's and the data's
- * entries are compared when training starts.
+ * Refuses a checkpoint made by a run with other settings before the work that precedes training: reading
+ * the data and building a new head (engine/train.ts: settingsFingerprint; the model's and the data's
+ * entries are compared when training starts), or QAT's minutes of calibration (its command's settings
+ * alone: `compares` keeps 'caller').
  */
-export async function refuseChangedSettings(file: string, settings: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command' | 'seededStart'>): Promise<void> {
+export async function refuseChangedSettings(
+  file: string,
+  settings: Record<string, unknown>,
+  o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command' | 'seededStart'>,
+  compares: (key: string) => boolean = (k) => !MODEL_AND_DATA_ENTRIES.includes(k),
+): Promise<void> {
   const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
   refuseOtherCommand(file, saved, o);
-  refuseDifferences(file, saved, settings, o, (k) => !MODEL_AND_DATA_ENTRIES.includes(k));
-}
-
-/**
- * Refuses a checkpoint whose command settings (TrainOptions.resumeKey) are not these, before the work that
- * precedes training: QAT calibrates for minutes on a large set before `restore` would compare them.
- */
-export async function refuseOtherSettings(file: string, resumeKey: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command'>): Promise<void> {
-  const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
-  refuseOtherCommand(file, saved, o);
-  refuseDifferences(file, saved, { caller: resumeKey }, o, (k) => k === 'caller');
+  refuseDifferences(file, saved, settings, o, compares);
 }
 
 /** Throws CheckpointMismatch naming the compared entries (all, or those `compares` keeps) that differ. */

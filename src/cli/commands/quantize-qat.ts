@@ -15,7 +15,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
-import { digestWeights, refuseOtherSettings } from '../../engine/resume.js';
+import { digestWeights, refuseChangedSettings } from '../../engine/resume.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
 
@@ -65,7 +65,7 @@ const QAT_COMMAND = 'slim quantize --qat';
 export async function refuseOtherQatRun(floatGraph: Graph, options: QuantizeCliOptions): Promise<void> {
   if (!options.resume) return;
   const files = typeof options.resume === 'string' ? (existsSync(options.resume) ? [options.resume] : []) : options.checkpointDir ? checkpointsIn(options.checkpointDir) : [];
-  for (const file of files) await refuseOtherSettings(file, qatResumeKey(floatGraph, options), { ...options, command: QAT_COMMAND });
+  for (const file of files) await refuseChangedSettings(file, { caller: qatResumeKey(floatGraph, options) }, { ...options, command: QAT_COMMAND }, (k) => k === 'caller');
 }
 
 export interface QatStep {
