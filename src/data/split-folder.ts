@@ -24,7 +24,7 @@ export interface ClassSplit {
  * Within each split the files keep their sorted order.
  */
 export function planSplit(listing: Pick<FolderListing, 'classes' | 'files'>, testFraction: number, seed: number): ClassSplit[] {
-  if (!(testFraction > 0 && testFraction < 1)) throw usageError(`--test-fraction must be between 0 and 1, got ${testFraction}`, 'pass e.g. --test-fraction 0.2 to hold out a fifth of each class');
+  checkTestFraction(testFraction);
   const perClass = listing.classes.map(() => [] as string[]);
   for (const f of listing.files) perClass[f.label]!.push(f.file);
   // One generator per class, seeded from the class's name: adding a class leaves the others' splits as they were.
@@ -35,6 +35,11 @@ export function planSplit(listing: Pick<FolderListing, 'classes' | 'files'>, tes
     const test = new Set(Array.from(order.subarray(0, held)));
     return { name, train: files.filter((_, i) => !test.has(i)), test: files.filter((_, i) => test.has(i)) };
   });
+}
+
+/** A share to hold out: strictly between 0 and 1 (`shown`: the value as the user wrote it). */
+export function checkTestFraction(value: number, shown = String(value)): void {
+  if (!(value > 0 && value < 1)) throw usageError(`--test-fraction must be between 0 and 1, got ${shown}`, 'pass e.g. --test-fraction 0.2 to hold out a fifth of each class');
 }
 
 /** FNV-1a of a class name: a per-class seed that does not depend on which other classes there are. */

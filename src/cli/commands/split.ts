@@ -3,7 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../../errors.js';
 import { folderLayout, listImageFolder, outsideClassesNote, passedOverNote } from '../../data/image-folder.js';
-import { planSplit, writeSplit } from '../../data/split-folder.js';
+import { checkTestFraction, planSplit, writeSplit } from '../../data/split-folder.js';
 import { formatCount, table } from '../../report/format.js';
 import { lazyProgress, log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
@@ -20,10 +20,10 @@ interface SplitOptions extends CommonOptions {
 /** Classes listed one per row up to this many; a folder of 1,000 classes gets the totals. */
 const ROWS_SHOWN = 20;
 
-/** A share of each class to hold out: strictly between 0 and 1. */
+/** A share of each class to hold out, checked as planSplit checks it. */
 function testFractionArg(value: string): number {
   const n = Number(value);
-  if (!(n > 0 && n < 1)) throw usageError(`--test-fraction must be between 0 and 1, got '${value}'`, 'pass e.g. --test-fraction 0.2 to hold out a fifth of each class');
+  checkTestFraction(n, `'${value}'`);
   return n;
 }
 
