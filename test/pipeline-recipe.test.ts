@@ -205,8 +205,9 @@ stages:
 
   it('a model given instead of a recipe is named as such; a text of many problems lists the first five', async () => {
     const model = await runSlim(['run', fixturePath('torch-tiny-resnet.onnx')]);
-    expect(model.code).toBe(2);
-    expect(model.stderr.trim()).toMatch(/torch-tiny-resnet\.onnx: is not a YAML recipe \(it holds binary data\) — slim run takes a recipe/);
+    // A wrong file is bad input (exit 1), as a missing one is and as other commands say of an image.
+    expect(model.code).toBe(1);
+    expect(model.stderr.trim()).toMatch(/torch-tiny-resnet\.onnx: is an ONNX model, not a YAML recipe — slim run takes a recipe/);
     expect(model.stderr.length).toBeLessThan(400);
     const folder = await runSlim(['run', dir]);
     expect(folder.code).toBe(1);

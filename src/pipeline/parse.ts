@@ -10,6 +10,7 @@ import path from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { SlimError } from '../errors.js';
+import { describeBinaryFile } from '../onnx/io.js';
 import { closest } from '../util/suggest.js';
 import {
   FIELD_HELP,
@@ -60,7 +61,7 @@ export async function loadRecipe(file: string): Promise<Recipe> {
   }
   // A model or an image given by mistake: YAML is text.
   if (bytes.includes(0) || !isUtf8(bytes)) {
-    throw new SlimError({ file, problem: 'is not a YAML recipe (it holds binary data)', fix: 'slim run takes a recipe such as recipes/demo.yaml; models go to slim eval, bench, quantize, prune or deploy' }, 'usage');
+    throw new SlimError({ file, problem: `is ${describeBinaryFile(bytes) ?? 'a binary file'}, not a YAML recipe`, fix: 'slim run takes a recipe such as recipes/demo.yaml; models go to slim eval, bench, quantize, prune or deploy' }, 'input');
   }
   return parseRecipe(bytes.toString('utf8'), file);
 }
