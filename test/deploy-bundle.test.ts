@@ -25,6 +25,7 @@ import { openSession } from '../src/runtime/ort.js';
 import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
 import { REPO_ROOT } from './helpers/fixtures.js';
 import { runSlim } from './helpers/cli.js';
+import { request, startListening } from './helpers/deploy-http.js';
 
 const run = promisify(execFile);
 let dir: string;
@@ -113,6 +114,16 @@ describe('linux bundle', () => {
     const badPort = await node(path.join(bundle.out, 'server.js'), ['--port', '70000']);
     expect(badPort.code).toBe(2);
     expect(badPort.stderr.trim().split('\n')).toEqual([expect.stringMatching(/--port: must be a whole number from 0 to 65535, got '70000'/)]);
+    // The bundle's server writes one access-log line per request (the journal's, under systemd); --no-access-log none.
+    for (const quiet of [false, true]) {
+      const served = await startListening(process.execPath, [path.join(bundle.out, 'server.js'), '--port', '0', '--host', '127.0.0.1', ...(quiet ? ['--no-access-log'] : [])], () => undefined);
+      try {
+        expect((await request(`${served.url}/v1/classify`, { method: 'POST', body: await readFile(images[0]!.file) })).status).toBe(200);
+      } finally {
+        expect(await served.stop()).toBe(0);
+      }
+      expect(/ POST \/v1\/classify 200 \d+\.\d ms \S+ \d\.\d{3}\n/.test(served.stderr())).toBe(!quiet);
+    }
     // --top above the class count gives every class, as the server's ?top does.
     const all = await node(path.join(bundle.out, 'predict.js'), ['--json', '--top', '99', images[0]!.file]);
     expect(JSON.parse(all.stdout).results[0].top).toHaveLength(10);

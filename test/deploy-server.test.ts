@@ -235,9 +235,32 @@ describe('bounded queue and graceful shutdown', () => {
     }
   });
 
+  it('the access log: one line per request, with the top class or the refusal\'s code', async () => {
+    const lines: string[] = [];
+    const s = createClassifyServer({ classifier, accessLog: (line) => lines.push(line) });
+    const u = (await s.listen(0)).url;
+    try {
+      const png = await readFile(images[0]!.file);
+      const ok = (await request(`${u}/v1/classify?top=2`, { method: 'POST', body: png })).json();
+      await request(`${u}/v1/classify`, { method: 'POST', body: Buffer.from('hello, not an image') });
+      await request(`${u}/nowhere`);
+      await request(`${u}/healthz`);
+      await until(() => lines.length === 4);
+      const stamp = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z 127\\.0\\.0\\.1';
+      const top = ok.top[0] as { label: string; score: number };
+      expect(lines[0]).toMatch(new RegExp(`^${stamp} POST /v1/classify\\?top=2 200 \\d+\\.\\d ms ${top.label} ${top.score.toFixed(3)}$`));
+      expect(lines[1]).toMatch(new RegExp(`^${stamp} POST /v1/classify 415 \\d+\\.\\d ms unsupported_media_type$`));
+      expect(lines[2]).toMatch(new RegExp(`^${stamp} GET /nowhere 404 \\d+\\.\\d ms not_found$`));
+      expect(lines[3]).toMatch(new RegExp(`^${stamp} GET /healthz 200 \\d+\\.\\d ms$`));
+    } finally {
+      await s.shutdown();
+    }
+  });
+
   it('a stalled upload holds no place in the queue, and is answered 408 request_timeout when its time is up', async () => {
     // A queue of one: the stalled upload used to hold it, and every other client got 503 queue_full.
-    const s = createClassifyServer({ classifier, queueCapacity: 1, requestTimeoutMs: 1000 });
+    const lines: string[] = [];
+    const s = createClassifyServer({ classifier, queueCapacity: 1, requestTimeoutMs: 1000, accessLog: (line) => lines.push(line) });
     const u = (await s.listen(0)).url;
     const { hostname, port } = new URL(u);
     const net = await import('node:net');
@@ -258,6 +281,8 @@ describe('bounded queue and graceful shutdown', () => {
       expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
       expect(answer).toMatch(/x-content-type-options: nosniff/);
       expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: { status: 408, code: 'request_timeout', message: 'the request was not received in full within 1 s; send the whole body at once' } });
+      // The access log names the timed-out client too (it never became a request Node handed over).
+      expect(lines.filter((l) => / - 408 request_timeout$/.test(l))).toHaveLength(1);
     } finally {
       stalled.destroy();
       await s.shutdown();
@@ -408,10 +433,25 @@ describe('slim serve (a separate process)', () => {
       const code = await served.stop();
       expect(code).toBe(0);
       expect(served.stderr()).toMatch(/SIGTERM received[\s\S]*closed/);
+      // One access-log line per request: 2 × 400 warm-up, 1,000 timed, then the garbage one.
+      expect(served.stderr().match(/ POST \/v1\/classify 200 \d+\.\d ms \S+ \d\.\d{3}\n/g)).toHaveLength(1800);
+      expect(served.stderr()).toMatch(/ POST \/v1\/classify 415 \d+\.\d ms unsupported_media_type\n/);
       // Its 8-bit weights, served on a CPU whose int8 sums saturate: said (helpers/int8-host.ts).
       expect(/slim serve: note: this CPU \(x64 without VNNI\) .* can saturate with .*'s 8-bit weights/.test(served.stderr())).toBe(SATURATING_HOST);
     }
   }, 120_000);
+
+  it('--no-access-log: no line per request', async () => {
+    const served = await startServe(modelFile, ['--threads', '1', '--no-access-log']);
+    try {
+      expect((await request(`${served.url}/v1/classify`, { method: 'POST', body: await readFile(images[0]!.file) })).status).toBe(200);
+      expect((await request(`${served.url}/nowhere`)).status).toBe(404);
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+    expect(served.stderr()).toMatch(/listening on/);
+    expect(served.stderr()).not.toMatch(/\/v1\/classify 200|\/nowhere 404/);
+  }, 60_000);
 });
 
 function rawGet(base: string, target: string): Promise<string> {

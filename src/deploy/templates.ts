@@ -219,6 +219,10 @@ batching would make one client's answer depend on the other requests (\`--max-ba
     : `Concurrent requests are decoded in parallel and run through the model together in batches of up to 8
 (\`--max-batch\`), so throughput grows with load while the queue and upload bounds keep memory bounded.`}
 
+Each request is one line on stderr (the journal, under systemd): time, client, method, path, status, milliseconds,
+then the top class and its score or the refusal's code (\`queue_full\`, \`request_timeout\`…); \`--no-access-log\`
+or \`SLIM_ACCESS_LOG=0\` turns them off.
+
 ## 5. Start at boot (systemd)
 
 \`\`\`sh

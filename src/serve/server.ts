@@ -50,6 +50,11 @@ export interface ServerOptions {
   modelInfo?: Record<string, string>;
   /** One line per 5xx and lifecycle event; default: none. */
   log?: (line: string) => void;
+  /**
+   * One line per answered request (an access log: time, client, method, path, status, milliseconds,
+   * then the top class and score or the refusal's code); default: none.
+   */
+  accessLog?: (line: string) => void;
   /** How those lines name the program: 'slim serve' (default), or a bundle's 'server'. */
   program?: string;
 }
@@ -151,11 +156,18 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
     const start = performance.now();
     const path = safePath(req.url);
     const route = path && ROUTES[path] ? path : options.staticDir && (req.method === 'GET' || req.method === 'HEAD') ? 'static' : 'other';
+    /** What the access log says after the status: the top class, or the refusal's code. */
+    const outcome: { text?: string } = {};
     res.on('finish', () => {
       requests.inc({ route, method: methodLabel(req.method), code: String(res.statusCode) });
       duration.observe((performance.now() - start) / 1000, { route });
+      options.accessLog?.(accessLine(req, String(res.statusCode), performance.now() - start, outcome.text));
     });
-    handle(req, res, path, start).catch((e: unknown) => {
+    // Answered by no one: the client went away before the answer was written.
+    res.on('close', () => {
+      if (!res.writableFinished) options.accessLog?.(accessLine(req, '-', performance.now() - start, 'client_closed'));
+    });
+    handle(req, res, path, start, outcome).catch((e: unknown) => {
       const status = e instanceof HttpError ? e.status : 500;
       if (status >= 500 && !(e instanceof HttpError)) log(`${program}: internal error on ${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
       if (res.headersSent) {
@@ -163,6 +175,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
         return;
       }
       const refusal = e instanceof HttpError ? e : new HttpError(500, 'internal_error', 'the server failed on this request; see its log');
+      outcome.text = refusal.code;
       if (sendError(req, res, refusal)) settling.add(req.socket);
     });
   });
@@ -182,10 +195,11 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       ? { status, code: 'request_timeout', message: `the request was not received in full within ${Math.round(requestTimeoutMs / 1000)} s; send the whole body at once` }
       : { status, code: 'bad_request', message: `malformed HTTP request (${err.code ?? err.message})` };
     const body = `${JSON.stringify({ error })}\n`;
+    options.accessLog?.(`${new Date().toISOString()} ${(socket as Socket).remoteAddress ?? '-'} - ${status} ${error.code}`);
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n${body}`);
   });
 
-  async function handle(req: IncomingMessage, res: ServerResponse, path: string | undefined, start: number): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, path: string | undefined, start: number, outcome: { text?: string }): Promise<void> {
     if (draining) res.setHeader('connection', 'close');
     if (path === undefined) throw new HttpError(400, 'bad_request', 'the request target is not a valid path');
     const spec = ROUTES[path];
@@ -206,11 +220,11 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       case '/v1/model':
         return sendJson(res, 200, modelDescription(), head);
       default:
-        return classify(req, res, start);
+        return classify(req, res, start, outcome);
     }
   }
 
-  async function classify(req: IncomingMessage, res: ServerResponse, start: number): Promise<void> {
+  async function classify(req: IncomingMessage, res: ServerResponse, start: number, outcome: { text?: string }): Promise<void> {
     if (draining) throw new HttpError(503, 'draining', 'the server is shutting down; retry on another instance', { 'retry-after': '5' });
     const top = parseTop(req.url!, config.labels.length, defaultTop);
     const queueFull = (): HttpError => new HttpError(503, 'queue_full', `the server is busy (${pipeline.capacity} requests queued); retry shortly`, {
@@ -249,9 +263,11 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       images.inc();
       lastBatchSeconds = 0.9 * lastBatchSeconds + 0.1 * (t.inferenceMs / 1000);
       const round = (v: number): number => Math.round(v * 1000) / 1000;
+      const best = topK(scored.scores, config.labels, top);
+      outcome.text = `${best[0]!.label.replace(/\s/g, '_')} ${best[0]!.score.toFixed(3)}`;
       sendJson(res, 200, {
         model: config.name,
-        top: topK(scored.scores, config.labels, top),
+        top: best,
         latency_ms: round(performance.now() - start),
         timings_ms: { queue: round(t.queueMs), decode: round(t.decodeMs), batch_wait: round(t.batchWaitMs), inference: round(t.inferenceMs) },
         batch_size: t.batchSize,
@@ -344,6 +360,15 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
       return shutdownPromise;
     },
   };
+}
+
+/**
+ * `2026-12-02T01:50:00.123Z 127.0.0.1 POST /v1/classify 200 12.4 ms cat 0.912`: one line per request,
+ * the request target cut to 200 characters (Node's parser has already refused control characters).
+ */
+function accessLine(req: IncomingMessage, status: string, ms: number, outcome: string | undefined): string {
+  const target = (req.url ?? '-').length > 200 ? `${req.url!.slice(0, 200)}…` : req.url ?? '-';
+  return `${new Date().toISOString()} ${req.socket.remoteAddress ?? '-'} ${methodLabel(req.method)} ${target} ${status} ${ms.toFixed(1)} ms${outcome ? ` ${outcome}` : ''}`;
 }
 
 /** The path of a request target, or undefined when it is not an origin-form path. */

@@ -24,6 +24,7 @@ interface ServeFlags extends CommonOptions, ModelFlags {
   maxBodyMb: number;
   queue: number;
   maxBatch: number;
+  accessLog: boolean;
 }
 
 export function registerServe(program: Command): void {
@@ -38,7 +39,8 @@ export function registerServe(program: Command): void {
           .option('--host <addr>', 'address to bind (0.0.0.0: every interface)', '127.0.0.1')
           .option('--max-body-mb <n>', 'largest upload in MiB', positiveInt('--max-body-mb'), 10)
           .option('--queue <n>', 'requests held at once; more get 503 with Retry-After', positiveInt('--queue'), 256)
-          .option('--max-batch <n>', 'images per ONNX Runtime run', positiveInt('--max-batch'), 8),
+          .option('--max-batch <n>', 'images per ONNX Runtime run', positiveInt('--max-batch'), 8)
+          .option('--no-access-log', 'print no line per request (by default each answered request is one line on stderr)'),
       ),
     ),
   )
@@ -49,6 +51,8 @@ export function registerServe(program: Command): void {
       '  slim serve pi-bundle --host 0.0.0.0',
       '  slim serve site           # a web bundle: the page at /, the API beside it',
       'With --json, one JSON document {"url",…} is printed on stdout once listening. SIGTERM/SIGINT: graceful stop.',
+      'Each request is one line on stderr: time, client, method, path, status, ms, then the top class and its',
+      'score or the refusal\'s code (e.g. queue_full); --no-access-log turns them off.',
     ].join('\n'))
     .action(async (target: string, flags: ServeFlags, command: Command) => {
       const info = await stat(target).catch(() => undefined);
@@ -95,6 +99,7 @@ export function registerServe(program: Command): void {
         queueCapacity: flags.queue,
         ...(staticDir ? { staticDir } : {}),
         log,
+        ...(flags.accessLog ? { accessLog: log } : {}),
         onListening: (url) => {
           log(`slim serve: ${name} (${classifier.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}${staticDir ? ' — the web page is at /' : ''}; POST ${url}/v1/classify, GET /v1/model, /healthz, /metrics`);
           if (flags.json) {

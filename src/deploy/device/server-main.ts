@@ -17,7 +17,7 @@ export async function main(dir: string): Promise<number> {
     values = parseArgs({
       options: {
         port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' }, 'max-body-mb': { type: 'string' },
-        queue: { type: 'string' }, 'max-batch': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        queue: { type: 'string' }, 'max-batch': { type: 'string' }, 'no-access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -41,6 +41,7 @@ export async function main(dir: string): Promise<number> {
     ...(threads ? { threads } : {}),
   });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
+  const accessLog = !values['no-access-log'] && !['0', 'false', 'no', 'off'].includes((env.SLIM_ACCESS_LOG ?? '').toLowerCase());
   await runServer({
     classifier,
     port,
@@ -49,6 +50,7 @@ export async function main(dir: string): Promise<number> {
     queueCapacity: setting('queue', 'SLIM_QUEUE', 256),
     modelInfo: { target: bundle.config.target },
     log,
+    ...(accessLog ? { accessLog: log } : {}),
     program: 'server',
     onListening: (url) => log(`server: ${bundle.config.name} (${bundle.config.labels.length} classes, ${classifier.threads} thread${classifier.threads === 1 ? '' : 's'}) listening on ${url}`),
   });
