@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
 import { otherBenchLines, stagesIntro, versusBaseline } from '../src/report/columns.js';
 import { comparableLatencies, latencyRatio } from '../src/report/latency-ratio.js';
-import { buildRunReport } from '../src/report/run-report.js';
+import { buildRunReport, unrecoveredPruneNote } from '../src/report/run-report.js';
+import { renderMarkdown } from '../src/report/markdown.js';
 import { paretoFront } from '../src/report/pareto.js';
 import { noiseNote, parseSize, parseTop1, recommend } from '../src/report/recommend.js';
 import { comparePaired, correctBits, formatP, mcnemarExact } from '../src/report/paired.js';
@@ -361,6 +362,23 @@ describe('a run timed on the host and in the browser', () => {
     // Only browser timings: those speak, unless the host is asked for.
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere').bench!.stage).toBe('bench-web');
     expect(buildRunReport(manifest([bench('bench-web', 'web', 3)]), '/nowhere', { target: 'host' }).variants).toEqual([]);
+  });
+
+  it('says when a pruned model left without fine-tuning lost top-1, unless a finetune stage starts from it', () => {
+    const prune = (id: string, from: string, epochs: number): StageRecord => ({
+      id, kind: 'prune', key: id, status: 'done', from, seconds: 1, gpu_seconds: 0, cost: 0, device: 'cpu',
+      result: { mode: 'structured', macs_before: 2e6, macs_after: 1e6, params_before: 2000, params_after: 1000, steps: [], finetune_epochs: epochs },
+    } as StageRecord);
+    // pruned 84 % from fp32 85 %: 1 pt, within noise; bad 80 % from fp32: 5 pt, said.
+    const stages = [prune('pruned', 'fp32', 0), prune('bad', 'fp32', 0), bench('bench-host', 'host', 1)];
+    expect(unrecoveredPruneNote(buildRunReport(manifest(stages), '/nowhere'))).toBe(
+      'bad scores 80.00 % against 85.00 % for fp32 (−5.00 pt): pruned without fine-tuning — add `finetune: { epochs: N }` to its prune stage (or a finetune stage from it); a few epochs usually win most of it back.',
+    );
+    expect(renderMarkdown(buildRunReport(manifest(stages), '/nowhere'), {})).toContain('> **Note:** bad scores 80.00 % against 85.00 % for fp32');
+    // Fine-tuned in the stage, or by a later stage: nothing to say.
+    expect(unrecoveredPruneNote(buildRunReport(manifest([prune('bad', 'fp32', 2), bench('bench-host', 'host', 1)]), '/nowhere'))).toBeUndefined();
+    const finetune = { id: 'tuned', kind: 'finetune', key: 'tuned', status: 'done', from: 'bad', seconds: 1, gpu_seconds: 0, cost: 0, device: 'cpu' } as StageRecord;
+    expect(unrecoveredPruneNote(buildRunReport(manifest([prune('bad', 'fp32', 0), finetune, bench('bench-host', 'host', 1)]), '/nowhere'))).toBeUndefined();
   });
 
   it('prices GPU time only where there was some (a CPU-only run was shown a $2.5/GPU-hour nobody set)', () => {

@@ -7,7 +7,7 @@
 import type { VariantBench } from '../pipeline/manifest.js';
 import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, stagesIntro, type Column } from './columns.js';
 import { formatBytes, formatClassAccuracy, formatPercent } from './format.js';
-import { changedFilesNote, choseOnTestNote, exactKernelsNote, type RunReport } from './run-report.js';
+import { changedFilesNote, choseOnTestNote, exactKernelsNote, unrecoveredPruneNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 import { comparableLatencies } from './latency-ratio.js';
 import { shownClasses } from './class-selection.js';
@@ -62,7 +62,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
       '<h2 id="variants">Every variant, measured</h2>',
       `<p>Batch-1 latency: ${b.runs} timed runs after warm-up, ${b.threads} thread(s), ${escapeHtml(timedWith(b))}; throughput at batch ${b.batch} (a model exported for one batch size at that one: see <em>at batch</em>); top-1 on ${escapeHtml(b.eval_data)}. Sizes are bytes of the .onnx file (gzip level 9). ★ = on the Pareto front of top-1 vs latency. <em>p</em> = McNemar's exact test of the top-1 change on the same test images (above 0.05: a change chance alone makes often).${escapeHtml(versusLatencyNote(b))}</p>`,
       variantTable(r.variants, front, base),
-      ...[changedFilesNote(r), choseOnTestNote(r), exactKernelsNote(r), ...noiseNote(r.variants, r.bench)].filter((l) => l !== undefined).map((l) => `<p class="warn">${escapeHtml(l)}</p>`),
+      ...[changedFilesNote(r), unrecoveredPruneNote(r), choseOnTestNote(r), exactKernelsNote(r), ...noiseNote(r.variants, r.bench)].filter((l) => l !== undefined).map((l) => `<p class="warn">${escapeHtml(l)}</p>`),
       ...otherBenchLines(r).map((l) => `<p>${escapeHtml(l)}</p>`),
       '<p>Re-measure these files yourself (latency varies with machine load; sizes, params, MACs and top-1 match exactly):</p>',
       `<pre>${escapeHtml(benchCommand(r))}</pre>`,

@@ -1,7 +1,7 @@
 /** The report as Markdown: the same tables as the HTML page, charts as links to charts/*.svg. */
 import { benchCommand, deployTable, otherBenchLines, cell, timedWith, STAGE_COLUMNS, VARIANT_COLUMNS, versusBaseline, versusLatencyNote, stagesIntro } from './columns.js';
 import { formatClassAccuracy, formatPercent } from './format.js';
-import { changedFilesNote, choseOnTestNote, exactKernelsNote, type RunReport } from './run-report.js';
+import { changedFilesNote, choseOnTestNote, exactKernelsNote, unrecoveredPruneNote, type RunReport } from './run-report.js';
 import { noiseNote } from './recommend.js';
 import { shownClasses } from './class-selection.js';
 
@@ -40,7 +40,7 @@ export function renderMarkdown(r: RunReport, charts: Readonly<Record<string, str
         [...VARIANT_COLUMNS.map((c) => c.numeric), false],
       ),
       '',
-      ...[changedFilesNote(r), choseOnTestNote(r), exactKernelsNote(r), ...noiseNote(r.variants, r.bench)].filter((l) => l !== undefined).flatMap((l) => [`> **Note:** ${l}`, '']),
+      ...[changedFilesNote(r), unrecoveredPruneNote(r), choseOnTestNote(r), exactKernelsNote(r), ...noiseNote(r.variants, r.bench)].filter((l) => l !== undefined).flatMap((l) => [`> **Note:** ${l}`, '']),
       ...otherBenchLines(r).flatMap((l) => [l, '']),
       'Re-measure:',
       '',

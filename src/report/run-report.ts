@@ -19,7 +19,7 @@ import path from 'node:path';
 import { runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
 import { comparableLatencies } from './latency-ratio.js';
-import { formatCount, formatPercent } from './format.js';
+import { formatCount, formatPercent, formatPointChange } from './format.js';
 
 export interface StageRow {
   id: string;
@@ -100,6 +100,28 @@ export function exactKernelsNote(r: Pick<RunReport, 'variants'>): string | undef
   if (int8.length === 0) return undefined;
   const each = int8.map((v) => `${v.id} ${pct(v.top1_exact_kernels!)} (${pct(v.top1)} here)`).join(', ');
   return `${int8.map((v) => v.id).join(', ')}: top-1 measured on this CPU, x64 without VNNI, where ONNX Runtime adds int8 products in 16 bits and they saturate. On exact int8 kernels (arm64, x64 with VNNI or AMX, the browser) ${int8.length === 1 ? 'it scores' : 'they score'} ${each}, scored here with the weights as uint8; for CPUs like this one, quantize with cpu: avx2 (exact, slower kernels) or reduce_range: true (7-bit weights).`;
+}
+
+/** A drop in top-1 (points) that a pruned model not fine-tuned is warned about: above a small test set's noise. */
+const UNRECOVERED_DROP_PT = 3;
+
+/**
+ * Prune stages without fine-tuning whose model lost more than UNRECOVERED_DROP_PT of top-1 against
+ * the model they pruned, and that no finetune stage of the recipe starts from: what a few epochs of
+ * fine-tuning usually win back, one line (report, run). A one-shot cut left as the run's answer went
+ * unsaid (a trial: 27 % against 69 %).
+ */
+export function unrecoveredPruneNote(r: Pick<RunReport, 'prune' | 'variants' | 'stages'>): string | undefined {
+  const top1 = (id: string | undefined): number | undefined => r.variants.find((v) => v.id === id)?.top1;
+  const lost = r.prune.flatMap((p) => {
+    const [after, before] = [top1(p.stage), top1(p.from)];
+    if (p.finetune_epochs > 0 || after === undefined || before === undefined) return [];
+    if ((before - after) * 100 <= UNRECOVERED_DROP_PT) return [];
+    if (r.stages.some((s) => s.kind === 'finetune' && s.from === p.stage)) return [];
+    return [`${p.stage} scores ${pct(after)} against ${pct(before)} for ${p.from} (${formatPointChange((after - before) * 100)})`];
+  });
+  if (lost.length === 0) return undefined;
+  return `${lost.join('; ')}: pruned without fine-tuning — add \`finetune: { epochs: N }\` to ${lost.length === 1 ? 'its prune stage' : 'their prune stages'} (or a finetune stage from ${lost.length === 1 ? 'it' : 'them'}); a few epochs usually win most of it back.`;
 }
 
 /**

@@ -7,7 +7,7 @@ import { planPipeline, type RunPlan } from '../../pipeline/plan.js';
 import { usageError } from '../../errors.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
 import { STAGE_COLUMNS, cell } from '../../report/columns.js';
-import { choseOnTestNote, exactKernelsNote, type RunReport } from '../../report/run-report.js';
+import { choseOnTestNote, exactKernelsNote, unrecoveredPruneNote, type RunReport } from '../../report/run-report.js';
 import { writeRunReport, type ReportPaths } from '../../report/write.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
@@ -101,7 +101,7 @@ export function renderRunSummary(r: RecipeRun): string {
         ),
         '* on the Pareto front of top-1 vs batch-1 latency',
       );
-      for (const note of [choseOnTestNote(rep), exactKernelsNote(rep)]) if (note) lines.push(`note: ${note}`);
+      for (const note of [unrecoveredPruneNote(rep), choseOnTestNote(rep), exactKernelsNote(rep)]) if (note) lines.push(`note: ${note}`);
     }
   }
   const m = r.outcome.manifest;
