@@ -126,6 +126,21 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(again.stages.every((s) => s.reused)).toBe(true);
     // Nothing left behind: republishing the same artifact used to leave its temporary hard link.
     expect(readdirSync(path.join(runDir, 'models')).filter((f) => !f.endsWith('.onnx'))).toEqual([]);
+    // No --data-dir and none in the cache: the folder's manifest says where its data was (a plan was refused).
+    const noFlag = args(path.join(dir, 'a.yaml'), runDir).filter((a, i, all) => a !== '--data-dir' && all[i - 1] !== '--data-dir');
+    const emptyCache = mkdtempSync(path.join(tmpdir(), 'slim-no-cache-'));
+    try {
+      const plan = await runSlim([...noFlag, '--plan'], { env: { SLIM_DATA_DIR: '', SLIM_CACHE_DIR: emptyCache }, timeoutMs: 120_000 });
+      expect(plan.code, plan.stderr).toBe(0);
+      expect((JSON.parse(plan.stdout) as { stages: { action: string }[] }).stages.every((st) => st.action === 'reuse')).toBe(true);
+      expect(plan.stderr).toContain(`data: CIFAR-10 from ${path.resolve(CIFAR_DIR)}, where this folder's last run read it (--data-dir or SLIM_DATA_DIR names another)`);
+      // Another run folder knows nothing: the cache is empty and nothing is downloaded for a plan.
+      const elsewhere = await runSlim([...noFlag.map((a) => (a === runDir ? path.join(dir, 'fresh-run') : a)), '--plan'], { env: { SLIM_DATA_DIR: '', SLIM_CACHE_DIR: emptyCache }, timeoutMs: 120_000 });
+      expect(elsewhere.code).toBe(1);
+      expect(elsewhere.stderr).toMatch(/CIFAR-10 is not here, and this command does not download it/);
+    } finally {
+      rmSync(emptyCache, { recursive: true, force: true });
+    }
   });
 
   it('another test set or eval limit re-scores in the bench stage: nothing trains or quantizes again', async () => {

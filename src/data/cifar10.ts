@@ -160,6 +160,11 @@ export async function resolveCifar10Dir(
 
 const downloadsInFlight = new Map<string, Promise<string>>();
 
+/** Whether `dir` (or the archive's folder inside it) holds every CIFAR-10 binary file. */
+export function holdsCifar10(dir: string): boolean {
+  return missingFiles(dir).length === 0 || missingFiles(path.join(dir, CIFAR10_ARCHIVE_FOLDER)).length === 0;
+}
+
 function missingFiles(dir: string): string[] {
   return [...CIFAR10_TRAIN_FILES, ...CIFAR10_TEST_FILES].filter((f) => !existsSync(path.join(dir, f)));
 }

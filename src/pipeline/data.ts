@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
-import { isCifar10, loadCifar10 } from '../data/cifar10.js';
+import { holdsCifar10, isCifar10, loadCifar10 } from '../data/cifar10.js';
+import { slimCacheDir } from '../data/cache.js';
 import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { listedByClass, stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
@@ -47,6 +48,18 @@ export interface DataLoadOptions {
   log?: (line: string) => void;
   /** false: CIFAR-10 missing from the cache is an error, not a download (`slim run --plan`). */
   download?: false;
+}
+
+/**
+ * The CIFAR-10 folder a run reads when none is named (the recipe's data.dir, --data-dir, SLIM_DATA_DIR)
+ * and the cache lacks it: the one the run folder's last run read (its manifest's data.dir), so a rerun
+ * or a --plan of a run made with --data-dir needs the flag no more than it needs a download. The
+ * stages' keys hold the data's hash: other files there would not be taken for the same data.
+ */
+export function recordedCifar10Dir(spec: DataSpec, recorded: string | undefined): string | undefined {
+  if (!isCifar10(spec.dataset) || spec.dir || process.env['SLIM_DATA_DIR'] || !recorded) return undefined;
+  if (holdsCifar10(path.join(slimCacheDir(), 'cifar10'))) return undefined;
+  return holdsCifar10(recorded) ? recorded : undefined;
 }
 
 export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<RunData> {

@@ -9,7 +9,7 @@ import { readManifest, type StageRecord } from './manifest.js';
 import { usableCores } from '../util/cpu-quota.js';
 import { sourceId, type Recipe, type Stage } from './recipe.js';
 import { parseRecipe } from './parse.js';
-import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, stageDevice, storedStage, trainsOnDevice, type StageInput } from './run.js';
+import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, recordedDataDir, stageDevice, storedStage, trainsOnDevice, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
 
@@ -35,8 +35,9 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   checkRerun(recipe, o.rerun);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
   // A plan runs nothing: it does not download CIFAR-10 (170 MB) either.
-  const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.log ? { log: o.log } : {}), download: false });
   const previous = await readManifest(runDir).catch(() => undefined);
+  const dataDir = o.dataDir ?? recordedDataDir(recipe, previous, o.log ?? (() => {}));
+  const { sourceBytes, data, unscored } = await recipeInputs(recipe, { ...(dataDir ? { dataDir } : {}), ...(o.log ? { log: o.log } : {}), download: false });
   const earlierRecipe = previousRecipe(previous?.recipe);
 
   // Variants whose bytes are known (stored, or the source file); a stage that would run makes new ones.

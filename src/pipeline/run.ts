@@ -28,7 +28,7 @@ import { log as stderrLog, progress as stderrProgress } from '../util/terminal.j
 import { VERSION } from '../version.js';
 import { resolveCpu, type Int8Cpu } from '../compress/quantize/index.js';
 import { preferredChannelMultiple } from '../compress/prune/hardware.js';
-import { evalImageCount, loadRunData, type RunData } from './data.js';
+import { evalImageCount, loadRunData, recordedCifar10Dir, type RunData } from './data.js';
 import {
   lockRun,
   machineInfo,
@@ -155,7 +155,8 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
     await writeFileAtomic(path.join(runDir, 'recipe.yaml'), new TextEncoder().encode(recipe.text));
     log(`run ${recipe.name} → ${path.relative(process.cwd(), runDir) || '.'}`);
     const dataStart = performance.now();
-    const { sourceBytes, sourceFile, data, unscored } = await recipeInputs(recipe, { ...(o.dataDir ? { dataDir: o.dataDir } : {}), log });
+    const dataDir = o.dataDir ?? recordedDataDir(recipe, previous, log);
+    const { sourceBytes, sourceFile, data, unscored } = await recipeInputs(recipe, { ...(dataDir ? { dataDir } : {}), log });
     log(`data: ${data.name}, ${data.train.labels.length.toLocaleString('en')} training and ${data.test.labels.length.toLocaleString('en')} test images (${((performance.now() - dataStart) / 1000).toFixed(1)} s)`);
 
     const manifest: RunManifest = {
@@ -568,6 +569,13 @@ export function checkRerun(recipe: Recipe, rerun: readonly string[] | undefined)
 }
 
 /** The recipe's model file (when it starts from one) and its data, checked against each other. */
+/** recordedCifar10Dir for a run folder's manifest (used when no --data-dir is given), said when taken. */
+export function recordedDataDir(recipe: Recipe, previous: Pick<RunManifest, 'data'> | undefined, log: (line: string) => void): string | undefined {
+  const dir = recordedCifar10Dir(recipe.data, previous?.data.dir);
+  if (dir) log(`data: CIFAR-10 from ${dir}, where this folder's last run read it (--data-dir or SLIM_DATA_DIR names another)`);
+  return dir;
+}
+
 export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: (line: string) => void; download?: false }): Promise<{ sourceBytes?: Uint8Array; sourceFile?: string; data: RunData; unscored: ReadonlySet<string> }> {
   let sourceBytes = await readSource(recipe);
   const sourceFile = recipe.model.file ? path.resolve(recipe.baseDir, recipe.model.file) : undefined;
