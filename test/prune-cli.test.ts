@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { modelStats } from '../src/runtime/stats.js';
+import { readTrainingLog } from '../src/report/training-log.js';
 import { runSlim } from './helpers/cli.js';
 import { heldOutScoring, pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
@@ -210,16 +211,20 @@ describe('slim prune', () => {
     const run = await runSlim(args);
     expect(run.code, run.stderr).toBe(0);
     // --log: both steps' fine-tunings read as one run of 2 epochs, each step a phase counting on from the last;
-    // the first cut is scored before its fine-tune starts (slim curves' epoch 0).
+    // each cut is scored before its fine-tune starts (slim curves' epoch 0, then the drop after epoch 1).
     const records = readFileSync(path.join(dir, 'prune.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((r) => [r['event'], r['phase'], r['epoch']])).toEqual([
       ['start', 'finetune-1', 0], ['start_eval', 'finetune-1', 0], ['epoch', 'finetune-1', 1], ['phase_end', 'finetune-1', undefined],
-      ['start', 'finetune-2', 1], ['epoch', 'finetune-2', 2], ['end', 'finetune-2', undefined],
+      ['start', 'finetune-2', 1], ['start_eval', 'finetune-2', 1], ['epoch', 'finetune-2', 2], ['end', 'finetune-2', undefined],
     ]);
     expect(records[0]).toMatchObject({ epochs: 2, phase_epochs: 1, total_steps: 8 });
-    expect(records[6]!['steps']).toBe(8);
-    const startTop1 = records[1]!['test_top1'] as number;
-    expect(run.stderr).toContain(`fine-tuning the pruned model from test top-1 ${(100 * startTop1).toFixed(2)} % (engine, 500 test images)`);
+    expect(records[7]!['steps']).toBe(8);
+    for (const k of [1, 5]) {
+      const startTop1 = records[k]!['test_top1'] as number;
+      expect(run.stderr).toContain(`fine-tuning the pruned model from test top-1 ${(100 * startTop1).toFixed(2)} % (engine, 500 test images)`);
+    }
+    const logged = (await readTrainingLog(path.join(dir, 'prune.jsonl'))).runs;
+    expect(logged.map((r) => [r.start?.test_top1, r.cuts?.map((c) => [c.epoch, c.test_top1])])).toEqual([[records[1]!['test_top1'], [[1, records[5]!['test_top1']]]]]);
     // With --data, the top-1 before and after on the held-out images (ONNX Runtime, --test-limit of them).
     expect(JSON.parse(run.stdout)).toMatchObject({ top1_before: expect.any(Number), top1_after: expect.any(Number), eval_images: 500, eval_data: 'cifar10/test' });
     // The model says what fine-tuned it: epochs, the --train-limit images, the teacher.

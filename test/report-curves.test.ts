@@ -70,6 +70,22 @@ describe('readTrainingLog', () => {
     expect(r.stdout).toMatch(/tuned \(run 1\)\s+1\s+60\.00 % \(epoch 1\)\s+60\.00 % \(from 12\.00 %\)/);
   });
 
+  it("draws an iterative prune's later cuts after their epoch's point: the line drops where the next cut was made", async () => {
+    // Two steps of one epoch each: cut 1 scored 12 %, tuned to 60 %; cut 2 scored 41 % at epoch 1, tuned to 55 %.
+    const file = writeLog('steps.jsonl', [
+      event('start', { epoch: 0, phase: 'finetune-1' }), event('start_eval', { epoch: 0, test_loss: 2.5, test_top1: 0.12 }), epoch(1, 0.6), event('phase_end'),
+      event('start', { epoch: 1, phase: 'finetune-2' }), event('start_eval', { epoch: 1, test_loss: 1.9, test_top1: 0.41 }), epoch(2, 0.55), event('end'),
+    ]);
+    const { runs } = await readTrainingLog(file);
+    expect(runs).toHaveLength(1);
+    expect([runs[0]!.start, runs[0]!.cuts]).toEqual([{ test_top1: 0.12, test_loss: 2.5 }, [{ epoch: 1, test_top1: 0.41, test_loss: 1.9 }]]);
+    const spec = curvesSpec([{ stage: 'steps', history: runs[0]!.epochs, start: runs[0]!.start!, cuts: runs[0]!.cuts! }], 'test_top1') as unknown as { data: { values: { epoch: number; value: number; order: number }[] }; encoding: { order?: { field: string } } };
+    // Drawn in this order (vega-lite sorts a line by x unless told): 12 → 60 → 41 → 55.
+    expect(spec.encoding.order).toEqual({ field: 'order', type: 'quantitative' });
+    const drawn = [...spec.data.values].sort((a, b) => a.order - b.order).map((v) => [v.epoch, Number(v.value.toFixed(4))]);
+    expect(drawn).toEqual([[0, 12], [1, 60], [1, 41], [2, 55]]);
+  });
+
   it('refuses a file that is not a training log, naming the line', async () => {
     await expect(readTrainingLog(writeLog('other.jsonl', [event('start'), JSON.stringify({ hello: 1 })]))).rejects.toThrow(/other\.jsonl: line 2: is not a record of a slimkit training log/);
     await expect(readTrainingLog(writeLog('blank.jsonl', [event('start'), '', JSON.stringify({ hello: 1 })]))).rejects.toThrow(/blank\.jsonl: line 3: is not a record/);

@@ -446,9 +446,10 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
   let firstStepEnd: number | undefined;
   let step = start.step;
   let lossEma: number | undefined;
-  // Where a fine-tune starts from, on the images every epoch is scored on (a later QAT phase continues the first).
+  // Where a fine-tune starts from, on the images every epoch is scored on: each phase of an iterative
+  // prune starts from a new cut (logged at the epoch it starts from); a QAT's later phase asks for none.
   let startAccuracy: number | undefined;
-  if (o.scoreStart && start.resumedFrom === undefined && !logPhase?.epochsBefore) {
+  if (o.scoreStart && start.resumedFrom === undefined) {
     const startProgress = (evaluated?: { done: number; total: number }): void =>
       o.onProgress?.({
         phase: 'eval', epoch: -1, epochs: o.epochs, step: 0, stepsPerEpoch, globalStep: step, totalSteps, lr: lrAt(step),
@@ -459,7 +460,7 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
       ? await dist.evaluate(plan, test, { batch: o.evalBatch ?? 512 })
       : await plan.evaluateInChunks(test, o.evalBatch ?? 512, (done, total) => startProgress({ done, total }));
     startAccuracy = scored.correct / Math.max(scored.count, 1);
-    await log({ event: 'start_eval', epoch: 0, test_loss: Number.isFinite(scored.loss) ? scored.loss : null, test_top1: startAccuracy });
+    await log({ event: 'start_eval', epoch: logPhase?.epochsBefore ?? 0, test_loss: Number.isFinite(scored.loss) ? scored.loss : null, test_top1: startAccuracy });
     if (writer) o.onStartScored?.(startAccuracy);
   }
   for (let epoch = start.epoch; epoch < o.epochs; epoch++) {

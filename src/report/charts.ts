@@ -155,18 +155,22 @@ export interface CurveSeries {
   history: readonly EpochJson[];
   /** Test top-1 and loss before the first step (a fine-tune's starting point): drawn at epoch 0. */
   start?: { test_top1: number; test_loss: number | null };
+  /** Later starting points (an iterative prune's later cuts): drawn after their epoch's own point, so the line drops there. */
+  cuts?: readonly { epoch: number; test_top1: number; test_loss: number | null }[];
 }
 
 /** One line per training stage over its epochs: test top-1 or train loss. `legend` names what a line is. */
 export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss', legend = 'stage'): TopLevelSpec {
   const accuracy = metric === 'test_top1';
   // A diverged epoch logs its loss as null (JSON has no NaN): a gap, not a point at 0.
-  const startValue = (s: CurveSeries): number | null | undefined => (metric === 'train_loss' ? undefined : s.start?.[metric]);
-  const points = (s: CurveSeries): { epoch: number; value: number }[] => [
-    ...(typeof startValue(s) === 'number' ? [{ epoch: 0, value: startValue(s)! }] : []),
-    ...s.history.filter((e) => Number.isFinite(e[metric])).map((e) => ({ epoch: e.epoch, value: e[metric] })),
-  ];
-  const values = series.flatMap((s) => points(s).map((p) => ({ stage: s.stage, epoch: p.epoch, value: accuracy ? p.value * 100 : p.value })));
+  const scored = (score: { test_top1: number; test_loss: number | null } | undefined): number | null | undefined => (metric === 'train_loss' ? undefined : score?.[metric]);
+  // `order` draws a cut after its epoch's own point (same x): the line falls straight down at the cut.
+  const points = (s: CurveSeries): { epoch: number; value: number; order: number }[] => [
+    ...(typeof scored(s.start) === 'number' ? [{ epoch: 0, value: scored(s.start)!, order: 0 }] : []),
+    ...s.history.filter((e) => Number.isFinite(e[metric])).map((e) => ({ epoch: e.epoch, value: e[metric], order: 2 * e.epoch })),
+    ...(s.cuts ?? []).filter((c) => typeof scored(c) === 'number').map((c) => ({ epoch: c.epoch, value: scored(c)!, order: 2 * c.epoch + 1 })),
+  ].sort((a, b) => a.order - b.order);
+  const values = series.flatMap((s) => points(s).map((p) => ({ stage: s.stage, epoch: p.epoch, value: accuracy ? p.value * 100 : p.value, order: p.order })));
   const title = { test_top1: 'Test top-1 per epoch', train_loss: 'Training loss per epoch', test_loss: 'Test loss per epoch' }[metric];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -179,6 +183,7 @@ export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' |
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
+      order: { field: 'order', type: 'quantitative' },
       // In the order given (slim curves' arguments, a run's stages), not alphabetical.
       color: { field: 'stage', type: 'nominal', title: legend, scale: { domain: series.map((s) => s.stage) } },
       tooltip: [{ field: 'stage', title: legend }, { field: 'epoch' }, { field: 'value', title: accuracy ? 'top-1 (%)' : 'loss', format: '.3f' }],

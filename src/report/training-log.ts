@@ -26,6 +26,11 @@ export interface LoggedRun {
   distilled: boolean;
   /** The model scored before the first step (a 'start_eval' record: a fine-tune's starting point), drawn at epoch 0. */
   start?: StartScore;
+  /**
+   * Later starting points: an iterative prune's model after each later cut, scored before its fine-tuning
+   * (a 'start_eval' record at the epoch it continues from), drawn after that epoch's own point.
+   */
+  cuts?: (StartScore & { epoch: number })[];
 }
 
 export interface StartScore {
@@ -60,7 +65,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
   }
   const text = bytes.toString('utf8');
   const base = path.basename(file).replace(/\.jsonl?$/, '');
-  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean; start?: StartScore }[] = [];
+  const runs: { model?: string; epochs: Map<number, EpochJson>; divergedAt?: number; finished: boolean; distilled: boolean; start?: StartScore; cuts: Map<number, StartScore> }[] = [];
   let tornLines = 0;
   let records = 0;
   let previous: unknown;
@@ -79,12 +84,16 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
     records++;
     const event = record.event;
     const continues = event === 'resume' || (event === 'start' && previous === 'phase_end');
-    if ((event === 'start' && !continues) || runs.length === 0) runs.push({ epochs: new Map(), finished: false, distilled: false });
+    if ((event === 'start' && !continues) || runs.length === 0) runs.push({ epochs: new Map(), finished: false, distilled: false, cuts: new Map() });
     const run = runs.at(-1)!;
     if (event === 'start' && typeof record.graph === 'string' && record.graph) run.model ??= record.graph;
     if (event === 'start' && typeof record.teacher === 'object' && record.teacher !== null) run.distilled = true;
     if (event === 'epoch' && typeof record.epoch === 'number') run.epochs.set(record.epoch, record as unknown as EpochJson);
-    if (event === 'start_eval' && typeof record.test_top1 === 'number') run.start = { test_top1: record.test_top1, test_loss: typeof record.test_loss === 'number' ? record.test_loss : null };
+    if (event === 'start_eval' && typeof record.test_top1 === 'number') {
+      const score = { test_top1: record.test_top1, test_loss: typeof record.test_loss === 'number' ? record.test_loss : null };
+      if (typeof record.epoch === 'number' && record.epoch > 0) run.cuts.set(record.epoch, score);
+      else run.start = score;
+    }
     // A resume carries the checkpoint's last epoch: a kill between writing it and logging it left no record.
     const carried = event === 'resume' ? record.last_epoch : undefined;
     if (typeof carried === 'object' && carried !== null && typeof (carried as Record_).epoch === 'number') {
@@ -106,6 +115,7 @@ export async function readTrainingLog(file: string): Promise<TrainingLog> {
       finished: r.finished,
       distilled: r.distilled,
       ...(r.start ? { start: r.start } : {}),
+      ...(r.cuts.size ? { cuts: [...r.cuts].sort(([a], [b]) => a - b).map(([epoch, score]) => ({ epoch, ...score })) } : {}),
     })),
     tornLines,
   };

@@ -57,7 +57,7 @@ export function registerCurves(program: Command): void {
       // Distillation's training loss (α·CE + (1−α)·T²·KL) and cross-entropy on one axis would compare unlike things.
       const mixed = drawn.some((r) => r.distilled) && drawn.some((r) => !r.distilled) && drawn.every((r) => r.epochs.every((e) => Number.isFinite(e.test_loss)));
       if (mixed) log(`note: ${drawn.filter((r) => r.distilled).map((r) => r.name).join(', ')} distilled: their training loss (α·CE + (1−α)·T²·KL) is not the others' cross-entropy, so the right panel draws test loss (cross-entropy on the test images) for every run`);
-      await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs, ...(r.start ? { start: r.start } : {}) })), mixed ? 'test_loss' : 'train_loss'), 'curves')));
+      await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs, ...(r.start ? { start: r.start } : {}), ...(r.cuts ? { cuts: r.cuts } : {}) })), mixed ? 'test_loss' : 'train_loss'), 'curves')));
       const summary = drawn.map((r) => {
         const best = r.epochs.reduce((a, b) => (b.test_top1 > a.test_top1 ? b : a));
         const last = r.epochs.at(-1)!;

@@ -193,6 +193,8 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
         epochs: o.epochs - bnEpochs,
         // Another shuffle than phase 1's first epochs.
         seed: seed + 7919,
+        // It continues phase 1's model (BN folded into it): no new starting point to score.
+        scoreStart: false,
         ...progressFrom(bnEpochs),
         schedulePhase: { before: perEpoch * bnEpochs, after: 0 },
         logPhase: { name: 'bn_folded', epochsBefore: bnEpochs, stepsBefore: perEpoch * bnEpochs, epochs: o.epochs, last: true },
