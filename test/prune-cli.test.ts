@@ -219,6 +219,8 @@ describe('slim prune', () => {
     ]);
     expect(records[0]).toMatchObject({ epochs: 2, phase_epochs: 1, total_steps: 8 });
     expect(records[7]!['steps']).toBe(8);
+    // Each step's epoch is counted among the run's 2, as the log counts it (step 2's said "epoch 1/2" without --log).
+    expect(run.stderr.match(/^fine-tune epoch \d\/2: train loss/gm)).toEqual(['fine-tune epoch 1/2: train loss', 'fine-tune epoch 2/2: train loss']);
     for (const k of [1, 5]) {
       const startTop1 = records[k]!['test_top1'] as number;
       expect(run.stderr).toContain(`fine-tuning the pruned model from test top-1 ${(100 * startTop1).toFixed(2)} % (engine, 500 test images)`);
@@ -262,7 +264,8 @@ describe('slim prune', () => {
     expect(groups.some((g) => g.channels_after < g.channels_before)).toBe(true);
     expect(run.stderr).toMatch(/step 2: MACs .* test top-1/);
     // Each epoch's evaluation has a bar of its own (without a terminal: a line when it completes).
-    expect(run.stderr).toMatch(/fine-tune epoch 1\/1: evaluating: 500\/500 images/);
+    // Each step's epoch counted among the run's --finetune epochs (both steps' bars said "epoch 1/1").
+    expect(run.stderr.match(/fine-tune epoch \d\/\d: evaluating: 500\/500 images/g)).toEqual(['fine-tune epoch 1/2: evaluating: 500/500 images', 'fine-tune epoch 2/2: evaluating: 500/500 images']);
     expect(existsSync(out.replace(/\.onnx$/, '.partial.onnx'))).toBe(false);
 
     // This fixture declares 16×16 inputs and CIFAR's images are 32×32: mean replacement is skipped, and

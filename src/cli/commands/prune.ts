@@ -508,6 +508,9 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
   if (leftOver) log(leftOver);
   let bar: ReturnType<typeof progress> | undefined;
   let barEpoch = -1;
+  // Epochs of all the steps' fine-tunings so far (each step's are counted from 1 by the engine): the lines
+  // and bars count the run's --finetune epochs, as its --log does (step 2 said "epoch 1/1" and "1/2").
+  let epochsDone = 0;
   return engineFineTuner({
     data: { train, test },
     ...(freeImageSize ? { freeImageSize } : {}),
@@ -520,13 +523,16 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
     normalization: normalizationFor(graph, o, file),
-    ...(o.finetune ? { onEpoch: (e: EpochRecord) => log(`fine-tune ${epochLine(e, o.finetune!)}`) } : {}),
+    ...(o.finetune ? { onEpoch: (e: EpochRecord) => log(`fine-tune ${epochLine({ ...e, epoch: ++epochsDone }, o.finetune!)}`) } : {}),
     onStartScored: (top1) => log(`fine-tuning the pruned model from test top-1 ${formatPercent(top1)} (engine, ${Math.min(o.testLimit ?? Infinity, test.labels.length).toLocaleString('en')} test images)`),
     ...(o.log && o.finetune ? { log: { file: o.log, epochs: o.finetune } } : {}),
     ...(o.checkpointDir
       ? {
           checkpointDir: o.checkpointDir,
-          onResumed: (epochs: number) => log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`),
+          onResumed: (epochs: number) => {
+            epochsDone += epochs;
+            log(`fine-tuning resumed from ${o.checkpointDir} after epoch ${epochs}`);
+          },
           onDiscarded: () => log(`note: a checkpoint in ${o.checkpointDir} was made for other cuts of this model (the pruning came out otherwise this time): that fine-tuning starts over`),
           refuseChangedSettings: true,
           // Another input model is another run, refused; the same model cut otherwise starts over.
@@ -540,7 +546,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
         if (!p.evaluated) return;
         if (p.evaluated.done === 0) {
           bar?.stop();
-          bar = progress(p.epoch < 0 ? 'fine-tune: scoring the pruned model first' : `fine-tune epoch ${p.epoch + 1}/${p.epochs}: evaluating`, p.evaluated.total, 'images');
+          bar = progress(p.epoch < 0 ? 'fine-tune: scoring the pruned model first' : `fine-tune epoch ${epochsDone + 1}/${o.finetune}: evaluating`, p.evaluated.total, 'images');
         }
         bar?.update(p.evaluated.done);
         if (p.evaluated.done === p.evaluated.total) bar?.stop();
@@ -548,7 +554,7 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
       }
       if (p.epoch !== barEpoch || p.step === 1) {
         bar?.stop();
-        bar = progress(`fine-tune epoch ${p.epoch + 1}/${p.epochs}`, p.stepsPerEpoch, 'steps');
+        bar = progress(`fine-tune epoch ${epochsDone + 1}/${o.finetune}`, p.stepsPerEpoch, 'steps');
         barEpoch = p.epoch;
       }
       bar?.update(p.step, { loss: p.loss.toFixed(3) });
