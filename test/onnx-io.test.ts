@@ -451,6 +451,22 @@ describe('model structure', () => {
 });
 
 describe('files', () => {
+  it('removeAtExit: what a process exiting midway (Ctrl-C calls process.exit) registered is removed, what it finished is kept', () => {
+    const dir = freshDir();
+    const [staging, temp, finished] = [join(dir, '.out.x.tmp'), join(dir, '.m.onnx.x.tmp'), join(dir, 'done.tmp')];
+    const io = join(dirname(FIXTURES), '..', 'src', 'onnx', 'io.ts');
+    const script = `import { mkdirSync, writeFileSync } from 'node:fs';
+      import { removeAtExit } from ${JSON.stringify(io)};
+      mkdirSync(${JSON.stringify(staging)}); writeFileSync(${JSON.stringify(join(staging, 'a'))}, 'x');
+      writeFileSync(${JSON.stringify(temp)}, 'partial'); writeFileSync(${JSON.stringify(finished)}, 'whole');
+      removeAtExit(${JSON.stringify(staging)}); removeAtExit(${JSON.stringify(temp)});
+      removeAtExit(${JSON.stringify(finished)})();
+      process.exit(130);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(130);
+    expect(readdirSync(dir)).toEqual(['done.tmp']);
+  });
+
   it('write and read external data that ONNX Runtime also reads', async () => {
     const dir = freshDir();
     const file = join(dir, 'model.onnx');

@@ -3,7 +3,7 @@ import { nameOptionsAsFlags, SlimError, usageError } from '../errors.js';
 import { fileError } from '../onnx/io.js';
 import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
-import { exitWhenIdle } from '../engine/exit-gate.js';
+import { exitPending, exitWhenIdle } from '../engine/exit-gate.js';
 
 /**
  * The `slim` entry point. Errors a user can act on print one line on stderr and exit 1 (bad input)
@@ -67,10 +67,11 @@ function defaultInterrupt(json: boolean, command: string): () => void {
   if (process.env.SLIM_LAUNCHED) return () => undefined;
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
-      if (process.listenerCount(signal) > 1) return;
+      // Another handler speaks for the command (now, or already: a second line contradicted a trial's first).
+      if (process.listenerCount(signal) > 1 || exitPending()) return;
       const code = signal === 'SIGINT' ? 130 : 143;
-      const message = `${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} before it finished; nothing it was still computing was written`;
-      process.stderr.write(`\nslim: ${message}\n`);
+      const message = `${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} before it finished (files are written whole or not at all: any it wrote are complete)`;
+      process.stderr.write(`\n${message}\n`);
       if (!json) return exitWhenIdle(code);
       process.stdout.write(`${JSON.stringify({ error: { kind: 'interrupted', message, signal, exit_code: code } }, null, 2)}\n`, () => exitWhenIdle(code));
     };

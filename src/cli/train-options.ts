@@ -196,8 +196,10 @@ export function explainInterrupt(command: string, o: { checkpointDir?: string },
   const state: { out?: string; written?: boolean } = {};
   const handlers = (['SIGINT', 'SIGTERM'] as const).map((signal) => {
     const onSignal = (): void => {
-      log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept(state)}`);
-      // After the running step (a few ms to seconds), not under it.
+      // Said as the process exits, after the running step (a few ms to seconds) and a checkpoint being
+      // written have finished: what is on disk then (it said "no epoch had finished" of an epoch whose
+      // checkpoint was being written, and was then kept).
+      process.once('exit', () => log(`\n${command}: ${signal === 'SIGINT' ? 'interrupted' : 'stopped (SIGTERM)'} — ${kept(state)}`));
       exitWhenIdle(signal === 'SIGINT' ? 130 : 143);
     };
     process.once(signal, onSignal);

@@ -11,7 +11,7 @@ import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import sharp from 'sharp';
 import { SlimError, option, usageError } from '../errors.js';
-import { fileError, HOST_TAG, removeOrphanedTemps, tempPrefix } from '../onnx/io.js';
+import { fileError, HOST_TAG, removeAtExit, removeOrphanedTemps, tempPrefix } from '../onnx/io.js';
 import { ortVersion } from '../runtime/ort.js';
 import { ORT_WEB_FILES, ortWebDist, ortWebVersion } from '../runtime/ort-web.js';
 import { VERSION } from '../version.js';
@@ -88,6 +88,7 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
   await mkdir(staging, { recursive: true }).catch((e: unknown) => {
     throw fileError(out, e, 'write');
   });
+  const stagingDone = removeAtExit(staging);
   try {
     const files: DeviceFile[] = [
       { path: config.model.file, contents: prepared.bytes },
@@ -116,8 +117,10 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     }
     if (options.install && options.target !== 'web') await installDependencies(staging, options.target, log);
     await replace(out, staging);
+    stagingDone();
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
+    stagingDone();
     // A full or read-only disk is bad input about --out (named, with what to do), not a slimkit bug.
     throw e instanceof SlimError || typeof (e as NodeJS.ErrnoException).code !== 'string' ? e : fileError(out, e, 'write');
   }

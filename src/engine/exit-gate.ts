@@ -8,6 +8,11 @@
 let running = 0;
 let pendingExit: number | undefined;
 
+/** Whether the process is already on its way out (a command's own interrupt handler has spoken). */
+export function exitPending(): boolean {
+  return pendingExit !== undefined;
+}
+
 export function exitWhenIdle(code: number): void {
   pendingExit = code;
   if (running === 0) process.exit(code);

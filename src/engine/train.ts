@@ -9,6 +9,7 @@ import { hasIntegerWeights, integerWeightsError } from '../passes/freeze-layers.
 import { normalizationOf } from '../zoo/metadata.js';
 import { epochJson, snakeSettings } from '../report/json-records.js';
 import { writeCheckpoint } from './checkpoint.js';
+import { whileRunning } from './exit-gate.js';
 import { digest, digestArrays, digestWeights, refuseChangedSettings, restore, type CheckpointMeta } from './resume.js';
 import { batchOf, planEpoch, type EpochAugment } from './epoch.js';
 import { loadNative, type AutocastName, type DeviceName, type NativeOptimizerConfig } from './native.js';
@@ -543,7 +544,8 @@ export async function trainModel(o: TrainOptions): Promise<TrainResult> {
     if (checkpointPath && writer) {
       const seconds = start.seconds + (performance.now() - runStart) / 1000;
       const meta: CheckpointMeta = { version: 1, epoch: epoch + 1, step, fingerprint, history, seconds, gpuSeconds: gpuSecondsSoFar() };
-      await writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() }).catch((e: unknown) => {
+      // Under the exit gate: Ctrl-C while it is written waits for it (a trial lost a finished epoch there).
+      await whileRunning(() => writeCheckpoint(checkpointPath, { meta, weights: plan.weights(), optimizer: plan.optimizerState() })).catch((e: unknown) => {
         if (!(e instanceof SlimError)) throw e;
         const kept = epoch > 0 ? `it still holds epoch ${epoch}, untouched: free space, then run the same command with --resume` : 'no epoch was kept: free space and run again';
         throw new SlimError({ ...e.parts, fix: kept }, e.kind);

@@ -4,7 +4,7 @@
  * Writing is atomic (temp file in the same folder, fsync, rename).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { lstat, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { linkTarget, specialFileKind } from '../util/files.js';
 import { hostname } from 'node:os';
@@ -557,6 +557,24 @@ function pidNamespace(): string | undefined {
   }
 }
 
+const removedAtExit = new Set<string>();
+
+/**
+ * `path` (a temp file or staging folder) is removed if the process exits before `done()` is called:
+ * Ctrl-C ends a command with process.exit, which skips the `finally` that would have (a trial's
+ * interrupted deploy left an empty `.out.….tmp` folder, a QAT a 1 MiB piece of a checkpoint).
+ */
+export function removeAtExit(path: string): () => void {
+  if (removedAtExit.size === 0) process.once('exit', removeLeftovers);
+  removedAtExit.add(path);
+  return () => void removedAtExit.delete(path);
+}
+
+function removeLeftovers(): void {
+  for (const path of removedAtExit) rmSync(path, { recursive: true, force: true });
+  removedAtExit.clear();
+}
+
 /**
  * Write `bytes` to `path` so that readers see the old file or the new one, never a partial one:
  * temp file in the same folder, fsync, rename. The temp file is removed on any error, and those of
@@ -572,7 +590,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
  * new and some old is that of the renames alone (a model and its external data: the data first).
  */
 export async function writeFilesAtomic(files: readonly { path: string; bytes: Uint8Array }[], o: { followLinks?: boolean } = {}): Promise<void> {
-  const temps: { path: string; temp: string; given: string }[] = [];
+  const temps: { path: string; temp: string; given: string; kept: () => void }[] = [];
   const folders = new Set<string>();
   let current = files[0]?.path ?? '';
   try {
@@ -586,7 +604,7 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
       const temp = join(dirname(path), `${prefix}${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
       await removeOrphanedTemps(dirname(path), prefix);
       const handle = await open(temp, 'wx');
-      temps.push({ path, temp, given: file.path });
+      temps.push({ path, temp, given: file.path, kept: removeAtExit(temp) });
       folders.add(dirname(path));
       try {
         await handle.writeFile(file.bytes);
@@ -596,13 +614,17 @@ export async function writeFilesAtomic(files: readonly { path: string; bytes: Ui
       }
     }
     while (temps.length) {
-      const { path, temp, given } = temps[0]!;
+      const { path, temp, given, kept } = temps[0]!;
       current = given;
       await rename(temp, path);
+      kept();
       temps.shift();
     }
   } catch (e) {
-    for (const { temp } of temps) await unlink(temp).catch(() => undefined);
+    for (const { temp, kept } of temps) {
+      await unlink(temp).catch(() => undefined);
+      kept();
+    }
     throw e instanceof SlimError ? e : fileError(current, e, 'write');
   }
   // Make the renames themselves durable; not every file system lets a folder be opened for this.
