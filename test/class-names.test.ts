@@ -13,6 +13,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchClasses } from '../src/data/class-names.js';
+import { labelledForModel } from '../src/data/model-data.js';
 import { loadRunData } from '../src/pipeline/data.js';
 import type { ImageSet } from '../src/data/types.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
@@ -94,6 +95,15 @@ describe('matchClasses', () => {
       expect([...subset.set.labels]).toEqual([1, 2, 2]);
     }
     expect(matchClasses(set(['a', 'b'], [0]), ['a', 'a', 'b']).kind).toBe('different');
+  });
+
+  it('training on some of the model\'s classes is a warning naming the classes it forgets and the way out; scoring on them a note', () => {
+    const lines: string[] = [];
+    const names = ['a', 'b', 'c', 'd'];
+    labelledForModel(set(['b', 'c'], [0, 1]), { file: 'm.onnx', names }, { note: (l) => lines.push(l) });
+    labelledForModel(set(['b', 'c'], [0, 1]), { file: 'm.onnx', names, trains: (n) => `pass --new-head for ${n.data} classes, or all ${n.model}` }, { note: (l) => lines.push(l) });
+    expect(lines[0]).toMatch(/^note: .* has 2 of the 4 classes m\.onnx records \(slimkit\.classes\): its images are matched to the model's outputs by class name$/);
+    expect(lines[1]).toMatch(/^warning: .* has 2 of the 4 classes m\.onnx records \(slimkit\.classes\): training on it teaches the outputs of the other 2 \(a, d\) never to win, so the model forgets them — pass --new-head for 2 classes, or all 4$/);
   });
 });
 

@@ -213,7 +213,11 @@ describe('a resumed run', () => {
     mkdirSync(empty, { recursive: true });
     writeFileSync(path.join(empty, 'last.ckpt'), 'x');
     expect(freshStartNote({ checkpointDir: empty, resume: true })).toBeUndefined();
-    expect(leftOverNote(1000, 250, 128)).toBe('note: 250 training images make 1 batch of 128; each epoch leaves out 122 (a different 122: the shuffle changes every epoch)');
+    expect(leftOverNote(1000, 250, 128)).toBe('note: 250 training images make 1 batch of 128; each epoch leaves out 122 (a different 122: the shuffle changes every epoch) — --batch 125 uses them all');
+    // A trial's 360 images left 104 out of every epoch; a prime count has no batch that uses them all; a few left out are not worth one.
+    expect(leftOverNote(360, undefined, 128)).toMatch(/leaves out 104 .* — --batch 120 uses them all$/);
+    expect(leftOverNote(367, undefined, 128)).toMatch(/leaves out 111 \(a different 111: the shuffle changes every epoch\)$/);
+    expect(leftOverNote(50_010, undefined, 128)).toMatch(/leaves out 90 \(a different 90: the shuffle changes every epoch\)$/);
     expect(leftOverNote(1000, 256, 128)).toBeUndefined();
     expect(leftOverNote(100, undefined, 128)).toBe('note: 100 training images are fewer than one batch of 128: each epoch is one step on all 100 (lower --batch for more steps)');
     expect(leftOverNote(128, undefined, 128)).toBeUndefined();

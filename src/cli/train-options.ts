@@ -116,7 +116,9 @@ export function leftOverNote(images: number, limit: number | undefined, batch: n
   const leftOver = count % batch;
   if (leftOver === 0) return undefined;
   const batches = Math.floor(count / batch);
-  return `note: ${count} training images make ${batches} batch${batches === 1 ? '' : 'es'} of ${batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)`;
+  // A tenth or more of a small data set left out of every epoch: the nearest batch below that uses them all.
+  const whole = leftOver >= count / 10 ? Array.from({ length: batch - Math.ceil(batch / 2) }, (_, k) => batch - 1 - k).find((b) => count % b === 0) : undefined;
+  return `note: ${count} training images make ${batches} batch${batches === 1 ? '' : 'es'} of ${batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)${whole ? ` — --batch ${whole} uses them all` : ''}`;
 }
 
 /** --resume with nothing to resume yet (a first run of a script that always passes it): said, so no one believes it resumed. */

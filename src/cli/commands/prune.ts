@@ -462,7 +462,7 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   if (!o.data) return undefined;
   const dataDir = o.dataDir ? { dataDir: o.dataDir } : {};
   // Labelled by the class names the model records, if it does.
-  const classes = recordedClasses(graph, file);
+  const classes = recordedClasses(graph, file, o.finetune ? { trains: (n) => `fine-tune on images of all ${n.model} classes, or prune without --finetune (--data then only calibrates and scores)` } : {});
   if (isCifar10(o.data)) {
     checkCifarImageSize(graph, file, o.data, modelInputSize(graph));
     return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };

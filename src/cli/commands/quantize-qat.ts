@@ -89,7 +89,7 @@ export async function qatFineTune(
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
   const testLimit = options.testLimit ?? options.evalLimit;
-  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), trainLimit: options.trainLimit, testLimit, classes: recordedClasses(floatGraph, file), recordedResize: recordedResize(floatGraph, file) });
+  const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), trainLimit: options.trainLimit, testLimit, classes: recordedClasses(floatGraph, file, { trains: (n) => `give --data images of all ${n.model} classes (quantizing without --qat calibrates on any of them)` }), recordedResize: recordedResize(floatGraph, file) });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;

@@ -223,7 +223,7 @@ export function registerTrain(program: Command): void {
         trainLimit: options.trainLimit,
         testLimit: options.testLimit,
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
-        classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true }) : undefined,
+        classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true, trains: (n) => `pass --new-head for a model of the data's ${n.data} classes, or train on images of all ${n.model}` }) : undefined,
         recordedResize: onnxModel ? recordedResize(onnxModel, options.model) : undefined,
         quiet: !writer,
       });
