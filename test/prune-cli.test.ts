@@ -11,7 +11,7 @@ import { runSlim } from './helpers/cli.js';
 import { heldOutScoring, pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
 import type { ImageSet } from '../src/data/types.js';
-import { ratioShortfallNote } from '../src/cli/commands/prune.js';
+import { nearlyEmptyNote, ratioShortfallNote, unstructuredSummary } from '../src/cli/commands/prune.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
@@ -35,6 +35,21 @@ interface PruneJson {
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-prune-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const resnet = fixturePath('torch-tiny-resnet.onnx');
+
+describe('unstructured summary', () => {
+  it('gives the spread of zeros per tensor and names layers left almost empty by their modules (a global ranking read as "14 tensors at 50 %")', () => {
+    const tensors = [
+      { name: 'onnx::Conv_110', node: '/b1/dw/Conv', elements: 200, zerosAfter: 15 },
+      { name: 'b2.se1.weight', node: '/b2/se1/Conv', elements: 100, zerosAfter: 99 },
+      { name: 'fc.weight', node: 'fc', elements: 700, zerosAfter: 386 },
+    ];
+    const r = { sparsity: 0.5, tensors, skipped: [{ name: 'onnx::Conv_101', node: '/stem/Conv', reason: 'input axis of 3 is not a multiple of 4' }] };
+    expect(unstructuredSummary(r)).toBe('3 weight tensors, 50.0 % zeros over all (per tensor 7.5–99.0 %); left dense: stem (input axis of 3 is not a multiple of 4)');
+    expect(unstructuredSummary({ ...r, tensors: tensors.map((t) => ({ ...t, zerosAfter: t.elements / 2 })), skipped: [] })).toBe('3 weight tensors, 50.0 % zeros over all');
+    expect(nearlyEmptyNote(tensors, 'global')).toEqual(['warning: b2.se1 (99.0 %) is almost all zeros: the global ranking took nearly all of its weights — --scope layer gives each tensor the same share, or --keep b2.se1 leaves it dense']);
+    expect(nearlyEmptyNote(tensors.slice(0, 1), 'global')).toEqual([]);
+  });
+});
 
 describe('slim prune', () => {
   it('--structured --target-macs --json reports the numbers of the model it wrote', async () => {
