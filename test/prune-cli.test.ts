@@ -252,6 +252,10 @@ describe('slim prune', () => {
     const again = await runSlim(args);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/prune-ckpt holds fine-tuning checkpoints of an earlier run — pass --resume to continue it/);
+    // Other cuts asked for are another run: refused, naming the flag (it silently redid the finished step).
+    const otherCuts = await runSlim([...args.map((a) => (a === '0.5' ? '0.6' : a)), '--resume']);
+    expect(otherCuts.code).toBe(2);
+    expect(otherCuts.stderr).toMatch(/prune-ckpt\/finetune-1\/last\.ckpt: the checkpoint was made by a run with other settings \(--target-macs: 0\.5 then, 0\.6 now\)/);
     const resumed = await runSlim([...args, '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr.match(/fine-tuning resumed from .*prune-ckpt after epoch 1/g)).toHaveLength(2);

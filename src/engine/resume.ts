@@ -102,7 +102,7 @@ function describeDifference(key: string, then: unknown, now: unknown): string {
     const [a, b] = [(then ?? {}) as Record<string, unknown>, (now ?? {}) as Record<string, unknown>];
     return [...new Set([...Object.keys(a), ...Object.keys(b)])]
       .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
-      .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? k}: ${changed(a[k], b[k])}`))
+      .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? entryFlag(k)}: ${changed(a[k], b[k])}`))
       .join('; ');
   }
   const word = FINGERPRINT_WORDS[key] ?? key;

@@ -384,6 +384,12 @@ async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o:
   if (pruned !== original) throw new Error(`the pruned model runs at ${dims.slice(2).join('×')} but not as the original at ${other.slice(2).join('×')} (${pruned})`);
 }
 
+/** The flags that decide the cuts, as a checkpoint records them (snake_case: the resume check names them as flags). */
+function cutSettings(o: PruneOptions): Record<string, unknown> {
+  const set = { target_macs: o.targetMacs, ratio: o.ratio, target_latency: o.targetLatency, sparsity: o.sparsity, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : undefined, importance: o.importance, scope: o.scope, steps: o.steps, round_to: o.roundTo, max_ratio: o.maxRatio, keep: o.keep, layer_ratio: o.layerRatio, compensate: o.compensate, renormalize: o.renormalize };
+  return Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined));
+}
+
 /** A layer as `slim info --layers` and --keep name it (PyTorch's module), not its initializer (`onnx::Conv_110`). */
 const layerOf = (t: { name: string; node: string }): string => (t.node ? layerName({ name: t.node } as Parameters<typeof layerName>[0]) : t.name);
 
@@ -561,8 +567,10 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
           },
           onDiscarded: () => log(`note: a checkpoint in ${o.checkpointDir} was made for other cuts of this model (the pruning came out otherwise this time): that fine-tuning starts over`),
           refuseChangedSettings: true,
-          // Another input model is another run, refused; the same model cut otherwise starts over.
-          resumeKey: { model_digest: digestWeights(graph) },
+          // Another input model or other cuts asked for is another run, refused, naming the flag (a changed
+          // --target-macs silently redid a finished step); the same flags cut otherwise (another machine's
+          // rounding) start that fine-tuning over.
+          resumeKey: { model_digest: digestWeights(graph), ...cutSettings(o) },
           command: 'slim prune',
         }
       : {}),
