@@ -2,7 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
-import { accessSync, closeSync, constants, openSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
 import { didYouMean } from '../util/suggest.js';
@@ -215,7 +215,17 @@ function suffixed(file: string): string {
  */
 export function checkModelFile(file: string, flag: string): void {
   if (file.endsWith('.onnx') || isFile(file)) return;
-  throw usageError(`${flag} '${file}' is neither a zoo model nor a model file`, `${didYouMean(file, Object.keys(ZOO))}pass an .onnx file, or a zoo name (\`slim zoo --list\`)`);
+  throw usageError(`${flag} '${file}' is neither a zoo model nor a model file`, `${isFile(`${file}.onnx`) ? `did you mean '${file}.onnx'? ` : didYouMean(file, [...Object.keys(ZOO), ...onnxFilesBeside(file)])}pass an .onnx file, or a zoo name (\`slim zoo --list\`)`);
+}
+
+/** The .onnx files in the folder `file` names (as `file` spells its folder): what a misspelt model file meant. */
+function onnxFilesBeside(file: string): string[] {
+  const dir = path.dirname(file);
+  try {
+    return readdirSync(dir).filter((n) => n.endsWith('.onnx')).map((n) => (dir === '.' && !file.startsWith('./') ? n : path.join(dir, n)));
+  } catch {
+    return [];
+  }
 }
 
 function isFile(file: string): boolean {

@@ -312,9 +312,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     if (twin) summary['top1_after_exact_kernels'] = await top1(twin, scoredOn, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized (exact int8 kernels)');
     // QAT that ends below the PTQ model it started from: the written model is the worse of the two.
     const ptq = (summary['qat'] as { top1_ptq?: number } | undefined)?.top1_ptq;
-    if (ptq !== undefined && after < ptq) {
-      log(`warning: QAT ended below the PTQ model it started from (${formatPercent(after)} against ${formatPercent(ptq)} on the same images): slim quantize without --qat writes the better model; or train again with a lower --lr${options.lr !== undefined ? ` than ${options.lr}` : ''}, fewer --epochs or more training images`);
-    }
+    if (ptq !== undefined && after < ptq) log(qatBelowPtqLine(after, ptq, summary['eval_images'] as number, options.lr));
     const overBudget = run?.maxDrop && !options.qat ? heldOutOverBudget(dropPt, run.maxDrop, summary['eval_images'] as number) : undefined;
     // Saturated sums here, not the choice, would be what misses the budget: the note above says so.
     if (overBudget && !scoredSaturating) log(overBudget);
@@ -332,6 +330,18 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
  * A warning when the split --max-drop chose misses the budget on the images it did not choose on: a
  * drop of a few images either way is noise at a few thousand images, and one that is not says so.
  */
+/**
+ * QAT below the PTQ model it started from, on the same images: a warning when the gap is more than a few
+ * images, a note that the images cannot tell the two apart otherwise (a trial was told "the better model"
+ * of 2 images in 200).
+ */
+export function qatBelowPtqLine(after: number, ptq: number, images: number, lr: number | undefined): string {
+  const fewer = Math.round((ptq - after) * images);
+  const scores = `${formatPercent(after)} against ${formatPercent(ptq)}: ${fewer} image${fewer === 1 ? '' : 's'} fewer of ${images.toLocaleString('en')}`;
+  if (fewer < 5 || ptq - after < 0.005) return `note: QAT ended a little below the PTQ model it started from (${scores}), within what ${images.toLocaleString('en')} test images can tell apart — score both on more (--eval-limit) before choosing`;
+  return `warning: QAT ended below the PTQ model it started from (${scores}): slim quantize without --qat writes the better model; or train again with a lower --lr${lr !== undefined ? ` than ${lr}` : ''}, fewer --epochs or more training images`;
+}
+
 export function heldOutOverBudget(dropPt: number, chosen: { budgetPt: number; chosenOn: number; met: boolean }, reportedOn: number): string | undefined {
   if (withinBudget(dropPt, chosen.budgetPt)) return undefined;
   const image = 100 / reportedOn;
