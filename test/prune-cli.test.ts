@@ -11,7 +11,7 @@ import { runSlim } from './helpers/cli.js';
 import { heldOutScoring, pruneLess, top1Line } from '../src/cli/commands/prune-accuracy.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
 import type { ImageSet } from '../src/data/types.js';
-import { nearlyEmptyNote, ratioShortfallNote, unstructuredSummary } from '../src/cli/commands/prune.js';
+import { latencyCheckNote, nearlyEmptyNote, ratioShortfallNote, unstructuredSummary } from '../src/cli/commands/prune.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { maxRelDiff, Net, ortOutput, randomImages } from './prune-fixtures.js';
@@ -48,6 +48,14 @@ describe('unstructured summary', () => {
     expect(unstructuredSummary({ ...r, tensors: tensors.map((t) => ({ ...t, zerosAfter: t.elements / 2 })), skipped: [] })).toBe('3 weight tensors, 50.0 % zeros over all');
     expect(nearlyEmptyNote(tensors, 'global')).toEqual(['warning: b2.se1 (99.0 %) is almost all zeros: the global ranking took nearly all of its weights — --scope layer gives each tensor the same share, or --keep b2.se1 leaves it dense']);
     expect(nearlyEmptyNote(tensors.slice(0, 1), 'global')).toEqual([]);
+  });
+});
+
+describe('--target-latency with --bench', () => {
+  it('says when the check measured above the target (beyond its noise), and nothing when it did not', () => {
+    expect(latencyCheckNote(0.6, 0.647)).toBe('note: the --bench check measured 0.65× the latency, above the --target-latency 0.6 the search reached on its own timings: timings vary between runs, most on a busy machine — measure again with slim bench, or ask for a lower --target-latency');
+    expect(latencyCheckNote(0.6, 0.62)).toBeUndefined();
+    expect(latencyCheckNote(0.6, 0.55)).toBeUndefined();
   });
 });
 
