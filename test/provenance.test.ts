@@ -40,6 +40,13 @@ describe('recorded steps', () => {
       '1. trained 4 epochs on 500 images (batch 128, cpu): test top-1 66.85 % on 200 images of cifar10/test (the model before quantization)',
       '2. quantized (static int8, minmax calibration on 64 images): activations uint8 asymmetric, weights int8 symmetric per channel',
     ]);
+    // A teacher's top-1 too (it read as the whole test set's).
+    expect(stepLines(withStepRecord({}, 'slimkit.distillation', { teacher: 't.onnx', teacher_top1: 0.688, eval_images: 500, temperature: 4, alpha: 0.5 }))).toEqual([
+      '1. distilled from t.onnx (teacher top-1 68.80 % on 500 test images), temperature 4, alpha 0.5',
+    ]);
+    expect(stepLines(withStepRecord({}, 'slimkit.qat', { epochs: 3, learnable_scales: false, engine_top1: 0.68, eval_images: 300, distilled: true }))).toEqual([
+      '1. quantization-aware training for 3 epochs (distilled): engine top-1 68.00 % on 300 test images (fake-quantized, as trained)',
+    ]);
   });
 
   it("read the last step of a kind from its own key, which a later pass may amend (the int8 layout re-laid)", () => {

@@ -62,7 +62,8 @@ function describe({ key, record: r }: StepRecord, before: string, tuned: boolean
     case 'slimkit.distillation': {
       const teacherTop1 = num(r['teacher_top1']);
       const settings = [num(r['temperature']) !== undefined ? `temperature ${r['temperature']}` : undefined, num(r['alpha']) !== undefined ? `alpha ${r['alpha']}` : undefined, r['cached_teacher'] === true ? 'cached teacher logits' : undefined].filter(Boolean);
-      return `distilled from ${text(r['teacher']) ?? 'a teacher'}${teacherTop1 !== undefined ? ` (teacher top-1 ${formatPercent(teacherTop1)})` : ''}${settings.length ? `, ${settings.join(', ')}` : ''}`;
+      const images = num(r['eval_images']);
+      return `distilled from ${text(r['teacher']) ?? 'a teacher'}${teacherTop1 !== undefined ? ` (teacher top-1 ${formatPercent(teacherTop1)}${images !== undefined ? ` on ${images.toLocaleString('en')} test images` : ''})` : ''}${settings.length ? `, ${settings.join(', ')}` : ''}`;
     }
     case 'slimkit.pruning':
       return `pruned ${pruningText(r)}${top1Text(r, before)}`;
@@ -72,7 +73,8 @@ function describe({ key, record: r }: StepRecord, before: string, tuned: boolean
       const epochs = num(r['epochs']);
       const how = [r['learnable_scales'] === true ? 'learnable scales' : undefined, num(r['bn_live_epochs']) !== undefined ? `BatchNorm live for ${plural(r['bn_live_epochs'] as number, 'epoch')}` : undefined, r['distilled'] === true ? 'distilled' : undefined].filter(Boolean);
       const engine = num(r['engine_top1']);
-      return `quantization-aware training${epochs !== undefined ? ` for ${plural(epochs, 'epoch')}` : ''}${how.length ? ` (${how.join(', ')})` : ''}${engine !== undefined ? `: engine top-1 ${formatPercent(engine)} (fake-quantized, as trained)` : ''}`;
+      const images = num(r['eval_images']);
+      return `quantization-aware training${epochs !== undefined ? ` for ${plural(epochs, 'epoch')}` : ''}${how.length ? ` (${how.join(', ')})` : ''}${engine !== undefined ? `: engine top-1 ${formatPercent(engine)}${images !== undefined ? ` on ${images.toLocaleString('en')} test images` : ''} (fake-quantized, as trained)` : ''}`;
     }
   }
 }

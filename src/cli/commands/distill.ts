@@ -258,7 +258,9 @@ export function registerDistill(program: Command): void {
       if (dataResize && !isCifar10(options.data)) out = { ...out, metadata: { ...out.metadata, ...resizeMetadata(dataResize.mode) } };
       // Recorded in this order: the training record's top-1 is the distilled model's.
       // At --alpha 1 nothing was distilled: the model records its training alone.
-      if (distilled) out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
+      // The test images both were scored on: a top-1 without its count read as the full test set's.
+      const evalImages = Math.min(options.testLimit ?? Infinity, data.test.labels.length);
+      if (distilled) out = withStep(out, 'slimkit.distillation', { teacher: path.basename(options.teacher), teacher_top1: result.teacherAccuracy, eval_images: evalImages, temperature: result.temperature, alpha: result.alpha, cached_teacher: result.cachedTeacher });
       out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length, train_images: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt.written();
@@ -282,6 +284,7 @@ export function registerDistill(program: Command): void {
         temperature: result.temperature,
         cached_teacher: result.cachedTeacher,
         teacher_top1: result.teacherAccuracy,
+        eval_images: evalImages,
         ...(result.startAccuracy !== undefined ? { start_top1: result.startAccuracy } : {}),
         test_top1: result.testAccuracy,
         ...(ortTop1 !== undefined ? { onnxruntime_top1: ortTop1 } : {}),
@@ -297,7 +300,7 @@ export function registerDistill(program: Command): void {
       };
       printResult(options, summary, () =>
         [
-          `${distilled ? `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)}) into ${options.student}` : `trained ${options.student} on the labels alone (--alpha 1; teacher ${options.teacher} scored ${formatPercent(result.teacherAccuracy)})`} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
+          `${distilled ? `distilled ${options.teacher} (test top-1 ${formatPercent(result.teacherAccuracy)} on ${evalImages.toLocaleString('en')} images) into ${options.student}` : `trained ${options.student} on the labels alone (--alpha 1; teacher ${options.teacher} scored ${formatPercent(result.teacherAccuracy)} on ${evalImages.toLocaleString('en')} images)`} for ${result.history.length} epoch${result.history.length === 1 ? '' : 's'} (${result.steps} step${result.steps === 1 ? '' : 's'}) in ${result.seconds.toFixed(1)} s` +
             (result.gpuSeconds > 0 ? ` — ${result.gpuSeconds.toFixed(1)} GPU-seconds, about $${result.estimatedCost.toFixed(4)}` : ''),
           ...resumedNote(result.resumedFrom, options.epochs),
           `  alpha ${result.alpha}, T ${result.temperature}${result.cachedTeacher ? ', cached teacher logits' : ''}`,

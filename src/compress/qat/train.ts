@@ -213,7 +213,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     epochs: o.epochs,
     learnable_scales: learnableScales,
     ...(bnEpochs > 0 ? { bn_live_epochs: bnEpochs } : {}),
-    ...(o.recordEngineTop1 === false ? {} : { engine_top1: last.testAccuracy }),
+    ...(o.recordEngineTop1 === false ? {} : { engine_top1: last.testAccuracy, eval_images: Math.min(o.testLimit ?? Infinity, o.data.test.labels.length) }),
     ...(o.teacher ? { distilled: true } : {}),
   };
   const settled = settleScales(graph);
