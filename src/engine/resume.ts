@@ -59,6 +59,20 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   masks: 'pruning masks',
 };
 
+/**
+ * The same entries in the flags of the command whose checkpoint it is: `slim quantize --qat` has no
+ * --alpha (its teacher is the float model, --no-distill), `slim distill` no --model (a trial was pointed
+ * to flags the command lacks); --freeze-backbone and --new-head change the parameters trained too.
+ */
+const COMMAND_WORDS: Record<string, Record<string, string>> = {
+  'slim train': { startWeights: 'the model it starts from (--model, --width)', frozen: 'frozen layers (--freeze, --freeze-backbone)', params: 'trained parameter tensors (--freeze, --freeze-backbone, --new-head)' },
+  'slim distill': { startWeights: 'the student it starts from (--student, --width)', frozen: 'frozen layers (--freeze)' },
+  'slim quantize --qat': { teacher: 'distillation from the float model (--no-distill)', startWeights: 'the model it starts from (the input model, as calibrated)' },
+  'slim prune': { teacher: 'distillation from the unpruned model (--distill)', startWeights: 'the pruned model it fine-tunes (its cuts)' },
+};
+
+const wordOf = (key: string, command: string | undefined): string => (command ? COMMAND_WORDS[command]?.[key] : undefined) ?? FINGERPRINT_WORDS[key] ?? key;
+
 /** A fingerprint entry (or a data-parallel setting) by the flag or words a user knows it by. */
 export function settingWord(key: string): string {
   return FINGERPRINT_WORDS[key] ?? RANK_SETTING_WORDS[key] ?? key;
@@ -96,8 +110,8 @@ function changed(then: unknown, now: unknown): string {
     .join(', ');
 }
 
-/** One fingerprint difference in words: hashes are named, not printed. */
-function describeDifference(key: string, then: unknown, now: unknown): string {
+/** One fingerprint difference in words, in the flags of `command` where it has its own: hashes are named, not printed. */
+export function describeDifference(key: string, then: unknown, now: unknown, command?: string): string {
   if (key === 'caller') {
     const [a, b] = [(then ?? {}) as Record<string, unknown>, (now ?? {}) as Record<string, unknown>];
     return [...new Set([...Object.keys(a), ...Object.keys(b)])]
@@ -105,12 +119,14 @@ function describeDifference(key: string, then: unknown, now: unknown): string {
       .map((k) => (k.endsWith('_digest') ? `${CALLER_WORDS[k] ?? k}: another now` : `${CALLER_WORDS[k] ?? entryFlag(k)}: ${changed(a[k], b[k])}`))
       .join('; ');
   }
-  const word = FINGERPRINT_WORDS[key] ?? key;
+  const word = wordOf(key, command);
   const hashed = ['startWeights', 'teacherWeights', 'frozen', 'trainable', 'masks'].includes(key);
   if (key === 'startWeights') return `${word}: other weights now`;
   if (hashed) return then === undefined ? `${word}: none then` : now === undefined ? `${word}: none now` : `${word}: others now`;
-  // The optimizer's and distillation's settings: only the entries that differ, by their flags.
+  // The optimizer's and distillation's settings: only the entries that differ, by their flags; a
+  // distillation dropped or added is named as such, not as a record and "none".
   if ((key === 'optimizer' || key === 'teacher') && isRecord(then) && isRecord(now)) return changed(then, now);
+  if (key === 'teacher' && (then === undefined || then === null) !== (now === undefined || now === null)) return `${word}: ${then === undefined || then === null ? 'off then, on now' : 'on then, off now'}`;
   const shown = (v: unknown): string => (v === null ? 'none' : JSON.stringify(v) ?? 'unset');
   return `${word}: ${shown(then)} then, ${shown(now)} now`;
 }
@@ -162,7 +178,7 @@ export async function refuseChangedSettings(
 }
 
 /** Throws CheckpointMismatch naming the compared entries (all, or those `compares` keeps) that differ. */
-function refuseDifferences(file: string, saved: Record<string, unknown>, now: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'seededStart'>, compares: (key: string) => boolean = () => true): void {
+function refuseDifferences(file: string, saved: Record<string, unknown>, now: Record<string, unknown>, o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'seededStart' | 'command'>, compares: (key: string) => boolean = () => true): void {
   // A checkpoint of an earlier slimkit records no weight hashes: it resumes on its settings alone.
   const compared = Object.fromEntries(Object.entries(now).filter(([k]) => !(RECORDED_LATER.includes(k) && !(k in saved))));
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(compared)])].filter((k) => compares(k) && JSON.stringify(saved[k]) !== JSON.stringify(compared[k]));
@@ -170,7 +186,7 @@ function refuseDifferences(file: string, saved: Record<string, unknown>, now: Re
   // What follows from a named setting (weights after another calibration, statistics in front of the teacher, BN put back or not) is not news.
   // Likewise a zoo model's starting weights after another --seed (a model file's are its own).
   const followers = keys.includes('caller') ? ['startWeights', 'teacherWeights', 'params'] : keys.includes('seed') && o.seededStart ? ['startWeights'] : [];
-  const differ = keys.filter((k) => !followers.includes(k)).map((k) => describeDifference(k, saved[k], compared[k]));
+  const differ = keys.filter((k) => !followers.includes(k)).map((k) => describeDifference(k, saved[k], compared[k], o.command));
   throw new CheckpointMismatch(keys, { file, problem: `the checkpoint was made by a run with other settings (${differ.join('; ')})`, fix: `resume with the same options as then, or ${startOver(o)}` });
 }
 
