@@ -152,5 +152,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const dynamic = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--mode', 'dynamic', '--data', 'cifar10']);
     expect(dynamic.code).toBe(2);
     expect(dynamic.stderr).toMatch(/--qat fine-tunes a static int8 model/);
+    // Said before calibrating and scoring the PTQ model (a trial waited through both for it).
+    const resumeAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--resume', '--data', 'cifar10', '--data-dir', CIFAR_DIR]);
+    expect(resumeAlone.code).toBe(2);
+    expect(resumeAlone.stderr.trim()).toBe('slim: --resume needs --checkpoint-dir (or a checkpoint file) — pass --checkpoint-dir DIR, the folder the run to continue wrote its checkpoints to');
   }, 120_000);
 });

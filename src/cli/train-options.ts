@@ -8,7 +8,8 @@ import type { AugmentMode } from './options.js';
 import type { Graph } from '../onnx/graph.js';
 import { log, progress, type Progress } from '../util/terminal.js';
 import { epochLine, trainingPhaseText } from '../report/format.js';
-import { usageError } from '../errors.js';
+import { SlimError, usageError } from '../errors.js';
+import { loadNative, nativeAvailable } from '../engine/native.js';
 import type { Command } from 'commander';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { latestCheckpoint } from './paths.js';
@@ -119,6 +120,18 @@ export function leftOverNote(images: number, limit: number | undefined, batch: n
   // A tenth or more of a small data set left out of every epoch: the nearest batch below that uses them all.
   const whole = leftOver >= count / 10 ? Array.from({ length: batch - Math.ceil(batch / 2) }, (_, k) => batch - 1 - k).find((b) => count % b === 0) : undefined;
   return `note: ${count} training images make ${batches} batch${batches === 1 ? '' : 'es'} of ${batch}; each epoch leaves out ${leftOver} (a different ${leftOver}: the shuffle changes every epoch)${whole ? ` — --batch ${whole} uses them all` : ''}`;
+}
+
+/**
+ * What a training command's flags alone rule out, checked before it reads data or calibrates (QAT spent
+ * calibration and an evaluation before saying either): --resume without a checkpoint to resume from,
+ * --device cuda where the addon has no CUDA.
+ */
+export function checkTrainingFlags(o: { resume?: boolean | string; checkpointDir?: string; device?: string }): void {
+  if (o.resume === true && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir (or a checkpoint file)', 'pass --checkpoint-dir DIR, the folder the run to continue wrote its checkpoints to');
+  if (o.device === 'cuda' && nativeAvailable() && !loadNative().info().cuda) {
+    throw new SlimError({ problem: "device 'cuda' was asked for, but this LibTorch has no CUDA or sees no GPU", fix: 'train with --device cpu here, or on a GPU machine whose PyTorch has CUDA (npm run build:native links it when `python3 -c "import torch"` finds it)' });
+  }
 }
 
 /** --resume with nothing to resume yet (a first run of a script that always passes it): said, so no one believes it resumed. */

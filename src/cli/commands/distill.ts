@@ -20,7 +20,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -148,6 +148,7 @@ export function registerDistill(program: Command): void {
       }
       checkDistillSettings(options.alpha, options.temperature);
       checkTrainingOutputs(options, [options.teacher, options.student]);
+      checkTrainingFlags(options);
       // --mean/--std: the student's statistics, and the teacher's when it records none (a plain torch.onnx export).
       const teacherAsGiven = forBatches(withImageSizeFlag((await loadModel(options.teacher)).graph, options.teacher, options.imageSize, [options.data], { writes: false }), options.teacher, { written: false }).graph;
       const teacherRecordsNone = !readPreprocessing(teacherAsGiven).normalization;

@@ -33,7 +33,7 @@ import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../on
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
-import { explainInterrupt, leftOverNote } from '../train-options.js';
+import { checkTrainingFlags, explainInterrupt, leftOverNote } from '../train-options.js';
 import type { EpochRecord } from '../../engine/train.js';
 import { heldOutScoring, pruneLess, top1Line } from './prune-accuracy.js';
 import { withStep } from '../../onnx/provenance.js';
@@ -177,6 +177,7 @@ export function registerPrune(program: Command): void {
     )
     .action(async (file: string, options: PruneOptions) => {
       if (options.finetune) refuseLaunchedRanks('slim prune --finetune');
+      if (options.finetune) checkTrainingFlags(options);
       check(options);
       if (options.output) checkOutputFile(options.output, '-o', [file], { model: true });
       if (options.log) checkLogFile(options.log, [file, options.output]);

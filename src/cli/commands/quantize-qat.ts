@@ -14,7 +14,7 @@ import { log } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
-import { explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
+import { checkTrainingFlags, explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
 import { digestWeights, refuseChangedSettings } from '../../engine/resume.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
@@ -34,6 +34,7 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (options.report) throw usageError('--report analyses post-training quantization', 'run slim quantize --report without --qat for the SQNR / sensitivity report');
   if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
+  checkTrainingFlags(options);
   options.calib ??= isCifar10(options.data) ? options.data : join(options.data, 'train');
 }
 

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { epochJson } from '../../report/json-records.js';
-import { SlimError, usageError } from '../../errors.js';
-import { loadNative, nativeAvailable } from '../../engine/native.js';
+import { usageError } from '../../errors.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { refuseOtherRun, trainModel, type RunSettings } from '../../engine/train.js';
 import { DistributedTraining } from '../../engine/distributed.js';
@@ -24,7 +23,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -142,13 +141,11 @@ export function registerTrain(program: Command): void {
       checkTransferFlags(options);
       checkOptimizerFlags(options);
       checkAugmentFlags(command);
+      checkTrainingFlags(options);
       if (options.nproc !== undefined && options.nproc > 1) {
         if (options.cudaGraphs) throw usageError('--cuda-graphs does not work with data-parallel training (--nproc) yet', 'drop one of the two');
         // Said once here, not by every worker after it started.
         if (!isCifar10(options.data)) await requireDataFolder(options.data, '--data', 'pass --data cifar10, or a folder with train/ and test/ subfolders of class folders');
-        if (options.device === 'cuda' && nativeAvailable() && !loadNative().info().cuda) {
-          throw new SlimError({ problem: "device 'cuda' was asked for, but this LibTorch has no CUDA or sees no GPU", fix: 'train with --device cpu here, or on a GPU machine whose PyTorch has CUDA (npm run build:native links it when `python3 -c "import torch"` finds it)' });
-        }
         await launchTraining({
           nproc: options.nproc,
           device: options.device as 'cpu' | 'cuda',
