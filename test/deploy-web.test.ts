@@ -103,6 +103,13 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     expect(classifier.config.createdBy.onnxruntime).toBe(ortWebVersion());
   });
 
+  it("its README says how to use the model from one's own page: slim.json's contract (a trial found only how to open the demo)", async () => {
+    const readme = await readFile(path.join(web.out, 'README.md'), 'utf8');
+    expect(readme).toContain('## Use the model from your own page');
+    expect(readme).toContain('`preprocess.layout` (NCHW), `channels`, `scale`, `mean`, `std`: each value is\n  (pixel × scale − mean) / std, channel by channel;');
+    expect(readme).toContain('`labels`: output i is `labels[i]`');
+  });
+
   it('loads the model and classifies chosen images like the Node classifier', async () => {
     expect(await page.textContent('#status')).toMatch(/Ready/);
     // slim serve sends the cross-origin isolation headers: onnxruntime-web may run threads.
@@ -167,7 +174,8 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     expect(bundle.config.preprocess).toMatchObject({ scale: 1, mean: [0, 0, 0], std: [1, 1, 1] });
     const readme = await readFile(path.join(site.out, 'README.md'), 'utf8');
     expect(readme).toContain('then fed as the decoded 0–255 values (uint8): the model normalizes them itself');
-    expect(readme).not.toMatch(/normalized with mean/);
+    expect(readme).not.toMatch(/normalized with mean|× scale − mean/);
+    expect(readme).toContain('`preprocess.layout` (NHWC), `channels`: the decoded 0–255 values as they are (uint8), the model normalizes them itself;');
     await expect(deploy({ model: file, target: 'linux-x64', out: path.join(dir, 'pixels-mean'), mean: [0.1, 0.2, 0.3], std: [0.5, 0.5, 0.5] }))
       .rejects.toThrow(/pixels\.onnx takes raw uint8 pixels and normalizes them itself: --mean and --std would not be applied — drop --mean and --std/);
     await onBundlePage(site.out, async (pixelsPage) => {

@@ -297,6 +297,20 @@ the Node bundle.
 
 The page reads the formats the browser decodes: JPEG, PNG, WebP, GIF, BMP and AVIF in current Chrome,
 Firefox and Safari (TIFF in Safari only). The Node bundle and \`slim serve\` also read TIFF.
+
+## Use the model from your own page
+
+\`app.js\` is the page's code, bundled; \`slim.json\` is the contract your own code keeps to:
+
+- \`model.file\`, \`model.input\` (${config.model.inputType}), \`model.output\`: load the file with
+  \`ort.InferenceSession.create\` and feed one tensor under the input's name;
+- \`preprocess.size\` (${config.preprocess.size.join('×')}, height × width) and \`preprocess.resize\` (${config.preprocess.resize}): the geometry above;
+- \`preprocess.layout\` (${config.preprocess.layout}), \`channels\`${config.model.inputType === 'uint8' ? ': the decoded 0–255 values as they are (uint8), the model normalizes them itself' : ', \`scale\`, \`mean\`, \`std\`: each value is\n  (pixel × scale − mean) / std, channel by channel'};
+- \`labels\`: output i is \`labels[i]\`; \`model.outputKind\` \`logits\` means scores come from a softmax.
+
+To get the same answers as \`${evalCommand(config.preprocess)}\` and the page, keep slimkit's resizing (a canvas
+\`drawImage\` scales with the browser's own filter, close but not the same); or send the image to a server
+running the Node bundle or \`slim serve\` (\`POST /v1/classify\` with the image bytes, JSON back).
 `;
 }
 
