@@ -457,6 +457,11 @@ describe('files', () => {
     const io = join(dirname(FIXTURES), '..', 'src', 'onnx', 'io.ts');
     const script = `import { mkdirSync, writeFileSync } from 'node:fs';
       import { removeAtExit } from ${JSON.stringify(io)};
+      // Many writes, each registered and done: one exit listener still (no MaxListenersExceededWarning).
+      removeAtExit('/nonexistent')();
+      const listeners = process.listenerCount('exit');
+      for (let i = 0; i < 20; i++) removeAtExit('/nonexistent-' + i)();
+      if (process.listenerCount('exit') !== listeners) throw new Error('exit listeners: ' + listeners + ' → ' + process.listenerCount('exit'));
       mkdirSync(${JSON.stringify(staging)}); writeFileSync(${JSON.stringify(join(staging, 'a'))}, 'x');
       writeFileSync(${JSON.stringify(temp)}, 'partial'); writeFileSync(${JSON.stringify(finished)}, 'whole');
       removeAtExit(${JSON.stringify(staging)}); removeAtExit(${JSON.stringify(temp)});
@@ -464,6 +469,7 @@ describe('files', () => {
       process.exit(130);`;
     const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(130);
+    expect(r.stderr).not.toMatch(/MaxListeners/);
     expect(readdirSync(dir)).toEqual(['done.tmp']);
   });
 

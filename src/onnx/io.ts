@@ -558,6 +558,7 @@ function pidNamespace(): string | undefined {
 }
 
 const removedAtExit = new Set<string>();
+let removingAtExit = false;
 
 /**
  * `path` (a temp file or staging folder) is removed if the process exits before `done()` is called:
@@ -565,7 +566,9 @@ const removedAtExit = new Set<string>();
  * interrupted deploy left an empty `.out.….tmp` folder, a QAT a 1 MiB piece of a checkpoint).
  */
 export function removeAtExit(path: string): () => void {
-  if (removedAtExit.size === 0) process.once('exit', removeLeftovers);
+  // One listener for the process's life (a set emptied and filled again must not add another each time).
+  if (!removingAtExit) process.once('exit', removeLeftovers);
+  removingAtExit = true;
   removedAtExit.add(path);
   return () => void removedAtExit.delete(path);
 }
