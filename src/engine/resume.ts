@@ -126,7 +126,8 @@ export function describeDifference(key: string, then: unknown, now: unknown, com
   // The optimizer's and distillation's settings: only the entries that differ, by their flags; a
   // distillation dropped or added is named as such, not as a record and "none".
   if ((key === 'optimizer' || key === 'teacher') && isRecord(then) && isRecord(now)) return changed(then, now);
-  if (key === 'teacher' && (then === undefined || then === null) !== (now === undefined || now === null)) return `${word}: ${then === undefined || then === null ? 'off then, on now' : 'on then, off now'}`;
+  const absent = (v: unknown): boolean => v === undefined || v === null;
+  if (key === 'teacher' && absent(then) !== absent(now)) return `${word}: ${absent(then) ? 'off then, on now' : 'on then, off now'}`;
   const shown = (v: unknown): string => (v === null ? 'none' : JSON.stringify(v) ?? 'unset');
   return `${word}: ${shown(then)} then, ${shown(now)} now`;
 }
