@@ -63,7 +63,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const out = path.join(dir, 'qat-bn.int8.onnx');
     // Without --test-limit the epochs score on --eval-limit's 256 images too.
     const withoutTestLimit = data.filter((a, i) => a !== '--test-limit' && data[i - 1] !== '--test-limit');
-    const r = JSON.parse(await slimQuantize([withBn, '-o', out, '--qat', '--epochs', '2', '--bn-epochs', '1', '--no-distill', ...withoutTestLimit, '--json'])) as QuantizeJson;
+    const ck = path.join(dir, 'qat-bn-ck');
+    const args = [withBn, '-o', out, '--qat', '--epochs', '2', '--bn-epochs', '1', '--no-distill', ...withoutTestLimit, '--checkpoint-dir', ck];
+    const r = JSON.parse(await slimQuantize([...args, '--json'])) as QuantizeJson;
     expect(r.qat).toMatchObject({ epochs: 2, steps: 16, distilled: false });
     expect(Math.abs(r.qat.engine_top1 * 256 - Math.round(r.qat.engine_top1 * 256))).toBeLessThan(1e-6);
     expect(Math.abs(r.top1_after - r.qat.engine_top1)).toBeLessThanOrEqual(2 / 256);
@@ -71,6 +73,26 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const written = await readModel(out);
     expect(written.nodes.some((n) => n.opType === 'BatchNormalization')).toBe(false);
     expect(JSON.parse(written.metadata['slimkit.qat']!)).toMatchObject({ bn_live_epochs: 1 });
+    // A --resume with other settings is refused before calibrating, each phase's checkpoint in the flags that
+    // set it (the phases count their own epochs and the folded one shuffles with another seed).
+    const resumed = async (extra: string[]): Promise<string> => {
+      // The flags in `extra` (flag, value pairs) replace the run's own.
+      const flags = extra.filter((_, i) => i % 2 === 0);
+      const kept = args.filter((a, i) => !flags.includes(a) && !flags.includes(args[i - 1]!));
+      const run = await runSlim(['quantize', ...kept, ...extra, ...(flags.includes('--resume') ? [] : ['--resume'])]);
+      expect(run.code).toBe(2);
+      expect(run.stderr).not.toMatch(/^calibrate:/m);
+      return run.stderr.trim();
+    };
+    expect(await resumed(['--epochs', '3'])).toMatch(/qat-bn-ck\/folded\/last\.ckpt: the checkpoint was made by a run with other settings \(--epochs: 2 then, 3 now\)/);
+    expect(await resumed(['--bn-epochs', '2'])).toMatch(/qat-bn-ck\/folded\/last\.ckpt: the checkpoint was made by a run with other settings \(--bn-epochs: 1 then, 2 now\)/);
+    expect(await resumed(['--lr', '0.01'])).toMatch(/other settings \(--lr: 0\.001 then, 0\.01 now\)/);
+    expect(await resumed(['--bn-epochs', '0'])).toMatch(/qat-bn-ck\/folded\/last\.ckpt: the checkpoint was made by a run with --bn-epochs, and this one has none — resume with the same options as then/);
+    // The same settings resume: both phases' checkpoints pass, and the finished run is written from them.
+    const same = JSON.parse(await slimQuantize([...args, '--resume', '--json'])) as QuantizeJson;
+    expect(same.qat).toMatchObject({ epochs: 2, resumed_from_epoch: 2 });
+    // A checkpoint file cannot say which phase it holds: refused before the model is read.
+    expect(await resumed(['--resume', path.join(ck, 'folded', 'last.ckpt')])).toMatch(/a checkpoint file \(--resume FILE\) cannot say which phase of a --bn-epochs run it belongs to/);
     const tooMany = await runSlim(['quantize', withBn, '-o', path.join(dir, 'x.onnx'), '--qat', '--epochs', '1', '--bn-epochs', '2', ...data]);
     expect(tooMany.code).toBe(2);
     expect(tooMany.stderr).toMatch(/--bn-epochs must be a whole number from 0 to --epochs/);
@@ -122,6 +144,11 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(other.stderr).toMatch(/qat-ck\/last\.ckpt: the checkpoint was made by a run with other settings \(calibration: --per-tensor false then, true now\)/);
     // Refused before calibrating (minutes on a large calibration set), not after.
     expect(other.stderr).not.toMatch(/^calibrate:|^eval int8/m);
+    // So are the training's own settings, by their flags: --lr, --no-distill, --epochs.
+    const otherTraining = await runSlim(['quantize', ...args, '--lr', '0.5', '--no-distill', '--epochs', '2', '--resume']);
+    expect(otherTraining.code).toBe(2);
+    expect(otherTraining.stderr).toMatch(/qat-ck\/last\.ckpt: the checkpoint was made by a run with other settings \((?=.*--epochs: 1 then, 2 now)(?=.*--lr: 0\.001 then, 0\.5 now)(?=.*distillation from the float model \(--no-distill\): on then, off now)/);
+    expect(otherTraining.stderr).not.toMatch(/^calibrate:|^eval int8/m);
     // Without --eval/--eval-limit the int8 model written is still scored by ONNX Runtime, on the test images training scored.
     const withoutEvalLimit = args.filter((a, i) => a !== '--eval-limit' && args[i - 1] !== '--eval-limit');
     const same = JSON.parse(await slimQuantize([...withoutEvalLimit, '--resume'])) as QuantizeJson & { eval_images: number };

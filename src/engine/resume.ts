@@ -54,7 +54,7 @@ const FINGERPRINT_WORDS: Record<string, string> = {
   optimizer: '--optimizer and its settings', labelSmoothing: '--label-smoothing', seed: '--seed', trainCount: 'training images (--train-limit)',
   augment: 'augmentation (--augment, --no-augment)', teacher: 'distillation (--alpha, --temperature, --cache-teacher)', teacherWeights: "the teacher's weights",
   startWeights: 'the model it starts from (--model, --width, --student)',
-  schedulePhase: '--epochs and --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
+  schedulePhase: '--epochs and --bn-epochs', bnEpochs: '--bn-epochs', foldedEpochs: '--epochs beyond --bn-epochs', warmup: '--warmup', decayAll: 'weight decay on every parameter', autocast: '--precision',
   learnableScales: 'learnable quantization scales', frozen: 'frozen layers (--freeze)', trainable: 'trained parameters',
   masks: 'pruning masks',
 };
@@ -161,6 +161,9 @@ function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
 /** Fingerprint entries that follow from the model and the images: known once trainModel has both. */
 const MODEL_AND_DATA_ENTRIES = ['graph', 'params', 'batch', 'trainCount', 'frozen', 'trainable', 'masks', 'startWeights', 'teacherWeights'];
 
+/** Whether a fingerprint entry is known before the model and the images are (refuseChangedSettings compares those). */
+export const knownBeforeData = (key: string): boolean => !MODEL_AND_DATA_ENTRIES.includes(key);
+
 /**
  * Refuses a checkpoint made by a run with other settings before the work that precedes training: reading
  * the data and building a new head (engine/train.ts: settingsFingerprint; the model's and the data's
@@ -171,9 +174,24 @@ export async function refuseChangedSettings(
   file: string,
   settings: Record<string, unknown>,
   o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command' | 'seededStart'>,
-  compares: (key: string) => boolean = (k) => !MODEL_AND_DATA_ENTRIES.includes(k),
+  compares: (key: string) => boolean = knownBeforeData,
 ): Promise<void> {
-  const saved = (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
+  refuseChangedFingerprint(file, await checkpointFingerprint(file), settings, o, compares);
+}
+
+/** The settings a checkpoint records (settingsFingerprint's entries, and those trainModel adds). */
+export async function checkpointFingerprint(file: string): Promise<Record<string, unknown>> {
+  return (await readCheckpoint<CheckpointMeta>(file)).meta.fingerprint;
+}
+
+/** refuseChangedSettings on a fingerprint already read, in the caller's terms (QAT's phases: the epochs as given). */
+export function refuseChangedFingerprint(
+  file: string,
+  saved: Record<string, unknown>,
+  settings: Record<string, unknown>,
+  o: Pick<TrainOptions, 'resume' | 'checkpointDir' | 'command' | 'seededStart'>,
+  compares: (key: string) => boolean = knownBeforeData,
+): void {
   refuseOtherCommand(file, saved, o);
   refuseDifferences(file, saved, settings, o, compares);
 }

@@ -1,11 +1,11 @@
 import { epochJson } from '../../report/json-records.js';
-import { join } from 'node:path';
+import path, { join } from 'node:path';
 import { inputError, usageError } from '../../errors.js';
 import type { Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
-import { quantizationAwareTraining } from '../../compress/qat/index.js';
+import { checkPhasedResume, FOLDED_SEED_OFFSET, qatRunSettings, quantizationAwareTraining, type QatPhase, type QatSettings } from '../../compress/qat/index.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import { checkImageSize, loadTrainTest, modelInputSize, modelChannels, recordedClasses } from '../../data/model-data.js';
 import { recordedResize } from '../../data/model-resize.js';
@@ -15,7 +15,8 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 import { checkTrainingFlags, explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
-import { digestWeights, refuseChangedSettings } from '../../engine/resume.js';
+import { CheckpointMismatch, checkpointFingerprint, digestWeights, knownBeforeData, refuseChangedFingerprint } from '../../engine/resume.js';
+import { settingsFingerprint } from '../../engine/train.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
 
@@ -35,6 +36,7 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
   if (options.bnEpochs && options.equalize) throw usageError('--bn-epochs puts the model\'s BatchNormalization back behind the quantized Convs, which --equalize has rescaled', 'drop --equalize, or --bn-epochs');
   if (!options.data) throw usageError('--qat needs training images', 'pass --data cifar10 (with --data-dir) or --data <folder with train/ and test/>');
   checkTrainingFlags(options);
+  checkPhasedResume(options.bnEpochs, options.resume);
   options.calib ??= isCifar10(options.data) ? options.data : join(options.data, 'train');
 }
 
@@ -62,11 +64,89 @@ function qatResumeKey(floatGraph: Graph, options: QuantizeCliOptions): Record<st
 /** What QAT's checkpoints record as their command: another command's checkpoint is refused by name. */
 const QAT_COMMAND = 'slim quantize --qat';
 
-/** --resume of a run with another input model or calibration is refused before calibrating, not after. */
-export async function refuseOtherQatRun(floatGraph: Graph, options: QuantizeCliOptions): Promise<void> {
+/** The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise. */
+const qatTestLimit = (options: QuantizeCliOptions): number | undefined => options.testLimit ?? options.evalLimit;
+
+/** The command's QAT settings, known before calibration: what it trains with and what a checkpoint must share. */
+function qatSettings(file: string, floatGraph: Graph, options: QuantizeCliOptions): QatSettings {
+  const testLimit = qatTestLimit(options);
+  return {
+    epochs: options.epochs,
+    batch: options.batch,
+    optimizer: options.optimizer,
+    learnableScales: options.lsq ?? false,
+    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs } : {}),
+    device: options.device,
+    seed: options.seed,
+    // The teacher is the model as given (its settings are the defaults).
+    ...(options.distill ? { teacher: {} } : {}),
+    ...(options.lr !== undefined ? { lr: options.lr } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
+    ...(testLimit !== undefined ? { testLimit } : {}),
+    ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
+    ...(options.resume !== undefined ? { resume: options.resume } : {}),
+    resumeKey: qatResumeKey(floatGraph, options),
+    command: QAT_COMMAND,
+    ...(options.log ? { log: options.log } : {}),
+    file,
+  };
+}
+
+/**
+ * A --resume of a run with other settings (another input model or calibration, --lr, --epochs, --no-distill)
+ * is refused before calibrating, not after. Each checkpoint is compared with its own phase's settings; the
+ * schedule's split between the phases counts steps and waits for the data.
+ */
+export async function refuseOtherQatRun(file: string, floatGraph: Graph, options: QuantizeCliOptions): Promise<void> {
   if (!options.resume) return;
   const files = typeof options.resume === 'string' ? (existsSync(options.resume) ? [options.resume] : []) : options.checkpointDir ? checkpointsIn(options.checkpointDir) : [];
-  for (const file of files) await refuseChangedSettings(file, { caller: qatResumeKey(floatGraph, options) }, { ...options, command: QAT_COMMAND }, (k) => k === 'caller');
+  const settings = qatSettings(file, floatGraph, options);
+  const phaseOf = (checkpoint: string): QatPhase => {
+    const folder = path.basename(path.dirname(checkpoint));
+    return typeof options.resume !== 'string' && (folder === 'bn-live' || folder === 'folded') ? folder : 'whole';
+  };
+  const saved = new Map(await Promise.all(files.map(async (f) => [f, await checkpointFingerprint(f)] as const)));
+  // A phase's checkpoint counts its own epochs: compared as the flags that set them (--bn-epochs, and --epochs once both phases have run).
+  const phaseEpochs = (phase: QatPhase): number | undefined => {
+    const f = files.find((c) => phaseOf(c) === phase);
+    return f ? (saved.get(f)!['epochs'] as number) : undefined;
+  };
+  const then = { live: phaseEpochs('bn-live'), folded: phaseEpochs('folded') };
+  const bnEpochs = options.bnEpochs ?? 0;
+  const now = { live: then.live === undefined ? undefined : bnEpochs, folded: then.folded === undefined ? undefined : options.epochs - bnEpochs };
+  for (const checkpoint of files) {
+    const phase = phaseOf(checkpoint);
+    // A run with live BN epochs checkpoints in bn-live/ and folded/, one without in the folder itself.
+    if ((phase === 'whole') !== !bnEpochs) {
+      throw new CheckpointMismatch(['schedulePhase'], {
+        file: checkpoint,
+        problem: `the checkpoint was made by a run ${bnEpochs ? 'without' : 'with'} --bn-epochs, and this one has ${bnEpochs ? `--bn-epochs ${bnEpochs}` : 'none'}`,
+        fix: `resume with the same options as then, or start a new run with another --checkpoint-dir (or delete ${options.checkpointDir ?? 'the checkpoint'})`,
+      });
+    }
+    // A phase's own epochs are compared as the flags (asGiven): a run now without a folded phase (--bn-epochs
+    // equal to --epochs) has none to count.
+    const own = qatRunSettings(settings, phase);
+    const fingerprint = settingsFingerprint(phase === 'whole' ? own : { ...own, epochs: Math.max(own.epochs, 1) });
+    refuseChangedFingerprint(checkpoint, asGiven(saved.get(checkpoint)!, phase, then), asGiven(fingerprint, phase, now), { ...options, command: QAT_COMMAND }, (k) => knownBeforeData(k) && k !== 'schedulePhase');
+  }
+}
+
+/**
+ * A phase's fingerprint in the flags that set it: its epochs as --bn-epochs and --epochs (both phases
+ * known; else the folded phase's own count), the folded phase's seed as --seed.
+ */
+function asGiven(fingerprint: Record<string, unknown>, phase: QatPhase, epochs: { live: number | undefined; folded: number | undefined }): Record<string, unknown> {
+  if (phase === 'whole') return fingerprint;
+  const { epochs: _phase, seed, ...rest } = fingerprint;
+  const { live, folded } = epochs;
+  return {
+    ...rest,
+    seed: phase === 'folded' && typeof seed === 'number' ? seed - FOLDED_SEED_OFFSET : seed,
+    ...(live !== undefined ? { bnEpochs: live } : {}),
+    ...(live !== undefined && folded !== undefined ? { epochs: live + folded } : folded !== undefined ? { foldedEpochs: folded } : {}),
+  };
 }
 
 export interface QatStep {
@@ -89,7 +169,7 @@ export async function qatFineTune(
 ): Promise<QatStep> {
   // The epochs score on as many test images as the before/after comparison (--eval-limit) unless told otherwise:
   // a 64-image comparison beside a 10,000-image evaluation per epoch (minutes for a large model on a CPU) is no one's intent.
-  const testLimit = options.testLimit ?? options.evalLimit;
+  const testLimit = qatTestLimit(options);
   const data = await loadTrainTest(options.data!, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(modelInputSize(floatGraph) ? { size: modelInputSize(floatGraph)! } : {}), channels: modelChannels(floatGraph), trainLimit: options.trainLimit, testLimit, classes: recordedClasses(floatGraph, file, { trains: (n) => `give --data images of all ${n.model} classes (quantizing without --qat calibrates on any of them)` }), recordedResize: recordedResize(floatGraph, file) });
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
@@ -100,33 +180,19 @@ export async function qatFineTune(
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(ptq.graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
+  const { teacher: _soft, ...settings } = qatSettings(file, floatGraph, options);
   const r = await quantizationAwareTraining({
+    ...settings,
     graph: scores.graph,
     float: flat(ptq.float),
     data,
-    epochs: options.epochs,
-    batch: options.batch,
-    optimizer: options.optimizer,
-    learnableScales: options.lsq ?? false,
-    ...(options.bnEpochs ? { bnEpochs: options.bnEpochs, unfolded: flat(floatGraph) } : {}),
-    device: options.device,
-    seed: options.seed,
+    ...(options.bnEpochs ? { unfolded: flat(floatGraph) } : {}),
     // The preprocessing calibration and the scores use (--mean/--std, else the model's, else CIFAR-10's).
     normalization,
     onProgress: bar.onProgress,
     onEpoch: bar.onEpoch,
-    file,
     // The teacher is the model as given, not PTQ's bias-corrected float graph.
     ...(options.distill ? { teacher: { graph: flat(ptq.reference) } } : {}),
-    ...(options.lr !== undefined ? { lr: options.lr } : {}),
-    ...(options.threads !== undefined ? { threads: options.threads } : {}),
-    ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}),
-    ...(testLimit !== undefined ? { testLimit } : {}),
-    ...(options.checkpointDir ? { checkpointDir: options.checkpointDir } : {}),
-    ...(options.resume !== undefined ? { resume: options.resume } : {}),
-    resumeKey: qatResumeKey(floatGraph, options),
-    command: QAT_COMMAND,
-    ...(options.log ? { log: options.log } : {}),
   }).catch((e: unknown) => {
     interrupt.stop();
     throw e;

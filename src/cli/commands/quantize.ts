@@ -225,7 +225,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   let output: Graph;
   let extra: Record<string, unknown> = {};
   let run: StaticRun | undefined;
-  if (options.qat) await refuseOtherQatRun(graph, options);
+  if (options.qat) await refuseOtherQatRun(file, graph, options);
   if (options.mode === 'static') {
     run = await quantizeStatic(graph, options, { file, data, normalization, evalData });
     output = run.output;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { option, usageError } from '../../errors.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
 import type { DeviceName } from '../../engine/native.js';
-import { trainModel, type EpochRecord, type TrainOptions, type TrainProgress, type TrainResult } from '../../engine/train.js';
+import { trainModel, type EpochRecord, type RunSettings, type TrainOptions, type TrainProgress, type TrainResult } from '../../engine/train.js';
 import type { EpochAugment } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { foldLiveBatchNorm, withLiveBatchNorm } from './batchnorm.js';
@@ -118,39 +118,20 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
   if (!Number.isInteger(bnEpochs) || bnEpochs < 0 || bnEpochs > o.epochs) {
     throw usageError(`${option('--bn-epochs')} must be a whole number from 0 to ${option('--epochs')} (${o.epochs}), got ${bnEpochs}`);
   }
-  if (bnEpochs > 0 && typeof o.resume === 'string') {
-    throw usageError(`a checkpoint file (${option('--resume', 'FILE')}) cannot say which phase of a ${option('--bn-epochs')} run it belongs to`, `resume with ${option('--checkpoint-dir', 'DIR')} and ${option('--resume', true)}: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)`);
-  }
+  checkPhasedResume(bnEpochs, o.resume);
   // A sparse model stays sparse: pruned (exactly zero) latent weights are held at zero while training.
   const masks = masksFromZeros(qat.graph, qat.fromFloat);
   const batch = o.batch ?? QAT_DEFAULTS.batch;
-  const common: Omit<TrainOptions, 'graph' | 'epochs'> = {
+  const common = {
     data: o.data,
-    batch,
-    lr: o.lr ?? (o.optimizer === 'adamw' ? QAT_DEFAULTS.adamwLr : QAT_DEFAULTS.lr),
-    optimizer: o.optimizer ?? 'sgd',
-    weightDecay: o.weightDecay ?? QAT_DEFAULTS.weightDecay,
-    schedule: o.schedule ?? QAT_DEFAULTS.schedule,
     trainable: qat.trainable,
-    learnableScales,
     ...(masks.size > 0 ? { masks } : {}),
-    ...(o.normalization ? { normalization: o.normalization } : {}),
-    // Quantization arithmetic must be float32 to match ONNX Runtime's: no bf16 autocast.
-    autocast: 'none',
-    ...(o.device ? { device: o.device } : {}),
-    ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
-    ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
-    ...(o.augment !== undefined ? { augment: o.augment } : {}),
-    ...(o.teacher ? { teacher: o.teacher } : {}),
-    ...(o.resume !== undefined ? { resume: o.resume } : {}),
-    ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
-    ...(o.command ? { command: o.command } : {}),
-    // The fake-quantized model before its first step: what PTQ gave, on the images every epoch is scored on.
-    scoreStart: true,
-    ...(o.log ? { log: o.log } : {}),
     ...(o.onEpoch ? { onEpoch: o.onEpoch } : {}),
-    ...(o.file ? { file: o.file } : {}),
+  };
+  // A phase's settings, with the teacher's model.
+  const settingsOf = (phase: QatPhase): RunSettings & Pick<TrainOptions, 'teacher'> => {
+    const { teacher: _soft, ...settings } = qatRunSettings(o, phase);
+    return { ...settings, ...(o.teacher ? { teacher: o.teacher } : {}) };
   };
   // The progress of a phase counts the run's epochs and steps: phase 2's first is epoch bnEpochs + 1 of
   // o.epochs; the time left is the phase's scaled by the run's steps left.
@@ -167,7 +148,6 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
       },
     };
   };
-  const seed = o.seed ?? 0;
   const phases: TrainResult[] = [];
   let graph = qat.graph;
   if (bnEpochs > 0) {
@@ -176,34 +156,27 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     const live = withLiveBatchNorm(qat, o.unfolded, o.file ? { file: o.file } : {});
     const perEpoch = perEpochSteps;
     phases.push(await trainModel({
+      ...settingsOf('bn-live'),
       ...common,
       graph: live.graph,
-      epochs: bnEpochs,
-      seed,
       ...progressFrom(0),
       schedulePhase: { before: 0, after: perEpoch * (o.epochs - bnEpochs) },
       logPhase: { name: 'bn_live', epochsBefore: 0, stepsBefore: 0, epochs: o.epochs, last: o.epochs === bnEpochs },
-      ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'bn-live') } : {}),
     }));
     graph = foldLiveBatchNorm(settleScales(phases[0]!.graph).graph, live.batchNorms);
     if (o.epochs > bnEpochs) {
       phases.push(await trainModel({
+        ...settingsOf('folded'),
         ...common,
         graph,
-        epochs: o.epochs - bnEpochs,
-        // Another shuffle than phase 1's first epochs.
-        seed: seed + 7919,
-        // It continues phase 1's model (BN folded into it): no new starting point to score.
-        scoreStart: false,
         ...progressFrom(bnEpochs),
         schedulePhase: { before: perEpoch * bnEpochs, after: 0 },
         logPhase: { name: 'bn_folded', epochsBefore: bnEpochs, stepsBefore: perEpoch * bnEpochs, epochs: o.epochs, last: true },
-        ...(o.checkpointDir ? { checkpointDir: path.join(o.checkpointDir, 'folded') } : {}),
       }));
       graph = phases[1]!.graph;
     }
   } else {
-    phases.push(await trainModel({ ...common, graph, epochs: o.epochs, seed, ...progressFrom(0), ...(o.checkpointDir ? { checkpointDir: o.checkpointDir } : {}) }));
+    phases.push(await trainModel({ ...settingsOf('whole'), ...common, graph, ...progressFrom(0) }));
     graph = phases[0]!.graph;
   }
   const last = phases.at(-1)!;
@@ -235,6 +208,60 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     steps: sum((p) => p.steps),
     warnings,
     ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+  };
+}
+
+/** A run with live BN epochs resumes from its checkpoint folder: a file alone cannot say which phase it holds. */
+export function checkPhasedResume(bnEpochs: number | undefined, resume: boolean | string | undefined): void {
+  if (bnEpochs && typeof resume === 'string') {
+    throw usageError(`a checkpoint file (${option('--resume', 'FILE')}) cannot say which phase of a ${option('--bn-epochs')} run it belongs to`, `resume with ${option('--checkpoint-dir', 'DIR')} and ${option('--resume', true)}: each phase finds its own checkpoint (DIR/bn-live, DIR/folded)`);
+  }
+}
+
+/** Phase 2 shuffles with --seed plus this: another order than phase 1's first epochs. */
+export const FOLDED_SEED_OFFSET = 7919;
+
+/** A QAT run trains in one phase, or with --bn-epochs in two, each with its own checkpoint folder (cli/paths.ts: checkpointsIn). */
+export type QatPhase = 'whole' | 'bn-live' | 'folded';
+
+/** QatOptions without the model and the data: what a phase's settings follow from. */
+export type QatSettings = Omit<QatOptions, 'graph' | 'float' | 'data' | 'unfolded' | 'teacher' | 'onProgress' | 'onEpoch' | 'recordEngineTop1'> & { teacher?: RunSettings['teacher'] };
+
+/**
+ * What one phase of QAT trains with, model and data aside: quantizationAwareTraining trains with it, and
+ * `slim quantize --qat` compares it with a --resume's checkpoint before calibrating (minutes on a large set).
+ * The schedule's split between the phases counts steps, so it waits for the data (TrainOptions.schedulePhase).
+ */
+export function qatRunSettings(o: QatSettings, phase: QatPhase): RunSettings {
+  const bnEpochs = o.bnEpochs ?? 0;
+  const folder = o.checkpointDir === undefined ? undefined : phase === 'whole' ? o.checkpointDir : path.join(o.checkpointDir, phase);
+  return {
+    epochs: phase === 'whole' ? o.epochs : phase === 'bn-live' ? bnEpochs : o.epochs - bnEpochs,
+    batch: o.batch ?? QAT_DEFAULTS.batch,
+    lr: o.lr ?? (o.optimizer === 'adamw' ? QAT_DEFAULTS.adamwLr : QAT_DEFAULTS.lr),
+    optimizer: o.optimizer ?? 'sgd',
+    weightDecay: o.weightDecay ?? QAT_DEFAULTS.weightDecay,
+    schedule: o.schedule ?? QAT_DEFAULTS.schedule,
+    learnableScales: o.learnableScales ?? false,
+    seed: (o.seed ?? 0) + (phase === 'folded' ? FOLDED_SEED_OFFSET : 0),
+    // Quantization arithmetic must be float32 to match ONNX Runtime's: no bf16 autocast.
+    autocast: 'none',
+    // The fake-quantized model before its first step: what PTQ gave, on the images every epoch is scored on.
+    // Phase 2 continues phase 1's model (BN folded into it): no new starting point to score.
+    scoreStart: phase !== 'folded',
+    ...(folder !== undefined ? { checkpointDir: folder } : {}),
+    ...(o.normalization ? { normalization: o.normalization } : {}),
+    ...(o.device ? { device: o.device } : {}),
+    ...(o.threads !== undefined ? { threads: o.threads } : {}),
+    ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
+    ...(o.testLimit !== undefined ? { testLimit: o.testLimit } : {}),
+    ...(o.augment !== undefined ? { augment: o.augment } : {}),
+    ...(o.teacher ? { teacher: o.teacher } : {}),
+    ...(o.resume !== undefined ? { resume: o.resume } : {}),
+    ...(o.resumeKey ? { resumeKey: o.resumeKey } : {}),
+    ...(o.command ? { command: o.command } : {}),
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.file ? { file: o.file } : {}),
   };
 }
 
