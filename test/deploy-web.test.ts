@@ -84,6 +84,9 @@ async function onBundlePage(siteDir: string, use: (page: Page, classifier: Class
   }
 }
 
+/** An async function body run in the page as written (vitest would rewrite an import() in a function passed to evaluate). */
+const inBrowser = (body: string): string => `(async () => {${body}\n})()`;
+
 async function classifyInPage(file: string, on: Page = page): Promise<PageResult> {
   await on.evaluate(() => {
     delete window.slimLast;
@@ -98,7 +101,7 @@ async function classifyInPage(file: string, on: Page = page): Promise<PageResult
 
 describe.runIf(ready)('web bundle in headless Chromium', () => {
   it('is a static site: page, app, model, config and onnxruntime-web', () => {
-    expect(web.files.map((f) => f.path).sort()).toEqual(['README.md', 'app.js', 'index.html', 'model.onnx', 'ort/ort-wasm-simd-threaded.wasm', 'ort/ort.wasm.bundle.min.mjs', 'slim.json']);
+    expect(web.files.map((f) => f.path).sort()).toEqual(['README.md', 'app.js', 'classifier.js', 'index.html', 'model.onnx', 'ort/ort-wasm-simd-threaded.wasm', 'ort/ort.wasm.bundle.min.mjs', 'slim.json']);
     // It names the runtime it ships: onnxruntime-web's version, not onnxruntime-node's.
     expect(classifier.config.createdBy.onnxruntime).toBe(ortWebVersion());
   });
@@ -109,6 +112,41 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     expect(readme).toContain('`preprocess.layout` (NCHW), `channels`, `scale`, `mean`, `std`: each value is\n  (pixel × scale − mean) / std, channel by channel;');
     expect(readme).toContain('`labels`: output i is `labels[i]`');
   });
+
+  it("classifier.js is the page's classifier as a module for one's own page: loadClassifier() classifies a Blob as the Node classifier does", async () => {
+    const readme = await readFile(path.join(web.out, 'README.md'), 'utf8');
+    expect(readme).toContain("import { loadClassifier } from './classifier.js';");
+    // The page imports it rather than holding a copy.
+    expect(await readFile(path.join(web.out, 'app.js'), 'utf8')).toContain('from "./classifier.js"');
+    const own = await browser.newPage();
+    try {
+      // Another page of the site (the user's), importing the module by URL.
+      await own.goto(`${url}/slim.json`);
+      for (const img of images.slice(0, 3)) {
+        const bytes = await readFile(img.file);
+        const inPage = (await own.evaluate(inBrowser(`
+          const { loadClassifier } = await import('${url}/classifier.js');
+          const model = await loadClassifier();
+          const r = await model.classify(new Blob([new Uint8Array(${JSON.stringify(Array.from(bytes))})]), { top: 3 });
+          await model.close();
+          return { top: r.top, scores: Array.from(r.scores), pixels: Array.from(r.pixels), labels: model.config.labels };`))) as { top: PageResult['top']; scores: number[]; pixels: number[]; labels: string[] };
+        const [scores] = await classifier.run([await classifier.prepare(bytes)]);
+        const { pixels } = await loadImageFile(bytes, { size: [32, 32] });
+        expect(inPage.labels).toEqual(classifier.config.labels);
+        expect(inPage.pixels, img.file).toEqual(Array.from(pixels));
+        expect(inPage.top.map((p) => p.label), img.file).toEqual(topK(scores!, classifier.config.labels, 3).map((p) => p.label));
+        expect(inPage.scores).toHaveLength(10);
+        inPage.scores.forEach((v, i) => expect(Math.abs(v - scores![i]!), img.file).toBeLessThan(1e-4));
+      }
+      // A folder that holds no bundle is named, with what to pass instead.
+      const missing = await own.evaluate(inBrowser(`
+        const { loadClassifier } = await import('${url}/classifier.js');
+        return loadClassifier('/nowhere').then(() => 'loaded', (e) => e.message);`));
+      expect(missing).toBe(`cannot load ${url}/nowhere/slim.json (HTTP 404): pass loadClassifier the URL of the bundle folder, served over HTTP`);
+    } finally {
+      await own.close();
+    }
+  }, 120_000);
 
   it('loads the model and classifies chosen images like the Node classifier', async () => {
     expect(await page.textContent('#status')).toMatch(/Ready/);

@@ -74,16 +74,25 @@ export async function buildNodeDeviceCode(): Promise<DeviceFile[]> {
   });
 }
 
-/** app.js for the web target; onnxruntime-web is loaded at run time from ./ort/. */
+/**
+ * app.js (the page) and classifier.js (loadClassifier, for the user's own pages) for the web target; the
+ * page imports classifier.js at run time rather than holding a copy; onnxruntime-web is loaded from ./ort/.
+ */
 export function buildWebDeviceCode(): Promise<DeviceFile[]> {
-  return bundleForBrowser({ app: 'web/page' });
+  const classifierBesideThePage = {
+    name: 'slimkit-classifier-beside',
+    setup(build: import('esbuild').PluginBuild) {
+      build.onResolve({ filter: /^\.\/classifier\.js$/ }, (args) => (/[\\/]web[\\/]page\.[jt]s$/.test(args.importer) ? { path: './classifier.js', external: true } : undefined));
+    },
+  };
+  return bundleForBrowser({ app: 'web/page', classifier: 'web/classifier' }, [classifierBesideThePage]);
 }
 
 /**
  * Browser ES modules bundled from slimkit sources (paths relative to src/deploy, without extension):
  * the web bundle's page, and the page `slim bench --target web` runs.
  */
-export async function bundleForBrowser(entries: Record<string, string>): Promise<DeviceFile[]> {
+export async function bundleForBrowser(entries: Record<string, string>, plugins: import('esbuild').Plugin[] = []): Promise<DeviceFile[]> {
   const esbuild = await loadEsbuild();
   // The page shares pure helpers (resizeBox, resizeCropToPlanar, normalizeInto, parseBundleConfig) with Node modules whose
   // other imports (sharp, node:*) it never calls: stub them so the browser build resolves.
@@ -106,7 +115,7 @@ export async function bundleForBrowser(entries: Record<string, string>): Promise
     banner: { js: BANNER },
     legalComments: 'none',
     logLevel: 'silent',
-    plugins: [nodeOnly, pureSources],
+    plugins: [...plugins, nodeOnly, pureSources],
   });
   return result.outputFiles.map((f) => ({ path: path.posix.relative('/bundle', f.path.split(path.sep).join('/')), contents: f.contents }));
 }
