@@ -438,19 +438,30 @@ describe.skipIf(!nativeAvailable())('slim run stopped while it benchmarks', () =
 });
 
 describe.skipIf(!nativeAvailable())('a prune stage that fine-tunes', () => {
-  it("draws its fine-tune's epochs in the report's curves beside the training stages' (a trial saw only fp32's)", async () => {
+  it("draws its fine-tunings' epochs in the report's curves beside the training stages' (a trial saw only fp32's), as one line that drops at each cut", async () => {
     const runDir = path.join(dir, 'prune-ft');
-    const file = writeRecipe('pf.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - prune: { id: pruned, structured: { target_macs: 0.6 }, round_to: 4, calib_samples: 16, finetune: { epochs: 2, batch: 25 } }\n');
+    const file = writeRecipe('pf.yaml', 'name: tiny\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - finetune: { id: tuned, from: fp32, epochs: 1, batch: 25 }\n  - prune: { id: pruned, from: tuned, structured: { target_macs: 0.6 }, round_to: 4, calib_samples: 16, finetune: { epochs: 2, steps: 2, batch: 25 } }\n');
     await run(file, runDir);
-    const pruned = manifestOf(runDir).stages.find((st) => st.id === 'pruned')!;
+    const stages = manifestOf(runDir).stages;
+    const pruned = stages.find((st) => st.id === 'pruned')!;
     expect(pruned.result).toMatchObject({ finetune_epochs: 2, finetune_eval_images: 50 });
-    const history = (pruned.result as { finetune_history: { epoch: number; test_top1: number }[][] }).finetune_history;
-    expect(history.map((h) => h.map((e) => e.epoch))).toEqual([[1, 2]]);
+    const result = pruned.result as { finetune_history: { epoch: number; test_top1: number }[][]; finetune_start_top1: number[]; test_top1: number; steps: { test_top1: number }[] };
+    // Two cuts, each fine-tuned one epoch, each scored before its first step.
+    expect(result.finetune_history.map((h) => h.map((e) => e.epoch))).toEqual([[1], [1]]);
+    expect(result.finetune_start_top1).toHaveLength(2);
     // Its last epoch's score is the stage's own.
-    expect(history[0]!.at(-1)!.test_top1).toBe((pruned.result as { test_top1: number }).test_top1);
+    expect(result.finetune_history[1]!.at(-1)!.test_top1).toBe(result.test_top1);
+    // A model trained further is scored before its first step; one trained from scratch is not.
+    expect(stages.find((st) => st.id === 'tuned')!.result).toHaveProperty('start_top1');
+    expect(stages.find((st) => st.id === 'fp32')!.result).not.toHaveProperty('start_top1');
     const report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
-    expect(report.training.map((t) => [t.stage, t.kind, t.history.length])).toEqual([['fp32', 'train', 1], ['pruned (fine-tune)', 'finetune', 2]]);
+    expect(report.training.map((t) => [t.stage, t.kind, t.history.map((e) => e.epoch)])).toEqual([['fp32', 'train', [1]], ['tuned', 'finetune', [1]], ['pruned (fine-tune)', 'finetune', [1, 2]]]);
+    const line = report.training[2]!;
+    // Epoch 0: the first cut before fine-tuning; the second cut drawn at epoch 1, after that epoch's own point.
+    expect(line.start).toEqual({ test_top1: result.finetune_start_top1[0], test_loss: null });
+    expect(line.cuts).toEqual([{ epoch: 1, test_top1: result.finetune_start_top1[1], test_loss: null }]);
     expect(report.prune[0]).not.toHaveProperty('finetune_history');
+    expect(report.prune[0]).not.toHaveProperty('finetune_start_top1');
     expect(readFileSync(path.join(runDir, 'report', 'charts', 'accuracyCurves.svg'), 'utf8')).toContain('pruned (fine-tune)');
   }, 300_000);
 });

@@ -37,6 +37,8 @@ export interface TrainingResult {
   eval_images: number;
   resumed_from_epoch?: number;
   teacher?: string;
+  /** Engine top-1 before the first step, of a model trained further (absent when it starts untrained, or resumed). */
+  start_top1?: number;
 }
 
 export interface PruneResult {
@@ -58,6 +60,8 @@ export interface PruneResult {
   finetune_epochs: number;
   /** Each fine-tuning's epochs (one per step), on `finetune_eval_images` test images: the report draws them. */
   finetune_history?: EpochJson[][];
+  /** Each fine-tuning's top-1 before its first step, the pruned model's (null where it resumed from a checkpoint). */
+  finetune_start_top1?: (number | null)[];
   finetune_eval_images?: number;
 }
 

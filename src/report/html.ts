@@ -86,7 +86,7 @@ export function renderHtml(r: RunReport, charts: ReportCharts): string {
   if (r.training.length) {
     parts.push(
       '<h2 id="training">Training curves</h2>',
-      `<div class="charts">${figure(charts.accuracyCurves, 'Engine test top-1 after each epoch (on the first images of the test set).', 'chart-accuracy-curves')}${figure(charts.lossCurves, 'Mean training loss of each epoch.', 'chart-loss-curves')}</div>`,
+      `<div class="charts">${figure(charts.accuracyCurves, 'Engine test top-1 after each epoch (on the first images of the test set); at epoch 0 a model trained further, scored before its first step; a prune stage\'s line drops where each later cut was made.', 'chart-accuracy-curves')}${figure(charts.lossCurves, 'Mean training loss of each epoch.', 'chart-loss-curves')}</div>`,
       simpleTable(
         ['stage', 'epochs', 'final train loss', 'final test top-1', 'test images', 'img/s (last epoch)'],
         r.training.map((t) => {

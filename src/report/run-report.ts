@@ -65,7 +65,11 @@ export interface RunReport {
   stages: StageRow[];
   /** Sums over the stages (each counted with the seconds of the run that made it). */
   totals: { seconds: number; gpu_seconds: number; cost: number };
-  training: { stage: string; kind: string; teacher?: string; eval_images: number; history: EpochJson[] }[];
+  /**
+   * One entry per line of the training curves: `start` is the model's score before its first step (a model
+   * trained further), `cuts` a prune stage's later cuts (its fine-tunings numbered on from the first's epochs).
+   */
+  training: { stage: string; kind: string; teacher?: string; eval_images: number; history: EpochJson[]; start?: StartScore; cuts?: (StartScore & { epoch: number })[] }[];
   sensitivity?: { stage: string; from?: string; layers: NonNullable<QuantizeResult['sensitivity']> };
   prune: (PruneResult & { stage: string; from?: string })[];
   quantize: (Omit<QuantizeResult, 'sensitivity'> & { stage: string; from?: string })[];
@@ -150,6 +154,27 @@ function chooseBench(benches: StageRecord[], target: string | undefined): StageR
   return target ? on(target) : on('host') ?? benches.at(-1);
 }
 
+/** A score before the first step, as the curves take it (a stage records no test loss for it). */
+type StartScore = { test_top1: number; test_loss: number | null };
+
+const startOf = (top1: number | undefined): { start?: StartScore } => (top1 !== undefined ? { start: { test_top1: top1, test_loss: null } } : {});
+
+/**
+ * An iterative prune's fine-tunings as one run, as `slim curves` draws `slim prune --steps`'s log: epochs
+ * numbered on from the first fine-tuning's, each later cut's score at the epoch it was made.
+ */
+function pruneCurve(histories: readonly EpochJson[][], starts: readonly (number | null)[]): { history: EpochJson[]; start?: StartScore; cuts?: (StartScore & { epoch: number })[] } {
+  const history: EpochJson[] = [];
+  const cuts: (StartScore & { epoch: number })[] = [];
+  for (const [k, epochs] of histories.entries()) {
+    const before = history.length;
+    const start = starts[k];
+    if (k > 0 && typeof start === 'number') cuts.push({ epoch: before, test_top1: start, test_loss: null });
+    history.push(...epochs.map((e) => ({ ...e, epoch: e.epoch + before })));
+  }
+  return { history, ...startOf(starts[0] ?? undefined), ...(cuts.length ? { cuts } : {}) };
+}
+
 export function buildRunReport(manifest: RunManifest, runDir: string, options: { target?: string } = {}): RunReport {
   const stages = manifest.stages.filter((s): s is StageRecord => Boolean(s));
   const benches = stages.filter((s) => s.kind === 'bench' && s.status === 'done' && s.result);
@@ -174,21 +199,19 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
       case 'train':
       case 'finetune':
       case 'distill':
-        training.push({ stage: s.id, kind: s.kind, eval_images: s.result.eval_images, history: s.result.history, ...(s.result.teacher ? { teacher: s.result.teacher } : {}) });
+        training.push({ stage: s.id, kind: s.kind, eval_images: s.result.eval_images, history: s.result.history, ...(s.result.teacher ? { teacher: s.result.teacher } : {}), ...startOf(s.result.start_top1) });
         break;
       case 'prune': {
-        const { finetune_history: histories, finetune_eval_images: evalImages, ...rest } = s.result;
+        const { finetune_history: histories, finetune_start_top1: starts, finetune_eval_images: evalImages, ...rest } = s.result;
         prune.push({ ...rest, stage: s.id, ...from });
-        // Its fine-tunings' epochs, beside the training stages' (one line each when it cut in several steps).
-        for (const [k, history] of (histories ?? []).entries()) {
-          training.push({ stage: `${s.id} (fine-tune${histories!.length > 1 ? ` ${k + 1}` : ''})`, kind: 'finetune', eval_images: evalImages ?? 0, history });
-        }
+        // Its fine-tunings' epochs, beside the training stages': one line, dropping at each later cut.
+        if (histories?.length) training.push({ stage: `${s.id} (fine-tune)`, kind: 'finetune', eval_images: evalImages ?? 0, ...pruneCurve(histories, starts ?? []) });
         break;
       }
       case 'quantize': {
         const { sensitivity: layers, ...rest } = s.result;
         quantize.push({ ...rest, stage: s.id, ...from });
-        if (rest.qat) training.push({ stage: `${s.id} (QAT)`, kind: 'qat', eval_images: rest.qat.eval_images, history: rest.qat.history });
+        if (rest.qat) training.push({ stage: `${s.id} (QAT)`, kind: 'qat', eval_images: rest.qat.eval_images, history: rest.qat.history, ...startOf(rest.qat.start_top1) });
         if (layers?.length && !sensitivity) sensitivity = { stage: s.id, ...from, layers };
         break;
       }

@@ -39,7 +39,7 @@ export async function renderCharts(r: RunReport): Promise<ReportCharts> {
   }
   if (r.sensitivity) charts.sensitivity = await renderSvg(sensitivitySpec(r.sensitivity.layers), 'sensitivity');
   if (r.training.length) {
-    const series = r.training.map((t) => ({ stage: t.stage, history: t.history }));
+    const series = r.training.map((t) => ({ stage: t.stage, history: t.history, ...(t.start ? { start: t.start } : {}), ...(t.cuts ? { cuts: t.cuts } : {}) }));
     charts.accuracyCurves = await renderSvg(curvesSpec(series, 'test_top1'), 'accuracy-curves');
     charts.lossCurves = await renderSvg(curvesSpec(series, 'train_loss'), 'loss-curves');
   }

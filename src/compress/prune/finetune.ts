@@ -33,6 +33,8 @@ export interface FineTuneResult {
   seconds: number;
   /** Its epochs, when the tuner trains in the engine (a run report draws them). */
   history?: EpochRecord[];
+  /** Test top-1 before its first step (not when it resumed from a checkpoint). */
+  startAccuracy?: number;
 }
 
 export interface FineTuner {
@@ -169,7 +171,7 @@ export function engineFineTuner(o: EngineTunerOptions): FineTuner {
       logged.epochs += f.epochs;
       logged.steps += r.steps;
       const tuned = start.inserted > 0 ? foldBatchNorm(r.graph) : r.graph;
-      return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history };
+      return { graph: o.freeImageSize ? pinImageSize(tuned, imageSizeOf(o.data.train)) : tuned, testAccuracy: r.testAccuracy, seconds: r.seconds, history: r.history, ...(r.startAccuracy !== undefined ? { startAccuracy: r.startAccuracy } : {}) };
     },
 
     async gradients(graph, { batches: count }) {

@@ -100,6 +100,8 @@ export interface QatResult {
   warnings: string[];
   /** The epochs the checkpoints resumed from held (both phases of a --bn-epochs run counted); undefined when none. */
   resumedFrom?: number;
+  /** Engine top-1 of the fake-quantized model before its first step (PTQ's); undefined when it resumed. */
+  startAccuracy?: number;
 }
 
 export { QAT_DEFAULTS } from './defaults.js';
@@ -208,6 +210,7 @@ export async function quantizationAwareTraining(o: QatOptions): Promise<QatResul
     steps: sum((p) => p.steps),
     warnings,
     ...(resumedFrom !== undefined ? { resumedFrom } : {}),
+    ...(phases[0]!.startAccuracy !== undefined ? { startAccuracy: phases[0]!.startAccuracy } : {}),
   };
 }
 

@@ -42,6 +42,8 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
   const normalization = normalizationFor(graph, {});
   let gpuSeconds = 0;
   const histories: EpochJson[][] = [];
+  // Each fine-tuning's top-1 before its first step (null where it resumed): the report draws the cuts.
+  const starts: (number | null)[] = [];
   let bar: Progress | undefined;
   const tuner: FineTuner = spec.finetune
     ? timed(
@@ -68,7 +70,10 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
           },
         }),
         (s) => (gpuSeconds += device === 'cuda' ? s : 0),
-        (history) => histories.push(history.map(epochJson)),
+        (history, start) => {
+          histories.push(history.map(epochJson));
+          starts.push(start ?? null);
+        },
       )
     : {
         finetune: () => Promise.reject(usageError('this prune stage has no fine-tuning', 'add `finetune: { epochs: N }` to it')),
@@ -123,7 +128,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         steps: r.steps.map(pruneStepJson),
         ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}),
         finetune_epochs: spec.finetune?.epochs ?? 0,
-        ...finetuneCurves(histories, data.test.labels.length),
+        ...finetuneCurves(histories, starts, data.test.labels.length),
       };
     } else {
       const u = spec.unstructured!;
@@ -134,7 +139,7 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
         loop,
       );
       pruned = r.graph;
-      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps.map(pruneStepJson), ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0, ...finetuneCurves(histories, data.test.labels.length) };
+      result = { mode: 'unstructured', sparsity: r.sparsity, steps: r.steps.map(pruneStepJson), ...(r.testAccuracy !== undefined ? { test_top1: r.testAccuracy } : {}), finetune_epochs: spec.finetune?.epochs ?? 0, ...finetuneCurves(histories, starts, data.test.labels.length) };
     }
   } finally {
     bar?.stop();
@@ -156,19 +161,19 @@ export async function runPrune(ctx: StageContext, spec: PruneSpec, from: string)
 }
 
 /** The tuner, reporting each fine-tuning's seconds (for the GPU-seconds column) and epochs (for the report's curves). */
-function timed(tuner: FineTuner, onSeconds: (s: number) => void, onHistory: (h: NonNullable<FineTuneResult['history']>) => void): FineTuner {
+function timed(tuner: FineTuner, onSeconds: (s: number) => void, onHistory: (h: NonNullable<FineTuneResult['history']>, start: number | undefined) => void): FineTuner {
   return {
     finetune: async (g, o) => {
       const r = await tuner.finetune(g, o);
       onSeconds(r.seconds);
-      if (r.history?.length) onHistory(r.history);
+      if (r.history?.length) onHistory(r.history, r.startAccuracy);
       return r;
     },
     gradients: (g, o) => tuner.gradients(g, o),
   };
 }
 
-/** The fine-tunings' epochs for the manifest, when there were any. */
-function finetuneCurves(histories: EpochJson[][], evalImages: number): Pick<PruneResult, 'finetune_history' | 'finetune_eval_images'> {
-  return histories.length ? { finetune_history: histories, finetune_eval_images: evalImages } : {};
+/** The fine-tunings' epochs and starting scores for the manifest, when there were any. */
+function finetuneCurves(histories: EpochJson[][], starts: (number | null)[], evalImages: number): Pick<PruneResult, 'finetune_history' | 'finetune_start_top1' | 'finetune_eval_images'> {
+  return histories.length ? { finetune_history: histories, ...(starts.some((s) => s !== null) ? { finetune_start_top1: starts } : {}), finetune_eval_images: evalImages } : {};
 }

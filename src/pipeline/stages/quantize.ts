@@ -217,6 +217,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     steps: r.steps,
     train_images: data.train.labels.length,
     eval_images: evalImageCount(data, spec.eval_limit),
+    ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
   };
   return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }

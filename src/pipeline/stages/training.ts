@@ -37,13 +37,14 @@ export async function runTrain(ctx: StageContext, spec: TrainSpec, from: string 
   // new_head / freeze_backbone: transfer learning, as `slim train --new-head [--freeze-backbone]`.
   const transfer = transferModel(start, { newHead: !!spec.new_head, freezeBackbone: !!spec.freeze_backbone, classes: data.train.classes.length, seed: ctx.recipe.seed });
   for (const line of transfer.notes) ctx.log(`  ${line}`);
-  return train(ctx, spec, transfer.graph, undefined, transfer.frozen);
+  // A model trained further (an earlier stage's, a file's) is scored before its first step; a new head starts at chance.
+  return train(ctx, spec, transfer.graph, { startTrained: from !== undefined && !spec.new_head, ...(transfer.frozen ? { backbone: transfer.frozen } : {}) });
 }
 
 export async function runFinetune(ctx: StageContext, spec: FinetuneSpec, from: string): Promise<StageOutput<'finetune'>> {
   const start = await ctx.graphOf(from, 'trainable', { batches: true, trains: true });
   const teacher = spec.distill_from ? await ctx.graphOf(spec.distill_from, 'trainable', { batches: true, trains: true }) : undefined;
-  return train(ctx, spec, start, teacher ? { graph: teacher, id: spec.distill_from!, temperature: spec.temperature, alpha: spec.alpha } : undefined);
+  return train(ctx, spec, start, { startTrained: true, ...(teacher ? { teacher: { graph: teacher, id: spec.distill_from!, temperature: spec.temperature, alpha: spec.alpha } } : {}) });
 }
 
 export async function runDistill(ctx: StageContext, spec: DistillSpec, from: string | undefined): Promise<StageOutput<'distill'>> {
@@ -61,7 +62,7 @@ export async function runDistill(ctx: StageContext, spec: DistillSpec, from: str
     throw new SlimError({ where: 'student.image_size', problem: `is ${asked.join('×')} but the run's images are ${height}×${width}, and teacher and student see one batch`, fix: 'leave student.image_size out: a zoo student is built for the run\'s images' }, 'usage');
   }
   const student = spec.student ? zooGraph({ ...spec.student, channels }, data.train.classes, ctx.recipe.seed, [height, width]) : from ? await ctx.graphOf(from, 'trainable', { batches: true, trains: true }) : startingGraph(ctx, data.train.classes);
-  return train(ctx, spec, student, { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha });
+  return train(ctx, spec, student, { startTrained: !spec.student && from !== undefined, teacher: { graph: teacher, id: spec.teacher, temperature: spec.temperature, alpha: spec.alpha } });
 }
 
 function startingGraph(ctx: StageContext, classes: readonly string[]): Graph {
@@ -77,7 +78,15 @@ interface Teacher {
   alpha: number;
 }
 
-async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teacher?: Teacher, backbone?: Set<string>): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
+interface TrainingStart {
+  /** The model is trained already: scored before its first step (TrainOptions.scoreStart), for the report's curves. */
+  startTrained: boolean;
+  teacher?: Teacher;
+  /** Parameters that keep their values (freeze_backbone). */
+  backbone?: Set<string>;
+}
+
+async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { startTrained, teacher, backbone }: TrainingStart): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
   const { trainModel } = await import('../../engine/train.js');
   const data = await ctx.data();
   const device = spec.device ?? ctx.device;
@@ -123,6 +132,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     resume: true,
     onProgress,
     file: graph.name || 'model',
+    ...(startTrained ? { scoreStart: true } : {}),
     ...(spec.lr !== undefined ? { lr: spec.lr } : {}),
     ...(spec.momentum !== undefined ? { momentum: spec.momentum } : {}),
     ...(spec.weight_decay !== undefined ? { weightDecay: spec.weight_decay } : {}),
@@ -148,6 +158,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, teach
     eval_images: evalImageCount(data, spec.eval_limit),
     ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
     ...(teacher ? { teacher: teacher.id } : {}),
+    ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
   };
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
