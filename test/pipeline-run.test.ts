@@ -462,7 +462,7 @@ describe.skipIf(!nativeAvailable())('a prune stage that fine-tunes', () => {
     expect(line.cuts).toEqual([{ epoch: 1, test_top1: result.finetune_start_top1[1], test_loss: null }]);
     expect(report.prune[0]).not.toHaveProperty('finetune_history');
     expect(report.prune[0]).not.toHaveProperty('finetune_start_top1');
-    expect(readFileSync(path.join(runDir, 'report', 'charts', 'accuracyCurves.svg'), 'utf8')).toContain('pruned (fine-tune)');
+    expect(readFileSync(path.join(runDir, 'report', 'charts', 'accuracy-curves.svg'), 'utf8')).toContain('pruned (fine-tune)');
   }, 300_000);
 });
 

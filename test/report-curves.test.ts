@@ -159,10 +159,10 @@ describe('slim curves', () => {
     writeFileSync(path.join(run, 'manifest.json'), JSON.stringify({ stages: [{ kind: 'train' }, { kind: 'bench' }] }));
     expect((await runSlim(['curves', run])).stderr).toContain(`${run} is a slim run folder whose report has no training curves yet — slim report ${run} draws them`);
     mkdirSync(path.join(run, 'report', 'charts'), { recursive: true });
-    writeFileSync(path.join(run, 'report', 'charts', 'accuracyCurves.svg'), '<svg/>');
+    writeFileSync(path.join(run, 'report', 'charts', 'accuracy-curves.svg'), '<svg/>');
     const r = await runSlim(['curves', run]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${run} is a slim run folder: its training curves are drawn in its report (${path.join(run, 'report', 'charts', 'accuracyCurves.svg')} and lossCurves.svg`);
+    expect(r.stderr).toContain(`${run} is a slim run folder: its training curves are drawn in its report (${path.join(run, 'report', 'charts', 'accuracy-curves.svg')} and loss-curves.svg`);
   });
 
   it('writes beside the first log by default and refuses an -o that is not an SVG', async () => {

@@ -7,7 +7,7 @@
  */
 import './helpers/engine-env.js';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -247,6 +247,10 @@ describe.skipIf(!native)('the run report', () => {
     expect(again.variants).toEqual(report.variants);
     expect(again.stages).toEqual(report.stages);
     expect(existsSync(path.join(dir, 'again', 'report.html'))).toBe(true);
+    // Charts are named in kebab-case; one an earlier report wrote under its camelCase name is removed, not left as if current.
+    writeFileSync(path.join(dir, 'again', 'charts', 'accuracyCurves.svg'), '<svg/>');
+    expect((await runSlim(['report', runDir, '--out', path.join(dir, 'again')])).code).toBe(0);
+    expect(readdirSync(path.join(dir, 'again', 'charts')).sort()).toEqual(['accuracy-curves.svg', 'latency.svg', 'loss-curves.svg', 'per-class.svg', 'sensitivity.svg', 'size.svg', 'stage-times.svg']);
     // A missing parent is a typo more often than a wish: refused, as every other output folder is.
     const typo = await runSlim(['report', runDir, '--out', path.join(dir, 'no-such-parent', 'report')]);
     expect(typo.code).toBe(2);

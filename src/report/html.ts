@@ -22,6 +22,12 @@ export interface ReportCharts {
   stageTimes?: string;
 }
 
+/** Every chart a report can draw: the charts folder holds those this report drew, and no other. */
+export const REPORT_CHARTS: readonly (keyof ReportCharts)[] = ['latency', 'size', 'perClass', 'sensitivity', 'accuracyCurves', 'lossCurves', 'stageTimes'];
+
+/** A chart's file in the report's charts folder: kebab-case, as the project's file names are (per-class.svg). */
+export const chartFile = (name: keyof ReportCharts): string => `charts/${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.svg`;
+
 export function escapeHtml(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }

@@ -3,13 +3,13 @@
  * (one self-contained page), report.md and charts/*.svg (for the Markdown). Each file is written
  * atomically.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
 import { writeFilesAtomic } from '../onnx/io.js';
 import { requireRunManifest } from '../pipeline/manifest.js';
 import { curvesSpec, paretoSpec, perClassSpec, renderSvg, sensitivitySpec, stageTimeSpec } from './charts.js';
-import { renderHtml, type ReportCharts } from './html.js';
+import { chartFile, renderHtml, REPORT_CHARTS, type ReportCharts } from './html.js';
 import { renderMarkdown } from './markdown.js';
 import { buildRunReport, type RunReport } from './run-report.js';
 import { comparableLatencies } from './latency-ratio.js';
@@ -60,9 +60,9 @@ export async function writeRunReport(runDir: string, options: { out?: string } =
   const text = (s: string): Uint8Array => new TextEncoder().encode(s);
   const chartFiles: Record<string, string> = {};
   const files: { path: string; bytes: Uint8Array }[] = [];
-  for (const [name, svg] of Object.entries(charts) as [string, string | undefined][]) {
+  for (const [name, svg] of Object.entries(charts) as [keyof ReportCharts, string | undefined][]) {
     if (!svg) continue;
-    const rel = `charts/${name}.svg`;
+    const rel = chartFile(name);
     files.push({ path: path.join(out, rel), bytes: text(svg) });
     chartFiles[name] = rel;
   }
@@ -80,5 +80,9 @@ export async function writeRunReport(runDir: string, options: { out?: string } =
   // Every file on disk before any replaces the last report's: a full disk leaves the old report whole,
   // not new JSON beside an old page.
   await writeFilesAtomic(files);
+  // A chart the last report drew and this one does not (no training now), or one under its earlier
+  // camelCase name, would be left beside the new ones as if current.
+  const stale = REPORT_CHARTS.flatMap((name) => [...(charts[name] ? [] : [chartFile(name)]), `charts/${name}.svg`]).filter((rel) => !Object.values(chartFiles).includes(rel));
+  await Promise.all(stale.map((rel) => rm(path.join(out, rel), { force: true })));
   return { report, paths };
 }

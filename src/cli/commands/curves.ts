@@ -4,6 +4,7 @@ import path from 'node:path';
 import { inputError, usageError } from '../../errors.js';
 import { writeFileAtomic } from '../../onnx/io.js';
 import { renderSvg, trainingCurvesSpec } from '../../report/charts.js';
+import { chartFile } from '../../report/html.js';
 import { formatPercent, table } from '../../report/format.js';
 import { readTrainingLog, type LoggedRun } from '../../report/training-log.js';
 import { log } from '../../util/terminal.js';
@@ -104,9 +105,9 @@ function nameRunsApart(runs: LoggedRun[]): void {
 
 /** A run folder given for a log: where its curves are, or that it has none (a run that trains nothing). */
 function runFolderCurves(runFolder: string): Error {
-  const charts = path.join(runFolder, 'report', 'charts', 'accuracyCurves.svg');
+  const charts = path.join(runFolder, 'report', chartFile('accuracyCurves'));
   const fix = 'slim curves draws the --log files of slim train, distill, prune --finetune and quantize --qat';
-  if (existsSync(charts)) return usageError(`${runFolder} is a slim run folder: its training curves are drawn in its report (${charts} and lossCurves.svg)`, fix);
+  if (existsSync(charts)) return usageError(`${runFolder} is a slim run folder: its training curves are drawn in its report (${charts} and ${path.basename(chartFile('lossCurves'))})`, fix);
   type Stage = { kind?: string; result?: { qat?: unknown; finetune_epochs?: number } };
   let stages: Stage[] = [];
   try {
