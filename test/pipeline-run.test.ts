@@ -255,6 +255,11 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     // The earlier run's pruned model is not left in models/ as if this stage had made it.
     expect(existsSync(path.join(runDir, 'models', 'pruned.onnx'))).toBe(false);
     expect(existsSync(path.join(runDir, 'models', 'int8.onnx'))).toBe(true);
+    // Nor the bundle deployed from a model made from it, nor the last run's report (a trial shipped such a
+    // bundle, and read such a report, after an interrupted rerun).
+    expect(existsSync(path.join(runDir, 'deploy', 'deploy'))).toBe(false);
+    expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(false);
+    expect(r.stderr).toContain("(the last run's report is withdrawn until this run finishes; slim report writes one of the finished stages any time)");
     expect(m.stages[2]!.error).toMatch(/out of reach/);
     // Recorded (and reported) in the same words as the terminal: the recipe's key, not the CLI flag.
     expect(m.stages[2]!.error).toMatch(/max_ratio/);

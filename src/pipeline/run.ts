@@ -75,6 +75,11 @@ export interface RunPipelineOptions {
   slimCommand?: readonly string[];
   log?: (line: string) => void;
   progress?: StageContext['progress'];
+  /**
+   * Before the first stage that runs (none reused): the caller withdraws what describes the last run's
+   * outputs as current (the CLI: the report), which this run is about to replace.
+   */
+  beforeFirstRun?: (runDir: string) => Promise<void>;
 }
 
 export interface RunOutcome {
@@ -245,9 +250,13 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         // The model an earlier version of this stage published goes first: should this run fail, models/
         // must not offer it as the stage's output.
         await unpublishModel(runDir, stage.id);
+        if (ran.length === 0) await o.beforeFirstRun?.(runDir);
         // So go those made from it last time: until they run again (or are found the same), models/
         // must not offer a model derived from the one this run replaces.
         for (const id of madeFrom(previous, stage.id)) await unpublishModel(runDir, id);
+        // Nor deploy/ a bundle of one (this stage's own, or one deployed from a model made from it): a
+        // device must not be given a model the run no longer has.
+        for (const id of [stage.id, ...madeFrom(previous, stage.id)]) await withdrawBundle(runDir, previous, id);
         // --rerun means from the start: not from the epoch checkpoints a crashed run of it left.
         if (rerun) await rm(path.join(runDir, 'work', key.slice(0, 16)), { recursive: true, force: true });
         // A --rerun of a finished bench keeps its earlier figures in the manifest until the new ones are in:
@@ -509,6 +518,16 @@ function staleScoresNote(stage: Stage, stored: StageRecord, data: RunData): stri
  * the earlier version (its work folder), which the stage then continues from.
  */
 /** The stages of `manifest` whose model was made from `id`'s, directly or through others (by their recorded `from`, or the teacher they distilled from). */
+/** Removes the bundle an earlier deploy stage `id` wrote (only inside the run's deploy/ folder). */
+async function withdrawBundle(runDir: string, previous: RunManifest | undefined, id: string): Promise<void> {
+  const record = previous?.stages.find((s) => s?.id === id);
+  if (record?.kind !== 'deploy' || !record.result) return;
+  const out = path.resolve(runDir, record.result.out);
+  const inside = path.relative(path.join(runDir, 'deploy'), out);
+  if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) return;
+  await rm(out, { recursive: true, force: true });
+}
+
 export function madeFrom(manifest: { stages: readonly { id: string; from?: string; result?: unknown }[] } | undefined, id: string): string[] {
   const derived = new Set([id]);
   for (const s of manifest?.stages ?? []) {

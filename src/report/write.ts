@@ -3,6 +3,7 @@
  * (one self-contained page), report.md and charts/*.svg (for the Markdown). Each file is written
  * atomically.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { SlimError } from '../errors.js';
@@ -14,6 +15,18 @@ import { renderMarkdown } from './markdown.js';
 import { buildRunReport, type RunReport } from './run-report.js';
 import { comparableLatencies } from './latency-ratio.js';
 import { shownClasses } from './class-selection.js';
+
+/**
+ * Removes `<run>/report/`'s files (the page, the Markdown, the JSON, the charts), returning whether there
+ * were any: a run about to replace the models they describe must not leave them looking current.
+ */
+export async function withdrawReport(runDir: string): Promise<boolean> {
+  const out = path.join(runDir, 'report');
+  const files = ['report.html', 'report.md', 'report.json', ...REPORT_CHARTS.flatMap((name) => [chartFile(name), `charts/${name}.svg`])].map((f) => path.join(out, f));
+  const present = files.filter((f) => existsSync(f));
+  await Promise.all(present.map((f) => rm(f, { force: true })));
+  return present.length > 0;
+}
 
 export interface ReportPaths {
   html: string;

@@ -8,7 +8,7 @@ import { usageError } from '../../errors.js';
 import { formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
 import { STAGE_COLUMNS, cell } from '../../report/columns.js';
 import { choseOnTestNote, exactKernelsNote, unrecoveredPruneNote, type RunReport } from '../../report/run-report.js';
-import { writeRunReport, type ReportPaths } from '../../report/write.js';
+import { withdrawReport, writeRunReport, type ReportPaths } from '../../report/write.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { positiveInt, withJson } from '../options.js';
@@ -59,6 +59,12 @@ export async function runRecipe(recipe: Recipe, o: RunCliOptions): Promise<Recip
     ...(o.threads ? { threads: o.threads } : {}),
     ...(o.rerun ? { rerun: o.rerun } : {}),
     ...(o.fresh ? { fresh: true } : {}),
+    // The last run's report describes the models this run replaces: withdrawn until this one writes its own.
+    beforeFirstRun: async (runDir) => {
+      if (await withdrawReport(runDir)) {
+        log(`  (the last run's report is withdrawn until this run finishes; slim report writes one of the finished stages any time)`);
+      }
+    },
   });
   if (!o.report) return { outcome };
   const report = await writeRunReport(outcome.runDir);
