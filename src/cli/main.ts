@@ -5,6 +5,9 @@ import { COMMANDS } from './commands/index.js';
 import { VERSION } from '../version.js';
 import { exitPending, exitWhenIdle } from '../engine/exit-gate.js';
 
+/** 128 + SIGPIPE: what a shell reports for a program that wrote to a pipe nobody reads any more. */
+export const PIPE_CLOSED_EXIT = 141;
+
 /**
  * The `slim` entry point. Errors a user can act on print one line on stderr and exit 1 (bad input)
  * or 2 (bad usage); anything else is a slimkit bug and prints its stack only with --debug. With --json
@@ -13,12 +16,18 @@ import { exitPending, exitWhenIdle } from '../engine/exit-gate.js';
 export async function main(argv: string[]): Promise<number> {
   // The user typed flags: the checks shared with the library name them so.
   nameOptionsAsFlags();
-  // `slim … | head` closes the pipe early; that is the reader's choice, not an error. Not under a
-  // running LibTorch step: exiting there now and then ended in a segfault (exit-gate.ts).
+  // `slim … | head` closes the pipe early: the command stops there, with the status of a program
+  // SIGPIPE ends (141), so a script sees that the work did not finish (it exited 0, and a trial's
+  // `slim run … 2>&1 | head` had stopped after one stage). Not under a running LibTorch step: exiting
+  // there now and then ended in a segfault (exit-gate.ts).
+  let readerGone = false;
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code === 'EPIPE') exitWhenIdle(Number(process.exitCode ?? 0));
-      throw e;
+      if (e.code !== 'EPIPE') throw e;
+      // Later writes fail the same way while the step finishes: one exit.
+      if (readerGone) return;
+      readerGone = true;
+      exitWhenIdle(PIPE_CLOSED_EXIT);
     });
   }
   const program = new Command('slim')
