@@ -217,6 +217,11 @@ describe.skipIf(!available || !hasCifar)('QAT graph: engine forward vs ONNX Runt
     for (const float of [foldBatchNorm(buildZooModel('resnet18-cifar', { width: 0.25, seed: 4 })), buildZooModel('resnet18-cifar', { width: 0.25, seed: 5 })]) {
       expect(() => toQatGraph(ptq.graph, { float, file: 'q.onnx' })).toThrow(/^q\.onnx: layer '[^']+': the float model's weights are not the ones the int8 model was quantized from \(\d+ of \d+ quantize to other integers\)/);
     }
+    // Another architecture matches by no layer's name and shape: refused, not trained from the int8 weights
+    // in silence (a trial passed a model of twice the width, and the model before BN folding, unnoticed).
+    expect(() => toQatGraph(ptq.graph, { float: buildZooModel('resnet18-cifar', { width: 0.5, seed: 3 }), file: 'q.onnx' })).toThrow(/^q\.onnx: layer '[^']+': the float model holds it as float32 \d+×\d+×3×3, where the int8 model has a \d+×\d+×3×3 weight: it is not the model the int8 one was quantized from — pass the float graph quantization returned/);
+    const renamed = buildZooModel('resnet18-cifar', { width: 0.25, seed: 3 });
+    expect(() => toQatGraph(ptq.graph, { float: { ...renamed, nodes: renamed.nodes.map((n) => ({ ...n, name: `other_${n.name}` })) } })).toThrow(/the float model has no node by that name, where the int8 model has a/);
   });
 
   it('after training, every quantized layer agrees with ONNX Runtime\'s integer kernels within one level', async () => {

@@ -136,6 +136,9 @@ export function toQatGraph(qdq: Graph, options: ToQatOptions = {}): QatGraph {
     const axis = scaleTensor && scaleTensor.dims.length === 1 && scaleTensor.data.length > 1 ? axisOf(dq) : undefined;
     const floatNode = floatNodes.get(label);
     const fromFloatModel = floatInitializer(options.float, floatNode?.inputs[slot], weight.q.dims);
+    // A float model given must hold every quantized layer's weight: one that does not is another model,
+    // and falling back to the int8 weights would hide that (a trial passed another architecture unnoticed).
+    if (options.float && !fromFloatModel) throw notTheFloatModel(options.float, floatNode, slot, weight.q.dims, label, options.file);
     const [qmin, qmax] = weightGrid(weight.q, reducedRange);
     if (fromFloatModel) checkQuantizesTo(fromFloatModel, weight.q, g, dq, axis, [qmin, qmax], { layer: label, file: options.file });
     const latent = fromFloatModel ?? dequantize(weight.q, g, dq, axis);
@@ -194,6 +197,18 @@ function axisOf(dq: Node): number {
 /** "conv1.weight" from the float graph, else the stored name without its "_quantized" suffix. */
 function baseName(floatName: string | undefined, stored: string): string {
   return floatName ?? stored.replace(/_quantized(_\d+)?$/, '');
+}
+
+/** The float model lacks `layer`'s weight, or holds it in another shape: it is not the model the int8 one was made from. */
+function notTheFloatModel(float: Graph, node: Node | undefined, slot: number, dims: readonly number[], layer: string, file: string | undefined): SlimError {
+  const t = node ? float.initializers.get(node.inputs[slot] ?? '') : undefined;
+  const what = !node ? 'has no node by that name' : !t ? 'computes its weight instead of storing it' : `holds it as ${t.dtype} ${t.dims.join('×')}`;
+  return new SlimError({
+    ...(file ? { file } : {}),
+    where: `layer '${layer}'`,
+    problem: `the float model ${what}, where the int8 model has a ${dims.join('×')} weight: it is not the model the int8 one was quantized from`,
+    fix: 'pass the float graph quantization returned (QuantizeModelResult.float), or no float model (QAT then starts from the int8 weights)',
+  });
 }
 
 function floatInitializer(graph: Graph | undefined, name: string | undefined, dims: readonly number[]): Tensor<'float32'> | undefined {
