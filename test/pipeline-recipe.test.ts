@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
 import { SlimError } from '../src/errors.js';
-import { inStage, onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
+import { inputOf, inStage, onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
 import { changedSince } from '../src/pipeline/plan.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { failureLine } from '../src/pipeline/stages/bench.js';
@@ -135,6 +135,24 @@ stages:
       ['stages[4].deploy.variant', "stage 'bench' does not make a model", ...Object.values(positionOf(text, 'bench, target'))],
     ]);
     expect(issues[1]!.fix).toBe('use one of: early, fp32');
+  });
+
+  it('a distill stage with a zoo student reads no earlier model: it is made from nothing but its teacher, and a `from` beside it is refused', () => {
+    const text = `name: t
+model: { zoo: resnet18-cifar }
+stages:
+  - train: { id: big, epochs: 1 }
+  - distill: { id: kd, teacher: big, student: { zoo: resnet18-cifar, width: 0.25 }, epochs: 1 }
+  - distill: { id: again, teacher: big, student: { zoo: resnet18-cifar, width: 0.25 }, alpha: 1, epochs: 1 }
+  - distill: { id: further, teacher: big, epochs: 1 }
+`;
+    const recipe = parseRecipe(text, 't.yaml');
+    const variants = new Map<string, never>();
+    // A trial saw 'again' rerun whenever 'kd' did, and its report say it was made from 'kd'.
+    expect(inputOf(recipe.stages[2]!, 'kd', variants)).toEqual({});
+    expect(inputOf(recipe.stages[3]!, 'again', variants)).toEqual({ from: 'again' });
+    const both = issuesOf(text.replace("id: kd, teacher: big,", "id: kd, from: big, teacher: big,"));
+    expect(both.map((i) => [i.path, i.problem])).toEqual([['stages[1].distill.from', 'is not read when the stage has a zoo `student` (it starts from its own weights): drop `from`, or drop `student` to train the model of `from` further']]);
   });
 
   it('refuses two stages with the same id and says how to name the second', () => {

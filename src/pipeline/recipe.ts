@@ -201,15 +201,20 @@ export const FinetuneStage = z.strictObject({
   freeze: z.array(z.string().min(1)).min(1).optional(),
 });
 
-export const DistillStage = z.strictObject({
-  ...common,
-  ...trainingFields,
-  schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle'),
-  teacher: stageId,
-  student: ZooModel.optional(),
-  temperature: positive.max(100).default(4),
-  alpha: z.number().min(0).max(1).default(0.5),
-});
+export const DistillStage = z
+  .strictObject({
+    ...common,
+    ...trainingFields,
+    schedule: z.enum(['onecycle', 'cosine', 'constant']).default('onecycle'),
+    teacher: stageId,
+    student: ZooModel.optional(),
+    temperature: positive.max(100).default(4),
+    alpha: z.number().min(0).max(1).default(0.5),
+  })
+  .superRefine((s, ctx) => {
+    // A zoo student starts from its own weights: a `from` would be read by nothing.
+    if (s.student && s.from !== undefined) ctx.addIssue({ code: 'custom', path: ['from'], message: 'is not read when the stage has a zoo `student` (it starts from its own weights): drop `from`, or drop `student` to train the model of `from` further' });
+  });
 
 const NM_PATTERN = /^(\d+):(\d+)$/;
 

@@ -385,6 +385,11 @@ export function inputOf(stage: Stage, last: string | undefined, variants: Readon
       const from = stage.spec.variant ?? last;
       return from ? { from } : {};
     }
+    // A zoo student reads no earlier model: it is not made from the stage before (which would rerun it).
+    case 'distill': {
+      const from = stage.spec.student ? undefined : (stage.from ?? last);
+      return from ? { from } : {};
+    }
     default: {
       const from = stage.from ?? last;
       return from ? { from } : {};
