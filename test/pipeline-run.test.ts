@@ -322,7 +322,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     // slim recommend on it says to finish the run (it said to add a bench stage, which the recipe has).
     const early = await runSlim(['recommend', crashDir, '--max-size', '1MB']);
     expect(early.code).toBe(2);
-    expect(early.stderr).toMatch(/the run did not finish \(it stopped at stage 'pruned-ft', interrupted\), and nothing is benchmarked yet — run it again \(slim run .*d\.yaml\): the finished stages are reused/);
+    expect(early.stderr).toMatch(/the run did not finish \(it stopped at stage 'pruned-ft', interrupted\), and nothing is benchmarked yet — run it again \(slim run .*d\.yaml --run-dir .*crash\): the finished stages are reused/);
     expect(row.summary).toMatch(/resumes it/);
     // Its time so far, not the 0 s it started with; the run's wall time as last recorded, said so.
     expect(killed.stages[3]!.seconds).toBeGreaterThan(0);

@@ -2,6 +2,7 @@
  * Text files of a bundle: package.json (exact onnxruntime-node and sharp versions), install.sh, the
  * systemd unit, the device README and the web page's HTML. Pure functions of the bundle config.
  */
+import { shellWord } from '../util/shell.js';
 import type { BundleConfig } from './config.js';
 import { formatBytes } from '../report/format.js';
 import { describeResize } from '../data/image-folder.js';
@@ -165,7 +166,7 @@ ${valuesText(config)} — exactly as
 
 \`\`\`sh
 # on your computer
-scp -r ${folder ?? serviceName}/ ${arm ? 'pi@raspberrypi.local' : 'you@your-server'}:~/${serviceName}
+scp -r ${shellWord(`${folder ?? serviceName}/`)} ${arm ? 'pi@raspberrypi.local' : 'you@your-server'}:~/${shellWord(serviceName)}
 # on the device
 cd ~/${serviceName}
 sh install.sh          # npm install of onnxruntime-node ${config.createdBy.onnxruntime} and sharp ${config.createdBy.sharp}, then doctor.js

@@ -18,6 +18,7 @@ import type { BenchRow } from '../report/bench-row.js';
 import type { BenchTarget } from '../runtime/benchmark-web.js';
 import type { ClassAccuracy } from '../runtime/evaluate.js';
 import { VERSION } from '../version.js';
+import { shellCommand } from '../util/shell.js';
 import type { StageKind } from './recipe.js';
 import type { ArtifactRef } from './store.js';
 import type { ConvLayoutSummary } from '../compress/quantize/index.js';
@@ -379,4 +380,18 @@ export async function lockRun(runDir: string): Promise<() => Promise<void>> {
     await rm(temp, { force: true });
   }
   throw new SlimError({ file, problem: 'cannot take the run lock', fix: 'remove the .lock file if no slim run is using the folder' });
+}
+
+/**
+ * The `slim run` command that continues this run folder: its recipe, and --run-dir unless the folder is
+ * where the recipe runs by default from here (runs/<name>), so following it does not start a run elsewhere.
+ */
+export function runAgainCommand(manifest: Pick<RunManifest, 'recipe' | 'name'>, runDir: string, extra: readonly string[] = []): string {
+  // Relative to here when inside it, else as it is.
+  const rel = (p: string): string => {
+    const r = path.relative(process.cwd(), path.resolve(p));
+    return r === '' ? '.' : r.startsWith('..') || path.isAbsolute(r) ? path.resolve(p) : r;
+  };
+  const elsewhere = path.resolve(runDir) !== path.resolve('runs', manifest.name);
+  return shellCommand(['slim', 'run', rel(manifest.recipe.file), ...(elsewhere ? ['--run-dir', rel(runDir)] : []), ...extra]);
 }

@@ -3,6 +3,7 @@
  * a variant each column shows and how it is printed. A cell is always `format(value(v))`, and the HTML
  * keeps `value(v)` exactly in a data attribute, so a reader (or a test) can check text against JSON.
  */
+import { shellWord } from '../util/shell.js';
 import { comparePaired, formatP } from './paired.js';
 import type { VariantBench } from '../pipeline/manifest.js';
 import type { RunReport, StageRow } from './run-report.js';
@@ -95,18 +96,18 @@ export function otherBenchLines(r: RunReport): string[] {
 
 /** Shell command that re-measures the report's variants with `slim bench`. */
 export function benchCommand(r: RunReport): string {
-  const files = r.variants.map((v) => `${r.run_dir}/${v.file}`);
+  const files = r.variants.map((v) => shellWord(`${r.run_dir}/${v.file}`));
   // A folder's train/ + test/ layout is read by --data itself (test/, numbered by train/'s classes).
   const data = r.data.name;
   const limit = r.data.name === 'cifar10' && r.data.test_images === 10000 ? '' : ` --limit ${r.data.test_images}`;
   const b = r.bench;
-  const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${r.data.dir}` : '';
+  const dataDir = r.data.name === 'cifar10' && r.data.dir ? ` --data-dir ${shellWord(r.data.dir)}` : '';
   // Always said: slim bench's own default (auto) may take another count.
   const runs = b ? ` --runs ${b.runs}` : '';
   const warmup = b?.warmup_runs !== undefined && b.warmup_runs !== 10 ? ` --warmup ${b.warmup_runs}` : '';
   const size = b?.image_size ? ` --image-size ${b.image_size.join(',')}` : '';
   const web = b?.target === 'web' ? ' --target web' : '';
-  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}${size}${web}` : ''} --data ${data}${dataDir}${limit}`;
+  return `slim bench ${files.join(' ')}${b ? ` --threads ${b.threads} --batch ${b.batch}${runs}${warmup}${size}${web}` : ''} --data ${shellWord(data)}${dataDir}${limit}`;
 }
 
 export function cell<T>(c: Column<T>, row: T): string {

@@ -1,3 +1,4 @@
+import { shellWord } from '../../util/shell.js';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readFile } from 'node:fs/promises';
@@ -118,7 +119,7 @@ export function registerDeploy(program: Command): void {
       printResult(flags, { ...rest, total_bytes: totalBytes }, () => {
         const next = result.target === 'web'
           ? `next: serve the folder over HTTP (slim serve ${flags.out}) and open it in a browser`
-          : `next: copy ${flags.out} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${path.join(flags.out, 'README.md')})`;
+          : `next: copy ${shellWord(flags.out)} to the device, ${result.installed ? '' : 'run sh install.sh there, '}then node predict.js IMAGE or node server.js (see ${path.join(flags.out, 'README.md')})`;
         return [
           `${result.out}: ${result.target} bundle of ${model} (${result.model.classes} classes, ${result.model.size.join('×')} input, ${formatBytes(result.totalBytes)}${result.installed ? ' with node_modules' : ''})`,
           '',

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { SlimError, usageError } from '../../errors.js';
-import { latestRun, requireRunManifest } from '../../pipeline/manifest.js';
+import { latestRun, requireRunManifest, runAgainCommand } from '../../pipeline/manifest.js';
 import { formatBytes, formatPercent, table } from '../../report/format.js';
 import { parseSize, parseTop1, recommend, type Limits } from '../../report/recommend.js';
 import { buildRunReport, changedFilesNote, choseOnTestNote, exactKernelsNote } from '../../report/run-report.js';
@@ -67,7 +67,7 @@ export function registerRecommend(program: Command): void {
       // A run stopped (or failed) before its bench stage: the recipe need not be the problem.
       if (report.variants.length === 0 && !manifest.complete) {
         const last = manifest.stages.at(-1);
-        throw new SlimError({ file: runDir, problem: `the run did not finish${last ? ` (it stopped at stage '${last.id}', ${last.status === 'running' ? 'interrupted' : last.status})` : ''}, and nothing is benchmarked yet`, fix: `run it again (slim run ${manifest.recipe.file}): the finished stages are reused, and its bench stage measures the variants` }, 'usage');
+        throw new SlimError({ file: runDir, problem: `the run did not finish${last ? ` (it stopped at stage '${last.id}', ${last.status === 'running' ? 'interrupted' : last.status})` : ''}, and nothing is benchmarked yet`, fix: `run it again (${runAgainCommand(manifest, runDir)}): the finished stages are reused, and its bench stage measures the variants` }, 'usage');
       }
       if (report.variants.length === 0) {
         throw new SlimError(options.target

@@ -5,6 +5,7 @@
  * timing); top-1, top-5 and per-class accuracy from `evaluate` on the run's test images — the same
  * call, images and preprocessing as `slim bench --data cifar10 --limit N`.
  */
+import { shellCommand } from '../../util/shell.js';
 import { spawn } from 'node:child_process';
 import { usableCores } from '../../util/cpu-quota.js';
 import { readFile } from 'node:fs/promises';
@@ -38,7 +39,7 @@ export async function runBench(ctx: StageContext, spec: BenchSpec, ids: readonly
   const imageSize = graphs.some(hasFreeImageSize) ? ([h, w] as [number, number]) : undefined;
   const args = ['bench', ...files, '--threads', String(threads), '--runs', String(spec.runs), '--warmup', String(spec.warmup_runs), '--batch', String(spec.batch),
     ...(imageSize ? ['--image-size', imageSize.join(',')] : []), ...(spec.target === 'web' ? ['--target', 'web'] : []), '--json'];
-  ctx.log(`  timing (top-1 is scored below, on the run's test images): slim ${args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a)).join(' ')}`);
+  ctx.log(`  timing (top-1 is scored below, on the run's test images): ${shellCommand(['slim', ...args.map((a) => (a.startsWith(ctx.runDir) ? path.relative(process.cwd(), a) : a))])}`);
   const timing = ctx.progress('  timing', 100, '%');
   const measured = await runJson<{ threads: number; timed_in_turns?: boolean; other_load_cores?: number; cores?: number; models: BenchRow[] }>(ctx.slimCommand, args, (percent) => timing.update(percent)).finally(() => timing.stop());
   if (measured.models.length !== ids.length) throw new Error(`slim bench returned ${measured.models.length} rows for ${ids.length} models`);
