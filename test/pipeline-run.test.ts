@@ -329,13 +329,18 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(row.summary).toMatch(/^interrupted after [\d.]+ s or more/);
     expect(readFileSync(path.join(crashDir, 'report', 'report.md'), 'utf8')).toMatch(/Wall time of this invocation: [\d.]+ s as last recorded \(it did not finish\)/);
 
-    const out = await run(file, crashDir);
+    const rerun = await runSlim(args(file, crashDir), { timeoutMs: 240_000 });
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const out = JSON.parse(rerun.stdout) as RunJson;
     expect(out.reused).toEqual(['fp32', 'int8', 'pruned']);
     expect(out.ran).toEqual(['pruned-ft', 'pruned-int8', 'bench', 'deploy']);
     const m = manifestOf(crashDir);
     const ft = m.stages.find((s) => s.id === 'pruned-ft')!;
     expect(ft.kind === 'finetune' && ft.result!.resumed_from_epoch).toBeGreaterThanOrEqual(1);
     expect(ft.kind === 'finetune' && ft.result!.history).toHaveLength(6);
+    // Its time is the killed run's and this one's (it was this run's part alone).
+    expect(rerun.stderr).toContain(`(${killed.stages[3]!.seconds.toFixed(1)} s of it in the interrupted run)`);
+    expect(ft.seconds).toBeGreaterThan(killed.stages[3]!.seconds);
     expect(m.stages.slice(0, 3).map((s) => s.model!.sha256)).toEqual(killed.stages.slice(0, 3).map((s) => s.model!.sha256));
     expect(m.complete).toBe(true);
   });

@@ -262,10 +262,14 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         // A --rerun of a finished bench keeps its earlier figures in the manifest until the new ones are in:
         // an interrupted rerun leaves the run as it was, as the Ctrl-C message says, not without a bench.
         const earlier = rerun && stage.kind === 'bench' ? await readStageRecord(runDir, key) : undefined;
+        // A stage an interrupted run left with checkpoints continues from them: its time is that run's
+        // and this one's (a trial's resumed training stage was recorded at a third of its time).
+        const interrupted = previous?.stages.find((s) => s?.id === stage.id && s.key === key && s.status === 'running');
+        const carried = interrupted && !rerun && (await readdir(path.join(runDir, 'work', key.slice(0, 16))).catch(() => [])).length > 0 ? interrupted.seconds : 0;
         const running = (seconds: number): StageRecord =>
           earlier
             ? { ...earlier, id: stage.id, ...(input.from ? { from: input.from } : {}), reused: true, rerun: { started: base.started, seconds } }
-            : ({ ...base, status: 'running', seconds } as StageRecord);
+            : ({ ...base, status: 'running', seconds: carried + seconds } as StageRecord);
         manifest.stages[at] = running(0);
         await save();
         const t0 = performance.now();
@@ -306,11 +310,11 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
           // The manifest (and the report) keep the message as the terminal shows it: in the recipe's keys.
           const placed = inStage(e, recipe, stage);
           const message = placed instanceof SlimError ? placed.parts.problem : e instanceof Error ? e.message : String(e);
-          manifest.stages[at] = { ...base, status: 'failed', seconds: (performance.now() - t0) / 1000, error: message } as StageRecord;
+          manifest.stages[at] = { ...base, status: 'failed', seconds: carried + (performance.now() - t0) / 1000, error: message } as StageRecord;
           await save();
           throw placed;
         }
-        const seconds = (performance.now() - t0) / 1000;
+        const seconds = carried + (performance.now() - t0) / 1000;
         const storeRecord = async (): Promise<StageRecord> => {
           const done = {
             ...base,
@@ -335,7 +339,7 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         });
         await rm(ctx.workDir, { recursive: true, force: true });
         ran.push(stage.id);
-        log(`  done in ${seconds.toFixed(1)} s`);
+        log(`  done in ${seconds.toFixed(1)} s${carried > 0 ? ` (${carried.toFixed(1)} s of it in the interrupted run)` : ''}`);
       }
       if (record.model) {
         variants.set(stage.id, { id: stage.id, kind: stage.kind, model: record.model, ...(record.trainable ? { trainable: record.trainable } : {}), ...(input.from ? { from: input.from } : {}) });
