@@ -69,6 +69,8 @@ export async function evaluateModel(model: ModelSource, images: ImageSet | Image
     if (images.count === 0) throw inputError({ where: `evaluation images (${images.name})`, problem: 'there are none', fix: 'give at least one evaluation image' });
   } else requireImages(images, 'evaluation');
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) throw usageError(`limit must be a whole number ≥ 1, got ${options.limit}`, 'leave limit out to evaluate every image');
+  // threads: 0 ran on the default count, as if left out.
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1)) throw usageError(`threads must be a whole number ≥ 1, got ${options.threads}`, 'leave threads out for the cores this process may use');
   if (options.normalization) checkNormalization(options.normalization);
   const classes = recordedClasses(graph, name);
   const set = 'chunks' in images ? labelledSource(images, classes, { quiet: true }) : labelledForModel(images, classes, { quiet: true });

@@ -139,7 +139,8 @@ describe('CIFAR-10 on small fixtures', () => {
     fs.writeFileSync(path.join(dir, 'test_batch.bin'), '');
     const err = await loadCifar10('test', { dataDir: dir }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SlimError);
-    expect((err as Error).message).toMatch(/: --data-dir: missing CIFAR-10 binary files data_batch_1\.bin, .*data_batch_5\.bin — point --data-dir at the folder/);
+    // Named as a program passes it (the CLI says --data-dir).
+    expect((err as Error).message).toMatch(/: dataDir: missing CIFAR-10 binary files data_batch_1\.bin, .*data_batch_5\.bin — point dataDir at the folder/);
   });
 });
 

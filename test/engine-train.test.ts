@@ -70,6 +70,11 @@ describe('schedules', () => {
     expect(s(55)).toBeCloseTo(0.01 + 0.99 * 0.5, 12);
     expect(s(100)).toBeCloseTo(0.01, 12);
   });
+
+  it('a learning rate that is not positive is named as the option a program passes, with no other command\'s default', () => {
+    // Library calls name options as a program writes them (lr), not as flags; and QAT's default is not 0.1.
+    expect(() => makeSchedule({ name: 'cosine', lr: -1, totalSteps: 10 })).toThrow(/^the learning rate \(lr\) must be a positive number, got -1 — leave it out for the default of what trains/);
+  });
 });
 
 /** `steps` updates of `graph` by the engine and by torch.optim (the Python oracle) from the same weights. */

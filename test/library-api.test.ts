@@ -158,11 +158,15 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     await expect(evaluateModel(net, { ...images, labels: Uint16Array.from(images.labels, (l) => l + 1) })).rejects.toThrow(/image 9 has label 10, but there are 10 classes/);
     await expect(quantizeModel(net, take(images, 0))).rejects.toThrow(/calibration images \(made\[:0\]\): there are none/);
     await expect(evaluateModel(net, images, { limit: 0 })).rejects.toThrow(/limit must be a whole number ≥ 1, got 0/);
+    // threads: 0 ran on the default count, as if left out (a trial).
+    await expect(evaluateModel(net, images, { threads: 0 })).rejects.toThrow(/^threads must be a whole number ≥ 1, got 0/);
   });
 
   it('quantization options out of range, before any calibration; an int8 model', async () => {
     await expect(quantizeModel(net, images, { method: 'percentile', percentile: 150 })).rejects.toThrow(/percentile must be in \(0, 100\], got 150/);
     await expect(quantizeModel(net, images, { method: 'minmx' as never })).rejects.toThrow(/method must be one of minmax, percentile, entropy, mse, auto, got 'minmx'/);
+    // A cpu typo laid the model out for no CPU at all, without a word (a trial).
+    await expect(quantizeModel(net, images, { cpu: 'amx2' as never })).rejects.toThrow(/^cpu must be one of auto, amx, generic, avx2, got 'amx2'/);
     // resize: how the caller's photos were brought to the input, recorded for eval and deploy to read.
     const int8 = await quantizeModel(net, images, { method: 'minmax', samples: 10, resize: { shorterSide: 40 } });
     expect(int8.graph.metadata['slimkit.resize']).toBe('40');
@@ -191,6 +195,7 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     // A normalization without its scale fed NaN to every image (top-1 0, no error).
     await expect(evaluateModel(net, images, { normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] } as never })).rejects.toThrow(/^normalization: scale must be a number > 0 \(pixels × scale: 1\/255 for the usual mean and std in \[0, 1\]\), got undefined/);
     await expect(trainModel({ graph: net, data: { train: images, test: images }, epochs: 1, batch: 4, normalization: { scale: 1 / 255, mean: [0.5], std: [0] } })).rejects.toThrow(/std must be numbers > 0/);
+    await expect(loadCifar10('test', { dataDir: path.join(REPO, 'no-such-cifar') })).rejects.toThrow(/no-such-cifar: dataDir: does not exist — point dataDir at the folder/);
     // The CLI names the same checks by its flags (distill-cli, engine-cli and qat-cli tests).
   });
 

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { inputError, usageError } from '../errors.js';
+import { inputError, option, usageError } from '../errors.js';
 import { slimCacheDir } from './cache.js';
 import { VerifiedMarker } from './checksum.js';
 import {
@@ -109,7 +109,7 @@ export async function resolveCifar10Dir(
 ): Promise<string> {
   const given = options.dataDir ?? process.env['SLIM_DATA_DIR'];
   if (given) {
-    const source = options.dataDir ? (options.dataDirSource ?? '--data-dir') : 'SLIM_DATA_DIR';
+    const source = options.dataDir ? (options.dataDirSource ?? option('--data-dir')) : 'SLIM_DATA_DIR';
     const dir = path.resolve(given);
     // Accept the folder that holds the extracted tarball too.
     const nested = path.join(dir, CIFAR10_ARCHIVE_FOLDER);

@@ -1,4 +1,4 @@
-import { usageError } from '../errors.js';
+import { option, usageError } from '../errors.js';
 
 /**
  * Learning-rate schedules, computed in TS once per step (a few flops) and passed to the native step.
@@ -30,7 +30,7 @@ function annealCos(start: number, end: number, pct: number): number {
 }
 
 export function makeSchedule(o: ScheduleOptions): Schedule {
-  if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw usageError(`the learning rate must be a positive number, got ${o.lr}`, 'pass e.g. --lr 0.1');
+  if (!(o.lr > 0) || !Number.isFinite(o.lr)) throw usageError(`the learning rate (${option('--lr')}) must be a positive number, got ${o.lr}`, 'leave it out for the default of what trains (training, fine-tuning and QAT each have their own), or give a positive number');
   if (!Number.isInteger(o.totalSteps) || o.totalSteps < 1) throw usageError(`a schedule needs at least one step, got ${o.totalSteps}`);
   const total = o.totalSteps;
   switch (o.name) {

@@ -94,7 +94,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   exclude: 'a list of node names to keep in float',
   max_drop: 'largest top-1 drop allowed, in points (> 0): the most sensitive layers stay float until it holds on every other test image; the drop on the others is recorded (held_out)',
   sensitivity: 'true: measure every layer’s quantization sensitivity for the report',
-  qat: 'quantization-aware training after calibration: { epochs: 2, lr: 0.01 }',
+  qat: 'quantization-aware training after calibration: { epochs: 2 } (lr: 0.001 by default; QAT starts from a trained model)',
   cpu: "the CPU the int8 Conv weights are laid out for: 'auto' ('amx' on a CPU with AMX, else 'generic': it never picks 'avx2', for the model usually runs on another CPU), 'amx' (Intel AMX-INT8), 'generic' or 'avx2' (x64 without VNNI: uint8 weights; with mode: dynamic, its MatMul/Gemm weights too)",
   learnable_scales: 'true: QAT learns the quantization scales too (LSQ)',
   variants: 'a list of stage ids whose models are benchmarked (default: every model of the run)',

@@ -112,7 +112,7 @@ export { QAT_DEFAULTS } from './defaults.js';
  */
 export async function quantizationAwareTraining(o: QatOptions): Promise<QatResult> {
   if (!o.graph.nodes.some((n) => n.opType === 'QuantizeLinear')) {
-    throw usageError('quantization-aware training starts from a static-quantized QDQ graph', 'run slim quantize --mode static first, or pass --qat to it');
+    throw usageError('quantization-aware training starts from a static-quantized QDQ graph', 'quantize the float model first (quantizeModel, or slim quantize --mode static) and pass its graph, or run slim quantize --qat on the float model');
   }
   const qat = toQatGraph(o.graph, { ...(o.float ? { float: o.float } : {}), ...(o.file ? { file: o.file } : {}) });
   const learnableScales = o.learnableScales ?? false;

@@ -104,6 +104,9 @@ export function exactKernelsTwin(graph: Graph): Graph | undefined {
 }
 
 export function resolveCpu(choice: CpuChoice): Int8Cpu {
+  // A program's typo ('amx2') would otherwise lay the model out for no CPU at all, without a word.
+  const choices: readonly CpuChoice[] = ['auto', 'amx', 'generic', 'avx2'];
+  if (!choices.includes(choice)) throw usageError(`${option('--cpu')} must be one of ${choices.join(', ')}, got '${String(choice)}'`);
   if (choice !== 'auto') return choice;
   host ??= hostInt8Cpu();
   return host;
