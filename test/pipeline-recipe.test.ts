@@ -110,6 +110,22 @@ describe('recipe validation', () => {
     expect(issues.find((i) => i.path === 'stages[0].train.epochs')?.problem).toBe('is missing');
   });
 
+  it("names what a key that is not the recipe's means where spelling does not: the CLI's --lsq, a model file as student", () => {
+    const text = `name: t
+model: { zoo: resnet18-cifar }
+stages:
+  - train: { id: a, epochs: 1 }
+  - quantize: { id: q, qat: { epochs: 1, lsq: true } }
+  - distill: { id: s, teacher: a, student: { file: t.onnx }, epochs: 1 }
+`;
+    expect(issuesOf(text).map((i) => [i.path, i.problem, i.fix])).toEqual([
+      ['stages[1].quantize.qat.lsq', "unknown key 'lsq'", "did you mean 'learnable_scales'? (the CLI's --lsq)"],
+      // A required choice left out is missing (it read "nothing is not allowed").
+      ['stages[2].distill.student.zoo', 'is missing', expect.stringMatching(/^add it: one of resnet18-cifar, resnet34-cifar, /)],
+      ['stages[2].distill.student.file', "unknown key 'file'", "a recipe's student is a zoo model ({ zoo: NAME, width: W }); to distill into a model file, leave student out and give the stage `from:` the stage that makes it (the recipe's model: { file } is one)"],
+    ]);
+  });
+
   it('suggests the stage kind that was meant', () => {
     const text = GOOD.replace('  - quantize: { id: int8 }', '  - quantise: { id: int8 }');
     const [issue] = issuesOf(text);
@@ -161,6 +177,9 @@ stages:
     expect(issues).toHaveLength(1);
     expect(issues[0]).toMatchObject({ line: positionOf(text, '{ samples').line, problem: "two stages are called 'quantize'" });
     expect(issues[0]!.fix).toMatch(/id: quantize-2/);
+    // A later reference to an unknown stage lists each id once (a trial read "teacher, student, student").
+    const twice = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: a, epochs: 1 }\n  - train: { id: a, epochs: 1 }\n  - quantize: { from: nope }\n`);
+    expect(twice.at(-1)!.fix).toBe('use one of: a');
   });
 
   it('enforces one-of rules with a clear sentence', () => {

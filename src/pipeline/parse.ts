@@ -158,7 +158,7 @@ function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
   const refer = (i: number, kind: string, key: PathKey[], id: string): void => {
     if (models.includes(id)) return;
     const problem = seen.has(id) ? `stage '${id}' does not make a model` : `no earlier stage has id '${id}'`;
-    add(['stages', i, kind, ...key], problem, models.length ? `use one of: ${models.join(', ')}` : 'put a stage that makes a model (train, distill, …) first');
+    add(['stages', i, kind, ...key], problem, models.length ? `use one of: ${[...new Set(models)].join(', ')}` : 'put a stage that makes a model (train, distill, …) first');
   };
   stages.forEach((s, i) => {
     if (seen.has(s.id)) {
@@ -184,6 +184,13 @@ function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
   });
 }
 
+/** What a key that is not the recipe's means, where spelling distance does not find it: a CLI flag's name, a model file where a zoo model goes. */
+function unknownKeyHint(key: string, at: readonly PathKey[], allowed: readonly string[]): string | undefined {
+  if (key === 'lsq' && allowed.includes('learnable_scales')) return "did you mean 'learnable_scales'? (the CLI's --lsq)";
+  if (key === 'file' && at.at(-1) === 'student') return "a recipe's student is a zoo model ({ zoo: NAME, width: W }); to distill into a model file, leave student out and give the stage `from:` the stage that makes it (the recipe's model: { file } is one)";
+  return undefined;
+}
+
 /** One zod issue → one RecipeIssue (unknown keys: one per key, at the key, with a "did you mean"). */
 function reportZod(issue: z.core.$ZodIssue, base: PathKey[], schema: z.ZodType, value: unknown, add: Add): void {
   const p = [...base, ...(issue.path as PathKey[])];
@@ -195,7 +202,7 @@ function reportZod(issue: z.core.$ZodIssue, base: PathKey[], schema: z.ZodType, 
       const allowed = keysAt(schema, issue.path as PathKey[]);
       for (const key of issue.keys) {
         const guess = closest(key, allowed);
-        add(p, `unknown key '${key}'`, guess ? `did you mean '${guess}'?` : `allowed here: ${allowed.join(', ')}`, key);
+        add(p, `unknown key '${key}'`, unknownKeyHint(key, p, allowed) ?? (guess ? `did you mean '${guess}'?` : `allowed here: ${allowed.join(', ')}`), key);
       }
       return;
     }
@@ -211,6 +218,11 @@ function reportZod(issue: z.core.$ZodIssue, base: PathKey[], schema: z.ZodType, 
       return;
     case 'invalid_value': {
       const allowed = issue.values.map((v) => String(v));
+      // A required choice left out ("nothing is not allowed" said it backwards).
+      if (got === undefined) {
+        add(p, 'is missing', `add it: one of ${allowed.join(', ')}`);
+        return;
+      }
       const guess = typeof got === 'string' ? closest(got, allowed) : undefined;
       add(p, `${describe(got)} is not allowed`, `${guess ? `did you mean '${guess}'? ` : ''}use one of ${allowed.join(', ')}`);
       return;
