@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadRecipe, parseRecipe, RecipeError, type RecipeIssue } from '../src/pipeline/parse.js';
 import { SlimError } from '../src/errors.js';
 import { inputOf, inStage, onlyNewHeadReads, stageKey, storedStage } from '../src/pipeline/run.js';
-import { changedSince } from '../src/pipeline/plan.js';
+import { changedSince, planPipeline } from '../src/pipeline/plan.js';
 import { publishModel, putBytes, unpublishOthers, verifyArtifact } from '../src/pipeline/store.js';
 import { failureLine } from '../src/pipeline/stages/bench.js';
 import { dataLimitsNote } from '../src/pipeline/data.js';
@@ -488,7 +488,8 @@ describe('slim run --fresh', () => {
     mkdirSync(own, { recursive: true });
     writeFileSync(path.join(own, 'notes.txt'), 'my notes');
     writeFileSync(path.join(own, '.DS_Store'), '');
-    for (const args of [[], ['--fresh']]) {
+    // --plan says so too (it said 5 stages would run there).
+    for (const args of [[], ['--fresh'], ['--plan']]) {
       const r = await runSlim(['run', recipe, '--run-dir', own, ...args]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/own-files: holds files that are not a slimkit run's \(notes\.txt\): a run writes its models, stages and report there, mixed with them — pass a new or empty --run-dir/);
@@ -555,6 +556,20 @@ describe('the run lock under runs that start together', () => {
       expect(answers.filter((a) => a === 'GOT'), answers.join(',')).toHaveLength(1);
       expect(answers.filter((a) => a === 'REFUSED')).toHaveLength(2);
       expect(readdirSync(runDir)).toEqual([]);
+    }
+  }, 120_000);
+
+  it.skipIf(!existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin')))('--plan of a folder another run holds says so (the plan is of the folder as it is now)', async () => {
+    const runDir = path.join(dir, 'planned-while-held');
+    mkdirSync(runDir);
+    const release = await lockRun(runDir);
+    try {
+      const lines: string[] = [];
+      const plan = await planPipeline({ recipe: parseRecipe(GOOD.replace('name: t', 'name: t\ndata: { train_per_class: 2, test_limit: 10 }'), 'r.yaml'), runDir, dataDir: CIFAR_DIR, log: (l) => lines.push(l) });
+      expect(plan.stages.map((st) => st.action)).toEqual(['run', 'run', 'run']);
+      expect(lines).toContain(`note: another slim run is using ${runDir} now: this plan is of the folder as it is, and a run started before that one ends is refused`);
+    } finally {
+      await release();
     }
   }, 120_000);
 });

@@ -5,11 +5,11 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { readManifest, type StageRecord } from './manifest.js';
+import { readManifest, runIsLive, type StageRecord } from './manifest.js';
 import { usableCores } from '../util/cpu-quota.js';
 import { sourceId, type Recipe, type Stage } from './recipe.js';
 import { parseRecipe } from './parse.js';
-import { artifactsIntact, checkRerun, defaultRunDir, inputOf, recipeInputs, recordedDataDir, stageDevice, storedStage, trainsOnDevice, type StageInput } from './run.js';
+import { artifactsIntact, checkRerun, checkRunDir, defaultRunDir, inputOf, recipeInputs, recordedDataDir, stageDevice, storedStage, trainsOnDevice, type StageInput } from './run.js';
 import type { Variant } from './stages/context.js';
 import { sha256 } from './store.js';
 
@@ -34,6 +34,10 @@ export async function planPipeline(o: { recipe: Recipe; runDir?: string; dataDir
   const { recipe } = o;
   checkRerun(recipe, o.rerun);
   const runDir = path.resolve(o.runDir ?? defaultRunDir(recipe));
+  // What the run would refuse, the plan refuses (it said 5 stages would run into a folder of one's notes).
+  await checkRunDir(runDir);
+  // A run under way there changes the store as it goes: this plan is of the folder as it is now.
+  if (runIsLive(runDir)) o.log?.(`note: another slim run is using ${runDir} now: this plan is of the folder as it is, and a run started before that one ends is refused`);
   // A plan runs nothing: it does not download CIFAR-10 (170 MB) either.
   const previous = await readManifest(runDir).catch(() => undefined);
   const dataDir = o.dataDir ?? recordedDataDir(recipe, previous, o.log ?? (() => {}));

@@ -766,7 +766,8 @@ const isRunEntry = (entry: string): boolean => RUN_ENTRIES.has(entry) || (entry.
  * folder of one's own files would be mixed with the run's, and a later --fresh would have cleared it.
  * Hidden files (.DS_Store) do not count.
  */
-async function checkRunDir(runDir: string): Promise<void> {
+/** A folder of the user's own files is no run folder: refused before a run writes into it (and by --plan, which says what a run would do). */
+export async function checkRunDir(runDir: string): Promise<void> {
   const entries = await readdir(runDir).catch(() => [] as string[]);
   if (entries.includes(MANIFEST) || entries.includes(STAGE_CACHE)) return;
   const foreign = entries.filter((e) => !e.startsWith('.') && !isRunEntry(e));
