@@ -476,6 +476,20 @@ describe.skipIf(!nativeAvailable())('a prune stage that fine-tunes', () => {
   }, 300_000);
 });
 
+describe.skipIf(!nativeAvailable())('what a stage says about its result', () => {
+  it("is said as the command says it, recorded, and repeated in the report's stage row (a trial saw none of slim distill's notes in a recipe)", async () => {
+    const runDir = path.join(dir, 'said');
+    const file = writeRecipe('said.yaml', 'name: said\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - distill: { id: labels, teacher: fp32, student: { zoo: resnet18-cifar, width: 0.125 }, alpha: 1, epochs: 1, batch: 25 }\n');
+    const r = await runSlim(args(file, runDir), { timeoutMs: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const note = "note: alpha: 1 trains on the labels alone: the teacher 'fp32' is left out of training — lower alpha to distill";
+    expect(r.stderr).toContain(`  ${note}`);
+    expect(manifestOf(runDir).stages.find((st) => st.id === 'labels')!.result).toMatchObject({ notes: [note] });
+    const report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
+    expect(report.stages.find((st) => st.id === 'labels')!.summary).toMatch(new RegExp(` — ${note.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  }, 300_000);
+});
+
 describe('slim run from a PyTorch-exported model file', () => {
   it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
     // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.

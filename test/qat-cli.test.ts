@@ -13,6 +13,7 @@ import { CIFAR_DIR } from './helpers/fixtures.js';
 import { runCommandInProcess } from './helpers/in-process.js';
 import { EXACT_ON_HOST, SATURATING_HOST } from './helpers/int8-host.js';
 import { modelSteps } from '../src/onnx/provenance.js';
+import { qatBelowStartLine } from '../src/compress/qat/index.js';
 
 const hasCifar = existsSync(path.join(CIFAR_DIR, 'data_batch_1.bin'));
 const dir = mkdtempSync(path.join(tmpdir(), 'slim-qat-cli-'));
@@ -128,6 +129,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
   it('a gap of a few images is a note that the test images cannot tell the two apart, not "the better model"', () => {
     expect(qatBelowPtqLine(0.665, 0.675, 200, undefined)).toBe('note: QAT ended a little below the PTQ model it started from (66.50 % against 67.50 %: 2 images fewer of 200), within what 200 test images can tell apart — score both on more (--eval-limit) before choosing');
     expect(qatBelowPtqLine(0.6, 0.7, 200, 0.5)).toMatch(/^warning: QAT ended below the PTQ model it started from \(60\.00 % against 70\.00 %: 20 images fewer of 200\): .*a lower --lr than 0\.5,/);
+    // A recipe's QAT stage says the same in its keys.
+    expect(qatBelowStartLine(0.6, 0.7, 200, 0.001, { without: 'the same stage without qat makes the better model', lr: 'qat.lr', epochs: 'qat.epochs', evalMore: 'qat.eval_limit' }))
+      .toBe('warning: QAT ended below the PTQ model it started from (60.00 % against 70.00 %: 20 images fewer of 200): the same stage without qat makes the better model; or train again with a lower qat.lr than 0.001, fewer qat.epochs or more training images');
   });
 
   it('resumes only the run of the same calibration: another --method or --per-tensor starts from other scales', async () => {

@@ -40,6 +40,8 @@ export interface TrainingResult {
   teacher?: string;
   /** Engine top-1 before the first step, of a model trained further (absent when it starts untrained, or resumed). */
   start_top1?: number;
+  /** What the run said about the result, as `slim` commands say it (QAT below its start, alpha 1): the report repeats it. */
+  notes?: string[];
 }
 
 export interface PruneResult {

@@ -285,6 +285,9 @@ function stageRow(s: StageRecord): StageRow {
 const pct = (v: number): string => formatPercent(v);
 const count = formatCount;
 
+/** What the run said about a training result (a note or a warning), after its summary. */
+const notesOf = (r: { notes?: string[] }): string => (r.notes?.length ? ` — ${r.notes.join('; ')}` : '');
+
 function summarize(s: StageRecord): string {
   if (s.status === 'failed') return `failed: ${s.error ?? 'unknown error'}`;
   if (s.status !== 'done' || !s.result) return s.status;
@@ -295,7 +298,7 @@ function summarize(s: StageRecord): string {
     case 'finetune':
     case 'distill': {
       const r = s.result;
-      return `${r.history.length} epoch${r.history.length === 1 ? '' : 's'} on ${r.train_images.toLocaleString('en')} images${r.teacher ? ` (teacher ${r.teacher})` : ''}: test top-1 ${pct(r.test_top1)} on ${r.eval_images.toLocaleString('en')} images`;
+      return `${r.history.length} epoch${r.history.length === 1 ? '' : 's'} on ${r.train_images.toLocaleString('en')} images${r.teacher ? ` (teacher ${r.teacher})` : ''}: test top-1 ${pct(r.test_top1)} on ${r.eval_images.toLocaleString('en')} images${notesOf(r)}`;
     }
     case 'prune': {
       const r = s.result;
@@ -306,7 +309,7 @@ function summarize(s: StageRecord): string {
       const r = s.result;
       if (r.mode !== 'static') return r.mode;
       const mixed = r.mixed_precision;
-      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float${mixed.held_out ? ` (top-1 drop ${((mixed.held_out.baseline_top1 - mixed.held_out.top1) * 100).toFixed(2)} pt on the ${mixed.held_out.images.toLocaleString('en')} test images it did not choose on)` : ''}` : ''}${r.qat ? `; ${r.qat.history.length} epoch(s) of quantization-aware training: engine top-1 ${pct(r.qat.test_top1)}` : ''}`;
+      return `static int8, ${r.method} calibration on ${r.samples} images, ${r.quantized_nodes} nodes quantized${r.float_nodes?.length ? `, ${r.float_nodes.length} left float` : ''}${mixed ? `; mixed precision kept ${mixed.float_layers.length} layer(s) float${mixed.held_out ? ` (top-1 drop ${((mixed.held_out.baseline_top1 - mixed.held_out.top1) * 100).toFixed(2)} pt on the ${mixed.held_out.images.toLocaleString('en')} test images it did not choose on)` : ''}` : ''}${r.qat ? `; ${r.qat.history.length} epoch(s) of quantization-aware training: engine top-1 ${pct(r.qat.test_top1)} (fake-quantized in float; the bench scores the written int8 model)${notesOf(r.qat)}` : ''}`;
     }
     case 'bench': {
       const r = s.result;

@@ -200,7 +200,7 @@ export async function qatFineTune(
   interrupt.trained(options.output);
   for (const w of r.warnings) log(`warning: ${w}`);
   // Where this CPU's int8 sums saturate, ONNX Runtime's score of the written model here is lower by more than rounding.
-  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which ${saturates ? "on this CPU saturate (see the note above): its top-1 here can be several points lower, and on exact kernels (arm64, VNNI x64, the browser) within an image or two of this" : 'can round an image or two differently'})`);
+  log(`qat: ${r.history.length} epoch(s) in ${r.seconds.toFixed(1)} s, engine top-1 ${formatPercent(r.testAccuracy)} (fake-quantized in float; the written int8 model is scored by ONNX Runtime's integer kernels, which ${saturates ? "on this CPU saturate (see the note above): its top-1 here can be several points lower, and on exact kernels (arm64, VNNI x64, the browser) within a few images in a hundred of this" : 'round in integers where the engine rounds in float: a few images in a hundred can score differently'})`);
   for (const line of resumedNote(r.resumedFrom, options.epochs)) log(`qat:${line.slice(1)}`);
   return {
     interrupt,

@@ -1,3 +1,4 @@
+import { qatBelowStartLine } from '../../compress/qat/index.js';
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { Option, type Command } from 'commander';
 import { usageError } from '../../errors.js';
@@ -336,10 +337,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
  * of 2 images in 200).
  */
 export function qatBelowPtqLine(after: number, ptq: number, images: number, lr: number | undefined): string {
-  const fewer = Math.round((ptq - after) * images);
-  const scores = `${formatPercent(after)} against ${formatPercent(ptq)}: ${fewer} image${fewer === 1 ? '' : 's'} fewer of ${images.toLocaleString('en')}`;
-  if (fewer < 5 || ptq - after < 0.005) return `note: QAT ended a little below the PTQ model it started from (${scores}), within what ${images.toLocaleString('en')} test images can tell apart — score both on more (--eval-limit) before choosing`;
-  return `warning: QAT ended below the PTQ model it started from (${scores}): slim quantize without --qat writes the better model; or train again with a lower --lr${lr !== undefined ? ` than ${lr}` : ''}, fewer --epochs or more training images`;
+  return qatBelowStartLine(after, ptq, images, lr, { without: 'slim quantize without --qat writes the better model', lr: '--lr', epochs: '--epochs', evalMore: '--eval-limit' });
 }
 
 export function heldOutOverBudget(dropPt: number, chosen: { budgetPt: number; chosenOn: number; met: boolean }, reportedOn: number): string | undefined {

@@ -181,7 +181,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
-  const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
+  const { quantizationAwareTraining, qatBelowStartLine } = await import('../../compress/qat/index.js');
   const data = await ctx.data();
   let bar: Progress | undefined;
   const evaluation = evalSlice(data, spec.eval_limit);
@@ -210,14 +210,21 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     },
   }).finally(() => bar?.stop());
   for (const w of r.warnings) ctx.log(`  warning: ${w}`);
-  ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)`);
+  ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)${r.startAccuracy !== undefined ? `, from ${formatPercent(r.startAccuracy)} before the first step` : ''}`);
+  // Said as slim quantize --qat says it, in the recipe's keys: the PTQ model it started from may be the better one.
+  const images = evalImageCount(data, spec.eval_limit);
+  const below = r.startAccuracy !== undefined && r.testAccuracy < r.startAccuracy
+    ? qatBelowStartLine(r.testAccuracy, r.startAccuracy, images, spec.lr, { without: 'the same stage without qat makes the better model', lr: 'qat.lr', epochs: 'qat.epochs', evalMore: 'qat.eval_limit' })
+    : undefined;
+  if (below) ctx.log(`  ${below}`);
   const result: TrainingResult = {
     history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
     steps: r.steps,
     train_images: data.train.labels.length,
-    eval_images: evalImageCount(data, spec.eval_limit),
+    eval_images: images,
     ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
+    ...(below ? { notes: [below] } : {}),
   };
   return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }

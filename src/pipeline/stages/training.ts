@@ -105,6 +105,9 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   const frozen = backbone ?? layers?.frozen;
   // One batch for both: normalized for the student; a teacher trained with other statistics gets its own back.
   const shared = teacher ? teacherForStudent(graph, teacher.graph) : undefined;
+  // Said as slim distill says it: at alpha 1 the soft targets weigh nothing.
+  const labelsAlone = teacher && teacher.alpha === 1 ? `note: alpha: 1 trains on the labels alone: the teacher '${teacher.id}' is left out of training — lower alpha to distill` : undefined;
+  if (labelsAlone) ctx.log(`  ${labelsAlone}`);
   // A BN-folded model file (torch.onnx's export) trains with BN re-inserted; the stage's model folds it again.
   // A frozen backbone keeps its features exactly: no BN is put back into it (nor after a frozen layer).
   const reinserted = backbone ? undefined : await withTrainingBatchNorm(graph, data.train, { seed: ctx.recipe.seed, ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}), ...(shared ? { normalization: shared.normalization } : {}), ...(frozen ? { frozen } : {}) });
@@ -159,6 +162,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
     ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
     ...(teacher ? { teacher: teacher.id } : {}),
     ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
+    ...(labelsAlone ? { notes: [labelsAlone] } : {}),
   };
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
