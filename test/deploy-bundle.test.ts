@@ -242,6 +242,14 @@ describe('a bundle whose native modules are missing or built for another CPU', (
     expect(versions['node']).toBe(process.version);
     expect(versions['onnxruntime']).toBeUndefined();
     expect(versions['sharp']).toBeUndefined();
+    // A bundle for this machine has no word about another target; one for another (an arm64 bundle tried
+    // here) says the report is of this machine, not the device (a trial read x64 advice from a Pi bundle).
+    const adviceOf = (out: string): string[] => (JSON.parse(out) as { advice: { text: string }[] }).advice.map((a) => a.text);
+    expect(adviceOf(doctor.stdout).some((t) => t.startsWith('this bundle is for'))).toBe(false);
+    const elsewhere = path.join(dir, 'other-target');
+    await deploy({ model: modelFile, target: process.arch === 'x64' ? 'linux-arm64' : 'linux-x64', out: elsewhere });
+    const foreign = await node(path.join(elsewhere, 'doctor.js'), ['--json']);
+    expect(adviceOf(foreign.stdout)[0]).toBe(`this bundle is for ${process.arch === 'x64' ? 'linux-arm64' : 'linux-x64'} and this machine is linux-${process.arch}: the report is of this machine, not the device — run node doctor.js there`);
 
     // An --install bundle for the other architecture, copied here: its sharp and ONNX Runtime binaries.
     const other = process.arch === 'x64' ? 'arm64' : 'x64';

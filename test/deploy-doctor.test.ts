@@ -3,6 +3,10 @@
  * users deploy to (Raspberry Pi 4 and 5, x86 with and without VNNI, a big.LITTLE phone SoC, qemu), and
  * the live command's JSON.
  */
+import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { nativeAvailable } from '../src/engine/native.js';
+import { toolAdvice, toolLines, type SlimkitTools } from '../src/cli/commands/doctor-tools.js';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -111,6 +115,22 @@ describe('slim doctor', () => {
     expect(report.versions.onnxruntime).toMatch(/^\d+\.\d+\.\d+$/);
     expect(report.versions.sharp).toMatch(/^\d+\.\d+\.\d+$/);
     expect(report.advice.length).toBeGreaterThanOrEqual(2);
+    // What this slimkit can do here (a trial asked the doctor, and heard nothing of training, browser or arm64).
+    expect(report.tools.training.ready).toBe(nativeAvailable());
+    expect(report.tools.browser === null ? null : existsSync(report.tools.browser)).toBe(report.tools.browser === null ? null : true);
+    expect(typeof report.tools.arm64_emulation).toBe('boolean');
+    expect(report.tools.load.cpus).toBe(availableParallelism());
+  });
+
+  it('names what is missing and how to get it, and warns when the machine is busy', () => {
+    const tools: SlimkitTools = { training: { ready: false, why: 'the LibTorch training addon is not built — to enable training: …' }, browser: null, arm64Emulation: false, load: { average: 1.9, cpus: 2 } };
+    expect(toolLines(tools)).toEqual([
+      'training  not available: the LibTorch training addon is not built — to enable training: …',
+      'browser   none (slim bench --target web needs Chromium or Chrome: apt install chromium)',
+      expect.stringMatching(/^arm64     (not set up here \(scripts\/setup-arm64\.sh: |native)/),
+    ]);
+    expect(toolAdvice(tools).map((a) => a.text)).toEqual([expect.stringMatching(/^the machine is busy now \(load average 1\.90 on 2 CPUs\): latencies measured now/)]);
+    expect(toolAdvice({ ...tools, load: { average: 0.3, cpus: 2 } })).toEqual([]);
   });
 });
 
