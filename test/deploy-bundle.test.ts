@@ -205,6 +205,16 @@ describe('linux bundle', () => {
     const mixed = await node(path.join(bundle.out, 'predict.js'), ['--json', images[0]!.file, bad]);
     expect(mixed.code).toBe(1);
     expect(mixed.stderr).toContain(`${bad}: cannot read image`);
+    expect(mixed.stderr).toContain('give a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image');
+    // Files of a folder that are not images by name are skipped, and said to be (a trial's notes.txt went unmentioned).
+    const withNotes = path.join(dir, 'with-notes');
+    await mkdir(withNotes);
+    await writeFile(path.join(withNotes, path.basename(images[0]!.file)), await readFile(images[0]!.file));
+    await writeFile(path.join(withNotes, 'notes.txt'), 'my notes');
+    const noted = await node(path.join(bundle.out, 'predict.js'), [withNotes]);
+    expect(noted.code, noted.stderr).toBe(0);
+    expect(noted.stdout.trim().split('\n')).toHaveLength(1);
+    expect(noted.stderr).toContain(`predict: note: skipped 1 file(s) in ${withNotes} whose names are not images' (notes.txt)`);
     expect(JSON.parse(mixed.stdout).results).toHaveLength(2);
     const usage = await node(path.join(bundle.out, 'predict.js'), ['--bogus']);
     expect(usage.code).toBe(2);

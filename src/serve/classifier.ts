@@ -105,7 +105,7 @@ class OrtClassifier implements Classifier {
     try {
       loaded = await loadImageFile(buffer, { size: p.size, resize: p.resize, channels: channelCount(p) });
     } catch (e) {
-      if (e instanceof SlimError) throw new ImageError({ file: name, problem: e.parts.problem, fix: 'send a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
+      if (e instanceof SlimError) throw new ImageError({ file: name, problem: e.parts.problem, fix: 'give a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
       throw e;
     }
     const { pixels, original } = loaded;
@@ -124,9 +124,9 @@ class OrtClassifier implements Classifier {
     try {
       ({ width, height } = await sharp(buffer, { limitInputPixels: false }).metadata());
     } catch (e) {
-      throw new ImageError({ file: name, problem: `cannot read image (${(e as Error).message.split('\n')[0]})`, fix: 'send a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
+      throw new ImageError({ file: name, problem: `cannot read image (${(e as Error).message.split('\n')[0]})`, fix: 'give a valid JPEG, PNG, WebP, GIF, TIFF or AVIF image' }, 422);
     }
-    if (!width || !height) throw new ImageError({ file: name, problem: 'image has no size', fix: 'send a valid image' }, 422);
+    if (!width || !height) throw new ImageError({ file: name, problem: 'image has no size', fix: 'give a valid image' }, 422);
     if (width * height > this.maxPixels) {
       throw new ImageError({
         file: name,

@@ -88,10 +88,14 @@ async function expand(args: string[]): Promise<string[]> {
       out.push(arg);
       continue;
     }
-    const names = (await readdir(arg, { recursive: true }))
-      .filter((n) => !n.split(path.sep).some((part) => part.startsWith('.')) && IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase()))
-      .sort();
+    const entries = await readdir(arg, { recursive: true, withFileTypes: true });
+    // Dirent.parentPath is Node ≥ 20.12; the bundle runs on 20.9 too, where it is .path.
+    const files = entries.filter((e) => e.isFile()).map((e) => path.relative(arg, path.join((e as { parentPath?: string }).parentPath ?? e.path, e.name))).filter((n) => !n.split(path.sep).some((part) => part.startsWith('.')));
+    const names = files.filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
     if (names.length === 0) throw new SlimError({ file: arg, problem: 'holds no images', fix: `put ${[...IMAGE_EXTENSIONS].join(', ')} files in it` });
+    // Said, not passed over in silence: a photo saved as .heic is skipped too.
+    const skipped = files.filter((n) => !IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase()));
+    if (skipped.length) process.stderr.write(`predict: note: skipped ${skipped.length} file(s) in ${arg} whose names are not images' (${skipped.slice(0, 3).join(', ')}${skipped.length > 3 ? ', …' : ''}): ${[...IMAGE_EXTENSIONS].join(', ')} are read\n`);
     out.push(...names.map((n) => path.join(arg, n)));
   }
   return out;
