@@ -227,6 +227,9 @@ describe('linux bundle', () => {
     await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(copy, 'node_modules'));
     const model = await readFile(path.join(copy, 'model.onnx'));
     await writeFile(path.join(copy, 'model.onnx'), model.subarray(0, model.length - 10));
+    // An arm64 bundle's README says how to try it here first, under qemu (an x64 one has no such line).
+    expect(await readFile(path.join(copy, 'README.md'), 'utf8')).toContain('`scripts/qemu-arm64.sh BUNDLE/predict.js photo.jpg`');
+    expect(await readFile(path.join(bundle.out, 'README.md'), 'utf8')).not.toContain('qemu');
     const out = await node(path.join(copy, 'predict.js'), [images[0]!.file]);
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/model\.onnx: has \d+ bytes but slim\.json records \d+ .*copy the bundle again/);

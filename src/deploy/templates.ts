@@ -154,7 +154,11 @@ Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — 
 The model sees ${p.size[0]}×${p.size[1]} ${p.channels === 'grayscale' ? 'grayscale (luma as PIL\'s convert("L") computes it)' : 'RGB'} images: each image is rotated by its EXIF orientation, ${geometryText(p)}, then
 ${valuesText(config)} — exactly as
 \`${evalCommand(p)}\` does it, with the same code and the same sharp/libvips version. Classes: ${labelsPreview(config.labels)}.
-
+${arm ? `
+Before copying it, it can be tried on an x86-64 Linux machine under emulation, from the slimkit folder:
+\`scripts/setup-arm64.sh\` once (qemu and an arm64 Node), then \`scripts/qemu-arm64.sh BUNDLE/predict.js photo.jpg\`
+(with \`slim deploy --install\`, so the bundle holds its arm64 modules; slow, but the same code and kernels).
+` : ''}
 ## 1. Requirements
 
 - ${arm ? 'A 64-bit OS and Node: `node -p process.arch` must print `arm64` (32-bit Raspberry Pi OS prints `arm`, even on a Pi whose kernel is 64-bit, and cannot run this).' : '`node -p process.arch` must print `x64`.'}
