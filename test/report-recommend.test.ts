@@ -286,8 +286,10 @@ describe('noisy timings', () => {
 
   it("say what other processes took while the bench timed, when it counted that (Linux), even where the runs' spread stayed narrow", () => {
     expect(noiseNote(ALL, { other_load_cores: 1.4, cores: 2 })).toEqual([
-      'Other processes kept 1.4 of the 2 cores busy while the variants were timed: the latencies are slower than on a quiet machine (slim run --rerun bench measures again).',
+      'Other processes kept 1.4 of the 2 cores busy while the variants were timed: the latencies are slower than on a quiet machine (slim run --rerun <bench stage> measures again).',
     ]);
+    // With the run's own command, as a report has it (the recipe and the run folder: it named neither).
+    expect(noiseNote(ALL, { other_load_cores: 1.4, cores: 2, rerun_command: "slim run r.yaml --run-dir 'my run' --rerun bench" })[0]).toContain("(slim run r.yaml --run-dir 'my run' --rerun bench measures again)");
     expect(recommend(ALL, { maxLatencyMs: 2 }, { other_load_cores: 1.4, cores: 2 }).lines.at(-1)).toMatch(/^Note: Other processes kept 1\.4 of the 2 cores busy/);
     // A quiet machine, or a manifest from before the count: nothing.
     expect(noiseNote(ALL, { other_load_cores: 0.1, cores: 2 })).toEqual([]);

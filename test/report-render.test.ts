@@ -471,5 +471,8 @@ describe.runIf(native)('a model file replaced since it was measured', () => {
     expect(readFileSync(path.join(copy, 'report', 'report.html'), 'utf8')).toContain('<p class="warn">models/int8.onnx is not the file measured (replaced or removed since)');
     const rec = await runSlim(['recommend', copy, '--max-size', '100MB']);
     expect(rec.stderr).toMatch(/warning: models\/int8\.onnx is not the file measured/);
+    // It says how to measure again: this run folder (a copy: not where the recipe runs by default), its bench stage.
+    expect(rebuilt.bench!.rerun_command).toMatch(/^slim run \S+\.yaml --run-dir \S*run-replaced --rerun bench$/);
+    expect(rec.stderr).toContain(`(${rebuilt.bench!.rerun_command}) to measure what is there now`);
   }, 120_000);
 });

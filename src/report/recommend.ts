@@ -237,19 +237,22 @@ export const NOISY_SPREAD = 1.5;
 export interface TimingLoad {
   other_load_cores?: number | undefined;
   cores?: number | undefined;
+  /** The command that re-measures (slim run RECIPE [--run-dir DIR] --rerun BENCH). */
+  rerun_command?: string | undefined;
 }
 
 /** A note when the timings are too noisy to rank variants that differ by tens of percent (recommend, the run report). */
 export function noiseNote(variants: readonly VariantBench[], load: TimingLoad = {}): string[] {
   const notes: string[] = [];
+  const again = load.rerun_command ?? 'slim run --rerun <bench stage>';
   const spread = (v: VariantBench): number => v.latency_ms.p90 / Math.max(v.latency_ms.p50, 1e-9);
   const worst = [...variants].sort((a, b) => spread(b) - spread(a))[0];
   if (worst && spread(worst) >= NOISY_SPREAD) {
-    notes.push(`The latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (slim run --rerun bench) before relying on them.`);
+    notes.push(`The latencies spread widely while they were measured (p90 = ${spread(worst).toFixed(1)}× p50 for ${worst.id}): the machine was busy, and differences of tens of percent may be noise — measure again on a quiet machine (${again}) before relying on them.`);
   }
   const other = load.other_load_cores !== undefined && load.cores ? { otherCores: load.other_load_cores, cores: load.cores } : undefined;
   if (otherLoadNote(other)) {
-    notes.push(`Other processes kept ${other!.otherCores.toFixed(1)} of the ${other!.cores} cores busy while the variants were timed: the latencies are slower than on a quiet machine (slim run --rerun bench measures again).`);
+    notes.push(`Other processes kept ${other!.otherCores.toFixed(1)} of the ${other!.cores} cores busy while the variants were timed: the latencies are slower than on a quiet machine (${again} measures again).`);
   }
   return notes;
 }

@@ -16,7 +16,7 @@ import type {
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { runIsLive } from '../pipeline/manifest.js';
+import { runAgainCommand, runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
 import { comparableLatencies } from './latency-ratio.js';
 import { formatCount, formatPercent, formatPointChange } from './format.js';
@@ -50,7 +50,8 @@ export interface RunReport {
   wall_seconds: number;
   gpu_price_per_hour: number;
   /** The bench stage the tables, the Pareto fronts and `slim recommend` use (see chooseBench). */
-  bench?: Omit<BenchResult, 'variants'> & { stage: string };
+  /** rerun_command: `slim run` of this run folder with --rerun of this stage, which measures again. */
+  bench?: Omit<BenchResult, 'variants'> & { stage: string; rerun_command: string };
   /** The run's other bench stages (another target): their batch-1 p50 per variant. */
   other_benches: { stage: string; target: string; runtime?: string; p50_ms: Record<string, number> }[];
   /** Every benchmarked variant: `slim bench`'s numbers plus top-5 and per-class accuracy. */
@@ -88,10 +89,10 @@ function changedFiles(runDir: string, variants: readonly VariantBench[]): string
 }
 
 /** The warning for changed_files, one line (report, recommend). */
-export function changedFilesNote(r: Pick<RunReport, 'changed_files' | 'variants'>): string | undefined {
+export function changedFilesNote(r: Pick<RunReport, 'changed_files' | 'variants' | 'bench'>): string | undefined {
   const changed = r.variants.filter((v) => r.changed_files?.includes(v.id));
   if (changed.length === 0) return undefined;
-  return `${changed.map((v) => v.file).join(', ')} ${changed.length === 1 ? 'is' : 'are'} not the file${changed.length === 1 ? '' : 's'} measured (replaced or removed since): the figures are the measured file's — rerun the bench stage (slim run --rerun <bench stage>) to measure what is there now`;
+  return `${changed.map((v) => v.file).join(', ')} ${changed.length === 1 ? 'is' : 'are'} not the file${changed.length === 1 ? '' : 's'} measured (replaced or removed since): the figures are the measured file's — rerun the bench stage (${r.bench?.rerun_command ?? 'slim run --rerun <bench stage>'}) to measure what is there now`;
 }
 
 /**
@@ -247,7 +248,7 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     wall_seconds: manifest.wall_seconds,
     gpu_price_per_hour: manifest.gpu_price_per_hour,
     other_benches: otherBenches,
-    ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), ...(bench.other_load_cores !== undefined ? { other_load_cores: bench.other_load_cores, cores: bench.cores } : {}), eval_data: bench.eval_data } } : {}),
+    ...(bench ? { bench: { stage: chosen!.id, threads: bench.threads, runs: bench.runs, ...(bench.warmup_runs !== undefined ? { warmup_runs: bench.warmup_runs } : {}), ...(bench.image_size ? { image_size: bench.image_size } : {}), batch: bench.batch, ...(bench.target ? { target: bench.target } : {}), ...(bench.runtime ? { runtime: bench.runtime } : {}), ...(bench.timed_in_turns ? { timed_in_turns: true } : {}), ...(bench.other_load_cores !== undefined ? { other_load_cores: bench.other_load_cores, cores: bench.cores } : {}), eval_data: bench.eval_data, rerun_command: runAgainCommand(manifest, runDir, ['--rerun', chosen!.id]) } } : {}),
     variants,
     changed_files: changedFiles(runDir, variants),
     // Latency per round of turns where the bench took them (latency-ratio.ts), as recommend ranks it.
