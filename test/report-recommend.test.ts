@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunManifest, StageRecord, VariantBench } from '../src/pipeline/manifest.js';
 import { otherBenchLines, stagesIntro, versusBaseline } from '../src/report/columns.js';
-import { comparableLatencies, latencyRatio } from '../src/report/latency-ratio.js';
+import { comparableLatencies, latencyRatio, latencyTied } from '../src/report/latency-ratio.js';
 import { buildRunReport, unrecoveredPruneNote } from '../src/report/run-report.js';
 import { renderMarkdown } from '../src/report/markdown.js';
 import { paretoFront } from '../src/report/pareto.js';
@@ -183,6 +183,17 @@ describe('Pareto fronts', () => {
     expect(paretoFront(ALL.map((v) => ({ id: v.id, gain: v.top1, cost: v.latency_ms.p50 })))).toEqual(['pruned', 'int8', 'fp32']);
     // Equal points do not dominate each other; a tie on cost with less gain is dominated.
     expect(paretoFront([{ id: 'a', gain: 1, cost: 1 }, { id: 'b', gain: 1, cost: 1 }, { id: 'c', gain: 0.5, cost: 1 }])).toEqual(['a', 'b']);
+    // Costs the timing cannot tell apart: the more accurate one dominates, even where its median was a little slower.
+    const near = [{ id: 'kd', gain: 0.2067, cost: 0.275 }, { id: 'labels', gain: 0.1767, cost: 0.266 }];
+    expect(paretoFront(near)).toEqual(['labels', 'kd']);
+    expect(paretoFront(near, () => true)).toEqual(['kd']);
+    // latencyTied: the per-round ratio's quartiles hold 1 for a model timed against itself, not for one twice as slow.
+    const turns = [1.0, 1.1, 0.9, 1.05, 0.95, 1.2, 0.85, 1.0];
+    const same = { latency_ms: { p50: 1 }, turn_p50_ms: turns.map((t, i) => t * (i % 2 ? 1.02 : 0.98)) };
+    expect(latencyTied({ latency_ms: { p50: 1 }, turn_p50_ms: turns }, same)).toBe(true);
+    expect(latencyTied({ latency_ms: { p50: 1 }, turn_p50_ms: turns }, { latency_ms: { p50: 2 }, turn_p50_ms: turns.map((t) => 2 * t) })).toBe(false);
+    // Without turns (the browser, older manifests) there is no spread to judge by.
+    expect(latencyTied({ latency_ms: { p50: 1 } }, { latency_ms: { p50: 1 } })).toBe(false);
   });
 });
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { TopLevelSpec } from 'vega-lite';
 import { paretoSpec, renderSvg, type ChartPoint } from './charts.js';
 import { paretoFront } from './pareto.js';
-import { comparableLatencies } from './latency-ratio.js';
+import { comparableLatencies, latencyTied } from './latency-ratio.js';
 
 export interface ChartRow {
   /** The label of its points (the file as given). */
@@ -23,8 +23,8 @@ export function chartLabels(files: readonly string[]): string[] {
   return new Set(names).size === names.length ? names : [...files];
 }
 
-function panel(rows: readonly ChartRow[], labels: readonly string[], cost: (r: ChartRow) => number, o: { title: string; xTitle: string }): TopLevelSpec {
-  const front = new Set(paretoFront(rows.map((r, i) => ({ id: labels[i]!, gain: r.top1, cost: cost(r) }))));
+function panel(rows: readonly ChartRow[], labels: readonly string[], cost: (r: ChartRow) => number, o: { title: string; xTitle: string }, tied?: (a: ChartRow, b: ChartRow) => boolean): TopLevelSpec {
+  const front = new Set(paretoFront(rows.map((r, i) => ({ id: labels[i]!, gain: r.top1, cost: cost(r), r })), tied && ((a, b) => tied(a.r, b.r))));
   const points: ChartPoint[] = rows.map((r, i) => ({ id: labels[i]!, x: cost(r), top1: r.top1, pareto: front.has(labels[i]!) }));
   return paretoSpec(points, o);
 }
@@ -35,7 +35,7 @@ export async function benchChartSvg(rows: readonly ChartRow[]): Promise<string> 
   const scale = comparableLatencies(rows);
   const perRound = rows.some((r) => r.turn_p50_ms?.length);
   const [latency, size] = [
-    panel(rows, labels, (r) => scale.get(r)!, { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }),
+    panel(rows, labels, (r) => scale.get(r)!, { title: 'Top-1 vs batch-1 latency', xTitle: perRound ? 'latency (ms): p50 of the first, the others by per-round ratio' : 'p50 latency (ms)' }, latencyTied),
     panel(rows, labels, (r) => r.size_bytes / 1024, { title: 'Top-1 vs file size', xTitle: 'file size (KiB)' }),
   ];
   // One SVG, two panels: the schema and config belong to the top level only.

@@ -43,6 +43,15 @@ export function latencyRatio(a: TimedRow, b: TimedRow): LatencyRatio {
 }
 
 /**
+ * The timing cannot tell a and b apart: they took the same rounds and the quartiles of their per-round
+ * ratio hold 1 (identical architectures, say). Without turns there is no spread to judge by: never tied.
+ */
+export function latencyTied(a: TimedRow, b: TimedRow): boolean {
+  const { spread } = latencyRatio(a, b);
+  return spread !== undefined && spread[0] <= 1 && spread[1] >= 1;
+}
+
+/**
  * One latency per row on a common scale, for ranking, Pareto fronts and "N× faster": the first row
  * with turns keeps its p50, and each row timed in the same rounds gets that p50 times its per-round ratio
  * to it (others keep their p50). Comparisons through one reference are consistent with each other, where

@@ -18,7 +18,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { runAgainCommand, runIsLive } from '../pipeline/manifest.js';
 import { paretoFront } from './pareto.js';
-import { comparableLatencies } from './latency-ratio.js';
+import { comparableLatencies, latencyTied } from './latency-ratio.js';
 import { formatCount, formatPercent, formatPointChange } from './format.js';
 
 export interface StageRow {
@@ -187,7 +187,8 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
   });
   const variants = bench?.variants ?? [];
   const latency = comparableLatencies(variants);
-  const front = (cost: (v: VariantBench) => number): string[] => paretoFront(variants.map((v) => ({ id: v.id, gain: v.top1, cost: cost(v) })));
+  const front = (cost: (v: VariantBench) => number, tied?: (a: VariantBench, b: VariantBench) => boolean): string[] =>
+    paretoFront(variants.map((v) => ({ id: v.id, gain: v.top1, cost: cost(v), v })), tied && ((a, b) => tied(a.v, b.v)));
   const training: RunReport['training'] = [];
   const prune: RunReport['prune'] = [];
   const quantize: RunReport['quantize'] = [];
@@ -252,7 +253,9 @@ export function buildRunReport(manifest: RunManifest, runDir: string, options: {
     variants,
     changed_files: changedFiles(runDir, variants),
     // Latency per round of turns where the bench took them (latency-ratio.ts), as recommend ranks it.
-    pareto: { latency: front((v) => latency.get(v)!), size: front((v) => v.size_bytes) },
+    // A less accurate variant whose timing cannot be told from a more accurate one's is not on the latency
+    // front (a trial saw two identical architectures both starred, 3 % apart in time).
+    pareto: { latency: front((v) => latency.get(v)!, latencyTied), size: front((v) => v.size_bytes) },
     stages: rows,
     totals: {
       seconds: rows.reduce((a, r) => a + r.seconds, 0),
