@@ -8,7 +8,7 @@
  */
 import type { ImageSet, Normalization } from '../data/types.js';
 import { GraphIndex, type Graph, type Node } from '../onnx/graph.js';
-import { insertBatchNorm, untieIdentityWeights } from '../passes/index.js';
+import { insertBatchNorm, untieIdentityWeights, type ChannelMoments } from '../passes/index.js';
 import { channelMoments } from '../runtime/channel-stats.js';
 import { inferShapes } from '../onnx/shape-inference.js';
 import { normalizationOf } from '../zoo/metadata.js';
@@ -170,15 +170,34 @@ export async function withTrainingBatchNorm(source: Graph, images: ImageSet, o: 
   // export went from loss 2.303 to 2.277 in 4 epochs where PyTorch reached 1.87).
   const receiving = new Set(convOutputs);
   const untrained = convs.filter((n) => receiving.has(n.outputs[0]!)).every((n) => zeroBias(graph, n));
-  const moments = await channelMoments(graph, convOutputs, {
+  const measure = (g: Graph, values: readonly string[]): Promise<Map<string, ChannelMoments>> => channelMoments(g, values, {
     images,
     normalization: o.normalization ?? normalizationOf(graph, o.file),
     samples,
     ...(o.seed !== undefined ? { seed: o.seed } : {}),
     ...(o.threads !== undefined ? { threads: o.threads } : {}),
   });
-  const out = insertBatchNorm(graph, moments, { freshAffine: untrained });
+  const out = untrained ? await freshBatchNorm(graph, convOutputs, measure) : insertBatchNorm(graph, await measure(graph, convOutputs), {});
   return { graph: out, inserted: out.nodes.length - graph.nodes.length, samples, convs: convs.length, skipped, ...(untrained ? { untrained } : {}) };
+}
+
+/**
+ * Fresh BN (γ = 1, β = 0) normalizes every layer, so each one's running statistics must be those of its
+ * input in the network with the BNs before it in place: measured Conv by Conv, in graph order. Measured on
+ * the export instead, the second BN on normalized the already-normalized values again with the export's
+ * statistics (a trial's fresh MobileNet scored a loss of 2.7e19 in eval mode before its first step, and
+ * blew up a short fine-tune). ORT computes only what a measured value needs: about half the network per Conv.
+ */
+async function freshBatchNorm(graph: Graph, convOutputs: readonly string[], measure: (g: Graph, values: readonly string[]) => Promise<Map<string, ChannelMoments>>): Promise<Graph> {
+  const moments = new Map<string, ChannelMoments>();
+  let current = graph;
+  for (const value of convOutputs) {
+    const m = (await measure(current, [value])).get(value);
+    if (!m) continue;
+    moments.set(value, m);
+    current = insertBatchNorm(graph, moments, { freshAffine: true });
+  }
+  return current;
 }
 
 /** A Conv whose bias is stored and all zeros (what a fresh BN folds into). */

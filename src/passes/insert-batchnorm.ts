@@ -18,7 +18,8 @@ const EPSILON = 1e-5;
  * batch mean, as in PyTorch's conv-without-bias + BN). Eval output is unchanged up to rounding; in train
  * mode the batch statistics normalize every layer again, which is what keeps SGD stable at fine-tuning
  * learning rates (a folded net has nothing rescaling its updates). `foldBatchNorm` undoes it.
- * `freshAffine` sets γ = 1, β = 0 instead (the running statistics stay the measured ones).
+ * `freshAffine` sets γ = 1, β = 0 instead (the running statistics stay the measured ones, which must then be
+ * measured with the earlier fresh BNs in place: engine/reinsert-batchnorm.ts).
  */
 export function insertBatchNorm(graph: Graph, moments: ReadonlyMap<string, ChannelMoments>, o: { freshAffine?: boolean } = {}): Graph {
   const g = cloneGraph(graph);
