@@ -180,6 +180,10 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     const epochsAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--epochs', '3']);
     expect(epochsAlone.code).toBe(2);
     expect(epochsAlone.stderr).toMatch(/--epochs only applies with --qat — add --qat to fine-tune the int8 model, or drop --epochs/);
+    // Training's name for its test images, given to score the int8 model: pointed to --eval-limit (a trial).
+    const testLimitAlone = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--eval', 'cifar10', '--test-limit', '50']);
+    expect(testLimitAlone.code).toBe(2);
+    expect(testLimitAlone.stderr.trim()).toBe('slim: --test-limit only applies with --qat (the test images each epoch scores) — to score the int8 model on fewer test images, use --eval-limit N; or add --qat to fine-tune it');
     const dynamic = await runSlim(['quantize', model, '-o', path.join(dir, 'x.onnx'), '--qat', '--mode', 'dynamic', '--data', 'cifar10']);
     expect(dynamic.code).toBe(2);
     expect(dynamic.stderr).toMatch(/--qat fine-tunes a static int8 model/);

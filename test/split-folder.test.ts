@@ -86,6 +86,8 @@ describe('slim split', () => {
     expect(text.stdout).toMatch(/^split .*photos: 3 classes, 16 images → .*text\/train 13, .*text\/test 3 \(20 % of each class, seed 0; hard links, no extra space\)/);
     expect(text.stdout).toMatch(/daisy\s+8\s+2/);
     expect(text.stdout).toMatch(/next: slim train --model resnet18-cifar --data .*text /);
+    // Images of CIFAR's size or smaller train at the zoo model's 32×32: no --image-size 64 (it was suggested for any).
+    expect(text.stdout).not.toMatch(/--image-size/);
     // No staging folder is left beside the output.
     expect(fs.readdirSync(root).filter((f) => f.includes('partial'))).toEqual([]);
   }, 120_000);
@@ -114,6 +116,12 @@ describe('slim split', () => {
     const twice = await runSlim(['split', path.join(root, 'done'), '-o', path.join(root, 'twice')]);
     expect(twice.code).toBe(1);
     expect(twice.stderr).toMatch(/done: is split already \(it holds train\/, test\/\) — pass it to --data as it is/);
+    // One class: what train would refuse, refused before anything is written.
+    await classFolder(path.join(root, 'oneclass'), { cat: 5 });
+    const one = await runSlim(['split', path.join(root, 'oneclass'), '-o', path.join(root, 'one-split')]);
+    expect(one.code).toBe(1);
+    expect(one.stderr).toMatch(/oneclass: has one class folder \(cat\): a classifier needs two classes or more — give the folder that holds a folder of images per class/);
+    expect(fs.existsSync(path.join(root, 'one-split'))).toBe(false);
     const missing = await runSlim(['split', path.join(root, 'nope'), '-o', path.join(root, 'y')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/nope: does not exist/);

@@ -28,6 +28,8 @@ export function checkQatFlags(options: QuantizeCliOptions): void {
     if (!given && options.distill === false) throw usageError('--no-distill only applies with --qat');
     // --data is what every other command reads images from: here calibration images are --calib.
     if (given === 'data' && options.calib === undefined) throw usageError('--data is the training data of --qat; calibration images are --calib', `pass --calib ${options.data} to calibrate on them (--eval-limit N also scores top-1 on its test images), or add --qat to fine-tune on them`);
+    // --test-limit is what training calls its test images; scoring the int8 model is --eval-limit here.
+    if (given === 'testLimit') throw usageError('--test-limit only applies with --qat (the test images each epoch scores)', 'to score the int8 model on fewer test images, use --eval-limit N; or add --qat to fine-tune it');
     if (given) throw usageError(`--${given.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} only applies with --qat`, 'add --qat to fine-tune the int8 model, or drop it');
     return;
   }

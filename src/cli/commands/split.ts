@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import sharp from 'sharp';
 import { inputError, usageError } from '../../errors.js';
 import { folderLayout, listImageFolder, outsideClassesNote, passedOverNote } from '../../data/image-folder.js';
 import { checkTestFraction, planSplit, writeSplit } from '../../data/split-folder.js';
@@ -64,9 +65,14 @@ export function registerSplit(program: Command): void {
         throw inputError({ file: source, problem: `is split already (it holds ${layout.splits.map((s) => `${s}/`).join(', ')})`, fix: `pass it to --data as it is${layout.splits.includes('train') ? '' : ', or split a folder of class folders'}` });
       }
       const listing = await listImageFolder(source);
+      // What train would refuse, said before any file is written (a trial split one class, then was refused).
+      if (listing.classes.length < 2) {
+        throw inputError({ file: source, problem: `has ${listing.classes.length === 1 ? `one class folder (${listing.classes[0]})` : 'no class folders'}: a classifier needs two classes or more`, fix: 'give the folder that holds a folder of images per class' });
+      }
       const classes = planSplit(listing, options.testFraction, options.seed);
       const bar = lazyProgress(options.copy ? 'copy' : 'link', 'img');
       const written = await writeSplit(listing.name, classes, out, { ...(options.copy ? { copy: true } : {}), onProgress: bar.update }).finally(() => bar.stop());
+      const sizeFlag = await imageSizeFlag(listing.files[0]?.file);
       const [trainCount, testCount] = [classes.reduce((n, c) => n + c.train.length, 0), classes.reduce((n, c) => n + c.test.length, 0)];
       const alone = classes.filter((c) => c.test.length === 0).map((c) => c.name);
       const how = written.copied === 0 ? 'hard links, no extra space' : written.linked === 0 ? 'copies' : `${formatCount(written.linked)} hard links, then copies (links could not be made there)`;
@@ -86,7 +92,7 @@ export function registerSplit(program: Command): void {
           ...classes.slice(0, ROWS_SHOWN).map((c) => [c.name, c.train.length, c.test.length]),
           ...(classes.length > ROWS_SHOWN ? [[`… ${classes.length - ROWS_SHOWN} more`, '', '']] : []),
         ]),
-        `next: slim train --model resnet18-cifar --data ${out} --image-size 64 --out model.onnx (or a model file of your own: --model m.onnx)`,
+        `next: slim train --model resnet18-cifar --data ${out}${sizeFlag} --out model.onnx (or a model file of your own: --model m.onnx)`,
       ].join('\n'));
       const notes = [
         alone.length ? `note: ${alone.length === 1 ? 'class' : 'classes'} ${alone.slice(0, 10).join(', ')}${alone.length > 10 ? ', …' : ''} ${alone.length === 1 ? 'has' : 'have'} one image: kept in train/, none to test ${alone.length === 1 ? 'it' : 'them'} on — add images to score ${alone.length === 1 ? 'that class' : 'those classes'}` : undefined,
@@ -95,4 +101,14 @@ export function registerSplit(program: Command): void {
       ];
       for (const note of notes) if (note) log(note);
     });
+}
+
+/**
+ * The --image-size the suggested training wants: none for images of CIFAR's size or smaller (the zoo
+ * model's 32×32), else 64 — a cheap size that keeps detail (it suggested 64 for 32×32 images too).
+ */
+async function imageSizeFlag(file: string | undefined): Promise<string> {
+  if (!file) return '';
+  const { width, height } = await sharp(file).metadata().catch(() => ({ width: undefined, height: undefined }));
+  return width !== undefined && height !== undefined && Math.min(width, height) <= 40 ? '' : ' --image-size 64';
 }
