@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import { readTrainingLog } from '../src/report/training-log.js';
-import { curvesSpec } from '../src/report/charts.js';
+import { curvesSpec, renderSvg } from '../src/report/charts.js';
 import { writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
@@ -84,6 +84,19 @@ describe('readTrainingLog', () => {
     expect(spec.encoding.order).toEqual({ field: 'order', type: 'quantitative' });
     const drawn = [...spec.data.values].sort((a, b) => a.order - b.order).map((v) => [v.epoch, Number(v.value.toFixed(4))]);
     expect(drawn).toEqual([[0, 12], [1, 60], [1, 41], [2, 55]]);
+  });
+
+  it('draws losses decades apart on a log axis with short ticks (a blown-up run flattened the others at 0, its ticks cut to "5,000,000,000,000,…")', async () => {
+    const epoch = (e: number, loss: number) => ({ epoch: e, train_loss: loss, train_top1: 0.1, test_loss: loss, test_top1: 0.1, lr: 0.1, seconds: 1, train_seconds: 1, images_per_second: 100 });
+    const calm = { stage: 'calm', history: [epoch(1, 2.1), epoch(2, 1.8)] };
+    const blown = { stage: 'blown', history: [epoch(1, 2.7e19), epoch(2, 1.6e4)] };
+    type Y = { encoding: { y: { title: string; scale: { type?: string; zero?: boolean }; axis?: { format?: string } } } };
+    const y = (series: Parameters<typeof curvesSpec>[0]) => (curvesSpec(series, 'test_loss') as unknown as Y).encoding.y;
+    expect(y([calm, blown])).toMatchObject({ title: 'loss (log scale)', scale: { type: 'log' }, axis: { format: '.3~g' } });
+    expect(y([calm])).toMatchObject({ title: 'loss', scale: { zero: false } });
+    const svg = await renderSvg(curvesSpec([calm, blown], 'test_loss'), 'log-loss');
+    expect(svg).toMatch(/>1e\+\d+</);
+    expect(svg).not.toMatch(/000,000,000/);
   });
 
   it('refuses a file that is not a training log, naming the line', async () => {

@@ -159,6 +159,15 @@ export interface CurveSeries {
   cuts?: readonly { epoch: number; test_top1: number; test_loss: number | null }[];
 }
 
+/**
+ * Losses three decades apart or more (a run that blew up: 2.7e19 beside 2.3) flatten every other line at 0
+ * on a linear axis: they get a log one, its ticks in short form (they were cut to "5,000,000,000,000,…").
+ */
+function spansDecades(values: readonly number[]): boolean {
+  const positive = values.filter((v) => v > 0 && Number.isFinite(v));
+  return positive.length > 1 && Math.max(...positive) / Math.min(...positive) >= 1e3;
+}
+
 /** One line per training stage over its epochs: test top-1 or train loss. `legend` names what a line is. */
 export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' | 'train_loss' | 'test_loss', legend = 'stage'): TopLevelSpec {
   const accuracy = metric === 'test_top1';
@@ -182,7 +191,9 @@ export function curvesSpec(series: readonly CurveSeries[], metric: 'test_top1' |
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'value', type: 'quantitative', title: accuracy ? 'top-1 (%)' : 'loss', scale: { zero: false } },
+      y: accuracy
+        ? { field: 'value', type: 'quantitative', title: 'top-1 (%)', scale: { zero: false } }
+        : { field: 'value', type: 'quantitative', title: spansDecades(values.map((v) => v.value)) ? 'loss (log scale)' : 'loss', scale: spansDecades(values.map((v) => v.value)) ? { type: 'log' } : { zero: false }, axis: { format: '.3~g' } },
       order: { field: 'order', type: 'quantitative' },
       // In the order given (slim curves' arguments, a run's stages), not alphabetical.
       color: { field: 'stage', type: 'nominal', title: legend, scale: { domain: series.map((s) => s.stage) } },
