@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { emptyGraph } from '../src/onnx/graph.js';
 import { writeModel } from '../src/onnx/io.js';
 import { writeMadeModel } from '../src/cli/write-result.js';
-import { freshStartNote, leftOverNote, resumedNote } from '../src/cli/train-options.js';
+import { freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote } from '../src/cli/train-options.js';
 import { float32 } from '../src/onnx/tensor.js';
 import { keptAtInterrupt } from '../src/cli/train-options.js';
 import { runSlim } from './helpers/cli.js';
@@ -221,6 +221,10 @@ describe('a resumed run', () => {
     expect(leftOverNote(1000, 256, 128)).toBeUndefined();
     expect(leftOverNote(100, undefined, 128)).toBe('note: 100 training images are fewer than one batch of 128: each epoch is one step on all 100 (lower --batch for more steps)');
     expect(leftOverNote(128, undefined, 128)).toBeUndefined();
+    // Limits above the data: said (a trial's 10,000 on a folder of 360 passed without a word).
+    expect(limitsBeyondDataNote({ train: 360, test: 90 }, { trainLimit: 10_000, testLimit: 5000 })).toBe('note: --train-limit 10000 (there are 360 training images) and --test-limit 5000 (there are 90 test images) ask for more images than there are: all are used');
+    expect(limitsBeyondDataNote({ train: 360, test: 90 }, { trainLimit: 100 })).toBeUndefined();
+    expect(limitsBeyondDataNote({ train: 50_000, test: 10_000 }, { testLimit: 20_000 })).toBe('note: --test-limit 20000 (there are 10,000 test images) asks for more images than there are: all are used');
   });
 });
 

@@ -110,6 +110,18 @@ export function learnedNothingWarning(top1: number, trainLoss: number | undefine
  * When the training images do not fill whole batches: how many each epoch leaves out (the engine drops the
  * last partial batch), or that an epoch is one step when they do not fill one.
  */
+/**
+ * A --train-limit or --test-limit above the images there are: all are used, said (a trial's 10,000 on a
+ * folder of 360 passed without a word, as if 10,000 had been read).
+ */
+export function limitsBeyondDataNote(counts: { train: number; test: number }, limits: { trainLimit?: number | undefined; testLimit?: number | undefined }): string | undefined {
+  const over = [
+    ...(limits.trainLimit !== undefined && limits.trainLimit > counts.train ? [`--train-limit ${limits.trainLimit} (there are ${counts.train.toLocaleString('en')} training images)`] : []),
+    ...(limits.testLimit !== undefined && limits.testLimit > counts.test ? [`--test-limit ${limits.testLimit} (there are ${counts.test.toLocaleString('en')} test images)`] : []),
+  ];
+  return over.length ? `note: ${over.join(' and ')} ask${over.length === 1 ? 's' : ''} for more images than there are: all are used` : undefined;
+}
+
 export function leftOverNote(images: number, limit: number | undefined, batch: number): string | undefined {
   const count = Math.min(images, limit ?? Infinity);
   if (count === 0) return undefined;

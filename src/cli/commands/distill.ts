@@ -20,7 +20,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
-import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
 import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } from '../../engine/precision.js';
@@ -212,7 +212,7 @@ export function registerDistill(program: Command): void {
         ? studentInClassOrder(frozenLayers?.graph ?? studentFile, data.train.classes, { student: options.student, owner: teacherClasses ? { teacher: options.teacher } : { data: dataName(data.train), teacher: options.teacher }, dataOrder: dataOrder(data.train) })
         : undefined;
       if (ordered?.note) notes.push(ordered.note);
-      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (note) notes.push(note);
+      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), limitsBeyondDataNote({ train: data.train.labels.length, test: data.test.labels.length }, options), freshStartNote(options)]) if (note) notes.push(note);
       // Its class count too, before BN re-insertion measures anything.
       if (studentFile) checkPair({ teacher, student: studentFile, teacherFile: options.teacher, studentFile: options.student }, data.train.classes.length);
       const student: Graph = ordered && studentFile

@@ -33,7 +33,7 @@ import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../on
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
-import { checkTrainingFlags, explainInterrupt, leftOverNote } from '../train-options.js';
+import { checkTrainingFlags, explainInterrupt, leftOverNote, limitsBeyondDataNote } from '../train-options.js';
 import type { EpochRecord } from '../../engine/train.js';
 import { heldOutScoring, pruneLess, top1Line } from './prune-accuracy.js';
 import { withStep } from '../../onnx/provenance.js';
@@ -549,6 +549,8 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
   // As slim train says it: a small folder at the default batch is a few steps an epoch, with images left out.
   const leftOver = o.finetune ? leftOverNote(train.labels.length, o.trainLimit, o.batch) : undefined;
   if (leftOver) log(leftOver);
+  const beyond = limitsBeyondDataNote({ train: train.labels.length, test: test.labels.length }, o);
+  if (beyond) log(beyond);
   let bar: ReturnType<typeof progress> | undefined;
   let barEpoch = -1;
   // Epochs of all the steps' fine-tunings so far (each step's are counted from 1 by the engine): the lines

@@ -14,7 +14,7 @@ import { log } from '../../util/terminal.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
-import { checkTrainingFlags, explainInterrupt, freshStartNote, leftOverNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
+import { checkTrainingFlags, explainInterrupt, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
 import { CheckpointMismatch, checkpointFingerprint, digestWeights, knownBeforeData, refuseChangedFingerprint } from '../../engine/resume.js';
 import { settingsFingerprint } from '../../engine/train.js';
 import { checkpointsIn } from '../paths.js';
@@ -176,7 +176,7 @@ export async function qatFineTune(
   checkImageSize(floatGraph, data.train, file, '--data');
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
-  for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (note) log(note);
+  for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), limitsBeyondDataNote({ train: data.train.labels.length, test: data.test.labels.length }, options), freshStartNote(options)]) if (note) log(note);
   const bar = trainingProgress('qat');
   const interrupt = explainInterrupt('slim quantize --qat', options);
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.

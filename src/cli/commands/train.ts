@@ -23,7 +23,7 @@ import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
-import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
+import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
@@ -229,7 +229,7 @@ export function registerTrain(program: Command): void {
         checkImageSize(onnxModel, data.train, options.model, '--data');
         if (!options.newHead) checkClassCount(onnxModel, data.train.classes.length, options.model);
       }
-      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), freshStartNote(options)]) if (writer && note) log(note);
+      for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), limitsBeyondDataNote({ train: data.train.labels.length, test: data.test.labels.length }, options), freshStartNote(options)]) if (writer && note) log(note);
       const classes = options.classes ?? data.train.classes.length;
       const built = onnxModel
         ? transferFromFile(onnxModel, options, data.train.classes.length, writer, onnxFile?.normalization !== undefined)
