@@ -153,7 +153,7 @@ export interface Start {
 }
 
 /** How to start a new run instead: a checkpoint in --checkpoint-dir blocks a run without --resume (cli/paths.ts). */
-function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
+export function startOver(o: Pick<TrainOptions, 'resume' | 'checkpointDir'>): string {
   const blocked = o.checkpointDir !== undefined && existsSync(path.join(o.checkpointDir, 'last.ckpt'));
   return typeof o.resume === 'string' && !blocked ? 'start a new run without --resume' : 'start a new run with another --checkpoint-dir (or delete the checkpoint)';
 }

@@ -15,7 +15,7 @@ import { isCifar10 } from '../../data/cifar10.js';
 import { top1, type EvalData } from './quantize-eval.js';
 import type { QuantizeCliOptions } from './quantize.js';
 import { checkTrainingFlags, explainInterrupt, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, trainingProgress, type InterruptExplainer } from '../train-options.js';
-import { CheckpointMismatch, checkpointFingerprint, digestWeights, knownBeforeData, refuseChangedFingerprint } from '../../engine/resume.js';
+import { CheckpointMismatch, checkpointFingerprint, digestWeights, knownBeforeData, refuseChangedFingerprint, startOver } from '../../engine/resume.js';
 import { settingsFingerprint } from '../../engine/train.js';
 import { checkpointsIn } from '../paths.js';
 import { existsSync } from 'node:fs';
@@ -124,7 +124,7 @@ export async function refuseOtherQatRun(file: string, floatGraph: Graph, options
       throw new CheckpointMismatch(['schedulePhase'], {
         file: checkpoint,
         problem: `the checkpoint was made by a run ${bnEpochs ? 'without' : 'with'} --bn-epochs, and this one has ${bnEpochs ? `--bn-epochs ${bnEpochs}` : 'none'}`,
-        fix: `resume with the same options as then, or start a new run with another --checkpoint-dir (or delete ${options.checkpointDir ?? 'the checkpoint'})`,
+        fix: `resume with the same options as then, or ${startOver(options)}`,
       });
     }
     // A phase's own epochs are compared as the flags (asGiven): a run now without a folded phase (--bn-epochs
