@@ -60,6 +60,15 @@ export function inputError(parts: ErrorParts): SlimError {
 }
 
 /**
+ * A model and data (or a teacher and a student) that do not fit each other — image size, channels,
+ * class count: neither file is wrong, their pairing is. Usage (exit 2) in every command, so a script
+ * sees one code for one problem (eval said 1 where train and quantize said 2).
+ */
+export function mismatchError(parts: ErrorParts): SlimError {
+  return new SlimError(parts, 'usage');
+}
+
+/**
  * How messages name an option: as the CLI's flag (`--label-smoothing 0.1`) in the `slim` process, as
  * the library's option (`labelSmoothing: 0.1`) for a program calling slimkit's functions — an error
  * should name what its reader typed. The CLI switches to flags once, at start (cli/main.ts).

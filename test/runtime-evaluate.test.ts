@@ -195,7 +195,8 @@ describe('evaluate on hand-made sets', () => {
     set.name = 'cifar10/test';
     const e = await errorOf(evaluate(model, set, { normalization: CIFAR10_NORMALIZATION }));
     await model.close();
-    expect(e.kind).toBe('input');
+    // Neither file is wrong, their pairing is: usage (exit 2), as slim train and quantize say it.
+    expect(e.kind).toBe('usage');
     expect(e.message).toContain('channel-means.onnx');
     expect(e.message).toContain('expects images [N, 3, 224, 224]');
     expect(e.message).toContain('cifar10/test has 3×32×32 images');
@@ -206,6 +207,7 @@ describe('evaluate on hand-made sets', () => {
     const fourClasses = setOf(BRIGHT, BRIGHT_LABELS, 4);
     const e = await errorOf(evaluate(model, fourClasses, { normalization: identity(3) }));
     expect(e.message).toContain("output 'means': has dims [N, 3]; evaluation needs [N, 4] scores for a 4-class data set");
+    expect(e.kind).toBe('usage');
     const norm = await errorOf(evaluate(model, setOf(BRIGHT, BRIGHT_LABELS, 3), { normalization: { scale: 1, mean: [0, 0], std: [1, 1] } }));
     expect(norm.kind).toBe('usage');
     expect(norm.message).toContain('normalization has 2 means');

@@ -4,7 +4,7 @@
  * the first step ("Target 9 is out of bounds", "mat1 and mat2 shapes cannot be multiplied"), or as a
  * model ONNX Runtime refused after the whole run.
  */
-import { inputError, usageError } from '../errors.js';
+import { inputError, mismatchError, usageError } from '../errors.js';
 import { checkImageSet, type ImageSet } from '../data/types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { isChannelsLast } from '../onnx/image-input.js';
@@ -32,7 +32,7 @@ export function checkModelFitsData(graph: Graph, data: { train: ImageSet; test: 
     const dims = isChannelsLast(shape) ? [shape[3], shape[1], shape[2]] : shape.slice(1);
     const image = data.train.imageShape;
     if (dims.some((d, i) => typeof d === 'number' && d !== image[i])) {
-      throw inputError({
+      throw mismatchError({
         ...file,
         problem: `the model takes ${dims.join('×')} images (C×H×W) but the training images are ${image.join('×')}`,
         fix: 'load the images at the model\'s size and channels (loadImageFolder\'s size and channels; slim train --image-size)',
@@ -51,7 +51,7 @@ export function checkModelFitsData(graph: Graph, data: { train: ImageSet; test: 
   }
   const classes = Math.max(data.train.classes.length, data.test.classes.length);
   if (typeof scores === 'number' && scores < classes) {
-    throw inputError({
+    throw mismatchError({
       ...file,
       problem: `the model scores ${scores} classes but the data has ${classes} (${data.train.classes.slice(0, 8).join(', ')}${classes > 8 ? ', …' : ''})`,
       fix: 'give a model with a score for every class (a zoo model: its classes option; a pretrained one: a new head, as slim train --new-head makes)',

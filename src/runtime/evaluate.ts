@@ -9,7 +9,7 @@
  * ~15 µs an image (0.15 s for CIFAR-10 test), ~0.2 % of a ResNet18's forward pass on 2 cores; see
  * bench/eval-vs-plain-ort.ts for the comparison with a hand-written loop.
  */
-import { inputError, usageError } from '../errors.js';
+import { inputError, mismatchError, usageError } from '../errors.js';
 import type { Dim } from '../onnx/graph.js';
 import { toNumbers, type Tensor } from '../onnx/tensor.js';
 import { imageDims, normalizeInto, toChannelsLast } from '../data/transforms.js';
@@ -210,7 +210,7 @@ function checkInputDims(model: OrtModel, input: OrtValueInfo, set: SetShape): vo
   const channelsLast = feedsChannelsLast(input, set);
   const sameSize = dims.length === 4 && (channelsLast ? [h, w, c] : [c, h, w]).every((v, i) => sizeFits(dims[i + 1]!, v));
   if (!sameSize) {
-    throw inputError({
+    throw mismatchError({
       file: model.source,
       where: `input '${input.name}'`,
       problem: `expects images [${dims.join(', ')}] (${channelsLast ? 'N×H×W×C' : 'N×C×H×W'}) but data set ${set.name} has ${c}×${h}×${w} images`,
@@ -224,7 +224,7 @@ function checkOutputDims(model: OrtModel, output: OrtValueInfo, classes: number)
   if (!dims) return;
   const scores = classScoreDims(dims);
   if (!scores || !sizeFits(scores[1], classes)) {
-    throw inputError({
+    throw mismatchError({
       file: model.source,
       where: `output '${output.name}'`,
       problem: `has dims [${dims.join(', ')}]; evaluation needs [N, ${classes}] scores for a ${classes}-class data set`,

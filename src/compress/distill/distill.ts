@@ -14,7 +14,7 @@
  * Optional cached teacher logits: one teacher pass over the unaugmented training images, reused by
  * every epoch; the student then trains on those same fixed images (no augmentation).
  */
-import { inputError, option, usageError } from '../../errors.js';
+import { inputError, mismatchError, option, usageError } from '../../errors.js';
 import { imageSizeOf, type Normalization } from '../../data/types.js';
 import { DeviceImageSet, EnginePlan } from '../../engine/plan.js';
 import { trainModel, type RunSettings, type TrainOptions, type TrainResult } from '../../engine/train.js';
@@ -131,7 +131,7 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
   const s = describe(o.student, o.studentFile, 'student');
   const fixed = (dims: (number | string)[]): string => dims.map(String).join('×');
   if (t.input.length && s.input.length && t.input.some((d, i) => typeof d === 'number' && typeof s.input[i] === 'number' && d !== s.input[i])) {
-    throw inputError({
+    throw mismatchError({
       ...(o.teacherFile ? { file: o.teacherFile } : {}),
       problem: `the teacher takes ${fixed(t.input)} images but the student${o.studentFile ? ` (${o.studentFile})` : ''} takes ${fixed(s.input)}`,
       fix: 'both see one batch: use a teacher and a student for the same image size and channels',
@@ -139,7 +139,7 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
   }
   for (const [role, c, file] of [['teacher', t.classes, o.teacherFile], ['student', s.classes, o.studentFile]] as const) {
     if (classes !== undefined && typeof c === 'number' && c !== classes) {
-      throw inputError({
+      throw mismatchError({
         ...(file ? { file } : {}),
         problem: `the ${role} predicts ${c} classes but the data set has ${classes}`,
         fix: role === 'student' ? `export the student for the data set's ${classes} classes, or give a zoo name (built for them)` : 'use a teacher trained on this data set',
