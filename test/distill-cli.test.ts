@@ -118,6 +118,9 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(json.start_top1).toBeCloseTo(trained.testAccuracy, 6);
     expect(json.start_top1).toBeGreaterThan(Math.max(json.teacher_top1, 0.15));
     expect(r.stderr).toContain(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, below the student's ${(100 * json.start_top1).toFixed(2)} % before distillation`);
+    // The epoch line names the distillation loss (beside the test cross-entropy it read as a bug), and says once what it is.
+    expect(r.stderr).toMatch(/^epoch 1\/1: train KD loss \d+\.\d{3}, train top-1 .*; test loss \d+\.\d{3}/m);
+    expect(r.stderr.split('note: train KD loss is the distillation loss α·CE(labels) + (1−α)·T²·KL(teacher ‖ student)').length).toBe(2);
     // A teacher above the student: no warning.
     const reversedRoles = await runSlim(['distill', '--teacher', ahead, '--student', student, ...common, '--out', path.join(dir, 'taught.onnx'), '--no-verify']);
     expect(reversedRoles.code, reversedRoles.stderr).toBe(0);
@@ -127,6 +130,8 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(labelsOnly.code, labelsOnly.stderr).toBe(0);
     expect(labelsOnly.stdout).toMatch(/^trained .*trained-student\.onnx on the labels alone \(--alpha 1; teacher .*teacher\.onnx scored \d+\.\d+ % on 256 images\) for 1 epoch/);
     expect(labelsOnly.stderr).not.toContain('below the student');
+    expect(labelsOnly.stderr).toMatch(/^epoch 1\/1: train loss /m);
+    expect(labelsOnly.stderr).not.toContain('KD loss');
     expect(modelSteps((await readModel(path.join(dir, 'labels.onnx'))).metadata).map((s) => s.key)).not.toContain('slimkit.distillation');
   }, 240_000);
 
@@ -146,11 +151,11 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(trained.stdout + trained.stderr).toMatch(/the checkpoint had finished all 1 epochs: nothing was trained/);
   }, 180_000);
 
-  it('refuses a teacher for other classes and bad flags, in one line each', async () => {
+  it('refuses a teacher for other classes and bad flags, in one line each (a pair that does not fit is usage: exit 2, as in every command)', async () => {
     const seven = path.join(dir, 'seven.onnx');
     await writeModel(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 }), seven);
     const wrong = await runSlim(['distill', '--teacher', seven, '--student', student, ...common, '--out', path.join(dir, 'x.onnx')]);
-    expect(wrong.code).toBe(1);
+    expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/teacher predicts 7 classes but the data set has 10/);
     expect(wrong.stderr.trim().split('\n').filter((l) => !l.startsWith('distill')).length).toBe(1);
 
@@ -158,14 +163,14 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     const sevenStudent = path.join(dir, 'seven-student.onnx');
     await writeModel(foldBatchNorm(smallCnn({ seed: 3, widths: [4, 8, 8], classes: 7 })), sevenStudent);
     const wrongStudent = await runSlim(['distill', '--teacher', teacher, '--student', sevenStudent, ...common, '--out', path.join(dir, 'x.onnx')]);
-    expect(wrongStudent.code).toBe(1);
+    expect(wrongStudent.code).toBe(2);
     expect(wrongStudent.stderr).toMatch(/seven-student\.onnx: the student predicts 7 classes but the data set has 10 — export the student for the data set's 10 classes, or give a zoo name/);
     expect(wrongStudent.stderr).not.toMatch(/re-inserted/);
     // Teacher and student see one batch: another image size is named as such, before the data is read.
     const small = path.join(dir, 'student-16.onnx');
     await writeModel(buildZooModel('resnet18-cifar', { width: 0.125, seed: 1, imageSize: [16, 16] }), small);
     const otherSize = await runSlim(['distill', '--teacher', teacher, '--student', small, ...common, '--out', path.join(dir, 'x.onnx')]);
-    expect(otherSize.code).toBe(1);
+    expect(otherSize.code).toBe(2);
     expect(otherSize.stderr).toMatch(/the teacher takes 3×32×32 images but the student \(.*student-16\.onnx\) takes 3×16×16 — both see one batch/);
 
     const alpha = await runSlim(['distill', '--teacher', teacher, '--student', student, '--data', 'cifar10', '--alpha', '1.5', '--out', path.join(dir, 'x.onnx')]);

@@ -479,9 +479,12 @@ describe.skipIf(!nativeAvailable())('a prune stage that fine-tunes', () => {
 describe.skipIf(!nativeAvailable())('what a stage says about its result', () => {
   it("is said as the command says it, recorded, and repeated in the report's stage row (a trial saw none of slim distill's notes in a recipe)", async () => {
     const runDir = path.join(dir, 'said');
-    const file = writeRecipe('said.yaml', 'name: said\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - distill: { id: labels, teacher: fp32, student: { zoo: resnet18-cifar, width: 0.125 }, alpha: 1, epochs: 1, batch: 25 }\n');
+    const file = writeRecipe('said.yaml', 'name: said\ndata:\n  train_per_class: 5\n  test_limit: 50\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 25 }\n  - distill: { id: labels, teacher: fp32, student: { zoo: resnet18-cifar, width: 0.125 }, alpha: 1, epochs: 1, batch: 25 }\n  - distill: { id: taught, teacher: fp32, student: { zoo: resnet18-cifar, width: 0.125 }, epochs: 1, batch: 25 }\n');
     const r = await runSlim(args(file, runDir), { timeoutMs: 240_000 });
     expect(r.code, r.stderr).toBe(0);
+    // The distilled stage's training loss is named the KD loss, as slim distill names it; alpha 1's is cross-entropy.
+    expect(r.stderr.match(/^  test top-1 .*, train (KD )?loss/gm)!.map((l) => l.includes('KD'))).toEqual([false, false, true]);
+    expect(r.stderr).toContain('  train KD loss is the distillation loss');
     const note = "note: alpha: 1 trains on the labels alone: the teacher 'fp32' is left out of training — lower alpha to distill";
     expect(r.stderr).toContain(`  ${note}`);
     expect(manifestOf(runDir).stages.find((st) => st.id === 'labels')!.result).toMatchObject({ notes: [note] });

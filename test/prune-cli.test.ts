@@ -243,7 +243,9 @@ describe('slim prune', () => {
     expect(records[0]).toMatchObject({ epochs: 2, phase_epochs: 1, total_steps: 8 });
     expect(records[7]!['steps']).toBe(8);
     // Each step's epoch is counted among the run's 2, as the log counts it (step 2's said "epoch 1/2" without --log).
-    expect(run.stderr.match(/^fine-tune epoch \d\/2: train loss/gm)).toEqual(['fine-tune epoch 1/2: train loss', 'fine-tune epoch 2/2: train loss']);
+    // Distilling the unpruned model: the KD loss, named so, and said once what it is.
+    expect(run.stderr.match(/^fine-tune epoch \d\/2: train KD loss/gm)).toEqual(['fine-tune epoch 1/2: train KD loss', 'fine-tune epoch 2/2: train KD loss']);
+    expect(run.stderr.split('note: train KD loss is the distillation loss').length).toBe(2);
     for (const k of [1, 5]) {
       const startTop1 = records[k]!['test_top1'] as number;
       expect(run.stderr).toContain(`fine-tuning the pruned model from test top-1 ${(100 * startTop1).toFixed(2)} % (engine, 500 test images)`);

@@ -124,6 +124,12 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim quantize --qat', () => {
     expect(wrecked.stderr).toMatch(/warning: QAT ended below the PTQ model it started from \([\d.]+ % against [\d.]+ %: \d+ images fewer of [\d,]+\): slim quantize without --qat writes the better model; or train again with a lower --lr than 1, fewer --epochs or more training images/);
     // Its 8-bit weights on this CPU's int8 kernels: where those saturate, the exact top-1 is given beside.
     expect(r.top1_after_exact_kernels !== undefined).toBe(SATURATING_HOST);
+    // Without a teacher the training loss is cross-entropy; distilled from the float model, it is named the KD loss.
+    expect(wrecked.stderr).toMatch(/^epoch 1\/1: train loss \d/m);
+    const taught = await runSlim(['quantize', trained, '-o', path.join(dir, 'taught.onnx'), '--qat', '--epochs', '1', ...data]);
+    expect(taught.code, taught.stderr).toBe(0);
+    expect(taught.stderr).toMatch(/^epoch 1\/1: train KD loss \d+\.\d{3}, train top-1 .*; test loss \d/m);
+    expect(taught.stderr).toContain('note: train KD loss is the distillation loss');
   }, 300_000);
 
   it('a gap of a few images is a note that the test images cannot tell the two apart, not "the better model"', () => {

@@ -153,6 +153,10 @@ describe('slim curves', () => {
     const svg = readFileSync(out, 'utf8');
     expect(svg).toContain('Test loss per epoch');
     expect(svg).not.toContain('Training loss per epoch');
+    // The table marks the distillation loss (a trial read 1.051 beside 1.783 as the better fit).
+    expect(r.stdout).toMatch(/^kd .* 0\.980 \(KD\) /m);
+    expect(r.stdout).toMatch(/^plain .* 1\.630 /m);
+    expect(r.stdout).toContain('(KD): the distillation loss α·CE + (1−α)·T²·KL, not cross-entropy');
     // The legend in argument order ('plain' before 'kd'), not alphabetical.
     expect(svg.indexOf('>plain<')).toBeGreaterThan(-1);
     expect(svg.indexOf('>plain<')).toBeLessThan(svg.indexOf('>kd<'));

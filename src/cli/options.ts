@@ -196,7 +196,7 @@ export function augmentArg(value: string): AugmentMode {
 }
 
 /** What --resize does, for the commands' help. */
-export const RESIZE_HELP = "'shorter-side' (the shorter side to the input, then the centre: Resize + CenterCrop, default), N (the shorter side to N, then the centre: torchvision's Resize(256) + CenterCrop(224), as ImageNet models are scored) or 'stretch'; a model slim quantize --resize wrote records its own (slimkit.resize), used when --resize is not given";
+export const RESIZE_HELP = "'shorter-side' (the shorter side to the input, then the centre: Resize + CenterCrop, default), N (the shorter side to N, then the centre: torchvision's Resize(256) + CenterCrop(224), as ImageNet models are scored) or 'stretch'; a model slimkit trained on a folder, or quantized with --resize, records its own (slimkit.resize), used when --resize is not given";
 
 /** --resize for commands that read image folders: what a bundle made with `slim deploy --resize` does. */
 export function withResize(cmd: Command): Command {

@@ -7,7 +7,7 @@ import { RESIZED_CROP } from '../engine/epoch.js';
 import type { AugmentMode } from './options.js';
 import type { Graph } from '../onnx/graph.js';
 import { log, progress, type Progress } from '../util/terminal.js';
-import { epochLine, trainingPhaseText } from '../report/format.js';
+import { epochLine, KD_LOSS_NOTE, trainingPhaseText } from '../report/format.js';
 import { SlimError, usageError } from '../errors.js';
 import { loadNative, nativeAvailable } from '../engine/native.js';
 import type { Command } from 'commander';
@@ -252,22 +252,22 @@ export interface TrainingProgress {
 /**
  * The bar over training steps of train, distill and QAT, with a line per epoch above it. It starts with the
  * first step (only then is the step count known); `note` (hints, computed then: a usage error stays the
- * only line) is printed just before it.
+ * only line) is printed just before it. `distilled`: the training loss is the distillation loss, said so.
  */
-export function trainingProgress(label: string, note?: () => string | undefined): TrainingProgress {
+export function trainingProgress(label: string, note?: () => string | undefined, { distilled = false } = {}): TrainingProgress {
   let bar: Progress | undefined;
   let epochs = 0;
   return {
     onProgress: (p) => {
       if (!bar) {
-        const text = note?.();
+        const text = [note?.(), distilled ? KD_LOSS_NOTE : undefined].filter(Boolean).join('\n');
         if (text) log(text);
       }
       bar ??= progress(label, p.totalSteps, 'steps');
       epochs = p.epochs;
-      bar.update(p.globalStep, { phase: trainingPhaseText(p) });
+      bar.update(p.globalStep, { phase: trainingPhaseText(p, true, distilled) });
     },
-    onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs)) : log(epochLine(e, epochs))),
+    onEpoch: (e) => (bar ? bar.note(epochLine(e, epochs, distilled)) : log(epochLine(e, epochs, distilled))),
     say: (line) => (bar ? bar.note(line) : log(line)),
     stop: () => bar?.stop(),
   };

@@ -17,6 +17,9 @@ import type { ImageSet } from './types.js';
  */
 export type ResizeMode = 'shorter-side' | 'stretch' | { shorterSide: number };
 
+/** What a folder's images get when neither --resize nor the model says: torchvision's Resize + CenterCrop. */
+export const DEFAULT_RESIZE: ResizeMode = 'shorter-side';
+
 /** A resize mode as flags and notes write it: 'shorter-side', 'stretch' or the shorter side's size. */
 export function describeResize(mode: ResizeMode): string {
   return typeof mode === 'string' ? mode : String(mode.shorterSide);
@@ -167,7 +170,7 @@ export async function listImageFolder(dir: string, options: Pick<LoadImageFolder
  */
 export async function decodeListing(listing: FolderListing, options: DecodeOptions = {}, range: { from?: number; to?: number } = {}): Promise<ImageFolderSet> {
   const size = checkSize(options.size);
-  checkResize(options.resize ?? 'shorter-side', size, options.resizeSource);
+  checkResize(options.resize ?? DEFAULT_RESIZE, size, options.resizeSource);
   const chosen = listing.files.slice(range.from ?? 0, range.to ?? listing.files.length);
   const channels = options.channels ?? 3;
   const imageSize = channels * size[0] * size[1];
@@ -176,7 +179,7 @@ export async function decodeListing(listing: FolderListing, options: DecodeOptio
   const ok = new Uint8Array(chosen.length);
   const skipped: SkippedImage[] = [];
   let done = 0;
-  const mode = options.resize ?? 'shorter-side';
+  const mode = options.resize ?? DEFAULT_RESIZE;
   // Loaded here, not at the top: the web page bundles this module (resizeBox) and has no worker threads.
   const pool = chosen.length >= POOLED_FROM ? (await import('./decode-pool.js')).decodePool() : undefined;
   const decodeOne = pool ? (file: string) => pool.decode(file, size, mode, channels) : async (file: string) => (await decodeImage(file, size, mode, channels)).pixels;
@@ -278,8 +281,8 @@ export function outsideClassesNote(sets: readonly { outsideClasses?: readonly st
 /** One image (a path or encoded bytes) as C×H×W bytes (RGB, or grayscale) — for predict / deploy. */
 export async function loadImageFile(input: string | Buffer, options: ImageSizeOptions = {}): Promise<LoadedImage> {
   const size = checkSize(options.size);
-  checkResize(options.resize ?? 'shorter-side', size);
-  return decodeImage(input, size, options.resize ?? 'shorter-side', options.channels ?? 3);
+  checkResize(options.resize ?? DEFAULT_RESIZE, size);
+  return decodeImage(input, size, options.resize ?? DEFAULT_RESIZE, options.channels ?? 3);
 }
 
 /**

@@ -412,11 +412,14 @@ interface TrainTestOptions {
   testLimit?: number | undefined;
   /** What the model records (slimkit.resize): a folder's images are brought to the model so. */
   recordedResize?: ModelResize | undefined;
+  /** --resize: replaces the record (noted when they differ); refused for CIFAR-10, which is not resized. */
+  resize?: ResizeMode | undefined;
 }
 
 async function loadTrainTestSets(data: string, options: TrainTestOptions): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
+    if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};
     return withDownloadBar(async (cifar) => {
       const train = await loadCifar10('train', { ...cifar, ...dir });
@@ -427,7 +430,8 @@ async function loadTrainTestSets(data: string, options: TrainTestOptions): Promi
   requireImageSize(options.size, data);
   const limits = { ...(options.trainLimit !== undefined ? { trainLimit: options.trainLimit } : {}), ...(options.testLimit !== undefined ? { testLimit: options.testLimit } : {}) };
   const bars = { train: lazyProgress(`read ${data} train`, 'img'), test: lazyProgress(`read ${data} test`, 'img') };
-  const resize = options.recordedResize ? { resize: options.recordedResize.mode, ...resizeSourceOf(undefined, options.recordedResize) } : {};
+  const mode = chosenResize(options.resize, options.recordedResize);
+  const resize = mode ? { resize: mode, ...resizeSourceOf(options.resize, options.recordedResize) } : {};
   const sets = await loadTrainTestFolders(data, { size: options.size, channels: options.channels ?? 3, ...resize, ...limits, onProgress: (split, done, total) => bars[split].update(done, total) }).finally(() => {
     bars.train.stop();
     bars.test.stop();

@@ -5,7 +5,8 @@
 import type { Graph } from '../onnx/graph.js';
 import { log } from '../util/terminal.js';
 import { readPreprocessing, resizeMetadata } from '../zoo/metadata.js';
-import { describeResize, type ResizeMode } from './image-folder.js';
+import { isCifar10 } from './cifar10.js';
+import { DEFAULT_RESIZE, describeResize, type ResizeMode } from './image-folder.js';
 
 /** How a model records its images are resized (slimkit.resize), and the file, for notes. */
 export interface ModelResize {
@@ -30,6 +31,23 @@ export function chosenResize(flag: ResizeMode | undefined, recorded: ModelResize
     log(`note: --resize ${describeResize(flag)} replaces the resize ${describeResize(recorded.mode)} that ${recorded.file} records (slimkit.resize)`);
   }
   return flag ?? recorded?.mode;
+}
+
+/**
+ * How a training command read its images: --resize, else the model's record, else the default
+ * (shorter side + centre crop) for an image folder; nothing for CIFAR-10, which is not resized.
+ */
+export function trainedResize(data: string, flag: ResizeMode | undefined, recorded: ModelResize | undefined): ResizeMode | undefined {
+  return isCifar10(data) ? undefined : (flag ?? recorded?.mode ?? DEFAULT_RESIZE);
+}
+
+/**
+ * `graph` recording the resize it was trained with (slimkit.resize): a later quantize, eval or deploy
+ * reads its images as it learned them, and one given another --resize says so (a trial's model,
+ * trained on centre crops, was quantized with --resize stretch without a word).
+ */
+export function withTrainedResize(graph: Graph, mode: ResizeMode | undefined): Graph {
+  return mode ? { ...graph, metadata: { ...graph.metadata, ...resizeMetadata(mode) } } : graph;
 }
 
 /**

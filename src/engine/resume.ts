@@ -89,7 +89,7 @@ const RANK_SETTING_WORDS: Record<string, string> = {
  * hash (the input model's weights): named, not printed.
  */
 const CALLER_WORDS: Record<string, string> = {
-  new_head: '--new-head', mean: '--mean', std: '--std', reinsert_bn: '--no-reinsert-bn', model_digest: 'the input model',
+  new_head: '--new-head', mean: '--mean', std: '--std', resize: '--resize', reinsert_bn: '--no-reinsert-bn', model_digest: 'the input model',
   calibration: 'calibration',
 };
 

@@ -55,18 +55,24 @@ export function table(headers: string[], rows: (string | number)[][]): string {
 }
 
 /**
- * A training progress bar's phase text: epoch, running loss, accuracy (and speed) while training; the
- * test images scored so far while evaluating.
+ * A training progress bar's phase text: epoch, running loss (the distillation loss when `distilled`),
+ * accuracy (and speed) while training; the test images scored so far while evaluating.
  */
-export function trainingPhaseText(p: TrainProgress, speed = true): string {
+export function trainingPhaseText(p: TrainProgress, speed = true, distilled = false): string {
   const what = p.phase === 'eval'
     ? (p.evaluated ? `evaluating ${p.evaluated.done}/${p.evaluated.total}` : 'evaluating')
-    : `loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}${speed ? ` ${p.imagesPerSecond.toFixed(0)} img/s` : ''}`;
+    : `${distilled ? 'KD ' : ''}loss ${p.loss.toFixed(3)} acc ${formatPercent(p.accuracy, 1)}${speed ? ` ${p.imagesPerSecond.toFixed(0)} img/s` : ''}`;
   // Epoch −1: the model scored before the first step (TrainOptions.scoreStart).
   return p.epoch < 0 ? `before training: ${what} ` : `epoch ${p.epoch + 1}/${p.epochs} ${what} `;
 }
 
-/** The line an epoch leaves above the bar: what the bar showed in passing, and its test top-1. */
-export function epochLine(e: EpochRecord, epochs: number): string {
-  return `epoch ${e.epoch}/${epochs}: train loss ${e.trainLoss.toFixed(3)}, train top-1 ${formatPercent(e.trainAccuracy, 1)}; test loss ${e.testLoss.toFixed(3)}, test top-1 ${formatPercent(e.testAccuracy)} (${e.seconds.toFixed(1)} s)`;
+/** Said once before a distilled run's epochs: why its training loss sits apart from its test loss. */
+export const KD_LOSS_NOTE = 'note: train KD loss is the distillation loss α·CE(labels) + (1−α)·T²·KL(teacher ‖ student), not the cross-entropy the test loss is';
+
+/**
+ * The line an epoch leaves above the bar: what the bar showed in passing, and its test top-1. A distilled
+ * run's training loss is α·CE + (1−α)·T²·KL, named so: beside the test loss (cross-entropy) it reads as a bug.
+ */
+export function epochLine(e: EpochRecord, epochs: number, distilled = false): string {
+  return `epoch ${e.epoch}/${epochs}: train ${distilled ? 'KD ' : ''}loss ${e.trainLoss.toFixed(3)}, train top-1 ${formatPercent(e.trainAccuracy, 1)}; test loss ${e.testLoss.toFixed(3)}, test top-1 ${formatPercent(e.testAccuracy)} (${e.seconds.toFixed(1)} s)`;
 }

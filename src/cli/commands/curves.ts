@@ -65,7 +65,7 @@ export function registerCurves(program: Command): void {
         return {
           name: r.name, file: r.file, ...(r.model ? { model: r.model } : {}), epochs: r.epochs.length, last_epoch: last.epoch,
           ...(r.start ? { start_top1: r.start.test_top1 } : {}),
-          best_top1: best.test_top1, best_epoch: best.epoch, last_top1: last.test_top1, last_train_loss: last.train_loss,
+          best_top1: best.test_top1, best_epoch: best.epoch, last_top1: last.test_top1, last_train_loss: last.train_loss, ...(r.distilled ? { distilled: true } : {}),
           seconds: r.epochs.reduce((s, e) => s + e.seconds, 0), finished: r.finished, ...(r.divergedAt !== undefined ? { diverged_at_epoch: r.divergedAt } : {}),
         };
       });
@@ -79,10 +79,11 @@ export function registerCurves(program: Command): void {
               s.epochs,
               `${formatPercent(s.best_top1)} (epoch ${s.best_epoch})`,
               `${formatPercent(s.last_top1)}${s.start_top1 !== undefined ? ` (from ${formatPercent(s.start_top1)})` : ''}`,
-              Number.isFinite(s.last_train_loss) ? s.last_train_loss.toFixed(3) : '—',
+              Number.isFinite(s.last_train_loss) ? `${s.last_train_loss.toFixed(3)}${s.distilled ? ' (KD)' : ''}` : '—',
               `${s.seconds.toFixed(0)} s`,
             ]),
           ),
+          ...(summary.some((s) => s.distilled) ? ['(KD): the distillation loss α·CE + (1−α)·T²·KL, not cross-entropy'] : []),
         ].join('\n'),
       );
     });

@@ -13,12 +13,11 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
-import { recordedResize } from '../../data/model-resize.js';
-import { readPreprocessing, resizeMetadata, withClassNames } from '../../zoo/metadata.js';
-import { isCifar10 } from '../../data/cifar10.js';
+import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
+import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
+import { CHANNEL_COUNTS, inRange, MEAN_HELP, nonNegativeInt, nonNegativeNumber, meanList, oneOf, patternList, positiveInt, positiveNumber, STD_HELP, stdList, withImageSize, withJson, withResize, channelsArg, fraction, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches } from '../../data/model-batches.js';
 import { blownUpWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { studentInClassOrder } from '../../compress/distill/class-order.js';
@@ -27,7 +26,7 @@ import { PRECISIONS, precisionHint, resolvedPrecision, type PrecisionChoice } fr
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { CIFAR10_CLASSES } from '../../data/cifar10-files.js';
-import { byCodePoint } from '../../data/image-folder.js';
+import { byCodePoint, describeResize, type ResizeMode } from '../../data/image-folder.js';
 import type { ImageSet } from '../../data/types.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
 import { withStep } from '../../onnx/provenance.js';
@@ -40,6 +39,7 @@ interface DistillCliOptions extends CommonOptions {
   dataDir?: string;
   mean?: number[];
   std?: number[];
+  resize?: ResizeMode;
   out: string;
   epochs: number;
   batch: number;
@@ -85,7 +85,7 @@ function dataOrder(set: ImageSet): string[] {
 }
 
 export function registerDistill(program: Command): void {
-  withImageSize(withJson(
+  withResize(withImageSize(withJson(
     program
       .command('distill')
       .description('knowledge distillation: train a student (zoo name or ONNX) to match a teacher ONNX model, with the LibTorch engine')
@@ -128,7 +128,7 @@ export function registerDistill(program: Command): void {
       .option('--no-fold', 'keep BatchNormalization nodes in the written model')
       .option('--no-reinsert-bn', 'a student without BatchNormalization (BN folded at export): train its weights as they are instead of with BN re-inserted')
       .option('--no-verify', 'skip scoring the written model with ONNX Runtime'),
-  ))
+  )))
     .addHelpText('after', [
       '',
       'The loss is alpha·CE(student, labels) + (1 − alpha)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)); the',
@@ -195,7 +195,7 @@ export function registerDistill(program: Command): void {
         command: 'slim distill',
         ...sharedTrainOptions(options),
         // Other statistics make other batches: a checkpoint of the run with them must not resume this one.
-        ...(options.mean || options.std ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}) } } : {}),
+        ...(options.mean || options.std || options.resize ? { resumeKey: { ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.resize ? { resize: describeResize(options.resize) } : {}) } } : {}),
       };
       await refuseOtherRun(distillRunSettings(run));
       checkDataDir(options);
@@ -204,7 +204,7 @@ export function registerDistill(program: Command): void {
       const teacherClasses = recordedClasses(teacher, options.teacher);
       // A folder's images resized as the student records, else the teacher (slimkit.resize); a zoo student records it too.
       const dataResize = (studentFile ? recordedResize(studentFile, options.student) : undefined) ?? recordedResize(teacher, options.teacher);
-      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses, recordedResize: dataResize });
+      const data = await loadTrainTest(options.data, { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(size ? { size } : {}), channels: studentFile ? modelChannels(studentFile) : (options.channels ?? modelChannels(teacher)), trainLimit: options.trainLimit, testLimit: options.testLimit, classes: teacherClasses, recordedResize: dataResize, resize: options.resize });
       checkImageSize(teacher, data.train, options.teacher, '--data');
       if (studentFile) checkImageSize(studentFile, data.train, options.student, '--data');
       // A student file scores in that order too: one recording the names in another has its classifier permuted.
@@ -223,7 +223,7 @@ export function registerDistill(program: Command): void {
       if (options.alpha === 1) notes.push(`note: --alpha 1 trains on the labels alone: the teacher is scored, then left out of training${options.cacheTeacher ? ' (--cache-teacher caches nothing)' : ''} — lower --alpha to distill`);
 
       const hint = precisionHint(options.device, options.precision);
-      const bar = trainingProgress('distill', () => [...notes, ...(hint ? [hint] : [])].join('\n') || undefined);
+      const bar = trainingProgress('distill', () => [...notes, ...(hint ? [hint] : [])].join('\n') || undefined, { distilled: options.alpha < 1 });
       const interrupt = explainInterrupt('slim distill', options);
       const otherLoad = watchTrainingLoad(options.device, false);
       const result = await distill({
@@ -256,7 +256,7 @@ export function registerDistill(program: Command): void {
       const folded = foldedNote(result.graph, out, options.fold);
       if (studentFreed) out = studentFreed.restore(out);
       out = withClassNames(out, data.train.classes);
-      if (dataResize && !isCifar10(options.data)) out = { ...out, metadata: { ...out.metadata, ...resizeMetadata(dataResize.mode) } };
+      out = withTrainedResize(out, trainedResize(options.data, options.resize, dataResize));
       // Recorded in this order: the training record's top-1 is the distilled model's.
       // At --alpha 1 nothing was distilled: the model records its training alone.
       // The test images both were scored on: a top-1 without its count read as the full test set's.

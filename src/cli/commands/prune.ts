@@ -11,7 +11,7 @@ import { openSession } from '../../runtime/ort.js';
 import { encodeModel, writeModel } from '../../onnx/io.js';
 import { loadModel } from '../../onnx/validate.js';
 import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/stats.js';
-import { epochLine, formatBytes, formatCount, formatPercent, table } from '../../report/format.js';
+import { epochLine, formatBytes, KD_LOSS_NOTE, formatCount, formatPercent, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, pruningRecord, searchStepJson, type PruningAsked } from '../../report/json-records.js';
 import {
   asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, keptWithNote, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
@@ -20,7 +20,7 @@ import {
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
-import { recordedResize } from '../../data/model-resize.js';
+import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
 import { takeAcrossClasses } from '../../data/subsets.js';
@@ -28,7 +28,7 @@ import { asExported, forBatches } from '../../data/model-batches.js';
 import { log, progress } from '../../util/terminal.js';
 import { otherLoadNote, watchOtherLoad } from '../../runtime/cpu-load.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
+import { CHANNEL_COUNTS, imageSizeArg, MEAN_HELP, RESIZE_HELP, resizeArg, nonNegativeInt, meanList, positiveInt, STD_HELP, stdList, withJson, withThreads } from '../options.js';
 import { hasFreeImageSize, imageInputShapes, restoreInputShapes } from '../../onnx/image-input.js';
 import { autocastFor, PRECISIONS, type PrecisionChoice } from '../../engine/precision.js';
 import { checkDistinctOutputs, checkLogFile, checkOutputDir, checkOutputFile } from '../paths.js';
@@ -141,6 +141,7 @@ export function registerPrune(program: Command): void {
         .option('--no-renormalize', "with --data: leave the layers after a cut as they are, instead of giving each Conv's output channels back the mean and spread they had before it (what re-estimating BatchNorm statistics does)")
         .option('--calib-samples <n>', 'images to measure mean activations on', positiveInt('--calib-samples'), 256)
         .option('--data-dir <dir>', 'folder with the CIFAR-10 binary files (default: $SLIM_DATA_DIR, else download to ~/.cache/slimkit)')
+        .option('--resize <mode>', `with --data <folder>: how its images are brought to the model's input: ${RESIZE_HELP}`, resizeArg)
         .option('--mean <r,g,b|v>', `with --data: ${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
         .option('--std <r,g,b|v>', `with --data: ${STD_HELP}`, stdList('--std', CHANNEL_COUNTS))
         .option('--train-limit <n>', 'fine-tune on N training images only (CIFAR-10\'s first N; an image folder\'s taken across its classes)', positiveInt('--train-limit'))
@@ -303,6 +304,8 @@ export function registerPrune(program: Command): void {
       pruned = batch.restore(pruned);
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
       if (options.finetune && data) pruned = withClassNames(pruned, data.train.classes);
+      // How a folder's images were resized, when it fine-tuned on them or --resize said so: later reads do the same.
+      if (options.data && (options.finetune || options.resize)) pruned = withTrainedResize(pruned, trainedResize(options.data, options.resize, recordedResize(graph, file)));
       if (pinned !== sized) pruned = restoreInputShapes(pruned, sized);
       pruned = withStep(pruned, 'slimkit.pruning', pruningRecord(pruningAsked(options), options.finetune ?? 0, before, accuracy ? { top1_before: accuracy.before, test_top1: accuracy.after, eval_images: accuracy.images, data: accuracy.data } : { ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}) }, { renormalizedLayers, distilled: Boolean(options.distill), ...(options.finetune && data ? { finetuneImages: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) } : {}) }));
       await smokeTest(inputBytes, encodeModel(pruned).model, pinned, options, pinnedFree);
@@ -482,6 +485,7 @@ function check(o: PruneOptions): void {
   }
   if (o.steps > 1 && !o.finetune && o.unstructured) throw usageError('--steps is for --structured, or needs --finetune', 'drop --steps');
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
+  if (o.resize && !o.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
   if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
   if (o.log && !o.finetune) throw usageError('--log records fine-tuning epochs', 'pass --finetune EPOCHS, or drop --log');
   if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
@@ -507,17 +511,18 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   // Labelled by the class names the model records, if it does.
   const classes = recordedClasses(graph, file, o.finetune ? { trains: (n) => `fine-tune on images of all ${n.model} classes, or prune without --finetune (--data then only calibrates and scores)` } : {});
   if (isCifar10(o.data)) {
+    if (o.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
     checkCifarImageSize(graph, file, o.data, modelInputSize(graph));
     return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   }
   checkDataDir(o);
   // A folder's images resized as the model records (slimkit.resize), as slim eval reads them.
   const resize = recordedResize(graph, file);
-  if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes, recordedResize: resize })), heldOut: true };
+  if (await isSplitFolder(o.data).catch(() => false)) return { ...(await loadTrainTest(o.data, { size: modelInputSize(graph), channels: modelChannels(graph), trainLimit: o.trainLimit, testLimit: o.testLimit, classes, recordedResize: resize, resize: o.resize })), heldOut: true };
   // With both limits only the larger is read: each limit's round-robin over the classes is a prefix of
   // the larger one's, so the sets are the same and a folder too large to hold whole can be pruned.
   const read = o.trainLimit !== undefined && o.testLimit !== undefined ? { limit: Math.max(o.trainLimit, o.testLimit) } : {};
-  const set = await loadDataset({ data: o.data, ...dataDir, recordedResize: resize, ...read }, modelInputSize(graph), modelChannels(graph), classes);
+  const set = await loadDataset({ data: o.data, ...dataDir, recordedResize: resize, ...(o.resize ? { resize: o.resize } : {}), ...read }, modelInputSize(graph), modelChannels(graph), classes);
   return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set, heldOut: false };
 }
 
@@ -556,6 +561,8 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
   // Epochs of all the steps' fine-tunings so far (each step's are counted from 1 by the engine): the lines
   // and bars count the run's --finetune epochs, as its --log does (step 2 said "epoch 1/1" and "1/2").
   let epochsDone = 0;
+  // Said before the first fine-tune's epochs, not again at each later step's.
+  let kdNote = o.distill ? `\n${KD_LOSS_NOTE}` : '';
   return engineFineTuner({
     data: { train, test },
     ...(freeImageSize ? { freeImageSize } : {}),
@@ -568,8 +575,11 @@ function makeTuner(graph: Graph, file: string, o: PruneOptions, { data, freeImag
     ...(o.trainLimit !== undefined ? { trainLimit: o.trainLimit } : {}),
     seed: o.seed,
     normalization: normalizationFor(graph, o, file),
-    ...(o.finetune ? { onEpoch: (e: EpochRecord) => log(`fine-tune ${epochLine({ ...e, epoch: ++epochsDone }, o.finetune!)}`) } : {}),
-    onStartScored: (top1) => log(`fine-tuning the pruned model from test top-1 ${formatPercent(top1)} (engine, ${Math.min(o.testLimit ?? Infinity, test.labels.length).toLocaleString('en')} test images)`),
+    ...(o.finetune ? { onEpoch: (e: EpochRecord) => log(`fine-tune ${epochLine({ ...e, epoch: ++epochsDone }, o.finetune!, Boolean(o.distill))}`) } : {}),
+    onStartScored: (top1) => {
+      log(`fine-tuning the pruned model from test top-1 ${formatPercent(top1)} (engine, ${Math.min(o.testLimit ?? Infinity, test.labels.length).toLocaleString('en')} test images)${kdNote}`);
+      kdNote = '';
+    },
     ...(o.log && o.finetune ? { log: { file: o.log, epochs: o.finetune } } : {}),
     ...(o.checkpointDir
       ? {

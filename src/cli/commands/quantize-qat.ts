@@ -177,7 +177,7 @@ export async function qatFineTune(
   // PTQ's accuracy, for the comparison the user is paying the training for.
   const ptqTop1 = evalData ? await top1(ptq.graph, evalData, normalization, options.threads, 'eval int8 (PTQ)') : undefined;
   for (const note of [leftOverNote(data.train.labels.length, options.trainLimit, options.batch), limitsBeyondDataNote({ train: data.train.labels.length, test: data.test.labels.length }, options), freshStartNote(options)]) if (note) log(note);
-  const bar = trainingProgress('qat');
+  const bar = trainingProgress('qat', undefined, { distilled: options.distill ?? false });
   const interrupt = explainInterrupt('slim quantize --qat', options);
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(ptq.graph);

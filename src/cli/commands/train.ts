@@ -16,12 +16,13 @@ import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
 import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
-import { recordedResize } from '../../data/model-resize.js';
+import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
+import { describeResize, type ResizeMode } from '../../data/image-folder.js';
 import { normalizationMetadata, readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { rawPixelInput } from '../../onnx/image-input.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber, withImageSize, withJson, withResize, channelsArg, CHANNEL_COUNTS, MEAN_HELP, meanList, patternList, STD_HELP, stdList, augmentArg, AUGMENT_HELP, type AugmentMode } from '../options.js';
 import { forBatches, type WorkingModel } from '../../data/model-batches.js';
 import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentFlags, checkOptimizerFlags, checkTrainingFlags, explainInterrupt, foldedNote, freshStartNote, leftOverNote, limitsBeyondDataNote, resumedNote, sharedTrainOptions, trainingGraph, trainingProgress } from '../train-options.js';
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
@@ -72,10 +73,11 @@ interface TrainCliOptions extends CommonOptions {
   freeze?: string[];
   mean?: number[];
   std?: number[];
+  resize?: ResizeMode;
 }
 
 export function registerTrain(program: Command): void {
-  withImageSize(withJson(
+  withResize(withImageSize(withJson(
     program
       .command('train')
       .description('train a zoo model or an ONNX CNN with the LibTorch engine and write an inference ONNX (BN folded)')
@@ -121,7 +123,7 @@ export function registerTrain(program: Command): void {
       .option('--sync-bn', 'data-parallel: batch-norm statistics over all ranks (SyncBatchNorm)')
       .option('--dist-timeout <seconds>', 'data-parallel: how long a rank waits for the others (start-up, each all-reduce) before stopping with an error that names the rank', positiveNumber('--dist-timeout'), 300)
       .option('--dist-bucket-mb <mb>', 'data-parallel: gradient bucket size; each full bucket is all-reduced while backward goes on', positiveNumber('--dist-bucket-mb'), 25),
-  ))
+  )))
     .addHelpText('after', [
       '',
       'Examples:',
@@ -196,8 +198,8 @@ export function registerTrain(program: Command): void {
         scoreStart: !isZooName(options.model),
         ...sharedTrainOptions(options),
         // A checkpoint of a run without a new head (or with other statistics) must not resume this one.
-        ...(options.newHead || options.mean || options.std || !options.reinsertBn
-          ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
+        ...(options.newHead || options.mean || options.std || options.resize || !options.reinsertBn
+          ? { resumeKey: { ...(options.newHead ? { new_head: true } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...(options.resize ? { resize: describeResize(options.resize) } : {}), ...(options.reinsertBn ? {} : { reinsert_bn: false }) } }
           : {}),
       } satisfies RunSettings;
       await refuseOtherRun(settings);
@@ -222,6 +224,7 @@ export function registerTrain(program: Command): void {
         // A model that records class names learns the data's images by name (its outputs keep their meaning).
         classes: onnxModel && !options.newHead ? recordedClasses(onnxModel, options.model, { learns: true, trains: (n) => `pass --new-head for a model of the data's ${n.data} classes, or train on images of all ${n.model}` }) : undefined,
         recordedResize: onnxModel ? recordedResize(onnxModel, options.model) : undefined,
+        resize: options.resize,
         quiet: !writer,
       });
       // Before any training: a model that cannot take these images would fail only at the end.
@@ -272,6 +275,8 @@ export function registerTrain(program: Command): void {
       if (options.newHead) declareClassCount(out, data.train.classes.length);
       // The data's class names (in the order it was trained on), for eval and deploy to read.
       out = withClassNames(out, data.train.classes);
+      // How its images were resized, for every later read of a folder for it.
+      out = withTrainedResize(out, trainedResize(options.data, options.resize, onnxModel ? recordedResize(onnxModel, options.model) : undefined));
       // A model file that recorded no mean/std was trained with CIFAR-10's (grayscale: 0.5): recorded, so
       // eval and deploy feed it what it learned from without a note each time.
       if (rawPixelInput(out)?.dtype !== 'uint8' && !readPreprocessing(out).normalization) out = { ...out, metadata: { ...out.metadata, ...normalizationMetadata(normalizationFor(out, {})) } };

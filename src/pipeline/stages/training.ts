@@ -8,7 +8,7 @@ import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { RESIZED_CROP } from '../../engine/epoch.js';
 import type { Graph } from '../../onnx/graph.js';
 import { classifierParameters, foldBatchNorm, freezeLayers, transferModel } from '../../passes/index.js';
-import { formatPercent, trainingPhaseText } from '../../report/format.js';
+import { formatPercent, KD_LOSS_NOTE, trainingPhaseText } from '../../report/format.js';
 import { buildZooModel } from '../../zoo/index.js';
 import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/metadata.js';
 import { withStep } from '../../onnx/provenance.js';
@@ -91,10 +91,13 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   const data = await ctx.data();
   const device = spec.device ?? ctx.device;
   let bar: Progress | undefined;
+  // At alpha 1 the loss is the labels' cross-entropy alone.
+  const distilled = teacher !== undefined && teacher.alpha < 1;
+  if (distilled) ctx.log(`  ${KD_LOSS_NOTE.replace('note: ', '')}`);
   const onProgress = (p: TrainProgress): void => {
     bar ??= ctx.progress('  train', p.totalSteps, 'steps');
     bar.update(p.globalStep, {
-      phase: trainingPhaseText(p, false),
+      phase: trainingPhaseText(p, false, distilled),
     });
   };
   // `freeze`: the layers it names keep their values, as `slim train --freeze`.
@@ -152,7 +155,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   // Said as it resumes (it was said only once the stage had trained to its end).
   const r = await trainModel({ ...options, onResumed: (epochs) => ctx.log(`  resumed from the checkpoint after epoch ${epochs}`) }).finally(() => bar?.stop());
   const last = r.history.at(-1);
-  ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${evalImageCount(data, spec.eval_limit)} images)${last ? `, train loss ${last.trainLoss.toFixed(3)}` : ''}`);
+  ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${evalImageCount(data, spec.eval_limit)} images)${last ? `, train ${distilled ? 'KD ' : ''}loss ${last.trainLoss.toFixed(3)}` : ''}`);
   const result: TrainingResult = {
     history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
