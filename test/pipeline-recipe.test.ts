@@ -101,6 +101,13 @@ describe('recipe validation', () => {
     expect(issue!.fix).toMatch(/fraction of MACs to keep/);
   });
 
+  it('refuses more prune steps than fine-tuning epochs: some cuts would follow each other untrained', () => {
+    const text = GOOD.replace("  - quantize: { id: int8 }\n", '  - prune: { structured: { target_macs: 0.5 }, finetune: { epochs: 2, steps: 3 } }\n');
+    const [issue, ...rest] = issuesOf(text);
+    expect(rest).toEqual([]);
+    expect(issue).toMatchObject({ path: 'stages[1].prune.finetune.steps', problem: '3 steps over 2 epoch(s) would cut 1 time(s) with no fine-tuning after: give epochs ≥ steps' });
+  });
+
   it('suggests the key that was meant, at the misspelt key', () => {
     const text = GOOD.replace('epochs: 2', 'epocs: 2');
     const issues = issuesOf(text);

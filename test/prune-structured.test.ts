@@ -821,6 +821,24 @@ describe('structured pruning against ONNX Runtime', () => {
     expect(byRatio.macsAfter).toBeLessThan(byRatio.macsBefore);
   });
 
+  it('K steps end at the widths one cut makes, each step taking a share of every group\'s cut (a trial: 3 steps re-rounded to 16 each time left 16/32-wide groups whole and cut layer4 to a quarter)', async () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.25, seed: 1 });
+    for (const target of [{ kind: 'macs', value: 0.5 }, { kind: 'ratio', value: 0.5 }] as const) {
+      const once = await pruneStructured(graph, { target, roundTo: 16 });
+      const steps: number[] = [];
+      const thrice = await pruneStructuredIteratively(graph, { target, roundTo: 16 }, { tuner: {} as FineTuner, steps: 3, epochs: 0, onStep: (r) => void steps.push(r.macs) });
+      expect(thrice.groups.map((g) => [g.label, g.channelsBefore, g.channelsAfter]), target.kind).toEqual(once.groups.map((g) => [g.label, g.channelsBefore, g.channelsAfter]));
+      expect(thrice.macsAfter).toBe(once.macsAfter);
+      // Each step cuts some of the way: MACs fall at every step, the first leaves more than the last.
+      expect(steps).toHaveLength(3);
+      expect(steps[0]!).toBeLessThan(once.macsBefore);
+      expect(steps[1]!).toBeLessThan(steps[0]!);
+      expect(steps[2]).toBe(once.macsAfter);
+      // Narrow groups are cut too (the old schedule kept every 32-wide group whole).
+      expect(thrice.groups.filter((g) => g.channelsBefore === 32).every((g) => g.channelsAfter < 32), target.kind).toBe(true);
+    }
+  });
+
   it("names groups that share a root (a shuffle splits a Conv's output) apart; before and after pair up over steps", async () => {
     const graph = await fixture('torch-tiny-shufflenet.onnx');
     const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1 }, { tuner: {} as FineTuner, steps: 2, epochs: 0 });

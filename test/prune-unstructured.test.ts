@@ -178,26 +178,27 @@ describe('pruning with training in the loop', () => {
     [1, 2, 3, 4].forEach((e, i) => expect(gradualSparsity(0.8, e, 4)).toBeCloseTo(want[i]!, 12));
   });
 
-  it('iterative structured pruning cuts the MACs in equal log steps and fine-tunes after each', async () => {
+  it('iterative structured pruning cuts a share of every group at each step, ending at the one-shot widths, and fine-tunes after each', async () => {
     const graph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
     const tuner = recordingTuner();
     const r = await pruneStructuredIteratively(graph, { target: { kind: 'macs', value: 0.5 }, roundTo: 1, importance: 'taylor' }, { tuner, steps: 2, epochs: 4, distill: true });
     expect(tuner.calls).toEqual([{ epochs: 2, masks: 0, teacher: true }, { epochs: 2, masks: 0, teacher: true }]);
-    expect(r.steps.map((s) => s.macs / r.macsBefore).every((f, i) => f <= 0.5 ** ((i + 1) / 2) + 1e-9)).toBe(true);
+    // The first step cuts part of the way; the last meets the target.
+    expect(r.steps[0]!.macs).toBeLessThan(r.macsBefore);
+    expect(r.steps[0]!.macs).toBeGreaterThan(r.steps[1]!.macs);
+    expect(r.steps[1]!.macs).toBeLessThanOrEqual(0.5 * r.macsBefore);
     expect(r.macsAfter).toBe(inferShapes(r.graph).totalMacs);
     expect(r.testAccuracy).toBe(0.5);
   });
 
-  it('a per-layer ratio means the same in 3 steps as in 1 (each step takes its cube root)', async () => {
+  it('a per-layer ratio means the same in 3 steps as in 1 (the steps end at the one-shot widths)', async () => {
     const graph = await readModel(fixturePath('torch-tiny-resnet.onnx'));
     const keptBy = async (steps: number): Promise<number> => {
       const r = await pruneStructuredIteratively(graph, { target: { kind: 'ratio', value: 0.25 }, roundTo: 1, layerRatios: { '/conv1/Conv': 0.5 } }, { tuner: recordingTuner(), steps, epochs: 0 });
       return r.graph.initializers.get(r.graph.nodes.find((n) => n.name === '/conv1/Conv')!.inputs[1]!)!.dims[0]!;
     };
     expect(await keptBy(1)).toBe(4); // 8 filters, half removed
-    const three = await keptBy(3);
-    expect(three).toBeGreaterThanOrEqual(4); // compounding would leave 1 (8 → 4 → 2 → 1)
-    expect(three).toBeLessThanOrEqual(5); // rounding at each step may keep one more
+    expect(await keptBy(3)).toBe(4); // compounding would leave 1 (8 → 4 → 2 → 1)
   });
 
   it('gradual unstructured pruning hands the engine masks that match the zeros', async () => {

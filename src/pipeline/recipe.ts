@@ -259,6 +259,8 @@ export const PruneStage = z
   .superRefine((p, ctx) => {
     if (Boolean(p.structured) === Boolean(p.unstructured)) ctx.addIssue({ code: 'custom', path: [], message: 'give exactly one of `structured: {...}` or `unstructured: {...}`' });
     if (p.unstructured && p.importance !== 'l2' && p.importance !== 'l1') ctx.addIssue({ code: 'custom', path: ['importance'], message: 'unstructured pruning ranks weights by magnitude: l1 or l2' });
+    // Every step fine-tunes at least an epoch: else some cuts follow each other with nothing between them.
+    if (p.finetune && p.finetune.steps > p.finetune.epochs) ctx.addIssue({ code: 'custom', path: ['finetune', 'steps'], message: `${p.finetune.steps} steps over ${p.finetune.epochs} epoch(s) would cut ${p.finetune.steps - p.finetune.epochs} time(s) with no fine-tuning after: give epochs ≥ steps` });
     if (p.importance === 'taylor' && !p.finetune) ctx.addIssue({ code: 'custom', path: ['importance'], message: 'taylor importance needs gradients: add `finetune: { epochs: N }`, or use l2' });
   });
 

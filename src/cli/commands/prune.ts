@@ -14,7 +14,7 @@ import { loadedModelStats, macsPerImage, type ModelStats } from '../../runtime/s
 import { epochLine, formatBytes, KD_LOSS_NOTE, formatCount, formatPercent, table } from '../../report/format.js';
 import { nodeReasonJson, pruneStepJson, pruningRecord, searchStepJson, type PruningAsked } from '../../report/json-records.js';
 import {
-  asPruningSeesIt, buildDependencyGraph, compareLatency, engineFineTuner, groupLabels, keptWithNote, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
+  asPruningSeesIt, buildDependencyGraph, compareLatencySpread, engineFineTuner, groupLabels, keptWithNote, pinForPruning, IMPORTANCE_NAMES, latencyMeter, preferredChannelMultiple, pruneStructuredIteratively,
   pruneUnstructuredGradually, sizeReport, type Calibration, type FineTuner, type ImportanceName, type Scope, type StructuredOptions, type Target,
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
@@ -77,8 +77,10 @@ interface PruneOptions extends CommonOptions, DataOptions {
   calibSamples: number;
 }
 
-const fraction = (flag: string, { open }: { open: 'lower' | 'upper' | 'both' }) => (value: string): number => {
+/** `nothingAt`: the value that prunes nothing (a ratio of 0, a kept fraction of 1), refused as such: it wrote a copy without a word. */
+const fraction = (flag: string, { open, nothingAt }: { open: 'lower' | 'upper' | 'both'; nothingAt?: 0 | 1 }) => (value: string): number => {
   const n = Number(value);
+  if (nothingAt !== undefined && n === nothingAt) throw new InvalidArgumentError(`${flag} ${value} prunes nothing (the model would be written as it is): give a fraction in (0, 1)`);
   const ok = open === 'lower' ? n > 0 && n <= 1 : open === 'upper' ? n >= 0 && n < 1 : n > 0 && n < 1;
   const range = open === 'lower' ? '(0, 1]' : open === 'upper' ? '[0, 1)' : '(0, 1)';
   if (!Number.isFinite(n) || !ok) throw new InvalidArgumentError(`${flag} must be a fraction in ${range}, got '${value}'`);
@@ -117,18 +119,18 @@ export function registerPrune(program: Command): void {
         .argument('<model>', 'an .onnx file')
         .option('-o, --output <file>', 'where to write the pruned model')
         .option('--structured', 'remove whole channels (Conv filters, Gemm features) along dependency groups')
-        .option('--unstructured', 'zero individual weights by magnitude (same file size; smaller gzip / sparse storage)')
+        .option('--unstructured', 'zero individual weights by magnitude (same file size and speed; smaller gzip)')
         .option('--analyze', 'list the channel groups and the boundaries pruning stops at; write nothing')
-        .option('--target-macs <r>', 'structured: keep at most this fraction of the MACs, e.g. 0.5', fraction('--target-macs', { open: 'lower' }))
-        .option('--ratio <r>', 'structured: remove this fraction of the channels of every group', fraction('--ratio', { open: 'upper' }))
-        .option('--target-latency <r>', 'structured: reach this fraction of the measured batch-1 latency', fraction('--target-latency', { open: 'lower' }))
+        .option('--target-macs <r>', 'structured: keep at most this fraction of the MACs, e.g. 0.5', fraction('--target-macs', { open: 'lower', nothingAt: 1 }))
+        .option('--ratio <r>', 'structured: remove this fraction of the channels of every group', fraction('--ratio', { open: 'upper', nothingAt: 0 }))
+        .option('--target-latency <r>', 'structured: reach this fraction of the measured batch-1 latency', fraction('--target-latency', { open: 'lower', nothingAt: 1 }))
         .option('--importance <name>', `channel importance: ${IMPORTANCE_NAMES.join(', ')}`, 'l2')
         .option('--scope <scope>', "'layer' (every group alike) or 'global' (rank channels / weights across the model)", 'layer')
         .option('--round-to <n>', `structured: kept channel counts are multiples of N; 1 turns it off (default: auto, ${preferredChannelMultiple()} on this CPU — ORT's fast conv layout needs it)`, roundTo)
         .option('--max-ratio <r>', 'structured: most of any group that may go', fraction('--max-ratio', { open: 'both' }), 0.9)
         .option('--keep <nodes>', 'nodes left as they are: node names (--analyze) or PyTorch module names (slim info --layers), comma-separated; repeatable', list)
         .option('--layer-ratio <node=r,...>', 'structured: fixed ratios for the channels these nodes (or modules) write (outside the search)', layerRatios)
-        .option('--sparsity <s>', 'unstructured: fraction of weights to zero', fraction('--sparsity', { open: 'upper' }))
+        .option('--sparsity <s>', 'unstructured: fraction of weights to zero', fraction('--sparsity', { open: 'upper', nothingAt: 0 }))
         .option('--nm <N:M>', 'unstructured: keep N of every M consecutive weights along the input axis (2:4)', nmPattern)
         .option('--finetune <epochs>', 'fine-tune for this many epochs in all (needs --data and the training engine)', positiveInt('--finetune'))
         .option('--steps <k>', 'with --finetune: prune and fine-tune in K rounds', positiveInt('--steps'), 1)
@@ -185,7 +187,7 @@ export function registerPrune(program: Command): void {
       checkDistinctOutputs([['-o', options.output], ['--checkpoint-dir', options.checkpointDir], ['--log', options.log]]);
       const loaded = await loadModel(file);
       if (hasIntegerWeights(loaded.graph)) {
-        throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): ${options.structured ? 'structured pruning removes channels of float weights' : 'unstructured pruning zeros float weights'}`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
+        throw usageError(`${file} is an int8 model (its weights are integers behind DequantizeLinear): ${options.analyze ? 'its channel groups are those of the float model it was quantized from (--analyze them there)' : options.structured ? 'structured pruning removes channels of float weights' : 'unstructured pruning zeros float weights'}`, 'prune the float model, then quantize what it writes (slim quantize PRUNED.onnx …)');
       }
       // --image-size (or CIFAR-10's 32×32) recorded in a free-size model, as train and quantize record it.
       const sized = withImageSizeFlag(loaded.graph, file, options.imageSize, [options.data], { quiet: Boolean(options.analyze) });
@@ -270,7 +272,9 @@ export function registerPrune(program: Command): void {
           log(`note: mean replacement did not reach ${r.uncompensated.length} layer(s) that lost input channels (${shown}; e.g. a MatMul on channels-last values): they read the removed channels as zeros`);
         }
         for (const u of r.untied) log(`note: '${u.weight}' is read by layers that now need it apart (their channels cut differently, or other removed means folded in): the pruned model stores ${u.copies} copies of it, and fine-tuning trains them apart`);
-        if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (e.g. no BatchNormalization left); they were scored by L2`);
+        // slim train and torch.onnx's eval export fold BN, so 'bn' meets folded models most: say how to keep it.
+        const bnFolded = options.importance === 'bn' && !graph.nodes.some((n) => n.opType === 'BatchNormalization');
+        if (r.fallbacks.length) log(`importance '${options.importance}' could not score ${r.fallbacks.length} group(s) (${bnFolded ? 'the model has no BatchNormalization: it was folded into the Convs' : 'e.g. no BatchNormalization left'}); they were scored by L2${bnFolded ? ' — to rank by BN γ, prune a model with its BN kept (slim train --no-fold, or torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE))' : ''}`);
       } else {
         const r = await pruneUnstructuredGradually(
           graph,
@@ -292,7 +296,7 @@ export function registerPrune(program: Command): void {
         human = [
           unstructuredSummary(r),
           ...nearlyEmptyNote(r.tensors, options.scope),
-          'the file stays dense: zeros shrink the gzip size and sparse storage; ONNX Runtime runs the same dense kernels',
+          'the file stays dense: zeros shrink the gzip size (and a sparse format²); ONNX Runtime runs the same dense kernels',
         ];
       }
 
@@ -317,14 +321,15 @@ export function registerPrune(program: Command): void {
       const outBytes = out.bytes;
       const after = await loadedModelStats(out, size);
       const sizeAfter = sizeReport(out.graph, { bytes: outBytes, ...(nm ? { nm } : {}) });
-      let latency: { before: number; after: number } | undefined;
+      let latency: { before: number; after: number; quartiles?: [number, number] } | undefined;
       if (options.bench) {
         const bar = progress('latency (in turns)', 1, 'runs');
         const inputShapes = size ? imageInputShapes(sized, size) : undefined;
         const otherLoad = watchOtherLoad();
-        const [b, a] = await compareLatency([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
+        const timed = await compareLatencySpread([inputBytes, outBytes], { ...(options.threads !== undefined ? { threads: options.threads } : {}), ...(inputShapes ? { inputShapes } : {}) });
         bar.stop();
-        latency = { before: b!, after: a! };
+        const spread = timed.quartiles[1];
+        latency = { before: timed.ms[0]!, after: timed.ms[1]!, ...(spread ? { quartiles: spread } : {}) };
         const busy = otherLoadNote(otherLoad());
         if (busy) log(busy);
       }
@@ -343,7 +348,7 @@ export function registerPrune(program: Command): void {
         gzip_bytes_before: before.gzipBytes,
         gzip_bytes_after: after.gzipBytes,
         sparse_bytes_estimate_after: sizeAfter.sparseBytesEstimate,
-        ...(latency ? { latency_ms_before: latency.before, latency_ms_after: latency.after, latency_ratio: latency.after / latency.before } : {}),
+        ...(latency ? { latency_ms_before: latency.before, latency_ms_after: latency.after, latency_ratio: latency.after / latency.before, ...(latency.quartiles ? { latency_ratio_quartiles: latency.quartiles } : {}) } : {}),
         ...(testAccuracy !== undefined ? { test_top1: testAccuracy } : {}),
         ...(accuracy ? { top1_before: accuracy.before, top1_after: accuracy.after, eval_images: accuracy.images, eval_data: accuracy.data } : {}),
         seconds: (performance.now() - seconds) / 1000,
@@ -351,7 +356,7 @@ export function registerPrune(program: Command): void {
       };
       const accuracyLine = accuracy && data ? top1Line(accuracy, data.test.classes.length, Boolean(options.finetune), pruneLess(options)) : undefined;
       if (accuracyLine?.includes('warning:') && options.json) log(accuracyLine);
-      const latencyLine = latency && options.targetLatency !== undefined ? latencyCheckNote(options.targetLatency, latency.after / latency.before) : undefined;
+      const latencyLine = latency && options.targetLatency !== undefined ? latencyCheckNote(options.targetLatency, latency.after / latency.before, latency.quartiles) : undefined;
       printResult(options, result, () => renderSummary(options, before, after, sizeAfter.sparseBytesEstimate, latency, [...human, ...(accuracyLine ? [accuracyLine] : []), ...(latencyLine ? [latencyLine] : [])]));
       // After the result, so that a failed prune's error stays its only line.
       if (options.structured && !data && !options.finetune) {
@@ -393,9 +398,10 @@ async function smokeTest(before: Uint8Array, after: Uint8Array, graph: Graph, o:
  * --target-latency with --bench: the check's own ratio above the target (by more than its 5 % noise) is
  * said, not left for the reader to spot in the table (a trial: searched 0.59×, measured 0.65×, no word).
  */
-export function latencyCheckNote(target: number, measured: number): string | undefined {
-  if (measured <= target * 1.05) return undefined;
-  return `note: the --bench check measured ${measured.toFixed(2)}× the latency, above the --target-latency ${target} the search reached on its own timings: timings vary between runs, most on a busy machine — measure again with slim bench, or ask for a lower --target-latency`;
+export function latencyCheckNote(target: number, measured: number, quartiles?: [number, number]): string | undefined {
+  // Above by its noise, or with three rounds in four above: either way the target is not what was timed.
+  if (measured <= target * 1.05 && !(quartiles && quartiles[0] > target)) return undefined;
+  return `note: the --bench check measured ${measured.toFixed(2)}× the latency${quartiles ? ` (half its rounds between ${quartiles[0].toFixed(2)}× and ${quartiles[1].toFixed(2)}×)` : ''}, above the --target-latency ${target} the search reached on its own timings: timings vary between runs, most on a busy machine — measure again with slim bench, or ask for a lower --target-latency`;
 }
 
 /** The flags that decide the cuts, as a checkpoint records them (snake_case: the resume check names them as flags). */
@@ -473,8 +479,9 @@ function check(o: PruneOptions): void {
   if (o.structured && o.unstructured) throw usageError('choose --structured or --unstructured, not both');
   const targets = [o.targetMacs, o.ratio, o.targetLatency].filter((t) => t !== undefined).length;
   if (o.structured) {
-    if (targets !== 1) throw usageError('--structured takes exactly one target', 'pass --target-macs R, --ratio R or --target-latency R');
+    // The flag given for the other mode first: "takes exactly one target" sent a --sparsity to look for one.
     if (o.sparsity !== undefined || o.nm) throw usageError('--sparsity and --nm are for --unstructured', 'use --target-macs / --ratio with --structured');
+    if (targets !== 1) throw usageError('--structured takes exactly one target', 'pass --target-macs R, --ratio R or --target-latency R');
   } else {
     if (targets > 0) throw usageError('--target-macs, --ratio and --target-latency are for --structured', 'use --sparsity S or --nm N:M');
     if ((o.sparsity === undefined) === !o.nm) throw usageError('--unstructured takes --sparsity S or --nm N:M (one of them)');
@@ -483,7 +490,10 @@ function check(o: PruneOptions): void {
   if ((o.finetune || o.importance === 'taylor') && !o.data) {
     throw usageError(`${o.finetune ? '--finetune' : '--importance taylor'} needs training data`, 'pass --data cifar10 (or an image folder)');
   }
-  if (o.steps > 1 && !o.finetune && o.unstructured) throw usageError('--steps is for --structured, or needs --finetune', 'drop --steps');
+  // Steps end at the widths one cut makes (iterative.ts): what they add is the fine-tuning between cuts.
+  if (o.steps > 1 && !o.finetune) throw usageError(`--steps ${o.steps} cuts in ${o.steps} rounds with fine-tuning between them, and no --finetune is given (${o.steps} cuts back to back reach the widths of one)`, `pass --finetune EPOCHS (at least ${o.steps}), or drop --steps`);
+  if (o.steps > 1 && o.finetune && o.steps > o.finetune) throw usageError(`--finetune ${o.finetune} over --steps ${o.steps}: ${o.steps - o.finetune} of the cuts would get no fine-tuning before the next`, `pass --finetune ${o.steps} or more, or --steps ${o.finetune}`);
+  if (o.steps > 1 && o.targetLatency !== undefined) throw usageError('iterative pruning takes a MAC or channel-ratio target', 'use --target-macs or --ratio with --steps, or --steps 1');
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
   if (o.resize && !o.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
   if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
@@ -629,9 +639,11 @@ export function ratioShortfallNote(o: Pick<PruneOptions, 'ratio' | 'roundTo'>, r
   if (o.ratio === undefined || roundTo <= 1 || groups.length === 0) return undefined;
   const before = groups.reduce((a, g) => a + g.channelsBefore, 0);
   const removed = 1 - groups.reduce((a, g) => a + g.channelsAfter, 0) / before;
-  if (removed >= o.ratio / 2) return undefined;
+  // More than 5 points short (global scope's 37.8 % of a 0.5 went unsaid under a half-the-ratio rule).
+  if (removed + 1e-9 >= o.ratio - 0.05) return undefined;
   const widths = groups.map((g) => g.channelsBefore);
-  return `note: --ratio ${o.ratio} removed ${(removed * 100).toFixed(1)} % of the prunable channels: kept counts are multiples of ${roundTo} (--round-to ${o.roundTo ?? 'auto'}${o.roundTo === undefined || o.roundTo === 'auto' ? ', the channel multiple this CPU\'s kernels run fastest at' : ''}), which groups of ${Math.min(...widths)}–${Math.max(...widths)} channels can barely lose — --round-to 1 (or a multiple of 4 or 8) removes closer to the ratio`;
+  // --round-to 1 alone was the advice, and a trial's model at the same MACs ran 1.65× slower with it.
+  return `note: --ratio ${o.ratio} removed ${(removed * 100).toFixed(1)} % of the prunable channels: kept counts are multiples of ${roundTo} (--round-to ${o.roundTo ?? 'auto'}${o.roundTo === undefined || o.roundTo === 'auto' ? ', the channel multiple this CPU\'s kernels run fastest at' : ''}), which groups of ${Math.min(...widths)}–${Math.max(...widths)} channels can barely lose — --target-macs R meets a MAC budget at these widths; --round-to 1 (or a multiple of 4 or 8) removes closer to the ratio, but widths off the multiple run slower (check with --bench)`;
 }
 
 function loopOptions(o: PruneOptions, tuner: FineTuner | undefined): Parameters<typeof pruneStructuredIteratively>[2] {
@@ -718,7 +730,10 @@ function nodeSummary(graph: Graph, names: readonly string[]): string {
   return `${names.length}: ${shown.join(', ')}${byCount.length > 4 ? ', …' : ''}`;
 }
 
-function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, sparse: number, latency: { before: number; after: number } | undefined, human: string[]): string {
+/** What the sparse row is: a floor, not a file (a trial read "zeros shrink … sparse storage" as a format on offer). */
+const SPARSE_BITMAP_NOTE = '² a bitmap of the non-zeros plus their values (N:M where it is cheaper): the size a sparse format could reach — no ONNX runtime reads one, and slimkit writes the dense file; gzip is the saving on disk you get';
+
+function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, sparse: number, latency: { before: number; after: number; quartiles?: [number, number] } | undefined, human: string[]): string {
   const pct = (a: number | null, b: number | null): string => (a !== null && b ? `${((a / b) * 100).toFixed(1)} %` : '');
   const rows: (string | number)[][] = [
     ['MACs', formatCount(before.macs), formatCount(after.macs), pct(after.macs, before.macs)],
@@ -726,9 +741,11 @@ function renderSummary(o: PruneOptions, before: ModelStats, after: ModelStats, s
     ['non-zero params', formatCount(before.nonzeroParams), formatCount(after.nonzeroParams), pct(after.nonzeroParams, before.nonzeroParams)],
     ['file', formatBytes(before.sizeBytes), formatBytes(after.sizeBytes), pct(after.sizeBytes, before.sizeBytes)],
     ['gzip', formatBytes(before.gzipBytes), formatBytes(after.gzipBytes), pct(after.gzipBytes, before.gzipBytes)],
-    ['sparse storage (est.)', '', formatBytes(sparse), pct(sparse, before.sizeBytes)],
-    ...(latency ? [['batch-1 latency', `${latency.before.toFixed(2)} ms`, `${latency.after.toFixed(2)} ms`, pct(latency.after, latency.before)]] : []),
+    // Zeros only: a structured cut's would repeat the file row. A format no runtime reads, named so.
+    ...(o.unstructured ? [['sparse bitmap (est.)²', '', formatBytes(sparse), pct(sparse, before.sizeBytes)]] : []),
+    // The median of per-round ratios, with the middle half of them: a re-measure lands about there.
+    ...(latency ? [['batch-1 latency', `${latency.before.toFixed(2)} ms`, `${latency.after.toFixed(2)} ms`, `${pct(latency.after, latency.before)}${latency.quartiles ? ` (half the rounds ${(latency.quartiles[0] * 100).toFixed(1)}–${(latency.quartiles[1] * 100).toFixed(1)} %)` : ''}`]] : []),
   ];
   // "wrote" last, as the other commands say it: after what was done.
-  return [...human, '', table(['', 'before', 'after', 'after/before'], rows), `wrote ${o.output}`].join('\n');
+  return [...human, '', table(['', 'before', 'after', 'after/before'], rows), ...(o.unstructured ? [SPARSE_BITMAP_NOTE] : []), `wrote ${o.output}`].join('\n');
 }

@@ -13,5 +13,5 @@ export { computeMasks, findWeights, masksFromZeros, nmMask, pruneUnstructured, t
 export { sizeReport, sparseTensorBytes, type SizeReport } from './size.js';
 export { engineFineTuner, finetuneLr, crossEntropyGrad, type EngineTunerOptions, type FineTuner, type FineTuneOptions, type FineTuneResult } from './finetune.js';
 export { epochsForStep, gradualSparsity, pruneStructuredIteratively, pruneUnstructuredGradually, type IterativeOptions, type StepRecord } from './iterative.js';
-export { compareLatency, latencyMeter, type LatencyOptions } from './latency.js';
+export { compareLatency, compareLatencySpread, latencyMeter, type LatencyOptions } from './latency.js';
 export { preferredChannelMultiple } from './hardware.js';

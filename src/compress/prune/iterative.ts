@@ -6,7 +6,6 @@
  */
 import { usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
-import { inferShapes } from '../../onnx/shape-inference.js';
 import type { FineTuner } from './finetune.js';
 import { pruneStructured, type StructuredOptions, type StructuredResult } from './structured.js';
 import { pruneUnstructured, type UnstructuredOptions, type UnstructuredResult } from './unstructured.js';
@@ -33,6 +32,24 @@ export interface IterativeOptions {
   onStep?: (record: StepRecord, graph: Graph) => void | Promise<void>;
 }
 
+/**
+ * Each group's channels before and after one cut to `options.target`, and the kept counts of step i of
+ * K: an equal share of the cut per step (rounded up to the cut's rounding step), the last step exactly
+ * the one-shot widths. Found without calibration: the widths depend on the scores and the MACs alone.
+ */
+async function widthSchedule(graph: Graph, options: StructuredOptions): Promise<{ roundTo: number; keptAt: (i: number, steps: number) => Map<string, number> }> {
+  const { calibration: _measured, onStep: _said, ...search } = options;
+  const oneShot = await pruneStructured(graph, search);
+  return {
+    roundTo: oneShot.roundTo,
+    keptAt: (i, steps) => new Map(oneShot.groups.map((g) => {
+      const before = g.channelsBefore / g.unit;
+      const after = g.channelsAfter / g.unit;
+      return [g.label, after + Math.ceil(((before - after) * (steps - i)) / steps)] as const;
+    })),
+  };
+}
+
 /** Epochs of step i (1-based) when `epochs` are spread over `steps`: the remainder goes to the last ones. */
 export function epochsForStep(epochs: number, steps: number, i: number): number {
   return Math.floor((epochs * i) / steps) - Math.floor((epochs * (i - 1)) / steps);
@@ -57,22 +74,16 @@ export async function pruneStructuredIteratively(
   const uncompensated = new Set<string>();
   const renormalized = new Set<string>();
   let accuracy: number | undefined;
+  // The widths one cut would make, found once on the unpruned model: every step takes its share of each
+  // group's cut toward them. (Each step searching its own target re-rounded at every step: narrow groups
+  // never lost a channel and the wide ones took the whole cut — 2.7× fewer parameters at the same MACs,
+  // and --ratio 0.5 in 3 steps removed 20 %.)
+  const firstGradients = options.importance === 'taylor' ? await loop.tuner.gradients(current, { batches: loop.gradientBatches ?? 16 }) : undefined;
+  const schedule = steps > 1 ? await widthSchedule(graph, { ...options, ...(firstGradients ? { gradients: firstGradients } : {}) }) : undefined;
   for (let i = 1; i <= steps; i++) {
     const start = performance.now();
-    const gradients = options.importance === 'taylor' ? await loop.tuner.gradients(current, { batches: loop.gradientBatches ?? 16 }) : undefined;
-    // Each step keeps value^(i/steps) of the original: equal cuts on a log scale. Per-layer ratios
-    // apply to what is left at every step, so each takes its steps-th root too (else 50 % in 3 steps
-    // would remove 87.5 %).
-    const perStep = (ratio: number): number => 1 - (1 - ratio) ** (1 / steps);
-    const layerRatios = options.layerRatios
-      ? { layerRatios: Object.fromEntries(Object.entries(options.layerRatios).map(([name, r]) => [name, perStep(r)])) }
-      : {};
-    const stepTarget: StructuredOptions =
-      target.kind === 'macs'
-        ? { ...options, ...layerRatios, macsGoal: (first?.macsBefore ?? inferShapes(current).totalMacs) * target.value ** (i / steps) }
-        : target.kind === 'ratio'
-          ? { ...options, ...layerRatios, target: { kind: 'ratio', value: perStep(target.value) } }
-          : options;
+    const gradients = i === 1 ? firstGradients : options.importance === 'taylor' ? await loop.tuner.gradients(current, { batches: loop.gradientBatches ?? 16 }) : undefined;
+    const stepTarget: StructuredOptions = schedule ? { ...options, roundTo: schedule.roundTo, keptByGroup: schedule.keptAt(i, steps) } : options;
     last = await pruneStructured(current, { ...stepTarget, ...(gradients ? { gradients } : {}) });
     first ??= last;
     for (const u of last.untied) untied.set(u.weight, Math.max(untied.get(u.weight) ?? 0, u.copies));

@@ -8,7 +8,7 @@ import type { Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
 import { openTimer, timingPlan } from '../../runtime/benchmark.js';
 import { timeOpening } from '../../runtime/benchmark-turns.js';
-import { comparableLatencies } from '../../report/latency-ratio.js';
+import { comparableLatencies, latencyRatio } from '../../report/latency-ratio.js';
 
 export interface LatencyOptions {
   threads?: number;
@@ -20,6 +20,14 @@ export interface LatencyOptions {
 
 /** Batch-1 latency (ms) of each model, timed in turns in this process, on the first one's scale. */
 export async function compareLatency(models: readonly Uint8Array[], options: LatencyOptions = {}): Promise<number[]> {
+  return (await compareLatencySpread(models, options)).ms;
+}
+
+/**
+ * compareLatency with each model's per-round ratio to the first: its quartiles (what `slim bench` gives
+ * beside its ratios), undefined for the first. A single ratio hid how far a re-measure may move.
+ */
+export async function compareLatencySpread(models: readonly Uint8Array[], options: LatencyOptions = {}): Promise<{ ms: number[]; quartiles: ([number, number] | undefined)[] }> {
   const plan = timingPlan({ runs: options.runs ?? 180, warmupRuns: 5, throughputSeconds: 0 });
   const timerOptions = {
     ...(options.threads !== undefined ? { threads: options.threads } : {}),
@@ -29,7 +37,7 @@ export async function compareLatency(models: readonly Uint8Array[], options: Lat
   const results = await timeOpening(models.map((bytes) => openTimer(bytes, timerOptions)), plan);
   const rows = results.map((r) => ({ latency_ms: r.latencyMs, turn_p50_ms: r.turnP50Ms }));
   const scale = comparableLatencies(rows);
-  return rows.map((r) => scale.get(r)!);
+  return { ms: rows.map((r) => scale.get(r)!), quartiles: rows.map((r, i) => (i === 0 ? undefined : latencyRatio(r, rows[0]!).spread)) };
 }
 
 /**

@@ -37,7 +37,7 @@ export function roundKept(size: number, kept: number, roundTo: number): number {
  * The rounding step in group channels: `roundTo` counts the root's channels, and where positions are
  * tied (G groups of a grouped conv) each group channel is G of them — 16 channels over 4 groups are 4 positions.
  */
-function roundStep(g: Group, roundTo: number): number {
+export function roundStep(g: Group, roundTo: number): number {
   const perChannel = g.rootChannels / g.size;
   if (roundTo <= 1 || !Number.isInteger(perChannel)) return roundTo;
   const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));

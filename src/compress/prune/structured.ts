@@ -19,7 +19,7 @@ import { preferredChannelMultiple } from './hardware.js';
 import { scoreGroups, type ImportanceName } from './importance.js';
 import { pinImageSize } from '../../onnx/image-input.js';
 import { nodesNamed, unknownName } from './names.js';
-import { planFromCounts, planRemoval, refill, type Plan, type PlanOptions, type Scope } from './plan.js';
+import { planFromCounts, planRemoval, refill, roundStep, type Plan, type PlanOptions, type Scope } from './plan.js';
 
 export type Target =
   /** Remove this fraction of every group's channels (global scope: of all channels). */
@@ -50,8 +50,12 @@ export interface StructuredOptions {
   shapesFolded?: boolean;
   /** For Taylor: ∂loss/∂initializer by name. */
   gradients?: ReadonlyMap<string, Float32Array>;
-  /** MACs to aim at for a 'macs' target, instead of value × this graph's (iterative pruning passes the original's). */
-  macsGoal?: number;
+  /**
+   * Channels each group keeps, by its label (groupLabels), in the group's channel units (a grouped conv's
+   * positions), rounded to the nearest rounding step: no search; a group not named keeps all. Iterative pruning
+   * passes each step's share of the one-shot widths, so K steps end at the widths one cut would make.
+   */
+  keptByGroup?: ReadonlyMap<string, number>;
   /**
    * Images to measure mean activations on: removed channels are then replaced by their means (folded
    * into the next Conv / Gemm bias) instead of by zero. Recommended without fine-tuning.
@@ -201,7 +205,21 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
 
   let chosen: Built;
   let latency: StructuredResult['latency'];
-  if (target.kind === 'ratio') {
+  const labels = groupLabels(dep);
+  if (options.keptByGroup) {
+    const given = options.keptByGroup;
+    const kept = dep.groups.map((g, i) => {
+      const k = given.get(labels[i]!);
+      if (k === undefined) return g.size;
+      // To the nearest step (the one-shot widths are multiples already): rounding up left every narrow
+      // group whole until the last step.
+      const step = roundStep(g, planOptions.roundTo);
+      return Math.min(g.size, Math.max(step, Math.round(k / step) * step));
+    });
+    const all = dep.groups.reduce((a, g) => a + g.size, 0);
+    chosen = build(planFromCounts(dep, scores, kept, all ? 1 - kept.reduce((a, b) => a + b, 0) / all : 0));
+    record(search, options, { p: chosen.plan.p, macs: chosen.macs });
+  } else if (target.kind === 'ratio') {
     chosen = evaluate(target.value);
     // As for a MAC target: a multiple no group is wide enough to lose channels at removes nothing.
     while (autoRound && target.value > 0 && planOptions.roundTo > 1 && chosen.macs >= macsBefore) {
@@ -210,7 +228,7 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     }
     record(search, options, { p: target.value, macs: chosen.macs });
   } else if (target.kind === 'macs') {
-    const goal = options.macsGoal ?? target.value * macsBefore;
+    const goal = target.value * macsBefore;
     const sized = (p: number): { plan: Plan; macs: number } => {
       const plan = planRemoval(dep, scores, p, planOptions);
       return { plan, macs: macsOf(plan) };
@@ -250,7 +268,6 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
   if (renormalized) chosen = { ...chosen, graph: renormalized.graph };
   // The result must be a model every later step accepts; a failure here is a bug in a channel rule.
   const facts = validateGraph(chosen.graph);
-  const labels = groupLabels(dep);
   return {
     graph: chosen.graph,
     p: chosen.plan.p,
