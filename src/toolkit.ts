@@ -9,7 +9,7 @@ import { requireOneInput } from './onnx/image-input.js';
 import { imageMixingNodes } from './onnx/image-mixing.js';
 import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
 import { loadModelForRuntime, validateGraph } from './onnx/validate.js';
-import { inputError, usageError } from './errors.js';
+import { inputError, SlimError, usageError } from './errors.js';
 import { labelledForModel, labelledSource, modelInputSize, normalizationFor, recordedClasses, withGivenNormalization } from './data/model-data.js';
 import { checkResize, type ResizeMode } from './data/image-folder.js';
 import { resizeMetadata } from './zoo/metadata.js';
@@ -248,10 +248,13 @@ function recordingNormalization(graph: Graph, normalization: Normalization | und
   return withGivenNormalization(graph, { mean: normalization.mean.map((v) => v / unit), std: normalization.std.map((v) => v / unit) });
 }
 
-/** Quantization starts from a float model: one with quantize / dequantize nodes is refused. */
+/**
+ * Quantization starts from a float model: one with quantize / dequantize nodes is refused — as usage
+ * (exit 2), as slim prune refuses an int8 model: the file is sound, it is the wrong one for the command.
+ */
 export function refuseQuantized(graph: Graph, file: string): void {
   const quantized = graph.nodes.find((n) => ['QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'MatMulInteger'].includes(n.opType));
-  if (quantized) throw inputError({ file, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' });
+  if (quantized) throw new SlimError({ file, where: `node '${quantized.name}' (${quantized.opType})`, problem: 'the model is already quantized', fix: 'quantize the float model it was made from' }, 'usage');
 }
 
 /** A set of images that holds what it says, and at least one. */

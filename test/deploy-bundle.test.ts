@@ -20,6 +20,7 @@ import { prepareModel } from '../src/deploy/prepare-model.js';
 import { convertFloat16 } from '../src/compress/quantize/index.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
+import { withLastStepAmended, withStep } from '../src/onnx/provenance.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
@@ -82,6 +83,34 @@ describe('linux bundle', () => {
     expect(unit).toMatch(/^KillSignal=SIGTERM$/m);
     const readme = await readFile(path.join(bundle.out, 'README.md'), 'utf8');
     for (const s of ['sh install.sh', 'node predict.js', 'node server.js', '/v1/classify', 'systemctl enable --now slim-int8', 'node doctor.js', config.model.sha256]) expect(readme).toContain(s);
+  });
+
+  it('states what the model scores and how it was made, from its own records; no top-1 of another model passes as its own (trial 28)', async () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 });
+    const trained = withStep(graph, 'slimkit.training', { epochs: 2, batch: 64, device: 'cpu', test_top1: 0.5, data: 'cifar10/test', eval_images: 1000 });
+    const quantized = withStep(trained, 'slimkit.quantization', { mode: 'static', method: 'mse', calibration_images: 512, activations: 'uint8 asymmetric', weights: 'int8 per-channel' });
+    const scored = withLastStepAmended(quantized, 'slimkit.quantization', { scored: { top1: 0.4725, images: 2000, data: 'cifar10/test' } });
+    for (const [name, g, top1] of [['scored', scored, 0.4725], ['unscored', quantized, undefined]] as const) {
+      const file = path.join(dir, `${name}.onnx`);
+      await writeModel(g, file);
+      const made = await deploy({ model: file, target: 'linux-arm64', out: path.join(dir, `made-${name}`) });
+      const config = parseBundleConfig(await readFile(path.join(made.out, 'slim.json'), 'utf8'), 'slim.json');
+      const readme = await readFile(path.join(made.out, 'README.md'), 'utf8');
+      expect(config.model.made).toEqual([expect.stringMatching(/^1\. built from the zoo: resnet18-cifar/), expect.stringMatching(/^2\. trained 2 epochs/), expect.stringMatching(/^3\. quantized \(static int8, mse calibration on 512 images\)/)]);
+      for (const line of config.model.made!) expect(readme).toContain(line);
+      if (top1 === undefined) {
+        // The training's 50 % is the float model's: not this one's.
+        expect(config.model.top1).toBeUndefined();
+        expect(readme).toContain('No top-1 is recorded for this model as it is');
+        expect(readme).not.toContain('50.00 %**');
+      } else {
+        expect(config.model.top1).toEqual({ value: top1, images: 2000, data: 'cifar10/test' });
+        expect(readme).toContain('Top-1 **47.25 %** on 2,000 images of cifar10/test');
+        expect(config.model.made![2]).toContain(': top-1 47.25 % on 2,000 images of cifar10/test (ONNX Runtime)');
+      }
+      // The size claim is the weights', not a generic "~4× smaller" of the file.
+      expect(readme).not.toMatch(/~4×/);
+    }
   });
 
   it('predict.js gives the same top-1 as slimkit\'s eval path on PNG, JPEG and WebP files', async () => {

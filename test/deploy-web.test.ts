@@ -4,6 +4,7 @@
  * classifies it. Oracle: the Node classifier (sharp + onnxruntime-node) on the same file — identical
  * pixels and top-1 for images at the model's size, top-1 and near-identical pixels for resized ones.
  */
+import { formatBytes } from '../src/report/format.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -111,6 +112,12 @@ describe.runIf(ready)('web bundle in headless Chromium', () => {
     expect(readme).toContain('## Use the model from your own page');
     expect(readme).toContain('`preprocess.layout` (NCHW), `channels`, `scale`, `mean`, `std`: each value is\n  (pixel × scale − mean) / std, channel by channel;');
     expect(readme).toContain('`labels`: output i is `labels[i]`');
+    // The page weight, runtime included, with its gzipped size (a trial's model was 1 % of the download).
+    const files = await Promise.all(['ort/ort-wasm-simd-threaded.wasm', 'ort/ort.wasm.bundle.min.mjs'].map((f) => readFile(path.join(web.out, f))));
+    const runtime = files.reduce((a, f) => a + f.length, 0);
+    expect(readme).toContain('## Page weight');
+    expect(readme).toContain(`onnxruntime-web's WebAssembly build\n(\`ort/\`: ${formatBytes(runtime)}, `);
+    expect(readme).toMatch(/gzipped\) — pruning and int8 shrink only the model/);
   });
 
   it("classifier.js is the page's classifier as a module for one's own page: loadClassifier() classifies a Blob as the Node classifier does", async () => {

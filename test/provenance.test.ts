@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HISTORY_KEY, modelSteps, withStep, withStepRecord } from '../src/onnx/provenance.js';
-import { stepLines, stepsJson } from '../src/report/provenance.js';
+import { HISTORY_KEY, modelSteps, withLastStepAmended, withStep, withStepRecord } from '../src/onnx/provenance.js';
+import { ownTop1, stepLines, stepsJson } from '../src/report/provenance.js';
 import { pruningRecord } from '../src/report/json-records.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
@@ -64,6 +64,21 @@ describe('recorded steps', () => {
       '2. pruned (unstructured, 50.0 % zeros): test top-1 66.85 % → 66.00 % on 2,000 images of cifar10/test (the model before float16 conversion)',
       '3. converted to float16',
     ]);
+  });
+
+  it("an int8 model's own top-1, scored once written (slim quantize --eval), is its line's and the one a bundle states; an earlier step's is not", () => {
+    const pruned = withStep(withStep(buildZooModel('resnet18-cifar', { width: 0.125 }), 'slimkit.training', training), 'slimkit.pruning', { mode: 'structured', top1_before: 0.6685, test_top1: 0.64, eval_images: 2000, data: 'cifar10/test' });
+    expect(ownTop1(pruned.metadata)).toEqual({ top1: 0.64, images: 2000, data: 'cifar10/test' });
+    const quantized = withStep(pruned, 'slimkit.quantization', { method: 'mse', activations: 'uint8 asymmetric', weights: 'int8 symmetric per channel' });
+    // The pruning's 64 % is the float model's.
+    expect(ownTop1(quantized.metadata)).toBeUndefined();
+    const scored = withLastStepAmended(quantized, 'slimkit.quantization', { scored: { top1: 0.6345, images: 2000, data: 'cifar10/test' } });
+    expect(ownTop1(scored.metadata)).toEqual({ top1: 0.6345, images: 2000, data: 'cifar10/test' });
+    expect(stepLines(scored.metadata).at(-1)).toBe('4. quantized (static int8, mse calibration): activations uint8 asymmetric, weights int8 symmetric per channel: top-1 63.45 % on 2,000 images of cifar10/test (ONNX Runtime)');
+    // Amended in place: the history holds the step once, with the score.
+    expect(modelSteps(scored.metadata).map((st) => st.key)).toEqual(['slimkit.zoo', 'slimkit.training', 'slimkit.pruning', 'slimkit.quantization']);
+    expect(JSON.parse(scored.metadata[HISTORY_KEY]!).at(-1)).toMatchObject({ step: 'quantization', scored: { top1: 0.6345 } });
+    expect(withLastStepAmended(pruned, 'slimkit.qat', { scored: { top1: 1 } })).toBe(pruned);
   });
 
   it("pruning records (one builder for slim prune and a recipe's stage) read back as their lines", () => {

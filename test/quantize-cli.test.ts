@@ -8,7 +8,7 @@ import { imageFeeds } from '../src/compress/quantize/feeds.js';
 import { hostInt8Cpu } from '../src/compress/quantize/cpu.js';
 import { loadCifar10 } from '../src/data/cifar10.js';
 import { CIFAR10_NORMALIZATION } from '../src/data/types.js';
-import { decodeModel, encodeModel, writeModel } from '../src/onnx/io.js';
+import { decodeModel, encodeModel, readModel, writeModel } from '../src/onnx/io.js';
 import { float32 } from '../src/onnx/tensor.js';
 import type { Graph } from '../src/onnx/graph.js';
 import { openSession } from '../src/runtime/ort.js';
@@ -173,6 +173,11 @@ describe('slim quantize', () => {
     // Labelled with the model's own predictions at 32×32: Resize(40) + CenterCrop(32) shows it other pixels.
     expect(before).toBe((JSON.parse(evaluated.stdout) as { top1: number }).top1);
     expect(before).toBeLessThan(1);
+    // The int8 top-1 --eval scored is recorded in the written model (its bundle states it), and the JSON's size is the file's.
+    const doc = json(run.stdout);
+    const written = await readModel(out);
+    expect(JSON.parse(written.metadata['slimkit.quantization']!).scored).toEqual({ top1: doc['top1_after'], images: doc['eval_images'], data: doc['eval_data'] });
+    expect(doc['size_bytes_after']).toBe(statSync(out).size);
     // The int8 model records --resize 40 (slimkit.resize): eval, info and deploy bring photos to it so untold.
     const recorded = await runSlim(['eval', out, '--data', folder, '--limit', '200', '--json', '--threads', '1']);
     expect(recorded.code, recorded.stderr).toBe(0);
@@ -236,7 +241,7 @@ describe('slim quantize errors: one line, the right exit code', () => {
     ['a calibration flag with fp16 (it did nothing)', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'fp16', '--method', 'entropy'], 2, /--method applies to --mode static, not fp16 — drop --method$/m],
     ['an int8 flag dynamic mode ignores', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic', '--no-bias-correction'], 2, /--no-bias-correction applies to --mode static, not dynamic — drop --no-bias-correction \(--mode dynamic takes --per-tensor, --reduce-range, --cpu, --exclude\)/],
     ['unknown node in --exclude', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '8', '--exclude', 'conv9'], 2, /--exclude names 'conv9'/],
-    ['an already quantized model', () => ['quantize', path.join(dir, 'tiny.dyn.onnx'), '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic'], 1, /already quantized/],
+    ['an already quantized model', () => ['quantize', path.join(dir, 'tiny.dyn.onnx'), '-o', path.join(dir, 'x.onnx'), '--mode', 'dynamic'], 2, /already quantized/],
     ['CIFAR-10 for a model of another input size', () => ['quantize', fixturePath('torch-tiny-mobilenet.onnx'), '-o', path.join(dir, 'x.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR], 2, /takes 3×16×16 images but --calib cifar10\/train has 3×32×32 images — pass --calib <image folder>/],
     ['--max-drop with an image-folder calibration set and no --eval', () => ['quantize', model, '-o', path.join(dir, 'x.onnx'), '--calib', dir, '--max-drop', '1'], 2, /--eval/],
     // Refused before calibrating (it came after the calibration and the method scores).

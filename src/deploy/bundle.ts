@@ -7,8 +7,9 @@
  * checked to land inside the staging folder.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { SlimError, option, usageError } from '../errors.js';
 import { fileError, HOST_TAG, removeAtExit, removeOrphanedTemps, tempPrefix } from '../onnx/io.js';
@@ -77,7 +78,10 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
     // The runtime the bundle runs: the page loads onnxruntime-web's files, a device onnxruntime-node.
     createdBy: { slimkit: VERSION, onnxruntime: options.target === 'web' ? ortWebVersion() : ortVersion().node, sharp: sharp.versions.sharp },
   };
-  const ctx: TemplateContext = { config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)) };
+  const ctx: TemplateContext = {
+    config, serviceName: serviceName(config.name), port: options.port ?? 8080, folder: path.basename(path.resolve(options.out)),
+    ...(options.target === 'web' ? { webRuntime: await webRuntimeSize() } : {}),
+  };
 
   // Staged beside the bundle and swapped in whole; a staging folder of a deploy killed midway is swept,
   // and so is an old bundle it had moved aside once the new one was in place.
@@ -141,7 +145,20 @@ export async function deploy(options: DeployOptions): Promise<DeployResult> {
 const text = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
 /** "CIFAR ResNet (int8)" → "slim-cifar-resnet-int8": safe as a file, package and unit name. */
-export function serviceName(name: string): string {
+export /** onnxruntime-web's files as the bundle copies them: bytes, and gzipped (what a compressing server sends). */
+async function webRuntimeSize(): Promise<{ bytes: number; gzipBytes: number }> {
+  const dist = ortWebDist();
+  let bytes = 0;
+  let gzipBytes = 0;
+  for (const name of ORT_WEB_FILES) {
+    const data = await readFile(path.join(dist, name));
+    bytes += data.length;
+    gzipBytes += gzipSync(data, { level: 6 }).length;
+  }
+  return { bytes, gzipBytes };
+}
+
+function serviceName(name: string): string {
   const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48);
   return `slim-${slug || 'classifier'}`;
 }

@@ -182,7 +182,7 @@ function advise(r: DoctorReport, place: DoctorPlace): Advice[] {
       out.push({ level: 'good', text: `${model} has the Arm dot-product instructions (asimddp): int8 convolutions run faster than fp32 here (ORT uses SDOT/UDOT kernels, typically 1.5–3×; a small model gains less — benchmark both)` });
       if (f.i8mm) out.push({ level: 'good', text: 'i8mm (SMMLA) is present too: ORT\'s fastest Arm int8 matrix kernels apply' });
     } else {
-      out.push({ level: 'warn', text: `${model} has no dot-product instructions (asimddp), like the Cortex-A72 of a Raspberry Pi 4: int8 may be no faster than fp32 here — ${benchBoth} and pick by speed; int8 still makes the model ~4× smaller. A Cortex-A76 (Raspberry Pi 5) has them.` });
+      out.push({ level: 'warn', text: `${model} has no dot-product instructions (asimddp), like the Cortex-A72 of a Raspberry Pi 4: int8 may be no faster than fp32 here — ${benchBoth} and pick by speed; int8 still stores its weights in a quarter of the bytes. A Cortex-A76 (Raspberry Pi 5) has them.` });
     }
   } else if (r.cpu.arch === 'x64') {
     if (f.amx) out.push({ level: 'good', text: 'AMX int8 tiles present: int8 GEMMs are much faster than fp32' });

@@ -3,6 +3,7 @@
  * the model's slimkit metadata, then CIFAR-10's statistics), labels, the output and whether it is
  * logits — and proof that ONNX Runtime loads and runs it with that many labels.
  */
+import { ownTop1, stepLines } from '../report/provenance.js';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -135,6 +136,9 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     // The bundled model records the bundle's resize: `slim eval` of it then reads photos as the bundle does.
     bytes = encodeModel({ ...graph, metadata: { ...graph.metadata, ...resizeMetadata(resize) } }).model;
   }
+  // What the bundle can say of its model: the top-1 its file records of itself, and how it was made.
+  const top1 = ownTop1(graph.metadata);
+  const made = stepLines(graph.metadata);
   return {
     bytes,
     warnings,
@@ -153,6 +157,8 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         ...(oneImagePerRun ? { oneImagePerRun } : {}),
         output: output.name,
         outputKind,
+        ...(top1 ? { top1: { value: top1.top1, ...(top1.images !== undefined ? { images: top1.images } : {}), ...(top1.data ? { data: top1.data } : {}) } } : {}),
+        ...(made.length ? { made } : {}),
       },
       preprocess: { size, resize, layout, channels: channels === 1 ? 'grayscale' : 'RGB', scale: norm.scale, mean: norm.mean, std: norm.std },
       labels,

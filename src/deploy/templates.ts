@@ -14,6 +14,8 @@ export interface TemplateContext {
   port: number;
   /** The bundle folder's name, as `slim deploy --out` made it (the README's copy command names it). */
   folder?: string;
+  /** A web bundle's runtime files (ort/): bytes as copied and gzipped, for the page weight it states. */
+  webRuntime?: { bytes: number; gzipBytes: number };
 }
 
 const NPM_PLATFORM = { 'linux-arm64': { os: 'linux', cpu: 'arm64' }, 'linux-x64': { os: 'linux', cpu: 'x64' } } as const;
@@ -124,6 +126,25 @@ function evalCommand(p: BundleConfig['preprocess']): string {
   return p.resize === 'shorter-side' ? 'slim eval' : `slim eval --resize ${describeResize(p.resize)}`;
 }
 
+/**
+ * What the model scores and how it was made, from what its file records: a trial shipping to a Pi found
+ * size and hash in the bundle, and no accuracy or history.
+ */
+function madeSection(config: BundleConfig): string {
+  const t = config.model.top1;
+  const on = t ? [t.images !== undefined ? `${t.images.toLocaleString('en')} images` : undefined, t.data].filter(Boolean).join(' of ') : '';
+  const score = t
+    ? `Top-1 **${(t.value * 100).toFixed(2)} %**${on ? ` on ${on}` : ''}: what slimkit recorded for this model as it is (ONNX Runtime, on the machine that made it).
+\`slim eval model.onnx --data <your test images>\` measures it again on images of your own.`
+    : `No top-1 is recorded for this model as it is (the last step that changed its weights did not score them):
+\`slim eval model.onnx --data <your test images>\` measures it before you ship it.`;
+  const steps = config.model.made?.length ? `\n\nHow it was made (\`slim info model.onnx\` shows the same):\n\n${config.model.made.map((l) => `    ${l}`).join('\n')}` : '';
+  return `## What it scores
+
+${score}${steps}
+`;
+}
+
 function labelsPreview(labels: readonly string[]): string {
   const shown = labels.slice(0, 20).map((l, i) => `${i}=${l}`).join(', ');
   return labels.length > 20 ? `${shown}, … (${labels.length} in all; see slim.json)` : shown;
@@ -154,7 +175,8 @@ Made by slimkit ${config.createdBy.slimkit}. Runs on ${device} with Node.js — 
 The model sees ${p.size[0]}×${p.size[1]} ${p.channels === 'grayscale' ? 'grayscale (luma as PIL\'s convert("L") computes it)' : 'RGB'} images: each image is rotated by its EXIF orientation, ${geometryText(p)}, then
 ${valuesText(config)} — exactly as
 \`${evalCommand(p)}\` does it, with the same code and the same sharp/libvips version. Classes: ${labelsPreview(config.labels)}.
-${arm ? `
+
+${madeSection(config)}${arm ? `
 Before copying it, it can be tried on an x86-64 Linux machine under emulation, from the slimkit folder:
 \`scripts/setup-arm64.sh\` once (qemu and an arm64 Node), then \`scripts/qemu-arm64.sh BUNDLE/predict.js photo.jpg\`
 (with \`slim deploy --install\`, so the bundle holds its arm64 modules; slow, but the same code and kernels).
@@ -246,7 +268,7 @@ requests it has admitted, refuses new ones with 503, and exits.
 
 \`node doctor.js\` prints the CPU model and features and what follows from them. In short: int8 models need the
 Arm dot-product instructions (\`asimddp\`, Cortex-A76 / Raspberry Pi 5) or x86 VNNI to beat fp32; on a Cortex-A72
-(Raspberry Pi 4) int8 may be no faster than fp32, though the file is ~4× smaller. By default ONNX Runtime uses
+(Raspberry Pi 4) int8 may be no faster than fp32, though it stores its weights in a quarter of the bytes. By default ONNX Runtime uses
 one thread per CPU.
 
 ## Troubleshooting
@@ -262,7 +284,20 @@ one thread per CPU.
 `;
 }
 
-export function webReadme({ config }: TemplateContext): string {
+/** What a first visit downloads: the model is the small part (a trial compared 434 and 150 KiB models under a 13.6 MiB runtime). */
+function pageWeight(config: BundleConfig, runtime: TemplateContext['webRuntime']): string {
+  if (!runtime) return '';
+  return `## Page weight
+
+A first visit downloads the model (${formatBytes(config.model.bytes)}) and onnxruntime-web's WebAssembly build
+(\`ort/\`: ${formatBytes(runtime.bytes)}, ${formatBytes(runtime.gzipBytes)} gzipped) — pruning and int8 shrink only the model.
+Serve the folder compressed (gzip or brotli; most static hosts do) and let browsers cache \`ort/\`: its files
+change only with slimkit's version.
+
+`;
+}
+
+export function webReadme({ config, webRuntime }: TemplateContext): string {
   return `# ${config.name} — image classifier in the browser
 
 Made by slimkit ${config.createdBy.slimkit}. A static page: the model runs in the browser with onnxruntime-web
@@ -276,7 +311,8 @@ ${config.createdBy.onnxruntime} (WebAssembly, CPU); no image leaves the machine.
 | \`slim.json\` | preprocessing, labels, input/output names |
 | \`ort/\` | onnxruntime-web's WebAssembly build |
 
-## Open it
+${madeSection(config)}
+${pageWeight(config, webRuntime)}## Open it
 
 Browsers do not run WebAssembly modules from \`file://\` pages: serve the folder over HTTP, e.g.
 

@@ -38,6 +38,20 @@ export function withStep(graph: Graph, key: StepKey, record: object): Graph {
 }
 
 /**
+ * `graph` with `extra` added to its last `key` step (under the key and in the history): what was measured
+ * of the step's model once it was written, e.g. the int8 top-1 `slim quantize --eval` scored. Unchanged
+ * when the model records no such step.
+ */
+export function withLastStepAmended(graph: Graph, key: StepKey, extra: object): Graph {
+  const steps = modelSteps(graph.metadata);
+  const at = steps.map((s) => s.key).lastIndexOf(key);
+  if (at < 0) return graph;
+  const record = { ...steps[at]!.record, ...extra };
+  const history = steps.map((s, i) => (i === at ? { key, record } : s));
+  return { ...graph, metadata: { ...graph.metadata, [key]: JSON.stringify(record), [HISTORY_KEY]: JSON.stringify(stepsAsJson(history)) } };
+}
+
+/**
  * The steps a model records, in the order they were made. The last of each kind reads the record under
  * its own key (a later pass may have amended it: the int8 layout re-laid for another CPU). Records
  * written before the history was kept (or by a tool that dropped it) come first, in the order slimkit's

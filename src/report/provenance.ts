@@ -47,6 +47,52 @@ function top1Text(r: Record<string, unknown>, before: string, label = 'test top-
   return `: ${label} ${from !== undefined ? `${formatPercent(from)} → ` : ''}${formatPercent(top1)}${on ? ` on ${on}` : ''}${before}`;
 }
 
+/** What `slim quantize --eval` scored of the written model (a step's `scored`), as ONNX Runtime runs it. */
+interface Scored {
+  top1: number;
+  images?: number;
+  data?: string;
+}
+
+function scoredOf(r: Record<string, unknown>): Scored | undefined {
+  const s = r['scored'];
+  if (typeof s !== 'object' || s === null) return undefined;
+  const o = s as Record<string, unknown>;
+  const top1 = num(o['top1']);
+  if (top1 === undefined) return undefined;
+  const images = num(o['images']);
+  const data = text(o['data']);
+  return { top1, ...(images !== undefined ? { images } : {}), ...(data ? { data } : {}) };
+}
+
+const onText = (images: number | undefined, data: string | undefined): string =>
+  [images !== undefined ? `${images.toLocaleString('en')} images` : undefined, data].filter(Boolean).join(' of ');
+
+function scoredText(r: Record<string, unknown>, before: string, lead = ': '): string {
+  const s = scoredOf(r);
+  if (!s) return '';
+  const on = onText(s.images, s.data);
+  return `${lead}top-1 ${formatPercent(s.top1)}${on ? ` on ${on}` : ''} (ONNX Runtime)${before}`;
+}
+
+/**
+ * The top-1 a model's file records of itself: its last step's (training's or pruning's test top-1,
+ * quantization's score once written), or none when the last step changed the weights without scoring
+ * them — an earlier step's top-1 is of another model. For a bundle to state what it was measured at.
+ */
+export function ownTop1(metadata: Readonly<Record<string, string>>): Scored | undefined {
+  const last = modelSteps(metadata).at(-1);
+  if (!last) return undefined;
+  const r = last.record;
+  if (last.key === 'slimkit.quantization' || last.key === 'slimkit.qat') return scoredOf(r);
+  if (last.key !== 'slimkit.training' && last.key !== 'slimkit.pruning') return undefined;
+  const top1 = num(r['test_top1']);
+  if (top1 === undefined) return undefined;
+  const images = num(r['eval_images']);
+  const data = text(r['data']);
+  return { top1, ...(images !== undefined ? { images } : {}), ...(data ? { data } : {}) };
+}
+
 function describe({ key, record: r }: StepRecord, before: string, tuned: boolean): string {
   switch (key) {
     case 'slimkit.zoo': {
@@ -68,13 +114,13 @@ function describe({ key, record: r }: StepRecord, before: string, tuned: boolean
     case 'slimkit.pruning':
       return `pruned ${pruningText(r)}${top1Text(r, before)}`;
     case 'slimkit.quantization':
-      return quantizationText(r);
+      return `${quantizationText(r)}${scoredText(r, before)}`;
     case 'slimkit.qat': {
       const epochs = num(r['epochs']);
       const how = [r['learnable_scales'] === true ? 'learnable scales' : undefined, num(r['bn_live_epochs']) !== undefined ? `BatchNorm live for ${plural(r['bn_live_epochs'] as number, 'epoch')}` : undefined, r['distilled'] === true ? 'distilled' : undefined].filter(Boolean);
       const engine = num(r['engine_top1']);
       const images = num(r['eval_images']);
-      return `quantization-aware training${epochs !== undefined ? ` for ${plural(epochs, 'epoch')}` : ''}${how.length ? ` (${how.join(', ')})` : ''}${engine !== undefined ? `: engine top-1 ${formatPercent(engine)}${images !== undefined ? ` on ${images.toLocaleString('en')} test images` : ''} (fake-quantized, as trained)` : ''}`;
+      return `quantization-aware training${epochs !== undefined ? ` for ${plural(epochs, 'epoch')}` : ''}${how.length ? ` (${how.join(', ')})` : ''}${engine !== undefined ? `: engine top-1 ${formatPercent(engine)}${images !== undefined ? ` on ${images.toLocaleString('en')} test images` : ''} (fake-quantized, as trained)` : ''}${scoredText(r, before, engine !== undefined ? '; ' : ': ')}`;
     }
   }
 }

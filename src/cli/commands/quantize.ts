@@ -43,7 +43,7 @@ import { checkCheckpointDir, checkDistinctOutputs, checkLogFile, checkOutputFile
 import { writeMadeModel } from '../write-result.js';
 import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 import { exactKernelsTwin } from '../../compress/quantize/cpu.js';
-import { withStep } from '../../onnx/provenance.js';
+import { withLastStepAmended, withStep } from '../../onnx/provenance.js';
 
 type Mode = 'static' | 'dynamic' | 'fp16' | 'fp16-weights';
 const MODES: readonly Mode[] = ['static', 'dynamic', 'fp16', 'fp16-weights'];
@@ -311,6 +311,11 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
     // This CPU's int8 sums saturate: the top-1 the model has on arm64, VNNI x64 and in the browser too.
     const twin = exactKernelsTwin(output);
     if (twin) summary['top1_after_exact_kernels'] = await top1(twin, scoredOn, batch.normalization ? normalizationFor(sized, data) : normalization, threads, 'eval quantized (exact int8 kernels)');
+    // Recorded in the written model, so its bundle can say what it scores (the file held only its float
+    // parent's top-1). Written again whole: the model on disk stayed complete while it was scored.
+    const scoredStep = withLastStepAmended(output, options.qat ? 'slimkit.qat' : 'slimkit.quantization', { scored: { top1: after, images: summary['eval_images'], data: summary['eval_data'] } });
+    const rewritten = await writeMadeModel(scoredStep, options.output);
+    Object.assign(summary, { size_bytes_after: rewritten.bytes, size_ratio: rewritten.bytes / fileBytes });
     // QAT that ends below the PTQ model it started from: the written model is the worse of the two.
     const ptq = (summary['qat'] as { top1_ptq?: number } | undefined)?.top1_ptq;
     if (ptq !== undefined && after < ptq) log(qatBelowPtqLine(after, ptq, summary['eval_images'] as number, options.lr));
