@@ -3,6 +3,7 @@
  * list with its status and JSON body — and the server still serving afterwards —, the bounded queue,
  * graceful shutdown, static files without traversal, metrics, and a 200-client load on loopback.
  */
+import { gunzipSync } from 'node:zlib';
 import { mkdtemp, readFile, rm, symlink, writeFile, mkdir } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -377,6 +378,22 @@ describe('static files (web bundles)', () => {
       expect(index.body.toString()).toBe('<p>hi</p>');
       const wasm = await request(`${u}/ort/x.wasm`);
       expect(wasm.headers['content-type']).toBe('application/wasm');
+      // Revalidated, not re-downloaded: a browser sending the ETag back gets 304 (a trial's page fetched
+      // the 13.6 MiB runtime on every load); gzipped for a client that accepts it, the same bytes unpacked.
+      const etag = wasm.headers['etag']!;
+      expect(etag).toMatch(/^W\/"[0-9a-f]+-[0-9a-f]+"$/);
+      expect(wasm.headers['last-modified']).toBeDefined();
+      const again = await request(`${u}/ort/x.wasm`, { headers: { 'if-none-match': etag } });
+      expect(again.status).toBe(304);
+      expect(again.body.length).toBe(0);
+      expect((await request(`${u}/ort/x.wasm`, { headers: { 'if-none-match': 'W/"0-0"' } })).status).toBe(200);
+      const packed = await request(`${u}/index.html`, { headers: { 'accept-encoding': 'gzip, br' } });
+      expect(packed.headers['content-encoding']).toBe('gzip');
+      expect(packed.headers['vary']).toBe('accept-encoding');
+      expect(gunzipSync(packed.body).toString()).toBe('<p>hi</p>');
+      const head = await request(`${u}/index.html`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } });
+      expect(head.headers['content-length']).toBe(String(packed.body.length));
+      expect(head.body.length).toBe(0);
       // Sent over a raw socket: URL parsers in clients would remove the dot segments first.
       for (const evil of ['/../secret.txt', '/ort/../../secret.txt', '/%2e%2e/secret.txt', '/ort/..%2f..%2fsecret.txt', '/%2e%2e%5csecret.txt', '/link.txt', '/.env', '/index.html%00.png', '/%zz']) {
         const reply = await rawGet(u, evil);

@@ -291,8 +291,8 @@ function pageWeight(config: BundleConfig, runtime: TemplateContext['webRuntime']
 
 A first visit downloads the model (${formatBytes(config.model.bytes)}) and onnxruntime-web's WebAssembly build
 (\`ort/\`: ${formatBytes(runtime.bytes)}, ${formatBytes(runtime.gzipBytes)} gzipped) — pruning and int8 shrink only the model.
-Serve the folder compressed (gzip or brotli; most static hosts do) and let browsers cache \`ort/\`: its files
-change only with slimkit's version.
+Serve the folder compressed and let browsers revalidate rather than re-download (\`slim serve\` gzips, and
+answers a browser holding a file with 304; most static hosts do both): \`ort/\` changes only with slimkit's version.
 
 `;
 }

@@ -285,7 +285,7 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
   async function serveStatic(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const found = await resolveStatic(options.staticDir!, path);
     if (found.status !== 200) throw new HttpError(found.status, found.status === 404 ? 'not_found' : 'bad_request', `${path}: ${found.reason}`);
-    sendFile(res, found, req.method === 'HEAD');
+    await sendFile(res, found, req.method === 'HEAD', req.headers);
   }
 
   function modelDescription(): unknown {

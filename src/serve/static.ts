@@ -4,8 +4,12 @@
  * (symlinks resolved) must still lie inside the real root.
  */
 import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import type { ServerResponse } from 'node:http';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+
+const gzipAsync = promisify(gzipCallback);
 import path from 'node:path';
 
 const TYPES: Record<string, string> = {
@@ -23,7 +27,7 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-export type StaticResult = { status: 200; file: string; size: number; type: string } | { status: 400 | 404; reason: string };
+export type StaticResult = { status: 200; file: string; size: number; mtimeMs: number; type: string } | { status: 400 | 404; reason: string };
 
 /** Where a URL path points under `root`, or why it may not be served. */
 export async function resolveStatic(root: string, urlPath: string): Promise<StaticResult> {
@@ -47,7 +51,7 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Stat
   if (!info?.isFile()) return { status: 404, reason: 'no such file' };
   const real = await realpath(file);
   if (real !== realRoot && !real.startsWith(realRoot + path.sep)) return { status: 404, reason: 'no such file' };
-  return { status: 200, file: real, size: info.size, type: TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream' };
+  return { status: 200, file: real, size: info.size, mtimeMs: info.mtimeMs, type: TYPES[path.extname(real).toLowerCase()] ?? 'application/octet-stream' };
 }
 
 /**
@@ -56,15 +60,56 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Stat
  */
 export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } as const;
 
-/** Streams a resolved file (HEAD: headers only). */
-export function sendFile(res: ServerResponse, found: Extract<StaticResult, { status: 200 }>, head: boolean): void {
-  res.writeHead(200, {
-    'content-type': found.type,
-    'content-length': found.size,
+/** Types worth compressing: text, and WebAssembly (onnxruntime-web's 13.6 MiB gzips to about a quarter). */
+const COMPRESSIBLE = /^(text\/|application\/(json|wasm))/;
+
+/** Files gzipped once per version (size + mtime): a bundle's runtime is compressed once, not per request. */
+const gzipped = new Map<string, Promise<Buffer>>();
+
+/** A version tag of the file as it is on disk: a browser revalidates with it and gets 304 while it holds. */
+function entityTag(found: Extract<StaticResult, { status: 200 }>): string {
+  return `W/"${found.size.toString(16)}-${Math.trunc(found.mtimeMs).toString(16)}"`;
+}
+
+/**
+ * Sends a resolved file (HEAD: headers only). `no-cache` with an ETag: a browser asks each time and gets
+ * 304 when it holds the file (a trial's page re-downloaded the 13.6 MiB runtime on every load); text and
+ * WebAssembly go gzipped to a client that accepts it.
+ */
+export async function sendFile(res: ServerResponse, found: Extract<StaticResult, { status: 200 }>, head: boolean, request: IncomingHttpHeaders = {}): Promise<void> {
+  const etag = entityTag(found);
+  const common = {
     'x-content-type-options': 'nosniff',
     'cache-control': 'no-cache',
+    etag,
+    'last-modified': new Date(found.mtimeMs).toUTCString(),
     ...ISOLATION_HEADERS,
-  });
+  };
+  const known = request['if-none-match']?.split(',').map((t) => t.trim());
+  if (known && (known.includes(etag) || known.includes('*'))) {
+    res.writeHead(304, common);
+    res.end();
+    return;
+  }
+  const gzip = COMPRESSIBLE.test(found.type) && /\bgzip\b/.test(String(request['accept-encoding'] ?? ''));
+  if (gzip) {
+    const key = `${found.file}\0${etag}`;
+    let body = gzipped.get(key);
+    if (!body) {
+      body = readFile(found.file).then((data) => gzipAsync(data, { level: 6 }));
+      gzipped.set(key, body);
+      body.catch(() => gzipped.delete(key));
+    }
+    const data = await body.catch(() => undefined);
+    if (!data) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(200, { 'content-type': found.type, 'content-length': data.length, 'content-encoding': 'gzip', vary: 'accept-encoding', ...common });
+    res.end(head ? undefined : data);
+    return;
+  }
+  res.writeHead(200, { 'content-type': found.type, 'content-length': found.size, ...(COMPRESSIBLE.test(found.type) ? { vary: 'accept-encoding' } : {}), ...common });
   if (head) {
     res.end();
     return;
