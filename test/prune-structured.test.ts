@@ -969,6 +969,14 @@ describe('structured pruning against ONNX Runtime', () => {
     expect((err as SlimError).message).toMatch(/MAC target 0.001 is out of reach: .* keeps [\d.]+ % of the MACs/);
   });
 
+  it('a model with no channels between layers (one Linear on the pixels) says why, not "--analyze lists the boundaries" of none (trial 28)', async () => {
+    const n = new Net(['batch', 3, 8, 8]);
+    const graph = n.output(n.gemm(n.op('Flatten', 'input'), 192, 10));
+    await expect(pruneStructured(graph, { target: { kind: 'ratio', value: 0.5 } })).rejects.toThrow(
+      /no channels that can be pruned — structured pruning removes channels one layer writes and another reads, and the only channels here are the input's and the scores' \(both keep their count\) — --unstructured zeros weights of any layer$/,
+    );
+  });
+
   it('refuses a quantized model with a message that says what to do', async () => {
     const n = new Net(['batch', 3, 8, 8]);
     const q = n.constant(makeTensor('int8', [8, 3, 3, 3], Int8Array.from({ length: 216 }, (_, i) => (i % 7) - 3)));

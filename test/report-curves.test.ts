@@ -84,6 +84,12 @@ describe('readTrainingLog', () => {
     expect(spec.encoding.order).toEqual({ field: 'order', type: 'quantitative' });
     const drawn = [...spec.data.values].sort((a, b) => a.order - b.order).map((v) => [v.epoch, Number(v.value.toFixed(4))]);
     expect(drawn).toEqual([[0, 12], [1, 60], [1, 41], [2, 55]]);
+    // Its best top-1 is the written model's, after the last cut: 60 % was a wider model's (a trial read it as the result).
+    const r = await runSlim(['curves', file, '-o', path.join(scratch, 'steps.svg'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { runs: { best_top1: number; best_epoch: number; after_cut: number }[] }).runs[0]).toMatchObject({ best_top1: 0.55, best_epoch: 2, after_cut: 1 });
+    const text = await runSlim(['curves', file, '-o', path.join(scratch, 'steps.svg')]);
+    expect(text.stdout).toContain('55.00 % (epoch 2, after the last cut)');
   });
 
   it('draws losses decades apart on a log axis with short ticks (a blown-up run flattened the others at 0, its ticks cut to "5,000,000,000,000,…")', async () => {

@@ -60,12 +60,15 @@ export function registerCurves(program: Command): void {
       if (mixed) log(`note: ${drawn.filter((r) => r.distilled).map((r) => r.name).join(', ')} distilled: their training loss (α·CE + (1−α)·T²·KL) is not the others' cross-entropy, so the right panel draws test loss (cross-entropy on the test images) for every run`);
       await writeFileAtomic(output, new TextEncoder().encode(await renderSvg(trainingCurvesSpec(drawn.map((r) => ({ stage: r.name, history: r.epochs, ...(r.start ? { start: r.start } : {}), ...(r.cuts ? { cuts: r.cuts } : {}) })), mixed ? 'test_loss' : 'train_loss'), 'curves')));
       const summary = drawn.map((r) => {
-        const best = r.epochs.reduce((a, b) => (b.test_top1 > a.test_top1 ? b : a));
+        // After an iterative prune's last cut only: an earlier epoch's score is of a wider model, not written anywhere.
+        const lastCut = Math.max(0, ...(r.cuts ?? []).map((c) => c.epoch));
+        const final = r.epochs.filter((e) => e.epoch > lastCut);
+        const best = (final.length ? final : r.epochs).reduce((a, b) => (b.test_top1 > a.test_top1 ? b : a));
         const last = r.epochs.at(-1)!;
         return {
           name: r.name, file: r.file, ...(r.model ? { model: r.model } : {}), epochs: r.epochs.length, last_epoch: last.epoch,
           ...(r.start ? { start_top1: r.start.test_top1 } : {}),
-          best_top1: best.test_top1, best_epoch: best.epoch, last_top1: last.test_top1, last_train_loss: last.train_loss, ...(r.distilled ? { distilled: true } : {}),
+          best_top1: best.test_top1, best_epoch: best.epoch, ...(lastCut > 0 ? { after_cut: lastCut } : {}), last_top1: last.test_top1, last_train_loss: last.train_loss, ...(r.distilled ? { distilled: true } : {}),
           seconds: r.epochs.reduce((s, e) => s + e.seconds, 0), finished: r.finished, ...(r.divergedAt !== undefined ? { diverged_at_epoch: r.divergedAt } : {}),
         };
       });
@@ -77,7 +80,7 @@ export function registerCurves(program: Command): void {
             summary.map((s) => [
               `${s.name}${s.diverged_at_epoch !== undefined ? ` (diverged in epoch ${s.diverged_at_epoch})` : s.finished ? '' : ' (did not finish)'}`,
               s.epochs,
-              `${formatPercent(s.best_top1)} (epoch ${s.best_epoch})`,
+              `${formatPercent(s.best_top1)} (epoch ${s.best_epoch}${s.after_cut !== undefined ? `, after the last cut` : ''})`,
               `${formatPercent(s.last_top1)}${s.start_top1 !== undefined ? ` (from ${formatPercent(s.start_top1)})` : ''}`,
               Number.isFinite(s.last_train_loss) ? `${s.last_train_loss.toFixed(3)}${s.distilled ? ' (KD)' : ''}` : '—',
               `${s.seconds.toFixed(0)} s`,

@@ -176,7 +176,13 @@ export async function pruneStructured(graph: Graph, options: StructuredOptions):
     const quantized = fixed.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear');
     throw inputError({
       problem: `the model has no channels that can be pruned${b ? ` (${dep.boundaries.length} boundary node(s), e.g. '${b.node}' (${b.opType}): ${b.reason})` : ''}`,
-      fix: `${quantized ? 'prune the float model before quantizing; ' : ''}\`slim prune MODEL --analyze\` lists the boundaries`,
+      // No boundary: nothing stops pruning but there is nothing between layers to cut (one Linear on the
+      // pixels); --analyze would list nothing (a trial was sent to an empty listing).
+      fix: quantized
+        ? 'prune the float model before quantizing'
+        : b
+          ? '`slim prune MODEL --analyze` lists the boundaries'
+          : 'structured pruning removes channels one layer writes and another reads, and the only channels here are the input\'s and the scores\' (both keep their count) — --unstructured zeros weights of any layer',
     });
   }
   const { scores, fallbacks } = scoreGroups(dep.groups, options.importance ?? 'l2', {
