@@ -47,6 +47,21 @@ function top1Text(r: Record<string, unknown>, before: string, label = 'test top-
   return `: ${label} ${from !== undefined ? `${formatPercent(from)} → ` : ''}${formatPercent(top1)}${on ? ` on ${on}` : ''}${before}`;
 }
 
+/** "a new classifier head for 5 classes (replacing one for 10)": slim train --new-head. */
+function headText(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Record<string, unknown>;
+  const classes = num(o['classes']);
+  const replaced = num(o['replaced']);
+  return `a new classifier head${classes !== undefined ? ` for ${classes} classes` : ''}${replaced !== undefined ? ` (replacing one for ${replaced})` : ''}`;
+}
+
+/** "backbone frozen" or "conv1, layer1 frozen": slim train --freeze-backbone / --freeze. */
+function frozenText(v: unknown): string | undefined {
+  if (v === 'backbone') return 'backbone frozen';
+  return Array.isArray(v) && v.length ? `${v.map(String).join(', ')} frozen` : undefined;
+}
+
 /** What `slim quantize --eval` scored of the written model (a step's `scored`), as ONNX Runtime runs it. */
 interface Scored {
   top1: number;
@@ -101,7 +116,7 @@ function describe({ key, record: r }: StepRecord, before: string, tuned: boolean
     }
     case 'slimkit.training': {
       const epochs = num(r['epochs']);
-      const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device'])].filter(Boolean).join(', ');
+      const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device']), headText(r['new_head']), frozenText(r['frozen'])].filter(Boolean).join(', ');
       const images = num(r['train_images']);
       return `${tuned ? 'fine-tuned' : 'trained'}${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
     }

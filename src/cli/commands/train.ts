@@ -280,7 +280,13 @@ export function registerTrain(program: Command): void {
       // A model file that recorded no mean/std was trained with CIFAR-10's (grayscale: 0.5): recorded, so
       // eval and deploy feed it what it learned from without a note each time.
       if (rawPixelInput(out)?.dtype !== 'uint8' && !readPreprocessing(out).normalization) out = { ...out, metadata: { ...out.metadata, ...normalizationMetadata(normalizationFor(out, {})) } };
-      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length, train_images: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) });
+      // A new head and frozen layers are part of how it was made (the history said "trained", as if from scratch).
+      const replaced = onnxModel?.outputs[0]?.shape?.[1];
+      const how = {
+        ...(options.newHead ? { new_head: { classes: data.train.classes.length, ...(typeof replaced === 'number' ? { replaced } : {}) } } : {}),
+        ...(options.freezeBackbone ? { frozen: 'backbone' } : options.freeze ? { frozen: options.freeze } : {}),
+      };
+      out = withStep(out, 'slimkit.training', { epochs: options.epochs, batch: options.batch, device: options.device, ...how, test_top1: result.testAccuracy, data: data.test.name, eval_images: data.test.labels.length, train_images: Math.min(options.trainLimit ?? Infinity, data.train.labels.length) });
       const { bytes } = await writeMadeModel(out, options.out, { checkpointDir: options.checkpointDir });
       interrupt?.written();
       let ortTop1: number | undefined;

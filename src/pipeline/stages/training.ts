@@ -172,6 +172,11 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   let trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
   // The steps as `slim distill` and `slim train` record them (slim info lists them).
   if (teacher) trained = withStep(trained, 'slimkit.distillation', { teacher: teacher.id, temperature: teacher.temperature, alpha: teacher.alpha, cached_teacher: false });
-  trained = withStep(trained, 'slimkit.training', { epochs: spec.epochs, batch: spec.batch, device, test_top1: r.testAccuracy, data: evaluation.test.name, eval_images: result.eval_images, train_images: result.train_images });
+  // A new head and frozen layers, as slim train records them.
+  const how = {
+    ...(freshHead ? { new_head: { classes: data.train.classes.length } } : {}),
+    ...(backbone ? { frozen: 'backbone' } : 'freeze' in spec && spec.freeze ? { frozen: spec.freeze } : {}),
+  };
+  trained = withStep(trained, 'slimkit.training', { epochs: spec.epochs, batch: spec.batch, device, ...how, test_top1: r.testAccuracy, data: evaluation.test.name, eval_images: result.eval_images, train_images: result.train_images });
   return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }
