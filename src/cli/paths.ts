@@ -2,6 +2,7 @@
  * Output paths checked before the work that fills them: a command that calibrates, trains or prunes for
  * minutes should not fail at the end on a missing folder, nor write over the model it read.
  */
+import { QAT_PHASE_FOLDERS } from '../compress/qat/phases.js';
 import { accessSync, closeSync, constants, openSync, readdirSync, readSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { usageError } from '../errors.js';
@@ -190,12 +191,10 @@ export function checkCheckpointDir(dir: string, resume: boolean | string | undef
   }
 }
 
-/** Folders a run's phases checkpoint in, inside --checkpoint-dir (QAT with --bn-epochs). */
-const PHASE_FOLDERS = ['bn-live', 'folded'];
 
 /** The last.ckpt files in `dir` and in its phases' folders, newest first. */
 export function checkpointsIn(dir: string): string[] {
-  const found = [path.join(dir, 'last.ckpt'), ...PHASE_FOLDERS.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
+  const found = [path.join(dir, 'last.ckpt'), ...QAT_PHASE_FOLDERS.map((n) => path.join(dir, n, 'last.ckpt'))].filter((f) => statOf(f)?.isFile());
   return found.sort((a, b) => statOf(b)!.mtimeMs - statOf(a)!.mtimeMs);
 }
 

@@ -5,7 +5,7 @@ import type { Normalization } from '../../data/types.js';
 import type { Graph } from '../../onnx/graph.js';
 import { formatPercent } from '../../report/format.js';
 import type { QuantizedResult } from '../../compress/quantize/index.js';
-import { checkPhasedResume, FOLDED_SEED_OFFSET, qatRunSettings, quantizationAwareTraining, type QatPhase, type QatSettings } from '../../compress/qat/index.js';
+import { checkPhasedResume, FOLDED_SEED_OFFSET, phaseFolder, qatRunSettings, quantizationAwareTraining, type QatPhase, type QatSettings } from '../../compress/qat/index.js';
 import { flattenScores, unflattenScores } from '../../passes/flat-scores.js';
 import { checkImageSize, loadTrainTest, modelInputSize, modelChannels, recordedClasses } from '../../data/model-data.js';
 import { recordedResize } from '../../data/model-resize.js';
@@ -106,7 +106,7 @@ export async function refuseOtherQatRun(file: string, floatGraph: Graph, options
   const settings = qatSettings(file, floatGraph, options);
   const phaseOf = (checkpoint: string): QatPhase => {
     const folder = path.basename(path.dirname(checkpoint));
-    return typeof options.resume !== 'string' && (folder === 'bn-live' || folder === 'folded') ? folder : 'whole';
+    return (typeof options.resume !== 'string' ? phaseFolder(folder) : undefined) ?? 'whole';
   };
   const saved = new Map(await Promise.all(files.map(async (f) => [f, await checkpointFingerprint(f)] as const)));
   // A phase's checkpoint counts its own epochs: compared as the flags that set them (--bn-epochs, and --epochs once both phases have run).

@@ -4,6 +4,7 @@
  * (the graph comes from it); the engine fake-quantizes activations and per-channel weights with
  * straight-through gradients, and optionally learns the scales (LSQ).
  */
+import type { QatPhase } from './phases.js';
 import path from 'node:path';
 import { option, usageError } from '../../errors.js';
 import type { ImageSet, Normalization } from '../../data/types.js';
@@ -225,7 +226,6 @@ export function checkPhasedResume(bnEpochs: number | undefined, resume: boolean 
 export const FOLDED_SEED_OFFSET = 7919;
 
 /** A QAT run trains in one phase, or with --bn-epochs in two, each with its own checkpoint folder (cli/paths.ts: checkpointsIn). */
-export type QatPhase = 'whole' | 'bn-live' | 'folded';
 
 /** QatOptions without the model and the data: what a phase's settings follow from. */
 export type QatSettings = Omit<QatOptions, 'graph' | 'float' | 'data' | 'unfolded' | 'teacher' | 'onProgress' | 'onEpoch' | 'recordEngineTop1'> & { teacher?: RunSettings['teacher'] };
