@@ -15,7 +15,7 @@ import { openSession } from '../src/runtime/ort.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { runSlim } from './helpers/cli.js';
-import { heldOutOverBudget, largerNote } from '../src/cli/commands/quantize.js';
+import { floatIslandNote, heldOutOverBudget, largerNote } from '../src/cli/commands/quantize.js';
 import { prepareModel } from '../src/deploy/prepare-model.js';
 import { readPreprocessing } from '../src/zoo/metadata.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
@@ -282,5 +282,13 @@ describe('the size note', () => {
     expect(largerNote(89_321, 118_374, 'static', 'p.onnx', 'p.int8.onnx')).toBe('note: the int8 file is larger than the float one: its weights are too few for their 4× saving to pay for the QuantizeLinear/DequantizeLinear nodes around every layer (its latency may still be lower: slim bench p.onnx p.int8.onnx)');
     expect(largerNote(89_321, 40_000, 'static', 'p.onnx', 'q.onnx')).toBeUndefined();
     expect(largerNote(89_321, 90_000, 'fp16', 'p.onnx', 'q.onnx')).toBeUndefined();
+  });
+
+  it('says that float ops between int8 ones convert back and forth, with the command that times both (trial 27: int8 1.3–2× slower, unsaid)', () => {
+    expect(floatIslandNote([['DequantizeLinear', 14], ['HardSigmoid', 14]], 'm.onnx', 'm int8.onnx')).toBe("note: each of the 14 float ops above converts int8 to float and back: on a small model that can cost more than int8 saves — time both: slim bench m.onnx 'm int8.onnx'");
+    expect(floatIslandNote([['Softmax', 1]], 'a.onnx', 'b.onnx')).toMatch(/^note: the float op above converts int8 to float and back/);
+    // Conversions alone (a final DequantizeLinear) are no island.
+    expect(floatIslandNote([['DequantizeLinear', 1]], 'a.onnx', 'b.onnx')).toBeUndefined();
+    expect(floatIslandNote([], 'a.onnx', 'b.onnx')).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { shellCommand } from '../../util/shell.js';
 import { qatBelowStartLine } from '../../compress/qat/index.js';
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { Option, type Command } from 'commander';
@@ -276,7 +277,8 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   // A QAT run's Ctrl-C from here: the model is written, only its checks are cut short.
   interrupt?.written();
   const seconds = (performance.now() - start) / 1000 - evalLoadSeconds;
-  log(`wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
+  // Scored, it is written again with its score recorded (a few bytes more): its size is said once, in the summary.
+  log(scoredOn ? `wrote ${options.output} in ${seconds.toFixed(1)} s; scoring it` : `wrote ${options.output}: ${formatBytes(fileBytes)} → ${formatBytes(bytes)} (${(bytes / fileBytes).toFixed(3)}×) in ${seconds.toFixed(1)} s`);
   const grew = largerNote(fileBytes, bytes, options.mode, file, options.output);
   if (grew) log(grew);
   // Unscored here, the model would meet this CPU's saturating sums first in `slim eval`, read as the model's loss.
@@ -387,6 +389,8 @@ function humanSummary(s: Record<string, unknown>): string {
   const addsInConvs = s['ort_float_adds_in_convs'] as number | undefined;
   const fused = addsInConvs ? ` (${addsInConvs} of the Convs also ${addsInConvs === 1 ? 'sums a residual Add' : 'sum a residual Add'}, fused into it)` : '';
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') + fused : 'none'}`);
+  const islands = floatIslandNote(floatOps, String(s['file']), String(s['output']));
+  if (islands) lines.push(`  ${islands}`);
   const unfused = s['ort_unfused_nodes'] as { node: string; reason: string }[] | undefined;
   if (unfused?.length) lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) (--json lists them all)`, ...byReason(unfused));
   const floatNodes = s['float_nodes'] as { node: string; reason: string }[] | undefined;
@@ -397,6 +401,17 @@ function humanSummary(s: Record<string, unknown>): string {
 }
 
 /** Nodes grouped by reason, a few names each: MobileNetV3's 28 activations would fill a screen otherwise. */
+/**
+ * Float ops between int8 ones each convert their tensor back to float and again to int8: on a small
+ * model that can cost more than int8 saves (a trial's MobileNetV3-style net, HardSigmoid ×14 in float:
+ * int8 1.3–2× slower than fp32, with no word from quantize). Said with the way to know.
+ */
+export function floatIslandNote(floatOps: readonly [string, number][], file: string, output: string): string | undefined {
+  const islands = floatOps.filter(([op]) => op !== 'DequantizeLinear' && op !== 'QuantizeLinear').reduce((a, [, n]) => a + n, 0);
+  if (islands === 0) return undefined;
+  return `note: ${islands === 1 ? 'the float op above converts' : `each of the ${islands} float ops above converts`} int8 to float and back: on a small model that can cost more than int8 saves — time both: ${shellCommand(['slim', 'bench', file, output])}`;
+}
+
 function byReason(nodes: readonly { node: string; reason: string }[]): string[] {
   const groups = new Map<string, string[]>();
   for (const f of nodes) groups.set(f.reason, [...(groups.get(f.reason) ?? []), f.node]);
