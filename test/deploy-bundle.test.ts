@@ -111,6 +111,15 @@ describe('linux bundle', () => {
       // The size claim is the weights', not a generic "~4× smaller" of the file.
       expect(readme).not.toMatch(/~4×/);
     }
+    // Fed other preprocessing than it was scored with, the bundle states no top-1, and says why (a trial's
+    // 64×64 model deployed at 32×32 claimed 36.13 % and scored 31.09 %).
+    const warnings: string[] = [];
+    const other = await deploy({ model: path.join(dir, 'scored.onnx'), target: 'linux-x64', out: path.join(dir, 'made-stretched'), resize: 'stretch', log: (l) => void warnings.push(l) });
+    const config = parseBundleConfig(await readFile(path.join(other.out, 'slim.json'), 'utf8'), 'slim.json');
+    expect(config.model.top1).toBeUndefined();
+    expect(config.model.top1Note).toBe('the top-1 the model records (47.25 %) was measured with its own preprocessing, and this bundle feeds it --resize stretch (it records shorter-side)');
+    expect(await readFile(path.join(other.out, 'README.md'), 'utf8')).toContain(`No top-1 is stated: ${config.model.top1Note}.`);
+    expect(warnings.join('\n')).toMatch(/the bundle states no top-1 — measure it as the bundle runs it: slim eval .*scored\.onnx --data DATA --image-size 32,32 --resize stretch/);
   });
 
   it('predict.js gives the same top-1 as slimkit\'s eval path on PNG, JPEG and WebP files', async () => {

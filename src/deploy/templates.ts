@@ -134,9 +134,13 @@ function madeSection(config: BundleConfig): string {
   const t = config.model.top1;
   const on = t ? [t.images !== undefined ? `${t.images.toLocaleString('en')} images` : undefined, t.data].filter(Boolean).join(' of ') : '';
   const score = t
-    ? `Top-1 **${(t.value * 100).toFixed(2)} %**${on ? ` on ${on}` : ''}: what slimkit recorded for this model as it is (ONNX Runtime, on the machine that made it).
+    ? `Top-1 **${(t.value * 100).toFixed(2)} %**${on ? ` on ${on}` : ''}: what slimkit recorded for this model as it is (ONNX Runtime, on the machine that made it; another
+CPU's int8 kernels may round a score one step apart, so a borderline image can flip).
 \`slim eval model.onnx --data <your test images>\` measures it again on images of your own.`
-    : `No top-1 is recorded for this model as it is (the last step that changed its weights did not score them):
+    : config.model.top1Note
+      ? `No top-1 is stated: ${config.model.top1Note}. Measure it as this bundle runs it before you ship it
+(\`slim eval\` with the bundle's --image-size and --resize, on your test images).`
+      : `No top-1 is recorded for this model as it is (the last step that changed its weights did not score them):
 \`slim eval model.onnx --data <your test images>\` measures it before you ship it.`;
   const steps = config.model.made?.length ? `\n\nHow it was made (\`slim info model.onnx\` shows the same):\n\n${config.model.made.map((l) => `    ${l}`).join('\n')}` : '';
   return `## What it scores
