@@ -113,6 +113,21 @@ describe('POST /v1/classify', () => {
     expect(wrong.headers['allow']).toBe('POST');
   });
 
+  it('the pixel limit is the server\'s to raise: an 8000×6000 photo (48 MP) passes it at --max-megapixels 50, and the 413 says so', async () => {
+    const photo = pngHeader(8000, 6000);
+    const refused = await classifier.prepare(photo, 'photo.png').then(() => undefined, (e: unknown) => e as Error);
+    expect(refused?.message).toMatch(/image is 8000×6000 = 48\.0 megapixels; the limit is 40\.0 — downscale it first .*, or raise the server's --max-megapixels/);
+    const roomier = await openClassifier({ config, model: (await prepareModel(modelFile)).bytes, threads: 1, maxPixels: 50e6 });
+    try {
+      // Past the size check: the header-only PNG then fails to decode (422), not as too large (413).
+      const next = await roomier.prepare(photo, 'photo.png').then(() => undefined, (e: unknown) => e as Error);
+      expect(next?.message).toBeDefined();
+      expect(next?.message).not.toMatch(/megapixels/);
+    } finally {
+      await roomier.close();
+    }
+  });
+
   it('answers malformed HTTP with 400 and keeps serving', async () => {
     const { port } = new URL(url);
     const net = await import('node:net');
@@ -299,6 +314,9 @@ describe('bounded queue and graceful shutdown', () => {
     await request(`${u}/healthz`, { agent }); // one idle keep-alive socket
     const inFlight = [0, 1].map(() => request(`${u}/v1/classify`, { method: 'POST', body: png }));
     await until(() => gated.started() >= 1);
+    // Both admitted before the shutdown (one batch at a time: the second waits in the queue, unseen by the
+    // classifier; on a busy machine it arrived after the shutdown began and was rightly refused).
+    await until(async () => /^slim_requests_in_flight 2$/m.test((await request(`${u}/metrics`)).body.toString()));
     let closed = false;
     const done = s.shutdown().then(() => (closed = true));
     expect(s.draining).toBe(true);
@@ -391,6 +409,12 @@ describe('static files (web bundles)', () => {
       expect(packed.headers['content-encoding']).toBe('gzip');
       expect(packed.headers['vary']).toBe('accept-encoding');
       expect(gunzipSync(packed.body).toString()).toBe('<p>hi</p>');
+      // If-Modified-Since alone revalidates too; a write to a page file is 405, not "no route".
+      expect((await request(`${u}/ort/x.wasm`, { headers: { 'if-modified-since': wasm.headers['last-modified']! } })).status).toBe(304);
+      expect((await request(`${u}/ort/x.wasm`, { headers: { 'if-modified-since': new Date(0).toUTCString() } })).status).toBe(200);
+      const put = await request(`${u}/index.html`, { method: 'PUT', body: 'x' });
+      expect(put.status).toBe(405);
+      expect(put.headers['allow']).toBe('GET, HEAD');
       const head = await request(`${u}/index.html`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } });
       expect(head.headers['content-length']).toBe(String(packed.body.length));
       expect(head.body.length).toBe(0);

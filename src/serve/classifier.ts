@@ -131,7 +131,7 @@ class OrtClassifier implements Classifier {
       throw new ImageError({
         file: name,
         problem: `image is ${width}×${height} = ${(width * height / 1e6).toFixed(1)} megapixels; the limit is ${(this.maxPixels / 1e6).toFixed(1)}`,
-        fix: `downscale it first (the model sees ${this.config.preprocess.size.join('×')} anyway)`,
+        fix: `downscale it first (the model sees ${this.config.preprocess.size.join('×')} anyway), or raise the server's --max-megapixels`,
       }, 413);
     }
   }

@@ -205,6 +205,10 @@ export function createClassifyServer(options: ServerOptions): ClassifyServer {
     const spec = ROUTES[path];
     if (!spec) {
       if (options.staticDir && (req.method === 'GET' || req.method === 'HEAD')) return serveStatic(req, res, path);
+      // The page's files are read-only: another method is not allowed (it said "no route").
+      if (options.staticDir && (await resolveStatic(options.staticDir, path)).status === 200) {
+        throw new HttpError(405, 'method_not_allowed', `${path} is a file of the page: GET or HEAD, not ${methodLabel(req.method)}`, { allow: 'GET, HEAD' });
+      }
       throw new HttpError(404, 'not_found', `no route ${path}; the API is POST /v1/classify, GET /v1/model, GET /healthz, GET /metrics`);
     }
     if (!spec.methods.includes(req.method ?? '')) {

@@ -60,7 +60,7 @@ export async function resolveStatic(root: string, urlPath: string): Promise<Stat
  */
 export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } as const;
 
-/** Types worth compressing: text, and WebAssembly (onnxruntime-web's 13.6 MiB gzips to about a quarter). */
+/** Types worth compressing: text, and WebAssembly (onnxruntime-web's 13.6 MiB gzips to about a quarter); models too. */
 const COMPRESSIBLE = /^(text\/|application\/(json|wasm))/;
 
 /** Files gzipped once per version (size + mtime): a bundle's runtime is compressed once, not per request. */
@@ -86,12 +86,15 @@ export async function sendFile(res: ServerResponse, found: Extract<StaticResult,
     ...ISOLATION_HEADERS,
   };
   const known = request['if-none-match']?.split(',').map((t) => t.trim());
-  if (known && (known.includes(etag) || known.includes('*'))) {
+  // If-Modified-Since counts only without If-None-Match (RFC 9110), at the second HTTP dates carry.
+  const since = known ? NaN : Date.parse(String(request['if-modified-since'] ?? ''));
+  if ((known && (known.includes(etag) || known.includes('*'))) || Math.floor(found.mtimeMs / 1000) * 1000 <= since) {
     res.writeHead(304, common);
     res.end();
     return;
   }
-  const gzip = COMPRESSIBLE.test(found.type) && /\bgzip\b/.test(String(request['accept-encoding'] ?? ''));
+  const compressible = COMPRESSIBLE.test(found.type) || found.file.endsWith('.onnx');
+  const gzip = compressible && /\bgzip\b/.test(String(request['accept-encoding'] ?? ''));
   if (gzip) {
     const key = `${found.file}\0${etag}`;
     let body = gzipped.get(key);
@@ -109,7 +112,7 @@ export async function sendFile(res: ServerResponse, found: Extract<StaticResult,
     res.end(head ? undefined : data);
     return;
   }
-  res.writeHead(200, { 'content-type': found.type, 'content-length': found.size, ...(COMPRESSIBLE.test(found.type) ? { vary: 'accept-encoding' } : {}), ...common });
+  res.writeHead(200, { 'content-type': found.type, 'content-length': found.size, ...(compressible ? { vary: 'accept-encoding' } : {}), ...common });
   if (head) {
     res.end();
     return;

@@ -24,6 +24,7 @@ interface ServeFlags extends CommonOptions, ModelFlags {
   maxBodyMb: number;
   queue: number;
   maxBatch: number;
+  maxMegapixels: number;
   accessLog: boolean;
 }
 
@@ -40,6 +41,7 @@ export function registerServe(program: Command): void {
           .option('--max-body-mb <n>', 'largest upload in MiB', positiveInt('--max-body-mb'), 10)
           .option('--queue <n>', 'requests held at once; more get 503 with Retry-After', positiveInt('--queue'), 256)
           .option('--max-batch <n>', 'images per ONNX Runtime run', positiveInt('--max-batch'), 8)
+          .option('--max-megapixels <n>', 'largest image decoded, in megapixels (an 8000×6000 photo is 48)', positiveInt('--max-megapixels'), 40)
           .option('--no-access-log', 'print no line per request (by default each answered request is one line on stderr)'),
       ),
     ),
@@ -66,7 +68,7 @@ export function registerServe(program: Command): void {
       let staticDir: string | undefined;
       /** The model file of a bundle, or a model file's bytes as prepared for serving. */
       let model: string | Uint8Array;
-      const common = { maxBatch: flags.maxBatch, ...(flags.threads ? { threads: flags.threads } : {}) };
+      const common = { maxBatch: flags.maxBatch, maxPixels: flags.maxMegapixels * 1e6, ...(flags.threads ? { threads: flags.threads } : {}) };
       if (info?.isDirectory()) {
         const bundle = await readBundle(target);
         if (bundle.config.target === 'web') staticDir = target;

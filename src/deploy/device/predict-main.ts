@@ -45,7 +45,8 @@ export async function main(dir: string): Promise<number> {
   // Every class when there are fewer, as the server does.
   const top = Math.min(intSetting('--top', values.top, 5), labels.length);
   const threads = intSetting(values.threads !== undefined ? '--threads' : 'SLIM_THREADS', values.threads ?? process.env.SLIM_THREADS, 0, 0);
-  const classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, maxBatch: 1, ...(threads ? { threads } : {}) });
+  // Files given on this machine: no pixel limit (that guards the server's memory against strangers' uploads).
+  const classifier = await openClassifier({ config: bundle.config, model: bundle.modelPath, maxBatch: 1, maxPixels: Number.POSITIVE_INFINITY, ...(threads ? { threads } : {}) });
   const results: Result[] = [];
   try {
     for (const file of await expand(positionals)) {

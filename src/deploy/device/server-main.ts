@@ -17,7 +17,7 @@ export async function main(dir: string): Promise<number> {
     values = parseArgs({
       options: {
         port: { type: 'string' }, host: { type: 'string' }, threads: { type: 'string' }, 'max-body-mb': { type: 'string' },
-        queue: { type: 'string' }, 'max-batch': { type: 'string' }, 'no-access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        queue: { type: 'string' }, 'max-batch': { type: 'string' }, 'max-megapixels': { type: 'string' }, 'no-access-log': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
@@ -38,6 +38,7 @@ export async function main(dir: string): Promise<number> {
     config: bundle.config,
     model: bundle.modelPath,
     maxBatch: setting('max-batch', 'SLIM_MAX_BATCH', 8),
+    maxPixels: setting('max-megapixels', 'SLIM_MAX_MEGAPIXELS', 40) * 1e6,
     ...(threads ? { threads } : {}),
   });
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
