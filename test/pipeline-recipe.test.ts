@@ -101,6 +101,18 @@ describe('recipe validation', () => {
     expect(issue!.fix).toMatch(/fraction of MACs to keep/);
   });
 
+  it("names a deploy stage by its target unless it has an id: its bundle is deploy/linux-arm64, not deploy/deploy, and two targets need no ids", () => {
+    const r = parseRecipe(GOOD.replace('  - bench: {}\n', '  - deploy: { target: linux-arm64 }\n  - deploy: { target: web }\n  - deploy: { id: pi5, target: linux-arm64 }\n'), 'r.yaml');
+    expect(r.stages.filter((st) => st.kind === 'deploy').map((st) => st.id)).toEqual(['linux-arm64', 'web', 'pi5']);
+  });
+
+  it('data.resize takes a mode or a shorter side, as --resize does', async () => {
+    const { recipeResize } = await import('../src/pipeline/recipe.js');
+    expect(recipeResize(parseRecipe(GOOD.replace('model:', 'data: { dataset: photos, resize: 256 }\nmodel:'), 'r.yaml').data)).toEqual({ shorterSide: 256 });
+    expect(recipeResize(parseRecipe(GOOD.replace('model:', 'data: { dataset: photos, resize: stretch }\nmodel:'), 'r.yaml').data)).toBe('stretch');
+    expect(issuesOf(GOOD.replace('model:', 'data: { dataset: photos, resize: squash }\nmodel:')).map((i) => i.path)).toEqual(['data.resize']);
+  });
+
   it('refuses more prune steps than fine-tuning epochs: some cuts would follow each other untrained', () => {
     const text = GOOD.replace("  - quantize: { id: int8 }\n", '  - prune: { structured: { target_macs: 0.5 }, finetune: { epochs: 2, steps: 3 } }\n');
     const [issue, ...rest] = issuesOf(text);
@@ -414,9 +426,11 @@ describe('stage keys', () => {
     expect(reads('  - train: { id: t, from: input, epochs: 1, new_head: true }\n  - train: { id: u, from: input, epochs: 1, new_head: true, freeze_backbone: true }\n')).toBe(true);
   });
 
-  it('image_size sizes a zoo model, not a model file', () => {
+  it('image_size sizes a zoo model, and a model file whose height and width are free (checked when the file is read)', () => {
     expect(parseRecipe('name: t\nmodel: { zoo: resnet18-cifar, image_size: [64, 48] }\nstages:\n  - train: { id: a, epochs: 1 }\n', 'r.yaml').model.image_size).toEqual([64, 48]);
-    expect(issuesOf('name: t\nmodel: { file: m.onnx, image_size: [64, 64] }\nstages:\n  - quantize: { id: q }\n').map((i) => `${i.path}: ${i.problem}`).join(' ')).toMatch(/model\.image_size: .*applies to zoo models/);
+    // A trial's free-size export could not be given a size: it trained at 32×32 unsaid, and its deploy stage failed.
+    expect(parseRecipe('name: t\nmodel: { file: m.onnx, image_size: [64, 64] }\nstages:\n  - quantize: { id: q }\n', 'r.yaml').model.image_size).toEqual([64, 64]);
+    expect(issuesOf('name: t\nmodel: { file: m.onnx, width: 0.5 }\nstages:\n  - quantize: { id: q }\n').map((i) => `${i.path}: ${i.problem}`).join(' ')).toMatch(/model\.width: .*applies to zoo models/);
   });
 
   it('a value from a fixed list gets the did-you-mean the command line gives', () => {

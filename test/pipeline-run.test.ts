@@ -57,7 +57,8 @@ stages:
 `;
 }
 
-const ALL = ['fp32', 'int8', 'pruned', 'pruned-ft', 'pruned-int8', 'bench', 'deploy'];
+// The deploy stage is named by its target (no id in the recipe).
+const ALL = ['fp32', 'int8', 'pruned', 'pruned-ft', 'pruned-int8', 'bench', 'linux-x64'];
 
 interface RunJson {
   run_dir: string;
@@ -110,7 +111,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(Object.keys(scores).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
     const chosen = int8.kind === 'quantize' ? int8.result!.method! : '';
     expect(scores[chosen]).toBe(Math.max(...Object.values(scores)));
-    expect(existsSync(path.join(runDir, 'deploy', 'deploy', 'slim.json'))).toBe(true);
+    expect(existsSync(path.join(runDir, 'deploy', 'linux-x64', 'slim.json'))).toBe(true);
     expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(true);
     // The prune stage records what it was asked, as `slim prune` does.
     const pruning = JSON.parse((await readModel(path.join(runDir, 'models', 'pruned.onnx'))).metadata['slimkit.pruning']!) as Record<string, unknown>;
@@ -166,14 +167,14 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
   });
 
   it('a bundle or artifact changed on disk is redone, not trusted — and then reused again', async () => {
-    // Another bundle written over deploy/deploy (a recipe that deployed another variant there).
-    const config = path.join(runDir, 'deploy', 'deploy', 'slim.json');
+    // Another bundle written over deploy/linux-x64 (a recipe that deployed another variant there).
+    const config = path.join(runDir, 'deploy', 'linux-x64', 'slim.json');
     const json = JSON.parse(readFileSync(config, 'utf8')) as { model: { sha256: string } };
     json.model.sha256 = '0'.repeat(64);
     writeFileSync(config, JSON.stringify(json));
     // The plan says why: the bundle is not called damaged (another recipe's deploy stage may have written it).
     const planOf = async (): Promise<{ id: string; action: string; reason: string }[]> => (JSON.parse((await runSlim([...args(path.join(dir, 'a.yaml'), runDir), '--plan'])).stdout) as { stages: { id: string; action: string; reason: string }[] }).stages;
-    expect((await planOf()).find((s) => s.id === 'deploy')).toMatchObject({ action: 'run', reason: "its bundle (deploy/deploy) is not the one it made: changed or removed since, or written by another recipe's deploy stage of that id" });
+    expect((await planOf()).find((s) => s.id === 'linux-x64')).toMatchObject({ action: 'run', reason: "its bundle (deploy/linux-x64) is not the one it made: changed or removed since, or written by another recipe's deploy stage of that id" });
     // One flipped bit in a stored model (through its hard link in models/, as an in-place edit would).
     const int8 = first.stages.find((s) => s.id === 'pruned-int8')!;
     const bytes = readFileSync(path.join(runDir, 'models', 'pruned-int8.onnx'));
@@ -183,7 +184,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const redone = await run(path.join(dir, 'a.yaml'), runDir);
     // bench reruns too when the requantized bytes differ (on AMX CPUs the Conv layout is chosen by timing).
     const remade = manifestOf(runDir).stages.find((s) => s.id === 'pruned-int8')!.model!;
-    expect(redone.ran).toEqual(remade.sha256 === int8.model!.sha256 ? ['pruned-int8', 'deploy'] : ['pruned-int8', 'bench', 'deploy']);
+    expect(redone.ran).toEqual(remade.sha256 === int8.model!.sha256 ? ['pruned-int8', 'linux-x64'] : ['pruned-int8', 'bench', 'linux-x64']);
     expect(sha(path.join(runDir, remade.path))).toBe(remade.sha256);
     expect(sha(path.join(runDir, 'models', 'pruned-int8.onnx'))).toBe(remade.sha256);
     expect((await run(path.join(dir, 'a.yaml'), runDir)).ran).toEqual([]);
@@ -211,7 +212,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     const planned = await runSlim([...args(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir), '--plan'], { timeoutMs: 120_000 });
     expect(planned.code, planned.stderr).toBe(0);
     const plan = JSON.parse(planned.stdout) as { stages: { id: string; action: string; reason: string; last_seconds?: number }[] };
-    expect(plan.stages.map((st) => [st.id, st.action])).toEqual([['fp32', 'reuse'], ['int8', 'reuse'], ['pruned', 'reuse'], ['pruned-ft', 'reuse'], ['pruned-int8', 'run'], ['bench', 'run'], ['deploy', 'run']]);
+    expect(plan.stages.map((st) => [st.id, st.action])).toEqual([['fp32', 'reuse'], ['int8', 'reuse'], ['pruned', 'reuse'], ['pruned-ft', 'reuse'], ['pruned-int8', 'run'], ['bench', 'run'], ['linux-x64', 'run']]);
     // Named in the recipe's words: the key that changed, then and now.
     expect(plan.stages[4]!.reason).toBe('the recipe changed since it last ran: quantize.samples: 32 → 16');
     expect(plan.stages[4]!.last_seconds).toBeGreaterThan(0);
@@ -229,16 +230,16 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
 
     const out = await run(writeRecipe('b.yaml', recipe({ samples: 16 })), runDir);
     // New calibration → new int8 bytes → new bench and deploy inputs; train, prune, fine-tune untouched.
-    expect(out.ran).toEqual(['pruned-int8', 'bench', 'deploy']);
+    expect(out.ran).toEqual(['pruned-int8', 'bench', 'linux-x64']);
     expect(out.reused).toEqual(['fp32', 'int8', 'pruned', 'pruned-ft']);
     const m = manifestOf(runDir);
     const byId = (x: RunManifest, id: string) => x.stages.find((s) => s.id === id)!;
     expect(byId(m, 'pruned-int8').model!.sha256).not.toBe(byId(first, 'pruned-int8').model!.sha256);
     expect(byId(m, 'pruned-ft').model!.sha256).toBe(byId(first, 'pruned-ft').model!.sha256);
     // Going back to the first recipe needs no training or quantizing: its stages are still in the store.
-    // The bundle is rewritten: b.yaml's run wrote its own model into deploy/deploy since.
+    // The bundle is rewritten: b.yaml's run wrote its own model into deploy/linux-x64 since.
     const back = await run(path.join(dir, 'a.yaml'), runDir);
-    expect(back.ran).toEqual(['deploy']);
+    expect(back.ran).toEqual(['linux-x64']);
   });
 
   it('a failing stage is recorded; the run stops there with a one-line error', async () => {
@@ -257,7 +258,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(existsSync(path.join(runDir, 'models', 'int8.onnx'))).toBe(true);
     // Nor the bundle deployed from a model made from it, nor the last run's report (a trial shipped such a
     // bundle, and read such a report, after an interrupted rerun).
-    expect(existsSync(path.join(runDir, 'deploy', 'deploy'))).toBe(false);
+    expect(existsSync(path.join(runDir, 'deploy', 'linux-x64'))).toBe(false);
     expect(existsSync(path.join(runDir, 'report', 'report.html'))).toBe(false);
     expect(r.stderr).toContain("(the last run's report is withdrawn until this run finishes; slim report writes one of the finished stages any time)");
     expect(m.stages[2]!.error).toMatch(/out of reach/);
@@ -333,7 +334,7 @@ describe.skipIf(!nativeAvailable())('slim run: stores, skips, resumes', () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     const out = JSON.parse(rerun.stdout) as RunJson;
     expect(out.reused).toEqual(['fp32', 'int8', 'pruned']);
-    expect(out.ran).toEqual(['pruned-ft', 'pruned-int8', 'bench', 'deploy']);
+    expect(out.ran).toEqual(['pruned-ft', 'pruned-int8', 'bench', 'linux-x64']);
     const m = manifestOf(crashDir);
     const ft = m.stages.find((s) => s.id === 'pruned-ft')!;
     expect(ft.kind === 'finetune' && ft.result!.resumed_from_epoch).toBeGreaterThanOrEqual(1);
@@ -493,9 +494,10 @@ describe.skipIf(!nativeAvailable())('what a stage says about its result', () => 
   }, 300_000);
 });
 
-describe('slim run from a PyTorch-exported model file', () => {
-  it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
-    // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.
+/** train/ and test/ of CIFAR-10 PNGs (100 and 40), written once for the tests that read a folder. */
+let imageFolder: Promise<string> | undefined;
+function cifarImageFolder(): Promise<string> {
+  imageFolder ??= (async () => {
     const images = path.join(dir, 'images');
     const [train, test] = await Promise.all([loadCifar10('train', { dataDir: CIFAR_DIR, limit: 100 }), loadCifar10('test', { dataDir: CIFAR_DIR, limit: 40 })]);
     for (const [split, set] of [['train', train], ['test', test]] as const) {
@@ -508,6 +510,15 @@ describe('slim run from a PyTorch-exported model file', () => {
         await sharp(rgb, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(path.join(folder, `${i}.png`));
       }
     }
+    return images;
+  })();
+  return imageFolder;
+}
+
+describe('slim run from a PyTorch-exported model file', () => {
+  it('makes the file the first variant, quantizes and benchmarks it on an image folder resized to its input', async () => {
+    // The fixture takes 16×16 images: an image folder of CIFAR-10 PNGs, which the run resizes.
+    const images = await cifarImageFolder();
     const file = writeRecipe('torch.yaml', `name: from-torch
 data: { dataset: ${images}, test_limit: 30 }
 model: { file: ${path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')}, id: torch }
@@ -546,6 +557,36 @@ stages:
     expect((await run(sized, sizedDir)).ran).toEqual(['fp32']);
     const built = await readModel(path.join(sizedDir, 'models', 'fp32.onnx'));
     expect(built.inputs[0]!.shape).toEqual(['batch', 3, 40, 48]);
+  });
+
+  it('a file with a free height and width is used at model.image_size (else 32×32, said), recorded in every model, so its deploy stage runs (a trial\'s failed at the end)', async () => {
+    const images = await cifarImageFolder();
+    const free = path.join(REPO_ROOT, 'test/fixtures/torch-tiny-senet-free.onnx');
+    const file = writeRecipe('free.yaml', `name: free\ndata: { dataset: ${images}, test_limit: 20 }\nmodel: { file: ${free}, image_size: [24, 24] }\nstages:\n  - quantize: { id: int8, samples: 16 }\n  - deploy: { target: linux-x64 }\n`);
+    const runDir = path.join(dir, 'free');
+    const out = await run(file, runDir);
+    expect(out.ran).toEqual(['int8', 'linux-x64']);
+    expect(JSON.parse((await readModel(path.join(runDir, 'models', 'int8.onnx'))).metadata['slimkit.input_size']!)).toEqual([3, 24, 24]);
+    expect(JSON.parse(readFileSync(path.join(runDir, 'deploy', 'linux-x64', 'slim.json'), 'utf8')).preprocess.size).toEqual([24, 24]);
+    // Without image_size: CIFAR-10's 32×32, said, and recorded too.
+    const unsized = writeRecipe('unsized.yaml', `name: unsized\ndata: { dataset: ${images}, test_limit: 20 }\nmodel: { file: ${free} }\nstages:\n  - quantize: { id: int8, samples: 16 }\n`);
+    const r = await runSlim(['run', unsized, '--run-dir', path.join(dir, 'unsized'), '--threads', '1'], { timeoutMs: 180_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain("height and width are free and it records no size: the run trains and uses it at 32×32 (CIFAR-10's) — set model.image_size [H, W] for another");
+    expect(JSON.parse((await readModel(path.join(dir, 'unsized', 'models', 'int8.onnx'))).metadata['slimkit.input_size']!)).toEqual([3, 32, 32]);
+    // data.resize: how the folder is read, recorded in what the run trains (the default too), as slim train records it.
+    if (nativeAvailable()) {
+      for (const [name, resize, recorded] of [['resized', '\n  resize: stretch', '"stretch"'], ['default-resize', '', '"shorter-side"']] as const) {
+        const recipe = writeRecipe(`${name}.yaml`, `name: ${name}\ndata:\n  dataset: ${images}\n  test_limit: 20${resize}\nmodel: { zoo: resnet18-cifar, width: 0.0625 }\nstages:\n  - train: { id: fp32, epochs: 1, batch: 50 }\n`);
+        expect((await run(recipe, path.join(dir, name))).ran).toEqual(['fp32']);
+        expect((await readModel(path.join(dir, name, 'models', 'fp32.onnx'))).metadata['slimkit.resize']).toBe(recorded);
+      }
+    }
+    // A file of fixed size keeps it: another image_size is refused, before any data is read.
+    const fixed = writeRecipe('fixed.yaml', `name: fixed\ndata: { dataset: ${path.join(dir, 'no-such-folder')} }\nmodel: { file: ${path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resnet.onnx')}, image_size: [24, 24] }\nstages:\n  - quantize: { id: int8 }\n`);
+    const refused = await runSlim(['run', fixed, '--run-dir', path.join(dir, 'fixed')]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/fixed\.yaml: model\.image_size: .*torch-tiny-resnet\.onnx takes 16×16 images \(its input is fixed\) — drop model\.image_size/);
   });
 });
 

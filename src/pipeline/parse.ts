@@ -145,8 +145,11 @@ function parseStage(item: unknown, i: number, add: Add, lineOf: (p: PathKey[]) =
     for (const issue of parsed.error.issues) reportZod(issue, [...here, kind], schema, options, add);
     return undefined;
   }
-  const spec = parsed.data as { id?: string; from?: string };
-  return { kind: k, id: spec.id ?? k, ...(spec.from ? { from: spec.from } : {}), spec, line: lineOf(here) } as Stage;
+  const spec = parsed.data as { id?: string; from?: string; target?: string };
+  // A deploy stage is named by its target unless given an id: its bundle is <run>/deploy/linux-arm64, not
+  // <run>/deploy/deploy, and two targets need no ids to be told apart.
+  const id = spec.id ?? (k === 'deploy' && spec.target ? spec.target : k);
+  return { kind: k, id, ...(spec.from ? { from: spec.from } : {}), spec, line: lineOf(here) } as Stage;
 }
 
 /** Cross-stage rules: ids are unique; `from`, `teacher`, `variant(s)` name earlier models. */

@@ -6,6 +6,7 @@
  * Every stage is a one-key map, `- <kind>: { id?, from?, ...options }`. A stage that makes a model is a
  * *variant* of the run; `from` names the variant it starts from (default: the one made just before).
  */
+import type { ResizeMode } from '../data/image-folder.js';
 import { z } from 'zod';
 import { ZOO } from '../zoo/index.js';
 import { TARGETS } from '../deploy/config.js';
@@ -32,10 +33,11 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   dir: 'the folder with the CIFAR-10 binary files (default: --data-dir, $SLIM_DATA_DIR, else a download; `slim demo` also looks in ../shared/data/cifar10)',
   train_per_class: 'training images per class, drawn at random (seeded): a whole number ≥ 1; leave it out for the whole split',
   test_limit: 'evaluate on N test images: CIFAR-10\'s first N (the images `slim bench --data cifar10 --limit N` uses), a folder\'s N taken across its classes',
+  resize: "how a folder's images are brought to the model's input: shorter-side (the shorter side to the input, then the centre; default), N (the shorter side to N, then the centre: torchvision's Resize(256) + CenterCrop(224)) or stretch; recorded in every model of the run, so deploy resizes as it trained",
   new_head: "true: a fresh classifier for the data's classes (transfer learning from a model trained on others, e.g. ImageNet's 1,000)",
   freeze_backbone: 'true: train only the classifier; every other layer keeps its weights, BatchNormalization its running statistics',
   freeze: "layers to keep as they are while the rest trains: PyTorch module names or globs, e.g. [conv1, layer1] or ['layer1.*'] (`slim info MODEL --layers` lists them)",
-  image_size: "a zoo model's [height, width] (default: its stem's, 32×32 for CIFAR stems): an image folder's images are resized to it",
+  image_size: "a zoo model's [height, width] (default: its stem's, 32×32 for CIFAR stems), or a model file's whose height and width are free (default: what it records, else 32×32): an image folder's images are resized to it, and every model of the run records it",
   mean: "a model file's per-channel mean of pixels scaled to 0..1, [r, g, b] or [v]: what it was trained with (recorded in the run's models); give std too",
   std: "a model file's per-channel std, [r, g, b] or [v]; give mean too",
   zoo: `one of ${Object.keys(ZOO).join(', ')}`,
@@ -43,7 +45,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   width: 'channel width multiplier, a number > 0 (0.25 = a quarter of the channels)',
   classes: 'number of output classes, a whole number ≥ 2 (default: the data set’s)',
   channels: 'image channels of a zoo model: 3 (RGB, default) or 1 (grayscale: image folders are read as luma)',
-  id: "a name for the stage and its model: letters, digits, '.', '_', '-', starting with a letter or digit",
+  id: "a name for the stage and its model: letters, digits, '.', '_', '-', starting with a letter or digit (default: the stage's kind; a deploy stage's target)",
   from: 'the id of an earlier stage that makes a model',
   teacher: 'the id of an earlier stage whose model teaches this one',
   student: 'the model to train: { zoo: NAME, width: W } (default: the model of `from`)',
@@ -143,7 +145,8 @@ const ModelSchema = z
     if ((m.mean === undefined) !== (m.std === undefined)) ctx.addIssue({ code: 'custom', path: [m.mean ? 'mean' : 'std'], message: `give mean and std together (torchvision's ImageNet models: mean [0.485, 0.456, 0.406], std [0.229, 0.224, 0.225])` });
     if (m.zoo && m.mean !== undefined) ctx.addIssue({ code: 'custom', path: ['mean'], message: 'mean and std describe a model file; a zoo model is trained with the statistics it records' });
     if (m.file) {
-      for (const key of ['width', 'classes', 'seed', 'channels', 'image_size'] as const) {
+      // image_size too, for a file with a free height and width: checked against the file when it is read.
+      for (const key of ['width', 'classes', 'seed', 'channels'] as const) {
         if (m[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} applies to zoo models, not to a model file` });
       }
     } else if (m.id !== undefined) {
@@ -156,6 +159,7 @@ const DataSchema = z.strictObject({
   dir: z.string().min(1).optional(),
   train_per_class: posInt.optional(),
   test_limit: posInt.optional(),
+  resize: z.union([z.enum(['shorter-side', 'stretch']), posInt]).optional(),
 });
 
 const common = {
@@ -408,4 +412,9 @@ export interface Recipe {
 /** The id of the implicit variant a recipe's `model: { file }` makes. */
 export function sourceId(model: ModelSpec): string | undefined {
   return model.file ? (model.id ?? 'input') : undefined;
+}
+
+/** data.resize as a resize mode: a number is the shorter side before the centre crop. */
+export function recipeResize(data: Recipe['data']): ResizeMode | undefined {
+  return typeof data.resize === 'number' ? { shorterSide: data.resize } : data.resize;
 }

@@ -11,8 +11,8 @@ import { usableCores } from '../util/cpu-quota.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SlimError, usageError } from '../errors.js';
-import type { Graph } from '../onnx/graph.js';
-import { rawPixelInput } from '../onnx/image-input.js';
+import { dataInputs, type Graph } from '../onnx/graph.js';
+import { hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
 import { networkOf } from '../data/model-batches.js';
 import { exitWhenIdle } from '../engine/exit-gate.js';
 import { splitPixelPreprocessing } from '../passes/pixel-preprocessing.js';
@@ -20,8 +20,9 @@ import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
 import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../data/model-data.js';
-import { recordedResize } from '../data/model-resize.js';
-import { modelChannels } from '../zoo/metadata.js';
+import { recordedResize, withTrainedResize } from '../data/model-resize.js';
+import { describeResize } from '../data/image-folder.js';
+import { METADATA_KEYS, modelChannels } from '../zoo/metadata.js';
 import { buildZooModel, zooInputSize } from '../zoo/index.js';
 import { freezeLayers } from '../passes/freeze-layers.js';
 import { log as stderrLog, progress as stderrProgress } from '../util/terminal.js';
@@ -44,7 +45,7 @@ import {
   type StageRecord,
   type StageResults,
 } from './manifest.js';
-import { FIELD_HELP, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
+import { FIELD_HELP, recipeResize, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { anyBatch } from '../passes/any-batch.js';
 import { ARTIFACTS, MODELS, hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
@@ -618,6 +619,18 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   }
   const note = sourceGraph ? defaultNormalizationNote(sourceGraph, recipe.model.file!) : undefined;
   if (note) o.log?.(note);
+  // The size a free-H×W file is trained and used at, recorded in it, so every model of the run records it
+  // and deploy reads it (a trial's export trained at 32×32 unsaid, and its deploy stage failed at the end).
+  // data.resize likewise (else what the file records, else the default for a folder): every model of the
+  // run records how its photos were read, as slim train records it (a trial's recipe models recorded none).
+  const asked = recipeResize(recipe.data);
+  const sourceResize = sourceGraph ? recordedResize(sourceGraph, sourceFile!) : undefined;
+  if (asked && sourceResize && describeResize(asked) !== describeResize(sourceResize.mode)) o.log?.(`note: data.resize ${describeResize(asked)} replaces the resize ${describeResize(sourceResize.mode)} that ${recipe.model.file} records (slimkit.resize)`);
+  if (sourceGraph) {
+    // Only when asked: the source variant is the file's bytes otherwise (its training stages record the default).
+    const sized = withTrainedResize(sourceAtSize(sourceGraph, recipe, o.log), asked);
+    if (sized !== sourceGraph) [sourceGraph, sourceBytes] = [sized, encodeModel(sized).model];
+  }
   // A source that gets a new head does not name the data's classes: its own names (ImageNet's) label nothing.
   const id = sourceId(recipe.model);
   const getsNewHead = !!id && onlyNewHeadReads(recipe, id);
@@ -626,13 +639,34 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   const inputSize = sourceGraph ? modelInputSize(sourceGraph) : recipe.model.zoo ? (recipe.model.image_size ?? zooInputSize(recipe.model.zoo)) : undefined;
   const data = await loadRunData(recipe.data, {
     baseDir: recipe.baseDir, seed: recipe.seed, ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(inputSize ? { inputSize } : {}),
-    recordedResize: sourceGraph ? recordedResize(sourceGraph, sourceFile!) : undefined,
+    recordedResize: asked ? { file: `${recipe.file}'s data.resize`, mode: asked } : sourceResize,
     channels: sourceGraph ? modelChannels(sourceGraph) : (recipe.model.channels ?? 3), classes: sourceGraph && !getsNewHead ? recordedClasses(sourceGraph, sourceFile!) : undefined,
     ...(o.log ? { log: o.log } : {}),
     ...(o.download === false ? { download: false as const } : {}),
   });
   const unscored = checkClassCount(recipe, sourceGraph, data, getsNewHead);
   return { ...(sourceBytes ? { sourceBytes } : {}), ...(sourceFile ? { sourceFile } : {}), data, unscored };
+}
+
+/**
+ * The source model with the size it is used at recorded (slimkit.input_size): model.image_size, else what
+ * it records, else CIFAR-10's 32×32, said. A model of fixed size keeps it; an image_size against it is refused.
+ */
+function sourceAtSize(graph: Graph, recipe: Recipe, log: ((line: string) => void) | undefined): Graph {
+  const asked = recipe.model.image_size;
+  const recorded = modelInputSize(graph);
+  if (!hasFreeImageSize(graph)) {
+    if (asked && recorded && (asked[0] !== recorded[0] || asked[1] !== recorded[1])) {
+      throw new SlimError({ file: recipe.file, where: 'model.image_size', problem: `${recipe.model.file} takes ${recorded.join('×')} images (its input is fixed)`, fix: 'drop model.image_size: image folders are resized to the model\'s size' }, 'usage');
+    }
+    return graph;
+  }
+  const size = asked ?? recorded;
+  if (!size) log?.(`note: ${recipe.model.file}'s height and width are free and it records no size: the run trains and uses it at 32×32 (CIFAR-10's) — set model.image_size [H, W] for another`);
+  const [h, w] = size ?? [32, 32];
+  if (recorded && recorded[0] === h && recorded[1] === w) return graph;
+  const channels = dataInputs(graph)[0]!.shape![imageAxes(graph).c] as number;
+  return { ...graph, metadata: { ...graph.metadata, [METADATA_KEYS.inputSize]: JSON.stringify([channels, h, w]) } };
 }
 
 async function readSource(recipe: Recipe): Promise<Uint8Array | undefined> {

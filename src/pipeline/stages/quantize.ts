@@ -3,6 +3,7 @@
  * and a per-layer sensitivity scan for the report), dynamic int8, or float16 — the library calls
  * `slim quantize` makes.
  */
+import { withLastStepAmended } from '../../onnx/provenance.js';
 import { epochJson, nodeReasonJson, sensitivityJson } from '../../report/json-records.js';
 import { dataInputs, type Graph } from '../../onnx/graph.js';
 import { encodeModel } from '../../onnx/io.js';
@@ -156,6 +157,11 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   // As `slim quantize`: the bench stage's int8 top-1 on this machine is its saturating kernels' ('auto' lays the model for where it ships).
   const saturation = saturationNote(output, 'this int8 model');
   if (saturation) ctx.log(`  ${saturation.replace('slim quantize --cpu avx2', 'cpu: avx2 in a quantize stage')}`);
+  // Scored as written, as slim quantize --eval records it: the model (and a bundle of it) states its own
+  // top-1 (a trial's recipe bundle said none, though the bench stage had just scored it).
+  const scored = { top1: await scoreTop1(output, data.test, normalization, threads), images: data.test.labels.length, data: data.test.name };
+  ctx.log(`  int8 top-1 ${formatPercent(scored.top1)} (ONNX Runtime, ${scored.images.toLocaleString('en')} test images)`);
+  output = withLastStepAmended(output, qat ? 'slimkit.qat' : 'slimkit.quantization', { scored });
   return done(output, {
     mode: 'static',
     method: options.calibration.method,

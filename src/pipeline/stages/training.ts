@@ -3,6 +3,7 @@
  * epoch into the stage's work folder and resumes from it, so a run killed mid-training continues at
  * the last finished epoch, not at epoch 1.
  */
+import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
 import { epochJson } from '../../report/json-records.js';
 import { masksFromZeros } from '../../compress/prune/unstructured.js';
 import { RESIZED_CROP } from '../../engine/epoch.js';
@@ -18,7 +19,7 @@ import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../util/terminal.js';
 import type { TrainingResult } from '../manifest.js';
-import type { DistillSpec, FinetuneSpec, TrainSpec, ZooModelSpec } from '../recipe.js';
+import { recipeResize, type DistillSpec, type FinetuneSpec, type TrainSpec, type ZooModelSpec } from '../recipe.js';
 import { evalImageCount, evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 
@@ -169,6 +170,9 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   };
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
+  // How a folder's images were read (data.resize, else what the model records, else the default), as
+  // slim train records it: quantize, eval and deploy of it read them so (a trial's recipe models recorded none).
+  const readWith = trainedResize(ctx.recipe.data.dataset, recipeResize(ctx.recipe.data), recordedResize(source, 'the model this stage trains'));
   let trained = withClassNames(shared?.recorded ? { ...r.graph, metadata: { ...r.graph.metadata, ...normalizationMetadata(shared.normalization) } } : r.graph, data.train.classes);
   // The steps as `slim distill` and `slim train` record them (slim info lists them).
   if (teacher) trained = withStep(trained, 'slimkit.distillation', { teacher: teacher.id, temperature: teacher.temperature, alpha: teacher.alpha, cached_teacher: false });
@@ -177,6 +181,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
     ...(freshHead ? { new_head: { classes: data.train.classes.length } } : {}),
     ...(backbone ? { frozen: 'backbone' } : 'freeze' in spec && spec.freeze ? { frozen: spec.freeze } : {}),
   };
+  trained = withTrainedResize(trained, readWith);
   trained = withStep(trained, 'slimkit.training', { epochs: spec.epochs, batch: spec.batch, device, ...how, test_top1: r.testAccuracy, data: evaluation.test.name, eval_images: result.eval_images, train_images: result.train_images });
   return { trainable: trained, model: foldBatchNorm(trained), result, gpuSeconds: r.gpuSeconds };
 }
