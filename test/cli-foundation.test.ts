@@ -31,6 +31,12 @@ describe('slim zoo / info', () => {
     expect(doc).toMatchObject({ params: expect.any(Number), macs: expect.any(Number), opsets: { '': 17 } });
     expect((doc['op_histogram'] as Record<string, number>)['Conv']).toBe(20);
     expect(doc['inputs']).toEqual([{ name: 'input', dtype: 'float32', shape: ['batch', 3, 32, 32] }]);
+    // --image-size builds it for photos of another size, as slim train --image-size does (a trial's zoo file was fixed at 32×32).
+    const at64 = path.join(dir, 'r18-64.onnx');
+    const sized = await runSlim(['zoo', 'resnet18-cifar', '--width', '0.125', '--image-size', '64,48', '-o', at64]);
+    expect(sized.code, sized.stderr).toBe(0);
+    expect(sized.stdout).toMatch(/64×48 input/);
+    expect((await readModel(at64)).inputs[0]!.shape).toEqual(['batch', 3, 64, 48]);
   });
 
   it("-o's long form is taken in both spellings, --out and --output, by every command that writes", async () => {

@@ -130,6 +130,13 @@ describe.skipIf(!native)('the run report', () => {
     };
     expect([...report.pareto.latency].sort()).toEqual(front((v) => latency.get(v)!, tied).sort());
     expect([...report.pareto.size].sort()).toEqual(front((v) => v.size_bytes).sort());
+    // The fastest card names the variant ranked first on that scale, as its ratio to the reference (its raw
+    // p50 beside a lower p50 in the table read as a wrong number).
+    const fastest = [...report.variants].sort((a, b) => latency.get(a)! - latency.get(b)!)[0]!;
+    const fastestCard = findAll(doc, (e) => e.attrs['class'] === 'card').map(textOf).find((t) => t.includes('fastest batch-1'))!;
+    expect(fastestCard).toBe(fastest === report.variants[0]
+      ? `${fastest.latency_ms.p50.toFixed(2)} msfastest batch-1 p50 (${fastest.id})`
+      : `×${latencyRatio(fastest, report.variants[0]!).ratio.toFixed(2)}fastest batch-1: ${fastest.id}, the latency of fp32 (median per-round ratio, timed in turns)`);
     expect(report.training.map((t) => [t.stage, t.history.length])).toEqual([['fp32', 2], ['qat (QAT)', 1]]);
     expect(report.quantize.find((q) => q.stage === 'qat')?.qat?.test_top1).toBeGreaterThan(0);
     expect(report.sensitivity?.layers.length).toBeGreaterThan(10);

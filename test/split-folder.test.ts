@@ -52,6 +52,17 @@ describe('planSplit', () => {
 });
 
 describe('slim split', () => {
+  it('refuses a folder of one image per class, before writing anything: nothing would be left to test on (a trial\'s exited 0)', async () => {
+    const root = tempDir('split-ones');
+    const source = path.join(root, 'photos');
+    await classFolder(source, { daisy: 1, rose: 1 });
+    const out = path.join(root, 'out');
+    const r = await runSlim(['split', source, '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/photos: has one image per class: a split keeps it for training and leaves none to test on — add images: two or more per class/);
+    expect(fs.existsSync(path.join(out, 'train'))).toBe(false);
+  });
+
   it('writes train/ and test/ of hard links that the training loader reads, and says what it did', async () => {
     const root = tempDir('split-src');
     const source = path.join(root, 'photos');

@@ -70,6 +70,10 @@ export function registerSplit(program: Command): void {
         throw inputError({ file: source, problem: `has ${listing.classes.length === 1 ? `one class folder (${listing.classes[0]})` : 'no class folders'}: a classifier needs two classes or more`, fix: 'give the folder that holds a folder of images per class' });
       }
       const classes = planSplit(listing, options.testFraction, options.seed);
+      // No test image at all: the split would be a train/ that training refuses (a trial's exited 0).
+      if (classes.every((c) => c.test.length === 0)) {
+        throw inputError({ file: source, problem: 'has one image per class: a split keeps it for training and leaves none to test on', fix: 'add images: two or more per class (a fifth of each is held out)' });
+      }
       const bar = lazyProgress(options.copy ? 'copy' : 'link', 'img');
       const written = await writeSplit(listing.name, classes, out, { ...(options.copy ? { copy: true } : {}), onProgress: bar.update }).finally(() => bar.stop());
       const sizeFlag = await imageSizeFlag(listing.files[0]?.file);

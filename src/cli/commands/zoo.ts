@@ -4,7 +4,7 @@ import { writeModel } from '../../onnx/io.js';
 import { describeZoo, buildZooModel } from '../../zoo/index.js';
 import { formatBytes, formatCount, table } from '../../report/format.js';
 import { printResult, type CommonOptions } from '../output.js';
-import { nonNegativeInt, positiveInt, positiveNumber, withJson, channelsArg } from '../options.js';
+import { imageSizeArg, nonNegativeInt, positiveInt, positiveNumber, withJson, channelsArg } from '../options.js';
 import { checkOutputFile } from '../paths.js';
 
 interface ZooOptions extends CommonOptions {
@@ -14,6 +14,7 @@ interface ZooOptions extends CommonOptions {
   classes?: number;
   seed: number;
   list?: boolean;
+  imageSize?: [number, number];
 }
 
 export function registerZoo(program: Command): void {
@@ -27,6 +28,7 @@ export function registerZoo(program: Command): void {
       .option('--classes <k>', 'number of classes (default 10 for -cifar, 1000 for -imagenet)', positiveInt('--classes'))
       .option('--seed <n>', 'seed for the weight initialisation', nonNegativeInt('--seed'), 0)
       .option('--channels <n>', 'image channels: 3 (RGB, default) or 1 (grayscale)', channelsArg)
+      .option('--image-size <h,w>', "input height,width (default: the stem's, 32×32 for -cifar): what slim train --image-size builds, for photos of another size", imageSizeArg)
       .option('--list', 'list the zoo models'),
   )
     .addHelpText('after', '\nExamples:\n  slim zoo --list\n  slim zoo resnet18-cifar --width 0.25 -o r18w025.onnx')
@@ -49,11 +51,13 @@ export function registerZoo(program: Command): void {
         seed: options.seed,
         ...(options.classes !== undefined ? { classes: options.classes } : {}),
         ...(options.channels !== undefined ? { channels: options.channels } : {}),
+        ...(options.imageSize ? { imageSize: options.imageSize } : {}),
       });
       const { bytes } = await writeModel(graph, options.output);
       const channels = options.channels ?? 3;
-      printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width, channels }, () =>
-        `wrote ${options.output} (${name}, width ${options.width}${channels === 1 ? ', grayscale' : ''}, ${formatBytes(bytes)})`,
+      const size = options.imageSize;
+      printResult(options, { model: name, file: options.output, size_bytes: bytes, width: options.width, channels, ...(size ? { image_size: size } : {}) }, () =>
+        `wrote ${options.output} (${name}, width ${options.width}${channels === 1 ? ', grayscale' : ''}${size ? `, ${size.join('×')} input` : ''}, ${formatBytes(bytes)})`,
       );
     });
 }
