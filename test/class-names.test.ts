@@ -156,18 +156,19 @@ describe('scoring by class name', () => {
     for (const split of ['train', 'val']) renameSync(path.join(renamed, split, 'cat'), path.join(renamed, split, 'zz_cat'));
     const refusal = /renamed\/val: its classes are not the ones .*permuted\.onnx records \(slimkit\.classes\): only the data has zz_cat; only the model has cat — rename the class folders to the model's names \(dog, frog, cat\), or use data of the classes the model was trained on/;
     const evaluated = await runSlim(['eval', permuted, '--data', renamed]);
-    expect(evaluated.code).toBe(1);
+    // A pair that does not fit: usage (exit 2), as a class count that differs.
+    expect(evaluated.code).toBe(2);
     expect(evaluated.stderr).toMatch(refusal);
     expect(evaluated.stderr.trim().split('\n')).toHaveLength(1);
     const bench = await runSlim(['bench', permuted, '--data', renamed, '--runs', '50']);
-    expect(bench.code).toBe(1);
+    expect(bench.code).toBe(2);
     expect(bench.stderr).toMatch(refusal);
     expect(bench.stderr).not.toMatch(/p50/); // refused before the timing runs
     const quantized = await runSlim(['quantize', permuted, '-o', path.join(dir, 'x.onnx'), '--calib', renamed, '--eval', renamed]);
-    expect(quantized.code).toBe(1);
+    expect(quantized.code).toBe(2);
     expect(quantized.stderr).toMatch(refusal);
     const pruned = await runSlim(['prune', permuted, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', '--data', renamed]);
-    expect(pruned.code).toBe(1);
+    expect(pruned.code).toBe(2);
     expect(pruned.stderr).toMatch(/renamed\/train: its classes are not the ones .*only the data has zz_cat; only the model has cat/);
     // Calibration reads images only: any folder of the model's kind of images will do.
     const calibrated = await runSlim(['quantize', permuted, '-o', path.join(dir, 'calib.onnx'), '--calib', renamed, '--samples', '12', '--method', 'minmax']);

@@ -71,6 +71,19 @@ describe.skipIf(!nativeAvailable())('the resize a model trained with', () => {
     expect(p.code, p.stderr).toBe(0);
     expect(await resizeOf(pruned)).toBe('"stretch"');
 
+    // A student of free height and width that records no size is trained at the teacher's (both see one
+    // batch): a trial's was refused, asked for an --image-size the teacher already had.
+    const free = buildZooModel('resnet18-cifar', { width: 0.0625, classes: 2, seed: 3 });
+    free.inputs[0] = { ...free.inputs[0]!, shape: ['batch', 3, 'h', 'w'] };
+    delete free.metadata['slimkit.input_size'];
+    const freeFile = path.join(dir, 'free-student.onnx');
+    await writeModel(free, freeFile);
+    const fromFree = path.join(dir, 'from-free.onnx');
+    const f = await runSlim(['distill', '--teacher', teacher, '--student', freeFile, ...common.slice(4), '--out', fromFree], { timeoutMs: 180_000 });
+    expect(f.code, f.stderr).toBe(0);
+    expect(f.stderr).toContain("height and width are free and it records no size: it is trained at the teacher's 8×8 (both see one batch)");
+    expect(JSON.parse((await readModel(fromFree)).metadata['slimkit.input_size']!)).toEqual([3, 8, 8]);
+
     // CIFAR-10 is not resized; prune without --data reads no images.
     const onCifar = await runSlim(['train', '--model', 'resnet18-cifar', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--resize', 'stretch', '--out', path.join(dir, 'never.onnx')]);
     expect(onCifar.code).toBe(2);

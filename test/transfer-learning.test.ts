@@ -237,8 +237,8 @@ describe.skipIf(!nativeAvailable())('slim train --new-head --freeze-backbone', (
     const written = await readModel(out);
     expect(written.outputs[0]!.shape).toEqual(['batch', 3]);
     expect(JSON.parse(written.metadata['slimkit.classes']!)).toEqual(['blue', 'green', 'red']);
-    // Its history says how it was made: a new head, the backbone frozen (it said "trained", as if from scratch).
-    expect(stepLines(written.metadata).at(-1)).toMatch(/^\d+\. trained 6 epochs on 120 images \(batch 20, cpu, a new classifier head for 3 classes \(replacing one for 10\), backbone frozen\)/);
+    // Its history says how it was made: from which export, a new head, the backbone frozen (it said "trained", as if from scratch).
+    expect(stepLines(written.metadata).at(-1)).toMatch(/^\d+\. fine-tuned from torch-tiny-resnet\.onnx 6 epochs on 120 images \(batch 20, cpu, a new classifier head for 3 classes \(replacing one for 10\), backbone frozen\)/);
     // Oracle: the original model (BN at its running statistics) with the trained head put in, run by
     // ONNX Runtime, computes what the written model does — so nothing before the head moved.
     const original = await readModel(model);

@@ -4,7 +4,7 @@
  * mean/std or the flags. The commands and the pipeline's stages share it.
  */
 import { stat } from 'node:fs/promises';
-import { inputError, SlimError, usageError } from '../errors.js';
+import { inputError, mismatchError, SlimError, usageError } from '../errors.js';
 import { isCifar10, loadCifar10, type LoadCifar10Options } from './cifar10.js';
 import type { DownloadProgress } from './download.js';
 import { decodeListing, folderLayout, MAX_CLASSES, listImageFolder, listNames, listSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, SPLIT_NAMES, type DecodeOptions, type FolderListing, type ImageChannels, type ImageFolderSet, type LoadImageFolderOptions, type ResizeMode, type SplitName } from './image-folder.js';
@@ -254,7 +254,8 @@ export function labelledForModel<T extends ImageSet>(set: T, model: ModelClasses
     if (model.names.length === set.classes.length) note(`note: ${model.file} records other classes than ${data} (${differ}): it is trained on the data's, in their order, and the model written records them`);
     return set;
   }
-  throw inputError({
+  // The pair does not fit, as a class count that differs: usage (exit 2) in every command.
+  throw mismatchError({
     file: data,
     problem: `its classes are not the ones ${model.file} records (slimkit.classes): ${differ}`,
     fix: `${data !== 'cifar10' ? `rename the class folders to the model's names (${listNames(model.names)}), or ` : ''}use data of the classes the model was trained on`,

@@ -118,7 +118,8 @@ function describe({ key, record: r }: StepRecord, before: string, tuned: boolean
       const epochs = num(r['epochs']);
       const how = [num(r['batch']) !== undefined ? `batch ${r['batch']}` : undefined, text(r['device']), headText(r['new_head']), frozenText(r['frozen'])].filter(Boolean).join(', ');
       const images = num(r['train_images']);
-      return `${tuned ? 'fine-tuned' : 'trained'}${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
+      const from = text(r['from']);
+      return `${tuned || from ? 'fine-tuned' : 'trained'}${from ? ` from ${from}` : ''}${epochs !== undefined ? ` ${plural(epochs, 'epoch')}` : ''}${images !== undefined ? ` on ${images.toLocaleString('en')} images` : ''}${how ? ` (${how})` : ''}${top1Text(r, before)}`;
     }
     case 'slimkit.distillation': {
       const teacherTop1 = num(r['teacher_top1']);

@@ -1,3 +1,4 @@
+import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { refuseOtherRun } from '../../engine/train.js';
 import path from 'node:path';
@@ -117,7 +118,7 @@ export function registerDistill(program: Command): void {
       .option('--channels <n>', "zoo students: image channels, 3 (RGB) or 1 (grayscale); it must be the teacher's, the default", channelsArg)
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
       .option('--freeze <layers>', 'an .onnx student: keep these layers as they are (PyTorch module names or globs, comma-separated; `slim info S --layers` lists them)', patternList)
-      .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
+      .option('--test-limit <n>', "evaluate on N test images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: the cores this process may use: its CPU affinity and cgroup quota)', positiveInt('--threads'))
       .option('--augment <mode>', AUGMENT_HELP, augmentArg)
       .option('--no-augment', 'no random crop and flip')
@@ -159,7 +160,13 @@ export function registerDistill(program: Command): void {
       }
       const studentIsZoo = isZooName(options.student);
       if (!studentIsZoo) checkModelFile(options.student, '--student');
-      const studentFreed = studentIsZoo ? undefined : forBatches(withImageSizeFlag((await loadModel(options.student)).graph, options.student, options.imageSize, [options.data]), options.student);
+      // A student of free size that records none is used at the teacher's size: both see one batch (a trial's
+      // was refused for a size it need not have been asked).
+      const studentGraph = studentIsZoo ? undefined : (await loadModel(options.student)).graph;
+      const teacherSize = modelInputSize(teacherAsGiven);
+      const studentSize = options.imageSize ?? (studentGraph && hasFreeImageSize(studentGraph) && !modelInputSize(studentGraph) ? teacherSize : undefined);
+      if (studentSize && !options.imageSize) log(`note: ${options.student}'s height and width are free and it records no size: it is trained at the teacher's ${studentSize.join('×')} (both see one batch)`);
+      const studentFreed = studentGraph ? forBatches(withImageSizeFlag(studentGraph, options.student, studentSize, [options.data]), options.student) : undefined;
       const studentFile = studentFreed ? withGivenNormalization(studentFreed.graph, options) : undefined;
       // An int8 student trains nothing: said before the data is read.
       if (studentFile && hasIntegerWeights(studentFile)) throw integerWeightsError(options.student);
@@ -313,7 +320,8 @@ export function registerDistill(program: Command): void {
       if (blownUp) log(blownUp);
       if (load.note) log(load.note);
       // A student from the zoo starts at chance; ending above its teacher, the soft targets may have held it back.
-      else if (distilled && studentIsZoo && result.testAccuracy > result.teacherAccuracy) {
+      // Said on a busy machine too (an `else` here dropped it whenever the load note was printed).
+      if (distilled && studentIsZoo && result.testAccuracy > result.teacherAccuracy) {
         log(`note: the student ended above its teacher (${formatPercent(result.testAccuracy)} against ${formatPercent(result.teacherAccuracy)}): the teacher's soft targets may have held it back — compare with slim train on the same recipe (or --alpha 1)`);
       }
     });

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { epochJson } from '../../report/json-records.js';
 import { usageError } from '../../errors.js';
@@ -28,7 +29,7 @@ import { blownUpWarning, learnedNothingWarning, watchTrainingLoad, checkAugmentF
 import { checkModelFile, checkTrainingOutputs } from '../paths.js';
 import { writeMadeModel } from '../write-result.js';
 import { hasIntegerWeights, integerWeightsError } from '../../passes/freeze-layers.js';
-import { withStep } from '../../onnx/provenance.js';
+import { modelSteps, withStep } from '../../onnx/provenance.js';
 
 interface TrainCliOptions extends CommonOptions {
   imageSize?: [number, number];
@@ -107,7 +108,7 @@ export function registerTrain(program: Command): void {
       .option('--mean <r,g,b|v>', `${MEAN_HELP}; recorded in the written model`, meanList('--mean', CHANNEL_COUNTS))
       .option('--std <r,g,b|v>', STD_HELP, stdList('--std', CHANNEL_COUNTS))
       .option('--train-limit <n>', "train on N training images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--train-limit'))
-      .option('--test-limit <n>', 'evaluate on the first N test images only', positiveInt('--test-limit'))
+      .option('--test-limit <n>', "evaluate on N test images only (CIFAR-10's first N; an image folder's taken across its classes)", positiveInt('--test-limit'))
       .option('--threads <n>', 'LibTorch CPU threads (default: the cores this process may use: its CPU affinity and cgroup quota)', positiveInt('--threads'))
       .option('--augment <mode>', AUGMENT_HELP, augmentArg)
       .option('--no-augment', 'no random crop and flip')
@@ -283,6 +284,8 @@ export function registerTrain(program: Command): void {
       // A new head and frozen layers are part of how it was made (the history said "trained", as if from scratch).
       const replaced = onnxModel?.outputs[0]?.shape?.[1];
       const how = {
+        // A model slimkit did not make (a PyTorch export) is named: its history starts here (a distilled one names its teacher).
+        ...(onnxModel && modelSteps(onnxModel.metadata).length === 0 ? { from: path.basename(options.model) } : {}),
         ...(options.newHead ? { new_head: { classes: data.train.classes.length, ...(typeof replaced === 'number' ? { replaced } : {}) } } : {}),
         ...(options.freezeBackbone ? { frozen: 'backbone' } : options.freeze ? { frozen: options.freeze } : {}),
       };
