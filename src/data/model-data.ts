@@ -133,7 +133,7 @@ async function findSplit(options: DataOptions, inputSize: [number, number] | und
   if (!SPLIT_NAMES.includes(split)) throw usageError(`--split must be 'test', 'train' or 'val', got '${split}'`, "pass --split test (a folder's test/, else val/), train or val");
   if (isCifar10(name)) {
     if (split === 'val') throw usageError('CIFAR-10 has a train and a test split, no val', 'pass --split test (its held-out images) or --split train');
-    if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
+    if (options.resize) throw resizeOnCifar();
     return { set: await withDownloadBar((cifar) => loadCifar10(split, { ...cifar, ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...limit })) };
   }
   const flag = options.flag ?? '--data';
@@ -384,6 +384,16 @@ export function checkDataDir(options: DataOptions): void {
   }
 }
 
+/** --resize without --data: nothing is read for it to resize. */
+export function resizeWithoutData(): SlimError {
+  return usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
+}
+
+/** --resize given where only CIFAR-10 is read: its images are not resized (`fix`: where a folder would go). */
+export function resizeOnCifar(fix = 'drop --resize, or pass --data <image folder>'): SlimError {
+  return usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", fix);
+}
+
 /**
  * Training and test images: CIFAR-10's two splits, or the train/ and test/ (else val/) subfolders of a
  * folder, resized to the model's input. Test labels use train/'s class numbering, so a class
@@ -420,7 +430,7 @@ interface TrainTestOptions {
 async function loadTrainTestSets(data: string, options: TrainTestOptions): Promise<{ train: ImageSet; test: ImageSet }> {
   const testLimit = options.testLimit !== undefined ? { limit: options.testLimit } : {};
   if (isCifar10(data)) {
-    if (options.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
+    if (options.resize) throw resizeOnCifar();
     const dir = options.dataDir ? { dataDir: options.dataDir } : {};
     return withDownloadBar(async (cifar) => {
       const train = await loadCifar10('train', { ...cifar, ...dir });

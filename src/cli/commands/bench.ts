@@ -23,7 +23,7 @@ import type { BenchRow } from '../../report/bench-row.js';
 import { NOISY_SPREAD } from '../../report/recommend.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { describeResize } from '../../data/image-folder.js';
-import { checkDataDir, checkImageSize, chosenImageSize, requireMeasurableSize, labelledSource, openDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, resizeWithoutData, chosenImageSize, requireMeasurableSize, labelledSource, openDataset, normalizationFor, recordedClasses, positionalScoringNote, heldDefaultNotes, type DataOptions, modelChannels } from '../../data/model-data.js';
 import { chosenResize, recordedResize } from '../../data/model-resize.js';
 import { log, progress } from '../../util/terminal.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
@@ -75,7 +75,7 @@ export function registerBench(program: Command): void {
         else files.push(f);
       }
       checkDataDir(options);
-      if (options.resize && !options.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
+      if (options.resize && !options.data) throw resizeWithoutData();
       const web = options.target === 'web';
       if (options.browser !== undefined && !web) throw usageError('--browser applies to --target web only', 'add --target web, or drop --browser');
       if (web) findBrowser(options.browser); // before any model is read: no browser, no web benchmark

@@ -19,7 +19,7 @@ import {
 } from '../../compress/prune/index.js';
 import type { ImageSet } from '../../data/types.js';
 import { isCifar10 } from '../../data/cifar10.js';
-import { checkCifarImageSize, checkDataDir, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
+import { checkCifarImageSize, checkDataDir, resizeOnCifar, resizeWithoutData, checkImageSize, withImageSizeFlag, requireMeasurableSize, loadDataset, loadTrainTest, normalizationFor, modelInputSize, recordedClasses, type DataOptions, modelChannels, withGivenNormalization } from '../../data/model-data.js';
 import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
 import { withClassNames } from '../../zoo/metadata.js';
 import { isSplitFolder } from '../../data/image-folder.js';
@@ -495,7 +495,7 @@ function check(o: PruneOptions): void {
   if (o.steps > 1 && o.finetune && o.steps > o.finetune) throw usageError(`--finetune ${o.finetune} over --steps ${o.steps}: ${o.steps - o.finetune} of the cuts would get no fine-tuning before the next`, `pass --finetune ${o.steps} or more, or --steps ${o.finetune}`);
   if (o.steps > 1 && o.targetLatency !== undefined) throw usageError('iterative pruning takes a MAC or channel-ratio target', 'use --target-macs or --ratio with --steps, or --steps 1');
   if (o.distill && !o.finetune) throw usageError('--distill needs --finetune EPOCHS');
-  if (o.resize && !o.data) throw usageError('--resize says how the images of --data are brought to the model, and no --data is given', 'add --data <image folder>, or drop --resize');
+  if (o.resize && !o.data) throw resizeWithoutData();
   if (o.checkpointDir && !o.finetune) throw usageError('--checkpoint-dir keeps fine-tuning epochs', 'pass --finetune EPOCHS, or drop --checkpoint-dir');
   if (o.log && !o.finetune) throw usageError('--log records fine-tuning epochs', 'pass --finetune EPOCHS, or drop --log');
   if (o.resume && !o.checkpointDir) throw usageError('--resume needs --checkpoint-dir DIR (where the crashed run checkpointed)');
@@ -521,7 +521,7 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   // Labelled by the class names the model records, if it does.
   const classes = recordedClasses(graph, file, o.finetune ? { trains: (n) => `fine-tune on images of all ${n.model} classes, or prune without --finetune (--data then only calibrates and scores)` } : {});
   if (isCifar10(o.data)) {
-    if (o.resize) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --data <image folder>');
+    if (o.resize) throw resizeOnCifar();
     checkCifarImageSize(graph, file, o.data, modelInputSize(graph));
     return { ...(await loadTrainTest(o.data, { ...dataDir, trainLimit: o.trainLimit, testLimit: o.testLimit, classes })), heldOut: true };
   }

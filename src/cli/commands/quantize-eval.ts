@@ -8,7 +8,7 @@ import { encodeModel } from '../../onnx/io.js';
 import { evaluate, nanScoresWarning } from '../../runtime/evaluate.js';
 import { imageMixingNodes, oneImagePerRunNote } from '../../onnx/image-mixing.js';
 import { openSession } from '../../runtime/ort.js';
-import { checkImageSize, openDataset, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
+import { checkImageSize, openDataset, resizeOnCifar, modelInputSize, modelChannels, recordedClasses, requireDataFolder } from '../../data/model-data.js';
 import { recordedResize } from '../../data/model-resize.js';
 import { log, progress } from '../../util/terminal.js';
 
@@ -92,6 +92,6 @@ export async function top1(graph: Graph, data: EvalData, normalization: Normaliz
 export function folderResize(options: { resize?: ResizeMode; calib?: string; eval?: string; data?: string }, data: string | undefined): { resize?: ResizeMode } {
   if (!options.resize) return {};
   const folders = [options.calib, options.eval, options.data].filter((d): d is string => d !== undefined && !isCifar10(d));
-  if (folders.length === 0) throw usageError("--resize applies to image folders: CIFAR-10's images are fed at 32×32 as they are", 'drop --resize, or pass --calib / --eval <image folder>');
+  if (folders.length === 0) throw resizeOnCifar('drop --resize, or pass --calib / --eval <image folder>');
   return data !== undefined && !isCifar10(data) ? { resize: options.resize } : {};
 }
