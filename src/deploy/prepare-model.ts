@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { imageDims } from '../data/transforms.js';
-import { checkResize, describeResize } from '../data/image-folder.js';
+import { checkResize, DEFAULT_RESIZE, describeResize } from '../data/image-folder.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { decodeModel, encodeModel } from '../onnx/io.js';
 import { fixedImageSize, imageAxes, requireOneInput, takesChannelsLast } from '../onnx/image-input.js';
@@ -133,7 +133,10 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
     });
   }
   const resize = resizeFor(options.resize, meta.resize, size, file, warnings);
-  if (describeResize(resize) !== describeResize(meta.resize ?? 'shorter-side')) {
+  // The resize the model records (the default when none), and whether the bundle's is another.
+  const recordedMode = describeResize(meta.resize ?? DEFAULT_RESIZE);
+  const resizeChanged = describeResize(resize) !== recordedMode;
+  if (resizeChanged) {
     // The bundled model records the bundle's resize: `slim eval` of it then reads photos as the bundle does.
     bytes = encodeModel({ ...graph, metadata: { ...graph.metadata, ...resizeMetadata(resize) } }).model;
   }
@@ -150,7 +153,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   })();
   const changed = [
     ownSize && (ownSize[0] !== size[0] || ownSize[1] !== size[1]) ? `${size.join('×')} images (it records ${ownSize.join('×')})` : undefined,
-    describeResize(resize) !== describeResize(meta.resize ?? 'shorter-side') ? `--resize ${describeResize(resize)} (it records ${describeResize(meta.resize ?? 'shorter-side')})` : undefined,
+    resizeChanged ? `--resize ${describeResize(resize)} (it records ${recordedMode})` : undefined,
     options.mean && options.std && meta.normalization && (options.mean.join() !== meta.normalization.mean.join() || options.std.join() !== meta.normalization.std.join()) ? 'another mean/std' : undefined,
   ].filter((c): c is string => c !== undefined);
   const top1 = changed.length ? undefined : recordedTop1;
