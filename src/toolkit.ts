@@ -17,6 +17,7 @@ import type { ImageSource } from './data/stream.js';
 import { forBatches } from './data/model-batches.js';
 import { checkImageSet, checkNormalization, type ImageSet, type Normalization } from './data/types.js';
 import { defaultThreads, openSession } from './runtime/ort.js';
+import { withMeasuredOpaqueTypes } from './runtime/opaque-types.js';
 import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
 import { loadedModelStats, modelStats, type ModelStats } from './runtime/stats.js';
 import {
@@ -194,9 +195,11 @@ export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 
  * weights, bias correction, and the Conv layout chosen for this CPU.
  */
 export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
-  const { graph: given, name } = await graphOf(model);
+  const { graph: read, name } = await graphOf(model);
   requireImages(calibration, 'calibration');
-  refuseQuantized(given, name);
+  refuseQuantized(read, name);
+  // Ops slimkit has no definition for stay float, as in slim quantize (runtime/opaque-types.ts).
+  const given = (await withMeasuredOpaqueTypes(read, name)).graph;
   if (options.normalization) checkNormalization(options.normalization);
   if (options.resize) checkResizeOption(options.resize, modelInputSize(given));
   const normalized = recordingNormalization(given, options.normalization);

@@ -123,6 +123,17 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
     expect(result.top1).toBe(cliTop1);
   }, 180_000);
 
+  it('quantizeModel leaves an op slimkit has no definition for float, writing the bytes slim quantize writes', async () => {
+    const dir = tempDir('toolkit-opaque');
+    const file = fixturePath('torch-tiny-resize.onnx');
+    const cliFile = path.join(dir, 'cli.int8.onnx');
+    const cli = await runSlim(['quantize', file, '--calib', 'cifar10', '--samples', '64', '--data-dir', cifar!, '--threads', '1', '-o', cliFile]);
+    expect(cli.code, cli.stderr).toBe(0);
+    const ours = await quantizeModel(file, await loadCifar10('train', { dataDir: cifar! }), { samples: 64, threads: 1 });
+    expect(ours.graph.nodes.filter((n) => n.opType === 'Resize')).toHaveLength(1);
+    expect(Buffer.compare(Buffer.from(encodeModel(ours.graph).model), Buffer.from(encodeModel(await readModel(cliFile)).model))).toBe(0);
+  }, 120_000);
+
   it('examples/quantize.ts quantizes, writes and compares a model', async () => {
     const dir = tempDir('example-q');
     const model = path.join(dir, 'net.onnx');

@@ -13,6 +13,11 @@ export interface NodeFacts {
   inputs: (InputFacts | undefined)[];
   outputs: ValueType[];
   macs: number;
+  /**
+   * An op slimkit has no definition for, whose output types were measured (ONNX Runtime ran it):
+   * nothing is known of what it computes, and its MACs are counted as 0.
+   */
+  opaque?: true;
 }
 
 export interface InferenceResult {
@@ -37,6 +42,18 @@ export function knownValueOf(t: Tensor): KnownValue | undefined {
   const isInt = t.dtype === 'int64' || t.dtype === 'int32';
   if (!isInt || t.data.length > KNOWN_VALUE_LIMIT) return undefined;
   return { dims: [...t.dims], values: toNumbers(t) };
+}
+
+/** The refusal of an op slimkit has no definition for, naming what still runs the model. */
+export function unsupportedOpError(node: Node, file?: string): SlimError {
+  const domain = node.domain && node.domain !== 'ai.onnx' ? ` in domain '${node.domain}'` : '';
+  return inputError({
+    ...(file ? { file } : {}),
+    where: `node '${node.name}' (${node.opType})`,
+    problem: `op ${node.opType}${domain} is not supported`,
+    // The ops themselves are listed in the README ("Ops slimkit defines"): 74 names here buried the fix.
+    fix: `slim eval, bench, info and deploy still run it with ONNX Runtime, and quantize leaves it float; prune and train need each op to be one of slimkit's ${Object.keys(OPS).length} (README, "Ops slimkit defines"): export the model without ${node.opType}, and \`slim info\` names every such op it has`,
+  });
 }
 
 /**
@@ -72,13 +89,18 @@ export function inferShapes(graph: Graph, options: InferOptions = {}): Inference
     const where = `node '${node.name}' (${node.opType})`;
     const def = opDefFor(node);
     if (!def) {
-      const domain = node.domain && node.domain !== 'ai.onnx' ? ` in domain '${node.domain}'` : '';
-      throw fail(
-        `op ${node.opType}${domain} is not supported`,
-        where,
-        // The ops themselves are listed in the README ("Ops slimkit defines"): 74 names here buried the fix.
-        `slim eval, bench, info and deploy still run it with ONNX Runtime; quantize, prune and train need each op to be one of slimkit's ${Object.keys(OPS).length} (README, "Ops slimkit defines"): export the model without ${node.opType}, and \`slim info\` names every such op it has`,
-      );
+      // An op slimkit has no definition for passes only with types given for its outputs (quantize
+      // measures them with ONNX Runtime and leaves the op float: runtime/opaque-types.ts).
+      const measured = node.outputs.map((out) => (out ? graph.valueInfo.get(out) : undefined));
+      if (node.outputs.some((out, i) => out && !measured[i]?.shape)) throw unsupportedOpError(node, options.file);
+      const inputs = node.inputs.map((name): InputFacts | undefined => {
+        const type = name ? types.get(name) : undefined;
+        return name && type ? { name, type } : undefined;
+      });
+      const outputs = measured.map((v) => ({ dtype: v?.dtype ?? 'float32', ...(v?.shape ? { shape: [...v.shape] } : {}) }));
+      node.outputs.forEach((out, i) => void (out && types.set(out, outputs[i]!)));
+      nodes.push({ node, inputs, outputs, macs: 0, opaque: true });
+      continue;
     }
     const [minIn, maxIn] = def.inputCount;
     const [minOut, maxOut] = def.outputCount;

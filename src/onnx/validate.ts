@@ -8,7 +8,7 @@ import { inputError, SlimError } from '../errors.js';
 import { isFloat } from './dtype.js';
 import type { Graph } from './graph.js';
 import { decodeModel, readBytes } from './io.js';
-import { inferShapes, type InferenceResult } from './shape-inference.js';
+import { inferShapes, unsupportedOpError, type InferenceResult } from './shape-inference.js';
 import { topologicalOrder } from './topology.js';
 import { opDefFor } from '../ops/registry.js';
 import { float16BitsToNumber, bfloat16BitsToNumber, type Tensor } from './tensor.js';
@@ -133,7 +133,10 @@ export interface LoadedModel {
 /** Read, decode and validate a model file: the one entry point of the commands that transform models. */
 export async function loadModel(path: string): Promise<LoadedModel> {
   const { facts, unknownOps, ...read } = await loadModelForRuntime(path);
-  // Quantizing, pruning and training need every op's definition: inference names the first one missing.
+  // Pruning and training need every op's definition, types stored in the file or not (quantize measures
+  // the others' with ONNX Runtime and leaves them float: runtime/opaque-types.ts).
+  const undefinedOp = read.graph.nodes.find((node) => !opDefFor(node));
+  if (undefinedOp) throw unsupportedOpError(undefinedOp, path);
   return { ...read, facts: facts ?? inferShapes(read.graph, { file: path }) };
 }
 

@@ -31,6 +31,9 @@ export function upgradeOpset(graph: Graph, options: { file?: string } = {}): Gra
   if (from < OLDEST) throw fail(`the model uses ONNX opset ${from}; slimkit converts opsets ${OLDEST} to 12 to ${UPGRADE_OPSET}, not older ones`);
 
   const facts = inferShapes(graph, options);
+  // Whether an op slimkit has no definition for means the same at opset 13 is unknown (Upsample is gone).
+  const opaque = facts.nodes.find((f) => f.opaque && (f.node.domain === '' || f.node.domain === 'ai.onnx'));
+  if (opaque) throw fail(`the model is ONNX opset ${from}, and slimkit cannot convert its ${opaque.node.opType}, an op it has no definition for, to opset ${UPGRADE_OPSET} (per-channel int8 weights need ${UPGRADE_OPSET})`, `node '${opaque.node.name}' (${opaque.node.opType})`);
   const g = cloneGraph(graph);
   const taken = valueNames(g);
   for (const n of g.nodes) taken.add(n.name);

@@ -47,6 +47,7 @@ import {
 } from './manifest.js';
 import { FIELD_HELP, recipeResize, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { anyBatch } from '../passes/any-batch.js';
+import { sourceWithUndefinedOps } from './source-ops.js';
 import { ARTIFACTS, MODELS, hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
@@ -628,7 +629,7 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   if (asked && sourceResize && describeResize(asked) !== describeResize(sourceResize.mode)) o.log?.(`note: data.resize ${describeResize(asked)} replaces the resize ${describeResize(sourceResize.mode)} that ${recipe.model.file} records (slimkit.resize)`);
   if (sourceGraph) {
     // Only when asked: the source variant is the file's bytes otherwise (its training stages record the default).
-    const sized = withTrainedResize(sourceAtSize(sourceGraph, recipe, o.log), asked);
+    const sized = withTrainedResize(sourceAtSize(await sourceWithUndefinedOps(recipe, sourceGraph, sourceFile!, o.log), recipe, o.log), asked);
     if (sized !== sourceGraph) [sourceGraph, sourceBytes] = [sized, encodeModel(sized).model];
   }
   // A source that gets a new head does not name the data's classes: its own names (ImageNet's) label nothing.

@@ -7,7 +7,9 @@ import { refuseQuantized } from '../../toolkit.js';
 import type { Graph } from '../../onnx/graph.js';
 import { checkDynamicCpu } from '../../compress/quantize/dynamic.js';
 import { withinBudget } from '../../compress/quantize/mixed-precision.js';
-import { loadModel, validateGraph } from '../../onnx/validate.js';
+import { loadModelForRuntime, validateGraph, type RuntimeModel } from '../../onnx/validate.js';
+import { inferShapes } from '../../onnx/shape-inference.js';
+import { withMeasuredOpaqueTypes } from '../../runtime/opaque-types.js';
 import { formatBytes, formatPercent, formatPointChange } from '../../report/format.js';
 import {
   AUTO_HELD_OUT_IMAGES,
@@ -196,16 +198,17 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const scoredSaturating = canSaturate && scoresInt8 && int8KernelsSaturate();
   if (typeof options.report === 'string') checkOutputFile(`${options.report}.md`, '--report');
   const start = performance.now();
-  const loaded = await loadModel(file);
+  const loaded = await loadModelForRuntime(file);
   const fileBytes = loaded.sizeBytes;
   refuseQuantized(loaded.graph, file);
+  const floatGraph = await withUndefinedOpsFloat(loaded, file, options);
   // After the input is known to be a float model (an int8 one got this note before its refusal).
   if (scoredSaturating) {
     log("note: this CPU (x64 without VNNI) adds ONNX Runtime's int8 products in 16 bits, which can saturate: the int8 scores measured here may be below the model's on arm64, in the browser or on a VNNI CPU; for models that will run on CPUs like this one, quantize with --cpu avx2 (uint8 weights: exact, on slower kernels) or --reduce-range (7-bit weights: the fast kernels, coarser weights) and compare both with slim bench --data");
   }
   // --mean/--std become the model's recorded statistics: calibration, QAT and the written model use them.
   // --resize likewise: the written model records it, so eval, bench and deploy resize its images the same way.
-  const sized = withGivenResize(withGivenNormalization(withImageSizeFlag(loaded.graph, file, options.imageSize, [options.calib, options.eval, options.data]), options), options.resize, file);
+  const sized = withGivenResize(withGivenNormalization(withImageSizeFlag(floatGraph, file, options.imageSize, [options.calib, options.eval, options.data]), options), options.resize, file);
   // Checked before calibration: live BN needs BatchNormalization nodes, which a BN-folded export has none of.
   if (options.qat && options.bnEpochs && !hasBatchNorm(sized)) {
     throw usageError(`--bn-epochs trains the model's BatchNormalization live, and ${file} has none (it was folded at export, as torch.onnx and slim train write models)`, 'drop --bn-epochs: QAT trains the folded model as it is');
@@ -389,7 +392,8 @@ function humanSummary(s: Record<string, unknown>): string {
   const addsInConvs = s['ort_float_adds_in_convs'] as number | undefined;
   const fused = addsInConvs ? ` (${addsInConvs} of the Convs also ${addsInConvs === 1 ? 'sums a residual Add' : 'sum a residual Add'}, fused into it)` : '';
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') + fused : 'none'}`);
-  const islands = floatIslandNote(floatOps, String(s['file']), String(s['output']));
+  // Only static int8 models convert at each float op (fp16 computes in float; dynamic quantizes per op).
+  const islands = s['mode'] === 'static' ? floatIslandNote(floatOps, String(s['file']), String(s['output'])) : undefined;
   if (islands) lines.push(`  ${islands}`);
   const unfused = s['ort_unfused_nodes'] as { node: string; reason: string }[] | undefined;
   if (unfused?.length) lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) (--json lists them all)`, ...byReason(unfused));
@@ -437,3 +441,19 @@ export function largerNote(before: number, after: number, mode: string, file: st
   return `note: the int8 file is larger than the float one: its weights are too few for their 4× saving to pay for the QuantizeLinear/DequantizeLinear nodes around every layer (its latency may still be lower: slim bench ${file} ${output})`;
 }
 
+/**
+ * The model quantize starts from: ops slimkit has no definition for stay float, their output types
+ * measured with ONNX Runtime (runtime/opaque-types.ts), said in a note. QAT trains every op in the
+ * engine, so it refuses them as train does.
+ */
+async function withUndefinedOpsFloat(loaded: RuntimeModel, file: string, options: Pick<QuantizeCliOptions, 'qat'>): Promise<Graph> {
+  if (loaded.unknownOps.length === 0) return loaded.graph;
+  const names = loaded.unknownOps.join(', ');
+  if (options.qat) {
+    throw usageError(`${file}: --qat trains the model in slimkit's engine, which has no definition for ${names}`, 'quantize it without --qat: post-training quantization leaves those ops float');
+  }
+  const { graph, nodes } = await withMeasuredOpaqueTypes(loaded.graph, file);
+  inferShapes(graph, { file }); // the rest of the model is checked as loadModel checks it
+  log(`note: slimkit has no definition for ${names} (${nodes.length} node${nodes.length > 1 ? 's' : ''}): ${nodes.length > 1 ? 'they stay' : 'it stays'} float, as exported, with int8 values dequantized before ${nodes.length > 1 ? 'them (their output shapes measured' : 'it (its output shapes measured'} with ONNX Runtime)`);
+  return graph;
+}

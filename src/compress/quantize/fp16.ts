@@ -6,9 +6,13 @@
  *  - 'weights': initializers are stored as float16 and cast back to float32 in the graph; the model
  *    computes in float32 exactly as before (ORT folds those Casts when it loads the model). Half the
  *    file, runs everywhere.
- * Values beyond ±65504 (the float16 range) are clamped and reported.
+ * Values beyond ±65504 (the float16 range) are clamped and reported. An op slimkit has no definition
+ * for (left float by quantize) keeps computing in float32 as exported: its constants stay float32 and,
+ * in 'full', its float inputs and outputs are cast around it (Resize's scales must be float32).
  */
-import { cloneGraph, dataInputs, type Graph, type Node } from '../../onnx/graph.js';
+import { cloneGraph, dataInputs, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
+import { inferShapes } from '../../onnx/shape-inference.js';
+import { opDefFor } from '../../ops/registry.js';
 import { DTYPES } from '../../onnx/dtype.js';
 import { makeTensor, numberToFloat16Bits, type Tensor } from '../../onnx/tensor.js';
 import { freshName, valueNames } from '../../passes/rewrite.js';
@@ -49,11 +53,16 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
   const g = cloneGraph(fixWeightsAsConstants(graph));
   const taken = valueNames(g);
   const counter = { clamped: 0 };
+  const opaque = g.nodes.filter((node) => !opDefFor(node));
+  const index = new GraphIndex(g);
+  // Constants that only ops slimkit has no definition for read stay as they are.
+  const constant = (value: string): boolean => g.initializers.has(value) || index.producer.get(value)?.opType === 'Constant';
+  const keptFloat32 = (value: string): boolean => opaque.length > 0 && constant(value) && index.consumersOf(value).length > 0 && index.consumersOf(value).every((n) => opaque.includes(n));
   let converted = 0;
   if (mode === 'weights') {
     const casts: Node[] = [];
     for (const [name, t] of [...g.initializers]) {
-      if (t.dtype !== 'float32' || g.inputs.some((v) => v.name === name)) continue;
+      if (t.dtype !== 'float32' || g.inputs.some((v) => v.name === name) || keptFloat32(name)) continue;
       const stored = freshName(taken, `${name}_fp16`);
       g.initializers.delete(name);
       g.initializers.set(stored, toFloat16(t, counter));
@@ -64,12 +73,14 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
     return { graph: g, clamped: counter.clamped, converted };
   }
 
+  const floatBefore = opaque.length > 0 ? inferShapes(g).types : undefined;
   for (const [name, t] of [...g.initializers]) {
-    if (t.dtype !== 'float32') continue;
+    if (t.dtype !== 'float32' || keptFloat32(name)) continue;
     g.initializers.set(name, toFloat16(t, counter));
     converted++;
   }
   for (const node of g.nodes) {
+    if (node.opType === 'Constant' && node.outputs.every(keptFloat32)) continue;
     // Float values made by attributes: Constant (value, value_float, value_floats) and ConstantOfShape
     // (torch.full(x.size(0), …) with a dynamic batch) would otherwise meet float16 tensors as float32.
     const value = node.attributes['value'];
@@ -86,6 +97,8 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
     const to = node.attributes['to'];
     if (node.opType === 'Cast' && to?.type === 'int' && to.value === FLOAT) node.attributes = { ...node.attributes, to: { type: 'int', value: FLOAT16 } };
   }
+  for (const [name, info] of g.valueInfo) if (info.dtype === 'float32') g.valueInfo.set(name, { ...info, dtype: 'float16' });
+  g.nodes = g.nodes.flatMap((node) => (opaque.includes(node) ? inFloat32(node, g, floatBefore!, keptFloat32, taken) : [node]));
   // float32 interface kept: Cast in after each float input, Cast out before each float output.
   const head: Node[] = [];
   for (const v of dataInputs(g)) {
@@ -105,6 +118,29 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
     tail.push(cast(freshName(taken, `${v.name}_Cast`), inner, v.name, FLOAT));
   }
   g.nodes = [...head, ...g.nodes, ...tail];
-  for (const [name, info] of g.valueInfo) if (info.dtype === 'float32') g.valueInfo.set(name, { ...info, dtype: 'float16' });
   return { graph: g, clamped: counter.clamped, converted };
+}
+
+/**
+ * An op slimkit has no definition for, between Casts: the float16 values it reads back to float32, its
+ * float32 outputs on to float16. `float32Before`: every value's type before conversion.
+ */
+function inFloat32(node: Node, g: Graph, float32Before: ReadonlyMap<string, { dtype: string }>, keptFloat32: (value: string) => boolean, taken: Set<string>): Node[] {
+  const before: Node[] = [];
+  const after: Node[] = [];
+  node.inputs = node.inputs.map((input) => {
+    if (!input || float32Before.get(input)?.dtype !== 'float32' || keptFloat32(input)) return input;
+    const wide = freshName(taken, `${input}_fp32`);
+    before.push(cast(freshName(taken, `${input}_Cast`), input, wide, FLOAT));
+    return wide;
+  });
+  node.outputs = node.outputs.map((output) => {
+    const info = output ? g.valueInfo.get(output) : undefined;
+    if (!output || float32Before.get(output)?.dtype !== 'float32') return output;
+    const wide = freshName(taken, `${output}_fp32`);
+    if (info) g.valueInfo.set(wide, { ...info, name: wide, dtype: 'float32' });
+    after.push(cast(freshName(taken, `${output}_Cast`), wide, output, FLOAT16));
+    return wide;
+  });
+  return [...before, node, ...after];
 }

@@ -86,7 +86,8 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
     if (!def?.quant) {
       // Say which float compute stays (HardSwish, Softmax, ...); Q/DQ and shape arithmetic are not compute.
       if (!QDQ_OPS.has(f.node.opType) && f.outputs.some((t) => t.dtype === 'float32')) {
-        float.push({ node: label, opType: f.node.opType, reason: 'no integer kernel for this op: it runs in float on dequantized inputs' });
+        const reason = f.opaque ? 'an op slimkit has no definition for: left as exported, in float on dequantized inputs' : 'no integer kernel for this op: it runs in float on dequantized inputs';
+        float.push({ node: label, opType: f.node.opType, reason });
       }
       continue;
     }

@@ -1,0 +1,121 @@
+/**
+ * Ops slimkit has no definition for are left float by quantize: their output types are measured with
+ * ONNX Runtime (runtime/opaque-types.ts) and shape inference takes them. Oracles: ONNX Runtime on the
+ * float model (the int8 and fp16 models must compute what it computes, within their rounding) and the
+ * shapes PyTorch's export runs at.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { convertFloat16, DEFAULT_STATIC, prepareFloatGraph, quantizeStatic } from '../src/compress/quantize/index.js';
+import { emptyGraph, type Graph } from '../src/onnx/graph.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
+import { inferShapes } from '../src/onnx/shape-inference.js';
+import { float32, type Tensor } from '../src/onnx/tensor.js';
+import { loadModel } from '../src/onnx/validate.js';
+import { upgradeOpset } from '../src/passes/upgrade-opset.js';
+import { withMeasuredOpaqueTypes } from '../src/runtime/opaque-types.js';
+import { runGraph } from '../src/runtime/ort.js';
+import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-opaque-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const RESIZE = fixturePath('torch-tiny-resize.onnx');
+const only = async (g: Graph, x: Tensor): Promise<Tensor> => Object.values(await runGraph(g, { [g.inputs[0]!.name]: x }, { threads: 1 }))[0]!;
+
+/** Signal-to-noise of `got` against `want`, in dB. */
+function sqnr(got: Tensor, want: Tensor): number {
+  const [a, b] = [got.data as Float32Array, want.data as Float32Array];
+  let [signal, noise] = [0, 0];
+  for (let i = 0; i < b.length; i++) [signal, noise] = [signal + b[i]! ** 2, noise + (a[i]! - b[i]!) ** 2];
+  return 10 * Math.log10(signal / noise);
+}
+
+describe('output types of ops slimkit has no definition for, measured with ONNX Runtime', () => {
+  it("stores a PyTorch Resize's output type, its batch as the input's symbol; inference takes it as an opaque node", async () => {
+    const given = await readModel(RESIZE);
+    expect(() => inferShapes(given)).toThrow(/op Resize is not supported/);
+    const { graph, nodes } = await withMeasuredOpaqueTypes(given, RESIZE);
+    expect(nodes.map((n) => n.opType)).toEqual(['Resize']);
+    // 32×32 → bilinear ×0.5 after an 8-channel stem (scripts/make-torch-fixtures.py, TinyResizeNet).
+    expect(graph.valueInfo.get(nodes[0]!.outputs[0]!)).toEqual({ name: nodes[0]!.outputs[0], dtype: 'float32', shape: ['batch', 8, 16, 16] });
+    expect(given.valueInfo.size).toBe(0); // pure
+    const facts = inferShapes(graph);
+    const resize = facts.nodes.find((f) => f.node.opType === 'Resize')!;
+    expect(resize).toMatchObject({ opaque: true, macs: 0, outputs: [{ dtype: 'float32', shape: ['batch', 8, 16, 16] }] });
+    expect(facts.types.get('logits')).toEqual({ dtype: 'float32', shape: ['batch', 10] });
+  });
+
+  it('measures ops that move channels into space (DepthToSpace) and leaves a model without such ops as it is', async () => {
+    const g = emptyGraph('d2s', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 16, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['N', 2, 8, 8] }];
+    g.initializers.set('w', float32([2, 4, 1, 1], [1, 0, 0, 0, 0, 1, 0, 0]));
+    g.nodes = [
+      { name: 'd2s', opType: 'DepthToSpace', domain: '', inputs: ['x'], outputs: ['s'], attributes: { blocksize: { type: 'int', value: 2 } } },
+      { name: 'conv', opType: 'Conv', domain: '', inputs: ['s', 'w'], outputs: ['y'], attributes: {} },
+    ];
+    const { graph } = await withMeasuredOpaqueTypes(g, 'd2s.onnx');
+    expect(graph.valueInfo.get('s')?.shape).toEqual(['N', 4, 8, 8]);
+    expect(inferShapes(graph).types.get('y')?.shape).toEqual(['N', 2, 8, 8]);
+    const plain = emptyGraph('plain', 13);
+    expect((await withMeasuredOpaqueTypes(plain, 'plain.onnx')).graph).toBe(plain);
+  });
+
+  it('refuses a model exported for one batch size or a free image size, saying how to re-export it', async () => {
+    const given = await readModel(RESIZE);
+    const at = (shape: (number | string)[]): Graph => ({ ...given, inputs: [{ ...given.inputs[0]!, shape }] });
+    await expect(withMeasuredOpaqueTypes(at([1, 3, 32, 32]), 'b1.onnx')).rejects.toThrow(/b1\.onnx: it was exported for batch size 1 only, and it has ops slimkit has no definition for \(Resize\).*dynamic_axes/);
+    await expect(withMeasuredOpaqueTypes(at(['batch', 3, 'height', 'width']), 'free.onnx')).rejects.toThrow(/input 'input' has a free size \[batch, 3, height, width\].*re-export it at the image size it will run at/);
+  });
+
+  it('an older opset is not converted around such an op (its meaning at opset 13 is unknown): re-export is the fix', async () => {
+    const { graph } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+    expect(() => upgradeOpset({ ...graph, opsets: { '': 11 } }, { file: 'old.onnx' })).toThrow(/old\.onnx: node '\/Resize' \(Resize\): the model is ONNX opset 11, and slimkit cannot convert its Resize, an op it has no definition for, to opset 13 .* — re-export the model at opset 13 or later/);
+  });
+
+  it('loadModel (prune, train, distill) still refuses the op, even with its types stored in the file', async () => {
+    const { graph } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+    const file = path.join(dir, 'measured.onnx');
+    await writeModel(graph, file);
+    expect((await readModel(file)).valueInfo.get('/Resize_output_0')?.shape).toEqual(['batch', 8, 16, 16]);
+    await expect(loadModel(file)).rejects.toThrow(/op Resize is not supported.*quantize leaves it float; prune and train need each op/);
+  });
+});
+
+describe('quantize leaves such an op float', () => {
+  const { input } = torchSidecar('torch-tiny-resize.onnx');
+  const calibration = Array.from({ length: 4 }, (_, i) => ({ input: randomInput([8, 3, 32, 32], 10 + i) }));
+
+  it('static int8: the Resize stays as exported between int8 layers, and the model computes what the float one does', async () => {
+    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+    const { graph: int8, plan } = await quantizeStatic(measured, calibration, DEFAULT_STATIC, { threads: 1 });
+    const resize = int8.nodes.filter((n) => n.opType === 'Resize');
+    expect(resize).toHaveLength(1);
+    expect(resize[0]!.attributes).toEqual(measured.nodes.find((n) => n.opType === 'Resize')!.attributes);
+    // Its input is dequantized (the Conv before it is int8), its output quantized for the next Conv.
+    const producer = int8.nodes.find((n) => n.outputs.includes(resize[0]!.inputs[0]!));
+    expect(producer?.opType).toBe('DequantizeLinear');
+    expect(int8.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThanOrEqual(3);
+    expect(plan.float).toContainEqual(expect.objectContaining({ opType: 'Resize', reason: expect.stringMatching(/no definition for: left as exported/) }));
+    const [want, got] = [await only(measured, input), await only(int8, input)];
+    expect(got.dims).toEqual([2, 10]);
+    expect(sqnr(got, want)).toBeGreaterThan(20);
+  });
+
+  it("fp16: the op computes in float32 between Casts and its scales stay float32 (ONNX Runtime refuses float16 scales)", async () => {
+    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+    const half = convertFloat16(prepareFloatGraph(measured, { equalize: false }).graph, 'full').graph;
+    const resize = half.nodes.find((n) => n.opType === 'Resize')!;
+    const scales = half.initializers.get(resize.inputs[2]!) ?? half.nodes.find((n) => n.outputs.includes(resize.inputs[2]!))?.attributes['value']?.value as Tensor | undefined;
+    expect(scales?.dtype).toBe('float32');
+    const around = half.nodes.filter((n) => n.opType === 'Cast' && (n.outputs.includes(resize.inputs[0]!) || n.inputs.includes(resize.outputs[0]!)));
+    expect(around.map((n) => n.attributes['to']?.value)).toEqual([1, 10]); // to float32 before, to float16 after
+    const [want, got] = [await only(measured, input), await only(half, input)];
+    expect(maxAbsDiff(got, want)).toBeLessThan(0.01);
+    const weights = convertFloat16(prepareFloatGraph(measured, { equalize: false }).graph, 'weights').graph;
+    expect(maxAbsDiff(await only(weights, input), want)).toBeLessThan(0.01);
+  });
+});
