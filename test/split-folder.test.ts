@@ -63,6 +63,23 @@ describe('slim split', () => {
     expect(fs.existsSync(path.join(out, 'train'))).toBe(false);
   });
 
+  it('names every file it cannot decode, where it lives, before writing anything (train found them later, naming a hard link); --no-check skips that', async () => {
+    const root = tempDir('split-bad');
+    const source = path.join(root, 'photos');
+    await classFolder(source, { daisy: 3, rose: 3 });
+    const png = fs.readFileSync(path.join(source, 'rose', '00.png'));
+    fs.writeFileSync(path.join(source, 'daisy', 'cut.png'), png.subarray(0, png.length - 20));
+    fs.writeFileSync(path.join(source, 'rose', 'notes.jpg'), 'not an image\n');
+    const out = path.join(root, 'out');
+    const r = await runSlim(['split', source, '-o', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/photos: 2 images cannot be read — daisy\/cut\.png: .*; rose\/notes\.jpg: cannot read image \(Input file contains unsupported image format\) — replace or delete those files, then split again \(--no-check skips this decoding of every image: train and eval would find them\)/);
+    expect(fs.existsSync(out)).toBe(false);
+    const unchecked = await runSlim(['split', source, '-o', out, '--no-check', '--json']);
+    expect(unchecked.code, unchecked.stderr).toBe(0);
+    expect(JSON.parse(unchecked.stdout)).toMatchObject({ train_images: 6, test_images: 2 });
+  });
+
   it('writes train/ and test/ of hard links that the training loader reads, and says what it did', async () => {
     const root = tempDir('split-src');
     const source = path.join(root, 'photos');

@@ -244,14 +244,14 @@ async function looseImages(root: string): Promise<string[]> {
 }
 
 /** The error for a folder's unreadable images: how many, and the first few by name with the reason. */
-export function unreadableImages(root: string, bad: SkippedImage[]): SlimError {
-  if (bad.length === 1) return inputError({ file: bad[0]!.file, problem: bad[0]!.reason, fix: 'replace or delete the file' });
+export function unreadableImages(root: string, bad: SkippedImage[], then = ''): SlimError {
+  if (bad.length === 1) return inputError({ file: bad[0]!.file, problem: bad[0]!.reason, fix: `replace or delete the file${then}` });
   const sorted = [...bad].sort((a, b) => byCodePoint(a.file, b.file));
   const shown = sorted.slice(0, 10).map((b) => `${path.relative(root, b.file)}: ${b.reason}`);
   return inputError({
     file: root,
     problem: `${bad.length} images cannot be read — ${shown.join('; ')}${bad.length > shown.length ? `; and ${bad.length - shown.length} more` : ''}`,
-    fix: 'replace or delete those files',
+    fix: `replace or delete those files${then}`,
   });
 }
 

@@ -3,7 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { inputError, usageError } from '../../errors.js';
-import { folderLayout, listImageFolder, outsideClassesNote, passedOverNote } from '../../data/image-folder.js';
+import { decodeListing, folderLayout, listImageFolder, outsideClassesNote, passedOverNote, unreadableImages } from '../../data/image-folder.js';
 import { checkTestFraction, planSplit, writeSplit } from '../../data/split-folder.js';
 import { formatCount, table } from '../../report/format.js';
 import { lazyProgress, log } from '../../util/terminal.js';
@@ -16,7 +16,12 @@ interface SplitOptions extends CommonOptions {
   testFraction: number;
   seed: number;
   copy?: boolean;
+  /** --no-check: false. */
+  check?: boolean;
 }
+
+/** Decoding at a tiny size reads every byte of a file (a truncated JPEG fails) for little memory. */
+const CHECK_SIZE: [number, number] = [8, 8];
 
 /** Classes listed one per row up to this many; a folder of 1,000 classes gets the totals. */
 const ROWS_SHOWN = 20;
@@ -37,6 +42,7 @@ export function registerSplit(program: Command): void {
       .option('-o, --output <folder>', 'where to write <folder>/train/<class>/… and <folder>/test/<class>/… (a new or empty folder)')
       .option('--test-fraction <f>', 'share of each class held out for testing', testFractionArg, 0.2)
       .option('--seed <n>', 'seed of the shuffle that picks the held-out images', nonNegativeInt('--seed'), 0)
+      .option('--no-check', 'do not decode every image first (by default an unreadable file is named before anything is written)')
       .option('--copy', 'copy the images (default: hard links, which take no extra space but are the same files: an image edited in place changes in both folders; copies where links cannot be made)'),
   )
     .addHelpText('after', [
@@ -73,6 +79,13 @@ export function registerSplit(program: Command): void {
       // No test image at all: the split would be a train/ that training refuses (a trial's exited 0).
       if (classes.every((c) => c.test.length === 0)) {
         throw inputError({ file: source, problem: 'has one image per class: a split keeps it for training and leaves none to test on', fix: 'add images: two or more per class (a fifth of each is held out)' });
+      }
+      // Split once, read by every later command: a file that cannot be read is named here, in the folder
+      // it lives in (found by train, it was named under the split's train/ or test/: a hard link).
+      if (options.check !== false) {
+        const check = lazyProgress('check', 'img');
+        const { skipped } = await decodeListing(listing, { size: CHECK_SIZE, skipBad: true, onProgress: check.update }).finally(() => check.stop());
+        if (skipped.length > 0) throw unreadableImages(listing.name, skipped, `, then split again (--no-check skips this decoding of every image: train and eval would find ${skipped.length === 1 ? 'it' : 'them'})`);
       }
       const bar = lazyProgress(options.copy ? 'copy' : 'link', 'img');
       const written = await writeSplit(listing.name, classes, out, { ...(options.copy ? { copy: true } : {}), onProgress: bar.update }).finally(() => bar.stop());
