@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { matchClasses } from '../src/data/class-names.js';
 import { labelledForModel } from '../src/data/model-data.js';
 import { loadRunData } from '../src/pipeline/data.js';
-import type { ImageSet } from '../src/data/types.js';
+import { pixelStatistics, type ImageSet } from '../src/data/types.js';
+import { loadImageFolder } from '../src/data/image-folder.js';
 import { parseBundleConfig } from '../src/deploy/config.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import type { Graph } from '../src/onnx/graph.js';
@@ -200,6 +201,12 @@ describe.skipIf(!nativeAvailable())('commands that train record the class names'
     const train = await runSlim(['train', '--model', 'resnet18-cifar', '--width', '0.125', '--data', folder, '--epochs', '1', '--batch', '6', '--threads', '2', '--out', trained, '--json'], { timeoutMs: 180_000 });
     expect(train.code, train.stderr).toBe(0);
     expect(await classesOf(trained)).toEqual(NAMES);
+    // The statistics a zoo model records on photos are said, with the folder's own to pass instead.
+    const said = /note: resnet18-cifar normalizes its images with CIFAR-10's mean and std \(recorded in the model written\); to use .*train's own, pass --mean ([\d.,]+) --std ([\d.,]+)\n/.exec(train.stderr);
+    expect(said, train.stderr).not.toBeNull();
+    const own = pixelStatistics((await loadImageFolder(path.join(folder, 'train'))));
+    expect(said![1]!.split(',').map(Number)).toEqual(own.mean.map((v) => Number(v.toFixed(3))));
+    expect(said![2]!.split(',').map(Number)).toEqual(own.std.map((v) => Number(v.toFixed(3))));
     const bundle = path.join(dir, 'bundle');
     const deployed = await runSlim(['deploy', trained, '--target', 'linux-x64', '--out', bundle]);
     expect(deployed.code, deployed.stderr).toBe(0);

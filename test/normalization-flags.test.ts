@@ -13,6 +13,7 @@ import { nativeAvailable } from '../src/engine/native.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { parseRecipe } from '../src/pipeline/parse.js';
+import { pixelStatistics } from '../src/data/types.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath } from './helpers/fixtures.js';
 
@@ -35,6 +36,18 @@ const recorded = async (file: string): Promise<{ mean?: number[]; std?: number[]
     ...(metadata['slimkit.std'] ? { std: JSON.parse(metadata['slimkit.std']) as number[] } : {}),
   };
 };
+
+describe('pixelStatistics', () => {
+  it("gives each channel's mean and standard deviation in [0, 1] units, over every image", () => {
+    // Two 1×2 images, 2 channels: channel 0 holds 0, 255, 255, 255 (mean 0.75, std √0.1875); channel 1 all 51 (0.2, 0).
+    const set = { name: 's', classes: ['a'], imageShape: [2, 1, 2] as [number, number, number], pixels: Uint8Array.of(0, 255, 51, 51, 255, 255, 51, 51), labels: Uint16Array.of(0, 0) };
+    const { mean, std } = pixelStatistics(set);
+    expect(mean[0]).toBeCloseTo(0.75, 12);
+    expect(std[0]).toBeCloseTo(Math.sqrt(0.1875), 12);
+    expect(mean[1]).toBeCloseTo(0.2, 12);
+    expect(std[1]).toBeCloseTo(0, 6);
+  });
+});
 
 describe('a model that records no mean/std', () => {
   it('eval says it uses CIFAR-10\'s statistics, once, naming the file', async () => {

@@ -11,7 +11,7 @@ import { decodeListing, folderLayout, MAX_CLASSES, listImageFolder, listNames, l
 import { CHUNK_BYTES, folderSource, sourceOfSet, type ImageSource } from './stream.js';
 import { chosenResize, resizeSourceOf, type ModelResize } from './model-resize.js';
 import { matchClasses } from './class-names.js';
-import type { ImageSet, Normalization } from './types.js';
+import { pixelStatistics, type ImageSet, type Normalization } from './types.js';
 import { dataInputs, type Graph } from '../onnx/graph.js';
 import { checkGivenPair, checkNormalizationPair, defaultNormalization, METADATA_KEYS, modelChannels, normalizationMetadata, overriddenNormalizationNote, perChannel, readPreprocessing } from '../zoo/metadata.js';
 import { checkImageSizeFits, fixedImageSize, hasFreeImageSize, imageAxes, rawPixelInput } from '../onnx/image-input.js';
@@ -519,6 +519,19 @@ function defaultStatistics(graph: Graph): string | undefined {
   if (rawPixelInput(graph)?.dtype === 'uint8' || metadataNumbers(graph, 'slimkit.mean') || metadataNumbers(graph, 'slimkit.std')) return undefined;
   const fallback = defaultNormalization(graph);
   return modelChannels(graph) === 1 ? 'mean 0.5, std 0.5 (grayscale)' : `CIFAR-10's (mean ${fallback.mean.join(',')}, std ${fallback.std.join(',')})`;
+}
+
+/**
+ * A zoo model trained on an image folder without --mean/--std records CIFAR-10's statistics (grayscale:
+ * 0.5): said once before training, with the folder's own to pass instead (a trial saw them only in slim info).
+ */
+export function zooStatisticsNote(model: string, train: ImageSet): string {
+  const own = pixelStatistics(train);
+  const numbers = (values: number[]): string => values.map((v) => v.toFixed(3)).join(',');
+  const used = train.imageShape[0] === 1 ? 'mean 0.5, std 0.5' : "CIFAR-10's mean and std";
+  const said = `note: ${model} normalizes its images with ${used} (recorded in the model written)`;
+  // A channel of one value has no spread to divide by (--std takes numbers > 0).
+  return own.std.some((v) => v < 0.001) ? said : `${said}; to use ${train.name}'s own, pass --mean ${numbers(own.mean)} --std ${numbers(own.std)}`;
 }
 
 /** The note for models that record no mean/std and are fed `used`. */

@@ -43,6 +43,29 @@ export function imageSizeOf(set: ImageSet): [number, number] {
   return [set.imageShape[1], set.imageShape[2]];
 }
 
+/** Per-channel mean and standard deviation of a set's pixels, in [0, 1] units (what --mean/--std take). */
+export function pixelStatistics(set: ImageSet): { mean: number[]; std: number[] } {
+  const [c, h, w] = set.imageShape;
+  const plane = h * w;
+  const [sums, squares] = [new Float64Array(c), new Float64Array(c)];
+  for (let image = 0; image < set.labels.length; image++) {
+    for (let channel = 0; channel < c; channel++) {
+      const start = (image * c + channel) * plane;
+      let [sum, square] = [0, 0];
+      for (let i = start; i < start + plane; i++) {
+        const v = set.pixels[i]!;
+        sum += v;
+        square += v * v;
+      }
+      sums[channel]! += sum;
+      squares[channel]! += square;
+    }
+  }
+  const n = Math.max(1, set.labels.length * plane);
+  const mean = Array.from(sums, (s) => s / n / 255);
+  return { mean, std: Array.from(squares, (q, i) => Math.sqrt(Math.max(0, q / n / 255 ** 2 - mean[i]! ** 2))) };
+}
+
 /** Pixel → model input: x = (pixel * scale - mean[c]) / std[c]. */
 export interface Normalization {
   scale: number;

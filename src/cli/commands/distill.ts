@@ -13,7 +13,8 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote } from '../../data/model-data.js';
+import { isCifar10 } from '../../data/cifar10.js';
+import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote, zooStatisticsNote } from '../../data/model-data.js';
 import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
 import { readPreprocessing, withClassNames } from '../../zoo/metadata.js';
 import { log } from '../../util/terminal.js';
@@ -225,6 +226,7 @@ export function registerDistill(program: Command): void {
       const student: Graph = ordered && studentFile
         ? await trainingGraph(ordered.graph, data.train, { ...options, file: options.student, normalization: teacherForStudent(studentFile, teacher, { student: options.student, teacher: options.teacher }).normalization, ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}) })
         : withGivenNormalization(buildZooModel(options.student as Parameters<typeof buildZooModel>[0], { width: options.width, seed: options.seed, classNames: data.train.classes, channels: options.channels ?? modelChannels(teacher), ...(size ? { imageSize: size } : {}) }), options);
+      if (!studentFile && !options.mean && !isCifar10(options.data)) notes.push(zooStatisticsNote(options.student, data.train));
       if (options.cacheTeacher && options.alpha < 1) log('--cache-teacher: one teacher pass over the unaugmented training images; training without augmentation');
       // alpha weighs the labels: at 1 the teacher's soft targets weigh nothing.
       if (options.alpha === 1) notes.push(`note: --alpha 1 trains on the labels alone: the teacher is scored, then left out of training${options.cacheTeacher ? ' (--cache-teacher caches nothing)' : ''} — lower --alpha to distill`);

@@ -16,7 +16,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName, zooInputSize, type ZooName } from '../../zoo/index.js';
-import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder } from '../../data/model-data.js';
+import { checkDataDir, checkImageSize, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, requireDataFolder, zooStatisticsNote } from '../../data/model-data.js';
 import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
 import { describeResize, type ResizeMode } from '../../data/image-folder.js';
 import { normalizationMetadata, readPreprocessing, withClassNames } from '../../zoo/metadata.js';
@@ -239,8 +239,9 @@ export function registerTrain(program: Command): void {
         ? transferFromFile(onnxModel, options, data.train.classes.length, writer, onnxFile?.normalization !== undefined)
         // A zoo model records CIFAR-10's statistics (grayscale: 0.5) unless --mean/--std give the data's own.
         : { graph: withGivenNormalization(buildZooModel(options.model, { width: options.width, seed: options.seed, classes, ...(classes === data.train.classes.length ? { classNames: data.train.classes } : {}), ...(options.channels ? { channels: options.channels } : {}), ...(options.imageSize ? { imageSize: options.imageSize } : {}) }), options) };
-      // Said before training: the statistics a model file that records none is trained with.
+      // Said before training: the statistics a model file that records none is trained with, and those a zoo model records on photos.
       if (onnxModel && writer) normalizationFor(built.graph, {}, options.model);
+      if (!onnxModel && writer && !options.mean && !isCifar10(options.data)) log(zooStatisticsNote(options.model, data.train));
       const freshHead = options.newHead ? classifierParameters(built.graph) : undefined;
       const frozenLayers = options.freeze ? freezeLayers(built.graph, options.freeze, { file: options.model, ...(freshHead ? { freshHead } : {}) }) : undefined;
       if (frozenLayers && writer) frozenLayers.notes.forEach((line) => log(line));
