@@ -172,5 +172,11 @@ describe('class scores shaped [N, classes, 1, 1]', () => {
     writeFileSync(recipe, [`name: map`, `data: { dataset: ${folder} }`, `model: { file: ${file}, id: src }`, 'stages:', '  - finetune: { id: ft, from: src, epochs: 1, batch: 10 }', '  - quantize: { id: q, samples: 20, qat: { epochs: 1, batch: 10 } }', ''].join('\n'));
     const run = await runSlim(['run', recipe, '--run-dir', path.join(dir, 'run'), '--threads', '1', '--no-report'], { timeoutMs: 240_000 });
     expect(run.code, run.stderr).toBe(0);
+    // QAT is judged on the written models, both scored by ONNX Runtime on the run's test images (as slim quantize --qat judges it).
+    const scores = /int8 top-1 ([\d.]+ %) \(ONNX Runtime, (\d+) test images\); the PTQ model QAT started from: ([\d.]+ %)/.exec(run.stderr);
+    expect(scores, run.stderr).not.toBeNull();
+    const [qatTop1, ptqTop1] = [parseFloat(scores![1]!), parseFloat(scores![3]!)];
+    if (qatTop1 < ptqTop1) expect(run.stderr).toContain(`QAT ended a little below the PTQ model it started from (${scores![1]} against ${scores![3]}:`);
+    else expect(run.stderr).not.toMatch(/QAT ended .*below/);
   }, 300_000);
 });

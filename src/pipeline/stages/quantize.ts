@@ -50,6 +50,7 @@ import type { QuantizeSpec } from '../recipe.js';
 import { evalImageCount, evalSlice } from '../data.js';
 import type { StageContext, StageOutput } from './context.js';
 import { saturationNote } from '../../compress/quantize/cpu.js';
+import { qatBelowStartLine } from '../../compress/qat/verdict.js';
 
 export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: string): Promise<StageOutput<'quantize'>> {
   const graph = await ctx.graphOf(from, 'model', { batches: spec.mode === 'static' });
@@ -148,6 +149,9 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   }
   let qat: TrainingResult | undefined;
   let gpuSeconds = 0;
+  // QAT is judged as slim quantize --qat judges it: both written models scored by ONNX Runtime on the same
+  // images (a trial's recipe compared the engine's fake-quant scores, and its bench disagreed).
+  const ptqTop1 = spec.qat ? await scoreTop1(output, data.test, normalization, threads) : undefined;
   if (spec.qat) {
     const q = await runQat(ctx, spec.qat, output, built, normalization);
     output = q.graph;
@@ -160,7 +164,13 @@ export async function runQuantize(ctx: StageContext, spec: QuantizeSpec, from: s
   // Scored as written, as slim quantize --eval records it: the model (and a bundle of it) states its own
   // top-1 (a trial's recipe bundle said none, though the bench stage had just scored it).
   const scored = { top1: await scoreTop1(output, data.test, normalization, threads), images: data.test.labels.length, data: data.test.name };
-  ctx.log(`  int8 top-1 ${formatPercent(scored.top1)} (ONNX Runtime, ${scored.images.toLocaleString('en')} test images)`);
+  ctx.log(`  int8 top-1 ${formatPercent(scored.top1)} (ONNX Runtime, ${scored.images.toLocaleString('en')} test images)${ptqTop1 !== undefined ? `; the PTQ model QAT started from: ${formatPercent(ptqTop1)}` : ''}`);
+  // The PTQ model it started from may be the better one.
+  const below = qat && ptqTop1 !== undefined && scored.top1 < ptqTop1
+    ? qatBelowStartLine(scored.top1, ptqTop1, scored.images, spec.qat?.lr, { without: 'the same stage without qat makes the better model', lr: 'qat.lr', epochs: 'qat.epochs', evalMore: 'data.test_limit' })
+    : undefined;
+  if (below) ctx.log(`  ${below}`);
+  if (qat && below) qat = { ...qat, notes: [...(qat.notes ?? []), below] };
   output = withLastStepAmended(output, qat ? 'slimkit.qat' : 'slimkit.quantization', { scored });
   return done(output, {
     mode: 'static',
@@ -187,7 +197,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   // Scores shaped [N, classes, 1, 1] are trained as [N, classes], behind a Flatten put after quantization.
   const scores = flattenScores(graph);
   const flat = (g: Graph): Graph => (scores.original ? flattenScores(g).graph : g);
-  const { quantizationAwareTraining, qatBelowStartLine } = await import('../../compress/qat/index.js');
+  const { quantizationAwareTraining } = await import('../../compress/qat/index.js');
   const data = await ctx.data();
   let bar: Progress | undefined;
   const evaluation = evalSlice(data, spec.eval_limit);
@@ -217,12 +227,7 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
   }).finally(() => bar?.stop());
   for (const w of r.warnings) ctx.log(`  warning: ${w}`);
   ctx.log(`  QAT: engine top-1 ${formatPercent(r.testAccuracy)} after ${r.history.length} epoch(s)${r.startAccuracy !== undefined ? `, from ${formatPercent(r.startAccuracy)} before the first step` : ''}`);
-  // Said as slim quantize --qat says it, in the recipe's keys: the PTQ model it started from may be the better one.
   const images = evalImageCount(data, spec.eval_limit);
-  const below = r.startAccuracy !== undefined && r.testAccuracy < r.startAccuracy
-    ? qatBelowStartLine(r.testAccuracy, r.startAccuracy, images, spec.lr, { without: 'the same stage without qat makes the better model', lr: 'qat.lr', epochs: 'qat.epochs', evalMore: 'qat.eval_limit' })
-    : undefined;
-  if (below) ctx.log(`  ${below}`);
   const result: TrainingResult = {
     history: r.history.map(epochJson),
     test_top1: r.testAccuracy,
@@ -230,7 +235,6 @@ async function runQat(ctx: StageContext, spec: NonNullable<QuantizeSpec['qat']>,
     train_images: data.train.labels.length,
     eval_images: images,
     ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
-    ...(below ? { notes: [below] } : {}),
   };
   return { graph: scores.original ? unflattenScores(r.graph, scores.original) : r.graph, result, gpuSeconds: r.gpuSeconds };
 }
