@@ -204,7 +204,9 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   if (options.resize) checkResizeOption(options.resize, modelInputSize(given));
   const normalized = recordingNormalization(given, options.normalization);
   const source = options.resize ? { ...normalized, metadata: { ...normalized.metadata, ...resizeMetadata(options.resize) } } : normalized;
-  const batch = forBatches(source, name, { quiet: true, flattenScores: false });
+  const freed = forBatches(source, name, { quiet: true, flattenScores: false });
+  // A model exported for one batch size had its undefined ops measured at that size: again, now freed.
+  const batch = freed.graph !== source && given !== read ? { ...freed, graph: (await withMeasuredOpaqueTypes(freed.graph, name)).graph } : freed;
   requireOneInput(dataInputs(batch.graph), name, 'calibration');
   const method = options.method ?? 'auto';
   const static_ = staticOptionsOf(options);

@@ -391,6 +391,15 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     expect(Math.abs(doc.top1_drop_pt)).toBeLessThan(5);
     const info = await runSlim(['info', int8, '--json']);
     expect(json(info.stdout)).toMatchObject({ unknown_ops: ['Resize'] });
+    // Exported for batch size 1 (no dynamic_axes): measured there, and again with its batch freed; the written model keeps 1.
+    const given = await readModel(model);
+    const b1 = path.join(dir, 'resize-b1.onnx');
+    await writeModel({ ...given, inputs: [{ ...given.inputs[0]!, shape: [1, 3, 32, 32] }], outputs: [{ ...given.outputs[0]!, shape: [1, 10] }] }, b1);
+    const fixed = await runSlim(['quantize', b1, '-o', path.join(dir, 'resize-b1.int8.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '32', '--threads', '1']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    const written = await readModel(path.join(dir, 'resize-b1.int8.onnx'));
+    expect(written.inputs[0]!.shape).toEqual([1, 3, 32, 32]);
+    expect(written.valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
 
     const qat = await runSlim(['quantize', model, '--qat', '--epochs', '1', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '-o', path.join(dir, 'resize.qat.onnx')]);
     expect(qat.code).toBe(2);

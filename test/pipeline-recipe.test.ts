@@ -616,7 +616,12 @@ describe('slim run checks the model against the data first', () => {
     writeFileSync(missing, 'name: t\ndata: { dataset: flat }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');
     const flat = await runSlim(['run', missing, '--run-dir', path.join(dir, 'no-folder-run'), '--plan']);
     expect(flat.code).toBe(1);
-    expect(flat.stderr).toMatch(/flat: \(the recipe's data\.dataset 'flat'\) has no train\/ beside a test\/ or val\/ subfolder/);
+    expect(flat.stderr).toMatch(/flat: \(the recipe's data\.dataset 'flat'\) has no train\/ beside a test\/ or val\/ subfolder: it holds class folders \(cat\) — run slim split flat -o flat-split \(it holds out a fifth of each class\) and set data\.dataset: flat-split/);
+    mkdirSync(path.join(dir, 'empty-data'), { recursive: true });
+    writeFileSync(missing, 'name: t\ndata: { dataset: empty-data }\nmodel: { zoo: resnet18-cifar, width: 0.125 }\nstages:\n  - train: { id: fp32, epochs: 1 }\n');
+    const empty = await runSlim(['run', missing, '--run-dir', path.join(dir, 'no-folder-run'), '--plan']);
+    expect(empty.code).toBe(1);
+    expect(empty.stderr).toMatch(/empty-data: \(the recipe's data\.dataset 'empty-data'\) has no train\/ beside a test\/ or val\/ subfolder — give it train\/<class>\/… and test\/<class>\/…/);
   });
 
   it('a class count that differs from the data is an error before any stage runs', async () => {

@@ -15,6 +15,7 @@ import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { upgradeOpset } from '../src/passes/upgrade-opset.js';
+import { anyBatch, fixBatch } from '../src/passes/any-batch.js';
 import { withMeasuredOpaqueTypes } from '../src/runtime/opaque-types.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
@@ -64,10 +65,18 @@ describe('output types of ops slimkit has no definition for, measured with ONNX 
     expect((await withMeasuredOpaqueTypes(plain, 'plain.onnx')).graph).toBe(plain);
   });
 
-  it('refuses a model exported for one batch size or a free image size, saying how to re-export it', async () => {
+  it('a model exported for one batch size is measured at it, and again once any-batch frees it; a free image size is refused', async () => {
     const given = await readModel(RESIZE);
-    const at = (shape: (number | string)[]): Graph => ({ ...given, inputs: [{ ...given.inputs[0]!, shape }] });
-    await expect(withMeasuredOpaqueTypes(at([1, 3, 32, 32]), 'b1.onnx')).rejects.toThrow(/b1\.onnx: it was exported for batch size 1 only, and it has ops slimkit has no definition for \(Resize\).*dynamic_axes/);
+    const at = (shape: (number | string)[]): Graph => ({ ...given, inputs: [{ ...given.inputs[0]!, shape }], outputs: [{ ...given.outputs[0]!, shape: [shape[0]!, 10] }] });
+    const exported = (await withMeasuredOpaqueTypes(at([1, 3, 32, 32]), 'b1.onnx')).graph;
+    expect(exported.valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
+    const freed = anyBatch(exported, { file: 'b1.onnx' });
+    expect(freed.fixedBatch).toBe(1);
+    expect(freed.graph.valueInfo.get('/Resize_output_0')?.shape).toEqual([freed.freed.symbol, 8, 16, 16]);
+    const remeasured = (await withMeasuredOpaqueTypes(freed.graph, 'b1.onnx')).graph;
+    expect(remeasured.valueInfo.get('/Resize_output_0')?.shape).toEqual([freed.freed.symbol, 8, 16, 16]);
+    // Set back to the exported batch with the model: the written file's types agree with its input.
+    expect(fixBatch(remeasured, 1, freed.freed).valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
     await expect(withMeasuredOpaqueTypes(at(['batch', 3, 'height', 'width']), 'free.onnx')).rejects.toThrow(/input 'input' has a free size \[batch, 3, height, width\].*re-export it at the image size it will run at/);
   });
 

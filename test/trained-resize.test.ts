@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nativeAvailable } from '../src/engine/native.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
+import { replacedResizeNote } from '../src/data/model-resize.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR } from './helpers/fixtures.js';
 
@@ -94,4 +95,14 @@ describe.skipIf(!nativeAvailable())('the resize a model trained with', () => {
     // Not "Did you mean --resume?": the flag exists.
     expect(onCifar.stderr).not.toMatch(/unknown option/);
   }, 400_000);
+});
+
+describe('replacedResizeNote', () => {
+  it('names who asked (a flag, a recipe key), the two resizes and the file; nothing when they agree or one is missing', () => {
+    const recorded = { file: 'm.onnx', mode: 'shorter-side' as const };
+    expect(replacedResizeNote('data.resize', 'stretch', recorded)).toBe('note: data.resize stretch replaces the resize shorter-side that m.onnx records (slimkit.resize)');
+    expect(replacedResizeNote('--resize', 'shorter-side', recorded)).toBeUndefined();
+    expect(replacedResizeNote('--resize', undefined, recorded)).toBeUndefined();
+    expect(replacedResizeNote('--resize', 'stretch', undefined)).toBeUndefined();
+  });
 });

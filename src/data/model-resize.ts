@@ -27,10 +27,15 @@ export function resizeSourceOf(flag: ResizeMode | undefined, recorded: ModelResi
 
 /** --resize when given (noted when the model records another), else the model's record. */
 export function chosenResize(flag: ResizeMode | undefined, recorded: ModelResize | undefined): ResizeMode | undefined {
-  if (flag && recorded && describeResize(flag) !== describeResize(recorded.mode)) {
-    log(`note: --resize ${describeResize(flag)} replaces the resize ${describeResize(recorded.mode)} that ${recorded.file} records (slimkit.resize)`);
-  }
+  const note = replacedResizeNote('--resize', flag, recorded);
+  if (note) log(note);
   return flag ?? recorded?.mode;
+}
+
+/** The note when a resize asked for (`asker`: "--resize", "data.resize") differs from the one the model records. */
+export function replacedResizeNote(asker: string, asked: ResizeMode | undefined, recorded: ModelResize | undefined): string | undefined {
+  if (!asked || !recorded || describeResize(asked) === describeResize(recorded.mode)) return undefined;
+  return `note: ${asker} ${describeResize(asked)} replaces the resize ${describeResize(recorded.mode)} that ${recorded.file} records (slimkit.resize)`;
 }
 
 /**

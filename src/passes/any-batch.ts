@@ -2,6 +2,7 @@ import { inputError } from '../errors.js';
 import { cloneGraph, dataInputs, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { fixedBatchOf } from '../onnx/image-input.js';
 import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
+import { opDefFor } from '../ops/registry.js';
 import { int64, toNumbers } from '../onnx/tensor.js';
 import { constantValue } from './constants.js';
 import { freshName, valueNames } from './rewrite.js';
@@ -45,8 +46,15 @@ export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatc
   const freeFirst = (v: ValueInfo): ValueInfo => ({ ...v, shape: [symbol, ...v.shape!.slice(1)] });
   g.inputs = g.inputs.map((v) => (inputs.includes(v.name) ? freeFirst(v) : v));
   g.outputs = g.outputs.map((v) => (outputs.includes(v.name) ? freeFirst(v) : v));
-  // Stored intermediate types would pin the batch again when ONNX Runtime merges them with its own.
-  for (const [name, info] of [...g.valueInfo]) if (info.shape?.[0] === fixed) g.valueInfo.delete(name);
+  // Stored intermediate types would pin the batch again when ONNX Runtime merges them with its own. Those
+  // measured for ops slimkit has no definition for are what inference knows of them: freed too, and
+  // measured again on the freed graph before use (runtime/opaque-types.ts).
+  const opaqueOutputs = new Set(g.nodes.filter((n) => !opDefFor(n)).flatMap((n) => n.outputs));
+  for (const [name, info] of [...g.valueInfo]) {
+    if (info.shape?.[0] !== fixed) continue;
+    if (opaqueOutputs.has(name)) g.valueInfo.set(name, freeFirst(info));
+    else g.valueInfo.delete(name);
+  }
 
   const reshapes: string[] = [];
   let facts = inferShapes(g, options);
@@ -62,11 +70,16 @@ export function anyBatch(graph: Graph, options: { file?: string } = {}): AnyBatc
 
 /**
  * A graph derived from anyBatch's with the freed inputs' and outputs' leading dim set back to `batch`,
- * and intermediate types that carry the freed batch's symbol dropped (they would disagree). Pure.
+ * and intermediate types that carry the freed batch's symbol dropped (they would disagree) — but for the
+ * measured types of ops slimkit has no definition for, which are all it knows of them: fixed too. Pure.
  */
 export function fixBatch(graph: Graph, batch: number, freed: AnyBatch['freed']): Graph {
   const fix = (v: ValueInfo, names: readonly string[]): ValueInfo => (names.includes(v.name) && v.shape?.length ? { ...v, shape: [batch, ...v.shape.slice(1)] } : v);
-  const valueInfo = new Map([...graph.valueInfo].filter(([, info]) => info.shape?.[0] === undefined || info.shape[0] !== freed.symbol));
+  const opaqueOutputs = graph.nodes.filter((n) => !opDefFor(n)).flatMap((n) => n.outputs);
+  const valueInfo = new Map([...graph.valueInfo].flatMap(([name, info]): [string, ValueInfo][] => {
+    if (info.shape?.[0] === undefined || info.shape[0] !== freed.symbol) return [[name, info]];
+    return opaqueOutputs.includes(name) ? [[name, fix(info, [name])]] : [];
+  }));
   return {
     ...graph,
     inputs: graph.inputs.map((v) => fix(v, freed.inputs)),

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { inputError, usageError } from '../errors.js';
 import { holdsCifar10, isCifar10, loadCifar10 } from '../data/cifar10.js';
 import { slimCacheDir } from '../data/cache.js';
-import { isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
+import { folderLayout, isSplitFolder, loadTrainTestFolders, outsideClassesNote, passedOverNote, type ImageChannels } from '../data/image-folder.js';
 import { listedByClass, stratifiedSubset, takeAcrossClasses } from '../data/subsets.js';
 import type { ImageSet } from '../data/types.js';
 import type { DataSpec } from './recipe.js';
@@ -85,10 +85,15 @@ export async function loadRunData(spec: DataSpec, o: DataLoadOptions): Promise<R
     // Bad input, as on the command line (exit 1), naming the folder the recipe's path resolved to.
     await requireDataFolder(folder, "the recipe's data.dataset", `fix data.dataset '${spec.dataset}' (a path is relative to the recipe's folder), or use cifar10`);
     if (!(await isSplitFolder(folder).catch(() => false))) {
+      // A folder of class folders (how photos are collected): slim split makes train/ and test/ of it.
+      const layout = await folderLayout(folder).catch(() => undefined);
+      const split = `${spec.dataset.replace(/[\\/]+$/, '')}-split`;
       throw inputError({
         file: folder,
-        problem: `(the recipe's data.dataset '${spec.dataset}') has no train/ beside a test/ or val/ subfolder`,
-        fix: 'give it train/<class>/… and test/<class>/… (or val/<class>/…) images, or use cifar10',
+        problem: `(the recipe's data.dataset '${spec.dataset}') has no train/ beside a test/ or val/ subfolder${layout?.kind === 'classes' && layout.classes.length > 0 ? `: it holds class folders (${layout.classes.slice(0, 3).join(', ')}${layout.classes.length > 3 ? ', …' : ''})` : ''}`,
+        fix: layout?.kind === 'classes' && layout.classes.length > 0
+          ? `run slim split ${spec.dataset} -o ${split} (it holds out a fifth of each class) and set data.dataset: ${split}`
+          : 'give it train/<class>/… and test/<class>/… (or val/<class>/…) images, or use cifar10',
       });
     }
     // A limit takes images round-robin over the classes (as `slim bench --limit` does), not the first classes.

@@ -20,8 +20,7 @@ import { flattenScores } from '../passes/flat-scores.js';
 import { formatNumbers } from '../report/format.js';
 import { decodeModel, encodeModel, writeFileAtomic } from '../onnx/io.js';
 import { defaultNormalizationNote, modelInputSize, recordedClasses, withGivenNormalization } from '../data/model-data.js';
-import { recordedResize, withTrainedResize } from '../data/model-resize.js';
-import { describeResize } from '../data/image-folder.js';
+import { recordedResize, replacedResizeNote, withTrainedResize } from '../data/model-resize.js';
 import { METADATA_KEYS, modelChannels } from '../zoo/metadata.js';
 import { buildZooModel, zooInputSize } from '../zoo/index.js';
 import { freezeLayers } from '../passes/freeze-layers.js';
@@ -48,6 +47,7 @@ import {
 import { FIELD_HELP, recipeResize, sourceId, type ModelSpec, type Recipe, type Stage } from './recipe.js';
 import { anyBatch } from '../passes/any-batch.js';
 import { sourceWithUndefinedOps } from './source-ops.js';
+import { withMeasuredOpaqueTypes } from '../runtime/opaque-types.js';
 import { ARTIFACTS, MODELS, hashOf, publishModel, unpublishModel, unpublishOthers, putBytes, putModel, readArtifactGraph, sha256, verifyArtifact, type ArtifactRef } from './store.js';
 import { MODEL_FILE } from '../deploy/config.js';
 import { runBench } from './stages/bench.js';
@@ -203,7 +203,9 @@ export async function runPipeline(o: RunPipelineOptions): Promise<RunOutcome> {
         }
         const freed = anyBatch(g, { ...(sourceFile && v.kind === 'source' ? { file: sourceFile } : {}) });
         if (freed.fixedBatch !== undefined) log(`note: '${id}' was exported for a batch of ${freed.fixedBatch} only: stages that train or calibrate work on batches of any size, and the models they write take any batch`);
-        batched.set(ref.sha256, (b = freed.graph));
+        // Ops slimkit has no definition for were measured at the exported batch: again, now freed.
+        const measured = freed.fixedBatch !== undefined ? await withMeasuredOpaqueTypes(freed.graph, `'${id}'`) : { graph: freed.graph };
+        batched.set(ref.sha256, (b = measured.graph));
       }
       // Stages that train take scores shaped [N, classes, 1, 1] as [N, classes]: their models keep that form.
       return use.trains ? flattenScores(b).graph : b;
@@ -626,7 +628,8 @@ export async function recipeInputs(recipe: Recipe, o: { dataDir?: string; log?: 
   // run records how its photos were read, as slim train records it (a trial's recipe models recorded none).
   const asked = recipeResize(recipe.data);
   const sourceResize = sourceGraph ? recordedResize(sourceGraph, sourceFile!) : undefined;
-  if (asked && sourceResize && describeResize(asked) !== describeResize(sourceResize.mode)) o.log?.(`note: data.resize ${describeResize(asked)} replaces the resize ${describeResize(sourceResize.mode)} that ${recipe.model.file} records (slimkit.resize)`);
+  const replaced = replacedResizeNote('data.resize', asked, sourceResize && { ...sourceResize, file: recipe.model.file! });
+  if (replaced) o.log?.(replaced);
   if (sourceGraph) {
     // Only when asked: the source variant is the file's bytes otherwise (its training stages record the default).
     const sized = withTrainedResize(sourceAtSize(await sourceWithUndefinedOps(recipe, sourceGraph, sourceFile!, o.log), recipe, o.log), asked);

@@ -23,13 +23,14 @@ export interface MeasuredOpaqueTypes {
   nodes: Node[];
 }
 
-const DYNAMIC_BATCH_FIX = "re-export it with a free batch axis (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}}))";
+const DYNAMIC_BATCH_FIX = "re-export it with one free batch axis (torch.onnx.export(..., dynamic_axes={'input': {0: 'batch'}, 'output': {0: 'batch'}}))";
 
 /**
  * The graph with the output types of every node slimkit has no definition for, as ONNX Runtime computes
- * them; the graph itself when it has none. The model's batch must be free and its other input dims
- * fixed: the types are measured at one image size and two batch sizes, and a dim that follows the batch
- * is stored as the batch's symbol. `file` names the model in errors.
+ * them; the graph itself when it has none. The model's input dims other than the batch must be fixed:
+ * the types are measured at one image size and batch sizes 1 and 2, and a dim that follows the batch is
+ * stored as the batch's symbol (a model exported for one batch size is measured at it: measure again
+ * once its batch is freed). `file` names the model in errors.
  */
 export async function withMeasuredOpaqueTypes(graph: Graph, file: string): Promise<MeasuredOpaqueTypes> {
   const nodes = graph.nodes.filter((node) => !opDefFor(node));
@@ -41,13 +42,18 @@ export async function withMeasuredOpaqueTypes(graph: Graph, file: string): Promi
   const batchSymbol = inputs.map((v) => v.shape?.[0]).find((d): d is string => typeof d === 'string');
   for (const v of inputs) {
     if (!v.shape) throw refuse(`input '${v.name}' has no stated shape`, 're-export it with the input shape stated');
-    if (typeof v.shape[0] === 'number') throw refuse(`it was exported for batch size ${v.shape[0]} only`, DYNAMIC_BATCH_FIX);
     if (v.shape.slice(1).some((d) => typeof d !== 'number')) throw refuse(`input '${v.name}' has a free size [${v.shape.join(', ')}]`, 're-export it at the image size it will run at (no dynamic height and width)');
     if (v.dtype === 'string') throw refuse(`input '${v.name}' takes strings`, 'export a model whose inputs are tensors');
   }
+  // A model exported for one batch size runs at that size only: measured there, its batch freed by
+  // passes/any-batch.ts, and measured again on the freed graph (which runs at 1 and 2).
+  const fixed = [...new Set(inputs.map((v) => v.shape![0]))];
+  if (batchSymbol === undefined && fixed.length !== 1) throw refuse(`its inputs' batch sizes differ (${fixed.join(', ')})`, DYNAMIC_BATCH_FIX);
+  const batches = batchSymbol === undefined ? [fixed[0] as number, fixed[0] as number] : [1, 2];
 
   const wanted = nodes.flatMap((n) => n.outputs.filter(Boolean));
-  const [one, two] = [await measure(graph, wanted, 1, file), await measure(graph, wanted, 2, file)];
+  const one = await measure(graph, wanted, batches[0]!, file);
+  const two = batches[1] === batches[0] ? one : await measure(graph, wanted, batches[1]!, file);
   const g = cloneGraph(graph);
   for (const name of wanted) {
     const [a, b] = [one.get(name)!, two.get(name)!];
