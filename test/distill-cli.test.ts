@@ -118,6 +118,10 @@ describe.skipIf(!nativeAvailable() || !hasCifar)('slim distill', () => {
     expect(json.start_top1).toBeCloseTo(trained.testAccuracy, 6);
     expect(json.start_top1).toBeGreaterThan(Math.max(json.teacher_top1, 0.15));
     expect(r.stderr).toContain(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, below the student's ${(100 * json.start_top1).toFixed(2)} % before distillation`);
+    // Near chance (10 classes: under 15 %), said before the first epoch as well, not after training.
+    const nearChance = r.stderr.indexOf(`warning: the teacher scores ${(100 * json.teacher_top1).toFixed(2)} % on cifar10/test, near chance`);
+    expect(nearChance >= 0).toBe(json.teacher_top1 < 0.15);
+    if (nearChance >= 0) expect(nearChance).toBeLessThan(r.stderr.indexOf('epoch 1/1:'));
     // The epoch line names the distillation loss (beside the test cross-entropy it read as a bug), and says once what it is.
     expect(r.stderr).toMatch(/^epoch 1\/1: train KD loss \d+\.\d{3}, train top-1 .*; test loss \d+\.\d{3}/m);
     expect(r.stderr.split('note: train KD loss is the distillation loss α·CE(labels) + (1−α)·T²·KL(teacher ‖ student)').length).toBe(2);

@@ -491,6 +491,14 @@ describe.skipIf(!nativeAvailable())('what a stage says about its result', () => 
     expect(manifestOf(runDir).stages.find((st) => st.id === 'labels')!.result).toMatchObject({ notes: [note] });
     const report = JSON.parse(readFileSync(path.join(runDir, 'report', 'report.json'), 'utf8')) as RunReport;
     expect(report.stages.find((st) => st.id === 'labels')!.summary).toMatch(new RegExp(` — ${note.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+    // The teacher is scored before the first step, as slim distill scores it (only where it teaches: not at alpha 1).
+    const scored = [...r.stderr.matchAll(/^  teacher 'fp32': test top-1 ([\d.]+) % \(engine, 50 images\)$/gm)];
+    expect(scored).toHaveLength(1);
+    const nearChance = Number(scored[0]![1]) < 15;
+    const warning = `warning: the teacher scores ${scored[0]![1]} % on cifar10/test, near chance: check that it was trained on this data with the student's preprocessing`;
+    expect(r.stderr.includes(`  ${warning}`)).toBe(nearChance);
+    const taught = manifestOf(runDir).stages.find((st) => st.id === 'taught')!.result as { notes?: string[] };
+    expect(taught.notes ?? []).toEqual(nearChance ? [warning] : []);
   }, 300_000);
 });
 

@@ -13,6 +13,7 @@ import { formatPercent } from '../../report/format.js';
 import { evaluate } from '../../runtime/evaluate.js';
 import { openSession } from '../../runtime/ort.js';
 import { buildZooModel, isZooName } from '../../zoo/index.js';
+import { teacherNearChance, teacherNearChanceWarning, weakerTeacherWarning } from '../../compress/distill/warnings.js';
 import { isCifar10 } from '../../data/cifar10.js';
 import { checkDataDir, checkImageSize, dataName, loadTrainTest, withImageSizeFlag, modelInputSize, normalizationFor, modelChannels, recordedClasses, withGivenNormalization, defaultNormalizationNote, zooStatisticsNote } from '../../data/model-data.js';
 import { recordedResize, trainedResize, withTrainedResize } from '../../data/model-resize.js';
@@ -74,11 +75,6 @@ interface DistillCliOptions extends CommonOptions {
   fold: boolean;
   reinsertBn: boolean;
   verify: boolean;
-}
-
-/** A teacher scoring below the trained student it is to teach: its soft targets pull the student toward its answers. */
-export function weakerTeacherWarning(teacher: number, student: number, testName: string): string {
-  return `warning: the teacher scores ${formatPercent(teacher)} on ${testName}, below the student's ${formatPercent(student)} before distillation: its soft targets pull the student toward a weaker model's answers — distill from a stronger teacher, or raise --alpha (1 trains on the labels alone)`;
 }
 
 /** The data's own class order, before a model's names relabelled it: CIFAR-10's, or its folders' in code-point order. */
@@ -244,7 +240,11 @@ export function registerDistill(program: Command): void {
         onEpoch: bar.onEpoch,
         // Said before the first step, so a weaker teacher can be stopped before hours of it.
         onScored: ({ teacher: t, student: s }) => {
-          if (s !== undefined && t < s && s >= 1.5 / data.train.classes.length && options.alpha < 1) bar.say(weakerTeacherWarning(t, s, data.test.name));
+          if (options.alpha === 1) return;
+          // Called once: with the student's score when it is a trained file (scored before its first step).
+          const classes = data.train.classes.length;
+          if (teacherNearChance(t, classes)) bar.say(teacherNearChanceWarning(t, data.test.name));
+          if (s !== undefined && t < s && !teacherNearChance(s, classes)) bar.say(weakerTeacherWarning(t, s, data.test.name));
         },
         ...(frozenLayers ? { frozen: frozenLayers.frozen } : {}),
         // A student file's own weights, before BN re-insertion: what a checkpoint must have started from.
@@ -256,9 +256,6 @@ export function registerDistill(program: Command): void {
       // From here a Ctrl-C says that training had finished, and what of it was kept.
       const load = otherLoad();
       interrupt.trained(options.out);
-      if (result.teacherAccuracy < 1.5 / data.train.classes.length) {
-        log(`warning: the teacher scores ${formatPercent(result.teacherAccuracy)} on ${data.test.name}, near chance: check that it was trained on this data with the student's preprocessing`);
-      }
       const distilled = options.alpha < 1;
 
       let out: Graph = options.fold ? foldBatchNorm(result.graph) : result.graph;

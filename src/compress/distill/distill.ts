@@ -149,7 +149,8 @@ export function checkPair(o: Pick<DistillOptions, 'teacher' | 'student' | 'teach
 }
 
 /** The teacher's test top-1 before training: a wrong teacher (other preprocessing, other labels) shows here. */
-async function teacherTop1(teacher: Graph, o: DistillOptions, normalization: Normalization, file: string | undefined): Promise<number> {
+/** The teacher's test top-1 in the engine, on the images every epoch is scored on (before the first step). */
+export async function teacherTop1(teacher: Graph, o: Pick<DistillOptions, 'device' | 'data' | 'threads' | 'testLimit' | 'evalBatch'>, normalization: Normalization, file: string | undefined): Promise<number> {
   const plan = EnginePlan.create(teacher, { device: o.device ?? 'cpu', imageSize: imageSizeOf(o.data.test), ...(file ? { file } : {}), ...(o.threads !== undefined ? { threads: o.threads } : {}) });
   const test = DeviceImageSet.upload(o.data.test, { device: o.device ?? 'cpu', normalization, pad: 0, ...(o.testLimit ? { limit: o.testLimit } : {}) });
   const r = await plan.evaluate(test, { batch: o.evalBatch ?? 512 });

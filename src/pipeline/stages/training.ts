@@ -15,6 +15,7 @@ import { modelChannels, normalizationMetadata, withClassNames } from '../../zoo/
 import { withStep } from '../../onnx/provenance.js';
 import { SlimError } from '../../errors.js';
 import { teacherForStudent } from '../../compress/distill/normalization.js';
+import { teacherNearChance, teacherNearChanceWarning, weakerTeacherWarning } from '../../compress/distill/warnings.js';
 import type { TrainOptions, TrainProgress } from '../../engine/train.js';
 import { reinsertedAfter, unnormalizedNote, withTrainingBatchNorm } from '../../engine/reinsert-batchnorm.js';
 import type { Progress } from '../../util/terminal.js';
@@ -89,6 +90,7 @@ interface TrainingStart {
 
 async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { startTrained, teacher, backbone }: TrainingStart): Promise<{ model: Graph; trainable: Graph; result: TrainingResult; gpuSeconds: number }> {
   const { trainModel } = await import('../../engine/train.js');
+  const { teacherTop1 } = await import('../../compress/distill/distill.js');
   const data = await ctx.data();
   const device = spec.device ?? ctx.device;
   let bar: Progress | undefined;
@@ -123,6 +125,16 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
   const masks = masksFromZeros(start.graph);
   if (masks.size > 0) ctx.log(`  ${masks.size} sparse weight tensor(s): their zeros are held at zero while training`);
   const evaluation = evalSlice(data, spec.eval_limit);
+  // Said before the first step, as slim distill says it: a teacher near chance, or below the student it teaches.
+  const said: string[] = [];
+  const say = (line: string): void => void (said.push(line), ctx.log(`  ${line}`));
+  const teacherScore = distilled && shared
+    ? await teacherTop1(shared.teacher, { device, data: { ...data, test: evaluation.test }, ...(evaluation.testLimit !== undefined ? { testLimit: evaluation.testLimit } : {}), ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}) }, shared.normalization, `the teacher '${teacher!.id}'`)
+    : undefined;
+  if (teacherScore !== undefined) {
+    ctx.log(`  teacher '${teacher!.id}': test top-1 ${formatPercent(teacherScore)} (engine, ${evalImageCount(data, spec.eval_limit)} images)`);
+    if (teacherNearChance(teacherScore, data.train.classes.length)) say(teacherNearChanceWarning(teacherScore, evaluation.test.name));
+  }
   const options: TrainOptions = {
     graph: start.graph,
     origin: source,
@@ -154,7 +166,10 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
     ...(frozen ? { frozen } : {}),
   };
   // Said as it resumes (it was said only once the stage had trained to its end).
-  const r = await trainModel({ ...options, onResumed: (epochs) => ctx.log(`  resumed from the checkpoint after epoch ${epochs}`) }).finally(() => bar?.stop());
+  const onStartScored = teacherScore !== undefined
+    ? (student: number): void => void (teacherScore < student && !teacherNearChance(student, data.train.classes.length) && say(weakerTeacherWarning(teacherScore, student, evaluation.test.name, 'alpha')))
+    : undefined;
+  const r = await trainModel({ ...options, ...(onStartScored ? { onStartScored } : {}), onResumed: (epochs) => ctx.log(`  resumed from the checkpoint after epoch ${epochs}`) }).finally(() => bar?.stop());
   const last = r.history.at(-1);
   ctx.log(`  test top-1 ${formatPercent(r.testAccuracy)} (engine, ${evalImageCount(data, spec.eval_limit)} images)${last ? `, train ${distilled ? 'KD ' : ''}loss ${last.trainLoss.toFixed(3)}` : ''}`);
   const result: TrainingResult = {
@@ -166,7 +181,7 @@ async function train(ctx: StageContext, spec: TrainingSpec, source: Graph, { sta
     ...(r.resumedFrom !== undefined ? { resumed_from_epoch: r.resumedFrom } : {}),
     ...(teacher ? { teacher: teacher.id } : {}),
     ...(r.startAccuracy !== undefined ? { start_top1: r.startAccuracy } : {}),
-    ...(labelsAlone ? { notes: [labelsAlone] } : {}),
+    ...(labelsAlone || said.length ? { notes: [...(labelsAlone ? [labelsAlone] : []), ...said] } : {}),
   };
   // The student is written with the preprocessing it was trained with (it may have been the teacher's),
   // and the names of the classes it was trained on.
