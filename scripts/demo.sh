@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job (README): set up, build zoo models, then evaluate and benchmark them on CIFAR-10.
+# The main job (README): set up, then run recipes/demo.yaml on CIFAR-10 — train, int8, prune + fine-tune,
+# int8 again, benchmark every variant, deploy the smallest, and write the HTML report.
 #   SLIM_DATA_DIR / --data-dir: where the CIFAR-10 binary files are (default: ../shared/data/cifar10 when
 #   present, else downloaded once into ~/.cache/slimkit). Output goes to runs/demo/.
 set -euo pipefail

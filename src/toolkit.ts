@@ -18,6 +18,7 @@ import { forBatches } from './data/model-batches.js';
 import { checkImageSet, checkNormalization, type ImageSet, type Normalization } from './data/types.js';
 import { defaultThreads, openSession } from './runtime/ort.js';
 import { withMeasuredOpaqueTypes } from './runtime/opaque-types.js';
+import { checkOptionNames, type OptionNames } from './util/option-names.js';
 import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
 import { loadedModelStats, modelStats, type ModelStats } from './runtime/stats.js';
 import {
@@ -64,7 +65,10 @@ export interface EvaluateModelOptions {
  * records (an error names the classes that differ), and a model that mixes the images of a batch is fed
  * one image per run.
  */
+const EVALUATE_OPTIONS = { normalization: true, batchSize: true, limit: true, threads: true, keepPredictions: true, onProgress: true } as const satisfies OptionNames<EvaluateModelOptions>;
+
 export async function evaluateModel(model: ModelSource, images: ImageSet | ImageSource, options: EvaluateModelOptions = {}): Promise<EvaluateResult> {
+  checkOptionNames('evaluateModel', options, EVALUATE_OPTIONS);
   const { graph, name } = await graphOf(model);
   if ('chunks' in images) {
     if (images.count === 0) throw inputError({ where: `evaluation images (${images.name})`, problem: 'there are none', fix: 'give at least one evaluation image' });
@@ -194,7 +198,13 @@ export function staticOptionsOf(options: Omit<QuantizeModelOptions, 'samples' | 
  * nodes placed for ONNX Runtime's integer kernels, ranges calibrated on `calibration`, per-channel
  * weights, bias correction, and the Conv layout chosen for this CPU.
  */
+const QUANTIZE_OPTIONS = {
+  samples: true, seed: true, method: true, percentile: true, perChannel: true, activations: true, reduceRange: true, exclude: true,
+  keepFirst: true, keepLast: true, biasCorrection: true, equalize: true, cpu: true, normalization: true, resize: true, threads: true, onProgress: true,
+} as const satisfies OptionNames<QuantizeModelOptions>;
+
 export async function quantizeModel(model: ModelSource, calibration: ImageSet, options: QuantizeModelOptions = {}): Promise<QuantizeModelResult> {
+  checkOptionNames('quantizeModel', options, QUANTIZE_OPTIONS);
   const { graph: read, name } = await graphOf(model);
   requireImages(calibration, 'calibration');
   refuseQuantized(read, name);

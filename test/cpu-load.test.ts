@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { LINUX_PROC, otherLoadNote, watchOtherLoad, type ProcReader } from '../src/runtime/cpu-load.js';
+import { fewerThreadsHint } from '../src/cli/train-options.js';
 
 /** A /proc with two cores whose files the test sets between the samples. */
 function fakeProc(self: number): ProcReader & { set(stat: string, pids: Record<number, string>): void } {
@@ -42,6 +43,11 @@ describe('other load while timing', () => {
     expect(stopPinned()).toEqual({ otherCores: 0.25, cores: 1 });
     expect(otherLoadNote({ otherCores: 0.75, cores: 2 })).toMatch(/^note: other processes kept 0\.8 of the 2 cores busy while timing/);
     expect(otherLoadNote({ otherCores: 0.1, cores: 2 })).toBeUndefined();
+    // Training with more threads than the cores left free is told the count that fits (a trial: 45 img/s on 2 threads, 430 on 1).
+    expect(fewerThreadsHint(2, { otherCores: 1.1, cores: 2 })).toBe('; 2 threads for 1 free core: --threads 1 may train faster (each step waits for the thread on a busy core)');
+    expect(fewerThreadsHint(8, { otherCores: 2.8, cores: 8 })).toMatch(/^; 8 threads for 5 free cores: --threads 5 may/);
+    expect(fewerThreadsHint(1, { otherCores: 1.1, cores: 2 })).toBe('');
+    expect(fewerThreadsHint(2, { otherCores: 1.9, cores: 2 })).toMatch(/--threads 1 /); // never fewer than one
     // Nothing to read (not Linux): nothing said.
     expect(watchOtherLoad({ self: 1, read: () => undefined, pids: () => [] })()).toBeUndefined();
   });

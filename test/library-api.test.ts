@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildZooModel, deploy, distill, encodeModel, evaluateModel, loadCifar10, measureModel, modelSteps, quantizeModel, readModel, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
+import { buildZooModel, deploy, distill, encodeModel, evaluateModel, loadCifar10, measureModel, modelSteps, pruneStructured, pruneUnstructured, quantizeModel, readModel, SlimError, take, trainModel, writeModel, type ImageSet } from '../src/index.js';
 import { fixturePath } from './helpers/fixtures.js';
 import { nativeAvailable } from '../src/engine/native.js';
 import { realCifar10Dir, removeTempDirs, REPO, tempDir } from './data-fixtures.js';
@@ -171,6 +171,19 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     await expect(evaluateModel(net, images, { limit: 0 })).rejects.toThrow(/limit must be a whole number ≥ 1, got 0/);
     // threads: 0 ran on the default count, as if left out (a trial).
     await expect(evaluateModel(net, images, { threads: 0 })).rejects.toThrow(/^threads must be a whole number ≥ 1, got 0/);
+  });
+
+  it('an option name a function does not take, from plain JavaScript: named with the nearest it does take (a trial met a TypeError deep in pruneStructured)', async () => {
+    await expect(pruneStructured(net, { targetMacs: 0.5 } as never)).rejects.toThrow(/^pruneStructured has no option 'targetMacs' \(did you mean 'target'\?\) — its options are target, importance, scope, roundTo/);
+    await expect(pruneStructured(net, {} as never)).rejects.toThrow(/^pruneStructured needs a target, got none — pass target: \{ kind: 'macs', value: 0\.5 \}/);
+    await expect(pruneStructured(net, { target: { kind: 'mac', value: 0.5 } } as never)).rejects.toThrow(/^pruneStructured needs a target, got \{"kind":"mac","value":0\.5\}/);
+    expect(() => pruneUnstructured(net, { sparsity: 0.5, nM: '2:4' } as never)).toThrow(/^pruneUnstructured has no option 'nM' \(did you mean 'nm'\?\)/);
+    await expect(quantizeModel(net, images, { sample: 64 } as never)).rejects.toThrow(/^quantizeModel has no option 'sample' \(did you mean 'samples'\?\)/);
+    await expect(evaluateModel(net, images, { batch: 8 } as never)).rejects.toThrow(/^evaluateModel has no option 'batch' \(did you mean 'batchSize'\?\)/);
+    await expect(evaluateModel(net, images, 'fast' as never)).rejects.toThrow(/^evaluateModel takes an options object, got string/);
+    await expect(deploy({ model: 'm.onnx', target: 'web', out: 'x', lables: ['a'] } as never)).rejects.toThrow(/^deploy has no option 'lables' \(did you mean 'labels'\?\)/);
+    // Every error is a SlimError, as the README promises.
+    await expect(pruneStructured(net, { targetMacs: 0.5 } as never)).rejects.toBeInstanceOf(SlimError);
   });
 
   it('quantization options out of range, before any calibration; an int8 model', async () => {

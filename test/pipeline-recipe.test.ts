@@ -447,6 +447,17 @@ describe('stage keys', () => {
     const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
     expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);
   });
+
+  it("an alpha out of range says what alpha weighs as slim distill's --alpha does: the labels (a trial's error said the distillation loss, backwards)", () => {
+    const issues = issuesOf(`name: t
+model: { zoo: resnet18-cifar }
+stages:
+  - train: { id: big, epochs: 1 }
+  - distill: { id: s, teacher: big, student: { zoo: resnet18-cifar, width: 0.25 }, alpha: 2, epochs: 1 }
+`);
+    const said = issues.map((i) => `${i.path}: ${i.problem} — ${i.fix ?? ''}`).join(' ');
+    expect(said).toMatch(/alpha: .* — weight of the labels' cross-entropy, in \[0, 1\] \(1 − alpha weighs the teacher's soft targets; 1 trains on the labels alone\)/);
+  });
 });
 
 describe('artifact store', () => {

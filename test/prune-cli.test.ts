@@ -345,12 +345,13 @@ describe('slim prune', () => {
     expect(run.stderr.match(/fine-tune epoch \d\/\d: evaluating: 500\/500 images/g)).toEqual(['fine-tune epoch 1/2: evaluating: 500/500 images', 'fine-tune epoch 2/2: evaluating: 500/500 images']);
     expect(existsSync(out.replace(/\.onnx$/, '.partial.onnx'))).toBe(false);
 
-    // This fixture declares 16×16 inputs and CIFAR's images are 32×32: mean replacement is skipped, and
-    // says so; fine-tuning is refused before any work (it would train at a size the model is not written for).
+    // This fixture declares 16×16 inputs and CIFAR's images are 32×32: pruning with them is refused, as in
+    // every command (one-shot pruning went on, skipping the renormalization and scores --data asks for, exit 0).
     const cifar = ['--data', 'cifar10', '--data-dir', CIFAR_DIR, '--train-limit', '64'];
     const skipped = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', ...cifar]);
-    expect(skipped.code, skipped.stderr).toBe(0);
-    expect(skipped.stderr).toMatch(/mean replacement and renormalization skipped: the images are 32×32, the model takes 16×16/);
+    expect(skipped.code).toBe(2);
+    expect(skipped.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images — pass --data <image folder>/);
+    expect(existsSync(path.join(dir, 'x.onnx'))).toBe(false);
     const refused = await runSlim(['prune', resnet, '-o', path.join(dir, 'x.onnx'), '--structured', '--ratio', '0.25', '--finetune', '1', ...cifar]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/takes 3×16×16 images but --data cifar10\/train has 3×32×32 images/);

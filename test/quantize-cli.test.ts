@@ -285,8 +285,8 @@ describe('the size note', () => {
   });
 
   it('says that float ops between int8 ones convert back and forth, with the command that times both (trial 27: int8 1.3–2× slower, unsaid)', () => {
-    expect(floatIslandNote([['DequantizeLinear', 14], ['HardSigmoid', 14]], 'm.onnx', 'm int8.onnx')).toBe("note: each of the 14 float ops above converts int8 to float and back: on a small model that can cost more than int8 saves — time both: slim bench m.onnx 'm int8.onnx'");
-    expect(floatIslandNote([['Softmax', 1]], 'a.onnx', 'b.onnx')).toMatch(/^note: the float op above converts int8 to float and back/);
+    expect(floatIslandNote([['DequantizeLinear', 14], ['HardSigmoid', 14]], 'm.onnx', 'm int8.onnx')).toBe("note: each of the 14 float ops between int8 ones (HardSigmoid ×14) converts int8 to float and back: on a small model that can cost more than int8 saves — time both: slim bench m.onnx 'm int8.onnx'");
+    expect(floatIslandNote([['Softmax', 1]], 'a.onnx', 'b.onnx')).toMatch(/^note: the float Softmax between int8 ops converts int8 to float and back/);
     // Conversions alone (a final DequantizeLinear) are no island.
     expect(floatIslandNote([['DequantizeLinear', 1]], 'a.onnx', 'b.onnx')).toBeUndefined();
     expect(floatIslandNote([], 'a.onnx', 'b.onnx')).toBeUndefined();

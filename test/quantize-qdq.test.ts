@@ -275,6 +275,36 @@ describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
     if (linuxX64CpuFlags().includes('avx2')) expect(kernels.addsInConvs).toBe(8);
   });
 
+  it('tells float ops between int8 ones (each converts back and forth) from input preprocessing before the first QuantizeLinear and a float tail after the last', async () => {
+    const g = emptyGraph('islands', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
+    g.outputs = [{ name: 'p', dtype: 'float32', shape: ['N', 4] }];
+    const rng = new Random(3);
+    const weights = (dims: number[]): Tensor => float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.3));
+    g.initializers.set('two', float32([], [2]));
+    g.initializers.set('w1', weights([4, 3, 3, 3]));
+    g.initializers.set('w2', weights([4, 4, 3, 3]));
+    g.initializers.set('fc', weights([4, 4]));
+    const node = (opType: string, inputs: string[], output: string, attributes: Graph['nodes'][number]['attributes'] = {}): Graph['nodes'][number] => ({ name: output, opType, domain: '', inputs, outputs: [output], attributes });
+    g.nodes = [
+      node('Div', ['x', 'two'], 'halved'), // preprocessing: before anything is quantized
+      node('Conv', ['halved', 'w1'], 'c1', { pads: { type: 'ints', value: [1, 1, 1, 1] } }),
+      node('Relu', ['c1'], 'r1'),
+      node('Tanh', ['r1'], 't'), // between two int8 Convs
+      node('Conv', ['t', 'w2'], 'c2', { pads: { type: 'ints', value: [1, 1, 1, 1] } }),
+      node('Relu', ['c2'], 'r2'),
+      node('GlobalAveragePool', ['r2'], 'gap'),
+      node('Flatten', ['gap'], 'flat'),
+      node('Gemm', ['flat', 'fc'], 'logits', { transB: { type: 'int', value: 1 } }),
+      node('Exp', ['logits'], 'p'), // a float tail after the last int8 op
+    ];
+    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
+    const { graph: q } = await quantizeStatic(g, feeds, DEFAULT_STATIC, { threads: 1 });
+    const kernels = await ortKernels(encodeModel(q).model);
+    expect(kernels.floatOps).toMatchObject({ Div: 1, Tanh: 1, Exp: 1 });
+    expect(kernels.islandOps).toEqual({ Tanh: 1 });
+  });
+
   it('an excluded Conv stays float in ONNX Runtime: the node reading it stays float too, else ORT would quantize the Conv itself', async () => {
     const rng = new Random(1);
     const feeds = [{ input: float32([8, 3, 32, 32], Array.from({ length: 8 * 3072 }, () => rng.normal())) }];

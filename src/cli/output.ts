@@ -36,5 +36,5 @@ export function logUnknownOps(file: string, ops: readonly string[], ortError?: s
     log(`${file}: neither slimkit nor ONNX Runtime knows ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')} (ONNX Runtime: ${ortError}); no command can run this model — re-export it without ${them} (a torch.onnx export with operator_export_type=ONNX_ATEN_FALLBACK writes ATen nodes, for example)`);
     return;
   }
-  log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${ops.length > 1 ? 'them' : 'it'}, so eval, bench and deploy work, but MACs are unknown and quantize, prune and train cannot take this model`);
+  log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${ops.length > 1 ? 'them' : 'it'}, so eval, bench and deploy work, but MACs are unknown; quantize leaves ${ops.length > 1 ? 'them' : 'it'} float, and prune and train cannot take this model`);
 }

@@ -6,6 +6,7 @@
  * empty or a previous bundle (has slim.json). Every file name is fixed by slimkit; each write is
  * checked to land inside the staging folder.
  */
+import { checkOptionNames, type OptionNames } from '../util/option-names.js';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -50,11 +51,17 @@ export interface DeployResult {
 }
 
 /** Writes a bundle folder for `target` at `out` from the .onnx file `model` (see the module comment). */
+const DEPLOY_OPTIONS = {
+  model: true, target: true, out: true, port: true, install: true, force: true, log: true,
+  labels: true, imageSize: true, mean: true, std: true, resize: true, name: true,
+} as const satisfies OptionNames<DeployOptions>;
+
 export async function deploy(options: DeployOptions): Promise<DeployResult> {
   // From JavaScript, deploy(graph, {...}) got as far as "target must be one of …, got 'undefined'".
   if (typeof (options as Partial<DeployOptions> | undefined)?.model !== 'string') {
     throw usageError("deploy takes one options object whose model is a file path: deploy({ model: 'm.onnx', target: 'linux-x64', out: 'bundle/' })", 'write a Graph to a file first (writeModel)');
   }
+  checkOptionNames('deploy', options, DEPLOY_OPTIONS);
   if (!(TARGETS as readonly string[]).includes(options.target)) {
     throw usageError(`${option('--target')} must be one of ${TARGETS.join(', ')}, got '${options.target}'`);
   }

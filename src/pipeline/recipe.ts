@@ -63,7 +63,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   autocast: "'none' or 'bf16' ('fp16' is refused: the engine has no loss scaling)",
   channels_last: 'true or false (CUDA memory layout)',
   temperature: 'distillation temperature, a number > 0 and ≤ 100',
-  alpha: 'weight of the distillation loss, in [0, 1]',
+  alpha: "weight of the labels' cross-entropy, in [0, 1] (1 − alpha weighs the teacher's soft targets; 1 trains on the labels alone)",
   structured: 'remove whole channels: { target_macs: 0.5 } or { ratio: 0.3 }',
   unstructured: "zero single weights: { sparsity: 0.8 } or { nm: '2:4' }",
   target_macs: 'the fraction of MACs to keep, in (0, 1]',

@@ -1,3 +1,4 @@
+import { usableCores } from '../../util/cpu-quota.js';
 import { hasFreeImageSize } from '../../onnx/image-input.js';
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { refuseOtherRun } from '../../engine/train.js';
@@ -230,7 +231,7 @@ export function registerDistill(program: Command): void {
       const hint = precisionHint(options.device, options.precision);
       const bar = trainingProgress('distill', () => [...notes, ...(hint ? [hint] : [])].join('\n') || undefined, { distilled: options.alpha < 1 });
       const interrupt = explainInterrupt('slim distill', options);
-      const otherLoad = watchTrainingLoad(options.device, false);
+      const otherLoad = watchTrainingLoad(options.device, false, options.threads ?? usableCores());
       const result = await distill({
         ...run,
         teacher,

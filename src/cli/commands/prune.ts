@@ -208,12 +208,15 @@ export function registerPrune(program: Command): void {
       const inputBytes = loaded.externalFiles.length ? encodeModel(pinned).model : loaded.bytes;
       const before = await loadedModelStats(loaded, size);
       const data = await loadTrainingData(graph, file, options);
+      // CIFAR-10 is not resized: a model for other images is refused, as in every command (it pruned on,
+      // skipping its --data's renormalization and scores, exit 0).
+      if (data) checkImageSize(graph, data.train, file, '--data');
       const tuner = makeTuner(graph, file, options, { data, freeImageSize: pinnedFree });
       const calibration = calibrationFor(graph, file, options, data);
       const seconds = performance.now();
       // Held-out images score the model before and after: the network as the data feeds it. The model
       // before is scored first, so its line does not come after a long fine-tune.
-      const scoring = data?.heldOut && imagesFit(graph, data.test) ? heldOutScoring(data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
+      const scoring = data?.heldOut ? heldOutScoring(data.test, batch.normalization ?? normalizationFor(graph, options, file), options) : undefined;
       const top1Before = scoring ? await scoring.top1(graph, 'eval before') : undefined;
       // Ctrl-C while fine-tuning says what was kept, as slim train does.
       const interrupt = options.finetune ? explainInterrupt('slim prune', options, (state) => keptByPrune(options, state)) : undefined;
@@ -303,7 +306,7 @@ export function registerPrune(program: Command): void {
       // Scored before the batch is restored: the network as the data feeds it.
       const accuracy = scoring && top1Before !== undefined ? { before: top1Before, after: await scoring.top1(pruned, 'eval pruned'), images: scoring.images, data: scoring.data } : undefined;
       // Said when --data gave no held-out images to score on, rather than left out without a word.
-      if (data && !accuracy) log(`note: top-1 not measured: ${data.heldOut ? `the test images are ${data.test.imageShape.slice(1).join('×')}, the model is pruned at another size` : `${options.data} has no test/ (or val/) split, and scoring on its training images would flatter the model`}`);
+      if (data && !accuracy) log(`note: top-1 not measured: ${options.data} has no test/ (or val/) split, and scoring on its training images would flatter the model`);
       // ORT must run it before it is written; every number reported comes from the file read back.
       pruned = batch.restore(pruned);
       // Fine-tuned on the data's labels: the model records their names (the ones it recorded, when it did).
@@ -536,22 +539,9 @@ async function loadTrainingData(graph: Graph, file: string, o: PruneOptions): Pr
   return { train: o.trainLimit !== undefined ? takeAcrossClasses(set, o.trainLimit) : set, test: o.testLimit !== undefined ? takeAcrossClasses(set, o.testLimit) : set, heldOut: false };
 }
 
-/** Whether a set's images are the model's input size (CIFAR-10 is not resized). */
-function imagesFit(graph: Graph, set: ImageSet): boolean {
-  const size = modelInputSize(graph);
-  const [, h, w] = set.imageShape;
-  return !size || (size[0] === h && size[1] === w);
-}
-
 /** Calibration for mean replacement and renormalization, on the training images, when they fit the model's input. */
 function calibrationFor(graph: Graph, file: string, o: PruneOptions, data: { train: ImageSet } | undefined): Calibration | undefined {
   if (!data || (!o.compensate && !o.renormalize) || !o.structured) return undefined;
-  if (!imagesFit(graph, data.train)) {
-    const [, h, w] = data.train.imageShape;
-    const size = modelInputSize(graph)!;
-    log(`mean replacement and renormalization skipped: the images are ${h}×${w}, the model takes ${size[0]}×${size[1]}`);
-    return undefined;
-  }
   return { images: data.train, normalization: normalizationFor(graph, o, file), samples: o.calibSamples, seed: o.seed, ...(o.threads !== undefined ? { threads: o.threads } : {}) };
 }
 

@@ -293,6 +293,7 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   const kernels = await ortKernels(options.output, threads ? { threads } : {});
   extra['ort_ops'] = kernels.ops;
   extra['ort_float_ops'] = kernels.floatOps;
+  extra['ort_float_islands'] = kernels.islandOps;
   if (kernels.addsInConvs > 0) extra['ort_float_adds_in_convs'] = kernels.addsInConvs;
   const keptFloat = new Set(((extra['float_nodes'] as { node: string }[] | undefined) ?? []).map((f) => f.node));
   const unfused = options.mode === 'static' ? unfusedNodes(output, kernels, keptFloat) : [];
@@ -394,7 +395,7 @@ function humanSummary(s: Record<string, unknown>): string {
   const fused = addsInConvs ? ` (${addsInConvs} of the Convs also ${addsInConvs === 1 ? 'sums a residual Add' : 'sum a residual Add'}, fused into it)` : '';
   lines.push(`  float compute left: ${floatOps.length ? floatOps.map(([op, n]) => `${op} ×${n}`).join(', ') + fused : 'none'}`);
   // Only static int8 models convert at each float op (fp16 computes in float; dynamic quantizes per op).
-  const islands = s['mode'] === 'static' ? floatIslandNote(floatOps, String(s['file']), String(s['output'])) : undefined;
+  const islands = s['mode'] === 'static' ? floatIslandNote(Object.entries((s['ort_float_islands'] as Record<string, number> | undefined) ?? {}), String(s['file']), String(s['output'])) : undefined;
   if (islands) lines.push(`  ${islands}`);
   const unfused = s['ort_unfused_nodes'] as { node: string; reason: string }[] | undefined;
   if (unfused?.length) lines.push(`  quantized, yet run in float by ONNX Runtime: ${unfused.length} node(s) (--json lists them all)`, ...byReason(unfused));
@@ -409,12 +410,15 @@ function humanSummary(s: Record<string, unknown>): string {
 /**
  * Float ops between int8 ones each convert their tensor back to float and again to int8: on a small
  * model that can cost more than int8 saves (a trial's MobileNetV3-style net, HardSigmoid ×14 in float:
- * int8 1.3–2× slower than fp32, with no word from quantize). Said with the way to know.
+ * int8 1.3–2× slower than fp32, with no word from quantize). Said with the way to know. `islandOps`: the
+ * float ops with a QuantizeLinear before and after them (a model's own input preprocessing is not one).
  */
-export function floatIslandNote(floatOps: readonly [string, number][], file: string, output: string): string | undefined {
-  const islands = floatOps.filter(([op]) => op !== 'DequantizeLinear' && op !== 'QuantizeLinear').reduce((a, [, n]) => a + n, 0);
+export function floatIslandNote(islandOps: readonly [string, number][], file: string, output: string): string | undefined {
+  const ops = islandOps.filter(([op]) => op !== 'DequantizeLinear' && op !== 'QuantizeLinear');
+  const islands = ops.reduce((a, [, n]) => a + n, 0);
   if (islands === 0) return undefined;
-  return `note: ${islands === 1 ? 'the float op above converts' : `each of the ${islands} float ops above converts`} int8 to float and back: on a small model that can cost more than int8 saves — time both: ${shellCommand(['slim', 'bench', file, output])}`;
+  const which = islands === 1 ? `the float ${ops[0]![0]} between int8 ops converts` : `each of the ${islands} float ops between int8 ones (${ops.map(([op, n]) => `${op} ×${n}`).join(', ')}) converts`;
+  return `note: ${which} int8 to float and back: on a small model that can cost more than int8 saves — time both: ${shellCommand(['slim', 'bench', file, output])}`;
 }
 
 function byReason(nodes: readonly { node: string; reason: string }[]): string[] {

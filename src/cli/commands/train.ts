@@ -1,3 +1,4 @@
+import { usableCores } from '../../util/cpu-quota.js';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { epochJson } from '../../report/json-records.js';
@@ -250,7 +251,7 @@ export function registerTrain(program: Command): void {
       // Rank 0 alone draws the bar; the hint is said once training runs, so a usage error stays the only line.
       const bar = writer ? trainingProgress('train', () => precisionHint(options.device as 'cpu' | 'cuda', options.precision)) : undefined;
       const interrupt = distEnv ? undefined : explainInterrupt('slim train', options);
-      const otherLoad = watchTrainingLoad(options.device, !!distEnv);
+      const otherLoad = watchTrainingLoad(options.device, !!distEnv, options.threads ?? usableCores());
       const result = await trainModel({
         ...settings,
         graph,

@@ -3,6 +3,7 @@
  * meets the target (a channel ratio, a MAC budget, or a measured latency) → physical removal → a
  * validated, smaller dense Graph with the numbers to report.
  */
+import { checkOptionNames, type OptionNames } from '../../util/option-names.js';
 import { inputError, option, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
@@ -158,8 +159,17 @@ export function pinForPruning(graph: Graph, size: readonly [number, number]): Gr
  * `importance` (default L2 of the weights). The result runs as it is; fine-tune it (trainModel) to win back
  * top-1.
  */
+const STRUCTURED_OPTIONS = {
+  target: true, importance: true, scope: true, roundTo: true, maxRatio: true, keep: true, layerRatios: true, seed: true, shapesFolded: true,
+  gradients: true, keptByGroup: true, calibration: true, compensate: true, renormalize: true, measureLatency: true, onStep: true,
+} as const satisfies OptionNames<StructuredOptions>;
+
 export async function pruneStructured(graph: Graph, options: StructuredOptions): Promise<StructuredResult> {
-  const { target } = options;
+  checkOptionNames('pruneStructured', options, STRUCTURED_OPTIONS);
+  const { target } = options ?? {};
+  if (typeof target?.value !== 'number' || !['ratio', 'macs', 'latency'].includes(target.kind)) {
+    throw usageError(`pruneStructured needs a target, got ${JSON.stringify(target) ?? 'none'}`, "pass target: { kind: 'macs', value: 0.5 } (keep half the MACs), { kind: 'ratio', value: 0.3 } (remove 30 % of the channels) or { kind: 'latency', value: 0.6 }");
+  }
   const maxRatio = options.maxRatio ?? 0.9;
   if (!(target.value >= 0) || (target.kind === 'ratio' ? target.value >= 1 : target.value > 1)) {
     throw usageError(`${target.kind} target ${target.value} is out of range`, target.kind === 'ratio' ? 'give a fraction of channels to remove in [0, 1)' : `give the fraction to keep in (0, 1]`);

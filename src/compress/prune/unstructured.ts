@@ -5,6 +5,7 @@
  * dense: zeros shrink the gzip size and a sparse format, not the .onnx, and ONNX Runtime runs the
  * same dense kernels (size.ts reports all three numbers; the bench measures the latency).
  */
+import { checkOptionNames, type OptionNames } from '../../util/option-names.js';
 import { inputError, usageError } from '../../errors.js';
 import type { Graph } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';
@@ -225,7 +226,10 @@ export function computeMasks(graph: Graph, options: UnstructuredOptions): Omit<U
 }
 
 /** Zero the masked weights: a new Graph of the same structure and file size, with `sparsity` zeros. */
+const UNSTRUCTURED_OPTIONS = { sparsity: true, scope: true, nm: true, keep: true } as const satisfies OptionNames<UnstructuredOptions>;
+
 export function pruneUnstructured(source: Graph, options: UnstructuredOptions): UnstructuredResult {
+  checkOptionNames('pruneUnstructured', options, UNSTRUCTURED_OPTIONS);
   // Weights torch.onnx merged through Identity nodes are each layer's own again, so each is masked on its own.
   const graph = untieIdentityWeights(source);
   const result = computeMasks(graph, options);

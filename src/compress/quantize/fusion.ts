@@ -32,6 +32,12 @@ export interface OrtKernels {
    * be one of these.
    */
   addsInConvs: number;
+  /**
+   * Float compute ops between int8 ones — a QuantizeLinear before them and one after — by op type: each
+   * converts its tensor back to float and again to int8. A model's own input preprocessing (before the
+   * first QuantizeLinear) and a float tail (after the last) are not among them.
+   */
+  islandOps: Record<string, number>;
 }
 
 /** A float Conv that also sums a residual input (ORT's Conv + Add fusion). */
@@ -61,12 +67,36 @@ export async function ortKernels(model: Uint8Array | string, options: { threads?
     const session = await openSession(model, { threads: options.threads ?? 1, optimizedModelFilePath: file, label: 'quantized model' });
     await session.close();
     const ops: Record<string, number> = {};
-    const nodes = decodeModel(readFileSync(file)).nodes;
+    const graph = decodeModel(readFileSync(file));
+    const nodes = graph.nodes;
     for (const n of nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
     const floatOps = Object.fromEntries(Object.entries(ops).filter(([op]) => !INTEGER_OR_MOVEMENT.has(op)));
-    const floatNodes = nodes.filter((n) => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType)).map((n) => ({ node: n.name, opType: n.opType }));
-    return { ops, floatOps, floatNodes, addsInConvs: nodes.filter(sumsResidual).length };
+    const computesInFloat = (n: Graph['nodes'][number]): boolean => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType);
+    const floatNodes = nodes.filter(computesInFloat).map((n) => ({ node: n.name, opType: n.opType }));
+    const islandOps: Record<string, number> = {};
+    for (const n of betweenQuantizeNodes(graph)) if (computesInFloat(n)) islandOps[n.opType] = (islandOps[n.opType] ?? 0) + 1;
+    return { ops, floatOps, floatNodes, addsInConvs: nodes.filter(sumsResidual).length, islandOps };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Nodes with a QuantizeLinear upstream of them and one downstream. */
+function betweenQuantizeNodes(graph: Graph): Graph['nodes'] {
+  const index = new GraphIndex(graph);
+  const quantizers = graph.nodes.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DynamicQuantizeLinear');
+  const reach = (from: Graph['nodes'], next: (n: Graph['nodes'][number]) => Graph['nodes']): Set<Graph['nodes'][number]> => {
+    const seen = new Set<Graph['nodes'][number]>();
+    const stack = from.flatMap(next);
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (seen.has(n)) continue;
+      seen.add(n);
+      stack.push(...next(n));
+    }
+    return seen;
+  };
+  const after = reach(quantizers, (n) => n.outputs.flatMap((v) => [...index.consumersOf(v)]));
+  const before = reach(quantizers, (n) => n.inputs.flatMap((v) => { const p = index.producer.get(v); return p ? [p] : []; }));
+  return graph.nodes.filter((n) => after.has(n) && before.has(n));
 }
