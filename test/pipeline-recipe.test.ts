@@ -191,10 +191,10 @@ stages:
   });
 
   it('refuses two stages with the same id and says how to name the second', () => {
-    const text = GOOD.replace('  - bench: {}', '  - quantize: {}\n  - quantize: { samples: 64 }\n  - bench: {}');
+    const text = GOOD.replace('  - bench: {}', '  - quantize: { from: fp32 }\n  - quantize: { from: fp32, samples: 64 }\n  - bench: {}');
     const issues = issuesOf(text);
     expect(issues).toHaveLength(1);
-    expect(issues[0]).toMatchObject({ line: positionOf(text, '{ samples').line, problem: "two stages are called 'quantize'" });
+    expect(issues[0]).toMatchObject({ line: positionOf(text, '{ from: fp32, samples').line, problem: "two stages are called 'quantize'" });
     expect(issues[0]!.fix).toMatch(/id: quantize-2/);
     // A later reference to an unknown stage lists each id once (a trial read "teacher, student, student").
     const twice = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: a, epochs: 1 }\n  - train: { id: a, epochs: 1 }\n  - quantize: { from: nope }\n`);
@@ -446,6 +446,14 @@ describe('stage keys', () => {
   it('autocast fp16 is refused when the recipe is read, not when its stage starts', () => {
     const issues = issuesOf(`name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1, autocast: fp16 }\n`);
     expect(issues.map((i) => `${i.path}: ${i.problem} ${i.fix ?? ''}`).join(' ')).toMatch(/autocast: 'fp16' is not allowed.*none, bf16/);
+  });
+
+  it('a quantize or prune stage reading a model a quantize stage made is refused when the recipe is read (it failed deep inside its stage)', () => {
+    const base = `name: t\nmodel: { zoo: resnet18-cifar }\nstages:\n  - train: { id: fp32, epochs: 1 }\n  - quantize: { id: int8 }\n`;
+    const issues = issuesOf(`${base}  - quantize: { id: half, mode: fp16 }\n`);
+    expect(issues.map((i) => `${i.path}: ${i.problem} — ${i.fix ?? ''}`).join(' ')).toMatch(/quantizes 'int8', which stage 'int8' quantized already \(`from` left out: the stage before\) — give it `from: fp32`, the float model/);
+    expect(issuesOf(`${base}  - prune: { id: p, from: int8, structured: { ratio: 0.3 } }\n`).map((i) => i.problem).join(' ')).toMatch(/prunes 'int8', which stage 'int8' quantized already/);
+    expect(() => parseRecipe(`${base}  - quantize: { id: half, from: fp32, mode: fp16 }\n`, 'r.yaml')).not.toThrow();
   });
 
   it("an alpha out of range says what alpha weighs as slim distill's --alpha does: the labels (a trial's error said the distillation loss, backwards)", () => {

@@ -8,16 +8,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { convertFloat16, DEFAULT_STATIC, prepareFloatGraph, quantizeStatic } from '../src/compress/quantize/index.js';
+import { convertFloat16, DEFAULT_STATIC, ortKernels, prepareFloatGraph, quantizeStatic } from '../src/compress/quantize/index.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
-import { readModel, writeModel } from '../src/onnx/io.js';
+import { encodeModel, readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
 import { upgradeOpset } from '../src/passes/upgrade-opset.js';
+import { checkImageSizeFits } from '../src/onnx/image-input.js';
 import { anyBatch, fixBatch } from '../src/passes/any-batch.js';
 import { withMeasuredOpaqueTypes } from '../src/runtime/opaque-types.js';
 import { runGraph } from '../src/runtime/ort.js';
+import { quantizeModel } from '../src/toolkit.js';
+import { Random } from '../src/util/random.js';
 import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-opaque-'));
@@ -85,6 +88,12 @@ describe('output types of ops slimkit has no definition for, measured with ONNX 
     expect(() => upgradeOpset({ ...graph, opsets: { '': 11 } }, { file: 'old.onnx' })).toThrow(/old\.onnx: node '\/Resize' \(Resize\): the model is ONNX opset 11, and slimkit cannot convert its Resize, an op it has no definition for, to opset 13 .* — re-export the model at opset 13 or later/);
   });
 
+  it('a free-size model with such an op is not refused as if no image size fitted it: slimkit cannot tell, ONNX Runtime can', async () => {
+    const given = await readModel(RESIZE);
+    const free = { ...given, inputs: [{ ...given.inputs[0]!, shape: ['batch', 3, 'height', 'width'] }] };
+    expect(() => checkImageSizeFits(free, [32, 32], 'free.onnx')).not.toThrow();
+  });
+
   it('loadModel (prune, train, distill) still refuses the op, even with its types stored in the file', async () => {
     const { graph } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
     const file = path.join(dir, 'measured.onnx');
@@ -112,6 +121,55 @@ describe('quantize leaves such an op float', () => {
     const [want, got] = [await only(measured, input), await only(int8, input)];
     expect(got.dims).toEqual([2, 10]);
     expect(sqnr(got, want)).toBeGreaterThan(20);
+  });
+
+  it('a model with an argmax output (int64, an op slimkit has no definition for): the calibration method is chosen on the float scores (it crashed mixing BigInt)', async () => {
+    const g = emptyGraph('argmax', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 32, 32] }];
+    g.outputs = [{ name: 'logits', dtype: 'float32', shape: ['N', 10] }, { name: 'pred', dtype: 'int64', shape: ['N'] }];
+    const rng = new Random(5);
+    const weights = (dims: number[]): Tensor => float32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.2));
+    g.initializers.set('w', weights([8, 3, 3, 3]));
+    g.initializers.set('fc', weights([10, 8]));
+    g.nodes = [
+      { name: 'conv', opType: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['c'], attributes: {} },
+      { name: 'relu', opType: 'Relu', domain: '', inputs: ['c'], outputs: ['r'], attributes: {} },
+      { name: 'gap', opType: 'GlobalAveragePool', domain: '', inputs: ['r'], outputs: ['p'], attributes: {} },
+      { name: 'flat', opType: 'Flatten', domain: '', inputs: ['p'], outputs: ['f'], attributes: {} },
+      { name: 'fc', opType: 'Gemm', domain: '', inputs: ['f', 'fc'], outputs: ['logits'], attributes: { transB: { type: 'int', value: 1 } } },
+      { name: 'argmax', opType: 'ArgMax', domain: '', inputs: ['logits'], outputs: ['pred'], attributes: { axis: { type: 'int', value: 1 }, keepdims: { type: 'int', value: 0 } } },
+    ];
+    const pixels = Uint8Array.from({ length: 100 * 3072 }, () => rng.int(256));
+    const images = { name: 'made', classes: Array.from({ length: 10 }, (_, i) => `c${i}`), imageShape: [3, 32, 32] as [number, number, number], pixels, labels: Uint16Array.from({ length: 100 }, (_, i) => i % 10) };
+    const q = await quantizeModel(g, images, { samples: 32, threads: 1 });
+    expect(Object.keys(q.methodScores ?? {}).sort()).toEqual(['entropy', 'minmax', 'mse', 'percentile']);
+    expect(Object.values(q.methodScores ?? {}).every(Number.isFinite)).toBe(true);
+    expect(q.graph.outputs.map((o) => [o.name, o.dtype])).toEqual([['logits', 'float32'], ['pred', 'int64']]);
+    expect(q.graph.nodes.filter((n) => n.opType === 'ArgMax')).toHaveLength(1);
+  });
+
+  it('a nearest-neighbour Resize ONNX Runtime runs on the uint8 tensor itself is not called float compute (op types alone said it was)', async () => {
+    const g = emptyGraph('nearest', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['N', 4, 16, 16] }];
+    const rng = new Random(7);
+    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
+    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
+    g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
+    const pads = { pads: { type: 'ints' as const, value: [1, 1, 1, 1] } };
+    g.nodes = [
+      { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: pads },
+      { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
+      { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: { type: 'string', value: 'nearest' } } },
+      { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: pads },
+    ];
+    const { graph: measured } = await withMeasuredOpaqueTypes(g, 'nearest.onnx');
+    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
+    const { graph: int8 } = await quantizeStatic(measured, feeds, DEFAULT_STATIC, { threads: 1 });
+    const kernels = await ortKernels(encodeModel(int8).model);
+    expect(kernels.ops['Resize']).toBe(1);
+    expect(kernels.floatOps['Resize']).toBeUndefined();
+    expect(kernels.islandOps).toEqual({});
   });
 
   it("fp16: the op computes in float32 between Casts and its scales stay float32 (ONNX Runtime refuses float16 scales)", async () => {

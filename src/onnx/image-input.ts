@@ -7,6 +7,7 @@
 import { inputError, SlimError, usageError } from '../errors.js';
 import { dataInputs, type Dim, type Graph, type Node } from './graph.js';
 import { inferShapes } from './shape-inference.js';
+import { opDefFor } from '../ops/registry.js';
 
 /** The fix for a model with several inputs: what every command that feeds images says. */
 export const ONE_INPUT_FIX = 'export the classifier with the image as its only input (make the other inputs constants inside the model, e.g. wrap it in a torch module that supplies them)';
@@ -116,6 +117,9 @@ function fitsImageSize(graph: Graph, size: readonly [number, number]): boolean {
  * size(s) it does take: the smallest, and whether larger ones fit too.
  */
 export function checkImageSizeFits(graph: Graph, size: readonly [number, number], file: string, o: { cifar?: boolean } = {}): void {
+  // Shape inference stops at an op slimkit has no definition for: it cannot tell, and ONNX Runtime will
+  // (a trial's free-size Resize model was refused at every size, and runs at any).
+  if (graph.nodes.some((n) => !opDefFor(n))) return;
   if (!hasFreeImageSize(graph) || fitsImageSize(graph, size)) return;
   const fits = (side: number): boolean => fitsImageSize(graph, [side, side]);
   // `cifar`: no --image-size was given; the size is CIFAR-10's, which cannot be resized.

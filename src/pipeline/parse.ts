@@ -178,6 +178,14 @@ function checkGraph(stages: Stage[], model: Recipe['model'], add: Add): void {
     if (s.kind === 'train' && s.spec.freeze && !s.from && models.length === 0) {
       add(['stages', i, s.kind], `keeps layers of a trained model, and this stage builds ${model.zoo ?? 'its model'} fresh from the zoo (random weights)`, 'drop freeze here; use it on a later stage that starts from a trained model', 'freeze');
     }
+    // Quantizing or pruning an int8 (or fp16) model is refused by slim quantize and slim prune; in a recipe
+    // it failed deep inside its stage (a trial's fp16 stage after an int8 one, `from` left to default).
+    const input = s.kind === 'quantize' || s.kind === 'prune' ? (s.from ?? models.at(-1)) : undefined;
+    const made = input ? stages.find((t) => t.id === input) : undefined;
+    if (made?.kind === 'quantize') {
+      const float = models.filter((id) => stages.find((t) => t.id === id)?.kind !== 'quantize').at(-1);
+      add(['stages', i, s.kind], `${s.kind === 'quantize' ? 'quantizes' : 'prunes'} '${input}', which stage '${input}' quantized already${s.from ? '' : ' (`from` left out: the stage before)'}`, float ? `give it \`from: ${float}\`, the float model` : 'give it `from:` a float model', s.from ? 'from' : undefined);
+    }
     const needsModel = s.kind === 'bench' || s.kind === 'deploy' || s.kind === 'quantize' || s.kind === 'prune';
     if (needsModel && !s.from && models.length === 0 && !(s.kind === 'deploy' && s.spec.variant)) {
       add(['stages', i], `${s.kind} has no model to work on`, 'train one in an earlier stage, or start from `model: { file: MODEL.onnx }`', s.kind);

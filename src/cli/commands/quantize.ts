@@ -2,7 +2,7 @@ import { shellCommand } from '../../util/shell.js';
 import { qatBelowStartLine } from '../../compress/qat/index.js';
 import { refuseLaunchedRanks } from '../../engine/distributed-env.js';
 import { Option, type Command } from 'commander';
-import { usageError } from '../../errors.js';
+import { inputError, usageError } from '../../errors.js';
 import { refuseQuantized } from '../../toolkit.js';
 import type { Graph } from '../../onnx/graph.js';
 import { checkDynamicCpu } from '../../compress/quantize/dynamic.js';
@@ -451,14 +451,17 @@ export function largerNote(before: number, after: number, mode: string, file: st
  * measured with ONNX Runtime (runtime/opaque-types.ts), said in a note. QAT trains every op in the
  * engine, so it refuses them as train does.
  */
-async function withUndefinedOpsFloat(loaded: RuntimeModel, file: string, options: Pick<QuantizeCliOptions, 'qat'>): Promise<Graph> {
+async function withUndefinedOpsFloat(loaded: RuntimeModel, file: string, options: Pick<QuantizeCliOptions, 'qat' | 'mode'>): Promise<Graph> {
   if (loaded.unknownOps.length === 0) return loaded.graph;
   const names = loaded.unknownOps.join(', ');
   if (options.qat) {
-    throw usageError(`${file}: --qat trains the model in slimkit's engine, which has no definition for ${names}`, 'quantize it without --qat: post-training quantization leaves those ops float');
+    // Input, as train's and prune's refusal of the same model (exit 1).
+    throw inputError({ file, problem: `--qat trains the model in slimkit's engine, which has no definition for ${names}`, fix: 'quantize it without --qat: post-training quantization leaves those ops float' });
   }
   const { graph, nodes } = await withMeasuredOpaqueTypes(loaded.graph, file);
   inferShapes(graph, { file }); // the rest of the model is checked as loadModel checks it
-  log(`note: slimkit has no definition for ${names} (${nodes.length} node${nodes.length > 1 ? 's' : ''}): ${nodes.length > 1 ? 'they stay' : 'it stays'} float, as exported, with int8 values dequantized before ${nodes.length > 1 ? 'them (their output shapes measured' : 'it (its output shapes measured'} with ONNX Runtime)`);
+  const [they, them, their] = nodes.length > 1 ? ['they stay', 'them', 'their'] : ['it stays', 'it', 'its'];
+  const how = options.mode === 'static' ? `, with int8 values dequantized before ${them}` : options.mode === 'fp16' ? ', computing in float32 between Casts' : '';
+  log(`note: slimkit has no definition for ${names} (${nodes.length} node${nodes.length > 1 ? 's' : ''}): ${they} ${options.mode === 'fp16' ? 'float32' : 'float'}, as exported${how} (${their} output shapes measured with ONNX Runtime)`);
   return graph;
 }

@@ -33,9 +33,10 @@ export interface OrtKernels {
    */
   addsInConvs: number;
   /**
-   * Float compute ops between int8 ones — a QuantizeLinear before them and one after — by op type: each
-   * converts its tensor back to float and again to int8. A model's own input preprocessing (before the
-   * first QuantizeLinear) and a float tail (after the last) are not among them.
+   * Float compute ops between int8 ones — reading a tensor dequantized from int8, and with a QuantizeLinear
+   * after them — by op type: each converts its tensor back to float and again to int8. A model's own input
+   * preprocessing (before the first QuantizeLinear), a float tail (after the last) and float constants
+   * (a grid an Expand broadcasts) are not among them.
    */
   islandOps: Record<string, number>;
 }
@@ -70,33 +71,73 @@ export async function ortKernels(model: Uint8Array | string, options: { threads?
     const graph = decodeModel(readFileSync(file));
     const nodes = graph.nodes;
     for (const n of nodes) ops[n.opType] = (ops[n.opType] ?? 0) + 1;
-    const floatOps = Object.fromEntries(Object.entries(ops).filter(([op]) => !INTEGER_OR_MOVEMENT.has(op)));
-    const computesInFloat = (n: Graph['nodes'][number]): boolean => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType);
+    const { onFloats, onDequantized } = floatComputeNodes(graph);
+    const computesInFloat = (n: Graph['nodes'][number]): boolean => !INTEGER_OR_MOVEMENT.has(n.opType) && !NOT_COMPUTE.has(n.opType) && onFloats.has(n);
     const floatNodes = nodes.filter(computesInFloat).map((n) => ({ node: n.name, opType: n.opType }));
+    // By op type, DequantizeLinear kept (it means a pattern was not fused); ops ORT ran on int8 or on shapes are not.
+    const floatOps: Record<string, number> = {};
+    for (const n of nodes) if (n.opType === 'DequantizeLinear' || computesInFloat(n)) floatOps[n.opType] = (floatOps[n.opType] ?? 0) + 1;
     const islandOps: Record<string, number> = {};
-    for (const n of betweenQuantizeNodes(graph)) if (computesInFloat(n)) islandOps[n.opType] = (islandOps[n.opType] ?? 0) + 1;
+    for (const n of beforeQuantizeNodes(graph)) if (computesInFloat(n) && onDequantized.has(n)) islandOps[n.opType] = (islandOps[n.opType] ?? 0) + 1;
     return { ops, floatOps, floatNodes, addsInConvs: nodes.filter(sumsResidual).length, islandOps };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Nodes with a QuantizeLinear upstream of them and one downstream. */
-function betweenQuantizeNodes(graph: Graph): Graph['nodes'] {
+/** Nodes with a QuantizeLinear downstream of them. */
+function beforeQuantizeNodes(graph: Graph): Set<Graph['nodes'][number]> {
   const index = new GraphIndex(graph);
-  const quantizers = graph.nodes.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DynamicQuantizeLinear');
-  const reach = (from: Graph['nodes'], next: (n: Graph['nodes'][number]) => Graph['nodes']): Set<Graph['nodes'][number]> => {
-    const seen = new Set<Graph['nodes'][number]>();
-    const stack = from.flatMap(next);
-    while (stack.length) {
-      const n = stack.pop()!;
-      if (seen.has(n)) continue;
-      seen.add(n);
-      stack.push(...next(n));
+  const seen = new Set<Graph['nodes'][number]>();
+  const stack = graph.nodes.filter((n) => n.opType === 'QuantizeLinear' || n.opType === 'DynamicQuantizeLinear');
+  while (stack.length) {
+    const n = stack.pop()!;
+    for (const v of n.inputs) {
+      const p = index.producer.get(v);
+      if (p && !seen.has(p)) (seen.add(p), stack.push(p));
     }
-    return seen;
-  };
-  const after = reach(quantizers, (n) => n.outputs.flatMap((v) => [...index.consumersOf(v)]));
-  const before = reach(quantizers, (n) => n.inputs.flatMap((v) => { const p = index.producer.get(v); return p ? [p] : []; }));
-  return graph.nodes.filter((n) => after.has(n) && before.has(n));
+  }
+  return seen;
+}
+
+/**
+ * The nodes of ORT's optimized graph that read a float tensor. Op types alone said too much: ORT runs a
+ * Resize or a DepthToSpace on the uint8 tensor a QLinearConv wrote, with no DequantizeLinear around it,
+ * and a shape computation (Shape → Gather → Concat → Expand's target) reads int64 — neither converts
+ * anything. Values are followed from the graph's inputs and stored tensors by element type: a node's
+ * outputs are int8 when it quantizes or its first input is int8 (data movement), integer when it reads
+ * only integers (or is Shape), else float.
+ */
+function floatComputeNodes(graph: Graph): { onFloats: Set<Graph['nodes'][number]>; onDequantized: Set<Graph['nodes'][number]> } {
+  type Kind = 'float' | 'int8' | 'integer';
+  const kinds = new Map<string, Kind>();
+  const kindOf = (dtype: string): Kind => (dtype === 'int8' || dtype === 'uint8' ? 'int8' : dtype.startsWith('float') || dtype === 'bfloat16' ? 'float' : 'integer');
+  for (const v of graph.inputs) kinds.set(v.name, kindOf(v.dtype));
+  for (const [name, t] of graph.initializers) kinds.set(name, kindOf(t.dtype));
+  const float = new Set<Graph['nodes'][number]>();
+  // Float values computed from a DequantizeLinear's output (an int8 tensor made float again), and their readers.
+  const dequantized = new Set<string>();
+  const onDequantized = new Set<Graph['nodes'][number]>();
+  for (const node of graph.nodes) {
+    const read = node.inputs.filter(Boolean).map((v) => kinds.get(v) ?? 'float');
+    const constant = node.opType === 'Constant' ? node.attributes['value'] : undefined;
+    let out: Kind;
+    if (node.opType === 'QuantizeLinear' || node.opType === 'DynamicQuantizeLinear' || node.opType.startsWith('QLinear') || node.opType === 'QGemm') out = 'int8';
+    else if (node.opType === 'DequantizeLinear') out = 'float';
+    else if (node.opType === 'Shape' || node.opType === 'Size') out = 'integer';
+    else if (constant?.type === 'tensor') out = kindOf(constant.value.dtype);
+    else if (node.opType === 'Cast') out = node.attributes['to']?.type === 'int' && [1, 10, 11, 16].includes(node.attributes['to'].value) ? 'float' : 'integer';
+    else if (read[0] === 'int8') out = 'int8';
+    else if (read.length > 0 && read.every((k) => k !== 'float')) out = 'integer';
+    else out = 'float';
+    if (read.includes('float') && out !== 'int8') float.add(node);
+    const fromInt8 = node.opType === 'DequantizeLinear' || node.inputs.some((v) => dequantized.has(v));
+    if (fromInt8 && node.opType !== 'DequantizeLinear') onDequantized.add(node);
+    for (const v of node.outputs) {
+      if (!v) continue;
+      kinds.set(v, out);
+      if (fromInt8 && out === 'float') dequantized.add(v);
+    }
+  }
+  return { onFloats: float, onDequantized };
 }

@@ -83,9 +83,12 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
   for (const f of facts.nodes) {
     const def = opDefFor(f.node);
     const label = nodeLabel(f.node);
+    // Only nodes that compute on float activations are float compute worth naming: shape arithmetic (int64)
+    // and work on constants alone (an Expand of a stored grid) convert nothing.
+    const onActivations = f.outputs.some((t) => t.dtype === 'float32') && f.inputs.some((i) => i !== undefined && !i.constant && i.type.dtype === 'float32');
     if (!def?.quant) {
       // Say which float compute stays (HardSwish, Softmax, ...); Q/DQ and shape arithmetic are not compute.
-      if (!QDQ_OPS.has(f.node.opType) && f.outputs.some((t) => t.dtype === 'float32')) {
+      if (!QDQ_OPS.has(f.node.opType) && onActivations) {
         const reason = f.opaque ? 'an op slimkit has no definition for: left as exported, in float on dequantized inputs' : 'no integer kernel for this op: it runs in float on dequantized inputs';
         float.push({ node: label, opType: f.node.opType, reason });
       }
@@ -97,7 +100,7 @@ export function planQuantization(graph: Graph, facts: InferenceResult, options: 
     if (f.node.inputs.some((name) => name && alreadyQuantized(name))) continue;
     const unit = def.quant.mark(ctx);
     if (!unit) {
-      if (!def.quant.foldsIntoRange) float.push({ node: label, opType: f.node.opType, reason: 'not in a form with an integer kernel (float inputs, constant weights)' });
+      if (!def.quant.foldsIntoRange && onActivations) float.push({ node: label, opType: f.node.opType, reason: 'not in a form with an integer kernel (float inputs, constant weights)' });
       continue;
     }
     units.set(label, { facts: f, unit });

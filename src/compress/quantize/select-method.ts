@@ -58,8 +58,9 @@ export async function selectCalibrationMethod(
     const result = buildQuantized(prepared, collector, { ...options, calibration: { ...options.calibration, method } });
     const test = await outputsOf(encodeModel(forExactScoring(result.graph)).model, feeds, o.threads, `int8 model (${method})`);
     const state = SQNR.create();
+    // Float outputs only: an argmax or top-k index output beside the scores is int64 (and exact or not, no SQNR).
     reference.forEach((ref, k) => {
-      for (const [name, t] of Object.entries(ref)) state.add(t.data as Float32Array, test[k]![name]!.data as Float32Array);
+      for (const [name, t] of Object.entries(ref)) if (t.dtype === 'float32') state.add(t.data as Float32Array, test[k]![name]!.data as Float32Array);
     });
     const score = { method, outputSqnrDb: state.value() };
     scores.push(score);
