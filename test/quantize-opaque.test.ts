@@ -100,6 +100,10 @@ describe('output types of ops slimkit has no definition for, measured with ONNX 
     await writeModel(graph, file);
     expect((await readModel(file)).valueInfo.get('/Resize_output_0')?.shape).toEqual(['batch', 8, 16, 16]);
     await expect(loadModel(file)).rejects.toThrow(/op Resize is not supported.*quantize leaves it float; prune and train need each op/);
+    // Every such op is named at once (one at a time cost an export each).
+    const two = { ...graph, nodes: graph.nodes.map((n) => (n.opType === 'Relu' ? { ...n, opType: 'Celu2' } : n)) };
+    await writeModel(two, file);
+    await expect(loadModel(file)).rejects.toThrow(/: op \w+ is not supported \(nor (Celu2|Resize)\) — .*export the model without (Resize, Celu2|Celu2, Resize), and/);
   });
 });
 

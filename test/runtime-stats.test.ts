@@ -80,6 +80,15 @@ describe('modelStats on PyTorch exports', () => {
     }
   });
 
+  it("an Einsum's stored operand is a weight, as PyTorch counts torch.einsum(x, W)'s W (a trial's count left its 512 out)", () => {
+    const g = emptyGraph('einsum', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 4, 4] }];
+    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['N', 5, 4, 4] }];
+    g.initializers.set('W', float32([5, 3], Array.from({ length: 15 }, (_, i) => i + 1)));
+    g.nodes = [{ name: 'mix', opType: 'Einsum', domain: '', inputs: ['x', 'W'], outputs: ['y'], attributes: { equation: { type: 'string', value: 'nchw,oc->nohw' } } }];
+    expect(modelStats(g, undefined).params).toBe(15);
+  });
+
   it('an Add or Mul learns what the engine trains: a 1-output Linear\'s bias, not a per-channel preprocessing constant', () => {
     const linear = new Net([1, 4, 8]);
     const one = linear.output(linear.op('Add', linear.op('MatMul', 'input', linear.weight([8, 1])), linear.constant(float32([1], [0.1]))));

@@ -45,14 +45,16 @@ export function knownValueOf(t: Tensor): KnownValue | undefined {
 }
 
 /** The refusal of an op slimkit has no definition for, naming what still runs the model. */
-export function unsupportedOpError(node: Node, file?: string): SlimError {
+export function unsupportedOpError(node: Node, file?: string, others: readonly string[] = []): SlimError {
   const domain = node.domain && node.domain !== 'ai.onnx' ? ` in domain '${node.domain}'` : '';
+  // The model's other such ops too (`others`: their names): fixing one at a time cost an export each.
+  const also = others.filter((op) => op !== node.opType && op !== `${node.domain}.${node.opType}`);
   return inputError({
     ...(file ? { file } : {}),
     where: `node '${node.name}' (${node.opType})`,
-    problem: `op ${node.opType}${domain} is not supported`,
+    problem: `op ${node.opType}${domain} is not supported${also.length ? ` (nor ${also.join(', ')})` : ''}`,
     // The ops themselves are listed in the README ("Ops slimkit defines"): 74 names here buried the fix.
-    fix: `slim eval, bench, info and deploy still run it with ONNX Runtime, and quantize leaves it float; prune and train need each op to be one of slimkit's ${Object.keys(OPS).length} (README, "Ops slimkit defines"): export the model without ${node.opType}, and \`slim info\` names every such op it has`,
+    fix: `slim eval, bench, info and deploy still run it with ONNX Runtime, and quantize leaves it float; prune and train need each op to be one of slimkit's ${Object.keys(OPS).length} (README, "Ops slimkit defines"): export the model without ${[node.opType, ...also].join(", ")}, and \`slim info\` names every such op it has`,
   });
 }
 

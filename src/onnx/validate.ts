@@ -136,7 +136,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
   // Pruning and training need every op's definition, types stored in the file or not (quantize measures
   // the others' with ONNX Runtime and leaves them float: runtime/opaque-types.ts).
   const undefinedOp = read.graph.nodes.find((node) => !opDefFor(node));
-  if (undefinedOp) throw unsupportedOpError(undefinedOp, path);
+  if (undefinedOp) throw unsupportedOpError(undefinedOp, path, unknownOps);
   return { ...read, facts: facts ?? inferShapes(read.graph, { file: path }) };
 }
 

@@ -237,6 +237,8 @@ function learnedInputs(node: Node, producers: ReadonlyMap<string, Node>, graph: 
       return stored !== undefined && isFloatTensor(stored) && learnedOperand(node, i, lookup);
     }).map((slot) => ({ slot }));
   }
+  // Einsum contracts its operands as MatMul does: a stored float operand is a weight (torch.einsum(x, W)).
+  if (node.opType === 'Einsum') return node.inputs.map((_, slot) => ({ slot }));
   return LEARNED_INPUTS[node.opType] ?? [];
 }
 
