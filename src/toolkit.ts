@@ -216,7 +216,7 @@ export async function quantizeModel(model: ModelSource, calibration: ImageSet, o
   const source = options.resize ? { ...normalized, metadata: { ...normalized.metadata, ...resizeMetadata(options.resize) } } : normalized;
   const freed = forBatches(source, name, { quiet: true, flattenScores: false });
   // A model exported for one batch size had its undefined ops measured at that size: again, now freed.
-  const batch = freed.graph !== source && given !== read ? { ...freed, graph: (await withMeasuredOpaqueTypes(freed.graph, name)).graph } : freed;
+  const batch = freed.graph !== source ? { ...freed, graph: (await withMeasuredOpaqueTypes(freed.graph, name)).graph } : freed;
   requireOneInput(dataInputs(batch.graph), name, 'calibration');
   const method = options.method ?? 'auto';
   const static_ = staticOptionsOf(options);

@@ -219,8 +219,9 @@ async function runQuantize(file: string, options: QuantizeCliOptions): Promise<v
   // Calibration and QAT feed batches of many images.
   const data: DataOptions = { ...(options.dataDir ? { dataDir: options.dataDir } : {}), ...(options.mean ? { mean: options.mean } : {}), ...(options.std ? { std: options.std } : {}), ...folderResize(options, options.calib), recordedResize: recordedResize(sized, file) };
   const batch = options.mode === 'static' ? forBatches(sized, file, { data, flattenScores: false }) : asExported(sized);
-  // A model exported for one batch size had its undefined ops measured at that size: again, now freed.
-  const graph = batch.graph !== sized && floatGraph !== loaded.graph ? (await withMeasuredOpaqueTypes(batch.graph, file)).graph : batch.graph;
+  // A model exported for one batch size had its undefined ops measured at that size: again, now freed
+  // (withMeasuredOpaqueTypes gives back a graph without such ops as it is).
+  const graph = batch.graph !== sized ? (await withMeasuredOpaqueTypes(batch.graph, file)).graph : batch.graph;
   const normalization = batch.normalization ?? normalizationFor(graph, data, file);
   const threads = options.threads;
   // Loading the evaluation set is not part of quantizing: its time is left out of `seconds`.
