@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeModel } from '../../onnx/io.js';
+import { dtypeFromOnnx, isFloat, type DType } from '../../onnx/dtype.js';
 import { GraphIndex, type Graph } from '../../onnx/graph.js';
 import { openSession } from '../../runtime/ort.js';
 
@@ -111,7 +112,7 @@ function beforeQuantizeNodes(graph: Graph): Set<Graph['nodes'][number]> {
 function floatComputeNodes(graph: Graph): { onFloats: Set<Graph['nodes'][number]>; onDequantized: Set<Graph['nodes'][number]> } {
   type Kind = 'float' | 'int8' | 'integer';
   const kinds = new Map<string, Kind>();
-  const kindOf = (dtype: string): Kind => (dtype === 'int8' || dtype === 'uint8' ? 'int8' : dtype.startsWith('float') || dtype === 'bfloat16' ? 'float' : 'integer');
+  const kindOf = (dtype: DType | undefined): Kind => (dtype === 'int8' || dtype === 'uint8' ? 'int8' : dtype && isFloat(dtype) ? 'float' : 'integer');
   for (const v of graph.inputs) kinds.set(v.name, kindOf(v.dtype));
   for (const [name, t] of graph.initializers) kinds.set(name, kindOf(t.dtype));
   const float = new Set<Graph['nodes'][number]>();
@@ -126,7 +127,7 @@ function floatComputeNodes(graph: Graph): { onFloats: Set<Graph['nodes'][number]
     else if (node.opType === 'DequantizeLinear') out = 'float';
     else if (node.opType === 'Shape' || node.opType === 'Size') out = 'integer';
     else if (constant?.type === 'tensor') out = kindOf(constant.value.dtype);
-    else if (node.opType === 'Cast') out = node.attributes['to']?.type === 'int' && [1, 10, 11, 16].includes(node.attributes['to'].value) ? 'float' : 'integer';
+    else if (node.opType === 'Cast') out = node.attributes['to']?.type === 'int' && kindOf(dtypeFromOnnx(node.attributes['to'].value)) === 'float' ? 'float' : 'integer';
     else if (read[0] === 'int8') out = 'int8';
     else if (read.length > 0 && read.every((k) => k !== 'float')) out = 'integer';
     else out = 'float';
