@@ -8,7 +8,7 @@ import { encodeModel, readModel } from './onnx/io.js';
 import { requireOneInput } from './onnx/image-input.js';
 import { imageMixingNodes } from './onnx/image-mixing.js';
 import { inferShapes, type InferenceResult } from './onnx/shape-inference.js';
-import { loadModelForRuntime, validateGraph } from './onnx/validate.js';
+import { loadModelForRuntime, unknownOps, validateGraph } from './onnx/validate.js';
 import { inputError, SlimError, usageError } from './errors.js';
 import { labelledForModel, labelledSource, modelInputSize, normalizationFor, recordedClasses, withGivenNormalization } from './data/model-data.js';
 import { checkResize, type ResizeMode } from './data/image-folder.js';
@@ -17,7 +17,7 @@ import type { ImageSource } from './data/stream.js';
 import { forBatches } from './data/model-batches.js';
 import { checkImageSet, checkNormalization, type ImageSet, type Normalization } from './data/types.js';
 import { defaultThreads, openSession } from './runtime/ort.js';
-import { withMeasuredOpaqueTypes } from './runtime/opaque-types.js';
+import { withMeasuredOpaqueTypes, withOpaqueFacts } from './runtime/opaque-types.js';
 import { checkOptionNames, type OptionNames } from './util/option-names.js';
 import { evaluate, type EvaluateResult } from './runtime/evaluate.js';
 import { loadedModelStats, modelStats, type ModelStats } from './runtime/stats.js';
@@ -281,17 +281,18 @@ function requireImages(images: ImageSet, role: string): void {
 /**
  * What `slim info` measures: bytes of the model (and gzipped), parameters, non-zero parameters and MACs
  * per image. A path is measured as `slim info` measures it — the file's bytes as stored, external data
- * included; a Graph by the bytes slimkit encodes it to. A model with ops slimkit has no definition for
- * has unknown MACs (null).
+ * included; a Graph by the bytes slimkit encodes it to. In a model with ops slimkit has no definition
+ * for, MACs count the other ops (`unknownOps` names them; their output shapes are measured with ONNX
+ * Runtime), or are null where those cannot be measured (a free image size).
  */
 export async function measureModel(model: ModelSource): Promise<ModelStats> {
   if (typeof model === 'string') {
-    const loaded = await loadModelForRuntime(model);
+    const loaded = await withOpaqueFacts(await loadModelForRuntime(model), model);
     return loadedModelStats(loaded, modelInputSize(loaded.graph));
   }
   let facts: InferenceResult | undefined;
   try {
-    facts = inferShapes(model);
+    facts = unknownOps(model).length ? (await withOpaqueFacts({ graph: model, facts: undefined }, 'the model')).facts : inferShapes(model);
   } catch {
     facts = undefined;
   }

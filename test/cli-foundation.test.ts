@@ -352,14 +352,24 @@ describe('a model with an op neither slimkit nor ONNX Runtime knows', () => {
 describe('a model with an op slimkit has no definition for (F.interpolate, exported as Resize)', () => {
   const model = fixturePath('torch-tiny-resize.onnx');
 
-  it('info, bench and deploy run it with ONNX Runtime; MACs are unknown and say why', async () => {
-    const info = await runSlim(['info', model, '--json']);
+  it('info, bench and deploy run it with ONNX Runtime; MACs count the other ops and say so', async () => {
+    const info = await runSlim(['info', model, '--json', '--layers']);
     expect(info.code, info.stderr).toBe(0);
-    // PyTorch: conv+BN fused (216 + 8), conv (1152 + 16), linear (160 + 10).
-    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: null, unknown_ops: ['Resize'] });
-    expect(info.stderr).toContain('no definition for op Resize; ONNX Runtime runs it, so eval, bench and deploy work, but MACs are unknown; quantize leaves it float, and prune and train cannot take this model');
+    // PyTorch: conv+BN fused (216 + 8), conv (1152 + 16), linear (160 + 10). MACs: the stem at 32×32
+    // (216 × 1024), the conv after the Resize to 16×16 (1152 × 256; the size measured by ONNX Runtime), the linear (160).
+    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: 216 * 1024 + 1152 * 256 + 160, unknown_ops: ['Resize'] });
+    expect((json(info.stdout) as { layers: { layer: string; macs: number }[] }).layers.map((l) => [l.layer, l.macs])).toEqual([['stem.0', 216 * 1024], ['conv', 1152 * 256], ['fc', 160]]);
+    expect(info.stderr).toContain('no definition for op Resize; ONNX Runtime runs it, so eval, bench and deploy work (MACs count the other ops only); quantize leaves it float, and prune and train cannot take this model');
     const human = await runSlim(['info', model]);
-    expect(human.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
+    expect(human.stdout).toContain('MACs 516.3 k per image (without Resize, which slimkit has no definition for)');
+    // A free image size leaves the Resize's output unmeasurable: MACs unknown, and why.
+    const free = await readModel(model);
+    const freeFile = path.join(dir, 'resize-free.onnx');
+    await writeModel({ ...free, inputs: free.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'height', 'width'] })) }, freeFile);
+    const freeInfo = await runSlim(['info', freeFile]);
+    expect(freeInfo.code, freeInfo.stderr).toBe(0);
+    expect(freeInfo.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
+    expect(freeInfo.stderr).toContain('so eval, bench and deploy work, but MACs are unknown;');
 
     const few = await runSlim(['bench', model, '--runs', '20']);
     expect(few.code).toBe(2);
@@ -367,7 +377,9 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     const bench = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1', '--json']);
     expect(bench.code, bench.stderr).toBe(0);
     const row = (json(bench.stdout) as { models: Record<string, unknown>[] }).models[0]!;
-    expect(row).toMatchObject({ params: 1562, macs: null, latency_ms: { p50: expect.any(Number) } });
+    expect(row).toMatchObject({ params: 1562, macs: 516256, macs_without_ops: ['Resize'], latency_ms: { p50: expect.any(Number) } });
+    const benchHuman = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1']);
+    expect(benchHuman.stdout).toContain(`MACs leave out the ops slimkit has no definition for: ${model} (Resize)`);
 
     const bundle = path.join(dir, 'resize-bundle');
     // Debian's name for the target is taken as slimkit's; -o is --out.

@@ -240,4 +240,11 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     // A Graph is measured as slimkit encodes it (this export's functions are inlined on reading).
     expect((await measureModel(await readModel(file))).params).toBe(stats.params);
   });
+
+  it('measureModel counts the MACs of the ops slimkit defines in a model with one it does not (a Resize), and names it', async () => {
+    const file = fixturePath('torch-tiny-resize.onnx');
+    const expected = { macs: 216 * 1024 + 1152 * 256 + 160, unknownOps: ['Resize'] };
+    expect(await measureModel(file)).toMatchObject(expected);
+    expect(await measureModel(await readModel(file))).toMatchObject(expected);
+  });
 });

@@ -27,14 +27,17 @@ export function jsonText(value: unknown): string {
 
 /**
  * The stderr note for a model loaded with ops slimkit has no definition for (loadModelForRuntime).
- * `ortError`: ONNX Runtime was asked and cannot load the model either (what it said).
+ * `ortError`: ONNX Runtime was asked and cannot load the model either (what it said). `macsCounted`,
+ * for a command that shows MACs: whether the other ops' were counted, those ops' output shapes
+ * measured (withOpaqueFacts).
  */
-export function logUnknownOps(file: string, ops: readonly string[], ortError?: string): void {
+export function logUnknownOps(file: string, ops: readonly string[], o: { ortError?: string; macsCounted?: boolean } = {}): void {
   if (ops.length === 0) return;
   const them = ops.length > 1 ? 'them' : 'it';
-  if (ortError !== undefined) {
-    log(`${file}: neither slimkit nor ONNX Runtime knows ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')} (ONNX Runtime: ${ortError}); no command can run this model — re-export it without ${them} (a torch.onnx export with operator_export_type=ONNX_ATEN_FALLBACK writes ATen nodes, for example)`);
+  if (o.ortError !== undefined) {
+    log(`${file}: neither slimkit nor ONNX Runtime knows ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')} (ONNX Runtime: ${o.ortError}); no command can run this model — re-export it without ${them} (a torch.onnx export with operator_export_type=ONNX_ATEN_FALLBACK writes ATen nodes, for example)`);
     return;
   }
-  log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${ops.length > 1 ? 'them' : 'it'}, so eval, bench and deploy work, but MACs are unknown; quantize leaves ${ops.length > 1 ? 'them' : 'it'} float, and prune and train cannot take this model`);
+  const macs = o.macsCounted === undefined ? '' : o.macsCounted ? ` (MACs count the other ops only)` : ', but MACs are unknown';
+  log(`${file}: slimkit has no definition for ${ops.length > 1 ? 'ops' : 'op'} ${ops.join(', ')}; ONNX Runtime runs ${them}, so eval, bench and deploy work${macs}; quantize leaves ${them} float, and prune and train cannot take this model`);
 }

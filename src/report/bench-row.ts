@@ -7,8 +7,10 @@ export interface BenchRow {
   gzip_bytes: number;
   params: number;
   nonzero_params: number;
-  /** Per image; null when the input's H×W is free and no size is known. */
+  /** Per image; null when the input's H×W is free and no size is known, or ops slimkit has no definition for could not be measured. */
   macs: number | null;
+  /** Ops slimkit has no definition for, whose MACs `macs` leaves out; absent when there are none. */
+  macs_without_ops?: string[];
   latency_ms: { p50: number; p90: number; p99: number; mean: number };
   /** Images per latency run: 1, or the batch a model exported for one batch size takes. */
   latency_batch: number;

@@ -5,12 +5,13 @@
  * model in ONNX Runtime at two batch sizes, and stored as the graph's value types, where shape
  * inference takes them (onnx/shape-inference.ts). Nothing else about the op is assumed.
  */
-import { inputError } from '../errors.js';
+import { inputError, SlimError } from '../errors.js';
 import type { DType } from '../onnx/dtype.js';
 import { cloneGraph, dataInputs, type Dim, type Graph, type Node, type ValueInfo } from '../onnx/graph.js';
 import { encodeModel } from '../onnx/io.js';
 import { ModelProto } from '../onnx/proto.js';
 import type { Tensor } from '../onnx/tensor.js';
+import { inferShapes, type InferenceResult } from '../onnx/shape-inference.js';
 import { opDefFor } from '../ops/registry.js';
 import { Random } from '../util/random.js';
 import { openSession } from './ort.js';
@@ -71,6 +72,23 @@ export async function withMeasuredOpaqueTypes(graph: Graph, file: string): Promi
     g.valueInfo.set(name, { name, dtype: a.dtype, shape: shape as Dim[] } satisfies ValueInfo);
   }
   return { graph: g, nodes };
+}
+
+/**
+ * A model loaded with ops slimkit has no definition for, with the shapes and MACs of the rest (those
+ * ops' MACs not counted, their output types measured as above): what `slim info` and `slim bench`
+ * show. The model as loaded (facts undefined, MACs unknown) when they cannot be measured — a free image
+ * size, a batch-dependent output, a model ONNX Runtime cannot run.
+ */
+export async function withOpaqueFacts<T extends { graph: Graph; facts: InferenceResult | undefined }>(model: T, file: string): Promise<T> {
+  if (model.facts || model.graph.nodes.every((node) => opDefFor(node))) return model;
+  try {
+    const { graph } = await withMeasuredOpaqueTypes(model.graph, file);
+    return { ...model, graph, facts: inferShapes(graph, { file }) };
+  } catch (e) {
+    if (e instanceof SlimError) return model;
+    throw e;
+  }
 }
 
 /** Runs the graph once at `batch` on seeded random inputs, fetching `outputs` as well as its own. */

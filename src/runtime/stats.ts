@@ -38,7 +38,10 @@ export interface ModelStats {
    * input's height and width are free and no image size is known (see macsPerImage).
    */
   macs: number | null;
-  /** Ops slimkit has no definition for (ONNX Runtime runs them): MACs are then unknown (null). */
+  /**
+   * Ops slimkit has no definition for (ONNX Runtime runs them). Their MACs are never counted: `macs`
+   * is the rest's when their output shapes were measured (runtime/opaque-types.ts withOpaqueFacts), null otherwise.
+   */
   unknownOps: string[];
   /** Node count per op type; ops outside ai.onnx are prefixed with their domain. */
   opHistogram: Record<string, number>;
@@ -131,7 +134,7 @@ export function macsPerImage(graph: Graph, facts: InferenceResult | undefined, i
   return typeof batch === 'number' && batch > 1 ? total / batch : total;
 }
 
-/** `facts` is undefined for a model with ops slimkit has no definition for (loadModelForRuntime). */
+/** `facts` is undefined for a model with ops slimkit has no definition for whose types were not measured (loadModelForRuntime). */
 export function modelStats(graph: Graph, facts: InferenceResult | undefined, files?: ModelFiles, imageSize?: readonly [number, number]): ModelStats {
   const model = files?.model ?? encodeModel(graph).model;
   const externalDataBytes = files?.external?.bytes ?? 0;
@@ -154,7 +157,7 @@ export function modelStats(graph: Graph, facts: InferenceResult | undefined, fil
     params,
     nonzeroParams,
     macs: macsPerImage(network, networkFacts, imageSize),
-    unknownOps: facts ? [] : unknownOps(graph),
+    unknownOps: unknownOps(graph),
     opHistogram,
     weightDtypes,
     inputs: dataInputs(graph).map(copyInfo),

@@ -7,6 +7,7 @@ import { usageError } from '../../errors.js';
 import { BENCH_TARGETS, benchmarkInBrowser, computesReduced, findBrowser, type BenchTarget, type WebBenchmarkResult } from '../../runtime/benchmark-web.js';
 import { ortVersion } from '../../runtime/ort.js';
 import { loadModelForRuntime } from '../../onnx/validate.js';
+import { withOpaqueFacts } from '../../runtime/opaque-types.js';
 import type { BenchmarkPhase, BenchmarkResult } from '../../runtime/benchmark.js';
 import { benchmarkInChildren } from '../../runtime/benchmark-isolated.js';
 import { AUTO_RUNS, LATENCY_BLOCK, type RunCount } from '../../runtime/benchmark-turns.js';
@@ -95,9 +96,10 @@ export function registerBench(program: Command): void {
       const positional = new Map<ImageSource, string[]>();
       const defaults = heldDefaultNotes(options);
       for (const file of files) {
-        const loaded = await loadModelForRuntime(file);
+        // Ops slimkit has no definition for: their output shapes measured, the other ops' MACs are counted.
+        const loaded = await withOpaqueFacts(await loadModelForRuntime(file), file);
         const { graph } = loaded;
-        logUnknownOps(file, loaded.unknownOps);
+        logUnknownOps(file, loaded.unknownOps, { macsCounted: loaded.facts !== undefined });
         // CIFAR-10's 32×32 for a free-size model that records no size, as the commands that write models take it.
         const { size } = chosenImageSize(graph, file, options.imageSize, [options.data]);
         requireMeasurableSize(graph, file, size);
@@ -183,6 +185,7 @@ export function registerBench(program: Command): void {
           params: stats.params,
           nonzero_params: stats.nonzeroParams,
           macs: stats.macs,
+          ...(stats.unknownOps.length ? { macs_without_ops: stats.unknownOps } : {}),
           latency_ms: { p50: timing.latencyMs.p50, p90: timing.latencyMs.p90, p99: timing.latencyMs.p99, mean: timing.latencyMs.mean },
           latency_batch: timing.batch,
           latency_runs: timing.runs,
@@ -319,8 +322,10 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
   // A model exported for a fixed batch runs that many images per run, however few are wanted.
   const batched = rows.filter((r) => r.latency_batch > 1).map((r) => `${r.file}: ${r.latency_batch}`);
   const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
+  const partial = rows.filter((r) => r.macs !== null && r.macs_without_ops?.length).map((r) => `${r.file} (${r.macs_without_ops!.join(', ')})`);
+  const partialLine = partial.length ? `\nMACs leave out the ops slimkit has no definition for: ${partial.join(', ')}` : '';
   const exactLine = exact.length ? `\nexact: top-1 of ${exact.join(', ')} on exact int8 kernels (arm64, x64 with VNNI or AMX, the browser), scored here with the weights as uint8 — this CPU's int8 sums saturate, and the paired tests compare this CPU's` : '';
-  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + exactLine + counted + timing +
+  return table(headers, body) + [...latency, ...paired].map((l) => `\n${l}`).join('') + partialLine + exactLine + counted + timing +
     (noisy.length ? `\nnote: p90 is ${NOISY_SPREAD}× p50 or more for ${noisy.join(', ')}: the machine was busy while timing; measure again on a quiet machine before comparing small differences` : '');
 }
 

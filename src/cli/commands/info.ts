@@ -4,6 +4,7 @@ import { openSession } from '../../runtime/ort.js';
 import { basename } from 'node:path';
 import { loadModelForRuntime, trainingModeProblem, TRAINING_MODE_FIX } from '../../onnx/validate.js';
 import { loadedModelStats, type ModelStats } from '../../runtime/stats.js';
+import { withOpaqueFacts } from '../../runtime/opaque-types.js';
 import { formatBytes, formatCount, formatNumbers, table } from '../../report/format.js';
 import { logUnknownOps, printResult, type CommonOptions } from '../output.js';
 import { log } from '../../util/terminal.js';
@@ -25,8 +26,9 @@ const externalNote = (files: readonly string[], bytes: number): string =>
   files.length ? `, ${formatBytes(bytes)} of it in ${files.map((f) => basename(f)).join(', ')}` : '';
 
 const macsText = (stats: ModelStats): string => {
-  if (stats.macs !== null) return `MACs ${formatCount(stats.macs)} per image`;
-  if (stats.unknownOps.length > 0) return `MACs unknown: slimkit has no definition for ${stats.unknownOps.join(', ')}`;
+  if (stats.macs !== null) return `MACs ${formatCount(stats.macs)} per image${stats.unknownOps.length ? ` (without ${stats.unknownOps.join(', ')}, which slimkit has no definition for)` : ''}`;
+  // Their output shapes are measured by running the model at one input size: a free one has none.
+  if (stats.unknownOps.length > 0) return `MACs unknown: slimkit has no definition for ${stats.unknownOps.join(', ')}, and ONNX Runtime could not measure ${stats.unknownOps.length > 1 ? 'their' : 'its'} output shapes (a free image size, or one that changes with the batch)`;
   return "MACs unknown: the input's height and width are free (pass --image-size H,W)";
 };
 
@@ -84,12 +86,15 @@ export function registerInfo(program: Command): void {
   ))
     .addHelpText('after', '\nExamples:\n  slim info resnet18.onnx --json\n  slim info resnet18.onnx --layers')
     .action(async (file: string, options: CommonOptions & { imageSize?: [number, number]; layers?: boolean }) => {
-      const loaded = await loadModelForRuntime(file, { inspectOnly: true });
-      const { graph } = loaded;
-      const training = trainingModeProblem(graph);
+      const asRead = await loadModelForRuntime(file, { inspectOnly: true });
+      const training = trainingModeProblem(asRead.graph);
       if (training) log(`warning: ${file} ${training}: eval, bench, quantize, prune and deploy refuse it — ${TRAINING_MODE_FIX}`);
       // Ops slimkit does not know may still be ONNX Runtime's: ask it before promising that eval and bench work.
-      logUnknownOps(file, loaded.unknownOps, loaded.unknownOps.length ? await ortLoadError(file) : undefined);
+      const ortError = asRead.unknownOps.length ? await ortLoadError(file) : undefined;
+      // Then their output shapes are measured, so the other ops' MACs can be counted.
+      const loaded = ortError === undefined && !training ? await withOpaqueFacts(asRead, file) : asRead;
+      const { graph } = loaded;
+      logUnknownOps(file, loaded.unknownOps, { ...(ortError !== undefined ? { ortError } : {}), macsCounted: loaded.facts !== undefined });
       const stats = await loadedModelStats(loaded, imageSizeFor(graph, file, options.imageSize));
       const result = {
         file,
@@ -155,7 +160,7 @@ interface LayerRow {
   ops: string[];
   parameters: { name: string; shape: number[] }[];
   params: number;
-  /** Per image; null when the input's height and width are free and no size is known, or ops are unknown. */
+  /** Per image; null when the input's height and width are free and no size is known, or its ops' are unknown. */
   macs: number | null;
 }
 
@@ -164,7 +169,8 @@ function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: 
   const g = layerGraph(graph);
   // Counted again only where layerGraph renamed or untied nodes (its names are the ones looked up), or to pin a free H×W.
   const counted = !facts ? undefined : hasFreeImageSize(g) ? (imageSize ? inferShapes(pinImageSize(g, imageSize)) : undefined) : g === graph ? facts : inferShapes(g);
-  const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.macs]) ?? []);
+  // An op slimkit has no definition for has no MAC count (its output shape was measured, not inferred).
+  const macsByNode = new Map(counted?.nodes.map((f) => [f.node.name, f.opaque ? null : f.macs]) ?? []);
   const batch = fixedBatchOf(dataInputs(g)[0]?.shape) ?? 1;
   // An int8 model lists its layers by their integer weights, counted as its float network is.
   const dequantized = dequantizedWeights(g);
@@ -176,7 +182,7 @@ function layerRows(graph: Graph, facts: InferenceResult | undefined, imageSize: 
       ops: nodes.map((n) => n.opType),
       parameters,
       params: parameters.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0),
-      macs: counted ? nodes.reduce((sum, n) => sum + (macsByNode.get(n.name) ?? 0), 0) / batch : null,
+      macs: counted && nodes.every((n) => macsByNode.get(n.name) !== null) ? nodes.reduce((sum, n) => sum + (macsByNode.get(n.name) ?? 0), 0) / batch : null,
     };
   });
 }
