@@ -70,7 +70,7 @@ class TinyMobileNet(nn.Module):
 
 
 class TinyResizeNet(nn.Module):
-    """A bilinear downsample (exported as Resize, an op slimkit has no definition for) between convs."""
+    """A bilinear downsample (F.interpolate, exported as Resize with pytorch_half_pixel) between convs."""
 
     def __init__(self, classes=10, in_channels=3):
         super().__init__()
@@ -81,6 +81,40 @@ class TinyResizeNet(nn.Module):
     def forward(self, x):
         x = self.stem(x)
         x = F.interpolate(x, scale_factor=0.5, mode='bilinear', align_corners=False)
+        x = F.relu(self.conv(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TinyUpsampleNet(nn.Module):
+    """Resize as PyTorch writes it for the other F.interpolate calls: nearest ×2 (asymmetric, floor), then
+    bilinear to a given size with align_corners=True, then bicubic ×0.5 (half_pixel variants)."""
+
+    def __init__(self, classes=10, in_channels=3):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, 8, 3, stride=2, padding=1)
+        self.conv = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = F.interpolate(x, scale_factor=2, mode='nearest')
+        x = F.interpolate(x, size=(20, 24), mode='bilinear', align_corners=True)
+        x = F.interpolate(x, scale_factor=0.5, mode='bicubic', align_corners=False)
+        x = F.relu(self.conv(x))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+class TinyPixelShuffleNet(nn.Module):
+    """F.pixel_shuffle (exported as DepthToSpace, an op slimkit has no definition for) between convs."""
+
+    def __init__(self, classes=10, in_channels=3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.conv = nn.Conv2d(2, 16, 3, stride=2, padding=1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = F.pixel_shuffle(self.stem(x), 2)
         x = F.relu(self.conv(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
@@ -492,3 +526,7 @@ if __name__ == '__main__':
     export(TinyVarNormNet(), os.path.join(out, 'torch-tiny-varnorm.onnx'), 16, fold_bn=True)
     # Leftover no-op nodes at opset 9 (slim optimize removes them; int8 then leaves nothing float).
     export(TinyLeftoverNet(), os.path.join(out, 'torch-tiny-leftovers-op9.onnx'), 16, fold_bn=True, opset=9)
+    # F.interpolate's other Resize forms (nearest, align_corners, bicubic).
+    export(TinyUpsampleNet(), os.path.join(out, 'torch-tiny-upsample.onnx'), 32, fold_bn=True)
+    # An op slimkit has no definition for (DepthToSpace), changing the shape between two convs.
+    export(TinyPixelShuffleNet(), os.path.join(out, 'torch-tiny-pixelshuffle.onnx'), 32, fold_bn=True)

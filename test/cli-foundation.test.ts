@@ -349,26 +349,26 @@ describe('a model with an op neither slimkit nor ONNX Runtime knows', () => {
   });
 });
 
-describe('a model with an op slimkit has no definition for (F.interpolate, exported as Resize)', () => {
-  const model = fixturePath('torch-tiny-resize.onnx');
+describe('a model with an op slimkit has no definition for (F.pixel_shuffle, exported as DepthToSpace)', () => {
+  const model = fixturePath('torch-tiny-pixelshuffle.onnx');
 
   it('info, bench and deploy run it with ONNX Runtime; MACs count the other ops and say so', async () => {
     const info = await runSlim(['info', model, '--json', '--layers']);
     expect(info.code, info.stderr).toBe(0);
-    // PyTorch: conv+BN fused (216 + 8), conv (1152 + 16), linear (160 + 10). MACs: the stem at 32×32
-    // (216 × 1024), the conv after the Resize to 16×16 (1152 × 256; the size measured by ONNX Runtime), the linear (160).
-    expect(json(info.stdout)).toMatchObject({ params: 1562, macs: 216 * 1024 + 1152 * 256 + 160, unknown_ops: ['Resize'] });
-    expect((json(info.stdout) as { layers: { layer: string; macs: number }[] }).layers.map((l) => [l.layer, l.macs])).toEqual([['stem.0', 216 * 1024], ['conv', 1152 * 256], ['fc', 160]]);
-    expect(info.stderr).toContain('no definition for op Resize; ONNX Runtime runs it, so eval, bench and deploy work (MACs count the other ops only); quantize leaves it float, and prune and train cannot take this model');
+    // PyTorch: conv+BN fused (216 + 8), conv (288 + 16), linear (160 + 10). MACs: the stride-2 stem (216 × 16·16),
+    // the stride-2 conv after pixel_shuffle's [2, 32, 32] (288 × 16·16; the shape measured by ONNX Runtime), the linear (160).
+    expect(json(info.stdout)).toMatchObject({ params: 698, macs: 216 * 256 + 288 * 256 + 160, unknown_ops: ['DepthToSpace'] });
+    expect((json(info.stdout) as { layers: { layer: string; macs: number }[] }).layers.map((l) => [l.layer, l.macs])).toEqual([['stem.0', 216 * 256], ['conv', 288 * 256], ['fc', 160]]);
+    expect(info.stderr).toContain('no definition for op DepthToSpace; ONNX Runtime runs it, so eval, bench and deploy work (MACs count the other ops only); quantize leaves it float, and prune and train cannot take this model');
     const human = await runSlim(['info', model]);
-    expect(human.stdout).toContain('MACs 516.3 k per image (without Resize, which slimkit has no definition for)');
-    // A free image size leaves the Resize's output unmeasurable: MACs unknown, and why.
+    expect(human.stdout).toContain('MACs 129.2 k per image (without DepthToSpace, which slimkit has no definition for)');
+    // A free image size leaves the op's output unmeasurable: MACs unknown, and why.
     const free = await readModel(model);
-    const freeFile = path.join(dir, 'resize-free.onnx');
+    const freeFile = path.join(dir, 'shuffle-free.onnx');
     await writeModel({ ...free, inputs: free.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'height', 'width'] })) }, freeFile);
     const freeInfo = await runSlim(['info', freeFile]);
     expect(freeInfo.code, freeInfo.stderr).toBe(0);
-    expect(freeInfo.stdout).toContain('MACs unknown: slimkit has no definition for Resize');
+    expect(freeInfo.stdout).toContain('MACs unknown: slimkit has no definition for DepthToSpace, and ONNX Runtime could not measure its output shapes');
     expect(freeInfo.stderr).toContain('so eval, bench and deploy work, but MACs are unknown;');
 
     const few = await runSlim(['bench', model, '--runs', '20']);
@@ -377,11 +377,11 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     const bench = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1', '--json']);
     expect(bench.code, bench.stderr).toBe(0);
     const row = (json(bench.stdout) as { models: Record<string, unknown>[] }).models[0]!;
-    expect(row).toMatchObject({ params: 1562, macs: 516256, macs_without_ops: ['Resize'], latency_ms: { p50: expect.any(Number) } });
+    expect(row).toMatchObject({ params: 698, macs: 129184, macs_without_ops: ['DepthToSpace'], latency_ms: { p50: expect.any(Number) } });
     const benchHuman = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1']);
-    expect(benchHuman.stdout).toContain(`MACs leave out the ops slimkit has no definition for: ${model} (Resize)`);
+    expect(benchHuman.stdout).toContain(`MACs leave out the ops slimkit has no definition for: ${model} (DepthToSpace)`);
 
-    const bundle = path.join(dir, 'resize-bundle');
+    const bundle = path.join(dir, 'shuffle-bundle');
     // Debian's name for the target is taken as slimkit's; -o is --out.
     const deploy = await runSlim(['deploy', model, '--target', 'linux-amd64', '-o', bundle, '--json']);
     expect(deploy.code, deploy.stderr).toBe(0);
@@ -393,40 +393,40 @@ describe('a model with an op slimkit has no definition for (F.interpolate, expor
     const run = await runSlim(['eval', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--limit', '100', '--threads', '1', '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect(json(run.stdout)['eval_images']).toBe(100);
-    const int8 = path.join(dir, 'resize.int8.onnx');
+    const int8 = path.join(dir, 'shuffle.int8.onnx');
     const quant = await runSlim(['quantize', model, '-o', int8, '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '64', '--eval', 'cifar10', '--eval-limit', '100', '--threads', '1', '--json']);
     expect(quant.code, quant.stderr).toBe(0);
-    expect(quant.stderr).toContain('note: slimkit has no definition for Resize (1 node): it stays float, as exported, with int8 values dequantized before it (its output shapes measured with ONNX Runtime)');
+    expect(quant.stderr).toContain('note: slimkit has no definition for DepthToSpace (1 node): it stays float, as exported, with int8 values dequantized before it (its output shapes measured with ONNX Runtime)');
     const doc = json(quant.stdout) as { float_nodes: { node: string; reason: string }[]; top1_drop_pt: number; ort_ops: Record<string, number> };
-    expect(doc.float_nodes).toContainEqual({ node: '/Resize', op_type: 'Resize', reason: 'an op slimkit has no definition for: left as exported, in float on dequantized inputs' });
-    expect(doc.ort_ops).toMatchObject({ QLinearConv: 2, Resize: 1 });
+    expect(doc.float_nodes).toContainEqual({ node: '/DepthToSpace', op_type: 'DepthToSpace', reason: 'an op slimkit has no definition for: left as exported, in float on dequantized inputs' });
+    expect(doc.ort_ops).toMatchObject({ QLinearConv: 2, DepthToSpace: 1 });
     expect(Math.abs(doc.top1_drop_pt)).toBeLessThan(5);
     const info = await runSlim(['info', int8, '--json']);
-    expect(json(info.stdout)).toMatchObject({ unknown_ops: ['Resize'] });
+    expect(json(info.stdout)).toMatchObject({ unknown_ops: ['DepthToSpace'] });
     // fp16: the op runs in float32 between Casts, and the note says so (it spoke of int8 values).
-    const half = await runSlim(['quantize', model, '--mode', 'fp16', '-o', path.join(dir, 'resize.fp16.onnx')]);
+    const half = await runSlim(['quantize', model, '--mode', 'fp16', '-o', path.join(dir, 'shuffle.fp16.onnx')]);
     expect(half.code, half.stderr).toBe(0);
-    expect(half.stderr).toContain('note: slimkit has no definition for Resize (1 node): it stays float32, as exported, computing in float32 between Casts (its output shapes measured with ONNX Runtime)');
+    expect(half.stderr).toContain('note: slimkit has no definition for DepthToSpace (1 node): it stays float32, as exported, computing in float32 between Casts (its output shapes measured with ONNX Runtime)');
     // Exported for batch size 1 (no dynamic_axes): measured there, and again with its batch freed; the written model keeps 1.
     const given = await readModel(model);
-    const b1 = path.join(dir, 'resize-b1.onnx');
+    const b1 = path.join(dir, 'shuffle-b1.onnx');
     await writeModel({ ...given, inputs: [{ ...given.inputs[0]!, shape: [1, 3, 32, 32] }], outputs: [{ ...given.outputs[0]!, shape: [1, 10] }] }, b1);
-    const fixed = await runSlim(['quantize', b1, '-o', path.join(dir, 'resize-b1.int8.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '32', '--threads', '1']);
+    const fixed = await runSlim(['quantize', b1, '-o', path.join(dir, 'shuffle-b1.int8.onnx'), '--calib', 'cifar10', '--data-dir', CIFAR_DIR, '--samples', '32', '--threads', '1']);
     expect(fixed.code, fixed.stderr).toBe(0);
-    const written = await readModel(path.join(dir, 'resize-b1.int8.onnx'));
+    const written = await readModel(path.join(dir, 'shuffle-b1.int8.onnx'));
     expect(written.inputs[0]!.shape).toEqual([1, 3, 32, 32]);
-    expect(written.valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
+    expect(written.valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual([1, 2, 32, 32]);
 
-    const qat = await runSlim(['quantize', model, '--qat', '--epochs', '1', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '-o', path.join(dir, 'resize.qat.onnx')]);
+    const qat = await runSlim(['quantize', model, '--qat', '--epochs', '1', '--data', 'cifar10', '--data-dir', CIFAR_DIR, '-o', path.join(dir, 'shuffle.qat.onnx')]);
     expect(qat.code).toBe(1); // the model's ops, not the flags: as prune's and train's refusal below
-    expect(qat.stderr).toContain("--qat trains the model in slimkit's engine, which has no definition for Resize — quantize it without --qat: post-training quantization leaves those ops float");
-    for (const command of [['prune', model, '--structured', '--ratio', '0.5', '-o', path.join(dir, 'resize.pruned.onnx')], ['train', '--model', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--epochs', '1', '--out', path.join(dir, 'resize.trained.onnx')]]) {
+    expect(qat.stderr).toContain("--qat trains the model in slimkit's engine, which has no definition for DepthToSpace — quantize it without --qat: post-training quantization leaves those ops float");
+    for (const command of [['prune', model, '--structured', '--ratio', '0.5', '-o', path.join(dir, 'shuffle.pruned.onnx')], ['train', '--model', model, '--data', 'cifar10', '--data-dir', CIFAR_DIR, '--epochs', '1', '--out', path.join(dir, 'shuffle.trained.onnx')]]) {
       const refused = await runSlim(command);
       expect(refused.code, command[0]).toBe(1);
-      expect(refused.stderr).toContain('op Resize is not supported');
+      expect(refused.stderr).toContain('op DepthToSpace is not supported');
       expect(refused.stderr).toContain('slim eval, bench, info and deploy still run it with ONNX Runtime, and quantize leaves it float');
       // The fix is in reach: the README lists the ops (a trial's error carried ~80 op names, ~1,000 characters).
-      expect(refused.stderr).toMatch(/prune and train need each op to be one of slimkit's \d+ \(README, "Ops slimkit defines"\): export the model without Resize, and `slim info` names every such op it has/);
+      expect(refused.stderr).toMatch(/prune and train need each op to be one of slimkit's \d+ \(README, "Ops slimkit defines"\): export the model without DepthToSpace, and `slim info` names every such op it has/);
       expect(refused.stderr.trim().length).toBeLessThan(400);
     }
   });

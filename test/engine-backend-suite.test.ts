@@ -15,6 +15,7 @@ import { dataInputs, type Graph, type Node } from '../src/onnx/graph.js';
 import { decodeModel, decodeTensor } from '../src/onnx/io.js';
 import type { Tensor } from '../src/onnx/tensor.js';
 import { opDefFor } from '../src/ops/registry.js';
+import { runGraph } from '../src/runtime/ort.js';
 import { backendCases, backendSuitePresent } from './helpers/backend-suite.js';
 
 // Without the suite or the addon nothing here runs, so nothing is read either.
@@ -50,6 +51,7 @@ const REFUSED: Record<string, string> = {
   // The exponent input, made an initializer here: the engine holds float32, int64/32 and 8-bit tensors.
   'node/test_pow_types_float32_uint32': 'has type uint32, which the engine does not hold',
   'node/test_pow_types_float32_uint64': 'has type uint64, which the engine does not hold',
+  'node/test_resize_tf_crop_and_resize': "coordinate_transformation_mode tf_crop_and_resize (TensorFlow's) is not supported for training",
 };
 
 /** Cases that run but whose reference the engine cannot reproduce, and why. */
@@ -61,6 +63,11 @@ const EXCLUDE: Record<string, string> = {
   // Graph inputs of optional / sequence type: slimkit's Graph holds tensors only.
   'node/test_identity_opt': 'optional-typed graph input',
   'node/test_identity_sequence': 'sequence-typed graph input',
+  // align_corners with a scale whose output length is not whole (4 × 0.6 = 2.4): ONNX 1.12's reference maps
+  // with the unrounded 2.4, ONNX Runtime (and PyTorch) with the output's 2. The engine follows ONNX Runtime,
+  // checked against it below.
+  'node/test_resize_downsample_scales_linear_align_corners': 'reference maps with the unrounded output length',
+  'node/test_resize_downsample_scales_cubic_align_corners': 'reference maps with the unrounded output length',
 };
 
 const loaded = cases.filter((c) => !EXCLUDE[c.id]).map((c) => ({ ...c, loaded: load(c.dir) }));
@@ -88,6 +95,18 @@ describe.skipIf(!present)('ONNX backend suite through the engine (eval forward v
       }
       expect(worst).toBeLessThan(1e-4);
     });
+  });
+
+  it.each(['node/test_resize_downsample_scales_linear_align_corners', 'node/test_resize_downsample_scales_cubic_align_corners'])('%s equals ONNX Runtime, which maps align_corners with the whole output length', async (id) => {
+    const dir = cases.find((c) => c.id === id)!.dir;
+    const graph = decodeModel(readFileSync(join(dir, 'model.onnx')));
+    const set = join(dir, 'test_data_set_0');
+    const feeds = Object.fromEntries(dataInputs(graph).map((v, i) => [v.name, decodeTensor(readFileSync(join(set, `input_${i}.pb`)))]));
+    const ort = Object.values(await runGraph(graph, feeds))[0]!;
+    const c = load(dir)!;
+    const ours = EnginePlan.create(c.graph, { threads: 1 }).forward(c.input as Tensor<'float32'>)[0]!;
+    expect([...ours.dims]).toEqual([...ort.dims]);
+    expect(Math.max(...Array.from(ours.data, (v, j) => Math.abs(v - Number(ort.data[j]))))).toBeLessThan(1e-6);
   });
 
   it.each(Object.entries(REFUSED))('%s is refused with a clear error', (id, message) => {

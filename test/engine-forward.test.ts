@@ -62,8 +62,10 @@ describe.skipIf(!nativeAvailable())('engine eval forward', () => {
   // torch-tiny-senet: squeeze-excitation's view(b, c) and expand_as, computed from Shape at run time;
   // torch-tiny-gnnet: GroupNorm (Reshape → InstanceNormalization → Reshape → Mul → Add); torch-tiny-gatenet:
   // expand(-1, C, -1, -1), its target picked by Equal → Where from constants; torch-tiny-varnorm: an unbiased
-  // variance over the channels divided by x.shape[1] - 1 (Shape → Gather → Sub → Cast).
-  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded', 'torch-tiny-senet', 'torch-tiny-gnnet', 'torch-tiny-gn1net', 'torch-tiny-gatenet', 'torch-tiny-varnorm']) {
+  // variance over the channels divided by x.shape[1] - 1 (Shape → Gather → Sub → Cast); torch-tiny-resize and
+  // torch-tiny-upsample: F.interpolate as Resize — bilinear ×0.5, nearest ×2, bilinear to a size with
+  // align_corners, bicubic ×0.5.
+  for (const fixture of ['torch-tiny-resnet', 'torch-tiny-mobilenet', 'torch-tiny-resnet-folded', 'torch-tiny-senet', 'torch-tiny-gnnet', 'torch-tiny-gn1net', 'torch-tiny-gatenet', 'torch-tiny-varnorm', 'torch-tiny-resize', 'torch-tiny-upsample']) {
     it(`${fixture} (PyTorch export) equals PyTorch and ONNX Runtime`, async () => {
       const graph = await readModel(path.join(FIXTURES, `${fixture}.onnx`));
       const side = JSON.parse(readFileSync(path.join(FIXTURES, `${fixture}.json`), 'utf8')) as {

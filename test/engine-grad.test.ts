@@ -171,6 +171,26 @@ const CASES: Case[] = [
     },
   },
   {
+    // F.interpolate as torch.onnx writes it; the reference is PyTorch's own F.interpolate and its gradient.
+    name: 'Resize nearest ×2 (asymmetric, floor), bilinear ×0.5 (half_pixel), bicubic to a size (align_corners)',
+    input: [2, 3, 5, 6],
+    nodes: [
+      { op: 'Resize', inputs: ['x', '', 'up'], outputs: ['a'], attrs: { mode: s('nearest'), coordinate_transformation_mode: s('asymmetric'), nearest_mode: s('floor') } },
+      { op: 'Resize', inputs: ['a', '', 'down'], outputs: ['b'], attrs: { mode: s('linear'), coordinate_transformation_mode: s('half_pixel') } },
+      { op: 'Resize', inputs: ['b', '', '', 'sizes'], outputs: ['y'], attrs: { mode: s('cubic'), coordinate_transformation_mode: s('align_corners'), cubic_coeff_a: f(-0.75) } },
+    ],
+    tensors: { up: float32([4], [1, 1, 2, 2]), down: float32([4], [1, 1, 0.5, 0.5]), sizes: int64([4], [2, 3, 7, 4]) },
+  },
+  {
+    name: 'Resize bilinear to a size (pytorch_half_pixel, upsampling H, downsampling W), bicubic ×2 (half_pixel)',
+    input: [2, 3, 5, 6],
+    nodes: [
+      { op: 'Resize', inputs: ['x', '', '', 'sizes'], outputs: ['a'], attrs: { mode: s('linear'), coordinate_transformation_mode: s('pytorch_half_pixel') } },
+      { op: 'Resize', inputs: ['a', '', 'up'], outputs: ['y'], attrs: { mode: s('cubic'), coordinate_transformation_mode: s('half_pixel'), cubic_coeff_a: f(-0.75) } },
+    ],
+    tensors: { up: float32([4], [1, 1, 2, 2]), sizes: int64([4], [2, 3, 9, 4]) },
+  },
+  {
     name: 'ReduceMean (spatial, keepdims 0; all axes) and Slice (channel halves, negative step, to INT64_MAX)',
     input: [2, 6, 5, 4],
     nodes: [

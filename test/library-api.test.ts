@@ -125,12 +125,12 @@ describe.skipIf(!cifar)('task-level calls on CIFAR-10', () => {
 
   it('quantizeModel leaves an op slimkit has no definition for float, writing the bytes slim quantize writes', async () => {
     const dir = tempDir('toolkit-opaque');
-    const file = fixturePath('torch-tiny-resize.onnx');
+    const file = fixturePath('torch-tiny-pixelshuffle.onnx');
     const cliFile = path.join(dir, 'cli.int8.onnx');
     const cli = await runSlim(['quantize', file, '--calib', 'cifar10', '--samples', '64', '--data-dir', cifar!, '--threads', '1', '-o', cliFile]);
     expect(cli.code, cli.stderr).toBe(0);
     const ours = await quantizeModel(file, await loadCifar10('train', { dataDir: cifar! }), { samples: 64, threads: 1 });
-    expect(ours.graph.nodes.filter((n) => n.opType === 'Resize')).toHaveLength(1);
+    expect(ours.graph.nodes.filter((n) => n.opType === 'DepthToSpace')).toHaveLength(1);
     expect(Buffer.compare(Buffer.from(encodeModel(ours.graph).model), Buffer.from(encodeModel(await readModel(cliFile)).model))).toBe(0);
   }, 120_000);
 
@@ -241,9 +241,9 @@ describe('refusals a program meets instead of a wrong number or a LibTorch error
     expect((await measureModel(await readModel(file))).params).toBe(stats.params);
   });
 
-  it('measureModel counts the MACs of the ops slimkit defines in a model with one it does not (a Resize), and names it', async () => {
-    const file = fixturePath('torch-tiny-resize.onnx');
-    const expected = { macs: 216 * 1024 + 1152 * 256 + 160, unknownOps: ['Resize'] };
+  it('measureModel counts the MACs of the ops slimkit defines in a model with one it does not (DepthToSpace), and names it', async () => {
+    const file = fixturePath('torch-tiny-pixelshuffle.onnx');
+    const expected = { macs: 216 * 256 + 288 * 256 + 160, unknownOps: ['DepthToSpace'] };
     expect(await measureModel(file)).toMatchObject(expected);
     expect(await measureModel(await readModel(file))).toMatchObject(expected);
   });

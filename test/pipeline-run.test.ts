@@ -599,18 +599,18 @@ stages:
 
   it('a file with an op slimkit has no definition for: quantize stages leave it float; a stage that trains it is refused before any data is read', async () => {
     const images = await cifarImageFolder();
-    const resize = path.join(REPO_ROOT, 'test/fixtures/torch-tiny-resize.onnx');
-    const file = writeRecipe('resize.yaml', `name: resize\ndata: { dataset: ${images}, test_limit: 20 }\nmodel: { file: ${resize} }\nstages:\n  - quantize: { id: int8, samples: 16 }\n`);
-    const r = await runSlim(['run', file, '--run-dir', path.join(dir, 'resize'), '--threads', '1'], { timeoutMs: 180_000 });
+    const shuffle = path.join(REPO_ROOT, 'test/fixtures/torch-tiny-pixelshuffle.onnx');
+    const file = writeRecipe('shuffle.yaml', `name: shuffle\ndata: { dataset: ${images}, test_limit: 20 }\nmodel: { file: ${shuffle} }\nstages:\n  - quantize: { id: int8, samples: 16 }\n`);
+    const r = await runSlim(['run', file, '--run-dir', path.join(dir, 'shuffle'), '--threads', '1'], { timeoutMs: 180_000 });
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain('note: slimkit has no definition for Resize (1 node of');
-    const int8 = await readModel(path.join(dir, 'resize', 'models', 'int8.onnx'));
-    expect(int8.nodes.filter((n) => n.opType === 'Resize')).toHaveLength(1);
+    expect(r.stderr).toContain('note: slimkit has no definition for DepthToSpace (1 node of');
+    const int8 = await readModel(path.join(dir, 'shuffle', 'models', 'int8.onnx'));
+    expect(int8.nodes.filter((n) => n.opType === 'DepthToSpace')).toHaveLength(1);
     expect(int8.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(0);
-    const trains = writeRecipe('resize-train.yaml', `name: resize-train\ndata: { dataset: ${path.join(dir, 'no-such-folder')} }\nmodel: { file: ${resize} }\nstages:\n  - quantize: { id: int8 }\n  - finetune: { id: tuned, epochs: 1 }\n`);
-    const refused = await runSlim(['run', trains, '--run-dir', path.join(dir, 'resize-train')]);
+    const trains = writeRecipe('shuffle-train.yaml', `name: shuffle-train\ndata: { dataset: ${path.join(dir, 'no-such-folder')} }\nmodel: { file: ${shuffle} }\nstages:\n  - quantize: { id: int8 }\n  - finetune: { id: tuned, epochs: 1 }\n`);
+    const refused = await runSlim(['run', trains, '--run-dir', path.join(dir, 'shuffle-train')]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/resize-train\.yaml: stage 'tuned' \(finetune\): trains .*torch-tiny-resize\.onnx in slimkit's engine, which has no definition for Resize — export the model without those ops; quantize \(without qat\), bench and deploy stages take it as it is/);
+    expect(refused.stderr).toMatch(/shuffle-train\.yaml: stage 'tuned' \(finetune\): trains .*torch-tiny-pixelshuffle\.onnx in slimkit's engine, which has no definition for DepthToSpace — export the model without those ops; quantize \(without qat\), bench and deploy stages take it as it is/);
   });
 });
 

@@ -8,9 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { convertFloat16, DEFAULT_STATIC, ortKernels, prepareFloatGraph, quantizeStatic } from '../src/compress/quantize/index.js';
+import { convertFloat16, DEFAULT_STATIC, prepareFloatGraph, quantizeStatic } from '../src/compress/quantize/index.js';
 import { emptyGraph, type Graph } from '../src/onnx/graph.js';
-import { encodeModel, readModel, writeModel } from '../src/onnx/io.js';
+import { readModel, writeModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, type Tensor } from '../src/onnx/tensor.js';
 import { loadModel } from '../src/onnx/validate.js';
@@ -26,7 +26,7 @@ import { fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fi
 const dir = mkdtempSync(path.join(tmpdir(), 'slimkit-opaque-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const RESIZE = fixturePath('torch-tiny-resize.onnx');
+const PIXEL_SHUFFLE = fixturePath('torch-tiny-pixelshuffle.onnx');
 const only = async (g: Graph, x: Tensor): Promise<Tensor> => Object.values(await runGraph(g, { [g.inputs[0]!.name]: x }, { threads: 1 }))[0]!;
 
 /** Signal-to-noise of `got` against `want`, in dB. */
@@ -38,17 +38,17 @@ function sqnr(got: Tensor, want: Tensor): number {
 }
 
 describe('output types of ops slimkit has no definition for, measured with ONNX Runtime', () => {
-  it("stores a PyTorch Resize's output type, its batch as the input's symbol; inference takes it as an opaque node", async () => {
-    const given = await readModel(RESIZE);
-    expect(() => inferShapes(given)).toThrow(/op Resize is not supported/);
-    const { graph, nodes } = await withMeasuredOpaqueTypes(given, RESIZE);
-    expect(nodes.map((n) => n.opType)).toEqual(['Resize']);
-    // 32×32 → bilinear ×0.5 after an 8-channel stem (scripts/make-torch-fixtures.py, TinyResizeNet).
-    expect(graph.valueInfo.get(nodes[0]!.outputs[0]!)).toEqual({ name: nodes[0]!.outputs[0], dtype: 'float32', shape: ['batch', 8, 16, 16] });
+  it("stores a PyTorch pixel_shuffle's (DepthToSpace's) output type, its batch as the input's symbol; inference takes it as an opaque node", async () => {
+    const given = await readModel(PIXEL_SHUFFLE);
+    expect(() => inferShapes(given)).toThrow(/op DepthToSpace is not supported/);
+    const { graph, nodes } = await withMeasuredOpaqueTypes(given, PIXEL_SHUFFLE);
+    expect(nodes.map((n) => n.opType)).toEqual(['DepthToSpace']);
+    // A stride-2 8-channel stem at 32×32, then pixel_shuffle(2) (scripts/make-torch-fixtures.py, TinyPixelShuffleNet).
+    expect(graph.valueInfo.get(nodes[0]!.outputs[0]!)).toEqual({ name: nodes[0]!.outputs[0], dtype: 'float32', shape: ['batch', 2, 32, 32] });
     expect(given.valueInfo.size).toBe(0); // pure
     const facts = inferShapes(graph);
-    const resize = facts.nodes.find((f) => f.node.opType === 'Resize')!;
-    expect(resize).toMatchObject({ opaque: true, macs: 0, outputs: [{ dtype: 'float32', shape: ['batch', 8, 16, 16] }] });
+    const shuffle = facts.nodes.find((f) => f.node.opType === 'DepthToSpace')!;
+    expect(shuffle).toMatchObject({ opaque: true, macs: 0, outputs: [{ dtype: 'float32', shape: ['batch', 2, 32, 32] }] });
     expect(facts.types.get('logits')).toEqual({ dtype: 'float32', shape: ['batch', 10] });
   });
 
@@ -69,59 +69,59 @@ describe('output types of ops slimkit has no definition for, measured with ONNX 
   });
 
   it('a model exported for one batch size is measured at it, and again once any-batch frees it; a free image size is refused', async () => {
-    const given = await readModel(RESIZE);
+    const given = await readModel(PIXEL_SHUFFLE);
     const at = (shape: (number | string)[]): Graph => ({ ...given, inputs: [{ ...given.inputs[0]!, shape }], outputs: [{ ...given.outputs[0]!, shape: [shape[0]!, 10] }] });
     const exported = (await withMeasuredOpaqueTypes(at([1, 3, 32, 32]), 'b1.onnx')).graph;
-    expect(exported.valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
+    expect(exported.valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual([1, 2, 32, 32]);
     const freed = anyBatch(exported, { file: 'b1.onnx' });
     expect(freed.fixedBatch).toBe(1);
-    expect(freed.graph.valueInfo.get('/Resize_output_0')?.shape).toEqual([freed.freed.symbol, 8, 16, 16]);
+    expect(freed.graph.valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual([freed.freed.symbol, 2, 32, 32]);
     const remeasured = (await withMeasuredOpaqueTypes(freed.graph, 'b1.onnx')).graph;
-    expect(remeasured.valueInfo.get('/Resize_output_0')?.shape).toEqual([freed.freed.symbol, 8, 16, 16]);
+    expect(remeasured.valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual([freed.freed.symbol, 2, 32, 32]);
     // Set back to the exported batch with the model: the written file's types agree with its input.
-    expect(fixBatch(remeasured, 1, freed.freed).valueInfo.get('/Resize_output_0')?.shape).toEqual([1, 8, 16, 16]);
+    expect(fixBatch(remeasured, 1, freed.freed).valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual([1, 2, 32, 32]);
     await expect(withMeasuredOpaqueTypes(at(['batch', 3, 'height', 'width']), 'free.onnx')).rejects.toThrow(/input 'input' has a free size \[batch, 3, height, width\].*re-export it at the image size it will run at/);
   });
 
   it('an older opset is not converted around such an op (its meaning at opset 13 is unknown): re-export is the fix', async () => {
-    const { graph } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
-    expect(() => upgradeOpset({ ...graph, opsets: { '': 11 } }, { file: 'old.onnx' })).toThrow(/old\.onnx: node '\/Resize' \(Resize\): the model is ONNX opset 11, and slimkit cannot convert its Resize, an op it has no definition for, to opset 13 .* — re-export the model at opset 13 or later/);
+    const { graph } = await withMeasuredOpaqueTypes(await readModel(PIXEL_SHUFFLE), PIXEL_SHUFFLE);
+    expect(() => upgradeOpset({ ...graph, opsets: { '': 11 } }, { file: 'old.onnx' })).toThrow(/old\.onnx: node '\/DepthToSpace' \(DepthToSpace\): the model is ONNX opset 11, and slimkit cannot convert its DepthToSpace, an op it has no definition for, to opset 13 .* — re-export the model at opset 13 or later/);
   });
 
   it('a free-size model with such an op is not refused as if no image size fitted it: slimkit cannot tell, ONNX Runtime can', async () => {
-    const given = await readModel(RESIZE);
+    const given = await readModel(PIXEL_SHUFFLE);
     const free = { ...given, inputs: [{ ...given.inputs[0]!, shape: ['batch', 3, 'height', 'width'] }] };
     expect(() => checkImageSizeFits(free, [32, 32], 'free.onnx')).not.toThrow();
   });
 
   it('loadModel (prune, train, distill) still refuses the op, even with its types stored in the file', async () => {
-    const { graph } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+    const { graph } = await withMeasuredOpaqueTypes(await readModel(PIXEL_SHUFFLE), PIXEL_SHUFFLE);
     const file = path.join(dir, 'measured.onnx');
     await writeModel(graph, file);
-    expect((await readModel(file)).valueInfo.get('/Resize_output_0')?.shape).toEqual(['batch', 8, 16, 16]);
-    await expect(loadModel(file)).rejects.toThrow(/op Resize is not supported.*quantize leaves it float; prune and train need each op/);
+    expect((await readModel(file)).valueInfo.get('/DepthToSpace_output_0')?.shape).toEqual(['batch', 2, 32, 32]);
+    await expect(loadModel(file)).rejects.toThrow(/op DepthToSpace is not supported.*quantize leaves it float; prune and train need each op/);
     // Every such op is named at once (one at a time cost an export each).
     const two = { ...graph, nodes: graph.nodes.map((n) => (n.opType === 'Relu' ? { ...n, opType: 'Celu2' } : n)) };
     await writeModel(two, file);
-    await expect(loadModel(file)).rejects.toThrow(/: op \w+ is not supported \(nor (Celu2|Resize)\) — .*export the model without (Resize, Celu2|Celu2, Resize), and/);
+    await expect(loadModel(file)).rejects.toThrow(/: op \w+ is not supported \(nor (Celu2|DepthToSpace)\) — .*export the model without (DepthToSpace, Celu2|Celu2, DepthToSpace), and/);
   });
 });
 
 describe('quantize leaves such an op float', () => {
-  const { input } = torchSidecar('torch-tiny-resize.onnx');
+  const { input } = torchSidecar('torch-tiny-pixelshuffle.onnx');
   const calibration = Array.from({ length: 4 }, (_, i) => ({ input: randomInput([8, 3, 32, 32], 10 + i) }));
 
-  it('static int8: the Resize stays as exported between int8 layers, and the model computes what the float one does', async () => {
-    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+  it('static int8: the DepthToSpace stays as exported between int8 layers, and the model computes what the float one does', async () => {
+    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(PIXEL_SHUFFLE), PIXEL_SHUFFLE);
     const { graph: int8, plan } = await quantizeStatic(measured, calibration, DEFAULT_STATIC, { threads: 1 });
-    const resize = int8.nodes.filter((n) => n.opType === 'Resize');
-    expect(resize).toHaveLength(1);
-    expect(resize[0]!.attributes).toEqual(measured.nodes.find((n) => n.opType === 'Resize')!.attributes);
+    const shuffle = int8.nodes.filter((n) => n.opType === 'DepthToSpace');
+    expect(shuffle).toHaveLength(1);
+    expect(shuffle[0]!.attributes).toEqual(measured.nodes.find((n) => n.opType === 'DepthToSpace')!.attributes);
     // Its input is dequantized (the Conv before it is int8), its output quantized for the next Conv.
-    const producer = int8.nodes.find((n) => n.outputs.includes(resize[0]!.inputs[0]!));
+    const producer = int8.nodes.find((n) => n.outputs.includes(shuffle[0]!.inputs[0]!));
     expect(producer?.opType).toBe('DequantizeLinear');
     expect(int8.nodes.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThanOrEqual(3);
-    expect(plan.float).toContainEqual(expect.objectContaining({ opType: 'Resize', reason: expect.stringMatching(/no definition for: left as exported/) }));
+    expect(plan.float).toContainEqual(expect.objectContaining({ opType: 'DepthToSpace', reason: expect.stringMatching(/no definition for: left as exported/) }));
     const [want, got] = [await only(measured, input), await only(int8, input)];
     expect(got.dims).toEqual([2, 10]);
     expect(sqnr(got, want)).toBeGreaterThan(20);
@@ -152,37 +152,11 @@ describe('quantize leaves such an op float', () => {
     expect(q.graph.nodes.filter((n) => n.opType === 'ArgMax')).toHaveLength(1);
   });
 
-  it('a nearest-neighbour Resize ONNX Runtime runs on the uint8 tensor itself is not called float compute (op types alone said it was)', async () => {
-    const g = emptyGraph('nearest', 13);
-    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
-    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['N', 4, 16, 16] }];
-    const rng = new Random(7);
-    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
-    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
-    g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
-    const pads = { pads: { type: 'ints' as const, value: [1, 1, 1, 1] } };
-    g.nodes = [
-      { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: pads },
-      { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
-      { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: { type: 'string', value: 'nearest' } } },
-      { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: pads },
-    ];
-    const { graph: measured } = await withMeasuredOpaqueTypes(g, 'nearest.onnx');
-    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
-    const { graph: int8 } = await quantizeStatic(measured, feeds, DEFAULT_STATIC, { threads: 1 });
-    const kernels = await ortKernels(encodeModel(int8).model);
-    expect(kernels.ops['Resize']).toBe(1);
-    expect(kernels.floatOps['Resize']).toBeUndefined();
-    expect(kernels.islandOps).toEqual({});
-  });
-
-  it("fp16: the op computes in float32 between Casts and its scales stay float32 (ONNX Runtime refuses float16 scales)", async () => {
-    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(RESIZE), RESIZE);
+  it('fp16: the op computes in float32 between Casts', async () => {
+    const { graph: measured } = await withMeasuredOpaqueTypes(await readModel(PIXEL_SHUFFLE), PIXEL_SHUFFLE);
     const half = convertFloat16(prepareFloatGraph(measured, { equalize: false }).graph, 'full').graph;
-    const resize = half.nodes.find((n) => n.opType === 'Resize')!;
-    const scales = half.initializers.get(resize.inputs[2]!) ?? half.nodes.find((n) => n.outputs.includes(resize.inputs[2]!))?.attributes['value']?.value as Tensor | undefined;
-    expect(scales?.dtype).toBe('float32');
-    const around = half.nodes.filter((n) => n.opType === 'Cast' && (n.outputs.includes(resize.inputs[0]!) || n.inputs.includes(resize.outputs[0]!)));
+    const shuffle = half.nodes.find((n) => n.opType === 'DepthToSpace')!;
+    const around = half.nodes.filter((n) => n.opType === 'Cast' && (n.outputs.includes(shuffle.inputs[0]!) || n.inputs.includes(shuffle.outputs[0]!)));
     expect(around.map((n) => n.attributes['to']?.value)).toEqual([1, 10]); // to float32 before, to float16 after
     const [want, got] = [await only(measured, input), await only(half, input)];
     expect(maxAbsDiff(got, want)).toBeLessThan(0.01);

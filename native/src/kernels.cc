@@ -511,6 +511,36 @@ void dequantize(const Instr& i, RunState& s) {
   out(i, s, 0, x * scale);
 }
 
+// resample (Resize): ints [axes, then per axis: axis, outLen, taps, source index × outLen·taps];
+// floats: per axis in turn, the weights × outLen·taps. Each axis is a weighted gather (src/ops/shared/resample.ts
+// computes ONNX's indices and weights), which autograd differentiates as index_select and a sum.
+void resample(const Instr& i, RunState& s) {
+  size_t p = 0, w = 0;
+  at::Tensor x = in(i, s, 0);
+  int64_t axes = takeOne(i, p);
+  for (int64_t a = 0; a < axes; a++) {
+    int64_t axis = normAxis(takeOne(i, p), x.dim()), len = takeOne(i, p), taps = takeOne(i, p);
+    std::vector<int64_t> idx = take(i, p, static_cast<size_t>(len * taps));
+    if (w + static_cast<size_t>(len * taps) > i.floats.size()) throw std::runtime_error("node '" + i.node + "': the plan passes too few resample weights");
+    at::Tensor index = at::tensor(idx, at::TensorOptions().dtype(at::kLong)).to(x.device());
+    at::Tensor gathered = x.index_select(axis, index);
+    if (taps > 1) {
+      std::vector<double> wv(i.floats.begin() + static_cast<std::ptrdiff_t>(w), i.floats.begin() + static_cast<std::ptrdiff_t>(w + len * taps));
+      std::vector<int64_t> split(x.sizes().begin(), x.sizes().end());
+      split[axis] = len;
+      split.insert(split.begin() + axis + 1, taps);
+      std::vector<int64_t> wshape(split.size(), 1);
+      wshape[axis] = len;
+      wshape[axis + 1] = taps;
+      at::Tensor weights = at::tensor(wv, at::TensorOptions().dtype(at::kDouble)).to(x.options()).reshape(wshape);
+      gathered = (gathered.reshape(split) * weights).sum(axis + 1);
+    }
+    w += static_cast<size_t>(len * taps);
+    x = gathered;
+  }
+  out(i, s, 0, x);
+}
+
 }  // namespace
 
 const std::vector<KernelDef>& kernelTable() {
@@ -569,6 +599,7 @@ const std::vector<KernelDef>& kernelTable() {
       {"celu", celu, "floats [alpha]"},
       {"prelu", prelu, ""},
       {"pow", powKernel, ""},
+      {"resample", resample, "ints [axes, (axis, outLen, taps, index...)...]; floats [weights...] (Resize)"},
   };
   return table;
 }

@@ -1,5 +1,5 @@
 import { inputError, SlimError } from '../errors.js';
-import { dataInputs, GraphIndex, type Graph } from '../onnx/graph.js';
+import { dataInputs, GraphIndex, type Graph, type Node } from '../onnx/graph.js';
 import { inferShapes } from '../onnx/shape-inference.js';
 import type { Tensor } from '../onnx/tensor.js';
 import { OpError } from '../ops/op-def.js';
@@ -125,15 +125,20 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   const state = new Set<string>();
   const steps: CompiledStep[] = [];
 
+  // A node the engine cannot run fails the plan only if a kernel reads what it computes: a Resize's
+  // sizes computed from Shape are read by its lowering as known values, and the kernels never need them.
+  const unlowerable: { node: Node; error: SlimError }[] = [];
   for (const { node, inputs: inputFacts, outputs } of facts.nodes) {
     const where = `node '${node.name}' (${node.opType})`;
     const def = opDefFor(node);
     if (!def?.lower && node.opType === 'Shape') {
-      throw fail({ where, problem: 'the model reads a shape at run time where training needs it static', fix: STATIC_SHAPE_FIX });
+      unlowerable.push({ node, error: fail({ where, problem: 'the model reads a shape at run time where training needs it static', fix: STATIC_SHAPE_FIX }) });
+      continue;
     }
     if (!def?.lower) {
       const trainable = Object.entries(OPS).filter(([, d]) => 'lower' in d).map(([op]) => op).sort();
-      throw fail({ where, problem: `op ${node.opType} has no training lowering`, fix: `the engine trains graphs made of ${trainable.join(', ')}` });
+      unlowerable.push({ node, error: fail({ where, problem: `op ${node.opType} has no training lowering`, fix: `the engine trains graphs made of ${trainable.join(', ')}` }) });
+      continue;
     }
     const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
     let lowering;
@@ -154,8 +159,9 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
         ? lowerLearnableQuant(ctx as LowerContext<QuantizeLinearAttrs>)
         : def.lower(ctx);
     } catch (e) {
-      if (e instanceof OpError) throw fail({ where, problem: e.message });
-      throw e;
+      if (!(e instanceof OpError)) throw e;
+      unlowerable.push({ node, error: fail({ where, problem: e.message }) });
+      continue;
     }
     for (const p of lowering.params ?? []) if (p) params.add(p);
     for (const v of lowering.vectors ?? []) if (v) vectors.add(v);
@@ -171,6 +177,12 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
       });
     }
   }
+
+  const live = liveSteps(steps, graph.outputs.map((o) => slots.get(o.name)));
+  for (const { node, error } of unlowerable) {
+    if (node.outputs.some((v) => v && (live.slots.has(slots.get(v) ?? -1) || graph.outputs.some((o) => o.name === v)))) throw error;
+  }
+  steps.splice(0, steps.length, ...live.steps);
 
   const tensors: CompiledTensor[] = [];
   for (const [name, value] of graph.initializers) {
@@ -201,6 +213,19 @@ export function compilePlan(source: Graph, options: CompileOptions = {}): Compil
   const last = index.producer.get(first.name);
   const logitsName = last && (last.opType === 'Softmax' || last.opType === 'LogSoftmax') ? last.inputs[0]! : first.name;
   return { graph: prepared, steps, tensors, numSlots: slots.size, input, outputs, logits: { name: logitsName, slot: slot(logitsName) } };
+}
+
+/** The steps whose results reach the graph's outputs, and the slots they read or write. */
+function liveSteps(steps: readonly CompiledStep[], outputSlots: readonly (number | undefined)[]): { steps: CompiledStep[]; slots: Set<number> } {
+  const slots = new Set(outputSlots.filter((s): s is number => s !== undefined));
+  const kept: CompiledStep[] = [];
+  for (let k = steps.length - 1; k >= 0; k--) {
+    const step = steps[k]!;
+    if (!step.outputs.some((s) => slots.has(s))) continue;
+    kept.push(step);
+    for (const s of step.inputs) if (s >= 0) slots.add(s);
+  }
+  return { steps: kept.reverse(), slots };
 }
 
 function checkInt(v: number, where: string): number {

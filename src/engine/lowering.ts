@@ -20,7 +20,7 @@ export const KERNELS = [
   'flatten', 'reshape', 'transpose', 'squeeze', 'unsqueeze', 'gemm', 'matmul', 'concat', 'split', 'softmax',
   'dropout', 'fake_quant', 'dequantize', 'pad', 'fake_quant_lsq',
   'sync_batch_norm', 'reduce', 'slice', 'layer_norm', 'instance_norm', 'erf', 'variadic', 'expand',
-  'tanh', 'softplus', 'exp', 'log', 'sqrt', 'reciprocal', 'neg', 'abs', 'softsign', 'elu', 'selu', 'celu', 'prelu', 'pow',
+  'tanh', 'softplus', 'exp', 'log', 'sqrt', 'reciprocal', 'neg', 'abs', 'softsign', 'elu', 'selu', 'celu', 'prelu', 'pow', 'resample',
 ] as const;
 
 export type KernelName = (typeof KERNELS)[number];

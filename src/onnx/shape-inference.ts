@@ -65,6 +65,7 @@ export function unsupportedOpError(node: Node, file?: string, others: readonly s
 export function inferShapes(graph: Graph, options: InferOptions = {}): InferenceResult {
   const types = new Map<string, ValueType>();
   const known = new Map<string, KnownValue>();
+  const literals = new Map<string, Tensor>();
   const fail = (problem: string, where?: string, fix?: string): SlimError =>
     inputError({ ...(options.file ? { file: options.file } : {}), ...(where ? { where } : {}), problem, ...(fix ? { fix } : {}) });
 
@@ -118,8 +119,11 @@ export function inferShapes(graph: Graph, options: InferOptions = {}): Inference
       if (!type) throw fail(`input '${name}' has no known type`, where);
       const constant = graph.initializers.get(name);
       const value = known.get(name);
-      return { name, type, ...(constant ? { constant } : {}), ...(value ? { known: value } : {}) };
+      const literal = literals.get(name);
+      return { name, type, ...(constant ? { constant } : {}), ...(literal ? { literal } : {}), ...(value ? { known: value } : {}) };
     });
+    const literal = node.opType === 'Constant' ? node.attributes['value'] : undefined;
+    if (literal?.type === 'tensor' && node.outputs[0]) literals.set(node.outputs[0], literal.value);
     const opset = graph.opsets[node.domain === 'ai.onnx' ? '' : node.domain] ?? graph.opsets[''] ?? 0;
     let outputs: ValueType[];
     let macs: number;

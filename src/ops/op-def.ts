@@ -18,8 +18,10 @@ export interface KnownValue {
 export interface InputFacts {
   name: string;
   type: ValueType;
-  /** Set when the input is an initializer or a Constant output. */
+  /** Set when the input is an initializer (Constant nodes become initializers before training and pruning). */
   constant?: Tensor;
+  /** The tensor of a Constant node's output read here, as exported (a Resize's scales): what inference alone may read. */
+  literal?: Tensor;
   /** Set when the contents are statically known (always for small integer constants). */
   known?: KnownValue;
 }
@@ -97,6 +99,11 @@ export interface OpDef<A> {
    * and a broadcast that grows the shape keeps the node.
    */
   passesThrough?(ctx: OpContext<A>): number | undefined;
+  /**
+   * Input slots whose type ONNX fixes as float32 whatever the data's (Resize's scales): an fp16
+   * conversion leaves the constants read there float32.
+   */
+  float32Inputs?(opset: number): readonly number[];
 }
 
 /** The fields shape inference needs; everything else on an OpDef is a later feature's entry. */

@@ -65,6 +65,7 @@ import { quantizeLinear } from './quantize-linear.js';
 import { reduceMean } from './reduce-mean.js';
 import { relu } from './relu.js';
 import { reshape } from './reshape.js';
+import { resize } from './resize.js';
 import { shape } from './shape.js';
 import { sigmoid } from './sigmoid.js';
 import { slice } from './slice.js';
@@ -138,6 +139,7 @@ export const OPS = {
   ReduceSumSquare: reduceSumSquare,
   Relu: relu,
   Reshape: reshape,
+  Resize: resize,
   Selu: selu,
   Shape: shape,
   Sigmoid: sigmoid,

@@ -191,6 +191,18 @@ def run_node(node, env, opset, training):
         while pairs and pairs[-1] == 0 and pairs[-2] == 0:
             pairs = pairs[:-2]
         return [F.pad(x, pairs, mode='constant', value=value) if mode == 'constant' else F.pad(x, pairs, mode=mode)]
+    if op == 'Resize':
+        # PyTorch's own F.interpolate, for the forms torch.onnx writes for it (opset >= 11: X, roi, scales, sizes).
+        mode, coord = a.get('mode', 'nearest'), a.get('coordinate_transformation_mode', 'half_pixel')
+        scales = ins[2].tolist() if len(ins) > 2 and ins[2] is not None and ins[2].numel() else None
+        sizes = [int(v) for v in ins[3].tolist()] if len(ins) > 3 and ins[3] is not None else None
+        spatial = dict(size=sizes[2:]) if sizes else dict(scale_factor=scales[2:], recompute_scale_factor=False)
+        if mode == 'nearest':
+            assert coord == 'asymmetric' and a.get('nearest_mode') == 'floor', (coord, a.get('nearest_mode'))
+            return [F.interpolate(x, mode='nearest', **spatial)]
+        assert coord in ('half_pixel', 'pytorch_half_pixel', 'align_corners'), coord
+        torch_mode = {2: {'linear': 'linear', 'cubic': 'cubic'}, 4: {'linear': 'bilinear', 'cubic': 'bicubic'}}[x.dim()][mode]
+        return [F.interpolate(x, mode=torch_mode, align_corners=coord == 'align_corners', **spatial)]
     if op in ('Tanh', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Neg', 'Abs'):
         return [{'Tanh': torch.tanh, 'Exp': torch.exp, 'Log': torch.log, 'Sqrt': torch.sqrt,
                  'Reciprocal': lambda t: 1 / t, 'Neg': lambda t: -t, 'Abs': torch.abs}[op](x)]

@@ -55,9 +55,14 @@ export function convertFloat16(graph: Graph, mode: Float16Mode): Float16Result {
   const counter = { clamped: 0 };
   const opaque = g.nodes.filter((node) => !opDefFor(node));
   const index = new GraphIndex(g);
-  // Constants that only ops slimkit has no definition for read stay as they are.
+  // Constants that only ops slimkit has no definition for read stay as they are; so do those ONNX types
+  // float32 whatever the data's (Resize's scales: OpDef.float32Inputs).
   const constant = (value: string): boolean => g.initializers.has(value) || index.producer.get(value)?.opType === 'Constant';
-  const keptFloat32 = (value: string): boolean => opaque.length > 0 && constant(value) && index.consumersOf(value).length > 0 && index.consumersOf(value).every((n) => opaque.includes(n));
+  const readsAsFloat32 = (n: Node, value: string): boolean => {
+    const slots = opDefFor(n)?.float32Inputs?.(g.opsets[''] ?? 0) ?? [];
+    return n.inputs.every((input, slot) => input !== value || slots.includes(slot));
+  };
+  const keptFloat32 = (value: string): boolean => constant(value) && index.consumersOf(value).length > 0 && index.consumersOf(value).every((n) => opaque.includes(n) || readsAsFloat32(n, value));
   let converted = 0;
   if (mode === 'weights') {
     const casts: Node[] = [];

@@ -70,6 +70,7 @@ export function checkExcluded(nodes: readonly Node[], exclude: readonly string[]
 
 export function planQuantization(graph: Graph, facts: InferenceResult, options: PlanOptions): QuantPlan {
   checkOpset(graph, options.perChannel);
+  checkCubicResize(graph);
   const index = new GraphIndex(graph);
   checkExcluded(facts.nodes.map((f) => f.node), options.exclude);
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));
@@ -265,6 +266,20 @@ export function calibrationTargets(plan: QuantPlan, options: { unfolded?: boolea
   // folds nothing) quantizes, so one calibration serves both formats.
   if (options.unfolded) for (const f of plan.folded.values()) out.add(f.input);
   return [...out];
+}
+
+/**
+ * ONNX Runtime (1.2x) moves a Resize next to int8 layers channels-last when it loads the model, and its
+ * cubic kernel then refuses it ("'Cubic' mode only supports 2-D inputs or 4-D inputs with the outermost 2
+ * scale values being 1"), even with the Resize left float: measured on torch-tiny-upsample.onnx.
+ */
+function checkCubicResize(graph: Graph): void {
+  const cubic = graph.nodes.find((n) => n.opType === 'Resize' && n.attributes['mode']?.value === 'cubic');
+  if (!cubic) return;
+  throw usageError(
+    `the model's bicubic Resize ('${nodeLabel(cubic)}', F.interpolate(mode='bicubic')) cannot run in an int8 model: ONNX Runtime lays it out channels-last next to the int8 layers, where its cubic kernel refuses the model`,
+    "export the model with mode='bilinear', or quantize it with --mode dynamic or --mode fp16 (both run it)",
+  );
 }
 
 function checkOpset(graph: Graph, perChannel: boolean): void {
