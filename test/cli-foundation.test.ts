@@ -381,6 +381,13 @@ describe('a model with an op slimkit has no definition for (F.pixel_shuffle, exp
     const benchHuman = await runSlim(['bench', model, '--runs', '50', '--warmup', '0', '--threads', '1']);
     expect(benchHuman.stdout).toContain(`MACs leave out the ops slimkit has no definition for: ${model} (DepthToSpace)`);
 
+    // slim optimize works around the op (its output types measured), and the result still runs (trial 31 F8).
+    const optimized = path.join(dir, 'shuffle.opt.onnx');
+    const opt = await runSlim(['optimize', model, '-o', optimized]);
+    expect(opt.code, opt.stderr).toBe(0);
+    expect(opt.stderr).toContain('note: slimkit has no definition for DepthToSpace: left as it is (its output shapes measured with ONNX Runtime); the passes work around it');
+    expect((await readModel(optimized)).nodes.filter((n) => n.opType === 'DepthToSpace')).toHaveLength(1);
+
     const bundle = path.join(dir, 'shuffle-bundle');
     // Debian's name for the target is taken as slimkit's; -o is --out.
     const deploy = await runSlim(['deploy', model, '--target', 'linux-amd64', '-o', bundle, '--json']);

@@ -21,6 +21,7 @@ import { convertFloat16 } from '../src/compress/quantize/index.js';
 import { readModel, writeModel } from '../src/onnx/io.js';
 import { buildZooModel } from '../src/zoo/index.js';
 import { withLastStepAmended, withStep } from '../src/onnx/provenance.js';
+import { stepLines } from '../src/report/provenance.js';
 import { evaluate } from '../src/runtime/evaluate.js';
 import { openSession } from '../src/runtime/ort.js';
 import { makeInt8CifarModel, writeTestImages, type TestImage } from './helpers/deploy-models.js';
@@ -120,6 +121,28 @@ describe('linux bundle', () => {
     expect(config.model.top1Note).toBe('the top-1 the model records (47.25 %) was measured with its own preprocessing, and this bundle feeds it --resize stretch (it records shorter-side)');
     expect(await readFile(path.join(other.out, 'README.md'), 'utf8')).toContain(`No top-1 is stated: ${config.model.top1Note}.`);
     expect(warnings.join('\n')).toMatch(/the bundle states no top-1 — measure it as the bundle runs it: slim eval .*scored\.onnx --data DATA --image-size 32,32 --resize stretch/);
+  });
+
+  it('an int8 model scored where its sums saturate states the exact-kernel top-1 for arm64 and the browser, and both for x64 (trial 32: the bundles promised 3 pt less)', async () => {
+    const graph = buildZooModel('resnet18-cifar', { width: 0.125, seed: 1 });
+    const quantized = withStep(graph, 'slimkit.quantization', { mode: 'static', method: 'mse', calibration_images: 512, activations: 'uint8 asymmetric', weights: 'int8 per-channel' });
+    const scored = withLastStepAmended(quantized, 'slimkit.quantization', { scored: { top1: 0.363, images: 2000, data: 'cifar10/test', top1_exact_kernels: 0.3935 } });
+    const file = path.join(dir, 'saturated.onnx');
+    await writeModel(scored, file);
+    const said: Record<string, string[]> = {};
+    const bundle = async (target: 'linux-arm64' | 'linux-x64'): Promise<{ config: ReturnType<typeof parseBundleConfig>; readme: string }> => {
+      const made = await deploy({ model: file, target, out: path.join(dir, `saturated-${target}`), log: (l) => void (said[target] ??= []).push(l) });
+      return { config: parseBundleConfig(await readFile(path.join(made.out, 'slim.json'), 'utf8'), 'slim.json'), readme: await readFile(path.join(made.out, 'README.md'), 'utf8') };
+    };
+    const arm = await bundle('linux-arm64');
+    expect(arm.config.model.top1).toEqual({ value: 0.363, images: 2000, data: 'cifar10/test', exactKernels: 0.3935 });
+    expect(arm.readme).toContain("Top-1 **39.35 %** on this device's int8 kernels, which compute exactly (the machine that made it (an x64 CPU without VNNI, whose int8 sums saturate) measured 36.30 %), on 2,000 images of cifar10/test");
+    expect(arm.readme).not.toContain('borderline');
+    expect(said['linux-arm64']!.join('\n')).toMatch(/the README states \S*saturated\.onnx's top-1 on exact int8 kernels, which arm64 runs: 39\.35 % \(the x64 CPU that made it, whose int8 sums saturate, measured 36\.30 %\)/);
+    const x64 = await bundle('linux-x64');
+    expect(x64.readme).toContain('Top-1 **39.35 %** on x64 CPUs with VNNI or AMX (exact int8 kernels), **36.30 %** on x64 CPUs without them');
+    expect(said['linux-x64']!.join('\n')).toMatch(/saturated\.onnx scores 39\.35 % top-1 on x64 CPUs with VNNI or AMX and 36\.30 % on those without/);
+    expect(stepLines(scored.metadata).at(-1)).toContain('top-1 36.30 % on 2,000 images of cifar10/test (ONNX Runtime on an x64 CPU whose int8 sums saturate; 39.35 % on exact int8 kernels: arm64, VNNI x64, the browser)');
   });
 
   it('predict.js gives the same top-1 as slimkit\'s eval path on PNG, JPEG and WebP files', async () => {

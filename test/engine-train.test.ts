@@ -502,6 +502,28 @@ describe.skipIf(!available)('trainModel on CIFAR-10', () => {
     expect(events.filter((e) => e.event === 'epoch').map((e) => e.epoch)).toEqual([1]);
   });
 
+  it('the img/s shown while training leaves out the evaluation between epochs (a trial\'s bar showed 116 for epochs that trained at 159)', async () => {
+    const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 256 });
+    let stalled = false;
+    let shown = 0;
+    const result = await trainModel({
+      graph: smallCnn({ seed: 3, widths: [4, 8, 8] }), data: { train, test: train }, epochs: 2, batch: 32, threads: 2,
+      onProgress: (p) => {
+        // A slow evaluation after epoch 1: 1.5 s, far longer than an epoch's 8 steps take.
+        if (p.phase === 'eval' && p.epoch === 0 && !stalled) {
+          stalled = true;
+          const until = performance.now() + 1500;
+          while (performance.now() < until);
+        }
+        if (p.phase === 'train' && p.epoch === 1) shown = p.imagesPerSecond;
+      },
+    });
+    const second = result.history[1]!;
+    const trained = (train.labels.length / second.trainSeconds);
+    expect(stalled).toBe(true);
+    expect(shown / trained, `shown ${shown.toFixed(0)} img/s, epoch 2 trained at ${trained.toFixed(0)}`).toBeGreaterThan(0.5);
+  });
+
   it('a log cut short mid-line (a full disk, a kill) gets the next record on a line of its own', async () => {
     const train = await loadCifar10('train', { dataDir: DATA_DIR, limit: 64 });
     const logFile = path.join(scratch, 'torn.jsonl');

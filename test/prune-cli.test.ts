@@ -157,6 +157,8 @@ describe('slim prune', () => {
     const out = path.join(dir, 'sparse.onnx');
     const run = await runSlim(['prune', resnet, '-o', out, '--unstructured', '--sparsity', '0.5', '--scope', 'global']);
     expect(run.code, run.stderr).toBe(0);
+    // Without --data nothing measured the damage: the tip says how (a trial's 80 % left its model at chance, unsaid).
+    expect(run.stderr.trim().split('\n').at(-1)).toBe('tip: with --data cifar10 (or an image folder) top-1 before and after is measured — zeroing weights without fine-tuning (--finetune N) can cost a model most of its accuracy');
     expect(run.stdout).toMatch(/non-zero params\s+2\.9 k\s+1\.\d k/);
     expect(run.stdout).toMatch(/sparse bitmap \(est\.\)²/);
     expect(run.stdout).toContain('² a bitmap of the non-zeros plus their values (N:M where it is cheaper): the size a sparse format could reach — no ONNX runtime reads one');

@@ -73,11 +73,14 @@ describe('paired top-1 comparison (McNemar, exact)', () => {
     expect(renderBenchTable(rows, true)).toContain('\ntimed in turns of 10 runs, each model in a process of its own');
     // How many runs the latencies come from, and why so many under --runs auto.
     const counted = rows.map((r) => ({ ...r, latency_runs: 1000 }));
-    expect(renderBenchTable(counted, true, 'auto')).toContain("\nlatency: 1000 timed runs per model, of one image each (--runs auto: about 2 s of the slowest model's runs, 100 to 1000)\ntimed in turns");
-    expect(renderBenchTable(counted, true, 300)).toContain('\nlatency: 1000 timed runs per model, of one image each\n');
+    expect(renderBenchTable(counted, true, 'auto')).toContain("\nlatency: 1000 timed runs per model, on 2 threads, of one image each (--runs auto: about 2 s of the slowest model's runs, 100 to 1000)\ntimed in turns");
+    expect(renderBenchTable(counted, true, 300)).toContain('\nlatency: 1000 timed runs per model, on 2 threads, of one image each\n');
+    // The warm-up and thread count the figures hold for (a trial found the threads only in --json).
+    const warmed = counted.map((r) => ({ ...r, warmup_runs: 10, threads: 1 }));
+    expect(renderBenchTable(warmed, true, 300)).toContain('\nlatency: 1000 timed runs per model after 10 untimed warm-up runs, on 1 thread, of one image each\n');
     // A model exported for a fixed batch runs its whole batch each time (it said "batch-1" for those too).
     const fixedBatch = [counted[0]!, { ...counted[1]!, latency_batch: 4 }];
-    expect(renderBenchTable(fixedBatch, true, 300)).toContain('\nlatency: 1000 timed runs per model, of one image each (of its fixed batch for b.onnx: 4)\n');
+    expect(renderBenchTable(fixedBatch, true, 300)).toContain('\nlatency: 1000 timed runs per model, on 2 threads, of one image each (of its fixed batch for b.onnx: 4)\n');
     expect(renderBenchTable(rows, false)).not.toContain('timed in turns');
     const web = rows.map((r) => ({ ...r, target: 'web' as const, runtime: 'onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156', threads: 2 }));
     expect(renderBenchTable(web, true)).toContain('\ntimed in the browser: onnxruntime-web 1.30.0 (WebAssembly) in Chromium 156, 2 thread(s), in turns of 10 runs, each model in a page of its own');

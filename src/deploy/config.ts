@@ -47,7 +47,7 @@ export interface ModelConfig {
   /** 'logits' get a softmax; 'probabilities' (the graph ends in Softmax) are reported as they are. */
   outputKind: 'logits' | 'probabilities';
   /** The top-1 the model's file records of itself as it is (report/provenance.ts ownTop1), when it does. */
-  top1?: { value: number; images?: number; data?: string };
+  top1?: { value: number; images?: number; data?: string; exactKernels?: number };
   /** Why a top-1 the model records is not stated: the bundle feeds it other preprocessing than it was measured with. */
   top1Note?: string;
   /** How it was made: the steps its file records, in words (`slim info`'s lines). */
@@ -94,7 +94,7 @@ export function parseBundleConfig(text: string, file: string): BundleConfig {
   check(m.fixedBatch === undefined || (isCount(m.fixedBatch) && m.fixedBatch >= 1), 'model.fixedBatch', 'a whole number ≥ 1');
   check(m.oneImagePerRun === undefined || typeof m.oneImagePerRun === 'boolean', 'model.oneImagePerRun', 'true or false');
   check(m.outputKind === 'logits' || m.outputKind === 'probabilities', 'model.outputKind', '"logits" or "probabilities"');
-  check(m.top1 === undefined || (isObject(m.top1) && typeof m.top1.value === 'number' && m.top1.value >= 0 && m.top1.value <= 1), 'model.top1', '{"value": a fraction, "images": N, "data": NAME}');
+  check(m.top1 === undefined || (isObject(m.top1) && typeof m.top1.value === 'number' && m.top1.value >= 0 && m.top1.value <= 1 && (m.top1.exactKernels === undefined || (typeof m.top1.exactKernels === 'number' && m.top1.exactKernels >= 0 && m.top1.exactKernels <= 1))), 'model.top1', '{"value": a fraction, "images": N, "data": NAME, "exactKernels": a fraction}');
   check(m.top1Note === undefined || typeof m.top1Note === 'string', 'model.top1Note', 'a sentence');
   check(m.made === undefined || (Array.isArray(m.made) && m.made.every((l) => typeof l === 'string')), 'model.made', 'a list of lines');
   const p = c.preprocess;

@@ -159,6 +159,13 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   const top1 = changed.length ? undefined : recordedTop1;
   const top1Note = recordedTop1 && changed.length ? `the top-1 the model records (${(recordedTop1.top1 * 100).toFixed(2)} %) was measured with its own preprocessing, and this bundle feeds it ${changed.join(' and ')}` : undefined;
   if (top1Note) warnings.push(`${top1Note}: the bundle states no top-1 — measure it as the bundle runs it: ${evalHint(file, size, resize)}`);
+  // Scored where int8 sums saturate: which of its two scores the target's kernels give.
+  if (top1?.exactKernels !== undefined) {
+    const [exact, saturated] = [top1.exactKernels, top1.top1].map((v) => `${(v * 100).toFixed(2)} %`);
+    notes.push(options.target === 'linux-x64'
+      ? `${file} scores ${exact} top-1 on x64 CPUs with VNNI or AMX and ${saturated} on those without, whose int8 sums saturate (as slim quantize measured): the README states both`
+      : `the README states ${file}'s top-1 on exact int8 kernels, which ${options.target === 'web' ? 'the browser' : 'arm64'} runs: ${exact} (the x64 CPU that made it, whose int8 sums saturate, measured ${saturated})`);
+  }
   const made = stepLines(graph.metadata);
   return {
     bytes,
@@ -178,7 +185,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
         ...(oneImagePerRun ? { oneImagePerRun } : {}),
         output: output.name,
         outputKind,
-        ...(top1 ? { top1: { value: top1.top1, ...(top1.images !== undefined ? { images: top1.images } : {}), ...(top1.data ? { data: top1.data } : {}) } } : {}),
+        ...(top1 ? { top1: { value: top1.top1, ...(top1.images !== undefined ? { images: top1.images } : {}), ...(top1.data ? { data: top1.data } : {}), ...(top1.exactKernels !== undefined ? { exactKernels: top1.exactKernels } : {}) } } : {}),
         ...(top1Note ? { top1Note } : {}),
         ...(made.length ? { made } : {}),
       },

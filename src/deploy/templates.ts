@@ -127,13 +127,29 @@ function evalCommand(p: BundleConfig['preprocess']): string {
 }
 
 /**
+ * An int8 model scored on an x64 CPU without VNNI, whose 16-bit int8 sums saturate: arm64 and the
+ * browser compute it exactly (the exact-kernel score is theirs); an x64 target may be either kind of CPU.
+ */
+function exactKernelsScore(target: BundleConfig['target'], saturated: number, exact: number): string {
+  const pct = (v: number): string => `${(v * 100).toFixed(2)} %`;
+  const made = `the machine that made it (an x64 CPU without VNNI, whose int8 sums saturate) measured ${pct(saturated)}`;
+  if (target === 'linux-arm64') return `Top-1 **${pct(exact)}** on this device's int8 kernels, which compute exactly (${made})`;
+  if (target === 'web') return `Top-1 **${pct(exact)}** in the browser, whose int8 kernels compute exactly (${made})`;
+  return `Top-1 **${pct(exact)}** on x64 CPUs with VNNI or AMX (exact int8 kernels), **${pct(saturated)}** on x64 CPUs without them,
+whose 16-bit int8 sums saturate (\`node doctor.js\` says which this CPU is)`;
+}
+
+/**
  * What the model scores and how it was made, from what its file records: a trial shipping to a Pi found
  * size and hash in the bundle, and no accuracy or history.
  */
 function madeSection(config: BundleConfig): string {
   const t = config.model.top1;
   const on = t ? [t.images !== undefined ? `${t.images.toLocaleString('en')} images` : undefined, t.data].filter(Boolean).join(' of ') : '';
-  const score = t
+  const score = t?.exactKernels !== undefined
+    ? `${exactKernelsScore(config.target, t.value, t.exactKernels)}${on ? `, on ${on}` : ''}: what slimkit recorded for this model as it is
+(ONNX Runtime). \`slim eval model.onnx --data <your test images>\` measures it again on images of your own, with this CPU's kernels.`
+    : t
     ? `Top-1 **${(t.value * 100).toFixed(2)} %**${on ? ` on ${on}` : ''}: what slimkit recorded for this model as it is (ONNX Runtime, on the machine that made it; another
 CPU's int8 kernels may round a score one step apart, so a borderline image can flip).
 \`slim eval model.onnx --data <your test images>\` measures it again on images of your own.`

@@ -143,7 +143,7 @@ export async function loadModel(path: string): Promise<LoadedModel> {
 export interface RuntimeModel extends Omit<LoadedModel, 'facts'> {
   /** Types, shapes and MACs; undefined when the model has ops slimkit has no definition for. */
   facts: InferenceResult | undefined;
-  /** Those ops ('Resize', 'com.microsoft.FusedConv'), sorted; empty when slimkit knows them all. */
+  /** Those ops ('DepthToSpace', 'com.microsoft.FusedConv'), sorted; empty when slimkit knows them all. */
   unknownOps: string[];
 }
 

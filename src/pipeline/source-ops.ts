@@ -1,5 +1,5 @@
 /**
- * A recipe's model file with ops slimkit has no definition for (a Resize from F.interpolate): bench and
+ * A recipe's model file with ops slimkit has no definition for (a DepthToSpace from F.pixel_shuffle): bench and
  * deploy stages run it as it is, quantize stages leave those ops float (their output types measured
  * here once, with ONNX Runtime, as slim quantize does), and stages that train it are refused before
  * anything runs — the engine has no lowering for them.

@@ -16,6 +16,8 @@ export interface BenchRow {
   latency_batch: number;
   /** Timed latency runs (--runs; with auto, chosen from the warm-up); absent in older manifests. */
   latency_runs?: number;
+  /** Untimed runs before them (--warmup); absent in older manifests. */
+  warmup_runs?: number;
   throughput_ips: number;
   throughput_batch: number;
   /** Peak resident memory of the process that ran the model; null in the browser (not measured). */

@@ -67,6 +67,11 @@ interface Scored {
   top1: number;
   images?: number;
   data?: string;
+  /**
+   * An int8 model scored on an x64 CPU whose int8 sums saturate: its top-1 on exact int8 kernels (arm64,
+   * VNNI or AMX x64, the browser), where `top1` is that CPU's.
+   */
+  exactKernels?: number;
 }
 
 function scoredOf(r: Record<string, unknown>): Scored | undefined {
@@ -77,7 +82,8 @@ function scoredOf(r: Record<string, unknown>): Scored | undefined {
   if (top1 === undefined) return undefined;
   const images = num(o['images']);
   const data = text(o['data']);
-  return { top1, ...(images !== undefined ? { images } : {}), ...(data ? { data } : {}) };
+  const exactKernels = num(o['top1_exact_kernels']);
+  return { top1, ...(images !== undefined ? { images } : {}), ...(data ? { data } : {}), ...(exactKernels !== undefined ? { exactKernels } : {}) };
 }
 
 const onText = (images: number | undefined, data: string | undefined): string =>
@@ -87,7 +93,8 @@ function scoredText(r: Record<string, unknown>, before: string, lead = ': '): st
   const s = scoredOf(r);
   if (!s) return '';
   const on = onText(s.images, s.data);
-  return `${lead}top-1 ${formatPercent(s.top1)}${on ? ` on ${on}` : ''} (ONNX Runtime)${before}`;
+  const exact = s.exactKernels !== undefined ? `; ${formatPercent(s.exactKernels)} on exact int8 kernels: arm64, VNNI x64, the browser` : '';
+  return `${lead}top-1 ${formatPercent(s.top1)}${on ? ` on ${on}` : ''} (ONNX Runtime${exact ? ' on an x64 CPU whose int8 sums saturate' : ''}${exact})${before}`;
 }
 
 /**

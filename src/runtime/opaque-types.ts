@@ -1,5 +1,5 @@
 /**
- * Ops slimkit has no definition for (a Resize from F.interpolate, an Einsum) are left float by
+ * Ops slimkit has no definition for (a DepthToSpace from F.pixel_shuffle, an Einsum) are left float by
  * quantize, as ONNX Runtime's own quantizer leaves ops it has no int8 form for. Planning the int8 ops
  * around such an op needs only the types of what it produces; they are measured here by running the
  * model in ONNX Runtime at two batch sizes, and stored as the graph's value types, where shape

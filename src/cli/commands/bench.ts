@@ -189,6 +189,7 @@ export function registerBench(program: Command): void {
           latency_ms: { p50: timing.latencyMs.p50, p90: timing.latencyMs.p90, p99: timing.latencyMs.p99, mean: timing.latencyMs.mean },
           latency_batch: timing.batch,
           latency_runs: timing.runs,
+          warmup_runs: options.warmup,
           throughput_ips: timing.throughputIps,
           throughput_batch: timing.throughputBatch,
           peak_rss_bytes: 'peakRssBytes' in timing ? timing.peakRssBytes : null,
@@ -321,7 +322,11 @@ export function renderBenchTable(rows: BenchRow[], timedInTurns = false, runsAsk
   const runs = rows[0]?.latency_runs;
   // A model exported for a fixed batch runs that many images per run, however few are wanted.
   const batched = rows.filter((r) => r.latency_batch > 1).map((r) => `${r.file}: ${r.latency_batch}`);
-  const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
+  // The conditions the figures hold for: runs, warm-up and threads (a trial found the thread count only in --json).
+  const warmup = rows[0]?.warmup_runs;
+  const threadCounts = [...new Set(rows.map((r) => r.threads))];
+  const conditions = `${warmup !== undefined ? ` after ${warmup} untimed warm-up run${warmup === 1 ? '' : 's'}` : ''}${web ? '' : `, on ${threadCounts.join('/')} thread${threadCounts.length === 1 && threadCounts[0] === 1 ? '' : 's'}`}`;
+  const counted = runs !== undefined ? `\nlatency: ${runs} timed runs per model${conditions}, of one image each${batched.length ? ` (of its fixed batch for ${batched.join(', ')})` : ''}${runsAsked === 'auto' ? ` (--runs auto: about ${AUTO_RUNS.seconds} s of the slowest model's runs, ${AUTO_RUNS.min} to ${AUTO_RUNS.max})` : ''}` : '';
   const partial = rows.filter((r) => r.macs !== null && r.macs_without_ops?.length).map((r) => `${r.file} (${r.macs_without_ops!.join(', ')})`);
   const partialLine = partial.length ? `\nMACs leave out the ops slimkit has no definition for: ${partial.join(', ')}` : '';
   const exactLine = exact.length ? `\nexact: top-1 of ${exact.join(', ')} on exact int8 kernels (arm64, x64 with VNNI or AMX, the browser), scored here with the weights as uint8 — this CPU's int8 sums saturate, and the paired tests compare this CPU's` : '';

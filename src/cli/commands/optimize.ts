@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { madeBySlimkit } from '../../onnx/graph.js';
 import { writeModel } from '../../onnx/io.js';
-import { loadModel } from '../../onnx/validate.js';
-import { validateGraph } from '../../onnx/validate.js';
+import { loadModelForRuntime, validateGraph } from '../../onnx/validate.js';
+import { withMeasuredOpaqueTypes } from '../../runtime/opaque-types.js';
 import { formatTrace, INFERENCE_PIPELINE, PASSES, runPasses, type PassTrace } from '../../passes/index.js';
 import { log } from '../../util/terminal.js';
 import { printResult, type CommonOptions } from '../output.js';
@@ -38,7 +38,11 @@ export function registerOptimize(program: Command): void {
             return pass;
           })
         : INFERENCE_PIPELINE;
-      const { graph } = await loadModel(file);
+      // Ops slimkit has no definition for are left as they are: their output types, measured with ONNX
+      // Runtime, are all the passes need of them (trial 31: optimize refused such a model).
+      const loaded = await loadModelForRuntime(file);
+      const { graph } = await withMeasuredOpaqueTypes(loaded.graph, file);
+      if (loaded.unknownOps.length) log(`note: slimkit has no definition for ${loaded.unknownOps.join(', ')}: left as ${loaded.unknownOps.length > 1 ? 'they are' : 'it is'} (${loaded.unknownOps.length > 1 ? 'their' : 'its'} output shapes measured with ONNX Runtime); the passes work around ${loaded.unknownOps.length > 1 ? 'them' : 'it'}`);
       const traces: PassTrace[] = [];
       const optimized = runPasses(graph, passes, (t) => {
         traces.push(t);

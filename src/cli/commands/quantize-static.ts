@@ -133,7 +133,8 @@ export async function quantizeStatic(graph: Graph, options: QuantizeCliOptions, 
   // Which split: a folder's train/ when it has one — the test images never calibrate.
   extra['calibration_data'] = fullSet.name;
   if (choice && heldOut) {
-    extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice) };
+    // Scored on exact int8 kernels where this CPU's sums saturate (forExactScoring): said, not left to guess.
+    extra['method_scores'] = { held_out_images: heldOut.labels.length, output_sqnr_db: scoresByMethod(choice), ...(int8KernelsSaturate() ? { on_exact_kernels: true } : {}) };
     log(describeChoice(choice, heldOut.labels.length));
   } else if (auto) {
     const n = fullSet.labels.length;
@@ -204,7 +205,8 @@ async function keepSensitiveLayersFloat(graph: Graph, run: StaticRun, options: Q
     onStep: (s) => log(`  ${s.floatLayers} layer(s) float: top-1 ${formatPercent(s.top1)} (drop ${s.dropPt.toFixed(2)} pt)`),
   });
   run.maxDrop = { budgetPt: maxDrop, chosenOn: choose.source.count, met: mixed.met };
-  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, chosen_on_images: choose.source.count, baseline_top1: mixed.baseline, steps: mixed.steps.map(mixedStepJson) };
+  // `met` is the choice's, on exact int8 kernels; quantize adds the held-out images' verdict on this CPU.
+  run.extra['mixed_precision'] = { float_layers: mixed.floatLayers, met: mixed.met, chosen_on_images: choose.source.count, ...(int8KernelsSaturate() ? { chosen_on_exact_kernels: true } : {}), baseline_top1: mixed.baseline, steps: mixed.steps.map(mixedStepJson) };
   if (mixed.searched) {
     run.mixed = mixed;
     run.output = mixed.graph;

@@ -324,6 +324,8 @@ export function registerTrain(program: Command): void {
         gpu_seconds: result.gpuSeconds,
         estimated_cost: result.estimatedCost,
         ...load.json,
+        // The threads it trained on beside the cores it had (a trial read "cores: 2" as the thread count).
+        ...(options.device === 'cpu' ? { threads: options.threads ?? usableCores() } : {}),
         ...(result.resumedFrom !== undefined ? { resumed_from_epoch: result.resumedFrom } : {}),
         ...(distributed
           ? {

@@ -8,7 +8,8 @@
  *    file, runs everywhere.
  * Values beyond ±65504 (the float16 range) are clamped and reported. An op slimkit has no definition
  * for (left float by quantize) keeps computing in float32 as exported: its constants stay float32 and,
- * in 'full', its float inputs and outputs are cast around it (Resize's scales must be float32).
+ * in 'full', its float inputs and outputs are cast around it. Constants ONNX types float32 whatever
+ * the data's (Resize's scales: OpDef.float32Inputs) stay float32 too.
  */
 import { cloneGraph, dataInputs, GraphIndex, type Graph, type Node } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shape-inference.js';

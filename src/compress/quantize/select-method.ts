@@ -9,6 +9,7 @@ import type { Tensor } from '../../onnx/tensor.js';
 import { encodeModel } from '../../onnx/io.js';
 import { openSession } from '../../runtime/ort.js';
 import { forExactScoring } from './unsigned-layout.js';
+import { int8KernelsSaturate } from '../../util/cpu-flags.js';
 import type { ActivationCollector, FeedSource } from './calibrate/index.js';
 import { buildQuantized, type PreparedGraph, type QuantizedResult, type StaticOptions } from './quantize.js';
 import { SQNR } from './sqnr.js';
@@ -77,5 +78,7 @@ export function scoresByMethod(choice: MethodChoice): Record<string, number> {
 
 /** One log line: the method kept and every score. */
 export function describeChoice(choice: MethodChoice, heldOutImages: number): string {
-  return `calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOutImages} held-out images: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`;
+  // Scored as forExactScoring runs the model: where this CPU's int8 sums saturate, not as it runs here.
+  const exact = int8KernelsSaturate() ? " on exact int8 kernels (this CPU's saturate: the written model scores lower here)" : '';
+  return `calibration method: ${choice.method} (output SQNR vs fp32 on ${heldOutImages} held-out images${exact}: ${choice.scores.map((s) => `${s.method} ${s.outputSqnrDb.toFixed(1)} dB`).join(', ')})`;
 }
