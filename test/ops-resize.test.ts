@@ -17,8 +17,11 @@ import { encodeModel, readModel } from '../src/onnx/io.js';
 import { inferShapes } from '../src/onnx/shape-inference.js';
 import { float32, int64, type Tensor } from '../src/onnx/tensor.js';
 import { resampleTaps } from '../src/ops/shared/resample.js';
+import { withMeasuredOpaqueTypes } from '../src/runtime/opaque-types.js';
+import { upgradeOpset } from '../src/passes/upgrade-opset.js';
 import { runGraph } from '../src/runtime/ort.js';
 import { Random } from '../src/util/random.js';
+import { measureModel } from '../src/toolkit.js';
 import { runSlim } from './helpers/cli.js';
 import { CIFAR_DIR, fixturePath, maxAbsDiff, randomInput, torchSidecar } from './helpers/fixtures.js';
 
@@ -61,6 +64,27 @@ describe('Resize shape inference', () => {
     expect(() => inferShapes(both)).toThrow(/node 'resize' \(Resize\): scales and sizes are both given/);
     const neither = resizeGraph([1, 3, 8, 8], {});
     expect(() => inferShapes(neither)).toThrow(/neither scales nor sizes is given/);
+  });
+});
+
+describe('Resize at opset 10 (X, scales)', () => {
+  it('is rewritten for opset 13 as ONNX Runtime runs it (quantize converts first; it broke the node: trial 33); a nearest downscale is refused', async () => {
+    for (const mode of ['nearest', 'linear']) {
+      const old = resizeGraph(['N', 3, 5, 6], {}, { mode: str(mode) }, 10);
+      old.initializers.set('scales', float32([4], [1, 1, 2, 1.5]));
+      old.nodes = [{ ...old.nodes[0]!, inputs: ['x', 'scales'] }];
+      const upgraded = upgradeOpset(old, { file: 'old.onnx' });
+      expect(upgraded.opsets['']).toBe(13);
+      expect(upgraded.nodes[0]!.inputs).toEqual(['x', '', 'scales']);
+      const x = randomInput([2, 3, 5, 6], 3);
+      const [want, got] = [await only(old, x), await only(upgraded, x)];
+      expect(got.dims, mode).toEqual([2, 3, 10, 9]);
+      expect(maxAbsDiff(got, want), mode).toBe(0);
+    }
+    const shrink = resizeGraph(['N', 3, 6, 6], {}, { mode: str('nearest') }, 10);
+    shrink.initializers.set('scales', float32([4], [1, 1, 0.5, 0.5]));
+    shrink.nodes = [{ ...shrink.nodes[0]!, inputs: ['x', 'scales'] }];
+    expect(() => upgradeOpset(shrink, { file: 'old.onnx' })).toThrow(/old\.onnx: node 'resize' \(Resize\): .*opset 10 nearest Resize that does not upsample has no exact opset 13 form/);
   });
 });
 
@@ -121,10 +145,65 @@ describe('quantizing a model with Resize', () => {
     expect(kernels.islandOps).toEqual({});
   });
 
-  it('a bicubic Resize is refused for int8 before calibrating (ONNX Runtime cannot load the int8 model), naming what runs it', async () => {
+  it('a bicubic downscale is refused for int8 before calibrating (ONNX Runtime cannot load the int8 model); a bicubic upsample quantizes and runs', async () => {
     await expect(quantizeStatic(await readModel(UPSAMPLE), calibration, DEFAULT_STATIC, { threads: 1 })).rejects.toThrow(
-      /bicubic Resize \('\/Resize_2', F\.interpolate\(mode='bicubic'\)\) cannot run in an int8 model.*— export the model with mode='bilinear', or quantize it with --mode dynamic or --mode fp16/,
+      /bicubic Resize \('\/Resize_2', F\.interpolate\(mode='bicubic'\)\) shrinks its input .*which ONNX Runtime cannot run in an int8 model.*— export the model with mode='bilinear' for that resize, or quantize it with --mode dynamic or --mode fp16/,
     );
+    const g = emptyGraph('bicubic-up', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    const rng = new Random(11);
+    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
+    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
+    g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
+    g.nodes = [
+      { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: {} },
+      { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
+      { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: str('cubic') } },
+      { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: {} },
+    ];
+    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
+    const { graph: int8 } = await quantizeStatic(g, feeds, DEFAULT_STATIC, { threads: 1 });
+    const x = randomInput([2, 3, 8, 8], 6);
+    expect((await only(int8, x)).dims).toEqual([2, 4, 10, 10]);
+  });
+
+  it('size arithmetic (recompute_scale_factor: Shape → Cast → Mul by 1.5 → Floor) is not quantized: int8 resizes to the size float does (it came out 47 for 48: trial 33)', async () => {
+    const g = emptyGraph('recompute', 13);
+    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 32, 32] }];
+    g.outputs = [{ name: 'y', dtype: 'float32' }];
+    const rng = new Random(12);
+    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
+    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
+    g.initializers.set('hw', int64([1], [2]));
+    g.initializers.set('end', int64([1], [4]));
+    g.initializers.set('start', int64([1], [0]));
+    g.initializers.set('factor', float32([2], [1.5, 2]));
+    const node = (name: string, opType: string, inputs: string[], attributes: Node['attributes'] = {}): Node => ({ name, opType, domain: '', inputs, outputs: [name], attributes });
+    g.nodes = [
+      node('c1', 'Conv', ['x', 'w1']),
+      node('shape', 'Shape', ['c1']),
+      node('nc', 'Slice', ['shape', 'start', 'hw']),
+      node('hwdims', 'Slice', ['shape', 'hw', 'end']),
+      node('hwf', 'Cast', ['hwdims'], { to: { type: 'int', value: 1 } }),
+      node('scaled', 'Mul', ['hwf', 'factor']),
+      node('floored', 'Floor', ['scaled']),
+      node('hwi', 'Cast', ['floored'], { to: { type: 'int', value: 7 } }),
+      node('sizes', 'Concat', ['nc', 'hwi'], { axis: { type: 'int', value: 0 } }),
+      node('up', 'Resize', ['c1', '', '', 'sizes'], { mode: str('nearest') }),
+      { ...node('y', 'Conv', ['up', 'w2']) },
+    ];
+    const feeds = [{ x: float32([8, 3, 32, 32], Array.from({ length: 8 * 3 * 1024 }, () => rng.normal())) }];
+    const { graph: measured } = await withMeasuredOpaqueTypes(g, 'recompute.onnx');
+    const { graph: int8 } = await quantizeStatic(measured, feeds, DEFAULT_STATIC, { threads: 1 });
+    for (const name of ['hwf', 'factor', 'scaled', 'sizes']) expect(int8.nodes.some((n) => n.opType === 'QuantizeLinear' && n.inputs[0] === name), name).toBe(false);
+    const x = randomInput([2, 3, 32, 32], 7);
+    // 32 → 30 after the first conv, resized to floor(30 × 1.5) × 30 × 2, 43 × 58 after the second.
+    expect((await only(int8, x)).dims).toEqual([2, 4, 43, 58]);
+    expect((await only(measured, x)).dims).toEqual([2, 4, 43, 58]);
+    // The Floor (no definition here) computes the size: the layers after it have no known shape, so MACs are
+    // unknown rather than counted at 1×1 (10× too few: trial 33).
+    expect(await measureModel(g)).toMatchObject({ macs: null, unknownOps: ['Floor'] });
   });
 
   it('fp16: the scales stay float32 (ONNX types them so; ONNX Runtime refuses float16 ones) and the model computes in float16', async () => {
@@ -148,6 +227,14 @@ describe.skipIf(!nativeAvailable())('pruning and training through Resize', () =>
     const x = randomInput([3, 3, 32, 32], 4);
     const ours = EnginePlan.create(pruned, { threads: 1 }).forward(x)[0]!;
     expect(maxAbsDiff(ours, await only(pruned, x))).toBeLessThanOrEqual(1e-4);
+  });
+
+  it('a free-size model whose Resize goes by scales trains at the image size it is given (it was refused: trial 33)', async () => {
+    const given = await readModel(RESIZE);
+    const free = { ...given, inputs: given.inputs.map((v) => ({ ...v, shape: ['batch', 3, 'height', 'width'] })) };
+    const x = randomInput([2, 3, 32, 32], 8);
+    const ours = EnginePlan.create(free, { threads: 1, imageSize: [32, 32] }).forward(x)[0]!;
+    expect(maxAbsDiff(ours, await only(free, x))).toBeLessThanOrEqual(1e-4);
   });
 
   it('a stored sizes input follows the kept channel count', async () => {

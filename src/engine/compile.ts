@@ -100,9 +100,9 @@ export function prepareForTraining(graph: Graph): Graph {
 export function compilePlan(source: Graph, options: CompileOptions = {}): CompiledPlan {
   const prepared = prepareForTraining(source);
   // Weights are shared by name between the two, so the trained ones go back into the free-size graph.
-  const graph = options.imageSize && hasFreeImageSize(prepared) && computesShapes(prepared)
-    ? foldShapeSubgraphs(pinImageSize(prepared, options.imageSize))
-    : prepared;
+  // Pinned too where nothing computes a shape: a Resize by scales needs its output size (trial 33).
+  const pinned = options.imageSize && hasFreeImageSize(prepared) ? pinImageSize(prepared, options.imageSize) : prepared;
+  const graph = pinned !== prepared && computesShapes(prepared) ? foldShapeSubgraphs(pinned) : pinned;
   const file = options.file;
   const quantRanges = options.quantRanges ?? gridOf(graph);
   const fail = (parts: { where?: string; problem: string; fix?: string }): SlimError => inputError({ ...(file ? { file } : {}), ...parts });

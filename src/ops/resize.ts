@@ -177,6 +177,25 @@ export const resize = defineOp<ResizeAttrs>({
   // int8 in, int8 out at one scale (ONNX Runtime's QDQ Resize): a resample of the quantized values. Not
   // cubic: ONNX Runtime runs an int8 Resize channels-last, where its cubic kernel refuses the model.
   quant: { mark: (ctx) => (ctx.attrs.mode === 'cubic' ? undefined : passThrough<ResizeAttrs>().mark(ctx)) },
+  // Opset 10's (X, scales) with asymmetric coordinates, as opset 11+ spells it. Its nearest rounding is
+  // floor when upsampling; a nearest downscale rounds differently in ONNX Runtime and has no exact rewrite.
+  upgrade(ctx) {
+    if (ctx.opset >= 11) return [ctx.node];
+    const scales = constantScales(ctx, ctx.opset);
+    if (ctx.attrs.mode === 'nearest' && !(scales && scales.length > 0 && scales.every((v) => v >= 1))) {
+      throw new OpError('an opset 10 nearest Resize that does not upsample has no exact opset 13 form');
+    }
+    const { node } = ctx;
+    return [{
+      ...node,
+      inputs: [node.inputs[0]!, '', node.inputs[1] ?? ''],
+      attributes: {
+        ...node.attributes,
+        coordinate_transformation_mode: { type: 'string', value: 'asymmetric' },
+        ...(ctx.attrs.mode === 'nearest' ? { nearest_mode: { type: 'string', value: 'floor' } } : {}),
+      },
+    }];
+  },
   lower(ctx) {
     const { attrs } = ctx;
     if (!FLOAT_DTYPES.has(input(ctx, 0).type.dtype)) throw new OpError(`a Resize of ${input(ctx, 0).type.dtype} values is not supported for training`);

@@ -28,7 +28,7 @@ const externalNote = (files: readonly string[], bytes: number): string =>
 const macsText = (stats: ModelStats): string => {
   if (stats.macs !== null) return `MACs ${formatCount(stats.macs)} per image${stats.unknownOps.length ? ` (without ${stats.unknownOps.join(', ')}, which slimkit has no definition for)` : ''}`;
   // Their output shapes are measured by running the model at one input size: a free one has none.
-  if (stats.unknownOps.length > 0) return `MACs unknown: slimkit has no definition for ${stats.unknownOps.join(', ')}, and ONNX Runtime could not measure ${stats.unknownOps.length > 1 ? 'their' : 'its'} output shapes (a free image size, or one that changes with the batch)`;
+  if (stats.unknownOps.length > 0) return `MACs unknown: slimkit has no definition for ${stats.unknownOps.join(', ')}, and the shapes after ${stats.unknownOps.length > 1 ? 'them' : 'it'} are not known before the model runs (a free image size, a size ${stats.unknownOps.length > 1 ? 'they compute' : 'it computes'}, or one that changes with the batch)`;
   return "MACs unknown: the input's height and width are free (pass --image-size H,W)";
 };
 
