@@ -103,6 +103,25 @@ describe('Resize as a weighted gather (ONNX coordinates in float32)', () => {
   });
 });
 
+/** x [N, 3, 8, 8] → Conv → Relu → Resize ×2 (`mode`) → Conv → y, seeded weights, and 8 calibration images. */
+function convResizeConv(mode: string, seed: number, pads = [0, 0, 0, 0]): { g: Graph; feeds: { x: Tensor }[] } {
+  const g = emptyGraph(`conv-${mode}-conv`, 13);
+  g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
+  g.outputs = [{ name: 'y', dtype: 'float32' }];
+  const rng = new Random(seed);
+  g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
+  g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
+  g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
+  const padding = { pads: { type: 'ints' as const, value: pads } };
+  g.nodes = [
+    { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: padding },
+    { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
+    { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: str(mode) } },
+    { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: padding },
+  ];
+  return { g, feeds: [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }] };
+}
+
 describe('quantizing a model with Resize', () => {
   const { input } = torchSidecar('torch-tiny-resize.onnx');
   const calibration = Array.from({ length: 4 }, (_, i) => ({ input: randomInput([8, 3, 32, 32], 10 + i) }));
@@ -123,21 +142,7 @@ describe('quantizing a model with Resize', () => {
   });
 
   it('a nearest-neighbour Resize ONNX Runtime runs on the uint8 tensor itself is not called float compute', async () => {
-    const g = emptyGraph('nearest', 13);
-    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
-    g.outputs = [{ name: 'y', dtype: 'float32', shape: ['N', 4, 16, 16] }];
-    const rng = new Random(7);
-    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
-    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
-    g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
-    const pads = { pads: { type: 'ints' as const, value: [1, 1, 1, 1] } };
-    g.nodes = [
-      { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: pads },
-      { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
-      { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: str('nearest') } },
-      { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: pads },
-    ];
-    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
+    const { g, feeds } = convResizeConv('nearest', 7, [1, 1, 1, 1]);
     const { graph: int8 } = await quantizeStatic(g, feeds, DEFAULT_STATIC, { threads: 1 });
     const kernels = await ortKernels(encodeModel(int8).model);
     expect(kernels.ops['Resize']).toBe(1);
@@ -149,20 +154,7 @@ describe('quantizing a model with Resize', () => {
     await expect(quantizeStatic(await readModel(UPSAMPLE), calibration, DEFAULT_STATIC, { threads: 1 })).rejects.toThrow(
       /bicubic Resize \('\/Resize_2', F\.interpolate\(mode='bicubic'\)\) shrinks its input .*which ONNX Runtime cannot run in an int8 model.*— export the model with mode='bilinear' for that resize, or quantize it with --mode dynamic or --mode fp16/,
     );
-    const g = emptyGraph('bicubic-up', 13);
-    g.inputs = [{ name: 'x', dtype: 'float32', shape: ['N', 3, 8, 8] }];
-    g.outputs = [{ name: 'y', dtype: 'float32' }];
-    const rng = new Random(11);
-    g.initializers.set('w1', float32([4, 3, 3, 3], Array.from({ length: 108 }, () => rng.normal() * 0.3)));
-    g.initializers.set('w2', float32([4, 4, 3, 3], Array.from({ length: 144 }, () => rng.normal() * 0.3)));
-    g.initializers.set('scales', float32([4], [1, 1, 2, 2]));
-    g.nodes = [
-      { name: 'conv1', opType: 'Conv', domain: '', inputs: ['x', 'w1'], outputs: ['c1'], attributes: {} },
-      { name: 'relu1', opType: 'Relu', domain: '', inputs: ['c1'], outputs: ['r1'], attributes: {} },
-      { name: 'up', opType: 'Resize', domain: '', inputs: ['r1', '', 'scales'], outputs: ['u'], attributes: { mode: str('cubic') } },
-      { name: 'conv2', opType: 'Conv', domain: '', inputs: ['u', 'w2'], outputs: ['y'], attributes: {} },
-    ];
-    const feeds = [{ x: float32([8, 3, 8, 8], Array.from({ length: 8 * 3 * 64 }, () => rng.normal())) }];
+    const { g, feeds } = convResizeConv('cubic', 11);
     const { graph: int8 } = await quantizeStatic(g, feeds, DEFAULT_STATIC, { threads: 1 });
     const x = randomInput([2, 3, 8, 8], 6);
     expect((await only(int8, x)).dims).toEqual([2, 4, 10, 10]);
