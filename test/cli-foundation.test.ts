@@ -434,7 +434,8 @@ describe('a model with an op slimkit has no definition for (F.pixel_shuffle, exp
       expect(refused.stderr).toContain('slim eval, bench, info and deploy still run it with ONNX Runtime, and quantize leaves it float');
       // The fix is in reach: the README lists the ops (a trial's error carried ~80 op names, ~1,000 characters).
       expect(refused.stderr).toMatch(/prune and train need each op to be one of slimkit's \d+ \(README, "Ops slimkit defines"\): export the model without DepthToSpace, and `slim info` names every such op it has/);
-      expect(refused.stderr.trim().length).toBeLessThan(400);
+      // Counted without the model's path, whose length is the checkout's (a clone's deeper folder made it 401).
+      expect(refused.stderr.replaceAll(model, 'M').trim().length).toBeLessThan(400);
     }
   });
 
