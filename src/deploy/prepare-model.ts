@@ -24,6 +24,7 @@ import { classScoreDims } from '../runtime/class-scores.js';
 import { hasWideInt8Weights } from '../compress/quantize/cpu.js';
 import { toGenericLayout } from '../compress/quantize/generic-layout.js';
 import { MODEL_FILE, type BundleConfig, type ModelConfig, type Preprocess, type Target } from './config.js';
+import { formatPercent } from '../report/format.js';
 
 export interface PrepareOptions {
   /** Class names in output order (e.g. read from --labels); default: the model's metadata. */
@@ -161,7 +162,7 @@ export async function prepareModel(file: string, options: PrepareOptions = {}): 
   if (top1Note) warnings.push(`${top1Note}: the bundle states no top-1 — measure it as the bundle runs it: ${evalHint(file, size, resize)}`);
   // Scored where int8 sums saturate: which of its two scores the target's kernels give.
   if (top1?.exactKernels !== undefined) {
-    const [exact, saturated] = [top1.exactKernels, top1.top1].map((v) => `${(v * 100).toFixed(2)} %`);
+    const [exact, saturated] = [top1.exactKernels, top1.top1].map((v) => formatPercent(v));
     notes.push(options.target === 'linux-x64'
       ? `${file} scores ${exact} top-1 on x64 CPUs with VNNI or AMX and ${saturated} on those without, whose int8 sums saturate (as slim quantize measured): the README states both`
       : `the README states ${file}'s top-1 on exact int8 kernels, which ${options.target === 'web' ? 'the browser' : 'arm64'} runs: ${exact} (the x64 CPU that made it, whose int8 sums saturate, measured ${saturated})`);

@@ -4,7 +4,7 @@
  */
 import { shellWord } from '../util/shell.js';
 import type { BundleConfig } from './config.js';
-import { formatBytes } from '../report/format.js';
+import { formatBytes, formatPercent } from '../report/format.js';
 import { describeResize } from '../data/image-folder.js';
 
 export interface TemplateContext {
@@ -131,11 +131,10 @@ function evalCommand(p: BundleConfig['preprocess']): string {
  * browser compute it exactly (the exact-kernel score is theirs); an x64 target may be either kind of CPU.
  */
 function exactKernelsScore(target: BundleConfig['target'], saturated: number, exact: number): string {
-  const pct = (v: number): string => `${(v * 100).toFixed(2)} %`;
-  const made = `the machine that made it (an x64 CPU without VNNI, whose int8 sums saturate) measured ${pct(saturated)}`;
-  if (target === 'linux-arm64') return `Top-1 **${pct(exact)}** on this device's int8 kernels, which compute exactly (${made})`;
-  if (target === 'web') return `Top-1 **${pct(exact)}** in the browser, whose int8 kernels compute exactly (${made})`;
-  return `Top-1 **${pct(exact)}** on x64 CPUs with VNNI or AMX (exact int8 kernels), **${pct(saturated)}** on x64 CPUs without them,
+  const made = `the machine that made it (an x64 CPU without VNNI, whose int8 sums saturate) measured ${formatPercent(saturated)}`;
+  if (target === 'linux-arm64') return `Top-1 **${formatPercent(exact)}** on this device's int8 kernels, which compute exactly (${made})`;
+  if (target === 'web') return `Top-1 **${formatPercent(exact)}** in the browser, whose int8 kernels compute exactly (${made})`;
+  return `Top-1 **${formatPercent(exact)}** on x64 CPUs with VNNI or AMX (exact int8 kernels), **${formatPercent(saturated)}** on x64 CPUs without them,
 whose 16-bit int8 sums saturate (\`node doctor.js\` says which this CPU is)`;
 }
 
